@@ -1,0 +1,33 @@
+/**
+ * Typed errors of the wire layer. Parsers return a WireError instead of
+ * throwing, so a malformed packet on the data path costs one allocation and
+ * never an exception unwinding through the shell.
+ */
+
+export type WireLayer = 'ethernet' | 'arp' | 'ipv4' | 'tcp' | 'tcp-option';
+
+export type WireErrorCode =
+  | 'truncated' // the buffer ends before the header (or a length it states) does
+  | 'bad-version' // IPv4 version field is not 4
+  | 'bad-header-length' // IHL < 5, TCP data offset < 5, or a header longer than its packet
+  | 'bad-total-length' // IPv4 total length shorter than the header or longer than the buffer
+  | 'fragment' // IPv4 fragment: the bridge never reassembles
+  | 'not-tcp' // IPv4 protocol is not TCP
+  | 'not-ipv4' // Ethernet type is not IPv4
+  | 'bad-arp' // ARP for something other than Ethernet/IPv4
+  | 'bad-option'; // TCP option length < 2, runs past the header, or wrong for its kind
+
+export class WireError extends Error {
+  override readonly name = 'WireError';
+  constructor(
+    readonly layer: WireLayer,
+    readonly code: WireErrorCode,
+    detail: string,
+  ) {
+    super(`${layer}: ${code}: ${detail}`);
+  }
+}
+
+export function isWireError(x: unknown): x is WireError {
+  return x instanceof WireError;
+}
