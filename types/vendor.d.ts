@@ -74,5 +74,6 @@ declare module 'cap' {
     static findDevice(ip?: string): string | undefined;
     static deviceList(): Array<{ name: string; addresses: Array<{ addr: string }> }>;
   }
-  export const decoders: unknown;
+  const cap: { Cap: typeof Cap };
+  export default cap;
 }

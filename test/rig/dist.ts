@@ -1,18 +1,9 @@
 /** Paths of compiled helper scripts that run inside rig hosts (they need `npm run build`). */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { PACKAGE_ROOT } from '../../bridge/io/paths.js';
 
-/** The repository root, whether this module runs from source (vitest) or from dist/. */
-export const REPO_ROOT = (() => {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json'))) {
-    const up = dirname(d);
-    if (up === d) throw new Error('cannot find the repository root');
-    d = up;
-  }
-  return d;
-})();
+export const REPO_ROOT = PACKAGE_ROOT;
 
 /** Absolute path of a compiled script, e.g. distScript('test/rig/helpers/syn-probe.js'). */
 export function distScript(rel: string): string {

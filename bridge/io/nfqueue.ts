@@ -1,0 +1,192 @@
+/**
+ * NFQUEUE from TypeScript: a thin typed layer over the native addon
+ * (native/nfqueue.cc). Packets arrive in batches — one contiguous Buffer and
+ * a Uint32Array of metadata — and are read through a PacketBatch view, so the
+ * hot path allocates nothing per packet unless the program asks for a copy.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from './paths.js';
+
+interface NativeQueue {
+  verdict(id: number, verdict: number, mark?: number, buf?: Buffer, off?: number, len?: number): boolean;
+  verdictBatch(maxId: number, verdict: number, mark?: number): boolean;
+  stats(): QueueStats;
+  close(): void;
+}
+
+interface NativeModule {
+  NfQueue: new (num: number, opts: object, onBatch: (data: Buffer, meta: Uint32Array) => void) => NativeQueue;
+  META_WORDS: number;
+  NF_DROP: number;
+  NF_ACCEPT: number;
+  SKB_CSUMNOTREADY: number;
+  SKB_GSO: number;
+  SKB_CSUM_NOTVERIFIED: number;
+}
+
+let native: NativeModule | undefined;
+function load(): NativeModule {
+  if (!native) {
+    const require = createRequire(import.meta.url);
+    const path = join(PACKAGE_ROOT, 'build', 'Release', 'tcpfo_nfqueue.node');
+    try {
+      native = require(path) as NativeModule;
+    } catch (e) {
+      throw new Error(`cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`);
+    }
+  }
+  return native;
+}
+
+export const NF_DROP = 0;
+export const NF_ACCEPT = 1;
+/** skbinfo flags (linux/netfilter/nfnetlink_queue.h). */
+export const SKB_CSUMNOTREADY = 1 << 0;
+export const SKB_GSO = 1 << 1;
+export const SKB_CSUM_NOTVERIFIED = 1 << 2;
+
+/** Netfilter hooks, as reported per packet. */
+export const HOOK_PRE_ROUTING = 0;
+export const HOOK_LOCAL_IN = 1;
+export const HOOK_FORWARD = 2;
+export const HOOK_LOCAL_OUT = 3;
+export const HOOK_POST_ROUTING = 4;
+
+const M_ID = 0;
+const M_OFF = 1;
+const M_LEN = 2;
+const M_MARK = 3;
+const M_HOOK = 4;
+const M_INDEV = 5;
+const M_OUTDEV = 6;
+const M_SKBINFO = 7;
+const M_HWLEN = 8;
+const M_MAC_A = 9;
+const M_MAC_B = 10;
+
+export interface QueueStats {
+  received: number;
+  batches: number;
+  enobufs: number;
+  recvErrors: number;
+  verdictErrors: number;
+}
+
+export interface QueueOptions {
+  /** Bytes of each packet copied to user space (default: whole packets). */
+  copyRange?: number;
+  /** Packets the kernel holds for us before it drops (or accepts, with failOpen). */
+  maxLen?: number;
+  /** Receive unsegmented GSO packets (NFQA_CFG_F_GSO): up to 64 KB, checksum possibly partial. */
+  gso?: boolean;
+  /** When the queue is full, accept instead of drop (NFQA_CFG_F_FAIL_OPEN). */
+  failOpen?: boolean;
+  /** Netlink socket receive buffer, bytes. */
+  rcvbuf?: number;
+  /** Netlink messages drained per JS call at most. */
+  maxBatch?: number;
+}
+
+/** A view over one batch of queued packets, valid during the batch callback. */
+export class PacketBatch {
+  readonly count: number;
+  constructor(
+    readonly data: Buffer,
+    readonly meta: Uint32Array,
+    private readonly words: number,
+  ) {
+    this.count = meta.length / words;
+  }
+  id(i: number): number {
+    return this.meta[i * this.words + M_ID]!;
+  }
+  offset(i: number): number {
+    return this.meta[i * this.words + M_OFF]!;
+  }
+  length(i: number): number {
+    return this.meta[i * this.words + M_LEN]!;
+  }
+  /** The packet's bytes (from the IP header), a view into the batch buffer. */
+  packet(i: number): Buffer {
+    const o = this.offset(i);
+    return this.data.subarray(o, o + this.length(i));
+  }
+  mark(i: number): number {
+    return this.meta[i * this.words + M_MARK]!;
+  }
+  hook(i: number): number {
+    return this.meta[i * this.words + M_HOOK]!;
+  }
+  indev(i: number): number {
+    return this.meta[i * this.words + M_INDEV]!;
+  }
+  outdev(i: number): number {
+    return this.meta[i * this.words + M_OUTDEV]!;
+  }
+  skbInfo(i: number): number {
+    return this.meta[i * this.words + M_SKBINFO]!;
+  }
+  /** True when the transport checksum is not yet computed (CHECKSUM_PARTIAL). */
+  checksumPartial(i: number): boolean {
+    return (this.skbInfo(i) & SKB_CSUMNOTREADY) !== 0;
+  }
+  /** Source MAC of an inbound packet as 48-bit number, or −1 when the kernel gave none. */
+  srcMac(i: number): number {
+    const base = i * this.words;
+    if (this.meta[base + M_HWLEN] !== 6) return -1;
+    return this.meta[base + M_MAC_A]! * 0x10000 + this.meta[base + M_MAC_B]!;
+  }
+  /** Highest packet id in the batch (ids increase within a queue). */
+  lastId(): number {
+    return this.id(this.count - 1);
+  }
+}
+
+/** MAC text → the 48-bit number PacketBatch.srcMac returns. */
+export function macToNumber(mac: string): number {
+  return parseInt(mac.replace(/:/g, ''), 16);
+}
+
+export class PacketQueue {
+  private readonly q: NativeQueue;
+  private closed = false;
+
+  constructor(
+    readonly queueNum: number,
+    opts: QueueOptions,
+    onBatch: (batch: PacketBatch, queue: PacketQueue) => void,
+  ) {
+    if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) throw new RangeError(`bad queue number ${queueNum}`);
+    const mod = load();
+    const words = mod.META_WORDS;
+    this.q = new mod.NfQueue(queueNum, { ...opts }, (data, meta) => onBatch(new PacketBatch(data, meta, words), this));
+  }
+
+  accept(id: number, mark?: number): boolean {
+    return mark === undefined ? this.q.verdict(id, NF_ACCEPT) : this.q.verdict(id, NF_ACCEPT, mark);
+  }
+  drop(id: number): boolean {
+    return this.q.verdict(id, NF_DROP);
+  }
+  /** Accepts the packet with new bytes (the whole IP packet). */
+  acceptModified(id: number, packet: Buffer, mark?: number): boolean {
+    return this.q.verdict(id, NF_ACCEPT, mark, packet, 0, packet.length);
+  }
+  /** One verdict for every packet queued with an id ≤ maxId. */
+  acceptAll(maxId: number): boolean {
+    return this.q.verdictBatch(maxId, NF_ACCEPT);
+  }
+  dropAll(maxId: number): boolean {
+    return this.q.verdictBatch(maxId, NF_DROP);
+  }
+  stats(): QueueStats {
+    return this.q.stats();
+  }
+  /** Unbinds the queue; packets still queued get the kernel's default (drop, or accept with bypass). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.q.close();
+  }
+}

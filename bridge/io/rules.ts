@@ -1,0 +1,299 @@
+/**
+ * Netfilter rules of one bridge instance, in chains of its own.
+ *
+ * Backends: native nftables (`queue` statement) where the kernel has
+ * CONFIG_NFT_QUEUE, iptables-nft (`-j NFQUEUE` through nft_compat) otherwise;
+ * detected once at start. Every chain or table carries the instance tag, so
+ * stale rules of a killed bridge are found and removed on the next start and
+ * by `tcpfo cleanup`.
+ *
+ * Fail-open vs fail-closed is a per-rule decision (`bypass`): with bypass the
+ * kernel accepts packets while no program listens on the queue; without it
+ * they are dropped. The bridge's own rules say which they use and why.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ipv4ToString } from '../wire/addr.js';
+
+const execFileP = promisify(execFile);
+
+export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
+
+/** A set of TCP ports: single ports and inclusive ranges. */
+export type PortSet = ReadonlyArray<number | readonly [number, number]>;
+
+export interface Match {
+  /** Only TCP is ever matched by the bridge. */
+  src?: number;
+  dst?: number;
+  sports?: PortSet;
+  dports?: PortSet;
+  /** Ethernet source (inbound hooks only), aa:bb:cc:dd:ee:ff. */
+  srcMac?: string;
+  iif?: string;
+  oif?: string;
+}
+
+export type Action = { queue: number; bypass: boolean } | 'drop' | 'accept';
+
+export interface Rule {
+  hook: Hook;
+  match: Match;
+  action: Action;
+  /** Why the rule exists (kept as a comment in the ruleset). */
+  comment: string;
+}
+
+export type Backend = 'nft' | 'iptables-nft';
+
+export class RuleError extends Error {
+  override readonly name = 'RuleError';
+}
+
+async function sh(argv: string[], input?: string): Promise<string> {
+  const [cmd, ...args] = argv;
+  try {
+    const p = execFileP(cmd!, args, { encoding: 'utf8', timeout: 15_000, maxBuffer: 16 << 20 });
+    if (input !== undefined) p.child.stdin?.end(input);
+    return (await p).stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new RuleError(`${argv.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+async function shOk(argv: string[], input?: string): Promise<boolean> {
+  try {
+    await sh(argv, input);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const TAG_RE = /^[a-z0-9]{1,12}$/;
+
+function checkTag(tag: string): void {
+  if (!TAG_RE.test(tag)) throw new RuleError(`bad rule tag ${JSON.stringify(tag)}: 1-12 of [a-z0-9]`);
+}
+
+let detected: Backend | undefined;
+
+/** Whether the kernel has native nft `queue` (CONFIG_NFT_QUEUE): a probe table that is removed at once. */
+export async function detectBackend(): Promise<Backend> {
+  if (detected) return detected;
+  const table = `tcpfo_probe${process.pid}`;
+  const probe = `table ip ${table} {\n chain c {\n  type filter hook output priority 0; policy accept;\n  meta mark 0x7fffffff queue num 65000 bypass\n }\n}\n`;
+  const ok = await shOk(['nft', '-f', '-'], probe);
+  await shOk(['nft', 'delete', 'table', 'ip', table]);
+  detected = ok ? 'nft' : 'iptables-nft';
+  return detected;
+}
+
+function portList(ports: PortSet): string[] {
+  return ports.map((p) => (typeof p === 'number' ? String(p) : `${p[0]}-${p[1]}`));
+}
+
+// --- native nftables ---------------------------------------------------------
+
+function nftMatch(m: Match): string {
+  const parts: string[] = [];
+  if (m.iif) parts.push(`iifname "${m.iif}"`);
+  if (m.oif) parts.push(`oifname "${m.oif}"`);
+  if (m.srcMac) parts.push(`ether saddr ${m.srcMac}`);
+  if (m.src !== undefined) parts.push(`ip saddr ${ipv4ToString(m.src)}`);
+  if (m.dst !== undefined) parts.push(`ip daddr ${ipv4ToString(m.dst)}`);
+  parts.push('meta l4proto tcp');
+  if (m.sports) parts.push(`tcp sport { ${portList(m.sports).join(', ')} }`);
+  if (m.dports) parts.push(`tcp dport { ${portList(m.dports).join(', ')} }`);
+  return parts.join(' ');
+}
+
+function nftAction(a: Action): string {
+  if (a === 'drop') return 'drop';
+  if (a === 'accept') return 'accept';
+  return `queue num ${a.queue}${a.bypass ? ' bypass' : ''}`;
+}
+
+/** The nftables ruleset of one instance (a table of its own). */
+export function nftRuleset(tag: string, rules: readonly Rule[], skipMark: number): string {
+  const hooks = [...new Set(rules.map((r) => r.hook))];
+  const lines = [`table ip tcpfo_${tag} {`];
+  for (const h of hooks) {
+    // mangle priority (-150): before filter, after conntrack.
+    lines.push(`  chain ${h} {`, `    type filter hook ${h} priority -150; policy accept;`);
+    lines.push(`    meta mark & 0x${skipMark.toString(16)} == 0x${skipMark.toString(16)} return comment "our own injected packets"`);
+    for (const r of rules.filter((x) => x.hook === h)) {
+      lines.push(`    ${nftMatch(r.match)} ${nftAction(r.action)} comment ${JSON.stringify(r.comment.slice(0, 120))}`);
+    }
+    lines.push('  }');
+  }
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+// --- iptables-nft ------------------------------------------------------------
+
+const IPT = 'iptables-nft';
+const IPT_HOOK: Record<Hook, string> = {
+  prerouting: 'PREROUTING',
+  input: 'INPUT',
+  output: 'OUTPUT',
+  postrouting: 'POSTROUTING',
+};
+const IPT_TABLE = 'mangle';
+
+function iptChain(tag: string, hook: Hook): string {
+  return `TCPFO_${tag}_${IPT_HOOK[hook]}`;
+}
+
+function iptMatch(m: Match): string[] {
+  const a: string[] = [];
+  if (m.iif) a.push('-i', m.iif);
+  if (m.oif) a.push('-o', m.oif);
+  if (m.src !== undefined) a.push('-s', ipv4ToString(m.src));
+  if (m.dst !== undefined) a.push('-d', ipv4ToString(m.dst));
+  a.push('-p', 'tcp');
+  if (m.srcMac) a.push('-m', 'mac', '--mac-source', m.srcMac);
+  const multiport = (flag: string, ports: PortSet) => {
+    a.push('-m', 'multiport', flag, portList(ports).map((p) => p.replace('-', ':')).join(','));
+  };
+  if (m.sports) multiport('--sports', m.sports);
+  if (m.dports) multiport('--dports', m.dports);
+  return a;
+}
+
+function iptAction(a: Action): string[] {
+  if (a === 'drop') return ['-j', 'DROP'];
+  if (a === 'accept') return ['-j', 'RETURN'];
+  return ['-j', 'NFQUEUE', '--queue-num', String(a.queue), ...(a.bypass ? ['--queue-bypass'] : [])];
+}
+
+/** Chains of tcpfo instances present in the mangle table, by tag. */
+async function iptTags(): Promise<Set<string>> {
+  const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+  const tags = new Set<string>();
+  for (const m of out.matchAll(/^:TCPFO_([a-z0-9]+)_[A-Z]+ /gm)) tags.add(m[1]!);
+  return tags;
+}
+
+async function iptRemove(tag: string): Promise<void> {
+  for (const hook of Object.keys(IPT_HOOK) as Hook[]) {
+    const chain = iptChain(tag, hook);
+    // Delete every jump into our chain (a crash may have left more than one).
+    while (await shOk([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[hook], '-j', chain])) {
+      /* again */
+    }
+    await shOk([IPT, '-w', '-t', IPT_TABLE, '-F', chain]);
+    await shOk([IPT, '-w', '-t', IPT_TABLE, '-X', chain]);
+  }
+  await dropEmptyIptTable();
+}
+
+/**
+ * iptables-nft creates the whole `mangle` table (an nftables table with five
+ * base chains) on first use and leaves it behind. When nothing but empty
+ * ACCEPT base chains is left in it, remove it, so the node is as it was.
+ */
+async function dropEmptyIptTable(): Promise<void> {
+  const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+  if (!out.includes(`*${IPT_TABLE}`)) return;
+  const lines = out.split('\n').filter((l) => l && !l.startsWith('#') && l !== `*${IPT_TABLE}` && l !== 'COMMIT');
+  const onlyEmptyBaseChains = lines.every((l) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT /.test(l));
+  if (onlyEmptyBaseChains) await shOk(['nft', 'delete', 'table', 'ip', IPT_TABLE]);
+}
+
+async function nftTags(): Promise<Set<string>> {
+  const out = await sh(['nft', 'list', 'tables']).catch(() => '');
+  const tags = new Set<string>();
+  for (const m of out.matchAll(/^table ip tcpfo_([a-z0-9]+)$/gm)) tags.add(m[1]!);
+  return tags;
+}
+
+/** The rules of one bridge instance, installed together and removed together. */
+export class RuleSet {
+  private installed = false;
+
+  private constructor(
+    readonly tag: string,
+    readonly backend: Backend,
+    private readonly rules: readonly Rule[],
+    readonly skipMark: number,
+  ) {}
+
+  /**
+   * Installs `rules` under `tag`, first removing whatever a previous instance
+   * with the same tag left. `skipMark`: packets carrying these mark bits (our
+   * own raw-socket injections) pass every chain untouched.
+   */
+  static async install(tag: string, rules: readonly Rule[], skipMark: number, backend?: Backend): Promise<RuleSet> {
+    checkTag(tag);
+    if (!(skipMark > 0 && skipMark <= 0xffffffff)) throw new RuleError(`bad skip mark ${skipMark}`);
+    const b = backend ?? (await detectBackend());
+    await removeRules(tag);
+    const rs = new RuleSet(tag, b, rules, skipMark);
+    try {
+      await rs.apply();
+    } catch (e) {
+      await removeRules(tag);
+      throw e;
+    }
+    rs.installed = true;
+    return rs;
+  }
+
+  private async apply(): Promise<void> {
+    if (this.backend === 'nft') {
+      await sh(['nft', '-f', '-'], nftRuleset(this.tag, this.rules, this.skipMark));
+      return;
+    }
+    const hooks = [...new Set(this.rules.map((r) => r.hook))];
+    for (const h of hooks) {
+      const chain = iptChain(this.tag, h);
+      await sh([IPT, '-w', '-t', IPT_TABLE, '-N', chain]);
+      const mark = `0x${this.skipMark.toString(16)}`;
+      await sh([IPT, '-w', '-t', IPT_TABLE, '-A', chain, '-m', 'mark', '--mark', `${mark}/${mark}`, '-j', 'RETURN']);
+      for (const r of this.rules.filter((x) => x.hook === h)) {
+        await sh([IPT, '-w', '-t', IPT_TABLE, '-A', chain, ...iptMatch(r.match), '-m', 'comment', '--comment', r.comment.slice(0, 120), ...iptAction(r.action)]);
+      }
+      // Jump in last, so no packet sees a half-built chain.
+      await sh([IPT, '-w', '-t', IPT_TABLE, '-I', IPT_HOOK[h], '1', '-j', chain]);
+    }
+  }
+
+  /** The rules as installed, in the backend's own syntax (for logs and `status`). */
+  async describe(): Promise<string> {
+    if (this.backend === 'nft') return sh(['nft', 'list', 'table', 'ip', `tcpfo_${this.tag}`]);
+    const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]);
+    return out
+      .split('\n')
+      .filter((l) => l.includes(`TCPFO_${this.tag}_`))
+      .join('\n');
+  }
+
+  async remove(): Promise<void> {
+    if (!this.installed) return;
+    this.installed = false;
+    await removeRules(this.tag);
+  }
+}
+
+/** Removes the rules of instance `tag` from both backends. Idempotent. */
+export async function removeRules(tag: string): Promise<void> {
+  checkTag(tag);
+  await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
+  await iptRemove(tag);
+}
+
+/** Tags of every tcpfo instance with rules in this network namespace. */
+export async function installedTags(): Promise<string[]> {
+  const tags = new Set([...(await nftTags()), ...(await iptTags())]);
+  return [...tags].sort();
+}
+
+/** Removes the rules of every tcpfo instance in this network namespace. */
+export async function removeAllRules(): Promise<string[]> {
+  const tags = await installedTags();
+  for (const t of tags) await removeRules(t);
+  return tags;
+}

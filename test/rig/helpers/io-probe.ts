@@ -1,0 +1,161 @@
+/**
+ * Run inside a rig host by the data-path I/O tests (test/rig/io.test.ts).
+ * Each subcommand exercises one part of bridge/io for real and reports JSON.
+ *
+ *   queue TAG QNUM MODIFY_PORT DROP_PORT   NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT
+ *   capture DEV FILTER SECONDS             count frames captured with libpcap
+ *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
+ *   garp DEV IP MAC                        send gratuitous ARPs
+ *   hold-state STATEDIR TAG DEV VIP        install rules and node changes, then wait
+ */
+import { WireError } from '../../../bridge/wire/error.js';
+import { ipv4, mac } from '../../../bridge/wire/addr.js';
+import { gratuitousArpFrame } from '../../../bridge/wire/arp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../../bridge/wire/tcp.js';
+import { PacketQueue } from '../../../bridge/io/nfqueue.js';
+import { RuleSet } from '../../../bridge/io/rules.js';
+import { FrameCapture, openFrameSender } from '../../../bridge/io/capture.js';
+import { Injector } from '../../../bridge/io/inject.js';
+import { NodeState } from '../../../bridge/io/node-state.js';
+import { join } from 'node:path';
+
+const [cmd, ...args] = process.argv.slice(2);
+const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
+const MARK = 0x100;
+
+function onStop(fn: () => Promise<void> | void): void {
+  // Stay alive until signalled, even with nothing else on the event loop.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      clearInterval(keepAlive);
+      void Promise.resolve(fn()).then(() => process.exit(0));
+    });
+  }
+}
+
+async function queue(tag: string, qnum: number, modifyPort: number, dropPort: number): Promise<void> {
+  const counts = { seen: 0, modified: 0, dropped: 0, accepted: 0, partial: 0 };
+  const q = new PacketQueue(qnum, { maxLen: 1024 }, (batch, qq) => {
+    for (let i = 0; i < batch.count; i++) {
+      counts.seen++;
+      const id = batch.id(i);
+      if (batch.checksumPartial(i)) counts.partial++;
+      const p = parseIpv4Tcp(batch.packet(i));
+      if (p instanceof WireError) {
+        qq.accept(id);
+        continue;
+      }
+      if (p.tcp.dstPort === dropPort) {
+        counts.dropped++;
+        qq.drop(id);
+      } else if (p.tcp.dstPort === modifyPort && p.tcp.payloadLength > 0) {
+        const pkt = Buffer.from(batch.packet(i));
+        const again = parseIpv4Tcp(pkt) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+        const start = again.tcp.payloadOffset;
+        for (let j = start; j < start + again.tcp.payloadLength; j++) {
+          const c = pkt[j]!;
+          if (c >= 0x61 && c <= 0x7a) pkt[j] = c - 0x20;
+        }
+        again.tcp.fillChecksum();
+        counts.modified++;
+        qq.acceptModified(id, pkt);
+      } else {
+        counts.accepted++;
+        qq.accept(id);
+      }
+    }
+  });
+  const rules = await RuleSet.install(
+    tag,
+    [
+      { hook: 'output', match: { dports: [modifyPort, dropPort] }, action: { queue: qnum, bypass: false }, comment: 'io-probe' },
+    ],
+    MARK,
+  );
+  out({ ready: true, backend: rules.backend });
+  onStop(async () => {
+    q.close();
+    await rules.remove();
+    out({ ...counts, stats: q.stats() });
+  });
+}
+
+function capture(dev: string, filter: string, seconds: number): void {
+  let frames = 0;
+  const c = new FrameCapture(dev, filter, () => frames++);
+  out({ ready: true });
+  setTimeout(() => {
+    c.close();
+    out({ frames, stats: c.stats });
+    process.exit(0);
+  }, seconds * 1000);
+}
+
+async function inject(src: string, dst: string, dport: number, isn: number, mark: number): Promise<void> {
+  const inj = new Injector(mark);
+  const pkt = buildIpv4Tcp(
+    { src: ipv4(src), dst: ipv4(dst) },
+    { srcPort: 40000, dstPort: dport, seq: isn, ack: 0, flags: TCP_SYN, window: 65535, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+  );
+  inj.send(pkt);
+  await inj.drain();
+  inj.close();
+  out({ sent: inj.stats.sent, errors: inj.stats.errors, error: inj.lastError?.message });
+}
+
+async function garp(dev: string, ip: string, m: string): Promise<void> {
+  const s = openFrameSender(dev);
+  for (let i = 0; i < 3; i++) {
+    s.send(gratuitousArpFrame(mac(m), ipv4(ip)));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  s.close();
+  out({ sent: 3 });
+}
+
+async function holdState(stateDir: string, tag: string, dev: string, vip: string): Promise<void> {
+  const journal = join(stateDir, `${tag}.json`);
+  const recovered = await NodeState.recover(journal);
+  const state = new NodeState(journal);
+  const rules = await RuleSet.install(
+    tag,
+    [
+      { hook: 'output', match: { src: ipv4(vip), sports: [21, [7000, 7010]] }, action: { queue: 7, bypass: false }, comment: 'fail closed' },
+      { hook: 'prerouting', match: { dst: ipv4(vip), dports: [21] }, action: { queue: 8, bypass: true }, comment: 'fail open' },
+      { hook: 'prerouting', match: { src: ipv4(vip), srcMac: '02:00:00:00:00:09' }, action: 'drop', comment: 'spoofed' },
+    ],
+    MARK,
+  );
+  await state.setPromisc(dev, true);
+  await state.addDormantAddress(vip, dev);
+  out({ ready: true, recovered: recovered.length, backend: rules.backend });
+  onStop(async () => {
+    await rules.remove();
+    await state.undoAll();
+    out({ stopped: true });
+  });
+}
+
+async function main(): Promise<void> {
+  switch (cmd) {
+    case 'queue':
+      return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));
+    case 'capture':
+      return capture(args[0]!, args[1]!, Number(args[2]));
+    case 'inject':
+      return inject(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
+    case 'garp':
+      return garp(args[0]!, args[1]!, args[2]!);
+    case 'hold-state':
+      return holdState(args[0]!, args[1]!, args[2]!, args[3]!);
+    default:
+      console.error(`unknown subcommand ${cmd}`);
+      process.exit(2);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
