@@ -14,13 +14,13 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ipv4ToString } from '../wire/addr.js';
+export type { PortSet } from '../ports.js';
 
 const execFileP = promisify(execFile);
 
 export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
 
-/** A set of TCP ports: single ports and inclusive ranges. */
-export type PortSet = ReadonlyArray<number | readonly [number, number]>;
+import type { PortSet } from '../ports.js';
 
 export interface Match {
   /** Only TCP is ever matched by the bridge. */

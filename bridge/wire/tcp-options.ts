@@ -223,3 +223,24 @@ export function findTcpOption(buf: Buffer, start: number, end: number, kind: num
   }
   return -1;
 }
+
+/**
+ * Offset of the EOL option in buf[start, end), or −1. Bytes after EOL are
+ * padding; an option appended after them would be invisible to the peer.
+ */
+export function findOptionsEol(buf: Buffer, start: number, end: number): number {
+  let i = start;
+  while (i < end) {
+    const k = buf[i]!;
+    if (k === OPT_EOL) return i;
+    if (k === OPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return -1;
+    const len = buf[i + 1]!;
+    if (len < 2) return -1;
+    i += len;
+  }
+  return -1;
+}

@@ -1,0 +1,766 @@
+/**
+ * The primary's merger (paper §3.2–§4, §6–§8): one state machine per
+ * failover connection, pure — segments and the time go in, verdicts and new
+ * segments come out through a MergerSink. No sockets, no clock.
+ *
+ * Words (DESIGN.md): P = the primary's own TCP, S = the secondary's TCP, C =
+ * the client. Δseq = isn_P − isn_S. The client only ever sees S's sequence and
+ * timestamp spaces, so a failover to S needs no translation at all.
+ *
+ * How P's output is merged: the paper copies P's payload into a queue and
+ * builds new segments. We hold P's own segment in the kernel (its NFQUEUE
+ * verdict is simply not given yet) until S's diverted bytes cover it, compare
+ * the bytes, then release P's segment rewritten into S's spaces with the
+ * minimum ACK and window. The bytes the client gets are exactly the ones both
+ * servers produced (the paper's guarantee), and the kernel keeps segmenting
+ * 64 KB GSO segments for us.
+ */
+import { WireError } from '../wire/error.js';
+import { IPPROTO_TCP, Ipv4Packet } from '../wire/ipv4.js';
+import { seqAdd, seqGt, seqGe, seqLe, seqLt, seqMax, seqMin, seqSub } from '../wire/seq.js';
+import {
+  findTcpOption,
+  OPT_MSS,
+  OPT_NOP,
+  OPT_SACK,
+  OPT_SACK_BLOCK_LEN,
+  OPT_SACK_PERMITTED,
+  OPT_WSCALE,
+  MAX_WSCALE,
+  parseTcpOptions,
+  type TcpOption,
+} from '../wire/tcp-options.js';
+import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { ByteStore } from './byte-store.js';
+
+/** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
+export interface MergerSink {
+  /** Let a queued packet continue; `packet` (the same bytes, rewritten) when it was modified. */
+  accept(id: number, packet?: Buffer): void;
+  drop(id: number): void;
+  /** Send a new packet (to the client) through the raw socket. */
+  send(packet: Buffer): void;
+}
+
+export interface MergerConfig {
+  /** The service address (VIP) clients connect to. */
+  service: number;
+  /** Largest packet the kernel hands us unsegmented without GSO (the LAN MTU). */
+  mtu: number;
+  /** Idle time after which an established connection is forgotten, ms. */
+  idleTimeoutMs: number;
+  /** Time a half-open connection (handshake not merged) is kept, ms. */
+  handshakeTimeoutMs: number;
+  /** Time a closed connection's translation is kept for late segments, ms. */
+  lingerMs: number;
+  /** Upper bound on S bytes stored per connection (backpressure, not memory growth). */
+  maxStoredBytes: number;
+}
+
+export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
+  mtu: 1500,
+  idleTimeoutMs: 2 * 60 * 60 * 1000,
+  handshakeTimeoutMs: 30_000,
+  lingerMs: 60_000,
+  maxStoredBytes: 8 << 20,
+};
+
+export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
+
+export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted';
+
+export interface MergerStats {
+  releasedSegments: number;
+  releasedBytes: number;
+  retransmissions: number;
+  acksSent: number;
+  divertedSegments: number;
+  divertedBytes: number;
+  translatedInbound: number;
+  divergences: number;
+  handshakes: number;
+  expired: number;
+  drops: Record<DropReason, number>;
+}
+
+interface Held {
+  id: number;
+  pkt: Buffer;
+  /** Start and end (exclusive, SYN/FIN counted) in S's sequence space. */
+  start: number;
+  end: number;
+  gso: boolean;
+}
+
+/** What one side's SYN (or SYN-ACK) said. */
+interface SynInfo {
+  isn: number;
+  mss: number;
+  wscale: number; // −1: no window scaling
+  sackOk: boolean;
+  ts: number | null;
+  ecn: boolean;
+  window: number;
+}
+
+export class Conn {
+  phase: ConnPhase = 'handshake';
+  /** The SYN of each side, until the handshake is merged. */
+  synP: SynInfo | null = null;
+  synS: SynInfo | null = null;
+  /** P's SYN(-ACK), held until S's arrives. */
+  heldSyn: Held | null = null;
+  deltaSeq = 0;
+  tsOffset = 0;
+  tsOn = false;
+  wsP = 0;
+  wsS = 0;
+  /** Next S-space sequence number to release to the client. */
+  relNxt = 0;
+  /** P's segments held until S covers them, in order. */
+  held: Held[] = [];
+  store: ByteStore = new ByteStore(0);
+  /** S-space sequence number of S's FIN, or null. */
+  finS: number | null = null;
+  finReleased = false;
+  finClient = false;
+  ackP = 0;
+  ackS = 0;
+  hasAckP = false;
+  hasAckS = false;
+  winP = 0; // bytes (scaled)
+  winS = 0;
+  ackSent = 0;
+  edgeSent = 0;
+  tsvalS = 0;
+  tsvalP = 0; // already in S's space
+  tsecr = 0;
+  lastSeen: number;
+  /** When both FINs were seen (the linger starts), or null. */
+  closedAt: number | null = null;
+
+  constructor(
+    readonly client: number,
+    readonly clientPort: number,
+    readonly servicePort: number,
+    now: number,
+  ) {
+    this.lastSeen = now;
+  }
+
+  /** S-space end of what S produced, contiguous, counting S's FIN. */
+  sCovered(): number {
+    const end = this.store.contiguousEnd();
+    return this.finS !== null && end === this.finS ? seqAdd(end, 1) : end;
+  }
+}
+
+function connKey(port: number, servicePort: number): number {
+  return port * 65536 + servicePort;
+}
+
+function newStats(): MergerStats {
+  return {
+    releasedSegments: 0,
+    releasedBytes: 0,
+    retransmissions: 0,
+    acksSent: 0,
+    divertedSegments: 0,
+    divertedBytes: 0,
+    translatedInbound: 0,
+    divergences: 0,
+    handshakes: 0,
+    expired: 0,
+    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0 },
+  };
+}
+
+function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
+  const info: SynInfo = { isn: seg.seq, mss: 536, wscale: -1, sackOk: false, ts: null, ecn: seg.has(TCP_ECE), window: seg.window };
+  for (const o of opts) {
+    if (o.kind === 'mss') info.mss = o.mss;
+    else if (o.kind === 'wscale') info.wscale = Math.min(o.shift, MAX_WSCALE);
+    else if (o.kind === 'sack-permitted') info.sackOk = true;
+    else if (o.kind === 'timestamp') info.ts = o.tsval;
+  }
+  return info;
+}
+
+export class Merger {
+  /** client address → (client port, service port) → connection */
+  private readonly conns = new Map<number, Map<number, Conn>>();
+  private count = 0;
+  /** After a secondary failure (§6): every connection primary-only, new ones too. */
+  private alone = false;
+  readonly stats: MergerStats = newStats();
+  readonly cfg: MergerConfig;
+
+  constructor(
+    cfg: Partial<MergerConfig> & { service: number },
+    private readonly sink: MergerSink,
+    /** Divergence and other rare events, for the shell's log. Never called per packet in normal operation. */
+    private readonly onEvent: (what: string, conn: Conn) => void = () => {},
+  ) {
+    this.cfg = { ...DEFAULT_MERGER_CONFIG, ...cfg };
+  }
+
+  get connections(): number {
+    return this.count;
+  }
+
+  /** Connections by phase (for metrics). */
+  phases(): Record<ConnPhase, number> {
+    const r: Record<ConnPhase, number> = { handshake: 0, merging: 0, degraded: 0, closed: 0 };
+    for (const m of this.conns.values()) for (const c of m.values()) r[c.phase]++;
+    return r;
+  }
+
+  /** Bytes of S output stored and P segments held, over all connections. */
+  queued(): { storedBytes: number; heldSegments: number } {
+    let storedBytes = 0;
+    let heldSegments = 0;
+    for (const m of this.conns.values()) {
+      for (const c of m.values()) {
+        storedBytes += c.store.size;
+        heldSegments += c.held.length + (c.heldSyn ? 1 : 0);
+      }
+    }
+    return { storedBytes, heldSegments };
+  }
+
+  find(client: number, clientPort: number, servicePort: number): Conn | undefined {
+    return this.conns.get(client)?.get(connKey(clientPort, servicePort));
+  }
+
+  private create(client: number, clientPort: number, servicePort: number, now: number): Conn {
+    let m = this.conns.get(client);
+    if (!m) {
+      m = new Map();
+      this.conns.set(client, m);
+    }
+    const c = new Conn(client, clientPort, servicePort, now);
+    m.set(connKey(clientPort, servicePort), c);
+    this.count++;
+    return c;
+  }
+
+  private remove(c: Conn): void {
+    const m = this.conns.get(c.client);
+    if (m?.delete(connKey(c.clientPort, c.servicePort))) {
+      this.count--;
+      if (m.size === 0) this.conns.delete(c.client);
+    }
+  }
+
+  // --- P's own output (NFQUEUE OUTPUT) ----------------------------------------
+
+  /** A segment P's TCP sent to a client. Always ends in a verdict for `id`, now or later. */
+  fromPrimary(id: number, pkt: Buffer, gso: boolean, now: number): void {
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) {
+      this.stats.drops.malformed++;
+      this.sink.drop(id);
+      return;
+    }
+    const flags = seg.flags;
+    let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
+    if (flags & TCP_SYN) {
+      const opts = seg.options();
+      if (opts instanceof WireError) {
+        this.stats.drops.malformed++;
+        this.sink.drop(id);
+        return;
+      }
+      if (!c || c.phase === 'closed') {
+        if (c) this.remove(c);
+        c = this.create(seg.dst, seg.dstPort, seg.srcPort, now);
+      }
+      c.lastSeen = now;
+      if (c.phase === 'handshake') {
+        c.synP = synInfo(seg, opts);
+        if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
+        c.heldSyn = { id, pkt, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
+        if (flags & TCP_ACK_FLAG) this.noteAckP(c, seg);
+        if (this.alone) this.mergeHandshake(c, true);
+        else if (c.synS) this.mergeHandshake(c, false);
+        return;
+      }
+      // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
+      this.release(c, id, pkt, seg, gso, true);
+      return;
+    }
+    if (!c || c.phase === 'handshake') {
+      // Not a connection we merged (started before us, or expired): its raw
+      // sequence numbers must never reach the client. Fail closed.
+      this.stats.drops['unknown-connection']++;
+      this.sink.drop(id);
+      return;
+    }
+    c.lastSeen = now;
+    if (flags & TCP_ACK_FLAG) this.noteAckP(c, seg);
+    this.noteTsP(c, seg);
+    const start = seqSub(seg.seq, c.deltaSeq);
+    const end = seqAdd(start, seg.seqLength);
+    if (flags & TCP_RST) {
+      // P aborted. Release only if S aborted too (or S is gone); else hold.
+      if (c.phase === 'degraded' || c.phase === 'closed') this.release(c, id, pkt, seg, gso, false);
+      else this.sink.drop(id);
+      return;
+    }
+    if (c.phase === 'degraded' || c.phase === 'closed') {
+      this.release(c, id, pkt, seg, gso, false);
+      if (flags & TCP_FIN) c.finReleased = true;
+      if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
+      return;
+    }
+    if (seg.seqLength === 0) {
+      this.pureAck(c, id, pkt, seg, gso, 'P');
+      return;
+    }
+    if (seqLe(end, c.relNxt)) {
+      // §4: below the highest released sequence number — a retransmission. Only
+      // one copy of it will come from P: send it now.
+      this.stats.retransmissions++;
+      this.release(c, id, pkt, seg, gso, false);
+      return;
+    }
+    c.held.push({ id, pkt, start, end, gso });
+    this.releaseCovered(c);
+    this.maybeAck(c, now, null);
+  }
+
+  // --- S's diverted output (NFQUEUE PREROUTING, already authenticated) ---------
+
+  /**
+   * A segment S's TCP sent to the client, diverted to us. `client` is the
+   * address from the divert option. The packet is consumed: verdict drop.
+   */
+  fromSecondary(id: number, pkt: Buffer, client: number, now: number): void {
+    this.sink.drop(id);
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) {
+      this.stats.drops.malformed++;
+      return;
+    }
+    this.stats.divertedSegments++;
+    this.stats.divertedBytes += seg.payloadLength;
+    const flags = seg.flags;
+    let c = this.find(client, seg.dstPort, seg.srcPort);
+    if (flags & TCP_SYN) {
+      const opts = seg.options();
+      if (opts instanceof WireError) {
+        this.stats.drops.malformed++;
+        return;
+      }
+      if (!c || c.phase === 'closed') {
+        if (this.alone) return;
+        if (c) this.remove(c);
+        c = this.create(client, seg.dstPort, seg.srcPort, now);
+      }
+      if (c.phase === 'handshake') {
+        c.synS = synInfo(seg, opts);
+        if (flags & TCP_ACK_FLAG) this.noteAckS(c, seg);
+        if (c.synP) this.mergeHandshake(c, false);
+      }
+      return;
+    }
+    if (!c || c.phase === 'handshake') {
+      this.stats.drops['diverted-unknown']++;
+      return;
+    }
+    if (c.phase === 'degraded' || c.phase === 'closed') {
+      this.stats.drops['degraded-diverted']++;
+      return;
+    }
+    c.lastSeen = now;
+    if (flags & TCP_ACK_FLAG) this.noteAckS(c, seg);
+    const ts = seg.timestampOffset();
+    if (ts >= 0) {
+      const v = pkt.readUInt32BE(ts + 2);
+      if (seqGt(v, c.tsvalS)) c.tsvalS = v;
+      const e = pkt.readUInt32BE(ts + 6);
+      if (seqGt(e, c.tsecr)) c.tsecr = e;
+    }
+    if (flags & TCP_RST) {
+      // S aborted; P's RST (if any) was held back. Degrade: P decides alone now.
+      this.degrade(c, 'secondary reset');
+      return;
+    }
+    if (seg.payloadLength > 0) {
+      if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
+        this.stats.drops['store-full']++;
+      } else {
+        c.store.insert(seg.seq, seg.payload);
+      }
+    }
+    if (flags & TCP_FIN) c.finS = seqAdd(seg.seq, seg.payloadLength);
+    if (c.held.length) this.releaseCovered(c);
+    if (c.phase === 'merging' && seg.seqLength === 0) this.pureAck(c, -1, pkt, seg, false, 'S');
+    else this.maybeAck(c, now, seg);
+  }
+
+  // --- the client's segments to P (NFQUEUE PREROUTING), the demultiplexer ------
+
+  /**
+   * A client segment for P's TCP. Its ACK, SACK blocks and timestamp echo are
+   * moved from S's spaces into P's before P's TCP sees it. Verdict now.
+   */
+  fromClient(id: number, pkt: Buffer, now: number): void {
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) {
+      this.stats.drops.malformed++;
+      this.sink.drop(id);
+      return;
+    }
+    const c = this.find(seg.src, seg.srcPort, seg.dstPort);
+    if (!c || c.phase === 'handshake') {
+      // A new connection's SYN (or a segment we cannot translate yet): P's TCP
+      // may see it as it is; anything it answers goes through fromPrimary.
+      this.sink.accept(id);
+      return;
+    }
+    c.lastSeen = now;
+    const flags = seg.flags;
+    if (flags & TCP_FIN) c.finClient = true;
+    if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
+    if (flags & TCP_RST) {
+      c.phase = 'closed';
+      c.closedAt = now;
+    }
+    if (c.deltaSeq === 0 && c.tsOffset === 0) {
+      this.sink.accept(id);
+      return;
+    }
+    if (flags & TCP_ACK_FLAG) seg.setAck(seqAdd(seg.ack, c.deltaSeq));
+    const sack = findTcpOption(pkt, seg.optionsOffset, seg.optionsEnd, OPT_SACK);
+    if (sack >= 0) {
+      const n = (pkt[sack + 1]! - 2) / OPT_SACK_BLOCK_LEN;
+      for (let b = 0; b < n; b++) {
+        const at = sack + 2 + b * OPT_SACK_BLOCK_LEN;
+        pkt.writeUInt32BE(seqAdd(pkt.readUInt32BE(at), c.deltaSeq), at);
+        pkt.writeUInt32BE(seqAdd(pkt.readUInt32BE(at + 4), c.deltaSeq), at + 4);
+      }
+    }
+    if (c.tsOn) {
+      const ts = seg.timestampOffset();
+      if (ts >= 0 && flags & TCP_ACK_FLAG) pkt.writeUInt32BE(seqAdd(pkt.readUInt32BE(ts + 6), c.tsOffset), ts + 6);
+    }
+    // nfqueue marks a mangled packet CHECKSUM_NONE: the sum must be complete.
+    seg.fillChecksum();
+    this.stats.translatedInbound++;
+    this.sink.accept(id, pkt);
+  }
+
+  // --- failure of the secondary (§6) and timers -----------------------------
+
+  /**
+   * The secondary failed: release everything held, stop merging. Every
+   * connection keeps Δseq and the timestamp offset for its whole life; new
+   * connections are plain (Δseq 0).
+   */
+  secondaryFailed(): void {
+    this.alone = true;
+    for (const m of this.conns.values()) {
+      for (const c of m.values()) {
+        if (c.phase === 'handshake') {
+          if (c.heldSyn) this.mergeHandshake(c, true);
+        } else if (c.phase === 'merging') {
+          this.degrade(c, 'secondary failed');
+        }
+      }
+    }
+  }
+
+  /** The secondary is back (new connections are replicated again). */
+  secondaryRejoined(): void {
+    this.alone = false;
+  }
+
+  /** Expires idle, half-open and closed connections. Returns how many were removed. */
+  poll(now: number): number {
+    let n = 0;
+    for (const m of [...this.conns.values()]) {
+      for (const c of [...m.values()]) {
+        const idle = now - c.lastSeen;
+        const dead =
+          (c.phase === 'handshake' && idle > this.cfg.handshakeTimeoutMs) ||
+          (c.closedAt !== null && now - Math.max(c.closedAt, c.lastSeen) > this.cfg.lingerMs) ||
+          idle > this.cfg.idleTimeoutMs;
+        if (!dead) continue;
+        if (c.heldSyn) this.sink.drop(c.heldSyn.id);
+        for (const h of c.held) this.sink.drop(h.id);
+        this.remove(c);
+        n++;
+      }
+    }
+    this.stats.expired += n;
+    return n;
+  }
+
+  // --- internals ---------------------------------------------------------------
+
+  private noteAckP(c: Conn, seg: TcpSegment): void {
+    if (!c.hasAckP || seqGe(seg.ack, c.ackP)) {
+      c.ackP = seg.ack;
+      c.hasAckP = true;
+    }
+    c.winP = seg.window * 2 ** (seg.has(TCP_SYN) ? 0 : c.wsP);
+  }
+
+  private noteAckS(c: Conn, seg: TcpSegment): void {
+    if (!c.hasAckS || seqGe(seg.ack, c.ackS)) {
+      c.ackS = seg.ack;
+      c.hasAckS = true;
+    }
+    c.winS = seg.window * 2 ** (seg.has(TCP_SYN) ? 0 : c.wsS);
+  }
+
+  private noteTsP(c: Conn, seg: TcpSegment): void {
+    if (!c.tsOn) return;
+    const ts = seg.timestampOffset();
+    if (ts < 0) return;
+    const v = seqSub(seg.buf.readUInt32BE(ts + 2), c.tsOffset);
+    if (seqGt(v, c.tsvalP)) c.tsvalP = v;
+    const e = seg.buf.readUInt32BE(ts + 6);
+    if (seqGt(e, c.tsecr)) c.tsecr = e;
+  }
+
+  /** The ACK and window the client gets now. */
+  private mergedAck(c: Conn): number {
+    if (c.phase !== 'merging') return c.ackP;
+    if (!c.hasAckS) return c.ackP;
+    if (!c.hasAckP) return c.ackS;
+    return seqMin(c.ackP, c.ackS);
+  }
+
+  private mergedWindowBytes(c: Conn): number {
+    if (c.phase !== 'merging') return c.winP;
+    return Math.min(c.winP, c.winS);
+  }
+
+  /** The 16-bit window field for `bytes`, in the scale the client learned (S's). */
+  private windowField(c: Conn, bytes: number, syn: boolean): number {
+    const shifted = syn ? bytes : Math.floor(bytes / 2 ** c.wsS);
+    return Math.min(0xffff, shifted);
+  }
+
+  /**
+   * Merges the handshake (§7): Δseq, the timestamp offset, MSS = min, window
+   * scale = S's (the client keeps S after a failover), SACK and ECN only if
+   * both offered them. Releases P's SYN(-ACK) rewritten. `alone`: no S.
+   */
+  private mergeHandshake(c: Conn, alone: boolean): void {
+    const p = c.synP!;
+    const s = alone ? p : c.synS!;
+    c.deltaSeq = seqSub(p.isn, s.isn);
+    c.tsOn = p.ts !== null && s.ts !== null;
+    c.tsOffset = c.tsOn ? seqSub(p.ts!, s.ts!) : 0;
+    c.wsP = Math.max(0, p.wscale);
+    c.wsS = Math.max(0, s.wscale);
+    c.relNxt = seqAdd(s.isn, 1);
+    c.store = new ByteStore(c.relNxt);
+    c.phase = alone ? 'degraded' : 'merging';
+    c.tsvalP = s.ts ?? 0;
+    c.tsvalS = s.ts ?? 0;
+    this.stats.handshakes++;
+    const h = c.heldSyn!;
+    c.heldSyn = null;
+    const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
+    this.release(c, h.id, h.pkt, seg, h.gso, true);
+  }
+
+  /**
+   * P's SYN(-ACK) options in place (same lengths, NOPs where one goes away):
+   * MSS = min, window scale = S's, SACK-permitted and timestamps only if both
+   * offered them, ECE only if both did.
+   */
+  private rewriteSynOptions(c: Conn, pkt: Buffer, seg: TcpSegment): void {
+    const p = c.synP;
+    const s = c.phase === 'merging' ? c.synS : p;
+    if (!p || !s) return;
+    const o0 = seg.optionsOffset;
+    const o1 = seg.optionsEnd;
+    const mss = findTcpOption(pkt, o0, o1, OPT_MSS);
+    if (mss >= 0) pkt.writeUInt16BE(Math.min(p.mss, s.mss), mss + 2);
+    const ws = findTcpOption(pkt, o0, o1, OPT_WSCALE);
+    if (ws >= 0) {
+      if (s.wscale < 0) pkt.fill(OPT_NOP, ws, ws + 3);
+      else pkt[ws + 2] = s.wscale;
+    }
+    const sack = findTcpOption(pkt, o0, o1, OPT_SACK_PERMITTED);
+    if (sack >= 0 && !s.sackOk) pkt.fill(OPT_NOP, sack, sack + 2);
+    if (!c.tsOn) {
+      const ts = seg.timestampOffset();
+      if (ts >= 0) pkt.fill(OPT_NOP, ts, ts + 10);
+    }
+    if (p.ecn && !s.ecn) pkt[seg.off + 13] = pkt[seg.off + 13]! & ~TCP_ECE;
+  }
+
+  /** Releases held P segments whose bytes S has produced, in order. */
+  private releaseCovered(c: Conn): void {
+    const covered = c.sCovered();
+    while (c.held.length) {
+      const h = c.held[0]!;
+      if (c.finS !== null && seqGt(h.end, seqAdd(c.finS, 1))) {
+        // P produced bytes past the end of S's stream.
+        this.stats.divergences++;
+        this.degrade(c, 'P sent past S’s FIN');
+        return;
+      }
+      if (!seqLe(h.end, covered)) break;
+      const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
+      const dataStart = h.start;
+      const fin = seg.has(TCP_FIN);
+      const dataEnd = fin ? seqSub(h.end, 1) : h.end;
+      const payload = seg.payload;
+      const finMismatch = fin && c.finS !== dataEnd;
+      if (finMismatch || !c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
+        this.stats.divergences++;
+        this.degrade(c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset');
+        return;
+      }
+      c.held.shift();
+      this.release(c, h.id, h.pkt, seg, h.gso, false);
+      if (fin) {
+        c.finReleased = true;
+        if (c.finClient && c.closedAt === null) c.closedAt = c.lastSeen;
+      }
+    }
+    c.store.advance(c.relNxt);
+  }
+
+  /**
+   * A connection stops being replicated: divergence, a secondary reset, or a
+   * secondary failure. Held bytes go out as P produced them (the client never
+   * got a byte of S's that P did not also produce), Δseq stays.
+   */
+  private degrade(c: Conn, why: string): void {
+    if (c.phase !== 'merging') return;
+    c.phase = 'degraded';
+    this.onEvent(`degraded to primary-only: ${why}`, c);
+    c.store.clear();
+    const held = c.held;
+    c.held = [];
+    for (const h of held) {
+      const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
+      this.release(c, h.id, h.pkt, seg, h.gso, false);
+    }
+  }
+
+  /**
+   * Rewrites P's segment into S's spaces — seq − Δseq, TSval − offset, the
+   * merged ACK and window — and accepts it.
+   */
+  private release(c: Conn, id: number, pkt: Buffer, seg: TcpSegment, gso: boolean, syn: boolean): void {
+    // A segment without data says "next byte is relNxt": P's own next sequence
+    // number may be ahead of what has been released while P's data is held.
+    const bare = seg.seqLength === 0 && !seg.has(TCP_RST);
+    const start = bare ? c.relNxt : seqSub(seg.seq, c.deltaSeq);
+    pkt.writeUInt32BE(start, seg.off + 4);
+    if (syn) this.rewriteSynOptions(c, pkt, seg);
+    const isAck = seg.has(TCP_ACK_FLAG);
+    if (isAck) {
+      const ack = this.mergedAck(c);
+      pkt.writeUInt32BE(ack, seg.off + 8);
+      if (seqGt(ack, c.ackSent) || c.ackSent === 0) c.ackSent = ack;
+    }
+    const win = syn ? Math.min(c.synP?.window ?? seg.window, c.synS?.window ?? seg.window) : this.windowField(c, this.mergedWindowBytes(c), false);
+    pkt.writeUInt16BE(syn ? Math.min(win, 0xffff) : win, seg.off + 14);
+    // The right edge the client now believes in (a SYN's window is unscaled).
+    c.edgeSent = seqAdd(c.ackSent, syn ? win : win * 2 ** c.wsS);
+    if (c.tsOn) {
+      const ts = seg.timestampOffset();
+      if (ts >= 0) pkt.writeUInt32BE(seqSub(pkt.readUInt32BE(ts + 2), c.tsOffset), ts + 2);
+    }
+    // Mangled packets leave nfqueue as CHECKSUM_NONE: a complete sum, except for
+    // GSO packets, which the kernel segments in software and sums itself.
+    if (!gso) seg.fillChecksum();
+    const end = seqAdd(start, seg.seqLength);
+    if (seqGt(end, c.relNxt)) c.relNxt = end;
+    this.stats.releasedSegments++;
+    this.stats.releasedBytes += seg.payloadLength;
+    this.sink.accept(id, pkt);
+  }
+
+  /**
+   * A segment without data from P (id ≥ 0, held in the queue) or S (id −1,
+   * already consumed). It goes out when the merged ACK advanced, as a
+   * duplicate ACK from the lagging side (fast retransmit needs those), or when
+   * the window opened; otherwise it is absorbed.
+   */
+  private pureAck(c: Conn, id: number, pkt: Buffer, seg: TcpSegment, gso: boolean, side: 'P' | 'S'): void {
+    const m = this.mergedAck(c);
+    const mine = side === 'P' ? c.ackP : c.ackS;
+    const other = side === 'P' ? c.ackS : c.ackP;
+    const winBytes = this.mergedWindowBytes(c);
+    const edge = seqAdd(m, Math.floor(winBytes / 2 ** c.wsS) * 2 ** c.wsS);
+    const advanced = seqGt(m, c.ackSent);
+    // The lagging side's duplicate ACKs carrying SACK blocks (what drives the
+    // client's fast retransmit); when both lag equally, P speaks for both.
+    // Other same-ACK segments are absorbed, as in §3.4.
+    const dup =
+      !advanced &&
+      m === mine &&
+      (side === 'P' ? seqLe(mine, other) : seqLt(mine, other)) &&
+      findTcpOption(seg.buf, seg.optionsOffset, seg.optionsEnd, OPT_SACK) >= 0;
+    const opened = seqGt(edge, seqAdd(c.edgeSent, 2 * this.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent));
+    if (!advanced && !dup && !opened) {
+      if (id >= 0) this.sink.drop(id);
+      return;
+    }
+    if (side === 'P' && id >= 0) {
+      // Forward P's own ACK (its SACK blocks are in the client's space already).
+      this.release(c, id, pkt, seg, gso, false);
+      return;
+    }
+    this.sendAck(c, side === 'S' ? seg : null);
+  }
+
+  /** After new data from either side: send an ACK if the merged ACK moved and nothing carried it. */
+  private maybeAck(c: Conn, _now: number, _seg: TcpSegment | null): void {
+    if (c.phase !== 'merging') return;
+    const m = this.mergedAck(c);
+    if (seqGt(m, c.ackSent) && c.hasAckP && c.hasAckS) this.sendAck(c, null);
+  }
+
+  /** Builds a pure ACK to the client in S's spaces and sends it by raw socket. */
+  private sendAck(c: Conn, fromS: TcpSegment | null): void {
+    const ack = this.mergedAck(c);
+    const win = this.windowField(c, this.mergedWindowBytes(c), false);
+    const options: TcpOption[] = [];
+    if (c.tsOn) options.push({ kind: 'timestamp', tsval: seqMax(c.tsvalS, c.tsvalP), tsecr: c.tsecr });
+    if (fromS) {
+      const opts = fromS.options();
+      if (!(opts instanceof WireError)) {
+        const sack = opts.find((o) => o.kind === 'sack');
+        if (sack) options.push(sack);
+      }
+    }
+    const pkt = buildIpv4Tcp(
+      { src: this.cfg.service, dst: c.client, ttl: 64 },
+      { srcPort: c.servicePort, dstPort: c.clientPort, seq: c.relNxt, ack, flags: TCP_ACK_FLAG, window: win, urgent: 0, options, payload: EMPTY },
+    );
+    c.ackSent = ack;
+    c.edgeSent = seqAdd(ack, win * 2 ** c.wsS);
+    this.stats.acksSent++;
+    this.sink.send(pkt);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The protocol number the merger handles (for the shell's sanity checks). */
+export const MERGER_PROTOCOL = IPPROTO_TCP;
+
+/** Parses the options of a segment, for tests and logs. */
+export function optionsOf(pkt: Buffer): TcpOption[] {
+  const ip = Ipv4Packet.parse(pkt);
+  if (ip instanceof WireError) return [];
+  const seg = TcpSegment.fromIpv4(ip);
+  if (seg instanceof WireError) return [];
+  const o = parseTcpOptions(pkt, seg.optionsOffset, seg.optionsEnd);
+  return o instanceof WireError ? [] : o;
+}

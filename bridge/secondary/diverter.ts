@@ -1,0 +1,194 @@
+/**
+ * The secondary's diverter (paper §3.1), pure: no sockets, no clock.
+ *
+ * Inbound: a client frame captured promiscuously (addressed to the primary's
+ * MAC) becomes the IPv4 packet injected into S's own stack. The service
+ * address sits dormant on S's `lo` (DESIGN.md), so the packet is injected
+ * unchanged — no address translation that would have to outlive a takeover.
+ * Only the client's MSS option is clamped, so that S's segments still fit the
+ * MTU once the divert option is added.
+ *
+ * Outbound: each segment S's TCP sends to a client is diverted to the
+ * primary — source a_s, destination a_p — with the client's address in the
+ * divert option (kind 253, RFC 6994 ExID).
+ */
+import { WireError } from '../wire/error.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
+import { IP_CHECKSUM, IP_DST, IP_SRC, IP_TOTAL_LEN, Ipv4Packet } from '../wire/ipv4.js';
+import {
+  DIVERT_EXID,
+  findTcpOption,
+  MAX_OPTIONS_LEN,
+  OPT_DIVERT_ADDR,
+  OPT_DIVERT_LEN,
+  OPT_EXPERIMENT,
+  OPT_MSS,
+  OPT_NOP,
+  findOptionsEol,
+  OPT_SACK,
+  OPT_SACK_BLOCK_LEN,
+} from '../wire/tcp-options.js';
+import { TcpSegment, TCP_DATA_OFF, TCP_SYN } from '../wire/tcp.js';
+import { checksum } from '../wire/checksum.js';
+import type { PortMatcher } from '../ports.js';
+
+export interface DiverterConfig {
+  /** The service address (VIP). */
+  service: number;
+  /** This node's own address (a_s): the diverted segments' source. */
+  self: number;
+  /** The primary's own address (a_p): the diverted segments' destination. */
+  primary: number;
+  ports: PortMatcher;
+  /** LAN MTU; S's segments plus the divert option must fit. */
+  mtu: number;
+}
+
+export type DivertSkip = 'not-service' | 'not-failover-port' | 'malformed' | 'no-option-room';
+
+export interface DiverterStats {
+  diverted: number;
+  divertedBytes: number;
+  injected: number;
+  mssClamped: number;
+  sackTrimmed: number;
+  skipped: Record<DivertSkip, number>;
+}
+
+/** The MSS S may be told so that header + options + divert option fit `mtu`. */
+export function clampedMss(mtu: number): number {
+  return mtu - 20 - 20 - OPT_DIVERT_LEN;
+}
+
+export class Diverter {
+  readonly stats: DiverterStats = {
+    diverted: 0,
+    divertedBytes: 0,
+    injected: 0,
+    mssClamped: 0,
+    sackTrimmed: 0,
+    skipped: { 'not-service': 0, 'not-failover-port': 0, malformed: 0, 'no-option-room': 0 },
+  };
+  private readonly mssLimit: number;
+
+  constructor(readonly cfg: DiverterConfig) {
+    this.mssLimit = clampedMss(cfg.mtu);
+  }
+
+  /**
+   * S's own segment to a client → the diverted packet (a new Buffer), or a
+   * skip reason. The caller must never let a skipped failover segment out
+   * unchanged (fail closed): only `not-service`/`not-failover-port` are not ours.
+   */
+  divert(pkt: Buffer, gso: boolean): Buffer | DivertSkip {
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) return this.skip('malformed');
+    if (seg.src !== this.cfg.service) return this.skip('not-service');
+    if (!this.cfg.ports.has(seg.srcPort)) return this.skip('not-failover-port');
+    const ipHl = (ip as Ipv4Packet).headerLength;
+    const optStart = seg.optionsOffset;
+    let optEnd = seg.optionsEnd;
+    // The options already there, minus SACK blocks that no longer fit.
+    let optBytes = optEnd - optStart;
+    let sackAt = -1;
+    let sackKeep = 0;
+    if (optBytes + OPT_DIVERT_LEN > MAX_OPTIONS_LEN) {
+      sackAt = findTcpOption(pkt, optStart, optEnd, OPT_SACK);
+      if (sackAt < 0) return this.skip('no-option-room');
+      const blocks = (pkt[sackAt + 1]! - 2) / OPT_SACK_BLOCK_LEN;
+      const excess = optBytes + OPT_DIVERT_LEN - MAX_OPTIONS_LEN;
+      const drop = Math.ceil(excess / OPT_SACK_BLOCK_LEN);
+      if (drop >= blocks) return this.skip('no-option-room');
+      sackKeep = blocks - drop;
+      this.stats.sackTrimmed++;
+    }
+    const payloadLen = seg.payloadLength;
+    const removed = sackAt >= 0 ? (pkt[sackAt + 1]! - (2 + sackKeep * OPT_SACK_BLOCK_LEN)) : 0;
+    optBytes = optBytes - removed;
+    const tcpHl = 20 + optBytes + OPT_DIVERT_LEN;
+    const total = ipHl + tcpHl + payloadLen;
+    const out = Buffer.allocUnsafe(total);
+    pkt.copy(out, 0, 0, ipHl + 20);
+    // Options: copy, with the SACK option shortened if needed.
+    let w = ipHl + 20;
+    if (sackAt >= 0) {
+      pkt.copy(out, w, optStart, sackAt);
+      w += sackAt - optStart;
+      const keepLen = 2 + sackKeep * OPT_SACK_BLOCK_LEN;
+      pkt.copy(out, w, sackAt, sackAt + keepLen);
+      out[w + 1] = keepLen;
+      w += keepLen;
+      const after = sackAt + pkt[sackAt + 1]!;
+      pkt.copy(out, w, after, optEnd);
+      w += optEnd - after;
+    } else {
+      pkt.copy(out, w, optStart, optEnd);
+      w += optEnd - optStart;
+    }
+    // EOL and the padding after it would hide an option appended behind them.
+    const eol = findOptionsEol(out, ipHl + 20, w);
+    if (eol >= 0) out.fill(OPT_NOP, eol, w);
+    out[w] = OPT_EXPERIMENT;
+    out[w + 1] = OPT_DIVERT_LEN;
+    out.writeUInt16BE(DIVERT_EXID, w + 2);
+    out.writeUInt32BE(seg.dst, w + OPT_DIVERT_ADDR);
+    w += OPT_DIVERT_LEN;
+    // Alignment holds: 8n bytes of SACK blocks out, 8 bytes of divert option in.
+    pkt.copy(out, w, seg.payloadOffset, seg.payloadOffset + payloadLen);
+    optEnd = w;
+    out[ipHl + TCP_DATA_OFF] = ((tcpHl >> 2) << 4) | (out[ipHl + TCP_DATA_OFF]! & 0x0f);
+    out.writeUInt16BE(total, IP_TOTAL_LEN);
+    out.writeUInt32BE(this.cfg.self, IP_SRC);
+    out.writeUInt32BE(this.cfg.primary, IP_DST);
+    out.writeUInt16BE(0, IP_CHECKSUM);
+    out.writeUInt16BE(checksum(out, 0, ipHl), IP_CHECKSUM);
+    // nfqueue marks a mangled packet CHECKSUM_NONE: complete the sum, except
+    // for GSO packets, which the kernel segments and sums in software.
+    if (!gso) new TcpSegment(out, ipHl, total - ipHl, this.cfg.self, this.cfg.primary).fillChecksum();
+    this.stats.diverted++;
+    this.stats.divertedBytes += payloadLen;
+    return out;
+  }
+
+  /**
+   * A captured Ethernet frame → the IPv4 packet to inject into S's stack (a
+   * copy), or null when it is not a client segment for a failover port.
+   */
+  inbound(frame: Buffer): Buffer | null {
+    const eth = EthernetFrame.parse(frame);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) return null;
+    const ip = Ipv4Packet.parse(frame, eth.payloadOffset);
+    if (ip instanceof WireError || ip.dst !== this.cfg.service) return null;
+    const seg = TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError || !this.cfg.ports.has(seg.dstPort)) return null;
+    const off = eth.payloadOffset;
+    const pkt = Buffer.from(frame.subarray(off, off + ip.totalLength));
+    const s = new TcpSegment(pkt, ip.headerLength, ip.totalLength - ip.headerLength, ip.src, ip.dst);
+    if (s.has(TCP_SYN)) {
+      const mss = findTcpOption(pkt, s.optionsOffset, s.optionsEnd, OPT_MSS);
+      if (mss >= 0 && pkt[mss + 1] === 4 && pkt.readUInt16BE(mss + 2) > this.mssLimit) {
+        pkt.writeUInt16BE(this.mssLimit, mss + 2);
+        this.stats.mssClamped++;
+      }
+    }
+    // A frame from a local veth peer may carry a partial checksum (offload):
+    // injected packets are verified in software, so complete the sum.
+    s.fillChecksum();
+    this.stats.injected++;
+    return pkt;
+  }
+
+  private skip(why: DivertSkip): DivertSkip {
+    this.stats.skipped[why]++;
+    return why;
+  }
+}
+
+/** Reads the divert option of a segment: the client address, or null. */
+export function divertedClient(seg: TcpSegment): number | null {
+  const at = findTcpOption(seg.buf, seg.optionsOffset, seg.optionsEnd, OPT_EXPERIMENT, DIVERT_EXID);
+  if (at < 0 || seg.buf[at + 1] !== OPT_DIVERT_LEN) return null;
+  return seg.buf.readUInt32BE(at + OPT_DIVERT_ADDR);
+}
+

@@ -1,0 +1,105 @@
+/** The secondary's diverter: divert option, addresses, checksums, MSS clamp, SACK trimming. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { WireError } from '../../bridge/wire/error.js';
+import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
+import { mac } from '../../bridge/wire/addr.js';
+import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
+import type { TcpOption } from '../../bridge/wire/tcp-options.js';
+import { PortMatcher } from '../../bridge/ports.js';
+import { clampedMss, divertedClient, Diverter } from '../../bridge/secondary/diverter.js';
+import { A_P, A_S, CLIENT, CPORT, SPORT, VIP } from './harness.js';
+import { tcpOptions } from '../wire/arbitraries.js';
+
+const diverter = () => new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT, [20, 21]]), mtu: 1500 });
+
+function fromS(options: TcpOption[], payload = Buffer.from('reply'), sport = SPORT, src = VIP): Buffer {
+  return buildIpv4Tcp({ src, dst: CLIENT }, { srcPort: sport, dstPort: CPORT, seq: 123, ack: 456, flags: TCP_ACK_FLAG, window: 99, urgent: 0, options, payload });
+}
+
+describe('diverter: S’s output to the primary', () => {
+  it('readdresses to a_s → a_p, carries a_c in the option, keeps everything else', () => {
+    fc.assert(
+      fc.property(
+        tcpOptions.filter((o) => !o.some((x) => x.kind === 'divert') && o.reduce((n, x) => n + (x.kind === 'sack' ? 2 + 8 * x.blocks.length : 10), 0) <= 32),
+        fc.uint8Array({ maxLength: 1400 }),
+        (options, payload) => {
+          const original = fromS(options, Buffer.from(payload));
+          const out = diverter().divert(original, false);
+          if (typeof out === 'string') throw new Error(out);
+          const p = parseIpv4Tcp(out);
+          if (p instanceof WireError) throw p;
+          expect(p.ip.src).toBe(A_S);
+          expect(p.ip.dst).toBe(A_P);
+          expect(p.ip.checksumValid()).toBe(true);
+          expect(p.tcp.checksumValid()).toBe(true);
+          expect(divertedClient(p.tcp)).toBe(CLIENT);
+          const repr = parseTcpRepr(p.tcp);
+          if (repr instanceof WireError) throw repr;
+          const orig = parseIpv4Tcp(original);
+          if (orig instanceof WireError) throw orig;
+          const before = parseTcpRepr(orig.tcp);
+          if (before instanceof WireError) throw before;
+          expect(repr.payload.equals(Buffer.from(payload))).toBe(true);
+          expect(repr.options.filter((o) => o.kind !== 'divert')).toEqual(before.options);
+          expect({ seq: repr.seq, ack: repr.ack, window: repr.window, dstPort: repr.dstPort }).toEqual({ seq: 123, ack: 456, window: 99, dstPort: CPORT });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('trims SACK blocks when the options would not fit, and counts it', () => {
+    const d = diverter();
+    const options: TcpOption[] = [
+      { kind: 'timestamp', tsval: 1, tsecr: 2 },
+      { kind: 'sack', blocks: [[1, 2], [3, 4], [5, 6]] },
+    ];
+    const out = d.divert(fromS(options), false);
+    if (typeof out === 'string') throw new Error(out);
+    const p = parseIpv4Tcp(out) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+    expect(p.tcp.checksumValid()).toBe(true);
+    expect(p.tcp.options()).toEqual([
+      { kind: 'timestamp', tsval: 1, tsecr: 2 },
+      { kind: 'sack', blocks: [[1, 2], [3, 4]] },
+      { kind: 'divert', client: CLIENT },
+    ]);
+    expect(d.stats.sackTrimmed).toBe(1);
+  });
+
+  it('skips segments that are not from the service address or a failover port', () => {
+    const d = diverter();
+    expect(d.divert(fromS([], Buffer.from('x'), 8080), false)).toBe('not-failover-port');
+    expect(d.divert(fromS([], Buffer.from('x'), SPORT, A_S), false)).toBe('not-service');
+    expect(d.divert(Buffer.alloc(10), false)).toBe('malformed');
+    expect(d.stats.skipped).toMatchObject({ 'not-failover-port': 1, 'not-service': 1, malformed: 1 });
+  });
+});
+
+describe('diverter: the client’s frames into S’s stack', () => {
+  const frame = (flags: number, options: TcpOption[], dport = SPORT, dst = VIP) =>
+    emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4,
+      buildIpv4Tcp({ src: CLIENT, dst }, { srcPort: CPORT, dstPort: dport, seq: 1, ack: 0, flags, window: 100, urgent: 0, options, payload: Buffer.alloc(0) }));
+
+  it('clamps the MSS of a client SYN so S’s segments fit with the divert option', () => {
+    const d = diverter();
+    const pkt = d.inbound(frame(TCP_SYN, [{ kind: 'mss', mss: 1460 }, { kind: 'sack-permitted' }]));
+    expect(pkt).not.toBeNull();
+    const p = parseIpv4Tcp(pkt!) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+    expect(p.tcp.options()).toEqual([{ kind: 'mss', mss: clampedMss(1500) }, { kind: 'sack-permitted' }]);
+    expect(clampedMss(1500)).toBe(1452);
+    expect(p.tcp.checksumValid()).toBe(true);
+    expect(p.ip.dst).toBe(VIP); // unchanged: the VIP is dormant on S's lo
+    // A smaller MSS stays.
+    const small = d.inbound(frame(TCP_SYN, [{ kind: 'mss', mss: 536 }]))!;
+    expect((parseIpv4Tcp(small) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>).tcp.options()).toEqual([{ kind: 'mss', mss: 536 }]);
+  });
+
+  it('ignores frames for other ports, other addresses and non-IPv4', () => {
+    const d = diverter();
+    expect(d.inbound(frame(TCP_ACK_FLAG, [], 8080))).toBeNull();
+    expect(d.inbound(frame(TCP_ACK_FLAG, [], SPORT, A_P))).toBeNull();
+    expect(d.inbound(Buffer.alloc(60))).toBeNull();
+    expect(d.inbound(frame(TCP_ACK_FLAG, [], 21))).not.toBeNull();
+  });
+});
