@@ -1,13 +1,88 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { createLogger } from './bridge/log.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
 
 const program = new Command();
 program
   .name('tcpfo')
-  .description('Transparent TCP connection failover for a primary/secondary server pair (Koch et al.)')
-  .version('0.1.0');
+  .description('Transparent TCP connection failover for a primary/secondary server pair (Koch et al., active replication).')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration.
+Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
+  );
+program.exitOverride((err) => {
+  process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+});
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'YAML configuration (same file on both nodes)').makeOptionMandatory();
+}
+
+function load(file: string): Config {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(EXIT.config);
+    }
+    throw e;
+  }
+}
+
+async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<void> {
+  const cfg = load(file);
+  const log = createLogger(`tcpfo-${role}`);
+  const bridge =
+    role === 'primary'
+      ? await (await import('./bridge/primary/daemon.js')).PrimaryBridge.start(cfg, log)
+      : await (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping');
+    try {
+      await bridge.stop();
+      process.exit(EXIT.ok);
+    } catch (e) {
+      log.error({ err: e }, 'stop failed');
+      process.exit(EXIT.failure);
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
+}
+
+program
+  .command('primary')
+  .description('run the primary bridge: merge both servers’ output, hold the service address')
+  .addOption(configOption())
+  .action(async (o: { config: string }) => runDaemon('primary', o.config));
+
+program
+  .command('secondary')
+  .description('run the secondary bridge: capture client frames, divert replies to the primary')
+  .addOption(configOption())
+  .action(async (o: { config: string }) => runDaemon('secondary', o.config));
+
+program
+  .command('check-config')
+  .description('validate a configuration file and print it normalised; installs nothing')
+  .addOption(configOption())
+  .action((o: { config: string }) => {
+    const cfg = load(o.config);
+    console.log(JSON.stringify(cfg, null, 2));
+  });
 
 program
   .command('cleanup')
@@ -24,5 +99,5 @@ program
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(`tcpfo: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(1);
+  process.exit(EXIT.failure);
 });

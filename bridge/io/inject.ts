@@ -12,6 +12,9 @@ import * as raw from 'raw-socket';
 import { ipv4ToString } from '../wire/addr.js';
 import { IP_DST } from '../wire/ipv4.js';
 
+/** Mark on every packet the bridge injects itself: its own rules let it pass. */
+export const BRIDGE_MARK = 0x7466;
+
 const IPPROTO_RAW = 255;
 const SOL_SOCKET = 1;
 const SO_MARK = 36;

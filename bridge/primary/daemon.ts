@@ -1,0 +1,197 @@
+/**
+ * The primary bridge process: wires the merger to NFQUEUE, the raw socket,
+ * the rules and the node state. Thin on purpose — every decision is the
+ * merger's.
+ *
+ * Queues:
+ *   base     P's own output to clients (held until S matches it)     fail closed
+ *   base+1   client segments to the VIP, and S's diverted segments   fail closed
+ * Fail closed everywhere: without the bridge, P's raw sequence numbers must
+ * never reach a client, a client ACK must never reach P's TCP untranslated,
+ * and S's diverted segments must never reach P's TCP (it would reset them).
+ */
+import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
+import { gratuitousArpFrame } from '../wire/arp.js';
+import { WireError } from '../wire/error.js';
+import { Ipv4Packet } from '../wire/ipv4.js';
+import { TcpSegment } from '../wire/tcp.js';
+import { FrameCapture } from '../io/capture.js';
+import { BRIDGE_MARK, Injector } from '../io/inject.js';
+import { NodeState } from '../io/node-state.js';
+import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
+import { RuleSet } from '../io/rules.js';
+import { arpReplyFor } from '../arp-responder.js';
+import { divertedClient } from '../secondary/diverter.js';
+import { Merger, type MergerSink } from './merger.js';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../log.js';
+
+export interface PrimaryStats {
+  spoofedDiverted: number;
+  verdictErrors: number;
+}
+
+export class PrimaryBridge {
+  readonly merger: Merger;
+  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0 };
+  private outQ!: PacketQueue;
+  private inQ!: PacketQueue;
+  private rules!: RuleSet;
+  private injector!: Injector;
+  private arp!: FrameCapture;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly vip: number;
+  private readonly self: number;
+  private readonly peer: number;
+  private readonly peerMac: number;
+  private readonly myMac: Buffer;
+  readonly state: NodeState;
+
+  private constructor(
+    readonly cfg: Config,
+    readonly log: Logger,
+  ) {
+    this.vip = ipv4(cfg.service.address);
+    this.self = ipv4(cfg.primary.address);
+    this.peer = ipv4(cfg.secondary.address);
+    this.peerMac = macToNumber(cfg.secondary.mac);
+    this.myMac = mac(cfg.primary.mac);
+    this.state = new NodeState(`${cfg.state_dir}/${cfg.instance}p.json`);
+    const sink: MergerSink = {
+      accept: (id, packet) => {
+        if (!(packet ? this.outOrIn(id).acceptModified(id & 0x7fffffff, packet) : this.outOrIn(id).accept(id & 0x7fffffff))) this.stats.verdictErrors++;
+      },
+      drop: (id) => {
+        if (!this.outOrIn(id).drop(id & 0x7fffffff)) this.stats.verdictErrors++;
+      },
+      send: (packet) => {
+        this.injector.send(packet);
+      },
+    };
+    this.merger = new Merger(
+      { service: this.vip, mtu: cfg.lan.mtu },
+      sink,
+      (what, c) => this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what),
+    );
+  }
+
+  /**
+   * The merger sees one id space; the two queues have their own. Ids of the
+   * inbound queue carry bit 31 (NFQUEUE ids are 32-bit counters; in practice
+   * far below 2^31 for the life of a queue).
+   */
+  private outOrIn(id: number): PacketQueue {
+    return id & 0x80000000 ? this.inQ : this.outQ;
+  }
+
+  static async start(cfg: Config, log: Logger): Promise<PrimaryBridge> {
+    const b = new PrimaryBridge(cfg, log);
+    try {
+      await b.setup();
+    } catch (e) {
+      await b.stop();
+      throw e;
+    }
+    return b;
+  }
+
+  private async setup(): Promise<void> {
+    const cfg = this.cfg;
+    const recovered = await NodeState.recover(this.state.journal);
+    if (recovered.length) this.log.warn({ changes: recovered.length }, 'undid what a previous primary left behind');
+    // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
+    await this.state.addDormantAddress(cfg.service.address, cfg.primary.interface);
+    const q = cfg.queue_base;
+    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onOutput(b));
+    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onInput(b));
+    this.injector = new Injector(BRIDGE_MARK);
+    const ports = cfg.service.ports;
+    this.rules = await RuleSet.install(
+      `${cfg.instance}p`,
+      [
+        { hook: 'output', match: { src: this.vip, sports: ports }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
+        { hook: 'prerouting', match: { src: this.peer, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S (fail closed)' },
+        { hook: 'prerouting', match: { dst: this.vip, dports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
+      ],
+      BRIDGE_MARK,
+    );
+    this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
+      const reply = arpReplyFor(f, this.vip, this.myMac);
+      if (reply) this.arp.send(reply);
+    }, 1 << 20);
+    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.timer = setInterval(() => this.merger.poll(Date.now()), 1000);
+    this.timer.unref();
+    this.log.info(
+      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1] },
+      'primary bridge up: merging',
+    );
+  }
+
+  private onOutput(b: PacketBatch): void {
+    const now = Date.now();
+    for (let i = 0; i < b.count; i++) {
+      this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, now);
+    }
+  }
+
+  private onInput(b: PacketBatch): void {
+    const now = Date.now();
+    for (let i = 0; i < b.count; i++) {
+      const id = (b.id(i) | 0x80000000) >>> 0;
+      const pkt = b.packet(i);
+      // Cheap dispatch on the destination: the VIP is client traffic, our own
+      // address is S's diverted output.
+      const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
+      if (dst === this.vip) {
+        this.merger.fromClient(id, pkt, now);
+        continue;
+      }
+      const ip = Ipv4Packet.parse(pkt);
+      const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+      const client = seg instanceof WireError ? null : divertedClient(seg);
+      if (b.srcMac(i) !== this.peerMac || client === null) {
+        // Claims to be diverted, but not from the secondary's MAC, or no option: never trusted.
+        this.stats.spoofedDiverted++;
+        this.inQ.drop(b.id(i));
+        continue;
+      }
+      this.merger.fromSecondary(id, pkt, client, now);
+    }
+  }
+
+  /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
+  secondaryFailed(): void {
+    this.merger.secondaryFailed();
+    this.log.warn({ role: 'primary' }, 'secondary failed: continuing alone, connections keep their sequence offset');
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      role: 'primary',
+      connections: this.merger.phases(),
+      queued: this.merger.queued(),
+      merger: this.merger.stats,
+      queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
+      injector: this.injector?.stats,
+      ...this.stats,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.log.info({ status: this.status() }, 'final counters');
+    if (this.timer) clearInterval(this.timer);
+    this.arp?.close();
+    // Rules first: from here on the kernel drops (fail closed) rather than queues.
+    await this.rules?.remove();
+    this.outQ?.close();
+    this.inQ?.close();
+    await this.injector?.drain(1000);
+    this.injector?.close();
+    await this.state.undoAll();
+    this.log.info({ role: 'primary' }, 'primary bridge stopped; rules and addresses removed');
+  }
+}

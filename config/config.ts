@@ -1,0 +1,133 @@
+/**
+ * The YAML configuration, one file for both nodes. Validated by a zod schema;
+ * every error names the file, the path in the document and what is wrong.
+ * Unknown keys are errors. Nothing is installed before the whole file is valid.
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseIpv4, parseMac } from '../bridge/wire/addr.js';
+import type { PortSet } from '../bridge/ports.js';
+
+const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null, { message: 'not an IPv4 address (a.b.c.d)' });
+const macText = z.string().refine((s) => parseMac(s) !== null, { message: 'not a MAC address (aa:bb:cc:dd:ee:ff)' });
+const ifname = z.string().regex(/^[a-zA-Z0-9._@-]{1,15}$/, 'not an interface name');
+const port = z.number().int().min(1).max(65535);
+const portRange = z.string().regex(/^\d{1,5}-\d{1,5}$/, 'a port range is "LOW-HIGH"').transform((s, ctx) => {
+  const [lo, hi] = s.split('-').map(Number) as [number, number];
+  if (lo < 1 || hi > 65535 || lo > hi) {
+    ctx.addIssue({ code: 'custom', message: `bad port range ${s}: need 1 ≤ LOW ≤ HIGH ≤ 65535` });
+    return z.NEVER;
+  }
+  return [lo, hi] as const;
+});
+const hostPort = z.string().refine((s) => {
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  return !!m && parseIpv4(m[1]!) !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+}, 'need ADDRESS:PORT with an IPv4 address');
+
+const node = z.strictObject({
+  /** The node's own address: heartbeats and diverted segments. */
+  address: ipv4Text,
+  /** The LAN interface. */
+  interface: ifname,
+  mac: macText,
+});
+
+export const configSchema = z.strictObject({
+  service: z.strictObject({
+    /** The service address (VIP) clients connect to; held by the active node. */
+    address: ipv4Text,
+    /** Failover ports: replicated connections. Single ports and "LOW-HIGH" ranges. */
+    ports: z.array(z.union([port, portRange])).min(1, 'list at least one failover port'),
+  }),
+  primary: node,
+  secondary: node,
+  lan: z
+    .strictObject({
+      /** hub: the secondary sees the client's frames (hub, mirror port, flooding bridge). */
+      mode: z.enum(['hub', 'switched']).default('hub'),
+      mtu: z.number().int().min(576).max(9000).default(1500),
+    })
+    .default({ mode: 'hub', mtu: 1500 }),
+  heartbeat: z
+    .strictObject({
+      port: port.default(7946),
+      interval_ms: z.number().int().min(5).max(10_000).default(20),
+      timeout_ms: z.number().int().min(20).max(60_000).default(100),
+      key_file: z.string().min(1).optional(),
+    })
+    .default({ port: 7946, interval_ms: 20, timeout_ms: 100 }),
+  metrics: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:9464'),
+    })
+    .default({ listen: '127.0.0.1:9464' }),
+  /** NFQUEUE numbers used by this instance: base and base+1. */
+  queue_base: z.number().int().min(0).max(65534).default(100),
+  state_dir: z.string().min(1).default('/run/tcpfo'),
+  /** Tag naming this instance's rules and journal (lets two instances share a machine in tests). */
+  instance: z.string().regex(/^[a-z0-9]{1,8}$/, '1-8 of [a-z0-9]').default('tcpfo'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface Config extends Omit<RawConfig, 'service'> {
+  service: { address: string; ports: PortSet };
+  file: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+function pathText(path: ReadonlyArray<PropertyKey>): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}
+
+/** Parses and validates YAML text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, file: string): Config {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `YAML ${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS();
+  const r = configSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    throw new ConfigError(
+      file,
+      r.error.issues.map((i) => {
+        if (i.code === 'unrecognized_keys') return `${pathText(i.path)}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+        return `${pathText(i.path)}: ${i.message}`;
+      }),
+    );
+  }
+  const c = r.data;
+  const problems: string[] = [];
+  const addrs = [c.service.address, c.primary.address, c.secondary.address];
+  if (new Set(addrs).size !== 3) problems.push('service.address, primary.address and secondary.address must all differ');
+  if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase()) problems.push('primary.mac and secondary.mac must differ');
+  if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
+  if (problems.length) throw new ConfigError(file, problems);
+  return { ...c, service: { address: c.service.address, ports: c.service.ports }, file };
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
+  return parseConfig(text, file);
+}

@@ -1,0 +1,149 @@
+/**
+ * A tcpfo pair in the rig: a config file, the same server on both nodes, and
+ * both bridges started through the real CLI. Used by the end-to-end tests,
+ * the demo and the benchmarks.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { distScript } from './dist.js';
+import type { Rig, RigHost } from './rig.js';
+
+export const VIP = '192.0.2.100';
+export const DEMO_PORT = 7000;
+
+export interface PairOptions {
+  ports?: Array<number | string>;
+  /** Extra YAML appended to the config. */
+  extraYaml?: string;
+  /** Start the demo server on both nodes (default true). */
+  demoServer?: boolean;
+}
+
+export interface Daemon {
+  proc: ChildProcess;
+  log: string;
+}
+
+export class TcpfoPair {
+  primary?: Daemon;
+  secondary?: Daemon;
+  readonly servers: ChildProcess[] = [];
+
+  constructor(
+    readonly rig: Rig,
+    readonly configFile: string,
+  ) {}
+
+  static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
+    const p = rig.host('primary');
+    const s = rig.host('secondary');
+    const ports = opts.ports ?? [DEMO_PORT];
+    const yaml = [
+      'service:',
+      `  address: ${VIP}`,
+      `  ports: [${ports.map((x) => (typeof x === 'string' ? JSON.stringify(x) : x)).join(', ')}]`,
+      'primary:',
+      `  address: ${p.ip}`,
+      '  interface: eth0',
+      `  mac: "${p.mac}"`,
+      'secondary:',
+      `  address: ${s.ip}`,
+      '  interface: eth0',
+      `  mac: "${s.mac}"`,
+      'lan:',
+      '  mode: hub',
+      `state_dir: ${join(rig.tmpdir, 'state')}`,
+      'instance: t',
+      opts.extraYaml ?? '',
+    ].join('\n');
+    const file = join(rig.tmpdir, 'tcpfo.yaml');
+    writeFileSync(file, yaml + '\n');
+    const pair = new TcpfoPair(rig, file);
+    // Bridges first (they put the VIP on lo), then the servers bind it.
+    pair.secondary = await pair.startDaemon(s, 'secondary');
+    pair.primary = await pair.startDaemon(p, 'primary');
+    if (opts.demoServer ?? true) {
+      for (const h of [p, s]) pair.servers.push(await startDemoServer(h, VIP, DEMO_PORT));
+    }
+    return pair;
+  }
+
+  async startDaemon(host: RigHost, role: 'primary' | 'secondary'): Promise<Daemon> {
+    const log = join(this.rig.tmpdir, `${role}.log`);
+    const out = createWriteStream(log, { flags: 'a' });
+    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
+    proc.stdout?.pipe(out);
+    proc.stderr?.pipe(out);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const text = safeRead(log);
+      if (text.includes('bridge up')) break;
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`${role} bridge did not start (exit ${proc.exitCode}):\n${text}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { proc, log };
+  }
+
+  logs(): string {
+    return ['primary', 'secondary'].map((r) => `--- ${r} ---\n${safeRead(join(this.rig.tmpdir, `${r}.log`))}`).join('\n');
+  }
+
+  /** Stops a bridge with SIGTERM and waits for it. */
+  static async stopDaemon(d: Daemon | undefined): Promise<number | null> {
+    if (!d || d.proc.exitCode !== null) return d?.proc.exitCode ?? null;
+    const exited = once(d.proc, 'exit');
+    d.proc.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    return code;
+  }
+
+  async stop(): Promise<void> {
+    await TcpfoPair.stopDaemon(this.primary);
+    await TcpfoPair.stopDaemon(this.secondary);
+    for (const s of this.servers) s.kill();
+  }
+}
+
+function safeRead(f: string): string {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export async function startDemoServer(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+  const proc = host.spawn([process.execPath, distScript('bench/servers/demo-server.js'), addr, String(port)]);
+  const [line] = (await Promise.race([
+    once(proc.stdout!, 'data'),
+    new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), 10_000)),
+  ])) as [Buffer];
+  if (!line.toString().startsWith('listening')) throw new Error(`demo server on ${host.name}: ${line.toString()}`);
+  return proc;
+}
+
+export interface TransferResult {
+  bytes: number;
+  sha256: string;
+  expected?: string;
+  reply?: string;
+  ms: number;
+  connectMs: number;
+  maxGapMs: number;
+  error?: string;
+}
+
+/** Runs the demo client in the client host. */
+export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000): Promise<TransferResult> {
+  const r = await client.exec([process.execPath, distScript('bench/servers/demo-client.js'), mode, VIP, String(DEMO_PORT), String(bytes), String(seed)], {
+    timeoutMs,
+    allowFail: true,
+  });
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  if (!line.startsWith('{')) throw new Error(`demo client ${mode} failed (exit ${r.code}): ${r.stderr}`);
+  return JSON.parse(line) as TransferResult;
+}
