@@ -1,0 +1,41 @@
+/** The transparency oracle itself must be able to fail. */
+import { describe, expect, it } from 'vitest';
+import { mac } from '../../bridge/wire/addr.js';
+import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import type { CapturedFrame } from './capture.js';
+import { checkTransparency } from './oracle.js';
+
+const VIP = '192.0.2.100';
+const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false): CapturedFrame => {
+  const ip = buildIpv4Tcp(
+    { src: ipv4(VIP), dst: ipv4('192.0.2.10') },
+    { srcPort: 7000, dstPort: 40000, seq, ack: 1, flags, window: 100, urgent: 0, options: flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [], payload },
+  );
+  if (corrupt) ip.writeUInt8(ip.readUInt8(ip.length - 1) ^ 0xff, ip.length - 1);
+  const data = emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ETHERTYPE_IPV4, ip);
+  return { time: 0, data, originalLength: data.length };
+};
+
+describe('transparency oracle', () => {
+  it('passes a clean connection', () => {
+    const r = checkTransparency([frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG, Buffer.from('def'))], VIP, 7000);
+    expect(r.problems).toEqual([]);
+    expect(r.connections[0]!.dataBytes).toBe(6);
+  });
+  it('flags a segment in another sequence space (raw primary numbers)', () => {
+    const r = checkTransparency([frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(900_000_000, TCP_ACK_FLAG, Buffer.from('x'))], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(r.problems.join()).toMatch(/outside the connection's sequence space/);
+  });
+  it('flags two different bytes at one offset, an RST and a bad checksum', () => {
+    const r = checkTransparency(
+      [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1001, TCP_ACK_FLAG, Buffer.from('abX')), frame(1004, TCP_RST), frame(1004, TCP_ACK_FLAG, Buffer.from('z'), true)],
+      VIP,
+      7000,
+    );
+    expect(r.problems.some((p) => p.includes('two different bytes'))).toBe(true);
+    expect(r.problems.some((p) => p.includes('RST'))).toBe(true);
+    expect(r.problems.some((p) => p.includes('bad TCP checksum'))).toBe(true);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The transparency oracle: what the client's own capture must show for every
+ * failover connection. One consistent sequence space (no segment carries P's
+ * raw numbers), the same byte at the same offset in every copy, no RST, a
+ * valid checksum on every segment the client received, MSS respected.
+ */
+import { WireError } from '../../bridge/wire/error.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
+import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
+import { TcpSegment, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import type { CapturedFrame } from './capture.js';
+
+export interface ConnReport {
+  clientPort: number;
+  isn: number;
+  mss: number | null;
+  wscale: number | null;
+  dataBytes: number;
+  segments: number;
+  retransmittedBytes: number;
+}
+
+export interface OracleReport {
+  connections: ConnReport[];
+  problems: string[];
+  /** Segments whose checksum was checked: complete and valid, or left to offload (partial). */
+  checkedChecksums: number;
+  validChecksums: number;
+  /**
+   * Segments with a partial checksum (CHECKSUM_PARTIAL: the pseudo-header sum,
+   * the rest left to the NIC). Between veths a TSO super-segment arrives like
+   * that; a real NIC completes it on the wire.
+   */
+  offloadChecksums: number;
+}
+
+interface State {
+  rep: ConnReport;
+  bytes: Map<number, number>;
+  maxEnd: number;
+}
+
+/**
+ * `frames`: the client's capture (full snaplen for checksum checks; a short
+ * snaplen skips them). `vip`, `port`: the service.
+ */
+export function checkTransparency(frames: readonly CapturedFrame[], vip: string, port: number, opts: { maxSpan?: number } = {}): OracleReport {
+  const service = ipv4(vip);
+  const conns = new Map<number, State>();
+  const problems: string[] = [];
+  let checkedChecksums = 0;
+  let validChecksums = 0;
+  let offloadChecksums = 0;
+  const maxSpan = opts.maxSpan ?? 2 ** 30;
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    // A capture with a short snaplen keeps the headers only: parse as if the
+    // rest were there (zeros), and check no checksum or byte content.
+    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
+    if (ip instanceof WireError) continue;
+    const seg = TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) continue;
+    const fromServer = ip.src === service && seg.srcPort === port;
+    const toServer = ip.dst === service && seg.dstPort === port;
+    if (!fromServer && !toServer) continue;
+    const cport = fromServer ? seg.dstPort : seg.srcPort;
+    if (seg.has(TCP_RST)) problems.push(`RST ${fromServer ? 'from the service' : 'from the client'} on client port ${cport}`);
+    if (!fromServer) continue;
+    const full = f.originalLength === f.data.length;
+    if (full) {
+      checkedChecksums++;
+      if (!ip.checksumValid()) problems.push(`bad IP checksum from the service on client port ${cport}`);
+      if (seg.checksumValid()) validChecksums++;
+      else if (seg.checksumPartial()) offloadChecksums++;
+      else problems.push(`bad TCP checksum from the service on client port ${cport} (seq ${seg.seq})`);
+    }
+    // A frame above the MTU is a TSO super-segment between veths (the NIC would cut it).
+    const superSegment = ip.totalLength > 1500;
+    let st = conns.get(cport);
+    if (seg.has(TCP_SYN)) {
+      const opts = seg.options();
+      const o = opts instanceof WireError ? [] : opts;
+      const mss = o.find((x) => x.kind === 'mss');
+      const ws = o.find((x) => x.kind === 'wscale');
+      if (!st) {
+        st = {
+          rep: {
+            clientPort: cport,
+            isn: seg.seq,
+            mss: mss && mss.kind === 'mss' ? mss.mss : null,
+            wscale: ws && ws.kind === 'wscale' ? ws.shift : null,
+            dataBytes: 0,
+            segments: 0,
+            retransmittedBytes: 0,
+          },
+          bytes: new Map(),
+          maxEnd: 0,
+        };
+        conns.set(cport, st);
+      } else if (seg.seq !== st.rep.isn) {
+        problems.push(`client port ${cport}: two SYNs with different ISNs (${st.rep.isn}, ${seg.seq})`);
+      }
+      continue;
+    }
+    if (!st) continue; // connection began before the capture
+    st.rep.segments++;
+    const off = seqSub(seg.seq, seqAdd(st.rep.isn, 1));
+    if (off > maxSpan) {
+      problems.push(`client port ${cport}: segment at seq ${seg.seq} is outside the connection's sequence space (offset ${off}) — raw primary numbers?`);
+      continue;
+    }
+    const payload = seg.payload;
+    if (st.rep.mss !== null && payload.length > st.rep.mss && full && !superSegment) problems.push(`client port ${cport}: ${payload.length}-byte segment exceeds MSS ${st.rep.mss}`);
+    if (!full) {
+      if (seg.payloadLength) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + seg.payloadLength);
+      continue;
+    }
+    for (let i = 0; i < payload.length; i++) {
+      const at = off + i;
+      const prev = st.bytes.get(at);
+      if (prev === undefined) st.bytes.set(at, payload[i]!);
+      else {
+        st.rep.retransmittedBytes++;
+        if (prev !== payload[i]) {
+          problems.push(`client port ${cport}: two different bytes at offset ${at}`);
+          break;
+        }
+      }
+    }
+    if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
+  }
+  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums };
+}
