@@ -123,6 +123,11 @@ export class ByteStore {
     if (drop) this.chunks.splice(0, drop);
   }
 
+  /** The stored ranges [seq, end), for diagnostics. */
+  ranges(): Array<[number, number]> {
+    return this.chunks.map((c) => [c.seq, seqAdd(c.seq, c.data.length)]);
+  }
+
   clear(): void {
     this.chunks = [];
     this.bytes = 0;

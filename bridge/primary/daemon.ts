@@ -40,6 +40,8 @@ export class PrimaryBridge {
   private injector!: Injector;
   private arp!: FrameCapture;
   private timer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private stallTimerAt = Infinity;
   private stopped = false;
   private readonly vip: number;
   private readonly self: number;
@@ -134,6 +136,21 @@ export class PrimaryBridge {
     for (let i = 0; i < b.count; i++) {
       this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, now);
     }
+    this.armTimer();
+  }
+
+  /** One timer for the merger's earliest deadline (a stalled segment). */
+  private armTimer(): void {
+    const at = this.merger.nextTimeout();
+    if (at === null || at >= this.stallTimerAt || this.stopped) return;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimerAt = at;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      this.stallTimerAt = Infinity;
+      this.merger.poll(Date.now());
+      this.armTimer();
+    }, Math.max(0, at - Date.now()));
   }
 
   private onInput(b: PacketBatch): void {
@@ -159,6 +176,7 @@ export class PrimaryBridge {
       }
       this.merger.fromSecondary(id, pkt, client, now);
     }
+    this.armTimer();
   }
 
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
@@ -172,6 +190,7 @@ export class PrimaryBridge {
       role: 'primary',
       connections: this.merger.phases(),
       queued: this.merger.queued(),
+      stuck: this.merger.stuck(),
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
       injector: this.injector?.stats,
@@ -184,6 +203,7 @@ export class PrimaryBridge {
     this.stopped = true;
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     this.arp?.close();
     // Rules first: from here on the kernel drops (fail closed) rather than queues.
     await this.rules?.remove();

@@ -30,7 +30,7 @@ import {
   parseTcpOptions,
   type TcpOption,
 } from '../wire/tcp-options.js';
-import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { ByteStore } from './byte-store.js';
 
 /** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
@@ -53,6 +53,12 @@ export interface MergerConfig {
   handshakeTimeoutMs: number;
   /** Time a closed connection's translation is kept for late segments, ms. */
   lingerMs: number;
+  /**
+   * How long the first held segment may sit partly covered by S before the
+   * covered part is sent on its own (S may be waiting for the client's ACK of
+   * it: a small congestion window after loss), ms.
+   */
+  stallMs: number;
   /** Upper bound on S bytes stored per connection (backpressure, not memory growth). */
   maxStoredBytes: number;
 }
@@ -62,6 +68,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   idleTimeoutMs: 2 * 60 * 60 * 1000,
   handshakeTimeoutMs: 30_000,
   lingerMs: 60_000,
+  stallMs: 5,
   maxStoredBytes: 8 << 20,
 };
 
@@ -73,6 +80,8 @@ export interface MergerStats {
   releasedSegments: number;
   releasedBytes: number;
   retransmissions: number;
+  /** Prefixes of held segments sent early to break a stall (see releasePrefix). */
+  prefixReleases: number;
   acksSent: number;
   divertedSegments: number;
   divertedBytes: number;
@@ -148,9 +157,21 @@ export class Conn {
     this.lastSeen = now;
   }
 
-  /** S-space end of what S produced, contiguous, counting S's FIN. */
+  /** Highest S-space sequence number S is known to have sent (out-of-order data included), or null. */
+  sMax: number | null = null;
+  /** Since when the first held segment has been partly covered by S without progress, or null. */
+  stallAt: number | null = null;
+
+  /**
+   * S-space end of what S has produced, counting S's FIN. A hole (a diverted
+   * segment lost between S and P) does not stop it: S's sequence number past
+   * the hole proves S produced the bytes in it — they wait in S's send queue
+   * and reach the client from S after a failover. Only their comparison with
+   * P's bytes is skipped.
+   */
   sCovered(): number {
-    const end = this.store.contiguousEnd();
+    let end = this.store.contiguousEnd();
+    if (this.sMax !== null && seqGt(this.sMax, end)) end = this.sMax;
     return this.finS !== null && end === this.finS ? seqAdd(end, 1) : end;
   }
 }
@@ -164,6 +185,7 @@ function newStats(): MergerStats {
     releasedSegments: 0,
     releasedBytes: 0,
     retransmissions: 0,
+    prefixReleases: 0,
     acksSent: 0,
     divertedSegments: 0,
     divertedBytes: 0,
@@ -190,6 +212,8 @@ export class Merger {
   /** client address → (client port, service port) → connection */
   private readonly conns = new Map<number, Map<number, Conn>>();
   private count = 0;
+  private readonly stalled = new Set<Conn>();
+  private nextExpiry = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
   readonly stats: MergerStats = newStats();
@@ -226,6 +250,27 @@ export class Merger {
       }
     }
     return { storedBytes, heldSegments };
+  }
+
+  /** Connections with segments held, for diagnostics (at most `max`). */
+  stuck(max = 5): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const m of this.conns.values()) {
+      for (const c of m.values()) {
+        if (!c.held.length || out.length >= max) continue;
+        out.push({
+          clientPort: c.clientPort,
+          relNxt: c.relNxt,
+          covered: c.sCovered(),
+          held: c.held.slice(0, 3).map((h) => [h.start, h.end]),
+          store: c.store.ranges().slice(0, 5),
+          ackP: c.ackP,
+          ackS: c.ackS,
+          ackSent: c.ackSent,
+        });
+      }
+    }
+    return out;
   }
 
   find(client: number, clientPort: number, servicePort: number): Conn | undefined {
@@ -325,8 +370,32 @@ export class Merger {
       this.release(c, id, pkt, seg, gso, false);
       return;
     }
+    if (seqLt(start, c.relNxt)) {
+      // A retransmission reaching past what was released: the released part
+      // goes out now (copied); the rest is held already, in P's original.
+      this.stats.retransmissions++;
+      const payload = seg.payload;
+      const chunk = this.cfg.mtu - 40 - 12;
+      for (let at = start; seqLt(at, c.relNxt); ) {
+        const n = Math.min(chunk, seqSub(c.relNxt, at));
+        const off = seqSub(at, start);
+        if (off >= payload.length) break;
+        this.sendSegment(c, at, payload.subarray(off, Math.min(off + n, payload.length)));
+        at = seqAdd(at, n);
+      }
+      this.sink.drop(id);
+      return;
+    }
+    const heldEnd = c.held.length ? c.held[c.held.length - 1]!.end : c.relNxt;
+    if (seqLt(start, heldEnd) && seqLe(end, heldEnd)) {
+      // P re-sent bytes whose original is still held here: the original goes out.
+      this.stats.retransmissions++;
+      this.sink.drop(id);
+      return;
+    }
     c.held.push({ id, pkt, start, end, gso });
     this.releaseCovered(c);
+    this.checkStall(c, now);
     this.maybeAck(c, now, null);
   }
 
@@ -388,15 +457,27 @@ export class Merger {
       this.degrade(c, 'secondary reset');
       return;
     }
+    let added = -1;
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
         this.stats.drops['store-full']++;
       } else {
-        c.store.insert(seg.seq, seg.payload);
+        added = c.store.insert(seg.seq, seg.payload);
       }
     }
     if (flags & TCP_FIN) c.finS = seqAdd(seg.seq, seg.payloadLength);
-    if (c.held.length) this.releaseCovered(c);
+    if (seg.payloadLength > 0) {
+      const end = seqAdd(seg.seq, seg.payloadLength);
+      if (c.sMax === null || seqGt(end, c.sMax)) c.sMax = end;
+    }
+    if (c.held.length) {
+      this.releaseCovered(c);
+      // S repeating bytes we have: its retransmission timer fired, so it is
+      // waiting for the client to acknowledge what both servers produced — and
+      // the client cannot before it gets it. Send that part now.
+      if (c.held.length && added === 0) this.releasePrefix(c);
+      this.checkStall(c, now);
+    }
     if (c.phase === 'merging' && seg.seqLength === 0) this.pureAck(c, -1, pkt, seg, false, 'S');
     else this.maybeAck(c, now, seg);
   }
@@ -479,8 +560,30 @@ export class Merger {
     this.alone = false;
   }
 
-  /** Expires idle, half-open and closed connections. Returns how many were removed. */
+  /** When poll() next has work (a stalled connection), or null. */
+  nextTimeout(): number | null {
+    let t: number | null = null;
+    for (const c of this.stalled) {
+      const at = c.stallAt! + this.cfg.stallMs;
+      if (t === null || at < t) t = at;
+    }
+    return t;
+  }
+
+  /**
+   * Timers: sends the covered part of segments stalled longer than stallMs,
+   * and (at most once a second) expires idle, half-open and closed
+   * connections. Returns how many connections were removed.
+   */
   poll(now: number): number {
+    for (const c of [...this.stalled]) {
+      if (c.stallAt !== null && now - c.stallAt >= this.cfg.stallMs) {
+        this.releasePrefix(c);
+        this.checkStall(c, now);
+      }
+    }
+    if (now < this.nextExpiry) return 0;
+    this.nextExpiry = now + 1000;
     let n = 0;
     for (const m of [...this.conns.values()]) {
       for (const c of [...m.values()]) {
@@ -492,6 +595,7 @@ export class Merger {
         if (!dead) continue;
         if (c.heldSyn) this.sink.drop(c.heldSyn.id);
         for (const h of c.held) this.sink.drop(h.id);
+        this.stalled.delete(c);
         this.remove(c);
         n++;
       }
@@ -501,6 +605,20 @@ export class Merger {
   }
 
   // --- internals ---------------------------------------------------------------
+
+  /** Starts or ends the stall clock of `c`: its first held segment partly covered by S. */
+  private checkStall(c: Conn, now: number): void {
+    const partly = c.phase === 'merging' && c.held.length > 0 && seqGt(c.sCovered(), seqMax(c.held[0]!.start, c.relNxt));
+    if (partly) {
+      if (c.stallAt === null) {
+        c.stallAt = now;
+        this.stalled.add(c);
+      }
+    } else if (c.stallAt !== null) {
+      c.stallAt = null;
+      this.stalled.delete(c);
+    }
+  }
 
   private noteAckP(c: Conn, seg: TcpSegment): void {
     if (!c.hasAckP || seqGe(seg.ack, c.ackP)) {
@@ -633,6 +751,39 @@ export class Merger {
   }
 
   /**
+   * Sends the bytes of the first held P segment that S has produced too, as
+   * new segments (the paper's construction, §3.4), when waiting for S to cover
+   * the whole segment would deadlock: S retransmits only from the client's
+   * ACK, and the client acknowledges only what it received. The held segment
+   * itself still goes out whole once covered (its first bytes then arrive
+   * twice, which TCP ignores).
+   */
+  private releasePrefix(c: Conn): void {
+    const h = c.held[0]!;
+    const covered = c.sCovered();
+    const from = seqMax(h.start, c.relNxt);
+    if (!seqLt(from, covered) || !seqLt(covered, h.end)) return;
+    const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
+    const payload = seg.payload;
+    if (!c.store.matches(h.start, payload.subarray(0, seqSub(covered, h.start)))) {
+      this.stats.divergences++;
+      this.degrade(c, 'different bytes at the same offset');
+      return;
+    }
+    const chunk = this.cfg.mtu - 40 - 12;
+    let at = from;
+    while (seqLt(at, covered)) {
+      const n = Math.min(chunk, seqSub(covered, at));
+      const off = seqSub(at, h.start);
+      this.sendSegment(c, at, payload.subarray(off, off + n));
+      at = seqAdd(at, n);
+    }
+    c.relNxt = covered;
+    c.store.advance(covered);
+    this.stats.prefixReleases++;
+  }
+
+  /**
    * A connection stops being replicated: divergence, a secondary reset, or a
    * secondary failure. Held bytes go out as P produced them (the client never
    * got a byte of S's that P did not also produce), Δseq stays.
@@ -724,6 +875,22 @@ export class Merger {
     if (c.phase !== 'merging') return;
     const m = this.mergedAck(c);
     if (seqGt(m, c.ackSent) && c.hasAckP && c.hasAckS) this.sendAck(c, null);
+  }
+
+  /** Builds a data segment to the client in S's spaces and sends it by raw socket. */
+  private sendSegment(c: Conn, seq: number, payload: Buffer): void {
+    const ack = this.mergedAck(c);
+    const win = this.windowField(c, this.mergedWindowBytes(c), false);
+    const options: TcpOption[] = c.tsOn ? [{ kind: 'timestamp', tsval: seqMax(c.tsvalS, c.tsvalP), tsecr: c.tsecr }] : [];
+    const pkt = buildIpv4Tcp(
+      { src: this.cfg.service, dst: c.client, ttl: 64 },
+      { srcPort: c.servicePort, dstPort: c.clientPort, seq, ack, flags: TCP_ACK_FLAG | TCP_PSH, window: win, urgent: 0, options, payload },
+    );
+    c.ackSent = ack;
+    c.edgeSent = seqAdd(ack, win * 2 ** c.wsS);
+    this.stats.releasedSegments++;
+    this.stats.releasedBytes += payload.length;
+    this.sink.send(pkt);
   }
 
   /** Builds a pure ACK to the client in S's spaces and sends it by raw socket. */

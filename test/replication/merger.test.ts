@@ -184,16 +184,60 @@ describe('acknowledgements', () => {
 });
 
 describe('loss (§4)', () => {
-  it('P misses S’s segment: held until S retransmits it, then released once', () => {
+  it('P misses S’s segment: S’s bytes past the hole prove it produced it, so P’s segment goes out', () => {
     const { pair, cack } = established();
     const id = pair.fromP(pair.p.data(B('0123456789'), cack));
     const sStart = pair.s.nxt;
     pair.fromS(pair.s.data(B('01234'), cack), true); // lost between S and P
-    pair.fromS(pair.s.data(B('56789'), cack)); // out of order: stored
     expect(pair.sink.fate(id)).toBeUndefined();
-    pair.fromS(pair.s.dataAt(sStart, B('01234'), cack)); // S's retransmission
+    pair.fromS(pair.s.data(B('56789'), cack)); // S's sequence number is past the hole
     expect(pair.sink.fate(id)).toBe('accept');
     expect(pair.sink.stream(ISN_S).toString()).toBe('0123456789');
+    // S's retransmission of the hole changes nothing.
+    pair.fromS(pair.s.dataAt(sStart, B('01234'), cack));
+    expect(pair.sink.toClient.filter((t) => t.repr.payload.length)).toHaveLength(1);
+    expect(pair.merger.queued()).toEqual({ storedBytes: 0, heldSegments: 0 });
+  });
+
+  it('still compares the bytes around a hole', () => {
+    const { pair, cack } = established();
+    pair.fromP(pair.p.data(B('0123456789'), cack));
+    pair.fromS(pair.s.data(B('01234'), cack), true);
+    pair.fromS(pair.s.data(B('5678X'), cack));
+    expect(pair.merger.stats.divergences).toBe(1);
+  });
+
+  it('a large held P segment S covers only in part (small window after loss): the covered part goes out after stallMs', () => {
+    const { pair, cack } = established();
+    const data = Buffer.alloc(6000, 7);
+    pair.now = 100;
+    const id = pair.fromP(pair.p.data(data, cack)); // one 6000-byte GSO segment from P
+    pair.fromS(pair.s.data(data.subarray(0, 1440), cack)); // S sends one segment and waits for the client's ACK
+    expect(pair.merger.nextTimeout()).toBe(105);
+    pair.merger.poll(104);
+    expect(pair.sink.sent).toHaveLength(0);
+    pair.merger.poll(105);
+    expect(pair.merger.stats.prefixReleases).toBe(1);
+    expect(pair.merger.nextTimeout()).toBeNull();
+    const early = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length);
+    expect(early.map((t) => [t.repr.seq, t.repr.payload.length])).toEqual([[ISN_S + 1, 1440]]);
+    expect(early[0]!.checksumOk).toBe(true);
+    // The client acknowledges; S sends the rest; the held segment goes out whole.
+    pair.fromS(pair.s.data(data.subarray(1440), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.stream(ISN_S).equals(data)).toBe(true);
+  });
+
+  it('S retransmitting bytes we already have while P’s segment is held releases the matched prefix', () => {
+    const { pair, cack } = established();
+    const data = Buffer.from('0123456789');
+    const id = pair.fromP(pair.p.data(data, cack));
+    pair.fromS(pair.s.data(data.subarray(0, 4), cack));
+    expect(pair.merger.stats.prefixReleases).toBe(0); // normal: more of S's bytes are on their way
+    pair.fromS(pair.s.dataAt(ISN_S + 1, data.subarray(0, 4), cack)); // S's RTO fired
+    expect(pair.merger.stats.prefixReleases).toBe(1);
+    expect(pair.sink.fate(id)).toBeUndefined();
+    expect(pair.sink.stream(ISN_S).toString()).toBe('0123');
   });
 
   it('a merged segment lost on its way to the client: P’s retransmission goes out at once', () => {

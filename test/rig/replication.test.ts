@@ -102,3 +102,31 @@ describe('replication without faults (hub mode)', () => {
     for (const h of ['primary', 'secondary']) expect(await nodeSnapshot(rig, h)).toBe(before[h]);
   }, 60_000);
 });
+
+describe('replication under 1% random loss on every link (hub mode)', () => {
+  it('100 MB each way still arrive byte-exact, with no RST', async () => {
+    const loss = 0.01;
+    const rig = await Rig.create({ mode: 'hub', links: { client: { loss }, primary: { loss }, secondary: { loss } } });
+    let pair: TcpfoPair | undefined;
+    try {
+      pair = await TcpfoPair.start(rig);
+      const c = rig.host('client');
+      const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'lossy', 96);
+      const get = await transfer(c, 'get', 100 * MB, 31, 240_000);
+      expect(get.error).toBeUndefined();
+      expect(get.sha256).toBe(get.expected);
+      const put = await transfer(c, 'put', 100 * MB, 32, 240_000);
+      expect(put.error).toBeUndefined();
+      expect(put.reply).toBe(`OK ${put.sha256}`);
+      const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+      expect(report.problems).toEqual([]);
+      // The loss really happened: the switch dropped frames on each link.
+      const dropped = await rig.switchExec(['nft', 'list', 'ruleset']);
+      const counts = [...dropped.stdout.matchAll(/packets (\d+)/g)].map((m) => Number(m[1]));
+      expect(counts.reduce((a, b) => a + b, 0)).toBeGreaterThan(20);
+    } finally {
+      await pair?.stop();
+      await rig.destroy();
+    }
+  }, 480_000);
+});
