@@ -43,24 +43,34 @@ function load(file: string): Config {
 async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<void> {
   const cfg = load(file);
   const log = createLogger(`tcpfo-${role}`);
-  const bridge =
-    role === 'primary'
-      ? await (await import('./bridge/primary/daemon.js')).PrimaryBridge.start(cfg, log)
-      : await (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
+  // Signal handlers first: a stop requested while the bridge is still
+  // starting waits for the start, then undoes it.
+  let starting: Promise<{ stop(): Promise<void> }> | undefined;
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'stopping');
     try {
-      await bridge.stop();
+      const bridge = await starting;
+      await bridge?.stop();
       process.exit(EXIT.ok);
     } catch (e) {
       log.error({ err: e }, 'stop failed');
       process.exit(EXIT.failure);
     }
   };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  starting =
+    role === 'primary'
+      ? (await import('./bridge/primary/daemon.js')).PrimaryBridge.start(cfg, log)
+      : (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
+  try {
+    await starting;
+  } catch (e) {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, `${role} bridge failed to start; everything it set up was undone`);
+    process.exit(EXIT.failure);
+  }
 }
 
 program

@@ -178,16 +178,27 @@ async function iptTags(): Promise<Set<string>> {
 }
 
 async function iptRemove(tag: string): Promise<void> {
-  for (const hook of Object.keys(IPT_HOOK) as Hook[]) {
-    const chain = iptChain(tag, hook);
-    // Delete every jump into our chain (a crash may have left more than one).
-    while (await shOk([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[hook], '-j', chain])) {
-      /* again */
+  // iptables-nft commits whole-table transactions; under concurrent rule
+  // changes (other instances, other namespaces sharing the xtables lock) a
+  // step can fail transiently. Verify, retry, and fail loudly if it sticks.
+  let lastError = '';
+  for (let attempt = 0; attempt < 6; attempt++) {
+    for (const hook of Object.keys(IPT_HOOK) as Hook[]) {
+      const chain = iptChain(tag, hook);
+      // Delete every jump into our chain (a crash may have left more than one).
+      for (let i = 0; i < 16; i++) {
+        if (!(await shOk([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[hook], '-j', chain]))) break;
+      }
+      await sh([IPT, '-w', '-t', IPT_TABLE, '-F', chain]).catch((e: Error) => (lastError = e.message));
+      await sh([IPT, '-w', '-t', IPT_TABLE, '-X', chain]).catch((e: Error) => (lastError = e.message));
     }
-    await shOk([IPT, '-w', '-t', IPT_TABLE, '-F', chain]);
-    await shOk([IPT, '-w', '-t', IPT_TABLE, '-X', chain]);
+    if (!(await iptTags()).has(tag)) {
+      await dropEmptyIptTable();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
   }
-  await dropEmptyIptTable();
+  throw new RuleError(`could not remove the iptables rules of instance ${tag}: ${lastError}`);
 }
 
 /**

@@ -140,6 +140,8 @@ export class Conn {
   winP = 0; // bytes (scaled)
   winS = 0;
   ackSent = 0;
+  /** Whether any ACK went to the client yet (ackSent means nothing before). */
+  ackSentValid = false;
   edgeSent = 0;
   tsvalS = 0;
   tsvalP = 0; // already in S's space
@@ -816,7 +818,10 @@ export class Merger {
     if (isAck) {
       const ack = this.mergedAck(c);
       pkt.writeUInt32BE(ack, seg.off + 8);
-      if (seqGt(ack, c.ackSent) || c.ackSent === 0) c.ackSent = ack;
+      if (!c.ackSentValid || seqGt(ack, c.ackSent)) {
+        c.ackSent = ack;
+        c.ackSentValid = true;
+      }
     }
     const win = syn ? Math.min(c.synP?.window ?? seg.window, c.synS?.window ?? seg.window) : this.windowField(c, this.mergedWindowBytes(c), false);
     pkt.writeUInt16BE(syn ? Math.min(win, 0xffff) : win, seg.off + 14);
@@ -843,12 +848,18 @@ export class Merger {
    * the window opened; otherwise it is absorbed.
    */
   private pureAck(c: Conn, id: number, pkt: Buffer, seg: TcpSegment, gso: boolean, side: 'P' | 'S'): void {
+    if (c.phase === 'merging' && !(c.hasAckP && c.hasAckS)) {
+      // One server has not acknowledged anything yet (the last step of a
+      // server-initiated handshake): the minimum is nothing.
+      if (id >= 0) this.sink.drop(id);
+      return;
+    }
     const m = this.mergedAck(c);
     const mine = side === 'P' ? c.ackP : c.ackS;
     const other = side === 'P' ? c.ackS : c.ackP;
     const winBytes = this.mergedWindowBytes(c);
     const edge = seqAdd(m, Math.floor(winBytes / 2 ** c.wsS) * 2 ** c.wsS);
-    const advanced = seqGt(m, c.ackSent);
+    const advanced = !c.ackSentValid || seqGt(m, c.ackSent);
     // The lagging side's duplicate ACKs carrying SACK blocks (what drives the
     // client's fast retransmit); when both lag equally, P speaks for both.
     // Other same-ACK segments are absorbed, as in §3.4.
@@ -874,7 +885,7 @@ export class Merger {
   private maybeAck(c: Conn, _now: number, _seg: TcpSegment | null): void {
     if (c.phase !== 'merging') return;
     const m = this.mergedAck(c);
-    if (seqGt(m, c.ackSent) && c.hasAckP && c.hasAckS) this.sendAck(c, null);
+    if ((!c.ackSentValid || seqGt(m, c.ackSent)) && c.hasAckP && c.hasAckS) this.sendAck(c, null);
   }
 
   /** Builds a data segment to the client in S's spaces and sends it by raw socket. */
@@ -887,6 +898,7 @@ export class Merger {
       { srcPort: c.servicePort, dstPort: c.clientPort, seq, ack, flags: TCP_ACK_FLAG | TCP_PSH, window: win, urgent: 0, options, payload },
     );
     c.ackSent = ack;
+    c.ackSentValid = true;
     c.edgeSent = seqAdd(ack, win * 2 ** c.wsS);
     this.stats.releasedSegments++;
     this.stats.releasedBytes += payload.length;
@@ -911,6 +923,7 @@ export class Merger {
       { srcPort: c.servicePort, dstPort: c.clientPort, seq: c.relNxt, ack, flags: TCP_ACK_FLAG, window: win, urgent: 0, options, payload: EMPTY },
     );
     c.ackSent = ack;
+    c.ackSentValid = true;
     c.edgeSent = seqAdd(ack, win * 2 ** c.wsS);
     this.stats.acksSent++;
     this.sink.send(pkt);

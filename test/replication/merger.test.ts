@@ -91,6 +91,22 @@ describe('server-initiated connection (§7.2)', () => {
     const synAck = pair.fromClient(clientSeg({ seq: 4000, ack: 901, flags: TCP_SYN | TCP_ACK_FLAG }));
     expect(synAck.out!.readUInt32BE(20 + 8)).toBe(301);
   });
+
+  it('sends the handshake’s last ACK once both servers acknowledged the peer’s SYN-ACK, whatever the ISN', () => {
+    for (const peerIsn of [4000, 0x80000000 + 4000, 0xfffffff0]) {
+      const pair = new Pair({ isn: 300 }, { isn: 900 });
+      pair.fromP(pair.p.syn());
+      pair.fromS(pair.s.syn());
+      pair.fromClient(clientSeg({ seq: peerIsn, ack: 901, flags: TCP_SYN | TCP_ACK_FLAG }));
+      const ackP = pair.fromP(pair.p.ack(seqAdd(peerIsn, 1)));
+      expect(pair.sink.fate(ackP)).toBe('drop'); // S has not acknowledged yet: the minimum is nothing
+      pair.fromS(pair.s.ack(seqAdd(peerIsn, 1)));
+      const last = pair.sink.toClient.at(-1)!;
+      expect(last.repr.flags).toBe(TCP_ACK_FLAG);
+      expect(last.repr.ack).toBe(seqAdd(peerIsn, 1));
+      expect(last.repr.seq).toBe(901);
+    }
+  });
 });
 
 describe('merging data (§3.2–§3.4, Figure 2)', () => {

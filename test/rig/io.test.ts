@@ -8,7 +8,7 @@ import { withRig, type RigHost } from './rig.js';
 const PROBE = () => distScript('test/rig/helpers/io-probe.js');
 
 /** Starts io-probe in a host and resolves with the process once it printed its first JSON line. */
-async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildProcess; first: Record<string, unknown>; lines: string[] }> {
+async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildProcess; first: Record<string, unknown>; lines: string[]; stderr: () => string }> {
   const proc = host.spawn([process.execPath, PROBE(), ...args]);
   const lines: string[] = [];
   let buf = '';
@@ -26,14 +26,15 @@ async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildP
     });
     proc.once('exit', (code) => reject(new Error(`io-probe ${args[0]} exited ${code}: ${err}`)));
   });
-  return { proc, first, lines };
+  return { proc, first, lines, stderr: () => err };
 }
 
-async function stopProbe(p: { proc: ChildProcess; lines: string[] }, sig: NodeJS.Signals = 'SIGTERM'): Promise<Record<string, unknown> | undefined> {
+async function stopProbe(p: { proc: ChildProcess; lines: string[]; stderr: () => string }, sig: NodeJS.Signals = 'SIGTERM'): Promise<Record<string, unknown> | undefined> {
   if (p.proc.exitCode !== null || p.proc.signalCode !== null) throw new Error('io-probe exited before it was stopped');
   const exited = once(p.proc, 'exit');
   p.proc.kill(sig);
-  await exited;
+  const [code, signal] = (await exited) as [number | null, string | null];
+  if (sig !== 'SIGKILL') expect({ code, signal }, p.stderr()).toEqual({ code: 0, signal: null });
   const last = p.lines.at(-1);
   return p.lines.length > 1 && last ? (JSON.parse(last) as Record<string, unknown>) : undefined;
 }

@@ -147,3 +147,12 @@ export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: numb
   if (!line.startsWith('{')) throw new Error(`demo client ${mode} failed (exit ${r.code}): ${r.stderr}`);
   return JSON.parse(line) as TransferResult;
 }
+
+/** The counters a bridge logged when it stopped. */
+export function finalCounters(log: string): Record<string, unknown> {
+  const line = readFileSync(log, 'utf8')
+    .split('\n')
+    .find((l) => l.includes('"final counters"'));
+  if (!line) throw new Error(`no final counters in ${log}`);
+  return (JSON.parse(line) as { status: Record<string, unknown> }).status;
+}

@@ -3,24 +3,14 @@
  * and secondary, both bridges started through the CLI, the demo server on
  * both nodes, hub mode.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
 import { checkTransparency } from './oracle.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from './pair.js';
 import { distScript } from './dist.js';
 import { Rig } from './rig.js';
 
 const MB = 1_000_000;
-
-/** The counters a bridge logged when it stopped. */
-export function finalCounters(log: string): Record<string, unknown> {
-  const line = readFileSync(log, 'utf8')
-    .split('\n')
-    .find((l) => l.includes('"final counters"'));
-  if (!line) throw new Error(`no final counters in ${log}`);
-  return (JSON.parse(line) as { status: Record<string, unknown> }).status;
-}
 
 async function nodeSnapshot(rig: Rig, host: string): Promise<string> {
   const r = await rig.host(host).sh('iptables-nft-save 2>/dev/null | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore', { allowFail: true });

@@ -29,7 +29,13 @@ function onStop(fn: () => Promise<void> | void): void {
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {
       clearInterval(keepAlive);
-      void Promise.resolve(fn()).then(() => process.exit(0));
+      Promise.resolve(fn()).then(
+        () => process.exit(0),
+        (e: unknown) => {
+          console.error(`stop failed: ${e instanceof Error ? e.stack : String(e)}`);
+          process.exit(1);
+        },
+      );
     });
   }
 }
@@ -73,12 +79,13 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
     ],
     MARK,
   );
-  out({ ready: true, backend: rules.backend });
+  // Handlers before the ready line: the test may signal the moment it reads it.
   onStop(async () => {
     q.close();
     await rules.remove();
     out({ ...counts, stats: q.stats() });
   });
+  out({ ready: true, backend: rules.backend });
 }
 
 function capture(dev: string, filter: string, seconds: number): void {
@@ -129,12 +136,12 @@ async function holdState(stateDir: string, tag: string, dev: string, vip: string
   );
   await state.setPromisc(dev, true);
   await state.addDormantAddress(vip, dev);
-  out({ ready: true, recovered: recovered.length, backend: rules.backend });
   onStop(async () => {
     await rules.remove();
     await state.undoAll();
     out({ stopped: true });
   });
+  out({ ready: true, recovered: recovered.length, backend: rules.backend });
 }
 
 async function main(): Promise<void> {
