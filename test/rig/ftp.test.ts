@@ -3,6 +3,7 @@
  * paper's file sizes, get and put, byte-exact through the pair. The data
  * connections are server-initiated from port 20 (§7.2).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, sha256File, startVsftpd } from './ftp.js';
@@ -38,7 +39,8 @@ describe('FTP through the pair (vsftpd, active mode)', () => {
       const p = finalCounters(pair.primary!.log) as { merger: { handshakes: number; divergences: number } };
       // The control connection and one data connection per transfer, all merged.
       expect(p.merger.handshakes).toBe(1 + 2 * PAPER_FILE_KB.length);
-      expect(p.merger.divergences).toBe(0);
+      const vlogs = ['primary', 'secondary'].map((n) => `--- vsftpd ${n} ---\n${readFileSync(join(rig.tmpdir, `ftp-${n}`, 'vsftpd.log'), 'utf8')}`).join('\n');
+      expect(p.merger.divergences, pair.logs() + vlogs).toBe(0);
     });
   }, 180_000);
 });

@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { patternChunks } from '../../bench/servers/pattern.js';
@@ -49,7 +49,15 @@ export function prepareFtpRoot(rig: Rig, node: string, vip: string, kbs: readonl
   const { uid, gid } = ftpIds();
   chownSync(join(root, 'incoming'), uid, gid);
   chmodSync(join(root, 'incoming'), 0o755);
-  kbs.forEach((kb, i) => patternFile(join(root, 'pub', fileName(kb)), fileBytes(kb), 100 + i));
+  // Same bytes and the same modification time on both nodes: the replicas
+  // must be deterministic, and `MDTM` (which the ftp client asks after a get)
+  // reports the time.
+  const mtime = new Date('2026-01-01T00:00:00Z');
+  kbs.forEach((kb, i) => {
+    const f = join(root, 'pub', fileName(kb));
+    patternFile(f, fileBytes(kb), 100 + i);
+    utimesSync(f, mtime, mtime);
+  });
   const conf = join(base, 'vsftpd.conf');
   writeFileSync(
     conf,
@@ -72,7 +80,10 @@ export function prepareFtpRoot(rig: Rig, node: string, vip: string, kbs: readonl
       'pasv_enable=NO',
       'seccomp_sandbox=NO',
       `secure_chroot_dir=${empty}`,
-      'xferlog_enable=NO',
+      'xferlog_enable=YES',
+      'log_ftp_protocol=YES',
+      `vsftpd_log_file=${join(base, 'vsftpd.log')}`,
+      'xferlog_std_format=NO',
       'dirmessage_enable=NO',
       'hide_ids=YES',
       'use_localtime=NO',
