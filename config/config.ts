@@ -55,9 +55,9 @@ export const configSchema = z.strictObject({
       port: port.default(7946),
       interval_ms: z.number().int().min(5).max(10_000).default(20),
       timeout_ms: z.number().int().min(20).max(60_000).default(100),
-      key_file: z.string().min(1).optional(),
-    })
-    .default({ port: 7946, interval_ms: 20, timeout_ms: 100 }),
+      /** Shared secret (≥ 16 bytes, mode 600) authenticating heartbeats: the same file on both nodes. */
+      key_file: z.string().min(1),
+    }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

@@ -24,6 +24,8 @@ import { arpReplyFor } from '../arp-responder.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
+import { PeerLink, readKey } from '../peer.js';
+import type { Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
 
 export interface PrimaryStats {
@@ -43,9 +45,11 @@ export class PrimaryBridge {
   private stallTimer: NodeJS.Timeout | undefined;
   private stallTimerAt = Infinity;
   private stopped = false;
+  private peer!: PeerLink;
+  alone = false;
   private readonly vip: number;
   private readonly self: number;
-  private readonly peer: number;
+  private readonly peerAddr: number;
   private readonly peerMac: number;
   private readonly myMac: Buffer;
   readonly state: NodeState;
@@ -56,7 +60,7 @@ export class PrimaryBridge {
   ) {
     this.vip = ipv4(cfg.service.address);
     this.self = ipv4(cfg.primary.address);
-    this.peer = ipv4(cfg.secondary.address);
+    this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
     this.myMac = mac(cfg.primary.mac);
     this.state = new NodeState(`${cfg.state_dir}/${cfg.instance}p.json`);
@@ -113,7 +117,7 @@ export class PrimaryBridge {
       `${cfg.instance}p`,
       [
         { hook: 'output', match: { src: this.vip, sports: ports }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
-        { hook: 'prerouting', match: { src: this.peer, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S (fail closed)' },
+        { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S (fail closed)' },
         { hook: 'prerouting', match: { dst: this.vip, dports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
       ],
       BRIDGE_MARK,
@@ -123,6 +127,17 @@ export class PrimaryBridge {
       if (reply) this.arp.send(reply);
     }, 1 << 20);
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.peer = await PeerLink.open({
+      self: cfg.primary.address,
+      peer: cfg.secondary.address,
+      port: cfg.heartbeat.port,
+      key: readKey(cfg.heartbeat.key_file),
+      intervalMs: cfg.heartbeat.interval_ms,
+      timeoutMs: cfg.heartbeat.timeout_ms,
+      role: 'primary',
+      peerRoles: ['secondary'],
+      onDecision: (d) => this.onDecision(d),
+    });
     this.timer = setInterval(() => this.merger.poll(Date.now()), 1000);
     this.timer.unref();
     this.log.info(
@@ -179,15 +194,27 @@ export class PrimaryBridge {
     this.armTimer();
   }
 
+  private onDecision(d: Decision): void {
+    this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason }, `secondary is ${d.peer}`);
+    if (d.peer === 'down') this.secondaryFailed();
+  }
+
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
   secondaryFailed(): void {
+    if (this.alone) return;
+    this.alone = true;
+    this.peer.role = 'alone';
+    const t0 = Date.now();
     this.merger.secondaryFailed();
-    this.log.warn({ role: 'primary' }, 'secondary failed: continuing alone, connections keep their sequence offset');
+    this.log.warn({ role: 'alone', flushMs: Date.now() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
   }
 
   status(): Record<string, unknown> {
     return {
-      role: 'primary',
+      role: this.alone ? 'alone' : 'primary',
+      peer: this.peer?.detector.peer,
+      heartbeat: this.peer?.detector.stats,
+      decisions: this.peer?.detector.decisions,
       connections: this.merger.phases(),
       queued: this.merger.queued(),
       stuck: this.merger.stuck(),
@@ -204,6 +231,7 @@ export class PrimaryBridge {
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.peer?.close();
     this.arp?.close();
     // Rules first: from here on the kernel drops (fail closed) rather than queues.
     await this.rules?.remove();

@@ -6,7 +6,14 @@
  *   base+2   S's output to clients, diverted   fail closed: a client must
  *            never see S's replies while P speaks for the pair.
  */
-import { ipv4 } from '../wire/addr.js';
+import { ipv4, mac } from '../wire/addr.js';
+import { ArpPacket, ARP_REPLY, ARP_REQUEST, emitArp, gratuitousArpFrame } from '../wire/arp.js';
+import { BROADCAST_MAC } from '../wire/addr.js';
+import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js';
+import { WireError } from '../wire/error.js';
+import { arpReplyFor } from '../arp-responder.js';
+import { PeerLink, readKey } from '../peer.js';
+import type { Decision } from '../../detector/detector.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -23,14 +30,34 @@ export function serviceFilter(vip: string, ports: PortSet): string {
   return `tcp and dst host ${vip} and (${p})`;
 }
 
+export type SecondaryRole = 'secondary' | 'active';
+
+/** One step of a takeover, with its time since the detector's decision. */
+export interface TimelineEntry {
+  what: string;
+  atMs: number;
+}
+
+/** How long the split-brain probe waits for an ARP answer. */
+const PROBE_WAIT_MS = 30;
+
 export class SecondaryBridge {
   readonly diverter: Diverter;
   readonly state: NodeState;
+  role: SecondaryRole = 'secondary';
+  readonly timeline: TimelineEntry[] = [];
+  private peer!: PeerLink;
+  private arp!: FrameCapture;
+  private vipClaimedAt = 0;
+  private probing = false;
+  private readonly vip: number;
+  private readonly myMac: Buffer;
+  private garpTimers: NodeJS.Timeout[] = [];
   private q!: PacketQueue;
   private rules!: RuleSet;
   private injector!: Injector;
   private capture!: FrameCapture;
-  private stopped = false;
+  stopped = false;
   verdictErrors = 0;
 
   private constructor(
@@ -45,6 +72,8 @@ export class SecondaryBridge {
       mtu: cfg.lan.mtu,
     });
     this.state = new NodeState(`${cfg.state_dir}/${cfg.instance}s.json`);
+    this.vip = ipv4(cfg.service.address);
+    this.myMac = mac(cfg.secondary.mac);
   }
 
   static async start(cfg: Config, log: Logger): Promise<SecondaryBridge> {
@@ -86,10 +115,99 @@ export class SecondaryBridge {
       const pkt = this.diverter.inbound(frame);
       if (pkt) this.injector.send(pkt);
     });
+    // ARP on the LAN: replies to our split-brain probes now, our answers for
+    // the VIP after a takeover.
+    this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
+    this.peer = await PeerLink.open({
+      self: cfg.secondary.address,
+      peer: cfg.primary.address,
+      port: cfg.heartbeat.port,
+      key: readKey(cfg.heartbeat.key_file),
+      intervalMs: cfg.heartbeat.interval_ms,
+      timeoutMs: cfg.heartbeat.timeout_ms,
+      role: 'secondary',
+      peerRoles: ['primary'],
+      onDecision: (d) => this.onDecision(d),
+    });
     this.log.info(
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
       'secondary bridge up: capturing and diverting',
     );
+  }
+
+  private onArp(frame: Buffer): void {
+    if (this.role === 'active') {
+      const reply = arpReplyFor(frame, this.vip, this.myMac);
+      if (reply) this.arp.send(reply);
+      return;
+    }
+    // Someone (the primary's bridge) still claims the VIP.
+    const eth = EthernetFrame.parse(frame);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_ARP) return;
+    const a = ArpPacket.parse(frame, eth.payloadOffset);
+    if (a instanceof WireError) return;
+    if (a.oper === ARP_REPLY && a.senderIp === this.vip && a.senderMac !== this.cfg.secondary.mac.toLowerCase()) this.vipClaimedAt = Date.now();
+  }
+
+  private onDecision(d: Decision): void {
+    this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason, role: this.role }, `primary is ${d.peer}`);
+    if (d.peer === 'down' && this.role === 'secondary') void this.guardedTakeover(d.at);
+  }
+
+  /**
+   * §5 with the split-brain guard: before taking over, ask the LAN whether
+   * the VIP still answers (an ARP probe, RFC 5227). A live primary bridge
+   * answers, so a partition of the heartbeat path alone never makes two
+   * nodes serve the VIP; the probe repeats while the primary stays silent.
+   */
+  private async guardedTakeover(decidedAt: number): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      while (this.role === 'secondary' && this.peer.detector.peer === 'down' && !this.stopped) {
+        const sentAt = Date.now();
+        const probe = emitArp({ oper: ARP_REQUEST, senderMac: this.myMac, senderIp: 0, targetMac: Buffer.alloc(6), targetIp: this.vip });
+        this.arp.send(emitEthernet(BROADCAST_MAC, this.myMac, ETHERTYPE_ARP, probe));
+        await new Promise((r) => setTimeout(r, PROBE_WAIT_MS));
+        if (this.vipClaimedAt >= sentAt) {
+          this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned?)');
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        this.mark('split-brain probe: VIP unclaimed', decidedAt);
+        await this.takeover(decidedAt);
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /**
+   * Takes over the service (§5): stop diverting (S's TCP now talks to the
+   * clients itself, already in the sequence space they know), stop capturing
+   * and leave promiscuous mode, then claim the VIP on the LAN with gratuitous
+   * ARPs, repeated as keepalived does. The VIP is already on `lo`: no
+   * connection needs any translation from here on.
+   */
+  async takeover(decidedAt = Date.now()): Promise<void> {
+    if (this.role !== 'secondary') return;
+    this.role = 'active';
+    this.peer.role = 'alone';
+    await this.rules.remove();
+    this.mark('stopped diverting', decidedAt);
+    this.capture.close();
+    await this.state.setPromisc(this.cfg.secondary.interface, false);
+    this.mark('stopped capturing', decidedAt);
+    const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    garp();
+    this.mark('gratuitous ARP sent', decidedAt);
+    for (const ms of [50, 200, 1000]) this.garpTimers.push(setTimeout(garp, ms));
+    this.q.close();
+    this.log.warn({ role: 'active', timeline: this.timeline }, 'took over the service address: serving alone');
+  }
+
+  private mark(what: string, since: number): void {
+    this.timeline.push({ what, atMs: Date.now() - since });
   }
 
   private onOutput(b: PacketBatch): void {
@@ -106,7 +224,11 @@ export class SecondaryBridge {
 
   status(): Record<string, unknown> {
     return {
-      role: 'secondary',
+      role: this.role,
+      peer: this.peer?.detector.peer,
+      heartbeat: this.peer?.detector.stats,
+      decisions: this.peer?.detector.decisions,
+      timeline: this.timeline,
       diverter: this.diverter.stats,
       queue: this.q?.stats(),
       capture: this.capture?.stats,
@@ -119,6 +241,9 @@ export class SecondaryBridge {
     if (this.stopped) return;
     this.stopped = true;
     this.log.info({ status: this.status() }, 'final counters');
+    this.peer?.close();
+    for (const t of this.garpTimers) clearTimeout(t);
+    this.arp?.close();
     this.capture?.close();
     await this.rules?.remove();
     this.q?.close();

@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { distScript } from './dist.js';
@@ -19,6 +20,8 @@ export interface PairOptions {
   extraYaml?: string;
   /** Start the demo server on both nodes (default true). */
   demoServer?: boolean;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
 }
 
 export interface Daemon {
@@ -40,6 +43,8 @@ export class TcpfoPair {
     const p = rig.host('primary');
     const s = rig.host('secondary');
     const ports = opts.ports ?? [DEMO_PORT];
+    const keyFile = join(rig.tmpdir, 'heartbeat.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     const yaml = [
       'service:',
       `  address: ${VIP}`,
@@ -54,6 +59,10 @@ export class TcpfoPair {
       `  mac: "${s.mac}"`,
       'lan:',
       '  mode: hub',
+      'heartbeat:',
+      `  key_file: ${keyFile}`,
+      `  interval_ms: ${opts.heartbeatIntervalMs ?? 20}`,
+      `  timeout_ms: ${opts.heartbeatTimeoutMs ?? 100}`,
       `state_dir: ${join(rig.tmpdir, 'state')}`,
       'instance: t',
       opts.extraYaml ?? '',

@@ -1,0 +1,100 @@
+/**
+ * The heartbeat link to the other bridge: a UDP socket bound to this node's
+ * own address only, heartbeats every intervalMs, datagrams accepted only from
+ * the peer's address and only with a valid HMAC and a fresh sequence number.
+ * Decisions go to `onDecision`; the detector itself is pure.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync, statSync } from 'node:fs';
+import { Detector, type Decision } from '../detector/detector.js';
+import { decodeHeartbeat, encodeHeartbeat, SeqClock, type HeartbeatRole } from '../detector/heartbeat.js';
+
+export interface PeerLinkOptions {
+  self: string;
+  peer: string;
+  port: number;
+  key: Buffer;
+  intervalMs: number;
+  timeoutMs: number;
+  role: HeartbeatRole;
+  peerRoles: HeartbeatRole[];
+  onDecision: (d: Decision) => void;
+}
+
+export class KeyError extends Error {
+  override readonly name = 'KeyError';
+}
+
+/** Reads the shared heartbeat key: at least 16 bytes, not readable by others. */
+export function readKey(file: string): Buffer {
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+    const mode = statSync(file).mode & 0o077;
+    if (mode & 0o007) throw new KeyError(`${file}: readable by others (chmod 600 it)`);
+  } catch (e) {
+    if (e instanceof KeyError) throw e;
+    throw new KeyError(`${file}: cannot read the heartbeat key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const trimmed = Buffer.from(key.toString('latin1').trim(), 'latin1');
+  if (trimmed.length < 16) throw new KeyError(`${file}: the heartbeat key must be at least 16 bytes`);
+  return trimmed;
+}
+
+export class PeerLink {
+  readonly detector: Detector;
+  private readonly sock: Socket;
+  private readonly clock = new SeqClock();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  role: HeartbeatRole;
+
+  private constructor(readonly opts: PeerLinkOptions) {
+    this.role = opts.role;
+    this.detector = new Detector({ intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000 }, Date.now(), opts.peerRoles);
+    this.sock = createSocket({ type: 'udp4' });
+  }
+
+  static async open(opts: PeerLinkOptions): Promise<PeerLink> {
+    const l = new PeerLink(opts);
+    await new Promise<void>((resolve, reject) => {
+      l.sock.once('error', reject);
+      l.sock.bind({ address: opts.self, port: opts.port, exclusive: true }, () => {
+        l.sock.off('error', reject);
+        resolve();
+      });
+    });
+    l.sock.on('message', (msg, rinfo) => {
+      if (rinfo.address !== opts.peer || rinfo.port !== opts.port) return; // only the configured peer
+      const d = l.detector.onMessage(decodeHeartbeat(msg, opts.key), Date.now());
+      if (d) opts.onDecision(d);
+    });
+    l.sock.on('error', () => {
+      /* a send to a dead peer may report ECONNREFUSED/EHOSTUNREACH: the detector decides */
+    });
+    l.loop();
+    return l;
+  }
+
+  private loop(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.detector.due(now)) {
+      const seq = this.clock.next(now);
+      const msg = encodeHeartbeat({ role: this.role, seq, echo: this.detector.echo }, this.opts.key);
+      this.sock.send(msg, this.opts.port, this.opts.peer);
+      this.detector.markSent(seq, now);
+    }
+    const d = this.detector.tick(now);
+    if (d) this.opts.onDecision(d);
+    const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - Date.now());
+    this.timer = setTimeout(() => this.loop(), next);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.sock.close();
+  }
+}

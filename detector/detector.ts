@@ -1,0 +1,127 @@
+/**
+ * The failure detector, pure: authenticated heartbeats and the time go in,
+ * decisions come out. The bridge process itself sends and receives the
+ * heartbeats, so a dead bridge is a dead node.
+ *
+ * The peer is 'up' after its first valid heartbeat and 'down' once no valid
+ * heartbeat arrived for timeoutMs. A peer never heard from is declared down
+ * after timeoutMs + startupGraceMs. Replays (a sequence number not above the
+ * last accepted one) are rejected.
+ */
+import type { Heartbeat, HeartbeatError } from './heartbeat.js';
+
+export type PeerState = 'unknown' | 'up' | 'down';
+
+export interface DetectorConfig {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Extra time the peer gets to appear after we start. */
+  startupGraceMs: number;
+}
+
+export interface Decision {
+  at: number;
+  peer: PeerState;
+  /** ms since the last valid heartbeat (or since start). */
+  silentMs: number;
+  reason: string;
+}
+
+export type Rejection = HeartbeatError | 'replay' | 'wrong-peer-role';
+
+export interface DetectorStats {
+  received: number;
+  sent: number;
+  rejected: Record<Rejection, number>;
+  lastRttMs: number | null;
+}
+
+export class Detector {
+  peer: PeerState = 'unknown';
+  peerRole: Heartbeat['role'] | null = null;
+  private lastHeard: number;
+  private lastSeq = -1n;
+  private lastSentAt = -Infinity;
+  /** seq → send time, for RTT from echoes (a few entries). */
+  private readonly sent = new Map<bigint, number>();
+  readonly decisions: Decision[] = [];
+  readonly stats: DetectorStats = {
+    received: 0,
+    sent: 0,
+    rejected: { 'bad-length': 0, 'bad-magic': 0, 'bad-version': 0, 'bad-mac': 0, 'bad-role': 0, replay: 0, 'wrong-peer-role': 0 },
+    lastRttMs: null,
+  };
+
+  constructor(
+    readonly cfg: DetectorConfig,
+    private readonly startedAt: number,
+    /** The roles a genuine peer may announce. */
+    private readonly peerRoles: ReadonlyArray<Heartbeat['role']>,
+  ) {
+    this.lastHeard = startedAt;
+  }
+
+  /** A datagram from the peer's address, decoded (or not). Returns a decision if the state changed. */
+  onMessage(m: Heartbeat | HeartbeatError, now: number): Decision | null {
+    if (typeof m === 'string') {
+      this.stats.rejected[m]++;
+      return null;
+    }
+    if (m.seq <= this.lastSeq) {
+      this.stats.rejected.replay++;
+      return null;
+    }
+    if (!this.peerRoles.includes(m.role)) {
+      this.stats.rejected['wrong-peer-role']++;
+      return null;
+    }
+    this.lastSeq = m.seq;
+    this.stats.received++;
+    this.lastHeard = now;
+    this.peerRole = m.role;
+    const t = this.sent.get(m.echo);
+    if (t !== undefined) this.stats.lastRttMs = now - t;
+    if (this.peer !== 'up') return this.decide('up', now, 0, this.peer === 'down' ? 'heartbeats resumed' : 'first heartbeat');
+    return null;
+  }
+
+  /** Whether a heartbeat is due; records it as sent under `seq`. */
+  due(now: number): boolean {
+    return now - this.lastSentAt >= this.cfg.intervalMs;
+  }
+
+  markSent(seq: bigint, now: number): void {
+    this.lastSentAt = now;
+    this.stats.sent++;
+    this.sent.set(seq, now);
+    if (this.sent.size > 16) this.sent.delete(this.sent.keys().next().value as bigint);
+  }
+
+  /** The last sequence number accepted from the peer (echoed in our heartbeats). */
+  get echo(): bigint {
+    return this.lastSeq < 0n ? 0n : this.lastSeq;
+  }
+
+  /** Checks the timeout. Returns a decision if the peer just went down. */
+  tick(now: number): Decision | null {
+    if (this.peer === 'down') return null;
+    const silent = now - this.lastHeard;
+    const limit = this.peer === 'unknown' ? this.cfg.timeoutMs + this.cfg.startupGraceMs : this.cfg.timeoutMs;
+    if (silent < limit) return null;
+    return this.decide('down', now, silent, this.peer === 'unknown' ? 'never heard from the peer' : `no valid heartbeat for ${silent} ms`);
+  }
+
+  /** When tick() next needs to run. */
+  nextDeadline(): number {
+    const limit = this.peer === 'unknown' ? this.cfg.timeoutMs + this.cfg.startupGraceMs : this.cfg.timeoutMs;
+    return Math.min(this.lastHeard + limit, this.lastSentAt + this.cfg.intervalMs);
+  }
+
+  private decide(peer: PeerState, at: number, silentMs: number, reason: string): Decision {
+    this.peer = peer;
+    const d = { at, peer, silentMs, reason };
+    this.decisions.push(d);
+    if (this.decisions.length > 100) this.decisions.shift();
+    return d;
+  }
+}

@@ -1,0 +1,25 @@
+/** Killing a node of the pair in the rig: its bridge and server die and its link is cut, as when a host dies. */
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import type { Daemon, TcpfoPair } from './pair.js';
+
+async function killHard(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = once(p, 'exit');
+  p.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * The node dies: its switch port goes down (nothing more leaves or reaches
+ * it), then its bridge and its server are SIGKILLed. Returns the time of the cut.
+ */
+export async function killNode(pair: TcpfoPair, node: 'primary' | 'secondary'): Promise<number> {
+  const rig = pair.rig;
+  await rig.switchExec(['ip', 'link', 'set', rig.portOf(node), 'down']);
+  const at = Date.now();
+  const d: Daemon | undefined = node === 'primary' ? pair.primary : pair.secondary;
+  await killHard(d?.proc);
+  await killHard(pair.servers[node === 'primary' ? 0 : 1]);
+  return at;
+}
