@@ -58,6 +58,17 @@ export const configSchema = z.strictObject({
       /** Shared secret (≥ 16 bytes, mode 600) authenticating heartbeats: the same file on both nodes. */
       key_file: z.string().min(1),
     }),
+  failover: z
+    .strictObject({
+      /**
+       * The minimum TCP retransmission timeout the bridge sets on its node
+       * (net.ipv4.tcp_rto_min_us). It bounds how long a backed-off
+       * retransmission timer delays the first segment after a takeover; 200
+       * keeps the kernel's default.
+       */
+      rto_min_ms: z.number().int().min(5).max(200).default(20),
+    })
+    .default({ rto_min_ms: 20 }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

@@ -69,15 +69,23 @@ sock.on('connect', async () => {
     return;
   }
   sock.write(`PUT ${bytes}\n`);
+  // Upload progress: the kernel takes more of our bytes as the server's ACKs
+  // free the socket buffer; the longest pause between two accepted chunks is
+  // the stall the client sees.
+  const onFlushed = () => {
+    const now = Date.now();
+    if (now - last > maxGapMs) maxGapMs = now - last;
+    last = now;
+  };
   for (const c of patternChunks(bytes, seed)) {
-    if (!sock.write(c)) await new Promise((r) => sock.once('drain', r));
+    if (!sock.write(c, onFlushed)) await new Promise((r) => sock.once('drain', r));
   }
 });
 sock.on('data', (d: Buffer) => {
   const now = Date.now();
-  if (now - last > maxGapMs) maxGapMs = now - last;
-  last = now;
   if (mode === 'get') {
+    if (now - last > maxGapMs) maxGapMs = now - last;
+    last = now;
     h.update(d);
     got += d.length;
   } else reply += d.toString();

@@ -282,6 +282,20 @@ export class RuleSet {
       .join('\n');
   }
 
+  /**
+   * Takes the chains out of the packet path at once (one command per hook),
+   * leaving their removal to remove(): the fast path of a takeover.
+   */
+  async detach(): Promise<void> {
+    if (!this.installed) return;
+    if (this.backend === 'nft') {
+      await sh(['nft', 'delete', 'table', 'ip', `tcpfo_${this.tag}`]);
+      return;
+    }
+    const hooks = [...new Set(this.rules.map((r) => r.hook))];
+    await Promise.all(hooks.map((h) => sh([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[h], '-j', iptChain(this.tag, h)])));
+  }
+
   async remove(): Promise<void> {
     if (!this.installed) return;
     this.installed = false;

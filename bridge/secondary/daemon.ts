@@ -94,6 +94,8 @@ export class SecondaryBridge {
     // The VIP dormant on lo: S's TCP sees the client's real destination, and
     // a takeover only has to announce it.
     await this.state.addDormantAddress(cfg.service.address, cfg.secondary.interface);
+    // Bounded retransmission backoff after a takeover (documented in the README).
+    await this.state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
     const qnum = cfg.queue_base + 2;
@@ -193,16 +195,23 @@ export class SecondaryBridge {
     if (this.role !== 'secondary') return;
     this.role = 'active';
     this.peer.role = 'alone';
-    await this.rules.remove();
+    // The fast path first: out of the packet path, then claim the VIP.
+    await this.rules.detach();
     this.mark('stopped diverting', decidedAt);
-    this.capture.close();
-    await this.state.setPromisc(this.cfg.secondary.interface, false);
-    this.mark('stopped capturing', decidedAt);
     const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     garp();
     this.mark('gratuitous ARP sent', decidedAt);
-    for (const ms of [50, 200, 1000]) this.garpTimers.push(setTimeout(garp, ms));
+    for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
+    this.capture.close();
+    this.mark('stopped capturing', decidedAt);
+    const prompts = this.diverter.prompts();
+    for (const p of prompts) this.injector.send(p);
+    this.mark(`prompted ${prompts.length} connection(s) to acknowledge`, decidedAt);
+    // The rest is housekeeping.
+    await this.state.setPromisc(this.cfg.secondary.interface, false);
+    await this.rules.remove();
     this.q.close();
+    this.mark('promiscuous mode off, rules removed', decidedAt);
     this.log.warn({ role: 'active', timeline: this.timeline }, 'took over the service address: serving alone');
   }
 

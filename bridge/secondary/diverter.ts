@@ -28,7 +28,8 @@ import {
   OPT_SACK,
   OPT_SACK_BLOCK_LEN,
 } from '../wire/tcp-options.js';
-import { TcpSegment, TCP_DATA_OFF, TCP_SYN } from '../wire/tcp.js';
+import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { seqAdd } from '../wire/seq.js';
 import { checksum } from '../wire/checksum.js';
 import type { PortMatcher } from '../ports.js';
 
@@ -60,7 +61,24 @@ export function clampedMss(mtu: number): number {
   return mtu - 20 - 20 - OPT_DIVERT_LEN;
 }
 
+/** What the last captured client segment of a connection said (for prompts after a takeover). */
+interface ClientView {
+  client: number;
+  clientPort: number;
+  servicePort: number;
+  seq: number;
+  ack: number;
+  window: number;
+  tsval: number | null;
+}
+
+/** Connections tracked for prompts at most; the oldest are forgotten beyond. */
+const MAX_TRACKED = 65536;
+
 export class Diverter {
+  /** client address → (client port × 65536 + service port) → view */
+  private readonly views = new Map<number, Map<number, ClientView>>();
+  private tracked = 0;
   readonly stats: DiverterStats = {
     diverted: 0,
     divertedBytes: 0,
@@ -175,8 +193,67 @@ export class Diverter {
     // A frame from a local veth peer may carry a partial checksum (offload):
     // injected packets are verified in software, so complete the sum.
     s.fillChecksum();
+    this.track(s);
     this.stats.injected++;
     return pkt;
+  }
+
+  private track(s: TcpSegment): void {
+    let m = this.views.get(s.src);
+    const key = s.srcPort * 65536 + s.dstPort;
+    if (s.has(TCP_RST) || s.has(TCP_FIN)) {
+      if (m?.delete(key)) this.tracked--;
+      return;
+    }
+    if (!m) {
+      m = new Map();
+      this.views.set(s.src, m);
+    }
+    let v = m.get(key);
+    if (!v) {
+      if (this.tracked >= MAX_TRACKED) return;
+      v = { client: s.src, clientPort: s.srcPort, servicePort: s.dstPort, seq: 0, ack: 0, window: 0, tsval: null };
+      m.set(key, v);
+      this.tracked++;
+    }
+    v.seq = seqAdd(s.seq, s.seqLength);
+    v.ack = s.ack;
+    v.window = s.window;
+    const ts = s.timestampOffset();
+    v.tsval = ts >= 0 ? s.buf.readUInt32BE(ts + 2) : null;
+  }
+
+  /**
+   * After a takeover: for each connection, a copy of the client's last
+   * segment one byte in the past, to inject into S's own stack. S's TCP
+   * answers an old segment at once with an ACK (RFC 9293 §3.10.7.4), so each
+   * client learns where S stands without waiting for a backed-off timer.
+   */
+  prompts(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const m of this.views.values()) for (const v of m.values()) {
+      out.push(
+        buildIpv4Tcp(
+          { src: v.client, dst: this.cfg.service },
+          {
+            srcPort: v.clientPort,
+            dstPort: v.servicePort,
+            seq: seqAdd(v.seq, -1),
+            ack: v.ack,
+            flags: TCP_ACK_FLAG,
+            window: v.window,
+            urgent: 0,
+            options: v.tsval !== null ? [{ kind: 'timestamp', tsval: v.tsval, tsecr: 0 }] : [],
+            payload: Buffer.alloc(0),
+          },
+        ),
+      );
+    }
+    return out;
+  }
+
+  get trackedConnections(): number {
+    return this.tracked;
   }
 
   private skip(why: DivertSkip): DivertSkip {

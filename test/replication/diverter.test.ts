@@ -103,3 +103,21 @@ describe('diverter: the client’s frames into S’s stack', () => {
     expect(d.inbound(frame(TCP_ACK_FLAG, [], 21))).not.toBeNull();
   });
 });
+
+describe('diverter: prompts after a takeover', () => {
+  it('builds, per tracked connection, the client’s last segment one byte in the past; forgets closed ones', () => {
+    const d = diverter();
+    const f = (flags: number, seq: number, cport: number) =>
+      emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4,
+        buildIpv4Tcp({ src: CLIENT, dst: VIP }, { srcPort: cport, dstPort: SPORT, seq, ack: 777, flags, window: 300, urgent: 0, options: [{ kind: 'timestamp', tsval: 42, tsecr: 1 }], payload: Buffer.from('abc') }));
+    d.inbound(f(TCP_ACK_FLAG, 1000, 40001));
+    d.inbound(f(TCP_ACK_FLAG, 2000, 40002));
+    d.inbound(f(TCP_ACK_FLAG | 0x01 /* FIN */, 2003, 40002));
+    expect(d.trackedConnections).toBe(1);
+    const [p] = d.prompts();
+    const parsed = parseIpv4Tcp(p!) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+    expect(parsed.tcp.checksumValid()).toBe(true);
+    expect({ seq: parsed.tcp.seq, ack: parsed.tcp.ack, sport: parsed.tcp.srcPort, dst: parsed.ip.dst }).toEqual({ seq: 1002, ack: 777, sport: 40001, dst: VIP });
+    expect(parsed.tcp.options()).toEqual([{ kind: 'timestamp', tsval: 42, tsecr: 0 }]);
+  });
+});

@@ -103,7 +103,7 @@ export class TcpfoPair {
 
   /** Stops a bridge with SIGTERM and waits for it. */
   static async stopDaemon(d: Daemon | undefined): Promise<number | null> {
-    if (!d || d.proc.exitCode !== null) return d?.proc.exitCode ?? null;
+    if (!d || d.proc.exitCode !== null || d.proc.signalCode !== null) return d?.proc.exitCode ?? null;
     const exited = once(d.proc, 'exit');
     d.proc.kill('SIGTERM');
     const [code] = (await exited) as [number | null];
@@ -111,8 +111,9 @@ export class TcpfoPair {
   }
 
   async stop(): Promise<void> {
-    await TcpfoPair.stopDaemon(this.primary);
+    // Secondary first: stopping the primary first would make it take over.
     await TcpfoPair.stopDaemon(this.secondary);
+    await TcpfoPair.stopDaemon(this.primary);
     for (const s of this.servers) s.kill();
   }
 }

@@ -1,0 +1,85 @@
+/** The failure detector and the heartbeat codec: pure, time passed in. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../detector/detector.js';
+import { decodeHeartbeat, encodeHeartbeat, HEARTBEAT_LEN, SeqClock } from '../../detector/heartbeat.js';
+
+const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
+const cfg = { intervalMs: 20, timeoutMs: 100, startupGraceMs: 1000 };
+const hb = (seq: bigint, key = KEY, role: 'primary' | 'secondary' | 'alone' = 'primary') => decodeHeartbeat(encodeHeartbeat({ role, seq, echo: 0n }, key), KEY);
+
+describe('heartbeat codec', () => {
+  it('round-trips and authenticates', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom('primary', 'secondary', 'alone' as const), (seq, echo, role) => {
+        expect(decodeHeartbeat(encodeHeartbeat({ role, seq, echo }, KEY), KEY)).toEqual({ role, seq, echo });
+      }),
+    );
+  });
+
+  it('rejects forged, unsigned, truncated and tampered messages', () => {
+    const good = encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n }, KEY);
+    expect(decodeHeartbeat(encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n }, Buffer.from('another key, 16+ bytes')), KEY)).toBe('bad-mac');
+    const unsigned = Buffer.from(good);
+    unsigned.fill(0, 24);
+    expect(decodeHeartbeat(unsigned, KEY)).toBe('bad-mac');
+    expect(decodeHeartbeat(good.subarray(0, HEARTBEAT_LEN - 1), KEY)).toBe('bad-length');
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: HEARTBEAT_LEN - 1 }), fc.integer({ min: 1, max: 255 }), (at, x) => {
+        const t = Buffer.from(good);
+        t[at] = t[at]! ^ x;
+        expect(typeof decodeHeartbeat(t, KEY)).toBe('string');
+      }),
+    );
+  });
+
+  it('sequence numbers keep increasing, even within one millisecond and across restarts', () => {
+    const a = new SeqClock();
+    const s1 = a.next(1000);
+    const s2 = a.next(1000);
+    expect(s2 > s1).toBe(true);
+    expect(new SeqClock().next(1001) > s2).toBe(true);
+  });
+});
+
+describe('detector', () => {
+  it('declares the peer up on its first heartbeat and down after the timeout', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    expect(d.onMessage(hb(1n), 10)?.peer).toBe('up');
+    expect(d.tick(100)).toBeNull();
+    expect(d.onMessage(hb(2n), 100)).toBeNull();
+    expect(d.tick(199)).toBeNull();
+    const down = d.tick(200);
+    expect(down).toMatchObject({ peer: 'down', silentMs: 100 });
+    expect(d.tick(300)).toBeNull(); // one decision only
+    expect(d.onMessage(hb(3n), 400)?.reason).toBe('heartbeats resumed');
+    expect(d.decisions.map((x) => x.peer)).toEqual(['up', 'down', 'up']);
+  });
+
+  it('gives a peer never heard from the startup grace', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    expect(d.tick(1099)).toBeNull();
+    expect(d.tick(1100)?.reason).toBe('never heard from the peer');
+  });
+
+  it('forged, unsigned or replayed heartbeats change nothing', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    d.onMessage(hb(10n), 0);
+    expect(d.onMessage(hb(11n, Buffer.from('an attacker key 1234')), 90)).toBeNull();
+    expect(d.onMessage('bad-mac', 90)).toBeNull();
+    expect(d.onMessage(hb(10n), 95)).toBeNull(); // replay of an accepted one
+    expect(d.onMessage(hb(5n), 95)).toBeNull(); // an older one
+    expect(d.onMessage(hb(12n, KEY, 'secondary'), 95)).toBeNull(); // our own role reflected back
+    expect(d.tick(100)?.peer).toBe('down'); // none of them kept the peer alive
+    expect(d.stats.rejected).toMatchObject({ 'bad-mac': 2, replay: 2, 'wrong-peer-role': 1 });
+  });
+
+  it('paces heartbeats at the interval', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    expect(d.due(0)).toBe(true);
+    d.markSent(1n, 0);
+    expect(d.due(19)).toBe(false);
+    expect(d.due(20)).toBe(true);
+    expect(d.nextDeadline()).toBe(20);
+  });
+});

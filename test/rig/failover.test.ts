@@ -1,0 +1,103 @@
+/**
+ * Failover of either node, end to end (paper §5, §6): the node's link is cut
+ * and its bridge and server are SIGKILLed in the middle of a transfer. Every
+ * client transfer must complete byte-exact with no RST. A short campaign:
+ * bench/failover-campaign.ts runs the full one.
+ */
+import { describe, expect, it } from 'vitest';
+import { Capture } from './capture.js';
+import { killNode } from './failover.js';
+import { checkTransparency } from './oracle.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
+import { distScript } from './dist.js';
+import { withRig } from './rig.js';
+
+const BYTES = 50_000_000;
+
+async function killDuring(node: 'primary' | 'secondary', mode: 'get' | 'put', killAfterMs: number): Promise<{ r: TransferResult; problems: string[]; logs: string }> {
+  return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+    const pair = await TcpfoPair.start(rig);
+    try {
+      const c = rig.host('client');
+      const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'fo', 96);
+      const t = transfer(c, mode, BYTES, 41, 120_000);
+      await new Promise((res) => setTimeout(res, killAfterMs));
+      await killNode(pair, node);
+      const r = await t;
+      const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+      return { r, problems: report.problems, logs: pair.logs() };
+    } finally {
+      await pair.stop();
+    }
+  });
+}
+
+describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)', () => {
+  const cases: Array<['primary' | 'secondary', 'get' | 'put']> = [
+    ['primary', 'get'],
+    ['primary', 'put'],
+    ['secondary', 'get'],
+    ['secondary', 'put'],
+  ];
+  for (const [node, mode] of cases) {
+    it(`kill the ${node} during a 50 MB ${mode === 'get' ? 'download' : 'upload'}: completes byte-exact, no RST`, async () => {
+      const killAfter = 500 + Math.floor(Math.random() * 2000);
+      const { r, problems, logs } = await killDuring(node, mode, killAfter);
+      const ctx = `killed after ${killAfter} ms\n${logs}`;
+      expect(r.error, ctx).toBeUndefined();
+      if (mode === 'get') {
+        expect(r.bytes, ctx).toBe(BYTES);
+        expect(r.sha256, ctx).toBe(r.expected);
+      } else {
+        expect(r.reply, ctx).toBe(`OK ${r.sha256}`);
+      }
+      expect(problems, ctx).toEqual([]);
+      console.log(`failover ${node}/${mode}: killed at ${killAfter} ms, stall ${r.maxGapMs} ms, total ${r.ms} ms`);
+      if (node === 'primary') expect(logs).toMatch(/took over the service address/);
+      else expect(logs).toMatch(/secondary failed: continuing alone/);
+    }, 150_000);
+  }
+
+  it('kill the primary while 60 short connections open and close: every one completes', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        const c = rig.host('client');
+        const many = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '200000', '60'], { timeoutMs: 120_000, allowFail: true });
+        await new Promise((res) => setTimeout(res, 30 + Math.floor(Math.random() * 100)));
+        await killNode(pair, 'primary');
+        const r = await many;
+        const out = JSON.parse(r.stdout.trim()) as { ok: number; errors: string[] };
+        expect(out.errors, pair.logs()).toEqual([]);
+        expect(out.ok).toBe(60);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 150_000);
+
+  it('a partition of only the heartbeat path does not make both nodes serve the VIP', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        const s = rig.host('secondary');
+        // Drop the heartbeats (UDP 7946) both ways on the secondary; everything else flows.
+        await s.exec(['iptables', '-I', 'INPUT', '-p', 'udp', '--dport', '7946', '-j', 'DROP']);
+        await s.exec(['iptables', '-I', 'OUTPUT', '-p', 'udp', '--dport', '7946', '-j', 'DROP']);
+        await new Promise((res) => setTimeout(res, 1500));
+        const logs = pair.logs();
+        expect(logs).toMatch(/secondary is down/);
+        expect(logs).toMatch(/still answers ARP: not taking over/);
+        expect(logs).not.toMatch(/took over the service address/);
+        // Only the primary answers ARP for the VIP; the service still works through it.
+        const c = rig.host('client');
+        await c.exec(['ip', 'neigh', 'flush', 'all']);
+        const r = await transfer(c, 'get', 5_000_000, 51);
+        expect(r.sha256).toBe(r.expected);
+        expect((await c.exec(['ip', 'neigh', 'show', VIP])).stdout).toContain(rig.host('primary').mac);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 60_000);
+});
