@@ -13,10 +13,20 @@ const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null, { message: 'not
 const macText = z.string().refine((s) => parseMac(s) !== null, { message: 'not a MAC address (aa:bb:cc:dd:ee:ff)' });
 const ifname = z.string().regex(/^[a-zA-Z0-9._@-]{1,15}$/, 'not an interface name');
 const port = z.number().int().min(1).max(65535);
-const portRange = z.string().regex(/^\d{1,5}-\d{1,5}$/, 'a port range is "LOW-HIGH"').transform((s, ctx) => {
-  const [lo, hi] = s.split('-').map(Number) as [number, number];
-  if (lo < 1 || hi > 65535 || lo > hi) {
-    ctx.addIssue({ code: 'custom', message: `bad port range ${s}: need 1 ≤ LOW ≤ HIGH ≤ 65535` });
+/** A failover port entry: a port number or a "LOW-HIGH" range. */
+const portItem = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) {
+      ctx.addIssue({ code: 'custom', message: `bad port ${v}: need an integer 1-65535` });
+      return z.NEVER;
+    }
+    return v;
+  }
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+  const lo = Number(m?.[1]);
+  const hi = Number(m?.[2]);
+  if (!m || lo < 1 || hi > 65535 || lo > hi) {
+    ctx.addIssue({ code: 'custom', message: `bad port range ${JSON.stringify(v)}: need "LOW-HIGH" with 1 ≤ LOW ≤ HIGH ≤ 65535` });
     return z.NEVER;
   }
   return [lo, hi] as const;
@@ -39,7 +49,7 @@ export const configSchema = z.strictObject({
     /** The service address (VIP) clients connect to; held by the active node. */
     address: ipv4Text,
     /** Failover ports: replicated connections. Single ports and "LOW-HIGH" ranges. */
-    ports: z.array(z.union([port, portRange])).min(1, 'list at least one failover port'),
+    ports: z.array(portItem).min(1, 'list at least one failover port'),
   }),
   primary: node,
   secondary: node,
@@ -109,7 +119,13 @@ export function parseConfig(text: string, file: string): Config {
   if (doc.errors.length) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `YAML ${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''}: ${e.message.split('\n')[0]}`),
+      doc.errors.map((e) => {
+        const at = e.pos[0];
+        const before = text.slice(0, at);
+        const line = before.split('\n').length;
+        const col = at - before.lastIndexOf('\n');
+        return `YAML line ${line}, column ${col}: ${e.message.split('\n')[0]}`;
+      }),
     );
   }
   const raw: unknown = doc.toJS();
