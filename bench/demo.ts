@@ -53,9 +53,14 @@ async function main(): Promise<void> {
       console.log(`   sha256 expected ${r.expected}`);
       console.log(`   sha256 received ${r.sha256}`);
       console.log(`   ${ok ? 'BYTE-EXACT: the connection survived the death of the primary' : 'MISMATCH'}`);
+      const metrics = (await rig.host('secondary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
+      console.log('\n5. the survivor’s metrics (curl http://127.0.0.1:9464/metrics on the secondary):');
+      for (const l of metrics.split('\n')) {
+        if (/^tcpfo_(role|peer_up|failovers_total|last_failover_duration_seconds|diverted_bytes_total|injected_frames_total|heartbeats_received_total|tcp)/.test(l) && !l.startsWith('tcpfo_process')) console.log(`   ${l}`);
+      }
       await pair.stop();
       const s = finalCounters(pair.secondary!.log) as { role: string; diverter: { diverted: number; injected: number }; heartbeat: { received: number; sent: number } };
-      console.log(`\n5. the survivor: role ${s.role}; it diverted ${s.diverter.diverted} segments and injected ${s.diverter.injected} client frames before the takeover;`);
+      console.log(`\n6. the survivor: role ${s.role}; it diverted ${s.diverter.diverted} segments and injected ${s.diverter.injected} client frames before the takeover;`);
       console.log(`   heartbeats sent ${s.heartbeat.sent}, received ${s.heartbeat.received} (none since the primary died)`);
       console.log(`\nlogs: ${pair.primary!.log}, ${pair.secondary!.log} (removed with the rig)`);
       if (!ok) process.exitCode = 1;

@@ -25,6 +25,8 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
+import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import type { Server } from 'node:http';
 import type { Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
 
@@ -46,6 +48,8 @@ export class PrimaryBridge {
   private stallTimerAt = Infinity;
   private stopped = false;
   private peer!: PeerLink;
+  private metrics: Server | undefined;
+  private failoverSeconds: number | null = null;
   alone = false;
   private readonly vip: number;
   private readonly self: number;
@@ -141,6 +145,7 @@ export class PrimaryBridge {
       peerRoles: ['secondary'],
       onDecision: (d) => this.onDecision(d),
     });
+    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.timer = setInterval(() => this.merger.poll(Date.now()), 1000);
     this.timer.unref();
     this.log.info(
@@ -209,7 +214,36 @@ export class PrimaryBridge {
     this.peer.role = 'alone';
     const t0 = Date.now();
     this.merger.secondaryFailed();
+    this.failoverSeconds = (Date.now() - t0) / 1000;
     this.log.warn({ role: 'alone', flushMs: Date.now() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    const m = this.merger.stats;
+    const q = this.merger.queued();
+    const det = this.peer?.detector;
+    return {
+      role: this.alone ? 'alone' : 'primary',
+      peerUp: det?.peer === 'up',
+      heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
+      heartbeatsReceived: det?.stats.received ?? 0,
+      heartbeatsSent: det?.stats.sent ?? 0,
+      heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      failovers: this.alone ? 1 : 0,
+      lastFailoverSeconds: this.failoverSeconds,
+      connections: this.merger.phases(),
+      mergedSegments: m.releasedSegments,
+      mergedBytes: m.releasedBytes,
+      divertedSegments: m.divertedSegments,
+      divertedBytes: m.divertedBytes,
+      injectedFrames: 0,
+      queuedBytes: q.storedBytes,
+      heldSegments: q.heldSegments,
+      divergences: m.divergences,
+      drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted },
+      nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
+      pcapFrames: this.arp?.stats.frames ?? 0,
+    };
   }
 
   status(): Record<string, unknown> {
@@ -235,6 +269,7 @@ export class PrimaryBridge {
     if (this.timer) clearInterval(this.timer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.peer?.close();
+    this.metrics?.close();
     this.arp?.close();
     // Rules first: from here on the kernel drops (fail closed) rather than queues.
     await this.rules?.remove();

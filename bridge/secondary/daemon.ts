@@ -14,6 +14,8 @@ import { WireError } from '../wire/error.js';
 import { arpReplyFor } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
 import type { Decision } from '../../detector/detector.js';
+import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import type { Server } from 'node:http';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -53,6 +55,8 @@ export class SecondaryBridge {
   private readonly vip: number;
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
+  private metrics: Server | undefined;
+  private failoverSeconds: number | null = null;
   private q!: PacketQueue;
   private rules!: RuleSet;
   private injector!: Injector;
@@ -131,6 +135,7 @@ export class SecondaryBridge {
       peerRoles: ['primary'],
       onDecision: (d) => this.onDecision(d),
     });
+    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.log.info(
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
       'secondary bridge up: capturing and diverting',
@@ -212,6 +217,7 @@ export class SecondaryBridge {
     await this.rules.remove();
     this.q.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
+    this.failoverSeconds = (Date.now() - decidedAt) / 1000;
     this.log.warn({ role: 'active', timeline: this.timeline }, 'took over the service address: serving alone');
   }
 
@@ -229,6 +235,37 @@ export class SecondaryBridge {
       else ok = this.q.drop(id); // fail closed
       if (!ok) this.verdictErrors++;
     }
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    const d = this.diverter.stats;
+    const det = this.peer?.detector;
+    const skipped: Record<string, number> = {};
+    // Segments S's rules should never queue but the diverter refused: dropped, fail closed.
+    skipped['divert-malformed'] = d.skipped.malformed;
+    skipped['divert-no-option-room'] = d.skipped['no-option-room'];
+    return {
+      role: this.role,
+      peerUp: det?.peer === 'up',
+      heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
+      heartbeatsReceived: det?.stats.received ?? 0,
+      heartbeatsSent: det?.stats.sent ?? 0,
+      heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      failovers: this.role === 'active' ? 1 : 0,
+      lastFailoverSeconds: this.failoverSeconds,
+      connections: { tracked: this.diverter.trackedConnections },
+      mergedSegments: 0,
+      mergedBytes: 0,
+      divertedSegments: d.diverted,
+      divertedBytes: d.divertedBytes,
+      injectedFrames: d.injected,
+      queuedBytes: 0,
+      heldSegments: 0,
+      divergences: 0,
+      drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0 },
+      nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
+      pcapFrames: this.capture?.stats.frames ?? 0,
+    };
   }
 
   status(): Record<string, unknown> {
@@ -251,6 +288,7 @@ export class SecondaryBridge {
     this.stopped = true;
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
+    this.metrics?.close();
     for (const t of this.garpTimers) clearTimeout(t);
     this.arp?.close();
     this.capture?.close();

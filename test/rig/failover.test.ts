@@ -76,6 +76,40 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 150_000);
 
+  it('metrics: counters move during a transfer and the role flips at a takeover', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        const scrape = async (node: string) => (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
+        const value = (text: string, metric: string) => Number(new RegExp(`^${metric.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        const s0 = await scrape('secondary');
+        expect(value(s0, 'tcpfo_role{role="secondary"}')).toBe(1);
+        expect(value(s0, 'tcpfo_peer_up')).toBe(1);
+        const t = transfer(rig.host('client'), 'get', 20_000_000, 61, 60_000);
+        await new Promise((res) => setTimeout(res, 700));
+        const p1 = await scrape('primary');
+        expect(value(p1, 'tcpfo_merged_bytes_total')).toBeGreaterThan(1_000_000);
+        expect(value(p1, 'tcpfo_connections{state="merging"}')).toBeGreaterThanOrEqual(1);
+        expect(value(p1, 'tcpfo_role{role="primary"}')).toBe(1);
+        expect(p1).toMatch(/^tcpfo_process_resident_memory_bytes /m);
+        await killNode(pair, 'primary');
+        const r = await t;
+        expect(r.sha256).toBe(r.expected);
+        const s1 = await scrape('secondary');
+        expect(value(s1, 'tcpfo_role{role="active"}')).toBe(1);
+        expect(value(s1, 'tcpfo_role{role="secondary"}')).toBe(0);
+        expect(value(s1, 'tcpfo_peer_up')).toBe(0);
+        expect(value(s1, 'tcpfo_failovers_total')).toBe(1);
+        expect(value(s1, 'tcpfo_diverted_bytes_total')).toBeGreaterThan(value(s0, 'tcpfo_diverted_bytes_total'));
+        // Bound to the configured address only: not reachable on the node's LAN address.
+        const lan = await rig.host('client').exec(['curl', '-sf', '--max-time', '1', `http://${rig.host('secondary').ip}:9464/metrics`], { allowFail: true });
+        expect(lan.code).not.toBe(0);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 90_000);
+
   it('a partition of only the heartbeat path does not make both nodes serve the VIP', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig);

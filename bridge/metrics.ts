@@ -1,0 +1,144 @@
+/**
+ * Prometheus metrics (prom-client) on the configured address only. Values are
+ * read from the bridge's own counters at scrape time: nothing on the data path.
+ * Names: `tcpfo_` prefix, base units, `_total` counters, no per-connection labels.
+ */
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/** What a bridge reports at scrape time. */
+export interface MetricsSnapshot {
+  role: string;
+  peerUp: boolean;
+  heartbeatRttSeconds: number | null;
+  heartbeatsReceived: number;
+  heartbeatsSent: number;
+  heartbeatsRejected: Record<string, number>;
+  failovers: number;
+  lastFailoverSeconds: number | null;
+  connections: Record<string, number>;
+  mergedSegments: number;
+  mergedBytes: number;
+  divertedSegments: number;
+  divertedBytes: number;
+  injectedFrames: number;
+  queuedBytes: number;
+  heldSegments: number;
+  divergences: number;
+  drops: Record<string, number>;
+  nfqueue: Record<string, { received: number; enobufs: number }>;
+  pcapFrames: number;
+}
+
+export const ROLES = ['primary', 'secondary', 'alone', 'active'] as const;
+
+/** A counter whose value is read from the bridge at scrape time. */
+function readCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (c: Counter) => void): Counter {
+  return new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [reg],
+    collect() {
+      this.reset();
+      read(this);
+    },
+  });
+}
+
+export function buildRegistry(snap: () => MetricsSnapshot): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: 'tcpfo_' });
+  let cur: MetricsSnapshot | undefined;
+  const get = () => (cur ??= snap());
+  // One snapshot per scrape: taken by the first collector, dropped after.
+  const take = () => {
+    cur = snap();
+    return cur;
+  };
+  new Gauge({
+    name: 'tcpfo_role',
+    help: 'The bridge’s role: 1 for the current one',
+    labelNames: ['role'],
+    registers: [reg],
+    collect() {
+      const s = take();
+      for (const r of ROLES) this.set({ role: r }, s.role === r ? 1 : 0);
+    },
+  });
+  new Gauge({ name: 'tcpfo_peer_up', help: 'Whether the peer bridge’s heartbeats arrive', registers: [reg], collect() { this.set(get().peerUp ? 1 : 0); } });
+  new Gauge({
+    name: 'tcpfo_heartbeat_rtt_seconds',
+    help: 'Heartbeat round trip (includes up to one heartbeat interval)',
+    registers: [reg],
+    collect() {
+      const v = get().heartbeatRttSeconds;
+      if (v !== null) this.set(v);
+    },
+  });
+  readCounter(reg, 'tcpfo_heartbeats_received_total', 'Valid heartbeats received', [], (c) => c.inc(get().heartbeatsReceived));
+  readCounter(reg, 'tcpfo_heartbeats_sent_total', 'Heartbeats sent', [], (c) => c.inc(get().heartbeatsSent));
+  readCounter(reg, 'tcpfo_heartbeats_rejected_total', 'Heartbeats rejected (forged, replayed, malformed)', ['reason'], (c) => {
+    for (const [reason, n] of Object.entries(get().heartbeatsRejected)) c.inc({ reason }, n);
+  });
+  readCounter(reg, 'tcpfo_failovers_total', 'Role changes after a peer failure', [], (c) => c.inc(get().failovers));
+  new Gauge({
+    name: 'tcpfo_last_failover_duration_seconds',
+    help: 'From the failure decision to the end of the takeover (or of the flush, on the primary)',
+    registers: [reg],
+    collect() {
+      const v = get().lastFailoverSeconds;
+      if (v !== null) this.set(v);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_connections',
+    help: 'Failover connections by state',
+    labelNames: ['state'],
+    registers: [reg],
+    collect() {
+      for (const [state, n] of Object.entries(get().connections)) this.set({ state }, n);
+    },
+  });
+  readCounter(reg, 'tcpfo_merged_segments_total', 'Segments released to clients after merging', [], (c) => c.inc(get().mergedSegments));
+  readCounter(reg, 'tcpfo_merged_bytes_total', 'Payload bytes released to clients after merging', [], (c) => c.inc(get().mergedBytes));
+  readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) => c.inc(get().divertedSegments));
+  readCounter(reg, 'tcpfo_diverted_bytes_total', 'Payload bytes of the secondary diverted to the primary', [], (c) => c.inc(get().divertedBytes));
+  readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) => c.inc(get().injectedFrames));
+  new Gauge({ name: 'tcpfo_queued_bytes', help: 'Secondary output bytes waiting for comparison on the primary', registers: [reg], collect() { this.set(get().queuedBytes); } });
+  new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
+  readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
+  readCounter(reg, 'tcpfo_drops_total', 'Packets dropped by the bridge, by reason', ['reason'], (c) => {
+    for (const [reason, n] of Object.entries(get().drops)) c.inc({ reason }, n);
+  });
+  readCounter(reg, 'tcpfo_nfqueue_packets_total', 'Packets received from NFQUEUE', ['queue'], (c) => {
+    for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.received);
+  });
+  readCounter(reg, 'tcpfo_nfqueue_enobufs_total', 'Times the kernel dropped queue messages for lack of socket buffer', ['queue'], (c) => {
+    for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
+  });
+  readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
+  return reg;
+}
+
+/** Serves /metrics on `listen` (ADDRESS:PORT) only. */
+export async function startMetricsServer(listen: string, reg: Registry): Promise<Server> {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i);
+  const port = Number(listen.slice(i + 1));
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics' || req.method !== 'GET') {
+      res.writeHead(404).end('not found: try /metrics\n');
+      return;
+    }
+    reg.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': reg.contentType }).end(body),
+      (e: unknown) => res.writeHead(500).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  return server;
+}
