@@ -95,6 +95,52 @@ program
   });
 
 program
+  .command('status')
+  .description('role, peer health and connections of the bridge running on this node')
+  .addOption(configOption())
+  .option('--json', 'print the full status as JSON')
+  .action(async (o: { config: string; json?: boolean }) => {
+    const cfg = load(o.config);
+    const { controlSocketPath, readStatus } = await import('./bridge/control.js');
+    const found: Array<Record<string, unknown>> = [];
+    for (const r of ['p', 's'] as const) {
+      const st = await readStatus(controlSocketPath(cfg.state_dir, cfg.instance, r));
+      if (st) found.push(st);
+    }
+    if (!found.length) {
+      console.error(`tcpfo: no bridge is running here (no answer on ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`);
+      process.exit(EXIT.failure);
+    }
+    for (const st of found) {
+      if (o.json) {
+        console.log(JSON.stringify(st, null, 2));
+        continue;
+      }
+      const conns = (st.connections ?? {}) as Record<string, number>;
+      const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
+      console.log(`role         ${String(st.role)}`);
+      console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
+      console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+    }
+  });
+
+program
+  .command('demo')
+  .description('run the failover demo in network namespaces on this machine (root)')
+  .action(async () => {
+    await import('./bench/demo.js');
+  });
+
+program
+  .command('bench')
+  .description('run the kill campaign benchmark (N kills per workload, default 30)')
+  .argument('[kills]', 'kills per workload', '30')
+  .action(async (kills: string) => {
+    process.argv = [process.argv[0]!, 'failover-campaign', kills];
+    await import('./bench/failover-campaign.js');
+  });
+
+program
   .command('cleanup')
   .description('remove rules, addresses and settings a killed tcpfo daemon left on this node')
   .option('--state-dir <dir>', 'where daemons journal their changes', DEFAULT_STATE_DIR)

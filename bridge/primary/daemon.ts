@@ -26,6 +26,7 @@ import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
 import type { Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
@@ -49,6 +50,7 @@ export class PrimaryBridge {
   private stopped = false;
   private peer!: PeerLink;
   private metrics: Server | undefined;
+  private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   alone = false;
   private readonly vip: number;
@@ -146,6 +148,7 @@ export class PrimaryBridge {
       onDecision: (d) => this.onDecision(d),
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
     this.timer = setInterval(() => this.merger.poll(Date.now()), 1000);
     this.timer.unref();
     this.log.info(
@@ -270,6 +273,7 @@ export class PrimaryBridge {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.peer?.close();
     this.metrics?.close();
+    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
     this.arp?.close();
     // Rules first: from here on the kernel drops (fail closed) rather than queues.
     await this.rules?.remove();

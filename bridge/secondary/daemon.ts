@@ -15,6 +15,7 @@ import { arpReplyFor } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
+import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
@@ -56,6 +57,7 @@ export class SecondaryBridge {
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
   private metrics: Server | undefined;
+  private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   private q!: PacketQueue;
   private rules!: RuleSet;
@@ -136,6 +138,7 @@ export class SecondaryBridge {
       onDecision: (d) => this.onDecision(d),
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
     this.log.info(
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
       'secondary bridge up: capturing and diverting',
@@ -289,6 +292,7 @@ export class SecondaryBridge {
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
     this.metrics?.close();
+    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
     for (const t of this.garpTimers) clearTimeout(t);
     this.arp?.close();
     this.capture?.close();

@@ -92,9 +92,17 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         expect(value(p1, 'tcpfo_connections{state="merging"}')).toBeGreaterThanOrEqual(1);
         expect(value(p1, 'tcpfo_role{role="primary"}')).toBe(1);
         expect(p1).toMatch(/^tcpfo_process_resident_memory_bytes /m);
+        const stP = await rig.host('primary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFile]);
+        expect(stP.stdout).toMatch(/^role\s+primary$/m);
+        expect(stP.stdout).toMatch(/^peer\s+up/m);
+        expect(stP.stdout).toMatch(/merging 1/);
         await killNode(pair, 'primary');
         const r = await t;
         expect(r.sha256).toBe(r.expected);
+        // `tcpfo status` tells the same story.
+        const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFile]);
+        expect(st.stdout).toMatch(/^role\s+active$/m);
+        expect(st.stdout).toMatch(/^peer\s+down/m);
         const s1 = await scrape('secondary');
         expect(value(s1, 'tcpfo_role{role="active"}')).toBe(1);
         expect(value(s1, 'tcpfo_role{role="secondary"}')).toBe(0);

@@ -1,0 +1,58 @@
+/**
+ * The daemon's control socket: a Unix socket in the state directory (mode
+ * 0600, root only) answering every connection with the daemon's status as one
+ * JSON line. `tcpfo status` reads it. Nothing listens on the network for it.
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { dirname } from 'node:path';
+
+export function controlSocketPath(stateDir: string, instance: string, role: 'p' | 's'): string {
+  return `${stateDir}/${instance}${role}.sock`;
+}
+
+export async function startControl(path: string, status: () => unknown): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true });
+  // A socket file left by a killed daemon.
+  if (existsSync(path)) rmSync(path, { force: true });
+  const server = createServer((sock) => {
+    sock.end(JSON.stringify(status()) + '\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return server;
+}
+
+export function stopControl(server: Server | undefined, path: string): void {
+  server?.close();
+  rmSync(path, { force: true });
+}
+
+/** Reads a daemon's status; null when no daemon answers at `path`. */
+export function readStatus(path: string, timeoutMs = 2000): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(null);
+    const sock = createConnection(path);
+    let buf = '';
+    const t = setTimeout(() => {
+      sock.destroy();
+      resolve(null);
+    }, timeoutMs);
+    sock.on('data', (d) => (buf += d.toString()));
+    sock.on('end', () => {
+      clearTimeout(t);
+      try {
+        resolve(JSON.parse(buf) as Record<string, unknown>);
+      } catch {
+        resolve(null);
+      }
+    });
+    sock.on('error', () => {
+      clearTimeout(t);
+      resolve(null);
+    });
+  });
+}
