@@ -5,7 +5,7 @@
  * `tcpfo cleanup` can put the node back as it was.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -15,6 +15,15 @@ export type Change =
   | { kind: 'sysctl'; key: string; previous: string }
   | { kind: 'promisc'; dev: string; previous: boolean }
   | { kind: 'address'; dev: string; cidr: string };
+
+/** This process's network namespace (e.g. "net:[4026531840]"): journals apply only where they were written. */
+function currentNetns(): string {
+  try {
+    return readlinkSync('/proc/self/ns/net');
+  } catch {
+    return 'unknown';
+  }
+}
 
 export class NodeStateError extends Error {
   override readonly name = 'NodeStateError';
@@ -63,7 +72,7 @@ export class NodeState {
   private save(): void {
     mkdirSync(dirname(this.journal), { recursive: true });
     const tmp = `${this.journal}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ pid: process.pid, changes: this.changes }, null, 1));
+    writeFileSync(tmp, JSON.stringify({ pid: process.pid, netns: currentNetns(), changes: this.changes }, null, 1));
     renameSync(tmp, this.journal);
   }
 
@@ -138,13 +147,16 @@ export class NodeState {
 
   /** Undoes what a previous (killed) instance recorded in `journal`, if anything. */
   static async recover(journal: string): Promise<Change[]> {
-    let parsed: { changes?: Change[] };
+    let parsed: { changes?: Change[]; netns?: string };
     try {
-      parsed = JSON.parse(readFileSync(journal, 'utf8')) as { changes?: Change[] };
+      parsed = JSON.parse(readFileSync(journal, 'utf8')) as { changes?: Change[]; netns?: string };
     } catch {
       rmSync(journal, { force: true });
       return [];
     }
+    // Written in another network namespace (another node sharing this
+    // filesystem, or a container): not ours to undo.
+    if (parsed.netns !== undefined && parsed.netns !== currentNetns()) return [];
     const s = new NodeState(journal);
     s.changes = parsed.changes ?? [];
     const undone = [...s.changes];

@@ -58,23 +58,25 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     }, 150_000);
   }
 
-  it('kill the primary while 60 short connections open and close: every one completes', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig);
-      try {
-        const c = rig.host('client');
-        const many = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '200000', '60'], { timeoutMs: 120_000, allowFail: true });
-        await new Promise((res) => setTimeout(res, 30 + Math.floor(Math.random() * 100)));
-        await killNode(pair, 'primary');
-        const r = await many;
-        const out = JSON.parse(r.stdout.trim()) as { ok: number; errors: string[] };
-        expect(out.errors, pair.logs()).toEqual([]);
-        expect(out.ok).toBe(60);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, 150_000);
+  for (const node of ['primary', 'secondary'] as const) {
+    it(`kill the ${node} while 60 short connections open and close (handshakes, closes): every one completes`, async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig);
+        try {
+          const c = rig.host('client');
+          const many = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '200000', '60'], { timeoutMs: 120_000, allowFail: true });
+          await new Promise((res) => setTimeout(res, 30 + Math.floor(Math.random() * 100)));
+          await killNode(pair, node);
+          const r = await many;
+          const out = JSON.parse(r.stdout.trim()) as { ok: number; errors: string[] };
+          expect(out.errors, pair.logs()).toEqual([]);
+          expect(out.ok).toBe(60);
+        } finally {
+          await pair.stop();
+        }
+      });
+    }, 150_000);
+  }
 
   it('metrics: counters move during a transfer and the role flips at a takeover', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {

@@ -1,0 +1,48 @@
+/** A SIGKILLed bridge leaves its rules, addresses and settings; `tcpfo cleanup` (and the next start) put the node back. */
+import { describe, expect, it } from 'vitest';
+import { distScript } from './dist.js';
+import { TcpfoPair } from './pair.js';
+import { withRig, type RigHost } from './rig.js';
+
+async function snapshot(h: RigHost): Promise<string> {
+  const r = await h.sh(
+    'iptables-nft-save -t mangle | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_announce net.ipv4.tcp_rto_min_us',
+    { allowFail: true },
+  );
+  return r.stdout.replace(/valid_lft.*$/gm, '');
+}
+
+describe('bridge daemons killed with SIGKILL', () => {
+  it('`tcpfo cleanup` leaves both nodes as they were; a restarted bridge comes up cleanly', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const p = rig.host('primary');
+      const s = rig.host('secondary');
+      const before = { p: await snapshot(p), s: await snapshot(s) };
+      const pair = await TcpfoPair.start(rig, { demoServer: false });
+      const during = await snapshot(s);
+      expect(during).toContain('PROMISC');
+      expect(during).toMatch(/tcp_rto_min_us = 20000/);
+      pair.secondary!.proc.kill('SIGKILL');
+      pair.primary!.proc.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await snapshot(s)).not.toBe(before.s);
+      const stateDir = `${rig.tmpdir}/state`;
+      for (const h of [p, s]) {
+        const r = await h.exec([process.execPath, distScript('cli.js'), 'cleanup', '--state-dir', stateDir]);
+        expect(r.stdout).toMatch(/cleanup: restored/);
+      }
+      expect(await snapshot(p)).toBe(before.p);
+      expect(await snapshot(s)).toBe(before.s);
+      // Killed again and restarted without a cleanup: the new bridge undoes the old state first.
+      const again = await TcpfoPair.start(rig, { demoServer: false });
+      again.primary!.proc.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      const restarted = await again.startDaemon(p, 'primary');
+      expect(restarted.proc.exitCode).toBeNull();
+      again.primary = restarted;
+      await again.stop();
+      expect(await snapshot(p)).toBe(before.p);
+      expect(await snapshot(s)).toBe(before.s);
+    });
+  }, 90_000);
+});
