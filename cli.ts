@@ -133,7 +133,16 @@ program
 
 program
   .command('bench')
-  .description('run the kill campaign benchmark (N kills per workload, default 30)')
+  .description('replay the paper’s measurements, plain TCP vs tcpfo, at 100 Mbit/s, 1 Gbit/s and unshaped (root); writes bench/results/paper.{md,json} and SVG plots')
+  .option('--quick', 'smaller streams and fewer repetitions')
+  .action(async (o: { quick?: boolean }) => {
+    process.argv = [process.argv[0]!, 'paper', ...(o.quick ? ['--quick'] : [])];
+    await import('./bench/paper.js');
+  });
+
+program
+  .command('campaign')
+  .description('kill campaign: kill either node at random moments during transfers (root); N kills per workload')
   .argument('[kills]', 'kills per workload', '30')
   .action(async (kills: string) => {
     process.argv = [process.argv[0]!, 'failover-campaign', kills];

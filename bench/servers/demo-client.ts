@@ -4,6 +4,9 @@
  *   node demo-client.js get HOST PORT BYTES SEED   → {bytes, sha256, expected, ms, maxGapMs}
  *   node demo-client.js put HOST PORT BYTES SEED   → {bytes, sha256, reply, ms}
  *   node demo-client.js many HOST PORT BYTES N     → N parallel GETs (seeds 1..N): {ok, failed, errors, ms}
+ *   node demo-client.js connect HOST PORT 0 N      → N sequential connects: {connectUs: [...]} (µs each)
+ *   node demo-client.js msg HOST PORT 0 REPS       → per message size, median send and receive time (µs)
+ *   node demo-client.js hold HOST PORT 0 N         → holds N idle connections open until SIGTERM
  *
  * maxGapMs: the longest time between two data arrivals (the stall a failover causes).
  */
@@ -14,9 +17,89 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if ((mode !== 'get' && mode !== 'put' && mode !== 'many') || !host || !portText || !Number.isFinite(bytes)) {
+if (!['get', 'put', 'many', 'connect', 'msg', 'hold'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
+}
+
+const port = Number(portText);
+const hrUs = () => Number(process.hrtime.bigint() / 1000n);
+
+if (mode === 'connect') {
+  const out: number[] = [];
+  for (let i = 0; i < seed; i++) {
+    const t = hrUs();
+    await new Promise<void>((resolve, reject) => {
+      const s = connect({ host, port }, () => {
+        out.push(hrUs() - t);
+        s.end('ECHO\n');
+        s.destroy();
+        resolve();
+      });
+      s.on('error', reject);
+    });
+  }
+  process.stdout.write(JSON.stringify({ connectUs: out }) + '\n');
+  process.exit(0);
+}
+
+if (mode === 'msg') {
+  const sizes = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
+  const one = (cmd: 'GET' | 'PUT', size: number) =>
+    new Promise<number>((resolve, reject) => {
+      const s = connect({ host, port });
+      s.setNoDelay(true);
+      let t0 = 0;
+      let got = 0;
+      s.on('connect', () => {
+        t0 = hrUs();
+        if (cmd === 'GET') s.write(`GET ${size} 1\n`);
+        else {
+          const body = Buffer.alloc(size, 0x61);
+          s.write(Buffer.concat([Buffer.from(`PUT ${size}\n`), body]));
+        }
+      });
+      s.on('data', (d: Buffer) => (got += d.length));
+      s.on('end', () => {
+        s.destroy();
+        resolve(hrUs() - t0);
+      });
+      s.on('error', reject);
+    });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const result: Array<{ size: number; sendUs: number; receiveUs: number }> = [];
+  for (const size of sizes) {
+    const send: number[] = [];
+    const recv: number[] = [];
+    for (let i = 0; i < seed; i++) {
+      send.push(await one('PUT', size));
+      recv.push(await one('GET', size));
+    }
+    result.push({ size, sendUs: median(send), receiveUs: median(recv) });
+  }
+  process.stdout.write(JSON.stringify({ messages: result }) + '\n');
+  process.exit(0);
+}
+
+if (mode === 'hold') {
+  const socks: ReturnType<typeof connect>[] = [];
+  for (let i = 0; i < seed; i++) {
+    await new Promise<void>((resolve, reject) => {
+      const s = connect({ host, port }, () => {
+        s.write('ECHO\n');
+        resolve();
+      });
+      s.on('error', reject);
+      socks.push(s);
+    });
+  }
+  process.stdout.write(JSON.stringify({ holding: socks.length }) + '\n');
+  process.on('SIGTERM', () => {
+    for (const s of socks) s.destroy();
+    process.exit(0);
+  });
+  setInterval(() => {}, 1 << 30);
+  await new Promise(() => {}); // hold until SIGTERM; the get/put code below never runs
 }
 
 if (mode === 'many') {

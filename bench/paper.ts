@@ -1,0 +1,237 @@
+/**
+ * `npm run bench` / `tcpfo bench-paper`: the paper's measurements (§9) side by side, plain TCP
+ * (the client straight to the primary's own address, a demo server on a port
+ * tcpfo does not touch) and tcpfo (the service address), in the same rig, on
+ * the same links, at 100 Mbit/s (as in the paper), 1 Gbit/s and unshaped.
+ * Writes bench/results/paper.{json,md} and SVG plots.
+ *
+ *   npm run build && node dist/bench/paper.js [--quick]
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { distScript } from '../test/rig/dist.js';
+import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, startVsftpd } from '../test/rig/ftp.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
+import { withRig, type LinkShape, type Rig } from '../test/rig/rig.js';
+import { barChart, lineChart } from './svg.js';
+
+const QUICK = process.argv.includes('--quick');
+const OUT = 'bench/results';
+const PLAIN_PORT = 7100;
+const STREAM = QUICK ? 20_000_000 : 100_000_000;
+const CONNECTS = QUICK ? 50 : 200;
+const MSG_REPS = QUICK ? 3 : 7;
+
+interface Side {
+  setupMedianUs: number;
+  setupP99Us: number;
+  connPerSec: number;
+  messages: Array<{ size: number; sendUs: number; receiveUs: number }>;
+  sendKBps: number;
+  receiveKBps: number;
+}
+
+interface SettingResult {
+  setting: string;
+  plain: Side;
+  tcpfo: Side;
+  ftp?: { plain: Record<string, { get: number; put: number }>; tcpfo: Record<string, { get: number; put: number }> };
+  idleMemory?: { connections: number; rssBeforeBytes: number; rssAfterBytes: number; bytesPerConnection: number };
+}
+
+let step = 0;
+const TOTAL = 3 * 6 + 2;
+function progress(what: string): void {
+  step++;
+  const width = 30;
+  const done = Math.round((step / TOTAL) * width);
+  process.stderr.write(`[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${step}/${TOTAL} ${what}\n`);
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function client(rig: Rig, args: string[], timeoutMs = 300_000): Promise<Record<string, unknown>> {
+  const r = await rig.host('client').sh(`ulimit -n 65536 && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+async function measure(rig: Rig, host: string, port: number, label: string): Promise<Side> {
+  progress(`${label}: connection setup`);
+  const c = (await client(rig, ['connect', host, String(port), '0', String(CONNECTS)])) as { connectUs: number[] };
+  const t0 = Date.now();
+  await client(rig, ['connect', host, String(port), '0', String(CONNECTS)]);
+  const connPerSec = CONNECTS / ((Date.now() - t0) / 1000);
+  progress(`${label}: messages 64 B … 1 MB`);
+  const m = (await client(rig, ['msg', host, String(port), '0', String(MSG_REPS)])) as { messages: Side['messages'] };
+  progress(`${label}: ${STREAM / 1e6} MB streams`);
+  const put = await transferTo(rig, host, port, 'put');
+  const get = await transferTo(rig, host, port, 'get');
+  return {
+    setupMedianUs: pct(c.connectUs, 50),
+    setupP99Us: pct(c.connectUs, 99),
+    connPerSec,
+    messages: m.messages,
+    sendKBps: STREAM / 1024 / (put / 1000),
+    receiveKBps: STREAM / 1024 / (get / 1000),
+  };
+}
+
+async function transferTo(rig: Rig, host: string, port: number, mode: 'get' | 'put'): Promise<number> {
+  const r = await rig.host('client').exec([process.execPath, distScript('bench/servers/demo-client.js'), mode, host, String(port), String(STREAM), '5'], { timeoutMs: 600_000 });
+  const j = JSON.parse(r.stdout.trim()) as { ms: number; sha256: string; expected?: string; reply?: string };
+  if (mode === 'get' ? j.sha256 !== j.expected : j.reply !== `OK ${j.sha256}`) throw new Error(`${mode} to ${host}:${port} not byte-exact`);
+  return j.ms;
+}
+
+async function ftpRates(rig: Rig, addr: string, roots: string): Promise<Record<string, { get: number; put: number }>> {
+  const out: Record<string, { get: number; put: number }> = {};
+  for (const kb of PAPER_FILE_KB) {
+    const local = join(rig.tmpdir, `ftp-dl-${addr}-${fileName(kb)}`);
+    const up = `up-${addr.replace(/\./g, '_')}-${Date.now()}-${fileName(kb)}`;
+    const r = await runFtp(rig.host('client'), addr, [`get pub/${fileName(kb)} ${local}`, `put ${roots}/pub/${fileName(kb)} incoming/${up}`]);
+    if (r.completed !== 2) throw new Error(`ftp ${addr} ${kb} KB failed:\n${r.transcript}`);
+    out[String(kb)] = { get: r.rates[0]!, put: r.rates[1]! };
+  }
+  return out;
+}
+
+async function metric(rig: Rig, node: string, name: string): Promise<number> {
+  const r = await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics']);
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(r.stdout)?.[1] ?? NaN);
+}
+
+async function runSetting(name: string, rateMbit: number | undefined): Promise<SettingResult> {
+  const links: Record<string, LinkShape> = rateMbit ? { client: { rateMbit }, primary: { rateMbit }, secondary: { rateMbit } } : {};
+  return withRig({ mode: 'hub', links }, async (rig) => {
+    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, 20, 21] });
+    try {
+      const p = rig.host('primary');
+      pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
+      const plain = await measure(rig, p.ip, PLAIN_PORT, `${name} plain`);
+      const tcpfo = await measure(rig, VIP, DEMO_PORT, `${name} tcpfo`);
+      const res: SettingResult = { setting: name, plain, tcpfo };
+      if (rateMbit === 100) {
+        progress(`${name}: FTP (vsftpd, active mode)`);
+        const roots: Record<string, string> = {};
+        for (const n of ['primary', 'secondary']) {
+          const { root, conf } = prepareFtpRoot(rig, n, VIP);
+          roots[n] = root;
+          pair.servers.push(await startVsftpd(rig.host(n), conf));
+        }
+        const plainFtp = prepareFtpRoot(rig, 'plain', p.ip);
+        pair.servers.push(await startVsftpd(p, plainFtp.conf));
+        res.ftp = { plain: await ftpRates(rig, p.ip, plainFtp.root), tcpfo: await ftpRates(rig, VIP, roots.primary!) };
+      } else progress(`${name}: (FTP only at 100 Mbit/s)`);
+      if (!rateMbit) {
+        progress(`${name}: memory of the primary bridge with idle connections`);
+        const n = QUICK ? 2000 : 10_000;
+        const before = await metric(rig, 'primary', 'tcpfo_process_resident_memory_bytes');
+        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n 65536 && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
+        let line = '';
+        await new Promise<void>((resolve, reject) => {
+          hold.stdout?.on('data', (d: Buffer) => {
+            line += d.toString();
+            if (line.includes('holding')) resolve();
+          });
+          hold.once('exit', (code) => reject(new Error(`hold exited ${code}`)));
+        });
+        await new Promise((r) => setTimeout(r, 2000));
+        const after = await metric(rig, 'primary', 'tcpfo_process_resident_memory_bytes');
+        const conns = await metric(rig, 'primary', 'tcpfo_connections{state="merging"}');
+        hold.kill('SIGTERM');
+        res.idleMemory = { connections: conns, rssBeforeBytes: before, rssAfterBytes: after, bytesPerConnection: (after - before) / n };
+      } else progress(`${name}: (memory only unshaped)`);
+      return res;
+    } finally {
+      await pair.stop();
+    }
+  });
+}
+
+const results: SettingResult[] = [];
+for (const [name, rate] of [
+  ['100 Mbit/s', 100],
+  ['1 Gbit/s', 1000],
+  ['unshaped', undefined],
+] as Array<[string, number | undefined]>) {
+  results.push(await runSetting(name, rate));
+}
+progress('failover stall (from the kill campaign report)');
+let failover: unknown = null;
+try {
+  failover = (JSON.parse(readFileSync(join(OUT, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
+} catch {
+  failover = 'run bench/failover-campaign first';
+}
+
+mkdirSync(OUT, { recursive: true });
+writeFileSync(join(OUT, 'paper.json'), JSON.stringify({ date: new Date().toISOString(), quick: QUICK, results, failover }, null, 2));
+
+const r2 = (a: number, b: number) => (a / b).toFixed(3);
+const md: string[] = [
+  '# tcpfo vs plain TCP: the paper’s measurements',
+  '',
+  `Run ${new Date().toISOString()} on this machine (2 cores) in the rig: hub, all three links shaped as stated, real Linux TCP everywhere. ` +
+    'Plain = client straight to the primary’s own address; tcpfo = the service address through both bridges. Same run, same links.' +
+    (QUICK ? ' **Quick run** (smaller streams and fewer repetitions).' : ''),
+  '',
+  '## Connection setup, throughput (paper: setup 294 µs plain / 505 µs failover; Figure 5: 7833 vs 5835 KB/s send, 8707 vs 3510 KB/s receive)',
+  '',
+  '| link | setup median plain / tcpfo (µs) | added | p99 plain / tcpfo (µs) | send KB/s plain / tcpfo | ratio | receive KB/s plain / tcpfo | ratio | conn/s plain / tcpfo |',
+  '|---|---|---|---|---|---|---|---|---|',
+];
+for (const r of results) {
+  md.push(
+    `| ${r.setting} | ${r.plain.setupMedianUs} / ${r.tcpfo.setupMedianUs} | ${r.tcpfo.setupMedianUs - r.plain.setupMedianUs} µs | ${r.plain.setupP99Us} / ${r.tcpfo.setupP99Us} | ${r.plain.sendKBps.toFixed(0)} / ${r.tcpfo.sendKBps.toFixed(0)} | ${r2(r.tcpfo.sendKBps, r.plain.sendKBps)} | ${r.plain.receiveKBps.toFixed(0)} / ${r.tcpfo.receiveKBps.toFixed(0)} | ${r2(r.tcpfo.receiveKBps, r.plain.receiveKBps)} | ${r.plain.connPerSec.toFixed(0)} / ${r.tcpfo.connPerSec.toFixed(0)} |`,
+  );
+}
+md.push('', '## Message send and receive time (Figures 3 and 4), median µs, new connection per message (connect not counted)', '');
+for (const r of results) {
+  md.push(`### ${r.setting}`, '', '| size | send plain | send tcpfo | ratio | receive plain | receive tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+  r.plain.messages.forEach((m, i) => {
+    const t = r.tcpfo.messages[i]!;
+    md.push(`| ${m.size} | ${m.sendUs} | ${t.sendUs} | ${r2(t.sendUs, m.sendUs)} | ${m.receiveUs} | ${t.receiveUs} | ${r2(t.receiveUs, m.receiveUs)} |`);
+  });
+  md.push('');
+}
+const ftp = results.find((r) => r.ftp)?.ftp;
+if (ftp) {
+  md.push('## FTP (Figure 6), 100 Mbit/s, KB/s as the Debian ftp client reports them', '', '| file KB | get plain | get tcpfo | ratio | put plain | put tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+  for (const kb of PAPER_FILE_KB) {
+    const p = ftp.plain[String(kb)]!;
+    const t = ftp.tcpfo[String(kb)]!;
+    md.push(`| ${kb} | ${p.get.toFixed(1)} | ${t.get.toFixed(1)} | ${r2(t.get, p.get)} | ${p.put.toFixed(1)} | ${t.put.toFixed(1)} | ${r2(t.put, p.put)} |`);
+  }
+  md.push('');
+}
+const mem = results.find((r) => r.idleMemory)?.idleMemory;
+if (mem) md.push('## Memory', '', `Primary bridge RSS with ${mem.connections} idle failover connections: ${(mem.rssBeforeBytes / 1e6).toFixed(1)} MB before, ${(mem.rssAfterBytes / 1e6).toFixed(1)} MB after: **${mem.bytesPerConnection.toFixed(0)} bytes per connection** (target < 4096).`, '');
+md.push('## Failover stall', '', '```', JSON.stringify(failover, null, 2), '```', '');
+md.push('Plots: throughput.svg, setup.svg, messages-*.svg, ftp.svg.');
+writeFileSync(join(OUT, 'paper.md'), md.join('\n') + '\n');
+
+const groups = results.map((r) => r.setting);
+writeFileSync(join(OUT, 'throughput.svg'), barChart('100 MB streams (Figure 5)', 'KB/s', groups.flatMap((g) => [`${g} send`, `${g} recv`]), {
+  plain: results.flatMap((r) => [r.plain.sendKBps, r.plain.receiveKBps]),
+  tcpfo: results.flatMap((r) => [r.tcpfo.sendKBps, r.tcpfo.receiveKBps]),
+}));
+writeFileSync(join(OUT, 'setup.svg'), barChart('Connection setup, median', 'µs', groups, { plain: results.map((r) => r.plain.setupMedianUs), tcpfo: results.map((r) => r.tcpfo.setupMedianUs) }));
+for (const r of results) {
+  const xs = r.plain.messages.map((m) => m.size);
+  writeFileSync(join(OUT, `messages-${r.setting.replace(/[^a-z0-9]+/gi, '')}.svg`), lineChart(`Message time, ${r.setting} (Figures 3, 4)`, 'message size (bytes)', 'µs', xs, {
+    'send plain': r.plain.messages.map((m) => m.sendUs),
+    'send tcpfo': r.tcpfo.messages.map((m) => m.sendUs),
+    'receive plain': r.plain.messages.map((m) => m.receiveUs),
+    'receive tcpfo': r.tcpfo.messages.map((m) => m.receiveUs),
+  }));
+}
+if (ftp) {
+  writeFileSync(join(OUT, 'ftp.svg'), barChart('FTP at 100 Mbit/s (Figure 6)', 'KB/s', PAPER_FILE_KB.flatMap((kb) => [`${kb} get`, `${kb} put`]), {
+    plain: PAPER_FILE_KB.flatMap((kb) => [ftp.plain[String(kb)]!.get, ftp.plain[String(kb)]!.put]),
+    tcpfo: PAPER_FILE_KB.flatMap((kb) => [ftp.tcpfo[String(kb)]!.get, ftp.tcpfo[String(kb)]!.put]),
+  }));
+}
+console.log(readFileSync(join(OUT, 'paper.md'), 'utf8'));
