@@ -54,7 +54,7 @@ function pct(xs: number[], p: number): number {
 }
 
 async function client(rig: Rig, args: string[], timeoutMs = 300_000): Promise<Record<string, unknown>> {
-  const r = await rig.host('client').sh(`ulimit -n 65536 && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
+  const r = await rig.host('client').sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
@@ -129,7 +129,7 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
         progress(`${name}: memory of the primary bridge with idle connections`);
         const n = QUICK ? 2000 : 10_000;
         const before = await metric(rig, 'primary', 'tcpfo_process_resident_memory_bytes');
-        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n 65536 && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
+        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
         let line = '';
         await new Promise<void>((resolve, reject) => {
           hold.stdout?.on('data', (d: Buffer) => {

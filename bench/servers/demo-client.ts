@@ -65,6 +65,10 @@ if (mode === 'msg') {
         resolve(hrUs() - t0);
       });
       s.on('error', reject);
+      s.setTimeout(15_000, () => {
+        s.destroy();
+        reject(new Error(`${cmd} ${size}: no progress for 15 s after ${got} bytes`));
+      });
     });
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const result: Array<{ size: number; sendUs: number; receiveUs: number }> = [];

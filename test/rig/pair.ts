@@ -128,7 +128,7 @@ function safeRead(f: string): string {
 
 export async function startDemoServer(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
   // Room for many connections (the idle-connection memory benchmark holds 10,000).
-  const proc = host.spawn(['bash', '-c', `ulimit -n 65536 && exec "${process.execPath}" "${distScript('bench/servers/demo-server.js')}" ${addr} ${port}`]);
+  const proc = host.spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-server.js')}" ${addr} ${port}`]);
   const [line] = (await Promise.race([
     once(proc.stdout!, 'data'),
     new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), 10_000)),

@@ -1,0 +1,65 @@
+/** Metric names and values follow Prometheus conventions and come from the bridge's own counters. */
+import { describe, expect, it } from 'vitest';
+import { buildRegistry, type MetricsSnapshot } from '../../bridge/metrics.js';
+
+const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
+  role: 'primary',
+  peerUp: true,
+  heartbeatRttSeconds: 0.012,
+  heartbeatsReceived: 10,
+  heartbeatsSent: 11,
+  heartbeatsRejected: { 'bad-mac': 2, replay: 1 },
+  failovers: 0,
+  lastFailoverSeconds: null,
+  connections: { merging: 3, degraded: 1 },
+  mergedSegments: 100,
+  mergedBytes: 123456,
+  divertedSegments: 90,
+  divertedBytes: 120000,
+  injectedFrames: 0,
+  queuedBytes: 4096,
+  heldSegments: 2,
+  divergences: 1,
+  drops: { 'unknown-connection': 5 },
+  nfqueue: { out: { received: 200, enobufs: 0 }, in: { received: 300, enobufs: 4 } },
+  pcapFrames: 7,
+  ...over,
+});
+
+describe('metrics', () => {
+  it('exposes the bridge’s counters under tcpfo_ names, with base units and _total counters', async () => {
+    let s = snap();
+    const reg = buildRegistry(() => s);
+    const text = await reg.metrics();
+    for (const line of [
+      'tcpfo_role{role="primary"} 1',
+      'tcpfo_role{role="active"} 0',
+      'tcpfo_peer_up 1',
+      'tcpfo_heartbeat_rtt_seconds 0.012',
+      'tcpfo_heartbeats_rejected_total{reason="bad-mac"} 2',
+      'tcpfo_connections{state="merging"} 3',
+      'tcpfo_merged_bytes_total 123456',
+      'tcpfo_queued_bytes 4096',
+      'tcpfo_divergences_total 1',
+      'tcpfo_drops_total{reason="unknown-connection"} 5',
+      'tcpfo_nfqueue_enobufs_total{queue="in"} 4',
+      'tcpfo_pcap_frames_total 7',
+    ]) {
+      expect(text).toContain(line);
+    }
+    expect(text).toMatch(/^# TYPE tcpfo_merged_bytes_total counter$/m);
+    expect(text).toMatch(/^tcpfo_process_resident_memory_bytes \d+/m);
+    // Every tcpfo metric name is snake_case with the prefix; no per-connection labels.
+    for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      expect(m[1]).toMatch(/^tcpfo_[a-z0-9_]+$/);
+      if (m[2] === 'counter') expect(m[1]).toMatch(/_total$/);
+    }
+    expect(text).not.toMatch(/\{[^}]*(client|port)=/);
+    // Values are read at scrape time.
+    s = snap({ role: 'active', mergedBytes: 200000, failovers: 1, lastFailoverSeconds: 0.2 });
+    const again = await reg.metrics();
+    expect(again).toContain('tcpfo_role{role="active"} 1');
+    expect(again).toContain('tcpfo_merged_bytes_total 200000');
+    expect(again).toContain('tcpfo_last_failover_duration_seconds 0.2');
+  });
+});
