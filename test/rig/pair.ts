@@ -27,6 +27,8 @@ export interface PairOptions {
 export interface Daemon {
   proc: ChildProcess;
   log: string;
+  /** Resolves once everything the daemon wrote is in the log file (the process may exit earlier). */
+  flushed: Promise<void>;
 }
 
 export class TcpfoPair {
@@ -83,8 +85,12 @@ export class TcpfoPair {
     const log = join(this.rig.tmpdir, `${role}.log`);
     const out = createWriteStream(log, { flags: 'a' });
     const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
-    proc.stdout?.pipe(out);
-    proc.stderr?.pipe(out);
+    // Both pipes feed one file; it is finished once both have ended.
+    proc.stdout?.pipe(out, { end: false });
+    proc.stderr?.pipe(out, { end: false });
+    const flushed = Promise.all([proc.stdout ? once(proc.stdout, 'end') : null, proc.stderr ? once(proc.stderr, 'end') : null])
+      .then(() => new Promise<void>((resolve) => out.end(resolve)))
+      .catch(() => undefined);
     const deadline = Date.now() + 15_000;
     for (;;) {
       const text = safeRead(log);
@@ -94,7 +100,7 @@ export class TcpfoPair {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    return { proc, log };
+    return { proc, log, flushed };
   }
 
   logs(): string {
@@ -103,11 +109,15 @@ export class TcpfoPair {
 
   /** Stops a bridge with SIGTERM and waits for it. */
   static async stopDaemon(d: Daemon | undefined): Promise<number | null> {
-    if (!d || d.proc.exitCode !== null || d.proc.signalCode !== null) return d?.proc.exitCode ?? null;
-    const exited = once(d.proc, 'exit');
-    d.proc.kill('SIGTERM');
-    const [code] = (await exited) as [number | null];
-    return code;
+    if (!d) return null;
+    if (d.proc.exitCode === null && d.proc.signalCode === null) {
+      const exited = once(d.proc, 'exit');
+      d.proc.kill('SIGTERM');
+      await exited;
+    }
+    // The log is complete only once the pipes are drained into it.
+    await Promise.race([d.flushed, new Promise((r) => setTimeout(r, 3000))]);
+    return d.proc.exitCode;
   }
 
   async stop(): Promise<void> {
