@@ -207,11 +207,17 @@ async function iptRemove(tag: string): Promise<void> {
  * ACCEPT base chains is left in it, remove it, so the node is as it was.
  */
 async function dropEmptyIptTable(): Promise<void> {
-  const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
-  if (!out.includes(`*${IPT_TABLE}`)) return;
-  const lines = out.split('\n').filter((l) => l && !l.startsWith('#') && l !== `*${IPT_TABLE}` && l !== 'COMMIT');
-  const onlyEmptyBaseChains = lines.every((l) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT /.test(l));
-  if (onlyEmptyBaseChains) await shOk(['nft', 'delete', 'table', 'ip', IPT_TABLE]);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+    if (!out.includes(`*${IPT_TABLE}`)) return;
+    const lines = out.split('\n').filter((l) => l && !l.startsWith('#') && l !== `*${IPT_TABLE}` && l !== 'COMMIT');
+    const onlyEmptyBaseChains = lines.every((l) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT /.test(l));
+    if (!onlyEmptyBaseChains) return; // someone else's rules live there
+    await shOk(['nft', 'delete', 'table', 'ip', IPT_TABLE]);
+    // Verify: a concurrent iptables-nft call can recreate the builtin chains.
+    if (!(await shOk(['nft', 'list', 'table', 'ip', IPT_TABLE]))) return;
+    await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+  }
 }
 
 async function nftTags(): Promise<Set<string>> {

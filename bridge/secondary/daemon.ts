@@ -42,7 +42,7 @@ export interface TimelineEntry {
 }
 
 /** How long the split-brain probe waits for an ARP answer. */
-const PROBE_WAIT_MS = 30;
+const PROBE_WAIT_MS = 50;
 
 export class SecondaryBridge {
   readonly diverter: Diverter;
@@ -53,6 +53,7 @@ export class SecondaryBridge {
   private arp!: FrameCapture;
   private vipClaimedAt = 0;
   private probing = false;
+  private takingOver: Promise<void> | null = null;
   private readonly vip: number;
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
@@ -185,7 +186,8 @@ export class SecondaryBridge {
           continue;
         }
         this.mark('split-brain probe: VIP unclaimed', decidedAt);
-        await this.takeover(decidedAt);
+        this.takingOver = this.takeover(decidedAt);
+        await this.takingOver;
       }
     } finally {
       this.probing = false;
@@ -289,6 +291,8 @@ export class SecondaryBridge {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // A takeover in flight finishes first: its rule removal must not be cut short.
+    await this.takingOver?.catch(() => undefined);
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
     this.metrics?.close();

@@ -13,7 +13,7 @@ import { withRig } from './rig.js';
 describe('FTP through the pair (vsftpd, active mode)', () => {
   it('gets and puts 0.2 … 1738.1 KB files byte-exact; both replicas store the uploads', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false });
+      const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, heartbeatTimeoutMs: 500 });
       try {
         const roots: Record<string, string> = {};
         for (const n of ['primary', 'secondary']) {
