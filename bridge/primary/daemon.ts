@@ -25,6 +25,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
+import { prepareNode } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -110,13 +111,8 @@ export class PrimaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
-    const recovered = await NodeState.recover(this.state.journal);
-    if (recovered.length) this.log.warn({ changes: recovered.length }, 'undid what a previous primary left behind');
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
-    await this.state.addDormantAddress(cfg.service.address, cfg.primary.interface);
-    // Bounded retransmission backoff (documented in the README): after the
-    // secondary dies, P's held segments go out on P's own timers.
-    await this.state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+    await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'primary');
     const q = cfg.queue_base;
     this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onOutput(b));
     this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onInput(b));

@@ -303,13 +303,8 @@ export class Merger {
 
   /** A segment P's TCP sent to a client. Always ends in a verdict for `id`, now or later. */
   fromPrimary(id: number, pkt: Buffer, gso: boolean, now: number): void {
-    const ip = Ipv4Packet.parse(pkt);
-    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) {
-      this.stats.drops.malformed++;
-      this.sink.drop(id);
-      return;
-    }
+    const seg = this.parseOrDrop(id, pkt);
+    if (!seg) return;
     const flags = seg.flags;
     let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
     if (flags & TCP_SYN) {
@@ -491,13 +486,8 @@ export class Merger {
    * moved from S's spaces into P's before P's TCP sees it. Verdict now.
    */
   fromClient(id: number, pkt: Buffer, now: number): void {
-    const ip = Ipv4Packet.parse(pkt);
-    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) {
-      this.stats.drops.malformed++;
-      this.sink.drop(id);
-      return;
-    }
+    const seg = this.parseOrDrop(id, pkt);
+    if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
     if (!c || c.phase === 'handshake') {
       // A new connection's SYN (or a segment we cannot translate yet): P's TCP
@@ -607,6 +597,18 @@ export class Merger {
   }
 
   // --- internals ---------------------------------------------------------------
+
+  /** The TCP segment in `pkt`, or null after dropping it (and counting) when malformed. */
+  private parseOrDrop(id: number, pkt: Buffer): TcpSegment | null {
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) {
+      this.stats.drops.malformed++;
+      this.sink.drop(id);
+      return null;
+    }
+    return seg;
+  }
 
   /** Starts or ends the stall clock of `c`: its first held segment partly covered by S. */
   private checkStall(c: Conn, now: number): void {

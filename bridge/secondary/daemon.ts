@@ -13,6 +13,7 @@ import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js'
 import { WireError } from '../wire/error.js';
 import { arpReplyFor } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
+import { prepareNode } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -96,13 +97,9 @@ export class SecondaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
-    const recovered = await NodeState.recover(this.state.journal);
-    if (recovered.length) this.log.warn({ changes: recovered.length }, 'undid what a previous secondary left behind');
     // The VIP dormant on lo: S's TCP sees the client's real destination, and
     // a takeover only has to announce it.
-    await this.state.addDormantAddress(cfg.service.address, cfg.secondary.interface);
-    // Bounded retransmission backoff after a takeover (documented in the README).
-    await this.state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+    await prepareNode(this.state, cfg, cfg.secondary.interface, this.log, 'secondary');
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
     const qnum = cfg.queue_base + 2;

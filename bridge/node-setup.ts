@@ -1,0 +1,16 @@
+/** What both bridges do to their node before anything else, each step journaled for undo. */
+import type { Config } from '../config/config.js';
+import { NodeState } from './io/node-state.js';
+import type { Logger } from './log.js';
+
+/**
+ * Undo what a previous (killed) instance of this bridge left, put the VIP
+ * dormant on `lo` (the kernel accepts it; the active bridge claims it on the
+ * LAN), and bound the retransmission backoff (failover.rto_min_ms, README).
+ */
+export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, role: string): Promise<void> {
+  const recovered = await NodeState.recover(state.journal);
+  if (recovered.length) log.warn({ changes: recovered.length }, `undid what a previous ${role} left behind`);
+  await state.addDormantAddress(cfg.service.address, lanInterface);
+  await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+}
