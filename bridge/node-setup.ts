@@ -14,3 +14,14 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
 }
+
+/** Runs a bridge's setup; if any step fails, stops it (undoing every step done) and rethrows. */
+export async function startOrUndo<T extends { stop(): Promise<void> }>(bridge: T, setup: () => Promise<void>): Promise<T> {
+  try {
+    await setup();
+  } catch (e) {
+    await bridge.stop();
+    throw e;
+  }
+  return bridge;
+}

@@ -211,13 +211,17 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     callback_.MakeCallback(Value(), {data, meta});
   }
 
+  // Verdicts on a closed queue are a programming error: throw, do not crash.
+  bool EnsureOpen(Napi::Env env) {
+    if (qh_) return true;
+    Napi::Error::New(env, "queue closed").ThrowAsJavaScriptException();
+    return false;
+  }
+
   // verdict(id, verdict, mark?, buffer?, offset?, length?)
   Napi::Value Verdict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!qh_) {
-      Napi::Error::New(env, "queue closed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!EnsureOpen(env)) return env.Undefined();
     uint32_t id = info[0].As<Napi::Number>().Uint32Value();
     uint32_t verdict = info[1].As<Napi::Number>().Uint32Value();
     uint32_t mark = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
@@ -242,10 +246,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
   // verdictBatch(maxId, verdict, mark?): one message for every queued id ≤ maxId.
   Napi::Value VerdictBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!qh_) {
-      Napi::Error::New(env, "queue closed").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    if (!EnsureOpen(env)) return env.Undefined();
     uint32_t id = info[0].As<Napi::Number>().Uint32Value();
     uint32_t verdict = info[1].As<Napi::Number>().Uint32Value();
     int r;

@@ -25,7 +25,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { prepareNode } from '../node-setup.js';
+import { prepareNode, startOrUndo } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -100,13 +100,7 @@ export class PrimaryBridge {
 
   static async start(cfg: Config, log: Logger): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
-    try {
-      await b.setup();
-    } catch (e) {
-      await b.stop();
-      throw e;
-    }
-    return b;
+    return startOrUndo(b, () => b.setup());
   }
 
   private async setup(): Promise<void> {

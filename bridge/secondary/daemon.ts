@@ -13,7 +13,7 @@ import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js'
 import { WireError } from '../wire/error.js';
 import { arpReplyFor } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
-import { prepareNode } from '../node-setup.js';
+import { prepareNode, startOrUndo } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -86,13 +86,7 @@ export class SecondaryBridge {
 
   static async start(cfg: Config, log: Logger): Promise<SecondaryBridge> {
     const b = new SecondaryBridge(cfg, log);
-    try {
-      await b.setup();
-    } catch (e) {
-      await b.stop();
-      throw e;
-    }
-    return b;
+    return startOrUndo(b, () => b.setup());
   }
 
   private async setup(): Promise<void> {
