@@ -25,6 +25,8 @@ export interface MetricsSnapshot {
   queuedBytes: number;
   heldSegments: number;
   divergences: number;
+  /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
+  retransmissions: Record<string, number>;
   drops: Record<string, number>;
   nfqueue: Record<string, { received: number; enobufs: number }>;
   pcapFrames: number;
@@ -108,6 +110,9 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   new Gauge({ name: 'tcpfo_queued_bytes', help: 'Secondary output bytes waiting for comparison on the primary', registers: [reg], collect() { this.set(get().queuedBytes); } });
   new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
   readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
+  readCounter(reg, 'tcpfo_retransmissions_total', 'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)', ['source'], (c) => {
+    for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);
+  });
   readCounter(reg, 'tcpfo_drops_total', 'Packets dropped by the bridge, by reason', ['reason'], (c) => {
     for (const [reason, n] of Object.entries(get().drops)) c.inc({ reason }, n);
   });

@@ -233,6 +233,7 @@ export class PrimaryBridge {
       queuedBytes: q.storedBytes,
       heldSegments: q.heldSegments,
       divergences: m.divergences,
+      retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,

@@ -80,6 +80,8 @@ export interface MergerStats {
   releasedSegments: number;
   releasedBytes: number;
   retransmissions: number;
+  /** Retransmissions of S's of bytes already released, forwarded to the client (§4). */
+  secondaryRetransmissions: number;
   /** Prefixes of held segments sent early to break a stall (see releasePrefix). */
   prefixReleases: number;
   acksSent: number;
@@ -140,6 +142,9 @@ export class Conn {
   winP = 0; // bytes (scaled)
   winS = 0;
   ackSent = 0;
+  /** The highest ACK the client sent (S's space), once hasAckClient. */
+  ackClient = 0;
+  hasAckClient = false;
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
   edgeSent = 0;
@@ -187,6 +192,7 @@ function newStats(): MergerStats {
     releasedSegments: 0,
     releasedBytes: 0,
     retransmissions: 0,
+    secondaryRetransmissions: 0,
     prefixReleases: 0,
     acksSent: 0,
     divertedSegments: 0,
@@ -371,15 +377,7 @@ export class Merger {
       // A retransmission reaching past what was released: the released part
       // goes out now (copied); the rest is held already, in P's original.
       this.stats.retransmissions++;
-      const payload = seg.payload;
-      const chunk = this.cfg.mtu - 40 - 12;
-      for (let at = start; seqLt(at, c.relNxt); ) {
-        const n = Math.min(chunk, seqSub(c.relNxt, at));
-        const off = seqSub(at, start);
-        if (off >= payload.length) break;
-        this.sendSegment(c, at, payload.subarray(off, Math.min(off + n, payload.length)));
-        at = seqAdd(at, n);
-      }
+      this.sendRange(c, start, seg.payload, start, c.relNxt);
       this.sink.drop(id);
       return;
     }
@@ -454,6 +452,7 @@ export class Merger {
       this.degrade(c, 'secondary reset');
       return;
     }
+    if (seg.payloadLength > 0 && seqLt(seg.seq, c.relNxt)) this.secondaryRetransmission(c, seg);
     let added = -1;
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
@@ -497,6 +496,10 @@ export class Merger {
     }
     c.lastSeen = now;
     const flags = seg.flags;
+    if (flags & TCP_ACK_FLAG && (!c.hasAckClient || seqGt(seg.ack, c.ackClient))) {
+      c.ackClient = seg.ack;
+      c.hasAckClient = true;
+    }
     if (flags & TCP_FIN) c.finClient = true;
     if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
     if (flags & TCP_RST) {
@@ -774,14 +777,7 @@ export class Merger {
       this.degrade(c, 'different bytes at the same offset');
       return;
     }
-    const chunk = this.cfg.mtu - 40 - 12;
-    let at = from;
-    while (seqLt(at, covered)) {
-      const n = Math.min(chunk, seqSub(covered, at));
-      const off = seqSub(at, h.start);
-      this.sendSegment(c, at, payload.subarray(off, off + n));
-      at = seqAdd(at, n);
-    }
+    this.sendRange(c, h.start, payload, from, covered);
     c.relNxt = covered;
     c.store.advance(covered);
     this.stats.prefixReleases++;
@@ -888,6 +884,37 @@ export class Merger {
     if (c.phase !== 'merging') return;
     const m = this.mergedAck(c);
     if ((!c.ackSentValid || seqGt(m, c.ackSent)) && c.hasAckP && c.hasAckS) this.sendAck(c, null);
+  }
+
+  /**
+   * S re-sent bytes that were already released (§4: below the highest
+   * sequence number sent, a retransmission): the released copy may have been
+   * lost on the way to the client, and S's retransmission timer is the
+   * reliable one. P's is not: P's RTT estimate includes the time its segments
+   * sat held here, and Linux does not retransmit a segment whose original is
+   * still in a host queue (a held segment the prefix rule sent part of). So
+   * the part the client has not acknowledged goes out now, as S sent it —
+   * the same bytes P produced, compared when they were released.
+   */
+  private secondaryRetransmission(c: Conn, seg: TcpSegment): void {
+    let from = seg.seq;
+    if (c.hasAckClient && seqGt(c.ackClient, from)) from = c.ackClient;
+    const to = seqMin(c.relNxt, seqAdd(seg.seq, seg.payloadLength));
+    if (!seqLt(from, to)) return;
+    this.stats.secondaryRetransmissions++;
+    this.sendRange(c, seg.seq, seg.payload, from, to);
+  }
+
+  /** Sends bytes [from, to) of `payload` (which starts at S-space `start`) as MTU-sized segments. */
+  private sendRange(c: Conn, start: number, payload: Buffer, from: number, to: number): void {
+    const chunk = this.cfg.mtu - 40 - 12;
+    for (let at = from; seqLt(at, to); ) {
+      const off = seqSub(at, start);
+      if (off >= payload.length) break;
+      const n = Math.min(chunk, seqSub(to, at), payload.length - off);
+      this.sendSegment(c, at, payload.subarray(off, off + n));
+      at = seqAdd(at, n);
+    }
   }
 
   /** Builds a data segment to the client in S's spaces and sends it by raw socket. */

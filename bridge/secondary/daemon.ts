@@ -258,6 +258,7 @@ export class SecondaryBridge {
       queuedBytes: 0,
       heldSegments: 0,
       divergences: 0,
+      retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0 },
       nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.capture?.stats.frames ?? 0,

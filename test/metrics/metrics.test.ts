@@ -20,6 +20,7 @@ const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   queuedBytes: 4096,
   heldSegments: 2,
   divergences: 1,
+  retransmissions: { primary: 3, secondary: 8, prefix: 2 },
   drops: { 'unknown-connection': 5 },
   nfqueue: { out: { received: 200, enobufs: 0 }, in: { received: 300, enobufs: 4 } },
   pcapFrames: 7,
@@ -44,6 +45,7 @@ describe('metrics', () => {
       'tcpfo_drops_total{reason="unknown-connection"} 5',
       'tcpfo_nfqueue_enobufs_total{queue="in"} 4',
       'tcpfo_pcap_frames_total 7',
+      'tcpfo_retransmissions_total{source="secondary"} 8',
     ]) {
       expect(text).toContain(line);
     }

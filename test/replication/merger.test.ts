@@ -209,10 +209,48 @@ describe('loss (§4)', () => {
     pair.fromS(pair.s.data(B('56789'), cack)); // S's sequence number is past the hole
     expect(pair.sink.fate(id)).toBe('accept');
     expect(pair.sink.stream(ISN_S).toString()).toBe('0123456789');
-    // S's retransmission of the hole changes nothing.
+    // Once the client acknowledged the bytes, S's retransmission of the hole changes nothing.
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 11, flags: TCP_ACK_FLAG }));
     pair.fromS(pair.s.dataAt(sStart, B('01234'), cack));
     expect(pair.sink.toClient.filter((t) => t.repr.payload.length)).toHaveLength(1);
     expect(pair.merger.queued()).toEqual({ storedBytes: 0, heldSegments: 0 });
+  });
+
+  it('a released segment lost to the client: S’s retransmission of it goes out (P’s timer is not trusted)', () => {
+    const { pair, cack } = established();
+    const id = pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    expect(pair.sink.fate(id)).toBe('accept'); // ... and lost on the way to the client
+    // The client acknowledged only the first two bytes; S's timer fires.
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 3, flags: TCP_ACK_FLAG }));
+    pair.fromS(pair.s.dataAt(ISN_S + 1, B('abcdef'), cack));
+    const re = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length);
+    expect(re.map((t) => [t.repr.seq, t.repr.payload.toString()])).toEqual([[ISN_S + 3, 'cdef']]);
+    expect(re[0]!.checksumOk).toBe(true);
+    expect(pair.merger.stats.secondaryRetransmissions).toBe(1);
+  });
+
+  it('no deadlock when a prefix sent early is lost: S’s retransmission refills it while P’s segment stays held', () => {
+    // The stall seen under 1 % loss: P's 6000-byte segment is held (and Linux
+    // will not retransmit a segment still in a host queue); S's small window
+    // let out a prefix, which the client never got; S's RTO fires.
+    const { pair, cack } = established();
+    const data = Buffer.alloc(6000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    pair.now = 100;
+    const id = pair.fromP(pair.p.data(data, cack));
+    pair.fromS(pair.s.data(data.subarray(0, 2880), cack));
+    pair.merger.poll(105); // prefix [0, 2880) out early — lost
+    expect(pair.merger.stats.prefixReleases).toBe(1);
+    pair.fromS(pair.s.dataAt(ISN_S + 1, data.subarray(0, 1440), cack)); // S's RTO, cwnd 1
+    const re = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length).slice(-1)[0]!;
+    expect([re.repr.seq, re.repr.payload.length]).toEqual([ISN_S + 1, 1440]);
+    // The client acknowledges, S goes on; the held segment goes out once S covers it.
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1441, flags: TCP_ACK_FLAG }));
+    pair.fromS(pair.s.dataAt(ISN_S + 1441, data.subarray(1440, 2880), cack));
+    pair.fromS(pair.s.dataAt(ISN_S + 2881, data.subarray(2880), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.stream(ISN_S).equals(data)).toBe(true);
   });
 
   it('still compares the bytes around a hole', () => {

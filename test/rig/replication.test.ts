@@ -96,13 +96,10 @@ describe('replication without faults (hub mode)', () => {
   }, 60_000);
 });
 
-// 20 MB each way: 100 MB under 1 % loss sometimes stalls in deep retransmission
-// backoff on both servers (a known, undiagnosed liveness problem: README); the
-// bytes are never wrong, but CI must not hang on it.
-const LOSSY = 20 * MB;
+const LOSSY = 100 * MB;
 
 describe('replication under 1% random loss on every link (hub mode)', () => {
-  it('20 MB each way still arrive byte-exact, with no RST', async () => {
+  it('100 MB each way still arrive byte-exact, with no RST', async () => {
     const loss = 0.01;
     const rig = await Rig.create({ mode: 'hub', links: { client: { loss }, primary: { loss }, secondary: { loss } } });
     let pair: TcpfoPair | undefined;
