@@ -108,4 +108,43 @@ describe('test rig', () => {
       expect(received).toBeLessThan(30);
     });
   });
+
+  it('duplicates and reorders a link’s frames', async () => {
+    await withRig({ links: { client: { duplicate: 0.2, reorder: 0.2 } } }, async (rig) => {
+      const p = rig.host('primary');
+      // A UDP receiver on P counts duplicates and datagrams that arrive after a later one.
+      const recv = p.spawn([process.execPath, '-e', UDP_COUNTER, p.ip]);
+      let out = '';
+      recv.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise<void>((resolve) => recv.stdout?.once('data', () => resolve()));
+      await rig.host('client').exec([process.execPath, '-e', UDP_SENDER, p.ip]);
+      await new Promise<void>((resolve) => recv.once('exit', () => resolve()));
+      const r = JSON.parse(out.trim().split('\n').at(-1)!) as { got: number; dups: number; late: number };
+      expect(r.dups).toBeGreaterThan(50);
+      expect(r.late).toBeGreaterThan(10);
+      expect(r.got).toBeGreaterThan(1500);
+    });
+  });
 });
+
+/** Prints "ready", then counts 2000 numbered datagrams (or what came in 1.5 s after the first). */
+const UDP_COUNTER = `
+const s = require('node:dgram').createSocket('udp4');
+const seen = new Set(); let max = -1, dups = 0, late = 0, got = 0, t;
+s.on('message', (m) => {
+  const n = m.readUInt32BE(0); got++;
+  if (seen.has(n)) dups++; else { seen.add(n); if (n < max) late++; }
+  if (n > max) max = n;
+  t ??= setTimeout(() => { console.log(JSON.stringify({ got, dups, late })); process.exit(0); }, 1500);
+});
+s.bind(9999, process.argv[1], () => console.log('ready'));`;
+
+/** Sends 2000 numbered datagrams, a burst every millisecond. */
+const UDP_SENDER = `
+const s = require('node:dgram').createSocket('udp4');
+let n = 0;
+const tick = () => {
+  for (let i = 0; i < 50 && n < 2000; i++, n++) { const b = Buffer.alloc(1000); b.writeUInt32BE(n); s.send(b, 9999, process.argv[1]); }
+  if (n < 2000) setTimeout(tick, 1); else setTimeout(() => s.close(), 100);
+};
+tick();`;

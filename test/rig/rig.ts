@@ -29,7 +29,22 @@ export interface LinkShape {
   rateMbit?: number;
   /** Random loss per direction, 0..1, applied to IPv4 frames in the switch. */
   loss?: number;
+  /**
+   * Random duplication per direction, 0..1: the switch delivers the frame a
+   * second time (nft netdev `dup`, so the copy bypasses the loss rules).
+   */
+  duplicate?: number;
+  /**
+   * Random reordering per direction, 0..1: that share of the host's IPv4
+   * frames is put in a slow htb class (50 Mbit/s, 16 frames deep) on the
+   * egress port, so frames sent after it overtake it — by up to a few ms; a
+   * full slow class drops (the kernel has no netem here). Not with rateMbit.
+   */
+  reorder?: number;
 }
+
+/** The htb classes reordering uses on every switch port: fast (default) and slow. */
+const REORDER_SLOW_CLASS = '1:20';
 
 export interface HostSpec {
   name: string;
@@ -274,11 +289,12 @@ export class Rig {
     for (const [name, shape] of Object.entries(links)) await this.shape(name, shape);
   }
 
-  /** Applies a rate limit and/or random loss to one host's link (both directions). */
+  /** Applies a rate limit, random loss, duplication and/or reordering to one host's link (both directions). */
   async shape(hostName: string, shape: LinkShape): Promise<void> {
     const h = this.host(hostName);
     if (shape.rateMbit !== undefined) {
       if (!(shape.rateMbit > 0)) throw new Error(`bad rate ${shape.rateMbit}`);
+      if (this.reorderPorts.size) throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
       // Burst: at least one jiffy's worth at the rate, and a few full frames.
       const burst = Math.max(32 * 1024, Math.ceil((shape.rateMbit * 1e6) / 8 / 250));
       const tbf = ['root', 'tbf', 'rate', `${shape.rateMbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
@@ -287,11 +303,12 @@ export class Rig {
     }
     if (shape.loss !== undefined) {
       if (!(shape.loss >= 0 && shape.loss < 1)) throw new Error(`bad loss ${shape.loss}`);
+      await this.switchExec(['nft', 'delete', 'table', 'bridge', `loss_${hostName}`], { allowFail: true });
+    }
+    if (shape.loss) {
       const table = `loss_${hostName}`;
       const port = this.portOf(hostName);
       const threshold = Math.round(shape.loss * 1_000_000);
-      await this.switchExec(['nft', 'delete', 'table', 'bridge', table], { allowFail: true });
-      if (threshold === 0) return;
       const rules = [
         `table bridge ${table} {`,
         '  chain lossy {',
@@ -303,6 +320,61 @@ export class Rig {
       ].join('\n');
       await this.switchExec(['nft', '-f', '-'], { input: rules });
     }
+    if (shape.duplicate !== undefined) await this.impair(hostName, 'duplicate', shape.duplicate);
+    if (shape.reorder !== undefined) {
+      if (shape.rateMbit !== undefined || this.shapedRates.size) throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
+      await this.impair(hostName, 'reorder', shape.reorder);
+    }
+    if (shape.rateMbit !== undefined) this.shapedRates.add(hostName);
+  }
+
+  private readonly shapedRates = new Set<string>();
+
+  /** Frames of `hostName` (both directions) that nft duplicates or reorders. */
+  private async impair(hostName: string, kind: 'duplicate' | 'reorder', share: number): Promise<void> {
+    if (!(share >= 0 && share < 1)) throw new Error(`bad ${kind} share ${share}`);
+    const port = this.portOf(hostName);
+    const table = `${kind}_${hostName}`;
+    const family = kind === 'duplicate' ? 'netdev' : 'bridge';
+    await this.switchExec(['nft', 'delete', 'table', family, table], { allowFail: true });
+    const threshold = Math.round(share * 1_000_000);
+    if (threshold === 0) return;
+    const others = [...this.hosts.keys()].filter((n) => n !== hostName).map((n) => this.portOf(n));
+    const rnd = `numgen random mod 1000000 < ${threshold}`;
+    const lines = [`table ${family} ${table} {`];
+    if (kind === 'duplicate') {
+      // From the host: a copy straight to each other port. To the host: a copy
+      // of what any other port brings in (the hub floods everything anyway).
+      lines.push(`  chain from_host { type filter hook ingress device "${port}" priority 0; policy accept;`);
+      for (const o of others) lines.push(`    ether type ip ${rnd} counter dup to "${o}"`);
+      lines.push('  }');
+      others.forEach((o, i) => {
+        lines.push(`  chain to_host_${i} { type filter hook ingress device "${o}" priority 0; policy accept;`, `    ether type ip ${rnd} counter dup to "${port}"`, '  }');
+      });
+    } else {
+      for (const n of this.hosts.keys()) await this.reorderQdisc(this.portOf(n));
+      lines.push(
+        '  chain slow { type filter hook forward priority 0; policy accept;',
+        `    iifname "${port}" ether type ip ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
+        `    oifname "${port}" ether type ip ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
+        '  }',
+      );
+    }
+    lines.push('}');
+    await this.switchExec(['nft', '-f', '-'], { input: lines.join('\n') });
+  }
+
+  private readonly reorderPorts = new Set<string>();
+
+  /** htb on a switch port: class 1:10 fast (the default), 1:20 slow and short. */
+  private async reorderQdisc(port: string): Promise<void> {
+    if (this.reorderPorts.has(port)) return;
+    this.reorderPorts.add(port);
+    const tc = (...a: string[]) => this.switchExec(['tc', ...a]);
+    await tc('qdisc', 'replace', 'dev', port, 'root', 'handle', '1:', 'htb', 'default', '10');
+    await tc('class', 'add', 'dev', port, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '20gbit');
+    await tc('class', 'add', 'dev', port, 'parent', '1:', 'classid', REORDER_SLOW_CLASS, 'htb', 'rate', '50mbit', 'ceil', '50mbit');
+    await tc('qdisc', 'add', 'dev', port, 'parent', REORDER_SLOW_CLASS, 'pfifo', 'limit', '16');
   }
 
   /** Removes everything the rig created, and waits for its processes to be reaped. Safe to call twice. */

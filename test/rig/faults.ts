@@ -1,0 +1,98 @@
+/**
+ * One transfer through a tcpfo pair on faulty links (loss, duplication,
+ * reordering per host link), optionally with a node killed in the middle.
+ * Shared by test/rig/faulty-links.test.ts and bench/faulty-links.ts.
+ */
+import { Capture } from './capture.js';
+import { killNode } from './failover.js';
+import { checkTransparency } from './oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
+import { withRig, type LinkShape } from './rig.js';
+
+export type LinkName = 'client' | 'primary' | 'secondary';
+
+export interface FaultCase {
+  /** Impairment per host link (each applies to both directions of that link). */
+  links: Partial<Record<LinkName, LinkShape>>;
+  mode: 'get' | 'put';
+  bytes: number;
+  /** Kill this node this many ms into the transfer. */
+  kill?: { node: 'primary' | 'secondary'; afterMs: number };
+  seed?: number;
+  timeoutMs?: number;
+}
+
+export interface FaultResult {
+  ok: boolean;
+  /** Why not ok: transfer error, wrong bytes, oracle findings. */
+  problems: string[];
+  ms: number;
+  maxGapMs: number;
+  /** Frames the switch dropped, duplicated or delayed (nft counters). */
+  impaired: { dropped: number; duplicated: number; delayed: number };
+  /** Re-sends by the primary bridge outside the normal merge (from its final counters; absent after it was killed). */
+  retransmissions?: { primary: number; secondary: number; prefix: number };
+  logs: string;
+}
+
+/** "client: loss 5%, dup 1%" and so on, for test names and reports. */
+export function describeLinks(links: FaultCase['links']): string {
+  const parts: string[] = [];
+  for (const [name, s] of Object.entries(links)) {
+    const f: string[] = [];
+    if (s.loss) f.push(`loss ${s.loss * 100}%`);
+    if (s.duplicate) f.push(`dup ${s.duplicate * 100}%`);
+    if (s.reorder) f.push(`reorder ${s.reorder * 100}%`);
+    if (s.rateMbit) f.push(`${s.rateMbit} Mbit/s`);
+    parts.push(`${name}: ${f.join(', ')}`);
+  }
+  return parts.join('; ') || 'clean';
+}
+
+function check(c: FaultCase, r: TransferResult): string[] {
+  if (r.error) return [`transfer failed: ${r.error}`];
+  if (c.mode === 'get') {
+    if (r.bytes !== c.bytes) return [`got ${r.bytes} of ${c.bytes} bytes`];
+    if (r.sha256 !== r.expected) return ['downloaded bytes differ'];
+  } else if (r.reply !== `OK ${r.sha256}`) return [`upload reply ${JSON.stringify(r.reply)}`];
+  return [];
+}
+
+export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
+  return withRig({ mode: 'hub', links: c.links }, async (rig) => {
+    // No node fails unless asked: a 500 ms detector timeout keeps a CPU-starved
+    // machine from a false takeover; with a kill, the product default (100 ms).
+    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: c.kill ? 100 : 500 });
+    let stopped = false;
+    try {
+      const client = rig.host('client');
+      const cap = await Capture.start(client, `tcp port ${DEMO_PORT}`, 'faults', 96);
+      const t = transfer(client, c.mode, c.bytes, c.seed ?? 51, c.timeoutMs ?? 240_000);
+      if (c.kill) {
+        await new Promise((res) => setTimeout(res, c.kill!.afterMs));
+        await killNode(pair, c.kill.node);
+      }
+      const r = await t;
+      const problems = check(c, r);
+      problems.push(...checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems);
+      const ruleset = (await rig.switchExec(['nft', 'list', 'ruleset'])).stdout;
+      const count = (re: RegExp) => [...ruleset.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+      const impaired = {
+        dropped: count(/packets (\d+) bytes \d+ drop/g),
+        duplicated: count(/packets (\d+) bytes \d+ dup to/g),
+        delayed: count(/packets (\d+) bytes \d+ meta priority set/g),
+      };
+      const logs = pair.logs();
+      await pair.stop();
+      stopped = true;
+      let retransmissions: FaultResult['retransmissions'];
+      if (c.kill?.node !== 'primary') {
+        const p = finalCounters(pair.primary!.log) as { merger: { retransmissions: number; secondaryRetransmissions: number; prefixReleases: number } };
+        retransmissions = { primary: p.merger.retransmissions, secondary: p.merger.secondaryRetransmissions, prefix: p.merger.prefixReleases };
+      }
+      return { ok: problems.length === 0, problems, ms: r.ms, maxGapMs: r.maxGapMs, impaired, retransmissions, logs };
+    } finally {
+      if (!stopped) await pair.stop();
+    }
+  });
+}
