@@ -61,6 +61,14 @@ export interface MergerConfig {
   stallMs: number;
   /** Upper bound on S bytes stored per connection (backpressure, not memory growth). */
   maxStoredBytes: number;
+  /** Connections tracked at most; a new one beyond it is refused (P's SYN-ACK dropped). */
+  maxConnections: number;
+  /**
+   * Handshakes waiting for the other server's SYN(-ACK) at most: each holds a
+   * packet in the kernel's queue, which must keep room for established
+   * connections (a SYN flood must not starve them).
+   */
+  maxPendingHandshakes: number;
 }
 
 export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
@@ -70,11 +78,13 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   lingerMs: 60_000,
   stallMs: 5,
   maxStoredBytes: 8 << 20,
+  maxConnections: 65536,
+  maxPendingHandshakes: 4096,
 };
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
 
-export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted';
+export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full';
 
 export interface MergerStats {
   releasedSegments: number;
@@ -152,6 +162,14 @@ export class Conn {
   tsvalP = 0; // already in S's space
   tsecr = 0;
   lastSeen: number;
+  /** When the connection was created. */
+  readonly createdAt: number;
+  /**
+   * The client acknowledged the handshake (any ACK from it after the merge).
+   * Until then the connection is half-open and expires after
+   * handshakeTimeoutMs, whatever its phase (a SYN flood's entries).
+   */
+  established = false;
   /** When both FINs were seen (the linger starts), or null. */
   closedAt: number | null = null;
 
@@ -162,6 +180,7 @@ export class Conn {
     now: number,
   ) {
     this.lastSeen = now;
+    this.createdAt = now;
   }
 
   /** Highest S-space sequence number S is known to have sent (out-of-order data included), or null. */
@@ -201,7 +220,7 @@ function newStats(): MergerStats {
     divergences: 0,
     handshakes: 0,
     expired: 0,
-    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0 },
+    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0 },
   };
 }
 
@@ -221,6 +240,8 @@ export class Merger {
   private readonly conns = new Map<number, Map<number, Conn>>();
   private count = 0;
   private readonly stalled = new Set<Conn>();
+  /** Connections holding P's SYN(-ACK) until S's arrives. */
+  private readonly pending = new Set<Conn>();
   private nextExpiry = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
@@ -297,6 +318,15 @@ export class Merger {
     return c;
   }
 
+  /**
+   * Whether a new connection may be tracked: below maxConnections, and, when
+   * it will hold P's SYN(-ACK) in the kernel's queue, below maxPendingHandshakes.
+   */
+  private room(holds: boolean): boolean {
+    if (this.count >= this.cfg.maxConnections) return false;
+    return !holds || this.pending.size < this.cfg.maxPendingHandshakes;
+  }
+
   private remove(c: Conn): void {
     const m = this.conns.get(c.client);
     if (m?.delete(connKey(c.clientPort, c.servicePort))) {
@@ -322,6 +352,11 @@ export class Merger {
       }
       if (!c || c.phase === 'closed') {
         if (c) this.remove(c);
+        if (!this.room(!this.alone)) {
+          this.stats.drops['table-full']++;
+          this.sink.drop(id);
+          return;
+        }
         c = this.create(seg.dst, seg.dstPort, seg.srcPort, now);
       }
       c.lastSeen = now;
@@ -329,6 +364,7 @@ export class Merger {
         c.synP = synInfo(seg, opts);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
         c.heldSyn = { id, pkt, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
+        this.pending.add(c);
         if (flags & TCP_ACK_FLAG) this.noteAckP(c, seg);
         if (this.alone) this.mergeHandshake(c, true);
         else if (c.synS) this.mergeHandshake(c, false);
@@ -421,6 +457,10 @@ export class Merger {
       if (!c || c.phase === 'closed') {
         if (this.alone) return;
         if (c) this.remove(c);
+        if (!this.room(false)) {
+          this.stats.drops['table-full']++;
+          return;
+        }
         c = this.create(client, seg.dstPort, seg.srcPort, now);
       }
       if (c.phase === 'handshake') {
@@ -496,6 +536,7 @@ export class Merger {
     }
     c.lastSeen = now;
     const flags = seg.flags;
+    if (flags & TCP_ACK_FLAG) c.established = true;
     if (flags & TCP_ACK_FLAG && (!c.hasAckClient || seqGt(seg.ack, c.ackClient))) {
       c.ackClient = seg.ack;
       c.hasAckClient = true;
@@ -584,13 +625,14 @@ export class Merger {
       for (const c of [...m.values()]) {
         const idle = now - c.lastSeen;
         const dead =
-          (c.phase === 'handshake' && idle > this.cfg.handshakeTimeoutMs) ||
+          ((c.phase === 'handshake' || !c.established) && now - c.createdAt > this.cfg.handshakeTimeoutMs) ||
           (c.closedAt !== null && now - Math.max(c.closedAt, c.lastSeen) > this.cfg.lingerMs) ||
           idle > this.cfg.idleTimeoutMs;
         if (!dead) continue;
         if (c.heldSyn) this.sink.drop(c.heldSyn.id);
         for (const h of c.held) this.sink.drop(h.id);
         this.stalled.delete(c);
+        this.pending.delete(c);
         this.remove(c);
         n++;
       }
@@ -693,6 +735,7 @@ export class Merger {
     this.stats.handshakes++;
     const h = c.heldSyn!;
     c.heldSyn = null;
+    this.pending.delete(c);
     const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
     this.release(c, h.id, h.pkt, seg, h.gso, true);
   }

@@ -2,8 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seqAdd } from '../../bridge/wire/seq.js';
-import { TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
+import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
 
 const B = (s: string) => Buffer.from(s);
 const ISN_P = 1_000_000;
@@ -492,5 +492,62 @@ describe('property: any split and interleaving gives the client one exact stream
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('bounds: a SYN flood cannot starve established connections', () => {
+  /** A SYN-ACK to client port `port`, as P's or S's TCP sends it. */
+  const synAck = (port: number, isn: number) =>
+    buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: port, seq: isn, ack: 1, flags: TCP_SYN | TCP_ACK_FLAG, window: 100, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) });
+  /** S's SYN-ACK diverted to P (the merger only reads the client from the divert option, given here). */
+  const fromS = (pair: Pair, port: number, isn: number) => {
+    const pkt = synAck(port, isn);
+    pkt.writeUInt32BE(A_P, 16);
+    pair.merger.fromSecondary(999_000 + port, pkt, CLIENT, pair.now);
+  };
+
+  it('refuses new connections beyond maxConnections; the established one keeps working', () => {
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { maxConnections: 3 });
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG }));
+    for (const port of [50001, 50002]) pair.fromP(synAck(port, 10));
+    const refused = pair.fromP(synAck(50003, 10));
+    expect(pair.sink.fate(refused)).toBe('drop');
+    expect(pair.merger.stats.drops['table-full']).toBe(1);
+    fromS(pair, 50004, 20); // S's side of a fourth is not tracked either
+    expect(pair.merger.stats.drops['table-full']).toBe(2);
+    expect(pair.merger.connections).toBe(3);
+    const id = pair.fromP(pair.p.data(B('still here'), cack));
+    pair.fromS(pair.s.data(B('still here'), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+  });
+
+  it('holds at most maxPendingHandshakes SYN-ACKs in the kernel’s queue', () => {
+    const pair = new Pair({ isn: 1 }, { isn: 2 }, { maxPendingHandshakes: 2 });
+    const a = pair.fromP(synAck(50001, 10));
+    pair.fromP(synAck(50002, 10));
+    const c = pair.fromP(synAck(50003, 10));
+    expect(pair.sink.fate(a)).toBeUndefined();
+    expect(pair.sink.fate(c)).toBe('drop');
+    fromS(pair, 50001, 20); // one merges: room again
+    expect(pair.sink.fate(a)).toBe('accept');
+    const d = pair.fromP(synAck(50003, 10));
+    expect(pair.sink.fate(d)).toBeUndefined();
+    expect(pair.merger.queued().heldSegments).toBe(2);
+  });
+
+  it('forgets merged handshakes the client never acknowledged (spoofed SYNs) after handshakeTimeoutMs, not established ones', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG }));
+    for (const port of [50001, 50002]) {
+      pair.fromP(synAck(port, 10));
+      fromS(pair, port, 20);
+    }
+    expect(pair.merger.phases().merging).toBe(3);
+    pair.now = 10_001;
+    expect(pair.merger.poll(pair.now)).toBe(2);
+    expect(pair.merger.connections).toBe(1);
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(true);
   });
 });

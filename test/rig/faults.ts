@@ -5,7 +5,7 @@
  */
 import { Capture } from './capture.js';
 import { killNode } from './failover.js';
-import { checkTransparency } from './oracle.js';
+import { checkTransparency, framesAroundRst } from './oracle.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
 import { withRig, type LinkShape } from './rig.js';
 
@@ -74,7 +74,10 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
       }
       const r = await t;
       const problems = check(c, r);
-      problems.push(...checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems);
+      const frames = await cap.stop();
+      const found = checkTransparency(frames, VIP, DEMO_PORT).problems;
+      problems.push(...found);
+      if (found.some((p) => p.startsWith('RST'))) problems.push(`frames around the RST:\n${framesAroundRst(frames, VIP, DEMO_PORT)}`);
       const ruleset = (await rig.switchExec(['nft', 'list', 'ruleset'])).stdout;
       const count = (re: RegExp) => [...ruleset.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
       const impaired = {

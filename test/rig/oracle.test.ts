@@ -5,7 +5,7 @@ import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
-import { checkTransparency } from './oracle.js';
+import { checkTransparency, framesAroundRst } from './oracle.js';
 
 const VIP = '192.0.2.100';
 const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false): CapturedFrame => {
@@ -37,5 +37,13 @@ describe('transparency oracle', () => {
     expect(r.problems.some((p) => p.includes('two different bytes'))).toBe(true);
     expect(r.problems.some((p) => p.includes('RST'))).toBe(true);
     expect(r.problems.some((p) => p.includes('bad TCP checksum'))).toBe(true);
+    expect(r.problems.find((p) => p.startsWith('RST'))).toMatch(/seq offset 3 of 3 bytes seen/);
+  });
+  it('lists the frames around the first RST, in relative numbers', () => {
+    const frames = [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_RST)];
+    const text = framesAroundRst(frames, VIP, 7000);
+    expect(text.split('\n')).toHaveLength(3);
+    expect(text).toMatch(/S>C port 40000 \[RST\] seq 4 /);
+    expect(framesAroundRst(frames.slice(0, 2), VIP, 7000)).toBe('');
   });
 });

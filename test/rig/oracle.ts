@@ -40,6 +40,7 @@ interface State {
   rep: ConnReport;
   bytes: Map<number, number>;
   maxEnd: number;
+  synTime: number;
 }
 
 /**
@@ -68,7 +69,11 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     const toServer = ip.dst === service && seg.dstPort === port;
     if (!fromServer && !toServer) continue;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
-    if (seg.has(TCP_RST)) problems.push(`RST ${fromServer ? 'from the service' : 'from the client'} on client port ${cport}`);
+    if (seg.has(TCP_RST)) {
+      const st = conns.get(cport);
+      const at = st ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)` : '';
+      problems.push(`RST ${fromServer ? 'from the service' : 'from the client'} on client port ${cport}${at}`);
+    }
     if (!fromServer) continue;
     const full = f.originalLength === f.data.length;
     if (full) {
@@ -99,6 +104,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
           },
           bytes: new Map(),
           maxEnd: 0,
+          synTime: f.time,
         };
         conns.set(cport, st);
       } else if (seg.seq !== st.rep.isn) {
@@ -134,4 +140,41 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
   }
   return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums };
+}
+
+/**
+ * The frames of one connection around its first RST, one line each
+ * (direction, flags, relative seq/ack, length, ms since the first frame):
+ * what a failure message needs to explain where the reset came from.
+ */
+export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, port: number, before = 20, after = 5): string {
+  const service = ipv4(vip);
+  const lines: Array<{ text: string; rst: boolean }> = [];
+  const isn = new Map<string, number>();
+  let t0 = 0;
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
+    if (ip instanceof WireError) continue;
+    const seg = TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) continue;
+    const fromServer = ip.src === service && seg.srcPort === port;
+    if (!fromServer && !(ip.dst === service && seg.dstPort === port)) continue;
+    const dir = fromServer ? 'S>C' : 'C>S';
+    const cport = fromServer ? seg.dstPort : seg.srcPort;
+    if (seg.has(TCP_SYN)) isn.set(`${dir}${cport}`, seg.seq);
+    const other = isn.get(`${fromServer ? 'C>S' : 'S>C'}${cport}`) ?? 0;
+    const mine = isn.get(`${dir}${cport}`) ?? 0;
+    t0 ||= f.time;
+    const flags = ['SYN', 'ACK', 'FIN', 'RST', 'PSH'].filter((n, i) => seg.has([TCP_SYN, 0x10, 0x01, TCP_RST, 0x08][i]!)).join(',');
+    lines.push({
+      text: `${((f.time - t0) * 1000).toFixed(1).padStart(9)} ms ${dir} port ${cport} [${flags}] seq ${seqSub(seg.seq, mine)} ack ${seqSub(seg.ack, other)} len ${seg.payloadLength} win ${seg.window}`,
+      rst: seg.has(TCP_RST),
+    });
+  }
+  const i = lines.findIndex((l) => l.rst);
+  if (i < 0) return '';
+  return lines.slice(Math.max(0, i - before), i + after + 1).map((l) => l.text).join('\n');
 }
