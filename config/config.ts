@@ -79,6 +79,20 @@ export const configSchema = z.strictObject({
       rto_min_ms: z.number().int().min(5).max(200).default(20),
     })
     .default({ rto_min_ms: 20 }),
+  /** Bounds of the primary's connection table (memory and the kernel queue stay bounded under a SYN flood). */
+  limits: z
+    .strictObject({
+      max_connections: z.number().int().min(16).max(4_000_000).default(65536),
+      /** Handshakes holding P's SYN-ACK in the kernel's queue (16384 deep) at once. */
+      max_pending_handshakes: z.number().int().min(16).max(8192).default(4096),
+      /** A connection the client has not acknowledged this long after it began is forgotten. */
+      handshake_timeout_ms: z.number().int().min(1000).max(600_000).default(30_000),
+      /** An established connection silent this long is forgotten. */
+      idle_timeout_s: z.number().int().min(60).max(7 * 24 * 3600).default(7200),
+      /** The secondary's bytes stored per connection while the primary's lag. */
+      max_stored_bytes: z.number().int().min(65536).max(1 << 30).default(8 << 20),
+    })
+    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20 }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

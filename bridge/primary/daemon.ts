@@ -83,7 +83,15 @@ export class PrimaryBridge {
       },
     };
     this.merger = new Merger(
-      { service: this.vip, mtu: cfg.lan.mtu },
+      {
+        service: this.vip,
+        mtu: cfg.lan.mtu,
+        maxConnections: cfg.limits.max_connections,
+        maxPendingHandshakes: cfg.limits.max_pending_handshakes,
+        handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
+        idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
+        maxStoredBytes: cfg.limits.max_stored_bytes,
+      },
       sink,
       (what, c) => this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what),
     );

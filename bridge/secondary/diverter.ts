@@ -211,7 +211,9 @@ export class Diverter {
     }
     let v = m.get(key);
     if (!v) {
-      if (this.tracked >= MAX_TRACKED) return;
+      // A bare SYN is not a connection yet (a SYN flood must not fill the
+      // table): tracking starts with the client's first ACK.
+      if (s.has(TCP_SYN) || this.tracked >= MAX_TRACKED) return;
       v = { client: s.src, clientPort: s.srcPort, servicePort: s.dstPort, seq: 0, ack: 0, window: 0, tsval: null };
       m.set(key, v);
       this.tracked++;

@@ -113,6 +113,8 @@ describe('diverter: prompts after a takeover', () => {
     d.inbound(f(TCP_ACK_FLAG, 1000, 40001));
     d.inbound(f(TCP_ACK_FLAG, 2000, 40002));
     d.inbound(f(TCP_ACK_FLAG | 0x01 /* FIN */, 2003, 40002));
+    // Bare SYNs (a flood from spoofed addresses) are not tracked.
+    for (let port = 50000; port < 50100; port++) d.inbound(f(0x02 /* SYN */, 5, port));
     expect(d.trackedConnections).toBe(1);
     const [p] = d.prompts();
     const parsed = parseIpv4Tcp(p!) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;

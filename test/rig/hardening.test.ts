@@ -1,0 +1,94 @@
+/**
+ * Hostile traffic at the pair (issue 8 §3, §4), end to end: a SYN flood from
+ * spoofed addresses and forged "diverted" segments, both during a download.
+ * The download stays byte-exact, the connection table and the bridge's
+ * memory stay bounded, half-open entries expire, forgeries are counted.
+ */
+import { describe, expect, it } from 'vitest';
+import { distScript } from './dist.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
+import { withRig, type Rig } from './rig.js';
+
+async function scrape(rig: Rig, node: string): Promise<(metric: string) => number> {
+  const text = (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
+  return (metric) => Number(new RegExp(`^${metric.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+const connections = (m: (metric: string) => number) =>
+  ['handshake', 'merging', 'degraded', 'closed'].reduce((a, s) => a + (m(`tcpfo_connections{state="${s}"}`) || 0), 0);
+
+describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
+  it('a SYN flood from spoofed addresses: table and memory bounded, the download intact, half-open entries expire', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, {
+        heartbeatTimeoutMs: 500,
+        extraYaml: 'limits:\n  max_connections: 3000\n  max_pending_handshakes: 512\n  handshake_timeout_ms: 2000\n',
+      });
+      try {
+        const c = rig.host('client');
+        const before = await scrape(rig, 'primary');
+        const t = transfer(c, 'get', 40_000_000, 71, 120_000);
+        await new Promise((res) => setTimeout(res, 300));
+        // 6000 SYNs/s for 3 s from 192.0.2.200–249 (addresses nobody has).
+        const flood = c.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '192.0.2', '6000', '3'], { timeoutMs: 30_000 });
+        let peak = 0;
+        const sampler = setInterval(() => {
+          void scrape(rig, 'primary').then((m) => (peak = Math.max(peak, connections(m))), () => {});
+        }, 250);
+        const sent = JSON.parse((await flood).stdout.trim()) as { sent: number };
+        const during = await scrape(rig, 'primary');
+        clearInterval(sampler);
+        const r = await t;
+        expect(r.error).toBeUndefined();
+        expect(r.sha256).toBe(r.expected);
+        expect(sent.sent).toBeGreaterThan(10_000);
+        // The table never grew past its bound, and the bound was hit.
+        expect(peak).toBeGreaterThan(500);
+        expect(peak).toBeLessThanOrEqual(3000);
+        expect(during('tcpfo_drops_total{reason="table-full"}')).toBeGreaterThan(0);
+        // Memory: bounded by the table, not by the flood.
+        const grew = during('tcpfo_process_resident_memory_bytes') - before('tcpfo_process_resident_memory_bytes');
+        expect(grew).toBeLessThan(64 << 20);
+        // The half-open entries expire (2 s, checked every second); new connections work.
+        await new Promise((res) => setTimeout(res, 3500));
+        expect(connections(await scrape(rig, 'primary'))).toBeLessThanOrEqual(2);
+        const again = await transfer(c, 'get', 1_000_000, 72);
+        expect(again.sha256).toBe(again.expected);
+        console.log(`SYN flood: ${sent.sent} SYNs, table peak ${peak}, refused ${during('tcpfo_drops_total{reason="table-full"}')}, RSS +${(grew / 1e6).toFixed(1)} MB, download ${r.ms} ms (longest gap ${r.maxGapMs} ms)`);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
+
+  it('forged diverted segments (the secondary’s address, not its MAC) are dropped and counted; the download is intact', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
+      try {
+        const c = rig.host('client');
+        const t = transfer(c, 'get', 20_000_000, 73, 120_000);
+        await new Promise((res) => setTimeout(res, 300));
+        const forged = await c.exec([
+          process.execPath,
+          distScript('test/rig/helpers/syn-flood.js'),
+          'divert',
+          rig.host('primary').ip,
+          String(DEMO_PORT),
+          rig.host('secondary').ip,
+          c.ip,
+          '2000',
+          '1',
+        ]);
+        const sent = (JSON.parse(forged.stdout.trim()) as { sent: number }).sent;
+        const r = await t;
+        expect(r.sha256).toBe(r.expected);
+        const m = await scrape(rig, 'primary');
+        expect(sent).toBeGreaterThan(1000);
+        expect(m('tcpfo_drops_total{reason="spoofed-diverted"}')).toBe(sent);
+        expect(m('tcpfo_divergences_total')).toBe(0);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
+});

@@ -1,0 +1,69 @@
+/**
+ * Run inside a rig host: hostile traffic through the bridge's own raw-socket
+ * injector, at RATE packets per second for SECONDS. Prints {"sent":N}.
+ *
+ *   node syn-flood.js syn DST DPORT SRC_PREFIX RATE SECONDS
+ *     SYNs to DST:DPORT from spoofed sources SRC_PREFIX.200–249, random ports and ISNs.
+ *   node syn-flood.js divert DST SPORT SRC CLIENT RATE SECONDS
+ *     Segments that claim to be the secondary's diverted output: from SRC
+ *     (the secondary's address) port SPORT to DST (the primary), with the
+ *     divert option naming CLIENT, carrying 100 bytes of 'X' at random
+ *     sequence numbers. The primary must drop every one.
+ */
+import { Injector } from '../../../bridge/io/inject.js';
+import { ipv4 } from '../../../bridge/wire/addr.js';
+import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../../bridge/wire/tcp.js';
+
+const [mode, ...a] = process.argv.slice(2);
+const rnd = (n: number) => Math.floor(Math.random() * n);
+let make: () => Buffer;
+let rate: number;
+let seconds: number;
+if (mode === 'syn' && a.length === 5) {
+  const [dst, dport, prefix] = a as [string, string, string];
+  [rate, seconds] = [Number(a[3]), Number(a[4])];
+  make = () =>
+    buildIpv4Tcp(
+      { src: ipv4(`${prefix}.${200 + rnd(50)}`), dst: ipv4(dst) },
+      { srcPort: 1024 + rnd(64000), dstPort: Number(dport), seq: rnd(2 ** 32), ack: 0, flags: TCP_SYN, window: 64240, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+    );
+} else if (mode === 'divert' && a.length === 6) {
+  const [dst, sport, src, client] = a as [string, string, string, string];
+  [rate, seconds] = [Number(a[4]), Number(a[5])];
+  make = () =>
+    buildIpv4Tcp(
+      { src: ipv4(src), dst: ipv4(dst) },
+      {
+        srcPort: Number(sport),
+        dstPort: 1024 + rnd(64000),
+        seq: rnd(2 ** 32),
+        ack: rnd(2 ** 32),
+        flags: TCP_ACK_FLAG | TCP_PSH,
+        window: 500,
+        urgent: 0,
+        options: [{ kind: 'divert', client: ipv4(client) }],
+        payload: Buffer.alloc(100, 'X'),
+      },
+    );
+} else {
+  console.error('usage: syn-flood syn DST DPORT SRC_PREFIX RATE SECONDS | divert DST SPORT SRC CLIENT RATE SECONDS');
+  process.exit(2);
+}
+if (!(rate > 0) || !(seconds > 0)) {
+  console.error('RATE and SECONDS must be positive');
+  process.exit(2);
+}
+const inj = new Injector(0, 64, 1 << 20);
+const perTick = Math.max(1, Math.round(rate / 100));
+const end = Date.now() + seconds * 1000;
+let sent = 0;
+const tick = () => {
+  for (let i = 0; i < perTick; i++) if (inj.send(make())) sent++;
+  if (Date.now() < end) setTimeout(tick, 10);
+  else
+    setTimeout(() => {
+      inj.close();
+      process.stdout.write(JSON.stringify({ sent }) + '\n');
+    }, 100);
+};
+tick();
