@@ -327,7 +327,14 @@ export class Merger {
     return !holds || this.pending.size < this.cfg.maxPendingHandshakes;
   }
 
+  /** Forgets `c`, dropping whatever of P's it still held in the kernel's queue. */
   private remove(c: Conn): void {
+    if (c.heldSyn) this.sink.drop(c.heldSyn.id);
+    c.heldSyn = null;
+    for (const h of c.held) this.sink.drop(h.id);
+    c.held = [];
+    this.stalled.delete(c);
+    this.pending.delete(c);
     const m = this.conns.get(c.client);
     if (m?.delete(connKey(c.clientPort, c.servicePort))) {
       this.count--;
@@ -629,10 +636,6 @@ export class Merger {
           (c.closedAt !== null && now - Math.max(c.closedAt, c.lastSeen) > this.cfg.lingerMs) ||
           idle > this.cfg.idleTimeoutMs;
         if (!dead) continue;
-        if (c.heldSyn) this.sink.drop(c.heldSyn.id);
-        for (const h of c.held) this.sink.drop(h.id);
-        this.stalled.delete(c);
-        this.pending.delete(c);
         this.remove(c);
         n++;
       }
@@ -809,7 +812,8 @@ export class Merger {
    * twice, which TCP ignores).
    */
   private releasePrefix(c: Conn): void {
-    const h = c.held[0]!;
+    const h = c.held[0];
+    if (!h) return;
     const covered = c.sCovered();
     const from = seqMax(h.start, c.relNxt);
     if (!seqLt(from, covered) || !seqLt(covered, h.end)) return;
@@ -838,6 +842,8 @@ export class Merger {
     c.store.clear();
     const held = c.held;
     c.held = [];
+    c.stallAt = null;
+    this.stalled.delete(c);
     for (const h of held) {
       const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
       this.release(c, h.id, h.pkt, seg, h.gso, false);

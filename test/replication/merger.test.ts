@@ -253,6 +253,18 @@ describe('loss (§4)', () => {
     expect(pair.sink.stream(ISN_S).equals(data)).toBe(true);
   });
 
+  it('S resetting while a held segment is stalled leaves no timer behind (found by the fuzzer: a crash in poll)', () => {
+    const { pair, cack } = established();
+    pair.now = 100;
+    pair.fromP(pair.p.data(Buffer.alloc(3000, 1), cack));
+    pair.fromS(pair.s.data(Buffer.alloc(1000, 1), cack)); // partly covered: the stall clock runs
+    expect(pair.merger.nextTimeout()).toBe(105);
+    pair.fromS(pair.s.data(Buffer.alloc(0), cack, 0, TCP_RST | TCP_ACK_FLAG)); // S aborts: degrade
+    expect(pair.merger.phases().degraded).toBe(1);
+    expect(pair.merger.nextTimeout()).toBeNull();
+    expect(() => pair.merger.poll(200)).not.toThrow();
+  });
+
   it('still compares the bytes around a hole', () => {
     const { pair, cack } = established();
     pair.fromP(pair.p.data(B('0123456789'), cack));
