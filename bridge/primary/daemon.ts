@@ -35,11 +35,13 @@ import type { Logger } from '../log.js';
 export interface PrimaryStats {
   spoofedDiverted: number;
   verdictErrors: number;
+  /** Packets dropped because the merger threw (a bug): the pair keeps running. */
+  internalErrors: number;
 }
 
 export class PrimaryBridge {
   readonly merger: Merger;
-  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0 };
+  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0 };
   private outQ!: PacketQueue;
   private inQ!: PacketQueue;
   private rules!: RuleSet;
@@ -147,7 +149,7 @@ export class PrimaryBridge {
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
-    this.timer = setInterval(() => this.merger.poll(Date.now()), 1000);
+    this.timer = setInterval(() => this.poll(), 1000);
     this.timer.unref();
     this.log.info(
       { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1] },
@@ -158,9 +160,32 @@ export class PrimaryBridge {
   private onOutput(b: PacketBatch): void {
     const now = Date.now();
     for (let i = 0; i < b.count; i++) {
-      this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, now);
+      try {
+        this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, now);
+      } catch (e) {
+        this.internalError(e, () => this.outQ.drop(b.id(i)));
+      }
     }
     this.armTimer();
+  }
+
+  private poll(): void {
+    try {
+      this.merger.poll(Date.now());
+    } catch (e) {
+      this.internalError(e, () => true);
+    }
+  }
+
+  /**
+   * A bug must not take the pair down (every established connection with
+   * it): the packet is dropped (fail closed; TCP retransmits), counted, and
+   * the first few are logged with their stack.
+   */
+  private internalError(e: unknown, drop: () => boolean): void {
+    this.stats.internalErrors++;
+    drop();
+    if (this.stats.internalErrors <= 10) this.log.error({ err: e, count: this.stats.internalErrors }, 'internal error on a packet: dropped');
   }
 
   /** One timer for the merger's earliest deadline (a stalled segment). */
@@ -172,7 +197,7 @@ export class PrimaryBridge {
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
       this.stallTimerAt = Infinity;
-      this.merger.poll(Date.now());
+      this.poll();
       this.armTimer();
     }, Math.max(0, at - Date.now()));
   }
@@ -186,7 +211,11 @@ export class PrimaryBridge {
       // address is S's diverted output.
       const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
       if (dst === this.vip) {
-        this.merger.fromClient(id, pkt, now);
+        try {
+          this.merger.fromClient(id, pkt, now);
+        } catch (e) {
+          this.internalError(e, () => this.inQ.drop(b.id(i)));
+        }
         continue;
       }
       const ip = Ipv4Packet.parse(pkt);
@@ -198,7 +227,11 @@ export class PrimaryBridge {
         this.inQ.drop(b.id(i));
         continue;
       }
-      this.merger.fromSecondary(id, pkt, client, now);
+      try {
+        this.merger.fromSecondary(id, pkt, client, now);
+      } catch (e) {
+        this.internalError(e, () => this.inQ.drop(b.id(i)));
+      }
     }
     this.armTimer();
   }
@@ -242,7 +275,7 @@ export class PrimaryBridge {
       heldSegments: q.heldSegments,
       divergences: m.divergences,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
-      drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted },
+      drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,
     };

@@ -561,7 +561,8 @@ export class Merger {
     if (flags & TCP_ACK_FLAG) seg.setAck(seqAdd(seg.ack, c.deltaSeq));
     const sack = findTcpOption(pkt, seg.optionsOffset, seg.optionsEnd, OPT_SACK);
     if (sack >= 0) {
-      const n = (pkt[sack + 1]! - 2) / OPT_SACK_BLOCK_LEN;
+      // Whole blocks only: the option's length comes from the client.
+      const n = Math.floor((pkt[sack + 1]! - 2) / OPT_SACK_BLOCK_LEN);
       for (let b = 0; b < n; b++) {
         const at = sack + 2 + b * OPT_SACK_BLOCK_LEN;
         pkt.writeUInt32BE(seqAdd(pkt.readUInt32BE(at), c.deltaSeq), at);

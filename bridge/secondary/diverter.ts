@@ -114,7 +114,7 @@ export class Diverter {
     if (optBytes + OPT_DIVERT_LEN > MAX_OPTIONS_LEN) {
       sackAt = findTcpOption(pkt, optStart, optEnd, OPT_SACK);
       if (sackAt < 0) return this.skip('no-option-room');
-      const blocks = (pkt[sackAt + 1]! - 2) / OPT_SACK_BLOCK_LEN;
+      const blocks = Math.floor((pkt[sackAt + 1]! - 2) / OPT_SACK_BLOCK_LEN);
       const excess = optBytes + OPT_DIVERT_LEN - MAX_OPTIONS_LEN;
       const drop = Math.ceil(excess / OPT_SACK_BLOCK_LEN);
       if (drop >= blocks) return this.skip('no-option-room');

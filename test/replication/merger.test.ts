@@ -507,6 +507,19 @@ describe('property: any split and interleaving gives the client one exact stream
   });
 });
 
+describe('hostile client input', () => {
+  it('a SACK option whose length is not whole blocks is translated block-wise, not read past (found by the fuzzer: a crash)', () => {
+    const { pair, cack } = established();
+    const pkt = clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, options: [{ kind: 'sack', blocks: [[ISN_S + 1, ISN_S + 2]] }] }); // padded to 12 bytes
+    const at = pkt.indexOf(Buffer.from([5, 10]), 40); // kind 5 (SACK), length 10
+    expect(at).toBeGreaterThan(0);
+    pkt[at + 1] = 12; // 1.25 blocks
+    let out: Buffer | undefined;
+    expect(() => (out = pair.fromClient(pkt).out)).not.toThrow();
+    expect(out!.readUInt32BE(at + 2)).toBe(seqAdd(ISN_S + 1, ISN_P - ISN_S));
+  });
+});
+
 describe('bounds: a SYN flood cannot starve established connections', () => {
   /** A SYN-ACK to client port `port`, as P's or S's TCP sends it. */
   const synAck = (port: number, isn: number) =>
