@@ -56,6 +56,9 @@ export class PrimaryBridge {
   private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   alone = false;
+  /** Times the secondary failed, and came back after a failure. */
+  failures = 0;
+  rejoins = 0;
   private readonly vip: number;
   private readonly self: number;
   private readonly peerAddr: number;
@@ -239,12 +242,29 @@ export class PrimaryBridge {
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason }, `secondary is ${d.peer}`);
     if (d.peer === 'down') this.secondaryFailed();
+    else if (d.peer === 'up' && this.alone) this.secondaryRejoined();
+  }
+
+  /**
+   * The secondary is back (restarted after a failure): new connections are
+   * replicated again. Connections that began while we were alone stay
+   * primary-only for their whole life (S's stack never saw their start); S's
+   * kernel answers their segments with resets, which arrive diverted and are
+   * dropped here.
+   */
+  secondaryRejoined(): void {
+    this.alone = false;
+    this.peer.role = 'primary';
+    this.merger.secondaryRejoined();
+    this.rejoins++;
+    this.log.warn({ role: 'primary', primaryOnly: this.merger.phases().degraded }, 'secondary rejoined: new connections are replicated again');
   }
 
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
   secondaryFailed(): void {
     if (this.alone) return;
     this.alone = true;
+    this.failures++;
     this.peer.role = 'alone';
     const t0 = Date.now();
     this.merger.secondaryFailed();
@@ -263,7 +283,7 @@ export class PrimaryBridge {
       heartbeatsReceived: det?.stats.received ?? 0,
       heartbeatsSent: det?.stats.sent ?? 0,
       heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
-      failovers: this.alone ? 1 : 0,
+      failovers: this.failures,
       lastFailoverSeconds: this.failoverSeconds,
       connections: this.merger.phases(),
       mergedSegments: m.releasedSegments,
@@ -290,6 +310,8 @@ export class PrimaryBridge {
       connections: this.merger.phases(),
       queued: this.merger.queued(),
       stuck: this.merger.stuck(),
+      secondaryFailures: this.failures,
+      secondaryRejoins: this.rejoins,
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
       injector: this.injector?.stats,

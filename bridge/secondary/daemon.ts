@@ -126,7 +126,8 @@ export class SecondaryBridge {
       intervalMs: cfg.heartbeat.interval_ms,
       timeoutMs: cfg.heartbeat.timeout_ms,
       role: 'secondary',
-      peerRoles: ['primary'],
+      // 'alone': the primary serving without us (we were restarted); we rejoin.
+      peerRoles: ['primary', 'alone'],
       onDecision: (d) => this.onDecision(d),
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));

@@ -6,13 +6,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
-import { killNode } from './failover.js';
+import { killNode, restartNode } from './failover.js';
 import { checkTransparency } from './oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
 import { distScript } from './dist.js';
 import { withRig } from './rig.js';
 
 const BYTES = 50_000_000;
+
+async function waitForLog(pair: TcpfoPair, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(pair.logs())) {
+    if (Date.now() > deadline) throw new Error(`no ${re} in the logs:\n${pair.logs()}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
 
 async function killDuring(node: 'primary' | 'secondary', mode: 'get' | 'put', killAfterMs: number): Promise<{ r: TransferResult; problems: string[]; logs: string }> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -119,6 +127,36 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       }
     });
   }, 90_000);
+
+  it('the secondary dies and comes back: a connection from the alone time finishes; new ones are replicated and survive a primary failure', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        const c = rig.host('client');
+        await killNode(pair, 'secondary');
+        await waitForLog(pair, /secondary failed: continuing alone/);
+        // A download that starts while the primary is alone and runs across the rejoin.
+        const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'rejoin', 96);
+        const during = transfer(c, 'get', 30_000_000, 81, 60_000);
+        await new Promise((res) => setTimeout(res, 500));
+        await restartNode(pair, 'secondary');
+        await waitForLog(pair, /secondary rejoined/);
+        const r1 = await during;
+        expect(r1.sha256, pair.logs()).toBe(r1.expected);
+        // A new connection is replicated again: it survives the primary's death.
+        const after = transfer(c, 'get', 30_000_000, 82, 60_000);
+        await new Promise((res) => setTimeout(res, 800));
+        await killNode(pair, 'primary');
+        const r2 = await after;
+        expect(r2.error, pair.logs()).toBeUndefined();
+        expect(r2.sha256).toBe(r2.expected);
+        expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
+        expect(pair.logs()).toMatch(/took over the service address/);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
 
   it('a partition of only the heartbeat path does not make both nodes serve the VIP', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {

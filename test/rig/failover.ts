@@ -1,7 +1,7 @@
 /** Killing a node of the pair in the rig: its bridge and server die and its link is cut, as when a host dies. */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import type { Daemon, TcpfoPair } from './pair.js';
+import { DEMO_PORT, startDemoServer, VIP, type Daemon, type TcpfoPair } from './pair.js';
 
 async function killHard(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
@@ -22,4 +22,17 @@ export async function killNode(pair: TcpfoPair, node: 'primary' | 'secondary'): 
   await killHard(d?.proc);
   await killHard(pair.servers[node === 'primary' ? 0 : 1]);
   return at;
+}
+
+/**
+ * The node comes back after killNode: its link up, its bridge restarted
+ * (which undoes what the killed one left), then its demo server.
+ */
+export async function restartNode(pair: TcpfoPair, node: 'primary' | 'secondary'): Promise<void> {
+  const rig = pair.rig;
+  await rig.switchExec(['ip', 'link', 'set', rig.portOf(node), 'up']);
+  const d = await pair.startDaemon(rig.host(node), node);
+  if (node === 'primary') pair.primary = d;
+  else pair.secondary = d;
+  pair.servers[node === 'primary' ? 0 : 1] = await startDemoServer(rig.host(node), VIP, DEMO_PORT);
 }

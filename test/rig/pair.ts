@@ -83,6 +83,8 @@ export class TcpfoPair {
 
   async startDaemon(host: RigHost, role: 'primary' | 'secondary'): Promise<Daemon> {
     const log = join(this.rig.tmpdir, `${role}.log`);
+    // A restarted bridge appends to its predecessor's log: look only at what it writes.
+    const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
     const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
     // Both pipes feed one file; it is finished once both have ended.
@@ -93,7 +95,7 @@ export class TcpfoPair {
       .catch(() => undefined);
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const text = safeRead(log);
+      const text = safeRead(log).slice(from);
       if (text.includes('bridge up')) break;
       if (proc.exitCode !== null || Date.now() > deadline) {
         throw new Error(`${role} bridge did not start (exit ${proc.exitCode}):\n${text}`);
