@@ -20,3 +20,18 @@ export function arpReplyFor(frame: Buffer, vip: number, mac: Uint8Array): Buffer
   const reply = emitArp({ oper: ARP_REPLY, senderMac: mac, senderIp: vip, targetMac: requester, targetIp: arp.senderIp });
   return emitEthernet(requester, mac, ETHERTYPE_ARP, reply);
 }
+
+/** An ARP probe for `vip` (RFC 5227: sender address 0), broadcast from `mac`. */
+export function arpProbeFrame(mac: Uint8Array, vip: number): Buffer {
+  const probe = emitArp({ oper: ARP_REQUEST, senderMac: mac, senderIp: 0, targetMac: Buffer.alloc(6), targetIp: vip });
+  return emitEthernet(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), mac, ETHERTYPE_ARP, probe);
+}
+
+/** The MAC (aa:bb:…) of an ARP reply claiming `vip` from another station than `self`, or null. */
+export function vipClaimer(frame: Buffer, vip: number, self: string): string | null {
+  const eth = EthernetFrame.parse(frame);
+  if (eth instanceof WireError || eth.etherType !== ETHERTYPE_ARP) return null;
+  const a = ArpPacket.parse(frame, eth.payloadOffset);
+  if (a instanceof WireError || a.oper !== ARP_REPLY || a.senderIp !== vip) return null;
+  return a.senderMac !== self.toLowerCase() ? a.senderMac : null;
+}

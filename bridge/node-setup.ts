@@ -9,10 +9,15 @@ import type { Logger } from './log.js';
  * LAN), and bound the retransmission backoff (failover.rto_min_ms, README).
  */
 export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, role: string): Promise<void> {
-  const recovered = await NodeState.recover(state.journal);
-  if (recovered.length) log.warn({ changes: recovered.length }, `undid what a previous ${role} left behind`);
+  await undoLeftovers(state, log, role);
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+}
+
+/** Undoes what a previous (killed) instance of this bridge left on the node, from its journal. */
+export async function undoLeftovers(state: NodeState, log: Logger, role: string): Promise<void> {
+  const recovered = await NodeState.recover(state.journal);
+  if (recovered.length) log.warn({ changes: recovered.length }, `undid what a previous ${role} left behind`);
 }
 
 /** Runs a bridge's setup; if any step fails, stops it (undoing every step done) and rethrows. */

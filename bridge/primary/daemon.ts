@@ -19,18 +19,26 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
-import { RuleSet } from '../io/rules.js';
-import { arpReplyFor } from '../arp-responder.js';
+import { removeRules, RuleSet } from '../io/rules.js';
+import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { prepareNode, startOrUndo } from '../node-setup.js';
+import { prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
 import type { Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
+
+/** How long each of the three startup ARP probes waits for an answer, ms. */
+const STARTUP_PROBE_MS = 60;
+
+/** Another station answers for the service address: starting would split the brain. */
+export class ServiceAddressInUse extends Error {
+  override readonly name = 'ServiceAddressInUse';
+}
 
 export interface PrimaryStats {
   spoofedDiverted: number;
@@ -56,6 +64,8 @@ export class PrimaryBridge {
   private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   alone = false;
+  /** Listening for another claimer of the VIP (startup), not answering. */
+  private probing = true;
   /** Times the secondary failed, and came back after a failure. */
   failures = 0;
   rejoins = 0;
@@ -118,6 +128,32 @@ export class PrimaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
+    // A killed predecessor's rules and addresses go first, whatever follows.
+    await undoLeftovers(this.state, this.log, 'primary');
+    await removeRules(`${cfg.instance}p`);
+    // Then: is the service address already served (the secondary took it
+    // over while this node was down)? Then starting would make two nodes
+    // answer for it. Ask the LAN (RFC 5227 probes) before touching anything.
+    let claimer: string | null = null;
+    this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
+      if (this.probing) {
+        claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
+        return;
+      }
+      const reply = arpReplyFor(f, this.vip, this.myMac);
+      if (reply) this.arp.send(reply);
+    }, 1 << 20);
+    for (let i = 0; i < 3 && !claimer; i++) {
+      this.arp.send(arpProbeFrame(this.myMac, this.vip));
+      await new Promise((r) => setTimeout(r, STARTUP_PROBE_MS));
+    }
+    this.probing = false;
+    if (claimer) {
+      throw new ServiceAddressInUse(
+        `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
+          'not starting as primary. Connections now live on that node; see README "After a primary failure".',
+      );
+    }
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
     await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'primary');
     const q = cfg.queue_base;
@@ -134,10 +170,6 @@ export class PrimaryBridge {
       ],
       BRIDGE_MARK,
     );
-    this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
-      const reply = arpReplyFor(f, this.vip, this.myMac);
-      if (reply) this.arp.send(reply);
-    }, 1 << 20);
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.peer = await PeerLink.open({
       self: cfg.primary.address,

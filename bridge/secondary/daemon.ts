@@ -11,7 +11,7 @@ import { ArpPacket, ARP_REPLY, ARP_REQUEST, emitArp, gratuitousArpFrame } from '
 import { BROADCAST_MAC } from '../wire/addr.js';
 import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
-import { arpReplyFor } from '../arp-responder.js';
+import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
 import { prepareNode, startOrUndo } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
@@ -145,11 +145,7 @@ export class SecondaryBridge {
       return;
     }
     // Someone (the primary's bridge) still claims the VIP.
-    const eth = EthernetFrame.parse(frame);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_ARP) return;
-    const a = ArpPacket.parse(frame, eth.payloadOffset);
-    if (a instanceof WireError) return;
-    if (a.oper === ARP_REPLY && a.senderIp === this.vip && a.senderMac !== this.cfg.secondary.mac.toLowerCase()) this.vipClaimedAt = Date.now();
+    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.vipClaimedAt = Date.now();
   }
 
   private onDecision(d: Decision): void {
@@ -169,8 +165,7 @@ export class SecondaryBridge {
     try {
       while (this.role === 'secondary' && this.peer.detector.peer === 'down' && !this.stopped) {
         const sentAt = Date.now();
-        const probe = emitArp({ oper: ARP_REQUEST, senderMac: this.myMac, senderIp: 0, targetMac: Buffer.alloc(6), targetIp: this.vip });
-        this.arp.send(emitEthernet(BROADCAST_MAC, this.myMac, ETHERTYPE_ARP, probe));
+        this.arp.send(arpProbeFrame(this.myMac, this.vip));
         await new Promise((r) => setTimeout(r, PROBE_WAIT_MS));
         if (this.vipClaimedAt >= sentAt) {
           this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned?)');

@@ -158,6 +158,31 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 120_000);
 
+  it('a restarted primary does not claim the service address the secondary took over', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        await killNode(pair, 'primary');
+        await waitForLog(pair, /took over the service address/);
+        await rig.switchExec(['ip', 'link', 'set', rig.portOf('primary'), 'up']);
+        const p = rig.host('primary');
+        const r = await p.exec([process.execPath, distScript('cli.js'), 'primary', '-c', pair.configFile], { allowFail: true, timeoutMs: 20_000 });
+        expect(r.code).toBe(1);
+        expect(r.stdout + r.stderr).toContain(`is answered by ${rig.host('secondary').mac.toLowerCase()} (the secondary`);
+        // Nothing of it stayed: no rules, the VIP not on the node.
+        const rules = await p.sh('iptables-nft-save 2>/dev/null | grep -c TCPFO || true; ip -o addr show | grep -c 192.0.2.100 || true');
+        expect(rules.stdout.trim().split('\n')).toEqual(['0', '0']);
+        // The service still lives on the secondary.
+        const c = rig.host('client');
+        const t = await transfer(c, 'get', 2_000_000, 91);
+        expect(t.sha256).toBe(t.expected);
+        expect((await c.exec(['ip', 'neigh', 'show', VIP])).stdout).toContain(rig.host('secondary').mac.toLowerCase());
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 60_000);
+
   it('a partition of only the heartbeat path does not make both nodes serve the VIP', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig);
