@@ -151,7 +151,7 @@ export class PrimaryBridge {
     if (claimer) {
       throw new ServiceAddressInUse(
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
-          'not starting as primary. Connections now live on that node; see README "After a primary failure".',
+          'not starting as primary. Connections now live on that node; see README "After a failure: restarting a node".',
       );
     }
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).

@@ -33,13 +33,20 @@ describe('bridge daemons killed with SIGKILL', () => {
       }
       expect(await snapshot(p)).toBe(before.p);
       expect(await snapshot(s)).toBe(before.s);
-      // Killed again and restarted without a cleanup: the new bridge undoes the old state first.
+      // Both killed again and restarted without a cleanup: each new bridge
+      // undoes the old state first. (Had the secondary lived, it would have
+      // taken over, and the restarted primary would rightly refuse to start:
+      // failover.test.ts.)
       const again = await TcpfoPair.start(rig, { demoServer: false });
+      again.secondary!.proc.kill('SIGKILL');
       again.primary!.proc.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 200));
-      const restarted = await again.startDaemon(p, 'primary');
-      expect(restarted.proc.exitCode).toBeNull();
-      again.primary = restarted;
+      again.secondary = await again.startDaemon(s, 'secondary');
+      again.primary = await again.startDaemon(p, 'primary');
+      expect(again.primary.proc.exitCode).toBeNull();
+      expect(again.secondary.proc.exitCode).toBeNull();
+      expect(again.logs()).toMatch(/undid what a previous primary left behind/);
+      expect(again.logs()).toMatch(/undid what a previous secondary left behind/);
       await again.stop();
       expect(await snapshot(p)).toBe(before.p);
       expect(await snapshot(s)).toBe(before.s);
