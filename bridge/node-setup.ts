@@ -1,6 +1,7 @@
 /** What both bridges do to their node before anything else, each step journaled for undo. */
 import type { Config } from '../config/config.js';
 import { NodeState } from './io/node-state.js';
+import { limitCapabilities } from './io/caps.js';
 import type { Logger } from './log.js';
 
 /**
@@ -29,4 +30,18 @@ export async function startOrUndo<T extends { stop(): Promise<void> }>(bridge: T
     throw e;
   }
   return bridge;
+}
+
+/**
+ * The last setup step: keep only CAP_NET_ADMIN and CAP_NET_RAW (io/caps.ts),
+ * unless the configuration says otherwise. Logged either way.
+ */
+export function dropPrivileges(cfg: Config, log: Logger): void {
+  if (!cfg.security.limit_capabilities) {
+    log.warn('security.limit_capabilities is off: the bridge keeps every capability it was started with');
+    return;
+  }
+  const r = limitCapabilities();
+  if (!r.boundingLimited) log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
+  else log.info({ permitted: r.permitted }, 'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW; no_new_privs set');
 }

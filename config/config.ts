@@ -93,6 +93,12 @@ export const configSchema = z.strictObject({
       max_stored_bytes: z.number().int().min(65536).max(1 << 30).default(8 << 20),
     })
     .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20 }),
+  security: z
+    .strictObject({
+      /** After setup, keep only CAP_NET_ADMIN and CAP_NET_RAW, set no_new_privs. */
+      limit_capabilities: z.boolean().default(true),
+    })
+    .default({ limit_capabilities: true }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

@@ -35,6 +35,8 @@ extern "C" {
 #define SOL_NETLINK 270
 #endif
 
+void InitCaps(Napi::Env env, Napi::Object exports);  // native/caps.cc
+
 namespace {
 
 constexpr uint32_t META_WORDS = 11;
@@ -299,6 +301,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SKB_CSUMNOTREADY", Napi::Number::New(env, NFQA_SKB_CSUMNOTREADY));
   exports.Set("SKB_GSO", Napi::Number::New(env, NFQA_SKB_GSO));
   exports.Set("SKB_CSUM_NOTVERIFIED", Napi::Number::New(env, NFQA_SKB_CSUM_NOTVERIFIED));
+  InitCaps(env, exports);
   return NfQueue::Init(env, exports);
 }
 

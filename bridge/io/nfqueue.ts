@@ -16,6 +16,7 @@ interface NativeQueue {
 }
 
 interface NativeModule {
+  limitCapabilities(keep: number[]): { permitted: string; effective: string; bounding: string };
   NfQueue: new (num: number, opts: object, onBatch: (data: Buffer, meta: Uint32Array) => void) => NativeQueue;
   META_WORDS: number;
   NF_DROP: number;
@@ -26,7 +27,8 @@ interface NativeModule {
 }
 
 let native: NativeModule | undefined;
-function load(): NativeModule {
+/** The native addon (NFQUEUE and capabilities), loaded once. */
+export function load(): NativeModule {
   if (!native) {
     const require = createRequire(import.meta.url);
     const path = join(PACKAGE_ROOT, 'build', 'Release', 'tcpfo_nfqueue.node');

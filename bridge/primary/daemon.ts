@@ -25,7 +25,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
+import { dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -186,6 +186,7 @@ export class PrimaryBridge {
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
     this.timer = setInterval(() => this.poll(), 1000);
     this.timer.unref();
+    dropPrivileges(cfg, this.log);
     this.log.info(
       { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1] },
       'primary bridge up: merging',

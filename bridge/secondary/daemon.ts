@@ -13,7 +13,7 @@ import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js'
 import { WireError } from '../wire/error.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { PeerLink, readKey } from '../peer.js';
-import { prepareNode, startOrUndo } from '../node-setup.js';
+import { dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -132,6 +132,7 @@ export class SecondaryBridge {
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
+    dropPrivileges(cfg, this.log);
     this.log.info(
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
       'secondary bridge up: capturing and diverting',

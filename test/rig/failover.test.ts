@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
-import { killNode, restartNode } from './failover.js';
+import { killNode, restartNode, waitForLog } from './failover.js';
 import { checkTransparency } from './oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
 import { distScript } from './dist.js';
@@ -14,13 +14,6 @@ import { withRig } from './rig.js';
 
 const BYTES = 50_000_000;
 
-async function waitForLog(pair: TcpfoPair, re: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!re.test(pair.logs())) {
-    if (Date.now() > deadline) throw new Error(`no ${re} in the logs:\n${pair.logs()}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
 
 async function killDuring(node: 'primary' | 'secondary', mode: 'get' | 'put', killAfterMs: number): Promise<{ r: TransferResult; problems: string[]; logs: string }> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {

@@ -36,3 +36,12 @@ export async function restartNode(pair: TcpfoPair, node: 'primary' | 'secondary'
   else pair.secondary = d;
   pair.servers[node === 'primary' ? 0 : 1] = await startDemoServer(rig.host(node), VIP, DEMO_PORT);
 }
+
+/** Waits until the pair's logs match `re`. */
+export async function waitForLog(pair: TcpfoPair, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(pair.logs())) {
+    if (Date.now() > deadline) throw new Error(`no ${re} in the logs:\n${pair.logs()}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}

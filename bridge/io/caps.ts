@@ -1,0 +1,26 @@
+/**
+ * Capability limiting (issue 8 §5). After setup a bridge only still needs
+ * CAP_NET_ADMIN (rules, addresses, promiscuous mode at takeover and stop) and
+ * CAP_NET_RAW (raw sockets); every other capability leaves its permitted,
+ * effective and bounding sets, the kept two become ambient for the `ip` and
+ * `iptables` children, and no_new_privs is set. The sockets, queues and
+ * captures opened during setup stay usable.
+ */
+import { load } from './nfqueue.js';
+
+export const CAP_NET_ADMIN = 12;
+export const CAP_NET_RAW = 13;
+
+export interface CapabilityReport {
+  /** Hex masks, as in /proc/PID/status. */
+  permitted: string;
+  bounding: string;
+  /** Whether the bounding set could be reduced too (needs CAP_SETPCAP, absent in some containers). */
+  boundingLimited: boolean;
+}
+
+export function limitCapabilities(keep: readonly number[] = [CAP_NET_ADMIN, CAP_NET_RAW]): CapabilityReport {
+  const r = load().limitCapabilities([...keep]);
+  const want = keep.reduce((m, c) => m | (1n << BigInt(c)), 0n);
+  return { permitted: r.permitted, bounding: r.bounding, boundingLimited: (BigInt(`0x${r.bounding}`) & ~want) === 0n };
+}
