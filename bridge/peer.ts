@@ -7,7 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, statSync } from 'node:fs';
 import { Detector, type Decision } from '../detector/detector.js';
-import { decodeHeartbeat, encodeHeartbeat, SeqClock, type HeartbeatRole } from '../detector/heartbeat.js';
+import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type ConnKey, type HeartbeatRole } from '../detector/heartbeat.js';
 
 export interface PeerLinkOptions {
   self: string;
@@ -19,6 +19,8 @@ export interface PeerLinkOptions {
   role: HeartbeatRole;
   peerRoles: HeartbeatRole[];
   onDecision: (d: Decision) => void;
+  /** Diverged connections the peer (the primary) reported, from an authenticated, fresh notice. */
+  onNotice?: (diverged: ConnKey[]) => void;
 }
 
 export class KeyError extends Error {
@@ -47,6 +49,8 @@ export class PeerLink {
   private readonly clock = new SeqClock();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private lastNoticeSeq = -1n;
+  noticesRejected = 0;
   role: HeartbeatRole;
 
   private constructor(readonly opts: PeerLinkOptions) {
@@ -66,6 +70,16 @@ export class PeerLink {
     });
     l.sock.on('message', (msg, rinfo) => {
       if (rinfo.address !== opts.peer || rinfo.port !== opts.port) return; // only the configured peer
+      if (isNotice(msg)) {
+        const n = decodeNotice(msg, opts.key);
+        if (typeof n === 'string' || n.seq <= l.lastNoticeSeq) {
+          l.noticesRejected++;
+          return;
+        }
+        l.lastNoticeSeq = n.seq;
+        opts.onNotice?.(n.diverged);
+        return;
+      }
       const d = l.detector.onMessage(decodeHeartbeat(msg, opts.key), Date.now());
       if (d) opts.onDecision(d);
     });
@@ -89,6 +103,15 @@ export class PeerLink {
     if (d) this.opts.onDecision(d);
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - Date.now());
     this.timer = setTimeout(() => this.loop(), next);
+  }
+
+  /** Sends the list of diverged connections to the peer (several datagrams if long). */
+  sendNotice(diverged: readonly ConnKey[]): void {
+    if (this.closed) return;
+    for (let i = 0; i === 0 || i < diverged.length; i += NOTICE_MAX_ENTRIES) {
+      const msg = encodeNotice({ seq: this.clock.next(Date.now()), diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES) }, this.opts.key);
+      this.sock.send(msg, this.opts.port, this.opts.peer);
+    }
   }
 
   close(): void {

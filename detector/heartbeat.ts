@@ -60,3 +60,69 @@ export class SeqClock {
     return this.last;
   }
 }
+
+/**
+ * Notices from the primary to the secondary on the heartbeat socket: the
+ * connections that diverged (degraded to primary-only), which the secondary
+ * must close rather than continue after a takeover. Same key, own magic.
+ *
+ *   0  magic "TFON"          4
+ *   4  version (1)            1
+ *   5  reserved               1
+ *   6  count                  2   ≤ NOTICE_MAX_ENTRIES
+ *   8  seq                    8   from the sender's SeqClock (replays are refused)
+ *  16  entries                8 × count: client address 4, client port 2, service port 2
+ *  ..  HMAC-SHA256            32  over everything before it
+ */
+export const NOTICE_MAX_ENTRIES = 150;
+const NOTICE_MAGIC = 0x54464f4e; // "TFON"
+
+export interface ConnKey {
+  client: number;
+  clientPort: number;
+  servicePort: number;
+}
+
+export interface Notice {
+  seq: bigint;
+  diverged: ConnKey[];
+}
+
+export type NoticeError = 'bad-length' | 'bad-magic' | 'bad-version' | 'bad-mac';
+
+export function isNotice(b: Buffer): boolean {
+  return b.length >= 4 && b.readUInt32BE(0) === NOTICE_MAGIC;
+}
+
+export function encodeNotice(n: Notice, key: Buffer): Buffer {
+  if (n.diverged.length > NOTICE_MAX_ENTRIES) throw new RangeError(`at most ${NOTICE_MAX_ENTRIES} entries per notice`);
+  const body = 16 + 8 * n.diverged.length;
+  const b = Buffer.alloc(body + 32);
+  b.writeUInt32BE(NOTICE_MAGIC, 0);
+  b[4] = VERSION;
+  b.writeUInt16BE(n.diverged.length, 6);
+  b.writeBigUInt64BE(n.seq, 8);
+  n.diverged.forEach((k, i) => {
+    b.writeUInt32BE(k.client >>> 0, 16 + 8 * i);
+    b.writeUInt16BE(k.clientPort, 20 + 8 * i);
+    b.writeUInt16BE(k.servicePort, 22 + 8 * i);
+  });
+  createHmac('sha256', key).update(b.subarray(0, body)).digest().copy(b, body);
+  return b;
+}
+
+export function decodeNotice(b: Buffer, key: Buffer): Notice | NoticeError {
+  if (b.length < 48) return 'bad-length';
+  if (b.readUInt32BE(0) !== NOTICE_MAGIC) return 'bad-magic';
+  if (b[4] !== VERSION) return 'bad-version';
+  const count = b.readUInt16BE(6);
+  if (count > NOTICE_MAX_ENTRIES || b.length !== 16 + 8 * count + 32) return 'bad-length';
+  const body = 16 + 8 * count;
+  const mac = createHmac('sha256', key).update(b.subarray(0, body)).digest();
+  if (!timingSafeEqual(mac, b.subarray(body, body + 32))) return 'bad-mac';
+  const diverged: ConnKey[] = [];
+  for (let i = 0; i < count; i++) {
+    diverged.push({ client: b.readUInt32BE(16 + 8 * i), clientPort: b.readUInt16BE(20 + 8 * i), servicePort: b.readUInt16BE(22 + 8 * i) });
+  }
+  return { seq: b.readBigUInt64BE(8), diverged };
+}

@@ -7,6 +7,8 @@
  *   node demo-client.js connect HOST PORT 0 N      → N sequential connects: {connectUs: [...]} (µs each)
  *   node demo-client.js msg HOST PORT 0 REPS       → per message size, median send and receive time (µs)
  *   node demo-client.js hold HOST PORT 0 N         → holds N idle connections open until SIGTERM
+ *   node demo-client.js who HOST PORT 0 MS         → WHO, then a line echoed every 50 ms for MS ms:
+ *                                                    {who, echoed, mismatched, error, ms}
  *
  * maxGapMs: the longest time between two data arrivals (the stall a failover causes).
  */
@@ -17,7 +19,7 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if (!['get', 'put', 'many', 'connect', 'msg', 'hold'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
+if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
 }
@@ -104,6 +106,45 @@ if (mode === 'hold') {
   });
   setInterval(() => {}, 1 << 30);
   await new Promise(() => {}); // hold until SIGTERM; the get/put code below never runs
+}
+
+if (mode === 'who') {
+  // The server's non-deterministic greeting, then echoes: after a failover
+  // either the echoes go on or the connection ends — never other bytes.
+  const t0 = Date.now();
+  const result = await new Promise<Record<string, unknown>>((resolve) => {
+    let buf = '';
+    let who: string | null = null;
+    let sent = 0;
+    let echoed = 0;
+    let mismatched = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const s = connect({ host, port }, () => s.write('WHO\n'));
+    const done = (error?: string) => {
+      clearInterval(timer);
+      s.destroy();
+      resolve({ who, echoed, mismatched, sent, error, ms: Date.now() - t0 });
+    };
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (who === null) {
+          who = line;
+          timer = setInterval(() => {
+            if (Date.now() - t0 > seed) return done();
+            s.write(`ping ${sent++}\n`);
+          }, 50);
+        } else if (line === `ping ${echoed}`) echoed++;
+        else mismatched++;
+      }
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+    s.on('end', () => done('closed by the server'));
+  });
+  process.stdout.write(JSON.stringify(result) + '\n');
+  process.exit(0);
 }
 
 if (mode === 'many') {

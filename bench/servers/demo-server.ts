@@ -8,6 +8,8 @@
  *   GET <bytes> <seed>   the server sends <bytes> pattern bytes, then closes
  *   PUT <bytes>          the client sends <bytes>; the server answers "OK <sha256>\n" and closes
  *   ECHO                 everything is echoed until the client closes
+ *   WHO                  "<pid>\n" — NOT deterministic (differs between the replicas,
+ *                        for divergence tests) — then echo, as ECHO
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
@@ -33,7 +35,8 @@ function handle(sock: Socket): void {
     const rest = head.subarray(nl + 1);
     if (cmd === 'GET') void get(sock, Number(a), Number(b));
     else if (cmd === 'PUT') put(sock, Number(a), rest);
-    else if (cmd === 'ECHO') {
+    else if (cmd === 'ECHO' || cmd === 'WHO') {
+      if (cmd === 'WHO') sock.write(`${process.pid}\n`);
       if (rest.length) sock.write(rest);
       sock.pipe(sock);
     } else sock.end('ERR unknown command\n');

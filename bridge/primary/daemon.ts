@@ -64,6 +64,7 @@ export class PrimaryBridge {
   private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   alone = false;
+  private noticeTimer: NodeJS.Timeout | undefined;
   /** Listening for another claimer of the VIP (startup), not answering. */
   private probing = true;
   /** Times the secondary failed, and came back after a failure. */
@@ -108,7 +109,10 @@ export class PrimaryBridge {
         maxStoredBytes: cfg.limits.max_stored_bytes,
       },
       sink,
-      (what, c) => this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what),
+      (what, c) => {
+        this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what);
+        this.reportDiverged();
+      },
     );
   }
 
@@ -186,6 +190,8 @@ export class PrimaryBridge {
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
     this.timer = setInterval(() => this.poll(), 1000);
     this.timer.unref();
+    this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
+    this.noticeTimer.unref();
     dropPrivileges(cfg, this.log);
     this.log.info(
       { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1] },
@@ -203,6 +209,16 @@ export class PrimaryBridge {
       }
     }
     this.armTimer();
+  }
+
+  /**
+   * Tells the secondary which connections diverged (it closes them if it
+   * takes over): at once when one does, then every 250 ms while any is
+   * tracked, so a lost datagram is repaired and a restarted secondary learns.
+   */
+  private reportDiverged(): void {
+    const list = this.merger.divergedConnections();
+    if (list.length && !this.alone) this.peer?.sendNotice(list);
   }
 
   private poll(): void {
@@ -357,6 +373,7 @@ export class PrimaryBridge {
     this.stopped = true;
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
+    if (this.noticeTimer) clearInterval(this.noticeTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.peer?.close();
     this.metrics?.close();

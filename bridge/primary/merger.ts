@@ -242,6 +242,8 @@ export class Merger {
   private readonly stalled = new Set<Conn>();
   /** Connections holding P's SYN(-ACK) until S's arrives. */
   private readonly pending = new Set<Conn>();
+  /** Connections degraded because the replicas differed (the secondary must not continue them). */
+  private readonly diverged = new Set<Conn>();
   private nextExpiry = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
@@ -279,6 +281,11 @@ export class Merger {
       }
     }
     return { storedBytes, heldSegments };
+  }
+
+  /** The connections that diverged and are still tracked: the secondary closes them if it takes over. */
+  divergedConnections(): Array<{ client: number; clientPort: number; servicePort: number }> {
+    return [...this.diverged].map((c) => ({ client: c.client, clientPort: c.clientPort, servicePort: c.servicePort }));
   }
 
   /** Connections with segments held, for diagnostics (at most `max`). */
@@ -335,6 +342,7 @@ export class Merger {
     c.held = [];
     this.stalled.delete(c);
     this.pending.delete(c);
+    this.diverged.delete(c);
     const m = this.conns.get(c.client);
     if (m?.delete(connKey(c.clientPort, c.servicePort))) {
       this.count--;
@@ -779,7 +787,7 @@ export class Merger {
       if (c.finS !== null && seqGt(h.end, seqAdd(c.finS, 1))) {
         // P produced bytes past the end of S's stream.
         this.stats.divergences++;
-        this.degrade(c, 'P sent past S’s FIN');
+        this.degrade(c, 'P sent past S’s FIN', true);
         return;
       }
       if (!seqLe(h.end, covered)) break;
@@ -791,7 +799,7 @@ export class Merger {
       const finMismatch = fin && c.finS !== dataEnd;
       if (finMismatch || !c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
         this.stats.divergences++;
-        this.degrade(c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset');
+        this.degrade(c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset', true);
         return;
       }
       c.held.shift();
@@ -822,7 +830,7 @@ export class Merger {
     const payload = seg.payload;
     if (!c.store.matches(h.start, payload.subarray(0, seqSub(covered, h.start)))) {
       this.stats.divergences++;
-      this.degrade(c, 'different bytes at the same offset');
+      this.degrade(c, 'different bytes at the same offset', true);
       return;
     }
     this.sendRange(c, h.start, payload, from, covered);
@@ -836,9 +844,10 @@ export class Merger {
    * secondary failure. Held bytes go out as P produced them (the client never
    * got a byte of S's that P did not also produce), Δseq stays.
    */
-  private degrade(c: Conn, why: string): void {
+  private degrade(c: Conn, why: string, diverged = false): void {
     if (c.phase !== 'merging') return;
     c.phase = 'degraded';
+    if (diverged) this.diverged.add(c);
     this.onEvent(`degraded to primary-only: ${why}`, c);
     c.store.clear();
     const held = c.held;

@@ -12,6 +12,7 @@ import { BROADCAST_MAC } from '../wire/addr.js';
 import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
+import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
 import { dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
@@ -45,6 +46,9 @@ export interface TimelineEntry {
 /** How long the split-brain probe waits for an ARP answer. */
 const PROBE_WAIT_MS = 50;
 
+/** The primary repeats its diverged list every 250 ms; an entry not repeated for this long is gone. */
+const DIVERGED_FRESH_MS = 3000;
+
 export class SecondaryBridge {
   readonly diverter: Diverter;
   readonly state: NodeState;
@@ -53,6 +57,9 @@ export class SecondaryBridge {
   private peer!: PeerLink;
   private arp!: FrameCapture;
   private vipClaimedAt = 0;
+  /** Connections the primary reported as diverged, with when it last said so. */
+  private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
+  private closedDiverged = 0;
   private probing = false;
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
@@ -129,6 +136,10 @@ export class SecondaryBridge {
       // 'alone': the primary serving without us (we were restarted); we rejoin.
       peerRoles: ['primary', 'alone'],
       onDecision: (d) => this.onDecision(d),
+      onNotice: (keys) => {
+        const now = Date.now();
+        for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
+      },
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
@@ -202,6 +213,12 @@ export class SecondaryBridge {
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
     this.capture.close();
     this.mark('stopped capturing', decidedAt);
+    // Connections that diverged on the primary end here rather than go on with our bytes.
+    const fresh = [...this.diverged.values()].filter((d) => Date.now() - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
+    const resets = this.diverter.resets(fresh);
+    for (const p of resets) this.injector.send(p);
+    this.closedDiverged = resets.length / 2;
+    if (fresh.length) this.mark(`closed ${this.closedDiverged} diverged connection(s)`, decidedAt);
     const prompts = this.diverter.prompts();
     for (const p of prompts) this.injector.send(p);
     this.mark(`prompted ${prompts.length} connection(s) to acknowledge`, decidedAt);
@@ -274,6 +291,9 @@ export class SecondaryBridge {
       capture: this.capture?.stats,
       injector: this.injector?.stats,
       verdictErrors: this.verdictErrors,
+      divergedReported: this.diverged.size,
+      divergedClosed: this.closedDiverged,
+      noticesRejected: this.peer?.noticesRejected ?? 0,
     };
   }
 

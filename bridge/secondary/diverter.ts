@@ -254,6 +254,33 @@ export class Diverter {
     return out;
   }
 
+  /**
+   * After a takeover, for connections the primary reported as diverged (its
+   * client got the primary's bytes, which differ from ours): a reset into our
+   * own stack (the client's next sequence number, so the kernel accepts it
+   * and the server sees the connection aborted) and a reset to the client
+   * (our next sequence number as the client last acknowledged it; if that is
+   * stale the client answers with a challenge ACK, which our stack — the
+   * socket gone — answers with an exact reset). The connection ends instead
+   * of continuing on different bytes. Such connections are then forgotten.
+   */
+  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): Buffer[] {
+    const out: Buffer[] = [];
+    for (const k of keys) {
+      const m = this.views.get(k.client);
+      const key = k.clientPort * 65536 + k.servicePort;
+      const v = m?.get(key);
+      if (!v) continue;
+      const rst = (src: number, dst: number, sport: number, dport: number, seq: number) =>
+        buildIpv4Tcp({ src, dst }, { srcPort: sport, dstPort: dport, seq, ack: 0, flags: TCP_RST, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) });
+      out.push(rst(v.client, this.cfg.service, v.clientPort, v.servicePort, v.seq));
+      out.push(rst(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack));
+      m!.delete(key);
+      this.tracked--;
+    }
+    return out;
+  }
+
   get trackedConnections(): number {
     return this.tracked;
   }

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../detector/detector.js';
-import { decodeHeartbeat, encodeHeartbeat, HEARTBEAT_LEN, SeqClock } from '../../detector/heartbeat.js';
+import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, HEARTBEAT_LEN, isNotice, NOTICE_MAX_ENTRIES, SeqClock } from '../../detector/heartbeat.js';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 const cfg = { intervalMs: 20, timeoutMs: 100, startupGraceMs: 1000 };
@@ -31,6 +31,26 @@ describe('heartbeat codec', () => {
         expect(typeof decodeHeartbeat(t, KEY)).toBe('string');
       }),
     );
+  });
+
+  it('diverged-connection notices round-trip, authenticated; tampering and forgery are refused', () => {
+    const key = fc.record({ client: fc.nat({ max: 2 ** 32 - 1 }), clientPort: fc.nat({ max: 65535 }), servicePort: fc.nat({ max: 65535 }) });
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.array(key, { maxLength: NOTICE_MAX_ENTRIES }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seq, diverged, at, x) => {
+        const b = encodeNotice({ seq, diverged }, KEY);
+        expect(isNotice(b)).toBe(true);
+        expect(decodeNotice(b, KEY)).toEqual({ seq, diverged });
+        const t = Buffer.from(b);
+        t[at % t.length] = t[at % t.length]! ^ x;
+        expect(typeof decodeNotice(t, KEY)).toBe('string');
+        expect(decodeNotice(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
+        expect(decodeNotice(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
+      }),
+      { numRuns: 300 },
+    );
+    // A heartbeat is not a notice, and the other way round.
+    expect(isNotice(encodeHeartbeat({ role: 'primary', seq: 1n, echo: 0n }, KEY))).toBe(false);
+    expect(decodeHeartbeat(encodeNotice({ seq: 1n, diverged: [] }, KEY), KEY)).toBe('bad-length');
   });
 
   it('sequence numbers keep increasing, even within one millisecond and across restarts', () => {

@@ -407,6 +407,15 @@ describe('divergence', () => {
     pair.fromS(pair.s.data(B(' MORE'), cack));
     expect(pair.sink.stream(ISN_S).toString()).toBe('time=100 more');
     expect(pair.merger.stats.drops['degraded-diverted']).toBe(1);
+    // Listed for the secondary (which must close it, not continue it, after a takeover).
+    expect(pair.merger.divergedConnections()).toEqual([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }]);
+  });
+
+  it('a secondary reset or failure degrades without listing the connection as diverged', () => {
+    const { pair, cack } = established();
+    pair.fromS(pair.s.data(Buffer.alloc(0), cack, 0, TCP_RST | TCP_ACK_FLAG));
+    expect(pair.merger.phases().degraded).toBe(1);
+    expect(pair.merger.divergedConnections()).toEqual([]);
   });
 });
 

@@ -47,6 +47,36 @@ describe('privileges', () => {
   }, 60_000);
 });
 
+describe('divergent replicas (issue 8 §2)', () => {
+  it('a server answering differently on P and S: the client gets P’s bytes only, counted and logged; after the primary dies the connection is reset, not continued', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      try {
+        const c = rig.host('client');
+        // WHO: the server's pid (differs between the replicas), then echoes every 50 ms for 4 s.
+        const who = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'who', VIP, String(DEMO_PORT), '0', '4000'], { timeoutMs: 30_000 });
+        await waitForLog(pair, /degraded to primary-only: different bytes at the same offset/);
+        await new Promise((res) => setTimeout(res, 700));
+        const m = await scrape(rig, 'primary');
+        expect(m('tcpfo_divergences_total')).toBe(1);
+        expect(m('tcpfo_connections{state="degraded"}')).toBe(1);
+        await killNode(pair, 'primary');
+        const r = JSON.parse((await who).stdout.trim()) as { who: string; echoed: number; mismatched: number; error?: string };
+        // P's bytes only: the greeting is the primary server's.
+        expect(r.who).toBe(String(pair.servers[0]!.pid));
+        expect(r.echoed).toBeGreaterThan(5); // primary-only, it worked
+        // Then a clean end: reset by the secondary, never S's different stream.
+        expect(r.mismatched).toBe(0);
+        expect(r.error).toBe('ECONNRESET');
+        await waitForLog(pair, /took over the service address/);
+        expect(pair.logs()).toMatch(/closed 1 diverged connection\(s\)/);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 60_000);
+});
+
 describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
   it('a SYN flood from spoofed addresses: table and memory bounded, the download intact, half-open entries expire', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
