@@ -44,6 +44,24 @@ interface State {
 }
 
 /**
+ * The TCP segments to or from the service in a capture. A capture with a
+ * short snaplen keeps the headers only: the frame is parsed as if the rest
+ * were there (zeros); callers check no checksum or byte content then.
+ */
+function* serviceSegments(frames: readonly CapturedFrame[], service: number, port: number): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
+    if (ip instanceof WireError) continue;
+    const seg = TcpSegment.fromIpv4(ip);
+    if (seg instanceof WireError) continue;
+    if ((ip.src === service && seg.srcPort === port) || (ip.dst === service && seg.dstPort === port)) yield { f, ip, seg };
+  }
+}
+
+/**
  * `frames`: the client's capture (full snaplen for checksum checks; a short
  * snaplen skips them). `vip`, `port`: the service.
  */
@@ -55,19 +73,8 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
   let validChecksums = 0;
   let offloadChecksums = 0;
   const maxSpan = opts.maxSpan ?? 2 ** 30;
-  for (const f of frames) {
-    const eth = EthernetFrame.parse(f.data);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    // A capture with a short snaplen keeps the headers only: parse as if the
-    // rest were there (zeros), and check no checksum or byte content.
-    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
-    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
-    if (ip instanceof WireError) continue;
-    const seg = TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) continue;
+  for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
     const fromServer = ip.src === service && seg.srcPort === port;
-    const toServer = ip.dst === service && seg.dstPort === port;
-    if (!fromServer && !toServer) continue;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_RST)) {
       const st = conns.get(cport);
@@ -152,16 +159,8 @@ export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, p
   const lines: Array<{ text: string; rst: boolean }> = [];
   const isn = new Map<string, number>();
   let t0 = 0;
-  for (const f of frames) {
-    const eth = EthernetFrame.parse(f.data);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
-    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
-    if (ip instanceof WireError) continue;
-    const seg = TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) continue;
+  for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
     const fromServer = ip.src === service && seg.srcPort === port;
-    if (!fromServer && !(ip.dst === service && seg.dstPort === port)) continue;
     const dir = fromServer ? 'S>C' : 'C>S';
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_SYN)) isn.set(`${dir}${cport}`, seg.seq);

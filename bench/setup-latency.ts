@@ -1,0 +1,95 @@
+/**
+ * Where the connection-setup time goes (issue 7): N sequential connects
+ * through the pair while tcpdump runs on the client, the secondary and the
+ * primary (one kernel, one clock: the timestamps compare). Per connection:
+ *
+ *   SYN on the client's wire → SYN seen at S (the hub's delay)
+ *   → S's diverted SYN-ACK leaves S   (S: libpcap capture, node, raw injection, S's TCP, NFQUEUE, node, verdict)
+ *   → it arrives at P                 (the wire)
+ *   → the merged SYN-ACK leaves P     (P: NFQUEUE in, node, merger, verdict on P's held SYN-ACK)
+ *   → SYN-ACK at the client
+ *
+ * and the same connect to the primary's own address (plain TCP) for the
+ * baseline. Prints medians and p90s in µs.
+ *
+ *   npm run build && node dist/bench/setup-latency.js [connects=200]
+ */
+import { Capture, type CapturedFrame } from '../test/rig/capture.js';
+import { distScript } from '../test/rig/dist.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
+import { withRig } from '../test/rig/rig.js';
+import { ipv4 } from '../bridge/wire/addr.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
+import { WireError } from '../bridge/wire/error.js';
+import { Ipv4Packet } from '../bridge/wire/ipv4.js';
+import { TcpSegment, TCP_ACK_FLAG, TCP_SYN } from '../bridge/wire/tcp.js';
+
+const N = Number(process.argv[2] ?? 200);
+const PLAIN_PORT = 7100;
+
+interface Seen {
+  time: number;
+  src: number;
+  dst: number;
+  sport: number;
+  dport: number;
+  flags: number;
+}
+
+function segments(frames: CapturedFrame[]): Seen[] {
+  const out: Seen[] = [];
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    const ip = Ipv4Packet.parse(f.data, eth.payloadOffset);
+    if (ip instanceof WireError) continue;
+    const t = TcpSegment.fromIpv4(ip);
+    if (t instanceof WireError) continue;
+    out.push({ time: f.time * 1e6, src: ip.src, dst: ip.dst, sport: t.srcPort, dport: t.dstPort, flags: t.flags });
+  }
+  return out;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!) : NaN;
+};
+
+await withRig({ mode: 'hub' }, async (rig) => {
+  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
+  try {
+    const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
+    pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
+    const filter = `tcp[tcpflags] & tcp-syn != 0`;
+    const caps = await Promise.all([Capture.start(c, filter, 'lc', 128), Capture.start(s, filter, 'ls', 128), Capture.start(p, filter, 'lp', 128)]);
+    const client = (host: string, port: number) =>
+      c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'connect', host, String(port), '0', String(N)], { timeoutMs: 120_000 });
+    const plain = JSON.parse((await client(p.ip, PLAIN_PORT)).stdout) as { connectUs: number[] };
+    const tcpfo = JSON.parse((await client(VIP, DEMO_PORT)).stdout) as { connectUs: number[] };
+    const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
+    const vip = ipv4(VIP);
+    const aP = ipv4(p.ip);
+    const synAck = TCP_SYN | TCP_ACK_FLAG;
+    const hops: Record<string, number[]> = { 'hub: client SYN → seen at S': [], 'S: SYN captured → diverted SYN-ACK leaves S': [], 'wire: S → P': [], 'P: diverted SYN-ACK in → merged SYN-ACK out': [], 'wire: P → client': [], total: [] };
+    for (const syn of fc.filter((x) => x.flags === TCP_SYN && x.dst === vip)) {
+      const port = syn.sport;
+      const atS = fs.find((x) => x.flags === TCP_SYN && x.sport === port && x.dst === vip);
+      const divOut = fs.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
+      const divIn = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
+      const merged = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
+      const back = fc.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
+      if (!atS || !divOut || !divIn || !merged || !back) continue;
+      hops['hub: client SYN → seen at S']!.push(atS.time - syn.time);
+      hops['S: SYN captured → diverted SYN-ACK leaves S']!.push(divOut.time - atS.time);
+      hops['wire: S → P']!.push(divIn.time - divOut.time);
+      hops['P: diverted SYN-ACK in → merged SYN-ACK out']!.push(merged.time - divIn.time);
+      hops['wire: P → client']!.push(back.time - merged.time);
+      hops.total!.push(back.time - syn.time);
+    }
+    console.log(`connection setup, ${N} sequential connects (client connect() time, µs): plain median ${pct(plain.connectUs, 50)} p90 ${pct(plain.connectUs, 90)}; tcpfo median ${pct(tcpfo.connectUs, 50)} p90 ${pct(tcpfo.connectUs, 90)}`);
+    console.log(`\nwhere the tcpfo SYN-ACK's time goes (${hops.total!.length} connections matched on all three captures), µs:`);
+    for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(48)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}`);
+  } finally {
+    await pair.stop();
+  }
+});
