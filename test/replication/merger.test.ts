@@ -570,6 +570,19 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     expect(pair.merger.queued().heldSegments).toBe(2);
   });
 
+  it('forgets an established connection idle for idleTimeoutMs, releasing nothing it should not', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { idleTimeoutMs: 60_000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG }));
+    const held = pair.fromP(pair.p.data(B('never covered'), cack)); // S never produces it
+    pair.now = 59_000;
+    expect(pair.merger.poll(pair.now)).toBe(0);
+    pair.now = 120_001;
+    expect(pair.merger.poll(pair.now)).toBe(1);
+    expect(pair.merger.connections).toBe(0);
+    expect(pair.sink.fate(held)).toBe('drop'); // its verdict is given: nothing stays queued in the kernel
+  });
+
   it('forgets merged handshakes the client never acknowledged (spoofed SYNs) after handshakeTimeoutMs, not established ones', () => {
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
     const cack = seqAdd(pair.handshake(), 1);

@@ -151,6 +151,44 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 120_000);
 
+  for (const node of ['primary', 'secondary'] as const) {
+    it(`only the ${node}'s bridge is SIGKILLed mid-download (node, server and link alive): the download completes; the restarted bridge cleans up${node === 'secondary' ? ' and rejoins' : ' and stands back'}`, async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig);
+        try {
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'bridgekill', 96);
+          const t = transfer(c, 'get', 30_000_000, 93, 60_000);
+          await new Promise((res) => setTimeout(res, 300 + Math.floor(Math.random() * 1500)));
+          const d = node === 'primary' ? pair.primary! : pair.secondary!;
+          d.proc.kill('SIGKILL');
+          await waitForLog(pair, node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/);
+          const r = await t;
+          expect(r.error, pair.logs()).toBeUndefined();
+          expect(r.sha256).toBe(r.expected);
+          expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
+          const h = rig.host(node);
+          if (node === 'secondary') {
+            pair.secondary = await pair.startDaemon(h, 'secondary');
+            await waitForLog(pair, /secondary rejoined/);
+            expect(pair.logs()).toMatch(/undid what a previous secondary left behind/);
+          } else {
+            const again = await h.exec([process.execPath, distScript('cli.js'), 'primary', '-c', pair.configFile], { allowFail: true, timeoutMs: 20_000 });
+            expect(again.code).toBe(1);
+            expect(again.stdout + again.stderr).toMatch(/undid what a previous primary left behind/);
+            const left = await h.sh('iptables-nft-save 2>/dev/null | grep -c TCPFO || true');
+            expect(left.stdout.trim()).toBe('0');
+          }
+          // The pair still serves.
+          const after = await transfer(c, 'get', 5_000_000, 94);
+          expect(after.sha256).toBe(after.expected);
+        } finally {
+          await pair.stop();
+        }
+      });
+    }, 120_000);
+  }
+
   it('a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig);
