@@ -22,6 +22,8 @@ export interface PairOptions {
   demoServer?: boolean;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  /** Extra environment for the two bridge processes (e.g. NODE_OPTIONS=--cpu-prof). */
+  daemonEnv?: Record<string, string>;
 }
 
 export interface Daemon {
@@ -39,6 +41,7 @@ export class TcpfoPair {
   constructor(
     readonly rig: Rig,
     readonly configFile: string,
+    private readonly daemonEnv: Record<string, string> = {},
   ) {}
 
   static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
@@ -71,7 +74,7 @@ export class TcpfoPair {
     ].join('\n');
     const file = join(rig.tmpdir, 'tcpfo.yaml');
     writeFileSync(file, yaml + '\n');
-    const pair = new TcpfoPair(rig, file);
+    const pair = new TcpfoPair(rig, file, opts.daemonEnv ?? {});
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary');
     pair.primary = await pair.startDaemon(p, 'primary');
@@ -86,7 +89,7 @@ export class TcpfoPair {
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
+    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...this.daemonEnv } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
