@@ -67,7 +67,8 @@ await withRig({ mode: 'hub' }, async (rig) => {
   }
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   for (const f of files) {
-    const pid = Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1] ?? /-(\d+)-/.exec(f)?.[1]);
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
+    const pid = Number(f.split('.')[3]);
     const role = pid === pids.primary ? 'primary' : pid === pids.secondary ? 'secondary' : `pid ${pid}`;
     console.log(`\n${role}: functions with the most self time (V8 sampling profile, whole run)`);
     for (const t of topSelf(join(dir, f))) console.log(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}`);
