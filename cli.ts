@@ -2,7 +2,7 @@
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
 import { Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { ConfigError, loadConfig, swapRoles, type Config } from './config/config.js';
 import { createLogger } from './bridge/log.js';
 
 /** Exit codes scripts can rely on. */
@@ -61,10 +61,20 @@ async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<v
     }
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
-  starting =
-    role === 'primary'
-      ? (await import('./bridge/primary/daemon.js')).PrimaryBridge.start(cfg, log)
-      : (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
+  const startPrimary = async (): Promise<{ stop(): Promise<void> }> => {
+    const { PrimaryBridge, ServiceAddressInUse } = await import('./bridge/primary/daemon.js');
+    try {
+      return await PrimaryBridge.start(cfg, log);
+    } catch (e) {
+      if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
+      // The secondary took over while this node was down and still serves:
+      // join it as its secondary; it becomes the merging primary for new connections.
+      log.warn({ rejoin: 'swap-roles' }, 'the secondary serves the service address: joining as its secondary (roles swapped)');
+      const { SecondaryBridge } = await import('./bridge/secondary/daemon.js');
+      return SecondaryBridge.start(swapRoles(cfg), log);
+    }
+  };
+  starting = role === 'primary' ? startPrimary() : (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
   try {
     await starting;
   } catch (e) {

@@ -77,8 +77,14 @@ export const configSchema = z.strictObject({
        * keeps the kernel's default.
        */
       rto_min_ms: z.number().int().min(5).max(200).default(20),
+      /**
+       * A primary restarted while the secondary serves the service address:
+       * 'swap-roles' joins as the secondary of that node (which becomes the
+       * merging primary for new connections); 'refuse' exits.
+       */
+      rejoin: z.enum(['swap-roles', 'refuse']).default('swap-roles'),
     })
-    .default({ rto_min_ms: 20 }),
+    .default({ rto_min_ms: 20, rejoin: 'swap-roles' }),
   /** Bounds of the primary's connection table (memory and the kernel queue stay bounded under a SYN flood). */
   limits: z
     .strictObject({
@@ -177,4 +183,9 @@ export function loadConfig(file: string): Config {
     throw new ConfigError(file, [`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
   }
   return parseConfig(text, file);
+}
+
+/** The same pair seen from the other side: the primary and secondary blocks exchanged (after a failover, when the nodes swap roles). */
+export function swapRoles(cfg: Config): Config {
+  return { ...cfg, primary: cfg.secondary, secondary: cfg.primary };
 }

@@ -20,6 +20,8 @@ import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet } from '../io/rules.js';
+import { existingConnections } from '../io/sockets.js';
+import { PortMatcher } from '../ports.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
@@ -38,6 +40,13 @@ const STARTUP_PROBE_MS = 60;
 /** Another station answers for the service address: starting would split the brain. */
 export class ServiceAddressInUse extends Error {
   override readonly name = 'ServiceAddressInUse';
+  constructor(
+    /** The configured secondary answers: it took over while this node was down. */
+    readonly bySecondary: boolean,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface PrimaryStats {
@@ -125,10 +134,18 @@ export class PrimaryBridge {
     return id & 0x80000000 ? this.inQ : this.outQ;
   }
 
-  static async start(cfg: Config, log: Logger): Promise<PrimaryBridge> {
+  /**
+   * `opts.adoptExisting`: this node was serving alone (it is the former
+   * secondary, now taking the primary's role): its own connections on the
+   * service address pass unchanged; only new ones are merged.
+   */
+  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean } = {}): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
+    b.adoptExisting = opts.adoptExisting ?? false;
     return startOrUndo(b, () => b.setup());
   }
+
+  private adoptExisting = false;
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
@@ -154,6 +171,7 @@ export class PrimaryBridge {
     this.probing = false;
     if (claimer) {
       throw new ServiceAddressInUse(
+        claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
           'not starting as primary. Connections now live on that node; see README "After a failure: restarting a node".',
       );
@@ -174,6 +192,13 @@ export class PrimaryBridge {
       ],
       BRIDGE_MARK,
     );
+    if (this.adoptExisting) {
+      // Right after the rules, before any queued packet is handled: every
+      // connection this node already serves passes unchanged.
+      const own = existingConnections(cfg.service.address, new PortMatcher(ports));
+      this.merger.adopt(own, Date.now());
+      this.log.warn({ adopted: own.length }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
+    }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.peer = await PeerLink.open({
       self: cfg.primary.address,

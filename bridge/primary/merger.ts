@@ -101,6 +101,8 @@ export interface MergerStats {
   divergences: number;
   handshakes: number;
   expired: number;
+  /** Connections adopted untranslated (this node served them alone before it became primary). */
+  adopted: number;
   drops: Record<DropReason, number>;
 }
 
@@ -220,6 +222,7 @@ function newStats(): MergerStats {
     divergences: 0,
     handshakes: 0,
     expired: 0,
+    adopted: 0,
     drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0 },
   };
 }
@@ -244,6 +247,13 @@ export class Merger {
   private readonly pending = new Set<Conn>();
   /** Connections degraded because the replicas differed (the secondary must not continue them). */
   private readonly diverged = new Set<Conn>();
+  /**
+   * Connections this node served alone before it became the primary (the
+   * secondary took over, then the other node rejoined as secondary): their
+   * numbers are the client's already, so P's segments pass unchanged.
+   * client → (client port, service port) → last seen.
+   */
+  private readonly adopted = new Map<number, Map<number, number>>();
   private nextExpiry = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
@@ -309,6 +319,28 @@ export class Merger {
     return out;
   }
 
+  /** Adopts connections this node already serves alone (see `adopted`). */
+  adopt(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>, now: number): void {
+    for (const k of keys) {
+      let m = this.adopted.get(k.client);
+      if (!m) this.adopted.set(k.client, (m = new Map()));
+      if (!m.has(connKey(k.clientPort, k.servicePort))) this.stats.adopted++;
+      m.set(connKey(k.clientPort, k.servicePort), now);
+    }
+  }
+
+  /** Whether (client, ports) is an adopted connection; refreshes its idle clock. */
+  private adoptedSeen(client: number, clientPort: number, servicePort: number, now: number, end: boolean): boolean {
+    const m = this.adopted.get(client);
+    const key = connKey(clientPort, servicePort);
+    if (!m?.has(key)) return false;
+    if (end) {
+      m.delete(key);
+      if (m.size === 0) this.adopted.delete(client);
+    } else m.set(key, now);
+    return true;
+  }
+
   find(client: number, clientPort: number, servicePort: number): Conn | undefined {
     return this.conns.get(client)?.get(connKey(clientPort, servicePort));
   }
@@ -367,6 +399,7 @@ export class Merger {
       }
       if (!c || c.phase === 'closed') {
         if (c) this.remove(c);
+        this.adoptedSeen(seg.dst, seg.dstPort, seg.srcPort, now, true); // a new connection on the same ports
         if (!this.room(!this.alone)) {
           this.stats.drops['table-full']++;
           this.sink.drop(id);
@@ -387,6 +420,10 @@ export class Merger {
       }
       // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
       this.release(c, id, pkt, seg, gso, true);
+      return;
+    }
+    if (!c && this.adoptedSeen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)) {
+      this.sink.accept(id);
       return;
     }
     if (!c || c.phase === 'handshake') {
@@ -648,6 +685,10 @@ export class Merger {
         this.remove(c);
         n++;
       }
+    }
+    for (const [client, m] of this.adopted) {
+      for (const [key, seen] of m) if (now - seen > this.cfg.idleTimeoutMs) m.delete(key);
+      if (m.size === 0) this.adopted.delete(client);
     }
     this.stats.expired += n;
     return n;

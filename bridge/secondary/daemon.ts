@@ -26,7 +26,7 @@ import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { RuleSet } from '../io/rules.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
-import type { Config } from '../../config/config.js';
+import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 
 /** BPF for client frames to the service's failover ports. */
@@ -60,6 +60,10 @@ export class SecondaryBridge {
   /** Connections the primary reported as diverged, with when it last said so. */
   private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
   private closedDiverged = 0;
+  /** The primary role this node took after the other node rejoined as secondary. */
+  private promoted: { stop(): Promise<void>; status(): Record<string, unknown> } | null = null;
+  private promoting = false;
+  private promoteFailedAt = 0;
   private probing = false;
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
@@ -125,22 +129,7 @@ export class SecondaryBridge {
     // ARP on the LAN: replies to our split-brain probes now, our answers for
     // the VIP after a takeover.
     this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
-    this.peer = await PeerLink.open({
-      self: cfg.secondary.address,
-      peer: cfg.primary.address,
-      port: cfg.heartbeat.port,
-      key: readKey(cfg.heartbeat.key_file),
-      intervalMs: cfg.heartbeat.interval_ms,
-      timeoutMs: cfg.heartbeat.timeout_ms,
-      role: 'secondary',
-      // 'alone': the primary serving without us (we were restarted); we rejoin.
-      peerRoles: ['primary', 'alone'],
-      onDecision: (d) => this.onDecision(d),
-      onNotice: (keys) => {
-        const now = Date.now();
-        for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
-      },
-    });
+    this.peer = await this.openPeer();
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
     dropPrivileges(cfg, this.log);
@@ -148,6 +137,28 @@ export class SecondaryBridge {
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
       'secondary bridge up: capturing and diverting',
     );
+  }
+
+  private openPeer(role: 'secondary' | 'alone' = 'secondary'): Promise<PeerLink> {
+    const cfg = this.cfg;
+    return PeerLink.open({
+      self: cfg.secondary.address,
+      peer: cfg.primary.address,
+      port: cfg.heartbeat.port,
+      key: readKey(cfg.heartbeat.key_file),
+      intervalMs: cfg.heartbeat.interval_ms,
+      timeoutMs: cfg.heartbeat.timeout_ms,
+      role,
+      // 'alone': the primary serving without us (we were restarted); we rejoin.
+      // 'secondary': the other node, restarted after our takeover, joined
+      // as our secondary (roles swapped): we become the merging primary.
+      peerRoles: ['primary', 'alone', 'secondary'],
+      onDecision: (d) => this.onDecision(d),
+      onNotice: (keys) => {
+        const now = Date.now();
+        for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
+      },
+    });
   }
 
   private onArp(frame: Buffer): void {
@@ -162,6 +173,11 @@ export class SecondaryBridge {
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason, role: this.role }, `primary is ${d.peer}`);
+    if (d.peer === 'up' && this.peer.detector.peerRole === 'secondary') {
+      if (this.role === 'active') void this.promote();
+      else this.log.error('the peer calls itself secondary too: check that one node runs `tcpfo primary`');
+      return;
+    }
     if (d.peer === 'down' && this.role === 'secondary') void this.guardedTakeover(d.at);
   }
 
@@ -229,6 +245,51 @@ export class SecondaryBridge {
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (Date.now() - decidedAt) / 1000;
     this.log.warn({ role: 'active', timeline: this.timeline }, 'took over the service address: serving alone');
+  }
+
+  /**
+   * The other node, restarted after our takeover, runs as our secondary:
+   * become the merging primary for new connections (roles swapped). Our own
+   * connections pass unchanged for the rest of their lives. The active-mode
+   * I/O (heartbeats, ARP answers, metrics, status) is handed to a
+   * PrimaryBridge on the swapped configuration; our node state (the VIP on
+   * `lo`, sysctls) stays ours and is undone when we stop.
+   */
+  private async promote(): Promise<void> {
+    if (this.promoted || this.promoting || this.stopped || Date.now() - this.promoteFailedAt < 10_000) return;
+    this.promoting = true;
+    const t0 = Date.now();
+    this.log.warn({ peer: this.cfg.primary.address }, 'the other node rejoined as secondary: taking the primary role for new connections');
+    this.peer.close();
+    this.metrics?.close();
+    this.metrics = undefined;
+    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
+    this.control = undefined;
+    for (const t of this.garpTimers) clearTimeout(t);
+    // Our ARP answers for the VIP go on until the primary bridge answers
+    // (its start-up probe ignores our own MAC): meanwhile the other node,
+    // missing heartbeats, probes — and must find the VIP taken.
+    try {
+      const { PrimaryBridge } = await import('../primary/daemon.js');
+      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true });
+      this.arp.close();
+      this.log.warn({ ms: Date.now() - t0 }, 'now the primary (roles swapped): merging new connections');
+    } catch (e) {
+      // Back to serving alone: heartbeats, metrics, status (ARP answers never stopped).
+      this.promoteFailedAt = Date.now();
+      this.log.error({ err: (e as Error).message }, 'could not take the primary role: serving alone again (retried in 10 s)');
+      await this.reopenActive();
+    } finally {
+      this.promoting = false;
+    }
+  }
+
+  private async reopenActive(): Promise<void> {
+    const cfg = this.cfg;
+    this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.peer = await this.openPeer('alone');
+    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
   }
 
   private mark(what: string, since: number): void {
@@ -302,6 +363,8 @@ export class SecondaryBridge {
     this.stopped = true;
     // A takeover in flight finishes first: its rule removal must not be cut short.
     await this.takingOver?.catch(() => undefined);
+    // Having taken the primary role, that bridge goes first (its rules, its journal).
+    await this.promoted?.stop();
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
     this.metrics?.close();

@@ -598,3 +598,23 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(true);
   });
 });
+
+describe('adopted connections (roles swapped after a failure)', () => {
+  it('lets the segments of connections this node served alone pass unchanged; everything else stays fail-closed', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
+    pair.merger.adopt([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }], 0);
+    const own = pair.p.data(B('served alone'), 5001);
+    const copy = Buffer.from(own);
+    const id = pair.fromP(own);
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.acceptedPacket(id)).toBeUndefined(); // not rewritten
+    expect(own.equals(copy)).toBe(true);
+    // Another connection nobody merged: dropped.
+    const other = buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: CPORT + 1, seq: 1, ack: 1, flags: TCP_ACK_FLAG, window: 1, urgent: 0, options: [], payload: B('x') });
+    expect(pair.sink.fate(pair.fromP(other))).toBe('drop');
+    expect(pair.merger.stats.adopted).toBe(1);
+    // Forgotten after its RST, and after the idle timeout.
+    pair.fromP(pair.p.data(Buffer.alloc(0), 5001, 0, TCP_RST | TCP_ACK_FLAG));
+    expect(pair.sink.fate(pair.fromP(pair.p.data(B('late'), 5001)))).toBe('drop');
+  });
+});

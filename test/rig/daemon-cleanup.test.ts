@@ -1,7 +1,7 @@
 /** A SIGKILLed bridge leaves its rules, addresses and settings; `tcpfo cleanup` (and the next start) put the node back. */
 import { describe, expect, it } from 'vitest';
 import { distScript } from './dist.js';
-import { TcpfoPair } from './pair.js';
+import { stateDirOf, TcpfoPair } from './pair.js';
 import { withRig, type RigHost } from './rig.js';
 
 async function snapshot(h: RigHost): Promise<string> {
@@ -26,9 +26,8 @@ describe('bridge daemons killed with SIGKILL', () => {
       pair.primary!.proc.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 300));
       expect(await snapshot(s)).not.toBe(before.s);
-      const stateDir = `${rig.tmpdir}/state`;
       for (const h of [p, s]) {
-        const r = await h.exec([process.execPath, distScript('cli.js'), 'cleanup', '--state-dir', stateDir]);
+        const r = await h.exec([process.execPath, distScript('cli.js'), 'cleanup', '--state-dir', stateDirOf(rig, h.name)]);
         expect(r.stdout).toMatch(/cleanup: restored/);
       }
       expect(await snapshot(p)).toBe(before.p);

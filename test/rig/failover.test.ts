@@ -4,6 +4,7 @@
  * client transfer must complete byte-exact with no RST. A short campaign:
  * bench/failover-campaign.ts runs the full one.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
 import { killNode, restartNode, waitForLog } from './failover.js';
@@ -95,7 +96,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         expect(value(p1, 'tcpfo_connections{state="merging"}')).toBeGreaterThanOrEqual(1);
         expect(value(p1, 'tcpfo_role{role="primary"}')).toBe(1);
         expect(p1).toMatch(/^tcpfo_process_resident_memory_bytes /m);
-        const stP = await rig.host('primary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFile]);
+        const stP = await rig.host('primary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFor('primary')]);
         expect(stP.stdout).toMatch(/^role\s+primary$/m);
         expect(stP.stdout).toMatch(/^peer\s+up/m);
         expect(stP.stdout).toMatch(/merging 1/);
@@ -103,7 +104,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         const r = await t;
         expect(r.sha256).toBe(r.expected);
         // `tcpfo status` tells the same story.
-        const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFile]);
+        const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFor('secondary')]);
         expect(st.stdout).toMatch(/^role\s+active$/m);
         expect(st.stdout).toMatch(/^peer\s+down/m);
         const s1 = await scrape('secondary');
@@ -152,7 +153,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
   }, 120_000);
 
   for (const node of ['primary', 'secondary'] as const) {
-    it(`only the ${node}'s bridge is SIGKILLed mid-download (node, server and link alive): the download completes; the restarted bridge cleans up${node === 'secondary' ? ' and rejoins' : ' and stands back'}`, async () => {
+    it(`only the ${node}'s bridge is SIGKILLed mid-download (node, server and link alive): the download completes; the restarted bridge cleans up and rejoins${node === 'primary' ? ' (roles swapped)' : ''}`, async () => {
       await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
         const pair = await TcpfoPair.start(rig);
         try {
@@ -173,11 +174,10 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
             await waitForLog(pair, /secondary rejoined/);
             expect(pair.logs()).toMatch(/undid what a previous secondary left behind/);
           } else {
-            const again = await h.exec([process.execPath, distScript('cli.js'), 'primary', '-c', pair.configFile], { allowFail: true, timeoutMs: 20_000 });
-            expect(again.code).toBe(1);
-            expect(again.stdout + again.stderr).toMatch(/undid what a previous primary left behind/);
-            const left = await h.sh('iptables-nft-save 2>/dev/null | grep -c TCPFO || true');
-            expect(left.stdout.trim()).toBe('0');
+            // The secondary serves now: the restarted primary bridge joins it as its secondary.
+            pair.primary = await pair.startDaemon(h, 'primary');
+            await waitForLog(pair, /now the primary \(roles swapped\)/);
+            expect(pair.logs()).toMatch(/undid what a previous primary left behind/);
           }
           // The pair still serves.
           const after = await transfer(c, 'get', 5_000_000, 94);
@@ -189,15 +189,50 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     }, 120_000);
   }
 
-  it('a restarted primary does not claim the service address the secondary took over', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
+  it('a restarted primary joins the active secondary as its secondary (roles swapped): old connections finish, new ones survive the next failure', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
       const pair = await TcpfoPair.start(rig);
+      try {
+        const c = rig.host('client');
+        const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
+        // A long download across all of it: P dies, S serves it alone, P comes back.
+        const old = transfer(c, 'get', 60_000_000, 95, 90_000);
+        await new Promise((res) => setTimeout(res, 500));
+        await killNode(pair, 'primary');
+        await waitForLog(pair, /took over the service address/);
+        await restartNode(pair, 'primary');
+        await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
+        await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
+        expect(pair.logs()).toMatch(/"adopted":1,/);
+        // A new connection is merged by the swapped pair: it survives the death of the new primary.
+        const fresh = transfer(c, 'get', 30_000_000, 96, 90_000);
+        await new Promise((res) => setTimeout(res, 1000));
+        const r1 = await old;
+        expect(r1.error, pair.logs()).toBeUndefined();
+        expect(r1.sha256).toBe(r1.expected);
+        await killNode(pair, 'secondary'); // the former secondary, primary since the swap
+        const r2 = await fresh;
+        expect(r2.error, pair.logs()).toBeUndefined();
+        expect(r2.sha256).toBe(r2.expected);
+        expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
+        // The former primary, secondary since the swap, took over.
+        for (let i = 0; i < 100 && !/took over the service address/.test(readFileSync(pair.primary!.log, 'utf8')); i++) await new Promise((res) => setTimeout(res, 50));
+        expect(readFileSync(pair.primary!.log, 'utf8')).toMatch(/took over the service address/);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 150_000);
+
+  it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: refuse\n' });
       try {
         await killNode(pair, 'primary');
         await waitForLog(pair, /took over the service address/);
         await rig.switchExec(['ip', 'link', 'set', rig.portOf('primary'), 'up']);
         const p = rig.host('primary');
-        const r = await p.exec([process.execPath, distScript('cli.js'), 'primary', '-c', pair.configFile], { allowFail: true, timeoutMs: 20_000 });
+        const r = await p.exec([process.execPath, distScript('cli.js'), 'primary', '-c', pair.configFor('primary')], { allowFail: true, timeoutMs: 20_000 });
         expect(r.code).toBe(1);
         expect(r.stdout + r.stderr).toContain(`is answered by ${rig.host('secondary').mac.toLowerCase()} (the secondary`);
         // Nothing of it stayed: no rules, the VIP not on the node.

@@ -68,13 +68,14 @@ export class TcpfoPair {
       `  key_file: ${keyFile}`,
       `  interval_ms: ${opts.heartbeatIntervalMs ?? 20}`,
       `  timeout_ms: ${opts.heartbeatTimeoutMs ?? 100}`,
-      `state_dir: ${join(rig.tmpdir, 'state')}`,
       'instance: t',
       opts.extraYaml ?? '',
     ].join('\n');
-    const file = join(rig.tmpdir, 'tcpfo.yaml');
-    writeFileSync(file, yaml + '\n');
-    const pair = new TcpfoPair(rig, file, opts.daemonEnv ?? {});
+    // One file per node, the same but for state_dir: real nodes have a /run
+    // of their own, the rig's namespaces share one filesystem (and a node
+    // that swaps roles must not meet the other node's journal or socket).
+    for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
+    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonEnv ?? {});
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary');
     pair.primary = await pair.startDaemon(p, 'primary');
@@ -89,7 +90,7 @@ export class TcpfoPair {
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFile], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...this.daemonEnv } });
+    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...this.daemonEnv } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
@@ -106,6 +107,11 @@ export class TcpfoPair {
       await new Promise((r) => setTimeout(r, 50));
     }
     return { proc, log, flushed };
+  }
+
+  /** The configuration file of the node `node` (its own state_dir). */
+  configFor(node: string): string {
+    return join(this.rig.tmpdir, `tcpfo-${node}.yaml`);
   }
 
   logs(): string {
@@ -181,4 +187,9 @@ export function finalCounters(log: string): Record<string, unknown> {
     .find((l) => l.includes('"final counters"'));
   if (!line) throw new Error(`no final counters in ${log}`);
   return (JSON.parse(line) as { status: Record<string, unknown> }).status;
+}
+
+/** The state directory (journals, control sockets) of one rig node. */
+export function stateDirOf(rig: Rig, node: string): string {
+  return join(rig.tmpdir, `state-${node}`);
 }

@@ -1,7 +1,7 @@
 /**
  * The soak, short (issue 8 §7): 70 s of mixed traffic with a failover every
- * 20 s (secondary killed and rejoined, primary killed and the pair restarted,
- * secondary again). bench/soak.ts runs the hour.
+ * 20 s — the secondary killed and rejoined, then the primary killed and
+ * rejoined with the roles swapped. bench/soak.ts runs the hour.
  */
 import { describe, expect, it } from 'vitest';
 import { soak } from './soak.js';
@@ -16,8 +16,8 @@ describe('soak (short)', () => {
     expect(last.transferFailures).toBe(0);
     expect(last.shortConnections).toBeGreaterThan(100);
     expect(last.shortFailures).toBe(0);
-    expect(last.failovers.secondary).toBeGreaterThanOrEqual(2);
-    expect(last.failovers.primary).toBe(1);
+    expect(last.failovers.secondary).toBeGreaterThanOrEqual(1);
+    expect(last.failovers.primary).toBeGreaterThanOrEqual(1);
     // The bridges' memory stays within bounds across the run.
     for (const i of r.intervals) {
       if (i.primaryRssMb !== null) expect(i.primaryRssMb).toBeLessThan(400);

@@ -1,0 +1,42 @@
+/**
+ * The node's own TCP connections on the service address, from the kernel
+ * (`ss`): what an active secondary adopts, untranslated, when it becomes the
+ * merging primary for new connections (roles swapped after a failure).
+ */
+import { execFileSync } from 'node:child_process';
+import { ipv4 } from '../wire/addr.js';
+import type { PortMatcher } from '../ports.js';
+
+export interface SocketKey {
+  client: number;
+  clientPort: number;
+  servicePort: number;
+}
+
+/** Parses `ss -Htn` lines: "STATE RECVQ SENDQ LOCAL:PORT PEER:PORT". */
+export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKey[] {
+  const out: SocketKey[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5) continue;
+    const [local, peer] = [f[3]!, f[4]!];
+    const li = local.lastIndexOf(':');
+    const pi = peer.lastIndexOf(':');
+    if (li < 0 || pi < 0 || local.slice(0, li) !== vip) continue;
+    const servicePort = Number(local.slice(li + 1));
+    const clientPort = Number(peer.slice(pi + 1));
+    if (!ports.has(servicePort) || !(clientPort > 0)) continue;
+    try {
+      out.push({ client: ipv4(peer.slice(0, pi)), clientPort, servicePort });
+    } catch {
+      // not an IPv4 peer
+    }
+  }
+  return out;
+}
+
+/** Every non-listening TCP socket of this network namespace on `vip` and a failover port. Synchronous (a few ms). */
+export function existingConnections(vip: string, ports: PortMatcher): SocketKey[] {
+  const text = execFileSync('ss', ['-Htn', 'state', 'connected', 'src', vip], { encoding: 'utf8', timeout: 5000 });
+  return parseSs(text, vip, ports);
+}
