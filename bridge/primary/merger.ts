@@ -151,6 +151,9 @@ export class Conn {
   ackS = 0;
   hasAckP = false;
   hasAckS = false;
+  /** The SACK blocks of each server's latest ACK (the client's sequence space, shared by both). */
+  sackP: Array<[number, number]> = [];
+  sackS: Array<[number, number]> = [];
   winP = 0; // bytes (scaled)
   winS = 0;
   ackSent = 0;
@@ -225,6 +228,16 @@ function newStats(): MergerStats {
     adopted: 0,
     drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0 },
   };
+}
+
+/** The SACK blocks of a segment, whole blocks only ([] without the option). */
+function sackBlocks(seg: TcpSegment): Array<[number, number]> {
+  const at = findTcpOption(seg.buf, seg.optionsOffset, seg.optionsEnd, OPT_SACK);
+  if (at < 0) return [];
+  const n = Math.floor((seg.buf[at + 1]! - 2) / OPT_SACK_BLOCK_LEN);
+  const out: Array<[number, number]> = [];
+  for (let i = 0; i < n; i++) out.push([seg.buf.readUInt32BE(at + 2 + i * OPT_SACK_BLOCK_LEN), seg.buf.readUInt32BE(at + 6 + i * OPT_SACK_BLOCK_LEN)]);
+  return out;
 }
 
 function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
@@ -726,6 +739,7 @@ export class Merger {
     if (!c.hasAckP || seqGe(seg.ack, c.ackP)) {
       c.ackP = seg.ack;
       c.hasAckP = true;
+      c.sackP = sackBlocks(seg);
     }
     c.winP = seg.window * 2 ** (seg.has(TCP_SYN) ? 0 : c.wsP);
   }
@@ -734,8 +748,64 @@ export class Merger {
     if (!c.hasAckS || seqGe(seg.ack, c.ackS)) {
       c.ackS = seg.ack;
       c.hasAckS = true;
+      c.sackS = sackBlocks(seg);
     }
     c.winS = seg.window * 2 ** (seg.has(TCP_SYN) ? 0 : c.wsS);
+  }
+
+  /**
+   * The SACK blocks the client may be told: only what BOTH servers hold
+   * above the merged ACK. A block one server reports alone (or a D-SACK
+   * below its own ACK) would make the client stop retransmitting bytes the
+   * other server still lacks — or take its own retransmissions for
+   * spurious and stretch its reordering window — and then only its
+   * backed-off timer moves the connection (seen as multi-second stalls of
+   * uploads under loss before this).
+   */
+  mergedSack(c: Conn): Array<[number, number]> {
+    const m = this.mergedAck(c);
+    // Each side's holdings above m, as offsets from m: [0, ack − m) plus its blocks.
+    const held = (ack: number, blocks: ReadonlyArray<[number, number]>): Array<[number, number]> => {
+      const out: Array<[number, number]> = [];
+      const top = seqSub(ack, m);
+      if (top > 0) out.push([0, top]);
+      for (const [l, r] of blocks) {
+        const a = Math.max(0, seqSub(l, m) | 0);
+        const b = seqSub(r, m) | 0;
+        if (b > a && b < 2 ** 30) out.push([a, b]);
+      }
+      return out;
+    };
+    const a = held(c.ackP, c.sackP);
+    const b = held(c.ackS, c.sackS);
+    const out: Array<[number, number]> = [];
+    for (const [al, ar] of a) {
+      for (const [bl, br] of b) {
+        const l = Math.max(al, bl);
+        const r = Math.min(ar, br);
+        if (r > l && l > 0) out.push([seqAdd(m, l), seqAdd(m, r)]);
+      }
+    }
+    return out.slice(0, 4);
+  }
+
+  /** Rewrites the SACK option of a segment to the client in place to the merged blocks (NOPs where fewer). */
+  private rewriteSack(c: Conn, pkt: Buffer, seg: TcpSegment): void {
+    const at = findTcpOption(pkt, seg.optionsOffset, seg.optionsEnd, OPT_SACK);
+    if (at < 0) return;
+    const room = Math.floor((pkt[at + 1]! - 2) / OPT_SACK_BLOCK_LEN);
+    const blocks = this.mergedSack(c).slice(0, room);
+    const len = pkt[at + 1]!;
+    if (!blocks.length) {
+      pkt.fill(OPT_NOP, at, at + len);
+      return;
+    }
+    pkt[at + 1] = 2 + blocks.length * OPT_SACK_BLOCK_LEN;
+    blocks.forEach(([l, r], i) => {
+      pkt.writeUInt32BE(l >>> 0, at + 2 + i * OPT_SACK_BLOCK_LEN);
+      pkt.writeUInt32BE(r >>> 0, at + 6 + i * OPT_SACK_BLOCK_LEN);
+    });
+    pkt.fill(OPT_NOP, at + 2 + blocks.length * OPT_SACK_BLOCK_LEN, at + len);
   }
 
   private noteTsP(c: Conn, seg: TcpSegment): void {
@@ -916,6 +986,7 @@ export class Merger {
     if (isAck) {
       const ack = this.mergedAck(c);
       pkt.writeUInt32BE(ack, seg.off + 8);
+      if (c.phase === 'merging' && !syn) this.rewriteSack(c, pkt, seg);
       if (!c.ackSentValid || seqGt(ack, c.ackSent)) {
         c.ackSent = ack;
         c.ackSentValid = true;
@@ -1041,11 +1112,8 @@ export class Merger {
     const options: TcpOption[] = [];
     if (c.tsOn) options.push({ kind: 'timestamp', tsval: seqMax(c.tsvalS, c.tsvalP), tsecr: c.tsecr });
     if (fromS) {
-      const opts = fromS.options();
-      if (!(opts instanceof WireError)) {
-        const sack = opts.find((o) => o.kind === 'sack');
-        if (sack) options.push(sack);
-      }
+      const blocks = this.mergedSack(c).slice(0, c.tsOn ? 3 : 4);
+      if (blocks.length) options.push({ kind: 'sack', blocks });
     }
     const pkt = buildIpv4Tcp(
       { src: this.cfg.service, dst: c.client, ttl: 64 },

@@ -187,7 +187,28 @@ describe('acknowledgements', () => {
     const dup = pair.fromP(pair.p.ack(5011, 500, sack));
     expect(pair.sink.fate(dup)).toBe('accept');
     expect(pair.sink.toClient.length).toBe(before + 1);
+    // Only P holds 6011–7011 so far: the dup ACK goes out, the block does not
+    // (the client would stop retransmitting bytes S may lack).
+    expect(pair.sink.toClient.at(-1)!.repr.options.find((o) => o.kind === 'sack')).toBeUndefined();
+    // S reports the same block: both hold it, the client hears it.
+    pair.fromS(pair.s.ack(5011, 500, sack));
+    const dup2 = pair.fromP(pair.p.ack(5011, 500, sack));
+    expect(pair.sink.fate(dup2)).toBe('accept');
     expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({ kind: 'sack', blocks: [[6011, 7011]] });
+    expect(pair.sink.toClient.at(-1)!.checksumOk).toBe(true);
+  });
+
+  it('tells the client only what both servers hold: SACK blocks intersected, D-SACKs and one-sided blocks dropped', () => {
+    const { pair } = established();
+    // P has everything up to 8000; S up to 5011, plus 6000–7000 and 7500–9000.
+    pair.fromP(pair.p.ack(8000, 500, [{ kind: 'sack', blocks: [[4000, 4500]] }])); // a D-SACK below its ACK
+    pair.fromS(pair.s.ack(5011, 500, [{ kind: 'sack', blocks: [[6000, 7000], [7500, 9000]] }]));
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(pair.merger.mergedSack(c)).toEqual([[6000, 7000], [7500, 8000]]);
+    // The ACK built for S's dup ACK carries exactly those.
+    const last = pair.sink.toClient.at(-1)!;
+    expect(last.repr.ack).toBe(5011);
+    expect(last.repr.options).toContainEqual({ kind: 'sack', blocks: [[6000, 7000], [7500, 8000]] });
   });
 
   it('sends no ACK when neither server received the client segment', () => {
