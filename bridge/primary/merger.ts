@@ -1037,7 +1037,10 @@ export class Merger {
       m === mine &&
       (side === 'P' ? seqLe(mine, other) : seqLt(mine, other)) &&
       findTcpOption(seg.buf, seg.optionsOffset, seg.optionsEnd, OPT_SACK) >= 0;
-    const opened = seqGt(edge, seqAdd(c.edgeSent, 2 * this.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent));
+    // A window update means nothing once the client has sent its FIN (it
+    // sends no more data) — and after its close, an extra ACK only draws a
+    // reset from its stack.
+    const opened = !c.finClient && (seqGt(edge, seqAdd(c.edgeSent, 2 * this.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent)));
     if (!advanced && !dup && !opened) {
       if (id >= 0) this.sink.drop(id);
       return;

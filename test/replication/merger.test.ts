@@ -366,8 +366,17 @@ describe('termination (§8)', () => {
     const r = pair.sink.toClient.find((t) => t.id === fin)!;
     expect(r.repr.flags & TCP_FIN).toBeTruthy();
     expect(r.repr.seq).toBe(ISN_S + 4);
-    // The client's FIN then its ACK: the connection lingers, then expires.
+    // The client's FIN: exactly one ACK of it reaches the client, whatever the
+    // servers' windows say (a second would meet a closed socket and draw a reset).
     pair.fromClient(clientSeg({ seq: 5001, ack: ISN_S + 5, flags: TCP_FIN | TCP_ACK_FLAG }));
+    const before = pair.sink.toClient.length;
+    pair.fromS(pair.s.ack(5002, 500));
+    pair.fromP(pair.p.ack(5002, 500)); // the merged ACK of the FIN goes out
+    pair.fromS(pair.s.ack(5002, 60_000)); // then both windows open
+    const update = pair.fromP(pair.p.ack(5002, 60_000));
+    expect(pair.sink.fate(update)).toBe('drop');
+    expect(pair.sink.toClient.slice(before).filter((t) => t.repr.ack === 5002)).toHaveLength(1);
+    // Then the connection lingers, and expires.
     expect(pair.merger.connections).toBe(1);
     pair.now = 60_001 + 1;
     expect(pair.merger.poll(pair.now)).toBe(1);
