@@ -45,7 +45,7 @@ function cpuSeconds(pid: number): { user: number; system: number } {
 
 await withRig({ mode: 'hub' }, async (rig) => {
   const dir = join(rig.tmpdir, 'prof');
-  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, daemonEnv: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` } });
+  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
   const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
   const c = rig.host('client');

@@ -22,8 +22,8 @@ export interface PairOptions {
   demoServer?: boolean;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
-  /** Extra environment for the two bridge processes (e.g. NODE_OPTIONS=--cpu-prof). */
-  daemonEnv?: Record<string, string>;
+  /** Extra Node.js options for the two bridge processes (e.g. --cpu-prof). */
+  daemonNodeArgs?: string[];
 }
 
 export interface Daemon {
@@ -41,7 +41,7 @@ export class TcpfoPair {
   constructor(
     readonly rig: Rig,
     readonly configFile: string,
-    private readonly daemonEnv: Record<string, string> = {},
+    private readonly daemonNodeArgs: readonly string[] = [],
   ) {}
 
   static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
@@ -75,7 +75,7 @@ export class TcpfoPair {
     // of their own, the rig's namespaces share one filesystem (and a node
     // that swaps roles must not meet the other node's journal or socket).
     for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
-    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonEnv ?? {});
+    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? []);
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary');
     pair.primary = await pair.startDaemon(p, 'primary');
@@ -90,7 +90,7 @@ export class TcpfoPair {
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...this.daemonEnv } });
+    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
