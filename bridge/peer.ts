@@ -53,7 +53,7 @@ export class PeerLink {
   noticesRejected = 0;
   role: HeartbeatRole;
 
-  private constructor(readonly opts: PeerLinkOptions) {
+  private constructor(private readonly opts: PeerLinkOptions) {
     this.role = opts.role;
     this.detector = new Detector({ intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000 }, Date.now(), opts.peerRoles);
     this.sock = createSocket({ type: 'udp4' });
@@ -103,6 +103,19 @@ export class PeerLink {
     if (d) this.opts.onDecision(d);
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - Date.now());
     this.timer = setTimeout(() => this.loop(), next);
+  }
+
+  /**
+   * Hands the link over to another role in the same process (a secondary
+   * that takes the primary role): the socket and the detector's state stay,
+   * so heartbeats never pause — a pause would make the peer probe for the
+   * service address in the middle of the handover.
+   */
+  retarget(to: { role: HeartbeatRole; peerRoles: HeartbeatRole[]; onDecision: (d: Decision) => void; onNotice?: (diverged: ConnKey[]) => void }): void {
+    this.role = to.role;
+    this.detector.peerRoles = to.peerRoles;
+    this.opts.onDecision = to.onDecision;
+    this.opts.onNotice = to.onNotice;
   }
 
   /** Sends the list of diverged connections to the peer (several datagrams if long). */

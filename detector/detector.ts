@@ -36,6 +36,9 @@ export interface DetectorStats {
   lastRttMs: number | null;
 }
 
+/** After a peer comes back, how long its silence is judged leniently (3 × timeout), ms. */
+export const REJOIN_GRACE_MS = 2000;
+
 export class Detector {
   peer: PeerState = 'unknown';
   peerRole: Heartbeat['role'] | null = null;
@@ -52,11 +55,14 @@ export class Detector {
     lastRttMs: null,
   };
 
+  /** When a peer that had been down came back, during its rejoin grace; else null. */
+  private upSince: number | null = null;
+
   constructor(
     readonly cfg: DetectorConfig,
     private readonly startedAt: number,
-    /** The roles a genuine peer may announce. */
-    private readonly peerRoles: ReadonlyArray<Heartbeat['role']>,
+    /** The roles a genuine peer may announce (changed when this node changes role). */
+    public peerRoles: ReadonlyArray<Heartbeat['role']>,
   ) {
     this.lastHeard = startedAt;
   }
@@ -102,22 +108,37 @@ export class Detector {
     return this.lastSeq < 0n ? 0n : this.lastSeq;
   }
 
+  /**
+   * The silence that means "down" now: longer for a peer never heard from
+   * (startup grace), and three timeouts during the first REJOIN_GRACE_MS
+   * after a peer came back — a process that just (re)started stalls while it
+   * warms up, and a flap would send every connection of that moment to
+   * primary-only.
+   */
+  private limit(now: number): number {
+    if (this.peer === 'unknown') return this.cfg.timeoutMs + this.cfg.startupGraceMs;
+    if (this.upSince !== null && now - this.upSince < REJOIN_GRACE_MS) return 3 * this.cfg.timeoutMs;
+    return this.cfg.timeoutMs;
+  }
+
   /** Checks the timeout. Returns a decision if the peer just went down. */
   tick(now: number): Decision | null {
     if (this.peer === 'down') return null;
     const silent = now - this.lastHeard;
-    const limit = this.peer === 'unknown' ? this.cfg.timeoutMs + this.cfg.startupGraceMs : this.cfg.timeoutMs;
+    const limit = this.limit(now);
     if (silent < limit) return null;
     return this.decide('down', now, silent, this.peer === 'unknown' ? 'never heard from the peer' : `no valid heartbeat for ${silent} ms`);
   }
 
   /** When tick() next needs to run. */
   nextDeadline(): number {
-    const limit = this.peer === 'unknown' ? this.cfg.timeoutMs + this.cfg.startupGraceMs : this.cfg.timeoutMs;
+    const limit = this.limit(this.lastHeard);
     return Math.min(this.lastHeard + limit, this.lastSentAt + this.cfg.intervalMs);
   }
 
   private decide(peer: PeerState, at: number, silentMs: number, reason: string): Decision {
+    // A peer that comes back (not a first contact) gets the rejoin grace.
+    this.upSince = peer === 'up' && this.peer === 'down' ? at : null;
     this.peer = peer;
     const d = { at, peer, silentMs, reason };
     this.decisions.push(d);

@@ -3,7 +3,8 @@
  * (`ss`): what an active secondary adopts, untranslated, when it becomes the
  * merging primary for new connections (roles swapped after a failure).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { ipv4 } from '../wire/addr.js';
 import type { PortMatcher } from '../ports.js';
 
@@ -35,8 +36,8 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
   return out;
 }
 
-/** Every non-listening TCP socket of this network namespace on `vip` and a failover port. Synchronous (a few ms). */
-export function existingConnections(vip: string, ports: PortMatcher): SocketKey[] {
-  const text = execFileSync('ss', ['-Htn', 'state', 'connected', 'src', vip], { encoding: 'utf8', timeout: 5000 });
-  return parseSs(text, vip, ports);
+/** Every non-listening TCP socket of this network namespace on `vip` and a failover port (TIME-WAIT included). */
+export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketKey[]> {
+  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'connected', 'src', vip], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
+  return parseSs(stdout, vip, ports);
 }

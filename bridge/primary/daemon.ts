@@ -139,13 +139,16 @@ export class PrimaryBridge {
    * secondary, now taking the primary's role): its own connections on the
    * service address pass unchanged; only new ones are merged.
    */
-  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean } = {}): Promise<PrimaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink } = {}): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
     b.adoptExisting = opts.adoptExisting ?? false;
+    b.handedPeer = opts.peer;
     return startOrUndo(b, () => b.setup());
   }
 
   private adoptExisting = false;
+  /** The heartbeat link of the secondary bridge this one takes over from (roles swapped). */
+  private handedPeer: PeerLink | undefined;
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
@@ -178,6 +181,16 @@ export class PrimaryBridge {
     }
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
     await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'primary');
+    // Taking over from our own secondary role: what this node serves alone
+    // passes unchanged (listed before and again after the rules go in, so no
+    // connection falls between the two).
+    const adopt = async () => {
+      if (!this.adoptExisting) return 0;
+      const own = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports));
+      this.merger.adopt(own, Date.now());
+      return own.length;
+    };
+    await adopt();
     const q = cfg.queue_base;
     this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onOutput(b));
     this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onInput(b));
@@ -193,14 +206,17 @@ export class PrimaryBridge {
       BRIDGE_MARK,
     );
     if (this.adoptExisting) {
-      // Right after the rules, before any queued packet is handled: every
-      // connection this node already serves passes unchanged.
-      const own = existingConnections(cfg.service.address, new PortMatcher(ports));
-      this.merger.adopt(own, Date.now());
-      this.log.warn({ adopted: own.length }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
+      const n = await adopt();
+      this.log.warn({ adopted: n }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
     }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
-    this.peer = await PeerLink.open({
+    const onDecision = (d: Decision) => this.onDecision(d);
+    if (this.handedPeer) {
+      this.peer = this.handedPeer;
+      this.peer.retarget({ role: 'primary', peerRoles: ['secondary'], onDecision });
+      // The secondary may have gone again while we started: no decision will repeat it.
+      if (this.peer.detector.peer === 'down') queueMicrotask(() => this.secondaryFailed());
+    } else this.peer = await PeerLink.open({
       self: cfg.primary.address,
       peer: cfg.secondary.address,
       port: cfg.heartbeat.port,

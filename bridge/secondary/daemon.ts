@@ -260,7 +260,8 @@ export class SecondaryBridge {
     this.promoting = true;
     const t0 = Date.now();
     this.log.warn({ peer: this.cfg.primary.address }, 'the other node rejoined as secondary: taking the primary role for new connections');
-    this.peer.close();
+    // The heartbeat link is handed over, not closed: a pause in our
+    // heartbeats would make the other node probe for the VIP mid-handover.
     this.metrics?.close();
     this.metrics = undefined;
     stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
@@ -271,7 +272,7 @@ export class SecondaryBridge {
     // missing heartbeats, probes — and must find the VIP taken.
     try {
       const { PrimaryBridge } = await import('../primary/daemon.js');
-      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true });
+      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer });
       this.arp.close();
       this.log.warn({ ms: Date.now() - t0 }, 'now the primary (roles swapped): merging new connections');
     } catch (e) {

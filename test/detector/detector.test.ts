@@ -76,6 +76,18 @@ describe('detector', () => {
     expect(d.decisions.map((x) => x.peer)).toEqual(['up', 'down', 'up']);
   });
 
+  it('judges a peer that came back leniently for REJOIN_GRACE_MS (a restarted process warming up), then normally', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    d.onMessage(hb(1n), 10);
+    expect(d.tick(110)?.peer).toBe('down');
+    expect(d.onMessage(hb(2n), 500)?.reason).toBe('heartbeats resumed');
+    expect(d.tick(750)).toBeNull(); // 250 ms of silence: within 3 × timeout while rejoining
+    expect(d.tick(800)?.peer).toBe('down');
+    d.onMessage(hb(3n), 1000);
+    d.onMessage(hb(4n), 3100); // the grace is over
+    expect(d.tick(3200)?.peer).toBe('down');
+  });
+
   it('gives a peer never heard from the startup grace', () => {
     const d = new Detector(cfg, 0, ['primary']);
     expect(d.tick(1099)).toBeNull();
