@@ -57,8 +57,19 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
       while (Date.now() < end) {
         const mode = seed % 2 ? 'get' : 'put';
         const bytes = 1_000_000 + ((seed * 7919) % 30) * 1_000_000;
+        // A transfer normally takes ≤ 3 s here: after 20 s, record what the
+        // three hosts' TCP stacks say about it (once), for the report.
+        const watchdog = setTimeout(() => {
+          void (async () => {
+            const ss = async (host: string, filter: string) => (await rig.host(host).sh(`ss -tinH ${filter}`, { allowFail: true })).stdout.replace(/\s+/g, ' ').slice(0, 1500);
+            errors.push(
+              `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (20 s): client ${await ss('client', `dst ${VIP}`)} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}`,
+            );
+          })();
+        }, 20_000);
         try {
           const r = await transfer(c, mode, bytes, seed++, 180_000);
+          clearTimeout(watchdog);
           const ok = !r.error && (mode === 'get' ? r.bytes === bytes && r.sha256 === r.expected : r.reply === `OK ${r.sha256}`);
           tot.transfers++;
           if (ok) tot.bytes += bytes;
@@ -67,6 +78,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
             errors.push(`${new Date().toISOString()} ${mode} ${bytes}: ${r.error ?? 'bytes differ'}`);
           }
         } catch (e) {
+          clearTimeout(watchdog);
           tot.transfers++;
           tot.transferFailures++;
           errors.push(`${new Date().toISOString()} ${mode} ${bytes}: ${(e as Error).message.slice(0, 300)}`);
