@@ -14,6 +14,8 @@ import { distScript } from './dist.js';
 import { withRig } from './rig.js';
 
 const BYTES = 50_000_000;
+/** Opt in to the live role swap (the default is to refuse). */
+const SWAP = 'failover:\n  rejoin: swap-roles\n';
 
 
 async function killDuring(node: 'primary' | 'secondary', mode: 'get' | 'put', killAfterMs: number): Promise<{ r: TransferResult; problems: string[]; logs: string }> {
@@ -155,7 +157,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
   for (const node of ['primary', 'secondary'] as const) {
     it(`only the ${node}'s bridge is SIGKILLed mid-download (node, server and link alive): the download completes; the restarted bridge cleans up and rejoins${node === 'primary' ? ' (roles swapped)' : ''}`, async () => {
       await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-        const pair = await TcpfoPair.start(rig);
+        const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
         try {
           const c = rig.host('client');
           const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'bridgekill', 96);
@@ -189,9 +191,9 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     }, 120_000);
   }
 
-  it('a restarted primary joins the active secondary as its secondary (roles swapped): old connections finish, new ones survive the next failure', async () => {
+  it('with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-      const pair = await TcpfoPair.start(rig);
+      const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
       try {
         const c = rig.host('client');
         const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
@@ -224,9 +226,9 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 150_000);
 
-  it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
+  it('by default (failover.rejoin: refuse), a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: refuse\n' });
+      const pair = await TcpfoPair.start(rig);
       try {
         await killNode(pair, 'primary');
         await waitForLog(pair, /took over the service address/);

@@ -44,7 +44,8 @@ async function rssMb(rig: Rig, node: string): Promise<number | null> {
 
 export async function soak(opts: SoakOptions): Promise<SoakReport> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig);
+    // Restarted primaries rejoin with the roles swapped (opt-in: README).
+    const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: swap-roles\n' });
     const t0 = Date.now();
     const end = t0 + opts.durationMs;
     const errors: string[] = [];
