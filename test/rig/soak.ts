@@ -16,6 +16,12 @@ export interface SoakOptions {
   /** Called once per report interval with the totals so far. */
   onReport?: (r: SoakInterval) => void;
   reportEveryMs?: number;
+  /**
+   * Kill the nodes in turn (default), each rejoining — a killed primary with
+   * the roles swapped (failover.rejoin: swap-roles, which has known failures:
+   * README) — or only ever the node in the secondary role (false).
+   */
+  alternate?: boolean;
 }
 
 export interface SoakInterval {
@@ -44,8 +50,9 @@ async function rssMb(rig: Rig, node: string): Promise<number | null> {
 
 export async function soak(opts: SoakOptions): Promise<SoakReport> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+    const alternate = opts.alternate ?? true;
     // Restarted primaries rejoin with the roles swapped (opt-in: README).
-    const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: swap-roles\n' });
+    const pair = await TcpfoPair.start(rig, alternate ? { extraYaml: 'failover:\n  rejoin: swap-roles\n' } : {});
     const t0 = Date.now();
     const end = t0 + opts.durationMs;
     const errors: string[] = [];
@@ -127,7 +134,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         } catch (e) {
           errors.push(`${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}`);
         }
-        next = next === 'secondary' ? 'primary' : 'secondary';
+        if (alternate) next = next === 'secondary' ? 'primary' : 'secondary';
       }
     };
     const reports = async () => {
