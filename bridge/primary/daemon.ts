@@ -225,7 +225,7 @@ export class PrimaryBridge {
       timeoutMs: cfg.heartbeat.timeout_ms,
       role: 'primary',
       peerRoles: ['secondary'],
-      onDecision: (d) => this.onDecision(d),
+      onDecision,
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());

@@ -7,10 +7,7 @@
  *            never see S's replies while P speaks for the pair.
  */
 import { ipv4, mac } from '../wire/addr.js';
-import { ArpPacket, ARP_REPLY, ARP_REQUEST, emitArp, gratuitousArpFrame } from '../wire/arp.js';
-import { BROADCAST_MAC } from '../wire/addr.js';
-import { EthernetFrame, emitEthernet, ETHERTYPE_ARP } from '../wire/ethernet.js';
-import { WireError } from '../wire/error.js';
+import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
