@@ -2,6 +2,7 @@
 import type { Config } from '../config/config.js';
 import { NodeState } from './io/node-state.js';
 import { limitCapabilities } from './io/caps.js';
+import { destroyConnections } from './io/sockets.js';
 import type { Logger } from './log.js';
 
 /**
@@ -44,4 +45,24 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
   const r = limitCapabilities();
   if (!r.boundingLimited) log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
   else log.info({ permitted: r.permitted }, 'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW; no_new_privs set');
+}
+
+/**
+ * Aborts this node's TCP connections on the service address and a failover
+ * port (`ss -K`): sockets that can no longer be replicated or continued —
+ * what a killed predecessor's servers left (FIN-WAIT orphans that still
+ * retransmit, in the client's sequence space when this node was the
+ * secondary or served alone), or a stopping secondary's copies. The caller
+ * has the bridge's rules in place, so the RSTs go through the bridge, never
+ * raw to a client. Logged; a failure is logged, not thrown.
+ */
+export async function abortConnections(cfg: Config, log: Logger, why: string): Promise<number> {
+  try {
+    const n = await destroyConnections(cfg.service.address, cfg.service.ports);
+    if (n) log.warn({ sockets: n }, `aborted ${n} connection(s) on the service address: ${why}`);
+    return n;
+  } catch (e) {
+    log.error({ err: (e as Error).message }, `could not abort the connections on the service address (${why})`);
+    return 0;
+  }
 }

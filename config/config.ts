@@ -99,8 +99,13 @@ export const configSchema = z.strictObject({
       idle_timeout_s: z.number().int().min(60).max(7 * 24 * 3600).default(7200),
       /** The secondary's bytes stored per connection while the primary's lag. */
       max_stored_bytes: z.number().int().min(65536).max(1 << 30).default(8 << 20),
+      /**
+       * A connection the secondary (alive) makes no progress on this long while
+       * it waits for it goes on primary-only (the secondary lost its socket).
+       */
+      secondary_silence_ms: z.number().int().min(200).max(600_000).default(2000),
     })
-    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20 }),
+    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000 }),
   security: z
     .strictObject({
       /** After setup, keep only CAP_NET_ADMIN and CAP_NET_RAW, set no_new_privs. */

@@ -161,11 +161,11 @@ if (mode === 'many') {
         h.update(d);
         got += d.length;
       });
-      s.on('error', (e) => resolve(`#${i}: ${e.message}`));
-      s.on('end', () => resolve(got === bytes && h.digest('hex') === want.digest('hex') ? null : `#${i}: ${got} bytes, content differs`));
+      s.on('error', (e) => resolve(`#${i} (port ${s.localPort}): ${e.message}`));
+      s.on('end', () => resolve(got === bytes && h.digest('hex') === want.digest('hex') ? null : `#${i} (port ${s.localPort}): ${got} bytes, content differs`));
       s.setTimeout(60_000, () => {
+        resolve(`#${i} (port ${s.localPort}): timeout after ${got} bytes${s.connecting ? ', never connected' : ''}`);
         s.destroy();
-        resolve(`#${i}: timeout after ${got} bytes`);
       });
     });
   const results = await Promise.all(Array.from({ length: n }, (_, i) => one(i + 1)));
@@ -178,6 +178,36 @@ function expected(): string {
   const h = createHash('sha256');
   for (const c of patternChunks(bytes, seed)) h.update(c);
   return h.digest('hex');
+}
+
+/** Where the received stream first differs from the pattern (-1: not yet). */
+let firstDiff = -1;
+const want = patternChunks(bytes, seed)[Symbol.iterator]();
+let wantChunk: Buffer = Buffer.alloc(0);
+let wantAt = 0;
+function compare(d: Buffer, offset: number): void {
+  for (let i = 0; i < d.length && firstDiff < 0; ) {
+    if (wantAt === wantChunk.length) {
+      const n = want.next();
+      if (n.done) {
+        firstDiff = offset + i; // past the end
+        return;
+      }
+      wantChunk = n.value;
+      wantAt = 0;
+    }
+    const k = Math.min(d.length - i, wantChunk.length - wantAt);
+    if (!d.subarray(i, i + k).equals(wantChunk.subarray(wantAt, wantAt + k))) {
+      for (let j = 0; j < k; j++) {
+        if (d[i + j] !== wantChunk[wantAt + j]) {
+          firstDiff = offset + i + j;
+          return;
+        }
+      }
+    }
+    i += k;
+    wantAt += k;
+  }
 }
 
 const t0 = Date.now();
@@ -215,19 +245,20 @@ sock.on('data', (d: Buffer) => {
     if (now - last > maxGapMs) maxGapMs = now - last;
     last = now;
     h.update(d);
+    compare(d, got);
     got += d.length;
   } else reply += d.toString();
 });
 sock.on('error', (e) => {
-  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff, localPort: sock.localPort, ms: Date.now() - t0 }) + '\n');
   process.exit(1);
 });
 sock.on('end', () => {
   const ms = Date.now() - t0;
   if (mode === 'get') {
-    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff, localPort: sock.localPort, ms, connectMs, maxGapMs }) + '\n');
   } else {
-    process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort: sock.localPort, ms, connectMs, maxGapMs }) + '\n');
   }
   sock.end();
 });

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ipv4 } from '../wire/addr.js';
-import type { PortMatcher } from '../ports.js';
+import type { PortMatcher, PortSet } from '../ports.js';
 
 export interface SocketKey {
   client: number;
@@ -40,4 +40,25 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
 export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketKey[]> {
   const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'connected', 'src', vip], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
   return parseSs(stdout, vip, ports);
+}
+
+/** The `ss` filter expression for source ports in `ports` (single ports and ranges). */
+export function ssPortFilter(ports: PortSet): string {
+  const terms = ports.map((p) => (typeof p === 'number' ? `sport = :${p}` : `( sport >= :${p[0]} and sport <= :${p[1]} )`));
+  return `( ${terms.join(' or ')} )`;
+}
+
+/**
+ * Aborts (SOCK_DESTROY, `ss -K`) every connection of this namespace on `vip`
+ * and a failover port — sockets a previous incarnation left (its server was
+ * killed: FIN-WAIT orphans still retransmitting; or its connections can no
+ * longer be replicated). Their RSTs must not reach clients: the caller has
+ * their output dropped or queued while this runs. Returns how many there were.
+ */
+export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
+  const run = promisify(execFile);
+  const args = ['-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip, ssPortFilter(ports)];
+  const before = (await run('ss', args, { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 })).stdout.split('\n').filter((l) => l.trim()).length;
+  if (before) await run('ss', ['-K', ...args], { encoding: 'utf8', timeout: 10_000, maxBuffer: 64 << 20 });
+  return before;
 }

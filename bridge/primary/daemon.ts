@@ -27,7 +27,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
+import { abortConnections, dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -116,6 +116,7 @@ export class PrimaryBridge {
         handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
         idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
         maxStoredBytes: cfg.limits.max_stored_bytes,
+        secondarySilenceMs: cfg.limits.secondary_silence_ms,
       },
       sink,
       (what, c) => {
@@ -152,12 +153,11 @@ export class PrimaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
-    // A killed predecessor's rules and addresses go first, whatever follows.
-    await undoLeftovers(this.state, this.log, 'primary');
-    await removeRules(`${cfg.instance}p`);
-    // Then: is the service address already served (the secondary took it
-    // over while this node was down)? Then starting would make two nodes
-    // answer for it. Ask the LAN (RFC 5227 probes) before touching anything.
+    // Is the service address already served (the secondary took it over
+    // while this node was down)? Then starting would make two nodes answer
+    // for it. Ask the LAN (RFC 5227 probes) before touching anything. A
+    // killed predecessor's rules stay meanwhile: their queues have no reader,
+    // so what its servers' sockets still send is dropped, not leaked.
     let claimer: string | null = null;
     this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
       if (this.probing) {
@@ -173,6 +173,12 @@ export class PrimaryBridge {
     }
     this.probing = false;
     if (claimer) {
+      // Refusing: leave the node clean — no rules, no addresses, and none of
+      // the previous instance's sockets (their connections live on the other
+      // node now, or nowhere).
+      await undoLeftovers(this.state, this.log, 'primary');
+      await removeRules(`${cfg.instance}p`);
+      await abortConnections(cfg, this.log, 'left by a previous instance; the other node serves the service address');
       throw new ServiceAddressInUse(
         claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
@@ -208,6 +214,12 @@ export class PrimaryBridge {
     if (this.adoptExisting) {
       const n = await adopt();
       this.log.warn({ adopted: n }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
+    } else {
+      // What this node's TCP still has on the service address is a previous
+      // instance's (its servers killed, its connections now served by the
+      // other node or by nobody): never to be continued. Aborted behind our
+      // rules (the merger drops their RSTs: unknown connections).
+      await abortConnections(cfg, this.log, 'left by a previous instance');
     }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     const onDecision = (d: Decision) => this.onDecision(d);
@@ -384,6 +396,7 @@ export class PrimaryBridge {
       queuedBytes: q.storedBytes,
       heldSegments: q.heldSegments,
       divergences: m.divergences,
+      secondarySilent: m.secondarySilent,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },

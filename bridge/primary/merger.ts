@@ -64,6 +64,14 @@ export interface MergerConfig {
   /** Connections tracked at most; a new one beyond it is refused (P's SYN-ACK dropped). */
   maxConnections: number;
   /**
+   * How long S may make no progress on a connection that waits for it (P's
+   * SYN-ACK or bytes held, or the client's bytes acknowledged by P only)
+   * before the connection goes on primary-only, ms. A live secondary whose
+   * socket for it vanished (or never answered the SYN) must not hold it
+   * forever; the secondary is told to reset it if it takes over.
+   */
+  secondarySilenceMs: number;
+  /**
    * Handshakes waiting for the other server's SYN(-ACK) at most: each holds a
    * packet in the kernel's queue, which must keep room for established
    * connections (a SYN flood must not starve them).
@@ -80,6 +88,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   maxStoredBytes: 8 << 20,
   maxConnections: 65536,
   maxPendingHandshakes: 4096,
+  secondarySilenceMs: 2000,
 };
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
@@ -101,6 +110,8 @@ export interface MergerStats {
   divergences: number;
   handshakes: number;
   expired: number;
+  /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
+  secondarySilent: number;
   /** Connections adopted untranslated (this node served them alone before it became primary). */
   adopted: number;
   drops: Record<DropReason, number>;
@@ -192,6 +203,18 @@ export class Conn {
   sMax: number | null = null;
   /** Since when the first held segment has been partly covered by S without progress, or null. */
   stallAt: number | null = null;
+  /** When P's SYN(-ACK) was first held waiting for S's, or null. */
+  heldSynAt: number | null = null;
+  /** When S last made progress: its ACK or what it produced moved forward (or the merge). */
+  sProgressAt = 0;
+  /** Since when (as seen by poll) the connection waits for S, or null. */
+  waitingSince: number | null = null;
+
+  /** Whether the connection waits for S: P's bytes held, or the client's acknowledged by P only. */
+  waitsForS(): boolean {
+    if (this.phase !== 'merging') return false;
+    return this.held.length > 0 || (this.hasAckP && this.hasAckS && seqGt(this.ackP, this.ackS));
+  }
 
   /**
    * S-space end of what S has produced, counting S's FIN. A hole (a diverted
@@ -225,6 +248,7 @@ function newStats(): MergerStats {
     divergences: 0,
     handshakes: 0,
     expired: 0,
+    secondarySilent: 0,
     adopted: 0,
     drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0 },
   };
@@ -425,6 +449,7 @@ export class Merger {
         c.synP = synInfo(seg, opts);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
         c.heldSyn = { id, pkt, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
+        c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) this.noteAckP(c, seg);
         if (this.alone) this.mergeHandshake(c, true);
@@ -544,6 +569,9 @@ export class Merger {
       return;
     }
     c.lastSeen = now;
+    const hadAckS = c.hasAckS;
+    const ackSBefore = c.ackS;
+    const coveredBefore = c.sCovered();
     if (flags & TCP_ACK_FLAG) this.noteAckS(c, seg);
     const ts = seg.timestampOffset();
     if (ts >= 0) {
@@ -571,6 +599,7 @@ export class Merger {
       const end = seqAdd(seg.seq, seg.payloadLength);
       if (c.sMax === null || seqGt(end, c.sMax)) c.sMax = end;
     }
+    if (!hadAckS || c.ackS !== ackSBefore || c.sCovered() !== coveredBefore) c.sProgressAt = now;
     if (c.held.length) {
       this.releaseCovered(c);
       // S repeating bytes we have: its retransmission timer fired, so it is
@@ -689,6 +718,7 @@ export class Merger {
     let n = 0;
     for (const m of [...this.conns.values()]) {
       for (const c of [...m.values()]) {
+        this.checkSilence(c, now);
         const idle = now - c.lastSeen;
         const dead =
           ((c.phase === 'handshake' || !c.established) && now - c.createdAt > this.cfg.handshakeTimeoutMs) ||
@@ -708,6 +738,34 @@ export class Merger {
   }
 
   // --- internals ---------------------------------------------------------------
+
+  /**
+   * A live secondary that makes no progress on a connection waiting for it
+   * for secondarySilenceMs has lost it (its socket vanished, or its TCP never
+   * answered the SYN: a stale socket on the same ports). The connection goes
+   * on primary-only rather than hang, and counts as diverged: the secondary
+   * resets it if it takes over, since it cannot continue it.
+   */
+  private checkSilence(c: Conn, now: number): void {
+    const limit = this.cfg.secondarySilenceMs;
+    if (c.phase === 'handshake') {
+      if (this.alone || !c.heldSyn || c.synS || c.heldSynAt === null || now - c.heldSynAt < limit) return;
+      this.stats.secondarySilent++;
+      this.mergeHandshake(c, true);
+      this.diverged.add(c);
+      this.onEvent(`primary-only: the secondary did not answer the SYN in ${now - c.heldSynAt} ms`, c);
+      return;
+    }
+    if (!c.waitsForS()) {
+      c.waitingSince = null;
+      return;
+    }
+    c.waitingSince ??= now;
+    const silent = now - Math.max(c.waitingSince, c.sProgressAt);
+    if (silent < limit) return;
+    this.stats.secondarySilent++;
+    this.degrade(c, `the secondary made no progress for ${silent} ms`, true);
+  }
 
   /** The TCP segment in `pkt`, or null after dropping it (and counting) when malformed. */
   private parseOrDrop(id: number, pkt: Buffer): TcpSegment | null {

@@ -11,7 +11,7 @@ import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
-import { dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
+import { abortConnections, dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -119,6 +119,12 @@ export class SecondaryBridge {
       ],
       BRIDGE_MARK,
     );
+    // Whatever this node's TCP still has on the service address belongs to a
+    // previous instance (whose servers were killed, or whose connections the
+    // primary stopped replicating when it lost us): it must never answer a
+    // client. The RSTs are diverted; the primary degrades any of them it
+    // still merged (we restarted faster than its detector noticed).
+    await abortConnections(cfg, this.log, 'left by a previous instance');
     this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
       const pkt = this.diverter.inbound(frame);
       if (pkt) this.injector.send(pkt);
@@ -229,8 +235,8 @@ export class SecondaryBridge {
     // Connections that diverged on the primary end here rather than go on with our bytes.
     const fresh = [...this.diverged.values()].filter((d) => Date.now() - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
     const resets = this.diverter.resets(fresh);
-    for (const p of resets) this.injector.send(p);
-    this.closedDiverged = resets.length / 2;
+    for (const p of resets.packets) this.injector.send(p);
+    this.closedDiverged = resets.closed;
     if (fresh.length) this.mark(`closed ${this.closedDiverged} diverged connection(s)`, decidedAt);
     const prompts = this.diverter.prompts();
     for (const p of prompts) this.injector.send(p);
@@ -331,6 +337,7 @@ export class SecondaryBridge {
       queuedBytes: 0,
       heldSegments: 0,
       divergences: 0,
+      secondarySilent: 0,
       retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0 },
       nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
@@ -363,6 +370,13 @@ export class SecondaryBridge {
     await this.takingOver?.catch(() => undefined);
     // Having taken the primary role, that bridge goes first (its rules, its journal).
     await this.promoted?.stop();
+    // Still the secondary: our copies cannot be continued by anyone once we
+    // are gone, and without our rules they would talk to clients directly.
+    // Aborted while the rules divert their RSTs to the primary, which goes on
+    // alone with each at once.
+    if (this.role === 'secondary' && this.rules && (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))) {
+      await new Promise((r) => setTimeout(r, 100)); // the RSTs leave through our queue
+    }
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
     this.metrics?.close();

@@ -256,29 +256,36 @@ export class Diverter {
 
   /**
    * After a takeover, for connections the primary reported as diverged (its
-   * client got the primary's bytes, which differ from ours): a reset into our
-   * own stack (the client's next sequence number, so the kernel accepts it
-   * and the server sees the connection aborted) and a reset to the client
-   * (our next sequence number as the client last acknowledged it; if that is
-   * stale the client answers with a challenge ACK, which our stack — the
-   * socket gone — answers with an exact reset). The connection ends instead
-   * of continuing on different bytes. Such connections are then forgotten.
+   * client got the primary's bytes, which differ from ours, or ours stopped):
+   * a reset into our own stack (the client's next sequence number, so the
+   * kernel accepts it and the server sees the connection aborted), then to
+   * the client a reset at our next sequence number as the client last
+   * acknowledged it, and a bare ACK at the same number. The client takes the
+   * reset if that number is its next; if it is elsewhere in its window, the
+   * reset draws a challenge ACK; if it is outside (the client got far more
+   * from the primary than we sent), the reset is ignored but the ACK draws a
+   * duplicate ACK. Either answer reaches our stack, which — the socket gone —
+   * answers it with an exact reset. The connection ends instead of continuing
+   * on different bytes, or hanging. Such connections are then forgotten.
    */
-  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): Buffer[] {
-    const out: Buffer[] = [];
+  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): { packets: Buffer[]; closed: number } {
+    const packets: Buffer[] = [];
+    let closed = 0;
+    const seg = (src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number) =>
+      buildIpv4Tcp({ src, dst }, { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) });
     for (const k of keys) {
       const m = this.views.get(k.client);
       const key = k.clientPort * 65536 + k.servicePort;
       const v = m?.get(key);
       if (!v) continue;
-      const rst = (src: number, dst: number, sport: number, dport: number, seq: number) =>
-        buildIpv4Tcp({ src, dst }, { srcPort: sport, dstPort: dport, seq, ack: 0, flags: TCP_RST, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) });
-      out.push(rst(v.client, this.cfg.service, v.clientPort, v.servicePort, v.seq));
-      out.push(rst(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack));
+      packets.push(seg(v.client, this.cfg.service, v.clientPort, v.servicePort, v.seq, 0, TCP_RST));
+      packets.push(seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, 0, TCP_RST));
+      packets.push(seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, v.seq, TCP_ACK_FLAG));
       m!.delete(key);
       this.tracked--;
+      closed++;
     }
-    return out;
+    return { packets, closed };
   }
 
   get trackedConnections(): number {

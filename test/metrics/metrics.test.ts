@@ -13,6 +13,7 @@ const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   lastFailoverSeconds: null,
   connections: { merging: 3, degraded: 1 },
   mergedSegments: 100,
+  secondarySilent: 0,
   mergedBytes: 123456,
   divertedSegments: 90,
   divertedBytes: 120000,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { mac } from '../../bridge/wire/addr.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { PortMatcher } from '../../bridge/ports.js';
 import { clampedMss, divertedClient, Diverter } from '../../bridge/secondary/diverter.js';
@@ -121,5 +121,30 @@ describe('diverter: prompts after a takeover', () => {
     expect(parsed.tcp.checksumValid()).toBe(true);
     expect({ seq: parsed.tcp.seq, ack: parsed.tcp.ack, sport: parsed.tcp.srcPort, dst: parsed.ip.dst }).toEqual({ seq: 1002, ack: 777, sport: 40001, dst: VIP });
     expect(parsed.tcp.options()).toEqual([{ kind: 'timestamp', tsval: 42, tsecr: 0 }]);
+  });
+});
+
+describe('diverter: closing diverged connections after a takeover', () => {
+  it('per known connection: a reset into our stack, a reset and a bare ACK to the client (which draws an answer wherever its window is); forgets it', () => {
+    const d = diverter();
+    const f = (cport: number, seq: number, ack: number) =>
+      emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4,
+        buildIpv4Tcp({ src: CLIENT, dst: VIP }, { srcPort: cport, dstPort: SPORT, seq, ack, flags: TCP_ACK_FLAG, window: 300, urgent: 0, options: [], payload: Buffer.from('abc') }));
+    d.inbound(f(40001, 1000, 9000));
+    d.inbound(f(40002, 2000, 8000));
+    const r = d.resets([
+      { client: CLIENT, clientPort: 40001, servicePort: SPORT },
+      { client: CLIENT, clientPort: 40009, servicePort: SPORT }, // never seen: nothing to close
+    ]);
+    expect(r.closed).toBe(1);
+    const segs = r.packets.map((p) => parseIpv4Tcp(p) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>);
+    expect(segs.every((p) => p.tcp.checksumValid() && p.ip.checksumValid())).toBe(true);
+    expect(segs.map((p) => ({ src: p.ip.src, dst: p.ip.dst, dport: p.tcp.dstPort, seq: p.tcp.seq, ack: p.tcp.ack, flags: p.tcp.flags }))).toEqual([
+      { src: CLIENT, dst: VIP, dport: SPORT, seq: 1003, ack: 0, flags: TCP_RST }, // our stack: the client's next byte
+      { src: VIP, dst: CLIENT, dport: 40001, seq: 9000, ack: 0, flags: TCP_RST },
+      { src: VIP, dst: CLIENT, dport: 40001, seq: 9000, ack: 1003, flags: TCP_ACK_FLAG },
+    ]);
+    expect(d.trackedConnections).toBe(1);
+    expect(d.resets([{ client: CLIENT, clientPort: 40001, servicePort: SPORT }]).closed).toBe(0);
   });
 });

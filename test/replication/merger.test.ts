@@ -408,7 +408,7 @@ describe('termination (§8)', () => {
   });
 
   it('expires half-open connections and drops what they held', () => {
-    const pair = new Pair({ isn: 1 }, { isn: 2 });
+    const pair = new Pair({ isn: 1 }, { isn: 2 }, { secondarySilenceMs: 60_000 });
     const id = pair.fromP(pair.p.synAck(5000));
     pair.now = 30_001;
     expect(pair.merger.poll(pair.now)).toBe(1);
@@ -601,7 +601,7 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
   });
 
   it('forgets an established connection idle for idleTimeoutMs, releasing nothing it should not', () => {
-    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { idleTimeoutMs: 60_000 });
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { idleTimeoutMs: 60_000, secondarySilenceMs: 600_000 });
     const cack = seqAdd(pair.handshake(), 1);
     pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG }));
     const held = pair.fromP(pair.p.data(B('never covered'), cack)); // S never produces it
@@ -626,6 +626,90 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     expect(pair.merger.poll(pair.now)).toBe(2);
     expect(pair.merger.connections).toBe(1);
     expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(true);
+  });
+});
+
+describe('a live secondary that lost a connection (secondarySilenceMs)', () => {
+  it('a SYN the secondary never answers: P’s SYN-ACK goes out primary-only after the silence, listed as diverged', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
+    const synAck = pair.fromP(pair.p.synAck(5000));
+    pair.now = 1000;
+    const again = pair.fromP(pair.p.synAck(5000)); // P's TCP retransmits: the newest is held
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(again)).toBeUndefined();
+    pair.now = 2000;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(synAck)).toBe('drop');
+    expect(pair.sink.fate(again)).toBe('accept');
+    expect(pair.sink.acceptedPacket(again)!.readUInt32BE(24)).toBe(ISN_P); // Δseq 0: P's own numbers
+    expect(pair.merger.stats.secondarySilent).toBe(1);
+    expect(pair.merger.phases().degraded).toBe(1);
+    expect(pair.merger.divergedConnections()).toEqual([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }]);
+    expect(pair.events.at(-1)).toMatch(/did not answer the SYN/);
+  });
+
+  it('S’s socket vanished: P’s held bytes go out after the silence, the connection is diverged', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    const a = pair.fromP(pair.p.data(B('abc'), cack));
+    pair.fromS(pair.s.data(B('abc'), cack));
+    expect(pair.sink.fate(a)).toBe('accept');
+    pair.now = 100;
+    const held = pair.fromP(pair.p.data(B('def'), cack)); // S never produces it
+    for (pair.now = 1000; pair.now < 3000; pair.now += 1000) pair.merger.poll(pair.now);
+    expect(pair.sink.fate(held)).toBeUndefined(); // first seen waiting at 1000: not yet 2000 ms
+    pair.now = 3000;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(pair.sink.stream(ISN_S).toString()).toBe('abcdef');
+    expect(pair.merger.stats.secondarySilent).toBe(1);
+    expect(pair.merger.divergedConnections()).toHaveLength(1);
+    expect(pair.events.at(-1)).toMatch(/no progress/);
+  });
+
+  it('a slow secondary that keeps making progress is waited for, however long the transfer', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    const chunks = ['one', 'two', 'six', 'ten', 'end'];
+    const ids = chunks.map((c) => pair.fromP(pair.p.data(B(c), cack)));
+    for (const c of chunks) {
+      pair.now += 1500;
+      pair.merger.poll(pair.now);
+      pair.fromS(pair.s.data(B(c), cack)); // one chunk every 1.5 s: slow, never silent for 2 s
+    }
+    expect(ids.map((id) => pair.sink.fate(id))).toEqual(['accept', 'accept', 'accept', 'accept', 'accept']);
+    expect(pair.merger.stats.secondarySilent).toBe(0);
+    expect(pair.merger.phases().merging).toBe(1);
+  });
+
+  it('an upload S stopped acknowledging: the merged ACK is stuck until the silence, then P’s ACK goes out', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromP(pair.p.ack(cack));
+    pair.fromS(pair.s.ack(cack));
+    const sent = pair.sink.sent.length;
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('0123456789') }));
+    pair.now = 10;
+    const ack = pair.fromP(pair.p.ack(cack + 10)); // S's socket is gone: it never acknowledges
+    expect(pair.sink.fate(ack)).toBe('drop');
+    expect(pair.sink.sent.length).toBe(sent);
+    for (pair.now = 1000; pair.now <= 3000; pair.now += 1000) pair.merger.poll(pair.now);
+    expect(pair.merger.stats.secondarySilent).toBe(1);
+    const next = pair.fromP(pair.p.ack(cack + 10));
+    expect(pair.sink.fate(next)).toBe('accept');
+    expect(pair.sink.acceptedPacket(next)!.readUInt32BE(28)).toBe(cack + 10);
+  });
+
+  it('does nothing while the pair is degraded by a secondary failure (alone)', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    pair.merger.secondaryFailed();
+    const id = pair.fromP(pair.p.synAck(5000));
+    expect(pair.sink.fate(id)).toBe('accept');
+    pair.now = 5000;
+    pair.merger.poll(pair.now);
+    expect(pair.merger.stats.secondarySilent).toBe(0);
+    expect(pair.merger.divergedConnections()).toEqual([]);
   });
 });
 

@@ -181,6 +181,11 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
             await waitForLog(pair, /now the primary \(roles swapped\)/);
             expect(pair.logs()).toMatch(/undid what a previous primary left behind/);
           }
+          // The killed bridge's node kept its server's socket of the download
+          // (no ACKs reached it since: an orphan that retransmits). The new
+          // bridge aborted it behind its rules: none left, none leaked.
+          expect(pair.logs()).toMatch(/aborted \d+ connection\(s\) on the service address: left by a previous instance/);
+          expect((await h.exec(['ss', '-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', VIP])).stdout.trim()).toBe('');
           // The pair still serves.
           const after = await transfer(c, 'get', 5_000_000, 94);
           expect(after.sha256).toBe(after.expected);

@@ -77,6 +77,57 @@ describe('divergent replicas (issue 8 §2)', () => {
   }, 60_000);
 });
 
+describe('a live secondary that silently lost a connection', () => {
+  it('its socket vanishes mid-download with no RST: after limits.secondary_silence_ms the primary goes on alone, byte-exact, counted; after a takeover such a connection is reset, not continued', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { extraYaml: 'limits:\n  secondary_silence_ms: 1000\n' });
+      try {
+        const c = rig.host('client');
+        const s = rig.host('secondary');
+        // The secondary's TCP loses the connection without a word: its RSTs
+        // (now, and for every client segment after) never leave the host.
+        const loseSilently = () =>
+          s.sh(
+            `nft add table ip silentrst && nft add chain ip silentrst out '{ type filter hook output priority -500; }' && ` +
+              `nft add rule ip silentrst out ip saddr ${VIP} tcp sport ${DEMO_PORT} 'tcp flags & rst == rst' drop; ` +
+              `ss -K -tn state connected src ${VIP} '( sport = :${DEMO_PORT} )'`,
+          );
+        const t = transfer(c, 'get', 30_000_000, 61, 60_000);
+        await new Promise((res) => setTimeout(res, 700));
+        await loseSilently();
+        const r = await t;
+        expect(r.error, pair.logs()).toBeUndefined();
+        expect(r.sha256).toBe(r.expected);
+        console.log(`secondary lost its socket: download ${r.ms} ms, longest gap ${r.maxGapMs} ms`);
+        expect((await scrape(rig, 'primary'))('tcpfo_secondary_silent_total')).toBe(1);
+        expect(pair.logs()).toMatch(/degraded to primary-only: the secondary made no progress for \d+ ms/);
+        // Such a connection is listed as diverged: the secondary cannot
+        // continue it, so after a takeover it resets it.
+        await s.sh('nft delete table ip silentrst');
+        const long = transfer(c, 'get', 100_000_000, 62, 60_000);
+        await new Promise((res) => setTimeout(res, 700));
+        await loseSilently();
+        const deadline = Date.now() + 10_000;
+        while ((await scrape(rig, 'primary'))('tcpfo_secondary_silent_total') < 2) {
+          if (Date.now() > deadline) throw new Error(`the second connection was never found silent:\n${pair.logs()}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        // The secondary's resets may leave again (the lost socket stays lost).
+        await s.sh('nft delete table ip silentrst');
+        await new Promise((res) => setTimeout(res, 500)); // the notice reaches the secondary
+        await killNode(pair, 'primary');
+        const l = await long;
+        expect(l.error).toMatch(/ECONNRESET/);
+        expect(l.firstDiff).toBe(-1); // every byte the client got was right
+        expect(l.bytes).toBeGreaterThan(0);
+        await waitForLog(pair, /closed 1 diverged connection\(s\)/);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 90_000);
+});
+
 describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
   it('a SYN flood from spoofed addresses: table and memory bounded, the download intact, half-open entries expire', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {

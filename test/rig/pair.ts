@@ -167,6 +167,10 @@ export interface TransferResult {
   connectMs: number;
   maxGapMs: number;
   error?: string;
+  /** Offset of the first byte that differs from the pattern (get), −1 if none. */
+  firstDiff?: number;
+  /** The client's port: find the connection in the bridges' logs. */
+  localPort?: number;
 }
 
 /** Runs the demo client in the client host. */

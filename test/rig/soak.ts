@@ -61,6 +61,12 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const c = rig.host('client');
     let seed = 1000;
 
+    /** The bridges' log lines about the client port `port` (a failed transfer's story). */
+    const logLinesOf = (port: number | undefined): string => {
+      if (!port) return '';
+      const lines = pair.logs().split('\n').filter((l) => l.startsWith('---') || l.includes(`:${port}"`));
+      return lines.length > 2 ? `\n    ${lines.slice(-12).join('\n    ').slice(0, 3000)}` : '';
+    };
     const transfers = async () => {
       while (Date.now() < end) {
         const mode = seed % 2 ? 'get' : 'put';
@@ -83,7 +89,8 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           if (ok) tot.bytes += bytes;
           else {
             tot.transferFailures++;
-            errors.push(`${new Date().toISOString()} ${mode} ${bytes}: ${r.error ?? 'bytes differ'}`);
+            const what = r.error ?? (mode === 'get' ? `got ${r.bytes} bytes, first differing at ${r.firstDiff}` : `reply ${JSON.stringify(r.reply)}`);
+            errors.push(`${new Date().toISOString()} ${mode} ${bytes} port ${r.localPort}: ${what}${logLinesOf(r.localPort)}`);
           }
         } catch (e) {
           clearTimeout(watchdog);
@@ -100,7 +107,10 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           const out = JSON.parse(r.stdout.trim() || '{"ok":0,"failed":20,"errors":["no output"]}') as { ok: number; failed: number; errors: string[] };
           tot.short += out.ok + out.failed;
           tot.shortFailures += out.failed;
-          if (out.errors.length) errors.push(`${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}`);
+          if (out.errors.length) {
+            const port = Number(/port (\d+)/.exec(out.errors[0]!)?.[1] ?? 0);
+            errors.push(`${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}${logLinesOf(port)}`);
+          }
         }
         await new Promise((res) => setTimeout(res, 500));
       }
