@@ -111,9 +111,10 @@ export class Detector {
   /**
    * The silence that means "down" now: longer for a peer never heard from
    * (startup grace), and three timeouts during the first REJOIN_GRACE_MS
-   * after a peer came back — a process that just (re)started stalls while it
-   * warms up, and a flap would send every connection of that moment to
-   * primary-only.
+   * after a peer came back or was first heard — a process that just
+   * (re)started stalls while it warms up, a node takes the primary role as
+   * its secondary appears, and a flap would send every connection of that
+   * moment to primary-only.
    */
   private limit(now: number): number {
     if (this.peer === 'unknown') return this.cfg.timeoutMs + this.cfg.startupGraceMs;
@@ -137,8 +138,10 @@ export class Detector {
   }
 
   private decide(peer: PeerState, at: number, silentMs: number, reason: string): Decision {
-    // A peer that comes back (not a first contact) gets the rejoin grace.
-    this.upSince = peer === 'up' && this.peer === 'down' ? at : null;
+    // A peer that comes back, or that we just met, gets the rejoin grace: a
+    // restarted process warms up, and a node that meets its new secondary
+    // takes the primary role at once (roles swapped) — neither is a failure.
+    this.upSince = peer === 'up' ? at : null;
     this.peer = peer;
     const d = { at, peer, silentMs, reason };
     this.decisions.push(d);

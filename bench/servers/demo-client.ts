@@ -219,8 +219,10 @@ let last = 0;
 let maxGapMs = 0;
 let reply = '';
 let connectMs = 0;
+let localPort: number | undefined;
 sock.on('connect', async () => {
   connectMs = Date.now() - t0;
+  localPort = sock.localPort;
   last = Date.now();
   if (mode === 'get') {
     sock.write(`GET ${bytes} ${seed}\n`);
@@ -250,15 +252,15 @@ sock.on('data', (d: Buffer) => {
   } else reply += d.toString();
 });
 sock.on('error', (e) => {
-  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff, localPort: sock.localPort, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff, localPort, ms: Date.now() - t0 }) + '\n');
   process.exit(1);
 });
 sock.on('end', () => {
   const ms = Date.now() - t0;
   if (mode === 'get') {
-    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff, localPort: sock.localPort, ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff, localPort, ms, connectMs, maxGapMs }) + '\n');
   } else {
-    process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort: sock.localPort, ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort, ms, connectMs, maxGapMs }) + '\n');
   }
   sock.end();
 });

@@ -36,9 +36,9 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
   return out;
 }
 
-/** Every non-listening TCP socket of this network namespace on `vip` and a failover port (TIME-WAIT included). */
+/** Every connection of this network namespace on `vip` and a failover port (not TIME-WAIT: nothing to carry on). */
 export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketKey[]> {
-  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'connected', 'src', vip], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
+  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
   return parseSs(stdout, vip, ports);
 }
 

@@ -15,6 +15,7 @@
  * servers produced (the paper's guarantee), and the kernel keeps segmenting
  * 64 KB GSO segments for us.
  */
+import { ipv4ToString } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { IPPROTO_TCP, Ipv4Packet } from '../wire/ipv4.js';
 import { seqAdd, seqGt, seqGe, seqLe, seqLt, seqMax, seqMin, seqSub } from '../wire/seq.js';
@@ -335,21 +336,27 @@ export class Merger {
     return [...this.diverged].map((c) => ({ client: c.client, clientPort: c.clientPort, servicePort: c.servicePort }));
   }
 
-  /** Connections with segments held, for diagnostics (at most `max`). */
+  /** Connections waiting for S (segments held, or the client's bytes acknowledged by P only), for diagnostics (at most `max`). */
   stuck(max = 5): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = [];
     for (const m of this.conns.values()) {
       for (const c of m.values()) {
-        if (!c.held.length || out.length >= max) continue;
+        if (out.length >= max) return out;
+        if (!c.held.length && !c.heldSyn && !c.waitsForS()) continue;
         out.push({
-          clientPort: c.clientPort,
+          client: `${ipv4ToString(c.client)}:${c.clientPort}`,
+          phase: c.phase,
           relNxt: c.relNxt,
-          covered: c.sCovered(),
+          covered: c.phase === 'handshake' ? null : c.sCovered(),
           held: c.held.slice(0, 3).map((h) => [h.start, h.end]),
+          heldSyn: c.heldSyn !== null,
           store: c.store.ranges().slice(0, 5),
           ackP: c.ackP,
           ackS: c.ackS,
           ackSent: c.ackSent,
+          waitingSince: c.waitingSince,
+          sProgressAt: c.sProgressAt,
+          lastSeen: c.lastSeen,
         });
       }
     }

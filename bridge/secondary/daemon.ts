@@ -6,6 +6,7 @@
  *   base+2   S's output to clients, diverted   fail closed: a client must
  *            never see S's replies while P speaks for the pair.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
@@ -43,6 +44,12 @@ export interface TimelineEntry {
 /** How long the split-brain probe waits for an ARP answer. */
 const PROBE_WAIT_MS = 50;
 
+/** A promise awaited later: its rejection is handled there, not reported as unhandled now. */
+function preload<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 /** The primary repeats its diverged list every 250 ms; an entry not repeated for this long is gone. */
 const DIVERGED_FRESH_MS = 3000;
 
@@ -59,6 +66,8 @@ export class SecondaryBridge {
   private closedDiverged = 0;
   /** The primary role this node took after the other node rejoined as secondary. */
   private promoted: { stop(): Promise<void>; status(): Record<string, unknown> } | null = null;
+  /** The primary bridge's module, loaded at start: compiling it during a promotion would stall heartbeats. */
+  private readonly primaryModule = preload(import('../primary/daemon.js'));
   private promoting = false;
   private promoteFailedAt = 0;
   private probing = false;
@@ -262,6 +271,9 @@ export class SecondaryBridge {
     if (this.promoted || this.promoting || this.stopped || Date.now() - this.promoteFailedAt < 10_000) return;
     this.promoting = true;
     const t0 = Date.now();
+    // How long our event loop stalls meanwhile (heartbeats and ARP answers wait for it).
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     this.log.warn({ peer: this.cfg.primary.address }, 'the other node rejoined as secondary: taking the primary role for new connections');
     // The heartbeat link is handed over, not closed: a pause in our
     // heartbeats would make the other node probe for the VIP mid-handover.
@@ -274,16 +286,17 @@ export class SecondaryBridge {
     // (its start-up probe ignores our own MAC): meanwhile the other node,
     // missing heartbeats, probes — and must find the VIP taken.
     try {
-      const { PrimaryBridge } = await import('../primary/daemon.js');
+      const { PrimaryBridge } = await this.primaryModule;
       this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer });
       this.arp.close();
-      this.log.warn({ ms: Date.now() - t0 }, 'now the primary (roles swapped): merging new connections');
+      this.log.warn({ ms: Date.now() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
     } catch (e) {
       // Back to serving alone: heartbeats, metrics, status (ARP answers never stopped).
       this.promoteFailedAt = Date.now();
       this.log.error({ err: (e as Error).message }, 'could not take the primary role: serving alone again (retried in 10 s)');
       await this.reopenActive();
     } finally {
+      lag.disable();
       this.promoting = false;
     }
   }

@@ -66,26 +66,34 @@ describe('detector', () => {
   it('declares the peer up on its first heartbeat and down after the timeout', () => {
     const d = new Detector(cfg, 0, ['primary']);
     expect(d.onMessage(hb(1n), 10)?.peer).toBe('up');
-    expect(d.tick(100)).toBeNull();
-    expect(d.onMessage(hb(2n), 100)).toBeNull();
-    expect(d.tick(199)).toBeNull();
-    const down = d.tick(200);
+    let seq = 2n;
+    for (let t = 100; t <= 2100; t += 50) expect(d.onMessage(hb(seq++), t)).toBeNull(); // past the first-contact grace
+    expect(d.tick(2199)).toBeNull();
+    const down = d.tick(2200);
     expect(down).toMatchObject({ peer: 'down', silentMs: 100 });
-    expect(d.tick(300)).toBeNull(); // one decision only
-    expect(d.onMessage(hb(3n), 400)?.reason).toBe('heartbeats resumed');
+    expect(d.tick(2300)).toBeNull(); // one decision only
+    expect(d.onMessage(hb(seq++), 2400)?.reason).toBe('heartbeats resumed');
     expect(d.decisions.map((x) => x.peer)).toEqual(['up', 'down', 'up']);
+  });
+
+  it('judges a peer just met leniently too: it takes a role at once (an active node becoming primary when we join)', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    d.onMessage(hb(1n), 500);
+    expect(d.tick(750)).toBeNull(); // 250 ms of silence during its promotion: 3 × timeout
+    expect(d.tick(800)?.peer).toBe('down');
   });
 
   it('judges a peer that came back leniently for REJOIN_GRACE_MS (a restarted process warming up), then normally', () => {
     const d = new Detector(cfg, 0, ['primary']);
-    d.onMessage(hb(1n), 10);
-    expect(d.tick(110)?.peer).toBe('down');
-    expect(d.onMessage(hb(2n), 500)?.reason).toBe('heartbeats resumed');
-    expect(d.tick(750)).toBeNull(); // 250 ms of silence: within 3 × timeout while rejoining
-    expect(d.tick(800)?.peer).toBe('down');
-    d.onMessage(hb(3n), 1000);
-    d.onMessage(hb(4n), 3100); // the grace is over
-    expect(d.tick(3200)?.peer).toBe('down');
+    let seq = 1n;
+    for (let t = 10; t <= 2100; t += 50) d.onMessage(hb(seq++), t); // met, past the first-contact grace
+    expect(d.tick(2160)?.peer).toBe('down');
+    expect(d.onMessage(hb(seq++), 2500)?.reason).toBe('heartbeats resumed');
+    expect(d.tick(2750)).toBeNull(); // 250 ms of silence: within 3 × timeout while rejoining
+    expect(d.tick(2800)?.peer).toBe('down');
+    d.onMessage(hb(seq++), 3000);
+    d.onMessage(hb(seq++), 5100); // the grace is over
+    expect(d.tick(5200)?.peer).toBe('down');
   });
 
   it('gives a peer never heard from the startup grace', () => {
@@ -102,7 +110,8 @@ describe('detector', () => {
     expect(d.onMessage(hb(10n), 95)).toBeNull(); // replay of an accepted one
     expect(d.onMessage(hb(5n), 95)).toBeNull(); // an older one
     expect(d.onMessage(hb(12n, KEY, 'secondary'), 95)).toBeNull(); // our own role reflected back
-    expect(d.tick(100)?.peer).toBe('down'); // none of them kept the peer alive
+    expect(d.tick(299)).toBeNull(); // first contact: 3 × timeout
+    expect(d.tick(300)?.peer).toBe('down'); // none of them kept the peer alive
     expect(d.stats.rejected).toMatchObject({ 'bad-mac': 2, replay: 2, 'wrong-peer-role': 1 });
   });
 

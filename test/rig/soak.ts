@@ -64,8 +64,24 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     /** The bridges' log lines about the client port `port` (a failed transfer's story). */
     const logLinesOf = (port: number | undefined): string => {
       if (!port) return '';
-      const lines = pair.logs().split('\n').filter((l) => l.startsWith('---') || l.includes(`:${port}"`));
-      return lines.length > 2 ? `\n    ${lines.slice(-12).join('\n    ').slice(0, 3000)}` : '';
+      const timeline = /took over|roles swapped|secondary failed|rejoined|aborted|taking the primary role|primary is (up|down)/;
+      const lines = pair.logs().split('\n').filter((l) => l.startsWith('---') || l.includes(`:${port}"`) || timeline.test(l));
+      return `\n    ${lines.slice(-24).map((l) => l.slice(0, 300)).join('\n    ')}`;
+    };
+    /** What a node's bridge(s) say: role, connections, what waits for the secondary, drops. */
+    const bridgeStatus = async (node: string): Promise<string> => {
+      const r = await rig.host(node).exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor(node)], { allowFail: true, timeoutMs: 5000 });
+      const out: string[] = [];
+      for (const chunk of r.stdout.split(/\n(?=\{)/)) {
+        try {
+          const st = JSON.parse(chunk) as Record<string, unknown>;
+          const m = st.merger as { drops?: unknown } | undefined;
+          out.push(`${node}:${String(st.role)} ${JSON.stringify({ connections: st.connections, stuck: st.stuck, drops: m?.drops })}`);
+        } catch {
+          // not a status
+        }
+      }
+      return out.join(' ; ').slice(0, 2500) || `${node}: no bridge`;
     };
     const transfers = async () => {
       while (Date.now() < end) {
@@ -76,8 +92,11 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         const watchdog = setTimeout(() => {
           void (async () => {
             const ss = async (host: string, filter: string) => (await rig.host(host).sh(`ss -tinH ${filter}`, { allowFail: true })).stdout.replace(/\s+/g, ' ').slice(0, 1500);
+            const client = await ss('client', `dst ${VIP}`);
+            const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
             errors.push(
-              `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (20 s): client ${await ss('client', `dst ${VIP}`)} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}`,
+              `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (20 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
+                `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}${logLinesOf(port)}`,
             );
           })();
         }, 20_000);
