@@ -231,6 +231,19 @@ export class Conn {
   }
 }
 
+/** A connection this node served alone before it became the merging primary. */
+interface Adopted {
+  /** When a segment of it last passed (idle expiry). */
+  seen: number;
+  /**
+   * The secondary's TCP has a socket for it too: its handshake straddled our
+   * start (the SYN reached both, P's TCP answered before our rules). That copy
+   * is in another sequence space and must never be continued: reported with
+   * the diverged connections, so the secondary resets it if it takes over.
+   */
+  secondaryCopy: boolean;
+}
+
 function connKey(port: number, servicePort: number): number {
   return port * 65536 + servicePort;
 }
@@ -291,7 +304,7 @@ export class Merger {
    * numbers are the client's already, so P's segments pass unchanged.
    * client → (client port, service port) → last seen.
    */
-  private readonly adopted = new Map<number, Map<number, number>>();
+  private readonly adopted = new Map<number, Map<number, Adopted>>();
   private nextExpiry = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
@@ -302,7 +315,7 @@ export class Merger {
     cfg: Partial<MergerConfig> & { service: number },
     private readonly sink: MergerSink,
     /** Divergence and other rare events, for the shell's log. Never called per packet in normal operation. */
-    private readonly onEvent: (what: string, conn: Conn) => void = () => {},
+    private readonly onEvent: (what: string, conn: { readonly client: number; readonly clientPort: number; readonly servicePort: number }) => void = () => {},
   ) {
     this.cfg = { ...DEFAULT_MERGER_CONFIG, ...cfg };
   }
@@ -331,9 +344,17 @@ export class Merger {
     return { storedBytes, heldSegments };
   }
 
-  /** The connections that diverged and are still tracked: the secondary closes them if it takes over. */
+  /**
+   * The connections the secondary must close rather than continue if it
+   * takes over: those that diverged (or that S lost) and are still tracked,
+   * and adopted ones of which S's TCP holds a copy of its own.
+   */
   divergedConnections(): Array<{ client: number; clientPort: number; servicePort: number }> {
-    return [...this.diverged].map((c) => ({ client: c.client, clientPort: c.clientPort, servicePort: c.servicePort }));
+    const out = [...this.diverged].map((c) => ({ client: c.client, clientPort: c.clientPort, servicePort: c.servicePort }));
+    for (const [client, m] of this.adopted) {
+      for (const [key, a] of m) if (a.secondaryCopy) out.push({ client, clientPort: Math.floor(key / 65536), servicePort: key % 65536 });
+    }
+    return out;
   }
 
   /** Connections waiting for S (segments held, or the client's bytes acknowledged by P only), for diagnostics (at most `max`). */
@@ -368,20 +389,37 @@ export class Merger {
     for (const k of keys) {
       let m = this.adopted.get(k.client);
       if (!m) this.adopted.set(k.client, (m = new Map()));
-      if (!m.has(connKey(k.clientPort, k.servicePort))) this.stats.adopted++;
-      m.set(connKey(k.clientPort, k.servicePort), now);
+      const key = connKey(k.clientPort, k.servicePort);
+      const a = m.get(key);
+      if (a) a.seen = now;
+      else {
+        this.stats.adopted++;
+        m.set(key, { seen: now, secondaryCopy: false });
+      }
     }
+  }
+
+  /** Whether (client, ports) is adopted; if so, notes that S's TCP has a copy of it. */
+  private adoptedCopiedByS(client: number, clientPort: number, servicePort: number): boolean {
+    const a = this.adopted.get(client)?.get(connKey(clientPort, servicePort));
+    if (!a) return false;
+    if (!a.secondaryCopy) {
+      a.secondaryCopy = true;
+      this.onEvent('not replicated (adopted), but the secondary has a copy: it will reset it if it takes over', { client, clientPort, servicePort });
+    }
+    return true;
   }
 
   /** Whether (client, ports) is an adopted connection; refreshes its idle clock. */
   private adoptedSeen(client: number, clientPort: number, servicePort: number, now: number, end: boolean): boolean {
     const m = this.adopted.get(client);
     const key = connKey(clientPort, servicePort);
-    if (!m?.has(key)) return false;
+    const a = m?.get(key);
+    if (!a) return false;
     if (end) {
-      m.delete(key);
-      if (m.size === 0) this.adopted.delete(client);
-    } else m.set(key, now);
+      m!.delete(key);
+      if (m!.size === 0) this.adopted.delete(client);
+    } else a.seen = now;
     return true;
   }
 
@@ -467,7 +505,14 @@ export class Merger {
       this.release(c, id, pkt, seg, gso, true);
       return;
     }
-    if (!c && this.adoptedSeen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)) {
+    // An adopted connection passes unchanged — also when S's SYN-ACK for it
+    // reached us (its handshake straddled our start: P's TCP answered the SYN
+    // before our rules were in, so we hold only S's half, never P's).
+    if ((!c || (c.phase === 'handshake' && !c.synP)) && this.adoptedSeen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)) {
+      if (c) {
+        this.remove(c);
+        this.adoptedCopiedByS(seg.dst, seg.dstPort, seg.srcPort);
+      }
       this.sink.accept(id);
       return;
     }
@@ -545,6 +590,13 @@ export class Merger {
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
     let c = this.find(client, seg.dstPort, seg.srcPort);
+    // S's TCP answering for a connection P's TCP has from before our rules
+    // (adopted): not replicated, and S's copy must never be continued. (An
+    // RST only says S has no socket for it.)
+    if (!c && !(flags & TCP_RST) && this.adoptedCopiedByS(client, seg.dstPort, seg.srcPort)) {
+      this.stats.drops['diverted-unknown']++;
+      return;
+    }
     if (flags & TCP_SYN) {
       const opts = seg.options();
       if (opts instanceof WireError) {
@@ -737,7 +789,7 @@ export class Merger {
       }
     }
     for (const [client, m] of this.adopted) {
-      for (const [key, seen] of m) if (now - seen > this.cfg.idleTimeoutMs) m.delete(key);
+      for (const [key, a] of m) if (now - a.seen > this.cfg.idleTimeoutMs) m.delete(key);
       if (m.size === 0) this.adopted.delete(client);
     }
     this.stats.expired += n;

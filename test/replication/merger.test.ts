@@ -731,4 +731,39 @@ describe('adopted connections (roles swapped after a failure)', () => {
     pair.fromP(pair.p.data(Buffer.alloc(0), 5001, 0, TCP_RST | TCP_ACK_FLAG));
     expect(pair.sink.fate(pair.fromP(pair.p.data(B('late'), 5001)))).toBe('drop');
   });
+
+  it('a connection whose handshake straddled the promotion: S’s SYN-ACK for it makes no entry, P’s segments pass (found by the soak: a stall for good)', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
+    // P's TCP answered the SYN before the rules were in; listed (adopted) after.
+    pair.merger.adopt([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }], 0);
+    expect(pair.merger.divergedConnections()).toEqual([]);
+    pair.fromS(pair.s.synAck(5000)); // the new secondary's stack saw the same SYN
+    expect(pair.merger.connections).toBe(0);
+    const id = pair.fromP(pair.p.data(B('served alone'), 5001));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.acceptedPacket(id)).toBeUndefined();
+    // S's copy is in its own sequence space: the secondary must reset it, not
+    // continue it, if it takes over (in the rig, where both nodes share one
+    // kernel and so nearly one ISN, continuing it gave clients wrong bytes).
+    expect(pair.merger.divergedConnections()).toEqual([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }]);
+    expect(pair.events.at(-1)).toMatch(/secondary has a copy/);
+    // Gone with the connection.
+    pair.fromP(pair.p.data(Buffer.alloc(0), 5001, 0, TCP_RST | TCP_ACK_FLAG));
+    expect(pair.merger.divergedConnections()).toEqual([]);
+  });
+
+  it('the same when S’s half was already tracked (S’s SYN-ACK before the listing): P’s first segment removes it and passes', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
+    pair.fromS(pair.s.synAck(5000));
+    expect(pair.merger.phases().handshake).toBe(1);
+    pair.merger.adopt([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }], 0);
+    const id = pair.fromP(pair.p.data(B('served alone'), 5001));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.merger.connections).toBe(0);
+    expect(pair.merger.divergedConnections()).toHaveLength(1);
+    // A connection in the handshake that is not adopted stays fail-closed.
+    const other = new Pair({ isn: ISN_P }, { isn: ISN_S });
+    other.fromS(other.s.synAck(5000));
+    expect(other.sink.fate(other.fromP(other.p.data(B('x'), 5001)))).toBe('drop');
+  });
 });

@@ -65,8 +65,12 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const logLinesOf = (port: number | undefined): string => {
       if (!port) return '';
       const timeline = /took over|roles swapped|secondary failed|rejoined|aborted|taking the primary role|primary is (up|down)/;
-      const lines = pair.logs().split('\n').filter((l) => l.startsWith('---') || l.includes(`:${port}"`) || timeline.test(l));
-      return `\n    ${lines.slice(-24).map((l) => l.slice(0, 300)).join('\n    ')}`;
+      // Per node: the last lines about this port or the pair's roles.
+      const per = pair.logs().split(/^(?=--- )/m).map((part) => {
+        const lines = part.split('\n');
+        return [lines[0] ?? "", ...lines.slice(1).filter((l) => l.includes(`:${port}"`) || timeline.test(l)).slice(-12)];
+      });
+      return `\n    ${per.flat().map((l) => l.slice(0, 300)).join('\n    ')}`;
     };
     /** What a node's bridge(s) say: role, connections, what waits for the secondary, drops. */
     const bridgeStatus = async (node: string): Promise<string> => {
@@ -87,7 +91,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
       while (Date.now() < end) {
         const mode = seed % 2 ? 'get' : 'put';
         const bytes = 1_000_000 + ((seed * 7919) % 30) * 1_000_000;
-        // A transfer normally takes ≤ 3 s here: after 20 s, record what the
+        // A transfer normally takes ≤ 3 s here: after 10 s, record what the
         // three hosts' TCP stacks say about it (once), for the report.
         const watchdog = setTimeout(() => {
           void (async () => {
@@ -95,11 +99,11 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
             const client = await ss('client', `dst ${VIP}`);
             const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
             errors.push(
-              `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (20 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
+              `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (10 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
                 `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}${logLinesOf(port)}`,
             );
           })();
-        }, 20_000);
+        }, 10_000);
         try {
           const r = await transfer(c, mode, bytes, seed++, 180_000);
           clearTimeout(watchdog);
