@@ -25,6 +25,41 @@ if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who'].includes(mode ?? ''
 }
 
 const port = Number(portText);
+
+/** Compares a received stream with the pattern as it arrives: where it first differs (−1: nowhere yet). */
+class StreamCheck {
+  firstDiff = -1;
+  private readonly want: Iterator<Buffer>;
+  private chunk: Buffer = Buffer.alloc(0);
+  private at = 0;
+  private offset = 0;
+  constructor(bytes: number, seed: number) {
+    this.want = patternChunks(bytes, seed)[Symbol.iterator]();
+  }
+  feed(d: Buffer): void {
+    for (let i = 0; i < d.length && this.firstDiff < 0; ) {
+      if (this.at === this.chunk.length) {
+        const n = this.want.next();
+        if (n.done) {
+          this.firstDiff = this.offset + i; // past the end
+          break;
+        }
+        this.chunk = n.value;
+        this.at = 0;
+      }
+      const k = Math.min(d.length - i, this.chunk.length - this.at);
+      if (!d.subarray(i, i + k).equals(this.chunk.subarray(this.at, this.at + k))) {
+        let j = 0;
+        while (d[i + j] === this.chunk[this.at + j]) j++;
+        this.firstDiff = this.offset + i + j;
+        break;
+      }
+      i += k;
+      this.at += k;
+    }
+    this.offset += d.length;
+  }
+}
 const hrUs = () => Number(process.hrtime.bigint() / 1000n);
 
 if (mode === 'connect') {
@@ -152,17 +187,17 @@ if (mode === 'many') {
   const t0 = Date.now();
   const one = (i: number) =>
     new Promise<string | null>((resolve) => {
-      const want = createHash('sha256');
-      for (const c of patternChunks(bytes, i)) want.update(c);
-      const h = createHash('sha256');
+      const check = new StreamCheck(bytes, i);
       let got = 0;
       const s = connect({ host, port: Number(portText) }, () => s.write(`GET ${bytes} ${i}\n`));
       s.on('data', (d: Buffer) => {
-        h.update(d);
+        check.feed(d);
         got += d.length;
       });
       s.on('error', (e) => resolve(`#${i} (port ${s.localPort}): ${e.message}`));
-      s.on('end', () => resolve(got === bytes && h.digest('hex') === want.digest('hex') ? null : `#${i} (port ${s.localPort}): ${got} bytes, content differs`));
+      s.on('end', () =>
+        resolve(got === bytes && check.firstDiff < 0 ? null : `#${i} (port ${s.localPort}): ${got} bytes, ${check.firstDiff < 0 ? 'cut short' : `first differing at ${check.firstDiff}`}`),
+      );
       s.setTimeout(60_000, () => {
         resolve(`#${i} (port ${s.localPort}): timeout after ${got} bytes${s.connecting ? ', never connected' : ''}`);
         s.destroy();
@@ -180,35 +215,7 @@ function expected(): string {
   return h.digest('hex');
 }
 
-/** Where the received stream first differs from the pattern (-1: not yet). */
-let firstDiff = -1;
-const want = patternChunks(bytes, seed)[Symbol.iterator]();
-let wantChunk: Buffer = Buffer.alloc(0);
-let wantAt = 0;
-function compare(d: Buffer, offset: number): void {
-  for (let i = 0; i < d.length && firstDiff < 0; ) {
-    if (wantAt === wantChunk.length) {
-      const n = want.next();
-      if (n.done) {
-        firstDiff = offset + i; // past the end
-        return;
-      }
-      wantChunk = n.value;
-      wantAt = 0;
-    }
-    const k = Math.min(d.length - i, wantChunk.length - wantAt);
-    if (!d.subarray(i, i + k).equals(wantChunk.subarray(wantAt, wantAt + k))) {
-      for (let j = 0; j < k; j++) {
-        if (d[i + j] !== wantChunk[wantAt + j]) {
-          firstDiff = offset + i + j;
-          return;
-        }
-      }
-    }
-    i += k;
-    wantAt += k;
-  }
-}
+const check = new StreamCheck(bytes, seed);
 
 const t0 = Date.now();
 const sock = connect({ host, port: Number(portText) });
@@ -247,18 +254,18 @@ sock.on('data', (d: Buffer) => {
     if (now - last > maxGapMs) maxGapMs = now - last;
     last = now;
     h.update(d);
-    compare(d, got);
+    check.feed(d);
     got += d.length;
   } else reply += d.toString();
 });
 sock.on('error', (e) => {
-  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff, localPort, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff: check.firstDiff, localPort, ms: Date.now() - t0 }) + '\n');
   process.exit(1);
 });
 sock.on('end', () => {
   const ms = Date.now() - t0;
   if (mode === 'get') {
-    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff, localPort, ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff: check.firstDiff, localPort, ms, connectMs, maxGapMs }) + '\n');
   } else {
     process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort, ms, connectMs, maxGapMs }) + '\n');
   }
