@@ -1,0 +1,44 @@
+/**
+ * Where a download through the pair loses its rate (bench/results/paper.md,
+ * "What limits"): a 100 MB download at a shaped client link, plain and
+ * through tcpfo, with both servers' TCP state (`ss -ti`: congestion control,
+ * cwnd, RTT, retransmissions, D-SACKs) sampled twice mid-transfer and the
+ * primary's merger counters at the end.
+ *
+ *   npm run build && node dist/bench/receive-path.js [client-link-Mbit/s=100]
+ */
+import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
+import { distScript } from '../test/rig/dist.js';
+import { withRig } from '../test/rig/rig.js';
+
+const rate = Number(process.argv[2] ?? 100);
+const BYTES = 100_000_000;
+const PLAIN_PORT = 7100;
+
+await withRig({ mode: 'hub', links: rate > 0 ? { client: { rateMbit: rate } } : {} }, async (rig) => {
+  const pair = await TcpfoPair.start(rig);
+  try {
+    const p = rig.host('primary');
+    pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
+    const c = rig.host('client');
+    const plain = JSON.parse((await c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'get', p.ip, String(PLAIN_PORT), String(BYTES), '5'], { timeoutMs: 120_000 })).stdout.trim()) as { ms: number };
+    console.log(`plain: ${BYTES / 1e6} MB in ${plain.ms} ms = ${(BYTES / 1024 / (plain.ms / 1000)).toFixed(0)} KB/s`);
+    const t = transfer(c, 'get', BYTES, 5, 120_000);
+    for (const at of [2, 4]) {
+      await new Promise((r) => setTimeout(r, 2000));
+      console.log(`\n-- ${at} s into the tcpfo download`);
+      for (const n of ['client', 'primary', 'secondary']) {
+        const ss = await rig.host(n).sh(`ss -tinH '( sport = :${DEMO_PORT} or dport = :${DEMO_PORT} )'`);
+        console.log(`${n}: ${ss.stdout.replace(/\s+/g, ' ').trim()}`);
+      }
+    }
+    const r = await t;
+    if (r.sha256 !== r.expected) throw new Error('the download through the pair was not byte-exact');
+    console.log(`\ntcpfo: ${BYTES / 1e6} MB in ${r.ms} ms = ${(BYTES / 1024 / (r.ms / 1000)).toFixed(0)} KB/s (ratio ${(plain.ms / r.ms).toFixed(3)}), longest gap ${r.maxGapMs} ms`);
+    const m = (await p.exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
+    console.log(m.split('\n').filter((l) => /^tcpfo_(retransmissions|drops|merged_segments|diverted_segments|nfqueue_packets|secondary_silent)/.test(l) && !/ 0$/.test(l)).join('\n'));
+    console.log(`(service address ${VIP}:${DEMO_PORT}, client link ${rate > 0 ? `${rate} Mbit/s` : 'unshaped'})`);
+  } finally {
+    await pair.stop();
+  }
+});
