@@ -387,6 +387,9 @@ export class Merger {
   /** Adopts connections this node already serves alone (see `adopted`). */
   adopt(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>, now: number): void {
     for (const k of keys) {
+      // Listed after our rules went in, a connection whose SYN-ACK came
+      // through us is merged, not adopted.
+      if (this.find(k.client, k.clientPort, k.servicePort)?.synP) continue;
       let m = this.adopted.get(k.client);
       if (!m) this.adopted.set(k.client, (m = new Map()));
       const key = connKey(k.clientPort, k.servicePort);

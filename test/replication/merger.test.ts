@@ -752,6 +752,16 @@ describe('adopted connections (roles swapped after a failure)', () => {
     expect(pair.merger.divergedConnections()).toEqual([]);
   });
 
+  it('a connection merged through us and listed by the second listing (after the rules) stays merged, not adopted', () => {
+    const { pair, cack } = established();
+    pair.merger.adopt([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }], 0);
+    expect(pair.merger.stats.adopted).toBe(0);
+    const id = pair.fromP(pair.p.data(B('merged'), cack));
+    expect(pair.sink.fate(id)).toBeUndefined(); // held for S, as any merged segment
+    pair.fromS(pair.s.data(B('merged'), cack));
+    expect(pair.sink.stream(ISN_S).toString()).toBe('merged');
+  });
+
   it('the same when S’s half was already tracked (S’s SYN-ACK before the listing): P’s first segment removes it and passes', () => {
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
     pair.fromS(pair.s.synAck(5000));
