@@ -3,6 +3,9 @@ import type { Config } from '../config/config.js';
 import { NodeState } from './io/node-state.js';
 import { limitCapabilities } from './io/caps.js';
 import { destroyConnections } from './io/sockets.js';
+import { removeRules, RuleSet } from './io/rules.js';
+import { BRIDGE_MARK } from './io/inject.js';
+import { ipv4 } from './wire/addr.js';
 import type { Logger } from './log.js';
 
 /**
@@ -12,6 +15,7 @@ import type { Logger } from './log.js';
  */
 export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, role: string): Promise<void> {
   await undoLeftovers(state, log, role);
+  await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
 }
@@ -64,5 +68,25 @@ export async function abortConnections(cfg: Config, log: Logger, why: string): P
   } catch (e) {
     log.error({ err: (e as Error).message }, `could not abort the connections on the service address (${why})`);
     return 0;
+  }
+}
+
+/**
+ * abortConnections where no rule of ours is in place (a primary refusing to
+ * start): the node's TCP output from the service address is dropped by a
+ * rule of its own (tag `<instance>q`) while the sockets are aborted, so no
+ * raw RST reaches a client — a connection the other node now serves can
+ * share the aborted socket's numbers (the soak saw uploads reset this way).
+ */
+export async function abortConnectionsQuarantined(cfg: Config, log: Logger, why: string): Promise<number> {
+  const q = await RuleSet.install(
+    `${cfg.instance}q`,
+    [{ hook: 'output', match: { src: ipv4(cfg.service.address), sports: cfg.service.ports }, action: 'drop', comment: 'tcpfo: quarantine while stale sockets are aborted' }],
+    BRIDGE_MARK,
+  );
+  try {
+    return await abortConnections(cfg, log, why);
+  } finally {
+    await q.remove();
   }
 }

@@ -79,14 +79,13 @@ export const configSchema = z.strictObject({
       rto_min_ms: z.number().int().min(5).max(200).default(20),
       /**
        * A primary restarted while the secondary serves the service address:
-       * 'refuse' exits (the default: the pair runs on one node until an
-       * operator restarts it); 'swap-roles' joins as the secondary of that
-       * node, which becomes the merging primary for new connections — see
-       * README "Known problems" before choosing it.
+       * 'swap-roles' (the default) joins as the secondary of that node, which
+       * becomes the merging primary for new connections; 'refuse' exits, and
+       * the pair runs on one node until an operator restarts it.
        */
-      rejoin: z.enum(['swap-roles', 'refuse']).default('refuse'),
+      rejoin: z.enum(['swap-roles', 'refuse']).default('swap-roles'),
     })
-    .default({ rto_min_ms: 20, rejoin: 'refuse' }),
+    .default({ rto_min_ms: 20, rejoin: 'swap-roles' }),
   /** Bounds of the primary's connection table (memory and the kernel queue stay bounded under a SYN flood). */
   limits: z
     .strictObject({

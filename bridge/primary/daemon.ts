@@ -27,7 +27,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
+import { abortConnections, abortConnectionsQuarantined, dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -176,9 +176,9 @@ export class PrimaryBridge {
       // Refusing: leave the node clean — no rules, no addresses, and none of
       // the previous instance's sockets (their connections live on the other
       // node now, or nowhere).
+      await abortConnectionsQuarantined(cfg, this.log, 'left by a previous instance; the other node serves the service address');
       await undoLeftovers(this.state, this.log, 'primary');
       await removeRules(`${cfg.instance}p`);
-      await abortConnections(cfg, this.log, 'left by a previous instance; the other node serves the service address');
       throw new ServiceAddressInUse(
         claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +

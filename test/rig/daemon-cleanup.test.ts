@@ -34,8 +34,8 @@ describe('bridge daemons killed with SIGKILL', () => {
       expect(await snapshot(s)).toBe(before.s);
       // Both killed again and restarted without a cleanup: each new bridge
       // undoes the old state first. (Had the secondary lived, it would have
-      // taken over, and the restarted primary would rightly refuse to start:
-      // failover.test.ts.)
+      // taken over, and the restarted primary would join it as its secondary,
+      // or refuse to start with failover.rejoin: refuse: failover.test.ts.)
       const again = await TcpfoPair.start(rig, { demoServer: false });
       again.secondary!.proc.kill('SIGKILL');
       again.primary!.proc.kill('SIGKILL');

@@ -1,15 +1,15 @@
 /**
- * The soak, short (issue 8 §7): 70 s of mixed traffic with the secondary
- * killed every 20 s and rejoining. Primary kills are covered one by one in
- * failover.test.ts; primary kills in a row with the opt-in role swap have
- * known rare failures (README) and run in bench/soak.ts, the hour.
+ * The soak, short (issue 8 §7): 70 s of mixed traffic with a node killed
+ * every 20 s — each in turn: the secondary, then the primary (a takeover,
+ * then the restarted node rejoins with the roles swapped), then the node in
+ * the secondary role again. The hour runs in bench/soak.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { soak } from './soak.js';
 
 describe('soak (short)', () => {
-  it('mixed traffic, the secondary killed and rejoining every 20 s: every transfer byte-exact, memory flat', async () => {
-    const r = await soak({ durationMs: 70_000, failoverEveryMs: 20_000, reportEveryMs: 15_000, alternate: false });
+  it('mixed traffic, a node killed every 20 s, each in turn, each rejoining (roles swapped after a takeover): every transfer byte-exact, memory flat', async () => {
+    const r = await soak({ durationMs: 70_000, failoverEveryMs: 20_000, reportEveryMs: 15_000 });
     const last = r.intervals.at(-1)!;
     console.log(JSON.stringify(r.intervals));
     expect(r.errors).toEqual([]);
@@ -17,8 +17,8 @@ describe('soak (short)', () => {
     expect(last.transferFailures).toBe(0);
     expect(last.shortConnections).toBeGreaterThan(100);
     expect(last.shortFailures).toBe(0);
-    expect(last.failovers.secondary).toBeGreaterThanOrEqual(2);
-    expect(last.failovers.primary).toBe(0);
+    expect(last.failovers.secondary).toBeGreaterThanOrEqual(1);
+    expect(last.failovers.primary).toBeGreaterThanOrEqual(1);
     // The bridges' memory stays within bounds across the run.
     for (const i of r.intervals) {
       if (i.primaryRssMb !== null) expect(i.primaryRssMb).toBeLessThan(400);

@@ -18,8 +18,8 @@ export interface SoakOptions {
   reportEveryMs?: number;
   /**
    * Kill the nodes in turn (default), each rejoining — a killed primary with
-   * the roles swapped (failover.rejoin: swap-roles, which has known failures:
-   * README) — or only ever the node in the secondary role (false).
+   * the roles swapped (failover.rejoin: swap-roles) — or only ever the node in
+   * the secondary role (false).
    */
   alternate?: boolean;
 }
@@ -51,7 +51,7 @@ async function rssMb(rig: Rig, node: string): Promise<number | null> {
 export async function soak(opts: SoakOptions): Promise<SoakReport> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
     const alternate = opts.alternate ?? true;
-    // Restarted primaries rejoin with the roles swapped (opt-in: README).
+    // Restarted primaries rejoin with the roles swapped (the default; spelled out).
     const pair = await TcpfoPair.start(rig, alternate ? { extraYaml: 'failover:\n  rejoin: swap-roles\n' } : {});
     const t0 = Date.now();
     const end = t0 + opts.durationMs;
