@@ -36,7 +36,7 @@ export interface DetectorStats {
   lastRttMs: number | null;
 }
 
-/** After a peer comes back, how long its silence is judged leniently (3 × timeout), ms. */
+/** After a peer comes back or is first heard, how long its silence is judged leniently (3 × timeout), ms. */
 export const REJOIN_GRACE_MS = 2000;
 
 export class Detector {
@@ -55,7 +55,7 @@ export class Detector {
     lastRttMs: null,
   };
 
-  /** When a peer that had been down came back, during its rejoin grace; else null. */
+  /** When the peer was last declared up (it came back, or was first heard): its rejoin grace runs from here. */
   private upSince: number | null = null;
 
   constructor(

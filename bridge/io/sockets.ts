@@ -36,10 +36,19 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
   return out;
 }
 
-/** Every connection of this network namespace on `vip` and a failover port (not TIME-WAIT: nothing to carry on). */
+/**
+ * `ss` over this namespace's connections on `vip` (not TIME-WAIT: nothing to
+ * carry on or abort there), with `extra` arguments; its output lines.
+ */
+async function ssConnections(vip: string, extra: { before?: string[]; after?: string[] } = {}, timeoutMs = 5000): Promise<string> {
+  const args = [...(extra.before ?? []), '-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip, ...(extra.after ?? [])];
+  const { stdout } = await promisify(execFile)('ss', args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+/** Every connection of this network namespace on `vip` and a failover port. */
 export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketKey[]> {
-  const { stdout } = await promisify(execFile)('ss', ['-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
-  return parseSs(stdout, vip, ports);
+  return parseSs(await ssConnections(vip), vip, ports);
 }
 
 /** The `ss` filter expression for source ports in `ports` (single ports and ranges). */
@@ -53,12 +62,10 @@ export function ssPortFilter(ports: PortSet): string {
  * and a failover port — sockets a previous incarnation left (its server was
  * killed: FIN-WAIT orphans still retransmitting; or its connections can no
  * longer be replicated). Their RSTs must not reach clients: the caller has
- * their output dropped or queued while this runs. Returns how many there were.
+ * their output dropped or queued while this runs. Returns how many there
+ * were (`ss -K` lists each socket it aborts).
  */
 export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
-  const run = promisify(execFile);
-  const args = ['-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip, ssPortFilter(ports)];
-  const before = (await run('ss', args, { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 })).stdout.split('\n').filter((l) => l.trim()).length;
-  if (before) await run('ss', ['-K', ...args], { encoding: 'utf8', timeout: 10_000, maxBuffer: 64 << 20 });
-  return before;
+  const out = await ssConnections(vip, { before: ['-K'], after: [ssPortFilter(ports)] }, 10_000);
+  return out.split('\n').filter((l) => l.trim()).length;
 }

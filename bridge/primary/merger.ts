@@ -302,7 +302,7 @@ export class Merger {
    * Connections this node served alone before it became the primary (the
    * secondary took over, then the other node rejoined as secondary): their
    * numbers are the client's already, so P's segments pass unchanged.
-   * client → (client port, service port) → last seen.
+   * client → (client port, service port) → when last seen, and whether S has a copy.
    */
   private readonly adopted = new Map<number, Map<number, Adopted>>();
   private nextExpiry = 0;
@@ -633,7 +633,9 @@ export class Merger {
     c.lastSeen = now;
     const hadAckS = c.hasAckS;
     const ackSBefore = c.ackS;
-    const coveredBefore = c.sCovered();
+    // Only bytes or a FIN can move what S covers (a scan of the store: not for pure ACKs).
+    const mayCover = seg.payloadLength > 0 || (flags & TCP_FIN) !== 0;
+    const coveredBefore = mayCover ? c.sCovered() : 0;
     if (flags & TCP_ACK_FLAG) this.noteAckS(c, seg);
     const ts = seg.timestampOffset();
     if (ts >= 0) {
@@ -661,9 +663,10 @@ export class Merger {
       const end = seqAdd(seg.seq, seg.payloadLength);
       if (c.sMax === null || seqGt(end, c.sMax)) c.sMax = end;
     }
-    if (!hadAckS || c.ackS !== ackSBefore || c.sCovered() !== coveredBefore) c.sProgressAt = now;
+    const covered = mayCover ? c.sCovered() : null;
+    if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) c.sProgressAt = now;
     if (c.held.length) {
-      this.releaseCovered(c);
+      this.releaseCovered(c, covered ?? c.sCovered());
       // S repeating bytes we have: its retransmission timer fired, so it is
       // waiting for the client to acknowledge what both servers produced — and
       // the client cannot before it gets it. Send that part now.
@@ -1011,8 +1014,7 @@ export class Merger {
   }
 
   /** Releases held P segments whose bytes S has produced, in order. */
-  private releaseCovered(c: Conn): void {
-    const covered = c.sCovered();
+  private releaseCovered(c: Conn, covered = c.sCovered()): void {
     while (c.held.length) {
       const h = c.held[0]!;
       if (c.finS !== null && seqGt(h.end, seqAdd(c.finS, 1))) {
