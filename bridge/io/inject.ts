@@ -4,7 +4,13 @@
  * netfilter rules let it pass. A packet to a local address is delivered to
  * the local stack; otherwise it is routed out.
  *
- * raw-socket keeps pending sends in an Array it shift()s per packet, which
+ * A packet is handed to the kernel at once (one sendto on the non-blocking
+ * socket) when nothing is queued before it. raw-socket's own send() would
+ * queue it and send one packet per "writable" poll event, one per event-loop
+ * turn: a burst of merged segments then leaves spread over milliseconds,
+ * carrying the ACK they were built with. Only when the kernel says EAGAIN or
+ * ENOBUFS does a packet wait, and every later one behind it, in raw-socket's
+ * queue; it keeps pending sends in an Array it shift()s per packet, which
  * degrades badly with many queued: we keep at most `maxInFlight` there and the
  * rest in our own bounded FIFO, dropping (and counting) beyond `maxQueued`.
  */
@@ -22,6 +28,8 @@ const SO_SNDBUF = 7;
 
 export interface InjectorStats {
   sent: number;
+  /** Packets that had to wait for the socket (EAGAIN, ENOBUFS) instead of leaving at once. */
+  deferred: number;
   errors: number;
   dropped: number;
   queued: number;
@@ -29,11 +37,12 @@ export interface InjectorStats {
 
 export class Injector {
   private readonly sock: raw.Socket;
+  private readonly wrap: NativeWrap;
   private readonly fifo: Buffer[] = [];
   private head = 0;
   private inFlight = 0;
   private closed = false;
-  readonly stats: InjectorStats = { sent: 0, errors: 0, dropped: 0, queued: 0 };
+  readonly stats: InjectorStats = { sent: 0, deferred: 0, errors: 0, dropped: 0, queued: 0 };
   lastError: Error | undefined;
 
   constructor(
@@ -45,6 +54,9 @@ export class Injector {
     this.sock.setOption(SOL_SOCKET, SO_MARK, mark >>> 0);
     this.sock.setOption(SOL_SOCKET, SO_SNDBUF, 4 * 1024 * 1024);
     this.sock.pauseRecv();
+    // raw-socket's native handle: send() there is a plain sendto that throws on error.
+    this.wrap = (this.sock as unknown as { wrap: NativeWrap }).wrap;
+    if (typeof this.wrap?.send !== 'function') throw new Error('raw-socket: no native send (unsupported raw-socket version)');
     this.sock.on('error', (e: Error) => {
       this.lastError = e;
       this.stats.errors++;
@@ -54,6 +66,11 @@ export class Injector {
   /** Queues one complete IPv4 packet for sending. Returns false when it had to be dropped. */
   send(packet: Buffer): boolean {
     if (this.closed) return false;
+    if (this.inFlight === 0 && this.head === this.fifo.length) {
+      const r = this.sendNow(packet);
+      if (r !== 'again') return r === 'sent';
+      this.stats.deferred++;
+    }
     if (this.inFlight < this.maxInFlight) {
       this.dispatch(packet);
       return true;
@@ -65,6 +82,21 @@ export class Injector {
     this.fifo.push(packet);
     this.stats.queued = this.fifo.length - this.head;
     return true;
+  }
+
+  /** One sendto now; 'again' when the socket cannot take it yet. */
+  private sendNow(packet: Buffer): 'sent' | 'again' | 'error' {
+    try {
+      this.wrap.send(packet, 0, packet.length, ipv4ToString(packet.readUInt32BE(IP_DST)), noop);
+      this.stats.sent++;
+      return 'sent';
+    } catch (e) {
+      const err = e as Error;
+      if (/temporarily unavailable|No buffer space/i.test(err.message)) return 'again';
+      this.stats.errors++;
+      this.lastError = err;
+      return 'error';
+    }
   }
 
   private dispatch(packet: Buffer): void {
@@ -111,3 +143,8 @@ export class Injector {
 }
 
 const EMPTY = Buffer.alloc(0);
+const noop = (): void => {};
+
+interface NativeWrap {
+  send(buf: Buffer, offset: number, length: number, address: string, after: (bytes: number) => void): void;
+}

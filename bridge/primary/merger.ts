@@ -94,7 +94,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
 
-export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full';
+export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full' | 'client-acknowledged';
 
 export interface MergerStats {
   releasedSegments: number;
@@ -264,7 +264,7 @@ function newStats(): MergerStats {
     expired: 0,
     secondarySilent: 0,
     adopted: 0,
-    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0 },
+    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0 },
   };
 }
 
@@ -547,18 +547,28 @@ export class Merger {
       this.pureAck(c, id, pkt, seg, gso, 'P');
       return;
     }
+    const acked = c.hasAckClient ? c.ackClient : start; // the client has every byte before this
     if (seqLe(end, c.relNxt)) {
       // §4: below the highest released sequence number — a retransmission. Only
-      // one copy of it will come from P: send it now.
+      // one copy of it will come from P: send it now. Unless the client has
+      // acknowledged all of it already (P's timer fired before its ACK came
+      // in): the copy would only draw a duplicate ACK, or a RST from a client
+      // that has closed.
       this.stats.retransmissions++;
+      if (seqLe(end, acked)) {
+        this.stats.drops['client-acknowledged']++;
+        this.sink.drop(id);
+        return;
+      }
       this.release(c, id, pkt, seg, gso, false);
       return;
     }
     if (seqLt(start, c.relNxt)) {
       // A retransmission reaching past what was released: the released part
-      // goes out now (copied); the rest is held already, in P's original.
+      // the client has not acknowledged goes out now (copied); the rest is
+      // held already, in P's original.
       this.stats.retransmissions++;
-      this.sendRange(c, start, seg.payload, start, c.relNxt);
+      this.sendRange(c, start, seg.payload, seqMax(start, acked), c.relNxt);
       this.sink.drop(id);
       return;
     }

@@ -343,6 +343,42 @@ describe('loss (§4)', () => {
     expect(pair.sink.stream(ISN_S).toString()).toBe('abc');
   });
 
+  it('P’s retransmission of bytes the client acknowledged meanwhile is dropped, not sent (a closed client would answer with a RST)', () => {
+    const { pair, cack } = established();
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 7, flags: TCP_ACK_FLAG }));
+    const before = pair.sink.toClient.length;
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack)); // P's timer fired before the ACK reached it
+    expect(pair.sink.fate(re)).toBe('drop');
+    expect(pair.sink.toClient).toHaveLength(before);
+    expect(pair.merger.stats.drops['client-acknowledged']).toBe(1);
+    // Bytes the client has not acknowledged still go out.
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 3, flags: TCP_ACK_FLAG })); // an old ACK changes nothing
+    const re2 = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+    expect(pair.sink.fate(re2)).toBe('drop');
+    pair.fromP(pair.p.data(B('gh'), cack));
+    pair.fromS(pair.s.data(B('gh'), cack));
+    const re3 = pair.fromP(pair.p.dataAt(pStart, B('abcdefgh'), cack));
+    expect(pair.sink.fate(re3)).toBe('accept');
+  });
+
+  it('P’s retransmission reaching past what was released: only the part the client has not acknowledged goes out', () => {
+    const { pair, cack } = established();
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    pair.fromP(pair.p.data(B('ghij'), cack)); // held: S has not produced it yet
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 5, flags: TCP_ACK_FLAG }));
+    const before = pair.sink.toClient.length;
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdefghij'), cack));
+    expect(pair.sink.fate(re)).toBe('drop');
+    const sent = pair.sink.toClient.slice(before).filter((t) => t.repr.payload.length);
+    expect(sent.map((t) => [t.repr.seq, t.repr.payload.toString()])).toEqual([[ISN_S + 5, 'ef']]);
+    expect(sent[0]!.checksumOk).toBe(true);
+  });
+
   it('P’s held segment is released once when its copy and S’s arrive in either order after a loss', () => {
     const { pair, cack } = established();
     pair.fromS(pair.s.data(B('m'), cack), true); // S's copy lost

@@ -106,6 +106,22 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('a burst of injected segments leaves at once and complete, in one event-loop turn', async () => {
+    await withRig({}, async (rig) => {
+      const p = rig.host('primary');
+      const c = rig.host('client');
+      // Count them where they land: P's own INPUT (dropped there, so no SYN-ACKs).
+      await p.exec(['iptables', '-I', 'INPUT', '-p', 'tcp', '--dport', '7001', '-j', 'DROP']);
+      const n = 5000;
+      const r = JSON.parse((await p.exec([process.execPath, PROBE(), 'burst', c.ip, p.ip, '7001', String(n), '256'])).stdout) as Record<string, number>;
+      expect(r).toMatchObject({ sent: n, errors: 0, dropped: 0 });
+      // Before, raw-socket sent one packet per "writable" event: none left before send() returned.
+      expect(r.sentAtOnce, JSON.stringify(r)).toBeGreaterThan(0);
+      const counted = (await p.exec(['iptables', '-nvxL', 'INPUT'])).stdout.split('\n').find((l) => /dpt:7001/.test(l));
+      expect(Number(counted?.trim().split(/\s+/)[0])).toBe(n);
+    });
+  });
+
   it('a gratuitous ARP updates a neighbour’s table', async () => {
     await withRig({}, async (rig) => {
       const c = rig.host('client');

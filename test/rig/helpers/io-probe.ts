@@ -5,6 +5,7 @@
  *   queue TAG QNUM MODIFY_PORT DROP_PORT   NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT
  *   capture DEV FILTER SECONDS             count frames captured with libpcap
  *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
+ *   burst SRC DST DPORT N MARK             inject N SYNs (source ports 41000…) as one burst
  *   garp DEV IP MAC                        send gratuitous ARPs
  *   hold-state STATEDIR TAG DEV VIP        install rules and node changes, then wait
  */
@@ -111,6 +112,23 @@ async function inject(src: string, dst: string, dport: number, isn: number, mark
   out({ sent: inj.stats.sent, errors: inj.stats.errors, error: inj.lastError?.message });
 }
 
+async function burst(src: string, dst: string, dport: number, n: number, mark: number): Promise<void> {
+  const inj = new Injector(mark);
+  for (let i = 0; i < n; i++) {
+    inj.send(
+      buildIpv4Tcp(
+        { src: ipv4(src), dst: ipv4(dst) },
+        { srcPort: 41000 + i, dstPort: dport, seq: 1000 + i, ack: 0, flags: TCP_SYN, window: 65535, urgent: 0, options: [], payload: Buffer.alloc(0) },
+      ),
+    );
+  }
+  // Handed to the kernel before send() returned, not left for later event-loop turns.
+  const sentAtOnce = inj.stats.sent;
+  await inj.drain();
+  inj.close();
+  out({ sent: inj.stats.sent, sentAtOnce, deferred: inj.stats.deferred, errors: inj.stats.errors, dropped: inj.stats.dropped, error: inj.lastError?.message });
+}
+
 async function garp(dev: string, ip: string, m: string): Promise<void> {
   const s = openFrameSender(dev);
   for (let i = 0; i < 3; i++) {
@@ -152,6 +170,8 @@ async function main(): Promise<void> {
       return capture(args[0]!, args[1]!, Number(args[2]));
     case 'inject':
       return inject(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
+    case 'burst':
+      return burst(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
     case 'garp':
       return garp(args[0]!, args[1]!, args[2]!);
     case 'hold-state':
