@@ -131,6 +131,7 @@ program
       console.log(`role         ${String(st.role)}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+      if (typeof st.divergedReported === 'number') console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
     }
   });
 

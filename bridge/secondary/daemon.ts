@@ -7,7 +7,7 @@
  *            never see S's replies while P speaks for the pair.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipv4, mac } from '../wire/addr.js';
+import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
@@ -169,6 +169,8 @@ export class SecondaryBridge {
       onNotice: (keys) => {
         const now = Date.now();
         for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
+        // An entry the primary stopped repeating is over (the connection ended).
+        for (const [id, d] of this.diverged) if (now - d.at >= DIVERGED_FRESH_MS) this.diverged.delete(id);
       },
     });
   }
@@ -242,7 +244,7 @@ export class SecondaryBridge {
     this.capture.close();
     this.mark('stopped capturing', decidedAt);
     // Connections that diverged on the primary end here rather than go on with our bytes.
-    const fresh = [...this.diverged.values()].filter((d) => Date.now() - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
+    const fresh = this.freshDiverged();
     const resets = this.diverter.resets(fresh);
     for (const p of resets.packets) this.injector.send(p);
     this.closedDiverged = resets.closed;
@@ -370,10 +372,20 @@ export class SecondaryBridge {
       capture: this.capture?.stats,
       injector: this.injector?.stats,
       verdictErrors: this.verdictErrors,
-      divergedReported: this.diverged.size,
+      divergedReported: this.freshDiverged().length,
+      // Connections this node would reset, not continue, if it took over now (the first 50).
+      diverged: this.freshDiverged()
+        .slice(0, 50)
+        .map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
       noticesRejected: this.peer?.noticesRejected ?? 0,
     };
+  }
+
+  /** The connections the primary lists as diverged (it repeats the list every 250 ms). */
+  private freshDiverged(): ConnKey[] {
+    const now = Date.now();
+    return [...this.diverged.values()].filter((d) => now - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
   }
 
   async stop(): Promise<void> {

@@ -115,7 +115,17 @@ describe('a live secondary that silently lost a connection', () => {
         }
         // The secondary's resets may leave again (the lost socket stays lost).
         await s.sh('nft delete table ip silentrst');
-        await new Promise((res) => setTimeout(res, 500)); // the notice reaches the secondary
+        // The primary's notice (every 250 ms) names this connection to the secondary: wait until it has.
+        const port = (await c.sh(`ss -Htn state established dst ${VIP}:${DEMO_PORT} | awk '{print $3}' | sed 's/.*://'`)).stdout.trim();
+        expect(port).toMatch(/^\d+$/);
+        const reported = async () => {
+          const r = await s.exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')], { allowFail: true, timeoutMs: 5000 });
+          return (JSON.parse(r.stdout.split(/\n(?=\{)/)[0] || '{}') as { diverged?: string[] }).diverged ?? [];
+        };
+        while (!(await reported()).some((d) => d.startsWith(`${rig.host('client').ip}:${port} `))) {
+          if (Date.now() > deadline + 5000) throw new Error(`the secondary never heard the connection diverged:\n${pair.logs()}`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
         await killNode(pair, 'primary');
         const l = await long;
         expect(l.error).toMatch(/ECONNRESET/);
