@@ -10,6 +10,7 @@
  * never reach a client, a client ACK must never reach P's TCP untranslated,
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
+import { existsSync } from 'node:fs';
 import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { WireError } from '../wire/error.js';
@@ -36,6 +37,8 @@ import type { Logger } from '../log.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
+/** Beyond the secondary's detector decision: its split-brain probe (50 ms) and takeover. */
+const TAKEOVER_MARGIN_MS = 300;
 
 /** Another station answers for the service address: starting would split the brain. */
 export class ServiceAddressInUse extends Error {
@@ -158,6 +161,17 @@ export class PrimaryBridge {
     // for it. Ask the LAN (RFC 5227 probes) before touching anything. A
     // killed predecessor's rules stay meanwhile: their queues have no reader,
     // so what its servers' sockets still send is dropped, not leaked.
+    // A predecessor killed or stopped less than a detector timeout ago: the
+    // secondary has not declared it dead yet, and would not, once our
+    // heartbeats start. Its connections would then hang (our merger never
+    // knew them, and we abort their sockets below). Stay silent first, as
+    // long as the secondary may take to decide (three timeouts during a
+    // rejoin grace) and take over; the probe then finds it serving.
+    if (!this.adoptExisting && !this.handedPeer && (existsSync(this.state.journal) || (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length)) {
+      const waitMs = 3 * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
+      this.log.warn({ waitMs }, 'a previous primary left state or connections here: silent while the secondary may still be deciding to take over');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
     let claimer: string | null = null;
     this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
       if (this.probing) {

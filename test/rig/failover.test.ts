@@ -5,6 +5,7 @@
  * bench/failover-campaign.ts runs the full one.
  */
 import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
 import { killNode, restartNode, waitForLog } from './failover.js';
@@ -195,6 +196,36 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       });
     }, 120_000);
   }
+
+  it('the primary’s bridge is SIGKILLed and restarted at once, faster than the detector timeout (1 s): the secondary still takes over and the download completes; the restarted bridge joins it (roles swapped)', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { extraYaml: SWAP, heartbeatTimeoutMs: 1000 });
+      try {
+        const c = rig.host('client');
+        const t = transfer(c, 'get', 30_000_000, 95, 60_000);
+        t.catch(() => undefined); // awaited below; a failure before then must not go unhandled
+        await new Promise((res) => setTimeout(res, 800));
+        const killedAt = Date.now();
+        pair.primary!.proc.kill('SIGKILL');
+        await once(pair.primary!.proc, 'exit');
+        // Restarted at once: its heartbeats would resume before the secondary's
+        // 1 s timeout, and the download (unknown to the new merger) would hang.
+        pair.primary = await pair.startDaemon(rig.host('primary'), 'primary');
+        await waitForLog(pair, /now the primary \(roles swapped\)/);
+        const logs = pair.logs();
+        expect(logs).toMatch(/a previous primary left state or connections here: silent while the secondary may still be deciding/);
+        expect(logs).toMatch(/took over the service address/);
+        const r = await t;
+        expect(r.error, pair.logs()).toBeUndefined();
+        expect(r.sha256).toBe(r.expected);
+        console.log(`primary bridge restarted at once: download ${r.ms} ms, longest gap ${r.maxGapMs} ms, restart-to-swap ${Date.now() - killedAt} ms`);
+        const after = await transfer(c, 'get', 5_000_000, 96);
+        expect(after.sha256).toBe(after.expected);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
 
   it('with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
