@@ -134,6 +134,8 @@ interface SynInfo {
   wscale: number; // −1: no window scaling
   sackOk: boolean;
   ts: number | null;
+  /** The TSecr it carried (a SYN-ACK's: the client's first TSval). */
+  tsecr: number | null;
   ecn: boolean;
   window: number;
 }
@@ -279,12 +281,15 @@ function sackBlocks(seg: TcpSegment): Array<[number, number]> {
 }
 
 function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
-  const info: SynInfo = { isn: seg.seq, mss: 536, wscale: -1, sackOk: false, ts: null, ecn: seg.has(TCP_ECE), window: seg.window };
+  const info: SynInfo = { isn: seg.seq, mss: 536, wscale: -1, sackOk: false, ts: null, tsecr: null, ecn: seg.has(TCP_ECE), window: seg.window };
   for (const o of opts) {
     if (o.kind === 'mss') info.mss = o.mss;
     else if (o.kind === 'wscale') info.wscale = Math.min(o.shift, MAX_WSCALE);
     else if (o.kind === 'sack-permitted') info.sackOk = true;
-    else if (o.kind === 'timestamp') info.ts = o.tsval;
+    else if (o.kind === 'timestamp') {
+      info.ts = o.tsval;
+      info.tsecr = o.tsecr;
+    }
   }
   return info;
 }
@@ -988,6 +993,9 @@ export class Merger {
     c.phase = alone ? 'degraded' : 'merging';
     c.tsvalP = s.ts ?? 0;
     c.tsvalS = s.ts ?? 0;
+    // The echo starts at the client's first TSval, not 0: "later than 0" is
+    // false for half of all clocks in serial arithmetic, and the echo would stay 0.
+    c.tsecr = s.tsecr ?? p.tsecr ?? 0;
     this.stats.handshakes++;
     const h = c.heldSyn!;
     c.heldSyn = null;

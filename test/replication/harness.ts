@@ -95,6 +95,8 @@ export interface SideSpec {
   mss?: number;
   wscale?: number | null;
   sack?: boolean;
+  /** The client's TSval this side echoes (TSecr): 777 in its SYN(-ACK), one more after. */
+  echo?: number;
 }
 
 /** One server's TCP output for the connection, in its own spaces. */
@@ -108,12 +110,12 @@ export class ServerSide {
   synOptions(): TcpOption[] {
     const o: TcpOption[] = [{ kind: 'mss', mss: this.spec.mss ?? 1460 }];
     if (this.spec.sack ?? true) o.push({ kind: 'sack-permitted' });
-    if (this.ts !== null) o.push({ kind: 'timestamp', tsval: this.ts, tsecr: 777 });
+    if (this.ts !== null) o.push({ kind: 'timestamp', tsval: this.ts, tsecr: this.spec.echo ?? 777 });
     if (this.spec.wscale !== null) o.push({ kind: 'wscale', shift: this.spec.wscale ?? 7 });
     return o;
   }
   opts(extra: TcpOption[] = []): TcpOption[] {
-    return this.ts !== null ? [{ kind: 'timestamp', tsval: this.ts, tsecr: 778 }, ...extra] : extra;
+    return this.ts !== null ? [{ kind: 'timestamp', tsval: this.ts, tsecr: ((this.spec.echo ?? 777) + 1) >>> 0 }, ...extra] : extra;
   }
   synAck(clientIsn: number, window = 64240): Buffer {
     return seg({ seq: this.spec.isn, ack: seqAdd(clientIsn, 1), flags: TCP_SYN | TCP_ACK_FLAG, window, options: this.synOptions() });

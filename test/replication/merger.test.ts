@@ -59,6 +59,23 @@ describe('handshake (§7.1)', () => {
     expect(pair.merger.find(CLIENT, CPORT, SPORT)!.tsOn).toBe(false);
   });
 
+  it('segments the merger builds echo the client’s timestamp, whatever its clock (not 0 when it is past 2^31)', () => {
+    const echo = 3_000_000_000; // the client's TSval, "before" 0 in serial arithmetic
+    const pair = new Pair({ isn: ISN_P, ts: 50_000, echo }, { isn: ISN_S, ts: 90_000, echo });
+    pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN, options: [{ kind: 'timestamp', tsval: echo, tsecr: 0 }] }));
+    pair.fromP(pair.p.synAck(5000));
+    pair.fromS(pair.s.synAck(5000));
+    const cack = 5001;
+    // A prefix sent early is built by the merger (not one of P's segments).
+    pair.now = 100;
+    pair.fromP(pair.p.data(Buffer.alloc(3000, 1), cack));
+    pair.fromS(pair.s.data(Buffer.alloc(1000, 1), cack));
+    pair.merger.poll(110);
+    const built = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length);
+    expect(built.length).toBeGreaterThan(0);
+    for (const b of built) expect(b.repr.options.find((o) => o.kind === 'timestamp')).toMatchObject({ tsecr: (echo + 1) >>> 0 });
+  });
+
   it('clears ECE unless both servers agreed to ECN', () => {
     const pair = new Pair({ isn: 1 }, { isn: 2 });
     const synAck = pair.p.synAck(5000);
