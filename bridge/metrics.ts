@@ -27,6 +27,8 @@ export interface MetricsSnapshot {
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
+  /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
+  prefixBytesTrimmed: number;
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
   retransmissions: Record<string, number>;
   drops: Record<string, number>;
@@ -112,6 +114,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   new Gauge({ name: 'tcpfo_queued_bytes', help: 'Secondary output bytes waiting for comparison on the primary', registers: [reg], collect() { this.set(get().queuedBytes); } });
   new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
   readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
+  readCounter(reg, 'tcpfo_prefix_trimmed_bytes_total', 'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)', [], (c) => c.inc(get().prefixBytesTrimmed));
   readCounter(reg, 'tcpfo_secondary_silent_total', 'Connections put on primary-only because the live secondary made no progress on them (lost its socket)', [], (c) => c.inc(get().secondarySilent));
   readCounter(reg, 'tcpfo_retransmissions_total', 'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)', ['source'], (c) => {
     for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);

@@ -411,6 +411,7 @@ export class PrimaryBridge {
       heldSegments: q.heldSegments,
       divergences: m.divergences,
       secondarySilent: m.secondarySilent,
+      prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },

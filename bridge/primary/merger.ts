@@ -31,7 +31,7 @@ import {
   parseTcpOptions,
   type TcpOption,
 } from '../wire/tcp-options.js';
-import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { buildIpv4Tcp, TcpSegment, trimPayloadFront, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { ByteStore } from './byte-store.js';
 
 /** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
@@ -104,6 +104,8 @@ export interface MergerStats {
   secondaryRetransmissions: number;
   /** Prefixes of held segments sent early to break a stall (see releasePrefix). */
   prefixReleases: number;
+  /** Bytes cut from the front of held segments because a prefix had sent them already. */
+  prefixBytesTrimmed: number;
   acksSent: number;
   divertedSegments: number;
   divertedBytes: number;
@@ -257,6 +259,7 @@ function newStats(): MergerStats {
     retransmissions: 0,
     secondaryRetransmissions: 0,
     prefixReleases: 0,
+    prefixBytesTrimmed: 0,
     acksSent: 0,
     divertedSegments: 0,
     divertedBytes: 0,
@@ -1054,7 +1057,21 @@ export class Merger {
         return;
       }
       c.held.shift();
-      this.release(c, h.id, h.pkt, seg, h.gso, false);
+      const sent = seqLt(dataStart, c.relNxt) ? Math.min(seqSub(c.relNxt, dataStart), payload.length) : 0;
+      if (sent > 0 && sent === payload.length && !fin) {
+        // Every byte of it went out already, in prefixes (releasePrefix).
+        this.sink.drop(h.id);
+        continue;
+      }
+      if (sent > 0) {
+        // Its first bytes went out already as a prefix: only the rest goes now
+        // (sent again, they took link capacity and drew duplicate-ACKs).
+        const rest = trimPayloadFront(h.pkt, seg, sent);
+        this.stats.prefixBytesTrimmed += sent;
+        this.release(c, h.id, rest, TcpSegment.fromIpv4(Ipv4Packet.parse(rest) as Ipv4Packet) as TcpSegment, h.gso, false);
+      } else {
+        this.release(c, h.id, h.pkt, seg, h.gso, false);
+      }
       if (fin) {
         c.finReleased = true;
         if (c.finClient && c.closedAt === null) c.closedAt = c.lastSeen;
@@ -1068,8 +1085,8 @@ export class Merger {
    * new segments (the paper's construction, §3.4), when waiting for S to cover
    * the whole segment would deadlock: S retransmits only from the client's
    * ACK, and the client acknowledges only what it received. The held segment
-   * itself still goes out whole once covered (its first bytes then arrive
-   * twice, which TCP ignores).
+   * itself goes out once covered, without the bytes sent here
+   * (releaseCovered trims them).
    */
   private releasePrefix(c: Conn): void {
     const h = c.held[0];

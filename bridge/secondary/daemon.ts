@@ -353,6 +353,7 @@ export class SecondaryBridge {
       heldSegments: 0,
       divergences: 0,
       secondarySilent: 0,
+      prefixBytesTrimmed: 0,
       retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0 },
       nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },

@@ -1,7 +1,7 @@
 /** TCP header (RFC 9293): a view over a Buffer, field offsets named once here. */
 import { checksum, fold, pseudoHeaderSum, sumBytes, update16, update32 } from './checksum.js';
 import { WireError } from './error.js';
-import { emitIpv4Header, Ipv4Packet, IP_MIN_HEADER_LEN, IPPROTO_TCP } from './ipv4.js';
+import { emitIpv4Header, Ipv4Packet, IP_MIN_HEADER_LEN, IP_TOTAL_LEN, IPPROTO_TCP } from './ipv4.js';
 import {
   emitTcpOptions,
   findTcpOption,
@@ -313,4 +313,25 @@ export function parseIpv4Tcp(buf: Buffer, off = 0, len = buf.length - off): { ip
   const tcp = TcpSegment.fromIpv4(ip);
   if (tcp instanceof WireError) return tcp;
   return { ip, tcp };
+}
+
+/**
+ * A copy of the IPv4/TCP packet `pkt` (whose TCP segment is `seg`) without the
+ * first `n` payload bytes: sequence number + n, IP total length − n, the IP
+ * header checksum updated. The TCP checksum is left for the caller (or the
+ * kernel, for a GSO packet).
+ */
+export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): Buffer {
+  if (n <= 0 || n > seg.payloadLength) throw new RangeError(`cannot trim ${n} of ${seg.payloadLength} payload bytes`);
+  const at = seg.payloadOffset;
+  const end = seg.off + seg.len; // anything after the IP packet's total length is not copied
+  const out = Buffer.allocUnsafe(end - n);
+  pkt.copy(out, 0, 0, at);
+  pkt.copy(out, at, at + n, end);
+  out.writeUInt16BE(end - n, IP_TOTAL_LEN);
+  const ip = Ipv4Packet.parse(out);
+  if (ip instanceof WireError) throw ip;
+  ip.fillChecksum();
+  out.writeUInt32BE((seg.seq + n) >>> 0, seg.off + 4);
+  return out;
 }

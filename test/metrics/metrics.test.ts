@@ -14,6 +14,7 @@ const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   connections: { merging: 3, degraded: 1 },
   mergedSegments: 100,
   secondarySilent: 0,
+  prefixBytesTrimmed: 2896,
   mergedBytes: 123456,
   divertedSegments: 90,
   divertedBytes: 120000,
@@ -47,6 +48,7 @@ describe('metrics', () => {
       'tcpfo_nfqueue_enobufs_total{queue="in"} 4',
       'tcpfo_pcap_frames_total 7',
       'tcpfo_retransmissions_total{source="secondary"} 8',
+      'tcpfo_prefix_trimmed_bytes_total 2896',
     ]) {
       expect(text).toContain(line);
     }

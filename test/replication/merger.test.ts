@@ -326,9 +326,14 @@ describe('loss (§4)', () => {
     const early = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length);
     expect(early.map((t) => [t.repr.seq, t.repr.payload.length])).toEqual([[ISN_S + 1, 1440]]);
     expect(early[0]!.checksumOk).toBe(true);
-    // The client acknowledges; S sends the rest; the held segment goes out whole.
+    // The client acknowledges; S sends the rest; the held segment goes out
+    // without the prefix already sent (no byte twice on the link).
     pair.fromS(pair.s.data(data.subarray(1440), cack));
     expect(pair.sink.fate(id)).toBe('accept');
+    const rest = pair.sink.toClient.find((t) => t.id === id)!;
+    expect([rest.repr.seq, rest.repr.payload.length]).toEqual([ISN_S + 1441, 6000 - 1440]);
+    expect(rest.checksumOk).toBe(true);
+    expect(pair.merger.stats.prefixBytesTrimmed).toBe(1440);
     expect(pair.sink.stream(ISN_S).equals(data)).toBe(true);
   });
 

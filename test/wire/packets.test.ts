@@ -5,7 +5,7 @@ import { ArpPacket, ARP_REQUEST, gratuitousArpFrame } from '../../bridge/wire/ar
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_ARP, ETH_HEADER_LEN } from '../../bridge/wire/ethernet.js';
 import { emitIpv4Header, Ipv4Packet, parseIpv4Repr, IP_FLAGS_FRAG, IP_FLAG_MF, IP_TOTAL_LEN, IP_VER_IHL } from '../../bridge/wire/ipv4.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TcpSegment, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TcpSegment, trimPayloadFront, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { tcpRepr, u16, u32, u8 } from './arbitraries.js';
 
 const A = ipv4('192.0.2.10');
@@ -44,6 +44,32 @@ describe('IPv4 + TCP', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('trimPayloadFront: the same packet without its first n payload bytes, for any header and cut', () => {
+    fc.assert(
+      fc.property(tcpRepr, u32, u32, fc.nat(), fc.nat({ max: 8 }), (repr, src, dst, k, pad) => {
+        fc.pre(repr.payload.length > 0);
+        const n = 1 + (k % repr.payload.length);
+        // Trailing bytes past the IP total length (padding) are not carried over.
+        const pkt = Buffer.concat([buildIpv4Tcp({ src, dst }, repr), Buffer.alloc(pad, 0xee)]);
+        const before = parseIpv4Tcp(pkt) as { tcp: TcpSegment };
+        const out = trimPayloadFront(pkt, before.tcp, n);
+        const after = parseIpv4Tcp(out);
+        if (after instanceof WireError) throw after;
+        expect(out.length).toBe(pkt.length - pad - n);
+        expect(after.ip.checksumValid()).toBe(true);
+        after.tcp.fillChecksum();
+        const r = parseTcpRepr(after.tcp);
+        if (r instanceof WireError) throw r;
+        expect(r).toEqual({ ...repr, seq: (repr.seq + n) >>> 0, payload: repr.payload.subarray(n) });
+      }),
+      { numRuns: 500 },
+    );
+    const one = buildIpv4Tcp({ src: A, dst: B }, { srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: TCP_ACK_FLAG, window: 3, urgent: 0, options: [], payload: Buffer.from('ab') });
+    const seg = (parseIpv4Tcp(one) as { tcp: TcpSegment }).tcp;
+    expect(() => trimPayloadFront(one, seg, 3)).toThrow(RangeError);
+    expect(() => trimPayloadFront(one, seg, 0)).toThrow(RangeError);
   });
 
   it('computes sequence length with SYN and FIN', () => {
