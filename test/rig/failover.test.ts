@@ -227,40 +227,42 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 120_000);
 
-  it('with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure', async () => {
-    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
-      try {
-        const c = rig.host('client');
-        const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
-        // A long download across all of it: P dies, S serves it alone, P comes back.
-        const old = transfer(c, 'get', 60_000_000, 95, 90_000);
-        await new Promise((res) => setTimeout(res, 500));
-        await killNode(pair, 'primary');
-        await waitForLog(pair, /took over the service address/);
-        await restartNode(pair, 'primary');
-        await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
-        await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
-        expect(pair.logs()).toMatch(/"adopted":1,/);
-        // A new connection is merged by the swapped pair: it survives the death of the new primary.
-        const fresh = transfer(c, 'get', 30_000_000, 96, 90_000);
-        await new Promise((res) => setTimeout(res, 1000));
-        const r1 = await old;
-        expect(r1.error, pair.logs()).toBeUndefined();
-        expect(r1.sha256).toBe(r1.expected);
-        await killNode(pair, 'secondary'); // the former secondary, primary since the swap
-        const r2 = await fresh;
-        expect(r2.error, pair.logs()).toBeUndefined();
-        expect(r2.sha256).toBe(r2.expected);
-        expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
-        // The former primary, secondary since the swap, took over.
-        for (let i = 0; i < 100 && !/took over the service address/.test(readFileSync(pair.primary!.log, 'utf8')); i++) await new Promise((res) => setTimeout(res, 50));
-        expect(readFileSync(pair.primary!.log, 'utf8')).toMatch(/took over the service address/);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, 150_000);
+  for (const lan of ['hub', 'mirror'] as const) {
+    it(`with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure${lan === 'mirror' ? ' (on a switch with port mirroring)' : ''}`, async () => {
+      await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
+        try {
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
+          // A long download across all of it: P dies, S serves it alone, P comes back.
+          const old = transfer(c, 'get', 60_000_000, 95, 90_000);
+          await new Promise((res) => setTimeout(res, 500));
+          await killNode(pair, 'primary');
+          await waitForLog(pair, /took over the service address/);
+          await restartNode(pair, 'primary');
+          await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
+          await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
+          expect(pair.logs()).toMatch(/"adopted":1,/);
+          // A new connection is merged by the swapped pair: it survives the death of the new primary.
+          const fresh = transfer(c, 'get', 30_000_000, 96, 90_000);
+          await new Promise((res) => setTimeout(res, 1000));
+          const r1 = await old;
+          expect(r1.error, pair.logs()).toBeUndefined();
+          expect(r1.sha256).toBe(r1.expected);
+          await killNode(pair, 'secondary'); // the former secondary, primary since the swap
+          const r2 = await fresh;
+          expect(r2.error, pair.logs()).toBeUndefined();
+          expect(r2.sha256).toBe(r2.expected);
+          expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
+          // The former primary, secondary since the swap, took over.
+          for (let i = 0; i < 100 && !/took over the service address/.test(readFileSync(pair.primary!.log, 'utf8')); i++) await new Promise((res) => setTimeout(res, 50));
+          expect(readFileSync(pair.primary!.log, 'utf8')).toMatch(/took over the service address/);
+        } finally {
+          await pair.stop();
+        }
+      });
+    }, 150_000);
+  }
 
   it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {

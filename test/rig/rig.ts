@@ -7,6 +7,13 @@
  *   primary ─┼─ br0 (in its own "switch" namespace; hub mode floods every frame)
  *   secondary┘
  *
+ * Modes: 'hub' (no learning: every frame reaches every host, as on the
+ * paper's shared Ethernet), 'switch' (a learning switch), and 'mirror' (a
+ * learning switch with port mirroring, SPAN: what other hosts send to the
+ * primary's MAC is copied to the secondary's port, and to the secondary's MAC
+ * to the primary's port — the secondary sees the clients' frames, but what it
+ * sends the primary does not cross the clients' links).
+ *
  * Every name carries a per-run prefix `tfo-<pid>-<rand>` so parallel runs
  * coexist, and a later run (or `sweepStaleRigs`) can tell whose owner died.
  * Everything is removed on destroy(), on process exit, on SIGINT/SIGTERM, and
@@ -22,7 +29,7 @@ import { run, runSync, type RunOptions, type RunResult } from './exec.js';
 export const RIG_PREFIX = 'tfo';
 const NAME_RE = /^tfo-(\d+)-([0-9a-f]+)-(.+)$/;
 
-export type LanMode = 'hub' | 'switch';
+export type LanMode = 'hub' | 'switch' | 'mirror';
 
 export interface LinkShape {
   /** tbf rate limit in Mbit/s on both directions of the host's link. */
@@ -286,7 +293,27 @@ export class Rig {
       await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
       this.hosts.set(h.name, new RigHost(this, h.name, ns, ip, mac));
     }
+    if (this.mode === 'mirror') await this.mirrorPorts();
     for (const [name, shape] of Object.entries(links)) await this.shape(name, shape);
+  }
+
+  /** 'mirror' mode: frames from every other host to the primary's (secondary's) MAC are copied to the secondary's (primary's) port. */
+  private async mirrorPorts(): Promise<void> {
+    const p = this.hosts.get('primary');
+    const s = this.hosts.get('secondary');
+    if (!p || !s) throw new Error("mirror mode needs hosts named 'primary' and 'secondary'");
+    const lines = ['table netdev span {'];
+    for (const h of this.hosts.values()) {
+      if (h === p || h === s) continue;
+      lines.push(
+        `  chain from_${h.name} { type filter hook ingress device "${this.portOf(h.name)}" priority -10; policy accept;`,
+        `    ether daddr ${p.mac} counter dup to "${this.portOf(s.name)}"`,
+        `    ether daddr ${s.mac} counter dup to "${this.portOf(p.name)}"`,
+        '  }',
+      );
+    }
+    lines.push('}');
+    await this.switchExec(['nft', '-f', '-'], { input: lines.join('\n') });
   }
 
   /** Applies a rate limit, random loss, duplication and/or reordering to one host's link (both directions). */
