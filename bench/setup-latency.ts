@@ -10,7 +10,9 @@
  *   → SYN-ACK at the client
  *
  * and the same connect to the primary's own address (plain TCP) for the
- * baseline. Prints medians and p90s in µs.
+ * baseline. Prints medians and p90s in µs, for connects back to back (each
+ * while the previous connection closes through the bridges) and 5 ms apart
+ * (each on an idle pair).
  *
  *   npm run build && node dist/bench/setup-latency.js [connects=200]
  */
@@ -61,35 +63,44 @@ await withRig({ mode: 'hub' }, async (rig) => {
     const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
     pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
     const filter = `tcp[tcpflags] & tcp-syn != 0`;
-    const caps = await Promise.all([Capture.start(c, filter, 'lc', 128), Capture.start(s, filter, 'ls', 128), Capture.start(p, filter, 'lp', 128)]);
-    const client = (host: string, port: number) =>
-      c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'connect', host, String(port), '0', String(N)], { timeoutMs: 120_000 });
-    const plain = JSON.parse((await client(p.ip, PLAIN_PORT)).stdout) as { connectUs: number[] };
-    const tcpfo = JSON.parse((await client(VIP, DEMO_PORT)).stdout) as { connectUs: number[] };
-    const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
-    const vip = ipv4(VIP);
-    const aP = ipv4(p.ip);
-    const synAck = TCP_SYN | TCP_ACK_FLAG;
-    const hops: Record<string, number[]> = { 'hub: client SYN → seen at S': [], 'S: SYN captured → diverted SYN-ACK leaves S': [], 'wire: S → P': [], 'P: diverted SYN-ACK in → merged SYN-ACK out': [], 'wire: P → client': [], total: [] };
-    for (const syn of fc.filter((x) => x.flags === TCP_SYN && x.dst === vip)) {
-      const port = syn.sport;
-      const atS = fs.find((x) => x.flags === TCP_SYN && x.sport === port && x.dst === vip);
-      const divOut = fs.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
-      const divIn = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
-      const merged = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
-      const back = fc.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
-      if (!atS || !divOut || !divIn || !merged || !back) continue;
-      hops['hub: client SYN → seen at S']!.push(atS.time - syn.time);
-      hops['S: SYN captured → diverted SYN-ACK leaves S']!.push(divOut.time - atS.time);
-      hops['wire: S → P']!.push(divIn.time - divOut.time);
-      hops['P: diverted SYN-ACK in → merged SYN-ACK out']!.push(merged.time - divIn.time);
-      hops['wire: P → client']!.push(back.time - merged.time);
-      hops.total!.push(back.time - syn.time);
+    // Back to back (each connect while the previous connection closes through
+    // the bridges), then 5 ms apart (each on an idle pair).
+    for (const gapMs of [0, 5]) {
+      const caps = await Promise.all([Capture.start(c, filter, `lc${gapMs}`, 128), Capture.start(s, filter, `ls${gapMs}`, 128), Capture.start(p, filter, `lp${gapMs}`, 128)]);
+      const client = (host: string, port: number) =>
+        c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'connect', host, String(port), String(gapMs), String(N)], { timeoutMs: 120_000 });
+      const plain = JSON.parse((await client(p.ip, PLAIN_PORT)).stdout) as { connectUs: number[] };
+      const tcpfo = JSON.parse((await client(VIP, DEMO_PORT)).stdout) as { connectUs: number[] };
+      const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
+      const hops = breakdown(fc, fs, fp, ipv4(VIP), ipv4(p.ip));
+      const added = pct(tcpfo.connectUs, 50) - pct(plain.connectUs, 50);
+      console.log(`${gapMs ? `\n${N} connects ${gapMs} ms apart` : `${N} connects back to back`} (client connect() time, µs): plain median ${pct(plain.connectUs, 50)} p90 ${pct(plain.connectUs, 90)}; tcpfo median ${pct(tcpfo.connectUs, 50)} p90 ${pct(tcpfo.connectUs, 90)}; added ${added}`);
+      console.log(`where the tcpfo SYN-ACK's time goes (${hops.total!.length} connections matched on all three captures), µs:`);
+      for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(48)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}`);
     }
-    console.log(`connection setup, ${N} sequential connects (client connect() time, µs): plain median ${pct(plain.connectUs, 50)} p90 ${pct(plain.connectUs, 90)}; tcpfo median ${pct(tcpfo.connectUs, 50)} p90 ${pct(tcpfo.connectUs, 90)}`);
-    console.log(`\nwhere the tcpfo SYN-ACK's time goes (${hops.total!.length} connections matched on all three captures), µs:`);
-    for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(48)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}`);
   } finally {
     await pair.stop();
   }
 });
+
+/** Per connection, the time between the SYN-ACK's appearances on the three captures. */
+function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, aP: number): Record<string, number[]> {
+  const synAck = TCP_SYN | TCP_ACK_FLAG;
+  const hops: Record<string, number[]> = { 'hub: client SYN → seen at S': [], 'S: SYN captured → diverted SYN-ACK leaves S': [], 'wire: S → P': [], 'P: diverted SYN-ACK in → merged SYN-ACK out': [], 'wire: P → client': [], total: [] };
+  for (const syn of fc.filter((x) => x.flags === TCP_SYN && x.dst === vip)) {
+    const port = syn.sport;
+    const atS = fs.find((x) => x.flags === TCP_SYN && x.sport === port && x.dst === vip);
+    const divOut = fs.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
+    const divIn = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.dst === aP);
+    const merged = fp.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
+    const back = fc.find((x) => (x.flags & synAck) === synAck && x.dport === port && x.src === vip);
+    if (!atS || !divOut || !divIn || !merged || !back) continue;
+    hops['hub: client SYN → seen at S']!.push(atS.time - syn.time);
+    hops['S: SYN captured → diverted SYN-ACK leaves S']!.push(divOut.time - atS.time);
+    hops['wire: S → P']!.push(divIn.time - divOut.time);
+    hops['P: diverted SYN-ACK in → merged SYN-ACK out']!.push(merged.time - divIn.time);
+    hops['wire: P → client']!.push(back.time - merged.time);
+    hops.total!.push(back.time - syn.time);
+  }
+  return hops;
+}

@@ -4,7 +4,8 @@
  *   node demo-client.js get HOST PORT BYTES SEED   → {bytes, sha256, expected, ms, maxGapMs}
  *   node demo-client.js put HOST PORT BYTES SEED   → {bytes, sha256, reply, ms}
  *   node demo-client.js many HOST PORT BYTES N     → N parallel GETs (seeds 1..N): {ok, failed, errors, ms}
- *   node demo-client.js connect HOST PORT 0 N      → N sequential connects: {connectUs: [...]} (µs each)
+ *   node demo-client.js connect HOST PORT GAP N    → N sequential connects, GAP ms apart (0: back to back,
+ *                                                    each while the previous one closes): {connectUs: [...]} (µs each)
  *   node demo-client.js msg HOST PORT 0 REPS       → per message size, median send and receive time (µs)
  *   node demo-client.js hold HOST PORT 0 N         → holds N idle connections open until SIGTERM
  *   node demo-client.js who HOST PORT 0 MS         → WHO, then a line echoed every 50 ms for MS ms:
@@ -75,6 +76,7 @@ if (mode === 'connect') {
       });
       s.on('error', reject);
     });
+    if (bytes > 0) await new Promise((r) => setTimeout(r, bytes));
   }
   process.stdout.write(JSON.stringify({ connectUs: out }) + '\n');
   process.exit(0);
