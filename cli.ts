@@ -146,8 +146,9 @@ program
   .command('bench')
   .description('replay the paper’s measurements, plain TCP vs tcpfo, at 100 Mbit/s, 1 Gbit/s and unshaped (root); writes bench/results/paper.{md,json} and SVG plots')
   .option('--quick', 'smaller streams and fewer repetitions')
-  .action(async (o: { quick?: boolean }) => {
-    process.argv = [process.argv[0]!, 'paper', ...(o.quick ? ['--quick'] : [])];
+  .addOption(new Option('--lan <mode>', 'hub (as in the paper) or mirror (a switch mirroring the client’s frames to each node; report in bench/results/mirror/)').choices(['hub', 'mirror']).default('hub'))
+  .action(async (o: { quick?: boolean; lan: string }) => {
+    process.argv = [process.argv[0]!, 'paper', ...(o.quick ? ['--quick'] : []), '--lan', o.lan];
     await import('./bench/paper.js');
   });
 

@@ -5,20 +5,31 @@
  * the same links, at 100 Mbit/s (as in the paper), 1 Gbit/s and unshaped.
  * Writes bench/results/paper.{json,md} and SVG plots.
  *
- *   npm run build && node dist/bench/paper.js [--quick] [--report-only]
+ *   npm run build && node dist/bench/paper.js [--quick] [--report-only] [--lan hub|mirror]
+ *
+ * --lan mirror: the LAN is a learning switch that mirrors the client's frames
+ * to each node (the rig's 'mirror' mode) instead of the paper's hub; the
+ * report goes to bench/results/mirror/.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { distScript } from '../test/rig/dist.js';
 import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, startVsftpd } from '../test/rig/ftp.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
-import { withRig, type LinkShape, type Rig } from '../test/rig/rig.js';
+import { withRig, type LanMode, type LinkShape, type Rig } from '../test/rig/rig.js';
 import { barChart, lineChart } from './svg.js';
 
 const QUICK = process.argv.includes('--quick');
 /** Only render the report and plots again from bench/results/paper.json (no measurement). */
 const REPORT_ONLY = process.argv.includes('--report-only');
-const OUT = 'bench/results';
+const lanAt = process.argv.indexOf('--lan');
+const LAN = (lanAt > 0 ? process.argv[lanAt + 1] : 'hub') as LanMode;
+if (LAN !== 'hub' && LAN !== 'mirror') {
+  console.error('usage: paper.js [--quick] [--report-only] [--lan hub|mirror]');
+  process.exit(2);
+}
+const RESULTS = 'bench/results';
+const OUT = LAN === 'hub' ? RESULTS : join(RESULTS, LAN);
 const PLAIN_PORT = 7100;
 const STREAM = QUICK ? 20_000_000 : 100_000_000;
 const CONNECTS = QUICK ? 50 : 200;
@@ -122,7 +133,7 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
   // all three links tbf-shaped, a 100 MB download through the pair once sat
   // for tens of seconds in deep retransmission backoff: a known open problem.)
   const links: Record<string, LinkShape> = rateMbit ? { client: { rateMbit } } : {};
-  return withRig({ mode: 'hub', links }, async (rig) => {
+  return withRig({ mode: LAN, links }, async (rig) => {
     const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, 20, 21] });
     try {
       const p = rig.host('primary');
@@ -171,6 +182,8 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
 interface Report {
   date: string;
   quick: boolean;
+  /** Absent in reports from before the option (a hub). */
+  lan?: LanMode;
   results: SettingResult[];
   failover: unknown;
 }
@@ -191,11 +204,11 @@ if (REPORT_ONLY) {
   progress('failover stall (from the kill campaign report)');
   let failover: unknown = null;
   try {
-    failover = (JSON.parse(readFileSync(join(OUT, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
+    failover = (JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
   } catch {
     failover = 'run bench/failover-campaign first';
   }
-  report = { date: new Date().toISOString(), quick: QUICK, results, failover };
+  report = { date: new Date().toISOString(), quick: QUICK, lan: LAN, results, failover };
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, 'paper.json'), JSON.stringify(report, null, 2));
 }
@@ -205,7 +218,7 @@ const r2 = (a: number, b: number) => (a / b).toFixed(3);
 const md: string[] = [
   '# tcpfo vs plain TCP: the paper’s measurements',
   '',
-  `Run ${report.date} on this machine (2 cores) in the rig: hub, the client's link shaped as stated (the nodes' links unshaped), real Linux TCP everywhere (this machine's default congestion control, BBR). ` +
+  `Run ${report.date} on this machine (2 cores) in the rig: ${(report.lan ?? 'hub') === 'hub' ? 'a hub (as in the paper)' : 'a learning switch mirroring the client’s frames to each node (SPAN)'}, the client's link shaped as stated (the nodes' links unshaped), real Linux TCP everywhere (this machine's default congestion control, BBR). ` +
     'Plain = client straight to the primary’s own address; tcpfo = the service address through both bridges. Same run, same links.' +
     (report.quick ? ' **Quick run** (smaller streams and fewer repetitions).' : ''),
   '',
