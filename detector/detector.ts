@@ -87,7 +87,17 @@ export class Detector {
     this.peerRole = m.role;
     const t = this.sent.get(m.echo);
     if (t !== undefined) this.stats.lastRttMs = now - t;
-    if (this.peer !== 'up') return this.decide('up', now, 0, this.peer === 'down' ? 'heartbeats resumed' : 'first heartbeat');
+    if (this.peer !== 'up') {
+      const back = this.peer === 'down';
+      const d = this.decide('up', now, 0, back ? 'heartbeats resumed' : 'first heartbeat');
+      // The rejoin grace: for a peer that comes back (a restarted process
+      // warms up), and for one we just met that serves alone — it takes the
+      // primary role the moment we appear (roles swapped), and its event loop
+      // is busy doing so. A primary or secondary met as a pair forms is judged
+      // normally at once: a failure in its first seconds costs one timeout.
+      this.upSince = back || m.role === 'alone' ? now : null;
+      return d;
+    }
     return null;
   }
 
@@ -111,10 +121,10 @@ export class Detector {
   /**
    * The silence that means "down" now: longer for a peer never heard from
    * (startup grace), and three timeouts during the first REJOIN_GRACE_MS
-   * after a peer came back or was first heard — a process that just
-   * (re)started stalls while it warms up, a node takes the primary role as
-   * its secondary appears, and a flap would send every connection of that
-   * moment to primary-only.
+   * after a peer came back, or was first heard serving alone — a process
+   * that just (re)started stalls while it warms up, a node takes the primary
+   * role as its secondary appears, and a flap would send every connection of
+   * that moment to primary-only.
    */
   private limit(now: number): number {
     if (this.peer === 'unknown') return this.cfg.timeoutMs + this.cfg.startupGraceMs;
@@ -138,10 +148,7 @@ export class Detector {
   }
 
   private decide(peer: PeerState, at: number, silentMs: number, reason: string): Decision {
-    // A peer that comes back, or that we just met, gets the rejoin grace: a
-    // restarted process warms up, and a node that meets its new secondary
-    // takes the primary role at once (roles swapped) — neither is a failure.
-    this.upSince = peer === 'up' ? at : null;
+    if (peer !== 'up') this.upSince = null; // onMessage sets it when the grace applies
     this.peer = peer;
     const d = { at, peer, silentMs, reason };
     this.decisions.push(d);

@@ -76,11 +76,18 @@ describe('detector', () => {
     expect(d.decisions.map((x) => x.peer)).toEqual(['up', 'down', 'up']);
   });
 
-  it('judges a peer just met leniently too: it takes a role at once (an active node becoming primary when we join)', () => {
-    const d = new Detector(cfg, 0, ['primary']);
-    d.onMessage(hb(1n), 500);
+  it('judges a peer just met that serves alone leniently: it takes the primary role at once (roles swapped)', () => {
+    const d = new Detector(cfg, 0, ['primary', 'alone']);
+    d.onMessage(hb(1n, KEY, 'alone'), 500); // a node serving alone (active after a takeover, or a primary without us)
     expect(d.tick(750)).toBeNull(); // 250 ms of silence during its promotion: 3 × timeout
     expect(d.tick(800)?.peer).toBe('down');
+  });
+
+  it('judges a primary met as the pair forms normally at once: a failure in its first seconds costs one timeout', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    d.onMessage(hb(1n), 500);
+    expect(d.tick(599)).toBeNull();
+    expect(d.tick(600)?.peer).toBe('down');
   });
 
   it('judges a peer that came back leniently for REJOIN_GRACE_MS (a restarted process warming up), then normally', () => {
@@ -110,8 +117,8 @@ describe('detector', () => {
     expect(d.onMessage(hb(10n), 95)).toBeNull(); // replay of an accepted one
     expect(d.onMessage(hb(5n), 95)).toBeNull(); // an older one
     expect(d.onMessage(hb(12n, KEY, 'secondary'), 95)).toBeNull(); // our own role reflected back
-    expect(d.tick(299)).toBeNull(); // first contact: 3 × timeout
-    expect(d.tick(300)?.peer).toBe('down'); // none of them kept the peer alive
+    expect(d.tick(99)).toBeNull();
+    expect(d.tick(100)?.peer).toBe('down'); // none of them kept the peer alive
     expect(d.stats.rejected).toMatchObject({ 'bad-mac': 2, replay: 2, 'wrong-peer-role': 1 });
   });
 
