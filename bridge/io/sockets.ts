@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ipv4 } from '../wire/addr.js';
+import { ipv4, ipv4ToString } from '../wire/addr.js';
 import type { PortMatcher, PortSet } from '../ports.js';
 
 export interface SocketKey {
@@ -68,4 +68,19 @@ export function ssPortFilter(ports: PortSet): string {
 export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
   const out = await ssConnections(vip, { before: ['-K'], after: [ssPortFilter(ports)] }, 10_000);
   return out.split('\n').filter((l) => l.trim()).length;
+}
+
+/**
+ * Aborts (SOCK_DESTROY, `ss -K`) this namespace's sockets on `vip` for exactly
+ * these connections, whatever their sequence numbers. Returns how many were
+ * aborted.
+ */
+export async function destroySockets(vip: string, keys: readonly SocketKey[]): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < keys.length; i += 64) {
+    const terms = keys.slice(i, i + 64).map((k) => `( dst ${ipv4ToString(k.client)}:${k.clientPort} and sport = :${k.servicePort} )`);
+    const out = await ssConnections(vip, { before: ['-K'], after: [`( ${terms.join(' or ')} )`] }, 10_000);
+    n += out.split('\n').filter((l) => l.trim()).length;
+  }
+  return n;
 }

@@ -13,6 +13,7 @@ import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
 import { abortConnections, dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
+import { destroySockets } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -248,7 +249,20 @@ export class SecondaryBridge {
     const resets = this.diverter.resets(fresh);
     for (const p of resets.packets) this.injector.send(p);
     this.closedDiverged = resets.closed;
-    if (fresh.length) this.mark(`closed ${this.closedDiverged} diverged connection(s)`, decidedAt);
+    if (fresh.length) {
+      this.mark(`closed ${this.closedDiverged} diverged connection(s)`, decidedAt);
+      // The reset into our own stack needs the client's exact next sequence
+      // number, which a segment the kernel took straight from the client
+      // (after the gratuitous ARP, before the capture closed) can have moved
+      // on: abort our sockets by address too, then prod the clients again,
+      // so that their answers meet no socket and draw an exact reset.
+      void destroySockets(this.cfg.service.address, fresh)
+        .then((n) => {
+          for (const p of resets.prods) this.injector.send(p);
+          if (n) this.log.warn({ sockets: n }, `aborted ${n} socket(s) of diverged connection(s) after the takeover`);
+        })
+        .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections'));
+    }
     const prompts = this.diverter.prompts();
     for (const p of prompts) this.injector.send(p);
     this.mark(`prompted ${prompts.length} connection(s) to acknowledge`, decidedAt);

@@ -267,9 +267,14 @@ export class Diverter {
    * duplicate ACK. Either answer reaches our stack, which — the socket gone —
    * answers it with an exact reset. The connection ends instead of continuing
    * on different bytes, or hanging. Such connections are then forgotten.
+   * (The reset into our own stack needs the client's exact next number; a
+   * client segment the kernel got without the capture seeing it defeats it,
+   * so the caller also aborts our sockets by address, then sends `prods`.)
    */
-  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): { packets: Buffer[]; closed: number } {
+  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): { packets: Buffer[]; prods: Buffer[]; closed: number } {
     const packets: Buffer[] = [];
+    /** The bare ACKs to the clients alone, to send again once our sockets are surely gone. */
+    const prods: Buffer[] = [];
     let closed = 0;
     const seg = (src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number) =>
       buildIpv4Tcp({ src, dst }, { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) });
@@ -280,12 +285,14 @@ export class Diverter {
       if (!v) continue;
       packets.push(seg(v.client, this.cfg.service, v.clientPort, v.servicePort, v.seq, 0, TCP_RST));
       packets.push(seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, 0, TCP_RST));
-      packets.push(seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, v.seq, TCP_ACK_FLAG));
+      const prod = seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, v.seq, TCP_ACK_FLAG);
+      packets.push(prod);
+      prods.push(prod);
       m!.delete(key);
       this.tracked--;
       closed++;
     }
-    return { packets, closed };
+    return { packets, prods, closed };
   }
 
   get trackedConnections(): number {

@@ -68,7 +68,7 @@ describe('divergent replicas (issue 8 §2)', () => {
         expect(r.echoed).toBeGreaterThan(5); // primary-only, it worked
         // Then a clean end: reset by the secondary, never S's different stream.
         expect(r.mismatched).toBe(0);
-        expect(r.error, JSON.stringify(r)).toBe('ECONNRESET');
+        expect(r.error, `${JSON.stringify(r)}\n${pair.logs()}`).toBe('ECONNRESET');
         await waitForLog(pair, /took over the service address/);
         expect(pair.logs()).toMatch(/closed 1 diverged connection\(s\)/);
       } finally {
