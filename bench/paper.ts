@@ -192,6 +192,12 @@ let report: Report;
 if (REPORT_ONLY) {
   // Re-render paper.md and the plots from the last run's paper.json.
   report = JSON.parse(readFileSync(join(OUT, 'paper.json'), 'utf8')) as Report;
+  // The stall figures come from the kill campaign, run on its own: take its latest report.
+  try {
+    report.failover = (JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
+  } catch {
+    // keep what the run recorded
+  }
 } else {
   const results: SettingResult[] = [];
   for (const [name, rate] of [
