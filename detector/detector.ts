@@ -36,8 +36,10 @@ export interface DetectorStats {
   lastRttMs: number | null;
 }
 
-/** After a peer comes back or is first heard, how long its silence is judged leniently (3 × timeout), ms. */
+/** After a peer comes back or is first heard, how long its silence is judged leniently (GRACE_TIMEOUTS × timeout), ms. */
 export const REJOIN_GRACE_MS = 2000;
+/** How many timeouts of silence mean "down" during that grace. */
+export const GRACE_TIMEOUTS = 3;
 
 export class Detector {
   peer: PeerState = 'unknown';
@@ -128,7 +130,7 @@ export class Detector {
    */
   private limit(now: number): number {
     if (this.peer === 'unknown') return this.cfg.timeoutMs + this.cfg.startupGraceMs;
-    if (this.upSince !== null && now - this.upSince < REJOIN_GRACE_MS) return 3 * this.cfg.timeoutMs;
+    if (this.upSince !== null && now - this.upSince < REJOIN_GRACE_MS) return GRACE_TIMEOUTS * this.cfg.timeoutMs;
     return this.cfg.timeoutMs;
   }
 

@@ -87,7 +87,7 @@ export class Injector {
   /** One sendto now; 'again' when the socket cannot take it yet. */
   private sendNow(packet: Buffer): 'sent' | 'again' | 'error' {
     try {
-      this.wrap.send(packet, 0, packet.length, ipv4ToString(packet.readUInt32BE(IP_DST)), noop);
+      this.wrap.send(packet, 0, packet.length, dstOf(packet), noop);
       this.stats.sent++;
       return 'sent';
     } catch (e) {
@@ -101,7 +101,7 @@ export class Injector {
 
   private dispatch(packet: Buffer): void {
     this.inFlight++;
-    const dst = ipv4ToString(packet.readUInt32BE(IP_DST));
+    const dst = dstOf(packet);
     this.sock.send(packet, 0, packet.length, dst, (err) => {
       this.inFlight--;
       if (err) {
@@ -144,6 +144,8 @@ export class Injector {
 
 const EMPTY = Buffer.alloc(0);
 const noop = (): void => {};
+/** The destination of a complete IPv4 packet, as raw-socket wants it. */
+const dstOf = (packet: Buffer): string => ipv4ToString(packet.readUInt32BE(IP_DST));
 
 interface NativeWrap {
   send(buf: Buffer, offset: number, length: number, address: string, after: (bytes: number) => void): void;

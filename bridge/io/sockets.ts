@@ -66,7 +66,12 @@ export function ssPortFilter(ports: PortSet): string {
  * were (`ss -K` lists each socket it aborts).
  */
 export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
-  const out = await ssConnections(vip, { before: ['-K'], after: [ssPortFilter(ports)] }, 10_000);
+  return ssAbort(vip, ssPortFilter(ports));
+}
+
+/** `ss -K` over this namespace's connections on `vip` that match `filter`; how many it aborted (it lists each). */
+async function ssAbort(vip: string, filter: string): Promise<number> {
+  const out = await ssConnections(vip, { before: ['-K'], after: [filter] }, 10_000);
   return out.split('\n').filter((l) => l.trim()).length;
 }
 
@@ -79,8 +84,7 @@ export async function destroySockets(vip: string, keys: readonly SocketKey[]): P
   let n = 0;
   for (let i = 0; i < keys.length; i += 64) {
     const terms = keys.slice(i, i + 64).map((k) => `( dst ${ipv4ToString(k.client)}:${k.clientPort} and sport = :${k.servicePort} )`);
-    const out = await ssConnections(vip, { before: ['-K'], after: [`( ${terms.join(' or ')} )`] }, 10_000);
-    n += out.split('\n').filter((l) => l.trim()).length;
+    n += await ssAbort(vip, `( ${terms.join(' or ')} )`);
   }
   return n;
 }

@@ -32,7 +32,7 @@ import { abortConnections, abortConnectionsQuarantined, dropPrivileges, prepareN
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
-import type { Decision } from '../../detector/detector.js';
+import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
@@ -156,11 +156,6 @@ export class PrimaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
-    // Is the service address already served (the secondary took it over
-    // while this node was down)? Then starting would make two nodes answer
-    // for it. Ask the LAN (RFC 5227 probes) before touching anything. A
-    // killed predecessor's rules stay meanwhile: their queues have no reader,
-    // so what its servers' sockets still send is dropped, not leaked.
     // A predecessor killed or stopped less than a detector timeout ago: the
     // secondary has not declared it dead yet, and would not, once our
     // heartbeats start. Its connections would then hang (our merger never
@@ -168,10 +163,15 @@ export class PrimaryBridge {
     // long as the secondary may take to decide (three timeouts during a
     // rejoin grace) and take over; the probe then finds it serving.
     if (!this.adoptExisting && !this.handedPeer && (existsSync(this.state.journal) || (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length)) {
-      const waitMs = 3 * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
+      const waitMs = GRACE_TIMEOUTS * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
       this.log.warn({ waitMs }, 'a previous primary left state or connections here: silent while the secondary may still be deciding to take over');
       await new Promise((r) => setTimeout(r, waitMs));
     }
+    // Is the service address already served (the secondary took it over
+    // while this node was down)? Then starting would make two nodes answer
+    // for it. Ask the LAN (RFC 5227 probes) before touching anything. A
+    // killed predecessor's rules stay meanwhile: their queues have no reader,
+    // so what its servers' sockets still send is dropped, not leaked.
     let claimer: string | null = null;
     this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
       if (this.probing) {

@@ -215,6 +215,11 @@ export class Conn {
   /** Since when (as seen by poll) the connection waits for S, or null. */
   waitingSince: number | null = null;
 
+  /** The first byte at or after `from` the client has not acknowledged (S-space). */
+  notAcked(from: number): number {
+    return this.hasAckClient && seqGt(this.ackClient, from) ? this.ackClient : from;
+  }
+
   /** Whether the connection waits for S: P's bytes held, or the client's acknowledged by P only. */
   waitsForS(): boolean {
     if (this.phase !== 'merging') return false;
@@ -555,7 +560,7 @@ export class Merger {
       this.pureAck(c, id, pkt, seg, gso, 'P');
       return;
     }
-    const acked = c.hasAckClient ? c.ackClient : start; // the client has every byte before this
+    const acked = c.notAcked(start); // the client has every byte before this
     if (seqLe(end, c.relNxt)) {
       // §4: below the highest released sequence number — a retransmission. Only
       // one copy of it will come from P: send it now. Unless the client has
@@ -576,7 +581,7 @@ export class Merger {
       // the client has not acknowledged goes out now (copied); the rest is
       // held already, in P's original.
       this.stats.retransmissions++;
-      this.sendRange(c, start, seg.payload, seqMax(start, acked), c.relNxt);
+      this.sendRange(c, start, seg.payload, acked, c.relNxt);
       this.sink.drop(id);
       return;
     }
@@ -1228,8 +1233,7 @@ export class Merger {
    * the same bytes P produced, compared when they were released.
    */
   private secondaryRetransmission(c: Conn, seg: TcpSegment): void {
-    let from = seg.seq;
-    if (c.hasAckClient && seqGt(c.ackClient, from)) from = c.ackClient;
+    const from = c.notAcked(seg.seq);
     const to = seqMin(c.relNxt, seqAdd(seg.seq, seg.payloadLength));
     if (!seqLt(from, to)) return;
     this.stats.secondaryRetransmissions++;

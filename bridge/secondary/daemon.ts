@@ -376,6 +376,7 @@ export class SecondaryBridge {
   }
 
   status(): Record<string, unknown> {
+    const diverged = this.freshDiverged();
     return {
       role: this.role,
       peer: this.peer?.detector.peer,
@@ -387,9 +388,9 @@ export class SecondaryBridge {
       capture: this.capture?.stats,
       injector: this.injector?.stats,
       verdictErrors: this.verdictErrors,
-      divergedReported: this.freshDiverged().length,
+      divergedReported: diverged.length,
       // Connections this node would reset, not continue, if it took over now (the first 50).
-      diverged: this.freshDiverged()
+      diverged: diverged
         .slice(0, 50)
         .map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
