@@ -3,7 +3,7 @@ import type { Config } from '../config/config.js';
 import { NodeState } from './io/node-state.js';
 import { limitCapabilities } from './io/caps.js';
 import { destroyConnections } from './io/sockets.js';
-import { removeRules, RuleSet } from './io/rules.js';
+import { installedTags, removeRules, RuleSet } from './io/rules.js';
 import { BRIDGE_MARK } from './io/inject.js';
 import { ipv4 } from './wire/addr.js';
 import type { Logger } from './log.js';
@@ -18,6 +18,38 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+}
+
+/** The role a bridge plays on its node: its rules' tag and its journal are named after it. */
+export type RoleTag = 'p' | 's';
+
+/** The journal of the bridge of `role` (p: primary, s: secondary) of this instance on this node. */
+export function journalOf(cfg: Config, role: RoleTag): string {
+  return `${cfg.state_dir}/${cfg.instance}${role}.json`;
+}
+
+/**
+ * One daemon can have played both roles before it was killed: a secondary
+ * daemon that took over became the merging primary when the other node
+ * rejoined (roles swapped), and a primary daemon can have joined as the
+ * secondary. What it left in the role it was not started in is undone too:
+ * a primary's rules left behind queue the node's whole output on the
+ * service address to a queue nobody reads (fail closed), so a later
+ * takeover by this node would serve nothing (the one-hour soak saw a node
+ * silent for 5 s after a takeover, until a promotion happened to undo them).
+ * Called once this bridge's own rules are in and stale sockets are aborted,
+ * so nothing of theirs reaches a client raw. Never by a bridge running
+ * inside a daemon that plays the other role right now (a promoted primary).
+ */
+export async function undoOtherRole(cfg: Config, own: RoleTag, log: Logger): Promise<void> {
+  const other: RoleTag = own === 'p' ? 's' : 'p';
+  const name = other === 'p' ? 'primary' : 'secondary';
+  await undoLeftovers(new NodeState(journalOf(cfg, other)), log, `${name} bridge`);
+  const tag = `${cfg.instance}${other}`;
+  if ((await installedTags()).includes(tag)) {
+    await removeRules(tag);
+    log.warn({ tag }, `removed the rules a previous ${name} bridge left on this node`);
+  }
 }
 
 /** Undoes what a previous (killed) instance of this bridge left on the node, from its journal. */

@@ -28,7 +28,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, abortConnectionsQuarantined, dropPrivileges, prepareNode, startOrUndo, undoLeftovers } from '../node-setup.js';
+import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, startOrUndo, undoLeftovers, undoOtherRole } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -98,7 +98,7 @@ export class PrimaryBridge {
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
     this.myMac = mac(cfg.primary.mac);
-    this.state = new NodeState(`${cfg.state_dir}/${cfg.instance}p.json`);
+    this.state = new NodeState(journalOf(cfg, 'p'));
     const sink: MergerSink = {
       accept: (id, packet) => {
         if (!(packet ? this.outOrIn(id).acceptModified(id & 0x7fffffff, packet) : this.outOrIn(id).accept(id & 0x7fffffff))) this.stats.verdictErrors++;
@@ -193,6 +193,7 @@ export class PrimaryBridge {
       await abortConnectionsQuarantined(cfg, this.log, 'left by a previous instance; the other node serves the service address');
       await undoLeftovers(this.state, this.log, 'primary');
       await removeRules(`${cfg.instance}p`);
+      await undoOtherRole(cfg, 'p', this.log);
       throw new ServiceAddressInUse(
         claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
@@ -234,6 +235,7 @@ export class PrimaryBridge {
       // other node or by nobody): never to be continued. Aborted behind our
       // rules (the merger drops their RSTs: unknown connections).
       await abortConnections(cfg, this.log, 'left by a previous instance');
+      await undoOtherRole(cfg, 'p', this.log);
     }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     const onDecision = (d: Decision) => this.onDecision(d);

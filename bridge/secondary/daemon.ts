@@ -12,7 +12,7 @@ import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, dropPrivileges, prepareNode, startOrUndo } from '../node-setup.js';
+import { abortConnections, dropPrivileges, journalOf, prepareNode, startOrUndo, undoOtherRole } from '../node-setup.js';
 import { destroySockets } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
@@ -97,7 +97,7 @@ export class SecondaryBridge {
       ports: new PortMatcher(cfg.service.ports),
       mtu: cfg.lan.mtu,
     });
-    this.state = new NodeState(`${cfg.state_dir}/${cfg.instance}s.json`);
+    this.state = new NodeState(journalOf(cfg, 's'));
     this.vip = ipv4(cfg.service.address);
     this.myMac = mac(cfg.secondary.mac);
   }
@@ -135,6 +135,7 @@ export class SecondaryBridge {
     // client. The RSTs are diverted; the primary degrades any of them it
     // still merged (we restarted faster than its detector noticed).
     await abortConnections(cfg, this.log, 'left by a previous instance');
+    await undoOtherRole(cfg, 's', this.log);
     this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
       const pkt = this.diverter.inbound(frame);
       if (pkt) this.injector.send(pkt);

@@ -264,6 +264,52 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     }, 150_000);
   }
 
+  it('a node killed while its secondary daemon played the primary role (roles swapped) restarts as `tcpfo secondary` without that role’s rules, and serves at its next takeover', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
+      const c = rig.host('client');
+      const s = rig.host('secondary');
+      const count = (re: RegExp) => (pair.logs().match(re) ?? []).length;
+      const waitCount = async (re: RegExp, n: number) => {
+        for (let i = 0; i < 300 && count(re) < n; i++) await new Promise((res) => setTimeout(res, 50));
+        expect(count(re), pair.logs()).toBeGreaterThanOrEqual(n);
+      };
+      const TOOK = /took over the service address/g;
+      const SWAPPED = /now the primary \(roles swapped\)/g;
+      /** Rule sets of the primary role (tag tp) on the secondary node, in either backend. */
+      const primaryRulesOnS = async () =>
+        (await s.sh('{ nft list tables 2>/dev/null; iptables-nft-save 2>/dev/null; iptables-legacy-save 2>/dev/null; } | grep -ci "tcpfo_tp" || true')).stdout.trim();
+      try {
+        // The secondary takes over, then becomes the merging primary (the other node rejoins).
+        await killNode(pair, 'primary');
+        await waitCount(TOOK, 1);
+        await restartNode(pair, 'primary');
+        await waitCount(SWAPPED, 1);
+        expect(await primaryRulesOnS()).not.toBe('0');
+        // Killed in that role: its daemon (a secondary daemon) leaves the primary role's rules.
+        await killNode(pair, 'secondary');
+        await waitCount(TOOK, 2);
+        await restartNode(pair, 'secondary');
+        await waitCount(SWAPPED, 2);
+        expect(await primaryRulesOnS(), pair.logs()).toBe('0');
+        expect(pair.logs()).toMatch(/removed the rules a previous primary bridge left on this node/);
+        // It takes over again: a download across the takeover and a new connection after it.
+        const d = transfer(c, 'get', 20_000_000, 97, 60_000);
+        await new Promise((res) => setTimeout(res, 500));
+        await killNode(pair, 'primary');
+        await waitCount(TOOK, 3);
+        const r = await d;
+        expect(r.error, pair.logs()).toBeUndefined();
+        expect(r.sha256).toBe(r.expected);
+        const after = await transfer(c, 'get', 2_000_000, 98, 20_000);
+        expect(after.error, pair.logs()).toBeUndefined();
+        expect(after.sha256).toBe(after.expected);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 150_000);
+
   it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: refuse\n' });
