@@ -169,6 +169,28 @@ function iptAction(a: Action): string[] {
   return ['-j', 'NFQUEUE', '--queue-num', String(a.queue), ...(a.bypass ? ['--queue-bypass'] : [])];
 }
 
+/**
+ * The iptables-restore input (table mangle, --noflush) that makes the chains
+ * of `tag` hold exactly `rules`, jumped to first from each hook; `current`
+ * (iptables-save of the table) says which jumps exist already.
+ */
+export function iptRestoreScript(tag: string, rules: readonly Rule[], skipMark: number, current: string): string {
+  const hooks = [...new Set(rules.map((r) => r.hook))];
+  const mark = `0x${skipMark.toString(16)}`;
+  const lines = [`*${IPT_TABLE}`, ...hooks.map((h) => `:${iptChain(tag, h)} - [0:0]`)];
+  for (const h of hooks) {
+    const chain = iptChain(tag, h);
+    lines.push(`-A ${chain} -m mark --mark ${mark}/${mark} -j RETURN`);
+    for (const r of rules.filter((x) => x.hook === h)) {
+      const comment = `"${r.comment.slice(0, 120).replace(/["\\]/g, '')}"`;
+      lines.push(['-A', chain, ...iptMatch(r.match), '-m', 'comment', '--comment', comment, ...iptAction(r.action)].join(' '));
+    }
+    if (!current.split('\n').includes(`-A ${IPT_HOOK[h]} -j ${chain}`)) lines.push(`-I ${IPT_HOOK[h]} 1 -j ${chain}`);
+  }
+  lines.push('COMMIT');
+  return lines.join('\n') + '\n';
+}
+
 /** Chains of tcpfo instances present in the mangle table, by tag. */
 async function iptTags(): Promise<Set<string>> {
   const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
@@ -239,15 +261,18 @@ export class RuleSet {
   ) {}
 
   /**
-   * Installs `rules` under `tag`, first removing whatever a previous instance
-   * with the same tag left. `skipMark`: packets carrying these mark bits (our
+   * Installs `rules` under `tag`, replacing whatever a previous instance with
+   * the same tag left (see apply). `skipMark`: packets carrying these mark bits (our
    * own raw-socket injections) pass every chain untouched.
    */
   static async install(tag: string, rules: readonly Rule[], skipMark: number, backend?: Backend): Promise<RuleSet> {
     checkTag(tag);
     if (!(skipMark > 0 && skipMark <= 0xffffffff)) throw new RuleError(`bad skip mark ${skipMark}`);
     const b = backend ?? (await detectBackend());
-    await removeRules(tag);
+    // A set the other backend holds under this tag (the kernel changed) goes first.
+    if (b === 'nft') {
+      if ((await iptTags()).has(tag)) await iptRemove(tag);
+    } else await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
     const rs = new RuleSet(tag, b, rules, skipMark);
     try {
       await rs.apply();
@@ -259,23 +284,33 @@ export class RuleSet {
     return rs;
   }
 
+  /**
+   * Puts the rules in, replacing what a previous instance left under the same
+   * tag in one transaction: its rules (queues nobody reads: fail closed) hold
+   * until ours take over, so no packet meets neither — a stale socket's
+   * segment would reach a client raw, or a merged connection's untranslated.
+   */
   private async apply(): Promise<void> {
     if (this.backend === 'nft') {
-      await sh(['nft', '-f', '-'], nftRuleset(this.tag, this.rules, this.skipMark));
+      // Create-if-missing, delete, create: one `nft -f` transaction.
+      const table = `tcpfo_${this.tag}`;
+      await sh(['nft', '-f', '-'], `table ip ${table} {}\ndelete table ip ${table}\n${nftRuleset(this.tag, this.rules, this.skipMark)}`);
       return;
     }
-    const hooks = [...new Set(this.rules.map((r) => r.hook))];
-    for (const h of hooks) {
-      const chain = iptChain(this.tag, h);
-      await sh([IPT, '-w', '-t', IPT_TABLE, '-N', chain]);
-      const mark = `0x${this.skipMark.toString(16)}`;
-      await sh([IPT, '-w', '-t', IPT_TABLE, '-A', chain, '-m', 'mark', '--mark', `${mark}/${mark}`, '-j', 'RETURN']);
-      for (const r of this.rules.filter((x) => x.hook === h)) {
-        await sh([IPT, '-w', '-t', IPT_TABLE, '-A', chain, ...iptMatch(r.match), '-m', 'comment', '--comment', r.comment.slice(0, 120), ...iptAction(r.action)]);
+    // iptables-nft-restore --noflush commits the table in one transaction: a
+    // chain it declares is created, or flushed and refilled if it exists.
+    let lastError = '';
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const current = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+      try {
+        await sh([`${IPT}-restore`, '-w', '--noflush'], iptRestoreScript(this.tag, this.rules, this.skipMark, current));
+        return;
+      } catch (e) {
+        lastError = (e as Error).message; // a concurrent change of the table: read it again
+        await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
       }
-      // Jump in last, so no packet sees a half-built chain.
-      await sh([IPT, '-w', '-t', IPT_TABLE, '-I', IPT_HOOK[h], '1', '-j', chain]);
     }
+    throw new RuleError(`could not install the iptables rules of instance ${this.tag}: ${lastError}`);
   }
 
   /** The rules as installed, in the backend's own syntax (for logs and `status`). */

@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { Capture } from './capture.js';
 import { distScript } from './dist.js';
 import { withRig, type RigHost } from './rig.js';
 
@@ -174,14 +175,61 @@ describe('data-path I/O', () => {
         expect(await snapshot(p)).toBe(before);
         // Killed again; this time the next start of the same instance recovers.
         const second = await startProbe(p, ['hold-state', stateDir, 'hs2', 'eth0', '192.0.2.100']);
+        const ours = (snap: string) => snap.split('\n').filter((l) => l.includes('TCPFO_hs2'));
+        const rulesOfSecond = ours(await snapshot(p));
         await stopProbe(second, 'SIGKILL');
         const third = await startProbe(p, ['hold-state', stateDir, 'hs2', 'eth0', '192.0.2.100']);
         expect(third.first.recovered).toBeGreaterThan(0);
+        // The killed one's rules were replaced in place (one transaction): one set, one jump per hook.
+        expect(ours(await snapshot(p))).toEqual(rulesOfSecond);
         await stopProbe(third);
         expect(await snapshot(p)).toBe(before);
         const nothing = await p.exec([process.execPath, distScript('cli.js'), 'cleanup', '--state-dir', stateDir]);
         expect(nothing.stdout).toContain('nothing to do');
       });
     });
+
+    it('a start over a killed instance’s rules replaces them in one step: nothing they drop leaks meanwhile', async () => {
+      await withRig({}, async (rig) => {
+        const p = rig.host('primary');
+        const c = rig.host('client');
+        const stateDir = `${rig.tmpdir}/state-p`;
+        const vip = '192.0.2.100';
+        // hold-state queues the node's output from the VIP, ports 7000-7010, to
+        // a queue nobody reads: fail closed, every such packet is dropped.
+        let probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
+        // The client reaches the (ARP-dormant) VIP; the node answers each SYN
+        // to closed port 7001 with a RST from the VIP — output the rules drop.
+        await c.exec(['ip', 'neigh', 'replace', vip, 'lladdr', p.mac, 'dev', 'eth0']);
+        const cap = await Capture.start(c, `tcp and src host ${vip}`, 'leak', 96);
+        const gen = c.spawn([
+          process.execPath,
+          '-e',
+          `const net=require('net');let n=0;const t=setInterval(()=>{for(let i=0;i<4;i++){const s=net.connect(7001,'${vip}');n++;s.on('error',()=>{});setTimeout(()=>s.destroy(),300);}},1);process.on('SIGTERM',()=>{clearInterval(t);console.log(n);process.exit(0);});`,
+        ]);
+        let sent = '';
+        gen.stdout?.on('data', (d: Buffer) => (sent += d.toString()));
+        const syns = await Capture.start(p, `tcp[tcpflags] & tcp-syn != 0 and dst host ${vip}`, 'syns', 96);
+        try {
+          for (let i = 0; i < 8; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            await stopProbe(probe, 'SIGKILL');
+            probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
+          }
+        } finally {
+          const exited = once(gen, 'exit');
+          gen.kill('SIGTERM');
+          await exited;
+          await stopProbe(probe);
+        }
+        const leaked = await cap.stop();
+        const arrived = (await syns.stop()).length;
+        // The test can fail: SYNs reached the node all along (thousands), and
+        // the node answered none of them past its rules.
+        expect(Number(sent.trim())).toBeGreaterThan(1000);
+        expect(arrived).toBeGreaterThan(1000);
+        expect(leaked.length).toBe(0);
+      });
+    }, 60_000);
   });
 });

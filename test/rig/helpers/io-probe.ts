@@ -143,6 +143,10 @@ async function holdState(stateDir: string, tag: string, dev: string, vip: string
   const journal = join(stateDir, `${tag}.json`);
   const recovered = await NodeState.recover(journal);
   const state = new NodeState(journal);
+  // The bridges' order: the node's state first (the VIP back on the node),
+  // then the rules, replacing a killed predecessor's.
+  await state.setPromisc(dev, true);
+  await state.addDormantAddress(vip, dev);
   const rules = await RuleSet.install(
     tag,
     [
@@ -152,8 +156,6 @@ async function holdState(stateDir: string, tag: string, dev: string, vip: string
     ],
     MARK,
   );
-  await state.setPromisc(dev, true);
-  await state.addDormantAddress(vip, dev);
   onStop(async () => {
     await rules.remove();
     await state.undoAll();

@@ -1,0 +1,50 @@
+/** The rule text tcpfo hands to iptables-nft-restore (pure; the rig tests install it for real). */
+import { describe, expect, it } from 'vitest';
+import { iptRestoreScript, nftRuleset, type Rule } from '../../bridge/io/rules.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+
+const RULES: Rule[] = [
+  { hook: 'output', match: { src: ipv4('192.0.2.100'), sports: [21, [7000, 7010]] }, action: { queue: 7, bypass: false }, comment: 'tcpfo: P output (fail "closed")' },
+  { hook: 'prerouting', match: { dst: ipv4('192.0.2.100'), dports: [21] }, action: { queue: 8, bypass: true }, comment: 'fail open' },
+];
+
+describe('iptRestoreScript', () => {
+  it('declares (creates or flushes) each chain, fills it, and jumps to it first from its hook when no jump exists', () => {
+    const s = iptRestoreScript('tp', RULES, 0x100, '');
+    const lines = s.trim().split('\n');
+    expect(lines[0]).toBe('*mangle');
+    expect(lines.at(-1)).toBe('COMMIT');
+    expect(lines).toContain(':TCPFO_tp_OUTPUT - [0:0]');
+    expect(lines).toContain(':TCPFO_tp_PREROUTING - [0:0]');
+    // Chain declarations come before any rule (restore needs the chains first).
+    expect(lines.findIndex((l) => l.startsWith('-A'))).toBeGreaterThan(lines.indexOf(':TCPFO_tp_PREROUTING - [0:0]'));
+    expect(lines).toContain('-A TCPFO_tp_OUTPUT -m mark --mark 0x100/0x100 -j RETURN');
+    expect(lines).toContain(
+      '-A TCPFO_tp_OUTPUT -s 192.0.2.100 -p tcp -m multiport --sports 21,7000:7010 -m comment --comment "tcpfo: P output (fail closed)" -j NFQUEUE --queue-num 7',
+    );
+    expect(lines).toContain('-A TCPFO_tp_PREROUTING -d 192.0.2.100 -p tcp -m multiport --dports 21 -m comment --comment "fail open" -j NFQUEUE --queue-num 8 --queue-bypass');
+    expect(lines).toContain('-I OUTPUT 1 -j TCPFO_tp_OUTPUT');
+    expect(lines).toContain('-I PREROUTING 1 -j TCPFO_tp_PREROUTING');
+  });
+
+  it('leaves an existing jump alone (the chain is refilled in place), adds only a missing one', () => {
+    const current = ['*mangle', ':OUTPUT ACCEPT [0:0]', ':TCPFO_tp_OUTPUT - [0:0]', '-A OUTPUT -j TCPFO_tp_OUTPUT', '-A TCPFO_tp_OUTPUT -j NFQUEUE --queue-num 5', 'COMMIT'].join('\n');
+    const lines = iptRestoreScript('tp', RULES, 0x100, current).trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('-I OUTPUT'))).toEqual([]);
+    expect(lines).toContain('-I PREROUTING 1 -j TCPFO_tp_PREROUTING');
+    // Another instance's jump does not count as ours.
+    const other = current.replaceAll('TCPFO_tp_', 'TCPFO_tpx_');
+    expect(iptRestoreScript('tp', RULES, 0x100, other)).toContain('-I OUTPUT 1 -j TCPFO_tp_OUTPUT');
+  });
+});
+
+describe('nftRuleset', () => {
+  it('one table per instance, a chain per hook at mangle priority, our injected packets returned first', () => {
+    const s = nftRuleset('tp', RULES, 0x100);
+    expect(s).toMatch(/^table ip tcpfo_tp \{/);
+    expect(s).toContain('type filter hook output priority -150; policy accept;');
+    expect(s).toContain('meta mark & 0x100 == 0x100 return');
+    expect(s).toContain('queue num 7 comment');
+    expect(s).toContain('queue num 8 bypass comment');
+  });
+});
