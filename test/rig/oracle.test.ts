@@ -3,22 +3,43 @@ import { describe, expect, it } from 'vitest';
 import { mac } from '../../bridge/wire/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
-import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 import { checkTransparency, framesAroundRst } from './oracle.js';
 
 const VIP = '192.0.2.100';
-const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false): CapturedFrame => {
+const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false, ack = 1): CapturedFrame => {
   const ip = buildIpv4Tcp(
     { src: ipv4(VIP), dst: ipv4('192.0.2.10') },
-    { srcPort: 7000, dstPort: 40000, seq, ack: 1, flags, window: 100, urgent: 0, options: flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [], payload },
+    { srcPort: 7000, dstPort: 40000, seq, ack, flags, window: 100, urgent: 0, options: flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [], payload },
   );
   if (corrupt) ip.writeUInt8(ip.readUInt8(ip.length - 1) ^ 0xff, ip.length - 1);
   const data = emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ETHERTYPE_IPV4, ip);
   return { time: 0, data, originalLength: data.length };
 };
 
+/** A frame from the client (port 40000) to the service. */
+const fromClient = (seq: number, ack: number, flags: number): CapturedFrame => {
+  const ip = buildIpv4Tcp({ src: ipv4('192.0.2.10'), dst: ipv4(VIP) }, { srcPort: 40000, dstPort: 7000, seq, ack, flags, window: 100, urgent: 0, options: [], payload: Buffer.alloc(0) });
+  const data = emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4, ip);
+  return { time: 0, data, originalLength: data.length };
+};
+
 describe('transparency oracle', () => {
+  it('a client RST after its close that answers an exact copy of a segment is the network’s duplicate, not a problem; any other client RST is', () => {
+    // The service sends "abc" and its FIN; the client closes last (its FIN is seq 1), and the service's ACK of it (ack 2) ends it.
+    const ackOfFin = () => frame(1005, TCP_ACK_FLAG, Buffer.alloc(0), false, 2); // ack 2: past the client's FIN
+    const base = [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_ACK_FLAG | TCP_FIN)];
+    const dup = checkTransparency([...base, ackOfFin(), ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(dup.problems).toEqual([]);
+    expect(dup.rstAfterRepeat).toBe(1);
+    // Not a copy: the segment before the RST is new.
+    const fresh = checkTransparency([...base, ackOfFin(), frame(1005, TCP_ACK_FLAG, Buffer.from('late'), false, 2), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(fresh.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
+    // The client's FIN not acknowledged yet: a RST is a problem, copy or not.
+    const open = checkTransparency([...base.slice(0, 3), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(open.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
+  });
   it('passes a clean connection', () => {
     const r = checkTransparency([frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG, Buffer.from('def'))], VIP, 7000);
     expect(r.problems).toEqual([]);

@@ -9,7 +9,7 @@ import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
-import { TcpSegment, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
 export interface ConnReport {
@@ -34,6 +34,8 @@ export interface OracleReport {
    * that; a real NIC completes it on the wire.
    */
   offloadChecksums: number;
+  /** Client RSTs after its close, each answering an exact copy of an earlier segment (not problems). */
+  rstAfterRepeat: number;
 }
 
 interface State {
@@ -41,6 +43,14 @@ interface State {
   bytes: Map<number, number>;
   maxEnd: number;
   synTime: number;
+  /** The sequence number after the client's FIN, once it sent one. */
+  clientFinEnd: number | null;
+  /** The service acknowledged the client's FIN: the client may have no socket left. */
+  clientFinAcked: boolean;
+  /** (seq, ack, flags, length) of every segment from the service. */
+  seen: Set<string>;
+  /** The latest segment from the service repeated an earlier one exactly. */
+  lastWasRepeat: boolean;
 }
 
 /**
@@ -73,15 +83,27 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
   let validChecksums = 0;
   let offloadChecksums = 0;
   const maxSpan = opts.maxSpan ?? 2 ** 30;
+  const report = { rstAfterRepeat: 0 };
   for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
     const fromServer = ip.src === service && seg.srcPort === port;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_RST)) {
       const st = conns.get(cport);
+      // A client whose connection is over (its FIN acknowledged) answers a
+      // late exact copy of a segment it already had with a RST, as with any
+      // TCP peer: the copy is the network's (a duplicating link), not ours.
+      if (!fromServer && st?.clientFinAcked && st.lastWasRepeat) {
+        report.rstAfterRepeat++;
+        continue;
+      }
       const at = st ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)` : '';
       problems.push(`RST ${fromServer ? 'from the service' : 'from the client'} on client port ${cport}${at}`);
     }
-    if (!fromServer) continue;
+    if (!fromServer) {
+      const st = conns.get(cport);
+      if (st && seg.has(TCP_FIN)) st.clientFinEnd = seqAdd(seg.seq, seg.payloadLength + 1);
+      continue;
+    }
     const full = f.originalLength === f.data.length;
     if (full) {
       checkedChecksums++;
@@ -93,6 +115,12 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     // A frame above the MTU is a TSO super-segment between veths (the NIC would cut it).
     const superSegment = ip.totalLength > 1500;
     let st = conns.get(cport);
+    if (st) {
+      const sig = `${seg.seq}/${seg.ack}/${seg.flags}/${seg.payloadLength}`;
+      st.lastWasRepeat = st.seen.has(sig);
+      st.seen.add(sig);
+      if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqSub(seg.ack, st.clientFinEnd) >= 0) st.clientFinAcked = true;
+    }
     if (seg.has(TCP_SYN)) {
       const opts = seg.options();
       const o = opts instanceof WireError ? [] : opts;
@@ -112,6 +140,10 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
           bytes: new Map(),
           maxEnd: 0,
           synTime: f.time,
+          clientFinEnd: null,
+          clientFinAcked: false,
+          seen: new Set(),
+          lastWasRepeat: false,
         };
         conns.set(cport, st);
       } else if (seg.seq !== st.rep.isn) {
@@ -146,7 +178,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     }
     if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
   }
-  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums };
+  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, ...report };
 }
 
 /**
