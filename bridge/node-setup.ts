@@ -12,9 +12,14 @@ import type { Logger } from './log.js';
  * Undo what a previous (killed) instance of this bridge left, put the VIP
  * dormant on `lo` (the kernel accepts it; the active bridge claims it on the
  * LAN), and bound the retransmission backoff (failover.rto_min_ms, README).
+ * `own`: this bridge's role; `fresh`: it starts a daemon's life (not a
+ * promoted primary inside a live secondary daemon), so what a killed
+ * daemon left in the other role is undone too (see removeOtherRoleRules),
+ * before this bridge records its own changes.
  */
-export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, role: string): Promise<void> {
-  await undoLeftovers(state, log, role);
+export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, own: RoleTag, fresh: boolean): Promise<void> {
+  if (fresh) await undoLeftovers(new NodeState(journalOf(cfg, otherRole(own))), log, `${roleName(otherRole(own))} bridge`);
+  await undoLeftovers(state, log, roleName(own));
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
@@ -28,28 +33,28 @@ export function journalOf(cfg: Config, role: RoleTag): string {
   return `${cfg.state_dir}/${cfg.instance}${role}.json`;
 }
 
+const otherRole = (r: RoleTag): RoleTag => (r === 'p' ? 's' : 'p');
+const roleName = (r: RoleTag): string => (r === 'p' ? 'primary' : 'secondary');
+
 /**
  * One daemon can have played both roles before it was killed: a secondary
  * daemon that took over became the merging primary when the other node
  * rejoined (roles swapped), and a primary daemon can have joined as the
- * secondary. What it left in the role it was not started in is undone too:
- * a primary's rules left behind queue the node's whole output on the
- * service address to a queue nobody reads (fail closed), so a later
- * takeover by this node would serve nothing (the one-hour soak saw a node
- * silent for 5 s after a takeover, until a promotion happened to undo them).
- * Called once this bridge's own rules are in and stale sockets are aborted,
- * so nothing of theirs reaches a client raw. Never by a bridge running
- * inside a daemon that plays the other role right now (a promoted primary).
+ * secondary. The other role's journal is undone by prepareNode; its rules
+ * here: left behind, they queue the node's whole output on the service
+ * address to a queue nobody reads (fail closed), so a later takeover by
+ * this node would serve nothing (the one-hour soak saw a node silent for
+ * 5 s after a takeover, until a promotion happened to remove them). Called
+ * once this bridge's own rules are in and stale sockets are aborted, so
+ * nothing of theirs reaches a client raw. Never by a promoted primary
+ * inside a live secondary daemon.
  */
-export async function undoOtherRole(cfg: Config, own: RoleTag, log: Logger): Promise<void> {
-  const other: RoleTag = own === 'p' ? 's' : 'p';
-  const name = other === 'p' ? 'primary' : 'secondary';
-  await undoLeftovers(new NodeState(journalOf(cfg, other)), log, `${name} bridge`);
+export async function removeOtherRoleRules(cfg: Config, own: RoleTag, log: Logger): Promise<void> {
+  const other = otherRole(own);
   const tag = `${cfg.instance}${other}`;
-  if ((await installedTags()).includes(tag)) {
-    await removeRules(tag);
-    log.warn({ tag }, `removed the rules a previous ${name} bridge left on this node`);
-  }
+  if (!(await installedTags()).includes(tag)) return;
+  await removeRules(tag);
+  log.warn({ tag }, `removed the rules a previous ${roleName(other)} bridge left on this node`);
 }
 
 /** Undoes what a previous (killed) instance of this bridge left on the node, from its journal. */

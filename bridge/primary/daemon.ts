@@ -28,7 +28,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, startOrUndo, undoLeftovers, undoOtherRole } from '../node-setup.js';
+import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -193,7 +193,11 @@ export class PrimaryBridge {
       await abortConnectionsQuarantined(cfg, this.log, 'left by a previous instance; the other node serves the service address');
       await undoLeftovers(this.state, this.log, 'primary');
       await removeRules(`${cfg.instance}p`);
-      await undoOtherRole(cfg, 'p', this.log);
+      if (!this.adoptExisting) {
+        // And what this daemon's predecessor left as a secondary (roles swapped).
+        await undoLeftovers(new NodeState(journalOf(cfg, 's')), this.log, 'secondary bridge');
+        await removeOtherRoleRules(cfg, 'p', this.log);
+      }
       throw new ServiceAddressInUse(
         claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
@@ -201,7 +205,7 @@ export class PrimaryBridge {
       );
     }
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
-    await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'primary');
+    await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'p', !this.adoptExisting);
     // Taking over from our own secondary role: what this node serves alone
     // passes unchanged (listed before and again after the rules go in, so no
     // connection falls between the two).
@@ -235,7 +239,7 @@ export class PrimaryBridge {
       // other node or by nobody): never to be continued. Aborted behind our
       // rules (the merger drops their RSTs: unknown connections).
       await abortConnections(cfg, this.log, 'left by a previous instance');
-      await undoOtherRole(cfg, 'p', this.log);
+      await removeOtherRoleRules(cfg, 'p', this.log);
     }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     const onDecision = (d: Decision) => this.onDecision(d);

@@ -12,7 +12,7 @@ import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, dropPrivileges, journalOf, prepareNode, startOrUndo, undoOtherRole } from '../node-setup.js';
+import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
 import { destroySockets } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
@@ -111,7 +111,7 @@ export class SecondaryBridge {
     const cfg = this.cfg;
     // The VIP dormant on lo: S's TCP sees the client's real destination, and
     // a takeover only has to announce it.
-    await prepareNode(this.state, cfg, cfg.secondary.interface, this.log, 'secondary');
+    await prepareNode(this.state, cfg, cfg.secondary.interface, this.log, 's', true);
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
     const qnum = cfg.queue_base + 2;
@@ -135,7 +135,7 @@ export class SecondaryBridge {
     // client. The RSTs are diverted; the primary degrades any of them it
     // still merged (we restarted faster than its detector noticed).
     await abortConnections(cfg, this.log, 'left by a previous instance');
-    await undoOtherRole(cfg, 's', this.log);
+    await removeOtherRoleRules(cfg, 's', this.log);
     this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
       const pkt = this.diverter.inbound(frame);
       if (pkt) this.injector.send(pkt);

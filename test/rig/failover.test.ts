@@ -310,6 +310,31 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     });
   }, 150_000);
 
+  it('both nodes die, the one whose primary daemon played the secondary (roles swapped) first: restarted as `tcpfo primary`, it keeps its service address and serves', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
+      const p = rig.host('primary');
+      try {
+        await killNode(pair, 'primary');
+        await waitForLog(pair, /took over the service address/);
+        await restartNode(pair, 'primary');
+        await waitForLog(pair, /now the primary \(roles swapped\)/);
+        // The node 'primary' runs a secondary bridge in its primary daemon (its journal: the VIP on lo, promiscuous mode).
+        await killNode(pair, 'primary');
+        await killNode(pair, 'secondary');
+        await restartNode(pair, 'primary');
+        expect((await p.exec(['ip', '-o', 'addr', 'show', 'dev', 'lo'])).stdout, pair.logs()).toContain(`${VIP}/32`);
+        expect((await p.sh('ip -o link show eth0 | grep -c PROMISC || true')).stdout.trim()).toBe('0');
+        // Alone (its secondary is dead), it serves.
+        const r = await transfer(rig.host('client'), 'get', 5_000_000, 99, 30_000);
+        expect(r.error, pair.logs()).toBeUndefined();
+        expect(r.sha256).toBe(r.expected);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
+
   it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig, { extraYaml: 'failover:\n  rejoin: refuse\n' });
