@@ -50,7 +50,12 @@ export class PeerLink {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastNoticeSeq = -1n;
+  /** When the next loop() is due; a later run means our event loop stalled. */
+  private dueAt = Date.now();
+  private deferred = false;
   noticesRejected = 0;
+  /** Times our own event loop was late by more than a heartbeat interval (the judgement waited for the I/O phase). */
+  stalls = 0;
   role: HeartbeatRole;
 
   private constructor(private readonly opts: PeerLinkOptions) {
@@ -99,9 +104,23 @@ export class PeerLink {
       this.sock.send(msg, this.opts.port, this.opts.peer);
       this.detector.markSent(seq, now);
     }
+    // Our own event loop stalled (this timer fired late): the peer's
+    // heartbeats of that time wait unread in the socket, and timers run
+    // before the I/O phase. Judge the peer only after that phase has
+    // delivered them (setImmediate runs right after it), or a busy node
+    // declares a live peer dead — a split brain the soak found in a
+    // promotion (the new secondary's loop stalled 0.7 s).
+    if (!this.deferred && now - this.dueAt > this.opts.intervalMs) {
+      this.deferred = true;
+      this.stalls++;
+      setImmediate(() => this.loop());
+      return;
+    }
+    this.deferred = false;
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - Date.now());
+    this.dueAt = Date.now() + next;
     this.timer = setTimeout(() => this.loop(), next);
   }
 

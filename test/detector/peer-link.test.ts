@@ -1,0 +1,53 @@
+/**
+ * The heartbeat link's I/O shell for real (UDP on loopback, the peer in a
+ * child process): a stall of our own event loop is not the peer's silence.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { PeerLink } from '../../bridge/peer.js';
+import type { Decision } from '../../detector/detector.js';
+import { distScript } from '../rig/dist.js';
+
+describe('PeerLink', () => {
+  it('a 700 ms stall of our own event loop does not declare a live peer down (its heartbeats wait in the socket); the peer dying does, within the timeout', async () => {
+    const key = randomBytes(32);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    // The peer: a secondary's link in another process, heartbeating every 20 ms.
+    const peer = spawn(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/peer.js'))});
+       await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {} });
+       console.log('ready');`,
+    ]);
+    const decisions: Decision[] = [];
+    const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d) });
+    try {
+      await once(peer.stdout!, 'data');
+      for (let i = 0; i < 100 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(link.detector.peer).toBe('up');
+      await new Promise((r) => setTimeout(r, 300));
+      const before = decisions.length;
+      // Busy for 700 ms: no timer, no I/O runs meanwhile; the peer goes on sending.
+      const until = Date.now() + 700;
+      while (Date.now() < until) {
+        /* stall */
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(decisions.slice(before).filter((d) => d.peer === 'down'), JSON.stringify(decisions)).toEqual([]);
+      expect(link.detector.peer).toBe('up');
+      expect(link.stalls).toBeGreaterThan(0);
+      // The peer really dies: declared down (one timeout, plus timer slack).
+      const killedAt = Date.now();
+      peer.kill('SIGKILL');
+      for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(link.detector.peer).toBe('down');
+      expect(Date.now() - killedAt).toBeLessThan(400);
+    } finally {
+      link.close();
+      peer.kill('SIGKILL');
+    }
+  });
+});
