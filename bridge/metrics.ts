@@ -14,6 +14,8 @@ export interface MetricsSnapshot {
   heartbeatsReceived: number;
   heartbeatsSent: number;
   heartbeatsRejected: Record<string, number>;
+  /** Heartbeat timer runs later than an interval: the bridge's event loop stalled (the peer was judged after reading what arrived). */
+  loopStalls: number;
   failovers: number;
   lastFailoverSeconds: number | null;
   connections: Record<string, number>;
@@ -87,6 +89,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   readCounter(reg, 'tcpfo_heartbeats_rejected_total', 'Heartbeats rejected (forged, replayed, malformed)', ['reason'], (c) => {
     for (const [reason, n] of Object.entries(get().heartbeatsRejected)) c.inc({ reason }, n);
   });
+  readCounter(reg, 'tcpfo_event_loop_stalls_total', 'Heartbeat timer runs late by more than an interval (the bridge process was stalled)', [], (c) => c.inc(get().loopStalls));
   readCounter(reg, 'tcpfo_failovers_total', 'Role changes after a peer failure', [], (c) => c.inc(get().failovers));
   new Gauge({
     name: 'tcpfo_last_failover_duration_seconds',

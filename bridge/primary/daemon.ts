@@ -405,6 +405,7 @@ export class PrimaryBridge {
       heartbeatsReceived: det?.stats.received ?? 0,
       heartbeatsSent: det?.stats.sent ?? 0,
       heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      loopStalls: this.peer?.stalls ?? 0,
       failovers: this.failures,
       lastFailoverSeconds: this.failoverSeconds,
       connections: this.merger.phases(),

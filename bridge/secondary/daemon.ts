@@ -356,6 +356,7 @@ export class SecondaryBridge {
       heartbeatsReceived: det?.stats.received ?? 0,
       heartbeatsSent: det?.stats.sent ?? 0,
       heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      loopStalls: this.peer?.stalls ?? 0,
       failovers: this.role === 'active' ? 1 : 0,
       lastFailoverSeconds: this.failoverSeconds,
       connections: { tracked: this.diverter.trackedConnections },
