@@ -54,7 +54,8 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     // Restarted primaries rejoin with the roles swapped (the default; spelled out).
     const pair = await TcpfoPair.start(rig, alternate ? { extraYaml: 'failover:\n  rejoin: swap-roles\n' } : {});
     const t0 = Date.now();
-    const end = t0 + opts.durationMs;
+    // Ends early when a failover goes wrong (see failovers): what follows would measure the harness.
+    let end = t0 + opts.durationMs;
     const errors: string[] = [];
     const tot = { transfers: 0, transferFailures: 0, bytes: 0, short: 0, shortFailures: 0, primary: 0, secondary: 0 };
     const intervals: SoakInterval[] = [];
@@ -158,6 +159,9 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         try {
           const reacted = count(REACTED);
           const rejoined = count(REJOINED);
+          // One reaction per kill; another one means a node took over, or
+          // dropped its secondary, with nobody killed: a false detection.
+          if (reacted > tot.primary + tot.secondary) throw new Error(`${reacted} reactions to ${tot.primary + tot.secondary} kills: a node reacted to a failure that did not happen (split brain?)`);
           await killNode(pair, next);
           tot[next]++;
           await waitCount(REACTED, reacted + 1, 'reaction of the survivor');
@@ -165,7 +169,12 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           await restartNode(pair, next);
           await waitCount(REJOINED, rejoined + 1, 'rejoin');
         } catch (e) {
-          errors.push(`${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}`);
+          // The pair did not react as it should (a split brain, a node that
+          // never came back): killing more nodes would only take down the
+          // survivor and fail everything after. Stop here, with the story.
+          errors.push(`${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}; soak stopped here\n    ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}`);
+          end = Date.now();
+          break;
         }
         if (alternate) next = next === 'secondary' ? 'primary' : 'secondary';
       }
