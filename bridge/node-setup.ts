@@ -18,7 +18,7 @@ import type { Logger } from './log.js';
  * before this bridge records its own changes.
  */
 export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, own: RoleTag, fresh: boolean): Promise<void> {
-  if (fresh) await undoLeftovers(new NodeState(journalOf(cfg, otherRole(own))), log, `${roleName(otherRole(own))} bridge`);
+  if (fresh) await undoOtherRoleJournal(cfg, own, log);
   await undoLeftovers(state, log, roleName(own));
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
@@ -35,6 +35,12 @@ export function journalOf(cfg: Config, role: RoleTag): string {
 
 const otherRole = (r: RoleTag): RoleTag => (r === 'p' ? 's' : 'p');
 const roleName = (r: RoleTag): string => (r === 'p' ? 'primary' : 'secondary');
+
+/** Undoes the journal a killed daemon left in the role other than `own` (see removeOtherRoleRules). */
+export async function undoOtherRoleJournal(cfg: Config, own: RoleTag, log: Logger): Promise<void> {
+  const other = otherRole(own);
+  await undoLeftovers(new NodeState(journalOf(cfg, other)), log, `${roleName(other)} bridge`);
+}
 
 /**
  * One daemon can have played both roles before it was killed: a secondary

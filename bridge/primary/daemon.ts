@@ -28,7 +28,7 @@ import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey } from '../peer.js';
-import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers } from '../node-setup.js';
+import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
@@ -195,7 +195,7 @@ export class PrimaryBridge {
       await removeRules(`${cfg.instance}p`);
       if (!this.adoptExisting) {
         // And what this daemon's predecessor left as a secondary (roles swapped).
-        await undoLeftovers(new NodeState(journalOf(cfg, 's')), this.log, 'secondary bridge');
+        await undoOtherRoleJournal(cfg, 'p', this.log);
         await removeOtherRoleRules(cfg, 'p', this.log);
       }
       throw new ServiceAddressInUse(

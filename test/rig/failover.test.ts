@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
-import { killNode, restartNode, waitForLog } from './failover.js';
+import { killNode, restartNode, waitForLog, waitForLogCount } from './failover.js';
 import { checkTransparency } from './oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
 import { distScript } from './dist.js';
@@ -269,11 +269,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
       const c = rig.host('client');
       const s = rig.host('secondary');
-      const count = (re: RegExp) => (pair.logs().match(re) ?? []).length;
-      const waitCount = async (re: RegExp, n: number) => {
-        for (let i = 0; i < 300 && count(re) < n; i++) await new Promise((res) => setTimeout(res, 50));
-        expect(count(re), pair.logs()).toBeGreaterThanOrEqual(n);
-      };
+      const waitCount = (re: RegExp, n: number) => waitForLogCount(pair, re, n, 15_000);
       const TOOK = /took over the service address/g;
       const SWAPPED = /now the primary \(roles swapped\)/g;
       /** Rule sets of the primary role (tag tp) on the secondary node, in either backend. */

@@ -37,11 +37,22 @@ export async function restartNode(pair: TcpfoPair, node: 'primary' | 'secondary'
   pair.servers[node === 'primary' ? 0 : 1] = await startDemoServer(rig.host(node), VIP, DEMO_PORT);
 }
 
-/** Waits until the pair's logs match `re`. */
-export async function waitForLog(pair: TcpfoPair, re: RegExp, timeoutMs = 10_000): Promise<void> {
+/** How many times the pair's logs match `re` (global or not). */
+export function logCount(pair: TcpfoPair, re: RegExp): number {
+  const g = re.global ? re : new RegExp(re.source, `${re.flags}g`);
+  return (pair.logs().match(g) ?? []).length;
+}
+
+/** Waits until the pair's logs match `re` at least `n` times; `what` names it in the error. */
+export async function waitForLogCount(pair: TcpfoPair, re: RegExp, n: number, timeoutMs = 10_000, what = String(re)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!re.test(pair.logs())) {
-    if (Date.now() > deadline) throw new Error(`no ${re} in the logs:\n${pair.logs()}`);
+  while (logCount(pair, re) < n) {
+    if (Date.now() > deadline) throw new Error(`no ${what}${n > 1 ? ` (${n} times)` : ''} within ${timeoutMs} ms; the logs:\n${pair.logs()}`);
     await new Promise((res) => setTimeout(res, 50));
   }
+}
+
+/** Waits until the pair's logs match `re`. */
+export async function waitForLog(pair: TcpfoPair, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  await waitForLogCount(pair, re, 1, timeoutMs);
 }

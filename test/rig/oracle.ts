@@ -83,7 +83,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
   let validChecksums = 0;
   let offloadChecksums = 0;
   const maxSpan = opts.maxSpan ?? 2 ** 30;
-  const report = { rstAfterRepeat: 0 };
+  let rstAfterRepeat = 0;
   for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
     const fromServer = ip.src === service && seg.srcPort === port;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
@@ -93,7 +93,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
       // late exact copy of a segment it already had with a RST, as with any
       // TCP peer: the copy is the network's (a duplicating link), not ours.
       if (!fromServer && st?.clientFinAcked && st.lastWasRepeat) {
-        report.rstAfterRepeat++;
+        rstAfterRepeat++;
         continue;
       }
       const at = st ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)` : '';
@@ -178,7 +178,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     }
     if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
   }
-  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, ...report };
+  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, rstAfterRepeat };
 }
 
 /**

@@ -5,7 +5,7 @@
  * or, after a takeover, with the roles swapped). Traffic never pauses.
  * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/soak.ts (an hour) and test/rig/soak.test.ts (CI).
  */
-import { killNode, restartNode, waitForLog } from './failover.js';
+import { killNode, logCount, restartNode, waitForLogCount } from './failover.js';
 import { distScript } from './dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
 import { withRig, type Rig } from './rig.js';
@@ -139,16 +139,10 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         await new Promise((res) => setTimeout(res, 500));
       }
     };
-    const count = (re: RegExp) => (pair.logs().match(re) ?? []).length;
+    const count = (re: RegExp) => logCount(pair, re);
     const REACTED = /secondary failed: continuing alone|took over the service address/g;
     const REJOINED = /secondary rejoined|now the primary \(roles swapped\)/g;
-    const waitCount = async (re: RegExp, n: number, what: string) => {
-      const deadline = Date.now() + 15_000;
-      while (count(re) < n) {
-        if (Date.now() > deadline) throw new Error(`no ${what} within 15 s`);
-        await new Promise((res) => setTimeout(res, 50));
-      }
-    };
+    const waitCount = (re: RegExp, n: number, what: string) => waitForLogCount(pair, re, n, 15_000, what);
     const failovers = async () => {
       // Alternately each node dies (link cut, bridge and server SIGKILLed) and
       // comes back 2 s later: as the secondary of the survivor — which, if it
