@@ -33,6 +33,12 @@ const r = await soak({
 for (const e of r.errors) console.log(`error: ${e}`);
 const last = r.intervals.at(-1);
 console.log(`\n${last?.transfers ?? 0} transfers (${last?.transferFailures ?? 0} failed), ${last?.shortConnections ?? 0} short connections (${last?.shortFailures ?? 0} failed), ${r.errors.length} errors`);
-writeFileSync(out, JSON.stringify({ started, minutes, failoverEverySeconds: every, ...r }, null, 2));
+const { bridgeLogs, ...report } = r;
+writeFileSync(out, JSON.stringify({ started, minutes, failoverEverySeconds: every, ...report }, null, 2));
 console.log(`report: ${out}`);
+if (bridgeLogs) {
+  const logs = out.replace(/\.json$/, '') + '-bridges.log';
+  writeFileSync(logs, bridgeLogs);
+  console.log(`the bridges' logs: ${logs}`);
+}
 if (r.errors.length || (last?.transferFailures ?? 0) || (last?.shortFailures ?? 0)) process.exitCode = 1;

@@ -6,6 +6,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, statSync } from 'node:fs';
+import type { Logger } from './log.js';
 import { Detector, type Decision } from '../detector/detector.js';
 import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type ConnKey, type HeartbeatRole } from '../detector/heartbeat.js';
 
@@ -21,6 +22,18 @@ export interface PeerLinkOptions {
   onDecision: (d: Decision) => void;
   /** Diverged connections the peer (the primary) reported, from an authenticated, fresh notice. */
   onNotice?: (diverged: ConnKey[]) => void;
+  /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
+  onStall?: (lateMs: number) => void;
+}
+
+/**
+ * What a bridge logs when its event loop ran a heartbeat late: a stall of
+ * half the timeout or more comes close to a false detection at the peer.
+ */
+export function stallLogger(log: Logger, timeoutMs: number): (lateMs: number) => void {
+  return (lateMs) => {
+    if (lateMs >= timeoutMs / 2) log.warn({ lateMs, timeoutMs }, `event loop stalled ${lateMs} ms: heartbeats went out late (the peer declares this node dead after ${timeoutMs} ms)`);
+  };
 }
 
 export class KeyError extends Error {
@@ -113,6 +126,7 @@ export class PeerLink {
     if (!this.deferred && now - this.dueAt > this.opts.intervalMs) {
       this.deferred = true;
       this.stalls++;
+      this.opts.onStall?.(now - this.dueAt);
       setImmediate(() => this.loop());
       return;
     }

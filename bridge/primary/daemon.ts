@@ -27,7 +27,7 @@ import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { Config } from '../../config/config.js';
-import { PeerLink, readKey } from '../peer.js';
+import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -258,6 +258,7 @@ export class PrimaryBridge {
       role: 'primary',
       peerRoles: ['secondary'],
       onDecision,
+      onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());

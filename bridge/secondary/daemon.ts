@@ -11,7 +11,7 @@ import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
-import { PeerLink, readKey } from '../peer.js';
+import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
 import { destroySockets } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
@@ -168,6 +168,7 @@ export class SecondaryBridge {
       // as our secondary (roles swapped): we become the merging primary.
       peerRoles: ['primary', 'alone', 'secondary'],
       onDecision: (d) => this.onDecision(d),
+      onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       onNotice: (keys) => {
         const now = Date.now();
         for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });

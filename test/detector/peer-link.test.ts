@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PeerLink } from '../../bridge/peer.js';
+import { PeerLink, stallLogger } from '../../bridge/peer.js';
 import type { Decision } from '../../detector/detector.js';
 import { distScript } from '../rig/dist.js';
 
@@ -23,7 +23,8 @@ describe('PeerLink', () => {
        console.log('ready');`,
     ]);
     const decisions: Decision[] = [];
-    const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d) });
+    const late: number[] = [];
+    const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d), onStall: (ms) => late.push(ms) });
     try {
       await once(peer.stdout!, 'data');
       for (let i = 0; i < 100 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -39,6 +40,8 @@ describe('PeerLink', () => {
       expect(decisions.slice(before).filter((d) => d.peer === 'down'), JSON.stringify(decisions)).toEqual([]);
       expect(link.detector.peer).toBe('up');
       expect(link.stalls).toBeGreaterThan(0);
+      // Reported with how late the heartbeat went out (for the bridge's log line).
+      expect(Math.max(...late)).toBeGreaterThanOrEqual(650);
       // The peer really dies: declared down (one timeout, plus timer slack).
       const killedAt = Date.now();
       peer.kill('SIGKILL');
@@ -49,5 +52,18 @@ describe('PeerLink', () => {
       link.close();
       peer.kill('SIGKILL');
     }
+  });
+
+  it('logs a stall of half the timeout or more, not shorter ones', () => {
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    const log = { warn: (obj: Record<string, unknown>, msg: string) => lines.push({ obj, msg }) } as unknown as Parameters<typeof stallLogger>[0];
+    const onStall = stallLogger(log, 100);
+    onStall(21);
+    onStall(49);
+    expect(lines).toEqual([]);
+    onStall(50);
+    onStall(730);
+    expect(lines.map((l) => l.obj.lateMs)).toEqual([50, 730]);
+    expect(lines[1]!.msg).toMatch(/event loop stalled 730 ms.*after 100 ms/);
   });
 });

@@ -40,6 +40,8 @@ export interface SoakInterval {
 export interface SoakReport {
   intervals: SoakInterval[];
   errors: string[];
+  /** Both bridges' whole logs, when the soak stopped on a failover gone wrong (their story). */
+  bridgeLogs?: string;
 }
 
 async function rssMb(rig: Rig, node: string): Promise<number | null> {
@@ -59,6 +61,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const errors: string[] = [];
     const tot = { transfers: 0, transferFailures: 0, bytes: 0, short: 0, shortFailures: 0, primary: 0, secondary: 0 };
     const intervals: SoakInterval[] = [];
+    let bridgeLogs: string | undefined;
     const c = rig.host('client');
     let seed = 1000;
 
@@ -168,6 +171,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           // survivor and fail everything after. Stop here, with the story.
           errors.push(`${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}; soak stopped here\n    ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}`);
           end = Date.now();
+          bridgeLogs = pair.logs();
           break;
         }
         if (alternate) next = next === 'secondary' ? 'primary' : 'secondary';
@@ -197,6 +201,6 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     } finally {
       await pair.stop();
     }
-    return { intervals, errors };
+    return { intervals, errors, ...(bridgeLogs ? { bridgeLogs } : {}) };
   });
 }
