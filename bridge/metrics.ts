@@ -36,6 +36,8 @@ export interface MetricsSnapshot {
   drops: Record<string, number>;
   nfqueue: Record<string, { received: number; enobufs: number }>;
   pcapFrames: number;
+  /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
+  pcapDropped: number;
 }
 
 export const ROLES = ['primary', 'secondary', 'alone', 'active'] as const;
@@ -132,6 +134,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
   });
   readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
+  readCounter(reg, 'tcpfo_pcap_backlog_dropped_total', 'Captured frames dropped because the bridge fell behind the wire (its backlog was full)', [], (c) => c.inc(get().pcapDropped));
   return reg;
 }
 

@@ -9,6 +9,8 @@ import capModule from 'cap';
 // `cap` is CommonJS with exports Node's ESM loader cannot name statically.
 const { Cap } = capModule;
 
+const EMPTY = Buffer.alloc(0);
+
 export class CaptureError extends Error {
   override readonly name = 'CaptureError';
 }
@@ -17,24 +19,43 @@ export interface CaptureStats {
   frames: number;
   bytes: number;
   truncated: number;
+  /** Frames dropped because the backlog was full (the program fell behind the wire). */
+  dropped: number;
 }
+
+/** How long one turn of frame handling may hold the event loop. */
+const TURN_BUDGET_MS = 4;
 
 export class FrameCapture {
   private readonly cap: InstanceType<typeof Cap> = new Cap();
   private readonly shared: Buffer;
   private open = true;
+  /** Frames copied out of the ring, waiting for onFrame. */
+  private backlog: Buffer[] = [];
+  private head = 0;
+  private backlogBytes = 0;
+  private scheduled = false;
   readonly linkType: string;
-  readonly stats: CaptureStats = { frames: 0, bytes: 0, truncated: 0 };
+  readonly stats: CaptureStats = { frames: 0, bytes: 0, truncated: 0, dropped: 0 };
 
   /**
    * Opens `device` with BPF `filter`. `onFrame` receives a private copy of
    * each Ethernet frame.
+   *
+   * `cap` calls back for every frame in the kernel ring in one go, and goes
+   * on for as long as frames keep arriving: handling each there would hold
+   * the event loop (heartbeats, timers, NFQUEUE) while traffic lasts. So the
+   * callback only copies the frame into a backlog, and the backlog is handled
+   * in turns of at most TURN_BUDGET_MS (setImmediate), in order. The backlog
+   * holds at most `bufferBytes` (as much again as the kernel ring); beyond
+   * that frames are dropped and counted, as the kernel drops them when its
+   * ring is full.
    */
   constructor(
     readonly device: string,
     readonly filter: string,
-    onFrame: (frame: Buffer) => void,
-    bufferBytes = 16 * 1024 * 1024,
+    private readonly onFrame: (frame: Buffer) => void,
+    readonly bufferBytes = 16 * 1024 * 1024,
   ) {
     this.shared = Buffer.alloc(65535 + 64);
     try {
@@ -55,9 +76,49 @@ export class FrameCapture {
         this.stats.truncated++;
         return;
       }
-      onFrame(Buffer.from(this.shared.subarray(0, nbytes)));
+      if (this.backlogBytes + nbytes > this.bufferBytes) {
+        this.stats.dropped++;
+        return;
+      }
+      this.backlog.push(Buffer.from(this.shared.subarray(0, nbytes)));
+      this.backlogBytes += nbytes;
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.handle);
+      }
     });
   }
+
+  /** Frames waiting to be handled. */
+  get pending(): number {
+    return this.backlog.length - this.head;
+  }
+
+  private readonly handle = (): void => {
+    this.scheduled = false;
+    const until = performance.now() + TURN_BUDGET_MS;
+    while (this.open && this.head < this.backlog.length) {
+      const f = this.backlog[this.head]!;
+      this.backlog[this.head++] = EMPTY;
+      this.backlogBytes -= f.length;
+      this.onFrame(f);
+      if (performance.now() >= until) break;
+    }
+    if (!this.open || this.head === this.backlog.length) {
+      this.backlog = [];
+      this.head = 0;
+      this.backlogBytes = 0;
+    } else {
+      // Handled frames leave the array now and then, not one shift() at a time.
+      if (this.head >= 1024 && this.head * 2 >= this.backlog.length) {
+        this.backlog = this.backlog.slice(this.head);
+        this.head = 0;
+      }
+      // The rest on a later turn of the event loop, after timers and I/O.
+      this.scheduled = true;
+      setImmediate(this.handle);
+    }
+  };
 
   /** Sends one raw Ethernet frame on the device. */
   send(frame: Buffer): void {
@@ -65,6 +126,7 @@ export class FrameCapture {
     this.cap.send(frame, frame.length);
   }
 
+  /** Stops capturing; frames not yet handled are dropped with it. */
   close(): void {
     if (!this.open) return;
     this.open = false;

@@ -424,6 +424,7 @@ export class PrimaryBridge {
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,
+      pcapDropped: this.arp?.stats.dropped ?? 0,
     };
   }
 

@@ -375,6 +375,7 @@ export class SecondaryBridge {
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0 },
       nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.capture?.stats.frames ?? 0,
+      pcapDropped: this.capture?.stats.dropped ?? 0,
     };
   }
 

@@ -27,6 +27,7 @@ const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   drops: { 'unknown-connection': 5 },
   nfqueue: { out: { received: 200, enobufs: 0 }, in: { received: 300, enobufs: 4 } },
   pcapFrames: 7,
+  pcapDropped: 2,
   ...over,
 });
 
@@ -49,6 +50,7 @@ describe('metrics', () => {
       'tcpfo_drops_total{reason="unknown-connection"} 5',
       'tcpfo_nfqueue_enobufs_total{queue="in"} 4',
       'tcpfo_pcap_frames_total 7',
+      'tcpfo_pcap_backlog_dropped_total 2',
       'tcpfo_retransmissions_total{source="secondary"} 8',
       'tcpfo_prefix_trimmed_bytes_total 2896',
     ]) {

@@ -3,7 +3,8 @@
  * Each subcommand exercises one part of bridge/io for real and reports JSON.
  *
  *   queue TAG QNUM MODIFY_PORT DROP_PORT   NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT
- *   capture DEV FILTER SECONDS             count frames captured with libpcap
+ *   capture DEV FILTER SECONDS [COST_US]   count frames captured with libpcap (each handled for COST_US µs),
+ *                                          and how late a 10 ms timer ran meanwhile
  *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
  *   burst SRC DST DPORT N MARK             inject N SYNs (source ports 41000…) as one burst
  *   garp DEV IP MAC                        send gratuitous ARPs
@@ -89,13 +90,29 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
   out({ ready: true, backend: rules.backend });
 }
 
-function capture(dev: string, filter: string, seconds: number): void {
+function capture(dev: string, filter: string, seconds: number, costUs: number): void {
   let frames = 0;
-  const c = new FrameCapture(dev, filter, () => frames++);
+  const c = new FrameCapture(dev, filter, () => {
+    frames++;
+    const until = performance.now() + costUs / 1000;
+    while (performance.now() < until) {
+      /* a slow handler */
+    }
+  });
+  // A heartbeat-like timer: how late does it run while frames arrive?
+  let maxLateMs = 0;
+  let due = performance.now() + 10;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    maxLateMs = Math.max(maxLateMs, now - due);
+    due = now + 10;
+  }, 10);
   out({ ready: true });
   setTimeout(() => {
+    clearInterval(tick);
+    const pending = c.pending;
     c.close();
-    out({ frames, stats: c.stats });
+    out({ frames, pending, maxLateMs: Math.round(maxLateMs), stats: c.stats });
     process.exit(0);
   }, seconds * 1000);
 }
@@ -169,7 +186,7 @@ async function main(): Promise<void> {
     case 'queue':
       return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));
     case 'capture':
-      return capture(args[0]!, args[1]!, Number(args[2]));
+      return capture(args[0]!, args[1]!, Number(args[2]), Number(args[3] ?? 0));
     case 'inject':
       return inject(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
     case 'burst':
