@@ -36,6 +36,7 @@ extern "C" {
 #endif
 
 void InitCaps(Napi::Env env, Napi::Object exports);  // native/caps.cc
+void InitFds(Napi::Env env, Napi::Object exports);   // native/fds.cc
 
 namespace {
 
@@ -302,6 +303,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SKB_GSO", Napi::Number::New(env, NFQA_SKB_GSO));
   exports.Set("SKB_CSUM_NOTVERIFIED", Napi::Number::New(env, NFQA_SKB_CSUM_NOTVERIFIED));
   InitCaps(env, exports);
+  InitFds(env, exports);
   return NfQueue::Init(env, exports);
 }
 

@@ -17,6 +17,7 @@ interface NativeQueue {
 
 interface NativeModule {
   limitCapabilities(keep: number[]): { permitted: string; effective: string; bounding: string };
+  cloexecAll(): number;
   NfQueue: new (num: number, opts: object, onBatch: (data: Buffer, meta: Uint32Array) => void) => NativeQueue;
   META_WORDS: number;
   NF_DROP: number;

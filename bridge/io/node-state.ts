@@ -4,12 +4,9 @@
  * is changed, so that stop(), the next start after a SIGKILL, and
  * `tcpfo cleanup` can put the node back as it was.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { run } from './run.js';
 
 export type Change =
   | { kind: 'sysctl'; key: string; previous: string }
@@ -31,7 +28,7 @@ export class NodeStateError extends Error {
 
 async function ip(args: string[]): Promise<string> {
   try {
-    return (await execFileP('ip', args, { encoding: 'utf8', timeout: 10_000 })).stdout;
+    return await run('ip', args, { timeoutMs: 10_000 });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new NodeStateError(`ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);

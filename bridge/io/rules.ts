@@ -11,12 +11,9 @@
  * kernel accepts packets while no program listens on the queue; without it
  * they are dropped. The bridge's own rules say which they use and why.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { ipv4ToString } from '../wire/addr.js';
+import { run } from './run.js';
 export type { PortSet } from '../ports.js';
-
-const execFileP = promisify(execFile);
 
 export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
 
@@ -53,9 +50,7 @@ export class RuleError extends Error {
 async function sh(argv: string[], input?: string): Promise<string> {
   const [cmd, ...args] = argv;
   try {
-    const p = execFileP(cmd!, args, { encoding: 'utf8', timeout: 15_000, maxBuffer: 16 << 20 });
-    if (input !== undefined) p.child.stdin?.end(input);
-    return (await p).stdout;
+    return await run(cmd!, args, { timeoutMs: 15_000, ...(input !== undefined ? { input } : {}) });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new RuleError(`${argv.join(' ')}: ${(err.stderr ?? err.message).trim()}`);

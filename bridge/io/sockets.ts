@@ -3,9 +3,8 @@
  * (`ss`): what an active secondary adopts, untranslated, when it becomes the
  * merging primary for new connections (roles swapped after a failure).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { ipv4, ipv4ToString } from '../wire/addr.js';
+import { run } from './run.js';
 import type { PortMatcher, PortSet } from '../ports.js';
 
 export interface SocketKey {
@@ -42,8 +41,7 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
  */
 async function ssConnections(vip: string, extra: { before?: string[]; after?: string[] } = {}, timeoutMs = 5000): Promise<string> {
   const args = [...(extra.before ?? []), '-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', vip, ...(extra.after ?? [])];
-  const { stdout } = await promisify(execFile)('ss', args, { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
-  return stdout;
+  return run('ss', args, { timeoutMs, maxBuffer: 64 << 20 });
 }
 
 /** Every connection of this network namespace on `vip` and a failover port. */

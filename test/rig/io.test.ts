@@ -116,6 +116,16 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('the tools the bridge runs inherit none of its packet, raw or netlink sockets', async () => {
+    await withRig({}, async (rig) => {
+      const r = JSON.parse((await rig.host('primary').exec([process.execPath, PROBE(), 'child-fds', 'eth0', '31'])).stdout) as { plain: string[]; viaRun: string[] };
+      // A child started plainly holds them (the native code opens them without close-on-exec) …
+      expect(r.plain.length, JSON.stringify(r)).toBeGreaterThanOrEqual(3);
+      // … one started through bridge/io/run holds none.
+      expect(r.viaRun, JSON.stringify(r)).toEqual([]);
+    });
+  });
+
   it('a raw-socket injected segment reaches the local stack', async () => {
     await withRig({}, async (rig) => {
       const c = rig.host('client');

@@ -9,6 +9,8 @@
  *   burst SRC DST DPORT N MARK             inject N SYNs (source ports 41000…) as one burst
  *   garp DEV IP MAC                        send gratuitous ARPs
  *   hold-state STATEDIR TAG DEV VIP        install rules and node changes, then wait
+ *   child-fds DEV QNUM                     open a capture, a queue and the injector; list a child's
+ *                                          descriptors, started plainly and through bridge/io/run
  */
 import { WireError } from '../../../bridge/wire/error.js';
 import { ipv4, mac } from '../../../bridge/wire/addr.js';
@@ -19,6 +21,8 @@ import { RuleSet } from '../../../bridge/io/rules.js';
 import { FrameCapture, openFrameSender } from '../../../bridge/io/capture.js';
 import { Injector } from '../../../bridge/io/inject.js';
 import { NodeState } from '../../../bridge/io/node-state.js';
+import { run } from '../../../bridge/io/run.js';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 const [cmd, ...args] = process.argv.slice(2);
@@ -181,6 +185,20 @@ async function holdState(stateDir: string, tag: string, dev: string, vip: string
   out({ ready: true, recovered: recovered.length, backend: rules.backend });
 }
 
+async function childFds(dev: string, qnum: number): Promise<void> {
+  const cap = new FrameCapture(dev, 'tcp port 9', () => {});
+  const q = new PacketQueue(qnum, {}, () => {});
+  const inj = new Injector(MARK);
+  // Descriptors above stdio (the child's stdio are Node's socketpairs).
+  const list = "ls -l /proc/self/fd | awk '$9 > 2 && /socket:/ { print $9, $NF }'";
+  const plain = execFileSync('sh', ['-c', list], { encoding: 'utf8' });
+  const viaRun = await run('sh', ['-c', list], { timeoutMs: 5000 });
+  cap.close();
+  q.close();
+  inj.close();
+  out({ plain: plain.trim().split('\n').filter(Boolean), viaRun: viaRun.trim().split('\n').filter(Boolean) });
+}
+
 async function main(): Promise<void> {
   switch (cmd) {
     case 'queue':
@@ -193,6 +211,8 @@ async function main(): Promise<void> {
       return burst(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
     case 'garp':
       return garp(args[0]!, args[1]!, args[2]!);
+    case 'child-fds':
+      return childFds(args[0]!, Number(args[1]));
     case 'hold-state':
       return holdState(args[0]!, args[1]!, args[2]!, args[3]!);
     default:

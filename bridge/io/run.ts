@@ -1,0 +1,43 @@
+/**
+ * Runs the node's tools (`ip`, `ss`, `iptables-nft`, `nft`) for the bridge.
+ *
+ * libpcap's packet sockets, raw-socket's raw socket and NFQUEUE's netlink
+ * socket are opened by native code without close-on-exec: each child would
+ * inherit them and keep a capture or a queue binding alive after the bridge
+ * closed it (or was killed). So every descriptor above stderr is marked
+ * close-on-exec before each child starts.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { load } from './nfqueue.js';
+
+const execFileP = promisify(execFile);
+
+export interface RunOptions {
+  input?: string;
+  timeoutMs: number;
+  maxBuffer?: number;
+}
+
+/**
+ * Marks every descriptor above stderr close-on-exec; how many were not. -1
+ * without the native addon (not built): then no native socket is open
+ * either, and `tcpfo cleanup` still runs its tools.
+ */
+export function cloexecAll(): number {
+  let native: ReturnType<typeof load>;
+  try {
+    native = load();
+  } catch {
+    return -1;
+  }
+  return native.cloexecAll();
+}
+
+/** Runs `cmd args` and resolves with its stdout; rejects as execFile does (with `stderr`). */
+export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<string> {
+  cloexecAll();
+  const p = execFileP(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs, maxBuffer: opts.maxBuffer ?? 16 << 20 });
+  if (opts.input !== undefined) p.child.stdin?.end(opts.input);
+  return (await p).stdout;
+}
