@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { run } from './run.js';
+import { failureOf, run } from './run.js';
 
 export type Change =
   | { kind: 'sysctl'; key: string; previous: string }
@@ -30,8 +30,7 @@ async function ip(args: string[]): Promise<string> {
   try {
     return await run('ip', args, { timeoutMs: 10_000 });
   } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new NodeStateError(`ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+    throw new NodeStateError(failureOf('ip', args, e));
   }
 }
 

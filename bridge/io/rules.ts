@@ -12,7 +12,7 @@
  * they are dropped. The bridge's own rules say which they use and why.
  */
 import { ipv4ToString } from '../wire/addr.js';
-import { run } from './run.js';
+import { failureOf, run } from './run.js';
 export type { PortSet } from '../ports.js';
 
 export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
@@ -50,10 +50,9 @@ export class RuleError extends Error {
 async function sh(argv: string[], input?: string): Promise<string> {
   const [cmd, ...args] = argv;
   try {
-    return await run(cmd!, args, { timeoutMs: 15_000, ...(input !== undefined ? { input } : {}) });
+    return await run(cmd!, args, { timeoutMs: 15_000, input });
   } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new RuleError(`${argv.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
+    throw new RuleError(failureOf(cmd!, args, e));
   }
 }
 

@@ -34,7 +34,13 @@ export function cloexecAll(): number {
   return native.cloexecAll();
 }
 
-/** Runs `cmd args` and resolves with its stdout; rejects as execFile does (with `stderr`). */
+/** What a failed run() says, for the caller's own error: the command line and its stderr (or the error). */
+export function failureOf(cmd: string, args: readonly string[], e: unknown): string {
+  const err = e as { stderr?: string; message: string };
+  return `${[cmd, ...args].join(' ')}: ${(err.stderr ?? err.message).trim()}`;
+}
+
+/** Runs `cmd args` and resolves with its stdout; rejects as execFile does (with `stderr`; see failureOf). */
 export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<string> {
   cloexecAll();
   const p = execFileP(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs, maxBuffer: opts.maxBuffer ?? 16 << 20 });
