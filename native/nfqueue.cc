@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <linux/netfilter.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -54,6 +55,8 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
                                           InstanceMethod("verdict", &NfQueue::Verdict),
                                           InstanceMethod("verdictBatch", &NfQueue::VerdictBatch),
                                           InstanceMethod("stats", &NfQueue::Stats),
+                                          InstanceMethod("readable", &NfQueue::Readable),
+                                          InstanceMethod("deafen", &NfQueue::Deafen),
                                           InstanceMethod("close", &NfQueue::Close),
                                       });
     exports.Set("NfQueue", ctor);
@@ -147,6 +150,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
       nfq_close(h_);
       h_ = nullptr;
     }
+    fd_ = -1;
   }
 
   static int OnPacket(struct nfq_q_handle*, struct nfgenmsg*, struct nfq_data* nfa, void* data) {
@@ -175,10 +179,18 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     return 0;
   }
 
+  // When the kernel overruns the socket (ENOBUFS: messages lost for lack of
+  // buffer) it sets a socket error; epoll reports POLLERR, and libuv then
+  // stops the poll handle and calls back with an error status. Returning
+  // there left the queue unread for good while the process looked healthy.
+  // Instead: drain (the first recvmmsg returns the error and clears it, then
+  // the data), and start polling again.
   static void OnReadable(uv_poll_t* handle, int status, int) {
     NfQueue* self = static_cast<NfQueue*>(handle->data);
-    if (status < 0 || !self->h_) return;
+    if (!self->h_) return;
+    if (status < 0) self->poll_errors_++;
     self->Drain();
+    if (status < 0 && self->poll_ && !self->deaf_) uv_poll_start(self->poll_, UV_READABLE, &NfQueue::OnReadable);
   }
 
   void Drain() {
@@ -210,8 +222,16 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     Napi::Uint32Array meta = Napi::Uint32Array::New(env, batch_meta_.size(), ab, 0);
     batch_data_.clear();
     batch_meta_.clear();
-    // Exceptions in the callback surface as uncaught exceptions, as for any event.
     callback_.MakeCallback(Value(), {data, meta});
+    // The JS layer catches what a handler throws (bridge/io/nfqueue.ts); if
+    // anything still escapes, it must not stay pending here (every later
+    // Node-API call of this queue would fail with it): it becomes the
+    // process's uncaught exception, and a bridge that dies is taken over.
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      callback_errors_++;
+      napi_fatal_exception(env, e.Value());
+    }
   }
 
   // Verdicts on a closed queue are a programming error: throw, do not crash.
@@ -270,7 +290,30 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     o.Set("enobufs", Napi::Number::New(env, static_cast<double>(enobufs_)));
     o.Set("recvErrors", Napi::Number::New(env, static_cast<double>(recv_errors_)));
     o.Set("verdictErrors", Napi::Number::New(env, static_cast<double>(verdict_errors_)));
+    o.Set("pollErrors", Napi::Number::New(env, static_cast<double>(poll_errors_)));
+    o.Set("callbackErrors", Napi::Number::New(env, static_cast<double>(callback_errors_)));
     return o;
+  }
+
+  // readable() -> whether the socket has messages (or an error) waiting to be
+  // read now. The liveness guard asks it: waiting messages and nothing read
+  // for long means the data path is stuck.
+  Napi::Value Readable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0 || !h_) return Napi::Boolean::New(env, false);
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r = poll(&p, 1, 0);
+    return Napi::Boolean::New(env, r > 0 && (p.revents & (POLLIN | POLLERR)) != 0);
+  }
+
+  // deafen(): stops reading the socket for good, as the libuv poll did after
+  // an overrun before OnReadable restarted it. A fault for tests of the
+  // liveness guard only (reachable through the control socket when the
+  // daemon runs with TCPFO_TEST_FAULTS=1).
+  Napi::Value Deafen(const Napi::CallbackInfo& info) {
+    if (poll_) uv_poll_stop(poll_);
+    deaf_ = true;
+    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -293,6 +336,8 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
   std::vector<uint8_t> batch_data_;
   std::vector<uint32_t> batch_meta_;
   uint64_t received_ = 0, batches_ = 0, enobufs_ = 0, recv_errors_ = 0, verdict_errors_ = 0;
+  uint64_t poll_errors_ = 0, callback_errors_ = 0;
+  bool deaf_ = false;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -12,6 +12,8 @@ interface NativeQueue {
   verdict(id: number, verdict: number, mark?: number, buf?: Buffer, off?: number, len?: number): boolean;
   verdictBatch(maxId: number, verdict: number, mark?: number): boolean;
   stats(): QueueStats;
+  readable(): boolean;
+  deafen(): void;
   close(): void;
 }
 
@@ -71,9 +73,14 @@ const M_MAC_B = 10;
 export interface QueueStats {
   received: number;
   batches: number;
+  /** Times the kernel overran the socket (messages lost: their packets were dropped, or accepted with failOpen). */
   enobufs: number;
   recvErrors: number;
   verdictErrors: number;
+  /** Times the poll reported an error (an overrun), after which reading went on. */
+  pollErrors: number;
+  /** Exceptions that escaped a batch callback (each is the process's uncaught exception). */
+  callbackErrors: number;
 }
 
 export interface QueueOptions {
@@ -151,19 +158,58 @@ export function macToNumber(mac: string): number {
   return parseInt(mac.replace(/:/g, ''), 16);
 }
 
+/**
+ * Per-packet handling of a queue. `onPacket` must give packet `i` a verdict,
+ * now or later. If it throws, the packet is dropped (fail closed), onError
+ * is told, and the rest of the batch is handled as usual.
+ */
+export interface PacketHandler {
+  onPacket(batch: PacketBatch, i: number, queue: PacketQueue): void;
+  /** After each batch (timers, flushing). */
+  onBatchEnd?(queue: PacketQueue): void;
+  onError(e: unknown, batch: PacketBatch, i: number): void;
+}
+
 export class PacketQueue {
   private readonly q: NativeQueue;
   private closed = false;
+  /** Packets onPacket threw on (each dropped). */
+  handlerErrors = 0;
 
+  /**
+   * `handler`: a PacketHandler, or one function per batch (tests, benches),
+   * whose exceptions are the process's uncaught exceptions.
+   */
   constructor(
     readonly queueNum: number,
     opts: QueueOptions,
-    onBatch: (batch: PacketBatch, queue: PacketQueue) => void,
+    handler: PacketHandler | ((batch: PacketBatch, queue: PacketQueue) => void),
   ) {
     if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) throw new RangeError(`bad queue number ${queueNum}`);
     const mod = load();
     const words = mod.META_WORDS;
-    this.q = new mod.NfQueue(queueNum, { ...opts }, (data, meta) => onBatch(new PacketBatch(data, meta, words), this));
+    const onBatch =
+      typeof handler === 'function'
+        ? (data: Buffer, meta: Uint32Array) => handler(new PacketBatch(data, meta, words), this)
+        : (data: Buffer, meta: Uint32Array) => this.dispatch(new PacketBatch(data, meta, words), handler);
+    this.q = new mod.NfQueue(queueNum, { ...opts }, onBatch);
+  }
+
+  private dispatch(batch: PacketBatch, h: PacketHandler): void {
+    for (let i = 0; i < batch.count; i++) {
+      try {
+        h.onPacket(batch, i, this);
+      } catch (e) {
+        this.handlerErrors++;
+        this.q.verdict(batch.id(i), NF_DROP);
+        h.onError(e, batch, i);
+      }
+    }
+    try {
+      h.onBatchEnd?.(this);
+    } catch (e) {
+      h.onError(e, batch, -1);
+    }
   }
 
   accept(id: number, mark?: number): boolean {
@@ -185,6 +231,14 @@ export class PacketQueue {
   }
   stats(): QueueStats {
     return this.q.stats();
+  }
+  /** Whether messages (or an error) wait in the socket, unread, right now. */
+  readable(): boolean {
+    return !this.closed && this.q.readable();
+  }
+  /** Stops reading the socket for good: a fault for tests of the liveness guard (see native/nfqueue.cc). */
+  deafen(): void {
+    this.q.deafen();
   }
   /** Unbinds the queue; packets still queued get the kernel's default (drop, or accept with bypass). */
   close(): void {

@@ -116,6 +116,59 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('a queue whose socket the kernel overran (the event loop held 300 ms a second) keeps reading, and counts the overruns', async () => {
+    await withRig({}, async (rig) => {
+      const p = rig.host('primary');
+      const c = rig.host('client');
+      // 64 KB of socket buffer, about 5,000 packets a second, the loop held
+      // 300 ms once a second: each stall overruns the socket (ENOBUFS). libuv
+      // stops the poll on the error it raises; before, nothing restarted it
+      // and the queue never read again (4,939 packets, then none).
+      const probe = await startProbe(p, ['overrun', 'ov1', '41', '7009', String(64 << 10), '300', '6']);
+      expect(probe.first.ready).toBe(true);
+      const exited = once(probe.proc, 'exit');
+      const flood = await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7009', '198.51.100', '5000', '6']);
+      expect(JSON.parse(flood.stdout).sent).toBeGreaterThan(25_000);
+      await exited;
+      const r = JSON.parse(probe.lines.at(-1)!) as { perSecond: number[]; received: number; stats: { enobufs: number } };
+      // The overruns happened and were counted …
+      expect(r.stats.enobufs, JSON.stringify(r)).toBeGreaterThan(0);
+      // … and the queue still read in every later second, the last included.
+      for (const n of r.perSecond.slice(1, 6)) expect(n, JSON.stringify(r)).toBeGreaterThan(500);
+    });
+  });
+
+  it('a handler that throws on one packet: that packet is dropped, every other one gets its verdict, and the queue goes on', async () => {
+    await withRig({}, async (rig) => {
+      const p = rig.host('primary');
+      const c = rig.host('client');
+      const probe = await startProbe(p, ['throw', 'th1', '42', '7008', '7', '4']);
+      const exited = once(probe.proc, 'exit');
+      await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7008', '198.51.100', '3000', '2']);
+      await exited;
+      const r = JSON.parse(probe.lines.at(-1)!) as { seen: number; accepted: number; thrown: number; batches: number; kernelQueued: number; stats: { received: number; callbackErrors: number } };
+      expect(r.seen, JSON.stringify(r)).toBeGreaterThan(3000);
+      expect(r.thrown, JSON.stringify(r)).toBe(Math.floor(r.seen / 7));
+      expect(r.accepted + r.thrown, JSON.stringify(r)).toBe(r.stats.received);
+      // Before, the rest of a batch never got a verdict: the kernel kept those packets.
+      expect(r.kernelQueued, JSON.stringify(r)).toBe(0);
+      expect(r.stats.callbackErrors).toBe(0);
+    });
+  });
+
+  it('an exception that escapes a whole-batch handler kills the process (it never leaves the queue silent)', async () => {
+    await withRig({}, async (rig) => {
+      const p = rig.host('primary');
+      const c = rig.host('client');
+      const probe = await startProbe(p, ['throw-batch', 'th2', '43', '7007']);
+      const exited = once(probe.proc, 'exit');
+      await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7007', '198.51.100', '200', '1']);
+      const [code] = (await exited) as [number | null];
+      expect(code, probe.lines.join('\n') + probe.stderr()).toBe(70);
+      expect(probe.stderr()).toContain('boom in a batch handler');
+    });
+  });
+
   it('the tools the bridge runs inherit none of its packet, raw or netlink sockets', async () => {
     await withRig({}, async (rig) => {
       const r = JSON.parse((await rig.host('primary').exec([process.execPath, PROBE(), 'child-fds', 'eth0', '31'])).stdout) as { plain: string[]; viaRun: string[] };

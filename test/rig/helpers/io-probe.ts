@@ -11,6 +11,13 @@
  *   hold-state STATEDIR TAG DEV VIP        install rules and node changes, then wait
  *   child-fds DEV QNUM                     open a capture, a queue and the injector; list a child's
  *                                          descriptors, started plainly and through bridge/io/run
+ *   overrun TAG QNUM DPORT RCVBUF STALL_MS SECONDS
+ *                                          NFQUEUE on OUTPUT to DPORT with a RCVBUF-byte socket buffer; drop
+ *                                          each packet; hold the event loop STALL_MS once a second; count
+ *                                          what arrives in each second
+ *   throw TAG QNUM DPORT EVERY SECONDS     NFQUEUE on OUTPUT to DPORT; the handler throws on every EVERY-th
+ *                                          packet; report verdicts and what the kernel still holds
+ *   throw-batch TAG QNUM DPORT             a whole-batch handler that throws: the process must die of it
  */
 import { WireError } from '../../../bridge/wire/error.js';
 import { ipv4, mac } from '../../../bridge/wire/addr.js';
@@ -23,6 +30,7 @@ import { Injector } from '../../../bridge/io/inject.js';
 import { NodeState } from '../../../bridge/io/node-state.js';
 import { run } from '../../../bridge/io/run.js';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [cmd, ...args] = process.argv.slice(2);
@@ -199,8 +207,100 @@ async function childFds(dev: string, qnum: number): Promise<void> {
   out({ plain: plain.trim().split('\n').filter(Boolean), viaRun: viaRun.trim().split('\n').filter(Boolean) });
 }
 
+/** Packets the kernel holds in queue `qnum` waiting for a verdict (/proc/net/netfilter/nfnetlink_queue). */
+function kernelQueued(qnum: number): number {
+  const line = readFileSync('/proc/net/netfilter/nfnetlink_queue', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => Number(f[0]) === qnum);
+  return line ? Number(line[2]) : -1;
+}
+
+async function overrun(tag: string, qnum: number, dport: number, rcvbuf: number, stallMs: number, seconds: number): Promise<void> {
+  const perSecond: number[] = [0];
+  const q = new PacketQueue(qnum, { maxLen: 65536, rcvbuf }, (batch, qq) => {
+    for (let i = 0; i < batch.count; i++) qq.drop(batch.id(i));
+    perSecond[perSecond.length - 1]! += batch.count;
+  });
+  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe overrun' }], MARK);
+  out({ ready: true });
+  for (let s = 0; s < seconds; s++) {
+    await new Promise((r) => setTimeout(r, 1000 - stallMs));
+    const until = performance.now() + stallMs;
+    while (performance.now() < until) {
+      /* the event loop held, as by a long GC pause or a starved CPU */
+    }
+    perSecond.push(0);
+  }
+  const stats = q.stats();
+  q.close();
+  await rules.remove();
+  out({ perSecond, received: perSecond.reduce((a, b) => a + b, 0), stats });
+  process.exit(0);
+}
+
+async function throwing(tag: string, qnum: number, dport: number, every: number, seconds: number): Promise<void> {
+  const counts = { seen: 0, accepted: 0, thrown: 0, batches: 0, batchesWithThrow: 0 };
+  const errors: string[] = [];
+  const q = new PacketQueue(
+    qnum,
+    { maxLen: 65536 },
+    {
+      onPacket: (batch, i, qq) => {
+        counts.seen++;
+        if (counts.seen % every === 0) {
+          counts.thrown++;
+          throw new Error(`boom ${counts.seen}`);
+        }
+        qq.accept(batch.id(i));
+        counts.accepted++;
+      },
+      onBatchEnd: () => {
+        counts.batches++;
+      },
+      onError: (e) => {
+        if (errors.length < 3) errors.push((e as Error).message);
+      },
+    },
+  );
+  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe throw' }], MARK);
+  out({ ready: true });
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const stats = q.stats();
+  const left = kernelQueued(qnum);
+  q.close();
+  await rules.remove();
+  out({ ...counts, errors, stats, kernelQueued: left });
+  process.exit(0);
+}
+
+async function throwBatch(tag: string, qnum: number, dport: number): Promise<void> {
+  const q = new PacketQueue(qnum, { maxLen: 65536 }, () => {
+    throw new Error('boom in a batch handler');
+  });
+  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe throw-batch' }], MARK);
+  // Dying of it is the point; the rules go with the process as a crash leaves them, so remove them on the way out.
+  process.once('uncaughtException', (e) => {
+    console.error(`uncaught: ${e.message}`);
+    q.close();
+    void rules.remove().then(() => process.exit(70));
+  });
+  out({ ready: true });
+  setTimeout(() => {
+    out({ alive: true, stats: q.stats() });
+    q.close();
+    void rules.remove().then(() => process.exit(0));
+  }, 5000);
+}
+
 async function main(): Promise<void> {
   switch (cmd) {
+    case 'throw-batch':
+      return throwBatch(args[0]!, Number(args[1]), Number(args[2]));
+    case 'overrun':
+      return overrun(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]), Number(args[5]));
+    case 'throw':
+      return throwing(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]));
     case 'queue':
       return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));
     case 'capture':
