@@ -26,6 +26,7 @@ import { PortMatcher } from '../ports.js';
 import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
+import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
@@ -101,10 +102,13 @@ export class PrimaryBridge {
     this.state = new NodeState(journalOf(cfg, 'p'));
     const sink: MergerSink = {
       accept: (id, packet) => {
-        if (!(packet ? this.outOrIn(id).acceptModified(id & 0x7fffffff, packet) : this.outOrIn(id).accept(id & 0x7fffffff))) this.stats.verdictErrors++;
+        const q = queueOf(id);
+        const queue = q.inbound ? this.inQ : this.outQ;
+        if (!(packet ? queue.acceptModified(q.id, packet) : queue.accept(q.id))) this.stats.verdictErrors++;
       },
       drop: (id) => {
-        if (!this.outOrIn(id).drop(id & 0x7fffffff)) this.stats.verdictErrors++;
+        const q = queueOf(id);
+        if (!(q.inbound ? this.inQ : this.outQ).drop(q.id)) this.stats.verdictErrors++;
       },
       send: (packet) => {
         this.injector.send(packet);
@@ -127,15 +131,6 @@ export class PrimaryBridge {
         this.reportDiverged();
       },
     );
-  }
-
-  /**
-   * The merger sees one id space; the two queues have their own. Ids of the
-   * inbound queue carry bit 31 (NFQUEUE ids are 32-bit counters; in practice
-   * far below 2^31 for the life of a queue).
-   */
-  private outOrIn(id: number): PacketQueue {
-    return id & 0x80000000 ? this.inQ : this.outQ;
   }
 
   /**
@@ -217,8 +212,10 @@ export class PrimaryBridge {
     };
     await adopt();
     const q = cfg.queue_base;
-    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onOutput(b));
-    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, (b) => this.onInput(b));
+    const onError = (e: unknown) => this.internalError(e);
+    const onBatchEnd = () => this.armTimer();
+    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError });
+    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
     this.rules = await RuleSet.install(
@@ -273,16 +270,9 @@ export class PrimaryBridge {
     );
   }
 
-  private onOutput(b: PacketBatch): void {
-    const now = Date.now();
-    for (let i = 0; i < b.count; i++) {
-      try {
-        this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, now);
-      } catch (e) {
-        this.internalError(e, () => this.outQ.drop(b.id(i)));
-      }
-    }
-    this.armTimer();
+  /** P's own segment to a client: the merger holds it, or gives its verdict. */
+  private onOutput(b: PacketBatch, i: number): void {
+    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, Date.now());
   }
 
   /**
@@ -299,18 +289,17 @@ export class PrimaryBridge {
     try {
       this.merger.poll(Date.now());
     } catch (e) {
-      this.internalError(e, () => true);
+      this.internalError(e);
     }
   }
 
   /**
    * A bug must not take the pair down (every established connection with
-   * it): the packet is dropped (fail closed; TCP retransmits), counted, and
-   * the first few are logged with their stack.
+   * it): the packet is dropped (fail closed, by the queue; TCP retransmits),
+   * counted, and the first few are logged with their stack.
    */
-  private internalError(e: unknown, drop: () => boolean): void {
+  private internalError(e: unknown): void {
     this.stats.internalErrors++;
-    drop();
     if (this.stats.internalErrors <= 10) this.log.error({ err: e, count: this.stats.internalErrors }, 'internal error on a packet: dropped');
   }
 
@@ -328,38 +317,27 @@ export class PrimaryBridge {
     }, Math.max(0, at - Date.now()));
   }
 
-  private onInput(b: PacketBatch): void {
+  private onInput(b: PacketBatch, i: number): void {
+    const id = inboundId(b.id(i));
+    const pkt = b.packet(i);
     const now = Date.now();
-    for (let i = 0; i < b.count; i++) {
-      const id = (b.id(i) | 0x80000000) >>> 0;
-      const pkt = b.packet(i);
-      // Cheap dispatch on the destination: the VIP is client traffic, our own
-      // address is S's diverted output.
-      const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
-      if (dst === this.vip) {
-        try {
-          this.merger.fromClient(id, pkt, now);
-        } catch (e) {
-          this.internalError(e, () => this.inQ.drop(b.id(i)));
-        }
-        continue;
-      }
-      const ip = Ipv4Packet.parse(pkt);
-      const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-      const client = seg instanceof WireError ? null : divertedClient(seg);
-      if (b.srcMac(i) !== this.peerMac || client === null) {
-        // Claims to be diverted, but not from the secondary's MAC, or no option: never trusted.
-        this.stats.spoofedDiverted++;
-        this.inQ.drop(b.id(i));
-        continue;
-      }
-      try {
-        this.merger.fromSecondary(id, pkt, client, now);
-      } catch (e) {
-        this.internalError(e, () => this.inQ.drop(b.id(i)));
-      }
+    // Cheap dispatch on the destination: the VIP is client traffic, our own
+    // address is S's diverted output.
+    const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
+    if (dst === this.vip) {
+      this.merger.fromClient(id, pkt, now);
+      return;
     }
-    this.armTimer();
+    const ip = Ipv4Packet.parse(pkt);
+    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+    const client = seg instanceof WireError ? null : divertedClient(seg);
+    if (b.srcMac(i) !== this.peerMac || client === null) {
+      // Claims to be diverted, but not from the secondary's MAC, or no option: never trusted.
+      this.stats.spoofedDiverted++;
+      this.inQ.drop(b.id(i));
+      return;
+    }
+    this.merger.fromSecondary(id, pkt, client, now);
   }
 
   private onDecision(d: Decision): void {
