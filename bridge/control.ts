@@ -16,7 +16,20 @@ export async function startControl(path: string, status: () => unknown): Promise
   // A socket file left by a killed daemon.
   if (existsSync(path)) rmSync(path, { force: true });
   const server = createServer((sock) => {
-    sock.end(JSON.stringify(status()) + '\n');
+    // A client that leaves before the answer is written (a health check such
+    // as `nc -zU`, a `tcpfo status` that timed out) makes the write fail with
+    // EPIPE or ECONNRESET: nothing to do about it, and never a reason to die.
+    sock.on('error', () => sock.destroy());
+    let body: string;
+    try {
+      body = JSON.stringify(status());
+    } catch (e) {
+      body = JSON.stringify({ error: `status failed: ${(e as Error).message}` });
+    }
+    sock.end(body + '\n');
+  });
+  server.on('error', () => {
+    /* an accept error (EMFILE): the next client is served when it clears */
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
