@@ -1,10 +1,14 @@
 /**
  * The heartbeat link to the other bridge: a UDP socket bound to this node's
  * own address only, heartbeats every intervalMs, datagrams accepted only from
- * the peer's address and only with a valid HMAC and a fresh sequence number.
- * Decisions go to `onDecision`; the detector itself is pure.
+ * the peer's address and only with a valid HMAC, naming the peer as sender
+ * and us as receiver, with a fresh sequence number, echoing our nonce (see
+ * detector/heartbeat.ts). Decisions go to `onDecision`; the detector itself
+ * is pure.
  */
+import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { ipv4 } from './wire/addr.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { Detector, type Decision } from '../detector/detector.js';
@@ -71,9 +75,21 @@ export class PeerLink {
   stalls = 0;
   role: HeartbeatRole;
 
+  private readonly self: number;
+  private readonly peer: number;
+  /** Drawn once per link: a heartbeat counts only if it echoes it. */
+  private readonly nonce: bigint;
+
   private constructor(private readonly opts: PeerLinkOptions) {
     this.role = opts.role;
-    this.detector = new Detector({ intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000 }, Date.now(), opts.peerRoles);
+    this.self = ipv4(opts.self);
+    this.peer = ipv4(opts.peer);
+    this.nonce = randomBytes(8).readBigUInt64BE(0) | 1n;
+    this.detector = new Detector(
+      { intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000, self: this.self, peer: this.peer, nonce: this.nonce },
+      Date.now(),
+      opts.peerRoles,
+    );
     this.sock = createSocket({ type: 'udp4' });
   }
 
@@ -90,7 +106,7 @@ export class PeerLink {
       if (rinfo.address !== opts.peer || rinfo.port !== opts.port) return; // only the configured peer
       if (isNotice(msg)) {
         const n = decodeNotice(msg, opts.key);
-        if (typeof n === 'string' || n.seq <= l.lastNoticeSeq) {
+        if (typeof n === 'string' || n.from !== l.peer || n.to !== l.self || n.echoNonce !== l.nonce || n.seq <= l.lastNoticeSeq) {
           l.noticesRejected++;
           return;
         }
@@ -113,7 +129,10 @@ export class PeerLink {
     const now = Date.now();
     if (this.detector.due(now)) {
       const seq = this.clock.next(now);
-      const msg = encodeHeartbeat({ role: this.role, seq, echo: this.detector.echo }, this.opts.key);
+      const msg = encodeHeartbeat(
+        { role: this.role, seq, echo: this.detector.echo, from: this.self, to: this.peer, nonce: this.nonce, echoNonce: this.detector.peerNonce },
+        this.opts.key,
+      );
       this.sock.send(msg, this.opts.port, this.opts.peer);
       this.detector.markSent(seq, now);
     }
@@ -155,7 +174,10 @@ export class PeerLink {
   sendNotice(diverged: readonly ConnKey[]): void {
     if (this.closed) return;
     for (let i = 0; i === 0 || i < diverged.length; i += NOTICE_MAX_ENTRIES) {
-      const msg = encodeNotice({ seq: this.clock.next(Date.now()), diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES) }, this.opts.key);
+      const msg = encodeNotice(
+        { seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: this.detector.peerNonce, diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES) },
+        this.opts.key,
+      );
       this.sock.send(msg, this.opts.port, this.opts.peer);
     }
   }

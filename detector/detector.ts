@@ -5,8 +5,12 @@
  *
  * The peer is 'up' after its first valid heartbeat and 'down' once no valid
  * heartbeat arrived for timeoutMs. A peer never heard from is declared down
- * after timeoutMs + startupGraceMs. Replays (a sequence number not above the
- * last accepted one) are rejected.
+ * after timeoutMs + startupGraceMs. Valid means: authenticated, from the
+ * configured peer to this node (a reflected heartbeat names the wrong
+ * sender), a sequence number above the last accepted one (replays), and
+ * echoing this detector's own nonce (a recording made before this node
+ * started cannot). A heartbeat that passes all but the last only teaches us
+ * the peer's nonce, to echo: the first one of each side, after each start.
  */
 import type { Heartbeat, HeartbeatError } from './heartbeat.js';
 
@@ -17,6 +21,11 @@ export interface DetectorConfig {
   timeoutMs: number;
   /** Extra time the peer gets to appear after we start. */
   startupGraceMs: number;
+  /** This node's and the peer's own addresses (IPv4 as 32-bit numbers), as heartbeats name them. */
+  self: number;
+  peer: number;
+  /** This node's nonce (random, nonzero), which the peer's heartbeats must echo. */
+  nonce: bigint;
 }
 
 export interface Decision {
@@ -27,7 +36,7 @@ export interface Decision {
   reason: string;
 }
 
-export type Rejection = HeartbeatError | 'replay' | 'wrong-peer-role';
+export type Rejection = HeartbeatError | 'replay' | 'wrong-peer-role' | 'wrong-sender' | 'wrong-receiver' | 'stale-nonce';
 
 export interface DetectorStats {
   received: number;
@@ -53,12 +62,14 @@ export class Detector {
   readonly stats: DetectorStats = {
     received: 0,
     sent: 0,
-    rejected: { 'bad-length': 0, 'bad-magic': 0, 'bad-version': 0, 'bad-mac': 0, 'bad-role': 0, replay: 0, 'wrong-peer-role': 0 },
+    rejected: { 'bad-length': 0, 'bad-magic': 0, 'bad-version': 0, 'bad-mac': 0, 'bad-role': 0, replay: 0, 'wrong-peer-role': 0, 'wrong-sender': 0, 'wrong-receiver': 0, 'stale-nonce': 0 },
     lastRttMs: null,
   };
 
   /** When the peer was last declared up (it came back, or was first heard): its rejoin grace runs from here. */
   private upSince: number | null = null;
+  /** The peer's nonce as last heard (0n: none yet), echoed in our heartbeats. */
+  peerNonce = 0n;
 
   constructor(
     readonly cfg: DetectorConfig,
@@ -75,6 +86,14 @@ export class Detector {
       this.stats.rejected[m]++;
       return null;
     }
+    if (m.from !== this.cfg.peer) {
+      this.stats.rejected['wrong-sender']++;
+      return null;
+    }
+    if (m.to !== this.cfg.self) {
+      this.stats.rejected['wrong-receiver']++;
+      return null;
+    }
     if (m.seq <= this.lastSeq) {
       this.stats.rejected.replay++;
       return null;
@@ -84,6 +103,12 @@ export class Detector {
       return null;
     }
     this.lastSeq = m.seq;
+    this.peerNonce = m.nonce;
+    if (m.echoNonce !== this.cfg.nonce) {
+      // Authentic and new, but not (yet) an answer to this incarnation of us.
+      this.stats.rejected['stale-nonce']++;
+      return null;
+    }
     this.stats.received++;
     this.lastHeard = now;
     this.peerRole = m.role;

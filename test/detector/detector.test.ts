@@ -2,24 +2,43 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../detector/detector.js';
-import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, HEARTBEAT_LEN, isNotice, NOTICE_MAX_ENTRIES, SeqClock } from '../../detector/heartbeat.js';
+import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, HEARTBEAT_LEN, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type Heartbeat } from '../../detector/heartbeat.js';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
-const cfg = { intervalMs: 20, timeoutMs: 100, startupGraceMs: 1000 };
-const hb = (seq: bigint, key = KEY, role: 'primary' | 'secondary' | 'alone' = 'primary') => decodeHeartbeat(encodeHeartbeat({ role, seq, echo: 0n }, key), KEY);
+/** We are S (192.0.2.2), the peer is P (192.0.2.1). */
+const S = 0xc0000202;
+const P = 0xc0000201;
+const NONCE_S = 0x5151n;
+const NONCE_P = 0x7070n;
+const cfg = { intervalMs: 20, timeoutMs: 100, startupGraceMs: 1000, self: S, peer: P, nonce: NONCE_S };
+type Role = 'primary' | 'secondary' | 'alone';
+/** A heartbeat from P to us, echoing our nonce (as the live peer sends once it heard us). */
+const hb = (seq: bigint, key = KEY, role: Role = 'primary', over: Partial<Heartbeat> = {}) =>
+  decodeHeartbeat(encodeHeartbeat({ role, seq, echo: 0n, from: P, to: S, nonce: NONCE_P, echoNonce: NONCE_S, ...over }, key), KEY);
+const someHb = { from: P, to: S, nonce: NONCE_P, echoNonce: NONCE_S };
 
 describe('heartbeat codec', () => {
   it('round-trips and authenticates', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom('primary', 'secondary', 'alone' as const), (seq, echo, role) => {
-        expect(decodeHeartbeat(encodeHeartbeat({ role, seq, echo }, KEY), KEY)).toEqual({ role, seq, echo });
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.constantFrom('primary', 'secondary', 'alone' as const),
+        fc.nat({ max: 2 ** 32 - 1 }),
+        fc.nat({ max: 2 ** 32 - 1 }),
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        (seq, echo, role, from, to, nonce, echoNonce) => {
+          const h = { role, seq, echo, from, to, nonce, echoNonce };
+          expect(decodeHeartbeat(encodeHeartbeat(h, KEY), KEY)).toEqual(h);
+        },
+      ),
     );
   });
 
   it('rejects forged, unsigned, truncated and tampered messages', () => {
-    const good = encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n }, KEY);
-    expect(decodeHeartbeat(encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n }, Buffer.from('another key, 16+ bytes')), KEY)).toBe('bad-mac');
+    const good = encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n, ...someHb }, KEY);
+    expect(decodeHeartbeat(encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n, ...someHb }, Buffer.from('another key, 16+ bytes')), KEY)).toBe('bad-mac');
     const unsigned = Buffer.from(good);
     unsigned.fill(0, 24);
     expect(decodeHeartbeat(unsigned, KEY)).toBe('bad-mac');
@@ -37,9 +56,10 @@ describe('heartbeat codec', () => {
     const key = fc.record({ client: fc.nat({ max: 2 ** 32 - 1 }), clientPort: fc.nat({ max: 65535 }), servicePort: fc.nat({ max: 65535 }) });
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.array(key, { maxLength: NOTICE_MAX_ENTRIES }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seq, diverged, at, x) => {
-        const b = encodeNotice({ seq, diverged }, KEY);
+        const n = { seq, from: P, to: S, echoNonce: NONCE_S, diverged };
+        const b = encodeNotice(n, KEY);
         expect(isNotice(b)).toBe(true);
-        expect(decodeNotice(b, KEY)).toEqual({ seq, diverged });
+        expect(decodeNotice(b, KEY)).toEqual(n);
         const t = Buffer.from(b);
         t[at % t.length] = t[at % t.length]! ^ x;
         expect(typeof decodeNotice(t, KEY)).toBe('string');
@@ -49,8 +69,8 @@ describe('heartbeat codec', () => {
       { numRuns: 300 },
     );
     // A heartbeat is not a notice, and the other way round.
-    expect(isNotice(encodeHeartbeat({ role: 'primary', seq: 1n, echo: 0n }, KEY))).toBe(false);
-    expect(decodeHeartbeat(encodeNotice({ seq: 1n, diverged: [] }, KEY), KEY)).toBe('bad-length');
+    expect(isNotice(encodeHeartbeat({ role: 'primary', seq: 1n, echo: 0n, ...someHb }, KEY))).toBe(false);
+    expect(decodeHeartbeat(encodeNotice({ seq: 1n, from: P, to: S, echoNonce: NONCE_S, diverged: [] }, KEY), KEY)).toBe('bad-length');
   });
 
   it('sequence numbers keep increasing, even within one millisecond and across restarts', () => {
@@ -120,6 +140,37 @@ describe('detector', () => {
     expect(d.tick(99)).toBeNull();
     expect(d.tick(100)?.peer).toBe('down'); // none of them kept the peer alive
     expect(d.stats.rejected).toMatchObject({ 'bad-mac': 2, replay: 2, 'wrong-peer-role': 1 });
+  });
+
+  it('our own heartbeats reflected back to us (the primary’s address spoofed) are not the primary’s', () => {
+    const d = new Detector(cfg, 0, ['primary', 'alone', 'secondary']);
+    // What we send: from S to P, role secondary, echoing P's nonce; a host on the LAN sends it back.
+    const ours = (seq: bigint) => decodeHeartbeat(encodeHeartbeat({ role: 'secondary', seq, echo: 0n, from: S, to: P, nonce: NONCE_S, echoNonce: NONCE_P }, KEY), KEY);
+    for (let i = 1n; i < 20n; i++) expect(d.onMessage(ours(i), Number(i) * 20)).toBeNull();
+    expect(d.peer).toBe('unknown');
+    expect(d.stats.rejected['wrong-sender']).toBe(19);
+    // Even with the addresses swapped by the reflector, the receiver field names P, not us.
+    expect(d.onMessage(hb(100n, KEY, 'secondary', { to: P }), 500)).toBeNull();
+    expect(d.stats.rejected['wrong-receiver']).toBe(1);
+  });
+
+  it('a recording of the peer’s heartbeats made before we (re)started never counts as a sign of life', () => {
+    const d = new Detector({ ...cfg, nonce: 0x9999n }, 10_000, ['primary']);
+    // Recorded while we ran with another nonce: authentic, newer than anything we saw since our start.
+    for (let i = 0; i < 50; i++) expect(d.onMessage(hb(BigInt(1000 + i)), 10_000 + i * 20)).toBeNull();
+    expect(d.peer).toBe('unknown');
+    expect(d.stats.rejected['stale-nonce']).toBe(50);
+    expect(d.tick(10_000 + 1100)?.peer).toBe('down');
+    // The live peer, having heard our new nonce, echoes it: up at once.
+    expect(d.onMessage(hb(5000n, KEY, 'primary', { echoNonce: 0x9999n }), 11_200)?.peer).toBe('up');
+  });
+
+  it('learns the peer’s nonce from its first heartbeat and echoes it; that first heartbeat is not yet a sign of life', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    expect(d.peerNonce).toBe(0n);
+    expect(d.onMessage(hb(1n, KEY, 'primary', { echoNonce: 0n }), 10)).toBeNull();
+    expect(d.peerNonce).toBe(NONCE_P);
+    expect(d.onMessage(hb(2n), 30)?.peer).toBe('up');
   });
 
   it('paces heartbeats at the interval', () => {

@@ -3,6 +3,7 @@
  * child process): a stall of our own event loop is not the peer's silence.
  */
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +52,36 @@ describe('PeerLink', () => {
     } finally {
       link.close();
       peer.kill('SIGKILL');
+    }
+  });
+
+  it('a host that reflects our own heartbeats with the dead primary’s address does not bring the primary back', async () => {
+    const key = randomBytes(32);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const decisions: Decision[] = [];
+    // The secondary's link accepts every role a genuine peer may announce (a role swap needs 'secondary').
+    const s = await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port, key, intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary', 'alone', 'secondary'], onDecision: (d) => decisions.push(d) });
+    const p = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: () => {} });
+    const reflector = createSocket({ type: 'udp4' });
+    try {
+      for (let i = 0; i < 100 && s.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(s.detector.peer).toBe('up');
+      // The primary dies; a host takes its address and port and sends back whatever arrives.
+      p.close();
+      await new Promise<void>((resolve) => reflector.bind({ address: '127.0.0.1', port }, resolve));
+      let reflected = 0;
+      reflector.on('message', (msg) => {
+        reflected++;
+        reflector.send(msg, port, '127.0.0.2');
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(reflected).toBeGreaterThan(20);
+      expect(decisions.map((d) => d.peer)).toEqual(['up', 'down']);
+      expect(s.detector.stats.rejected['wrong-sender']).toBeGreaterThan(20);
+    } finally {
+      reflector.close();
+      p.close();
+      s.close();
     }
   });
 
