@@ -94,7 +94,16 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
 
-export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full' | 'client-acknowledged';
+export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full' | 'client-acknowledged' | 'bad-checksum';
+
+/**
+ * What the kernel says of a packet's TCP checksum (NFQUEUE skbinfo):
+ * 'partial' — not computed yet (CHECKSUM_PARTIAL: offload pending), nothing
+ * to verify; 'verified' — the NIC or the stack checked it; 'unverified' —
+ * verify it here. A corrupted segment must be dropped before the merger
+ * rewrites it and computes a valid sum over the bad bytes.
+ */
+export type ChecksumState = 'partial' | 'verified' | 'unverified';
 
 export interface MergerStats {
   releasedSegments: number;
@@ -176,6 +185,11 @@ export class Conn {
   /** The highest ACK the client sent (S's space), once hasAckClient. */
   ackClient = 0;
   hasAckClient = false;
+  /** The S-space ISN of the servers' side (the merged SYN-ACK's, or SYN's): a client ACK must be above it. */
+  isn = 0;
+  /** The end of the client's last accepted segment (its sequence space), once hasClientNxt. */
+  clientNxt = 0;
+  hasClientNxt = false;
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
   edgeSent = 0;
@@ -274,7 +288,7 @@ function newStats(): MergerStats {
     expired: 0,
     secondarySilent: 0,
     adopted: 0,
-    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0 },
+    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0, 'bad-checksum': 0 },
   };
 }
 
@@ -483,8 +497,8 @@ export class Merger {
   // --- P's own output (NFQUEUE OUTPUT) ----------------------------------------
 
   /** A segment P's TCP sent to a client. Always ends in a verdict for `id`, now or later. */
-  fromPrimary(id: number, pkt: Buffer, gso: boolean, now: number): void {
-    const seg = this.parseOrDrop(id, pkt);
+  fromPrimary(id: number, pkt: Buffer, gso: boolean, now: number, csum: ChecksumState = 'unverified'): void {
+    const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const flags = seg.flags;
     let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
@@ -604,14 +618,10 @@ export class Merger {
    * A segment S's TCP sent to the client, diverted to us. `client` is the
    * address from the divert option. The packet is consumed: verdict drop.
    */
-  fromSecondary(id: number, pkt: Buffer, client: number, now: number): void {
+  fromSecondary(id: number, pkt: Buffer, client: number, now: number, csum: ChecksumState = 'unverified'): void {
+    const seg = this.parseOrDrop(id, pkt, csum);
+    if (!seg) return;
     this.sink.drop(id);
-    const ip = Ipv4Packet.parse(pkt);
-    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) {
-      this.stats.drops.malformed++;
-      return;
-    }
     this.stats.divertedSegments++;
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
@@ -706,8 +716,8 @@ export class Merger {
    * A client segment for P's TCP. Its ACK, SACK blocks and timestamp echo are
    * moved from S's spaces into P's before P's TCP sees it. Verdict now.
    */
-  fromClient(id: number, pkt: Buffer, now: number): void {
-    const seg = this.parseOrDrop(id, pkt);
+  fromClient(id: number, pkt: Buffer, now: number, csum: ChecksumState = 'unverified'): void {
+    const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
     if (!c || c.phase === 'handshake') {
@@ -716,18 +726,32 @@ export class Merger {
       this.sink.accept(id);
       return;
     }
-    c.lastSeen = now;
     const flags = seg.flags;
-    if (flags & TCP_ACK_FLAG) c.established = true;
-    if (flags & TCP_ACK_FLAG && (!c.hasAckClient || seqGt(seg.ack, c.ackClient))) {
-      c.ackClient = seg.ack;
-      c.hasAckClient = true;
-    }
-    if (flags & TCP_FIN) c.finClient = true;
-    if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
+    // Only a segment in the connection's windows changes what we know of it
+    // (RFC 5961): a blind one — a RST, an ACK, a FIN at a guessed number — is
+    // still translated and handed to P's TCP, which applies the same checks.
     if (flags & TCP_RST) {
-      c.phase = 'closed';
-      c.closedAt = now;
+      if (this.exactClientSeq(c, seg.seq)) {
+        c.phase = 'closed';
+        c.closedAt = now;
+        c.lastSeen = now;
+      }
+    } else if (this.acceptableFromClient(c, seg)) {
+      c.lastSeen = now;
+      if (flags & TCP_ACK_FLAG) {
+        c.established = true;
+        if (!c.hasAckClient || seqGt(seg.ack, c.ackClient)) {
+          c.ackClient = seg.ack;
+          c.hasAckClient = true;
+        }
+      }
+      const end = seqAdd(seg.seq, seg.seqLength);
+      if (!c.hasClientNxt || seqGt(end, c.clientNxt)) {
+        c.clientNxt = end;
+        c.hasClientNxt = true;
+      }
+      if (flags & TCP_FIN) c.finClient = true;
+      if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
     }
     if (c.deltaSeq === 0 && c.tsOffset === 0) {
       this.sink.accept(id);
@@ -855,8 +879,8 @@ export class Merger {
     this.degrade(c, `the secondary made no progress for ${silent} ms`, true);
   }
 
-  /** The TCP segment in `pkt`, or null after dropping it (and counting) when malformed. */
-  private parseOrDrop(id: number, pkt: Buffer): TcpSegment | null {
+  /** The TCP segment in `pkt`, or null after dropping it (and counting) when malformed or corrupted. */
+  private parseOrDrop(id: number, pkt: Buffer, csum: ChecksumState): TcpSegment | null {
     const ip = Ipv4Packet.parse(pkt);
     const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
     if (seg instanceof WireError) {
@@ -864,7 +888,46 @@ export class Merger {
       this.sink.drop(id);
       return null;
     }
+    if (csum === 'unverified' && !seg.checksumValid()) {
+      this.stats.drops['bad-checksum']++;
+      this.sink.drop(id);
+      return null;
+    }
     return seg;
+  }
+
+  /**
+   * RFC 5961 §3.2: a client RST ends the connection only at the exact next
+   * sequence number a server expects (P's or S's acknowledgement, or the end
+   * of the client's last accepted segment). Anything else in the window
+   * draws a challenge ACK from P's TCP; the genuine client answers it with an
+   * exact RST.
+   */
+  private exactClientSeq(c: Conn, seq: number): boolean {
+    return (c.hasAckP && seq === c.ackP) || (c.hasAckS && seq === c.ackS) || (c.hasClientNxt && seq === c.clientNxt);
+  }
+
+  /**
+   * Whether a client segment (not a RST) may change the connection's state:
+   * its ACK acknowledges something we released, no more (RFC 5961 §5: from
+   * our ISN + 1 up to the highest number released, and not far below what
+   * the client acknowledged), and its sequence number lies within the
+   * servers' receive windows (RFC 9293 §3.10.7.4). A blind attacker knows
+   * neither number.
+   */
+  private acceptableFromClient(c: Conn, seg: TcpSegment): boolean {
+    if (seg.has(TCP_ACK_FLAG)) {
+      const ack = seg.ack;
+      if (!seqGt(ack, c.isn) || seqGt(ack, c.relNxt)) return false;
+      if (c.hasAckClient && seqLt(ack, seqSub(c.ackClient, MAX_WINDOW))) return false;
+    } else if (!seg.has(TCP_SYN)) {
+      return false; // after the handshake every genuine segment carries an ACK
+    }
+    if (!c.hasAckP && !c.hasAckS) return true; // §7.2: no server has acknowledged the client's SYN yet
+    const lo = c.hasAckP && c.hasAckS ? seqMin(c.ackP, c.ackS) : c.hasAckP ? c.ackP : c.ackS;
+    const hi = c.hasAckP && c.hasAckS ? seqMax(c.ackP, c.ackS) : lo;
+    const win = Math.max(c.winP, c.winS, 65535);
+    return seqGe(seqAdd(seg.seq, seg.seqLength), seqSub(lo, win)) && seqLe(seg.seq, seqAdd(hi, win));
   }
 
   /** Starts or ends the stall clock of `c`: its first held segment partly covered by S. */
@@ -996,6 +1059,7 @@ export class Merger {
     c.tsOffset = c.tsOn ? seqSub(p.ts!, s.ts!) : 0;
     c.wsP = Math.max(0, p.wscale);
     c.wsS = Math.max(0, s.wscale);
+    c.isn = s.isn;
     c.relNxt = seqAdd(s.isn, 1);
     c.store = new ByteStore(c.relNxt);
     c.phase = alone ? 'degraded' : 'merging';
@@ -1292,6 +1356,8 @@ export class Merger {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The largest window TCP can announce (65535 << 14): RFC 5961's MAX.SND.WND when the client's is unknown. */
+const MAX_WINDOW = 65535 * 2 ** 14;
 
 /** The protocol number the merger handles (for the shell's sanity checks). */
 export const MERGER_PROTOCOL = IPPROTO_TCP;

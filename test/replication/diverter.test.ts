@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { mac } from '../../bridge/wire/addr.js';
+import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { PortMatcher } from '../../bridge/ports.js';
@@ -101,6 +102,35 @@ describe('diverter: the client’s frames into S’s stack', () => {
     expect(d.inbound(frame(TCP_ACK_FLAG, [], SPORT, A_P))).toBeNull();
     expect(d.inbound(Buffer.alloc(60))).toBeNull();
     expect(d.inbound(frame(TCP_ACK_FLAG, [], 21))).not.toBeNull();
+  });
+});
+
+describe('diverter: corrupted segments are not passed on with a fresh sum', () => {
+  const frameOf = (payload: string) =>
+    emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4,
+      buildIpv4Tcp({ src: CLIENT, dst: VIP }, { srcPort: CPORT, dstPort: SPORT, seq: 1, ack: 5, flags: TCP_ACK_FLAG, window: 100, urgent: 0, options: [], payload: Buffer.from(payload) }));
+
+  it('a captured client frame with a wrong sum is not injected, and counted; one in the partial form (offload pending) is completed', () => {
+    const d = diverter();
+    const bad = frameOf('hello');
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
+    expect(d.inbound(bad)).toBeNull();
+    expect(d.stats.badChecksum).toBe(1);
+    const partial = frameOf('hello');
+    const ipOff = 14;
+    const p = parseIpv4Tcp(partial, ipOff) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+    partial.writeUInt16BE(fold(pseudoHeaderSum(p.ip.src, p.ip.dst, 6, p.tcp.len)), ipOff + 20 + 16);
+    const out = d.inbound(partial);
+    expect(out).not.toBeNull();
+    expect((parseIpv4Tcp(out!) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>).tcp.checksumValid()).toBe(true);
+  });
+
+  it('S’s own segment with a complete but wrong sum is refused (fail closed); a partial one is diverted', () => {
+    const d = diverter();
+    const pkt = fromS([], Buffer.from('abc'));
+    pkt[pkt.length - 1] = pkt[pkt.length - 1]! ^ 0x01;
+    expect(d.divert(pkt, false)).toBe('bad-checksum');
+    expect(typeof d.divert(pkt, false, true)).not.toBe('string');
   });
 });
 

@@ -13,7 +13,7 @@ import { mac } from '../../bridge/wire/addr.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN } from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../bridge/ports.js';
-import { Merger, type MergerSink } from '../../bridge/primary/merger.js';
+import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 import type { CapturedFrame } from '../rig/capture.js';
 import { A_P, A_S, clientSeg, CLIENT, Pair, SPORT, VIP } from './harness.js';
@@ -138,6 +138,15 @@ function mutate(src: Buffer, r: () => number): Buffer {
   return b;
 }
 
+/**
+ * Mutated bytes mostly reach the merger as if the NIC had verified them (so
+ * the mutations get past the checksum to the parsers and tables), some as
+ * unverified (the verification itself is fuzzed).
+ */
+function csumState(r: () => number): ChecksumState {
+  return r() < 0.9 ? 'verified' : 'unverified';
+}
+
 export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorpus()): FuzzResult {
   const r = prng(seed);
   const res: FuzzResult = { packets: 0, throws: 0, badVerdicts: 0, leftWithoutVerdict: 0, maxConnections: 0, maxStoredBytes: 0, boundViolations: 0, ms: 0 };
@@ -159,26 +168,26 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
     try {
       if (k < 0.3 && corpus.primary.length) {
         open.add(id);
-        merger.fromPrimary(id++, mutate(pick(corpus.primary), r), r() < 0.1, now);
+        merger.fromPrimary(id++, mutate(pick(corpus.primary), r), r() < 0.1, now, csumState(r));
       } else if (k < 0.55 && corpus.diverted.length) {
         open.add(id);
-        merger.fromSecondary(id++, mutate(pick(corpus.diverted), r), r() < 0.95 ? CLIENT : Math.floor(r() * 2 ** 32), now);
+        merger.fromSecondary(id++, mutate(pick(corpus.diverted), r), r() < 0.95 ? CLIENT : Math.floor(r() * 2 ** 32), now, csumState(r));
       } else if (k < 0.8 && corpus.client.length) {
         open.add(id);
-        merger.fromClient(id++, mutate(pick(corpus.client), r), now);
+        merger.fromClient(id++, mutate(pick(corpus.client), r), now, csumState(r));
       } else if (k < 0.9 && corpus.frames.length) {
         diverter.inbound(mutate(pick(corpus.frames), r));
       } else if (corpus.secondaryOut.length) {
-        diverter.divert(mutate(pick(corpus.secondaryOut), r), r() < 0.1);
+        diverter.divert(mutate(pick(corpus.secondaryOut), r), r() < 0.1, r() < 0.9);
       }
       if (i % 997 === 0) merger.poll(now);
-      if (i % 50_000 === 0 && r() < 0.1) merger.secondaryFailed();
+      if (i > 0 && i % 50_000 === 0 && r() < 0.1) merger.secondaryFailed(); // not at the start: the run would never merge
     } catch (e) {
       res.throws++;
       res.firstThrow ??= `packet ${i}: ${(e as Error).stack?.split('\n').slice(0, 4).join(' | ')}`;
     }
     res.packets++;
-    if (i % 256 === 0) {
+    if (i % 16 === 0) {
       const q = merger.queued();
       res.maxConnections = Math.max(res.maxConnections, merger.connections);
       res.maxStoredBytes = Math.max(res.maxStoredBytes, q.storedBytes);

@@ -2,10 +2,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seqAdd } from '../../bridge/wire/seq.js';
-import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
 
 const B = (s: string) => Buffer.from(s);
+/** A test packet edited by hand gets its checksums filled in again (the merger verifies them). */
+function refill(pkt: Buffer): void {
+  const p = parseIpv4Tcp(pkt);
+  if (p instanceof WireError) throw p;
+  p.ip.fillChecksum();
+  p.tcp.fillChecksum();
+}
 const ISN_P = 1_000_000;
 const ISN_S = 7_000_000;
 
@@ -80,6 +89,7 @@ describe('handshake (§7.1)', () => {
     const pair = new Pair({ isn: 1 }, { isn: 2 });
     const synAck = pair.p.synAck(5000);
     synAck.writeUInt8(synAck.readUInt8(33) | TCP_ECE, 33); // P says yes to ECN, S does not
+    refill(synAck);
     pair.fromP(synAck);
     pair.fromS(pair.s.synAck(5000));
     expect(pair.sink.toClient[0]!.repr.flags & TCP_ECE).toBe(0);
@@ -611,9 +621,123 @@ describe('hostile client input', () => {
     const at = pkt.indexOf(Buffer.from([5, 10]), 40); // kind 5 (SACK), length 10
     expect(at).toBeGreaterThan(0);
     pkt[at + 1] = 12; // 1.25 blocks
+    refill(pkt);
     let out: Buffer | undefined;
     expect(() => (out = pair.fromClient(pkt).out)).not.toThrow();
     expect(out!.readUInt32BE(at + 2)).toBe(seqAdd(ISN_S + 1, ISN_P - ISN_S));
+  });
+});
+
+describe('blind segments from spoofed clients change nothing (RFC 5961)', () => {
+  it('a RST at a guessed sequence number leaves the connection merging; one at the exact next number closes it', () => {
+    const { pair, cack } = established();
+    pair.fromP(pair.p.ack(cack));
+    pair.fromS(pair.s.ack(cack));
+    for (const seq of [cack + 1, cack + 5000, cack - 1, 123_456_789]) {
+      const r = pair.fromClient(clientSeg({ seq, ack: 0, flags: TCP_RST }));
+      expect(pair.sink.fate(r.id)).toBe('accept'); // P's TCP sees it, and applies its own check
+      expect(pair.merger.find(CLIENT, CPORT, SPORT)?.phase).toBe('merging');
+    }
+    // Still merged: bytes go out as before.
+    const id = pair.fromP(pair.p.data(B('still'), cack));
+    pair.fromS(pair.s.data(B('still'), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+    pair.fromClient(clientSeg({ seq: cack, ack: 0, flags: TCP_RST }));
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.phase).toBe('closed');
+  });
+
+  it('an ACK for bytes never sent does not count as the client’s: a later retransmission still goes out', () => {
+    const { pair, cack } = established();
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    // Blind: acknowledges far more than was released (an attacker's guess).
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1_000_000, flags: TCP_ACK_FLAG }));
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+    expect(pair.sink.fate(re)).toBe('accept');
+    expect(pair.merger.stats.drops['client-acknowledged']).toBe(0);
+    // The genuine ACK still counts.
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 7, flags: TCP_ACK_FLAG }));
+    expect(pair.sink.fate(pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack)))).toBe('drop');
+  });
+
+  it('an ACK with a sequence number far outside the servers’ windows changes nothing', () => {
+    const { pair, cack } = established();
+    pair.fromP(pair.p.ack(cack));
+    pair.fromS(pair.s.ack(cack));
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    pair.fromClient(clientSeg({ seq: cack + 2 ** 30, ack: ISN_S + 7, flags: TCP_ACK_FLAG | TCP_FIN }));
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(c.hasAckClient).toBe(false);
+    expect(c.finClient).toBe(false);
+  });
+
+  it('a spoofed SYN and a blind ACK do not make the entry established: it expires at the handshake timeout', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
+    const cisn = pair.handshake();
+    // The attacker never saw the SYN-ACK: its ACK numbers are guesses.
+    for (const ack of [1, ISN_S, ISN_S + 2, ISN_S + 100_000]) pair.fromClient(clientSeg({ seq: cisn + 1, ack, flags: TCP_ACK_FLAG }));
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(false);
+    pair.now = 10_001;
+    expect(pair.merger.poll(pair.now)).toBe(1);
+    expect(pair.merger.connections).toBe(0);
+  });
+
+  it('a blind FIN does not half-close the connection (window updates go on)', () => {
+    const { pair, cack } = established();
+    pair.fromP(pair.p.ack(cack));
+    pair.fromS(pair.s.ack(cack));
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 50_000, flags: TCP_ACK_FLAG | TCP_FIN }));
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(false);
+    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG | TCP_FIN }));
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(true);
+  });
+});
+
+describe('checksums are verified before the merger rewrites a segment', () => {
+  const corrupt = (pkt: Buffer) => {
+    pkt[pkt.length - 1] = pkt[pkt.length - 1]! ^ 0x20; // a payload bit flipped on the wire
+    return pkt;
+  };
+
+  it('a corrupted client segment is dropped and counted, not translated with a valid sum', () => {
+    const { pair, cack } = established();
+    const r = pair.fromClient(corrupt(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') })));
+    expect(pair.sink.fate(r.id)).toBe('drop');
+    expect(pair.merger.stats.drops['bad-checksum']).toBe(1);
+    // Verified by the NIC: taken as it is (the kernel already checked it).
+    const ok = pair.merger;
+    const id = 77_777;
+    ok.fromClient(id, clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') }), pair.now, 'verified');
+    expect(pair.sink.fate(id)).toBe('accept');
+  });
+
+  it('a corrupted segment of the secondary is not stored (it would read as a divergence)', () => {
+    const { pair, cack } = established();
+    const id = pair.fromP(pair.p.data(B('abc'), cack));
+    const d = pair.diverter.divert(pair.s.data(B('abc'), cack), false) as Buffer;
+    pair.merger.fromSecondary(88_888, corrupt(Buffer.from(d)), CLIENT, pair.now);
+    expect(pair.merger.stats.drops['bad-checksum']).toBe(1);
+    expect(pair.merger.stats.divergences).toBe(0);
+    expect(pair.sink.fate(id)).toBeUndefined();
+    pair.merger.fromSecondary(88_889, d, CLIENT, pair.now);
+    expect(pair.sink.fate(id)).toBe('accept');
+  });
+
+  it('a segment of P’s with a partial checksum (offload pending) is not verified, and leaves with a complete one', () => {
+    const { pair, cack } = established();
+    const pkt = pair.p.data(B('abc'), cack);
+    const p = parseIpv4Tcp(pkt) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+    pkt.writeUInt16BE(0, 36);
+    const partial = fold(pseudoHeaderSum(p.ip.src, p.ip.dst, 6, p.tcp.len));
+    pkt.writeUInt16BE(partial, 36);
+    const id = 99_999;
+    pair.sink.markP(id);
+    pair.merger.fromPrimary(id, pkt, false, pair.now, 'partial');
+    pair.fromS(pair.s.data(B('abc'), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.toClient.at(-1)!.checksumOk).toBe(true);
   });
 });
 
@@ -625,6 +749,7 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
   const fromS = (pair: Pair, port: number, isn: number) => {
     const pkt = synAck(port, isn);
     pkt.writeUInt32BE(A_P, 16);
+    refill(pkt);
     pair.merger.fromSecondary(999_000 + port, pkt, CLIENT, pair.now);
   };
 
