@@ -141,6 +141,17 @@ export class PacketBatch {
   checksumPartial(i: number): boolean {
     return (this.skbInfo(i) & SKB_CSUMNOTREADY) !== 0;
   }
+  /**
+   * What the kernel says of the transport checksum: 'partial' (offload
+   * pending), 'unverified' (an inbound packet no NIC or stack has checked:
+   * the kernel reports it for PREROUTING and INPUT only), or 'verified'
+   * (checked on the way in, or computed by this node's own stack).
+   */
+  checksumState(i: number): 'partial' | 'verified' | 'unverified' {
+    const info = this.skbInfo(i);
+    if (info & SKB_CSUMNOTREADY) return 'partial';
+    return info & SKB_CSUM_NOTVERIFIED ? 'unverified' : 'verified';
+  }
   /** Source MAC of an inbound packet as 48-bit number, or −1 when the kernel gave none. */
   srcMac(i: number): number {
     const base = i * this.words;

@@ -272,7 +272,7 @@ export class PrimaryBridge {
 
   /** P's own segment to a client: the merger holds it, or gives its verdict. */
   private onOutput(b: PacketBatch, i: number): void {
-    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, Date.now());
+    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, Date.now(), b.checksumState(i));
   }
 
   /**
@@ -325,7 +325,7 @@ export class PrimaryBridge {
     // address is S's diverted output.
     const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
     if (dst === this.vip) {
-      this.merger.fromClient(id, pkt, now);
+      this.merger.fromClient(id, pkt, now, b.checksumState(i));
       return;
     }
     const ip = Ipv4Packet.parse(pkt);
@@ -337,7 +337,7 @@ export class PrimaryBridge {
       this.inQ.drop(b.id(i));
       return;
     }
-    this.merger.fromSecondary(id, pkt, client, now);
+    this.merger.fromSecondary(id, pkt, client, now, b.checksumState(i));
   }
 
   private onDecision(d: Decision): void {

@@ -342,7 +342,7 @@ export class SecondaryBridge {
 
   private onOutput(b: PacketBatch, i: number): void {
     const id = b.id(i);
-    const out = this.diverter.divert(b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0);
+    const out = this.diverter.divert(b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, b.checksumPartial(i));
     let ok: boolean;
     if (typeof out !== 'string') ok = this.q.acceptModified(id, out);
     else if (out === 'not-service' || out === 'not-failover-port') ok = this.q.accept(id);
@@ -357,6 +357,7 @@ export class SecondaryBridge {
     // Segments S's rules should never queue but the diverter refused: dropped, fail closed.
     skipped['divert-malformed'] = d.skipped.malformed;
     skipped['divert-no-option-room'] = d.skipped['no-option-room'];
+    skipped['bad-checksum'] = d.skipped['bad-checksum'] + d.badChecksum;
     return {
       role: this.role,
       peerUp: det?.peer === 'up',

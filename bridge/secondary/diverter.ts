@@ -45,12 +45,14 @@ export interface DiverterConfig {
   mtu: number;
 }
 
-export type DivertSkip = 'not-service' | 'not-failover-port' | 'malformed' | 'no-option-room';
+export type DivertSkip = 'not-service' | 'not-failover-port' | 'malformed' | 'no-option-room' | 'bad-checksum';
 
 export interface DiverterStats {
   diverted: number;
   divertedBytes: number;
   injected: number;
+  /** Captured client frames whose TCP checksum was wrong: not injected. */
+  badChecksum: number;
   mssClamped: number;
   sackTrimmed: number;
   skipped: Record<DivertSkip, number>;
@@ -83,9 +85,10 @@ export class Diverter {
     diverted: 0,
     divertedBytes: 0,
     injected: 0,
+    badChecksum: 0,
     mssClamped: 0,
     sackTrimmed: 0,
-    skipped: { 'not-service': 0, 'not-failover-port': 0, malformed: 0, 'no-option-room': 0 },
+    skipped: { 'not-service': 0, 'not-failover-port': 0, malformed: 0, 'no-option-room': 0, 'bad-checksum': 0 },
   };
   private readonly mssLimit: number;
 
@@ -98,12 +101,14 @@ export class Diverter {
    * skip reason. The caller must never let a skipped failover segment out
    * unchanged (fail closed): only `not-service`/`not-failover-port` are not ours.
    */
-  divert(pkt: Buffer, gso: boolean): Buffer | DivertSkip {
+  divert(pkt: Buffer, gso: boolean, partial = false): Buffer | DivertSkip {
     const ip = Ipv4Packet.parse(pkt);
     const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
     if (seg instanceof WireError) return this.skip('malformed');
     if (seg.src !== this.cfg.service) return this.skip('not-service');
     if (!this.cfg.ports.has(seg.srcPort)) return this.skip('not-failover-port');
+    // Complete sums are checked before the option is added and the sum made again.
+    if (!partial && !seg.checksumValid()) return this.skip('bad-checksum');
     const ipHl = (ip as Ipv4Packet).headerLength;
     const optStart = seg.optionsOffset;
     let optEnd = seg.optionsEnd;
@@ -180,6 +185,13 @@ export class Diverter {
     if (ip instanceof WireError || ip.dst !== this.cfg.service) return null;
     const seg = TcpSegment.fromIpv4(ip);
     if (seg instanceof WireError || !this.cfg.ports.has(seg.dstPort)) return null;
+    // libpcap does not say whether a frame's checksum is still to be done
+    // (a local veth peer's offload): a sum in that partial form passes and is
+    // completed below; any other wrong sum is a corrupted frame, not injected.
+    if (!seg.checksumPartial() && !seg.checksumValid()) {
+      this.stats.badChecksum++;
+      return null;
+    }
     const off = eth.payloadOffset;
     const pkt = Buffer.from(frame.subarray(off, off + ip.totalLength));
     const s = new TcpSegment(pkt, ip.headerLength, ip.totalLength - ip.headerLength, ip.src, ip.dst);

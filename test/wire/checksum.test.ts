@@ -71,3 +71,46 @@ describe('internet checksum', () => {
     );
   });
 });
+
+describe('the checksum value written is the one a full computation gives', () => {
+  /** A segment whose complete TCP checksum is 0x0000 (its other form, 0xffff, is the one a strict checker refuses). */
+  function zeroSumSegment(seq: number, ack: number): { pkt: Buffer; seg: TcpSegment } {
+    const pkt = buildIpv4Tcp(
+      { src: ipv4('192.0.2.100'), dst: ipv4('192.0.2.10') },
+      { srcPort: 7000, dstPort: 40000, seq, ack, flags: 0x10, window: 500, urgent: 0, options: [], payload: Buffer.alloc(2) },
+    );
+    const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(pkt) as Ipv4Packet) as TcpSegment;
+    // Choose the last payload word so that the sum of everything folds to 0xffff.
+    pkt.writeUInt16BE(0, seg.off + 16);
+    const s = fold(sumBytes(pkt, seg.off, seg.len, (seg.src >>> 16) + (seg.src & 0xffff) + (seg.dst >>> 16) + (seg.dst & 0xffff) + 6 + seg.len));
+    pkt.writeUInt16BE((0xffff - s) & 0xffff || 0xffff, pkt.length - 2);
+    seg.fillChecksum();
+    return { pkt, seg };
+  }
+
+  it('fillChecksum writes 0x0000, never 0xffff, for a segment that sums to zero', () => {
+    fc.assert(
+      fc.property(u32, u32, (seq, ack) => {
+        const { seg } = zeroSumSegment(seq, ack);
+        expect(seg.checksum).toBe(0);
+        expect(seg.checksumValid()).toBe(true);
+      }),
+    );
+  });
+
+  it('every incremental rewrite leaves the same value as filling the sum anew', () => {
+    fc.assert(
+      fc.property(u32, u32, u32, u16, (seq, ack, v, w) => {
+        const { pkt, seg } = zeroSumSegment(seq, ack);
+        seg.setAck(v);
+        seg.setWindow(w);
+        const incremental = seg.checksum;
+        const copy = Buffer.from(pkt);
+        const again = TcpSegment.fromIpv4(Ipv4Packet.parse(copy) as Ipv4Packet) as TcpSegment;
+        again.fillChecksum();
+        expect(incremental).toBe(again.checksum);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
