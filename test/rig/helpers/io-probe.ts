@@ -111,20 +111,22 @@ function capture(dev: string, filter: string, seconds: number, costUs: number): 
       /* a slow handler */
     }
   });
-  // A heartbeat-like timer: how late does it run while frames arrive?
+  // A heartbeat-like timer: does it run while frames wait, and how late?
   let maxLateMs = 0;
+  let ticksWhilePending = 0;
   let due = performance.now() + 10;
   const tick = setInterval(() => {
     const now = performance.now();
     maxLateMs = Math.max(maxLateMs, now - due);
     due = now + 10;
+    if (c.pending > 0) ticksWhilePending++;
   }, 10);
   out({ ready: true });
   setTimeout(() => {
     clearInterval(tick);
     const pending = c.pending;
     c.close();
-    out({ frames, pending, maxLateMs: Math.round(maxLateMs), stats: c.stats });
+    out({ frames, pending, ticksWhilePending, maxLateMs: Math.round(maxLateMs), stats: c.stats });
     process.exit(0);
   }, seconds * 1000);
 }
