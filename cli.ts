@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
+import { setPriority } from 'node:os';
 import { Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { ConfigError, loadConfig, swapRoles, type Config } from './config/config.js';
 import { createLogger } from './bridge/log.js';
 
 /** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4 } as const;
 
 const program = new Command();
 program
@@ -17,7 +18,8 @@ program
   .addHelpText(
     'after',
     `
-Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration.
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration,
+4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over).
 Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
   );
 program.exitOverride((err) => {
@@ -43,6 +45,12 @@ function load(file: string): Config {
 async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<void> {
   const cfg = load(file);
   const log = createLogger(`tcpfo-${role}`);
+  // Scheduled ahead of ordinary processes on a busy node (scheduling.nice).
+  try {
+    setPriority(cfg.scheduling.nice);
+  } catch (e) {
+    log.warn({ nice: cfg.scheduling.nice, err: (e as Error).message }, 'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default');
+  }
   // Signal handlers first: a stop requested while the bridge is still
   // starting waits for the start, then undoes it.
   let starting: Promise<{ stop(): Promise<void> }> | undefined;

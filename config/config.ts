@@ -103,14 +103,42 @@ export const configSchema = z.strictObject({
        * it waits for it goes on primary-only (the secondary lost its socket).
        */
       secondary_silence_ms: z.number().int().min(200).max(600_000).default(2000),
+      /**
+       * Socket buffer of each of the bridge's queues: what may wait while its
+       * event loop is busy. Beyond, the kernel drops packets (TCP sends them
+       * again), counted as tcpfo_nfqueue_enobufs_total.
+       */
+      queue_buffer_bytes: z.number().int().min(65536).max(1 << 30).default(64 << 20),
     })
-    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000 }),
+    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20 }),
   security: z
     .strictObject({
       /** After setup, keep only CAP_NET_ADMIN and CAP_NET_RAW, set no_new_privs. */
       limit_capabilities: z.boolean().default(true),
     })
     .default({ limit_capabilities: true }),
+  /** A bridge that looks alive always runs: it ends itself (exit 4) when stuck, so the peer takes over. */
+  liveness: z
+    .strictObject({
+      /**
+       * The event loop stuck this long: the bridge stops answering ARP for the
+       * service address and exits. Shorter stalls (a starved CPU) are ridden out:
+       * the ARP answers come from a thread of their own.
+       */
+      loop_stall_ms: z.number().int().min(200).max(60_000).default(1000),
+      /** Packets waiting in one of the bridge's queues and none read this long: it exits. */
+      queue_stall_ms: z.number().int().min(200).max(60_000).default(2000),
+    })
+    .default({ loop_stall_ms: 1000, queue_stall_ms: 2000 }),
+  scheduling: z
+    .strictObject({
+      /**
+       * The bridge's nice value (−20 … 19): below 0 it is scheduled ahead of
+       * ordinary processes on a busy node. Needs CAP_SYS_NICE (root has it).
+       */
+      nice: z.number().int().min(-20).max(19).default(-10),
+    })
+    .default({ nice: -10 }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

@@ -38,6 +38,7 @@ extern "C" {
 
 void InitCaps(Napi::Env env, Napi::Object exports);  // native/caps.cc
 void InitFds(Napi::Env env, Napi::Object exports);   // native/fds.cc
+void InitPresence(Napi::Env env, Napi::Object exports);  // native/presence.cc
 
 namespace {
 
@@ -349,6 +350,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SKB_CSUM_NOTVERIFIED", Napi::Number::New(env, NFQA_SKB_CSUM_NOTVERIFIED));
   InitCaps(env, exports);
   InitFds(env, exports);
+  InitPresence(env, exports);
   return NfQueue::Init(env, exports);
 }
 

@@ -23,7 +23,10 @@ import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfque
 import { removeRules, RuleSet } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
-import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
+import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
+import { LanPresence } from '../io/presence.js';
+import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
+import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type MergerSink } from './merger.js';
 import { inboundId, queueOf } from './queue-ids.js';
@@ -68,6 +71,10 @@ export class PrimaryBridge {
   private rules!: RuleSet;
   private injector!: Injector;
   private arp!: FrameCapture;
+  /** ARP answers for the VIP and the event-loop watchdog, on a native thread. */
+  private presence: LanPresence | undefined;
+  private guard: Guard | undefined;
+  private faults: import('node:net').Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private stallTimerAt = Infinity;
@@ -169,18 +176,19 @@ export class PrimaryBridge {
     // so what its servers' sockets still send is dropped, not leaked.
     let claimer: string | null = null;
     this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
-      if (this.probing) {
-        claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
-        return;
-      }
-      const reply = arpReplyFor(f, this.vip, this.myMac);
-      if (reply) this.arp.send(reply);
+      if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
     }, 1 << 20);
     for (let i = 0; i < 3 && !claimer; i++) {
       this.arp.send(arpProbeFrame(this.myMac, this.vip));
       await new Promise((r) => setTimeout(r, STARTUP_PROBE_MS));
     }
     this.probing = false;
+    if (!claimer) {
+      // Ours: answered from a thread of its own from now on (io/presence.ts),
+      // which also ends this process if its event loop gets stuck.
+      this.presence = new LanPresence(cfg.primary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
+      this.presence.answer(true);
+    }
     if (claimer) {
       // Refusing: leave the node clean — no rules, no addresses, and none of
       // the previous instance's sockets (their connections live on the other
@@ -214,8 +222,8 @@ export class PrimaryBridge {
     const q = cfg.queue_base;
     const onError = (e: unknown) => this.internalError(e);
     const onBatchEnd = () => this.armTimer();
-    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError });
-    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
+    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError });
+    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
     this.rules = await RuleSet.install(
@@ -259,6 +267,11 @@ export class PrimaryBridge {
     });
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
+    this.guard = startLivenessGuard([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
+    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 'p'), {
+      deafen: (which) => (which === 'input' ? this.inQ : this.outQ).deafen(),
+      stall: (ms) => holdLoop(Number(ms)),
+    });
     this.timer = setInterval(() => this.poll(), 1000);
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
@@ -419,14 +432,28 @@ export class PrimaryBridge {
       secondaryRejoins: this.rejoins,
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
+      arp: this.presence?.stats,
       injector: this.injector?.stats,
       ...this.stats,
     };
   }
 
+  /**
+   * The data path is stuck (the liveness guard): silence at once — no more
+   * heartbeats, no more ARP answers for the VIP — so the secondary takes
+   * over. The rules stay (fail closed) for the next start to undo.
+   */
+  private halt(): void {
+    this.peer?.close();
+    this.presence?.close();
+    this.log.error({ status: this.status() }, 'final counters (halted)');
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.guard?.stop();
+    stopFaults(this.faults, faultSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
@@ -434,6 +461,7 @@ export class PrimaryBridge {
     this.peer?.close();
     this.metrics?.close();
     stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
+    this.presence?.close();
     this.arp?.close();
     // Rules first: from here on the kernel drops (fail closed) rather than queues.
     await this.rules?.remove();

@@ -9,7 +9,10 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
-import { arpProbeFrame, arpReplyFor, vipClaimer } from '../arp-responder.js';
+import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
+import { LanPresence } from '../io/presence.js';
+import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
+import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
@@ -44,6 +47,8 @@ export interface TimelineEntry {
 
 /** How long the split-brain probe waits for an ARP answer. */
 const PROBE_WAIT_MS = 50;
+/** After an answer, the next probe (while the primary stays silent). */
+const REPROBE_MS = 200;
 
 /** A promise awaited later: its rejection is handled there, not reported as unhandled now. */
 function preload<T>(p: Promise<T>): Promise<T> {
@@ -61,6 +66,10 @@ export class SecondaryBridge {
   readonly timeline: TimelineEntry[] = [];
   private peer!: PeerLink;
   private arp!: FrameCapture;
+  /** The event-loop watchdog; after a takeover, our ARP answers for the VIP (io/presence.ts). */
+  private presence: LanPresence | undefined;
+  private guard: Guard | undefined;
+  private faults: import('node:net').Server | undefined;
   private vipClaimedAt = 0;
   /** Connections the primary reported as diverged, with when it last said so. */
   private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
@@ -72,6 +81,7 @@ export class SecondaryBridge {
   private promoting = false;
   private promoteFailedAt = 0;
   private probing = false;
+  private claimLoggedAt = 0;
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
   private readonly myMac: Buffer;
@@ -117,7 +127,7 @@ export class SecondaryBridge {
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
     const qnum = cfg.queue_base + 2;
-    this.q = new PacketQueue(qnum, { gso: true, maxLen: 16384, rcvbuf: 64 << 20 }, {
+    this.q = new PacketQueue(qnum, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, {
       onPacket: (b, i) => this.onOutput(b, i),
       onError: (e) => {
         // A bug drops that one packet (the queue did, fail closed): counted, the first few logged.
@@ -152,9 +162,16 @@ export class SecondaryBridge {
     // ARP on the LAN: replies to our split-brain probes now, our answers for
     // the VIP after a takeover.
     this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
+    // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
+    this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
     this.peer = await this.openPeer();
     this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
+    this.guard = startLivenessGuard([probeOf(`${qnum} (divert)`, this.q)], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
+    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 's'), {
+      deafen: () => this.q.deafen(),
+      stall: (ms) => holdLoop(Number(ms)),
+    });
     dropPrivileges(cfg, this.log);
     this.log.info(
       { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
@@ -188,13 +205,8 @@ export class SecondaryBridge {
   }
 
   private onArp(frame: Buffer): void {
-    if (this.role === 'active') {
-      const reply = arpReplyFor(frame, this.vip, this.myMac);
-      if (reply) this.arp.send(reply);
-      return;
-    }
     // Someone (the primary's bridge) still claims the VIP.
-    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.vipClaimedAt = Date.now();
+    if (this.role === 'secondary' && vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.vipClaimedAt = Date.now();
   }
 
   private onDecision(d: Decision): void {
@@ -222,8 +234,15 @@ export class SecondaryBridge {
         this.arp.send(arpProbeFrame(this.myMac, this.vip));
         await new Promise((r) => setTimeout(r, PROBE_WAIT_MS));
         if (this.vipClaimedAt >= sentAt) {
-          this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned?)');
-          await new Promise((r) => setTimeout(r, 1000));
+          // Alive but silent: a partitioned heartbeat path, or a starved
+          // primary (its ARP answers come from a thread of their own). A
+          // primary whose event loop is stuck ends itself within
+          // liveness.loop_stall_ms: then the next probe finds the VIP free.
+          if (Date.now() - this.claimLoggedAt > 5000) {
+            this.claimLoggedAt = Date.now();
+            this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)');
+          }
+          await new Promise((r) => setTimeout(r, REPROBE_MS));
           continue;
         }
         this.mark('split-brain probe: VIP unclaimed', decidedAt);
@@ -250,6 +269,7 @@ export class SecondaryBridge {
     await this.rules.detach();
     this.mark('stopped diverting', decidedAt);
     const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.presence?.answer(true);
     garp();
     this.mark('gratuitous ARP sent', decidedAt);
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
@@ -280,6 +300,7 @@ export class SecondaryBridge {
     // The rest is housekeeping.
     await this.state.setPromisc(this.cfg.secondary.interface, false);
     await this.rules.remove();
+    this.guard?.stop();
     this.q.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (Date.now() - decidedAt) / 1000;
@@ -315,6 +336,8 @@ export class SecondaryBridge {
     try {
       const { PrimaryBridge } = await this.primaryModule;
       this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer });
+      // The primary bridge answers ARP (and watches the event loop) now.
+      this.presence?.close();
       this.arp.close();
       this.log.warn({ ms: Date.now() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
     } catch (e) {
@@ -406,6 +429,7 @@ export class SecondaryBridge {
         .slice(0, 50)
         .map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
+      arp: this.presence?.stats,
       noticesRejected: this.peer?.noticesRejected ?? 0,
     };
   }
@@ -416,9 +440,18 @@ export class SecondaryBridge {
     return [...this.diverged.values()].filter((d) => now - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
   }
 
+  /** The data path is stuck (the liveness guard): no more heartbeats or ARP answers; the rules stay (fail closed). */
+  private halt(): void {
+    this.peer?.close();
+    this.presence?.close();
+    this.log.error({ status: this.status() }, 'final counters (halted)');
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.guard?.stop();
+    stopFaults(this.faults, faultSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
     // A takeover in flight finishes first: its rule removal must not be cut short.
     await this.takingOver?.catch(() => undefined);
     // Having taken the primary role, that bridge goes first (its rules, its journal).
@@ -435,6 +468,7 @@ export class SecondaryBridge {
     this.metrics?.close();
     stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
     for (const t of this.garpTimers) clearTimeout(t);
+    this.presence?.close();
     this.arp?.close();
     this.capture?.close();
     await this.rules?.remove();

@@ -182,3 +182,21 @@ describe('detector', () => {
     expect(d.nextDeadline()).toBe(20);
   });
 });
+
+describe('queue watch (the liveness guard, bridge/liveness.ts)', () => {
+  it('a queue readable at every sample with nothing read is stuck after stallMs; one read in between, or not readable, is not', async () => {
+    const { QueueWatch } = await import('../../bridge/liveness.js');
+    const w = new QueueWatch(1000);
+    expect(w.sample(0, 10, true)).toBe(0); // first sample: progress from nothing
+    expect(w.sample(100, 10, true)).toBe(0);
+    expect(w.sample(600, 10, true)).toBe(500);
+    expect(w.stuck(w.sample(1099, 10, true))).toBe(false);
+    expect(w.stuck(w.sample(1100, 10, true))).toBe(true);
+    // Busy but read: never stuck.
+    const busy = new QueueWatch(1000);
+    for (let t = 0, n = 0; t < 5000; t += 100, n += 50) expect(busy.sample(t, n, true)).toBe(0);
+    // Idle: nothing waits, never stuck.
+    const idle = new QueueWatch(1000);
+    for (let t = 0; t < 5000; t += 100) expect(idle.sample(t, 7, false)).toBe(0);
+  });
+});

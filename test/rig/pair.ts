@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ export interface PairOptions {
   heartbeatTimeoutMs?: number;
   /** Extra Node.js options for the two bridge processes (e.g. --cpu-prof). */
   daemonNodeArgs?: string[];
+  /** Start the bridges with TCPFO_TEST_FAULTS=1 (bridge/faults.ts): tests inject faults through `fault()`. */
+  faults?: boolean;
 }
 
 export interface Daemon {
@@ -42,6 +45,7 @@ export class TcpfoPair {
     readonly rig: Rig,
     readonly configFile: string,
     private readonly daemonNodeArgs: readonly string[] = [],
+    private readonly faults = false,
   ) {}
 
   static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
@@ -75,7 +79,7 @@ export class TcpfoPair {
     // of their own, the rig's namespaces share one filesystem (and a node
     // that swaps roles must not meet the other node's journal or socket).
     for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
-    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? []);
+    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? [], opts.faults ?? false);
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary');
     pair.primary = await pair.startDaemon(p, 'primary');
@@ -90,7 +94,7 @@ export class TcpfoPair {
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info' } });
+    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}) } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
@@ -107,6 +111,24 @@ export class TcpfoPair {
       await new Promise((r) => setTimeout(r, 50));
     }
     return { proc, log, flushed };
+  }
+
+  /**
+   * Injects a fault into the bridge running on `node` (bridge/faults.ts;
+   * the pair must have been started with `faults: true`). `role`: the
+   * bridge role that daemon plays now (p or s).
+   */
+  async fault(node: 'primary' | 'secondary', role: 'p' | 's', command: string): Promise<void> {
+    const path = join(stateDirOf(this.rig, node), `t${role}.faults.sock`);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = createConnection(path);
+      let buf = '';
+      sock.on('data', (d: Buffer) => (buf += d.toString()));
+      sock.on('end', () => resolve(buf.trim()));
+      sock.on('error', reject);
+      sock.write(`${command}\n`);
+    });
+    if (answer !== 'ok') throw new Error(`fault ${command} on the ${node}: ${answer}`);
   }
 
   /** The configuration file of the node `node` (its own state_dir). */

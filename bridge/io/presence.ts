@@ -1,0 +1,60 @@
+/**
+ * The active node's ARP answers for the service address, and the bridge's
+ * watchdog of its own event loop, on a native thread (native/presence.cc):
+ * a starved event loop no longer misses the peer's split-brain probe, and a
+ * loop stuck for `holdMs` ends the process (exit 4) instead of leaving a
+ * bridge that claims the VIP, or heartbeats, without running.
+ */
+import { load } from './nfqueue.js';
+
+interface NativePresence {
+  touch(): void;
+  setAnswering(on: boolean): void;
+  stats(): PresenceStats;
+  close(): void;
+}
+
+export interface PresenceStats {
+  /** ARP requests for the VIP seen on the interface. */
+  requests: number;
+  replies: number;
+  sendErrors: number;
+  answering: boolean;
+}
+
+/** The exit code of a bridge whose event loop (or data path) was stuck. */
+export const EXIT_STALLED = 4;
+
+export class LanPresence {
+  private readonly native: NativePresence;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  /**
+   * `holdMs`: how long the event loop may go without running before the
+   * process ends. `label`: the logger name on the line the thread writes then.
+   */
+  constructor(ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) {
+    const mod = load() as unknown as { Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence };
+    this.native = new mod.Presence(ifname, vip >>> 0, mac, holdMs, label);
+    // The loop's sign of life: a few times per hold, from a timer.
+    this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.min(20, Math.floor(holdMs / 10))));
+    this.timer.unref();
+  }
+
+  /** Whether to answer ARP requests for the VIP (the active node only). */
+  answer(on: boolean): void {
+    if (!this.closed) this.native.setAnswering(on);
+  }
+
+  get stats(): PresenceStats {
+    return this.closed ? { requests: 0, replies: 0, sendErrors: 0, answering: false } : this.native.stats();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.native.close();
+  }
+}

@@ -1,0 +1,237 @@
+// The active node's presence on the LAN, independent of the JS event loop.
+//
+// The active bridge answers ARP for the service address itself (the kernel
+// holds the VIP dormant, ARP suppressed), so a dead bridge stops claiming
+// the VIP and the peer can take over. Answered from the event loop, a
+// CPU-starved but live primary missed the peer's split-brain probe and was
+// taken over while it still ran. Here a thread of its own answers, with a
+// packet socket bound to the LAN interface: starvation of the JS loop no
+// longer silences it.
+//
+// It answers only while the loop is alive: JS calls touch() from a timer.
+// When the loop has not touched it for `holdMs`, the thread stops
+// answering and ends the process (exit code 4, one line on stderr): the
+// peer then finds the VIP unclaimed and takes over, and this bridge can
+// never resume beside it. A process that dies takes the thread with it.
+//
+// The same thread is the bridge's watchdog of its own event loop: a loop
+// stuck for `holdMs` ends the process whatever the role, so a bridge that
+// heartbeats always also runs.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+namespace {
+
+constexpr int EXIT_STALLED = 4;
+constexpr int ARP_FRAME = 42;  // Ethernet 14 + ARP 28
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+class Presence : public Napi::ObjectWrap<Presence> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "Presence",
+                                      {
+                                          InstanceMethod("touch", &Presence::Touch),
+                                          InstanceMethod("setAnswering", &Presence::SetAnswering),
+                                          InstanceMethod("stats", &Presence::Stats),
+                                          InstanceMethod("close", &Presence::Close),
+                                      });
+    exports.Set("Presence", ctor);
+  }
+
+  // new Presence(ifname, vip (host order u32), mac: Buffer(6), holdMs, label)
+  explicit Presence(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Presence>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsNumber() || !info[4].IsString()) {
+      Napi::TypeError::New(env, "Presence(ifname, vip, mac, holdMs, label)").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string ifname = info[0].As<Napi::String>();
+    vip_ = htonl(info[1].As<Napi::Number>().Uint32Value());
+    Napi::Buffer<uint8_t> mac = info[2].As<Napi::Buffer<uint8_t>>();
+    if (mac.Length() != 6) {
+      Napi::TypeError::New(env, "mac must be 6 bytes").ThrowAsJavaScriptException();
+      return;
+    }
+    memcpy(mac_, mac.Data(), 6);
+    hold_ms_ = info[3].As<Napi::Number>().Int64Value();
+    label_ = info[4].As<Napi::String>();
+    ifindex_ = if_nametoindex(ifname.c_str());
+    if (!ifindex_) {
+      Fail(env, ("no interface " + ifname).c_str());
+      return;
+    }
+    fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (fd_ < 0) {
+      Fail(env, "socket(AF_PACKET)");
+      return;
+    }
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ARP);
+    sll.sll_ifindex = static_cast<int>(ifindex_);
+    if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) {
+      Fail(env, "bind(AF_PACKET)");
+      return;
+    }
+    last_touch_.store(NowMs());
+    if (pthread_create(&thread_, nullptr, &Presence::Run, this) != 0) {
+      Fail(env, "pthread_create");
+      return;
+    }
+    running_ = true;
+  }
+
+  ~Presence() override { Stop(); }
+
+ private:
+  void Fail(Napi::Env env, const char* what) {
+    int e = errno;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    Napi::Error::New(env, std::string(what) + ": " + strerror(e)).ThrowAsJavaScriptException();
+  }
+
+  void Stop() {
+    if (running_) {
+      stop_.store(true);
+      pthread_join(thread_, nullptr);
+      running_ = false;
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+  static void* Run(void* arg) {
+    static_cast<Presence*>(arg)->Loop();
+    return nullptr;
+  }
+
+  void Loop() {
+    uint8_t buf[1600];
+    while (!stop_.load()) {
+      int64_t silent = NowMs() - last_touch_.load();
+      if (hold_ms_ > 0 && silent > hold_ms_) Expire(silent);
+      struct pollfd p = {fd_, POLLIN, 0};
+      int r = poll(&p, 1, 20);
+      if (r <= 0) continue;
+      ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n < ARP_FRAME) continue;
+      // Ethernet type ARP; htype 1, ptype IPv4, hlen 6, plen 4, oper request.
+      const uint8_t* a = buf + 14;
+      if (buf[12] != 0x08 || buf[13] != 0x06 || a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1) continue;
+      uint32_t spa, tpa;
+      memcpy(&spa, a + 14, 4);
+      memcpy(&tpa, a + 24, 4);
+      // A request for the VIP; not someone's own announcement of it.
+      if (tpa != vip_ || spa == vip_) continue;
+      requests_++;
+      if (!answering_.load()) continue;
+      if (hold_ms_ > 0 && NowMs() - last_touch_.load() > hold_ms_) continue;  // Expire() next turn
+      uint8_t out[ARP_FRAME];
+      memcpy(out, a + 8, 6);  // to the requester's hardware address
+      memcpy(out + 6, mac_, 6);
+      out[12] = 0x08;
+      out[13] = 0x06;
+      uint8_t* r2 = out + 14;
+      memcpy(r2, a, 6);  // htype, ptype, hlen, plen
+      r2[6] = 0;
+      r2[7] = 2;  // reply
+      memcpy(r2 + 8, mac_, 6);
+      memcpy(r2 + 14, &vip_, 4);
+      memcpy(r2 + 18, a + 8, 6);
+      memcpy(r2 + 24, a + 14, 4);
+      struct sockaddr_ll to;
+      memset(&to, 0, sizeof(to));
+      to.sll_family = AF_PACKET;
+      to.sll_protocol = htons(ETH_P_ARP);
+      to.sll_ifindex = static_cast<int>(ifindex_);
+      to.sll_halen = 6;
+      memcpy(to.sll_addr, a + 8, 6);
+      if (sendto(fd_, out, sizeof(out), 0, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)) == ARP_FRAME) replies_++;
+      else send_errors_++;
+    }
+  }
+
+  // The event loop is stuck: stop claiming the VIP and end the process, so
+  // the peer takes over and this bridge cannot come back beside it.
+  [[noreturn]] void Expire(int64_t silent) {
+    answering_.store(false);
+    char line[320];
+    int len = snprintf(line, sizeof(line),
+                       "{\"level\":50,\"name\":\"%s\",\"pid\":%d,\"silentMs\":%lld,\"holdMs\":%lld,\"msg\":\"event loop stuck for %lld ms: "
+                       "exiting so the peer takes over (liveness.loop_stall_ms)\"}\n",
+                       label_.c_str(), static_cast<int>(getpid()), static_cast<long long>(silent), static_cast<long long>(hold_ms_),
+                       static_cast<long long>(silent));
+    if (len > 0) {
+      ssize_t w = write(2, line, static_cast<size_t>(len < static_cast<int>(sizeof(line)) ? len : sizeof(line) - 1));
+      (void)w;
+    }
+    _exit(EXIT_STALLED);
+  }
+
+  Napi::Value Touch(const Napi::CallbackInfo& info) {
+    last_touch_.store(NowMs());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetAnswering(const Napi::CallbackInfo& info) {
+    answering_.store(info.Length() > 0 && info[0].ToBoolean().Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("requests", Napi::Number::New(env, static_cast<double>(requests_.load())));
+    o.Set("replies", Napi::Number::New(env, static_cast<double>(replies_.load())));
+    o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(send_errors_.load())));
+    o.Set("answering", Napi::Boolean::New(env, answering_.load()));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Stop();
+    return info.Env().Undefined();
+  }
+
+  uint32_t vip_ = 0;  // network order
+  uint8_t mac_[6] = {};
+  int64_t hold_ms_ = 0;
+  std::string label_;
+  unsigned ifindex_ = 0;
+  int fd_ = -1;
+  pthread_t thread_{};
+  bool running_ = false;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> answering_{false};
+  std::atomic<int64_t> last_touch_{0};
+  std::atomic<uint64_t> requests_{0}, replies_{0}, send_errors_{0};
+};
+
+}  // namespace
+
+void InitPresence(Napi::Env env, Napi::Object exports) { Presence::Init(env, exports); }

@@ -1,0 +1,110 @@
+/**
+ * Never silent (bridge/liveness.ts, io/presence.ts): a bridge whose data path
+ * or event loop is stuck ends itself so the peer takes over, and a bridge
+ * that is only starved is not taken over. Faults are injected into the real
+ * daemons (bridge/faults.ts) during a real download through the pair.
+ */
+import { describe, expect, it } from 'vitest';
+import { once } from 'node:events';
+import { Capture } from './capture.js';
+import { checkTransparency } from './oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from './pair.js';
+import { withRig } from './rig.js';
+import { distScript } from './dist.js';
+
+const BYTES = 30_000_000;
+
+async function downloadWithFault(node: 'primary' | 'secondary', role: 'p' | 's', fault: string): Promise<{ r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string; exit: number | null }> {
+  return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+    const pair = await TcpfoPair.start(rig, { faults: true });
+    try {
+      const c = rig.host('client');
+      const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'lv', 96);
+      const t = transfer(c, 'get', BYTES, 71, 120_000);
+      await new Promise((res) => setTimeout(res, 800));
+      const d = node === 'primary' ? pair.primary! : pair.secondary!;
+      const exited = once(d.proc, 'exit').then(([code]) => code as number | null);
+      await pair.fault(node, role, fault);
+      const r = await t;
+      const exit = await Promise.race([exited, new Promise<null>((res) => setTimeout(() => res(null), 100))]);
+      const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+      return { r, problems: report.problems, logs: pair.logs(), exit };
+    } finally {
+      await pair.stop();
+    }
+  });
+}
+
+function expectIntact(x: { r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string }): void {
+  expect(x.r.error, x.logs).toBeUndefined();
+  expect(x.r.bytes, x.logs).toBe(BYTES);
+  expect(x.r.sha256, x.logs).toBe(x.r.expected);
+  expect(x.problems, x.logs).toEqual([]);
+}
+
+describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)', () => {
+  it('the primary’s output queue goes deaf mid-download: its guard ends it (exit 4), the secondary takes over, the download completes byte-exact', async () => {
+    const x = await downloadWithFault('primary', 'p', 'deafen output');
+    expectIntact(x);
+    expect(x.exit, x.logs).toBe(4);
+    expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(output\)/);
+    expect(x.logs).toMatch(/took over the service address/);
+  }, 150_000);
+
+  it('the secondary’s divert queue goes deaf: its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact', async () => {
+    const x = await downloadWithFault('secondary', 's', 'deafen divert');
+    expectIntact(x);
+    expect(x.exit, x.logs).toBe(4);
+    expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(divert\)/);
+    expect(x.logs).toMatch(/secondary failed: continuing alone/);
+  }, 150_000);
+
+  it('the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { faults: true, extraYaml: 'limits:\n  queue_buffer_bytes: 65536\n' });
+      let logs = '';
+      try {
+        const t = transfer(rig.host('client'), 'get', BYTES, 72, 120_000);
+        await new Promise((res) => setTimeout(res, 500));
+        // Traffic that does not wait for the primary (its TCP flows slow down
+        // when its bridge stalls): SYNs from spoofed clients, 5,000 a second.
+        const flood = rig.host('client').exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '198.51.100', '5000', '4']);
+        for (let i = 0; i < 5; i++) {
+          await pair.fault('primary', 'p', 'stall 300');
+          await new Promise((res) => setTimeout(res, 700));
+        }
+        await flood;
+        const r = await t;
+        logs = pair.logs();
+        expect(r.error, logs).toBeUndefined();
+        expect(r.sha256, logs).toBe(r.expected);
+        expect(pair.primary!.proc.exitCode, logs).toBeNull();
+        expect(logs).not.toMatch(/took over the service address/);
+      } finally {
+        await pair.stop();
+      }
+      const st = finalCounters(pair.primary!.log) as { queues: { out: { enobufs: number; pollErrors: number }; in: { enobufs: number; pollErrors: number } } };
+      // The overruns happened (the old code stopped reading at the first one: a deaf queue).
+      expect(st.queues.in.enobufs + st.queues.out.enobufs, JSON.stringify(st.queues)).toBeGreaterThan(0);
+      expect(st.queues.in.pollErrors + st.queues.out.pollErrors, JSON.stringify(st.queues)).toBeGreaterThan(0);
+    });
+  }, 150_000);
+
+  it('the primary’s event loop held 600 ms (six detector timeouts): its ARP answers go on from their own thread, so it is not taken over', async () => {
+    const x = await downloadWithFault('primary', 'p', 'stall 600');
+    expectIntact(x);
+    expect(x.exit, x.logs).toBeNull();
+    // The secondary missed the heartbeats and probed; the primary answered.
+    expect(x.logs).toMatch(/primary is down/);
+    expect(x.logs).toMatch(/primary silent but the service address still answers ARP/);
+    expect(x.logs).not.toMatch(/took over the service address/);
+  }, 150_000);
+
+  it('the primary’s event loop held past liveness.loop_stall_ms: it ends itself (exit 4), the secondary takes over, the download completes byte-exact', async () => {
+    const x = await downloadWithFault('primary', 'p', 'stall 3000');
+    expectIntact(x);
+    expect(x.exit, x.logs).toBe(4);
+    expect(x.logs).toMatch(/event loop stuck for \d+ ms: exiting so the peer takes over/);
+    expect(x.logs).toMatch(/took over the service address/);
+  }, 150_000);
+});
