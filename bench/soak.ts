@@ -1,23 +1,38 @@
 /**
- * Soak (issue 8 §7): mixed traffic through a tcpfo pair with periodic
- * failovers (test/rig/soak.ts), one report line a minute: transfers and
- * short connections (all checked byte-exact), failures, failovers so far,
- * the bridges' resident memory. Writes a JSON report.
+ * Soak: mixed traffic through a tcpfo pair with periodic failovers
+ * (test/rig/soak.ts), one report line a minute: transfers and short
+ * connections (all checked byte-exact), failures, failovers so far, the
+ * bridges' resident memory. Writes a JSON report. It stops at the first
+ * reaction without a kill (a false detection, a split brain).
  *
- *   npm run build && node dist/bench/soak.js [minutes=60] [failover-every-s=60] [report.json]
+ *   npm run build && node dist/bench/soak.js [minutes=60] [failover-every-s=60] [report.json] [--hog]
+ *
+ * --hog: stress-ng keeps every core busy meanwhile (at the default nice 0,
+ * as an ordinary CPU-bound job on the node would).
  */
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { soak } from '../test/rig/soak.js';
 
-const minutes = Number(process.argv[2] ?? 60);
-const every = Number(process.argv[3] ?? 60);
-const out = process.argv[4] ?? 'bench/results/soak.json';
+const hog = process.argv.includes('--hog');
+const args = process.argv.slice(2).filter((a) => a !== '--hog');
+const minutes = Number(args[0] ?? 60);
+const every = Number(args[1] ?? 60);
+const out = args[2] ?? 'bench/results/soak.json';
 if (!(minutes > 0) || !(every >= 10)) {
-  console.error('usage: soak.js [minutes>0] [failover-every-s>=10] [report.json]');
+  console.error('usage: soak.js [minutes>0] [failover-every-s>=10] [report.json] [--hog]');
   process.exit(2);
 }
 const started = new Date().toISOString();
-console.log(`soak: ${minutes} min, a failover every ${every} s (alternately secondary and primary), 100 Mbit/s client link`);
+const cores = availableParallelism();
+const hogProc = hog ? spawn('stress-ng', ['--cpu', String(cores), '--timeout', `${Math.ceil(minutes * 60 + 60)}s`], { stdio: 'ignore' }) : undefined;
+hogProc?.on('error', (e) => {
+  console.error(`--hog needs stress-ng (apt-get install stress-ng): ${e.message}`);
+  process.exit(2);
+});
+process.on('exit', () => hogProc?.kill('SIGKILL'));
+console.log(`soak: ${minutes} min, a failover every ${every} s (alternately secondary and primary), 100 Mbit/s client link${hog ? `, stress-ng busy on all ${cores} cores` : ''}`);
 console.log('  t(s)  transfers  failed     MB  short-conns  failed  kills P/S   RSS P MB  RSS S MB');
 const r = await soak({
   durationMs: minutes * 60_000,
@@ -34,7 +49,8 @@ for (const e of r.errors) console.log(`error: ${e}`);
 const last = r.intervals.at(-1);
 console.log(`\n${last?.transfers ?? 0} transfers (${last?.transferFailures ?? 0} failed), ${last?.shortConnections ?? 0} short connections (${last?.shortFailures ?? 0} failed), ${r.errors.length} errors`);
 const { bridgeLogs, ...report } = r;
-writeFileSync(out, JSON.stringify({ started, minutes, failoverEverySeconds: every, ...report }, null, 2));
+hogProc?.kill('SIGKILL');
+writeFileSync(out, JSON.stringify({ started, minutes, failoverEverySeconds: every, hog, ...report }, null, 2));
 console.log(`report: ${out}`);
 if (bridgeLogs) {
   const logs = out.replace(/\.json$/, '') + '-bridges.log';

@@ -8,6 +8,7 @@ PACKAGES=(
   libnetfilter-queue-dev libmnl-dev              # the NFQUEUE addon
   python3 make g++                               # node-gyp
   socat curl vsftpd ftp                          # real clients and servers for the tests
+  stress-ng                                      # the soak beside a CPU hog (bench)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
