@@ -3,6 +3,7 @@
 import { setPriority } from 'node:os';
 import { Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
+import { describeChange } from './bridge/io/node-state.js';
 import { ConfigError, loadConfig, swapRoles, type Config } from './config/config.js';
 import { createLogger } from './bridge/log.js';
 
@@ -137,6 +138,7 @@ program
       const conns = (st.connections ?? {}) as Record<string, number>;
       const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
       console.log(`role         ${String(st.role)}`);
+      if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
       if (typeof st.divergedReported === 'number') console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
@@ -177,7 +179,8 @@ program
     const r = await cleanupNode(opts.stateDir);
     const what = [
       ...r.ruleTags.map((t) => `rules of instance ${t}`),
-      ...r.changes.map((c) => (c.kind === 'sysctl' ? `sysctl ${c.key}=${c.previous}` : c.kind === 'promisc' ? `promisc ${c.dev} ${c.previous ? 'on' : 'off'}` : `address ${c.cidr} off ${c.dev}`)),
+      ...(r.divertRoutes ? ['the secondary’s divert routing'] : []),
+      ...r.changes.map(describeChange),
     ];
     console.log(what.length ? `cleanup: restored ${what.length}: ${what.join(', ')}` : 'cleanup: nothing to do');
   });

@@ -9,6 +9,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 /** What a bridge reports at scrape time. */
 export interface MetricsSnapshot {
   role: string;
+  /** The node's data path: the primary's queue-and-merge path, or the secondary's kernel or pcap path. */
+  datapath: 'merge' | 'kernel' | 'pcap';
   peerUp: boolean;
   heartbeatRttSeconds: number | null;
   heartbeatsReceived: number;
@@ -74,6 +76,16 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     collect() {
       const s = take();
       for (const r of ROLES) this.set({ role: r }, s.role === r ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_datapath_info',
+    help: 'The data path this bridge runs: merge (the primary), kernel or pcap (the secondary); 1 for the current one',
+    labelNames: ['mode'],
+    registers: [reg],
+    collect() {
+      const d = get().datapath;
+      for (const m of ['merge', 'kernel', 'pcap']) this.set({ mode: m }, d === m ? 1 : 0);
     },
   });
   new Gauge({ name: 'tcpfo_peer_up', help: 'Whether the peer bridge’s heartbeats arrive', registers: [reg], collect() { this.set(get().peerUp ? 1 : 0); } });

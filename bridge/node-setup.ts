@@ -4,6 +4,7 @@ import { NodeState } from './io/node-state.js';
 import { limitCapabilities } from './io/caps.js';
 import { destroyConnections } from './io/sockets.js';
 import { installedTags, removeRules, RuleSet } from './io/rules.js';
+import { removeDivertRoutes } from './io/kernel-path.js';
 import { BRIDGE_MARK } from './io/inject.js';
 import { ipv4 } from './wire/addr.js';
 import type { Logger } from './log.js';
@@ -60,6 +61,8 @@ export async function removeOtherRoleRules(cfg: Config, own: RoleTag, log: Logge
   const tag = `${cfg.instance}${other}`;
   if (!(await installedTags()).includes(tag)) return;
   await removeRules(tag);
+  // A secondary's kernel path routes marked packets: nothing marks them once its tables are gone.
+  if (other === 's') await removeDivertRoutes();
   log.warn({ tag }, `removed the rules a previous ${roleName(other)} bridge left on this node`);
 }
 

@@ -53,6 +53,14 @@ export const configSchema = z.strictObject({
   }),
   primary: node,
   secondary: node,
+  /**
+   * The secondary's data path. kernel: the client's frames go straight into
+   * S's TCP and S's segments are routed to the primary unchanged, all in the
+   * kernel (nftables netdev ingress, a route chain, policy routing); pcap: the
+   * paper's way, libpcap capture and raw-socket injection in, NFQUEUE and a
+   * divert option out. auto (the default): kernel where this kernel can.
+   */
+  datapath: z.enum(['auto', 'kernel', 'pcap']).default('auto'),
   lan: z
     .strictObject({
       /** hub: the secondary sees the client's frames (hub, mirror port, flooding bridge). */

@@ -187,3 +187,15 @@ async function undoChange(c: Change): Promise<void> {
       return;
   }
 }
+
+/** One journal entry in words (for `tcpfo cleanup` and logs). */
+export function describeChange(c: Change): string {
+  switch (c.kind) {
+    case 'sysctl':
+      return `sysctl ${c.key}=${c.previous}`;
+    case 'promisc':
+      return `promisc ${c.dev} ${c.previous ? 'on' : 'off'}`;
+    case 'address':
+      return `address ${c.cidr} off ${c.dev}`;
+  }
+}

@@ -239,7 +239,7 @@ async function dropEmptyIptTable(): Promise<void> {
 async function nftTags(): Promise<Set<string>> {
   const out = await sh(['nft', 'list', 'tables']).catch(() => '');
   const tags = new Set<string>();
-  for (const m of out.matchAll(/^table ip tcpfo_([a-z0-9]+)$/gm)) tags.add(m[1]!);
+  for (const m of out.matchAll(/^table (?:ip|netdev) tcpfo_([a-z0-9]+)$/gm)) tags.add(m[1]!);
   return tags;
 }
 
@@ -263,10 +263,6 @@ export class RuleSet {
     checkTag(tag);
     if (!(skipMark > 0 && skipMark <= 0xffffffff)) throw new RuleError(`bad skip mark ${skipMark}`);
     const b = backend ?? (await detectBackend());
-    // A set the other backend holds under this tag (the kernel changed) goes first.
-    if (b === 'nft') {
-      if ((await iptTags()).has(tag)) await iptRemove(tag);
-    } else await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
     const rs = new RuleSet(tag, b, rules, skipMark);
     try {
       await rs.apply();
@@ -275,6 +271,11 @@ export class RuleSet {
       throw e;
     }
     rs.installed = true;
+    // A set the other backend holds under this tag (the kernel changed, or
+    // the secondary's kernel path) goes once ours is in: no packet meets neither.
+    if (b === 'nft') {
+      if ((await iptTags()).has(tag)) await iptRemove(tag);
+    } else await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
     return rs;
   }
 
@@ -338,11 +339,26 @@ export class RuleSet {
   }
 }
 
-/** Removes the rules of instance `tag` from both backends. Idempotent. */
+/** Removes only the iptables-nft chains of instance `tag` (the queue rules a pcap-mode predecessor left). */
+export async function removeIptablesRules(tag: string): Promise<void> {
+  checkTag(tag);
+  if ((await iptTags()).has(tag)) await iptRemove(tag);
+}
+
+/**
+ * Removes the rules of instance `tag` from both backends, and the kernel
+ * data path's tables (io/kernel-path.ts) of the same tag. Idempotent.
+ */
 export async function removeRules(tag: string): Promise<void> {
   checkTag(tag);
   await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
+  await shOk(['nft', 'delete', 'table', 'netdev', `tcpfo_${tag}`]);
   await iptRemove(tag);
+}
+
+/** Runs one `nft -f` transaction (the kernel data path's tables). */
+export async function nftApply(script: string): Promise<void> {
+  await sh(['nft', '-f', '-'], script);
 }
 
 /** Tags of every tcpfo instance with rules in this network namespace. */

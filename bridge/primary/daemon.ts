@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { WireError } from '../wire/error.js';
-import { Ipv4Packet } from '../wire/ipv4.js';
+import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
@@ -230,7 +230,9 @@ export class PrimaryBridge {
       `${cfg.instance}p`,
       [
         { hook: 'output', match: { src: this.vip, sports: ports }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
-        { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S (fail closed)' },
+        { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
+        // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
+        { hook: 'prerouting', match: { src: this.vip, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
         { hook: 'prerouting', match: { dst: this.vip, dports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
       ],
       BRIDGE_MARK,
@@ -334,18 +336,24 @@ export class PrimaryBridge {
     const id = inboundId(b.id(i));
     const pkt = b.packet(i);
     const now = Date.now();
-    // Cheap dispatch on the destination: the VIP is client traffic, our own
-    // address is S's diverted output.
-    const dst = pkt.length >= 20 ? pkt.readUInt32BE(16) : 0;
+    // Cheap dispatch on the addresses: to the VIP is client traffic; from the
+    // VIP is S's output on the kernel path (to its client); to our own
+    // address is S's output on the pcap path (the client in an option).
+    const src = pkt.length >= 20 ? pkt.readUInt32BE(IP_SRC) : 0;
+    const dst = pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0;
     if (dst === this.vip) {
       this.merger.fromClient(id, pkt, now, b.checksumState(i));
       return;
     }
-    const ip = Ipv4Packet.parse(pkt);
-    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-    const client = seg instanceof WireError ? null : divertedClient(seg);
+    let client: number | null = null;
+    if (src === this.vip) client = dst;
+    else {
+      const ip = Ipv4Packet.parse(pkt);
+      const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
+      client = seg instanceof WireError ? null : divertedClient(seg);
+    }
     if (b.srcMac(i) !== this.peerMac || client === null) {
-      // Claims to be diverted, but not from the secondary's MAC, or no option: never trusted.
+      // Claims to be S's output, but not from the secondary's MAC (or, on the pcap path, no option): never trusted.
       this.stats.spoofedDiverted++;
       this.inQ.drop(b.id(i));
       return;
@@ -392,6 +400,7 @@ export class PrimaryBridge {
     const det = this.peer?.detector;
     return {
       role: this.alone ? 'alone' : 'primary',
+      datapath: 'merge',
       peerUp: det?.peer === 'up',
       heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
       heartbeatsReceived: det?.stats.received ?? 0,

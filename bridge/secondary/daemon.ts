@@ -1,10 +1,16 @@
 /**
- * The secondary bridge process: libpcap capture of the client's frames →
- * injection into S's own stack; S's output to clients → diverted to P.
+ * The secondary bridge process. Two data paths (config `datapath`):
  *
- * Queue:
- *   base+2   S's output to clients, diverted   fail closed: a client must
- *            never see S's replies while P speaks for the pair.
+ *   kernel   the client's frames go straight into S's TCP and S's segments
+ *            are routed to the primary unchanged, in the kernel
+ *            (io/kernel-path.ts): this process keeps only the control plane
+ *            (heartbeats, ARP, takeover, divergence notices, stale sockets).
+ *   pcap     the paper's way: libpcap capture of the client's frames →
+ *            injection into S's own stack; S's output to clients → NFQUEUE
+ *            base+2, diverted to P with the client's address in an option.
+ *
+ * Either way fail closed: a client never sees S's replies while P speaks
+ * for the pair, also when this process is killed.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
@@ -16,7 +22,7 @@ import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
-import { destroySockets } from '../io/sockets.js';
+import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
 import { controlSocketPath, startControl, stopControl } from '../control.js';
@@ -25,7 +31,9 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
-import { RuleSet } from '../io/rules.js';
+import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
+import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
+import { blindProds, blindPrompts } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
 import { swapRoles, type Config } from '../../config/config.js';
@@ -89,10 +97,15 @@ export class SecondaryBridge {
   private metrics: Server | undefined;
   private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
-  private q!: PacketQueue;
-  private rules!: RuleSet;
+  /** The data path in use: chosen at start (config `datapath`, and what the kernel can do). */
+  datapath: 'kernel' | 'pcap' = 'pcap';
+  private kernelPath: KernelPathSpec | undefined;
+  /** Why `auto` fell back to pcap (for status and the start log line). */
+  private kernelPathUnavailable: string | undefined;
+  private q: PacketQueue | undefined;
+  private rules: RuleSet | undefined;
   private injector!: Injector;
-  private capture!: FrameCapture;
+  private capture: FrameCapture | undefined;
   stopped = false;
   verdictErrors = 0;
   /** Packets dropped because the diverter threw (a bug): the pair keeps running. */
@@ -126,16 +139,99 @@ export class SecondaryBridge {
     await prepareNode(this.state, cfg, cfg.secondary.interface, this.log, 's', true);
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
+    this.injector = new Injector(BRIDGE_MARK, 64, 1 << 16);
+    await this.chooseDatapath();
+    if (this.datapath === 'kernel') await this.setupKernelPath();
+    else await this.setupPcapPath();
+    // Whatever this node's TCP still has on the service address belongs to a
+    // previous instance (whose servers were killed, or whose connections the
+    // primary stopped replicating when it lost us): it must never answer a
+    // client. The RSTs are diverted; the primary degrades any of them it
+    // still merged (we restarted faster than its detector noticed).
+    await abortConnections(cfg, this.log, 'left by a previous instance');
+    await removeOtherRoleRules(cfg, 's', this.log);
+    // ARP on the LAN: replies to our split-brain probes now, our answers for
+    // the VIP after a takeover.
+    this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
+    // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
+    this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
+    this.peer = await this.openPeer();
+    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
+    const q = this.q;
+    this.guard = startLivenessGuard(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
+    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 's'), {
+      deafen: () => this.q?.deafen(),
+      stall: (ms) => holdLoop(Number(ms)),
+    });
+    dropPrivileges(cfg, this.log);
+    this.log.info(
+      {
+        role: 'secondary',
+        datapath: this.datapath,
+        ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
+        service: cfg.service.address,
+        interface: cfg.secondary.interface,
+        ...(this.rules ? { backend: this.rules.backend, queue: this.q?.queueNum } : {}),
+      },
+      this.datapath === 'kernel' ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)' : 'secondary bridge up: capturing and diverting',
+    );
+  }
+
+  private kernelPathSpec(): KernelPathSpec {
+    const cfg = this.cfg;
+    return {
+      tag: `${cfg.instance}s`,
+      lanInterface: cfg.secondary.interface,
+      vip: this.vip,
+      ports: cfg.service.ports,
+      primaryMac: cfg.primary.mac,
+      selfMac: cfg.secondary.mac,
+      primaryAddress: ipv4(cfg.primary.address),
+    };
+  }
+
+  /** `datapath: auto` takes the kernel path where this kernel can carry it (checked by nft against the kernel). */
+  private async chooseDatapath(): Promise<void> {
+    const want = this.cfg.datapath;
+    if (want === 'pcap') {
+      this.datapath = 'pcap';
+      return;
+    }
+    const probe = await kernelPathSupported(this.kernelPathSpec());
+    if (probe.ok) {
+      this.datapath = 'kernel';
+      return;
+    }
+    if (want === 'kernel') throw new Error(`datapath: kernel, but this kernel cannot carry it: ${probe.why}`);
+    this.kernelPathUnavailable = probe.why;
+    this.log.warn({ why: probe.why }, 'the kernel data path is not available here: using datapath pcap');
+    this.datapath = 'pcap';
+  }
+
+  /**
+   * The kernel path, replacing what a killed predecessor of the same tag
+   * left in one transaction; then a pcap-mode predecessor's queue rules go
+   * (they would drop our output into a queue nobody reads).
+   */
+  private async setupKernelPath(): Promise<void> {
+    this.kernelPath = this.kernelPathSpec();
+    await installKernelPath(this.kernelPath);
+    await removeIptablesRules(this.kernelPath.tag);
+  }
+
+  private async setupPcapPath(): Promise<void> {
+    const cfg = this.cfg;
     const qnum = cfg.queue_base + 2;
-    this.q = new PacketQueue(qnum, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, {
-      onPacket: (b, i) => this.onOutput(b, i),
+    const q = new PacketQueue(qnum, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, {
+      onPacket: (b, i) => this.onOutput(q, b, i),
       onError: (e) => {
         // A bug drops that one packet (the queue did, fail closed): counted, the first few logged.
         this.internalErrors++;
         if (this.internalErrors <= 10) this.log.error({ err: e, count: this.internalErrors }, 'internal error on a packet: dropped');
       },
     });
-    this.injector = new Injector(BRIDGE_MARK, 64, 1 << 16);
+    this.q = q;
     this.rules = await RuleSet.install(
       `${cfg.instance}s`,
       [
@@ -148,35 +244,13 @@ export class SecondaryBridge {
       ],
       BRIDGE_MARK,
     );
-    // Whatever this node's TCP still has on the service address belongs to a
-    // previous instance (whose servers were killed, or whose connections the
-    // primary stopped replicating when it lost us): it must never answer a
-    // client. The RSTs are diverted; the primary degrades any of them it
-    // still merged (we restarted faster than its detector noticed).
-    await abortConnections(cfg, this.log, 'left by a previous instance');
-    await removeOtherRoleRules(cfg, 's', this.log);
+    // A kernel-path predecessor's tables and routing go once our queue rule is in (theirs was fail closed too).
+    await detachKernelPath(`${cfg.instance}s`);
+    await removeDivertRoutes();
     this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
       const pkt = this.diverter.inbound(frame);
       if (pkt) this.injector.send(pkt);
     });
-    // ARP on the LAN: replies to our split-brain probes now, our answers for
-    // the VIP after a takeover.
-    this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
-    // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
-    this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
-    this.peer = await this.openPeer();
-    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
-    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
-    this.guard = startLivenessGuard([probeOf(`${qnum} (divert)`, this.q)], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
-    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 's'), {
-      deafen: () => this.q.deafen(),
-      stall: (ms) => holdLoop(Number(ms)),
-    });
-    dropPrivileges(cfg, this.log);
-    this.log.info(
-      { role: 'secondary', service: cfg.service.address, interface: cfg.secondary.interface, backend: this.rules.backend, queue: qnum },
-      'secondary bridge up: capturing and diverting',
-    );
   }
 
   private openPeer(role: 'secondary' | 'alone' = 'secondary'): Promise<PeerLink> {
@@ -266,14 +340,53 @@ export class SecondaryBridge {
     this.role = 'active';
     this.peer.role = 'alone';
     // The fast path first: out of the packet path, then claim the VIP.
-    await this.rules.detach();
+    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag);
+    else await this.rules?.detach();
     this.mark('stopped diverting', decidedAt);
     const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.presence?.answer(true);
     garp();
     this.mark('gratuitous ARP sent', decidedAt);
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
-    this.capture.close();
+    if (this.kernelPath) await this.promptKernelPath(decidedAt);
+    else this.promptPcapPath(decidedAt);
+    // The rest is housekeeping.
+    await this.state.setPromisc(this.cfg.secondary.interface, false);
+    if (this.kernelPath) await removeDivertRoutes();
+    await this.rules?.remove();
+    this.guard?.stop();
+    this.q?.close();
+    this.mark('promiscuous mode off, rules removed', decidedAt);
+    this.failoverSeconds = (Date.now() - decidedAt) / 1000;
+    this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline }, 'took over the service address: serving alone');
+  }
+
+  /**
+   * Kernel path, after the takeover: no capture ever saw the clients'
+   * numbers. Diverged connections: our sockets aborted by address, then the
+   * clients prodded (their answers meet no socket and draw exact resets).
+   * Every other connection: S's TCP prompted to tell its client where it
+   * stands (io: `ss` lists them; secondary/blind.ts).
+   */
+  private async promptKernelPath(decidedAt: number): Promise<void> {
+    const fresh = this.freshDiverged();
+    if (fresh.length) {
+      const n = await destroySockets(this.cfg.service.address, fresh).catch((e: unknown) => {
+        this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections');
+        return 0;
+      });
+      for (const p of blindProds(fresh, this.vip)) this.injector.send(p);
+      this.closedDiverged = fresh.length;
+      this.mark(`closed ${fresh.length} diverged connection(s) (${n} socket(s) aborted)`, decidedAt);
+    }
+    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(() => []);
+    for (const p of blindPrompts(live, this.vip)) this.injector.send(p);
+    this.mark(`prompted ${live.length} connection(s) to acknowledge`, decidedAt);
+  }
+
+  /** Pcap path, after the takeover: the capture's last view of each connection gives exact resets and prompts. */
+  private promptPcapPath(decidedAt: number): void {
+    this.capture?.close();
     this.mark('stopped capturing', decidedAt);
     // Connections that diverged on the primary end here rather than go on with our bytes.
     const fresh = this.freshDiverged();
@@ -297,14 +410,6 @@ export class SecondaryBridge {
     const prompts = this.diverter.prompts();
     for (const p of prompts) this.injector.send(p);
     this.mark(`prompted ${prompts.length} connection(s) to acknowledge`, decidedAt);
-    // The rest is housekeeping.
-    await this.state.setPromisc(this.cfg.secondary.interface, false);
-    await this.rules.remove();
-    this.guard?.stop();
-    this.q.close();
-    this.mark('promiscuous mode off, rules removed', decidedAt);
-    this.failoverSeconds = (Date.now() - decidedAt) / 1000;
-    this.log.warn({ role: 'active', timeline: this.timeline }, 'took over the service address: serving alone');
   }
 
   /**
@@ -363,13 +468,13 @@ export class SecondaryBridge {
     this.timeline.push({ what, atMs: Date.now() - since });
   }
 
-  private onOutput(b: PacketBatch, i: number): void {
+  private onOutput(q: PacketQueue, b: PacketBatch, i: number): void {
     const id = b.id(i);
     const out = this.diverter.divert(b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, b.checksumPartial(i));
     let ok: boolean;
-    if (typeof out !== 'string') ok = this.q.acceptModified(id, out);
-    else if (out === 'not-service' || out === 'not-failover-port') ok = this.q.accept(id);
-    else ok = this.q.drop(id); // fail closed
+    if (typeof out !== 'string') ok = q.acceptModified(id, out);
+    else if (out === 'not-service' || out === 'not-failover-port') ok = q.accept(id);
+    else ok = q.drop(id); // fail closed
     if (!ok) this.verdictErrors++;
   }
 
@@ -383,6 +488,7 @@ export class SecondaryBridge {
     skipped['bad-checksum'] = d.skipped['bad-checksum'] + d.badChecksum;
     return {
       role: this.role,
+      datapath: this.datapath,
       peerUp: det?.peer === 'up',
       heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
       heartbeatsReceived: det?.stats.received ?? 0,
@@ -414,6 +520,8 @@ export class SecondaryBridge {
     const diverged = this.freshDiverged();
     return {
       role: this.role,
+      datapath: this.datapath,
+      ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
       decisions: this.peer?.detector.decisions,
@@ -460,7 +568,7 @@ export class SecondaryBridge {
     // are gone, and without our rules they would talk to clients directly.
     // Aborted while the rules divert their RSTs to the primary, which goes on
     // alone with each at once.
-    if (this.role === 'secondary' && this.rules && (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))) {
+    if (this.role === 'secondary' && (this.rules || this.kernelPath) && (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))) {
       await new Promise((r) => setTimeout(r, 100)); // the RSTs leave through our queue
     }
     this.log.info({ status: this.status() }, 'final counters');
@@ -472,6 +580,10 @@ export class SecondaryBridge {
     this.arp?.close();
     this.capture?.close();
     await this.rules?.remove();
+    if (this.kernelPath) {
+      await removeRules(this.kernelPath.tag);
+      await removeDivertRoutes();
+    }
     this.q?.close();
     await this.injector?.drain(1000);
     this.injector?.close();

@@ -4,6 +4,7 @@ import { buildRegistry, type MetricsSnapshot } from '../../bridge/metrics.js';
 
 const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   role: 'primary',
+  datapath: 'merge',
   peerUp: true,
   heartbeatRttSeconds: 0.012,
   heartbeatsReceived: 10,

@@ -131,7 +131,8 @@ describe('a live secondary that silently lost a connection', () => {
         expect(l.error).toMatch(/ECONNRESET/);
         expect(l.firstDiff).toBe(-1); // every byte the client got was right
         expect(l.bytes).toBeGreaterThan(0);
-        await waitForLog(pair, /closed 1 diverged connection\(s\)/);
+        // The kernel path knows no client's numbers: it prods every connection the primary still lists (the first one too, over but listed for a while).
+        await waitForLog(pair, /closed [1-9]\d* diverged connection\(s\)/);
       } finally {
         await pair.stop();
       }
@@ -171,9 +172,15 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         // Memory: bounded by the table, not by the flood.
         const grew = during('tcpfo_process_resident_memory_bytes') - before('tcpfo_process_resident_memory_bytes');
         expect(grew).toBeLessThan(64 << 20);
-        // The half-open entries expire (2 s, checked every second); new connections work.
-        await new Promise((res) => setTimeout(res, 3500));
-        expect(connections(await scrape(rig, 'primary'))).toBeLessThanOrEqual(2);
+        // The half-open entries expire (2 s, checked every second) — also those
+        // the servers' SYN-ACK retransmissions (1, 3, 7, 15 s after) make
+        // again; new connections work meanwhile.
+        let left = Infinity;
+        for (let i = 0; i < 80 && left > 2; i++) {
+          await new Promise((res) => setTimeout(res, 500));
+          left = connections(await scrape(rig, 'primary'));
+        }
+        expect(left).toBeLessThanOrEqual(2);
         const again = await transfer(c, 'get', 1_000_000, 72);
         expect(again.sha256).toBe(again.expected);
         console.log(`SYN flood: ${sent.sent} SYNs, table peak ${peak}, refused ${during('tcpfo_drops_total{reason="table-full"}')}, RSS +${(grew / 1e6).toFixed(1)} MB, download ${r.ms} ms (longest gap ${r.maxGapMs} ms)`);
@@ -183,7 +190,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
     });
   }, 120_000);
 
-  it('forged diverted segments (the secondary’s address, not its MAC) are dropped and counted; the download is intact', async () => {
+  it('forged diverted segments (the secondary’s address, or the service address, not its MAC) are dropped and counted; the download is intact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
       const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
       try {
@@ -202,11 +209,16 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
           '1',
         ]);
         const sent = (JSON.parse(forged.stdout.trim()) as { sent: number }).sent;
+        // The kernel path's form: from the service address to a client, sent to the primary's MAC by another host.
+        await c.exec(['ip', 'neigh', 'replace', '192.0.2.77', 'lladdr', rig.host('primary').mac, 'dev', 'eth0']);
+        const routed = await c.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'routed', '192.0.2.77', String(DEMO_PORT), VIP, '2000', '1']);
+        const sentRouted = (JSON.parse(routed.stdout.trim()) as { sent: number }).sent;
         const r = await t;
         expect(r.sha256).toBe(r.expected);
         const m = await scrape(rig, 'primary');
         expect(sent).toBeGreaterThan(1000);
-        expect(m('tcpfo_drops_total{reason="spoofed-diverted"}')).toBe(sent);
+        expect(sentRouted).toBeGreaterThan(1000);
+        expect(m('tcpfo_drops_total{reason="spoofed-diverted"}')).toBe(sent + sentRouted);
         expect(m('tcpfo_divergences_total')).toBe(0);
       } finally {
         await pair.stop();

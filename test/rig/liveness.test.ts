@@ -14,9 +14,9 @@ import { distScript } from './dist.js';
 
 const BYTES = 30_000_000;
 
-async function downloadWithFault(node: 'primary' | 'secondary', role: 'p' | 's', fault: string): Promise<{ r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string; exit: number | null }> {
+async function downloadWithFault(node: 'primary' | 'secondary', role: 'p' | 's', fault: string, datapath: 'auto' | 'pcap' = 'auto'): Promise<{ r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string; exit: number | null }> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { faults: true });
+    const pair = await TcpfoPair.start(rig, { faults: true, datapath });
     try {
       const c = rig.host('client');
       const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'lv', 96);
@@ -51,8 +51,8 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     expect(x.logs).toMatch(/took over the service address/);
   }, 150_000);
 
-  it('the secondary’s divert queue goes deaf: its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact', async () => {
-    const x = await downloadWithFault('secondary', 's', 'deafen divert');
+  it('the secondary’s divert queue goes deaf (pcap data path): its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact', async () => {
+    const x = await downloadWithFault('secondary', 's', 'deafen divert', 'pcap');
     expectIntact(x);
     expect(x.exit, x.logs).toBe(4);
     expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(divert\)/);

@@ -7,7 +7,7 @@
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
-import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
+import { IP_DST, Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
 import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
@@ -59,9 +59,20 @@ interface State {
  * were there (zeros); callers check no checksum or byte content then.
  */
 function* serviceSegments(frames: readonly CapturedFrame[], service: number, port: number): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
+  // What the client's NIC takes: frames to its own MAC. On a hub its capture
+  // (promiscuous) also sees the secondary's output on its way to the primary
+  // (the kernel path sends it unchanged, to the primary's MAC): not the client's.
+  const clientMacs = new Set<string>();
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    // The destination address is all that is read here (a short snaplen keeps only the headers).
+    if (f.data.length >= eth.payloadOffset + IP_DST + 4 && f.data.readUInt32BE(eth.payloadOffset + IP_DST) === service) clientMacs.add(eth.srcString);
+  }
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    if (clientMacs.size && !clientMacs.has(eth.dstString) && !clientMacs.has(eth.srcString)) continue;
     const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
     const ip = Ipv4Packet.parse(data, eth.payloadOffset);
     if (ip instanceof WireError) continue;

@@ -27,6 +27,8 @@ export interface PairOptions {
   daemonNodeArgs?: string[];
   /** Start the bridges with TCPFO_TEST_FAULTS=1 (bridge/faults.ts): tests inject faults through `fault()`. */
   faults?: boolean;
+  /** The secondary's data path (config `datapath`; default auto: the kernel path where the kernel can). */
+  datapath?: 'auto' | 'kernel' | 'pcap';
 }
 
 export interface Daemon {
@@ -66,6 +68,7 @@ export class TcpfoPair {
       `  address: ${s.ip}`,
       '  interface: eth0',
       `  mac: "${s.mac}"`,
+      `datapath: ${opts.datapath ?? 'auto'}`,
       'lan:',
       '  mode: hub',
       'heartbeat:',

@@ -1,7 +1,8 @@
 /**
  * Replication without faults, end to end: real Linux TCP on client, primary
  * and secondary, both bridges started through the CLI, the demo server on
- * both nodes, hub mode.
+ * both nodes, hub mode — on each of the secondary's data paths (the kernel
+ * path, and the paper's pcap path).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Capture } from './capture.js';
@@ -13,14 +14,14 @@ import { Rig } from './rig.js';
 const MB = 1_000_000;
 
 async function nodeSnapshot(rig: Rig, host: string): Promise<string> {
-  const r = await rig.host(host).sh('iptables-nft-save 2>/dev/null | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore', { allowFail: true });
+  const r = await rig.host(host).sh('iptables-nft-save 2>/dev/null | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore; ip rule; ip route show table all | grep -v "^local\\|^broadcast\\|^multicast"', { allowFail: true });
   return r.stdout.replace(/valid_lft.*$/gm, '');
 }
 
 // No node fails in these tests: a detector timeout of 500 ms keeps a CPU-starved
 // CI machine (two test files in parallel on two cores) from declaring a busy
 // primary dead. The failover tests use the product default, 100 ms.
-describe('replication without faults (hub mode)', () => {
+describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode, %s data path)', (datapath) => {
   let rig: Rig;
   let pair: TcpfoPair;
   const before: Record<string, string> = {};
@@ -28,7 +29,7 @@ describe('replication without faults (hub mode)', () => {
   beforeAll(async () => {
     rig = await Rig.create({ mode: 'hub' });
     for (const h of ['primary', 'secondary']) before[h] = await nodeSnapshot(rig, h);
-    pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
+    pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath });
   });
 
   afterAll(async () => {
@@ -84,27 +85,36 @@ describe('replication without faults (hub mode)', () => {
 
   it('stops cleanly: the merge really happened, and nothing is left installed', async () => {
     await pair.stop();
-    const p = finalCounters(pair.primary!.log) as { merger: { releasedBytes: number; divergences: number; handshakes: number; translatedInbound: number } };
-    const s = finalCounters(pair.secondary!.log) as { diverter: { diverted: number } };
+    const p = finalCounters(pair.primary!.log) as { merger: { releasedBytes: number; divergences: number; handshakes: number; translatedInbound: number; divertedSegments: number; drops: Record<string, number> } };
+    const s = finalCounters(pair.secondary!.log) as { datapath: string; diverter: { diverted: number; injected: number } };
     // Server-to-client bytes: 100 MB + 2 MB downloads and 200 × 20 kB; the uploads went the other way, translated.
     expect(p.merger.releasedBytes).toBeGreaterThanOrEqual(106 * MB);
     expect(p.merger.translatedInbound).toBeGreaterThan(1000);
     expect(p.merger.divergences).toBe(0);
     expect(p.merger.handshakes).toBeGreaterThanOrEqual(204);
-    expect(s.diverter.diverted).toBeGreaterThan(1000);
+    expect(p.merger.divertedSegments).toBeGreaterThan(1000);
+    expect(p.merger.drops['bad-checksum']).toBe(0);
+    expect(s.datapath).toBe(datapath);
+    if (datapath === 'pcap') {
+      expect(s.diverter.diverted).toBeGreaterThan(1000);
+    } else {
+      // The secondary's bridge never touched a data packet.
+      expect(s.diverter.diverted).toBe(0);
+      expect(s.diverter.injected).toBe(0);
+    }
     for (const h of ['primary', 'secondary']) expect(await nodeSnapshot(rig, h)).toBe(before[h]);
   }, 60_000);
 });
 
 const LOSSY = 100 * MB;
 
-describe('replication under 1% random loss on every link (hub mode)', () => {
+describe.each(['kernel', 'pcap'] as const)('replication under 1%% random loss on every link (hub mode, %s data path)', (datapath) => {
   it('100 MB each way still arrive byte-exact, with no RST', async () => {
     const loss = 0.01;
     const rig = await Rig.create({ mode: 'hub', links: { client: { loss }, primary: { loss }, secondary: { loss } } });
     let pair: TcpfoPair | undefined;
     try {
-      pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
+      pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath });
       const c = rig.host('client');
       const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'lossy', 96);
       const get = await transfer(c, 'get', LOSSY, 31, 240_000);

@@ -9,6 +9,11 @@
  *     (the secondary's address) port SPORT to DST (the primary), with the
  *     divert option naming CLIENT, carrying 100 bytes of 'X' at random
  *     sequence numbers. The primary must drop every one.
+ *   node syn-flood.js routed DST SPORT SRC RATE SECONDS
+ *     Segments that claim to be the secondary's output on the kernel path:
+ *     from SRC (the service address) port SPORT to DST (a client), 100 bytes
+ *     of 'X' at random sequence numbers; the sender's neighbour entry for DST
+ *     points at the primary. The primary must drop every one.
  */
 import { Injector } from '../../../bridge/io/inject.js';
 import { ipv4 } from '../../../bridge/wire/addr.js';
@@ -45,8 +50,16 @@ if (mode === 'syn' && a.length === 5) {
         payload: Buffer.alloc(100, 'X'),
       },
     );
+} else if (mode === 'routed' && a.length === 5) {
+  const [dst, sport, src] = a as [string, string, string];
+  [rate, seconds] = [Number(a[3]), Number(a[4])];
+  make = () =>
+    buildIpv4Tcp(
+      { src: ipv4(src), dst: ipv4(dst) },
+      { srcPort: Number(sport), dstPort: 1024 + rnd(64000), seq: rnd(2 ** 32), ack: rnd(2 ** 32), flags: TCP_ACK_FLAG | TCP_PSH, window: 500, urgent: 0, options: [], payload: Buffer.alloc(100, 'X') },
+    );
 } else {
-  console.error('usage: syn-flood syn DST DPORT SRC_PREFIX RATE SECONDS | divert DST SPORT SRC CLIENT RATE SECONDS');
+  console.error('usage: syn-flood syn DST DPORT SRC_PREFIX RATE SECONDS | divert DST SPORT SRC CLIENT RATE SECONDS | routed DST SPORT SRC RATE SECONDS');
   process.exit(2);
 }
 if (!(rate > 0) || !(seconds > 0)) {

@@ -1,0 +1,66 @@
+/** The kernel data path's nft text and the blind prompts (pure; the rig runs them for real). */
+import { describe, expect, it } from 'vitest';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../bridge/wire/tcp.js';
+import { seqSub } from '../../bridge/wire/seq.js';
+import { DIVERT_MARK, DIVERT_TABLE, divertRoute, kernelPathRuleset } from '../../bridge/io/kernel-path.js';
+import { BLIND_SEQS, blindProds, blindPrompts } from '../../bridge/secondary/blind.js';
+
+const SPEC = {
+  tag: 'ts',
+  lanInterface: 'eth0',
+  vip: ipv4('192.0.2.100'),
+  ports: [21, [7000, 7010] as const, 20] as Array<number | readonly [number, number]>,
+  primaryMac: '02:00:00:00:00:0A',
+  selfMac: '02:00:00:00:00:0B',
+  primaryAddress: ipv4('192.0.2.1'),
+};
+
+describe('kernel path ruleset', () => {
+  it('replaces both tables in one transaction: ingress rewrite to S, divert mark with TTL 1', () => {
+    const text = kernelPathRuleset(SPEC);
+    const lines = text.trim().split('\n').map((l) => l.trim());
+    // A predecessor's tables of the same tag go in the same transaction.
+    expect(lines.slice(0, 4)).toEqual(['table netdev tcpfo_ts {}', 'delete table netdev tcpfo_ts', 'table ip tcpfo_ts {}', 'delete table ip tcpfo_ts']);
+    expect(text).toContain('type filter hook ingress device "eth0" priority -500;');
+    expect(text).toMatch(/ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 21, 7000-7010, 20 \} meta pkttype set host ether daddr set 02:00:00:00:00:0b/);
+    expect(text).toContain('type route hook output priority -150;');
+    expect(text).toMatch(new RegExp(`ip saddr 192\\.0\\.2\\.100 tcp sport \\{ 21, 7000-7010, 20 \\} meta mark set meta mark \\| 0x${DIVERT_MARK.toString(16)} ip ttl set 1`));
+  });
+
+  it('routes marked packets via the primary’s address, on-link, in a table of their own', () => {
+    expect(divertRoute(SPEC)).toEqual(['default', 'via', '192.0.2.1', 'dev', 'eth0', 'onlink', 'table', String(DIVERT_TABLE)]);
+  });
+});
+
+describe('blind prompts after a takeover on the kernel path', () => {
+  const keys = [
+    { client: ipv4('192.0.2.10'), clientPort: 40001, servicePort: 7000 },
+    { client: ipv4('192.0.2.11'), clientPort: 40002, servicePort: 21 },
+  ];
+  it('two bare ACKs per connection, half the sequence space apart: one is outside any window', () => {
+    const p = blindPrompts(keys, SPEC.vip).map((b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>);
+    expect(p).toHaveLength(4);
+    for (const x of p) {
+      expect(x.tcp.checksumValid()).toBe(true);
+      expect(x.ip.checksumValid()).toBe(true);
+      expect(x.tcp.flags).toBe(TCP_ACK_FLAG);
+      expect(x.tcp.payloadLength).toBe(0);
+      expect(x.ip.dst).toBe(SPEC.vip);
+    }
+    expect(seqSub(p[1]!.tcp.seq, p[0]!.tcp.seq)).toBe(2 ** 31);
+    expect([p[0]!.ip.src, p[0]!.tcp.srcPort, p[0]!.tcp.dstPort]).toEqual([keys[0]!.client, 40001, 7000]);
+    expect(BLIND_SEQS).toHaveLength(2);
+  });
+
+  it('prods go the other way, from the service address to each client', () => {
+    const p = blindProds(keys, SPEC.vip).map((b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>);
+    expect(p.map((x) => [x.ip.src, x.ip.dst, x.tcp.srcPort, x.tcp.dstPort])).toEqual([
+      [SPEC.vip, keys[0]!.client, 7000, 40001],
+      [SPEC.vip, keys[0]!.client, 7000, 40001],
+      [SPEC.vip, keys[1]!.client, 21, 40002],
+      [SPEC.vip, keys[1]!.client, 21, 40002],
+    ]);
+  });
+});
