@@ -14,7 +14,7 @@
 
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ libpcap-dev libnetfilter-queue-dev libmnl-dev \
+ && apt-get install -y --no-install-recommends python3 make g++ clang llvm libbpf-dev libpcap-dev libnetfilter-queue-dev libmnl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json binding.gyp tsconfig.json ./
@@ -25,12 +25,12 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap0.8 libnetfilter-queue1 libmnl0 iptables nftables iproute2 \
+ && apt-get install -y --no-install-recommends libpcap0.8 libnetfilter-queue1 libmnl0 libbpf1 iptables nftables iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/tcpfo
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/build/Release/tcpfo_nfqueue.node ./build/Release/
+COPY --from=build /src/build/Release/tcpfo_nfqueue.node /src/build/Release/xlate.bpf.o ./build/Release/
 COPY --from=build /src/dist ./dist
 COPY config/tcpfo.example.yaml ./config/
 ENTRYPOINT ["node", "/opt/tcpfo/dist/cli.js"]

@@ -138,6 +138,7 @@ program
       const conns = (st.connections ?? {}) as Record<string, number>;
       const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
       console.log(`role         ${String(st.role)}`);
+      if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
       if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
@@ -180,6 +181,7 @@ program
     const what = [
       ...r.ruleTags.map((t) => `rules of instance ${t}`),
       ...(r.divertRoutes ? ['the secondary’s divert routing'] : []),
+      ...r.xlate.map((dev) => `the primary’s translation program on ${dev}`),
       ...r.changes.map(describeChange),
     ];
     console.log(what.length ? `cleanup: restored ${what.length}: ${what.join(', ')}` : 'cleanup: nothing to do');

@@ -24,6 +24,10 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+  // The bridge's own mark (on packets it injects, or passes in the kernel)
+  // must never become a socket's mark: that socket's output would skip the
+  // bridge's rules and reach clients raw. Linux's default; made sure of.
+  await state.setSysctl('net.ipv4.tcp_fwmark_accept', 0);
 }
 
 /** The role a bridge plays on its node: its rules' tag and its journal are named after it. */

@@ -61,6 +61,13 @@ export const configSchema = z.strictObject({
    * divert option out. auto (the default): kernel where this kernel can.
    */
   datapath: z.enum(['auto', 'kernel', 'pcap']).default('auto'),
+  /**
+   * Where the primary translates the client's segments for its own TCP.
+   * kernel: a tc ingress program does the common segment (queue: the rest);
+   * queue: every one through the bridge. auto (the default): kernel where
+   * the kernel loads the program.
+   */
+  inbound: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   lan: z
     .strictObject({
       /** hub: the secondary sees the client's frames (hub, mirror port, flooding bridge). */

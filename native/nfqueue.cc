@@ -39,6 +39,7 @@ extern "C" {
 void InitCaps(Napi::Env env, Napi::Object exports);  // native/caps.cc
 void InitFds(Napi::Env env, Napi::Object exports);   // native/fds.cc
 void InitPresence(Napi::Env env, Napi::Object exports);  // native/presence.cc
+void InitXlate(Napi::Env env, Napi::Object exports);     // native/xlate.cc
 
 namespace {
 
@@ -351,6 +352,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCaps(env, exports);
   InitFds(env, exports);
   InitPresence(env, exports);
+  InitXlate(env, exports);
   return NfQueue::Init(env, exports);
 }
 

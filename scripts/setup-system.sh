@@ -7,8 +7,9 @@ PACKAGES=(
   tcpdump libpcap-dev                            # capture (npm cap builds against libpcap)
   libnetfilter-queue-dev libmnl-dev              # the NFQUEUE addon
   python3 make g++                               # node-gyp
+  clang llvm libbpf-dev                          # the primary's inbound translation (a tc BPF program)
   socat curl vsftpd ftp                          # real clients and servers for the tests
-  stress-ng                                      # the soak beside a CPU hog (bench)
+  stress-ng memcached                            # benches: the soak beside a CPU hog, request/answer workloads
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,8 @@
 import { NodeState, type Change } from './node-state.js';
 import { removeAllRules } from './rules.js';
 import { removeDivertRoutes } from './kernel-path.js';
+import { InboundXlate } from './xlate.js';
+import { readdirSync } from 'node:fs';
 
 export const DEFAULT_STATE_DIR = '/run/tcpfo';
 
@@ -9,6 +11,8 @@ export interface CleanupReport {
   ruleTags: string[];
   /** Whether a secondary's divert routing (kernel data path) was left and removed. */
   divertRoutes: boolean;
+  /** Interfaces a primary's translation program was left on. */
+  xlate: string[];
   changes: Change[];
 }
 
@@ -16,6 +20,16 @@ export async function cleanupNode(stateDir = DEFAULT_STATE_DIR): Promise<Cleanup
   const ruleTags = await removeAllRules();
   // Nothing marks packets for the divert any more: its routing goes too.
   const divertRoutes = await removeDivertRoutes();
+  // A primary's translation program, where its clsact qdisc was not its own (else the journal removes both).
+  const xlate = listInterfaces().filter((dev) => InboundXlate.detach(dev));
   const changes = await NodeState.recoverAll(stateDir);
-  return { ruleTags, divertRoutes, changes };
+  return { ruleTags, divertRoutes, xlate, changes };
+}
+
+function listInterfaces(): string[] {
+  try {
+    return readdirSync('/sys/class/net');
+  } catch {
+    return [];
+  }
 }

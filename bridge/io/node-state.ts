@@ -11,7 +11,9 @@ import { failureOf, run } from './run.js';
 export type Change =
   | { kind: 'sysctl'; key: string; previous: string }
   | { kind: 'promisc'; dev: string; previous: boolean }
-  | { kind: 'address'; dev: string; cidr: string };
+  | { kind: 'address'; dev: string; cidr: string }
+  /** A clsact qdisc the bridge added (for its tc program); removed with everything on it. */
+  | { kind: 'clsact'; dev: string };
 
 /** This process's network namespace (e.g. "net:[4026531840]"): journals apply only where they were written. */
 function currentNetns(): string {
@@ -108,6 +110,13 @@ export class NodeState {
     this.save();
   }
 
+  /** Adds a clsact qdisc to `dev` (where the bridge's tc program hangs) unless there is one. */
+  async addClsact(dev: string): Promise<void> {
+    if (await hasClsact(dev)) return;
+    this.record({ kind: 'clsact', dev });
+    await tc(['qdisc', 'add', 'dev', dev, 'clsact']);
+  }
+
   /**
    * A dormant service address: configured on `lo` so the kernel accepts
    * packets for it and sockets can use it, while ARP answers for it are
@@ -185,7 +194,23 @@ async function undoChange(c: Change): Promise<void> {
     case 'address':
       if (await hasAddress(c.dev, c.cidr)) await ip(['addr', 'del', c.cidr, 'dev', c.dev]);
       return;
+    case 'clsact':
+      if (await hasClsact(c.dev)) await tc(['qdisc', 'del', 'dev', c.dev, 'clsact']);
+      return;
   }
+}
+
+async function tc(args: string[]): Promise<string> {
+  try {
+    return await run('tc', args, { timeoutMs: 10_000 });
+  } catch (e) {
+    throw new NodeStateError(failureOf('tc', args, e));
+  }
+}
+
+async function hasClsact(dev: string): Promise<boolean> {
+  const out = await tc(['-j', 'qdisc', 'show', 'dev', dev]).catch(() => '[]');
+  return (JSON.parse(out || '[]') as Array<{ kind?: string }>).some((q) => q.kind === 'clsact');
 }
 
 /** One journal entry in words (for `tcpfo cleanup` and logs). */
@@ -197,5 +222,7 @@ export function describeChange(c: Change): string {
       return `promisc ${c.dev} ${c.previous ? 'on' : 'off'}`;
     case 'address':
       return `address ${c.cidr} off ${c.dev}`;
+    case 'clsact':
+      return `clsact qdisc off ${c.dev}`;
   }
 }

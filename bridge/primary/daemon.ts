@@ -28,7 +28,8 @@ import { LanPresence } from '../io/presence.js';
 import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
 import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
 import { divertedClient } from '../secondary/diverter.js';
-import { Merger, type MergerSink } from './merger.js';
+import { Merger, type InboundOffload, type MergerSink } from './merger.js';
+import { InboundXlate } from '../io/xlate.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
@@ -75,6 +76,11 @@ export class PrimaryBridge {
   private presence: LanPresence | undefined;
   private guard: Guard | undefined;
   private faults: import('node:net').Server | undefined;
+  /** The kernel's translation of client segments (io/xlate.ts), when inbound is not 'queue'. */
+  private xlate: InboundXlate | undefined;
+  /** Where client segments are translated: 'kernel' (the common ones; the rest by the queue) or 'queue'. */
+  inbound: 'kernel' | 'queue' = 'queue';
+  private inboundUnavailable: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private stallTimerAt = Infinity;
@@ -121,6 +127,12 @@ export class PrimaryBridge {
         this.injector.send(packet);
       },
     };
+    // The kernel's translation of the client's segments, once attached (setup).
+    const offload: InboundOffload = {
+      add: (c, dseq, dts, ts) => void this.xlate?.add(c, dseq, dts, ts),
+      remove: (c) => this.xlate?.remove(c),
+      seen: (c) => this.xlate?.seen(c) ?? null,
+    };
     this.merger = new Merger(
       {
         service: this.vip,
@@ -137,6 +149,7 @@ export class PrimaryBridge {
         this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what);
         this.reportDiverged();
       },
+      offload,
     );
   }
 
@@ -237,6 +250,7 @@ export class PrimaryBridge {
       ],
       BRIDGE_MARK,
     );
+    await this.attachInbound();
     if (this.adoptExisting) {
       const n = await adopt();
       this.log.warn({ adopted: n }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
@@ -280,9 +294,30 @@ export class PrimaryBridge {
     this.noticeTimer.unref();
     dropPrivileges(cfg, this.log);
     this.log.info(
-      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1] },
+      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}) },
       'primary bridge up: merging',
     );
+  }
+
+  /**
+   * The kernel translation of client segments (config `inbound`), behind the
+   * queue rules: until a connection is in its map, its segments go to the
+   * queue as before. With `auto`, a kernel that refuses the program leaves
+   * the queue doing it all.
+   */
+  private async attachInbound(): Promise<void> {
+    const want = this.cfg.inbound;
+    if (want === 'queue') return;
+    const dev = this.cfg.primary.interface;
+    try {
+      await this.state.addClsact(dev);
+      this.xlate = InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports);
+      this.inbound = 'kernel';
+    } catch (e) {
+      if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`);
+      this.inboundUnavailable = (e as Error).message;
+      this.log.warn({ why: this.inboundUnavailable }, 'the kernel translation of client segments is not available here: the queue does it');
+    }
   }
 
   /** P's own segment to a client: the merger holds it, or gives its verdict. */
@@ -431,6 +466,8 @@ export class PrimaryBridge {
   status(): Record<string, unknown> {
     return {
       role: this.alone ? 'alone' : 'primary',
+      inbound: this.inbound,
+      ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
       decisions: this.peer?.detector.decisions,
@@ -441,6 +478,7 @@ export class PrimaryBridge {
       secondaryRejoins: this.rejoins,
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
+      kernelInbound: this.xlate?.stats,
       arp: this.presence?.stats,
       injector: this.injector?.stats,
       ...this.stats,
@@ -472,7 +510,9 @@ export class PrimaryBridge {
     stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
     this.presence?.close();
     this.arp?.close();
-    // Rules first: from here on the kernel drops (fail closed) rather than queues.
+    // The kernel translation first (the queue takes those segments again), then
+    // the rules: from here on the kernel drops (fail closed) rather than queues.
+    this.xlate?.close();
     await this.rules?.remove();
     this.outQ?.close();
     this.inQ?.close();

@@ -34,6 +34,20 @@ import {
 import { buildIpv4Tcp, TcpSegment, trimPayloadFront, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { ByteStore } from './byte-store.js';
 
+/**
+ * The kernel's share of the client's segments (io/xlate.ts): once a
+ * connection's offsets are known it translates the common client segment
+ * itself, so those never reach fromClient. What the merger still needs of
+ * them — the client's highest ACK and sequence number, when it was last
+ * heard — it reads back when it needs it (rarely: retransmissions, expiry,
+ * a reset).
+ */
+export interface InboundOffload {
+  add(c: { client: number; service: number; clientPort: number; servicePort: number }, deltaSeq: number, tsOffset: number, timestamps: boolean): void;
+  remove(c: { client: number; service: number; clientPort: number; servicePort: number }): void;
+  seen(c: { client: number; service: number; clientPort: number; servicePort: number }): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
+}
+
 /** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
 export interface MergerSink {
   /** Let a queued packet continue; `packet` (the same bytes, rewritten) when it was modified. */
@@ -190,6 +204,8 @@ export class Conn {
   /** The end of the client's last accepted segment (its sequence space), once hasClientNxt. */
   clientNxt = 0;
   hasClientNxt = false;
+  /** How many of the client's segments the offload had handled at the last look. */
+  offloadPackets = 0;
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
   edgeSent = 0;
@@ -343,8 +359,39 @@ export class Merger {
     private readonly sink: MergerSink,
     /** Divergence and other rare events, for the shell's log. Never called per packet in normal operation. */
     private readonly onEvent: (what: string, conn: { readonly client: number; readonly clientPort: number; readonly servicePort: number }) => void = () => {},
+    /** The kernel's translation of client segments, where the shell has it. */
+    private readonly offload: InboundOffload | null = null,
   ) {
     this.cfg = { ...DEFAULT_MERGER_CONFIG, ...cfg };
+  }
+
+  /** The connection's address as the offload keys it. */
+  private addr(c: Conn): { client: number; service: number; clientPort: number; servicePort: number } {
+    return { client: c.client, service: this.cfg.service, clientPort: c.clientPort, servicePort: c.servicePort };
+  }
+
+  /**
+   * Takes in what the offload saw of the client since the last look: when it
+   * was last heard, and its ACK and sequence end — the ACK only if it
+   * acknowledges something released, no more (RFC 5961, as fromClient).
+   */
+  private refresh(c: Conn, now: number): void {
+    if (!this.offload || c.phase === 'handshake') return;
+    const seen = this.offload.seen(this.addr(c));
+    if (!seen || seen.packets === c.offloadPackets) return;
+    c.offloadPackets = seen.packets;
+    if (seen.ageMs !== undefined) c.lastSeen = Math.max(c.lastSeen, now - seen.ageMs);
+    if (seen.ackMax !== undefined && seqGt(seen.ackMax, c.isn) && seqLe(seen.ackMax, c.relNxt)) {
+      c.established = true;
+      if (!c.hasAckClient || seqGt(seen.ackMax, c.ackClient)) {
+        c.ackClient = seen.ackMax;
+        c.hasAckClient = true;
+      }
+    }
+    if (seen.nxtMax !== undefined && (!c.hasClientNxt || seqGt(seen.nxtMax, c.clientNxt))) {
+      c.clientNxt = seen.nxtMax;
+      c.hasClientNxt = true;
+    }
   }
 
   get connections(): number {
@@ -480,6 +527,7 @@ export class Merger {
 
   /** Forgets `c`, dropping whatever of P's it still held in the kernel's queue. */
   private remove(c: Conn): void {
+    if (c.phase !== 'handshake') this.offload?.remove(this.addr(c));
     if (c.heldSyn) this.sink.drop(c.heldSyn.id);
     c.heldSyn = null;
     for (const h of c.held) this.sink.drop(h.id);
@@ -574,6 +622,7 @@ export class Merger {
       this.pureAck(c, id, pkt, seg, gso, 'P');
       return;
     }
+    if (seqLt(start, c.relNxt)) this.refresh(c, now); // a retransmission: what did the client acknowledge?
     const acked = c.notAcked(start); // the client has every byte before this
     if (seqLe(end, c.relNxt)) {
       // §4: below the highest released sequence number — a retransmission. Only
@@ -682,7 +731,7 @@ export class Merger {
       this.degrade(c, 'secondary reset');
       return;
     }
-    if (seg.payloadLength > 0 && seqLt(seg.seq, c.relNxt)) this.secondaryRetransmission(c, seg);
+    if (seg.payloadLength > 0 && seqLt(seg.seq, c.relNxt)) this.secondaryRetransmission(c, seg, now);
     let added = -1;
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
@@ -731,6 +780,7 @@ export class Merger {
     // (RFC 5961): a blind one — a RST, an ACK, a FIN at a guessed number — is
     // still translated and handed to P's TCP, which applies the same checks.
     if (flags & TCP_RST) {
+      this.refresh(c, now);
       if (this.exactClientSeq(c, seg.seq)) {
         c.phase = 'closed';
         c.closedAt = now;
@@ -831,12 +881,9 @@ export class Merger {
     for (const m of [...this.conns.values()]) {
       for (const c of [...m.values()]) {
         this.checkSilence(c, now);
-        const idle = now - c.lastSeen;
-        const dead =
-          ((c.phase === 'handshake' || !c.established) && now - c.createdAt > this.cfg.handshakeTimeoutMs) ||
-          (c.closedAt !== null && now - Math.max(c.closedAt, c.lastSeen) > this.cfg.lingerMs) ||
-          idle > this.cfg.idleTimeoutMs;
-        if (!dead) continue;
+        // The offload's segments count too: looked at only for a connection about to go.
+        if (this.expired(c, now)) this.refresh(c, now);
+        if (!this.expired(c, now)) continue;
         this.remove(c);
         n++;
       }
@@ -850,6 +897,15 @@ export class Merger {
   }
 
   // --- internals ---------------------------------------------------------------
+
+  /** Whether `c` is to be forgotten now: half-open too long, closed and lingered, or idle. */
+  private expired(c: Conn, now: number): boolean {
+    return (
+      ((c.phase === 'handshake' || !c.established) && now - c.createdAt > this.cfg.handshakeTimeoutMs) ||
+      (c.closedAt !== null && now - Math.max(c.closedAt, c.lastSeen) > this.cfg.lingerMs) ||
+      now - c.lastSeen > this.cfg.idleTimeoutMs
+    );
+  }
 
   /**
    * A live secondary that makes no progress on a connection waiting for it
@@ -1069,6 +1125,8 @@ export class Merger {
     // false for half of all clocks in serial arithmetic, and the echo would stay 0.
     c.tsecr = s.tsecr ?? p.tsecr ?? 0;
     this.stats.handshakes++;
+    // From here on the kernel may translate the client's common segments itself.
+    this.offload?.add(this.addr(c), c.deltaSeq, c.tsOffset, c.tsOn);
     const h = c.heldSyn!;
     c.heldSyn = null;
     this.pending.delete(c);
@@ -1296,7 +1354,8 @@ export class Merger {
    * the part the client has not acknowledged goes out now, as S sent it —
    * the same bytes P produced, compared when they were released.
    */
-  private secondaryRetransmission(c: Conn, seg: TcpSegment): void {
+  private secondaryRetransmission(c: Conn, seg: TcpSegment, now: number): void {
+    this.refresh(c, now);
     const from = c.notAcked(seg.seq);
     const to = seqMin(c.relNxt, seqAdd(seg.seq, seg.payloadLength));
     if (!seqLt(from, to)) return;

@@ -10,7 +10,7 @@ import { seqAdd } from '../../bridge/wire/seq.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN, type TcpRepr } from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../bridge/ports.js';
-import { Merger, type MergerConfig, type MergerSink } from '../../bridge/primary/merger.js';
+import { Merger, type InboundOffload, type MergerConfig, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 
 export const VIP = ipv4('192.0.2.100');
@@ -167,8 +167,8 @@ export class Pair {
   private nextId = 1;
   now = 0;
 
-  constructor(p: SideSpec, s: SideSpec, cfg: Partial<MergerConfig> = {}) {
-    this.merger = new Merger({ service: VIP, ...cfg }, this.sink, (what) => this.events.push(what));
+  constructor(p: SideSpec, s: SideSpec, cfg: Partial<MergerConfig> = {}, offload: InboundOffload | null = null) {
+    this.merger = new Merger({ service: VIP, ...cfg }, this.sink, (what) => this.events.push(what), offload);
     this.p = new ServerSide(p);
     this.s = new ServerSide(s);
   }

@@ -1,11 +1,12 @@
 /** The merger, case by case as the paper names them (§3–§8), plus what DESIGN.md adds. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { seqAdd } from '../../bridge/wire/seq.js';
+import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
 import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
+import type { InboundOffload } from '../../bridge/primary/merger.js';
 
 const B = (s: string) => Buffer.from(s);
 /** A test packet edited by hand gets its checksums filled in again (the merger verifies them). */
@@ -692,6 +693,81 @@ describe('blind segments from spoofed clients change nothing (RFC 5961)', () => 
     expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(false);
     pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG | TCP_FIN }));
     expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(true);
+  });
+});
+
+describe('the kernel translating the client’s common segments (InboundOffload)', () => {
+  /** A stand-in for io/xlate.ts: what the kernel was told, and what it saw. */
+  class FakeOffload implements InboundOffload {
+    readonly entries = new Map<string, { dseq: number; dts: number; ts: boolean; seen: { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } }>();
+    key(c: { client: number; clientPort: number; servicePort: number }): string {
+      return `${c.client}:${c.clientPort}:${c.servicePort}`;
+    }
+    add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean): void {
+      this.entries.set(this.key(c), { dseq, dts, ts, seen: { packets: 0 } });
+    }
+    remove(c: { client: number; clientPort: number; servicePort: number }): void {
+      this.entries.delete(this.key(c));
+    }
+    seen(c: { client: number; clientPort: number; servicePort: number }) {
+      return this.entries.get(this.key(c))?.seen ?? null;
+    }
+    /** The kernel translated a client segment acknowledging `ack` and ending at `nxt`. */
+    client(ack: number, nxt: number, ageMs = 0): void {
+      const e = [...this.entries.values()][0]!;
+      e.seen = { packets: e.seen.packets + 1, ageMs, ackMax: ack, nxtMax: nxt };
+    }
+  }
+
+  it('is told each merged connection’s offsets, and forgets it with the connection', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { handshakeTimeoutMs: 10_000 }, off);
+    pair.handshake();
+    expect([...off.entries.values()]).toEqual([{ dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true, seen: { packets: 0 } }]);
+    pair.now = 10_001;
+    expect(pair.merger.poll(pair.now)).toBe(1); // never acknowledged: a spoofed SYN's entry
+    expect(off.entries.size).toBe(0);
+  });
+
+  it('a connection whose client the kernel alone heard is established, and stays (not expired at the handshake timeout)', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000 }, off);
+    const cisn = pair.handshake();
+    off.client(ISN_S + 1, cisn + 1, 0);
+    pair.now = 10_001;
+    expect(pair.merger.poll(pair.now)).toBe(0);
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(true);
+    // Idle by the kernel's clock too: 61 s since the kernel last heard the client.
+    off.client(ISN_S + 1, cisn + 1, 61_000);
+    pair.now = 20_000;
+    expect(pair.merger.poll(pair.now)).toBe(0); // lastSeen from the kernel: 20,000 − 61,000 < 0: not later than ours
+    pair.now = 70_002;
+    expect(pair.merger.poll(pair.now)).toBe(1);
+  });
+
+  it('P’s retransmission of bytes the client acknowledged to the kernel is dropped (the ACK read back)', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    const cack = seqAdd(pair.handshake(), 1);
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    off.client(ISN_S + 7, cack);
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+    expect(pair.sink.fate(re)).toBe('drop');
+    expect(pair.merger.stats.drops['client-acknowledged']).toBe(1);
+  });
+
+  it('an ACK the kernel saw beyond what was released (blind) is not taken: the retransmission still goes out', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    const cack = seqAdd(pair.handshake(), 1);
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    off.client(ISN_S + 1_000_000, cack);
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+    expect(pair.sink.fate(re)).toBe('accept');
   });
 });
 

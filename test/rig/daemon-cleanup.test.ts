@@ -6,7 +6,7 @@ import { withRig, type RigHost } from './rig.js';
 
 async function snapshot(h: RigHost): Promise<string> {
   const r = await h.sh(
-    'iptables-nft-save -t mangle | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_announce net.ipv4.tcp_rto_min_us',
+    'iptables-nft-save -t mangle | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_announce net.ipv4.tcp_rto_min_us; ip rule; ip route show table all | grep -v "^local\\|^broadcast\\|^multicast"; tc qdisc show dev eth0; tc filter show dev eth0 ingress',
     { allowFail: true },
   );
   return r.stdout.replace(/valid_lft.*$/gm, '');
@@ -22,6 +22,10 @@ describe('bridge daemons killed with SIGKILL', () => {
       const during = await snapshot(s);
       expect(during).toContain('PROMISC');
       expect(during).toMatch(/tcp_rto_min_us = 20000/);
+      // The kernel paths: S's ingress rewrite and divert routing, P's translation program.
+      expect(during).toMatch(/table netdev tcpfo_ts/);
+      expect(during).toMatch(/lookup 7466/);
+      expect(await snapshot(p)).toMatch(/tcpfo_xlate/);
       pair.secondary!.proc.kill('SIGKILL');
       pair.primary!.proc.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 300));

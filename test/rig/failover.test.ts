@@ -21,7 +21,8 @@ const SWAP = 'failover:\n  rejoin: swap-roles\n';
 
 async function killDuring(node: 'primary' | 'secondary', mode: 'get' | 'put', killAfterMs: number, datapath: 'kernel' | 'pcap'): Promise<{ r: TransferResult; problems: string[]; logs: string }> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { datapath });
+    // The kernel paths on both nodes, or the paper's whole user-space path.
+    const pair = await TcpfoPair.start(rig, { datapath, extraYaml: `inbound: ${datapath === 'kernel' ? 'kernel' : 'queue'}\n` });
     try {
       const c = rig.host('client');
       const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'fo', 96);
@@ -68,7 +69,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
   for (const node of ['primary', 'secondary'] as const) {
     it(`kill the ${node} while 60 short connections open and close (handshakes, closes): every one completes (${datapath} data path)`, async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { datapath });
+        const pair = await TcpfoPair.start(rig, { datapath, extraYaml: `inbound: ${datapath === 'kernel' ? 'kernel' : 'queue'}\n` });
         try {
           const c = rig.host('client');
           const many = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '200000', '60'], { timeoutMs: 120_000, allowFail: true });

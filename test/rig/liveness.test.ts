@@ -61,7 +61,8 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
 
   it('the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { faults: true, extraYaml: 'limits:\n  queue_buffer_bytes: 65536\n' });
+      // inbound: queue, so that the flood's SYNs go through the queue (the kernel translation would pass them).
+      const pair = await TcpfoPair.start(rig, { faults: true, extraYaml: 'inbound: queue\nlimits:\n  queue_buffer_bytes: 65536\n' });
       let logs = '';
       try {
         const t = transfer(rig.host('client'), 'get', BYTES, 72, 120_000);

@@ -14,7 +14,7 @@ import { Rig } from './rig.js';
 const MB = 1_000_000;
 
 async function nodeSnapshot(rig: Rig, host: string): Promise<string> {
-  const r = await rig.host(host).sh('iptables-nft-save 2>/dev/null | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore; ip rule; ip route show table all | grep -v "^local\\|^broadcast\\|^multicast"', { allowFail: true });
+  const r = await rig.host(host).sh('iptables-nft-save 2>/dev/null | grep -v "^#"; nft list ruleset; ip -o addr show; ip -o link show eth0 | grep -o PROMISC; sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.eth0.arp_ignore; ip rule; tc qdisc show dev eth0; tc filter show dev eth0 ingress; ip route show table all | grep -v "^local\\|^broadcast\\|^multicast"', { allowFail: true });
   return r.stdout.replace(/valid_lft.*$/gm, '');
 }
 
@@ -29,7 +29,8 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
   beforeAll(async () => {
     rig = await Rig.create({ mode: 'hub' });
     for (const h of ['primary', 'secondary']) before[h] = await nodeSnapshot(rig, h);
-    pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath });
+    // The kernel paths on both nodes, or the paper's whole user-space path (pcap on S, the queue translating on P).
+    pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath, extraYaml: `inbound: ${datapath === 'kernel' ? 'kernel' : 'queue'}\n` });
   });
 
   afterAll(async () => {
@@ -85,11 +86,25 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
 
   it('stops cleanly: the merge really happened, and nothing is left installed', async () => {
     await pair.stop();
-    const p = finalCounters(pair.primary!.log) as { merger: { releasedBytes: number; divergences: number; handshakes: number; translatedInbound: number; divertedSegments: number; drops: Record<string, number> } };
+    const p = finalCounters(pair.primary!.log) as {
+      inbound: string;
+      kernelInbound?: { translated: number; synsPassed: number };
+      merger: { releasedBytes: number; divergences: number; handshakes: number; translatedInbound: number; divertedSegments: number; drops: Record<string, number> };
+    };
     const s = finalCounters(pair.secondary!.log) as { datapath: string; diverter: { diverted: number; injected: number } };
     // Server-to-client bytes: 100 MB + 2 MB downloads and 200 × 20 kB; the uploads went the other way, translated.
     expect(p.merger.releasedBytes).toBeGreaterThanOrEqual(106 * MB);
-    expect(p.merger.translatedInbound).toBeGreaterThan(1000);
+    // The client's segments were translated for P's TCP: the common ones in the kernel, or all by the queue.
+    if (datapath === 'kernel') {
+      expect(p.inbound).toBe('kernel');
+      expect(p.kernelInbound!.translated).toBeGreaterThan(1000);
+      expect(p.kernelInbound!.synsPassed).toBeGreaterThanOrEqual(204);
+      expect(p.merger.translatedInbound).toBeGreaterThan(0); // the closes' segments
+    } else {
+      expect(p.inbound).toBe('queue');
+      expect(p.kernelInbound).toBeUndefined();
+      expect(p.merger.translatedInbound).toBeGreaterThan(1000);
+    }
     expect(p.merger.divergences).toBe(0);
     expect(p.merger.handshakes).toBeGreaterThanOrEqual(204);
     expect(p.merger.divertedSegments).toBeGreaterThan(1000);
@@ -114,7 +129,7 @@ describe.each(['kernel', 'pcap'] as const)('replication under 1%% random loss on
     const rig = await Rig.create({ mode: 'hub', links: { client: { loss }, primary: { loss }, secondary: { loss } } });
     let pair: TcpfoPair | undefined;
     try {
-      pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath });
+      pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath, extraYaml: `inbound: ${datapath === 'kernel' ? 'kernel' : 'queue'}\n` });
       const c = rig.host('client');
       const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'lossy', 96);
       const get = await transfer(c, 'get', LOSSY, 31, 240_000);

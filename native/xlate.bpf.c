@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//
+// The primary's inbound translation in the kernel (the paper's
+// "demultiplexer", §3.2): a client segment to P's TCP carries numbers in the
+// secondary's spaces; P's TCP needs them in its own. For every merged
+// connection the bridge puts Δseq and the timestamp offset in `conns`; this
+// tc ingress program then moves the ACK, each SACK block (+Δseq) and the
+// timestamp echo (+ts offset) on the way in, fixes the checksum
+// incrementally, and marks the packet so the bridge's NFQUEUE rule lets it
+// pass: the client's segment reaches P's TCP without a trip to user space.
+//
+// A client's SYN to the service passes as it is. Otherwise only the common
+// case is handled here: an ACK without SYN, FIN or RST, no
+// IP options, the usual option layouts. Everything else (handshakes, closes,
+// resets, unknown connections, other layouts) is left unmarked and goes to
+// the bridge's queue, which translates it and keeps the connection's state. What
+// the bridge still needs of the segments handled here (the client's highest
+// ACK and sequence number, when it was last seen) is kept in the map value.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+struct conn_key {
+  __u32 client;   // network byte order, as on the wire
+  __u32 service;
+  __u16 cport;
+  __u16 sport;
+};
+
+struct conn_val {
+  __u32 dseq;     // added to the ACK and to SACK blocks (host order arithmetic)
+  __u32 dts;      // added to the timestamp echo
+  __u32 flags;
+  __u32 ack_max;  // the highest ACK seen here (host order), once F_ACK_SEEN
+  __u32 nxt_max;  // the highest sequence number + length seen here
+  __u32 pad;
+  __u64 seen_ns;  // bpf_ktime_get_ns() of the last segment handled here
+  __u64 packets;
+};
+
+#define F_TS 1         // the connection uses timestamps: translate the echo
+#define F_ACK_SEEN 2   // ack_max and nxt_max hold values
+
+// The bridge's skip mark (bridge/io/inject.ts BRIDGE_MARK): its queue rules return at once for it.
+#define SKIP_MARK 0x7466
+
+#define ETH_LEN 14
+#define IP_LEN 20
+#define TCP_OFF (ETH_LEN + IP_LEN)
+#define TCP_CSUM (TCP_OFF + 16)
+#define MAX_OPTS 40
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct conn_key);
+  __type(value, struct conn_val);
+} conns SEC(".maps");
+
+// The service address and each failover port (network byte order): a client's
+// SYN to one of them needs no translation (nothing in it is in a server's
+// space), so it too reaches P's TCP directly.
+struct svc_key {
+  __u32 addr;
+  __u16 port;
+  __u16 pad;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct svc_key);
+  __type(value, __u8);
+} services SEC(".maps");
+
+// Counters, per CPU: [0] segments translated, [1] SYNs passed.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 what) {
+  __u64 *c = bpf_map_lookup_elem(&counters, &what);
+  if (c) *c += 1;
+}
+
+static __always_inline int add32(struct __sk_buff *skb, __u32 off, __u32 delta) {
+  __u32 old;
+  if (bpf_skb_load_bytes(skb, off, &old, 4) < 0) return -1;
+  __u32 val = bpf_htonl(bpf_ntohl(old) + delta);
+  if (bpf_l4_csum_replace(skb, TCP_CSUM, old, val, 4) < 0) return -1;
+  return bpf_skb_store_bytes(skb, off, &val, 4, 0);
+}
+
+SEC("tc")
+int tcpfo_xlate(struct __sk_buff *skb) {
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
+  if (data + TCP_OFF + 20 > end) {
+    if (bpf_skb_pull_data(skb, TCP_OFF + 20) < 0) return TC_ACT_OK;
+    data = (void *)(long)skb->data;
+    end = (void *)(long)skb->data_end;
+    if (data + TCP_OFF + 20 > end) return TC_ACT_OK;
+  }
+  struct ethhdr *eth = data;
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  struct iphdr *ip = data + ETH_LEN;
+  if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP) return TC_ACT_OK;
+  if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_OK;
+  struct tcphdr *th = data + TCP_OFF;
+  __u8 fl = ((__u8 *)th)[13];
+  if ((fl & 0x17) == 0x02) {
+    // A SYN alone (no ACK, FIN or RST) to the service: as it is.
+    struct svc_key sk = {.addr = ip->daddr, .port = th->dest};
+    if (bpf_map_lookup_elem(&services, &sk)) {
+      skb->mark |= SKIP_MARK;
+      count(1);
+    }
+    return TC_ACT_OK;
+  }
+  // ACK, and none of FIN (0x01), SYN (0x02), RST (0x04).
+  if ((fl & 0x17) != 0x10) return TC_ACT_OK;
+  struct conn_key k = {.client = ip->saddr, .service = ip->daddr, .cport = th->source, .sport = th->dest};
+  struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
+  if (!v) return TC_ACT_OK;
+  __u32 doff = th->doff * 4;
+  __u32 seq = bpf_ntohl(th->seq);
+  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 payload = bpf_ntohs(ip->tot_len) - IP_LEN - doff;
+  if (doff < 20 || doff > 20 + MAX_OPTS) return TC_ACT_OK;
+  __u32 optlen = doff - 20;
+
+  // The options, in the layouts Linux (and most stacks) send on an established
+  // connection: none; NOP NOP TS; NOP NOP SACK; NOP NOP TS NOP NOP SACK. Any
+  // other layout goes to the queue (no loop over options: the verifier keeps it small).
+  int sack_at = -1, sack_blocks = 0, ts_at = -1;
+  if (optlen > 0) {
+    __u8 o[4];
+    if (bpf_skb_load_bytes(skb, TCP_OFF + 20, o, 4) < 0) return TC_ACT_OK;
+    if (o[0] != 1 || o[1] != 1) return TC_ACT_OK;
+    __u32 at = 2;
+    if (o[2] == 8 && o[3] == 10) {
+      ts_at = 2;
+      at = 12;
+      if (optlen > 12) {
+        if (bpf_skb_load_bytes(skb, TCP_OFF + 20 + 12, o, 4) < 0) return TC_ACT_OK;
+        if (o[0] != 1 || o[1] != 1) return TC_ACT_OK;
+        at = 14;
+      }
+    }
+    if (at < optlen) {
+      // A SACK option at `at`: kind 5, whole blocks, nothing after it.
+      __u8 sk[2];
+      if (bpf_skb_load_bytes(skb, TCP_OFF + 20 + at, sk, 2) < 0) return TC_ACT_OK;
+      if (sk[0] != 5 || sk[1] < 10 || (sk[1] - 2) % 8 != 0 || at + sk[1] != optlen) return TC_ACT_OK;
+      sack_at = at;
+      sack_blocks = (sk[1] - 2) / 8;
+    } else if (at != optlen) {
+      return TC_ACT_OK;
+    }
+  }
+
+  __u32 dseq = v->dseq;
+  if (add32(skb, TCP_OFF + 8, dseq) < 0) return TC_ACT_SHOT;
+  if (sack_at >= 0) {
+    for (int b = 0; b < 4; b++) {
+      if (b >= sack_blocks) break;
+      __u32 at = TCP_OFF + 20 + sack_at + 2 + b * 8;
+      if (add32(skb, at, dseq) < 0 || add32(skb, at + 4, dseq) < 0) return TC_ACT_SHOT;
+    }
+  }
+  if (ts_at >= 0 && (v->flags & F_TS)) {
+    if (add32(skb, TCP_OFF + 20 + ts_at + 6, v->dts) < 0) return TC_ACT_SHOT;
+  }
+  // What the bridge still needs to know of the client.
+  __u32 nxt = seq + payload;
+  if (!(v->flags & F_ACK_SEEN)) {
+    v->ack_max = ack;
+    v->nxt_max = nxt;
+    v->flags |= F_ACK_SEEN;  // races with another CPU are benign: both write the same bit
+  } else {
+    if ((__s32)(ack - v->ack_max) > 0) v->ack_max = ack;
+    if ((__s32)(nxt - v->nxt_max) > 0) v->nxt_max = nxt;
+  }
+  v->seen_ns = bpf_ktime_get_ns();
+  __sync_fetch_and_add(&v->packets, 1);
+  skb->mark |= SKIP_MARK;
+  count(0);
+  return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,265 @@
+// Loads and attaches the primary's inbound translation (native/xlate.bpf.c)
+// with libbpf, and gives JS its connection map. The tc filter has a fixed
+// handle and priority on the LAN interface's ingress: a restarted bridge
+// replaces a killed predecessor's in one step (BPF_TC_F_REPLACE), and
+// `tcpfo cleanup` finds it.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+#include <time.h>
+
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+}
+
+namespace {
+
+constexpr uint32_t TC_HANDLE = 0x7466;
+constexpr uint32_t TC_PRIORITY = 7466;
+
+struct ConnKey {
+  uint32_t client;
+  uint32_t service;
+  uint16_t cport;
+  uint16_t sport;
+};
+
+struct ConnVal {
+  uint32_t dseq;
+  uint32_t dts;
+  uint32_t flags;
+  uint32_t ack_max;
+  uint32_t nxt_max;
+  uint32_t pad;
+  uint64_t seen_ns;
+  uint64_t packets;
+};
+
+constexpr uint32_t F_ACK_SEEN = 2;
+
+int LibbpfQuiet(enum libbpf_print_level level, const char*, va_list) { return 0; }
+
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+class Xlate : public Napi::ObjectWrap<Xlate> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "Xlate",
+                                      {
+                                          InstanceMethod("set", &Xlate::Set),
+                                          InstanceMethod("remove", &Xlate::Remove),
+                                          InstanceMethod("get", &Xlate::Get),
+                                          InstanceMethod("service", &Xlate::Service),
+                                          InstanceMethod("counters", &Xlate::Counters),
+                                          InstanceMethod("close", &Xlate::Close),
+                                          StaticMethod("detach", &Xlate::DetachStatic),
+                                      });
+    exports.Set("Xlate", ctor);
+  }
+
+  // new Xlate(objectPath, ifname, maxEntries)
+  explicit Xlate(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Xlate>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
+      Napi::TypeError::New(env, "Xlate(objectPath, ifname, maxEntries)").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string path = info[0].As<Napi::String>();
+    std::string ifname = info[1].As<Napi::String>();
+    uint32_t max = info[2].As<Napi::Number>().Uint32Value();
+    libbpf_set_print(LibbpfQuiet);
+    ifindex_ = if_nametoindex(ifname.c_str());
+    if (!ifindex_) { Fail(env, ("no interface " + ifname).c_str(), errno); return; }
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    if (!obj_ || libbpf_get_error(obj_)) {
+      obj_ = nullptr;
+      { Fail(env, ("cannot open " + path).c_str(), errno); return; }
+    }
+    struct bpf_map* map = bpf_object__find_map_by_name(obj_, "conns");
+    if (!map) { Fail(env, "no map conns in the object", ENOENT); return; }
+    if (max) bpf_map__set_max_entries(map, max);
+    int err = bpf_object__load(obj_);
+    if (err) { Fail(env, "bpf_object__load (the kernel refused the program)", -err); return; }
+    struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_xlate");
+    if (!prog) { Fail(env, "no program tcpfo_xlate in the object", ENOENT); return; }
+    map_fd_ = bpf_map__fd(map);
+    struct bpf_map* svc = bpf_object__find_map_by_name(obj_, "services");
+    if (!svc) { Fail(env, "no map services in the object", ENOENT); return; }
+    svc_fd_ = bpf_map__fd(svc);
+    struct bpf_map* cnt = bpf_object__find_map_by_name(obj_, "counters");
+    if (!cnt) { Fail(env, "no map counters in the object", ENOENT); return; }
+    cnt_fd_ = bpf_map__fd(cnt);
+    hook_.sz = sizeof(hook_);
+    hook_.ifindex = static_cast<int>(ifindex_);
+    hook_.attach_point = BPF_TC_INGRESS;
+    // The clsact qdisc is the bridge's to add (journaled, bridge/io/node-state.ts); here it exists.
+    err = bpf_tc_hook_create(&hook_);
+    if (err && err != -EEXIST) { Fail(env, "bpf_tc_hook_create (clsact)", -err); return; }
+    struct bpf_tc_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.handle = TC_HANDLE;
+    opts.priority = TC_PRIORITY;
+    opts.prog_fd = bpf_program__fd(prog);
+    opts.flags = BPF_TC_F_REPLACE;
+    err = bpf_tc_attach(&hook_, &opts);
+    if (err) { Fail(env, "bpf_tc_attach", -err); return; }
+    attached_ = true;
+  }
+
+  ~Xlate() override { Teardown(); }
+
+ private:
+  void Fail(Napi::Env env, const char* what, int e) {
+    Teardown();
+    Napi::Error err = Napi::Error::New(env, std::string(what) + ": " + strerror(e));
+    err.ThrowAsJavaScriptException();
+  }
+
+  void Teardown() {
+    if (attached_) {
+      struct bpf_tc_opts opts;
+      memset(&opts, 0, sizeof(opts));
+      opts.sz = sizeof(opts);
+      opts.handle = TC_HANDLE;
+      opts.priority = TC_PRIORITY;
+      bpf_tc_detach(&hook_, &opts);
+      attached_ = false;
+    }
+    if (obj_) {
+      bpf_object__close(obj_);
+      obj_ = nullptr;
+    }
+    map_fd_ = -1;
+    svc_fd_ = -1;
+    cnt_fd_ = -1;
+  }
+
+  static ConnKey KeyOf(const Napi::CallbackInfo& info) {
+    ConnKey k;
+    memset(&k, 0, sizeof(k));
+    k.client = htonl(info[0].As<Napi::Number>().Uint32Value());
+    k.service = htonl(info[1].As<Napi::Number>().Uint32Value());
+    k.cport = htons(static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()));
+    k.sport = htons(static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()));
+    return k;
+  }
+
+  // set(client, service, cport, sport, dseq, dts, flags) -> boolean
+  Napi::Value Set(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (map_fd_ < 0 || info.Length() < 7) return Napi::Boolean::New(env, false);
+    ConnKey k = KeyOf(info);
+    ConnVal v;
+    memset(&v, 0, sizeof(v));
+    v.dseq = info[4].As<Napi::Number>().Uint32Value();
+    v.dts = info[5].As<Napi::Number>().Uint32Value();
+    v.flags = info[6].As<Napi::Number>().Uint32Value();
+    return Napi::Boolean::New(env, bpf_map_update_elem(map_fd_, &k, &v, BPF_ANY) == 0);
+  }
+
+  // remove(client, service, cport, sport)
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    if (map_fd_ >= 0 && info.Length() >= 4) {
+      ConnKey k = KeyOf(info);
+      bpf_map_delete_elem(map_fd_, &k);
+    }
+    return info.Env().Undefined();
+  }
+
+  // get(client, service, cport, sport) -> { packets, ageMs, ackMax?, nxtMax? } | null
+  Napi::Value Get(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (map_fd_ < 0 || info.Length() < 4) return env.Null();
+    ConnKey k = KeyOf(info);
+    ConnVal v;
+    if (bpf_map_lookup_elem(map_fd_, &k, &v) != 0) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("packets", Napi::Number::New(env, static_cast<double>(v.packets)));
+    if (v.packets) o.Set("ageMs", Napi::Number::New(env, static_cast<double>(MonotonicNs() - v.seen_ns) / 1e6));
+    if (v.flags & F_ACK_SEEN) {
+      o.Set("ackMax", Napi::Number::New(env, v.ack_max));
+      o.Set("nxtMax", Napi::Number::New(env, v.nxt_max));
+    }
+    return o;
+  }
+
+  // counters() -> { translated, synsPassed }: summed over CPUs.
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    int ncpu = libbpf_num_possible_cpus();
+    std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
+    const char* names[2] = {"translated", "synsPassed"};
+    for (uint32_t k = 0; k < 2; k++) {
+      uint64_t sum = 0;
+      if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
+        for (int c = 0; c < ncpu; c++) sum += vals[c];
+      }
+      o.Set(names[k], Napi::Number::New(env, static_cast<double>(sum)));
+    }
+    return o;
+  }
+
+  // service(addr, port): the client's SYNs to addr:port pass as they are.
+  Napi::Value Service(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (svc_fd_ < 0 || info.Length() < 2) return Napi::Boolean::New(env, false);
+    struct {
+      uint32_t addr;
+      uint16_t port;
+      uint16_t pad;
+    } k = {htonl(info[0].As<Napi::Number>().Uint32Value()), htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value())), 0};
+    uint8_t one = 1;
+    return Napi::Boolean::New(env, bpf_map_update_elem(svc_fd_, &k, &one, BPF_ANY) == 0);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Teardown();
+    return info.Env().Undefined();
+  }
+
+  // Xlate.detach(ifname): removes our filter from an interface (what a killed bridge left). -> whether there was one
+  static Napi::Value DetachStatic(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) return Napi::Boolean::New(env, false);
+    std::string ifname = info[0].As<Napi::String>();
+    unsigned idx = if_nametoindex(ifname.c_str());
+    if (!idx) return Napi::Boolean::New(env, false);
+    libbpf_set_print(LibbpfQuiet);
+    struct bpf_tc_hook hook;
+    memset(&hook, 0, sizeof(hook));
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(idx);
+    hook.attach_point = BPF_TC_INGRESS;
+    struct bpf_tc_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.handle = TC_HANDLE;
+    opts.priority = TC_PRIORITY;
+    return Napi::Boolean::New(env, bpf_tc_detach(&hook, &opts) == 0);
+  }
+
+  unsigned ifindex_ = 0;
+  struct bpf_object* obj_ = nullptr;
+  struct bpf_tc_hook hook_ = {};
+  int map_fd_ = -1;
+  int svc_fd_ = -1;
+  int cnt_fd_ = -1;
+  bool attached_ = false;
+};
+
+}  // namespace
+
+void InitXlate(Napi::Env env, Napi::Object exports) { Xlate::Init(env, exports); }
