@@ -17,7 +17,7 @@ import { distScript } from '../test/rig/dist.js';
 import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, startVsftpd } from '../test/rig/ftp.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
 import { withRig, type LanMode, type LinkShape, type Rig } from '../test/rig/rig.js';
-import { barChart, lineChart } from './svg.js';
+import { barChart, lineChart, ratioChart } from './svg.js';
 
 const QUICK = process.argv.includes('--quick');
 /** Only render the report and plots again from bench/results/paper.json (no measurement). */
@@ -267,7 +267,7 @@ md.push('Plots: throughput.svg, setup.svg, messages-*.svg, ftp.svg.');
 writeFileSync(join(OUT, 'paper.md'), md.join('\n') + '\n');
 
 const groups = results.map((r) => r.setting);
-writeFileSync(join(OUT, 'throughput.svg'), barChart('100 MB streams (Figure 5)', 'KB/s', groups.flatMap((g) => [`${g} send`, `${g} recv`]), {
+writeFileSync(join(OUT, 'throughput.svg'), barChart('100 MB streams (Figure 5)', 'KB/s', groups.flatMap((g) => [`${g} send`, `${g} receive`]), {
   plain: results.flatMap((r) => [r.plain.sendKBps, r.plain.receiveKBps]),
   tcpfo: results.flatMap((r) => [r.tcpfo.sendKBps, r.tcpfo.receiveKBps]),
 }));
@@ -279,12 +279,11 @@ for (const r of results) {
     'send tcpfo': r.tcpfo.messages.map((m) => m.sendUs),
     'receive plain': r.plain.messages.map((m) => m.receiveUs),
     'receive tcpfo': r.tcpfo.messages.map((m) => m.receiveUs),
-  }));
+  }, { logY: true }));
 }
 if (ftp) {
-  writeFileSync(join(OUT, 'ftp.svg'), barChart('FTP at 100 Mbit/s (Figure 6)', 'KB/s', PAPER_FILE_KB.flatMap((kb) => [`${kb} get`, `${kb} put`]), {
-    plain: PAPER_FILE_KB.flatMap((kb) => [ftp.plain[String(kb)]!.get, ftp.plain[String(kb)]!.put]),
-    tcpfo: PAPER_FILE_KB.flatMap((kb) => [ftp.tcpfo[String(kb)]!.get, ftp.tcpfo[String(kb)]!.put]),
+  writeFileSync(join(OUT, 'ftp.svg'), ratioChart('FTP at 100 Mbit/s (Figure 6): tcpfo / plain rate', PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]), {
+    'tcpfo / plain': PAPER_FILE_KB.flatMap((kb) => [ftp.tcpfo[String(kb)]!.get / ftp.plain[String(kb)]!.get, ftp.tcpfo[String(kb)]!.put / ftp.plain[String(kb)]!.put]),
   }));
 }
 console.log(readFileSync(join(OUT, 'paper.md'), 'utf8'));

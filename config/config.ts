@@ -70,8 +70,13 @@ export const configSchema = z.strictObject({
   inbound: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   lan: z
     .strictObject({
-      /** hub: the secondary sees the client's frames (hub, mirror port, flooding bridge). */
-      mode: z.enum(['hub', 'switched']).default('hub'),
+      /**
+       * How the secondary gets the client's frames to the primary. hub: it
+       * sees them (a hub, a flooding bridge); mirror: a switch port mirrors
+       * them to it (SPAN); switch: an ordinary learning switch, and the
+       * primary copies each one to the secondary, in the kernel.
+       */
+      mode: z.enum(['hub', 'mirror', 'switch']).default('hub'),
       mtu: z.number().int().min(576).max(9000).default(1500),
     })
     .default({ mode: 'hub', mtu: 1500 }),

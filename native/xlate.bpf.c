@@ -10,7 +10,8 @@
 // pass: the client's segment reaches P's TCP without a trip to user space.
 //
 // A client's SYN to the service passes as it is. Otherwise only the common
-// case is handled here: an ACK without SYN, FIN or RST, no
+// case is handled here: an ACK (or the SYN-ACK of a server-initiated
+// connection) without FIN or RST, no
 // IP options, the usual option layouts. Everything else (handshakes, closes,
 // resets, unknown connections, other layouts) is left unmarked and goes to
 // the bridge's queue, which translates it and keeps the connection's state. What
@@ -78,10 +79,28 @@ struct {
   __type(value, __u8);
 } services SEC(".maps");
 
-// Counters, per CPU: [0] segments translated, [1] SYNs passed.
+// On an ordinary learning switch (lan.mode: switch) the secondary never sees
+// the client's frames to the primary: each is copied to it here, before any
+// translation — the copy leaves by the same interface with the secondary's
+// MAC as destination and ours as source (the IP packet exactly as the client
+// sent it).
+struct dup_cfg {
+  __u32 enabled;
+  __u32 ifindex;
+  __u8 macs[12];  // destination: the secondary's; source: ours
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct dup_cfg);
+} dup SEC(".maps");
+
+// Counters, per CPU: [0] segments translated, [1] SYNs passed, [2] frames copied to the secondary.
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 2);
+  __uint(max_entries, 3);
   __type(key, __u32);
   __type(value, __u64);
 } counters SEC(".maps");
@@ -116,17 +135,35 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_OK;
   struct tcphdr *th = data + TCP_OFF;
   __u8 fl = ((__u8 *)th)[13];
+  struct svc_key sk = {.addr = ip->daddr, .port = th->dest};
+  if (!bpf_map_lookup_elem(&services, &sk)) return TC_ACT_OK;
+  __u32 zero = 0;
+  struct dup_cfg *d = bpf_map_lookup_elem(&dup, &zero);
+  if (d && d->enabled) {
+    // The copy: to the secondary's MAC and from ours (a learning switch must
+    // not learn the client's MAC on our port), cloned out; the frame's own
+    // addresses put back.
+    __u8 orig[12];
+    if (bpf_skb_load_bytes(skb, 0, orig, 12) < 0) return TC_ACT_OK;
+    if (bpf_skb_store_bytes(skb, 0, d->macs, 12, 0) < 0) return TC_ACT_OK;
+    if (bpf_clone_redirect(skb, d->ifindex, 0) == 0) count(2);
+    if (bpf_skb_store_bytes(skb, 0, orig, 12, 0) < 0) return TC_ACT_SHOT;
+    // The helpers above invalidate the packet pointers: read the headers again.
+    data = (void *)(long)skb->data;
+    end = (void *)(long)skb->data_end;
+    if (data + TCP_OFF + 20 > end) return TC_ACT_OK;
+    ip = data + ETH_LEN;
+    th = data + TCP_OFF;
+  }
   if ((fl & 0x17) == 0x02) {
     // A SYN alone (no ACK, FIN or RST) to the service: as it is.
-    struct svc_key sk = {.addr = ip->daddr, .port = th->dest};
-    if (bpf_map_lookup_elem(&services, &sk)) {
-      skb->mark |= SKIP_MARK;
-      count(1);
-    }
+    skb->mark |= SKIP_MARK;
+    count(1);
     return TC_ACT_OK;
   }
-  // ACK, and none of FIN (0x01), SYN (0x02), RST (0x04).
-  if ((fl & 0x17) != 0x10) return TC_ACT_OK;
+  // ACK, and neither FIN (0x01) nor RST (0x04); a SYN-ACK (0x12: the client's
+  // answer to a server-initiated connection, §7.2) only once it is merged (in the map).
+  if ((fl & 0x17) != 0x10 && (fl & 0x17) != 0x12) return TC_ACT_OK;
   struct conn_key k = {.client = ip->saddr, .service = ip->daddr, .cport = th->source, .sport = th->dest};
   struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
   if (!v) return TC_ACT_OK;
@@ -180,7 +217,7 @@ int tcpfo_xlate(struct __sk_buff *skb) {
     if (add32(skb, TCP_OFF + 20 + ts_at + 6, v->dts) < 0) return TC_ACT_SHOT;
   }
   // What the bridge still needs to know of the client.
-  __u32 nxt = seq + payload;
+  __u32 nxt = seq + payload + ((fl & 0x02) ? 1 : 0);
   if (!(v->flags & F_ACK_SEEN)) {
     v->ack_max = ack;
     v->nxt_max = nxt;

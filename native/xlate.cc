@@ -62,6 +62,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
                                           InstanceMethod("counters", &Xlate::Counters),
+                                          InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
                                       });
@@ -100,6 +101,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* cnt = bpf_object__find_map_by_name(obj_, "counters");
     if (!cnt) { Fail(env, "no map counters in the object", ENOENT); return; }
     cnt_fd_ = bpf_map__fd(cnt);
+    struct bpf_map* dup = bpf_object__find_map_by_name(obj_, "dup");
+    if (!dup) { Fail(env, "no map dup in the object", ENOENT); return; }
+    dup_fd_ = bpf_map__fd(dup);
     hook_.sz = sizeof(hook_);
     hook_.ifindex = static_cast<int>(ifindex_);
     hook_.attach_point = BPF_TC_INGRESS;
@@ -144,6 +148,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     map_fd_ = -1;
     svc_fd_ = -1;
     cnt_fd_ = -1;
+    dup_fd_ = -1;
   }
 
   static ConnKey KeyOf(const Napi::CallbackInfo& info) {
@@ -195,14 +200,36 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return o;
   }
 
-  // counters() -> { translated, synsPassed }: summed over CPUs.
+  // duplicateTo(to: Buffer(6) | null, from: Buffer(6)): copy every client frame for the service to
+  // MAC `to`, with source MAC `from` (lan.mode: switch), or stop.
+  Napi::Value DuplicateTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (dup_fd_ < 0) return Napi::Boolean::New(env, false);
+    struct {
+      uint32_t enabled;
+      uint32_t ifindex;
+      uint8_t macs[12];
+    } v;
+    memset(&v, 0, sizeof(v));
+    if (info.Length() > 1 && info[0].IsBuffer() && info[1].IsBuffer() && info[0].As<Napi::Buffer<uint8_t>>().Length() == 6 &&
+        info[1].As<Napi::Buffer<uint8_t>>().Length() == 6) {
+      v.enabled = 1;
+      v.ifindex = ifindex_;
+      memcpy(v.macs, info[0].As<Napi::Buffer<uint8_t>>().Data(), 6);
+      memcpy(v.macs + 6, info[1].As<Napi::Buffer<uint8_t>>().Data(), 6);
+    }
+    uint32_t zero = 0;
+    return Napi::Boolean::New(env, bpf_map_update_elem(dup_fd_, &zero, &v, BPF_ANY) == 0);
+  }
+
+  // counters() -> { translated, synsPassed, duplicated }: summed over CPUs.
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    const char* names[2] = {"translated", "synsPassed"};
-    for (uint32_t k = 0; k < 2; k++) {
+    const char* names[3] = {"translated", "synsPassed", "duplicated"};
+    for (uint32_t k = 0; k < 3; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
         for (int c = 0; c < ncpu; c++) sum += vals[c];
@@ -257,6 +284,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int map_fd_ = -1;
   int svc_fd_ = -1;
   int cnt_fd_ = -1;
+  int dup_fd_ = -1;
   bool attached_ = false;
 };
 

@@ -19,6 +19,7 @@ interface NativeXlate {
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
+  duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   close(): void;
 }
 
@@ -42,6 +43,8 @@ export interface XlateCounters {
   translated: number;
   /** Client SYNs to the service passed in the kernel. */
   synsPassed: number;
+  /** The client's frames copied to the secondary (lan.mode: switch). */
+  duplicated: number;
 }
 
 export interface ConnAddr {
@@ -101,6 +104,15 @@ export class InboundXlate {
     return this.x.counters();
   }
 
+  /**
+   * On a learning switch: copies every client frame for the service to MAC
+   * `to` (the secondary's) from MAC `from` (ours: the switch must not learn
+   * the client's MAC on our port), before any translation; null stops it.
+   */
+  duplicateTo(to: Buffer | null, from?: Buffer): void {
+    if (!this.x.duplicateTo(to, from)) throw new Error('could not set the frame copy to the secondary');
+  }
+
   close(): void {
     if (this.closed) return;
     this.last = this.x.counters();
@@ -109,7 +121,7 @@ export class InboundXlate {
   }
 
   private closed = false;
-  private last: XlateCounters = { translated: 0, synsPassed: 0 };
+  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0 };
 
   /** The counters, also after close (their last values). */
   get stats(): XlateCounters {

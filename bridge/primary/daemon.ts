@@ -30,6 +30,7 @@ import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js
 import { divertedClient } from '../secondary/diverter.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import { InboundXlate } from '../io/xlate.js';
+import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
@@ -81,6 +82,8 @@ export class PrimaryBridge {
   /** Where client segments are translated: 'kernel' (the common ones; the rest by the queue) or 'queue'. */
   inbound: 'kernel' | 'queue' = 'queue';
   private inboundUnavailable: string | undefined;
+  /** The client's frames are being copied to the secondary (lan.mode: switch). */
+  private copying = false;
   private timer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private stallTimerAt = Infinity;
@@ -251,6 +254,7 @@ export class PrimaryBridge {
       BRIDGE_MARK,
     );
     await this.attachInbound();
+    await this.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
       this.log.warn({ adopted: n }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
@@ -294,7 +298,7 @@ export class PrimaryBridge {
     this.noticeTimer.unref();
     dropPrivileges(cfg, this.log);
     this.log.info(
-      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}) },
+      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}) },
       'primary bridge up: merging',
     );
   }
@@ -318,6 +322,30 @@ export class PrimaryBridge {
       this.inboundUnavailable = (e as Error).message;
       this.log.warn({ why: this.inboundUnavailable }, 'the kernel translation of client segments is not available here: the queue does it');
     }
+  }
+
+  private copySpec(): CopySpec {
+    const cfg = this.cfg;
+    return { tag: `${cfg.instance}p`, lanInterface: cfg.primary.interface, vip: this.vip, ports: cfg.service.ports, selfMac: cfg.primary.mac, secondaryMac: cfg.secondary.mac };
+  }
+
+  /**
+   * lan.mode: switch — the secondary sees none of the client's frames to us:
+   * copy each one to it, in the kernel (the translation program where it
+   * runs, else an nft table). Stopped while the secondary is gone.
+   */
+  private async startCopies(): Promise<void> {
+    if (this.cfg.lan.mode !== 'switch') return;
+    if (this.xlate) this.xlate.duplicateTo(mac(this.cfg.secondary.mac), this.myMac);
+    else await installCopy(this.copySpec());
+    this.copying = true;
+  }
+
+  private async stopCopies(): Promise<void> {
+    if (!this.copying) return;
+    this.copying = false;
+    if (this.xlate) this.xlate.duplicateTo(null);
+    else await removeCopy(this.copySpec().tag);
   }
 
   /** P's own segment to a client: the merger holds it, or gives its verdict. */
@@ -412,6 +440,7 @@ export class PrimaryBridge {
   secondaryRejoined(): void {
     this.alone = false;
     this.peer.role = 'primary';
+    void this.startCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'));
     this.merger.secondaryRejoined();
     this.rejoins++;
     this.log.warn({ role: 'primary', primaryOnly: this.merger.phases().degraded }, 'secondary rejoined: new connections are replicated again');
@@ -423,6 +452,7 @@ export class PrimaryBridge {
     this.alone = true;
     this.failures++;
     this.peer.role = 'alone';
+    void this.stopCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'));
     const t0 = Date.now();
     this.merger.secondaryFailed();
     this.failoverSeconds = (Date.now() - t0) / 1000;
@@ -479,6 +509,8 @@ export class PrimaryBridge {
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
       kernelInbound: this.xlate?.stats,
+      lanMode: this.cfg.lan.mode,
+      copyingToSecondary: this.copying,
       arp: this.presence?.stats,
       injector: this.injector?.stats,
       ...this.stats,

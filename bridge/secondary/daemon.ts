@@ -121,6 +121,7 @@ export class SecondaryBridge {
       primary: ipv4(cfg.primary.address),
       ports: new PortMatcher(cfg.service.ports),
       mtu: cfg.lan.mtu,
+      primaryMac: cfg.primary.mac,
     });
     this.state = new NodeState(journalOf(cfg, 's'));
     this.vip = ipv4(cfg.service.address);

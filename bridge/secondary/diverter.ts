@@ -43,6 +43,12 @@ export interface DiverterConfig {
   ports: PortMatcher;
   /** LAN MTU; S's segments plus the divert option must fit. */
   mtu: number;
+  /**
+   * The primary's MAC: only frames to it are injected. Others to the service
+   * (the primary's copies on a learning switch, to our own MAC) reach our
+   * TCP from the kernel directly; they are only looked at.
+   */
+  primaryMac: string;
 }
 
 export type DivertSkip = 'not-service' | 'not-failover-port' | 'malformed' | 'no-option-room' | 'bad-checksum';
@@ -92,8 +98,11 @@ export class Diverter {
   };
   private readonly mssLimit: number;
 
+  private readonly primaryMac: string;
+
   constructor(readonly cfg: DiverterConfig) {
     this.mssLimit = clampedMss(cfg.mtu);
+    this.primaryMac = cfg.primaryMac.toLowerCase();
   }
 
   /**
@@ -185,6 +194,11 @@ export class Diverter {
     if (ip instanceof WireError || ip.dst !== this.cfg.service) return null;
     const seg = TcpSegment.fromIpv4(ip);
     if (seg instanceof WireError || !this.cfg.ports.has(seg.dstPort)) return null;
+    if (eth.dstString !== this.primaryMac) {
+      // Not the primary's frame: our kernel delivers it (a copy to our MAC). Only what it tells of the client is kept.
+      if (seg.checksumPartial() || seg.checksumValid()) this.track(seg);
+      return null;
+    }
     // libpcap does not say whether a frame's checksum is still to be done
     // (a local veth peer's offload): a sum in that partial form passes and is
     // completed below; any other wrong sum is a corrupted frame, not injected.

@@ -64,3 +64,13 @@ describe('blind prompts after a takeover on the kernel path', () => {
     ]);
   });
 });
+
+describe('the primary’s copies on a learning switch (nft form, inbound: queue)', () => {
+  it('duplicates the client’s frames for the service out of the same interface, to the secondary’s MAC and from ours, in one replacing transaction', async () => {
+    const { copyRuleset } = await import('../../bridge/io/switch-copy.js');
+    const text = copyRuleset({ tag: 'tp', lanInterface: 'eth0', vip: ipv4('192.0.2.100'), ports: [7000], selfMac: '02:00:00:00:00:0A', secondaryMac: '02:00:00:00:00:0B' });
+    expect(text.split('\n').slice(0, 2)).toEqual(['table netdev tcpfo_tp {}', 'delete table netdev tcpfo_tp']);
+    expect(text).toMatch(/hook ingress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} dup to "eth0"/);
+    expect(text).toMatch(/hook egress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} ether daddr set 02:00:00:00:00:0b ether saddr set 02:00:00:00:00:0a/);
+  });
+});

@@ -12,7 +12,7 @@ import { clampedMss, divertedClient, Diverter } from '../../bridge/secondary/div
 import { A_P, A_S, CLIENT, CPORT, SPORT, VIP } from './harness.js';
 import { tcpOptions } from '../wire/arbitraries.js';
 
-const diverter = () => new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT, [20, 21]]), mtu: 1500 });
+const diverter = () => new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT, [20, 21]]), mtu: 1500, primaryMac: '02:00:00:00:00:02' });
 
 function fromS(options: TcpOption[], payload = Buffer.from('reply'), sport = SPORT, src = VIP): Buffer {
   return buildIpv4Tcp({ src, dst: CLIENT }, { srcPort: sport, dstPort: CPORT, seq: 123, ack: 456, flags: TCP_ACK_FLAG, window: 99, urgent: 0, options, payload });
@@ -94,6 +94,15 @@ describe('diverter: the client’s frames into S’s stack', () => {
     // A smaller MSS stays.
     const small = d.inbound(frame(TCP_SYN, [{ kind: 'mss', mss: 536 }]))!;
     expect((parseIpv4Tcp(small) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>).tcp.options()).toEqual([{ kind: 'mss', mss: 536 }]);
+  });
+
+  it('a frame for the service to another MAC (the primary’s copy to ours, on a learning switch) is not injected: our kernel takes it; the connection is still tracked', () => {
+    const d = diverter();
+    const toUs = emitEthernet(mac('02:00:00:00:00:03'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4,
+      buildIpv4Tcp({ src: CLIENT, dst: VIP }, { srcPort: CPORT, dstPort: SPORT, seq: 10, ack: 20, flags: TCP_ACK_FLAG, window: 100, urgent: 0, options: [], payload: Buffer.from('x') }));
+    expect(d.inbound(toUs)).toBeNull();
+    expect(d.stats.injected).toBe(0);
+    expect(d.trackedConnections).toBe(1);
   });
 
   it('ignores frames for other ports, other addresses and non-IPv4', () => {

@@ -157,7 +157,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
   const merger = new Merger({ service: VIP, ...limits }, sink);
-  const diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500 });
+  const diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500, primaryMac: '02:00:00:00:00:01' });
   const pick = (xs: Buffer[]) => xs[Math.floor(r() * xs.length)]!;
   let id = 1;
   let now = 0;

@@ -160,7 +160,7 @@ export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flag
 export class Pair {
   readonly sink = new RecordingSink();
   readonly merger: Merger;
-  readonly diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500 });
+  readonly diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500, primaryMac: '02:00:00:00:00:02' });
   readonly p: ServerSide;
   readonly s: ServerSide;
   readonly events: string[] = [];

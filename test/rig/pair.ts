@@ -70,7 +70,7 @@ export class TcpfoPair {
       `  mac: "${s.mac}"`,
       `datapath: ${opts.datapath ?? 'auto'}`,
       'lan:',
-      '  mode: hub',
+      `  mode: ${rig.mode}`,
       'heartbeat:',
       `  key_file: ${keyFile}`,
       `  interval_ms: ${opts.heartbeatIntervalMs ?? 20}`,

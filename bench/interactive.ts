@@ -1,0 +1,277 @@
+/**
+ * Request/answer workloads, plain TCP vs tcpfo in one run, on a hub and on a
+ * switch that mirrors the client's frames to each node (the rig's `mirror`
+ * mode), the client's link at 100 Mbit/s, Linux defaults everywhere:
+ *
+ *   - echo round trips of 100 B and 3000 B over one connection (median, p99)
+ *   - memcached (Debian's, on both nodes) set + get pairs over one connection
+ *   - connection setup with graceful closes, back to back and 5 ms apart;
+ *     connections per second back to back
+ *   - the paper's FTP figure (vsftpd, active mode) with the Debian ftp client
+ *     and with curl
+ *
+ * Plain = the client straight to the primary's own address (servers there on
+ * ports tcpfo does not touch); tcpfo = the service address through the pair.
+ * Writes bench/results/interactive.{json,md} and SVG plots of the ratios.
+ *
+ *   npm run build && node dist/bench/interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror] [--report-only]
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { distScript } from '../test/rig/dist.js';
+import { fileBytes, fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, startVsftpd } from '../test/rig/ftp.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
+import { withRig, type LanMode, type Rig, type RigHost } from '../test/rig/rig.js';
+import { ratioChart } from './svg.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const QUICK = args.includes('--quick');
+const REPORT_ONLY = args.includes('--report-only');
+const DATAPATH = (opt('--datapath') ?? 'auto') as 'auto' | 'kernel' | 'pcap';
+const LANS = (opt('--lan') ? [opt('--lan')] : ['hub', 'mirror']) as LanMode[];
+if (!['auto', 'kernel', 'pcap'].includes(DATAPATH) || LANS.some((l) => l !== 'hub' && l !== 'mirror')) {
+  console.error('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror] [--report-only]');
+  process.exit(2);
+}
+const OUT = 'bench/results';
+const FILE = DATAPATH === 'pcap' ? 'interactive-pcap' : 'interactive';
+const PLAIN_PORT = 7100;
+const MC_PORT = 11211;
+const MC_PLAIN_PORT = 11311;
+const ECHOES = QUICK ? 300 : 2000;
+const CONNECTS = QUICK ? 100 : 500;
+const MC_SECONDS = 3;
+
+interface Latency {
+  medianUs: number;
+  p99Us: number;
+}
+interface Side {
+  echo100: Latency;
+  echo3000: Latency;
+  memcachedOps: number;
+  setupBackToBack: Latency;
+  setupSpaced: Latency;
+  connPerSec: number;
+  ftp: Record<string, { get: number; put: number; curlGet: number; curlPut: number }>;
+  errors: string[];
+}
+interface LanResult {
+  lan: LanMode;
+  plain: Side;
+  tcpfo: Side;
+  /** The secondary's data path as the bridge reported it. */
+  datapath: string;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+}
+const lat = (xs: number[]): Latency => ({ medianUs: pct(xs, 50), p99Us: pct(xs, 99) });
+
+async function json(host: RigHost, script: string, argv: string[], timeoutMs = 120_000): Promise<Record<string, unknown>> {
+  const r = await host.sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript(script)}" ${argv.join(' ')}`, { timeoutMs });
+  const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  if (typeof j.error === 'string') throw new Error(j.error);
+  return j;
+}
+
+async function startMemcached(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+  const proc = host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']);
+  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
+  if (r.code !== 0) throw new Error(`memcached did not start on ${host.name}`);
+  return proc;
+}
+
+/** curl in active mode (-P -): the rate it reports, KB/s. */
+async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remote: string, local: string): Promise<number> {
+  const argv =
+    mode === 'get'
+      ? ['curl', '-sS', '--fail', '-P', '-', '-o', local, '-w', '%{speed_download}', `ftp://${addr}/${remote}`]
+      : ['curl', '-sS', '--fail', '-P', '-', '-T', local, '-w', '%{speed_upload}', `ftp://${addr}/${remote}`];
+  const r = await client.exec(argv, { timeoutMs: 60_000 });
+  return Number(r.stdout.trim()) / 1024;
+}
+
+async function measure(rig: Rig, addr: string, demoPort: number, mcPort: number, ftpRoot: string, label: string): Promise<Side> {
+  const c = rig.host('client');
+  const errors: string[] = [];
+  const attempt = async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      errors.push(`${what}: ${(e as Error).message.split('\n').slice(-3).join(' ').slice(0, 300)}`);
+      return fallback;
+    }
+  };
+  process.stderr.write(`${label}: echo\n`);
+  const e100 = await attempt('echo 100', async () => lat((await json(c, 'bench/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(ECHOES)])).rttUs as number[]), lat([]));
+  const e3000 = await attempt('echo 3000', async () => lat((await json(c, 'bench/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(ECHOES)])).rttUs as number[]), lat([]));
+  process.stderr.write(`${label}: memcached\n`);
+  const mc = await attempt('memcached', async () => (await json(c, 'bench/servers/rr-client.js', ['memcached', addr, String(mcPort), String(MC_SECONDS)])) as { ops: number; errors: number }, { ops: NaN, errors: 0 });
+  if (mc.errors) errors.push(`memcached: ${mc.errors} wrong answers`);
+  process.stderr.write(`${label}: connection setup\n`);
+  const b2b = await attempt('setup back to back', async () => lat((await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)])).connectUs as number[]), lat([]));
+  const spaced = await attempt('setup spaced', async () => lat((await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '5', String(Math.min(CONNECTS, 200))])).connectUs as number[]), lat([]));
+  const t0 = Date.now();
+  const okConn = await attempt('conn/s', async () => (await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)]), true), false);
+  const connPerSec = okConn ? CONNECTS / ((Date.now() - t0) / 1000) : NaN;
+  process.stderr.write(`${label}: FTP\n`);
+  const ftp: Side['ftp'] = {};
+  for (const kb of PAPER_FILE_KB) {
+    const name = fileName(kb);
+    const local = join(rig.tmpdir, `dl-${label.replace(/\W+/g, '_')}-${name}`);
+    const tag = `${label.replace(/\W+/g, '_')}-${Date.now()}`;
+    const r = await attempt(`ftp ${kb} KB`, async () => {
+      const x = await runFtp(c, addr, [`get pub/${name} ${local}`, `put ${ftpRoot}/pub/${name} incoming/up-${tag}-${name}`]);
+      if (x.completed !== 2 || x.rates.length < 2) throw new Error(`ftp client: ${x.transcript.slice(-300)}`);
+      return { get: x.rates[0]!, put: x.rates[1]! };
+    }, { get: NaN, put: NaN });
+    const curlGet = await attempt(`curl get ${kb} KB`, () => curlFtp(c, addr, 'get', `pub/${name}`, local), NaN);
+    const curlPut = await attempt(`curl put ${kb} KB`, () => curlFtp(c, addr, 'put', `incoming/curl-${tag}-${name}`, join(ftpRoot, 'pub', name)), NaN);
+    if (Number.isFinite(curlGet) && readFileSync(local).length !== fileBytes(kb)) errors.push(`curl get ${kb} KB: wrong length`);
+    ftp[String(kb)] = { ...r, curlGet, curlPut };
+  }
+  return { echo100: e100, echo3000: e3000, memcachedOps: mc.ops, setupBackToBack: b2b, setupSpaced: spaced, connPerSec, ftp, errors };
+}
+
+async function runLan(lan: LanMode): Promise<LanResult> {
+  return withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
+    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, 20, 21], datapath: DATAPATH });
+    try {
+      const p = rig.host('primary');
+      pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
+      for (const n of ['primary', 'secondary']) pair.servers.push(await startMemcached(rig.host(n), VIP, MC_PORT));
+      pair.servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
+      const roots: Record<string, string> = {};
+      for (const n of ['primary', 'secondary']) {
+        const { root, conf } = prepareFtpRoot(rig, n, VIP);
+        roots[n] = root;
+        pair.servers.push(await startVsftpd(rig.host(n), conf));
+      }
+      const plainFtp = prepareFtpRoot(rig, 'plain', p.ip);
+      pair.servers.push(await startVsftpd(p, plainFtp.conf));
+      const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')]);
+      const datapath = String((JSON.parse(st.stdout) as { datapath?: string }).datapath);
+      const plain = await measure(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, plainFtp.root, `${lan} plain`);
+      const tcpfo = await measure(rig, VIP, DEMO_PORT, MC_PORT, roots.primary!, `${lan} tcpfo`);
+      return { lan, plain, tcpfo, datapath };
+    } finally {
+      await pair.stop();
+    }
+  });
+}
+
+interface Report {
+  date: string;
+  quick: boolean;
+  datapath: string;
+  results: LanResult[];
+}
+
+let report: Report;
+if (REPORT_ONLY) report = JSON.parse(readFileSync(join(OUT, `${FILE}.json`), 'utf8')) as Report;
+else {
+  const results: LanResult[] = [];
+  for (const lan of LANS) results.push(await runLan(lan));
+  report = { date: new Date().toISOString(), quick: QUICK, datapath: DATAPATH, results };
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, `${FILE}.json`), JSON.stringify(report, null, 2));
+}
+
+const r3 = (a: number, b: number) => (a / b).toFixed(2);
+const md: string[] = [
+  '# Request/answer workloads: tcpfo vs plain TCP',
+  '',
+  `Run ${report.date} on this machine (2 cores), in the rig: the client's link at 100 Mbit/s, the nodes' links unshaped, Linux defaults on every host; ` +
+    `the secondary's data path: ${report.results.map((r) => `${r.lan} ${r.datapath}`).join(', ')}. Plain = the client straight to the primary's own address; tcpfo = the service address through the pair. Same run, same links.` +
+    (report.quick ? ' **Quick run.**' : ''),
+  '',
+  `Command: \`node dist/bench/interactive.js${DATAPATH !== 'auto' ? ` --datapath ${DATAPATH}` : ''}\`.`,
+  '',
+  '| workload | LAN | plain | tcpfo | tcpfo − plain, or tcpfo / plain |',
+  '|---|---|---|---|---|',
+];
+for (const r of report.results) {
+  const { plain: p, tcpfo: t } = r;
+  md.push(`| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`);
+  md.push(`| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`);
+  md.push(`| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`);
+  md.push(`| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`);
+  md.push(`| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`);
+  md.push(`| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`);
+}
+md.push('', '## FTP (Figure 6), vsftpd in active mode, KB/s', '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+for (const r of report.results) {
+  for (const kb of PAPER_FILE_KB) {
+    const p = r.plain.ftp[String(kb)];
+    const t = r.tcpfo.ftp[String(kb)];
+    if (!p || !t) continue;
+    md.push(`| ${kb} | ${r.lan} | Debian ftp | ${p.get.toFixed(1)} / ${t.get.toFixed(1)} | ${r3(t.get, p.get)} | ${p.put.toFixed(1)} / ${t.put.toFixed(1)} | ${r3(t.put, p.put)} |`);
+    md.push(`| ${kb} | ${r.lan} | curl | ${p.curlGet.toFixed(1)} / ${t.curlGet.toFixed(1)} | ${r3(t.curlGet, p.curlGet)} | ${p.curlPut.toFixed(1)} / ${t.curlPut.toFixed(1)} | ${r3(t.curlPut, p.curlPut)} |`);
+  }
+}
+md.push('', ...targets(report.results));
+const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
+if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
+md.push('', `Plots: ${FILE}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${FILE}-ftp.svg.`);
+writeFileSync(join(OUT, `${FILE}.md`), md.join('\n') + '\n');
+
+// Plots: ratios (higher is better: rates, or plain/tcpfo for times), one bar per LAN.
+const series: Record<string, number[]> = {};
+const labels = ['echo 100 B', 'echo 3000 B', 'memcached', 'setup b2b', 'setup 5 ms', 'conn/s'];
+for (const r of report.results) {
+  const { plain: p, tcpfo: t } = r;
+  series[r.lan] = [
+    p.echo100.medianUs / t.echo100.medianUs,
+    p.echo3000.medianUs / t.echo3000.medianUs,
+    t.memcachedOps / p.memcachedOps,
+    p.setupBackToBack.medianUs / t.setupBackToBack.medianUs,
+    p.setupSpaced.medianUs / t.setupSpaced.medianUs,
+    t.connPerSec / p.connPerSec,
+  ];
+}
+writeFileSync(join(OUT, `${FILE}-ratios.svg`), ratioChart('Request/answer: tcpfo as a share of plain TCP (1 = no cost)', labels, series));
+const ftpSeries: Record<string, number[]> = {};
+const ftpLabels = PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]);
+for (const r of report.results) {
+  for (const client of ['ftp', 'curl'] as const) {
+    ftpSeries[`${r.lan}, ${client}`] = PAPER_FILE_KB.flatMap((kb) => {
+      const p = r.plain.ftp[String(kb)]!;
+      const t = r.tcpfo.ftp[String(kb)]!;
+      return client === 'ftp' ? [t.get / p.get, t.put / p.put] : [t.curlGet / p.curlGet, t.curlPut / p.curlPut];
+    });
+  }
+}
+writeFileSync(join(OUT, `${FILE}-ftp.svg`), ratioChart('FTP (Figure 6) at 100 Mbit/s: tcpfo / plain rate', ftpLabels, ftpSeries));
+console.log(readFileSync(join(OUT, `${FILE}.md`), 'utf8'));
+
+/** The targets of the fast path, each against this run: met, or missed by how much. */
+function targets(rs: LanResult[]): string[] {
+  const rows = ['## Targets', '', '| target | LAN | measured | |', '|---|---|---|---|'];
+  const v = (ok: boolean, miss: string) => (ok ? 'met' : `**missed** ${miss}`);
+  for (const r of rs) {
+    const { plain: p, tcpfo: t } = r;
+    const spacedAdd = t.setupSpaced.medianUs - p.setupSpaced.medianUs;
+    const b2bAdd = t.setupBackToBack.medianUs - p.setupBackToBack.medianUs;
+    const rtAdd = t.echo100.medianUs - p.echo100.medianUs;
+    const p99 = t.echo100.p99Us - p.echo100.p99Us;
+    const mc = t.memcachedOps / p.memcachedOps;
+    const cps = t.connPerSec / p.connPerSec;
+    rows.push(`| setup adds ≤ 100 µs median, idle pair (5 ms apart) | ${r.lan} | +${spacedAdd} µs | ${v(spacedAdd <= 100, `by ${spacedAdd - 100} µs`)} |`);
+    rows.push(`| setup adds ≤ 200 µs median, back to back | ${r.lan} | +${b2bAdd} µs | ${v(b2bAdd <= 200, `by ${b2bAdd - 200} µs`)} |`);
+    rows.push(`| 100-byte round trip adds ≤ 50 µs median | ${r.lan} | +${rtAdd} µs | ${v(rtAdd <= 50, `by ${rtAdd - 50} µs`)} |`);
+    rows.push(`| 100-byte round trip p99 ≤ plain p99 + 200 µs | ${r.lan} | +${p99} µs | ${v(p99 <= 200, `by ${p99 - 200} µs`)} |`);
+    rows.push(`| memcached ops/s ≥ 0.85 of plain | ${r.lan} | ${mc.toFixed(2)} | ${v(mc >= 0.85, `by ${(0.85 - mc).toFixed(2)}`)} |`);
+    rows.push(`| new connections/s ≥ 0.8 of plain | ${r.lan} | ${cps.toFixed(2)} | ${v(cps >= 0.8, `by ${(0.8 - cps).toFixed(2)}`)} |`);
+    const worst = Math.min(...PAPER_FILE_KB.flatMap((kb) => [t.ftp[String(kb)]!.get / p.ftp[String(kb)]!.get, t.ftp[String(kb)]!.put / p.ftp[String(kb)]!.put]));
+    rows.push(`| FTP Figure 6: every get and put ratio ≥ 0.9 (Debian ftp client) | ${r.lan} | lowest ${worst.toFixed(2)} | ${v(worst >= 0.9, `by ${(0.9 - worst).toFixed(2)}`)} |`);
+  }
+  return rows;
+}

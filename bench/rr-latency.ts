@@ -1,0 +1,135 @@
+/**
+ * Where a request/answer round trip's time goes through the pair: N echo
+ * round trips of SIZE bytes over one connection while tcpdump runs on the
+ * client, the secondary and the primary (one kernel, one clock: the
+ * timestamps compare). Per round trip:
+ *
+ *   request on the client's wire → seen at P, seen at S
+ *   → S's answer leaves S                  (S: its TCP and its server)
+ *   → S's answer arrives at P              (the wire)
+ *   → the merged answer leaves P           (P: the merge; waits for P's own answer too)
+ *   → answer at the client
+ *
+ * and the same round trips to the primary's own address (plain TCP).
+ *
+ *   npm run build && node dist/bench/rr-latency.js [N=300] [SIZE=100] [--datapath kernel|pcap] [--inbound kernel|queue]
+ */
+import { Capture, type CapturedFrame } from '../test/rig/capture.js';
+import { distScript } from '../test/rig/dist.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
+import { withRig } from '../test/rig/rig.js';
+import { ipv4 } from '../bridge/wire/addr.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
+import { WireError } from '../bridge/wire/error.js';
+import { Ipv4Packet } from '../bridge/wire/ipv4.js';
+import { TcpSegment } from '../bridge/wire/tcp.js';
+
+const FLAGS = ['--datapath', '--inbound'];
+const args = process.argv.slice(2).filter((a, i, all) => !FLAGS.includes(a) && !FLAGS.includes(all[i - 1]!));
+const flag = (name: string, def: string) => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1]! : def;
+};
+const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
+const INBOUND = flag('--inbound', 'auto') as 'auto' | 'kernel' | 'queue';
+const N = Number(args[0] ?? 300);
+const SIZE = Number(args[1] ?? 100);
+const PLAIN_PORT = 7100;
+
+interface Seen {
+  time: number;
+  src: number;
+  dst: number;
+  srcMac: string;
+  sport: number;
+  dport: number;
+  seq: number;
+  len: number;
+}
+
+function segments(frames: CapturedFrame[]): Seen[] {
+  const out: Seen[] = [];
+  for (const f of frames) {
+    const eth = EthernetFrame.parse(f.data);
+    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    // Headers only were kept (snaplen): parsed as if the rest were there.
+    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
+    if (ip instanceof WireError) continue;
+    const t = TcpSegment.fromIpv4(ip);
+    if (t instanceof WireError || t.payloadLength === 0) continue;
+    out.push({ time: f.time * 1e6, src: ip.src, dst: ip.dst, srcMac: eth.srcString, sport: t.srcPort, dport: t.dstPort, seq: t.seq, len: t.payloadLength });
+  }
+  return out;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!) : NaN;
+};
+
+await withRig({ mode: 'hub' }, async (rig) => {
+  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n` });
+  try {
+    const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
+    pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
+    const filter = `tcp and (port ${DEMO_PORT} or port ${PLAIN_PORT})`;
+    const caps = await Promise.all([Capture.start(c, filter, 'rc', 128), Capture.start(s, filter, 'rs', 128), Capture.start(p, filter, 'rp', 128)]);
+    const echo = async (host: string, port: number) =>
+      (JSON.parse((await c.exec([process.execPath, distScript('bench/servers/rr-client.js'), 'echo', host, String(port), String(SIZE), String(N)], { timeoutMs: 120_000 })).stdout) as { rttUs: number[] }).rttUs;
+    const plain = await echo(p.ip, PLAIN_PORT);
+    const tcpfo = await echo(VIP, DEMO_PORT);
+    const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
+    console.log(`${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`);
+    const hops = breakdown(fc, fs, fp, ipv4(VIP), s.mac, p.mac);
+    console.log(`where the tcpfo round trip's time goes (${hops.total!.length} round trips matched on all three captures), µs:`);
+    for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(52)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}  p99 ${String(pct(v, 99)).padStart(6)}`);
+  } finally {
+    await pair.stop();
+  }
+});
+
+function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, sMac: string, pMac: string): Record<string, number[]> {
+  const hops: Record<string, number[]> = {
+    'hub: request on the client wire → seen at S': [],
+    'S: request seen → S’s answer leaves S': [],
+    'wire: S → P': [],
+    'P: S’s answer in → merged answer out': [],
+    'wire: P → client': [],
+    'P: request seen → merged answer out': [],
+    total: [],
+  };
+  const key = (x: Seen) => `${x.sport}/${x.dport}/${x.seq}`;
+  const index = (xs: Seen[], pred: (x: Seen) => boolean) => {
+    const m = new Map<string, Seen>();
+    for (const x of xs) if (pred(x) && !m.has(key(x))) m.set(key(x), x);
+    return m;
+  };
+  const reqS = index(fs, (x) => x.dst === vip);
+  const reqP = index(fp, (x) => x.dst === vip);
+  const ansS = index(fs, (x) => x.src === vip && x.srcMac === sMac);
+  const ansAtP = index(fp, (x) => x.src === vip && x.srcMac === sMac);
+  const merged = index(fp, (x) => x.src === vip && x.srcMac === pMac);
+  const ansC = index(fc, (x) => x.src === vip && x.srcMac === pMac);
+  // The answer to a request: the first segment from the service that starts after the answer to the previous one.
+  const requests = fc.filter((x) => x.dst === vip);
+  const answers = [...merged.values()].sort((a, b) => a.time - b.time);
+  for (const rq of requests) {
+    const atS = reqS.get(key(rq));
+    const atP = reqP.get(key(rq));
+    const out = answers.find((a) => a.time > rq.time && a.dport === rq.sport);
+    if (!atS || !atP || !out) continue;
+    const sOut = ansS.get(key(out));
+    const sIn = ansAtP.get(key(out));
+    const back = ansC.get(key(out));
+    if (!sOut || !sIn || !back) continue;
+    hops['hub: request on the client wire → seen at S']!.push(atS.time - rq.time);
+    hops['S: request seen → S’s answer leaves S']!.push(sOut.time - atS.time);
+    hops['wire: S → P']!.push(sIn.time - sOut.time);
+    hops['P: S’s answer in → merged answer out']!.push(out.time - sIn.time);
+    hops['wire: P → client']!.push(back.time - out.time);
+    hops['P: request seen → merged answer out']!.push(out.time - atP.time);
+    hops.total!.push(back.time - rq.time);
+  }
+  return hops;
+}
