@@ -1,7 +1,8 @@
 /**
- * Request/answer workloads, plain TCP vs tcpfo in one run, on a hub and on a
+ * Request/answer workloads, plain TCP vs tcpfo in one run, on a hub, on a
  * switch that mirrors the client's frames to each node (the rig's `mirror`
- * mode), the client's link at 100 Mbit/s, Linux defaults everywhere:
+ * mode) and on an ordinary learning switch (lan.mode: switch), the client's
+ * link at 100 Mbit/s, Linux defaults everywhere:
  *
  *   - echo round trips of 100 B and 3000 B over one connection (median, p99)
  *   - memcached (Debian's, on both nodes) set + get pairs over one connection
@@ -12,9 +13,11 @@
  *
  * Plain = the client straight to the primary's own address (servers there on
  * ports tcpfo does not touch); tcpfo = the service address through the pair.
+ * Each workload runs in three rounds, plain then tcpfo in each; the report
+ * takes the median over the rounds.
  * Writes bench/results/interactive.{json,md} and SVG plots of the ratios.
  *
- *   npm run build && node dist/bench/interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror] [--report-only]
+ *   npm run build && node dist/bench/interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,9 +36,9 @@ const opt = (name: string): string | undefined => {
 const QUICK = args.includes('--quick');
 const REPORT_ONLY = args.includes('--report-only');
 const DATAPATH = (opt('--datapath') ?? 'auto') as 'auto' | 'kernel' | 'pcap';
-const LANS = (opt('--lan') ? [opt('--lan')] : ['hub', 'mirror']) as LanMode[];
-if (!['auto', 'kernel', 'pcap'].includes(DATAPATH) || LANS.some((l) => l !== 'hub' && l !== 'mirror')) {
-  console.error('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror] [--report-only]');
+const LANS = (opt('--lan') ? [opt('--lan')] : ['hub', 'mirror', 'switch']) as LanMode[];
+if (!['auto', 'kernel', 'pcap'].includes(DATAPATH) || LANS.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
+  console.error('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]');
   process.exit(2);
 }
 const OUT = 'bench/results';
@@ -46,6 +49,10 @@ const MC_PLAIN_PORT = 11311;
 const ECHOES = QUICK ? 300 : 2000;
 const CONNECTS = QUICK ? 100 : 500;
 const MC_SECONDS = 3;
+/** Rounds, each measuring plain then tcpfo: the report takes the median round (a busy VM's noise evens out). */
+const ROUNDS = QUICK ? 1 : 3;
+/** Transfers per FTP file size and client: the median rate is reported. */
+const FTP_REPS = QUICK ? 1 : 5;
 
 interface Latency {
   medianUs: number;
@@ -70,7 +77,7 @@ interface LanResult {
 }
 
 function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
 }
 const lat = (xs: number[]): Latency => ({ medianUs: pct(xs, 50), p99Us: pct(xs, 99) });
@@ -99,9 +106,9 @@ async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remot
   return Number(r.stdout.trim()) / 1024;
 }
 
-async function measure(rig: Rig, addr: string, demoPort: number, mcPort: number, ftpRoot: string, label: string): Promise<Side> {
+/** One round of the quick workloads on one side. */
+async function quick(rig: Rig, addr: string, demoPort: number, mcPort: number, label: string, errors: string[]): Promise<Omit<Side, 'ftp' | 'errors'>> {
   const c = rig.host('client');
-  const errors: string[] = [];
   const attempt = async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
     try {
       return await f();
@@ -110,35 +117,64 @@ async function measure(rig: Rig, addr: string, demoPort: number, mcPort: number,
       return fallback;
     }
   };
-  process.stderr.write(`${label}: echo\n`);
+  process.stderr.write(`${label}: echo, memcached, connection setup\n`);
   const e100 = await attempt('echo 100', async () => lat((await json(c, 'bench/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(ECHOES)])).rttUs as number[]), lat([]));
   const e3000 = await attempt('echo 3000', async () => lat((await json(c, 'bench/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(ECHOES)])).rttUs as number[]), lat([]));
-  process.stderr.write(`${label}: memcached\n`);
   const mc = await attempt('memcached', async () => (await json(c, 'bench/servers/rr-client.js', ['memcached', addr, String(mcPort), String(MC_SECONDS)])) as { ops: number; errors: number }, { ops: NaN, errors: 0 });
   if (mc.errors) errors.push(`memcached: ${mc.errors} wrong answers`);
-  process.stderr.write(`${label}: connection setup\n`);
   const b2b = await attempt('setup back to back', async () => lat((await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)])).connectUs as number[]), lat([]));
   const spaced = await attempt('setup spaced', async () => lat((await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '5', String(Math.min(CONNECTS, 200))])).connectUs as number[]), lat([]));
   const t0 = Date.now();
   const okConn = await attempt('conn/s', async () => (await json(c, 'bench/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)]), true), false);
   const connPerSec = okConn ? CONNECTS / ((Date.now() - t0) / 1000) : NaN;
+  return { echo100: e100, echo3000: e3000, memcachedOps: mc.ops, setupBackToBack: b2b, setupSpaced: spaced, connPerSec };
+}
+
+/** The median round, field by field. */
+function medianRound(rounds: Array<Omit<Side, 'ftp' | 'errors'>>): Omit<Side, 'ftp' | 'errors'> {
+  const m = (f: (r: Omit<Side, 'ftp' | 'errors'>) => number) => pct(rounds.map(f), 50);
+  const ml = (f: (r: Omit<Side, 'ftp' | 'errors'>) => Latency): Latency => ({ medianUs: m((r) => f(r).medianUs), p99Us: m((r) => f(r).p99Us) });
+  return {
+    echo100: ml((r) => r.echo100),
+    echo3000: ml((r) => r.echo3000),
+    memcachedOps: m((r) => r.memcachedOps),
+    setupBackToBack: ml((r) => r.setupBackToBack),
+    setupSpaced: ml((r) => r.setupSpaced),
+    connPerSec: m((r) => r.connPerSec),
+  };
+}
+
+async function ftpSide(rig: Rig, addr: string, ftpRoot: string, label: string, errors: string[]): Promise<Side['ftp']> {
+  const c = rig.host('client');
+  const attempt = async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      errors.push(`${what}: ${(e as Error).message.split('\n').slice(-3).join(' ').slice(0, 300)}`);
+      return fallback;
+    }
+  };
   process.stderr.write(`${label}: FTP\n`);
   const ftp: Side['ftp'] = {};
   for (const kb of PAPER_FILE_KB) {
     const name = fileName(kb);
-    const local = join(rig.tmpdir, `dl-${label.replace(/\W+/g, '_')}-${name}`);
-    const tag = `${label.replace(/\W+/g, '_')}-${Date.now()}`;
-    const r = await attempt(`ftp ${kb} KB`, async () => {
-      const x = await runFtp(c, addr, [`get pub/${name} ${local}`, `put ${ftpRoot}/pub/${name} incoming/up-${tag}-${name}`]);
-      if (x.completed !== 2 || x.rates.length < 2) throw new Error(`ftp client: ${x.transcript.slice(-300)}`);
-      return { get: x.rates[0]!, put: x.rates[1]! };
-    }, { get: NaN, put: NaN });
-    const curlGet = await attempt(`curl get ${kb} KB`, () => curlFtp(c, addr, 'get', `pub/${name}`, local), NaN);
-    const curlPut = await attempt(`curl put ${kb} KB`, () => curlFtp(c, addr, 'put', `incoming/curl-${tag}-${name}`, join(ftpRoot, 'pub', name)), NaN);
-    if (Number.isFinite(curlGet) && readFileSync(local).length !== fileBytes(kb)) errors.push(`curl get ${kb} KB: wrong length`);
-    ftp[String(kb)] = { ...r, curlGet, curlPut };
+    const runs: Array<{ get: number; put: number; curlGet: number; curlPut: number }> = [];
+    for (let rep = 0; rep < FTP_REPS; rep++) {
+      const local = join(rig.tmpdir, `dl-${label.replace(/\W+/g, '_')}-${rep}-${name}`);
+      const tag = `${label.replace(/\W+/g, '_')}-${rep}-${Date.now()}`;
+      const r = await attempt(`ftp ${kb} KB`, async () => {
+        const x = await runFtp(c, addr, [`get pub/${name} ${local}`, `put ${ftpRoot}/pub/${name} incoming/up-${tag}-${name}`]);
+        if (x.completed !== 2 || x.rates.length < 2) throw new Error(`ftp client: ${x.transcript.slice(-300)}`);
+        return { get: x.rates[0]!, put: x.rates[1]! };
+      }, { get: NaN, put: NaN });
+      const curlGet = await attempt(`curl get ${kb} KB`, () => curlFtp(c, addr, 'get', `pub/${name}`, local), NaN);
+      const curlPut = await attempt(`curl put ${kb} KB`, () => curlFtp(c, addr, 'put', `incoming/curl-${tag}-${name}`, join(ftpRoot, 'pub', name)), NaN);
+      if (Number.isFinite(curlGet) && readFileSync(local).length !== fileBytes(kb)) errors.push(`curl get ${kb} KB: wrong length`);
+      runs.push({ ...r, curlGet, curlPut });
+    }
+    ftp[String(kb)] = { get: pct(runs.map((x) => x.get), 50), put: pct(runs.map((x) => x.put), 50), curlGet: pct(runs.map((x) => x.curlGet), 50), curlPut: pct(runs.map((x) => x.curlPut), 50) };
   }
-  return { echo100: e100, echo3000: e3000, memcachedOps: mc.ops, setupBackToBack: b2b, setupSpaced: spaced, connPerSec, ftp, errors };
+  return ftp;
 }
 
 async function runLan(lan: LanMode): Promise<LanResult> {
@@ -159,8 +195,14 @@ async function runLan(lan: LanMode): Promise<LanResult> {
       pair.servers.push(await startVsftpd(p, plainFtp.conf));
       const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')]);
       const datapath = String((JSON.parse(st.stdout) as { datapath?: string }).datapath);
-      const plain = await measure(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, plainFtp.root, `${lan} plain`);
-      const tcpfo = await measure(rig, VIP, DEMO_PORT, MC_PORT, roots.primary!, `${lan} tcpfo`);
+      const errors = { plain: [] as string[], tcpfo: [] as string[] };
+      const rounds = { plain: [] as Array<Omit<Side, 'ftp' | 'errors'>>, tcpfo: [] as Array<Omit<Side, 'ftp' | 'errors'>> };
+      for (let i = 0; i < ROUNDS; i++) {
+        rounds.plain.push(await quick(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain));
+        rounds.tcpfo.push(await quick(rig, VIP, DEMO_PORT, MC_PORT, `${lan} tcpfo, round ${i + 1}`, errors.tcpfo));
+      }
+      const plain: Side = { ...medianRound(rounds.plain), ftp: await ftpSide(rig, p.ip, plainFtp.root, `${lan} plain`, errors.plain), errors: errors.plain };
+      const tcpfo: Side = { ...medianRound(rounds.tcpfo), ftp: await ftpSide(rig, VIP, roots.primary!, `${lan} tcpfo`, errors.tcpfo), errors: errors.tcpfo };
       return { lan, plain, tcpfo, datapath };
     } finally {
       await pair.stop();
@@ -207,7 +249,7 @@ for (const r of report.results) {
   md.push(`| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`);
   md.push(`| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`);
 }
-md.push('', '## FTP (Figure 6), vsftpd in active mode, KB/s', '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+md.push('', `## FTP (Figure 6), vsftpd in active mode, KB/s (median of ${FTP_REPS} transfers each)`, '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
 for (const r of report.results) {
   for (const kb of PAPER_FILE_KB) {
     const p = r.plain.ftp[String(kb)];

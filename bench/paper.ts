@@ -5,11 +5,12 @@
  * the same links, at 100 Mbit/s (as in the paper), 1 Gbit/s and unshaped.
  * Writes bench/results/paper.{json,md} and SVG plots.
  *
- *   npm run build && node dist/bench/paper.js [--quick] [--report-only] [--lan hub|mirror]
+ *   npm run build && node dist/bench/paper.js [--quick] [--report-only] [--lan hub|mirror|switch]
  *
  * --lan mirror: the LAN is a learning switch that mirrors the client's frames
- * to each node (the rig's 'mirror' mode) instead of the paper's hub; the
- * report goes to bench/results/mirror/.
+ * to each node (the rig's 'mirror' mode) instead of the paper's hub; switch:
+ * an ordinary learning switch (the primary copies the client's frames to the
+ * secondary, lan.mode: switch). The report goes to bench/results/<lan>/.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,11 +25,16 @@ const QUICK = process.argv.includes('--quick');
 const REPORT_ONLY = process.argv.includes('--report-only');
 const lanAt = process.argv.indexOf('--lan');
 const LAN = (lanAt > 0 ? process.argv[lanAt + 1] : 'hub') as LanMode;
-if (LAN !== 'hub' && LAN !== 'mirror') {
-  console.error('usage: paper.js [--quick] [--report-only] [--lan hub|mirror]');
+if (LAN !== 'hub' && LAN !== 'mirror' && LAN !== 'switch') {
+  console.error('usage: paper.js [--quick] [--report-only] [--lan hub|mirror|switch]');
   process.exit(2);
 }
 const RESULTS = 'bench/results';
+const LAN_WORDS: Record<LanMode, string> = {
+  hub: 'a hub (as in the paper)',
+  mirror: 'a learning switch mirroring the client’s frames to each node (SPAN)',
+  switch: 'an ordinary learning switch (the primary copies the client’s frames to the secondary)',
+};
 const OUT = LAN === 'hub' ? RESULTS : join(RESULTS, LAN);
 const PLAIN_PORT = 7100;
 const STREAM = QUICK ? 20_000_000 : 100_000_000;
@@ -224,7 +230,7 @@ const r2 = (a: number, b: number) => (a / b).toFixed(3);
 const md: string[] = [
   '# tcpfo vs plain TCP: the paper’s measurements',
   '',
-  `Run ${report.date} on this machine (2 cores) in the rig: ${(report.lan ?? 'hub') === 'hub' ? 'a hub (as in the paper)' : 'a learning switch mirroring the client’s frames to each node (SPAN)'}, the client's link shaped as stated (the nodes' links unshaped), real Linux TCP everywhere (this machine's default congestion control, BBR). ` +
+  `Run ${report.date} on this machine (2 cores) in the rig: ${LAN_WORDS[report.lan ?? 'hub']}, the client's link shaped as stated (the nodes' links unshaped), real Linux TCP everywhere (this machine's default congestion control, BBR). ` +
     'Plain = client straight to the primary’s own address; tcpfo = the service address through both bridges. Same run, same links.' +
     (report.quick ? ' **Quick run** (smaller streams and fewer repetitions).' : ''),
   '',

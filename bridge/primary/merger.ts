@@ -146,6 +146,8 @@ export interface MergerStats {
 interface Held {
   id: number;
   pkt: Buffer;
+  /** The segment in `pkt`, parsed once when it arrived. */
+  seg: TcpSegment;
   /** Start and end (exclusive, SYN/FIN counted) in S's sequence space. */
   start: number;
   end: number;
@@ -571,7 +573,7 @@ export class Merger {
       if (c.phase === 'handshake') {
         c.synP = synInfo(seg, opts);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
-        c.heldSyn = { id, pkt, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
+        c.heldSyn = { id, pkt, seg, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
         c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) this.noteAckP(c, seg);
@@ -655,7 +657,7 @@ export class Merger {
       this.sink.drop(id);
       return;
     }
-    c.held.push({ id, pkt, start, end, gso });
+    c.held.push({ id, pkt, seg, start, end, gso });
     this.releaseCovered(c);
     this.checkStall(c, now);
     this.maybeAck(c, now, null);
@@ -1130,8 +1132,7 @@ export class Merger {
     const h = c.heldSyn!;
     c.heldSyn = null;
     this.pending.delete(c);
-    const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
-    this.release(c, h.id, h.pkt, seg, h.gso, true);
+    this.release(c, h.id, h.pkt, h.seg, h.gso, true);
   }
 
   /**
@@ -1172,7 +1173,7 @@ export class Merger {
         return;
       }
       if (!seqLe(h.end, covered)) break;
-      const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
+      const seg = h.seg;
       const dataStart = h.start;
       const fin = seg.has(TCP_FIN);
       const dataEnd = fin ? seqSub(h.end, 1) : h.end;
@@ -1221,8 +1222,7 @@ export class Merger {
     const covered = c.sCovered();
     const from = seqMax(h.start, c.relNxt);
     if (!seqLt(from, covered) || !seqLt(covered, h.end)) return;
-    const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
-    const payload = seg.payload;
+    const payload = h.seg.payload;
     if (!c.store.matches(h.start, payload.subarray(0, seqSub(covered, h.start)))) {
       this.stats.divergences++;
       this.degrade(c, 'different bytes at the same offset', true);
@@ -1249,10 +1249,7 @@ export class Merger {
     c.held = [];
     c.stallAt = null;
     this.stalled.delete(c);
-    for (const h of held) {
-      const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(h.pkt) as Ipv4Packet) as TcpSegment;
-      this.release(c, h.id, h.pkt, seg, h.gso, false);
-    }
+    for (const h of held) this.release(c, h.id, h.pkt, h.seg, h.gso, false);
   }
 
   /**
