@@ -6,21 +6,23 @@ import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { describeChange } from './bridge/io/node-state.js';
 import { ConfigError, loadConfig, swapRoles, type Config } from './config/config.js';
 import { createLogger } from './bridge/log.js';
+import { VERSION } from './bridge/version.js';
 
 /** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6 } as const;
 
 const program = new Command();
 program
   .name('tcpfo')
   .description('Transparent TCP connection failover for a primary/secondary server pair (Koch et al., active replication).')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError()
   .addHelpText(
     'after',
     `
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration,
-4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over).
+4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over),
+5 status: no bridge runs here, 6 status: permission denied (run as root).
 Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
   );
 program.exitOverride((err) => {
@@ -108,8 +110,16 @@ program
   .command('check-config')
   .description('validate a configuration file and print it normalised; installs nothing')
   .addOption(configOption())
-  .action((o: { config: string }) => {
+  .action(async (o: { config: string }) => {
     const cfg = load(o.config);
+    // What the file names must be usable too: the heartbeat key.
+    const { readKey } = await import('./bridge/peer.js');
+    try {
+      readKey(cfg.heartbeat.key_file);
+    } catch (e) {
+      console.error(`${cfg.file}: invalid configuration:\n  - heartbeat.key_file: ${(e as Error).message}`);
+      process.exit(EXIT.config);
+    }
     console.log(JSON.stringify(cfg, null, 2));
   });
 
@@ -122,13 +132,19 @@ program
     const cfg = load(o.config);
     const { controlSocketPath, readStatus } = await import('./bridge/control.js');
     const found: Array<Record<string, unknown>> = [];
+    const failed: Array<{ why: string; detail: string }> = [];
     for (const r of ['p', 's'] as const) {
       const st = await readStatus(controlSocketPath(cfg.state_dir, cfg.instance, r));
-      if (st) found.push(st);
+      if (st.ok) found.push(st.status);
+      else failed.push(st);
     }
     if (!found.length) {
-      console.error(`tcpfo: no bridge is running here (no answer on ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`);
-      process.exit(EXIT.failure);
+      const denied = failed.find((f) => f.why === 'permission-denied');
+      const silent = failed.find((f) => f.why === 'no-answer');
+      if (denied) console.error(`tcpfo: permission denied: ${denied.detail}`);
+      else if (silent) console.error(`tcpfo: a bridge runs but does not answer: ${silent.detail}`);
+      else console.error(`tcpfo: no bridge is running here (no control socket answers at ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`);
+      process.exit(denied ? EXIT.permission : silent ? EXIT.failure : EXIT.notRunning);
     }
     for (const st of found) {
       if (o.json) {

@@ -162,7 +162,7 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
       if (!rateMbit) {
         progress(`${name}: memory of the primary bridge with idle connections`);
         const n = QUICK ? 2000 : 10_000;
-        const before = await metric(rig, 'primary', 'tcpfo_process_resident_memory_bytes');
+        const before = await metric(rig, 'primary', 'process_resident_memory_bytes');
         const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
         let line = '';
         await new Promise<void>((resolve, reject) => {
@@ -173,7 +173,7 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
           hold.once('exit', (code) => reject(new Error(`hold exited ${code}`)));
         });
         await new Promise((r) => setTimeout(r, 2000));
-        const after = await metric(rig, 'primary', 'tcpfo_process_resident_memory_bytes');
+        const after = await metric(rig, 'primary', 'process_resident_memory_bytes');
         const conns = await metric(rig, 'primary', 'tcpfo_connections{state="merging"}');
         hold.kill('SIGTERM');
         res.idleMemory = { connections: conns, rssBeforeBytes: before, rssAfterBytes: after, bytesPerConnection: (after - before) / n };

@@ -44,28 +44,35 @@ export function stopControl(server: Server | undefined, path: string): void {
   rmSync(path, { force: true });
 }
 
-/** Reads a daemon's status; null when no daemon answers at `path`. */
-export function readStatus(path: string, timeoutMs = 2000): Promise<Record<string, unknown> | null> {
+export type StatusResult =
+  | { ok: true; status: Record<string, unknown> }
+  /** not-running: no socket, or nothing listens on it; permission-denied: the socket is root's (run as root); no-answer: it did not answer in time, or not in JSON. */
+  | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
+
+/** Reads a daemon's status, or why it cannot be read. */
+export function readStatus(path: string, timeoutMs = 2000): Promise<StatusResult> {
   return new Promise((resolve) => {
-    if (!existsSync(path)) return resolve(null);
+    if (!existsSync(path)) return resolve({ ok: false, why: 'not-running', detail: `no control socket at ${path}` });
     const sock = createConnection(path);
     let buf = '';
     const t = setTimeout(() => {
       sock.destroy();
-      resolve(null);
+      resolve({ ok: false, why: 'no-answer', detail: `${path}: no answer within ${timeoutMs} ms` });
     }, timeoutMs);
     sock.on('data', (d) => (buf += d.toString()));
     sock.on('end', () => {
       clearTimeout(t);
       try {
-        resolve(JSON.parse(buf) as Record<string, unknown>);
+        resolve({ ok: true, status: JSON.parse(buf) as Record<string, unknown> });
       } catch {
-        resolve(null);
+        resolve({ ok: false, why: 'no-answer', detail: `${path}: an answer that is not JSON` });
       }
     });
-    sock.on('error', () => {
+    sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(t);
-      resolve(null);
+      if (e.code === 'EACCES' || e.code === 'EPERM') resolve({ ok: false, why: 'permission-denied', detail: `${path}: permission denied (the control socket is root's: run as root)` });
+      else if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') resolve({ ok: false, why: 'not-running', detail: `${path}: nothing listens (a daemon that was killed left it)` });
+      else resolve({ ok: false, why: 'no-answer', detail: `${path}: ${e.code ?? e.message}` });
     });
   });
 }

@@ -1,10 +1,19 @@
 /**
  * Prometheus metrics (prom-client) on the configured address only. Values are
  * read from the bridge's own counters at scrape time: nothing on the data path.
- * Names: `tcpfo_` prefix, base units, `_total` counters, no per-connection labels.
+ * Names: `tcpfo_` prefix, base units, `_total` counters, no per-connection
+ * labels; the process metrics under their standard names (process_*,
+ * nodejs_*), so stock dashboards work. A value the bridge does not know (no
+ * heartbeat answered yet, no failover yet) is absent, never 0.
  */
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { VERSION } from './version.js';
+
+/** Leaves a label-less gauge without a sample (prom-client would export 0). */
+function unknown(g: Gauge): void {
+  (g as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
+}
 
 /** What a bridge reports at scrape time. */
 export interface MetricsSnapshot {
@@ -40,6 +49,13 @@ export interface MetricsSnapshot {
   pcapFrames: number;
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
   pcapDropped: number;
+  /** The primary's kernel translation of client segments: translated, SYNs passed, frames copied to the secondary. */
+  kernelInbound?: { translated: number; synsPassed: number; duplicated: number };
+  /** ARP requests for the service address seen, and answered by this node. */
+  arp?: { requests: number; replies: number };
+  /** Times a server-health check failed, and whether the local server is healthy now (track). */
+  trackFailures?: number;
+  serverHealthy?: boolean | null;
 }
 
 export const ROLES = ['primary', 'secondary', 'alone', 'active'] as const;
@@ -60,7 +76,16 @@ function readCounter(reg: Registry, name: string, help: string, labelNames: stri
 
 export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   const reg = new Registry();
-  collectDefaultMetrics({ register: reg, prefix: 'tcpfo_' });
+  collectDefaultMetrics({ register: reg });
+  new Gauge({
+    name: 'tcpfo_build_info',
+    help: 'The running tcpfo: 1, with its version and Node.js version as labels',
+    labelNames: ['version', 'nodejs'],
+    registers: [reg],
+    collect() {
+      this.set({ version: VERSION, nodejs: process.version }, 1);
+    },
+  });
   let cur: MetricsSnapshot | undefined;
   const get = () => (cur ??= snap());
   // One snapshot per scrape: taken by the first collector, dropped after.
@@ -96,6 +121,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     collect() {
       const v = get().heartbeatRttSeconds;
       if (v !== null) this.set(v);
+      else unknown(this);
     },
   });
   readCounter(reg, 'tcpfo_heartbeats_received_total', 'Valid heartbeats received', [], (c) => c.inc(get().heartbeatsReceived));
@@ -112,6 +138,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     collect() {
       const v = get().lastFailoverSeconds;
       if (v !== null) this.set(v);
+      else unknown(this);
     },
   });
   new Gauge({
@@ -144,6 +171,26 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   });
   readCounter(reg, 'tcpfo_nfqueue_enobufs_total', 'Times the kernel dropped queue messages for lack of socket buffer', ['queue'], (c) => {
     for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
+  });
+  readCounter(reg, 'tcpfo_kernel_inbound_total', 'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary)', ['action'], (c) => {
+    const k = get().kernelInbound;
+    if (!k) return;
+    c.inc({ action: 'translated' }, k.translated);
+    c.inc({ action: 'syn-passed' }, k.synsPassed);
+    c.inc({ action: 'copied' }, k.duplicated);
+  });
+  readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
+  readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));
+  readCounter(reg, 'tcpfo_server_check_failures_total', 'Failed checks of the local server (track)', [], (c) => c.inc(get().trackFailures ?? 0));
+  new Gauge({
+    name: 'tcpfo_server_up',
+    help: 'Whether the last check of the local server (track) passed; absent without track',
+    registers: [reg],
+    collect() {
+      const v = get().serverHealthy;
+      if (v === null || v === undefined) unknown(this);
+      else this.set(v ? 1 : 0);
+    },
   });
   readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
   readCounter(reg, 'tcpfo_pcap_backlog_dropped_total', 'Captured frames dropped because the bridge fell behind the wire (its backlog was full)', [], (c) => c.inc(get().pcapDropped));

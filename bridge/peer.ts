@@ -44,13 +44,15 @@ export class KeyError extends Error {
   override readonly name = 'KeyError';
 }
 
-/** Reads the shared heartbeat key: at least 16 bytes, not readable by others. */
+/** Reads the shared heartbeat key: a regular file owned by root, mode 0600 (or stricter), at least 16 bytes. */
 export function readKey(file: string): Buffer {
   let key: Buffer;
   try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new KeyError(`${file}: not a regular file`);
+    if (st.mode & 0o077) throw new KeyError(`${file}: mode ${(st.mode & 0o777).toString(8)}: readable or writable by others than its owner (chmod 600 it)`);
+    if (st.uid !== 0) throw new KeyError(`${file}: owned by uid ${st.uid}, not root (chown root it)`);
     key = readFileSync(file);
-    const mode = statSync(file).mode & 0o077;
-    if (mode & 0o007) throw new KeyError(`${file}: readable by others (chmod 600 it)`);
   } catch (e) {
     if (e instanceof KeyError) throw e;
     throw new KeyError(`${file}: cannot read the heartbeat key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

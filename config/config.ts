@@ -42,6 +42,8 @@ const node = z.strictObject({
   /** The LAN interface. */
   interface: ifname,
   mac: macText,
+  /** This node's metrics address (ADDRESS:PORT), instead of metrics.listen. */
+  metrics_listen: z.string().optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -164,8 +166,8 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:9464'),
     })
     .default({ listen: '127.0.0.1:9464' }),
-  /** NFQUEUE numbers used by this instance: base and base+1. */
-  queue_base: z.number().int().min(0).max(65534).default(100),
+  /** NFQUEUE numbers used by this instance: base, base+1 (the primary) and base+2 (the secondary on the pcap path). */
+  queue_base: z.number().int().min(0).max(65533).default(100),
   state_dir: z.string().min(1).default('/run/tcpfo'),
   /** Tag naming this instance's rules and journal (lets two instances share a machine in tests). */
   instance: z.string().regex(/^[a-z0-9]{1,8}$/, '1-8 of [a-z0-9]').default('tcpfo'),
@@ -223,10 +225,41 @@ export function parseConfig(text: string, file: string): Config {
   const problems: string[] = [];
   const addrs = [c.service.address, c.primary.address, c.secondary.address];
   if (new Set(addrs).size !== 3) problems.push('service.address, primary.address and secondary.address must all differ');
+  for (const [path, a] of [['service.address', c.service.address], ['primary.address', c.primary.address], ['secondary.address', c.secondary.address]] as const) {
+    const why = notUnicast(a);
+    if (why) problems.push(`${path}: ${a} is ${why}: need a unicast address`);
+  }
   if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase()) problems.push('primary.mac and secondary.mac must differ');
+  for (const [path, m] of [['primary.mac', c.primary.mac], ['secondary.mac', c.secondary.mac]] as const) {
+    const first = parseInt(m.slice(0, 2), 16);
+    if (first & 1) problems.push(`${path}: ${m} is a multicast MAC: need a station's unicast MAC`);
+    else if (/^(00:){5}00$/i.test(m)) problems.push(`${path}: ${m} is not a station's MAC`);
+  }
+  for (const [path, l] of [['primary.metrics_listen', c.primary.metrics_listen], ['secondary.metrics_listen', c.secondary.metrics_listen]] as const) {
+    if (l !== undefined && !hostPort.safeParse(l).success) problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
+  }
   if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
   if (problems.length) throw new ConfigError(file, problems);
   return { ...c, service: { address: c.service.address, ports: c.service.ports }, file };
+}
+
+/** Why an IPv4 address is no unicast host address, or null. */
+function notUnicast(text: string): string | null {
+  const a = parseIpv4(text);
+  if (a === null) return null; // reported by the schema
+  const first = a >>> 24;
+  if (a === 0) return 'the unspecified address';
+  if (a === 0xffffffff) return 'the broadcast address';
+  if (first >= 224 && first <= 239) return 'a multicast address';
+  if (first >= 240) return 'a reserved address';
+  if (first === 127) return 'a loopback address';
+  if (first === 0) return 'in 0.0.0.0/8';
+  return null;
+}
+
+/** The metrics address of the node described by `self` (its own block's metrics_listen, else metrics.listen). */
+export function metricsListen(cfg: Config, self: Config['primary']): string {
+  return self.metrics_listen ?? cfg.metrics.listen;
 }
 
 export function loadConfig(file: string): Config {

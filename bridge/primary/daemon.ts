@@ -32,7 +32,7 @@ import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import { InboundXlate } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
-import type { Config } from '../../config/config.js';
+import { metricsListen, type Config } from '../../config/config.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
@@ -285,7 +285,7 @@ export class PrimaryBridge {
       onDecision,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
     });
-    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.primary), buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
     this.guard = startLivenessGuard([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
     this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 'p'), {
@@ -490,6 +490,8 @@ export class PrimaryBridge {
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
+      kernelInbound: this.xlate?.stats,
+      arp: this.presence?.stats,
     };
   }
 

@@ -36,7 +36,7 @@ import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertR
 import { blindProds, blindPrompts } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
-import { swapRoles, type Config } from '../../config/config.js';
+import { metricsListen, swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 
 /** BPF for client frames to the service's failover ports. */
@@ -157,7 +157,7 @@ export class SecondaryBridge {
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
     this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
     this.peer = await this.openPeer();
-    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.secondary), buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
     const q = this.q;
     this.guard = startLivenessGuard(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
@@ -461,7 +461,7 @@ export class SecondaryBridge {
     const cfg = this.cfg;
     this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.peer = await this.openPeer('alone');
-    this.metrics = await startMetricsServer(cfg.metrics.listen, buildRegistry(() => this.metricsSnapshot()));
+    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.secondary), buildRegistry(() => this.metricsSnapshot()));
     this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
   }
 
@@ -514,6 +514,7 @@ export class SecondaryBridge {
       nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.capture?.stats.frames ?? 0,
       pcapDropped: this.capture?.stats.dropped ?? 0,
+      arp: this.presence?.stats,
     };
   }
 

@@ -1,6 +1,6 @@
 /** The YAML configuration: every error names the file, the path and the problem; the CLI exits 3. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,14 @@ describe('configuration', () => {
     ['equal addresses', EXAMPLE.replace('address: 192.0.2.2', 'address: 192.0.2.1'), /must all differ/],
     ['a timeout below twice the interval', EXAMPLE.replace('timeout_ms: 100', 'timeout_ms: 30'), /at least twice/],
     ['broken YAML', 'service: [\n', /^YAML line/],
+    ['the unspecified address as service address', EXAMPLE.replace('address: 192.0.2.100', 'address: 0.0.0.0'), /^service\.address: 0\.0\.0\.0 is the unspecified address/],
+    ['a multicast service address', EXAMPLE.replace('address: 192.0.2.100', 'address: 239.1.2.3'), /^service\.address: 239\.1\.2\.3 is a multicast address/],
+    ['a broadcast node address', EXAMPLE.replace('address: 192.0.2.1 ', 'address: 255.255.255.255 '), /^primary\.address: 255\.255\.255\.255 is the broadcast address/],
+    ['a loopback node address', EXAMPLE.replace('address: 192.0.2.2', 'address: 127.0.0.2'), /^secondary\.address: .* loopback/],
+    ['a multicast MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"03:00:00:00:00:03"'), /^secondary\.mac: .* multicast MAC/],
+    ['an all-zero MAC', EXAMPLE.replace('"02:00:00:00:00:02"', '"00:00:00:00:00:00"'), /^primary\.mac: .* not a station/],
+    ['a queue base whose third queue is out of range', EXAMPLE.replace('queue_base: 100', 'queue_base: 65534'), /^queue_base: /],
+    ['a bad per-node metrics address', EXAMPLE.replace('mac: "02:00:00:00:00:03"', 'mac: "02:00:00:00:00:03"\n  metrics_listen: nowhere'), /^secondary\.metrics_listen: need ADDRESS:PORT/],
   ];
   for (const [what, yaml, re] of cases) {
     it(`rejects ${what} with a message naming the path`, () => {
@@ -68,6 +76,35 @@ describe('tcpfo check-config / primary with a bad file', () => {
       expect(r.stderr).toMatch(/lan\.mtu: /);
     }
     expect(execFileSync('iptables-nft-save', { encoding: 'utf8' }).replace(/^#.*$/gm, '')).toBe(before);
+  });
+
+  it('check-config verifies the heartbeat key file: present, root’s, mode 0600, 16 bytes or more', () => {
+    const key = join(dir, 'hb.key');
+    const file = join(dir, 'keyed.yaml');
+    writeFileSync(file, EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key));
+    const check = () => spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', file], { encoding: 'utf8' });
+    let r = check();
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/heartbeat\.key_file: .*ENOENT/);
+    writeFileSync(key, 'x'.repeat(32), { mode: 0o644 });
+    chmodSync(key, 0o644);
+    r = check();
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/mode 644.*chmod 600/);
+    chmodSync(key, 0o600);
+    chownSync(key, 65534, 65534);
+    r = check();
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/owned by uid 65534, not root/);
+    chownSync(key, 0, 0);
+    writeFileSync(key, 'short');
+    r = check();
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/at least 16 bytes/);
+    writeFileSync(key, 'k'.repeat(32));
+    r = check();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).heartbeat.key_file).toBe(key);
   });
 
   it('exits 3 for a missing file and 2 for bad usage', () => {

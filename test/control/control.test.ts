@@ -1,5 +1,7 @@
 /** The daemon's control socket (bridge/control.ts): a health probe must never take a node out. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { distScript } from '../rig/dist.js';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +35,7 @@ describe('control socket', () => {
       // Let the server's writes fail meanwhile.
       await new Promise((r) => setTimeout(r, 300));
       const st = await readStatus(path, 5000);
-      expect(st?.asked).toBeGreaterThan(50);
+      expect(st.ok && st.status.asked).toBeGreaterThan(50);
       expect(errors).toEqual([]);
     } finally {
       process.off('uncaughtException', onUncaught);
@@ -49,9 +51,41 @@ describe('control socket', () => {
       return { ok: true };
     });
     try {
-      expect(await readStatus(path)).toEqual({ error: 'status failed: not ready' });
+      expect(await readStatus(path)).toEqual({ ok: true, status: { error: 'status failed: not ready' } });
       fail = false;
-      expect(await readStatus(path)).toEqual({ ok: true });
+      expect(await readStatus(path)).toEqual({ ok: true, status: { ok: true } });
+    } finally {
+      stopControl(server, path);
+    }
+  });
+
+  it('tcpfo status tells no bridge running (exit 5) from permission denied (exit 6)', async () => {
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+    chmodSync(dir, 0o755);
+    const cfgFile = join(dir, 'st.yaml');
+    writeFileSync(cfgFile, `service: { address: 192.0.2.100, ports: [7000] }\nprimary: { address: 192.0.2.1, interface: eth0, mac: "02:00:00:00:00:01" }\nsecondary: { address: 192.0.2.2, interface: eth0, mac: "02:00:00:00:00:02" }\nheartbeat: { key_file: /nonexistent }\nstate_dir: ${stateDir}\ninstance: st\n`);
+    chmodSync(cfgFile, 0o644);
+    const status = (uid?: number) => spawnSync(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], { encoding: 'utf8', ...(uid !== undefined ? { uid, gid: uid } : {}) });
+    let r = status();
+    expect(r.status, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(/no bridge is running here/);
+    const path = join(stateDir, 'stp.sock');
+    const server = await startControl(path, () => ({ role: 'primary' }));
+    try {
+      r = await new Promise((resolve) => setImmediate(() => resolve(status(65534))));
+      expect(r.status, r.stderr).toBe(6);
+      expect(r.stderr).toMatch(/permission denied/);
+      const root = await new Promise<ReturnType<typeof status>>((resolve) => {
+        const child = spawn(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('exit', (code) => resolve({ status: code, stdout: out, stderr: err } as ReturnType<typeof status>));
+      });
+      expect(root.status, root.stderr).toBe(0);
+      expect(root.stdout).toMatch(/^role\s+primary$/m);
     } finally {
       stopControl(server, path);
     }

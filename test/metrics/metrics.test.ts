@@ -33,6 +33,17 @@ const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
 });
 
 describe('metrics', () => {
+  it('an unknown value is absent, not 0: no heartbeat answered yet, no failover yet', async () => {
+    const text = await buildRegistry(() => snap({ heartbeatRttSeconds: null, lastFailoverSeconds: null })).metrics();
+    expect(text).toMatch(/^# TYPE tcpfo_heartbeat_rtt_seconds gauge$/m);
+    expect(text).not.toMatch(/^tcpfo_heartbeat_rtt_seconds /m);
+    expect(text).not.toMatch(/^tcpfo_last_failover_duration_seconds /m);
+    expect(text).not.toMatch(/^tcpfo_server_up /m);
+    const known = await buildRegistry(() => snap({ serverHealthy: false, kernelInbound: { translated: 5, synsPassed: 2, duplicated: 0 } })).metrics();
+    expect(known).toMatch(/^tcpfo_server_up 0$/m);
+    expect(known).toContain('tcpfo_kernel_inbound_total{action="translated"} 5');
+  });
+
   it('exposes the bridge’s counters under tcpfo_ names, with base units and _total counters', async () => {
     let s = snap();
     const reg = buildRegistry(() => s);
@@ -58,10 +69,14 @@ describe('metrics', () => {
       expect(text).toContain(line);
     }
     expect(text).toMatch(/^# TYPE tcpfo_merged_bytes_total counter$/m);
-    expect(text).toMatch(/^tcpfo_process_resident_memory_bytes \d+/m);
+    // The process metrics under their standard names (stock dashboards).
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).not.toMatch(/^tcpfo_process_/m);
+    expect(text).toMatch(/^tcpfo_build_info\{version="\d+\.\d+\.\d+[^"]*",nodejs="v\d+[^"]*"\} 1$/m);
     // Every tcpfo metric name is snake_case with the prefix; no per-connection labels.
     for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
-      expect(m[1]).toMatch(/^tcpfo_[a-z0-9_]+$/);
+      expect(m[1]).toMatch(/^(tcpfo|process|nodejs)_[a-z0-9_]+$/);
       if (m[2] === 'counter') expect(m[1]).toMatch(/_total$/);
     }
     expect(text).not.toMatch(/\{[^}]*(client|port)=/);

@@ -101,7 +101,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         expect(value(p1, 'tcpfo_merged_bytes_total')).toBeGreaterThan(1_000_000);
         expect(value(p1, 'tcpfo_connections{state="merging"}')).toBeGreaterThanOrEqual(1);
         expect(value(p1, 'tcpfo_role{role="primary"}')).toBe(1);
-        expect(p1).toMatch(/^tcpfo_process_resident_memory_bytes /m);
+        expect(p1).toMatch(/^process_resident_memory_bytes /m);
         const stP = await rig.host('primary').exec([process.execPath, distScript('cli.js'), 'status', '-c', pair.configFor('primary')]);
         expect(stP.stdout).toMatch(/^role\s+primary$/m);
         expect(stP.stdout).toMatch(/^peer\s+up/m);

@@ -170,7 +170,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         expect(peak).toBeLessThanOrEqual(3000);
         expect(during('tcpfo_drops_total{reason="table-full"}')).toBeGreaterThan(0);
         // Memory: bounded by the table, not by the flood.
-        const grew = during('tcpfo_process_resident_memory_bytes') - before('tcpfo_process_resident_memory_bytes');
+        const grew = during('process_resident_memory_bytes') - before('process_resident_memory_bytes');
         expect(grew).toBeLessThan(64 << 20);
         // The half-open entries expire (2 s, checked every second) — also those
         // the servers' SYN-ACK retransmissions (1, 3, 7, 15 s after) make

@@ -46,7 +46,7 @@ export interface SoakReport {
 
 async function rssMb(rig: Rig, node: string): Promise<number | null> {
   const r = await rig.host(node).exec(['curl', '-sf', '--max-time', '1', 'http://127.0.0.1:9464/metrics'], { allowFail: true });
-  const m = /^tcpfo_process_resident_memory_bytes (\S+)$/m.exec(r.stdout);
+  const m = /^process_resident_memory_bytes (\S+)$/m.exec(r.stdout);
   return m ? Number(m[1]) / 1e6 : null;
 }
 
