@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
-import { setPriority } from 'node:os';
 import { Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { describeChange } from './bridge/io/node-state.js';
-import { ConfigError, loadConfig, swapRoles, type Config } from './config/config.js';
-import { createLogger } from './bridge/log.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { VERSION } from './bridge/version.js';
 
-/** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6 } as const;
+import { EXIT, runDaemon } from './bridge/daemon.js';
 
 const program = new Command();
 program
@@ -22,7 +19,8 @@ program
     `
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration,
 4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over),
-5 status: no bridge runs here, 6 status: permission denied (run as root).
+5 status: no bridge runs here, 6 status: permission denied (run as root),
+7 a daemon gave up its part because its local server failed its checks (track).
 Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
   );
 program.exitOverride((err) => {
@@ -42,55 +40,6 @@ function load(file: string): Config {
       process.exit(EXIT.config);
     }
     throw e;
-  }
-}
-
-async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<void> {
-  const cfg = load(file);
-  const log = createLogger(`tcpfo-${role}`);
-  // Scheduled ahead of ordinary processes on a busy node (scheduling.nice).
-  try {
-    setPriority(cfg.scheduling.nice);
-  } catch (e) {
-    log.warn({ nice: cfg.scheduling.nice, err: (e as Error).message }, 'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default');
-  }
-  // Signal handlers first: a stop requested while the bridge is still
-  // starting waits for the start, then undoes it.
-  let starting: Promise<{ stop(): Promise<void> }> | undefined;
-  let stopping = false;
-  const stop = async (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping');
-    try {
-      const bridge = await starting;
-      await bridge?.stop();
-      process.exit(EXIT.ok);
-    } catch (e) {
-      log.error({ err: e }, 'stop failed');
-      process.exit(EXIT.failure);
-    }
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
-  const startPrimary = async (): Promise<{ stop(): Promise<void> }> => {
-    const { PrimaryBridge, ServiceAddressInUse } = await import('./bridge/primary/daemon.js');
-    try {
-      return await PrimaryBridge.start(cfg, log);
-    } catch (e) {
-      if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
-      // The secondary took over while this node was down and still serves:
-      // join it as its secondary; it becomes the merging primary for new connections.
-      log.warn({ rejoin: 'swap-roles' }, 'the secondary serves the service address: joining as its secondary (roles swapped)');
-      const { SecondaryBridge } = await import('./bridge/secondary/daemon.js');
-      return SecondaryBridge.start(swapRoles(cfg), log);
-    }
-  };
-  starting = role === 'primary' ? startPrimary() : (await import('./bridge/secondary/daemon.js')).SecondaryBridge.start(cfg, log);
-  try {
-    await starting;
-  } catch (e) {
-    log.error({ err: e instanceof Error ? e.message : String(e) }, `${role} bridge failed to start; everything it set up was undone`);
-    process.exit(EXIT.failure);
   }
 }
 

@@ -56,6 +56,8 @@ const SAMPLE_MS = 100;
 
 export interface Guard {
   stop(): void;
+  /** A new bound (SIGHUP). */
+  setStallMs(ms: number): void;
 }
 
 /**
@@ -63,7 +65,7 @@ export interface Guard {
  * `stopNow` (which must end heartbeats and ARP answers at once), then exits.
  */
 export function startLivenessGuard(queues: readonly QueueProbe[], stallMs: number, log: Logger, stopNow: () => void): Guard {
-  const watches = queues.map(() => new QueueWatch(stallMs));
+  let watches = queues.map(() => new QueueWatch(stallMs));
   const timer = setInterval(() => {
     const now = Date.now();
     queues.forEach((q, i) => {
@@ -79,5 +81,10 @@ export function startLivenessGuard(queues: readonly QueueProbe[], stallMs: numbe
     });
   }, SAMPLE_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => clearInterval(timer),
+    setStallMs: (ms) => {
+      watches = queues.map(() => new QueueWatch(ms));
+    },
+  };
 }

@@ -131,8 +131,15 @@ export const configSchema = z.strictObject({
        * again), counted as tcpfo_nfqueue_enobufs_total.
        */
       queue_buffer_bytes: z.number().int().min(65536).max(1 << 30).default(64 << 20),
+      /**
+       * The primary's stream of a connection ends where the secondary's goes
+       * on (its server died?): its FIN is held this long — keep it above the
+       * time `track` takes to notice a dead server — before the connection
+       * goes on primary-only.
+       */
+      early_end_grace_ms: z.number().int().min(0).max(600_000).default(3000),
     })
-    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20 }),
+    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20, early_end_grace_ms: 3000 }),
   security: z
     .strictObject({
       /** After setup, keep only CAP_NET_ADMIN and CAP_NET_RAW, set no_new_privs. */
@@ -166,6 +173,33 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:9464'),
     })
     .default({ listen: '127.0.0.1:9464' }),
+  /** pino's levels; TCPFO_LOG_LEVEL in the environment wins. Reloaded by SIGHUP. */
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  hooks: z
+    .strictObject({
+      /**
+       * A command run on every role change as `sh -c COMMAND tcpfo ROLE REASON`
+       * (ROLE: primary, secondary, alone, active, stopped), in the background.
+       */
+      on_role_change: z.string().min(1).optional(),
+      timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+    })
+    .default({ timeout_ms: 10_000 }),
+  /**
+   * A check of the local server. A node whose server fails `fall` checks in a
+   * row (after it answered once) gives up its part, so the other node serves.
+   */
+  track: z
+    .strictObject({
+      /** Ports on the service address to connect to, from the node itself. */
+      connect: z.array(port).min(1).optional(),
+      /** Or a command: exit status 0 means healthy. */
+      command: z.string().min(1).optional(),
+      interval_ms: z.number().int().min(100).max(60_000).default(1000),
+      timeout_ms: z.number().int().min(50).max(60_000).default(1000),
+      fall: z.number().int().min(1).max(100).default(3),
+    })
+    .optional(),
   /** NFQUEUE numbers used by this instance: base, base+1 (the primary) and base+2 (the secondary on the pcap path). */
   queue_base: z.number().int().min(0).max(65533).default(100),
   state_dir: z.string().min(1).default('/run/tcpfo'),
@@ -239,6 +273,13 @@ export function parseConfig(text: string, file: string): Config {
     if (l !== undefined && !hostPort.safeParse(l).success) problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
   }
   if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
+  if (c.track) {
+    if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
+    const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;
+    if (c.limits.early_end_grace_ms < notice) {
+      problems.push(`limits.early_end_grace_ms (${c.limits.early_end_grace_ms}) must exceed the time track takes to notice a dead server and the peer to take over (${notice} ms: fall × interval_ms + timeout_ms + heartbeat.timeout_ms)`);
+    }
+  }
   if (problems.length) throw new ConfigError(file, problems);
   return { ...c, service: { address: c.service.address, ports: c.service.ports }, file };
 }

@@ -40,6 +40,7 @@ void InitCaps(Napi::Env env, Napi::Object exports);  // native/caps.cc
 void InitFds(Napi::Env env, Napi::Object exports);   // native/fds.cc
 void InitPresence(Napi::Env env, Napi::Object exports);  // native/presence.cc
 void InitXlate(Napi::Env env, Napi::Object exports);     // native/xlate.cc
+void InitSystemd(Napi::Env env, Napi::Object exports);   // native/systemd.cc
 
 namespace {
 
@@ -353,6 +354,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFds(env, exports);
   InitPresence(env, exports);
   InitXlate(env, exports);
+  InitSystemd(env, exports);
   return NfQueue::Init(env, exports);
 }
 

@@ -72,7 +72,7 @@ export function kernelPathRuleset(k: KernelPathSpec): string {
     `table ip ${t} {`,
     '  chain divert {',
     '    type route hook output priority -150; policy accept;',
-    `    ip saddr ${vip} tcp sport ${ports} meta mark set meta mark | 0x${DIVERT_MARK.toString(16)} ip ttl set 1 counter comment "tcpfo: S's segments to clients, routed to P (fail closed)"`,
+    `    oifname != "lo" ip saddr ${vip} tcp sport ${ports} meta mark set meta mark | 0x${DIVERT_MARK.toString(16)} ip ttl set 1 counter comment "tcpfo: S's segments to clients, routed to P (fail closed)"`,
     '  }',
     '}',
     '',

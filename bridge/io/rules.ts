@@ -29,6 +29,9 @@ export interface Match {
   srcMac?: string;
   iif?: string;
   oif?: string;
+  /** Any interface but this one (the node's own traffic to the service address runs over `lo`). */
+  iifNot?: string;
+  oifNot?: string;
 }
 
 export type Action = { queue: number; bypass: boolean } | 'drop' | 'accept';
@@ -94,6 +97,8 @@ function nftMatch(m: Match): string {
   const parts: string[] = [];
   if (m.iif) parts.push(`iifname "${m.iif}"`);
   if (m.oif) parts.push(`oifname "${m.oif}"`);
+  if (m.iifNot) parts.push(`iifname != "${m.iifNot}"`);
+  if (m.oifNot) parts.push(`oifname != "${m.oifNot}"`);
   if (m.srcMac) parts.push(`ether saddr ${m.srcMac}`);
   if (m.src !== undefined) parts.push(`ip saddr ${ipv4ToString(m.src)}`);
   if (m.dst !== undefined) parts.push(`ip daddr ${ipv4ToString(m.dst)}`);
@@ -145,6 +150,8 @@ function iptMatch(m: Match): string[] {
   const a: string[] = [];
   if (m.iif) a.push('-i', m.iif);
   if (m.oif) a.push('-o', m.oif);
+  if (m.iifNot) a.push('!', '-i', m.iifNot);
+  if (m.oifNot) a.push('!', '-o', m.oifNot);
   if (m.src !== undefined) a.push('-s', ipv4ToString(m.src));
   if (m.dst !== undefined) a.push('-d', ipv4ToString(m.dst));
   a.push('-p', 'tcp');

@@ -17,6 +17,8 @@ export interface RunOptions {
   input?: string;
   timeoutMs: number;
   maxBuffer?: number;
+  /** The child's environment (default: the bridge's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -43,7 +45,7 @@ export function failureOf(cmd: string, args: readonly string[], e: unknown): str
 /** Runs `cmd args` and resolves with its stdout; rejects as execFile does (with `stderr`; see failureOf). */
 export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<string> {
   cloexecAll();
-  const p = execFileP(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs, maxBuffer: opts.maxBuffer ?? 16 << 20 });
+  const p = execFileP(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs, maxBuffer: opts.maxBuffer ?? 16 << 20, ...(opts.env ? { env: opts.env } : {}) });
   if (opts.input !== undefined) p.child.stdin?.end(opts.input);
   return (await p).stdout;
 }

@@ -40,6 +40,7 @@ import { controlSocketPath, startControl, stopControl } from '../control.js';
 import type { Server } from 'node:http';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
+import type { RoleListener } from '../roles.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
@@ -146,6 +147,7 @@ export class PrimaryBridge {
         idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
         maxStoredBytes: cfg.limits.max_stored_bytes,
         secondarySilenceMs: cfg.limits.secondary_silence_ms,
+        earlyEndGraceMs: cfg.limits.early_end_grace_ms,
       },
       sink,
       (what, c) => {
@@ -161,11 +163,32 @@ export class PrimaryBridge {
    * secondary, now taking the primary's role): its own connections on the
    * service address pass unchanged; only new ones are merged.
    */
-  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink } = {}): Promise<PrimaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener } = {}): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
     b.adoptExisting = opts.adoptExisting ?? false;
     b.handedPeer = opts.peer;
+    b.onRoleChange = opts.onRoleChange ?? (() => {});
     return startOrUndo(b, () => b.setup());
+  }
+
+  /** Told of each role change (the daemon's hook). */
+  private onRoleChange: RoleListener = () => {};
+
+  /**
+   * A reloaded configuration (SIGHUP): the merger's bounds and the liveness
+   * guard's; what else changed needs a restart (the caller says so).
+   */
+  reload(cfg: Config): void {
+    Object.assign(this.merger.cfg, {
+      maxConnections: cfg.limits.max_connections,
+      maxPendingHandshakes: cfg.limits.max_pending_handshakes,
+      handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
+      idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
+      maxStoredBytes: cfg.limits.max_stored_bytes,
+      secondarySilenceMs: cfg.limits.secondary_silence_ms,
+      earlyEndGraceMs: cfg.limits.early_end_grace_ms,
+    });
+    this.guard?.setStallMs(cfg.liveness.queue_stall_ms);
   }
 
   private adoptExisting = false;
@@ -245,11 +268,12 @@ export class PrimaryBridge {
     this.rules = await RuleSet.install(
       `${cfg.instance}p`,
       [
-        { hook: 'output', match: { src: this.vip, sports: ports }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
+        // Not over lo: the node's own connections to the service address (track's checks) are no client's.
+        { hook: 'output', match: { src: this.vip, sports: ports, oifNot: 'lo' }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
         { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
         // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
-        { hook: 'prerouting', match: { src: this.vip, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
-        { hook: 'prerouting', match: { dst: this.vip, dports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
+        { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
+        { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
       ],
       BRIDGE_MARK,
     );
@@ -301,6 +325,7 @@ export class PrimaryBridge {
       { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}) },
       'primary bridge up: merging',
     );
+    this.onRoleChange('primary', this.adoptExisting ? 'roles swapped: the other node rejoined as secondary' : 'started');
   }
 
   /**
@@ -443,6 +468,7 @@ export class PrimaryBridge {
     void this.startCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'));
     this.merger.secondaryRejoined();
     this.rejoins++;
+    this.onRoleChange('primary', 'the secondary rejoined');
     this.log.warn({ role: 'primary', primaryOnly: this.merger.phases().degraded }, 'secondary rejoined: new connections are replicated again');
   }
 
@@ -456,6 +482,7 @@ export class PrimaryBridge {
     const t0 = Date.now();
     this.merger.secondaryFailed();
     this.failoverSeconds = (Date.now() - t0) / 1000;
+    this.onRoleChange('alone', 'the secondary failed');
     this.log.warn({ role: 'alone', flushMs: Date.now() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
   }
 
@@ -524,7 +551,7 @@ export class PrimaryBridge {
    * heartbeats, no more ARP answers for the VIP — so the secondary takes
    * over. The rules stay (fail closed) for the next start to undo.
    */
-  private halt(): void {
+  halt(): void {
     this.peer?.close();
     this.presence?.close();
     this.log.error({ status: this.status() }, 'final counters (halted)');

@@ -92,6 +92,13 @@ export interface MergerConfig {
    * connections (a SYN flood must not starve them).
    */
   maxPendingHandshakes: number;
+  /**
+   * P's stream ended (its FIN) where S's goes on: P's server may have died
+   * (its kernel closes the socket). The FIN is held this long — time for the
+   * primary to give up its role (track) so the secondary continues the
+   * connection — before it counts as a divergence and goes out, ms.
+   */
+  earlyEndGraceMs: number;
 }
 
 export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
@@ -104,6 +111,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   maxConnections: 65536,
   maxPendingHandshakes: 4096,
   secondarySilenceMs: 2000,
+  earlyEndGraceMs: 3000,
 };
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
@@ -246,6 +254,8 @@ export class Conn {
   sProgressAt = 0;
   /** Since when (as seen by poll) the connection waits for S, or null. */
   waitingSince: number | null = null;
+  /** Since when P's FIN is held because S's stream goes on past it, or null. */
+  earlyEndAt: number | null = null;
 
   /** The first byte at or after `from` the client has not acknowledged (S-space). */
   notAcked(from: number): number {
@@ -341,6 +351,8 @@ export class Merger {
   private readonly stalled = new Set<Conn>();
   /** Connections holding P's SYN(-ACK) until S's arrives. */
   private readonly pending = new Set<Conn>();
+  /** Connections whose P's FIN is held while S's stream goes on (earlyEndGraceMs). */
+  private readonly earlyEnded = new Set<Conn>();
   /** Connections degraded because the replicas differed (the secondary must not continue them). */
   private readonly diverged = new Set<Conn>();
   /**
@@ -537,6 +549,7 @@ export class Merger {
     this.stalled.delete(c);
     this.pending.delete(c);
     this.diverged.delete(c);
+    this.earlyEnded.delete(c);
     const m = this.conns.get(c.client);
     if (m?.delete(connKey(c.clientPort, c.servicePort))) {
       this.count--;
@@ -658,7 +671,7 @@ export class Merger {
       return;
     }
     c.held.push({ id, pkt, seg, start, end, gso });
-    this.releaseCovered(c);
+    this.releaseCovered(c, now);
     this.checkStall(c, now);
     this.maybeAck(c, now, null);
   }
@@ -750,7 +763,7 @@ export class Merger {
     const covered = mayCover ? c.sCovered() : null;
     if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) c.sProgressAt = now;
     if (c.held.length) {
-      this.releaseCovered(c, covered ?? c.sCovered());
+      this.releaseCovered(c, now, covered ?? c.sCovered());
       // S repeating bytes we have: its retransmission timer fired, so it is
       // waiting for the client to acknowledge what both servers produced — and
       // the client cannot before it gets it. Send that part now.
@@ -876,6 +889,10 @@ export class Merger {
         this.releasePrefix(c);
         this.checkStall(c, now);
       }
+    }
+    for (const c of [...this.earlyEnded]) {
+      this.earlyEnded.delete(c);
+      if (c.phase === 'merging' && c.earlyEndAt !== null) this.releaseCovered(c, now);
     }
     if (now < this.nextExpiry) return 0;
     this.nextExpiry = now + 1000;
@@ -1163,7 +1180,7 @@ export class Merger {
   }
 
   /** Releases held P segments whose bytes S has produced, in order. */
-  private releaseCovered(c: Conn, covered = c.sCovered()): void {
+  private releaseCovered(c: Conn, now: number, covered = c.sCovered()): void {
     while (c.held.length) {
       const h = c.held[0]!;
       if (c.finS !== null && seqGt(h.end, seqAdd(c.finS, 1))) {
@@ -1179,6 +1196,15 @@ export class Merger {
       const dataEnd = fin ? seqSub(h.end, 1) : h.end;
       const payload = seg.payload;
       const finMismatch = fin && c.finS !== dataEnd;
+      if (finMismatch && (c.finS === null || seqGt(c.finS, dataEnd)) && c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
+        // P's stream ends here, S's goes on: held, in case P's server died
+        // and the secondary is about to continue the connection (earlyEndGraceMs).
+        c.earlyEndAt ??= now;
+        if (now - c.earlyEndAt < this.cfg.earlyEndGraceMs) {
+          this.earlyEnded.add(c);
+          break;
+        }
+      }
       if (finMismatch || !c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
         this.stats.divergences++;
         this.degrade(c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset', true);

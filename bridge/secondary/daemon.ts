@@ -38,6 +38,7 @@ import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
 import { metricsListen, swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
+import type { RoleListener } from '../roles.js';
 
 /** BPF for client frames to the service's failover ports. */
 export function serviceFilter(vip: string, ports: PortSet): string {
@@ -83,7 +84,7 @@ export class SecondaryBridge {
   private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
   private closedDiverged = 0;
   /** The primary role this node took after the other node rejoined as secondary. */
-  private promoted: { stop(): Promise<void>; status(): Record<string, unknown> } | null = null;
+  private promoted: { stop(): Promise<void>; status(): Record<string, unknown>; halt(): void; reload(cfg: Config): void } | null = null;
   /** The primary bridge's module, loaded at start: compiling it during a promotion would stall heartbeats. */
   private readonly primaryModule = preload(import('../primary/daemon.js'));
   private promoting = false;
@@ -128,9 +129,19 @@ export class SecondaryBridge {
     this.myMac = mac(cfg.secondary.mac);
   }
 
-  static async start(cfg: Config, log: Logger): Promise<SecondaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener } = {}): Promise<SecondaryBridge> {
     const b = new SecondaryBridge(cfg, log);
+    b.onRoleChange = opts.onRoleChange ?? (() => {});
     return startOrUndo(b, () => b.setup());
+  }
+
+  /** Told of each role change (the daemon's hook); handed to the primary role if this node takes it. */
+  private onRoleChange: RoleListener = () => {};
+
+  /** A reloaded configuration (SIGHUP): the liveness guard's bound, and the primary role's if this node plays it. */
+  reload(cfg: Config): void {
+    this.guard?.setStallMs(cfg.liveness.queue_stall_ms);
+    this.promoted?.reload(swapRoles(cfg));
   }
 
   private async setup(): Promise<void> {
@@ -177,6 +188,7 @@ export class SecondaryBridge {
       },
       this.datapath === 'kernel' ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)' : 'secondary bridge up: capturing and diverting',
     );
+    this.onRoleChange('secondary', 'started');
   }
 
   private kernelPathSpec(): KernelPathSpec {
@@ -238,7 +250,7 @@ export class SecondaryBridge {
       [
         {
           hook: 'output',
-          match: { src: ipv4(cfg.service.address), sports: cfg.service.ports },
+          match: { src: ipv4(cfg.service.address), sports: cfg.service.ports, oifNot: 'lo' },
           action: { queue: qnum, bypass: false },
           comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
         },
@@ -360,6 +372,7 @@ export class SecondaryBridge {
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (Date.now() - decidedAt) / 1000;
     this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline }, 'took over the service address: serving alone');
+    this.onRoleChange('active', 'took over the service address from the primary');
   }
 
   /**
@@ -441,7 +454,7 @@ export class SecondaryBridge {
     // missing heartbeats, probes — and must find the VIP taken.
     try {
       const { PrimaryBridge } = await this.primaryModule;
-      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer });
+      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange });
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
@@ -551,7 +564,8 @@ export class SecondaryBridge {
   }
 
   /** The data path is stuck (the liveness guard): no more heartbeats or ARP answers; the rules stay (fail closed). */
-  private halt(): void {
+  halt(): void {
+    this.promoted?.halt();
     this.peer?.close();
     this.presence?.close();
     this.log.error({ status: this.status() }, 'final counters (halted)');

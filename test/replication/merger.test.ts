@@ -476,6 +476,22 @@ describe('termination (§8)', () => {
     expect(pair.merger.stats.divergences).toBe(1);
   });
 
+  it('P’s stream ending where S’s goes on (P’s server died?) holds P’s FIN for earlyEndGraceMs, then counts as a divergence', () => {
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { earlyEndGraceMs: 3000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    const fin = pair.fromP(pair.p.data(B('abc'), cack, 500, TCP_ACK_FLAG | TCP_FIN));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    expect(pair.sink.fate(fin)).toBeUndefined(); // held: the client sees no end of stream
+    expect(pair.merger.stats.divergences).toBe(0);
+    pair.now = 2000;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(fin)).toBeUndefined();
+    pair.now = 3001;
+    pair.merger.poll(pair.now);
+    expect(pair.merger.stats.divergences).toBe(1);
+    expect(pair.sink.fate(fin)).toBe('accept'); // degraded: P alone decides
+  });
+
   it('expires half-open connections and drops what they held', () => {
     const pair = new Pair({ isn: 1 }, { isn: 2 }, { secondarySilenceMs: 60_000 });
     const id = pair.fromP(pair.p.synAck(5000));

@@ -1,0 +1,163 @@
+/**
+ * The daemon around a bridge (`tcpfo primary`, `tcpfo secondary`): the
+ * configuration, the scheduling priority, signals (SIGTERM/SIGINT stop and
+ * undo everything; SIGHUP reloads what can change without touching a
+ * connection), the role hook, the server check (track), and systemd's
+ * readiness and watchdog notifications. One process plays the roles its node
+ * takes in turn: a primary daemon that finds the other node serving joins it
+ * as its secondary (failover.rejoin: swap-roles).
+ */
+import { setPriority } from 'node:os';
+import { ConfigError, loadConfig, swapRoles, type Config } from '../config/config.js';
+import { createLogger, type Logger } from './log.js';
+import { RoleHooks } from './hooks.js';
+import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
+import { sdNotify } from './io/systemd.js';
+import type { Role } from './roles.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN } as const;
+
+interface Bridge {
+  stop(): Promise<void>;
+  halt(): void;
+  reload(cfg: Config): void;
+}
+
+/** Settings a reload cannot change: they shape the rules, the queues and the addresses in place. */
+const RESTART_ONLY = ['service', 'primary', 'secondary', 'datapath', 'inbound', 'lan', 'heartbeat', 'failover', 'security', 'metrics', 'queue_base', 'state_dir', 'instance', 'scheduling', 'liveness.loop_stall_ms', 'limits.queue_buffer_bytes'] as const;
+
+function pick(cfg: Config, path: string): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], cfg);
+}
+
+export async function runDaemon(role: 'primary' | 'secondary', file: string): Promise<void> {
+  let cfg: Config;
+  try {
+    cfg = loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exit(EXIT.config);
+    }
+    throw e;
+  }
+  const log = createLogger(`tcpfo-${role}`, process.env.TCPFO_LOG_LEVEL ?? cfg.log_level);
+  // Scheduled ahead of ordinary processes on a busy node (scheduling.nice).
+  try {
+    setPriority(cfg.scheduling.nice);
+  } catch (e) {
+    log.warn({ nice: cfg.scheduling.nice, err: (e as Error).message }, 'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default');
+  }
+  const hooks = new RoleHooks(cfg.hooks, cfg.instance, log);
+  const onRoleChange = (r: Role, reason: string) => {
+    void hooks.roleChanged(r, reason);
+    sdNotify(`STATUS=${r}: ${reason}`);
+  };
+  let bridge: Bridge | undefined;
+  let track: ServerTrack | undefined;
+  // Signal handlers first: a stop requested while the bridge is still
+  // starting waits for the start, then undoes it.
+  let starting: Promise<Bridge> | undefined;
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping');
+    sdNotify('STOPPING=1');
+    track?.stop();
+    try {
+      const b = await starting;
+      await b?.stop();
+      process.exit(EXIT.ok);
+    } catch (e) {
+      log.error({ err: e }, 'stop failed');
+      process.exit(EXIT.failure);
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop(sig));
+  process.on('SIGHUP', () => {
+    if (!bridge || stopping) return;
+    reload(file, cfg, log, (next) => {
+      cfg = next;
+      hooks.reconfigure(next.hooks);
+      if (track && next.track) track.reconfigure(next.track);
+      else if (track) {
+        track.stop();
+        track = undefined;
+      } else if (next.track) track = startTrack(next);
+      bridge?.reload(next);
+    });
+  });
+  /** The local server failed its checks: give up this node's part (the peer serves), then exit. */
+  const giveUp = (why: string) => {
+    log.error({ why }, 'giving up this node’s part in the pair: the other node serves (exit 7)');
+    void hooks.roleChanged('stopped', why);
+    bridge?.halt();
+    setTimeout(() => process.exit(EXIT.serverDown), 200).unref();
+  };
+  const startTrack = (c: Config): ServerTrack => {
+    const t = new ServerTrack(c.track!, c.service.address, log, giveUp);
+    t.start();
+    return t;
+  };
+  const startPrimary = async (): Promise<Bridge> => {
+    const { PrimaryBridge, ServiceAddressInUse } = await import('./primary/daemon.js');
+    try {
+      return await PrimaryBridge.start(cfg, log, { onRoleChange });
+    } catch (e) {
+      if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
+      // The secondary took over while this node was down and still serves:
+      // join it as its secondary; it becomes the merging primary for new connections.
+      log.warn({ rejoin: 'swap-roles' }, 'the secondary serves the service address: joining as its secondary (roles swapped)');
+      const { SecondaryBridge } = await import('./secondary/daemon.js');
+      return SecondaryBridge.start(swapRoles(cfg), log, { onRoleChange });
+    }
+  };
+  starting = role === 'primary' ? startPrimary() : (await import('./secondary/daemon.js')).SecondaryBridge.start(cfg, log, { onRoleChange });
+  try {
+    bridge = await starting;
+  } catch (e) {
+    log.error({ err: e instanceof Error ? e.message : String(e) }, `${role} bridge failed to start; everything it set up was undone`);
+    process.exit(EXIT.failure);
+  }
+  if (cfg.track) track = startTrack(cfg);
+  // systemd (Type=notify): the rules are in and the service address is on lo —
+  // a server ordered After= this unit can bind it now.
+  sdNotify('READY=1');
+  startWatchdog();
+}
+
+/** Reads the file again; applies what may change at run time, says what needs a restart. */
+function reload(file: string, old: Config, log: Logger, apply: (cfg: Config) => void): void {
+  let next: Config;
+  try {
+    next = loadConfig(file);
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'SIGHUP: the configuration is invalid: nothing reloaded, the running one stays');
+    return;
+  }
+  const changed = RESTART_ONLY.filter((k) => JSON.stringify(pick(old, k)) !== JSON.stringify(pick(next, k)));
+  if (changed.length) log.warn({ changed }, 'SIGHUP: these settings take effect only at a restart; they keep their running values');
+  const kept = { ...next };
+  for (const k of RESTART_ONLY) {
+    const [top, sub] = k.split('.') as [keyof Config, string | undefined];
+    if (sub) (kept as Record<string, unknown>)[top] = { ...(next[top] as object), [sub]: (old[top] as Record<string, unknown>)[sub] };
+    else (kept as Record<string, unknown>)[top] = old[top];
+  }
+  if (!process.env.TCPFO_LOG_LEVEL) log.level = next.log_level;
+  apply(kept);
+  log.info({ logLevel: log.level, track: Boolean(next.track), hooks: Boolean(next.hooks.on_role_change) }, 'SIGHUP: configuration reloaded (log level, hooks, track, limits); connections untouched');
+}
+
+/**
+ * systemd's watchdog (WatchdogSec=): WATCHDOG=1 from the event loop, at half
+ * the interval systemd asked for. A loop stuck longer ends the process
+ * anyway (io/presence.ts); this lets systemd see a hang it does not cause.
+ */
+function startWatchdog(): void {
+  const us = Number(process.env.WATCHDOG_USEC);
+  if (!(us > 0) || (process.env.WATCHDOG_PID && Number(process.env.WATCHDOG_PID) !== process.pid)) return;
+  const t = setInterval(() => sdNotify('WATCHDOG=1'), Math.max(100, us / 2000));
+  t.unref();
+}
