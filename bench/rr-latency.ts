@@ -12,7 +12,9 @@
  *
  * and the same round trips to the primary's own address (plain TCP).
  *
- *   npm run build && node dist/bench/rr-latency.js [N=300] [SIZE=100] [--datapath kernel|pcap] [--inbound kernel|queue]
+ *   npm run build && node dist/bench/rr-latency.js [N=300] [SIZE=100] [--datapath kernel|pcap] [--inbound kernel|queue] [--rate MBIT] [--lan hub|mirror]
+ *
+ * --rate: the client's link shaped (tbf), as in bench/interactive.ts.
  */
 import { Capture, type CapturedFrame } from '../test/rig/capture.js';
 import { distScript } from '../test/rig/dist.js';
@@ -24,7 +26,7 @@ import { WireError } from '../bridge/wire/error.js';
 import { Ipv4Packet } from '../bridge/wire/ipv4.js';
 import { TcpSegment } from '../bridge/wire/tcp.js';
 
-const FLAGS = ['--datapath', '--inbound'];
+const FLAGS = ['--datapath', '--inbound', '--rate', '--lan'];
 const args = process.argv.slice(2).filter((a, i, all) => !FLAGS.includes(a) && !FLAGS.includes(all[i - 1]!));
 const flag = (name: string, def: string) => {
   const at = process.argv.indexOf(name);
@@ -32,6 +34,8 @@ const flag = (name: string, def: string) => {
 };
 const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
 const INBOUND = flag('--inbound', 'auto') as 'auto' | 'kernel' | 'queue';
+const RATE = Number(flag('--rate', '0'));
+const LAN = flag('--lan', 'hub') as 'hub' | 'mirror';
 const N = Number(args[0] ?? 300);
 const SIZE = Number(args[1] ?? 100);
 const PLAIN_PORT = 7100;
@@ -68,7 +72,7 @@ const pct = (xs: number[], p: number) => {
   return s.length ? Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!) : NaN;
 };
 
-await withRig({ mode: 'hub' }, async (rig) => {
+await withRig({ mode: LAN, links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
   const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n` });
   try {
     const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
@@ -80,7 +84,7 @@ await withRig({ mode: 'hub' }, async (rig) => {
     const plain = await echo(p.ip, PLAIN_PORT);
     const tcpfo = await echo(VIP, DEMO_PORT);
     const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
-    console.log(`${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`);
+    console.log(`${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}, ${LAN}${RATE ? `, client link ${RATE} Mbit/s` : ''} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`);
     const hops = breakdown(fc, fs, fp, ipv4(VIP), s.mac, p.mac);
     console.log(`where the tcpfo round trip's time goes (${hops.total!.length} round trips matched on all three captures), µs:`);
     for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(52)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}  p99 ${String(pct(v, 99)).padStart(6)}`);

@@ -88,7 +88,7 @@ export async function startOrUndo<T extends { stop(): Promise<void> }>(bridge: T
 }
 
 /**
- * The last setup step: keep only CAP_NET_ADMIN and CAP_NET_RAW (io/caps.ts),
+ * The last setup step: keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (io/caps.ts),
  * unless the configuration says otherwise. Logged either way.
  */
 export function dropPrivileges(cfg: Config, log: Logger): void {
@@ -98,7 +98,7 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
   }
   const r = limitCapabilities();
   if (!r.boundingLimited) log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
-  else log.info({ permitted: r.permitted }, 'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW; no_new_privs set');
+  else log.info({ permitted: r.permitted }, 'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF; no_new_privs set');
 }
 
 /**

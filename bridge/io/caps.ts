@@ -1,7 +1,8 @@
 /**
  * Capability limiting (issue 8 §5). After setup a bridge only still needs
- * CAP_NET_ADMIN (rules, addresses, promiscuous mode at takeover and stop) and
- * CAP_NET_RAW (raw sockets); every other capability leaves its permitted,
+ * CAP_NET_ADMIN (rules, addresses, promiscuous mode at takeover and stop),
+ * CAP_NET_RAW (raw sockets) and CAP_BPF (the primary's tc program, loaded
+ * again when a secondary takes the primary role); every other capability leaves its permitted,
  * effective and bounding sets, the kept two become ambient for the `ip` and
  * `iptables` children, and no_new_privs is set. The sockets, queues and
  * captures opened during setup stay usable.
@@ -10,6 +11,8 @@ import { load } from './nfqueue.js';
 
 export const CAP_NET_ADMIN = 12;
 export const CAP_NET_RAW = 13;
+/** A secondary that takes the primary role later loads the translation program (io/xlate.ts) then. */
+export const CAP_BPF = 39;
 
 export interface CapabilityReport {
   /** Hex masks, as in /proc/PID/status. */
@@ -19,7 +22,7 @@ export interface CapabilityReport {
   boundingLimited: boolean;
 }
 
-export function limitCapabilities(keep: readonly number[] = [CAP_NET_ADMIN, CAP_NET_RAW]): CapabilityReport {
+export function limitCapabilities(keep: readonly number[] = [CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF]): CapabilityReport {
   const r = load().limitCapabilities([...keep]);
   const want = keep.reduce((m, c) => m | (1n << BigInt(c)), 0n);
   return { permitted: r.permitted, bounding: r.bounding, boundingLimited: (BigInt(`0x${r.bounding}`) & ~want) === 0n };

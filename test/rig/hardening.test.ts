@@ -20,18 +20,18 @@ const connections = (m: (metric: string) => number) =>
   ['handshake', 'merging', 'degraded', 'closed'].reduce((a, s) => a + (m(`tcpfo_connections{state="${s}"}`) || 0), 0);
 
 describe('privileges', () => {
-  it('after setup both bridges keep only CAP_NET_ADMIN and CAP_NET_RAW, with no_new_privs; takeover and stop still work', async () => {
+  it('after setup both bridges keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, with no_new_privs; takeover and stop still work', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
       try {
         for (const d of [pair.primary!, pair.secondary!]) {
           const st = readFileSync(`/proc/${d.proc.pid}/status`, 'utf8');
-          expect(st).toMatch(/^CapEff:\s+0000000000003000$/m);
-          expect(st).toMatch(/^CapBnd:\s+0000000000003000$/m);
+          expect(st).toMatch(/^CapEff:\s+0000008000003000$/m);
+          expect(st).toMatch(/^CapBnd:\s+0000008000003000$/m);
           expect(st).toMatch(/^NoNewPrivs:\s+1$/m);
         }
-        expect(pair.logs()).toMatch(/capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW/);
-        // The takeover path (rules, promiscuous mode, addresses) needs only those two.
+        expect(pair.logs()).toMatch(/capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/);
+        // The takeover path (rules, promiscuous mode, addresses) needs only those.
         await killNode(pair, 'primary');
         const c = rig.host('client');
         const r = await transfer(c, 'get', 1_000_000, 75);

@@ -58,6 +58,42 @@ describe('operations (hub mode, 100 Mbit/s client link)', () => {
     }, 150_000);
   }
 
+  it('systemd readiness: READY=1 only once the service address is on lo and the rules are in; WATCHDOG=1 while it runs; STOPPING=1 at the end', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { demoServer: false });
+      try {
+        const s = rig.host('secondary');
+        await TcpfoPair.stopDaemon(pair.secondary);
+        const sock = join(rig.tmpdir, 'notify.sock');
+        // systemd's side: a datagram socket that prints what it gets, each with whether the VIP was on lo then.
+        const listener = s.spawn([
+          'python3',
+          '-c',
+          `import socket,subprocess,sys
+s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind(sys.argv[1]); print('bound',flush=True)
+while True:
+  m=s.recv(4096).decode()
+  on_lo='${VIP}/32' in subprocess.run(['ip','-o','addr','show','dev','lo'],capture_output=True,text=True).stdout
+  print(m.replace(chr(10),' ')+(' VIP-ON-LO' if on_lo else ' VIP-ABSENT'),flush=True)`,
+          sock,
+        ]);
+        let got = '';
+        listener.stdout?.on('data', (d: Buffer) => (got += d.toString()));
+        for (let i = 0; i < 100 && !got.includes('bound'); i++) await new Promise((res) => setTimeout(res, 50));
+        pair.secondary = await pair.startDaemon(s, 'secondary', { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '400000' });
+        for (let i = 0; i < 100 && !/WATCHDOG=1/.test(got); i++) await new Promise((res) => setTimeout(res, 50));
+        expect(got).toMatch(/^READY=1 VIP-ON-LO$/m);
+        expect(got).toMatch(/^STATUS=secondary: started/m);
+        expect(got).toMatch(/^WATCHDOG=1 /m);
+        await TcpfoPair.stopDaemon(pair.secondary);
+        for (let i = 0; i < 50 && !/STOPPING=1/.test(got); i++) await new Promise((res) => setTimeout(res, 50));
+        expect(got).toMatch(/^STOPPING=1 /m);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 60_000);
+
   it('SIGHUP during a download reloads log level, limits and hooks, leaves the rest to a restart, and the download completes byte-exact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
       const pair = await TcpfoPair.start(rig, {});
