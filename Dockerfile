@@ -1,23 +1,31 @@
-# tcpfo: build the native addons in one stage, run on a slim Debian with libpcap,
-# libnetfilter_queue and iptables.
+# tcpfo: build the native parts (the NFQUEUE/ARP/capability addon, the tc BPF
+# translation program, the npm cap and raw-socket addons) in one stage, run on
+# a slim Debian with only their libraries and the netfilter/iproute2 tools.
 #
 #   docker build -t tcpfo .
-#   docker run --rm --network host --cap-add NET_ADMIN --cap-add NET_RAW \
+#   docker run -d --name tcpfo --network host --restart on-failure \
+#     --cap-add NET_ADMIN --cap-add NET_RAW --cap-add BPF --cap-add SYS_NICE \
 #     -v /etc/tcpfo:/etc/tcpfo:ro -v /run/tcpfo:/run/tcpfo \
-#     tcpfo primary -c /etc/tcpfo/tcpfo.yaml
+#     tcpfo primary -c /etc/tcpfo/tcpfo.yaml          # "secondary" on the other node
+#   docker exec tcpfo tcpfo status -c /etc/tcpfo/tcpfo.yaml
 #
-# Host networking is required: the bridge works on the node's own interfaces and
-# netfilter. NET_ADMIN (rules, NFQUEUE, addresses, sysctls, promiscuous mode)
-# and NET_RAW (raw sockets, libpcap) are the only capabilities it needs; the
-# sysctls it sets live under /proc/sys/net, writable with NET_ADMIN in the
-# host's network namespace.
+# Host networking is required: the bridge works on the node's own interfaces,
+# routing and netfilter. It needs NET_ADMIN (rules, NFQUEUE, addresses,
+# sysctls under /proc/sys/net, promiscuous mode), NET_RAW (raw and packet
+# sockets, libpcap), BPF (the primary's tc program; without it the primary
+# translates through the queue) and SYS_NICE (scheduling.nice); after setup it
+# drops all but the first three. /run/tcpfo holds the control socket and the
+# journal a restarted bridge (or `tcpfo cleanup`) uses to undo a killed one's
+# rules: keep it on the host so that it outlives the container.
 
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ clang llvm libbpf-dev libpcap-dev libnetfilter-queue-dev libmnl-dev \
  && rm -rf /var/lib/apt/lists/*
+# node-gyp builds against the image's own Node headers, without downloading them.
+ENV npm_config_nodedir=/usr/local
 WORKDIR /src
-COPY package.json package-lock.json binding.gyp tsconfig.json ./
+COPY package.json npm-shrinkwrap.json binding.gyp tsconfig.json ./
 COPY native ./native
 RUN npm ci --no-audit --no-fund
 COPY . .
@@ -31,7 +39,13 @@ WORKDIR /opt/tcpfo
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/build/Release/tcpfo_nfqueue.node /src/build/Release/xlate.bpf.o ./build/Release/
-COPY --from=build /src/dist ./dist
+COPY --from=build /src/dist/cli.js ./dist/
+COPY --from=build /src/dist/bridge ./dist/bridge
+COPY --from=build /src/dist/config ./dist/config
+COPY --from=build /src/dist/detector ./dist/detector
 COPY config/tcpfo.example.yaml ./config/
-ENTRYPOINT ["node", "/opt/tcpfo/dist/cli.js"]
+COPY deploy ./deploy
+RUN ln -s /opt/tcpfo/dist/cli.js /usr/local/bin/tcpfo && chmod 755 dist/cli.js
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s CMD ["tcpfo", "status", "-c", "/etc/tcpfo/tcpfo.yaml"]
+ENTRYPOINT ["tcpfo"]
 CMD ["--help"]

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
-import { Command, Option } from 'commander';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Argument, Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { describeChange } from './bridge/io/node-state.js';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
@@ -111,30 +117,50 @@ program
     }
   });
 
+/**
+ * The demo and the benches live in a source checkout (bench/, test/rig/), not
+ * in the installed package: run them as a child, which gets the terminal and
+ * Ctrl-C (and removes its rig on it); exit as it exits.
+ */
+async function runScript(script: string, args: string[]): Promise<never> {
+  const file = join(dirname(fileURLToPath(import.meta.url)), script);
+  if (!existsSync(file)) {
+    console.error(`tcpfo: ${script} is not part of the installed package; run it from a source checkout (npm ci && npm run build)`);
+    process.exit(EXIT.failure);
+  }
+  const child = spawn(process.execPath, [file, ...args], { stdio: 'inherit' });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward).on('SIGTERM', forward);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  process.exit(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : EXIT.failure));
+}
+
 program
   .command('demo')
-  .description('run the failover demo in network namespaces on this machine (root)')
-  .action(async () => {
-    await import('./bench/demo.js');
-  });
+  .description('run the failover demo in network namespaces on this machine (root; from a source checkout)')
+  .action(() => runScript('bench/demo.js', []));
 
 program
   .command('bench')
-  .description('replay the paper’s measurements, plain TCP vs tcpfo, at 100 Mbit/s, 1 Gbit/s and unshaped (root); writes bench/results/paper.{md,json} and SVG plots')
+  .description(
+    'plain TCP against tcpfo in network namespaces (root; from a source checkout): paper — the paper’s measurements at 100 Mbit/s, 1 Gbit/s and unshaped; interactive — request/answer workloads; all — both on every LAN mode, with bench/results/summary.md',
+  )
+  .addArgument(new Argument('[suite]', 'what to measure').choices(['paper', 'interactive', 'all']).default('paper'))
   .option('--quick', 'smaller streams and fewer repetitions')
-  .addOption(new Option('--lan <mode>', 'hub (as in the paper) or mirror (a switch mirroring the client’s frames to each node; report in bench/results/mirror/)').choices(['hub', 'mirror']).default('hub'))
-  .action(async (o: { quick?: boolean; lan: string }) => {
-    process.argv = [process.argv[0]!, 'paper', ...(o.quick ? ['--quick'] : []), '--lan', o.lan];
-    await import('./bench/paper.js');
+  .addOption(new Option('--lan <mode>', 'paper only: hub (as in the paper), mirror (a switch mirroring the client’s frames to both nodes) or switch (an ordinary learning switch); reports under bench/results/').choices(['hub', 'mirror', 'switch']).default('hub'))
+  .action((suite: string, o: { quick?: boolean; lan: string }) => {
+    const quick = o.quick ? ['--quick'] : [];
+    if (suite === 'paper') return runScript('bench/paper.js', [...quick, '--lan', o.lan]);
+    return runScript(suite === 'all' ? 'bench/all.js' : 'bench/interactive.js', quick);
   });
 
 program
   .command('campaign')
-  .description('kill campaign: kill either node at random moments during transfers (root); N kills per workload')
+  .description('kill campaign: kill either node at random moments during transfers (root; from a source checkout); N kills per workload')
   .argument('[kills]', 'kills per workload', '30')
-  .action(async (kills: string) => {
-    process.argv = [process.argv[0]!, 'failover-campaign', kills];
-    await import('./bench/failover-campaign.js');
+  .action((kills: string) => {
+    if (!/^[1-9][0-9]*$/.test(kills)) program.error(`campaign: kills must be a positive whole number, not "${kills}"`);
+    return runScript('bench/failover-campaign.js', [kills]);
   });
 
 program

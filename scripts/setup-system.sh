@@ -1,32 +1,52 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages tcpfo, its tests, the demo and the benchmarks need.
-# Idempotent: re-running it only installs what is missing.
+# Installs the Debian 12 packages tcpfo needs.
+#
+#   scripts/setup-system.sh            what a node running tcpfo needs (the daemon and its native parts' build)
+#   scripts/setup-system.sh --dev      that, and what the tests, the demo and the benchmarks need
+#
+# Idempotent: re-running it only installs what is missing. Services that the
+# --dev packages bring (vsftpd, memcached, prometheus) are not started: the
+# tests and benches run their own, each in a network namespace.
 set -euo pipefail
-PACKAGES=(
-  iproute2 iptables nftables kmod procps psmisc iputils-ping ethtool  # namespaces, links, rules, sysctls
-  tcpdump libpcap-dev                            # capture (npm cap builds against libpcap)
-  libnetfilter-queue-dev libmnl-dev              # the NFQUEUE addon
-  python3 make g++                               # node-gyp
-  clang llvm libbpf-dev                          # the primary's inbound translation (a tc BPF program)
-  socat curl vsftpd ftp                          # real clients and servers for the tests
-  stress-ng memcached                            # benches: the soak beside a CPU hog, request/answer workloads
+RUNTIME=(
+  iproute2 nftables iptables kmod procps        # links, addresses, rules, sysctls
+  libpcap-dev                                   # capture (npm cap builds against libpcap)
+  libnetfilter-queue-dev libmnl-dev             # the NFQUEUE addon
+  libbpf-dev clang llvm                         # the primary's inbound translation (a tc BPF program)
+  python3 make g++                              # node-gyp
 )
+DEV=(
+  psmisc iputils-ping ethtool tcpdump           # the test rig's namespaces and captures
+  socat curl vsftpd ftp                         # real clients and servers for the tests
+  stress-ng memcached                           # benches: the soak beside a CPU hog, request/answer workloads
+  prometheus systemd                            # promtool and systemd-analyze check deploy/
+)
+case "${1:-}" in
+  "") PACKAGES=("${RUNTIME[@]}") ;;
+  --dev) PACKAGES=("${RUNTIME[@]}" "${DEV[@]}") ;;
+  *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup-system: need root to install: ${missing[*]}" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup-system: all packages present"
+  exit 0
 fi
-# vsftpd's package may start a system-wide daemon on port 21; tests run their own per namespace.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet vsftpd 2>/dev/null; then
-  systemctl stop vsftpd || true
-  systemctl disable vsftpd || true
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-system: need root to install: ${missing[*]}" >&2
+  exit 1
 fi
-echo "setup-system: all packages present"
+export DEBIAN_FRONTEND=noninteractive
+# Keep the packages' own daemons from starting (invoke-rc.d asks policy-rc.d),
+# unless the machine already has a policy of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  trap 'rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup-system: installed ${missing[*]}"

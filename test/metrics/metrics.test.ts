@@ -1,36 +1,7 @@
 /** Metric names and values follow Prometheus conventions and come from the bridge's own counters. */
 import { describe, expect, it } from 'vitest';
-import { buildRegistry, type MetricsSnapshot } from '../../bridge/metrics.js';
-
-const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
-  role: 'primary',
-  datapath: 'merge',
-  peerUp: true,
-  heartbeatRttSeconds: 0.012,
-  heartbeatsReceived: 10,
-  heartbeatsSent: 11,
-  heartbeatsRejected: { 'bad-mac': 2, replay: 1 },
-  loopStalls: 3,
-  failovers: 0,
-  lastFailoverSeconds: null,
-  connections: { merging: 3, degraded: 1 },
-  mergedSegments: 100,
-  secondarySilent: 0,
-  prefixBytesTrimmed: 2896,
-  mergedBytes: 123456,
-  divertedSegments: 90,
-  divertedBytes: 120000,
-  injectedFrames: 0,
-  queuedBytes: 4096,
-  heldSegments: 2,
-  divergences: 1,
-  retransmissions: { primary: 3, secondary: 8, prefix: 2 },
-  drops: { 'unknown-connection': 5 },
-  nfqueue: { out: { received: 200, enobufs: 0 }, in: { received: 300, enobufs: 4 } },
-  pcapFrames: 7,
-  pcapDropped: 2,
-  ...over,
-});
+import { buildRegistry } from '../../bridge/metrics.js';
+import { snap } from './snapshot.js';
 
 describe('metrics', () => {
   it('an unknown value is absent, not 0: no heartbeat answered yet, no failover yet', async () => {

@@ -88,7 +88,7 @@ export function assertRigAvailable(): void {
   }
   for (const tool of ['ip', 'tc', 'nft']) {
     if (!['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(`${d}/${tool}`))) {
-      throw new RigUnavailableError(`the rig needs \`${tool}\`; run scripts/setup-system.sh`);
+      throw new RigUnavailableError(`the rig needs \`${tool}\`; run scripts/setup-system.sh --dev`);
     }
   }
 }
