@@ -27,7 +27,7 @@ import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
 import { LanPresence } from '../io/presence.js';
 import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
 import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
-import { divertedClient } from '../secondary/diverter.js';
+import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import { InboundXlate } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
@@ -243,7 +243,7 @@ export class PrimaryBridge {
       throw new ServiceAddressInUse(
         claimer === cfg.secondary.mac.toLowerCase(),
         `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
-          'not starting as primary. Connections now live on that node; see README "After a failure: restarting a node".',
+          'not starting as primary. Connections now live on that node; see README "Recover".',
       );
     }
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).

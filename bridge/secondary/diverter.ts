@@ -14,23 +14,10 @@
  */
 import { WireError } from '../wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
-import { IP_CHECKSUM, IP_DST, IP_SRC, IP_TOTAL_LEN, Ipv4Packet } from '../wire/ipv4.js';
-import {
-  DIVERT_EXID,
-  findTcpOption,
-  MAX_OPTIONS_LEN,
-  OPT_DIVERT_ADDR,
-  OPT_DIVERT_LEN,
-  OPT_EXPERIMENT,
-  OPT_MSS,
-  OPT_NOP,
-  findOptionsEol,
-  OPT_SACK,
-  OPT_SACK_BLOCK_LEN,
-} from '../wire/tcp-options.js';
-import { buildIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { Ipv4Packet } from '../wire/ipv4.js';
+import { buildDiverted, clampedMss } from '../wire/divert.js';
+import { buildIpv4Tcp, parseIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { seqAdd } from '../wire/seq.js';
-import { checksum } from '../wire/checksum.js';
 import type { PortMatcher } from '../ports.js';
 
 export interface DiverterConfig {
@@ -62,11 +49,6 @@ export interface DiverterStats {
   mssClamped: number;
   sackTrimmed: number;
   skipped: Record<DivertSkip, number>;
-}
-
-/** The MSS S may be told so that header + options + divert option fit `mtu`. */
-export function clampedMss(mtu: number): number {
-  return mtu - 20 - 20 - OPT_DIVERT_LEN;
 }
 
 /** What the last captured client segment of a connection said (for prompts after a takeover). */
@@ -111,76 +93,20 @@ export class Diverter {
    * unchanged (fail closed): only `not-service`/`not-failover-port` are not ours.
    */
   divert(pkt: Buffer, gso: boolean, partial = false): Buffer | DivertSkip {
-    const ip = Ipv4Packet.parse(pkt);
-    const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) return this.skip('malformed');
+    const parsed = parseIpv4Tcp(pkt);
+    if (parsed instanceof WireError) return this.skip('malformed');
+    const { ip, tcp: seg } = parsed;
     if (seg.src !== this.cfg.service) return this.skip('not-service');
     if (!this.cfg.ports.has(seg.srcPort)) return this.skip('not-failover-port');
     // Complete sums are checked before the option is added and the sum made again.
     if (!partial && !seg.checksumValid()) return this.skip('bad-checksum');
-    const ipHl = (ip as Ipv4Packet).headerLength;
-    const optStart = seg.optionsOffset;
-    let optEnd = seg.optionsEnd;
-    // The options already there, minus SACK blocks that no longer fit.
-    let optBytes = optEnd - optStart;
-    let sackAt = -1;
-    let sackKeep = 0;
-    if (optBytes + OPT_DIVERT_LEN > MAX_OPTIONS_LEN) {
-      sackAt = findTcpOption(pkt, optStart, optEnd, OPT_SACK);
-      if (sackAt < 0) return this.skip('no-option-room');
-      const blocks = Math.floor((pkt[sackAt + 1]! - 2) / OPT_SACK_BLOCK_LEN);
-      const excess = optBytes + OPT_DIVERT_LEN - MAX_OPTIONS_LEN;
-      const drop = Math.ceil(excess / OPT_SACK_BLOCK_LEN);
-      if (drop >= blocks) return this.skip('no-option-room');
-      sackKeep = blocks - drop;
-      this.stats.sackTrimmed++;
-    }
+    const d = buildDiverted(ip, seg, this.cfg.self, this.cfg.primary, gso);
+    if (d === 'no-option-room') return this.skip('no-option-room');
+    if (d.sackTrimmed) this.stats.sackTrimmed++;
     const payloadLen = seg.payloadLength;
-    const removed = sackAt >= 0 ? (pkt[sackAt + 1]! - (2 + sackKeep * OPT_SACK_BLOCK_LEN)) : 0;
-    optBytes = optBytes - removed;
-    const tcpHl = 20 + optBytes + OPT_DIVERT_LEN;
-    const total = ipHl + tcpHl + payloadLen;
-    const out = Buffer.allocUnsafe(total);
-    pkt.copy(out, 0, 0, ipHl + 20);
-    // Options: copy, with the SACK option shortened if needed.
-    let w = ipHl + 20;
-    if (sackAt >= 0) {
-      pkt.copy(out, w, optStart, sackAt);
-      w += sackAt - optStart;
-      const keepLen = 2 + sackKeep * OPT_SACK_BLOCK_LEN;
-      pkt.copy(out, w, sackAt, sackAt + keepLen);
-      out[w + 1] = keepLen;
-      w += keepLen;
-      const after = sackAt + pkt[sackAt + 1]!;
-      pkt.copy(out, w, after, optEnd);
-      w += optEnd - after;
-    } else {
-      pkt.copy(out, w, optStart, optEnd);
-      w += optEnd - optStart;
-    }
-    // EOL and the padding after it would hide an option appended behind them.
-    const eol = findOptionsEol(out, ipHl + 20, w);
-    if (eol >= 0) out.fill(OPT_NOP, eol, w);
-    out[w] = OPT_EXPERIMENT;
-    out[w + 1] = OPT_DIVERT_LEN;
-    out.writeUInt16BE(DIVERT_EXID, w + 2);
-    out.writeUInt32BE(seg.dst, w + OPT_DIVERT_ADDR);
-    w += OPT_DIVERT_LEN;
-    // Alignment holds: 8n bytes of SACK blocks out, 8 bytes of divert option in.
-    pkt.copy(out, w, seg.payloadOffset, seg.payloadOffset + payloadLen);
-    optEnd = w;
-    out[ipHl + TCP_DATA_OFF] = ((tcpHl >> 2) << 4) | (out[ipHl + TCP_DATA_OFF]! & 0x0f);
-    out.writeUInt16BE(total, IP_TOTAL_LEN);
-    out.writeUInt32BE(this.cfg.self, IP_SRC);
-    out.writeUInt32BE(this.cfg.primary, IP_DST);
-    out.writeUInt16BE(0, IP_CHECKSUM);
-    out.writeUInt16BE(checksum(out, 0, ipHl), IP_CHECKSUM);
-    // nfqueue marks a mangled packet CHECKSUM_NONE: complete the sum, except
-    // for GSO packets, which the kernel segments and sums in software.
-    if (!gso) new TcpSegment(out, ipHl, total - ipHl, this.cfg.self, this.cfg.primary).fillChecksum();
     this.stats.diverted++;
     this.stats.divertedBytes += payloadLen;
-    return out;
+    return d.pkt;
   }
 
   /**
@@ -210,9 +136,9 @@ export class Diverter {
     const pkt = Buffer.from(frame.subarray(off, off + ip.totalLength));
     const s = new TcpSegment(pkt, ip.headerLength, ip.totalLength - ip.headerLength, ip.src, ip.dst);
     if (s.has(TCP_SYN)) {
-      const mss = findTcpOption(pkt, s.optionsOffset, s.optionsEnd, OPT_MSS);
-      if (mss >= 0 && pkt[mss + 1] === 4 && pkt.readUInt16BE(mss + 2) > this.mssLimit) {
-        pkt.writeUInt16BE(this.mssLimit, mss + 2);
+      const mss = s.mss();
+      if (mss !== null && mss > this.mssLimit) {
+        s.writeMss(this.mssLimit);
         this.stats.mssClamped++;
       }
     }
@@ -247,8 +173,7 @@ export class Diverter {
     v.seq = seqAdd(s.seq, s.seqLength);
     v.ack = s.ack;
     v.window = s.window;
-    const ts = s.timestampOffset();
-    v.tsval = ts >= 0 ? s.buf.readUInt32BE(ts + 2) : null;
+    v.tsval = s.timestamp()?.tsval ?? null;
   }
 
   /**
@@ -330,11 +255,3 @@ export class Diverter {
     return why;
   }
 }
-
-/** Reads the divert option of a segment: the client address, or null. */
-export function divertedClient(seg: TcpSegment): number | null {
-  const at = findTcpOption(seg.buf, seg.optionsOffset, seg.optionsEnd, OPT_EXPERIMENT, DIVERT_EXID);
-  if (at < 0 || seg.buf[at + 1] !== OPT_DIVERT_LEN) return null;
-  return seg.buf.readUInt32BE(at + OPT_DIVERT_ADDR);
-}
-

@@ -6,10 +6,19 @@ import {
   emitTcpOptions,
   findTcpOption,
   MAX_OPTIONS_LEN,
+  OPT_MSS,
+  OPT_MSS_LEN,
+  OPT_NOP,
+  OPT_SACK,
+  OPT_SACK_BLOCK_LEN,
+  OPT_SACK_PERMITTED,
+  OPT_SACK_PERMITTED_LEN,
   OPT_TIMESTAMP,
   OPT_TIMESTAMP_LEN,
   OPT_TS_ECR,
   OPT_TS_VAL,
+  OPT_WSCALE,
+  OPT_WSCALE_LEN,
   optionsLength,
   parseTcpOptions,
   type TcpOption,
@@ -191,16 +200,138 @@ export class TcpSegment {
     this.setCheck(update32(this.checksum, oldAddr, newAddr));
   }
 
-  /** Offset of the timestamp option, or −1. */
+  /** Offset of the timestamp option, or −1 (looked up once). */
   timestampOffset(): number {
-    const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_TIMESTAMP);
-    return at >= 0 && this.buf[at + 1] === OPT_TIMESTAMP_LEN ? at : -1;
+    if (this.tsAt === undefined) {
+      const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_TIMESTAMP);
+      this.tsAt = at >= 0 && this.buf[at + 1] === OPT_TIMESTAMP_LEN ? at : -1;
+    }
+    return this.tsAt;
   }
-  setTsval(at: number, v: number): void {
-    this.rewriteWord32At(at + OPT_TS_VAL, v);
+  private tsAt: number | undefined;
+  /** TSval and TSecr, or null without the option. */
+  timestamp(): { tsval: number; tsecr: number } | null {
+    const at = this.timestampOffset();
+    return at < 0 ? null : { tsval: this.buf.readUInt32BE(at + OPT_TS_VAL), tsecr: this.buf.readUInt32BE(at + OPT_TS_ECR) };
   }
-  setTsecr(at: number, v: number): void {
-    this.rewriteWord32At(at + OPT_TS_ECR, v);
+  /** Sets TSval (checksum kept right); false without the option. */
+  setTsval(v: number): boolean {
+    const at = this.timestampOffset();
+    if (at >= 0) this.rewriteWord32At(at + OPT_TS_VAL, v);
+    return at >= 0;
+  }
+  /** Sets TSecr (checksum kept right); false without the option. */
+  setTsecr(v: number): boolean {
+    const at = this.timestampOffset();
+    if (at >= 0) this.rewriteWord32At(at + OPT_TS_ECR, v);
+    return at >= 0;
+  }
+
+  /** The SACK option's offset, or −1. */
+  private sackOffset(): number {
+    return findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_SACK);
+  }
+  /** Whether the segment carries a SACK option. */
+  hasSack(): boolean {
+    return this.sackOffset() >= 0;
+  }
+  /** The SACK blocks, whole blocks only (the option's length comes from the peer); [] without the option. */
+  sackBlocks(): Array<[number, number]> {
+    const at = this.sackOffset();
+    if (at < 0) return [];
+    const out: Array<[number, number]> = [];
+    for (let i = 0; i < this.sackRoom(at); i++) {
+      const b = at + 2 + i * OPT_SACK_BLOCK_LEN;
+      out.push([this.buf.readUInt32BE(b), this.buf.readUInt32BE(b + 4)]);
+    }
+    return out;
+  }
+  private sackRoom(at: number): number {
+    return Math.floor((this.buf[at + 1]! - 2) / OPT_SACK_BLOCK_LEN);
+  }
+
+  // Raw writes: the field only. The caller completes the checksum with
+  // fillChecksum(), or leaves it to the kernel (GSO, CHECKSUM_PARTIAL),
+  // after a batch of them.
+  writeSeq(v: number): void {
+    this.buf.writeUInt32BE(v >>> 0, this.off + TCP_SEQ);
+  }
+  writeAck(v: number): void {
+    this.buf.writeUInt32BE(v >>> 0, this.off + TCP_ACK);
+  }
+  writeWindow(v: number): void {
+    this.buf.writeUInt16BE(v, this.off + TCP_WINDOW);
+  }
+  /** Clears flag bits of byte 13 (not AE). */
+  clearFlags(flags: number): void {
+    this.buf[this.off + TCP_FLAGS] = this.buf[this.off + TCP_FLAGS]! & ~flags;
+  }
+  writeTsval(v: number): void {
+    const at = this.timestampOffset();
+    if (at >= 0) this.buf.writeUInt32BE(v >>> 0, at + OPT_TS_VAL);
+  }
+  writeTsecr(v: number): void {
+    const at = this.timestampOffset();
+    if (at >= 0) this.buf.writeUInt32BE(v >>> 0, at + OPT_TS_ECR);
+  }
+  /** Adds `delta` to both edges of every whole SACK block (from one sequence space into another). */
+  shiftSackBlocks(delta: number): void {
+    const at = this.sackOffset();
+    if (at < 0) return;
+    for (let i = 0; i < this.sackRoom(at); i++) {
+      const b = at + 2 + i * OPT_SACK_BLOCK_LEN;
+      this.buf.writeUInt32BE((this.buf.readUInt32BE(b) + delta) >>> 0, b);
+      this.buf.writeUInt32BE((this.buf.readUInt32BE(b + 4) + delta) >>> 0, b + 4);
+    }
+  }
+  /**
+   * Replaces the SACK blocks in place with `blocks` (as many as the option
+   * has room for), NOPs where fewer; no blocks: the option becomes NOPs.
+   * The header length never changes.
+   */
+  writeSackBlocks(blocks: ReadonlyArray<readonly [number, number]>): void {
+    const at = this.sackOffset();
+    if (at < 0) return;
+    const len = this.buf[at + 1]!;
+    const n = Math.min(blocks.length, this.sackRoom(at));
+    if (n === 0) {
+      this.buf.fill(OPT_NOP, at, at + len);
+      return;
+    }
+    this.buf[at + 1] = 2 + n * OPT_SACK_BLOCK_LEN;
+    for (let i = 0; i < n; i++) {
+      this.buf.writeUInt32BE(blocks[i]![0] >>> 0, at + 2 + i * OPT_SACK_BLOCK_LEN);
+      this.buf.writeUInt32BE(blocks[i]![1] >>> 0, at + 6 + i * OPT_SACK_BLOCK_LEN);
+    }
+    this.buf.fill(OPT_NOP, at + 2 + n * OPT_SACK_BLOCK_LEN, at + len);
+  }
+  /** The MSS option's value, or null. */
+  mss(): number | null {
+    const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_MSS);
+    return at >= 0 && this.buf[at + 1] === OPT_MSS_LEN ? this.buf.readUInt16BE(at + 2) : null;
+  }
+  /** Writes the MSS option's value, if the segment has one. */
+  writeMss(v: number): void {
+    const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_MSS);
+    if (at >= 0 && this.buf[at + 1] === OPT_MSS_LEN) this.buf.writeUInt16BE(v, at + 2);
+  }
+  /** Writes the window-scale shift; null turns the option into NOPs (no scaling). */
+  writeWscale(shift: number | null): void {
+    const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_WSCALE);
+    if (at < 0 || this.buf[at + 1] !== OPT_WSCALE_LEN) return;
+    if (shift === null) this.buf.fill(OPT_NOP, at, at + OPT_WSCALE_LEN);
+    else this.buf[at + 2] = shift;
+  }
+  /** Turns the SACK-permitted option into NOPs. */
+  removeSackPermitted(): void {
+    const at = findTcpOption(this.buf, this.optionsOffset, this.optionsEnd, OPT_SACK_PERMITTED);
+    if (at >= 0 && this.buf[at + 1] === OPT_SACK_PERMITTED_LEN) this.buf.fill(OPT_NOP, at, at + OPT_SACK_PERMITTED_LEN);
+  }
+  /** Turns the timestamp option into NOPs. */
+  removeTimestamps(): void {
+    const at = this.timestampOffset();
+    if (at >= 0) this.buf.fill(OPT_NOP, at, at + OPT_TIMESTAMP_LEN);
+    this.tsAt = -1;
   }
 
   private setCheck(v: number): void {
@@ -319,9 +450,9 @@ export function parseIpv4Tcp(buf: Buffer, off = 0, len = buf.length - off): { ip
  * A copy of the IPv4/TCP packet `pkt` (whose TCP segment is `seg`) without the
  * first `n` payload bytes: sequence number + n, IP total length − n, the IP
  * header checksum updated. The TCP checksum is left for the caller (or the
- * kernel, for a GSO packet).
+ * kernel, for a GSO packet). Returns the copy and its segment.
  */
-export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): Buffer {
+export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): { pkt: Buffer; seg: TcpSegment } {
   if (n <= 0 || n > seg.payloadLength) throw new RangeError(`cannot trim ${n} of ${seg.payloadLength} payload bytes`);
   const at = seg.payloadOffset;
   const end = seg.off + seg.len; // anything after the IP packet's total length is not copied
@@ -332,6 +463,7 @@ export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): Buffe
   const ip = Ipv4Packet.parse(out);
   if (ip instanceof WireError) throw ip;
   ip.fillChecksum();
-  out.writeUInt32BE((seg.seq + n) >>> 0, seg.off + 4);
-  return out;
+  const trimmed = new TcpSegment(out, seg.off, seg.len - n, seg.src, seg.dst);
+  trimmed.writeSeq(seg.seq + n);
+  return { pkt: out, seg: trimmed };
 }

@@ -8,7 +8,8 @@ import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { PortMatcher } from '../../bridge/ports.js';
-import { clampedMss, divertedClient, Diverter } from '../../bridge/secondary/diverter.js';
+import { Diverter } from '../../bridge/secondary/diverter.js';
+import { clampedMss, divertedClient } from '../../bridge/wire/divert.js';
 import { A_P, A_S, CLIENT, CPORT, SPORT, VIP } from './harness.js';
 import { tcpOptions } from '../wire/arbitraries.js';
 

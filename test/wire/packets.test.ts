@@ -54,9 +54,11 @@ describe('IPv4 + TCP', () => {
         // Trailing bytes past the IP total length (padding) are not carried over.
         const pkt = Buffer.concat([buildIpv4Tcp({ src, dst }, repr), Buffer.alloc(pad, 0xee)]);
         const before = parseIpv4Tcp(pkt) as { tcp: TcpSegment };
-        const out = trimPayloadFront(pkt, before.tcp, n);
+        const { pkt: out, seg } = trimPayloadFront(pkt, before.tcp, n);
         const after = parseIpv4Tcp(out);
         if (after instanceof WireError) throw after;
+        // The segment it returns is the copy's, parsed.
+        expect([seg.buf, seg.off, seg.len, seg.seq, seg.payloadLength]).toEqual([out, after.tcp.off, after.tcp.len, after.tcp.seq, after.tcp.payloadLength]);
         expect(out.length).toBe(pkt.length - pad - n);
         expect(after.ip.checksumValid()).toBe(true);
         after.tcp.fillChecksum();

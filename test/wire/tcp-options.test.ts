@@ -105,8 +105,9 @@ describe('TCP options', () => {
         tcp.fillChecksum();
         const at = tcp.timestampOffset();
         expect(at).toBe(start + 4 + nops);
-        tcp.setTsval(at, tsval);
-        tcp.setTsecr(at, tsecr);
+        expect(tcp.setTsval(tsval)).toBe(true);
+        expect(tcp.setTsecr(tsecr)).toBe(true);
+        expect(tcp.timestamp()).toEqual({ tsval, tsecr });
         expect(tcp.checksumValid()).toBe(true);
         expect(tcp.options()).toEqual([{ kind: 'mss', mss: 1400 }, { kind: 'timestamp', tsval, tsecr }]);
       }),

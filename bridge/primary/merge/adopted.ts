@@ -1,0 +1,80 @@
+/**
+ * Connections this node served alone before it became the merging primary
+ * (the secondary took over, then the other node rejoined as secondary):
+ * their numbers are the client's already, so P's segments pass unchanged.
+ */
+import { connKey } from './conn.js';
+import type { ConnId } from './types.js';
+
+interface Adopted {
+  /** When a segment of it last passed (idle expiry). */
+  seen: number;
+  /**
+   * The secondary's TCP has a socket for it too: its handshake straddled our
+   * start (the SYN reached both, P's TCP answered before our rules). That copy
+   * is in another sequence space and must never be continued: reported with
+   * the diverged connections, so the secondary resets it if it takes over.
+   */
+  secondaryCopy: boolean;
+}
+
+export class AdoptedTable {
+  /** client → (client port, service port) → the connection */
+  private readonly byClient = new Map<number, Map<number, Adopted>>();
+
+  /** Adopts `k`; false if it was adopted already (its clock refreshed). */
+  add(k: ConnId, now: number): boolean {
+    let m = this.byClient.get(k.client);
+    if (!m) this.byClient.set(k.client, (m = new Map()));
+    const key = connKey(k.clientPort, k.servicePort);
+    const a = m.get(key);
+    if (a) {
+      a.seen = now;
+      return false;
+    }
+    m.set(key, { seen: now, secondaryCopy: false });
+    return true;
+  }
+
+  /**
+   * Whether (client, ports) is adopted; if so, notes that S's TCP has a copy
+   * of it, and returns 'first' the first time (for the log).
+   */
+  copiedByS(client: number, clientPort: number, servicePort: number): false | 'first' | 'again' {
+    const a = this.byClient.get(client)?.get(connKey(clientPort, servicePort));
+    if (!a) return false;
+    if (a.secondaryCopy) return 'again';
+    a.secondaryCopy = true;
+    return 'first';
+  }
+
+  /** Whether (client, ports) is adopted; refreshes its idle clock, or forgets it at its `end`. */
+  seen(client: number, clientPort: number, servicePort: number, now: number, end: boolean): boolean {
+    const m = this.byClient.get(client);
+    const key = connKey(clientPort, servicePort);
+    const a = m?.get(key);
+    if (!a) return false;
+    if (end) {
+      m!.delete(key);
+      if (m!.size === 0) this.byClient.delete(client);
+    } else a.seen = now;
+    return true;
+  }
+
+  /** Forgets connections idle longer than `idleMs`. */
+  expire(now: number, idleMs: number): void {
+    for (const [client, m] of this.byClient) {
+      for (const [key, a] of m) if (now - a.seen > idleMs) m.delete(key);
+      if (m.size === 0) this.byClient.delete(client);
+    }
+  }
+
+  /** Adopted connections of which S's TCP has a copy of its own. */
+  copiedBySecondary(): ConnId[] {
+    const out: ConnId[] = [];
+    for (const [client, m] of this.byClient) {
+      for (const [key, a] of m) if (a.secondaryCopy) out.push({ client, clientPort: Math.floor(key / 65536), servicePort: key % 65536 });
+    }
+    return out;
+  }
+}

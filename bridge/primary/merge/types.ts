@@ -1,0 +1,180 @@
+/**
+ * What the merger's parts share: its configuration, where its decisions go
+ * (MergerSink), the kernel's share of the client's segments (InboundOffload),
+ * its counters, and MergeCore — the state every part works on.
+ */
+import type { Conn } from './conn.js';
+
+/** A connection's address as the kernel offload keys it. */
+export interface OffloadKey {
+  client: number;
+  service: number;
+  clientPort: number;
+  servicePort: number;
+}
+
+/** A connection's identity, for events and reports. */
+export interface ConnId {
+  readonly client: number;
+  readonly clientPort: number;
+  readonly servicePort: number;
+}
+
+/**
+ * The kernel's share of the client's segments (io/xlate.ts): once a
+ * connection's offsets are known it translates the common client segment
+ * itself, so those never reach fromClient. What the merger still needs of
+ * them — the client's highest ACK and sequence number, when it was last
+ * heard — it reads back when it needs it (rarely: retransmissions, expiry,
+ * a reset).
+ */
+export interface InboundOffload {
+  add(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean): void;
+  remove(c: OffloadKey): void;
+  seen(c: OffloadKey): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
+}
+
+/** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
+export interface MergerSink {
+  /** Let a queued packet continue; `packet` (the same bytes, rewritten) when it was modified. */
+  accept(id: number, packet?: Buffer): void;
+  drop(id: number): void;
+  /** Send a new packet (to the client) through the raw socket. */
+  send(packet: Buffer): void;
+}
+
+export interface MergerConfig {
+  /** The service address (VIP) clients connect to. */
+  service: number;
+  /** Largest packet the kernel hands us unsegmented without GSO (the LAN MTU). */
+  mtu: number;
+  /** Idle time after which an established connection is forgotten, ms. */
+  idleTimeoutMs: number;
+  /** Time a half-open connection (handshake not merged) is kept, ms. */
+  handshakeTimeoutMs: number;
+  /** Time a closed connection's translation is kept for late segments, ms. */
+  lingerMs: number;
+  /**
+   * How long the first held segment may sit partly covered by S before the
+   * covered part is sent on its own (S may be waiting for the client's ACK of
+   * it: a small congestion window after loss), ms.
+   */
+  stallMs: number;
+  /** Upper bound on S bytes stored per connection (backpressure, not memory growth). */
+  maxStoredBytes: number;
+  /** Connections tracked at most; a new one beyond it is refused (P's SYN-ACK dropped). */
+  maxConnections: number;
+  /**
+   * How long S may make no progress on a connection that waits for it (P's
+   * SYN-ACK or bytes held, or the client's bytes acknowledged by P only)
+   * before the connection goes on primary-only, ms. A live secondary whose
+   * socket for it vanished (or never answered the SYN) must not hold it
+   * forever; the secondary is told to reset it if it takes over.
+   */
+  secondarySilenceMs: number;
+  /**
+   * Handshakes waiting for the other server's SYN(-ACK) at most: each holds a
+   * packet in the kernel's queue, which must keep room for established
+   * connections (a SYN flood must not starve them).
+   */
+  maxPendingHandshakes: number;
+  /**
+   * P's stream ended (its FIN) where S's goes on: P's server may have died
+   * (its kernel closes the socket). The FIN is held this long — time for the
+   * primary to give up its role (track) so the secondary continues the
+   * connection — before it counts as a divergence and goes out, ms.
+   */
+  earlyEndGraceMs: number;
+}
+
+export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
+  mtu: 1500,
+  idleTimeoutMs: 2 * 60 * 60 * 1000,
+  handshakeTimeoutMs: 30_000,
+  lingerMs: 60_000,
+  stallMs: 5,
+  maxStoredBytes: 8 << 20,
+  maxConnections: 65536,
+  maxPendingHandshakes: 4096,
+  secondarySilenceMs: 2000,
+  earlyEndGraceMs: 3000,
+};
+
+export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full' | 'client-acknowledged' | 'bad-checksum';
+
+/**
+ * What the kernel says of a packet's TCP checksum (NFQUEUE skbinfo):
+ * 'partial' — not computed yet (CHECKSUM_PARTIAL: offload pending), nothing
+ * to verify; 'verified' — the NIC or the stack checked it; 'unverified' —
+ * verify it here. A corrupted segment must be dropped before the merger
+ * rewrites it and computes a valid sum over the bad bytes.
+ */
+export type ChecksumState = 'partial' | 'verified' | 'unverified';
+
+export interface MergerStats {
+  releasedSegments: number;
+  releasedBytes: number;
+  retransmissions: number;
+  /** Retransmissions of S's of bytes already released, forwarded to the client (§4). */
+  secondaryRetransmissions: number;
+  /** Prefixes of held segments sent early to break a stall (see releasePrefix). */
+  prefixReleases: number;
+  /** Bytes cut from the front of held segments because a prefix had sent them already. */
+  prefixBytesTrimmed: number;
+  acksSent: number;
+  divertedSegments: number;
+  divertedBytes: number;
+  translatedInbound: number;
+  divergences: number;
+  handshakes: number;
+  expired: number;
+  /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
+  secondarySilent: number;
+  /** Connections adopted untranslated (this node served them alone before it became primary). */
+  adopted: number;
+  drops: Record<DropReason, number>;
+}
+
+export function newStats(): MergerStats {
+  return {
+    releasedSegments: 0,
+    releasedBytes: 0,
+    retransmissions: 0,
+    secondaryRetransmissions: 0,
+    prefixReleases: 0,
+    prefixBytesTrimmed: 0,
+    acksSent: 0,
+    divertedSegments: 0,
+    divertedBytes: 0,
+    translatedInbound: 0,
+    divergences: 0,
+    handshakes: 0,
+    expired: 0,
+    secondarySilent: 0,
+    adopted: 0,
+    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0, 'bad-checksum': 0 },
+  };
+}
+
+/** The merger's state that its parts read and change (the Merger class is the one implementation). */
+export interface MergeCore {
+  readonly cfg: MergerConfig;
+  readonly sink: MergerSink;
+  readonly stats: MergerStats;
+  readonly offload: InboundOffload | null;
+  /** Connections whose first held segment is partly covered by S: the stall clock runs. */
+  readonly stalled: Set<Conn>;
+  /** Connections holding P's SYN(-ACK) until S's arrives. */
+  readonly pending: Set<Conn>;
+  /** Connections whose P's FIN is held while S's stream goes on (earlyEndGraceMs). */
+  readonly earlyEnded: Set<Conn>;
+  /** Connections degraded because the replicas differed (the secondary must not continue them). */
+  readonly diverged: Set<Conn>;
+  /** Divergence and other rare events, for the shell's log. Never per packet in normal operation. */
+  event(what: string, c: ConnId): void;
+}
+
+/** The connection's address as the offload keys it. */
+export function offloadKey(core: MergeCore, c: Conn): OffloadKey {
+  return { client: c.client, service: core.cfg.service, clientPort: c.clientPort, servicePort: c.servicePort };
+}
