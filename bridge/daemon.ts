@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './log.js';
 import { RoleHooks } from './hooks.js';
 import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
 import { sdNotify } from './io/systemd.js';
-import type { Role } from './roles.js';
+import type { Role, StartPrimaryRole } from './roles.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN } as const;
@@ -101,8 +101,12 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     t.start();
     return t;
   };
+  // Both roles' modules are loaded now: compiling the primary's during a
+  // promotion would stall the heartbeats.
+  const [{ PrimaryBridge, ServiceAddressInUse }, { SecondaryBridge }] = await Promise.all([import('./primary/daemon.js'), import('./secondary/daemon.js')]);
+  const startPrimaryRole: StartPrimaryRole = (c, l, o) => PrimaryBridge.start(c, l, o);
+  const startSecondary = (c: Config): Promise<Bridge> => SecondaryBridge.start(c, log, { onRoleChange, startPrimaryRole });
   const startPrimary = async (): Promise<Bridge> => {
-    const { PrimaryBridge, ServiceAddressInUse } = await import('./primary/daemon.js');
     try {
       return await PrimaryBridge.start(cfg, log, { onRoleChange });
     } catch (e) {
@@ -110,11 +114,10 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
       // The secondary took over while this node was down and still serves:
       // join it as its secondary; it becomes the merging primary for new connections.
       log.warn({ rejoin: 'swap-roles' }, 'the secondary serves the service address: joining as its secondary (roles swapped)');
-      const { SecondaryBridge } = await import('./secondary/daemon.js');
-      return SecondaryBridge.start(swapRoles(cfg), log, { onRoleChange });
+      return startSecondary(swapRoles(cfg));
     }
   };
-  starting = role === 'primary' ? startPrimary() : (await import('./secondary/daemon.js')).SecondaryBridge.start(cfg, log, { onRoleChange });
+  starting = role === 'primary' ? startPrimary() : startSecondary(cfg);
   try {
     bridge = await starting;
   } catch (e) {

@@ -1,3 +1,29 @@
+/**
+ * Roles, as the daemon shell (daemon.ts) and the two bridges see each other:
+ * the role names a hook hears, and how a secondary that took over starts the
+ * primary role when the other node rejoins as its secondary. The shell hands
+ * that starter to the secondary bridge, so secondary/ never imports primary/
+ * (and primary/ never imports secondary/).
+ */
+import type { Config } from '../config/config.js';
+import type { Logger } from './log.js';
+import type { PeerLink } from './peer.js';
+
 /** A role change, as the daemon's hook hears of it: the new role and why. */
 export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'stopped';
 export type RoleListener = (role: Role, reason: string) => void;
+
+/** The primary role a promoted secondary runs. */
+export interface PromotedBridge {
+  stop(): Promise<void>;
+  status(): Record<string, unknown>;
+  halt(): void;
+  reload(cfg: Config): void;
+}
+
+/**
+ * Starts the primary role on this node (the configuration with the roles
+ * swapped), adopting the connections it serves alone and taking over the
+ * running heartbeat link.
+ */
+export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener }) => Promise<PromotedBridge>;

@@ -36,9 +36,10 @@ import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertR
 import { blindProds, blindPrompts } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
+import { RoleMachine, type RoleAction } from './role-machine.js';
 import { metricsListen, swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
-import type { RoleListener } from '../roles.js';
+import type { PromotedBridge, RoleListener, StartPrimaryRole } from '../roles.js';
 
 /** BPF for client frames to the service's failover ports. */
 export function serviceFilter(vip: string, ports: PortSet): string {
@@ -54,24 +55,20 @@ export interface TimelineEntry {
   atMs: number;
 }
 
-/** How long the split-brain probe waits for an ARP answer. */
-const PROBE_WAIT_MS = 50;
-/** After an answer, the next probe (while the primary stays silent). */
-const REPROBE_MS = 200;
-
-/** A promise awaited later: its rejection is handled there, not reported as unhandled now. */
-function preload<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
-}
-
 /** The primary repeats its diverged list every 250 ms; an entry not repeated for this long is gone. */
 const DIVERGED_FRESH_MS = 3000;
 
 export class SecondaryBridge {
   readonly diverter: Diverter;
   readonly state: NodeState;
-  role: SecondaryRole = 'secondary';
+  /** The role, its changes decided by a pure state machine (role-machine.ts). */
+  private readonly machine = new RoleMachine();
+  get role(): SecondaryRole {
+    return this.machine.state === 'secondary' ? 'secondary' : 'active';
+  }
+  /** When the detector declared the primary down (the takeover timeline's zero). */
+  private decidedAt = 0;
+  private roleTimer: NodeJS.Timeout | undefined;
   readonly timeline: TimelineEntry[] = [];
   private peer!: PeerLink;
   private arp!: FrameCapture;
@@ -79,18 +76,13 @@ export class SecondaryBridge {
   private presence: LanPresence | undefined;
   private guard: Guard | undefined;
   private faults: import('node:net').Server | undefined;
-  private vipClaimedAt = 0;
   /** Connections the primary reported as diverged, with when it last said so. */
   private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
   private closedDiverged = 0;
   /** The primary role this node took after the other node rejoined as secondary. */
-  private promoted: { stop(): Promise<void>; status(): Record<string, unknown>; halt(): void; reload(cfg: Config): void } | null = null;
-  /** The primary bridge's module, loaded at start: compiling it during a promotion would stall heartbeats. */
-  private readonly primaryModule = preload(import('../primary/daemon.js'));
-  private promoting = false;
-  private promoteFailedAt = 0;
-  private probing = false;
-  private claimLoggedAt = 0;
+  private promoted: PromotedBridge | null = null;
+  /** Starts the primary role (handed in by the daemon shell, its module loaded already). */
+  private startPrimaryRole!: StartPrimaryRole;
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
   private readonly myMac: Buffer;
@@ -129,9 +121,10 @@ export class SecondaryBridge {
     this.myMac = mac(cfg.secondary.mac);
   }
 
-  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener } = {}): Promise<SecondaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener; startPrimaryRole: StartPrimaryRole }): Promise<SecondaryBridge> {
     const b = new SecondaryBridge(cfg, log);
     b.onRoleChange = opts.onRoleChange ?? (() => {});
+    b.startPrimaryRole = opts.startPrimaryRole;
     return startOrUndo(b, () => b.setup());
   }
 
@@ -293,51 +286,48 @@ export class SecondaryBridge {
 
   private onArp(frame: Buffer): void {
     // Someone (the primary's bridge) still claims the VIP.
-    if (this.role === 'secondary' && vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.vipClaimedAt = Date.now();
+    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.machine.vipClaimed(Date.now());
   }
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason, role: this.role }, `primary is ${d.peer}`);
-    if (d.peer === 'up' && this.peer.detector.peerRole === 'secondary') {
-      if (this.role === 'active') void this.promote();
-      else this.log.error('the peer calls itself secondary too: check that one node runs `tcpfo primary`');
-      return;
-    }
-    if (d.peer === 'down' && this.role === 'secondary') void this.guardedTakeover(d.at);
+    if (d.peer === 'down' && this.machine.state === 'secondary' && !this.machine.probing) this.decidedAt = d.at;
+    this.act(this.machine.decision(d.peer, this.peer.detector.peerRole, Date.now()));
   }
 
   /**
-   * §5 with the split-brain guard: before taking over, ask the LAN whether
-   * the VIP still answers (an ARP probe, RFC 5227). A live primary bridge
-   * answers, so a partition of the heartbeat path alone never makes two
-   * nodes serve the VIP; the probe repeats while the primary stays silent.
+   * Executes the role machine's actions. §5 with the split-brain guard:
+   * before taking over, the LAN is asked whether the VIP still answers (an
+   * ARP probe, RFC 5227). A live primary bridge answers, so a partition of
+   * the heartbeat path alone never makes two nodes serve the VIP; the probe
+   * repeats while the primary stays silent.
    */
-  private async guardedTakeover(decidedAt: number): Promise<void> {
-    if (this.probing) return;
-    this.probing = true;
-    try {
-      while (this.role === 'secondary' && this.peer.detector.peer === 'down' && !this.stopped) {
-        const sentAt = Date.now();
-        this.arp.send(arpProbeFrame(this.myMac, this.vip));
-        await new Promise((r) => setTimeout(r, PROBE_WAIT_MS));
-        if (this.vipClaimedAt >= sentAt) {
-          // Alive but silent: a partitioned heartbeat path, or a starved
-          // primary (its ARP answers come from a thread of their own). A
-          // primary whose event loop is stuck ends itself within
-          // liveness.loop_stall_ms: then the next probe finds the VIP free.
-          if (Date.now() - this.claimLoggedAt > 5000) {
-            this.claimLoggedAt = Date.now();
-            this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)');
-          }
-          await new Promise((r) => setTimeout(r, REPROBE_MS));
-          continue;
-        }
-        this.mark('split-brain probe: VIP unclaimed', decidedAt);
-        this.takingOver = this.takeover(decidedAt);
-        await this.takingOver;
+  private act(actions: RoleAction[]): void {
+    const later = (ms: number) => {
+      clearTimeout(this.roleTimer);
+      this.roleTimer = setTimeout(() => this.act(this.machine.timer(Date.now())), ms);
+    };
+    for (const a of actions) {
+      switch (a.do) {
+        case 'probe':
+          this.arp.send(arpProbeFrame(this.myMac, this.vip));
+          later(a.waitMs);
+          break;
+        case 'wait':
+          if (a.log) this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)');
+          later(a.waitMs);
+          break;
+        case 'take-over':
+          this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
+          this.takingOver = this.takeover(this.decidedAt);
+          break;
+        case 'promote':
+          void this.promote();
+          break;
+        case 'log-both-secondary':
+          this.log.error('the peer calls itself secondary too: check that one node runs `tcpfo primary`');
+          break;
       }
-    } finally {
-      this.probing = false;
     }
   }
 
@@ -348,9 +338,7 @@ export class SecondaryBridge {
    * ARPs, repeated as keepalived does. The VIP is already on `lo`: no
    * connection needs any translation from here on.
    */
-  async takeover(decidedAt = Date.now()): Promise<void> {
-    if (this.role !== 'secondary') return;
-    this.role = 'active';
+  private async takeover(decidedAt: number): Promise<void> {
     this.peer.role = 'alone';
     // The fast path first: out of the packet path, then claim the VIP.
     if (this.kernelPath) await detachKernelPath(this.kernelPath.tag);
@@ -435,8 +423,6 @@ export class SecondaryBridge {
    * `lo`, sysctls) stays ours and is undone when we stop.
    */
   private async promote(): Promise<void> {
-    if (this.promoted || this.promoting || this.stopped || Date.now() - this.promoteFailedAt < 10_000) return;
-    this.promoting = true;
     const t0 = Date.now();
     // How long our event loop stalls meanwhile (heartbeats and ARP answers wait for it).
     const lag = monitorEventLoopDelay({ resolution: 10 });
@@ -453,20 +439,19 @@ export class SecondaryBridge {
     // (its start-up probe ignores our own MAC): meanwhile the other node,
     // missing heartbeats, probes — and must find the VIP taken.
     try {
-      const { PrimaryBridge } = await this.primaryModule;
-      this.promoted = await PrimaryBridge.start(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange });
+      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange });
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
+      this.machine.promoted(true, Date.now());
       this.log.warn({ ms: Date.now() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
     } catch (e) {
       // Back to serving alone: heartbeats, metrics, status (ARP answers never stopped).
-      this.promoteFailedAt = Date.now();
+      this.machine.promoted(false, Date.now());
       this.log.error({ err: (e as Error).message }, 'could not take the primary role: serving alone again (retried in 10 s)');
       await this.reopenActive();
     } finally {
       lag.disable();
-      this.promoting = false;
     }
   }
 
@@ -574,6 +559,8 @@ export class SecondaryBridge {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.machine.stop();
+    clearTimeout(this.roleTimer);
     this.guard?.stop();
     stopFaults(this.faults, faultSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
     // A takeover in flight finishes first: its rule removal must not be cut short.

@@ -1,0 +1,139 @@
+/**
+ * The secondary's role, pure (in the style of detector/detector.ts): the
+ * detector's decisions, ARP answers seen for the service address, timers
+ * and the outcome of long steps go in, with the time; actions come out,
+ * which the bridge (secondary/daemon.ts) executes. No sockets, no clock.
+ *
+ *   secondary ──peer down──▶ probe the VIP (ARP, RFC 5227)
+ *        ▲                     │ answered: a live primary (partitioned
+ *        │                     │ heartbeats, or starved): back off, probe
+ *        │                     │ again while it stays silent
+ *        │                     │ unanswered: take over (§5)
+ *        │                     ▼
+ *        │                  active ──peer up, calling itself secondary──▶ promoting
+ *        │                     ▲  (the other node rejoined as our          │
+ *        │                     │   secondary: roles swapped)               │
+ *        │                     └──────── failed (retried after a pause) ───┤
+ *        │                                                                  ▼
+ *        └───────────────────────────────────────────────────────────── primary
+ *                                                   (the PrimaryBridge runs it)
+ *
+ * Orders of events the soaks found, each a unit test: the primary coming back
+ * while a probe waits; a partition of the heartbeat path only; the other node
+ * rejoining (as secondary) while a promotion is still in flight, and twice;
+ * a stop during a probe; both nodes started as secondary.
+ */
+
+export type RoleState = 'secondary' | 'active' | 'promoting' | 'primary';
+
+export interface RoleMachineConfig {
+  /** How long a probe waits for an ARP answer, ms. */
+  probeWaitMs: number;
+  /** After an answer, the next probe (while the primary stays silent), ms. */
+  reprobeMs: number;
+  /** After a failed promotion, the next attempt at the earliest, ms. */
+  promoteRetryMs: number;
+  /** The "VIP still answers" warning at most this often, ms. */
+  claimLogEveryMs: number;
+}
+
+export const DEFAULT_ROLE_MACHINE: RoleMachineConfig = { probeWaitMs: 50, reprobeMs: 200, promoteRetryMs: 10_000, claimLogEveryMs: 5000 };
+
+export type RoleAction =
+  /** Send an ARP probe for the VIP, then call `timer()` after `waitMs`. */
+  | { do: 'probe'; waitMs: number }
+  /** The VIP answered: call `timer()` after `waitMs` (the next probe). `log`: warn that the primary is silent but alive. */
+  | { do: 'wait'; waitMs: number; log: boolean }
+  /** Take over the service (§5); call `tookOver()` when done. */
+  | { do: 'take-over' }
+  /** Take the primary role (roles swapped); call `promoted(ok)` when done. */
+  | { do: 'promote' }
+  /** Both nodes call themselves secondary: an operator's mistake, logged. */
+  | { do: 'log-both-secondary' };
+
+export class RoleMachine {
+  state: RoleState = 'secondary';
+  /** The bridge is stopping: nothing more is started. */
+  private stopped = false;
+  /** Whether the detector says the primary is down. */
+  private peerDown = false;
+  /** A probe in flight: when it was sent; null when none. */
+  private probeSentAt: number | null = null;
+  /** Whether the timer pending is a probe's wait (else a back-off before the next probe). */
+  private probeWaiting = false;
+  private vipClaimedAt = -Infinity;
+  private claimLoggedAt = -Infinity;
+  private promoteFailedAt = -Infinity;
+
+  constructor(private readonly cfg: RoleMachineConfig = DEFAULT_ROLE_MACHINE) {}
+
+  /** Whether a probe or its back-off is in progress. */
+  get probing(): boolean {
+    return this.probeSentAt !== null;
+  }
+
+  /** The detector decided: the peer is up or down; `peerRole` is the role its heartbeats carry. */
+  decision(peer: 'up' | 'down' | 'unknown', peerRole: string | null, now: number): RoleAction[] {
+    this.peerDown = peer === 'down';
+    if (this.stopped) return [];
+    if (peer === 'up' && peerRole === 'secondary') {
+      if (this.state === 'active') {
+        if (now - this.promoteFailedAt < this.cfg.promoteRetryMs) return [];
+        this.state = 'promoting';
+        return [{ do: 'promote' }];
+      }
+      return this.state === 'secondary' ? [{ do: 'log-both-secondary' }] : [];
+    }
+    if (this.peerDown && this.state === 'secondary' && !this.probing) return this.probe(now);
+    return [];
+  }
+
+  /** Someone else answered ARP for the VIP (noted only while we are the secondary). */
+  vipClaimed(now: number): void {
+    if (this.state === 'secondary') this.vipClaimedAt = now;
+  }
+
+  /** The timer a 'probe' or 'wait' action asked for has fired. */
+  timer(now: number): RoleAction[] {
+    if (this.probeSentAt === null) return [];
+    if (this.state !== 'secondary' || !this.peerDown || this.stopped) {
+      // The primary came back (or we stopped): no takeover.
+      this.probeSentAt = null;
+      return [];
+    }
+    if (!this.probeWaiting) return this.probe(now);
+    if (this.vipClaimedAt >= this.probeSentAt) {
+      // Alive but silent: a partitioned heartbeat path, or a starved primary
+      // (its ARP answers come from a thread of their own). A primary whose
+      // event loop is stuck ends itself: then the next probe finds the VIP free.
+      this.probeWaiting = false;
+      const log = now - this.claimLoggedAt >= this.cfg.claimLogEveryMs;
+      if (log) this.claimLoggedAt = now;
+      return [{ do: 'wait', waitMs: this.cfg.reprobeMs, log }];
+    }
+    this.probeSentAt = null;
+    this.state = 'active';
+    return [{ do: 'take-over' }];
+  }
+
+  /** A promotion ended: the primary role taken, or not (serving alone again, retried later). */
+  promoted(ok: boolean, now: number): void {
+    if (this.state !== 'promoting') return;
+    if (ok) this.state = 'primary';
+    else {
+      this.state = 'active';
+      this.promoteFailedAt = now;
+    }
+  }
+
+  /** The bridge stops: nothing more is started (the state stays, for the shell's teardown). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private probe(now: number): RoleAction[] {
+    this.probeSentAt = now;
+    this.probeWaiting = true;
+    return [{ do: 'probe', waitMs: this.cfg.probeWaitMs }];
+  }
+}

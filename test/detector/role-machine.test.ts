@@ -1,0 +1,177 @@
+/**
+ * The secondary's role machine: every order of events the soaks and the
+ * rig tests met, and random orders checked against its invariants.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../../bridge/secondary/role-machine.js';
+
+const { probeWaitMs: WAIT, reprobeMs: REPROBE, promoteRetryMs: RETRY, claimLogEveryMs: CLAIM_LOG } = DEFAULT_ROLE_MACHINE;
+const kinds = (a: RoleAction[]) => a.map((x) => x.do);
+
+describe('the secondary’s role machine', () => {
+  it('the primary dies: probe, no ARP answer, take over', () => {
+    const m = new RoleMachine();
+    expect(m.decision('down', 'primary', 1000)).toEqual([{ do: 'probe', waitMs: WAIT }]);
+    expect(m.state).toBe('secondary');
+    expect(m.timer(1000 + WAIT)).toEqual([{ do: 'take-over' }]);
+    expect(m.state).toBe('active');
+    expect(m.probing).toBe(false);
+  });
+
+  it('only the heartbeat path is cut: the VIP answers, so no takeover; probes repeat, the warning at most every 5 s', () => {
+    const m = new RoleMachine();
+    let t = 0;
+    expect(kinds(m.decision('down', 'primary', t))).toEqual(['probe']);
+    const logs: boolean[] = [];
+    for (let i = 0; i < 60; i++) {
+      m.vipClaimed(t + 10); // the primary's bridge answers the probe
+      t += WAIT;
+      const w = m.timer(t);
+      expect(w).toHaveLength(1);
+      expect(w[0]).toMatchObject({ do: 'wait', waitMs: REPROBE });
+      logs.push((w[0] as { log: boolean }).log);
+      t += REPROBE;
+      expect(m.timer(t)).toEqual([{ do: 'probe', waitMs: WAIT }]);
+    }
+    expect(m.state).toBe('secondary');
+    // 60 rounds of 250 ms = 15 s: the first warning and one every 5 s.
+    expect(logs.filter(Boolean)).toHaveLength(Math.ceil((60 * (WAIT + REPROBE)) / CLAIM_LOG));
+    expect(logs[0]).toBe(true);
+    // The primary's heartbeats come back: probing ends at the next timer, nothing else happens.
+    expect(m.decision('up', 'primary', t + 1)).toEqual([]);
+    expect(m.timer(t + WAIT)).toEqual([]);
+    expect(m.probing).toBe(false);
+    expect(m.state).toBe('secondary');
+  });
+
+  it('an ARP answer from before the probe does not count (a stale claim)', () => {
+    const m = new RoleMachine();
+    m.vipClaimed(500);
+    m.decision('down', 'primary', 1000);
+    expect(kinds(m.timer(1000 + WAIT))).toEqual(['take-over']);
+  });
+
+  it('the primary comes back while a probe waits: no takeover', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 0);
+    expect(m.decision('up', 'primary', 10)).toEqual([]);
+    expect(m.timer(WAIT)).toEqual([]);
+    expect(m.state).toBe('secondary');
+    // Down again later: a fresh probe.
+    expect(kinds(m.decision('down', 'primary', 1000))).toEqual(['probe']);
+  });
+
+  it('a second "down" while probing starts no second probe', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 0);
+    expect(m.decision('down', 'primary', 5)).toEqual([]);
+    expect(kinds(m.timer(WAIT))).toEqual(['take-over']);
+  });
+
+  it('a stop during a probe: no takeover, nothing started after', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 0);
+    m.stop();
+    expect(m.timer(WAIT)).toEqual([]);
+    expect(m.state).toBe('secondary');
+    expect(m.decision('down', 'primary', 1000)).toEqual([]);
+  });
+
+  it('the old primary rejoins as our secondary: promote once; a failed promotion is retried only after 10 s', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 0);
+    m.timer(WAIT);
+    expect(m.state).toBe('active');
+    // Down decisions while active change nothing (we serve).
+    expect(m.decision('down', 'primary', 100)).toEqual([]);
+    expect(m.decision('up', 'secondary', 2000)).toEqual([{ do: 'promote' }]);
+    expect(m.state).toBe('promoting');
+    // The same peer's decisions while the promotion runs start no second one.
+    expect(m.decision('down', null, 2100)).toEqual([]);
+    expect(m.decision('up', 'secondary', 2200)).toEqual([]);
+    m.promoted(false, 2300);
+    expect(m.state).toBe('active');
+    expect(m.decision('up', 'secondary', 2300 + RETRY - 1)).toEqual([]);
+    expect(m.decision('up', 'secondary', 2300 + RETRY)).toEqual([{ do: 'promote' }]);
+    m.promoted(true, 13_000);
+    expect(m.state).toBe('primary');
+    // From here the primary bridge decides; this machine starts nothing.
+    expect(m.decision('down', 'secondary', 14_000)).toEqual([]);
+    expect(m.decision('up', 'secondary', 15_000)).toEqual([]);
+  });
+
+  it('both nodes started as secondary: logged, never promoted, never taken over for it', () => {
+    const m = new RoleMachine();
+    expect(m.decision('up', 'secondary', 0)).toEqual([{ do: 'log-both-secondary' }]);
+    expect(m.state).toBe('secondary');
+  });
+
+  it('ARP answers are noted only while the secondary: an active node ignores its own', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 0);
+    m.timer(WAIT);
+    m.vipClaimed(WAIT + 1);
+    expect(m.state).toBe('active');
+  });
+
+  it('any order of events: at most one takeover, and only after a probe that went unanswered while the primary was down', () => {
+    type Ev = { k: 'down' | 'up' | 'up-secondary' | 'claim' | 'timer' | 'promoted-ok' | 'promoted-fail' | 'stop'; dt: number };
+    const ev = fc.record({
+      k: fc.constantFrom('down', 'up', 'up-secondary', 'claim', 'timer', 'promoted-ok', 'promoted-fail', 'stop'),
+      dt: fc.integer({ min: 0, max: 400 }),
+    }) as fc.Arbitrary<Ev>;
+    fc.assert(
+      fc.property(fc.array(ev, { maxLength: 60 }), (events) => {
+        const m = new RoleMachine();
+        let t = 0;
+        let takeovers = 0;
+        let promotes = 0;
+        let down = false;
+        let stopped = false;
+        let claimedSinceProbe = false;
+        let probeOut = false;
+        for (const e of events) {
+          t += e.dt;
+          let out: RoleAction[] = [];
+          if (e.k === 'down') out = m.decision('down', 'primary', t);
+          else if (e.k === 'up') out = m.decision('up', 'primary', t);
+          else if (e.k === 'up-secondary') out = m.decision('up', 'secondary', t);
+          else if (e.k === 'claim') {
+            if (m.state === 'secondary') claimedSinceProbe = true;
+            m.vipClaimed(t);
+          } else if (e.k === 'timer') out = m.timer(t);
+          else if (e.k === 'promoted-ok') m.promoted(true, t);
+          else if (e.k === 'promoted-fail') m.promoted(false, t);
+          else {
+            m.stop();
+            stopped = true;
+          }
+          if (e.k === 'down') down = true;
+          if (e.k === 'up' || e.k === 'up-secondary') down = false;
+          for (const a of out) {
+            if (a.do === 'probe') {
+              probeOut = true;
+              claimedSinceProbe = false;
+            }
+            if (a.do === 'take-over') {
+              takeovers++;
+              expect(down).toBe(true);
+              expect(stopped).toBe(false);
+              expect(probeOut).toBe(true);
+              expect(claimedSinceProbe).toBe(false);
+            }
+            if (a.do === 'promote') {
+              promotes++;
+              expect(takeovers).toBe(1);
+            }
+            if (stopped) expect(a.do).toBe('never');
+          }
+        }
+        expect(takeovers).toBeLessThanOrEqual(1);
+        if (promotes) expect(['promoting', 'active', 'primary']).toContain(m.state);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
