@@ -16,22 +16,14 @@
  *
  * --rate: the client's link shaped (tbf), as in bench/interactive.ts.
  */
-import { Capture, type CapturedFrame } from '../test/rig/capture.js';
+import { Capture } from '../test/rig/capture.js';
 import { distScript } from '../test/rig/dist.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
 import { withRig } from '../test/rig/rig.js';
+import { cliArgs, pct, segments, type Seen } from './hops.js';
 import { ipv4 } from '../bridge/wire/addr.js';
-import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
-import { WireError } from '../bridge/wire/error.js';
-import { Ipv4Packet } from '../bridge/wire/ipv4.js';
-import { TcpSegment } from '../bridge/wire/tcp.js';
 
-const FLAGS = ['--datapath', '--inbound', '--rate', '--lan'];
-const args = process.argv.slice(2).filter((a, i, all) => !FLAGS.includes(a) && !FLAGS.includes(all[i - 1]!));
-const flag = (name: string, def: string) => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1]! : def;
-};
+const { args, flag } = cliArgs(['--datapath', '--inbound', '--rate', '--lan']);
 const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
 const INBOUND = flag('--inbound', 'auto') as 'auto' | 'kernel' | 'queue';
 const RATE = Number(flag('--rate', '0'));
@@ -40,37 +32,6 @@ const N = Number(args[0] ?? 300);
 const SIZE = Number(args[1] ?? 100);
 const PLAIN_PORT = 7100;
 
-interface Seen {
-  time: number;
-  src: number;
-  dst: number;
-  srcMac: string;
-  sport: number;
-  dport: number;
-  seq: number;
-  len: number;
-}
-
-function segments(frames: CapturedFrame[]): Seen[] {
-  const out: Seen[] = [];
-  for (const f of frames) {
-    const eth = EthernetFrame.parse(f.data);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    // Headers only were kept (snaplen): parsed as if the rest were there.
-    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
-    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
-    if (ip instanceof WireError) continue;
-    const t = TcpSegment.fromIpv4(ip);
-    if (t instanceof WireError || t.payloadLength === 0) continue;
-    out.push({ time: f.time * 1e6, src: ip.src, dst: ip.dst, srcMac: eth.srcString, sport: t.srcPort, dport: t.dstPort, seq: t.seq, len: t.payloadLength });
-  }
-  return out;
-}
-
-const pct = (xs: number[], p: number) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length ? Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!) : NaN;
-};
 
 await withRig({ mode: LAN, links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
   const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n` });
@@ -83,7 +44,7 @@ await withRig({ mode: LAN, links: RATE ? { client: { rateMbit: RATE } } : {} }, 
       (JSON.parse((await c.exec([process.execPath, distScript('bench/servers/rr-client.js'), 'echo', host, String(port), String(SIZE), String(N)], { timeoutMs: 120_000 })).stdout) as { rttUs: number[] }).rttUs;
     const plain = await echo(p.ip, PLAIN_PORT);
     const tcpfo = await echo(VIP, DEMO_PORT);
-    const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
+    const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map((f) => segments(f).filter((x) => x.len > 0)) as [Seen[], Seen[], Seen[]];
     console.log(`${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}, ${LAN}${RATE ? `, client link ${RATE} Mbit/s` : ''} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`);
     const hops = breakdown(fc, fs, fp, ipv4(VIP), s.mac, p.mac);
     console.log(`where the tcpfo round trip's time goes (${hops.total!.length} round trips matched on all three captures), µs:`);
