@@ -45,10 +45,11 @@ export function stopFaults(server: Server | undefined, path: string): void {
   rmSync(path, { force: true });
 }
 
-/** Holds the event loop for `ms` (the 'stall' fault). */
+/**
+ * Holds the event loop for `ms` (the 'stall' fault): blocked, as in a stuck
+ * system call, not spinning — a spinning bridge at its raised priority would
+ * starve whatever else runs on the machine (other tests' bridges among them).
+ */
 export function holdLoop(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    /* held */
-  }
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

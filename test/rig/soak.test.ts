@@ -12,6 +12,8 @@ describe('soak (short)', () => {
     const r = await soak({ durationMs: 70_000, failoverEveryMs: 20_000, reportEveryMs: 15_000 });
     const last = r.intervals.at(-1)!;
     console.log(JSON.stringify(r.intervals));
+    // On a failure, the bridges' warnings and errors tell the story.
+    if (r.errors.length && r.bridgeLogs) console.log(r.bridgeLogs.split('\n').filter((l) => (/"level":(4|5|6)0/.test(l) && !l.includes('degraded to primary-only')) || (l.trim() && !l.startsWith('{'))).join('\n'));
     expect(r.errors).toEqual([]);
     expect(last.transfers).toBeGreaterThan(5);
     expect(last.transferFailures).toBe(0);
