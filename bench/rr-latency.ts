@@ -72,8 +72,9 @@ function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, sMac: string
   };
   const reqS = index(fs, (x) => x.dst === vip);
   const reqP = index(fp, (x) => x.dst === vip);
-  const ansS = index(fs, (x) => x.src === vip && x.srcMac === sMac);
-  const ansAtP = index(fp, (x) => x.src === vip && x.srcMac === sMac);
+  // S's answers: from S's MAC on either data path (kernel: source the VIP; pcap: readdressed to P).
+  const ansS = index(fs, (x) => x.srcMac === sMac);
+  const ansAtP = index(fp, (x) => x.srcMac === sMac);
   const merged = index(fp, (x) => x.src === vip && x.srcMac === pMac);
   const ansC = index(fc, (x) => x.src === vip && x.srcMac === pMac);
   // The answer to a request: the first segment from the service that starts after the answer to the previous one.

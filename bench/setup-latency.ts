@@ -71,7 +71,7 @@ function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, sMac: string
     const sOut = fs.find((x) => isSynAck(x) && x.dport === port && x.srcMac === sMac);
     const sIn = fp.find((x) => isSynAck(x) && x.dport === port && x.srcMac === sMac);
     const merged = fp.find((x) => isSynAck(x) && x.dport === port && x.src === vip && x.srcMac === pMac);
-    const back = fc.find((x) => isSynAck(x) && x.dport === port && x.src === vip);
+    const back = fc.find((x) => isSynAck(x) && x.dport === port && x.src === vip && x.srcMac === pMac); // on a hub the client sees S's too
     if (!atS || !sOut || !sIn || !merged || !back) continue;
     hops['hub: client SYN → seen at S']!.push(atS.time - syn.time);
     hops['S: SYN seen → its SYN-ACK leaves S']!.push(sOut.time - atS.time);
