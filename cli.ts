@@ -118,7 +118,7 @@ program
   });
 
 /**
- * The demo and the benches live in a source checkout (bench/, test/rig/), not
+ * The demo and the benches live in a source checkout (bench/, rig/), not
  * in the installed package: run them as a child, which gets the terminal and
  * Ctrl-C (and removes its rig on it); exit as it exits.
  */
@@ -150,8 +150,8 @@ program
   .addOption(new Option('--lan <mode>', 'paper only: hub (as in the paper), mirror (a switch mirroring the client’s frames to both nodes) or switch (an ordinary learning switch); reports under bench/results/').choices(['hub', 'mirror', 'switch']).default('hub'))
   .action((suite: string, o: { quick?: boolean; lan: string }) => {
     const quick = o.quick ? ['--quick'] : [];
-    if (suite === 'paper') return runScript('bench/paper.js', [...quick, '--lan', o.lan]);
-    return runScript(suite === 'all' ? 'bench/all.js' : 'bench/interactive.js', quick);
+    if (suite === 'paper') return runScript('bench/figures/paper.js', [...quick, '--lan', o.lan]);
+    return runScript(suite === 'all' ? 'bench/figures/all.js' : 'bench/figures/interactive.js', quick);
   });
 
 program
@@ -160,7 +160,7 @@ program
   .argument('[kills]', 'kills per workload', '30')
   .action((kills: string) => {
     if (!/^[1-9][0-9]*$/.test(kills)) program.error(`campaign: kills must be a positive whole number, not "${kills}"`);
-    return runScript('bench/failover-campaign.js', [kills]);
+    return runScript('bench/failover/failover-campaign.js', [kills]);
   });
 
 program

@@ -9,9 +9,9 @@
  * Everything is removed afterwards, also on Ctrl-C.
  */
 import { readFileSync } from 'node:fs';
-import { killNode } from '../test/rig/failover.js';
-import { finalCounters, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
-import { withRig } from '../test/rig/rig.js';
+import { killNode } from '../rig/failover.js';
+import { finalCounters, TcpfoPair, transfer, VIP } from '../rig/pair.js';
+import { withRig } from '../rig/rig.js';
 
 const BYTES = 50_000_000;
 const KILL_AFTER_MS = 1500;

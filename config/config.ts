@@ -142,7 +142,7 @@ export const configSchema = z.strictObject({
     .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20, early_end_grace_ms: 3000 }),
   security: z
     .strictObject({
-      /** After setup, keep only CAP_NET_ADMIN and CAP_NET_RAW, set no_new_privs. */
+      /** After setup, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, set no_new_privs. */
       limit_capabilities: z.boolean().default(true),
     })
     .default({ limit_capabilities: true }),

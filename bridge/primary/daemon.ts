@@ -25,19 +25,17 @@ import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
 import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
 import { LanPresence } from '../io/presence.js';
-import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
-import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
+import { probeOf } from '../liveness.js';
+import { NodeShell } from '../node-shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import { InboundXlate } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
-import { metricsListen, type Config } from '../../config/config.js';
+import type { Config } from '../../config/config.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
-import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
-import { controlSocketPath, startControl, stopControl } from '../control.js';
-import type { Server } from 'node:http';
+import type { MetricsSnapshot } from '../metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
 import type { RoleListener } from '../roles.js';
@@ -76,8 +74,8 @@ export class PrimaryBridge {
   private arp!: FrameCapture;
   /** ARP answers for the VIP and the event-loop watchdog, on a native thread. */
   private presence: LanPresence | undefined;
-  private guard: Guard | undefined;
-  private faults: import('node:net').Server | undefined;
+  /** Metrics, status, the liveness guard, the fault socket (node-shell.ts). */
+  private readonly shell: NodeShell;
   /** The kernel's translation of client segments (io/xlate.ts), when inbound is not 'queue'. */
   private xlate: InboundXlate | undefined;
   /** Where client segments are translated: 'kernel' (the common ones; the rest by the queue) or 'queue'. */
@@ -90,8 +88,6 @@ export class PrimaryBridge {
   private stallTimerAt = Infinity;
   private stopped = false;
   private peer!: PeerLink;
-  private metrics: Server | undefined;
-  private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   alone = false;
   private noticeTimer: NodeJS.Timeout | undefined;
@@ -117,6 +113,7 @@ export class PrimaryBridge {
     this.peerMac = macToNumber(cfg.secondary.mac);
     this.myMac = mac(cfg.primary.mac);
     this.state = new NodeState(journalOf(cfg, 'p'));
+    this.shell = new NodeShell(cfg, 'p', log, this);
     const sink: MergerSink = {
       accept: (id, packet) => {
         const q = queueOf(id);
@@ -188,7 +185,7 @@ export class PrimaryBridge {
       secondarySilenceMs: cfg.limits.secondary_silence_ms,
       earlyEndGraceMs: cfg.limits.early_end_grace_ms,
     });
-    this.guard?.setStallMs(cfg.liveness.queue_stall_ms);
+    this.shell.setQueueStallMs(cfg.liveness.queue_stall_ms);
   }
 
   private adoptExisting = false;
@@ -309,13 +306,7 @@ export class PrimaryBridge {
       onDecision,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
     });
-    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.primary), buildRegistry(() => this.metricsSnapshot()));
-    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 'p'), () => this.status());
-    this.guard = startLivenessGuard([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
-    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 'p'), {
-      deafen: (which) => (which === 'input' ? this.inQ : this.outQ).deafen(),
-      stall: (ms) => holdLoop(Number(ms)),
-    });
+    await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) => (which === 'input' ? this.inQ : this.outQ).deafen());
     this.timer = setInterval(() => this.poll(), 1000);
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
@@ -560,15 +551,13 @@ export class PrimaryBridge {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.guard?.stop();
-    stopFaults(this.faults, faultSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
+    this.shell.closeWatchers();
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.peer?.close();
-    this.metrics?.close();
-    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 'p'));
+    this.shell.close();
     this.presence?.close();
     this.arp?.close();
     // The kernel translation first (the queue takes those segments again), then

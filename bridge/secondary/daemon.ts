@@ -17,16 +17,14 @@ import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
 import { LanPresence } from '../io/presence.js';
-import { probeOf, startLivenessGuard, type Guard } from '../liveness.js';
-import { faultSocketPath, holdLoop, startFaults, stopFaults } from '../faults.js';
+import { probeOf } from '../liveness.js';
+import { NodeShell } from '../node-shell.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, readKey, stallLogger } from '../peer.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
 import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
-import { buildRegistry, startMetricsServer, type MetricsSnapshot } from '../metrics.js';
-import { controlSocketPath, startControl, stopControl } from '../control.js';
-import type { Server } from 'node:http';
+import type { MetricsSnapshot } from '../metrics.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -37,7 +35,7 @@ import { blindProds, blindPrompts } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from './role-machine.js';
-import { metricsListen, swapRoles, type Config } from '../../config/config.js';
+import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { PromotedBridge, RoleListener, StartPrimaryRole } from '../roles.js';
 
@@ -74,8 +72,8 @@ export class SecondaryBridge {
   private arp!: FrameCapture;
   /** The event-loop watchdog; after a takeover, our ARP answers for the VIP (io/presence.ts). */
   private presence: LanPresence | undefined;
-  private guard: Guard | undefined;
-  private faults: import('node:net').Server | undefined;
+  /** Metrics, status, the liveness guard, the fault socket (node-shell.ts). */
+  private readonly shell: NodeShell;
   /** Connections the primary reported as diverged, with when it last said so. */
   private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
   private closedDiverged = 0;
@@ -87,8 +85,6 @@ export class SecondaryBridge {
   private readonly vip: number;
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
-  private metrics: Server | undefined;
-  private control: import('node:net').Server | undefined;
   private failoverSeconds: number | null = null;
   /** The data path in use: chosen at start (config `datapath`, and what the kernel can do). */
   datapath: 'kernel' | 'pcap' = 'pcap';
@@ -117,6 +113,7 @@ export class SecondaryBridge {
       primaryMac: cfg.primary.mac,
     });
     this.state = new NodeState(journalOf(cfg, 's'));
+    this.shell = new NodeShell(cfg, 's', log, this);
     this.vip = ipv4(cfg.service.address);
     this.myMac = mac(cfg.secondary.mac);
   }
@@ -133,7 +130,7 @@ export class SecondaryBridge {
 
   /** A reloaded configuration (SIGHUP): the liveness guard's bound, and the primary role's if this node plays it. */
   reload(cfg: Config): void {
-    this.guard?.setStallMs(cfg.liveness.queue_stall_ms);
+    this.shell.setQueueStallMs(cfg.liveness.queue_stall_ms);
     this.promoted?.reload(swapRoles(cfg));
   }
 
@@ -161,14 +158,8 @@ export class SecondaryBridge {
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
     this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
     this.peer = await this.openPeer();
-    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.secondary), buildRegistry(() => this.metricsSnapshot()));
-    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
     const q = this.q;
-    this.guard = startLivenessGuard(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], cfg.liveness.queue_stall_ms, this.log, () => this.halt());
-    this.faults = startFaults(faultSocketPath(cfg.state_dir, cfg.instance, 's'), {
-      deafen: () => this.q?.deafen(),
-      stall: (ms) => holdLoop(Number(ms)),
-    });
+    await this.shell.open(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], () => this.q?.deafen());
     dropPrivileges(cfg, this.log);
     this.log.info(
       {
@@ -319,6 +310,7 @@ export class SecondaryBridge {
           break;
         case 'take-over':
           this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
+          this.log.info({ sinceDecisionMs: Date.now() - this.decidedAt }, 'primary down and the service address unclaimed: taking over');
           this.takingOver = this.takeover(this.decidedAt);
           break;
         case 'promote':
@@ -355,7 +347,7 @@ export class SecondaryBridge {
     await this.state.setPromisc(this.cfg.secondary.interface, false);
     if (this.kernelPath) await removeDivertRoutes();
     await this.rules?.remove();
-    this.guard?.stop();
+    this.shell.stopGuard();
     this.q?.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (Date.now() - decidedAt) / 1000;
@@ -430,10 +422,7 @@ export class SecondaryBridge {
     this.log.warn({ peer: this.cfg.primary.address }, 'the other node rejoined as secondary: taking the primary role for new connections');
     // The heartbeat link is handed over, not closed: a pause in our
     // heartbeats would make the other node probe for the VIP mid-handover.
-    this.metrics?.close();
-    this.metrics = undefined;
-    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
-    this.control = undefined;
+    this.shell.closeFront();
     for (const t of this.garpTimers) clearTimeout(t);
     // Our ARP answers for the VIP go on until the primary bridge answers
     // (its start-up probe ignores our own MAC): meanwhile the other node,
@@ -459,8 +448,7 @@ export class SecondaryBridge {
     const cfg = this.cfg;
     this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.peer = await this.openPeer('alone');
-    this.metrics = await startMetricsServer(metricsListen(cfg, cfg.secondary), buildRegistry(() => this.metricsSnapshot()));
-    this.control = await startControl(controlSocketPath(cfg.state_dir, cfg.instance, 's'), () => this.status());
+    await this.shell.openFront();
   }
 
   private mark(what: string, since: number): void {
@@ -561,8 +549,7 @@ export class SecondaryBridge {
     this.stopped = true;
     this.machine.stop();
     clearTimeout(this.roleTimer);
-    this.guard?.stop();
-    stopFaults(this.faults, faultSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
+    this.shell.closeWatchers();
     // A takeover in flight finishes first: its rule removal must not be cut short.
     await this.takingOver?.catch(() => undefined);
     // Having taken the primary role, that bridge goes first (its rules, its journal).
@@ -576,8 +563,7 @@ export class SecondaryBridge {
     }
     this.log.info({ status: this.status() }, 'final counters');
     this.peer?.close();
-    this.metrics?.close();
-    stopControl(this.control, controlSocketPath(this.cfg.state_dir, this.cfg.instance, 's'));
+    this.shell.close();
     for (const t of this.garpTimers) clearTimeout(t);
     this.presence?.close();
     this.arp?.close();

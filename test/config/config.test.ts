@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../config/config.js';
-import { distScript, REPO_ROOT } from '../rig/dist.js';
+import { distScript, REPO_ROOT } from '../../rig/dist.js';
 
 const EXAMPLE = readFileSync(join(REPO_ROOT, 'config', 'tcpfo.example.yaml'), 'utf8');
 

@@ -1,7 +1,7 @@
 /** The daemon's control socket (bridge/control.ts): a health probe must never take a node out. */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
-import { distScript } from '../rig/dist.js';
+import { distScript } from '../../rig/dist.js';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildRegistry } from '../../bridge/metrics.js';
-import { REPO_ROOT } from '../rig/dist.js';
+import { REPO_ROOT } from '../../rig/dist.js';
 import { snap } from '../metrics/snapshot.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy');
@@ -122,7 +122,7 @@ describe('the npm package', () => {
     expect(files).toContain('package/native/xlate.bpf.c');
     expect(files).toContain('package/deploy/systemd/tcpfo.service');
     expect(files).toContain('package/npm-shrinkwrap.json');
-    expect(files.filter((f) => /^package\/(dist\/)?(test|bench)\//.test(f) || /\.test\.js$/.test(f))).toEqual([]);
+    expect(files.filter((f) => /^package\/(dist\/)?(test|bench|rig)\//.test(f) || /\.test\.js$/.test(f))).toEqual([]);
 
     // The README's install line, into a scratch prefix.
     const prefix = join(tmp, 'prefix');

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { PeerLink, stallLogger } from '../../bridge/peer.js';
 import type { Decision } from '../../detector/detector.js';
-import { distScript } from '../rig/dist.js';
+import { distScript } from '../../rig/dist.js';
 
 describe('PeerLink', () => {
   it('a 700 ms stall of our own event loop does not declare a live peer down (its heartbeats wait in the socket); the peer dying does, within the timeout', async () => {

@@ -15,7 +15,7 @@ import { TCP_ACK_FLAG, TCP_FIN } from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../bridge/ports.js';
 import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
-import type { CapturedFrame } from '../rig/capture.js';
+import type { CapturedFrame } from '../../rig/capture.js';
 import { A_P, A_S, clientSeg, CLIENT, Pair, SPORT, VIP } from './harness.js';
 
 export interface FuzzResult {

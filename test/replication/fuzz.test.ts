@@ -1,11 +1,11 @@
 /**
  * Bad input on the data path (issue 8 §3): mutated packets of real
  * connections into every entry of the merger and the diverter. CI runs a few
- * hundred thousand; `node dist/bench/fuzz.js` runs millions.
+ * hundred thousand; `node dist/bench/failover/fuzz.js` runs millions.
  */
 import { describe, expect, it } from 'vitest';
 import { ipv4 } from '../../bridge/wire/addr.js';
-import { readPcap } from '../rig/capture.js';
+import { readPcap } from '../../rig/capture.js';
 import { captureCorpus, fuzz, harnessCorpus } from './fuzz-engine.js';
 
 const expectClean = (r: ReturnType<typeof fuzz>) => {

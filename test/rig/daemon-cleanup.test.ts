@@ -1,8 +1,8 @@
 /** A SIGKILLed bridge leaves its rules, addresses and settings; `tcpfo cleanup` (and the next start) put the node back. */
 import { describe, expect, it } from 'vitest';
-import { distScript } from './dist.js';
-import { stateDirOf, TcpfoPair } from './pair.js';
-import { withRig, type RigHost } from './rig.js';
+import { distScript } from '../../rig/dist.js';
+import { stateDirOf, TcpfoPair } from '../../rig/pair.js';
+import { withRig, type RigHost } from '../../rig/rig.js';
 
 async function snapshot(h: RigHost): Promise<string> {
   const r = await h.sh(

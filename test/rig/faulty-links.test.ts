@@ -3,10 +3,10 @@
  * link in turn — client (C–P and C–S), primary (C–P and S–P), secondary (C–S
  * and S–P) — with and without a failover. Every transfer byte-exact, one
  * sequence space, no RST at the client. The bigger matrix (100 MB, more
- * kills) is bench/faulty-links.ts.
+ * kills) is bench/failover/faulty-links.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { describeLinks, runFaultCase, type FaultCase, type LinkName } from './faults.js';
+import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../../rig/faults.js';
 
 const MB = 1_000_000;
 const LINKS: LinkName[] = ['client', 'primary', 'secondary'];

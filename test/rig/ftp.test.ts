@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, sha256File, startVsftpd } from './ftp.js';
-import { finalCounters, TcpfoPair, VIP } from './pair.js';
-import { withRig } from './rig.js';
+import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../../rig/ftp.js';
+import { finalCounters, TcpfoPair, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 
 describe('FTP through the pair (vsftpd, active mode)', () => {
   it('gets and puts 0.2 … 1738.1 KB files byte-exact; both replicas store the uploads', async () => {

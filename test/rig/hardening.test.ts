@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { killNode, waitForLog } from './failover.js';
-import { distScript } from './dist.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
-import { withRig, type Rig } from './rig.js';
+import { killNode, waitForLog } from '../../rig/failover.js';
+import { distScript } from '../../rig/dist.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig, type Rig } from '../../rig/rig.js';
 
 async function scrape(rig: Rig, node: string): Promise<(metric: string) => number> {
   const text = (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
@@ -55,7 +55,7 @@ describe('divergent replicas (issue 8 §2)', () => {
         const c = rig.host('client');
         // WHO: the server's pid (differs between the replicas), then echoes every
         // 50 ms for up to 25 s: the reset after the takeover must end it long before.
-        const who = c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'who', VIP, String(DEMO_PORT), '0', '25000'], { timeoutMs: 40_000 });
+        const who = c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'who', VIP, String(DEMO_PORT), '0', '25000'], { timeoutMs: 40_000 });
         await waitForLog(pair, /degraded to primary-only: different bytes at the same offset/);
         await new Promise((res) => setTimeout(res, 700));
         const m = await scrape(rig, 'primary');
@@ -153,7 +153,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         const t = transfer(c, 'get', 40_000_000, 71, 120_000);
         await new Promise((res) => setTimeout(res, 300));
         // 6000 SYNs/s for 3 s from 192.0.2.200–249 (addresses nobody has).
-        const flood = c.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '192.0.2', '6000', '3'], { timeoutMs: 30_000 });
+        const flood = c.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '192.0.2', '6000', '3'], { timeoutMs: 30_000 });
         let peak = 0;
         const sampler = setInterval(() => {
           void scrape(rig, 'primary').then((m) => (peak = Math.max(peak, connections(m))), () => {});
@@ -199,7 +199,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         await new Promise((res) => setTimeout(res, 300));
         const forged = await c.exec([
           process.execPath,
-          distScript('test/rig/helpers/syn-flood.js'),
+          distScript('rig/helpers/syn-flood.js'),
           'divert',
           rig.host('primary').ip,
           String(DEMO_PORT),
@@ -211,7 +211,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         const sent = (JSON.parse(forged.stdout.trim()) as { sent: number }).sent;
         // The kernel path's form: from the service address to a client, sent to the primary's MAC by another host.
         await c.exec(['ip', 'neigh', 'replace', '192.0.2.77', 'lladdr', rig.host('primary').mac, 'dev', 'eth0']);
-        const routed = await c.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'routed', '192.0.2.77', String(DEMO_PORT), VIP, '2000', '1']);
+        const routed = await c.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'routed', '192.0.2.77', String(DEMO_PORT), VIP, '2000', '1']);
         const sentRouted = (JSON.parse(routed.stdout.trim()) as { sent: number }).sent;
         const r = await t;
         expect(r.sha256).toBe(r.expected);

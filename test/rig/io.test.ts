@@ -2,11 +2,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Capture } from './capture.js';
-import { distScript } from './dist.js';
-import { withRig, type RigHost } from './rig.js';
+import { Capture } from '../../rig/capture.js';
+import { distScript } from '../../rig/dist.js';
+import { withRig, type RigHost } from '../../rig/rig.js';
 
-const PROBE = () => distScript('test/rig/helpers/io-probe.js');
+const PROBE = () => distScript('rig/helpers/io-probe.js');
 
 /** Starts io-probe in a host and resolves with the process once it printed its first JSON line. */
 async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildProcess; first: Record<string, unknown>; lines: string[]; stderr: () => string }> {
@@ -129,7 +129,7 @@ describe('data-path I/O', () => {
       const probe = await startProbe(p, ['overrun', 'ov1', '41', '7009', String(64 << 10), '300', '6']);
       expect(probe.first.ready).toBe(true);
       const exited = once(probe.proc, 'exit');
-      const flood = await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7009', '198.51.100', '5000', '6']);
+      const flood = await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7009', '198.51.100', '5000', '6']);
       expect(JSON.parse(flood.stdout).sent).toBeGreaterThan(25_000);
       await exited;
       const r = JSON.parse(probe.lines.at(-1)!) as { perSecond: number[]; received: number; stats: { enobufs: number } };
@@ -146,7 +146,7 @@ describe('data-path I/O', () => {
       const c = rig.host('client');
       const probe = await startProbe(p, ['throw', 'th1', '42', '7008', '7', '4']);
       const exited = once(probe.proc, 'exit');
-      await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7008', '198.51.100', '3000', '2']);
+      await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7008', '198.51.100', '3000', '2']);
       await exited;
       const r = JSON.parse(probe.lines.at(-1)!) as { seen: number; accepted: number; thrown: number; batches: number; kernelQueued: number; stats: { received: number; callbackErrors: number } };
       expect(r.seen, JSON.stringify(r)).toBeGreaterThan(3000);
@@ -164,7 +164,7 @@ describe('data-path I/O', () => {
       const c = rig.host('client');
       const probe = await startProbe(p, ['throw-batch', 'th2', '43', '7007']);
       const exited = once(probe.proc, 'exit');
-      await p.exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', c.ip, '7007', '198.51.100', '200', '1']);
+      await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7007', '198.51.100', '200', '1']);
       const [code] = (await exited) as [number | null];
       expect(code, probe.lines.join('\n') + probe.stderr()).toBe(70);
       expect(probe.stderr()).toContain('boom in a batch handler');

@@ -1,8 +1,8 @@
 /** Checksums from the wire layer agree with the Linux kernel's TCP. */
 import { describe, expect, it } from 'vitest';
-import { distScript } from './dist.js';
+import { distScript } from '../../rig/dist.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import { withRig, type Rig } from './rig.js';
+import { withRig, type Rig } from '../../rig/rig.js';
 
 interface ProbeResult {
   synAck: null | { from: string; seq: number; ack: number; ipChecksumValid: boolean; tcpChecksum: string; options: TcpOption[] };
@@ -13,7 +13,7 @@ async function probe(rig: Rig, sport: number, isn: number, tsval: number, corrup
   const p = rig.host('primary');
   const args = [c.ip, p.ip, String(sport), '7000', String(isn), String(tsval)];
   if (corrupt) args.push('corrupt');
-  const r = await c.exec([process.execPath, distScript('test/rig/helpers/syn-probe.js'), ...args]);
+  const r = await c.exec([process.execPath, distScript('rig/helpers/syn-probe.js'), ...args]);
   return JSON.parse(r.stdout.trim()) as ProbeResult;
 }
 

@@ -5,14 +5,14 @@
  * when the primary's bridge is dead and its node forwards packets.
  */
 import { describe, expect, it } from 'vitest';
-import { Capture, type CapturedFrame } from './capture.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
-import { withRig } from './rig.js';
+import { Capture, type CapturedFrame } from '../../rig/capture.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { IP_SRC } from '../../bridge/wire/ipv4.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
-import { distScript } from './dist.js';
+import { distScript } from '../../rig/dist.js';
 
 /** Frames from `srcMac` to `dstMac` carrying IPv4 from the service address. */
 function fromService(frames: readonly CapturedFrame[], srcMac: string, dstMac?: string): number {

@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
-import { Capture } from './capture.js';
-import { checkTransparency } from './oracle.js';
-import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from './pair.js';
-import { withRig } from './rig.js';
-import { distScript } from './dist.js';
+import { Capture } from '../../rig/capture.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
+import { distScript } from '../../rig/dist.js';
 
 const BYTES = 30_000_000;
 
@@ -69,7 +69,7 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await new Promise((res) => setTimeout(res, 500));
         // Traffic that does not wait for the primary (its TCP flows slow down
         // when its bridge stalls): SYNs from spoofed clients, 5,000 a second.
-        const flood = rig.host('client').exec([process.execPath, distScript('test/rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '198.51.100', '5000', '4']);
+        const flood = rig.host('client').exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '198.51.100', '5000', '4']);
         for (let i = 0; i < 5; i++) {
           await pair.fault('primary', 'p', 'stall 300');
           await new Promise((res) => setTimeout(res, 700));

@@ -8,11 +8,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Capture } from './capture.js';
-import { waitForLog } from './failover.js';
-import { checkTransparency } from './oracle.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
-import { withRig } from './rig.js';
+import { Capture } from '../../rig/capture.js';
+import { waitForLog } from '../../rig/failover.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 
 /** A hook that appends "ROLE REASON" to a file per node (the rig's nodes share the filesystem). */
 function hookYaml(dir: string): string {

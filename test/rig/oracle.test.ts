@@ -4,8 +4,8 @@ import { mac } from '../../bridge/wire/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
-import type { CapturedFrame } from './capture.js';
-import { checkTransparency, framesAroundRst } from './oracle.js';
+import type { CapturedFrame } from '../../rig/capture.js';
+import { checkTransparency, framesAroundRst } from '../../rig/oracle.js';
 
 const VIP = '192.0.2.100';
 const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false, ack = 1): CapturedFrame => {

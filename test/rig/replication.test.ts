@@ -5,11 +5,11 @@
  * path, and the paper's pcap path).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Capture } from './capture.js';
-import { checkTransparency } from './oracle.js';
-import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from './pair.js';
-import { distScript } from './dist.js';
-import { Rig } from './rig.js';
+import { Capture } from '../../rig/capture.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { distScript } from '../../rig/dist.js';
+import { Rig } from '../../rig/rig.js';
 
 const MB = 1_000_000;
 
@@ -75,7 +75,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
   }, 60_000);
 
   it('200 short connections in parallel are all correct', async () => {
-    const r = await rig.host('client').exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '200'], {
+    const r = await rig.host('client').exec([process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '200'], {
       timeoutMs: 90_000,
       allowFail: true,
     });

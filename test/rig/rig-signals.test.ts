@@ -3,11 +3,11 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { distScript } from './dist.js';
-import { namespacesOf, sweepStaleRigs } from './rig.js';
+import { distScript } from '../../rig/dist.js';
+import { namespacesOf, sweepStaleRigs } from '../../rig/rig.js';
 
 async function holdRig(): Promise<{ id: string; tmp: string; proc: ReturnType<typeof spawn> }> {
-  const proc = spawn(process.execPath, [distScript('test/rig/helpers/hold-rig.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [distScript('rig/helpers/hold-rig.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   for await (const chunk of proc.stdout!) {
     out += String(chunk);

@@ -5,8 +5,8 @@ import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
-import { Capture } from './capture.js';
-import { namespacesOf, Rig, withRig, type LanMode } from './rig.js';
+import { Capture } from '../../rig/capture.js';
+import { namespacesOf, Rig, withRig, type LanMode } from '../../rig/rig.js';
 
 /** Client pings primary; returns how many of those unicast IPv4 frames the secondary saw. */
 async function overheardByThirdHost(mode: LanMode): Promise<{ seen: number; sent: number }> {

@@ -2,10 +2,10 @@
  * The soak, short (issue 8 §7): 70 s of mixed traffic with a node killed
  * every 20 s — each in turn: the secondary, then the primary (a takeover,
  * then the restarted node rejoins with the roles swapped), then the node in
- * the secondary role again. The hour runs in bench/soak.ts.
+ * the secondary role again. The hour runs in bench/failover/soak.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { soak } from './soak.js';
+import { soak } from '../../rig/soak.js';
 
 describe('soak (short)', () => {
   it('mixed traffic, a node killed every 20 s, each in turn, each rejoining (roles swapped after a takeover): every transfer byte-exact, memory flat', async () => {

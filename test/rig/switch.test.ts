@@ -6,12 +6,12 @@
  * paper's user-space path.
  */
 import { describe, expect, it } from 'vitest';
-import { Capture } from './capture.js';
-import { killNode, restartNode, waitForLog } from './failover.js';
-import { checkTransparency } from './oracle.js';
-import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from './pair.js';
-import { withRig } from './rig.js';
-import { distScript } from './dist.js';
+import { Capture } from '../../rig/capture.js';
+import { killNode, restartNode, waitForLog } from '../../rig/failover.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
+import { distScript } from '../../rig/dist.js';
 
 const MB = 1_000_000;
 /** The kernel paths on both nodes, or the paper's user-space path (the nft copy then). */

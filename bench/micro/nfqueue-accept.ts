@@ -6,10 +6,10 @@
  *
  *   node nfqueue-accept.js TAG QNUM PORT gso|nogso [copyRange]
  */
-import { PacketQueue } from '../bridge/io/nfqueue.js';
-import { RuleSet } from '../bridge/io/rules.js';
-import { parseIpv4Tcp } from '../bridge/wire/tcp.js';
-import { WireError } from '../bridge/wire/error.js';
+import { PacketQueue } from '../../bridge/io/nfqueue.js';
+import { RuleSet } from '../../bridge/io/rules.js';
+import { parseIpv4Tcp } from '../../bridge/wire/tcp.js';
+import { WireError } from '../../bridge/wire/error.js';
 
 const [tag, qnum, port, mode, copy] = process.argv.slice(2);
 let bytes = 0;

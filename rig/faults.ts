@@ -1,7 +1,7 @@
 /**
  * One transfer through a tcpfo pair on faulty links (loss, duplication,
  * reordering per host link), optionally with a node killed in the middle.
- * Shared by test/rig/faulty-links.test.ts and bench/faulty-links.ts.
+ * Shared by test/rig/faulty-links.test.ts and bench/failover/faulty-links.ts.
  */
 import { Capture } from './capture.js';
 import { killNode } from './failover.js';

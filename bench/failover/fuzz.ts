@@ -3,11 +3,11 @@
  * into the merger and the diverter, from the harness's connection and from a
  * real capture. Prints packets/s, failures and the heap after each round.
  *
- *   npm run build && node dist/bench/fuzz.js [millions=5] [capture.pcap]
+ *   npm run build && node dist/bench/failover/fuzz.js [millions=5] [capture.pcap]
  */
-import { ipv4 } from '../bridge/wire/addr.js';
-import { readPcap } from '../test/rig/capture.js';
-import { captureCorpus, fuzz, harnessCorpus } from '../test/replication/fuzz-engine.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { readPcap } from '../../rig/capture.js';
+import { captureCorpus, fuzz, harnessCorpus } from '../../test/replication/fuzz-engine.js';
 
 const millions = Number(process.argv[2] ?? 5);
 const pcap = process.argv[3] ?? 'test/fixtures/client-capture.pcap';

@@ -6,11 +6,11 @@
  *   node syn-probe.js SRC DST SPORT DPORT ISN TSVAL [corrupt]
  */
 import * as raw from 'raw-socket';
-import { ipv4, ipv4ToString } from '../../../bridge/wire/addr.js';
-import { WireError } from '../../../bridge/wire/error.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_SYN } from '../../../bridge/wire/tcp.js';
-import { TCP_CHECKSUM } from '../../../bridge/wire/tcp.js';
-import { IP_MIN_HEADER_LEN } from '../../../bridge/wire/ipv4.js';
+import { ipv4, ipv4ToString } from '../../bridge/wire/addr.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { TCP_CHECKSUM } from '../../bridge/wire/tcp.js';
+import { IP_MIN_HEADER_LEN } from '../../bridge/wire/ipv4.js';
 
 const [src, dst, sport, dport, isn, tsval, mode] = process.argv.slice(2);
 if (!src || !dst || !sport || !dport || !isn || !tsval) {

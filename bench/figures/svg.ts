@@ -101,6 +101,18 @@ export function ratioChart(title: string, labels: string[], series: Record<strin
   return svg(W, H, title, body);
 }
 
+/** The y axis: ticks and value → y for a plot whose bottom is at `bottom`, `ph` high; log or linear. */
+function yScale(vals: number[], bottom: number, ph: number, log = false): { ticks: number[]; sy: (v: number) => number } {
+  if (log) {
+    const ticks = logTicks(Math.min(...vals), Math.max(...vals));
+    const lo = Math.log10(ticks[0]!);
+    const hi = Math.log10(ticks.at(-1)!);
+    return { ticks, sy: (v) => bottom - ((Math.log10(Math.max(v, ticks[0]!)) - lo) / (hi - lo || 1)) * ph };
+  }
+  const ticks = niceTicks(Math.max(1e-9, ...vals));
+  return { ticks, sy: (v) => bottom - (v / ticks.at(-1)!) * ph };
+}
+
 /**
  * Grouped vertical bars. `log`: a log y axis (for values spanning decades).
  * Many groups: labels are rotated so that they never overlap.
@@ -113,17 +125,7 @@ export function barChart(title: string, yLabel: string, groups: string[], series
   const H = 360 + (rotate ? 50 : 0);
   const vals = Object.values(series).flat().filter((v) => Number.isFinite(v) && (!opts.log || v > 0));
   const ph = H - M.t - M.b;
-  let ticks: number[];
-  let sy: (v: number) => number;
-  if (opts.log) {
-    ticks = logTicks(Math.min(...vals), Math.max(...vals));
-    const lo = Math.log10(ticks[0]!);
-    const hi = Math.log10(ticks.at(-1)!);
-    sy = (v) => H - M.b - ((Math.log10(Math.max(v, ticks[0]!)) - lo) / (hi - lo || 1)) * ph;
-  } else {
-    ticks = niceTicks(Math.max(1e-9, ...vals));
-    sy = (v) => H - M.b - (v / ticks.at(-1)!) * ph;
-  }
+  const { ticks, sy } = yScale(vals, H - M.b, ph, opts.log);
   let body = '';
   for (const t of ticks) body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
   const gw = (W - M.l - M.r) / groups.length;
@@ -155,17 +157,7 @@ export function lineChart(title: string, xLabel: string, yLabel: string, xs: num
   const M = { l: 70, r: 20, t: 40, b: 70 };
   const vals = Object.values(series).flat().filter((v) => Number.isFinite(v) && v > 0);
   const ph = H - M.t - M.b;
-  let ticks: number[];
-  let sy: (v: number) => number;
-  if (opts.logY) {
-    ticks = logTicks(Math.min(...vals), Math.max(...vals));
-    const lo = Math.log10(ticks[0]!);
-    const hi = Math.log10(ticks.at(-1)!);
-    sy = (v) => H - M.b - ((Math.log10(Math.max(v, ticks[0]!)) - lo) / (hi - lo || 1)) * ph;
-  } else {
-    ticks = niceTicks(Math.max(1e-9, ...vals));
-    sy = (v) => H - M.b - (v / ticks.at(-1)!) * ph;
-  }
+  const { ticks, sy } = yScale(vals, H - M.b, ph, opts.logY);
   const lx = xs.map((x) => Math.log2(x));
   const x0 = Math.min(...lx);
   const x1 = Math.max(...lx);

@@ -17,15 +17,15 @@
  * while the previous connection closes through the bridges) and 5 ms apart
  * (each on an idle pair).
  *
- *   npm run build && node dist/bench/setup-latency.js [connects=200] [--datapath kernel|pcap] [--inbound kernel|queue]
+ *   npm run build && node dist/bench/micro/setup-latency.js [connects=200] [--datapath kernel|pcap] [--inbound kernel|queue]
  */
-import { Capture } from '../test/rig/capture.js';
-import { distScript } from '../test/rig/dist.js';
-import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
-import { withRig } from '../test/rig/rig.js';
+import { Capture } from '../../rig/capture.js';
+import { distScript } from '../../rig/dist.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 import { cliArgs, pct, segments, type Seen } from './hops.js';
-import { ipv4 } from '../bridge/wire/addr.js';
-import { TCP_ACK_FLAG, TCP_SYN } from '../bridge/wire/tcp.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
 
 const { args, flag } = cliArgs(['--datapath', '--inbound']);
 const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
@@ -45,7 +45,7 @@ await withRig({ mode: 'hub' }, async (rig) => {
     for (const gapMs of [0, 5]) {
       const caps = await Promise.all([Capture.start(c, filter, `lc${gapMs}`, 128), Capture.start(s, filter, `ls${gapMs}`, 128), Capture.start(p, filter, `lp${gapMs}`, 128)]);
       const client = (host: string, port: number) =>
-        c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'connect', host, String(port), String(gapMs), String(N)], { timeoutMs: 120_000 });
+        c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'connect', host, String(port), String(gapMs), String(N)], { timeoutMs: 120_000 });
       const plain = JSON.parse((await client(p.ip, PLAIN_PORT)).stdout) as { connectUs: number[] };
       const tcpfo = JSON.parse((await client(VIP, DEMO_PORT)).stdout) as { connectUs: number[] };
       const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];

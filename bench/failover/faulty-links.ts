@@ -6,11 +6,11 @@
  * and no RST at the client. Prints one line per run and a summary (time,
  * longest client-visible gap), writes a JSON report.
  *
- *   npm run build && node dist/bench/faulty-links.js [repetitions=1] [MB=100] [report.json]
+ *   npm run build && node dist/bench/failover/faulty-links.js [repetitions=1] [MB=100] [report.json]
  */
 import { writeFileSync } from 'node:fs';
-import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../test/rig/faults.js';
-import type { LinkShape } from '../test/rig/rig.js';
+import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../../rig/faults.js';
+import type { LinkShape } from '../../rig/rig.js';
 
 const REPS = Number(process.argv[2] ?? 1);
 const MB = Number(process.argv[3] ?? 100);

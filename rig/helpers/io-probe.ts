@@ -19,16 +19,16 @@
  *                                          packet; report verdicts and what the kernel still holds
  *   throw-batch TAG QNUM DPORT             a whole-batch handler that throws: the process must die of it
  */
-import { WireError } from '../../../bridge/wire/error.js';
-import { ipv4, mac } from '../../../bridge/wire/addr.js';
-import { gratuitousArpFrame } from '../../../bridge/wire/arp.js';
-import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../../bridge/wire/tcp.js';
-import { PacketQueue } from '../../../bridge/io/nfqueue.js';
-import { RuleSet } from '../../../bridge/io/rules.js';
-import { FrameCapture, openFrameSender } from '../../../bridge/io/capture.js';
-import { Injector } from '../../../bridge/io/inject.js';
-import { NodeState } from '../../../bridge/io/node-state.js';
-import { run } from '../../../bridge/io/run.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { ipv4, mac } from '../../bridge/wire/addr.js';
+import { gratuitousArpFrame } from '../../bridge/wire/arp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { PacketQueue } from '../../bridge/io/nfqueue.js';
+import { RuleSet } from '../../bridge/io/rules.js';
+import { FrameCapture, openFrameSender } from '../../bridge/io/capture.js';
+import { Injector } from '../../bridge/io/inject.js';
+import { NodeState } from '../../bridge/io/node-state.js';
+import { run } from '../../bridge/io/run.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
  * periodic failovers — alternately each node is killed and restarted 2 s
  * later, and rejoins the survivor (as the secondary of a primary left alone,
  * or, after a takeover, with the roles swapped). Traffic never pauses.
- * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/soak.ts (an hour) and test/rig/soak.test.ts (CI).
+ * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/failover/soak.ts (an hour) and test/rig/soak.test.ts (CI).
  */
 import { killNode, logCount, restartNode, waitForLogCount } from './failover.js';
 import { distScript } from './dist.js';
@@ -130,7 +130,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const shorts = async () => {
       while (Date.now() < end) {
         {
-          const r = await c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '20'], { timeoutMs: 120_000, allowFail: true });
+          const r = await c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '20'], { timeoutMs: 120_000, allowFail: true });
           const out = JSON.parse(r.stdout.trim() || '{"ok":0,"failed":20,"errors":["no output"]}') as { ok: number; failed: number; errors: string[] };
           tot.short += out.ok + out.failed;
           tot.shortFailures += out.failed;

@@ -3,11 +3,11 @@
  * (unshaped veth), measured plain and through an accept-all queue program on
  * the sender's OUTPUT, with and without NFQA_CFG_F_GSO, in one run.
  *
- *   npm run build && node dist/bench/nfqueue-throughput.js [seconds]
+ *   npm run build && node dist/bench/micro/nfqueue-throughput.js [seconds]
  */
 import { once } from 'node:events';
-import { distScript } from '../test/rig/dist.js';
-import { withRig, type Rig } from '../test/rig/rig.js';
+import { distScript } from '../../rig/dist.js';
+import { withRig, type Rig } from '../../rig/rig.js';
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const PORT = 9000;
@@ -37,7 +37,7 @@ interface QueueReport {
 
 async function queued(rig: Rig, gso: boolean, copyRange?: number): Promise<{ bytes: number; q: QueueReport }> {
   const c = rig.host('client');
-  const prog = c.spawn([process.execPath, distScript('bench/nfqueue-accept.js'), 'nqb', '5', String(PORT), gso ? 'gso' : 'nogso', ...(copyRange ? [String(copyRange)] : [])]);
+  const prog = c.spawn([process.execPath, distScript('bench/micro/nfqueue-accept.js'), 'nqb', '5', String(PORT), gso ? 'gso' : 'nogso', ...(copyRange ? [String(copyRange)] : [])]);
   const lines: string[] = [];
   prog.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
   while (!lines.length) await new Promise((r) => setTimeout(r, 50));

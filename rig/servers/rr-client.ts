@@ -1,5 +1,5 @@
 /**
- * Request/answer clients for bench/interactive.ts; each prints one JSON line.
+ * Request/answer clients for bench/figures/interactive.ts; each prints one JSON line.
  *
  *   node rr-client.js echo HOST PORT SIZE N
  *       N round trips of SIZE bytes over one connection to the demo server's

@@ -10,11 +10,11 @@
  * download through the pair at about half the link; with port mirroring on a
  * switch ('mirror') it does not.
  *
- *   npm run build && node dist/bench/receive-path.js [client-link-Mbit/s=100] [hub|mirror]
+ *   npm run build && node dist/bench/micro/receive-path.js [client-link-Mbit/s=100] [hub|mirror]
  */
-import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
-import { distScript } from '../test/rig/dist.js';
-import { withRig, type LanMode } from '../test/rig/rig.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { distScript } from '../../rig/dist.js';
+import { withRig, type LanMode } from '../../rig/rig.js';
 
 const rate = Number(process.argv[2] ?? 100);
 const lan = (process.argv[3] ?? 'hub') as LanMode;
@@ -34,7 +34,7 @@ await withRig({ mode: lan, links: rate > 0 ? { client: { rateMbit: rate } } : {}
     /** Bytes the switch sent the client so far (its port's TX counter). */
     const toClient = async () => Number((await rig.switchExec(['cat', `/sys/class/net/${rig.portOf('client')}/statistics/tx_bytes`])).stdout.trim());
     let linkBefore = await toClient();
-    const plain = JSON.parse((await c.exec([process.execPath, distScript('bench/servers/demo-client.js'), 'get', p.ip, String(PLAIN_PORT), String(BYTES), '5'], { timeoutMs: 120_000 })).stdout.trim()) as { ms: number };
+    const plain = JSON.parse((await c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'get', p.ip, String(PLAIN_PORT), String(BYTES), '5'], { timeoutMs: 120_000 })).stdout.trim()) as { ms: number };
     const linkPlain = (await toClient()) - linkBefore;
     console.log(`plain: ${BYTES / 1e6} MB in ${plain.ms} ms = ${(BYTES / 1024 / (plain.ms / 1000)).toFixed(0)} KB/s; the client's link carried ${(linkPlain / 1e6).toFixed(1)} MB`);
     linkBefore = await toClient();

@@ -174,7 +174,7 @@ function safeRead(f: string): string {
 
 export async function startDemoServer(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
   // Room for many connections (the idle-connection memory benchmark holds 10,000).
-  const proc = host.spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-server.js')}" ${addr} ${port}`]);
+  const proc = host.spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-server.js')}" ${addr} ${port}`]);
   const [line] = (await Promise.race([
     once(proc.stdout!, 'data'),
     new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), 10_000)),
@@ -199,8 +199,8 @@ export interface TransferResult {
 }
 
 /** Runs the demo client in the client host. */
-export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000): Promise<TransferResult> {
-  const r = await client.exec([process.execPath, distScript('bench/servers/demo-client.js'), mode, VIP, String(DEMO_PORT), String(bytes), String(seed)], {
+export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000, host = VIP, port = DEMO_PORT): Promise<TransferResult> {
+  const r = await client.exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(bytes), String(seed)], {
     timeoutMs,
     allowFail: true,
   });

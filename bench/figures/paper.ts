@@ -5,7 +5,7 @@
  * the same links, at 100 Mbit/s (as in the paper), 1 Gbit/s and unshaped.
  * Writes bench/results/paper.{json,md} and SVG plots.
  *
- *   npm run build && node dist/bench/paper.js [--quick] [--report-only] [--lan hub|mirror|switch]
+ *   npm run build && node dist/bench/figures/paper.js [--quick] [--report-only] [--lan hub|mirror|switch]
  *
  * --lan mirror: the LAN is a learning switch that mirrors the client's frames
  * to each node (the rig's 'mirror' mode) instead of the paper's hub; switch:
@@ -14,10 +14,10 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { distScript } from '../test/rig/dist.js';
-import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, startVsftpd } from '../test/rig/ftp.js';
-import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
-import { withRig, type LanMode, type LinkShape, type Rig } from '../test/rig/rig.js';
+import { distScript } from '../../rig/dist.js';
+import { fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig, type LanMode, type LinkShape, type Rig } from '../../rig/rig.js';
 import { barChart, lineChart, ratioChart } from './svg.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -42,7 +42,7 @@ const CONNECTS = QUICK ? 50 : 200;
 const MSG_REPS = QUICK ? 3 : 7;
 
 interface Side {
-  /** Steps that did not complete (a stall through the pair is a known open problem: see the README). */
+  /** Steps that did not complete (a stall through the pair is a known open problem: see docs/design.md, "Known limits"). */
   errors: string[];
   setupMedianUs: number;
   setupP99Us: number;
@@ -75,7 +75,7 @@ function pct(xs: number[], p: number): number {
 }
 
 async function client(rig: Rig, args: string[], timeoutMs = 300_000): Promise<Record<string, unknown>> {
-  const r = await rig.host('client').sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
+  const r = await rig.host('client').sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
@@ -111,7 +111,7 @@ async function measure(rig: Rig, host: string, port: number, label: string): Pro
 }
 
 async function transferTo(rig: Rig, host: string, port: number, mode: 'get' | 'put'): Promise<number> {
-  const r = await rig.host('client').exec([process.execPath, distScript('bench/servers/demo-client.js'), mode, host, String(port), String(STREAM), '5'], { timeoutMs: 120_000 });
+  const r = await rig.host('client').exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(STREAM), '5'], { timeoutMs: 120_000 });
   const j = JSON.parse(r.stdout.trim()) as { ms: number; sha256: string; expected?: string; reply?: string };
   if (mode === 'get' ? j.sha256 !== j.expected : j.reply !== `OK ${j.sha256}`) throw new Error(`${mode} to ${host}:${port} not byte-exact`);
   return j.ms;
@@ -149,21 +149,14 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
       const res: SettingResult = { setting: name, plain, tcpfo };
       if (rateMbit === 100) {
         progress(`${name}: FTP (vsftpd, active mode)`);
-        const roots: Record<string, string> = {};
-        for (const n of ['primary', 'secondary']) {
-          const { root, conf } = prepareFtpRoot(rig, n, VIP);
-          roots[n] = root;
-          pair.servers.push(await startVsftpd(rig.host(n), conf));
-        }
-        const plainFtp = prepareFtpRoot(rig, 'plain', p.ip);
-        pair.servers.push(await startVsftpd(p, plainFtp.conf));
-        res.ftp = { plain: await ftpRates(rig, p.ip, plainFtp.root), tcpfo: await ftpRates(rig, VIP, roots.primary!) };
+        const ftpRoots = await startFtpPair(rig, VIP, pair.servers);
+        res.ftp = { plain: await ftpRates(rig, p.ip, ftpRoots.plainRoot), tcpfo: await ftpRates(rig, VIP, ftpRoots.tcpfoRoot) };
       } else progress(`${name}: (FTP only at 100 Mbit/s)`);
       if (!rateMbit) {
         progress(`${name}: memory of the primary bridge with idle connections`);
         const n = QUICK ? 2000 : 10_000;
         const before = await metric(rig, 'primary', 'process_resident_memory_bytes');
-        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('bench/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
+        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
         let line = '';
         await new Promise<void>((resolve, reject) => {
           hold.stdout?.on('data', (d: Buffer) => {
@@ -325,11 +318,11 @@ function targets(rs: SettingResult[], fo: unknown): string[] {
   if (mem) rows.push(`| < 4 KB of bridge memory per idle connection | ${mem.bytesPerConnection.toFixed(0)} B (${mem.connections} connections) | ${verdict(mem.bytesPerConnection < 4096, `by ${(mem.bytesPerConnection - 4096).toFixed(0)} B`)} |`);
   rows.push(
     '',
-    'What limits the missed ones (measured with the commands named; README "Measured"):',
+    'What limits the missed ones (measured with the commands named; docs/measurements.md):',
     '',
-    '- **Connection setup.** The client’s SYN-ACK is P’s, held until S’s arrives; S’s comes through two user-space hops in series: capture → injection → S’s TCP → NFQUEUE → divert on S (≈ 470 µs), then NFQUEUE in → merger → the verdict on P (≈ 380 µs); wires and hub 13–18 µs each. This bench’s connects run back to back, so each bridge also carries the previous connection’s close; 5 ms apart, on an idle pair, the hops take 278 and 136 µs and setup adds 417 µs (`node dist/bench/setup-latency.js` → `setup-latency.txt`). 150 µs is below what the two user-space hops in series cost here even then.',
-    '- **Throughput.** Unshaped and at 1 Gbit/s the bridges are CPU-bound: 170–200 µs of bridge CPU per queued GSO packet on each node, the largest share copying the modified packet back to the kernel (`acceptModified`), then raw-socket sends and checksums (`node dist/bench/profile-bridges.js` → `profile-bridges.txt`), on 2 cores shared by client, both servers and both bridges.',
-    '- **Receive (server → client) on the hub.** The paper’s LAN is a hub, and so is this bench’s: every frame reaches every port. The secondary diverts its copy of every byte it sends to the primary, and on a hub that copy crosses the client’s link too. A 100 MB download through the pair put 207 MB on the client’s 100 Mbit/s link (plain TCP: 100.7 MB), so the download can have at most about half the link: ratio 0.473. On a learning switch that mirrors the clients’ frames to each node (SPAN; the rig’s `mirror` mode), the copy goes to the primary’s port only: 109.7 MB on the client’s link and ratio 0.908 (`node dist/bench/receive-path.js 100 hub|mirror` → `receive-path.txt`). Sending (client → server) is not affected: the client’s data crosses its link once either way, ratio ≈ 1.0 at 100 Mbit/s.',
+    '- **Connection setup.** The client’s SYN-ACK is P’s, held in P’s output queue until S’s arrives. With the kernel data path S’s SYN-ACK leaves S 10–30 µs after the SYN; what remains is the primary’s own hop in user space: from S’s SYN-ACK arriving to the merged SYN-ACK leaving P, 359 µs median back to back and 273 µs on an idle pair (both SYN-ACKs through the bridge’s queues, the merge, the verdict), against wires and hub of 7–38 µs each (`node dist/bench/micro/setup-latency.js` → `setup-latency.txt`; the paper’s pcap path: S’s hop alone 416–461 µs). This bench’s connects run back to back, so the bridge also carries the previous connection’s close. 150 µs is below what one user-space hop costs on this 2-core machine shared by client, both servers and both bridges.',
+    '- **Throughput.** At 1 Gbit/s and unshaped the primary’s bridge is CPU-bound: every segment of P’s output crosses its output queue and is copied back to the kernel rewritten, and every one of S’s crosses its input queue (`node dist/bench/micro/profile-bridges.js` → `profile-bridges.txt`), on 2 cores shared by the client, both servers and both bridges.',
+    '- **Receive (server → client) on the hub.** The paper’s LAN is a hub, and so is this bench’s: every frame reaches every port. The secondary diverts its copy of every byte it sends to the primary, and on a hub that copy crosses the client’s link too. A 100 MB download through the pair put 207 MB on the client’s 100 Mbit/s link (plain TCP: 100.7 MB), so the download can have at most about half the link: ratio 0.473. On a learning switch that mirrors the clients’ frames to each node (SPAN; the rig’s `mirror` mode), the copy goes to the primary’s port only: 109.7 MB on the client’s link and ratio 0.908 (`node dist/bench/micro/receive-path.js 100 hub|mirror` → `receive-path.txt`). Sending (client → server) is not affected: the client’s data crosses its link once either way, ratio ≈ 1.0 at 100 Mbit/s.',
     '',
   );
   return rows;

@@ -5,12 +5,12 @@
  * tcpfo in one run; then bench/results/summary.md, one table per LAN with
  * the figures side by side.
  *
- *   npm run build && node dist/bench/all.js [--quick] [--report-only]
+ *   npm run build && node dist/bench/figures/all.js [--quick] [--report-only]
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { distScript } from '../test/rig/dist.js';
+import { distScript } from '../../rig/dist.js';
 
 const QUICK = process.argv.includes('--quick');
 const REPORT_ONLY = process.argv.includes('--report-only');
@@ -22,8 +22,8 @@ function run(script: string, args: string[]): void {
 }
 
 if (!REPORT_ONLY) {
-  for (const lan of LANS) run('bench/paper.js', ['--lan', lan, ...(QUICK ? ['--quick'] : [])]);
-  run('bench/interactive.js', QUICK ? ['--quick'] : []);
+  for (const lan of LANS) run('bench/figures/paper.js', ['--lan', lan, ...(QUICK ? ['--quick'] : [])]);
+  run('bench/figures/interactive.js', QUICK ? ['--quick'] : []);
 }
 
 interface PaperSide {

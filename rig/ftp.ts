@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { patternChunks } from '../../bench/servers/pattern.js';
+import { patternChunks } from './servers/pattern.js';
 import type { Rig, RigHost } from './rig.js';
 
 /** The paper's FTP file sizes (Figure 6), in KB. */
@@ -101,6 +101,24 @@ export async function startVsftpd(host: RigHost, conf: string): Promise<ChildPro
   const r = await host.sh('for i in $(seq 50); do ss -ltn | grep -q ":21 " && exit 0; sleep 0.1; done; exit 1', { allowFail: true });
   if (r.code !== 0) throw new Error(`vsftpd did not start on ${host.name}`);
   return proc;
+}
+
+/**
+ * vsftpd on both nodes for the VIP (the same files) and a plain one on the
+ * primary's own address, for the paper's FTP figure; every process goes into
+ * `servers` for the caller to stop. Returns the roots to check files against.
+ */
+export async function startFtpPair(rig: Rig, vip: string, servers: ChildProcess[]): Promise<{ tcpfoRoot: string; plainRoot: string }> {
+  const roots: Record<string, string> = {};
+  for (const n of ['primary', 'secondary']) {
+    const { root, conf } = prepareFtpRoot(rig, n, vip);
+    roots[n] = root;
+    servers.push(await startVsftpd(rig.host(n), conf));
+  }
+  const p = rig.host('primary');
+  const plain = prepareFtpRoot(rig, 'plain', p.ip);
+  servers.push(await startVsftpd(p, plain.conf));
+  return { tcpfoRoot: roots.primary!, plainRoot: plain.root };
 }
 
 export interface FtpResult {

@@ -1,11 +1,11 @@
 /**
  * Soak: mixed traffic through a tcpfo pair with periodic failovers
- * (test/rig/soak.ts), one report line a minute: transfers and short
+ * (rig/soak.ts), one report line a minute: transfers and short
  * connections (all checked byte-exact), failures, failovers so far, the
  * bridges' resident memory. Writes a JSON report. It stops at the first
  * reaction without a kill (a false detection, a split brain).
  *
- *   npm run build && node dist/bench/soak.js [minutes=60] [failover-every-s=60] [report.json] [--hog]
+ *   npm run build && node dist/bench/failover/soak.js [minutes=60] [failover-every-s=60] [report.json] [--hog]
  *
  * --hog: stress-ng keeps every core busy meanwhile (at the default nice 0,
  * as an ordinary CPU-bound job on the node would).
@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { writeFileSync } from 'node:fs';
-import { soak } from '../test/rig/soak.js';
+import { soak } from '../../rig/soak.js';
 
 const hog = process.argv.includes('--hog');
 const args = process.argv.slice(2).filter((a) => a !== '--hog');

@@ -3,11 +3,11 @@
  * client, the secondary and the primary (one kernel, one clock): the
  * captured TCP segments, percentiles, and the flags they take.
  */
-import type { CapturedFrame } from '../test/rig/capture.js';
-import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
-import { WireError } from '../bridge/wire/error.js';
-import { Ipv4Packet } from '../bridge/wire/ipv4.js';
-import { TcpSegment } from '../bridge/wire/tcp.js';
+import type { CapturedFrame } from '../../rig/capture.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
+import { TcpSegment } from '../../bridge/wire/tcp.js';
 
 /** A captured TCP segment: when (µs), its addresses, source MAC, ports, sequence number, flags, payload length. */
 export interface Seen {

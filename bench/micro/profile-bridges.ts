@@ -1,17 +1,24 @@
 /**
- * Where the bridges' time goes per packet (issue 7): both bridges run with
- * V8's CPU profiler while 100 MB go each way through the pair (unshaped);
- * prints, per bridge, user and system CPU seconds (/proc/PID/stat), packets
- * seen, CPU µs per packet, and the functions with the most self time.
+ * Where the bridges' time goes per packet: both bridges run with V8's CPU
+ * profiler while MB megabytes go each way through the pair (the client's
+ * link unshaped, or at --rate Mbit/s); prints, per bridge, user and system
+ * CPU seconds (/proc/PID/stat), that as a share of one core over the
+ * transfers, packets seen, CPU µs per packet, and the functions with the
+ * most self time.
  *
- *   npm run build && node dist/bench/profile-bridges.js [MB=100]
+ *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { finalCounters, TcpfoPair, transfer } from '../test/rig/pair.js';
-import { withRig } from '../test/rig/rig.js';
+import { finalCounters, TcpfoPair, transfer } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
+import { cliArgs } from './hops.js';
 
-const MB = Number(process.argv[2] ?? 100);
+const { args, flag } = cliArgs(['--rate', '--datapath', '--inbound']);
+const MB = Number(args[0] ?? 100);
+const RATE = Number(flag('--rate', '0'));
+const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
+const INBOUND = flag('--inbound', 'auto');
 
 interface ProfileNode {
   id: number;
@@ -43,9 +50,9 @@ function cpuSeconds(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz };
 }
 
-await withRig({ mode: 'hub' }, async (rig) => {
+await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
   const dir = join(rig.tmpdir, 'prof');
-  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
   const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
   const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
   const c = rig.host('client');
@@ -53,17 +60,18 @@ await withRig({ mode: 'hub' }, async (rig) => {
   const put = await transfer(c, 'put', MB * 1e6, 6);
   const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
   await pair.stop();
+  const wall = (get.ms + put.ms) / 1000;
+  console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`);
   console.log(`${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`);
   const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
-  const s = finalCounters(pair.secondary!.log) as { queue: { received: number }; capture: { frames: number } };
-  const packets = { primary: p.queues.out.received + p.queues.in.received, secondary: s.queue.received + s.capture.frames };
+  const s = finalCounters(pair.secondary!.log) as { datapath?: string; queue?: { received: number }; capture?: { frames: number } };
+  const packets = { primary: p.queues.out.received + p.queues.in.received, secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0) };
   for (const role of ['primary', 'secondary'] as const) {
     const user = after[role].user - before[role].user;
     const system = after[role].system - before[role].system;
-    console.log(
-      `\n${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system for ${packets[role]} packets ` +
-        `(${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'}): ${(((user + system) * 1e6) / Math.max(1, packets[role])).toFixed(1)} µs CPU per packet`,
-    );
+    const share = `${((100 * (user + system)) / wall).toFixed(1)} % of one core over the transfers`;
+    const per = packets[role] ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet` : ' (the kernel carries its data path)';
+    console.log(`\n${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
   }
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   for (const f of files) {

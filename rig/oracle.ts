@@ -4,12 +4,12 @@
  * raw numbers), the same byte at the same offset in every copy, no RST, a
  * valid checksum on every segment the client received, MSS respected.
  */
-import { WireError } from '../../bridge/wire/error.js';
-import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
-import { IP_DST, Ipv4Packet } from '../../bridge/wire/ipv4.js';
-import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
-import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { WireError } from '../bridge/wire/error.js';
+import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
+import { ipv4 } from '../bridge/wire/addr.js';
+import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
+import { seqAdd, seqSub } from '../bridge/wire/seq.js';
+import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
 export interface ConnReport {

@@ -12,16 +12,16 @@
  *
  * and the same round trips to the primary's own address (plain TCP).
  *
- *   npm run build && node dist/bench/rr-latency.js [N=300] [SIZE=100] [--datapath kernel|pcap] [--inbound kernel|queue] [--rate MBIT] [--lan hub|mirror]
+ *   npm run build && node dist/bench/micro/rr-latency.js [N=300] [SIZE=100] [--datapath kernel|pcap] [--inbound kernel|queue] [--rate MBIT] [--lan hub|mirror]
  *
  * --rate: the client's link shaped (tbf), as in bench/interactive.ts.
  */
-import { Capture } from '../test/rig/capture.js';
-import { distScript } from '../test/rig/dist.js';
-import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../test/rig/pair.js';
-import { withRig } from '../test/rig/rig.js';
+import { Capture } from '../../rig/capture.js';
+import { distScript } from '../../rig/dist.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 import { cliArgs, pct, segments, type Seen } from './hops.js';
-import { ipv4 } from '../bridge/wire/addr.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
 
 const { args, flag } = cliArgs(['--datapath', '--inbound', '--rate', '--lan']);
 const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
@@ -41,7 +41,7 @@ await withRig({ mode: LAN, links: RATE ? { client: { rateMbit: RATE } } : {} }, 
     const filter = `tcp and (port ${DEMO_PORT} or port ${PLAIN_PORT})`;
     const caps = await Promise.all([Capture.start(c, filter, 'rc', 128), Capture.start(s, filter, 'rs', 128), Capture.start(p, filter, 'rp', 128)]);
     const echo = async (host: string, port: number) =>
-      (JSON.parse((await c.exec([process.execPath, distScript('bench/servers/rr-client.js'), 'echo', host, String(port), String(SIZE), String(N)], { timeoutMs: 120_000 })).stdout) as { rttUs: number[] }).rttUs;
+      (JSON.parse((await c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo', host, String(port), String(SIZE), String(N)], { timeoutMs: 120_000 })).stdout) as { rttUs: number[] }).rttUs;
     const plain = await echo(p.ip, PLAIN_PORT);
     const tcpfo = await echo(VIP, DEMO_PORT);
     const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map((f) => segments(f).filter((x) => x.len > 0)) as [Seen[], Seen[], Seen[]];

@@ -15,9 +15,9 @@
  *     of 'X' at random sequence numbers; the sender's neighbour entry for DST
  *     points at the primary. The primary must drop every one.
  */
-import { Injector } from '../../../bridge/io/inject.js';
-import { ipv4 } from '../../../bridge/wire/addr.js';
-import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../../bridge/wire/tcp.js';
+import { Injector } from '../../bridge/io/inject.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 
 const [mode, ...a] = process.argv.slice(2);
 const rnd = (n: number) => Math.floor(Math.random() * n);

@@ -6,16 +6,16 @@
  * transfer completes byte-exact with no RST at the client. Prints N of N and
  * the client-visible stall (median, max) per campaign, and writes a JSON report.
  *
- *   npm run build && node dist/bench/failover-campaign.js [kills-per-workload=30] [report.json]
+ *   npm run build && node dist/bench/failover/failover-campaign.js [kills-per-workload=30] [report.json]
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Capture } from '../test/rig/capture.js';
-import { killNode } from '../test/rig/failover.js';
-import { fileName, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../test/rig/ftp.js';
-import { checkTransparency } from '../test/rig/oracle.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../test/rig/pair.js';
-import { withRig } from '../test/rig/rig.js';
+import { Capture } from '../../rig/capture.js';
+import { killNode } from '../../rig/failover.js';
+import { fileName, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../../rig/ftp.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
 
 const N = Number(process.argv[2] ?? 30);
 const OUT = process.argv[3] ?? 'bench/results/failover-campaign.json';
