@@ -1,11 +1,8 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Argument, Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { describeChange } from './bridge/io/node-state.js';
@@ -119,20 +116,17 @@ program
 
 /**
  * The demo and the benches live in a source checkout (bench/, rig/), not
- * in the installed package: run them as a child, which gets the terminal and
- * Ctrl-C (and removes its rig on it); exit as it exits.
+ * in the installed package: import the script and call its main (its rig
+ * removes itself on Ctrl-C); its status is ours.
  */
-async function runScript(script: string, args: string[]): Promise<never> {
+async function runScript(script: string, args: string[]): Promise<void> {
   const file = join(dirname(fileURLToPath(import.meta.url)), script);
   if (!existsSync(file)) {
     console.error(`tcpfo: ${script} is not part of the installed package; run it from a source checkout (npm ci && npm run build)`);
     process.exit(EXIT.failure);
   }
-  const child = spawn(process.execPath, [file, ...args], { stdio: 'inherit' });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  process.on('SIGINT', forward).on('SIGTERM', forward);
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  process.exit(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : EXIT.failure));
+  const { main } = (await import(pathToFileURL(file).href)) as { main: (args: string[]) => Promise<number> };
+  process.exitCode = await main(args);
 }
 
 program

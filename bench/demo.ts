@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { killNode } from '../rig/failover.js';
 import { finalCounters, TcpfoPair, transfer, VIP } from '../rig/pair.js';
+import { runAsProgram } from '../rig/main.js';
 import { withRig } from '../rig/rig.js';
 
 const BYTES = 50_000_000;
@@ -23,13 +24,14 @@ function logLines(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function main(): Promise<void> {
+export async function main(_args: string[] = []): Promise<number> {
+  let ok = false;
   console.log('tcpfo demo: transparent TCP failover, on real Linux TCP stacks in network namespaces\n');
   await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
     const c = rig.host('client');
     console.log(`  client     ${c.ip}`);
     console.log(`  primary    ${rig.host('primary').ip}   (holds the service address ${VIP})`);
-    console.log(`  secondary  ${rig.host('secondary').ip}   (promiscuous, diverting to the primary)`);
+    console.log(`  secondary  ${rig.host('secondary').ip}   (takes the client's segments too, sends its answers to the primary)`);
     console.log('  LAN        a hub; the client link shaped to 100 Mbit/s, as in the paper\n');
     const pair = await TcpfoPair.start(rig);
     try {
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
       const killedAt = await killNode(pair, 'primary');
       console.log(`3. ${((killedAt - t0) / 1000).toFixed(2)} s: the primary dies (link cut, bridge and server SIGKILLed)`);
       const r = await download;
-      const ok = r.error === undefined && r.bytes === BYTES && r.sha256 === r.expected;
+      ok = r.error === undefined && r.bytes === BYTES && r.sha256 === r.expected;
       const lines = logLines(pair.secondary!.log);
       const down = lines.find((l) => l.msg === 'primary is down');
       const took = lines.find((l) => l.msg === 'took over the service address: serving alone') as { timeline?: Array<{ what: string; atMs: number }> } | undefined;
@@ -56,22 +58,30 @@ async function main(): Promise<void> {
       const metrics = (await rig.host('secondary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
       console.log('\n5. the survivor’s metrics (curl http://127.0.0.1:9464/metrics on the secondary):');
       for (const l of metrics.split('\n')) {
-        if (/^tcpfo_(role|peer_up|failovers_total|last_failover_duration_seconds|diverted_bytes_total|injected_frames_total|heartbeats_received_total|tcp)/.test(l) && !l.startsWith('tcpfo_process')) console.log(`   ${l}`);
+        if (/^tcpfo_(role|peer_up|failovers_total|last_failover_duration_seconds|datapath_info|heartbeats_received_total)/.test(l) && !l.startsWith('tcpfo_process')) console.log(`   ${l}`);
       }
       await pair.stop();
-      const s = finalCounters(pair.secondary!.log) as { role: string; diverter: { diverted: number; injected: number }; heartbeat: { received: number; sent: number } };
-      console.log(`\n6. the survivor: role ${s.role}; it diverted ${s.diverter.diverted} segments and injected ${s.diverter.injected} client frames before the takeover;`);
+      const s = finalCounters(pair.secondary!.log) as { role: string; datapath: string; diverter: { diverted: number; injected: number }; heartbeat: { received: number; sent: number } };
+      console.log(
+        s.datapath === 'kernel'
+          ? `\n6. the survivor: role ${s.role}; before the takeover its kernel took the client's segments and sent its own to the primary (datapath kernel: no user-space hop);`
+          : `\n6. the survivor: role ${s.role}; it diverted ${s.diverter.diverted} segments and injected ${s.diverter.injected} client frames before the takeover;`,
+      );
       console.log(`   heartbeats sent ${s.heartbeat.sent}, received ${s.heartbeat.received} (none since the primary died)`);
       console.log(`\nlogs: ${pair.primary!.log}, ${pair.secondary!.log} (removed with the rig)`);
-      if (!ok) process.exitCode = 1;
     } finally {
       await pair.stop();
     }
   });
   console.log('\nthe rig is gone: namespaces, rules, addresses and processes removed.');
+  return ok ? 0 : 1;
 }
 
-main().catch((e: unknown) => {
-  console.error(`demo failed: ${e instanceof Error ? e.message : String(e)}`);
-  process.exit(1);
+runAsProgram(import.meta.url, async (args) => {
+  try {
+    return await main(args);
+  } catch (e) {
+    console.error(`demo failed: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
 });

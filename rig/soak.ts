@@ -1,5 +1,5 @@
 /**
- * Soak (issue 8 §7): mixed traffic through a tcpfo pair for a long time with
+ * Soak: mixed traffic through a tcpfo pair for a long time with
  * periodic failovers — alternately each node is killed and restarted 2 s
  * later, and rejoins the survivor (as the secondary of a primary left alone,
  * or, after a takeover, with the roles swapped). Traffic never pauses.

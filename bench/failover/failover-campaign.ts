@@ -1,5 +1,5 @@
 /**
- * Kill campaign (issue: failure detection and failover): for each workload —
+ * Kill campaign: for each workload —
  * a 50 MB download, a 50 MB upload (demo server), an FTP get and an FTP put
  * (vsftpd, 1738.1 KB) — kill the primary, then the secondary, at random
  * moments (link cut + SIGKILL of bridge and server), and check every client
@@ -15,10 +15,9 @@ import { killNode } from '../../rig/failover.js';
 import { fileName, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../../rig/ftp.js';
 import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig } from '../../rig/rig.js';
 
-const N = Number(process.argv[2] ?? 30);
-const OUT = process.argv[3] ?? 'bench/results/failover-campaign.json';
 type Node = 'primary' | 'secondary';
 type Workload = 'download' | 'upload' | 'ftp-get' | 'ftp-put';
 
@@ -93,31 +92,38 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : NaN;
 }
 
-const runs: Run[] = [];
-const started = Date.now();
-for (const node of ['primary', 'secondary'] as const) {
-  for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
-    for (let i = 0; i < N; i++) {
-      // download/upload last about 4.5 s at 100 Mbit/s; the FTP file ~1.5 s at 10 Mbit/s.
-      const killAfter = workload.startsWith('ftp') ? 100 + Math.floor(Math.random() * 1200) : 50 + Math.floor(Math.random() * 4000);
-      const run = workload === 'download' || workload === 'upload' ? await demoRun(node, workload, killAfter) : await ftpRun(node, workload, killAfter);
-      runs.push(run);
-      process.stdout.write(`${node.padEnd(9)} ${workload.padEnd(8)} kill at ${String(killAfter).padStart(4)} ms: ${run.ok ? 'ok' : 'FAILED'}${run.stallMs !== null && !workload.startsWith('ftp') ? `, stall ${run.stallMs} ms` : ''}${run.ok ? '' : ` — ${run.detail}`}\n`);
+export async function main(args: string[]): Promise<number> {
+  const N = Number(args[0] ?? 30);
+  const OUT = args[1] ?? 'bench/results/failover-campaign.json';
+  if (!Number.isInteger(N) || N < 1) throw new UsageError('usage: failover-campaign.js [kills-per-workload=30] [report.json]');
+  const runs: Run[] = [];
+  const started = Date.now();
+  for (const node of ['primary', 'secondary'] as const) {
+    for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
+      for (let i = 0; i < N; i++) {
+        // download/upload last about 4.5 s at 100 Mbit/s; the FTP file ~1.5 s at 10 Mbit/s.
+        const killAfter = workload.startsWith('ftp') ? 100 + Math.floor(Math.random() * 1200) : 50 + Math.floor(Math.random() * 4000);
+        const run = workload === 'download' || workload === 'upload' ? await demoRun(node, workload, killAfter) : await ftpRun(node, workload, killAfter);
+        runs.push(run);
+        process.stdout.write(`${node.padEnd(9)} ${workload.padEnd(8)} kill at ${String(killAfter).padStart(4)} ms: ${run.ok ? 'ok' : 'FAILED'}${run.stallMs !== null && !workload.startsWith('ftp') ? `, stall ${run.stallMs} ms` : ''}${run.ok ? '' : ` — ${run.detail}`}\n`);
+      }
     }
   }
-}
-console.log(`\ncampaign (detector interval 20 ms, timeout 100 ms; rto_min 20 ms), ${((Date.now() - started) / 60000).toFixed(1)} min:`);
-const summary: Record<string, unknown> = {};
-for (const node of ['primary', 'secondary'] as const) {
-  for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
-    const rs = runs.filter((r) => r.node === node && r.workload === workload);
-    const ok = rs.filter((r) => r.ok).length;
-    const stalls = rs.filter((r) => r.ok && r.stallMs !== null && !workload.startsWith('ftp')).map((r) => r.stallMs!);
-    const line = `  kill ${node.padEnd(9)} ${workload.padEnd(8)} ${ok} of ${rs.length} byte-exact${stalls.length ? `, stall median ${median(stalls)} ms, max ${Math.max(...stalls)} ms` : ''}`;
-    console.log(line);
-    summary[`${node}/${workload}`] = { ok, of: rs.length, stallMedianMs: stalls.length ? median(stalls) : null, stallMaxMs: stalls.length ? Math.max(...stalls) : null };
+  console.log(`\ncampaign (detector interval 20 ms, timeout 100 ms; rto_min 20 ms), ${((Date.now() - started) / 60000).toFixed(1)} min:`);
+  const summary: Record<string, unknown> = {};
+  for (const node of ['primary', 'secondary'] as const) {
+    for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
+      const rs = runs.filter((r) => r.node === node && r.workload === workload);
+      const ok = rs.filter((r) => r.ok).length;
+      const stalls = rs.filter((r) => r.ok && r.stallMs !== null && !workload.startsWith('ftp')).map((r) => r.stallMs!);
+      const line = `  kill ${node.padEnd(9)} ${workload.padEnd(8)} ${ok} of ${rs.length} byte-exact${stalls.length ? `, stall median ${median(stalls)} ms, max ${Math.max(...stalls)} ms` : ''}`;
+      console.log(line);
+      summary[`${node}/${workload}`] = { ok, of: rs.length, stallMedianMs: stalls.length ? median(stalls) : null, stallMaxMs: stalls.length ? Math.max(...stalls) : null };
+    }
   }
+  writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), killsPerWorkload: N, detector: { intervalMs: 20, timeoutMs: 100 }, summary, runs }, null, 2));
+  console.log(`report: ${OUT}`);
+  return runs.some((r) => !r.ok) ? 1 : 0;
 }
-writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), killsPerWorkload: N, detector: { intervalMs: 20, timeoutMs: 100 }, summary, runs }, null, 2));
-console.log(`report: ${OUT}`);
-if (runs.some((r) => !r.ok)) process.exitCode = 1;
+
+runAsProgram(import.meta.url, main);

@@ -25,34 +25,54 @@ import type { ChildProcess } from 'node:child_process';
 import { distScript } from '../../rig/dist.js';
 import { fileBytes, fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
+import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig, type RigHost } from '../../rig/rig.js';
 import { ratioChart } from './svg.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const QUICK = args.includes('--quick');
-const REPORT_ONLY = args.includes('--report-only');
-const DATAPATH = (opt('--datapath') ?? 'auto') as 'auto' | 'kernel' | 'pcap';
-const LANS = (opt('--lan') ? [opt('--lan')] : ['hub', 'mirror', 'switch']) as LanMode[];
-if (!['auto', 'kernel', 'pcap'].includes(DATAPATH) || LANS.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
-  console.error('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]');
-  process.exit(2);
-}
 const OUT = 'bench/results';
-const FILE = DATAPATH === 'pcap' ? 'interactive-pcap' : 'interactive';
 const PLAIN_PORT = 7100;
 const MC_PORT = 11211;
 const MC_PLAIN_PORT = 11311;
-const ECHOES = QUICK ? 300 : 2000;
-const CONNECTS = QUICK ? 100 : 500;
 const MC_SECONDS = 3;
-/** Rounds, each measuring plain then tcpfo: the report takes the median round (a busy VM's noise evens out). */
-const ROUNDS = QUICK ? 1 : 3;
-/** Transfers per FTP file size and client: the median rate is reported. */
-const FTP_REPS = QUICK ? 1 : 5;
+
+interface Options {
+  quick: boolean;
+  /** Only render the report and plots again from the last run's JSON. */
+  reportOnly: boolean;
+  datapath: 'auto' | 'kernel' | 'pcap';
+  lans: LanMode[];
+  /** The report's file name, without extension. */
+  file: string;
+  echoes: number;
+  connects: number;
+  /** Rounds, each measuring plain then tcpfo: the report takes the median round (a busy VM's noise evens out). */
+  rounds: number;
+  /** Transfers per FTP file size and client: the median rate is reported. */
+  ftpReps: number;
+}
+/** This run's options (set by main). */
+let o: Options;
+
+function options(args: string[]): Options {
+  const quick = args.includes('--quick');
+  const datapath = (optionValue(args, '--datapath') ?? 'auto') as Options['datapath'];
+  const lan = optionValue(args, '--lan');
+  const lans = (lan ? [lan] : ['hub', 'mirror', 'switch']) as LanMode[];
+  if (!['auto', 'kernel', 'pcap'].includes(datapath) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
+    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]');
+  }
+  return {
+    quick,
+    reportOnly: args.includes('--report-only'),
+    datapath,
+    lans,
+    file: datapath === 'pcap' ? 'interactive-pcap' : 'interactive',
+    echoes: quick ? 300 : 2000,
+    connects: quick ? 100 : 500,
+    rounds: quick ? 1 : 3,
+    ftpReps: quick ? 1 : 5,
+  };
+}
 
 interface Latency {
   medianUs: number;
@@ -123,15 +143,15 @@ async function quick(rig: Rig, addr: string, demoPort: number, mcPort: number, l
   const c = rig.host('client');
   const attempt = attemptInto(errors);
   process.stderr.write(`${label}: echo, memcached, connection setup\n`);
-  const e100 = await attempt('echo 100', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(ECHOES)])).rttUs as number[]), lat([]));
-  const e3000 = await attempt('echo 3000', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(ECHOES)])).rttUs as number[]), lat([]));
+  const e100 = await attempt('echo 100', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(o.echoes)])).rttUs as number[]), lat([]));
+  const e3000 = await attempt('echo 3000', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(o.echoes)])).rttUs as number[]), lat([]));
   const mc = await attempt('memcached', async () => (await json(c, 'rig/servers/rr-client.js', ['memcached', addr, String(mcPort), String(MC_SECONDS)])) as { ops: number; errors: number }, { ops: NaN, errors: 0 });
   if (mc.errors) errors.push(`memcached: ${mc.errors} wrong answers`);
-  const b2b = await attempt('setup back to back', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)])).connectUs as number[]), lat([]));
-  const spaced = await attempt('setup spaced', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '5', String(Math.min(CONNECTS, 200))])).connectUs as number[]), lat([]));
+  const b2b = await attempt('setup back to back', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)])).connectUs as number[]), lat([]));
+  const spaced = await attempt('setup spaced', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '5', String(Math.min(o.connects, 200))])).connectUs as number[]), lat([]));
   const t0 = Date.now();
-  const okConn = await attempt('conn/s', async () => (await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(CONNECTS)]), true), false);
-  const connPerSec = okConn ? CONNECTS / ((Date.now() - t0) / 1000) : NaN;
+  const okConn = await attempt('conn/s', async () => (await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)]), true), false);
+  const connPerSec = okConn ? o.connects / ((Date.now() - t0) / 1000) : NaN;
   return { echo100: e100, echo3000: e3000, memcachedOps: mc.ops, setupBackToBack: b2b, setupSpaced: spaced, connPerSec };
 }
 
@@ -157,7 +177,7 @@ async function ftpSide(rig: Rig, addr: string, ftpRoot: string, label: string, e
   for (const kb of PAPER_FILE_KB) {
     const name = fileName(kb);
     const runs: Array<{ get: number; put: number; curlGet: number; curlPut: number }> = [];
-    for (let rep = 0; rep < FTP_REPS; rep++) {
+    for (let rep = 0; rep < o.ftpReps; rep++) {
       const local = join(rig.tmpdir, `dl-${label.replace(/\W+/g, '_')}-${rep}-${name}`);
       const tag = `${label.replace(/\W+/g, '_')}-${rep}-${Date.now()}`;
       const r = await attempt(`ftp ${kb} KB`, async () => {
@@ -177,7 +197,7 @@ async function ftpSide(rig: Rig, addr: string, ftpRoot: string, label: string, e
 
 async function runLan(lan: LanMode): Promise<LanResult> {
   return withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, 20, 21], datapath: DATAPATH });
+    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, 20, 21], datapath: o.datapath });
     try {
       const p = rig.host('primary');
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
@@ -188,7 +208,7 @@ async function runLan(lan: LanMode): Promise<LanResult> {
       const datapath = String((JSON.parse(st.stdout) as { datapath?: string }).datapath);
       const errors = { plain: [] as string[], tcpfo: [] as string[] };
       const rounds = { plain: [] as Array<Omit<Side, 'ftp' | 'errors'>>, tcpfo: [] as Array<Omit<Side, 'ftp' | 'errors'>> };
-      for (let i = 0; i < ROUNDS; i++) {
+      for (let i = 0; i < o.rounds; i++) {
         rounds.plain.push(await quick(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain));
         rounds.tcpfo.push(await quick(rig, VIP, DEMO_PORT, MC_PORT, `${lan} tcpfo, round ${i + 1}`, errors.tcpfo));
       }
@@ -208,17 +228,6 @@ interface Report {
   results: LanResult[];
 }
 
-let report: Report;
-if (REPORT_ONLY) report = JSON.parse(readFileSync(join(OUT, `${FILE}.json`), 'utf8')) as Report;
-else {
-  const results: LanResult[] = [];
-  for (const lan of LANS) results.push(await runLan(lan));
-  report = { date: new Date().toISOString(), quick: QUICK, datapath: DATAPATH, results };
-  mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, `${FILE}.json`), JSON.stringify(report, null, 2));
-}
-
-const r3 = (a: number, b: number) => (a / b).toFixed(2);
 /** What limits the missed targets: measured with the commands named (bench/results/rr-latency.txt, setup-latency.txt). */
 const LIMITS = [
   'What limits the missed ones:',
@@ -228,71 +237,89 @@ const LIMITS = [
   '- **memcached and small FTP files** are many round trips each: they pay the round-trip cost per request. FTP with the Debian client also pays it per control-connection command; its larger files (1738 KB) run at 0.84–1.02 of plain.',
 ];
 
-const md: string[] = [
-  '# Request/answer workloads: tcpfo vs plain TCP',
-  '',
-  `Run ${report.date} on this machine (2 cores), in the rig: the client's link at 100 Mbit/s, the nodes' links unshaped, Linux defaults on every host; ` +
-    `the secondary's data path: ${report.results.map((r) => `${r.lan} ${r.datapath}`).join(', ')}. Plain = the client straight to the primary's own address; tcpfo = the service address through the pair. Same run, same links.` +
-    (report.quick ? ' **Quick run.**' : ''),
-  '',
-  `Command: \`node dist/bench/figures/interactive.js${DATAPATH !== 'auto' ? ` --datapath ${DATAPATH}` : ''}\`.`,
-  '',
-  '| workload | LAN | plain | tcpfo | tcpfo − plain, or tcpfo / plain |',
-  '|---|---|---|---|---|',
-];
-for (const r of report.results) {
-  const { plain: p, tcpfo: t } = r;
-  md.push(`| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`);
-  md.push(`| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`);
-  md.push(`| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`);
-  md.push(`| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`);
-  md.push(`| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`);
-  md.push(`| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`);
-}
-md.push('', `## FTP (Figure 6), vsftpd in active mode, KB/s (median of ${FTP_REPS} transfers each)`, '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
-for (const r of report.results) {
-  for (const kb of PAPER_FILE_KB) {
-    const p = r.plain.ftp[String(kb)];
-    const t = r.tcpfo.ftp[String(kb)];
-    if (!p || !t) continue;
-    md.push(`| ${kb} | ${r.lan} | Debian ftp | ${p.get.toFixed(1)} / ${t.get.toFixed(1)} | ${r3(t.get, p.get)} | ${p.put.toFixed(1)} / ${t.put.toFixed(1)} | ${r3(t.put, p.put)} |`);
-    md.push(`| ${kb} | ${r.lan} | curl | ${p.curlGet.toFixed(1)} / ${t.curlGet.toFixed(1)} | ${r3(t.curlGet, p.curlGet)} | ${p.curlPut.toFixed(1)} / ${t.curlPut.toFixed(1)} | ${r3(t.curlPut, p.curlPut)} |`);
+export async function main(args: string[]): Promise<number> {
+  o = options(args);
+  let report: Report;
+  if (o.reportOnly) report = JSON.parse(readFileSync(join(OUT, `${o.file}.json`), 'utf8')) as Report;
+  else {
+    const results: LanResult[] = [];
+    for (const lan of o.lans) results.push(await runLan(lan));
+    report = { date: new Date().toISOString(), quick: o.quick, datapath: o.datapath, results };
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(join(OUT, `${o.file}.json`), JSON.stringify(report, null, 2));
   }
-}
-md.push('', ...targets(report.results), '', ...(report.datapath === 'pcap' ? [] : LIMITS));
-const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
-if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
-md.push('', `Plots: ${FILE}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${FILE}-ftp.svg.`);
-writeFileSync(join(OUT, `${FILE}.md`), md.join('\n') + '\n');
 
-// Plots: ratios (higher is better: rates, or plain/tcpfo for times), one bar per LAN.
-const series: Record<string, number[]> = {};
-const labels = ['echo 100 B', 'echo 3000 B', 'memcached', 'setup b2b', 'setup 5 ms', 'conn/s'];
-for (const r of report.results) {
-  const { plain: p, tcpfo: t } = r;
-  series[r.lan] = [
-    p.echo100.medianUs / t.echo100.medianUs,
-    p.echo3000.medianUs / t.echo3000.medianUs,
-    t.memcachedOps / p.memcachedOps,
-    p.setupBackToBack.medianUs / t.setupBackToBack.medianUs,
-    p.setupSpaced.medianUs / t.setupSpaced.medianUs,
-    t.connPerSec / p.connPerSec,
+  const r3 = (a: number, b: number) => (a / b).toFixed(2);
+
+  const md: string[] = [
+    '# Request/answer workloads: tcpfo vs plain TCP',
+    '',
+    `Run ${report.date} on this machine (2 cores), in the rig: the client's link at 100 Mbit/s, the nodes' links unshaped, Linux defaults on every host; ` +
+      `the secondary's data path: ${report.results.map((r) => `${r.lan} ${r.datapath}`).join(', ')}. Plain = the client straight to the primary's own address; tcpfo = the service address through the pair. Same run, same links.` +
+      (report.quick ? ' **Quick run.**' : ''),
+    '',
+    `Command: \`node dist/bench/figures/interactive.js${o.datapath !== 'auto' ? ` --datapath ${o.datapath}` : ''}\`.`,
+    '',
+    '| workload | LAN | plain | tcpfo | tcpfo − plain, or tcpfo / plain |',
+    '|---|---|---|---|---|',
   ];
-}
-writeFileSync(join(OUT, `${FILE}-ratios.svg`), ratioChart('Request/answer: tcpfo as a share of plain TCP (1 = no cost)', labels, series));
-const ftpSeries: Record<string, number[]> = {};
-const ftpLabels = PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]);
-for (const r of report.results) {
-  for (const client of ['ftp', 'curl'] as const) {
-    ftpSeries[`${r.lan}, ${client}`] = PAPER_FILE_KB.flatMap((kb) => {
-      const p = r.plain.ftp[String(kb)]!;
-      const t = r.tcpfo.ftp[String(kb)]!;
-      return client === 'ftp' ? [t.get / p.get, t.put / p.put] : [t.curlGet / p.curlGet, t.curlPut / p.curlPut];
-    });
+  for (const r of report.results) {
+    const { plain: p, tcpfo: t } = r;
+    md.push(`| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`);
+    md.push(`| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`);
+    md.push(`| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`);
+    md.push(`| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`);
+    md.push(`| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`);
+    md.push(`| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`);
   }
+  md.push('', `## FTP (Figure 6), vsftpd in active mode, KB/s (median of ${o.ftpReps} transfers each)`, '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+  for (const r of report.results) {
+    for (const kb of PAPER_FILE_KB) {
+      const p = r.plain.ftp[String(kb)];
+      const t = r.tcpfo.ftp[String(kb)];
+      if (!p || !t) continue;
+      md.push(`| ${kb} | ${r.lan} | Debian ftp | ${p.get.toFixed(1)} / ${t.get.toFixed(1)} | ${r3(t.get, p.get)} | ${p.put.toFixed(1)} / ${t.put.toFixed(1)} | ${r3(t.put, p.put)} |`);
+      md.push(`| ${kb} | ${r.lan} | curl | ${p.curlGet.toFixed(1)} / ${t.curlGet.toFixed(1)} | ${r3(t.curlGet, p.curlGet)} | ${p.curlPut.toFixed(1)} / ${t.curlPut.toFixed(1)} | ${r3(t.curlPut, p.curlPut)} |`);
+    }
+  }
+  md.push('', ...targets(report.results), '', ...(report.datapath === 'pcap' ? [] : LIMITS));
+  const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
+  if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
+  md.push('', `Plots: ${o.file}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${o.file}-ftp.svg.`);
+  writeFileSync(join(OUT, `${o.file}.md`), md.join('\n') + '\n');
+
+  // Plots: ratios (higher is better: rates, or plain/tcpfo for times), one bar per LAN.
+  const series: Record<string, number[]> = {};
+  const labels = ['echo 100 B', 'echo 3000 B', 'memcached', 'setup b2b', 'setup 5 ms', 'conn/s'];
+  for (const r of report.results) {
+    const { plain: p, tcpfo: t } = r;
+    series[r.lan] = [
+      p.echo100.medianUs / t.echo100.medianUs,
+      p.echo3000.medianUs / t.echo3000.medianUs,
+      t.memcachedOps / p.memcachedOps,
+      p.setupBackToBack.medianUs / t.setupBackToBack.medianUs,
+      p.setupSpaced.medianUs / t.setupSpaced.medianUs,
+      t.connPerSec / p.connPerSec,
+    ];
+  }
+  writeFileSync(join(OUT, `${o.file}-ratios.svg`), ratioChart('Request/answer: tcpfo as a share of plain TCP (1 = no cost)', labels, series));
+  const ftpSeries: Record<string, number[]> = {};
+  const ftpLabels = PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]);
+  for (const r of report.results) {
+    for (const client of ['ftp', 'curl'] as const) {
+      ftpSeries[`${r.lan}, ${client}`] = PAPER_FILE_KB.flatMap((kb) => {
+        const p = r.plain.ftp[String(kb)]!;
+        const t = r.tcpfo.ftp[String(kb)]!;
+        return client === 'ftp' ? [t.get / p.get, t.put / p.put] : [t.curlGet / p.curlGet, t.curlPut / p.curlPut];
+      });
+    }
+  }
+  writeFileSync(join(OUT, `${o.file}-ftp.svg`), ratioChart('FTP (Figure 6) at 100 Mbit/s: tcpfo / plain rate', ftpLabels, ftpSeries));
+  console.log(readFileSync(join(OUT, `${o.file}.md`), 'utf8'));
+  return 0;
 }
-writeFileSync(join(OUT, `${FILE}-ftp.svg`), ratioChart('FTP (Figure 6) at 100 Mbit/s: tcpfo / plain rate', ftpLabels, ftpSeries));
-console.log(readFileSync(join(OUT, `${FILE}.md`), 'utf8'));
+
+runAsProgram(import.meta.url, main);
 
 /** The targets of the fast path, each against this run: met, or missed by how much. */
 function targets(rs: LanResult[]): string[] {

@@ -45,8 +45,7 @@ export function pct(xs: number[], p: number): number {
 }
 
 /** The positional arguments and `--name value` flags of the command line (only the names listed are flags). */
-export function cliArgs(names: readonly string[]): { args: string[]; flag: (name: string, def: string) => string } {
-  const argv = process.argv.slice(2);
+export function cliArgs(argv: string[], names: readonly string[]): { args: string[]; flag: (name: string, def: string) => string } {
   const args = argv.filter((a, i) => !names.includes(a) && !names.includes(argv[i - 1]!));
   const flag = (name: string, def: string) => {
     const at = argv.indexOf(name);

@@ -13,72 +13,78 @@ import { join } from 'node:path';
 import { finalCounters, TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { cliArgs } from './hops.js';
+import { runAsProgram } from '../../rig/main.js';
 
-const { args, flag } = cliArgs(['--rate', '--datapath', '--inbound']);
-const MB = Number(args[0] ?? 100);
-const RATE = Number(flag('--rate', '0'));
-const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
-const INBOUND = flag('--inbound', 'auto');
+export async function main(argv: string[]): Promise<number> {
+  const { args, flag } = cliArgs(argv, ['--rate', '--datapath', '--inbound']);
+  const MB = Number(args[0] ?? 100);
+  const RATE = Number(flag('--rate', '0'));
+  const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
+  const INBOUND = flag('--inbound', 'auto');
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
+  interface ProfileNode {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }
+
+  function topSelf(file: string, n = 12): Array<{ fn: string; pct: number }> {
+    const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[] };
+    const by = new Map<string, number>();
+    let total = 0;
+    for (const node of prof.nodes) {
+      const hits = node.hitCount ?? 0;
+      total += hits;
+      const url = node.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/');
+      const key = `${node.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${node.callFrame.lineNumber + 1}` : ''}`.trim();
+      by.set(key, (by.get(key) ?? 0) + hits);
+    }
+    return [...by.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([fn, h]) => ({ fn, pct: (100 * h) / Math.max(1, total) }));
+  }
+
+  function cpuSeconds(pid: number): { user: number; system: number } {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    const hz = 100;
+    return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz };
+  }
+
+  await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
+    const dir = join(rig.tmpdir, 'prof');
+    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+    const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
+    const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
+    const c = rig.host('client');
+    const get = await transfer(c, 'get', MB * 1e6, 5);
+    const put = await transfer(c, 'put', MB * 1e6, 6);
+    const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
+    await pair.stop();
+    const wall = (get.ms + put.ms) / 1000;
+    console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`);
+    console.log(`${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`);
+    const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
+    const s = finalCounters(pair.secondary!.log) as { datapath?: string; queue?: { received: number }; capture?: { frames: number } };
+    const packets = { primary: p.queues.out.received + p.queues.in.received, secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0) };
+    for (const role of ['primary', 'secondary'] as const) {
+      const user = after[role].user - before[role].user;
+      const system = after[role].system - before[role].system;
+      const share = `${((100 * (user + system)) / wall).toFixed(1)} % of one core over the transfers`;
+      const per = packets[role] ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet` : ' (the kernel carries its data path)';
+      console.log(`\n${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
+    }
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    for (const f of files) {
+      // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
+      const pid = Number(f.split('.')[3]);
+      const role = pid === pids.primary ? 'primary' : pid === pids.secondary ? 'secondary' : `pid ${pid}`;
+      console.log(`\n${role}: functions with the most self time (V8 sampling profile, whole run)`);
+      for (const t of topSelf(join(dir, f))) console.log(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}`);
+    }
+  });
+  return 0;
 }
 
-function topSelf(file: string, n = 12): Array<{ fn: string; pct: number }> {
-  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[] };
-  const by = new Map<string, number>();
-  let total = 0;
-  for (const node of prof.nodes) {
-    const hits = node.hitCount ?? 0;
-    total += hits;
-    const url = node.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/');
-    const key = `${node.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${node.callFrame.lineNumber + 1}` : ''}`.trim();
-    by.set(key, (by.get(key) ?? 0) + hits);
-  }
-  return [...by.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
-    .map(([fn, h]) => ({ fn, pct: (100 * h) / Math.max(1, total) }));
-}
-
-function cpuSeconds(pid: number): { user: number; system: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  const hz = 100;
-  return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz };
-}
-
-await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
-  const dir = join(rig.tmpdir, 'prof');
-  const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
-  const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
-  const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
-  const c = rig.host('client');
-  const get = await transfer(c, 'get', MB * 1e6, 5);
-  const put = await transfer(c, 'put', MB * 1e6, 6);
-  const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
-  await pair.stop();
-  const wall = (get.ms + put.ms) / 1000;
-  console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`);
-  console.log(`${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`);
-  const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
-  const s = finalCounters(pair.secondary!.log) as { datapath?: string; queue?: { received: number }; capture?: { frames: number } };
-  const packets = { primary: p.queues.out.received + p.queues.in.received, secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0) };
-  for (const role of ['primary', 'secondary'] as const) {
-    const user = after[role].user - before[role].user;
-    const system = after[role].system - before[role].system;
-    const share = `${((100 * (user + system)) / wall).toFixed(1)} % of one core over the transfers`;
-    const per = packets[role] ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet` : ' (the kernel carries its data path)';
-    console.log(`\n${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
-  }
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  for (const f of files) {
-    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
-    const pid = Number(f.split('.')[3]);
-    const role = pid === pids.primary ? 'primary' : pid === pids.secondary ? 'secondary' : `pid ${pid}`;
-    console.log(`\n${role}: functions with the most self time (V8 sampling profile, whole run)`);
-    for (const t of topSelf(join(dir, f))) console.log(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}`);
-  }
-});
+runAsProgram(import.meta.url, main);

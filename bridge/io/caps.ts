@@ -1,5 +1,5 @@
 /**
- * Capability limiting (issue 8 §5). After setup a bridge only still needs
+ * Capability limiting. After setup a bridge only still needs
  * CAP_NET_ADMIN (rules, addresses, promiscuous mode at takeover and stop),
  * CAP_NET_RAW (raw sockets) and CAP_BPF (the primary's tc program, loaded
  * again when a secondary takes the primary role); every other capability leaves its permitted,

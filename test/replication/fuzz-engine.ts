@@ -1,5 +1,5 @@
 /**
- * Fuzzing the data path's pure cores (issue 8 §3): packets of real
+ * Fuzzing the data path's pure cores: packets of real
  * connections — the harness's, or frames read from a capture — mutated
  * (bytes flipped, fields set near and far, truncated, extended) and fed in
  * random order to every entry of the merger and the diverter, with time

@@ -1,5 +1,5 @@
 /**
- * Bad input on the data path (issue 8 §3): mutated packets of real
+ * Bad input on the data path: mutated packets of real
  * connections into every entry of the merger and the diverter. CI runs a few
  * hundred thousand; `node dist/bench/failover/fuzz.js` runs millions.
  */

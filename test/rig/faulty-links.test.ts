@@ -1,5 +1,5 @@
 /**
- * Hostile links (issue 8 §1): loss, duplication and reordering on each host's
+ * Hostile links: loss, duplication and reordering on each host's
  * link in turn — client (C–P and C–S), primary (C–P and S–P), secondary (C–S
  * and S–P) — with and without a failover. Every transfer byte-exact, one
  * sequence space, no RST at the client. The bigger matrix (100 MB, more

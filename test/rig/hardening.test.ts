@@ -1,5 +1,5 @@
 /**
- * Hostile traffic at the pair (issue 8 §3, §4), end to end: a SYN flood from
+ * Hostile traffic at the pair, end to end: a SYN flood from
  * spoofed addresses and forged "diverted" segments, both during a download.
  * The download stays byte-exact, the connection table and the bridge's
  * memory stay bounded, half-open entries expire, forgeries are counted.
@@ -47,7 +47,7 @@ describe('privileges', () => {
   }, 60_000);
 });
 
-describe('divergent replicas (issue 8 §2)', () => {
+describe('divergent replicas', () => {
   it('a server answering differently on P and S: the client gets P’s bytes only, counted and logged; after the primary dies the connection is reset, not continued', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const pair = await TcpfoPair.start(rig);

@@ -1,5 +1,5 @@
 /**
- * The soak, short (issue 8 §7): 70 s of mixed traffic with a node killed
+ * The soak, short: 70 s of mixed traffic with a node killed
  * every 20 s — each in turn: the secondary, then the primary (a takeover,
  * then the restarted node rejoins with the roles swapped), then the node in
  * the secondary role again. The hour runs in bench/failover/soak.ts.

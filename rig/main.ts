@@ -1,0 +1,33 @@
+/**
+ * The entry of a bench or demo script: its arguments in, its exit status
+ * out. The CLI (`tcpfo demo`, `tcpfo bench`, `tcpfo campaign`) imports the
+ * script and calls its `main`; `node dist/bench/…/x.js args` runs it too.
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+export type ScriptMain = (args: string[]) => Promise<number>;
+
+/** Bad arguments: the script's usage line. Exit status 2. */
+export class UsageError extends Error {}
+
+/** Runs `main` on the command line's arguments when the module at `url` is the program itself. */
+export function runAsProgram(url: string, main: ScriptMain): void {
+  const entry = process.argv[1];
+  if (!entry || pathToFileURL(realpathSync(entry)).href !== url) return;
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(e instanceof UsageError ? e.message : e);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    },
+  );
+}
+
+/** The value after `name` in `args`, if any. */
+export function optionValue(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
