@@ -4,9 +4,11 @@
  * link unshaped, or at --rate Mbit/s); prints, per bridge, user and system
  * CPU seconds (/proc/PID/stat), that as a share of one core over the
  * transfers, packets seen, CPU µs per packet, and the functions with the
- * most self time.
+ * most self time; first, each bridge's share of a core while the pair is
+ * idle (heartbeats, timers). --no-profile: without the profiler (whose own
+ * thread costs CPU too), for the share of a core alone.
  *
- *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue]
+ *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue] [--no-profile]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +18,12 @@ import { cliArgs } from './hops.js';
 import { runAsProgram } from '../../rig/main.js';
 
 export async function main(argv: string[]): Promise<number> {
-  const { args, flag } = cliArgs(argv, ['--rate', '--datapath', '--inbound']);
+  const { args, flag } = cliArgs(
+    argv.filter((a) => a !== '--no-profile'),
+    ['--rate', '--datapath', '--inbound'],
+  );
+  /** Without V8's sampling profiler, whose own thread costs the bridges CPU too. */
+  const PROFILE = !argv.includes('--no-profile');
   const MB = Number(args[0] ?? 100);
   const RATE = Number(flag('--rate', '0'));
   const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
@@ -54,8 +61,13 @@ export async function main(argv: string[]): Promise<number> {
 
   await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
     const dir = join(rig.tmpdir, 'prof');
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [] });
     const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
+    // Settle after the start, then the idle pair's own cost (heartbeats, timers) as a baseline.
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle0 = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
+    const IDLE_S = 5;
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
     const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
     const c = rig.host('client');
     const get = await transfer(c, 'get', MB * 1e6, 5);
@@ -63,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
     await pair.stop();
     const wall = (get.ms + put.ms) / 1000;
-    console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`);
+    console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}${PROFILE ? ', V8 profiler on' : ', no profiler'}`);
     console.log(`${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`);
     const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
     const s = finalCounters(pair.secondary!.log) as { datapath?: string; queue?: { received: number }; capture?: { frames: number } };
@@ -73,9 +85,11 @@ export async function main(argv: string[]): Promise<number> {
       const system = after[role].system - before[role].system;
       const share = `${((100 * (user + system)) / wall).toFixed(1)} % of one core over the transfers`;
       const per = packets[role] ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet` : ' (the kernel carries its data path)';
-      console.log(`\n${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
+      const idle = before[role].user + before[role].system - idle0[role].user - idle0[role].system;
+      console.log(`\n${role} bridge, idle pair: ${((100 * idle) / IDLE_S).toFixed(1)} % of one core over ${IDLE_S} s`);
+      console.log(`${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
     }
-    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+    const files = PROFILE ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
     for (const f of files) {
       // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
       const pid = Number(f.split('.')[3]);
