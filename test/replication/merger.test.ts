@@ -239,12 +239,47 @@ describe('acknowledgements', () => {
     expect(last.repr.options).toContainEqual({ kind: 'sack', blocks: [[6000, 7000], [7500, 8000]] });
   });
 
-  it('sends no ACK when neither server received the client segment', () => {
+  it('absorbs one server’s ACK that moves nothing', () => {
     const { pair } = established();
     const a = pair.fromP(pair.p.ack(5001));
-    pair.fromS(pair.s.ack(5001));
     expect(pair.sink.fate(a)).toBe('drop');
+    pair.fromS(pair.s.ack(5011)); // S ahead: the merged ACK stays
     expect(pair.sink.sent).toHaveLength(0);
+  });
+
+  it('answers a client’s keepalive or zero-window probe once both servers answered it (same ACK, same window)', () => {
+    const { pair } = established();
+    for (let probe = 0; probe < 3; probe++) {
+      // Each server answers the probe (seq one below what it expects) with its ACK: neither alone goes out.
+      const a = pair.fromP(pair.p.ack(5001));
+      expect(pair.sink.fate(a)).toBe('drop');
+      expect(pair.sink.sent).toHaveLength(probe);
+      pair.fromS(pair.s.ack(5001));
+      expect(pair.sink.sent).toHaveLength(probe + 1);
+      const out = pair.sink.toClient.at(-1)!;
+      expect(out.repr.ack).toBe(5001);
+      expect(out.repr.flags).toBe(TCP_ACK_FLAG);
+      expect(out.checksumOk).toBe(true);
+    }
+    // P answering second: its own ACK goes out.
+    pair.fromS(pair.s.ack(5001));
+    const b = pair.fromP(pair.p.ack(5001));
+    expect(pair.sink.fate(b)).toBe('accept');
+  });
+
+  it('reopens a zero window whose update the client never got: the answers to its probe carry the open window', () => {
+    const { pair } = established();
+    pair.fromP(pair.p.ack(5001, 0));
+    pair.fromS(pair.s.ack(5001, 0));
+    const zero = pair.sink.toClient.at(-1)!;
+    expect(zero.repr.window).toBe(0);
+    // P's window update is lost on the way; the client probes; both answer with the open window.
+    const a = pair.fromP(pair.p.ack(5001, 0));
+    expect(pair.sink.fate(a)).toBe('drop');
+    pair.fromS(pair.s.ack(5001, 400));
+    const b = pair.fromP(pair.p.ack(5001, 300));
+    expect(pair.sink.fate(b)).toBe('accept');
+    expect(pair.sink.toClient.at(-1)!.repr.window).toBeGreaterThan(0);
   });
 });
 

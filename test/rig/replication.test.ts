@@ -84,6 +84,17 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
     expect(out.ok).toBe(200);
   }, 120_000);
 
+  it('an idle connection with TCP keepalive stays up: the pair answers every probe, then the connection still works', async () => {
+    // socat's keepalive: a probe after 1 s idle, every second, the connection dropped after 3 unanswered.
+    // ECHO, 6 s idle (5 probes), then a line that must come back.
+    const r = await rig.host('client').sh(
+      `(printf 'ECHO\\n'; sleep 6; printf 'still here\\n'; sleep 1) | timeout 20 socat -T 15 - TCP:${VIP}:${DEMO_PORT},keepalive,keepidle=1,keepintvl=1,keepcnt=3`,
+      { allowFail: true, timeoutMs: 30_000 },
+    );
+    expect(r.stderr).not.toMatch(/timed out|reset/i);
+    expect(r.stdout).toBe('still here\n');
+  }, 40_000);
+
   it('stops cleanly: the merge really happened, and nothing is left installed', async () => {
     await pair.stop();
     const p = finalCounters(pair.primary!.log) as {

@@ -79,6 +79,13 @@ export class Conn {
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
   edgeSent = 0;
+  /**
+   * Pure ACKs each server sent since the last segment to the client that
+   * moved nothing, at the merged ACK: both servers answering the same client
+   * segment (a keepalive, a zero-window probe, bytes both hold sent again).
+   */
+  standingP = 0;
+  standingS = 0;
   tsvalS = 0;
   tsvalP = 0; // already in S's space
   tsecr = 0;

@@ -40,6 +40,7 @@ export function release(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
   seg.writeWindow(syn ? Math.min(win, 0xffff) : win);
   // The right edge the client now believes in (a SYN's window is unscaled).
   c.edgeSent = seqAdd(c.ackSent, syn ? win : win * 2 ** c.wsS);
+  c.standingP = c.standingS = 0;
   if (c.tsOn) {
     const ts = seg.timestamp();
     if (ts) seg.writeTsval(seqSub(ts.tsval, c.tsOffset));
@@ -194,7 +195,19 @@ export function pureAck(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
   // sends no more data) — and after its close, an extra ACK only draws a
   // reset from its stack.
   const opened = !c.finClient && (seqGt(edge, seqAdd(c.edgeSent, 2 * core.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent)));
-  if (!advanced && !dup && !opened) {
+  // Both servers answered a client segment without moving: a keepalive, a
+  // zero-window probe, a FIN or bytes both hold sent again. The client gets
+  // one answer, else its keepalives go unanswered until it gives up, and a
+  // zero window whose update was lost never reopens.
+  if (!advanced && m === mine) {
+    if (side === 'P') c.standingP++;
+    else c.standingS++;
+  }
+  // After the client's FIN only a repeat of what it has (an answer to its FIN
+  // sent again): a changed window there is no answer, and could meet a
+  // closed socket.
+  const answer = !advanced && c.standingP > 0 && c.standingS > 0 && (!c.finClient || edge === c.edgeSent);
+  if (!advanced && !dup && !opened && !answer) {
     if (id >= 0) core.sink.drop(id);
     return;
   }
@@ -255,6 +268,7 @@ function build(core: MergeCore, c: Conn, seq: number, flags: number, options: Tc
   c.ackSent = ack;
   c.ackSentValid = true;
   c.edgeSent = seqAdd(ack, win * 2 ** c.wsS);
+  c.standingP = c.standingS = 0;
   return pkt;
 }
 
