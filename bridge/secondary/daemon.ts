@@ -373,7 +373,8 @@ export class SecondaryBridge {
       this.closedDiverged = fresh.length;
       this.mark(`closed ${fresh.length} diverged connection(s) (${n} socket(s) aborted)`, decidedAt);
     }
-    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(() => []);
+    // Not those still in the handshake: S's TCP resends its SYN-ACK to the client itself now.
+    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports), true).catch(() => []);
     for (const p of blindPrompts(live, this.vip)) this.injector.send(p);
     this.mark(`prompted ${live.length} connection(s) to acknowledge`, decidedAt);
   }

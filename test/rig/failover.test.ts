@@ -86,6 +86,36 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     }, 150_000);
   }
 
+  it('a takeover while the secondary’s socket is still in the handshake (it missed the client’s ACK): no RST reaches the client, the connection goes on', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig);
+      const s = rig.host('secondary');
+      try {
+        // S takes the client's SYN but none of its later segments: its socket stays in SYN-RECV.
+        await s.sh(`nft add table ip tfotest && nft add chain ip tfotest pre '{ type filter hook prerouting priority -300; }' && nft add rule ip tfotest pre iifname eth0 ip daddr ${VIP} tcp dport ${DEMO_PORT} tcp flags '& (syn) == 0' drop`);
+        const c = rig.host('client');
+        const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'synrecv');
+        const conn = c.spawn(['sh', '-c', `(printf 'ECHO\\n'; sleep 8; printf 'after\\n'; sleep 2) | socat -T 20 - TCP:${VIP}:${DEMO_PORT}`]);
+        let out = '';
+        conn.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        for (let i = 0; i < 50 && !(await s.sh(`ss -Htn state syn-recv src ${VIP}`)).stdout.trim(); i++) await new Promise((res) => setTimeout(res, 50));
+        expect((await s.sh(`ss -Htn state syn-recv src ${VIP} | wc -l`)).stdout.trim()).toBe('1');
+        await new Promise((res) => setTimeout(res, 500)); // the client is established with the pair
+        await killNode(pair, 'primary');
+        await waitForLog(pair, /took over the service address/);
+        await s.sh('nft delete table ip tfotest');
+        // S's TCP sends its SYN-ACK again, now straight to the client; the client's ECHO, resent, completes the handshake.
+        const [code] = (await once(conn, 'exit')) as [number | null];
+        expect(out, pair.logs()).toBe('after\n');
+        expect(code).toBe(0);
+        expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems, pair.logs()).toEqual([]);
+      } finally {
+        await s.sh('nft delete table ip tfotest', { allowFail: true });
+        await pair.stop();
+      }
+    });
+  }, 60_000);
+
   it('metrics: counters move during a transfer and the role flips at a takeover', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
       const pair = await TcpfoPair.start(rig);
