@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { distScript } from './dist.js';
 import type { Rig, RigHost } from './rig.js';
@@ -101,6 +101,8 @@ export class TcpfoPair {
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
+    // How each bridge process ended, for the story of a failure (a signal leaves no line of its own).
+    proc.once('exit', (code, signal) => appendFileSync(log, `${JSON.stringify({ rig: 'bridge exited', pid: proc.pid, role, code, signal, time: Date.now() })}\n`));
     const flushed = Promise.all([proc.stdout ? once(proc.stdout, 'end') : null, proc.stderr ? once(proc.stderr, 'end') : null])
       .then(() => new Promise<void>((resolve) => out.end(resolve)))
       .catch(() => undefined);
