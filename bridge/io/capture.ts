@@ -23,6 +23,17 @@ export interface CaptureStats {
   dropped: number;
 }
 
+/**
+ * Closed captures, kept for the life of the process. npm `cap` closes a
+ * capture by stopping its libuv poll handle but never closing it: the handle,
+ * part of the native object, stays linked in the event loop's handle queue.
+ * Once the closed `Cap` is garbage collected its memory is freed while still
+ * linked, and the process dies of SIGSEGV some time later (seen in soaks: a
+ * bridge that stopped its primary role and went on as the secondary, ~14 s
+ * after). Never collected, a closed capture costs its small native object.
+ */
+const retired: Array<InstanceType<typeof Cap>> = [];
+
 /** How long one turn of frame handling may hold the event loop. */
 const TURN_BUDGET_MS = 4;
 
@@ -65,6 +76,7 @@ export class FrameCapture {
     }
     if (this.linkType !== 'ETHERNET') {
       this.cap.close();
+      retired.push(this.cap);
       throw new CaptureError(`${device} is not an Ethernet device (link type ${this.linkType})`);
     }
     // Deliver every frame at once rather than when the kernel buffer fills.
@@ -131,6 +143,7 @@ export class FrameCapture {
     if (!this.open) return;
     this.open = false;
     this.cap.close();
+    retired.push(this.cap);
   }
 }
 
