@@ -27,6 +27,7 @@ import { fileBytes, fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig, type RigHost } from '../../rig/rig.js';
+import { attemptInto } from './attempt.js';
 import { ratioChart } from './svg.js';
 
 const OUT = 'bench/results';
@@ -124,18 +125,6 @@ async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remot
       : ['curl', '-sS', '--fail', '-P', '-', '-T', local, '-w', '%{speed_upload}', `ftp://${addr}/${remote}`];
   const r = await client.exec(argv, { timeoutMs: 60_000 });
   return Number(r.stdout.trim()) / 1024;
-}
-
-/** Runs one measurement; a failure is noted in `errors` (the report lists it) and gives `fallback`. */
-function attemptInto(errors: string[]) {
-  return async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
-    try {
-      return await f();
-    } catch (e) {
-      errors.push(`${what}: ${(e as Error).message.split('\n').slice(-3).join(' ').slice(0, 300)}`);
-      return fallback;
-    }
-  };
 }
 
 /** One round of the quick workloads on one side. */

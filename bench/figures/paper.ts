@@ -19,6 +19,7 @@ import { fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js'
 import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type LinkShape, type Rig } from '../../rig/rig.js';
+import { attemptInto } from './attempt.js';
 import { barChart, lineChart, ratioChart } from './svg.js';
 
 const RESULTS = 'bench/results';
@@ -97,14 +98,7 @@ async function client(rig: Rig, args: string[], timeoutMs = 300_000): Promise<Re
 
 async function measure(rig: Rig, host: string, port: number, label: string): Promise<Side> {
   const errors: string[] = [];
-  const attempt = async <T>(what: string, f: () => Promise<T>, fallback: T): Promise<T> => {
-    try {
-      return await f();
-    } catch (e) {
-      errors.push(`${what}: ${(e as Error).message.split('\n').slice(-3).join(' ').slice(0, 300)}`);
-      return fallback;
-    }
-  };
+  const attempt = attemptInto(errors);
   progress(`${label}: connection setup`);
   const c = await attempt('setup', async () => (await client(rig, ['connect', host, String(port), '0', String(o.connects)])) as { connectUs: number[] }, { connectUs: [NaN] });
   const t0 = Date.now();

@@ -8,6 +8,7 @@ import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { TcpSegment } from '../../bridge/wire/tcp.js';
+import { optionValue } from '../../rig/main.js';
 
 /** A captured TCP segment: when (µs), its addresses, source MAC, ports, sequence number, flags, payload length. */
 export interface Seen {
@@ -47,9 +48,5 @@ export function pct(xs: number[], p: number): number {
 /** The positional arguments and `--name value` flags of the command line (only the names listed are flags). */
 export function cliArgs(argv: string[], names: readonly string[]): { args: string[]; flag: (name: string, def: string) => string } {
   const args = argv.filter((a, i) => !names.includes(a) && !names.includes(argv[i - 1]!));
-  const flag = (name: string, def: string) => {
-    const at = argv.indexOf(name);
-    return at >= 0 && at + 1 < argv.length ? argv[at + 1]! : def;
-  };
-  return { args, flag };
+  return { args, flag: (name, def) => optionValue(argv, name) ?? def };
 }

@@ -39,8 +39,8 @@ export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKe
  * `ss` over this namespace's connections on `vip` (not TIME-WAIT: nothing to
  * carry on or abort there), with `extra` arguments; its output lines.
  */
-async function ssConnections(vip: string, extra: { before?: string[]; after?: string[] } = {}, timeoutMs = 5000, pastHandshake = false): Promise<string> {
-  const args = [...(extra.before ?? []), '-Htn', 'state', 'connected', 'exclude', 'time-wait', ...(pastHandshake ? ['exclude', 'syn-recv'] : []), 'src', vip, ...(extra.after ?? [])];
+async function ssConnections(vip: string, extra: { before?: string[]; after?: string[]; pastHandshake?: boolean } = {}, timeoutMs = 5000): Promise<string> {
+  const args = [...(extra.before ?? []), '-Htn', 'state', 'connected', 'exclude', 'time-wait', ...(extra.pastHandshake ? ['exclude', 'syn-recv'] : []), 'src', vip, ...(extra.after ?? [])];
   return run('ss', args, { timeoutMs, maxBuffer: 64 << 20 });
 }
 
@@ -50,7 +50,7 @@ async function ssConnections(vip: string, extra: { before?: string[]; after?: st
  * draws a RST, which could land in the client's window).
  */
 export async function existingConnections(vip: string, ports: PortMatcher, pastHandshake = false): Promise<SocketKey[]> {
-  return parseSs(await ssConnections(vip, {}, 5000, pastHandshake), vip, ports);
+  return parseSs(await ssConnections(vip, { pastHandshake }), vip, ports);
 }
 
 /** The `ss` filter expression for source ports in `ports` (single ports and ranges). */

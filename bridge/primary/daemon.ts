@@ -29,6 +29,7 @@ import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
+import type { MergerConfig } from './merge/types.js';
 import { InboundXlate } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
@@ -62,6 +63,19 @@ export interface PrimaryStats {
   verdictErrors: number;
   /** Packets dropped because the merger threw (a bug): the pair keeps running. */
   internalErrors: number;
+}
+
+/** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
+function mergerLimits(cfg: Config): Partial<MergerConfig> {
+  return {
+    maxConnections: cfg.limits.max_connections,
+    maxPendingHandshakes: cfg.limits.max_pending_handshakes,
+    handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
+    idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
+    maxStoredBytes: cfg.limits.max_stored_bytes,
+    secondarySilenceMs: cfg.limits.secondary_silence_ms,
+    earlyEndGraceMs: cfg.limits.early_end_grace_ms,
+  };
 }
 
 export class PrimaryBridge {
@@ -138,13 +152,7 @@ export class PrimaryBridge {
       {
         service: this.vip,
         mtu: cfg.lan.mtu,
-        maxConnections: cfg.limits.max_connections,
-        maxPendingHandshakes: cfg.limits.max_pending_handshakes,
-        handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
-        idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
-        maxStoredBytes: cfg.limits.max_stored_bytes,
-        secondarySilenceMs: cfg.limits.secondary_silence_ms,
-        earlyEndGraceMs: cfg.limits.early_end_grace_ms,
+        ...mergerLimits(cfg),
       },
       sink,
       (what, c) => {
@@ -176,15 +184,7 @@ export class PrimaryBridge {
    * guard's; what else changed needs a restart (the caller says so).
    */
   reload(cfg: Config): void {
-    Object.assign(this.merger.cfg, {
-      maxConnections: cfg.limits.max_connections,
-      maxPendingHandshakes: cfg.limits.max_pending_handshakes,
-      handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
-      idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
-      maxStoredBytes: cfg.limits.max_stored_bytes,
-      secondarySilenceMs: cfg.limits.secondary_silence_ms,
-      earlyEndGraceMs: cfg.limits.early_end_grace_ms,
-    });
+    Object.assign(this.merger.cfg, mergerLimits(cfg));
     this.shell.setQueueStallMs(cfg.liveness.queue_stall_ms);
   }
 
