@@ -23,7 +23,8 @@ program
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration,
 4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over),
 5 status: no bridge runs here, 6 status: permission denied (run as root),
-7 a daemon gave up its part because its local server failed its checks (track).
+7 a daemon gave up its part because its local server failed its checks (track),
+8 a bridge of this instance already runs on this node (primary, secondary, cleanup: nothing was changed).
 Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
   );
 program.exitOverride((err) => {
@@ -159,9 +160,23 @@ program
 
 program
   .command('cleanup')
-  .description('remove rules, addresses and settings a killed tcpfo daemon left on this node')
+  .description('remove rules, addresses and settings a killed tcpfo daemon left on this node; refuses while a bridge runs')
   .option('--state-dir <dir>', 'where daemons journal their changes', DEFAULT_STATE_DIR)
-  .action(async (opts: { stateDir: string }) => {
+  .option('--force', 'stop the bridges that run (SIGTERM: each undoes its own changes; SIGKILL after 30 s), then clean up')
+  .action(async (opts: { stateDir: string; force?: boolean }) => {
+    const { lockIdleInstances } = await import('./bridge/io/lock.js');
+    // The locks of idle instances are ours from here on: no bridge starts while we clean.
+    let running = lockIdleInstances(opts.stateDir);
+    if (running.length && !opts.force) {
+      const who = running.map((r) => `instance ${r.instance}${r.pid ? ` (pid ${r.pid})` : ''}`).join(', ');
+      console.error(`tcpfo cleanup: a bridge runs on this node: ${who}. Nothing was changed: cleaning up would take a live node's rules and service address away. Stop it (systemctl stop tcpfo), or run cleanup --force to stop it first.`);
+      process.exit(EXIT.alreadyRunning);
+    }
+    if (running.length) running = await stopBridges(opts.stateDir, running, lockIdleInstances);
+    if (running.length) {
+      console.error(`tcpfo cleanup: ${running.map((r) => `pid ${r.pid}`).join(', ')} still hold their locks after SIGKILL; nothing was changed`);
+      process.exit(EXIT.failure);
+    }
     const r = await cleanupNode(opts.stateDir);
     const what = [
       ...r.ruleTags.map((t) => `rules of instance ${t}`),
@@ -171,6 +186,42 @@ program
     ];
     console.log(what.length ? `cleanup: restored ${what.length}: ${what.join(', ')}` : 'cleanup: nothing to do');
   });
+
+/**
+ * cleanup --force: SIGTERM to each running bridge (it stops in order and
+ * undoes its own changes), SIGKILL to one still running after 30 s; returns
+ * those whose lock is still held at the end.
+ */
+async function stopBridges(
+  stateDir: string,
+  running: Array<{ instance: string; pid: number }>,
+  relock: (dir: string) => Array<{ instance: string; pid: number }>,
+): Promise<Array<{ instance: string; pid: number }>> {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const r of running) {
+      if (!r.pid) continue;
+      try {
+        process.kill(r.pid, sig);
+        console.error(`tcpfo cleanup: ${sig} to the bridge of instance ${r.instance} (pid ${r.pid})`);
+      } catch {
+        /* gone already */
+      }
+    }
+  };
+  const waitFor = async (ms: number) => {
+    const until = performance.now() + ms;
+    while (running.length && performance.now() < until) {
+      await new Promise((res) => setTimeout(res, 100));
+      running = relock(stateDir);
+    }
+  };
+  signal('SIGTERM');
+  await waitFor(30_000);
+  if (!running.length) return running;
+  signal('SIGKILL');
+  await waitFor(5_000);
+  return running;
+}
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(`tcpfo: ${e instanceof Error ? e.message : String(e)}`);

@@ -13,10 +13,11 @@ import { createLogger, type Logger } from './log.js';
 import { RoleHooks } from './hooks.js';
 import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
 import { sdNotify } from './io/systemd.js';
+import { InstanceLocked, lockInstance } from './io/lock.js';
 import type { Role, StartPrimaryRole } from './roles.js';
 
 /** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN, alreadyRunning: 8 } as const;
 
 interface Bridge {
   stop(): Promise<void>;
@@ -43,6 +44,15 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     throw e;
   }
   const log = createLogger(`tcpfo-${role}`, process.env.TCPFO_LOG_LEVEL ?? cfg.log_level);
+  // Before anything changes on the node: a second bridge of this instance
+  // would undo the running one's rules and address as "leftovers".
+  try {
+    lockInstance(cfg.state_dir, cfg.instance);
+  } catch (e) {
+    if (!(e instanceof InstanceLocked)) throw e;
+    log.error({ instance: e.instance, holder: e.pid || undefined, lock: e.path, why: e.message }, 'a tcpfo bridge of this instance already runs on this node: not starting; nothing was changed');
+    process.exit(EXIT.alreadyRunning);
+  }
   // Scheduled ahead of ordinary processes on a busy node (scheduling.nice).
   try {
     setPriority(cfg.scheduling.nice);

@@ -41,6 +41,7 @@ void InitFds(Napi::Env env, Napi::Object exports);   // native/fds.cc
 void InitPresence(Napi::Env env, Napi::Object exports);  // native/presence.cc
 void InitXlate(Napi::Env env, Napi::Object exports);     // native/xlate.cc
 void InitSystemd(Napi::Env env, Napi::Object exports);   // native/systemd.cc
+void InitLock(Napi::Env env, Napi::Object exports);      // native/lock.cc
 
 namespace {
 
@@ -355,6 +356,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPresence(env, exports);
   InitXlate(env, exports);
   InitSystemd(env, exports);
+  InitLock(env, exports);
   return NfQueue::Init(env, exports);
 }
 
