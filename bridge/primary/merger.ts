@@ -33,7 +33,7 @@ import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, synInfo, type ConnPhase } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
-import { checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
+import { abortBoth, checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
 import {
   DEFAULT_MERGER_CONFIG,
   newStats,
@@ -58,8 +58,11 @@ export class Merger implements MergeCore {
   readonly pending = new Set<Conn>();
   readonly earlyEnded = new Set<Conn>();
   readonly diverged = new Set<Conn>();
+  readonly closing = new Set<Conn>();
   private readonly adopted = new AdoptedTable();
   private nextExpiry = 0;
+  /** The time of the event being handled (every entry point sets it). */
+  private now = 0;
   /** After a secondary failure (§6): every connection primary-only, new ones too. */
   private alone = false;
   readonly stats: MergerStats = newStats();
@@ -80,14 +83,19 @@ export class Merger implements MergeCore {
     this.onEvent(what, c);
   }
 
+  ended(c: Conn, now = this.now): void {
+    c.closedAt ??= now;
+    this.closing.add(c);
+  }
+
   get connections(): number {
     return this.count;
   }
 
-  /** Connections by phase (for metrics). */
+  /** Connections by phase (for metrics); one that ended counts as closed, whatever its phase. */
   phases(): Record<ConnPhase, number> {
-    const r: Record<ConnPhase, number> = { handshake: 0, merging: 0, degraded: 0, closed: 0 };
-    for (const m of this.conns.values()) for (const c of m.values()) r[c.phase]++;
+    const r: Record<ConnPhase, number> = { handshake: 0, merging: 0, degraded: 0, closed: this.closing.size };
+    for (const m of this.conns.values()) for (const c of m.values()) if (c.closedAt === null) r[c.phase]++;
     return r;
   }
 
@@ -180,12 +188,20 @@ export class Merger implements MergeCore {
   }
 
   /**
-   * Whether a new connection may be tracked: below maxConnections, and, when
-   * it will hold P's SYN(-ACK) in the kernel's queue, below maxPendingHandshakes.
+   * Whether a new connection may be tracked: below maxConnections — an
+   * entry lingering after its connection ended gives its place, oldest
+   * first — and, when it will hold P's SYN(-ACK) in the kernel's queue,
+   * below maxPendingHandshakes.
    */
   private room(holds: boolean): boolean {
-    if (this.count >= this.cfg.maxConnections) return false;
-    return !holds || this.pending.size < this.cfg.maxPendingHandshakes;
+    if (holds && this.pending.size >= this.cfg.maxPendingHandshakes) return false;
+    if (this.count >= this.cfg.maxConnections) {
+      const oldest = this.closing.values().next();
+      if (oldest.done) return false;
+      this.remove(oldest.value);
+      this.stats.evictedClosed++;
+    }
+    return true;
   }
 
   /** Forgets `c`, dropping whatever of P's it still held in the kernel's queue. */
@@ -193,9 +209,12 @@ export class Merger implements MergeCore {
     if (c.phase !== 'handshake') this.offload?.remove(offloadKey(this, c));
     if (c.heldSyn) this.sink.drop(c.heldSyn.id);
     c.heldSyn = null;
+    if (c.rstP) this.sink.drop(c.rstP.id);
+    c.rstP = null;
     for (const h of c.held) this.sink.drop(h.id);
     c.held = [];
     this.stalled.delete(c);
+    this.closing.delete(c);
     this.pending.delete(c);
     this.diverged.delete(c);
     this.earlyEnded.delete(c);
@@ -216,6 +235,7 @@ export class Merger implements MergeCore {
 
   /** A segment P's TCP sent to a client. Always ends in a verdict for `id`, now or later. */
   fromPrimary(id: number, pkt: Buffer, gso: boolean, now: number, csum: ChecksumState = 'unverified'): void {
+    this.now = now;
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const flags = seg.flags;
@@ -227,7 +247,8 @@ export class Merger implements MergeCore {
         this.sink.drop(id);
         return;
       }
-      if (!c || c.phase === 'closed') {
+      if (!c || c.closedAt !== null) {
+        // A new connection (an ended one's ports used again: P's TCP reuses a TIME-WAIT).
         if (c) this.remove(c);
         this.adopted.seen(seg.dst, seg.dstPort, seg.srcPort, now, true); // a new connection on the same ports
         if (!this.room(!this.alone)) {
@@ -277,15 +298,23 @@ export class Merger implements MergeCore {
     const start = seqSub(seg.seq, c.deltaSeq);
     const end = seqAdd(start, seg.seqLength);
     if (flags & TCP_RST) {
-      // P aborted. Release only if S aborted too (or S is gone); else hold.
-      if (c.phase === 'degraded' || c.phase === 'closed') release(this, c, id, pkt, seg, gso, false);
-      else this.sink.drop(id);
+      // P aborted. It goes out if S aborted too (or S is gone), and the
+      // connection ends; else it is held until S's RST (an application
+      // abort, SO_LINGER 0, resets both replicas) or S's silence.
+      if (c.phase === 'degraded' || c.phase === 'closed') {
+        release(this, c, id, pkt, seg, gso, false);
+        c.phase = 'closed';
+        this.ended(c, now);
+      } else {
+        if (c.rstP) this.sink.drop(c.rstP.id);
+        c.rstP = { id, pkt, seg, start, end, gso };
+      }
       return;
     }
     if (c.phase === 'degraded' || c.phase === 'closed') {
       release(this, c, id, pkt, seg, gso, false);
       if (flags & TCP_FIN) c.finReleased = true;
-      if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
+      if (c.finClient && c.finReleased) this.ended(c, now);
       return;
     }
     if (seg.seqLength === 0) {
@@ -338,6 +367,7 @@ export class Merger implements MergeCore {
    * address from the divert option. The packet is consumed: verdict drop.
    */
   fromSecondary(id: number, pkt: Buffer, client: number, now: number, csum: ChecksumState = 'unverified'): void {
+    this.now = now;
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     this.sink.drop(id);
@@ -358,7 +388,7 @@ export class Merger implements MergeCore {
         this.stats.drops.malformed++;
         return;
       }
-      if (!c || c.phase === 'closed') {
+      if (!c || c.closedAt !== null) {
         if (this.alone) return;
         if (c) this.remove(c);
         if (!this.room(false)) {
@@ -391,7 +421,12 @@ export class Merger implements MergeCore {
     if (flags & TCP_ACK_FLAG) noteAck(c, 'S', seg);
     noteTs(c, 'S', seg);
     if (flags & TCP_RST) {
-      // S aborted; P's RST (if any) was held back. Degrade: P decides alone now.
+      if (c.rstP) {
+        // Both servers aborted: what S covered of P's held bytes, then P's RST.
+        abortBoth(this, c, now);
+        return;
+      }
+      // S aborted alone. Degrade: P decides alone now.
       degrade(this, c, 'secondary reset');
       return;
     }
@@ -430,6 +465,7 @@ export class Merger implements MergeCore {
    * moved from S's spaces into P's before P's TCP sees it. Verdict now.
    */
   fromClient(id: number, pkt: Buffer, now: number, csum: ChecksumState = 'unverified'): void {
+    this.now = now;
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
@@ -447,11 +483,12 @@ export class Merger implements MergeCore {
       refresh(this, c, now);
       if (exactClientSeq(c, seg.seq)) {
         c.phase = 'closed';
-        c.closedAt = now;
         c.lastSeen = now;
+        this.ended(c, now);
       }
     } else if (acceptableFromClient(c, seg)) {
       noteClient(c, seg, now);
+      if (c.finClient && c.finReleased) this.ended(c, now);
     }
     if (c.deltaSeq === 0 && c.tsOffset === 0) {
       this.sink.accept(id);
@@ -503,6 +540,7 @@ export class Merger implements MergeCore {
    * connections. Returns how many connections were removed.
    */
   poll(now: number): number {
+    this.now = now;
     for (const c of [...this.stalled]) {
       if (c.stallAt !== null && now - c.stallAt >= this.cfg.stallMs) {
         releasePrefix(this, c);

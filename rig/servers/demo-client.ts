@@ -10,6 +10,8 @@
  *   node demo-client.js hold HOST PORT 0 N         → holds N idle connections open until SIGTERM
  *   node demo-client.js who HOST PORT 0 MS         → WHO, then a line echoed every 50 ms for MS ms:
  *                                                    {who, echoed, mismatched, error, ms}
+ *   node demo-client.js abort HOST PORT 0 N        → N sequential ABORTs, each waiting up to 5 s for the
+ *                                                    server's reset: {reset, other: [...], maxMs}
  *
  * maxGapMs: the longest time between two data arrivals (the stall a failover causes).
  */
@@ -20,7 +22,7 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
+if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
 }
@@ -121,6 +123,29 @@ if (mode === 'msg') {
     result.push({ size, sendUs: median(send), receiveUs: median(recv) });
   }
   process.stdout.write(JSON.stringify({ messages: result }) + '\n');
+  process.exit(0);
+}
+
+if (mode === 'abort') {
+  let reset = 0;
+  let maxMs = 0;
+  const other: string[] = [];
+  for (let i = 0; i < seed; i++) {
+    const t = Date.now();
+    const outcome = await new Promise<string>((resolve) => {
+      const s = connect({ host, port }, () => s.write('ABORT\n'));
+      s.setTimeout(5000, () => {
+        s.destroy();
+        resolve('no reset within 5 s');
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      s.on('end', () => resolve('FIN'));
+    });
+    maxMs = Math.max(maxMs, Date.now() - t);
+    if (outcome === 'ECONNRESET') reset++;
+    else other.push(outcome);
+  }
+  process.stdout.write(JSON.stringify({ reset, other: other.slice(0, 10), maxMs }) + '\n');
   process.exit(0);
 }
 

@@ -10,6 +10,7 @@
  *   ECHO                 everything is echoed until the client closes
  *   WHO                  "<pid>\n" — NOT deterministic (differs between the replicas,
  *                        for divergence tests) — then echo, as ECHO
+ *   ABORT                the server resets the connection (SO_LINGER 0: an RST, no FIN)
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
@@ -35,6 +36,7 @@ function handle(sock: Socket): void {
     const rest = head.subarray(nl + 1);
     if (cmd === 'GET') void get(sock, Number(a), Number(b));
     else if (cmd === 'PUT') put(sock, Number(a), rest);
+    else if (cmd === 'ABORT') sock.resetAndDestroy();
     else if (cmd === 'ECHO' || cmd === 'WHO') {
       if (cmd === 'WHO') sock.write(`${process.pid}\n`);
       if (rest.length) sock.write(rest);

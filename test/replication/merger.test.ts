@@ -535,10 +535,17 @@ describe('termination (§8)', () => {
     expect(pair.sink.fate(id)).toBe('drop');
   });
 
-  it('drops P’s RST until S resets too', () => {
+  it('holds P’s RST until S resets too, then the client gets it in S’s space (an abort, SO_LINGER 0)', () => {
     const { pair, cack } = established();
     const rst = pair.fromP(pair.p.data(Buffer.alloc(0), cack, 0, TCP_RST | TCP_ACK_FLAG));
-    expect(pair.sink.fate(rst)).toBe('drop');
+    expect(pair.sink.fate(rst)).toBeUndefined();
+    pair.fromS(pair.s.data(Buffer.alloc(0), cack, 0, TCP_RST | TCP_ACK_FLAG));
+    expect(pair.sink.fate(rst)).toBe('accept');
+    const out = pair.sink.toClient.at(-1)!;
+    expect(out.repr.flags & TCP_RST).toBe(TCP_RST);
+    expect(out.repr.seq).toBe(ISN_S + 1);
+    expect(out.checksumOk).toBe(true);
+    expect(pair.merger.phases().closed).toBe(1);
   });
 });
 

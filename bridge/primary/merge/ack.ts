@@ -162,7 +162,6 @@ export function noteClient(c: Conn, seg: TcpSegment, now: number): void {
   if (seg.has(TCP_ACK_FLAG)) noteClientAck(c, seg.ack);
   noteClientNxt(c, seqAdd(seg.seq, seg.seqLength));
   if (seg.has(TCP_FIN)) c.finClient = true;
-  if (c.finClient && c.finReleased && c.closedAt === null) c.closedAt = now;
 }
 
 /**

@@ -98,8 +98,14 @@ export class Conn {
    * handshakeTimeoutMs, whatever its phase (a SYN flood's entries).
    */
   established = false;
-  /** When both FINs were seen (the linger starts), or null. */
+  /**
+   * When the connection ended — both FINs passed, or a reset did — or null.
+   * Its entry lingers lingerMs after that (and its last segment) for late
+   * segments, and gives its place to a new connection when the table is full.
+   */
   closedAt: number | null = null;
+  /** P's RST, held until S's (both servers aborted: one RST for the client). */
+  rstP: Held | null = null;
 
   constructor(
     readonly client: number,
@@ -129,10 +135,10 @@ export class Conn {
     return this.hasAckClient && seqGt(this.ackClient, from) ? this.ackClient : from;
   }
 
-  /** Whether the connection waits for S: P's bytes held, or the client's acknowledged by P only. */
+  /** Whether the connection waits for S: P's bytes or RST held, or the client's bytes acknowledged by P only. */
   waitsForS(): boolean {
     if (this.phase !== 'merging') return false;
-    return this.held.length > 0 || (this.hasAckP && this.hasAckS && seqGt(this.ackP, this.ackS));
+    return this.held.length > 0 || this.rstP !== null || (this.hasAckP && this.hasAckS && seqGt(this.ackP, this.ackS));
   }
 
   /**

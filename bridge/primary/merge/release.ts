@@ -104,7 +104,7 @@ export function releaseCovered(core: MergeCore, c: Conn, now: number, covered = 
     }
     if (fin) {
       c.finReleased = true;
-      if (c.finClient && c.closedAt === null) c.closedAt = c.lastSeen;
+      if (c.finClient) core.ended(c, c.lastSeen);
     }
   }
   c.store.advance(c.relNxt);
@@ -166,6 +166,35 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false)
   c.stallAt = null;
   core.stalled.delete(c);
   for (const h of held) release(core, c, h.id, h.pkt, h.seg, h.gso, false);
+  const rst = c.rstP;
+  if (rst) {
+    // P had aborted: its RST goes out after its bytes, and the connection ends.
+    c.rstP = null;
+    release(core, c, rst.id, rst.pkt, rst.seg, rst.gso, false);
+    c.phase = 'closed';
+    core.ended(c);
+  }
+}
+
+/**
+ * Both servers aborted (P's RST held, S's in): the held bytes S produced
+ * too go out, the rest is dropped (an abort discards unsent data), then P's
+ * RST — the client is reset as by a plain server (SO_LINGER 0) — and the
+ * connection ends.
+ */
+export function abortBoth(core: MergeCore, c: Conn, now: number): void {
+  releaseCovered(core, c, now);
+  if (!c.rstP) return; // the replicas differed: degrade() sent P's bytes and RST
+  for (const h of c.held) core.sink.drop(h.id);
+  c.held = [];
+  c.stallAt = null;
+  core.stalled.delete(c);
+  core.earlyEnded.delete(c);
+  const rst = c.rstP!;
+  c.rstP = null;
+  c.phase = 'closed';
+  release(core, c, rst.id, rst.pkt, rst.seg, rst.gso, false);
+  core.ended(c, now);
 }
 
 /**

@@ -52,7 +52,11 @@ export interface MergerConfig {
   idleTimeoutMs: number;
   /** Time a half-open connection (handshake not merged) is kept, ms. */
   handshakeTimeoutMs: number;
-  /** Time a closed connection's translation is kept for late segments, ms. */
+  /**
+   * Time a connection's entry is kept after it ended (both FINs, or a reset)
+   * and after its last segment, for late ones (a lost last ACK, a segment
+   * in flight), ms. A full table takes the oldest such entry first.
+   */
   lingerMs: number;
   /**
    * How long the first held segment may sit partly covered by S before the
@@ -91,7 +95,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   mtu: 1500,
   idleTimeoutMs: 2 * 60 * 60 * 1000,
   handshakeTimeoutMs: 30_000,
-  lingerMs: 60_000,
+  lingerMs: 2000,
   stallMs: 5,
   maxStoredBytes: 8 << 20,
   maxConnections: 65536,
@@ -128,6 +132,8 @@ export interface MergerStats {
   divergences: number;
   handshakes: number;
   expired: number;
+  /** Ended connections whose entries made room for a new connection before their linger was over. */
+  evictedClosed: number;
   /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
   secondarySilent: number;
   /** Connections adopted untranslated (this node served them alone before it became primary). */
@@ -150,6 +156,7 @@ export function newStats(): MergerStats {
     divergences: 0,
     handshakes: 0,
     expired: 0,
+    evictedClosed: 0,
     secondarySilent: 0,
     adopted: 0,
     drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0, 'bad-checksum': 0 },
@@ -170,6 +177,10 @@ export interface MergeCore {
   readonly earlyEnded: Set<Conn>;
   /** Connections degraded because the replicas differed (the secondary must not continue them). */
   readonly diverged: Set<Conn>;
+  /** Connections that ended (closedAt set), oldest first. */
+  readonly closing: Set<Conn>;
+  /** `c` ended at `now` (default: the time of the event being handled): both FINs passed, or a reset did (sets closedAt once). */
+  ended(c: Conn, now?: number): void;
   /** Divergence and other rare events, for the shell's log. Never per packet in normal operation. */
   event(what: string, c: ConnId): void;
 }
