@@ -8,6 +8,7 @@
  */
 import type { Logger } from './log.js';
 import { run } from './io/run.js';
+import { monotonicMs } from './clock.js';
 
 export interface HooksConfig {
   on_role_change?: string;
@@ -29,15 +30,15 @@ export class RoleHooks {
   roleChanged(role: string, reason: string): Promise<void> {
     const cmd = this.cfg.on_role_change;
     if (!cmd) return Promise.resolve();
-    const t0 = Date.now();
+    const t0 = monotonicMs();
     return run('/bin/sh', ['-c', cmd, 'tcpfo', role, reason], {
       timeoutMs: this.cfg.timeout_ms,
       env: { ...process.env, TCPFO_ROLE: role, TCPFO_REASON: reason, TCPFO_INSTANCE: this.instance },
     }).then(
-      () => this.log.info({ role, reason, ms: Date.now() - t0 }, 'role hook ran'),
+      () => this.log.info({ role, reason, ms: monotonicMs() - t0 }, 'role hook ran'),
       (e: unknown) => {
         const err = e as { code?: number | string; killed?: boolean; stderr?: string; message: string };
-        this.log.error({ role, reason, ms: Date.now() - t0, exit: err.code, timedOut: err.killed === true, stderr: err.stderr?.slice(0, 500) }, 'role hook failed');
+        this.log.error({ role, reason, ms: monotonicMs() - t0, exit: err.code, timedOut: err.killed === true, stderr: err.stderr?.slice(0, 500) }, 'role hook failed');
       },
     );
   }

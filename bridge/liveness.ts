@@ -10,6 +10,7 @@
 import type { PacketQueue } from './io/nfqueue.js';
 import { EXIT_STALLED } from './io/presence.js';
 import type { Logger } from './log.js';
+import { monotonicMs } from './clock.js';
 
 /** What the guard samples of one queue. */
 export interface QueueProbe {
@@ -67,7 +68,7 @@ export interface Guard {
 export function startLivenessGuard(queues: readonly QueueProbe[], stallMs: number, log: Logger, stopNow: () => void): Guard {
   let watches = queues.map(() => new QueueWatch(stallMs));
   const timer = setInterval(() => {
-    const now = Date.now();
+    const now = monotonicMs();
     queues.forEach((q, i) => {
       const w = watches[i]!;
       const stuckMs = w.sample(now, q.received(), q.readable());

@@ -13,6 +13,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { Detector, type Decision } from '../detector/detector.js';
 import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type ConnKey, type HeartbeatRole } from '../detector/heartbeat.js';
+import { monotonicMs } from './clock.js';
 
 export interface PeerLinkOptions {
   self: string;
@@ -70,7 +71,7 @@ export class PeerLink {
   private closed = false;
   private lastNoticeSeq = -1n;
   /** When the next loop() is due; a later run means our event loop stalled. */
-  private dueAt = Date.now();
+  private dueAt = monotonicMs();
   private deferred = false;
   noticesRejected = 0;
   /** Times our own event loop was late by more than a heartbeat interval (the judgement waited for the I/O phase). */
@@ -89,7 +90,7 @@ export class PeerLink {
     this.nonce = randomBytes(8).readBigUInt64BE(0) | 1n;
     this.detector = new Detector(
       { intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000, self: this.self, peer: this.peer, nonce: this.nonce },
-      Date.now(),
+      monotonicMs(),
       opts.peerRoles,
     );
     this.sock = createSocket({ type: 'udp4' });
@@ -116,7 +117,7 @@ export class PeerLink {
         opts.onNotice?.(n.diverged);
         return;
       }
-      const d = l.detector.onMessage(decodeHeartbeat(msg, opts.key), Date.now());
+      const d = l.detector.onMessage(decodeHeartbeat(msg, opts.key), monotonicMs());
       if (d) opts.onDecision(d);
     });
     l.sock.on('error', () => {
@@ -128,9 +129,9 @@ export class PeerLink {
 
   private loop(): void {
     if (this.closed) return;
-    const now = Date.now();
+    const now = monotonicMs();
     if (this.detector.due(now)) {
-      const seq = this.clock.next(now);
+      const seq = this.clock.next(Date.now()); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
       const msg = encodeHeartbeat(
         { role: this.role, seq, echo: this.detector.echo, from: this.self, to: this.peer, nonce: this.nonce, echoNonce: this.detector.peerNonce },
         this.opts.key,
@@ -154,8 +155,8 @@ export class PeerLink {
     this.deferred = false;
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
-    const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - Date.now());
-    this.dueAt = Date.now() + next;
+    const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - monotonicMs());
+    this.dueAt = monotonicMs() + next;
     this.timer = setTimeout(() => this.loop(), next);
   }
 

@@ -29,6 +29,8 @@ export interface PairOptions {
   faults?: boolean;
   /** The secondary's data path (config `datapath`; default auto: the kernel path where the kernel can). */
   datapath?: 'auto' | 'kernel' | 'pcap';
+  /** Extra environment for each node's bridge process (e.g. LD_PRELOAD). */
+  daemonEnv?: Partial<Record<'primary' | 'secondary', Record<string, string>>>;
 }
 
 export interface Daemon {
@@ -84,8 +86,8 @@ export class TcpfoPair {
     for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
     const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? [], opts.faults ?? false);
     // Bridges first (they put the VIP on lo), then the servers bind it.
-    pair.secondary = await pair.startDaemon(s, 'secondary');
-    pair.primary = await pair.startDaemon(p, 'primary');
+    pair.secondary = await pair.startDaemon(s, 'secondary', opts.daemonEnv?.secondary);
+    pair.primary = await pair.startDaemon(p, 'primary', opts.daemonEnv?.primary);
     if (opts.demoServer ?? true) {
       for (const h of [p, s]) pair.servers.push(await startDemoServer(h, VIP, DEMO_PORT));
     }

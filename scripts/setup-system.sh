@@ -19,6 +19,7 @@ DEV=(
   psmisc iputils-ping ethtool tcpdump           # the test rig's namespaces and captures
   socat curl vsftpd ftp                         # real clients and servers for the tests
   stress-ng memcached                           # benches: the soak beside a CPU hog, request/answer workloads
+  libfaketime                                   # tests: wall-clock steps under a running bridge
   prometheus systemd                            # promtool and systemd-analyze check deploy/
 )
 case "${1:-}" in

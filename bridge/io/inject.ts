@@ -17,6 +17,7 @@
 import * as raw from 'raw-socket';
 import { ipv4ToString } from '../wire/addr.js';
 import { IP_DST } from '../wire/ipv4.js';
+import { monotonicMs } from '../clock.js';
 
 /** Mark on every packet the bridge injects itself: its own rules let it pass. */
 export const BRIDGE_MARK = 0x7466;
@@ -129,8 +130,8 @@ export class Injector {
 
   /** Resolves when every queued packet has been handed to the kernel. */
   async drain(timeoutMs = 5000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while ((this.inFlight > 0 || this.head < this.fifo.length) && Date.now() < until) {
+    const until = monotonicMs() + timeoutMs;
+    while ((this.inFlight > 0 || this.head < this.fifo.length) && monotonicMs() < until) {
       await new Promise((r) => setTimeout(r, 2));
     }
   }

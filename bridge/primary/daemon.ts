@@ -40,6 +40,7 @@ import type { MetricsSnapshot } from '../metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
 import type { RoleListener } from '../roles.js';
+import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
@@ -251,7 +252,7 @@ export class PrimaryBridge {
     const adopt = async () => {
       if (!this.adoptExisting) return 0;
       const own = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports));
-      this.merger.adopt(own, Date.now());
+      this.merger.adopt(own, monotonicMs());
       return own.length;
     };
     await adopt();
@@ -366,7 +367,7 @@ export class PrimaryBridge {
 
   /** P's own segment to a client: the merger holds it, or gives its verdict. */
   private onOutput(b: PacketBatch, i: number): void {
-    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, Date.now(), b.checksumState(i));
+    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, monotonicMs(), b.checksumState(i));
   }
 
   /**
@@ -381,7 +382,7 @@ export class PrimaryBridge {
 
   private poll(): void {
     try {
-      this.merger.poll(Date.now());
+      this.merger.poll(monotonicMs());
     } catch (e) {
       this.internalError(e);
     }
@@ -408,13 +409,13 @@ export class PrimaryBridge {
       this.stallTimerAt = Infinity;
       this.poll();
       this.armTimer();
-    }, Math.max(0, at - Date.now()));
+    }, Math.max(0, at - monotonicMs()));
   }
 
   private onInput(b: PacketBatch, i: number): void {
     const id = inboundId(b.id(i));
     const pkt = b.packet(i);
-    const now = Date.now();
+    const now = monotonicMs();
     // Cheap dispatch on the addresses: to the VIP is client traffic; from the
     // VIP is S's output on the kernel path (to its client); to our own
     // address is S's output on the pcap path (the client in an option).
@@ -470,11 +471,11 @@ export class PrimaryBridge {
     this.failures++;
     this.peer.role = 'alone';
     void this.stopCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'));
-    const t0 = Date.now();
+    const t0 = monotonicMs();
     this.merger.secondaryFailed();
-    this.failoverSeconds = (Date.now() - t0) / 1000;
+    this.failoverSeconds = (monotonicMs() - t0) / 1000;
     this.onRoleChange('alone', 'the secondary failed');
-    this.log.warn({ role: 'alone', flushMs: Date.now() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
+    this.log.warn({ role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
   }
 
   metricsSnapshot(): MetricsSnapshot {
@@ -520,7 +521,7 @@ export class PrimaryBridge {
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
-      decisions: this.peer?.detector.decisions,
+      decisions: this.peer?.detector.decisions.map((d) => ({ ...d, at: wallTimeOf(d.at) })),
       connections: this.merger.phases(),
       queued: this.merger.queued(),
       stuck: this.merger.stuck(),

@@ -38,6 +38,7 @@ import { RoleMachine, type RoleAction } from './role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { PromotedBridge, RoleListener, StartPrimaryRole } from '../roles.js';
+import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** BPF for client frames to the service's failover ports. */
 export function serviceFilter(vip: string, ports: PortSet): string {
@@ -267,7 +268,7 @@ export class SecondaryBridge {
       onDecision: (d) => this.onDecision(d),
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       onNotice: (keys) => {
-        const now = Date.now();
+        const now = monotonicMs();
         for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
         // An entry the primary stopped repeating is over (the connection ended).
         for (const [id, d] of this.diverged) if (now - d.at >= DIVERGED_FRESH_MS) this.diverged.delete(id);
@@ -277,13 +278,13 @@ export class SecondaryBridge {
 
   private onArp(frame: Buffer): void {
     // Someone (the primary's bridge) still claims the VIP.
-    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.machine.vipClaimed(Date.now());
+    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.machine.vipClaimed(monotonicMs());
   }
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason, role: this.role }, `primary is ${d.peer}`);
     if (d.peer === 'down' && this.machine.state === 'secondary' && !this.machine.probing) this.decidedAt = d.at;
-    this.act(this.machine.decision(d.peer, this.peer.detector.peerRole, Date.now()));
+    this.act(this.machine.decision(d.peer, this.peer.detector.peerRole, monotonicMs()));
   }
 
   /**
@@ -296,7 +297,7 @@ export class SecondaryBridge {
   private act(actions: RoleAction[]): void {
     const later = (ms: number) => {
       clearTimeout(this.roleTimer);
-      this.roleTimer = setTimeout(() => this.act(this.machine.timer(Date.now())), ms);
+      this.roleTimer = setTimeout(() => this.act(this.machine.timer(monotonicMs())), ms);
     };
     for (const a of actions) {
       switch (a.do) {
@@ -310,7 +311,7 @@ export class SecondaryBridge {
           break;
         case 'take-over':
           this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
-          this.log.info({ sinceDecisionMs: Date.now() - this.decidedAt }, 'primary down and the service address unclaimed: taking over');
+          this.log.info({ sinceDecisionMs: monotonicMs() - this.decidedAt }, 'primary down and the service address unclaimed: taking over');
           this.takingOver = this.takeover(this.decidedAt);
           break;
         case 'promote':
@@ -350,7 +351,7 @@ export class SecondaryBridge {
     this.shell.stopGuard();
     this.q?.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
-    this.failoverSeconds = (Date.now() - decidedAt) / 1000;
+    this.failoverSeconds = (monotonicMs() - decidedAt) / 1000;
     this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline }, 'took over the service address: serving alone');
     this.onRoleChange('active', 'took over the service address from the primary');
   }
@@ -416,7 +417,7 @@ export class SecondaryBridge {
    * `lo`, sysctls) stays ours and is undone when we stop.
    */
   private async promote(): Promise<void> {
-    const t0 = Date.now();
+    const t0 = monotonicMs();
     // How long our event loop stalls meanwhile (heartbeats and ARP answers wait for it).
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
@@ -433,11 +434,11 @@ export class SecondaryBridge {
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
-      this.machine.promoted(true, Date.now());
-      this.log.warn({ ms: Date.now() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
+      this.machine.promoted(true, monotonicMs());
+      this.log.warn({ ms: monotonicMs() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
     } catch (e) {
       // Back to serving alone: heartbeats, metrics, status (ARP answers never stopped).
-      this.machine.promoted(false, Date.now());
+      this.machine.promoted(false, monotonicMs());
       this.log.error({ err: (e as Error).message }, 'could not take the primary role: serving alone again (retried in 10 s)');
       await this.reopenActive();
     } finally {
@@ -453,7 +454,7 @@ export class SecondaryBridge {
   }
 
   private mark(what: string, since: number): void {
-    this.timeline.push({ what, atMs: Date.now() - since });
+    this.timeline.push({ what, atMs: monotonicMs() - since });
   }
 
   private onOutput(q: PacketQueue, b: PacketBatch, i: number): void {
@@ -513,7 +514,7 @@ export class SecondaryBridge {
       ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
-      decisions: this.peer?.detector.decisions,
+      decisions: this.peer?.detector.decisions.map((d) => ({ ...d, at: wallTimeOf(d.at) })),
       timeline: this.timeline,
       diverter: this.diverter.stats,
       queue: this.q?.stats(),
@@ -533,7 +534,7 @@ export class SecondaryBridge {
 
   /** The connections the primary lists as diverged (it repeats the list every 250 ms). */
   private freshDiverged(): ConnKey[] {
-    const now = Date.now();
+    const now = monotonicMs();
     return [...this.diverged.values()].filter((d) => now - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
   }
 

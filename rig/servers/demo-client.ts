@@ -10,6 +10,8 @@
  *   node demo-client.js hold HOST PORT 0 N         → holds N idle connections open until SIGTERM
  *   node demo-client.js who HOST PORT 0 MS         → WHO, then a line echoed every 50 ms for MS ms:
  *                                                    {who, echoed, mismatched, error, ms}
+ *   node demo-client.js echo HOST PORT 0 MS        → ECHO, then a line echoed every 50 ms for MS ms:
+ *                                                    {echoed, mismatched, maxRttMs, error, ms}
  *   node demo-client.js abort HOST PORT 0 N        → N sequential ABORTs, each waiting up to 5 s for the
  *                                                    server's reset: {reset, other: [...], maxMs}
  *
@@ -22,7 +24,7 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
+if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who', 'echo', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
 }
@@ -170,9 +172,10 @@ if (mode === 'hold') {
   await new Promise(() => {}); // hold until SIGTERM; the get/put code below never runs
 }
 
-if (mode === 'who') {
-  // The server's non-deterministic greeting, then echoes: after a failover
-  // either the echoes go on or the connection ends — never other bytes.
+if (mode === 'who' || mode === 'echo') {
+  // who: the server's non-deterministic greeting, then echoes: after a
+  // failover either the echoes go on or the connection ends — never other
+  // bytes. echo: the echoes alone (deterministic), with the slowest round trip.
   const t0 = Date.now();
   const result = await new Promise<Record<string, unknown>>((resolve) => {
     let buf = '';
@@ -180,26 +183,37 @@ if (mode === 'who') {
     let sent = 0;
     let echoed = 0;
     let mismatched = 0;
+    let maxRttMs = 0;
+    const sentAt: number[] = [];
     let timer: NodeJS.Timeout | undefined;
-    const s = connect({ host, port }, () => s.write('WHO\n'));
+    const ping = () => {
+      timer = setInterval(() => {
+        if (Date.now() - t0 > seed) return done();
+        sentAt[sent] = performance.now();
+        s.write(`ping ${sent++}\n`);
+      }, 50);
+    };
+    const s = connect({ host, port }, () => {
+      s.write(mode === 'who' ? 'WHO\n' : 'ECHO\n');
+      if (mode === 'echo') ping();
+    });
     const done = (error?: string) => {
       clearInterval(timer);
       s.destroy();
-      resolve({ who, echoed, mismatched, sent, error, ms: Date.now() - t0 });
+      resolve({ ...(mode === 'who' ? { who } : { maxRttMs: Math.round(maxRttMs) }), echoed, mismatched, sent, error, ms: Date.now() - t0 });
     };
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (who === null) {
+        if (mode === 'who' && who === null) {
           who = line;
-          timer = setInterval(() => {
-            if (Date.now() - t0 > seed) return done();
-            s.write(`ping ${sent++}\n`);
-          }, 50);
-        } else if (line === `ping ${echoed}`) echoed++;
-        else mismatched++;
+          ping();
+        } else if (line === `ping ${echoed}`) {
+          maxRttMs = Math.max(maxRttMs, performance.now() - sentAt[echoed]!);
+          echoed++;
+        } else mismatched++;
       }
     });
     s.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
