@@ -6,6 +6,7 @@ import { destroyConnections } from './io/sockets.js';
 import { installedTags, removeRules, RuleSet } from './io/rules.js';
 import { removeDivertRoutes } from './io/kernel-path.js';
 import { BRIDGE_MARK } from './io/inject.js';
+import { InboundXlate } from './io/xlate.js';
 import { ipv4 } from './wire/addr.js';
 import type { Logger } from './log.js';
 
@@ -21,6 +22,11 @@ import type { Logger } from './log.js';
 export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, own: RoleTag, fresh: boolean): Promise<void> {
   if (fresh) await undoOtherRoleJournal(cfg, own, log);
   await undoLeftovers(state, log, roleName(own));
+  // The tc programs a killed primary attached (translation, release record,
+  // switch copy) are ours to remove whoever made their qdisc: the journal
+  // holds the qdisc only when the bridge added it. Left on a node that now
+  // plays the secondary, the copy would send the client's frames back.
+  if (InboundXlate.detach(lanInterface)) log.warn({ dev: lanInterface }, 'removed the tc programs a previous primary bridge left on this node');
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);

@@ -16,7 +16,14 @@
 // resets, unknown connections, other layouts) is left unmarked and goes to
 // the bridge's queue, which translates it and keeps the connection's state. What
 // the bridge still needs of the segments handled here (the client's highest
-// ACK and sequence number, when it was last seen) is kept in the map value.
+// ACK and sequence number, when it was last seen) is kept in the map value,
+// and only from segments inside the windows (RFC 5961 §5): a second program,
+// on egress, records how far the bridge has released (the highest sequence
+// number sent to the client) and what the servers acknowledged and offered.
+// A blind ACK beyond what was released, or data outside the receive window,
+// is still translated and handed to P's TCP (which applies its own checks)
+// but never recorded: a forged segment cannot move what the bridge believes
+// the client acknowledged or sent.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -37,15 +44,26 @@ struct conn_val {
   __u32 dseq;     // added to the ACK and to SACK blocks (host order arithmetic)
   __u32 dts;      // added to the timestamp echo
   __u32 flags;
-  __u32 ack_max;  // the highest ACK seen here (host order), once F_ACK_SEEN
-  __u32 nxt_max;  // the highest sequence number + length seen here
+  __u32 ack_max;  // the highest acceptable ACK seen here (host order), once F_ACK_SEEN
+  __u32 nxt_max;  // the highest acceptable sequence number + length seen here
+  __u32 wscale;   // the window scale the client was told (S's): the servers' windows are in its units
+  __u64 seen_ns;  // bpf_ktime_get_ns() of the last acceptable segment handled here
+  __u64 packets;  // acceptable segments handled here
+  // Written on egress, from what leaves towards the client (once F_SENT):
+  __u32 snd_nxt;  // the highest sequence number sent + length (SYN and FIN count)
+  __u32 rcv_nxt;  // the highest ACK sent: what both servers acknowledged of the client
+  __u32 rcv_wnd;  // the window sent with it, in bytes
   __u32 pad;
-  __u64 seen_ns;  // bpf_ktime_get_ns() of the last segment handled here
-  __u64 packets;
 };
 
 #define F_TS 1         // the connection uses timestamps: translate the echo
 #define F_ACK_SEEN 2   // ack_max and nxt_max hold values
+#define F_SENT 4       // snd_nxt, rcv_nxt and rcv_wnd hold values
+
+// The largest window TCP can announce (65535 << 14): RFC 5961's MAX.SND.WND
+// when the client's own is unknown. Below the highest ACK by more than this,
+// an ACK is old or forged.
+#define MAX_WINDOW (65535u << 14)
 
 // The bridge's skip mark (bridge/io/inject.ts BRIDGE_MARK): its queue rules return at once for it.
 #define SKIP_MARK 0x7466
@@ -97,10 +115,11 @@ struct {
   __type(value, struct dup_cfg);
 } dup SEC(".maps");
 
-// Counters, per CPU: [0] segments translated, [1] SYNs passed, [2] frames copied to the secondary.
+// Counters, per CPU (COUNT_*): segments translated, SYNs passed, frames copied
+// to the secondary, segments translated but not recorded (outside the windows).
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 3);
+  __uint(max_entries, 4);
   __type(key, __u32);
   __type(value, __u64);
 } counters SEC(".maps");
@@ -108,6 +127,35 @@ struct {
 static __always_inline void count(__u32 what) {
   __u64 *c = bpf_map_lookup_elem(&counters, &what);
   if (c) *c += 1;
+}
+
+// Counter indexes.
+#define COUNT_TRANSLATED 0
+#define COUNT_SYN_PASSED 1
+#define COUNT_DUPLICATED 2
+#define COUNT_OUT_OF_WINDOW 3
+
+/*
+ * RFC 5961 §5 and RFC 9293 §3.10.7.4, for what the bridge records: an ACK
+ * only for bytes sent (at most snd_nxt, and not more than a window below
+ * it), the segment inside the servers' receive window around what they
+ * acknowledged. Before anything was sent (no F_SENT), nothing is recorded.
+ */
+static __always_inline int acceptable(const struct conn_val *v, __u32 ack, __u32 seq, __u32 nxt) {
+  if (!(v->flags & F_SENT)) return 0;
+  if ((__s32)(ack - v->snd_nxt) > 0 || v->snd_nxt - ack > MAX_WINDOW) return 0;
+  __u32 win = v->rcv_wnd > 65535 ? v->rcv_wnd : 65535;
+  // The segment's end not before the window's left edge, its start not past the right edge.
+  if ((__s32)(nxt - (v->rcv_nxt - win)) < 0) return 0;
+  if ((__s32)(seq - (v->rcv_nxt + win)) > 0) return 0;
+  return 1;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b) {
+  int same = 1;
+#pragma unroll
+  for (int i = 0; i < 6; i++) same &= a[i] == b[i];
+  return same;
 }
 
 static __always_inline int add32(struct __sk_buff *skb, __u32 off, __u32 delta) {
@@ -118,22 +166,36 @@ static __always_inline int add32(struct __sk_buff *skb, __u32 off, __u32 delta) 
   return bpf_skb_store_bytes(skb, off, &val, 4, 0);
 }
 
-SEC("tc")
-int tcpfo_xlate(struct __sk_buff *skb) {
+/*
+ * The TCP header of an unfragmented IPv4 packet without IP options on
+ * Ethernet, its first 20 bytes in the linear data (pulled if need be); NULL
+ * for anything else. `*ipp` gets the IP header.
+ */
+static __always_inline struct tcphdr *ipv4_tcp(struct __sk_buff *skb, struct iphdr **ipp) {
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;
   if (data + TCP_OFF + 20 > end) {
-    if (bpf_skb_pull_data(skb, TCP_OFF + 20) < 0) return TC_ACT_OK;
+    if (bpf_skb_pull_data(skb, TCP_OFF + 20) < 0) return NULL;
     data = (void *)(long)skb->data;
     end = (void *)(long)skb->data_end;
-    if (data + TCP_OFF + 20 > end) return TC_ACT_OK;
+    if (data + TCP_OFF + 20 > end) return NULL;
   }
   struct ethhdr *eth = data;
-  if (eth->h_proto != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return NULL;
   struct iphdr *ip = data + ETH_LEN;
-  if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP) return TC_ACT_OK;
-  if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_OK;
-  struct tcphdr *th = data + TCP_OFF;
+  if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP) return NULL;
+  if (ip->frag_off & bpf_htons(0x3fff)) return NULL;
+  *ipp = ip;
+  return data + TCP_OFF;
+}
+
+SEC("tc")
+int tcpfo_xlate(struct __sk_buff *skb) {
+  struct iphdr *ip;
+  struct tcphdr *th = ipv4_tcp(skb, &ip);
+  if (!th) return TC_ACT_OK;
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
   __u8 fl = ((__u8 *)th)[13];
   struct svc_key sk = {.addr = ip->daddr, .port = th->dest};
   if (!bpf_map_lookup_elem(&services, &sk)) return TC_ACT_OK;
@@ -142,11 +204,14 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   if (d && d->enabled) {
     // The copy: to the secondary's MAC and from ours (a learning switch must
     // not learn the client's MAC on our port), cloned out; the frame's own
-    // addresses put back.
+    // addresses put back. Only a frame addressed to us, and never one that
+    // came from the secondary: a copy must not go back where it came from
+    // (two nodes that both copy — one a stale program — would bounce it).
     __u8 orig[12];
     if (bpf_skb_load_bytes(skb, 0, orig, 12) < 0) return TC_ACT_OK;
+    if (!mac_eq(orig, &d->macs[6]) || mac_eq(&orig[6], d->macs)) goto copied;
     if (bpf_skb_store_bytes(skb, 0, d->macs, 12, 0) < 0) return TC_ACT_OK;
-    if (bpf_clone_redirect(skb, d->ifindex, 0) == 0) count(2);
+    if (bpf_clone_redirect(skb, d->ifindex, 0) == 0) count(COUNT_DUPLICATED);
     if (bpf_skb_store_bytes(skb, 0, orig, 12, 0) < 0) return TC_ACT_SHOT;
     // The helpers above invalidate the packet pointers: read the headers again.
     data = (void *)(long)skb->data;
@@ -155,10 +220,11 @@ int tcpfo_xlate(struct __sk_buff *skb) {
     ip = data + ETH_LEN;
     th = data + TCP_OFF;
   }
+copied:
   if ((fl & 0x17) == 0x02) {
     // A SYN alone (no ACK, FIN or RST) to the service: as it is.
     skb->mark |= SKIP_MARK;
-    count(1);
+    count(COUNT_SYN_PASSED);
     return TC_ACT_OK;
   }
   // ACK, and neither FIN (0x01) nor RST (0x04); a SYN-ACK (0x12: the client's
@@ -216,20 +282,58 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   if (ts_at >= 0 && (v->flags & F_TS)) {
     if (add32(skb, TCP_OFF + 20 + ts_at + 6, v->dts) < 0) return TC_ACT_SHOT;
   }
-  // What the bridge still needs to know of the client.
+  // What the bridge still needs to know of the client, from an acceptable segment only.
   __u32 nxt = seq + payload + ((fl & 0x02) ? 1 : 0);
-  if (!(v->flags & F_ACK_SEEN)) {
-    v->ack_max = ack;
-    v->nxt_max = nxt;
-    v->flags |= F_ACK_SEEN;  // races with another CPU are benign: both write the same bit
+  if (acceptable(v, ack, seq, nxt)) {
+    if (!(v->flags & F_ACK_SEEN)) {
+      v->ack_max = ack;
+      v->nxt_max = nxt;
+      v->flags |= F_ACK_SEEN;  // races with another CPU are benign: both write the same bit
+    } else {
+      if ((__s32)(ack - v->ack_max) > 0) v->ack_max = ack;
+      if ((__s32)(nxt - v->nxt_max) > 0) v->nxt_max = nxt;
+    }
+    v->seen_ns = bpf_ktime_get_ns();
+    __sync_fetch_and_add(&v->packets, 1);
   } else {
-    if ((__s32)(ack - v->ack_max) > 0) v->ack_max = ack;
-    if ((__s32)(nxt - v->nxt_max) > 0) v->nxt_max = nxt;
+    count(COUNT_OUT_OF_WINDOW);
   }
-  v->seen_ns = bpf_ktime_get_ns();
-  __sync_fetch_and_add(&v->packets, 1);
   skb->mark |= SKIP_MARK;
-  count(0);
+  count(COUNT_TRANSLATED);
+  return TC_ACT_OK;
+}
+
+// On egress: what leaves towards a client of a listed connection — the
+// bridge's releases and the segments it builds — moves snd_nxt (how far the
+// client may acknowledge) and rcv_nxt, rcv_wnd (where the client's data may
+// fall). Only the bridge's own output passes here (P's raw segments are
+// held or dropped in its queue before routing), so no client can move them.
+SEC("tc")
+int tcpfo_sent(struct __sk_buff *skb) {
+  struct iphdr *ip;
+  struct tcphdr *th = ipv4_tcp(skb, &ip);
+  if (!th) return TC_ACT_OK;
+  __u8 fl = ((__u8 *)th)[13];
+  if (fl & 0x04) return TC_ACT_OK;  // a RST moves nothing
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
+  if (!v) return TC_ACT_OK;
+  __u32 doff = th->doff * 4;
+  __u32 tot = bpf_ntohs(ip->tot_len);
+  // A GSO packet larger than 64 KB (BIG TCP) has tot_len 0: its length is the skb's.
+  __u32 len = tot ? tot : skb->len - ETH_LEN;
+  if (len < IP_LEN + doff) return TC_ACT_OK;
+  __u32 nxt = bpf_ntohl(th->seq) + (len - IP_LEN - doff) + ((fl & 0x02) ? 1 : 0) + ((fl & 0x01) ? 1 : 0);
+  if (!(v->flags & F_SENT) || (__s32)(nxt - v->snd_nxt) > 0) v->snd_nxt = nxt;
+  if (fl & 0x10) {
+    __u32 ack = bpf_ntohl(th->ack_seq);
+    if (!(v->flags & F_SENT) || (__s32)(ack - v->rcv_nxt) >= 0) {
+      v->rcv_nxt = ack;
+      __u32 shift = (fl & 0x02) ? 0 : (v->wscale & 15);
+      v->rcv_wnd = (__u32)bpf_ntohs(th->window) << shift;
+    }
+  }
+  v->flags |= F_SENT;
   return TC_ACT_OK;
 }
 

@@ -1,8 +1,9 @@
 // Loads and attaches the primary's inbound translation (native/xlate.bpf.c)
-// with libbpf, and gives JS its connection map. The tc filter has a fixed
-// handle and priority on the LAN interface's ingress: a restarted bridge
-// replaces a killed predecessor's in one step (BPF_TC_F_REPLACE), and
-// `tcpfo cleanup` finds it.
+// with libbpf, and gives JS its connection map. The tc filters have a fixed
+// handle and priority on the LAN interface's ingress (the translation) and
+// egress (what was released): a restarted bridge replaces a killed
+// predecessor's in one step (BPF_TC_F_REPLACE), and any start and
+// `tcpfo cleanup` find them.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -37,9 +38,13 @@ struct ConnVal {
   uint32_t flags;
   uint32_t ack_max;
   uint32_t nxt_max;
-  uint32_t pad;
+  uint32_t wscale;
   uint64_t seen_ns;
   uint64_t packets;
+  uint32_t snd_nxt;  // written by the egress program
+  uint32_t rcv_nxt;
+  uint32_t rcv_wnd;
+  uint32_t pad;
 };
 
 constexpr uint32_t F_ACK_SEEN = 2;
@@ -104,22 +109,15 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* dup = bpf_object__find_map_by_name(obj_, "dup");
     if (!dup) { Fail(env, "no map dup in the object", ENOENT); return; }
     dup_fd_ = bpf_map__fd(dup);
-    hook_.sz = sizeof(hook_);
-    hook_.ifindex = static_cast<int>(ifindex_);
-    hook_.attach_point = BPF_TC_INGRESS;
-    // The clsact qdisc is the bridge's to add (journaled, bridge/io/node-state.ts); here it exists.
-    err = bpf_tc_hook_create(&hook_);
-    if (err && err != -EEXIST) { Fail(env, "bpf_tc_hook_create (clsact)", -err); return; }
-    struct bpf_tc_opts opts;
-    memset(&opts, 0, sizeof(opts));
-    opts.sz = sizeof(opts);
-    opts.handle = TC_HANDLE;
-    opts.priority = TC_PRIORITY;
-    opts.prog_fd = bpf_program__fd(prog);
-    opts.flags = BPF_TC_F_REPLACE;
-    err = bpf_tc_attach(&hook_, &opts);
-    if (err) { Fail(env, "bpf_tc_attach", -err); return; }
-    attached_ = true;
+    struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
+    if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
+    // Egress first: what the bridge releases is recorded before a client segment is judged by it.
+    err = Attach(BPF_TC_EGRESS, bpf_program__fd(sent));
+    if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return; }
+    egress_ = true;
+    err = Attach(BPF_TC_INGRESS, bpf_program__fd(prog));
+    if (err) { Fail(env, "bpf_tc_attach (ingress)", -err); return; }
+    ingress_ = true;
   }
 
   ~Xlate() override { Teardown(); }
@@ -131,16 +129,48 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     err.ThrowAsJavaScriptException();
   }
 
+  // Attaches `fd` at our fixed handle and priority on one side of the LAN interface,
+  // replacing what a killed predecessor left there. The clsact qdisc is the bridge's to
+  // add (journaled, bridge/io/node-state.ts); here it exists.
+  int Attach(enum bpf_tc_attach_point where, int fd) {
+    struct bpf_tc_hook hook = HookOf(ifindex_, where);
+    int err = bpf_tc_hook_create(&hook);
+    if (err && err != -EEXIST) return err;
+    struct bpf_tc_opts opts = OptsOf();
+    opts.prog_fd = fd;
+    opts.flags = BPF_TC_F_REPLACE;
+    return bpf_tc_attach(&hook, &opts);
+  }
+
+  static struct bpf_tc_hook HookOf(unsigned ifindex, enum bpf_tc_attach_point where) {
+    struct bpf_tc_hook hook;
+    memset(&hook, 0, sizeof(hook));
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(ifindex);
+    hook.attach_point = where;
+    return hook;
+  }
+
+  static struct bpf_tc_opts OptsOf() {
+    struct bpf_tc_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.handle = TC_HANDLE;
+    opts.priority = TC_PRIORITY;
+    return opts;
+  }
+
+  // Removes our filter from one side of an interface; whether there was one.
+  static bool Detach(unsigned ifindex, enum bpf_tc_attach_point where) {
+    struct bpf_tc_hook hook = HookOf(ifindex, where);
+    struct bpf_tc_opts opts = OptsOf();
+    return bpf_tc_detach(&hook, &opts) == 0;
+  }
+
   void Teardown() {
-    if (attached_) {
-      struct bpf_tc_opts opts;
-      memset(&opts, 0, sizeof(opts));
-      opts.sz = sizeof(opts);
-      opts.handle = TC_HANDLE;
-      opts.priority = TC_PRIORITY;
-      bpf_tc_detach(&hook_, &opts);
-      attached_ = false;
-    }
+    if (ingress_) Detach(ifindex_, BPF_TC_INGRESS);
+    if (egress_) Detach(ifindex_, BPF_TC_EGRESS);
+    ingress_ = egress_ = false;
     if (obj_) {
       bpf_object__close(obj_);
       obj_ = nullptr;
@@ -161,16 +191,17 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return k;
   }
 
-  // set(client, service, cport, sport, dseq, dts, flags) -> boolean
+  // set(client, service, cport, sport, dseq, dts, flags, wscale) -> boolean
   Napi::Value Set(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (map_fd_ < 0 || info.Length() < 7) return Napi::Boolean::New(env, false);
+    if (map_fd_ < 0 || info.Length() < 8) return Napi::Boolean::New(env, false);
     ConnKey k = KeyOf(info);
     ConnVal v;
     memset(&v, 0, sizeof(v));
     v.dseq = info[4].As<Napi::Number>().Uint32Value();
     v.dts = info[5].As<Napi::Number>().Uint32Value();
     v.flags = info[6].As<Napi::Number>().Uint32Value();
+    v.wscale = info[7].As<Napi::Number>().Uint32Value();
     return Napi::Boolean::New(env, bpf_map_update_elem(map_fd_, &k, &v, BPF_ANY) == 0);
   }
 
@@ -222,14 +253,14 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(dup_fd_, &zero, &v, BPF_ANY) == 0);
   }
 
-  // counters() -> { translated, synsPassed, duplicated }: summed over CPUs.
+  // counters() -> { translated, synsPassed, duplicated, outOfWindow }: summed over CPUs.
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    const char* names[3] = {"translated", "synsPassed", "duplicated"};
-    for (uint32_t k = 0; k < 3; k++) {
+    const char* names[4] = {"translated", "synsPassed", "duplicated", "outOfWindow"};
+    for (uint32_t k = 0; k < 4; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
         for (int c = 0; c < ncpu; c++) sum += vals[c];
@@ -257,7 +288,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return info.Env().Undefined();
   }
 
-  // Xlate.detach(ifname): removes our filter from an interface (what a killed bridge left). -> whether there was one
+  // Xlate.detach(ifname): removes our filters (ingress and egress) from an interface, whoever
+  // made its qdisc (what a killed bridge left). -> whether there was one
   static Napi::Value DetachStatic(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) return Napi::Boolean::New(env, false);
@@ -265,27 +297,19 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     unsigned idx = if_nametoindex(ifname.c_str());
     if (!idx) return Napi::Boolean::New(env, false);
     libbpf_set_print(LibbpfQuiet);
-    struct bpf_tc_hook hook;
-    memset(&hook, 0, sizeof(hook));
-    hook.sz = sizeof(hook);
-    hook.ifindex = static_cast<int>(idx);
-    hook.attach_point = BPF_TC_INGRESS;
-    struct bpf_tc_opts opts;
-    memset(&opts, 0, sizeof(opts));
-    opts.sz = sizeof(opts);
-    opts.handle = TC_HANDLE;
-    opts.priority = TC_PRIORITY;
-    return Napi::Boolean::New(env, bpf_tc_detach(&hook, &opts) == 0);
+    const bool in = Detach(idx, BPF_TC_INGRESS);
+    const bool out = Detach(idx, BPF_TC_EGRESS);
+    return Napi::Boolean::New(env, in || out);
   }
 
   unsigned ifindex_ = 0;
   struct bpf_object* obj_ = nullptr;
-  struct bpf_tc_hook hook_ = {};
   int map_fd_ = -1;
   int svc_fd_ = -1;
   int cnt_fd_ = -1;
   int dup_fd_ = -1;
-  bool attached_ = false;
+  bool ingress_ = false;
+  bool egress_ = false;
 };
 
 }  // namespace

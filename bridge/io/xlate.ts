@@ -3,7 +3,8 @@
  * loaded by native/xlate.cc): a tc ingress program on the LAN interface
  * moves the client's ACK, SACK blocks and timestamp echo into P's spaces for
  * every connection the merger lists in its map, and marks the segment so the
- * bridge's queue lets it pass. The common segment of an established
+ * bridge's queue lets it pass; a tc egress program records what the bridge
+ * released, so that only a client segment inside the windows is recorded. The common segment of an established
  * connection, and a client's SYN to the service, reach P's TCP without a
  * trip to user space; closes, resets and unusual layouts still go through
  * the queue.
@@ -14,7 +15,7 @@ import { PACKAGE_ROOT } from './paths.js';
 import type { PortSet } from '../ports.js';
 
 interface NativeXlate {
-  set(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number): boolean;
+  set(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number, wscale: number): boolean;
   remove(client: number, service: number, cport: number, sport: number): void;
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
   service(addr: number, port: number): boolean;
@@ -45,6 +46,8 @@ export interface XlateCounters {
   synsPassed: number;
   /** The client's frames copied to the secondary (lan.mode: switch). */
   duplicated: number;
+  /** Client segments translated but not recorded: outside the windows (a forged or very old segment). */
+  outOfWindow: number;
 }
 
 export interface ConnAddr {
@@ -88,8 +91,9 @@ export class InboundXlate {
     }
   }
 
-  add(c: ConnAddr, dseq: number, dts: number, timestamps: boolean): boolean {
-    return this.x.set(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0);
+  /** Lists a merged connection: its offsets, and the window scale its client was told (the servers' windows are in its units). */
+  add(c: ConnAddr, dseq: number, dts: number, timestamps: boolean, wscale: number): boolean {
+    return this.x.set(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0, wscale);
   }
 
   remove(c: ConnAddr): void {
@@ -121,7 +125,7 @@ export class InboundXlate {
   }
 
   private closed = false;
-  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0 };
+  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0, outOfWindow: 0 };
 
   /** The counters, also after close (their last values). */
   get stats(): XlateCounters {

@@ -145,7 +145,7 @@ export class PrimaryBridge {
     };
     // The kernel's translation of the client's segments, once attached (setup).
     const offload: InboundOffload = {
-      add: (c, dseq, dts, ts) => void this.xlate?.add(c, dseq, dts, ts),
+      add: (c, dseq, dts, ts, wscale) => void this.xlate?.add(c, dseq, dts, ts, wscale),
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
     };

@@ -25,7 +25,7 @@
 import { ipv4ToString } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { IPPROTO_TCP } from '../wire/ipv4.js';
-import { seqAdd, seqGt, seqLe, seqLt, seqSub } from '../wire/seq.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
@@ -60,6 +60,14 @@ export class Merger implements MergeCore {
   readonly diverged = new Set<Conn>();
   readonly closing = new Set<Conn>();
   private readonly adopted = new AdoptedTable();
+  /**
+   * S's SYN(-ACK)s that came before P's, by connection: a copy of each, at
+   * most maxPendingHandshakes, oldest forgotten first and after
+   * handshakeTimeoutMs. A connection enters the table only with P's
+   * SYN(-ACK) — proof that P's TCP saw the SYN — so segments forged with
+   * the secondary's address never fill it.
+   */
+  private readonly earlyS = new Map<string, { pkt: Buffer; at: number }>();
   private nextExpiry = 0;
   /** The time of the event being handled (every entry point sets it). */
   private now = 0;
@@ -257,6 +265,7 @@ export class Merger implements MergeCore {
           return;
         }
         c = this.create(seg.dst, seg.dstPort, seg.srcPort, now);
+        this.takeEarlyS(c);
       }
       c.lastSeen = now;
       if (c.phase === 'handshake') {
@@ -280,6 +289,8 @@ export class Merger implements MergeCore {
     if ((!c || (c.phase === 'handshake' && !c.synP)) && this.adopted.seen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)) {
       if (c) {
         this.remove(c);
+        this.copiedByS(seg.dst, seg.dstPort, seg.srcPort);
+      } else if (this.earlyS.delete(Merger.earlyKey(seg.dst, seg.dstPort, seg.srcPort))) {
         this.copiedByS(seg.dst, seg.dstPort, seg.srcPort);
       }
       this.sink.accept(id);
@@ -389,19 +400,11 @@ export class Merger implements MergeCore {
         return;
       }
       if (!c || c.closedAt !== null) {
-        if (this.alone) return;
-        if (c) this.remove(c);
-        if (!this.room(false)) {
-          this.stats.drops['table-full']++;
-          return;
-        }
-        c = this.create(client, seg.dstPort, seg.srcPort, now);
+        // Before P's: kept aside until P's SYN(-ACK) shows the connection is real.
+        if (!this.alone) this.keepEarlyS(client, seg, pkt, now);
+        return;
       }
-      if (c.phase === 'handshake') {
-        c.synS = synInfo(seg, opts);
-        if (flags & TCP_ACK_FLAG) noteAck(c, 'S', seg);
-        if (c.synP) this.completeHandshake(c, false);
-      }
+      if (c.phase === 'handshake') this.synFromS(c, seg, opts);
       return;
     }
     if (!c || c.phase === 'handshake') {
@@ -421,6 +424,10 @@ export class Merger implements MergeCore {
     if (flags & TCP_ACK_FLAG) noteAck(c, 'S', seg);
     noteTs(c, 'S', seg);
     if (flags & TCP_RST) {
+      if (!this.inSendWindowOfS(c, seg.seq, now)) {
+        this.stats.drops['out-of-window']++;
+        return;
+      }
       if (c.rstP) {
         // Both servers aborted: what S covered of P's held bytes, then P's RST.
         abortBoth(this, c, now);
@@ -565,11 +572,73 @@ export class Merger implements MergeCore {
       }
     }
     this.adopted.expire(now, this.cfg.idleTimeoutMs);
+    this.expireEarlyS(now);
     this.stats.expired += n;
     return n;
   }
 
   // --- internals ---------------------------------------------------------------
+
+  /** S's SYN(-ACK) into the handshake of `c`. */
+  private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[]): void {
+    c.synS = synInfo(seg, opts);
+    if (seg.has(TCP_ACK_FLAG)) noteAck(c, 'S', seg);
+    if (c.synP) this.completeHandshake(c, false);
+  }
+
+  private static earlyKey(client: number, clientPort: number, servicePort: number): string {
+    return `${client}:${connKey(clientPort, servicePort)}`;
+  }
+
+  /** Keeps a copy of S's SYN(-ACK) that came before P's (bounded, oldest out first). */
+  private keepEarlyS(client: number, seg: TcpSegment, pkt: Buffer, now: number): void {
+    const key = Merger.earlyKey(client, seg.dstPort, seg.srcPort);
+    this.earlyS.delete(key); // a retransmission: the newest, at the back
+    while (this.earlyS.size >= this.cfg.maxPendingHandshakes) {
+      const oldest = this.earlyS.keys().next().value!;
+      this.earlyS.delete(oldest);
+      this.stats.drops['unmatched-syn']++;
+    }
+    this.earlyS.set(key, { pkt: Buffer.from(pkt), at: now });
+  }
+
+  /** P's SYN(-ACK) created `c`: S's, if it came first, joins it. */
+  private takeEarlyS(c: Conn): void {
+    if (!this.earlyS.size) return;
+    const key = Merger.earlyKey(c.client, c.clientPort, c.servicePort);
+    const early = this.earlyS.get(key);
+    if (!early) return;
+    this.earlyS.delete(key);
+    const parsed = parseIpv4Tcp(early.pkt);
+    if (parsed instanceof WireError) return;
+    const opts = parsed.tcp.options();
+    if (opts instanceof WireError) return;
+    this.synFromS(c, parsed.tcp, opts);
+  }
+
+  /** Forgets S's early SYN(-ACK)s older than handshakeTimeoutMs (oldest first: the map is in arrival order). */
+  private expireEarlyS(now: number): void {
+    for (const [key, e] of this.earlyS) {
+      if (now - e.at <= this.cfg.handshakeTimeoutMs) break;
+      this.earlyS.delete(key);
+      this.stats.drops['unmatched-syn']++;
+    }
+  }
+
+  /**
+   * Whether `seq` (S's space) lies where S's own RST can: from what the
+   * client may have acknowledged (a RST answering its segment carries its
+   * ACK) up to what S has sent (an abort carries S's next number). A blind
+   * attacker with the secondary's address hits this range only by luck.
+   */
+  private inSendWindowOfS(c: Conn, seq: number, now: number): boolean {
+    refresh(this, c, now);
+    const lo = c.hasAckClient && seqLt(c.ackClient, c.relNxt) ? c.ackClient : c.hasAckClient ? c.relNxt : c.isn;
+    let hi = c.relNxt;
+    if (c.sMax !== null && seqGt(c.sMax, hi)) hi = c.sMax;
+    if (c.finS !== null && seqGt(seqAdd(c.finS, 1), hi)) hi = seqAdd(c.finS, 1);
+    return seqGe(seq, lo) && seqLe(seq, hi);
+  }
 
   /** Acts on a secondary silent on `c` (merge/expiry.ts). */
   private checkSilence(c: Conn, now: number): void {

@@ -10,9 +10,10 @@ describe('metrics', () => {
     expect(text).not.toMatch(/^tcpfo_heartbeat_rtt_seconds /m);
     expect(text).not.toMatch(/^tcpfo_last_failover_duration_seconds /m);
     expect(text).not.toMatch(/^tcpfo_server_up /m);
-    const known = await buildRegistry(() => snap({ serverHealthy: false, kernelInbound: { translated: 5, synsPassed: 2, duplicated: 0 } })).metrics();
+    const known = await buildRegistry(() => snap({ serverHealthy: false, kernelInbound: { translated: 5, synsPassed: 2, duplicated: 0, outOfWindow: 1 } })).metrics();
     expect(known).toMatch(/^tcpfo_server_up 0$/m);
     expect(known).toContain('tcpfo_kernel_inbound_total{action="translated"} 5');
+    expect(known).toContain('tcpfo_kernel_inbound_total{action="out-of-window"} 1');
   });
 
   it('exposes the bridge’s counters under tcpfo_ names, with base units and _total counters', async () => {

@@ -5,7 +5,7 @@ import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
 import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
+import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP, type RecordingSink } from './harness.js';
 import type { InboundOffload } from '../../bridge/primary/merger.js';
 
 const B = (s: string) => Buffer.from(s);
@@ -755,14 +755,26 @@ describe('blind segments from spoofed clients change nothing (RFC 5961)', () => 
 });
 
 describe('the kernel translating the client’s common segments (InboundOffload)', () => {
-  /** A stand-in for io/xlate.ts: what the kernel was told, and what it saw. */
+  /**
+   * A stand-in for io/xlate.ts that behaves as native/xlate.bpf.c does: the
+   * egress program's view (how far the bridge released, the ACK and window it
+   * sent) from what went towards the client, and a client segment recorded
+   * — serial maxima of its ACK and end — only inside the windows.
+   */
   class FakeOffload implements InboundOffload {
-    readonly entries = new Map<string, { dseq: number; dts: number; ts: boolean; seen: { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } }>();
+    readonly entries = new Map<string, { dseq: number; dts: number; ts: boolean; wscale: number; seen: { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } }>();
+    outOfWindow = 0;
+    private sink: RecordingSink | null = null;
+    /** What went towards the client (the egress program's view). */
+    watch(sink: RecordingSink): this {
+      this.sink = sink;
+      return this;
+    }
     key(c: { client: number; clientPort: number; servicePort: number }): string {
       return `${c.client}:${c.clientPort}:${c.servicePort}`;
     }
-    add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean): void {
-      this.entries.set(this.key(c), { dseq, dts, ts, seen: { packets: 0 } });
+    add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean, wscale: number): void {
+      this.entries.set(this.key(c), { dseq, dts, ts, wscale, seen: { packets: 0 } });
     }
     remove(c: { client: number; clientPort: number; servicePort: number }): void {
       this.entries.delete(this.key(c));
@@ -770,18 +782,43 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     seen(c: { client: number; clientPort: number; servicePort: number }) {
       return this.entries.get(this.key(c))?.seen ?? null;
     }
-    /** The kernel translated a client segment acknowledging `ack` and ending at `nxt`. */
-    client(ack: number, nxt: number, ageMs = 0): void {
+    /** tcpfo_sent: snd_nxt, rcv_nxt, rcv_wnd from what left towards the client (no RSTs). */
+    private sent(wscale: number): { sndNxt: number; rcvNxt: number; rcvWnd: number } | null {
+      let r: { sndNxt: number; rcvNxt: number; rcvWnd: number } | null = null;
+      for (const { repr } of this.sink!.toClient) {
+        if (repr.flags & TCP_RST) continue;
+        const syn = (repr.flags & TCP_SYN) !== 0;
+        const end = seqAdd(repr.seq, repr.payload.length + (syn ? 1 : 0) + (repr.flags & TCP_FIN ? 1 : 0));
+        r ??= { sndNxt: end, rcvNxt: repr.ack, rcvWnd: repr.window };
+        if (seqSub(end, r.sndNxt) > 0 && seqSub(end, r.sndNxt) < 2 ** 31) r.sndNxt = end;
+        if (repr.flags & TCP_ACK_FLAG && seqSub(repr.ack, r.rcvNxt) < 2 ** 31) {
+          r.rcvNxt = repr.ack;
+          r.rcvWnd = repr.window * 2 ** (syn ? 0 : wscale);
+        }
+      }
+      return r;
+    }
+    /** The kernel translated a client segment from `seq`, acknowledging `ack` and ending at `nxt`. */
+    client(ack: number, nxt: number, ageMs = 0, seq = nxt): void {
       const e = [...this.entries.values()][0]!;
-      e.seen = { packets: e.seen.packets + 1, ageMs, ackMax: ack, nxtMax: nxt };
+      const s = this.sent(e.wscale);
+      const win = Math.max(s?.rcvWnd ?? 0, 65535);
+      const after = (a: number, b: number) => seqSub(a, b) > 0 && seqSub(a, b) < 2 ** 31;
+      if (!s || after(ack, s.sndNxt) || seqSub(s.sndNxt, ack) > 65535 * 2 ** 14 || after(seqSub(s.rcvNxt, win), nxt) || after(seq, seqAdd(s.rcvNxt, win))) {
+        this.outOfWindow++;
+        return;
+      }
+      const max = (old: number | undefined, v: number) => (old === undefined || after(v, old) ? v : old);
+      e.seen = { packets: e.seen.packets + 1, ageMs, ackMax: max(e.seen.ackMax, ack), nxtMax: max(e.seen.nxtMax, nxt) };
     }
   }
 
   it('is told each merged connection’s offsets, and forgets it with the connection', () => {
     const off = new FakeOffload();
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { handshakeTimeoutMs: 10_000 }, off);
+    off.watch(pair.sink);
     pair.handshake();
-    expect([...off.entries.values()]).toEqual([{ dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true, seen: { packets: 0 } }]);
+    expect([...off.entries.values()]).toEqual([{ dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true, wscale: 7, seen: { packets: 0 } }]);
     pair.now = 10_001;
     expect(pair.merger.poll(pair.now)).toBe(1); // never acknowledged: a spoofed SYN's entry
     expect(off.entries.size).toBe(0);
@@ -790,6 +827,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   it('a connection whose client the kernel alone heard is established, and stays (not expired at the handshake timeout)', () => {
     const off = new FakeOffload();
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000, idleTimeoutMs: 60_000 }, off);
+    off.watch(pair.sink);
     const cisn = pair.handshake();
     off.client(ISN_S + 1, cisn + 1, 0);
     pair.now = 10_001;
@@ -806,6 +844,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   it('P’s retransmission of bytes the client acknowledged to the kernel is dropped (the ACK read back)', () => {
     const off = new FakeOffload();
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
     const cack = seqAdd(pair.handshake(), 1);
     const pStart = pair.p.nxt;
     pair.fromP(pair.p.data(B('abcdef'), cack));
@@ -819,13 +858,46 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   it('an ACK the kernel saw beyond what was released (blind) is not taken: the retransmission still goes out', () => {
     const off = new FakeOffload();
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
     const cack = seqAdd(pair.handshake(), 1);
     const pStart = pair.p.nxt;
     pair.fromP(pair.p.data(B('abcdef'), cack));
     pair.fromS(pair.s.data(B('abcdef'), cack));
     off.client(ISN_S + 1_000_000, cack);
+    expect(off.outOfWindow).toBe(1);
     const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
     expect(pair.sink.fate(re)).toBe('accept');
+  });
+
+  it('four forged ACKs walking the sequence space (X + k·2³⁰) record nothing; the client’s own ACK is recorded after them', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    // The worst case for the old serial maximum: it ends 2²⁹ ahead of every real ACK.
+    const x = seqAdd(ISN_S + 7, 3 * 2 ** 29);
+    for (let k = 0; k < 4; k++) off.client(seqAdd(x, k * 2 ** 30), cack);
+    expect(off.outOfWindow).toBeGreaterThanOrEqual(3);
+    off.client(ISN_S + 7, cack);
+    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+    expect(pair.sink.fate(re)).toBe('drop'); // the client's real ACK was read back
+    expect(pair.merger.stats.drops['client-acknowledged']).toBe(1);
+  });
+
+  it('a client sequence end read back outside the receive window is not taken (a forged exact RST must not follow)', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    // An ACK the model records, with an end far outside the window (as an unchecked kernel would have).
+    const e = [...off.entries.values()][0]!;
+    e.seen = { packets: 1, ageMs: 0, ackMax: ISN_S + 1, nxtMax: seqAdd(cack, 2 ** 30) };
+    const rst = clientSeg({ seq: seqAdd(cack, 2 ** 30), ack: 0, flags: TCP_RST });
+    pair.fromClient(rst);
+    expect(pair.merger.phases().closed).toBe(0);
   });
 });
 
@@ -895,12 +967,42 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     const refused = pair.fromP(synAck(50003, 10));
     expect(pair.sink.fate(refused)).toBe('drop');
     expect(pair.merger.stats.drops['table-full']).toBe(1);
-    fromS(pair, 50004, 20); // S's side of a fourth is not tracked either
-    expect(pair.merger.stats.drops['table-full']).toBe(2);
+    fromS(pair, 50004, 20); // S's side of a fourth is only kept aside, until P's comes
+    expect(pair.merger.stats.drops['table-full']).toBe(1);
     expect(pair.merger.connections).toBe(3);
     const id = pair.fromP(pair.p.data(B('still here'), cack));
     pair.fromS(pair.s.data(B('still here'), cack));
     expect(pair.sink.fate(id)).toBe('accept');
+  });
+
+  it('S’s SYN-ACKs with no SYN-ACK of P’s (forged with the secondary’s address) never enter the table; bounded, forgotten, counted', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { maxPendingHandshakes: 16, handshakeTimeoutMs: 2000 });
+    for (let port = 40_000; port < 42_000; port++) fromS(pair, port, port * 7);
+    expect(pair.merger.connections).toBe(0);
+    expect(pair.merger.stats.drops['unmatched-syn']).toBe(2000 - 16);
+    // The 16 newest are kept: P's SYN-ACK for one of them merges at once.
+    const id = pair.fromP(synAck(41_999, 10));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.merger.phases().merging).toBe(1);
+    // The rest are forgotten after the handshake timeout.
+    pair.now = 2001;
+    pair.merger.poll(pair.now);
+    expect(pair.merger.stats.drops['unmatched-syn']).toBe(2000 - 1);
+    const late = pair.fromP(synAck(41_998, 10));
+    expect(pair.sink.fate(late)).toBeUndefined(); // waits for S's again
+  });
+
+  it('a RST from the secondary’s address outside S’s send window changes nothing; S’s own abort does', () => {
+    const { pair, cack } = established();
+    pair.fromP(pair.p.data(B('hello'), cack));
+    pair.fromS(pair.s.data(B('hello'), cack));
+    for (const seq of [ISN_S + 10_000, ISN_S - 10_000, (ISN_S + 2 ** 31) >>> 0, 12345]) {
+      pair.fromS(buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: CPORT, seq, ack: cack, flags: TCP_RST | TCP_ACK_FLAG, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) }));
+    }
+    expect(pair.merger.stats.drops['out-of-window']).toBe(4);
+    expect(pair.merger.phases().merging).toBe(1);
+    pair.fromS(pair.s.data(Buffer.alloc(0), cack, 0, TCP_RST | TCP_ACK_FLAG)); // at S's next number
+    expect(pair.merger.phases().merging).toBe(0);
   });
 
   it('holds at most maxPendingHandshakes SYN-ACKs in the kernel’s queue', () => {
@@ -1082,7 +1184,7 @@ describe('adopted connections (roles swapped after a failure)', () => {
   it('the same when S’s half was already tracked (S’s SYN-ACK before the listing): P’s first segment removes it and passes', () => {
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
     pair.fromS(pair.s.synAck(5000));
-    expect(pair.merger.phases().handshake).toBe(1);
+    expect(pair.merger.phases().handshake).toBe(0); // kept aside until P's SYN-ACK: not in the table
     pair.merger.adopt([{ client: CLIENT, clientPort: CPORT, servicePort: SPORT }], 0);
     const id = pair.fromP(pair.p.data(B('served alone'), 5001));
     expect(pair.sink.fate(id)).toBe('accept');

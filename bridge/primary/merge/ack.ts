@@ -129,11 +129,7 @@ export function acceptableFromClient(c: Conn, seg: TcpSegment): boolean {
   } else if (!seg.has(TCP_SYN)) {
     return false; // after the handshake every genuine segment carries an ACK
   }
-  if (!c.hasAckP && !c.hasAckS) return true; // §7.2: no server has acknowledged the client's SYN yet
-  const lo = c.hasAckP && c.hasAckS ? seqMin(c.ackP, c.ackS) : c.hasAckP ? c.ackP : c.ackS;
-  const hi = c.hasAckP && c.hasAckS ? seqMax(c.ackP, c.ackS) : lo;
-  const win = Math.max(c.winP, c.winS, 65535);
-  return seqGe(seqAdd(seg.seq, seg.seqLength), seqSub(lo, win)) && seqLe(seg.seq, seqAdd(hi, win));
+  return inReceiveWindow(c, seg.seq, seqAdd(seg.seq, seg.seqLength));
 }
 
 /** The client's highest ACK, once it acknowledges the handshake. */
@@ -192,5 +188,14 @@ export function refresh(core: MergeCore, c: Conn, now: number): void {
   c.offloadPackets = seen.packets;
   if (seen.ageMs !== undefined) c.lastSeen = Math.max(c.lastSeen, now - seen.ageMs);
   if (seen.ackMax !== undefined && seqGt(seen.ackMax, c.isn) && seqLe(seen.ackMax, c.relNxt)) noteClientAck(c, seen.ackMax);
-  if (seen.nxtMax !== undefined) noteClientNxt(c, seen.nxtMax);
+  if (seen.nxtMax !== undefined && inReceiveWindow(c, seen.nxtMax, seen.nxtMax)) noteClientNxt(c, seen.nxtMax);
+}
+
+/** Whether client data from `seq` to `end` falls within the servers' receive windows (RFC 9293 §3.10.7.4). */
+function inReceiveWindow(c: Conn, seq: number, end: number): boolean {
+  if (!c.hasAckP && !c.hasAckS) return true; // §7.2: no server has acknowledged the client's SYN yet
+  const lo = c.hasAckP && c.hasAckS ? seqMin(c.ackP, c.ackS) : c.hasAckP ? c.ackP : c.ackS;
+  const hi = c.hasAckP && c.hasAckS ? seqMax(c.ackP, c.ackS) : lo;
+  const win = Math.max(c.winP, c.winS, 65535);
+  return seqGe(end, seqSub(lo, win)) && seqLe(seq, seqAdd(hi, win));
 }

@@ -34,7 +34,7 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   c.tsecr = s.tsecr ?? p.tsecr ?? 0;
   core.stats.handshakes++;
   // From here on the kernel may translate the client's common segments itself.
-  core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn);
+  core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
   const h = c.heldSyn!;
   c.heldSyn = null;
   core.pending.delete(c);

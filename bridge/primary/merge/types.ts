@@ -29,7 +29,8 @@ export interface ConnId {
  * a reset).
  */
 export interface InboundOffload {
-  add(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean): void;
+  /** `wscale`: the window scale the client was told (S's). */
+  add(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscale: number): void;
   remove(c: OffloadKey): void;
   seen(c: OffloadKey): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
 }
@@ -104,7 +105,22 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   earlyEndGraceMs: 3000,
 };
 
-export type DropReason = 'unknown-connection' | 'malformed' | 'diverted-unknown' | 'store-full' | 'degraded-diverted' | 'table-full' | 'client-acknowledged' | 'bad-checksum';
+/**
+ * Why a packet was dropped. 'out-of-window': a secondary's RST outside its
+ * send window (forged, or very old); 'unmatched-syn': a secondary's SYN(-ACK)
+ * no SYN(-ACK) of P's ever matched (forged, or P never answered), forgotten.
+ */
+export type DropReason =
+  | 'unknown-connection'
+  | 'malformed'
+  | 'diverted-unknown'
+  | 'store-full'
+  | 'degraded-diverted'
+  | 'table-full'
+  | 'client-acknowledged'
+  | 'bad-checksum'
+  | 'out-of-window'
+  | 'unmatched-syn';
 
 /**
  * What the kernel says of a packet's TCP checksum (NFQUEUE skbinfo):
@@ -159,7 +175,18 @@ export function newStats(): MergerStats {
     evictedClosed: 0,
     secondarySilent: 0,
     adopted: 0,
-    drops: { 'unknown-connection': 0, malformed: 0, 'diverted-unknown': 0, 'store-full': 0, 'degraded-diverted': 0, 'table-full': 0, 'client-acknowledged': 0, 'bad-checksum': 0 },
+    drops: {
+      'unknown-connection': 0,
+      malformed: 0,
+      'diverted-unknown': 0,
+      'store-full': 0,
+      'degraded-diverted': 0,
+      'table-full': 0,
+      'client-acknowledged': 0,
+      'bad-checksum': 0,
+      'out-of-window': 0,
+      'unmatched-syn': 0,
+    },
   };
 }
 
