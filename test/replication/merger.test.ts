@@ -813,6 +813,18 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     }
   }
 
+  /** A merged connection through the kernel's translation, six bytes released; P's retransmission of them starts at pStart. */
+  function sixBytesReleased() {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    const pStart = pair.p.nxt;
+    pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    return { off, pair, cack, pStart };
+  }
+
   it('is told each merged connection’s offsets, and forgets it with the connection', () => {
     const off = new FakeOffload();
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { handshakeTimeoutMs: 10_000 }, off);
@@ -842,13 +854,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   });
 
   it('P’s retransmission of bytes the client acknowledged to the kernel is dropped (the ACK read back)', () => {
-    const off = new FakeOffload();
-    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
-    off.watch(pair.sink);
-    const cack = seqAdd(pair.handshake(), 1);
-    const pStart = pair.p.nxt;
-    pair.fromP(pair.p.data(B('abcdef'), cack));
-    pair.fromS(pair.s.data(B('abcdef'), cack));
+    const { off, pair, cack, pStart } = sixBytesReleased();
     off.client(ISN_S + 7, cack);
     const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
     expect(pair.sink.fate(re)).toBe('drop');
@@ -856,13 +862,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   });
 
   it('an ACK the kernel saw beyond what was released (blind) is not taken: the retransmission still goes out', () => {
-    const off = new FakeOffload();
-    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
-    off.watch(pair.sink);
-    const cack = seqAdd(pair.handshake(), 1);
-    const pStart = pair.p.nxt;
-    pair.fromP(pair.p.data(B('abcdef'), cack));
-    pair.fromS(pair.s.data(B('abcdef'), cack));
+    const { off, pair, cack, pStart } = sixBytesReleased();
     off.client(ISN_S + 1_000_000, cack);
     expect(off.outOfWindow).toBe(1);
     const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
@@ -870,13 +870,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   });
 
   it('four forged ACKs walking the sequence space (X + k·2³⁰) record nothing; the client’s own ACK is recorded after them', () => {
-    const off = new FakeOffload();
-    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
-    off.watch(pair.sink);
-    const cack = seqAdd(pair.handshake(), 1);
-    const pStart = pair.p.nxt;
-    pair.fromP(pair.p.data(B('abcdef'), cack));
-    pair.fromS(pair.s.data(B('abcdef'), cack));
+    const { off, pair, cack, pStart } = sixBytesReleased();
     // The worst case for the old serial maximum: it ends 2²⁹ ahead of every real ACK.
     const x = seqAdd(ISN_S + 7, 3 * 2 ** 29);
     for (let k = 0; k < 4; k++) off.client(seqAdd(x, k * 2 ** 30), cack);
