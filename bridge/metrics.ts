@@ -40,6 +40,8 @@ export interface MetricsSnapshot {
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
+  /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
+  evicted?: Record<string, number>;
   /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
   prefixBytesTrimmed: number;
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
@@ -159,6 +161,9 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
   readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
   readCounter(reg, 'tcpfo_prefix_trimmed_bytes_total', 'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)', [], (c) => c.inc(get().prefixBytesTrimmed));
+  readCounter(reg, 'tcpfo_evicted_total', 'Connection entries forgotten to make room for a new connection in a full table: closed (lingering) or half-open (never acknowledged by the client: a SYN flood)', ['state'], (c) => {
+    for (const [state, n] of Object.entries(get().evicted ?? {})) c.inc({ state }, n);
+  });
   readCounter(reg, 'tcpfo_secondary_silent_total', 'Connections put on primary-only because the live secondary made no progress on them (lost its socket)', [], (c) => c.inc(get().secondarySilent));
   readCounter(reg, 'tcpfo_retransmissions_total', 'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)', ['source'], (c) => {
     for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);

@@ -503,6 +503,7 @@ export class PrimaryBridge {
       heldSegments: q.heldSegments,
       divergences: m.divergences,
       secondarySilent: m.secondarySilent,
+      evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
       prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },

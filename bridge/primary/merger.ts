@@ -59,6 +59,13 @@ export class Merger implements MergeCore {
   readonly earlyEnded = new Set<Conn>();
   readonly diverged = new Set<Conn>();
   readonly closing = new Set<Conn>();
+  /**
+   * Connections whose client has not (to our knowledge) acknowledged the
+   * handshake, oldest first: a SYN flood's entries. A full table forgets the
+   * oldest of them that the kernel did not see acknowledged either, as the
+   * kernel's SYN queue does, so a flood never locks new clients out.
+   */
+  private readonly halfOpen = new Set<Conn>();
   private readonly adopted = new AdoptedTable();
   /**
    * S's SYN(-ACK)s that came before P's, by connection: a copy of each, at
@@ -192,6 +199,7 @@ export class Merger implements MergeCore {
     const c = new Conn(client, clientPort, servicePort, now);
     m.set(connKey(clientPort, servicePort), c);
     this.count++;
+    this.halfOpen.add(c);
     return c;
   }
 
@@ -203,13 +211,25 @@ export class Merger implements MergeCore {
    */
   private room(holds: boolean): boolean {
     if (holds && this.pending.size >= this.cfg.maxPendingHandshakes) return false;
-    if (this.count >= this.cfg.maxConnections) {
-      const oldest = this.closing.values().next();
-      if (oldest.done) return false;
-      this.remove(oldest.value);
+    if (this.count < this.cfg.maxConnections) return true;
+    const closed = this.closing.values().next();
+    if (!closed.done) {
+      this.remove(closed.value);
       this.stats.evictedClosed++;
+      return true;
     }
-    return true;
+    for (const c of this.halfOpen) {
+      // The kernel may have seen the client's ACK (established after all): kept.
+      refresh(this, c, this.now);
+      if (c.established) {
+        this.halfOpen.delete(c);
+        continue;
+      }
+      this.remove(c);
+      this.stats.evictedHalfOpen++;
+      return true;
+    }
+    return false;
   }
 
   /** Forgets `c`, dropping whatever of P's it still held in the kernel's queue. */
@@ -223,6 +243,7 @@ export class Merger implements MergeCore {
     c.held = [];
     this.stalled.delete(c);
     this.closing.delete(c);
+    this.halfOpen.delete(c);
     this.pending.delete(c);
     this.diverged.delete(c);
     this.earlyEnded.delete(c);

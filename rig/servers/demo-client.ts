@@ -12,6 +12,8 @@
  *                                                    {who, echoed, mismatched, error, ms}
  *   node demo-client.js echo HOST PORT 0 MS        → ECHO, then a line echoed every 50 ms for MS ms:
  *                                                    {echoed, mismatched, maxRttMs, error, ms}
+ *   node demo-client.js connects HOST PORT GAP N   → N connects GAP ms apart, each given 1 s to complete
+ *                                                    (then closed): {ok, failed, maxMs, errors}
  *   node demo-client.js abort HOST PORT 0 N        → N sequential ABORTs, each waiting up to 5 s for the
  *                                                    server's reset: {reset, other: [...], maxMs}
  *
@@ -24,7 +26,7 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if (!['get', 'put', 'many', 'connect', 'msg', 'hold', 'who', 'echo', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
+if (!['get', 'put', 'many', 'connect', 'connects', 'msg', 'hold', 'who', 'echo', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
 }
@@ -125,6 +127,37 @@ if (mode === 'msg') {
     result.push({ size, sendUs: median(send), receiveUs: median(recv) });
   }
   process.stdout.write(JSON.stringify({ messages: result }) + '\n');
+  process.exit(0);
+}
+
+if (mode === 'connects') {
+  const tries: Array<Promise<string | number>> = [];
+  for (let i = 0; i < seed; i++) {
+    tries.push(
+      new Promise((resolve) => {
+        const t = performance.now();
+        const s = connect({ host, port });
+        const timer = setTimeout(() => {
+          s.destroy();
+          resolve('not connected within 1 s');
+        }, 1000);
+        s.on('connect', () => {
+          clearTimeout(timer);
+          s.end();
+          resolve(performance.now() - t);
+        });
+        s.on('error', (e: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          resolve(e.code ?? e.message);
+        });
+      }),
+    );
+    await new Promise((r) => setTimeout(r, bytes));
+  }
+  const results = await Promise.all(tries);
+  const times = results.filter((r): r is number => typeof r === 'number');
+  const errors = results.filter((r): r is string => typeof r === 'string');
+  process.stdout.write(JSON.stringify({ ok: times.length, failed: errors.length, maxMs: Math.round(Math.max(0, ...times)), errors: errors.slice(0, 10) }) + '\n');
   process.exit(0);
 }
 

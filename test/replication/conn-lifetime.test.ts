@@ -132,6 +132,8 @@ describe('a connection’s entry ends with the connection', () => {
       );
       const mine = id++;
       pair.merger.fromPrimary(mine, synAck, false, pair.now);
+      // The client acknowledges the handshake: a live connection, never taken for a flood's.
+      pair.merger.fromClient(id++, clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: port }), pair.now);
       return pair.sink.fate(mine);
     };
     for (let port = 1; port <= 16; port++) expect(connect(port)).toBe('accept');
@@ -144,6 +146,32 @@ describe('a connection’s entry ends with the connection', () => {
     expect(pair.merger.stats.evictedClosed).toBe(1);
     expect(pair.merger.find(CLIENT, 3, SPORT)).toBeUndefined();
     expect(connect(19)).toBe('drop');
+  });
+
+  it('a table full of half-open entries (a SYN flood) takes the oldest unacknowledged one; a connection the client acknowledged stays', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { maxConnections: 16 });
+    pair.merger.secondaryFailed();
+    let id = 1;
+    const connect = (port: number) => {
+      const synAck = buildIpv4Tcp(
+        { src: VIP, dst: CLIENT },
+        { srcPort: SPORT, dstPort: port, seq: ISN_P, ack: CISN + 1, flags: TCP_SYN | TCP_ACK_FLAG, window: 500, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+      );
+      const mine = id++;
+      pair.merger.fromPrimary(mine, synAck, false, pair.now);
+      return pair.sink.fate(mine);
+    };
+    expect(connect(1)).toBe('accept');
+    // Port 1's client acknowledges the handshake (through the queue here; the kernel's case is read back alike).
+    pair.merger.fromClient(id++, clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: 1 }), pair.now);
+    for (let port = 2; port <= 16; port++) expect(connect(port)).toBe('accept');
+    for (let port = 17; port <= 40; port++) expect(connect(port)).toBe('accept');
+    expect(pair.merger.stats.evictedHalfOpen).toBe(24);
+    expect(pair.merger.stats.drops['table-full']).toBe(0);
+    expect(pair.merger.connections).toBe(16);
+    expect(pair.merger.find(CLIENT, 1, SPORT)).toBeDefined(); // established: kept
+    expect(pair.merger.find(CLIENT, 2, SPORT)).toBeUndefined(); // the oldest half-open: gone
+    expect(pair.merger.find(CLIENT, 40, SPORT)).toBeDefined();
   });
 
   it('a new SYN on the ports of an ended connection is a new connection (P’s TCP reuses a TIME-WAIT)', () => {

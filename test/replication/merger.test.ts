@@ -953,16 +953,18 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     pair.merger.fromSecondary(999_000 + port, pkt, CLIENT, pair.now);
   };
 
-  it('refuses new connections beyond maxConnections; the established one keeps working', () => {
+  it('beyond maxConnections a new connection takes the oldest half-open entry’s place; the established one keeps working', () => {
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { maxConnections: 3 });
     const cack = seqAdd(pair.handshake(), 1);
     pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG }));
-    for (const port of [50001, 50002]) pair.fromP(synAck(port, 10));
-    const refused = pair.fromP(synAck(50003, 10));
-    expect(pair.sink.fate(refused)).toBe('drop');
-    expect(pair.merger.stats.drops['table-full']).toBe(1);
+    const first = pair.fromP(synAck(50001, 10));
+    pair.fromP(synAck(50002, 10));
+    const third = pair.fromP(synAck(50003, 10));
+    expect(pair.sink.fate(first)).toBe('drop'); // the oldest half-open, its SYN-ACK let go
+    expect(pair.sink.fate(third)).toBeUndefined(); // held for S's, as usual
+    expect(pair.merger.stats.evictedHalfOpen).toBe(1);
+    expect(pair.merger.stats.drops['table-full']).toBe(0);
     fromS(pair, 50004, 20); // S's side of a fourth is only kept aside, until P's comes
-    expect(pair.merger.stats.drops['table-full']).toBe(1);
     expect(pair.merger.connections).toBe(3);
     const id = pair.fromP(pair.p.data(B('still here'), cack));
     pair.fromS(pair.s.data(B('still here'), cack));

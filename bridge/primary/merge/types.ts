@@ -150,6 +150,8 @@ export interface MergerStats {
   expired: number;
   /** Ended connections whose entries made room for a new connection before their linger was over. */
   evictedClosed: number;
+  /** Connections whose client never acknowledged the handshake, forgotten to make room for a new one (a SYN flood's). */
+  evictedHalfOpen: number;
   /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
   secondarySilent: number;
   /** Connections adopted untranslated (this node served them alone before it became primary). */
@@ -173,6 +175,7 @@ export function newStats(): MergerStats {
     handshakes: 0,
     expired: 0,
     evictedClosed: 0,
+    evictedHalfOpen: 0,
     secondarySilent: 0,
     adopted: 0,
     drops: {
