@@ -110,6 +110,8 @@ program
       if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
       if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
+      const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
+      if (pc) console.log(`config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`);
       console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
       if (typeof st.divergedReported === 'number') console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
     }

@@ -40,6 +40,8 @@ export interface MetricsSnapshot {
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
+  /** Whether the peer's configuration differs from ours where it must agree (null: not heard yet, or an older peer). */
+  peerConfigMismatch?: boolean | null;
   /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
   evicted?: Record<string, number>;
   /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
@@ -194,6 +196,16 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     registers: [reg],
     collect() {
       const v = get().serverHealthy;
+      if (v === null || v === undefined) unknown(this);
+      else this.set(v ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_peer_config_mismatch',
+    help: 'Whether the peer’s configuration differs from this node’s where the two must agree (service address, ports, LAN mode, instance, data-plane protocol, major version); absent until the peer told it',
+    registers: [reg],
+    collect() {
+      const v = get().peerConfigMismatch;
       if (v === null || v === undefined) unknown(this);
       else this.set(v ? 1 : 0);
     },

@@ -11,8 +11,25 @@ import { createSocket, type Socket } from 'node:dgram';
 import { ipv4 } from './wire/addr.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from './log.js';
+import type { Config } from '../config/config.js';
+import { DATA_PROTOCOL, VERSION } from './version.js';
 import { Detector, type Decision } from '../detector/detector.js';
-import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type ConnKey, type HeartbeatRole } from '../detector/heartbeat.js';
+import {
+  configDifferences,
+  decodeConfigNotice,
+  decodeHeartbeat,
+  decodeNotice,
+  encodeConfigNotice,
+  encodeHeartbeat,
+  encodeNotice,
+  isConfigNotice,
+  isNotice,
+  NOTICE_MAX_ENTRIES,
+  SeqClock,
+  type ConnKey,
+  type HeartbeatRole,
+  type PeerConfig,
+} from '../detector/heartbeat.js';
 import { monotonicMs } from './clock.js';
 
 export interface PeerLinkOptions {
@@ -29,7 +46,19 @@ export interface PeerLinkOptions {
   onNotice?: (diverged: ConnKey[]) => void;
   /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
   onStall?: (lateMs: number) => void;
+  /** This node's configuration, told to the peer every second; the peer's is checked against it (logged to `log`). Without it, neither. */
+  config?: PeerConfig;
+  log?: Logger;
 }
+
+/** The peer's configuration as last heard, and what differs from ours (empty: it matches). */
+export interface ConfigCheck {
+  peer: PeerConfig;
+  differences: string[];
+}
+
+/** How often each node tells the other its configuration, ms. */
+const CONFIG_EVERY_MS = 1000;
 
 /**
  * What a bridge logs when its event loop ran a heartbeat late: a stall of
@@ -70,6 +99,11 @@ export class PeerLink {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastNoticeSeq = -1n;
+  private lastConfigSeq = -1n;
+  private configSentAt = -Infinity;
+  private configSentTo = 0n;
+  /** The peer's configuration and how it differs from ours, once heard (null: not yet, or an older peer that does not tell). */
+  configCheck: ConfigCheck | null = null;
   /** When the next loop() is due; a later run means our event loop stalled. */
   private dueAt = monotonicMs();
   private deferred = false;
@@ -107,6 +141,10 @@ export class PeerLink {
     });
     l.sock.on('message', (msg, rinfo) => {
       if (rinfo.address !== opts.peer || rinfo.port !== opts.port) return; // only the configured peer
+      if (isConfigNotice(msg)) {
+        l.onConfigNotice(msg);
+        return;
+      }
       if (isNotice(msg)) {
         const n = decodeNotice(msg, opts.key);
         if (typeof n === 'string' || n.from !== l.peer || n.to !== l.self || n.echoNonce !== l.nonce || n.seq <= l.lastNoticeSeq) {
@@ -127,9 +165,38 @@ export class PeerLink {
     return l;
   }
 
+  /** The peer's configuration: checked against ours; a change in what differs is logged. */
+  private onConfigNotice(msg: Buffer): void {
+    const n = decodeConfigNotice(msg, this.opts.key);
+    if (typeof n === 'string' || n.from !== this.peer || n.to !== this.self || n.echoNonce !== this.nonce || n.seq <= this.lastConfigSeq) {
+      this.noticesRejected++;
+      return;
+    }
+    this.lastConfigSeq = n.seq;
+    if (!this.opts.config) return;
+    const differences = configDifferences(this.opts.config, n.config);
+    const before = this.configCheck;
+    this.configCheck = { peer: n.config, differences };
+    if (before && before.differences.join('\n') === differences.join('\n')) return;
+    if (differences.length) this.opts.log?.error({ differences, peer: n.config }, `the peer’s configuration differs: ${differences.join('; ')}`);
+    else this.opts.log?.info({ peerVersion: n.config.version, peerDatapath: n.config.datapath, peerInbound: n.config.inbound }, 'the peer’s configuration matches');
+  }
+
+  /** Tells the peer our configuration: every second, and at once when it changed incarnation (a new nonce). */
+  private sendConfig(now: number): void {
+    if (!this.opts.config) return;
+    const echo = this.detector.peerNonce;
+    if (now - this.configSentAt < CONFIG_EVERY_MS && echo === this.configSentTo) return;
+    this.configSentAt = now;
+    this.configSentTo = echo;
+    const msg = encodeConfigNotice({ seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: echo, config: this.opts.config }, this.opts.key);
+    this.sock.send(msg, this.opts.port, this.opts.peer);
+  }
+
   private loop(): void {
     if (this.closed) return;
     const now = monotonicMs();
+    this.sendConfig(now);
     if (this.detector.due(now)) {
       const seq = this.clock.next(Date.now()); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
       const msg = encodeHeartbeat(
@@ -191,4 +258,18 @@ export class PeerLink {
     if (this.timer) clearTimeout(this.timer);
     this.sock.close();
   }
+}
+
+/** This node's configuration as the peer is told it (detector/heartbeat.ts, PeerConfig): the same on both nodes of a well-configured pair, whichever role each plays. */
+export function peerConfigOf(cfg: Config): PeerConfig {
+  return {
+    protocol: DATA_PROTOCOL,
+    version: VERSION,
+    service: cfg.service.address,
+    ports: cfg.service.ports.map((p) => (typeof p === 'number' ? String(p) : `${p[0]}-${p[1]}`)).join(','),
+    lanMode: cfg.lan.mode,
+    instance: cfg.instance,
+    datapath: cfg.datapath,
+    inbound: cfg.inbound,
+  };
 }

@@ -10,3 +10,11 @@ export const VERSION: string = (() => {
     return 'unknown';
   }
 })();
+
+/**
+ * The data plane's protocol between the nodes (the divert option, the kernel
+ * paths' marks and routes, the merge's expectations of the secondary's
+ * output): two nodes pair only when it is the same. Raised when a change
+ * needs both nodes upgraded together.
+ */
+export const DATA_PROTOCOL = 1;

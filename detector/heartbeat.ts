@@ -189,3 +189,113 @@ export function decodeNotice(b: Buffer, key: Buffer): Notice | NoticeError {
   }
   return { seq: b.readBigUInt64BE(N_SEQ), from: b.readUInt32BE(N_FROM), to: b.readUInt32BE(N_TO), echoNonce: b.readBigUInt64BE(N_ECHO_NONCE), diverged };
 }
+
+/**
+ * The sender's configuration, on the heartbeat socket (what both nodes must
+ * agree on, and what they may differ in), so that a mismatched pair is said
+ * plainly instead of running connections unprotected in silence. Same key,
+ * own magic; bound to sender, receiver and the receiver's nonce like
+ * heartbeats. A node of an older version, which knows no such datagram,
+ * counts it as a rejected heartbeat (bad-magic) and pairs as before.
+ *
+ *   0  magic "TFOC"           4
+ *   4  version (2)             1
+ *   5  reserved                1
+ *   6  body length             2   ≤ CONFIG_MAX_BODY
+ *   8  seq                     8   from the sender's SeqClock (replays are refused)
+ *  16  sender address          4
+ *  20  receiver address        4
+ *  24  echoed nonce            8   the receiver's nonce as the sender last heard it
+ *  32  body                    JSON of PeerConfig
+ *  ..  HMAC-SHA256             32  over everything before it
+ */
+export interface PeerConfig {
+  /** The data plane's protocol (the divert option, the kernel paths' marks): nodes must agree. */
+  protocol: number;
+  /** The tcpfo version (a minor difference pairs: a rolling upgrade). */
+  version: string;
+  service: string;
+  ports: string;
+  lanMode: string;
+  instance: string;
+  /** This node's own choices (they may differ between the nodes). */
+  datapath: string;
+  inbound: string;
+}
+
+export interface ConfigNotice {
+  seq: bigint;
+  from: number;
+  to: number;
+  echoNonce: bigint;
+  config: PeerConfig;
+}
+
+export const CONFIG_MAX_BODY = 1024;
+const CONFIG_MAGIC = 0x54464f43; // "TFOC"
+const C_LEN = 6;
+const C_SEQ = 8;
+const C_FROM = 16;
+const C_TO = 20;
+const C_ECHO_NONCE = 24;
+const C_BODY = 32;
+const CONFIG_KEYS = ['protocol', 'version', 'service', 'ports', 'lanMode', 'instance', 'datapath', 'inbound'] as const;
+
+export function isConfigNotice(b: Buffer): boolean {
+  return b.length >= 4 && b.readUInt32BE(0) === CONFIG_MAGIC;
+}
+
+export function encodeConfigNotice(n: ConfigNotice, key: Buffer): Buffer {
+  const body = Buffer.from(JSON.stringify(Object.fromEntries(CONFIG_KEYS.map((k) => [k, n.config[k]]))));
+  if (body.length > CONFIG_MAX_BODY) throw new RangeError(`configuration notice over ${CONFIG_MAX_BODY} bytes`);
+  const end = C_BODY + body.length;
+  const b = Buffer.alloc(end + MAC_LEN);
+  b.writeUInt32BE(CONFIG_MAGIC, 0);
+  b[4] = VERSION;
+  b.writeUInt16BE(body.length, C_LEN);
+  b.writeBigUInt64BE(n.seq, C_SEQ);
+  b.writeUInt32BE(n.from >>> 0, C_FROM);
+  b.writeUInt32BE(n.to >>> 0, C_TO);
+  b.writeBigUInt64BE(n.echoNonce, C_ECHO_NONCE);
+  body.copy(b, C_BODY);
+  mac(key, b, end).copy(b, end);
+  return b;
+}
+
+export function decodeConfigNotice(b: Buffer, key: Buffer): ConfigNotice | NoticeError | 'bad-body' {
+  if (b.length < C_BODY + MAC_LEN) return 'bad-length';
+  if (b.readUInt32BE(0) !== CONFIG_MAGIC) return 'bad-magic';
+  if (b[4] !== VERSION) return 'bad-version';
+  const len = b.readUInt16BE(C_LEN);
+  const end = C_BODY + len;
+  if (len > CONFIG_MAX_BODY || b.length !== end + MAC_LEN) return 'bad-length';
+  if (!macValid(key, b, end)) return 'bad-mac';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(b.subarray(C_BODY, end).toString('utf8'));
+  } catch {
+    return 'bad-body';
+  }
+  if (typeof parsed !== 'object' || parsed === null) return 'bad-body';
+  const o = parsed as Record<string, unknown>;
+  if (typeof o.protocol !== 'number' || CONFIG_KEYS.some((k) => k !== 'protocol' && typeof o[k] !== 'string')) return 'bad-body';
+  const config = Object.fromEntries(CONFIG_KEYS.map((k) => [k, o[k]])) as unknown as PeerConfig;
+  return { seq: b.readBigUInt64BE(C_SEQ), from: b.readUInt32BE(C_FROM), to: b.readUInt32BE(C_TO), echoNonce: b.readBigUInt64BE(C_ECHO_NONCE), config };
+}
+
+/**
+ * What differs between two nodes' configurations that must agree, in words
+ * (empty: they match): the protocol, the service address and ports, the LAN
+ * mode, the instance, the major.minor version's major part.
+ */
+export function configDifferences(mine: PeerConfig, peer: PeerConfig): string[] {
+  const out: string[] = [];
+  if (mine.protocol !== peer.protocol) out.push(`data-plane protocol ${mine.protocol} here, ${peer.protocol} on the peer`);
+  if (mine.service !== peer.service) out.push(`service.address ${mine.service} here, ${peer.service} on the peer`);
+  if (mine.ports !== peer.ports) out.push(`service.ports ${mine.ports} here, ${peer.ports} on the peer: connections on a port only one node lists are not protected`);
+  if (mine.lanMode !== peer.lanMode) out.push(`lan.mode ${mine.lanMode} here, ${peer.lanMode} on the peer`);
+  if (mine.instance !== peer.instance) out.push(`instance ${mine.instance} here, ${peer.instance} on the peer`);
+  const major = (v: string) => v.split('.')[0];
+  if (major(mine.version) !== major(peer.version)) out.push(`tcpfo ${mine.version} here, ${peer.version} on the peer: only versions of one major release pair`);
+  return out;
+}

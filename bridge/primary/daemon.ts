@@ -34,7 +34,7 @@ import { InboundXlate } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
-import { PeerLink, readKey, stallLogger } from '../peer.js';
+import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
 import type { MetricsSnapshot } from '../metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
@@ -306,6 +306,8 @@ export class PrimaryBridge {
       peerRoles: ['secondary'],
       onDecision,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
+      config: peerConfigOf(cfg),
+      log: this.log,
     });
     await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) => (which === 'input' ? this.inQ : this.outQ).deafen());
     this.timer = setInterval(() => this.poll(), 1000);
@@ -504,6 +506,7 @@ export class PrimaryBridge {
       divergences: m.divergences,
       secondarySilent: m.secondarySilent,
       evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
+      peerConfigMismatch: this.peer?.configCheck ? this.peer.configCheck.differences.length > 0 : null,
       prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
@@ -522,6 +525,7 @@ export class PrimaryBridge {
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
+      peerConfig: this.peer?.configCheck ?? null,
       decisions: this.peer?.detector.decisions.map((d) => ({ ...d, at: wallTimeOf(d.at) })),
       connections: this.merger.phases(),
       queued: this.merger.queued(),

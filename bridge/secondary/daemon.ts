@@ -20,7 +20,7 @@ import { LanPresence } from '../io/presence.js';
 import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
-import { PeerLink, readKey, stallLogger } from '../peer.js';
+import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
 import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
@@ -266,6 +266,8 @@ export class SecondaryBridge {
       // as our secondary (roles swapped): we become the merging primary.
       peerRoles: ['primary', 'alone', 'secondary'],
       onDecision: (d) => this.onDecision(d),
+      config: peerConfigOf(cfg),
+      log: this.log,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       onNotice: (keys) => {
         const now = monotonicMs();
@@ -496,6 +498,7 @@ export class SecondaryBridge {
       heldSegments: 0,
       divergences: 0,
       secondarySilent: 0,
+      peerConfigMismatch: this.peer?.configCheck ? this.peer.configCheck.differences.length > 0 : null,
       prefixBytesTrimmed: 0,
       retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0, 'internal-error': this.internalErrors },
@@ -514,6 +517,7 @@ export class SecondaryBridge {
       ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
+      peerConfig: this.peer?.configCheck ?? null,
       decisions: this.peer?.detector.decisions.map((d) => ({ ...d, at: wallTimeOf(d.at) })),
       timeline: this.timeline,
       diverter: this.diverter.stats,
