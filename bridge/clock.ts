@@ -9,12 +9,12 @@
  */
 import { performance } from 'node:perf_hooks';
 
-/** Monotonic milliseconds (arbitrary origin: compare, never show). */
+/** Monotonic whole milliseconds (arbitrary origin: compare, never show), as Date.now() counts them. */
 export function monotonicMs(): number {
-  return performance.now();
+  return Math.floor(performance.now());
 }
 
 /** A monotonic instant as wall-clock milliseconds since the epoch, for display. */
 export function wallTimeOf(monoMs: number): number {
-  return Math.round(Date.now() - (performance.now() - monoMs));
+  return Math.round(Date.now() - (monotonicMs() - monoMs));
 }

@@ -36,6 +36,8 @@ export interface MetricsSnapshot {
   divertedBytes: number;
   injectedFrames: number;
   queuedBytes: number;
+  /** Bytes of the primary's segments held (copies), over all connections. */
+  heldBytes: number;
   heldSegments: number;
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
@@ -160,6 +162,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   readCounter(reg, 'tcpfo_diverted_bytes_total', 'Payload bytes of the secondary diverted to the primary', [], (c) => c.inc(get().divertedBytes));
   readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) => c.inc(get().injectedFrames));
   new Gauge({ name: 'tcpfo_queued_bytes', help: 'Secondary output bytes waiting for comparison on the primary', registers: [reg], collect() { this.set(get().queuedBytes); } });
+  new Gauge({ name: 'tcpfo_held_bytes', help: 'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)', registers: [reg], collect() { this.set(get().heldBytes); } });
   new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
   readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
   readCounter(reg, 'tcpfo_prefix_trimmed_bytes_total', 'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)', [], (c) => c.inc(get().prefixBytesTrimmed));

@@ -121,6 +121,12 @@ export const configSchema = z.strictObject({
       /** The secondary's bytes stored per connection while the primary's lag. */
       max_stored_bytes: z.number().int().min(65536).max(1 << 30).default(8 << 20),
       /**
+       * All connections together: the secondary's bytes stored and the
+       * primary's segments held. Beyond it the primary's new segments wait in
+       * its TCP (sent again) instead of in the bridge's memory.
+       */
+      max_buffered_bytes: z.number().int().min(1 << 20).max(2 ** 34).default(256 << 20),
+      /**
        * A connection the secondary (alive) makes no progress on this long while
        * it waits for it goes on primary-only (the secondary lost its socket).
        */
@@ -139,7 +145,7 @@ export const configSchema = z.strictObject({
        */
       early_end_grace_ms: z.number().int().min(0).max(600_000).default(3000),
     })
-    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20, early_end_grace_ms: 3000 }),
+    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, max_buffered_bytes: 256 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20, early_end_grace_ms: 3000 }),
   security: z
     .strictObject({
       /** After setup, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, set no_new_privs. */

@@ -167,33 +167,37 @@ static __always_inline int add32(struct __sk_buff *skb, __u32 off, __u32 delta) 
 }
 
 /*
- * The TCP header of an unfragmented IPv4 packet without IP options on
- * Ethernet, its first 20 bytes in the linear data (pulled if need be); NULL
- * for anything else. `*ipp` gets the IP header.
+ * Whether the packet is unfragmented IPv4 TCP without IP options on
+ * Ethernet, its TCP header's first 20 bytes in the linear data (pulled if
+ * need be); if so, `*ipp` and `*thp` point at the headers. (A returned
+ * pointer could not be tested against NULL: without CAP_PERFMON the verifier
+ * prohibits comparing packet pointers, and a promoted secondary runs
+ * with CAP_BPF and CAP_NET_ADMIN only.)
  */
-static __always_inline struct tcphdr *ipv4_tcp(struct __sk_buff *skb, struct iphdr **ipp) {
+static __always_inline int ipv4_tcp(struct __sk_buff *skb, struct iphdr **ipp, struct tcphdr **thp) {
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;
   if (data + TCP_OFF + 20 > end) {
-    if (bpf_skb_pull_data(skb, TCP_OFF + 20) < 0) return NULL;
+    if (bpf_skb_pull_data(skb, TCP_OFF + 20) < 0) return 0;
     data = (void *)(long)skb->data;
     end = (void *)(long)skb->data_end;
-    if (data + TCP_OFF + 20 > end) return NULL;
+    if (data + TCP_OFF + 20 > end) return 0;
   }
   struct ethhdr *eth = data;
-  if (eth->h_proto != bpf_htons(ETH_P_IP)) return NULL;
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return 0;
   struct iphdr *ip = data + ETH_LEN;
-  if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP) return NULL;
-  if (ip->frag_off & bpf_htons(0x3fff)) return NULL;
+  if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_TCP) return 0;
+  if (ip->frag_off & bpf_htons(0x3fff)) return 0;
   *ipp = ip;
-  return data + TCP_OFF;
+  *thp = data + TCP_OFF;
+  return 1;
 }
 
 SEC("tc")
 int tcpfo_xlate(struct __sk_buff *skb) {
   struct iphdr *ip;
-  struct tcphdr *th = ipv4_tcp(skb, &ip);
-  if (!th) return TC_ACT_OK;
+  struct tcphdr *th;
+  if (!ipv4_tcp(skb, &ip, &th)) return TC_ACT_OK;
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;
   __u8 fl = ((__u8 *)th)[13];
@@ -311,8 +315,8 @@ copied:
 SEC("tc")
 int tcpfo_sent(struct __sk_buff *skb) {
   struct iphdr *ip;
-  struct tcphdr *th = ipv4_tcp(skb, &ip);
-  if (!th) return TC_ACT_OK;
+  struct tcphdr *th;
+  if (!ipv4_tcp(skb, &ip, &th)) return TC_ACT_OK;
   __u8 fl = ((__u8 *)th)[13];
   if (fl & 0x04) return TC_ACT_OK;  // a RST moves nothing
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};

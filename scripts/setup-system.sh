@@ -20,6 +20,7 @@ DEV=(
   socat curl vsftpd ftp                         # real clients and servers for the tests
   stress-ng memcached                           # benches: the soak beside a CPU hog, request/answer workloads
   libfaketime                                   # tests: wall-clock steps under a running bridge
+  bpftool                                       # tests: the tc programs load with a promoted bridge's capabilities
   prometheus systemd                            # promtool and systemd-analyze check deploy/
 )
 case "${1:-}" in

@@ -12,12 +12,23 @@ interface Chunk {
   data: Buffer;
 }
 
+/** Bytes held across every store of a merger (its global bound). */
+export interface StoreBudget {
+  stored: number;
+}
+
 export class ByteStore {
   private chunks: Chunk[] = [];
   private bytes = 0;
 
-  /** `base`: the first sequence number of interest; bytes below it are never stored. */
-  constructor(private base: number) {}
+  /**
+   * `base`: the first sequence number of interest; bytes below it are never
+   * stored. `budget`: where every change of the size is added, too.
+   */
+  constructor(
+    private base: number,
+    private readonly budget: StoreBudget = { stored: 0 },
+  ) {}
 
   /** Bytes currently held. */
   get size(): number {
@@ -77,6 +88,7 @@ export class ByteStore {
     while (i < this.chunks.length) out.push(this.chunks[i++]!);
     this.chunks = out;
     this.bytes += added;
+    this.budget.stored += added;
     return added;
   }
 
@@ -110,13 +122,16 @@ export class ByteStore {
       const ce = seqAdd(c.seq, c.data.length);
       if (seqLe(ce, seq)) {
         this.bytes -= c.data.length;
+        this.budget.stored -= c.data.length;
         drop++;
         continue;
       }
       if (seqLt(c.seq, seq)) {
+        // The rest copied: a view would keep the whole chunk's memory.
         const cut = seqSub(seq, c.seq);
         this.bytes -= cut;
-        this.chunks[drop] = { seq, data: c.data.subarray(cut) };
+        this.budget.stored -= cut;
+        this.chunks[drop] = { seq, data: Buffer.from(c.data.subarray(cut)) };
       }
       break;
     }
@@ -129,6 +144,7 @@ export class ByteStore {
   }
 
   clear(): void {
+    this.budget.stored -= this.bytes;
     this.chunks = [];
     this.bytes = 0;
   }

@@ -74,6 +74,7 @@ function mergerLimits(cfg: Config): Partial<MergerConfig> {
     handshakeTimeoutMs: cfg.limits.handshake_timeout_ms,
     idleTimeoutMs: cfg.limits.idle_timeout_s * 1000,
     maxStoredBytes: cfg.limits.max_stored_bytes,
+    maxBufferedBytes: cfg.limits.max_buffered_bytes,
     secondarySilenceMs: cfg.limits.secondary_silence_ms,
     earlyEndGraceMs: cfg.limits.early_end_grace_ms,
   };
@@ -501,7 +502,8 @@ export class PrimaryBridge {
       divertedSegments: m.divertedSegments,
       divertedBytes: m.divertedBytes,
       injectedFrames: 0,
-      queuedBytes: q.storedBytes,
+      queuedBytes: this.merger.buffered.stored,
+      heldBytes: this.merger.buffered.held,
       heldSegments: q.heldSegments,
       divergences: m.divergences,
       secondarySilent: m.secondarySilent,

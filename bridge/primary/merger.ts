@@ -30,7 +30,7 @@ import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
-import { Conn, connKey, synInfo, type ConnPhase } from './merge/conn.js';
+import { Conn, connKey, synInfo, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { abortBoth, checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
@@ -82,16 +82,56 @@ export class Merger implements MergeCore {
   private alone = false;
   readonly stats: MergerStats = newStats();
   readonly cfg: MergerConfig;
+  readonly buffered = { stored: 0, held: 0 };
+  /** The size of each held copy of P's, by queue id, until its verdict. */
+  private readonly heldSizes = new Map<number, number>();
+  /** Verdicts and sends: the shell's sink, which also frees a held copy's share of the budget. */
+  readonly sink: MergerSink;
 
   constructor(
     cfg: Partial<MergerConfig> & { service: number },
-    readonly sink: MergerSink,
+    sink: MergerSink,
     /** Divergence and other rare events, for the shell's log. Never called per packet in normal operation. */
     private readonly onEvent: (what: string, conn: ConnId) => void = () => {},
     /** The kernel's translation of client segments, where the shell has it. */
     readonly offload: InboundOffload | null = null,
   ) {
     this.cfg = { ...DEFAULT_MERGER_CONFIG, ...cfg };
+    this.sink = {
+      accept: (id, packet) => {
+        this.unhold(id);
+        sink.accept(id, packet);
+      },
+      drop: (id) => {
+        this.unhold(id);
+        sink.drop(id);
+      },
+      send: (packet) => sink.send(packet),
+    };
+  }
+
+  /**
+   * A copy of P's segment to hold (a view would keep its whole NFQUEUE
+   * batch in memory while it waits), counted in the budget until its
+   * verdict; null when the budget is spent and `bounded` (data: P's TCP
+   * sends it again).
+   */
+  private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, bounded: boolean): Held | null {
+    if (bounded && this.buffered.stored + this.buffered.held + pkt.length > this.cfg.maxBufferedBytes) return null;
+    const copy = Buffer.allocUnsafe(pkt.length);
+    pkt.copy(copy);
+    const parsed = parseIpv4Tcp(copy);
+    if (parsed instanceof WireError) return null; // parsed once already: cannot happen
+    this.heldSizes.set(id, copy.length);
+    this.buffered.held += copy.length;
+    return { id, pkt: copy, seg: parsed.tcp, start, end, gso };
+  }
+
+  private unhold(id: number): void {
+    const n = this.heldSizes.get(id);
+    if (n === undefined) return;
+    this.heldSizes.delete(id);
+    this.buffered.held -= n;
   }
 
   event(what: string, c: ConnId): void {
@@ -105,6 +145,10 @@ export class Merger implements MergeCore {
 
   get connections(): number {
     return this.count;
+  }
+
+  private overBudget(more: number): boolean {
+    return this.buffered.stored + this.buffered.held + more > this.cfg.maxBufferedBytes;
   }
 
   /** Connections by phase (for metrics); one that ended counts as closed, whatever its phase. */
@@ -292,7 +336,7 @@ export class Merger implements MergeCore {
       if (c.phase === 'handshake') {
         c.synP = synInfo(seg, opts);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
-        c.heldSyn = { id, pkt, seg, start: seg.seq, end: seqAdd(seg.seq, 1), gso };
+        c.heldSyn = this.hold(id, pkt, seg.seq, seqAdd(seg.seq, 1), gso, false);
         c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
@@ -339,7 +383,7 @@ export class Merger implements MergeCore {
         this.ended(c, now);
       } else {
         if (c.rstP) this.sink.drop(c.rstP.id);
-        c.rstP = { id, pkt, seg, start, end, gso };
+        c.rstP = this.hold(id, pkt, start, end, gso, false);
       }
       return;
     }
@@ -386,7 +430,14 @@ export class Merger implements MergeCore {
       this.sink.drop(id);
       return;
     }
-    c.held.push({ id, pkt, seg, start, end, gso });
+    const h = this.hold(id, pkt, start, end, gso, true);
+    if (!h) {
+      // Over the budget: not held. P's TCP sends it again, by when releases have made room.
+      this.stats.drops['memory-full']++;
+      this.sink.drop(id);
+      return;
+    }
+    c.held.push(h);
     releaseCovered(this, c, now);
     checkStall(this, c, now);
     maybeAck(this, c);
@@ -463,6 +514,9 @@ export class Merger implements MergeCore {
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
         this.stats.drops['store-full']++;
+      } else if (this.overBudget(seg.payloadLength) && !(c.held.length && seqLt(seg.seq, c.held[c.held.length - 1]!.end))) {
+        // Over the budget, S's bytes are taken only where P waits with its own: they free memory.
+        this.stats.drops['memory-full']++;
       } else {
         added = c.store.insert(seg.seq, seg.payload);
       }

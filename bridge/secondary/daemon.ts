@@ -495,6 +495,7 @@ export class SecondaryBridge {
       divertedBytes: d.divertedBytes,
       injectedFrames: d.injected,
       queuedBytes: 0,
+      heldBytes: 0,
       heldSegments: 0,
       divergences: 0,
       secondarySilent: 0,

@@ -282,7 +282,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
           expect(pair.logs()).toMatch(/"adopted":1,/);
           // The node that took the primary role (its capabilities limited long ago) translates in the kernel too.
-          expect(pair.logs().match(/"inbound":"kernel".*primary bridge up: merging/g)).toHaveLength(2);
+          expect(pair.logs().match(/"inbound":"kernel".*primary bridge up: merging/g), pair.logs()).toHaveLength(2);
           // A new connection is merged by the swapped pair: it survives the death of the new primary.
           const fresh = transfer(c, 'get', 30_000_000, 96, 90_000);
           await new Promise((res) => setTimeout(res, 1000));

@@ -25,7 +25,7 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   c.wsS = Math.max(0, s.wscale);
   c.isn = s.isn;
   c.relNxt = seqAdd(s.isn, 1);
-  c.store = new ByteStore(c.relNxt);
+  c.store = new ByteStore(c.relNxt, core.buffered);
   c.phase = alone ? 'degraded' : 'merging';
   c.tsvalP = s.ts ?? 0;
   c.tsvalS = s.ts ?? 0;

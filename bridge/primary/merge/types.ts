@@ -67,6 +67,13 @@ export interface MergerConfig {
   stallMs: number;
   /** Upper bound on S bytes stored per connection (backpressure, not memory growth). */
   maxStoredBytes: number;
+  /**
+   * Upper bound on the bytes buffered over all connections: S's stored and
+   * copies of P's held segments. Beyond it P's new segments are not held
+   * (dropped: P's TCP sends them again) and S's bytes are stored only where
+   * they cover what P waits with.
+   */
+  maxBufferedBytes: number;
   /** Connections tracked at most; a new one beyond it is refused (P's SYN-ACK dropped). */
   maxConnections: number;
   /**
@@ -99,6 +106,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   lingerMs: 2000,
   stallMs: 5,
   maxStoredBytes: 8 << 20,
+  maxBufferedBytes: 256 << 20,
   maxConnections: 65536,
   maxPendingHandshakes: 4096,
   secondarySilenceMs: 2000,
@@ -120,7 +128,8 @@ export type DropReason =
   | 'client-acknowledged'
   | 'bad-checksum'
   | 'out-of-window'
-  | 'unmatched-syn';
+  | 'unmatched-syn'
+  | 'memory-full';
 
 /**
  * What the kernel says of a packet's TCP checksum (NFQUEUE skbinfo):
@@ -189,6 +198,7 @@ export function newStats(): MergerStats {
       'bad-checksum': 0,
       'out-of-window': 0,
       'unmatched-syn': 0,
+      'memory-full': 0,
     },
   };
 }
@@ -207,6 +217,8 @@ export interface MergeCore {
   readonly earlyEnded: Set<Conn>;
   /** Connections degraded because the replicas differed (the secondary must not continue them). */
   readonly diverged: Set<Conn>;
+  /** Bytes buffered over all connections: S's stored (every ByteStore adds to it) and P's held copies. */
+  readonly buffered: { stored: number; held: number };
   /** Connections that ended (closedAt set), oldest first. */
   readonly closing: Set<Conn>;
   /** `c` ended at `now` (default: the time of the event being handled): both FINs passed, or a reset did (sets closedAt once). */
