@@ -56,7 +56,7 @@ export interface MetricsSnapshot {
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
   pcapDropped: number;
   /** The primary's kernel translation of client segments: translated, SYNs passed, frames copied to the secondary. */
-  kernelInbound?: { translated: number; synsPassed: number; duplicated: number; outOfWindow: number };
+  kernelInbound?: { translated: number; synsPassed: number; duplicated: number; outOfWindow: number; mapFull?: number };
   /** ARP requests for the service address seen, and answered by this node. */
   arp?: { requests: number; replies: number };
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
@@ -182,13 +182,14 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   readCounter(reg, 'tcpfo_nfqueue_enobufs_total', 'Times the kernel dropped queue messages for lack of socket buffer', ['queue'], (c) => {
     for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
   });
-  readCounter(reg, 'tcpfo_kernel_inbound_total', 'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary; out-of-window: translated but outside the windows, so not recorded)', ['action'], (c) => {
+  readCounter(reg, 'tcpfo_kernel_inbound_total', 'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary; out-of-window: translated but outside the windows, so not recorded; map-full: connections left to the queue, the map being full)', ['action'], (c) => {
     const k = get().kernelInbound;
     if (!k) return;
     c.inc({ action: 'translated' }, k.translated);
     c.inc({ action: 'syn-passed' }, k.synsPassed);
     c.inc({ action: 'copied' }, k.duplicated);
     c.inc({ action: 'out-of-window' }, k.outOfWindow);
+    if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
   });
   readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
   readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));

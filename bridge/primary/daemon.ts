@@ -64,6 +64,8 @@ export interface PrimaryStats {
   verdictErrors: number;
   /** Packets dropped because the merger threw (a bug): the pair keeps running. */
   internalErrors: number;
+  /** Connections the kernel's translation map had no room for (the queue translates them). */
+  xlateMapFull: number;
 }
 
 /** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
@@ -82,7 +84,9 @@ function mergerLimits(cfg: Config): Partial<MergerConfig> {
 
 export class PrimaryBridge {
   readonly merger: Merger;
-  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0 };
+  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0 };
+  /** Entries of the kernel translation's map: fixed when the program is loaded. */
+  private xlateCapacity = 0;
   private outQ!: PacketQueue;
   private inQ!: PacketQueue;
   private rules!: RuleSet;
@@ -146,7 +150,9 @@ export class PrimaryBridge {
     };
     // The kernel's translation of the client's segments, once attached (setup).
     const offload: InboundOffload = {
-      add: (c, dseq, dts, ts, wscale) => void this.xlate?.add(c, dseq, dts, ts, wscale),
+      add: (c, dseq, dts, ts, wscale) => {
+        if (this.xlate && !this.xlate.add(c, dseq, dts, ts, wscale)) this.stats.xlateMapFull++;
+      },
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
     };
@@ -187,6 +193,12 @@ export class PrimaryBridge {
    */
   reload(cfg: Config): void {
     Object.assign(this.merger.cfg, mergerLimits(cfg));
+    if (this.xlate && cfg.limits.max_connections > this.xlateCapacity) {
+      this.log.warn(
+        { maxConnections: cfg.limits.max_connections, kernelMap: this.xlateCapacity },
+        'SIGHUP: limits.max_connections is above the kernel translation’s map, sized at the start: connections beyond it are translated by the queue (slower) until a restart',
+      );
+    }
     this.shell.setQueueStallMs(cfg.liveness.queue_stall_ms);
   }
 
@@ -336,6 +348,7 @@ export class PrimaryBridge {
     try {
       await this.state.addClsact(dev);
       this.xlate = InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports);
+      this.xlateCapacity = this.cfg.limits.max_connections;
       this.inbound = 'kernel';
     } catch (e) {
       if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`);
@@ -515,7 +528,7 @@ export class PrimaryBridge {
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
-      kernelInbound: this.xlate?.stats,
+      kernelInbound: this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined,
       arp: this.presence?.stats,
     };
   }
@@ -536,7 +549,7 @@ export class PrimaryBridge {
       secondaryRejoins: this.rejoins,
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
-      kernelInbound: this.xlate?.stats,
+      kernelInbound: this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined,
       lanMode: this.cfg.lan.mode,
       copyingToSecondary: this.copying,
       arp: this.presence?.stats,

@@ -123,6 +123,10 @@ while True:
         expect(pair.primary!.proc.exitCode).toBeNull();
         const again = await transfer(c, 'get', 2_000_000, 93);
         expect(again.sha256).toBe(again.expected);
+        // The table raised past the kernel translation's map (sized at the start): said, not silent.
+        writeFileSync(pair.configFor('primary'), readFileSync(pair.configFor('secondary'), 'utf8').replace('max_connections: 1000', 'max_connections: 100000').replace(/state-secondary/g, 'state-primary'));
+        pair.primary!.proc.kill('SIGHUP');
+        await waitForLog(pair, /"maxConnections":100000,"kernelMap":65536,.*SIGHUP: limits.max_connections is above the kernel translation’s map/);
       } finally {
         await pair.stop();
       }
