@@ -25,7 +25,7 @@
 import { ipv4ToString } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
 import { IPPROTO_TCP } from '../wire/ipv4.js';
-import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../wire/seq.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMin, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
@@ -708,7 +708,7 @@ export class Merger implements MergeCore {
    */
   private inSendWindowOfS(c: Conn, seq: number, now: number): boolean {
     refresh(this, c, now);
-    const lo = c.hasAckClient && seqLt(c.ackClient, c.relNxt) ? c.ackClient : c.hasAckClient ? c.relNxt : c.isn;
+    const lo = c.hasAckClient ? seqMin(c.ackClient, c.relNxt) : c.isn;
     let hi = c.relNxt;
     if (c.sMax !== null && seqGt(c.sMax, hi)) hi = c.sMax;
     if (c.finS !== null && seqGt(seqAdd(c.finS, 1), hi)) hi = seqAdd(c.finS, 1);
