@@ -1,15 +1,42 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Files that load the whole machine (SYN floods at thousands of packets a
+ * second, hundreds of connections) or that judge failures on a 100 ms
+ * detector run alone, after the rest: one's flood must not be the other's
+ * "failure that did not happen".
+ */
+const SOLO = ['test/rig/hardening.test.ts', 'test/rig/soak.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // Rig tests create network namespaces and share the host's netfilter state
-    // between files only through their unique prefixes; running files in
-    // parallel is safe, but two cores is all we have.
-    fileParallelism: true,
-    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: ['test/**/*.test.ts'],
+          exclude: SOLO,
+          // Rig tests create network namespaces and share the host's netfilter state
+          // between files only through their unique prefixes; running files in
+          // parallel is safe, but two cores is all we have.
+          fileParallelism: true,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'solo',
+          include: SOLO,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -94,12 +94,13 @@ export class TcpfoPair {
     return pair;
   }
 
-  async startDaemon(host: RigHost, role: 'primary' | 'secondary', env: Record<string, string> = {}): Promise<Daemon> {
+  /** Starts a bridge; `cli`: another tcpfo's cli.js (an older version, for a rolling upgrade). */
+  async startDaemon(host: RigHost, role: 'primary' | 'secondary', env: Record<string, string> = {}, cli = distScript('cli.js')): Promise<Daemon> {
     const log = join(this.rig.tmpdir, `${role}.log`);
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, distScript('cli.js'), role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } });
+    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
