@@ -341,7 +341,7 @@ export class Merger implements MergeCore {
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
         if (this.alone) this.completeHandshake(c, true);
-        else if (c.synS) this.completeHandshake(c, false);
+        else if (c.synS && this.sameSyn(c)) this.completeHandshake(c, false);
         return;
       }
       // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
@@ -658,7 +658,22 @@ export class Merger implements MergeCore {
   private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[]): void {
     c.synS = synInfo(seg, opts);
     if (seg.has(TCP_ACK_FLAG)) noteAck(c, 'S', seg);
-    if (c.synP) this.completeHandshake(c, false);
+    if (c.synP && this.sameSyn(c)) this.completeHandshake(c, false);
+  }
+
+  /**
+   * Whether both servers' SYN-ACKs answer the same SYN of the client (they
+   * acknowledge the same ISN): one forged with the secondary's address for
+   * a connection P answers would otherwise set a wrong Δseq. A mismatched
+   * S half is forgotten (counted); the genuine one, or S's retransmission,
+   * completes the handshake.
+   */
+  private sameSyn(c: Conn): boolean {
+    if (!c.hasAckP || !c.hasAckS || c.ackP === c.ackS) return true;
+    c.synS = null;
+    c.hasAckS = false;
+    this.stats.drops['unmatched-syn']++;
+    return false;
   }
 
   private static earlyKey(client: number, clientPort: number, servicePort: number): string {

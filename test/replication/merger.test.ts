@@ -988,6 +988,27 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     expect(pair.sink.fate(late)).toBeUndefined(); // waits for S's again
   });
 
+  it('a SYN-ACK forged with the secondary’s address that answers another SYN (another client ISN) never sets Δseq; the genuine one does', () => {
+    for (const pFirst of [true, false]) {
+      const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
+      pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
+      const forged = new Pair({ isn: 123_456 }, { isn: 654_321 });
+      let id: number;
+      if (pFirst) {
+        id = pair.fromP(pair.p.synAck(5000));
+        pair.fromS(forged.s.synAck(9999)); // acknowledges 10000, not 5001
+      } else {
+        pair.fromS(forged.s.synAck(9999));
+        id = pair.fromP(pair.p.synAck(5000));
+      }
+      expect(pair.sink.fate(id)).toBeUndefined();
+      expect(pair.merger.stats.drops['unmatched-syn']).toBe(1);
+      pair.fromS(pair.s.synAck(5000));
+      expect(pair.sink.fate(id)).toBe('accept');
+      expect(pair.merger.find(CLIENT, CPORT, SPORT)!.deltaSeq).toBe(seqSub(ISN_P, ISN_S));
+    }
+  });
+
   it('a RST from the secondary’s address outside S’s send window changes nothing; S’s own abort does', () => {
     const { pair, cack } = established();
     pair.fromP(pair.p.data(B('hello'), cack));
