@@ -123,7 +123,8 @@ export const configSchema = z.strictObject({
       /**
        * All connections together: the secondary's bytes stored and the
        * primary's segments held. Beyond it the primary's new segments wait in
-       * its TCP (sent again) instead of in the bridge's memory.
+       * its TCP (sent again) instead of in the bridge's memory, but for each
+       * connection's first (none starves); never beyond twice it.
        */
       max_buffered_bytes: z.number().int().min(1 << 20).max(2 ** 34).default(256 << 20),
       /**

@@ -113,11 +113,11 @@ export class Merger implements MergeCore {
   /**
    * A copy of P's segment to hold (a view would keep its whole NFQUEUE
    * batch in memory while it waits), counted in the budget until its
-   * verdict; null when the budget is spent and `bounded` (data: P's TCP
-   * sends it again).
+   * verdict; null when `first` is null (data) and the budget is spent —
+   * P's TCP sends it again. See overBudget for `first`.
    */
-  private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, bounded: boolean): Held | null {
-    if (bounded && this.buffered.stored + this.buffered.held + pkt.length > this.cfg.maxBufferedBytes) return null;
+  private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, first: boolean | null): Held | null {
+    if (first !== null && this.overBudget(pkt.length, first)) return null;
     const copy = Buffer.allocUnsafe(pkt.length);
     pkt.copy(copy);
     const parsed = parseIpv4Tcp(copy);
@@ -147,8 +147,16 @@ export class Merger implements MergeCore {
     return this.count;
   }
 
-  private overBudget(more: number): boolean {
-    return this.buffered.stored + this.buffered.held + more > this.cfg.maxBufferedBytes;
+  /**
+   * Whether `more` bytes would go past the budget. Past maxBufferedBytes only
+   * a connection's `first` bytes (it holds or stores nothing yet) are taken,
+   * so that no connection starves while others hold the budget (its
+   * retransmissions, backing off, would lose every race), up to twice the
+   * bound; past that, nothing.
+   */
+  private overBudget(more: number, first: boolean): boolean {
+    const total = this.buffered.stored + this.buffered.held + more;
+    return total > this.cfg.maxBufferedBytes && (!first || total > 2 * this.cfg.maxBufferedBytes);
   }
 
   /** Connections by phase (for metrics); one that ended counts as closed, whatever its phase. */
@@ -285,6 +293,7 @@ export class Merger implements MergeCore {
     c.rstP = null;
     for (const h of c.held) this.sink.drop(h.id);
     c.held = [];
+    c.store.clear(); // its bytes leave the budget too
     this.stalled.delete(c);
     this.closing.delete(c);
     this.halfOpen.delete(c);
@@ -336,7 +345,7 @@ export class Merger implements MergeCore {
       if (c.phase === 'handshake') {
         c.synP = synInfo(seg, opts);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
-        c.heldSyn = this.hold(id, pkt, seg.seq, seqAdd(seg.seq, 1), gso, false);
+        c.heldSyn = this.hold(id, pkt, seg.seq, seqAdd(seg.seq, 1), gso, null);
         c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
@@ -383,7 +392,7 @@ export class Merger implements MergeCore {
         this.ended(c, now);
       } else {
         if (c.rstP) this.sink.drop(c.rstP.id);
-        c.rstP = this.hold(id, pkt, start, end, gso, false);
+        c.rstP = this.hold(id, pkt, start, end, gso, null);
       }
       return;
     }
@@ -430,7 +439,7 @@ export class Merger implements MergeCore {
       this.sink.drop(id);
       return;
     }
-    const h = this.hold(id, pkt, start, end, gso, true);
+    const h = this.hold(id, pkt, start, end, gso, c.held.length === 0);
     if (!h) {
       // Over the budget: not held. P's TCP sends it again, by when releases have made room.
       this.stats.drops['memory-full']++;
@@ -514,8 +523,8 @@ export class Merger implements MergeCore {
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
         this.stats.drops['store-full']++;
-      } else if (this.overBudget(seg.payloadLength) && !(c.held.length && seqLt(seg.seq, c.held[c.held.length - 1]!.end))) {
-        // Over the budget, S's bytes are taken only where P waits with its own: they free memory.
+      } else if (this.overBudget(seg.payloadLength, c.store.size === 0) && !(c.held.length && seqLt(seg.seq, c.held[c.held.length - 1]!.end))) {
+        // Over the budget, S's bytes are taken only where P waits with its own (they free memory), or as the connection's first.
         this.stats.drops['memory-full']++;
       } else {
         added = c.store.insert(seg.seq, seg.payload);

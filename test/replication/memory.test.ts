@@ -72,4 +72,16 @@ describe('held segments and the buffer budget', () => {
       { numRuns: 200 },
     );
   });
+
+  it('a connection forgotten with bytes still stored gives them back to the budget', () => {
+    const { pair, cack } = established({ lingerMs: 1000, idleTimeoutMs: 60_000 });
+    // S ahead of P: its bytes wait in the store.
+    pair.fromS(pair.s.data(Buffer.alloc(900, 1), cack));
+    pair.fromS(pair.s.data(Buffer.alloc(900, 2), cack));
+    expect(pair.merger.buffered.stored).toBe(1800);
+    pair.now = 61_001;
+    pair.merger.poll(pair.now); // idle: forgotten
+    expect(pair.merger.connections).toBe(0);
+    expect(pair.merger.buffered).toEqual({ stored: 0, held: 0 });
+  });
 });

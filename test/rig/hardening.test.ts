@@ -260,9 +260,10 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         console.log(
           `lagging secondary under a flood: peak buffered ${(peakBuffered / 2 ** 20).toFixed(1)} MiB of ${cap / 2 ** 20}, memory-full drops ${after('tcpfo_drops_total{reason="memory-full"}')}, RSS +${(grew / 2 ** 20).toFixed(1)} MiB (peak ${(peakRss / 2 ** 20).toFixed(0)} MiB)`,
         );
-        // The bound was reached, and held (S's bytes that free P's are taken beyond it: a little slack).
+        // The bound was reached, and held: past it only a connection's first bytes, never past twice it
+        // (and S's bytes that free P's: a little slack).
         expect(after('tcpfo_drops_total{reason="memory-full"}')).toBeGreaterThan(0);
-        expect(peakBuffered).toBeLessThanOrEqual(cap + (1 << 20));
+        expect(peakBuffered).toBeLessThanOrEqual(2 * cap + (1 << 20));
         // RSS: the buffers, the table (2 KiB an entry), and the runtime's own headroom under
         // this load (measured: the heap settles at 60–80 MiB, malloc's arenas at ~40 MiB).
         expect(grew).toBeLessThan(cap + table * 2048 + (160 << 20));
