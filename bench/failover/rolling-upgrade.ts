@@ -4,7 +4,7 @@
  * through the mixed pair, the primary killed in the middle: it must finish
  * byte-exact from the secondary. Prints one line per pairing.
  *
- *   git worktree add /tmp/tcpfo-old v0.2.0-commit && (cd /tmp/tcpfo-old && npm ci && npm run build)
+ *   git worktree add /tmp/tcpfo-old d45de2f   # 0.2.0 && (cd /tmp/tcpfo-old && npm ci && npm run build)
  *   npm run build && node dist/bench/failover/rolling-upgrade.js /tmp/tcpfo-old/dist/cli.js
  */
 import { existsSync } from 'node:fs';
