@@ -9,13 +9,14 @@ import { describe, expect, it } from 'vitest';
 import { killNode, waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
+import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig, type Rig } from '../../rig/rig.js';
 
 const STATES = ['handshake', 'merging', 'degraded', 'closed'] as const;
 
 async function table(rig: Rig): Promise<Record<(typeof STATES)[number], number>> {
-  const text = (await rig.host('primary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-  const get = (s: string) => Number(new RegExp(`^tcpfo_connections\\{state="${s}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const m = await scrapeMetrics(rig, 'primary');
+  const get = (s: string) => m(`tcpfo_connections{state="${s}"}`);
   return { handshake: get('handshake'), merging: get('merging'), degraded: get('degraded'), closed: get('closed') };
 }
 

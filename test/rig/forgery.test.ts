@@ -13,15 +13,13 @@ import { Capture } from '../../rig/capture.js';
 import { waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
 import { ipv4ToString } from '../../bridge/wire/addr.js';
 import { parseIpv4Tcp, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 
-async function metrics(rig: Rig): Promise<(metric: string) => number> {
-  const text = (await rig.host('primary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-  return (metric) => Number(new RegExp(`^${metric.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
+const metrics = (rig: Rig) => scrapeMetrics(rig, 'primary');
 
 function echoSession(c: RigHost, ms: number) {
   return c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', String(ms)], { timeoutMs: ms + 20_000 });

@@ -9,12 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { killNode, waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
-import { withRig, type Rig } from '../../rig/rig.js';
-
-async function scrape(rig: Rig, node: string): Promise<(metric: string) => number> {
-  const text = (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-  return (metric) => Number(new RegExp(`^${metric.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-}
+import { scrapeMetrics } from '../../rig/metrics.js';
+import { withRig } from '../../rig/rig.js';
 
 const connections = (m: (metric: string) => number) =>
   ['handshake', 'merging', 'degraded', 'closed'].reduce((a, s) => a + (m(`tcpfo_connections{state="${s}"}`) || 0), 0);
@@ -58,7 +54,7 @@ describe('divergent replicas', () => {
         const who = c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'who', VIP, String(DEMO_PORT), '0', '25000'], { timeoutMs: 40_000 });
         await waitForLog(pair, /degraded to primary-only: different bytes at the same offset/);
         await new Promise((res) => setTimeout(res, 700));
-        const m = await scrape(rig, 'primary');
+        const m = await scrapeMetrics(rig, 'primary');
         expect(m('tcpfo_divergences_total')).toBe(1);
         expect(m('tcpfo_connections{state="degraded"}')).toBe(1);
         await killNode(pair, 'primary');
@@ -100,7 +96,7 @@ describe('a live secondary that silently lost a connection', () => {
         expect(r.error, pair.logs()).toBeUndefined();
         expect(r.sha256).toBe(r.expected);
         console.log(`secondary lost its socket: download ${r.ms} ms, longest gap ${r.maxGapMs} ms`);
-        expect((await scrape(rig, 'primary'))('tcpfo_secondary_silent_total')).toBe(1);
+        expect((await scrapeMetrics(rig, 'primary'))('tcpfo_secondary_silent_total')).toBe(1);
         expect(pair.logs()).toMatch(/degraded to primary-only: the secondary made no progress for \d+ ms/);
         // Such a connection is listed as diverged: the secondary cannot
         // continue it, so after a takeover it resets it.
@@ -109,7 +105,7 @@ describe('a live secondary that silently lost a connection', () => {
         await new Promise((res) => setTimeout(res, 700));
         await loseSilently();
         const deadline = Date.now() + 10_000;
-        while ((await scrape(rig, 'primary'))('tcpfo_secondary_silent_total') < 2) {
+        while ((await scrapeMetrics(rig, 'primary'))('tcpfo_secondary_silent_total') < 2) {
           if (Date.now() > deadline) throw new Error(`the second connection was never found silent:\n${pair.logs()}`);
           await new Promise((res) => setTimeout(res, 100));
         }
@@ -149,17 +145,17 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
       });
       try {
         const c = rig.host('client');
-        const before = await scrape(rig, 'primary');
+        const before = await scrapeMetrics(rig, 'primary');
         const t = transfer(c, 'get', 40_000_000, 71, 120_000);
         await new Promise((res) => setTimeout(res, 300));
         // 6000 SYNs/s for 3 s from 192.0.2.200–249 (addresses nobody has).
         const flood = c.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '192.0.2', '6000', '3'], { timeoutMs: 30_000 });
         let peak = 0;
         const sampler = setInterval(() => {
-          void scrape(rig, 'primary').then((m) => (peak = Math.max(peak, connections(m))), () => {});
+          void scrapeMetrics(rig, 'primary').then((m) => (peak = Math.max(peak, connections(m))), () => {});
         }, 250);
         const sent = JSON.parse((await flood).stdout.trim()) as { sent: number };
-        const during = await scrape(rig, 'primary');
+        const during = await scrapeMetrics(rig, 'primary');
         clearInterval(sampler);
         const r = await t;
         expect(r.error).toBeUndefined();
@@ -178,7 +174,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         let left = Infinity;
         for (let i = 0; i < 80 && left > 2; i++) {
           await new Promise((res) => setTimeout(res, 500));
-          left = connections(await scrape(rig, 'primary'));
+          left = connections(await scrapeMetrics(rig, 'primary'));
         }
         expect(left).toBeLessThanOrEqual(2);
         const again = await transfer(c, 'get', 1_000_000, 72);
@@ -204,7 +200,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         const sent = (JSON.parse((await flood).stdout.trim()) as { sent: number }).sent;
         const l = JSON.parse((await legit).stdout.trim()) as { ok: number; failed: number; maxMs: number; errors: string[] };
         const r = await t;
-        const m = await scrape(rig, 'primary');
+        const m = await scrapeMetrics(rig, 'primary');
         console.log(`SYN flood at the default limits: ${sent} SYNs; ${l.ok} of 1000 connects within 1 s (slowest ${l.maxMs} ms); half-open evicted ${m('tcpfo_evicted_total{state="half-open"}')}; bridge RSS ${(m('process_resident_memory_bytes') / 2 ** 20).toFixed(0)} MiB; download ${r.ms} ms`);
         expect(sent).toBeGreaterThan(80_000);
         expect(l.ok, JSON.stringify(l)).toBeGreaterThanOrEqual(990);
@@ -228,12 +224,12 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
       try {
         const c = rig.host('client');
         const sServer = pair.servers[1]!;
-        const before = await scrape(rig, 'primary');
+        const before = await scrapeMetrics(rig, 'primary');
         const flood = c.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '192.0.2', '3000', '12'], { timeoutMs: 60_000 });
         let peakRss = 0;
         let peakBuffered = 0;
         const sampler = setInterval(() => {
-          void scrape(rig, 'primary').then(
+          void scrapeMetrics(rig, 'primary').then(
             (m) => {
               peakRss = Math.max(peakRss, m('process_resident_memory_bytes'));
               peakBuffered = Math.max(peakBuffered, m('tcpfo_queued_bytes') + m('tcpfo_held_bytes'));
@@ -252,7 +248,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         const m = JSON.parse((await many).stdout.trim() || '{}') as { ok?: number; errors?: string[] };
         await flood;
         clearInterval(sampler);
-        const after = await scrape(rig, 'primary');
+        const after = await scrapeMetrics(rig, 'primary');
         // Every download byte-exact (the client checks each against the pattern).
         expect(m.errors, pair.logs().slice(-3000)).toEqual([]);
         expect(m.ok).toBe(240);
@@ -299,7 +295,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         const sentRouted = (JSON.parse(routed.stdout.trim()) as { sent: number }).sent;
         const r = await t;
         expect(r.sha256).toBe(r.expected);
-        const m = await scrape(rig, 'primary');
+        const m = await scrapeMetrics(rig, 'primary');
         expect(sent).toBeGreaterThan(1000);
         expect(sentRouted).toBeGreaterThan(1000);
         expect(m('tcpfo_drops_total{reason="spoofed-diverted"}')).toBe(sent + sentRouted);
