@@ -113,8 +113,10 @@ export class Merger implements MergeCore {
   /**
    * A copy of P's segment to hold (a view would keep its whole NFQUEUE
    * batch in memory while it waits), counted in the budget until its
-   * verdict; null when `first` is null (data) and the budget is spent —
-   * P's TCP sends it again. See overBudget for `first`.
+   * verdict. `first`: null for a SYN(-ACK) or RST (small, and what starts
+   * or ends a connection: always held); for data, whether the connection
+   * holds nothing yet (overBudget). Null when the budget is spent: P's TCP
+   * sends it again.
    */
   private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, first: boolean | null): Held | null {
     if (first !== null && this.overBudget(pkt.length, first)) return null;
