@@ -15,6 +15,20 @@ function unknown(g: Gauge): void {
   (g as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
 }
 
+/** A 0/1 gauge read at scrape time; absent while the value is unknown (null or undefined). */
+function flagGauge(reg: Registry, name: string, help: string, read: () => boolean | null | undefined): void {
+  new Gauge({
+    name,
+    help,
+    registers: [reg],
+    collect() {
+      const v = read();
+      if (v === null || v === undefined) unknown(this);
+      else this.set(v ? 1 : 0);
+    },
+  });
+}
+
 /** What a bridge reports at scrape time. */
 export interface MetricsSnapshot {
   role: string;
@@ -194,26 +208,13 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
   readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));
   readCounter(reg, 'tcpfo_server_check_failures_total', 'Failed checks of the local server (track)', [], (c) => c.inc(get().trackFailures ?? 0));
-  new Gauge({
-    name: 'tcpfo_server_up',
-    help: 'Whether the last check of the local server (track) passed; absent without track',
-    registers: [reg],
-    collect() {
-      const v = get().serverHealthy;
-      if (v === null || v === undefined) unknown(this);
-      else this.set(v ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'tcpfo_peer_config_mismatch',
-    help: 'Whether the peer’s configuration differs from this node’s where the two must agree (service address, ports, LAN mode, instance, data-plane protocol, major version); absent until the peer told it',
-    registers: [reg],
-    collect() {
-      const v = get().peerConfigMismatch;
-      if (v === null || v === undefined) unknown(this);
-      else this.set(v ? 1 : 0);
-    },
-  });
+  flagGauge(reg, 'tcpfo_server_up', 'Whether the last check of the local server (track) passed; absent without track', () => get().serverHealthy);
+  flagGauge(
+    reg,
+    'tcpfo_peer_config_mismatch',
+    'Whether the peer’s configuration differs from this node’s where the two must agree (service address, ports, LAN mode, instance, data-plane protocol, major version); absent until the peer told it',
+    () => get().peerConfigMismatch,
+  );
   readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
   readCounter(reg, 'tcpfo_pcap_backlog_dropped_total', 'Captured frames dropped because the bridge fell behind the wire (its backlog was full)', [], (c) => c.inc(get().pcapDropped));
   return reg;

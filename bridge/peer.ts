@@ -104,6 +104,11 @@ export class PeerLink {
   private configSentTo = 0n;
   /** The peer's configuration and how it differs from ours, once heard (null: not yet, or an older peer that does not tell). */
   configCheck: ConfigCheck | null = null;
+
+  /** Whether the peer's configuration differs from ours where it must agree (null: not heard yet). */
+  get configMismatch(): boolean | null {
+    return this.configCheck ? this.configCheck.differences.length > 0 : null;
+  }
   /** When the next loop() is due; a later run means our event loop stalled. */
   private dueAt = monotonicMs();
   private deferred = false;

@@ -494,6 +494,11 @@ export class PrimaryBridge {
     this.log.warn({ role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
   }
 
+  /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
+  private kernelInbound(): MetricsSnapshot['kernelInbound'] {
+    return this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined;
+  }
+
   metricsSnapshot(): MetricsSnapshot {
     const m = this.merger.stats;
     const q = this.merger.queued();
@@ -521,14 +526,14 @@ export class PrimaryBridge {
       divergences: m.divergences,
       secondarySilent: m.secondarySilent,
       evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
-      peerConfigMismatch: this.peer?.configCheck ? this.peer.configCheck.differences.length > 0 : null,
+      peerConfigMismatch: this.peer?.configMismatch ?? null,
       prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
       nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
-      kernelInbound: this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined,
+      kernelInbound: this.kernelInbound(),
       arp: this.presence?.stats,
     };
   }
@@ -549,7 +554,7 @@ export class PrimaryBridge {
       secondaryRejoins: this.rejoins,
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
-      kernelInbound: this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined,
+      kernelInbound: this.kernelInbound(),
       lanMode: this.cfg.lan.mode,
       copyingToSecondary: this.copying,
       arp: this.presence?.stats,

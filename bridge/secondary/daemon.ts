@@ -499,7 +499,7 @@ export class SecondaryBridge {
       heldSegments: 0,
       divergences: 0,
       secondarySilent: 0,
-      peerConfigMismatch: this.peer?.configCheck ? this.peer.configCheck.differences.length > 0 : null,
+      peerConfigMismatch: this.peer?.configMismatch ?? null,
       prefixBytesTrimmed: 0,
       retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0, 'internal-error': this.internalErrors },

@@ -166,14 +166,18 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false)
   c.stallAt = null;
   core.stalled.delete(c);
   for (const h of held) release(core, c, h.id, h.pkt, h.seg, h.gso, false);
+  // P had aborted: its RST goes out after its bytes.
+  releaseHeldRst(core, c);
+}
+
+/** P's held RST (it had aborted) goes out, and the connection ends. */
+function releaseHeldRst(core: MergeCore, c: Conn, now?: number): void {
   const rst = c.rstP;
-  if (rst) {
-    // P had aborted: its RST goes out after its bytes, and the connection ends.
-    c.rstP = null;
-    release(core, c, rst.id, rst.pkt, rst.seg, rst.gso, false);
-    c.phase = 'closed';
-    core.ended(c);
-  }
+  if (!rst) return;
+  c.rstP = null;
+  c.phase = 'closed';
+  release(core, c, rst.id, rst.pkt, rst.seg, rst.gso, false);
+  core.ended(c, now);
 }
 
 /**
@@ -190,11 +194,7 @@ export function abortBoth(core: MergeCore, c: Conn, now: number): void {
   c.stallAt = null;
   core.stalled.delete(c);
   core.earlyEnded.delete(c);
-  const rst = c.rstP!;
-  c.rstP = null;
-  c.phase = 'closed';
-  release(core, c, rst.id, rst.pkt, rst.seg, rst.gso, false);
-  core.ended(c, now);
+  releaseHeldRst(core, c, now);
 }
 
 /**
