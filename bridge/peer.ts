@@ -152,7 +152,7 @@ export class PeerLink {
       }
       if (isNotice(msg)) {
         const n = decodeNotice(msg, opts.key);
-        if (typeof n === 'string' || n.from !== l.peer || n.to !== l.self || n.echoNonce !== l.nonce || n.seq <= l.lastNoticeSeq) {
+        if (typeof n === 'string' || !l.fromPeerToUs(n, l.lastNoticeSeq)) {
           l.noticesRejected++;
           return;
         }
@@ -170,10 +170,15 @@ export class PeerLink {
     return l;
   }
 
+  /** Whether an authenticated datagram is the peer's, to us, answers this link (echoes our nonce), and is newer than `lastSeq`. */
+  private fromPeerToUs(n: { from: number; to: number; echoNonce: bigint; seq: bigint }, lastSeq: bigint): boolean {
+    return n.from === this.peer && n.to === this.self && n.echoNonce === this.nonce && n.seq > lastSeq;
+  }
+
   /** The peer's configuration: checked against ours; a change in what differs is logged. */
   private onConfigNotice(msg: Buffer): void {
     const n = decodeConfigNotice(msg, this.opts.key);
-    if (typeof n === 'string' || n.from !== this.peer || n.to !== this.self || n.echoNonce !== this.nonce || n.seq <= this.lastConfigSeq) {
+    if (typeof n === 'string' || !this.fromPeerToUs(n, this.lastConfigSeq)) {
       this.noticesRejected++;
       return;
     }
