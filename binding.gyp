@@ -3,16 +3,16 @@
     {
       "target_name": "tcpfo_nfqueue",
       "sources": ["native/nfqueue.cc", "native/caps.cc", "native/fds.cc", "native/presence.cc", "native/xlate.cc", "native/systemd.cc", "native/lock.cc"],
-      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lnetfilter_queue", "-lnfnetlink", "-lpthread", "-lbpf"],
       "actions": [
         {
           "action_name": "xlate_bpf",
-          "inputs": ["native/xlate.bpf.c"],
+          "inputs": ["native/xlate.bpf.c", "native/bpf/maps.h", "native/bpf/tcp.h"],
           "outputs": ["<(PRODUCT_DIR)/xlate.bpf.o"],
-          "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Wall", "-c", "native/xlate.bpf.c", "-o", "<(PRODUCT_DIR)/xlate.bpf.o"]
+          "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/xlate.bpf.c", "-o", "<(PRODUCT_DIR)/xlate.bpf.o"]
         }
       ]
     }

@@ -108,6 +108,7 @@ program
       const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
       console.log(`role         ${String(st.role)}`);
       if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
+      if (typeof st.merge === 'string') console.log(`merge        ${st.merge === 'kernel' ? 'kernel (primary-only connections released by the egress program; merged ones by the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`);
       if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
@@ -184,6 +185,7 @@ program
       ...r.ruleTags.map((t) => `rules of instance ${t}`),
       ...(r.divertRoutes ? ['the secondary’s divert routing'] : []),
       ...r.xlate.map((dev) => `the primary’s translation program on ${dev}`),
+      ...r.pins.map((path) => `the primary’s netfilter match ${path}`),
       ...r.changes.map(describeChange),
     ];
     console.log(what.length ? `cleanup: restored ${what.length}: ${what.join(', ')}` : 'cleanup: nothing to do');

@@ -26,7 +26,7 @@ interface Bridge {
 }
 
 /** Settings a reload cannot change: they shape the rules, the queues and the addresses in place. */
-const RESTART_ONLY = ['service', 'primary', 'secondary', 'datapath', 'inbound', 'lan', 'heartbeat', 'failover', 'security', 'metrics', 'queue_base', 'state_dir', 'instance', 'scheduling', 'liveness.loop_stall_ms', 'limits.queue_buffer_bytes'] as const;
+const RESTART_ONLY = ['service', 'primary', 'secondary', 'datapath', 'inbound', 'merge', 'lan', 'heartbeat', 'failover', 'security', 'metrics', 'queue_base', 'state_dir', 'instance', 'scheduling', 'liveness.loop_stall_ms', 'limits.queue_buffer_bytes'] as const;
 
 function pick(cfg: Config, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], cfg);

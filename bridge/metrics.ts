@@ -70,7 +70,9 @@ export interface MetricsSnapshot {
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
   pcapDropped: number;
   /** The primary's kernel translation of client segments: translated, SYNs passed, frames copied to the secondary. */
-  kernelInbound?: { translated: number; synsPassed: number; duplicated: number; outOfWindow: number; mapFull?: number };
+  kernelInbound?: { translated: number; synsPassed: number; duplicated: number; outOfWindow: number; mapFull?: number; released?: number; releaseRefused?: number };
+  /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
+  mergeMode?: 'kernel' | 'queue';
   /** ARP requests for the service address seen, and answered by this node. */
   arp?: { requests: number; replies: number };
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
@@ -131,6 +133,17 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     collect() {
       const d = get().datapath;
       for (const m of ['merge', 'kernel', 'pcap']) this.set({ mode: m }, d === m ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_merge_info',
+    help: 'Where the primary releases P’s segments of primary-only connections: kernel (its egress program) or queue (the bridge); 1 for the current one, absent on a secondary',
+    labelNames: ['mode'],
+    registers: [reg],
+    collect() {
+      const m = get().mergeMode;
+      if (!m) return;
+      for (const x of ['kernel', 'queue']) this.set({ mode: x }, m === x ? 1 : 0);
     },
   });
   new Gauge({ name: 'tcpfo_peer_up', help: 'Whether the peer bridge’s heartbeats arrive', registers: [reg], collect() { this.set(get().peerUp ? 1 : 0); } });
@@ -204,6 +217,12 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     c.inc({ action: 'copied' }, k.duplicated);
     c.inc({ action: 'out-of-window' }, k.outOfWindow);
     if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
+  });
+  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again)', ['action'], (c) => {
+    const k = get().kernelInbound;
+    if (k?.released === undefined || get().mergeMode !== 'kernel') return;
+    c.inc({ action: 'released' }, k.released);
+    c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
   });
   readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
   readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));

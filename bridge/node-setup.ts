@@ -6,7 +6,7 @@ import { destroyConnections } from './io/sockets.js';
 import { installedTags, removeRules, RuleSet } from './io/rules.js';
 import { removeDivertRoutes } from './io/kernel-path.js';
 import { BRIDGE_MARK } from './io/inject.js';
-import { InboundXlate } from './io/xlate.js';
+import { ensureBpffs, InboundXlate, matchPinPath } from './io/xlate.js';
 import { ipv4 } from './wire/addr.js';
 import type { Logger } from './log.js';
 
@@ -26,7 +26,19 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   // switch copy) are ours to remove whoever made their qdisc: the journal
   // holds the qdisc only when the bridge added it. Left on a node that now
   // plays the secondary, the copy would send the client's frames back.
-  if (InboundXlate.detach(lanInterface)) log.warn({ dev: lanInterface }, 'removed the tc programs a previous primary bridge left on this node');
+  // And the netfilter match it pinned (merge: kernel).
+  const detached = InboundXlate.detach(lanInterface);
+  const unpinned = InboundXlate.unpin(matchPinPath(cfg.instance));
+  if (detached || unpinned) log.warn({ dev: lanInterface, ...(unpinned ? { pin: matchPinPath(cfg.instance) } : {}) }, 'removed the tc programs a previous primary bridge left on this node');
+  // Either role may have to pin the primary's match (a secondary at a
+  // takeover), when it can no longer mount a bpffs.
+  if (cfg.merge !== 'queue' && cfg.inbound !== 'queue') {
+    try {
+      if (await ensureBpffs()) log.info({ path: '/sys/fs/bpf' }, 'mounted a bpffs for the primary’s netfilter match');
+    } catch (e) {
+      log.warn({ why: `no bpffs at /sys/fs/bpf: ${(e as Error).message}` }, 'the kernel release of primary-only connections is not available here: the queue does it');
+    }
+  }
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
   await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);

@@ -70,6 +70,16 @@ export const configSchema = z.strictObject({
    * the kernel loads the program.
    */
   inbound: z.enum(['auto', 'kernel', 'queue']).default('auto'),
+  /**
+   * Where the primary releases what needs no merge decision. kernel: P's
+   * segments of a primary-only connection (the secondary failed, the
+   * replicas diverged, or it began while the primary was alone) leave
+   * through a tc egress program, past the queue (an iptables xt_bpf match);
+   * queue: every segment of P's through the bridge. auto (the default):
+   * kernel where the kernel and iptables allow it. Needs `inbound` in the
+   * kernel (the same programs).
+   */
+  merge: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   lan: z
     .strictObject({
       /**
@@ -280,6 +290,7 @@ export function parseConfig(text: string, file: string): Config {
     if (l !== undefined && !hostPort.safeParse(l).success) problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
   }
   if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
+  if (c.merge === 'kernel' && c.inbound === 'queue') problems.push('merge: kernel needs the kernel translation of client segments: inbound must be kernel or auto');
   if (c.track) {
     if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
     const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;

@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -20,34 +21,18 @@ extern "C" {
 #include <bpf/libbpf.h>
 }
 
+#include "bpf/maps.h"
+
 namespace {
 
 constexpr uint32_t TC_HANDLE = 0x7466;
 constexpr uint32_t TC_PRIORITY = 7466;
 
-struct ConnKey {
-  uint32_t client;
-  uint32_t service;
-  uint16_t cport;
-  uint16_t sport;
-};
-
-struct ConnVal {
-  uint32_t dseq;
-  uint32_t dts;
-  uint32_t flags;
-  uint32_t ack_max;
-  uint32_t nxt_max;
-  uint32_t wscale;
-  uint64_t seen_ns;
-  uint64_t packets;
-  uint32_t snd_nxt;  // written by the egress program
-  uint32_t rcv_nxt;
-  uint32_t rcv_wnd;
-  uint32_t pad;
-};
-
-constexpr uint32_t F_ACK_SEEN = 2;
+using ConnKey = struct conn_key;
+using ConnVal = struct conn_val;
+using OutVal = struct out_val;
+using DupCfg = struct dup_cfg;
+using SvcKey = struct svc_key;
 
 int LibbpfQuiet(enum libbpf_print_level level, const char*, va_list) { return 0; }
 
@@ -63,6 +48,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Function ctor = DefineClass(env, "Xlate",
                                       {
                                           InstanceMethod("set", &Xlate::Set),
+                                          InstanceMethod("primaryOnly", &Xlate::PrimaryOnly),
+                                          InstanceMethod("released", &Xlate::Released),
+                                          InstanceMethod("run", &Xlate::Run),
                                           InstanceMethod("remove", &Xlate::Remove),
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
@@ -70,23 +58,29 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
+                                          StaticMethod("unpin", &Xlate::UnpinStatic),
                                       });
     exports.Set("Xlate", ctor);
   }
 
-  // new Xlate(objectPath, ifname, maxEntries)
+  // new Xlate(objectPath, ifname, maxEntries, pinPath?): with pinPath, the netfilter match
+  // of primary-only connections (tcpfo_primary_only) is pinned there for iptables' `-m bpf`.
   explicit Xlate(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Xlate>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "Xlate(objectPath, ifname, maxEntries)").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "Xlate(objectPath, ifname, maxEntries, pinPath?)").ThrowAsJavaScriptException();
       return;
     }
+    if (info.Length() > 3 && info[3].IsString()) pin_ = info[3].As<Napi::String>();
     std::string path = info[0].As<Napi::String>();
     std::string ifname = info[1].As<Napi::String>();
     uint32_t max = info[2].As<Napi::Number>().Uint32Value();
     libbpf_set_print(LibbpfQuiet);
-    ifindex_ = if_nametoindex(ifname.c_str());
-    if (!ifindex_) { Fail(env, ("no interface " + ifname).c_str(), errno); return; }
+    // An empty ifname loads the programs without attaching them (tests run them with run()).
+    if (!ifname.empty()) {
+      ifindex_ = if_nametoindex(ifname.c_str());
+      if (!ifindex_) { Fail(env, ("no interface " + ifname).c_str(), errno); return; }
+    }
     obj_ = bpf_object__open_file(path.c_str(), nullptr);
     if (!obj_ || libbpf_get_error(obj_)) {
       obj_ = nullptr;
@@ -94,12 +88,25 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     }
     struct bpf_map* map = bpf_object__find_map_by_name(obj_, "conns");
     if (!map) { Fail(env, "no map conns in the object", ENOENT); return; }
-    if (max) bpf_map__set_max_entries(map, max);
+    struct bpf_map* out = bpf_object__find_map_by_name(obj_, "primary_only");
+    if (!out) { Fail(env, "no map primary_only in the object", ENOENT); return; }
+    if (max) {
+      bpf_map__set_max_entries(map, max);
+      bpf_map__set_max_entries(out, max);
+    }
     int err = bpf_object__load(obj_);
     if (err) { Fail(env, "bpf_object__load (the kernel refused the program)", -err); return; }
     struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_xlate");
     if (!prog) { Fail(env, "no program tcpfo_xlate in the object", ENOENT); return; }
     map_fd_ = bpf_map__fd(map);
+    out_fd_ = bpf_map__fd(out);
+    if (!pin_.empty()) {
+      struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
+      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return; }
+      unlink(pin_.c_str());  // a killed predecessor's
+      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return; }
+      pinned_ = true;
+    }
     struct bpf_map* svc = bpf_object__find_map_by_name(obj_, "services");
     if (!svc) { Fail(env, "no map services in the object", ENOENT); return; }
     svc_fd_ = bpf_map__fd(svc);
@@ -111,6 +118,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     dup_fd_ = bpf_map__fd(dup);
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
+    if (!ifindex_) return;
     // Egress first: what the bridge releases is recorded before a client segment is judged by it.
     err = Attach(BPF_TC_EGRESS, bpf_program__fd(sent));
     if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return; }
@@ -171,11 +179,14 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (ingress_) Detach(ifindex_, BPF_TC_INGRESS);
     if (egress_) Detach(ifindex_, BPF_TC_EGRESS);
     ingress_ = egress_ = false;
+    if (pinned_) unlink(pin_.c_str());
+    pinned_ = false;
     if (obj_) {
       bpf_object__close(obj_);
       obj_ = nullptr;
     }
     map_fd_ = -1;
+    out_fd_ = -1;
     svc_fd_ = -1;
     cnt_fd_ = -1;
     dup_fd_ = -1;
@@ -205,11 +216,66 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(map_fd_, &k, &v, BPF_ANY) == 0);
   }
 
-  // remove(client, service, cport, sport)
+  // primaryOnly(client, service, cport, sport, dseq, dts, flags, wscaleP, wscaleS) -> boolean:
+  // P's segments of this connection leave in the kernel from now on.
+  Napi::Value PrimaryOnly(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (out_fd_ < 0 || info.Length() < 9) return Napi::Boolean::New(env, false);
+    ConnKey k = KeyOf(info);
+    OutVal v;
+    memset(&v, 0, sizeof(v));
+    v.dseq = info[4].As<Napi::Number>().Uint32Value();
+    v.dts = info[5].As<Napi::Number>().Uint32Value();
+    v.flags = info[6].As<Napi::Number>().Uint32Value();
+    v.wscale_p = static_cast<uint8_t>(info[7].As<Napi::Number>().Uint32Value());
+    v.wscale_s = static_cast<uint8_t>(info[8].As<Napi::Number>().Uint32Value());
+    return Napi::Boolean::New(env, bpf_map_update_elem(out_fd_, &k, &v, BPF_NOEXIST) == 0);
+  }
+
+  // released(client, service, cport, sport) -> { segments, bytes } | null: what left in the kernel.
+  Napi::Value Released(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (out_fd_ < 0 || info.Length() < 4) return env.Null();
+    ConnKey k = KeyOf(info);
+    OutVal v;
+    if (bpf_map_lookup_elem(out_fd_, &k, &v) != 0) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("segments", Napi::Number::New(env, static_cast<double>(v.segments)));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(v.bytes)));
+    return o;
+  }
+
+  // run(program, packet: Buffer, mark) -> { ret, packet: Buffer }: one run of a loaded program
+  // on `packet` (BPF_PROG_TEST_RUN; a frame for the tc programs, an IP packet for the match).
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!obj_ || info.Length() < 3 || !info[0].IsString() || !info[1].IsBuffer()) return env.Null();
+    std::string name = info[0].As<Napi::String>();
+    struct bpf_program* prog = bpf_object__find_program_by_name(obj_, name.c_str());
+    if (!prog) return env.Null();
+    Napi::Buffer<uint8_t> in = info[1].As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> out(in.Length() + 256);
+    struct __sk_buff ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.mark = info[2].As<Napi::Number>().Uint32Value();
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.Data(), .data_out = out.data(), .data_size_in = static_cast<uint32_t>(in.Length()),
+                .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0) {
+      Napi::Error::New(env, std::string("bpf_prog_test_run: ") + strerror(errno)).ThrowAsJavaScriptException();
+      return env.Null();
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ret", Napi::Number::New(env, static_cast<int32_t>(opts.retval)));
+    o.Set("packet", Napi::Buffer<uint8_t>::Copy(env, out.data(), opts.data_size_out));
+    return o;
+  }
+
+  // remove(client, service, cport, sport): from both maps.
   Napi::Value Remove(const Napi::CallbackInfo& info) {
     if (map_fd_ >= 0 && info.Length() >= 4) {
       ConnKey k = KeyOf(info);
       bpf_map_delete_elem(map_fd_, &k);
+      if (out_fd_ >= 0) bpf_map_delete_elem(out_fd_, &k);
     }
     return info.Env().Undefined();
   }
@@ -224,7 +290,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("packets", Napi::Number::New(env, static_cast<double>(v.packets)));
     if (v.packets) o.Set("ageMs", Napi::Number::New(env, static_cast<double>(MonotonicNs() - v.seen_ns) / 1e6));
-    if (v.flags & F_ACK_SEEN) {
+    if (v.flags & CONN_F_ACK_SEEN) {
       o.Set("ackMax", Napi::Number::New(env, v.ack_max));
       o.Set("nxtMax", Napi::Number::New(env, v.nxt_max));
     }
@@ -236,11 +302,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   Napi::Value DuplicateTo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (dup_fd_ < 0) return Napi::Boolean::New(env, false);
-    struct {
-      uint32_t enabled;
-      uint32_t ifindex;
-      uint8_t macs[12];
-    } v;
+    DupCfg v;
     memset(&v, 0, sizeof(v));
     if (info.Length() > 1 && info[0].IsBuffer() && info[1].IsBuffer() && info[0].As<Napi::Buffer<uint8_t>>().Length() == 6 &&
         info[1].As<Napi::Buffer<uint8_t>>().Length() == 6) {
@@ -253,14 +315,14 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(dup_fd_, &zero, &v, BPF_ANY) == 0);
   }
 
-  // counters() -> { translated, synsPassed, duplicated, outOfWindow }: summed over CPUs.
+  // counters() -> { translated, synsPassed, duplicated, outOfWindow, released, releaseRefused }: summed over CPUs.
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    const char* names[4] = {"translated", "synsPassed", "duplicated", "outOfWindow"};
-    for (uint32_t k = 0; k < 4; k++) {
+    const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused"};
+    for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
         for (int c = 0; c < ncpu; c++) sum += vals[c];
@@ -274,11 +336,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   Napi::Value Service(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (svc_fd_ < 0 || info.Length() < 2) return Napi::Boolean::New(env, false);
-    struct {
-      uint32_t addr;
-      uint16_t port;
-      uint16_t pad;
-    } k = {htonl(info[0].As<Napi::Number>().Uint32Value()), htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value())), 0};
+    SvcKey k = {htonl(info[0].As<Napi::Number>().Uint32Value()), htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value())), 0};
     uint8_t one = 1;
     return Napi::Boolean::New(env, bpf_map_update_elem(svc_fd_, &k, &one, BPF_ANY) == 0);
   }
@@ -302,7 +360,18 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, in || out);
   }
 
+  // Xlate.unpin(path): removes a pinned match a killed bridge left. -> whether there was one
+  static Napi::Value UnpinStatic(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) return Napi::Boolean::New(env, false);
+    std::string path = info[0].As<Napi::String>();
+    return Napi::Boolean::New(env, unlink(path.c_str()) == 0);
+  }
+
   unsigned ifindex_ = 0;
+  std::string pin_;
+  bool pinned_ = false;
+  int out_fd_ = -1;
   struct bpf_object* obj_ = nullptr;
   int map_fd_ = -1;
   int svc_fd_ = -1;

@@ -5,7 +5,7 @@
 #   scripts/setup-system.sh --dev      that, and what the tests, the demo and the benchmarks need
 #
 # Idempotent: re-running it only installs what is missing. Services that the
-# --dev packages bring (vsftpd, memcached, prometheus) are not started: the
+# --dev packages bring (vsftpd, memcached, redis, prometheus) are not started: the
 # tests and benches run their own, each in a network namespace.
 set -euo pipefail
 RUNTIME=(
@@ -18,7 +18,7 @@ RUNTIME=(
 DEV=(
   psmisc iputils-ping ethtool tcpdump           # the test rig's namespaces and captures
   socat curl vsftpd ftp                         # real clients and servers for the tests
-  stress-ng memcached                           # benches: the soak beside a CPU hog, request/answer workloads
+  stress-ng memcached redis-server              # benches: the soak beside a CPU hog, request/answer workloads
   libfaketime                                   # tests: wall-clock steps under a running bridge
   bpftool                                       # tests: the tc programs load with a promoted bridge's capabilities
   prometheus systemd                            # promtool and systemd-analyze check deploy/

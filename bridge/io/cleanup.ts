@@ -2,7 +2,7 @@
 import { NodeState, type Change } from './node-state.js';
 import { removeAllRules } from './rules.js';
 import { removeDivertRoutes } from './kernel-path.js';
-import { InboundXlate } from './xlate.js';
+import { InboundXlate, removeAllPins } from './xlate.js';
 import { readdirSync } from 'node:fs';
 
 export const DEFAULT_STATE_DIR = '/run/tcpfo';
@@ -13,6 +13,8 @@ export interface CleanupReport {
   divertRoutes: boolean;
   /** Interfaces a primary's translation program was left on. */
   xlate: string[];
+  /** The primary's pinned netfilter matches left (merge: kernel). */
+  pins: string[];
   changes: Change[];
 }
 
@@ -22,8 +24,10 @@ export async function cleanupNode(stateDir = DEFAULT_STATE_DIR): Promise<Cleanup
   const divertRoutes = await removeDivertRoutes();
   // A primary's translation program, where its clsact qdisc was not its own (else the journal removes both).
   const xlate = listInterfaces().filter((dev) => InboundXlate.detach(dev));
+  // Its pinned match, once no rule uses it (the rules went first).
+  const pins = removeAllPins();
   const changes = await NodeState.recoverAll(stateDir);
-  return { ruleTags, divertRoutes, xlate, changes };
+  return { ruleTags, divertRoutes, xlate, pins, changes };
 }
 
 function listInterfaces(): string[] {

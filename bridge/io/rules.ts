@@ -32,6 +32,8 @@ export interface Match {
   /** Any interface but this one (the node's own traffic to the service address runs over `lo`). */
   iifNot?: string;
   oifNot?: string;
+  /** A BPF socket filter pinned at this path returns non-zero (xt_bpf; the iptables-nft backend only). */
+  bpfPinned?: string;
 }
 
 export type Action = { queue: number; bypass: boolean } | 'drop' | 'accept';
@@ -94,6 +96,7 @@ function portList(ports: PortSet): string[] {
 // --- native nftables ---------------------------------------------------------
 
 function nftMatch(m: Match): string {
+  if (m.bpfPinned) throw new RuleError('the nftables backend has no BPF match: use iptables-nft');
   const parts: string[] = [];
   if (m.iif) parts.push(`iifname "${m.iif}"`);
   if (m.oif) parts.push(`oifname "${m.oif}"`);
@@ -161,6 +164,7 @@ function iptMatch(m: Match): string[] {
   };
   if (m.sports) multiport('--sports', m.sports);
   if (m.dports) multiport('--dports', m.dports);
+  if (m.bpfPinned) a.push('-m', 'bpf', '--object-pinned', m.bpfPinned);
   return a;
 }
 
@@ -257,7 +261,7 @@ export class RuleSet {
   private constructor(
     readonly tag: string,
     readonly backend: Backend,
-    private readonly rules: readonly Rule[],
+    private rules: readonly Rule[],
     readonly skipMark: number,
   ) {}
 
@@ -313,6 +317,13 @@ export class RuleSet {
       }
     }
     throw new RuleError(`could not install the iptables rules of instance ${this.tag}: ${lastError}`);
+  }
+
+  /** Takes the rules `which` selects out, in one transaction; the others stay. */
+  async drop(which: (r: Rule) => boolean): Promise<void> {
+    if (!this.installed) return;
+    this.rules = this.rules.filter((r) => !which(r));
+    await this.apply();
   }
 
   /** The rules as installed, in the backend's own syntax (for logs and `status`). */

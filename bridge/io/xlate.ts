@@ -9,24 +9,30 @@
  * trip to user space; closes, resets and unusual layouts still go through
  * the queue.
  */
+import { readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from './nfqueue.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { run } from './run.js';
 import type { PortSet } from '../ports.js';
 
 interface NativeXlate {
   set(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number, wscale: number): boolean;
+  primaryOnly(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number, wscaleP: number, wscaleS: number): boolean;
+  released(client: number, service: number, cport: number, sport: number): { segments: number; bytes: number } | null;
   remove(client: number, service: number, cport: number, sport: number): void;
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
+  run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   close(): void;
 }
 
 interface NativeXlateClass {
-  new (objectPath: string, ifname: string, maxEntries: number): NativeXlate;
+  new (objectPath: string, ifname: string, maxEntries: number, pinPath?: string): NativeXlate;
   detach(ifname: string): boolean;
+  unpin(path: string): boolean;
 }
 
 /** What the program saw of one connection's client segments. */
@@ -48,6 +54,10 @@ export interface XlateCounters {
   duplicated: number;
   /** Client segments translated but not recorded: outside the windows (a forged or very old segment). */
   outOfWindow: number;
+  /** P's segments of primary-only connections released in the kernel. */
+  released: number;
+  /** Such segments the egress program could not rewrite, dropped (P's TCP sends them again, through the queue). */
+  releaseRefused: number;
 }
 
 export interface ConnAddr {
@@ -61,6 +71,41 @@ const F_TS = 1;
 
 export const XLATE_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'xlate.bpf.o');
 
+/** Where BPF objects are pinned (bpffs), and its magic number (statfs). */
+const BPF_FS = '/sys/fs/bpf';
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** Where the primary pins its netfilter match of primary-only connections (iptables `-m bpf --object-pinned`). */
+export function matchPinPath(instance: string): string {
+  return `${BPF_FS}/tcpfo_${instance}_primary_only`;
+}
+
+/** Removes every primary's pinned match left on this node (any instance); the paths removed. */
+export function removeAllPins(): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(BPF_FS);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => /^tcpfo_[a-z0-9]+_primary_only$/.test(n)).map((n) => `${BPF_FS}/${n}`).filter((p) => InboundXlate.unpin(p));
+}
+
+/**
+ * Makes sure a bpffs is mounted at /sys/fs/bpf (systemd mounts one; a
+ * container or `ip netns exec` may not), before the bridge gives up the
+ * capability to mount. Returns whether it mounted one.
+ */
+export async function ensureBpffs(): Promise<boolean> {
+  try {
+    if (statfsSync(BPF_FS).type === BPF_FS_MAGIC) return false;
+  } catch {
+    // not there: mount below says why
+  }
+  await run('mount', ['-t', 'bpf', 'bpf', BPF_FS], { timeoutMs: 5000 });
+  return true;
+}
+
 function native(): NativeXlateClass {
   return (load() as unknown as { Xlate: NativeXlateClass }).Xlate;
 }
@@ -73,13 +118,29 @@ export class InboundXlate {
    * predecessor's), for the service address `vip` and its failover ports.
    * Throws when the kernel refuses it.
    */
-  static open(ifname: string, maxEntries: number, vip: number, ports: PortSet): InboundXlate {
-    const x = new (native())(XLATE_OBJECT, ifname, maxEntries);
+  static open(ifname: string, maxEntries: number, vip: number, ports: PortSet, pinPath?: string): InboundXlate {
+    const x = pinPath === undefined ? new (native())(XLATE_OBJECT, ifname, maxEntries) : new (native())(XLATE_OBJECT, ifname, maxEntries, pinPath);
     for (const p of ports) {
       const [lo, hi] = typeof p === 'number' ? [p, p] : p;
       for (let port = lo; port <= hi; port++) x.service(vip >>> 0, port);
     }
     return new InboundXlate(x);
+  }
+
+  /** Loads the programs without attaching them anywhere: for run() (tests). */
+  static loadOnly(maxEntries: number, vip: number, ports: PortSet): InboundXlate {
+    return InboundXlate.open('', maxEntries, vip, ports);
+  }
+
+  /**
+   * Runs one loaded program once on `packet` (BPF_PROG_TEST_RUN): an
+   * Ethernet frame for the tc programs, an IP packet for the match. Returns
+   * its verdict and the packet as it left.
+   */
+  run(program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only', packet: Buffer, mark = 0): { ret: number; packet: Buffer } {
+    const r = this.x.run(program, packet, mark);
+    if (!r) throw new Error(`no program ${program}`);
+    return r;
   }
 
   /** Removes the program a killed bridge left on `ifname`; whether there was one. */
@@ -94,6 +155,29 @@ export class InboundXlate {
   /** Lists a merged connection: its offsets, and the window scale its client was told (the servers' windows are in its units). */
   add(c: ConnAddr, dseq: number, dts: number, timestamps: boolean, wscale: number): boolean {
     return this.x.set(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0, wscale);
+  }
+
+  /**
+   * P's segments of `c` leave in the kernel from now on, moved into the
+   * client's spaces (seq − `dseq`, TSval − `dts`, the window from scale
+   * `wscaleP` to `wscaleS`); false if the map is full (the queue goes on).
+   */
+  primaryOnly(c: ConnAddr, dseq: number, dts: number, timestamps: boolean, wscaleP: number, wscaleS: number): boolean {
+    return this.x.primaryOnly(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0, wscaleP, wscaleS);
+  }
+
+  /** What of `c` left in the kernel (null: not primary-only there). */
+  released(c: ConnAddr): { segments: number; bytes: number } | null {
+    return this.x.released(c.client, c.service, c.clientPort, c.servicePort);
+  }
+
+  /** Removes the pinned match a killed bridge left at `path`; whether there was one. */
+  static unpin(path: string): boolean {
+    try {
+      return native().unpin(path);
+    } catch {
+      return false;
+    }
   }
 
   remove(c: ConnAddr): void {
@@ -125,7 +209,7 @@ export class InboundXlate {
   }
 
   private closed = false;
-  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0, outOfWindow: 0 };
+  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0, outOfWindow: 0, released: 0, releaseRefused: 0 };
 
   /** The counters, also after close (their last values). */
   get stats(): XlateCounters {

@@ -20,7 +20,7 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
-import { removeRules, RuleSet } from '../io/rules.js';
+import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
 import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
@@ -30,7 +30,7 @@ import { NodeShell } from '../node-shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import type { MergerConfig } from './merge/types.js';
-import { InboundXlate } from '../io/xlate.js';
+import { InboundXlate, matchPinPath } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
@@ -66,6 +66,8 @@ export interface PrimaryStats {
   internalErrors: number;
   /** Connections the kernel's translation map had no room for (the queue translates them). */
   xlateMapFull: number;
+  /** Connections whose P segments were handed to the kernel's release (merge: kernel). */
+  releasedInKernel: number;
 }
 
 /** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
@@ -84,7 +86,7 @@ function mergerLimits(cfg: Config): Partial<MergerConfig> {
 
 export class PrimaryBridge {
   readonly merger: Merger;
-  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0 };
+  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0, releasedInKernel: 0 };
   /** Entries of the kernel translation's map: fixed when the program is loaded. */
   private xlateCapacity = 0;
   private outQ!: PacketQueue;
@@ -101,6 +103,13 @@ export class PrimaryBridge {
   /** Where client segments are translated: 'kernel' (the common ones; the rest by the queue) or 'queue'. */
   inbound: 'kernel' | 'queue' = 'queue';
   private inboundUnavailable: string | undefined;
+  /**
+   * Where P's segments of primary-only connections are released (config
+   * `merge`): 'kernel' (the egress program, behind a netfilter match that
+   * lets them skip the queue) or 'queue' (the merger, as merged ones).
+   */
+  merge: 'kernel' | 'queue' = 'queue';
+  private mergeUnavailable: string | undefined;
   /** The client's frames are being copied to the secondary (lan.mode: switch). */
   private copying = false;
   private timer: NodeJS.Timeout | undefined;
@@ -137,8 +146,10 @@ export class PrimaryBridge {
     const sink: MergerSink = {
       accept: (id, packet) => {
         const q = queueOf(id);
-        const queue = q.inbound ? this.inQ : this.outQ;
-        if (!(packet ? queue.acceptModified(q.id, packet) : queue.accept(q.id))) this.stats.verdictErrors++;
+        // What leaves the output queue carries the bridge's mark: the egress
+        // program rewrites only P's segments that skipped the queue.
+        const ok = q.inbound ? (packet ? this.inQ.acceptModified(q.id, packet) : this.inQ.accept(q.id)) : packet ? this.outQ.acceptModified(q.id, packet, BRIDGE_MARK) : this.outQ.accept(q.id, BRIDGE_MARK);
+        if (!ok) this.stats.verdictErrors++;
       },
       drop: (id) => {
         const q = queueOf(id);
@@ -152,6 +163,11 @@ export class PrimaryBridge {
     const offload: InboundOffload = {
       add: (c, dseq, dts, ts, wscale) => {
         if (this.xlate && !this.xlate.add(c, dseq, dts, ts, wscale)) this.stats.xlateMapFull++;
+      },
+      primaryOnly: (c, dseq, dts, ts, wsP, wsS) => {
+        if (this.merge !== 'kernel' || !this.xlate) return;
+        if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) this.stats.releasedInKernel++;
+        else this.stats.xlateMapFull++;
       },
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
@@ -276,19 +292,16 @@ export class PrimaryBridge {
     this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
-    this.rules = await RuleSet.install(
-      `${cfg.instance}p`,
-      [
+    await this.attachInbound();
+    const toQueue: Rule[] = [
         // Not over lo: the node's own connections to the service address (track's checks) are no client's.
         { hook: 'output', match: { src: this.vip, sports: ports, oifNot: 'lo' }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
         { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
         // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
         { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
         { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
-      ],
-      BRIDGE_MARK,
-    );
-    await this.attachInbound();
+    ];
+    this.rules = await this.installRules(toQueue);
     await this.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
@@ -329,10 +342,37 @@ export class PrimaryBridge {
     this.noticeTimer.unref();
     dropPrivileges(cfg, this.log);
     this.log.info(
-      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}) },
+      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, merge: this.merge, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}), ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}) },
       'primary bridge up: merging',
     );
     this.onRoleChange('primary', this.adoptExisting ? 'roles swapped: the other node rejoined as secondary' : 'started');
+  }
+
+  /**
+   * The rules: `toQueue`, and before them (merge: kernel) the match that lets
+   * P's segments of primary-only connections past the output queue to the
+   * egress program. xt_bpf is an iptables match: that backend then. With
+   * `auto`, a kernel or iptables without it leaves the queue releasing them.
+   */
+  private async installRules(toQueue: Rule[]): Promise<RuleSet> {
+    const tag = `${this.cfg.instance}p`;
+    if (this.merge === 'kernel') {
+      const release: Rule = {
+        hook: 'output',
+        match: { src: this.vip, sports: this.cfg.service.ports, oifNot: 'lo', bpfPinned: matchPinPath(this.cfg.instance) },
+        action: 'accept',
+        comment: 'tcpfo: P output of primary-only connections, released by the egress program',
+      };
+      try {
+        return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');
+      } catch (e) {
+        if (this.cfg.merge === 'kernel') throw new Error(`merge: kernel, but the netfilter match could not be installed: ${(e as Error).message}`);
+        this.merge = 'queue';
+        this.mergeUnavailable = (e as Error).message;
+        this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
+      }
+    }
+    return RuleSet.install(tag, toQueue, BRIDGE_MARK);
   }
 
   /**
@@ -347,13 +387,32 @@ export class PrimaryBridge {
     const dev = this.cfg.primary.interface;
     try {
       await this.state.addClsact(dev);
-      this.xlate = InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports);
+      this.xlate = this.openXlate(dev);
       this.xlateCapacity = this.cfg.limits.max_connections;
       this.inbound = 'kernel';
     } catch (e) {
       if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`);
       this.inboundUnavailable = (e as Error).message;
       this.log.warn({ why: this.inboundUnavailable }, 'the kernel translation of client segments is not available here: the queue does it');
+    }
+  }
+
+  /**
+   * The programs, and (merge: kernel or auto) the netfilter match pinned for
+   * iptables; with `auto`, where pinning fails, the programs without it.
+   */
+  private openXlate(dev: string): InboundXlate {
+    const open = (pin?: string) => InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports, pin);
+    if (this.cfg.merge === 'queue') return open();
+    try {
+      const x = open(matchPinPath(this.cfg.instance));
+      this.merge = 'kernel';
+      return x;
+    } catch (e) {
+      if (this.cfg.merge === 'kernel') throw new Error(`merge: kernel, but the netfilter match could not be pinned: ${(e as Error).message}`);
+      this.mergeUnavailable = (e as Error).message;
+      this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
+      return open();
     }
   }
 
@@ -534,6 +593,7 @@ export class PrimaryBridge {
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
       kernelInbound: this.kernelInbound(),
+      mergeMode: this.merge,
       arp: this.presence?.stats,
     };
   }
@@ -543,6 +603,8 @@ export class PrimaryBridge {
       role: this.alone ? 'alone' : 'primary',
       inbound: this.inbound,
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
+      merge: this.merge,
+      ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
       peerConfig: this.peer?.configCheck ?? null,
@@ -588,6 +650,9 @@ export class PrimaryBridge {
     this.arp?.close();
     // The kernel translation first (the queue takes those segments again), then
     // the rules: from here on the kernel drops (fail closed) rather than queues.
+    // The match that lets primary-only segments past the queue goes before
+    // the egress program that rewrites them (none may leave raw meanwhile).
+    if (this.merge === 'kernel') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
     this.xlate?.close();
     await this.rules?.remove();
     this.outQ?.close();

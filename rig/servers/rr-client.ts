@@ -4,6 +4,9 @@
  *   node rr-client.js echo HOST PORT SIZE N
  *       N round trips of SIZE bytes over one connection to the demo server's
  *       ECHO: {rttUs: [...]} (each from the first byte written to the last read)
+ *   node rr-client.js echo-after HOST PORT SIZE N DELAY_MS
+ *       the same, the connection opened DELAY_MS before the round trips
+ *       (a connection that lives across an event, a failover)
  *   node rr-client.js memcached HOST PORT SECONDS
  *       set + get pairs of a 100-byte value over one connection for SECONDS
  *       (memcached's text protocol, each answer checked): {ops, errors, seconds}
@@ -65,10 +68,11 @@ class Reader {
   }
 }
 
-async function echo(size: number, n: number): Promise<void> {
+async function echo(size: number, n: number, delayMs = 0): Promise<void> {
   const sock = await open();
   const r = new Reader(sock);
   sock.write('ECHO\n');
+  if (delayMs > 0) await new Promise((res) => setTimeout(res, delayMs));
   const msg = Buffer.alloc(size, 0x61);
   const rttUs: number[] = [];
   // A few round trips first: the connection's own start (slow start, the first segments) is not what is measured.
@@ -106,8 +110,9 @@ async function memcached(seconds: number): Promise<void> {
 
 async function main(): Promise<void> {
   if (mode === 'echo') return echo(Number(a), Number(b));
+  if (mode === 'echo-after') return echo(Number(a), Number(b), Number(process.argv[7]));
   if (mode === 'memcached') return memcached(Number(a));
-  console.error('usage: rr-client echo HOST PORT SIZE N | memcached HOST PORT SECONDS');
+  console.error('usage: rr-client echo HOST PORT SIZE N | echo-after HOST PORT SIZE N DELAY_MS | memcached HOST PORT SECONDS');
   process.exit(2);
 }
 

@@ -38,6 +38,25 @@ describe('iptRestoreScript', () => {
   });
 });
 
+describe('the kernel release’s match (xt_bpf)', () => {
+  const release: Rule = {
+    hook: 'output',
+    match: { src: ipv4('192.0.2.100'), sports: [7000], oifNot: 'lo', bpfPinned: '/sys/fs/bpf/tcpfo_x_primary_only' },
+    action: 'accept',
+    comment: 'primary-only',
+  };
+  it('comes before the queue rule in iptables form, its pinned program named, returning from the chain', () => {
+    const lines = iptRestoreScript('tp', [release, ...RULES], 0x100, '').trim().split('\n');
+    const at = lines.findIndex((l) => l.includes('-m bpf --object-pinned /sys/fs/bpf/tcpfo_x_primary_only'));
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at]).toMatch(/-j RETURN$/);
+    expect(at).toBeLessThan(lines.findIndex((l) => l.includes('--queue-num 7')));
+  });
+  it('is refused by the nftables backend (it has no BPF match)', () => {
+    expect(() => nftRuleset('tp', [release, ...RULES], 0x100)).toThrow(/no BPF match/);
+  });
+});
+
 describe('nftRuleset', () => {
   it('one table per instance, a chain per hook at mangle priority, our injected packets returned first', () => {
     const s = nftRuleset('tp', RULES, 0x100);

@@ -776,6 +776,11 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean, wscale: number): void {
       this.entries.set(this.key(c), { dseq, dts, ts, wscale, seen: { packets: 0 } });
     }
+    /** primaryOnly calls, with how many segments had gone towards the client by then. */
+    readonly primaryOnlyCalls: Array<{ dseq: number; dts: number; ts: boolean; wsP: number; wsS: number; sentBefore: number }> = [];
+    primaryOnly(_c: unknown, dseq: number, dts: number, ts: boolean, wsP: number, wsS: number): void {
+      this.primaryOnlyCalls.push({ dseq, dts, ts, wsP, wsS, sentBefore: this.sink?.toClient.length ?? 0 });
+    }
     remove(c: { client: number; clientPort: number; servicePort: number }): void {
       this.entries.delete(this.key(c));
     }
@@ -824,6 +829,38 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     pair.fromS(pair.s.data(B('abcdef'), cack));
     return { off, pair, cack, pStart };
   }
+
+  it('is handed a connection that diverges (P alone from then on), after P’s held bytes went out', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromP(pair.p.data(B('answer'), cack));
+    pair.fromS(pair.s.data(B('answer'), cack));
+    expect(off.primaryOnlyCalls).toEqual([]); // merged: the queue releases
+    const held = pair.fromP(pair.p.data(B('time=100'), cack));
+    pair.fromS(pair.s.data(B('time=101'), cack));
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(off.primaryOnlyCalls).toHaveLength(1);
+    const call = off.primaryOnlyCalls[0]!;
+    expect(call).toMatchObject({ dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true });
+    // The held segment had gone out (through the queue, marked) before the kernel took over.
+    expect(pair.sink.stream(ISN_S).toString()).toBe('answertime=100');
+    expect(call.sentBefore).toBe(pair.sink.toClient.length);
+  });
+
+  it('is handed every merged connection when the secondary fails, each once', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    const held = pair.fromP(pair.p.data(B('unmatched'), cack));
+    pair.merger.secondaryFailed();
+    pair.merger.secondaryFailed();
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(off.primaryOnlyCalls).toHaveLength(1);
+    expect(off.primaryOnlyCalls[0]).toMatchObject({ dseq: seqSub(ISN_P, ISN_S), sentBefore: pair.sink.toClient.length });
+  });
 
   it('is told each merged connection’s offsets, and forgets it with the connection', () => {
     const off = new FakeOffload();

@@ -12,7 +12,7 @@ import { buildIpv4Tcp, trimPayloadFront, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST
 import { mergedAck, mergedSack, mergedWindowBytes, refresh, windowField, type Side } from './ack.js';
 import type { Conn } from './conn.js';
 import { rewriteSynOptions } from './handshake.js';
-import type { MergeCore } from './types.js';
+import { offloadKey, type MergeCore } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -168,6 +168,8 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false)
   for (const h of held) release(core, c, h.id, h.pkt, h.seg, h.gso, false);
   // P had aborted: its RST goes out after its bytes.
   releaseHeldRst(core, c);
+  // What P sends from now on may leave in the kernel (the held copies went first, marked as ours).
+  if (c.phase === 'degraded') core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS);
 }
 
 /** P's held RST (it had aborted) goes out, and the connection ends. */

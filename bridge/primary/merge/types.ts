@@ -31,6 +31,13 @@ export interface ConnId {
 export interface InboundOffload {
   /** `wscale`: the window scale the client was told (S's). */
   add(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscale: number): void;
+  /**
+   * `c` goes on primary-only (degraded, or begun while alone): P's own
+   * segments may leave in the kernel from now on, moved into the client's
+   * spaces (seq − Δseq, TSval − offset, the window from P's scale to S's).
+   * SYN, FIN and RST still come through the queue.
+   */
+  primaryOnly(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscaleP: number, wscaleS: number): void;
   remove(c: OffloadKey): void;
   seen(c: OffloadKey): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
 }
