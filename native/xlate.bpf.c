@@ -32,6 +32,7 @@
 #include <linux/pkt_cls.h>
 
 #include "bpf/maps.h"
+#include "bpf/merge.h"
 #include "bpf/tcp.h"
 
 // The largest window TCP can announce (65535 << 14): RFC 5961's MAX.SND.WND
@@ -54,6 +55,27 @@ struct {
   __type(key, struct conn_key);
   __type(value, struct out_val);
 } primary_only SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct conn_key);
+  __type(value, struct merge_val);
+} merge SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct conn_key);
+  __type(value, struct merge_hint);
+} merge_hints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct peer_cfg);
+} peer SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -128,6 +150,163 @@ static __always_inline int ipv4_tcp(struct __sk_buff *skb, struct iphdr **ipp, s
 static __always_inline __u8 tcp_flags(const struct tcphdr *th) { return ((const __u8 *)th)[TH_FLAGS_BYTE]; }
 
 #define TCP_CSUM_ON_ETH (L4_ON_ETH + TCP_CHECK)
+#define IP_CHECK_ON_ETH (L3_ON_ETH + offsetof(struct iphdr, check))
+#define IP_TTL_ON_ETH (L3_ON_ETH + offsetof(struct iphdr, ttl))
+#define RELEASED_TTL 64  // a released copy of S's (sent with TTL 1 so that nothing routes it on)
+
+// --- the merge (bpf/merge.h) --------------------------------------------------
+
+/*
+ * A segment the kernel merges: ACK, maybe PSH, no other flag; the usual
+ * option layout without SACK; timestamps where the connection has them; one
+ * MSS at most. Anything else goes to the bridge with its connection.
+ */
+static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 payload, int ts_on, struct tcp_layout *l) {
+  if ((fl & ~(TH_ACK | TH_PSH)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || payload > MERGE_MAX_PAYLOAD) return 0;
+  if (!tcp_layout(skb, l4 + TCP_HDR_LEN, doff - TCP_HDR_LEN, l)) return 0;
+  if (l->sack_at >= 0) return 0;
+  return !ts_on || l->ts_at >= 0;
+}
+
+static __always_inline void set_hint(const struct conn_key *k, const struct merge_hint *h) {
+  struct merge_hint *cur = bpf_map_lookup_elem(&merge_hints, k);
+  if (cur) *cur = *h;  // plain stores: a reader may see a mix, which only sends a segment the slower way
+}
+
+/*
+ * Reads segment `g` of side `side` from a frame (TCP at L4_ON_ETH), decides
+ * under the connection's lock, and publishes the hint. `o` says how a
+ * released segment leaves; `ts_at` where its timestamp is (-1: none).
+ */
+static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct conn_key *k, struct merge_val *m, __u32 side, struct iphdr *ip, struct tcphdr *th,
+                                           struct merge_out *o, int *ts_at) {
+  __u8 fl = tcp_flags(th);
+  __u32 doff = th->doff * 4;
+  __u32 tot = bpf_ntohs(ip->tot_len);
+  __u32 len = tot ? tot : skb->len - L3_ON_ETH;
+  __u32 seq = bpf_ntohl(th->seq);
+  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 window = bpf_ntohs(th->window);
+  // Fixed for the connection's life (set before it was listed): read without the lock.
+  int ts_on = (m->flags & MERGE_F_TS) != 0;
+  __u32 dseq = side == SIDE_P ? m->dseq : 0;
+  __u32 dts = side == SIDE_P ? m->dts : 0;
+  __u32 shift = (side == SIDE_P ? m->wscale_p : m->wscale_s) & 15;
+  struct merge_seg g = {.side = side};
+  struct tcp_layout l;
+  struct merge_hint h;
+  __u32 payload = len >= IP_HDR_LEN + doff ? len - IP_HDR_LEN - doff : MERGE_MAX_PAYLOAD + 1;
+  __u32 v;
+  *ts_at = -1;
+  if (!mergeable(skb, L4_ON_ETH, fl, doff, payload, ts_on, &l) || skb->gso_segs > 1) {
+    bpf_spin_lock(&m->lock);
+    v = m->mode == MERGE_KERNEL ? handover(m, HANDOVER_SEGMENT) : MV_NOT_KERNEL;
+    merge_hint_of(m, &h);
+    bpf_spin_unlock(&m->lock);
+    set_hint(k, &h);
+    return v;
+  }
+  if (ts_on) {
+    __u32 ts[2];
+    if (bpf_skb_load_bytes(skb, L4_ON_ETH + TCP_HDR_LEN + l.ts_at + TCPOPT_TSVAL_AT, ts, sizeof(ts)) < 0) return MV_NOT_KERNEL;
+    g.tsval = bpf_ntohl(ts[0]) - dts;
+    g.tsecr = bpf_ntohl(ts[1]);
+    g.has_ts = 1;
+    *ts_at = l.ts_at;
+  }
+  g.start = seq - dseq;
+  g.end = g.start + payload;
+  g.digest = payload ? merge_digest(skb, L4_ON_ETH + doff, payload) : 0;
+  g.ack = ack;
+  g.win = window << shift;
+  bpf_spin_lock(&m->lock);
+  v = merge_decide(m, &g, o);
+  merge_hint_of(m, &h);
+  bpf_spin_unlock(&m->lock);
+  set_hint(k, &h);
+  return v;
+}
+
+// Writes the merged numbers into the released segment (TCP at L4_ON_ETH).
+static __always_inline int merge_rewrite(struct __sk_buff *skb, const struct merge_out *o, int ts_at) {
+  if (set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_SEQ, o->seq) < 0) return -1;
+  if (set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_ACK, o->ack) < 0) return -1;
+  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_WINDOW, bpf_htons((__u16)o->win_field)) < 0) return -1;
+  if (ts_at >= 0 && set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + ts_at + TCPOPT_TSVAL_AT, o->tsval) < 0) return -1;
+  return 0;
+}
+
+static __always_inline void count_verdict(__u32 v) {
+  if (v == MV_HOLD) count(COUNT_MERGE_HELD);
+  else if (v == MV_DROP_ACK) count(COUNT_MERGE_ACK_DROPPED);
+  else if (v == MV_HANDOVER) count(COUNT_HANDOVER);
+}
+
+/*
+ * S's copy (source the service address, destination the client, from the
+ * secondary's MAC) of a connection merged here: released to the client at
+ * once (redirected out of the interface it came in by), dropped while it
+ * waits, or passed up to the bridge's queue with its connection. Returns the
+ * tc verdict, or -1 if the connection is not merged here.
+ */
+static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &k);
+  if (!m) return -1;
+  __u32 zero = 0;
+  struct peer_cfg *pc = bpf_map_lookup_elem(&peer, &zero);
+  __u8 src[ETH_ALEN];
+  if (bpf_skb_load_bytes(skb, ETH_ALEN, src, ETH_ALEN) < 0) return TC_ACT_OK;
+  // Not the secondary's: the queue, where the bridge drops and counts it.
+  if (!pc || !pc->set || !mac_eq(src, pc->mac)) return TC_ACT_OK;
+  struct merge_out o = {};
+  int ts_at;
+  __u32 v = merge_segment(skb, &k, m, SIDE_S, ip, th, &o, &ts_at);
+  count_verdict(v);
+  if (v == MV_HOLD || v == MV_DROP_ACK) return TC_ACT_SHOT;
+  if (v != MV_RELEASE) return TC_ACT_OK;
+  if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
+  __u16 old;
+  if (bpf_skb_load_bytes(skb, IP_TTL_ON_ETH, &old, 2) < 0) return TC_ACT_SHOT;
+  __u16 ttl = bpf_htons((RELEASED_TTL << 8) | IPPROTO_TCP);
+  if (bpf_l3_csum_replace(skb, IP_CHECK_ON_ETH, old, ttl, 2) < 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, IP_TTL_ON_ETH, &ttl, 2, 0) < 0) return TC_ACT_SHOT;
+  skb->mark |= TCPFO_SKIP_MARK;  // the egress program's: released already
+  count(COUNT_MERGED_S);
+  return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+}
+
+/*
+ * The bridge takes a connection (BPF_PROG_TEST_RUN with a merge_ctl after an
+ * Ethernet header): from now on the programs leave it alone; the answer
+ * (written over the request) is its state, taken under the lock.
+ */
+SEC("tc")
+int tcpfo_merge_ctl(struct __sk_buff *skb) {
+  struct merge_ctl c;
+  if (bpf_skb_load_bytes(skb, L3_ON_ETH, &c, sizeof(c)) < 0) return TC_ACT_SHOT;
+  if (c.op != MERGE_OP_TAKE) return TC_ACT_SHOT;
+  c.found = 0;
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &c.key);
+  if (m) {
+    struct merge_hint h;
+    bpf_spin_lock(&m->lock);
+    int was = m->mode == MERGE_KERNEL;
+    if (was) {
+      m->mode = MERGE_QUEUE;
+      m->handover = HANDOVER_BRIDGE;
+    }
+    merge_snapshot(m, &c.snap);
+    merge_hint_of(m, &h);
+    bpf_spin_unlock(&m->lock);
+    set_hint(&c.key, &h);
+    if (was) count(COUNT_HANDOVER);
+    c.found = 1;
+  }
+  if (bpf_skb_store_bytes(skb, L3_ON_ETH, &c, sizeof(c), 0) < 0) return TC_ACT_SHOT;
+  return TC_ACT_OK;
+}
+
 
 SEC("tc")
 int tcpfo_xlate(struct __sk_buff *skb) {
@@ -137,6 +316,12 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   void *data;
   void *end;
   __u8 fl = tcp_flags(th);
+  struct svc_key from = {.addr = ip->saddr, .port = th->source};
+  if (bpf_map_lookup_elem(&services, &from)) {
+    // From the service address: S's copy, diverted to us (or a forgery).
+    int r = merge_secondary(skb, ip, th);
+    return r < 0 ? TC_ACT_OK : r;
+  }
   struct svc_key sk = {.addr = ip->daddr, .port = th->dest};
   if (!bpf_map_lookup_elem(&services, &sk)) return TC_ACT_OK;
   __u32 zero = 0;
@@ -243,10 +428,24 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   if (ip.frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
   if (bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
   struct conn_key k = {.client = ip.daddr, .service = ip.saddr, .cport = th.dest, .sport = th.source};
-  struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
-  if (!o) return 0;
   struct tcp_layout l;
-  return releasable(skb, o, L4_ON_IP, tcp_flags(&th), th.doff * 4, &l);
+  struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
+  if (o) return releasable(skb, o, L4_ON_IP, tcp_flags(&th), th.doff * 4, &l);
+  // Merged in the kernel: a segment it merges, in order, where one may wait
+  // (or exactly S's oldest waiting copy). A stale hint errs either way; the
+  // egress program decides under the lock.
+  struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);
+  if (!h || h->mode != MERGE_KERNEL) return 0;
+  __u32 doff = th.doff * 4;
+  __u32 tot = bpf_ntohs(ip.tot_len);
+  if (tot < IP_HDR_LEN + doff) return 0;
+  __u32 payload = tot - IP_HDR_LEN - doff;
+  if (!mergeable(skb, L4_ON_IP, tcp_flags(&th), doff, payload, h->ts_on, &l)) return 0;
+  if (!payload) return 1;
+  __u32 seq = bpf_ntohl(th.seq);
+  if (seq != h->p_next) return 0;
+  if (h->s_ahead) return seq + payload == h->s_head_end;
+  return h->p_room;
 }
 
 /*
@@ -258,17 +457,9 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
  * numbers must never reach the client).
  */
 static __always_inline int release_primary_only(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
-  // Released by the bridge (every verdict of its output queue carries the mark): rewritten already.
-  if ((skb->mark & TCPFO_SKIP_MARK) == TCPFO_SKIP_MARK) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
-  if (!o) {
-    // Unmarked, so not the bridge's: it passed the match, and the entry went
-    // meanwhile (the connection was removed). Its raw numbers must not leave.
-    if (!bpf_map_lookup_elem(&conns, &k)) return 0;
-    count(COUNT_RELEASE_REFUSED);
-    return -1;
-  }
+  if (!o) return 0;
   __u32 doff = th->doff * 4;
   __u32 tot = bpf_ntohs(ip->tot_len);
   __u32 len = tot ? tot : skb->len - L3_ON_ETH;
@@ -294,6 +485,31 @@ static __always_inline int release_primary_only(struct __sk_buff *skb, struct ip
   return 1;
 }
 
+#define MERGE_STOLEN -2
+
+/*
+ * P's segment of a connection merged here: 1 released (rewritten into the
+ * client's spaces, the merged ACK and window), MERGE_STOLEN (waits for S's
+ * copy, or the connection went to the bridge), 0 not merged here.
+ */
+static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &k);
+  if (!m) return 0;
+  struct merge_out o = {};
+  int ts_at;
+  __u32 v = merge_segment(skb, &k, m, SIDE_P, ip, th, &o, &ts_at);
+  count_verdict(v);
+  if (v != MV_RELEASE) {
+    if (v == MV_HANDOVER || v == MV_NOT_KERNEL) count(COUNT_HANDOVER_STOLEN);
+    return MERGE_STOLEN;
+  }
+  // Released as far as the state goes: if the rewrite fails, P sends it again (to the bridge).
+  if (merge_rewrite(skb, &o, ts_at) < 0) return MERGE_STOLEN;
+  count(COUNT_MERGED_P);
+  return 1;
+}
+
 // On egress: P's segments of primary-only connections are released here
 // (release_primary_only); then whatever leaves towards a client of a listed
 // connection — the bridge's releases, the segments it builds, and those —
@@ -305,10 +521,30 @@ int tcpfo_sent(struct __sk_buff *skb) {
   struct iphdr *ip;
   struct tcphdr *th;
   if (!ipv4_tcp(skb, &ip, &th)) return TC_ACT_OK;
-  int r = release_primary_only(skb, ip, th);
-  if (r < 0) return TC_ACT_SHOT;
-  // The rewrite invalidates the packet pointers: read the headers again.
-  if (r > 0 && !ipv4_tcp(skb, &ip, &th)) return TC_ACT_OK;
+  // Released by the bridge (every verdict of its output queue carries the
+  // mark) or by the ingress program: as it is. Else P's own segment, which
+  // skipped the queue: a primary-only connection's, or one merged here.
+  if ((skb->mark & TCPFO_SKIP_MARK) != TCPFO_SKIP_MARK) {
+    int r = release_primary_only(skb, ip, th);
+    if (r < 0) return TC_ACT_SHOT;
+    if (r == 0) {
+      r = merge_primary(skb, ip, th);
+      // Held for S's copy, or its connection just went to the bridge: stolen,
+      // so that P's TCP counts it sent and keeps its bytes for a retransmission.
+      if (r == MERGE_STOLEN) return TC_ACT_STOLEN;
+    }
+    if (r == 0) {
+      // Listed, and neither: it passed the match as its connection was removed
+      // or handed over. Its raw numbers must not leave.
+      struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+      if (bpf_map_lookup_elem(&conns, &k)) {
+        count(COUNT_RELEASE_REFUSED);
+        return TC_ACT_SHOT;
+      }
+    }
+    // The rewrite invalidates the packet pointers: read the headers again.
+    if (r > 0 && !ipv4_tcp(skb, &ip, &th)) return TC_ACT_OK;
+  }
   __u8 fl = tcp_flags(th);
   if (fl & TH_RST) return TC_ACT_OK;  // a RST moves nothing
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};

@@ -51,6 +51,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("primaryOnly", &Xlate::PrimaryOnly),
                                           InstanceMethod("released", &Xlate::Released),
                                           InstanceMethod("run", &Xlate::Run),
+                                          InstanceMethod("mergeStart", &Xlate::MergeStart),
+                                          InstanceMethod("mergeTake", &Xlate::MergeTake),
+                                          InstanceMethod("peer", &Xlate::Peer),
                                           InstanceMethod("remove", &Xlate::Remove),
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
@@ -90,9 +93,15 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (!map) { Fail(env, "no map conns in the object", ENOENT); return; }
     struct bpf_map* out = bpf_object__find_map_by_name(obj_, "primary_only");
     if (!out) { Fail(env, "no map primary_only in the object", ENOENT); return; }
+    struct bpf_map* mrg = bpf_object__find_map_by_name(obj_, "merge");
+    struct bpf_map* hints = bpf_object__find_map_by_name(obj_, "merge_hints");
+    struct bpf_map* peer = bpf_object__find_map_by_name(obj_, "peer");
+    if (!mrg || !hints || !peer) { Fail(env, "no map merge, merge_hints or peer in the object", ENOENT); return; }
     if (max) {
       bpf_map__set_max_entries(map, max);
       bpf_map__set_max_entries(out, max);
+      bpf_map__set_max_entries(mrg, max);
+      bpf_map__set_max_entries(hints, max);
     }
     int err = bpf_object__load(obj_);
     if (err) { Fail(env, "bpf_object__load (the kernel refused the program)", -err); return; }
@@ -100,6 +109,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (!prog) { Fail(env, "no program tcpfo_xlate in the object", ENOENT); return; }
     map_fd_ = bpf_map__fd(map);
     out_fd_ = bpf_map__fd(out);
+    merge_fd_ = bpf_map__fd(mrg);
+    hint_fd_ = bpf_map__fd(hints);
+    peer_fd_ = bpf_map__fd(peer);
     if (!pin_.empty()) {
       struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
       if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return; }
@@ -187,6 +199,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     }
     map_fd_ = -1;
     out_fd_ = -1;
+    merge_fd_ = -1;
+    hint_fd_ = -1;
+    peer_fd_ = -1;
     svc_fd_ = -1;
     cnt_fd_ = -1;
     dup_fd_ = -1;
@@ -270,12 +285,119 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return o;
   }
 
-  // remove(client, service, cport, sport): from both maps.
+  static uint32_t U32(const Napi::Object& o, const char* name) { return o.Get(name).As<Napi::Number>().Uint32Value(); }
+
+  // mergeStart(client, service, cport, sport, init) -> boolean: the kernel merges this connection
+  // from now on. init: { dseq, dts, timestamps, wscaleP, wscaleS, relNxt, ackP, ackS, winP, winS,
+  // ackSent, edgeSent, tsvalMax, tsecr }.
+  Napi::Value MergeStart(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (merge_fd_ < 0 || info.Length() < 5 || !info[4].IsObject()) return Napi::Boolean::New(env, false);
+    ConnKey k = KeyOf(info);
+    Napi::Object in = info[4].As<Napi::Object>();
+    struct merge_val v;
+    memset(&v, 0, sizeof(v));
+    v.mode = MERGE_KERNEL;
+    v.flags = in.Get("timestamps").ToBoolean() ? MERGE_F_TS : 0;
+    v.dseq = U32(in, "dseq");
+    v.dts = U32(in, "dts");
+    v.wscale_p = static_cast<uint8_t>(U32(in, "wscaleP"));
+    v.wscale_s = static_cast<uint8_t>(U32(in, "wscaleS"));
+    v.ahead = SIDE_NONE;
+    v.rel_nxt = U32(in, "relNxt");
+    v.ack_p = U32(in, "ackP");
+    v.ack_s = U32(in, "ackS");
+    v.win_p = U32(in, "winP");
+    v.win_s = U32(in, "winS");
+    v.ack_sent = U32(in, "ackSent");
+    v.edge_sent = U32(in, "edgeSent");
+    v.tsval_max = U32(in, "tsvalMax");
+    v.tsecr = U32(in, "tsecr");
+    struct merge_hint h;
+    memset(&h, 0, sizeof(h));
+    h.mode = MERGE_KERNEL;
+    h.p_next = v.rel_nxt + v.dseq;
+    h.p_room = 1;
+    h.ts_on = (v.flags & MERGE_F_TS) ? 1 : 0;
+    // The hint first: a P segment that finds the state finds its hint too.
+    if (bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY) != 0) return Napi::Boolean::New(env, false);
+    if (bpf_map_update_elem(merge_fd_, &k, &v, BPF_NOEXIST) != 0) {
+      bpf_map_delete_elem(hint_fd_, &k);
+      return Napi::Boolean::New(env, false);
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  // mergeTake(client, service, cport, sport) -> snapshot | null: the bridge takes the connection
+  // (under its lock, through the control program); its state as the kernel left it.
+  Napi::Value MergeTake(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!obj_ || info.Length() < 4) return env.Null();
+    struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_merge_ctl");
+    if (!prog) return env.Null();
+    constexpr size_t kEth = 14;
+    std::vector<uint8_t> in(kEth + sizeof(struct merge_ctl), 0);
+    in[12] = 0x08;  // an IPv4 frame, as far as the test run's Ethernet parse goes
+    struct merge_ctl c;
+    memset(&c, 0, sizeof(c));
+    c.op = MERGE_OP_TAKE;
+    c.key = KeyOf(info);
+    memcpy(in.data() + kEth, &c, sizeof(c));
+    std::vector<uint8_t> out(in.size() + 64);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = out.data(), .data_size_in = static_cast<uint32_t>(in.size()),
+                .data_size_out = static_cast<uint32_t>(out.size()), .repeat = 1);
+    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0 || opts.retval != 0 || opts.data_size_out < in.size()) {
+      Napi::Error::New(env, std::string("the merge control program failed: ") + strerror(errno)).ThrowAsJavaScriptException();
+      return env.Null();
+    }
+    memcpy(&c, out.data() + kEth, sizeof(c));
+    if (!c.found) return env.Null();
+    const struct merge_snap& s = c.snap;
+    Napi::Object o = Napi::Object::New(env);
+    auto n = [&](const char* name, double v) { o.Set(name, Napi::Number::New(env, v)); };
+    n("mode", s.mode);
+    n("flags", s.flags);
+    n("handover", s.handover);
+    n("ahead", s.ahead);
+    n("relNxt", s.rel_nxt);
+    n("ackP", s.ack_p);
+    n("ackS", s.ack_s);
+    n("winP", s.win_p);
+    n("winS", s.win_s);
+    n("ackSent", s.ack_sent);
+    n("edgeSent", s.edge_sent);
+    n("tsvalMax", s.tsval_max);
+    n("tsecr", s.tsecr);
+    n("released", static_cast<double>(s.released));
+    n("bytes", static_cast<double>(s.bytes));
+    // The waiting ranges, oldest first: [end, …] (each starts where the previous ends, the first at relNxt).
+    Napi::Array ends = Napi::Array::New(env, s.npend);
+    for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) ends.Set(i, Napi::Number::New(env, s.pend_end[(s.head + i) & (MERGE_PENDING - 1)]));
+    o.Set("pending", ends);
+    return o;
+  }
+
+  // peer(mac: Buffer(6)) -> boolean: only frames from this MAC are the secondary's copies.
+  Napi::Value Peer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (peer_fd_ < 0 || info.Length() < 1 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != 6) return Napi::Boolean::New(env, false);
+    struct peer_cfg v;
+    memset(&v, 0, sizeof(v));
+    memcpy(v.mac, info[0].As<Napi::Buffer<uint8_t>>().Data(), 6);
+    v.set = 1;
+    v.ifindex = ifindex_;
+    uint32_t zero = 0;
+    return Napi::Boolean::New(env, bpf_map_update_elem(peer_fd_, &zero, &v, BPF_ANY) == 0);
+  }
+
+  // remove(client, service, cport, sport): from every map.
   Napi::Value Remove(const Napi::CallbackInfo& info) {
     if (map_fd_ >= 0 && info.Length() >= 4) {
       ConnKey k = KeyOf(info);
       bpf_map_delete_elem(map_fd_, &k);
       if (out_fd_ >= 0) bpf_map_delete_elem(out_fd_, &k);
+      if (merge_fd_ >= 0) bpf_map_delete_elem(merge_fd_, &k);
+      if (hint_fd_ >= 0) bpf_map_delete_elem(hint_fd_, &k);
     }
     return info.Env().Undefined();
   }
@@ -321,7 +443,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused"};
+    static_assert(COUNT_MAX == 12, "a name for each counter of bpf/maps.h");
+    const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
+                                    "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
@@ -372,6 +496,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   std::string pin_;
   bool pinned_ = false;
   int out_fd_ = -1;
+  int merge_fd_ = -1;
+  int hint_fd_ = -1;
+  int peer_fd_ = -1;
   struct bpf_object* obj_ = nullptr;
   int map_fd_ = -1;
   int svc_fd_ = -1;

@@ -25,6 +25,9 @@ interface NativeXlate {
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
   run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
+  mergeStart(client: number, service: number, cport: number, sport: number, init: MergeInit): boolean;
+  mergeTake(client: number, service: number, cport: number, sport: number): MergeSnapshot | null;
+  peer(mac: Buffer): boolean;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   close(): void;
 }
@@ -58,7 +61,67 @@ export interface XlateCounters {
   released: number;
   /** Such segments the egress program could not rewrite, dropped (P's TCP sends them again, through the queue). */
   releaseRefused: number;
+  /** Merged in the kernel: P's segment released (S's copy came first), S's copy released (P's came first). */
+  mergedP: number;
+  mergedS: number;
+  /** First arrivals that waited in the kernel for the other side's copy. */
+  mergeHeld: number;
+  /** Pure ACKs of a server that moved nothing the client needs, not sent. */
+  mergeAckDropped: number;
+  /** Connections handed from the kernel's merge to the bridge. */
+  handover: number;
+  /** P's segments stolen as their connection went to the bridge (P's TCP sends them again). */
+  handoverStolen: number;
 }
+
+/** How a connection the kernel is to merge starts (all in the client's spaces unless said). */
+export interface MergeInit {
+  dseq: number;
+  dts: number;
+  timestamps: boolean;
+  wscaleP: number;
+  wscaleS: number;
+  /** What the client was sent up to (after the SYN-ACK). */
+  relNxt: number;
+  ackP: number;
+  ackS: number;
+  /** Windows, bytes. */
+  winP: number;
+  winS: number;
+  ackSent: number;
+  edgeSent: number;
+  tsvalMax: number;
+  tsecr: number;
+}
+
+/** Why the kernel handed a connection to the bridge (merge_handover in native/bpf/maps.h). */
+export const HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
+
+/** A connection's merge state as the kernel left it when the bridge took it. */
+export interface MergeSnapshot {
+  mode: number;
+  flags: number;
+  handover: number;
+  /** 0 none, 1 P's segments wait (stolen: P sends them again), 2 S's copies came first (dropped). */
+  ahead: number;
+  relNxt: number;
+  ackP: number;
+  ackS: number;
+  winP: number;
+  winS: number;
+  ackSent: number;
+  edgeSent: number;
+  tsvalMax: number;
+  tsecr: number;
+  released: number;
+  bytes: number;
+  /** The waiting ranges' ends, oldest first (the first starts at relNxt). */
+  pending: number[];
+}
+
+export const MERGE_DIVERGED = 2;
+export const SIDE_P = 1;
+export const SIDE_S = 2;
 
 export interface ConnAddr {
   client: number;
@@ -171,6 +234,35 @@ export class InboundXlate {
     return this.x.released(c.client, c.service, c.clientPort, c.servicePort);
   }
 
+  /** The kernel merges `c` from now on (false: its map is full; the queue merges it). */
+  mergeStart(c: ConnAddr, init: MergeInit): boolean {
+    const u = (n: number) => n >>> 0;
+    return this.x.mergeStart(c.client, c.service, c.clientPort, c.servicePort, {
+      ...init,
+      dseq: u(init.dseq),
+      dts: u(init.dts),
+      relNxt: u(init.relNxt),
+      ackP: u(init.ackP),
+      ackS: u(init.ackS),
+      winP: Math.min(u(init.winP), 0xffffffff),
+      winS: Math.min(u(init.winS), 0xffffffff),
+      ackSent: u(init.ackSent),
+      edgeSent: u(init.edgeSent),
+      tsvalMax: u(init.tsvalMax),
+      tsecr: u(init.tsecr),
+    });
+  }
+
+  /** The bridge takes `c` from the kernel's merge (atomically); its state then, or null if the kernel did not merge it. */
+  mergeTake(c: ConnAddr): MergeSnapshot | null {
+    return this.x.mergeTake(c.client, c.service, c.clientPort, c.servicePort);
+  }
+
+  /** Only frames from `mac` (the secondary's) are merged as its copies. */
+  setPeer(mac: Buffer): void {
+    if (!this.x.peer(mac)) throw new Error('could not set the secondary’s MAC for the kernel merge');
+  }
+
   /** Removes the pinned match a killed bridge left at `path`; whether there was one. */
   static unpin(path: string): boolean {
     try {
@@ -209,7 +301,20 @@ export class InboundXlate {
   }
 
   private closed = false;
-  private last: XlateCounters = { translated: 0, synsPassed: 0, duplicated: 0, outOfWindow: 0, released: 0, releaseRefused: 0 };
+  private last: XlateCounters = {
+    translated: 0,
+    synsPassed: 0,
+    duplicated: 0,
+    outOfWindow: 0,
+    released: 0,
+    releaseRefused: 0,
+    mergedP: 0,
+    mergedS: 0,
+    mergeHeld: 0,
+    mergeAckDropped: 0,
+    handover: 0,
+    handoverStolen: 0,
+  };
 
   /** The counters, also after close (their last values). */
   get stats(): XlateCounters {

@@ -7,6 +7,7 @@
 #ifndef TCPFO_BPF_MAPS_H
 #define TCPFO_BPF_MAPS_H
 
+#include <linux/bpf.h>  // struct bpf_spin_lock
 #include <linux/types.h>
 
 // A connection as the client sees it: client address and port, service address and port.
@@ -62,6 +63,112 @@ enum out_flags {
   OUT_F_TS = 1 << 0,  // rewrite TSval
 };
 
+// `merge`: a merged connection whose common segments the kernel merges
+// (bpf/merge.h): P's segment and S's copy of the same bytes meet here, the
+// second to arrive carries the bytes to the client. Every change under the
+// lock; MERGE_QUEUE once handed to the bridge (for good).
+#define MERGE_PENDING 8  // first arrivals of one side waiting for the other's copy
+
+enum merge_mode {
+  MERGE_KERNEL = 1,  // the programs merge it
+  MERGE_QUEUE = 2,   // handed to the bridge's queue: the programs leave it alone
+};
+
+enum merge_side {
+  SIDE_NONE = 0,  // neither server is ahead: all released
+  SIDE_P = 1,     // P's segments wait (stolen: their bytes stay in P's retransmit queue)
+  SIDE_S = 2,     // S's copies came first (dropped: their bytes stay in S's send queue)
+};
+
+enum merge_flags {
+  MERGE_F_TS = 1 << 0,        // timestamps on: TSval moves (P's), and never goes back
+  MERGE_F_DIVERGED = 1 << 1,  // the same range with different bytes: the bridge degrades it
+};
+
+// Why a connection was handed to the bridge (counted, and in the snapshot).
+enum merge_handover {
+  HANDOVER_NONE,
+  HANDOVER_BRIDGE,     // the bridge took it (a SYN, FIN or RST, a client's close, ...)
+  HANDOVER_UNALIGNED,  // a copy that is not exactly the other side's oldest waiting range
+  HANDOVER_DIVERGED,   // same range, different bytes
+  HANDOVER_FULL,       // MERGE_PENDING first arrivals wait already
+  HANDOVER_SEGMENT,    // a segment the programs do not merge (SACK, options, size, flags)
+  HANDOVER_MAX,
+};
+
+struct merge_val {
+  struct bpf_spin_lock lock;
+  __u32 mode;     // merge_mode
+  __u32 flags;    // merge_flags
+  __u32 handover; // merge_handover, once MERGE_QUEUE
+  __u32 dseq;     // P's sequence space − S's (the client's)
+  __u32 dts;      // P's timestamp clock − S's
+  __u8 wscale_p;
+  __u8 wscale_s;  // the client's view
+  __u8 ahead;     // merge_side
+  __u8 npend;     // first arrivals waiting, oldest at `head`
+  __u8 head;
+  __u8 standing_p;  // pure ACKs each server sent that moved nothing since the last to the client
+  __u8 standing_s;
+  __u8 pad;
+  __u32 rel_nxt;  // the client's space: what the client was sent up to
+  __u32 ack_p, ack_s;  // each server's latest ACK (the client's space)
+  __u32 win_p, win_s;  // each server's latest window, bytes
+  __u32 ack_sent;      // the ACK and right edge last sent to the client
+  __u32 edge_sent;
+  __u32 tsval_max;     // the highest TSval sent to the client (S's clock)
+  __u32 tsecr;         // the highest TSecr either server sent (the client's clock)
+  __u32 pend_end[MERGE_PENDING];     // each waiting range's end; its start is the previous end, or rel_nxt
+  __u64 pend_digest[MERGE_PENDING];  // and its payload's digest (bpf/merge.h)
+  __u64 released;      // segments the kernel sent to the client
+  __u64 bytes;         // their payload
+};
+
+// `merge_hint`: what netfilter's match may read of `merge` (a socket filter
+// cannot touch a map with a lock), written after each decision: whether P's
+// next segment may skip the queue. A stale hint only sends a segment to the
+// bridge (which takes the connection) or to the egress program (which checks
+// under the lock); never out unmerged.
+struct merge_hint {
+  __u32 mode;       // merge_mode
+  __u32 p_next;     // P's next in-order sequence number (P's space)
+  __u32 s_head_end; // with S ahead: the end of its oldest waiting copy (P's space)
+  __u8 s_ahead;     // 1 when S is ahead
+  __u8 p_room;      // 1 when one more of P's segments may wait
+  __u8 ts_on;       // the connection has timestamps
+  __u8 pad;
+};
+
+// What the bridge reads of `merge` when it takes a connection (the control
+// program's answer): merge_val without its lock.
+struct merge_snap {
+  __u32 mode, flags, handover, dseq, dts;
+  __u8 wscale_p, wscale_s, ahead, npend, head, standing_p, standing_s, pad;
+  __u32 rel_nxt, ack_p, ack_s, win_p, win_s, ack_sent, edge_sent, tsval_max, tsecr;
+  __u32 pend_end[MERGE_PENDING];
+  __u64 pend_digest[MERGE_PENDING];
+  __u64 released, bytes;
+};
+
+// The control program's request (BPF_PROG_TEST_RUN from the bridge), after an Ethernet header.
+enum merge_op {
+  MERGE_OP_TAKE = 1,  // hand the connection to the bridge; answer with its state
+};
+
+struct merge_ctl {
+  __u32 op;
+  __u32 found;  // answer: 1 if the connection was in the map
+  struct conn_key key;
+  struct merge_snap snap;  // answer
+};
+
+// The secondary's MAC: only its copies are merged (others go to the queue, which drops them).
+struct peer_cfg {
+  __u8 mac[6];
+  __u16 set;
+  __u32 ifindex;  // where released copies leave (the LAN interface)
+};
+
 // `services`: the service address and each failover port. A client's SYN to
 // one of them needs no translation, so it reaches P's TCP directly.
 struct svc_key {
@@ -86,6 +193,12 @@ enum counter {
   COUNT_OUT_OF_WINDOW,  // client segments translated but not recorded (outside the windows)
   COUNT_RELEASED,       // P's segments of primary-only connections released in the kernel
   COUNT_RELEASE_REFUSED,  // such segments the egress program could not rewrite (dropped)
+  COUNT_MERGED_P,         // merged in the kernel: P's segment released (S's copy came first)
+  COUNT_MERGED_S,         // merged in the kernel: S's copy released (P's came first)
+  COUNT_MERGE_HELD,       // first arrivals held for the other side's copy
+  COUNT_MERGE_ACK_DROPPED,  // pure ACKs that moved nothing, not sent
+  COUNT_HANDOVER,           // connections handed to the bridge (HANDOVER_* in merge_val)
+  COUNT_HANDOVER_STOLEN,    // P's segments stolen as their connection went to the bridge (P sends them again)
   COUNT_MAX,
 };
 

@@ -21,6 +21,7 @@
 #define TH_FIN 0x01
 #define TH_SYN 0x02
 #define TH_RST 0x04
+#define TH_PSH 0x08
 #define TH_ACK 0x10
 #define TH_FLAGS_BYTE 13
 #define TH_CONTROL (TH_FIN | TH_SYN | TH_RST)
@@ -102,6 +103,16 @@ static __always_inline int add32(struct __sk_buff *skb, __u32 csum, __u32 off, _
   __u32 val = bpf_htonl(bpf_ntohl(old) + delta);
   if (bpf_l4_csum_replace(skb, csum, old, val, 4) < 0) return -1;
   return bpf_skb_store_bytes(skb, off, &val, 4, 0);
+}
+
+// Writes `val` (host order) into the 32-bit field at `off`, fixing the TCP checksum at `csum`.
+static __always_inline int set32(struct __sk_buff *skb, __u32 csum, __u32 off, __u32 val) {
+  __u32 old;
+  if (bpf_skb_load_bytes(skb, off, &old, 4) < 0) return -1;
+  __u32 v = bpf_htonl(val);
+  if (old == v) return 0;
+  if (bpf_l4_csum_replace(skb, csum, old, v, 4) < 0) return -1;
+  return bpf_skb_store_bytes(skb, off, &v, 4, 0);
 }
 
 // Writes the 16-bit field at `off` (network order `val`), fixing the TCP checksum at `csum`.

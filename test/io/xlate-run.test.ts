@@ -18,10 +18,16 @@ const CPORT = 40_001;
 const BRIDGE_MARK = 0x7466;
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
-const ETH = Buffer.from('020000000001020000000002' + '0800', 'hex');
+const P_MAC = '020000000002';
+const S_MAC = '020000000003';
+const eth = (src: string) => Buffer.from('020000000001' + src + '0800', 'hex');
 
-/** P's segment to the client, on Ethernet: NOP NOP TS (when tsval is given), then the payload. */
-function frame(o: { seq: number; ack: number; window: number; flags: number; tsval?: number; tsecr?: number; payload?: Buffer }): Buffer {
+/**
+ * A segment from the service to the client (P's own, or S's copy: the same
+ * addresses, from S's MAC, TTL 1), on Ethernet: NOP NOP TS (when tsval is
+ * given), then the payload.
+ */
+function frame(o: { seq: number; ack: number; window: number; flags: number; tsval?: number; tsecr?: number; payload?: Buffer; srcMac?: string; ttl?: number }): Buffer {
   const payload = o.payload ?? Buffer.alloc(0);
   const opts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
   if (o.tsval !== undefined) {
@@ -34,7 +40,7 @@ function frame(o: { seq: number; ack: number; window: number; flags: number; tsv
   ip[0] = 0x45;
   ip.writeUInt16BE(ip.length, 2);
   ip.writeUInt16BE(0x4000, 6);
-  ip[8] = 64;
+  ip[8] = o.ttl ?? 64;
   ip[9] = 6;
   ip.writeUInt32BE(VIP >>> 0, 12);
   ip.writeUInt32BE(CLIENT >>> 0, 16);
@@ -55,7 +61,15 @@ function frame(o: { seq: number; ack: number; window: number; flags: number; tsv
   for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   ip.writeUInt16BE(~sum & 0xffff, 10);
-  return Buffer.concat([ETH, ip]);
+  return Buffer.concat([eth(o.srcMac ?? P_MAC), ip]);
+}
+
+/** Whether the IP header's checksum is right. */
+function ipSumOk(f: Buffer): boolean {
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += f.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum === 0xffff;
 }
 
 function parse(f: Buffer) {
@@ -126,5 +140,128 @@ describe('the egress program on a primary-only connection', () => {
     x.remove(key);
     x.primaryOnly(key, 0, 0, false, 7, 7);
     expect(x.run('tcpfo_primary_only', ip({ ...plain, tsval: undefined })).ret).toBe(1);
+  });
+});
+
+const TC_ACT_STOLEN = 4;
+const TC_ACT_REDIRECT = 7;
+
+describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes to the client', () => {
+  const x = InboundXlate.loadOnly(1024, VIP, [SPORT]);
+  x.setPeer(Buffer.from(S_MAC, 'hex'));
+  const D = 0x8000_0000 + 12345; // Δseq: P's space − the client's
+  const T = 777_000; // P's clock − S's
+  const R = 1_000_000; // what the client was sent up to
+  const A = 5_000_000; // the client's next byte: both servers acknowledged it
+  const X = 40_000; // the highest TSval the client was sent
+  const start = () => {
+    x.remove(key);
+    const ok = x.mergeStart(key, { dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
+    expect(ok).toBe(true);
+  };
+  const p = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
+    frame({ seq: (seq + D) >>> 0, ack: A, window: 64, flags: TCP_ACK_FLAG | TCP_PSH, tsval: X + T + 5, tsecr: 9, payload: Buffer.from(payload), ...o });
+  const sCopy = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
+    frame({ seq, ack: A, window: 64, flags: TCP_ACK_FLAG | TCP_PSH, tsval: X + 6, tsecr: 9, payload: Buffer.from(payload), srcMac: S_MAC, ttl: 1, ...o });
+
+  it('P first: P’s segment is stolen, S’s copy leaves with the merged numbers, TTL 64, both sums right', () => {
+    start();
+    const before = x.counters();
+    expect(x.run('tcpfo_sent', p(R, 'hello')).ret).toBe(TC_ACT_STOLEN);
+    const r = x.run('tcpfo_xlate', sCopy(R, 'hello', { window: 50 }));
+    expect(r.ret).toBe(TC_ACT_REDIRECT);
+    const out = parse(r.packet);
+    expect(out.seq).toBe(R);
+    expect(out.ack).toBe(A);
+    expect(out.window).toBe(50); // the smaller of the two
+    expect(out.timestamp()).toEqual({ tsval: X + 6, tsecr: 9 });
+    expect(out.payload.toString()).toBe('hello');
+    expect(r.packet[14 + 8]).toBe(64);
+    expect(ipSumOk(r.packet)).toBe(true);
+    expect(out.checksumValid()).toBe(true);
+    const after = x.counters();
+    expect(after.mergeHeld - before.mergeHeld).toBe(1);
+    expect(after.mergedS - before.mergedS).toBe(1);
+  });
+
+  it('S first: S’s copy is dropped, P’s segment leaves translated; TSval never goes back', () => {
+    start();
+    expect(x.run('tcpfo_xlate', sCopy(R, 'world', { tsval: X + 50 })).ret).toBe(TC_ACT_SHOT);
+    const r = x.run('tcpfo_sent', p(R, 'world', { tsval: X + T + 20 }));
+    expect(r.ret).toBe(TC_ACT_OK);
+    const out = parse(r.packet);
+    expect(out.seq).toBe(R);
+    expect(out.timestamp()!.tsval).toBe(X + 20); // P's, moved into S's clock (S's own was later but never sent)
+    expect(out.checksumValid()).toBe(true);
+    // Then P first again, and S's copy with an older clock: the client still sees TSval go forward.
+    expect(x.run('tcpfo_sent', p(R + 5, 'again', { tsval: X + T + 30 })).ret).toBe(TC_ACT_STOLEN);
+    const r2 = x.run('tcpfo_xlate', sCopy(R + 5, 'again', { tsval: X + 25 }));
+    expect(r2.ret).toBe(TC_ACT_REDIRECT);
+    expect(parse(r2.packet).timestamp()!.tsval).toBe(X + 25 > X + 20 ? X + 25 : X + 20);
+  });
+
+  it('pipelined answers: up to eight wait, each released by its exact copy', () => {
+    start();
+    for (let i = 0; i < 8; i++) expect(x.run('tcpfo_sent', p(R + i * 4, `a${i}..`.slice(0, 4))).ret).toBe(TC_ACT_STOLEN);
+    for (let i = 0; i < 8; i++) {
+      const r = x.run('tcpfo_xlate', sCopy(R + i * 4, `a${i}..`.slice(0, 4)));
+      expect(r.ret).toBe(TC_ACT_REDIRECT);
+      expect(parse(r.packet).seq).toBe(R + i * 4);
+    }
+    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 32, ahead: 0, pending: [] });
+  });
+
+  it('different bytes over the same range: the connection goes to the bridge marked diverged; S’s copy goes up, P’s next is stolen', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'time=100')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'time=101')).ret).toBe(TC_ACT_OK);
+    const snap = x.mergeTake(key)!;
+    expect(snap.flags & 2).toBe(2);
+    expect(snap.handover).toBe(3);
+    expect(snap).toMatchObject({ relNxt: R, ahead: 1, pending: [R + 8] });
+    const stolen = x.counters().handoverStolen;
+    expect(x.run('tcpfo_sent', p(R + 8, 'more')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.counters().handoverStolen).toBe(stolen + 1);
+  });
+
+  it('a copy that does not line up hands the connection over: S’s goes up to the queue, with what the kernel knew', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'abcdef')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'abc')).ret).toBe(TC_ACT_OK);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 2, relNxt: R, ahead: 1, pending: [R + 6] });
+    // S ahead: its dropped copies are listed for the bridge.
+    start();
+    expect(x.run('tcpfo_xlate', sCopy(R, 'xyz')).ret).toBe(TC_ACT_SHOT);
+    expect(x.run('tcpfo_xlate', sCopy(R + 3, 'FIN!', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_OK);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 5, ahead: 2, pending: [R + 3] });
+  });
+
+  it('pure ACKs: one goes out once both servers acknowledged the client’s bytes, with the smaller ACK', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN); // S has not acknowledged them
+    const r = x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10 }));
+    expect(r.ret).toBe(TC_ACT_REDIRECT);
+    expect(parse(r.packet).ack).toBe(A + 10);
+    // A keepalive's answer: both servers ACK what they had acknowledged already; one goes out.
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_REDIRECT);
+  });
+
+  it('a frame from another MAC is not the secondary’s: up to the queue, the state untouched', () => {
+    start();
+    expect(x.run('tcpfo_xlate', sCopy(R, 'forged', { srcMac: '02000000bbbb' })).ret).toBe(TC_ACT_OK);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R, ahead: 0, pending: [] }); // taken by the bridge just now, nothing else
+  });
+
+  it('the match sends P’s segment past the queue only in order, where it may wait or is S’s oldest copy', () => {
+    start();
+    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(1);
+    expect(x.run('tcpfo_primary_only', p(R + 1, 'two')).ret).toBe(0); // not P's next
+    expect(x.run('tcpfo_primary_only', p(R, 'one', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(0);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'abc')).ret).toBe(TC_ACT_SHOT); // S ahead by 3
+    expect(x.run('tcpfo_primary_only', p(R, 'ab')).ret).toBe(0); // would not line up: the bridge's
+    expect(x.run('tcpfo_primary_only', p(R, 'abc')).ret).toBe(1);
+    x.mergeTake(key);
+    expect(x.run('tcpfo_primary_only', p(R, 'abc')).ret).toBe(0);
   });
 });

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//
+// The merge's common case, decided in the kernel (paper §3.4): P's segment and
+// S's copy of the same bytes meet in `merge`; whichever arrives second goes to
+// the client, carrying the smaller ACK and window of the two, in the client's
+// spaces. The first arrival waits: P's is stolen (TC_ACT_STOLEN: its TCP
+// counts it sent, its bytes stay in P's retransmit queue, P's RTO the
+// backstop), S's dropped (its bytes stay in S's send queue, which a takeover
+// sends again). Only exactly matching ranges merge here, each compared by a
+// digest of its bytes; anything else hands the connection to the bridge's
+// queue for good (merge_val.handover says why).
+//
+// The decisions are pure: merge_decide() changes the state under the
+// connection's lock and says what to do with the segment; the programs
+// (xlate.bpf.c) read the packet before and rewrite it after.
+#ifndef TCPFO_BPF_MERGE_H
+#define TCPFO_BPF_MERGE_H
+
+#include "maps.h"
+#include "tcp.h"
+
+// The largest payload merged here: one segment of an Ethernet MSS. A larger
+// one (a GSO burst of P's) goes to the queue with its connection.
+#define MERGE_MAX_PAYLOAD 2048
+#define MERGE_MAX_WINDOW_FIELD 0xffff
+
+// What to do with the segment.
+enum merge_verdict {
+  MV_RELEASE,    // send it to the client, rewritten as merge_out says
+  MV_HOLD,       // a first arrival: P's stolen, S's dropped
+  MV_DROP_ACK,   // a pure ACK that moved nothing the client needs
+  MV_HANDOVER,   // the connection went to the bridge just now: P's stolen, S's up to the queue
+  MV_NOT_KERNEL, // it had gone to the bridge before
+};
+
+// One segment, in the client's spaces.
+struct merge_seg {
+  __u32 side;   // SIDE_P or SIDE_S
+  __u32 start;  // sequence numbers of its payload
+  __u32 end;
+  __u64 digest; // of its payload (merge_digest)
+  __u32 ack;
+  __u32 win;    // bytes
+  __u32 tsval;  // S's clock (P's moved by dts)
+  __u32 tsecr;
+  __u32 has_ts;
+};
+
+// How the released segment leaves.
+struct merge_out {
+  __u32 seq;
+  __u32 ack;
+  __u32 win_field;  // in the client's scale
+  __u32 tsval;
+};
+
+static __always_inline int seq_lt(__u32 a, __u32 b) { return (__s32)(a - b) < 0; }
+static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0; }
+
+// The waiting ranges by ring index. The array's address is taken first
+// (barrier_var), so the variable index moves a pointer already past the
+// lock: the verifier, without CAP_PERFMON, refuses arithmetic that could
+// reach it.
+static __always_inline __u32 *pend_end_at(struct merge_val *m, __u32 i) {
+  __u32 *a = m->pend_end;
+  barrier_var(a);
+  return &a[i & (MERGE_PENDING - 1)];
+}
+
+static __always_inline __u64 *pend_digest_at(struct merge_val *m, __u32 i) {
+  __u64 *a = m->pend_digest;
+  barrier_var(a);
+  return &a[i & (MERGE_PENDING - 1)];
+}
+
+static __always_inline __u32 handover(struct merge_val *m, __u32 why) {
+  m->mode = MERGE_QUEUE;
+  m->handover = why;
+  return MV_HANDOVER;
+}
+
+// The ACK and window the client gets now: the smaller of the servers'.
+static __always_inline __u32 merged_ack(const struct merge_val *m) { return seq_lt(m->ack_p, m->ack_s) ? m->ack_p : m->ack_s; }
+
+static __always_inline __u32 merged_field(const struct merge_val *m) {
+  __u32 win = m->win_p < m->win_s ? m->win_p : m->win_s;
+  __u32 field = win >> (m->wscale_s & 15);
+  return field > MERGE_MAX_WINDOW_FIELD ? MERGE_MAX_WINDOW_FIELD : field;
+}
+
+// Fills `o` for a segment released at `seq` and notes what the client was told.
+static __always_inline void release_as(struct merge_val *m, const struct merge_seg *g, struct merge_out *o, __u32 seq) {
+  o->seq = seq;
+  o->ack = merged_ack(m);
+  o->win_field = merged_field(m);
+  if (seq_gt(o->ack, m->ack_sent)) m->ack_sent = o->ack;
+  m->edge_sent = o->ack + (o->win_field << (m->wscale_s & 15));
+  // TSval never goes back for the client (PAWS), whichever server's copy leaves.
+  o->tsval = g->has_ts && seq_gt(g->tsval, m->tsval_max) ? g->tsval : m->tsval_max;
+  if (g->has_ts) m->tsval_max = o->tsval;
+  m->standing_p = 0;
+  m->standing_s = 0;
+  m->released++;
+}
+
+/*
+ * The decision for segment `g` of a connection in state `m` (its lock held):
+ * each side's ACK and window are noted first; a pure ACK goes out when the
+ * merged ACK or window edge moved, or both servers answered the same client
+ * segment with one (a keepalive, a window probe); data goes out when it is
+ * exactly the other side's oldest waiting range with the same digest, waits
+ * when it continues this side's own, and hands the connection over otherwise.
+ */
+static __always_inline __u32 merge_decide(struct merge_val *m, const struct merge_seg *g, struct merge_out *o) {
+  if (m->mode != MERGE_KERNEL) return MV_NOT_KERNEL;
+  if (g->side == SIDE_P) {
+    if (!seq_lt(g->ack, m->ack_p)) {
+      m->ack_p = g->ack;
+      m->win_p = g->win;
+    }
+  } else if (!seq_lt(g->ack, m->ack_s)) {
+    m->ack_s = g->ack;
+    m->win_s = g->win;
+  }
+  if (g->has_ts && seq_gt(g->tsecr, m->tsecr)) m->tsecr = g->tsecr;
+
+  if (g->start == g->end) {
+    __u32 ack = merged_ack(m);
+    __u32 edge = ack + (merged_field(m) << (m->wscale_s & 15));
+    __u8 other_standing = g->side == SIDE_P ? m->standing_s : m->standing_p;
+    if (seq_gt(ack, m->ack_sent) || seq_gt(edge, m->edge_sent) || other_standing) {
+      release_as(m, g, o, m->rel_nxt);
+      return MV_RELEASE;
+    }
+    if (g->side == SIDE_P) {
+      if (m->standing_p < 255) m->standing_p++;
+    } else if (m->standing_s < 255) {
+      m->standing_s++;
+    }
+    return MV_DROP_ACK;
+  }
+
+  __u32 other = g->side == SIDE_P ? SIDE_S : SIDE_P;
+  if (m->ahead == other) {
+    __u32 i = m->head;
+    if (g->start != m->rel_nxt || g->end != *pend_end_at(m, i)) return handover(m, HANDOVER_UNALIGNED);
+    if (g->digest != *pend_digest_at(m, i)) {
+      m->flags |= MERGE_F_DIVERGED;
+      return handover(m, HANDOVER_DIVERGED);
+    }
+    m->head = (m->head + 1) & (MERGE_PENDING - 1);
+    m->npend--;
+    if (!m->npend) m->ahead = SIDE_NONE;
+    release_as(m, g, o, g->start);
+    m->rel_nxt = g->end;
+    m->bytes += g->end - g->start;
+    return MV_RELEASE;
+  }
+  __u32 last = m->npend ? *pend_end_at(m, m->head + m->npend - 1) : m->rel_nxt;
+  if (g->start != last) return handover(m, HANDOVER_UNALIGNED);
+  if (m->npend >= MERGE_PENDING) return handover(m, HANDOVER_FULL);
+  __u32 j = m->head + m->npend;
+  *pend_end_at(m, j) = g->end;
+  *pend_digest_at(m, j) = g->digest;
+  m->npend++;
+  m->ahead = g->side;
+  return MV_HOLD;
+}
+
+// What netfilter's match may know after a decision (struct merge_hint).
+static __always_inline void merge_hint_of(struct merge_val *m, struct merge_hint *h) {
+  h->mode = m->mode;
+  __u32 p_end = m->ahead == SIDE_P && m->npend ? *pend_end_at(m, m->head + m->npend - 1) : m->rel_nxt;
+  h->p_next = p_end + m->dseq;
+  h->s_ahead = m->ahead == SIDE_S;
+  h->s_head_end = h->s_ahead ? *pend_end_at(m, m->head) + m->dseq : 0;
+  h->p_room = m->ahead != SIDE_P || m->npend < MERGE_PENDING;
+  h->ts_on = (m->flags & MERGE_F_TS) != 0;
+}
+
+// The bridge's copy of the state (merge_snap), taken under the lock.
+static __always_inline void merge_snapshot(const struct merge_val *m, struct merge_snap *s) {
+  s->mode = m->mode;
+  s->flags = m->flags;
+  s->handover = m->handover;
+  s->dseq = m->dseq;
+  s->dts = m->dts;
+  s->wscale_p = m->wscale_p;
+  s->wscale_s = m->wscale_s;
+  s->ahead = m->ahead;
+  s->npend = m->npend;
+  s->head = m->head;
+  s->standing_p = m->standing_p;
+  s->standing_s = m->standing_s;
+  s->rel_nxt = m->rel_nxt;
+  s->ack_p = m->ack_p;
+  s->ack_s = m->ack_s;
+  s->win_p = m->win_p;
+  s->win_s = m->win_s;
+  s->ack_sent = m->ack_sent;
+  s->edge_sent = m->edge_sent;
+  s->tsval_max = m->tsval_max;
+  s->tsecr = m->tsecr;
+#pragma unroll
+  for (int i = 0; i < MERGE_PENDING; i++) {
+    s->pend_end[i] = m->pend_end[i];
+    s->pend_digest[i] = m->pend_digest[i];
+  }
+  s->released = m->released;
+  s->bytes = m->bytes;
+}
+
+// A 64-bit digest of a payload, word by word in order (FNV-1a on 8-byte
+// words, each step's bits mixed down): the same bytes in another order give
+// another digest. Not cryptographic: two servers' replies are compared, not
+// an adversary's.
+#define DIGEST_SEED 0xcbf29ce484222325ULL
+#define DIGEST_PRIME 0x100000001b3ULL
+
+static __always_inline __u64 digest_step(__u64 h, __u64 w) {
+  h ^= w;
+  h *= DIGEST_PRIME;
+  return h ^ (h >> 29);
+}
+
+#define DIGEST_CHUNK 64  // bytes read per step
+
+// The digest of `n` payload bytes at `off` (n ≤ MERGE_MAX_PAYLOAD); 0 if
+// unreadable. Whole chunks first (few steps: the verifier walks each), then
+// whole words, then the last bytes in one word.
+static __always_inline __u64 merge_digest(struct __sk_buff *skb, __u32 off, __u32 n) {
+  __u64 h = DIGEST_SEED ^ n;
+  __u32 chunks = n / DIGEST_CHUNK;
+  __u32 at = off;
+  for (__u32 i = 0; i < MERGE_MAX_PAYLOAD / DIGEST_CHUNK; i++) {
+    if (i >= chunks) break;
+    __u64 w[DIGEST_CHUNK / 8];
+    if (bpf_skb_load_bytes(skb, at, w, sizeof(w)) < 0) return 0;
+#pragma unroll
+    for (int j = 0; j < DIGEST_CHUNK / 8; j++) h = digest_step(h, w[j]);
+    at += DIGEST_CHUNK;
+  }
+  __u32 words = (n % DIGEST_CHUNK) / 8;
+  for (__u32 i = 0; i < DIGEST_CHUNK / 8; i++) {
+    if (i >= words) break;
+    __u64 w;
+    if (bpf_skb_load_bytes(skb, at, &w, 8) < 0) return 0;
+    h = digest_step(h, w);
+    at += 8;
+  }
+  __u32 rest = n & 7;
+  if (rest) {
+    // The last 1–7 bytes: read the 8 that end the payload (the headers are
+    // before it when it is shorter) and keep the last `rest` of them.
+    __u64 w;
+    if (bpf_skb_load_bytes(skb, off + n - 8, &w, 8) < 0) return 0;
+    h = digest_step(h, w >> ((8 - rest) * 8));
+  }
+  return h;
+}
+
+#endif
