@@ -70,7 +70,23 @@ export interface MetricsSnapshot {
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
   pcapDropped: number;
   /** The primary's kernel translation of client segments: translated, SYNs passed, frames copied to the secondary. */
-  kernelInbound?: { translated: number; synsPassed: number; duplicated: number; outOfWindow: number; mapFull?: number; released?: number; releaseRefused?: number };
+  kernelInbound?: {
+    translated: number;
+    synsPassed: number;
+    duplicated: number;
+    outOfWindow: number;
+    mapFull?: number;
+    released?: number;
+    releaseRefused?: number;
+    mergedP?: number;
+    mergedS?: number;
+    mergeHeld?: number;
+    mergeAckDropped?: number;
+    handoverStolen?: number;
+  };
+  /** Connections the kernel merged from their handshake, and those it handed to the bridge by why (primary). */
+  kernelMerged?: number;
+  kernelHandovers?: Record<string, number>;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
   mergeMode?: 'kernel' | 'queue';
   /** ARP requests for the service address seen, and answered by this node. */
@@ -223,6 +239,22 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     if (k?.released === undefined || get().mergeMode !== 'kernel') return;
     c.inc({ action: 'released' }, k.released);
     c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
+  });
+  readCounter(reg, 'tcpfo_kernel_merge_total', 'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again)', ['action'], (c) => {
+    const k = get().kernelInbound;
+    if (k?.mergedP === undefined || get().mergeMode !== 'kernel') return;
+    c.inc({ action: 'released-p' }, k.mergedP);
+    c.inc({ action: 'released-s' }, k.mergedS ?? 0);
+    c.inc({ action: 'held' }, k.mergeHeld ?? 0);
+    c.inc({ action: 'ack-absorbed' }, k.mergeAckDropped ?? 0);
+    c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
+  });
+  readCounter(reg, 'tcpfo_kernel_merged_connections_total', 'Connections the primary’s kernel merged from their handshake on (merge: kernel)', [], (c) => {
+    const n = get().kernelMerged;
+    if (n !== undefined) c.inc(n);
+  });
+  readCounter(reg, 'tcpfo_kernel_handovers_total', 'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (eight ranges waited), segment (SACK, other options or flags, more than one MSS)', ['reason'], (c) => {
+    for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);
   });
   readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
   readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));

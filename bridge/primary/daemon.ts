@@ -110,6 +110,8 @@ export class PrimaryBridge {
    */
   merge: 'kernel' | 'queue' = 'queue';
   private mergeUnavailable: string | undefined;
+  /** The secondary's latest copy came by the kernel path (source the service address), not the pcap path. */
+  private sKernelPath = false;
   /** The client's frames are being copied to the secondary (lan.mode: switch). */
   private copying = false;
   private timer: NodeJS.Timeout | undefined;
@@ -169,6 +171,11 @@ export class PrimaryBridge {
         if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) this.stats.releasedInKernel++;
         else this.stats.xlateMapFull++;
       },
+      // The merge in the kernel: only while S's copies come by the kernel path
+      // (source the service address), which the programs see; on the pcap
+      // path they reach only the queue.
+      mergeStart: (c, init) => this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeStart(c, init),
+      mergeTake: (c) => this.xlate?.mergeTake(c) ?? null,
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
     };
@@ -388,6 +395,7 @@ export class PrimaryBridge {
     try {
       await this.state.addClsact(dev);
       this.xlate = this.openXlate(dev);
+      this.xlate.setPeer(mac(this.cfg.secondary.mac));
       this.xlateCapacity = this.cfg.limits.max_connections;
       this.inbound = 'kernel';
     } catch (e) {
@@ -501,6 +509,7 @@ export class PrimaryBridge {
       return;
     }
     let client: number | null = null;
+    this.sKernelPath = src === this.vip;
     if (src === this.vip) client = dst;
     else {
       const ip = Ipv4Packet.parse(pkt);
@@ -594,6 +603,8 @@ export class PrimaryBridge {
       pcapDropped: this.arp?.stats.dropped ?? 0,
       kernelInbound: this.kernelInbound(),
       mergeMode: this.merge,
+      kernelMerged: m.kernelMerged,
+      kernelHandovers: { ...m.kernelHandovers },
       arp: this.presence?.stats,
     };
   }

@@ -33,6 +33,7 @@ import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, synInfo, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
+import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
 import { abortBoth, checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
 import {
   DEFAULT_MERGER_CONFIG,
@@ -309,10 +310,38 @@ export class Merger implements MergeCore {
     }
   }
 
-  /** Merges the handshake (merge/handshake.ts) and releases P's SYN(-ACK). */
+  /**
+   * Merges the handshake (merge/handshake.ts) and releases P's SYN(-ACK);
+   * then, replicated, the kernel may merge the rest (merge/kernel.ts).
+   */
   private completeHandshake(c: Conn, alone: boolean): void {
     const h = mergeHandshake(this, c, alone);
     release(this, c, h.id, h.pkt, h.seg, h.gso, true);
+    if (alone || !this.offload || c.phase !== 'merging') return;
+    const init = kernelInit(c);
+    if (init && this.offload.mergeStart(offloadKey(this, c), init)) {
+      c.inKernel = true;
+      this.stats.kernelMerged++;
+    }
+  }
+
+  /**
+   * `c` comes back from the kernel's merge (a segment of it reached the
+   * bridge, or the secondary failed): from now on the queue merges it,
+   * starting from the kernel's state. Different bytes the kernel found
+   * degrade it here.
+   */
+  private takeFromKernel(c: Conn): void {
+    if (!c.inKernel) return;
+    c.inKernel = false;
+    const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
+    if (!s) return;
+    countHandover(this, s);
+    adoptKernelState(c, s, this.now);
+    if (s.flags & KERNEL_DIVERGED) {
+      this.stats.divergences++;
+      degrade(this, c, 'replicas differ (found by the kernel merge)', true);
+    }
   }
 
   // --- P's own output (NFQUEUE OUTPUT) ----------------------------------------
@@ -324,6 +353,7 @@ export class Merger implements MergeCore {
     if (!seg) return;
     const flags = seg.flags;
     let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
+    if (c?.inKernel) this.takeFromKernel(c);
     if (flags & TCP_SYN) {
       const opts = seg.options();
       if (opts instanceof WireError) {
@@ -469,6 +499,7 @@ export class Merger implements MergeCore {
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
     let c = this.find(client, seg.dstPort, seg.srcPort);
+    if (c?.inKernel) this.takeFromKernel(c);
     // S's TCP answering for a connection P's TCP has from before our rules
     // (adopted): not replicated, and S's copy must never be continued. (An
     // RST only says S has no socket for it.)
@@ -562,6 +593,7 @@ export class Merger implements MergeCore {
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
+    if (c?.inKernel) this.takeFromKernel(c);
     if (!c || c.phase === 'handshake') {
       // A new connection's SYN (or a segment we cannot translate yet): P's TCP
       // may see it as it is; anything it answers goes through fromPrimary.
@@ -606,6 +638,7 @@ export class Merger implements MergeCore {
         if (c.phase === 'handshake') {
           if (c.heldSyn) this.completeHandshake(c, true);
         } else if (c.phase === 'merging') {
+          this.takeFromKernel(c);
           degrade(this, c, 'secondary failed');
         }
       }

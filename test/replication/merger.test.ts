@@ -776,6 +776,12 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean, wscale: number): void {
       this.entries.set(this.key(c), { dseq, dts, ts, wscale, seen: { packets: 0 } });
     }
+    mergeStart(): boolean {
+      return false; // the kernel's merge: test/io/xlate-run.test.ts and the kernel-merge tests
+    }
+    mergeTake() {
+      return null;
+    }
     /** primaryOnly calls, with how many segments had gone towards the client by then. */
     readonly primaryOnlyCalls: Array<{ dseq: number; dts: number; ts: boolean; wsP: number; wsS: number; sentBefore: number }> = [];
     primaryOnly(_c: unknown, dseq: number, dts: number, ts: boolean, wsP: number, wsS: number): void {

@@ -88,6 +88,10 @@ export class Conn {
   standingS = 0;
   tsvalS = 0;
   tsvalP = 0; // already in S's space
+  /** The highest TSval the kernel's merge sent the client, once it did (P's later segments never go below it). */
+  tsvalFloor: number | null = null;
+  /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
+  inKernel = false;
   tsecr = 0;
   lastSeen: number;
   /** When the connection was created. */

@@ -43,7 +43,11 @@ export function release(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
   c.standingP = c.standingS = 0;
   if (c.tsOn) {
     const ts = seg.timestamp();
-    if (ts) seg.writeTsval(seqSub(ts.tsval, c.tsOffset));
+    if (ts) {
+      // Never below what the kernel's merge sent (S's clock may run a tick ahead of P's): PAWS.
+      const v = seqSub(ts.tsval, c.tsOffset);
+      seg.writeTsval(c.tsvalFloor !== null && seqGt(c.tsvalFloor, v) ? c.tsvalFloor : v);
+    }
   }
   // Mangled packets leave nfqueue as CHECKSUM_NONE: a complete sum, except for
   // GSO packets, which the kernel segments in software and sums itself.

@@ -4,6 +4,7 @@
  * its counters, and MergeCore — the state every part works on.
  */
 import type { Conn } from './conn.js';
+import type { KernelMergeInit, KernelMergeState } from './kernel.js';
 
 /** A connection's address as the kernel offload keys it. */
 export interface OffloadKey {
@@ -38,6 +39,13 @@ export interface InboundOffload {
    * SYN, FIN and RST still come through the queue.
    */
   primaryOnly(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscaleP: number, wscaleS: number): void;
+  /**
+   * The kernel merges `c` from now on (its handshake just merged); false if
+   * it cannot (not available, its map full): the queue merges it.
+   */
+  mergeStart(c: OffloadKey, init: KernelMergeInit): boolean;
+  /** The bridge takes `c` from the kernel's merge, atomically; its state then (null: the kernel did not have it). */
+  mergeTake(c: OffloadKey): KernelMergeState | null;
   remove(c: OffloadKey): void;
   seen(c: OffloadKey): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
 }
@@ -172,6 +180,9 @@ export interface MergerStats {
   secondarySilent: number;
   /** Connections adopted untranslated (this node served them alone before it became primary). */
   adopted: number;
+  /** Connections the kernel merged from their handshake on, and those it handed to the bridge, by why. */
+  kernelMerged: number;
+  kernelHandovers: Record<string, number>;
   drops: Record<DropReason, number>;
 }
 
@@ -188,6 +199,8 @@ export function newStats(): MergerStats {
     divertedBytes: 0,
     translatedInbound: 0,
     divergences: 0,
+    kernelMerged: 0,
+    kernelHandovers: {},
     handshakes: 0,
     expired: 0,
     evictedClosed: 0,

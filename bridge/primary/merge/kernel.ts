@@ -1,0 +1,112 @@
+/**
+ * The kernel's share of the merge (native/bpf/merge.h): a merged connection
+ * starts there once its handshake is merged, and the kernel releases each
+ * range whose second copy arrives. At the first thing the kernel does not
+ * handle — a SYN, FIN or RST, SACK, a copy that does not line up, different
+ * bytes — the connection comes here for good, with the kernel's state:
+ * what the client was sent, each server's ACK and window, the timestamps,
+ * and the ranges one side produced that wait for the other's copy (P's were
+ * stolen and come again from P's TCP; S's were dropped, their bytes counted
+ * as produced, as for a diverted segment lost on the LAN: compared in the
+ * kernel only if P's copy had come there).
+ */
+import { seqGt } from '../../wire/seq.js';
+import type { Conn } from './conn.js';
+import type { MergeCore } from './types.js';
+
+/** How a connection the kernel is to merge starts (the client's spaces unless said). */
+export interface KernelMergeInit {
+  dseq: number;
+  dts: number;
+  timestamps: boolean;
+  wscaleP: number;
+  wscaleS: number;
+  relNxt: number;
+  ackP: number;
+  ackS: number;
+  /** Windows, bytes. */
+  winP: number;
+  winS: number;
+  ackSent: number;
+  edgeSent: number;
+  tsvalMax: number;
+  tsecr: number;
+}
+
+/** The kernel's state of a connection when the bridge took it. */
+export interface KernelMergeState {
+  flags: number;
+  /** Why the kernel let it go (KERNEL_HANDOVER_REASONS). */
+  handover: number;
+  /** 0 neither, 1 P's segments waited (stolen), 2 S's copies came first (dropped). */
+  ahead: number;
+  relNxt: number;
+  ackP: number;
+  ackS: number;
+  winP: number;
+  winS: number;
+  ackSent: number;
+  edgeSent: number;
+  tsvalMax: number;
+  tsecr: number;
+  /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
+  pending: number[];
+}
+
+export const KERNEL_DIVERGED = 2;
+const AHEAD_S = 2;
+/** merge_handover in native/bpf/maps.h, by value. */
+export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
+
+/** What the kernel needs to merge `c` from here on, or null if it cannot (a server-initiated handshake: an ACK missing). */
+export function kernelInit(c: Conn): KernelMergeInit | null {
+  if (!c.hasAckP || !c.hasAckS || !c.ackSentValid) return null;
+  return {
+    dseq: c.deltaSeq,
+    dts: c.tsOffset,
+    timestamps: c.tsOn,
+    wscaleP: c.wsP,
+    wscaleS: c.wsS,
+    relNxt: c.relNxt,
+    ackP: c.ackP,
+    ackS: c.ackS,
+    winP: c.winP,
+    winS: c.winS,
+    ackSent: c.ackSent,
+    edgeSent: c.edgeSent,
+    tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
+    tsecr: c.tsecr,
+  };
+}
+
+/** Takes the kernel's state of `c` into the record, at `now`. */
+export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): void {
+  c.relNxt = s.relNxt;
+  c.ackP = s.ackP;
+  c.ackS = s.ackS;
+  c.hasAckP = c.hasAckS = true;
+  c.winP = s.winP;
+  c.winS = s.winS;
+  c.ackSent = s.ackSent;
+  c.ackSentValid = true;
+  c.edgeSent = s.edgeSent;
+  c.standingP = c.standingS = 0;
+  if (c.tsOn) {
+    if (seqGt(s.tsvalMax, c.tsvalP)) c.tsvalP = s.tsvalMax;
+    if (seqGt(s.tsvalMax, c.tsvalS)) c.tsvalS = s.tsvalMax;
+    if (seqGt(s.tsecr, c.tsecr)) c.tsecr = s.tsecr;
+    c.tsvalFloor = s.tsvalMax;
+  }
+  // S's store starts where the client is; what S produced beyond it (its
+  // copies the kernel dropped) counts as produced, without bytes.
+  c.store.clear();
+  c.store.advance(c.relNxt);
+  c.sMax = s.ahead === AHEAD_S && s.pending.length ? s.pending[s.pending.length - 1]! : c.relNxt;
+  c.sProgressAt = now;
+}
+
+/** Counts a connection the kernel let go, by why. */
+export function countHandover(core: MergeCore, s: KernelMergeState): void {
+  const why = KERNEL_HANDOVER_REASONS[s.handover] ?? 'none';
+  core.stats.kernelHandovers[why] = (core.stats.kernelHandovers[why] ?? 0) + 1;
+}
