@@ -167,9 +167,13 @@ export class PrimaryBridge {
         if (this.xlate && !this.xlate.add(c, dseq, dts, ts, wscale)) this.stats.xlateMapFull++;
       },
       primaryOnly: (c, dseq, dts, ts, wsP, wsS) => {
-        if (this.merge !== 'kernel' || !this.xlate) return;
-        if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) this.stats.releasedInKernel++;
-        else this.stats.xlateMapFull++;
+        if (this.merge !== 'kernel' || !this.xlate) return false;
+        if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) {
+          this.stats.releasedInKernel++;
+          return true;
+        }
+        this.stats.xlateMapFull++;
+        return false;
       },
       // The merge in the kernel: only while S's copies come by the kernel path
       // (source the service address), which the programs see; on the pcap

@@ -316,13 +316,14 @@ export class Merger implements MergeCore {
    */
   private completeHandshake(c: Conn, alone: boolean): void {
     const h = mergeHandshake(this, c, alone);
-    release(this, c, h.id, h.pkt, h.seg, h.gso, true);
-    if (alone || !this.offload || c.phase !== 'merging') return;
-    const init = kernelInit(c);
-    if (init && this.offload.mergeStart(offloadKey(this, c), init)) {
+    // The kernel's merge is in place before the SYN-ACK leaves: the client's
+    // answer, and both servers' to it, may come at once.
+    const init = !alone && this.offload && c.phase === 'merging' ? kernelInit(c) : null;
+    if (init && this.offload!.mergeStart(offloadKey(this, c), init)) {
       c.inKernel = true;
       this.stats.kernelMerged++;
     }
+    release(this, c, h.id, h.pkt, h.seg, h.gso, true);
   }
 
   /**
@@ -340,7 +341,7 @@ export class Merger implements MergeCore {
     adoptKernelState(c, s, this.now);
     if (s.flags & KERNEL_DIVERGED) {
       this.stats.divergences++;
-      degrade(this, c, 'replicas differ (found by the kernel merge)', true);
+      degrade(this, c, 'different bytes at the same offset (found by the kernel merge)', true);
     }
   }
 
@@ -353,7 +354,8 @@ export class Merger implements MergeCore {
     if (!seg) return;
     const flags = seg.flags;
     let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
-    if (c?.inKernel) this.takeFromKernel(c);
+    // A SYN(-ACK) sent again passes without the connection's state: the kernel keeps merging it.
+    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
     if (flags & TCP_SYN) {
       const opts = seg.options();
       if (opts instanceof WireError) {
@@ -499,7 +501,7 @@ export class Merger implements MergeCore {
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
     let c = this.find(client, seg.dstPort, seg.srcPort);
-    if (c?.inKernel) this.takeFromKernel(c);
+    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
     // S's TCP answering for a connection P's TCP has from before our rules
     // (adopted): not replicated, and S's copy must never be continued. (An
     // RST only says S has no socket for it.)
@@ -593,7 +595,7 @@ export class Merger implements MergeCore {
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
-    if (c?.inKernel) this.takeFromKernel(c);
+    if (c?.inKernel && !seg.has(TCP_SYN)) this.takeFromKernel(c);
     if (!c || c.phase === 'handshake') {
       // A new connection's SYN (or a segment we cannot translate yet): P's TCP
       // may see it as it is; anything it answers goes through fromPrimary.

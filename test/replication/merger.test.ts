@@ -784,8 +784,9 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     }
     /** primaryOnly calls, with how many segments had gone towards the client by then. */
     readonly primaryOnlyCalls: Array<{ dseq: number; dts: number; ts: boolean; wsP: number; wsS: number; sentBefore: number }> = [];
-    primaryOnly(_c: unknown, dseq: number, dts: number, ts: boolean, wsP: number, wsS: number): void {
+    primaryOnly(_c: unknown, dseq: number, dts: number, ts: boolean, wsP: number, wsS: number): boolean {
       this.primaryOnlyCalls.push({ dseq, dts, ts, wsP, wsS, sentBefore: this.sink?.toClient.length ?? 0 });
+      return true;
     }
     remove(c: { client: number; clientPort: number; servicePort: number }): void {
       this.entries.delete(this.key(c));
@@ -866,6 +867,22 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     expect(pair.sink.fate(held)).toBe('accept');
     expect(off.primaryOnlyCalls).toHaveLength(1);
     expect(off.primaryOnlyCalls[0]).toMatchObject({ dseq: seqSub(ISN_P, ISN_S), sentBefore: pair.sink.toClient.length });
+  });
+
+  it('a connection begun alone, whose output the kernel releases, is not taken for half-open: the client’s ACK the kernel read back counts', () => {
+    const off = new FakeOffload();
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { handshakeTimeoutMs: 1000 }, off);
+    off.watch(pair.sink);
+    pair.merger.secondaryFailed();
+    pair.handshake();
+    expect(off.primaryOnlyCalls).toHaveLength(1);
+    // P sent 100 kB through the kernel; the client acknowledged it (far past anything the merger released).
+    const e = [...off.entries.values()][0]!;
+    e.seen = { packets: 80, ageMs: 0, ackMax: seqAdd(ISN_P, 100_001), nxtMax: 5001 };
+    pair.now = 5000;
+    e.seen = { ...e.seen, packets: 81 };
+    pair.merger.poll(pair.now);
+    expect(pair.merger.phases().degraded).toBe(1);
   });
 
   it('is told each merged connection’s offsets, and forgets it with the connection', () => {

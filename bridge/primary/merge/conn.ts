@@ -92,6 +92,17 @@ export class Conn {
   tsvalFloor: number | null = null;
   /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
   inKernel = false;
+  /** P's segments of it (primary-only) leave through the kernel's egress program, not the merger. */
+  outInKernel = false;
+
+  /**
+   * Whether what the client was sent is known only to the kernel (relNxt
+   * stands still here): its record of the client's ACK, which it took only
+   * for bytes it saw leave, is then the one to believe.
+   */
+  get releasedByKernel(): boolean {
+    return this.inKernel || this.outInKernel;
+  }
   tsecr = 0;
   lastSeen: number;
   /** When the connection was created. */

@@ -10,7 +10,7 @@
  * as produced, as for a diverted segment lost on the LAN: compared in the
  * kernel only if P's copy had come there).
  */
-import { seqGt } from '../../wire/seq.js';
+import { seqAdd, seqGt, seqLt } from '../../wire/seq.js';
 import type { Conn } from './conn.js';
 import type { MergeCore } from './types.js';
 
@@ -58,9 +58,15 @@ const AHEAD_S = 2;
 /** merge_handover in native/bpf/maps.h, by value. */
 export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
 
-/** What the kernel needs to merge `c` from here on, or null if it cannot (a server-initiated handshake: an ACK missing). */
+/**
+ * What the kernel needs to merge `c` once its merged SYN-ACK leaves — what
+ * that SYN-ACK tells the client: the smaller ACK, the smaller (unscaled)
+ * window, S's sequence and timestamp spaces — or null if it cannot (a
+ * server-initiated handshake: an ACK missing).
+ */
 export function kernelInit(c: Conn): KernelMergeInit | null {
-  if (!c.hasAckP || !c.hasAckS || !c.ackSentValid) return null;
+  if (!c.hasAckP || !c.hasAckS || !c.synP || !c.synS) return null;
+  const ack = seqLt(c.ackP, c.ackS) ? c.ackP : c.ackS;
   return {
     dseq: c.deltaSeq,
     dts: c.tsOffset,
@@ -72,8 +78,8 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
     ackS: c.ackS,
     winP: c.winP,
     winS: c.winS,
-    ackSent: c.ackSent,
-    edgeSent: c.edgeSent,
+    ackSent: ack,
+    edgeSent: seqAdd(ack, Math.min(c.synP.window, c.synS.window)),
     tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
     tsecr: c.tsecr,
   };

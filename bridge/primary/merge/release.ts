@@ -173,7 +173,7 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false)
   // P had aborted: its RST goes out after its bytes.
   releaseHeldRst(core, c);
   // What P sends from now on may leave in the kernel (the held copies went first, marked as ours).
-  if (c.phase === 'degraded') core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS);
+  if (c.phase === 'degraded') c.outInKernel = core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
 }
 
 /** P's held RST (it had aborted) goes out, and the connection ends. */
