@@ -108,7 +108,7 @@ program
       const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
       console.log(`role         ${String(st.role)}`);
       if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
-      if (typeof st.merge === 'string') console.log(`merge        ${st.merge === 'kernel' ? 'kernel (primary-only connections released by the egress program; merged ones by the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`);
+      if (typeof st.merge === 'string') console.log(`merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`);
       if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;

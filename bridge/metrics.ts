@@ -88,7 +88,7 @@ export interface MetricsSnapshot {
   kernelMerged?: number;
   kernelHandovers?: Record<string, number>;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
-  mergeMode?: 'kernel' | 'queue';
+  mergeMode?: 'kernel' | 'release' | 'queue';
   /** ARP requests for the service address seen, and answered by this node. */
   arp?: { requests: number; replies: number };
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
@@ -153,13 +153,13 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   });
   new Gauge({
     name: 'tcpfo_merge_info',
-    help: 'Where the primary releases P’s segments of primary-only connections: kernel (its egress program) or queue (the bridge); 1 for the current one, absent on a secondary',
+    help: 'Where the primary merges: kernel (the common case and primary-only connections in its tc programs), release (only primary-only connections there) or queue (all in the bridge); 1 for the current one, absent on a secondary',
     labelNames: ['mode'],
     registers: [reg],
     collect() {
       const m = get().mergeMode;
       if (!m) return;
-      for (const x of ['kernel', 'queue']) this.set({ mode: x }, m === x ? 1 : 0);
+      for (const x of ['kernel', 'release', 'queue']) this.set({ mode: x }, m === x ? 1 : 0);
     },
   });
   new Gauge({ name: 'tcpfo_peer_up', help: 'Whether the peer bridge’s heartbeats arrive', registers: [reg], collect() { this.set(get().peerUp ? 1 : 0); } });
@@ -236,7 +236,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
   });
   readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again)', ['action'], (c) => {
     const k = get().kernelInbound;
-    if (k?.released === undefined || get().mergeMode !== 'kernel') return;
+    if (k?.released === undefined || get().mergeMode === 'queue') return;
     c.inc({ action: 'released' }, k.released);
     c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
   });

@@ -71,13 +71,18 @@ export const configSchema = z.strictObject({
    */
   inbound: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   /**
-   * Where the primary releases what needs no merge decision. kernel: P's
-   * segments of a primary-only connection (the secondary failed, the
-   * replicas diverged, or it began while the primary was alone) leave
-   * through a tc egress program, past the queue (an iptables xt_bpf match);
-   * queue: every segment of P's through the bridge. auto (the default):
-   * kernel where the kernel and iptables allow it. Needs `inbound` in the
-   * kernel (the same programs).
+   * Where the primary merges. auto (the default): tc programs release P's
+   * segments of primary-only connections (the secondary failed, the
+   * replicas diverged, or it began while the primary was alone) past the
+   * queue (an iptables xt_bpf match), where the kernel and iptables allow
+   * it; the bridge merges replicated connections. kernel: that, and the tc
+   * programs merge the common case too — answers both servers cut alike,
+   * and their ACKs, the second copy of each going to the client; the bridge
+   * keeps handshakes, closes and whatever else. Faster round trips, but the
+   * client may see answers of two connections in another order than the
+   * server sent them (an FTP client in active mode may then fail a
+   * transfer). queue: every segment through the bridge. Needs `inbound` in
+   * the kernel (the same programs).
    */
   merge: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   lan: z

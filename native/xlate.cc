@@ -299,6 +299,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     memset(&v, 0, sizeof(v));
     v.mode = MERGE_KERNEL;
     v.flags = in.Get("timestamps").ToBoolean() ? MERGE_F_TS : 0;
+    // A server-initiated connection starts before either server acknowledged the client.
+    if (in.Get("acksKnown").ToBoolean()) v.flags |= MERGE_F_ACK_P | MERGE_F_ACK_S | MERGE_F_SENT;
     v.dseq = U32(in, "dseq");
     v.dts = U32(in, "dts");
     v.wscale_p = static_cast<uint8_t>(U32(in, "wscaleP"));

@@ -19,7 +19,7 @@
  * takes the median over the rounds.
  * Writes bench/results/interactive.{json,md} and SVG plots of the ratios.
  *
- *   npm run build && node dist/bench/figures/interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]
+ *   npm run build && node dist/bench/figures/interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|queue] [--lan hub|mirror|switch] [--report-only]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +45,8 @@ interface Options {
   /** Only render the report and plots again from the last run's JSON. */
   reportOnly: boolean;
   datapath: 'auto' | 'kernel' | 'pcap';
+  /** The primary's `merge` setting. */
+  merge: 'auto' | 'kernel' | 'queue';
   lans: LanMode[];
   /** The report's file name, without extension. */
   file: string;
@@ -61,17 +63,19 @@ let o: Options;
 function options(args: string[]): Options {
   const quick = args.includes('--quick');
   const datapath = (optionValue(args, '--datapath') ?? 'auto') as Options['datapath'];
+  const merge = (optionValue(args, '--merge') ?? 'auto') as Options['merge'];
   const lan = optionValue(args, '--lan');
   const lans = (lan ? [lan] : ['hub', 'mirror', 'switch']) as LanMode[];
-  if (!['auto', 'kernel', 'pcap'].includes(datapath) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
-    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--lan hub|mirror|switch] [--report-only]');
+  if (!['auto', 'kernel', 'pcap'].includes(datapath) || !['auto', 'kernel', 'queue'].includes(merge) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
+    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|queue] [--lan hub|mirror|switch] [--report-only]');
   }
   return {
     quick,
     reportOnly: args.includes('--report-only'),
     datapath,
+    merge,
     lans,
-    file: datapath === 'pcap' ? 'interactive-pcap' : 'interactive',
+    file: datapath === 'pcap' ? 'interactive-pcap' : merge === 'kernel' ? 'interactive-kernel-merge' : 'interactive',
     echoes: quick ? 300 : 2000,
     connects: quick ? 100 : 500,
     rounds: quick ? 1 : 3,
@@ -213,7 +217,7 @@ async function ftpSide(rig: Rig, addr: string, ftpRoot: string, label: string, e
 
 async function runLan(lan: LanMode): Promise<LanResult> {
   return withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, REDIS_PORT, 20, 21], datapath: o.datapath });
+    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, REDIS_PORT, 20, 21], datapath: o.datapath, extraYaml: `merge: ${o.merge}\n` });
     try {
       const p = rig.host('primary');
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
@@ -252,10 +256,15 @@ interface Report {
 const LIMITS = [
   'What limits the missed ones:',
   '',
-  '- **Round trips.** An answer reaches the client only once both servers produced it: P’s answer waits in P’s output queue (user space) until S’s arrives through P’s input queue. With the kernel data path S adds little — its answer leaves S 82 µs (median) after the request reached it, the wire to P 17 µs — and the cost is the primary’s hop: 146 µs median from S’s answer arriving at P to the merged answer leaving (p99 967 µs), against 26 µs for the wire to the client (`node dist/bench/micro/rr-latency.js 2000 100` → `rr-latency.txt`; on the paper’s pcap path S’s own hop is 290 µs). Each user-space hop is a wake-up of the bridge’s event loop and a full copy of the packet each way through NFQUEUE; the kernel has no verdict that rewrites headers only. On this machine two cores carry the client, both servers, both bridges and the captures, so the p99 is scheduling.',
-  '- **Connection setup and connections per second.** The same hop on the SYN-ACK: S’s leaves S 10–30 µs after the SYN, then 273 µs (idle pair) to 359 µs (back to back) pass on P from S’s SYN-ACK in to the merged one out (`node dist/bench/micro/setup-latency.js` → `setup-latency.txt`). Each close crosses the same queues.',
-  '- **memcached and small FTP files** are many round trips each: they pay the round-trip cost per request. FTP with the Debian client also pays it per control-connection command; its larger files (1738 KB) run at 0.84–1.02 of plain.',
+  '- **Round trips.** The kernel merges a connection’s answers (`merge: kernel`): the second of P’s and S’s copies goes to the client, so an answer leaves once both servers produced it, and no bridge wake-up is on the way (`tcpfo_kernel_merge_total`). What the pair adds is the slower server’s time: on this machine two cores carry the client, both servers and both bridges, so S’s server often waits to be scheduled, and S’s copy crosses the LAN to P first. The p99 is scheduling.',
+  '- **Connection setup and connections per second.** The handshake is still merged by the bridge: P’s SYN-ACK waits in its output queue for S’s, 273–359 µs on P (`node dist/bench/micro/setup-latency.js` → `setup-latency.txt`); each close crosses the same queues.',
+  '- **memcached and redis on one connection** are one round trip per request: each pays the slower server’s time. Pipelined redis hides it.',
+  '- **FTP.** On a hub a download crosses the client’s link twice (S’s diverted copy too): half the link rate at most. Active-mode data connections are opened by the server, and their handshake ACKs come from the client: the kernel does not merge those (`kernelInit`), the bridge does; the control connection is request/answer.',
 ];
+
+/** What the kernel merge changes for an FTP client in active mode (seen in this bench: curl's "Steps that did not complete"). */
+const KERNEL_MERGE_ORDER =
+  '**Order across connections.** With `merge: kernel` each answer leaves when its second copy arrives, from whichever CPU handled it, and the secondary’s copies of two connections can reach the primary out of order (the veth path queues them per CPU). An FTP server’s `226` on the control connection then sometimes reaches the client before its active-mode data connection is complete; curl gives up on such a transfer (“sa_addr inet_ntop() failed”, exit 8: about 1 in 60 small gets here). The default (`merge: auto`) keeps replicated connections in the bridge, where no such failure was seen (none in the run before the kernel merge, `interactive.md`).';
 
 export async function main(args: string[]): Promise<number> {
   o = options(args);
@@ -278,7 +287,7 @@ export async function main(args: string[]): Promise<number> {
       `the secondary's data path: ${report.results.map((r) => `${r.lan} ${r.datapath}`).join(', ')}. Plain = the client straight to the primary's own address; tcpfo = the service address through the pair. Same run, same links.` +
       (report.quick ? ' **Quick run.**' : ''),
     '',
-    `Command: \`node dist/bench/figures/interactive.js${o.datapath !== 'auto' ? ` --datapath ${o.datapath}` : ''}\`.`,
+    `Command: \`node dist/bench/figures/interactive.js${o.datapath !== 'auto' ? ` --datapath ${o.datapath}` : ''}${o.merge !== 'auto' ? ` --merge ${o.merge}` : ''}\`.`,
     '',
     '| workload | LAN | plain | tcpfo | tcpfo − plain, or tcpfo / plain |',
     '|---|---|---|---|---|',
@@ -305,6 +314,7 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   md.push('', ...targets(report.results), '', ...(report.datapath === 'pcap' ? [] : LIMITS));
+  if (o.merge === 'kernel') md.push('', KERNEL_MERGE_ORDER);
   const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
   if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
   md.push('', `Plots: ${o.file}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${o.file}-ftp.svg.`);

@@ -76,6 +76,7 @@ export interface XlateCounters {
 
 /** How a connection the kernel is to merge starts (all in the client's spaces unless said). */
 export interface MergeInit {
+  acksKnown: boolean;
   dseq: number;
   dts: number;
   timestamps: boolean;

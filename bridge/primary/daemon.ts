@@ -108,7 +108,7 @@ export class PrimaryBridge {
    * `merge`): 'kernel' (the egress program, behind a netfilter match that
    * lets them skip the queue) or 'queue' (the merger, as merged ones).
    */
-  merge: 'kernel' | 'queue' = 'queue';
+  merge: 'kernel' | 'release' | 'queue' = 'queue';
   private mergeUnavailable: string | undefined;
   /** The secondary's latest copy came by the kernel path (source the service address), not the pcap path. */
   private sKernelPath = false;
@@ -167,7 +167,7 @@ export class PrimaryBridge {
         if (this.xlate && !this.xlate.add(c, dseq, dts, ts, wscale)) this.stats.xlateMapFull++;
       },
       primaryOnly: (c, dseq, dts, ts, wsP, wsS) => {
-        if (this.merge !== 'kernel' || !this.xlate) return false;
+        if (this.merge === 'queue' || !this.xlate) return false;
         if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) {
           this.stats.releasedInKernel++;
           return true;
@@ -367,7 +367,7 @@ export class PrimaryBridge {
    */
   private async installRules(toQueue: Rule[]): Promise<RuleSet> {
     const tag = `${this.cfg.instance}p`;
-    if (this.merge === 'kernel') {
+    if (this.merge !== 'queue') {
       const release: Rule = {
         hook: 'output',
         match: { src: this.vip, sports: this.cfg.service.ports, oifNot: 'lo', bpfPinned: matchPinPath(this.cfg.instance) },
@@ -418,7 +418,7 @@ export class PrimaryBridge {
     if (this.cfg.merge === 'queue') return open();
     try {
       const x = open(matchPinPath(this.cfg.instance));
-      this.merge = 'kernel';
+      this.merge = this.cfg.merge === 'kernel' ? 'kernel' : 'release';
       return x;
     } catch (e) {
       if (this.cfg.merge === 'kernel') throw new Error(`merge: kernel, but the netfilter match could not be pinned: ${(e as Error).message}`);
@@ -667,7 +667,7 @@ export class PrimaryBridge {
     // the rules: from here on the kernel drops (fail closed) rather than queues.
     // The match that lets primary-only segments past the queue goes before
     // the egress program that rewrites them (none may leave raw meanwhile).
-    if (this.merge === 'kernel') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
+    if (this.merge !== 'queue') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
     this.xlate?.close();
     await this.rules?.remove();
     this.outQ?.close();

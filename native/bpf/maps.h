@@ -83,6 +83,9 @@ enum merge_side {
 enum merge_flags {
   MERGE_F_TS = 1 << 0,        // timestamps on: TSval moves (P's), and never goes back
   MERGE_F_DIVERGED = 1 << 1,  // the same range with different bytes: the bridge degrades it
+  MERGE_F_ACK_P = 1 << 2,     // ack_p holds P's ACK (a server-initiated connection starts without)
+  MERGE_F_ACK_S = 1 << 3,     // ack_s holds S's
+  MERGE_F_SENT = 1 << 4,      // ack_sent and edge_sent hold what the client was told
 };
 
 // Why a connection was handed to the bridge (counted, and in the snapshot).

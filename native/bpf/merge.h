@@ -93,7 +93,8 @@ static __always_inline void release_as(struct merge_val *m, const struct merge_s
   o->seq = seq;
   o->ack = merged_ack(m);
   o->win_field = merged_field(m);
-  if (seq_gt(o->ack, m->ack_sent)) m->ack_sent = o->ack;
+  if (!(m->flags & MERGE_F_SENT) || seq_gt(o->ack, m->ack_sent)) m->ack_sent = o->ack;
+  m->flags |= MERGE_F_SENT;
   m->edge_sent = o->ack + (o->win_field << (m->wscale_s & 15));
   // TSval never goes back for the client (PAWS), whichever server's copy leaves.
   o->tsval = g->has_ts && seq_gt(g->tsval, m->tsval_max) ? g->tsval : m->tsval_max;
@@ -113,22 +114,29 @@ static __always_inline void release_as(struct merge_val *m, const struct merge_s
  */
 static __always_inline __u32 merge_decide(struct merge_val *m, const struct merge_seg *g, struct merge_out *o) {
   if (m->mode != MERGE_KERNEL) return MV_NOT_KERNEL;
+  // Each side's ACK and window; its first ACK of a server-initiated
+  // connection (the last step of that handshake) is taken as it is.
   if (g->side == SIDE_P) {
-    if (!seq_lt(g->ack, m->ack_p)) {
+    if (!(m->flags & MERGE_F_ACK_P) || !seq_lt(g->ack, m->ack_p)) {
       m->ack_p = g->ack;
       m->win_p = g->win;
+      m->flags |= MERGE_F_ACK_P;
     }
-  } else if (!seq_lt(g->ack, m->ack_s)) {
+  } else if (!(m->flags & MERGE_F_ACK_S) || !seq_lt(g->ack, m->ack_s)) {
     m->ack_s = g->ack;
     m->win_s = g->win;
+    m->flags |= MERGE_F_ACK_S;
   }
   if (g->has_ts && seq_gt(g->tsecr, m->tsecr)) m->tsecr = g->tsecr;
+  // Until both servers acknowledged the client, nothing can carry the smaller ACK.
+  int acks = (m->flags & (MERGE_F_ACK_P | MERGE_F_ACK_S)) == (MERGE_F_ACK_P | MERGE_F_ACK_S);
 
   if (g->start == g->end) {
+    if (!acks) return MV_DROP_ACK;
     __u32 ack = merged_ack(m);
     __u32 edge = ack + (merged_field(m) << (m->wscale_s & 15));
     __u8 other_standing = g->side == SIDE_P ? m->standing_s : m->standing_p;
-    if (seq_gt(ack, m->ack_sent) || seq_gt(edge, m->edge_sent) || other_standing) {
+    if (!(m->flags & MERGE_F_SENT) || seq_gt(ack, m->ack_sent) || seq_gt(edge, m->edge_sent) || other_standing) {
       release_as(m, g, o, m->rel_nxt);
       return MV_RELEASE;
     }
@@ -148,6 +156,7 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
       m->flags |= MERGE_F_DIVERGED;
       return handover(m, HANDOVER_DIVERGED);
     }
+    if (!acks) return handover(m, HANDOVER_SEGMENT);  // data before a server's ACK: not a stream TCP sends
     m->head = (m->head + 1) & (MERGE_PENDING - 1);
     m->npend--;
     if (!m->npend) m->ahead = SIDE_NONE;

@@ -156,7 +156,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
   const X = 40_000; // the highest TSval the client was sent
   const start = () => {
     x.remove(key);
-    const ok = x.mergeStart(key, { dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
+    const ok = x.mergeStart(key, { acksKnown: true, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
     expect(ok).toBe(true);
   };
   const p = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
@@ -245,6 +245,19 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     // A keepalive's answer: both servers ACK what they had acknowledged already; one goes out.
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
     expect(x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_REDIRECT);
+  });
+
+  it('a server-initiated connection: the servers’ first ACKs of the client’s SYN-ACK are taken as they come, one goes out', () => {
+    x.remove(key);
+    expect(x.mergeStart(key, { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 })).toBe(true);
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A, window: 100 })).ret).toBe(TC_ACT_STOLEN); // S has not acknowledged yet
+    const r = x.run('tcpfo_xlate', sCopy(R, '', { ack: A, window: 80 }));
+    expect(r.ret).toBe(TC_ACT_REDIRECT);
+    expect(parse(r.packet).ack).toBe(A);
+    expect(parse(r.packet).window).toBe(80);
+    // Then data, merged as on any connection.
+    expect(x.run('tcpfo_sent', p(R, 'data')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'data')).ret).toBe(TC_ACT_REDIRECT);
   });
 
   it('a frame from another MAC is not the secondary’s: up to the queue, the state untouched', () => {

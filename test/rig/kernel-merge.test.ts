@@ -1,7 +1,6 @@
 /**
- * The merge in the kernel (merge: kernel, the default where the kernel
- * allows it): request/answer traffic whose answers both servers segment
- * alike is merged by the tc programs — the second copy of each answer goes to
+ * The merge in the kernel (merge: kernel): request/answer traffic whose
+ * answers both servers segment alike is merged by the tc programs — the second copy of each answer goes to
  * the client — and the bridge sees only handshakes and closes. Real TCP on
  * all three hosts, Linux defaults; the client checks every answer.
  */
@@ -24,7 +23,7 @@ function echoSession(c: RigHost, ms: number) {
 describe('the kernel merge (merge: kernel)', () => {
   it('1,000 echo round trips merged in the kernel, answer by answer: each right, each released once', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, {});
+      const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
       try {
         const c = rig.host('client');
         const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'km', 160);
@@ -57,7 +56,7 @@ describe('the kernel merge (merge: kernel)', () => {
   for (const node of ['primary', 'secondary'] as const) {
     it(`an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`, async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, {});
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
         try {
           const c = rig.host('client');
           const session = echoSession(c, 6000);

@@ -1,6 +1,6 @@
 /**
- * The primary alone releases in the kernel (merge: kernel, the default
- * where the kernel allows it): once the secondary is gone, P's segments of
+ * The primary alone releases in the kernel (merge: auto, the default where
+ * the kernel allows it): once the secondary is gone, P's segments of
  * every connection — those it merged, now primary-only, and those begun
  * alone — leave through the egress program, past the output queue; only
  * handshakes and closes still go through the bridge. Real TCP stacks on all
@@ -28,8 +28,8 @@ describe('the kernel release of primary-only connections (merge: kernel)', () =>
       try {
         const c = rig.host('client');
         let m = await scrapeMetrics(rig, 'primary');
-        expect(m('tcpfo_merge_info{mode="kernel"}'), pair.logs()).toBe(1);
-        expect(pair.logs()).toMatch(/"merge":"kernel"/);
+        expect(m('tcpfo_merge_info{mode="release"}'), pair.logs()).toBe(1);
+        expect(pair.logs()).toMatch(/"merge":"release"/);
         const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'kr', 96);
         const echo = echoSession(c, 14_000);
         const merged = transfer(c, 'get', BYTES, 3, 120_000);

@@ -16,6 +16,8 @@ import type { MergeCore } from './types.js';
 
 /** How a connection the kernel is to merge starts (the client's spaces unless said). */
 export interface KernelMergeInit {
+  /** Both servers acknowledged the client and the client was told: false for a server-initiated connection, whose servers' ACKs come next. */
+  acksKnown: boolean;
   dseq: number;
   dts: number;
   timestamps: boolean;
@@ -53,33 +55,40 @@ export interface KernelMergeState {
   pending: number[];
 }
 
-export const KERNEL_DIVERGED = 2;
+/** merge_flags in native/bpf/maps.h. */
+export const KERNEL_DIVERGED = 1 << 1;
+const KERNEL_ACK_P = 1 << 2;
+const KERNEL_ACK_S = 1 << 3;
+const KERNEL_SENT = 1 << 4;
 const AHEAD_S = 2;
 /** merge_handover in native/bpf/maps.h, by value. */
 export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
 
 /**
- * What the kernel needs to merge `c` once its merged SYN-ACK leaves — what
- * that SYN-ACK tells the client: the smaller ACK, the smaller (unscaled)
- * window, S's sequence and timestamp spaces — or null if it cannot (a
- * server-initiated handshake: an ACK missing).
+ * What the kernel needs to merge `c` once its merged SYN-ACK (or SYN) leaves —
+ * what that tells the client: the smaller ACK, the smaller (unscaled) window,
+ * S's sequence and timestamp spaces. A server-initiated connection's SYNs
+ * acknowledge nothing: the servers' ACKs of the client's SYN-ACK come next,
+ * and the kernel takes those as they come.
  */
 export function kernelInit(c: Conn): KernelMergeInit | null {
-  if (!c.hasAckP || !c.hasAckS || !c.synP || !c.synS) return null;
-  const ack = seqLt(c.ackP, c.ackS) ? c.ackP : c.ackS;
+  if (!c.synP || !c.synS) return null;
+  const acksKnown = c.hasAckP && c.hasAckS;
+  const ack = !acksKnown ? 0 : seqLt(c.ackP, c.ackS) ? c.ackP : c.ackS;
   return {
+    acksKnown,
     dseq: c.deltaSeq,
     dts: c.tsOffset,
     timestamps: c.tsOn,
     wscaleP: c.wsP,
     wscaleS: c.wsS,
     relNxt: c.relNxt,
-    ackP: c.ackP,
-    ackS: c.ackS,
+    ackP: acksKnown ? c.ackP : 0,
+    ackS: acksKnown ? c.ackS : 0,
     winP: c.winP,
     winS: c.winS,
     ackSent: ack,
-    edgeSent: seqAdd(ack, Math.min(c.synP.window, c.synS.window)),
+    edgeSent: acksKnown ? seqAdd(ack, Math.min(c.synP.window, c.synS.window)) : 0,
     tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
     tsecr: c.tsecr,
   };
@@ -88,14 +97,21 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
 /** Takes the kernel's state of `c` into the record, at `now`. */
 export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): void {
   c.relNxt = s.relNxt;
-  c.ackP = s.ackP;
-  c.ackS = s.ackS;
-  c.hasAckP = c.hasAckS = true;
-  c.winP = s.winP;
-  c.winS = s.winS;
-  c.ackSent = s.ackSent;
-  c.ackSentValid = true;
-  c.edgeSent = s.edgeSent;
+  if (s.flags & KERNEL_ACK_P) {
+    c.ackP = s.ackP;
+    c.winP = s.winP;
+    c.hasAckP = true;
+  }
+  if (s.flags & KERNEL_ACK_S) {
+    c.ackS = s.ackS;
+    c.winS = s.winS;
+    c.hasAckS = true;
+  }
+  if (s.flags & KERNEL_SENT) {
+    c.ackSent = s.ackSent;
+    c.ackSentValid = true;
+    c.edgeSent = s.edgeSent;
+  }
   c.standingP = c.standingS = 0;
   if (c.tsOn) {
     if (seqGt(s.tsvalMax, c.tsvalP)) c.tsvalP = s.tsvalMax;
