@@ -7,13 +7,16 @@
  * released, so that only a client segment inside the windows is recorded. The common segment of an established
  * connection, and a client's SYN to the service, reach P's TCP without a
  * trip to user space; closes, resets and unusual layouts still go through
- * the queue.
+ * the queue. The same object releases P's segments of primary-only
+ * connections and, with merge: kernel, merges the common case
+ * (native/bpf/merge.h); its netfilter match is pinned for iptables.
  */
 import { readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { load } from './nfqueue.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
+import type { KernelMergeInit, KernelMergeState } from '../primary/merge/kernel.js';
 import type { PortSet } from '../ports.js';
 
 interface NativeXlate {
@@ -25,8 +28,8 @@ interface NativeXlate {
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
   run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
-  mergeStart(client: number, service: number, cport: number, sport: number, init: MergeInit): boolean;
-  mergeTake(client: number, service: number, cport: number, sport: number): MergeSnapshot | null;
+  mergeStart(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
+  mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
   peer(mac: Buffer): boolean;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   close(): void;
@@ -74,55 +77,6 @@ export interface XlateCounters {
   handoverStolen: number;
 }
 
-/** How a connection the kernel is to merge starts (all in the client's spaces unless said). */
-export interface MergeInit {
-  acksKnown: boolean;
-  dseq: number;
-  dts: number;
-  timestamps: boolean;
-  wscaleP: number;
-  wscaleS: number;
-  /** What the client was sent up to (after the SYN-ACK). */
-  relNxt: number;
-  ackP: number;
-  ackS: number;
-  /** Windows, bytes. */
-  winP: number;
-  winS: number;
-  ackSent: number;
-  edgeSent: number;
-  tsvalMax: number;
-  tsecr: number;
-}
-
-/** Why the kernel handed a connection to the bridge (merge_handover in native/bpf/maps.h). */
-export const HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
-
-/** A connection's merge state as the kernel left it when the bridge took it. */
-export interface MergeSnapshot {
-  mode: number;
-  flags: number;
-  handover: number;
-  /** 0 none, 1 P's segments wait (stolen: P sends them again), 2 S's copies came first (dropped). */
-  ahead: number;
-  relNxt: number;
-  ackP: number;
-  ackS: number;
-  winP: number;
-  winS: number;
-  ackSent: number;
-  edgeSent: number;
-  tsvalMax: number;
-  tsecr: number;
-  released: number;
-  bytes: number;
-  /** The waiting ranges' ends, oldest first (the first starts at relNxt). */
-  pending: number[];
-}
-
-export const MERGE_DIVERGED = 2;
-export const SIDE_P = 1;
-export const SIDE_S = 2;
 
 export interface ConnAddr {
   client: number;
@@ -236,7 +190,7 @@ export class InboundXlate {
   }
 
   /** The kernel merges `c` from now on (false: its map is full; the queue merges it). */
-  mergeStart(c: ConnAddr, init: MergeInit): boolean {
+  mergeStart(c: ConnAddr, init: KernelMergeInit): boolean {
     const u = (n: number) => n >>> 0;
     return this.x.mergeStart(c.client, c.service, c.clientPort, c.servicePort, {
       ...init,
@@ -255,7 +209,7 @@ export class InboundXlate {
   }
 
   /** The bridge takes `c` from the kernel's merge (atomically); its state then, or null if the kernel did not merge it. */
-  mergeTake(c: ConnAddr): MergeSnapshot | null {
+  mergeTake(c: ConnAddr): KernelMergeState | null {
     return this.x.mergeTake(c.client, c.service, c.clientPort, c.servicePort);
   }
 
