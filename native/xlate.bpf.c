@@ -52,6 +52,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // entries made by the bridge only: memory as connections come
   __type(key, struct conn_key);
   __type(value, struct out_val);
 } primary_only SEC(".maps");
@@ -59,6 +60,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // entries made by the bridge only: memory as connections come
   __type(key, struct conn_key);
   __type(value, struct merge_val);
 } merge SEC(".maps");
@@ -66,6 +68,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // entries made by the bridge only: memory as connections come
   __type(key, struct conn_key);
   __type(value, struct merge_hint);
 } merge_hints SEC(".maps");
