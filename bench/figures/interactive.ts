@@ -264,7 +264,7 @@ const LIMITS = [
 
 /** What the kernel merge changes for an FTP client in active mode (seen in this bench: curl's "Steps that did not complete"). */
 const KERNEL_MERGE_ORDER =
-  '**Order across connections.** With `merge: kernel` each answer leaves when its second copy arrives, from whichever CPU handled it, and the secondary’s copies of two connections can reach the primary out of order (the veth path queues them per CPU). An FTP server’s `226` on the control connection then sometimes reaches the client before its active-mode data connection is complete; curl gives up on such a transfer (“sa_addr inet_ntop() failed”, exit 8: about 1 in 60 small gets here). The default (`merge: auto`) keeps replicated connections in the bridge, where no such failure was seen (none in the run before the kernel merge, `interactive.md`).';
+  '**Order across connections.** With `merge: kernel` each answer leaves when its second copy arrives, from whichever CPU handled it, and the secondary’s copies of two connections can reach the primary out of order (the veth path queues them per CPU). An FTP server’s `226` on the control connection then sometimes reaches the client before its active-mode data connection is complete; curl gives up on such a transfer (“sa_addr inet_ntop() failed”, exit 8: the steps that did not complete, below, if any). The default (`merge: auto`) keeps replicated connections in the bridge, where no such failure was seen (none in the run before the kernel merge, `interactive.md`).';
 
 export async function main(args: string[]): Promise<number> {
   o = options(args);
