@@ -104,9 +104,11 @@ export class PrimaryBridge {
   inbound: 'kernel' | 'queue' = 'queue';
   private inboundUnavailable: string | undefined;
   /**
-   * Where P's segments of primary-only connections are released (config
-   * `merge`): 'kernel' (the egress program, behind a netfilter match that
-   * lets them skip the queue) or 'queue' (the merger, as merged ones).
+   * Where P's segments leave (config `merge`): 'kernel' (the tc programs
+   * merge the common case of replicated connections and release
+   * primary-only ones, behind a netfilter match that lets those segments
+   * skip the queue), 'release' (only primary-only ones there: `auto`), or
+   * 'queue' (all through the merger).
    */
   merge: 'kernel' | 'release' | 'queue' = 'queue';
   private mergeUnavailable: string | undefined;
@@ -305,12 +307,12 @@ export class PrimaryBridge {
     const ports = cfg.service.ports;
     await this.attachInbound();
     const toQueue: Rule[] = [
-        // Not over lo: the node's own connections to the service address (track's checks) are no client's.
-        { hook: 'output', match: { src: this.vip, sports: ports, oifNot: 'lo' }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
-        { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
-        // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
-        { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
-        { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
+      // Not over lo: the node's own connections to the service address (track's checks) are no client's.
+      { hook: 'output', match: { src: this.vip, sports: ports, oifNot: 'lo' }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
+      { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
+      // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
+      { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
+      { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
     ];
     this.rules = await this.installRules(toQueue);
     await this.startCopies();
@@ -360,10 +362,11 @@ export class PrimaryBridge {
   }
 
   /**
-   * The rules: `toQueue`, and before them (merge: kernel) the match that lets
-   * P's segments of primary-only connections past the output queue to the
-   * egress program. xt_bpf is an iptables match: that backend then. With
-   * `auto`, a kernel or iptables without it leaves the queue releasing them.
+   * The rules: `toQueue`, and before them (merge: auto or kernel) the match
+   * that lets P's segments the egress program releases (primary-only
+   * connections, and those merged in the kernel) past the output queue.
+   * xt_bpf is an iptables match: that backend then. With `auto`, a kernel or
+   * iptables without it leaves the queue releasing them.
    */
   private async installRules(toQueue: Rule[]): Promise<RuleSet> {
     const tag = `${this.cfg.instance}p`;
@@ -372,7 +375,7 @@ export class PrimaryBridge {
         hook: 'output',
         match: { src: this.vip, sports: this.cfg.service.ports, oifNot: 'lo', bpfPinned: matchPinPath(this.cfg.instance) },
         action: 'accept',
-        comment: 'tcpfo: P output of primary-only connections, released by the egress program',
+        comment: 'tcpfo: P output the egress program releases (primary-only, or merged in the kernel)',
       };
       try {
         return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');

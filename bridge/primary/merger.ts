@@ -311,13 +311,12 @@ export class Merger implements MergeCore {
   }
 
   /**
-   * Merges the handshake (merge/handshake.ts) and releases P's SYN(-ACK);
-   * then, replicated, the kernel may merge the rest (merge/kernel.ts).
+   * Merges the handshake (merge/handshake.ts) and releases P's SYN(-ACK).
+   * A replicated connection may go to the kernel's merge (merge/kernel.ts)
+   * first: the client's answer, and both servers' to it, may follow at once.
    */
   private completeHandshake(c: Conn, alone: boolean): void {
     const h = mergeHandshake(this, c, alone);
-    // The kernel's merge is in place before the SYN-ACK leaves: the client's
-    // answer, and both servers' to it, may come at once.
     const init = !alone && this.offload && c.phase === 'merging' ? kernelInit(c) : null;
     if (init && this.offload!.mergeStart(offloadKey(this, c), init)) {
       c.inKernel = true;
