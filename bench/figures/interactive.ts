@@ -23,13 +23,13 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { distScript } from '../../rig/dist.js';
 import { fileBytes, fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig, type RigHost } from '../../rig/rig.js';
 import { attemptInto } from './attempt.js';
+import { redisGet, startMemcached, startRedis } from '../../rig/kv.js';
 import { ratioChart } from './svg.js';
 
 const OUT = 'bench/results';
@@ -119,28 +119,6 @@ async function json(host: RigHost, script: string, argv: string[], timeoutMs = 1
   const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
   if (typeof j.error === 'string') throw new Error(j.error);
   return j;
-}
-
-async function startMemcached(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
-  const proc = host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']);
-  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
-  if (r.code !== 0) throw new Error(`memcached did not start on ${host.name}`);
-  return proc;
-}
-
-async function startRedis(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
-  const proc = host.spawn(['redis-server', '--bind', addr, '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--daemonize', 'no']);
-  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
-  if (r.code !== 0) throw new Error(`redis-server did not start on ${host.name}`);
-  return proc;
-}
-
-/** redis-benchmark GET: requests per second. */
-async function redisGet(c: RigHost, addr: string, port: number, clients: number, pipeline: number, n: number): Promise<number> {
-  const r = await c.exec(['redis-benchmark', '-h', addr, '-p', String(port), '-c', String(clients), '-P', String(pipeline), '-n', String(n), '-t', 'get', '-q'], { timeoutMs: 120_000 });
-  const m = /GET: ([\d.]+) requests per second/.exec(r.stdout.replace(/\r/g, '\n'));
-  if (!m) throw new Error(`redis-benchmark: ${r.stdout.slice(-300)}`);
-  return Number(m[1]);
 }
 
 /** curl in active mode (-P -): the rate it reports, KB/s. */

@@ -17,7 +17,6 @@
  * the kernel release), for comparison. Writes bench/results/alone-<merge>.txt.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { distScript } from '../../rig/dist.js';
 import { killNode, waitForLog } from '../../rig/failover.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
@@ -25,6 +24,7 @@ import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { runAsProgram } from '../../rig/main.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
 import { cliArgs, pct } from './hops.js';
+import { redisGet, startMemcached, startRedis } from '../../rig/kv.js';
 
 const PLAIN_PORT = 7100;
 const MC_PORT = 11211;
@@ -33,28 +33,9 @@ const REDIS_PORT = 6379;
 const REDIS_PLAIN_PORT = 6380;
 const ECHOES = 2000;
 
-async function startDaemonOn(host: RigHost, argv: string[], port: number, what: string): Promise<ChildProcess> {
-  const proc = host.spawn(argv);
-  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
-  if (r.code !== 0) throw new Error(`${what} did not start on ${host.name}`);
-  return proc;
-}
-
-const memcached = (h: RigHost, addr: string, port: number) => startDaemonOn(h, ['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64'], port, 'memcached');
-const redis = (h: RigHost, addr: string, port: number) =>
-  startDaemonOn(h, ['redis-server', '--bind', addr, '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--daemonize', 'no'], port, 'redis-server');
-
 async function rr(c: RigHost, argv: string[]): Promise<Record<string, unknown>> {
   const r = await c.exec([process.execPath, distScript('rig/servers/rr-client.js'), ...argv], { timeoutMs: 120_000 });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-}
-
-/** redis-benchmark GET with 4 connections: requests per second. */
-async function redisGet(c: RigHost, addr: string, port: number): Promise<number> {
-  const r = await c.exec(['redis-benchmark', '-h', addr, '-p', String(port), '-c', '4', '-n', '40000', '-t', 'get', '-q'], { timeoutMs: 120_000 });
-  const m = /GET: ([\d.]+) requests per second/.exec(r.stdout.replace(/\r/g, '\n'));
-  if (!m) throw new Error(`redis-benchmark: ${r.stdout.slice(-300)}`);
-  return Number(m[1]);
 }
 
 interface Side {
@@ -79,11 +60,11 @@ export async function main(argv: string[]): Promise<number> {
       const [c, p] = [rig.host('client'), rig.host('primary')];
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
       for (const n of ['primary', 'secondary']) {
-        pair.servers.push(await memcached(rig.host(n), VIP, MC_PORT));
-        pair.servers.push(await redis(rig.host(n), VIP, REDIS_PORT));
+        pair.servers.push(await startMemcached(rig.host(n), VIP, MC_PORT));
+        pair.servers.push(await startRedis(rig.host(n), VIP, REDIS_PORT));
       }
-      pair.servers.push(await memcached(p, p.ip, MC_PLAIN_PORT));
-      pair.servers.push(await redis(p, p.ip, REDIS_PLAIN_PORT));
+      pair.servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
+      pair.servers.push(await startRedis(p, p.ip, REDIS_PLAIN_PORT));
       // A connection the pair merges, kept open across the failure: echoes on it afterwards.
       const held = c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo-after', VIP, String(DEMO_PORT), '100', String(ECHOES), '4000'], { timeoutMs: 120_000 });
       await new Promise((r) => setTimeout(r, 1000));
@@ -95,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
         const side = async (addr: string, demo: number, mc: number, rd: number): Promise<Side> => {
           const e = (await rr(c, ['echo', addr, String(demo), '100', String(ECHOES)])).rttUs as number[];
           const mcOps = (await rr(c, ['memcached', addr, String(mc), '3'])).ops as number;
-          return { echoMedian: pct(e, 50), echoP99: pct(e, 99), memcachedOps: mcOps, redisRps: await redisGet(c, addr, rd) };
+          return { echoMedian: pct(e, 50), echoP99: pct(e, 99), memcachedOps: mcOps, redisRps: await redisGet(c, addr, rd, 4, 1, 40_000) };
         };
         const plain = await side(p.ip, PLAIN_PORT, MC_PLAIN_PORT, REDIS_PLAIN_PORT);
         const tcpfo = await side(VIP, DEMO_PORT, MC_PORT, REDIS_PORT);

@@ -14,15 +14,9 @@ import { seqAdd, seqGt, seqLt } from '../../wire/seq.js';
 import type { Conn } from './conn.js';
 import type { MergeCore } from './types.js';
 
-/** How a connection the kernel is to merge starts (the client's spaces unless said). */
-export interface KernelMergeInit {
-  /** Both servers acknowledged the client and the client was told: false for a server-initiated connection, whose servers' ACKs come next. */
-  acksKnown: boolean;
-  dseq: number;
-  dts: number;
-  timestamps: boolean;
-  wscaleP: number;
-  wscaleS: number;
+/** What the client was told and each server said, in the client's spaces. */
+interface KernelAcks {
+  /** What the client was sent up to. */
   relNxt: number;
   ackP: number;
   ackS: number;
@@ -35,22 +29,24 @@ export interface KernelMergeInit {
   tsecr: number;
 }
 
+/** How a connection the kernel is to merge starts. */
+export interface KernelMergeInit extends KernelAcks {
+  /** Both servers acknowledged the client and the client was told: false for a server-initiated connection, whose servers' ACKs come next. */
+  acksKnown: boolean;
+  dseq: number;
+  dts: number;
+  timestamps: boolean;
+  wscaleP: number;
+  wscaleS: number;
+}
+
 /** The kernel's state of a connection when the bridge took it. */
-export interface KernelMergeState {
+export interface KernelMergeState extends KernelAcks {
   flags: number;
   /** Why the kernel let it go (KERNEL_HANDOVER_REASONS). */
   handover: number;
   /** 0 neither, 1 P's segments waited (stolen), 2 S's copies came first (dropped). */
   ahead: number;
-  relNxt: number;
-  ackP: number;
-  ackS: number;
-  winP: number;
-  winS: number;
-  ackSent: number;
-  edgeSent: number;
-  tsvalMax: number;
-  tsecr: number;
   /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
   pending: number[];
 }

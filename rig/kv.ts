@@ -1,0 +1,35 @@
+/**
+ * Debian's key-value servers in rig hosts, for the request/answer benches:
+ * memcached and redis, started bound to one address (the service address on
+ * both nodes, or a node's own for plain TCP), and redis-benchmark.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { RigHost } from './rig.js';
+
+async function listening(host: RigHost, proc: ChildProcess, port: number, what: string): Promise<ChildProcess> {
+  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
+  if (r.code !== 0) {
+    proc.kill('SIGKILL');
+    throw new Error(`${what} did not start on ${host.name}`);
+  }
+  return proc;
+}
+
+/** memcached on `addr`:`port` (one thread, 64 MB, no UDP). */
+export function startMemcached(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+  return listening(host, host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']), port, 'memcached');
+}
+
+/** redis-server on `addr`:`port`, nothing saved. */
+export function startRedis(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+  const argv = ['redis-server', '--bind', addr, '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--daemonize', 'no'];
+  return listening(host, host.spawn(argv), port, 'redis-server');
+}
+
+/** redis-benchmark GET from `c`: `clients` connections, `pipeline` deep, `n` requests; requests per second. */
+export async function redisGet(c: RigHost, addr: string, port: number, clients: number, pipeline: number, n: number): Promise<number> {
+  const r = await c.exec(['redis-benchmark', '-h', addr, '-p', String(port), '-c', String(clients), '-P', String(pipeline), '-n', String(n), '-t', 'get', '-q'], { timeoutMs: 120_000 });
+  const m = /GET: ([\d.]+) requests per second/.exec(r.stdout.replace(/\r/g, '\n'));
+  if (!m) throw new Error(`redis-benchmark: ${r.stdout.slice(-300)}`);
+  return Number(m[1]);
+}
