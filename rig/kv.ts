@@ -4,7 +4,13 @@
  * both nodes, or a node's own for plain TCP), and redis-benchmark.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { RigHost } from './rig.js';
+import type { Rig, RigHost } from './rig.js';
+
+/** Their ports: on the service address of both nodes, and on the primary's own address (plain TCP). */
+export const MC_PORT = 11211;
+export const MC_PLAIN_PORT = 11311;
+export const REDIS_PORT = 6379;
+export const REDIS_PLAIN_PORT = 6380;
 
 async function listening(host: RigHost, proc: ChildProcess, port: number, what: string): Promise<ChildProcess> {
   const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
@@ -32,4 +38,19 @@ export async function redisGet(c: RigHost, addr: string, port: number, clients: 
   const m = /GET: ([\d.]+) requests per second/.exec(r.stdout.replace(/\r/g, '\n'));
   if (!m) throw new Error(`redis-benchmark: ${r.stdout.slice(-300)}`);
   return Number(m[1]);
+}
+
+/**
+ * memcached and redis on the service address `vip` of both nodes, and on the
+ * primary's own address for plain TCP; each process is added to `servers`
+ * (the pair stops them).
+ */
+export async function startKvPair(rig: Rig, vip: string, servers: ChildProcess[]): Promise<void> {
+  for (const n of ['primary', 'secondary']) {
+    servers.push(await startMemcached(rig.host(n), vip, MC_PORT));
+    servers.push(await startRedis(rig.host(n), vip, REDIS_PORT));
+  }
+  const p = rig.host('primary');
+  servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
+  servers.push(await startRedis(p, p.ip, REDIS_PLAIN_PORT));
 }

@@ -29,16 +29,12 @@ import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig, type RigHost } from '../../rig/rig.js';
 import { attemptInto } from './attempt.js';
-import { redisGet, startMemcached, startRedis } from '../../rig/kv.js';
+import { MC_PLAIN_PORT, MC_PORT, REDIS_PLAIN_PORT, REDIS_PORT, redisGet, startKvPair } from '../../rig/kv.js';
 import { ratioChart } from './svg.js';
 
 const OUT = 'bench/results';
 const PLAIN_PORT = 7100;
-const MC_PORT = 11211;
-const MC_PLAIN_PORT = 11311;
 const MC_SECONDS = 3;
-const REDIS_PORT = 6379;
-const REDIS_PLAIN_PORT = 6380;
 
 interface Options {
   quick: boolean;
@@ -199,12 +195,7 @@ async function runLan(lan: LanMode): Promise<LanResult> {
     try {
       const p = rig.host('primary');
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
-      for (const n of ['primary', 'secondary']) {
-        pair.servers.push(await startMemcached(rig.host(n), VIP, MC_PORT));
-        pair.servers.push(await startRedis(rig.host(n), VIP, REDIS_PORT));
-      }
-      pair.servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
-      pair.servers.push(await startRedis(p, p.ip, REDIS_PLAIN_PORT));
+      await startKvPair(rig, VIP, pair.servers);
       const ftpRoots = await startFtpPair(rig, VIP, pair.servers);
       const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')]);
       const datapath = String((JSON.parse(st.stdout) as { datapath?: string }).datapath);

@@ -24,13 +24,9 @@ import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { runAsProgram } from '../../rig/main.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
 import { cliArgs, pct } from './hops.js';
-import { redisGet, startMemcached, startRedis } from '../../rig/kv.js';
+import { MC_PLAIN_PORT, MC_PORT, REDIS_PLAIN_PORT, REDIS_PORT, redisGet, startKvPair } from '../../rig/kv.js';
 
 const PLAIN_PORT = 7100;
-const MC_PORT = 11211;
-const MC_PLAIN_PORT = 11311;
-const REDIS_PORT = 6379;
-const REDIS_PLAIN_PORT = 6380;
 const ECHOES = 2000;
 
 async function rr(c: RigHost, argv: string[]): Promise<Record<string, unknown>> {
@@ -59,12 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const [c, p] = [rig.host('client'), rig.host('primary')];
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
-      for (const n of ['primary', 'secondary']) {
-        pair.servers.push(await startMemcached(rig.host(n), VIP, MC_PORT));
-        pair.servers.push(await startRedis(rig.host(n), VIP, REDIS_PORT));
-      }
-      pair.servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
-      pair.servers.push(await startRedis(p, p.ip, REDIS_PLAIN_PORT));
+      await startKvPair(rig, VIP, pair.servers);
       // A connection the pair merges, kept open across the failure: echoes on it afterwards.
       const held = c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo-after', VIP, String(DEMO_PORT), '100', String(ECHOES), '4000'], { timeoutMs: 120_000 });
       await new Promise((r) => setTimeout(r, 1000));
