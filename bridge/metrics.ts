@@ -83,6 +83,11 @@ export interface MetricsSnapshot {
     mergeHeld?: number;
     mergeAckDropped?: number;
     handoverStolen?: number;
+    /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
+    orderWaited?: number;
+    returnedToKernel?: number;
+    /** Client slots whose order count was set to the kernel's: segments the queue never delivered. */
+    orderResyncs?: number;
   };
   /** Connections the kernel merged from their handshake, and those it handed to the bridge by why (primary). */
   kernelMerged?: number;
@@ -234,11 +239,17 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     c.inc({ action: 'out-of-window' }, k.outOfWindow);
     if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
   });
-  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again)', ['action'], (c) => {
+  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited), or went back to the kernel from the queue (returned)', ['action'], (c) => {
     const k = get().kernelInbound;
     if (k?.released === undefined || get().mergeMode === 'queue') return;
     c.inc({ action: 'released' }, k.released);
     c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
+    c.inc({ action: 'waited' }, k.orderWaited ?? 0);
+    c.inc({ action: 'returned' }, k.returnedToKernel ?? 0);
+  });
+  readCounter(reg, 'tcpfo_answer_order_resyncs_total', 'Client slots whose answer-order count the primary set to the kernel’s: segments counted for its output queue that never reached it (the queue was full)', [], (c) => {
+    const n = get().kernelInbound?.orderResyncs;
+    if (n !== undefined) c.inc(n);
   });
   readCounter(reg, 'tcpfo_kernel_merge_total', 'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again)', ['action'], (c) => {
     const k = get().kernelInbound;

@@ -95,6 +95,13 @@ struct {
 } dup SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, ORDER_ENTRIES);
+  __type(key, __u32);
+  __type(value, struct order_slots);
+} order SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, COUNT_MAX);
   __type(key, __u32);
@@ -417,38 +424,72 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
 }
 
 /*
+ * Whether P's segment may skip the queue on its own account: a primary-only
+ * connection's that the egress program will release, or one the kernel
+ * merges (in order, where one may wait, or exactly S's oldest waiting copy;
+ * a stale hint errs either way, and the egress program decides under the lock).
+ */
+static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
+  if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
+  if (ip->frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  struct tcp_layout l;
+  struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
+  if (o) return releasable(skb, o, L4_ON_IP, tcp_flags(th), th->doff * 4, &l);
+  struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);
+  if (!h || h->mode != MERGE_KERNEL) return 0;
+  __u32 doff = th->doff * 4;
+  __u32 tot = bpf_ntohs(ip->tot_len);
+  if (tot < IP_HDR_LEN + doff) return 0;
+  __u32 payload = tot - IP_HDR_LEN - doff;
+  if (!mergeable(skb, L4_ON_IP, tcp_flags(th), doff, payload, h->ts_on, &l)) return 0;
+  if (!payload) return 1;
+  __u32 seq = bpf_ntohl(th->seq);
+  if (seq != h->p_next) return 0;
+  if (h->s_ahead) return seq + payload == h->s_head_end;
+  return h->p_room;
+}
+
+/*
  * The match of the bridge's netfilter rule before its output queue (xt_bpf,
- * `-m bpf --object-pinned`): 1 for P's segment of a primary-only connection
- * that the egress program will release — it skips the queue. Everything else
- * (0) is merged in user space. A socket filter sees the packet from its IP header.
+ * `-m bpf --object-pinned`): 1 for P's segment that skips the queue — it
+ * may (skips_queue), and no earlier answer of its client waits in the queue
+ * (`order`). Everything else (0) goes to the queue, counted for its client.
+ * A socket filter sees the packet from its IP header.
  */
 SEC("socket")
 int tcpfo_primary_only(struct __sk_buff *skb) {
   struct iphdr ip;
   struct tcphdr th;
-  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0) return 0;
-  if (ip.version != 4 || ip.ihl * 4 != IP_HDR_LEN || ip.protocol != IPPROTO_TCP) return 0;
-  if (ip.frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
-  if (bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
-  struct conn_key k = {.client = ip.daddr, .service = ip.saddr, .cport = th.dest, .sport = th.source};
-  struct tcp_layout l;
-  struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
-  if (o) return releasable(skb, o, L4_ON_IP, tcp_flags(&th), th.doff * 4, &l);
-  // Merged in the kernel: a segment it merges, in order, where one may wait
-  // (or exactly S's oldest waiting copy). A stale hint errs either way; the
-  // egress program decides under the lock.
-  struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);
-  if (!h || h->mode != MERGE_KERNEL) return 0;
-  __u32 doff = th.doff * 4;
-  __u32 tot = bpf_ntohs(ip.tot_len);
-  if (tot < IP_HDR_LEN + doff) return 0;
-  __u32 payload = tot - IP_HDR_LEN - doff;
-  if (!mergeable(skb, L4_ON_IP, tcp_flags(&th), doff, payload, h->ts_on, &l)) return 0;
-  if (!payload) return 1;
-  __u32 seq = bpf_ntohl(th.seq);
-  if (seq != h->p_next) return 0;
-  if (h->s_ahead) return seq + payload == h->s_head_end;
-  return h->p_room;
+  // Read on its own: the helper leaves it unknown to the verifier on every
+  // path, so the slot's address below is computed one way (a known slot on
+  // one path and an unknown on another is refused without CAP_PERFMON).
+  __be32 daddr = 0;
+  bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
+  int skip = 0;
+  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) skip = skips_queue(skb, &ip, &th);
+  __u32 queued = ORDER_QUEUED;
+  __u32 done = ORDER_DONE;
+  struct order_slots *q = bpf_map_lookup_elem(&order, &queued);
+  struct order_slots *d = bpf_map_lookup_elem(&order, &done);
+  if (!q || !d) return skip;
+  __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
+  if (skip && q->n[slot] == d->n[slot]) return 1;
+  __sync_fetch_and_add(&q->n[slot], 1);
+  return 0;
+}
+
+/*
+ * What the match would say of P's segment but for the order (1: the kernel
+ * releases it). The bridge asks (BPF_PROG_TEST_RUN) of a segment that reached
+ * its queue only to wait its turn whether to hand it back to the kernel.
+ */
+SEC("socket")
+int tcpfo_skips_queue(struct __sk_buff *skb) {
+  struct iphdr ip;
+  struct tcphdr th;
+  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0 || bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
+  return skips_queue(skb, &ip, &th);
 }
 
 /*

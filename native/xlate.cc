@@ -58,6 +58,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
                                           InstanceMethod("counters", &Xlate::Counters),
+                                          InstanceMethod("orderDone", &Xlate::OrderDone),
+                                          InstanceMethod("orderQueued", &Xlate::OrderQueued),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
@@ -128,6 +130,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* dup = bpf_object__find_map_by_name(obj_, "dup");
     if (!dup) { Fail(env, "no map dup in the object", ENOENT); return; }
     dup_fd_ = bpf_map__fd(dup);
+    struct bpf_map* order = bpf_object__find_map_by_name(obj_, "order");
+    if (!order) { Fail(env, "no map order in the object", ENOENT); return; }
+    order_fd_ = bpf_map__fd(order);
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
     if (!ifindex_) return;
@@ -205,6 +210,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     svc_fd_ = -1;
     cnt_fd_ = -1;
     dup_fd_ = -1;
+    order_fd_ = -1;
   }
 
   static ConnKey KeyOf(const Napi::CallbackInfo& info) {
@@ -458,6 +464,30 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return o;
   }
 
+  // orderDone(Uint32Array(ORDER_SLOTS)) -> boolean: the verdicts the bridge gave, by client slot
+  // (bpf/maps.h `order`; the bridge alone writes this entry).
+  Napi::Value OrderDone(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (order_fd_ < 0 || info.Length() < 1 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);
+    Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+    if (a.ElementLength() != ORDER_SLOTS) return Napi::Boolean::New(env, false);
+    struct order_slots v;
+    memcpy(v.n, a.Data(), sizeof(v.n));
+    uint32_t k = ORDER_DONE;
+    return Napi::Boolean::New(env, bpf_map_update_elem(order_fd_, &k, &v, BPF_ANY) == 0);
+  }
+
+  // orderQueued() -> Uint32Array(ORDER_SLOTS) | null: the match's count of P's segments sent to the queue, by slot.
+  Napi::Value OrderQueued(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct order_slots v;
+    uint32_t k = ORDER_QUEUED;
+    if (order_fd_ < 0 || bpf_map_lookup_elem(order_fd_, &k, &v) != 0) return env.Null();
+    Napi::Uint32Array a = Napi::Uint32Array::New(env, ORDER_SLOTS);
+    memcpy(a.Data(), v.n, sizeof(v.n));
+    return a;
+  }
+
   // service(addr, port): the client's SYNs to addr:port pass as they are.
   Napi::Value Service(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -506,6 +536,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int svc_fd_ = -1;
   int cnt_fd_ = -1;
   int dup_fd_ = -1;
+  int order_fd_ = -1;
   bool ingress_ = false;
   bool egress_ = false;
 };

@@ -32,6 +32,8 @@ interface NativeXlate {
   mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
   peer(mac: Buffer): boolean;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
+  orderDone(done: Uint32Array): boolean;
+  orderQueued(): Uint32Array | null;
   close(): void;
 }
 
@@ -86,6 +88,9 @@ export interface ConnAddr {
 }
 
 const F_TS = 1;
+/** An Ethernet header before the IP packet: what a socket filter's test run takes. */
+const ETH_HLEN = 14;
+const ETH_P_IP = 0x0800;
 
 export const XLATE_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'xlate.bpf.o');
 
@@ -155,7 +160,7 @@ export class InboundXlate {
    * Ethernet frame for the tc programs, an IP packet for the match. Returns
    * its verdict and the packet as it left.
    */
-  run(program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only', packet: Buffer, mark = 0): { ret: number; packet: Buffer } {
+  run(program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_skips_queue', packet: Buffer, mark = 0): { ret: number; packet: Buffer } {
     const r = this.x.run(program, packet, mark);
     if (!r) throw new Error(`no program ${program}`);
     return r;
@@ -216,6 +221,29 @@ export class InboundXlate {
   /** Only frames from `mac` (the secondary's) are merged as its copies. */
   setPeer(mac: Buffer): void {
     if (!this.x.peer(mac)) throw new Error('could not set the secondary’s MAC for the kernel merge');
+  }
+
+  /**
+   * Whether the kernel releases P's segment `ip` (an IP packet) on its own
+   * account — what the netfilter match says of it but for the order of its
+   * client's answers (tcpfo_skips_queue).
+   */
+  skipsQueue(ip: Buffer): boolean {
+    const frame = Buffer.allocUnsafe(ETH_HLEN + ip.length);
+    frame.fill(0, 0, ETH_HLEN - 2);
+    frame.writeUInt16BE(ETH_P_IP, ETH_HLEN - 2);
+    ip.copy(frame, ETH_HLEN);
+    return this.run('tcpfo_skips_queue', frame).ret === 1;
+  }
+
+  /** Writes the bridge's verdict counts by client slot (bridge/primary/order.ts) for the match to compare. */
+  setOrderDone(done: Uint32Array): boolean {
+    return this.x.orderDone(done);
+  }
+
+  /** The match's counts of P's segments sent to the queue, by client slot. */
+  orderQueued(): Uint32Array | null {
+    return this.x.orderQueued();
   }
 
   /** Removes the pinned match a killed bridge left at `path`; whether there was one. */

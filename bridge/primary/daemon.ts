@@ -18,6 +18,7 @@ import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
+import { AnswerOrder } from './order.js';
 import { NodeState } from '../io/node-state.js';
 import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
@@ -29,7 +30,7 @@ import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
-import type { MergerConfig } from './merge/types.js';
+import type { ChecksumState, MergerConfig } from './merge/types.js';
 import { InboundXlate, matchPinPath } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
@@ -68,6 +69,20 @@ export interface PrimaryStats {
   xlateMapFull: number;
   /** Connections whose P segments were handed to the kernel's release (merge: kernel). */
   releasedInKernel: number;
+  /** P's segments the kernel would release, set aside in the queue behind an earlier answer of their client (order.ts). */
+  orderWaited: number;
+  /** P's segments that reached the queue and went back to the kernel's release (unmarked verdict). */
+  returnedToKernel: number;
+  /** Client slots whose order count was set to the kernel's (segments the queue never delivered). */
+  orderResyncs: number;
+}
+
+/** P's segment set aside in the output queue until its turn (order.ts). */
+interface HeldOutput {
+  id: number;
+  pkt: Buffer;
+  gso: boolean;
+  csum: ChecksumState;
 }
 
 /** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
@@ -86,7 +101,15 @@ function mergerLimits(cfg: Config): Partial<MergerConfig> {
 
 export class PrimaryBridge {
   readonly merger: Merger;
-  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0, releasedInKernel: 0 };
+  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0, releasedInKernel: 0, orderWaited: 0, returnedToKernel: 0, orderResyncs: 0 };
+  /**
+   * The order of each client's answers across the two paths (order.ts),
+   * whenever the kernel releases any of P's segments (merge: kernel or
+   * release); the kernel's counts as last read (resync).
+   */
+  private order: AnswerOrder<HeldOutput> | undefined;
+  private orderQueuedLast: Uint32Array | null = null;
+  private orderFlushing = false;
   /** Entries of the kernel translation's map: fixed when the program is loaded. */
   private xlateCapacity = 0;
   private outQ!: PacketQueue;
@@ -154,10 +177,12 @@ export class PrimaryBridge {
         // program rewrites only P's segments that skipped the queue.
         const ok = q.inbound ? (packet ? this.inQ.acceptModified(q.id, packet) : this.inQ.accept(q.id)) : packet ? this.outQ.acceptModified(q.id, packet, BRIDGE_MARK) : this.outQ.accept(q.id, BRIDGE_MARK);
         if (!ok) this.stats.verdictErrors++;
+        if (!q.inbound) this.outputDecided(q.id);
       },
       drop: (id) => {
         const q = queueOf(id);
         if (!(q.inbound ? this.inQ : this.outQ).drop(q.id)) this.stats.verdictErrors++;
+        if (!q.inbound) this.outputDecided(q.id);
       },
       send: (packet) => {
         this.injector.send(packet);
@@ -301,7 +326,12 @@ export class PrimaryBridge {
     const q = cfg.queue_base;
     const onError = (e: unknown) => this.internalError(e);
     const onBatchEnd = () => this.armTimer();
-    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError });
+    // A packet the handler threw on is dropped by the queue: a verdict too.
+    const onOutputError = (e: unknown, b: PacketBatch, i: number) => {
+      if (i >= 0) this.outputDecided(b.id(i));
+      this.internalError(e);
+    };
+    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError: onOutputError });
     this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
@@ -315,6 +345,8 @@ export class PrimaryBridge {
       { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
     ];
     this.rules = await this.installRules(toQueue);
+    // The match counts what it sends to the queue from now on: the verdicts are counted here.
+    if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
     await this.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
@@ -349,7 +381,10 @@ export class PrimaryBridge {
       log: this.log,
     });
     await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) => (which === 'input' ? this.inQ : this.outQ).deafen());
-    this.timer = setInterval(() => this.poll(), 1000);
+    this.timer = setInterval(() => {
+      this.poll();
+      this.resyncOrder();
+    }, 1000);
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
@@ -455,9 +490,89 @@ export class PrimaryBridge {
     else await removeCopy(this.copySpec().tag);
   }
 
-  /** P's own segment to a client: the merger holds it, or gives its verdict. */
+  /**
+   * P's own segment to a client: the merger holds it, or gives its verdict;
+   * or, of a connection whose segments the kernel releases, it waits for an
+   * earlier answer of its client in the queue (order.ts) or goes back to the kernel.
+   */
   private onOutput(b: PacketBatch, i: number): void {
-    this.merger.fromPrimary(b.id(i), b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, monotonicMs(), b.checksumState(i));
+    const id = b.id(i);
+    const pkt = b.packet(i);
+    const gso = (b.skbInfo(i) & SKB_GSO) !== 0;
+    const order = this.order;
+    if (order && order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0) && this.kernelReleases(pkt)) {
+      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i) });
+      this.stats.orderWaited++;
+      return;
+    }
+    this.output(id, pkt, gso, b.checksumState(i));
+  }
+
+  /** P's segment whose turn it is: back to the kernel's release if that takes it, else to the merger. */
+  private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState): void {
+    if (this.xlate && this.kernelReleases(pkt) && this.xlate.skipsQueue(pkt)) {
+      // Without the bridge's mark: the egress program releases or holds it.
+      if (!this.outQ.accept(id)) this.stats.verdictErrors++;
+      this.stats.returnedToKernel++;
+      this.outputDecided(id);
+      return;
+    }
+    this.merger.fromPrimary(id, pkt, gso, monotonicMs(), csum);
+  }
+
+  /** Whether P's segment `pkt` belongs to a connection whose segments the kernel releases. */
+  private kernelReleases(pkt: Buffer): boolean {
+    const ihl = pkt.length >= 20 ? (pkt[0]! & 0x0f) * 4 : 0;
+    if (!ihl || pkt.length < ihl + 4) return false;
+    return this.merger.find(pkt.readUInt32BE(IP_DST), pkt.readUInt16BE(ihl + 2), pkt.readUInt16BE(ihl))?.releasedByKernel ?? false;
+  }
+
+  /**
+   * Packet `id` of the output queue got its verdict: counted for its
+   * client's order; the kernel's copy of the counts, and the segments whose
+   * turn came, after the current work (one write per burst).
+   */
+  private outputDecided(id: number): void {
+    if (!this.order) return;
+    this.order.verdict(id);
+    if (this.orderFlushing) return;
+    this.orderFlushing = true;
+    queueMicrotask(() => this.flushOrder());
+  }
+
+  private flushOrder(): void {
+    const order = this.order;
+    if (!order) return;
+    try {
+      for (let ready = order.ready(); ready.length; ready = order.ready()) {
+        for (const h of ready) {
+          try {
+            this.output(h.id, h.pkt, h.gso, h.csum);
+          } catch (e) {
+            // As the queue does for a packet its handler threw on: dropped, counted.
+            this.outQ.drop(h.id);
+            this.outputDecided(h.id);
+            this.internalError(e);
+          }
+        }
+      }
+      if (order.takeDirty() && this.xlate && !this.xlate.setOrderDone(order.done)) this.stats.verdictErrors++;
+    } finally {
+      this.orderFlushing = false;
+    }
+  }
+
+  /** Once a second: a client slot the queue never delivered some counted segments of is set free (order.ts resync). */
+  private resyncOrder(): void {
+    if (!this.order || !this.xlate) return;
+    const queued = this.xlate.orderQueued();
+    if (!queued) return;
+    const fixed = this.order.resync(queued, this.orderQueuedLast);
+    this.orderQueuedLast = queued;
+    if (!fixed.length) return;
+    this.stats.orderResyncs += fixed.length;
+    this.log.warn({ slots: fixed.length }, 'the output queue lost segments (it was full): the order count of their clients set to the kernel’s');
+    this.flushOrder();
   }
 
   /**
@@ -571,7 +686,9 @@ export class PrimaryBridge {
 
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
   private kernelInbound(): MetricsSnapshot['kernelInbound'] {
-    return this.xlate ? { ...this.xlate.stats, mapFull: this.stats.xlateMapFull } : undefined;
+    if (!this.xlate) return undefined;
+    const order = this.order ? { orderWaited: this.stats.orderWaited, returnedToKernel: this.stats.returnedToKernel, orderResyncs: this.stats.orderResyncs } : {};
+    return { ...this.xlate.stats, mapFull: this.stats.xlateMapFull, ...order };
   }
 
   metricsSnapshot(): MetricsSnapshot {

@@ -188,6 +188,30 @@ struct dup_cfg {
   __u8 macs[12];  // destination: the secondary's; source: ours
 };
 
+// `order`: answers of one client leave in the order the servers produced
+// them, whichever path carries them. P's segments that reach the bridge's
+// output queue are counted by client — ORDER_QUEUED by the netfilter match
+// as it sends them there, ORDER_DONE by the bridge as it gives their
+// verdicts (it alone writes that entry). While a client's two counts differ,
+// the queue holds an earlier answer of that client: the match sends its later
+// segments to the queue as well, where they wait their turn, instead of
+// letting the kernel release them first. Clients are hashed onto
+// ORDER_SLOTS slots; clients that share a slot share its order.
+#define ORDER_SLOTS 256
+enum order_entry {
+  ORDER_QUEUED,
+  ORDER_DONE,
+  ORDER_ENTRIES,
+};
+
+struct order_slots {
+  __u32 n[ORDER_SLOTS];
+};
+
+// The slot of a client (its IPv4 address in host order): Fibonacci hashing
+// onto 8 bits. bridge/primary/order.ts computes the same.
+static inline __u32 order_slot(__u32 client) { return (__u32)(client * 2654435761u) >> 24; }
+
 // `counters` (per CPU): what the programs did.
 enum counter {
   COUNT_TRANSLATED,     // client segments translated

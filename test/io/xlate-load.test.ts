@@ -19,7 +19,7 @@ describe('the primary’s BPF programs', () => {
       const out = execFileSync('setpriv', ['--bounding-set=-all,+bpf,+net_admin,+net_raw', 'bpftool', 'prog', 'loadall', XLATE_OBJECT, pins], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       expect(out).toBe('');
       const progs = execFileSync('ls', [pins], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
-      expect(progs).toEqual(['tcpfo_merge_ctl', 'tcpfo_primary_only', 'tcpfo_sent', 'tcpfo_xlate']);
+      expect(progs).toEqual(['tcpfo_merge_ctl', 'tcpfo_primary_only', 'tcpfo_sent', 'tcpfo_skips_queue', 'tcpfo_xlate']);
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`the verifier refused the programs with a promoted bridge's capabilities:\n${(err.stderr ?? err.message).split('\n').slice(-25).join('\n')}`);

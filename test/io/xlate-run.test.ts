@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { InboundXlate } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
+import { orderSlot } from '../../bridge/primary/order.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 
@@ -27,7 +28,7 @@ const eth = (src: string) => Buffer.from('020000000001' + src + '0800', 'hex');
  * addresses, from S's MAC, TTL 1), on Ethernet: NOP NOP TS (when tsval is
  * given), then the payload.
  */
-function frame(o: { seq: number; ack: number; window: number; flags: number; tsval?: number; tsecr?: number; payload?: Buffer; srcMac?: string; ttl?: number }): Buffer {
+function frame(o: { seq: number; ack: number; window: number; flags: number; tsval?: number; tsecr?: number; payload?: Buffer; srcMac?: string; ttl?: number; client?: number }): Buffer {
   const payload = o.payload ?? Buffer.alloc(0);
   const opts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
   if (o.tsval !== undefined) {
@@ -43,7 +44,7 @@ function frame(o: { seq: number; ack: number; window: number; flags: number; tsv
   ip[8] = o.ttl ?? 64;
   ip[9] = 6;
   ip.writeUInt32BE(VIP >>> 0, 12);
-  ip.writeUInt32BE(CLIENT >>> 0, 16);
+  ip.writeUInt32BE((o.client ?? CLIENT) >>> 0, 16);
   ip.writeUInt16BE(SPORT, 20);
   ip.writeUInt16BE(CPORT, 22);
   ip.writeUInt32BE(o.seq >>> 0, 24);
@@ -80,6 +81,17 @@ function parse(f: Buffer) {
 
 const key = { client: CLIENT, service: VIP, clientPort: CPORT, servicePort: SPORT };
 const u32 = () => Math.floor(Math.random() * 2 ** 32);
+
+/**
+ * The netfilter match on a packet, with the bridge's part played: whatever
+ * it sends to the queue gets its verdict at once (the order's counts agree
+ * again), so each call sees only the packet's own merits.
+ */
+function match(x: InboundXlate, f: Buffer): number {
+  const r = x.run('tcpfo_primary_only', f).ret;
+  if (!x.setOrderDone(x.orderQueued()!)) throw new Error('could not write the order counts');
+  return r;
+}
 
 describe('the egress program on a primary-only connection', () => {
   const x = InboundXlate.loadOnly(1024, VIP, [SPORT]);
@@ -129,17 +141,17 @@ describe('the egress program on a primary-only connection', () => {
     // A socket filter's test run takes a frame too, and sees it from the IP header on (as at netfilter OUTPUT).
     const ip = (o: Parameters<typeof frame>[0]) => frame(o);
     const plain = { seq: 1, ack: 2, window: 3, flags: TCP_ACK_FLAG | TCP_PSH, tsval: 4, tsecr: 5, payload: Buffer.from('a') };
-    expect(x.run('tcpfo_primary_only', ip(plain)).ret).toBe(0); // not listed
+    expect(match(x, ip(plain))).toBe(0); // not listed
     x.primaryOnly(key, 0, 0, true, 7, 7);
-    expect(x.run('tcpfo_primary_only', ip(plain)).ret).toBe(1);
-    expect(x.run('tcpfo_primary_only', ip({ ...plain, flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(0);
-    expect(x.run('tcpfo_primary_only', ip({ ...plain, flags: TCP_ACK_FLAG | TCP_SYN })).ret).toBe(0);
+    expect(match(x, ip(plain))).toBe(1);
+    expect(match(x, ip({ ...plain, flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(0);
+    expect(match(x, ip({ ...plain, flags: TCP_ACK_FLAG | TCP_SYN }))).toBe(0);
     // Timestamps to move but none found: the queue.
-    expect(x.run('tcpfo_primary_only', ip({ ...plain, tsval: undefined })).ret).toBe(0);
+    expect(match(x, ip({ ...plain, tsval: undefined }))).toBe(0);
     // Without timestamps on the connection, a segment without them is fine.
     x.remove(key);
     x.primaryOnly(key, 0, 0, false, 7, 7);
-    expect(x.run('tcpfo_primary_only', ip({ ...plain, tsval: undefined })).ret).toBe(1);
+    expect(match(x, ip({ ...plain, tsval: undefined }))).toBe(1);
   });
 });
 
@@ -268,13 +280,42 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
 
   it('the match sends P’s segment past the queue only in order, where it may wait or is S’s oldest copy', () => {
     start();
-    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(1);
-    expect(x.run('tcpfo_primary_only', p(R + 1, 'two')).ret).toBe(0); // not P's next
-    expect(x.run('tcpfo_primary_only', p(R, 'one', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(0);
+    expect(match(x, p(R, 'one'))).toBe(1);
+    expect(match(x, p(R + 1, 'two'))).toBe(0); // not P's next
+    expect(match(x, p(R, 'one', { flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(0);
     expect(x.run('tcpfo_xlate', sCopy(R, 'abc')).ret).toBe(TC_ACT_SHOT); // S ahead by 3
-    expect(x.run('tcpfo_primary_only', p(R, 'ab')).ret).toBe(0); // would not line up: the bridge's
-    expect(x.run('tcpfo_primary_only', p(R, 'abc')).ret).toBe(1);
+    expect(match(x, p(R, 'ab'))).toBe(0); // would not line up: the bridge's
+    expect(match(x, p(R, 'abc'))).toBe(1);
     x.mergeTake(key);
-    expect(x.run('tcpfo_primary_only', p(R, 'abc')).ret).toBe(0);
+    expect(match(x, p(R, 'abc'))).toBe(0);
+  });
+
+  it('keeps a client’s answers in order: while one of its segments waits in the queue, its others go there too, counted; other clients’ pass', () => {
+    start();
+    const other = ipv4('198.51.100.99');
+    expect(orderSlot(other)).not.toBe(orderSlot(CLIENT));
+    const otherKey = { ...key, client: other };
+    x.remove(otherKey);
+    x.primaryOnly(otherKey, 0, 0, true, 7, 7);
+    const otherSeg = frame({ seq: 1, ack: 2, window: 3, flags: TCP_ACK_FLAG | TCP_PSH, tsval: 4, tsecr: 5, payload: Buffer.from('a'), client: other });
+    x.setOrderDone(x.orderQueued()!);
+    const q0 = x.orderQueued()![orderSlot(CLIENT)]!;
+    // An earlier answer of the client goes to the queue (a FIN: the bridge's), no verdict yet.
+    expect(x.run('tcpfo_primary_only', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(0);
+    // The next, which the kernel would release, goes to the queue too: counted in the same slot, by the same hash.
+    expect(x.run('tcpfo_skips_queue', p(R, 'one')).ret).toBe(1);
+    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(0);
+    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(0);
+    expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 3) >>> 0);
+    // Another client's answers do not wait.
+    expect(x.run('tcpfo_primary_only', otherSeg).ret).toBe(1);
+    // Two verdicts of three: still waiting; all three: the kernel's again.
+    const done = x.orderQueued()!;
+    done[orderSlot(CLIENT)] = (done[orderSlot(CLIENT)]! - 1) >>> 0;
+    x.setOrderDone(done);
+    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(0);
+    x.setOrderDone(x.orderQueued()!);
+    expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(1);
+    x.remove(otherKey);
   });
 });

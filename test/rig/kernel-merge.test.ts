@@ -11,6 +11,7 @@ import { scrapeMetrics } from '../../rig/metrics.js';
 import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
+import { fileName, prepareFtpRoot, startVsftpd } from '../../rig/ftp.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
@@ -52,6 +53,31 @@ describe('the kernel merge (merge: kernel)', () => {
       }
     });
   }, 120_000);
+
+  it('keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete', async () => {
+    // curl gives a transfer up when the control connection answers before the
+    // data connection (server-initiated, its handshake merged in the bridge)
+    // is complete: that answer, which the kernel would release at once, must
+    // wait in the queue behind the handshake's last ACK.
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, extraYaml: 'merge: kernel\n' });
+      try {
+        for (const n of ['primary', 'secondary']) await startVsftpd(rig.host(n), prepareFtpRoot(rig, n, VIP, [0.2]).conf);
+        const gets = 300;
+        const r = await rig.host('client').sh(`ok=0; for i in $(seq ${gets}); do curl -sS --fail -P - -o /dev/null ftp://${VIP}/pub/${fileName(0.2)} && ok=$((ok+1)); done; echo $ok`, { allowFail: true, timeoutMs: 200_000 });
+        const m = await scrapeMetrics(rig, 'primary');
+        const ctx = `${r.stderr.slice(-2000)}\n${pair.logs()}`;
+        console.log(`curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`);
+        expect(Number(r.stdout.trim()), ctx).toBe(gets);
+        // Answers the kernel would have released went through the queue's order: set aside, or sent back once their turn came.
+        expect(m('tcpfo_kernel_outbound_total{action="waited"}') + m('tcpfo_kernel_outbound_total{action="returned"}'), ctx).toBeGreaterThan(0);
+        expect(m('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThan(gets);
+        expect(m('tcpfo_divergences_total'), ctx).toBe(0);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 240_000);
 
   for (const node of ['primary', 'secondary'] as const) {
     it(`an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`, async () => {

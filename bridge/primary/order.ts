@@ -1,0 +1,178 @@
+/**
+ * The order of answers across one client's connections, where two paths
+ * carry them: the kernel releases most of P's segments at once, the bridge's
+ * output queue the rest a little later (a handshake, a close, a connection
+ * merged in user space). Without care an answer the kernel releases overtakes
+ * one the servers produced before it on another connection of the same
+ * client, which the queue still holds: a client that infers one connection's
+ * state from another's sees the wrong order (curl in FTP active mode gives up
+ * when the `150` or `226` on the control connection comes before the data
+ * connection's handshake is complete).
+ *
+ * The rule (native/bpf/maps.h `order`): the netfilter match counts, by
+ * client slot, each of P's segments it sends to the queue; the bridge counts
+ * each verdict it gives them and writes its counts back. While a slot's counts
+ * differ, the match sends that client's segments to the queue even where the
+ * kernel would release them. Here they wait their turn: a segment of a
+ * connection the kernel releases, with an earlier segment of its client
+ * still open in the queue, is set aside until every such earlier one has its
+ * verdict, and then goes on — back to the kernel, or to the merger.
+ *
+ * Pure: no I/O, no clock. The shell feeds it each packet of the output
+ * queue (arrive), each deferral (defer) and each verdict (verdict), and
+ * takes back the deferred packets whose turn came (ready).
+ */
+
+/** Slots of the kernel's `order` map (ORDER_SLOTS in native/bpf/maps.h). */
+export const ORDER_SLOTS = 256;
+
+/** The slot of a client (its IPv4 address as a number), as the kernel computes it (order_slot). */
+export function orderSlot(client: number): number {
+  return Math.imul(client | 0, 0x9e3779b1 | 0) >>> 24;
+}
+
+interface Open {
+  slot: number;
+  /** Arrival number: the order the queue delivered it in. */
+  n: number;
+  deferred: boolean;
+}
+
+export class AnswerOrder<T> {
+  /** Verdicts given, by slot: what the kernel's ORDER_DONE entry must say. */
+  readonly done = new Uint32Array(ORDER_SLOTS);
+  /** `done` changed since takeDirty(). */
+  private dirty = false;
+  private arrivals = 0;
+  /** Packets of the output queue without a verdict yet, by queue id. */
+  private readonly open = new Map<number, Open>();
+  /** By slot: arrival numbers of the open packets not set aside, oldest first. */
+  private readonly undecided = new Map<number, number[]>();
+  /** By slot: the packets set aside, in arrival order. */
+  private readonly waiting = new Map<number, { id: number; n: number; item: T }[]>();
+  /** Slots whose set-aside packets may have become ready. */
+  private readonly touched = new Set<number>();
+  /** Packets set aside so far (a counter for metrics). */
+  deferrals = 0;
+
+  /**
+   * Packet `id` of the output queue, to client `client`, arrived. Returns
+   * whether an earlier packet of its client's slot is still open (undecided
+   * or waiting): a packet the kernel would release must then wait (defer).
+   */
+  arrive(id: number, client: number): boolean {
+    const slot = orderSlot(client);
+    const n = this.arrivals++;
+    const ahead = (this.undecided.get(slot)?.length ?? 0) > 0 || (this.waiting.get(slot)?.length ?? 0) > 0;
+    this.open.set(id, { slot, n, deferred: false });
+    let u = this.undecided.get(slot);
+    if (!u) this.undecided.set(slot, (u = []));
+    u.push(n);
+    return ahead;
+  }
+
+  /** Sets packet `id` (arrived, no verdict yet) aside until its turn; `item` is what ready() gives back. */
+  defer(id: number, item: T): void {
+    const o = this.open.get(id);
+    if (!o || o.deferred) throw new Error(`packet ${id} is not open, or deferred already`);
+    o.deferred = true;
+    this.removeUndecided(o);
+    let w = this.waiting.get(o.slot);
+    if (!w) this.waiting.set(o.slot, (w = []));
+    w.push({ id, n: o.n, item });
+    this.deferrals++;
+  }
+
+  /** Packet `id` got its verdict (any verdict). Unknown ids (the inbound queue's) are ignored. */
+  verdict(id: number): void {
+    const o = this.open.get(id);
+    if (!o) return;
+    this.open.delete(id);
+    this.done[o.slot] = (this.done[o.slot]! + 1) >>> 0;
+    this.dirty = true;
+    if (!o.deferred) this.removeUndecided(o);
+    this.touched.add(o.slot);
+  }
+
+  /**
+   * The set-aside packets whose turn came: each has no undecided packet of its
+   * slot that arrived before it, and leaves after those set aside before it.
+   * Each leaves once; its verdict is still to be given (and told).
+   */
+  ready(): T[] {
+    const out: T[] = [];
+    for (const slot of this.touched) {
+      const w = this.waiting.get(slot);
+      if (!w) continue;
+      const oldest = this.undecided.get(slot)?.[0] ?? Infinity;
+      while (w.length && w[0]!.n < oldest) {
+        const next = w.shift()!;
+        // Still open until its verdict, but no longer waiting: it counts as undecided again.
+        const o = this.open.get(next.id);
+        if (o) {
+          o.deferred = false;
+          this.insertUndecided(o);
+        }
+        out.push(next.item);
+        // One at a time per slot: the next waits for this one's verdict.
+        break;
+      }
+      if (!w.length) this.waiting.delete(slot);
+    }
+    this.touched.clear();
+    return out;
+  }
+
+  /** Whether `done` changed since the last call (then the kernel's copy must be written). */
+  takeDirty(): boolean {
+    const d = this.dirty;
+    this.dirty = false;
+    return d;
+  }
+
+  /** Packets waiting their turn now. */
+  get waitingCount(): number {
+    let n = 0;
+    for (const w of this.waiting.values()) n += w.length;
+    return n;
+  }
+
+  /** Whether slot `slot` has a packet without a verdict. */
+  hasOpen(slot: number): boolean {
+    return (this.undecided.get(slot)?.length ?? 0) > 0 || (this.waiting.get(slot)?.length ?? 0) > 0;
+  }
+
+  /**
+   * Counts the kernel made that no verdict will match — segments the queue
+   * never delivered (it was full, or the bridge restarted) — would hold a
+   * slot's order for ever: a slot with nothing open here whose count stood
+   * still since the last look is set to the kernel's. Returns the slots set.
+   */
+  resync(queued: Uint32Array, last: Uint32Array | null): number[] {
+    const fixed: number[] = [];
+    for (let s = 0; s < ORDER_SLOTS; s++) {
+      if (queued[s] === this.done[s] || this.hasOpen(s)) continue;
+      if (last === null || last[s] !== queued[s]) continue;
+      this.done[s] = queued[s]!;
+      this.dirty = true;
+      fixed.push(s);
+    }
+    return fixed;
+  }
+
+  private removeUndecided(o: Open): void {
+    const u = this.undecided.get(o.slot);
+    if (!u) return;
+    const i = u.indexOf(o.n);
+    if (i >= 0) u.splice(i, 1);
+    if (!u.length) this.undecided.delete(o.slot);
+  }
+
+  private insertUndecided(o: Open): void {
+    let u = this.undecided.get(o.slot);
+    if (!u) this.undecided.set(o.slot, (u = []));
+    let i = u.length;
+    while (i > 0 && u[i - 1]! > o.n) i--;
+    u.splice(i, 0, o.n);
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The order of one client's answers across the kernel's release and the
+ * bridge's queue (bridge/primary/order.ts): a segment set aside leaves only
+ * after every earlier packet of its client's slot has its verdict, in arrival
+ * order, once; verdict counts are what the kernel compares with.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AnswerOrder, ORDER_SLOTS, orderSlot } from '../../bridge/primary/order.js';
+import { ipv4 } from '../../bridge/wire/addr.js';
+
+const A = ipv4('198.51.100.7');
+const B = ipv4('198.51.100.99');
+
+describe('the order of a client’s answers', () => {
+  it('hashes a client onto a slot as the kernel does (Fibonacci hashing onto 8 bits)', () => {
+    // (client · 2654435761) mod 2^32, top 8 bits: the C in native/bpf/maps.h.
+    for (const c of [0, 1, A, B, 0xffffffff, 0x80000000]) {
+      const wide = (BigInt(c >>> 0) * 2654435761n) % 2n ** 32n;
+      expect(orderSlot(c)).toBe(Number(wide >> 24n));
+    }
+    expect(orderSlot(A)).not.toBe(orderSlot(B));
+  });
+
+  it('a segment behind an open one of its client waits for that verdict; another client’s does not', () => {
+    const o = new AnswerOrder<string>();
+    expect(o.arrive(1, A)).toBe(false); // the handshake's ACK: the merger holds it
+    expect(o.arrive(2, A)).toBe(true); // the control connection's answer: behind it
+    o.defer(2, 'answer');
+    expect(o.arrive(3, B)).toBe(false);
+    o.verdict(3);
+    expect(o.ready()).toEqual([]);
+    expect(o.waitingCount).toBe(1);
+    o.verdict(1);
+    expect(o.ready()).toEqual(['answer']);
+    expect(o.ready()).toEqual([]);
+    o.verdict(2);
+    expect(o.done[orderSlot(A)]).toBe(2);
+    expect(o.done[orderSlot(B)]).toBe(1);
+    expect(o.takeDirty()).toBe(true);
+    expect(o.takeDirty()).toBe(false);
+    expect(o.hasOpen(orderSlot(A))).toBe(false);
+  });
+
+  it('a later packet does not hold an earlier one that waits', () => {
+    const o = new AnswerOrder<number>();
+    o.arrive(1, A);
+    o.arrive(2, A);
+    o.defer(2, 2);
+    o.arrive(3, A); // arrived after the one set aside: does not hold it
+    o.verdict(1);
+    expect(o.ready()).toEqual([2]);
+  });
+
+  it('waiting segments leave one at a time, each after the previous one’s verdict', () => {
+    const o = new AnswerOrder<number>();
+    o.arrive(10, A);
+    for (const id of [11, 12, 13]) {
+      expect(o.arrive(id, A)).toBe(true);
+      o.defer(id, id);
+    }
+    o.verdict(10);
+    expect(o.ready()).toEqual([11]);
+    expect(o.ready()).toEqual([]); // 11 has no verdict yet
+    o.verdict(11);
+    expect(o.ready()).toEqual([12]);
+    o.verdict(12);
+    expect(o.ready()).toEqual([13]);
+    o.verdict(13);
+    expect(o.waitingCount).toBe(0);
+    expect(o.done[orderSlot(A)]).toBe(4);
+  });
+
+  it('refuses to set aside what is not open, and ignores verdicts of packets it never saw (the inbound queue’s)', () => {
+    const o = new AnswerOrder<number>();
+    expect(() => o.defer(5, 5)).toThrow();
+    o.verdict(99);
+    expect(o.takeDirty()).toBe(false);
+  });
+
+  it('resync: a slot whose kernel count stood still for a look with nothing open takes the kernel’s count; not before, not with a packet open', () => {
+    const o = new AnswerOrder<number>();
+    const queued = new Uint32Array(ORDER_SLOTS);
+    queued[orderSlot(A)] = 5; // five counted, none delivered
+    queued[orderSlot(B)] = 2;
+    o.arrive(1, B); // B has one open
+    expect(o.resync(queued, null)).toEqual([]); // the first look
+    expect(o.resync(queued, queued.slice())).toEqual([orderSlot(A)]);
+    expect(o.done[orderSlot(A)]).toBe(5);
+    expect(o.done[orderSlot(B)]).toBe(0);
+    const moved = queued.slice();
+    moved[orderSlot(B)] = 3;
+    o.verdict(1);
+    expect(o.resync(moved, queued)).toEqual([]); // B's count moved since the last look
+  });
+
+  it('random interleavings: each set-aside packet leaves once, after every earlier packet of its slot had its verdict, in arrival order; done counts the verdicts', () => {
+    const clients = [A, B, ipv4('203.0.113.1')];
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(2), fc.boolean(), fc.nat(9)), { minLength: 1, maxLength: 60 }), (script) => {
+        const o = new AnswerOrder<number>();
+        const arrivalOf = new Map<number, number>();
+        const slotOf = new Map<number, number>();
+        const open: number[] = [];
+        const decided = new Set<number>();
+        const left: number[] = [];
+        const verdicts = new Map<number, number>();
+        let id = 0;
+        const give = (v: number) => {
+          open.splice(open.indexOf(v), 1);
+          decided.add(v);
+          verdicts.set(slotOf.get(v)!, (verdicts.get(slotOf.get(v)!) ?? 0) + 1);
+          o.verdict(v);
+        };
+        const drain = () => {
+          for (let r = o.ready(); r.length; r = o.ready()) {
+            for (const v of r) {
+              // Every earlier packet of its slot has its verdict.
+              for (const [w, n] of arrivalOf) if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v) expect(decided.has(w)).toBe(true);
+              left.push(v);
+            }
+          }
+        };
+        for (const [client, deferIt, pick] of script) {
+          const c = clients[client]!;
+          const me = id++;
+          arrivalOf.set(me, me);
+          slotOf.set(me, orderSlot(c));
+          const ahead = o.arrive(me, c);
+          open.push(me);
+          if (ahead && deferIt) o.defer(me, me);
+          // Give a verdict to some open packet that is not waiting.
+          const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
+          if (candidates.length) give(candidates[pick % candidates.length]!);
+          drain();
+        }
+        // Settle: verdicts for everything, in arrival order.
+        for (let guard = 0; open.length && guard < 1000; guard++) {
+          const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
+          if (!candidates.length) break;
+          give(candidates[0]!);
+          drain();
+        }
+        expect(open).toEqual([]);
+        expect(new Set(left).size).toBe(left.length);
+        for (const [slot, n] of verdicts) expect(o.done[slot]).toBe(n);
+        expect(o.waitingCount).toBe(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
