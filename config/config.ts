@@ -71,20 +71,18 @@ export const configSchema = z.strictObject({
    */
   inbound: z.enum(['auto', 'kernel', 'queue']).default('auto'),
   /**
-   * Where the primary merges. auto (the default): tc programs release P's
-   * segments of primary-only connections (the secondary failed, the
-   * replicas diverged, or it began while the primary was alone) past the
-   * queue (an iptables xt_bpf match), where the kernel and iptables allow
-   * it; the bridge merges replicated connections. kernel: that, and the tc
-   * programs merge the common case too — answers both servers cut alike,
-   * and their ACKs, the second copy of each going to the client; the bridge
-   * keeps handshakes, closes and whatever else. Faster round trips, but the
-   * client may see answers of two connections in another order than the
-   * server sent them (an FTP client in active mode may then fail a
-   * transfer). queue: every segment through the bridge. Needs `inbound` in
-   * the kernel (the same programs).
+   * Where the primary merges. auto (the default): kernel where the kernel
+   * and iptables allow it, else queue. kernel: tc programs merge the common
+   * case — answers both servers cut alike, and their ACKs, the second copy
+   * of each going to the client — and release P's segments of primary-only
+   * connections (the secondary failed, the replicas diverged, or it began
+   * while the primary was alone), past the queue (an iptables xt_bpf match);
+   * the bridge keeps handshakes, closes and whatever else, and a client's
+   * answers leave in the order the servers produced them. release: only the
+   * primary-only connections in the kernel. queue: every segment through
+   * the bridge. Needs `inbound` in the kernel (the same programs).
    */
-  merge: z.enum(['auto', 'kernel', 'queue']).default('auto'),
+  merge: z.enum(['auto', 'kernel', 'release', 'queue']).default('auto'),
   lan: z
     .strictObject({
       /**
@@ -295,7 +293,7 @@ export function parseConfig(text: string, file: string): Config {
     if (l !== undefined && !hostPort.safeParse(l).success) problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
   }
   if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
-  if (c.merge === 'kernel' && c.inbound === 'queue') problems.push('merge: kernel needs the kernel translation of client segments: inbound must be kernel or auto');
+  if ((c.merge === 'kernel' || c.merge === 'release') && c.inbound === 'queue') problems.push(`merge: ${c.merge} needs the kernel translation of client segments: inbound must be kernel or auto`);
   if (c.track) {
     if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
     const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;

@@ -3,7 +3,7 @@
  * out. The CLI (`tcpfo demo`, `tcpfo bench`, `tcpfo campaign`) imports the
  * script and calls its `main`; `node dist/bench/…/x.js args` runs it too.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 export type ScriptMain = (args: string[]) => Promise<number>;
@@ -15,7 +15,13 @@ export class UsageError extends Error {}
 export function runAsProgram(url: string, main: ScriptMain): void {
   const entry = process.argv[1];
   if (!entry || pathToFileURL(realpathSync(entry)).href !== url) return;
-  main(process.argv.slice(2)).then(
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    // The script's own header says what it does and how it is run.
+    console.log(headerOf(readFileSync(realpathSync(entry), 'utf8')));
+    return;
+  }
+  main(args).then(
     (code) => {
       process.exitCode = code;
     },
@@ -30,4 +36,15 @@ export function runAsProgram(url: string, main: ScriptMain): void {
 export function optionValue(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** The text of a script's leading doc comment, without its frame. */
+export function headerOf(src: string): string {
+  const m = /\/\*\*([\s\S]*?)\*\//.exec(src);
+  if (!m) return 'no description; see the script';
+  return m[1]!
+    .split('\n')
+    .map((l) => l.replace(/^\s*\* ?/, ''))
+    .join('\n')
+    .trim();
 }

@@ -19,7 +19,7 @@
  * takes the median over the rounds.
  * Writes bench/results/interactive.{json,md} and SVG plots of the ratios.
  *
- *   npm run build && node dist/bench/figures/interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|queue] [--lan hub|mirror|switch] [--report-only]
+ *   npm run build && node dist/bench/figures/interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|release|queue] [--lan hub|mirror|switch] [--report-only]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ interface Options {
   reportOnly: boolean;
   datapath: 'auto' | 'kernel' | 'pcap';
   /** The primary's `merge` setting. */
-  merge: 'auto' | 'kernel' | 'queue';
+  merge: 'auto' | 'kernel' | 'release' | 'queue';
   lans: LanMode[];
   /** The report's file name, without extension. */
   file: string;
@@ -62,8 +62,8 @@ function options(args: string[]): Options {
   const merge = (optionValue(args, '--merge') ?? 'auto') as Options['merge'];
   const lan = optionValue(args, '--lan');
   const lans = (lan ? [lan] : ['hub', 'mirror', 'switch']) as LanMode[];
-  if (!['auto', 'kernel', 'pcap'].includes(datapath) || !['auto', 'kernel', 'queue'].includes(merge) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
-    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|queue] [--lan hub|mirror|switch] [--report-only]');
+  if (!['auto', 'kernel', 'pcap'].includes(datapath) || !['auto', 'kernel', 'release', 'queue'].includes(merge) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
+    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|release|queue] [--lan hub|mirror|switch] [--report-only]');
   }
   return {
     quick,
@@ -71,7 +71,7 @@ function options(args: string[]): Options {
     datapath,
     merge,
     lans,
-    file: datapath === 'pcap' ? 'interactive-pcap' : merge === 'kernel' ? 'interactive-kernel-merge' : 'interactive',
+    file: datapath === 'pcap' ? 'interactive-pcap' : merge === 'auto' ? 'interactive' : merge === 'kernel' ? 'interactive-kernel-merge' : `interactive-${merge}`,
     echoes: quick ? 300 : 2000,
     connects: quick ? 100 : 500,
     rounds: quick ? 1 : 3,
@@ -231,9 +231,9 @@ const LIMITS = [
   '- **FTP.** On a hub a download crosses the client’s link twice (S’s diverted copy too): half the link rate at most. Active-mode data connections are opened by the server, and their handshake ACKs come from the client: the kernel does not merge those (`kernelInit`), the bridge does; the control connection is request/answer.',
 ];
 
-/** What the kernel merge changes for an FTP client in active mode (seen in this bench: curl's "Steps that did not complete"). */
+/** How the kernel merge keeps the order of a client's answers (an FTP client in active mode minds it). */
 const KERNEL_MERGE_ORDER =
-  '**Order across connections.** With `merge: kernel` each answer leaves when its second copy arrives, from whichever CPU handled it, and the secondary’s copies of two connections can reach the primary out of order (the veth path queues them per CPU). An FTP server’s `226` on the control connection then sometimes reaches the client before its active-mode data connection is complete; curl gives up on such a transfer (“sa_addr inet_ntop() failed”, exit 8: the steps that did not complete, below, if any). The default (`merge: auto`) keeps replicated connections in the bridge, where no such failure was seen (none in the run before the kernel merge, `interactive.md`).';
+  '**Order across connections.** The kernel releases most answers at once, the bridge’s queue the rest (handshakes, closes) a little later. While the queue holds an answer of a client, the netfilter match sends that client’s later answers to the queue too, where they wait their turn and go back to the kernel (`tcpfo_kernel_outbound_total{action="waited"|"returned"}`; `docs/kernel-fast-path.md`). Without that, curl in FTP active mode gave up transfers whose control reply overtook the data connection’s handshake (2 of 150 gets in an earlier run).';
 
 export async function main(args: string[]): Promise<number> {
   o = options(args);
@@ -283,7 +283,7 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   md.push('', ...targets(report.results), '', ...(report.datapath === 'pcap' ? [] : LIMITS));
-  if (o.merge === 'kernel') md.push('', KERNEL_MERGE_ORDER);
+  if (o.merge === 'kernel' || o.merge === 'auto') md.push('', KERNEL_MERGE_ORDER);
   const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
   if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
   md.push('', `Plots: ${o.file}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${o.file}-ftp.svg.`);

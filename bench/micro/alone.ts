@@ -11,7 +11,7 @@
  *   - redis-benchmark GET, 4 connections (Debian's redis on both nodes);
  *   - the same echo on a connection the pair merged before the failure.
  *
- *   npm run build && node dist/bench/micro/alone.js [ROUNDS=3] [--merge auto|kernel|queue]
+ *   npm run build && node dist/bench/micro/alone.js [ROUNDS=3] [--merge auto|kernel|release|queue]
  *
  * --merge queue: the bridge releases P's segments itself (the path before
  * the kernel release), for comparison. Writes bench/results/alone-<merge>.txt.
@@ -43,7 +43,7 @@ interface Side {
 
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(argv, ['--merge']);
-  const MERGE = flag('--merge', 'auto') as 'auto' | 'kernel' | 'queue';
+  const MERGE = flag('--merge', 'auto') as 'auto' | 'kernel' | 'release' | 'queue';
   const ROUNDS = Number(args[0] ?? 3);
   const lines: string[] = [];
   const say = (l: string) => {

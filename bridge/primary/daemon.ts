@@ -415,7 +415,7 @@ export class PrimaryBridge {
       try {
         return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');
       } catch (e) {
-        if (this.cfg.merge === 'kernel') throw new Error(`merge: kernel, but the netfilter match could not be installed: ${(e as Error).message}`);
+        if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`);
         this.merge = 'queue';
         this.mergeUnavailable = (e as Error).message;
         this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
@@ -456,10 +456,10 @@ export class PrimaryBridge {
     if (this.cfg.merge === 'queue') return open();
     try {
       const x = open(matchPinPath(this.cfg.instance));
-      this.merge = this.cfg.merge === 'kernel' ? 'kernel' : 'release';
+      this.merge = this.cfg.merge === 'release' ? 'release' : 'kernel';
       return x;
     } catch (e) {
-      if (this.cfg.merge === 'kernel') throw new Error(`merge: kernel, but the netfilter match could not be pinned: ${(e as Error).message}`);
+      if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`);
       this.mergeUnavailable = (e as Error).message;
       this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
       return open();
