@@ -83,6 +83,9 @@ export interface MetricsSnapshot {
     mergeHeld?: number;
     mergeAckDropped?: number;
     handoverStolen?: number;
+    /** Copies of P's stolen segments the kernel kept for the bridge, and those the bridge merged at once on taking their connection. */
+    stashed?: number;
+    stashedTaken?: number;
     /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
     orderWaited?: number;
     returnedToKernel?: number;
@@ -251,7 +254,7 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     const n = get().kernelInbound?.orderResyncs;
     if (n !== undefined) c.inc(n);
   });
-  readCounter(reg, 'tcpfo_kernel_merge_total', 'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again)', ['action'], (c) => {
+  readCounter(reg, 'tcpfo_kernel_merge_total', 'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again)', ['action'], (c) => {
     const k = get().kernelInbound;
     if (k?.mergedP === undefined || get().mergeMode !== 'kernel') return;
     c.inc({ action: 'released-p' }, k.mergedP);
@@ -259,6 +262,8 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     c.inc({ action: 'held' }, k.mergeHeld ?? 0);
     c.inc({ action: 'ack-absorbed' }, k.mergeAckDropped ?? 0);
     c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
+    c.inc({ action: 'stashed' }, k.stashed ?? 0);
+    c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
   });
   readCounter(reg, 'tcpfo_kernel_merged_connections_total', 'Connections the primary’s kernel merged from their handshake on (merge: kernel)', [], (c) => {
     const n = get().kernelMerged;

@@ -95,6 +95,21 @@ struct {
 } dup SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, STASH_ENTRIES);
+  __type(key, struct stash_key);
+  __type(value, struct stash_val);
+} stash SEC(".maps");
+
+// Room to build a stash entry (too large for the stack).
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct stash_val);
+} stash_scratch SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, ORDER_ENTRIES);
   __type(key, __u32);
@@ -532,6 +547,25 @@ static __always_inline int release_primary_only(struct __sk_buff *skb, struct ip
 #define MERGE_STOLEN -2
 
 /*
+ * Keeps a copy of P's segment, stolen just now, in the stash at `idx` for
+ * the bridge (it takes it with the connection). Best effort: a segment that
+ * cannot be kept comes again from P's TCP, as before.
+ */
+static __always_inline void stash_segment(struct __sk_buff *skb, const struct conn_key *k, __u32 dseq, __u32 idx) {
+  __u32 zero = 0;
+  struct stash_val *v = bpf_map_lookup_elem(&stash_scratch, &zero);
+  if (!v) return;
+  // Bounded before the Ethernet header is taken off: the verifier then knows the length's range.
+  __u32 len = skb->len;
+  if (len > L3_ON_ETH + STASH_MAX_PACKET || len < L3_ON_ETH + IP_HDR_LEN + TCP_HDR_LEN) return;
+  len -= L3_ON_ETH;
+  if (bpf_skb_load_bytes(skb, L3_ON_ETH, v->pkt, len) < 0) return;
+  v->len = len;
+  struct stash_key sk = {.conn = *k, .idx = idx, .dseq = dseq};
+  if (bpf_map_update_elem(&stash, &sk, v, BPF_ANY) == 0) count(COUNT_STASHED);
+}
+
+/*
  * P's segment of a connection merged here: 1 released (rewritten into the
  * client's spaces, the merged ACK and window), MERGE_STOLEN (waits for S's
  * copy, or the connection went to the bridge), 0 not merged here.
@@ -542,10 +576,15 @@ static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip
   if (!m) return 0;
   struct merge_out o = {};
   int ts_at;
+  __u32 tot = bpf_ntohs(ip->tot_len);
+  int data = tot > IP_HDR_LEN + th->doff * 4;
   __u32 v = merge_segment(skb, &k, m, SIDE_P, ip, th, &o, &ts_at);
   count_verdict(v);
   if (v != MV_RELEASE) {
     if (v == MV_HANDOVER || v == MV_NOT_KERNEL) count(COUNT_HANDOVER_STOLEN);
+    // Its bytes, for the bridge: at once when it takes the connection.
+    if (data && v == MV_HOLD) stash_segment(skb, &k, m->dseq, o.slot);
+    else if (data && (v == MV_HANDOVER || v == MV_NOT_KERNEL)) stash_segment(skb, &k, m->dseq, STASH_HANDOVER);
     return MERGE_STOLEN;
   }
   // Released as far as the state goes: if the rewrite fails, P sends it again (to the bridge).

@@ -133,6 +133,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* order = bpf_object__find_map_by_name(obj_, "order");
     if (!order) { Fail(env, "no map order in the object", ENOENT); return; }
     order_fd_ = bpf_map__fd(order);
+    struct bpf_map* stash = bpf_object__find_map_by_name(obj_, "stash");
+    if (!stash) { Fail(env, "no map stash in the object", ENOENT); return; }
+    stash_fd_ = bpf_map__fd(stash);
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
     if (!ifindex_) return;
@@ -211,6 +214,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     cnt_fd_ = -1;
     dup_fd_ = -1;
     order_fd_ = -1;
+    stash_fd_ = -1;
   }
 
   static ConnKey KeyOf(const Napi::CallbackInfo& info) {
@@ -382,7 +386,35 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Array ends = Napi::Array::New(env, s.npend);
     for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) ends.Set(i, Napi::Number::New(env, s.pend_end[(s.head + i) & (MERGE_PENDING - 1)]));
     o.Set("pending", ends);
+    o.Set("stashed", TakeStash(env, c.key, s));
     return o;
+  }
+
+  // The copies of P's stolen segments the egress program kept for this connection (bpf/maps.h
+  // `stash`): its waiting first arrivals when P was ahead, and the one stolen at the handover.
+  // Each is taken (deleted); the IP packets as P's TCP sent them.
+  Napi::Array TakeStash(Napi::Env env, const ConnKey& key, const struct merge_snap& s) {
+    Napi::Array out = Napi::Array::New(env);
+    if (stash_fd_ < 0) return out;
+    std::vector<uint32_t> idxs;
+    if (s.ahead == SIDE_P) {
+      for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) idxs.push_back((s.head + i) & (MERGE_PENDING - 1));
+    }
+    idxs.push_back(STASH_HANDOVER);
+    struct stash_key k;
+    memset(&k, 0, sizeof(k));
+    k.conn = key;
+    k.dseq = s.dseq;
+    std::vector<uint8_t> buf(sizeof(struct stash_val));
+    auto* v = reinterpret_cast<struct stash_val*>(buf.data());
+    for (uint32_t idx : idxs) {
+      k.idx = idx;
+      if (bpf_map_lookup_elem(stash_fd_, &k, v) != 0) continue;
+      bpf_map_delete_elem(stash_fd_, &k);
+      if (v->len < 40 || v->len > STASH_MAX_PACKET) continue;
+      out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, v->pkt, v->len));
+    }
+    return out;
   }
 
   // peer(mac: Buffer(6)) -> boolean: only frames from this MAC are the secondary's copies.
@@ -451,9 +483,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    static_assert(COUNT_MAX == 12, "a name for each counter of bpf/maps.h");
+    static_assert(COUNT_MAX == 13, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
-                                    "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen"};
+                                    "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
@@ -537,6 +569,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int cnt_fd_ = -1;
   int dup_fd_ = -1;
   int order_fd_ = -1;
+  int stash_fd_ = -1;
   bool ingress_ = false;
   bool egress_ = false;
 };

@@ -20,6 +20,8 @@ export interface FaultCase {
   kill?: { node: 'primary' | 'secondary'; afterMs: number };
   seed?: number;
   timeoutMs?: number;
+  /** More configuration for both nodes (YAML lines), e.g. `merge: release`. */
+  extraYaml?: string;
 }
 
 export interface FaultResult {
@@ -62,7 +64,7 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
   return withRig({ mode: 'hub', links: c.links }, async (rig) => {
     // No node fails unless asked: a 500 ms detector timeout keeps a CPU-starved
     // machine from a false takeover; with a kill, the product default (100 ms).
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: c.kill ? 100 : 500 });
+    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: c.kill ? 100 : 500, ...(c.extraYaml ? { extraYaml: c.extraYaml } : {}) });
     let stopped = false;
     try {
       const client = rig.host('client');

@@ -6,7 +6,9 @@
  * and no RST at the client. Prints one line per run and a summary (time,
  * longest client-visible gap), writes a JSON report.
  *
- *   npm run build && node dist/bench/failover/faulty-links.js [repetitions=1] [MB=100] [report.json]
+ *   npm run build && node dist/bench/failover/faulty-links.js [repetitions=1] [MB=100] [report.json] [--merge auto|kernel|release|queue]
+ *
+ * --merge: the primary's merge setting (default auto), to compare the paths.
  */
 import { writeFileSync } from 'node:fs';
 import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../../rig/faults.js';
@@ -14,11 +16,14 @@ import type { LinkShape } from '../../rig/rig.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';
 
 export async function main(argv: string[]): Promise<number> {
-  const REPS = Number(argv[0] ?? 1);
-  const MB = Number(argv[1] ?? 100);
-  const OUT = argv[2] ?? 'bench/results/faulty-links.json';
-  if (!(REPS >= 1) || !(MB > 0)) {
-    throw new UsageError('usage: faulty-links.js [repetitions>=1] [MB>0] [report.json]');
+  const mergeAt = argv.indexOf('--merge');
+  const MERGE = mergeAt >= 0 ? argv[mergeAt + 1] : 'auto';
+  const rest = mergeAt >= 0 ? argv.filter((_, i) => i !== mergeAt && i !== mergeAt + 1) : argv;
+  const REPS = Number(rest[0] ?? 1);
+  const MB = Number(rest[1] ?? 100);
+  const OUT = rest[2] ?? 'bench/results/faulty-links.json';
+  if (!(REPS >= 1) || !(MB > 0) || !['auto', 'kernel', 'release', 'queue'].includes(MERGE ?? '')) {
+    throw new UsageError('usage: faulty-links.js [repetitions>=1] [MB>0] [report.json] [--merge auto|kernel|release|queue]');
   }
 
   const LINKS: LinkName[] = ['client', 'primary', 'secondary'];
@@ -57,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const c of cases) {
       // A kill lands somewhere in the first ~third of an unshaped transfer.
       const run: FaultCase = c.kill ? { ...c, kill: { ...c.kill, afterMs: 100 + Math.floor(Math.random() * 400) } } : c;
-      const r = await runFaultCase({ ...run, seed: 60 + rows.length });
+      const r = await runFaultCase({ ...run, seed: 60 + rows.length, ...(MERGE !== 'auto' ? { extraYaml: `merge: ${MERGE}\n` } : {}) });
       const row: Row = {
         links: describeLinks(c.links),
         mode: c.mode,

@@ -77,6 +77,8 @@ export interface XlateCounters {
   handover: number;
   /** P's segments stolen as their connection went to the bridge (P's TCP sends them again). */
   handoverStolen: number;
+  /** Copies of stolen segments of P's kept for the bridge (the stash). */
+  stashed: number;
 }
 
 
@@ -297,6 +299,7 @@ export class InboundXlate {
     mergeAckDropped: 0,
     handover: 0,
     handoverStolen: 0,
+    stashed: 0,
   };
 
   /** The counters, also after close (their last values). */

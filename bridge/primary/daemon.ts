@@ -688,7 +688,7 @@ export class PrimaryBridge {
   private kernelInbound(): MetricsSnapshot['kernelInbound'] {
     if (!this.xlate) return undefined;
     const order = this.order ? { orderWaited: this.stats.orderWaited, returnedToKernel: this.stats.returnedToKernel, orderResyncs: this.stats.orderResyncs } : {};
-    return { ...this.xlate.stats, mapFull: this.stats.xlateMapFull, ...order };
+    return { ...this.xlate.stats, mapFull: this.stats.xlateMapFull, stashedTaken: this.merger.stats.stashedTaken, ...order };
   }
 
   metricsSnapshot(): MetricsSnapshot {

@@ -34,6 +34,7 @@ import { Conn, connKey, synInfo, type ConnPhase, type Held } from './merge/conn.
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
+import { STASH_TAG } from './queue-ids.js';
 import { abortBoth, checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
 import {
   DEFAULT_MERGER_CONFIG,
@@ -101,14 +102,48 @@ export class Merger implements MergeCore {
     this.sink = {
       accept: (id, packet) => {
         this.unhold(id);
-        sink.accept(id, packet);
+        const stashed = this.stashed.get(id);
+        if (stashed) {
+          // No queue holds it: it leaves through the raw socket.
+          this.stashed.delete(id);
+          sink.send(packet ?? stashed);
+        } else sink.accept(id, packet);
       },
       drop: (id) => {
         this.unhold(id);
-        sink.drop(id);
+        if (!this.stashed.delete(id)) sink.drop(id);
       },
       send: (packet) => sink.send(packet),
     };
+  }
+
+  /** P's segments taken from the kernel's stash, by their ids (STASH_TAG and up), until their verdict. */
+  private readonly stashed = new Map<number, Buffer>();
+  private stashSeq = 0;
+
+  /**
+   * P's segments the kernel stole from `c` and kept (kernel.ts `stashed`),
+   * merged now as if P's TCP had just sent them — not at its loss probe or
+   * retransmission timer. Those released already are left out; the rest go
+   * in order, each with a full TCP checksum (the raw socket sends it as it is).
+   */
+  private mergeStashed(c: Conn, pkts: Buffer[]): void {
+    const segs: Array<{ start: number; pkt: Buffer }> = [];
+    for (const pkt of pkts) {
+      const p = parseIpv4Tcp(pkt);
+      if (p instanceof WireError || p.tcp.payloadLength === 0) continue;
+      const start = seqSub(p.tcp.seq, c.deltaSeq);
+      if (!seqGt(seqAdd(start, p.tcp.payloadLength), c.relNxt)) continue;
+      p.tcp.fillChecksum();
+      segs.push({ start, pkt });
+    }
+    segs.sort((a, b) => (seqLt(a.start, b.start) ? -1 : 1));
+    for (const s of segs) {
+      const id = STASH_TAG + this.stashSeq++;
+      this.stashed.set(id, s.pkt);
+      this.stats.stashedTaken++;
+      this.fromPrimary(id, s.pkt, false, this.now, 'verified');
+    }
   }
 
   /**
@@ -331,17 +366,19 @@ export class Merger implements MergeCore {
    * starting from the kernel's state. Different bytes the kernel found
    * degrade it here.
    */
-  private takeFromKernel(c: Conn): void {
-    if (!c.inKernel) return;
+  private takeFromKernel(c: Conn, mergeStashed = true): Buffer[] {
+    if (!c.inKernel) return [];
     c.inKernel = false;
     const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
-    if (!s) return;
+    if (!s) return [];
     countHandover(this, s);
     adoptKernelState(c, s, this.now);
     if (s.flags & KERNEL_DIVERGED) {
       this.stats.divergences++;
       degrade(this, c, 'different bytes at the same offset (found by the kernel merge)', true);
     }
+    if (mergeStashed) this.mergeStashed(c, s.stashed ?? []);
+    return s.stashed ?? [];
   }
 
   // --- P's own output (NFQUEUE OUTPUT) ----------------------------------------
@@ -639,8 +676,10 @@ export class Merger implements MergeCore {
         if (c.phase === 'handshake') {
           if (c.heldSyn) this.completeHandshake(c, true);
         } else if (c.phase === 'merging') {
-          this.takeFromKernel(c);
+          // P's stolen segments leave once the connection is primary-only: at once.
+          const stashed = this.takeFromKernel(c, false);
           degrade(this, c, 'secondary failed');
+          this.mergeStashed(c, stashed);
         }
       }
     }

@@ -8,6 +8,12 @@
  */
 export const INBOUND_TAG = 2 ** 32;
 
+/**
+ * Ids of P's segments the merger took from the kernel's stash (no queue
+ * holds them: released through the raw socket, if at all).
+ */
+export const STASH_TAG = 2 ** 33;
+
 /** The merger's id for packet `id` of the inbound queue. */
 export function inboundId(id: number): number {
   return id + INBOUND_TAG;

@@ -188,6 +188,28 @@ struct dup_cfg {
   __u8 macs[12];  // destination: the secondary's; source: ours
 };
 
+// `stash`: copies of P's segments the egress program stole, for the bridge
+// when it takes their connection: it merges them at once rather than wait
+// for P's TCP to send them again (its loss probe or retransmission timer).
+// A first arrival waiting for S's copy is kept at its place in the ring of
+// waiting ranges (idx = its ring index: the snapshot's head and npend say
+// which are live), the segment stolen as its connection went to the bridge
+// at STASH_HANDOVER. An LRU map: what a connection leaves ages out.
+#define STASH_HANDOVER MERGE_PENDING
+#define STASH_MAX_PACKET 2176  // an IP header, TCP with options, MERGE_MAX_PAYLOAD (bpf/merge.h)
+#define STASH_ENTRIES 2048
+
+struct stash_key {
+  struct conn_key conn;
+  __u32 idx;
+  __u32 dseq;  // the connection's Δseq: what an earlier connection on the same ports left is not found
+};
+
+struct stash_val {
+  __u32 len;
+  __u8 pkt[STASH_MAX_PACKET];  // the IP packet as P's TCP sent it (its TCP sum partial)
+};
+
 // `order`: answers of one client leave in the order the servers produced
 // them, whichever path carries them. P's segments that reach the bridge's
 // output queue are counted by client — ORDER_QUEUED by the netfilter match
@@ -226,6 +248,7 @@ enum counter {
   COUNT_MERGE_ACK_DROPPED,  // pure ACKs that moved nothing, not sent
   COUNT_HANDOVER,           // connections handed to the bridge (HANDOVER_* in merge_val)
   COUNT_HANDOVER_STOLEN,    // P's segments stolen as their connection went to the bridge (P sends them again)
+  COUNT_STASHED,            // copies of stolen segments of P's kept for the bridge (`stash`)
   COUNT_MAX,
 };
 

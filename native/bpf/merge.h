@@ -52,7 +52,10 @@ struct merge_out {
   __u32 ack;
   __u32 win_field;  // in the client's scale
   __u32 tsval;
+  __u32 slot;       // a first arrival: its index in the ring of waiting ranges (the stash's idx)
 };
+
+_Static_assert(STASH_MAX_PACKET >= 20 + 60 + MERGE_MAX_PAYLOAD, "a stashed segment fits");
 
 static __always_inline int seq_lt(__u32 a, __u32 b) { return (__s32)(a - b) < 0; }
 static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0; }
@@ -169,6 +172,7 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
   if (g->start != last) return handover(m, HANDOVER_UNALIGNED);
   if (m->npend >= MERGE_PENDING) return handover(m, HANDOVER_FULL);
   __u32 j = m->head + m->npend;
+  o->slot = j & (MERGE_PENDING - 1);
   *pend_end_at(m, j) = g->end;
   *pend_digest_at(m, j) = g->digest;
   m->npend++;

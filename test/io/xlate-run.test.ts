@@ -248,6 +248,33 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.mergeTake(key)).toMatchObject({ handover: 5, ahead: 2, pending: [R + 3] });
   });
 
+  it('keeps copies of P’s stolen segments for the bridge: the waiting ones and the one stolen at a handover, each taken once, none of an earlier connection on the same ports', () => {
+    start();
+    const one = p(R, 'first');
+    const two = p(R + 5, 'second');
+    expect(x.run('tcpfo_sent', one).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', two).ret).toBe(TC_ACT_STOLEN);
+    // S's copy of the first range releases it; the second still waits.
+    expect(x.run('tcpfo_xlate', sCopy(R, 'first')).ret).toBe(TC_ACT_REDIRECT);
+    // P's next does not line up with what it sent (a hole): the connection goes to the bridge, this one stolen too.
+    const three = p(R + 20, 'third');
+    expect(x.run('tcpfo_sent', three).ret).toBe(TC_ACT_STOLEN);
+    const s = x.mergeTake(key)!;
+    expect(s).toMatchObject({ handover: 2, relNxt: R + 5, ahead: 1, pending: [R + 11] });
+    // The IP packets as P sent them: the waiting one, and the one stolen at the handover.
+    const ip = (f: Buffer) => f.subarray(14).toString('hex');
+    expect(s.stashed.map((b) => b.toString('hex')).sort()).toEqual([ip(two), ip(three)].sort());
+    // Taken: not again.
+    expect(x.mergeTake(key)!.stashed).toEqual([]);
+    // A new connection on the same ports (another Δseq) finds nothing of the old one's.
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'old')).ret).toBe(TC_ACT_STOLEN);
+    x.remove(key);
+    const ok = x.mergeStart(key, { acksKnown: true, dseq: D + 1, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
+    expect(ok).toBe(true);
+    expect(x.mergeTake(key)!.stashed).toEqual([]);
+  });
+
   it('pure ACKs: one goes out once both servers acknowledged the client’s bytes, with the smaller ACK', () => {
     start();
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN); // S has not acknowledged them

@@ -7,6 +7,7 @@ import { WireError } from '../../bridge/wire/error.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP, type RecordingSink } from './harness.js';
 import type { InboundOffload } from '../../bridge/primary/merger.js';
+import type { KernelMergeInit, KernelMergeState } from '../../bridge/primary/merge/kernel.js';
 
 const B = (s: string) => Buffer.from(s);
 /** A test packet edited by hand gets its checksums filled in again (the merger verifies them). */
@@ -776,10 +777,10 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean, wscale: number): void {
       this.entries.set(this.key(c), { dseq, dts, ts, wscale, seen: { packets: 0 } });
     }
-    mergeStart(): boolean {
+    mergeStart(_c: unknown, _init: KernelMergeInit): boolean {
       return false; // the kernel's merge: test/io/xlate-run.test.ts and the kernel-merge tests
     }
-    mergeTake() {
+    mergeTake(): KernelMergeState | null {
       return null;
     }
     /** primaryOnly calls, with how many segments had gone towards the client by then. */
@@ -836,6 +837,72 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     pair.fromS(pair.s.data(B('abcdef'), cack));
     return { off, pair, cack, pStart };
   }
+
+  /** An offload whose kernel merges the connection and, when the bridge takes it, hands back `take(init)`. */
+  class KernelOffload extends FakeOffload {
+    init: KernelMergeInit | null = null;
+    constructor(private readonly take: (init: KernelMergeInit) => KernelMergeState) {
+      super();
+    }
+    override mergeStart(_c: unknown, init: KernelMergeInit): boolean {
+      this.init = init;
+      return true;
+    }
+    override mergeTake(): KernelMergeState | null {
+      return this.init ? this.take(this.init) : null;
+    }
+  }
+
+  /** The kernel's state after it stole P's `stolen` (its first arrival, in P's space) and let the connection go. */
+  const stoleP = (stolen: Buffer[], len: number) => (init: KernelMergeInit): KernelMergeState => ({
+    ...init,
+    flags: (1 << 2) | (1 << 3) | (1 << 4),
+    handover: 2,
+    ahead: 1,
+    pending: [seqAdd(init.relNxt, len)],
+    stashed: stolen,
+  });
+
+  it('merges P’s segments the kernel stole and kept as it takes the connection: S’s copy releases them at once, no retransmission of P’s needed', () => {
+    const stolen: Buffer[] = [];
+    const off = new KernelOffload(stoleP(stolen, 6));
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.inKernel).toBe(true);
+    // P's segment went to the kernel (stolen there, a copy kept with its sum partial, as P's TCP left it).
+    const p = pair.p.data(B('answer'), cack);
+    const partial = Buffer.from(p);
+    partial.writeUInt16BE(0, 20 + 16); // the TCP sum: not final
+    stolen.push(partial);
+    // S's copy reaches the bridge (it did not line up in the kernel): both copies meet here.
+    pair.fromS(pair.s.data(B('answer'), cack));
+    expect(pair.sink.stream(ISN_S).toString()).toBe('answer');
+    expect(pair.merger.stats.stashedTaken).toBe(1);
+    // It left through the raw socket with a valid sum, no queue verdict for it.
+    const out = pair.sink.toClient.at(-1)!;
+    expect(out.checksumOk).toBe(true);
+    expect(pair.sink.sent).toHaveLength(pair.sink.toClient.filter((r) => r.id === -1).length);
+    // P's own retransmission of it, later, is not released twice.
+    const before = pair.sink.toClient.length;
+    pair.fromP(pair.p.dataAt(seqAdd(ISN_P, 1), B('answer'), cack));
+    expect(pair.sink.stream(ISN_S).toString()).toBe('answer');
+    expect(pair.sink.toClient.length - before).toBeLessThanOrEqual(1);
+  });
+
+  it('leaves out kept copies the client was sent already, and when the secondary fails sends the rest at once, primary-only', () => {
+    const stolen: Buffer[] = [];
+    const off = new KernelOffload(stoleP(stolen, 5));
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    // A stale copy from before relNxt (released long ago) and the one still waiting.
+    stolen.push(pair.p.dataAt(ISN_P, B('x'), cack), pair.p.data(B('hello'), cack));
+    pair.merger.secondaryFailed();
+    expect(pair.merger.stats.stashedTaken).toBe(1);
+    expect(pair.sink.stream(ISN_S).toString()).toBe('hello');
+    expect(pair.merger.phases().degraded).toBe(1);
+  });
 
   it('is handed a connection that diverges (P alone from then on), after P’s held bytes went out', () => {
     const off = new FakeOffload();

@@ -79,6 +79,36 @@ describe('the kernel merge (merge: kernel)', () => {
     });
   }, 240_000);
 
+  it('the secondary’s server stops answering, then the node dies: P’s answers, held meanwhile, reach the client once the primary goes on alone', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      // The default merge (auto: kernel here).
+      const pair = await TcpfoPair.start(rig, {});
+      try {
+        const c = rig.host('client');
+        const session = echoSession(c, 6000);
+        await new Promise((r) => setTimeout(r, 1500));
+        const m0 = await scrapeMetrics(rig, 'primary');
+        // S's TCP still acknowledges the client; its server produces nothing: P's answers wait (stolen, then held by the bridge).
+        pair.servers[1]!.kill('SIGSTOP');
+        await new Promise((r) => setTimeout(r, 500));
+        await killNode(pair, 'secondary');
+        await waitForLog(pair, /secondary failed: continuing alone/);
+        const e = JSON.parse((await session).stdout.trim()) as { echoed: number; mismatched: number; sent: number; error?: string; maxRttMs: number };
+        const m = await scrapeMetrics(rig, 'primary');
+        const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
+        console.log(`S stopped 500 ms, then killed: ${e.echoed} echoes, slowest ${e.maxRttMs} ms; P's segments held in the kernel ${m('tcpfo_kernel_merge_total{action="held"}') - m0('tcpfo_kernel_merge_total{action="held"}')}, stolen at a handover ${m('tcpfo_kernel_merge_total{action="stolen"}') - m0('tcpfo_kernel_merge_total{action="stolen"}')}, kept for the bridge ${m('tcpfo_kernel_merge_total{action="stashed"}') - m0('tcpfo_kernel_merge_total{action="stashed"}')}, merged from there ${m('tcpfo_kernel_merge_total{action="stash-merged"}')}`);
+        expect(m('tcpfo_merge_info{mode="kernel"}'), ctx).toBe(1);
+        expect(e.error, ctx).toBeUndefined();
+        expect(e.mismatched, ctx).toBe(0);
+        expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
+        // Nothing only P produced reached the client while S was stopped: an echo waited at least that long.
+        expect(e.maxRttMs, ctx).toBeGreaterThanOrEqual(500);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, 120_000);
+
   for (const node of ['primary', 'secondary'] as const) {
     it(`an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`, async () => {
       await withRig({ mode: 'hub' }, async (rig) => {

@@ -49,6 +49,12 @@ export interface KernelMergeState extends KernelAcks {
   ahead: number;
   /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
   pending: number[];
+  /**
+   * Copies of P's segments the kernel stole and kept (bpf/maps.h `stash`):
+   * its waiting first arrivals, and the one stolen as it let the
+   * connection go — IP packets as P's TCP sent them (TCP sum partial).
+   */
+  stashed: Buffer[];
 }
 
 /** merge_flags in native/bpf/maps.h. */

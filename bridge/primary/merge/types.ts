@@ -183,6 +183,8 @@ export interface MergerStats {
   /** Connections the kernel merged from their handshake on, and those it handed to the bridge, by why. */
   kernelMerged: number;
   kernelHandovers: Record<string, number>;
+  /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
+  stashedTaken: number;
   drops: Record<DropReason, number>;
 }
 
@@ -201,6 +203,7 @@ export function newStats(): MergerStats {
     divergences: 0,
     kernelMerged: 0,
     kernelHandovers: {},
+    stashedTaken: 0,
     handshakes: 0,
     expired: 0,
     evictedClosed: 0,
