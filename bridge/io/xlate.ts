@@ -231,10 +231,15 @@ export class InboundXlate {
    * client's answers (tcpfo_skips_queue).
    */
   skipsQueue(ip: Buffer): boolean {
-    const frame = Buffer.allocUnsafe(ETH_HLEN + ip.length);
+    // The headers only: the program reads the length from the IP header, and
+    // a test run takes at most about a page (a GSO packet is up to 64 KB).
+    const ihl = ip.length >= 20 ? (ip[0]! & 0x0f) * 4 : 0;
+    if (ihl < 20 || ip.length < ihl + 20) return false;
+    const headers = Math.min(ip.length, ihl + (ip[ihl + 12]! >> 4) * 4);
+    const frame = Buffer.allocUnsafe(ETH_HLEN + headers);
     frame.fill(0, 0, ETH_HLEN - 2);
     frame.writeUInt16BE(ETH_P_IP, ETH_HLEN - 2);
-    ip.copy(frame, ETH_HLEN);
+    ip.copy(frame, ETH_HLEN, 0, headers);
     return this.run('tcpfo_skips_queue', frame).ret === 1;
   }
 

@@ -510,7 +510,7 @@ export class PrimaryBridge {
 
   /** P's segment whose turn it is: back to the kernel's release if that takes it, else to the merger. */
   private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState): void {
-    if (this.xlate && this.kernelReleases(pkt) && this.xlate.skipsQueue(pkt)) {
+    if (this.xlate && this.kernelReleases(pkt) && this.kernelTakes(this.xlate, pkt)) {
       // Without the bridge's mark: the egress program releases or holds it.
       if (!this.outQ.accept(id)) this.stats.verdictErrors++;
       this.stats.returnedToKernel++;
@@ -518,6 +518,16 @@ export class PrimaryBridge {
       return;
     }
     this.merger.fromPrimary(id, pkt, gso, monotonicMs(), csum);
+  }
+
+  /** Whether the kernel would release P's segment `pkt`; if it cannot be asked (a bug), no: the merger has it. */
+  private kernelTakes(xlate: InboundXlate, pkt: Buffer): boolean {
+    try {
+      return xlate.skipsQueue(pkt);
+    } catch (e) {
+      this.internalError(e);
+      return false;
+    }
   }
 
   /** Whether P's segment `pkt` belongs to a connection whose segments the kernel releases. */
