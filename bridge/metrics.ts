@@ -88,6 +88,8 @@ export interface MetricsSnapshot {
     stashedTaken?: number;
     /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
     orderWaited?: number;
+    /** Of those, the ones that left before their turn, having waited the most a segment waits. */
+    orderLate?: number;
     returnedToKernel?: number;
     /** Client slots whose order count was set to the kernel's: segments the queue never delivered. */
     orderResyncs?: number;
@@ -242,12 +244,13 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     c.inc({ action: 'out-of-window' }, k.outOfWindow);
     if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
   });
-  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited), or went back to the kernel from the queue (returned)', ['action'], (c) => {
+  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited; waited-too-long: left before their turn after 50 ms), or went back to the kernel from the queue (returned)', ['action'], (c) => {
     const k = get().kernelInbound;
     if (k?.released === undefined || get().mergeMode === 'queue') return;
     c.inc({ action: 'released' }, k.released);
     c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
     c.inc({ action: 'waited' }, k.orderWaited ?? 0);
+    c.inc({ action: 'waited-too-long' }, k.orderLate ?? 0);
     c.inc({ action: 'returned' }, k.returnedToKernel ?? 0);
   });
   readCounter(reg, 'tcpfo_answer_order_resyncs_total', 'Client slots whose answer-order count the primary set to the kernel’s: segments counted for its output queue that never reached it (the queue was full)', [], (c) => {

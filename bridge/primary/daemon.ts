@@ -501,8 +501,9 @@ export class PrimaryBridge {
     const gso = (b.skbInfo(i) & SKB_GSO) !== 0;
     const order = this.order;
     if (order && order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0) && this.kernelReleases(pkt)) {
-      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i) });
+      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i) }, monotonicMs());
       this.stats.orderWaited++;
+      this.armOrderTimer();
       return;
     }
     this.output(id, pkt, gso, b.checksumState(i));
@@ -554,7 +555,7 @@ export class PrimaryBridge {
     const order = this.order;
     if (!order) return;
     try {
-      for (let ready = order.ready(); ready.length; ready = order.ready()) {
+      for (let ready = order.ready(monotonicMs()); ready.length; ready = order.ready(monotonicMs())) {
         for (const h of ready) {
           try {
             this.output(h.id, h.pkt, h.gso, h.csum);
@@ -570,6 +571,18 @@ export class PrimaryBridge {
     } finally {
       this.orderFlushing = false;
     }
+  }
+
+  /** A segment waits its turn at most the order's maxWaitMs: a timer for the longest-waiting one. */
+  private orderTimer: NodeJS.Timeout | undefined;
+  private armOrderTimer(): void {
+    const at = this.order?.nextDeadline() ?? null;
+    if (at === null || this.orderTimer || this.stopped) return;
+    this.orderTimer = setTimeout(() => {
+      this.orderTimer = undefined;
+      this.flushOrder();
+      this.armOrderTimer();
+    }, Math.max(0, at - monotonicMs()));
   }
 
   /** Once a second: a client slot the queue never delivered some counted segments of is set free (order.ts resync). */
@@ -697,7 +710,7 @@ export class PrimaryBridge {
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
   private kernelInbound(): MetricsSnapshot['kernelInbound'] {
     if (!this.xlate) return undefined;
-    const order = this.order ? { orderWaited: this.stats.orderWaited, returnedToKernel: this.stats.returnedToKernel, orderResyncs: this.stats.orderResyncs } : {};
+    const order = this.order ? { orderWaited: this.stats.orderWaited, orderLate: this.order.expired, returnedToKernel: this.stats.returnedToKernel, orderResyncs: this.stats.orderResyncs } : {};
     return { ...this.xlate.stats, mapFull: this.stats.xlateMapFull, stashedTaken: this.merger.stats.stashedTaken, ...order };
   }
 
@@ -789,6 +802,7 @@ export class PrimaryBridge {
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
+    if (this.orderTimer) clearTimeout(this.orderTimer);
     this.peer?.close();
     this.shell.close();
     this.presence?.close();

@@ -18,10 +18,19 @@
  * still open in the queue, is set aside until every such earlier one has its
  * verdict, and then goes on — back to the kernel, or to the merger.
  *
- * Pure: no I/O, no clock. The shell feeds it each packet of the output
- * queue (arrive), each deferral (defer) and each verdict (verdict), and
- * takes back the deferred packets whose turn came (ready).
+ * The order is kept as long as it costs little: a segment waits at most
+ * `maxWaitMs` (an earlier answer the merger holds for seconds — its
+ * connection's secondary lagging, a close waiting for the other server's —
+ * must not stall the client's other connections), then leaves anyway.
+ *
+ * Pure: no I/O; time comes as an argument. The shell feeds it each packet of
+ * the output queue (arrive), each deferral (defer) and each verdict
+ * (verdict), and takes back the deferred packets whose turn came (ready),
+ * also at nextDeadline().
  */
+
+/** How long a segment waits for an earlier answer of its client at most, by default. */
+export const ORDER_MAX_WAIT_MS = 50;
 
 /** Slots of the kernel's `order` map (ORDER_SLOTS in native/bpf/maps.h). */
 export const ORDER_SLOTS = 256;
@@ -48,12 +57,15 @@ export class AnswerOrder<T> {
   private readonly open = new Map<number, Open>();
   /** By slot: arrival numbers of the open packets not set aside, oldest first. */
   private readonly undecided = new Map<number, number[]>();
-  /** By slot: the packets set aside, in arrival order. */
-  private readonly waiting = new Map<number, { id: number; n: number; item: T }[]>();
+  /** By slot: the packets set aside, in arrival order, with when. */
+  private readonly waiting = new Map<number, { id: number; n: number; item: T; at: number }[]>();
   /** Slots whose set-aside packets may have become ready. */
   private readonly touched = new Set<number>();
-  /** Packets set aside so far (a counter for metrics). */
+  /** Packets set aside so far, and those that left before their turn (waited maxWaitMs): counters for metrics. */
   deferrals = 0;
+  expired = 0;
+
+  constructor(readonly maxWaitMs = ORDER_MAX_WAIT_MS) {}
 
   /**
    * Packet `id` of the output queue, to client `client`, arrived. Returns
@@ -71,15 +83,15 @@ export class AnswerOrder<T> {
     return ahead;
   }
 
-  /** Sets packet `id` (arrived, no verdict yet) aside until its turn; `item` is what ready() gives back. */
-  defer(id: number, item: T): void {
+  /** Sets packet `id` (arrived, no verdict yet) aside, at `now`, until its turn; `item` is what ready() gives back. */
+  defer(id: number, item: T, now: number): void {
     const o = this.open.get(id);
     if (!o || o.deferred) throw new Error(`packet ${id} is not open, or deferred already`);
     o.deferred = true;
     this.removeUndecided(o);
     let w = this.waiting.get(o.slot);
     if (!w) this.waiting.set(o.slot, (w = []));
-    w.push({ id, n: o.n, item });
+    w.push({ id, n: o.n, item, at: now });
     this.deferrals++;
   }
 
@@ -95,32 +107,46 @@ export class AnswerOrder<T> {
   }
 
   /**
-   * The set-aside packets whose turn came: each has no undecided packet of its
-   * slot that arrived before it, and leaves after those set aside before it.
-   * Each leaves once; its verdict is still to be given (and told).
+   * The set-aside packets whose turn came at `now`: each has no undecided
+   * packet of its slot that arrived before it, and leaves after those set
+   * aside before it — or it waited maxWaitMs. Each leaves once; its verdict
+   * is still to be given (and told).
    */
-  ready(): T[] {
+  ready(now: number): T[] {
     const out: T[] = [];
-    for (const slot of this.touched) {
+    const slots = new Set(this.touched);
+    for (const [slot, w] of this.waiting) if (w.length && now - w[0]!.at >= this.maxWaitMs) slots.add(slot);
+    for (const slot of slots) {
       const w = this.waiting.get(slot);
       if (!w) continue;
-      const oldest = this.undecided.get(slot)?.[0] ?? Infinity;
-      while (w.length && w[0]!.n < oldest) {
-        const next = w.shift()!;
+      while (w.length) {
+        const head = w[0]!;
+        const turn = head.n < (this.undecided.get(slot)?.[0] ?? Infinity);
+        const late = now - head.at >= this.maxWaitMs;
+        if (!turn && !late) break;
+        w.shift();
+        if (!turn) this.expired++;
         // Still open until its verdict, but no longer waiting: it counts as undecided again.
-        const o = this.open.get(next.id);
+        const o = this.open.get(head.id);
         if (o) {
           o.deferred = false;
           this.insertUndecided(o);
         }
-        out.push(next.item);
-        // One at a time per slot: the next waits for this one's verdict.
-        break;
+        out.push(head.item);
+        // In its turn, one at a time per slot: the next waits for this one's verdict.
+        if (turn) break;
       }
       if (!w.length) this.waiting.delete(slot);
     }
     this.touched.clear();
     return out;
+  }
+
+  /** When the longest-waiting packet must leave anyway, or null if none waits. */
+  nextDeadline(): number | null {
+    let t: number | null = null;
+    for (const w of this.waiting.values()) if (w.length && (t === null || w[0]!.at + this.maxWaitMs < t)) t = w[0]!.at + this.maxWaitMs;
+    return t;
   }
 
   /** Whether `done` changed since the last call (then the kernel's copy must be written). */

@@ -26,14 +26,14 @@ describe('the order of a client’s answers', () => {
     const o = new AnswerOrder<string>();
     expect(o.arrive(1, A)).toBe(false); // the handshake's ACK: the merger holds it
     expect(o.arrive(2, A)).toBe(true); // the control connection's answer: behind it
-    o.defer(2, 'answer');
+    o.defer(2, 'answer', 0);
     expect(o.arrive(3, B)).toBe(false);
     o.verdict(3);
-    expect(o.ready()).toEqual([]);
+    expect(o.ready(0)).toEqual([]);
     expect(o.waitingCount).toBe(1);
     o.verdict(1);
-    expect(o.ready()).toEqual(['answer']);
-    expect(o.ready()).toEqual([]);
+    expect(o.ready(0)).toEqual(['answer']);
+    expect(o.ready(0)).toEqual([]);
     o.verdict(2);
     expect(o.done[orderSlot(A)]).toBe(2);
     expect(o.done[orderSlot(B)]).toBe(1);
@@ -46,10 +46,10 @@ describe('the order of a client’s answers', () => {
     const o = new AnswerOrder<number>();
     o.arrive(1, A);
     o.arrive(2, A);
-    o.defer(2, 2);
+    o.defer(2, 2, 0);
     o.arrive(3, A); // arrived after the one set aside: does not hold it
     o.verdict(1);
-    expect(o.ready()).toEqual([2]);
+    expect(o.ready(0)).toEqual([2]);
   });
 
   it('waiting segments leave one at a time, each after the previous one’s verdict', () => {
@@ -57,23 +57,42 @@ describe('the order of a client’s answers', () => {
     o.arrive(10, A);
     for (const id of [11, 12, 13]) {
       expect(o.arrive(id, A)).toBe(true);
-      o.defer(id, id);
+      o.defer(id, id, 0);
     }
     o.verdict(10);
-    expect(o.ready()).toEqual([11]);
-    expect(o.ready()).toEqual([]); // 11 has no verdict yet
+    expect(o.ready(0)).toEqual([11]);
+    expect(o.ready(0)).toEqual([]); // 11 has no verdict yet
     o.verdict(11);
-    expect(o.ready()).toEqual([12]);
+    expect(o.ready(0)).toEqual([12]);
     o.verdict(12);
-    expect(o.ready()).toEqual([13]);
+    expect(o.ready(0)).toEqual([13]);
     o.verdict(13);
     expect(o.waitingCount).toBe(0);
     expect(o.done[orderSlot(A)]).toBe(4);
   });
 
+  it('a segment waits its turn at most maxWaitMs: behind an answer held for long, it leaves anyway, counted; the next in line with it', () => {
+    const o = new AnswerOrder<number>(50);
+    o.arrive(1, A); // held by the merger for seconds (its secondary lags)
+    for (const id of [2, 3]) {
+      o.arrive(id, A);
+      o.defer(id, id, 1000 + id);
+    }
+    expect(o.nextDeadline()).toBe(1052);
+    expect(o.ready(1051)).toEqual([]);
+    expect(o.ready(1052)).toEqual([2]);
+    expect(o.ready(1053)).toEqual([3]);
+    expect(o.expired).toBe(2);
+    expect(o.nextDeadline()).toBeNull();
+    o.verdict(2);
+    o.verdict(3);
+    o.verdict(1);
+    expect(o.done[orderSlot(A)]).toBe(3);
+  });
+
   it('refuses to set aside what is not open, and ignores verdicts of packets it never saw (the inbound queue’s)', () => {
     const o = new AnswerOrder<number>();
-    expect(() => o.defer(5, 5)).toThrow();
+    expect(() => o.defer(5, 5, 0)).toThrow();
     o.verdict(99);
     expect(o.takeDirty()).toBe(false);
   });
@@ -113,7 +132,7 @@ describe('the order of a client’s answers', () => {
           o.verdict(v);
         };
         const drain = () => {
-          for (let r = o.ready(); r.length; r = o.ready()) {
+          for (let r = o.ready(0); r.length; r = o.ready(0)) {
             for (const v of r) {
               // Every earlier packet of its slot has its verdict.
               for (const [w, n] of arrivalOf) if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v) expect(decided.has(w)).toBe(true);
@@ -128,7 +147,7 @@ describe('the order of a client’s answers', () => {
           slotOf.set(me, orderSlot(c));
           const ahead = o.arrive(me, c);
           open.push(me);
-          if (ahead && deferIt) o.defer(me, me);
+          if (ahead && deferIt) o.defer(me, me, 0);
           // Give a verdict to some open packet that is not waiting.
           const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
           if (candidates.length) give(candidates[pick % candidates.length]!);
