@@ -344,9 +344,10 @@ export class PrimaryBridge {
       { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
       { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
     ];
-    this.rules = await this.installRules(toQueue);
-    // The match counts what it sends to the queue from now on: the verdicts are counted here.
+    // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
     if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
+    this.rules = await this.installRules(toQueue);
+    if (this.merge === 'queue') this.order = undefined;
     await this.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
