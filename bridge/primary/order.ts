@@ -75,7 +75,7 @@ export class AnswerOrder<T> {
   arrive(id: number, client: number): boolean {
     const slot = orderSlot(client);
     const n = this.arrivals++;
-    const ahead = (this.undecided.get(slot)?.length ?? 0) > 0 || (this.waiting.get(slot)?.length ?? 0) > 0;
+    const ahead = this.hasOpen(slot);
     this.open.set(id, { slot, n, deferred: false });
     let u = this.undecided.get(slot);
     if (!u) this.undecided.set(slot, (u = []));
