@@ -557,7 +557,7 @@ static __always_inline void stash_segment(struct __sk_buff *skb, const struct co
   if (!v) return;
   // Bounded before the Ethernet header is taken off: the verifier then knows the length's range.
   __u32 len = skb->len;
-  if (len > L3_ON_ETH + STASH_MAX_PACKET || len < L3_ON_ETH + IP_HDR_LEN + TCP_HDR_LEN) return;
+  if (len > L3_ON_ETH + STASH_MAX_PACKET || len < L3_ON_ETH + STASH_MIN_PACKET) return;
   len -= L3_ON_ETH;
   if (bpf_skb_load_bytes(skb, L3_ON_ETH, v->pkt, len) < 0) return;
   v->len = len;

@@ -411,7 +411,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       k.idx = idx;
       if (bpf_map_lookup_elem(stash_fd_, &k, v) != 0) continue;
       bpf_map_delete_elem(stash_fd_, &k);
-      if (v->len < 40 || v->len > STASH_MAX_PACKET) continue;
+      if (v->len < STASH_MIN_PACKET || v->len > STASH_MAX_PACKET) continue;
       out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(env, v->pkt, v->len));
     }
     return out;

@@ -197,6 +197,7 @@ struct dup_cfg {
 // at STASH_HANDOVER. An LRU map: what a connection leaves ages out.
 #define STASH_HANDOVER MERGE_PENDING
 #define STASH_MAX_PACKET 2176  // an IP header, TCP with options, MERGE_MAX_PAYLOAD (bpf/merge.h)
+#define STASH_MIN_PACKET 40    // an IP header and a TCP header without options
 #define STASH_ENTRIES 2048
 
 struct stash_key {
