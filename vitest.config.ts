@@ -8,10 +8,13 @@ import { defineConfig } from 'vitest/config';
  */
 const SOLO = ['test/rig/hardening.test.ts', 'test/rig/soak.test.ts'];
 
+/** Under emulation (scripts/kernel-vm.sh) everything takes longer: rig/slow.ts. */
+const SCALE = Math.max(1, Number(process.env.TCPFO_RIG_TIME_SCALE ?? '1') || 1);
+
 export default defineConfig({
   test: {
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    testTimeout: 60_000 * SCALE,
+    hookTimeout: 60_000 * SCALE,
     reporters: ['default'],
     projects: [
       {

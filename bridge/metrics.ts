@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { VERSION } from './version.js';
+import { kernelStatus, thisKernel } from './io/kernel-facilities.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge): void {
@@ -132,6 +133,26 @@ export function buildRegistry(snap: () => MetricsSnapshot): Registry {
     registers: [reg],
     collect() {
       this.set({ version: VERSION, nodejs: process.version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_kernel_info',
+    help: 'The node’s kernel: 1, with its release and where the retransmission timeout’s bound is set (sysctl, routes; none before the bridge set it) as labels',
+    labelNames: ['release', 'rto_bound'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      const k = kernelStatus();
+      this.set({ release: k.release, rto_bound: k.rtoBound ?? 'none' }, 1);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_kernel_facility',
+    help: 'Whether the node’s kernel has each facility a data path uses (docs/kernels.md): 1 or 0; absent where it cannot be told',
+    labelNames: ['facility'],
+    registers: [reg],
+    collect() {
+      for (const f of thisKernel().facilities) if (f.present !== null) this.set({ facility: f.name }, f.present ? 1 : 0);
     },
   });
   let cur: MetricsSnapshot | undefined;

@@ -1,6 +1,7 @@
 /** What both bridges do to their node before anything else, each step journaled for undo. */
 import type { Config } from '../config/config.js';
-import { NodeState } from './io/node-state.js';
+import { hasSysctl, NodeState } from './io/node-state.js';
+import { kernelRelease, noteRtoBound } from './io/kernel-facilities.js';
 import { limitCapabilities } from './io/caps.js';
 import { destroyConnections } from './io/sockets.js';
 import { installedTags, removeRules, RuleSet } from './io/rules.js';
@@ -41,11 +42,37 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   }
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
   await state.addDormantAddress(cfg.service.address, lanInterface);
-  await state.setSysctl('net.ipv4.tcp_rto_min_us', cfg.failover.rto_min_ms * 1000);
+  await boundRto(state, cfg, lanInterface, log);
   // The bridge's own mark (on packets it injects, or passes in the kernel)
   // must never become a socket's mark: that socket's output would skip the
   // bridge's rules and reach clients raw. Linux's default; made sure of.
   await state.setSysctl('net.ipv4.tcp_fwmark_accept', 0);
+}
+
+export const RTO_SYSCTL = 'net.ipv4.tcp_rto_min_us';
+
+/**
+ * The node's bound on TCP's retransmission timeout (failover.rto_min_ms,
+ * failover.rto_bound): net.ipv4.tcp_rto_min_us where the kernel has it
+ * (6.11 on), or the rto_min metric of the routes through the LAN interface
+ * (which TCP prefers to its own minimum, on every kernel). Returns which.
+ */
+export async function boundRto(state: NodeState, cfg: Config, lanInterface: string, log: Logger): Promise<'sysctl' | 'routes'> {
+  const want = cfg.failover.rto_bound;
+  const sysctl = hasSysctl(RTO_SYSCTL);
+  if (want === 'sysctl' && !sysctl) throw new Error(`failover.rto_bound: sysctl, but this kernel (${kernelRelease()}) has no ${RTO_SYSCTL} (Linux 6.11 on): use routes or auto`);
+  if (want !== 'routes' && sysctl) {
+    await state.setSysctl(RTO_SYSCTL, cfg.failover.rto_min_ms * 1000);
+    noteRtoBound('sysctl');
+    return 'sysctl';
+  }
+  const routes = await state.setRouteRtoMin(lanInterface, cfg.failover.rto_min_ms);
+  log.info(
+    { routes, rtoMinMs: cfg.failover.rto_min_ms, ...(sysctl ? {} : { why: `this kernel has no ${RTO_SYSCTL} (Linux < 6.11)` }) },
+    `the retransmission timeout's bound is set on the routes through ${lanInterface}`,
+  );
+  noteRtoBound('routes');
+  return 'routes';
 }
 
 /** The role a bridge plays on its node: its rules' tag and its journal are named after it. */

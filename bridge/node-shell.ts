@@ -12,6 +12,7 @@ import { controlSocketPath, startControl, stopControl } from './control.js';
 import { faultSocketPath, holdLoop, startFaults, stopFaults, type FaultHandlers } from './faults.js';
 import { startLivenessGuard, type Guard, type QueueProbe } from './liveness.js';
 import type { Logger } from './log.js';
+import { kernelStatus } from './io/kernel-facilities.js';
 import { buildRegistry, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 
 /** What the shell asks of its bridge. */
@@ -57,7 +58,7 @@ export class NodeShell {
   async openFront(): Promise<void> {
     const node = this.role === 'p' ? this.cfg.primary : this.cfg.secondary;
     this.metrics = await startMetricsServer(metricsListen(this.cfg, node), buildRegistry(() => this.bridge.metricsSnapshot()));
-    this.control = await startControl(this.controlPath, () => this.bridge.status());
+    this.control = await startControl(this.controlPath, () => ({ ...this.bridge.status(), kernel: kernelStatus() }));
   }
 
   /** Metrics and status off, for another bridge on this node to take (a promotion). */

@@ -39,6 +39,8 @@ export interface PeerLinkOptions {
   key: Buffer;
   intervalMs: number;
   timeoutMs: number;
+  /** A peer never heard from is down after timeoutMs + this (default 5000). */
+  startupGraceMs?: number;
   role: HeartbeatRole;
   peerRoles: HeartbeatRole[];
   onDecision: (d: Decision) => void;
@@ -128,7 +130,7 @@ export class PeerLink {
     this.peer = ipv4(opts.peer);
     this.nonce = randomBytes(8).readBigUInt64BE(0) | 1n;
     this.detector = new Detector(
-      { intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: 5000, self: this.self, peer: this.peer, nonce: this.nonce },
+      { intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: opts.startupGraceMs ?? 5000, self: this.self, peer: this.peer, nonce: this.nonce },
       monotonicMs(),
       opts.peerRoles,
     );

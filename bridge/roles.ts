@@ -8,6 +8,7 @@
 import type { Config } from '../config/config.js';
 import type { Logger } from './log.js';
 import type { PeerLink } from './peer.js';
+import type { InboundXlate } from './io/xlate.js';
 
 /** A role change, as the daemon's hook hears of it: the new role and why. */
 export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'stopped';
@@ -26,4 +27,4 @@ export interface PromotedBridge {
  * swapped), adopting the connections it serves alone and taking over the
  * running heartbeat link.
  */
-export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener }) => Promise<PromotedBridge>;
+export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener; xlate?: InboundXlate }) => Promise<PromotedBridge>;

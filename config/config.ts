@@ -100,6 +100,12 @@ export const configSchema = z.strictObject({
       port: port.default(7946),
       interval_ms: z.number().int().min(5).max(10_000).default(20),
       timeout_ms: z.number().int().min(20).max(60_000).default(100),
+      /**
+       * How long a starting node waits for its peer's first heartbeat (on
+       * top of timeout_ms) before it acts as if the peer were down: the
+       * peer's start, which loads programs and rules, must fit in it.
+       */
+      startup_grace_ms: z.number().int().min(0).max(600_000).default(5000),
       /** Shared secret (≥ 16 bytes, mode 600) authenticating heartbeats: the same file on both nodes. */
       key_file: z.string().min(1),
     }),
@@ -113,6 +119,14 @@ export const configSchema = z.strictObject({
        */
       rto_min_ms: z.number().int().min(5).max(200).default(20),
       /**
+       * Where rto_min_ms is set: 'sysctl' (net.ipv4.tcp_rto_min_us, every TCP
+       * socket of the node; Linux 6.11 on), 'routes' (the rto_min metric of
+       * each route of table main through the LAN interface: only what goes
+       * over the LAN; every kernel), 'auto' (the default): sysctl where the
+       * kernel has it, else routes.
+       */
+      rto_bound: z.enum(['auto', 'sysctl', 'routes']).default('auto'),
+      /**
        * A primary restarted while the secondary serves the service address:
        * 'swap-roles' (the default) joins as the secondary of that node, which
        * becomes the merging primary for new connections; 'refuse' exits, and
@@ -120,7 +134,7 @@ export const configSchema = z.strictObject({
        */
       rejoin: z.enum(['swap-roles', 'refuse']).default('swap-roles'),
     })
-    .default({ rto_min_ms: 20, rejoin: 'swap-roles' }),
+    .default({ rto_min_ms: 20, rto_bound: 'auto', rejoin: 'swap-roles' }),
   /** Bounds of the primary's connection table (memory and the kernel queue stay bounded under a SYN flood). */
   limits: z
     .strictObject({

@@ -61,6 +61,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("orderDone", &Xlate::OrderDone),
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
+                                          InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
                                           StaticMethod("unpin", &Xlate::UnpinStatic),
@@ -114,13 +115,6 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     merge_fd_ = bpf_map__fd(mrg);
     hint_fd_ = bpf_map__fd(hints);
     peer_fd_ = bpf_map__fd(peer);
-    if (!pin_.empty()) {
-      struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
-      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return; }
-      unlink(pin_.c_str());  // a killed predecessor's
-      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return; }
-      pinned_ = true;
-    }
     struct bpf_map* svc = bpf_object__find_map_by_name(obj_, "services");
     if (!svc) { Fail(env, "no map services in the object", ENOENT); return; }
     svc_fd_ = bpf_map__fd(svc);
@@ -139,18 +133,50 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
     if (!ifindex_) return;
-    // Egress first: what the bridge releases is recorded before a client segment is judged by it.
-    err = Attach(BPF_TC_EGRESS, bpf_program__fd(sent));
-    if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return; }
-    egress_ = true;
-    err = Attach(BPF_TC_INGRESS, bpf_program__fd(prog));
-    if (err) { Fail(env, "bpf_tc_attach (ingress)", -err); return; }
-    ingress_ = true;
+    AttachLoaded(env);
   }
 
   ~Xlate() override { Teardown(); }
 
  private:
+  // Pins the match (pin_, if any) and attaches the tc programs on ifindex_:
+  // the programs were loaded already, with whatever capabilities the process
+  // had then (a secondary loads them at its start, as root, and attaches them
+  // when it takes the primary role, with fewer).
+  bool AttachLoaded(Napi::Env env) {
+    if (!pin_.empty()) {
+      struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
+      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return false; }
+      unlink(pin_.c_str());  // a killed predecessor's
+      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return false; }
+      pinned_ = true;
+    }
+    if (!ifindex_) return true;
+    // Egress first: what the bridge releases is recorded before a client segment is judged by it.
+    int err = Attach(BPF_TC_EGRESS, bpf_program__fd(bpf_object__find_program_by_name(obj_, "tcpfo_sent")));
+    if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return false; }
+    egress_ = true;
+    err = Attach(BPF_TC_INGRESS, bpf_program__fd(bpf_object__find_program_by_name(obj_, "tcpfo_xlate")));
+    if (err) { Fail(env, "bpf_tc_attach (ingress)", -err); return false; }
+    ingress_ = true;
+    return true;
+  }
+
+  // attach(ifname, pinPath?): programs loaded without an interface (ifname ''), attached now.
+  Napi::Value AttachTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!obj_ || ifindex_ || egress_ || info.Length() < 1 || !info[0].IsString()) {
+      Napi::Error::New(env, "attach(ifname, pinPath?): only once, on programs loaded without an interface").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string ifname = info[0].As<Napi::String>();
+    if (info.Length() > 1 && info[1].IsString()) pin_ = info[1].As<Napi::String>();
+    ifindex_ = if_nametoindex(ifname.c_str());
+    if (!ifindex_) { Fail(env, ("no interface " + ifname).c_str(), errno); return env.Undefined(); }
+    AttachLoaded(env);
+    return env.Undefined();
+  }
+
   void Fail(Napi::Env env, const char* what, int e) {
     Teardown();
     Napi::Error err = Napi::Error::New(env, std::string(what) + ": " + strerror(e));

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import * as pcap from 'pcap-parser';
 import type { RigHost } from './rig.js';
+import { slow } from './slow.js';
 
 export interface CapturedFrame {
   /** Seconds since the epoch, with microseconds. */
@@ -47,7 +48,7 @@ export class Capture {
     const proc = host.spawn(['tcpdump', '-i', host.ifname, '-n', '-U', '--immediate-mode', '-s', String(snaplen), '-w', file, filter]);
     let err = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), slow(10_000));
       proc.stderr?.on('data', (d: Buffer) => {
         err += d.toString();
         if (err.includes('listening on')) {

@@ -1,5 +1,6 @@
 /** Running commands for the rig: promise-based, with captured output and a clear error. */
 import { execFile, execFileSync } from 'node:child_process';
+import { slow } from './slow.js';
 
 export class CommandError extends Error {
   override readonly name = 'CommandError';
@@ -33,7 +34,7 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { timeout: slow(opts.timeoutMs ?? 30_000), maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
         if (err && !opts.allowFail) reject(new CommandError(argv, code, stdout, stderr));

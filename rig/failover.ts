@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { DEMO_PORT, startDemoServer, VIP, type Daemon, type TcpfoPair } from './pair.js';
+import { slow } from './slow.js';
 
 async function killHard(p: ChildProcess | undefined): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
@@ -45,7 +46,7 @@ export function logCount(pair: TcpfoPair, re: RegExp): number {
 
 /** Waits until the pair's logs match `re` at least `n` times; `what` names it in the error. */
 export async function waitForLogCount(pair: TcpfoPair, re: RegExp, n: number, timeoutMs = 10_000, what = String(re)): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + slow(timeoutMs);
   while (logCount(pair, re) < n) {
     if (Date.now() > deadline) throw new Error(`no ${what}${n > 1 ? ` (${n} times)` : ''} within ${timeoutMs} ms; the logs:\n${pair.logs()}`);
     await new Promise((res) => setTimeout(res, 50));

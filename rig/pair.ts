@@ -11,6 +11,7 @@ import { appendFileSync, createWriteStream, readFileSync, writeFileSync } from '
 import { join } from 'node:path';
 import { distScript } from './dist.js';
 import type { Rig, RigHost } from './rig.js';
+import { slow } from './slow.js';
 
 export const VIP = '192.0.2.100';
 export const DEMO_PORT = 7000;
@@ -75,8 +76,9 @@ export class TcpfoPair {
       `  mode: ${rig.mode}`,
       'heartbeat:',
       `  key_file: ${keyFile}`,
-      `  interval_ms: ${opts.heartbeatIntervalMs ?? 20}`,
-      `  timeout_ms: ${opts.heartbeatTimeoutMs ?? 100}`,
+      `  interval_ms: ${slow(opts.heartbeatIntervalMs ?? 20)}`,
+      `  timeout_ms: ${slow(opts.heartbeatTimeoutMs ?? 100)}`,
+      `  startup_grace_ms: ${slow(5000)}`,
       'instance: t',
       opts.extraYaml ?? '',
     ].join('\n');
@@ -105,11 +107,18 @@ export class TcpfoPair {
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
     // How each bridge process ended, for the story of a failure (a signal leaves no line of its own).
-    proc.once('exit', (code, signal) => appendFileSync(log, `${JSON.stringify({ rig: 'bridge exited', pid: proc.pid, role, code, signal, time: Date.now() })}\n`));
+    proc.once('exit', (code, signal) => {
+      // Best effort: the rig may be gone already (a bridge that outlived a failed start).
+      try {
+        appendFileSync(log, `${JSON.stringify({ rig: 'bridge exited', pid: proc.pid, role, code, signal, time: Date.now() })}\n`);
+      } catch {
+        /* the rig's directory is removed */
+      }
+    });
     const flushed = Promise.all([proc.stdout ? once(proc.stdout, 'end') : null, proc.stderr ? once(proc.stderr, 'end') : null])
       .then(() => new Promise<void>((resolve) => out.end(resolve)))
       .catch(() => undefined);
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + slow(15_000);
     for (;;) {
       const text = safeRead(log).slice(from);
       if (text.includes('bridge up')) break;
@@ -182,7 +191,7 @@ export async function startDemoServer(host: RigHost, addr: string, port: number)
   const proc = host.spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-server.js')}" ${addr} ${port}`]);
   const [line] = (await Promise.race([
     once(proc.stdout!, 'data'),
-    new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), 10_000)),
+    new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), slow(10_000))),
   ])) as [Buffer];
   if (!line.toString().startsWith('listening')) throw new Error(`demo server on ${host.name}: ${line.toString()}`);
   return proc;

@@ -21,7 +21,7 @@
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runSync, type RunOptions, type RunResult } from './exec.js';
@@ -433,6 +433,7 @@ export class Rig {
     }
     this.children.clear();
     for (const ns of [...this.namespaces].reverse()) killNamespace(ns);
+    keepLogs(this.tmpdir);
     rmSync(this.tmpdir, { recursive: true, force: true });
     liveRigs.delete(this);
   }
@@ -451,4 +452,21 @@ export async function withRig<T>(opts: RigOptions, body: (rig: Rig) => Promise<T
 /** Names of namespaces that belong to a given rig id (for leak checks in tests). */
 export function namespacesOf(id: string): string[] {
   return listNamespaces().filter((n) => n.startsWith(`${id}-`));
+}
+
+/**
+ * TCPFO_RIG_KEEP_LOGS=DIR: the bridges' and servers' logs of every rig are
+ * copied there before the rig is removed (scripts/kernel-vm.sh --logs, where
+ * nothing of the VM outlives it otherwise).
+ */
+function keepLogs(dir: string): void {
+  const to = process.env.TCPFO_RIG_KEEP_LOGS;
+  if (!to) return;
+  try {
+    const into = join(to, dir.split('/').pop()!);
+    mkdirSync(into, { recursive: true });
+    for (const f of safeReaddir(dir)) if (f.endsWith('.log')) copyFileSync(join(dir, f), join(into, f));
+  } catch {
+    /* diagnostics only */
+  }
 }

@@ -4,7 +4,7 @@
  * is changed, so that stop(), the next start after a SIGKILL, and
  * `tcpfo cleanup` can put the node back as it was.
  */
-import { mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failureOf, run } from './run.js';
 
@@ -13,7 +13,9 @@ export type Change =
   | { kind: 'promisc'; dev: string; previous: boolean }
   | { kind: 'address'; dev: string; cidr: string }
   /** A clsact qdisc the bridge added (for its tc program); removed with everything on it. */
-  | { kind: 'clsact'; dev: string };
+  | { kind: 'clsact'; dev: string }
+  /** A route of table main through `dev`, as `ip route show` printed it before the bridge set its rto_min (`ip route change` puts it back). */
+  | { kind: 'route'; dev: string; route: string };
 
 /** This process's network namespace (e.g. "net:[4026531840]"): journals apply only where they were written. */
 function currentNetns(): string {
@@ -43,6 +45,11 @@ function sysctlPath(key: string): string {
 
 export function readSysctl(key: string): string {
   return readFileSync(sysctlPath(key), 'utf8').trim();
+}
+
+/** Whether this kernel has the sysctl `key`. */
+export function hasSysctl(key: string): boolean {
+  return existsSync(sysctlPath(key));
 }
 
 function writeSysctl(key: string, value: string): void {
@@ -115,6 +122,26 @@ export class NodeState {
     if (await hasClsact(dev)) return;
     this.record({ kind: 'clsact', dev });
     await tc(['qdisc', 'add', 'dev', dev, 'clsact']);
+  }
+
+  /**
+   * Sets `rto_min` (locked: TCP takes it over its own minimum) on every
+   * route of table main through `dev`: where the kernel has no
+   * net.ipv4.tcp_rto_min_us (before 6.11), the node's bound on the
+   * retransmission timeout is the route's. Multipath routes are left as
+   * they are (their text is not an `ip route change` argument). Returns the
+   * routes set.
+   */
+  async setRouteRtoMin(dev: string, ms: number): Promise<string[]> {
+    const set: string[] = [];
+    for (const route of unipathRoutes(await ip(['route', 'show', 'table', 'main', 'dev', dev]))) {
+      const plain = withoutRtoMin(route);
+      if (plain !== route) continue; // set already (by whom, the journal would say)
+      this.record({ kind: 'route', dev, route: plain });
+      await ip(['route', 'change', ...routeArgs(plain), 'dev', dev, 'rto_min', `${ms}ms`]);
+      set.push(plain);
+    }
+    return set;
   }
 
   /**
@@ -197,7 +224,43 @@ async function undoChange(c: Change): Promise<void> {
     case 'clsact':
       if (await hasClsact(c.dev)) await tc(['qdisc', 'del', 'dev', c.dev, 'clsact']);
       return;
+    case 'route':
+      // Gone meanwhile (its address or link removed): nothing to put back.
+      if (unipathRoutes(await ip(['route', 'show', 'table', 'main', 'dev', c.dev])).some((r) => sameRoute(r, c.route))) {
+        await ip(['route', 'change', ...routeArgs(c.route), 'dev', c.dev]);
+      }
+      return;
   }
+}
+
+/** Words `ip route show` prints about a route's state that `ip route change` does not take. */
+const STATE_FLAGS = new Set(['linkdown', 'dead', 'offload', 'trap', 'offload_failed', 'rt_offload', 'rt_trap', 'rt_offload_failed', 'pervasive', 'notify']);
+
+/** The single-path routes of `ip route show … dev X` output, one line each (a multipath route's nexthop lines follow it, indented). */
+export function unipathRoutes(out: string): string[] {
+  const lines = out.split('\n');
+  const routes: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (!l.trim() || /^\s/.test(l)) continue;
+    if (/^\s/.test(lines[i + 1] ?? '') || /\bnexthop\b/.test(l)) continue;
+    routes.push(l.trim().split(/\s+/).join(' '));
+  }
+  return routes;
+}
+
+/** A route's text without its rto_min metric (as `ip route show` prints it: `rto_min lock 20ms`). */
+export function withoutRtoMin(route: string): string {
+  return route.replace(/ rto_min (lock )?\S+/, '');
+}
+
+/** A route's text as `ip route change` arguments (state words left out). */
+export function routeArgs(route: string): string[] {
+  return route.split(' ').filter((w) => w && !STATE_FLAGS.has(w));
+}
+
+function sameRoute(a: string, b: string): boolean {
+  return routeArgs(withoutRtoMin(a)).join(' ') === routeArgs(b).join(' ');
 }
 
 async function tc(args: string[]): Promise<string> {
@@ -224,5 +287,7 @@ export function describeChange(c: Change): string {
       return `address ${c.cidr} off ${c.dev}`;
     case 'clsact':
       return `clsact qdisc off ${c.dev}`;
+    case 'route':
+      return `route ${c.route} dev ${c.dev} without rto_min`;
   }
 }

@@ -34,6 +34,7 @@ interface NativeXlate {
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   orderDone(done: Uint32Array): boolean;
   orderQueued(): Uint32Array | null;
+  attach(ifname: string, pinPath?: string): void;
   close(): void;
 }
 
@@ -131,6 +132,13 @@ export async function ensureBpffs(): Promise<boolean> {
   return true;
 }
 
+function addServices(x: NativeXlate, vip: number, ports: PortSet): void {
+  for (const p of ports) {
+    const [lo, hi] = typeof p === 'number' ? [p, p] : p;
+    for (let port = lo; port <= hi; port++) x.service(vip >>> 0, port);
+  }
+}
+
 function native(): NativeXlateClass {
   return (load() as unknown as { Xlate: NativeXlateClass }).Xlate;
 }
@@ -145,11 +153,26 @@ export class InboundXlate {
    */
   static open(ifname: string, maxEntries: number, vip: number, ports: PortSet, pinPath?: string): InboundXlate {
     const x = pinPath === undefined ? new (native())(XLATE_OBJECT, ifname, maxEntries) : new (native())(XLATE_OBJECT, ifname, maxEntries, pinPath);
-    for (const p of ports) {
-      const [lo, hi] = typeof p === 'number' ? [p, p] : p;
-      for (let port = lo; port <= hi; port++) x.service(vip >>> 0, port);
-    }
+    addServices(x, vip, ports);
     return new InboundXlate(x);
+  }
+
+  /**
+   * Loads the programs now, to attach later (attachTo): a secondary does at
+   * its start, as root, for the primary role it may take with fewer
+   * capabilities — the verifier of kernels before 6.14 refuses these
+   * programs without CAP_PERFMON, which the bridge does not keep.
+   */
+  static preload(maxEntries: number): InboundXlate {
+    return new InboundXlate(new (native())(XLATE_OBJECT, '', maxEntries));
+  }
+
+  /** Attaches preloaded programs on `ifname` (and pins the match at `pinPath`), for `vip` and its ports. Throws (and closes them) if the kernel refuses. */
+  attachTo(ifname: string, vip: number, ports: PortSet, pinPath?: string): InboundXlate {
+    if (pinPath === undefined) this.x.attach(ifname);
+    else this.x.attach(ifname, pinPath);
+    addServices(this.x, vip, ports);
+    return this;
   }
 
   /** Loads the programs without attaching them anywhere: for run() (tests). */

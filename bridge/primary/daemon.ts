@@ -230,9 +230,10 @@ export class PrimaryBridge {
    * secondary, now taking the primary's role): its own connections on the
    * service address pass unchanged; only new ones are merged.
    */
-  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener } = {}): Promise<PrimaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener; xlate?: InboundXlate } = {}): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
     b.adoptExisting = opts.adoptExisting ?? false;
+    b.preloaded = opts.xlate;
     b.handedPeer = opts.peer;
     b.onRoleChange = opts.onRoleChange ?? (() => {});
     return startOrUndo(b, () => b.setup());
@@ -257,6 +258,8 @@ export class PrimaryBridge {
   }
 
   private adoptExisting = false;
+  /** Programs the secondary loaded at its start (a promotion attaches them): this bridge's from now on. */
+  private preloaded: InboundXlate | undefined;
   /** The heartbeat link of the secondary bridge this one takes over from (roles swapped). */
   private handedPeer: PeerLink | undefined;
 
@@ -373,6 +376,7 @@ export class PrimaryBridge {
       port: cfg.heartbeat.port,
       key: readKey(cfg.heartbeat.key_file),
       intervalMs: cfg.heartbeat.interval_ms,
+      startupGraceMs: cfg.heartbeat.startup_grace_ms,
       timeoutMs: cfg.heartbeat.timeout_ms,
       role: 'primary',
       peerRoles: ['secondary'],
@@ -453,7 +457,12 @@ export class PrimaryBridge {
    * iptables; with `auto`, where pinning fails, the programs without it.
    */
   private openXlate(dev: string): InboundXlate {
-    const open = (pin?: string) => InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports, pin);
+    const open = (pin?: string) => {
+      const pre = this.preloaded;
+      this.preloaded = undefined;
+      if (pre) return pre.attachTo(dev, this.vip, this.cfg.service.ports, pin);
+      return InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports, pin);
+    };
     if (this.cfg.merge === 'queue') return open();
     try {
       const x = open(matchPinPath(this.cfg.instance));
@@ -814,6 +823,7 @@ export class PrimaryBridge {
     // the egress program that rewrites them (none may leave raw meanwhile).
     if (this.merge !== 'queue') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
     this.xlate?.close();
+    this.preloaded?.close(); // handed over by a promotion that stopped before it attached them
     await this.rules?.remove();
     this.outQ?.close();
     this.inQ?.close();

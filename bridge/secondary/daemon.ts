@@ -21,6 +21,7 @@ import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
+import { InboundXlate } from '../io/xlate.js';
 import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
 import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
@@ -80,6 +81,8 @@ export class SecondaryBridge {
   private closedDiverged = 0;
   /** The primary role this node took after the other node rejoined as secondary. */
   private promoted: PromotedBridge | null = null;
+  /** The primary role's programs, loaded at start for a promotion (preloadPrimaryPrograms). */
+  private preloaded: InboundXlate | undefined;
   /** Starts the primary role (handed in by the daemon shell, its module loaded already). */
   private startPrimaryRole!: StartPrimaryRole;
   private takingOver: Promise<void> | null = null;
@@ -161,6 +164,7 @@ export class SecondaryBridge {
     this.peer = await this.openPeer();
     const q = this.q;
     await this.shell.open(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], () => this.q?.deafen());
+    this.preloadPrimaryPrograms();
     dropPrivileges(cfg, this.log);
     this.log.info(
       {
@@ -259,6 +263,7 @@ export class SecondaryBridge {
       port: cfg.heartbeat.port,
       key: readKey(cfg.heartbeat.key_file),
       intervalMs: cfg.heartbeat.interval_ms,
+      startupGraceMs: cfg.heartbeat.startup_grace_ms,
       timeoutMs: cfg.heartbeat.timeout_ms,
       role,
       // 'alone': the primary serving without us (we were restarted); we rejoin.
@@ -432,7 +437,9 @@ export class SecondaryBridge {
     // (its start-up probe ignores our own MAC): meanwhile the other node,
     // missing heartbeats, probes — and must find the VIP taken.
     try {
-      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange });
+      const xlate = this.preloaded;
+      this.preloaded = undefined; // the primary bridge's now, whether it starts or not
+      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange, xlate });
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
@@ -537,6 +544,22 @@ export class SecondaryBridge {
     };
   }
 
+  /**
+   * The primary role's kernel programs, loaded now while this process has
+   * every capability, for a promotion to attach (the verifier of kernels
+   * before 6.14 refuses them with the capabilities the bridge keeps). Where
+   * they cannot be loaded, a promotion tries again, and with `auto` falls
+   * back to the queue.
+   */
+  private preloadPrimaryPrograms(): void {
+    if (this.cfg.inbound === 'queue') return;
+    try {
+      this.preloaded = InboundXlate.preload(this.cfg.limits.max_connections);
+    } catch (e) {
+      this.log.warn({ why: (e as Error).message }, 'the primary role’s kernel programs could not be loaded at start: a promotion loads them then');
+    }
+  }
+
   /** The connections the primary lists as diverged (it repeats the list every 250 ms). */
   private freshDiverged(): ConnKey[] {
     const now = monotonicMs();
@@ -569,6 +592,8 @@ export class SecondaryBridge {
       await new Promise((r) => setTimeout(r, 100)); // the RSTs leave through our queue
     }
     this.log.info({ status: this.status() }, 'final counters');
+    this.preloaded?.close();
+    this.preloaded = undefined;
     this.peer?.close();
     this.shell.close();
     for (const t of this.garpTimers) clearTimeout(t);
