@@ -123,9 +123,23 @@ function readCounter(reg: Registry, name: string, help: string, labelNames: stri
   });
 }
 
-export function buildRegistry(snap: () => MetricsSnapshot): Registry {
+/** The pair's name in the metrics: `pair`, else the service address and the instance. */
+export function pairName(cfg: { pair?: string | undefined; instance: string; service: { address: string } }): string {
+  return cfg.pair ?? `${cfg.service.address}/${cfg.instance}`;
+}
+
+export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg });
+  new Gauge({
+    name: 'tcpfo_pair_info',
+    help: 'The pair this node belongs to: 1, with its name (config `pair`, else service address/instance) as a label; the split-brain alert groups by it',
+    labelNames: ['pair'],
+    registers: [reg],
+    collect() {
+      this.set({ pair }, 1);
+    },
+  });
   new Gauge({
     name: 'tcpfo_build_info',
     help: 'The running tcpfo: 1, with its version and Node.js version as labels',

@@ -13,7 +13,7 @@ import { faultSocketPath, holdLoop, startFaults, stopFaults, type FaultHandlers 
 import { startLivenessGuard, type Guard, type QueueProbe } from './liveness.js';
 import type { Logger } from './log.js';
 import { kernelStatus } from './io/kernel-facilities.js';
-import { buildRegistry, startMetricsServer, type MetricsSnapshot } from './metrics.js';
+import { buildRegistry, pairName, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 
 /** What the shell asks of its bridge. */
 export interface ShellBridge {
@@ -57,7 +57,7 @@ export class NodeShell {
   /** Metrics and status on: this node's own metrics address and control socket. */
   async openFront(): Promise<void> {
     const node = this.role === 'p' ? this.cfg.primary : this.cfg.secondary;
-    this.metrics = await startMetricsServer(metricsListen(this.cfg, node), buildRegistry(() => this.bridge.metricsSnapshot()));
+    this.metrics = await startMetricsServer(metricsListen(this.cfg, node), buildRegistry(() => this.bridge.metricsSnapshot(), pairName(this.cfg)));
     this.control = await startControl(this.controlPath, () => ({ ...this.bridge.status(), kernel: kernelStatus() }));
   }
 

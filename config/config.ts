@@ -239,6 +239,13 @@ export const configSchema = z.strictObject({
   state_dir: z.string().min(1).default('/run/tcpfo'),
   /** Tag naming this instance's rules and journal (lets two instances share a machine in tests). */
   instance: z.string().regex(/^[a-z0-9]{1,8}$/, '1-8 of [a-z0-9]').default('tcpfo'),
+  /**
+   * The pair's name in the metrics (tcpfo_pair_info{pair}), which the
+   * split-brain alert groups by: both nodes of a pair must have the same,
+   * two pairs scraped by one Prometheus different ones. Default: the
+   * service address and the instance ("192.0.2.100/tcpfo").
+   */
+  pair: z.string().regex(/^[A-Za-z0-9_.:/-]{1,64}$/, '1-64 of [A-Za-z0-9_.:/-]').optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

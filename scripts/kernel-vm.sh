@@ -18,7 +18,7 @@
 # keeps the logs of every test rig the command made (TCPFO_RIG_KEEP_LOGS) in DIR.
 #
 # Inside the VM (this script again, as the second stage of its init):
-# /proc, /sys, /dev, /run, /tmp and bpffs are mounted, the kernel's modules are
+# /proc, /sys, /dev, /run and bpffs are mounted, the kernel's modules are
 # those of the package, and lo is up; the command runs in the directory it was
 # started from, with CI and TCPFO_* from the caller's environment.
 set -euo pipefail
@@ -33,7 +33,7 @@ if [ "${1:-}" = "--inside" ]; then
   mount -t devpts devpts /dev/pts
   mount -t tmpfs tmpfs /dev/shm
   mount -t tmpfs tmpfs /run
-  mount -t tmpfs tmpfs /tmp
+  # /tmp stays the host's, under the overlay: a checkout there (a CI clone) is seen.
   mount -t bpf bpf /sys/fs/bpf
   mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null || true
   mkdir -p /run/netns /var/run

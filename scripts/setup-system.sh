@@ -22,6 +22,7 @@ DEV=(
   libfaketime                                   # tests: wall-clock steps under a running bridge
   bpftool                                       # tests: the tc programs load with a promoted bridge's capabilities
   prometheus systemd                            # promtool and systemd-analyze check deploy/
+  qemu-system-x86 busybox-static cpio           # scripts/kernel-vm.sh: Debian 12's own kernel in a VM
 )
 case "${1:-}" in
   "") PACKAGES=("${RUNTIME[@]}") ;;

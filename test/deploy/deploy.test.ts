@@ -37,7 +37,7 @@ async function exportedNames(): Promise<Set<string>> {
 
 /** Metric names in PromQL: identifiers that are not functions, keywords, labels or durations. */
 function promqlNames(expr: string): string[] {
-  const stripped = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').replace(/\b(by|without)\s*\([^)]*\)/g, '');
+  const stripped = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, '');
   const words = stripped.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
   const notNames = new Set(['sum', 'rate', 'increase', 'max', 'min', 'avg', 'count', 'and', 'or', 'unless', 'on', 'ignoring', 'bool', 'time', 'histogram_quantile', 'irate', 'delta', 'abs']);
   return words.filter((w) => !notNames.has(w));
