@@ -4,7 +4,7 @@
 #
 #   docker build -t tcpfo .
 #   docker run -d --name tcpfo --network host --restart on-failure \
-#     --cap-add NET_ADMIN --cap-add NET_RAW --cap-add BPF --cap-add SYS_NICE \
+#     --cap-add NET_ADMIN --cap-add NET_RAW --cap-add BPF --cap-add SYS_NICE --cap-add PERFMON \
 #     -v /etc/tcpfo:/etc/tcpfo:ro -v /run/tcpfo:/run/tcpfo -v /sys/fs/bpf:/sys/fs/bpf \
 #     tcpfo primary -c /etc/tcpfo/tcpfo.yaml          # "secondary" on the other node
 #   docker exec tcpfo tcpfo status -c /etc/tcpfo/tcpfo.yaml
@@ -13,8 +13,9 @@
 # routing and netfilter. It needs NET_ADMIN (rules, NFQUEUE, addresses,
 # sysctls under /proc/sys/net, promiscuous mode), NET_RAW (raw and packet
 # sockets, libpcap), BPF (the primary's tc program; without it the primary
-# translates through the queue) and SYS_NICE (scheduling.nice); after setup it
-# drops all but the first three. The host's bpffs (/sys/fs/bpf) holds the
+# translates through the queue), SYS_NICE (scheduling.nice) and PERFMON (the BPF
+# verifier of kernels before 6.14 refuses the programs without it); after setup
+# it drops all but the first three. The host's bpffs (/sys/fs/bpf) holds the
 # primary's pinned netfilter match (merge: kernel; without it, the queue releases
 # a primary-only connection's segments). /run/tcpfo holds the control socket and the
 # journal a restarted bridge (or `tcpfo cleanup`) uses to undo a killed one's

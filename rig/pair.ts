@@ -32,6 +32,8 @@ export interface PairOptions {
   datapath?: 'auto' | 'kernel' | 'pcap';
   /** Extra environment for each node's bridge process (e.g. LD_PRELOAD). */
   daemonEnv?: Partial<Record<'primary' | 'secondary', Record<string, string>>>;
+  /** A command each bridge process runs under (e.g. setpriv with the systemd unit's capabilities). */
+  daemonWrap?: string[];
 }
 
 export interface Daemon {
@@ -51,6 +53,7 @@ export class TcpfoPair {
     readonly configFile: string,
     private readonly daemonNodeArgs: readonly string[] = [],
     private readonly faults = false,
+    private readonly daemonWrap: readonly string[] = [],
   ) {}
 
   static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
@@ -86,7 +89,7 @@ export class TcpfoPair {
     // of their own, the rig's namespaces share one filesystem (and a node
     // that swaps roles must not meet the other node's journal or socket).
     for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
-    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? [], opts.faults ?? false);
+    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? [], opts.faults ?? false, opts.daemonWrap ?? []);
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary', opts.daemonEnv?.secondary);
     pair.primary = await pair.startDaemon(p, 'primary', opts.daemonEnv?.primary);
@@ -102,7 +105,7 @@ export class TcpfoPair {
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } });
+    const proc = host.spawn([...this.daemonWrap, process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } });
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
