@@ -21,7 +21,7 @@
 # journal a restarted bridge (or `tcpfo cleanup`) uses to undo a killed one's
 # rules: keep it on the host so that it outlives the container.
 
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ clang llvm libbpf-dev libpcap-dev libnetfilter-queue-dev libmnl-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -34,7 +34,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpcap0.8 libnetfilter-queue1 libmnl0 libbpf1 iptables nftables iproute2 \
  && rm -rf /var/lib/apt/lists/*
