@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /** tcpfo — transparent TCP connection failover. The one command-line entry point. */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Argument, Command, Option } from 'commander';
 import { cleanupNode, DEFAULT_STATE_DIR } from './bridge/io/cleanup.js';
 import { describeChange } from './bridge/io/node-state.js';
-import { ConfigError, loadConfig, type Config } from './config/config.js';
+import { ConfigError, lenientYaml, loadConfig, type Config } from './config/config.js';
 import { VERSION } from './bridge/version.js';
 
 import { EXIT, runDaemon } from './bridge/daemon.js';
@@ -31,8 +31,10 @@ program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
 });
 
+const DEFAULT_CONFIG = '/etc/tcpfo/tcpfo.yaml';
+
 function configOption(): Option {
-  return new Option('-c, --config <file>', 'YAML configuration (same file on both nodes)').makeOptionMandatory();
+  return new Option('-c, --config <file>', 'YAML configuration (same file on both nodes)').default(DEFAULT_CONFIG);
 }
 
 function load(file: string): Config {
@@ -63,7 +65,8 @@ program
   .command('check-config')
   .description('validate a configuration file and print it normalised; installs nothing')
   .addOption(configOption())
-  .action(async (o: { config: string }) => {
+  .option('-q, --quiet', 'print nothing when the file is valid (for ExecStartPre)')
+  .action(async (o: { config: string; quiet?: boolean }) => {
     const cfg = load(o.config);
     // What the file names must be usable too: the heartbeat key.
     const { readKey } = await import('./bridge/peer.js');
@@ -73,11 +76,39 @@ program
       console.error(`${cfg.file}: invalid configuration:\n  - heartbeat.key_file: ${(e as Error).message}`);
       process.exit(EXIT.config);
     }
+    // And the role hook's program, where the command names one by its path.
+    const hook = cfg.hooks.on_role_change?.trim().split(/\s+/)[0];
+    if (hook?.startsWith('/')) {
+      try {
+        accessSync(hook, constants.X_OK);
+      } catch (e) {
+        console.error(`${cfg.file}: invalid configuration:\n  - hooks.on_role_change: ${hook}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not executable'}`);
+        process.exit(EXIT.config);
+      }
+    }
+    if (o.quiet) return;
     console.log(JSON.stringify(cfg, null, 2));
     // What the data paths will find on this node's kernel (to stderr: stdout is the config).
     const { describeKernel, thisKernel } = await import('./bridge/io/kernel-facilities.js');
     console.error(describeKernel(thisKernel()));
   });
+
+/**
+ * Where the running bridge answers (state_dir, instance): from the file, or —
+ * a file half edited since the bridge started — from what of it still reads,
+ * else the defaults, with a warning: the bridge runs on what it loaded.
+ */
+function whereBridgeListens(file: string): { state_dir: string; instance: string } {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const raw = lenientYaml(file);
+    const at = { state_dir: typeof raw.state_dir === 'string' ? raw.state_dir : '/run/tcpfo', instance: typeof raw.instance === 'string' ? raw.instance : 'tcpfo' };
+    console.error(`${e.message}\ntcpfo: asking the bridge at ${at.state_dir} (instance ${at.instance}) all the same`);
+    return at;
+  }
+}
 
 program
   .command('status')
@@ -85,7 +116,7 @@ program
   .addOption(configOption())
   .option('--json', 'print the full status as JSON')
   .action(async (o: { config: string; json?: boolean }) => {
-    const cfg = load(o.config);
+    const cfg = whereBridgeListens(o.config);
     const { controlSocketPath, readStatus } = await import('./bridge/control.js');
     const found: Array<Record<string, unknown>> = [];
     const failed: Array<{ why: string; detail: string }> = [];
@@ -97,10 +128,12 @@ program
     if (!found.length) {
       const denied = failed.find((f) => f.why === 'permission-denied');
       const silent = failed.find((f) => f.why === 'no-answer');
-      if (denied) console.error(`tcpfo: permission denied: ${denied.detail}`);
-      else if (silent) console.error(`tcpfo: a bridge runs but does not answer: ${silent.detail}`);
-      else console.error(`tcpfo: no bridge is running here (no control socket answers at ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`);
-      process.exit(denied ? EXIT.permission : silent ? EXIT.failure : EXIT.notRunning);
+      const why = denied ? `permission denied: ${denied.detail}` : silent ? `a bridge runs but does not answer: ${silent.detail}` : `no bridge is running here (no control socket answers at ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`;
+      const code = denied ? EXIT.permission : silent ? EXIT.failure : EXIT.notRunning;
+      // --json: still one JSON document on stdout, for a script.
+      if (o.json) console.log(JSON.stringify({ running: false, why, exitCode: code }, null, 2));
+      console.error(`tcpfo: ${why}`);
+      process.exit(code);
     }
     for (const st of found) {
       if (o.json) {

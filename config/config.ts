@@ -3,7 +3,7 @@
  * every error names the file, the path in the document and what is wrong.
  * Unknown keys are errors. Nothing is installed before the whole file is valid.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseIpv4, parseMac } from '../bridge/wire/addr.js';
@@ -271,7 +271,13 @@ function pathText(path: ReadonlyArray<PropertyKey>): string {
 }
 
 /** Parses and validates YAML text; throws ConfigError listing every problem. */
+/** Larger files are refused before parsing: a configuration is a few KB. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+/** YAML aliases a file may use (an alias bomb expands exponentially). */
+const MAX_ALIASES = 100;
+
 export function parseConfig(text: string, file: string): Config {
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length) {
     throw new ConfigError(
@@ -285,7 +291,13 @@ export function parseConfig(text: string, file: string): Config {
       }),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    // yaml's own guard against alias expansion (a "billion laughs" file).
+    throw new ConfigError(file, [`YAML: ${(e as Error).message.split('\n')[0]}`]);
+  }
   const r = configSchema.safeParse(raw ?? {});
   if (!r.success) {
     throw new ConfigError(
@@ -315,15 +327,31 @@ export function parseConfig(text: string, file: string): Config {
   }
   if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
   if ((c.merge === 'kernel' || c.merge === 'release') && c.inbound === 'queue') problems.push(`merge: ${c.merge} needs the kernel translation of client segments: inbound must be kernel or auto`);
+  // Overlapping ports and ranges: one port listed twice is a mistake somewhere.
+  const spans = c.service.ports.map((p) => (typeof p === 'number' ? [p, p] : p)).sort((x, y) => x[0]! - y[0]!);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i]![0]! <= spans[i - 1]![1]!) problems.push(`service.ports: ${spanText(spans[i - 1]!)} and ${spanText(spans[i]!)} overlap`);
+  }
+  if (!c.state_dir.startsWith('/')) problems.push(`state_dir: ${c.state_dir} is relative: need an absolute path`);
   if (c.track) {
     if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
+    for (const port of c.track.connect ?? []) {
+      if (!spans.some(([lo, hi]) => port >= lo! && port <= hi!)) problems.push(`track.connect: ${port} is not one of service.ports (track checks the server on the service address)`);
+    }
     const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;
+    // Not given: long enough for the track configured (a second more than it takes to notice).
+    const rawLimits = (raw as { limits?: Record<string, unknown> } | null)?.limits;
+    if (rawLimits?.early_end_grace_ms === undefined && c.limits.early_end_grace_ms < notice) c.limits.early_end_grace_ms = notice + 1000;
     if (c.limits.early_end_grace_ms < notice) {
       problems.push(`limits.early_end_grace_ms (${c.limits.early_end_grace_ms}) must exceed the time track takes to notice a dead server and the peer to take over (${notice} ms: fall × interval_ms + timeout_ms + heartbeat.timeout_ms)`);
     }
   }
   if (problems.length) throw new ConfigError(file, problems);
   return { ...c, service: { address: c.service.address, ports: c.service.ports }, file };
+}
+
+function spanText([lo, hi]: readonly number[]): string {
+  return lo === hi ? String(lo) : `${lo}-${hi}`;
 }
 
 /** Why an IPv4 address is no unicast host address, or null. */
@@ -348,11 +376,24 @@ export function metricsListen(cfg: Config, self: Config['primary']): string {
 export function loadConfig(file: string): Config {
   let text: string;
   try {
+    if (statSync(file).size > MAX_CONFIG_BYTES) throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(file, [`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
   }
   return parseConfig(text, file);
+}
+
+/** What of a file still reads as YAML, without the schema (e.g. state_dir of a file half edited); {} if nothing does. */
+export function lenientYaml(file: string): Record<string, unknown> {
+  try {
+    if (statSync(file).size > MAX_CONFIG_BYTES) return {};
+    const v: unknown = parseDocument(readFileSync(file, 'utf8')).toJS({ maxAliasCount: MAX_ALIASES });
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** The same pair seen from the other side: the primary and secondary blocks exchanged (after a failover, when the nodes swap roles). */

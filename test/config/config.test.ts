@@ -61,9 +61,98 @@ describe('configuration', () => {
   }
 });
 
+describe('what a file may not say', () => {
+  const base = EXAMPLE.replace(/^instance: .*$/m, 'instance: tcpfo');
+  it('overlapping ports, a relative state_dir, a track port that is no failover port', () => {
+    expect(problems(base.replace('ports: [21, 20, 7000, "8000-8010"]', 'ports: [21, 20, 7000, "6990-7005", "8000-8010", 8005]'))).toEqual([
+      'service.ports: 6990-7005 and 7000 overlap',
+      'service.ports: 8000-8010 and 8005 overlap',
+    ]);
+    expect(problems(base.replace('state_dir: /run/tcpfo', 'state_dir: run/tcpfo'))).toEqual(['state_dir: run/tcpfo is relative: need an absolute path']);
+    const track = base.replace('# track:\n#   connect: [21]', 'track:\n  connect: [22]');
+    expect(problems(track)).toEqual(['track.connect: 22 is not one of service.ports (track checks the server on the service address)']);
+  });
+
+  it('the example’s own track block, uncommented, is valid: the early-end grace then covers it', () => {
+    const track = base.replace('# track:\n#   connect: [21]', 'track:\n  connect: [21]').replace('#   interval_ms: 1000\n#   timeout_ms: 1000\n#   fall: 3', '  interval_ms: 1000\n  timeout_ms: 1000\n  fall: 3');
+    expect(track).toMatch(/^track:$/m);
+    const c = parseConfig(track, 'x.yaml');
+    expect(c.track).toMatchObject({ connect: [21], fall: 3 });
+    // fall × interval + timeout + heartbeat timeout = 4100 ms, a second more.
+    expect(c.limits.early_end_grace_ms).toBe(5100);
+    // Given explicitly, too short, it is still an error.
+    expect(problems(track.replace('limits:', 'limits:\n  early_end_grace_ms: 3000'))[0]).toMatch(/early_end_grace_ms \(3000\) must exceed/);
+  });
+});
+
 describe('tcpfo check-config / primary with a bad file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tcpfo-cfg-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [distScript('cli.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
+
+  it('a YAML alias bomb and an oversized file: exit 3 at once, naming the file', () => {
+    const bomb = join(dir, 'bomb.yaml');
+    const rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) rows.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    writeFileSync(bomb, rows.join('\n') + '\n');
+    const t0 = Date.now();
+    let r = cli('check-config', '-c', bomb);
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toContain(`${bomb}: invalid configuration`);
+    expect(r.stderr).toMatch(/alias/i);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(2 << 20)}\n`);
+    r = cli('check-config', '-c', big);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`${big}: invalid configuration`);
+    expect(r.stderr).toMatch(/larger than 1048576 bytes/);
+  });
+
+  it('-c defaults to /etc/tcpfo/tcpfo.yaml; check-config --quiet prints nothing for a valid file', () => {
+    const r = cli('check-config', '--help');
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('(default: "/etc/tcpfo/tcpfo.yaml")');
+    const key = join(dir, 'quiet.key');
+    writeFileSync(key, 'k'.repeat(32), { mode: 0o600 });
+    const file = join(dir, 'quiet.yaml');
+    writeFileSync(file, EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key));
+    const loud = cli('check-config', '-c', file);
+    expect(loud.status, loud.stderr).toBe(0);
+    expect(loud.stdout).toMatch(/"service"/);
+    const quiet = cli('check-config', '--quiet', '-c', file);
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stdout + quiet.stderr).toBe('');
+  });
+
+  it('check-config refuses a role hook whose program does not exist or cannot run', () => {
+    const key = join(dir, 'hook.key');
+    writeFileSync(key, 'k'.repeat(32), { mode: 0o600 });
+    const file = join(dir, 'hook.yaml');
+    const withHook = (cmd: string) => writeFileSync(file, EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key).replace('# on_role_change: /usr/local/sbin/tcpfo-notify', `on_role_change: ${cmd}`));
+    withHook(join(dir, 'missing-hook'));
+    let r = cli('check-config', '-c', file);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`hooks.on_role_change: ${join(dir, 'missing-hook')}: no such file`);
+    const script = join(dir, 'hook.sh');
+    writeFileSync(script, '#!/bin/sh\n', { mode: 0o644 });
+    withHook(`${script} --verbose`);
+    r = cli('check-config', '-c', file);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`${script}: not executable`);
+    chmodSync(script, 0o755);
+    expect(cli('check-config', '-c', file).status).toBe(0);
+  });
+
+  it('status: with no bridge, --json still prints a document; a half-edited file still finds where the bridge answers', () => {
+    const state = join(dir, 'state');
+    const file = join(dir, 'half.yaml');
+    writeFileSync(file, `state_dir: ${state}\ninstance: zz\nservice: [broken\n`);
+    const r = cli('status', '--json', '-c', file);
+    expect(r.status).toBe(5);
+    expect(JSON.parse(r.stdout)).toEqual({ running: false, why: `no bridge is running here (no control socket answers at ${state}/zz{p,s}.sock)`, exitCode: 5 });
+    expect(r.stderr).toContain(`${file}: invalid configuration`);
+    expect(r.stderr).toContain(`asking the bridge at ${state} (instance zz) all the same`);
+  });
 
   it('exits 3 with the file, path and problem, and installs nothing', () => {
     const file = join(dir, 'bad.yaml');
@@ -111,8 +200,8 @@ describe('tcpfo check-config / primary with a bad file', () => {
     const r = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', join(dir, 'nope.yaml')], { encoding: 'utf8' });
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/cannot read: ENOENT/);
-    const u = spawnSync(process.execPath, [distScript('cli.js'), 'check-config'], { encoding: 'utf8' });
+    const u = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '--no-such-option'], { encoding: 'utf8' });
     expect(u.status).toBe(2);
-    expect(u.stderr).toMatch(/--config/);
+    expect(u.stderr).toMatch(/unknown option/);
   });
 });

@@ -104,6 +104,10 @@ describe('deploy/systemd', () => {
     expect(text).toMatch(/^EnvironmentFile=\/etc\/tcpfo\/role\.env$/m);
     expect(text).toMatch(/^ExecStart=.*tcpfo \$\{TCPFO_ROLE\} -c \/etc\/tcpfo\/tcpfo\.yaml$/m);
     for (const cap of ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_BPF']) expect(text).toMatch(new RegExp(`^CapabilityBoundingSet=.*${cap}`, 'm'));
+    // A bad file (3), a server given up on (7), a second bridge (8): restarting would not help.
+    expect(text).toMatch(/^RestartPreventExitStatus=3 7 8$/m);
+    // The check before the start prints nothing when the file is valid (not the whole config into the journal).
+    expect(text).toMatch(/^ExecStartPre=.* check-config --quiet /m);
     const dropIn = readFileSync(join(DEPLOY, 'systemd', 'server-after-tcpfo.conf'), 'utf8');
     expect(dropIn).toMatch(/^After=tcpfo\.service$/m);
     expect(dropIn).toMatch(/^Requires=tcpfo\.service$/m);
@@ -114,7 +118,9 @@ describe('the npm package', () => {
   it('packs only what runs, installs as the README says, and its tcpfo command works', { timeout: 300_000 }, () => {
     const packDir = join(tmp, 'pack');
     mkdirSync(packDir);
-    execFileSync('npm', ['pack', '--pack-destination', packDir, '--silent'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_loglevel: 'error' } });
+    // --ignore-scripts: dist/ is built (npm test builds first); prepack's rebuild would rewrite
+    // it under the other test files' running commands.
+    execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', packDir, '--silent'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_loglevel: 'error' } });
     const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     const tarball = join(packDir, readdirSync(packDir).find((f) => f.endsWith('.tgz'))!);
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean);
