@@ -11,7 +11,7 @@ import { appendFileSync, createWriteStream, readFileSync, writeFileSync } from '
 import { join } from 'node:path';
 import { distScript } from './dist.js';
 import type { Rig, RigHost } from './rig.js';
-import { slow } from './slow.js';
+import { slow, TIME_SCALE } from './slow.js';
 
 export const VIP = '192.0.2.100';
 export const DEMO_PORT = 7000;
@@ -82,6 +82,8 @@ export class TcpfoPair {
       `  interval_ms: ${slow(opts.heartbeatIntervalMs ?? 20)}`,
       `  timeout_ms: ${slow(opts.heartbeatTimeoutMs ?? 100)}`,
       `  startup_grace_ms: ${slow(5000)}`,
+      // Under emulation the bridges' event loops stall past the default watchdog (1 s) now and then.
+      ...(TIME_SCALE > 1 ? ['liveness:', `  loop_stall_ms: ${slow(1000)}`, `  queue_stall_ms: ${slow(2000)}`] : []),
       'instance: t',
       opts.extraYaml ?? '',
     ].join('\n');
