@@ -15,6 +15,7 @@ import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
 import { sdNotify } from './io/systemd.js';
 import { InstanceLocked, lockInstance } from './io/lock.js';
 import { describeKernel, thisKernel } from './io/kernel-facilities.js';
+import { noteReload } from './metrics.js';
 import type { Role, StartPrimaryRole } from './roles.js';
 
 /** Exit codes scripts can rely on. */
@@ -151,6 +152,7 @@ function reload(file: string, old: Config, log: Logger, apply: (cfg: Config) => 
     next = loadConfig(file);
   } catch (e) {
     log.error({ err: (e as Error).message }, 'SIGHUP: the configuration is invalid: nothing reloaded, the running one stays');
+    noteReload(false);
     return;
   }
   const changed = RESTART_ONLY.filter((k) => JSON.stringify(pick(old, k)) !== JSON.stringify(pick(next, k)));
@@ -163,6 +165,7 @@ function reload(file: string, old: Config, log: Logger, apply: (cfg: Config) => 
   }
   if (!process.env.TCPFO_LOG_LEVEL) log.level = next.log_level;
   apply(kept);
+  noteReload(true);
   log.info({ logLevel: log.level, track: Boolean(next.track), hooks: Boolean(next.hooks.on_role_change) }, 'SIGHUP: configuration reloaded (log level, hooks, track, limits); connections untouched');
 }
 

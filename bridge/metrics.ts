@@ -128,6 +128,14 @@ export function pairName(cfg: { pair?: string | undefined; instance: string; ser
   return cfg.pair ?? `${cfg.service.address}/${cfg.instance}`;
 }
 
+/** The last reload (SIGHUP) of this process: whether it took, and when one last did (the start counts). */
+const reloads = { ok: true, okAt: Date.now() / 1000 };
+
+export function noteReload(ok: boolean, nowSeconds = Date.now() / 1000): void {
+  reloads.ok = ok;
+  if (ok) reloads.okAt = nowSeconds;
+}
+
 export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg });
@@ -147,6 +155,22 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     registers: [reg],
     collect() {
       this.set({ version: VERSION, nodejs: process.version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_config_last_reload_successful',
+    help: 'Whether the last reload (SIGHUP) of the configuration took: 1, or 0 when the file was invalid and the running configuration stayed',
+    registers: [reg],
+    collect() {
+      this.set(reloads.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_config_last_reload_success_timestamp_seconds',
+    help: 'When the configuration last loaded (the start, or a reload that took), Unix seconds',
+    registers: [reg],
+    collect() {
+      this.set(reloads.okAt);
     },
   });
   new Gauge({

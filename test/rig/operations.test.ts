@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
-import { waitForLog } from '../../rig/failover.js';
+import { waitForLog, waitForLogCount } from '../../rig/failover.js';
 import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
@@ -121,12 +121,22 @@ while True:
         pair.primary!.proc.kill('SIGHUP');
         await waitForLog(pair, /SIGHUP: the configuration is invalid/);
         expect(pair.primary!.proc.exitCode).toBeNull();
+        // Said by the metrics too, as Prometheus says its own.
+        const scrape = async () => (await rig.host('primary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
+        const failed = await scrape();
+        expect(failed).toMatch(/^tcpfo_config_last_reload_successful 0$/m);
+        const okAt = Number(/^tcpfo_config_last_reload_success_timestamp_seconds (\S+)$/m.exec(failed)![1]);
+        expect(Date.now() / 1000 - okAt).toBeGreaterThan(0);
         const again = await transfer(c, 'get', 2_000_000, 93);
         expect(again.sha256).toBe(again.expected);
         // The table raised past the kernel translation's map (sized at the start): said, not silent.
         writeFileSync(pair.configFor('primary'), readFileSync(pair.configFor('secondary'), 'utf8').replace('max_connections: 1000', 'max_connections: 100000').replace(/state-secondary/g, 'state-primary'));
         pair.primary!.proc.kill('SIGHUP');
         await waitForLog(pair, /"maxConnections":100000,"kernelMap":65536,.*SIGHUP: limits.max_connections is above the kernel translation’s map/);
+        await waitForLogCount(pair, /SIGHUP: configuration reloaded/, 3);
+        const good = await scrape();
+        expect(good).toMatch(/^tcpfo_config_last_reload_successful 1$/m);
+        expect(Number(/^tcpfo_config_last_reload_success_timestamp_seconds (\S+)$/m.exec(good)![1])).toBeGreaterThan(okAt);
       } finally {
         await pair.stop();
       }
