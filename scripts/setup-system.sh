@@ -29,6 +29,12 @@ case "${1:-}" in
   --dev) PACKAGES=("${RUNTIME[@]}" "${DEV[@]}") ;;
   *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
 esac
+# Node.js: the npm registry's, not Debian 12's (18). Said, not installed: the node may run others.
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 22 ]; then
+  echo "setup-system: Node.js ${node_major/#0/(none)} found; tcpfo supports 22 and 24 LTS (nodejs.org or NodeSource;" \
+    "or prefix a command with scripts/with-node.sh 22 --, which takes one from the npm registry)" >&2
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
