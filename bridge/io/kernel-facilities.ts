@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
+import { hasSysctl } from './node-state.js';
 
 export interface Facility {
   /** What the kernel provides. */
@@ -47,7 +48,7 @@ const HOST: () => KernelSources = () => ({
   release: kernelRelease(),
   modulesDir: `/lib/modules/${kernelRelease()}`,
   sysModule: '/sys/module',
-  hasSysctl: (key) => existsSync(`/proc/sys/${key.replace(/\./g, '/')}`),
+  hasSysctl,
 });
 
 /** The release's major and minor numbers ("6.1.0-57-amd64" → [6, 1]); [0, 0] if unreadable. */
