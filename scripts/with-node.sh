@@ -35,6 +35,9 @@ if [ ! -x "$dir/bin/node" ]; then
   rm -rf "$dir"
   mkdir -p "$cache"
   mv "$tmp/x/package" "$dir"
+  # Now, not at exit: `exec` below replaces this shell, and its EXIT trap with it.
+  rm -rf "$tmp"
+  trap - EXIT
 fi
 export PATH="$dir/bin:$PATH"
 export npm_config_nodedir="$dir"
