@@ -14,7 +14,7 @@ import { RoleHooks } from './hooks.js';
 import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
 import { sdNotify } from './io/systemd.js';
 import { InstanceLocked, lockInstance } from './io/lock.js';
-import { describeKernel, thisKernel } from './io/kernel-facilities.js';
+import { describeKernel, lacking, thisKernel } from './io/kernel-facilities.js';
 import { noteReload } from './metrics.js';
 import type { Role, StartPrimaryRole } from './roles.js';
 
@@ -47,7 +47,7 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   }
   const log = createLogger(`tcpfo-${role}`, process.env.TCPFO_LOG_LEVEL ?? cfg.log_level);
   const kernel = thisKernel();
-  log.info({ kernel: kernel.release, lacks: kernel.facilities.filter((f) => f.present === false).map((f) => f.name) }, describeKernel(kernel));
+  log.info({ kernel: kernel.release, lacks: lacking(kernel).map((f) => f.name) }, describeKernel(kernel));
   // Before anything changes on the node: a second bridge of this instance
   // would undo the running one's rules and address as "leftovers".
   try {

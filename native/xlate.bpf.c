@@ -109,17 +109,6 @@ struct {
   __type(value, struct stash_val);
 } stash_scratch SEC(".maps");
 
-// Room for the control program's request and answer. On the stack, the
-// verifier of kernels before 6.3 without CAP_PERFMON (a promoted bridge)
-// refuses its field-by-field writes ("attempt to corrupt spilled pointer on
-// stack": a 4-byte constant written first marks the slot as a spilled register).
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct merge_ctl);
-} ctl_scratch SEC(".maps");
-
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, ORDER_ENTRIES);
@@ -319,14 +308,11 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
  */
 SEC("tc")
 int tcpfo_merge_ctl(struct __sk_buff *skb) {
-  __u32 zero = 0;
-  struct merge_ctl *c = bpf_map_lookup_elem(&ctl_scratch, &zero);
-  if (!c) return TC_ACT_SHOT;
-  if (bpf_skb_load_bytes(skb, L3_ON_ETH, c, sizeof(*c)) < 0) return TC_ACT_SHOT;
-  if (c->op != MERGE_OP_TAKE) return TC_ACT_SHOT;
-  c->found = 0;
-  struct conn_key key = c->key;
-  struct merge_val *m = bpf_map_lookup_elem(&merge, &key);
+  struct merge_ctl c;
+  if (bpf_skb_load_bytes(skb, L3_ON_ETH, &c, sizeof(c)) < 0) return TC_ACT_SHOT;
+  if (c.op != MERGE_OP_TAKE) return TC_ACT_SHOT;
+  c.found = 0;
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &c.key);
   if (m) {
     struct merge_hint h;
     bpf_spin_lock(&m->lock);
@@ -335,14 +321,14 @@ int tcpfo_merge_ctl(struct __sk_buff *skb) {
       m->mode = MERGE_QUEUE;
       m->handover = HANDOVER_BRIDGE;
     }
-    merge_snapshot(m, &c->snap);
+    merge_snapshot(m, &c.snap);
     merge_hint_of(m, &h);
     bpf_spin_unlock(&m->lock);
-    set_hint(&key, &h);
+    set_hint(&c.key, &h);
     if (was) count(COUNT_HANDOVER);
-    c->found = 1;
+    c.found = 1;
   }
-  if (bpf_skb_store_bytes(skb, L3_ON_ETH, c, sizeof(*c), 0) < 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, L3_ON_ETH, &c, sizeof(c), 0) < 0) return TC_ACT_SHOT;
   return TC_ACT_OK;
 }
 

@@ -143,23 +143,22 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   // the programs were loaded already, with whatever capabilities the process
   // had then (a secondary loads them at its start, as root, and attaches them
   // when it takes the primary role, with fewer).
-  bool AttachLoaded(Napi::Env env) {
+  void AttachLoaded(Napi::Env env) {
     if (!pin_.empty()) {
       struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
-      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return false; }
+      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return; }
       unlink(pin_.c_str());  // a killed predecessor's
-      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return false; }
+      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return; }
       pinned_ = true;
     }
-    if (!ifindex_) return true;
+    if (!ifindex_) return;
     // Egress first: what the bridge releases is recorded before a client segment is judged by it.
     int err = Attach(BPF_TC_EGRESS, bpf_program__fd(bpf_object__find_program_by_name(obj_, "tcpfo_sent")));
-    if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return false; }
+    if (err) { Fail(env, "bpf_tc_attach (egress)", -err); return; }
     egress_ = true;
     err = Attach(BPF_TC_INGRESS, bpf_program__fd(bpf_object__find_program_by_name(obj_, "tcpfo_xlate")));
-    if (err) { Fail(env, "bpf_tc_attach (ingress)", -err); return false; }
+    if (err) { Fail(env, "bpf_tc_attach (ingress)", -err); return; }
     ingress_ = true;
-    return true;
   }
 
   // attach(ifname, pinPath?): programs loaded without an interface (ifname ''), attached now.

@@ -131,9 +131,14 @@ export function probeKernel(src: KernelSources = HOST()): KernelReport {
   return { release: rel, facilities };
 }
 
+/** The facilities `r` lacks (those it cannot tell are not among them). */
+export function lacking(r: KernelReport): Facility[] {
+  return r.facilities.filter((f) => f.present === false);
+}
+
 /** One line: the release, what it has and what it lacks (with what runs instead). */
 export function describeKernel(r: KernelReport): string {
-  const lacks = r.facilities.filter((f) => f.present === false);
+  const lacks = lacking(r);
   const unknown = r.facilities.filter((f) => f.present === null);
   const parts = [`kernel ${r.release}`];
   parts.push(lacks.length ? `lacks ${lacks.map((f) => `${f.name} (Linux ${f.since}; instead ${f.fallback})`).join('; ')}` : 'has every facility the data paths use');
@@ -156,5 +161,5 @@ export function noteRtoBound(where: 'sysctl' | 'routes'): void {
 /** For `tcpfo status`: the release, what it lacks, where the RTO bound is set. */
 export function kernelStatus(): { release: string; lacks: string[]; rtoBound: 'sysctl' | 'routes' | null } {
   const r = thisKernel();
-  return { release: r.release, lacks: r.facilities.filter((f) => f.present === false).map((f) => f.name), rtoBound: rtoBoundHere ?? null };
+  return { release: r.release, lacks: lacking(r).map((f) => f.name), rtoBound: rtoBoundHere ?? null };
 }

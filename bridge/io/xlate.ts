@@ -169,8 +169,7 @@ export class InboundXlate {
 
   /** Attaches preloaded programs on `ifname` (and pins the match at `pinPath`), for `vip` and its ports. Throws (and closes them) if the kernel refuses. */
   attachTo(ifname: string, vip: number, ports: PortSet, pinPath?: string): InboundXlate {
-    if (pinPath === undefined) this.x.attach(ifname);
-    else this.x.attach(ifname, pinPath);
+    this.x.attach(ifname, pinPath);
     addServices(this.x, vip, ports);
     return this;
   }
