@@ -24,7 +24,8 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid configuration,
 4 a daemon stopped itself because its event loop or data path was stuck (the peer takes over),
 5 status: no bridge runs here, 6 status: permission denied (run as root),
 7 a daemon gave up its part because its local server failed its checks (track),
-8 a bridge of this instance already runs on this node (primary, secondary, cleanup: nothing was changed).
+8 a bridge of this instance already runs on this node (primary, secondary, cleanup: nothing was changed),
+9 switchover, standby, unstandby: refused, with why (nothing was changed).
 Example: tcpfo check-config -c /etc/tcpfo/tcpfo.yaml && tcpfo primary -c /etc/tcpfo/tcpfo.yaml`,
   );
 program.exitOverride((err) => {
@@ -152,17 +153,65 @@ program
       const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
       if (pc) console.log(`config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`);
       console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
+      if (typeof st.switchover === 'string') console.log(`switchover   ${st.switchover === 'ready' ? 'ready (tcpfo switchover)' : `refused now: ${st.switchover}`}`);
+      if (st.role === 'standby') console.log(`standby      since ${String(st.since)} (${String(st.reason)}): tcpfo unstandby rejoins the pair`);
       if (typeof st.divergedReported === 'number') console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
     }
   });
+
+/** Sends an operator's command to the daemon running on this node; prints its answer; exits 0, 9 (refused), 5 (none runs) or 6. */
+async function commandAction(cmd: 'switchover' | 'standby' | 'unstandby', o: { config: string; timeout: string }): Promise<void> {
+  const cfg = whereBridgeListens(o.config);
+  const secs = Number(o.timeout);
+  if (!Number.isFinite(secs) || secs <= 0) {
+    console.error(`tcpfo: --timeout ${o.timeout}: a number of seconds above 0`);
+    process.exit(EXIT.usage);
+  }
+  const { commandSocketPath, sendCommand } = await import('./bridge/control.js');
+  const r = await sendCommand(commandSocketPath(cfg.state_dir, cfg.instance), cmd, secs * 1000);
+  if (!r.ok) {
+    console.error(`tcpfo: ${r.why === 'not-running' ? `no tcpfo daemon runs here: ${r.detail}` : r.detail}`);
+    process.exit(r.why === 'not-running' ? EXIT.notRunning : r.why === 'permission-denied' ? EXIT.permission : EXIT.failure);
+  }
+  if (r.answer.ok) console.log(`tcpfo ${cmd}: ${r.answer.message}`);
+  else console.error(`tcpfo ${cmd}: refused: ${r.answer.message}`);
+  process.exit(r.answer.ok ? EXIT.ok : EXIT.refused);
+}
+
+const timeoutOption = () => new Option('--timeout <seconds>', 'how long to wait for the daemon’s answer').default('30');
+
+program
+  .command('switchover')
+  .description('planned switchover, run on either node: the secondary takes the service over and the primary becomes its secondary; every connection stays open; refused (exit 9) unless the pair is in sync')
+  .addOption(configOption())
+  .addOption(timeoutOption())
+  .action(async (o: { config: string; timeout: string }) => commandAction('switchover', o));
+
+program
+  .command('standby')
+  .description('take this node out of the pair for maintenance (a primary hands the service over first); it stays out, across restarts, until unstandby')
+  .addOption(configOption())
+  .addOption(timeoutOption())
+  .action(async (o: { config: string; timeout: string }) => commandAction('standby', o));
+
+program
+  .command('unstandby')
+  .description('bring this node back from standby: it rejoins the pair as the secondary')
+  .addOption(configOption())
+  .addOption(timeoutOption())
+  .action(async (o: { config: string; timeout: string }) => commandAction('unstandby', o));
 
 /**
  * The demo and the benches live in a source checkout (bench/, rig/), not
  * in the installed package: import the script and call its main (its rig
  * removes itself on Ctrl-C); its status is ours.
  */
+const scriptFile = (script: string) => join(dirname(fileURLToPath(import.meta.url)), script);
+/** The demo and the benches are listed only where they can run (a source checkout, built). */
+const fromCheckout = { hidden: !existsSync(scriptFile('bench/demo.js')) };
+
 async function runScript(script: string, args: string[]): Promise<void> {
-  const file = join(dirname(fileURLToPath(import.meta.url)), script);
+  const file = scriptFile(script);
   if (!existsSync(file)) {
     console.error(`tcpfo: ${script} is not part of the installed package; run it from a source checkout (npm ci && npm run build)`);
     process.exit(EXIT.failure);
@@ -172,12 +221,12 @@ async function runScript(script: string, args: string[]): Promise<void> {
 }
 
 program
-  .command('demo')
+  .command('demo', fromCheckout)
   .description('run the failover demo in network namespaces on this machine (root; from a source checkout)')
   .action(() => runScript('bench/demo.js', []));
 
 program
-  .command('bench')
+  .command('bench', fromCheckout)
   .description(
     'plain TCP against tcpfo in network namespaces (root; from a source checkout): paper — the paper’s measurements at 100 Mbit/s, 1 Gbit/s and unshaped; interactive — request/answer workloads; all — both on every LAN mode, with bench/results/summary.md',
   )
@@ -191,7 +240,7 @@ program
   });
 
 program
-  .command('campaign')
+  .command('campaign', fromCheckout)
   .description('kill campaign: kill either node at random moments during transfers (root; from a source checkout); N kills per workload')
   .argument('[kills]', 'kills per workload', '30')
   .action((kills: string) => {

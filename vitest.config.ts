@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
  * detector run alone, after the rest: one's flood must not be the other's
  * "failure that did not happen".
  */
-const SOLO = ['test/rig/hardening.test.ts', 'test/rig/soak.test.ts'];
+const SOLO = ['test/rig/hardening.test.ts', 'test/rig/soak.test.ts', 'test/rig/scale.test.ts'];
 
 /** Under emulation (scripts/kernel-vm.sh) everything takes longer: rig/slow.ts. */
 const SCALE = Math.max(1, Number(process.env.TCPFO_RIG_TIME_SCALE ?? '1') || 1);

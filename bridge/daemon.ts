@@ -16,15 +16,20 @@ import { sdNotify } from './io/systemd.js';
 import { InstanceLocked, lockInstance } from './io/lock.js';
 import { describeKernel, lacking, thisKernel } from './io/kernel-facilities.js';
 import { noteReload } from './metrics.js';
-import type { Role, StartPrimaryRole } from './roles.js';
+import type { Role, StartPrimaryRole, SwitchResult } from './roles.js';
+import { commandSocketPath, startCommands, stopControl, type Command, type CommandAnswer } from './control.js';
+import { inStandby, markStandby, StandbyNode, standbyFile } from './standby.js';
+import { monotonicMs } from './clock.js';
 
 /** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN, alreadyRunning: 8 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN, alreadyRunning: 8, refused: 9 } as const;
 
 interface Bridge {
   stop(): Promise<void>;
   halt(): void;
   reload(cfg: Config): void;
+  /** A planned switchover asked on this node (absent in standby). */
+  switchover?(why: string): Promise<SwitchResult>;
 }
 
 /** Settings a reload cannot change: they shape the rules, the queues and the addresses in place. */
@@ -68,21 +73,29 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     void hooks.roleChanged(r, reason);
     sdNotify(`STATUS=${r}: ${reason}`);
   };
+  /** The configuration as this node's secondary role sees it (a primary daemon joins the other node as its secondary with the roles swapped). */
+  const asSecondary = (): Config => (role === 'primary' ? swapRoles(cfg) : cfg);
   let bridge: Bridge | undefined;
   let track: ServerTrack | undefined;
   // Signal handlers first: a stop requested while the bridge is still
   // starting waits for the start, then undoes it.
   let starting: Promise<Bridge> | undefined;
   let stopping = false;
+  let preferTimer: NodeJS.Timeout | undefined;
+  let stopCommandSocket = () => {};
   const stop = async (sig: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal: sig }, 'stopping');
     sdNotify('STOPPING=1');
     track?.stop();
+    clearInterval(preferTimer);
     try {
       const b = await starting;
       await b?.stop();
+      stopCommandSocket();
+      // The hook hears it (bounded by hooks.timeout_ms): a stopped node serves nothing.
+      await hooks.roleChanged('stopped', `the daemon was stopped (${sig})`);
       process.exit(EXIT.ok);
     } catch (e) {
       log.error({ err: e }, 'stop failed');
@@ -118,11 +131,21 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   // Both roles' modules are loaded now: compiling the primary's during a
   // promotion would stall the heartbeats.
   const [{ PrimaryBridge, ServiceAddressInUse }, { SecondaryBridge }] = await Promise.all([import('./primary/daemon.js'), import('./secondary/daemon.js')]);
+  /** Where a planned switchover's handover ends on this node: its secondary role, or standby. */
+  let afterHandover: 'secondary' | 'standby' = 'secondary';
+  /** The other node took the service over (a planned switchover): this node becomes its secondary (or goes to standby). */
+  const onHandedOver = () => void replaceBridge(afterHandover === 'standby' ? () => enterStandby('planned switchover, then standby') : () => startSecondary(asSecondary(), 'planned switchover: the other node serves'));
   const startPrimaryRole: StartPrimaryRole = (c, l, o) => PrimaryBridge.start(c, l, o);
-  const startSecondary = (c: Config): Promise<Bridge> => SecondaryBridge.start(c, log, { onRoleChange, startPrimaryRole });
+  const startSecondary = (c: Config, why?: string): Promise<Bridge> => SecondaryBridge.start(c, log, { onRoleChange, startPrimaryRole, onHandedOver, why });
+  const enterStandby = async (reason: string): Promise<Bridge> => {
+    const n = await StandbyNode.start(asSecondary(), log, reason);
+    log.warn({ reason }, 'in standby: this node serves nothing and replicates nothing; tcpfo unstandby rejoins the pair as its secondary');
+    onRoleChange('standby', reason);
+    return n;
+  };
   const startPrimary = async (): Promise<Bridge> => {
     try {
-      return await PrimaryBridge.start(cfg, log, { onRoleChange });
+      return await PrimaryBridge.start(cfg, log, { onRoleChange, onHandedOver });
     } catch (e) {
       if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
       // The secondary took over while this node was down and still serves:
@@ -131,14 +154,104 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
       return startSecondary(swapRoles(cfg));
     }
   };
-  starting = role === 'primary' ? startPrimary() : startSecondary(cfg);
+  /**
+   * This node changes part (a planned switchover, standby, unstandby): the
+   * running bridge stops — undoing its rules and addresses — and the next
+   * starts. Should the next fail to start, the node is left with nothing
+   * (fail closed) and the daemon exits for its supervisor to restart it.
+   */
+  let changing: Promise<void> | null = null;
+  const replaceBridge = (next: () => Promise<Bridge>): Promise<void> => {
+    const run = async () => {
+      const old = bridge;
+      bridge = undefined;
+      starting = (async () => {
+        await old?.stop();
+        return next();
+      })();
+      try {
+        bridge = await starting;
+      } catch (e) {
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'could not start this node’s next part; everything it set up was undone: exiting for a restart');
+        await hooks.roleChanged('stopped', 'could not start this node’s next part');
+        process.exit(EXIT.failure);
+      }
+    };
+    changing = (changing ?? Promise.resolve()).then(run).finally(() => (changing = null));
+    return changing;
+  };
+  if (inStandby(cfg)) {
+    log.warn({ file: standbyFile(cfg) }, 'this node was put in standby (tcpfo standby): staying out of the pair until tcpfo unstandby');
+    starting = enterStandby('in standby since before this start');
+  } else starting = role === 'primary' ? startPrimary() : startSecondary(cfg);
   try {
     bridge = await starting;
   } catch (e) {
-    log.error({ err: e instanceof Error ? e.message : String(e) }, `${role} bridge failed to start; everything it set up was undone`);
+    const why = e instanceof Error ? e.message : String(e);
+    log.error({ err: why }, `${role} bridge failed to start; everything it set up was undone`);
+    await hooks.roleChanged('stopped', `failed to start: ${why}`);
     process.exit(EXIT.failure);
   }
   if (cfg.track) track = startTrack(cfg);
+
+  /** The operator's commands (tcpfo switchover, standby, unstandby), one at a time. */
+  const command = async (cmd: Command): Promise<CommandAnswer> => {
+    if (stopping) return { ok: false, message: 'the daemon is stopping' };
+    if (changing) await changing;
+    const b = bridge;
+    if (cmd === 'unstandby') {
+      if (!(b instanceof StandbyNode)) return { ok: false, message: 'this node is not in standby' };
+      markStandby(cfg, false);
+      await replaceBridge(() => startSecondary(asSecondary(), 'back from standby'));
+      return { ok: true, message: 'rejoined the pair as its secondary (new connections are replicated from now on)' };
+    }
+    if (b instanceof StandbyNode) return { ok: false, message: 'this node is in standby: tcpfo unstandby first' };
+    if (!b?.switchover) return { ok: false, message: 'this node is still starting' };
+    if (cmd === 'switchover') return b.switchover('tcpfo switchover');
+    // standby: hand the service over first if this node holds it (as the
+    // primary, or the promoted one); a secondary just leaves (the primary
+    // goes on alone, its connections intact).
+    if (b instanceof SecondaryBridge && b.role === 'secondary') {
+      markStandby(cfg, true);
+      await replaceBridge(() => enterStandby('tcpfo standby'));
+      return { ok: true, message: 'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here' };
+    }
+    if (b instanceof SecondaryBridge && !b.promotedPrimary) return { ok: false, message: 'this node serves alone: standby would leave no node serving (start the other node first)' };
+    afterHandover = 'standby';
+    const r = await b.switchover('tcpfo standby');
+    if (!r.ok) {
+      afterHandover = 'secondary';
+      return { ok: false, message: `could not hand the service over first: ${r.message}` };
+    }
+    markStandby(cfg, true);
+    await changing;
+    afterHandover = 'secondary';
+    return { ok: true, message: `handed over, then in standby: ${r.message.replace(/; this node becomes its secondary$/, '')}; tcpfo unstandby rejoins as its secondary` };
+  };
+  const cmdPath = commandSocketPath(cfg.state_dir, cfg.instance);
+  const cmdServer = await startCommands(cmdPath, command);
+  stopCommandSocket = () => stopControl(cmdServer, cmdPath);
+
+  // failover.preferred: the preferred node, back as the secondary and in
+  // sync for preferred_delay_s, asks for the service back (the primary
+  // refuses while any connection lives in one server only; asked again later).
+  let lastAsk = -Infinity;
+  let lastRefusal = '';
+  preferTimer = setInterval(() => {
+    const b = bridge;
+    if (cfg.failover.preferred !== role || stopping || changing || !(b instanceof SecondaryBridge)) return;
+    const since = b.inSyncSince();
+    const now = monotonicMs();
+    const delay = cfg.failover.preferred_delay_s * 1000;
+    if (since === null || now - since < delay || now - lastAsk < delay) return;
+    lastAsk = now;
+    void b.switchover('failover.preferred').then((r) => {
+      if (r.ok) log.warn({ preferred: role }, `failover.preferred: this node serves again: ${r.message}`);
+      else if (r.message !== lastRefusal) log.info({ why: r.message }, 'failover.preferred: not switched back yet (asked again later)');
+      lastRefusal = r.ok ? '' : r.message;
+    });
+  }, 1000);
+  preferTimer.unref();
   // systemd (Type=notify): the rules are in and the service address is on lo —
   // a server ordered After= this unit can bind it now.
   sdNotify('READY=1');

@@ -7,6 +7,10 @@
  *   deafen QUEUE   the queue stops reading its socket (as after the libuv
  *                  overrun bug: packets wait, heartbeats go on)
  *   stall MS       the event loop is held for MS milliseconds
+ *
+ * And one at start, from the environment (with TCPFO_TEST_FAULTS=1):
+ * TCPFO_TEST_SETUP_STALL_MS holds the loop that long in the middle of setup,
+ * as a busy machine's BPF verifier once did.
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -52,4 +56,11 @@ export function stopFaults(server: Server | undefined, path: string): void {
  */
 export function holdLoop(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The setup's fault (TCPFO_TEST_SETUP_STALL_MS, tests only): holds the loop mid-setup. */
+export function setupStall(): void {
+  if (process.env.TCPFO_TEST_FAULTS !== '1') return;
+  const ms = Number(process.env.TCPFO_TEST_SETUP_STALL_MS ?? 0);
+  if (ms > 0) holdLoop(ms);
 }

@@ -34,7 +34,7 @@ function flagGauge(reg: Registry, name: string, help: string, read: () => boolea
 export interface MetricsSnapshot {
   role: string;
   /** The node's data path: the primary's queue-and-merge path, or the secondary's kernel or pcap path. */
-  datapath: 'merge' | 'kernel' | 'pcap';
+  datapath: 'merge' | 'kernel' | 'pcap' | 'none';
   peerUp: boolean;
   heartbeatRttSeconds: number | null;
   heartbeatsReceived: number;
@@ -107,7 +107,7 @@ export interface MetricsSnapshot {
   serverHealthy?: boolean | null;
 }
 
-export const ROLES = ['primary', 'secondary', 'alone', 'active'] as const;
+export const ROLES = ['primary', 'secondary', 'alone', 'active', 'standby'] as const;
 
 /** A counter whose value is read from the bridge at scrape time. */
 function readCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (c: Counter) => void): Counter {
@@ -134,6 +134,13 @@ const reloads = { ok: true, okAt: Date.now() / 1000 };
 export function noteReload(ok: boolean, nowSeconds = Date.now() / 1000): void {
   reloads.ok = ok;
   if (ok) reloads.okAt = nowSeconds;
+}
+
+/** Planned switchovers this process was asked to make as the primary, by how they ended. */
+const switchovers = { done: 0, refused: 0, failed: 0 };
+
+export function noteSwitchover(result: keyof typeof switchovers): void {
+  switchovers[result]++;
 }
 
 export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Registry {
@@ -163,6 +170,16 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     registers: [reg],
     collect() {
       this.set(reloads.ok ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'tcpfo_switchovers_total',
+    help: 'Planned switchovers (tcpfo switchover, standby, failover.preferred) this process handed over as the primary, by result: done, refused (the pair was not in sync: nothing changed), failed (the other node did not take over: this one serves on)',
+    labelNames: ['result'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [result, n] of Object.entries(switchovers)) this.inc({ result }, n);
     },
   });
   new Gauge({
@@ -212,7 +229,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   });
   new Gauge({
     name: 'tcpfo_datapath_info',
-    help: 'The data path this bridge runs: merge (the primary), kernel or pcap (the secondary); 1 for the current one',
+    help: 'The data path this bridge runs: merge (the primary), kernel or pcap (the secondary); 1 for the current one, all 0 in standby',
     labelNames: ['mode'],
     registers: [reg],
     collect() {

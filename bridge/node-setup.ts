@@ -148,7 +148,7 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
 
 /**
  * Aborts this node's TCP connections on the service address and a failover
- * port (`ss -K`): sockets that can no longer be replicated or continued —
+ * port (SOCK_DESTROY, as `ss -K`): sockets that can no longer be replicated or continued —
  * what a killed predecessor's servers left (FIN-WAIT orphans that still
  * retransmit, in the client's sequence space when this node was the
  * secondary or served alone), or a stopping secondary's copies. The caller

@@ -7,7 +7,6 @@
  * is pure.
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
 import { ipv4 } from './wire/addr.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from './log.js';
@@ -19,17 +18,22 @@ import {
   decodeConfigNotice,
   decodeHeartbeat,
   decodeNotice,
+  decodeSwitch,
   encodeConfigNotice,
   encodeHeartbeat,
   encodeNotice,
+  encodeSwitch,
   isConfigNotice,
   isNotice,
+  isSwitchMessage,
   NOTICE_MAX_ENTRIES,
   SeqClock,
   type ConnKey,
   type HeartbeatRole,
   type PeerConfig,
+  type SwitchKind,
 } from '../detector/heartbeat.js';
+import { HeartbeatSocket } from './io/heartbeat-socket.js';
 import { monotonicMs } from './clock.js';
 
 export interface PeerLinkOptions {
@@ -46,6 +50,8 @@ export interface PeerLinkOptions {
   onDecision: (d: Decision) => void;
   /** Diverged connections the peer (the primary) reported, from an authenticated, fresh notice. */
   onNotice?: (diverged: ConnKey[]) => void;
+  /** A planned switchover's message from the peer (authenticated, fresh, answering this link). */
+  onSwitch?: (kind: SwitchKind, reason: string) => void;
   /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
   onStall?: (lateMs: number) => void;
   /** This node's configuration, told to the peer every second; the peer's is checked against it (logged to `log`). Without it, neither. */
@@ -96,12 +102,14 @@ export function readKey(file: string): Buffer {
 
 export class PeerLink {
   readonly detector: Detector;
-  private readonly sock: Socket;
+  /** Read on a thread of its own (io/heartbeat-socket.ts); only the configured peer's datagrams are kept. */
+  private readonly sock: HeartbeatSocket;
   private readonly clock = new SeqClock();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastNoticeSeq = -1n;
   private lastConfigSeq = -1n;
+  private lastSwitchSeq = -1n;
   private configSentAt = -Infinity;
   private configSentTo = 0n;
   /** The peer's configuration and how it differs from ours, once heard (null: not yet, or an older peer that does not tell). */
@@ -113,9 +121,8 @@ export class PeerLink {
   }
   /** When the next loop() is due; a later run means our event loop stalled. */
   private dueAt = monotonicMs();
-  private deferred = false;
   noticesRejected = 0;
-  /** Times our own event loop was late by more than a heartbeat interval (the judgement waited for the I/O phase). */
+  /** Times our own event loop was late by more than a heartbeat interval. */
   stalls = 0;
   role: HeartbeatRole;
 
@@ -134,42 +141,49 @@ export class PeerLink {
       monotonicMs(),
       opts.peerRoles,
     );
-    this.sock = createSocket({ type: 'udp4' });
+    this.sock = new HeartbeatSocket(opts.self, opts.port, opts.peer, opts.port, () => this.drain());
   }
 
   static async open(opts: PeerLinkOptions): Promise<PeerLink> {
     const l = new PeerLink(opts);
-    await new Promise<void>((resolve, reject) => {
-      l.sock.once('error', reject);
-      l.sock.bind({ address: opts.self, port: opts.port, exclusive: true }, () => {
-        l.sock.off('error', reject);
-        resolve();
-      });
-    });
-    l.sock.on('message', (msg, rinfo) => {
-      if (rinfo.address !== opts.peer || rinfo.port !== opts.port) return; // only the configured peer
-      if (isConfigNotice(msg)) {
-        l.onConfigNotice(msg);
-        return;
-      }
-      if (isNotice(msg)) {
-        const n = decodeNotice(msg, opts.key);
-        if (typeof n === 'string' || !l.fromPeerToUs(n, l.lastNoticeSeq)) {
-          l.noticesRejected++;
-          return;
-        }
-        l.lastNoticeSeq = n.seq;
-        opts.onNotice?.(n.diverged);
-        return;
-      }
-      const d = l.detector.onMessage(decodeHeartbeat(msg, opts.key), monotonicMs());
-      if (d) opts.onDecision(d);
-    });
-    l.sock.on('error', () => {
-      /* a send to a dead peer may report ECONNREFUSED/EHOSTUNREACH: the detector decides */
-    });
     l.loop();
     return l;
+  }
+
+  /** Every datagram the peer sent that arrived so far, each at its arrival time. */
+  private drain(): void {
+    if (this.closed) return;
+    for (const { msg, at } of this.sock.take()) this.onDatagram(msg, at);
+  }
+
+  private onDatagram(msg: Buffer, at: number): void {
+    const opts = this.opts;
+    if (isConfigNotice(msg)) {
+      this.onConfigNotice(msg);
+      return;
+    }
+    if (isSwitchMessage(msg)) {
+      const m = decodeSwitch(msg, opts.key);
+      if (typeof m === 'string' || !this.fromPeerToUs(m, this.lastSwitchSeq)) {
+        this.noticesRejected++;
+        return;
+      }
+      this.lastSwitchSeq = m.seq;
+      opts.onSwitch?.(m.kind, m.reason);
+      return;
+    }
+    if (isNotice(msg)) {
+      const n = decodeNotice(msg, opts.key);
+      if (typeof n === 'string' || !this.fromPeerToUs(n, this.lastNoticeSeq)) {
+        this.noticesRejected++;
+        return;
+      }
+      this.lastNoticeSeq = n.seq;
+      opts.onNotice?.(n.diverged);
+      return;
+    }
+    const d = this.detector.onMessage(decodeHeartbeat(msg, opts.key), at);
+    if (d) opts.onDecision(d);
   }
 
   /** Whether an authenticated datagram is the peer's, to us, answers this link (echoes our nonce), and is newer than `lastSeq`. */
@@ -202,7 +216,7 @@ export class PeerLink {
     this.configSentAt = now;
     this.configSentTo = echo;
     const msg = encodeConfigNotice({ seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: echo, config: this.opts.config }, this.opts.key);
-    this.sock.send(msg, this.opts.port, this.opts.peer);
+    this.sock.send(msg);
   }
 
   private loop(): void {
@@ -215,23 +229,18 @@ export class PeerLink {
         { role: this.role, seq, echo: this.detector.echo, from: this.self, to: this.peer, nonce: this.nonce, echoNonce: this.detector.peerNonce },
         this.opts.key,
       );
-      this.sock.send(msg, this.opts.port, this.opts.peer);
+      this.sock.send(msg);
       this.detector.markSent(seq, now);
     }
-    // Our own event loop stalled (this timer fired late): the peer's
-    // heartbeats of that time wait unread in the socket, and timers run
-    // before the I/O phase. Judge the peer only after that phase has
-    // delivered them (setImmediate runs right after it), or a busy node
-    // declares a live peer dead — a split brain the soak found in a
-    // promotion (the new secondary's loop stalled 0.7 s).
-    if (!this.deferred && now - this.dueAt > this.opts.intervalMs) {
-      this.deferred = true;
+    // Our own event loop stalled (this timer fired late): counted and
+    // logged. The peer is judged on what it sent all the same: the
+    // heartbeats that arrived meanwhile are taken, at their arrival times,
+    // just before (a busy node once declared a live peer dead).
+    if (now - this.dueAt > this.opts.intervalMs) {
       this.stalls++;
       this.opts.onStall?.(now - this.dueAt);
-      setImmediate(() => this.loop());
-      return;
     }
-    this.deferred = false;
+    this.drain();
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - monotonicMs());
@@ -245,11 +254,24 @@ export class PeerLink {
    * so heartbeats never pause — a pause would make the peer probe for the
    * service address in the middle of the handover.
    */
-  retarget(to: { role: HeartbeatRole; peerRoles: HeartbeatRole[]; onDecision: (d: Decision) => void; onNotice?: (diverged: ConnKey[]) => void }): void {
+  retarget(to: { role: HeartbeatRole; peerRoles: HeartbeatRole[]; onDecision: (d: Decision) => void; onNotice?: (diverged: ConnKey[]) => void; onSwitch?: (kind: SwitchKind, reason: string) => void }): void {
     this.role = to.role;
     this.detector.peerRoles = to.peerRoles;
     this.opts.onDecision = to.onDecision;
     this.opts.onNotice = to.onNotice;
+    this.opts.onSwitch = to.onSwitch;
+  }
+
+  /** Sends a planned switchover's message to the peer (switchover.ts). */
+  sendSwitch(kind: SwitchKind, reason = ''): void {
+    if (this.closed) return;
+    const msg = encodeSwitch({ seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: this.detector.peerNonce, kind, reason }, this.opts.key);
+    this.sock.send(msg);
+  }
+
+  /** The peer's tcpfo version as its configuration notice said (null: not heard yet). */
+  get peerVersion(): string | null {
+    return this.configCheck?.peer.version ?? null;
   }
 
   /** Sends the list of diverged connections to the peer (several datagrams if long). */
@@ -260,7 +282,7 @@ export class PeerLink {
         { seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: this.detector.peerNonce, diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES) },
         this.opts.key,
       );
-      this.sock.send(msg, this.opts.port, this.opts.peer);
+      this.sock.send(msg);
     }
   }
 

@@ -11,8 +11,14 @@ import type { PeerLink } from './peer.js';
 import type { InboundXlate } from './io/xlate.js';
 
 /** A role change, as the daemon's hook hears of it: the new role and why. */
-export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'stopped';
+export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'standby' | 'stopped';
 export type RoleListener = (role: Role, reason: string) => void;
+
+/** How a planned switchover (or standby) ended, for the operator. */
+export interface SwitchResult {
+  ok: boolean;
+  message: string;
+}
 
 /** The primary role a promoted secondary runs. */
 export interface PromotedBridge {
@@ -20,6 +26,8 @@ export interface PromotedBridge {
   status(): Record<string, unknown>;
   halt(): void;
   reload(cfg: Config): void;
+  /** A planned switchover: hand the service to the other node (switchover.ts). */
+  switchover(why: string): Promise<SwitchResult>;
 }
 
 /**
@@ -27,4 +35,4 @@ export interface PromotedBridge {
  * swapped), adopting the connections it serves alone and taking over the
  * running heartbeat link.
  */
-export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener; xlate?: InboundXlate }) => Promise<PromotedBridge>;
+export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener; xlate?: InboundXlate; onHandedOver: () => void }) => Promise<PromotedBridge>;

@@ -133,8 +133,18 @@ export const configSchema = z.strictObject({
        * the pair runs on one node until an operator restarts it.
        */
       rejoin: z.enum(['swap-roles', 'refuse']).default('swap-roles'),
+      /**
+       * The node that should serve when both run: after it rejoins as the
+       * secondary (a failover, a restart, standby), and once the pair has
+       * been in sync for preferred_delay_s, it takes the service back by a
+       * planned switchover (no connection lost; refused, and asked again,
+       * while a connection lives in one server only). 'none': roles stay
+       * where failures left them.
+       */
+      preferred: z.enum(['primary', 'secondary', 'none']).default('none'),
+      preferred_delay_s: z.number().int().min(1).max(86_400).default(60),
     })
-    .default({ rto_min_ms: 20, rto_bound: 'auto', rejoin: 'swap-roles' }),
+    .default({ rto_min_ms: 20, rto_bound: 'auto', rejoin: 'swap-roles', preferred: 'none', preferred_delay_s: 60 }),
   /** Bounds of the primary's connection table (memory and the kernel queue stay bounded under a SYN flood). */
   limits: z
     .strictObject({
@@ -186,7 +196,9 @@ export const configSchema = z.strictObject({
       /**
        * The event loop stuck this long: the bridge stops answering ARP for the
        * service address and exits. Shorter stalls (a starved CPU) are ridden out:
-       * the ARP answers come from a thread of their own.
+       * the ARP answers come from a thread of their own. Counted from the
+       * "bridge up" line: setup (BPF programs verified and loaded) may hold
+       * the loop up to 20 s.
        */
       loop_stall_ms: z.number().int().min(200).max(60_000).default(1000),
       /** Packets waiting in one of the bridge's queues and none read this long: it exits. */

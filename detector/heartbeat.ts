@@ -299,3 +299,91 @@ export function configDifferences(mine: PeerConfig, peer: PeerConfig): string[] 
   if (major(mine.version) !== major(peer.version)) out.push(`tcpfo ${mine.version} here, ${peer.version} on the peer: only versions of one major release pair`);
   return out;
 }
+
+/**
+ * A planned switchover between the two bridges (`tcpfo switchover`), on the
+ * heartbeat socket: same key, own magic, bound to sender, receiver and the
+ * receiver's nonce like heartbeats, replays refused by the sequence number.
+ *
+ *   request   secondary → primary: an operator (or failover.preferred) asks
+ *             on the secondary; the primary checks and hands over, or refuses
+ *   handover  primary → secondary: the primary has stopped answering for the
+ *             service address: take it over now, without a detector timeout
+ *   taken     secondary → primary: taken over (gratuitous ARP sent)
+ *   refused   either way: not now, and why (reason)
+ *
+ *   0  magic "TFOS"           4
+ *   4  version (2)             1
+ *   5  kind                    1   0 request, 1 handover, 2 taken, 3 refused
+ *   6  reason length           2   ≤ SWITCH_MAX_REASON
+ *   8  seq                     8
+ *  16  sender address          4
+ *  20  receiver address        4
+ *  24  echoed nonce            8
+ *  32  reason                  UTF-8
+ *  ..  HMAC-SHA256             32  over everything before it
+ */
+export type SwitchKind = 'request' | 'handover' | 'taken' | 'refused';
+const SWITCH_KINDS: SwitchKind[] = ['request', 'handover', 'taken', 'refused'];
+export const SWITCH_MAX_REASON = 400;
+const SWITCH_MAGIC = 0x54464f53; // "TFOS"
+const S_KIND = 5;
+const S_LEN = 6;
+const S_SEQ = 8;
+const S_FROM = 16;
+const S_TO = 20;
+const S_ECHO_NONCE = 24;
+const S_REASON = 32;
+
+export interface SwitchMessage {
+  seq: bigint;
+  from: number;
+  to: number;
+  echoNonce: bigint;
+  kind: SwitchKind;
+  /** Why a switchover is refused (empty for the other kinds). */
+  reason: string;
+}
+
+export function isSwitchMessage(b: Buffer): boolean {
+  return b.length >= 4 && b.readUInt32BE(0) === SWITCH_MAGIC;
+}
+
+export function encodeSwitch(m: SwitchMessage, key: Buffer): Buffer {
+  let reason = Buffer.from(m.reason, 'utf8');
+  // Cut on a character boundary: a reason is for a person, never refused for its length.
+  if (reason.length > SWITCH_MAX_REASON) reason = Buffer.from(reason.subarray(0, SWITCH_MAX_REASON).toString('utf8').replace(/\uFFFD$/, ''), 'utf8');
+  const end = S_REASON + reason.length;
+  const b = Buffer.alloc(end + MAC_LEN);
+  b.writeUInt32BE(SWITCH_MAGIC, 0);
+  b[4] = VERSION;
+  b[S_KIND] = SWITCH_KINDS.indexOf(m.kind);
+  b.writeUInt16BE(reason.length, S_LEN);
+  b.writeBigUInt64BE(m.seq, S_SEQ);
+  b.writeUInt32BE(m.from >>> 0, S_FROM);
+  b.writeUInt32BE(m.to >>> 0, S_TO);
+  b.writeBigUInt64BE(m.echoNonce, S_ECHO_NONCE);
+  reason.copy(b, S_REASON);
+  mac(key, b, end).copy(b, end);
+  return b;
+}
+
+export function decodeSwitch(b: Buffer, key: Buffer): SwitchMessage | NoticeError | 'bad-kind' {
+  if (b.length < S_REASON + MAC_LEN) return 'bad-length';
+  if (b.readUInt32BE(0) !== SWITCH_MAGIC) return 'bad-magic';
+  if (b[4] !== VERSION) return 'bad-version';
+  const len = b.readUInt16BE(S_LEN);
+  const end = S_REASON + len;
+  if (len > SWITCH_MAX_REASON || b.length !== end + MAC_LEN) return 'bad-length';
+  if (!macValid(key, b, end)) return 'bad-mac';
+  const kind = SWITCH_KINDS[b[S_KIND]!];
+  if (!kind) return 'bad-kind';
+  return {
+    seq: b.readBigUInt64BE(S_SEQ),
+    from: b.readUInt32BE(S_FROM),
+    to: b.readUInt32BE(S_TO),
+    echoNonce: b.readBigUInt64BE(S_ECHO_NONCE),
+    kind,
+    reason: b.subarray(S_REASON, end).toString('utf8'),
+  };
+}

@@ -42,6 +42,8 @@ void InitPresence(Napi::Env env, Napi::Object exports);  // native/presence.cc
 void InitXlate(Napi::Env env, Napi::Object exports);     // native/xlate.cc
 void InitSystemd(Napi::Env env, Napi::Object exports);   // native/systemd.cc
 void InitLock(Napi::Env env, Napi::Object exports);      // native/lock.cc
+void InitHeartbeat(Napi::Env env, Napi::Object exports); // native/heartbeat.cc
+void InitSockDiag(Napi::Env env, Napi::Object exports);  // native/sockdiag.cc
 
 namespace {
 
@@ -88,7 +90,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     uint32_t copy_range = num("copyRange", 0xffff);
     uint32_t max_len = num("maxLen", 4096);
     uint32_t rcvbuf = num("rcvbuf", 8 * 1024 * 1024);
-    max_batch_ = num("maxBatch", 1024);
+    max_batch_ = num("maxBatch", 64);
     bool gso = flag("gso");
     bool fail_open = flag("failOpen");
     callback_ = Napi::Persistent(info[2].As<Napi::Function>());
@@ -328,7 +330,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
   }
 
   uint32_t queue_num_ = 0;
-  uint32_t max_batch_ = 1024;
+  uint32_t max_batch_ = 64;
   struct nfq_handle* h_ = nullptr;
   struct nfq_q_handle* qh_ = nullptr;
   int fd_ = -1;
@@ -357,6 +359,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitXlate(env, exports);
   InitSystemd(env, exports);
   InitLock(env, exports);
+  InitHeartbeat(env, exports);
+  InitSockDiag(env, exports);
   return NfQueue::Init(env, exports);
 }
 

@@ -52,6 +52,7 @@ class Presence : public Napi::ObjectWrap<Presence> {
     Napi::Function ctor = DefineClass(env, "Presence",
                                       {
                                           InstanceMethod("touch", &Presence::Touch),
+                                          InstanceMethod("setHold", &Presence::SetHold),
                                           InstanceMethod("setAnswering", &Presence::SetAnswering),
                                           InstanceMethod("stats", &Presence::Stats),
                                           InstanceMethod("close", &Presence::Close),
@@ -134,7 +135,8 @@ class Presence : public Napi::ObjectWrap<Presence> {
     uint8_t buf[1600];
     while (!stop_.load()) {
       int64_t silent = NowMs() - last_touch_.load();
-      if (hold_ms_ > 0 && silent > hold_ms_) Expire(silent);
+      int64_t hold = hold_ms_.load();
+      if (hold > 0 && silent > hold) Expire(silent, hold);
       struct pollfd p = {fd_, POLLIN, 0};
       int r = poll(&p, 1, 20);
       if (r <= 0) continue;
@@ -150,7 +152,8 @@ class Presence : public Napi::ObjectWrap<Presence> {
       if (tpa != vip_ || spa == vip_) continue;
       requests_++;
       if (!answering_.load()) continue;
-      if (hold_ms_ > 0 && NowMs() - last_touch_.load() > hold_ms_) continue;  // Expire() next turn
+      int64_t hold2 = hold_ms_.load();
+      if (hold2 > 0 && NowMs() - last_touch_.load() > hold2) continue;  // Expire() next turn
       uint8_t out[ARP_FRAME];
       memcpy(out, a + 8, 6);  // to the requester's hardware address
       memcpy(out + 6, mac_, 6);
@@ -178,13 +181,13 @@ class Presence : public Napi::ObjectWrap<Presence> {
 
   // The event loop is stuck: stop claiming the VIP and end the process, so
   // the peer takes over and this bridge cannot come back beside it.
-  [[noreturn]] void Expire(int64_t silent) {
+  [[noreturn]] void Expire(int64_t silent, int64_t hold) {
     answering_.store(false);
     char line[320];
     int len = snprintf(line, sizeof(line),
                        "{\"level\":50,\"name\":\"%s\",\"pid\":%d,\"silentMs\":%lld,\"holdMs\":%lld,\"msg\":\"event loop stuck for %lld ms: "
                        "exiting so the peer takes over (liveness.loop_stall_ms)\"}\n",
-                       label_.c_str(), static_cast<int>(getpid()), static_cast<long long>(silent), static_cast<long long>(hold_ms_),
+                       label_.c_str(), static_cast<int>(getpid()), static_cast<long long>(silent), static_cast<long long>(hold),
                        static_cast<long long>(silent));
     if (len > 0) {
       ssize_t w = write(2, line, static_cast<size_t>(len < static_cast<int>(sizeof(line)) ? len : sizeof(line) - 1));
@@ -195,6 +198,18 @@ class Presence : public Napi::ObjectWrap<Presence> {
 
   Napi::Value Touch(const Napi::CallbackInfo& info) {
     last_touch_.store(NowMs());
+    return info.Env().Undefined();
+  }
+
+  // A new hold (ms), counted from now: the bridge's setup allows more than
+  // its steady state (see io/presence.ts).
+  Napi::Value SetHold(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(info.Env(), "setHold(ms)").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    last_touch_.store(NowMs());
+    hold_ms_.store(info[0].As<Napi::Number>().Int64Value());
     return info.Env().Undefined();
   }
 
@@ -220,7 +235,7 @@ class Presence : public Napi::ObjectWrap<Presence> {
 
   uint32_t vip_ = 0;  // network order
   uint8_t mac_[6] = {};
-  int64_t hold_ms_ = 0;
+  std::atomic<int64_t> hold_ms_{0};
   std::string label_;
   unsigned ifindex_ = 0;
   int fd_ = -1;

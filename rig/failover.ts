@@ -22,6 +22,7 @@ export async function killNode(pair: TcpfoPair, node: 'primary' | 'secondary'): 
   const d: Daemon | undefined = node === 'primary' ? pair.primary : pair.secondary;
   await killHard(d?.proc);
   await killHard(pair.servers[node === 'primary' ? 0 : 1]);
+  for (const p of pair.nodeServers[node]) await killHard(p);
   return at;
 }
 

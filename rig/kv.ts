@@ -26,10 +26,12 @@ export function startMemcached(host: RigHost, addr: string, port: number): Promi
   return listening(host, host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']), port, 'memcached');
 }
 
-/** redis-server on `addr`:`port`, nothing saved. */
-export function startRedis(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+/** redis-server on `addr`:`port`, nothing saved; `maxClients`: room for that many connections (the open-file limit raised to match). */
+export function startRedis(host: RigHost, addr: string, port: number, maxClients?: number): Promise<ChildProcess> {
   const argv = ['redis-server', '--bind', addr, '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--daemonize', 'no'];
-  return listening(host, host.spawn(argv), port, 'redis-server');
+  if (!maxClients) return listening(host, host.spawn(argv), port, 'redis-server');
+  const files = maxClients + 64;
+  return listening(host, host.spawn(['bash', '-c', `ulimit -n ${files} && exec "$@"`, 'redis', ...argv, '--maxclients', String(maxClients)]), port, 'redis-server');
 }
 
 /** redis-benchmark GET from `c`: `clients` connections, `pipeline` deep, `n` requests; requests per second. */

@@ -48,3 +48,9 @@ export function headerOf(src: string): string {
     .join('\n')
     .trim();
 }
+
+/** The median of `xs` (the upper one of an even count; NaN for none), as the benches report it. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+}

@@ -8,7 +8,7 @@ import { WireError } from '../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
 import { ipv4 } from '../bridge/wire/addr.js';
 import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
-import { seqAdd, seqSub } from '../bridge/wire/seq.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqSub } from '../bridge/wire/seq.js';
 import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
@@ -34,8 +34,12 @@ export interface OracleReport {
    * that; a real NIC completes it on the wire.
    */
   offloadChecksums: number;
-  /** Client RSTs after its close, each answering an exact copy of an earlier segment (not problems). */
-  rstAfterRepeat: number;
+  /**
+   * Client RSTs after its close, each answering a stale segment: an exact
+   * copy of an earlier one, or data the client had already acknowledged
+   * (a late original from a reordering link). Not problems.
+   */
+  rstAfterClose: number;
 }
 
 interface State {
@@ -49,8 +53,13 @@ interface State {
   clientFinAcked: boolean;
   /** (seq, ack, flags, length) of every segment from the service. */
   seen: Set<string>;
-  /** The latest segment from the service repeated an earlier one exactly. */
-  lastWasRepeat: boolean;
+  /** The highest acknowledgment the client sent. */
+  clientAck: number | null;
+  /**
+   * The latest segment from the service was stale: it repeated an earlier one
+   * exactly, or carried only data the client had already acknowledged.
+   */
+  lastWasStale: boolean;
 }
 
 /**
@@ -94,17 +103,18 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
   let validChecksums = 0;
   let offloadChecksums = 0;
   const maxSpan = opts.maxSpan ?? 2 ** 30;
-  let rstAfterRepeat = 0;
+  let rstAfterClose = 0;
   for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
     const fromServer = ip.src === service && seg.srcPort === port;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_RST)) {
       const st = conns.get(cport);
       // A client whose connection is over (its FIN acknowledged) answers a
-      // late exact copy of a segment it already had with a RST, as with any
-      // TCP peer: the copy is the network's (a duplicating link), not ours.
-      if (!fromServer && st?.clientFinAcked && st.lastWasRepeat) {
-        rstAfterRepeat++;
+      // stale segment with a RST, as any TCP peer does: a late exact copy (a
+      // duplicating link) or a late original of data it already acknowledged
+      // (a reordering link held it back). The network's doing, not ours.
+      if (!fromServer && st?.clientFinAcked && st.lastWasStale) {
+        rstAfterClose++;
         continue;
       }
       const at = st ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)` : '';
@@ -113,6 +123,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     if (!fromServer) {
       const st = conns.get(cport);
       if (st && seg.has(TCP_FIN)) st.clientFinEnd = seqAdd(seg.seq, seg.payloadLength + 1);
+      if (st && seg.has(TCP_ACK) && (st.clientAck === null || seqGt(seg.ack, st.clientAck))) st.clientAck = seg.ack;
       continue;
     }
     const full = f.originalLength === f.data.length;
@@ -128,9 +139,10 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     let st = conns.get(cport);
     if (st) {
       const sig = `${seg.seq}/${seg.ack}/${seg.flags}/${seg.payloadLength}`;
-      st.lastWasRepeat = st.seen.has(sig);
+      const oldData = seg.payloadLength > 0 && st.clientAck !== null && seqLe(seqAdd(seg.seq, seg.payloadLength), st.clientAck);
+      st.lastWasStale = st.seen.has(sig) || oldData;
       st.seen.add(sig);
-      if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqSub(seg.ack, st.clientFinEnd) >= 0) st.clientFinAcked = true;
+      if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqGe(seg.ack, st.clientFinEnd)) st.clientFinAcked = true;
     }
     if (seg.has(TCP_SYN)) {
       const opts = seg.options();
@@ -154,7 +166,8 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
           clientFinEnd: null,
           clientFinAcked: false,
           seen: new Set(),
-          lastWasRepeat: false,
+          clientAck: null,
+          lastWasStale: false,
         };
         conns.set(cport, st);
       } else if (seg.seq !== st.rep.isn) {
@@ -189,7 +202,7 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     }
     if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
   }
-  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, rstAfterRepeat };
+  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, rstAfterClose };
 }
 
 /**

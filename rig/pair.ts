@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { distScript } from './dist.js';
 import type { Rig, RigHost } from './rig.js';
 import { slow, TIME_SCALE } from './slow.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 export const VIP = '192.0.2.100';
 export const DEMO_PORT = 7000;
@@ -46,7 +47,10 @@ export interface Daemon {
 export class TcpfoPair {
   primary?: Daemon;
   secondary?: Daemon;
+  /** The demo servers: the primary's first, then the secondary's (killNode kills a node's), then any others. */
   readonly servers: ChildProcess[] = [];
+  /** More server processes of each node, killed with it (killNode) and stopped with the pair. */
+  readonly nodeServers: Record<'primary' | 'secondary', ChildProcess[]> = { primary: [], secondary: [] };
 
   constructor(
     readonly rig: Rig,
@@ -80,12 +84,11 @@ export class TcpfoPair {
       'heartbeat:',
       `  key_file: ${keyFile}`,
       `  interval_ms: ${slow(opts.heartbeatIntervalMs ?? 20)}`,
-      `  timeout_ms: ${slow(opts.heartbeatTimeoutMs ?? 100)}`,
+      // Scaled, within the configuration's bound (60 s).
+      `  timeout_ms: ${Math.min(slow(opts.heartbeatTimeoutMs ?? 100), 60_000)}`,
       `  startup_grace_ms: ${slow(5000)}`,
-      // Under emulation the bridges' event loops stall past the default watchdog (1 s) now and then.
-      ...(TIME_SCALE > 1 ? ['liveness:', `  loop_stall_ms: ${slow(1000)}`, `  queue_stall_ms: ${slow(2000)}`] : []),
       'instance: t',
-      opts.extraYaml ?? '',
+      extraYaml(opts.extraYaml),
     ].join('\n');
     // One file per node, the same but for state_dir: real nodes have a /run
     // of their own, the rig's namespaces share one filesystem (and a node
@@ -101,8 +104,8 @@ export class TcpfoPair {
     return pair;
   }
 
-  /** Starts a bridge; `cli`: another tcpfo's cli.js (an older version, for a rolling upgrade). */
-  async startDaemon(host: RigHost, role: 'primary' | 'secondary', env: Record<string, string> = {}, cli = distScript('cli.js')): Promise<Daemon> {
+  /** Starts a bridge; `cli`: another tcpfo's cli.js (an older version, for a rolling upgrade); `ready`: the log text that says it is up. */
+  async startDaemon(host: RigHost, role: 'primary' | 'secondary', env: Record<string, string> = {}, cli = distScript('cli.js'), ready = 'bridge up'): Promise<Daemon> {
     const log = join(this.rig.tmpdir, `${role}.log`);
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
@@ -126,7 +129,7 @@ export class TcpfoPair {
     const deadline = Date.now() + slow(15_000);
     for (;;) {
       const text = safeRead(log).slice(from);
-      if (text.includes('bridge up')) break;
+      if (text.includes(ready)) break;
       if (proc.exitCode !== null || Date.now() > deadline) {
         throw new Error(`${role} bridge did not start (exit ${proc.exitCode}):\n${text}`);
       }
@@ -179,7 +182,7 @@ export class TcpfoPair {
     // Secondary first: stopping the primary first would make it take over.
     await TcpfoPair.stopDaemon(this.secondary);
     await TcpfoPair.stopDaemon(this.primary);
-    for (const s of this.servers) s.kill();
+    for (const s of [...this.servers, ...this.nodeServers.primary, ...this.nodeServers.secondary]) s.kill();
   }
 }
 
@@ -189,6 +192,27 @@ function safeRead(f: string): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * The test's own YAML, over what emulation needs (TCPFO_RIG_TIME_SCALE > 1):
+ * there the bridges' event loops stall past the default watchdog (1 s) now
+ * and then, and a secondary's answer takes longer than the silence the
+ * primary allows it (2 s) before it goes on alone. Merged key by key, the
+ * test's settings winning.
+ */
+function extraYaml(extra = ''): string {
+  const emulation: Record<string, Record<string, number>> =
+    TIME_SCALE > 1
+      ? {
+          liveness: { loop_stall_ms: slow(1000), queue_stall_ms: slow(2000) },
+          limits: { secondary_silence_ms: slow(2000), early_end_grace_ms: slow(3000) },
+        }
+      : {};
+  const own = (parseYaml(extra) ?? {}) as Record<string, unknown>;
+  const merged: Record<string, unknown> = { ...emulation };
+  for (const [k, v] of Object.entries(own)) merged[k] = v && typeof v === 'object' && !Array.isArray(v) && emulation[k] ? { ...emulation[k], ...v } : v;
+  return Object.keys(merged).length ? stringifyYaml(merged) : '';
 }
 
 export async function startDemoServer(host: RigHost, addr: string, port: number): Promise<ChildProcess> {

@@ -15,7 +15,7 @@ import { killNode } from '../../rig/failover.js';
 import { fileName, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../../rig/ftp.js';
 import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
-import { runAsProgram, UsageError } from '../../rig/main.js';
+import { median, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig } from '../../rig/rig.js';
 
 type Node = 'primary' | 'secondary';
@@ -87,10 +87,6 @@ async function ftpRun(node: Node, workload: 'ftp-get' | 'ftp-put', killAfterMs: 
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-}
 
 export async function main(args: string[]): Promise<number> {
   const N = Number(args[0] ?? 30);

@@ -149,8 +149,12 @@ export function barChart(title: string, yLabel: string, groups: string[], series
   return svg(W, H, title, body);
 }
 
-/** Lines over x on a log scale; the y axis log too when `logY` (times spanning decades). */
-export function lineChart(title: string, xLabel: string, yLabel: string, xs: number[], series: Record<string, number[]>, opts: { logY?: boolean } = {}): string {
+/**
+ * Lines over x on a log scale; the y axis log too when `logY` (times spanning
+ * decades). x is labelled in binary units (1K = 1024, sizes) unless
+ * `decimalX` (1k = 1000, counts).
+ */
+export function lineChart(title: string, xLabel: string, yLabel: string, xs: number[], series: Record<string, number[]>, opts: { logY?: boolean; decimalX?: boolean } = {}): string {
   const names = Object.keys(series);
   const W = 640;
   const H = 380;
@@ -164,7 +168,8 @@ export function lineChart(title: string, xLabel: string, yLabel: string, xs: num
   const sx = (x: number) => M.l + 10 + ((Math.log2(x) - x0) / (x1 - x0 || 1)) * (W - M.l - M.r - 20);
   let body = '';
   for (const t of ticks) body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
-  for (const x of xs) body += `<text x="${sx(x)}" y="${H - M.b + 16}" text-anchor="middle" font-size="10">${x >= 1 << 20 ? `${x / (1 << 20)}M` : x >= 1024 ? `${x / 1024}K` : x}</text>`;
+  const xLabelOf = (x: number) => (opts.decimalX ? (x >= 1e6 ? `${x / 1e6}M` : x >= 1000 ? `${x / 1000}k` : `${x}`) : x >= 1 << 20 ? `${x / (1 << 20)}M` : x >= 1024 ? `${x / 1024}K` : `${x}`);
+  for (const x of xs) body += `<text x="${sx(x)}" y="${H - M.b + 16}" text-anchor="middle" font-size="10">${xLabelOf(x)}</text>`;
   body += `<text x="${W / 2}" y="${H - M.b + 34}" text-anchor="middle" font-size="12">${esc(xLabel)} (log scale)</text>`;
   names.forEach((n, si) => {
     const pts = xs.map((x, i) => [sx(x), series[n]![i]] as const).filter(([, v]) => v !== undefined && Number.isFinite(v) && v > 0);

@@ -131,10 +131,18 @@ export async function installKernelPath(k: KernelPathSpec): Promise<void> {
   await nftApply(kernelPathRuleset(k));
 }
 
-/** Takes the kernel path out in one transaction (a takeover): S's TCP talks to the clients directly from here on. */
-export async function detachKernelPath(tag: string): Promise<void> {
+/**
+ * Takes the kernel path out in one transaction: S's TCP talks to the
+ * clients directly from here on. `part`: 'divert' only (the first step of
+ * a takeover: the client's frames still addressed to the primary's MAC,
+ * sent before our gratuitous ARP reached the client, keep coming into S's
+ * TCP), 'ingress' only (the rest, once the ARP is out), or both.
+ */
+export async function detachKernelPath(tag: string, part: 'divert' | 'ingress' | 'all' = 'all'): Promise<void> {
   const t = `tcpfo_${tag}`;
-  await nftApply(`table netdev ${t} {}\ndelete table netdev ${t}\ntable ip ${t} {}\ndelete table ip ${t}\n`);
+  const ingress = `table netdev ${t} {}\ndelete table netdev ${t}\n`;
+  const divert = `table ip ${t} {}\ndelete table ip ${t}\n`;
+  await nftApply(part === 'divert' ? divert : part === 'ingress' ? ingress : ingress + divert);
 }
 
 /**

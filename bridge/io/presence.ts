@@ -9,6 +9,7 @@ import { load } from './nfqueue.js';
 
 interface NativePresence {
   touch(): void;
+  setHold(ms: number): void;
   setAnswering(on: boolean): void;
   stats(): PresenceStats;
   close(): void;
@@ -25,6 +26,14 @@ export interface PresenceStats {
 /** The exit code of a bridge whose event loop (or data path) was stuck. */
 export const EXIT_STALLED = 4;
 
+/**
+ * The hold while a bridge sets itself up, until `arm()`. Setup verifies and
+ * loads BPF programs synchronously; on a machine busy with other work that
+ * held the loop past a second, and the watchdog ended a bridge that was
+ * merely starting. No connection waits on a bridge still setting up.
+ */
+export const SETUP_HOLD_MS = 20_000;
+
 export class LanPresence {
   private readonly native: NativePresence;
   private readonly timer: NodeJS.Timeout;
@@ -32,14 +41,21 @@ export class LanPresence {
 
   /**
    * `holdMs`: how long the event loop may go without running before the
-   * process ends. `label`: the logger name on the line the thread writes then.
+   * process ends, once `arm()`ed; until then the setup's hold
+   * (`SETUP_HOLD_MS`, or `holdMs` if longer). `label`: the logger name on the
+   * line the thread writes then.
    */
-  constructor(ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) {
+  constructor(ifname: string, vip: number, mac: Buffer, private readonly holdMs: number, label: string) {
     const mod = load() as unknown as { Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence };
-    this.native = new mod.Presence(ifname, vip >>> 0, mac, holdMs, label);
+    this.native = new mod.Presence(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
     // The loop's sign of life: a few times per hold, from a timer.
     this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.min(20, Math.floor(holdMs / 10))));
     this.timer.unref();
+  }
+
+  /** Setup is over: from now on the loop may stall `holdMs` at most. */
+  arm(): void {
+    if (!this.closed) this.native.setHold(this.holdMs);
   }
 
   /** Whether to answer ARP requests for the VIP (the active node only). */

@@ -1,5 +1,5 @@
 /**
- * Runs the node's tools (`ip`, `ss`, `iptables-nft`, `nft`) for the bridge.
+ * Runs the node's tools (`ip`, `iptables-nft`, `nft`) for the bridge.
  *
  * libpcap's packet sockets, raw-socket's raw socket and NFQUEUE's netlink
  * socket are opened by native code without close-on-exec: each child would

@@ -1,11 +1,15 @@
 /**
- * The node's own TCP connections on the service address, from the kernel
- * (`ss`): what an active secondary adopts, untranslated, when it becomes the
- * merging primary for new connections (roles swapped after a failure).
+ * The node's own TCP connections on the service address, from the kernel by
+ * netlink sock_diag (native/sockdiag.cc): what an active secondary adopts,
+ * untranslated, when it becomes the merging primary for new connections
+ * (roles swapped after a failure), what a takeover prompts, and what is
+ * aborted (SOCK_DESTROY) when it can no longer be replicated or continued.
+ * One dump lists every socket; an abort names each socket by its address
+ * and the cookie the dump gave, many requests per system call.
  */
-import { ipv4, ipv4ToString } from '../wire/addr.js';
-import { run } from './run.js';
-import type { PortMatcher, PortSet } from '../ports.js';
+import { ipv4 } from '../wire/addr.js';
+import { PortMatcher, type PortSet } from '../ports.js';
+import { load } from './nfqueue.js';
 
 export interface SocketKey {
   client: number;
@@ -13,80 +17,95 @@ export interface SocketKey {
   servicePort: number;
 }
 
-/** Parses `ss -Htn` lines: "STATE RECVQ SENDQ LOCAL:PORT PEER:PORT". */
-export function parseSs(text: string, vip: string, ports: PortMatcher): SocketKey[] {
-  const out: SocketKey[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 5) continue;
-    const [local, peer] = [f[3]!, f[4]!];
-    const li = local.lastIndexOf(':');
-    const pi = peer.lastIndexOf(':');
-    if (li < 0 || pi < 0 || local.slice(0, li) !== vip) continue;
-    const servicePort = Number(local.slice(li + 1));
-    const clientPort = Number(peer.slice(pi + 1));
-    if (!ports.has(servicePort) || !(clientPort > 0)) continue;
-    try {
-      out.push({ client: ipv4(peer.slice(0, pi)), clientPort, servicePort });
-    } catch {
-      // not an IPv4 peer
-    }
-  }
+/** A socket: its key, its state (ESTAB, FIN-WAIT-1, … as `ss` names them) and its Send-Q (bytes written and not yet acknowledged). */
+export interface SocketState extends SocketKey {
+  state: string;
+  sendQueue: number;
+}
+
+/** One row per connected socket on an address (LISTEN, TIME-WAIT and SYN-RECV left out, as `ss state connected`). */
+interface SockColumns {
+  client: Uint32Array;
+  clientPort: Uint16Array;
+  port: Uint16Array;
+  state: Uint8Array;
+  sendQueue: Uint32Array;
+  /** Two words per row: the kernel's cookie of the socket, which an abort must name. */
+  cookie: Uint32Array;
+}
+
+interface NativeSockDiag {
+  sockList(addr: number): Promise<SockColumns>;
+  sockDestroy(addr: number, client: Uint32Array, clientPort: Uint16Array, port: Uint16Array, cookie: Uint32Array): Promise<{ destroyed: number; gone: number; error?: string }>;
+}
+
+const native = (): NativeSockDiag => load() as unknown as NativeSockDiag;
+
+/** Linux's TCP states (include/net/tcp_states.h), named as `ss` names them. */
+export const TCP_STATE_NAMES = ['?', 'ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'UNCONN', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING'] as const;
+
+/** The rows of `cols` that `keep` keeps. */
+function rowsOf(cols: SockColumns, keep: (i: number) => boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < cols.client.length; i++) if (keep(i)) out.push(i);
   return out;
 }
 
-/**
- * `ss` over this namespace's connections on `vip` (not TIME-WAIT: nothing to
- * carry on or abort there), with `extra` arguments; its output lines.
- */
-async function ssConnections(vip: string, extra: { before?: string[]; after?: string[]; pastHandshake?: boolean } = {}, timeoutMs = 5000): Promise<string> {
-  const args = [...(extra.before ?? []), '-Htn', 'state', 'connected', 'exclude', 'time-wait', ...(extra.pastHandshake ? ['exclude', 'syn-recv'] : []), 'src', vip, ...(extra.after ?? [])];
-  return run('ss', args, { timeoutMs, maxBuffer: 64 << 20 });
+/** Every connection of this network namespace on `vip` and a failover port, past the handshake. */
+export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketState[]> {
+  const cols = await native().sockList(ipv4(vip));
+  return rowsOf(cols, (i) => ports.has(cols.port[i]!)).map((i) => ({
+    client: cols.client[i]!,
+    clientPort: cols.clientPort[i]!,
+    servicePort: cols.port[i]!,
+    state: TCP_STATE_NAMES[cols.state[i]!] ?? String(cols.state[i]),
+    sendQueue: cols.sendQueue[i]!,
+  }));
+}
+
+/** Aborts these rows of `cols`; how many were aborted (a socket gone meanwhile is not an error). */
+async function abortRows(addr: number, cols: SockColumns, rows: readonly number[]): Promise<number> {
+  if (!rows.length) return 0;
+  const pick = <T extends Uint32Array | Uint16Array>(col: T, make: (n: number) => T): T => {
+    const out = make(rows.length);
+    rows.forEach((r, j) => (out[j] = col[r]!));
+    return out;
+  };
+  const cookie = new Uint32Array(2 * rows.length);
+  rows.forEach((r, j) => cookie.set(cols.cookie.subarray(2 * r, 2 * r + 2), 2 * j));
+  const res = await native().sockDestroy(addr, pick(cols.client, (n) => new Uint32Array(n)), pick(cols.clientPort, (n) => new Uint16Array(n)), pick(cols.port, (n) => new Uint16Array(n)), cookie);
+  if (res.error) throw new Error(`${res.error} (${res.destroyed} of ${rows.length} socket(s) aborted)`);
+  return res.destroyed;
 }
 
 /**
- * Every connection of this network namespace on `vip` and a failover port;
- * `pastHandshake`: not those still in SYN-RECV (a segment that prompts one
- * draws a RST, which could land in the client's window).
- */
-export async function existingConnections(vip: string, ports: PortMatcher, pastHandshake = false): Promise<SocketKey[]> {
-  return parseSs(await ssConnections(vip, { pastHandshake }), vip, ports);
-}
-
-/** The `ss` filter expression for source ports in `ports` (single ports and ranges). */
-export function ssPortFilter(ports: PortSet): string {
-  const terms = ports.map((p) => (typeof p === 'number' ? `sport = :${p}` : `( sport >= :${p[0]} and sport <= :${p[1]} )`));
-  return `( ${terms.join(' or ')} )`;
-}
-
-/**
- * Aborts (SOCK_DESTROY, `ss -K`) every connection of this namespace on `vip`
- * and a failover port — sockets a previous incarnation left (its server was
+ * Aborts (SOCK_DESTROY) every connection of this namespace on `vip` and a
+ * failover port — sockets a previous incarnation left (its server was
  * killed: FIN-WAIT orphans still retransmitting; or its connections can no
  * longer be replicated). Their RSTs must not reach clients: the caller has
  * their output dropped or queued while this runs. Returns how many there
- * were (`ss -K` lists each socket it aborts).
+ * were.
  */
 export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
-  return ssAbort(vip, ssPortFilter(ports));
-}
-
-/** `ss -K` over this namespace's connections on `vip` that match `filter`; how many it aborted (it lists each). */
-async function ssAbort(vip: string, filter: string): Promise<number> {
-  const out = await ssConnections(vip, { before: ['-K'], after: [filter] }, 10_000);
-  return out.split('\n').filter((l) => l.trim()).length;
+  const addr = ipv4(vip);
+  const match = new PortMatcher(ports);
+  const cols = await native().sockList(addr);
+  return abortRows(addr, cols, rowsOf(cols, (i) => match.has(cols.port[i]!)));
 }
 
 /**
- * Aborts (SOCK_DESTROY, `ss -K`) this namespace's sockets on `vip` for exactly
- * these connections, whatever their sequence numbers. Returns how many were
- * aborted.
+ * Aborts (SOCK_DESTROY) this namespace's sockets on `vip` for exactly these
+ * connections, whatever their sequence numbers: one dump, then one request
+ * per socket. Returns how many were aborted.
  */
 export async function destroySockets(vip: string, keys: readonly SocketKey[]): Promise<number> {
-  let n = 0;
-  for (let i = 0; i < keys.length; i += 64) {
-    const terms = keys.slice(i, i + 64).map((k) => `( dst ${ipv4ToString(k.client)}:${k.clientPort} and sport = :${k.servicePort} )`);
-    n += await ssAbort(vip, `( ${terms.join(' or ')} )`);
-  }
-  return n;
+  if (!keys.length) return 0;
+  const addr = ipv4(vip);
+  const want = new Set(keys.map(keyOf));
+  const cols = await native().sockList(addr);
+  return abortRows(addr, cols, rowsOf(cols, (i) => want.has(keyOf({ client: cols.client[i]!, clientPort: cols.clientPort[i]!, servicePort: cols.port[i]! }))));
+}
+
+function keyOf(k: SocketKey): string {
+  return `${k.client}:${k.clientPort}:${k.servicePort}`;
 }

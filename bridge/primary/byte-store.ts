@@ -17,18 +17,29 @@ export interface StoreBudget {
   stored: number;
 }
 
+/** An empty store's chunks, shared (frozen): most connections store nothing most of the time. */
+const NO_CHUNKS: Chunk[] = [];
+Object.freeze(NO_CHUNKS);
+
 export class ByteStore {
-  private chunks: Chunk[] = [];
+  private chunks: Chunk[] = NO_CHUNKS;
   private bytes = 0;
 
   /**
    * `base`: the first sequence number of interest; bytes below it are never
    * stored. `budget`: where every change of the size is added, too.
    */
+  /** The first sequence number of interest, stored signed (inline, not boxed; read unsigned). */
+  private base32: number;
+  private get base(): number { return this.base32 >>> 0; }
+  private set base(v: number) { this.base32 = v | 0; }
+
   constructor(
-    private base: number,
+    base: number,
     private readonly budget: StoreBudget = { stored: 0 },
-  ) {}
+  ) {
+    this.base32 = base | 0;
+  }
 
   /** Bytes currently held. */
   get size(): number {
@@ -135,7 +146,9 @@ export class ByteStore {
       }
       break;
     }
-    if (drop) this.chunks.splice(0, drop);
+    // Emptied: the array goes (a splice keeps its capacity).
+    if (drop === this.chunks.length) this.chunks = NO_CHUNKS;
+    else if (drop) this.chunks.splice(0, drop);
   }
 
   /** The stored ranges [seq, end), for diagnostics. */
@@ -145,7 +158,7 @@ export class ByteStore {
 
   clear(): void {
     this.budget.stored -= this.bytes;
-    this.chunks = [];
+    this.chunks = NO_CHUNKS;
     this.bytes = 0;
   }
 }

@@ -26,6 +26,7 @@ import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
 import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
 import { LanPresence } from '../io/presence.js';
+import { setupStall } from '../faults.js';
 import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import { divertedClient } from '../wire/divert.js';
@@ -37,10 +38,12 @@ import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
 import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
-import type { MetricsSnapshot } from '../metrics.js';
+import { noteSwitchover, type MetricsSnapshot } from '../metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
-import type { RoleListener } from '../roles.js';
+import type { RoleListener, SwitchResult } from '../roles.js';
+import { switchRefusal, type SwitchState } from '../switchover.js';
+import type { SwitchKind } from '../../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
@@ -230,13 +233,124 @@ export class PrimaryBridge {
    * secondary, now taking the primary's role): its own connections on the
    * service address pass unchanged; only new ones are merged.
    */
-  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener; xlate?: InboundXlate } = {}): Promise<PrimaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener; xlate?: InboundXlate; onHandedOver?: () => void } = {}): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
     b.adoptExisting = opts.adoptExisting ?? false;
     b.preloaded = opts.xlate;
     b.handedPeer = opts.peer;
     b.onRoleChange = opts.onRoleChange ?? (() => {});
+    b.onHandedOver = opts.onHandedOver ?? (() => {});
     return startOrUndo(b, () => b.setup());
+  }
+
+  /** Told once the secondary has taken the service over (a planned switchover): the daemon turns this node into the secondary. */
+  private onHandedOver: () => void = () => {};
+  /** A planned switchover in flight: settles it when the secondary answers. */
+  private handing: { settle: (r: SwitchResult) => void; timer: NodeJS.Timeout } | null = null;
+  /** The secondary took the service over: this bridge only waits to be stopped. */
+  handedOver = false;
+
+  /** What a switchover's check needs (switchover.ts). */
+  switchState(): SwitchState {
+    const det = this.peer?.detector;
+    return {
+      peer: det?.peer ?? 'unknown',
+      peerRole: det?.peerRole ?? null,
+      alone: this.alone,
+      unreplicated: this.merger.unreplicated(),
+      diverged: this.merger.divergedConnections().length,
+      configMismatch: this.peer?.configMismatch ?? null,
+      peerVersion: this.peer?.peerVersion ?? null,
+      inProgress: this.handing !== null || this.handedOver,
+      stopping: this.stopped,
+    };
+  }
+
+  /**
+   * A planned switchover (switchover.ts; `tcpfo switchover` on this node, or
+   * the secondary's request): if the pair is in sync, stop
+   * answering ARP for the VIP and tell the secondary to take it over; the
+   * merge goes on until the secondary's copies stop coming. Resolves when
+   * the secondary has taken over (then onHandedOver), refused, or not
+   * answered in time (then this node answers for the VIP again).
+   */
+  async switchover(why: string): Promise<SwitchResult> {
+    // Adopted connections end with a FIN the merger does not follow: the sockets say which still live.
+    await this.refreshAdopted();
+    const refusal = switchRefusal(this.switchState());
+    if (refusal) {
+      noteSwitchover('refused');
+      this.log.warn({ why: refusal, asked: why }, 'switchover refused');
+      return { ok: false, message: refusal };
+    }
+    this.log.warn({ asked: why, connections: this.merger.phases() }, 'switchover: handing the service address to the secondary');
+    this.presence?.answer(false);
+    // Its heartbeats say 'alone' once it serves: heard, they count as its answer too.
+    this.peer.detector.peerRoles = ['secondary', 'alone'];
+    const waitMs = Math.max(2000, 4 * this.cfg.heartbeat.timeout_ms);
+    return new Promise<SwitchResult>((resolve) => {
+      const resend = [0, 50, 200, 500].map((ms) => setTimeout(() => this.handing && this.peer.sendSwitch('handover'), ms));
+      const settle = (r: SwitchResult) => {
+        if (!this.handing) return;
+        clearTimeout(this.handing.timer);
+        for (const t of resend) clearTimeout(t);
+        this.handing = null;
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        if (this.peer.detector.peerRole === 'alone') this.tookOverByPeer('its heartbeats say it serves');
+        else this.resumeAfterHandover(`the secondary did not take over within ${waitMs} ms`);
+      }, waitMs);
+      this.handing = { settle, timer };
+    });
+  }
+
+  /**
+   * Adopted connections whose socket is gone are forgotten (once a second
+   * while there are any, and before a switchover): the merger sees their
+   * RST, but not the end of a close.
+   */
+  private async refreshAdopted(): Promise<void> {
+    if (!this.merger.adoptedCount || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      this.merger.retainAdopted(await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)));
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'could not list this node’s connections (sock_diag)');
+    } finally {
+      this.refreshing = false;
+    }
+  }
+  private refreshing = false;
+
+  /** A switchover that did not happen: this node answers for the VIP again. */
+  private resumeAfterHandover(why: string): void {
+    noteSwitchover('failed');
+    this.peer.detector.peerRoles = ['secondary'];
+    this.presence?.answer(true);
+    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.log.error({ why }, 'switchover failed: this node serves on as the primary');
+    this.handing?.settle({ ok: false, message: why });
+  }
+
+  /** The secondary serves the VIP now (it said so): this bridge is done; the daemon makes this node the secondary. */
+  private tookOverByPeer(how: string): void {
+    if (this.handedOver) return;
+    this.handedOver = true;
+    noteSwitchover('done');
+    this.log.warn({ how }, 'switchover: the secondary took the service address over; this node becomes its secondary');
+    this.handing?.settle({ ok: true, message: `the other node (${this.cfg.secondary.address}) serves the service address now; this node becomes its secondary` });
+    this.onHandedOver();
+  }
+
+  /** A switchover message from the secondary. */
+  private onSwitch(kind: SwitchKind, reason: string): void {
+    if (kind === 'request') {
+      void this.switchover('asked on the secondary').then((r) => {
+        if (!r.ok) this.peer.sendSwitch('refused', r.message);
+      });
+    } else if (kind === 'taken') this.tookOverByPeer('it said so');
+    else if (kind === 'refused' && this.handing) this.resumeAfterHandover(`the secondary refused: ${reason}`);
   }
 
   /** Told of each role change (the daemon's hook). */
@@ -295,6 +409,7 @@ export class PrimaryBridge {
       // which also ends this process if its event loop gets stuck.
       this.presence = new LanPresence(cfg.primary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
       this.presence.answer(true);
+      setupStall();
     }
     if (claimer) {
       // Refusing: leave the node clean — no rules, no addresses, and none of
@@ -365,9 +480,10 @@ export class PrimaryBridge {
     }
     for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     const onDecision = (d: Decision) => this.onDecision(d);
+    const onSwitch = (kind: SwitchKind, reason: string) => this.onSwitch(kind, reason);
     if (this.handedPeer) {
       this.peer = this.handedPeer;
-      this.peer.retarget({ role: 'primary', peerRoles: ['secondary'], onDecision });
+      this.peer.retarget({ role: 'primary', peerRoles: ['secondary'], onDecision, onSwitch });
       // The secondary may have gone again while we started: no decision will repeat it.
       if (this.peer.detector.peer === 'down') queueMicrotask(() => this.secondaryFailed());
     } else this.peer = await PeerLink.open({
@@ -381,19 +497,25 @@ export class PrimaryBridge {
       role: 'primary',
       peerRoles: ['secondary'],
       onDecision,
+      onSwitch,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       config: peerConfigOf(cfg),
       log: this.log,
     });
     await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) => (which === 'input' ? this.inQ : this.outQ).deafen());
+    // The merger's pass over its table runs in slices (a tenth each tick); the rest once a second.
+    let tick = 0;
     this.timer = setInterval(() => {
       this.poll();
+      if (++tick % 10) return;
       this.resyncOrder();
-    }, 1000);
+      void this.refreshAdopted();
+    }, 100);
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
     dropPrivileges(cfg, this.log);
+    this.presence?.arm();
     this.log.info(
       { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, merge: this.merge, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}), ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}) },
       'primary bridge up: merging',
@@ -682,6 +804,9 @@ export class PrimaryBridge {
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason }, `secondary is ${d.peer}`);
+    // Handed over: the other node serves; nothing here is ours to continue.
+    if (this.handedOver) return;
+    if (d.peer === 'down' && this.handing) this.resumeAfterHandover('the secondary went down during the switchover');
     if (d.peer === 'down') this.secondaryFailed();
     else if (d.peer === 'up' && this.alone) this.secondaryRejoined();
   }
@@ -711,10 +836,26 @@ export class PrimaryBridge {
     this.peer.role = 'alone';
     void this.stopCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'));
     const t0 = monotonicMs();
-    this.merger.secondaryFailed();
-    this.failoverSeconds = (monotonicMs() - t0) / 1000;
+    // Every connection turns primary-only, 500 at a time, each step its own
+    // turn of the event loop: heartbeats, ARP answers and packets go on between.
+    this.merger.beginAlone();
+    const step = () => {
+      if (this.stopped) return;
+      try {
+        if (!this.merger.goAlone(500)) {
+          setImmediate(step);
+          return;
+        }
+      } catch (e) {
+        this.internalError(e);
+        setImmediate(step);
+        return;
+      }
+      this.failoverSeconds = (monotonicMs() - t0) / 1000;
+      this.log.warn({ role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
+    };
     this.onRoleChange('alone', 'the secondary failed');
-    this.log.warn({ role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
+    step();
   }
 
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
@@ -782,6 +923,7 @@ export class PrimaryBridge {
       stuck: this.merger.stuck(),
       secondaryFailures: this.failures,
       secondaryRejoins: this.rejoins,
+      switchover: switchRefusal(this.switchState()) ?? 'ready',
       merger: this.merger.stats,
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
       kernelInbound: this.kernelInbound(),
@@ -807,6 +949,7 @@ export class PrimaryBridge {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.handing) this.resumeAfterHandover('this node is stopping');
     this.shell.closeWatchers();
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
@@ -824,6 +967,15 @@ export class PrimaryBridge {
     if (this.merge !== 'queue') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
     this.xlate?.close();
     this.preloaded?.close(); // handed over by a promotion that stopped before it attached them
+    if (this.handedOver) {
+      // A planned switchover: the other node's server carries on every
+      // connection; this node's copies end. With the queues closed, the
+      // rules drop (fail closed) their resets and whatever a client still
+      // sends here, so nothing of ours reaches a client raw.
+      this.outQ?.close();
+      this.inQ?.close();
+      await abortConnections(this.cfg, this.log, 'the other node serves them now (planned switchover)');
+    }
     await this.rules?.remove();
     this.outQ?.close();
     this.inQ?.close();

@@ -30,7 +30,7 @@ import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
-import { Conn, connKey, synInfo, type ConnPhase, type Held } from './merge/conn.js';
+import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
@@ -204,6 +204,20 @@ export class Merger implements MergeCore {
     return r;
   }
 
+  /** Adopted connections: forgets those this node's server no longer has (`live`: its sockets now). */
+  retainAdopted(live: readonly ConnId[]): void {
+    this.adopted.retain(live);
+  }
+
+  get adoptedCount(): number {
+    return this.adopted.size;
+  }
+
+  /** Connections only this node's server carries: primary-only (degraded, open) and adopted. */
+  unreplicated(): number {
+    return this.phases().degraded + this.adopted.size;
+  }
+
   /** Bytes of S output stored and P segments held, over all connections. */
   queued(): { storedBytes: number; heldSegments: number } {
     let storedBytes = 0;
@@ -264,7 +278,7 @@ export class Merger implements MergeCore {
     for (const k of keys) {
       // Listed after our rules went in, a connection whose SYN-ACK came
       // through us is merged, not adopted.
-      if (this.find(k.client, k.clientPort, k.servicePort)?.synP) continue;
+      if (this.find(k.client, k.clientPort, k.servicePort)?.sawSynP()) continue;
       if (this.adopted.add(k, now)) this.stats.adopted++;
     }
   }
@@ -330,7 +344,7 @@ export class Merger implements MergeCore {
     if (c.rstP) this.sink.drop(c.rstP.id);
     c.rstP = null;
     for (const h of c.held) this.sink.drop(h.id);
-    c.held = [];
+    c.held = NO_HELD;
     c.store.clear(); // its bytes leave the budget too
     this.stalled.delete(c);
     this.closing.delete(c);
@@ -516,7 +530,8 @@ export class Merger implements MergeCore {
       this.sink.drop(id);
       return;
     }
-    c.held.push(h);
+    if (c.held === NO_HELD) c.held = [h];
+    else c.held.push(h);
     releaseCovered(this, c, now);
     checkStall(this, c, now);
     maybeAck(this, c);
@@ -670,23 +685,50 @@ export class Merger implements MergeCore {
    * connections are plain (Δseq 0).
    */
   secondaryFailed(): void {
+    this.beginAlone();
+    while (!this.goAlone(Infinity));
+  }
+
+  /**
+   * The secondary failed, in steps (a large table would stall the bridge for
+   * a whole pass): from here on the merger runs alone; goAlone() then turns
+   * the connections primary-only, `max` at a time, until it returns true.
+   * Meanwhile a connection not yet turned holds P's segments as before, for
+   * a step at most.
+   */
+  beginAlone(): void {
     this.alone = true;
-    for (const m of this.conns.values()) {
-      for (const c of m.values()) {
-        if (c.phase === 'handshake') {
-          if (c.heldSyn) this.completeHandshake(c, true);
-        } else if (c.phase === 'merging') {
-          // P's stolen segments leave once the connection is primary-only: at once.
-          const stashed = this.takeFromKernel(c, false);
-          degrade(this, c, 'secondary failed');
-          this.mergeStashed(c, stashed);
-        }
+    this.goingAlone = this.everyConn();
+  }
+
+  /** Turns at most `max` more connections primary-only (see beginAlone); true when none is left. */
+  goAlone(max: number): boolean {
+    const it = this.goingAlone;
+    if (!it) return true;
+    for (let i = 0; i < max; i++) {
+      const r = it.next();
+      if (r.done) {
+        this.goingAlone = null;
+        return true;
+      }
+      const c = r.value;
+      if (c.phase === 'handshake') {
+        if (c.heldSyn) this.completeHandshake(c, true);
+      } else if (c.phase === 'merging') {
+        // P's stolen segments leave once the connection is primary-only: at once.
+        const stashed = this.takeFromKernel(c, false);
+        degrade(this, c, 'secondary failed', false, true);
+        this.mergeStashed(c, stashed);
       }
     }
+    return false;
   }
+  private goingAlone: Iterator<Conn> | null = null;
 
   /** The secondary is back (new connections are replicated again). */
   secondaryRejoined(): void {
+    // A step-wise failure not finished yet finishes first: those connections stay primary-only.
+    while (!this.goAlone(Infinity));
     this.alone = false;
   }
 
@@ -717,23 +759,60 @@ export class Merger implements MergeCore {
       this.earlyEnded.delete(c);
       if (c.phase === 'merging' && c.earlyEndAt !== null) releaseCovered(this, c, now);
     }
-    if (now < this.nextExpiry) return 0;
-    this.nextExpiry = now + 1000;
+    // Every connection is looked at once a second, in slices: a call looks
+    // at the share of the table the time since the last one is of a second
+    // (all of it after a second or more), so a large table never stalls the
+    // bridge for a whole pass at once.
+    const elapsed = now - this.scanAt;
+    this.scanAt = now;
     let n = 0;
-    for (const m of [...this.conns.values()]) {
-      for (const c of [...m.values()]) {
-        this.checkSilence(c, now);
-        // The offload's segments count too: looked at only for a connection about to go.
-        if (expired(this.cfg, c, now)) refresh(this, c, now);
-        if (!expired(this.cfg, c, now)) continue;
-        this.remove(c);
-        n++;
+    if (elapsed >= 1000) {
+      this.scan = null;
+      for (const c of this.everyConn()) n += this.expire(c, now);
+    } else {
+      if (!this.scan) {
+        this.scan = this.everyConn();
+        this.scanSize = this.count;
+      }
+      // At least one look per call: a pass begun on an empty table must end (and the next see what came since).
+      const size = Math.max(this.scanSize, this.count);
+      for (let budget = Math.max(1, Math.ceil((size * Math.max(0, elapsed)) / 1000)); budget > 0 && this.scan; budget--) {
+        const r = this.scan.next();
+        if (r.done) {
+          this.scan = null;
+          break;
+        }
+        n += this.expire(r.value, now);
       }
     }
-    this.adopted.expire(now, this.cfg.idleTimeoutMs);
-    this.expireEarlyS(now);
+    if (now >= this.nextExpiry) {
+      this.nextExpiry = now + 1000;
+      this.adopted.expire(now, this.cfg.idleTimeoutMs);
+      this.expireEarlyS(now);
+    }
     this.stats.expired += n;
     return n;
+  }
+
+  /** The slice of the once-a-second pass under way (poll). */
+  private scan: Iterator<Conn> | null = null;
+  /** The table's size when the pass began: its slices are shares of that. */
+  private scanSize = 0;
+  private scanAt = -Infinity;
+
+  /** Every tracked connection; removing the one just yielded is allowed. */
+  private *everyConn(): Generator<Conn> {
+    for (const m of this.conns.values()) for (const c of m.values()) yield c;
+  }
+
+  /** The pass's look at one connection: a silent secondary acted on, an expired entry removed (1) or kept (0). */
+  private expire(c: Conn, now: number): number {
+    this.checkSilence(c, now);
+    // The offload's segments count too: looked at only for a connection about to go.
+    if (expired(this.cfg, c, now)) refresh(this, c, now);
+    if (!expired(this.cfg, c, now)) return 0;
+    this.remove(c);
+    return 1;
   }
 
   // --- internals ---------------------------------------------------------------

@@ -17,6 +17,7 @@ import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
 import { LanPresence } from '../io/presence.js';
+import { setupStall } from '../faults.js';
 import { probeOf } from '../liveness.js';
 import { NodeShell } from '../node-shell.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
@@ -32,13 +33,14 @@ import { NodeState } from '../io/node-state.js';
 import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
 import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
-import { blindProds, blindPrompts } from './blind.js';
+import { blindProds, blindPrompts, owes } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from './role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
-import type { PromotedBridge, RoleListener, StartPrimaryRole } from '../roles.js';
+import type { PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../roles.js';
+import type { SwitchKind } from '../../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** BPF for client frames to the service's failover ports. */
@@ -122,11 +124,79 @@ export class SecondaryBridge {
     this.myMac = mac(cfg.secondary.mac);
   }
 
-  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener; startPrimaryRole: StartPrimaryRole }): Promise<SecondaryBridge> {
+  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener; startPrimaryRole: StartPrimaryRole; onHandedOver?: () => void; why?: string }): Promise<SecondaryBridge> {
     const b = new SecondaryBridge(cfg, log);
+    b.startedWhy = opts.why ?? 'started';
     b.onRoleChange = opts.onRoleChange ?? (() => {});
     b.startPrimaryRole = opts.startPrimaryRole;
+    b.onHandedOver = opts.onHandedOver ?? (() => {});
     return startOrUndo(b, () => b.setup());
+  }
+
+  /** Why this bridge started, for the role hook: 'started', or the planned switchover or unstandby that made this node the secondary. */
+  private startedWhy = 'started';
+  /** Told when the primary role this node took (promoted) has handed the service back (a planned switchover). */
+  private onHandedOver: () => void = () => {};
+  /** The primary handed the service over (a planned switchover): the takeover under way is its. */
+  private handover = false;
+  /** A switchover this node asked the primary for: settled by the takeover, a refusal or a timeout. */
+  private asked: { settle: (r: SwitchResult) => void; timer: NodeJS.Timeout } | null = null;
+
+  /**
+   * A planned switchover asked on this node (`tcpfo switchover`): as the
+   * primary (roles swapped), hand over; as the secondary, ask the primary,
+   * which checks and hands over to us, or says why not.
+   */
+  switchover(why: string): Promise<SwitchResult> {
+    if (this.promoted) return this.promoted.switchover(why);
+    if (this.stopped) return Promise.resolve({ ok: false, message: 'this node is stopping' });
+    if (this.machine.state !== 'secondary') return Promise.resolve({ ok: false, message: `this node serves ${this.machine.state === 'promoting' ? 'and is taking the primary role' : 'alone'}: there is no primary to take over from` });
+    if (this.peer.detector.peer !== 'up') return Promise.resolve({ ok: false, message: 'the primary is down: nothing to switch over from (the detector takes over on its own)' });
+    if (this.asked) return Promise.resolve({ ok: false, message: 'a switchover is already in progress' });
+    const waitMs = Math.max(3000, 6 * this.cfg.heartbeat.timeout_ms);
+    this.log.warn({ asked: why }, 'switchover: asking the primary to hand the service address over');
+    return new Promise<SwitchResult>((resolve) => {
+      const settle = (r: SwitchResult) => {
+        if (!this.asked) return;
+        clearTimeout(this.asked.timer);
+        this.asked = null;
+        resolve(r);
+      };
+      const timer = setTimeout(() => settle({ ok: false, message: `the primary did not hand over within ${waitMs} ms` }), waitMs);
+      this.asked = { settle, timer };
+      this.peer.sendSwitch('request');
+    });
+  }
+
+  /** A switchover message from the primary. */
+  private onSwitch(kind: SwitchKind, reason: string): void {
+    if (kind === 'handover') {
+      if (this.handover || this.machine.state !== 'secondary') {
+        // Repeated (the primary sends it a few times), or we serve already.
+        if (!this.handover) this.peer.sendSwitch('refused', `the secondary is ${this.machine.state}`);
+        return;
+      }
+      this.handover = true;
+      this.decidedAt = monotonicMs();
+      this.log.warn('switchover: the primary handed the service address over: taking over');
+      this.act(this.machine.handedOver(monotonicMs()));
+    } else if (kind === 'refused') {
+      this.log.warn({ why: reason }, 'switchover refused by the primary');
+      this.asked?.settle({ ok: false, message: `the primary refused: ${reason}` });
+    }
+  }
+
+  /** Whether this node plays the primary role now (promoted after the other node rejoined as its secondary). */
+  get promotedPrimary(): boolean {
+    return this.promoted !== null;
+  }
+
+  /** Since when the pair has been in sync from here (the primary up, this node its secondary); null: not now. */
+  inSyncSince(): number | null {
+    const det = this.peer?.detector;
+    if (this.stopped || this.machine.state !== 'secondary' || det?.peer !== 'up' || det.peerRole !== 'primary') return null;
+    const last = det.decisions.at(-1);
+    return last?.peer === 'up' ? last.at : null;
   }
 
   /** Told of each role change (the daemon's hook); handed to the primary role if this node takes it. */
@@ -161,11 +231,13 @@ export class SecondaryBridge {
     this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
     this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
+    setupStall();
     this.peer = await this.openPeer();
     const q = this.q;
     await this.shell.open(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], () => this.q?.deafen());
     this.preloadPrimaryPrograms();
     dropPrivileges(cfg, this.log);
+    this.presence?.arm();
     this.log.info(
       {
         role: 'secondary',
@@ -177,7 +249,7 @@ export class SecondaryBridge {
       },
       this.datapath === 'kernel' ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)' : 'secondary bridge up: capturing and diverting',
     );
-    this.onRoleChange('secondary', 'started');
+    this.onRoleChange('secondary', this.startedWhy);
   }
 
   private kernelPathSpec(): KernelPathSpec {
@@ -247,7 +319,11 @@ export class SecondaryBridge {
       BRIDGE_MARK,
     );
     // A kernel-path predecessor's tables and routing go once our queue rule is in (theirs was fail closed too).
-    await detachKernelPath(`${cfg.instance}s`);
+    // Its ip table (the same name as ours) went with the install: replaced by ours in one
+    // transaction (nft backend), or deleted once ours was in (iptables-nft). Only its ingress
+    // table is left: detaching 'all' deleted our own queue table where the kernel has nft's
+    // queue (Debian's do), and S's output went out to the clients undiverted.
+    await detachKernelPath(`${cfg.instance}s`, 'ingress');
     await removeDivertRoutes();
     this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
       const pkt = this.diverter.inbound(frame);
@@ -271,6 +347,7 @@ export class SecondaryBridge {
       // as our secondary (roles swapped): we become the merging primary.
       peerRoles: ['primary', 'alone', 'secondary'],
       onDecision: (d) => this.onDecision(d),
+      onSwitch: (kind, reason) => this.onSwitch(kind, reason),
       config: peerConfigOf(cfg),
       log: this.log,
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
@@ -318,8 +395,13 @@ export class SecondaryBridge {
           break;
         case 'take-over':
           this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
-          this.log.info({ sinceDecisionMs: monotonicMs() - this.decidedAt }, 'primary down and the service address unclaimed: taking over');
+          this.log.info({ sinceDecisionMs: monotonicMs() - this.decidedAt, handover: this.handover }, this.handover ? 'handed over and the service address unclaimed: taking over' : 'primary down and the service address unclaimed: taking over');
           this.takingOver = this.takeover(this.decidedAt);
+          break;
+        case 'refuse-handover':
+          this.handover = false;
+          this.log.error({ service: this.cfg.service.address }, 'switchover: the service address still answers ARP: not taking over');
+          this.peer.sendSwitch('refused', 'the service address still answered ARP when the secondary probed it');
           break;
         case 'promote':
           void this.promote();
@@ -340,18 +422,26 @@ export class SecondaryBridge {
    */
   private async takeover(decidedAt: number): Promise<void> {
     this.peer.role = 'alone';
-    // The fast path first: out of the packet path, then claim the VIP.
-    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag);
+    // The fast path first: out of the packet path, then claim the VIP. The
+    // kernel path's ingress stays until the ARP is out: a client's segment
+    // sent to the primary's MAC meanwhile still reaches our TCP (lost, a
+    // request would wait for the client's own retransmission timeout).
+    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag, 'divert');
     else await this.rules?.detach();
     this.mark('stopped diverting', decidedAt);
     const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.presence?.answer(true);
     garp();
     this.mark('gratuitous ARP sent', decidedAt);
+    if (this.handover) {
+      // The primary waits for this word to become our secondary (repeated: a datagram can be lost).
+      for (const ms of [0, 20, 100]) this.garpTimers.push(setTimeout(() => this.peer.sendSwitch('taken'), ms));
+    }
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
     if (this.kernelPath) await this.promptKernelPath(decidedAt);
     else this.promptPcapPath(decidedAt);
     // The rest is housekeeping.
+    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag, 'ingress');
     await this.state.setPromisc(this.cfg.secondary.interface, false);
     if (this.kernelPath) await removeDivertRoutes();
     await this.rules?.remove();
@@ -359,8 +449,9 @@ export class SecondaryBridge {
     this.q?.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (monotonicMs() - decidedAt) / 1000;
-    this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline }, 'took over the service address: serving alone');
-    this.onRoleChange('active', 'took over the service address from the primary');
+    this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline, handover: this.handover }, 'took over the service address: serving alone');
+    this.onRoleChange('active', this.handover ? 'took over the service address: planned switchover' : 'took over the service address from the primary');
+    this.asked?.settle({ ok: true, message: `this node (${this.cfg.secondary.address}) serves the service address now; the other node becomes its secondary` });
   }
 
   /**
@@ -368,7 +459,7 @@ export class SecondaryBridge {
    * numbers. Diverged connections: our sockets aborted by address, then the
    * clients prodded (their answers meet no socket and draw exact resets).
    * Every other connection: S's TCP prompted to tell its client where it
-   * stands (io: `ss` lists them; secondary/blind.ts).
+   * stands (io/sockets.ts lists them by sock_diag; secondary/blind.ts).
    */
   private async promptKernelPath(decidedAt: number): Promise<void> {
     const fresh = this.freshDiverged();
@@ -382,9 +473,10 @@ export class SecondaryBridge {
       this.mark(`closed ${fresh.length} diverged connection(s) (${n} socket(s) aborted)`, decidedAt);
     }
     // Not those still in the handshake: S's TCP resends its SYN-ACK to the client itself now.
-    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports), true).catch(() => []);
-    for (const p of blindPrompts(live, this.vip)) this.injector.send(p);
-    this.mark(`prompted ${live.length} connection(s) to acknowledge`, decidedAt);
+    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(() => []);
+    const owing = live.filter(owes);
+    for (const p of blindPrompts(owing, this.vip)) this.injector.send(p);
+    this.mark(`prompted ${owing.length} connection(s) to acknowledge (of ${live.length}; the others idle)`, decidedAt);
   }
 
   /** Pcap path, after the takeover: the capture's last view of each connection gives exact resets and prompts. */
@@ -439,7 +531,7 @@ export class SecondaryBridge {
     try {
       const xlate = this.preloaded;
       this.preloaded = undefined; // the primary bridge's now, whether it starts or not
-      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange, xlate });
+      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange, xlate, onHandedOver: this.onHandedOver });
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
@@ -493,7 +585,7 @@ export class SecondaryBridge {
       heartbeatsSent: det?.stats.sent ?? 0,
       heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
       loopStalls: this.peer?.stalls ?? 0,
-      failovers: this.role === 'active' ? 1 : 0,
+      failovers: this.role === 'active' && !this.handover ? 1 : 0,
       lastFailoverSeconds: this.failoverSeconds,
       connections: { tracked: this.diverter.trackedConnections },
       mergedSegments: 0,
@@ -579,6 +671,7 @@ export class SecondaryBridge {
     this.stopped = true;
     this.machine.stop();
     clearTimeout(this.roleTimer);
+    this.asked?.settle({ ok: false, message: 'this node is stopping' });
     this.shell.closeWatchers();
     // A takeover in flight finishes first: its rule removal must not be cut short.
     await this.takingOver?.catch(() => undefined);

@@ -18,6 +18,10 @@
  *        └───────────────────────────────────────────────────────────── primary
  *                                                   (the PrimaryBridge runs it)
  *
+ *   secondary ──handed over (a planned switchover: the primary stopped
+ *               answering for the VIP and says so)──▶ one probe ──unanswered──▶ active
+ *                                                        └──answered──▶ refuse, stay secondary
+ *
  * Orders of events the soaks found, each a unit test: the primary coming back
  * while a probe waits; a partition of the heartbeat path only; the other node
  * rejoining (as secondary) while a promotion is still in flight, and twice;
@@ -46,6 +50,8 @@ export type RoleAction =
   | { do: 'wait'; waitMs: number; log: boolean }
   /** Take over the service (§5); call `tookOver()` when done. */
   | { do: 'take-over' }
+  /** A planned switchover's probe found the VIP still answered: refuse it (the primary answers again). */
+  | { do: 'refuse-handover' }
   /** Take the primary role (roles swapped); call `promoted(ok)` when done. */
   | { do: 'promote' }
   /** Both nodes call themselves secondary: an operator's mistake, logged. */
@@ -64,6 +70,8 @@ export class RoleMachine {
   private vipClaimedAt = -Infinity;
   private claimLoggedAt = -Infinity;
   private promoteFailedAt = -Infinity;
+  /** The probe in flight is a planned switchover's (the primary handed over; it is not down). */
+  private handover = false;
 
   constructor(private readonly cfg: RoleMachineConfig = DEFAULT_ROLE_MACHINE) {}
 
@@ -88,7 +96,11 @@ export class RoleMachine {
     return [];
   }
 
-  /** Someone else answered ARP for the VIP (noted only while we are the secondary). */
+  /**
+   * Someone else answered ARP for the VIP (noted only while we are the
+   * secondary). A claim in the same millisecond as a probe counts as its
+   * answer, whichever came first: the safe side (no takeover).
+   */
   vipClaimed(now: number): void {
     if (this.state === 'secondary') this.vipClaimedAt = now;
   }
@@ -96,12 +108,20 @@ export class RoleMachine {
   /** The timer a 'probe' or 'wait' action asked for has fired. */
   timer(now: number): RoleAction[] {
     if (this.probeSentAt === null) return [];
-    if (this.state !== 'secondary' || !this.peerDown || this.stopped) {
+    if (this.state !== 'secondary' || !(this.peerDown || this.handover) || this.stopped) {
       // The primary came back (or we stopped): no takeover.
       this.probeSentAt = null;
+      this.handover = false;
       return [];
     }
     if (!this.probeWaiting) return this.probe(now);
+    if (this.vipClaimedAt >= this.probeSentAt && this.handover) {
+      // Handed over, yet someone answers for the VIP: not now.
+      this.probeSentAt = null;
+      this.probeWaiting = false;
+      this.handover = false;
+      return [{ do: 'refuse-handover' }];
+    }
     if (this.vipClaimedAt >= this.probeSentAt) {
       // Alive but silent: a partitioned heartbeat path, or a starved primary
       // (its ARP answers come from a thread of their own). A primary whose
@@ -114,6 +134,20 @@ export class RoleMachine {
     this.probeSentAt = null;
     this.state = 'active';
     return [{ do: 'take-over' }];
+  }
+
+  /**
+   * The primary handed the service over (a planned switchover, switchover.ts):
+   * take it over now. Only from the secondary state: a node already serving,
+   * or stopping, refuses (the caller says why).
+   */
+  handedOver(now: number): RoleAction[] {
+    if (this.stopped || this.state !== 'secondary') return [];
+    // The split-brain guard still holds: one probe, and the VIP must be
+    // silent. The primary stopped answering before it handed over; the
+    // merge goes on meanwhile, so the probe costs the clients nothing.
+    this.handover = true;
+    return this.probe(now);
   }
 
   /** A promotion ended: the primary role taken, or not (serving alone again, retried later). */

@@ -49,6 +49,9 @@ export const TCP_CWR = 0x080;
 export const TCP_AE = 0x100;
 export const TCP_FLAGS_MASK = 0x1ff;
 
+/** No SACK blocks: one shared, frozen empty array (sackBlocks() of a segment without any, and an idle connection's record). */
+export const NO_SACK_BLOCKS: ReadonlyArray<[number, number]> = Object.freeze([]);
+
 /**
  * A TCP segment inside an IPv4 packet. `len` is the segment length (header +
  * payload) as the IP header states it; `src`/`dst` are the IP addresses for
@@ -236,9 +239,10 @@ export class TcpSegment {
     return this.sackOffset() >= 0;
   }
   /** The SACK blocks, whole blocks only (the option's length comes from the peer); [] without the option. */
-  sackBlocks(): Array<[number, number]> {
+  /** The SACK blocks, in order; a segment without any gives one shared, frozen empty array. */
+  sackBlocks(): ReadonlyArray<[number, number]> {
     const at = this.sackOffset();
-    if (at < 0) return [];
+    if (at < 0) return NO_SACK_BLOCKS;
     const out: Array<[number, number]> = [];
     for (let i = 0; i < this.sackRoom(at); i++) {
       const b = at + 2 + i * OPT_SACK_BLOCK_LEN;

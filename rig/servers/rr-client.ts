@@ -9,7 +9,8 @@
  *       (a connection that lives across an event, a failover)
  *   node rr-client.js memcached HOST PORT SECONDS
  *       set + get pairs of a 100-byte value over one connection for SECONDS
- *       (memcached's text protocol, each answer checked): {ops, errors, seconds}
+ *       (memcached's text protocol, each answer checked): {ops, errors, seconds,
+ *       maxGapMs (the longest wait for a set+get pair)}
  */
 import { connect, type Socket } from 'node:net';
 
@@ -94,6 +95,9 @@ async function memcached(seconds: number): Promise<void> {
   const value = Buffer.alloc(100, 0x76);
   let ops = 0;
   let errors = 0;
+  // The longest wait for one answer (a failover's or a switchover's stall).
+  let maxGapMs = 0;
+  let last = performance.now();
   const end = Date.now() + seconds * 1000;
   for (let i = 0; Date.now() < end; i++) {
     const key = `k${i % 1000}`;
@@ -103,9 +107,12 @@ async function memcached(seconds: number): Promise<void> {
     const got = await r.until('END\r\n');
     if (!got.includes(value)) errors++;
     ops += 2;
+    const now = performance.now();
+    maxGapMs = Math.max(maxGapMs, now - last);
+    last = now;
   }
   sock.end();
-  process.stdout.write(JSON.stringify({ ops, errors, seconds }) + '\n');
+  process.stdout.write(JSON.stringify({ ops, errors, seconds, maxGapMs: Math.round(maxGapMs * 10) / 10 }) + '\n');
 }
 
 async function main(): Promise<void> {

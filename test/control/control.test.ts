@@ -6,7 +6,8 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readStatus, startControl, stopControl } from '../../bridge/control.js';
+import { readStatus, sendCommand, startCommands, startControl, stopControl, type Command } from '../../bridge/control.js';
+import { statSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcpfo-control-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,5 +90,35 @@ describe('control socket', () => {
     } finally {
       stopControl(server, path);
     }
+  });
+
+  it('the command socket: root-only, one command per connection answered by the daemon; unknown, malformed and oversized requests refused; none listening says so', async () => {
+    const path = join(dir, 'cmd.ctl');
+    const seen: Command[] = [];
+    const server = await startCommands(path, async (cmd) => {
+      seen.push(cmd);
+      return cmd === 'switchover' ? { ok: true, message: 'switched' } : { ok: false, message: `no ${cmd} here` };
+    });
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(await sendCommand(path, 'switchover', 2000)).toEqual({ ok: true, answer: { ok: true, message: 'switched' } });
+      expect(await sendCommand(path, 'standby', 2000)).toEqual({ ok: true, answer: { ok: false, message: 'no standby here' } });
+      const raw = (line: string) =>
+        new Promise<string>((resolve) => {
+          const c = createConnection(path);
+          let buf = '';
+          c.on('data', (d) => (buf += d.toString()));
+          c.on('end', () => resolve(buf.trim()));
+          c.on('connect', () => c.write(line));
+        });
+      expect(JSON.parse(await raw('{"cmd":"reboot"}\n'))).toEqual({ ok: false, message: 'unknown command "reboot" (known: switchover, standby, unstandby)' });
+      expect(JSON.parse(await raw('switchover\n'))).toEqual({ ok: false, message: 'request is not JSON' });
+      expect(JSON.parse(await raw('x'.repeat(2000)))).toEqual({ ok: false, message: 'request too long' });
+      expect(seen).toEqual(['switchover', 'standby']);
+    } finally {
+      server.close();
+    }
+    const gone = await sendCommand(join(dir, 'none.ctl'), 'switchover', 500);
+    expect(gone).toMatchObject({ ok: false, why: 'not-running' });
   });
 });

@@ -1,7 +1,7 @@
 /**
- * The README is the operator's: short enough to read, and its runbook names
- * every warning and error the bridges log, so a line in the journal can be
- * looked up. The repository speaks of the product, not of how its work was
+ * The README is the operator's: short enough to read; the table of log
+ * lines it points to names every warning and error the bridges log, so a
+ * line in the journal can be looked up. The repository speaks of the product, not of how its work was
  * organised.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../rig/dist.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+/** The operator's table of log lines, linked from the README's Operate section. */
+const LOG_LINES = readFileSync(join(REPO_ROOT, 'docs', 'log-lines.md'), 'utf8');
 
 function files(dir: string, ext: RegExp, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
@@ -62,17 +64,18 @@ describe('the README', () => {
     expect(Buffer.byteLength(README)).toBeLessThanOrEqual(15 * 1024);
   });
 
-  it('explains every warning and error the bridges log', () => {
+  it('points to the table of log lines, which explains every warning and error the bridges log', () => {
+    expect(README).toContain('[docs/log-lines.md](docs/log-lines.md)');
     const msgs = loggedMessages();
     // The extraction finds them (and would find a new one): the takeover line among them.
     expect(msgs.map((m) => m.text)).toContain('took over the service ad');
     expect(msgs.length).toBeGreaterThan(30);
-    const missing = msgs.filter((m) => !README.includes(m.text)).map((m) => `${m.file}: ${m.text}`);
+    const missing = msgs.filter((m) => !LOG_LINES.includes(m.text)).map((m) => `${m.file}: ${m.text}`);
     expect(missing).toEqual([]);
     // The native watchdog's line too.
     const native = /\\"msg\\":\\"(event loop stuck for)/.exec(readFileSync(join(REPO_ROOT, 'native', 'presence.cc'), 'utf8'));
     expect(native).not.toBeNull();
-    expect(README).toContain(native![1]!);
+    expect(LOG_LINES).toContain(native![1]!);
   });
 
   it('names the two commands a newcomer runs, and both exist', () => {

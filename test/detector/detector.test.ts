@@ -2,7 +2,22 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../detector/detector.js';
-import { decodeHeartbeat, decodeNotice, encodeHeartbeat, encodeNotice, HEARTBEAT_LEN, isNotice, NOTICE_MAX_ENTRIES, SeqClock, type Heartbeat } from '../../detector/heartbeat.js';
+import {
+  decodeHeartbeat,
+  decodeNotice,
+  decodeSwitch,
+  encodeHeartbeat,
+  encodeNotice,
+  encodeSwitch,
+  HEARTBEAT_LEN,
+  isNotice,
+  isSwitchMessage,
+  NOTICE_MAX_ENTRIES,
+  SeqClock,
+  SWITCH_MAX_REASON,
+  type Heartbeat,
+  type SwitchKind,
+} from '../../detector/heartbeat.js';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 /** We are S (192.0.2.2), the peer is P (192.0.2.1). */
@@ -71,6 +86,33 @@ describe('heartbeat codec', () => {
     // A heartbeat is not a notice, and the other way round.
     expect(isNotice(encodeHeartbeat({ role: 'primary', seq: 1n, echo: 0n, ...someHb }, KEY))).toBe(false);
     expect(decodeHeartbeat(encodeNotice({ seq: 1n, from: P, to: S, echoNonce: NONCE_S, diverged: [] }, KEY), KEY)).toBe('bad-length');
+  });
+
+  it('switchover messages round-trip, authenticated; tampering and forgery are refused; a long reason is cut, never refused', () => {
+    const kinds: SwitchKind[] = ['request', 'handover', 'taken', 'refused'];
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(...kinds), fc.string({ maxLength: 120 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seq, kind, reason, at, x) => {
+        const m = { seq, from: S, to: P, echoNonce: NONCE_P, kind, reason };
+        const b = encodeSwitch(m, KEY);
+        expect(isSwitchMessage(b)).toBe(true);
+        expect(isNotice(b)).toBe(false);
+        expect(decodeSwitch(b, KEY)).toEqual(m);
+        const t = Buffer.from(b);
+        t[at % t.length] = t[at % t.length]! ^ x;
+        expect(typeof decodeSwitch(t, KEY)).toBe('string');
+        expect(decodeSwitch(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
+        expect(decodeSwitch(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
+      }),
+      { numRuns: 300 },
+    );
+    // Cut at a character boundary: 'é' is two bytes, and 401 bytes do not fit.
+    const long = decodeSwitch(encodeSwitch({ seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'refused', reason: 'a' + 'é'.repeat(SWITCH_MAX_REASON) }, KEY), KEY);
+    expect(typeof long).toBe('object');
+    const r = (long as { reason: string }).reason;
+    expect(Buffer.byteLength(r)).toBeLessThanOrEqual(SWITCH_MAX_REASON);
+    expect(r).toMatch(/^aé+$/);
+    // Not a heartbeat.
+    expect(decodeHeartbeat(encodeSwitch({ seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'request', reason: '' }, KEY), KEY)).not.toHaveProperty('role');
   });
 
   it('sequence numbers keep increasing, even within one millisecond and across restarts', () => {

@@ -11,25 +11,39 @@ import { PeerLink, stallLogger } from '../../bridge/peer.js';
 import type { Decision } from '../../detector/detector.js';
 import { distScript } from '../../rig/dist.js';
 
+/**
+ * Our primary's link on 127.0.0.1, and its secondary's in another process on
+ * 127.0.0.2 (heartbeats every 20 ms, timeout 100 ms), once it is heard up.
+ */
+async function linkedPair(): Promise<{ peer: ReturnType<typeof spawn>; link: PeerLink; decisions: Decision[]; late: number[] }> {
+  const key = randomBytes(32);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const peer = spawn(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/peer.js'))});
+     await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {} });
+     console.log('ready');`,
+  ]);
+  const decisions: Decision[] = [];
+  const late: number[] = [];
+  const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d), onStall: (ms) => late.push(ms) });
+  try {
+    await once(peer.stdout!, 'data');
+    for (let i = 0; i < 100 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(link.detector.peer).toBe('up');
+  } catch (e) {
+    link.close();
+    peer.kill('SIGKILL');
+    throw e;
+  }
+  return { peer, link, decisions, late };
+}
+
 describe('PeerLink', () => {
   it('a 700 ms stall of our own event loop does not declare a live peer down (its heartbeats wait in the socket); the peer dying does, within the timeout', async () => {
-    const key = randomBytes(32);
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    // The peer: a secondary's link in another process, heartbeating every 20 ms.
-    const peer = spawn(process.execPath, [
-      '--input-type=module',
-      '-e',
-      `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/peer.js'))});
-       await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {} });
-       console.log('ready');`,
-    ]);
-    const decisions: Decision[] = [];
-    const late: number[] = [];
-    const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d), onStall: (ms) => late.push(ms) });
+    const { peer, link, decisions, late } = await linkedPair();
     try {
-      await once(peer.stdout!, 'data');
-      for (let i = 0; i < 100 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(link.detector.peer).toBe('up');
       await new Promise((r) => setTimeout(r, 300));
       const before = decisions.length;
       // Busy for 700 ms: no timer, no I/O runs meanwhile; the peer goes on sending.
@@ -49,6 +63,37 @@ describe('PeerLink', () => {
       for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
       expect(link.detector.peer).toBe('down');
       expect(Date.now() - killedAt).toBeLessThan(400);
+    } finally {
+      link.close();
+      peer.kill('SIGKILL');
+    }
+  });
+
+  it('a loop busy 150 ms per turn for 1.5 s (the heartbeats read at the start of each turn, judged at its end) does not declare a live peer down; the peer dying still does', async () => {
+    const { peer, link, decisions } = await linkedPair();
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const before = decisions.length;
+      // Each turn of the loop: timers, then I/O (the heartbeats that wait), then
+      // 150 ms of work queued behind it (as a long batch of packets is).
+      const end = Date.now() + 1500;
+      await new Promise<void>((resolve) => {
+        const turn = () => {
+          const until = Date.now() + 150;
+          while (Date.now() < until) {
+            /* busy */
+          }
+          if (Date.now() < end) setImmediate(turn);
+          else resolve();
+        };
+        setImmediate(turn);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(decisions.slice(before).filter((d) => d.peer === 'down'), JSON.stringify(decisions)).toEqual([]);
+      expect(link.detector.peer).toBe('up');
+      peer.kill('SIGKILL');
+      for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(link.detector.peer).toBe('down');
     } finally {
       link.close();
       peer.kill('SIGKILL');

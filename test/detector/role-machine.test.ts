@@ -115,10 +115,35 @@ describe('the secondary’s role machine', () => {
     expect(m.state).toBe('active');
   });
 
-  it('any order of events: at most one takeover, and only after a probe that went unanswered while the primary was down', () => {
-    type Ev = { k: 'down' | 'up' | 'up-secondary' | 'claim' | 'timer' | 'promoted-ok' | 'promoted-fail' | 'stop'; dt: number };
+  it('handed over (a planned switchover): one probe, then take over while the primary is up; answered: refused, stay secondary; never when serving or stopped', () => {
+    const m = new RoleMachine();
+    expect(m.handedOver(0)).toEqual([{ do: 'probe', waitMs: WAIT }]);
+    // The primary's heartbeats go on meanwhile: no reason to stop.
+    expect(m.decision('up', 'primary', 10)).toEqual([]);
+    expect(m.timer(WAIT)).toEqual([{ do: 'take-over' }]);
+    expect(m.state).toBe('active');
+    expect(m.handedOver(100)).toEqual([]);
+    // The other node rejoins as our secondary afterwards: promoted as after a failover.
+    expect(m.decision('up', 'secondary', 200)).toEqual([{ do: 'promote' }]);
+    // Someone answers for the VIP: refused; a later failure of the primary probes afresh.
+    const r = new RoleMachine();
+    expect(kinds(r.handedOver(0))).toEqual(['probe']);
+    r.vipClaimed(10);
+    expect(r.timer(WAIT)).toEqual([{ do: 'refuse-handover' }]);
+    expect(r.state).toBe('secondary');
+    expect(r.probing).toBe(false);
+    expect(r.timer(WAIT + REPROBE)).toEqual([]);
+    expect(kinds(r.decision('down', 'primary', 1000))).toEqual(['probe']);
+    const s = new RoleMachine();
+    s.stop();
+    expect(s.handedOver(0)).toEqual([]);
+    expect(s.state).toBe('secondary');
+  });
+
+  it('any order of events: at most one takeover, and only after a probe that went unanswered while the primary was down or had handed over', () => {
+    type Ev = { k: 'down' | 'up' | 'up-secondary' | 'claim' | 'timer' | 'promoted-ok' | 'promoted-fail' | 'stop' | 'handover'; dt: number };
     const ev = fc.record({
-      k: fc.constantFrom('down', 'up', 'up-secondary', 'claim', 'timer', 'promoted-ok', 'promoted-fail', 'stop'),
+      k: fc.constantFrom('down', 'up', 'up-secondary', 'claim', 'timer', 'promoted-ok', 'promoted-fail', 'stop', 'handover'),
       dt: fc.integer({ min: 0, max: 400 }),
     }) as fc.Arbitrary<Ev>;
     fc.assert(
@@ -129,8 +154,12 @@ describe('the secondary’s role machine', () => {
         let promotes = 0;
         let down = false;
         let stopped = false;
-        let claimedSinceProbe = false;
-        let probeOut = false;
+        // A claim counts against a probe sent in the same millisecond, before or
+        // after it (the clock's resolution): the safe side, no takeover.
+        let claimAt = -Infinity;
+        let probeAt: number | null = null;
+        const claimedSinceProbe = () => probeAt !== null && claimAt >= probeAt;
+        let handed = false;
         for (const e of events) {
           t += e.dt;
           let out: RoleAction[] = [];
@@ -138,12 +167,15 @@ describe('the secondary’s role machine', () => {
           else if (e.k === 'up') out = m.decision('up', 'primary', t);
           else if (e.k === 'up-secondary') out = m.decision('up', 'secondary', t);
           else if (e.k === 'claim') {
-            if (m.state === 'secondary') claimedSinceProbe = true;
+            if (m.state === 'secondary') claimAt = t;
             m.vipClaimed(t);
           } else if (e.k === 'timer') out = m.timer(t);
           else if (e.k === 'promoted-ok') m.promoted(true, t);
           else if (e.k === 'promoted-fail') m.promoted(false, t);
-          else {
+          else if (e.k === 'handover') {
+            out = m.handedOver(t);
+            if (out.length) handed = true;
+          } else {
             m.stop();
             stopped = true;
           }
@@ -151,15 +183,19 @@ describe('the secondary’s role machine', () => {
           if (e.k === 'up' || e.k === 'up-secondary') down = false;
           for (const a of out) {
             if (a.do === 'probe') {
-              probeOut = true;
-              claimedSinceProbe = false;
+              probeAt = t;
+            }
+            if (a.do === 'refuse-handover') {
+              expect(handed).toBe(true);
+              expect(claimedSinceProbe()).toBe(true);
+              handed = false;
             }
             if (a.do === 'take-over') {
               takeovers++;
-              expect(down).toBe(true);
+              expect(down || handed).toBe(true);
               expect(stopped).toBe(false);
-              expect(probeOut).toBe(true);
-              expect(claimedSinceProbe).toBe(false);
+              expect(probeAt).not.toBeNull();
+              expect(claimedSinceProbe()).toBe(false);
             }
             if (a.do === 'promote') {
               promotes++;
@@ -171,7 +207,11 @@ describe('the secondary’s role machine', () => {
         expect(takeovers).toBeLessThanOrEqual(1);
         if (promotes) expect(['promoting', 'active', 'primary']).toContain(m.state);
       }),
-      { numRuns: 2000 },
+      {
+        numRuns: 2000,
+        // A claim in the probe's own millisecond, just before it: a refusal, never a takeover.
+        examples: [[[{ k: 'claim', dt: 0 }, { k: 'handover', dt: 0 }, { k: 'timer', dt: 0 }]], [[{ k: 'down', dt: 5 }, { k: 'claim', dt: 0 }, { k: 'timer', dt: 0 }]]],
+      },
     );
   });
 });

@@ -5,7 +5,7 @@ import { WireError } from '../../bridge/wire/error.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../bridge/wire/tcp.js';
 import { seqSub } from '../../bridge/wire/seq.js';
 import { DIVERT_MARK, DIVERT_TABLE, divertRoute, kernelPathRuleset } from '../../bridge/io/kernel-path.js';
-import { BLIND_SEQS, blindProds, blindPrompts } from '../../bridge/secondary/blind.js';
+import { BLIND_SEQS, blindProds, blindPrompts, owes } from '../../bridge/secondary/blind.js';
 
 const SPEC = {
   tag: 'ts',
@@ -62,6 +62,12 @@ describe('blind prompts after a takeover on the kernel path', () => {
       [SPEC.vip, keys[1]!.client, 21, 40002],
       [SPEC.vip, keys[1]!.client, 21, 40002],
     ]);
+  });
+
+  it('prompts the sockets that owe their client something: unacknowledged bytes, or a close under way; not the idle ones', () => {
+    const sock = (clientPort: number, state: string, sendQueue: number) => ({ client: ipv4('192.0.2.10'), clientPort, servicePort: 7000, state, sendQueue });
+    const all = [sock(40000, 'ESTAB', 0), sock(40001, 'ESTAB', 7), sock(40002, 'FIN-WAIT-1', 0), sock(40003, 'CLOSE-WAIT', 0), sock(40004, 'LAST-ACK', 0), sock(40005, 'FIN-WAIT-2', 0)];
+    expect(all.filter(owes).map((s) => s.clientPort)).toEqual([40001, 40002, 40003, 40004, 40005]);
   });
 });
 

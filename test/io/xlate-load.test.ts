@@ -16,6 +16,7 @@ import { XLATE_OBJECT } from '../../bridge/io/xlate.js';
 import { versionOf } from '../../bridge/io/kernel-facilities.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const PROGRAMS = ['tcpfo_merge_ctl', 'tcpfo_primary_only', 'tcpfo_sent', 'tcpfo_skips_queue', 'tcpfo_xlate'];
 
@@ -61,5 +62,5 @@ describe('the primary’s BPF programs', () => {
         rmSync(pin, { force: true });
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 });

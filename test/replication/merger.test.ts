@@ -8,6 +8,7 @@ import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TC
 import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP, type RecordingSink } from './harness.js';
 import type { InboundOffload } from '../../bridge/primary/merger.js';
 import type { KernelMergeInit, KernelMergeState } from '../../bridge/primary/merge/kernel.js';
+import { packSynOpts, unpackSynOpts } from '../../bridge/primary/merge/conn.js';
 
 const B = (s: string) => Buffer.from(s);
 /** A test packet edited by hand gets its checksums filled in again (the merger verifies them). */
@@ -50,6 +51,46 @@ describe('handshake (§7.1)', () => {
     expect(c.deltaSeq).toBe((ISN_P - ISN_S) >>> 0);
     expect(c.tsOffset).toBe(50_000 - 90_000 + 2 ** 32);
     expect(pair.merger.stats.handshakes).toBe(1);
+  });
+
+  it('a SYN-ACK P sends again after the merge goes out with the same merged options and window (kept packed, without the SYNs)', () => {
+    const pair = new Pair({ isn: ISN_P, ts: 50_000, mss: 1460, wscale: 7 }, { isn: ISN_S, ts: 90_000, mss: 1452, wscale: 9 });
+    pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
+    pair.fromP(pair.p.synAck(5000, 65000));
+    pair.fromS(pair.s.synAck(5000, 64000));
+    const first = pair.sink.toClient.at(-1)!.repr;
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect([c.synP, c.synS]).toEqual([null, null]);
+    const id = pair.fromP(pair.p.synAck(5000, 65000));
+    expect(pair.sink.fate(id)).toBe('accept');
+    const again = pair.sink.toClient.at(-1)!.repr;
+    expect([again.seq, again.window, again.options]).toEqual([first.seq, first.window, first.options]);
+  });
+
+  it('a merged, idle connection keeps no object for its rarely set fields; one comes with the first such value and goes when all are back to their defaults', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S });
+    pair.handshake();
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect([c.heldSyn, c.heldSynAt, c['rare']]).toEqual([null, null, null]);
+    c.stallAt = 5;
+    c.finClient = true;
+    expect([c.stallAt, c.finClient, c.closedAt]).toEqual([5, true, null]);
+    c.stallAt = null;
+    expect(c['rare']).not.toBeNull();
+    c.finClient = false;
+    expect([c.stallAt, c.finClient, c['rare']]).toEqual([null, false, null]);
+  });
+
+  it('packs a SYN’s options into one small integer and back, for every MSS, window scale, SACK and ECN', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: -1, max: 14 }), fc.boolean(), fc.boolean(), (mss, wscale, sackOk, ecn) => {
+        const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0 });
+        expect(w).toBeGreaterThan(0);
+        expect(w).toBeLessThan(2 ** 23);
+        expect(unpackSynOpts(w)).toEqual({ mss, wscale, sackOk, ecn });
+      }),
+    );
+    expect(unpackSynOpts(0)).toBeNull();
   });
 
   it('releases at once when S’s SYN-ACK came first', () => {

@@ -12,6 +12,7 @@ import { waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
@@ -61,5 +62,5 @@ describe('wall-clock steps (hub mode)', () => {
         await pair.stop();
       }
     });
-  }, 90_000);
+  }, slow(90_000));
 });

@@ -11,6 +11,7 @@ import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig, type Rig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const STATES = ['handshake', 'merging', 'degraded', 'closed'] as const;
 
@@ -74,5 +75,5 @@ describe('the primary’s table after connections end (hub mode)', () => {
         await pair.stop();
       }
     });
-  }, 240_000);
+  }, slow(240_000));
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { distScript } from '../../rig/dist.js';
 import { stateDirOf, TcpfoPair } from '../../rig/pair.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 async function snapshot(h: RigHost): Promise<string> {
   const r = await h.sh(
@@ -54,5 +55,5 @@ describe('bridge daemons killed with SIGKILL', () => {
       expect(await snapshot(p)).toBe(before.p);
       expect(await snapshot(s)).toBe(before.s);
     });
-  }, 90_000);
+  }, slow(90_000));
 });

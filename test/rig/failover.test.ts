@@ -13,6 +13,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const BYTES = 50_000_000;
 /** The live role swap (the default; spelled out so these tests keep meaning it). */
@@ -62,7 +63,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       console.log(`failover ${node}/${mode} (${datapath}): killed at ${killAfter} ms, stall ${r.maxGapMs} ms, total ${r.ms} ms`);
       if (node === 'primary') expect(logs).toMatch(/took over the service address/);
       else expect(logs).toMatch(/secondary failed: continuing alone/);
-    }, 150_000);
+    }, slow(150_000));
   }
 
   for (const datapath of ['kernel', 'pcap'] as const)
@@ -83,7 +84,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           await pair.stop();
         }
       });
-    }, 150_000);
+    }, slow(150_000));
   }
 
   it('a takeover while the secondary’s socket is still in the handshake (it missed the client’s ACK): no RST reaches the client, the connection goes on', async () => {
@@ -114,7 +115,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 
   it('metrics: counters move during a transfer and the role flips at a takeover', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -159,7 +160,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 90_000);
+  }, slow(90_000));
 
   it('the secondary dies and comes back: a connection from the alone time finishes; new ones are replicated and survive a primary failure', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -189,7 +190,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   for (const node of ['primary', 'secondary'] as const) {
     it(`only the ${node}'s bridge is SIGKILLed mid-download (node, server and link alive): the download completes; the restarted bridge cleans up and rejoins${node === 'primary' ? ' (roles swapped)' : ''}`, async () => {
@@ -232,7 +233,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           await pair.stop();
         }
       });
-    }, 120_000);
+    }, slow(120_000));
   }
 
   it('the primary’s bridge is SIGKILLed and restarted at once, faster than the detector timeout (1 s): the secondary still takes over and the download completes; the restarted bridge joins it (roles swapped)', async () => {
@@ -263,7 +264,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   for (const lan of ['hub', 'mirror'] as const) {
     it(`with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure${lan === 'mirror' ? ' (on a switch with port mirroring)' : ''}`, async () => {
@@ -302,7 +303,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           await pair.stop();
         }
       });
-    }, 150_000);
+    }, slow(150_000));
   }
 
   it('a node killed while its secondary daemon played the primary role (roles swapped) restarts as `tcpfo secondary` without that role’s rules, and serves at its next takeover', async () => {
@@ -345,7 +346,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('both nodes die, the one whose primary daemon played the secondary (roles swapped) first: restarted as `tcpfo primary`, it keeps its service address and serves', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -370,7 +371,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   it('with failover.rejoin: refuse, a restarted primary does not claim the service address the secondary took over', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
@@ -395,7 +396,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 
   it('a partition of only the heartbeat path does not make both nodes serve the VIP', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
@@ -420,5 +421,5 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 });

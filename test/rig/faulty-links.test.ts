@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../../rig/faults.js';
+import { slow } from '../../rig/slow.js';
 
 const MB = 1_000_000;
 const LINKS: LinkName[] = ['client', 'primary', 'secondary'];
@@ -26,7 +27,7 @@ describe('faulty links, no failover (hub mode)', () => {
         expectOk(c, r);
         expect(r.impaired.dropped).toBeGreaterThan(10);
       }
-    }, 400_000);
+    }, slow(400_000));
 
     it(`duplication (2%) and reordering (5%) on the ${link} link: 20 MB each way byte-exact`, async () => {
       for (const mode of ['get', 'put'] as const) {
@@ -36,7 +37,7 @@ describe('faulty links, no failover (hub mode)', () => {
         expect(r.impaired.duplicated).toBeGreaterThan(10);
         expect(r.impaired.delayed).toBeGreaterThan(10);
       }
-    }, 400_000);
+    }, slow(400_000));
   }
 });
 
@@ -58,6 +59,6 @@ describe('faulty links with a failover (hub mode)', () => {
       // The node really died mid-transfer.
       expect(r.ms).toBeGreaterThan(c.kill!.afterMs + 100);
       expect(r.logs).toMatch(node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/);
-    }, 400_000);
+    }, slow(400_000));
   }
 });

@@ -18,6 +18,7 @@ import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
 import { ipv4ToString } from '../../bridge/wire/addr.js';
 import { parseIpv4Tcp, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
+import { slow } from '../../rig/slow.js';
 
 const metrics = (rig: Rig) => scrapeMetrics(rig, 'primary');
 
@@ -69,7 +70,7 @@ describe('forged frames on the LAN (hub mode, kernel data path)', () => {
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 
   it('frames forged as the secondary: RSTs at random numbers do not degrade a live session; 2,000 SYN-ACKs for random connections do not enter the table', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
@@ -99,7 +100,7 @@ describe('forged frames on the LAN (hub mode, kernel data path)', () => {
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 });
 
 describe('a killed primary’s tc programs (switch mode)', () => {
@@ -127,5 +128,5 @@ describe('a killed primary’s tc programs (switch mode)', () => {
         await pair.stop();
       }
     });
-  }, 90_000);
+  }, slow(90_000));
 });

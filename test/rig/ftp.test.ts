@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { fileName, PAPER_FILE_KB, prepareFtpRoot, runFtp, sha256File, startVsftpd } from '../../rig/ftp.js';
 import { finalCounters, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 describe('FTP through the pair (vsftpd, active mode)', () => {
   it('gets and puts 0.2 … 1738.1 KB files byte-exact; both replicas store the uploads', async () => {
@@ -42,5 +43,5 @@ describe('FTP through the pair (vsftpd, active mode)', () => {
       const vlogs = ['primary', 'secondary'].map((n) => `--- vsftpd ${n} ---\n${readFileSync(join(rig.tmpdir, `ftp-${n}`, 'vsftpd.log'), 'utf8')}`).join('\n');
       expect(p.merger.divergences, pair.logs() + vlogs).toBe(0);
     });
-  }, 180_000);
+  }, slow(180_000));
 });

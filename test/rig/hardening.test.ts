@@ -11,6 +11,7 @@ import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const connections = (m: (metric: string) => number) =>
   ['handshake', 'merging', 'degraded', 'closed'].reduce((a, s) => a + (m(`tcpfo_connections{state="${s}"}`) || 0), 0);
@@ -40,7 +41,7 @@ describe('privileges', () => {
       const left = await rig.host('secondary').sh('iptables-nft-save 2>/dev/null | grep -c TCPFO || true; ip -o link show eth0 | grep -c PROMISC || true');
       expect(left.stdout.trim().split('\n')).toEqual(['0', '0']);
     });
-  }, 60_000);
+  }, slow(60_000));
 });
 
 describe('divergent replicas', () => {
@@ -71,7 +72,7 @@ describe('divergent replicas', () => {
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 });
 
 describe('a live secondary that silently lost a connection', () => {
@@ -133,7 +134,7 @@ describe('a live secondary that silently lost a connection', () => {
         await pair.stop();
       }
     });
-  }, 90_000);
+  }, slow(90_000));
 });
 
 describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
@@ -153,7 +154,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         let peak = 0;
         const sampler = setInterval(() => {
           void scrapeMetrics(rig, 'primary').then((m) => (peak = Math.max(peak, connections(m))), () => {});
-        }, 250);
+        }, slow(250));
         const sent = JSON.parse((await flood).stdout.trim()) as { sent: number };
         const during = await scrapeMetrics(rig, 'primary');
         clearInterval(sampler);
@@ -184,7 +185,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   it('new clients get in during a SYN flood as on a plain server with SYN cookies: 3,000 spoofed SYN/s for 30 s at the default limits, 1,000 connects each within 1 s, a download byte-exact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -211,7 +212,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('memory stays bounded with a lagging secondary under a SYN flood: 240 downloads while its server stalls, limits.max_buffered_bytes holds, RSS within it and the table’s share', async () => {
     await withRig({ mode: 'mirror' }, async (rig) => {
@@ -236,7 +237,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
             },
             () => {},
           );
-        }, 100);
+        }, slow(100));
         await new Promise((res) => setTimeout(res, 1000));
         // The secondary's server lags (stopped for 1.5 s) while 240 clients download 100 kB each:
         // P's first window of each (~14 kB) waits in the bridge, ~3.4 MB in all — past the bound,
@@ -268,7 +269,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('forged diverted segments (the secondary’s address, or the service address, not its MAC) are dropped and counted; the download is intact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -304,5 +305,5 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 });

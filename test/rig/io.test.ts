@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const PROBE = () => distScript('rig/helpers/io-probe.js');
 
@@ -318,6 +319,6 @@ describe('data-path I/O', () => {
         expect(arrived).toBeGreaterThan(1000);
         expect(leaked.length).toBe(0);
       });
-    }, 60_000);
+    }, slow(60_000));
   });
 });

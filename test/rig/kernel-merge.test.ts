@@ -13,6 +13,7 @@ import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { fileName, prepareFtpRoot, startVsftpd } from '../../rig/ftp.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
   c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo', VIP, String(DEMO_PORT), String(size), String(n)], { timeoutMs: 120_000 });
@@ -52,7 +53,7 @@ describe('the kernel merge (merge: kernel)', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   it('keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete', async () => {
     // curl gives a transfer up when the control connection answers before the
@@ -77,7 +78,7 @@ describe('the kernel merge (merge: kernel)', () => {
         await pair.stop();
       }
     });
-  }, 240_000);
+  }, slow(240_000));
 
   it('the secondary’s server stops answering, then the node dies: P’s answers, held meanwhile, reach the client once the primary goes on alone', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
@@ -107,7 +108,7 @@ describe('the kernel merge (merge: kernel)', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   for (const node of ['primary', 'secondary'] as const) {
     it(`an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`, async () => {
@@ -130,6 +131,6 @@ describe('the kernel merge (merge: kernel)', () => {
           await pair.stop();
         }
       });
-    }, 120_000);
+    }, slow(120_000));
   }
 });

@@ -13,6 +13,7 @@ import { WireError } from '../../bridge/wire/error.js';
 import { IP_SRC } from '../../bridge/wire/ipv4.js';
 import { ipv4 } from '../../bridge/wire/addr.js';
 import { distScript } from '../../rig/dist.js';
+import { slow } from '../../rig/slow.js';
 
 /** Frames from `srcMac` to `dstMac` carrying IPv4 from the service address. */
 function fromService(frames: readonly CapturedFrame[], srcMac: string, dstMac?: string): number {
@@ -48,7 +49,7 @@ describe('kernel data path: fail closed (hub mode, 100 Mbit/s client link)', () 
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 
   it('the primary’s bridge dead, its rules and addresses cleaned up, IP forwarding on: S’s diverted segments die there (TTL 1), none reaches the client', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -61,10 +62,10 @@ describe('kernel data path: fail closed (hub mode, 100 Mbit/s client link)', () 
         await p.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0']);
         const t = transfer(c, 'get', 200_000_000, 82, 60_000);
         t.catch(() => undefined); // it cannot finish: nobody serves it in this test
-        await new Promise((res) => setTimeout(res, 800));
+        await new Promise((res) => setTimeout(res, slow(800)));
         // P's server dies and its sockets are aborted behind P's rules (their RSTs end in the merger), then the bridge dies and is cleaned up after.
         pair.servers[0]!.kill('SIGKILL');
-        await new Promise((res) => setTimeout(res, 300));
+        await new Promise((res) => setTimeout(res, slow(300)));
         await p.exec(['ss', '-K', 'src', VIP]);
         pair.primary!.proc.kill('SIGKILL');
         await p.exec([process.execPath, distScript('cli.js'), 'cleanup', '--state-dir', `${rig.tmpdir}/state-primary`]);
@@ -72,8 +73,9 @@ describe('kernel data path: fail closed (hub mode, 100 Mbit/s client link)', () 
         const atPrimary = await Capture.start(p, `tcp port ${DEMO_PORT}`, 'kfwdp', 96);
         // New connections meanwhile (the client still takes P's MAC for the service address):
         // S's TCP answers each SYN with a SYN-ACK, diverted to P.
-        await c.sh(`for i in $(seq 30); do timeout 0.1 socat -u - TCP:${VIP}:${DEMO_PORT},connect-timeout=0.1 </dev/null; done`, { allowFail: true, timeoutMs: 30_000 });
-        await new Promise((res) => setTimeout(res, 500));
+        const wait = slow(100) / 1000; // seconds per connect (emulation: scaled)
+        await c.sh(`for i in $(seq 30); do timeout ${wait} socat -u - TCP:${VIP}:${DEMO_PORT},connect-timeout=${wait} </dev/null; done`, { allowFail: true, timeoutMs: 30_000 });
+        await new Promise((res) => setTimeout(res, slow(500)));
         const toP = await atPrimary.stop();
         const seen = await atClient.stop();
         // S kept sending (its SYN-ACKs, its retransmissions) …
@@ -84,5 +86,5 @@ describe('kernel data path: fail closed (hub mode, 100 Mbit/s client link)', () 
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 });

@@ -14,6 +14,7 @@ import { Capture } from '../../rig/capture.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const BYTES = 30_000_000;
 
@@ -77,7 +78,7 @@ describe('the kernel release of primary-only connections', () => {
           await pair.stop();
         }
       });
-    }, 180_000);
+    }, slow(180_000));
   }
 });
 

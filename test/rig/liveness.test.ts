@@ -11,6 +11,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { distScript } from '../../rig/dist.js';
+import { slow } from '../../rig/slow.js';
 
 const BYTES = 30_000_000;
 
@@ -49,7 +50,7 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     expect(x.exit, x.logs).toBe(4);
     expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(output\)/);
     expect(x.logs).toMatch(/took over the service address/);
-  }, 150_000);
+  }, slow(150_000));
 
   it('the secondary’s divert queue goes deaf (pcap data path): its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact', async () => {
     const x = await downloadWithFault('secondary', 's', 'deafen divert', 'pcap');
@@ -57,7 +58,7 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     expect(x.exit, x.logs).toBe(4);
     expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(divert\)/);
     expect(x.logs).toMatch(/secondary failed: continuing alone/);
-  }, 150_000);
+  }, slow(150_000));
 
   it('the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact', async () => {
     await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -89,7 +90,7 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       expect(st.queues.in.enobufs + st.queues.out.enobufs, JSON.stringify(st.queues)).toBeGreaterThan(0);
       expect(st.queues.in.pollErrors + st.queues.out.pollErrors, JSON.stringify(st.queues)).toBeGreaterThan(0);
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('the primary’s event loop held 600 ms (six detector timeouts): its ARP answers go on from their own thread, so it is not taken over', async () => {
     const x = await downloadWithFault('primary', 'p', 'stall 600');
@@ -99,7 +100,25 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     expect(x.logs).toMatch(/primary is down/);
     expect(x.logs).toMatch(/primary silent but the service address still answers ARP/);
     expect(x.logs).not.toMatch(/took over the service address/);
-  }, 150_000);
+  }, slow(150_000));
+
+  it('a loop held past liveness.loop_stall_ms while the bridges set up (BPF loads on a busy machine): both come up, a download through them byte-exact; the hold applies from the start line on', async () => {
+    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+      const env = { TCPFO_TEST_SETUP_STALL_MS: '2500' };
+      const pair = await TcpfoPair.start(rig, { faults: true, daemonEnv: { primary: env, secondary: env } });
+      try {
+        const r = await transfer(rig.host('client'), 'get', 5_000_000, 72, 60_000);
+        const logs = pair.logs();
+        expect(r.error, logs).toBeUndefined();
+        expect(r.sha256, logs).toBe(r.expected);
+        expect(pair.primary!.proc.exitCode, logs).toBeNull();
+        expect(pair.secondary!.proc.exitCode, logs).toBeNull();
+        expect(logs).not.toMatch(/event loop stuck/);
+      } finally {
+        await pair.stop();
+      }
+    });
+  }, slow(150_000));
 
   it('the primary’s event loop held past liveness.loop_stall_ms: it ends itself (exit 4), the secondary takes over, the download completes byte-exact', async () => {
     const x = await downloadWithFault('primary', 'p', 'stall 3000');
@@ -107,5 +126,5 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     expect(x.exit, x.logs).toBe(4);
     expect(x.logs).toMatch(/event loop stuck for \d+ ms: exiting so the peer takes over/);
     expect(x.logs).toMatch(/took over the service address/);
-  }, 150_000);
+  }, slow(150_000));
 });

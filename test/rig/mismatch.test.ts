@@ -11,6 +11,7 @@ import { distScript } from '../../rig/dist.js';
 import { TcpfoPair } from '../../rig/pair.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig, type Rig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 async function mismatch(rig: Rig, node: string): Promise<number> {
   return (await scrapeMetrics(rig, node))('tcpfo_peer_config_mismatch');
@@ -48,5 +49,5 @@ describe('mismatched nodes (hub mode)', () => {
         await pair.stop();
       }
     });
-  }, 60_000);
+  }, slow(60_000));
 });

@@ -10,6 +10,7 @@ import { killNode, waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { stateDirOf, TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const cli = (h: RigHost, args: string[]) => h.exec([process.execPath, distScript('cli.js'), ...args], { allowFail: true, timeoutMs: 60_000 });
 
@@ -56,7 +57,7 @@ describe('one bridge per node (hub mode, 100 Mbit/s client link)', () => {
           await pair.stop();
         }
       });
-    }, 90_000);
+    }, slow(90_000));
   }
 
   it('`tcpfo cleanup` on a node whose bridge runs refuses (exit 8) and changes nothing; `cleanup --force` stops that bridge, then cleans', async () => {
@@ -88,5 +89,5 @@ describe('one bridge per node (hub mode, 100 Mbit/s client link)', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 });

@@ -26,16 +26,30 @@ const fromClient = (seq: number, ack: number, flags: number): CapturedFrame => {
 };
 
 describe('transparency oracle', () => {
-  it('a client RST after its close that answers an exact copy of a segment is the network’s duplicate, not a problem; any other client RST is', () => {
+  it('a client RST after its close that answers a stale segment (an exact copy, or data it already acknowledged) is the network’s doing, not a problem; any other client RST is', () => {
     // The service sends "abc" and its FIN; the client closes last (its FIN is seq 1), and the service's ACK of it (ack 2) ends it.
     const ackOfFin = () => frame(1005, TCP_ACK_FLAG, Buffer.alloc(0), false, 2); // ack 2: past the client's FIN
     const base = [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_ACK_FLAG | TCP_FIN)];
     const dup = checkTransparency([...base, ackOfFin(), ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
     expect(dup.problems).toEqual([]);
-    expect(dup.rstAfterRepeat).toBe(1);
+    expect(dup.rstAfterClose).toBe(1);
+    // A late original (held back by a reordering link) of bytes the client already acknowledged, segmented differently.
+    const late = checkTransparency([...base, ackOfFin(), frame(1002, TCP_ACK_FLAG, Buffer.from('bc')), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(late.problems).toEqual([]);
+    expect(late.rstAfterClose).toBe(1);
+    // Data reaching past what the client acknowledged is not stale.
+    const past = checkTransparency([...base, ackOfFin(), frame(1004, TCP_ACK_FLAG, Buffer.from('de')), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(past.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
+    // The first ACK of the client's FIN answered with a RST: not stale (no copy, no data).
+    const first = checkTransparency([...base, ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(first.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // Not a copy: the segment before the RST is new.
     const fresh = checkTransparency([...base, ackOfFin(), frame(1005, TCP_ACK_FLAG, Buffer.from('late'), false, 2), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
     expect(fresh.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
+    // An ACK short of the client's FIN (ack 1) does not end the connection, even repeated.
+    const short = () => frame(1005, TCP_ACK_FLAG, Buffer.alloc(0), false, 1);
+    const notEnded = checkTransparency([...base, short(), short(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    expect(notEnded.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // The client's FIN not acknowledged yet: a RST is a problem, copy or not.
     const open = checkTransparency([...base.slice(0, 3), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
     expect(open.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);

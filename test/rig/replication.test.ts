@@ -10,6 +10,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { Rig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 const MB = 1_000_000;
 
@@ -52,7 +53,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
     expect(report.problems).toEqual([]);
     expect(report.connections).toHaveLength(2);
     expect(report.connections[0]!.dataBytes).toBe(100 * MB);
-  }, 180_000);
+  }, slow(180_000));
 
   it('the client’s capture shows one sequence space, valid checksums, no RST, merged SYN-ACK options', async () => {
     const c = rig.host('client');
@@ -72,7 +73,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
       expect(conn.mss).toBe(1460);
       expect(conn.wscale).not.toBeNull();
     }
-  }, 60_000);
+  }, slow(60_000));
 
   it('200 short connections in parallel are all correct', async () => {
     const r = await rig.host('client').exec([process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '200'], {
@@ -82,7 +83,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
     const out = JSON.parse(r.stdout.trim()) as { ok: number; failed: number; errors: string[] };
     expect(out.errors).toEqual([]);
     expect(out.ok).toBe(200);
-  }, 120_000);
+  }, slow(120_000));
 
   it('an idle connection with TCP keepalive stays up: the pair answers every probe, then the connection still works', async () => {
     // socat's keepalive: a probe after 1 s idle, every second, the connection dropped after 3 unanswered.
@@ -93,7 +94,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
     );
     expect(r.stderr).not.toMatch(/timed out|reset/i);
     expect(r.stdout).toBe('still here\n');
-  }, 40_000);
+  }, slow(40_000));
 
   it('stops cleanly: the merge really happened, and nothing is left installed', async () => {
     await pair.stop();
@@ -129,7 +130,7 @@ describe.each(['kernel', 'pcap'] as const)('replication without faults (hub mode
       expect(s.diverter.injected).toBe(0);
     }
     for (const h of ['primary', 'secondary']) expect(await nodeSnapshot(rig, h)).toBe(before[h]);
-  }, 60_000);
+  }, slow(60_000));
 });
 
 const LOSSY = 100 * MB;
@@ -159,5 +160,5 @@ describe.each(['kernel', 'pcap'] as const)('replication under 1%% random loss on
       await pair?.stop();
       await rig.destroy();
     }
-  }, 480_000);
+  }, slow(480_000));
 });

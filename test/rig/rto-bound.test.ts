@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, stateDirOf, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 async function routes(h: RigHost): Promise<string> {
   return (await h.exec(['ip', 'route', 'show', 'table', 'main'])).stdout.trim();
@@ -71,7 +72,7 @@ describe('the retransmission timeout’s bound', () => {
       expect(await routes(p)).toBe(before.p);
       expect(await routes(s)).toBe(before.s);
     });
-  }, 120_000);
+  }, slow(120_000));
 
   it('rto_bound: auto — the servers’ sockets are bounded on this kernel, by whichever way it has', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
@@ -87,5 +88,5 @@ describe('the retransmission timeout’s bound', () => {
         await pair.stop();
       }
     });
-  }, 120_000);
+  }, slow(120_000));
 });

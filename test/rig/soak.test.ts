@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { soak } from '../../rig/soak.js';
+import { slow } from '../../rig/slow.js';
 
 describe('soak (short)', () => {
   it('mixed traffic, a node killed every 20 s, each in turn, each rejoining (roles swapped after a takeover): every transfer byte-exact, memory flat', async () => {
@@ -26,5 +27,5 @@ describe('soak (short)', () => {
       if (i.primaryRssMb !== null) expect(i.primaryRssMb).toBeLessThan(400);
       if (i.secondaryRssMb !== null) expect(i.secondaryRssMb).toBeLessThan(400);
     }
-  }, 240_000);
+  }, slow(240_000));
 });

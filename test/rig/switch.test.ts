@@ -12,6 +12,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { distScript } from '../../rig/dist.js';
+import { slow } from '../../rig/slow.js';
 
 const MB = 1_000_000;
 /** The kernel paths on both nodes, or the paper's user-space path (the nft copy then). */
@@ -43,7 +44,7 @@ describe.each(PATHS)('learning switch (datapath $datapath, inbound $inbound)', (
       expect(p.merger.divertedSegments).toBeGreaterThan(1000);
       if (path.inbound === 'kernel') expect(p.kernelInbound!.duplicated).toBeGreaterThan(1000);
     });
-  }, 180_000);
+  }, slow(180_000));
 
   for (const node of ['primary', 'secondary'] as const) {
     for (const mode of ['get', 'put'] as const) {
@@ -66,7 +67,7 @@ describe.each(PATHS)('learning switch (datapath $datapath, inbound $inbound)', (
             await pair.stop();
           }
         });
-      }, 150_000);
+      }, slow(150_000));
     }
   }
 });
@@ -98,7 +99,7 @@ describe('learning switch: the life of the copies', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('roles swapped: the restarted primary joins as secondary, the new primary copies to it; a new connection survives the next failure', async () => {
     await withRig({ mode: 'switch', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -124,7 +125,7 @@ describe('learning switch: the life of the copies', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 
   it('only the primary’s bridge is SIGKILLed (node alive, its copy rules left): the secondary takes over, the download completes byte-exact', async () => {
     await withRig({ mode: 'switch', links: { client: { rateMbit: 100 } } }, async (rig) => {
@@ -142,5 +143,5 @@ describe('learning switch: the life of the copies', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 });

@@ -13,6 +13,7 @@ import { killNode, restartNode, waitForLog } from '../../rig/failover.js';
 import { REPO_ROOT } from '../../rig/dist.js';
 import { TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
 
 /** The unit's capability bounding set, as setpriv takes it ("net_admin,net_raw,…"). */
 function unitCapabilities(): string[] {
@@ -51,5 +52,5 @@ describe('the systemd unit’s capabilities', () => {
         await pair.stop();
       }
     });
-  }, 150_000);
+  }, slow(150_000));
 });

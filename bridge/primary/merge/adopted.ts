@@ -22,6 +22,13 @@ export class AdoptedTable {
   /** client → (client port, service port) → the connection */
   private readonly byClient = new Map<number, Map<number, Adopted>>();
 
+  /** How many connections are adopted. */
+  get size(): number {
+    let n = 0;
+    for (const m of this.byClient.values()) n += m.size;
+    return n;
+  }
+
   /** Adopts `k`; false if it was adopted already (its clock refreshed). */
   add(k: ConnId, now: number): boolean {
     let m = this.byClient.get(k.client);
@@ -59,6 +66,21 @@ export class AdoptedTable {
       if (m!.size === 0) this.byClient.delete(client);
     } else a.seen = now;
     return true;
+  }
+
+  /** Forgets connections not in `live` (this node's server has no socket for them any more); how many. */
+  retain(live: readonly ConnId[]): number {
+    const keep = new Set(live.map((k) => `${k.client}:${connKey(k.clientPort, k.servicePort)}`));
+    let gone = 0;
+    for (const [client, m] of this.byClient) {
+      for (const key of m.keys()) {
+        if (keep.has(`${client}:${key}`)) continue;
+        m.delete(key);
+        gone++;
+      }
+      if (m.size === 0) this.byClient.delete(client);
+    }
+    return gone;
   }
 
   /** Forgets connections idle longer than `idleMs`. */

@@ -6,10 +6,21 @@
  */
 import { seqAdd, seqGt } from '../../wire/seq.js';
 import { MAX_WSCALE, type TcpOption } from '../../wire/tcp-options.js';
-import { TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
+import { NO_SACK_BLOCKS, TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
 
 export type ConnPhase = 'handshake' | 'merging' | 'degraded' | 'closed';
+
+/**
+ * What an idle connection holds of its held segments: nothing, shared (frozen,
+ * so a push throws), as for its SACK blocks (NO_SACK_BLOCKS) and stored chunks.
+ * A connection gets an array of its own only while it holds something, and
+ * gives it back once empty: the arrays a drained connection kept (their
+ * capacity stays after a shift) were ~270 B a connection
+ * (bench/micro/merger-memory.ts).
+ */
+export const NO_HELD: Held[] = [];
+Object.freeze(NO_HELD);
 
 export interface Held {
   id: number;
@@ -35,50 +46,157 @@ export interface SynInfo {
   window: number;
 }
 
-export class Conn {
-  phase: ConnPhase = 'handshake';
-  /** The SYN of each side, until the handshake is merged. */
-  synP: SynInfo | null = null;
-  synS: SynInfo | null = null;
+/**
+ * What a connection needs only while it opens, closes or waits: most of its
+ * life these are null or false, and an idle connection holds none of them
+ * (Conn's accessors; the object comes with the first value that is not the
+ * default, and goes when all are back to theirs).
+ */
+type RareField = Exclude<keyof ConnRare, 'idle'>;
+
+class ConnRare {
   /** P's SYN(-ACK), held until S's arrives. */
   heldSyn: Held | null = null;
-  deltaSeq = 0;
-  tsOffset = 0;
+  /** S-space sequence number of S's FIN, or null. */
+  finS: number | null = null;
+  finReleased: boolean = false;
+  finClient: boolean = false;
+  /** The highest TSval the kernel's merge sent the client, once it did (P's later segments never go below it). */
+  tsvalFloor: number | null = null;
+  /**
+   * When the connection ended — both FINs passed, or a reset did — or null.
+   * Its entry lingers lingerMs after that (and its last segment) for late
+   * segments, and gives its place to a new connection when the table is full.
+   */
+  closedAt: number | null = null;
+  /** P's RST, held until S's (both servers aborted: one RST for the client). */
+  rstP: Held | null = null;
+  /** Since when the first held segment has been partly covered by S without progress, or null. */
+  stallAt: number | null = null;
+  /** When P's SYN(-ACK) was first held waiting for S's, or null. */
+  heldSynAt: number | null = null;
+  /** Since when (as seen by poll) the connection waits for S, or null. */
+  waitingSince: number | null = null;
+  /** Since when P's FIN is held because S's stream goes on past it, or null. */
+  earlyEndAt: number | null = null;
+
+  /** Every field at its default: the connection can let the object go. */
+  idle(): boolean {
+    return (
+      this.heldSyn === null && this.finS === null && !this.finReleased && !this.finClient && this.tsvalFloor === null && this.closedAt === null &&
+      this.rstP === null && this.stallAt === null && this.heldSynAt === null && this.waitingSince === null && this.earlyEndAt === null
+    );
+  }
+}
+
+export class Conn {
+
+  /**
+   * Sequence numbers, acknowledgments, timestamps and their offsets: 32-bit
+   * values, stored signed (a small integer inline in the object) and read
+   * unsigned through the accessors below. Stored as they are, half of them
+   * sat above 2^31, each in a box of its own (~16 B).
+   */
+  private deltaSeq32 = 0;
+  private tsOffset32 = 0;
+  private relNxt32 = 0;
+  private ackP32 = 0;
+  private ackS32 = 0;
+  private ackSent32 = 0;
+  private ackClient32 = 0;
+  private isn32 = 0;
+  private clientNxt32 = 0;
+  private edgeSent32 = 0;
+  private tsvalS32 = 0;
+  private tsvalP32 = 0;
+  private tsecr32 = 0;
+  /** The rarely set fields (ConnRare), null while all are at their defaults. */
+  private rare: ConnRare | null = null;
+  private setRare<K extends RareField>(k: K, v: ConnRare[K], dflt: ConnRare[K]): void {
+    if (this.rare) {
+      this.rare[k] = v;
+      if (v === dflt && this.rare.idle()) this.rare = null;
+    } else if (v !== dflt) (this.rare = new ConnRare())[k] = v;
+  }
+  get heldSyn(): Held | null { return this.rare ? this.rare.heldSyn : null; }
+  set heldSyn(v: Held | null) { this.setRare('heldSyn', v, null); }
+  get finS(): number | null { return this.rare ? this.rare.finS : null; }
+  set finS(v: number | null) { this.setRare('finS', v, null); }
+  get finReleased(): boolean { return this.rare ? this.rare.finReleased : false; }
+  set finReleased(v: boolean) { this.setRare('finReleased', v, false); }
+  get finClient(): boolean { return this.rare ? this.rare.finClient : false; }
+  set finClient(v: boolean) { this.setRare('finClient', v, false); }
+  get tsvalFloor(): number | null { return this.rare ? this.rare.tsvalFloor : null; }
+  set tsvalFloor(v: number | null) { this.setRare('tsvalFloor', v, null); }
+  get closedAt(): number | null { return this.rare ? this.rare.closedAt : null; }
+  set closedAt(v: number | null) { this.setRare('closedAt', v, null); }
+  get rstP(): Held | null { return this.rare ? this.rare.rstP : null; }
+  set rstP(v: Held | null) { this.setRare('rstP', v, null); }
+  get stallAt(): number | null { return this.rare ? this.rare.stallAt : null; }
+  set stallAt(v: number | null) { this.setRare('stallAt', v, null); }
+  get heldSynAt(): number | null { return this.rare ? this.rare.heldSynAt : null; }
+  set heldSynAt(v: number | null) { this.setRare('heldSynAt', v, null); }
+  get waitingSince(): number | null { return this.rare ? this.rare.waitingSince : null; }
+  set waitingSince(v: number | null) { this.setRare('waitingSince', v, null); }
+  get earlyEndAt(): number | null { return this.rare ? this.rare.earlyEndAt : null; }
+  set earlyEndAt(v: number | null) { this.setRare('earlyEndAt', v, null); }
+  phase: ConnPhase = 'handshake';
+  /** The SYN of each side, until the handshake is merged (then packed: synOptsP, synOptsS, synWinP, synWinS). */
+  synP: SynInfo | null = null;
+  synS: SynInfo | null = null;
+  /**
+   * What each side's SYN(-ACK) said that a retransmitted one needs, packed
+   * into small integers once the handshake is merged (packSyn): two
+   * SynInfo objects and their boxed numbers were ~270 B a connection.
+   * 0 / −1: that side's SYN was not seen.
+   */
+  synOptsP = 0;
+  synOptsS = 0;
+  synWinP = -1;
+  synWinS = -1;
+  get deltaSeq(): number { return this.deltaSeq32 >>> 0; }
+  set deltaSeq(v: number) { this.deltaSeq32 = v | 0; }
+  get tsOffset(): number { return this.tsOffset32 >>> 0; }
+  set tsOffset(v: number) { this.tsOffset32 = v | 0; }
   tsOn = false;
   wsP = 0;
   wsS = 0;
   /** Next S-space sequence number to release to the client. */
-  relNxt = 0;
+  get relNxt(): number { return this.relNxt32 >>> 0; }
+  set relNxt(v: number) { this.relNxt32 = v | 0; }
   /** P's segments held until S covers them, in order. */
-  held: Held[] = [];
+  held: Held[] = NO_HELD;
   store: ByteStore = new ByteStore(0);
-  /** S-space sequence number of S's FIN, or null. */
-  finS: number | null = null;
-  finReleased = false;
-  finClient = false;
-  ackP = 0;
-  ackS = 0;
+  get ackP(): number { return this.ackP32 >>> 0; }
+  set ackP(v: number) { this.ackP32 = v | 0; }
+  get ackS(): number { return this.ackS32 >>> 0; }
+  set ackS(v: number) { this.ackS32 = v | 0; }
   hasAckP = false;
   hasAckS = false;
   /** The SACK blocks of each server's latest ACK (the client's sequence space, shared by both). */
-  sackP: Array<[number, number]> = [];
-  sackS: Array<[number, number]> = [];
+  sackP: ReadonlyArray<[number, number]> = NO_SACK_BLOCKS;
+  sackS: ReadonlyArray<[number, number]> = NO_SACK_BLOCKS;
   winP = 0; // bytes (scaled)
   winS = 0;
-  ackSent = 0;
+  get ackSent(): number { return this.ackSent32 >>> 0; }
+  set ackSent(v: number) { this.ackSent32 = v | 0; }
   /** The highest ACK the client sent (S's space), once hasAckClient. */
-  ackClient = 0;
+  get ackClient(): number { return this.ackClient32 >>> 0; }
+  set ackClient(v: number) { this.ackClient32 = v | 0; }
   hasAckClient = false;
   /** The S-space ISN of the servers' side (the merged SYN-ACK's, or SYN's): a client ACK must be above it. */
-  isn = 0;
+  get isn(): number { return this.isn32 >>> 0; }
+  set isn(v: number) { this.isn32 = v | 0; }
   /** The end of the client's last accepted segment (its sequence space), once hasClientNxt. */
-  clientNxt = 0;
+  get clientNxt(): number { return this.clientNxt32 >>> 0; }
+  set clientNxt(v: number) { this.clientNxt32 = v | 0; }
   hasClientNxt = false;
   /** How many of the client's segments the offload had handled at the last look. */
   offloadPackets = 0;
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
-  edgeSent = 0;
+  get edgeSent(): number { return this.edgeSent32 >>> 0; }
+  set edgeSent(v: number) { this.edgeSent32 = v | 0; }
   /**
    * Pure ACKs each server sent since the last segment to the client that
    * moved nothing, at the merged ACK: both servers answering the same client
@@ -86,10 +204,11 @@ export class Conn {
    */
   standingP = 0;
   standingS = 0;
-  tsvalS = 0;
-  tsvalP = 0; // already in S's space
-  /** The highest TSval the kernel's merge sent the client, once it did (P's later segments never go below it). */
-  tsvalFloor: number | null = null;
+  get tsvalS(): number { return this.tsvalS32 >>> 0; }
+  set tsvalS(v: number) { this.tsvalS32 = v | 0; }
+  /** already in S's space */
+  get tsvalP(): number { return this.tsvalP32 >>> 0; }
+  set tsvalP(v: number) { this.tsvalP32 = v | 0; }
   /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
   inKernel = false;
   /** P's segments of it (primary-only) leave through the kernel's egress program, not the merger. */
@@ -103,7 +222,8 @@ export class Conn {
   get releasedByKernel(): boolean {
     return this.inKernel || this.outInKernel;
   }
-  tsecr = 0;
+  get tsecr(): number { return this.tsecr32 >>> 0; }
+  set tsecr(v: number) { this.tsecr32 = v | 0; }
   lastSeen: number;
   /** When the connection was created. */
   readonly createdAt: number;
@@ -113,37 +233,31 @@ export class Conn {
    * handshakeTimeoutMs, whatever its phase (a SYN flood's entries).
    */
   established = false;
-  /**
-   * When the connection ended — both FINs passed, or a reset did — or null.
-   * Its entry lingers lingerMs after that (and its last segment) for late
-   * segments, and gives its place to a new connection when the table is full.
-   */
-  closedAt: number | null = null;
-  /** P's RST, held until S's (both servers aborted: one RST for the client). */
-  rstP: Held | null = null;
+
+  /** The client's IPv4 address, stored signed as the sequence numbers are. */
+  private readonly client32: number;
+  get client(): number { return this.client32 >>> 0; }
 
   constructor(
-    readonly client: number,
+    client: number,
     readonly clientPort: number,
     readonly servicePort: number,
     now: number,
   ) {
+    this.client32 = client | 0;
     this.lastSeen = now;
     this.createdAt = now;
   }
 
   /** Highest S-space sequence number S is known to have sent (out-of-order data included), or null. */
   sMax: number | null = null;
-  /** Since when the first held segment has been partly covered by S without progress, or null. */
-  stallAt: number | null = null;
-  /** When P's SYN(-ACK) was first held waiting for S's, or null. */
-  heldSynAt: number | null = null;
   /** When S last made progress: its ACK or what it produced moved forward (or the merge). */
   sProgressAt = 0;
-  /** Since when (as seen by poll) the connection waits for S, or null. */
-  waitingSince: number | null = null;
-  /** Since when P's FIN is held because S's stream goes on past it, or null. */
-  earlyEndAt: number | null = null;
+
+  /** Whether P's SYN(-ACK) was seen: in the handshake, or merged since. */
+  sawSynP(): boolean {
+    return this.synP !== null || this.synOptsP !== 0;
+  }
 
   /** The first byte at or after `from` the client has not acknowledged (S-space). */
   notAcked(from: number): number {
@@ -173,6 +287,41 @@ export class Conn {
 /** The key of a connection in its client's map. */
 export function connKey(port: number, servicePort: number): number {
   return port * 65536 + servicePort;
+}
+
+/** A SYN's options as its retransmission needs them, in one small integer (0: none seen). */
+export interface SynOpts {
+  mss: number;
+  wscale: number; // −1: no window scaling
+  sackOk: boolean;
+  ecn: boolean;
+}
+
+const SYN_SEEN = 1 << 22;
+
+/** SynInfo → one integer below 2^23: MSS (16 bits), window scale + 1 (4), SACK-permitted, ECN, and a bit that says it was seen. */
+export function packSynOpts(s: SynInfo): number {
+  return SYN_SEEN | (s.ecn ? 1 << 21 : 0) | (s.sackOk ? 1 << 20 : 0) | ((s.wscale + 1) << 16) | (s.mss & 0xffff);
+}
+
+/** packSynOpts's inverse; null for 0 (not seen). */
+export function unpackSynOpts(w: number): SynOpts | null {
+  if (!(w & SYN_SEEN)) return null;
+  return { mss: w & 0xffff, wscale: ((w >> 16) & 0xf) - 1, sackOk: (w & (1 << 20)) !== 0, ecn: (w & (1 << 21)) !== 0 };
+}
+
+/** At the merge of the handshake: what later SYN(-ACK)s need from both SYNs, packed; the SynInfo objects go. */
+export function packSyn(c: Conn): void {
+  if (c.synP) {
+    c.synOptsP = packSynOpts(c.synP);
+    c.synWinP = c.synP.window;
+  }
+  if (c.synS) {
+    c.synOptsS = packSynOpts(c.synS);
+    c.synWinS = c.synS.window;
+  }
+  c.synP = null;
+  c.synS = null;
 }
 
 export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {

@@ -7,7 +7,7 @@
 import { seqAdd, seqSub } from '../../wire/seq.js';
 import { TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
-import type { Conn, Held } from './conn.js';
+import { packSyn, unpackSynOpts, type Conn, type Held } from './conn.js';
 import { offloadKey, type MergeCore } from './types.js';
 
 /**
@@ -39,7 +39,9 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   if (alone) c.outInKernel = core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
   const h = c.heldSyn!;
   c.heldSyn = null;
+  c.heldSynAt = null;
   core.pending.delete(c);
+  packSyn(c);
   return h;
 }
 
@@ -49,8 +51,8 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
  * offered them, ECE only if both did.
  */
 export function rewriteSynOptions(c: Conn, seg: TcpSegment): void {
-  const p = c.synP;
-  const s = c.phase === 'merging' ? c.synS : p;
+  const p = unpackSynOpts(c.synOptsP);
+  const s = c.phase === 'merging' ? unpackSynOpts(c.synOptsS) : p;
   if (!p || !s) return;
   seg.writeMss(Math.min(p.mss, s.mss));
   seg.writeWscale(s.wscale < 0 ? null : s.wscale);

@@ -74,7 +74,7 @@ export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged
  * and the kernel takes those as they come.
  */
 export function kernelInit(c: Conn): KernelMergeInit | null {
-  if (!c.synP || !c.synS) return null;
+  if (!c.synOptsP || !c.synOptsS) return null;
   const acksKnown = c.hasAckP && c.hasAckS;
   const ack = !acksKnown ? 0 : seqLt(c.ackP, c.ackS) ? c.ackP : c.ackS;
   return {
@@ -90,7 +90,7 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
     winP: c.winP,
     winS: c.winS,
     ackSent: ack,
-    edgeSent: acksKnown ? seqAdd(ack, Math.min(c.synP.window, c.synS.window)) : 0,
+    edgeSent: acksKnown ? seqAdd(ack, Math.min(c.synWinP, c.synWinS)) : 0,
     tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
     tsecr: c.tsecr,
   };

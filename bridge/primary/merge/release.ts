@@ -10,7 +10,7 @@ import { seqAdd, seqGt, seqLe, seqLt, seqMax, seqMin, seqSub } from '../../wire/
 import type { TcpOption } from '../../wire/tcp-options.js';
 import { buildIpv4Tcp, trimPayloadFront, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, type TcpSegment } from '../../wire/tcp.js';
 import { mergedAck, mergedSack, mergedWindowBytes, refresh, windowField, type Side } from './ack.js';
-import type { Conn } from './conn.js';
+import { NO_HELD, type Conn } from './conn.js';
 import { rewriteSynOptions } from './handshake.js';
 import { offloadKey, type MergeCore } from './types.js';
 
@@ -36,7 +36,7 @@ export function release(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
       c.ackSentValid = true;
     }
   }
-  const win = syn ? Math.min(c.synP?.window ?? seg.window, c.synS?.window ?? seg.window) : windowField(c, mergedWindowBytes(c), false);
+  const win = syn ? Math.min(c.synWinP < 0 ? seg.window : c.synWinP, c.synWinS < 0 ? seg.window : c.synWinS) : windowField(c, mergedWindowBytes(c), false);
   seg.writeWindow(syn ? Math.min(win, 0xffff) : win);
   // The right edge the client now believes in (a SYN's window is unscaled).
   c.edgeSent = seqAdd(c.ackSent, syn ? win : win * 2 ** c.wsS);
@@ -90,7 +90,8 @@ export function releaseCovered(core: MergeCore, c: Conn, now: number, covered = 
       degrade(core, c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset', true);
       return;
     }
-    c.held.shift();
+    if (c.held.length === 1) c.held = NO_HELD;
+    else c.held.shift();
     const sent = seqLt(dataStart, c.relNxt) ? Math.min(seqSub(c.relNxt, dataStart), payload.length) : 0;
     if (sent > 0 && sent === payload.length && !fin) {
       // Every byte of it went out already, in prefixes (releasePrefix).
@@ -159,14 +160,15 @@ export function checkStall(core: MergeCore, c: Conn, now: number): void {
  * secondary failure. Held bytes go out as P produced them (the client never
  * got a byte of S's that P did not also produce), Δseq stays.
  */
-export function degrade(core: MergeCore, c: Conn, why: string, diverged = false): void {
+export function degrade(core: MergeCore, c: Conn, why: string, diverged = false, quiet = false): void {
   if (c.phase !== 'merging') return;
   c.phase = 'degraded';
   if (diverged) core.diverged.add(c);
-  core.event(`degraded to primary-only: ${why}`, c);
+  // Quiet when every connection goes at once (the secondary failed): one line says so for all.
+  if (!quiet) core.event(`degraded to primary-only: ${why}`, c);
   c.store.clear();
   const held = c.held;
-  c.held = [];
+  c.held = NO_HELD;
   c.stallAt = null;
   core.stalled.delete(c);
   for (const h of held) release(core, c, h.id, h.pkt, h.seg, h.gso, false);
@@ -196,7 +198,7 @@ export function abortBoth(core: MergeCore, c: Conn, now: number): void {
   releaseCovered(core, c, now);
   if (!c.rstP) return; // the replicas differed: degrade() sent P's bytes and RST
   for (const h of c.held) core.sink.drop(h.id);
-  c.held = [];
+  c.held = NO_HELD;
   c.stallAt = null;
   core.stalled.delete(c);
   core.earlyEnded.delete(c);

@@ -1,0 +1,60 @@
+/**
+ * Scale: N idle connections through a failover. Debian's redis on both
+ * nodes (and on the primary's own address, for plain TCP), a client that
+ * opens N connections and PINGs each; then one node is killed (link cut,
+ * bridge and server SIGKILLed) and every connection PINGs again at once.
+ * Prints, per N and victim: how long until the last connection answered
+ * (and how many failed), the survivor's takeover timeline, the bridges' RSS
+ * and its growth per connection, and the rate of connection setup through
+ * the pair against plain TCP. Writes a JSON report.
+ *
+ * Plots the stall against N (the report's name, .svg).
+ *
+ *   npm run build && node dist/bench/failover/scale.js [N,...=1000,10000,20000] [report.json]
+ */
+import { writeFileSync } from 'node:fs';
+import { lineChart } from '../figures/svg.js';
+import { runAsProgram, UsageError } from '../../rig/main.js';
+import { scaleRun, type ScaleRun } from '../../rig/scale.js';
+
+const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+
+export async function main(args: string[]): Promise<number> {
+  const ns = (args[0] ?? '1000,10000,20000').split(',').map(Number);
+  const OUT = args[1] ?? 'bench/results/scale.json';
+  if (ns.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError('usage: scale.js [N,...] [report.json]');
+  const runs: ScaleRun[] = [];
+  for (const n of ns) {
+    for (const victim of ['primary', 'secondary'] as const) {
+      const r = await scaleRun(n, victim, victim === 'primary');
+      runs.push(r);
+      const perConn = (x: number, idle: number) => ((x - idle) / n).toFixed(0);
+      console.log(
+        `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; without a kill ${r.before.lastMs} ms); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
+          `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}; ` +
+          `RSS P ${mb(r.rss.primary)} MB (${perConn(r.rss.primary, r.rss.primaryIdle)} B/conn; JS heap ${perConn(r.heap.primary, r.heap.primaryIdle)} B/conn), S ${mb(r.rss.secondary)} MB (${perConn(r.rss.secondary, r.rss.secondaryIdle)} B/conn); ` +
+          `timeline ${JSON.stringify(r.timeline)}`,
+      );
+    }
+  }
+  // The report without the pair's logs (they stay with the run that needs them: the rig test).
+  writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ logs: _logs, ...r }) => r) }, null, 2));
+  console.log(`report: ${OUT}`);
+  const plot = OUT.replace(/\.json$/, '') + '.svg';
+  writeFileSync(plot, stallChart(runs));
+  console.log(`plot: ${plot}`);
+  return runs.some((r) => r.after.failed || r.after.lost) ? 1 : 0;
+}
+
+/** The stall after each kill, and one round of requests without a kill, against N. */
+export function stallChart(runs: readonly ScaleRun[]): string {
+  const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
+  const at = (victim: string, f: (r: ScaleRun) => number | null) => ns.map((n) => f(runs.find((r) => r.n === n && r.victim === victim)!) ?? NaN);
+  return lineChart('Idle connections through a failover: until the last one answered', 'connections', 'ms', ns, {
+    'kill the primary': at('primary', (r) => r.after.lastMs),
+    'kill the secondary': at('secondary', (r) => r.after.lastMs),
+    'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
+  }, { logY: true, decimalX: true });
+}
+
+runAsProgram(import.meta.url, main);

@@ -1,0 +1,60 @@
+/**
+ * The heartbeat socket (native/heartbeat.cc): bound to this node's address
+ * and the heartbeat port, read on a thread of its own that keeps every
+ * datagram from the configured peer with the time it arrived. The failure
+ * detector takes them all before it judges (`take()`), so a stall of this
+ * process's event loop is never taken for the peer's silence.
+ */
+import { load } from './nfqueue.js';
+import { monotonicMs } from '../clock.js';
+
+interface NativeHeartbeatSocket {
+  take(): Array<[Buffer, number]>;
+  send(msg: Buffer): number;
+  stats(): HeartbeatSocketStats;
+  close(): void;
+}
+
+export interface HeartbeatSocketStats {
+  /** Datagrams from the peer dropped because this many already waited (4,096). */
+  dropped: number;
+  /** Datagrams from any other address or port: ignored. */
+  foreign: number;
+  sendErrors: number;
+}
+
+export class HeartbeatSocket {
+  private readonly native: NativeHeartbeatSocket;
+  private closed = false;
+
+  /**
+   * Binds `self`:`port` (throws an Error with `code` EADDRINUSE and the like).
+   * `onReadable` runs on the event loop when datagrams wait; it should `take()`.
+   */
+  constructor(self: string, port: number, peer: string, peerPort: number, onReadable: () => void) {
+    const mod = load() as unknown as { HeartbeatSocket: new (self: string, port: number, peer: string, peerPort: number, onReadable: () => void) => NativeHeartbeatSocket };
+    this.native = new mod.HeartbeatSocket(self, port, peer, peerPort, onReadable);
+  }
+
+  /** Every datagram from the peer received so far, oldest first, with its arrival time (monotonicMs). */
+  take(): Array<{ msg: Buffer; at: number }> {
+    if (this.closed) return [];
+    const now = monotonicMs();
+    return this.native.take().map(([msg, ageMs]) => ({ msg, at: Math.min(now, Math.round(now - ageMs)) }));
+  }
+
+  /** Sends to the peer; a failure (the peer's host unreachable, say) is counted, not thrown: the detector decides. */
+  send(msg: Buffer): void {
+    if (!this.closed) this.native.send(msg);
+  }
+
+  get stats(): HeartbeatSocketStats {
+    return this.closed ? { dropped: 0, foreign: 0, sendErrors: 0 } : this.native.stats();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Many idle connections through a failover, shared by the scale bench
+ * (bench/failover/scale.ts) and its rig test: Debian's redis on both nodes,
+ * a client holding N connections (rig/servers/idle-client.ts), one node
+ * killed, every connection PINGed again.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { distScript } from './dist.js';
+import { killNode, waitForLog } from './failover.js';
+import { startRedis } from './kv.js';
+import { TcpfoPair, VIP } from './pair.js';
+import { withRig, type RigHost } from './rig.js';
+import { scrapeMetrics } from './metrics.js';
+
+export type Victim = 'primary' | 'secondary';
+
+/** The idle client (rig/servers/idle-client.ts), its JSON lines read one by one. */
+class IdleClient {
+  private readonly lines: string[] = [];
+  private waiter: ((l: string) => void) | null = null;
+  constructor(readonly proc: ChildProcess) {
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w(l);
+      } else this.lines.push(l);
+    });
+  }
+  static start(host: RigHost, addr: string, port: number, n: number): IdleClient {
+    const files = n + 256;
+    return new IdleClient(host.spawn(['bash', '-c', `ulimit -n ${files} && exec "$@"`, 'idle', process.execPath, distScript('rig/servers/idle-client.js'), addr, String(port), String(n), '60000'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+  next<T>(timeoutMs = 300_000): Promise<T> {
+    const got = this.lines.shift();
+    if (got !== undefined) return Promise.resolve(JSON.parse(got) as T);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('idle client: no answer')), timeoutMs);
+      this.waiter = (l) => {
+        clearTimeout(t);
+        resolve(JSON.parse(l) as T);
+      };
+      this.proc.once('exit', (code) => reject(new Error(`idle client exited ${code}`)));
+    });
+  }
+  say(line: string): void {
+    this.proc.stdin!.write(`${line}\n`);
+  }
+  end(): void {
+    this.proc.kill('SIGKILL');
+  }
+}
+
+export interface Opened {
+  opened: number;
+  failed: number;
+  ms: number;
+  perSecond: number;
+}
+export interface Pinged {
+  answered: number;
+  failed: number;
+  lost: number;
+  lastMs: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+function rssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+export interface ScaleRun {
+  n: number;
+  victim: Victim;
+  setup: Opened;
+  plainSetup: Opened | null;
+  rss: { primary: number; secondary: number; primaryIdle: number; secondaryIdle: number };
+  /** The primary bridge's JS heap in use (nodejs_heap_size_used_bytes), idle and with the connections. */
+  heap: { primary: number; primaryIdle: number };
+  /** Every connection PINGed once before the kill: the same round trip without a failure. */
+  before: Pinged;
+  after: Pinged;
+  timeline: unknown;
+  /** The pair's logs. */
+  logs: string;
+}
+
+/**
+ * One pair (hub), redis on both nodes, `n` idle connections; then `victim`
+ * killed and every connection PINGed at once. `plain`: first the same
+ * connections to a redis on the primary's own address (the setup rate of
+ * plain TCP).
+ */
+export async function scaleRun(n: number, victim: Victim, plain: boolean): Promise<ScaleRun> {
+  // A process holds at most SHARD connections (the open-file limit of 20,000
+  // here, which root cannot raise in this sandbox): one redis per node and one
+  // client process per shard, each shard on its own port.
+  const shards = Math.ceil(n / SHARD);
+  const sizes = Array.from({ length: shards }, (_, i) => Math.floor(n / shards) + (i < n % shards ? 1 : 0));
+  const ports = sizes.map((_, i) => SCALE_PORT + i);
+  return withRig({ mode: 'hub' }, async (rig) => {
+    const pair = await TcpfoPair.start(rig, { ports, demoServer: false, extraYaml: `limits:\n  max_connections: ${Math.max(65536, 2 * n)}\n` });
+    const clients: IdleClient[] = [];
+    try {
+      const [p, s, c] = [rig.host('primary'), rig.host('secondary'), rig.host('client')];
+      // Each node's servers, killed with it.
+      for (const [i, size] of sizes.entries()) pair.nodeServers.primary.push(await startRedis(p, VIP, ports[i]!, size + 100));
+      for (const [i, size] of sizes.entries()) pair.nodeServers.secondary.push(await startRedis(s, VIP, ports[i]!, size + 100));
+      let plainSetup: Opened | null = null;
+      if (plain) {
+        for (const [i, size] of sizes.entries()) pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
+        const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
+        clients.push(...pcs);
+        plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
+        for (const x of pcs) x.say('end');
+      }
+      const heapOf = async () => (await scrapeMetrics(rig, 'primary'))('nodejs_heap_size_used_bytes');
+      const idle = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), heap: await heapOf() };
+      const cs = sizes.map((size, i) => IdleClient.start(c, VIP, ports[i]!, size));
+      clients.push(...cs);
+      const setup = sumOpened(await Promise.all(cs.map((x) => x.next<Opened>())));
+      const rss = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), primaryIdle: idle.primary, secondaryIdle: idle.secondary };
+      const heap = { primary: await heapOf(), primaryIdle: idle.heap };
+      for (const x of cs) x.say('ping');
+      const before = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
+      await new Promise((r) => setTimeout(r, 1000));
+      await killNode(pair, victim);
+      for (const x of cs) x.say('ping');
+      const after = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
+      await waitForLog(pair, victim === 'primary' ? /took over the service address: serving alone/ : /secondary failed: continuing alone/);
+      const logs = pair.logs();
+      const line = logs.split('\n').find((l) => (victim === 'primary' ? l.includes('took over the service address: serving alone') : l.includes('secondary failed: continuing alone')));
+      const j = line ? (JSON.parse(line) as { timeline?: unknown; flushMs?: number }) : {};
+      return { n, victim, setup, plainSetup, rss, heap, before, after, timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs }, logs };
+    } finally {
+      for (const cl of clients) cl.end();
+      await pair.stop();
+    }
+  });
+}
+
+/** Connections per process (client or server): under this sandbox's open-file limit. */
+const SHARD = 10_000;
+/** The shards' ports on the service address, and on the primary's own (plain TCP). */
+const SCALE_PORT = 16379;
+const PLAIN_PORT = 26379;
+
+function sumOpened(xs: Opened[]): Opened {
+  const ms = Math.max(...xs.map((x) => x.ms));
+  const opened = xs.reduce((a, x) => a + x.opened, 0);
+  return { opened, failed: xs.reduce((a, x) => a + x.failed, 0), ms, perSecond: Math.round((opened / ms) * 1000) };
+}
+
+function sumPinged(xs: Pinged[]): Pinged {
+  const max = (f: (x: Pinged) => number | null) => Math.max(...xs.map((x) => f(x) ?? 0));
+  return { answered: xs.reduce((a, x) => a + x.answered, 0), failed: xs.reduce((a, x) => a + x.failed, 0), lost: xs.reduce((a, x) => a + x.lost, 0), lastMs: max((x) => x.lastMs), p50Ms: max((x) => x.p50Ms), p99Ms: max((x) => x.p99Ms) };
+}

@@ -1,0 +1,30 @@
+/**
+ * Many connections through a failover (rig/scale.ts): 20,000 idle redis
+ * connections through the pair, one node killed (link cut, bridge and servers
+ * SIGKILLed), then every connection PINGed again. Not one may be lost. How
+ * long that takes, and the memory per connection, are the scale bench's
+ * (bench/failover/scale.ts): this machine's load decides them.
+ */
+import { describe, expect, it } from 'vitest';
+import { scaleRun, type Victim } from '../../rig/scale.js';
+import { slow } from '../../rig/slow.js';
+
+const N = 20_000;
+
+describe('scale (hub mode, Debian redis on both nodes)', () => {
+  for (const victim of ['primary', 'secondary'] as Victim[]) {
+    it(`${N.toLocaleString('en')} idle connections, kill the ${victim}: every one answers again`, async () => {
+      const r = await scaleRun(N, victim, false);
+      const what = JSON.stringify({ ...r, logs: undefined });
+      expect(r.setup.failed, what).toBe(0);
+      expect(r.setup.opened, what).toBe(N);
+      expect(r.after.failed, what).toBe(0);
+      expect(r.after.lost, what).toBe(0);
+      expect(r.after.answered, what).toBe(N);
+      // Before the kill the pair stayed whole: no live secondary was declared dead
+      // (its connections would have gone primary-only, and died with the primary).
+      expect((r.logs.match(/secondary failed: continuing alone/g) ?? []).length, r.logs).toBe(victim === 'secondary' ? 1 : 0);
+      console.log(`${N} connections, kill the ${victim}: all answered after ${r.after.lastMs} ms; setup ${r.setup.perSecond}/s`);
+    }, slow(240_000));
+  }
+});
