@@ -11,8 +11,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
-import { describe, expect, it } from 'vitest';
-import { XLATE_OBJECT } from '../../bridge/io/xlate.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBpffs, XLATE_OBJECT } from '../../bridge/io/xlate.js';
 import { versionOf } from '../../bridge/io/kernel-facilities.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
@@ -36,6 +36,9 @@ function loadAll(setpriv: string[]): string[] {
 }
 
 describe('the primary’s BPF programs', () => {
+  // As a bridge does at its start, as root (a fresh machine without systemd may have none).
+  beforeAll(ensureBpffs);
+
   it('load; from Linux 6.14 on with CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW only, before as root', () => {
     expect(existsSync(XLATE_OBJECT), `${XLATE_OBJECT}: run npm install (node-gyp builds it)`).toBe(true);
     const [major, minor] = versionOf(release());
