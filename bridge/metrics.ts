@@ -66,7 +66,7 @@ export interface MetricsSnapshot {
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
   retransmissions: Record<string, number>;
   drops: Record<string, number>;
-  nfqueue: Record<string, { received: number; enobufs: number }>;
+  nfqueue: Record<string, { received: number; enobufs: number; dropped: number }>;
   pcapFrames: number;
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
   pcapDropped: number;
@@ -310,6 +310,9 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   });
   readCounter(reg, 'tcpfo_nfqueue_enobufs_total', 'Times the kernel dropped queue messages for lack of socket buffer', ['queue'], (c) => {
     for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
+  });
+  readCounter(reg, 'tcpfo_nfqueue_dropped_total', 'Packets the kernel dropped from the queue (it was full, or its socket was): TCP sends them again', ['queue'], (c) => {
+    for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.dropped);
   });
   readCounter(reg, 'tcpfo_kernel_inbound_total', 'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary; out-of-window: translated but outside the windows, so not recorded; map-full: connections left to the queue, the map being full)', ['action'], (c) => {
     const k = get().kernelInbound;

@@ -4,6 +4,7 @@
  * a Uint32Array of metadata — and are read through a PacketBatch view, so the
  * hot path allocates nothing per packet unless the program asks for a copy.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from './paths.js';
@@ -250,6 +251,11 @@ export class PacketQueue {
   stats(): QueueStats {
     return this.q.stats();
   }
+  /** Packets the kernel dropped from this queue (it was full, or the socket was): 0 if it cannot tell. */
+  kernelDropped(): number {
+    const k = kernelQueueCounts(this.queueNum);
+    return k ? k.queueDropped + k.userDropped : 0;
+  }
   /** Whether messages (or an error) wait in the socket, unread, right now. */
   readable(): boolean {
     return !this.closed && this.q.readable();
@@ -264,4 +270,44 @@ export class PacketQueue {
     this.closed = true;
     this.q.close();
   }
+}
+
+/** What the kernel counts of a queue (/proc/net/netfilter/nfnetlink_queue, this namespace). */
+export interface KernelQueueCounts {
+  /** Packets waiting for a verdict now. */
+  waiting: number;
+  /** Packets dropped because the queue held maxLen already. */
+  queueDropped: number;
+  /** Packets dropped because the netlink socket was full (the ENOBUFS a reader sees). */
+  userDropped: number;
+}
+
+/**
+ * The kernel's counts for queue `num` in the text of
+ * /proc/net/netfilter/nfnetlink_queue (a line per bound queue: number, port
+ * id, waiting, copy mode, copy range, queue-dropped, user-dropped, last id,
+ * 1); null when the queue is not bound.
+ */
+export function parseQueueCounts(text: string, num: number): KernelQueueCounts | null {
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/).map(Number);
+    if (f.length >= 7 && f[0] === num && f.every(Number.isFinite)) return { waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]! };
+  }
+  return null;
+}
+
+/** The kernel's counts for queue `num` now; null when it is not bound or the file is not there. */
+export function kernelQueueCounts(num: number): KernelQueueCounts | null {
+  try {
+    return parseQueueCounts(readFileSync('/proc/net/netfilter/nfnetlink_queue', 'utf8'), num);
+  } catch {
+    return null;
+  }
+}
+
+/** A queue's counts for status and metrics (zeros before it is bound). */
+export function queueStatus(q: PacketQueue | undefined): { received: number; enobufs: number; dropped: number } {
+  if (!q) return { received: 0, enobufs: 0, dropped: 0 };
+  const s = q.stats();
+  return { received: s.received, enobufs: s.enobufs, dropped: q.kernelDropped() };
 }

@@ -20,7 +20,7 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { AnswerOrder } from './order.js';
 import { NodeState } from '../io/node-state.js';
-import { macToNumber, PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
+import { macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
@@ -742,10 +742,32 @@ export class PrimaryBridge {
 
   private poll(): void {
     try {
-      this.merger.poll(monotonicMs());
+      const now = monotonicMs();
+      this.noticeInputLoss(now);
+      this.merger.poll(now);
     } catch (e) {
       this.internalError(e);
     }
+  }
+
+  /** The input queue's losses so far (the kernel's count), and when the last was logged. */
+  private inputLost = 0;
+  private inputLossLoggedAt = -Infinity;
+
+  /**
+   * The input queue (the secondary's diverted segments) overran under a
+   * burst: S's TCP sends what was lost again, and the merger must not take
+   * the gap for a secondary that lost its socket.
+   */
+  private noticeInputLoss(now: number): void {
+    const lost = this.inQ?.kernelDropped() ?? 0;
+    if (lost <= this.inputLost) return;
+    const n = lost - this.inputLost;
+    this.inputLost = lost;
+    this.merger.secondaryUnseen(now);
+    if (now - this.inputLossLoggedAt < 10_000) return;
+    this.inputLossLoggedAt = now;
+    this.log.warn({ lost: n, total: lost }, 'the input queue lost segments of the secondary’s (it was full): they come again; silences are judged from now');
   }
 
   /**
@@ -896,7 +918,7 @@ export class PrimaryBridge {
       prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
-      nfqueue: { out: this.outQ?.stats() ?? { received: 0, enobufs: 0 }, in: this.inQ?.stats() ?? { received: 0, enobufs: 0 } },
+      nfqueue: { out: queueStatus(this.outQ), in: queueStatus(this.inQ) },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
       kernelInbound: this.kernelInbound(),
@@ -965,7 +987,10 @@ export class PrimaryBridge {
     // The match that lets primary-only segments past the queue goes before
     // the egress program that rewrites them (none may leave raw meanwhile).
     if (this.merge !== 'queue') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
-    this.xlate?.close();
+    // Segments still in the queues go to the merger from here on, not to closed programs.
+    const xlate = this.xlate;
+    this.xlate = undefined;
+    xlate?.close();
     this.preloaded?.close(); // handed over by a promotion that stopped before it attached them
     if (this.handedOver) {
       // A planned switchover: the other node's server carries on every

@@ -794,6 +794,18 @@ export class Merger implements MergeCore {
     return n;
   }
 
+  /** When segments of S's were last lost before the merger saw them (secondaryUnseen). */
+  private sUnseenAt = -Infinity;
+
+  /**
+   * Segments of the secondary's may have been lost at `now` before the merger
+   * saw them (the bridge's input queue overran under a burst): S's TCP sends
+   * them again, so no connection's silence is judged across this moment.
+   */
+  secondaryUnseen(now: number): void {
+    this.sUnseenAt = now;
+  }
+
   /** The slice of the once-a-second pass under way (poll). */
   private scan: Iterator<Conn> | null = null;
   /** The table's size when the pass began: its slices are shares of that. */
@@ -895,7 +907,7 @@ export class Merger implements MergeCore {
 
   /** Acts on a secondary silent on `c` (merge/expiry.ts). */
   private checkSilence(c: Conn, now: number): void {
-    const s = silence(this.cfg, c, now, this.alone);
+    const s = silence(this.cfg, c, now, this.alone, this.sUnseenAt);
     if (!s) return;
     this.stats.secondarySilent++;
     if (s.kind === 'handshake-alone') {
@@ -903,7 +915,7 @@ export class Merger implements MergeCore {
       this.diverged.add(c);
       this.event(`primary-only: the secondary did not answer the SYN in ${s.waitedMs} ms`, c);
     } else {
-      degrade(this, c, `the secondary made no progress for ${s.silentMs} ms`, true);
+      degrade(this, c, `the secondary made no progress for ${s.silentMs} ms (${waitingFor(c)})`, true);
     }
   }
 
@@ -933,4 +945,14 @@ export function optionsOf(pkt: Buffer): TcpOption[] {
   const parsed = parseIpv4Tcp(pkt);
   const o = parsed instanceof WireError ? parsed : parsed.tcp.options();
   return o instanceof WireError ? [] : o;
+}
+
+/** What a connection waits for from the secondary, for the log line that gives up on it. */
+function waitingFor(c: Conn): string {
+  const what: string[] = [];
+  if (c.held.length) what.push(`${c.held.reduce((n, h) => n + h.seg.payloadLength, 0)} bytes of P's held in ${c.held.length} segment(s)`);
+  if (c.rstP) what.push('P reset it');
+  if (c.hasAckP && c.hasAckS && seqGt(c.ackP, c.ackS)) what.push(`S acknowledged ${seqSub(c.ackP, c.ackS)} bytes less of the client's`);
+  if (c.inKernel) what.push('merged in the kernel');
+  return what.join('; ');
 }

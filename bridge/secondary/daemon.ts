@@ -30,7 +30,7 @@ import type { MetricsSnapshot } from '../metrics.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
-import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
+import { PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
 import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
 import { blindProds, blindPrompts, owes } from './blind.js';
@@ -602,7 +602,7 @@ export class SecondaryBridge {
       prefixBytesTrimmed: 0,
       retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0, 'internal-error': this.internalErrors },
-      nfqueue: { divert: this.q?.stats() ?? { received: 0, enobufs: 0 } },
+      nfqueue: { divert: queueStatus(this.q) },
       pcapFrames: this.capture?.stats.frames ?? 0,
       pcapDropped: this.capture?.stats.dropped ?? 0,
       arp: this.presence?.stats,

@@ -33,6 +33,7 @@ describe('metrics', () => {
       'tcpfo_divergences_total 1',
       'tcpfo_drops_total{reason="unknown-connection"} 5',
       'tcpfo_nfqueue_enobufs_total{queue="in"} 4',
+      'tcpfo_nfqueue_dropped_total{queue="in"} 9',
       'tcpfo_pcap_frames_total 7',
       'tcpfo_pcap_backlog_dropped_total 2',
       'tcpfo_retransmissions_total{source="secondary"} 8',

@@ -28,7 +28,7 @@ export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   divergences: 1,
   retransmissions: { primary: 3, secondary: 8, prefix: 2 },
   drops: { 'unknown-connection': 5 },
-  nfqueue: { out: { received: 200, enobufs: 0 }, in: { received: 300, enobufs: 4 } },
+  nfqueue: { out: { received: 200, enobufs: 0, dropped: 0 }, in: { received: 300, enobufs: 4, dropped: 9 } },
   pcapFrames: 7,
   pcapDropped: 2,
   ...over,

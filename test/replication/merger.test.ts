@@ -1305,6 +1305,54 @@ describe('a live secondary that lost a connection (secondarySilenceMs)', () => {
     expect(pair.sink.acceptedPacket(next)!.readUInt32BE(28)).toBe(cack + 10);
   });
 
+  it('S’s segments lost in the bridge’s own queue (overrun): the silence counts from the loss, and S’s resend finds the connection merging', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.now = 100;
+    const held = pair.fromP(pair.p.data(B('+PONG\r\n'), cack));
+    pair.merger.poll(pair.now); // waiting from 100
+    pair.now = 1500;
+    pair.merger.secondaryUnseen(pair.now); // S's copy was dropped by the full queue
+    for (pair.now = 1600; pair.now < 3500; pair.now += 100) pair.merger.poll(pair.now);
+    expect(pair.sink.fate(held)).toBeUndefined(); // 3.3 s waiting, but only 1.9 s since the loss
+    expect(pair.merger.stats.secondarySilent).toBe(0);
+    pair.fromS(pair.s.data(B('+PONG\r\n'), cack)); // S's TCP sends it again
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(pair.merger.phases().merging).toBe(1);
+    expect(pair.merger.divergedConnections()).toEqual([]);
+  });
+
+  it('a loss does not excuse a socket that stays silent: degraded a silence after it', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    const cack = seqAdd(pair.handshake(), 1);
+    const held = pair.fromP(pair.p.data(B('abc'), cack));
+    pair.merger.poll(pair.now);
+    pair.merger.secondaryUnseen(500);
+    pair.now = 2400;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(held)).toBeUndefined();
+    pair.now = 2500;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(pair.merger.stats.secondarySilent).toBe(1);
+    expect(pair.merger.divergedConnections()).toHaveLength(1);
+  });
+
+  it('a SYN whose S answer the queue lost: judged from the loss, not from the held SYN-ACK', () => {
+    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
+    pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
+    const synAck = pair.fromP(pair.p.synAck(5000));
+    pair.now = 1000;
+    pair.merger.secondaryUnseen(pair.now);
+    pair.now = 2500;
+    pair.merger.poll(pair.now);
+    expect(pair.sink.fate(synAck)).toBeUndefined();
+    expect(pair.merger.stats.secondarySilent).toBe(0);
+    pair.now = 3000;
+    pair.merger.poll(pair.now);
+    expect(pair.merger.stats.secondarySilent).toBe(1);
+  });
+
   it('does nothing while the pair is degraded by a secondary failure (alone)', () => {
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
     pair.merger.secondaryFailed();

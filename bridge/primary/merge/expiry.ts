@@ -24,13 +24,15 @@ export function expired(cfg: MergerConfig, c: Conn, now: number): boolean {
  * Either way the connection counts as diverged: the secondary resets it if
  * it takes over, since it cannot continue it. Null: nothing to do (the
  * waiting clock on `c` is started or cleared as a side effect).
+ * `sUnseenAt`: when the bridge last lost segments of S's before the merger
+ * saw them (its input queue overrun): no silence is judged across that.
  */
 export type Silence = { kind: 'handshake-alone'; waitedMs: number } | { kind: 'degrade'; silentMs: number } | null;
 
-export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean): Silence {
+export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean, sUnseenAt = -Infinity): Silence {
   const limit = cfg.secondarySilenceMs;
   if (c.phase === 'handshake') {
-    if (alone || !c.heldSyn || c.synS || c.heldSynAt === null || now - c.heldSynAt < limit) return null;
+    if (alone || !c.heldSyn || c.synS || c.heldSynAt === null || now - Math.max(c.heldSynAt, sUnseenAt) < limit) return null;
     return { kind: 'handshake-alone', waitedMs: now - c.heldSynAt };
   }
   if (!c.waitsForS()) {
@@ -38,6 +40,8 @@ export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean)
     return null;
   }
   c.waitingSince ??= now;
-  const silent = now - Math.max(c.waitingSince, c.sProgressAt);
+  // Silence counts from the last time the bridge could have missed S's segments: its
+  // own queue lost some (full under a burst), and S's TCP sends them again.
+  const silent = now - Math.max(c.waitingSince, c.sProgressAt, sUnseenAt);
   return silent < limit ? null : { kind: 'degrade', silentMs: silent };
 }
