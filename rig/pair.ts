@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { distScript } from './dist.js';
 import type { Rig, RigHost } from './rig.js';
@@ -241,9 +241,42 @@ export interface TransferResult {
   localPort?: number;
 }
 
+/**
+ * Holds a download open across events whose duration is the machine's: the
+ * demo client stops reading after `atBytes` (its window closes; the server's
+ * bytes wait in its TCP) until the test opens the gate.
+ */
+export class Gate {
+  private static made = 0;
+  private constructor(private readonly path: string, readonly atBytes: number) {}
+
+  /** A gate in the rig's temporary directory (removed with the rig). */
+  static in(rig: Rig, atBytes: number): Gate {
+    return new Gate(join(rig.tmpdir, `gate-${++Gate.made}`), atBytes);
+  }
+
+  /** The client's environment for these gates (one download may pass several). */
+  static env(...gates: Gate[]): string {
+    return `TCPFO_DEMO_GATE=${gates.map((g) => `${g.path}:${g.atBytes}`).join(',')}`;
+  }
+
+  /** Resolves with the bytes the client had when it stopped reading. */
+  async reached(timeoutMs = slow(60_000)): Promise<number> {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+      if (existsSync(`${this.path}.reached`)) return Number(readFileSync(`${this.path}.reached`, 'utf8'));
+    }
+    throw new Error(`the download did not reach ${this.atBytes} bytes within ${timeoutMs} ms`);
+  }
+
+  open(): void {
+    writeFileSync(this.path, '');
+  }
+}
+
 /** Runs the demo client in the client host. */
-export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000, host = VIP, port = DEMO_PORT): Promise<TransferResult> {
-  const r = await client.exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(bytes), String(seed)], {
+export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000, host = VIP, port = DEMO_PORT, gates: Gate[] = []): Promise<TransferResult> {
+  const argv = [process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(bytes), String(seed)];
+  const r = await client.exec(gates.length ? ['env', Gate.env(...gates), ...argv] : argv, {
     timeoutMs,
     allowFail: true,
   });

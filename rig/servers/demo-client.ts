@@ -18,8 +18,14 @@
  *                                                    server's reset: {reset, other: [...], maxMs}
  *
  * maxGapMs: the longest time between two data arrivals (the stall a failover causes).
+ *
+ * TCPFO_DEMO_GATE=PATH:BYTES[,PATH:BYTES…] (get): once BYTES have arrived, the
+ * client stops reading (its window closes, the server waits) and creates
+ * PATH.reached; it reads on once PATH exists. A test so keeps a download alive across events
+ * that take however long this machine takes (rig/pair.ts, Gate).
  */
 import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { patternChunks } from './pattern.js';
 
@@ -291,6 +297,31 @@ function expected(): string {
 
 const check = new StreamCheck(bytes, seed);
 
+/** The gates still ahead, nearest first. */
+const gates = (process.env.TCPFO_DEMO_GATE ?? '')
+  .split(',')
+  .map((g) => /^(.+):(\d+)$/.exec(g))
+  .filter((m): m is RegExpExecArray => m !== null)
+  .map((m) => ({ path: m[1]!, at: Number(m[2]) }))
+  .sort((a, b) => a.at - b.at);
+let gated = false;
+/** Past a gate's byte count: stop reading until the gate's file exists. */
+function gate(): void {
+  if (gated || !gates.length || got < gates[0]!.at) return;
+  const { path } = gates.shift()!;
+  gated = true;
+  sock.pause();
+  writeFileSync(`${path}.reached`, `${got}\n`);
+  const wait = setInterval(() => {
+    if (!existsSync(path)) return;
+    clearInterval(wait);
+    gated = false;
+    last = Date.now(); // the pause is the test's, not a stall
+    sock.resume();
+    gate(); // the next gate may be passed already
+  }, 20);
+}
+
 const t0 = Date.now();
 const sock = connect({ host, port: Number(portText) });
 sock.setNoDelay(true);
@@ -330,6 +361,7 @@ sock.on('data', (d: Buffer) => {
     h.update(d);
     check.feed(d);
     got += d.length;
+    gate();
   } else reply += d.toString();
 });
 sock.on('error', (e) => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { killNode, restartNode, waitForLog, waitForLogCount } from '../../rig/failover.js';
 import { checkTransparency } from '../../rig/oracle.js';
-import { DEMO_PORT, TcpfoPair, transfer, VIP, type TransferResult } from '../../rig/pair.js';
+import { DEMO_PORT, Gate, TcpfoPair, transfer, VIP, type TransferResult } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
@@ -126,8 +126,10 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         const s0 = await scrape('secondary');
         expect(value(s0, 'tcpfo_role{role="secondary"}')).toBe(1);
         expect(value(s0, 'tcpfo_peer_up')).toBe(1);
-        const t = transfer(rig.host('client'), 'get', 20_000_000, 61, 60_000);
-        await new Promise((res) => setTimeout(res, 700));
+        // The download waits at 2 MB (the client stops reading) while the node is looked at.
+        const at2MB = Gate.in(rig, 2_000_000);
+        const t = transfer(rig.host('client'), 'get', 20_000_000, 61, slow(60_000), VIP, DEMO_PORT, [at2MB]);
+        await at2MB.reached();
         const p1 = await scrape('primary');
         expect(value(p1, 'tcpfo_merged_bytes_total')).toBeGreaterThan(1_000_000);
         expect(value(p1, 'tcpfo_connections{state="merging"}')).toBeGreaterThanOrEqual(1);
@@ -138,6 +140,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         expect(stP.stdout).toMatch(/^peer\s+up/m);
         expect(stP.stdout).toMatch(/merging 1/);
         await killNode(pair, 'primary');
+        at2MB.open();
         const r = await t;
         expect(r.sha256).toBe(r.expected);
         // `tcpfo status` tells the same story.
@@ -273,23 +276,32 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
         try {
           const c = rig.host('client');
           const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
-          // A long download across all of it: P dies, S serves it alone, P comes back.
-          const old = transfer(c, 'get', 60_000_000, 95, 90_000);
-          await new Promise((res) => setTimeout(res, 500));
+          // A long download across all of it: P dies mid-stream, S serves it alone, P comes
+          // back. The client stops reading at 40 MB until the pair has swapped, however long
+          // that takes here.
+          const flowing = Gate.in(rig, 2_000_000);
+          const swapped = Gate.in(rig, 40_000_000);
+          const old = transfer(c, 'get', 60_000_000, 95, slow(90_000), VIP, DEMO_PORT, [flowing, swapped]);
+          await flowing.reached();
+          flowing.open();
+          await new Promise((res) => setTimeout(res, 300));
           await killNode(pair, 'primary');
           await waitForLog(pair, /took over the service address/);
           await restartNode(pair, 'primary');
           await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
           await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
           expect(pair.logs()).toMatch(/"adopted":1,/);
+          swapped.open();
           // The node that took the primary role (its capabilities limited long ago) translates in the kernel too.
           expect(pair.logs().match(/"inbound":"kernel".*primary bridge up: merging/g), pair.logs()).toHaveLength(2);
           // A new connection is merged by the swapped pair: it survives the death of the new primary.
-          const fresh = transfer(c, 'get', 30_000_000, 96, 90_000);
-          await new Promise((res) => setTimeout(res, 1000));
+          const midway = Gate.in(rig, 5_000_000);
+          const fresh = transfer(c, 'get', 30_000_000, 96, slow(90_000), VIP, DEMO_PORT, [midway]);
           const r1 = await old;
           expect(r1.error, pair.logs()).toBeUndefined();
           expect(r1.sha256).toBe(r1.expected);
+          await midway.reached();
+          midway.open();
           await killNode(pair, 'secondary'); // the former secondary, primary since the swap
           const r2 = await fresh;
           expect(r2.error, pair.logs()).toBeUndefined();
