@@ -74,11 +74,27 @@ function rssBytes(pid: number | undefined): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** Back-to-back PINGs on one connection (rig/servers/idle-client.ts, "busy"): round trips in µs. */
+export interface Busy {
+  roundTrips: number;
+  p50Us: number | null;
+  p99Us: number | null;
+}
+
+/** How long the busy connection PINGs, ms. */
+const BUSY_MS = 2000;
+
 export interface ScaleRun {
   n: number;
   victim: Victim;
   setup: Opened;
   plainSetup: Opened | null;
+  /**
+   * One busy connection's round trips: beside the n idle ones, through the
+   * pair with no other connection, and plain (to the primary's own address,
+   * with `plain` only).
+   */
+  busy: { idle: Busy; none: Busy; plain: Busy | null };
   rss: { primary: number; secondary: number; primaryIdle: number; secondaryIdle: number };
   /** The primary bridge's JS heap in use (nodejs_heap_size_used_bytes), idle and with the connections. */
   heap: { primary: number; primaryIdle: number };
@@ -113,13 +129,27 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
       for (const [i, size] of sizes.entries()) pair.nodeServers.primary.push(await startRedis(p, VIP, ports[i]!, size + 100));
       for (const [i, size] of sizes.entries()) pair.nodeServers.secondary.push(await startRedis(s, VIP, ports[i]!, size + 100));
       let plainSetup: Opened | null = null;
+      let plainBusy: Busy | null = null;
       if (plain) {
         for (const [i, size] of sizes.entries()) pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
         const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
         clients.push(...pcs);
         plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
         for (const x of pcs) x.say('end');
+        const one = IdleClient.start(c, p.ip, PLAIN_PORT, 1);
+        clients.push(one);
+        await one.next<Opened>();
+        one.say(`busy ${BUSY_MS}`);
+        plainBusy = await one.next<Busy>();
+        one.say('end');
       }
+      // The same busy connection through the pair, before any idle one is there.
+      const alone = IdleClient.start(c, VIP, ports[0]!, 1);
+      clients.push(alone);
+      await alone.next<Opened>();
+      alone.say(`busy ${BUSY_MS}`);
+      const busyNone = await alone.next<Busy>();
+      alone.say('end');
       const heapOf = async () => (await scrapeMetrics(rig, 'primary'))('nodejs_heap_size_used_bytes');
       const idle = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), heap: await heapOf() };
       const cs = sizes.map((size, i) => IdleClient.start(c, VIP, ports[i]!, size));
@@ -127,6 +157,8 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
       const setup = sumOpened(await Promise.all(cs.map((x) => x.next<Opened>())));
       const rss = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), primaryIdle: idle.primary, secondaryIdle: idle.secondary };
       const heap = { primary: await heapOf(), primaryIdle: idle.heap };
+      cs[0]!.say(`busy ${BUSY_MS}`);
+      const busy = { idle: await cs[0]!.next<Busy>(), none: busyNone, plain: plainBusy };
       for (const x of cs) x.say('ping');
       const before = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
       await new Promise((r) => setTimeout(r, 1000));
@@ -137,7 +169,7 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
       const logs = pair.logs();
       const line = logs.split('\n').find((l) => (victim === 'primary' ? l.includes('took over the service address: serving alone') : l.includes('secondary failed: continuing alone')));
       const j = line ? (JSON.parse(line) as { timeline?: unknown; flushMs?: number }) : {};
-      return { n, victim, setup, plainSetup, rss, heap, before, after, timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs }, logs };
+      return { n, victim, setup, plainSetup, busy, rss, heap, before, after, timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs }, logs };
     } finally {
       for (const cl of clients) cl.end();
       await pair.stop();

@@ -5,12 +5,19 @@
  * bridge and server SIGKILLed) and every connection PINGs again at once.
  * Prints, per N and victim: how long until the last connection answered
  * (and how many failed), the survivor's takeover timeline, the bridges' RSS
- * and its growth per connection, and the rate of connection setup through
- * the pair against plain TCP. Writes a JSON report.
+ * and its growth per connection, the rate of connection setup through the
+ * pair against plain TCP, and one busy connection's round trip beside the N
+ * idle ones against none (and plain). Writes a JSON report.
  *
  * Plots the stall against N (the report's name, .svg).
  *
- *   npm run build && node dist/bench/failover/scale.js [N,...=1000,10000,20000] [report.json]
+ *   npm run build && node dist/bench/failover/scale.js [N,...=1000,10000,20000] [report.json] [timeout ms=100]
+ *
+ * The detector's timeout (default 100 ms, the product's) is part of every
+ * stall after a kill; past ~20,000 connections on two cores that also run the
+ * client and every server, the bridges' event loops stall longer than
+ * 100 ms while the connections are set up, and a larger one keeps a live
+ * peer from being declared dead.
  */
 import { writeFileSync } from 'node:fs';
 import { lineChart } from '../figures/svg.js';
@@ -22,18 +29,20 @@ const mb = (b: number) => (b / 2 ** 20).toFixed(0);
 export async function main(args: string[]): Promise<number> {
   const ns = (args[0] ?? '1000,10000,20000').split(',').map(Number);
   const OUT = args[1] ?? 'bench/results/scale.json';
-  if (ns.some((n) => !Number.isInteger(n) || n < 1)) throw new UsageError('usage: scale.js [N,...] [report.json]');
+  const timeoutMs = Number(args[2] ?? 100);
+  if (ns.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(timeoutMs) || timeoutMs < 20) throw new UsageError('usage: scale.js [N,...] [report.json] [detector timeout ms, default 100]');
+  console.log(`detector timeout ${timeoutMs} ms`);
   const runs: ScaleRun[] = [];
   for (const n of ns) {
     for (const victim of ['primary', 'secondary'] as const) {
-      const r = await scaleRun(n, victim, victim === 'primary');
+      const r = await scaleRun(n, victim, victim === 'primary', timeoutMs);
       runs.push(r);
       const perConn = (x: number, idle: number) => ((x - idle) / n).toFixed(0);
       console.log(
         `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; without a kill ${r.before.lastMs} ms); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
           `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}; ` +
           `RSS P ${mb(r.rss.primary)} MB (${perConn(r.rss.primary, r.rss.primaryIdle)} B/conn; JS heap ${perConn(r.heap.primary, r.heap.primaryIdle)} B/conn), S ${mb(r.rss.secondary)} MB (${perConn(r.rss.secondary, r.rss.secondaryIdle)} B/conn); ` +
-          `timeline ${JSON.stringify(r.timeline)}`,
+          `${busyText(r)}; timeline ${JSON.stringify(r.timeline)}`,
       );
     }
   }
@@ -44,6 +53,17 @@ export async function main(args: string[]): Promise<number> {
   writeFileSync(plot, stallChart(runs));
   console.log(`plot: ${plot}`);
   return runs.some((r) => r.after.failed || r.after.lost) ? 1 : 0;
+}
+
+/**
+ * One busy connection's PING round trip (median): beside the n idle ones,
+ * and with none; and the overhead over plain TCP of each, when measured.
+ */
+export function busyText(r: ScaleRun): string {
+  const { idle, none, plain } = r.busy;
+  const over = (b: typeof idle) => (plain?.p50Us != null && b.p50Us != null ? ` (+${b.p50Us - plain.p50Us})` : '');
+  const ratio = plain?.p50Us != null && idle.p50Us != null && none.p50Us != null && none.p50Us > plain.p50Us ? `, overhead ${((idle.p50Us - plain.p50Us) / (none.p50Us - plain.p50Us)).toFixed(2)}× none's` : '';
+  return `busy round trip p50 ${idle.p50Us} µs${over(idle)} beside them, ${none.p50Us} µs${over(none)} alone${plain ? `, plain ${plain.p50Us} µs` : ''}${ratio}`;
 }
 
 /** The stall after each kill, and one round of requests without a kill, against N. */

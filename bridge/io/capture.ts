@@ -21,6 +21,9 @@ export interface CaptureStats {
   truncated: number;
   /** Frames dropped because the backlog was full (the program fell behind the wire). */
   dropped: number;
+  /** Frames send() could not hand to the device (its queue full: ENOBUFS), with the last error. */
+  sendErrors: number;
+  lastSendError?: string;
 }
 
 /**
@@ -47,7 +50,7 @@ export class FrameCapture {
   private backlogBytes = 0;
   private scheduled = false;
   readonly linkType: string;
-  readonly stats: CaptureStats = { frames: 0, bytes: 0, truncated: 0, dropped: 0 };
+  readonly stats: CaptureStats = { frames: 0, bytes: 0, truncated: 0, dropped: 0, sendErrors: 0 };
 
   /**
    * Opens `device` with BPF `filter`. `onFrame` receives a private copy of
@@ -132,10 +135,21 @@ export class FrameCapture {
     }
   };
 
-  /** Sends one raw Ethernet frame on the device. */
-  send(frame: Buffer): void {
+  /**
+   * Sends one raw Ethernet frame on the device; false if it did not go (the
+   * device's queue full under a burst: ENOBUFS), counted: the caller decides
+   * whether to send it again. A closed capture is a bug, and throws.
+   */
+  send(frame: Buffer): boolean {
     if (!this.open) throw new CaptureError('capture closed');
-    this.cap.send(frame, frame.length);
+    try {
+      this.cap.send(frame, frame.length);
+      return true;
+    } catch (e) {
+      this.stats.sendErrors++;
+      this.stats.lastSendError = (e as Error).message;
+      return false;
+    }
   }
 
   /** Stops capturing; frames not yet handled are dropped with it. */

@@ -399,9 +399,12 @@ export class PrimaryBridge {
     this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
       if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
     }, 1 << 20);
-    for (let i = 0; i < 3 && !claimer; i++) {
-      this.arp.send(arpProbeFrame(this.myMac, this.vip));
-      await new Promise((r) => setTimeout(r, STARTUP_PROBE_MS));
+    // Three probes that left (one the device's full queue refused is sent again, 10 ms later).
+    for (let sent = 0, tries = 0; sent < 3 && !claimer; tries++) {
+      if (tries >= 300) throw new Error(`could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`);
+      const out = this.arp.send(arpProbeFrame(this.myMac, this.vip));
+      if (out) sent++;
+      await new Promise((r) => setTimeout(r, out ? STARTUP_PROBE_MS : 10));
     }
     this.probing = false;
     if (!claimer) {

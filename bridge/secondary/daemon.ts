@@ -386,8 +386,7 @@ export class SecondaryBridge {
     for (const a of actions) {
       switch (a.do) {
         case 'probe':
-          this.arp.send(arpProbeFrame(this.myMac, this.vip));
-          later(a.waitMs);
+          this.probe(a.waitMs, later);
           break;
         case 'wait':
           if (a.log) this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)');
@@ -411,6 +410,26 @@ export class SecondaryBridge {
           break;
       }
     }
+  }
+
+  /**
+   * Sends the split-brain probe, then gives the VIP's holder `waitMs` to
+   * answer. A probe that did not leave (the device's queue full under a
+   * burst) is sent again 5 ms later, and the wait starts only once it is out:
+   * silence after a probe never sent is no evidence, and taking the VIP on it
+   * could make two nodes serve it.
+   */
+  private probe(waitMs: number, later: (ms: number) => void): void {
+    clearTimeout(this.roleTimer);
+    if (this.stopped) return;
+    if (this.arp.send(arpProbeFrame(this.myMac, this.vip))) {
+      later(waitMs);
+      return;
+    }
+    if (this.arp.stats.sendErrors === 1 || this.arp.stats.sendErrors % 200 === 0) {
+      this.log.warn({ errors: this.arp.stats.sendErrors, err: this.arp.stats.lastSendError }, 'could not send the split-brain probe: sending it again');
+    }
+    this.roleTimer = setTimeout(() => this.probe(waitMs, later), 5);
   }
 
   /**

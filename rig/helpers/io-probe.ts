@@ -8,6 +8,8 @@
  *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
  *   burst SRC DST DPORT N MARK             inject N SYNs (source ports 41000…) as one burst
  *   garp DEV IP MAC                        send gratuitous ARPs
+ *   refused DEV IP MAC                     a frame the device refuses (over its MTU), then a gratuitous
+ *                                          ARP: whether each left, and the send errors counted
  *   hold-state STATEDIR TAG DEV VIP        install rules and node changes, then wait
  *   child-fds DEV QNUM                     open a capture, a queue and the injector; list a child's
  *                                          descriptors, started plainly and through bridge/io/run
@@ -170,6 +172,16 @@ async function garp(dev: string, ip: string, m: string): Promise<void> {
   out({ sent: 3 });
 }
 
+async function refused(dev: string, ip: string, m: string): Promise<void> {
+  const s = openFrameSender(dev);
+  const huge = Buffer.alloc(70_000);
+  gratuitousArpFrame(mac(m), ipv4(ip)).copy(huge);
+  const hugeSent = s.send(huge);
+  const arpSent = s.send(gratuitousArpFrame(mac(m), ipv4(ip)));
+  out({ hugeSent, arpSent, sendErrors: s.stats.sendErrors, lastSendError: s.stats.lastSendError });
+  s.close();
+}
+
 async function holdState(stateDir: string, tag: string, dev: string, vip: string): Promise<void> {
   const journal = join(stateDir, `${tag}.json`);
   const recovered = await NodeState.recover(journal);
@@ -313,6 +325,8 @@ async function main(): Promise<void> {
       return burst(args[0]!, args[1]!, Number(args[2]), Number(args[3]), Number(args[4]));
     case 'garp':
       return garp(args[0]!, args[1]!, args[2]!);
+    case 'refused':
+      return refused(args[0]!, args[1]!, args[2]!);
     case 'child-fds':
       return childFds(args[0]!, Number(args[1]));
     case 'hold-state':

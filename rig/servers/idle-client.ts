@@ -4,7 +4,9 @@
  * {opened, failed, ms, perSecond}. Then, for each line "ping" on stdin, PINGs
  * every connection again and prints, once all have answered or failed (or
  * `timeoutMs` passed), {answered, failed, lost, lastMs, p50Ms, p99Ms}: how
- * long until the last answer, from the line. "end" closes them all and exits.
+ * long until the last answer, from the line. "busy MS" opens one more
+ * connection and PINGs on it back to back for MS ms, beside the idle ones:
+ * {roundTrips, p50Us, p99Us}. "end" closes them all and exits.
  *
  *   node idle-client.js HOST PORT N [TIMEOUT_MS=30000]
  */
@@ -105,11 +107,30 @@ async function pingAll(): Promise<void> {
   );
 }
 
+/** One more connection, busy beside the idle ones: PING after PING for `ms`; the round trips in µs. */
+async function busy(ms: number): Promise<void> {
+  const c = await open();
+  const rtts: number[] = [];
+  if (c) {
+    for (const end = performance.now() + ms; performance.now() < end; ) {
+      const t = performance.now();
+      if (!(await ping(c))) break;
+      rtts.push((performance.now() - t) * 1000);
+    }
+    c.sock.destroy();
+  }
+  rtts.sort((a, b) => a - b);
+  const at = (q: number) => (rtts.length ? Math.round(rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))]!) : null);
+  process.stdout.write(JSON.stringify({ roundTrips: rtts.length, p50Us: at(0.5), p99Us: at(0.99) }) + '\n');
+}
+
 await openAll();
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
-  if (line.trim() === 'ping') await pingAll();
-  else if (line.trim() === 'end') break;
+  const [cmd, arg] = line.trim().split(/\s+/);
+  if (cmd === 'ping') await pingAll();
+  else if (cmd === 'busy') await busy(Number(arg) || 2000);
+  else if (cmd === 'end') break;
 }
 for (const c of conns) c.sock.destroy();
 process.exit(0);

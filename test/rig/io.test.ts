@@ -226,6 +226,18 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('a frame the device refuses is counted and reported, not thrown; the next one goes', async () => {
+    // Under a burst the device's queue refuses frames (ENOBUFS); a secondary's split-brain
+    // probe once died of the exception, uncaught. A frame over the MTU is refused the same way.
+    await withRig({}, async (rig) => {
+      const s = rig.host('secondary');
+      const r = await s.exec([process.execPath, PROBE(), 'refused', 'eth0', s.ip, s.mac]);
+      const got = JSON.parse(r.stdout) as { hugeSent: boolean; arpSent: boolean; sendErrors: number; lastSendError?: string };
+      expect(got, r.stdout).toMatchObject({ hugeSent: false, arpSent: true, sendErrors: 1 });
+      expect(got.lastSendError).toMatch(/\S/);
+    });
+  });
+
   describe('rules and node changes are undone', () => {
     async function snapshot(h: RigHost): Promise<string> {
       const r = await h.sh(
