@@ -280,6 +280,8 @@ export interface KernelQueueCounts {
   queueDropped: number;
   /** Packets dropped because the netlink socket was full (the ENOBUFS a reader sees). */
   userDropped: number;
+  /** The id the kernel gave the queue's latest packet (ids count up from 1, wrapping at 2^32). */
+  lastId: number;
 }
 
 /**
@@ -291,7 +293,7 @@ export interface KernelQueueCounts {
 export function parseQueueCounts(text: string, num: number): KernelQueueCounts | null {
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/).map(Number);
-    if (f.length >= 7 && f[0] === num && f.every(Number.isFinite)) return { waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]! };
+    if (f.length >= 8 && f[0] === num && f.every(Number.isFinite)) return { waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]!, lastId: f[7]! };
   }
   return null;
 }

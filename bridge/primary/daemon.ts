@@ -20,7 +20,8 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { AnswerOrder } from './order.js';
 import { NodeState } from '../io/node-state.js';
-import { macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
+import { QueueProgress } from './queue-progress.js';
+import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
@@ -746,31 +747,30 @@ export class PrimaryBridge {
   private poll(): void {
     try {
       const now = monotonicMs();
-      this.noticeInputLoss(now);
+      this.watchInputQueue(now);
       this.merger.poll(now);
     } catch (e) {
       this.internalError(e);
     }
   }
 
-  /** The input queue's losses so far (the kernel's count), and when the last was logged. */
-  private inputLost = 0;
+  /** What the merger has seen of the secondary's segments (primary/queue-progress.ts). */
+  private readonly inputProgress = new QueueProgress();
   private inputLossLoggedAt = -Infinity;
 
-  /**
-   * The input queue (the secondary's diverted segments) overran under a
-   * burst: S's TCP sends what was lost again, and the merger must not take
-   * the gap for a secondary that lost its socket.
-   */
-  private noticeInputLoss(now: number): void {
-    const lost = this.inQ?.kernelDropped() ?? 0;
-    if (lost <= this.inputLost) return;
-    const n = lost - this.inputLost;
-    this.inputLost = lost;
-    this.merger.secondaryUnseen(now);
-    if (now - this.inputLossLoggedAt < 10_000) return;
-    this.inputLossLoggedAt = now;
-    this.log.warn({ lost: n, total: lost }, 'the input queue lost segments of the secondary’s (it was full): they come again; silences are judged from now');
+  /** The input queue's losses and backlog, told to the merger (every 100 ms). */
+  private watchInputQueue(now: number): void {
+    const k = this.inQ ? kernelQueueCounts(this.inQ.queueNum) : null;
+    if (!k) return;
+    const v = this.inputProgress.look(now, k);
+    if (v.lost) {
+      this.merger.secondaryUnseen(now);
+      if (now - this.inputLossLoggedAt >= 10_000) {
+        this.inputLossLoggedAt = now;
+        this.log.warn({ lost: v.lost, total: k.queueDropped + k.userDropped }, 'the input queue lost segments of the secondary’s (it was full): they come again; silences are judged from now');
+      }
+    }
+    this.merger.secondarySeenUntil(v.seenUntil);
   }
 
   /**
@@ -798,6 +798,7 @@ export class PrimaryBridge {
   }
 
   private onInput(b: PacketBatch, i: number): void {
+    this.inputProgress.handled(b.id(i));
     const id = inboundId(b.id(i));
     const pkt = b.packet(i);
     const now = monotonicMs();

@@ -31,7 +31,7 @@ import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN 
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
-import { expired, silence } from './merge/expiry.js';
+import { expired, SecondaryLag, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
 import { STASH_TAG } from './queue-ids.js';
@@ -622,7 +622,12 @@ export class Merger implements MergeCore {
       if (c.sMax === null || seqGt(end, c.sMax)) c.sMax = end;
     }
     const covered = mayCover ? c.sCovered() : null;
-    if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) c.sProgressAt = now;
+    if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) {
+      // A silence S ended: how far behind P it runs now (merge/expiry.ts, SecondaryLag).
+      const since = c.waitingSince;
+      if (since !== null) this.sLag.ended(now - Math.max(since, c.sProgressAt), now);
+      c.sProgressAt = now;
+    }
     if (c.held.length) {
       releaseCovered(this, c, now, covered ?? c.sCovered());
       // S repeating bytes we have: its retransmission timer fired, so it is
@@ -794,6 +799,9 @@ export class Merger implements MergeCore {
     return n;
   }
 
+  /** The longest silences S ended lately: a busy secondary's lag raises the bar for all (merge/expiry.ts). */
+  private readonly sLag = new SecondaryLag();
+
   /** When segments of S's were last lost before the merger saw them (secondaryUnseen). */
   private sUnseenAt = -Infinity;
 
@@ -804,6 +812,18 @@ export class Merger implements MergeCore {
    */
   secondaryUnseen(now: number): void {
     this.sUnseenAt = now;
+  }
+
+  /** The merger has seen every segment the secondary sent before this time (secondarySeenUntil). */
+  private sSeenUntil = Infinity;
+
+  /**
+   * Every segment of the secondary's that reached the bridge before `t` has
+   * been handed to the merger (its queue held a backlog until then): no
+   * connection's silence is judged past `t`. Infinity: caught up.
+   */
+  secondarySeenUntil(t: number): void {
+    this.sSeenUntil = t;
   }
 
   /** The slice of the once-a-second pass under way (poll). */
@@ -907,7 +927,7 @@ export class Merger implements MergeCore {
 
   /** Acts on a secondary silent on `c` (merge/expiry.ts). */
   private checkSilence(c: Conn, now: number): void {
-    const s = silence(this.cfg, c, now, this.alone, this.sUnseenAt);
+    const s = silence(this.cfg, c, now, this.alone, this.sUnseenAt, this.sSeenUntil, this.sLag.recent(now));
     if (!s) return;
     this.stats.secondarySilent++;
     if (s.kind === 'handshake-alone') {

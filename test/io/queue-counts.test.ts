@@ -10,8 +10,8 @@ const TEXT = `    0  12345     3 2 65531    17     2     9876  1
 
 describe('nfnetlink_queue counts', () => {
   it('reads the named queue’s waiting and dropped counts', () => {
-    expect(parseQueueCounts(TEXT, 0)).toEqual({ waiting: 3, queueDropped: 17, userDropped: 2 });
-    expect(parseQueueCounts(TEXT, 1)).toEqual({ waiting: 0, queueDropped: 0, userDropped: 40 });
+    expect(parseQueueCounts(TEXT, 0)).toEqual({ waiting: 3, queueDropped: 17, userDropped: 2, lastId: 9876 });
+    expect(parseQueueCounts(TEXT, 1)).toEqual({ waiting: 0, queueDropped: 0, userDropped: 40, lastId: 12000 });
   });
 
   it('null for a queue not bound, and for text that is not the table', () => {
