@@ -50,7 +50,7 @@ export async function main(args: string[]): Promise<number> {
   writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ logs: _logs, ...r }) => r) }, null, 2));
   console.log(`report: ${OUT}`);
   const plot = OUT.replace(/\.json$/, '') + '.svg';
-  writeFileSync(plot, stallChart(runs));
+  writeFileSync(plot, stallChart(runs, timeoutMs));
   console.log(`plot: ${plot}`);
   return runs.some((r) => r.after.failed || r.after.lost) ? 1 : 0;
 }
@@ -67,10 +67,10 @@ export function busyText(r: ScaleRun): string {
 }
 
 /** The stall after each kill, and one round of requests without a kill, against N. */
-export function stallChart(runs: readonly ScaleRun[]): string {
+export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
   const at = (victim: string, f: (r: ScaleRun) => number | null) => ns.map((n) => f(runs.find((r) => r.n === n && r.victim === victim)!) ?? NaN);
-  return lineChart('Idle connections through a failover: until the last one answered', 'connections', 'ms', ns, {
+  return lineChart(`Idle connections through a failover (detector ${timeoutMs} ms): until the last one answered`, 'connections', 'ms', ns, {
     'kill the primary': at('primary', (r) => r.after.lastMs),
     'kill the secondary': at('secondary', (r) => r.after.lastMs),
     'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
