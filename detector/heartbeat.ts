@@ -233,12 +233,6 @@ export interface ConfigNotice {
 
 export const CONFIG_MAX_BODY = 1024;
 const CONFIG_MAGIC = 0x54464f43; // "TFOC"
-const C_LEN = 6;
-const C_SEQ = 8;
-const C_FROM = 16;
-const C_TO = 20;
-const C_ECHO_NONCE = 24;
-const C_BODY = 32;
 const CONFIG_KEYS = ['protocol', 'version', 'service', 'ports', 'lanMode', 'instance', 'datapath', 'inbound'] as const;
 
 export function isConfigNotice(b: Buffer): boolean {
@@ -248,31 +242,15 @@ export function isConfigNotice(b: Buffer): boolean {
 export function encodeConfigNotice(n: ConfigNotice, key: Buffer): Buffer {
   const body = Buffer.from(JSON.stringify(Object.fromEntries(CONFIG_KEYS.map((k) => [k, n.config[k]]))));
   if (body.length > CONFIG_MAX_BODY) throw new RangeError(`configuration notice over ${CONFIG_MAX_BODY} bytes`);
-  const end = C_BODY + body.length;
-  const b = Buffer.alloc(end + MAC_LEN);
-  b.writeUInt32BE(CONFIG_MAGIC, 0);
-  b[4] = VERSION;
-  b.writeUInt16BE(body.length, C_LEN);
-  b.writeBigUInt64BE(n.seq, C_SEQ);
-  b.writeUInt32BE(n.from >>> 0, C_FROM);
-  b.writeUInt32BE(n.to >>> 0, C_TO);
-  b.writeBigUInt64BE(n.echoNonce, C_ECHO_NONCE);
-  body.copy(b, C_BODY);
-  mac(key, b, end).copy(b, end);
-  return b;
+  return encodeAddressed(CONFIG_MAGIC, 0, n, body, key);
 }
 
 export function decodeConfigNotice(b: Buffer, key: Buffer): ConfigNotice | NoticeError | 'bad-body' {
-  if (b.length < C_BODY + MAC_LEN) return 'bad-length';
-  if (b.readUInt32BE(0) !== CONFIG_MAGIC) return 'bad-magic';
-  if (b[4] !== VERSION) return 'bad-version';
-  const len = b.readUInt16BE(C_LEN);
-  const end = C_BODY + len;
-  if (len > CONFIG_MAX_BODY || b.length !== end + MAC_LEN) return 'bad-length';
-  if (!macValid(key, b, end)) return 'bad-mac';
+  const m = decodeAddressed(b, CONFIG_MAGIC, CONFIG_MAX_BODY, key);
+  if (typeof m === 'string') return m;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(b.subarray(C_BODY, end).toString('utf8'));
+    parsed = JSON.parse(m.body.toString('utf8'));
   } catch {
     return 'bad-body';
   }
@@ -280,7 +258,7 @@ export function decodeConfigNotice(b: Buffer, key: Buffer): ConfigNotice | Notic
   const o = parsed as Record<string, unknown>;
   if (typeof o.protocol !== 'number' || CONFIG_KEYS.some((k) => k !== 'protocol' && typeof o[k] !== 'string')) return 'bad-body';
   const config = Object.fromEntries(CONFIG_KEYS.map((k) => [k, o[k]])) as unknown as PeerConfig;
-  return { seq: b.readBigUInt64BE(C_SEQ), from: b.readUInt32BE(C_FROM), to: b.readUInt32BE(C_TO), echoNonce: b.readBigUInt64BE(C_ECHO_NONCE), config };
+  return { ...m.head, config };
 }
 
 /**
@@ -327,13 +305,6 @@ export type SwitchKind = 'request' | 'handover' | 'taken' | 'refused';
 const SWITCH_KINDS: SwitchKind[] = ['request', 'handover', 'taken', 'refused'];
 export const SWITCH_MAX_REASON = 400;
 const SWITCH_MAGIC = 0x54464f53; // "TFOS"
-const S_KIND = 5;
-const S_LEN = 6;
-const S_SEQ = 8;
-const S_FROM = 16;
-const S_TO = 20;
-const S_ECHO_NONCE = 24;
-const S_REASON = 32;
 
 export interface SwitchMessage {
   seq: bigint;
@@ -353,37 +324,62 @@ export function encodeSwitch(m: SwitchMessage, key: Buffer): Buffer {
   let reason = Buffer.from(m.reason, 'utf8');
   // Cut on a character boundary: a reason is for a person, never refused for its length.
   if (reason.length > SWITCH_MAX_REASON) reason = Buffer.from(reason.subarray(0, SWITCH_MAX_REASON).toString('utf8').replace(/\uFFFD$/, ''), 'utf8');
-  const end = S_REASON + reason.length;
+  return encodeAddressed(SWITCH_MAGIC, SWITCH_KINDS.indexOf(m.kind), m, reason, key);
+}
+
+export function decodeSwitch(b: Buffer, key: Buffer): SwitchMessage | NoticeError | 'bad-kind' {
+  const m = decodeAddressed(b, SWITCH_MAGIC, SWITCH_MAX_REASON, key);
+  if (typeof m === 'string') return m;
+  const kind = SWITCH_KINDS[m.tag];
+  if (!kind) return 'bad-kind';
+  return { ...m.head, kind, reason: m.body.toString('utf8') };
+}
+
+/** What the configuration notice and the switchover message both carry ahead of their body. */
+interface Addressed {
+  seq: bigint;
+  from: number;
+  to: number;
+  echoNonce: bigint;
+}
+
+// Their common layout (above): magic, version, a tag byte, the body's length,
+// the addressed head, the body, the MAC over everything before it.
+const A_TAG = 5;
+const A_LEN = 6;
+const A_SEQ = 8;
+const A_FROM = 16;
+const A_TO = 20;
+const A_ECHO_NONCE = 24;
+const A_BODY = 32;
+
+function encodeAddressed(magic: number, tag: number, h: Addressed, body: Buffer, key: Buffer): Buffer {
+  const end = A_BODY + body.length;
   const b = Buffer.alloc(end + MAC_LEN);
-  b.writeUInt32BE(SWITCH_MAGIC, 0);
+  b.writeUInt32BE(magic, 0);
   b[4] = VERSION;
-  b[S_KIND] = SWITCH_KINDS.indexOf(m.kind);
-  b.writeUInt16BE(reason.length, S_LEN);
-  b.writeBigUInt64BE(m.seq, S_SEQ);
-  b.writeUInt32BE(m.from >>> 0, S_FROM);
-  b.writeUInt32BE(m.to >>> 0, S_TO);
-  b.writeBigUInt64BE(m.echoNonce, S_ECHO_NONCE);
-  reason.copy(b, S_REASON);
+  b[A_TAG] = tag;
+  b.writeUInt16BE(body.length, A_LEN);
+  b.writeBigUInt64BE(h.seq, A_SEQ);
+  b.writeUInt32BE(h.from >>> 0, A_FROM);
+  b.writeUInt32BE(h.to >>> 0, A_TO);
+  b.writeBigUInt64BE(h.echoNonce, A_ECHO_NONCE);
+  body.copy(b, A_BODY);
   mac(key, b, end).copy(b, end);
   return b;
 }
 
-export function decodeSwitch(b: Buffer, key: Buffer): SwitchMessage | NoticeError | 'bad-kind' {
-  if (b.length < S_REASON + MAC_LEN) return 'bad-length';
-  if (b.readUInt32BE(0) !== SWITCH_MAGIC) return 'bad-magic';
+function decodeAddressed(b: Buffer, magic: number, maxBody: number, key: Buffer): { head: Addressed; tag: number; body: Buffer } | NoticeError {
+  if (b.length < A_BODY + MAC_LEN) return 'bad-length';
+  if (b.readUInt32BE(0) !== magic) return 'bad-magic';
   if (b[4] !== VERSION) return 'bad-version';
-  const len = b.readUInt16BE(S_LEN);
-  const end = S_REASON + len;
-  if (len > SWITCH_MAX_REASON || b.length !== end + MAC_LEN) return 'bad-length';
+  const len = b.readUInt16BE(A_LEN);
+  const end = A_BODY + len;
+  if (len > maxBody || b.length !== end + MAC_LEN) return 'bad-length';
   if (!macValid(key, b, end)) return 'bad-mac';
-  const kind = SWITCH_KINDS[b[S_KIND]!];
-  if (!kind) return 'bad-kind';
   return {
-    seq: b.readBigUInt64BE(S_SEQ),
-    from: b.readUInt32BE(S_FROM),
-    to: b.readUInt32BE(S_TO),
-    echoNonce: b.readBigUInt64BE(S_ECHO_NONCE),
-    kind,
-    reason: b.subarray(S_REASON, end).toString('utf8'),
+    head: { seq: b.readBigUInt64BE(A_SEQ), from: b.readUInt32BE(A_FROM), to: b.readUInt32BE(A_TO), echoNonce: b.readBigUInt64BE(A_ECHO_NONCE) },
+    tag: b[A_TAG]!,
+    body: b.subarray(A_BODY, end),
   };
 }
