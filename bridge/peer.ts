@@ -146,7 +146,11 @@ export class PeerLink {
 
   static async open(opts: PeerLinkOptions): Promise<PeerLink> {
     const l = new PeerLink(opts);
-    l.loop();
+    // The first turn after the caller holds the link: heartbeats the reader
+    // thread already holds would otherwise reach onDecision first (a bridge
+    // restarted into a live pair failed its start so: 'reading detector of
+    // undefined').
+    setImmediate(() => l.loop());
     return l;
   }
 
