@@ -31,7 +31,7 @@ import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN 
 import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
-import { expired, SecondaryLag, silence } from './merge/expiry.js';
+import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
 import { STASH_TAG } from './queue-ids.js';
@@ -622,12 +622,7 @@ export class Merger implements MergeCore {
       if (c.sMax === null || seqGt(end, c.sMax)) c.sMax = end;
     }
     const covered = mayCover ? c.sCovered() : null;
-    if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) {
-      // A silence S ended: how far behind P it runs now (merge/expiry.ts, SecondaryLag).
-      const since = c.waitingSince;
-      if (since !== null) this.sLag.ended(now - Math.max(since, c.sProgressAt), now);
-      c.sProgressAt = now;
-    }
+    if (!hadAckS || c.ackS !== ackSBefore || (covered !== null && covered !== coveredBefore)) c.sProgressAt = now;
     if (c.held.length) {
       releaseCovered(this, c, now, covered ?? c.sCovered());
       // S repeating bytes we have: its retransmission timer fired, so it is
@@ -799,9 +794,6 @@ export class Merger implements MergeCore {
     return n;
   }
 
-  /** The longest silences S ended lately: a busy secondary's lag raises the bar for all (merge/expiry.ts). */
-  private readonly sLag = new SecondaryLag();
-
   /** When segments of S's were last lost before the merger saw them (secondaryUnseen). */
   private sUnseenAt = -Infinity;
 
@@ -927,7 +919,7 @@ export class Merger implements MergeCore {
 
   /** Acts on a secondary silent on `c` (merge/expiry.ts). */
   private checkSilence(c: Conn, now: number): void {
-    const s = silence(this.cfg, c, now, this.alone, this.sUnseenAt, this.sSeenUntil, this.sLag.recent(now));
+    const s = silence(this.cfg, c, now, this.alone, this.sUnseenAt, this.sSeenUntil);
     if (!s) return;
     this.stats.secondarySilent++;
     if (s.kind === 'handshake-alone') {

@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { QueueProgress } from '../../bridge/primary/queue-progress.js';
-import { SecondaryLag } from '../../bridge/primary/merge/expiry.js';
 
 const counts = (lastId: number, queueDropped = 0, userDropped = 0) => ({ waiting: 0, queueDropped, userDropped, lastId });
 
@@ -48,21 +47,5 @@ describe('the input queue’s progress', () => {
     expect(q.look(100, counts(5)).seenUntil).toBe(0);
     q.handled(5);
     expect(q.look(200, counts(5)).seenUntil).toBe(Infinity);
-  });
-});
-
-describe('the secondary’s recent lag (merge/expiry.ts)', () => {
-  it('the longest silence ended within the current and the previous 5 s window', () => {
-    const lag = new SecondaryLag();
-    expect(lag.recent(0)).toBe(0);
-    lag.ended(300, 0);
-    lag.ended(1200, 1000);
-    lag.ended(800, 2000);
-    expect(lag.recent(4000)).toBe(1200);
-    expect(lag.recent(6000)).toBe(1200); // the previous window still counts
-    lag.ended(500, 7000);
-    expect(lag.recent(9000)).toBe(1200);
-    expect(lag.recent(11_000)).toBe(500); // 1200 two windows ago: forgotten
-    expect(lag.recent(30_000)).toBe(0); // quiet windows between: nothing remembered
   });
 });

@@ -27,15 +27,11 @@ export function expired(cfg: MergerConfig, c: Conn, now: number): boolean {
  * `sUnseenAt`: when the bridge last lost segments of S's before the merger
  * saw them (its input queue overrun): no silence is judged across that.
  * `seenUntil`: the merger has seen every segment S sent before this time.
- * `lagMs`: the longest silence S ended lately on any connection
- * (SecondaryLag): a secondary behind on everything (its server or its CPU
- * busy) is slow, not gone; one silent on one connection while it keeps up
- * on the others lost that connection's socket.
  */
 export type Silence = { kind: 'handshake-alone'; waitedMs: number } | { kind: 'degrade'; silentMs: number } | null;
 
-export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean, sUnseenAt = -Infinity, seenUntil = Infinity, lagMs = 0): Silence {
-  const limit = cfg.secondarySilenceMs + lagMs;
+export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean, sUnseenAt = -Infinity, seenUntil = Infinity): Silence {
+  const limit = cfg.secondarySilenceMs;
   // Silence is judged up to the moment before which the merger has seen every
   // segment S sent (the bridge's queue may hold a backlog), and from the last
   // time the bridge lost some of S's segments (its queue full under a burst:
@@ -52,36 +48,4 @@ export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean,
   c.waitingSince ??= now;
   const silent = upTo - Math.max(c.waitingSince, c.sProgressAt, sUnseenAt);
   return silent < limit ? null : { kind: 'degrade', silentMs: silent };
-}
-
-/**
- * The longest silences the secondary ended lately (it produced, after
- * holding P's copy waiting that long): the maximum over the current and the
- * previous window of WINDOW_MS, so a burst's lag is remembered for 5–10 s.
- */
-export class SecondaryLag {
-  static readonly WINDOW_MS = 5000;
-  private current = 0;
-  private previous = 0;
-  private since = -Infinity;
-
-  /** S ended a silence of `ms` at `now`. */
-  ended(ms: number, now: number): void {
-    this.roll(now);
-    if (ms > this.current) this.current = ms;
-  }
-
-  /** The longest silence S ended within the last 5–10 s. */
-  recent(now: number): number {
-    this.roll(now);
-    return Math.max(this.current, this.previous);
-  }
-
-  private roll(now: number): void {
-    if (now - this.since < SecondaryLag.WINDOW_MS) return;
-    // A window with nothing in it between: the older one is forgotten too.
-    this.previous = now - this.since < 2 * SecondaryLag.WINDOW_MS ? this.current : 0;
-    this.current = 0;
-    this.since = now;
-  }
 }
