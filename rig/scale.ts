@@ -111,9 +111,10 @@ export interface ScaleRun {
  * killed and every connection PINGed at once. `plain`: first the same
  * connections to a redis on the primary's own address (the setup rate of
  * plain TCP). `heartbeatTimeoutMs`: the detector's timeout (the product's
- * default, 100 ms, unless a test wants a margin against a starved machine).
+ * default, 100 ms, unless a test wants a margin against a starved machine);
+ * `secondarySilenceMs`: limits.secondary_silence_ms (the default, 2 s).
  */
-export async function scaleRun(n: number, victim: Victim, plain: boolean, heartbeatTimeoutMs = 100): Promise<ScaleRun> {
+export async function scaleRun(n: number, victim: Victim, plain: boolean, heartbeatTimeoutMs = 100, secondarySilenceMs = 2000): Promise<ScaleRun> {
   // A process holds at most SHARD connections (the open-file limit of 20,000
   // here, which root cannot raise in this sandbox): one redis per node and one
   // client process per shard, each shard on its own port.
@@ -121,7 +122,7 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
   const sizes = Array.from({ length: shards }, (_, i) => Math.floor(n / shards) + (i < n % shards ? 1 : 0));
   const ports = sizes.map((_, i) => SCALE_PORT + i);
   return withRig({ mode: 'hub' }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports, demoServer: false, heartbeatTimeoutMs, extraYaml: `limits:\n  max_connections: ${Math.max(65536, 2 * n)}\n` });
+    const pair = await TcpfoPair.start(rig, { ports, demoServer: false, heartbeatTimeoutMs, extraYaml: `limits:\n  max_connections: ${Math.max(65536, 2 * n)}\n  secondary_silence_ms: ${secondarySilenceMs}\n` });
     const clients: IdleClient[] = [];
     try {
       const [p, s, c] = [rig.host('primary'), rig.host('secondary'), rig.host('client')];

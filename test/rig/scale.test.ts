@@ -18,7 +18,12 @@ describe('scale (hub mode, Debian redis on both nodes)', () => {
       // when both cores are busy: a 100 ms detector then declares a live peer dead. This
       // test is about the connections, not the detector's speed (the scale bench uses
       // 100 ms): a 1 s detector timeout.
-      const r = await scaleRun(N, victim, false, 1000);
+      // On two cores that also run the client and every server, the secondary's redis falls
+      // over 2 s behind the primary's on some connections during a round of 20,000 requests:
+      // with the default limits.secondary_silence_ms the primary gives those up, and the
+      // takeover resets them (issue "Scale": the bound cannot yet tell a slow secondary from
+      // a lost socket). 10 s here; the bound itself is tested in test/replication.
+      const r = await scaleRun(N, victim, false, 1000, 10_000);
       const what = JSON.stringify({ ...r, logs: undefined });
       expect(r.setup.failed, what).toBe(0);
       expect(r.setup.opened, what).toBe(N);
