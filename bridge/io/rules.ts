@@ -34,6 +34,8 @@ export interface Match {
   oifNot?: string;
   /** A BPF socket filter pinned at this path returns non-zero (xt_bpf; the iptables-nft backend only). */
   bpfPinned?: string;
+  /** A connection's opening segment: SYN set, ACK, FIN and RST clear (ECN flags either way). */
+  synOnly?: boolean;
 }
 
 export type Action = { queue: number; bypass: boolean } | 'drop' | 'accept';
@@ -108,6 +110,7 @@ function nftMatch(m: Match): string {
   parts.push('meta l4proto tcp');
   if (m.sports) parts.push(`tcp sport { ${portList(m.sports).join(', ')} }`);
   if (m.dports) parts.push(`tcp dport { ${portList(m.dports).join(', ')} }`);
+  if (m.synOnly) parts.push('tcp flags & (fin | syn | rst | ack) == syn');
   return parts.join(' ');
 }
 
@@ -158,6 +161,7 @@ function iptMatch(m: Match): string[] {
   if (m.src !== undefined) a.push('-s', ipv4ToString(m.src));
   if (m.dst !== undefined) a.push('-d', ipv4ToString(m.dst));
   a.push('-p', 'tcp');
+  if (m.synOnly) a.push('--syn');
   if (m.srcMac) a.push('-m', 'mac', '--mac-source', m.srcMac);
   const multiport = (flag: string, ports: PortSet) => {
     a.push('-m', 'multiport', flag, portList(ports).map((p) => p.replace('-', ':')).join(','));

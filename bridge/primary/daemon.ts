@@ -464,6 +464,11 @@ export class PrimaryBridge {
       { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
       // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
       { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
+      // A client's opening SYN needs no translation (no ACK, no echo yet) and the merger keeps
+      // nothing of it (P's SYN-ACK opens its record): straight to P's TCP, as the inbound
+      // program passes it (inbound: queue too), so no handshake waits for a wake-up of the bridge
+      // before P can answer and a SYN flood costs the bridge nothing.
+      { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo', synOnly: true }, action: 'accept', comment: 'tcpfo: client SYN to service, straight to P (nothing to translate)' },
       { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
     ];
     // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.

@@ -67,3 +67,17 @@ describe('nftRuleset', () => {
     expect(s).toContain('queue num 8 bypass comment');
   });
 });
+
+describe('a client’s opening SYN (synOnly)', () => {
+  const syn: Rule = { hook: 'prerouting', match: { dst: ipv4('192.0.2.100'), dports: [21], iifNot: 'lo', synOnly: true }, action: 'accept', comment: 'syn' };
+  it('iptables: --syn (SYN set; ACK, FIN and RST clear), before the queue rule, returning from the chain', () => {
+    const lines = iptRestoreScript('tp', [syn, ...RULES], 0x100, '').trim().split('\n');
+    const at = lines.findIndex((l) => l.includes('--comment "syn"'));
+    expect(lines[at]).toBe('-A TCPFO_tp_PREROUTING ! -i lo -d 192.0.2.100 -p tcp --syn -m multiport --dports 21 -m comment --comment "syn" -j RETURN');
+    expect(at).toBeLessThan(lines.findIndex((l) => l.includes('--queue-num 8')));
+  });
+  it('nftables: the four flags masked, equal to syn alone (ECN flags either way)', () => {
+    expect(nftRuleset('tp', [syn], 0x100)).toContain('iifname != "lo" ip daddr 192.0.2.100 meta l4proto tcp tcp dport { 21 } tcp flags & (fin | syn | rst | ack) == syn accept comment "syn"');
+  });
+});
+
