@@ -147,8 +147,8 @@ program
       if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
       if (typeof st.merge === 'string') console.log(`merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`);
       if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
-      const k = st.kernel as { release: string; lacks: string[]; rtoBound: string | null } | undefined;
-      if (k) console.log(`kernel       ${k.release}; retransmission bound on ${k.rtoBound ?? '-'}${k.lacks.length ? `; lacks ${k.lacks.join(', ')}` : ''}`);
+      const kern = st.kernel as { release: string; lacks: string[]; rtoBound: string | null } | undefined;
+      if (kern) console.log(`kernel       ${kern.release}; retransmission bound on ${kern.rtoBound ?? '-'}${kern.lacks.length ? `; lacks ${kern.lacks.join(', ')}` : ''}`);
       console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
       const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
       if (pc) console.log(`config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`);

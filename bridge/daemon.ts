@@ -81,6 +81,7 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   // starting waits for the start, then undoes it.
   let starting: Promise<Bridge> | undefined;
   let stopping = false;
+  // oxlint-disable-next-line prefer-const -- set below, once the bridge runs; stop() above clears it
   let preferTimer: NodeJS.Timeout | undefined;
   let stopCommandSocket = () => {};
   const stop = async (sig: string) => {

@@ -347,8 +347,8 @@ export function parseConfig(text: string, file: string): Config {
   if (!c.state_dir.startsWith('/')) problems.push(`state_dir: ${c.state_dir} is relative: need an absolute path`);
   if (c.track) {
     if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
-    for (const port of c.track.connect ?? []) {
-      if (!spans.some(([lo, hi]) => port >= lo! && port <= hi!)) problems.push(`track.connect: ${port} is not one of service.ports (track checks the server on the service address)`);
+    for (const p of c.track.connect ?? []) {
+      if (!spans.some(([lo, hi]) => p >= lo! && p <= hi!)) problems.push(`track.connect: ${p} is not one of service.ports (track checks the server on the service address)`);
     }
     const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;
     // Not given: long enough for the track configured (a second more than it takes to notice).

@@ -73,7 +73,7 @@ export class Detector {
 
   constructor(
     readonly cfg: DetectorConfig,
-    private readonly startedAt: number,
+    startedAt: number,
     /** The roles a genuine peer may announce (changed when this node changes role). */
     public peerRoles: ReadonlyArray<Heartbeat['role']>,
   ) {

@@ -145,8 +145,8 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
       if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqGe(seg.ack, st.clientFinEnd)) st.clientFinAcked = true;
     }
     if (seg.has(TCP_SYN)) {
-      const opts = seg.options();
-      const o = opts instanceof WireError ? [] : opts;
+      const segOpts = seg.options();
+      const o = segOpts instanceof WireError ? [] : segOpts;
       const mss = o.find((x) => x.kind === 'mss');
       const ws = o.find((x) => x.kind === 'wscale');
       if (!st) {
@@ -223,7 +223,7 @@ export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, p
     const other = isn.get(`${fromServer ? 'C>S' : 'S>C'}${cport}`) ?? 0;
     const mine = isn.get(`${dir}${cport}`) ?? 0;
     t0 ||= f.time;
-    const flags = ['SYN', 'ACK', 'FIN', 'RST', 'PSH'].filter((n, i) => seg.has([TCP_SYN, 0x10, 0x01, TCP_RST, 0x08][i]!)).join(',');
+    const flags = ['SYN', 'ACK', 'FIN', 'RST', 'PSH'].filter((_, i) => seg.has([TCP_SYN, 0x10, 0x01, TCP_RST, 0x08][i]!)).join(',');
     lines.push({
       text: `${((f.time - t0) * 1000).toFixed(1).padStart(9)} ms ${dir} port ${cport} [${flags}] seq ${seqSub(seg.seq, mine)} ack ${seqSub(seg.ack, other)} len ${seg.payloadLength} win ${seg.window}`,
       rst: seg.has(TCP_RST),

@@ -1,7 +1,7 @@
 // Type declarations for the untyped npm packages the project uses (only the parts we call).
 
 declare module 'raw-socket' {
-  import { EventEmitter } from 'node:events';
+  import type { EventEmitter } from 'node:events';
   export const AddressFamily: { IPv4: number; IPv6: number };
   export const Protocol: { None: number; ICMP: number; TCP: number; UDP: number; ICMPv6: number };
   export const SocketLevel: { SOL_SOCKET: number; IPPROTO_IP: number; IPPROTO_IPV6: number };
@@ -41,7 +41,7 @@ declare module 'raw-socket' {
 }
 
 declare module 'pcap-parser' {
-  import { EventEmitter } from 'node:events';
+  import type { EventEmitter } from 'node:events';
   import type { Readable } from 'node:stream';
   export interface PcapPacketHeader {
     timestampSeconds: number;
@@ -63,7 +63,7 @@ declare module 'pcap-parser' {
 }
 
 declare module 'cap' {
-  import { EventEmitter } from 'node:events';
+  import type { EventEmitter } from 'node:events';
   export class Cap extends EventEmitter {
     constructor();
     open(device: string, filter: string, bufSize: number, buffer: Buffer): string;

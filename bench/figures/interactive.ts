@@ -128,7 +128,7 @@ async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remot
 }
 
 /** One round of the quick workloads on one side. */
-async function quick(rig: Rig, addr: string, demoPort: number, mcPort: number, label: string, errors: string[]): Promise<Omit<Side, 'ftp' | 'errors'>> {
+async function quickRound(rig: Rig, addr: string, demoPort: number, mcPort: number, label: string, errors: string[]): Promise<Omit<Side, 'ftp' | 'errors'>> {
   const c = rig.host('client');
   const attempt = attemptInto(errors);
   process.stderr.write(`${label}: echo, memcached, connection setup\n`);
@@ -202,8 +202,8 @@ async function runLan(lan: LanMode): Promise<LanResult> {
       const errors = { plain: [] as string[], tcpfo: [] as string[] };
       const rounds = { plain: [] as Array<Omit<Side, 'ftp' | 'errors'>>, tcpfo: [] as Array<Omit<Side, 'ftp' | 'errors'>> };
       for (let i = 0; i < o.rounds; i++) {
-        rounds.plain.push(await quick(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain));
-        rounds.tcpfo.push(await quick(rig, VIP, DEMO_PORT, MC_PORT, `${lan} tcpfo, round ${i + 1}`, errors.tcpfo));
+        rounds.plain.push(await quickRound(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain));
+        rounds.tcpfo.push(await quickRound(rig, VIP, DEMO_PORT, MC_PORT, `${lan} tcpfo, round ${i + 1}`, errors.tcpfo));
       }
       const plain: Side = { ...medianRound(rounds.plain), ftp: await ftpSide(rig, p.ip, ftpRoots.plainRoot, `${lan} plain`, errors.plain), errors: errors.plain };
       const tcpfo: Side = { ...medianRound(rounds.tcpfo), ftp: await ftpSide(rig, VIP, ftpRoots.tcpfoRoot, `${lan} tcpfo`, errors.tcpfo), errors: errors.tcpfo };

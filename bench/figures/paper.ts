@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { distScript } from '../../rig/dist.js';
 import { fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js';
-import { DEMO_PORT, startDemoServer, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
+import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type LinkShape, type Rig } from '../../rig/rig.js';
 import { attemptInto } from './attempt.js';

@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       const linkTcpfo = (await toClient()) - linkBefore;
       console.log(`\ntcpfo: ${BYTES / 1e6} MB in ${r.ms} ms = ${(BYTES / 1024 / (r.ms / 1000)).toFixed(0)} KB/s (ratio ${(plain.ms / r.ms).toFixed(3)}), longest gap ${r.maxGapMs} ms; the client's link carried ${(linkTcpfo / 1e6).toFixed(1)} MB`);
       const m = (await p.exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-      console.log(m.split('\n').filter((l) => /^tcpfo_(retransmissions|drops|merged_segments|diverted_segments|diverted_bytes|prefix_trimmed|nfqueue_packets|secondary_silent)/.test(l) && !/ 0$/.test(l)).join('\n'));
+      console.log(m.split('\n').filter((l) => /^tcpfo_(retransmissions|drops|merged_segments|diverted_segments|diverted_bytes|prefix_trimmed|nfqueue_packets|secondary_silent)/.test(l) && !l.endsWith(' 0')).join('\n'));
       console.log(`(service address ${VIP}:${DEMO_PORT}, client link ${rate > 0 ? `${rate} Mbit/s` : 'unshaped'}, LAN: ${lan})`);
     } finally {
       await pair.stop();

@@ -39,7 +39,7 @@ export function load(): NativeModule {
     try {
       native = require(path) as NativeModule;
     } catch (e) {
-      throw new Error(`cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`);
+      throw new Error(`cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`, { cause: e });
     }
   }
   return native;

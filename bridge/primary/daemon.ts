@@ -401,6 +401,7 @@ export class PrimaryBridge {
       if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
     }, 1 << 20);
     // Three probes that left (one the device's full queue refused is sent again, 10 ms later).
+    // oxlint-disable-next-line no-unmodified-loop-condition -- the capture's callback sets claimer
     for (let sent = 0, tries = 0; sent < 3 && !claimer; tries++) {
       if (tries >= 300) throw new Error(`could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`);
       const out = this.arp.send(arpProbeFrame(this.myMac, this.vip));
@@ -551,7 +552,7 @@ export class PrimaryBridge {
       try {
         return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');
       } catch (e) {
-        if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`);
+        if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`, { cause: e });
         this.merge = 'queue';
         this.mergeUnavailable = (e as Error).message;
         this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
@@ -577,7 +578,7 @@ export class PrimaryBridge {
       this.xlateCapacity = this.cfg.limits.max_connections;
       this.inbound = 'kernel';
     } catch (e) {
-      if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`);
+      if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`, { cause: e });
       this.inboundUnavailable = (e as Error).message;
       this.log.warn({ why: this.inboundUnavailable }, 'the kernel translation of client segments is not available here: the queue does it');
     }
@@ -600,7 +601,7 @@ export class PrimaryBridge {
       this.merge = this.cfg.merge === 'release' ? 'release' : 'kernel';
       return x;
     } catch (e) {
-      if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`);
+      if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`, { cause: e });
       this.mergeUnavailable = (e as Error).message;
       this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
       return open();
@@ -907,7 +908,7 @@ export class PrimaryBridge {
       heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
       heartbeatsReceived: det?.stats.received ?? 0,
       heartbeatsSent: det?.stats.sent ?? 0,
-      heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      heartbeatsRejected: { ...det?.stats.rejected },
       loopStalls: this.peer?.stalls ?? 0,
       failovers: this.failures,
       lastFailoverSeconds: this.failoverSeconds,

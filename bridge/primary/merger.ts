@@ -551,7 +551,7 @@ export class Merger implements MergeCore {
     this.stats.divertedSegments++;
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
-    let c = this.find(client, seg.dstPort, seg.srcPort);
+    const c = this.find(client, seg.dstPort, seg.srcPort);
     if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
     // S's TCP answering for a connection P's TCP has from before our rules
     // (adopted): not replicated, and S's copy must never be continued. (An

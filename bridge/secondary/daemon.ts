@@ -567,7 +567,6 @@ export class SecondaryBridge {
   }
 
   private async reopenActive(): Promise<void> {
-    const cfg = this.cfg;
     this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.peer = await this.openPeer('alone');
     await this.shell.openFront();
@@ -602,7 +601,7 @@ export class SecondaryBridge {
       heartbeatRttSeconds: det?.stats.lastRttMs != null ? det.stats.lastRttMs / 1000 : null,
       heartbeatsReceived: det?.stats.received ?? 0,
       heartbeatsSent: det?.stats.sent ?? 0,
-      heartbeatsRejected: { ...(det?.stats.rejected ?? {}) },
+      heartbeatsRejected: { ...det?.stats.rejected },
       loopStalls: this.peer?.stalls ?? 0,
       failovers: this.role === 'active' && !this.handover ? 1 : 0,
       lastFailoverSeconds: this.failoverSeconds,

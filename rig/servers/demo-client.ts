@@ -46,8 +46,8 @@ class StreamCheck {
   private chunk: Buffer = Buffer.alloc(0);
   private at = 0;
   private offset = 0;
-  constructor(bytes: number, seed: number) {
-    this.want = patternChunks(bytes, seed)[Symbol.iterator]();
+  constructor(size: number, patternSeed: number) {
+    this.want = patternChunks(size, patternSeed)[Symbol.iterator]();
   }
   feed(d: Buffer): void {
     for (let i = 0; i < d.length && this.firstDiff < 0; ) {

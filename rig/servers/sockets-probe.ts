@@ -69,7 +69,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const t0 = performance.now();
     const what = arg.split(' ')[0];
     const p = what === 'list' ? existingConnections(addr, new PortMatcher([port])).then((l) => l.length) : destroySockets(addr, (JSON.parse(arg.slice(what!.length + 1)) as number[]).map((clientPort) => ({ client: ipv4(addr2), clientPort, servicePort: port })));
-    return done(p.then((n) => ({ n, ms: performance.now() - t0 })));
+    return done(p.then((count) => ({ n: count, ms: performance.now() - t0 })));
   }
   switch (cmd) {
     case 'list':

@@ -44,7 +44,7 @@ describe('two links that disagree', () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     const lines: string[] = [];
     const log = createLogger('test', 'info');
-    const capture = { error: (o: object, m: string) => lines.push(`error ${m}`), info: (o: object, m: string) => lines.push(`info ${m}`) } as unknown as typeof log;
+    const capture = { error: (_: object, m: string) => lines.push(`error ${m}`), info: (_: object, m: string) => lines.push(`info ${m}`) } as unknown as typeof log;
     const open = (self: string, peer: string, config: PeerConfig, role: 'primary' | 'secondary') =>
       PeerLink.open({ self, peer, port, key, intervalMs: 20, timeoutMs: 200, role, peerRoles: role === 'primary' ? ['secondary'] : ['primary'], onDecision: () => {}, config, log: capture });
     const p = await open('127.0.0.1', '127.0.0.2', base, 'primary');

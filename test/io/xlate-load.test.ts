@@ -29,7 +29,7 @@ function loadAll(setpriv: string[]): string[] {
     return execFileSync('ls', [pins], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`the verifier refused the programs${setpriv.length ? ' with a promoted bridge’s capabilities' : ''}:\n${(err.stderr ?? err.message).split('\n').slice(-25).join('\n')}`);
+    throw new Error(`the verifier refused the programs${setpriv.length ? ' with a promoted bridge’s capabilities' : ''}:\n${(err.stderr ?? err.message).split('\n').slice(-25).join('\n')}`, { cause: e });
   } finally {
     rmSync(pins, { recursive: true, force: true });
   }

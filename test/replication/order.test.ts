@@ -92,7 +92,7 @@ describe('the order of a client’s answers', () => {
 
   it('refuses to set aside what is not open, and ignores verdicts of packets it never saw (the inbound queue’s)', () => {
     const o = new AnswerOrder<number>();
-    expect(() => o.defer(5, 5, 0)).toThrow();
+    expect(() => o.defer(5, 5, 0)).toThrow(/not open/);
     o.verdict(99);
     expect(o.takeDirty()).toBe(false);
   });

@@ -93,10 +93,10 @@ describe('a live secondary that silently lost a connection', () => {
         const t = transfer(c, 'get', 30_000_000, 61, 60_000);
         await new Promise((res) => setTimeout(res, 700));
         await loseSilently();
-        const r = await t;
-        expect(r.error, pair.logs()).toBeUndefined();
-        expect(r.sha256).toBe(r.expected);
-        console.log(`secondary lost its socket: download ${r.ms} ms, longest gap ${r.maxGapMs} ms`);
+        const got = await t;
+        expect(got.error, pair.logs()).toBeUndefined();
+        expect(got.sha256).toBe(got.expected);
+        console.log(`secondary lost its socket: download ${got.ms} ms, longest gap ${got.maxGapMs} ms`);
         expect((await scrapeMetrics(rig, 'primary'))('tcpfo_secondary_silent_total')).toBe(1);
         expect(pair.logs()).toMatch(/degraded to primary-only: the secondary made no progress for \d+ ms/);
         // Such a connection is listed as diverged: the secondary cannot

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checksum, fold, sumBytes, update16, update32 } from '../../bridge/wire/checksum.js';
+import { checksum, fold, sumBytes, update16 } from '../../bridge/wire/checksum.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { buildIpv4Tcp, TcpSegment } from '../../bridge/wire/tcp.js';
 import { ipv4 } from '../../bridge/wire/addr.js';

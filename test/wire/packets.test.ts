@@ -5,7 +5,8 @@ import { ArpPacket, ARP_REQUEST, gratuitousArpFrame } from '../../bridge/wire/ar
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_ARP, ETH_HEADER_LEN } from '../../bridge/wire/ethernet.js';
 import { emitIpv4Header, Ipv4Packet, parseIpv4Repr, IP_FLAGS_FRAG, IP_FLAG_MF, IP_TOTAL_LEN, IP_VER_IHL } from '../../bridge/wire/ipv4.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TcpSegment, trimPayloadFront, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
+import type { TcpSegment} from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, trimPayloadFront, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { tcpRepr, u16, u32, u8 } from './arbitraries.js';
 
 const A = ipv4('192.0.2.10');

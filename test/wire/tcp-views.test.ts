@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import { buildIpv4Tcp, parseIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_ECE, TCP_SYN } from '../../bridge/wire/tcp.js';
+import type { TcpSegment} from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { tcpOptions as anyOptions, u16, u32 } from './arbitraries.js';
 
 /** Option lists with at most one option of each kind the views look at (a segment has one of each; the views read the first). */
