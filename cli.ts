@@ -14,7 +14,9 @@ import { EXIT, runDaemon } from './bridge/daemon.js';
 const program = new Command();
 program
   .name('tcpfo')
-  .description('Transparent TCP connection failover for a primary/secondary server pair (Koch et al., active replication).')
+  .description(
+    'Transparent TCP connection failover for a primary/secondary server pair (Koch et al., active replication).',
+  )
   .version(VERSION)
   .showHelpAfterError()
   .addHelpText(
@@ -83,7 +85,9 @@ program
       try {
         accessSync(hook, constants.X_OK);
       } catch (e) {
-        console.error(`${cfg.file}: invalid configuration:\n  - hooks.on_role_change: ${hook}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not executable'}`);
+        console.error(
+          `${cfg.file}: invalid configuration:\n  - hooks.on_role_change: ${hook}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not executable'}`,
+        );
         process.exit(EXIT.config);
       }
     }
@@ -105,7 +109,10 @@ function whereBridgeListens(file: string): { state_dir: string; instance: string
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     const raw = lenientYaml(file);
-    const at = { state_dir: typeof raw.state_dir === 'string' ? raw.state_dir : '/run/tcpfo', instance: typeof raw.instance === 'string' ? raw.instance : 'tcpfo' };
+    const at = {
+      state_dir: typeof raw.state_dir === 'string' ? raw.state_dir : '/run/tcpfo',
+      instance: typeof raw.instance === 'string' ? raw.instance : 'tcpfo',
+    };
     console.error(`${e.message}\ntcpfo: asking the bridge at ${at.state_dir} (instance ${at.instance}) all the same`);
     return at;
   }
@@ -129,7 +136,11 @@ program
     if (!found.length) {
       const denied = failed.find((f) => f.why === 'permission-denied');
       const silent = failed.find((f) => f.why === 'no-answer');
-      const why = denied ? `permission denied: ${denied.detail}` : silent ? `a bridge runs but does not answer: ${silent.detail}` : `no bridge is running here (no control socket answers at ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`;
+      const why = denied
+        ? `permission denied: ${denied.detail}`
+        : silent
+          ? `a bridge runs but does not answer: ${silent.detail}`
+          : `no bridge is running here (no control socket answers at ${cfg.state_dir}/${cfg.instance}{p,s}.sock)`;
       const code = denied ? EXIT.permission : silent ? EXIT.failure : EXIT.notRunning;
       // --json: still one JSON document on stdout, for a script.
       if (o.json) console.log(JSON.stringify({ running: false, why, exitCode: code }, null, 2));
@@ -144,23 +155,54 @@ program
       const conns = (st.connections ?? {}) as Record<string, number>;
       const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
       console.log(`role         ${String(st.role)}`);
-      if (typeof st.inbound === 'string') console.log(`inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`);
-      if (typeof st.merge === 'string') console.log(`merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`);
-      if (typeof st.datapath === 'string') console.log(`datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`);
+      if (typeof st.inbound === 'string')
+        console.log(
+          `inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`,
+        );
+      if (typeof st.merge === 'string')
+        console.log(
+          `merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`,
+        );
+      if (typeof st.datapath === 'string')
+        console.log(
+          `datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`,
+        );
       const kern = st.kernel as { release: string; lacks: string[]; rtoBound: string | null } | undefined;
-      if (kern) console.log(`kernel       ${kern.release}; retransmission bound on ${kern.rtoBound ?? '-'}${kern.lacks.length ? `; lacks ${kern.lacks.join(', ')}` : ''}`);
-      console.log(`peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`);
+      if (kern)
+        console.log(
+          `kernel       ${kern.release}; retransmission bound on ${kern.rtoBound ?? '-'}${kern.lacks.length ? `; lacks ${kern.lacks.join(', ')}` : ''}`,
+        );
+      console.log(
+        `peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`,
+      );
       const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
-      if (pc) console.log(`config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`);
-      console.log(`connections  ${Object.entries(conns).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
-      if (typeof st.switchover === 'string') console.log(`switchover   ${st.switchover === 'ready' ? 'ready (tcpfo switchover)' : `refused now: ${st.switchover}`}`);
-      if (st.role === 'standby') console.log(`standby      since ${String(st.since)} (${String(st.reason)}): tcpfo unstandby rejoins the pair`);
-      if (typeof st.divergedReported === 'number') console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
+      if (pc)
+        console.log(
+          `config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`,
+        );
+      console.log(
+        `connections  ${
+          Object.entries(conns)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || 'none'
+        }`,
+      );
+      if (typeof st.switchover === 'string')
+        console.log(
+          `switchover   ${st.switchover === 'ready' ? 'ready (tcpfo switchover)' : `refused now: ${st.switchover}`}`,
+        );
+      if (st.role === 'standby')
+        console.log(`standby      since ${String(st.since)} (${String(st.reason)}): tcpfo unstandby rejoins the pair`);
+      if (typeof st.divergedReported === 'number')
+        console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
     }
   });
 
 /** Sends an operator's command to the daemon running on this node; prints its answer; exits 0, 9 (refused), 5 (none runs) or 6. */
-async function commandAction(cmd: 'switchover' | 'standby' | 'unstandby', o: { config: string; timeout: string }): Promise<void> {
+async function commandAction(
+  cmd: 'switchover' | 'standby' | 'unstandby',
+  o: { config: string; timeout: string },
+): Promise<void> {
   const cfg = whereBridgeListens(o.config);
   const secs = Number(o.timeout);
   if (!Number.isFinite(secs) || secs <= 0) {
@@ -171,7 +213,9 @@ async function commandAction(cmd: 'switchover' | 'standby' | 'unstandby', o: { c
   const r = await sendCommand(commandSocketPath(cfg.state_dir, cfg.instance), cmd, secs * 1000);
   if (!r.ok) {
     console.error(`tcpfo: ${r.why === 'not-running' ? `no tcpfo daemon runs here: ${r.detail}` : r.detail}`);
-    process.exit(r.why === 'not-running' ? EXIT.notRunning : r.why === 'permission-denied' ? EXIT.permission : EXIT.failure);
+    process.exit(
+      r.why === 'not-running' ? EXIT.notRunning : r.why === 'permission-denied' ? EXIT.permission : EXIT.failure,
+    );
   }
   if (r.answer.ok) console.log(`tcpfo ${cmd}: ${r.answer.message}`);
   else console.error(`tcpfo ${cmd}: refused: ${r.answer.message}`);
@@ -182,14 +226,18 @@ const timeoutOption = () => new Option('--timeout <seconds>', 'how long to wait 
 
 program
   .command('switchover')
-  .description('planned switchover, run on either node: the secondary takes the service over and the primary becomes its secondary; every connection stays open; refused (exit 9) unless the pair is in sync')
+  .description(
+    'planned switchover, run on either node: the secondary takes the service over and the primary becomes its secondary; every connection stays open; refused (exit 9) unless the pair is in sync',
+  )
   .addOption(configOption())
   .addOption(timeoutOption())
   .action(async (o: { config: string; timeout: string }) => commandAction('switchover', o));
 
 program
   .command('standby')
-  .description('take this node out of the pair for maintenance (a primary hands the service over first); it stays out, across restarts, until unstandby')
+  .description(
+    'take this node out of the pair for maintenance (a primary hands the service over first); it stays out, across restarts, until unstandby',
+  )
   .addOption(configOption())
   .addOption(timeoutOption())
   .action(async (o: { config: string; timeout: string }) => commandAction('standby', o));
@@ -213,7 +261,9 @@ const fromCheckout = { hidden: !existsSync(scriptFile('bench/demo.js')) };
 async function runScript(script: string, args: string[]): Promise<void> {
   const file = scriptFile(script);
   if (!existsSync(file)) {
-    console.error(`tcpfo: ${script} is not part of the installed package; run it from a source checkout (npm ci && npm run build)`);
+    console.error(
+      `tcpfo: ${script} is not part of the installed package; run it from a source checkout (npm ci && npm run build)`,
+    );
     process.exit(EXIT.failure);
   }
   const { main } = (await import(pathToFileURL(file).href)) as { main: (args: string[]) => Promise<number> };
@@ -232,7 +282,14 @@ program
   )
   .addArgument(new Argument('[suite]', 'what to measure').choices(['paper', 'interactive', 'all']).default('paper'))
   .option('--quick', 'smaller streams and fewer repetitions')
-  .addOption(new Option('--lan <mode>', 'paper only: hub (as in the paper), mirror (a switch mirroring the client’s frames to both nodes) or switch (an ordinary learning switch); reports under bench/results/').choices(['hub', 'mirror', 'switch']).default('hub'))
+  .addOption(
+    new Option(
+      '--lan <mode>',
+      'paper only: hub (as in the paper), mirror (a switch mirroring the client’s frames to both nodes) or switch (an ordinary learning switch); reports under bench/results/',
+    )
+      .choices(['hub', 'mirror', 'switch'])
+      .default('hub'),
+  )
   .action((suite: string, o: { quick?: boolean; lan: string }) => {
     const quick = o.quick ? ['--quick'] : [];
     if (suite === 'paper') return runScript('bench/figures/paper.js', [...quick, '--lan', o.lan]);
@@ -241,7 +298,9 @@ program
 
 program
   .command('campaign', fromCheckout)
-  .description('kill campaign: kill either node at random moments during transfers (root; from a source checkout); N kills per workload')
+  .description(
+    'kill campaign: kill either node at random moments during transfers (root; from a source checkout); N kills per workload',
+  )
   .argument('[kills]', 'kills per workload', '30')
   .action((kills: string) => {
     if (!/^[1-9][0-9]*$/.test(kills)) program.error(`campaign: kills must be a positive whole number, not "${kills}"`);
@@ -250,21 +309,30 @@ program
 
 program
   .command('cleanup')
-  .description('remove rules, addresses and settings a killed tcpfo daemon left on this node; refuses while a bridge runs')
+  .description(
+    'remove rules, addresses and settings a killed tcpfo daemon left on this node; refuses while a bridge runs',
+  )
   .option('--state-dir <dir>', 'where daemons journal their changes', DEFAULT_STATE_DIR)
-  .option('--force', 'stop the bridges that run (SIGTERM: each undoes its own changes; SIGKILL after 30 s), then clean up')
+  .option(
+    '--force',
+    'stop the bridges that run (SIGTERM: each undoes its own changes; SIGKILL after 30 s), then clean up',
+  )
   .action(async (opts: { stateDir: string; force?: boolean }) => {
     const { lockIdleInstances } = await import('./bridge/io/lock.js');
     // The locks of idle instances are ours from here on: no bridge starts while we clean.
     let running = lockIdleInstances(opts.stateDir);
     if (running.length && !opts.force) {
       const who = running.map((r) => `instance ${r.instance}${r.pid ? ` (pid ${r.pid})` : ''}`).join(', ');
-      console.error(`tcpfo cleanup: a bridge runs on this node: ${who}. Nothing was changed: cleaning up would take a live node's rules and service address away. Stop it (systemctl stop tcpfo), or run cleanup --force to stop it first.`);
+      console.error(
+        `tcpfo cleanup: a bridge runs on this node: ${who}. Nothing was changed: cleaning up would take a live node's rules and service address away. Stop it (systemctl stop tcpfo), or run cleanup --force to stop it first.`,
+      );
       process.exit(EXIT.alreadyRunning);
     }
     if (running.length) running = await stopBridges(opts.stateDir, running, lockIdleInstances);
     if (running.length) {
-      console.error(`tcpfo cleanup: ${running.map((r) => `pid ${r.pid}`).join(', ')} still hold their locks after SIGKILL; nothing was changed`);
+      console.error(
+        `tcpfo cleanup: ${running.map((r) => `pid ${r.pid}`).join(', ')} still hold their locks after SIGKILL; nothing was changed`,
+      );
       process.exit(EXIT.failure);
     }
     const r = await cleanupNode(opts.stateDir);

@@ -31,7 +31,9 @@ export async function main(_args: string[] = []): Promise<number> {
     const c = rig.host('client');
     console.log(`  client     ${c.ip}`);
     console.log(`  primary    ${rig.host('primary').ip}   (holds the service address ${VIP})`);
-    console.log(`  secondary  ${rig.host('secondary').ip}   (takes the client's segments too, sends its answers to the primary)`);
+    console.log(
+      `  secondary  ${rig.host('secondary').ip}   (takes the client's segments too, sends its answers to the primary)`,
+    );
     console.log('  LAN        a hub; the client link shaped to 100 Mbit/s, as in the paper\n');
     const pair = await TcpfoPair.start(rig);
     try {
@@ -41,15 +43,24 @@ export async function main(_args: string[] = []): Promise<number> {
       const download = transfer(c, 'get', BYTES, 2026, 120_000);
       await new Promise((r) => setTimeout(r, KILL_AFTER_MS));
       const killedAt = await killNode(pair, 'primary');
-      console.log(`3. ${((killedAt - t0) / 1000).toFixed(2)} s: the primary dies (link cut, bridge and server SIGKILLed)`);
+      console.log(
+        `3. ${((killedAt - t0) / 1000).toFixed(2)} s: the primary dies (link cut, bridge and server SIGKILLed)`,
+      );
       const r = await download;
       ok = r.error === undefined && r.bytes === BYTES && r.sha256 === r.expected;
       const lines = logLines(pair.secondary!.log);
       const down = lines.find((l) => l.msg === 'primary is down');
-      const took = lines.find((l) => l.msg === 'took over the service address: serving alone') as { timeline?: Array<{ what: string; atMs: number }> } | undefined;
+      const took = lines.find((l) => l.msg === 'took over the service address: serving alone') as
+        { timeline?: Array<{ what: string; atMs: number }> } | undefined;
       console.log('\n   timeline (ms after the primary died)');
-      if (down) console.log(`   ${String(Number(down.time) - killedAt).padStart(5)}  secondary: no heartbeat for ${String(down.silentMs)} ms → primary is down`);
-      for (const e of took?.timeline ?? []) console.log(`   ${String(Number(down?.time ?? killedAt) - killedAt + e.atMs).padStart(5)}  secondary: ${e.what}`);
+      if (down)
+        console.log(
+          `   ${String(Number(down.time) - killedAt).padStart(5)}  secondary: no heartbeat for ${String(down.silentMs)} ms → primary is down`,
+        );
+      for (const e of took?.timeline ?? [])
+        console.log(
+          `   ${String(Number(down?.time ?? killedAt) - killedAt + e.atMs).padStart(5)}  secondary: ${e.what}`,
+        );
       console.log(`          client: longest pause between two data arrivals ${r.maxGapMs} ms`);
       console.log(`\n4. download finished after ${(r.ms / 1000).toFixed(2)} s: ${r.bytes} bytes`);
       console.log(`   sha256 expected ${r.expected}`);
@@ -58,16 +69,29 @@ export async function main(_args: string[] = []): Promise<number> {
       const metrics = (await rig.host('secondary').exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
       console.log('\n5. the survivor’s metrics (curl http://127.0.0.1:9464/metrics on the secondary):');
       for (const l of metrics.split('\n')) {
-        if (/^tcpfo_(role|peer_up|failovers_total|last_failover_duration_seconds|datapath_info|heartbeats_received_total)/.test(l) && !l.startsWith('tcpfo_process')) console.log(`   ${l}`);
+        if (
+          /^tcpfo_(role|peer_up|failovers_total|last_failover_duration_seconds|datapath_info|heartbeats_received_total)/.test(
+            l,
+          ) &&
+          !l.startsWith('tcpfo_process')
+        )
+          console.log(`   ${l}`);
       }
       await pair.stop();
-      const s = finalCounters(pair.secondary!.log) as { role: string; datapath: string; diverter: { diverted: number; injected: number }; heartbeat: { received: number; sent: number } };
+      const s = finalCounters(pair.secondary!.log) as {
+        role: string;
+        datapath: string;
+        diverter: { diverted: number; injected: number };
+        heartbeat: { received: number; sent: number };
+      };
       console.log(
         s.datapath === 'kernel'
           ? `\n6. the survivor: role ${s.role}; before the takeover its kernel took the client's segments and sent its own to the primary (datapath kernel: no user-space hop);`
           : `\n6. the survivor: role ${s.role}; it diverted ${s.diverter.diverted} segments and injected ${s.diverter.injected} client frames before the takeover;`,
       );
-      console.log(`   heartbeats sent ${s.heartbeat.sent}, received ${s.heartbeat.received} (none since the primary died)`);
+      console.log(
+        `   heartbeats sent ${s.heartbeat.sent}, received ${s.heartbeat.received} (none since the primary died)`,
+      );
       console.log(`\nlogs: ${pair.primary!.log}, ${pair.secondary!.log} (removed with the rig)`);
     } finally {
       await pair.stop();

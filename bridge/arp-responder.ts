@@ -17,7 +17,13 @@ export function arpReplyFor(frame: Buffer, vip: number, mac: Uint8Array): Buffer
   // A gratuitous request from someone else announcing the VIP is not a question.
   if (arp.senderIp === vip) return null;
   const requester = Buffer.from(frame.subarray(eth.payloadOffset + 8, eth.payloadOffset + 14));
-  const reply = emitArp({ oper: ARP_REPLY, senderMac: mac, senderIp: vip, targetMac: requester, targetIp: arp.senderIp });
+  const reply = emitArp({
+    oper: ARP_REPLY,
+    senderMac: mac,
+    senderIp: vip,
+    targetMac: requester,
+    targetIp: arp.senderIp,
+  });
   return emitEthernet(requester, mac, ETHERTYPE_ARP, reply);
 }
 

@@ -51,7 +51,8 @@ export function stopControl(server: Server | undefined, path: string): void {
   rmSync(path, { force: true });
 }
 
-type Asked<T> = { ok: true; value: T } | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
+type Asked<T> =
+  { ok: true; value: T } | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
 
 /** Connects to a daemon's socket, writes `request` (if any), and reads its one JSON answer. */
 function ask<T>(path: string, request: string | null, timeoutMs: number, late = ''): Promise<Asked<T>> {
@@ -75,8 +76,18 @@ function ask<T>(path: string, request: string | null, timeoutMs: number, late = 
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(t);
-      if (e.code === 'EACCES' || e.code === 'EPERM') resolve({ ok: false, why: 'permission-denied', detail: `${path}: permission denied (the socket is root's: run as root)` });
-      else if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') resolve({ ok: false, why: 'not-running', detail: `${path}: nothing listens (a daemon that was killed left it)` });
+      if (e.code === 'EACCES' || e.code === 'EPERM')
+        resolve({
+          ok: false,
+          why: 'permission-denied',
+          detail: `${path}: permission denied (the socket is root's: run as root)`,
+        });
+      else if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT')
+        resolve({
+          ok: false,
+          why: 'not-running',
+          detail: `${path}: nothing listens (a daemon that was killed left it)`,
+        });
       else resolve({ ok: false, why: 'no-answer', detail: `${path}: ${e.code ?? e.message}` });
     });
   });
@@ -132,16 +143,26 @@ export async function startCommands(path: string, handle: (cmd: Command) => Prom
       } catch {
         return answer({ ok: false, message: 'request is not JSON' });
       }
-      if (!COMMANDS.includes(cmd as Command)) return answer({ ok: false, message: `unknown command ${JSON.stringify(cmd)} (known: ${COMMANDS.join(', ')})` });
-      handle(cmd as Command).then(answer, (e: unknown) => answer({ ok: false, message: `failed: ${(e as Error).message}` }));
+      if (!COMMANDS.includes(cmd as Command))
+        return answer({ ok: false, message: `unknown command ${JSON.stringify(cmd)} (known: ${COMMANDS.join(', ')})` });
+      handle(cmd as Command).then(answer, (e: unknown) =>
+        answer({ ok: false, message: `failed: ${(e as Error).message}` }),
+      );
     });
   });
 }
 
-export type CommandResult = { ok: true; answer: CommandAnswer } | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
+export type CommandResult =
+  | { ok: true; answer: CommandAnswer }
+  | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
 
 /** Sends one command to the daemon and waits for its answer. */
 export async function sendCommand(path: string, cmd: Command, timeoutMs: number): Promise<CommandResult> {
-  const r = await ask<CommandAnswer>(path, JSON.stringify({ cmd }) + '\n', timeoutMs, ' (the daemon may still complete it: see tcpfo status)');
+  const r = await ask<CommandAnswer>(
+    path,
+    JSON.stringify({ cmd }) + '\n',
+    timeoutMs,
+    ' (the daemon may still complete it: see tcpfo status)',
+  );
   return r.ok ? { ok: true, answer: r.value } : r;
 }

@@ -22,7 +22,18 @@ import { inStandby, markStandby, StandbyNode, standbyFile } from './standby.js';
 import { monotonicMs } from './clock.js';
 
 /** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, stalled: 4, notRunning: 5, permission: 6, serverDown: EXIT_SERVER_DOWN, alreadyRunning: 8, refused: 9 } as const;
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  stalled: 4,
+  notRunning: 5,
+  permission: 6,
+  serverDown: EXIT_SERVER_DOWN,
+  alreadyRunning: 8,
+  refused: 9,
+} as const;
 
 interface Bridge {
   stop(): Promise<void>;
@@ -33,7 +44,25 @@ interface Bridge {
 }
 
 /** Settings a reload cannot change: they shape the rules, the queues and the addresses in place. */
-const RESTART_ONLY = ['service', 'primary', 'secondary', 'datapath', 'inbound', 'merge', 'lan', 'heartbeat', 'failover', 'security', 'metrics', 'queue_base', 'state_dir', 'instance', 'scheduling', 'liveness.loop_stall_ms', 'limits.queue_buffer_bytes'] as const;
+const RESTART_ONLY = [
+  'service',
+  'primary',
+  'secondary',
+  'datapath',
+  'inbound',
+  'merge',
+  'lan',
+  'heartbeat',
+  'failover',
+  'security',
+  'metrics',
+  'queue_base',
+  'state_dir',
+  'instance',
+  'scheduling',
+  'liveness.loop_stall_ms',
+  'limits.queue_buffer_bytes',
+] as const;
 
 function pick(cfg: Config, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], cfg);
@@ -59,14 +88,20 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     lockInstance(cfg.state_dir, cfg.instance);
   } catch (e) {
     if (!(e instanceof InstanceLocked)) throw e;
-    log.error({ instance: e.instance, holder: e.pid || undefined, lock: e.path, why: e.message }, 'a tcpfo bridge of this instance already runs on this node: not starting; nothing was changed');
+    log.error(
+      { instance: e.instance, holder: e.pid || undefined, lock: e.path, why: e.message },
+      'a tcpfo bridge of this instance already runs on this node: not starting; nothing was changed',
+    );
     process.exit(EXIT.alreadyRunning);
   }
   // Scheduled ahead of ordinary processes on a busy node (scheduling.nice).
   try {
     setPriority(cfg.scheduling.nice);
   } catch (e) {
-    log.warn({ nice: cfg.scheduling.nice, err: (e as Error).message }, 'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default');
+    log.warn(
+      { nice: cfg.scheduling.nice, err: (e as Error).message },
+      'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default',
+    );
   }
   const hooks = new RoleHooks(cfg.hooks, cfg.instance, log);
   const onRoleChange = (r: Role, reason: string) => {
@@ -131,16 +166,28 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   };
   // Both roles' modules are loaded now: compiling the primary's during a
   // promotion would stall the heartbeats.
-  const [{ PrimaryBridge, ServiceAddressInUse }, { SecondaryBridge }] = await Promise.all([import('./primary/daemon.js'), import('./secondary/daemon.js')]);
+  const [{ PrimaryBridge, ServiceAddressInUse }, { SecondaryBridge }] = await Promise.all([
+    import('./primary/daemon.js'),
+    import('./secondary/daemon.js'),
+  ]);
   /** Where a planned switchover's handover ends on this node: its secondary role, or standby. */
   let afterHandover: 'secondary' | 'standby' = 'secondary';
   /** The other node took the service over (a planned switchover): this node becomes its secondary (or goes to standby). */
-  const onHandedOver = () => void replaceBridge(afterHandover === 'standby' ? () => enterStandby('planned switchover, then standby') : () => startSecondary(asSecondary(), 'planned switchover: the other node serves'));
+  const onHandedOver = () =>
+    void replaceBridge(
+      afterHandover === 'standby'
+        ? () => enterStandby('planned switchover, then standby')
+        : () => startSecondary(asSecondary(), 'planned switchover: the other node serves'),
+    );
   const startPrimaryRole: StartPrimaryRole = (c, l, o) => PrimaryBridge.start(c, l, o);
-  const startSecondary = (c: Config, why?: string): Promise<Bridge> => SecondaryBridge.start(c, log, { onRoleChange, startPrimaryRole, onHandedOver, why });
+  const startSecondary = (c: Config, why?: string): Promise<Bridge> =>
+    SecondaryBridge.start(c, log, { onRoleChange, startPrimaryRole, onHandedOver, why });
   const enterStandby = async (reason: string): Promise<Bridge> => {
     const n = await StandbyNode.start(asSecondary(), log, reason);
-    log.warn({ reason }, 'in standby: this node serves nothing and replicates nothing; tcpfo unstandby rejoins the pair as its secondary');
+    log.warn(
+      { reason },
+      'in standby: this node serves nothing and replicates nothing; tcpfo unstandby rejoins the pair as its secondary',
+    );
     onRoleChange('standby', reason);
     return n;
   };
@@ -151,7 +198,10 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
       if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
       // The secondary took over while this node was down and still serves:
       // join it as its secondary; it becomes the merging primary for new connections.
-      log.warn({ rejoin: 'swap-roles' }, 'the secondary serves the service address: joining as its secondary (roles swapped)');
+      log.warn(
+        { rejoin: 'swap-roles' },
+        'the secondary serves the service address: joining as its secondary (roles swapped)',
+      );
       return startSecondary(swapRoles(cfg));
     }
   };
@@ -173,7 +223,10 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
       try {
         bridge = await starting;
       } catch (e) {
-        log.error({ err: e instanceof Error ? e.message : String(e) }, 'could not start this node’s next part; everything it set up was undone: exiting for a restart');
+        log.error(
+          { err: e instanceof Error ? e.message : String(e) },
+          'could not start this node’s next part; everything it set up was undone: exiting for a restart',
+        );
         await hooks.roleChanged('stopped', 'could not start this node’s next part');
         process.exit(EXIT.failure);
       }
@@ -182,7 +235,10 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     return changing;
   };
   if (inStandby(cfg)) {
-    log.warn({ file: standbyFile(cfg) }, 'this node was put in standby (tcpfo standby): staying out of the pair until tcpfo unstandby');
+    log.warn(
+      { file: standbyFile(cfg) },
+      'this node was put in standby (tcpfo standby): staying out of the pair until tcpfo unstandby',
+    );
     starting = enterStandby('in standby since before this start');
   } else starting = role === 'primary' ? startPrimary() : startSecondary(cfg);
   try {
@@ -215,9 +271,17 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     if (b instanceof SecondaryBridge && b.role === 'secondary') {
       markStandby(cfg, true);
       await replaceBridge(() => enterStandby('tcpfo standby'));
-      return { ok: true, message: 'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here' };
+      return {
+        ok: true,
+        message:
+          'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here',
+      };
     }
-    if (b instanceof SecondaryBridge && !b.promotedPrimary) return { ok: false, message: 'this node serves alone: standby would leave no node serving (start the other node first)' };
+    if (b instanceof SecondaryBridge && !b.promotedPrimary)
+      return {
+        ok: false,
+        message: 'this node serves alone: standby would leave no node serving (start the other node first)',
+      };
     afterHandover = 'standby';
     const r = await b.switchover('tcpfo standby');
     if (!r.ok) {
@@ -227,7 +291,10 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     markStandby(cfg, true);
     await changing;
     afterHandover = 'secondary';
-    return { ok: true, message: `handed over, then in standby: ${r.message.replace(/; this node becomes its secondary$/, '')}; tcpfo unstandby rejoins as its secondary` };
+    return {
+      ok: true,
+      message: `handed over, then in standby: ${r.message.replace(/; this node becomes its secondary$/, '')}; tcpfo unstandby rejoins as its secondary`,
+    };
   };
   const cmdPath = commandSocketPath(cfg.state_dir, cfg.instance);
   const cmdServer = await startCommands(cmdPath, command);
@@ -248,7 +315,8 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     lastAsk = now;
     void b.switchover('failover.preferred').then((r) => {
       if (r.ok) log.warn({ preferred: role }, `failover.preferred: this node serves again: ${r.message}`);
-      else if (r.message !== lastRefusal) log.info({ why: r.message }, 'failover.preferred: not switched back yet (asked again later)');
+      else if (r.message !== lastRefusal)
+        log.info({ why: r.message }, 'failover.preferred: not switched back yet (asked again later)');
       lastRefusal = r.ok ? '' : r.message;
     });
   }, 1000);
@@ -265,22 +333,33 @@ function reload(file: string, old: Config, log: Logger, apply: (cfg: Config) => 
   try {
     next = loadConfig(file);
   } catch (e) {
-    log.error({ err: (e as Error).message }, 'SIGHUP: the configuration is invalid: nothing reloaded, the running one stays');
+    log.error(
+      { err: (e as Error).message },
+      'SIGHUP: the configuration is invalid: nothing reloaded, the running one stays',
+    );
     noteReload(false);
     return;
   }
   const changed = RESTART_ONLY.filter((k) => JSON.stringify(pick(old, k)) !== JSON.stringify(pick(next, k)));
-  if (changed.length) log.warn({ changed }, 'SIGHUP: these settings take effect only at a restart; they keep their running values');
+  if (changed.length)
+    log.warn({ changed }, 'SIGHUP: these settings take effect only at a restart; they keep their running values');
   const kept = { ...next };
   for (const k of RESTART_ONLY) {
     const [top, sub] = k.split('.') as [keyof Config, string | undefined];
-    if (sub) (kept as Record<string, unknown>)[top] = { ...(next[top] as object), [sub]: (old[top] as Record<string, unknown>)[sub] };
+    if (sub)
+      (kept as Record<string, unknown>)[top] = {
+        ...(next[top] as object),
+        [sub]: (old[top] as Record<string, unknown>)[sub],
+      };
     else (kept as Record<string, unknown>)[top] = old[top];
   }
   if (!process.env.TCPFO_LOG_LEVEL) log.level = next.log_level;
   apply(kept);
   noteReload(true);
-  log.info({ logLevel: log.level, track: Boolean(next.track), hooks: Boolean(next.hooks.on_role_change) }, 'SIGHUP: configuration reloaded (log level, hooks, track, limits); connections untouched');
+  log.info(
+    { logLevel: log.level, track: Boolean(next.track), hooks: Boolean(next.hooks.on_role_change) },
+    'SIGHUP: configuration reloaded (log level, hooks, track, limits); connections untouched',
+  );
 }
 
 /**

@@ -38,7 +38,17 @@ export class RoleHooks {
       () => this.log.info({ role, reason, ms: monotonicMs() - t0 }, 'role hook ran'),
       (e: unknown) => {
         const err = e as { code?: number | string; killed?: boolean; stderr?: string; message: string };
-        this.log.error({ role, reason, ms: monotonicMs() - t0, exit: err.code, timedOut: err.killed === true, stderr: err.stderr?.slice(0, 500) }, 'role hook failed');
+        this.log.error(
+          {
+            role,
+            reason,
+            ms: monotonicMs() - t0,
+            exit: err.code,
+            timedOut: err.killed === true,
+            stderr: err.stderr?.slice(0, 500),
+          },
+          'role hook failed',
+        );
       },
     );
   }

@@ -65,7 +65,12 @@ export interface Guard {
  * Samples `queues` every SAMPLE_MS; when one is stuck, logs it and calls
  * `stopNow` (which must end heartbeats and ARP answers at once), then exits.
  */
-export function startLivenessGuard(queues: readonly QueueProbe[], stallMs: number, log: Logger, stopNow: () => void): Guard {
+export function startLivenessGuard(
+  queues: readonly QueueProbe[],
+  stallMs: number,
+  log: Logger,
+  stopNow: () => void,
+): Guard {
   let watches = queues.map(() => new QueueWatch(stallMs));
   const timer = setInterval(() => {
     const now = monotonicMs();
@@ -73,7 +78,10 @@ export function startLivenessGuard(queues: readonly QueueProbe[], stallMs: numbe
       const w = watches[i]!;
       const stuckMs = w.sample(now, q.received(), q.readable());
       if (!w.stuck(stuckMs)) return;
-      log.error({ queue: q.name, stuckMs, received: q.received() }, `data path stuck: packets wait in queue ${q.name} and none was read for ${stuckMs} ms: exiting so the peer takes over`);
+      log.error(
+        { queue: q.name, stuckMs, received: q.received() },
+        `data path stuck: packets wait in queue ${q.name} and none was read for ${stuckMs} ms: exiting so the peer takes over`,
+      );
       try {
         stopNow();
       } finally {

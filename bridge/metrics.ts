@@ -110,7 +110,13 @@ export interface MetricsSnapshot {
 export const ROLES = ['primary', 'secondary', 'alone', 'active', 'standby'] as const;
 
 /** A counter whose value is read from the bridge at scrape time. */
-function readCounter(reg: Registry, name: string, help: string, labelNames: string[], read: (c: Counter) => void): Counter {
+function readCounter(
+  reg: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: (c: Counter) => void,
+): Counter {
   return new Counter({
     name,
     help,
@@ -207,7 +213,8 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     labelNames: ['facility'],
     registers: [reg],
     collect() {
-      for (const f of thisKernel().facilities) if (f.present !== null) this.set({ facility: f.name }, f.present ? 1 : 0);
+      for (const f of thisKernel().facilities)
+        if (f.present !== null) this.set({ facility: f.name }, f.present ? 1 : 0);
     },
   });
   let cur: MetricsSnapshot | undefined;
@@ -248,7 +255,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       for (const x of ['kernel', 'release', 'queue']) this.set({ mode: x }, m === x ? 1 : 0);
     },
   });
-  new Gauge({ name: 'tcpfo_peer_up', help: 'Whether the peer bridge’s heartbeats arrive', registers: [reg], collect() { this.set(get().peerUp ? 1 : 0); } });
+  new Gauge({
+    name: 'tcpfo_peer_up',
+    help: 'Whether the peer bridge’s heartbeats arrive',
+    registers: [reg],
+    collect() {
+      this.set(get().peerUp ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'tcpfo_heartbeat_rtt_seconds',
     help: 'Heartbeat round trip (includes up to one heartbeat interval)',
@@ -259,12 +273,26 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       else unknown(this);
     },
   });
-  readCounter(reg, 'tcpfo_heartbeats_received_total', 'Valid heartbeats received', [], (c) => c.inc(get().heartbeatsReceived));
+  readCounter(reg, 'tcpfo_heartbeats_received_total', 'Valid heartbeats received', [], (c) =>
+    c.inc(get().heartbeatsReceived),
+  );
   readCounter(reg, 'tcpfo_heartbeats_sent_total', 'Heartbeats sent', [], (c) => c.inc(get().heartbeatsSent));
-  readCounter(reg, 'tcpfo_heartbeats_rejected_total', 'Heartbeats rejected (forged, replayed, malformed)', ['reason'], (c) => {
-    for (const [reason, n] of Object.entries(get().heartbeatsRejected)) c.inc({ reason }, n);
-  });
-  readCounter(reg, 'tcpfo_event_loop_stalls_total', 'Heartbeat timer runs late by more than an interval (the bridge process was stalled)', [], (c) => c.inc(get().loopStalls));
+  readCounter(
+    reg,
+    'tcpfo_heartbeats_rejected_total',
+    'Heartbeats rejected (forged, replayed, malformed)',
+    ['reason'],
+    (c) => {
+      for (const [reason, n] of Object.entries(get().heartbeatsRejected)) c.inc({ reason }, n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_event_loop_stalls_total',
+    'Heartbeat timer runs late by more than an interval (the bridge process was stalled)',
+    [],
+    (c) => c.inc(get().loopStalls),
+  );
   readCounter(reg, 'tcpfo_failovers_total', 'Role changes after a peer failure', [], (c) => c.inc(get().failovers));
   new Gauge({
     name: 'tcpfo_last_failover_duration_seconds',
@@ -285,79 +313,207 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       for (const [state, n] of Object.entries(get().connections)) this.set({ state }, n);
     },
   });
-  readCounter(reg, 'tcpfo_merged_segments_total', 'Segments released to clients after merging', [], (c) => c.inc(get().mergedSegments));
-  readCounter(reg, 'tcpfo_merged_bytes_total', 'Payload bytes released to clients after merging', [], (c) => c.inc(get().mergedBytes));
-  readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) => c.inc(get().divertedSegments));
-  readCounter(reg, 'tcpfo_diverted_bytes_total', 'Payload bytes of the secondary diverted to the primary', [], (c) => c.inc(get().divertedBytes));
-  readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) => c.inc(get().injectedFrames));
-  new Gauge({ name: 'tcpfo_queued_bytes', help: 'Secondary output bytes waiting for comparison on the primary', registers: [reg], collect() { this.set(get().queuedBytes); } });
-  new Gauge({ name: 'tcpfo_held_bytes', help: 'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)', registers: [reg], collect() { this.set(get().heldBytes); } });
-  new Gauge({ name: 'tcpfo_held_segments', help: 'Primary segments held until the secondary produced them', registers: [reg], collect() { this.set(get().heldSegments); } });
-  readCounter(reg, 'tcpfo_divergences_total', 'Connections degraded because the replicas produced different bytes', [], (c) => c.inc(get().divergences));
-  readCounter(reg, 'tcpfo_prefix_trimmed_bytes_total', 'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)', [], (c) => c.inc(get().prefixBytesTrimmed));
-  readCounter(reg, 'tcpfo_evicted_total', 'Connection entries forgotten to make room for a new connection in a full table: closed (lingering) or half-open (never acknowledged by the client: a SYN flood)', ['state'], (c) => {
-    for (const [state, n] of Object.entries(get().evicted ?? {})) c.inc({ state }, n);
+  readCounter(reg, 'tcpfo_merged_segments_total', 'Segments released to clients after merging', [], (c) =>
+    c.inc(get().mergedSegments),
+  );
+  readCounter(reg, 'tcpfo_merged_bytes_total', 'Payload bytes released to clients after merging', [], (c) =>
+    c.inc(get().mergedBytes),
+  );
+  readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) =>
+    c.inc(get().divertedSegments),
+  );
+  readCounter(reg, 'tcpfo_diverted_bytes_total', 'Payload bytes of the secondary diverted to the primary', [], (c) =>
+    c.inc(get().divertedBytes),
+  );
+  readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) =>
+    c.inc(get().injectedFrames),
+  );
+  new Gauge({
+    name: 'tcpfo_queued_bytes',
+    help: 'Secondary output bytes waiting for comparison on the primary',
+    registers: [reg],
+    collect() {
+      this.set(get().queuedBytes);
+    },
   });
-  readCounter(reg, 'tcpfo_secondary_silent_total', 'Connections put on primary-only because the live secondary made no progress on them (lost its socket)', [], (c) => c.inc(get().secondarySilent));
-  readCounter(reg, 'tcpfo_retransmissions_total', 'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)', ['source'], (c) => {
-    for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);
+  new Gauge({
+    name: 'tcpfo_held_bytes',
+    help: 'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)',
+    registers: [reg],
+    collect() {
+      this.set(get().heldBytes);
+    },
   });
+  new Gauge({
+    name: 'tcpfo_held_segments',
+    help: 'Primary segments held until the secondary produced them',
+    registers: [reg],
+    collect() {
+      this.set(get().heldSegments);
+    },
+  });
+  readCounter(
+    reg,
+    'tcpfo_divergences_total',
+    'Connections degraded because the replicas produced different bytes',
+    [],
+    (c) => c.inc(get().divergences),
+  );
+  readCounter(
+    reg,
+    'tcpfo_prefix_trimmed_bytes_total',
+    'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)',
+    [],
+    (c) => c.inc(get().prefixBytesTrimmed),
+  );
+  readCounter(
+    reg,
+    'tcpfo_evicted_total',
+    'Connection entries forgotten to make room for a new connection in a full table: closed (lingering) or half-open (never acknowledged by the client: a SYN flood)',
+    ['state'],
+    (c) => {
+      for (const [state, n] of Object.entries(get().evicted ?? {})) c.inc({ state }, n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_secondary_silent_total',
+    'Connections put on primary-only because the live secondary made no progress on them (lost its socket)',
+    [],
+    (c) => c.inc(get().secondarySilent),
+  );
+  readCounter(
+    reg,
+    'tcpfo_retransmissions_total',
+    'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)',
+    ['source'],
+    (c) => {
+      for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);
+    },
+  );
   readCounter(reg, 'tcpfo_drops_total', 'Packets dropped by the bridge, by reason', ['reason'], (c) => {
     for (const [reason, n] of Object.entries(get().drops)) c.inc({ reason }, n);
   });
   readCounter(reg, 'tcpfo_nfqueue_packets_total', 'Packets received from NFQUEUE', ['queue'], (c) => {
     for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.received);
   });
-  readCounter(reg, 'tcpfo_nfqueue_enobufs_total', 'Times the kernel dropped queue messages for lack of socket buffer', ['queue'], (c) => {
-    for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
-  });
-  readCounter(reg, 'tcpfo_nfqueue_dropped_total', 'Packets the kernel dropped from the queue (it was full, or its socket was): TCP sends them again', ['queue'], (c) => {
-    for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.dropped);
-  });
-  readCounter(reg, 'tcpfo_kernel_inbound_total', 'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary; out-of-window: translated but outside the windows, so not recorded; map-full: connections left to the queue, the map being full)', ['action'], (c) => {
-    const k = get().kernelInbound;
-    if (!k) return;
-    c.inc({ action: 'translated' }, k.translated);
-    c.inc({ action: 'syn-passed' }, k.synsPassed);
-    c.inc({ action: 'copied' }, k.duplicated);
-    c.inc({ action: 'out-of-window' }, k.outOfWindow);
-    if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
-  });
-  readCounter(reg, 'tcpfo_kernel_outbound_total', 'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited; waited-too-long: left before their turn after 50 ms), or went back to the kernel from the queue (returned)', ['action'], (c) => {
-    const k = get().kernelInbound;
-    if (k?.released === undefined || get().mergeMode === 'queue') return;
-    c.inc({ action: 'released' }, k.released);
-    c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
-    c.inc({ action: 'waited' }, k.orderWaited ?? 0);
-    c.inc({ action: 'waited-too-long' }, k.orderLate ?? 0);
-    c.inc({ action: 'returned' }, k.returnedToKernel ?? 0);
-  });
-  readCounter(reg, 'tcpfo_answer_order_resyncs_total', 'Client slots whose answer-order count the primary set to the kernel’s: segments counted for its output queue that never reached it (the queue was full)', [], (c) => {
-    const n = get().kernelInbound?.orderResyncs;
-    if (n !== undefined) c.inc(n);
-  });
-  readCounter(reg, 'tcpfo_kernel_merge_total', 'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again)', ['action'], (c) => {
-    const k = get().kernelInbound;
-    if (k?.mergedP === undefined || get().mergeMode !== 'kernel') return;
-    c.inc({ action: 'released-p' }, k.mergedP);
-    c.inc({ action: 'released-s' }, k.mergedS ?? 0);
-    c.inc({ action: 'held' }, k.mergeHeld ?? 0);
-    c.inc({ action: 'ack-absorbed' }, k.mergeAckDropped ?? 0);
-    c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
-    c.inc({ action: 'stashed' }, k.stashed ?? 0);
-    c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
-  });
-  readCounter(reg, 'tcpfo_kernel_merged_connections_total', 'Connections the primary’s kernel merged from their handshake on (merge: kernel)', [], (c) => {
-    const n = get().kernelMerged;
-    if (n !== undefined) c.inc(n);
-  });
-  readCounter(reg, 'tcpfo_kernel_handovers_total', 'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (eight ranges waited), segment (SACK, other options or flags, more than one MSS)', ['reason'], (c) => {
-    for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);
-  });
-  readCounter(reg, 'tcpfo_arp_requests_total', 'ARP requests for the service address seen on the LAN interface', [], (c) => c.inc(get().arp?.requests ?? 0));
-  readCounter(reg, 'tcpfo_arp_replies_total', 'ARP replies for the service address sent by this node (the active one)', [], (c) => c.inc(get().arp?.replies ?? 0));
-  readCounter(reg, 'tcpfo_server_check_failures_total', 'Failed checks of the local server (track)', [], (c) => c.inc(get().trackFailures ?? 0));
-  flagGauge(reg, 'tcpfo_server_up', 'Whether the last check of the local server (track) passed; absent without track', () => get().serverHealthy);
+  readCounter(
+    reg,
+    'tcpfo_nfqueue_enobufs_total',
+    'Times the kernel dropped queue messages for lack of socket buffer',
+    ['queue'],
+    (c) => {
+      for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.enobufs);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_nfqueue_dropped_total',
+    'Packets the kernel dropped from the queue (it was full, or its socket was): TCP sends them again',
+    ['queue'],
+    (c) => {
+      for (const [queue, q] of Object.entries(get().nfqueue)) c.inc({ queue }, q.dropped);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_inbound_total',
+    'Client segments the primary’s kernel program handled, by what it did (translated, syn-passed, copied to the secondary; out-of-window: translated but outside the windows, so not recorded; map-full: connections left to the queue, the map being full)',
+    ['action'],
+    (c) => {
+      const k = get().kernelInbound;
+      if (!k) return;
+      c.inc({ action: 'translated' }, k.translated);
+      c.inc({ action: 'syn-passed' }, k.synsPassed);
+      c.inc({ action: 'copied' }, k.duplicated);
+      c.inc({ action: 'out-of-window' }, k.outOfWindow);
+      if (k.mapFull !== undefined) c.inc({ action: 'map-full' }, k.mapFull);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_outbound_total',
+    'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited; waited-too-long: left before their turn after 50 ms), or went back to the kernel from the queue (returned)',
+    ['action'],
+    (c) => {
+      const k = get().kernelInbound;
+      if (k?.released === undefined || get().mergeMode === 'queue') return;
+      c.inc({ action: 'released' }, k.released);
+      c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
+      c.inc({ action: 'waited' }, k.orderWaited ?? 0);
+      c.inc({ action: 'waited-too-long' }, k.orderLate ?? 0);
+      c.inc({ action: 'returned' }, k.returnedToKernel ?? 0);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_answer_order_resyncs_total',
+    'Client slots whose answer-order count the primary set to the kernel’s: segments counted for its output queue that never reached it (the queue was full)',
+    [],
+    (c) => {
+      const n = get().kernelInbound?.orderResyncs;
+      if (n !== undefined) c.inc(n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_merge_total',
+    'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again)',
+    ['action'],
+    (c) => {
+      const k = get().kernelInbound;
+      if (k?.mergedP === undefined || get().mergeMode !== 'kernel') return;
+      c.inc({ action: 'released-p' }, k.mergedP);
+      c.inc({ action: 'released-s' }, k.mergedS ?? 0);
+      c.inc({ action: 'held' }, k.mergeHeld ?? 0);
+      c.inc({ action: 'ack-absorbed' }, k.mergeAckDropped ?? 0);
+      c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
+      c.inc({ action: 'stashed' }, k.stashed ?? 0);
+      c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_merged_connections_total',
+    'Connections the primary’s kernel merged from their handshake on (merge: kernel)',
+    [],
+    (c) => {
+      const n = get().kernelMerged;
+      if (n !== undefined) c.inc(n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_handovers_total',
+    'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (eight ranges waited), segment (SACK, other options or flags, more than one MSS)',
+    ['reason'],
+    (c) => {
+      for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_arp_requests_total',
+    'ARP requests for the service address seen on the LAN interface',
+    [],
+    (c) => c.inc(get().arp?.requests ?? 0),
+  );
+  readCounter(
+    reg,
+    'tcpfo_arp_replies_total',
+    'ARP replies for the service address sent by this node (the active one)',
+    [],
+    (c) => c.inc(get().arp?.replies ?? 0),
+  );
+  readCounter(reg, 'tcpfo_server_check_failures_total', 'Failed checks of the local server (track)', [], (c) =>
+    c.inc(get().trackFailures ?? 0),
+  );
+  flagGauge(
+    reg,
+    'tcpfo_server_up',
+    'Whether the last check of the local server (track) passed; absent without track',
+    () => get().serverHealthy,
+  );
   flagGauge(
     reg,
     'tcpfo_peer_config_mismatch',
@@ -365,7 +521,13 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     () => get().peerConfigMismatch,
   );
   readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
-  readCounter(reg, 'tcpfo_pcap_backlog_dropped_total', 'Captured frames dropped because the bridge fell behind the wire (its backlog was full)', [], (c) => c.inc(get().pcapDropped));
+  readCounter(
+    reg,
+    'tcpfo_pcap_backlog_dropped_total',
+    'Captured frames dropped because the bridge fell behind the wire (its backlog was full)',
+    [],
+    (c) => c.inc(get().pcapDropped),
+  );
   return reg;
 }
 

@@ -20,7 +20,14 @@ import type { Logger } from './log.js';
  * daemon left in the other role is undone too (see removeOtherRoleRules),
  * before this bridge records its own changes.
  */
-export async function prepareNode(state: NodeState, cfg: Config, lanInterface: string, log: Logger, own: RoleTag, fresh: boolean): Promise<void> {
+export async function prepareNode(
+  state: NodeState,
+  cfg: Config,
+  lanInterface: string,
+  log: Logger,
+  own: RoleTag,
+  fresh: boolean,
+): Promise<void> {
   if (fresh) await undoOtherRoleJournal(cfg, own, log);
   await undoLeftovers(state, log, roleName(own));
   // The tc programs a killed primary attached (translation, release record,
@@ -30,14 +37,21 @@ export async function prepareNode(state: NodeState, cfg: Config, lanInterface: s
   // And the netfilter match it pinned (merge: kernel).
   const detached = InboundXlate.detach(lanInterface);
   const unpinned = InboundXlate.unpin(matchPinPath(cfg.instance));
-  if (detached || unpinned) log.warn({ dev: lanInterface, ...(unpinned ? { pin: matchPinPath(cfg.instance) } : {}) }, 'removed the tc programs a previous primary bridge left on this node');
+  if (detached || unpinned)
+    log.warn(
+      { dev: lanInterface, ...(unpinned ? { pin: matchPinPath(cfg.instance) } : {}) },
+      'removed the tc programs a previous primary bridge left on this node',
+    );
   // Either role may have to pin the primary's match (a secondary at a
   // takeover), when it can no longer mount a bpffs.
   if (cfg.merge !== 'queue' && cfg.inbound !== 'queue') {
     try {
       if (await ensureBpffs()) log.info({ path: '/sys/fs/bpf' }, 'mounted a bpffs for the primary’s netfilter match');
     } catch (e) {
-      log.warn({ why: `no bpffs at /sys/fs/bpf: ${(e as Error).message}` }, 'the kernel release of primary-only connections is not available here: the queue does it');
+      log.warn(
+        { why: `no bpffs at /sys/fs/bpf: ${(e as Error).message}` },
+        'the kernel release of primary-only connections is not available here: the queue does it',
+      );
     }
   }
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
@@ -57,10 +71,18 @@ export const RTO_SYSCTL = 'net.ipv4.tcp_rto_min_us';
  * (6.11 on), or the rto_min metric of the routes through the LAN interface
  * (which TCP prefers to its own minimum, on every kernel). Returns which.
  */
-export async function boundRto(state: NodeState, cfg: Config, lanInterface: string, log: Logger): Promise<'sysctl' | 'routes'> {
+export async function boundRto(
+  state: NodeState,
+  cfg: Config,
+  lanInterface: string,
+  log: Logger,
+): Promise<'sysctl' | 'routes'> {
   const want = cfg.failover.rto_bound;
   const sysctl = hasSysctl(RTO_SYSCTL);
-  if (want === 'sysctl' && !sysctl) throw new Error(`failover.rto_bound: sysctl, but this kernel (${kernelRelease()}) has no ${RTO_SYSCTL} (Linux 6.11 on): use routes or auto`);
+  if (want === 'sysctl' && !sysctl)
+    throw new Error(
+      `failover.rto_bound: sysctl, but this kernel (${kernelRelease()}) has no ${RTO_SYSCTL} (Linux 6.11 on): use routes or auto`,
+    );
   if (want !== 'routes' && sysctl) {
     await state.setSysctl(RTO_SYSCTL, cfg.failover.rto_min_ms * 1000);
     noteRtoBound('sysctl');
@@ -68,7 +90,11 @@ export async function boundRto(state: NodeState, cfg: Config, lanInterface: stri
   }
   const routes = await state.setRouteRtoMin(lanInterface, cfg.failover.rto_min_ms);
   log.info(
-    { routes, rtoMinMs: cfg.failover.rto_min_ms, ...(sysctl ? {} : { why: `this kernel has no ${RTO_SYSCTL} (Linux < 6.11)` }) },
+    {
+      routes,
+      rtoMinMs: cfg.failover.rto_min_ms,
+      ...(sysctl ? {} : { why: `this kernel has no ${RTO_SYSCTL} (Linux < 6.11)` }),
+    },
     `the retransmission timeout's bound is set on the routes through ${lanInterface}`,
   );
   noteRtoBound('routes');
@@ -122,7 +148,10 @@ export async function undoLeftovers(state: NodeState, log: Logger, role: string)
 }
 
 /** Runs a bridge's setup; if any step fails, stops it (undoing every step done) and rethrows. */
-export async function startOrUndo<T extends { stop(): Promise<void> }>(bridge: T, setup: () => Promise<void>): Promise<T> {
+export async function startOrUndo<T extends { stop(): Promise<void> }>(
+  bridge: T,
+  setup: () => Promise<void>,
+): Promise<T> {
   try {
     await setup();
   } catch (e) {
@@ -142,8 +171,13 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
     return;
   }
   const r = limitCapabilities();
-  if (!r.boundingLimited) log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
-  else log.info({ permitted: r.permitted }, 'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF; no_new_privs set');
+  if (!r.boundingLimited)
+    log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
+  else
+    log.info(
+      { permitted: r.permitted },
+      'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF; no_new_privs set',
+    );
 }
 
 /**
@@ -176,7 +210,14 @@ export async function abortConnections(cfg: Config, log: Logger, why: string): P
 export async function abortConnectionsQuarantined(cfg: Config, log: Logger, why: string): Promise<number> {
   const q = await RuleSet.install(
     `${cfg.instance}q`,
-    [{ hook: 'output', match: { src: ipv4(cfg.service.address), sports: cfg.service.ports }, action: 'drop', comment: 'tcpfo: quarantine while stale sockets are aborted' }],
+    [
+      {
+        hook: 'output',
+        match: { src: ipv4(cfg.service.address), sports: cfg.service.ports },
+        action: 'drop',
+        comment: 'tcpfo: quarantine while stale sockets are aborted',
+      },
+    ],
     BRIDGE_MARK,
   );
   try {

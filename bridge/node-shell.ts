@@ -57,7 +57,10 @@ export class NodeShell {
   /** Metrics and status on: this node's own metrics address and control socket. */
   async openFront(): Promise<void> {
     const node = this.role === 'p' ? this.cfg.primary : this.cfg.secondary;
-    this.metrics = await startMetricsServer(metricsListen(this.cfg, node), buildRegistry(() => this.bridge.metricsSnapshot(), pairName(this.cfg)));
+    this.metrics = await startMetricsServer(
+      metricsListen(this.cfg, node),
+      buildRegistry(() => this.bridge.metricsSnapshot(), pairName(this.cfg)),
+    );
     this.control = await startControl(this.controlPath, () => ({ ...this.bridge.status(), kernel: kernelStatus() }));
   }
 

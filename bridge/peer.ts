@@ -74,7 +74,11 @@ const CONFIG_EVERY_MS = 1000;
  */
 export function stallLogger(log: Logger, timeoutMs: number): (lateMs: number) => void {
   return (lateMs) => {
-    if (lateMs >= timeoutMs / 2) log.warn({ lateMs, timeoutMs }, `event loop stalled ${lateMs} ms: heartbeats went out late (the peer declares this node dead after ${timeoutMs} ms)`);
+    if (lateMs >= timeoutMs / 2)
+      log.warn(
+        { lateMs, timeoutMs },
+        `event loop stalled ${lateMs} ms: heartbeats went out late (the peer declares this node dead after ${timeoutMs} ms)`,
+      );
   };
 }
 
@@ -88,12 +92,17 @@ export function readKey(file: string): Buffer {
   try {
     const st = statSync(file);
     if (!st.isFile()) throw new KeyError(`${file}: not a regular file`);
-    if (st.mode & 0o077) throw new KeyError(`${file}: mode ${(st.mode & 0o777).toString(8)}: readable or writable by others than its owner (chmod 600 it)`);
+    if (st.mode & 0o077)
+      throw new KeyError(
+        `${file}: mode ${(st.mode & 0o777).toString(8)}: readable or writable by others than its owner (chmod 600 it)`,
+      );
     if (st.uid !== 0) throw new KeyError(`${file}: owned by uid ${st.uid}, not root (chown root it)`);
     key = readFileSync(file);
   } catch (e) {
     if (e instanceof KeyError) throw e;
-    throw new KeyError(`${file}: cannot read the heartbeat key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new KeyError(
+      `${file}: cannot read the heartbeat key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   const trimmed = Buffer.from(key.toString('latin1').trim(), 'latin1');
   if (trimmed.length < 16) throw new KeyError(`${file}: the heartbeat key must be at least 16 bytes`);
@@ -137,7 +146,14 @@ export class PeerLink {
     this.peer = ipv4(opts.peer);
     this.nonce = randomBytes(8).readBigUInt64BE(0) | 1n;
     this.detector = new Detector(
-      { intervalMs: opts.intervalMs, timeoutMs: opts.timeoutMs, startupGraceMs: opts.startupGraceMs ?? 5000, self: this.self, peer: this.peer, nonce: this.nonce },
+      {
+        intervalMs: opts.intervalMs,
+        timeoutMs: opts.timeoutMs,
+        startupGraceMs: opts.startupGraceMs ?? 5000,
+        self: this.self,
+        peer: this.peer,
+        nonce: this.nonce,
+      },
       monotonicMs(),
       opts.peerRoles,
     );
@@ -208,8 +224,16 @@ export class PeerLink {
     const before = this.configCheck;
     this.configCheck = { peer: n.config, differences };
     if (before && before.differences.join('\n') === differences.join('\n')) return;
-    if (differences.length) this.opts.log?.error({ differences, peer: n.config }, `the peer’s configuration differs: ${differences.join('; ')}`);
-    else this.opts.log?.info({ peerVersion: n.config.version, peerDatapath: n.config.datapath, peerInbound: n.config.inbound }, 'the peer’s configuration matches');
+    if (differences.length)
+      this.opts.log?.error(
+        { differences, peer: n.config },
+        `the peer’s configuration differs: ${differences.join('; ')}`,
+      );
+    else
+      this.opts.log?.info(
+        { peerVersion: n.config.version, peerDatapath: n.config.datapath, peerInbound: n.config.inbound },
+        'the peer’s configuration matches',
+      );
   }
 
   /** Tells the peer our configuration: every second, and at once when it changed incarnation (a new nonce). */
@@ -219,7 +243,10 @@ export class PeerLink {
     if (now - this.configSentAt < CONFIG_EVERY_MS && echo === this.configSentTo) return;
     this.configSentAt = now;
     this.configSentTo = echo;
-    const msg = encodeConfigNotice({ seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: echo, config: this.opts.config }, this.opts.key);
+    const msg = encodeConfigNotice(
+      { seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: echo, config: this.opts.config },
+      this.opts.key,
+    );
     this.sock.send(msg);
   }
 
@@ -230,7 +257,15 @@ export class PeerLink {
     if (this.detector.due(now)) {
       const seq = this.clock.next(Date.now()); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
       const msg = encodeHeartbeat(
-        { role: this.role, seq, echo: this.detector.echo, from: this.self, to: this.peer, nonce: this.nonce, echoNonce: this.detector.peerNonce },
+        {
+          role: this.role,
+          seq,
+          echo: this.detector.echo,
+          from: this.self,
+          to: this.peer,
+          nonce: this.nonce,
+          echoNonce: this.detector.peerNonce,
+        },
         this.opts.key,
       );
       this.sock.send(msg);
@@ -258,7 +293,13 @@ export class PeerLink {
    * so heartbeats never pause — a pause would make the peer probe for the
    * service address in the middle of the handover.
    */
-  retarget(to: { role: HeartbeatRole; peerRoles: HeartbeatRole[]; onDecision: (d: Decision) => void; onNotice?: (diverged: ConnKey[]) => void; onSwitch?: (kind: SwitchKind, reason: string) => void }): void {
+  retarget(to: {
+    role: HeartbeatRole;
+    peerRoles: HeartbeatRole[];
+    onDecision: (d: Decision) => void;
+    onNotice?: (diverged: ConnKey[]) => void;
+    onSwitch?: (kind: SwitchKind, reason: string) => void;
+  }): void {
     this.role = to.role;
     this.detector.peerRoles = to.peerRoles;
     this.opts.onDecision = to.onDecision;
@@ -269,7 +310,17 @@ export class PeerLink {
   /** Sends a planned switchover's message to the peer (switchover.ts). */
   sendSwitch(kind: SwitchKind, reason = ''): void {
     if (this.closed) return;
-    const msg = encodeSwitch({ seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: this.detector.peerNonce, kind, reason }, this.opts.key);
+    const msg = encodeSwitch(
+      {
+        seq: this.clock.next(Date.now()),
+        from: this.self,
+        to: this.peer,
+        echoNonce: this.detector.peerNonce,
+        kind,
+        reason,
+      },
+      this.opts.key,
+    );
     this.sock.send(msg);
   }
 
@@ -283,7 +334,13 @@ export class PeerLink {
     if (this.closed) return;
     for (let i = 0; i === 0 || i < diverged.length; i += NOTICE_MAX_ENTRIES) {
       const msg = encodeNotice(
-        { seq: this.clock.next(Date.now()), from: this.self, to: this.peer, echoNonce: this.detector.peerNonce, diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES) },
+        {
+          seq: this.clock.next(Date.now()),
+          from: this.self,
+          to: this.peer,
+          echoNonce: this.detector.peerNonce,
+          diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES),
+        },
         this.opts.key,
       );
       this.sock.send(msg);

@@ -35,4 +35,14 @@ export interface PromotedBridge {
  * swapped), adopting the connections it serves alone and taking over the
  * running heartbeat link.
  */
-export type StartPrimaryRole = (cfg: Config, log: Logger, opts: { adoptExisting: true; peer: PeerLink; onRoleChange: RoleListener; xlate?: InboundXlate; onHandedOver: () => void }) => Promise<PromotedBridge>;
+export type StartPrimaryRole = (
+  cfg: Config,
+  log: Logger,
+  opts: {
+    adoptExisting: true;
+    peer: PeerLink;
+    onRoleChange: RoleListener;
+    xlate?: InboundXlate;
+    onHandedOver: () => void;
+  },
+) => Promise<PromotedBridge>;

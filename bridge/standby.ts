@@ -49,7 +49,13 @@ export class StandbyNode {
   }
 
   status(): Record<string, unknown> {
-    return { role: 'standby', since: this.since.toISOString(), reason: this.reason, peer: 'not watched', hint: 'tcpfo unstandby: rejoin the pair as its secondary' };
+    return {
+      role: 'standby',
+      since: this.since.toISOString(),
+      reason: this.reason,
+      peer: 'not watched',
+      hint: 'tcpfo unstandby: rejoin the pair as its secondary',
+    };
   }
 
   metricsSnapshot(): MetricsSnapshot {

@@ -39,7 +39,11 @@ export const SWITCHOVER_SINCE = '0.4.0';
 
 /** Compares dotted versions numerically (missing parts are 0; a pre-release suffix is ignored). */
 export function versionAtLeast(v: string, min: string): boolean {
-  const parts = (x: string) => x.split('-')[0]!.split('.').map((n) => Number.parseInt(n, 10) || 0);
+  const parts = (x: string) =>
+    x
+      .split('-')[0]!
+      .split('.')
+      .map((n) => Number.parseInt(n, 10) || 0);
   const a = parts(v);
   const b = parts(min);
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
@@ -55,10 +59,14 @@ export function switchRefusal(s: SwitchState): string | null {
   if (s.inProgress) return 'a switchover is already in progress';
   if (s.alone || s.peer !== 'up') return 'the secondary is down: no node to hand the service to';
   if (s.peerRole !== 'secondary') return `the peer calls itself ${s.peerRole ?? 'nothing yet'}, not secondary`;
-  if (s.configMismatch === null || s.peerVersion === null) return 'the secondary’s configuration has not been heard yet: try again in a second';
+  if (s.configMismatch === null || s.peerVersion === null)
+    return 'the secondary’s configuration has not been heard yet: try again in a second';
   if (s.configMismatch) return 'the secondary’s configuration differs from this node’s (see tcpfo status)';
-  if (!versionAtLeast(s.peerVersion, SWITCHOVER_SINCE)) return `the secondary runs tcpfo ${s.peerVersion}, which cannot take a planned switchover (${SWITCHOVER_SINCE} on): upgrade it first`;
-  if (s.diverged > 0) return `${s.diverged} connection(s) diverged between the servers: they would be reset; wait until they end`;
-  if (s.unreplicated > 0) return `${s.unreplicated} connection(s) live only in this node’s server (begun while it served alone, or adopted when roles swapped): the secondary could not carry them; wait until they end`;
+  if (!versionAtLeast(s.peerVersion, SWITCHOVER_SINCE))
+    return `the secondary runs tcpfo ${s.peerVersion}, which cannot take a planned switchover (${SWITCHOVER_SINCE} on): upgrade it first`;
+  if (s.diverged > 0)
+    return `${s.diverged} connection(s) diverged between the servers: they would be reset; wait until they end`;
+  if (s.unreplicated > 0)
+    return `${s.unreplicated} connection(s) live only in this node’s server (begun while it served alone, or adopted when roles swapped): the secondary could not carry them; wait until they end`;
   return null;
 }

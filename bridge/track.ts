@@ -119,7 +119,8 @@ export class ServerTrack {
     const give = this.state.result(ok);
     if (ok && started && before === false) this.log.warn('the local server answers again');
     if (ok && !started) this.log.info('the local server answers: tracking it');
-    if (!ok && started && (before !== false || err !== this.lastError)) this.log.warn({ err, failures: this.state.failures }, 'the local server failed a check');
+    if (!ok && started && (before !== false || err !== this.lastError))
+      this.log.warn({ err, failures: this.state.failures }, 'the local server failed a check');
     this.lastError = err;
     if (give) this.giveUp(`the local server failed ${this.cfg.fall} checks in a row (${err})`);
   }

@@ -26,7 +26,10 @@ const portItem = z.union([z.number(), z.string()]).transform((v, ctx) => {
   const lo = Number(m?.[1]);
   const hi = Number(m?.[2]);
   if (!m || lo < 1 || hi > 65535 || lo > hi) {
-    ctx.addIssue({ code: 'custom', message: `bad port range ${JSON.stringify(v)}: need "LOW-HIGH" with 1 ≤ LOW ≤ HIGH ≤ 65535` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `bad port range ${JSON.stringify(v)}: need "LOW-HIGH" with 1 ≤ LOW ≤ HIGH ≤ 65535`,
+    });
     return z.NEVER;
   }
   return [lo, hi] as const;
@@ -95,20 +98,19 @@ export const configSchema = z.strictObject({
       mtu: z.number().int().min(576).max(9000).default(1500),
     })
     .default({ mode: 'hub', mtu: 1500 }),
-  heartbeat: z
-    .strictObject({
-      port: port.default(7946),
-      interval_ms: z.number().int().min(5).max(10_000).default(20),
-      timeout_ms: z.number().int().min(20).max(60_000).default(100),
-      /**
-       * How long a starting node waits for its peer's first heartbeat (on
-       * top of timeout_ms) before it acts as if the peer were down: the
-       * peer's start, which loads programs and rules, must fit in it.
-       */
-      startup_grace_ms: z.number().int().min(0).max(600_000).default(5000),
-      /** Shared secret (≥ 16 bytes, mode 600) authenticating heartbeats: the same file on both nodes. */
-      key_file: z.string().min(1),
-    }),
+  heartbeat: z.strictObject({
+    port: port.default(7946),
+    interval_ms: z.number().int().min(5).max(10_000).default(20),
+    timeout_ms: z.number().int().min(20).max(60_000).default(100),
+    /**
+     * How long a starting node waits for its peer's first heartbeat (on
+     * top of timeout_ms) before it acts as if the peer were down: the
+     * peer's start, which loads programs and rules, must fit in it.
+     */
+    startup_grace_ms: z.number().int().min(0).max(600_000).default(5000),
+    /** Shared secret (≥ 16 bytes, mode 600) authenticating heartbeats: the same file on both nodes. */
+    key_file: z.string().min(1),
+  }),
   failover: z
     .strictObject({
       /**
@@ -154,16 +156,31 @@ export const configSchema = z.strictObject({
       /** A connection the client has not acknowledged this long after it began is forgotten. */
       handshake_timeout_ms: z.number().int().min(1000).max(600_000).default(30_000),
       /** An established connection silent this long is forgotten. */
-      idle_timeout_s: z.number().int().min(60).max(7 * 24 * 3600).default(7200),
+      idle_timeout_s: z
+        .number()
+        .int()
+        .min(60)
+        .max(7 * 24 * 3600)
+        .default(7200),
       /** The secondary's bytes stored per connection while the primary's lag. */
-      max_stored_bytes: z.number().int().min(65536).max(1 << 30).default(8 << 20),
+      max_stored_bytes: z
+        .number()
+        .int()
+        .min(65536)
+        .max(1 << 30)
+        .default(8 << 20),
       /**
        * All connections together: the secondary's bytes stored and the
        * primary's segments held. Beyond it the primary's new segments wait in
        * its TCP (sent again) instead of in the bridge's memory, but for each
        * connection's first (none starves); never beyond twice it.
        */
-      max_buffered_bytes: z.number().int().min(1 << 20).max(2 ** 34).default(256 << 20),
+      max_buffered_bytes: z
+        .number()
+        .int()
+        .min(1 << 20)
+        .max(2 ** 34)
+        .default(256 << 20),
       /**
        * A connection the secondary (alive) makes no progress on this long while
        * it waits for it goes on primary-only (the secondary lost its socket).
@@ -174,7 +191,12 @@ export const configSchema = z.strictObject({
        * event loop is busy. Beyond, the kernel drops packets (TCP sends them
        * again), counted as tcpfo_nfqueue_enobufs_total.
        */
-      queue_buffer_bytes: z.number().int().min(65536).max(1 << 30).default(64 << 20),
+      queue_buffer_bytes: z
+        .number()
+        .int()
+        .min(65536)
+        .max(1 << 30)
+        .default(64 << 20),
       /**
        * The primary's stream of a connection ends where the secondary's goes
        * on (its server died?): its FIN is held this long — keep it above the
@@ -183,7 +205,17 @@ export const configSchema = z.strictObject({
        */
       early_end_grace_ms: z.number().int().min(0).max(600_000).default(3000),
     })
-    .default({ max_connections: 65536, max_pending_handshakes: 4096, handshake_timeout_ms: 30_000, idle_timeout_s: 7200, max_stored_bytes: 8 << 20, max_buffered_bytes: 256 << 20, secondary_silence_ms: 2000, queue_buffer_bytes: 64 << 20, early_end_grace_ms: 3000 }),
+    .default({
+      max_connections: 65536,
+      max_pending_handshakes: 4096,
+      handshake_timeout_ms: 30_000,
+      idle_timeout_s: 7200,
+      max_stored_bytes: 8 << 20,
+      max_buffered_bytes: 256 << 20,
+      secondary_silence_ms: 2000,
+      queue_buffer_bytes: 64 << 20,
+      early_end_grace_ms: 3000,
+    }),
   security: z
     .strictObject({
       /** After setup, keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, set no_new_privs. */
@@ -250,14 +282,20 @@ export const configSchema = z.strictObject({
   queue_base: z.number().int().min(0).max(65533).default(100),
   state_dir: z.string().min(1).default('/run/tcpfo'),
   /** Tag naming this instance's rules and journal (lets two instances share a machine in tests). */
-  instance: z.string().regex(/^[a-z0-9]{1,8}$/, '1-8 of [a-z0-9]').default('tcpfo'),
+  instance: z
+    .string()
+    .regex(/^[a-z0-9]{1,8}$/, '1-8 of [a-z0-9]')
+    .default('tcpfo'),
   /**
    * The pair's name in the metrics (tcpfo_pair_info{pair}), which the
    * split-brain alert groups by: both nodes of a pair must have the same,
    * two pairs scraped by one Prometheus different ones. Default: the
    * service address and the instance ("192.0.2.100/tcpfo").
    */
-  pair: z.string().regex(/^[A-Za-z0-9_.:/-]{1,64}$/, '1-64 of [A-Za-z0-9_.:/-]').optional(),
+  pair: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:/-]{1,64}$/, '1-64 of [A-Za-z0-9_.:/-]')
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -289,7 +327,8 @@ export const MAX_CONFIG_BYTES = 1 << 20;
 const MAX_ALIASES = 100;
 
 export function parseConfig(text: string, file: string): Config {
-  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES)
+    throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length) {
     throw new ConfigError(
@@ -315,7 +354,8 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(
       file,
       r.error.issues.map((i) => {
-        if (i.code === 'unrecognized_keys') return `${pathText(i.path)}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+        if (i.code === 'unrecognized_keys')
+          return `${pathText(i.path)}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}`;
         return `${pathText(i.path)}: ${i.message}`;
       }),
     );
@@ -323,39 +363,61 @@ export function parseConfig(text: string, file: string): Config {
   const c = r.data;
   const problems: string[] = [];
   const addrs = [c.service.address, c.primary.address, c.secondary.address];
-  if (new Set(addrs).size !== 3) problems.push('service.address, primary.address and secondary.address must all differ');
-  for (const [path, a] of [['service.address', c.service.address], ['primary.address', c.primary.address], ['secondary.address', c.secondary.address]] as const) {
+  if (new Set(addrs).size !== 3)
+    problems.push('service.address, primary.address and secondary.address must all differ');
+  for (const [path, a] of [
+    ['service.address', c.service.address],
+    ['primary.address', c.primary.address],
+    ['secondary.address', c.secondary.address],
+  ] as const) {
     const why = notUnicast(a);
     if (why) problems.push(`${path}: ${a} is ${why}: need a unicast address`);
   }
-  if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase()) problems.push('primary.mac and secondary.mac must differ');
-  for (const [path, m] of [['primary.mac', c.primary.mac], ['secondary.mac', c.secondary.mac]] as const) {
+  if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase())
+    problems.push('primary.mac and secondary.mac must differ');
+  for (const [path, m] of [
+    ['primary.mac', c.primary.mac],
+    ['secondary.mac', c.secondary.mac],
+  ] as const) {
     const first = parseInt(m.slice(0, 2), 16);
     if (first & 1) problems.push(`${path}: ${m} is a multicast MAC: need a station's unicast MAC`);
     else if (/^(00:){5}00$/i.test(m)) problems.push(`${path}: ${m} is not a station's MAC`);
   }
-  for (const [path, l] of [['primary.metrics_listen', c.primary.metrics_listen], ['secondary.metrics_listen', c.secondary.metrics_listen]] as const) {
-    if (l !== undefined && !hostPort.safeParse(l).success) problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
+  for (const [path, l] of [
+    ['primary.metrics_listen', c.primary.metrics_listen],
+    ['secondary.metrics_listen', c.secondary.metrics_listen],
+  ] as const) {
+    if (l !== undefined && !hostPort.safeParse(l).success)
+      problems.push(`${path}: need ADDRESS:PORT with an IPv4 address`);
   }
-  if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms) problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
-  if ((c.merge === 'kernel' || c.merge === 'release') && c.inbound === 'queue') problems.push(`merge: ${c.merge} needs the kernel translation of client segments: inbound must be kernel or auto`);
+  if (c.heartbeat.timeout_ms < 2 * c.heartbeat.interval_ms)
+    problems.push('heartbeat.timeout_ms must be at least twice heartbeat.interval_ms');
+  if ((c.merge === 'kernel' || c.merge === 'release') && c.inbound === 'queue')
+    problems.push(`merge: ${c.merge} needs the kernel translation of client segments: inbound must be kernel or auto`);
   // Overlapping ports and ranges: one port listed twice is a mistake somewhere.
   const spans = c.service.ports.map((p) => (typeof p === 'number' ? [p, p] : p)).sort((x, y) => x[0]! - y[0]!);
   for (let i = 1; i < spans.length; i++) {
-    if (spans[i]![0]! <= spans[i - 1]![1]!) problems.push(`service.ports: ${spanText(spans[i - 1]!)} and ${spanText(spans[i]!)} overlap`);
+    if (spans[i]![0]! <= spans[i - 1]![1]!)
+      problems.push(`service.ports: ${spanText(spans[i - 1]!)} and ${spanText(spans[i]!)} overlap`);
   }
   if (!c.state_dir.startsWith('/')) problems.push(`state_dir: ${c.state_dir} is relative: need an absolute path`);
   if (c.track) {
     if (!c.track.connect && !c.track.command) problems.push('track: give `connect` (ports) or `command`');
     for (const p of c.track.connect ?? []) {
-      if (!spans.some(([lo, hi]) => p >= lo! && p <= hi!)) problems.push(`track.connect: ${p} is not one of service.ports (track checks the server on the service address)`);
+      if (!spans.some(([lo, hi]) => p >= lo! && p <= hi!))
+        problems.push(
+          `track.connect: ${p} is not one of service.ports (track checks the server on the service address)`,
+        );
     }
     const notice = c.track.fall * c.track.interval_ms + c.track.timeout_ms + c.heartbeat.timeout_ms;
     // Not given: long enough for the track configured (a second more than it takes to notice).
     const rawLimits = (raw as { limits?: Record<string, unknown> } | null)?.limits;
-    if (rawLimits?.early_end_grace_ms === undefined && c.limits.early_end_grace_ms < notice) c.limits.early_end_grace_ms = notice + 1000;
+    if (rawLimits?.early_end_grace_ms === undefined && c.limits.early_end_grace_ms < notice)
+      c.limits.early_end_grace_ms = notice + 1000;
     if (c.limits.early_end_grace_ms < notice) {
-      problems.push(`limits.early_end_grace_ms (${c.limits.early_end_grace_ms}) must exceed the time track takes to notice a dead server and the peer to take over (${notice} ms: fall × interval_ms + timeout_ms + heartbeat.timeout_ms)`);
+      problems.push(
+        `limits.early_end_grace_ms (${c.limits.early_end_grace_ms}) must exceed the time track takes to notice a dead server and the peer to take over (${notice} ms: fall × interval_ms + timeout_ms + heartbeat.timeout_ms)`,
+      );
     }
   }
   if (problems.length) throw new ConfigError(file, problems);
@@ -388,7 +450,8 @@ export function metricsListen(cfg: Config, self: Config['primary']): string {
 export function loadConfig(file: string): Config {
   let text: string;
   try {
-    if (statSync(file).size > MAX_CONFIG_BYTES) throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
+    if (statSync(file).size > MAX_CONFIG_BYTES)
+      throw new ConfigError(file, [`larger than ${MAX_CONFIG_BYTES} bytes: not a tcpfo configuration`]);
     text = readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof ConfigError) throw e;

@@ -36,7 +36,8 @@ export interface Decision {
   reason: string;
 }
 
-export type Rejection = HeartbeatError | 'replay' | 'wrong-peer-role' | 'wrong-sender' | 'wrong-receiver' | 'stale-nonce';
+export type Rejection =
+  HeartbeatError | 'replay' | 'wrong-peer-role' | 'wrong-sender' | 'wrong-receiver' | 'stale-nonce';
 
 export interface DetectorStats {
   received: number;
@@ -62,7 +63,18 @@ export class Detector {
   readonly stats: DetectorStats = {
     received: 0,
     sent: 0,
-    rejected: { 'bad-length': 0, 'bad-magic': 0, 'bad-version': 0, 'bad-mac': 0, 'bad-role': 0, replay: 0, 'wrong-peer-role': 0, 'wrong-sender': 0, 'wrong-receiver': 0, 'stale-nonce': 0 },
+    rejected: {
+      'bad-length': 0,
+      'bad-magic': 0,
+      'bad-version': 0,
+      'bad-mac': 0,
+      'bad-role': 0,
+      replay: 0,
+      'wrong-peer-role': 0,
+      'wrong-sender': 0,
+      'wrong-receiver': 0,
+      'stale-nonce': 0,
+    },
     lastRttMs: null,
   };
 
@@ -165,7 +177,12 @@ export class Detector {
     const silent = now - this.lastHeard;
     const limit = this.limit(now);
     if (silent < limit) return null;
-    return this.decide('down', now, silent, this.peer === 'unknown' ? 'never heard from the peer' : `no valid heartbeat for ${silent} ms`);
+    return this.decide(
+      'down',
+      now,
+      silent,
+      this.peer === 'unknown' ? 'never heard from the peer' : `no valid heartbeat for ${silent} ms`,
+    );
   }
 
   /** When tick() next needs to run. */

@@ -185,9 +185,19 @@ export function decodeNotice(b: Buffer, key: Buffer): Notice | NoticeError {
   const diverged: ConnKey[] = [];
   for (let i = 0; i < count; i++) {
     const at = N_ENTRIES + N_ENTRY_LEN * i;
-    diverged.push({ client: b.readUInt32BE(at), clientPort: b.readUInt16BE(at + 4), servicePort: b.readUInt16BE(at + 6) });
+    diverged.push({
+      client: b.readUInt32BE(at),
+      clientPort: b.readUInt16BE(at + 4),
+      servicePort: b.readUInt16BE(at + 6),
+    });
   }
-  return { seq: b.readBigUInt64BE(N_SEQ), from: b.readUInt32BE(N_FROM), to: b.readUInt32BE(N_TO), echoNonce: b.readBigUInt64BE(N_ECHO_NONCE), diverged };
+  return {
+    seq: b.readBigUInt64BE(N_SEQ),
+    from: b.readUInt32BE(N_FROM),
+    to: b.readUInt32BE(N_TO),
+    echoNonce: b.readBigUInt64BE(N_ECHO_NONCE),
+    diverged,
+  };
 }
 
 /**
@@ -256,7 +266,8 @@ export function decodeConfigNotice(b: Buffer, key: Buffer): ConfigNotice | Notic
   }
   if (typeof parsed !== 'object' || parsed === null) return 'bad-body';
   const o = parsed as Record<string, unknown>;
-  if (typeof o.protocol !== 'number' || CONFIG_KEYS.some((k) => k !== 'protocol' && typeof o[k] !== 'string')) return 'bad-body';
+  if (typeof o.protocol !== 'number' || CONFIG_KEYS.some((k) => k !== 'protocol' && typeof o[k] !== 'string'))
+    return 'bad-body';
   const config = Object.fromEntries(CONFIG_KEYS.map((k) => [k, o[k]])) as unknown as PeerConfig;
   return { ...m.head, config };
 }
@@ -268,13 +279,18 @@ export function decodeConfigNotice(b: Buffer, key: Buffer): ConfigNotice | Notic
  */
 export function configDifferences(mine: PeerConfig, peer: PeerConfig): string[] {
   const out: string[] = [];
-  if (mine.protocol !== peer.protocol) out.push(`data-plane protocol ${mine.protocol} here, ${peer.protocol} on the peer`);
+  if (mine.protocol !== peer.protocol)
+    out.push(`data-plane protocol ${mine.protocol} here, ${peer.protocol} on the peer`);
   if (mine.service !== peer.service) out.push(`service.address ${mine.service} here, ${peer.service} on the peer`);
-  if (mine.ports !== peer.ports) out.push(`service.ports ${mine.ports} here, ${peer.ports} on the peer: connections on a port only one node lists are not protected`);
+  if (mine.ports !== peer.ports)
+    out.push(
+      `service.ports ${mine.ports} here, ${peer.ports} on the peer: connections on a port only one node lists are not protected`,
+    );
   if (mine.lanMode !== peer.lanMode) out.push(`lan.mode ${mine.lanMode} here, ${peer.lanMode} on the peer`);
   if (mine.instance !== peer.instance) out.push(`instance ${mine.instance} here, ${peer.instance} on the peer`);
   const major = (v: string) => v.split('.')[0];
-  if (major(mine.version) !== major(peer.version)) out.push(`tcpfo ${mine.version} here, ${peer.version} on the peer: only versions of one major release pair`);
+  if (major(mine.version) !== major(peer.version))
+    out.push(`tcpfo ${mine.version} here, ${peer.version} on the peer: only versions of one major release pair`);
   return out;
 }
 
@@ -323,7 +339,14 @@ export function isSwitchMessage(b: Buffer): boolean {
 export function encodeSwitch(m: SwitchMessage, key: Buffer): Buffer {
   let reason = Buffer.from(m.reason, 'utf8');
   // Cut on a character boundary: a reason is for a person, never refused for its length.
-  if (reason.length > SWITCH_MAX_REASON) reason = Buffer.from(reason.subarray(0, SWITCH_MAX_REASON).toString('utf8').replace(/\uFFFD$/, ''), 'utf8');
+  if (reason.length > SWITCH_MAX_REASON)
+    reason = Buffer.from(
+      reason
+        .subarray(0, SWITCH_MAX_REASON)
+        .toString('utf8')
+        .replace(/\uFFFD$/, ''),
+      'utf8',
+    );
   return encodeAddressed(SWITCH_MAGIC, SWITCH_KINDS.indexOf(m.kind), m, reason, key);
 }
 
@@ -369,7 +392,12 @@ function encodeAddressed(magic: number, tag: number, h: Addressed, body: Buffer,
   return b;
 }
 
-function decodeAddressed(b: Buffer, magic: number, maxBody: number, key: Buffer): { head: Addressed; tag: number; body: Buffer } | NoticeError {
+function decodeAddressed(
+  b: Buffer,
+  magic: number,
+  maxBody: number,
+  key: Buffer,
+): { head: Addressed; tag: number; body: Buffer } | NoticeError {
   if (b.length < A_BODY + MAC_LEN) return 'bad-length';
   if (b.readUInt32BE(0) !== magic) return 'bad-magic';
   if (b[4] !== VERSION) return 'bad-version';
@@ -378,7 +406,12 @@ function decodeAddressed(b: Buffer, magic: number, maxBody: number, key: Buffer)
   if (len > maxBody || b.length !== end + MAC_LEN) return 'bad-length';
   if (!macValid(key, b, end)) return 'bad-mac';
   return {
-    head: { seq: b.readBigUInt64BE(A_SEQ), from: b.readUInt32BE(A_FROM), to: b.readUInt32BE(A_TO), echoNonce: b.readBigUInt64BE(A_ECHO_NONCE) },
+    head: {
+      seq: b.readBigUInt64BE(A_SEQ),
+      from: b.readUInt32BE(A_FROM),
+      to: b.readUInt32BE(A_TO),
+      echoNonce: b.readBigUInt64BE(A_ECHO_NONCE),
+    },
     tag: b[A_TAG]!,
     body: b.subarray(A_BODY, end),
   };

@@ -45,7 +45,19 @@ export class Capture {
    */
   static async start(host: RigHost, filter: string, name: string, snaplen = 262144): Promise<Capture> {
     const file = join(host.rig.tmpdir, `${name}.pcap`);
-    const proc = host.spawn(['tcpdump', '-i', host.ifname, '-n', '-U', '--immediate-mode', '-s', String(snaplen), '-w', file, filter]);
+    const proc = host.spawn([
+      'tcpdump',
+      '-i',
+      host.ifname,
+      '-n',
+      '-U',
+      '--immediate-mode',
+      '-s',
+      String(snaplen),
+      '-w',
+      file,
+      filter,
+    ]);
     let err = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), slow(10_000));

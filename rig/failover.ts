@@ -46,10 +46,17 @@ export function logCount(pair: TcpfoPair, re: RegExp): number {
 }
 
 /** Waits until the pair's logs match `re` at least `n` times; `what` names it in the error. */
-export async function waitForLogCount(pair: TcpfoPair, re: RegExp, n: number, timeoutMs = 10_000, what = String(re)): Promise<void> {
+export async function waitForLogCount(
+  pair: TcpfoPair,
+  re: RegExp,
+  n: number,
+  timeoutMs = 10_000,
+  what = String(re),
+): Promise<void> {
   const deadline = Date.now() + slow(timeoutMs);
   while (logCount(pair, re) < n) {
-    if (Date.now() > deadline) throw new Error(`no ${what}${n > 1 ? ` (${n} times)` : ''} within ${timeoutMs} ms; the logs:\n${pair.logs()}`);
+    if (Date.now() > deadline)
+      throw new Error(`no ${what}${n > 1 ? ` (${n} times)` : ''} within ${timeoutMs} ms; the logs:\n${pair.logs()}`);
     await new Promise((res) => setTimeout(res, 50));
   }
 }

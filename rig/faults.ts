@@ -64,7 +64,10 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
   return withRig({ mode: 'hub', links: c.links }, async (rig) => {
     // No node fails unless asked: a 500 ms detector timeout keeps a CPU-starved
     // machine from a false takeover; with a kill, the product default (100 ms).
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: c.kill ? 100 : 500, ...(c.extraYaml ? { extraYaml: c.extraYaml } : {}) });
+    const pair = await TcpfoPair.start(rig, {
+      heartbeatTimeoutMs: c.kill ? 100 : 500,
+      ...(c.extraYaml ? { extraYaml: c.extraYaml } : {}),
+    });
     let stopped = false;
     try {
       const client = rig.host('client');
@@ -79,7 +82,8 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
       const frames = await cap.stop();
       const found = checkTransparency(frames, VIP, DEMO_PORT).problems;
       problems.push(...found);
-      if (found.some((p) => p.startsWith('RST'))) problems.push(`frames around the RST:\n${framesAroundRst(frames, VIP, DEMO_PORT)}`);
+      if (found.some((p) => p.startsWith('RST')))
+        problems.push(`frames around the RST:\n${framesAroundRst(frames, VIP, DEMO_PORT)}`);
       const ruleset = (await rig.switchExec(['nft', 'list', 'ruleset'])).stdout;
       const count = (re: RegExp) => [...ruleset.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
       const impaired = {
@@ -92,8 +96,14 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
       stopped = true;
       let retransmissions: FaultResult['retransmissions'];
       if (c.kill?.node !== 'primary') {
-        const p = finalCounters(pair.primary!.log) as { merger: { retransmissions: number; secondaryRetransmissions: number; prefixReleases: number } };
-        retransmissions = { primary: p.merger.retransmissions, secondary: p.merger.secondaryRetransmissions, prefix: p.merger.prefixReleases };
+        const p = finalCounters(pair.primary!.log) as {
+          merger: { retransmissions: number; secondaryRetransmissions: number; prefixReleases: number };
+        };
+        retransmissions = {
+          primary: p.merger.retransmissions,
+          secondary: p.merger.secondaryRetransmissions,
+          prefix: p.merger.prefixReleases,
+        };
       }
       return { ok: problems.length === 0, problems, ms: r.ms, maxGapMs: r.maxGapMs, impaired, retransmissions, logs };
     } finally {

@@ -39,7 +39,12 @@ function ftpIds(): { uid: number; gid: number } {
 }
 
 /** Creates the FTP tree for one node (identical content on both) and its vsftpd.conf. */
-export function prepareFtpRoot(rig: Rig, node: string, vip: string, kbs: readonly number[] = PAPER_FILE_KB): { root: string; conf: string } {
+export function prepareFtpRoot(
+  rig: Rig,
+  node: string,
+  vip: string,
+  kbs: readonly number[] = PAPER_FILE_KB,
+): { root: string; conf: string } {
   const base = join(rig.tmpdir, `ftp-${node}`);
   const root = join(base, 'root');
   const empty = join(base, 'empty');
@@ -98,7 +103,9 @@ export function prepareFtpRoot(rig: Rig, node: string, vip: string, kbs: readonl
 
 export async function startVsftpd(host: RigHost, conf: string): Promise<ChildProcess> {
   const proc = host.spawn(['vsftpd', conf]);
-  const r = await host.sh('for i in $(seq 50); do ss -ltn | grep -q ":21 " && exit 0; sleep 0.1; done; exit 1', { allowFail: true });
+  const r = await host.sh('for i in $(seq 50); do ss -ltn | grep -q ":21 " && exit 0; sleep 0.1; done; exit 1', {
+    allowFail: true,
+  });
   if (r.code !== 0) throw new Error(`vsftpd did not start on ${host.name}`);
   return proc;
 }
@@ -108,7 +115,11 @@ export async function startVsftpd(host: RigHost, conf: string): Promise<ChildPro
  * primary's own address, for the paper's FTP figure; every process goes into
  * `servers` for the caller to stop. Returns the roots to check files against.
  */
-export async function startFtpPair(rig: Rig, vip: string, servers: ChildProcess[]): Promise<{ tcpfoRoot: string; plainRoot: string }> {
+export async function startFtpPair(
+  rig: Rig,
+  vip: string,
+  servers: ChildProcess[],
+): Promise<{ tcpfoRoot: string; plainRoot: string }> {
   const roots: Record<string, string> = {};
   for (const n of ['primary', 'secondary']) {
     const { root, conf } = prepareFtpRoot(rig, n, vip);
@@ -135,13 +146,26 @@ export interface FtpResult {
  * Runs the Debian ftp client (active mode) in `client` with `commands`.
  * `ftp -n -v`: no auto-login, verbose (prints the transfer rates).
  */
-export async function runFtp(client: RigHost, vip: string, commands: string[], timeoutMs = 120_000): Promise<FtpResult> {
+export async function runFtp(
+  client: RigHost,
+  vip: string,
+  commands: string[],
+  timeoutMs = 120_000,
+): Promise<FtpResult> {
   const script = ['user anonymous tcpfo', 'binary', ...commands, 'bye', ''].join('\n');
   const r = await client.exec(['ftp', '-n', '-v', vip], { input: script, allowFail: true, timeoutMs });
   const transcript = r.stdout + r.stderr;
   const rates: number[] = [];
   // netkit-ftp: "1331 bytes received in 00:00 (1.55 MiB/s)"
-  const unit: Record<string, number> = { B: 1 / 1024, KiB: 1, kB: 1, MiB: 1024, MB: 1024, GiB: 1024 * 1024, GB: 1024 * 1024 };
+  const unit: Record<string, number> = {
+    B: 1 / 1024,
+    KiB: 1,
+    kB: 1,
+    MiB: 1024,
+    MB: 1024,
+    GiB: 1024 * 1024,
+    GB: 1024 * 1024,
+  };
   for (const m of transcript.matchAll(/bytes (?:received|sent) in \S+(?: secs)? \(([\d.]+) ([KMG]?i?B)\/s\)/g)) {
     rates.push(Number(m[1]) * (unit[m[2]!] ?? 1));
   }

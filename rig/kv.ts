@@ -13,7 +13,9 @@ export const REDIS_PORT = 6379;
 export const REDIS_PLAIN_PORT = 6380;
 
 async function listening(host: RigHost, proc: ChildProcess, port: number, what: string): Promise<ChildProcess> {
-  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
+  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${port} ' && exit 0; sleep 0.1; done; exit 1`, {
+    allowFail: true,
+  });
   if (r.code !== 0) {
     proc.kill('SIGKILL');
     throw new Error(`${what} did not start on ${host.name}`);
@@ -23,20 +25,69 @@ async function listening(host: RigHost, proc: ChildProcess, port: number, what: 
 
 /** memcached on `addr`:`port` (one thread, 64 MB, no UDP). */
 export function startMemcached(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
-  return listening(host, host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']), port, 'memcached');
+  return listening(
+    host,
+    host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']),
+    port,
+    'memcached',
+  );
 }
 
 /** redis-server on `addr`:`port`, nothing saved; `maxClients`: room for that many connections (the open-file limit raised to match). */
 export function startRedis(host: RigHost, addr: string, port: number, maxClients?: number): Promise<ChildProcess> {
-  const argv = ['redis-server', '--bind', addr, '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--daemonize', 'no'];
+  const argv = [
+    'redis-server',
+    '--bind',
+    addr,
+    '--port',
+    String(port),
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'no',
+    '--daemonize',
+    'no',
+  ];
   if (!maxClients) return listening(host, host.spawn(argv), port, 'redis-server');
   const files = maxClients + 64;
-  return listening(host, host.spawn(['bash', '-c', `ulimit -n ${files} && exec "$@"`, 'redis', ...argv, '--maxclients', String(maxClients)]), port, 'redis-server');
+  return listening(
+    host,
+    host.spawn(['bash', '-c', `ulimit -n ${files} && exec "$@"`, 'redis', ...argv, '--maxclients', String(maxClients)]),
+    port,
+    'redis-server',
+  );
 }
 
 /** redis-benchmark GET from `c`: `clients` connections, `pipeline` deep, `n` requests; requests per second. */
-export async function redisGet(c: RigHost, addr: string, port: number, clients: number, pipeline: number, n: number): Promise<number> {
-  const r = await c.exec(['redis-benchmark', '-h', addr, '-p', String(port), '-c', String(clients), '-P', String(pipeline), '-n', String(n), '-t', 'get', '-q'], { timeoutMs: 120_000 });
+export async function redisGet(
+  c: RigHost,
+  addr: string,
+  port: number,
+  clients: number,
+  pipeline: number,
+  n: number,
+): Promise<number> {
+  const r = await c.exec(
+    [
+      'redis-benchmark',
+      '-h',
+      addr,
+      '-p',
+      String(port),
+      '-c',
+      String(clients),
+      '-P',
+      String(pipeline),
+      '-n',
+      String(n),
+      '-t',
+      'get',
+      '-q',
+    ],
+    { timeoutMs: 120_000 },
+  );
   const m = /GET: ([\d.]+) requests per second/.exec(r.stdout.replace(/\r/g, '\n'));
   if (!m) throw new Error(`redis-benchmark: ${r.stdout.slice(-300)}`);
   return Number(m[1]);

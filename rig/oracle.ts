@@ -67,7 +67,11 @@ interface State {
  * short snaplen keeps the headers only: the frame is parsed as if the rest
  * were there (zeros); callers check no checksum or byte content then.
  */
-function* serviceSegments(frames: readonly CapturedFrame[], service: number, port: number): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
+function* serviceSegments(
+  frames: readonly CapturedFrame[],
+  service: number,
+  port: number,
+): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
   // What the client's NIC takes: frames to its own MAC. On a hub its capture
   // (promiscuous) also sees the secondary's output on its way to the primary
   // (the kernel path sends it unchanged, to the primary's MAC): not the client's.
@@ -76,18 +80,23 @@ function* serviceSegments(frames: readonly CapturedFrame[], service: number, por
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
     // The destination address is all that is read here (a short snaplen keeps only the headers).
-    if (f.data.length >= eth.payloadOffset + IP_DST + 4 && f.data.readUInt32BE(eth.payloadOffset + IP_DST) === service) clientMacs.add(eth.srcString);
+    if (f.data.length >= eth.payloadOffset + IP_DST + 4 && f.data.readUInt32BE(eth.payloadOffset + IP_DST) === service)
+      clientMacs.add(eth.srcString);
   }
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
     if (clientMacs.size && !clientMacs.has(eth.dstString) && !clientMacs.has(eth.srcString)) continue;
-    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const data =
+      f.originalLength > f.data.length
+        ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)])
+        : f.data;
     const ip = Ipv4Packet.parse(data, eth.payloadOffset);
     if (ip instanceof WireError) continue;
     const seg = TcpSegment.fromIpv4(ip);
     if (seg instanceof WireError) continue;
-    if ((ip.src === service && seg.srcPort === port) || (ip.dst === service && seg.dstPort === port)) yield { f, ip, seg };
+    if ((ip.src === service && seg.srcPort === port) || (ip.dst === service && seg.dstPort === port))
+      yield { f, ip, seg };
   }
 }
 
@@ -95,7 +104,12 @@ function* serviceSegments(frames: readonly CapturedFrame[], service: number, por
  * `frames`: the client's capture (full snaplen for checksum checks; a short
  * snaplen skips them). `vip`, `port`: the service.
  */
-export function checkTransparency(frames: readonly CapturedFrame[], vip: string, port: number, opts: { maxSpan?: number } = {}): OracleReport {
+export function checkTransparency(
+  frames: readonly CapturedFrame[],
+  vip: string,
+  port: number,
+  opts: { maxSpan?: number } = {},
+): OracleReport {
   const service = ipv4(vip);
   const conns = new Map<number, State>();
   const problems: string[] = [];
@@ -117,7 +131,9 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
         rstAfterClose++;
         continue;
       }
-      const at = st ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)` : '';
+      const at = st
+        ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)`
+        : '';
       problems.push(`RST ${fromServer ? 'from the service' : 'from the client'} on client port ${cport}${at}`);
     }
     if (!fromServer) {
@@ -139,7 +155,8 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     let st = conns.get(cport);
     if (st) {
       const sig = `${seg.seq}/${seg.ack}/${seg.flags}/${seg.payloadLength}`;
-      const oldData = seg.payloadLength > 0 && st.clientAck !== null && seqLe(seqAdd(seg.seq, seg.payloadLength), st.clientAck);
+      const oldData =
+        seg.payloadLength > 0 && st.clientAck !== null && seqLe(seqAdd(seg.seq, seg.payloadLength), st.clientAck);
       st.lastWasStale = st.seen.has(sig) || oldData;
       st.seen.add(sig);
       if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqGe(seg.ack, st.clientFinEnd)) st.clientFinAcked = true;
@@ -179,11 +196,14 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     st.rep.segments++;
     const off = seqSub(seg.seq, seqAdd(st.rep.isn, 1));
     if (off > maxSpan) {
-      problems.push(`client port ${cport}: segment at seq ${seg.seq} is outside the connection's sequence space (offset ${off}) — raw primary numbers?`);
+      problems.push(
+        `client port ${cport}: segment at seq ${seg.seq} is outside the connection's sequence space (offset ${off}) — raw primary numbers?`,
+      );
       continue;
     }
     const payload = seg.payload;
-    if (st.rep.mss !== null && payload.length > st.rep.mss && full && !superSegment) problems.push(`client port ${cport}: ${payload.length}-byte segment exceeds MSS ${st.rep.mss}`);
+    if (st.rep.mss !== null && payload.length > st.rep.mss && full && !superSegment)
+      problems.push(`client port ${cport}: ${payload.length}-byte segment exceeds MSS ${st.rep.mss}`);
     if (!full) {
       if (seg.payloadLength) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + seg.payloadLength);
       continue;
@@ -202,7 +222,14 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
     }
     if (payload.length) st.rep.dataBytes = Math.max(st.rep.dataBytes, off + payload.length);
   }
-  return { connections: [...conns.values()].map((s) => s.rep), problems, checkedChecksums, validChecksums, offloadChecksums, rstAfterClose };
+  return {
+    connections: [...conns.values()].map((s) => s.rep),
+    problems,
+    checkedChecksums,
+    validChecksums,
+    offloadChecksums,
+    rstAfterClose,
+  };
 }
 
 /**
@@ -210,7 +237,13 @@ export function checkTransparency(frames: readonly CapturedFrame[], vip: string,
  * (direction, flags, relative seq/ack, length, ms since the first frame):
  * what a failure message needs to explain where the reset came from.
  */
-export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, port: number, before = 20, after = 5): string {
+export function framesAroundRst(
+  frames: readonly CapturedFrame[],
+  vip: string,
+  port: number,
+  before = 20,
+  after = 5,
+): string {
   const service = ipv4(vip);
   const lines: Array<{ text: string; rst: boolean }> = [];
   const isn = new Map<string, number>();
@@ -223,7 +256,9 @@ export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, p
     const other = isn.get(`${fromServer ? 'C>S' : 'S>C'}${cport}`) ?? 0;
     const mine = isn.get(`${dir}${cport}`) ?? 0;
     t0 ||= f.time;
-    const flags = ['SYN', 'ACK', 'FIN', 'RST', 'PSH'].filter((_, i) => seg.has([TCP_SYN, 0x10, 0x01, TCP_RST, 0x08][i]!)).join(',');
+    const flags = ['SYN', 'ACK', 'FIN', 'RST', 'PSH']
+      .filter((_, i) => seg.has([TCP_SYN, 0x10, 0x01, TCP_RST, 0x08][i]!))
+      .join(',');
     lines.push({
       text: `${((f.time - t0) * 1000).toFixed(1).padStart(9)} ms ${dir} port ${cport} [${flags}] seq ${seqSub(seg.seq, mine)} ack ${seqSub(seg.ack, other)} len ${seg.payloadLength} win ${seg.window}`,
       rst: seg.has(TCP_RST),
@@ -231,5 +266,8 @@ export function framesAroundRst(frames: readonly CapturedFrame[], vip: string, p
   }
   const i = lines.findIndex((l) => l.rst);
   if (i < 0) return '';
-  return lines.slice(Math.max(0, i - before), i + after + 1).map((l) => l.text).join('\n');
+  return lines
+    .slice(Math.max(0, i - before), i + after + 1)
+    .map((l) => l.text)
+    .join('\n');
 }

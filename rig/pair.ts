@@ -93,8 +93,15 @@ export class TcpfoPair {
     // One file per node, the same but for state_dir: real nodes have a /run
     // of their own, the rig's namespaces share one filesystem (and a node
     // that swaps roles must not meet the other node's journal or socket).
-    for (const n of ['primary', 'secondary']) writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
-    const pair = new TcpfoPair(rig, join(rig.tmpdir, 'tcpfo-primary.yaml'), opts.daemonNodeArgs ?? [], opts.faults ?? false, opts.daemonWrap ?? []);
+    for (const n of ['primary', 'secondary'])
+      writeFileSync(join(rig.tmpdir, `tcpfo-${n}.yaml`), `${yaml}\nstate_dir: ${stateDirOf(rig, n)}\n`);
+    const pair = new TcpfoPair(
+      rig,
+      join(rig.tmpdir, 'tcpfo-primary.yaml'),
+      opts.daemonNodeArgs ?? [],
+      opts.faults ?? false,
+      opts.daemonWrap ?? [],
+    );
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary', opts.daemonEnv?.secondary);
     pair.primary = await pair.startDaemon(p, 'primary', opts.daemonEnv?.primary);
@@ -105,12 +112,21 @@ export class TcpfoPair {
   }
 
   /** Starts a bridge; `cli`: another tcpfo's cli.js (an older version, for a rolling upgrade); `ready`: the log text that says it is up. */
-  async startDaemon(host: RigHost, role: 'primary' | 'secondary', env: Record<string, string> = {}, cli = distScript('cli.js'), ready = 'bridge up'): Promise<Daemon> {
+  async startDaemon(
+    host: RigHost,
+    role: 'primary' | 'secondary',
+    env: Record<string, string> = {},
+    cli = distScript('cli.js'),
+    ready = 'bridge up',
+  ): Promise<Daemon> {
     const log = join(this.rig.tmpdir, `${role}.log`);
     // A restarted bridge appends to its predecessor's log: look only at what it writes.
     const from = safeRead(log).length;
     const out = createWriteStream(log, { flags: 'a' });
-    const proc = host.spawn([...this.daemonWrap, process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)], { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } });
+    const proc = host.spawn(
+      [...this.daemonWrap, process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)],
+      { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } },
+    );
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
@@ -118,12 +134,18 @@ export class TcpfoPair {
     proc.once('exit', (code, signal) => {
       // Best effort: the rig may be gone already (a bridge that outlived a failed start).
       try {
-        appendFileSync(log, `${JSON.stringify({ rig: 'bridge exited', pid: proc.pid, role, code, signal, time: Date.now() })}\n`);
+        appendFileSync(
+          log,
+          `${JSON.stringify({ rig: 'bridge exited', pid: proc.pid, role, code, signal, time: Date.now() })}\n`,
+        );
       } catch {
         /* the rig's directory is removed */
       }
     });
-    const flushed = Promise.all([proc.stdout ? once(proc.stdout, 'end') : null, proc.stderr ? once(proc.stderr, 'end') : null])
+    const flushed = Promise.all([
+      proc.stdout ? once(proc.stdout, 'end') : null,
+      proc.stderr ? once(proc.stderr, 'end') : null,
+    ])
       .then(() => new Promise<void>((resolve) => out.end(resolve)))
       .catch(() => undefined);
     const deadline = Date.now() + slow(15_000);
@@ -162,7 +184,9 @@ export class TcpfoPair {
   }
 
   logs(): string {
-    return ['primary', 'secondary'].map((r) => `--- ${r} ---\n${safeRead(join(this.rig.tmpdir, `${r}.log`))}`).join('\n');
+    return ['primary', 'secondary']
+      .map((r) => `--- ${r} ---\n${safeRead(join(this.rig.tmpdir, `${r}.log`))}`)
+      .join('\n');
   }
 
   /** Stops a bridge with SIGTERM and waits for it. */
@@ -202,25 +226,31 @@ function safeRead(f: string): string {
  * test's settings winning.
  */
 function extraYaml(extra = ''): string {
-  const emulation: Record<string, Record<string, number>> =
-    TIME_SCALE > 1
-      ? {
-          liveness: { loop_stall_ms: slow(1000), queue_stall_ms: slow(2000) },
-          limits: { secondary_silence_ms: slow(2000), early_end_grace_ms: slow(3000) },
-        }
-      : {};
+  const emulation: Record<string, Record<string, number>> = TIME_SCALE > 1
+    ? {
+        liveness: { loop_stall_ms: slow(1000), queue_stall_ms: slow(2000) },
+        limits: { secondary_silence_ms: slow(2000), early_end_grace_ms: slow(3000) },
+      }
+    : {};
   const own = (parseYaml(extra) ?? {}) as Record<string, unknown>;
   const merged: Record<string, unknown> = { ...emulation };
-  for (const [k, v] of Object.entries(own)) merged[k] = v && typeof v === 'object' && !Array.isArray(v) && emulation[k] ? { ...emulation[k], ...v } : v;
+  for (const [k, v] of Object.entries(own))
+    merged[k] = v && typeof v === 'object' && !Array.isArray(v) && emulation[k] ? { ...emulation[k], ...v } : v;
   return Object.keys(merged).length ? stringifyYaml(merged) : '';
 }
 
 export async function startDemoServer(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
   // Room for many connections (the idle-connection memory benchmark holds 10,000).
-  const proc = host.spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-server.js')}" ${addr} ${port}`]);
+  const proc = host.spawn([
+    'bash',
+    '-c',
+    `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-server.js')}" ${addr} ${port}`,
+  ]);
   const [line] = (await Promise.race([
     once(proc.stdout!, 'data'),
-    new Promise((_, rej) => setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), slow(10_000))),
+    new Promise((_, rej) =>
+      setTimeout(() => rej(new Error(`demo server on ${host.name} did not start`)), slow(10_000)),
+    ),
   ])) as [Buffer];
   if (!line.toString().startsWith('listening')) throw new Error(`demo server on ${host.name}: ${line.toString()}`);
   return proc;
@@ -248,7 +278,10 @@ export interface TransferResult {
  */
 export class Gate {
   private static made = 0;
-  private constructor(private readonly path: string, readonly atBytes: number) {}
+  private constructor(
+    private readonly path: string,
+    readonly atBytes: number,
+  ) {}
 
   /** A gate in the rig's temporary directory (removed with the rig). */
   static in(rig: Rig, atBytes: number): Gate {
@@ -274,8 +307,25 @@ export class Gate {
 }
 
 /** Runs the demo client in the client host. */
-export async function transfer(client: RigHost, mode: 'get' | 'put', bytes: number, seed = 1, timeoutMs = 120_000, host = VIP, port = DEMO_PORT, gates: Gate[] = []): Promise<TransferResult> {
-  const argv = [process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(bytes), String(seed)];
+export async function transfer(
+  client: RigHost,
+  mode: 'get' | 'put',
+  bytes: number,
+  seed = 1,
+  timeoutMs = 120_000,
+  host = VIP,
+  port = DEMO_PORT,
+  gates: Gate[] = [],
+): Promise<TransferResult> {
+  const argv = [
+    process.execPath,
+    distScript('rig/servers/demo-client.js'),
+    mode,
+    host,
+    String(port),
+    String(bytes),
+    String(seed),
+  ];
   const r = await client.exec(gates.length ? ['env', Gate.env(...gates), ...argv] : argv, {
     timeoutMs,
     allowFail: true,

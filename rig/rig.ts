@@ -262,7 +262,16 @@ export class Rig {
     this.namespaces.push(ns);
     await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     // IPv4 only: no IPv6 autoconfiguration noise on the rig's links.
-    await run(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    await run([
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      'sysctl',
+      '-qw',
+      'net.ipv6.conf.all.disable_ipv6=1',
+      'net.ipv6.conf.default.disable_ipv6=1',
+    ]);
   }
 
   private async build(hosts: HostSpec[], links: Record<string, LinkShape>): Promise<void> {
@@ -276,7 +285,21 @@ export class Rig {
     const sw = this.switchNs;
     // Hub mode: ageing time 0 means no learned entries, so every frame floods.
     const ageing = this.mode === 'hub' ? ['ageing_time', '0'] : [];
-    await run(['ip', '-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', ...ageing]);
+    await run([
+      'ip',
+      '-n',
+      sw,
+      'link',
+      'add',
+      'br0',
+      'type',
+      'bridge',
+      'stp_state',
+      '0',
+      'forward_delay',
+      '0',
+      ...ageing,
+    ]);
     await run(['ip', '-n', sw, 'link', 'set', 'br0', 'up']);
     for (const [i, h] of hosts.entries()) {
       const ns = `${this.id}-${h.name}`;
@@ -287,7 +310,8 @@ export class Rig {
       await run(['ip', '-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
       await run(['ip', '-n', sw, 'link', 'set', port, 'master', 'br0', 'up']);
       // Hub: no learning on the port, so no unicast destination is ever known and every frame floods.
-      if (this.mode === 'hub') await run(['bridge', '-n', sw, 'link', 'set', 'dev', port, 'learning', 'off', 'flood', 'on']);
+      if (this.mode === 'hub')
+        await run(['bridge', '-n', sw, 'link', 'set', 'dev', port, 'learning', 'off', 'flood', 'on']);
       await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'address', mac]);
       await run(['ip', '-n', ns, 'addr', 'add', `${ip}/${RIG_PREFIX_LEN}`, 'dev', 'eth0']);
       await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
@@ -321,7 +345,8 @@ export class Rig {
     const h = this.host(hostName);
     if (shape.rateMbit !== undefined) {
       if (!(shape.rateMbit > 0)) throw new Error(`bad rate ${shape.rateMbit}`);
-      if (this.reorderPorts.size) throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
+      if (this.reorderPorts.size)
+        throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
       // Burst: at least one jiffy's worth at the rate, and a few full frames.
       const burst = Math.max(32 * 1024, Math.ceil((shape.rateMbit * 1e6) / 8 / 250));
       const tbf = ['root', 'tbf', 'rate', `${shape.rateMbit}mbit`, 'burst', String(burst), 'latency', '50ms'];
@@ -349,7 +374,8 @@ export class Rig {
     }
     if (shape.duplicate !== undefined) await this.impair(hostName, 'duplicate', shape.duplicate);
     if (shape.reorder !== undefined) {
-      if (shape.rateMbit !== undefined || this.shapedRates.size) throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
+      if (shape.rateMbit !== undefined || this.shapedRates.size)
+        throw new Error('reorder and rateMbit cannot be combined in the rig (both need the port’s root qdisc)');
       await this.impair(hostName, 'reorder', shape.reorder);
     }
     if (shape.rateMbit !== undefined) this.shapedRates.add(hostName);
@@ -376,7 +402,11 @@ export class Rig {
       for (const o of others) lines.push(`    ether type ip ${rnd} counter dup to "${o}"`);
       lines.push('  }');
       others.forEach((o, i) => {
-        lines.push(`  chain to_host_${i} { type filter hook ingress device "${o}" priority 0; policy accept;`, `    ether type ip ${rnd} counter dup to "${port}"`, '  }');
+        lines.push(
+          `  chain to_host_${i} { type filter hook ingress device "${o}" priority 0; policy accept;`,
+          `    ether type ip ${rnd} counter dup to "${port}"`,
+          '  }',
+        );
       });
     } else {
       for (const n of this.hosts.keys()) await this.reorderQdisc(this.portOf(n));
@@ -400,7 +430,21 @@ export class Rig {
     const tc = (...a: string[]) => this.switchExec(['tc', ...a]);
     await tc('qdisc', 'replace', 'dev', port, 'root', 'handle', '1:', 'htb', 'default', '10');
     await tc('class', 'add', 'dev', port, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '20gbit');
-    await tc('class', 'add', 'dev', port, 'parent', '1:', 'classid', REORDER_SLOW_CLASS, 'htb', 'rate', '50mbit', 'ceil', '50mbit');
+    await tc(
+      'class',
+      'add',
+      'dev',
+      port,
+      'parent',
+      '1:',
+      'classid',
+      REORDER_SLOW_CLASS,
+      'htb',
+      'rate',
+      '50mbit',
+      'ceil',
+      '50mbit',
+    );
     await tc('qdisc', 'add', 'dev', port, 'parent', REORDER_SLOW_CLASS, 'pfifo', 'limit', '16');
   }
 
@@ -408,13 +452,16 @@ export class Rig {
   async destroy(): Promise<void> {
     const exits = [...this.children]
       .filter((c) => c.exitCode === null && c.signalCode === null)
-      .map((c) => new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 5000);
-        c.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      }));
+      .map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, 5000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      );
     this.destroySync();
     await Promise.all(exits);
   }

@@ -31,7 +31,23 @@ class IdleClient {
   }
   static start(host: RigHost, addr: string, port: number, n: number): IdleClient {
     const files = n + 256;
-    return new IdleClient(host.spawn(['bash', '-c', `ulimit -n ${files} && exec "$@"`, 'idle', process.execPath, distScript('rig/servers/idle-client.js'), addr, String(port), String(n), '60000'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    return new IdleClient(
+      host.spawn(
+        [
+          'bash',
+          '-c',
+          `ulimit -n ${files} && exec "$@"`,
+          'idle',
+          process.execPath,
+          distScript('rig/servers/idle-client.js'),
+          addr,
+          String(port),
+          String(n),
+          '60000',
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      ),
+    );
   }
   next<T>(timeoutMs = 300_000): Promise<T> {
     const got = this.lines.shift();
@@ -114,7 +130,13 @@ export interface ScaleRun {
  * default, 100 ms, unless a test wants a margin against a starved machine);
  * `secondarySilenceMs`: limits.secondary_silence_ms (the default, 2 s).
  */
-export async function scaleRun(n: number, victim: Victim, plain: boolean, heartbeatTimeoutMs = 100, secondarySilenceMs = 2000): Promise<ScaleRun> {
+export async function scaleRun(
+  n: number,
+  victim: Victim,
+  plain: boolean,
+  heartbeatTimeoutMs = 100,
+  secondarySilenceMs = 2000,
+): Promise<ScaleRun> {
   // A process holds at most SHARD connections (the open-file limit of 20,000
   // here, which root cannot raise in this sandbox): one redis per node and one
   // client process per shard, each shard on its own port.
@@ -122,17 +144,25 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
   const sizes = Array.from({ length: shards }, (_, i) => Math.floor(n / shards) + (i < n % shards ? 1 : 0));
   const ports = sizes.map((_, i) => SCALE_PORT + i);
   return withRig({ mode: 'hub' }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports, demoServer: false, heartbeatTimeoutMs, extraYaml: `limits:\n  max_connections: ${Math.max(65536, 2 * n)}\n  secondary_silence_ms: ${secondarySilenceMs}\n` });
+    const pair = await TcpfoPair.start(rig, {
+      ports,
+      demoServer: false,
+      heartbeatTimeoutMs,
+      extraYaml: `limits:\n  max_connections: ${Math.max(65536, 2 * n)}\n  secondary_silence_ms: ${secondarySilenceMs}\n`,
+    });
     const clients: IdleClient[] = [];
     try {
       const [p, s, c] = [rig.host('primary'), rig.host('secondary'), rig.host('client')];
       // Each node's servers, killed with it.
-      for (const [i, size] of sizes.entries()) pair.nodeServers.primary.push(await startRedis(p, VIP, ports[i]!, size + 100));
-      for (const [i, size] of sizes.entries()) pair.nodeServers.secondary.push(await startRedis(s, VIP, ports[i]!, size + 100));
+      for (const [i, size] of sizes.entries())
+        pair.nodeServers.primary.push(await startRedis(p, VIP, ports[i]!, size + 100));
+      for (const [i, size] of sizes.entries())
+        pair.nodeServers.secondary.push(await startRedis(s, VIP, ports[i]!, size + 100));
       let plainSetup: Opened | null = null;
       let plainBusy: Busy | null = null;
       if (plain) {
-        for (const [i, size] of sizes.entries()) pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
+        for (const [i, size] of sizes.entries())
+          pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
         const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
         clients.push(...pcs);
         plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
@@ -152,11 +182,20 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
       const busyNone = await alone.next<Busy>();
       alone.say('end');
       const heapOf = async () => (await scrapeMetrics(rig, 'primary'))('nodejs_heap_size_used_bytes');
-      const idle = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), heap: await heapOf() };
+      const idle = {
+        primary: rssBytes(pair.primary?.proc.pid),
+        secondary: rssBytes(pair.secondary?.proc.pid),
+        heap: await heapOf(),
+      };
       const cs = sizes.map((size, i) => IdleClient.start(c, VIP, ports[i]!, size));
       clients.push(...cs);
       const setup = sumOpened(await Promise.all(cs.map((x) => x.next<Opened>())));
-      const rss = { primary: rssBytes(pair.primary?.proc.pid), secondary: rssBytes(pair.secondary?.proc.pid), primaryIdle: idle.primary, secondaryIdle: idle.secondary };
+      const rss = {
+        primary: rssBytes(pair.primary?.proc.pid),
+        secondary: rssBytes(pair.secondary?.proc.pid),
+        primaryIdle: idle.primary,
+        secondaryIdle: idle.secondary,
+      };
       const heap = { primary: await heapOf(), primaryIdle: idle.heap };
       cs[0]!.say(`busy ${BUSY_MS}`);
       const busy = { idle: await cs[0]!.next<Busy>(), none: busyNone, plain: plainBusy };
@@ -166,11 +205,32 @@ export async function scaleRun(n: number, victim: Victim, plain: boolean, heartb
       await killNode(pair, victim);
       for (const x of cs) x.say('ping');
       const after = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
-      await waitForLog(pair, victim === 'primary' ? /took over the service address: serving alone/ : /secondary failed: continuing alone/);
+      await waitForLog(
+        pair,
+        victim === 'primary' ? /took over the service address: serving alone/ : /secondary failed: continuing alone/,
+      );
       const logs = pair.logs();
-      const line = logs.split('\n').find((l) => (victim === 'primary' ? l.includes('took over the service address: serving alone') : l.includes('secondary failed: continuing alone')));
+      const line = logs
+        .split('\n')
+        .find((l) =>
+          victim === 'primary'
+            ? l.includes('took over the service address: serving alone')
+            : l.includes('secondary failed: continuing alone'),
+        );
       const j = line ? (JSON.parse(line) as { timeline?: unknown; flushMs?: number }) : {};
-      return { n, victim, setup, plainSetup, busy, rss, heap, before, after, timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs }, logs };
+      return {
+        n,
+        victim,
+        setup,
+        plainSetup,
+        busy,
+        rss,
+        heap,
+        before,
+        after,
+        timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs },
+        logs,
+      };
     } finally {
       for (const cl of clients) cl.end();
       await pair.stop();
@@ -192,5 +252,12 @@ function sumOpened(xs: Opened[]): Opened {
 
 function sumPinged(xs: Pinged[]): Pinged {
   const max = (f: (x: Pinged) => number | null) => Math.max(...xs.map((x) => f(x) ?? 0));
-  return { answered: xs.reduce((a, x) => a + x.answered, 0), failed: xs.reduce((a, x) => a + x.failed, 0), lost: xs.reduce((a, x) => a + x.lost, 0), lastMs: max((x) => x.lastMs), p50Ms: max((x) => x.p50Ms), p99Ms: max((x) => x.p99Ms) };
+  return {
+    answered: xs.reduce((a, x) => a + x.answered, 0),
+    failed: xs.reduce((a, x) => a + x.failed, 0),
+    lost: xs.reduce((a, x) => a + x.lost, 0),
+    lastMs: max((x) => x.lastMs),
+    p50Ms: max((x) => x.p50Ms),
+    p99Ms: max((x) => x.p99Ms),
+  };
 }

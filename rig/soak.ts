@@ -45,7 +45,9 @@ export interface SoakReport {
 }
 
 async function rssMb(rig: Rig, node: string): Promise<number | null> {
-  const r = await rig.host(node).exec(['curl', '-sf', '--max-time', '1', 'http://127.0.0.1:9464/metrics'], { allowFail: true });
+  const r = await rig
+    .host(node)
+    .exec(['curl', '-sf', '--max-time', '1', 'http://127.0.0.1:9464/metrics'], { allowFail: true });
   const m = /^process_resident_memory_bytes (\S+)$/m.exec(r.stdout);
   return m ? Number(m[1]) / 1e6 : null;
 }
@@ -68,23 +70,43 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     /** The bridges' log lines about the client port `port` (a failed transfer's story). */
     const logLinesOf = (port: number | undefined): string => {
       if (!port) return '';
-      const timeline = /took over|roles swapped|secondary failed|rejoined|aborted|taking the primary role|primary is (up|down)/;
+      const timeline =
+        /took over|roles swapped|secondary failed|rejoined|aborted|taking the primary role|primary is (up|down)/;
       // Per node: the last lines about this port or the pair's roles.
-      const per = pair.logs().split(/^(?=--- )/m).map((part) => {
-        const lines = part.split('\n');
-        return [lines[0] ?? "", ...lines.slice(1).filter((l) => l.includes(`:${port}"`) || timeline.test(l)).slice(-12)];
-      });
-      return `\n    ${per.flat().map((l) => l.slice(0, 300)).join('\n    ')}`;
+      const per = pair
+        .logs()
+        .split(/^(?=--- )/m)
+        .map((part) => {
+          const lines = part.split('\n');
+          return [
+            lines[0] ?? '',
+            ...lines
+              .slice(1)
+              .filter((l) => l.includes(`:${port}"`) || timeline.test(l))
+              .slice(-12),
+          ];
+        });
+      return `\n    ${per
+        .flat()
+        .map((l) => l.slice(0, 300))
+        .join('\n    ')}`;
     };
     /** What a node's bridge(s) say: role, connections, what waits for the secondary, drops. */
     const bridgeStatus = async (node: string): Promise<string> => {
-      const r = await rig.host(node).exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor(node)], { allowFail: true, timeoutMs: 5000 });
+      const r = await rig
+        .host(node)
+        .exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor(node)], {
+          allowFail: true,
+          timeoutMs: 5000,
+        });
       const out: string[] = [];
       for (const chunk of r.stdout.split(/\n(?=\{)/)) {
         try {
           const st = JSON.parse(chunk) as Record<string, unknown>;
           const m = st.merger as { drops?: unknown } | undefined;
-          out.push(`${node}:${String(st.role)} ${JSON.stringify({ connections: st.connections, stuck: st.stuck, drops: m?.drops })}`);
+          out.push(
+            `${node}:${String(st.role)} ${JSON.stringify({ connections: st.connections, stuck: st.stuck, drops: m?.drops })}`,
+          );
         } catch {
           // not a status
         }
@@ -99,7 +121,10 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         // three hosts' TCP stacks say about it (once), for the report.
         const watchdog = setTimeout(() => {
           void (async () => {
-            const ss = async (host: string, filter: string) => (await rig.host(host).sh(`ss -tinH ${filter}`, { allowFail: true })).stdout.replace(/\s+/g, ' ').slice(0, 1500);
+            const ss = async (host: string, filter: string) =>
+              (await rig.host(host).sh(`ss -tinH ${filter}`, { allowFail: true })).stdout
+                .replace(/\s+/g, ' ')
+                .slice(0, 1500);
             const client = await ss('client', `dst ${VIP}`);
             const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
             errors.push(
@@ -111,13 +136,20 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
         try {
           const r = await transfer(c, mode, bytes, seed++, 180_000);
           clearTimeout(watchdog);
-          const ok = !r.error && (mode === 'get' ? r.bytes === bytes && r.sha256 === r.expected : r.reply === `OK ${r.sha256}`);
+          const ok =
+            !r.error && (mode === 'get' ? r.bytes === bytes && r.sha256 === r.expected : r.reply === `OK ${r.sha256}`);
           tot.transfers++;
           if (ok) tot.bytes += bytes;
           else {
             tot.transferFailures++;
-            const what = r.error ?? (mode === 'get' ? `got ${r.bytes} bytes, first differing at ${r.firstDiff}` : `reply ${JSON.stringify(r.reply)}`);
-            errors.push(`${new Date().toISOString()} ${mode} ${bytes} port ${r.localPort}: ${what}${logLinesOf(r.localPort)}`);
+            const what =
+              r.error ??
+              (mode === 'get'
+                ? `got ${r.bytes} bytes, first differing at ${r.firstDiff}`
+                : `reply ${JSON.stringify(r.reply)}`);
+            errors.push(
+              `${new Date().toISOString()} ${mode} ${bytes} port ${r.localPort}: ${what}${logLinesOf(r.localPort)}`,
+            );
           }
         } catch (e) {
           clearTimeout(watchdog);
@@ -130,13 +162,22 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const shorts = async () => {
       while (Date.now() < end) {
         {
-          const r = await c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '20'], { timeoutMs: 120_000, allowFail: true });
-          const out = JSON.parse(r.stdout.trim() || '{"ok":0,"failed":20,"errors":["no output"]}') as { ok: number; failed: number; errors: string[] };
+          const r = await c.exec(
+            [process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '20000', '20'],
+            { timeoutMs: 120_000, allowFail: true },
+          );
+          const out = JSON.parse(r.stdout.trim() || '{"ok":0,"failed":20,"errors":["no output"]}') as {
+            ok: number;
+            failed: number;
+            errors: string[];
+          };
           tot.short += out.ok + out.failed;
           tot.shortFailures += out.failed;
           if (out.errors.length) {
             const port = Number(/port (\d+)/.exec(out.errors[0]!)?.[1] ?? 0);
-            errors.push(`${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}${logLinesOf(port)}`);
+            errors.push(
+              `${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}${logLinesOf(port)}`,
+            );
           }
         }
         await new Promise((res) => setTimeout(res, 500));
@@ -158,7 +199,10 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           const rejoined = count(REJOINED);
           // One reaction per kill; another one means a node took over, or
           // dropped its secondary, with nobody killed: a false detection.
-          if (reacted > tot.primary + tot.secondary) throw new Error(`${reacted} reactions to ${tot.primary + tot.secondary} kills: a node reacted to a failure that did not happen (split brain?)`);
+          if (reacted > tot.primary + tot.secondary)
+            throw new Error(
+              `${reacted} reactions to ${tot.primary + tot.secondary} kills: a node reacted to a failure that did not happen (split brain?)`,
+            );
           await killNode(pair, next);
           tot[next]++;
           await waitCount(REACTED, reacted + 1, 'reaction of the survivor');
@@ -169,7 +213,9 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           // The pair did not react as it should (a split brain, a node that
           // never came back): killing more nodes would only take down the
           // survivor and fail everything after. Stop here, with the story.
-          errors.push(`${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}; soak stopped here\n    ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}`);
+          errors.push(
+            `${new Date().toISOString()} failover (${next}): ${(e as Error).message.slice(0, 500)}; soak stopped here\n    ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}`,
+          );
           end = Date.now();
           bridgeLogs = pair.logs();
           break;

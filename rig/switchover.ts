@@ -26,14 +26,22 @@ export interface CliAnswer {
 /** Runs `tcpfo CMD -c <node's file>` on the node, as root there. */
 export async function tcpfoCli(pair: TcpfoPair, node: Node, args: string[], timeoutMs = 60_000): Promise<CliAnswer> {
   const t0 = Date.now();
-  const r = await pair.rig.host(node).exec([process.execPath, distScript('cli.js'), ...args, '-c', pair.configFor(node)], { allowFail: true, timeoutMs: slow(timeoutMs) });
+  const r = await pair.rig
+    .host(node)
+    .exec([process.execPath, distScript('cli.js'), ...args, '-c', pair.configFor(node)], {
+      allowFail: true,
+      timeoutMs: slow(timeoutMs),
+    });
   return { code: r.code, out: `${r.stdout}${r.stderr}`, ms: Date.now() - t0 };
 }
 
 /** The role the node's daemon reports (tcpfo status --json; the promoted primary's when it plays both). */
 export async function roleOf(pair: TcpfoPair, node: Node): Promise<string> {
   const r = await tcpfoCli(pair, node, ['status', '--json'], 10_000);
-  const docs = r.out.trim().split(/\n(?=\{)/).map((d) => JSON.parse(d) as { role?: string; running?: boolean });
+  const docs = r.out
+    .trim()
+    .split(/\n(?=\{)/)
+    .map((d) => JSON.parse(d) as { role?: string; running?: boolean });
   const roles = docs.map((d) => d.role ?? (d.running === false ? 'not running' : '?'));
   // A promoted primary inside the secondary daemon answers on the 'p' socket, listed first.
   return roles.includes('primary') ? 'primary' : roles[0]!;
@@ -44,7 +52,8 @@ export async function waitForRole(pair: TcpfoPair, node: Node, role: string, tim
   const deadline = Date.now() + slow(timeoutMs);
   let last = '';
   while ((last = await roleOf(pair, node).catch((e: unknown) => String(e))) !== role) {
-    if (Date.now() > deadline) throw new Error(`the ${node} node is ${last}, not ${role}, after ${timeoutMs} ms; the logs:\n${pair.logs()}`);
+    if (Date.now() > deadline)
+      throw new Error(`the ${node} node is ${last}, not ${role}, after ${timeoutMs} ms; the logs:\n${pair.logs()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -98,32 +107,71 @@ export async function switchoverDuring(workload: SwitchWorkload, askedOn: Node, 
       const f = fileName(1738.1);
       const run: Promise<() => void> =
         workload === 'echo'
-          ? c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', String(slow(3000))], { timeoutMs: slow(60_000) }).then((r) => () => {
-              const e = JSON.parse(r.stdout.trim()) as { echoed: number; mismatched: number; maxRttMs: number; error?: string };
-              if (e.error || e.mismatched || e.echoed < 20) problems.push(`echo: ${r.stdout.trim()}`);
-              stallMs = e.maxRttMs;
-            })
+          ? c
+              .exec(
+                [
+                  process.execPath,
+                  distScript('rig/servers/demo-client.js'),
+                  'echo',
+                  VIP,
+                  String(DEMO_PORT),
+                  '0',
+                  String(slow(3000)),
+                ],
+                { timeoutMs: slow(60_000) },
+              )
+              .then((r) => () => {
+                const e = JSON.parse(r.stdout.trim()) as {
+                  echoed: number;
+                  mismatched: number;
+                  maxRttMs: number;
+                  error?: string;
+                };
+                if (e.error || e.mismatched || e.echoed < 20) problems.push(`echo: ${r.stdout.trim()}`);
+                stallMs = e.maxRttMs;
+              })
           : workload === 'download'
             ? transfer(c, 'get', 30_000_000, 5, slow(120_000)).then((r) => () => {
                 if (r.error || r.sha256 !== r.expected) problems.push(`download: ${r.error ?? 'content differs'}`);
                 stallMs = r.maxGapMs;
               })
             : workload === 'memcached'
-              ? c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'memcached', VIP, String(MC_PORT), String(slow(3000) / 1000)], { timeoutMs: slow(60_000) }).then((r) => () => {
-                  const m = JSON.parse(r.stdout.trim()) as { ops: number; errors: number; maxGapMs: number };
-                  if (m.errors || m.ops < 100) problems.push(`memcached: ${r.stdout.trim()}`);
-                  stallMs = m.maxGapMs;
-                })
-              : runFtp(c, VIP, [workload === 'ftp-get' ? `get pub/${f} ${local}` : `put ${roots.primary}/pub/${f} incoming/up.bin`], slow(120_000)).then((r) => () => {
+              ? c
+                  .exec(
+                    [
+                      process.execPath,
+                      distScript('rig/servers/rr-client.js'),
+                      'memcached',
+                      VIP,
+                      String(MC_PORT),
+                      String(slow(3000) / 1000),
+                    ],
+                    { timeoutMs: slow(60_000) },
+                  )
+                  .then((r) => () => {
+                    const m = JSON.parse(r.stdout.trim()) as { ops: number; errors: number; maxGapMs: number };
+                    if (m.errors || m.ops < 100) problems.push(`memcached: ${r.stdout.trim()}`);
+                    stallMs = m.maxGapMs;
+                  })
+              : runFtp(
+                  c,
+                  VIP,
+                  [workload === 'ftp-get' ? `get pub/${f} ${local}` : `put ${roots.primary}/pub/${f} incoming/up.bin`],
+                  slow(120_000),
+                ).then((r) => () => {
                   // Uploaded: both servers stored it (the other node serves it from now on).
                   const want = sha256File(join(roots.primary!, 'pub', f));
                   let got = 'missing';
                   try {
-                    got = workload === 'ftp-get' ? sha256File(local) : sha256File(join(roots.secondary!, 'incoming', 'up.bin'));
+                    got =
+                      workload === 'ftp-get'
+                        ? sha256File(local)
+                        : sha256File(join(roots.secondary!, 'incoming', 'up.bin'));
                   } catch {
                     /* missing */
                   }
-                  if (r.completed !== 1 || got !== want) problems.push(`${workload}: ${got === want ? '' : 'content differs; '}${r.transcript.slice(-300)}`);
+                  if (r.completed !== 1 || got !== want)
+                    problems.push(`${workload}: ${got === want ? '' : 'content differs; '}${r.transcript.slice(-300)}`);
                 });
       await new Promise((r) => setTimeout(r, slow(afterMs)));
       const a = await tcpfoCli(pair, askedOn, ['switchover']);
@@ -137,13 +185,21 @@ export async function switchoverDuring(workload: SwitchWorkload, askedOn: Node, 
       if (a.code === 0) {
         await waitForLogCount(pair, /now the primary \(roles swapped\)/, 1, 20_000, 'promotion of the old secondary');
         const [p, s] = [await roleOf(pair, 'primary'), await roleOf(pair, 'secondary')];
-        if (p !== 'secondary' || s !== 'primary') problems.push(`after the switchover the primary node is ${p} and the secondary node ${s}`);
+        if (p !== 'secondary' || s !== 'primary')
+          problems.push(`after the switchover the primary node is ${p} and the secondary node ${s}`);
       }
     } catch (e) {
       problems.push((e as Error).message);
     } finally {
       await pair.stop();
     }
-    return { workload, askedOn, ok: problems.length === 0, stallMs: ftp ? null : stallMs, commandMs, detail: problems.length ? `${problems.slice(0, 4).join('; ')} (answer: ${answer})` : answer };
+    return {
+      workload,
+      askedOn,
+      ok: problems.length === 0,
+      stallMs: ftp ? null : stallMs,
+      commandMs,
+      detail: problems.length ? `${problems.slice(0, 4).join('; ')} (answer: ${answer})` : answer,
+    };
   });
 }

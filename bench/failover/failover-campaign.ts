@@ -41,8 +41,16 @@ async function demoRun(node: Node, workload: 'download' | 'upload', killAfterMs:
       await killNode(pair, node);
       const r = await t;
       const problems = checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems;
-      const exact = workload === 'download' ? r.bytes === 50_000_000 && r.sha256 === r.expected : r.reply === `OK ${r.sha256}`;
-      return { node, workload, killAfterMs, ok: exact && !r.error && problems.length === 0, stallMs: r.maxGapMs, detail: r.error ?? problems.slice(0, 3).join('; ') };
+      const exact =
+        workload === 'download' ? r.bytes === 50_000_000 && r.sha256 === r.expected : r.reply === `OK ${r.sha256}`;
+      return {
+        node,
+        workload,
+        killAfterMs,
+        ok: exact && !r.error && problems.length === 0,
+        stallMs: r.maxGapMs,
+        detail: r.error ?? problems.slice(0, 3).join('; '),
+      };
     } finally {
       await pair.stop();
     }
@@ -80,32 +88,48 @@ async function ftpRun(node: Node, workload: 'ftp-get' | 'ftp-put', killAfterMs: 
         got = 'missing';
       }
       const ok = r.completed === 1 && got === want && problems.length === 0;
-      return { node, workload, killAfterMs, ok, stallMs: ok ? Date.now() - t0 : null, detail: ok ? '' : `${got === want ? '' : 'content differs; '}${problems.join('; ')}${r.transcript.slice(-300)}` };
+      return {
+        node,
+        workload,
+        killAfterMs,
+        ok,
+        stallMs: ok ? Date.now() - t0 : null,
+        detail: ok ? '' : `${got === want ? '' : 'content differs; '}${problems.join('; ')}${r.transcript.slice(-300)}`,
+      };
     } finally {
       await pair.stop();
     }
   });
 }
 
-
 export async function main(args: string[]): Promise<number> {
   const N = Number(args[0] ?? 30);
   const OUT = args[1] ?? 'bench/results/failover-campaign.json';
-  if (!Number.isInteger(N) || N < 1) throw new UsageError('usage: failover-campaign.js [kills-per-workload=30] [report.json]');
+  if (!Number.isInteger(N) || N < 1)
+    throw new UsageError('usage: failover-campaign.js [kills-per-workload=30] [report.json]');
   const runs: Run[] = [];
   const started = Date.now();
   for (const node of ['primary', 'secondary'] as const) {
     for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
       for (let i = 0; i < N; i++) {
         // download/upload last about 4.5 s at 100 Mbit/s; the FTP file ~1.5 s at 10 Mbit/s.
-        const killAfter = workload.startsWith('ftp') ? 100 + Math.floor(Math.random() * 1200) : 50 + Math.floor(Math.random() * 4000);
-        const run = workload === 'download' || workload === 'upload' ? await demoRun(node, workload, killAfter) : await ftpRun(node, workload, killAfter);
+        const killAfter = workload.startsWith('ftp')
+          ? 100 + Math.floor(Math.random() * 1200)
+          : 50 + Math.floor(Math.random() * 4000);
+        const run =
+          workload === 'download' || workload === 'upload'
+            ? await demoRun(node, workload, killAfter)
+            : await ftpRun(node, workload, killAfter);
         runs.push(run);
-        process.stdout.write(`${node.padEnd(9)} ${workload.padEnd(8)} kill at ${String(killAfter).padStart(4)} ms: ${run.ok ? 'ok' : 'FAILED'}${run.stallMs !== null && !workload.startsWith('ftp') ? `, stall ${run.stallMs} ms` : ''}${run.ok ? '' : ` — ${run.detail}`}\n`);
+        process.stdout.write(
+          `${node.padEnd(9)} ${workload.padEnd(8)} kill at ${String(killAfter).padStart(4)} ms: ${run.ok ? 'ok' : 'FAILED'}${run.stallMs !== null && !workload.startsWith('ftp') ? `, stall ${run.stallMs} ms` : ''}${run.ok ? '' : ` — ${run.detail}`}\n`,
+        );
       }
     }
   }
-  console.log(`\ncampaign (detector interval 20 ms, timeout 100 ms; rto_min 20 ms), ${((Date.now() - started) / 60000).toFixed(1)} min:`);
+  console.log(
+    `\ncampaign (detector interval 20 ms, timeout 100 ms; rto_min 20 ms), ${((Date.now() - started) / 60000).toFixed(1)} min:`,
+  );
   const summary: Record<string, unknown> = {};
   for (const node of ['primary', 'secondary'] as const) {
     for (const workload of ['download', 'upload', 'ftp-get', 'ftp-put'] as const) {
@@ -114,10 +138,28 @@ export async function main(args: string[]): Promise<number> {
       const stalls = rs.filter((r) => r.ok && r.stallMs !== null && !workload.startsWith('ftp')).map((r) => r.stallMs!);
       const line = `  kill ${node.padEnd(9)} ${workload.padEnd(8)} ${ok} of ${rs.length} byte-exact${stalls.length ? `, stall median ${median(stalls)} ms, max ${Math.max(...stalls)} ms` : ''}`;
       console.log(line);
-      summary[`${node}/${workload}`] = { ok, of: rs.length, stallMedianMs: stalls.length ? median(stalls) : null, stallMaxMs: stalls.length ? Math.max(...stalls) : null };
+      summary[`${node}/${workload}`] = {
+        ok,
+        of: rs.length,
+        stallMedianMs: stalls.length ? median(stalls) : null,
+        stallMaxMs: stalls.length ? Math.max(...stalls) : null,
+      };
     }
   }
-  writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), killsPerWorkload: N, detector: { intervalMs: 20, timeoutMs: 100 }, summary, runs }, null, 2));
+  writeFileSync(
+    OUT,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        killsPerWorkload: N,
+        detector: { intervalMs: 20, timeoutMs: 100 },
+        summary,
+        runs,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`report: ${OUT}`);
   return runs.some((r) => !r.ok) ? 1 : 0;
 }

@@ -23,7 +23,9 @@ export async function main(argv: string[]): Promise<number> {
   const MB = Number(rest[1] ?? 100);
   const OUT = rest[2] ?? 'bench/results/faulty-links.json';
   if (!(REPS >= 1) || !(MB > 0) || !['auto', 'kernel', 'release', 'queue'].includes(MERGE ?? '')) {
-    throw new UsageError('usage: faulty-links.js [repetitions>=1] [MB>0] [report.json] [--merge auto|kernel|release|queue]');
+    throw new UsageError(
+      'usage: faulty-links.js [repetitions>=1] [MB>0] [report.json] [--merge auto|kernel|release|queue]',
+    );
   }
 
   const LINKS: LinkName[] = ['client', 'primary', 'secondary'];
@@ -37,10 +39,12 @@ export async function main(argv: string[]): Promise<number> {
 
   const cases: FaultCase[] = [];
   for (const mode of ['get', 'put'] as const) {
-    for (const link of LINKS) for (const [, s] of IMPAIRMENTS) cases.push({ links: { [link]: s }, mode, bytes: MB * 1e6 });
+    for (const link of LINKS)
+      for (const [, s] of IMPAIRMENTS) cases.push({ links: { [link]: s }, mode, bytes: MB * 1e6 });
     cases.push({ links: everywhere({ loss: 0.01 }), mode, bytes: MB * 1e6 });
     cases.push({ links: everywhere(MIXED), mode, bytes: MB * 1e6 });
-    for (const node of ['primary', 'secondary'] as const) cases.push({ links: everywhere(MIXED), mode, bytes: MB * 1e6, kill: { node, afterMs: 0 } });
+    for (const node of ['primary', 'secondary'] as const)
+      cases.push({ links: everywhere(MIXED), mode, bytes: MB * 1e6, kill: { node, afterMs: 0 } });
   }
 
   interface Row {
@@ -62,7 +66,11 @@ export async function main(argv: string[]): Promise<number> {
     for (const c of cases) {
       // A kill lands somewhere in the first ~third of an unshaped transfer.
       const run: FaultCase = c.kill ? { ...c, kill: { ...c.kill, afterMs: 100 + Math.floor(Math.random() * 400) } } : c;
-      const r = await runFaultCase({ ...run, seed: 60 + rows.length, ...(MERGE !== 'auto' ? { extraYaml: `merge: ${MERGE}\n` } : {}) });
+      const r = await runFaultCase({
+        ...run,
+        seed: 60 + rows.length,
+        ...(MERGE !== 'auto' ? { extraYaml: `merge: ${MERGE}\n` } : {}),
+      });
       const row: Row = {
         links: describeLinks(c.links),
         mode: c.mode,
@@ -89,7 +97,14 @@ export async function main(argv: string[]): Promise<number> {
     `\n${ok} of ${rows.length} transfers byte-exact, no RST (${MB} MB each, ${((Date.now() - started) / 60000).toFixed(1)} min); ` +
       `longest client-visible gap: median ${gaps[Math.floor(gaps.length / 2)]} ms, max ${gaps.at(-1)} ms`,
   );
-  writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), megabytes: MB, repetitions: REPS, ok, of: rows.length, rows }, null, 2));
+  writeFileSync(
+    OUT,
+    JSON.stringify(
+      { date: new Date().toISOString(), megabytes: MB, repetitions: REPS, ok, of: rows.length, rows },
+      null,
+      2,
+    ),
+  );
   console.log(`report: ${OUT}`);
   return ok !== rows.length ? 1 : 0;
 }

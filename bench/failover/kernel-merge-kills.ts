@@ -22,15 +22,24 @@ interface Echo {
   error?: string;
 }
 
-async function one(node: 'primary' | 'secondary', killAfterMs: number): Promise<{ ok: boolean; slowestMs: number; detail: string }> {
+async function one(
+  node: 'primary' | 'secondary',
+  killAfterMs: number,
+): Promise<{ ok: boolean; slowestMs: number; detail: string }> {
   return withRig({ mode: 'hub' }, async (rig) => {
     const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
     try {
       const c = rig.host('client');
-      const session = c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', '5000'], { timeoutMs: 30_000 });
+      const session = c.exec(
+        [process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', '5000'],
+        { timeoutMs: 30_000 },
+      );
       await new Promise((r) => setTimeout(r, killAfterMs));
       await killNode(pair, node);
-      await waitForLog(pair, node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/);
+      await waitForLog(
+        pair,
+        node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/,
+      );
       const e = JSON.parse((await session).stdout.trim()) as Echo;
       const ok = e.error === undefined && e.mismatched === 0 && e.echoed >= e.sent - 1 && e.echoed > 50;
       return { ok, slowestMs: e.maxRttMs, detail: JSON.stringify(e) };
@@ -56,7 +65,9 @@ export async function main(argv: string[]): Promise<number> {
     const ok = runs.filter((r) => r.ok).length;
     failed += n - ok;
     const slow = runs.map((r) => r.slowestMs).sort((a, b) => a - b);
-    lines.push(`kill the ${node} during an echo session merged in the kernel: ${ok} of ${n} sessions intact (every echo right, none lost); slowest echo median ${slow[Math.floor(slow.length / 2)]} ms, max ${slow.at(-1)} ms`);
+    lines.push(
+      `kill the ${node} during an echo session merged in the kernel: ${ok} of ${n} sessions intact (every echo right, none lost); slowest echo median ${slow[Math.floor(slow.length / 2)]} ms, max ${slow.at(-1)} ms`,
+    );
     for (const r of runs.filter((x) => !x.ok)) lines.push(`  failed, killed at ${r.at} ms: ${r.detail}`);
   }
   const text = lines.join('\n') + '\n';

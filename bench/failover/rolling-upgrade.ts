@@ -20,7 +20,8 @@ async function pairing(otherCli: string, otherRole: 'primary' | 'secondary'): Pr
       // Replace that role's bridge with the other version's (the secondary first, as an upgrade goes).
       await TcpfoPair.stopDaemon(pair.secondary);
       if (otherRole === 'primary') await TcpfoPair.stopDaemon(pair.primary);
-      const start = (role: 'primary' | 'secondary') => pair.startDaemon(rig.host(role), role, {}, role === otherRole ? otherCli : undefined);
+      const start = (role: 'primary' | 'secondary') =>
+        pair.startDaemon(rig.host(role), role, {}, role === otherRole ? otherCli : undefined);
       if (otherRole === 'primary') pair.primary = await start('primary');
       pair.secondary = await start('secondary');
       await waitForLog(pair, /primary is up/);
@@ -30,7 +31,9 @@ async function pairing(otherCli: string, otherRole: 'primary' | 'secondary'): Pr
       await killNode(pair, 'primary');
       const r = await t;
       const ok = !r.error && r.sha256 === r.expected;
-      console.log(`the other version as ${otherRole}: ${ok ? 'byte-exact' : `FAILED (${r.error ?? 'wrong bytes'})`} after the primary's death, longest gap ${r.maxGapMs} ms`);
+      console.log(
+        `the other version as ${otherRole}: ${ok ? 'byte-exact' : `FAILED (${r.error ?? 'wrong bytes'})`} after the primary's death, longest gap ${r.maxGapMs} ms`,
+      );
       return ok;
     } finally {
       await pair.stop();

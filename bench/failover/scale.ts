@@ -30,7 +30,8 @@ export async function main(args: string[]): Promise<number> {
   const ns = (args[0] ?? '1000,10000,20000').split(',').map(Number);
   const OUT = args[1] ?? 'bench/results/scale.json';
   const timeoutMs = Number(args[2] ?? 100);
-  if (ns.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(timeoutMs) || timeoutMs < 20) throw new UsageError('usage: scale.js [N,...] [report.json] [detector timeout ms, default 100]');
+  if (ns.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(timeoutMs) || timeoutMs < 20)
+    throw new UsageError('usage: scale.js [N,...] [report.json] [detector timeout ms, default 100]');
   console.log(`detector timeout ${timeoutMs} ms`);
   const runs: ScaleRun[] = [];
   for (const n of ns) {
@@ -47,7 +48,10 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   // The report without the pair's logs (they stay with the run that needs them: the rig test).
-  writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ logs: _logs, ...r }) => r) }, null, 2));
+  writeFileSync(
+    OUT,
+    JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ logs: _logs, ...r }) => r) }, null, 2),
+  );
   console.log(`report: ${OUT}`);
   const plot = OUT.replace(/\.json$/, '') + '.svg';
   writeFileSync(plot, stallChart(runs, timeoutMs));
@@ -62,19 +66,30 @@ export async function main(args: string[]): Promise<number> {
 export function busyText(r: ScaleRun): string {
   const { idle, none, plain } = r.busy;
   const over = (b: typeof idle) => (plain?.p50Us != null && b.p50Us != null ? ` (+${b.p50Us - plain.p50Us})` : '');
-  const ratio = plain?.p50Us != null && idle.p50Us != null && none.p50Us != null && none.p50Us > plain.p50Us ? `, overhead ${((idle.p50Us - plain.p50Us) / (none.p50Us - plain.p50Us)).toFixed(2)}× none's` : '';
+  const ratio =
+    plain?.p50Us != null && idle.p50Us != null && none.p50Us != null && none.p50Us > plain.p50Us
+      ? `, overhead ${((idle.p50Us - plain.p50Us) / (none.p50Us - plain.p50Us)).toFixed(2)}× none's`
+      : '';
   return `busy round trip p50 ${idle.p50Us} µs${over(idle)} beside them, ${none.p50Us} µs${over(none)} alone${plain ? `, plain ${plain.p50Us} µs` : ''}${ratio}`;
 }
 
 /** The stall after each kill, and one round of requests without a kill, against N. */
 export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
-  const at = (victim: string, f: (r: ScaleRun) => number | null) => ns.map((n) => f(runs.find((r) => r.n === n && r.victim === victim)!) ?? NaN);
-  return lineChart(`Idle connections through a failover (detector ${timeoutMs} ms): until the last one answered`, 'connections', 'ms', ns, {
-    'kill the primary': at('primary', (r) => r.after.lastMs),
-    'kill the secondary': at('secondary', (r) => r.after.lastMs),
-    'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
-  }, { logY: true, decimalX: true });
+  const at = (victim: string, f: (r: ScaleRun) => number | null) =>
+    ns.map((n) => f(runs.find((r) => r.n === n && r.victim === victim)!) ?? NaN);
+  return lineChart(
+    `Idle connections through a failover (detector ${timeoutMs} ms): until the last one answered`,
+    'connections',
+    'ms',
+    ns,
+    {
+      'kill the primary': at('primary', (r) => r.after.lastMs),
+      'kill the secondary': at('secondary', (r) => r.after.lastMs),
+      'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
+    },
+    { logY: true, decimalX: true },
+  );
 }
 
 runAsProgram(import.meta.url, main);

@@ -27,13 +27,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const started = new Date().toISOString();
   const cores = availableParallelism();
-  const hogProc = hog ? spawn('stress-ng', ['--cpu', String(cores), '--timeout', `${Math.ceil(minutes * 60 + 60)}s`], { stdio: 'ignore' }) : undefined;
+  const hogProc = hog
+    ? spawn('stress-ng', ['--cpu', String(cores), '--timeout', `${Math.ceil(minutes * 60 + 60)}s`], { stdio: 'ignore' })
+    : undefined;
   hogProc?.on('error', (e) => {
     console.error(`--hog needs stress-ng (apt-get install stress-ng): ${e.message}`);
     process.exit(2);
   });
   process.on('exit', () => hogProc?.kill('SIGKILL'));
-  console.log(`soak: ${minutes} min, a failover every ${every} s (alternately secondary and primary), 100 Mbit/s client link${hog ? `, stress-ng busy on all ${cores} cores` : ''}`);
+  console.log(
+    `soak: ${minutes} min, a failover every ${every} s (alternately secondary and primary), 100 Mbit/s client link${hog ? `, stress-ng busy on all ${cores} cores` : ''}`,
+  );
   console.log('  t(s)  transfers  failed     MB  short-conns  failed  kills P/S   RSS P MB  RSS S MB');
   const r = await soak({
     durationMs: minutes * 60_000,
@@ -48,7 +52,9 @@ export async function main(argv: string[]): Promise<number> {
   });
   for (const e of r.errors) console.log(`error: ${e}`);
   const last = r.intervals.at(-1);
-  console.log(`\n${last?.transfers ?? 0} transfers (${last?.transferFailures ?? 0} failed), ${last?.shortConnections ?? 0} short connections (${last?.shortFailures ?? 0} failed), ${r.errors.length} errors`);
+  console.log(
+    `\n${last?.transfers ?? 0} transfers (${last?.transferFailures ?? 0} failed), ${last?.shortConnections ?? 0} short connections (${last?.shortFailures ?? 0} failed), ${r.errors.length} errors`,
+  );
   const { bridgeLogs, ...report } = r;
   hogProc?.kill('SIGKILL');
   writeFileSync(out, JSON.stringify({ started, minutes, failoverEverySeconds: every, hog, ...report }, null, 2));
@@ -58,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(logs, bridgeLogs);
     console.log(`the bridges' logs: ${logs}`);
   }
-  return (r.errors.length || (last?.transferFailures ?? 0) || (last?.shortFailures ?? 0)) ? 1 : 0;
+  return r.errors.length || (last?.transferFailures ?? 0) || (last?.shortFailures ?? 0) ? 1 : 0;
 }
 
 runAsProgram(import.meta.url, main);

@@ -30,8 +30,18 @@ interface InteractiveReport {
   date: string;
   results: Array<{
     lan: string;
-    plain: { echo100: { medianUs: number }; memcachedOps: number; setupSpaced: { medianUs: number }; connPerSec: number };
-    tcpfo: { echo100: { medianUs: number }; memcachedOps: number; setupSpaced: { medianUs: number }; connPerSec: number };
+    plain: {
+      echo100: { medianUs: number };
+      memcachedOps: number;
+      setupSpaced: { medianUs: number };
+      connPerSec: number;
+    };
+    tcpfo: {
+      echo100: { medianUs: number };
+      memcachedOps: number;
+      setupSpaced: { medianUs: number };
+      connPerSec: number;
+    };
   }>;
 }
 
@@ -42,7 +52,8 @@ export async function main(args: string[]): Promise<number> {
     for (const lan of LANS) status = (await paper(['--lan', lan, ...quick])) || status;
     status = (await interactive(quick)) || status;
   }
-  const paperOf = (lan: string): PaperReport => JSON.parse(readFileSync(join(lan === 'hub' ? RESULTS : join(RESULTS, lan), 'paper.json'), 'utf8')) as PaperReport;
+  const paperOf = (lan: string): PaperReport =>
+    JSON.parse(readFileSync(join(lan === 'hub' ? RESULTS : join(RESULTS, lan), 'paper.json'), 'utf8')) as PaperReport;
   const inter = JSON.parse(readFileSync(join(RESULTS, 'interactive.json'), 'utf8')) as InteractiveReport;
   const r2 = (a: number, b: number) => (a / b).toFixed(2);
   const md = [
@@ -57,16 +68,25 @@ export async function main(args: string[]): Promise<number> {
   for (const lan of LANS) {
     const p = paperOf(lan);
     for (const r of p.results) {
-      md.push(`| ${lan} | ${r.setting} | +${r.tcpfo.setupMedianUs - r.plain.setupMedianUs} | ${r2(r.tcpfo.sendKBps, r.plain.sendKBps)} | ${r2(r.tcpfo.receiveKBps, r.plain.receiveKBps)} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`);
+      md.push(
+        `| ${lan} | ${r.setting} | +${r.tcpfo.setupMedianUs - r.plain.setupMedianUs} | ${r2(r.tcpfo.sendKBps, r.plain.sendKBps)} | ${r2(r.tcpfo.receiveKBps, r.plain.receiveKBps)} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
+      );
     }
   }
-  md.push('', '| LAN | 100 B round trip added, median (µs) | memcached ops ratio | setup added, idle pair (µs) | conn/s ratio |', '|---|---|---|---|---|');
+  md.push(
+    '',
+    '| LAN | 100 B round trip added, median (µs) | memcached ops ratio | setup added, idle pair (µs) | conn/s ratio |',
+    '|---|---|---|---|---|',
+  );
   for (const r of inter.results) {
     md.push(
       `| ${r.lan} | +${r.tcpfo.echo100.medianUs - r.plain.echo100.medianUs} | ${r2(r.tcpfo.memcachedOps, r.plain.memcachedOps)} | +${r.tcpfo.setupSpaced.medianUs - r.plain.setupSpaced.medianUs} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
     );
   }
-  md.push('', `Paper runs: ${LANS.map((l) => `${l} ${paperOf(l).date}`).join(', ')}; request/answer run ${inter.date}.`);
+  md.push(
+    '',
+    `Paper runs: ${LANS.map((l) => `${l} ${paperOf(l).date}`).join(', ')}; request/answer run ${inter.date}.`,
+  );
   writeFileSync(join(RESULTS, 'summary.md'), md.join('\n') + '\n');
   console.log(md.join('\n'));
   return status;

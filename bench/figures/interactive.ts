@@ -62,8 +62,14 @@ function options(args: string[]): Options {
   const merge = (optionValue(args, '--merge') ?? 'auto') as Options['merge'];
   const lan = optionValue(args, '--lan');
   const lans = (lan ? [lan] : ['hub', 'mirror', 'switch']) as LanMode[];
-  if (!['auto', 'kernel', 'pcap'].includes(datapath) || !['auto', 'kernel', 'release', 'queue'].includes(merge) || lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')) {
-    throw new UsageError('usage: interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|release|queue] [--lan hub|mirror|switch] [--report-only]');
+  if (
+    !['auto', 'kernel', 'pcap'].includes(datapath) ||
+    !['auto', 'kernel', 'release', 'queue'].includes(merge) ||
+    lans.some((l) => l !== 'hub' && l !== 'mirror' && l !== 'switch')
+  ) {
+    throw new UsageError(
+      'usage: interactive.js [--quick] [--datapath kernel|pcap] [--merge auto|kernel|release|queue] [--lan hub|mirror|switch] [--report-only]',
+    );
   }
   return {
     quick,
@@ -71,7 +77,14 @@ function options(args: string[]): Options {
     datapath,
     merge,
     lans,
-    file: datapath === 'pcap' ? 'interactive-pcap' : merge === 'auto' ? 'interactive' : merge === 'kernel' ? 'interactive-kernel-merge' : `interactive-${merge}`,
+    file:
+      datapath === 'pcap'
+        ? 'interactive-pcap'
+        : merge === 'auto'
+          ? 'interactive'
+          : merge === 'kernel'
+            ? 'interactive-kernel-merge'
+            : `interactive-${merge}`,
     echoes: quick ? 300 : 2000,
     connects: quick ? 100 : 500,
     rounds: quick ? 1 : 3,
@@ -110,15 +123,29 @@ function pct(xs: number[], p: number): number {
 }
 const lat = (xs: number[]): Latency => ({ medianUs: pct(xs, 50), p99Us: pct(xs, 99) });
 
-async function json(host: RigHost, script: string, argv: string[], timeoutMs = 120_000): Promise<Record<string, unknown>> {
-  const r = await host.sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript(script)}" ${argv.join(' ')}`, { timeoutMs });
+async function json(
+  host: RigHost,
+  script: string,
+  argv: string[],
+  timeoutMs = 120_000,
+): Promise<Record<string, unknown>> {
+  const r = await host.sh(
+    `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript(script)}" ${argv.join(' ')}`,
+    { timeoutMs },
+  );
   const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
   if (typeof j.error === 'string') throw new Error(j.error);
   return j;
 }
 
 /** curl in active mode (-P -): the rate it reports, KB/s. */
-async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remote: string, local: string): Promise<number> {
+async function curlFtp(
+  client: RigHost,
+  addr: string,
+  mode: 'get' | 'put',
+  remote: string,
+  local: string,
+): Promise<number> {
   const argv =
     mode === 'get'
       ? ['curl', '-sS', '--fail', '-P', '-', '-o', local, '-w', '%{speed_download}', `ftp://${addr}/${remote}`]
@@ -128,29 +155,110 @@ async function curlFtp(client: RigHost, addr: string, mode: 'get' | 'put', remot
 }
 
 /** One round of the quick workloads on one side. */
-async function quickRound(rig: Rig, addr: string, demoPort: number, mcPort: number, label: string, errors: string[]): Promise<Omit<Side, 'ftp' | 'errors'>> {
+async function quickRound(
+  rig: Rig,
+  addr: string,
+  demoPort: number,
+  mcPort: number,
+  label: string,
+  errors: string[],
+): Promise<Omit<Side, 'ftp' | 'errors'>> {
   const c = rig.host('client');
   const attempt = attemptInto(errors);
   process.stderr.write(`${label}: echo, memcached, connection setup\n`);
-  const e100 = await attempt('echo 100', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(o.echoes)])).rttUs as number[]), lat([]));
-  const e3000 = await attempt('echo 3000', async () => lat((await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(o.echoes)])).rttUs as number[]), lat([]));
-  const mc = await attempt('memcached', async () => (await json(c, 'rig/servers/rr-client.js', ['memcached', addr, String(mcPort), String(MC_SECONDS)])) as { ops: number; errors: number }, { ops: NaN, errors: 0 });
+  const e100 = await attempt(
+    'echo 100',
+    async () =>
+      lat(
+        (await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '100', String(o.echoes)]))
+          .rttUs as number[],
+      ),
+    lat([]),
+  );
+  const e3000 = await attempt(
+    'echo 3000',
+    async () =>
+      lat(
+        (await json(c, 'rig/servers/rr-client.js', ['echo', addr, String(demoPort), '3000', String(o.echoes)]))
+          .rttUs as number[],
+      ),
+    lat([]),
+  );
+  const mc = await attempt(
+    'memcached',
+    async () =>
+      (await json(c, 'rig/servers/rr-client.js', ['memcached', addr, String(mcPort), String(MC_SECONDS)])) as {
+        ops: number;
+        errors: number;
+      },
+    { ops: NaN, errors: 0 },
+  );
   if (mc.errors) errors.push(`memcached: ${mc.errors} wrong answers`);
   const redisPort = addr === VIP ? REDIS_PORT : REDIS_PLAIN_PORT;
-  const redisOne = await attempt('redis, one connection', () => redisGet(c, addr, redisPort, 1, 1, o.quick ? 10_000 : 40_000), NaN);
-  const redisPipelined = await attempt('redis, 20 connections × 16', () => redisGet(c, addr, redisPort, 20, 16, o.quick ? 100_000 : 400_000), NaN);
-  const b2b = await attempt('setup back to back', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)])).connectUs as number[]), lat([]));
-  const spaced = await attempt('setup spaced', async () => lat((await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '5', String(Math.min(o.connects, 200))])).connectUs as number[]), lat([]));
+  const redisOne = await attempt(
+    'redis, one connection',
+    () => redisGet(c, addr, redisPort, 1, 1, o.quick ? 10_000 : 40_000),
+    NaN,
+  );
+  const redisPipelined = await attempt(
+    'redis, 20 connections × 16',
+    () => redisGet(c, addr, redisPort, 20, 16, o.quick ? 100_000 : 400_000),
+    NaN,
+  );
+  const b2b = await attempt(
+    'setup back to back',
+    async () =>
+      lat(
+        (await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)]))
+          .connectUs as number[],
+      ),
+    lat([]),
+  );
+  const spaced = await attempt(
+    'setup spaced',
+    async () =>
+      lat(
+        (
+          await json(c, 'rig/servers/demo-client.js', [
+            'connect',
+            addr,
+            String(demoPort),
+            '5',
+            String(Math.min(o.connects, 200)),
+          ])
+        ).connectUs as number[],
+      ),
+    lat([]),
+  );
   const t0 = Date.now();
-  const okConn = await attempt('conn/s', async () => (await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)]), true), false);
+  const okConn = await attempt(
+    'conn/s',
+    async () => (
+      await json(c, 'rig/servers/demo-client.js', ['connect', addr, String(demoPort), '0', String(o.connects)]),
+      true
+    ),
+    false,
+  );
   const connPerSec = okConn ? o.connects / ((Date.now() - t0) / 1000) : NaN;
-  return { echo100: e100, echo3000: e3000, memcachedOps: mc.ops, redisOne, redisPipelined, setupBackToBack: b2b, setupSpaced: spaced, connPerSec };
+  return {
+    echo100: e100,
+    echo3000: e3000,
+    memcachedOps: mc.ops,
+    redisOne,
+    redisPipelined,
+    setupBackToBack: b2b,
+    setupSpaced: spaced,
+    connPerSec,
+  };
 }
 
 /** The median round, field by field. */
 function medianRound(rounds: Array<Omit<Side, 'ftp' | 'errors'>>): Omit<Side, 'ftp' | 'errors'> {
   const m = (f: (r: Omit<Side, 'ftp' | 'errors'>) => number) => pct(rounds.map(f), 50);
-  const ml = (f: (r: Omit<Side, 'ftp' | 'errors'>) => Latency): Latency => ({ medianUs: m((r) => f(r).medianUs), p99Us: m((r) => f(r).p99Us) });
+  const ml = (f: (r: Omit<Side, 'ftp' | 'errors'>) => Latency): Latency => ({
+    medianUs: m((r) => f(r).medianUs),
+    p99Us: m((r) => f(r).p99Us),
+  });
   return {
     echo100: ml((r) => r.echo100),
     echo3000: ml((r) => r.echo3000),
@@ -174,39 +282,87 @@ async function ftpSide(rig: Rig, addr: string, ftpRoot: string, label: string, e
     for (let rep = 0; rep < o.ftpReps; rep++) {
       const local = join(rig.tmpdir, `dl-${label.replace(/\W+/g, '_')}-${rep}-${name}`);
       const tag = `${label.replace(/\W+/g, '_')}-${rep}-${Date.now()}`;
-      const r = await attempt(`ftp ${kb} KB`, async () => {
-        const x = await runFtp(c, addr, [`get pub/${name} ${local}`, `put ${ftpRoot}/pub/${name} incoming/up-${tag}-${name}`]);
-        if (x.completed !== 2 || x.rates.length < 2) throw new Error(`ftp client: ${x.transcript.slice(-300)}`);
-        return { get: x.rates[0]!, put: x.rates[1]! };
-      }, { get: NaN, put: NaN });
+      const r = await attempt(
+        `ftp ${kb} KB`,
+        async () => {
+          const x = await runFtp(c, addr, [
+            `get pub/${name} ${local}`,
+            `put ${ftpRoot}/pub/${name} incoming/up-${tag}-${name}`,
+          ]);
+          if (x.completed !== 2 || x.rates.length < 2) throw new Error(`ftp client: ${x.transcript.slice(-300)}`);
+          return { get: x.rates[0]!, put: x.rates[1]! };
+        },
+        { get: NaN, put: NaN },
+      );
       const curlGet = await attempt(`curl get ${kb} KB`, () => curlFtp(c, addr, 'get', `pub/${name}`, local), NaN);
-      const curlPut = await attempt(`curl put ${kb} KB`, () => curlFtp(c, addr, 'put', `incoming/curl-${tag}-${name}`, join(ftpRoot, 'pub', name)), NaN);
-      if (Number.isFinite(curlGet) && readFileSync(local).length !== fileBytes(kb)) errors.push(`curl get ${kb} KB: wrong length`);
+      const curlPut = await attempt(
+        `curl put ${kb} KB`,
+        () => curlFtp(c, addr, 'put', `incoming/curl-${tag}-${name}`, join(ftpRoot, 'pub', name)),
+        NaN,
+      );
+      if (Number.isFinite(curlGet) && readFileSync(local).length !== fileBytes(kb))
+        errors.push(`curl get ${kb} KB: wrong length`);
       runs.push({ ...r, curlGet, curlPut });
     }
-    ftp[String(kb)] = { get: pct(runs.map((x) => x.get), 50), put: pct(runs.map((x) => x.put), 50), curlGet: pct(runs.map((x) => x.curlGet), 50), curlPut: pct(runs.map((x) => x.curlPut), 50) };
+    ftp[String(kb)] = {
+      get: pct(
+        runs.map((x) => x.get),
+        50,
+      ),
+      put: pct(
+        runs.map((x) => x.put),
+        50,
+      ),
+      curlGet: pct(
+        runs.map((x) => x.curlGet),
+        50,
+      ),
+      curlPut: pct(
+        runs.map((x) => x.curlPut),
+        50,
+      ),
+    };
   }
   return ftp;
 }
 
 async function runLan(lan: LanMode): Promise<LanResult> {
   return withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, MC_PORT, REDIS_PORT, 20, 21], datapath: o.datapath, extraYaml: `merge: ${o.merge}\n` });
+    const pair = await TcpfoPair.start(rig, {
+      ports: [DEMO_PORT, MC_PORT, REDIS_PORT, 20, 21],
+      datapath: o.datapath,
+      extraYaml: `merge: ${o.merge}\n`,
+    });
     try {
       const p = rig.host('primary');
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
       await startKvPair(rig, VIP, pair.servers);
       const ftpRoots = await startFtpPair(rig, VIP, pair.servers);
-      const st = await rig.host('secondary').exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')]);
+      const st = await rig
+        .host('secondary')
+        .exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('secondary')]);
       const datapath = String((JSON.parse(st.stdout) as { datapath?: string }).datapath);
       const errors = { plain: [] as string[], tcpfo: [] as string[] };
-      const rounds = { plain: [] as Array<Omit<Side, 'ftp' | 'errors'>>, tcpfo: [] as Array<Omit<Side, 'ftp' | 'errors'>> };
+      const rounds = {
+        plain: [] as Array<Omit<Side, 'ftp' | 'errors'>>,
+        tcpfo: [] as Array<Omit<Side, 'ftp' | 'errors'>>,
+      };
       for (let i = 0; i < o.rounds; i++) {
-        rounds.plain.push(await quickRound(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain));
+        rounds.plain.push(
+          await quickRound(rig, p.ip, PLAIN_PORT, MC_PLAIN_PORT, `${lan} plain, round ${i + 1}`, errors.plain),
+        );
         rounds.tcpfo.push(await quickRound(rig, VIP, DEMO_PORT, MC_PORT, `${lan} tcpfo, round ${i + 1}`, errors.tcpfo));
       }
-      const plain: Side = { ...medianRound(rounds.plain), ftp: await ftpSide(rig, p.ip, ftpRoots.plainRoot, `${lan} plain`, errors.plain), errors: errors.plain };
-      const tcpfo: Side = { ...medianRound(rounds.tcpfo), ftp: await ftpSide(rig, VIP, ftpRoots.tcpfoRoot, `${lan} tcpfo`, errors.tcpfo), errors: errors.tcpfo };
+      const plain: Side = {
+        ...medianRound(rounds.plain),
+        ftp: await ftpSide(rig, p.ip, ftpRoots.plainRoot, `${lan} plain`, errors.plain),
+        errors: errors.plain,
+      };
+      const tcpfo: Side = {
+        ...medianRound(rounds.tcpfo),
+        ftp: await ftpSide(rig, VIP, ftpRoots.tcpfoRoot, `${lan} tcpfo`, errors.tcpfo),
+        errors: errors.tcpfo,
+      };
       return { lan, plain, tcpfo, datapath };
     } finally {
       await pair.stop();
@@ -263,35 +419,73 @@ export async function main(args: string[]): Promise<number> {
   ];
   for (const r of report.results) {
     const { plain: p, tcpfo: t } = r;
-    md.push(`| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`);
-    md.push(`| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`);
-    md.push(`| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`);
-    md.push(`| redis GET, one connection, requests/s | ${r.lan} | ${p.redisOne?.toFixed(0)} | ${t.redisOne?.toFixed(0)} | ${r3(t.redisOne, p.redisOne)} |`);
-    md.push(`| redis GET, 20 connections × 16 pipelined, requests/s | ${r.lan} | ${p.redisPipelined?.toFixed(0)} | ${t.redisPipelined?.toFixed(0)} | ${r3(t.redisPipelined, p.redisPipelined)} |`);
-    md.push(`| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`);
-    md.push(`| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`);
-    md.push(`| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`);
+    md.push(
+      `| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`,
+    );
+    md.push(
+      `| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`,
+    );
+    md.push(
+      `| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`,
+    );
+    md.push(
+      `| redis GET, one connection, requests/s | ${r.lan} | ${p.redisOne?.toFixed(0)} | ${t.redisOne?.toFixed(0)} | ${r3(t.redisOne, p.redisOne)} |`,
+    );
+    md.push(
+      `| redis GET, 20 connections × 16 pipelined, requests/s | ${r.lan} | ${p.redisPipelined?.toFixed(0)} | ${t.redisPipelined?.toFixed(0)} | ${r3(t.redisPipelined, p.redisPipelined)} |`,
+    );
+    md.push(
+      `| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`,
+    );
+    md.push(
+      `| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`,
+    );
+    md.push(
+      `| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`,
+    );
   }
-  md.push('', `## FTP (Figure 6), vsftpd in active mode, KB/s (median of ${o.ftpReps} transfers each)`, '', '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+  md.push(
+    '',
+    `## FTP (Figure 6), vsftpd in active mode, KB/s (median of ${o.ftpReps} transfers each)`,
+    '',
+    '| file KB | LAN | client | get plain / tcpfo | ratio | put plain / tcpfo | ratio |',
+    '|---|---|---|---|---|---|---|',
+  );
   for (const r of report.results) {
     for (const kb of PAPER_FILE_KB) {
       const p = r.plain.ftp[String(kb)];
       const t = r.tcpfo.ftp[String(kb)];
       if (!p || !t) continue;
-      md.push(`| ${kb} | ${r.lan} | Debian ftp | ${p.get.toFixed(1)} / ${t.get.toFixed(1)} | ${r3(t.get, p.get)} | ${p.put.toFixed(1)} / ${t.put.toFixed(1)} | ${r3(t.put, p.put)} |`);
-      md.push(`| ${kb} | ${r.lan} | curl | ${p.curlGet.toFixed(1)} / ${t.curlGet.toFixed(1)} | ${r3(t.curlGet, p.curlGet)} | ${p.curlPut.toFixed(1)} / ${t.curlPut.toFixed(1)} | ${r3(t.curlPut, p.curlPut)} |`);
+      md.push(
+        `| ${kb} | ${r.lan} | Debian ftp | ${p.get.toFixed(1)} / ${t.get.toFixed(1)} | ${r3(t.get, p.get)} | ${p.put.toFixed(1)} / ${t.put.toFixed(1)} | ${r3(t.put, p.put)} |`,
+      );
+      md.push(
+        `| ${kb} | ${r.lan} | curl | ${p.curlGet.toFixed(1)} / ${t.curlGet.toFixed(1)} | ${r3(t.curlGet, p.curlGet)} | ${p.curlPut.toFixed(1)} / ${t.curlPut.toFixed(1)} | ${r3(t.curlPut, p.curlPut)} |`,
+      );
     }
   }
   md.push('', ...targets(report.results), '', ...(report.datapath === 'pcap' ? [] : LIMITS));
   if (o.merge === 'kernel' || o.merge === 'auto') md.push('', KERNEL_MERGE_ORDER);
-  const errs = report.results.flatMap((r) => [...r.plain.errors.map((e) => `${r.lan} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`)]);
+  const errs = report.results.flatMap((r) => [
+    ...r.plain.errors.map((e) => `${r.lan} plain: ${e}`),
+    ...r.tcpfo.errors.map((e) => `${r.lan} tcpfo: ${e}`),
+  ]);
   if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
   md.push('', `Plots: ${o.file}-ratios.svg (every workload as tcpfo / plain; 1 = no cost), ${o.file}-ftp.svg.`);
   writeFileSync(join(OUT, `${o.file}.md`), md.join('\n') + '\n');
 
   // Plots: ratios (higher is better: rates, or plain/tcpfo for times), one bar per LAN.
   const series: Record<string, number[]> = {};
-  const labels = ['echo 100 B', 'echo 3000 B', 'memcached', 'redis', 'redis ×20×16', 'setup b2b', 'setup 5 ms', 'conn/s'];
+  const labels = [
+    'echo 100 B',
+    'echo 3000 B',
+    'memcached',
+    'redis',
+    'redis ×20×16',
+    'setup b2b',
+    'setup 5 ms',
+    'conn/s',
+  ];
   for (const r of report.results) {
     const { plain: p, tcpfo: t } = r;
     series[r.lan] = [
@@ -305,7 +499,10 @@ export async function main(args: string[]): Promise<number> {
       t.connPerSec / p.connPerSec,
     ];
   }
-  writeFileSync(join(OUT, `${o.file}-ratios.svg`), ratioChart('Request/answer: tcpfo as a share of plain TCP (1 = no cost)', labels, series));
+  writeFileSync(
+    join(OUT, `${o.file}-ratios.svg`),
+    ratioChart('Request/answer: tcpfo as a share of plain TCP (1 = no cost)', labels, series),
+  );
   const ftpSeries: Record<string, number[]> = {};
   const ftpLabels = PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]);
   for (const r of report.results) {
@@ -317,7 +514,10 @@ export async function main(args: string[]): Promise<number> {
       });
     }
   }
-  writeFileSync(join(OUT, `${o.file}-ftp.svg`), ratioChart('FTP (Figure 6) at 100 Mbit/s: tcpfo / plain rate', ftpLabels, ftpSeries));
+  writeFileSync(
+    join(OUT, `${o.file}-ftp.svg`),
+    ratioChart('FTP (Figure 6) at 100 Mbit/s: tcpfo / plain rate', ftpLabels, ftpSeries),
+  );
   console.log(readFileSync(join(OUT, `${o.file}.md`), 'utf8'));
   return 0;
 }
@@ -338,16 +538,39 @@ function targets(rs: LanResult[]): string[] {
     const cps = t.connPerSec / p.connPerSec;
     const redis1 = t.redisOne / p.redisOne;
     const redisP = t.redisPipelined / p.redisPipelined;
-    rows.push(`| setup adds ≤ 100 µs median, idle pair (5 ms apart) | ${r.lan} | +${spacedAdd} µs | ${v(spacedAdd <= 100, `by ${spacedAdd - 100} µs`)} |`);
-    rows.push(`| setup adds ≤ 150 µs median, back to back | ${r.lan} | +${b2bAdd} µs | ${v(b2bAdd <= 150, `by ${b2bAdd - 150} µs`)} |`);
-    rows.push(`| 100-byte round trip adds ≤ 50 µs median | ${r.lan} | +${rtAdd} µs | ${v(rtAdd <= 50, `by ${rtAdd - 50} µs`)} |`);
-    rows.push(`| 100-byte round trip p99 ≤ plain p99 + 150 µs | ${r.lan} | +${p99} µs | ${v(p99 <= 150, `by ${p99 - 150} µs`)} |`);
-    rows.push(`| memcached ops/s ≥ 0.85 of plain | ${r.lan} | ${mc.toFixed(2)} | ${v(mc >= 0.85, `by ${(0.85 - mc).toFixed(2)}`)} |`);
-    rows.push(`| redis GET, one connection ≥ 0.85 of plain | ${r.lan} | ${redis1.toFixed(2)} | ${v(redis1 >= 0.85, `by ${(0.85 - redis1).toFixed(2)}`)} |`);
-    rows.push(`| redis GET, 20 connections × 16 pipelined ≥ 0.9 of plain | ${r.lan} | ${redisP.toFixed(2)} | ${v(redisP >= 0.9, `by ${(0.9 - redisP).toFixed(2)}`)} |`);
-    rows.push(`| new connections/s ≥ 0.8 of plain | ${r.lan} | ${cps.toFixed(2)} | ${v(cps >= 0.8, `by ${(0.8 - cps).toFixed(2)}`)} |`);
-    const worst = Math.min(...PAPER_FILE_KB.flatMap((kb) => [t.ftp[String(kb)]!.get / p.ftp[String(kb)]!.get, t.ftp[String(kb)]!.put / p.ftp[String(kb)]!.put]));
-    rows.push(`| FTP Figure 6: every get and put ratio ≥ 0.9 (Debian ftp client) | ${r.lan} | lowest ${worst.toFixed(2)} | ${v(worst >= 0.9, `by ${(0.9 - worst).toFixed(2)}`)} |`);
+    rows.push(
+      `| setup adds ≤ 100 µs median, idle pair (5 ms apart) | ${r.lan} | +${spacedAdd} µs | ${v(spacedAdd <= 100, `by ${spacedAdd - 100} µs`)} |`,
+    );
+    rows.push(
+      `| setup adds ≤ 150 µs median, back to back | ${r.lan} | +${b2bAdd} µs | ${v(b2bAdd <= 150, `by ${b2bAdd - 150} µs`)} |`,
+    );
+    rows.push(
+      `| 100-byte round trip adds ≤ 50 µs median | ${r.lan} | +${rtAdd} µs | ${v(rtAdd <= 50, `by ${rtAdd - 50} µs`)} |`,
+    );
+    rows.push(
+      `| 100-byte round trip p99 ≤ plain p99 + 150 µs | ${r.lan} | +${p99} µs | ${v(p99 <= 150, `by ${p99 - 150} µs`)} |`,
+    );
+    rows.push(
+      `| memcached ops/s ≥ 0.85 of plain | ${r.lan} | ${mc.toFixed(2)} | ${v(mc >= 0.85, `by ${(0.85 - mc).toFixed(2)}`)} |`,
+    );
+    rows.push(
+      `| redis GET, one connection ≥ 0.85 of plain | ${r.lan} | ${redis1.toFixed(2)} | ${v(redis1 >= 0.85, `by ${(0.85 - redis1).toFixed(2)}`)} |`,
+    );
+    rows.push(
+      `| redis GET, 20 connections × 16 pipelined ≥ 0.9 of plain | ${r.lan} | ${redisP.toFixed(2)} | ${v(redisP >= 0.9, `by ${(0.9 - redisP).toFixed(2)}`)} |`,
+    );
+    rows.push(
+      `| new connections/s ≥ 0.8 of plain | ${r.lan} | ${cps.toFixed(2)} | ${v(cps >= 0.8, `by ${(0.8 - cps).toFixed(2)}`)} |`,
+    );
+    const worst = Math.min(
+      ...PAPER_FILE_KB.flatMap((kb) => [
+        t.ftp[String(kb)]!.get / p.ftp[String(kb)]!.get,
+        t.ftp[String(kb)]!.put / p.ftp[String(kb)]!.put,
+      ]),
+    );
+    rows.push(
+      `| FTP Figure 6: every get and put ratio ≥ 0.9 (Debian ftp client) | ${r.lan} | lowest ${worst.toFixed(2)} | ${v(worst >= 0.9, `by ${(0.9 - worst).toFixed(2)}`)} |`,
+    );
   }
   return rows;
 }

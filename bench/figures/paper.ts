@@ -39,7 +39,8 @@ let o: Options;
 
 function options(args: string[]): Options {
   const lan = (optionValue(args, '--lan') ?? 'hub') as LanMode;
-  if (lan !== 'hub' && lan !== 'mirror' && lan !== 'switch') throw new UsageError('usage: paper.js [--quick] [--report-only] [--lan hub|mirror|switch]');
+  if (lan !== 'hub' && lan !== 'mirror' && lan !== 'switch')
+    throw new UsageError('usage: paper.js [--quick] [--report-only] [--lan hub|mirror|switch]');
   const quick = args.includes('--quick');
   return {
     quick,
@@ -92,7 +93,12 @@ function pct(xs: number[], p: number): number {
 }
 
 async function client(rig: Rig, args: string[], timeoutMs = 300_000): Promise<Record<string, unknown>> {
-  const r = await rig.host('client').sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" ${args.join(' ')}`, { timeoutMs });
+  const r = await rig
+    .host('client')
+    .sh(
+      `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" ${args.join(' ')}`,
+      { timeoutMs },
+    );
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
@@ -100,12 +106,28 @@ async function measure(rig: Rig, host: string, port: number, label: string): Pro
   const errors: string[] = [];
   const attempt = attemptInto(errors);
   progress(`${label}: connection setup`);
-  const c = await attempt('setup', async () => (await client(rig, ['connect', host, String(port), '0', String(o.connects)])) as { connectUs: number[] }, { connectUs: [NaN] });
+  const c = await attempt(
+    'setup',
+    async () =>
+      (await client(rig, ['connect', host, String(port), '0', String(o.connects)])) as { connectUs: number[] },
+    { connectUs: [NaN] },
+  );
   const t0 = Date.now();
-  const okConn = await attempt('conn/s', async () => (await client(rig, ['connect', host, String(port), '0', String(o.connects)]), true), false);
+  const okConn = await attempt(
+    'conn/s',
+    async () => (await client(rig, ['connect', host, String(port), '0', String(o.connects)]), true),
+    false,
+  );
   const connPerSec = okConn ? o.connects / ((Date.now() - t0) / 1000) : NaN;
   progress(`${label}: messages 64 B … 1 MB`);
-  const m = await attempt('messages', async () => (await client(rig, ['msg', host, String(port), '0', String(o.msgReps)], 180_000)) as { messages: Side['messages'] }, { messages: [] as Side['messages'] });
+  const m = await attempt(
+    'messages',
+    async () =>
+      (await client(rig, ['msg', host, String(port), '0', String(o.msgReps)], 180_000)) as {
+        messages: Side['messages'];
+      },
+    { messages: [] as Side['messages'] },
+  );
   progress(`${label}: ${o.stream / 1e6} MB streams`);
   const put = await attempt('send stream', () => transferTo(rig, host, port, 'put'), NaN);
   const get = await attempt('receive stream', () => transferTo(rig, host, port, 'get'), NaN);
@@ -121,9 +143,15 @@ async function measure(rig: Rig, host: string, port: number, label: string): Pro
 }
 
 async function transferTo(rig: Rig, host: string, port: number, mode: 'get' | 'put'): Promise<number> {
-  const r = await rig.host('client').exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(o.stream), '5'], { timeoutMs: 120_000 });
+  const r = await rig
+    .host('client')
+    .exec(
+      [process.execPath, distScript('rig/servers/demo-client.js'), mode, host, String(port), String(o.stream), '5'],
+      { timeoutMs: 120_000 },
+    );
   const j = JSON.parse(r.stdout.trim()) as { ms: number; sha256: string; expected?: string; reply?: string };
-  if (mode === 'get' ? j.sha256 !== j.expected : j.reply !== `OK ${j.sha256}`) throw new Error(`${mode} to ${host}:${port} not byte-exact`);
+  if (mode === 'get' ? j.sha256 !== j.expected : j.reply !== `OK ${j.sha256}`)
+    throw new Error(`${mode} to ${host}:${port} not byte-exact`);
   return j.ms;
 }
 
@@ -132,7 +160,10 @@ async function ftpRates(rig: Rig, addr: string, roots: string): Promise<Record<s
   for (const kb of PAPER_FILE_KB) {
     const local = join(rig.tmpdir, `ftp-dl-${addr}-${fileName(kb)}`);
     const up = `up-${addr.replace(/\./g, '_')}-${Date.now()}-${fileName(kb)}`;
-    const r = await runFtp(rig.host('client'), addr, [`get pub/${fileName(kb)} ${local}`, `put ${roots}/pub/${fileName(kb)} incoming/${up}`]);
+    const r = await runFtp(rig.host('client'), addr, [
+      `get pub/${fileName(kb)} ${local}`,
+      `put ${roots}/pub/${fileName(kb)} incoming/${up}`,
+    ]);
     if (r.completed !== 2) throw new Error(`ftp ${addr} ${kb} KB failed:\n${r.transcript}`);
     out[String(kb)] = { get: r.rates[0]!, put: r.rates[1]! };
   }
@@ -160,13 +191,22 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
       if (rateMbit === 100) {
         progress(`${name}: FTP (vsftpd, active mode)`);
         const ftpRoots = await startFtpPair(rig, VIP, pair.servers);
-        res.ftp = { plain: await ftpRates(rig, p.ip, ftpRoots.plainRoot), tcpfo: await ftpRates(rig, VIP, ftpRoots.tcpfoRoot) };
+        res.ftp = {
+          plain: await ftpRates(rig, p.ip, ftpRoots.plainRoot),
+          tcpfo: await ftpRates(rig, VIP, ftpRoots.tcpfoRoot),
+        };
       } else progress(`${name}: (FTP only at 100 Mbit/s)`);
       if (!rateMbit) {
         progress(`${name}: memory of the primary bridge with idle connections`);
         const n = o.quick ? 2000 : 10_000;
         const before = await metric(rig, 'primary', 'process_resident_memory_bytes');
-        const hold = rig.host('client').spawn(['bash', '-c', `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`]);
+        const hold = rig
+          .host('client')
+          .spawn([
+            'bash',
+            '-c',
+            `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" hold ${VIP} ${DEMO_PORT} 0 ${n}`,
+          ]);
         let line = '';
         await new Promise<void>((resolve, reject) => {
           hold.stdout?.on('data', (d: Buffer) => {
@@ -179,7 +219,12 @@ async function runSetting(name: string, rateMbit: number | undefined): Promise<S
         const after = await metric(rig, 'primary', 'process_resident_memory_bytes');
         const conns = await metric(rig, 'primary', 'tcpfo_connections{state="merging"}');
         hold.kill('SIGTERM');
-        res.idleMemory = { connections: conns, rssBeforeBytes: before, rssAfterBytes: after, bytesPerConnection: (after - before) / n };
+        res.idleMemory = {
+          connections: conns,
+          rssBeforeBytes: before,
+          rssAfterBytes: after,
+          bytesPerConnection: (after - before) / n,
+        };
       } else progress(`${name}: (memory only unshaped)`);
       return res;
     } finally {
@@ -206,7 +251,9 @@ export async function main(args: string[]): Promise<number> {
     report = JSON.parse(readFileSync(join(o.out, 'paper.json'), 'utf8')) as Report;
     // The stall figures come from the kill campaign, run on its own: take its latest report.
     try {
-      report.failover = (JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
+      report.failover = (
+        JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown }
+      ).summary;
     } catch {
       // keep what the run recorded
     }
@@ -222,7 +269,8 @@ export async function main(args: string[]): Promise<number> {
     progress('failover stall (from the kill campaign report)');
     let failover: unknown = null;
     try {
-      failover = (JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown }).summary;
+      failover = (JSON.parse(readFileSync(join(RESULTS, 'failover-campaign.json'), 'utf8')) as { summary: unknown })
+        .summary;
     } catch {
       failover = 'run bench/failover-campaign first';
     }
@@ -251,52 +299,113 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   md.push('', ...targets(results, failover));
-  const errs = results.flatMap((r) => [...r.plain.errors.map((e) => `${r.setting} plain: ${e}`), ...r.tcpfo.errors.map((e) => `${r.setting} tcpfo: ${e}`)]);
+  const errs = results.flatMap((r) => [
+    ...r.plain.errors.map((e) => `${r.setting} plain: ${e}`),
+    ...r.tcpfo.errors.map((e) => `${r.setting} tcpfo: ${e}`),
+  ]);
   if (errs.length) md.push('', '**Steps that did not complete:**', '', ...errs.map((e) => `- ${e}`));
-  md.push('', '## Message send and receive time (Figures 3 and 4), median µs, new connection per message (connect not counted)', '');
+  md.push(
+    '',
+    '## Message send and receive time (Figures 3 and 4), median µs, new connection per message (connect not counted)',
+    '',
+  );
   for (const r of results) {
-    md.push(`### ${r.setting}`, '', '| size | send plain | send tcpfo | ratio | receive plain | receive tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+    md.push(
+      `### ${r.setting}`,
+      '',
+      '| size | send plain | send tcpfo | ratio | receive plain | receive tcpfo | ratio |',
+      '|---|---|---|---|---|---|---|',
+    );
     r.plain.messages.forEach((m, i) => {
       const t = r.tcpfo.messages[i] ?? { sendUs: NaN, receiveUs: NaN };
-      md.push(`| ${m.size} | ${m.sendUs} | ${t.sendUs} | ${r2(t.sendUs, m.sendUs)} | ${m.receiveUs} | ${t.receiveUs} | ${r2(t.receiveUs, m.receiveUs)} |`);
+      md.push(
+        `| ${m.size} | ${m.sendUs} | ${t.sendUs} | ${r2(t.sendUs, m.sendUs)} | ${m.receiveUs} | ${t.receiveUs} | ${r2(t.receiveUs, m.receiveUs)} |`,
+      );
     });
     md.push('');
   }
   const ftp = results.find((r) => r.ftp)?.ftp;
   if (ftp) {
-    md.push('## FTP (Figure 6), 100 Mbit/s, KB/s as the Debian ftp client reports them', '', '| file KB | get plain | get tcpfo | ratio | put plain | put tcpfo | ratio |', '|---|---|---|---|---|---|---|');
+    md.push(
+      '## FTP (Figure 6), 100 Mbit/s, KB/s as the Debian ftp client reports them',
+      '',
+      '| file KB | get plain | get tcpfo | ratio | put plain | put tcpfo | ratio |',
+      '|---|---|---|---|---|---|---|',
+    );
     for (const kb of PAPER_FILE_KB) {
       const p = ftp.plain[String(kb)]!;
       const t = ftp.tcpfo[String(kb)]!;
-      md.push(`| ${kb} | ${p.get.toFixed(1)} | ${t.get.toFixed(1)} | ${r2(t.get, p.get)} | ${p.put.toFixed(1)} | ${t.put.toFixed(1)} | ${r2(t.put, p.put)} |`);
+      md.push(
+        `| ${kb} | ${p.get.toFixed(1)} | ${t.get.toFixed(1)} | ${r2(t.get, p.get)} | ${p.put.toFixed(1)} | ${t.put.toFixed(1)} | ${r2(t.put, p.put)} |`,
+      );
     }
     md.push('');
   }
   const mem = results.find((r) => r.idleMemory)?.idleMemory;
-  if (mem) md.push('## Memory', '', `Primary bridge RSS with ${mem.connections} idle failover connections: ${(mem.rssBeforeBytes / 1e6).toFixed(1)} MB before, ${(mem.rssAfterBytes / 1e6).toFixed(1)} MB after: **${mem.bytesPerConnection.toFixed(0)} bytes per connection** (target < 4096).`, '');
+  if (mem)
+    md.push(
+      '## Memory',
+      '',
+      `Primary bridge RSS with ${mem.connections} idle failover connections: ${(mem.rssBeforeBytes / 1e6).toFixed(1)} MB before, ${(mem.rssAfterBytes / 1e6).toFixed(1)} MB after: **${mem.bytesPerConnection.toFixed(0)} bytes per connection** (target < 4096).`,
+      '',
+    );
   md.push('## Failover stall', '', '```', JSON.stringify(failover, null, 2), '```', '');
   md.push('Plots: throughput.svg, setup.svg, messages-*.svg, ftp.svg.');
   writeFileSync(join(o.out, 'paper.md'), md.join('\n') + '\n');
 
   const groups = results.map((r) => r.setting);
-  writeFileSync(join(o.out, 'throughput.svg'), barChart('100 MB streams (Figure 5)', 'KB/s', groups.flatMap((g) => [`${g} send`, `${g} receive`]), {
-    plain: results.flatMap((r) => [r.plain.sendKBps, r.plain.receiveKBps]),
-    tcpfo: results.flatMap((r) => [r.tcpfo.sendKBps, r.tcpfo.receiveKBps]),
-  }));
-  writeFileSync(join(o.out, 'setup.svg'), barChart('Connection setup, median', 'µs', groups, { plain: results.map((r) => r.plain.setupMedianUs), tcpfo: results.map((r) => r.tcpfo.setupMedianUs) }));
+  writeFileSync(
+    join(o.out, 'throughput.svg'),
+    barChart(
+      '100 MB streams (Figure 5)',
+      'KB/s',
+      groups.flatMap((g) => [`${g} send`, `${g} receive`]),
+      {
+        plain: results.flatMap((r) => [r.plain.sendKBps, r.plain.receiveKBps]),
+        tcpfo: results.flatMap((r) => [r.tcpfo.sendKBps, r.tcpfo.receiveKBps]),
+      },
+    ),
+  );
+  writeFileSync(
+    join(o.out, 'setup.svg'),
+    barChart('Connection setup, median', 'µs', groups, {
+      plain: results.map((r) => r.plain.setupMedianUs),
+      tcpfo: results.map((r) => r.tcpfo.setupMedianUs),
+    }),
+  );
   for (const r of results) {
     const xs = r.plain.messages.map((m) => m.size);
-    writeFileSync(join(o.out, `messages-${r.setting.replace(/[^a-z0-9]+/gi, '')}.svg`), lineChart(`Message time, ${r.setting} (Figures 3, 4)`, 'message size (bytes)', 'µs', xs, {
-      'send plain': r.plain.messages.map((m) => m.sendUs),
-      'send tcpfo': r.tcpfo.messages.map((m) => m.sendUs),
-      'receive plain': r.plain.messages.map((m) => m.receiveUs),
-      'receive tcpfo': r.tcpfo.messages.map((m) => m.receiveUs),
-    }, { logY: true }));
+    writeFileSync(
+      join(o.out, `messages-${r.setting.replace(/[^a-z0-9]+/gi, '')}.svg`),
+      lineChart(
+        `Message time, ${r.setting} (Figures 3, 4)`,
+        'message size (bytes)',
+        'µs',
+        xs,
+        {
+          'send plain': r.plain.messages.map((m) => m.sendUs),
+          'send tcpfo': r.tcpfo.messages.map((m) => m.sendUs),
+          'receive plain': r.plain.messages.map((m) => m.receiveUs),
+          'receive tcpfo': r.tcpfo.messages.map((m) => m.receiveUs),
+        },
+        { logY: true },
+      ),
+    );
   }
   if (ftp) {
-    writeFileSync(join(o.out, 'ftp.svg'), ratioChart('FTP at 100 Mbit/s (Figure 6): tcpfo / plain rate', PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]), {
-      'tcpfo / plain': PAPER_FILE_KB.flatMap((kb) => [ftp.tcpfo[String(kb)]!.get / ftp.plain[String(kb)]!.get, ftp.tcpfo[String(kb)]!.put / ftp.plain[String(kb)]!.put]),
-    }));
+    writeFileSync(
+      join(o.out, 'ftp.svg'),
+      ratioChart(
+        'FTP at 100 Mbit/s (Figure 6): tcpfo / plain rate',
+        PAPER_FILE_KB.flatMap((kb) => [`${kb} KB get`, `${kb} KB put`]),
+        {
+          'tcpfo / plain': PAPER_FILE_KB.flatMap((kb) => [
+            ftp.tcpfo[String(kb)]!.get / ftp.plain[String(kb)]!.get,
+            ftp.tcpfo[String(kb)]!.put / ftp.plain[String(kb)]!.put,
+          ]),
+        },
+      ),
+    );
   }
   console.log(readFileSync(join(o.out, 'paper.md'), 'utf8'));
   return 0;
@@ -317,22 +426,33 @@ function targets(rs: SettingResult[], fo: unknown): string[] {
       ['receive', r.tcpfo.receiveKBps, r.plain.receiveKBps],
     ] as Array<[string, number, number]>) {
       const ratio = t / p;
-      if (r.setting === 'unshaped') rows.push(`| ${dir} throughput ratio, unshaped: as high as possible | ${ratio.toFixed(3)} | reported |`);
-      else rows.push(`| ${dir} throughput ratio ≥ 0.95 at ${r.setting} | ${ratio.toFixed(3)} | ${verdict(ratio >= 0.95, `by ${(0.95 - ratio).toFixed(3)}`)} |`);
+      if (r.setting === 'unshaped')
+        rows.push(`| ${dir} throughput ratio, unshaped: as high as possible | ${ratio.toFixed(3)} | reported |`);
+      else
+        rows.push(
+          `| ${dir} throughput ratio ≥ 0.95 at ${r.setting} | ${ratio.toFixed(3)} | ${verdict(ratio >= 0.95, `by ${(0.95 - ratio).toFixed(3)}`)} |`,
+        );
     }
   }
   for (const r of rs) {
     const added = r.tcpfo.setupMedianUs - r.plain.setupMedianUs;
-    rows.push(`| connection setup adds < 150 µs median, ${r.setting} | +${added} µs | ${verdict(added < 150, `by ${added - 150} µs (${(added / 150).toFixed(1)}×)`)} |`);
+    rows.push(
+      `| connection setup adds < 150 µs median, ${r.setting} | +${added} µs | ${verdict(added < 150, `by ${added - 150} µs (${(added / 150).toFixed(1)}×)`)} |`,
+    );
   }
   const f = (fo ?? {}) as Record<string, { stallMedianMs: number | null; ok: number; of: number }>;
   for (const k of ['primary/download', 'primary/upload', 'secondary/download', 'secondary/upload']) {
     const v = f[k];
     if (!v || v.stallMedianMs === null) continue;
-    rows.push(`| median failover stall < 300 ms at a 100 ms detector timeout (kill ${k.replace('/', ', ')}) | ${v.stallMedianMs} ms (${v.ok}/${v.of} byte-exact) | ${verdict(v.stallMedianMs < 300, `by ${v.stallMedianMs - 300} ms`)} |`);
+    rows.push(
+      `| median failover stall < 300 ms at a 100 ms detector timeout (kill ${k.replace('/', ', ')}) | ${v.stallMedianMs} ms (${v.ok}/${v.of} byte-exact) | ${verdict(v.stallMedianMs < 300, `by ${v.stallMedianMs - 300} ms`)} |`,
+    );
   }
   const mem = rs.find((r) => r.idleMemory)?.idleMemory;
-  if (mem) rows.push(`| < 4 KB of bridge memory per idle connection | ${mem.bytesPerConnection.toFixed(0)} B (${mem.connections} connections) | ${verdict(mem.bytesPerConnection < 4096, `by ${(mem.bytesPerConnection - 4096).toFixed(0)} B`)} |`);
+  if (mem)
+    rows.push(
+      `| < 4 KB of bridge memory per idle connection | ${mem.bytesPerConnection.toFixed(0)} B (${mem.connections} connections) | ${verdict(mem.bytesPerConnection < 4096, `by ${(mem.bytesPerConnection - 4096).toFixed(0)} B`)} |`,
+    );
   rows.push(
     '',
     'What limits the missed ones (measured with the commands named; docs/measurements.md):',
@@ -344,4 +464,3 @@ function targets(rs: SettingResult[], fo: unknown): string[] {
   );
   return rows;
 }
-

@@ -81,7 +81,8 @@ export function ratioChart(title: string, labels: string[], series: Record<strin
   const max = ticks.at(-1)!;
   const sx = (v: number) => left + (Math.max(0, v) / max) * (W - left - right);
   let body = '';
-  for (const t of ticks) body += `<line x1="${sx(t)}" x2="${sx(t)}" y1="${top}" y2="${H - 40}" stroke="#e4e4e4"/><text x="${sx(t)}" y="${H - 26}" text-anchor="middle" font-size="11">${tickLabel(t)}</text>`;
+  for (const t of ticks)
+    body += `<line x1="${sx(t)}" x2="${sx(t)}" y1="${top}" y2="${H - 40}" stroke="#e4e4e4"/><text x="${sx(t)}" y="${H - 26}" text-anchor="middle" font-size="11">${tickLabel(t)}</text>`;
   labels.forEach((l, gi) => {
     const y0 = top + gi * groupH;
     body += `<text x="${left - 8}" y="${y0 + (names.length * barH) / 2 + 4}" text-anchor="end" font-size="12">${esc(l)}</text>`;
@@ -102,7 +103,12 @@ export function ratioChart(title: string, labels: string[], series: Record<strin
 }
 
 /** The y axis: ticks and value → y for a plot whose bottom is at `bottom`, `ph` high; log or linear. */
-function yScale(vals: number[], bottom: number, ph: number, log = false): { ticks: number[]; sy: (v: number) => number } {
+function yScale(
+  vals: number[],
+  bottom: number,
+  ph: number,
+  log = false,
+): { ticks: number[]; sy: (v: number) => number } {
   if (log) {
     const ticks = logTicks(Math.min(...vals), Math.max(...vals));
     const lo = Math.log10(ticks[0]!);
@@ -117,17 +123,26 @@ function yScale(vals: number[], bottom: number, ph: number, log = false): { tick
  * Grouped vertical bars. `log`: a log y axis (for values spanning decades).
  * Many groups: labels are rotated so that they never overlap.
  */
-export function barChart(title: string, yLabel: string, groups: string[], series: Record<string, number[]>, opts: { log?: boolean } = {}): string {
+export function barChart(
+  title: string,
+  yLabel: string,
+  groups: string[],
+  series: Record<string, number[]>,
+  opts: { log?: boolean } = {},
+): string {
   const names = Object.keys(series);
   const W = Math.max(640, 70 + groups.length * (names.length * 18 + 16));
   const rotate = groups.some((g) => g.length * 6.5 > (W - 90) / groups.length);
   const M = { l: 70, r: 20, t: 40, b: rotate ? 110 : 60 };
   const H = 360 + (rotate ? 50 : 0);
-  const vals = Object.values(series).flat().filter((v) => Number.isFinite(v) && (!opts.log || v > 0));
+  const vals = Object.values(series)
+    .flat()
+    .filter((v) => Number.isFinite(v) && (!opts.log || v > 0));
   const ph = H - M.t - M.b;
   const { ticks, sy } = yScale(vals, H - M.b, ph, opts.log);
   let body = '';
-  for (const t of ticks) body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
+  for (const t of ticks)
+    body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
   const gw = (W - M.l - M.r) / groups.length;
   const bw = (gw * 0.75) / names.length;
   groups.forEach((g, gi) => {
@@ -154,12 +169,21 @@ export function barChart(title: string, yLabel: string, groups: string[], series
  * decades). x is labelled in binary units (1K = 1024, sizes) unless
  * `decimalX` (1k = 1000, counts).
  */
-export function lineChart(title: string, xLabel: string, yLabel: string, xs: number[], series: Record<string, number[]>, opts: { logY?: boolean; decimalX?: boolean } = {}): string {
+export function lineChart(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  xs: number[],
+  series: Record<string, number[]>,
+  opts: { logY?: boolean; decimalX?: boolean } = {},
+): string {
   const names = Object.keys(series);
   const W = 640;
   const H = 380;
   const M = { l: 70, r: 20, t: 40, b: 70 };
-  const vals = Object.values(series).flat().filter((v) => Number.isFinite(v) && v > 0);
+  const vals = Object.values(series)
+    .flat()
+    .filter((v) => Number.isFinite(v) && v > 0);
   const ph = H - M.t - M.b;
   const { ticks, sy } = yScale(vals, H - M.b, ph, opts.logY);
   const lx = xs.map((x) => Math.log2(x));
@@ -167,12 +191,27 @@ export function lineChart(title: string, xLabel: string, yLabel: string, xs: num
   const x1 = Math.max(...lx);
   const sx = (x: number) => M.l + 10 + ((Math.log2(x) - x0) / (x1 - x0 || 1)) * (W - M.l - M.r - 20);
   let body = '';
-  for (const t of ticks) body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
-  const xLabelOf = (x: number) => (opts.decimalX ? (x >= 1e6 ? `${x / 1e6}M` : x >= 1000 ? `${x / 1000}k` : `${x}`) : x >= 1 << 20 ? `${x / (1 << 20)}M` : x >= 1024 ? `${x / 1024}K` : `${x}`);
-  for (const x of xs) body += `<text x="${sx(x)}" y="${H - M.b + 16}" text-anchor="middle" font-size="10">${xLabelOf(x)}</text>`;
+  for (const t of ticks)
+    body += `<line x1="${M.l}" x2="${W - M.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e4e4e4"/><text x="${M.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${tickLabel(t)}</text>`;
+  const xLabelOf = (x: number) =>
+    opts.decimalX
+      ? x >= 1e6
+        ? `${x / 1e6}M`
+        : x >= 1000
+          ? `${x / 1000}k`
+          : `${x}`
+      : x >= 1 << 20
+        ? `${x / (1 << 20)}M`
+        : x >= 1024
+          ? `${x / 1024}K`
+          : `${x}`;
+  for (const x of xs)
+    body += `<text x="${sx(x)}" y="${H - M.b + 16}" text-anchor="middle" font-size="10">${xLabelOf(x)}</text>`;
   body += `<text x="${W / 2}" y="${H - M.b + 34}" text-anchor="middle" font-size="12">${esc(xLabel)} (log scale)</text>`;
   names.forEach((n, si) => {
-    const pts = xs.map((x, i) => [sx(x), series[n]![i]] as const).filter(([, v]) => v !== undefined && Number.isFinite(v) && v > 0);
+    const pts = xs
+      .map((x, i) => [sx(x), series[n]![i]] as const)
+      .filter(([, v]) => v !== undefined && Number.isFinite(v) && v > 0);
     body += `<polyline points="${pts.map(([x, v]) => `${x},${sy(v!)}`).join(' ')}" fill="none" stroke="${COLORS[si % COLORS.length]}" stroke-width="2"/>`;
     for (const [x, v] of pts) body += `<circle cx="${x}" cy="${sy(v!)}" r="3" fill="${COLORS[si % COLORS.length]}"/>`;
   });

@@ -29,12 +29,25 @@ export function segments(frames: CapturedFrame[]): Seen[] {
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    const data = f.originalLength > f.data.length ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)]) : f.data;
+    const data =
+      f.originalLength > f.data.length
+        ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)])
+        : f.data;
     const ip = Ipv4Packet.parse(data, eth.payloadOffset);
     if (ip instanceof WireError) continue;
     const t = TcpSegment.fromIpv4(ip);
     if (t instanceof WireError) continue;
-    out.push({ time: f.time * 1e6, src: ip.src, dst: ip.dst, srcMac: eth.srcString, sport: t.srcPort, dport: t.dstPort, seq: t.seq, flags: t.flags, len: t.payloadLength });
+    out.push({
+      time: f.time * 1e6,
+      src: ip.src,
+      dst: ip.dst,
+      srcMac: eth.srcString,
+      sport: t.srcPort,
+      dport: t.dstPort,
+      seq: t.seq,
+      flags: t.flags,
+      len: t.payloadLength,
+    });
   }
   return out;
 }
@@ -46,7 +59,10 @@ export function pct(xs: number[], p: number): number {
 }
 
 /** The positional arguments and `--name value` flags of the command line (only the names listed are flags). */
-export function cliArgs(argv: string[], names: readonly string[]): { args: string[]; flag: (name: string, def: string) => string } {
+export function cliArgs(
+  argv: string[],
+  names: readonly string[],
+): { args: string[]; flag: (name: string, def: string) => string } {
   const args = argv.filter((a, i) => !names.includes(a) && !names.includes(argv[i - 1]!));
   return { args, flag: (name, def) => optionValue(argv, name) ?? def };
 }

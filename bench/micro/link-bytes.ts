@@ -25,8 +25,16 @@ export async function main(argv: string[]): Promise<number> {
     const out: Record<string, number> = {};
     for (const h of HOSTS) {
       const dev = rig.portOf(h);
-      const r = await rig.switchExec(['sh', '-c', `cat /sys/class/net/${dev}/statistics/tx_bytes /sys/class/net/${dev}/statistics/rx_bytes`]);
-      out[h] = r.stdout.trim().split('\n').map(Number).reduce((a, b) => a + b, 0);
+      const r = await rig.switchExec([
+        'sh',
+        '-c',
+        `cat /sys/class/net/${dev}/statistics/tx_bytes /sys/class/net/${dev}/statistics/rx_bytes`,
+      ]);
+      out[h] = r.stdout
+        .trim()
+        .split('\n')
+        .map(Number)
+        .reduce((a, b) => a + b, 0);
     }
     return out;
   }
@@ -50,7 +58,9 @@ export async function main(argv: string[]): Promise<number> {
             if (!ok) throw new Error(`${lan} ${what} ${mode}: not byte-exact`);
             const after = await portBytes(rig);
             const mb = (h: string) => ((after[h]! - before[h]!) / 1e6).toFixed(1);
-            rows.push(`| ${lan} | ${mode === 'get' ? 'download' : 'upload'} | ${what} | ${(r.ms / 1000).toFixed(2)} | ${mb('client')} | ${mb('primary')} | ${mb('secondary')} |`);
+            rows.push(
+              `| ${lan} | ${mode === 'get' ? 'download' : 'upload'} | ${what} | ${(r.ms / 1000).toFixed(2)} | ${mb('client')} | ${mb('primary')} | ${mb('secondary')} |`,
+            );
           }
         }
       } finally {
@@ -58,7 +68,9 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
   }
-  console.log(`${MB} MB each way, client link ${RATE > 0 ? `${RATE} Mbit/s` : 'unshaped'}; MB each switch port carried (both directions):\n`);
+  console.log(
+    `${MB} MB each way, client link ${RATE > 0 ? `${RATE} Mbit/s` : 'unshaped'}; MB each switch port carried (both directions):\n`,
+  );
   console.log('| LAN | transfer | path | seconds | client port | primary port | secondary port |');
   console.log('|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);

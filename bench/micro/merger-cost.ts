@@ -28,7 +28,12 @@ function segment(seq: number, flags: number, payload: Buffer, syn = false): Buff
       flags,
       window: 500,
       urgent: 0,
-      options: syn ? [{ kind: 'mss', mss: 1460 }, { kind: 'timestamp', tsval: 5, tsecr: 6 }] : [{ kind: 'timestamp', tsval: 5, tsecr: 6 }],
+      options: syn
+        ? [
+            { kind: 'mss', mss: 1460 },
+            { kind: 'timestamp', tsval: 5, tsecr: 6 },
+          ]
+        : [{ kind: 'timestamp', tsval: 5, tsecr: 6 }],
       payload,
     },
   );
@@ -53,7 +58,9 @@ export async function main(args: string[]): Promise<number> {
     m.fromSecondary(11 + 2 * i, ss[i]!, CLIENT, 1, 'verified');
   }
   const ns = Number(process.hrtime.bigint() - t0) / n;
-  console.log(`${n} request/answer pairs of 100 B through the merger: ${(ns / 1000).toFixed(2)} µs per P+S pair (${m.stats.releasedSegments - 1} released)`);
+  console.log(
+    `${n} request/answer pairs of 100 B through the merger: ${(ns / 1000).toFixed(2)} µs per P+S pair (${m.stats.releasedSegments - 1} released)`,
+  );
   return m.stats.releasedSegments === n + 1 ? 0 : 1;
 }
 

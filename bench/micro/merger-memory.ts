@@ -29,12 +29,36 @@ const SYN_OPTS: TcpOption[] = [
 ];
 const TS: TcpOption[] = [{ kind: 'timestamp', tsval: 7, tsecr: 8 }];
 
-function fromServer(client: number, cport: number, seq: number, ack: number, flags: number, payload: Buffer, opts: TcpOption[]): Buffer {
-  return buildIpv4Tcp({ src: VIP, dst: client }, { srcPort: PORT, dstPort: cport, seq, ack, flags, window: 500, urgent: 0, options: opts, payload });
+function fromServer(
+  client: number,
+  cport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  payload: Buffer,
+  opts: TcpOption[],
+): Buffer {
+  return buildIpv4Tcp(
+    { src: VIP, dst: client },
+    { srcPort: PORT, dstPort: cport, seq, ack, flags, window: 500, urgent: 0, options: opts, payload },
+  );
 }
 
 function fromClient(client: number, cport: number, seq: number, ack: number, payload: Buffer): Buffer {
-  return buildIpv4Tcp({ src: client, dst: VIP }, { srcPort: cport, dstPort: PORT, seq, ack, flags: TCP_ACK_FLAG | (payload.length ? TCP_PSH : 0), window: 500, urgent: 0, options: TS, payload });
+  return buildIpv4Tcp(
+    { src: client, dst: VIP },
+    {
+      srcPort: cport,
+      dstPort: PORT,
+      seq,
+      ack,
+      flags: TCP_ACK_FLAG | (payload.length ? TCP_PSH : 0),
+      window: 500,
+      urgent: 0,
+      options: TS,
+      payload,
+    },
+  );
 }
 
 function heapUsed(): number {
@@ -57,13 +81,37 @@ export async function main(args: string[]): Promise<number> {
   for (let i = 0; i < n; i++) {
     const client = ipv4('198.51.100.1') + (i >>> 14);
     const cport = 20000 + (i & 0x3fff);
-    m.fromPrimary(id++, fromServer(client, cport, ISN_P, ISN_C + 1, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), SYN_OPTS), false, 0, 'verified');
-    m.fromSecondary(id++, fromServer(client, cport, ISN_S, ISN_C + 1, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), SYN_OPTS), client, 0, 'verified');
+    m.fromPrimary(
+      id++,
+      fromServer(client, cport, ISN_P, ISN_C + 1, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), SYN_OPTS),
+      false,
+      0,
+      'verified',
+    );
+    m.fromSecondary(
+      id++,
+      fromServer(client, cport, ISN_S, ISN_C + 1, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), SYN_OPTS),
+      client,
+      0,
+      'verified',
+    );
     m.fromClient(id++, fromClient(client, cport, ISN_C + 1, ISN_S + 1, Buffer.alloc(0)), 1, 'verified');
     m.fromClient(id++, fromClient(client, cport, ISN_C + 1, ISN_S + 1, req), 2, 'verified');
     const ack = ISN_C + 1 + req.length;
-    m.fromPrimary(id++, fromServer(client, cport, ISN_P + 1, ack, TCP_ACK_FLAG | TCP_PSH, ans, TS), false, 3, 'verified');
-    m.fromSecondary(id++, fromServer(client, cport, ISN_S + 1, ack, TCP_ACK_FLAG | TCP_PSH, ans, TS), client, 3, 'verified');
+    m.fromPrimary(
+      id++,
+      fromServer(client, cport, ISN_P + 1, ack, TCP_ACK_FLAG | TCP_PSH, ans, TS),
+      false,
+      3,
+      'verified',
+    );
+    m.fromSecondary(
+      id++,
+      fromServer(client, cport, ISN_S + 1, ack, TCP_ACK_FLAG | TCP_PSH, ans, TS),
+      client,
+      3,
+      'verified',
+    );
     m.fromClient(id++, fromClient(client, cport, ack, ISN_S + 1 + ans.length, Buffer.alloc(0)), 4, 'verified');
   }
   const used = heapUsed() - base;

@@ -15,18 +15,33 @@ const [tag, qnum, port, mode, copy] = process.argv.slice(2);
 let bytes = 0;
 let maxLen = 0;
 let parseErrors = 0;
-const q = new PacketQueue(Number(qnum), { maxLen: 8192, gso: mode === 'gso', rcvbuf: 32 << 20, copyRange: Number(copy ?? 0xffff) }, (batch, qq) => {
-  for (let i = 0; i < batch.count; i++) {
-    const len = batch.length(i);
-    bytes += len;
-    if (len < 40) continue;
-    if (len > maxLen) maxLen = len;
-    // With a short copy range only the headers are here: check them, not the lengths.
-    if (copy === undefined && parseIpv4Tcp(batch.packet(i)) instanceof WireError) parseErrors++;
-  }
-  qq.acceptAll(batch.lastId());
-});
-const rules = await RuleSet.install(tag!, [{ hook: 'output', match: { dports: [Number(port)] }, action: { queue: Number(qnum), bypass: false }, comment: 'bench' }], 0x100);
+const q = new PacketQueue(
+  Number(qnum),
+  { maxLen: 8192, gso: mode === 'gso', rcvbuf: 32 << 20, copyRange: Number(copy ?? 0xffff) },
+  (batch, qq) => {
+    for (let i = 0; i < batch.count; i++) {
+      const len = batch.length(i);
+      bytes += len;
+      if (len < 40) continue;
+      if (len > maxLen) maxLen = len;
+      // With a short copy range only the headers are here: check them, not the lengths.
+      if (copy === undefined && parseIpv4Tcp(batch.packet(i)) instanceof WireError) parseErrors++;
+    }
+    qq.acceptAll(batch.lastId());
+  },
+);
+const rules = await RuleSet.install(
+  tag!,
+  [
+    {
+      hook: 'output',
+      match: { dports: [Number(port)] },
+      action: { queue: Number(qnum), bypass: false },
+      comment: 'bench',
+    },
+  ],
+  0x100,
+);
 process.stdout.write(JSON.stringify({ ready: true }) + '\n');
 const t0 = process.hrtime.bigint();
 const cpu0 = process.cpuUsage();
@@ -35,7 +50,9 @@ process.once('SIGTERM', () => {
   const cpu = process.cpuUsage(cpu0);
   q.close();
   void rules.remove().then(() => {
-    process.stdout.write(JSON.stringify({ ...q.stats(), bytes, maxLen, parseErrors, secs, cpuSecs: (cpu.user + cpu.system) / 1e6 }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ ...q.stats(), bytes, maxLen, parseErrors, secs, cpuSecs: (cpu.user + cpu.system) / 1e6 }) + '\n',
+    );
     process.exit(0);
   });
 });

@@ -21,7 +21,10 @@ export async function main(argv: string[]): Promise<number> {
     let out = '';
     server.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     await p.sh(`for i in $(seq 50); do ss -ltn | grep -q ':${PORT} ' && exit 0; sleep 0.1; done; exit 1`);
-    await c.sh(`timeout ${SECONDS} socat -u /dev/zero TCP:${p.ip}:${PORT}`, { allowFail: true, timeoutMs: (SECONDS + 10) * 1000 });
+    await c.sh(`timeout ${SECONDS} socat -u /dev/zero TCP:${p.ip}:${PORT}`, {
+      allowFail: true,
+      timeoutMs: (SECONDS + 10) * 1000,
+    });
     if (server.exitCode === null) await once(server, 'exit');
     return Number(out.trim());
   }
@@ -39,7 +42,15 @@ export async function main(argv: string[]): Promise<number> {
 
   async function queued(rig: Rig, gso: boolean, copyRange?: number): Promise<{ bytes: number; q: QueueReport }> {
     const c = rig.host('client');
-    const prog = c.spawn([process.execPath, distScript('bench/micro/nfqueue-accept.js'), 'nqb', '5', String(PORT), gso ? 'gso' : 'nogso', ...(copyRange ? [String(copyRange)] : [])]);
+    const prog = c.spawn([
+      process.execPath,
+      distScript('bench/micro/nfqueue-accept.js'),
+      'nqb',
+      '5',
+      String(PORT),
+      gso ? 'gso' : 'nogso',
+      ...(copyRange ? [String(copyRange)] : []),
+    ]);
     const lines: string[] = [];
     prog.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
     while (!lines.length) await new Promise((r) => setTimeout(r, 50));
@@ -66,7 +77,9 @@ export async function main(argv: string[]): Promise<number> {
     const cnt1 = await c.exec(['cat', '/sys/class/net/eth0/statistics/tx_packets']);
     await c.exec(['ethtool', '-K', 'eth0', 'tso', 'on', 'gso', 'on']);
     const refPps = (Number(cnt1.stdout) - Number(cnt0.stdout)) / SECONDS;
-    console.log(`plain, sender GSO/TSO off ${mbit(perPacket).toFixed(0).padStart(6)} Mbit/s  ${(refPps / 1000).toFixed(1).padStart(6)} k packets/s  (per-packet reference, no queue)`);
+    console.log(
+      `plain, sender GSO/TSO off ${mbit(perPacket).toFixed(0).padStart(6)} Mbit/s  ${(refPps / 1000).toFixed(1).padStart(6)} k packets/s  (per-packet reference, no queue)`,
+    );
     const variants: Array<[string, boolean, number | undefined]> = [
       ['queue, MTU, whole pkt', false, undefined],
       ['queue, MTU, 128 B hdr', false, 128],

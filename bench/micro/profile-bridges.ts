@@ -43,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
       const hits = node.hitCount ?? 0;
       total += hits;
       const url = node.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/');
-      const key = `${node.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${node.callFrame.lineNumber + 1}` : ''}`.trim();
+      const key =
+        `${node.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${node.callFrame.lineNumber + 1}` : ''}`.trim();
       by.set(key, (by.get(key) ?? 0) + hits);
     }
     return [...by.entries()]
@@ -61,7 +62,12 @@ export async function main(argv: string[]): Promise<number> {
 
   await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
     const dir = join(rig.tmpdir, 'prof');
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n`, daemonNodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [] });
+    const pair = await TcpfoPair.start(rig, {
+      heartbeatTimeoutMs: 500,
+      datapath: DATAPATH,
+      extraYaml: `inbound: ${INBOUND}\n`,
+      daemonNodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+    });
     const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
     // Settle after the start, then the idle pair's own cost (heartbeats, timers) as a baseline.
     await new Promise((r) => setTimeout(r, 2000));
@@ -75,19 +81,34 @@ export async function main(argv: string[]): Promise<number> {
     const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
     await pair.stop();
     const wall = (get.ms + put.ms) / 1000;
-    console.log(`client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}${PROFILE ? ', V8 profiler on' : ', no profiler'}`);
-    console.log(`${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`);
+    console.log(
+      `client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}${PROFILE ? ', V8 profiler on' : ', no profiler'}`,
+    );
+    console.log(
+      `${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`,
+    );
     const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
-    const s = finalCounters(pair.secondary!.log) as { datapath?: string; queue?: { received: number }; capture?: { frames: number } };
-    const packets = { primary: p.queues.out.received + p.queues.in.received, secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0) };
+    const s = finalCounters(pair.secondary!.log) as {
+      datapath?: string;
+      queue?: { received: number };
+      capture?: { frames: number };
+    };
+    const packets = {
+      primary: p.queues.out.received + p.queues.in.received,
+      secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0),
+    };
     for (const role of ['primary', 'secondary'] as const) {
       const user = after[role].user - before[role].user;
       const system = after[role].system - before[role].system;
       const share = `${((100 * (user + system)) / wall).toFixed(1)} % of one core over the transfers`;
-      const per = packets[role] ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet` : ' (the kernel carries its data path)';
+      const per = packets[role]
+        ? `: ${(((user + system) * 1e6) / packets[role]).toFixed(1)} µs CPU per packet`
+        : ' (the kernel carries its data path)';
       const idle = before[role].user + before[role].system - idle0[role].user - idle0[role].system;
       console.log(`\n${role} bridge, idle pair: ${((100 * idle) / IDLE_S).toFixed(1)} % of one core over ${IDLE_S} s`);
-      console.log(`${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`);
+      console.log(
+        `${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`,
+      );
     }
     const files = PROFILE ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
     for (const f of files) {

@@ -33,11 +33,31 @@ export async function main(argv: string[]): Promise<number> {
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
       const c = rig.host('client');
       /** Bytes the switch sent the client so far (its port's TX counter). */
-      const toClient = async () => Number((await rig.switchExec(['cat', `/sys/class/net/${rig.portOf('client')}/statistics/tx_bytes`])).stdout.trim());
+      const toClient = async () =>
+        Number(
+          (await rig.switchExec(['cat', `/sys/class/net/${rig.portOf('client')}/statistics/tx_bytes`])).stdout.trim(),
+        );
       let linkBefore = await toClient();
-      const plain = JSON.parse((await c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'get', p.ip, String(PLAIN_PORT), String(BYTES), '5'], { timeoutMs: 120_000 })).stdout.trim()) as { ms: number };
+      const plain = JSON.parse(
+        (
+          await c.exec(
+            [
+              process.execPath,
+              distScript('rig/servers/demo-client.js'),
+              'get',
+              p.ip,
+              String(PLAIN_PORT),
+              String(BYTES),
+              '5',
+            ],
+            { timeoutMs: 120_000 },
+          )
+        ).stdout.trim(),
+      ) as { ms: number };
       const linkPlain = (await toClient()) - linkBefore;
-      console.log(`plain: ${BYTES / 1e6} MB in ${plain.ms} ms = ${(BYTES / 1024 / (plain.ms / 1000)).toFixed(0)} KB/s; the client's link carried ${(linkPlain / 1e6).toFixed(1)} MB`);
+      console.log(
+        `plain: ${BYTES / 1e6} MB in ${plain.ms} ms = ${(BYTES / 1024 / (plain.ms / 1000)).toFixed(0)} KB/s; the client's link carried ${(linkPlain / 1e6).toFixed(1)} MB`,
+      );
       linkBefore = await toClient();
       const t = transfer(c, 'get', BYTES, 5, 120_000);
       for (const at of [2, 4]) {
@@ -51,10 +71,24 @@ export async function main(argv: string[]): Promise<number> {
       const r = await t;
       if (r.sha256 !== r.expected) throw new Error('the download through the pair was not byte-exact');
       const linkTcpfo = (await toClient()) - linkBefore;
-      console.log(`\ntcpfo: ${BYTES / 1e6} MB in ${r.ms} ms = ${(BYTES / 1024 / (r.ms / 1000)).toFixed(0)} KB/s (ratio ${(plain.ms / r.ms).toFixed(3)}), longest gap ${r.maxGapMs} ms; the client's link carried ${(linkTcpfo / 1e6).toFixed(1)} MB`);
+      console.log(
+        `\ntcpfo: ${BYTES / 1e6} MB in ${r.ms} ms = ${(BYTES / 1024 / (r.ms / 1000)).toFixed(0)} KB/s (ratio ${(plain.ms / r.ms).toFixed(3)}), longest gap ${r.maxGapMs} ms; the client's link carried ${(linkTcpfo / 1e6).toFixed(1)} MB`,
+      );
       const m = (await p.exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-      console.log(m.split('\n').filter((l) => /^tcpfo_(retransmissions|drops|merged_segments|diverted_segments|diverted_bytes|prefix_trimmed|nfqueue_packets|secondary_silent)/.test(l) && !l.endsWith(' 0')).join('\n'));
-      console.log(`(service address ${VIP}:${DEMO_PORT}, client link ${rate > 0 ? `${rate} Mbit/s` : 'unshaped'}, LAN: ${lan})`);
+      console.log(
+        m
+          .split('\n')
+          .filter(
+            (l) =>
+              /^tcpfo_(retransmissions|drops|merged_segments|diverted_segments|diverted_bytes|prefix_trimmed|nfqueue_packets|secondary_silent)/.test(
+                l,
+              ) && !l.endsWith(' 0'),
+          )
+          .join('\n'),
+      );
+      console.log(
+        `(service address ${VIP}:${DEMO_PORT}, client link ${rate > 0 ? `${rate} Mbit/s` : 'unshaped'}, LAN: ${lan})`,
+      );
     } finally {
       await pair.stop();
     }

@@ -34,29 +34,69 @@ export async function main(argv: string[]): Promise<number> {
   const SIZE = Number(args[1] ?? 100);
   const PLAIN_PORT = 7100;
 
-
   await withRig({ mode: LAN, links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n` });
+    const pair = await TcpfoPair.start(rig, {
+      heartbeatTimeoutMs: 500,
+      datapath: DATAPATH,
+      extraYaml: `inbound: ${INBOUND}\n`,
+    });
     try {
       const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
       const filter = `tcp and (port ${DEMO_PORT} or port ${PLAIN_PORT})`;
-      const caps = await Promise.all([Capture.start(c, filter, 'rc', 128), Capture.start(s, filter, 'rs', 128), Capture.start(p, filter, 'rp', 128)]);
+      const caps = await Promise.all([
+        Capture.start(c, filter, 'rc', 128),
+        Capture.start(s, filter, 'rs', 128),
+        Capture.start(p, filter, 'rp', 128),
+      ]);
       const echo = async (host: string, port: number) =>
-        (JSON.parse((await c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo', host, String(port), String(SIZE), String(N)], { timeoutMs: 120_000 })).stdout) as { rttUs: number[] }).rttUs;
+        (
+          JSON.parse(
+            (
+              await c.exec(
+                [
+                  process.execPath,
+                  distScript('rig/servers/rr-client.js'),
+                  'echo',
+                  host,
+                  String(port),
+                  String(SIZE),
+                  String(N),
+                ],
+                { timeoutMs: 120_000 },
+              )
+            ).stdout,
+          ) as { rttUs: number[] }
+        ).rttUs;
       const plain = await echo(p.ip, PLAIN_PORT);
       const tcpfo = await echo(VIP, DEMO_PORT);
-      const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map((f) => segments(f).filter((x) => x.len > 0)) as [Seen[], Seen[], Seen[]];
-      console.log(`${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}, ${LAN}${RATE ? `, client link ${RATE} Mbit/s` : ''} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`);
+      const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map((f) =>
+        segments(f).filter((x) => x.len > 0),
+      ) as [Seen[], Seen[], Seen[]];
+      console.log(
+        `${N} round trips of ${SIZE} B over one connection, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}, ${LAN}${RATE ? `, client link ${RATE} Mbit/s` : ''} (client round trip, µs): plain median ${pct(plain, 50)} p99 ${pct(plain, 99)}; tcpfo median ${pct(tcpfo, 50)} p99 ${pct(tcpfo, 99)}; added ${pct(tcpfo, 50) - pct(plain, 50)}`,
+      );
       const hops = breakdown(fc, fs, fp, ipv4(VIP), s.mac, p.mac);
-      console.log(`where the tcpfo round trip's time goes (${hops.total!.length} round trips matched on all three captures), µs:`);
-      for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(52)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}  p99 ${String(pct(v, 99)).padStart(6)}`);
+      console.log(
+        `where the tcpfo round trip's time goes (${hops.total!.length} round trips matched on all three captures), µs:`,
+      );
+      for (const [k, v] of Object.entries(hops))
+        console.log(
+          `  ${k.padEnd(52)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}  p99 ${String(pct(v, 99)).padStart(6)}`,
+        );
     } finally {
       await pair.stop();
     }
   });
 
-  function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, sMac: string, pMac: string): Record<string, number[]> {
+  function breakdown(
+    fc: Seen[],
+    fs: Seen[],
+    fp: Seen[],
+    vip: number,
+    sMac: string,
+    pMac: string,
+  ): Record<string, number[]> {
     const hops: Record<string, number[]> = {
       'hub: request on the client wire → seen at S': [],
       'S: request seen → S’s answer leaves S': [],

@@ -35,9 +35,12 @@ export async function main(argv: string[]): Promise<number> {
   const N = Number(args[0] ?? 200);
   const PLAIN_PORT = 7100;
 
-
   await withRig({ mode: 'hub' }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500, datapath: DATAPATH, extraYaml: `inbound: ${INBOUND}\n` });
+    const pair = await TcpfoPair.start(rig, {
+      heartbeatTimeoutMs: 500,
+      datapath: DATAPATH,
+      extraYaml: `inbound: ${INBOUND}\n`,
+    });
     try {
       const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
       pair.servers.push(await startDemoServer(p, p.ip, PLAIN_PORT));
@@ -45,17 +48,39 @@ export async function main(argv: string[]): Promise<number> {
       // Back to back (each connect while the previous connection closes through
       // the bridges), then 5 ms apart (each on an idle pair).
       for (const gapMs of [0, 5]) {
-        const caps = await Promise.all([Capture.start(c, filter, `lc${gapMs}`, 128), Capture.start(s, filter, `ls${gapMs}`, 128), Capture.start(p, filter, `lp${gapMs}`, 128)]);
+        const caps = await Promise.all([
+          Capture.start(c, filter, `lc${gapMs}`, 128),
+          Capture.start(s, filter, `ls${gapMs}`, 128),
+          Capture.start(p, filter, `lp${gapMs}`, 128),
+        ]);
         const client = (host: string, port: number) =>
-          c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'connect', host, String(port), String(gapMs), String(N)], { timeoutMs: 120_000 });
+          c.exec(
+            [
+              process.execPath,
+              distScript('rig/servers/demo-client.js'),
+              'connect',
+              host,
+              String(port),
+              String(gapMs),
+              String(N),
+            ],
+            { timeoutMs: 120_000 },
+          );
         const plain = JSON.parse((await client(p.ip, PLAIN_PORT)).stdout) as { connectUs: number[] };
         const tcpfo = JSON.parse((await client(VIP, DEMO_PORT)).stdout) as { connectUs: number[] };
         const [fc, fs, fp] = (await Promise.all(caps.map((x) => x.stop()))).map(segments) as [Seen[], Seen[], Seen[]];
         const hops = breakdown(fc, fs, fp, ipv4(VIP), s.mac, p.mac);
         const added = pct(tcpfo.connectUs, 50) - pct(plain.connectUs, 50);
-        console.log(`${gapMs ? `\n${N} connects ${gapMs} ms apart` : `${N} connects back to back, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`} (client connect() time, µs): plain median ${pct(plain.connectUs, 50)} p90 ${pct(plain.connectUs, 90)}; tcpfo median ${pct(tcpfo.connectUs, 50)} p90 ${pct(tcpfo.connectUs, 90)}; added ${added}`);
-        console.log(`where the tcpfo SYN-ACK's time goes (${hops.total!.length} connections matched on all three captures), µs:`);
-        for (const [k, v] of Object.entries(hops)) console.log(`  ${k.padEnd(48)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}`);
+        console.log(
+          `${gapMs ? `\n${N} connects ${gapMs} ms apart` : `${N} connects back to back, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}`} (client connect() time, µs): plain median ${pct(plain.connectUs, 50)} p90 ${pct(plain.connectUs, 90)}; tcpfo median ${pct(tcpfo.connectUs, 50)} p90 ${pct(tcpfo.connectUs, 90)}; added ${added}`,
+        );
+        console.log(
+          `where the tcpfo SYN-ACK's time goes (${hops.total!.length} connections matched on all three captures), µs:`,
+        );
+        for (const [k, v] of Object.entries(hops))
+          console.log(
+            `  ${k.padEnd(48)} median ${String(pct(v, 50)).padStart(6)}  p90 ${String(pct(v, 90)).padStart(6)}`,
+          );
       }
     } finally {
       await pair.stop();
@@ -63,10 +88,24 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   /** Per connection, the time between the SYN-ACK's appearances on the three captures. */
-  function breakdown(fc: Seen[], fs: Seen[], fp: Seen[], vip: number, sMac: string, pMac: string): Record<string, number[]> {
+  function breakdown(
+    fc: Seen[],
+    fs: Seen[],
+    fp: Seen[],
+    vip: number,
+    sMac: string,
+    pMac: string,
+  ): Record<string, number[]> {
     const synAck = TCP_SYN | TCP_ACK_FLAG;
     const isSynAck = (x: Seen) => (x.flags & synAck) === synAck;
-    const hops: Record<string, number[]> = { 'hub: client SYN → seen at S': [], 'S: SYN seen → its SYN-ACK leaves S': [], 'wire: S → P': [], 'P: S’s SYN-ACK in → merged SYN-ACK out': [], 'wire: P → client': [], total: [] };
+    const hops: Record<string, number[]> = {
+      'hub: client SYN → seen at S': [],
+      'S: SYN seen → its SYN-ACK leaves S': [],
+      'wire: S → P': [],
+      'P: S’s SYN-ACK in → merged SYN-ACK out': [],
+      'wire: P → client': [],
+      total: [],
+    };
     for (const syn of fc.filter((x) => x.flags === TCP_SYN && x.dst === vip)) {
       const port = syn.sport;
       const atS = fs.find((x) => x.flags === TCP_SYN && x.sport === port && x.dst === vip);

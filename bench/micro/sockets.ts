@@ -19,11 +19,27 @@ export async function main(args: string[]): Promise<number> {
   const n = Number(args[0] ?? 9000);
   const abort = Number(args[1] ?? 950);
   // Client and server sockets in one process: under the sandbox's 20,000 open files.
-  if (!Number.isInteger(n) || n < 1 || n > 9900 || !Number.isInteger(abort) || abort < 0 || abort > n / 2) throw new UsageError('usage: sockets.js [N ≤ 9900] [ABORT ≤ N/2]');
+  if (!Number.isInteger(n) || n < 1 || n > 9900 || !Number.isInteger(abort) || abort < 0 || abort > n / 2)
+    throw new UsageError('usage: sockets.js [N ≤ 9900] [ABORT ≤ N/2]');
   await withRig({ mode: 'hub' }, async (rig) => {
     const h = rig.host('primary');
     await h.exec(['ip', 'addr', 'add', `${CLIENT}/32`, 'dev', 'lo']);
-    const proc = h.spawn(['bash', '-c', `ulimit -n ${2 * n + 256} && exec "$@"`, 'probe', process.execPath, distScript('rig/servers/sockets-probe.js'), h.ip, CLIENT, String(PORT), String(n), '0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const proc = h.spawn(
+      [
+        'bash',
+        '-c',
+        `ulimit -n ${2 * n + 256} && exec "$@"`,
+        'probe',
+        process.execPath,
+        distScript('rig/servers/sockets-probe.js'),
+        h.ip,
+        CLIENT,
+        String(PORT),
+        String(n),
+        '0',
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
     const next = async () => JSON.parse((await lines.next()).value as string) as Record<string, unknown>;
     const { ready } = (await next()) as { ready: number[] };
@@ -39,7 +55,9 @@ export async function main(args: string[]): Promise<number> {
     for (let round = 0; round < 3; round++) {
       const nl = await ask('time list');
       const sl = await ss(['-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', h.ip]);
-      console.log(`list ${n} connections: sock_diag ${(nl.ms as number).toFixed(1)} ms (${nl.n}), ss ${sl.ms.toFixed(1)} ms (${sl.lines} lines, text not parsed)`);
+      console.log(
+        `list ${n} connections: sock_diag ${(nl.ms as number).toFixed(1)} ms (${nl.n}), ss ${sl.ms.toFixed(1)} ms (${sl.lines} lines, text not parsed)`,
+      );
     }
     // Abort `abort` of them each way: one half by sock_diag, the other by ss -K in runs of 64.
     const mine = ready.slice(0, abort);
@@ -49,11 +67,23 @@ export async function main(args: string[]): Promise<number> {
     let ssN = 0;
     for (let i = 0; i < theirs.length; i += 64) {
       const terms = theirs.slice(i, i + 64).map((p) => `( dst ${CLIENT}:${p} and sport = :${PORT} )`);
-      const r = await ss(['-K', '-Htn', 'state', 'connected', 'exclude', 'time-wait', 'src', h.ip, `( ${terms.join(' or ')} )`]);
+      const r = await ss([
+        '-K',
+        '-Htn',
+        'state',
+        'connected',
+        'exclude',
+        'time-wait',
+        'src',
+        h.ip,
+        `( ${terms.join(' or ')} )`,
+      ]);
       ssMs += r.ms;
       ssN += r.lines;
     }
-    console.log(`abort ${abort} of ${n}: sock_diag ${(nd.ms as number).toFixed(1)} ms (${nd.n} aborted), ss -K in runs of 64 ${ssMs.toFixed(1)} ms (${ssN} aborted)`);
+    console.log(
+      `abort ${abort} of ${n}: sock_diag ${(nd.ms as number).toFixed(1)} ms (${nd.n} aborted), ss -K in runs of 64 ${ssMs.toFixed(1)} ms (${ssN} aborted)`,
+    );
   });
   return 0;
 }

@@ -32,7 +32,15 @@ export class HeartbeatSocket {
    * `onReadable` runs on the event loop when datagrams wait; it should `take()`.
    */
   constructor(self: string, port: number, peer: string, peerPort: number, onReadable: () => void) {
-    const mod = load() as unknown as { HeartbeatSocket: new (self: string, port: number, peer: string, peerPort: number, onReadable: () => void) => NativeHeartbeatSocket };
+    const mod = load() as unknown as {
+      HeartbeatSocket: new (
+        self: string,
+        port: number,
+        peer: string,
+        peerPort: number,
+        onReadable: () => void,
+      ) => NativeHeartbeatSocket;
+    };
     this.native = new mod.HeartbeatSocket(self, port, peer, peerPort, onReadable);
   }
 

@@ -57,7 +57,8 @@ export class Injector {
     this.sock.pauseRecv();
     // raw-socket's native handle: send() there is a plain sendto that throws on error.
     this.wrap = (this.sock as unknown as { wrap: NativeWrap }).wrap;
-    if (typeof this.wrap?.send !== 'function') throw new Error('raw-socket: no native send (unsupported raw-socket version)');
+    if (typeof this.wrap?.send !== 'function')
+      throw new Error('raw-socket: no native send (unsupported raw-socket version)');
     this.sock.on('error', (e: Error) => {
       this.lastError = e;
       this.stats.errors++;

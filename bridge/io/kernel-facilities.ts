@@ -141,7 +141,11 @@ export function describeKernel(r: KernelReport): string {
   const lacks = lacking(r);
   const unknown = r.facilities.filter((f) => f.present === null);
   const parts = [`kernel ${r.release}`];
-  parts.push(lacks.length ? `lacks ${lacks.map((f) => `${f.name} (Linux ${f.since}; instead ${f.fallback})`).join('; ')}` : 'has every facility the data paths use');
+  parts.push(
+    lacks.length
+      ? `lacks ${lacks.map((f) => `${f.name} (Linux ${f.since}; instead ${f.fallback})`).join('; ')}`
+      : 'has every facility the data paths use',
+  );
   if (unknown.length) parts.push(`cannot tell (no module lists): ${unknown.map((f) => f.name).join('; ')}`);
   return parts.join(': ');
 }

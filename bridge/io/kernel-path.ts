@@ -87,7 +87,16 @@ const BLACKHOLE_RULE = ['fwmark', MARK_SPEC, 'blackhole', 'priority', String(DIV
 
 /** The divert's route: every marked packet to the primary's address. */
 export function divertRoute(k: Pick<KernelPathSpec, 'primaryAddress' | 'lanInterface'>): string[] {
-  return ['default', 'via', ipv4ToString(k.primaryAddress), 'dev', k.lanInterface, 'onlink', 'table', String(DIVERT_TABLE)];
+  return [
+    'default',
+    'via',
+    ipv4ToString(k.primaryAddress),
+    'dev',
+    k.lanInterface,
+    'onlink',
+    'table',
+    String(DIVERT_TABLE),
+  ];
 }
 
 async function ip(args: string[]): Promise<string> {
@@ -112,7 +121,10 @@ export async function removeDivertRoutes(): Promise<boolean> {
   let removed = false;
   for (const spec of [LOOKUP_RULE, BLACKHOLE_RULE]) {
     for (let i = 0; i < 16; i++) {
-      const ok = await ip(['rule', 'del', ...spec]).then(() => true, () => false);
+      const ok = await ip(['rule', 'del', ...spec]).then(
+        () => true,
+        () => false,
+      );
       if (!ok) break;
       removed = true;
     }
@@ -152,7 +164,10 @@ export async function detachKernelPath(tag: string, part: 'divert' | 'ingress' |
  */
 export async function kernelPathSupported(k: KernelPathSpec): Promise<{ ok: boolean; why?: string }> {
   try {
-    await run('nft', ['--check', '-f', '-'], { timeoutMs: 10_000, input: kernelPathRuleset({ ...k, tag: `${k.tag}probe`.slice(0, 12) }) });
+    await run('nft', ['--check', '-f', '-'], {
+      timeoutMs: 10_000,
+      input: kernelPathRuleset({ ...k, tag: `${k.tag}probe`.slice(0, 12) }),
+    });
     return { ok: true };
   } catch (e) {
     return { ok: false, why: ((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n')[0] };

@@ -24,7 +24,9 @@ export class InstanceLocked extends Error {
     readonly pid: number,
     readonly path: string,
   ) {
-    super(`a tcpfo bridge of instance ${instance} already runs on this node${pid ? ` (pid ${pid})` : ''}; it holds ${path}`);
+    super(
+      `a tcpfo bridge of instance ${instance} already runs on this node${pid ? ` (pid ${pid})` : ''}; it holds ${path}`,
+    );
   }
 }
 

@@ -39,7 +39,10 @@ export function load(): NativeModule {
     try {
       native = require(path) as NativeModule;
     } catch (e) {
-      throw new Error(`cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`, { cause: e });
+      throw new Error(
+        `cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
   return native;
@@ -204,7 +207,8 @@ export class PacketQueue {
     opts: QueueOptions,
     handler: PacketHandler | ((batch: PacketBatch, queue: PacketQueue) => void),
   ) {
-    if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535) throw new RangeError(`bad queue number ${queueNum}`);
+    if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535)
+      throw new RangeError(`bad queue number ${queueNum}`);
     const mod = load();
     const words = mod.META_WORDS;
     const onBatch =
@@ -293,7 +297,8 @@ export interface KernelQueueCounts {
 export function parseQueueCounts(text: string, num: number): KernelQueueCounts | null {
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/).map(Number);
-    if (f.length >= 8 && f[0] === num && f.every(Number.isFinite)) return { waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]!, lastId: f[7]! };
+    if (f.length >= 8 && f[0] === num && f.every(Number.isFinite))
+      return { waiting: f[2]!, queueDropped: f[5]!, userDropped: f[6]!, lastId: f[7]! };
   }
   return null;
 }

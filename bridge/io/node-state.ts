@@ -4,7 +4,16 @@
  * is changed, so that stop(), the next start after a SIGKILL, and
  * `tcpfo cleanup` can put the node back as it was.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failureOf, run } from './run.js';
 
@@ -226,7 +235,9 @@ async function undoChange(c: Change): Promise<void> {
       return;
     case 'route':
       // Gone meanwhile (its address or link removed): nothing to put back.
-      if (unipathRoutes(await ip(['route', 'show', 'table', 'main', 'dev', c.dev])).some((r) => sameRoute(r, c.route))) {
+      if (
+        unipathRoutes(await ip(['route', 'show', 'table', 'main', 'dev', c.dev])).some((r) => sameRoute(r, c.route))
+      ) {
         await ip(['route', 'change', ...routeArgs(c.route), 'dev', c.dev]);
       }
       return;
@@ -234,7 +245,18 @@ async function undoChange(c: Change): Promise<void> {
 }
 
 /** Words `ip route show` prints about a route's state that `ip route change` does not take. */
-const STATE_FLAGS = new Set(['linkdown', 'dead', 'offload', 'trap', 'offload_failed', 'rt_offload', 'rt_trap', 'rt_offload_failed', 'pervasive', 'notify']);
+const STATE_FLAGS = new Set([
+  'linkdown',
+  'dead',
+  'offload',
+  'trap',
+  'offload_failed',
+  'rt_offload',
+  'rt_trap',
+  'rt_offload_failed',
+  'pervasive',
+  'notify',
+]);
 
 /** The single-path routes of `ip route show … dev X` output, one line each (a multipath route's nexthop lines follow it, indented). */
 export function unipathRoutes(out: string): string[] {

@@ -45,8 +45,16 @@ export class LanPresence {
    * (`SETUP_HOLD_MS`, or `holdMs` if longer). `label`: the logger name on the
    * line the thread writes then.
    */
-  constructor(ifname: string, vip: number, mac: Buffer, private readonly holdMs: number, label: string) {
-    const mod = load() as unknown as { Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence };
+  constructor(
+    ifname: string,
+    vip: number,
+    mac: Buffer,
+    private readonly holdMs: number,
+    label: string,
+  ) {
+    const mod = load() as unknown as {
+      Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence;
+    };
     this.native = new mod.Presence(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
     // The loop's sign of life: a few times per hold, from a timer.
     this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.min(20, Math.floor(holdMs / 10))));

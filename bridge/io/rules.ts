@@ -127,7 +127,9 @@ export function nftRuleset(tag: string, rules: readonly Rule[], skipMark: number
   for (const h of hooks) {
     // mangle priority (-150): before filter, after conntrack.
     lines.push(`  chain ${h} {`, `    type filter hook ${h} priority -150; policy accept;`);
-    lines.push(`    meta mark & 0x${skipMark.toString(16)} == 0x${skipMark.toString(16)} return comment "our own injected packets"`);
+    lines.push(
+      `    meta mark & 0x${skipMark.toString(16)} == 0x${skipMark.toString(16)} return comment "our own injected packets"`,
+    );
     for (const r of rules.filter((x) => x.hook === h)) {
       lines.push(`    ${nftMatch(r.match)} ${nftAction(r.action)} comment ${JSON.stringify(r.comment.slice(0, 120))}`);
     }
@@ -164,7 +166,14 @@ function iptMatch(m: Match): string[] {
   if (m.synOnly) a.push('--syn');
   if (m.srcMac) a.push('-m', 'mac', '--mac-source', m.srcMac);
   const multiport = (flag: string, ports: PortSet) => {
-    a.push('-m', 'multiport', flag, portList(ports).map((p) => p.replace('-', ':')).join(','));
+    a.push(
+      '-m',
+      'multiport',
+      flag,
+      portList(ports)
+        .map((p) => p.replace('-', ':'))
+        .join(','),
+    );
   };
   if (m.sports) multiport('--sports', m.sports);
   if (m.dports) multiport('--dports', m.dports);
@@ -192,7 +201,9 @@ export function iptRestoreScript(tag: string, rules: readonly Rule[], skipMark: 
     lines.push(`-A ${chain} -m mark --mark ${mark}/${mark} -j RETURN`);
     for (const r of rules.filter((x) => x.hook === h)) {
       const comment = `"${r.comment.slice(0, 120).replace(/["\\]/g, '')}"`;
-      lines.push(['-A', chain, ...iptMatch(r.match), '-m', 'comment', '--comment', comment, ...iptAction(r.action)].join(' '));
+      lines.push(
+        ['-A', chain, ...iptMatch(r.match), '-m', 'comment', '--comment', comment, ...iptAction(r.action)].join(' '),
+      );
     }
     if (!current.split('\n').includes(`-A ${IPT_HOOK[h]} -j ${chain}`)) lines.push(`-I ${IPT_HOOK[h]} 1 -j ${chain}`);
   }
@@ -304,7 +315,10 @@ export class RuleSet {
     if (this.backend === 'nft') {
       // Create-if-missing, delete, create: one `nft -f` transaction.
       const table = `tcpfo_${this.tag}`;
-      await sh(['nft', '-f', '-'], `table ip ${table} {}\ndelete table ip ${table}\n${nftRuleset(this.tag, this.rules, this.skipMark)}`);
+      await sh(
+        ['nft', '-f', '-'],
+        `table ip ${table} {}\ndelete table ip ${table}\n${nftRuleset(this.tag, this.rules, this.skipMark)}`,
+      );
       return;
     }
     // iptables-nft-restore --noflush commits the table in one transaction: a
@@ -351,7 +365,9 @@ export class RuleSet {
       return;
     }
     const hooks = [...new Set(this.rules.map((r) => r.hook))];
-    await Promise.all(hooks.map((h) => sh([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[h], '-j', iptChain(this.tag, h)])));
+    await Promise.all(
+      hooks.map((h) => sh([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[h], '-j', iptChain(this.tag, h)])),
+    );
   }
 
   async remove(): Promise<void> {

@@ -45,7 +45,12 @@ export function failureOf(cmd: string, args: readonly string[], e: unknown): str
 /** Runs `cmd args` and resolves with its stdout; rejects as execFile does (with `stderr`; see failureOf). */
 export async function run(cmd: string, args: readonly string[], opts: RunOptions): Promise<string> {
   cloexecAll();
-  const p = execFileP(cmd, args, { encoding: 'utf8', timeout: opts.timeoutMs, maxBuffer: opts.maxBuffer ?? 16 << 20, ...(opts.env ? { env: opts.env } : {}) });
+  const p = execFileP(cmd, args, {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs,
+    maxBuffer: opts.maxBuffer ?? 16 << 20,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   if (opts.input !== undefined) p.child.stdin?.end(opts.input);
   return (await p).stdout;
 }

@@ -36,13 +36,32 @@ interface SockColumns {
 
 interface NativeSockDiag {
   sockList(addr: number): Promise<SockColumns>;
-  sockDestroy(addr: number, client: Uint32Array, clientPort: Uint16Array, port: Uint16Array, cookie: Uint32Array): Promise<{ destroyed: number; gone: number; error?: string }>;
+  sockDestroy(
+    addr: number,
+    client: Uint32Array,
+    clientPort: Uint16Array,
+    port: Uint16Array,
+    cookie: Uint32Array,
+  ): Promise<{ destroyed: number; gone: number; error?: string }>;
 }
 
 const native = (): NativeSockDiag => load() as unknown as NativeSockDiag;
 
 /** Linux's TCP states (include/net/tcp_states.h), named as `ss` names them. */
-export const TCP_STATE_NAMES = ['?', 'ESTAB', 'SYN-SENT', 'SYN-RECV', 'FIN-WAIT-1', 'FIN-WAIT-2', 'TIME-WAIT', 'UNCONN', 'CLOSE-WAIT', 'LAST-ACK', 'LISTEN', 'CLOSING'] as const;
+export const TCP_STATE_NAMES = [
+  '?',
+  'ESTAB',
+  'SYN-SENT',
+  'SYN-RECV',
+  'FIN-WAIT-1',
+  'FIN-WAIT-2',
+  'TIME-WAIT',
+  'UNCONN',
+  'CLOSE-WAIT',
+  'LAST-ACK',
+  'LISTEN',
+  'CLOSING',
+] as const;
 
 /** The rows of `cols` that `keep` keeps. */
 function rowsOf(cols: SockColumns, keep: (i: number) => boolean): number[] {
@@ -73,7 +92,13 @@ async function abortRows(addr: number, cols: SockColumns, rows: readonly number[
   };
   const cookie = new Uint32Array(2 * rows.length);
   rows.forEach((r, j) => cookie.set(cols.cookie.subarray(2 * r, 2 * r + 2), 2 * j));
-  const res = await native().sockDestroy(addr, pick(cols.client, (n) => new Uint32Array(n)), pick(cols.clientPort, (n) => new Uint16Array(n)), pick(cols.port, (n) => new Uint16Array(n)), cookie);
+  const res = await native().sockDestroy(
+    addr,
+    pick(cols.client, (n) => new Uint32Array(n)),
+    pick(cols.clientPort, (n) => new Uint16Array(n)),
+    pick(cols.port, (n) => new Uint16Array(n)),
+    cookie,
+  );
   if (res.error) throw new Error(`${res.error} (${res.destroyed} of ${rows.length} socket(s) aborted)`);
   return res.destroyed;
 }
@@ -90,7 +115,11 @@ export async function destroyConnections(vip: string, ports: PortSet): Promise<n
   const addr = ipv4(vip);
   const match = new PortMatcher(ports);
   const cols = await native().sockList(addr);
-  return abortRows(addr, cols, rowsOf(cols, (i) => match.has(cols.port[i]!)));
+  return abortRows(
+    addr,
+    cols,
+    rowsOf(cols, (i) => match.has(cols.port[i]!)),
+  );
 }
 
 /**
@@ -103,7 +132,13 @@ export async function destroySockets(vip: string, keys: readonly SocketKey[]): P
   const addr = ipv4(vip);
   const want = new Set(keys.map(keyOf));
   const cols = await native().sockList(addr);
-  return abortRows(addr, cols, rowsOf(cols, (i) => want.has(keyOf({ client: cols.client[i]!, clientPort: cols.clientPort[i]!, servicePort: cols.port[i]! }))));
+  return abortRows(
+    addr,
+    cols,
+    rowsOf(cols, (i) =>
+      want.has(keyOf({ client: cols.client[i]!, clientPort: cols.clientPort[i]!, servicePort: cols.port[i]! })),
+    ),
+  );
 }
 
 function keyOf(k: SocketKey): string {

@@ -20,8 +20,27 @@ import type { KernelMergeInit, KernelMergeState } from '../primary/merge/kernel.
 import type { PortSet } from '../ports.js';
 
 interface NativeXlate {
-  set(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number, wscale: number): boolean;
-  primaryOnly(client: number, service: number, cport: number, sport: number, dseq: number, dts: number, flags: number, wscaleP: number, wscaleS: number): boolean;
+  set(
+    client: number,
+    service: number,
+    cport: number,
+    sport: number,
+    dseq: number,
+    dts: number,
+    flags: number,
+    wscale: number,
+  ): boolean;
+  primaryOnly(
+    client: number,
+    service: number,
+    cport: number,
+    sport: number,
+    dseq: number,
+    dts: number,
+    flags: number,
+    wscaleP: number,
+    wscaleS: number,
+  ): boolean;
   released(client: number, service: number, cport: number, sport: number): { segments: number; bytes: number } | null;
   remove(client: number, service: number, cport: number, sport: number): void;
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
@@ -82,7 +101,6 @@ export interface XlateCounters {
   stashed: number;
 }
 
-
 export interface ConnAddr {
   client: number;
   service: number;
@@ -114,7 +132,10 @@ export function removeAllPins(): string[] {
   } catch {
     return [];
   }
-  return names.filter((n) => /^tcpfo_[a-z0-9]+_primary_only$/.test(n)).map((n) => `${BPF_FS}/${n}`).filter((p) => InboundXlate.unpin(p));
+  return names
+    .filter((n) => /^tcpfo_[a-z0-9]+_primary_only$/.test(n))
+    .map((n) => `${BPF_FS}/${n}`)
+    .filter((p) => InboundXlate.unpin(p));
 }
 
 /**
@@ -152,7 +173,10 @@ export class InboundXlate {
    * Throws when the kernel refuses it.
    */
   static open(ifname: string, maxEntries: number, vip: number, ports: PortSet, pinPath?: string): InboundXlate {
-    const x = pinPath === undefined ? new (native())(XLATE_OBJECT, ifname, maxEntries) : new (native())(XLATE_OBJECT, ifname, maxEntries, pinPath);
+    const x =
+      pinPath === undefined
+        ? new (native())(XLATE_OBJECT, ifname, maxEntries)
+        : new (native())(XLATE_OBJECT, ifname, maxEntries, pinPath);
     addServices(x, vip, ports);
     return new InboundXlate(x);
   }
@@ -184,7 +208,11 @@ export class InboundXlate {
    * Ethernet frame for the tc programs, an IP packet for the match. Returns
    * its verdict and the packet as it left.
    */
-  run(program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_skips_queue', packet: Buffer, mark = 0): { ret: number; packet: Buffer } {
+  run(
+    program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_skips_queue',
+    packet: Buffer,
+    mark = 0,
+  ): { ret: number; packet: Buffer } {
     const r = this.x.run(program, packet, mark);
     if (!r) throw new Error(`no program ${program}`);
     return r;
@@ -201,7 +229,16 @@ export class InboundXlate {
 
   /** Lists a merged connection: its offsets, and the window scale its client was told (the servers' windows are in its units). */
   add(c: ConnAddr, dseq: number, dts: number, timestamps: boolean, wscale: number): boolean {
-    return this.x.set(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0, wscale);
+    return this.x.set(
+      c.client,
+      c.service,
+      c.clientPort,
+      c.servicePort,
+      dseq >>> 0,
+      dts >>> 0,
+      timestamps ? F_TS : 0,
+      wscale,
+    );
   }
 
   /**
@@ -210,7 +247,17 @@ export class InboundXlate {
    * `wscaleP` to `wscaleS`); false if the map is full (the queue goes on).
    */
   primaryOnly(c: ConnAddr, dseq: number, dts: number, timestamps: boolean, wscaleP: number, wscaleS: number): boolean {
-    return this.x.primaryOnly(c.client, c.service, c.clientPort, c.servicePort, dseq >>> 0, dts >>> 0, timestamps ? F_TS : 0, wscaleP, wscaleS);
+    return this.x.primaryOnly(
+      c.client,
+      c.service,
+      c.clientPort,
+      c.servicePort,
+      dseq >>> 0,
+      dts >>> 0,
+      timestamps ? F_TS : 0,
+      wscaleP,
+      wscaleS,
+    );
   }
 
   /** What of `c` left in the kernel (null: not primary-only there). */

@@ -31,8 +31,12 @@ export class ByteStore {
    */
   /** The first sequence number of interest, stored signed (inline, not boxed; read unsigned). */
   private base32: number;
-  private get base(): number { return this.base32 >>> 0; }
-  private set base(v: number) { this.base32 = v | 0; }
+  private get base(): number {
+    return this.base32 >>> 0;
+  }
+  private set base(v: number) {
+    this.base32 = v | 0;
+  }
 
   constructor(
     base: number,
@@ -78,7 +82,8 @@ export class ByteStore {
     let i = 0;
     const end = seqAdd(s, d.length);
     let cursor = s;
-    while (i < this.chunks.length && seqLe(seqAdd(this.chunks[i]!.seq, this.chunks[i]!.data.length), s)) out.push(this.chunks[i++]!);
+    while (i < this.chunks.length && seqLe(seqAdd(this.chunks[i]!.seq, this.chunks[i]!.data.length), s))
+      out.push(this.chunks[i++]!);
     while (i < this.chunks.length && seqLt(this.chunks[i]!.seq, end)) {
       const c = this.chunks[i]!;
       if (seqLt(cursor, c.seq)) {

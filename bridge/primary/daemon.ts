@@ -38,7 +38,17 @@ import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
-import { abortConnections, abortConnectionsQuarantined, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo, undoLeftovers, undoOtherRoleJournal } from '../node-setup.js';
+import {
+  abortConnections,
+  abortConnectionsQuarantined,
+  dropPrivileges,
+  journalOf,
+  prepareNode,
+  removeOtherRoleRules,
+  startOrUndo,
+  undoLeftovers,
+  undoOtherRoleJournal,
+} from '../node-setup.js';
 import { noteSwitchover, type MetricsSnapshot } from '../metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
 import type { Logger } from '../log.js';
@@ -105,7 +115,16 @@ function mergerLimits(cfg: Config): Partial<MergerConfig> {
 
 export class PrimaryBridge {
   readonly merger: Merger;
-  readonly stats: PrimaryStats = { spoofedDiverted: 0, verdictErrors: 0, internalErrors: 0, xlateMapFull: 0, releasedInKernel: 0, orderWaited: 0, returnedToKernel: 0, orderResyncs: 0 };
+  readonly stats: PrimaryStats = {
+    spoofedDiverted: 0,
+    verdictErrors: 0,
+    internalErrors: 0,
+    xlateMapFull: 0,
+    releasedInKernel: 0,
+    orderWaited: 0,
+    returnedToKernel: 0,
+    orderResyncs: 0,
+  };
   /**
    * The order of each client's answers across the two paths (order.ts),
    * whenever the kernel releases any of P's segments (merge: kernel or
@@ -179,7 +198,13 @@ export class PrimaryBridge {
         const q = queueOf(id);
         // What leaves the output queue carries the bridge's mark: the egress
         // program rewrites only P's segments that skipped the queue.
-        const ok = q.inbound ? (packet ? this.inQ.acceptModified(q.id, packet) : this.inQ.accept(q.id)) : packet ? this.outQ.acceptModified(q.id, packet, BRIDGE_MARK) : this.outQ.accept(q.id, BRIDGE_MARK);
+        const ok = q.inbound
+          ? packet
+            ? this.inQ.acceptModified(q.id, packet)
+            : this.inQ.accept(q.id)
+          : packet
+            ? this.outQ.acceptModified(q.id, packet, BRIDGE_MARK)
+            : this.outQ.accept(q.id, BRIDGE_MARK);
         if (!ok) this.stats.verdictErrors++;
         if (!q.inbound) this.outputDecided(q.id);
       },
@@ -209,7 +234,8 @@ export class PrimaryBridge {
       // The merge in the kernel: only while S's copies come by the kernel path
       // (source the service address), which the programs see; on the pcap
       // path they reach only the queue.
-      mergeStart: (c, init) => this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeStart(c, init),
+      mergeStart: (c, init) =>
+        this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeStart(c, init),
       mergeTake: (c) => this.xlate?.mergeTake(c) ?? null,
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
@@ -234,7 +260,17 @@ export class PrimaryBridge {
    * secondary, now taking the primary's role): its own connections on the
    * service address pass unchanged; only new ones are merged.
    */
-  static async start(cfg: Config, log: Logger, opts: { adoptExisting?: boolean; peer?: PeerLink; onRoleChange?: RoleListener; xlate?: InboundXlate; onHandedOver?: () => void } = {}): Promise<PrimaryBridge> {
+  static async start(
+    cfg: Config,
+    log: Logger,
+    opts: {
+      adoptExisting?: boolean;
+      peer?: PeerLink;
+      onRoleChange?: RoleListener;
+      xlate?: InboundXlate;
+      onHandedOver?: () => void;
+    } = {},
+  ): Promise<PrimaryBridge> {
     const b = new PrimaryBridge(cfg, log);
     b.adoptExisting = opts.adoptExisting ?? false;
     b.preloaded = opts.xlate;
@@ -284,13 +320,18 @@ export class PrimaryBridge {
       this.log.warn({ why: refusal, asked: why }, 'switchover refused');
       return { ok: false, message: refusal };
     }
-    this.log.warn({ asked: why, connections: this.merger.phases() }, 'switchover: handing the service address to the secondary');
+    this.log.warn(
+      { asked: why, connections: this.merger.phases() },
+      'switchover: handing the service address to the secondary',
+    );
     this.presence?.answer(false);
     // Its heartbeats say 'alone' once it serves: heard, they count as its answer too.
     this.peer.detector.peerRoles = ['secondary', 'alone'];
     const waitMs = Math.max(2000, 4 * this.cfg.heartbeat.timeout_ms);
     return new Promise<SwitchResult>((resolve) => {
-      const resend = [0, 50, 200, 500].map((ms) => setTimeout(() => this.handing && this.peer.sendSwitch('handover'), ms));
+      const resend = [0, 50, 200, 500].map((ms) =>
+        setTimeout(() => this.handing && this.peer.sendSwitch('handover'), ms),
+      );
       const settle = (r: SwitchResult) => {
         if (!this.handing) return;
         clearTimeout(this.handing.timer);
@@ -315,7 +356,9 @@ export class PrimaryBridge {
     if (!this.merger.adoptedCount || this.refreshing) return;
     this.refreshing = true;
     try {
-      this.merger.retainAdopted(await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)));
+      this.merger.retainAdopted(
+        await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)),
+      );
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not list this node’s connections (sock_diag)');
     } finally {
@@ -340,7 +383,10 @@ export class PrimaryBridge {
     this.handedOver = true;
     noteSwitchover('done');
     this.log.warn({ how }, 'switchover: the secondary took the service address over; this node becomes its secondary');
-    this.handing?.settle({ ok: true, message: `the other node (${this.cfg.secondary.address}) serves the service address now; this node becomes its secondary` });
+    this.handing?.settle({
+      ok: true,
+      message: `the other node (${this.cfg.secondary.address}) serves the service address now; this node becomes its secondary`,
+    });
     this.onHandedOver();
   }
 
@@ -386,9 +432,17 @@ export class PrimaryBridge {
     // knew them, and we abort their sockets below). Stay silent first, as
     // long as the secondary may take to decide (three timeouts during a
     // rejoin grace) and take over; the probe then finds it serving.
-    if (!this.adoptExisting && !this.handedPeer && (existsSync(this.state.journal) || (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length)) {
+    if (
+      !this.adoptExisting &&
+      !this.handedPeer &&
+      (existsSync(this.state.journal) ||
+        (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length)
+    ) {
       const waitMs = GRACE_TIMEOUTS * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
-      this.log.warn({ waitMs }, 'a previous primary left state or connections here: silent while the secondary may still be deciding to take over');
+      this.log.warn(
+        { waitMs },
+        'a previous primary left state or connections here: silent while the secondary may still be deciding to take over',
+      );
       await new Promise((r) => setTimeout(r, waitMs));
     }
     // Is the service address already served (the secondary took it over
@@ -397,13 +451,21 @@ export class PrimaryBridge {
     // killed predecessor's rules stay meanwhile: their queues have no reader,
     // so what its servers' sockets still send is dropped, not leaked.
     let claimer: string | null = null;
-    this.arp = new FrameCapture(cfg.primary.interface, `arp and arp host ${cfg.service.address}`, (f) => {
-      if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
-    }, 1 << 20);
+    this.arp = new FrameCapture(
+      cfg.primary.interface,
+      `arp and arp host ${cfg.service.address}`,
+      (f) => {
+        if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
+      },
+      1 << 20,
+    );
     // Three probes that left (one the device's full queue refused is sent again, 10 ms later).
     // oxlint-disable-next-line no-unmodified-loop-condition -- the capture's callback sets claimer
     for (let sent = 0, tries = 0; sent < 3 && !claimer; tries++) {
-      if (tries >= 300) throw new Error(`could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`);
+      if (tries >= 300)
+        throw new Error(
+          `could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`,
+        );
       const out = this.arp.send(arpProbeFrame(this.myMac, this.vip));
       if (out) sent++;
       await new Promise((r) => setTimeout(r, out ? STARTUP_PROBE_MS : 10));
@@ -412,7 +474,13 @@ export class PrimaryBridge {
     if (!claimer) {
       // Ours: answered from a thread of its own from now on (io/presence.ts),
       // which also ends this process if its event loop gets stuck.
-      this.presence = new LanPresence(cfg.primary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
+      this.presence = new LanPresence(
+        cfg.primary.interface,
+        this.vip,
+        this.myMac,
+        cfg.liveness.loop_stall_ms,
+        this.log.bindings().name ?? 'tcpfo',
+      );
       this.presence.answer(true);
       setupStall();
     }
@@ -420,7 +488,11 @@ export class PrimaryBridge {
       // Refusing: leave the node clean — no rules, no addresses, and none of
       // the previous instance's sockets (their connections live on the other
       // node now, or nowhere).
-      await abortConnectionsQuarantined(cfg, this.log, 'left by a previous instance; the other node serves the service address');
+      await abortConnectionsQuarantined(
+        cfg,
+        this.log,
+        'left by a previous instance; the other node serves the service address',
+      );
       await undoLeftovers(this.state, this.log, 'primary');
       await removeRules(`${cfg.instance}p`);
       if (!this.adoptExisting) {
@@ -454,23 +526,56 @@ export class PrimaryBridge {
       if (i >= 0) this.outputDecided(b.id(i));
       this.internalError(e);
     };
-    this.outQ = new PacketQueue(q, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError: onOutputError });
-    this.inQ = new PacketQueue(q + 1, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError });
+    this.outQ = new PacketQueue(
+      q,
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError: onOutputError },
+    );
+    this.inQ = new PacketQueue(
+      q + 1,
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError },
+    );
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
     await this.attachInbound();
     const toQueue: Rule[] = [
       // Not over lo: the node's own connections to the service address (track's checks) are no client's.
-      { hook: 'output', match: { src: this.vip, sports: ports, oifNot: 'lo' }, action: { queue: q, bypass: false }, comment: 'tcpfo: P output to clients, merged (fail closed)' },
-      { hook: 'prerouting', match: { src: this.peerAddr, dst: this.self, sports: ports }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, pcap path (fail closed)' },
+      {
+        hook: 'output',
+        match: { src: this.vip, sports: ports, oifNot: 'lo' },
+        action: { queue: q, bypass: false },
+        comment: 'tcpfo: P output to clients, merged (fail closed)',
+      },
+      {
+        hook: 'prerouting',
+        match: { src: this.peerAddr, dst: this.self, sports: ports },
+        action: { queue: q + 1, bypass: false },
+        comment: 'tcpfo: diverted from S, pcap path (fail closed)',
+      },
       // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
-      { hook: 'prerouting', match: { src: this.vip, sports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: diverted from S, kernel path (fail closed)' },
+      {
+        hook: 'prerouting',
+        match: { src: this.vip, sports: ports, iifNot: 'lo' },
+        action: { queue: q + 1, bypass: false },
+        comment: 'tcpfo: diverted from S, kernel path (fail closed)',
+      },
       // A client's opening SYN needs no translation (no ACK, no echo yet) and the merger keeps
       // nothing of it (P's SYN-ACK opens its record): straight to P's TCP, as the inbound
       // program passes it (inbound: queue too), so no handshake waits for a wake-up of the bridge
       // before P can answer and a SYN flood costs the bridge nothing.
-      { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo', synOnly: true }, action: 'accept', comment: 'tcpfo: client SYN to service, straight to P (nothing to translate)' },
-      { hook: 'prerouting', match: { dst: this.vip, dports: ports, iifNot: 'lo' }, action: { queue: q + 1, bypass: false }, comment: 'tcpfo: client to service, translated (fail closed)' },
+      {
+        hook: 'prerouting',
+        match: { dst: this.vip, dports: ports, iifNot: 'lo', synOnly: true },
+        action: 'accept',
+        comment: 'tcpfo: client SYN to service, straight to P (nothing to translate)',
+      },
+      {
+        hook: 'prerouting',
+        match: { dst: this.vip, dports: ports, iifNot: 'lo' },
+        action: { queue: q + 1, bypass: false },
+        comment: 'tcpfo: client to service, translated (fail closed)',
+      },
     ];
     // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
     if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
@@ -479,7 +584,10 @@ export class PrimaryBridge {
     await this.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
-      this.log.warn({ adopted: n }, 'taking the primary role: existing connections pass unchanged, new ones are merged');
+      this.log.warn(
+        { adopted: n },
+        'taking the primary role: existing connections pass unchanged, new ones are merged',
+      );
     } else {
       // What this node's TCP still has on the service address is a previous
       // instance's (its servers killed, its connections now served by the
@@ -496,23 +604,26 @@ export class PrimaryBridge {
       this.peer.retarget({ role: 'primary', peerRoles: ['secondary'], onDecision, onSwitch });
       // The secondary may have gone again while we started: no decision will repeat it.
       if (this.peer.detector.peer === 'down') queueMicrotask(() => this.secondaryFailed());
-    } else this.peer = await PeerLink.open({
-      self: cfg.primary.address,
-      peer: cfg.secondary.address,
-      port: cfg.heartbeat.port,
-      key: readKey(cfg.heartbeat.key_file),
-      intervalMs: cfg.heartbeat.interval_ms,
-      startupGraceMs: cfg.heartbeat.startup_grace_ms,
-      timeoutMs: cfg.heartbeat.timeout_ms,
-      role: 'primary',
-      peerRoles: ['secondary'],
-      onDecision,
-      onSwitch,
-      onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
-      config: peerConfigOf(cfg),
-      log: this.log,
-    });
-    await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) => (which === 'input' ? this.inQ : this.outQ).deafen());
+    } else
+      this.peer = await PeerLink.open({
+        self: cfg.primary.address,
+        peer: cfg.secondary.address,
+        port: cfg.heartbeat.port,
+        key: readKey(cfg.heartbeat.key_file),
+        intervalMs: cfg.heartbeat.interval_ms,
+        startupGraceMs: cfg.heartbeat.startup_grace_ms,
+        timeoutMs: cfg.heartbeat.timeout_ms,
+        role: 'primary',
+        peerRoles: ['secondary'],
+        onDecision,
+        onSwitch,
+        onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
+        config: peerConfigOf(cfg),
+        log: this.log,
+      });
+    await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) =>
+      (which === 'input' ? this.inQ : this.outQ).deafen(),
+    );
     // The merger's pass over its table runs in slices (a tenth each tick); the rest once a second.
     let tick = 0;
     this.timer = setInterval(() => {
@@ -527,10 +638,25 @@ export class PrimaryBridge {
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
-      { role: 'primary', service: cfg.service.address, ports, interface: cfg.primary.interface, lan: cfg.lan.mode, backend: this.rules.backend, queues: [q, q + 1], inbound: this.inbound, merge: this.merge, ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}), ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}) },
+      {
+        role: 'primary',
+        service: cfg.service.address,
+        ports,
+        interface: cfg.primary.interface,
+        lan: cfg.lan.mode,
+        backend: this.rules.backend,
+        queues: [q, q + 1],
+        inbound: this.inbound,
+        merge: this.merge,
+        ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
+        ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
+      },
       'primary bridge up: merging',
     );
-    this.onRoleChange('primary', this.adoptExisting ? 'roles swapped: the other node rejoined as secondary' : 'started');
+    this.onRoleChange(
+      'primary',
+      this.adoptExisting ? 'roles swapped: the other node rejoined as secondary' : 'started',
+    );
   }
 
   /**
@@ -545,17 +671,29 @@ export class PrimaryBridge {
     if (this.merge !== 'queue') {
       const release: Rule = {
         hook: 'output',
-        match: { src: this.vip, sports: this.cfg.service.ports, oifNot: 'lo', bpfPinned: matchPinPath(this.cfg.instance) },
+        match: {
+          src: this.vip,
+          sports: this.cfg.service.ports,
+          oifNot: 'lo',
+          bpfPinned: matchPinPath(this.cfg.instance),
+        },
         action: 'accept',
         comment: 'tcpfo: P output the egress program releases (primary-only, or merged in the kernel)',
       };
       try {
         return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');
       } catch (e) {
-        if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`, { cause: e });
+        if (this.cfg.merge !== 'auto')
+          throw new Error(
+            `merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`,
+            { cause: e },
+          );
         this.merge = 'queue';
         this.mergeUnavailable = (e as Error).message;
-        this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
+        this.log.warn(
+          { why: this.mergeUnavailable },
+          'the kernel release of primary-only connections is not available here: the queue does it',
+        );
       }
     }
     return RuleSet.install(tag, toQueue, BRIDGE_MARK);
@@ -578,9 +716,15 @@ export class PrimaryBridge {
       this.xlateCapacity = this.cfg.limits.max_connections;
       this.inbound = 'kernel';
     } catch (e) {
-      if (want === 'kernel') throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`, { cause: e });
+      if (want === 'kernel')
+        throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`, {
+          cause: e,
+        });
       this.inboundUnavailable = (e as Error).message;
-      this.log.warn({ why: this.inboundUnavailable }, 'the kernel translation of client segments is not available here: the queue does it');
+      this.log.warn(
+        { why: this.inboundUnavailable },
+        'the kernel translation of client segments is not available here: the queue does it',
+      );
     }
   }
 
@@ -601,16 +745,30 @@ export class PrimaryBridge {
       this.merge = this.cfg.merge === 'release' ? 'release' : 'kernel';
       return x;
     } catch (e) {
-      if (this.cfg.merge !== 'auto') throw new Error(`merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`, { cause: e });
+      if (this.cfg.merge !== 'auto')
+        throw new Error(
+          `merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`,
+          { cause: e },
+        );
       this.mergeUnavailable = (e as Error).message;
-      this.log.warn({ why: this.mergeUnavailable }, 'the kernel release of primary-only connections is not available here: the queue does it');
+      this.log.warn(
+        { why: this.mergeUnavailable },
+        'the kernel release of primary-only connections is not available here: the queue does it',
+      );
       return open();
     }
   }
 
   private copySpec(): CopySpec {
     const cfg = this.cfg;
-    return { tag: `${cfg.instance}p`, lanInterface: cfg.primary.interface, vip: this.vip, ports: cfg.service.ports, selfMac: cfg.primary.mac, secondaryMac: cfg.secondary.mac };
+    return {
+      tag: `${cfg.instance}p`,
+      lanInterface: cfg.primary.interface,
+      vip: this.vip,
+      ports: cfg.service.ports,
+      selfMac: cfg.primary.mac,
+      secondaryMac: cfg.secondary.mac,
+    };
   }
 
   /**
@@ -677,7 +835,10 @@ export class PrimaryBridge {
   private kernelReleases(pkt: Buffer): boolean {
     const ihl = pkt.length >= 20 ? (pkt[0]! & 0x0f) * 4 : 0;
     if (!ihl || pkt.length < ihl + 4) return false;
-    return this.merger.find(pkt.readUInt32BE(IP_DST), pkt.readUInt16BE(ihl + 2), pkt.readUInt16BE(ihl))?.releasedByKernel ?? false;
+    return (
+      this.merger.find(pkt.readUInt32BE(IP_DST), pkt.readUInt16BE(ihl + 2), pkt.readUInt16BE(ihl))?.releasedByKernel ??
+      false
+    );
   }
 
   /**
@@ -720,11 +881,14 @@ export class PrimaryBridge {
   private armOrderTimer(): void {
     const at = this.order?.nextDeadline() ?? null;
     if (at === null || this.orderTimer || this.stopped) return;
-    this.orderTimer = setTimeout(() => {
-      this.orderTimer = undefined;
-      this.flushOrder();
-      this.armOrderTimer();
-    }, Math.max(0, at - monotonicMs()));
+    this.orderTimer = setTimeout(
+      () => {
+        this.orderTimer = undefined;
+        this.flushOrder();
+        this.armOrderTimer();
+      },
+      Math.max(0, at - monotonicMs()),
+    );
   }
 
   /** Once a second: a client slot the queue never delivered some counted segments of is set free (order.ts resync). */
@@ -736,7 +900,10 @@ export class PrimaryBridge {
     this.orderQueuedLast = queued;
     if (!fixed.length) return;
     this.stats.orderResyncs += fixed.length;
-    this.log.warn({ slots: fixed.length }, 'the output queue lost segments (it was full): the order count of their clients set to the kernel’s');
+    this.log.warn(
+      { slots: fixed.length },
+      'the output queue lost segments (it was full): the order count of their clients set to the kernel’s',
+    );
     this.flushOrder();
   }
 
@@ -773,7 +940,10 @@ export class PrimaryBridge {
       this.merger.secondaryUnseen(now);
       if (now - this.inputLossLoggedAt >= 10_000) {
         this.inputLossLoggedAt = now;
-        this.log.warn({ lost: v.lost, total: k.queueDropped + k.userDropped }, 'the input queue lost segments of the secondary’s (it was full): they come again; silences are judged from now');
+        this.log.warn(
+          { lost: v.lost, total: k.queueDropped + k.userDropped },
+          'the input queue lost segments of the secondary’s (it was full): they come again; silences are judged from now',
+        );
       }
     }
     this.merger.secondarySeenUntil(v.seenUntil);
@@ -786,7 +956,8 @@ export class PrimaryBridge {
    */
   private internalError(e: unknown): void {
     this.stats.internalErrors++;
-    if (this.stats.internalErrors <= 10) this.log.error({ err: e, count: this.stats.internalErrors }, 'internal error on a packet: dropped');
+    if (this.stats.internalErrors <= 10)
+      this.log.error({ err: e, count: this.stats.internalErrors }, 'internal error on a packet: dropped');
   }
 
   /** One timer for the merger's earliest deadline (a stalled segment). */
@@ -795,12 +966,15 @@ export class PrimaryBridge {
     if (at === null || at >= this.stallTimerAt || this.stopped) return;
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimerAt = at;
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      this.stallTimerAt = Infinity;
-      this.poll();
-      this.armTimer();
-    }, Math.max(0, at - monotonicMs()));
+    this.stallTimer = setTimeout(
+      () => {
+        this.stallTimer = undefined;
+        this.stallTimerAt = Infinity;
+        this.poll();
+        this.armTimer();
+      },
+      Math.max(0, at - monotonicMs()),
+    );
   }
 
   private onInput(b: PacketBatch, i: number): void {
@@ -853,11 +1027,16 @@ export class PrimaryBridge {
   secondaryRejoined(): void {
     this.alone = false;
     this.peer.role = 'primary';
-    void this.startCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'));
+    void this.startCopies().catch((e: unknown) =>
+      this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'),
+    );
     this.merger.secondaryRejoined();
     this.rejoins++;
     this.onRoleChange('primary', 'the secondary rejoined');
-    this.log.warn({ role: 'primary', primaryOnly: this.merger.phases().degraded }, 'secondary rejoined: new connections are replicated again');
+    this.log.warn(
+      { role: 'primary', primaryOnly: this.merger.phases().degraded },
+      'secondary rejoined: new connections are replicated again',
+    );
   }
 
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
@@ -866,7 +1045,9 @@ export class PrimaryBridge {
     this.alone = true;
     this.failures++;
     this.peer.role = 'alone';
-    void this.stopCopies().catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'));
+    void this.stopCopies().catch((e: unknown) =>
+      this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'),
+    );
     const t0 = monotonicMs();
     // Every connection turns primary-only, 500 at a time, each step its own
     // turn of the event loop: heartbeats, ARP answers and packets go on between.
@@ -884,7 +1065,10 @@ export class PrimaryBridge {
         return;
       }
       this.failoverSeconds = (monotonicMs() - t0) / 1000;
-      this.log.warn({ role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections }, 'secondary failed: continuing alone, connections keep their sequence offset');
+      this.log.warn(
+        { role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections },
+        'secondary failed: continuing alone, connections keep their sequence offset',
+      );
     };
     this.onRoleChange('alone', 'the secondary failed');
     step();
@@ -893,8 +1077,20 @@ export class PrimaryBridge {
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
   private kernelInbound(): MetricsSnapshot['kernelInbound'] {
     if (!this.xlate) return undefined;
-    const order = this.order ? { orderWaited: this.stats.orderWaited, orderLate: this.order.expired, returnedToKernel: this.stats.returnedToKernel, orderResyncs: this.stats.orderResyncs } : {};
-    return { ...this.xlate.stats, mapFull: this.stats.xlateMapFull, stashedTaken: this.merger.stats.stashedTaken, ...order };
+    const order = this.order
+      ? {
+          orderWaited: this.stats.orderWaited,
+          orderLate: this.order.expired,
+          returnedToKernel: this.stats.returnedToKernel,
+          orderResyncs: this.stats.orderResyncs,
+        }
+      : {};
+    return {
+      ...this.xlate.stats,
+      mapFull: this.stats.xlateMapFull,
+      stashedTaken: this.merger.stats.stashedTaken,
+      ...order,
+    };
   }
 
   metricsSnapshot(): MetricsSnapshot {
@@ -927,7 +1123,11 @@ export class PrimaryBridge {
       peerConfigMismatch: this.peer?.configMismatch ?? null,
       prefixBytesTrimmed: m.prefixBytesTrimmed,
       retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
-      drops: { ...m.drops, 'spoofed-diverted': this.stats.spoofedDiverted, 'internal-error': this.stats.internalErrors },
+      drops: {
+        ...m.drops,
+        'spoofed-diverted': this.stats.spoofedDiverted,
+        'internal-error': this.stats.internalErrors,
+      },
       nfqueue: { out: queueStatus(this.outQ), in: queueStatus(this.inQ) },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
@@ -996,7 +1196,12 @@ export class PrimaryBridge {
     // the rules: from here on the kernel drops (fail closed) rather than queues.
     // The match that lets primary-only segments past the queue goes before
     // the egress program that rewrites them (none may leave raw meanwhile).
-    if (this.merge !== 'queue') await this.rules?.drop((r) => r.match.bpfPinned !== undefined).catch((e: unknown) => this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'));
+    if (this.merge !== 'queue')
+      await this.rules
+        ?.drop((r) => r.match.bpfPinned !== undefined)
+        .catch((e: unknown) =>
+          this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'),
+        );
     // Segments still in the queues go to the merger from here on, not to closed programs.
     const xlate = this.xlate;
     this.xlate = undefined;

@@ -28,14 +28,34 @@ import { IPPROTO_TCP } from '../wire/ipv4.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMin, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
-import { acceptableFromClient, exactClientSeq, mergedSack, noteAck, noteClient, noteTs, refresh, translateClient } from './merge/ack.js';
+import {
+  acceptableFromClient,
+  exactClientSeq,
+  mergedSack,
+  noteAck,
+  noteClient,
+  noteTs,
+  refresh,
+  translateClient,
+} from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
 import { mergeHandshake } from './merge/handshake.js';
 import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
 import { STASH_TAG } from './queue-ids.js';
-import { abortBoth, checkStall, degrade, maybeAck, pureAck, release, releaseCovered, releasePrefix, secondaryRetransmission, sendRange } from './merge/release.js';
+import {
+  abortBoth,
+  checkStall,
+  degrade,
+  maybeAck,
+  pureAck,
+  release,
+  releaseCovered,
+  releasePrefix,
+  secondaryRetransmission,
+  sendRange,
+} from './merge/release.js';
 import {
   DEFAULT_MERGER_CONFIG,
   newStats,
@@ -50,7 +70,15 @@ import {
 } from './merge/types.js';
 
 export { Conn, type ConnPhase } from './merge/conn.js';
-export { DEFAULT_MERGER_CONFIG, type ChecksumState, type DropReason, type InboundOffload, type MergerConfig, type MergerSink, type MergerStats } from './merge/types.js';
+export {
+  DEFAULT_MERGER_CONFIG,
+  type ChecksumState,
+  type DropReason,
+  type InboundOffload,
+  type MergerConfig,
+  type MergerSink,
+  type MergerStats,
+} from './merge/types.js';
 
 export class Merger implements MergeCore {
   /** client address → (client port, service port) → connection */
@@ -237,7 +265,11 @@ export class Merger implements MergeCore {
    * and adopted ones of which S's TCP holds a copy of its own.
    */
   divergedConnections(): ConnId[] {
-    const out: ConnId[] = [...this.diverged].map((c) => ({ client: c.client, clientPort: c.clientPort, servicePort: c.servicePort }));
+    const out: ConnId[] = [...this.diverged].map((c) => ({
+      client: c.client,
+      clientPort: c.clientPort,
+      servicePort: c.servicePort,
+    }));
     return out.concat(this.adopted.copiedBySecondary());
   }
 
@@ -286,7 +318,12 @@ export class Merger implements MergeCore {
   /** Whether (client, ports) is adopted; if so, notes (and logs, once) that S's TCP has a copy of it. */
   private copiedByS(client: number, clientPort: number, servicePort: number): boolean {
     const r = this.adopted.copiedByS(client, clientPort, servicePort);
-    if (r === 'first') this.event('not replicated (adopted), but the secondary has a copy: it will reset it if it takes over', { client, clientPort, servicePort });
+    if (r === 'first')
+      this.event('not replicated (adopted), but the secondary has a copy: it will reset it if it takes over', {
+        client,
+        clientPort,
+        servicePort,
+      });
     return r !== false;
   }
 
@@ -444,7 +481,10 @@ export class Merger implements MergeCore {
     // An adopted connection passes unchanged — also when S's SYN-ACK for it
     // reached us (its handshake straddled our start: P's TCP answered the SYN
     // before our rules were in, so we hold only S's half, never P's).
-    if ((!c || (c.phase === 'handshake' && !c.synP)) && this.adopted.seen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)) {
+    if (
+      (!c || (c.phase === 'handshake' && !c.synP)) &&
+      this.adopted.seen(seg.dst, seg.dstPort, seg.srcPort, now, (flags & TCP_RST) !== 0)
+    ) {
       if (c) {
         this.remove(c);
         this.copiedByS(seg.dst, seg.dstPort, seg.srcPort);
@@ -609,7 +649,10 @@ export class Merger implements MergeCore {
     if (seg.payloadLength > 0) {
       if (c.store.size + seg.payloadLength > this.cfg.maxStoredBytes) {
         this.stats.drops['store-full']++;
-      } else if (this.overBudget(seg.payloadLength, c.store.size === 0) && !(c.held.length && seqLt(seg.seq, c.held[c.held.length - 1]!.end))) {
+      } else if (
+        this.overBudget(seg.payloadLength, c.store.size === 0) &&
+        !(c.held.length && seqLt(seg.seq, c.held[c.held.length - 1]!.end))
+      ) {
         // Over the budget, S's bytes are taken only where P waits with its own (they free memory), or as the connection's first.
         this.stats.drops['memory-full']++;
       } else {
@@ -776,7 +819,11 @@ export class Merger implements MergeCore {
       }
       // At least one look per call: a pass begun on an empty table must end (and the next see what came since).
       const size = Math.max(this.scanSize, this.count);
-      for (let budget = Math.max(1, Math.ceil((size * Math.max(0, elapsed)) / 1000)); budget > 0 && this.scan; budget--) {
+      for (
+        let budget = Math.max(1, Math.ceil((size * Math.max(0, elapsed)) / 1000));
+        budget > 0 && this.scan;
+        budget--
+      ) {
         const r = this.scan.next();
         if (r.done) {
           this.scan = null;
@@ -962,9 +1009,13 @@ export function optionsOf(pkt: Buffer): TcpOption[] {
 /** What a connection waits for from the secondary, for the log line that gives up on it. */
 function waitingFor(c: Conn): string {
   const what: string[] = [];
-  if (c.held.length) what.push(`${c.held.reduce((n, h) => n + h.seg.payloadLength, 0)} bytes of P's held in ${c.held.length} segment(s)`);
+  if (c.held.length)
+    what.push(
+      `${c.held.reduce((n, h) => n + h.seg.payloadLength, 0)} bytes of P's held in ${c.held.length} segment(s)`,
+    );
   if (c.rstP) what.push('P reset it');
-  if (c.hasAckP && c.hasAckS && seqGt(c.ackP, c.ackS)) what.push(`S acknowledged ${seqSub(c.ackP, c.ackS)} bytes less of the client's`);
+  if (c.hasAckP && c.hasAckS && seqGt(c.ackP, c.ackS))
+    what.push(`S acknowledged ${seqSub(c.ackP, c.ackS)} bytes less of the client's`);
   if (c.inKernel) what.push('merged in the kernel');
   return what.join('; ');
 }

@@ -145,7 +145,8 @@ export class AnswerOrder<T> {
   /** When the longest-waiting packet must leave anyway, or null if none waits. */
   nextDeadline(): number | null {
     let t: number | null = null;
-    for (const w of this.waiting.values()) if (w.length && (t === null || w[0]!.at + this.maxWaitMs < t)) t = w[0]!.at + this.maxWaitMs;
+    for (const w of this.waiting.values())
+      if (w.length && (t === null || w[0]!.at + this.maxWaitMs < t)) t = w[0]!.at + this.maxWaitMs;
     return t;
   }
 

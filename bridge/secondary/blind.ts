@@ -27,7 +27,20 @@ function bareAck(src: number, dst: number, srcPort: number, dstPort: number, seq
   // ack: half the space away from seq as well, window wide open (a window
   // update from a segment no stack accepts changes nothing; if it ever did,
   // it would not shrink the window).
-  return buildIpv4Tcp({ src, dst }, { srcPort, dstPort, seq, ack: (seq + 0x40000000) >>> 0, flags: TCP_ACK_FLAG, window: 0xffff, urgent: 0, options: [], payload: Buffer.alloc(0) });
+  return buildIpv4Tcp(
+    { src, dst },
+    {
+      srcPort,
+      dstPort,
+      seq,
+      ack: (seq + 0x40000000) >>> 0,
+      flags: TCP_ACK_FLAG,
+      window: 0xffff,
+      urgent: 0,
+      options: [],
+      payload: Buffer.alloc(0),
+    },
+  );
 }
 
 /** Segments to inject into S's own stack, as if from each client. */

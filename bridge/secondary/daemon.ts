@@ -23,7 +23,14 @@ import { NodeShell } from '../node-shell.js';
 import type { ConnKey } from '../../detector/heartbeat.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
 import { InboundXlate } from '../io/xlate.js';
-import { abortConnections, dropPrivileges, journalOf, prepareNode, removeOtherRoleRules, startOrUndo } from '../node-setup.js';
+import {
+  abortConnections,
+  dropPrivileges,
+  journalOf,
+  prepareNode,
+  removeOtherRoleRules,
+  startOrUndo,
+} from '../node-setup.js';
 import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../../detector/detector.js';
 import type { MetricsSnapshot } from '../metrics.js';
@@ -32,7 +39,13 @@ import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
-import { detachKernelPath, installKernelPath, kernelPathSupported, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
+import {
+  detachKernelPath,
+  installKernelPath,
+  kernelPathSupported,
+  removeDivertRoutes,
+  type KernelPathSpec,
+} from '../io/kernel-path.js';
 import { blindProds, blindPrompts, owes } from './blind.js';
 import { PortMatcher, type PortSet } from '../ports.js';
 import { Diverter } from './diverter.js';
@@ -124,7 +137,11 @@ export class SecondaryBridge {
     this.myMac = mac(cfg.secondary.mac);
   }
 
-  static async start(cfg: Config, log: Logger, opts: { onRoleChange?: RoleListener; startPrimaryRole: StartPrimaryRole; onHandedOver?: () => void; why?: string }): Promise<SecondaryBridge> {
+  static async start(
+    cfg: Config,
+    log: Logger,
+    opts: { onRoleChange?: RoleListener; startPrimaryRole: StartPrimaryRole; onHandedOver?: () => void; why?: string },
+  ): Promise<SecondaryBridge> {
     const b = new SecondaryBridge(cfg, log);
     b.startedWhy = opts.why ?? 'started';
     b.onRoleChange = opts.onRoleChange ?? (() => {});
@@ -150,8 +167,16 @@ export class SecondaryBridge {
   switchover(why: string): Promise<SwitchResult> {
     if (this.promoted) return this.promoted.switchover(why);
     if (this.stopped) return Promise.resolve({ ok: false, message: 'this node is stopping' });
-    if (this.machine.state !== 'secondary') return Promise.resolve({ ok: false, message: `this node serves ${this.machine.state === 'promoting' ? 'and is taking the primary role' : 'alone'}: there is no primary to take over from` });
-    if (this.peer.detector.peer !== 'up') return Promise.resolve({ ok: false, message: 'the primary is down: nothing to switch over from (the detector takes over on its own)' });
+    if (this.machine.state !== 'secondary')
+      return Promise.resolve({
+        ok: false,
+        message: `this node serves ${this.machine.state === 'promoting' ? 'and is taking the primary role' : 'alone'}: there is no primary to take over from`,
+      });
+    if (this.peer.detector.peer !== 'up')
+      return Promise.resolve({
+        ok: false,
+        message: 'the primary is down: nothing to switch over from (the detector takes over on its own)',
+      });
     if (this.asked) return Promise.resolve({ ok: false, message: 'a switchover is already in progress' });
     const waitMs = Math.max(3000, 6 * this.cfg.heartbeat.timeout_ms);
     this.log.warn({ asked: why }, 'switchover: asking the primary to hand the service address over');
@@ -162,7 +187,10 @@ export class SecondaryBridge {
         this.asked = null;
         resolve(r);
       };
-      const timer = setTimeout(() => settle({ ok: false, message: `the primary did not hand over within ${waitMs} ms` }), waitMs);
+      const timer = setTimeout(
+        () => settle({ ok: false, message: `the primary did not hand over within ${waitMs} ms` }),
+        waitMs,
+      );
       this.asked = { settle, timer };
       this.peer.sendSwitch('request');
     });
@@ -194,7 +222,8 @@ export class SecondaryBridge {
   /** Since when the pair has been in sync from here (the primary up, this node its secondary); null: not now. */
   inSyncSince(): number | null {
     const det = this.peer?.detector;
-    if (this.stopped || this.machine.state !== 'secondary' || det?.peer !== 'up' || det.peerRole !== 'primary') return null;
+    if (this.stopped || this.machine.state !== 'secondary' || det?.peer !== 'up' || det.peerRole !== 'primary')
+      return null;
     const last = det.decisions.at(-1);
     return last?.peer === 'up' ? last.at : null;
   }
@@ -228,9 +257,20 @@ export class SecondaryBridge {
     await removeOtherRoleRules(cfg, 's', this.log);
     // ARP on the LAN: replies to our split-brain probes now, our answers for
     // the VIP after a takeover.
-    this.arp = new FrameCapture(cfg.secondary.interface, `arp and arp host ${cfg.service.address}`, (f) => this.onArp(f), 1 << 20);
+    this.arp = new FrameCapture(
+      cfg.secondary.interface,
+      `arp and arp host ${cfg.service.address}`,
+      (f) => this.onArp(f),
+      1 << 20,
+    );
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
-    this.presence = new LanPresence(cfg.secondary.interface, this.vip, this.myMac, cfg.liveness.loop_stall_ms, this.log.bindings().name ?? 'tcpfo');
+    this.presence = new LanPresence(
+      cfg.secondary.interface,
+      this.vip,
+      this.myMac,
+      cfg.liveness.loop_stall_ms,
+      this.log.bindings().name ?? 'tcpfo',
+    );
     setupStall();
     this.peer = await this.openPeer();
     const q = this.q;
@@ -247,7 +287,9 @@ export class SecondaryBridge {
         interface: cfg.secondary.interface,
         ...(this.rules ? { backend: this.rules.backend, queue: this.q?.queueNum } : {}),
       },
-      this.datapath === 'kernel' ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)' : 'secondary bridge up: capturing and diverting',
+      this.datapath === 'kernel'
+        ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)'
+        : 'secondary bridge up: capturing and diverting',
     );
     this.onRoleChange('secondary', this.startedWhy);
   }
@@ -297,14 +339,19 @@ export class SecondaryBridge {
   private async setupPcapPath(): Promise<void> {
     const cfg = this.cfg;
     const qnum = cfg.queue_base + 2;
-    const q = new PacketQueue(qnum, { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes }, {
-      onPacket: (b, i) => this.onOutput(q, b, i),
-      onError: (e) => {
-        // A bug drops that one packet (the queue did, fail closed): counted, the first few logged.
-        this.internalErrors++;
-        if (this.internalErrors <= 10) this.log.error({ err: e, count: this.internalErrors }, 'internal error on a packet: dropped');
+    const q = new PacketQueue(
+      qnum,
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      {
+        onPacket: (b, i) => this.onOutput(q, b, i),
+        onError: (e) => {
+          // A bug drops that one packet (the queue did, fail closed): counted, the first few logged.
+          this.internalErrors++;
+          if (this.internalErrors <= 10)
+            this.log.error({ err: e, count: this.internalErrors }, 'internal error on a packet: dropped');
+        },
       },
-    });
+    );
     this.q = q;
     this.rules = await RuleSet.install(
       `${cfg.instance}s`,
@@ -325,10 +372,14 @@ export class SecondaryBridge {
     // queue (Debian's do), and S's output went out to the clients undiverted.
     await detachKernelPath(`${cfg.instance}s`, 'ingress');
     await removeDivertRoutes();
-    this.capture = new FrameCapture(cfg.secondary.interface, serviceFilter(cfg.service.address, cfg.service.ports), (frame) => {
-      const pkt = this.diverter.inbound(frame);
-      if (pkt) this.injector.send(pkt);
-    });
+    this.capture = new FrameCapture(
+      cfg.secondary.interface,
+      serviceFilter(cfg.service.address, cfg.service.ports),
+      (frame) => {
+        const pkt = this.diverter.inbound(frame);
+        if (pkt) this.injector.send(pkt);
+      },
+    );
   }
 
   private openPeer(role: 'secondary' | 'alone' = 'secondary'): Promise<PeerLink> {
@@ -389,17 +440,29 @@ export class SecondaryBridge {
           this.probe(a.waitMs, later);
           break;
         case 'wait':
-          if (a.log) this.log.warn({ service: this.cfg.service.address }, 'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)');
+          if (a.log)
+            this.log.warn(
+              { service: this.cfg.service.address },
+              'primary silent but the service address still answers ARP: not taking over (heartbeat path partitioned, or the primary starved?)',
+            );
           later(a.waitMs);
           break;
         case 'take-over':
           this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
-          this.log.info({ sinceDecisionMs: monotonicMs() - this.decidedAt, handover: this.handover }, this.handover ? 'handed over and the service address unclaimed: taking over' : 'primary down and the service address unclaimed: taking over');
+          this.log.info(
+            { sinceDecisionMs: monotonicMs() - this.decidedAt, handover: this.handover },
+            this.handover
+              ? 'handed over and the service address unclaimed: taking over'
+              : 'primary down and the service address unclaimed: taking over',
+          );
           this.takingOver = this.takeover(this.decidedAt);
           break;
         case 'refuse-handover':
           this.handover = false;
-          this.log.error({ service: this.cfg.service.address }, 'switchover: the service address still answers ARP: not taking over');
+          this.log.error(
+            { service: this.cfg.service.address },
+            'switchover: the service address still answers ARP: not taking over',
+          );
           this.peer.sendSwitch('refused', 'the service address still answered ARP when the secondary probed it');
           break;
         case 'promote':
@@ -427,7 +490,10 @@ export class SecondaryBridge {
       return;
     }
     if (this.arp.stats.sendErrors === 1 || this.arp.stats.sendErrors % 200 === 0) {
-      this.log.warn({ errors: this.arp.stats.sendErrors, err: this.arp.stats.lastSendError }, 'could not send the split-brain probe: sending it again');
+      this.log.warn(
+        { errors: this.arp.stats.sendErrors, err: this.arp.stats.lastSendError },
+        'could not send the split-brain probe: sending it again',
+      );
     }
     this.roleTimer = setTimeout(() => this.probe(waitMs, later), 5);
   }
@@ -468,9 +534,20 @@ export class SecondaryBridge {
     this.q?.close();
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (monotonicMs() - decidedAt) / 1000;
-    this.log.warn({ role: 'active', datapath: this.datapath, timeline: this.timeline, handover: this.handover }, 'took over the service address: serving alone');
-    this.onRoleChange('active', this.handover ? 'took over the service address: planned switchover' : 'took over the service address from the primary');
-    this.asked?.settle({ ok: true, message: `this node (${this.cfg.secondary.address}) serves the service address now; the other node becomes its secondary` });
+    this.log.warn(
+      { role: 'active', datapath: this.datapath, timeline: this.timeline, handover: this.handover },
+      'took over the service address: serving alone',
+    );
+    this.onRoleChange(
+      'active',
+      this.handover
+        ? 'took over the service address: planned switchover'
+        : 'took over the service address from the primary',
+    );
+    this.asked?.settle({
+      ok: true,
+      message: `this node (${this.cfg.secondary.address}) serves the service address now; the other node becomes its secondary`,
+    });
   }
 
   /**
@@ -492,7 +569,9 @@ export class SecondaryBridge {
       this.mark(`closed ${fresh.length} diverged connection(s) (${n} socket(s) aborted)`, decidedAt);
     }
     // Not those still in the handshake: S's TCP resends its SYN-ACK to the client itself now.
-    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(() => []);
+    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(
+      () => [],
+    );
     const owing = live.filter(owes);
     for (const p of blindPrompts(owing, this.vip)) this.injector.send(p);
     this.mark(`prompted ${owing.length} connection(s) to acknowledge (of ${live.length}; the others idle)`, decidedAt);
@@ -519,7 +598,9 @@ export class SecondaryBridge {
           for (const p of resets.prods) this.injector.send(p);
           if (n) this.log.warn({ sockets: n }, `aborted ${n} socket(s) of diverged connection(s) after the takeover`);
         })
-        .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections'));
+        .catch((e: unknown) =>
+          this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections'),
+        );
     }
     const prompts = this.diverter.prompts();
     for (const p of prompts) this.injector.send(p);
@@ -539,7 +620,10 @@ export class SecondaryBridge {
     // How long our event loop stalls meanwhile (heartbeats and ARP answers wait for it).
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
-    this.log.warn({ peer: this.cfg.primary.address }, 'the other node rejoined as secondary: taking the primary role for new connections');
+    this.log.warn(
+      { peer: this.cfg.primary.address },
+      'the other node rejoined as secondary: taking the primary role for new connections',
+    );
     // The heartbeat link is handed over, not closed: a pause in our
     // heartbeats would make the other node probe for the VIP mid-handover.
     this.shell.closeFront();
@@ -550,16 +634,28 @@ export class SecondaryBridge {
     try {
       const xlate = this.preloaded;
       this.preloaded = undefined; // the primary bridge's now, whether it starts or not
-      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, { adoptExisting: true, peer: this.peer, onRoleChange: this.onRoleChange, xlate, onHandedOver: this.onHandedOver });
+      this.promoted = await this.startPrimaryRole(swapRoles(this.cfg), this.log, {
+        adoptExisting: true,
+        peer: this.peer,
+        onRoleChange: this.onRoleChange,
+        xlate,
+        onHandedOver: this.onHandedOver,
+      });
       // The primary bridge answers ARP (and watches the event loop) now.
       this.presence?.close();
       this.arp.close();
       this.machine.promoted(true, monotonicMs());
-      this.log.warn({ ms: monotonicMs() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) }, 'now the primary (roles swapped): merging new connections');
+      this.log.warn(
+        { ms: monotonicMs() - t0, maxLoopStallMs: Math.round(lag.max / 1e6) },
+        'now the primary (roles swapped): merging new connections',
+      );
     } catch (e) {
       // Back to serving alone: heartbeats, metrics, status (ARP answers never stopped).
       this.machine.promoted(false, monotonicMs());
-      this.log.error({ err: (e as Error).message }, 'could not take the primary role: serving alone again (retried in 10 s)');
+      this.log.error(
+        { err: (e as Error).message },
+        'could not take the primary role: serving alone again (retried in 10 s)',
+      );
       await this.reopenActive();
     } finally {
       lag.disable();
@@ -645,9 +741,7 @@ export class SecondaryBridge {
       verdictErrors: this.verdictErrors,
       divergedReported: diverged.length,
       // Connections this node would reset, not continue, if it took over now (the first 50).
-      diverged: diverged
-        .slice(0, 50)
-        .map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
+      diverged: diverged.slice(0, 50).map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
       arp: this.presence?.stats,
       noticesRejected: this.peer?.noticesRejected ?? 0,
@@ -666,7 +760,10 @@ export class SecondaryBridge {
     try {
       this.preloaded = InboundXlate.preload(this.cfg.limits.max_connections);
     } catch (e) {
-      this.log.warn({ why: (e as Error).message }, 'the primary role’s kernel programs could not be loaded at start: a promotion loads them then');
+      this.log.warn(
+        { why: (e as Error).message },
+        'the primary role’s kernel programs could not be loaded at start: a promotion loads them then',
+      );
     }
   }
 
@@ -699,7 +796,11 @@ export class SecondaryBridge {
     // are gone, and without our rules they would talk to clients directly.
     // Aborted while the rules divert their RSTs to the primary, which goes on
     // alone with each at once.
-    if (this.role === 'secondary' && (this.rules || this.kernelPath) && (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))) {
+    if (
+      this.role === 'secondary' &&
+      (this.rules || this.kernelPath) &&
+      (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))
+    ) {
       await new Promise((r) => setTimeout(r, 100)); // the RSTs leave through our queue
     }
     this.log.info({ status: this.status() }, 'final counters');

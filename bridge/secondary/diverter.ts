@@ -184,24 +184,25 @@ export class Diverter {
    */
   prompts(): Buffer[] {
     const out: Buffer[] = [];
-    for (const m of this.views.values()) for (const v of m.values()) {
-      out.push(
-        buildIpv4Tcp(
-          { src: v.client, dst: this.cfg.service },
-          {
-            srcPort: v.clientPort,
-            dstPort: v.servicePort,
-            seq: seqAdd(v.seq, -1),
-            ack: v.ack,
-            flags: TCP_ACK_FLAG,
-            window: v.window,
-            urgent: 0,
-            options: v.tsval !== null ? [{ kind: 'timestamp', tsval: v.tsval, tsecr: 0 }] : [],
-            payload: Buffer.alloc(0),
-          },
-        ),
-      );
-    }
+    for (const m of this.views.values())
+      for (const v of m.values()) {
+        out.push(
+          buildIpv4Tcp(
+            { src: v.client, dst: this.cfg.service },
+            {
+              srcPort: v.clientPort,
+              dstPort: v.servicePort,
+              seq: seqAdd(v.seq, -1),
+              ack: v.ack,
+              flags: TCP_ACK_FLAG,
+              window: v.window,
+              urgent: 0,
+              options: v.tsval !== null ? [{ kind: 'timestamp', tsval: v.tsval, tsecr: 0 }] : [],
+              payload: Buffer.alloc(0),
+            },
+          ),
+        );
+      }
     return out;
   }
 
@@ -222,13 +223,30 @@ export class Diverter {
    * client segment the kernel got without the capture seeing it defeats it,
    * so the caller also aborts our sockets by address, then sends `prods`.)
    */
-  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): { packets: Buffer[]; prods: Buffer[]; closed: number } {
+  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): {
+    packets: Buffer[];
+    prods: Buffer[];
+    closed: number;
+  } {
     const packets: Buffer[] = [];
     /** The bare ACKs to the clients alone, to send again once our sockets are surely gone. */
     const prods: Buffer[] = [];
     let closed = 0;
     const seg = (src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number) =>
-      buildIpv4Tcp({ src, dst }, { srcPort: sport, dstPort: dport, seq, ack, flags, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) });
+      buildIpv4Tcp(
+        { src, dst },
+        {
+          srcPort: sport,
+          dstPort: dport,
+          seq,
+          ack,
+          flags,
+          window: 0,
+          urgent: 0,
+          options: [],
+          payload: Buffer.alloc(0),
+        },
+      );
     for (const k of keys) {
       const m = this.views.get(k.client);
       const key = k.clientPort * 65536 + k.servicePort;

@@ -41,7 +41,12 @@ export interface RoleMachineConfig {
   claimLogEveryMs: number;
 }
 
-export const DEFAULT_ROLE_MACHINE: RoleMachineConfig = { probeWaitMs: 50, reprobeMs: 200, promoteRetryMs: 10_000, claimLogEveryMs: 5000 };
+export const DEFAULT_ROLE_MACHINE: RoleMachineConfig = {
+  probeWaitMs: 50,
+  reprobeMs: 200,
+  promoteRetryMs: 10_000,
+  claimLogEveryMs: 5000,
+};
 
 export type RoleAction =
   /** Send an ARP probe for the VIP, then call `timer()` after `waitMs`. */

@@ -30,7 +30,11 @@ export class ArpPacket {
     }
     const p = new ArpPacket(buf, off);
     if (p.htype !== ARP_HTYPE_ETHERNET || p.ptype !== ETHERTYPE_IPV4 || p.hlen !== 6 || p.plen !== 4) {
-      return new WireError('arp', 'bad-arp', `htype ${p.htype} ptype 0x${p.ptype.toString(16)} hlen ${p.hlen} plen ${p.plen}`);
+      return new WireError(
+        'arp',
+        'bad-arp',
+        `htype ${p.htype} ptype 0x${p.ptype.toString(16)} hlen ${p.hlen} plen ${p.plen}`,
+      );
     }
     return p;
   }

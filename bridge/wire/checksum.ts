@@ -51,10 +51,6 @@ export function update16(check: number, oldWord: number, newWord: number): numbe
 /** RFC 1624 for a 32-bit field (an address, a sequence number) changing. */
 export function update32(check: number, oldValue: number, newValue: number): number {
   const sum =
-    (~check & 0xffff) +
-    (~(oldValue >>> 16) & 0xffff) +
-    (~oldValue & 0xffff) +
-    (newValue >>> 16) +
-    (newValue & 0xffff);
+    (~check & 0xffff) + (~(oldValue >>> 16) & 0xffff) + (~oldValue & 0xffff) + (newValue >>> 16) + (newValue & 0xffff);
   return ~fold(sum) & 0xffff;
 }

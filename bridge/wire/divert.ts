@@ -41,7 +41,13 @@ export function divertedClient(seg: TcpSegment): number | null {
  * complete, except a GSO packet's TCP sum, which the kernel computes when it
  * segments it.
  */
-export function buildDiverted(ip: Ipv4Packet, seg: TcpSegment, src: number, dst: number, gso: boolean): { pkt: Buffer; sackTrimmed: boolean } | 'no-option-room' {
+export function buildDiverted(
+  ip: Ipv4Packet,
+  seg: TcpSegment,
+  src: number,
+  dst: number,
+  gso: boolean,
+): { pkt: Buffer; sackTrimmed: boolean } | 'no-option-room' {
   const pkt = ip.buf;
   const ipHl = ip.headerLength;
   const optStart = seg.optionsOffset;

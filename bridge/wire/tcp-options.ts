@@ -96,7 +96,11 @@ export function parseTcpOptions(buf: Buffer, start: number, end: number): TcpOpt
       }
       case OPT_TIMESTAMP:
         if (len !== OPT_TIMESTAMP_LEN) return bad(`timestamp length ${len}`);
-        out.push({ kind: 'timestamp', tsval: buf.readUInt32BE(i + OPT_TS_VAL), tsecr: buf.readUInt32BE(i + OPT_TS_ECR) });
+        out.push({
+          kind: 'timestamp',
+          tsval: buf.readUInt32BE(i + OPT_TS_VAL),
+          tsecr: buf.readUInt32BE(i + OPT_TS_ECR),
+        });
         break;
       default:
         if (kind === OPT_EXPERIMENT && len >= 4 && buf.readUInt16BE(i + 2) === DIVERT_EXID) {
@@ -188,7 +192,8 @@ export function emitTcpOptions(opts: readonly TcpOption[], buf: Buffer, off: num
         buf.writeUInt32BE(o.client >>> 0, i + OPT_DIVERT_ADDR);
         break;
       case 'unknown':
-        if (o.type === OPT_EOL || o.type === OPT_NOP || len > 255) throw new RangeError(`cannot emit option ${o.type} of ${len} bytes`);
+        if (o.type === OPT_EOL || o.type === OPT_NOP || len > 255)
+          throw new RangeError(`cannot emit option ${o.type} of ${len} bytes`);
         buf[i] = o.type;
         buf[i + 1] = len;
         buf.set(o.data, i + 2);

@@ -215,7 +215,9 @@ export class TcpSegment {
   /** TSval and TSecr, or null without the option. */
   timestamp(): { tsval: number; tsecr: number } | null {
     const at = this.timestampOffset();
-    return at < 0 ? null : { tsval: this.buf.readUInt32BE(at + OPT_TS_VAL), tsecr: this.buf.readUInt32BE(at + OPT_TS_ECR) };
+    return at < 0
+      ? null
+      : { tsval: this.buf.readUInt32BE(at + OPT_TS_VAL), tsecr: this.buf.readUInt32BE(at + OPT_TS_ECR) };
   }
   /** Sets TSval (checksum kept right); false without the option. */
   setTsval(v: number): boolean {
@@ -442,7 +444,11 @@ export function buildIpv4Tcp(ip: Ipv4TcpFields, tcp: TcpRepr): Buffer {
 }
 
 /** Parses an IPv4 packet and the TCP segment in it. */
-export function parseIpv4Tcp(buf: Buffer, off = 0, len = buf.length - off): { ip: Ipv4Packet; tcp: TcpSegment } | WireError {
+export function parseIpv4Tcp(
+  buf: Buffer,
+  off = 0,
+  len = buf.length - off,
+): { ip: Ipv4Packet; tcp: TcpSegment } | WireError {
   const ip = Ipv4Packet.parse(buf, off, len);
   if (ip instanceof WireError) return ip;
   const tcp = TcpSegment.fromIpv4(ip);

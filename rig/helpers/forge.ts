@@ -36,13 +36,40 @@ interface Seg {
 const segs: Seg[] = [];
 if (mode === 'acks' && a.length === 7) {
   const [src, sport, dst, dport, seq, ack0, n] = a as [string, string, string, string, string, string, string];
-  for (let k = 0; k < Number(n); k++) segs.push({ src, sport: Number(sport), dst, dport: Number(dport), seq: Number(seq) >>> 0, ack: (Number(ack0) + k * 2 ** 30) >>> 0, flags: TCP_ACK_FLAG });
+  for (let k = 0; k < Number(n); k++)
+    segs.push({
+      src,
+      sport: Number(sport),
+      dst,
+      dport: Number(dport),
+      seq: Number(seq) >>> 0,
+      ack: (Number(ack0) + k * 2 ** 30) >>> 0,
+      flags: TCP_ACK_FLAG,
+    });
 } else if (mode === 'rsts' && a.length === 5) {
   const [src, sport, dst, dport, n] = a as [string, string, string, string, string];
-  for (let k = 0; k < Number(n); k++) segs.push({ src, sport: Number(sport), dst, dport: Number(dport), seq: rnd(2 ** 32), ack: rnd(2 ** 32), flags: TCP_RST | TCP_ACK_FLAG });
+  for (let k = 0; k < Number(n); k++)
+    segs.push({
+      src,
+      sport: Number(sport),
+      dst,
+      dport: Number(dport),
+      seq: rnd(2 ** 32),
+      ack: rnd(2 ** 32),
+      flags: TCP_RST | TCP_ACK_FLAG,
+    });
 } else if (mode === 'synacks' && a.length === 4) {
   const [src, sport, dst, n] = a as [string, string, string, string];
-  for (let k = 0; k < Number(n); k++) segs.push({ src, sport: Number(sport), dst, dport: 1024 + rnd(64000), seq: rnd(2 ** 32), ack: rnd(2 ** 32), flags: TCP_SYN | TCP_ACK_FLAG });
+  for (let k = 0; k < Number(n); k++)
+    segs.push({
+      src,
+      sport: Number(sport),
+      dst,
+      dport: 1024 + rnd(64000),
+      seq: rnd(2 ** 32),
+      ack: rnd(2 ** 32),
+      flags: TCP_SYN | TCP_ACK_FLAG,
+    });
 } else usage();
 
 const sender = openFrameSender(dev!);
@@ -50,7 +77,17 @@ let sent = 0;
 for (const s of segs) {
   const ip = buildIpv4Tcp(
     { src: ipv4(s.src), dst: ipv4(s.dst) },
-    { srcPort: s.sport, dstPort: s.dport, seq: s.seq, ack: s.ack, flags: s.flags, window: 502, urgent: 0, options: s.flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [], payload: Buffer.alloc(0) },
+    {
+      srcPort: s.sport,
+      dstPort: s.dport,
+      seq: s.seq,
+      ack: s.ack,
+      flags: s.flags,
+      window: 502,
+      urgent: 0,
+      options: s.flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [],
+      payload: Buffer.alloc(0),
+    },
   );
   sender.send(emitEthernet(mac(dstMac!), mac(srcMac!), ETHERTYPE_IPV4, ip));
   sent++;

@@ -91,7 +91,12 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
   const rules = await RuleSet.install(
     tag,
     [
-      { hook: 'output', match: { dports: [modifyPort, dropPort] }, action: { queue: qnum, bypass: false }, comment: 'io-probe' },
+      {
+        hook: 'output',
+        match: { dports: [modifyPort, dropPort] },
+        action: { queue: qnum, bypass: false },
+        comment: 'io-probe',
+      },
     ],
     MARK,
   );
@@ -137,7 +142,17 @@ async function inject(src: string, dst: string, dport: number, isn: number, mark
   const inj = new Injector(mark);
   const pkt = buildIpv4Tcp(
     { src: ipv4(src), dst: ipv4(dst) },
-    { srcPort: 40000, dstPort: dport, seq: isn, ack: 0, flags: TCP_SYN, window: 65535, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+    {
+      srcPort: 40000,
+      dstPort: dport,
+      seq: isn,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 65535,
+      urgent: 0,
+      options: [{ kind: 'mss', mss: 1460 }],
+      payload: Buffer.alloc(0),
+    },
   );
   inj.send(pkt);
   await inj.drain();
@@ -151,7 +166,17 @@ async function burst(src: string, dst: string, dport: number, n: number, mark: n
     inj.send(
       buildIpv4Tcp(
         { src: ipv4(src), dst: ipv4(dst) },
-        { srcPort: 41000 + i, dstPort: dport, seq: 1000 + i, ack: 0, flags: TCP_SYN, window: 65535, urgent: 0, options: [], payload: Buffer.alloc(0) },
+        {
+          srcPort: 41000 + i,
+          dstPort: dport,
+          seq: 1000 + i,
+          ack: 0,
+          flags: TCP_SYN,
+          window: 65535,
+          urgent: 0,
+          options: [],
+          payload: Buffer.alloc(0),
+        },
       ),
     );
   }
@@ -159,7 +184,14 @@ async function burst(src: string, dst: string, dport: number, n: number, mark: n
   const sentAtOnce = inj.stats.sent;
   await inj.drain();
   inj.close();
-  out({ sent: inj.stats.sent, sentAtOnce, deferred: inj.stats.deferred, errors: inj.stats.errors, dropped: inj.stats.dropped, error: inj.lastError?.message });
+  out({
+    sent: inj.stats.sent,
+    sentAtOnce,
+    deferred: inj.stats.deferred,
+    errors: inj.stats.errors,
+    dropped: inj.stats.dropped,
+    error: inj.lastError?.message,
+  });
 }
 
 async function garp(dev: string, ip: string, m: string): Promise<void> {
@@ -193,9 +225,24 @@ async function holdState(stateDir: string, tag: string, dev: string, vip: string
   const rules = await RuleSet.install(
     tag,
     [
-      { hook: 'output', match: { src: ipv4(vip), sports: [21, [7000, 7010]] }, action: { queue: 7, bypass: false }, comment: 'fail closed' },
-      { hook: 'prerouting', match: { dst: ipv4(vip), dports: [21] }, action: { queue: 8, bypass: true }, comment: 'fail open' },
-      { hook: 'prerouting', match: { src: ipv4(vip), srcMac: '02:00:00:00:00:09' }, action: 'drop', comment: 'spoofed' },
+      {
+        hook: 'output',
+        match: { src: ipv4(vip), sports: [21, [7000, 7010]] },
+        action: { queue: 7, bypass: false },
+        comment: 'fail closed',
+      },
+      {
+        hook: 'prerouting',
+        match: { dst: ipv4(vip), dports: [21] },
+        action: { queue: 8, bypass: true },
+        comment: 'fail open',
+      },
+      {
+        hook: 'prerouting',
+        match: { src: ipv4(vip), srcMac: '02:00:00:00:00:09' },
+        action: 'drop',
+        comment: 'spoofed',
+      },
     ],
     MARK,
   );
@@ -230,13 +277,31 @@ function kernelQueued(qnum: number): number {
   return line ? Number(line[2]) : -1;
 }
 
-async function overrun(tag: string, qnum: number, dport: number, rcvbuf: number, stallMs: number, seconds: number): Promise<void> {
+async function overrun(
+  tag: string,
+  qnum: number,
+  dport: number,
+  rcvbuf: number,
+  stallMs: number,
+  seconds: number,
+): Promise<void> {
   const perSecond: number[] = [0];
   const q = new PacketQueue(qnum, { maxLen: 65536, rcvbuf }, (batch, qq) => {
     for (let i = 0; i < batch.count; i++) qq.drop(batch.id(i));
     perSecond[perSecond.length - 1]! += batch.count;
   });
-  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe overrun' }], MARK);
+  const rules = await RuleSet.install(
+    tag,
+    [
+      {
+        hook: 'output',
+        match: { dports: [dport] },
+        action: { queue: qnum, bypass: false },
+        comment: 'io-probe overrun',
+      },
+    ],
+    MARK,
+  );
   out({ ready: true });
   for (let s = 0; s < seconds; s++) {
     await new Promise((r) => setTimeout(r, 1000 - stallMs));
@@ -277,7 +342,11 @@ async function throwing(tag: string, qnum: number, dport: number, every: number,
       },
     },
   );
-  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe throw' }], MARK);
+  const rules = await RuleSet.install(
+    tag,
+    [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe throw' }],
+    MARK,
+  );
   out({ ready: true });
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const stats = q.stats();
@@ -292,7 +361,18 @@ async function throwBatch(tag: string, qnum: number, dport: number): Promise<voi
   const q = new PacketQueue(qnum, { maxLen: 65536 }, () => {
     throw new Error('boom in a batch handler');
   });
-  const rules = await RuleSet.install(tag, [{ hook: 'output', match: { dports: [dport] }, action: { queue: qnum, bypass: false }, comment: 'io-probe throw-batch' }], MARK);
+  const rules = await RuleSet.install(
+    tag,
+    [
+      {
+        hook: 'output',
+        match: { dports: [dport] },
+        action: { queue: qnum, bypass: false },
+        comment: 'io-probe throw-batch',
+      },
+    ],
+    MARK,
+  );
   // Dying of it is the point; the rules go with the process as a crash leaves them, so remove them on the way out.
   process.once('uncaughtException', (e) => {
     console.error(`uncaught: ${e.message}`);

@@ -30,7 +30,17 @@ if (mode === 'syn' && a.length === 5) {
   make = () =>
     buildIpv4Tcp(
       { src: ipv4(`${prefix}.${200 + rnd(50)}`), dst: ipv4(dst) },
-      { srcPort: 1024 + rnd(64000), dstPort: Number(dport), seq: rnd(2 ** 32), ack: 0, flags: TCP_SYN, window: 64240, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+      {
+        srcPort: 1024 + rnd(64000),
+        dstPort: Number(dport),
+        seq: rnd(2 ** 32),
+        ack: 0,
+        flags: TCP_SYN,
+        window: 64240,
+        urgent: 0,
+        options: [{ kind: 'mss', mss: 1460 }],
+        payload: Buffer.alloc(0),
+      },
     );
 } else if (mode === 'divert' && a.length === 6) {
   const [dst, sport, src, client] = a as [string, string, string, string];
@@ -56,10 +66,22 @@ if (mode === 'syn' && a.length === 5) {
   make = () =>
     buildIpv4Tcp(
       { src: ipv4(src), dst: ipv4(dst) },
-      { srcPort: Number(sport), dstPort: 1024 + rnd(64000), seq: rnd(2 ** 32), ack: rnd(2 ** 32), flags: TCP_ACK_FLAG | TCP_PSH, window: 500, urgent: 0, options: [], payload: Buffer.alloc(100, 'X') },
+      {
+        srcPort: Number(sport),
+        dstPort: 1024 + rnd(64000),
+        seq: rnd(2 ** 32),
+        ack: rnd(2 ** 32),
+        flags: TCP_ACK_FLAG | TCP_PSH,
+        window: 500,
+        urgent: 0,
+        options: [],
+        payload: Buffer.alloc(100, 'X'),
+      },
     );
 } else {
-  console.error('usage: syn-flood syn DST DPORT SRC_PREFIX RATE SECONDS | divert DST SPORT SRC CLIENT RATE SECONDS | routed DST SPORT SRC RATE SECONDS');
+  console.error(
+    'usage: syn-flood syn DST DPORT SRC_PREFIX RATE SECONDS | divert DST SPORT SRC CLIENT RATE SECONDS | routed DST SPORT SRC RATE SECONDS',
+  );
   process.exit(2);
 }
 if (!(rate > 0) || !(seconds > 0)) {

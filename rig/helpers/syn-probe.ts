@@ -38,7 +38,8 @@ const pkt = buildIpv4Tcp(
     payload: Buffer.alloc(0),
   },
 );
-if (mode === 'corrupt') pkt.writeUInt8(pkt.readUInt8(IP_MIN_HEADER_LEN + TCP_CHECKSUM) ^ 0x01, IP_MIN_HEADER_LEN + TCP_CHECKSUM);
+if (mode === 'corrupt')
+  pkt.writeUInt8(pkt.readUInt8(IP_MIN_HEADER_LEN + TCP_CHECKSUM) ^ 0x01, IP_MIN_HEADER_LEN + TCP_CHECKSUM);
 
 const sock = raw.createSocket({ protocol: raw.Protocol.TCP, bufferSize: 65536 });
 sock.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
@@ -56,7 +57,7 @@ sock.on('message', (buf: Buffer) => {
   const { ip, tcp } = p;
   if (ip.src !== dstAddr || tcp.srcPort !== Number(dport) || tcp.dstPort !== Number(sport)) return;
   if ((tcp.flags & (TCP_SYN | TCP_ACK_FLAG)) !== (TCP_SYN | TCP_ACK_FLAG)) return;
-  if (tcp.ack !== ((Number(isn) + 1) >>> 0)) return;
+  if (tcp.ack !== (Number(isn) + 1) >>> 0) return;
   const repr = parseTcpRepr(tcp);
   if (repr instanceof WireError) return;
   finish({

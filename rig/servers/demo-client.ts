@@ -32,7 +32,12 @@ import { patternChunks } from './pattern.js';
 const [mode, host, portText, bytesText, seedText] = process.argv.slice(2);
 const bytes = Number(bytesText);
 const seed = Number(seedText ?? 1);
-if (!['get', 'put', 'many', 'connect', 'connects', 'msg', 'hold', 'who', 'echo', 'abort'].includes(mode ?? '') || !host || !portText || !Number.isFinite(bytes)) {
+if (
+  !['get', 'put', 'many', 'connect', 'connects', 'msg', 'hold', 'who', 'echo', 'abort'].includes(mode ?? '') ||
+  !host ||
+  !portText ||
+  !Number.isFinite(bytes)
+) {
   console.error('usage: demo-client get|put HOST PORT BYTES [SEED] | many HOST PORT BYTES N');
   process.exit(2);
 }
@@ -50,7 +55,7 @@ class StreamCheck {
     this.want = patternChunks(size, patternSeed)[Symbol.iterator]();
   }
   feed(d: Buffer): void {
-    for (let i = 0; i < d.length && this.firstDiff < 0; ) {
+    for (let i = 0; i < d.length && this.firstDiff < 0;) {
       if (this.at === this.chunk.length) {
         const n = this.want.next();
         if (n.done) {
@@ -163,7 +168,14 @@ if (mode === 'connects') {
   const results = await Promise.all(tries);
   const times = results.filter((r): r is number => typeof r === 'number');
   const errors = results.filter((r): r is string => typeof r === 'string');
-  process.stdout.write(JSON.stringify({ ok: times.length, failed: errors.length, maxMs: Math.round(Math.max(0, ...times)), errors: errors.slice(0, 10) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      ok: times.length,
+      failed: errors.length,
+      maxMs: Math.round(Math.max(0, ...times)),
+      errors: errors.slice(0, 10),
+    }) + '\n',
+  );
   process.exit(0);
 }
 
@@ -239,7 +251,14 @@ if (mode === 'who' || mode === 'echo') {
     const done = (error?: string) => {
       clearInterval(timer);
       s.destroy();
-      resolve({ ...(mode === 'who' ? { who } : { maxRttMs: Math.round(maxRttMs) }), echoed, mismatched, sent, error, ms: Date.now() - t0 });
+      resolve({
+        ...(mode === 'who' ? { who } : { maxRttMs: Math.round(maxRttMs) }),
+        echoed,
+        mismatched,
+        sent,
+        error,
+        ms: Date.now() - t0,
+      });
     };
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
@@ -276,7 +295,11 @@ if (mode === 'many') {
       });
       s.on('error', (e) => resolve(`#${i} (port ${s.localPort}): ${e.message}`));
       s.on('end', () =>
-        resolve(got === bytes && check.firstDiff < 0 ? null : `#${i} (port ${s.localPort}): ${got} bytes, ${check.firstDiff < 0 ? 'cut short' : `first differing at ${check.firstDiff}`}`),
+        resolve(
+          got === bytes && check.firstDiff < 0
+            ? null
+            : `#${i} (port ${s.localPort}): ${got} bytes, ${check.firstDiff < 0 ? 'cut short' : `first differing at ${check.firstDiff}`}`,
+        ),
       );
       s.setTimeout(60_000, () => {
         resolve(`#${i} (port ${s.localPort}): timeout after ${got} bytes${s.connecting ? ', never connected' : ''}`);
@@ -285,7 +308,10 @@ if (mode === 'many') {
     });
   const results = await Promise.all(Array.from({ length: n }, (_, i) => one(i + 1)));
   const errors = results.filter((r): r is string => r !== null);
-  process.stdout.write(JSON.stringify({ ok: n - errors.length, failed: errors.length, errors: errors.slice(0, 10), ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ ok: n - errors.length, failed: errors.length, errors: errors.slice(0, 10), ms: Date.now() - t0 }) +
+      '\n',
+  );
   process.exit(errors.length ? 1 : 0);
 }
 
@@ -365,15 +391,30 @@ sock.on('data', (d: Buffer) => {
   } else reply += d.toString();
 });
 sock.on('error', (e) => {
-  process.stdout.write(JSON.stringify({ error: e.message, bytes: got, firstDiff: check.firstDiff, localPort, ms: Date.now() - t0 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ error: e.message, bytes: got, firstDiff: check.firstDiff, localPort, ms: Date.now() - t0 }) + '\n',
+  );
   process.exit(1);
 });
 sock.on('end', () => {
   const ms = Date.now() - t0;
   if (mode === 'get') {
-    process.stdout.write(JSON.stringify({ bytes: got, sha256: h.digest('hex'), expected: expected(), firstDiff: check.firstDiff, localPort, ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(
+      JSON.stringify({
+        bytes: got,
+        sha256: h.digest('hex'),
+        expected: expected(),
+        firstDiff: check.firstDiff,
+        localPort,
+        ms,
+        connectMs,
+        maxGapMs,
+      }) + '\n',
+    );
   } else {
-    process.stdout.write(JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort, ms, connectMs, maxGapMs }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ bytes, sha256: expected(), reply: reply.trim(), localPort, ms, connectMs, maxGapMs }) + '\n',
+    );
   }
   sock.end();
 });

@@ -85,7 +85,14 @@ async function openAll(): Promise<void> {
   };
   await Promise.all(Array.from({ length: Math.min(256, N) }, worker));
   const ms = performance.now() - t0;
-  process.stdout.write(JSON.stringify({ opened: conns.length, failed, ms: Math.round(ms), perSecond: Math.round((conns.length / ms) * 1000) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      opened: conns.length,
+      failed,
+      ms: Math.round(ms),
+      perSecond: Math.round((conns.length / ms) * 1000),
+    }) + '\n',
+  );
 }
 
 async function pingAll(): Promise<void> {
@@ -101,9 +108,17 @@ async function pingAll(): Promise<void> {
   );
   await Promise.race([all, timer]);
   times.sort((a, b) => a - b);
-  const at = (q: number) => (times.length ? Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]!) : null);
+  const at = (q: number) =>
+    times.length ? Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))]!) : null;
   process.stdout.write(
-    JSON.stringify({ answered: times.length, failed, lost: conns.length - times.length - failed, lastMs: times.length ? Math.round(times.at(-1)!) : null, p50Ms: at(0.5), p99Ms: at(0.99) }) + '\n',
+    JSON.stringify({
+      answered: times.length,
+      failed,
+      lost: conns.length - times.length - failed,
+      lastMs: times.length ? Math.round(times.at(-1)!) : null,
+      p50Ms: at(0.5),
+      p99Ms: at(0.99),
+    }) + '\n',
   );
 }
 
@@ -112,7 +127,7 @@ async function busy(ms: number): Promise<void> {
   const c = await open();
   const rtts: number[] = [];
   if (c) {
-    for (const end = performance.now() + ms; performance.now() < end; ) {
+    for (const end = performance.now() + ms; performance.now() < end;) {
       const t = performance.now();
       if (!(await ping(c))) break;
       rtts.push((performance.now() - t) * 1000);
@@ -120,7 +135,8 @@ async function busy(ms: number): Promise<void> {
     c.sock.destroy();
   }
   rtts.sort((a, b) => a - b);
-  const at = (q: number) => (rtts.length ? Math.round(rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))]!) : null);
+  const at = (q: number) =>
+    rtts.length ? Math.round(rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))]!) : null;
   process.stdout.write(JSON.stringify({ roundTrips: rtts.length, p50Us: at(0.5), p99Us: at(0.99) }) + '\n');
 }
 

@@ -119,7 +119,9 @@ async function main(): Promise<void> {
   if (mode === 'echo') return echo(Number(a), Number(b));
   if (mode === 'echo-after') return echo(Number(a), Number(b), Number(process.argv[7]));
   if (mode === 'memcached') return memcached(Number(a));
-  console.error('usage: rr-client echo HOST PORT SIZE N | echo-after HOST PORT SIZE N DELAY_MS | memcached HOST PORT SECONDS');
+  console.error(
+    'usage: rr-client echo HOST PORT SIZE N | echo-after HOST PORT SIZE N DELAY_MS | memcached HOST PORT SECONDS',
+  );
   process.exit(2);
 }
 

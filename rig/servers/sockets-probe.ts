@@ -68,14 +68,29 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (cmd === 'time') {
     const t0 = performance.now();
     const what = arg.split(' ')[0];
-    const p = what === 'list' ? existingConnections(addr, new PortMatcher([port])).then((l) => l.length) : destroySockets(addr, (JSON.parse(arg.slice(what!.length + 1)) as number[]).map((clientPort) => ({ client: ipv4(addr2), clientPort, servicePort: port })));
+    const p =
+      what === 'list'
+        ? existingConnections(addr, new PortMatcher([port])).then((l) => l.length)
+        : destroySockets(
+            addr,
+            (JSON.parse(arg.slice(what!.length + 1)) as number[]).map((clientPort) => ({
+              client: ipv4(addr2),
+              clientPort,
+              servicePort: port,
+            })),
+          );
     return done(p.then((count) => ({ n: count, ms: performance.now() - t0 })));
   }
   switch (cmd) {
     case 'list':
       return done(existingConnections(addr, new PortMatcher([port])));
     case 'destroy':
-      return done(destroySockets(addr, (JSON.parse(arg) as number[]).map((clientPort) => ({ client: ipv4(addr2), clientPort, servicePort: port }))));
+      return done(
+        destroySockets(
+          addr,
+          (JSON.parse(arg) as number[]).map((clientPort) => ({ client: ipv4(addr2), clientPort, servicePort: port })),
+        ),
+      );
     case 'destroy-all':
       return done(destroyConnections(addr, [port]));
     case 'resets':

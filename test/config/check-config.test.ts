@@ -11,12 +11,18 @@ const EXAMPLE = readFileSync(join(REPO_ROOT, 'config', 'tcpfo.example.yaml'), 'u
 describe('tcpfo check-config / primary with a bad file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tcpfo-cfg-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const cli = (...args: string[]) => spawnSync(process.execPath, [distScript('cli.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [distScript('cli.js'), ...args], { encoding: 'utf8', timeout: 20_000 });
 
   it('a YAML alias bomb and an oversized file: exit 3 at once, naming the file', () => {
     const bomb = join(dir, 'bomb.yaml');
     const rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 1; i < 9; i++) rows.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 9; i++)
+      rows.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     writeFileSync(bomb, rows.join('\n') + '\n');
     const t0 = Date.now();
     let r = cli('check-config', '-c', bomb);
@@ -51,7 +57,14 @@ describe('tcpfo check-config / primary with a bad file', () => {
     const key = join(dir, 'hook.key');
     writeFileSync(key, 'k'.repeat(32), { mode: 0o600 });
     const file = join(dir, 'hook.yaml');
-    const withHook = (cmd: string) => writeFileSync(file, EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key).replace('# on_role_change: /usr/local/sbin/tcpfo-notify', `on_role_change: ${cmd}`));
+    const withHook = (cmd: string) =>
+      writeFileSync(
+        file,
+        EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key).replace(
+          '# on_role_change: /usr/local/sbin/tcpfo-notify',
+          `on_role_change: ${cmd}`,
+        ),
+      );
     withHook(join(dir, 'missing-hook'));
     let r = cli('check-config', '-c', file);
     expect(r.status).toBe(3);
@@ -72,7 +85,11 @@ describe('tcpfo check-config / primary with a bad file', () => {
     writeFileSync(file, `state_dir: ${state}\ninstance: zz\nservice: [broken\n`);
     const r = cli('status', '--json', '-c', file);
     expect(r.status).toBe(5);
-    expect(JSON.parse(r.stdout)).toEqual({ running: false, why: `no bridge is running here (no control socket answers at ${state}/zz{p,s}.sock)`, exitCode: 5 });
+    expect(JSON.parse(r.stdout)).toEqual({
+      running: false,
+      why: `no bridge is running here (no control socket answers at ${state}/zz{p,s}.sock)`,
+      exitCode: 5,
+    });
     expect(r.stderr).toContain(`${file}: invalid configuration`);
     expect(r.stderr).toContain(`asking the bridge at ${state} (instance zz) all the same`);
   });
@@ -94,7 +111,8 @@ describe('tcpfo check-config / primary with a bad file', () => {
     const key = join(dir, 'hb.key');
     const file = join(dir, 'keyed.yaml');
     writeFileSync(file, EXAMPLE.replace('/etc/tcpfo/heartbeat.key', key));
-    const check = () => spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', file], { encoding: 'utf8' });
+    const check = () =>
+      spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', file], { encoding: 'utf8' });
     let r = check();
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/heartbeat\.key_file: .*ENOENT/);
@@ -120,10 +138,14 @@ describe('tcpfo check-config / primary with a bad file', () => {
   });
 
   it('exits 3 for a missing file and 2 for bad usage', () => {
-    const r = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', join(dir, 'nope.yaml')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '-c', join(dir, 'nope.yaml')], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/cannot read: ENOENT/);
-    const u = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '--no-such-option'], { encoding: 'utf8' });
+    const u = spawnSync(process.execPath, [distScript('cli.js'), 'check-config', '--no-such-option'], {
+      encoding: 'utf8',
+    });
     expect(u.status).toBe(2);
     expect(u.stderr).toMatch(/unknown option/);
   });

@@ -31,7 +31,11 @@ describe('configuration', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['an unknown key', EXAMPLE.replace('lan:', 'lan:\n  speed: 100'), /^lan: unknown key "speed"/],
     ['an unknown top-level key', EXAMPLE + '\nverbose: true\n', /^\(top level\): unknown key "verbose"/],
-    ['a bad address', EXAMPLE.replace('address: 192.0.2.100', 'address: 192.0.2.300'), /^service\.address: not an IPv4 address/],
+    [
+      'a bad address',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: 192.0.2.300'),
+      /^service\.address: not an IPv4 address/,
+    ],
     ['a bad MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"02:00:00:00:03"'), /^secondary\.mac: not a MAC address/],
     ['a reversed port range', EXAMPLE.replace('"8000-8010"', '"8010-8000"'), /^service\.ports\[3\]: bad port range/],
     ['a port out of range', EXAMPLE.replace('[21, 20,', '[70000, 20,'), /^service\.ports\[0\]/],
@@ -41,20 +45,55 @@ describe('configuration', () => {
     ['equal addresses', EXAMPLE.replace('address: 192.0.2.2', 'address: 192.0.2.1'), /must all differ/],
     ['a timeout below twice the interval', EXAMPLE.replace('timeout_ms: 100', 'timeout_ms: 30'), /at least twice/],
     ['broken YAML', 'service: [\n', /^YAML line/],
-    ['the unspecified address as service address', EXAMPLE.replace('address: 192.0.2.100', 'address: 0.0.0.0'), /^service\.address: 0\.0\.0\.0 is the unspecified address/],
-    ['a multicast service address', EXAMPLE.replace('address: 192.0.2.100', 'address: 239.1.2.3'), /^service\.address: 239\.1\.2\.3 is a multicast address/],
-    ['a broadcast node address', EXAMPLE.replace('address: 192.0.2.1 ', 'address: 255.255.255.255 '), /^primary\.address: 255\.255\.255\.255 is the broadcast address/],
-    ['a loopback node address', EXAMPLE.replace('address: 192.0.2.2', 'address: 127.0.0.2'), /^secondary\.address: .* loopback/],
-    ['a multicast MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"03:00:00:00:00:03"'), /^secondary\.mac: .* multicast MAC/],
-    ['an all-zero MAC', EXAMPLE.replace('"02:00:00:00:00:02"', '"00:00:00:00:00:00"'), /^primary\.mac: .* not a station/],
-    ['a queue base whose third queue is out of range', EXAMPLE.replace('queue_base: 100', 'queue_base: 65534'), /^queue_base: /],
-    ['a bad per-node metrics address', EXAMPLE.replace('mac: "02:00:00:00:00:03"', 'mac: "02:00:00:00:00:03"\n  metrics_listen: nowhere'), /^secondary\.metrics_listen: need ADDRESS:PORT/],
+    [
+      'the unspecified address as service address',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: 0.0.0.0'),
+      /^service\.address: 0\.0\.0\.0 is the unspecified address/,
+    ],
+    [
+      'a multicast service address',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: 239.1.2.3'),
+      /^service\.address: 239\.1\.2\.3 is a multicast address/,
+    ],
+    [
+      'a broadcast node address',
+      EXAMPLE.replace('address: 192.0.2.1 ', 'address: 255.255.255.255 '),
+      /^primary\.address: 255\.255\.255\.255 is the broadcast address/,
+    ],
+    [
+      'a loopback node address',
+      EXAMPLE.replace('address: 192.0.2.2', 'address: 127.0.0.2'),
+      /^secondary\.address: .* loopback/,
+    ],
+    [
+      'a multicast MAC',
+      EXAMPLE.replace('"02:00:00:00:00:03"', '"03:00:00:00:00:03"'),
+      /^secondary\.mac: .* multicast MAC/,
+    ],
+    [
+      'an all-zero MAC',
+      EXAMPLE.replace('"02:00:00:00:00:02"', '"00:00:00:00:00:00"'),
+      /^primary\.mac: .* not a station/,
+    ],
+    [
+      'a queue base whose third queue is out of range',
+      EXAMPLE.replace('queue_base: 100', 'queue_base: 65534'),
+      /^queue_base: /,
+    ],
+    [
+      'a bad per-node metrics address',
+      EXAMPLE.replace('mac: "02:00:00:00:00:03"', 'mac: "02:00:00:00:00:03"\n  metrics_listen: nowhere'),
+      /^secondary\.metrics_listen: need ADDRESS:PORT/,
+    ],
   ];
   for (const [what, yaml, re] of cases) {
     it(`rejects ${what} with a message naming the path`, () => {
       const p = problems(yaml);
       expect(p.length, JSON.stringify(p)).toBeGreaterThan(0);
-      expect(p.some((x) => re.test(x)), JSON.stringify(p)).toBe(true);
+      expect(
+        p.some((x) => re.test(x)),
+        JSON.stringify(p),
+      ).toBe(true);
     });
   }
 });
@@ -62,23 +101,35 @@ describe('configuration', () => {
 describe('what a file may not say', () => {
   const base = EXAMPLE.replace(/^instance: .*$/m, 'instance: tcpfo');
   it('overlapping ports, a relative state_dir, a track port that is no failover port', () => {
-    expect(problems(base.replace('ports: [21, 20, 7000, "8000-8010"]', 'ports: [21, 20, 7000, "6990-7005", "8000-8010", 8005]'))).toEqual([
-      'service.ports: 6990-7005 and 7000 overlap',
-      'service.ports: 8000-8010 and 8005 overlap',
+    expect(
+      problems(
+        base.replace('ports: [21, 20, 7000, "8000-8010"]', 'ports: [21, 20, 7000, "6990-7005", "8000-8010", 8005]'),
+      ),
+    ).toEqual(['service.ports: 6990-7005 and 7000 overlap', 'service.ports: 8000-8010 and 8005 overlap']);
+    expect(problems(base.replace('state_dir: /run/tcpfo', 'state_dir: run/tcpfo'))).toEqual([
+      'state_dir: run/tcpfo is relative: need an absolute path',
     ]);
-    expect(problems(base.replace('state_dir: /run/tcpfo', 'state_dir: run/tcpfo'))).toEqual(['state_dir: run/tcpfo is relative: need an absolute path']);
     const track = base.replace('# track:\n#   connect: [21]', 'track:\n  connect: [22]');
-    expect(problems(track)).toEqual(['track.connect: 22 is not one of service.ports (track checks the server on the service address)']);
+    expect(problems(track)).toEqual([
+      'track.connect: 22 is not one of service.ports (track checks the server on the service address)',
+    ]);
   });
 
   it('the example’s own track block, uncommented, is valid: the early-end grace then covers it', () => {
-    const track = base.replace('# track:\n#   connect: [21]', 'track:\n  connect: [21]').replace('#   interval_ms: 1000\n#   timeout_ms: 1000\n#   fall: 3', '  interval_ms: 1000\n  timeout_ms: 1000\n  fall: 3');
+    const track = base
+      .replace('# track:\n#   connect: [21]', 'track:\n  connect: [21]')
+      .replace(
+        '#   interval_ms: 1000\n#   timeout_ms: 1000\n#   fall: 3',
+        '  interval_ms: 1000\n  timeout_ms: 1000\n  fall: 3',
+      );
     expect(track).toMatch(/^track:$/m);
     const c = parseConfig(track, 'x.yaml');
     expect(c.track).toMatchObject({ connect: [21], fall: 3 });
     // fall × interval + timeout + heartbeat timeout = 4100 ms, a second more.
     expect(c.limits.early_end_grace_ms).toBe(5100);
     // Given explicitly, too short, it is still an error.
-    expect(problems(track.replace('limits:', 'limits:\n  early_end_grace_ms: 3000'))[0]).toMatch(/early_end_grace_ms \(3000\) must exceed/);
+    expect(problems(track.replace('limits:', 'limits:\n  early_end_grace_ms: 3000'))[0]).toMatch(
+      /early_end_grace_ms \(3000\) must exceed/,
+    );
   });
 });

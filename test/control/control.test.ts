@@ -6,7 +6,14 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readStatus, sendCommand, startCommands, startControl, stopControl, type Command } from '../../bridge/control.js';
+import {
+  readStatus,
+  sendCommand,
+  startCommands,
+  startControl,
+  stopControl,
+  type Command,
+} from '../../bridge/control.js';
 import { statSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcpfo-control-'));
@@ -65,9 +72,16 @@ describe('control socket', () => {
     mkdirSync(stateDir, { recursive: true, mode: 0o755 });
     chmodSync(dir, 0o755);
     const cfgFile = join(dir, 'st.yaml');
-    writeFileSync(cfgFile, `service: { address: 192.0.2.100, ports: [7000] }\nprimary: { address: 192.0.2.1, interface: eth0, mac: "02:00:00:00:00:01" }\nsecondary: { address: 192.0.2.2, interface: eth0, mac: "02:00:00:00:00:02" }\nheartbeat: { key_file: /nonexistent }\nstate_dir: ${stateDir}\ninstance: st\n`);
+    writeFileSync(
+      cfgFile,
+      `service: { address: 192.0.2.100, ports: [7000] }\nprimary: { address: 192.0.2.1, interface: eth0, mac: "02:00:00:00:00:01" }\nsecondary: { address: 192.0.2.2, interface: eth0, mac: "02:00:00:00:00:02" }\nheartbeat: { key_file: /nonexistent }\nstate_dir: ${stateDir}\ninstance: st\n`,
+    );
     chmodSync(cfgFile, 0o644);
-    const status = (uid?: number) => spawnSync(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], { encoding: 'utf8', ...(uid !== undefined ? { uid, gid: uid } : {}) });
+    const status = (uid?: number) =>
+      spawnSync(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], {
+        encoding: 'utf8',
+        ...(uid !== undefined ? { uid, gid: uid } : {}),
+      });
     let r = status();
     expect(r.status, r.stderr).toBe(5);
     expect(r.stderr).toMatch(/no bridge is running here/);
@@ -78,7 +92,9 @@ describe('control socket', () => {
       expect(r.status, r.stderr).toBe(6);
       expect(r.stderr).toMatch(/permission denied/);
       const root = await new Promise<ReturnType<typeof status>>((resolve) => {
-        const child = spawn(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [distScript('cli.js'), 'status', '-c', cfgFile], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
         let err = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -101,8 +117,14 @@ describe('control socket', () => {
     });
     try {
       expect(statSync(path).mode & 0o777).toBe(0o600);
-      expect(await sendCommand(path, 'switchover', 2000)).toEqual({ ok: true, answer: { ok: true, message: 'switched' } });
-      expect(await sendCommand(path, 'standby', 2000)).toEqual({ ok: true, answer: { ok: false, message: 'no standby here' } });
+      expect(await sendCommand(path, 'switchover', 2000)).toEqual({
+        ok: true,
+        answer: { ok: true, message: 'switched' },
+      });
+      expect(await sendCommand(path, 'standby', 2000)).toEqual({
+        ok: true,
+        answer: { ok: false, message: 'no standby here' },
+      });
       const raw = (line: string) =>
         new Promise<string>((resolve) => {
           const c = createConnection(path);
@@ -111,7 +133,10 @@ describe('control socket', () => {
           c.on('end', () => resolve(buf.trim()));
           c.on('connect', () => c.write(line));
         });
-      expect(JSON.parse(await raw('{"cmd":"reboot"}\n'))).toEqual({ ok: false, message: 'unknown command "reboot" (known: switchover, standby, unstandby)' });
+      expect(JSON.parse(await raw('{"cmd":"reboot"}\n'))).toEqual({
+        ok: false,
+        message: 'unknown command "reboot" (known: switchover, standby, unstandby)',
+      });
       expect(JSON.parse(await raw('switchover\n'))).toEqual({ ok: false, message: 'request is not JSON' });
       expect(JSON.parse(await raw('x'.repeat(2000)))).toEqual({ ok: false, message: 'request too long' });
       expect(seen).toEqual(['switchover', 'standby']);

@@ -29,7 +29,10 @@ const cfg = { intervalMs: 20, timeoutMs: 100, startupGraceMs: 1000, self: S, pee
 type Role = 'primary' | 'secondary' | 'alone';
 /** A heartbeat from P to us, echoing our nonce (as the live peer sends once it heard us). */
 const hb = (seq: bigint, key = KEY, role: Role = 'primary', over: Partial<Heartbeat> = {}) =>
-  decodeHeartbeat(encodeHeartbeat({ role, seq, echo: 0n, from: P, to: S, nonce: NONCE_P, echoNonce: NONCE_S, ...over }, key), KEY);
+  decodeHeartbeat(
+    encodeHeartbeat({ role, seq, echo: 0n, from: P, to: S, nonce: NONCE_P, echoNonce: NONCE_S, ...over }, key),
+    KEY,
+  );
 const someHb = { from: P, to: S, nonce: NONCE_P, echoNonce: NONCE_S };
 
 describe('heartbeat codec', () => {
@@ -53,7 +56,12 @@ describe('heartbeat codec', () => {
 
   it('rejects forged, unsigned, truncated and tampered messages', () => {
     const good = encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n, ...someHb }, KEY);
-    expect(decodeHeartbeat(encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n, ...someHb }, Buffer.from('another key, 16+ bytes')), KEY)).toBe('bad-mac');
+    expect(
+      decodeHeartbeat(
+        encodeHeartbeat({ role: 'primary', seq: 5n, echo: 1n, ...someHb }, Buffer.from('another key, 16+ bytes')),
+        KEY,
+      ),
+    ).toBe('bad-mac');
     const unsigned = Buffer.from(good);
     unsigned.fill(0, 24);
     expect(decodeHeartbeat(unsigned, KEY)).toBe('bad-mac');
@@ -68,51 +76,78 @@ describe('heartbeat codec', () => {
   });
 
   it('diverged-connection notices round-trip, authenticated; tampering and forgery are refused', () => {
-    const key = fc.record({ client: fc.nat({ max: 2 ** 32 - 1 }), clientPort: fc.nat({ max: 65535 }), servicePort: fc.nat({ max: 65535 }) });
+    const key = fc.record({
+      client: fc.nat({ max: 2 ** 32 - 1 }),
+      clientPort: fc.nat({ max: 65535 }),
+      servicePort: fc.nat({ max: 65535 }),
+    });
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.array(key, { maxLength: NOTICE_MAX_ENTRIES }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seq, diverged, at, x) => {
-        const n = { seq, from: P, to: S, echoNonce: NONCE_S, diverged };
-        const b = encodeNotice(n, KEY);
-        expect(isNotice(b)).toBe(true);
-        expect(decodeNotice(b, KEY)).toEqual(n);
-        const t = Buffer.from(b);
-        t[at % t.length] = t[at % t.length]! ^ x;
-        expect(typeof decodeNotice(t, KEY)).toBe('string');
-        expect(decodeNotice(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
-        expect(decodeNotice(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.array(key, { maxLength: NOTICE_MAX_ENTRIES }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (seq, diverged, at, x) => {
+          const n = { seq, from: P, to: S, echoNonce: NONCE_S, diverged };
+          const b = encodeNotice(n, KEY);
+          expect(isNotice(b)).toBe(true);
+          expect(decodeNotice(b, KEY)).toEqual(n);
+          const t = Buffer.from(b);
+          t[at % t.length] = t[at % t.length]! ^ x;
+          expect(typeof decodeNotice(t, KEY)).toBe('string');
+          expect(decodeNotice(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
+          expect(decodeNotice(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
+        },
+      ),
       { numRuns: 300 },
     );
     // A heartbeat is not a notice, and the other way round.
     expect(isNotice(encodeHeartbeat({ role: 'primary', seq: 1n, echo: 0n, ...someHb }, KEY))).toBe(false);
-    expect(decodeHeartbeat(encodeNotice({ seq: 1n, from: P, to: S, echoNonce: NONCE_S, diverged: [] }, KEY), KEY)).toBe('bad-length');
+    expect(decodeHeartbeat(encodeNotice({ seq: 1n, from: P, to: S, echoNonce: NONCE_S, diverged: [] }, KEY), KEY)).toBe(
+      'bad-length',
+    );
   });
 
   it('switchover messages round-trip, authenticated; tampering and forgery are refused; a long reason is cut, never refused', () => {
     const kinds: SwitchKind[] = ['request', 'handover', 'taken', 'refused'];
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(...kinds), fc.string({ maxLength: 120 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (seq, kind, reason, at, x) => {
-        const m = { seq, from: S, to: P, echoNonce: NONCE_P, kind, reason };
-        const b = encodeSwitch(m, KEY);
-        expect(isSwitchMessage(b)).toBe(true);
-        expect(isNotice(b)).toBe(false);
-        expect(decodeSwitch(b, KEY)).toEqual(m);
-        const t = Buffer.from(b);
-        t[at % t.length] = t[at % t.length]! ^ x;
-        expect(typeof decodeSwitch(t, KEY)).toBe('string');
-        expect(decodeSwitch(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
-        expect(decodeSwitch(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.constantFrom(...kinds),
+        fc.string({ maxLength: 120 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (seq, kind, reason, at, x) => {
+          const m = { seq, from: S, to: P, echoNonce: NONCE_P, kind, reason };
+          const b = encodeSwitch(m, KEY);
+          expect(isSwitchMessage(b)).toBe(true);
+          expect(isNotice(b)).toBe(false);
+          expect(decodeSwitch(b, KEY)).toEqual(m);
+          const t = Buffer.from(b);
+          t[at % t.length] = t[at % t.length]! ^ x;
+          expect(typeof decodeSwitch(t, KEY)).toBe('string');
+          expect(decodeSwitch(b, Buffer.from('another key, 16+ bytes'))).toBe('bad-mac');
+          expect(decodeSwitch(b.subarray(0, b.length - 1), KEY)).toBe('bad-length');
+        },
+      ),
       { numRuns: 300 },
     );
     // Cut at a character boundary: 'é' is two bytes, and 401 bytes do not fit.
-    const long = decodeSwitch(encodeSwitch({ seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'refused', reason: 'a' + 'é'.repeat(SWITCH_MAX_REASON) }, KEY), KEY);
+    const long = decodeSwitch(
+      encodeSwitch(
+        { seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'refused', reason: 'a' + 'é'.repeat(SWITCH_MAX_REASON) },
+        KEY,
+      ),
+      KEY,
+    );
     expect(typeof long).toBe('object');
     const r = (long as { reason: string }).reason;
     expect(Buffer.byteLength(r)).toBeLessThanOrEqual(SWITCH_MAX_REASON);
     expect(r).toMatch(/^aé+$/);
     // Not a heartbeat.
-    expect(decodeHeartbeat(encodeSwitch({ seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'request', reason: '' }, KEY), KEY)).not.toHaveProperty('role');
+    expect(
+      decodeHeartbeat(encodeSwitch({ seq: 1n, from: S, to: P, echoNonce: 0n, kind: 'request', reason: '' }, KEY), KEY),
+    ).not.toHaveProperty('role');
   });
 
   it('sequence numbers keep increasing, even within one millisecond and across restarts', () => {
@@ -187,7 +222,11 @@ describe('detector', () => {
   it('our own heartbeats reflected back to us (the primary’s address spoofed) are not the primary’s', () => {
     const d = new Detector(cfg, 0, ['primary', 'alone', 'secondary']);
     // What we send: from S to P, role secondary, echoing P's nonce; a host on the LAN sends it back.
-    const ours = (seq: bigint) => decodeHeartbeat(encodeHeartbeat({ role: 'secondary', seq, echo: 0n, from: S, to: P, nonce: NONCE_S, echoNonce: NONCE_P }, KEY), KEY);
+    const ours = (seq: bigint) =>
+      decodeHeartbeat(
+        encodeHeartbeat({ role: 'secondary', seq, echo: 0n, from: S, to: P, nonce: NONCE_S, echoNonce: NONCE_P }, KEY),
+        KEY,
+      );
     for (let i = 1n; i < 20n; i++) expect(d.onMessage(ours(i), Number(i) * 20)).toBeNull();
     expect(d.peer).toBe('unknown');
     expect(d.stats.rejected['wrong-sender']).toBe(19);

@@ -15,7 +15,12 @@ import { distScript } from '../../rig/dist.js';
  * Our primary's link on 127.0.0.1, and its secondary's in another process on
  * 127.0.0.2 (heartbeats every 20 ms, timeout 100 ms), once it is heard up.
  */
-async function linkedPair(): Promise<{ peer: ReturnType<typeof spawn>; link: PeerLink; decisions: Decision[]; late: number[] }> {
+async function linkedPair(): Promise<{
+  peer: ReturnType<typeof spawn>;
+  link: PeerLink;
+  decisions: Decision[];
+  late: number[];
+}> {
   const key = randomBytes(32);
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const peer = spawn(process.execPath, [
@@ -27,7 +32,18 @@ async function linkedPair(): Promise<{ peer: ReturnType<typeof spawn>; link: Pee
   ]);
   const decisions: Decision[] = [];
   const late: number[] = [];
-  const link = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: (d) => decisions.push(d), onStall: (ms) => late.push(ms) });
+  const link = await PeerLink.open({
+    self: '127.0.0.1',
+    peer: '127.0.0.2',
+    port,
+    key,
+    intervalMs: 20,
+    timeoutMs: 100,
+    role: 'primary',
+    peerRoles: ['secondary'],
+    onDecision: (d) => decisions.push(d),
+    onStall: (ms) => late.push(ms),
+  });
   try {
     await once(peer.stdout!, 'data');
     for (let i = 0; i < 100 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -52,7 +68,10 @@ describe('PeerLink', () => {
         /* stall */
       }
       await new Promise((r) => setTimeout(r, 300));
-      expect(decisions.slice(before).filter((d) => d.peer === 'down'), JSON.stringify(decisions)).toEqual([]);
+      expect(
+        decisions.slice(before).filter((d) => d.peer === 'down'),
+        JSON.stringify(decisions),
+      ).toEqual([]);
       expect(link.detector.peer).toBe('up');
       expect(link.stalls).toBeGreaterThan(0);
       // Reported with how late the heartbeat went out (for the bridge's log line).
@@ -89,7 +108,10 @@ describe('PeerLink', () => {
         setImmediate(turn);
       });
       await new Promise((r) => setTimeout(r, 300));
-      expect(decisions.slice(before).filter((d) => d.peer === 'down'), JSON.stringify(decisions)).toEqual([]);
+      expect(
+        decisions.slice(before).filter((d) => d.peer === 'down'),
+        JSON.stringify(decisions),
+      ).toEqual([]);
       expect(link.detector.peer).toBe('up');
       peer.kill('SIGKILL');
       for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
@@ -105,8 +127,28 @@ describe('PeerLink', () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     const decisions: Decision[] = [];
     // The secondary's link accepts every role a genuine peer may announce (a role swap needs 'secondary').
-    const s = await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port, key, intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary', 'alone', 'secondary'], onDecision: (d) => decisions.push(d) });
-    const p = await PeerLink.open({ self: '127.0.0.1', peer: '127.0.0.2', port, key, intervalMs: 20, timeoutMs: 100, role: 'primary', peerRoles: ['secondary'], onDecision: () => {} });
+    const s = await PeerLink.open({
+      self: '127.0.0.2',
+      peer: '127.0.0.1',
+      port,
+      key,
+      intervalMs: 20,
+      timeoutMs: 100,
+      role: 'secondary',
+      peerRoles: ['primary', 'alone', 'secondary'],
+      onDecision: (d) => decisions.push(d),
+    });
+    const p = await PeerLink.open({
+      self: '127.0.0.1',
+      peer: '127.0.0.2',
+      port,
+      key,
+      intervalMs: 20,
+      timeoutMs: 100,
+      role: 'primary',
+      peerRoles: ['secondary'],
+      onDecision: () => {},
+    });
     const reflector = createSocket({ type: 'udp4' });
     try {
       for (let i = 0; i < 100 && s.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -132,7 +174,9 @@ describe('PeerLink', () => {
 
   it('logs a stall of half the timeout or more, not shorter ones', () => {
     const lines: { obj: Record<string, unknown>; msg: string }[] = [];
-    const log = { warn: (obj: Record<string, unknown>, msg: string) => lines.push({ obj, msg }) } as unknown as Parameters<typeof stallLogger>[0];
+    const log = {
+      warn: (obj: Record<string, unknown>, msg: string) => lines.push({ obj, msg }),
+    } as unknown as Parameters<typeof stallLogger>[0];
     const onStall = stallLogger(log, 100);
     onStall(21);
     onStall(49);

@@ -6,7 +6,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../../bridge/secondary/role-machine.js';
 
-const { probeWaitMs: WAIT, reprobeMs: REPROBE, promoteRetryMs: RETRY, claimLogEveryMs: CLAIM_LOG } = DEFAULT_ROLE_MACHINE;
+const {
+  probeWaitMs: WAIT,
+  reprobeMs: REPROBE,
+  promoteRetryMs: RETRY,
+  claimLogEveryMs: CLAIM_LOG,
+} = DEFAULT_ROLE_MACHINE;
 const kinds = (a: RoleAction[]) => a.map((x) => x.do);
 
 describe('the secondary’s role machine', () => {
@@ -141,9 +146,22 @@ describe('the secondary’s role machine', () => {
   });
 
   it('any order of events: at most one takeover, and only after a probe that went unanswered while the primary was down or had handed over', () => {
-    type Ev = { k: 'down' | 'up' | 'up-secondary' | 'claim' | 'timer' | 'promoted-ok' | 'promoted-fail' | 'stop' | 'handover'; dt: number };
+    type Ev = {
+      k: 'down' | 'up' | 'up-secondary' | 'claim' | 'timer' | 'promoted-ok' | 'promoted-fail' | 'stop' | 'handover';
+      dt: number;
+    };
     const ev = fc.record({
-      k: fc.constantFrom('down', 'up', 'up-secondary', 'claim', 'timer', 'promoted-ok', 'promoted-fail', 'stop', 'handover'),
+      k: fc.constantFrom(
+        'down',
+        'up',
+        'up-secondary',
+        'claim',
+        'timer',
+        'promoted-ok',
+        'promoted-fail',
+        'stop',
+        'handover',
+      ),
       dt: fc.integer({ min: 0, max: 400 }),
     }) as fc.Arbitrary<Ev>;
     fc.assert(
@@ -210,7 +228,22 @@ describe('the secondary’s role machine', () => {
       {
         numRuns: 2000,
         // A claim in the probe's own millisecond, just before it: a refusal, never a takeover.
-        examples: [[[{ k: 'claim', dt: 0 }, { k: 'handover', dt: 0 }, { k: 'timer', dt: 0 }]], [[{ k: 'down', dt: 5 }, { k: 'claim', dt: 0 }, { k: 'timer', dt: 0 }]]],
+        examples: [
+          [
+            [
+              { k: 'claim', dt: 0 },
+              { k: 'handover', dt: 0 },
+              { k: 'timer', dt: 0 },
+            ],
+          ],
+          [
+            [
+              { k: 'down', dt: 5 },
+              { k: 'claim', dt: 0 },
+              { k: 'timer', dt: 0 },
+            ],
+          ],
+        ],
       },
     );
   });

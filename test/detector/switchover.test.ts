@@ -2,7 +2,17 @@
 import { describe, expect, it } from 'vitest';
 import { switchRefusal, SWITCHOVER_SINCE, versionAtLeast, type SwitchState } from '../../bridge/switchover.js';
 
-const ready: SwitchState = { peer: 'up', peerRole: 'secondary', alone: false, unreplicated: 0, diverged: 0, configMismatch: false, peerVersion: SWITCHOVER_SINCE, inProgress: false, stopping: false };
+const ready: SwitchState = {
+  peer: 'up',
+  peerRole: 'secondary',
+  alone: false,
+  unreplicated: 0,
+  diverged: 0,
+  configMismatch: false,
+  peerVersion: SWITCHOVER_SINCE,
+  inProgress: false,
+  stopping: false,
+};
 
 describe('switchover readiness', () => {
   it('a healthy pair in sync may switch', () => {

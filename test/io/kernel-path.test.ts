@@ -20,17 +20,40 @@ const SPEC = {
 describe('kernel path ruleset', () => {
   it('replaces both tables in one transaction: ingress rewrite to S, divert mark with TTL 1', () => {
     const text = kernelPathRuleset(SPEC);
-    const lines = text.trim().split('\n').map((l) => l.trim());
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
     // A predecessor's tables of the same tag go in the same transaction.
-    expect(lines.slice(0, 4)).toEqual(['table netdev tcpfo_ts {}', 'delete table netdev tcpfo_ts', 'table ip tcpfo_ts {}', 'delete table ip tcpfo_ts']);
+    expect(lines.slice(0, 4)).toEqual([
+      'table netdev tcpfo_ts {}',
+      'delete table netdev tcpfo_ts',
+      'table ip tcpfo_ts {}',
+      'delete table ip tcpfo_ts',
+    ]);
     expect(text).toContain('type filter hook ingress device "eth0" priority -500;');
-    expect(text).toMatch(/ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 21, 7000-7010, 20 \} meta pkttype set host ether daddr set 02:00:00:00:00:0b/);
+    expect(text).toMatch(
+      /ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 21, 7000-7010, 20 \} meta pkttype set host ether daddr set 02:00:00:00:00:0b/,
+    );
     expect(text).toContain('type route hook output priority -150;');
-    expect(text).toMatch(new RegExp(`ip saddr 192\\.0\\.2\\.100 tcp sport \\{ 21, 7000-7010, 20 \\} meta mark set meta mark \\| 0x${DIVERT_MARK.toString(16)} ip ttl set 1`));
+    expect(text).toMatch(
+      new RegExp(
+        `ip saddr 192\\.0\\.2\\.100 tcp sport \\{ 21, 7000-7010, 20 \\} meta mark set meta mark \\| 0x${DIVERT_MARK.toString(16)} ip ttl set 1`,
+      ),
+    );
   });
 
   it('routes marked packets via the primary’s address, on-link, in a table of their own', () => {
-    expect(divertRoute(SPEC)).toEqual(['default', 'via', '192.0.2.1', 'dev', 'eth0', 'onlink', 'table', String(DIVERT_TABLE)]);
+    expect(divertRoute(SPEC)).toEqual([
+      'default',
+      'via',
+      '192.0.2.1',
+      'dev',
+      'eth0',
+      'onlink',
+      'table',
+      String(DIVERT_TABLE),
+    ]);
   });
 });
 
@@ -40,7 +63,9 @@ describe('blind prompts after a takeover on the kernel path', () => {
     { client: ipv4('192.0.2.11'), clientPort: 40002, servicePort: 21 },
   ];
   it('two bare ACKs per connection, half the sequence space apart: one is outside any window', () => {
-    const p = blindPrompts(keys, SPEC.vip).map((b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>);
+    const p = blindPrompts(keys, SPEC.vip).map(
+      (b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>,
+    );
     expect(p).toHaveLength(4);
     for (const x of p) {
       expect(x.tcp.checksumValid()).toBe(true);
@@ -55,7 +80,9 @@ describe('blind prompts after a takeover on the kernel path', () => {
   });
 
   it('prods go the other way, from the service address to each client', () => {
-    const p = blindProds(keys, SPEC.vip).map((b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>);
+    const p = blindProds(keys, SPEC.vip).map(
+      (b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>,
+    );
     expect(p.map((x) => [x.ip.src, x.ip.dst, x.tcp.srcPort, x.tcp.dstPort])).toEqual([
       [SPEC.vip, keys[0]!.client, 7000, 40001],
       [SPEC.vip, keys[0]!.client, 7000, 40001],
@@ -65,8 +92,21 @@ describe('blind prompts after a takeover on the kernel path', () => {
   });
 
   it('prompts the sockets that owe their client something: unacknowledged bytes, or a close under way; not the idle ones', () => {
-    const sock = (clientPort: number, state: string, sendQueue: number) => ({ client: ipv4('192.0.2.10'), clientPort, servicePort: 7000, state, sendQueue });
-    const all = [sock(40000, 'ESTAB', 0), sock(40001, 'ESTAB', 7), sock(40002, 'FIN-WAIT-1', 0), sock(40003, 'CLOSE-WAIT', 0), sock(40004, 'LAST-ACK', 0), sock(40005, 'FIN-WAIT-2', 0)];
+    const sock = (clientPort: number, state: string, sendQueue: number) => ({
+      client: ipv4('192.0.2.10'),
+      clientPort,
+      servicePort: 7000,
+      state,
+      sendQueue,
+    });
+    const all = [
+      sock(40000, 'ESTAB', 0),
+      sock(40001, 'ESTAB', 7),
+      sock(40002, 'FIN-WAIT-1', 0),
+      sock(40003, 'CLOSE-WAIT', 0),
+      sock(40004, 'LAST-ACK', 0),
+      sock(40005, 'FIN-WAIT-2', 0),
+    ];
     expect(all.filter(owes).map((s) => s.clientPort)).toEqual([40001, 40002, 40003, 40004, 40005]);
   });
 });
@@ -74,9 +114,20 @@ describe('blind prompts after a takeover on the kernel path', () => {
 describe('the primary’s copies on a learning switch (nft form, inbound: queue)', () => {
   it('duplicates the client’s frames for the service out of the same interface, to the secondary’s MAC and from ours, in one replacing transaction', async () => {
     const { copyRuleset } = await import('../../bridge/io/switch-copy.js');
-    const text = copyRuleset({ tag: 'tp', lanInterface: 'eth0', vip: ipv4('192.0.2.100'), ports: [7000], selfMac: '02:00:00:00:00:0A', secondaryMac: '02:00:00:00:00:0B' });
+    const text = copyRuleset({
+      tag: 'tp',
+      lanInterface: 'eth0',
+      vip: ipv4('192.0.2.100'),
+      ports: [7000],
+      selfMac: '02:00:00:00:00:0A',
+      secondaryMac: '02:00:00:00:00:0B',
+    });
     expect(text.split('\n').slice(0, 2)).toEqual(['table netdev tcpfo_tp {}', 'delete table netdev tcpfo_tp']);
-    expect(text).toMatch(/hook ingress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} dup to "eth0"/);
-    expect(text).toMatch(/hook egress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} ether daddr set 02:00:00:00:00:0b ether saddr set 02:00:00:00:00:0a/);
+    expect(text).toMatch(
+      /hook ingress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} dup to "eth0"/,
+    );
+    expect(text).toMatch(
+      /hook egress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} ether daddr set 02:00:00:00:00:0b ether saddr set 02:00:00:00:00:0a/,
+    );
   });
 });

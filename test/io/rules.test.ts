@@ -4,8 +4,18 @@ import { iptRestoreScript, nftRuleset, type Rule } from '../../bridge/io/rules.j
 import { ipv4 } from '../../bridge/wire/addr.js';
 
 const RULES: Rule[] = [
-  { hook: 'output', match: { src: ipv4('192.0.2.100'), sports: [21, [7000, 7010]] }, action: { queue: 7, bypass: false }, comment: 'tcpfo: P output (fail "closed")' },
-  { hook: 'prerouting', match: { dst: ipv4('192.0.2.100'), dports: [21] }, action: { queue: 8, bypass: true }, comment: 'fail open' },
+  {
+    hook: 'output',
+    match: { src: ipv4('192.0.2.100'), sports: [21, [7000, 7010]] },
+    action: { queue: 7, bypass: false },
+    comment: 'tcpfo: P output (fail "closed")',
+  },
+  {
+    hook: 'prerouting',
+    match: { dst: ipv4('192.0.2.100'), dports: [21] },
+    action: { queue: 8, bypass: true },
+    comment: 'fail open',
+  },
 ];
 
 describe('iptRestoreScript', () => {
@@ -22,13 +32,22 @@ describe('iptRestoreScript', () => {
     expect(lines).toContain(
       '-A TCPFO_tp_OUTPUT -s 192.0.2.100 -p tcp -m multiport --sports 21,7000:7010 -m comment --comment "tcpfo: P output (fail closed)" -j NFQUEUE --queue-num 7',
     );
-    expect(lines).toContain('-A TCPFO_tp_PREROUTING -d 192.0.2.100 -p tcp -m multiport --dports 21 -m comment --comment "fail open" -j NFQUEUE --queue-num 8 --queue-bypass');
+    expect(lines).toContain(
+      '-A TCPFO_tp_PREROUTING -d 192.0.2.100 -p tcp -m multiport --dports 21 -m comment --comment "fail open" -j NFQUEUE --queue-num 8 --queue-bypass',
+    );
     expect(lines).toContain('-I OUTPUT 1 -j TCPFO_tp_OUTPUT');
     expect(lines).toContain('-I PREROUTING 1 -j TCPFO_tp_PREROUTING');
   });
 
   it('leaves an existing jump alone (the chain is refilled in place), adds only a missing one', () => {
-    const current = ['*mangle', ':OUTPUT ACCEPT [0:0]', ':TCPFO_tp_OUTPUT - [0:0]', '-A OUTPUT -j TCPFO_tp_OUTPUT', '-A TCPFO_tp_OUTPUT -j NFQUEUE --queue-num 5', 'COMMIT'].join('\n');
+    const current = [
+      '*mangle',
+      ':OUTPUT ACCEPT [0:0]',
+      ':TCPFO_tp_OUTPUT - [0:0]',
+      '-A OUTPUT -j TCPFO_tp_OUTPUT',
+      '-A TCPFO_tp_OUTPUT -j NFQUEUE --queue-num 5',
+      'COMMIT',
+    ].join('\n');
     const lines = iptRestoreScript('tp', RULES, 0x100, current).trim().split('\n');
     expect(lines.filter((l) => l.startsWith('-I OUTPUT'))).toEqual([]);
     expect(lines).toContain('-I PREROUTING 1 -j TCPFO_tp_PREROUTING');
@@ -46,7 +65,9 @@ describe('the kernel release’s match (xt_bpf)', () => {
     comment: 'primary-only',
   };
   it('comes before the queue rule in iptables form, its pinned program named, returning from the chain', () => {
-    const lines = iptRestoreScript('tp', [release, ...RULES], 0x100, '').trim().split('\n');
+    const lines = iptRestoreScript('tp', [release, ...RULES], 0x100, '')
+      .trim()
+      .split('\n');
     const at = lines.findIndex((l) => l.includes('-m bpf --object-pinned /sys/fs/bpf/tcpfo_x_primary_only'));
     expect(at).toBeGreaterThan(0);
     expect(lines[at]).toMatch(/-j RETURN$/);
@@ -69,15 +90,25 @@ describe('nftRuleset', () => {
 });
 
 describe('a client’s opening SYN (synOnly)', () => {
-  const syn: Rule = { hook: 'prerouting', match: { dst: ipv4('192.0.2.100'), dports: [21], iifNot: 'lo', synOnly: true }, action: 'accept', comment: 'syn' };
+  const syn: Rule = {
+    hook: 'prerouting',
+    match: { dst: ipv4('192.0.2.100'), dports: [21], iifNot: 'lo', synOnly: true },
+    action: 'accept',
+    comment: 'syn',
+  };
   it('iptables: --syn (SYN set; ACK, FIN and RST clear), before the queue rule, returning from the chain', () => {
-    const lines = iptRestoreScript('tp', [syn, ...RULES], 0x100, '').trim().split('\n');
+    const lines = iptRestoreScript('tp', [syn, ...RULES], 0x100, '')
+      .trim()
+      .split('\n');
     const at = lines.findIndex((l) => l.includes('--comment "syn"'));
-    expect(lines[at]).toBe('-A TCPFO_tp_PREROUTING ! -i lo -d 192.0.2.100 -p tcp --syn -m multiport --dports 21 -m comment --comment "syn" -j RETURN');
+    expect(lines[at]).toBe(
+      '-A TCPFO_tp_PREROUTING ! -i lo -d 192.0.2.100 -p tcp --syn -m multiport --dports 21 -m comment --comment "syn" -j RETURN',
+    );
     expect(at).toBeLessThan(lines.findIndex((l) => l.includes('--queue-num 8')));
   });
   it('nftables: the four flags masked, equal to syn alone (ECN flags either way)', () => {
-    expect(nftRuleset('tp', [syn], 0x100)).toContain('iifname != "lo" ip daddr 192.0.2.100 meta l4proto tcp tcp dport { 21 } tcp flags & (fin | syn | rst | ack) == syn accept comment "syn"');
+    expect(nftRuleset('tp', [syn], 0x100)).toContain(
+      'iifname != "lo" ip daddr 192.0.2.100 meta l4proto tcp tcp dport { 21 } tcp flags & (fin | syn | rst | ack) == syn accept comment "syn"',
+    );
   });
 });
-

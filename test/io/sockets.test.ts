@@ -48,40 +48,60 @@ function probe(proc: ChildProcess): { next: () => Promise<unknown>; ask: (cmd: s
 }
 
 describe('sockets by sock_diag', () => {
-  it('lists the connections on an address and port with state and Send-Q; aborts exactly the named ones, a vanished one harmlessly (the listener lives), then all', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const h = rig.host('primary');
-      await h.exec(['ip', 'addr', 'add', `${CLIENT}/32`, 'dev', 'lo']);
-      const N = 40;
-      const BUSY = 5;
-      const p = probe(h.spawn([process.execPath, distScript('rig/servers/sockets-probe.js'), h.ip, CLIENT, String(PORT), String(N), String(BUSY)], { stdio: ['pipe', 'pipe', 'pipe'] }));
-      const { ready } = (await p.next()) as { ready: number[] };
-      expect(ready).toHaveLength(N);
+  it(
+    'lists the connections on an address and port with state and Send-Q; aborts exactly the named ones, a vanished one harmlessly (the listener lives), then all',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const h = rig.host('primary');
+        await h.exec(['ip', 'addr', 'add', `${CLIENT}/32`, 'dev', 'lo']);
+        const N = 40;
+        const BUSY = 5;
+        const p = probe(
+          h.spawn(
+            [
+              process.execPath,
+              distScript('rig/servers/sockets-probe.js'),
+              h.ip,
+              CLIENT,
+              String(PORT),
+              String(N),
+              String(BUSY),
+            ],
+            { stdio: ['pipe', 'pipe', 'pipe'] },
+          ),
+        );
+        const { ready } = (await p.next()) as { ready: number[] };
+        expect(ready).toHaveLength(N);
 
-      const list = (await p.ask('list')) as SocketState[];
-      // Only the server's side (local port PORT), one per connection; not the clients' own sockets, nor the listener.
-      expect(list.map((s) => s.clientPort).sort()).toEqual([...ready].sort());
-      expect(new Set(list.map((s) => s.client))).toEqual(new Set([ipv4(CLIENT)]));
-      expect(list.every((s) => s.servicePort === PORT && s.state === 'ESTAB')).toBe(true);
-      // The busy ones hold unacknowledged bytes: a takeover prompts them, not the idle ones.
-      const owing = list.filter(owes).map((s) => s.clientPort).sort();
-      expect(owing).toEqual(ready.slice(0, BUSY).sort());
-      expect(list.find((s) => s.clientPort === ready[0])!.sendQueue).toBeGreaterThan(0);
+        const list = (await p.ask('list')) as SocketState[];
+        // Only the server's side (local port PORT), one per connection; not the clients' own sockets, nor the listener.
+        expect(list.map((s) => s.clientPort).sort()).toEqual([...ready].sort());
+        expect(new Set(list.map((s) => s.client))).toEqual(new Set([ipv4(CLIENT)]));
+        expect(list.every((s) => s.servicePort === PORT && s.state === 'ESTAB')).toBe(true);
+        // The busy ones hold unacknowledged bytes: a takeover prompts them, not the idle ones.
+        const owing = list
+          .filter(owes)
+          .map((s) => s.clientPort)
+          .sort();
+        expect(owing).toEqual(ready.slice(0, BUSY).sort());
+        expect(list.find((s) => s.clientPort === ready[0])!.sendQueue).toBeGreaterThan(0);
 
-      // Abort three idle ones by key.
-      const victims = ready.slice(BUSY, BUSY + 3);
-      expect(await p.ask(`destroy ${JSON.stringify(victims)}`)).toBe(3);
-      expect(await p.ask('resets')).toBe(3);
-      const after = (await p.ask('list')) as SocketState[];
-      expect(after.map((s) => s.clientPort).sort()).toEqual(ready.filter((x) => !victims.includes(x)).sort());
-      // Again: they are gone, nothing is aborted, and the server's listener (on the same address and port) still serves.
-      expect(await p.ask(`destroy ${JSON.stringify(victims)}`)).toBe(0);
-      expect(await p.ask('connect')).toBe(true);
+        // Abort three idle ones by key.
+        const victims = ready.slice(BUSY, BUSY + 3);
+        expect(await p.ask(`destroy ${JSON.stringify(victims)}`)).toBe(3);
+        expect(await p.ask('resets')).toBe(3);
+        const after = (await p.ask('list')) as SocketState[];
+        expect(after.map((s) => s.clientPort).sort()).toEqual(ready.filter((x) => !victims.includes(x)).sort());
+        // Again: they are gone, nothing is aborted, and the server's listener (on the same address and port) still serves.
+        expect(await p.ask(`destroy ${JSON.stringify(victims)}`)).toBe(0);
+        expect(await p.ask('connect')).toBe(true);
 
-      // Everything on the port; the listener still serves.
-      expect(await p.ask('destroy-all')).toBe(N - 3);
-      expect(await p.ask('list')).toEqual([]);
-      expect(await p.ask('connect')).toBe(true);
-    });
-  }, slow(60_000));
+        // Everything on the port; the listener still serves.
+        expect(await p.ask('destroy-all')).toBe(N - 3);
+        expect(await p.ask('list')).toEqual([]);
+        expect(await p.ask('connect')).toBe(true);
+      });
+    },
+    slow(60_000),
+  );
 });

@@ -24,12 +24,17 @@ const PROGRAMS = ['tcpfo_merge_ctl', 'tcpfo_primary_only', 'tcpfo_sent', 'tcpfo_
 function loadAll(setpriv: string[]): string[] {
   const pins = `/sys/fs/bpf/tcpfo-test-${process.pid}`;
   try {
-    const cmd = setpriv.length ? ['setpriv', [...setpriv, 'bpftool', 'prog', 'loadall', XLATE_OBJECT, pins]] : ['bpftool', ['prog', 'loadall', XLATE_OBJECT, pins]];
+    const cmd = setpriv.length
+      ? ['setpriv', [...setpriv, 'bpftool', 'prog', 'loadall', XLATE_OBJECT, pins]]
+      : ['bpftool', ['prog', 'loadall', XLATE_OBJECT, pins]];
     execFileSync(cmd[0] as string, cmd[1] as string[], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     return execFileSync('ls', [pins], { encoding: 'utf8' }).split('\n').filter(Boolean).sort();
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`the verifier refused the programs${setpriv.length ? ' with a promoted bridge’s capabilities' : ''}:\n${(err.stderr ?? err.message).split('\n').slice(-25).join('\n')}`, { cause: e });
+    throw new Error(
+      `the verifier refused the programs${setpriv.length ? ' with a promoted bridge’s capabilities' : ''}:\n${(err.stderr ?? err.message).split('\n').slice(-25).join('\n')}`,
+      { cause: e },
+    );
   } finally {
     rmSync(pins, { recursive: true, force: true });
   }
@@ -46,24 +51,33 @@ describe('the primary’s BPF programs', () => {
     expect(loadAll(modern ? ['--bounding-set=-all,+bpf,+net_admin,+net_raw'] : [])).toEqual(PROGRAMS);
   });
 
-  it('loaded as root, then attached and used with a promoted bridge’s capabilities (every kernel)', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const p = rig.host('primary');
-      const pin = `/sys/fs/bpf/tcpfo_test${process.pid}_primary_only`;
-      try {
-        await p.exec(['tc', 'qdisc', 'add', 'dev', 'eth0', 'clsact']);
-        const r = await p.exec([process.execPath, distScript('test/fixtures/promoted-xlate.js'), 'eth0', pin]);
-        const out = JSON.parse(r.stdout) as { permitted: string; started: boolean; skips: boolean; taken: { relNxt: number; handover: number } | null };
-        // CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_BPF (39): nothing else.
-        expect(BigInt(`0x${out.permitted}`)).toBe((1n << 12n) | (1n << 13n) | (1n << 39n));
-        expect(out.started).toBe(true);
-        // P's next in-order segment of a connection the kernel merges skips the queue.
-        expect(out.skips).toBe(true);
-        // Taken back by the bridge (handover 1: HANDOVER_BRIDGE), as the kernel had it.
-        expect(out.taken).toEqual({ relNxt: 5000, handover: 1 });
-      } finally {
-        rmSync(pin, { force: true });
-      }
-    });
-  }, slow(60_000));
+  it(
+    'loaded as root, then attached and used with a promoted bridge’s capabilities (every kernel)',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const p = rig.host('primary');
+        const pin = `/sys/fs/bpf/tcpfo_test${process.pid}_primary_only`;
+        try {
+          await p.exec(['tc', 'qdisc', 'add', 'dev', 'eth0', 'clsact']);
+          const r = await p.exec([process.execPath, distScript('test/fixtures/promoted-xlate.js'), 'eth0', pin]);
+          const out = JSON.parse(r.stdout) as {
+            permitted: string;
+            started: boolean;
+            skips: boolean;
+            taken: { relNxt: number; handover: number } | null;
+          };
+          // CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_BPF (39): nothing else.
+          expect(BigInt(`0x${out.permitted}`)).toBe((1n << 12n) | (1n << 13n) | (1n << 39n));
+          expect(out.started).toBe(true);
+          // P's next in-order segment of a connection the kernel merges skips the queue.
+          expect(out.skips).toBe(true);
+          // Taken back by the bridge (handover 1: HANDOVER_BRIDGE), as the kernel had it.
+          expect(out.taken).toEqual({ relNxt: 5000, handover: 1 });
+        } finally {
+          rmSync(pin, { force: true });
+        }
+      });
+    },
+    slow(60_000),
+  );
 });

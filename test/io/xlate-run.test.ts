@@ -28,7 +28,18 @@ const eth = (src: string) => Buffer.from('020000000001' + src + '0800', 'hex');
  * addresses, from S's MAC, TTL 1), on Ethernet: NOP NOP TS (when tsval is
  * given), then the payload.
  */
-function frame(o: { seq: number; ack: number; window: number; flags: number; tsval?: number; tsecr?: number; payload?: Buffer; srcMac?: string; ttl?: number; client?: number }): Buffer {
+function frame(o: {
+  seq: number;
+  ack: number;
+  window: number;
+  flags: number;
+  tsval?: number;
+  tsecr?: number;
+  payload?: Buffer;
+  srcMac?: string;
+  ttl?: number;
+  client?: number;
+}): Buffer {
   const payload = o.payload ?? Buffer.alloc(0);
   const opts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
   if (o.tsval !== undefined) {
@@ -104,14 +115,24 @@ describe('the egress program on a primary-only connection', () => {
       const wsS = Math.floor(Math.random() * 15);
       x.remove(key);
       expect(x.primaryOnly(key, dseq, dts, true, wsP, wsS)).toBe(true);
-      const seg = { seq: u32(), ack: u32(), window: Math.floor(Math.random() * 65536), flags: TCP_ACK_FLAG | (i % 2 ? TCP_PSH : 0), tsval: u32(), tsecr: u32(), payload: Buffer.from(`answer ${i}`) };
+      const seg = {
+        seq: u32(),
+        ack: u32(),
+        window: Math.floor(Math.random() * 65536),
+        flags: TCP_ACK_FLAG | (i % 2 ? TCP_PSH : 0),
+        tsval: u32(),
+        tsecr: u32(),
+        payload: Buffer.from(`answer ${i}`),
+      };
       const r = x.run('tcpfo_sent', frame(seg));
       expect(r.ret).toBe(TC_ACT_OK);
       const out = parse(r.packet);
       expect(out.seq).toBe((seg.seq - dseq) >>> 0);
       expect(out.ack).toBe(seg.ack);
       expect(out.timestamp()).toEqual({ tsval: (seg.tsval - dts) >>> 0, tsecr: seg.tsecr });
-      expect(out.window).toBe(wsP === wsS ? seg.window : Math.min(0xffff, Math.floor((seg.window * 2 ** wsP) / 2 ** wsS)));
+      expect(out.window).toBe(
+        wsP === wsS ? seg.window : Math.min(0xffff, Math.floor((seg.window * 2 ** wsP) / 2 ** wsS)),
+      );
       expect(out.payload.toString()).toBe(`answer ${i}`);
       expect(out.checksumValid()).toBe(true);
     }
@@ -140,7 +161,15 @@ describe('the egress program on a primary-only connection', () => {
     x.remove(key);
     // A socket filter's test run takes a frame too, and sees it from the IP header on (as at netfilter OUTPUT).
     const ip = (o: Parameters<typeof frame>[0]) => frame(o);
-    const plain = { seq: 1, ack: 2, window: 3, flags: TCP_ACK_FLAG | TCP_PSH, tsval: 4, tsecr: 5, payload: Buffer.from('a') };
+    const plain = {
+      seq: 1,
+      ack: 2,
+      window: 3,
+      flags: TCP_ACK_FLAG | TCP_PSH,
+      tsval: 4,
+      tsecr: 5,
+      payload: Buffer.from('a'),
+    };
     expect(match(x, ip(plain))).toBe(0); // not listed
     x.primaryOnly(key, 0, 0, true, 7, 7);
     expect(match(x, ip(plain))).toBe(1);
@@ -172,13 +201,49 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
   const X = 40_000; // the highest TSval the client was sent
   const start = () => {
     x.remove(key);
-    const ok = x.mergeStart(key, { acksKnown: true, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
+    const ok = x.mergeStart(key, {
+      acksKnown: true,
+      dseq: D,
+      dts: T,
+      timestamps: true,
+      wscaleP: 7,
+      wscaleS: 7,
+      relNxt: R,
+      ackP: A,
+      ackS: A,
+      winP: 64 << 7,
+      winS: 64 << 7,
+      ackSent: A,
+      edgeSent: A + (64 << 7),
+      tsvalMax: X,
+      tsecr: 9,
+    });
     expect(ok).toBe(true);
   };
   const p = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
-    frame({ seq: (seq + D) >>> 0, ack: A, window: 64, flags: TCP_ACK_FLAG | TCP_PSH, tsval: X + T + 5, tsecr: 9, payload: Buffer.from(payload), ...o });
+    frame({
+      seq: (seq + D) >>> 0,
+      ack: A,
+      window: 64,
+      flags: TCP_ACK_FLAG | TCP_PSH,
+      tsval: X + T + 5,
+      tsecr: 9,
+      payload: Buffer.from(payload),
+      ...o,
+    });
   const sCopy = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
-    frame({ seq, ack: A, window: 64, flags: TCP_ACK_FLAG | TCP_PSH, tsval: X + 6, tsecr: 9, payload: Buffer.from(payload), srcMac: S_MAC, ttl: 1, ...o });
+    frame({
+      seq,
+      ack: A,
+      window: 64,
+      flags: TCP_ACK_FLAG | TCP_PSH,
+      tsval: X + 6,
+      tsecr: 9,
+      payload: Buffer.from(payload),
+      srcMac: S_MAC,
+      ttl: 1,
+      ...o,
+    });
 
   it('P first: P’s segment is stolen, S’s copy leaves with the merged numbers, TTL 64, both sums right', () => {
     start();
@@ -218,7 +283,8 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
 
   it('pipelined answers: up to eight wait, each released by its exact copy', () => {
     start();
-    for (let i = 0; i < 8; i++) expect(x.run('tcpfo_sent', p(R + i * 4, `a${i}..`.slice(0, 4))).ret).toBe(TC_ACT_STOLEN);
+    for (let i = 0; i < 8; i++)
+      expect(x.run('tcpfo_sent', p(R + i * 4, `a${i}..`.slice(0, 4))).ret).toBe(TC_ACT_STOLEN);
     for (let i = 0; i < 8; i++) {
       const r = x.run('tcpfo_xlate', sCopy(R + i * 4, `a${i}..`.slice(0, 4)));
       expect(r.ret).toBe(TC_ACT_REDIRECT);
@@ -274,7 +340,23 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     start();
     expect(x.run('tcpfo_sent', p(R, 'old')).ret).toBe(TC_ACT_STOLEN);
     x.remove(key);
-    const ok = x.mergeStart(key, { acksKnown: true, dseq: D + 1, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: A, ackS: A, winP: 64 << 7, winS: 64 << 7, ackSent: A, edgeSent: A + (64 << 7), tsvalMax: X, tsecr: 9 });
+    const ok = x.mergeStart(key, {
+      acksKnown: true,
+      dseq: D + 1,
+      dts: T,
+      timestamps: true,
+      wscaleP: 7,
+      wscaleS: 7,
+      relNxt: R,
+      ackP: A,
+      ackS: A,
+      winP: 64 << 7,
+      winS: 64 << 7,
+      ackSent: A,
+      edgeSent: A + (64 << 7),
+      tsvalMax: X,
+      tsecr: 9,
+    });
     expect(ok).toBe(true);
     expect(x.mergeTake(key)!.stashed).toEqual([]);
   });
@@ -292,7 +374,25 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
 
   it('a server-initiated connection: the servers’ first ACKs of the client’s SYN-ACK are taken as they come, one goes out', () => {
     x.remove(key);
-    expect(x.mergeStart(key, { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R, ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 })).toBe(true);
+    expect(
+      x.mergeStart(key, {
+        acksKnown: false,
+        dseq: D,
+        dts: T,
+        timestamps: true,
+        wscaleP: 7,
+        wscaleS: 7,
+        relNxt: R,
+        ackP: 0,
+        ackS: 0,
+        winP: 0,
+        winS: 0,
+        ackSent: 0,
+        edgeSent: 0,
+        tsvalMax: X,
+        tsecr: 9,
+      }),
+    ).toBe(true);
     expect(x.run('tcpfo_sent', p(R, '', { ack: A, window: 100 })).ret).toBe(TC_ACT_STOLEN); // S has not acknowledged yet
     const r = x.run('tcpfo_xlate', sCopy(R, '', { ack: A, window: 80 }));
     expect(r.ret).toBe(TC_ACT_REDIRECT);
@@ -328,7 +428,16 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     const otherKey = { ...key, client: other };
     x.remove(otherKey);
     x.primaryOnly(otherKey, 0, 0, true, 7, 7);
-    const otherSeg = frame({ seq: 1, ack: 2, window: 3, flags: TCP_ACK_FLAG | TCP_PSH, tsval: 4, tsecr: 5, payload: Buffer.from('a'), client: other });
+    const otherSeg = frame({
+      seq: 1,
+      ack: 2,
+      window: 3,
+      flags: TCP_ACK_FLAG | TCP_PSH,
+      tsval: 4,
+      tsecr: 5,
+      payload: Buffer.from('a'),
+      client: other,
+    });
     x.setOrderDone(x.orderQueued()!);
     const q0 = x.orderQueued()![orderSlot(CLIENT)]!;
     // An earlier answer of the client goes to the queue (a FIN: the bridge's), no verdict yet.

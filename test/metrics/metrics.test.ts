@@ -10,7 +10,9 @@ describe('metrics', () => {
     expect(text).not.toMatch(/^tcpfo_heartbeat_rtt_seconds /m);
     expect(text).not.toMatch(/^tcpfo_last_failover_duration_seconds /m);
     expect(text).not.toMatch(/^tcpfo_server_up /m);
-    const known = await buildRegistry(() => snap({ serverHealthy: false, kernelInbound: { translated: 5, synsPassed: 2, duplicated: 0, outOfWindow: 1 } })).metrics();
+    const known = await buildRegistry(() =>
+      snap({ serverHealthy: false, kernelInbound: { translated: 5, synsPassed: 2, duplicated: 0, outOfWindow: 1 } }),
+    ).metrics();
     expect(known).toMatch(/^tcpfo_server_up 0$/m);
     expect(known).toContain('tcpfo_kernel_inbound_total{action="translated"} 5');
     expect(known).toContain('tcpfo_kernel_inbound_total{action="out-of-window"} 1');

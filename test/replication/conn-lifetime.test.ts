@@ -128,12 +128,26 @@ describe('a connection’s entry ends with the connection', () => {
       pair.merger.fromClient(id++, clientSeg({ seq: CISN, ack: 0, flags: TCP_SYN, srcPort: port }), pair.now);
       const synAck = buildIpv4Tcp(
         { src: VIP, dst: CLIENT },
-        { srcPort: SPORT, dstPort: port, seq: ISN_P, ack: CISN + 1, flags: TCP_SYN | TCP_ACK_FLAG, window: 500, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+        {
+          srcPort: SPORT,
+          dstPort: port,
+          seq: ISN_P,
+          ack: CISN + 1,
+          flags: TCP_SYN | TCP_ACK_FLAG,
+          window: 500,
+          urgent: 0,
+          options: [{ kind: 'mss', mss: 1460 }],
+          payload: Buffer.alloc(0),
+        },
       );
       const mine = id++;
       pair.merger.fromPrimary(mine, synAck, false, pair.now);
       // The client acknowledges the handshake: a live connection, never taken for a flood's.
-      pair.merger.fromClient(id++, clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: port }), pair.now);
+      pair.merger.fromClient(
+        id++,
+        clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: port }),
+        pair.now,
+      );
       return pair.sink.fate(mine);
     };
     for (let port = 1; port <= 16; port++) expect(connect(port)).toBe('accept');
@@ -155,7 +169,17 @@ describe('a connection’s entry ends with the connection', () => {
     const connect = (port: number) => {
       const synAck = buildIpv4Tcp(
         { src: VIP, dst: CLIENT },
-        { srcPort: SPORT, dstPort: port, seq: ISN_P, ack: CISN + 1, flags: TCP_SYN | TCP_ACK_FLAG, window: 500, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) },
+        {
+          srcPort: SPORT,
+          dstPort: port,
+          seq: ISN_P,
+          ack: CISN + 1,
+          flags: TCP_SYN | TCP_ACK_FLAG,
+          window: 500,
+          urgent: 0,
+          options: [{ kind: 'mss', mss: 1460 }],
+          payload: Buffer.alloc(0),
+        },
       );
       const mine = id++;
       pair.merger.fromPrimary(mine, synAck, false, pair.now);
@@ -163,7 +187,11 @@ describe('a connection’s entry ends with the connection', () => {
     };
     expect(connect(1)).toBe('accept');
     // Port 1's client acknowledges the handshake (through the queue here; the kernel's case is read back alike).
-    pair.merger.fromClient(id++, clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: 1 }), pair.now);
+    pair.merger.fromClient(
+      id++,
+      clientSeg({ seq: CISN + 1, ack: ISN_P + 1, flags: TCP_ACK_FLAG, srcPort: 1 }),
+      pair.now,
+    );
     for (let port = 2; port <= 16; port++) expect(connect(port)).toBe('accept');
     for (let port = 17; port <= 40; port++) expect(connect(port)).toBe('accept');
     expect(pair.merger.stats.evictedHalfOpen).toBe(24);
@@ -190,4 +218,3 @@ describe('a connection’s entry ends with the connection', () => {
     expect(pair.merger.find(CLIENT, CPORT, SPORT)!.closedAt).toBeNull();
   });
 });
-

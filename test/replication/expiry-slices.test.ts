@@ -11,9 +11,27 @@ import { CLIENT, RecordingSink, SPORT, VIP } from './harness.js';
 
 /** A merger with `n` connections in their handshake (P's SYN-ACK held), made at time 0. */
 function table(n: number, handshakeTimeoutMs: number, sink = new RecordingSink()): Merger {
-  const m = new Merger({ service: VIP, handshakeTimeoutMs, maxConnections: 2 * n, maxPendingHandshakes: 2 * n }, sink, () => {}, null);
+  const m = new Merger(
+    { service: VIP, handshakeTimeoutMs, maxConnections: 2 * n, maxPendingHandshakes: 2 * n },
+    sink,
+    () => {},
+    null,
+  );
   for (let i = 0; i < n; i++) {
-    const synAck = buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: 20_000 + i, seq: 1000, ack: 5001, flags: TCP_SYN | TCP_ACK_FLAG, window: 64240, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) });
+    const synAck = buildIpv4Tcp(
+      { src: VIP, dst: CLIENT },
+      {
+        srcPort: SPORT,
+        dstPort: 20_000 + i,
+        seq: 1000,
+        ack: 5001,
+        flags: TCP_SYN | TCP_ACK_FLAG,
+        window: 64240,
+        urgent: 0,
+        options: [{ kind: 'mss', mss: 1460 }],
+        payload: Buffer.alloc(0),
+      },
+    );
     m.fromPrimary(i + 1, synAck, false, 0);
   }
   expect(m.connections).toBe(n);
@@ -35,11 +53,29 @@ describe('the merger’s pass over its table', () => {
 
   it('a pass begun on an empty table ends: connections made later are looked at within about a second', () => {
     const sink = new RecordingSink();
-    const m = new Merger({ service: VIP, handshakeTimeoutMs: 1000, maxConnections: 1000, maxPendingHandshakes: 1000 }, sink, () => {}, null);
+    const m = new Merger(
+      { service: VIP, handshakeTimeoutMs: 1000, maxConnections: 1000, maxPendingHandshakes: 1000 },
+      sink,
+      () => {},
+      null,
+    );
     expect(m.poll(0)).toBe(0);
     expect(m.poll(100)).toBe(0); // a pass over nothing
     for (let i = 0; i < 100; i++) {
-      const synAck = buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: 30_000 + i, seq: 1000, ack: 5001, flags: TCP_SYN | TCP_ACK_FLAG, window: 64240, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) });
+      const synAck = buildIpv4Tcp(
+        { src: VIP, dst: CLIENT },
+        {
+          srcPort: SPORT,
+          dstPort: 30_000 + i,
+          seq: 1000,
+          ack: 5001,
+          flags: TCP_SYN | TCP_ACK_FLAG,
+          window: 64240,
+          urgent: 0,
+          options: [{ kind: 'mss', mss: 1460 }],
+          payload: Buffer.alloc(0),
+        },
+      );
       m.fromPrimary(i + 1, synAck, false, 150);
     }
     let removed = 0;

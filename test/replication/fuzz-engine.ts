@@ -66,18 +66,45 @@ export function harnessCorpus(): Corpus {
     c.frames.push(emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:0a'), ETHERTYPE_IPV4, pkt));
     pair.fromClient(pkt);
   };
-  fromC(clientSeg({ seq: 5000, ack: 0, flags: 0x02, options: [{ kind: 'mss', mss: 1460 }, { kind: 'sack-permitted' }, { kind: 'timestamp', tsval: 1, tsecr: 0 }, { kind: 'wscale', shift: 7 }] }));
+  fromC(
+    clientSeg({
+      seq: 5000,
+      ack: 0,
+      flags: 0x02,
+      options: [
+        { kind: 'mss', mss: 1460 },
+        { kind: 'sack-permitted' },
+        { kind: 'timestamp', tsval: 1, tsecr: 0 },
+        { kind: 'wscale', shift: 7 },
+      ],
+    }),
+  );
   fromP(pair.p.synAck(5000));
   fromS(pair.s.synAck(5000));
   const cack = 5001;
-  fromC(clientSeg({ seq: cack, ack: 7_000_001, flags: TCP_ACK_FLAG, payload: Buffer.from('GET /x\n'), options: [{ kind: 'timestamp', tsval: 2, tsecr: 0xfffffff0 }] }));
+  fromC(
+    clientSeg({
+      seq: cack,
+      ack: 7_000_001,
+      flags: TCP_ACK_FLAG,
+      payload: Buffer.from('GET /x\n'),
+      options: [{ kind: 'timestamp', tsval: 2, tsecr: 0xfffffff0 }],
+    }),
+  );
   const req = seqAdd(cack, 7);
   for (let i = 0; i < 4; i++) {
     const d = Buffer.alloc(700 + i * 300, 65 + i);
     fromP(pair.p.data(d, req));
     fromS(pair.s.data(d, req));
   }
-  fromC(clientSeg({ seq: req, ack: 7_000_001 + 1000, flags: TCP_ACK_FLAG, options: [{ kind: 'sack', blocks: [[7_002_000, 7_002_600]] }] }));
+  fromC(
+    clientSeg({
+      seq: req,
+      ack: 7_000_001 + 1000,
+      flags: TCP_ACK_FLAG,
+      options: [{ kind: 'sack', blocks: [[7_002_000, 7_002_600]] }],
+    }),
+  );
   fromP(pair.p.ack(req));
   fromS(pair.s.ack(req, 500, [{ kind: 'sack', blocks: [[5000, 5007]] }]));
   fromP(pair.p.fin(req));
@@ -149,7 +176,16 @@ function csumState(r: () => number): ChecksumState {
 
 export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorpus()): FuzzResult {
   const r = prng(seed);
-  const res: FuzzResult = { packets: 0, throws: 0, badVerdicts: 0, leftWithoutVerdict: 0, maxConnections: 0, maxStoredBytes: 0, boundViolations: 0, ms: 0 };
+  const res: FuzzResult = {
+    packets: 0,
+    throws: 0,
+    badVerdicts: 0,
+    leftWithoutVerdict: 0,
+    maxConnections: 0,
+    maxStoredBytes: 0,
+    boundViolations: 0,
+    ms: 0,
+  };
   const open = new Set<number>();
   const verdict = (id: number) => {
     if (!open.delete(id)) res.badVerdicts++;
@@ -157,7 +193,14 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
   const merger = new Merger({ service: VIP, ...limits }, sink);
-  const diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500, primaryMac: '02:00:00:00:00:01' });
+  const diverter = new Diverter({
+    service: VIP,
+    self: A_S,
+    primary: A_P,
+    ports: new PortMatcher([SPORT]),
+    mtu: 1500,
+    primaryMac: '02:00:00:00:00:01',
+  });
   const pick = (xs: Buffer[]) => xs[Math.floor(r() * xs.length)]!;
   let id = 1;
   let now = 0;
@@ -171,7 +214,13 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
         merger.fromPrimary(id++, mutate(pick(corpus.primary), r), r() < 0.1, now, csumState(r));
       } else if (k < 0.55 && corpus.diverted.length) {
         open.add(id);
-        merger.fromSecondary(id++, mutate(pick(corpus.diverted), r), r() < 0.95 ? CLIENT : Math.floor(r() * 2 ** 32), now, csumState(r));
+        merger.fromSecondary(
+          id++,
+          mutate(pick(corpus.diverted), r),
+          r() < 0.95 ? CLIENT : Math.floor(r() * 2 ** 32),
+          now,
+          csumState(r),
+        );
       } else if (k < 0.8 && corpus.client.length) {
         open.add(id);
         merger.fromClient(id++, mutate(pick(corpus.client), r), now, csumState(r));
@@ -191,7 +240,11 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
       const q = merger.queued();
       res.maxConnections = Math.max(res.maxConnections, merger.connections);
       res.maxStoredBytes = Math.max(res.maxStoredBytes, q.storedBytes);
-      if (merger.connections > limits.maxConnections || q.storedBytes > limits.maxStoredBytes * Math.max(1, merger.connections)) res.boundViolations++;
+      if (
+        merger.connections > limits.maxConnections ||
+        q.storedBytes > limits.maxStoredBytes * Math.max(1, merger.connections)
+      )
+        res.boundViolations++;
     }
   }
   // Everything expires eventually; nothing may stay held in the kernel's queue.

@@ -8,7 +8,16 @@ import { ipv4 } from '../../bridge/wire/addr.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN, type TcpRepr } from '../../bridge/wire/tcp.js';
+import {
+  buildIpv4Tcp,
+  parseIpv4Tcp,
+  parseTcpRepr,
+  TCP_ACK_FLAG,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_SYN,
+  type TcpRepr,
+} from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../bridge/ports.js';
 import { Merger, type InboundOffload, type MergerConfig, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
@@ -67,7 +76,8 @@ export class RecordingSink implements MergerSink {
       for (let i = 0; i < r.repr.payload.length; i++) {
         const at = (r.repr.seq - isnS - 1 + i + 2 ** 32) % 2 ** 32;
         const prev = bytes.get(at);
-        if (prev !== undefined && prev !== r.repr.payload[i]) throw new Error(`client saw two different bytes at offset ${at}`);
+        if (prev !== undefined && prev !== r.repr.payload[i])
+          throw new Error(`client saw two different bytes at offset ${at}`);
         bytes.set(at, r.repr.payload[i]!);
       }
     }
@@ -115,10 +125,18 @@ export class ServerSide {
     return o;
   }
   opts(extra: TcpOption[] = []): TcpOption[] {
-    return this.ts !== null ? [{ kind: 'timestamp', tsval: this.ts, tsecr: ((this.spec.echo ?? 777) + 1) >>> 0 }, ...extra] : extra;
+    return this.ts !== null
+      ? [{ kind: 'timestamp', tsval: this.ts, tsecr: ((this.spec.echo ?? 777) + 1) >>> 0 }, ...extra]
+      : extra;
   }
   synAck(clientIsn: number, window = 64240): Buffer {
-    return seg({ seq: this.spec.isn, ack: seqAdd(clientIsn, 1), flags: TCP_SYN | TCP_ACK_FLAG, window, options: this.synOptions() });
+    return seg({
+      seq: this.spec.isn,
+      ack: seqAdd(clientIsn, 1),
+      flags: TCP_SYN | TCP_ACK_FLAG,
+      window,
+      options: this.synOptions(),
+    });
   }
   syn(window = 64240): Buffer {
     return seg({ seq: this.spec.isn, ack: 0, flags: TCP_SYN, window, options: this.synOptions() });
@@ -160,7 +178,14 @@ export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flag
 export class Pair {
   readonly sink = new RecordingSink();
   readonly merger: Merger;
-  readonly diverter = new Diverter({ service: VIP, self: A_S, primary: A_P, ports: new PortMatcher([SPORT]), mtu: 1500, primaryMac: '02:00:00:00:00:02' });
+  readonly diverter = new Diverter({
+    service: VIP,
+    self: A_S,
+    primary: A_P,
+    ports: new PortMatcher([SPORT]),
+    mtu: 1500,
+    primaryMac: '02:00:00:00:00:02',
+  });
   readonly p: ServerSide;
   readonly s: ServerSide;
   readonly events: string[] = [];

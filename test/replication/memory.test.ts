@@ -52,23 +52,27 @@ describe('held segments and the buffer budget', () => {
 
   it('property: whatever order P’s and S’s segments come in, the budget counts exactly what is held and stored, and returns to zero', () => {
     fc.assert(
-      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 30 }), (order, segs) => {
-        const { pair, cack } = established({ maxBufferedBytes: 20_000 });
-        let p = 0;
-        let s = 0;
-        const ids: number[] = [];
-        for (const fromP of order) {
-          if (fromP && p < segs) ids.push(pair.fromP(pair.p.data(Buffer.alloc(700, p++), cack)));
-          else if (s < segs) pair.fromS(pair.s.data(Buffer.alloc(700, s++), cack));
-          const q = pair.merger.queued();
-          expect(pair.merger.buffered.stored).toBe(q.storedBytes);
-          expect(pair.merger.buffered.stored + pair.merger.buffered.held).toBeLessThanOrEqual(20_000 + 700);
-        }
-        while (s < segs) pair.fromS(pair.s.data(Buffer.alloc(700, s++), cack));
-        // Every P segment got its verdict: the held copies are given back.
-        for (const id of ids) expect(pair.sink.fate(id)).toBeDefined();
-        expect(pair.merger.buffered.held).toBe(0);
-      }),
+      fc.property(
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 30 }),
+        (order, segs) => {
+          const { pair, cack } = established({ maxBufferedBytes: 20_000 });
+          let p = 0;
+          let s = 0;
+          const ids: number[] = [];
+          for (const fromP of order) {
+            if (fromP && p < segs) ids.push(pair.fromP(pair.p.data(Buffer.alloc(700, p++), cack)));
+            else if (s < segs) pair.fromS(pair.s.data(Buffer.alloc(700, s++), cack));
+            const q = pair.merger.queued();
+            expect(pair.merger.buffered.stored).toBe(q.storedBytes);
+            expect(pair.merger.buffered.stored + pair.merger.buffered.held).toBeLessThanOrEqual(20_000 + 700);
+          }
+          while (s < segs) pair.fromS(pair.s.data(Buffer.alloc(700, s++), cack));
+          // Every P segment got its verdict: the held copies are given back.
+          for (const id of ids) expect(pair.sink.fate(id)).toBeDefined();
+          expect(pair.merger.buffered.held).toBe(0);
+        },
+      ),
       { numRuns: 200 },
     );
   });

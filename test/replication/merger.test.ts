@@ -21,7 +21,10 @@ function refill(pkt: Buffer): void {
 const ISN_P = 1_000_000;
 const ISN_S = 7_000_000;
 
-function established(p: Partial<ConstructorParameters<typeof Pair>[0]> = {}, s: Partial<ConstructorParameters<typeof Pair>[1]> = {}) {
+function established(
+  p: Partial<ConstructorParameters<typeof Pair>[0]> = {},
+  s: Partial<ConstructorParameters<typeof Pair>[1]> = {},
+) {
   const pair = new Pair({ isn: ISN_P, ts: 50_000, ...p }, { isn: ISN_S, ts: 90_000, ...s });
   const cisn = pair.handshake();
   return { pair, cack: seqAdd(cisn, 1) };
@@ -29,7 +32,10 @@ function established(p: Partial<ConstructorParameters<typeof Pair>[0]> = {}, s: 
 
 describe('handshake (§7.1)', () => {
   it('holds P’s SYN-ACK until S’s arrives, then releases it in S’s spaces with merged options', () => {
-    const pair = new Pair({ isn: ISN_P, ts: 50_000, mss: 1460, wscale: 7 }, { isn: ISN_S, ts: 90_000, mss: 1452, wscale: 9 });
+    const pair = new Pair(
+      { isn: ISN_P, ts: 50_000, mss: 1460, wscale: 7 },
+      { isn: ISN_S, ts: 90_000, mss: 1452, wscale: 9 },
+    );
     pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
     const id = pair.fromP(pair.p.synAck(5000, 65000));
     expect(pair.sink.fate(id)).toBeUndefined();
@@ -54,7 +60,10 @@ describe('handshake (§7.1)', () => {
   });
 
   it('a SYN-ACK P sends again after the merge goes out with the same merged options and window (kept packed, without the SYNs)', () => {
-    const pair = new Pair({ isn: ISN_P, ts: 50_000, mss: 1460, wscale: 7 }, { isn: ISN_S, ts: 90_000, mss: 1452, wscale: 9 });
+    const pair = new Pair(
+      { isn: ISN_P, ts: 50_000, mss: 1460, wscale: 7 },
+      { isn: ISN_S, ts: 90_000, mss: 1452, wscale: 9 },
+    );
     pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN }));
     pair.fromP(pair.p.synAck(5000, 65000));
     pair.fromS(pair.s.synAck(5000, 64000));
@@ -83,12 +92,18 @@ describe('handshake (§7.1)', () => {
 
   it('packs a SYN’s options into one small integer and back, for every MSS, window scale, SACK and ECN', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: -1, max: 14 }), fc.boolean(), fc.boolean(), (mss, wscale, sackOk, ecn) => {
-        const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0 });
-        expect(w).toBeGreaterThan(0);
-        expect(w).toBeLessThan(2 ** 23);
-        expect(unpackSynOpts(w)).toEqual({ mss, wscale, sackOk, ecn });
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: -1, max: 14 }),
+        fc.boolean(),
+        fc.boolean(),
+        (mss, wscale, sackOk, ecn) => {
+          const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0 });
+          expect(w).toBeGreaterThan(0);
+          expect(w).toBeLessThan(2 ** 23);
+          expect(unpackSynOpts(w)).toEqual({ mss, wscale, sackOk, ecn });
+        },
+      ),
     );
     expect(unpackSynOpts(0)).toBeNull();
   });
@@ -114,7 +129,9 @@ describe('handshake (§7.1)', () => {
   it('segments the merger builds echo the client’s timestamp, whatever its clock (not 0 when it is past 2^31)', () => {
     const echo = 3_000_000_000; // the client's TSval, "before" 0 in serial arithmetic
     const pair = new Pair({ isn: ISN_P, ts: 50_000, echo }, { isn: ISN_S, ts: 90_000, echo });
-    pair.fromClient(clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN, options: [{ kind: 'timestamp', tsval: echo, tsecr: 0 }] }));
+    pair.fromClient(
+      clientSeg({ seq: 5000, ack: 0, flags: TCP_SYN, options: [{ kind: 'timestamp', tsval: echo, tsecr: 0 }] }),
+    );
     pair.fromP(pair.p.synAck(5000));
     pair.fromS(pair.s.synAck(5000));
     const cack = 5001;
@@ -125,7 +142,8 @@ describe('handshake (§7.1)', () => {
     pair.merger.poll(110);
     const built = pair.sink.toClient.filter((t) => t.id === -1 && t.repr.payload.length);
     expect(built.length).toBeGreaterThan(0);
-    for (const b of built) expect(b.repr.options.find((o) => o.kind === 'timestamp')).toMatchObject({ tsecr: (echo + 1) >>> 0 });
+    for (const b of built)
+      expect(b.repr.options.find((o) => o.kind === 'timestamp')).toMatchObject({ tsecr: (echo + 1) >>> 0 });
   });
 
   it('clears ECE unless both servers agreed to ECN', () => {
@@ -141,7 +159,14 @@ describe('handshake (§7.1)', () => {
 
   it('passes the client’s SYN to P unchanged and translates its handshake ACK', () => {
     const { pair } = established();
-    const r = pair.fromClient(clientSeg({ seq: 5001, ack: ISN_S + 1, flags: TCP_ACK_FLAG, options: [{ kind: 'timestamp', tsval: 1, tsecr: 90_000 }] }));
+    const r = pair.fromClient(
+      clientSeg({
+        seq: 5001,
+        ack: ISN_S + 1,
+        flags: TCP_ACK_FLAG,
+        options: [{ kind: 'timestamp', tsval: 1, tsecr: 90_000 }],
+      }),
+    );
     const out = r.out!;
     expect(out.readUInt32BE(20 + 8)).toBe(ISN_P + 1);
     expect(out.readUInt32BE(20 + 20 + 6)).toBe(50_000); // TSecr moved into P's clock
@@ -272,13 +297,32 @@ describe('acknowledgements', () => {
     const { pair } = established();
     // P has everything up to 8000; S up to 5011, plus 6000–7000 and 7500–9000.
     pair.fromP(pair.p.ack(8000, 500, [{ kind: 'sack', blocks: [[4000, 4500]] }])); // a D-SACK below its ACK
-    pair.fromS(pair.s.ack(5011, 500, [{ kind: 'sack', blocks: [[6000, 7000], [7500, 9000]] }]));
+    pair.fromS(
+      pair.s.ack(5011, 500, [
+        {
+          kind: 'sack',
+          blocks: [
+            [6000, 7000],
+            [7500, 9000],
+          ],
+        },
+      ]),
+    );
     const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
-    expect(pair.merger.mergedSack(c)).toEqual([[6000, 7000], [7500, 8000]]);
+    expect(pair.merger.mergedSack(c)).toEqual([
+      [6000, 7000],
+      [7500, 8000],
+    ]);
     // The ACK built for S's dup ACK carries exactly those.
     const last = pair.sink.toClient.at(-1)!;
     expect(last.repr.ack).toBe(5011);
-    expect(last.repr.options).toContainEqual({ kind: 'sack', blocks: [[6000, 7000], [7500, 8000]] });
+    expect(last.repr.options).toContainEqual({
+      kind: 'sack',
+      blocks: [
+        [6000, 7000],
+        [7500, 8000],
+      ],
+    });
   });
 
   it('absorbs one server’s ACK that moves nothing', () => {
@@ -718,7 +762,12 @@ describe('property: any split and interleaving gives the client one exact stream
 describe('hostile client input', () => {
   it('a SACK option whose length is not whole blocks is translated block-wise, not read past (found by the fuzzer: a crash)', () => {
     const { pair, cack } = established();
-    const pkt = clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, options: [{ kind: 'sack', blocks: [[ISN_S + 1, ISN_S + 2]] }] }); // padded to 12 bytes
+    const pkt = clientSeg({
+      seq: cack,
+      ack: ISN_S + 1,
+      flags: TCP_ACK_FLAG,
+      options: [{ kind: 'sack', blocks: [[ISN_S + 1, ISN_S + 2]] }],
+    }); // padded to 12 bytes
     const at = pkt.indexOf(Buffer.from([5, 10]), 40); // kind 5 (SACK), length 10
     expect(at).toBeGreaterThan(0);
     pkt[at + 1] = 12; // 1.25 blocks
@@ -778,7 +827,8 @@ describe('blind segments from spoofed clients change nothing (RFC 5961)', () => 
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
     const cisn = pair.handshake();
     // The attacker never saw the SYN-ACK: its ACK numbers are guesses.
-    for (const ack of [1, ISN_S, ISN_S + 2, ISN_S + 100_000]) pair.fromClient(clientSeg({ seq: cisn + 1, ack, flags: TCP_ACK_FLAG }));
+    for (const ack of [1, ISN_S, ISN_S + 2, ISN_S + 100_000])
+      pair.fromClient(clientSeg({ seq: cisn + 1, ack, flags: TCP_ACK_FLAG }));
     expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(false);
     pair.now = 10_001;
     expect(pair.merger.poll(pair.now)).toBe(1);
@@ -804,7 +854,16 @@ describe('the kernel translating the client’s common segments (InboundOffload)
    * — serial maxima of its ACK and end — only inside the windows.
    */
   class FakeOffload implements InboundOffload {
-    readonly entries = new Map<string, { dseq: number; dts: number; ts: boolean; wscale: number; seen: { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } }>();
+    readonly entries = new Map<
+      string,
+      {
+        dseq: number;
+        dts: number;
+        ts: boolean;
+        wscale: number;
+        seen: { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number };
+      }
+    >();
     outOfWindow = 0;
     private sink: RecordingSink | null = null;
     /** What went towards the client (the egress program's view). */
@@ -815,7 +874,13 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     key(c: { client: number; clientPort: number; servicePort: number }): string {
       return `${c.client}:${c.clientPort}:${c.servicePort}`;
     }
-    add(c: { client: number; service: number; clientPort: number; servicePort: number }, dseq: number, dts: number, ts: boolean, wscale: number): void {
+    add(
+      c: { client: number; service: number; clientPort: number; servicePort: number },
+      dseq: number,
+      dts: number,
+      ts: boolean,
+      wscale: number,
+    ): void {
       this.entries.set(this.key(c), { dseq, dts, ts, wscale, seen: { packets: 0 } });
     }
     mergeStart(_c: unknown, _init: KernelMergeInit): boolean {
@@ -825,7 +890,14 @@ describe('the kernel translating the client’s common segments (InboundOffload)
       return null;
     }
     /** primaryOnly calls, with how many segments had gone towards the client by then. */
-    readonly primaryOnlyCalls: Array<{ dseq: number; dts: number; ts: boolean; wsP: number; wsS: number; sentBefore: number }> = [];
+    readonly primaryOnlyCalls: Array<{
+      dseq: number;
+      dts: number;
+      ts: boolean;
+      wsP: number;
+      wsS: number;
+      sentBefore: number;
+    }> = [];
     primaryOnly(_c: unknown, dseq: number, dts: number, ts: boolean, wsP: number, wsS: number): boolean {
       this.primaryOnlyCalls.push({ dseq, dts, ts, wsP, wsS, sentBefore: this.sink?.toClient.length ?? 0 });
       return true;
@@ -858,7 +930,13 @@ describe('the kernel translating the client’s common segments (InboundOffload)
       const s = this.sent(e.wscale);
       const win = Math.max(s?.rcvWnd ?? 0, 65535);
       const after = (a: number, b: number) => seqSub(a, b) > 0 && seqSub(a, b) < 2 ** 31;
-      if (!s || after(ack, s.sndNxt) || seqSub(s.sndNxt, ack) > 65535 * 2 ** 14 || after(seqSub(s.rcvNxt, win), nxt) || after(seq, seqAdd(s.rcvNxt, win))) {
+      if (
+        !s ||
+        after(ack, s.sndNxt) ||
+        seqSub(s.sndNxt, ack) > 65535 * 2 ** 14 ||
+        after(seqSub(s.rcvNxt, win), nxt) ||
+        after(seq, seqAdd(s.rcvNxt, win))
+      ) {
         this.outOfWindow++;
         return;
       }
@@ -895,14 +973,16 @@ describe('the kernel translating the client’s common segments (InboundOffload)
   }
 
   /** The kernel's state after it stole P's `stolen` (its first arrival, in P's space) and let the connection go. */
-  const stoleP = (stolen: Buffer[], len: number) => (init: KernelMergeInit): KernelMergeState => ({
-    ...init,
-    flags: (1 << 2) | (1 << 3) | (1 << 4),
-    handover: 2,
-    ahead: 1,
-    pending: [seqAdd(init.relNxt, len)],
-    stashed: stolen,
-  });
+  const stoleP =
+    (stolen: Buffer[], len: number) =>
+    (init: KernelMergeInit): KernelMergeState => ({
+      ...init,
+      flags: (1 << 2) | (1 << 3) | (1 << 4),
+      handover: 2,
+      ahead: 1,
+      pending: [seqAdd(init.relNxt, len)],
+      stashed: stolen,
+    });
 
   it('merges P’s segments the kernel stole and kept as it takes the connection: S’s copy releases them at once, no retransmission of P’s needed', () => {
     const stolen: Buffer[] = [];
@@ -974,7 +1054,10 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     pair.merger.secondaryFailed();
     expect(pair.sink.fate(held)).toBe('accept');
     expect(off.primaryOnlyCalls).toHaveLength(1);
-    expect(off.primaryOnlyCalls[0]).toMatchObject({ dseq: seqSub(ISN_P, ISN_S), sentBefore: pair.sink.toClient.length });
+    expect(off.primaryOnlyCalls[0]).toMatchObject({
+      dseq: seqSub(ISN_P, ISN_S),
+      sentBefore: pair.sink.toClient.length,
+    });
   });
 
   it('a connection begun alone, whose output the kernel releases, is not taken for half-open: the client’s ACK the kernel read back counts', () => {
@@ -998,7 +1081,9 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, { handshakeTimeoutMs: 10_000 }, off);
     off.watch(pair.sink);
     pair.handshake();
-    expect([...off.entries.values()]).toEqual([{ dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true, wscale: 7, seen: { packets: 0 } }]);
+    expect([...off.entries.values()]).toEqual([
+      { dseq: seqSub(ISN_P, ISN_S), dts: seqSub(50_000, 90_000), ts: true, wscale: 7, seen: { packets: 0 } },
+    ]);
     pair.now = 10_001;
     expect(pair.merger.poll(pair.now)).toBe(1); // never acknowledged: a spoofed SYN's entry
     expect(off.entries.size).toBe(0);
@@ -1071,13 +1156,20 @@ describe('checksums are verified before the merger rewrites a segment', () => {
 
   it('a corrupted client segment is dropped and counted, not translated with a valid sum', () => {
     const { pair, cack } = established();
-    const r = pair.fromClient(corrupt(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') })));
+    const r = pair.fromClient(
+      corrupt(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') })),
+    );
     expect(pair.sink.fate(r.id)).toBe('drop');
     expect(pair.merger.stats.drops['bad-checksum']).toBe(1);
     // Verified by the NIC: taken as it is (the kernel already checked it).
     const ok = pair.merger;
     const id = 77_777;
-    ok.fromClient(id, clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') }), pair.now, 'verified');
+    ok.fromClient(
+      id,
+      clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG, payload: B('hello') }),
+      pair.now,
+      'verified',
+    );
     expect(pair.sink.fate(id)).toBe('accept');
   });
 
@@ -1112,7 +1204,20 @@ describe('checksums are verified before the merger rewrites a segment', () => {
 describe('bounds: a SYN flood cannot starve established connections', () => {
   /** A SYN-ACK to client port `port`, as P's or S's TCP sends it. */
   const synAck = (port: number, isn: number) =>
-    buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: port, seq: isn, ack: 1, flags: TCP_SYN | TCP_ACK_FLAG, window: 100, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.alloc(0) });
+    buildIpv4Tcp(
+      { src: VIP, dst: CLIENT },
+      {
+        srcPort: SPORT,
+        dstPort: port,
+        seq: isn,
+        ack: 1,
+        flags: TCP_SYN | TCP_ACK_FLAG,
+        window: 100,
+        urgent: 0,
+        options: [{ kind: 'mss', mss: 1460 }],
+        payload: Buffer.alloc(0),
+      },
+    );
   /** S's SYN-ACK diverted to P (the merger only reads the client from the divert option, given here). */
   const fromS = (pair: Pair, port: number, isn: number) => {
     const pkt = synAck(port, isn);
@@ -1182,7 +1287,22 @@ describe('bounds: a SYN flood cannot starve established connections', () => {
     pair.fromP(pair.p.data(B('hello'), cack));
     pair.fromS(pair.s.data(B('hello'), cack));
     for (const seq of [ISN_S + 10_000, ISN_S - 10_000, (ISN_S + 2 ** 31) >>> 0, 12345]) {
-      pair.fromS(buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: CPORT, seq, ack: cack, flags: TCP_RST | TCP_ACK_FLAG, window: 0, urgent: 0, options: [], payload: Buffer.alloc(0) }));
+      pair.fromS(
+        buildIpv4Tcp(
+          { src: VIP, dst: CLIENT },
+          {
+            srcPort: SPORT,
+            dstPort: CPORT,
+            seq,
+            ack: cack,
+            flags: TCP_RST | TCP_ACK_FLAG,
+            window: 0,
+            urgent: 0,
+            options: [],
+            payload: Buffer.alloc(0),
+          },
+        ),
+      );
     }
     expect(pair.merger.stats.drops['out-of-window']).toBe(4);
     expect(pair.merger.phases().merging).toBe(1);
@@ -1401,7 +1521,20 @@ describe('adopted connections (roles swapped after a failure)', () => {
     expect(pair.sink.acceptedPacket(id)).toBeUndefined(); // not rewritten
     expect(own.equals(copy)).toBe(true);
     // Another connection nobody merged: dropped.
-    const other = buildIpv4Tcp({ src: VIP, dst: CLIENT }, { srcPort: SPORT, dstPort: CPORT + 1, seq: 1, ack: 1, flags: TCP_ACK_FLAG, window: 1, urgent: 0, options: [], payload: B('x') });
+    const other = buildIpv4Tcp(
+      { src: VIP, dst: CLIENT },
+      {
+        srcPort: SPORT,
+        dstPort: CPORT + 1,
+        seq: 1,
+        ack: 1,
+        flags: TCP_ACK_FLAG,
+        window: 1,
+        urgent: 0,
+        options: [],
+        payload: B('x'),
+      },
+    );
     expect(pair.sink.fate(pair.fromP(other))).toBe('drop');
     expect(pair.merger.stats.adopted).toBe(1);
     // Forgotten after its RST, and after the idle timeout.

@@ -135,7 +135,9 @@ describe('the order of a client’s answers', () => {
           for (let r = o.ready(0); r.length; r = o.ready(0)) {
             for (const v of r) {
               // Every earlier packet of its slot has its verdict.
-              for (const [w, n] of arrivalOf) if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v) expect(decided.has(w)).toBe(true);
+              for (const [w, n] of arrivalOf)
+                if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v)
+                  expect(decided.has(w)).toBe(true);
               left.push(v);
             }
           }

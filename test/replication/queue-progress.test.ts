@@ -5,7 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import { QueueProgress } from '../../bridge/primary/queue-progress.js';
 
-const counts = (lastId: number, queueDropped = 0, userDropped = 0) => ({ waiting: 0, queueDropped, userDropped, lastId });
+const counts = (lastId: number, queueDropped = 0, userDropped = 0) => ({
+  waiting: 0,
+  queueDropped,
+  userDropped,
+  lastId,
+});
 
 describe('the input queue’s progress', () => {
   it('caught up: everything seen, nothing lost', () => {

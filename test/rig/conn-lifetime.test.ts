@@ -27,7 +27,8 @@ async function emptied(rig: Rig, pair: TcpfoPair, withinMs: number): Promise<voi
   for (;;) {
     const t = await table(rig);
     if (STATES.every((s) => t[s] === 0)) return;
-    if (Date.now() > until) throw new Error(`the table still holds ${JSON.stringify(t)} after ${withinMs} ms\n${pair.logs().slice(-4000)}`);
+    if (Date.now() > until)
+      throw new Error(`the table still holds ${JSON.stringify(t)} after ${withinMs} ms\n${pair.logs().slice(-4000)}`);
     await new Promise((res) => setTimeout(res, 250));
   }
 }
@@ -36,7 +37,12 @@ async function emptied(rig: Rig, pair: TcpfoPair, withinMs: number): Promise<voi
 async function many(rig: Rig, n: number): Promise<void> {
   for (let done = 0; done < n; done += 2000) {
     const k = Math.min(2000, n - done);
-    const r = await rig.host('client').sh(`ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" many ${VIP} ${DEMO_PORT} 100 ${k}`, { timeoutMs: 120_000, allowFail: true });
+    const r = await rig
+      .host('client')
+      .sh(
+        `ulimit -n "$(ulimit -Hn)" && exec "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" many ${VIP} ${DEMO_PORT} 100 ${k}`,
+        { timeoutMs: 120_000, allowFail: true },
+      );
     if (!r.stdout.trim()) throw new Error(`demo client many failed (exit ${r.code}): ${r.stderr}`);
     const out = JSON.parse(r.stdout.trim()) as { ok: number; errors: string[] };
     expect(out.errors).toEqual([]);
@@ -45,35 +51,43 @@ async function many(rig: Rig, n: number): Promise<void> {
 }
 
 async function clientCmd(rig: Rig, mode: string, arg: string, n: number): Promise<Record<string, unknown>> {
-  const r = await rig.host('client').exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, VIP, String(DEMO_PORT), arg, String(n)], { timeoutMs: 120_000 });
+  const r = await rig
+    .host('client')
+    .exec([process.execPath, distScript('rig/servers/demo-client.js'), mode, VIP, String(DEMO_PORT), arg, String(n)], {
+      timeoutMs: 120_000,
+    });
   return JSON.parse(r.stdout.trim()) as Record<string, unknown>;
 }
 
 describe('the primary’s table after connections end (hub mode)', () => {
-  it('merged, then alone: closes by either side and server aborts leave nothing behind; an abort resets the client at once; 10,000 connections on a primary alone leave the table empty', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 300 });
-      try {
-        // Merged: the server closes first (GET), the client closes first (connect), the server aborts.
-        await many(rig, 1000);
-        await clientCmd(rig, 'connect', '0', 300);
-        const merged = await clientCmd(rig, 'abort', '0', 50);
-        expect(merged, pair.logs().slice(-3000)).toEqual({ reset: 50, other: [], maxMs: expect.any(Number) });
-        expect(merged.maxMs, pair.logs().slice(-3000)).toBeLessThan(3000);
-        await emptied(rig, pair, 10_000);
-        // Alone.
-        await killNode(pair, 'secondary');
-        await waitForLog(pair, /secondary failed: continuing alone/);
-        const t0 = Date.now();
-        await many(rig, 10_000);
-        console.log(`10,000 connections on a primary alone: ${Date.now() - t0} ms`);
-        await clientCmd(rig, 'connect', '0', 300);
-        const alone = await clientCmd(rig, 'abort', '0', 50);
-        expect(alone.reset).toBe(50);
-        await emptied(rig, pair, 10_000);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, slow(240_000));
+  it(
+    'merged, then alone: closes by either side and server aborts leave nothing behind; an abort resets the client at once; 10,000 connections on a primary alone leave the table empty',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 300 });
+        try {
+          // Merged: the server closes first (GET), the client closes first (connect), the server aborts.
+          await many(rig, 1000);
+          await clientCmd(rig, 'connect', '0', 300);
+          const merged = await clientCmd(rig, 'abort', '0', 50);
+          expect(merged, pair.logs().slice(-3000)).toEqual({ reset: 50, other: [], maxMs: expect.any(Number) });
+          expect(merged.maxMs, pair.logs().slice(-3000)).toBeLessThan(3000);
+          await emptied(rig, pair, 10_000);
+          // Alone.
+          await killNode(pair, 'secondary');
+          await waitForLog(pair, /secondary failed: continuing alone/);
+          const t0 = Date.now();
+          await many(rig, 10_000);
+          console.log(`10,000 connections on a primary alone: ${Date.now() - t0} ms`);
+          await clientCmd(rig, 'connect', '0', 300);
+          const alone = await clientCmd(rig, 'abort', '0', 50);
+          expect(alone.reset).toBe(50);
+          await emptied(rig, pair, 10_000);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(240_000),
+  );
 });

@@ -15,29 +15,39 @@ const LINKS: LinkName[] = ['client', 'primary', 'secondary'];
 function expectOk(c: FaultCase, r: Awaited<ReturnType<typeof runFaultCase>>): void {
   const ctx = `${describeLinks(c.links)} ${c.mode}${c.kill ? ` kill ${c.kill.node} at ${c.kill.afterMs} ms` : ''}\n${r.problems.join('\n')}\n${r.logs.slice(-4000)}`;
   expect(r.problems, ctx).toEqual([]);
-  console.log(`${describeLinks(c.links)} ${c.mode}${c.kill ? ` (kill ${c.kill.node})` : ''}: ${r.ms} ms, longest gap ${r.maxGapMs} ms, impaired ${JSON.stringify(r.impaired)}, re-sends ${JSON.stringify(r.retransmissions ?? null)}`);
+  console.log(
+    `${describeLinks(c.links)} ${c.mode}${c.kill ? ` (kill ${c.kill.node})` : ''}: ${r.ms} ms, longest gap ${r.maxGapMs} ms, impaired ${JSON.stringify(r.impaired)}, re-sends ${JSON.stringify(r.retransmissions ?? null)}`,
+  );
 }
 
 describe('faulty links, no failover (hub mode)', () => {
   for (const link of LINKS) {
-    it(`5% loss on the ${link} link: 10 MB each way byte-exact`, async () => {
-      for (const mode of ['get', 'put'] as const) {
-        const c: FaultCase = { links: { [link]: { loss: 0.05 } }, mode, bytes: 10 * MB };
-        const r = await runFaultCase(c);
-        expectOk(c, r);
-        expect(r.impaired.dropped).toBeGreaterThan(10);
-      }
-    }, slow(400_000));
+    it(
+      `5% loss on the ${link} link: 10 MB each way byte-exact`,
+      async () => {
+        for (const mode of ['get', 'put'] as const) {
+          const c: FaultCase = { links: { [link]: { loss: 0.05 } }, mode, bytes: 10 * MB };
+          const r = await runFaultCase(c);
+          expectOk(c, r);
+          expect(r.impaired.dropped).toBeGreaterThan(10);
+        }
+      },
+      slow(400_000),
+    );
 
-    it(`duplication (2%) and reordering (5%) on the ${link} link: 20 MB each way byte-exact`, async () => {
-      for (const mode of ['get', 'put'] as const) {
-        const c: FaultCase = { links: { [link]: { duplicate: 0.02, reorder: 0.05 } }, mode, bytes: 20 * MB };
-        const r = await runFaultCase(c);
-        expectOk(c, r);
-        expect(r.impaired.duplicated).toBeGreaterThan(10);
-        expect(r.impaired.delayed).toBeGreaterThan(10);
-      }
-    }, slow(400_000));
+    it(
+      `duplication (2%) and reordering (5%) on the ${link} link: 20 MB each way byte-exact`,
+      async () => {
+        for (const mode of ['get', 'put'] as const) {
+          const c: FaultCase = { links: { [link]: { duplicate: 0.02, reorder: 0.05 } }, mode, bytes: 20 * MB };
+          const r = await runFaultCase(c);
+          expectOk(c, r);
+          expect(r.impaired.duplicated).toBeGreaterThan(10);
+          expect(r.impaired.delayed).toBeGreaterThan(10);
+        }
+      },
+      slow(400_000),
+    );
   }
 });
 
@@ -47,18 +57,24 @@ describe('faulty links with a failover (hub mode)', () => {
     ['primary', 'get'],
     ['secondary', 'put'],
   ] as const) {
-    it(`1% loss, 1% duplication, 2% reordering on every link; the ${node} dies during a 100 MB ${mode}: byte-exact`, async () => {
-      const c: FaultCase = {
-        links: { client: all, primary: all, secondary: all },
-        mode,
-        bytes: 100 * MB,
-        kill: { node, afterMs: 150 + Math.floor(Math.random() * 300) },
-      };
-      const r = await runFaultCase(c);
-      expectOk(c, r);
-      // The node really died mid-transfer.
-      expect(r.ms).toBeGreaterThan(c.kill!.afterMs + 100);
-      expect(r.logs).toMatch(node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/);
-    }, slow(400_000));
+    it(
+      `1% loss, 1% duplication, 2% reordering on every link; the ${node} dies during a 100 MB ${mode}: byte-exact`,
+      async () => {
+        const c: FaultCase = {
+          links: { client: all, primary: all, secondary: all },
+          mode,
+          bytes: 100 * MB,
+          kill: { node, afterMs: 150 + Math.floor(Math.random() * 300) },
+        };
+        const r = await runFaultCase(c);
+        expectOk(c, r);
+        // The node really died mid-transfer.
+        expect(r.ms).toBeGreaterThan(c.kill!.afterMs + 100);
+        expect(r.logs).toMatch(
+          node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/,
+        );
+      },
+      slow(400_000),
+    );
   }
 });

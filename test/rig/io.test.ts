@@ -10,7 +10,10 @@ import { slow } from '../../rig/slow.js';
 const PROBE = () => distScript('rig/helpers/io-probe.js');
 
 /** Starts io-probe in a host and resolves with the process once it printed its first JSON line. */
-async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildProcess; first: Record<string, unknown>; lines: string[]; stderr: () => string }> {
+async function startProbe(
+  host: RigHost,
+  args: string[],
+): Promise<{ proc: ChildProcess; first: Record<string, unknown>; lines: string[]; stderr: () => string }> {
   const proc = host.spawn([process.execPath, PROBE(), ...args]);
   const lines: string[] = [];
   let buf = '';
@@ -31,7 +34,10 @@ async function startProbe(host: RigHost, args: string[]): Promise<{ proc: ChildP
   return { proc, first, lines, stderr: () => err };
 }
 
-async function stopProbe(p: { proc: ChildProcess; lines: string[]; stderr: () => string }, sig: NodeJS.Signals = 'SIGTERM'): Promise<Record<string, unknown> | undefined> {
+async function stopProbe(
+  p: { proc: ChildProcess; lines: string[]; stderr: () => string },
+  sig: NodeJS.Signals = 'SIGTERM',
+): Promise<Record<string, unknown> | undefined> {
   if (p.proc.exitCode !== null || p.proc.signalCode !== null) throw new Error('io-probe exited before it was stopped');
   const exited = once(p.proc, 'exit');
   p.proc.kill(sig);
@@ -102,10 +108,22 @@ describe('data-path I/O', () => {
       await p.sh(`for i in $(seq 50); do ss -ltn | grep -q ':7001 ' && exit 0; sleep 0.1; done; exit 1`);
       // Each frame costs the handler 300 µs: fewer than 3,400 a second, far
       // fewer than an unshaped stream brings.
-      const cap = await startProbe(rig.host('secondary'), ['capture', 'eth0', `tcp port 7001 and host ${p.ip}`, '4', '300']);
+      const cap = await startProbe(rig.host('secondary'), [
+        'capture',
+        'eth0',
+        `tcp port 7001 and host ${p.ip}`,
+        '4',
+        '300',
+      ]);
       await c.sh(`head -c 2000M /dev/zero | timeout 3 socat -u - TCP:${p.ip}:7001`, { allowFail: true });
       await once(cap.proc, 'exit');
-      const r = JSON.parse(cap.lines.at(-1)!) as { frames: number; pending: number; ticksWhilePending: number; maxLateMs: number; stats: { frames: number; bytes: number; dropped: number } };
+      const r = JSON.parse(cap.lines.at(-1)!) as {
+        frames: number;
+        pending: number;
+        ticksWhilePending: number;
+        maxLateMs: number;
+        stats: { frames: number; bytes: number; dropped: number };
+      };
       // The wire brought more than the handler could take: the rest was dropped and counted, not queued without end.
       expect(r.frames, JSON.stringify(r)).toBeGreaterThan(3000);
       expect(r.stats.dropped, JSON.stringify(r)).toBeGreaterThan(0);
@@ -130,10 +148,23 @@ describe('data-path I/O', () => {
       const probe = await startProbe(p, ['overrun', 'ov1', '41', '7009', String(64 << 10), '300', '6']);
       expect(probe.first.ready).toBe(true);
       const exited = once(probe.proc, 'exit');
-      const flood = await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7009', '198.51.100', '5000', '6']);
+      const flood = await p.exec([
+        process.execPath,
+        distScript('rig/helpers/syn-flood.js'),
+        'syn',
+        c.ip,
+        '7009',
+        '198.51.100',
+        '5000',
+        '6',
+      ]);
       expect(JSON.parse(flood.stdout).sent).toBeGreaterThan(25_000);
       await exited;
-      const r = JSON.parse(probe.lines.at(-1)!) as { perSecond: number[]; received: number; stats: { enobufs: number } };
+      const r = JSON.parse(probe.lines.at(-1)!) as {
+        perSecond: number[];
+        received: number;
+        stats: { enobufs: number };
+      };
       // The overruns happened and were counted …
       expect(r.stats.enobufs, JSON.stringify(r)).toBeGreaterThan(0);
       // … and the queue still read in every later second, the last included.
@@ -147,9 +178,25 @@ describe('data-path I/O', () => {
       const c = rig.host('client');
       const probe = await startProbe(p, ['throw', 'th1', '42', '7008', '7', '4']);
       const exited = once(probe.proc, 'exit');
-      await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7008', '198.51.100', '3000', '2']);
+      await p.exec([
+        process.execPath,
+        distScript('rig/helpers/syn-flood.js'),
+        'syn',
+        c.ip,
+        '7008',
+        '198.51.100',
+        '3000',
+        '2',
+      ]);
       await exited;
-      const r = JSON.parse(probe.lines.at(-1)!) as { seen: number; accepted: number; thrown: number; batches: number; kernelQueued: number; stats: { received: number; callbackErrors: number } };
+      const r = JSON.parse(probe.lines.at(-1)!) as {
+        seen: number;
+        accepted: number;
+        thrown: number;
+        batches: number;
+        kernelQueued: number;
+        stats: { received: number; callbackErrors: number };
+      };
       expect(r.seen, JSON.stringify(r)).toBeGreaterThan(3000);
       expect(r.thrown, JSON.stringify(r)).toBe(Math.floor(r.seen / 7));
       expect(r.accepted + r.thrown, JSON.stringify(r)).toBe(r.stats.received);
@@ -165,7 +212,16 @@ describe('data-path I/O', () => {
       const c = rig.host('client');
       const probe = await startProbe(p, ['throw-batch', 'th2', '43', '7007']);
       const exited = once(probe.proc, 'exit');
-      await p.exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', c.ip, '7007', '198.51.100', '200', '1']);
+      await p.exec([
+        process.execPath,
+        distScript('rig/helpers/syn-flood.js'),
+        'syn',
+        c.ip,
+        '7007',
+        '198.51.100',
+        '200',
+        '1',
+      ]);
       const [code] = (await exited) as [number | null];
       expect(code, probe.lines.join('\n') + probe.stderr()).toBe(70);
       expect(probe.stderr()).toContain('boom in a batch handler');
@@ -174,7 +230,9 @@ describe('data-path I/O', () => {
 
   it('the tools the bridge runs inherit none of its packet, raw or netlink sockets', async () => {
     await withRig({}, async (rig) => {
-      const r = JSON.parse((await rig.host('primary').exec([process.execPath, PROBE(), 'child-fds', 'eth0', '31'])).stdout) as { plain: string[]; viaRun: string[] };
+      const r = JSON.parse(
+        (await rig.host('primary').exec([process.execPath, PROBE(), 'child-fds', 'eth0', '31'])).stdout,
+      ) as { plain: string[]; viaRun: string[] };
       // A child started plainly holds them (the native code opens them without close-on-exec) …
       expect(r.plain.length, JSON.stringify(r)).toBeGreaterThanOrEqual(3);
       // … one started through bridge/io/run holds none.
@@ -191,7 +249,10 @@ describe('data-path I/O', () => {
       await c.exec(['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
       const inj = await p.exec([process.execPath, PROBE(), 'inject', c.ip, p.ip, '7000', '12345', '256']);
       expect(JSON.parse(inj.stdout)).toMatchObject({ sent: 1, errors: 0 });
-      const ss = await p.sh(`for i in $(seq 20); do ss -Htn state syn-recv '( sport = :7000 )' | grep -q '${c.ip}:40000' && exit 0; sleep 0.1; done; exit 1`, { allowFail: true });
+      const ss = await p.sh(
+        `for i in $(seq 20); do ss -Htn state syn-recv '( sport = :7000 )' | grep -q '${c.ip}:40000' && exit 0; sleep 0.1; done; exit 1`,
+        { allowFail: true },
+      );
       expect(ss.code).toBe(0);
     });
   });
@@ -203,7 +264,9 @@ describe('data-path I/O', () => {
       // Count them where they land: P's own INPUT (dropped there, so no SYN-ACKs).
       await p.exec(['iptables', '-I', 'INPUT', '-p', 'tcp', '--dport', '7001', '-j', 'DROP']);
       const n = 5000;
-      const r = JSON.parse((await p.exec([process.execPath, PROBE(), 'burst', c.ip, p.ip, '7001', String(n), '256'])).stdout) as Record<string, number>;
+      const r = JSON.parse(
+        (await p.exec([process.execPath, PROBE(), 'burst', c.ip, p.ip, '7001', String(n), '256'])).stdout,
+      ) as Record<string, number>;
       expect(r).toMatchObject({ sent: n, errors: 0, dropped: 0 });
       // Before, raw-socket sent one packet per "writable" event: none left before send() returned.
       expect(r.sentAtOnce, JSON.stringify(r)).toBeGreaterThan(0);
@@ -221,7 +284,10 @@ describe('data-path I/O', () => {
       expect((await c.exec(['ip', 'neigh', 'show', p.ip])).stdout).toContain(p.mac);
       const g = await s.exec([process.execPath, PROBE(), 'garp', 'eth0', p.ip, s.mac]);
       expect(JSON.parse(g.stdout)).toEqual({ sent: 3 });
-      const after = await c.sh(`for i in $(seq 20); do ip neigh show ${p.ip} | grep -q '${s.mac}' && exit 0; sleep 0.1; done; ip neigh show ${p.ip}; exit 1`, { allowFail: true });
+      const after = await c.sh(
+        `for i in $(seq 20); do ip neigh show ${p.ip} | grep -q '${s.mac}' && exit 0; sleep 0.1; done; ip neigh show ${p.ip}; exit 1`,
+        { allowFail: true },
+      );
       expect(after.code, after.stdout).toBe(0);
     });
   });
@@ -232,7 +298,12 @@ describe('data-path I/O', () => {
     await withRig({}, async (rig) => {
       const s = rig.host('secondary');
       const r = await s.exec([process.execPath, PROBE(), 'refused', 'eth0', s.ip, s.mac]);
-      const got = JSON.parse(r.stdout) as { hugeSent: boolean; arpSent: boolean; sendErrors: number; lastSendError?: string };
+      const got = JSON.parse(r.stdout) as {
+        hugeSent: boolean;
+        arpSent: boolean;
+        sendErrors: number;
+        lastSendError?: string;
+      };
       expect(got, r.stdout).toMatchObject({ hugeSent: false, arpSent: true, sendErrors: 1 });
       expect(got.lastSendError).toMatch(/\S/);
     });
@@ -294,47 +365,51 @@ describe('data-path I/O', () => {
       });
     });
 
-    it('a start over a killed instance’s rules replaces them in one step: nothing they drop leaks meanwhile', async () => {
-      await withRig({}, async (rig) => {
-        const p = rig.host('primary');
-        const c = rig.host('client');
-        const stateDir = `${rig.tmpdir}/state-p`;
-        const vip = '192.0.2.100';
-        // hold-state queues the node's output from the VIP, ports 7000-7010, to
-        // a queue nobody reads: fail closed, every such packet is dropped.
-        let probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
-        // The client reaches the (ARP-dormant) VIP; the node answers each SYN
-        // to closed port 7001 with a RST from the VIP — output the rules drop.
-        await c.exec(['ip', 'neigh', 'replace', vip, 'lladdr', p.mac, 'dev', 'eth0']);
-        const cap = await Capture.start(c, `tcp and src host ${vip}`, 'leak', 96);
-        const gen = c.spawn([
-          process.execPath,
-          '-e',
-          `const net=require('net');let n=0;const t=setInterval(()=>{for(let i=0;i<4;i++){const s=net.connect(7001,'${vip}');n++;s.on('error',()=>{});setTimeout(()=>s.destroy(),300);}},1);process.on('SIGTERM',()=>{clearInterval(t);console.log(n);process.exit(0);});`,
-        ]);
-        let sent = '';
-        gen.stdout?.on('data', (d: Buffer) => (sent += d.toString()));
-        const syns = await Capture.start(p, `tcp[tcpflags] & tcp-syn != 0 and dst host ${vip}`, 'syns', 96);
-        try {
-          for (let i = 0; i < 8; i++) {
-            await new Promise((r) => setTimeout(r, 100));
-            await stopProbe(probe, 'SIGKILL');
-            probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
+    it(
+      'a start over a killed instance’s rules replaces them in one step: nothing they drop leaks meanwhile',
+      async () => {
+        await withRig({}, async (rig) => {
+          const p = rig.host('primary');
+          const c = rig.host('client');
+          const stateDir = `${rig.tmpdir}/state-p`;
+          const vip = '192.0.2.100';
+          // hold-state queues the node's output from the VIP, ports 7000-7010, to
+          // a queue nobody reads: fail closed, every such packet is dropped.
+          let probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
+          // The client reaches the (ARP-dormant) VIP; the node answers each SYN
+          // to closed port 7001 with a RST from the VIP — output the rules drop.
+          await c.exec(['ip', 'neigh', 'replace', vip, 'lladdr', p.mac, 'dev', 'eth0']);
+          const cap = await Capture.start(c, `tcp and src host ${vip}`, 'leak', 96);
+          const gen = c.spawn([
+            process.execPath,
+            '-e',
+            `const net=require('net');let n=0;const t=setInterval(()=>{for(let i=0;i<4;i++){const s=net.connect(7001,'${vip}');n++;s.on('error',()=>{});setTimeout(()=>s.destroy(),300);}},1);process.on('SIGTERM',()=>{clearInterval(t);console.log(n);process.exit(0);});`,
+          ]);
+          let sent = '';
+          gen.stdout?.on('data', (d: Buffer) => (sent += d.toString()));
+          const syns = await Capture.start(p, `tcp[tcpflags] & tcp-syn != 0 and dst host ${vip}`, 'syns', 96);
+          try {
+            for (let i = 0; i < 8; i++) {
+              await new Promise((r) => setTimeout(r, 100));
+              await stopProbe(probe, 'SIGKILL');
+              probe = await startProbe(p, ['hold-state', stateDir, 'hs3', 'eth0', vip]);
+            }
+          } finally {
+            const exited = once(gen, 'exit');
+            gen.kill('SIGTERM');
+            await exited;
+            await stopProbe(probe);
           }
-        } finally {
-          const exited = once(gen, 'exit');
-          gen.kill('SIGTERM');
-          await exited;
-          await stopProbe(probe);
-        }
-        const leaked = await cap.stop();
-        const arrived = (await syns.stop()).length;
-        // The test can fail: SYNs reached the node all along (thousands), and
-        // the node answered none of them past its rules.
-        expect(Number(sent.trim())).toBeGreaterThan(1000);
-        expect(arrived).toBeGreaterThan(1000);
-        expect(leaked.length).toBe(0);
-      });
-    }, slow(60_000));
+          const leaked = await cap.stop();
+          const arrived = (await syns.stop()).length;
+          // The test can fail: SYNs reached the node all along (thousands), and
+          // the node answered none of them past its rules.
+          expect(Number(sent.trim())).toBeGreaterThan(1000);
+          expect(arrived).toBeGreaterThan(1000);
+          expect(leaked.length).toBe(0);
+        });
+      },
+      slow(60_000),
+    );
   });
 });

@@ -5,7 +5,14 @@ import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { withRig, type Rig } from '../../rig/rig.js';
 
 interface ProbeResult {
-  synAck: null | { from: string; seq: number; ack: number; ipChecksumValid: boolean; tcpChecksum: string; options: TcpOption[] };
+  synAck: null | {
+    from: string;
+    seq: number;
+    ack: number;
+    ipChecksumValid: boolean;
+    tcpChecksum: string;
+    options: TcpOption[];
+  };
 }
 
 async function probe(rig: Rig, sport: number, isn: number, tsval: number, corrupt: boolean): Promise<ProbeResult> {
@@ -21,9 +28,13 @@ describe('wire layer against the kernel', () => {
   it('a SYN built by the wire layer gets a SYN-ACK; a corrupted one does not', async () => {
     await withRig({}, async (rig) => {
       const server = rig.host('primary').spawn(['socat', 'TCP-LISTEN:7000,reuseaddr,fork', 'SYSTEM:cat']);
-      await rig.host('primary').exec(['bash', '-c', 'for i in $(seq 50); do ss -ltn | grep -q :7000 && exit 0; sleep 0.1; done; exit 1']);
+      await rig
+        .host('primary')
+        .exec(['bash', '-c', 'for i in $(seq 50); do ss -ltn | grep -q :7000 && exit 0; sleep 0.1; done; exit 1']);
       // Drop the client kernel's RST to the unexpected SYN-ACK so the server stays clean.
-      await rig.host('client').exec(['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
+      await rig
+        .host('client')
+        .exec(['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
 
       const isn = 0xfffffff0; // next to the wrap
       const good = await probe(rig, 40001, isn, 123456, false);

@@ -16,121 +16,174 @@ import { withRig, type RigHost } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
-  c.exec([process.execPath, distScript('rig/servers/rr-client.js'), 'echo', VIP, String(DEMO_PORT), String(size), String(n)], { timeoutMs: 120_000 });
+  c.exec(
+    [process.execPath, distScript('rig/servers/rr-client.js'), 'echo', VIP, String(DEMO_PORT), String(size), String(n)],
+    { timeoutMs: 120_000 },
+  );
 
 function echoSession(c: RigHost, ms: number) {
-  return c.exec([process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', String(ms)], { timeoutMs: ms + 20_000 });
+  return c.exec(
+    [process.execPath, distScript('rig/servers/demo-client.js'), 'echo', VIP, String(DEMO_PORT), '0', String(ms)],
+    { timeoutMs: ms + 20_000 },
+  );
 }
 
 describe('the kernel merge (merge: kernel)', () => {
-  it('1,000 echo round trips merged in the kernel, answer by answer: each right, each released once', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
-      try {
-        const c = rig.host('client');
-        const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'km', 160);
-        const m0 = await scrapeMetrics(rig, 'primary');
-        const r = JSON.parse((await echoes(c, 100, 1000)).stdout.trim()) as { rttUs?: number[]; error?: string };
-        const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
-        const m = await scrapeMetrics(rig, 'primary');
-        const d = (series: string) => m(series) - (Number.isNaN(m0(series)) ? 0 : m0(series));
-        const ctx = pair.logs();
-        expect(r.error, ctx).toBeUndefined();
-        expect(r.rttUs, ctx).toHaveLength(1000);
-        expect(report.problems, ctx).toEqual([]);
-        const released = d('tcpfo_kernel_merge_total{action="released-s"}') + d('tcpfo_kernel_merge_total{action="released-p"}');
-        const queued = d('tcpfo_nfqueue_packets_total{queue="out"}');
-        console.log(`kernel merge: ${released} released in the kernel (S's copy ${d('tcpfo_kernel_merge_total{action="released-s"}')}), ${queued} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}') })}`);
-        // 1,005 answers (five to warm up) and the ACKs that carry nothing
-        // else, each released once: by the kernel, or — after something sends
-        // the connection to the bridge (on a busy machine, a client's
-        // retransmitted request draws a D-SACK) — through the queue.
-        expect(released + queued, ctx).toBeGreaterThanOrEqual(1005);
-        expect(released, ctx).toBeGreaterThan(0);
-        expect(d('tcpfo_kernel_merged_connections_total'), ctx).toBe(1);
-        expect(d('tcpfo_divergences_total'), ctx).toBe(0);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, slow(120_000));
-
-  it('keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete', async () => {
-    // curl gives a transfer up when the control connection answers before the
-    // data connection (server-initiated, its handshake merged in the bridge)
-    // is complete: that answer, which the kernel would release at once, must
-    // wait in the queue behind the handshake's last ACK.
-    await withRig({ mode: 'hub' }, async (rig) => {
-      const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, extraYaml: 'merge: kernel\n' });
-      try {
-        for (const n of ['primary', 'secondary']) await startVsftpd(rig.host(n), prepareFtpRoot(rig, n, VIP, [0.2]).conf);
-        const gets = 300;
-        const r = await rig.host('client').sh(`ok=0; for i in $(seq ${gets}); do curl -sS --fail -P - -o /dev/null ftp://${VIP}/pub/${fileName(0.2)} && ok=$((ok+1)); done; echo $ok`, { allowFail: true, timeoutMs: 200_000 });
-        const m = await scrapeMetrics(rig, 'primary');
-        const ctx = `${r.stderr.slice(-2000)}\n${pair.logs()}`;
-        console.log(`curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`);
-        expect(Number(r.stdout.trim()), ctx).toBe(gets);
-        // Answers the kernel would have released went through the queue's order: set aside, or sent back once their turn came.
-        expect(m('tcpfo_kernel_outbound_total{action="waited"}') + m('tcpfo_kernel_outbound_total{action="returned"}'), ctx).toBeGreaterThan(0);
-        expect(m('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThan(gets);
-        expect(m('tcpfo_divergences_total'), ctx).toBe(0);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, slow(240_000));
-
-  it('the secondary’s server stops answering, then the node dies: P’s answers, held meanwhile, reach the client once the primary goes on alone', async () => {
-    await withRig({ mode: 'hub' }, async (rig) => {
-      // The default merge (auto: kernel here).
-      const pair = await TcpfoPair.start(rig, {});
-      try {
-        const c = rig.host('client');
-        const session = echoSession(c, 6000);
-        await new Promise((r) => setTimeout(r, 1500));
-        const m0 = await scrapeMetrics(rig, 'primary');
-        // S's TCP still acknowledges the client; its server produces nothing: P's answers wait (stolen, then held by the bridge).
-        pair.servers[1]!.kill('SIGSTOP');
-        await new Promise((r) => setTimeout(r, 500));
-        await killNode(pair, 'secondary');
-        await waitForLog(pair, /secondary failed: continuing alone/);
-        const e = JSON.parse((await session).stdout.trim()) as { echoed: number; mismatched: number; sent: number; error?: string; maxRttMs: number };
-        const m = await scrapeMetrics(rig, 'primary');
-        const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
-        console.log(`S stopped 500 ms, then killed: ${e.echoed} echoes, slowest ${e.maxRttMs} ms; P's segments held in the kernel ${m('tcpfo_kernel_merge_total{action="held"}') - m0('tcpfo_kernel_merge_total{action="held"}')}, stolen at a handover ${m('tcpfo_kernel_merge_total{action="stolen"}') - m0('tcpfo_kernel_merge_total{action="stolen"}')}, kept for the bridge ${m('tcpfo_kernel_merge_total{action="stashed"}') - m0('tcpfo_kernel_merge_total{action="stashed"}')}, merged from there ${m('tcpfo_kernel_merge_total{action="stash-merged"}')}`);
-        expect(m('tcpfo_merge_info{mode="kernel"}'), ctx).toBe(1);
-        expect(e.error, ctx).toBeUndefined();
-        expect(e.mismatched, ctx).toBe(0);
-        expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
-        // Nothing only P produced reached the client while S was stopped: an echo waited at least that long.
-        expect(e.maxRttMs, ctx).toBeGreaterThanOrEqual(500);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, slow(120_000));
-
-  for (const node of ['primary', 'secondary'] as const) {
-    it(`an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`, async () => {
+  it(
+    '1,000 echo round trips merged in the kernel, answer by answer: each right, each released once',
+    async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
         try {
           const c = rig.host('client');
-          const session = echoSession(c, 6000);
-          await new Promise((r) => setTimeout(r, 2000));
-          await killNode(pair, node);
-          await waitForLog(pair, node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/);
-          const e = JSON.parse((await session).stdout.trim()) as { echoed: number; mismatched: number; sent: number; error?: string; maxRttMs: number };
-          const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
-          expect(e.error, ctx).toBeUndefined();
-          expect(e.mismatched, ctx).toBe(0);
-          expect(e.echoed, ctx).toBeGreaterThan(80);
-          expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
-          console.log(`kernel merge, ${node} killed: ${e.echoed} echoes, slowest ${e.maxRttMs} ms`);
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'km', 160);
+          const m0 = await scrapeMetrics(rig, 'primary');
+          const r = JSON.parse((await echoes(c, 100, 1000)).stdout.trim()) as { rttUs?: number[]; error?: string };
+          const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+          const m = await scrapeMetrics(rig, 'primary');
+          const d = (series: string) => m(series) - (Number.isNaN(m0(series)) ? 0 : m0(series));
+          const ctx = pair.logs();
+          expect(r.error, ctx).toBeUndefined();
+          expect(r.rttUs, ctx).toHaveLength(1000);
+          expect(report.problems, ctx).toEqual([]);
+          const released =
+            d('tcpfo_kernel_merge_total{action="released-s"}') + d('tcpfo_kernel_merge_total{action="released-p"}');
+          const queued = d('tcpfo_nfqueue_packets_total{queue="out"}');
+          console.log(
+            `kernel merge: ${released} released in the kernel (S's copy ${d('tcpfo_kernel_merge_total{action="released-s"}')}), ${queued} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}') })}`,
+          );
+          // 1,005 answers (five to warm up) and the ACKs that carry nothing
+          // else, each released once: by the kernel, or — after something sends
+          // the connection to the bridge (on a busy machine, a client's
+          // retransmitted request draws a D-SACK) — through the queue.
+          expect(released + queued, ctx).toBeGreaterThanOrEqual(1005);
+          expect(released, ctx).toBeGreaterThan(0);
+          expect(d('tcpfo_kernel_merged_connections_total'), ctx).toBe(1);
+          expect(d('tcpfo_divergences_total'), ctx).toBe(0);
         } finally {
           await pair.stop();
         }
       });
-    }, slow(120_000));
+    },
+    slow(120_000),
+  );
+
+  it(
+    'keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete',
+    async () => {
+      // curl gives a transfer up when the control connection answers before the
+      // data connection (server-initiated, its handshake merged in the bridge)
+      // is complete: that answer, which the kernel would release at once, must
+      // wait in the queue behind the handshake's last ACK.
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, extraYaml: 'merge: kernel\n' });
+        try {
+          for (const n of ['primary', 'secondary'])
+            await startVsftpd(rig.host(n), prepareFtpRoot(rig, n, VIP, [0.2]).conf);
+          const gets = 300;
+          const r = await rig
+            .host('client')
+            .sh(
+              `ok=0; for i in $(seq ${gets}); do curl -sS --fail -P - -o /dev/null ftp://${VIP}/pub/${fileName(0.2)} && ok=$((ok+1)); done; echo $ok`,
+              { allowFail: true, timeoutMs: 200_000 },
+            );
+          const m = await scrapeMetrics(rig, 'primary');
+          const ctx = `${r.stderr.slice(-2000)}\n${pair.logs()}`;
+          console.log(
+            `curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`,
+          );
+          expect(Number(r.stdout.trim()), ctx).toBe(gets);
+          // Answers the kernel would have released went through the queue's order: set aside, or sent back once their turn came.
+          expect(
+            m('tcpfo_kernel_outbound_total{action="waited"}') + m('tcpfo_kernel_outbound_total{action="returned"}'),
+            ctx,
+          ).toBeGreaterThan(0);
+          expect(m('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThan(gets);
+          expect(m('tcpfo_divergences_total'), ctx).toBe(0);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(240_000),
+  );
+
+  it(
+    'the secondary’s server stops answering, then the node dies: P’s answers, held meanwhile, reach the client once the primary goes on alone',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        // The default merge (auto: kernel here).
+        const pair = await TcpfoPair.start(rig, {});
+        try {
+          const c = rig.host('client');
+          const session = echoSession(c, 6000);
+          await new Promise((r) => setTimeout(r, 1500));
+          const m0 = await scrapeMetrics(rig, 'primary');
+          // S's TCP still acknowledges the client; its server produces nothing: P's answers wait (stolen, then held by the bridge).
+          pair.servers[1]!.kill('SIGSTOP');
+          await new Promise((r) => setTimeout(r, 500));
+          await killNode(pair, 'secondary');
+          await waitForLog(pair, /secondary failed: continuing alone/);
+          const e = JSON.parse((await session).stdout.trim()) as {
+            echoed: number;
+            mismatched: number;
+            sent: number;
+            error?: string;
+            maxRttMs: number;
+          };
+          const m = await scrapeMetrics(rig, 'primary');
+          const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
+          console.log(
+            `S stopped 500 ms, then killed: ${e.echoed} echoes, slowest ${e.maxRttMs} ms; P's segments held in the kernel ${m('tcpfo_kernel_merge_total{action="held"}') - m0('tcpfo_kernel_merge_total{action="held"}')}, stolen at a handover ${m('tcpfo_kernel_merge_total{action="stolen"}') - m0('tcpfo_kernel_merge_total{action="stolen"}')}, kept for the bridge ${m('tcpfo_kernel_merge_total{action="stashed"}') - m0('tcpfo_kernel_merge_total{action="stashed"}')}, merged from there ${m('tcpfo_kernel_merge_total{action="stash-merged"}')}`,
+          );
+          expect(m('tcpfo_merge_info{mode="kernel"}'), ctx).toBe(1);
+          expect(e.error, ctx).toBeUndefined();
+          expect(e.mismatched, ctx).toBe(0);
+          expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
+          // Nothing only P produced reached the client while S was stopped: an echo waited at least that long.
+          expect(e.maxRttMs, ctx).toBeGreaterThanOrEqual(500);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  for (const node of ['primary', 'secondary'] as const) {
+    it(
+      `an echo session merged in the kernel survives the ${node}’s death: every echo right, none lost`,
+      async () => {
+        await withRig({ mode: 'hub' }, async (rig) => {
+          const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+          try {
+            const c = rig.host('client');
+            const session = echoSession(c, 6000);
+            await new Promise((r) => setTimeout(r, 2000));
+            await killNode(pair, node);
+            await waitForLog(
+              pair,
+              node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/,
+            );
+            const e = JSON.parse((await session).stdout.trim()) as {
+              echoed: number;
+              mismatched: number;
+              sent: number;
+              error?: string;
+              maxRttMs: number;
+            };
+            const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
+            expect(e.error, ctx).toBeUndefined();
+            expect(e.mismatched, ctx).toBe(0);
+            expect(e.echoed, ctx).toBeGreaterThan(80);
+            expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
+            console.log(`kernel merge, ${node} killed: ${e.echoed} echoes, slowest ${e.maxRttMs} ms`);
+          } finally {
+            await pair.stop();
+          }
+        });
+      },
+      slow(120_000),
+    );
   }
 });

@@ -15,7 +15,12 @@ import { slow } from '../../rig/slow.js';
 
 const BYTES = 30_000_000;
 
-async function downloadWithFault(node: 'primary' | 'secondary', role: 'p' | 's', fault: string, datapath: 'auto' | 'pcap' = 'auto'): Promise<{ r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string; exit: number | null }> {
+async function downloadWithFault(
+  node: 'primary' | 'secondary',
+  role: 'p' | 's',
+  fault: string,
+  datapath: 'auto' | 'pcap' = 'auto',
+): Promise<{ r: Awaited<ReturnType<typeof transfer>>; problems: string[]; logs: string; exit: number | null }> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
     const pair = await TcpfoPair.start(rig, { faults: true, datapath });
     try {
@@ -44,87 +49,127 @@ function expectIntact(x: { r: Awaited<ReturnType<typeof transfer>>; problems: st
 }
 
 describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)', () => {
-  it('the primary’s output queue goes deaf mid-download: its guard ends it (exit 4), the secondary takes over, the download completes byte-exact', async () => {
-    const x = await downloadWithFault('primary', 'p', 'deafen output');
-    expectIntact(x);
-    expect(x.exit, x.logs).toBe(4);
-    expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(output\)/);
-    expect(x.logs).toMatch(/took over the service address/);
-  }, slow(150_000));
+  it(
+    'the primary’s output queue goes deaf mid-download: its guard ends it (exit 4), the secondary takes over, the download completes byte-exact',
+    async () => {
+      const x = await downloadWithFault('primary', 'p', 'deafen output');
+      expectIntact(x);
+      expect(x.exit, x.logs).toBe(4);
+      expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(output\)/);
+      expect(x.logs).toMatch(/took over the service address/);
+    },
+    slow(150_000),
+  );
 
-  it('the secondary’s divert queue goes deaf (pcap data path): its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact', async () => {
-    const x = await downloadWithFault('secondary', 's', 'deafen divert', 'pcap');
-    expectIntact(x);
-    expect(x.exit, x.logs).toBe(4);
-    expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(divert\)/);
-    expect(x.logs).toMatch(/secondary failed: continuing alone/);
-  }, slow(150_000));
+  it(
+    'the secondary’s divert queue goes deaf (pcap data path): its guard ends it (exit 4), the primary goes on alone, the download completes byte-exact',
+    async () => {
+      const x = await downloadWithFault('secondary', 's', 'deafen divert', 'pcap');
+      expectIntact(x);
+      expect(x.exit, x.logs).toBe(4);
+      expect(x.logs).toMatch(/data path stuck: packets wait in queue \d+ \(divert\)/);
+      expect(x.logs).toMatch(/secondary failed: continuing alone/);
+    },
+    slow(150_000),
+  );
 
-  it('the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact', async () => {
-    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-      // inbound: queue, so that the flood's SYNs go through the queue (the kernel translation would pass them).
-      const pair = await TcpfoPair.start(rig, { faults: true, extraYaml: 'inbound: queue\nlimits:\n  queue_buffer_bytes: 65536\n' });
-      let logs = '';
-      try {
-        const t = transfer(rig.host('client'), 'get', BYTES, 72, 120_000);
-        await new Promise((res) => setTimeout(res, 500));
-        // Traffic that does not wait for the primary (its TCP flows slow down
-        // when its bridge stalls): SYNs from spoofed clients, 5,000 a second.
-        const flood = rig.host('client').exec([process.execPath, distScript('rig/helpers/syn-flood.js'), 'syn', VIP, String(DEMO_PORT), '198.51.100', '5000', '4']);
-        for (let i = 0; i < 5; i++) {
-          await pair.fault('primary', 'p', 'stall 300');
-          await new Promise((res) => setTimeout(res, 700));
+  it(
+    'the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        // inbound: queue, so that the flood's SYNs go through the queue (the kernel translation would pass them).
+        const pair = await TcpfoPair.start(rig, {
+          faults: true,
+          extraYaml: 'inbound: queue\nlimits:\n  queue_buffer_bytes: 65536\n',
+        });
+        let logs = '';
+        try {
+          const t = transfer(rig.host('client'), 'get', BYTES, 72, 120_000);
+          await new Promise((res) => setTimeout(res, 500));
+          // Traffic that does not wait for the primary (its TCP flows slow down
+          // when its bridge stalls): SYNs from spoofed clients, 5,000 a second.
+          const flood = rig
+            .host('client')
+            .exec([
+              process.execPath,
+              distScript('rig/helpers/syn-flood.js'),
+              'syn',
+              VIP,
+              String(DEMO_PORT),
+              '198.51.100',
+              '5000',
+              '4',
+            ]);
+          for (let i = 0; i < 5; i++) {
+            await pair.fault('primary', 'p', 'stall 300');
+            await new Promise((res) => setTimeout(res, 700));
+          }
+          await flood;
+          const r = await t;
+          logs = pair.logs();
+          expect(r.error, logs).toBeUndefined();
+          expect(r.sha256, logs).toBe(r.expected);
+          expect(pair.primary!.proc.exitCode, logs).toBeNull();
+          expect(logs).not.toMatch(/took over the service address/);
+        } finally {
+          await pair.stop();
         }
-        await flood;
-        const r = await t;
-        logs = pair.logs();
-        expect(r.error, logs).toBeUndefined();
-        expect(r.sha256, logs).toBe(r.expected);
-        expect(pair.primary!.proc.exitCode, logs).toBeNull();
-        expect(logs).not.toMatch(/took over the service address/);
-      } finally {
-        await pair.stop();
-      }
-      const st = finalCounters(pair.primary!.log) as { queues: { out: { enobufs: number; pollErrors: number }; in: { enobufs: number; pollErrors: number } } };
-      // The overruns happened (the old code stopped reading at the first one: a deaf queue).
-      expect(st.queues.in.enobufs + st.queues.out.enobufs, JSON.stringify(st.queues)).toBeGreaterThan(0);
-      expect(st.queues.in.pollErrors + st.queues.out.pollErrors, JSON.stringify(st.queues)).toBeGreaterThan(0);
-    });
-  }, slow(150_000));
+        const st = finalCounters(pair.primary!.log) as {
+          queues: { out: { enobufs: number; pollErrors: number }; in: { enobufs: number; pollErrors: number } };
+        };
+        // The overruns happened (the old code stopped reading at the first one: a deaf queue).
+        expect(st.queues.in.enobufs + st.queues.out.enobufs, JSON.stringify(st.queues)).toBeGreaterThan(0);
+        expect(st.queues.in.pollErrors + st.queues.out.pollErrors, JSON.stringify(st.queues)).toBeGreaterThan(0);
+      });
+    },
+    slow(150_000),
+  );
 
-  it('the primary’s event loop held 600 ms (six detector timeouts): its ARP answers go on from their own thread, so it is not taken over', async () => {
-    const x = await downloadWithFault('primary', 'p', 'stall 600');
-    expectIntact(x);
-    expect(x.exit, x.logs).toBeNull();
-    // The secondary missed the heartbeats and probed; the primary answered.
-    expect(x.logs).toMatch(/primary is down/);
-    expect(x.logs).toMatch(/primary silent but the service address still answers ARP/);
-    expect(x.logs).not.toMatch(/took over the service address/);
-  }, slow(150_000));
+  it(
+    'the primary’s event loop held 600 ms (six detector timeouts): its ARP answers go on from their own thread, so it is not taken over',
+    async () => {
+      const x = await downloadWithFault('primary', 'p', 'stall 600');
+      expectIntact(x);
+      expect(x.exit, x.logs).toBeNull();
+      // The secondary missed the heartbeats and probed; the primary answered.
+      expect(x.logs).toMatch(/primary is down/);
+      expect(x.logs).toMatch(/primary silent but the service address still answers ARP/);
+      expect(x.logs).not.toMatch(/took over the service address/);
+    },
+    slow(150_000),
+  );
 
-  it('a loop held past liveness.loop_stall_ms while the bridges set up (BPF loads on a busy machine): both come up, a download through them byte-exact; the hold applies from the start line on', async () => {
-    await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-      const env = { TCPFO_TEST_SETUP_STALL_MS: '2500' };
-      const pair = await TcpfoPair.start(rig, { faults: true, daemonEnv: { primary: env, secondary: env } });
-      try {
-        const r = await transfer(rig.host('client'), 'get', 5_000_000, 72, 60_000);
-        const logs = pair.logs();
-        expect(r.error, logs).toBeUndefined();
-        expect(r.sha256, logs).toBe(r.expected);
-        expect(pair.primary!.proc.exitCode, logs).toBeNull();
-        expect(pair.secondary!.proc.exitCode, logs).toBeNull();
-        expect(logs).not.toMatch(/event loop stuck/);
-      } finally {
-        await pair.stop();
-      }
-    });
-  }, slow(150_000));
+  it(
+    'a loop held past liveness.loop_stall_ms while the bridges set up (BPF loads on a busy machine): both come up, a download through them byte-exact; the hold applies from the start line on',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const env = { TCPFO_TEST_SETUP_STALL_MS: '2500' };
+        const pair = await TcpfoPair.start(rig, { faults: true, daemonEnv: { primary: env, secondary: env } });
+        try {
+          const r = await transfer(rig.host('client'), 'get', 5_000_000, 72, 60_000);
+          const logs = pair.logs();
+          expect(r.error, logs).toBeUndefined();
+          expect(r.sha256, logs).toBe(r.expected);
+          expect(pair.primary!.proc.exitCode, logs).toBeNull();
+          expect(pair.secondary!.proc.exitCode, logs).toBeNull();
+          expect(logs).not.toMatch(/event loop stuck/);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(150_000),
+  );
 
-  it('the primary’s event loop held past liveness.loop_stall_ms: it ends itself (exit 4), the secondary takes over, the download completes byte-exact', async () => {
-    const x = await downloadWithFault('primary', 'p', 'stall 3000');
-    expectIntact(x);
-    expect(x.exit, x.logs).toBe(4);
-    expect(x.logs).toMatch(/event loop stuck for \d+ ms: exiting so the peer takes over/);
-    expect(x.logs).toMatch(/took over the service address/);
-  }, slow(150_000));
+  it(
+    'the primary’s event loop held past liveness.loop_stall_ms: it ends itself (exit 4), the secondary takes over, the download completes byte-exact',
+    async () => {
+      const x = await downloadWithFault('primary', 'p', 'stall 3000');
+      expectIntact(x);
+      expect(x.exit, x.logs).toBe(4);
+      expect(x.logs).toMatch(/event loop stuck for \d+ ms: exiting so the peer takes over/);
+      expect(x.logs).toMatch(/took over the service address/);
+    },
+    slow(150_000),
+  );
 });

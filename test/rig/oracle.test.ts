@@ -11,7 +11,17 @@ const VIP = '192.0.2.100';
 const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false, ack = 1): CapturedFrame => {
   const ip = buildIpv4Tcp(
     { src: ipv4(VIP), dst: ipv4('192.0.2.10') },
-    { srcPort: 7000, dstPort: 40000, seq, ack, flags, window: 100, urgent: 0, options: flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [], payload },
+    {
+      srcPort: 7000,
+      dstPort: 40000,
+      seq,
+      ack,
+      flags,
+      window: 100,
+      urgent: 0,
+      options: flags & TCP_SYN ? [{ kind: 'mss', mss: 1460 }] : [],
+      payload,
+    },
   );
   if (corrupt) ip.writeUInt8(ip.readUInt8(ip.length - 1) ^ 0xff, ip.length - 1);
   const data = emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:02'), ETHERTYPE_IPV4, ip);
@@ -20,7 +30,10 @@ const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = 
 
 /** A frame from the client (port 40000) to the service. */
 const fromClient = (seq: number, ack: number, flags: number): CapturedFrame => {
-  const ip = buildIpv4Tcp({ src: ipv4('192.0.2.10'), dst: ipv4(VIP) }, { srcPort: 40000, dstPort: 7000, seq, ack, flags, window: 100, urgent: 0, options: [], payload: Buffer.alloc(0) });
+  const ip = buildIpv4Tcp(
+    { src: ipv4('192.0.2.10'), dst: ipv4(VIP) },
+    { srcPort: 40000, dstPort: 7000, seq, ack, flags, window: 100, urgent: 0, options: [], payload: Buffer.alloc(0) },
+  );
   const data = emitEthernet(mac('02:00:00:00:00:02'), mac('02:00:00:00:00:01'), ETHERTYPE_IPV4, ip);
   return { time: 0, data, originalLength: data.length };
 };
@@ -29,43 +42,91 @@ describe('transparency oracle', () => {
   it('a client RST after its close that answers a stale segment (an exact copy, or data it already acknowledged) is the network’s doing, not a problem; any other client RST is', () => {
     // The service sends "abc" and its FIN; the client closes last (its FIN is seq 1), and the service's ACK of it (ack 2) ends it.
     const ackOfFin = () => frame(1005, TCP_ACK_FLAG, Buffer.alloc(0), false, 2); // ack 2: past the client's FIN
-    const base = [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_ACK_FLAG | TCP_FIN)];
-    const dup = checkTransparency([...base, ackOfFin(), ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const base = [
+      frame(1000, TCP_SYN | TCP_ACK_FLAG),
+      frame(1001, TCP_ACK_FLAG, Buffer.from('abc')),
+      frame(1004, TCP_ACK_FLAG | TCP_FIN),
+      fromClient(1, 1005, TCP_ACK_FLAG | TCP_FIN),
+    ];
+    const dup = checkTransparency([...base, ackOfFin(), ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, {
+      maxSpan: 1 << 20,
+    });
     expect(dup.problems).toEqual([]);
     expect(dup.rstAfterClose).toBe(1);
     // A late original (held back by a reordering link) of bytes the client already acknowledged, segmented differently.
-    const late = checkTransparency([...base, ackOfFin(), frame(1002, TCP_ACK_FLAG, Buffer.from('bc')), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const late = checkTransparency(
+      [...base, ackOfFin(), frame(1002, TCP_ACK_FLAG, Buffer.from('bc')), fromClient(2, 0, TCP_RST)],
+      VIP,
+      7000,
+      { maxSpan: 1 << 20 },
+    );
     expect(late.problems).toEqual([]);
     expect(late.rstAfterClose).toBe(1);
     // Data reaching past what the client acknowledged is not stale.
-    const past = checkTransparency([...base, ackOfFin(), frame(1004, TCP_ACK_FLAG, Buffer.from('de')), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const past = checkTransparency(
+      [...base, ackOfFin(), frame(1004, TCP_ACK_FLAG, Buffer.from('de')), fromClient(2, 0, TCP_RST)],
+      VIP,
+      7000,
+      { maxSpan: 1 << 20 },
+    );
     expect(past.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // The first ACK of the client's FIN answered with a RST: not stale (no copy, no data).
     const first = checkTransparency([...base, ackOfFin(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
     expect(first.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // Not a copy: the segment before the RST is new.
-    const fresh = checkTransparency([...base, ackOfFin(), frame(1005, TCP_ACK_FLAG, Buffer.from('late'), false, 2), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const fresh = checkTransparency(
+      [...base, ackOfFin(), frame(1005, TCP_ACK_FLAG, Buffer.from('late'), false, 2), fromClient(2, 0, TCP_RST)],
+      VIP,
+      7000,
+      { maxSpan: 1 << 20 },
+    );
     expect(fresh.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // An ACK short of the client's FIN (ack 1) does not end the connection, even repeated.
     const short = () => frame(1005, TCP_ACK_FLAG, Buffer.alloc(0), false, 1);
-    const notEnded = checkTransparency([...base, short(), short(), fromClient(2, 0, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const notEnded = checkTransparency([...base, short(), short(), fromClient(2, 0, TCP_RST)], VIP, 7000, {
+      maxSpan: 1 << 20,
+    });
     expect(notEnded.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
     // The client's FIN not acknowledged yet: a RST is a problem, copy or not.
-    const open = checkTransparency([...base.slice(0, 3), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_RST)], VIP, 7000, { maxSpan: 1 << 20 });
+    const open = checkTransparency(
+      [...base.slice(0, 3), frame(1004, TCP_ACK_FLAG | TCP_FIN), fromClient(1, 1005, TCP_RST)],
+      VIP,
+      7000,
+      { maxSpan: 1 << 20 },
+    );
     expect(open.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
   });
   it('passes a clean connection', () => {
-    const r = checkTransparency([frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_ACK_FLAG, Buffer.from('def'))], VIP, 7000);
+    const r = checkTransparency(
+      [
+        frame(1000, TCP_SYN | TCP_ACK_FLAG),
+        frame(1001, TCP_ACK_FLAG, Buffer.from('abc')),
+        frame(1004, TCP_ACK_FLAG, Buffer.from('def')),
+      ],
+      VIP,
+      7000,
+    );
     expect(r.problems).toEqual([]);
     expect(r.connections[0]!.dataBytes).toBe(6);
   });
   it('flags a segment in another sequence space (raw primary numbers)', () => {
-    const r = checkTransparency([frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(900_000_000, TCP_ACK_FLAG, Buffer.from('x'))], VIP, 7000, { maxSpan: 1 << 20 });
+    const r = checkTransparency(
+      [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(900_000_000, TCP_ACK_FLAG, Buffer.from('x'))],
+      VIP,
+      7000,
+      { maxSpan: 1 << 20 },
+    );
     expect(r.problems.join()).toMatch(/outside the connection's sequence space/);
   });
   it('flags two different bytes at one offset, an RST and a bad checksum', () => {
     const r = checkTransparency(
-      [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1001, TCP_ACK_FLAG, Buffer.from('abX')), frame(1004, TCP_RST), frame(1004, TCP_ACK_FLAG, Buffer.from('z'), true)],
+      [
+        frame(1000, TCP_SYN | TCP_ACK_FLAG),
+        frame(1001, TCP_ACK_FLAG, Buffer.from('abc')),
+        frame(1001, TCP_ACK_FLAG, Buffer.from('abX')),
+        frame(1004, TCP_RST),
+        frame(1004, TCP_ACK_FLAG, Buffer.from('z'), true),
+      ],
       VIP,
       7000,
     );
@@ -75,7 +136,11 @@ describe('transparency oracle', () => {
     expect(r.problems.find((p) => p.startsWith('RST'))).toMatch(/seq offset 3 of 3 bytes seen/);
   });
   it('lists the frames around the first RST, in relative numbers', () => {
-    const frames = [frame(1000, TCP_SYN | TCP_ACK_FLAG), frame(1001, TCP_ACK_FLAG, Buffer.from('abc')), frame(1004, TCP_RST)];
+    const frames = [
+      frame(1000, TCP_SYN | TCP_ACK_FLAG),
+      frame(1001, TCP_ACK_FLAG, Buffer.from('abc')),
+      frame(1004, TCP_RST),
+    ];
     const text = framesAroundRst(frames, VIP, 7000);
     expect(text.split('\n')).toHaveLength(3);
     expect(text).toMatch(/S>C port 40000 \[RST\] seq 4 /);

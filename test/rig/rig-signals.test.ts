@@ -7,7 +7,9 @@ import { distScript } from '../../rig/dist.js';
 import { namespacesOf, sweepStaleRigs } from '../../rig/rig.js';
 
 async function holdRig(): Promise<{ id: string; tmp: string; proc: ReturnType<typeof spawn> }> {
-  const proc = spawn(process.execPath, [distScript('rig/helpers/hold-rig.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [distScript('rig/helpers/hold-rig.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   for await (const chunk of proc.stdout!) {
     out += String(chunk);

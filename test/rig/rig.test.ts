@@ -107,7 +107,9 @@ describe('test rig', () => {
       const q = await rig.host('primary').exec(['tc', 'qdisc', 'show', 'dev', 'eth0']);
       expect(q.stdout).toMatch(/tbf .*rate 10Mbit/);
       await rig.shape('client', { loss: 0.5 });
-      const r = await rig.host('client').exec(['ping', '-c', '40', '-i', '0.01', '-W', '1', '-q', rig.host('primary').ip], { allowFail: true });
+      const r = await rig
+        .host('client')
+        .exec(['ping', '-c', '40', '-i', '0.01', '-W', '1', '-q', rig.host('primary').ip], { allowFail: true });
       const m = /(\d+) received/.exec(r.stdout);
       const received = Number(m?.[1] ?? -1);
       // Each echo crosses the lossy link twice: P(success) = 0.25.

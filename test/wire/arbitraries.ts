@@ -1,22 +1,39 @@
 /** fast-check arbitraries for wire-layer values, shared by the wire tests. */
 import fc from 'fast-check';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import { DIVERT_EXID, OPT_EXPERIMENT, OPT_MSS, OPT_NOP, OPT_EOL, OPT_SACK, OPT_SACK_PERMITTED, OPT_TIMESTAMP, OPT_WSCALE } from '../../bridge/wire/tcp-options.js';
+import {
+  DIVERT_EXID,
+  OPT_EXPERIMENT,
+  OPT_MSS,
+  OPT_NOP,
+  OPT_EOL,
+  OPT_SACK,
+  OPT_SACK_PERMITTED,
+  OPT_TIMESTAMP,
+  OPT_WSCALE,
+} from '../../bridge/wire/tcp-options.js';
 import type { TcpRepr } from '../../bridge/wire/tcp.js';
 
 export const u32 = fc.integer({ min: 0, max: 0xffffffff });
 export const u16 = fc.integer({ min: 0, max: 0xffff });
 export const u8 = fc.integer({ min: 0, max: 0xff });
 
-const KNOWN = new Set([OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERMITTED, OPT_SACK, OPT_TIMESTAMP, OPT_EXPERIMENT]);
+const KNOWN = new Set([
+  OPT_EOL,
+  OPT_NOP,
+  OPT_MSS,
+  OPT_WSCALE,
+  OPT_SACK_PERMITTED,
+  OPT_SACK,
+  OPT_TIMESTAMP,
+  OPT_EXPERIMENT,
+]);
 
 export const tcpOption: fc.Arbitrary<TcpOption> = fc.oneof(
   u16.map((mss) => ({ kind: 'mss', mss }) as const),
   u8.map((shift) => ({ kind: 'wscale', shift }) as const),
   fc.constant({ kind: 'sack-permitted' } as const),
-  fc
-    .array(fc.tuple(u32, u32), { minLength: 1, maxLength: 3 })
-    .map((blocks) => ({ kind: 'sack', blocks }) as const),
+  fc.array(fc.tuple(u32, u32), { minLength: 1, maxLength: 3 }).map((blocks) => ({ kind: 'sack', blocks }) as const),
   fc.tuple(u32, u32).map(([tsval, tsecr]) => ({ kind: 'timestamp', tsval, tsecr }) as const),
   u32.map((client) => ({ kind: 'divert', client }) as const),
   fc

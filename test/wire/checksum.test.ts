@@ -77,12 +77,29 @@ describe('the checksum value written is the one a full computation gives', () =>
   function zeroSumSegment(seq: number, ack: number): { pkt: Buffer; seg: TcpSegment } {
     const pkt = buildIpv4Tcp(
       { src: ipv4('192.0.2.100'), dst: ipv4('192.0.2.10') },
-      { srcPort: 7000, dstPort: 40000, seq, ack, flags: 0x10, window: 500, urgent: 0, options: [], payload: Buffer.alloc(2) },
+      {
+        srcPort: 7000,
+        dstPort: 40000,
+        seq,
+        ack,
+        flags: 0x10,
+        window: 500,
+        urgent: 0,
+        options: [],
+        payload: Buffer.alloc(2),
+      },
     );
     const seg = TcpSegment.fromIpv4(Ipv4Packet.parse(pkt) as Ipv4Packet) as TcpSegment;
     // Choose the last payload word so that the sum of everything folds to 0xffff.
     pkt.writeUInt16BE(0, seg.off + 16);
-    const s = fold(sumBytes(pkt, seg.off, seg.len, (seg.src >>> 16) + (seg.src & 0xffff) + (seg.dst >>> 16) + (seg.dst & 0xffff) + 6 + seg.len));
+    const s = fold(
+      sumBytes(
+        pkt,
+        seg.off,
+        seg.len,
+        (seg.src >>> 16) + (seg.src & 0xffff) + (seg.dst >>> 16) + (seg.dst & 0xffff) + 6 + seg.len,
+      ),
+    );
     pkt.writeUInt16BE((0xffff - s) & 0xffff || 0xffff, pkt.length - 2);
     seg.fillChecksum();
     return { pkt, seg };

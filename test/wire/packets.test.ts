@@ -4,9 +4,26 @@ import { ipv4, ipv4ToString, mac, macToString, parseIpv4 } from '../../bridge/wi
 import { ArpPacket, ARP_REQUEST, gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_ARP, ETH_HEADER_LEN } from '../../bridge/wire/ethernet.js';
-import { emitIpv4Header, Ipv4Packet, parseIpv4Repr, IP_FLAGS_FRAG, IP_FLAG_MF, IP_TOTAL_LEN, IP_VER_IHL } from '../../bridge/wire/ipv4.js';
-import type { TcpSegment} from '../../bridge/wire/tcp.js';
-import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, trimPayloadFront, TCP_ACK_FLAG, TCP_DATA_OFF, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
+import {
+  emitIpv4Header,
+  Ipv4Packet,
+  parseIpv4Repr,
+  IP_FLAGS_FRAG,
+  IP_FLAG_MF,
+  IP_TOTAL_LEN,
+  IP_VER_IHL,
+} from '../../bridge/wire/ipv4.js';
+import type { TcpSegment } from '../../bridge/wire/tcp.js';
+import {
+  buildIpv4Tcp,
+  parseIpv4Tcp,
+  parseTcpRepr,
+  trimPayloadFront,
+  TCP_ACK_FLAG,
+  TCP_DATA_OFF,
+  TCP_FIN,
+  TCP_SYN,
+} from '../../bridge/wire/tcp.js';
 import { tcpRepr, u16, u32, u8 } from './arbitraries.js';
 
 const A = ipv4('192.0.2.10');
@@ -40,7 +57,16 @@ describe('IPv4 + TCP', () => {
         if (parsed instanceof WireError) throw parsed;
         expect(parsed.ip.checksumValid()).toBe(true);
         expect(parsed.tcp.checksumValid()).toBe(true);
-        expect(parseIpv4Repr(parsed.ip)).toEqual({ tos: 0, id, dontFragment: df, ttl, protocol: 6, src, dst, payloadLength: pkt.length - 20 });
+        expect(parseIpv4Repr(parsed.ip)).toEqual({
+          tos: 0,
+          id,
+          dontFragment: df,
+          ttl,
+          protocol: 6,
+          src,
+          dst,
+          payloadLength: pkt.length - 20,
+        });
         expect(parseTcpRepr(parsed.tcp)).toEqual(repr);
       }),
       { numRuns: 500 },
@@ -59,7 +85,13 @@ describe('IPv4 + TCP', () => {
         const after = parseIpv4Tcp(out);
         if (after instanceof WireError) throw after;
         // The segment it returns is the copy's, parsed.
-        expect([seg.buf, seg.off, seg.len, seg.seq, seg.payloadLength]).toEqual([out, after.tcp.off, after.tcp.len, after.tcp.seq, after.tcp.payloadLength]);
+        expect([seg.buf, seg.off, seg.len, seg.seq, seg.payloadLength]).toEqual([
+          out,
+          after.tcp.off,
+          after.tcp.len,
+          after.tcp.seq,
+          after.tcp.payloadLength,
+        ]);
         expect(out.length).toBe(pkt.length - pad - n);
         expect(after.ip.checksumValid()).toBe(true);
         after.tcp.fillChecksum();
@@ -69,7 +101,20 @@ describe('IPv4 + TCP', () => {
       }),
       { numRuns: 500 },
     );
-    const one = buildIpv4Tcp({ src: A, dst: B }, { srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: TCP_ACK_FLAG, window: 3, urgent: 0, options: [], payload: Buffer.from('ab') });
+    const one = buildIpv4Tcp(
+      { src: A, dst: B },
+      {
+        srcPort: 1,
+        dstPort: 2,
+        seq: 1,
+        ack: 2,
+        flags: TCP_ACK_FLAG,
+        window: 3,
+        urgent: 0,
+        options: [],
+        payload: Buffer.from('ab'),
+      },
+    );
     const seg = (parseIpv4Tcp(one) as { tcp: TcpSegment }).tcp;
     expect(() => trimPayloadFront(one, seg, 3)).toThrow(RangeError);
     expect(() => trimPayloadFront(one, seg, 0)).toThrow(RangeError);
@@ -78,7 +123,11 @@ describe('IPv4 + TCP', () => {
   it('computes sequence length with SYN and FIN', () => {
     const base = { srcPort: 1, dstPort: 2, seq: 0, ack: 0, window: 0, urgent: 0, options: [] };
     const seg = (flags: number, n: number) =>
-      (parseIpv4Tcp(buildIpv4Tcp({ src: A, dst: B }, { ...base, flags, payload: Buffer.alloc(n) })) as { tcp: TcpSegment }).tcp;
+      (
+        parseIpv4Tcp(buildIpv4Tcp({ src: A, dst: B }, { ...base, flags, payload: Buffer.alloc(n) })) as {
+          tcp: TcpSegment;
+        }
+      ).tcp;
     expect(seg(TCP_SYN, 0).seqLength).toBe(1);
     expect(seg(TCP_FIN | TCP_ACK_FLAG, 10).seqLength).toBe(11);
     expect(seg(TCP_ACK_FLAG, 10).seqLength).toBe(10);
@@ -86,7 +135,20 @@ describe('IPv4 + TCP', () => {
   });
 
   it('allows Ethernet padding after the IP total length', () => {
-    const pkt = buildIpv4Tcp({ src: A, dst: B }, { srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: TCP_ACK_FLAG, window: 3, urgent: 0, options: [], payload: Buffer.alloc(0) });
+    const pkt = buildIpv4Tcp(
+      { src: A, dst: B },
+      {
+        srcPort: 1,
+        dstPort: 2,
+        seq: 1,
+        ack: 2,
+        flags: TCP_ACK_FLAG,
+        window: 3,
+        urgent: 0,
+        options: [],
+        payload: Buffer.alloc(0),
+      },
+    );
     const padded = Buffer.concat([pkt, Buffer.alloc(6)]);
     const r = parseIpv4Tcp(padded);
     if (r instanceof WireError) throw r;
@@ -96,7 +158,20 @@ describe('IPv4 + TCP', () => {
 
   describe('malformed input yields typed errors', () => {
     const good = () =>
-      buildIpv4Tcp({ src: A, dst: B }, { srcPort: 1, dstPort: 2, seq: 1, ack: 2, flags: TCP_ACK_FLAG, window: 3, urgent: 0, options: [{ kind: 'mss', mss: 1460 }], payload: Buffer.from('hello') });
+      buildIpv4Tcp(
+        { src: A, dst: B },
+        {
+          srcPort: 1,
+          dstPort: 2,
+          seq: 1,
+          ack: 2,
+          flags: TCP_ACK_FLAG,
+          window: 3,
+          urgent: 0,
+          options: [{ kind: 'mss', mss: 1460 }],
+          payload: Buffer.from('hello'),
+        },
+      );
     it('truncated IPv4 header', () => expectError(Ipv4Packet.parse(good().subarray(0, 19)), 'truncated'));
     it('IHL < 5', () => {
       const p = good();

@@ -1,6 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin, seqSub } from '../../bridge/wire/seq.js';
+import {
+  seqAdd,
+  seqDiff,
+  seqGe,
+  seqGt,
+  seqInRange,
+  seqLe,
+  seqLt,
+  seqMax,
+  seqMin,
+  seqSub,
+} from '../../bridge/wire/seq.js';
 import { u32 } from './arbitraries.js';
 
 const offset = fc.integer({ min: 1, max: 2 ** 31 - 1 });

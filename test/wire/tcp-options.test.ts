@@ -57,7 +57,9 @@ describe('TCP options', () => {
     expect(findTcpOption(b, 0, 8, OPT_EXPERIMENT, 0x1234)).toBe(-1);
     // Another experiment's ExID stays opaque.
     b.writeUInt16BE(0x1234, 2);
-    expect(parseTcpOptions(b, 0, 8)).toEqual([{ kind: 'unknown', type: 253, data: Buffer.from([0x12, 0x34, 192, 0, 2, 10]) }]);
+    expect(parseTcpOptions(b, 0, 8)).toEqual([
+      { kind: 'unknown', type: 253, data: Buffer.from([0x12, 0x34, 192, 0, 2, 10]) },
+    ]);
   });
 
   it('rejects options whose length is wrong for their kind', () => {
@@ -91,10 +93,23 @@ describe('TCP options', () => {
   it('rewrites TSval/TSecr in place with a correct checksum', () => {
     fc.assert(
       fc.property(u32, u32, fc.constantFrom(0, 1, 2), (tsval, tsecr, nops) => {
-        const options: TcpOption[] = [{ kind: 'mss', mss: 1400 }, { kind: 'timestamp', tsval: 1, tsecr: 2 }];
+        const options: TcpOption[] = [
+          { kind: 'mss', mss: 1400 },
+          { kind: 'timestamp', tsval: 1, tsecr: 2 },
+        ];
         const pkt = buildIpv4Tcp(
           { src: 1, dst: 2 },
-          { srcPort: 3, dstPort: 4, seq: 5, ack: 6, flags: TCP_ACK_FLAG, window: 7, urgent: 0, options, payload: Buffer.from('x') },
+          {
+            srcPort: 3,
+            dstPort: 4,
+            seq: 5,
+            ack: 6,
+            flags: TCP_ACK_FLAG,
+            window: 7,
+            urgent: 0,
+            options,
+            payload: Buffer.from('x'),
+          },
         );
         // Shift the timestamp option by `nops` bytes (into the 2 bytes of padding) to exercise odd offsets.
         const { tcp } = parseIpv4Tcp(pkt) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
@@ -109,7 +124,10 @@ describe('TCP options', () => {
         expect(tcp.setTsecr(tsecr)).toBe(true);
         expect(tcp.timestamp()).toEqual({ tsval, tsecr });
         expect(tcp.checksumValid()).toBe(true);
-        expect(tcp.options()).toEqual([{ kind: 'mss', mss: 1400 }, { kind: 'timestamp', tsval, tsecr }]);
+        expect(tcp.options()).toEqual([
+          { kind: 'mss', mss: 1400 },
+          { kind: 'timestamp', tsval, tsecr },
+        ]);
       }),
       { numRuns: 300 },
     );

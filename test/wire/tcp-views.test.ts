@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import type { TcpSegment} from '../../bridge/wire/tcp.js';
+import type { TcpSegment } from '../../bridge/wire/tcp.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { tcpOptions as anyOptions, u16, u32 } from './arbitraries.js';
 
@@ -19,7 +19,10 @@ const tcpOptions = anyOptions.filter((opts) => {
 });
 
 function segment(options: TcpOption[], flags = TCP_ACK_FLAG): TcpSegment {
-  const pkt = buildIpv4Tcp({ src: 1, dst: 2 }, { srcPort: 3, dstPort: 4, seq: 5, ack: 6, flags, window: 7, urgent: 0, options, payload: Buffer.from('data') });
+  const pkt = buildIpv4Tcp(
+    { src: 1, dst: 2 },
+    { srcPort: 3, dstPort: 4, seq: 5, ack: 6, flags, window: 7, urgent: 0, options, payload: Buffer.from('data') },
+  );
   const r = parseIpv4Tcp(pkt);
   if (r instanceof WireError) throw r;
   return r.tcp;
@@ -31,7 +34,8 @@ function parsed(seg: TcpSegment): TcpOption[] {
   return o;
 }
 
-const first = <K extends TcpOption['kind']>(opts: TcpOption[], kind: K) => opts.find((o) => o.kind === kind) as Extract<TcpOption, { kind: K }> | undefined;
+const first = <K extends TcpOption['kind']>(opts: TcpOption[], kind: K) =>
+  opts.find((o) => o.kind === kind) as Extract<TcpOption, { kind: K }> | undefined;
 const others = (opts: TcpOption[], ...kinds: Array<TcpOption['kind']>) => opts.filter((o) => !kinds.includes(o.kind));
 
 describe('TCP segment views', () => {
@@ -105,22 +109,33 @@ describe('TCP segment views', () => {
 
   it('SYN option rewrites: MSS, window scale or none, SACK-permitted and timestamps removed', () => {
     fc.assert(
-      fc.property(tcpOptions, u16, fc.option(fc.integer({ min: 0, max: 14 })), fc.boolean(), fc.boolean(), (opts, mss, ws, dropSack, dropTs) => {
-        const seg = segment(opts, TCP_SYN);
-        const hl = seg.headerLength;
-        seg.writeMss(mss);
-        seg.writeWscale(ws);
-        if (dropSack) seg.removeSackPermitted();
-        if (dropTs) seg.removeTimestamps();
-        expect(seg.headerLength).toBe(hl);
-        const after = parsed(seg);
-        expect(first(after, 'mss')?.mss).toBe(first(opts, 'mss') ? mss : undefined);
-        expect(first(after, 'wscale')?.shift).toBe(first(opts, 'wscale') && ws !== null ? ws : undefined);
-        expect(first(after, 'sack-permitted') !== undefined).toBe(first(opts, 'sack-permitted') !== undefined && !dropSack);
-        expect(first(after, 'timestamp') !== undefined).toBe(first(opts, 'timestamp') !== undefined && !dropTs);
-        expect(seg.timestamp() !== null).toBe(first(after, 'timestamp') !== undefined);
-        expect(others(after, 'mss', 'wscale', 'sack-permitted', 'timestamp')).toEqual(others(opts, 'mss', 'wscale', 'sack-permitted', 'timestamp'));
-      }),
+      fc.property(
+        tcpOptions,
+        u16,
+        fc.option(fc.integer({ min: 0, max: 14 })),
+        fc.boolean(),
+        fc.boolean(),
+        (opts, mss, ws, dropSack, dropTs) => {
+          const seg = segment(opts, TCP_SYN);
+          const hl = seg.headerLength;
+          seg.writeMss(mss);
+          seg.writeWscale(ws);
+          if (dropSack) seg.removeSackPermitted();
+          if (dropTs) seg.removeTimestamps();
+          expect(seg.headerLength).toBe(hl);
+          const after = parsed(seg);
+          expect(first(after, 'mss')?.mss).toBe(first(opts, 'mss') ? mss : undefined);
+          expect(first(after, 'wscale')?.shift).toBe(first(opts, 'wscale') && ws !== null ? ws : undefined);
+          expect(first(after, 'sack-permitted') !== undefined).toBe(
+            first(opts, 'sack-permitted') !== undefined && !dropSack,
+          );
+          expect(first(after, 'timestamp') !== undefined).toBe(first(opts, 'timestamp') !== undefined && !dropTs);
+          expect(seg.timestamp() !== null).toBe(first(after, 'timestamp') !== undefined);
+          expect(others(after, 'mss', 'wscale', 'sack-permitted', 'timestamp')).toEqual(
+            others(opts, 'mss', 'wscale', 'sack-permitted', 'timestamp'),
+          );
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -190,8 +190,10 @@ export function refresh(core: MergeCore, c: Conn, now: number): void {
   // The kernel took both only inside the windows of what it saw leave (RFC
   // 5961): where it releases what P sends, relNxt here lags and its check stands.
   const kernel = c.releasedByKernel;
-  if (seen.ackMax !== undefined && seqGt(seen.ackMax, c.isn) && (kernel || seqLe(seen.ackMax, c.relNxt))) noteClientAck(c, seen.ackMax);
-  if (seen.nxtMax !== undefined && (kernel || inReceiveWindow(c, seen.nxtMax, seen.nxtMax))) noteClientNxt(c, seen.nxtMax);
+  if (seen.ackMax !== undefined && seqGt(seen.ackMax, c.isn) && (kernel || seqLe(seen.ackMax, c.relNxt)))
+    noteClientAck(c, seen.ackMax);
+  if (seen.nxtMax !== undefined && (kernel || inReceiveWindow(c, seen.nxtMax, seen.nxtMax)))
+    noteClientNxt(c, seen.nxtMax);
 }
 
 /** Whether client data from `seq` to `end` falls within the servers' receive windows (RFC 9293 §3.10.7.4). */

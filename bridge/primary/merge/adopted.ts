@@ -95,7 +95,8 @@ export class AdoptedTable {
   copiedBySecondary(): ConnId[] {
     const out: ConnId[] = [];
     for (const [client, m] of this.byClient) {
-      for (const [key, a] of m) if (a.secondaryCopy) out.push({ client, clientPort: Math.floor(key / 65536), servicePort: key % 65536 });
+      for (const [key, a] of m)
+        if (a.secondaryCopy) out.push({ client, clientPort: Math.floor(key / 65536), servicePort: key % 65536 });
     }
     return out;
   }

@@ -83,14 +83,22 @@ class ConnRare {
   /** Every field at its default: the connection can let the object go. */
   idle(): boolean {
     return (
-      this.heldSyn === null && this.finS === null && !this.finReleased && !this.finClient && this.tsvalFloor === null && this.closedAt === null &&
-      this.rstP === null && this.stallAt === null && this.heldSynAt === null && this.waitingSince === null && this.earlyEndAt === null
+      this.heldSyn === null &&
+      this.finS === null &&
+      !this.finReleased &&
+      !this.finClient &&
+      this.tsvalFloor === null &&
+      this.closedAt === null &&
+      this.rstP === null &&
+      this.stallAt === null &&
+      this.heldSynAt === null &&
+      this.waitingSince === null &&
+      this.earlyEndAt === null
     );
   }
 }
 
 export class Conn {
-
   /**
    * Sequence numbers, acknowledgments, timestamps and their offsets: 32-bit
    * values, stored signed (a small integer inline in the object) and read
@@ -118,28 +126,72 @@ export class Conn {
       if (v === dflt && this.rare.idle()) this.rare = null;
     } else if (v !== dflt) (this.rare = new ConnRare())[k] = v;
   }
-  get heldSyn(): Held | null { return this.rare ? this.rare.heldSyn : null; }
-  set heldSyn(v: Held | null) { this.setRare('heldSyn', v, null); }
-  get finS(): number | null { return this.rare ? this.rare.finS : null; }
-  set finS(v: number | null) { this.setRare('finS', v, null); }
-  get finReleased(): boolean { return this.rare ? this.rare.finReleased : false; }
-  set finReleased(v: boolean) { this.setRare('finReleased', v, false); }
-  get finClient(): boolean { return this.rare ? this.rare.finClient : false; }
-  set finClient(v: boolean) { this.setRare('finClient', v, false); }
-  get tsvalFloor(): number | null { return this.rare ? this.rare.tsvalFloor : null; }
-  set tsvalFloor(v: number | null) { this.setRare('tsvalFloor', v, null); }
-  get closedAt(): number | null { return this.rare ? this.rare.closedAt : null; }
-  set closedAt(v: number | null) { this.setRare('closedAt', v, null); }
-  get rstP(): Held | null { return this.rare ? this.rare.rstP : null; }
-  set rstP(v: Held | null) { this.setRare('rstP', v, null); }
-  get stallAt(): number | null { return this.rare ? this.rare.stallAt : null; }
-  set stallAt(v: number | null) { this.setRare('stallAt', v, null); }
-  get heldSynAt(): number | null { return this.rare ? this.rare.heldSynAt : null; }
-  set heldSynAt(v: number | null) { this.setRare('heldSynAt', v, null); }
-  get waitingSince(): number | null { return this.rare ? this.rare.waitingSince : null; }
-  set waitingSince(v: number | null) { this.setRare('waitingSince', v, null); }
-  get earlyEndAt(): number | null { return this.rare ? this.rare.earlyEndAt : null; }
-  set earlyEndAt(v: number | null) { this.setRare('earlyEndAt', v, null); }
+  get heldSyn(): Held | null {
+    return this.rare ? this.rare.heldSyn : null;
+  }
+  set heldSyn(v: Held | null) {
+    this.setRare('heldSyn', v, null);
+  }
+  get finS(): number | null {
+    return this.rare ? this.rare.finS : null;
+  }
+  set finS(v: number | null) {
+    this.setRare('finS', v, null);
+  }
+  get finReleased(): boolean {
+    return this.rare ? this.rare.finReleased : false;
+  }
+  set finReleased(v: boolean) {
+    this.setRare('finReleased', v, false);
+  }
+  get finClient(): boolean {
+    return this.rare ? this.rare.finClient : false;
+  }
+  set finClient(v: boolean) {
+    this.setRare('finClient', v, false);
+  }
+  get tsvalFloor(): number | null {
+    return this.rare ? this.rare.tsvalFloor : null;
+  }
+  set tsvalFloor(v: number | null) {
+    this.setRare('tsvalFloor', v, null);
+  }
+  get closedAt(): number | null {
+    return this.rare ? this.rare.closedAt : null;
+  }
+  set closedAt(v: number | null) {
+    this.setRare('closedAt', v, null);
+  }
+  get rstP(): Held | null {
+    return this.rare ? this.rare.rstP : null;
+  }
+  set rstP(v: Held | null) {
+    this.setRare('rstP', v, null);
+  }
+  get stallAt(): number | null {
+    return this.rare ? this.rare.stallAt : null;
+  }
+  set stallAt(v: number | null) {
+    this.setRare('stallAt', v, null);
+  }
+  get heldSynAt(): number | null {
+    return this.rare ? this.rare.heldSynAt : null;
+  }
+  set heldSynAt(v: number | null) {
+    this.setRare('heldSynAt', v, null);
+  }
+  get waitingSince(): number | null {
+    return this.rare ? this.rare.waitingSince : null;
+  }
+  set waitingSince(v: number | null) {
+    this.setRare('waitingSince', v, null);
+  }
+  get earlyEndAt(): number | null {
+    return this.rare ? this.rare.earlyEndAt : null;
+  }
+  set earlyEndAt(v: number | null) {
+    this.setRare('earlyEndAt', v, null);
+  }
   phase: ConnPhase = 'handshake';
   /** The SYN of each side, until the handshake is merged (then packed: synOptsP, synOptsS, synWinP, synWinS). */
   synP: SynInfo | null = null;
@@ -154,23 +206,43 @@ export class Conn {
   synOptsS = 0;
   synWinP = -1;
   synWinS = -1;
-  get deltaSeq(): number { return this.deltaSeq32 >>> 0; }
-  set deltaSeq(v: number) { this.deltaSeq32 = v | 0; }
-  get tsOffset(): number { return this.tsOffset32 >>> 0; }
-  set tsOffset(v: number) { this.tsOffset32 = v | 0; }
+  get deltaSeq(): number {
+    return this.deltaSeq32 >>> 0;
+  }
+  set deltaSeq(v: number) {
+    this.deltaSeq32 = v | 0;
+  }
+  get tsOffset(): number {
+    return this.tsOffset32 >>> 0;
+  }
+  set tsOffset(v: number) {
+    this.tsOffset32 = v | 0;
+  }
   tsOn = false;
   wsP = 0;
   wsS = 0;
   /** Next S-space sequence number to release to the client. */
-  get relNxt(): number { return this.relNxt32 >>> 0; }
-  set relNxt(v: number) { this.relNxt32 = v | 0; }
+  get relNxt(): number {
+    return this.relNxt32 >>> 0;
+  }
+  set relNxt(v: number) {
+    this.relNxt32 = v | 0;
+  }
   /** P's segments held until S covers them, in order. */
   held: Held[] = NO_HELD;
   store: ByteStore = new ByteStore(0);
-  get ackP(): number { return this.ackP32 >>> 0; }
-  set ackP(v: number) { this.ackP32 = v | 0; }
-  get ackS(): number { return this.ackS32 >>> 0; }
-  set ackS(v: number) { this.ackS32 = v | 0; }
+  get ackP(): number {
+    return this.ackP32 >>> 0;
+  }
+  set ackP(v: number) {
+    this.ackP32 = v | 0;
+  }
+  get ackS(): number {
+    return this.ackS32 >>> 0;
+  }
+  set ackS(v: number) {
+    this.ackS32 = v | 0;
+  }
   hasAckP = false;
   hasAckS = false;
   /** The SACK blocks of each server's latest ACK (the client's sequence space, shared by both). */
@@ -178,25 +250,45 @@ export class Conn {
   sackS: ReadonlyArray<[number, number]> = NO_SACK_BLOCKS;
   winP = 0; // bytes (scaled)
   winS = 0;
-  get ackSent(): number { return this.ackSent32 >>> 0; }
-  set ackSent(v: number) { this.ackSent32 = v | 0; }
+  get ackSent(): number {
+    return this.ackSent32 >>> 0;
+  }
+  set ackSent(v: number) {
+    this.ackSent32 = v | 0;
+  }
   /** The highest ACK the client sent (S's space), once hasAckClient. */
-  get ackClient(): number { return this.ackClient32 >>> 0; }
-  set ackClient(v: number) { this.ackClient32 = v | 0; }
+  get ackClient(): number {
+    return this.ackClient32 >>> 0;
+  }
+  set ackClient(v: number) {
+    this.ackClient32 = v | 0;
+  }
   hasAckClient = false;
   /** The S-space ISN of the servers' side (the merged SYN-ACK's, or SYN's): a client ACK must be above it. */
-  get isn(): number { return this.isn32 >>> 0; }
-  set isn(v: number) { this.isn32 = v | 0; }
+  get isn(): number {
+    return this.isn32 >>> 0;
+  }
+  set isn(v: number) {
+    this.isn32 = v | 0;
+  }
   /** The end of the client's last accepted segment (its sequence space), once hasClientNxt. */
-  get clientNxt(): number { return this.clientNxt32 >>> 0; }
-  set clientNxt(v: number) { this.clientNxt32 = v | 0; }
+  get clientNxt(): number {
+    return this.clientNxt32 >>> 0;
+  }
+  set clientNxt(v: number) {
+    this.clientNxt32 = v | 0;
+  }
   hasClientNxt = false;
   /** How many of the client's segments the offload had handled at the last look. */
   offloadPackets = 0;
   /** Whether any ACK went to the client yet (ackSent means nothing before). */
   ackSentValid = false;
-  get edgeSent(): number { return this.edgeSent32 >>> 0; }
-  set edgeSent(v: number) { this.edgeSent32 = v | 0; }
+  get edgeSent(): number {
+    return this.edgeSent32 >>> 0;
+  }
+  set edgeSent(v: number) {
+    this.edgeSent32 = v | 0;
+  }
   /**
    * Pure ACKs each server sent since the last segment to the client that
    * moved nothing, at the merged ACK: both servers answering the same client
@@ -204,11 +296,19 @@ export class Conn {
    */
   standingP = 0;
   standingS = 0;
-  get tsvalS(): number { return this.tsvalS32 >>> 0; }
-  set tsvalS(v: number) { this.tsvalS32 = v | 0; }
+  get tsvalS(): number {
+    return this.tsvalS32 >>> 0;
+  }
+  set tsvalS(v: number) {
+    this.tsvalS32 = v | 0;
+  }
   /** already in S's space */
-  get tsvalP(): number { return this.tsvalP32 >>> 0; }
-  set tsvalP(v: number) { this.tsvalP32 = v | 0; }
+  get tsvalP(): number {
+    return this.tsvalP32 >>> 0;
+  }
+  set tsvalP(v: number) {
+    this.tsvalP32 = v | 0;
+  }
   /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
   inKernel = false;
   /** P's segments of it (primary-only) leave through the kernel's egress program, not the merger. */
@@ -222,8 +322,12 @@ export class Conn {
   get releasedByKernel(): boolean {
     return this.inKernel || this.outInKernel;
   }
-  get tsecr(): number { return this.tsecr32 >>> 0; }
-  set tsecr(v: number) { this.tsecr32 = v | 0; }
+  get tsecr(): number {
+    return this.tsecr32 >>> 0;
+  }
+  set tsecr(v: number) {
+    this.tsecr32 = v | 0;
+  }
   lastSeen: number;
   /** When the connection was created. */
   readonly createdAt: number;
@@ -236,7 +340,9 @@ export class Conn {
 
   /** The client's IPv4 address, stored signed as the sequence numbers are. */
   private readonly client32: number;
-  get client(): number { return this.client32 >>> 0; }
+  get client(): number {
+    return this.client32 >>> 0;
+  }
 
   constructor(
     client: number,
@@ -325,7 +431,16 @@ export function packSyn(c: Conn): void {
 }
 
 export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
-  const info: SynInfo = { isn: seg.seq, mss: 536, wscale: -1, sackOk: false, ts: null, tsecr: null, ecn: seg.has(TCP_ECE), window: seg.window };
+  const info: SynInfo = {
+    isn: seg.seq,
+    mss: 536,
+    wscale: -1,
+    sackOk: false,
+    ts: null,
+    tsecr: null,
+    ecn: seg.has(TCP_ECE),
+    window: seg.window,
+  };
   for (const o of opts) {
     if (o.kind === 'mss') info.mss = o.mss;
     else if (o.kind === 'wscale') info.wscale = Math.min(o.shift, MAX_WSCALE);

@@ -30,7 +30,14 @@ export function expired(cfg: MergerConfig, c: Conn, now: number): boolean {
  */
 export type Silence = { kind: 'handshake-alone'; waitedMs: number } | { kind: 'degrade'; silentMs: number } | null;
 
-export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean, sUnseenAt = -Infinity, seenUntil = Infinity): Silence {
+export function silence(
+  cfg: MergerConfig,
+  c: Conn,
+  now: number,
+  alone: boolean,
+  sUnseenAt = -Infinity,
+  seenUntil = Infinity,
+): Silence {
   const limit = cfg.secondarySilenceMs;
   // Silence is judged up to the moment before which the merger has seen every
   // segment S sent (the bridge's queue may hold a backlog), and from the last
@@ -38,7 +45,8 @@ export function silence(cfg: MergerConfig, c: Conn, now: number, alone: boolean,
   // S's TCP sends them again).
   const upTo = Math.min(now, seenUntil);
   if (c.phase === 'handshake') {
-    if (alone || !c.heldSyn || c.synS || c.heldSynAt === null || upTo - Math.max(c.heldSynAt, sUnseenAt) < limit) return null;
+    if (alone || !c.heldSyn || c.synS || c.heldSynAt === null || upTo - Math.max(c.heldSynAt, sUnseenAt) < limit)
+      return null;
     return { kind: 'handshake-alone', waitedMs: now - c.heldSynAt };
   }
   if (!c.waitsForS()) {

@@ -36,7 +36,9 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   // From here on the kernel may translate the client's common segments itself.
   core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
   // Begun alone: P's segments after its SYN-ACK (which still goes through the queue) may leave in the kernel.
-  if (alone) c.outInKernel = core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
+  if (alone)
+    c.outInKernel =
+      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
   const h = c.heldSyn!;
   c.heldSyn = null;
   c.heldSynAt = null;

@@ -8,7 +8,15 @@
  */
 import { seqAdd, seqGt, seqLe, seqLt, seqMax, seqMin, seqSub } from '../../wire/seq.js';
 import type { TcpOption } from '../../wire/tcp-options.js';
-import { buildIpv4Tcp, trimPayloadFront, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, type TcpSegment } from '../../wire/tcp.js';
+import {
+  buildIpv4Tcp,
+  trimPayloadFront,
+  TCP_ACK_FLAG,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  type TcpSegment,
+} from '../../wire/tcp.js';
 import { mergedAck, mergedSack, mergedWindowBytes, refresh, windowField, type Side } from './ack.js';
 import { NO_HELD, type Conn } from './conn.js';
 import { rewriteSynOptions } from './handshake.js';
@@ -20,7 +28,15 @@ const EMPTY = Buffer.alloc(0);
  * Rewrites P's segment into S's spaces — seq − Δseq, TSval − offset, the
  * merged ACK and window — and accepts it.
  */
-export function release(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: TcpSegment, gso: boolean, syn: boolean): void {
+export function release(
+  core: MergeCore,
+  c: Conn,
+  id: number,
+  pkt: Buffer,
+  seg: TcpSegment,
+  gso: boolean,
+  syn: boolean,
+): void {
   // A segment without data says "next byte is relNxt": P's own next sequence
   // number may be ahead of what has been released while P's data is held.
   const bare = seg.seqLength === 0 && !seg.has(TCP_RST);
@@ -36,7 +52,9 @@ export function release(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
       c.ackSentValid = true;
     }
   }
-  const win = syn ? Math.min(c.synWinP < 0 ? seg.window : c.synWinP, c.synWinS < 0 ? seg.window : c.synWinS) : windowField(c, mergedWindowBytes(c), false);
+  const win = syn
+    ? Math.min(c.synWinP < 0 ? seg.window : c.synWinP, c.synWinS < 0 ? seg.window : c.synWinS)
+    : windowField(c, mergedWindowBytes(c), false);
   seg.writeWindow(syn ? Math.min(win, 0xffff) : win);
   // The right edge the client now believes in (a SYN's window is unscaled).
   c.edgeSent = seqAdd(c.ackSent, syn ? win : win * 2 ** c.wsS);
@@ -76,7 +94,11 @@ export function releaseCovered(core: MergeCore, c: Conn, now: number, covered = 
     const dataEnd = fin ? seqSub(h.end, 1) : h.end;
     const payload = seg.payload;
     const finMismatch = fin && c.finS !== dataEnd;
-    if (finMismatch && (c.finS === null || seqGt(c.finS, dataEnd)) && c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
+    if (
+      finMismatch &&
+      (c.finS === null || seqGt(c.finS, dataEnd)) &&
+      c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))
+    ) {
       // P's stream ends here, S's goes on: held, in case P's server died
       // and the secondary is about to continue the connection (earlyEndGraceMs).
       c.earlyEndAt ??= now;
@@ -175,7 +197,9 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false,
   // P had aborted: its RST goes out after its bytes.
   releaseHeldRst(core, c);
   // What P sends from now on may leave in the kernel (the held copies went first, marked as ours).
-  if (c.phase === 'degraded') c.outInKernel = core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
+  if (c.phase === 'degraded')
+    c.outInKernel =
+      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
 }
 
 /** P's held RST (it had aborted) goes out, and the connection ends. */
@@ -211,7 +235,15 @@ export function abortBoth(core: MergeCore, c: Conn, now: number): void {
  * duplicate ACK from the lagging side (fast retransmit needs those), or when
  * the window opened; otherwise it is absorbed.
  */
-export function pureAck(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: TcpSegment, gso: boolean, side: Side): void {
+export function pureAck(
+  core: MergeCore,
+  c: Conn,
+  id: number,
+  pkt: Buffer,
+  seg: TcpSegment,
+  gso: boolean,
+  side: Side,
+): void {
   if (c.phase === 'merging' && !(c.hasAckP && c.hasAckS)) {
     // One server has not acknowledged anything yet (the last step of a
     // server-initiated handshake): the minimum is nothing.
@@ -231,7 +263,9 @@ export function pureAck(core: MergeCore, c: Conn, id: number, pkt: Buffer, seg: 
   // A window update means nothing once the client has sent its FIN (it
   // sends no more data) — and after its close, an extra ACK only draws a
   // reset from its stack.
-  const opened = !c.finClient && (seqGt(edge, seqAdd(c.edgeSent, 2 * core.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent)));
+  const opened =
+    !c.finClient &&
+    (seqGt(edge, seqAdd(c.edgeSent, 2 * core.cfg.mtu)) || (c.edgeSent === c.ackSent && seqGt(edge, c.edgeSent)));
   // Both servers answered a client segment without moving: a keepalive, a
   // zero-window probe, a FIN or bytes both hold sent again. The client gets
   // one answer, else its keepalives go unanswered until it gives up, and a
@@ -285,7 +319,7 @@ export function secondaryRetransmission(core: MergeCore, c: Conn, seg: TcpSegmen
 /** Sends bytes [from, to) of `payload` (which starts at S-space `start`) as MTU-sized segments. */
 export function sendRange(core: MergeCore, c: Conn, start: number, payload: Buffer, from: number, to: number): void {
   const chunk = core.cfg.mtu - 40 - 12;
-  for (let at = from; seqLt(at, to); ) {
+  for (let at = from; seqLt(at, to);) {
     const off = seqSub(at, start);
     if (off >= payload.length) break;
     const n = Math.min(chunk, seqSub(to, at), payload.length - off);

@@ -38,7 +38,14 @@ export interface InboundOffload {
    * spaces (seq − Δseq, TSval − offset, the window from P's scale to S's).
    * SYN, FIN and RST still come through the queue.
    */
-  primaryOnly(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscaleP: number, wscaleS: number): boolean;
+  primaryOnly(
+    c: OffloadKey,
+    deltaSeq: number,
+    tsOffset: number,
+    timestamps: boolean,
+    wscaleP: number,
+    wscaleS: number,
+  ): boolean;
   /**
    * The kernel merges `c` from now on (its handshake just merged); false if
    * it cannot (not available, its map full): the queue merges it.
