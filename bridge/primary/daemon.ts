@@ -25,7 +25,7 @@ import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../ports.js';
-import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
+import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { setupStall } from '../faults.js';
 import { probeOf } from '../liveness.js';

@@ -24,7 +24,6 @@
  */
 import { ipv4ToString } from '../wire/addr.js';
 import { WireError } from '../wire/error.js';
-import { IPPROTO_TCP } from '../wire/ipv4.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMin, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
@@ -994,16 +993,6 @@ export class Merger implements MergeCore {
     }
     return seg;
   }
-}
-
-/** The protocol number the merger handles (for the shell's sanity checks). */
-export const MERGER_PROTOCOL = IPPROTO_TCP;
-
-/** Parses the options of a segment, for tests and logs. */
-export function optionsOf(pkt: Buffer): TcpOption[] {
-  const parsed = parseIpv4Tcp(pkt);
-  const o = parsed instanceof WireError ? parsed : parsed.tcp.options();
-  return o instanceof WireError ? [] : o;
 }
 
 /** What a connection waits for from the secondary, for the log line that gives up on it. */

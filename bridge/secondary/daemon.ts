@@ -15,7 +15,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
-import { arpProbeFrame, vipClaimer } from '../arp-responder.js';
+import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { setupStall } from '../faults.js';
 import { probeOf } from '../liveness.js';

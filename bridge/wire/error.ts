@@ -27,7 +27,3 @@ export class WireError extends Error {
     super(`${layer}: ${code}: ${detail}`);
   }
 }
-
-export function isWireError(x: unknown): x is WireError {
-  return x instanceof WireError;
-}
