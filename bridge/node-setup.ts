@@ -8,7 +8,7 @@ import { installedTags, removeRules, RuleSet } from './io/rules.js';
 import { removeDivertRoutes } from './io/kernel-path.js';
 import { BRIDGE_MARK } from './io/inject.js';
 import { ensureBpffs, InboundXlate, matchPinPath } from './io/xlate.js';
-import { ipv4 } from './wire/addr.js';
+import { ipv4 } from '../net/addr.js';
 import type { Logger } from './log.js';
 
 /**

@@ -7,7 +7,7 @@
  * is pure.
  */
 import { randomBytes } from 'node:crypto';
-import { ipv4 } from './wire/addr.js';
+import { ipv4 } from '../net/addr.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from './log.js';
 import type { Config } from '../config/config.js';

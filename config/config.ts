@@ -6,8 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseIpv4, parseMac } from '../bridge/wire/addr.js';
-import type { PortSet } from '../bridge/ports.js';
+import { parseIpv4, parseMac } from '../net/addr.js';
+import type { PortSet } from '../net/ports.js';
 
 const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null, { message: 'not an IPv4 address (a.b.c.d)' });
 const macText = z.string().refine((s) => parseMac(s) !== null, { message: 'not a MAC address (aa:bb:cc:dd:ee:ff)' });

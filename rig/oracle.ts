@@ -6,7 +6,7 @@
  */
 import { WireError } from '../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
-import { ipv4 } from '../bridge/wire/addr.js';
+import { ipv4 } from '../net/addr.js';
 import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqSub } from '../bridge/wire/seq.js';
 import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';

@@ -5,9 +5,9 @@
  *
  *   npm run build && node dist/bench/failover/fuzz.js [millions=5] [capture.pcap]
  */
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { readPcap } from '../../rig/capture.js';
-import { captureCorpus, fuzz, harnessCorpus } from '../../test/replication/fuzz-engine.js';
+import { captureCorpus, fuzz, harnessCorpus } from '../../rig/in-process/fuzz-engine.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';
 
 export async function main(argv: string[]): Promise<number> {

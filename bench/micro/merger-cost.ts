@@ -8,7 +8,7 @@
  *   npm run build && node dist/bench/micro/merger-cost.js [N=200000]
  */
 import { Merger } from '../../bridge/primary/merger.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';
 

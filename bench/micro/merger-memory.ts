@@ -9,7 +9,7 @@
  *   npm run build && node --expose-gc dist/bench/micro/merger-memory.js [N=100000]
  */
 import { Merger } from '../../bridge/primary/merger.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';

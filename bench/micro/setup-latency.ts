@@ -24,7 +24,7 @@ import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { cliArgs, pct, segments, type Seen } from './hops.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { runAsProgram } from '../../rig/main.js';
 

@@ -15,7 +15,7 @@
  * rest in our own bounded FIFO, dropping (and counting) beyond `maxQueued`.
  */
 import * as raw from 'raw-socket';
-import { ipv4ToString } from '../wire/addr.js';
+import { ipv4ToString } from '../../net/addr.js';
 import { IP_DST } from '../wire/ipv4.js';
 import { monotonicMs } from '../clock.js';
 

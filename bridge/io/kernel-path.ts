@@ -25,8 +25,8 @@
  * missing, the route replaced in place) and removed only once no table marks
  * packets any more — at a takeover, a stop, or by `tcpfo cleanup`.
  */
-import { ipv4ToString } from '../wire/addr.js';
-import type { PortSet } from '../ports.js';
+import { ipv4ToString } from '../../net/addr.js';
+import type { PortSet } from '../../net/ports.js';
 import { nftApply } from './rules.js';
 import { run } from './run.js';
 

@@ -11,13 +11,13 @@
  * kernel accepts packets while no program listens on the queue; without it
  * they are dropped. The bridge's own rules say which they use and why.
  */
-import { ipv4ToString } from '../wire/addr.js';
+import { ipv4ToString } from '../../net/addr.js';
 import { failureOf, run } from './run.js';
-export type { PortSet } from '../ports.js';
+export type { PortSet } from '../../net/ports.js';
 
 export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
 
-import type { PortSet } from '../ports.js';
+import type { PortSet } from '../../net/ports.js';
 
 export interface Match {
   /** Only TCP is ever matched by the bridge. */

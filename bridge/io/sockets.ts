@@ -7,8 +7,8 @@
  * One dump lists every socket; an abort names each socket by its address
  * and the cookie the dump gave, many requests per system call.
  */
-import { ipv4 } from '../wire/addr.js';
-import { PortMatcher, type PortSet } from '../ports.js';
+import { ipv4 } from '../../net/addr.js';
+import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { load } from './nfqueue.js';
 
 export interface SocketKey {

@@ -9,8 +9,8 @@
  * destination) and ours as source (the switch must not learn the client's
  * MAC on our port). One table, replaced and removed in one transaction.
  */
-import { ipv4ToString } from '../wire/addr.js';
-import type { PortSet } from '../ports.js';
+import { ipv4ToString } from '../../net/addr.js';
+import type { PortSet } from '../../net/ports.js';
 import { nftApply } from './rules.js';
 
 export interface CopySpec {

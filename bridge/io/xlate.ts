@@ -17,7 +17,7 @@ import { load } from './nfqueue.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
 import type { KernelMergeInit, KernelMergeState } from '../primary/merge/kernel.js';
-import type { PortSet } from '../ports.js';
+import type { PortSet } from '../../net/ports.js';
 
 interface NativeXlate {
   set(

@@ -11,7 +11,7 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
+import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { WireError } from '../wire/error.js';
 import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
@@ -24,7 +24,7 @@ import { QueueProgress } from './queue-progress.js';
 import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
-import { PortMatcher } from '../ports.js';
+import { PortMatcher } from '../../net/ports.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { setupStall } from '../faults.js';

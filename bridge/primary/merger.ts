@@ -22,7 +22,7 @@
  * (release.ts), expiry and silence (expiry.ts), adopted connections
  * (adopted.ts).
  */
-import { ipv4ToString } from '../wire/addr.js';
+import { ipv4ToString } from '../../net/addr.js';
 import { WireError } from '../wire/error.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMin, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';

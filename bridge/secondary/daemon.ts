@@ -13,7 +13,7 @@
  * for the pair, also when this process is killed.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipv4, ipv4ToString, mac } from '../wire/addr.js';
+import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
@@ -47,7 +47,7 @@ import {
   type KernelPathSpec,
 } from '../io/kernel-path.js';
 import { blindProds, blindPrompts, owes } from './blind.js';
-import { PortMatcher, type PortSet } from '../ports.js';
+import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from './role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';

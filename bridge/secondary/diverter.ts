@@ -18,7 +18,7 @@ import { Ipv4Packet } from '../wire/ipv4.js';
 import { buildDiverted, clampedMss } from '../wire/divert.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { seqAdd } from '../wire/seq.js';
-import type { PortMatcher } from '../ports.js';
+import type { PortMatcher } from '../../net/ports.js';
 
 export interface DiverterConfig {
   /** The service address (VIP). */

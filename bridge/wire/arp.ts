@@ -1,5 +1,5 @@
 /** ARP for IPv4 over Ethernet (RFC 826), and gratuitous ARP (RFC 5227 §3). */
-import { BROADCAST_MAC, macToString } from './addr.js';
+import { BROADCAST_MAC, macToString } from '../../net/addr.js';
 import { emitEthernet, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from './ethernet.js';
 import { WireError } from './error.js';
 

@@ -1,5 +1,5 @@
 /** Ethernet II frame: a view over a Buffer, field offsets named once here. */
-import { macToString } from './addr.js';
+import { macToString } from '../../net/addr.js';
 import { WireError } from './error.js';
 
 export const ETH_DST = 0; // 6 bytes

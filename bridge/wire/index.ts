@@ -1,5 +1,5 @@
 /** The wire layer: zero-copy views over packets, their high-level values, checksums and sequence arithmetic. */
-export * from './addr.js';
+export * from '../../net/addr.js';
 export * from './arp.js';
 export * from './checksum.js';
 export * from './error.js';

@@ -12,7 +12,7 @@
  *     N SYN-ACKs from SRC:SPORT to DST at random ports, ISNs and ACKs.
  */
 import { openFrameSender } from '../../bridge/io/capture.js';
-import { ipv4, mac } from '../../bridge/wire/addr.js';
+import { ipv4, mac } from '../../net/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 

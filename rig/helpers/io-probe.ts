@@ -22,7 +22,7 @@
  *   throw-batch TAG QNUM DPORT             a whole-batch handler that throws: the process must die of it
  */
 import { WireError } from '../../bridge/wire/error.js';
-import { ipv4, mac } from '../../bridge/wire/addr.js';
+import { ipv4, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { PacketQueue } from '../../bridge/io/nfqueue.js';

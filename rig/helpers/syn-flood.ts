@@ -16,7 +16,7 @@
  *     points at the primary. The primary must drop every one.
  */
 import { Injector } from '../../bridge/io/inject.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 
 const [mode, ...a] = process.argv.slice(2);

@@ -6,7 +6,7 @@
  *   node syn-probe.js SRC DST SPORT DPORT ISN TSVAL [corrupt]
  */
 import * as raw from 'raw-socket';
-import { ipv4, ipv4ToString } from '../../bridge/wire/addr.js';
+import { ipv4, ipv4ToString } from '../../net/addr.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { TCP_CHECKSUM } from '../../bridge/wire/tcp.js';

@@ -15,8 +15,8 @@
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { ipv4 } from '../../bridge/wire/addr.js';
-import { PortMatcher } from '../../bridge/ports.js';
+import { ipv4 } from '../../net/addr.js';
+import { PortMatcher } from '../../net/ports.js';
 import { destroyConnections, destroySockets, existingConnections } from '../../bridge/io/sockets.js';
 
 const [addr, addr2, portText, nText, busyText] = process.argv.slice(2);

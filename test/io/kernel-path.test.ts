@@ -1,6 +1,6 @@
 /** The kernel data path's nft text and the blind prompts (pure; the rig runs them for real). */
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import type { WireError } from '../../bridge/wire/error.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../bridge/wire/tcp.js';
 import { seqSub } from '../../bridge/wire/seq.js';

@@ -1,7 +1,7 @@
 /** The rule text tcpfo hands to iptables-nft-restore (pure; the rig tests install it for real). */
 import { describe, expect, it } from 'vitest';
 import { iptRestoreScript, nftRuleset, type Rule } from '../../bridge/io/rules.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 
 const RULES: Rule[] = [
   {

@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { owes } from '../../bridge/secondary/blind.js';
 import type { SocketState } from '../../bridge/io/sockets.js';
 import { distScript } from '../../rig/dist.js';

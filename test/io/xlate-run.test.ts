@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InboundXlate } from '../../bridge/io/xlate.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';

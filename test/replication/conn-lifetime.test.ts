@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from './harness.js';
+import { clientSeg, CLIENT, CPORT, Pair, SPORT, VIP } from '../../rig/in-process/harness.js';
 
 const ISN_P = 1_000_000;
 const ISN_S = 7_000_000;

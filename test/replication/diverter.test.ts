@@ -3,14 +3,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
-import { mac } from '../../bridge/wire/addr.js';
+import { mac } from '../../net/addr.js';
 import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { buildIpv4Tcp, parseIpv4Tcp, parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import { PortMatcher } from '../../bridge/ports.js';
+import { PortMatcher } from '../../net/ports.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 import { clampedMss, divertedClient } from '../../bridge/wire/divert.js';
-import { A_P, A_S, CLIENT, CPORT, SPORT, VIP } from './harness.js';
+import { A_P, A_S, CLIENT, CPORT, SPORT, VIP } from '../../rig/in-process/harness.js';
 import { tcpOptions } from '../wire/arbitraries.js';
 
 const diverter = () =>

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Merger } from '../../bridge/primary/merger.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { CLIENT, RecordingSink, SPORT, VIP } from './harness.js';
+import { CLIENT, RecordingSink, SPORT, VIP } from '../../rig/in-process/harness.js';
 
 /** A merger with `n` connections in their handshake (P's SYN-ACK held), made at time 0. */
 function table(n: number, handshakeTimeoutMs: number, sink = new RecordingSink()): Merger {

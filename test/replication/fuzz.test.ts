@@ -4,9 +4,9 @@
  * hundred thousand; `node dist/bench/failover/fuzz.js` runs millions.
  */
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { readPcap } from '../../rig/capture.js';
-import { captureCorpus, fuzz, harnessCorpus } from './fuzz-engine.js';
+import { captureCorpus, fuzz, harnessCorpus } from '../../rig/in-process/fuzz-engine.js';
 
 const expectClean = (r: ReturnType<typeof fuzz>) => {
   expect(r.firstThrow).toBeUndefined();

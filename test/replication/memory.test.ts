@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seqAdd } from '../../bridge/wire/seq.js';
-import { Pair } from './harness.js';
+import { Pair } from '../../rig/in-process/harness.js';
 
 const ISN_P = 1_000_000;
 const ISN_S = 7_000_000;

@@ -5,7 +5,7 @@ import { seqAdd, seqSub } from '../../bridge/wire/seq.js';
 import { fold, pseudoHeaderSum } from '../../bridge/wire/checksum.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_ACK_FLAG, TCP_ECE, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP, type RecordingSink } from './harness.js';
+import { A_P, clientSeg, CLIENT, CPORT, Pair, SPORT, VIP, type RecordingSink } from '../../rig/in-process/harness.js';
 import type { InboundOffload } from '../../bridge/primary/merger.js';
 import type { KernelMergeInit, KernelMergeState } from '../../bridge/primary/merge/kernel.js';
 import { packSynOpts, unpackSynOpts } from '../../bridge/primary/merge/conn.js';

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AnswerOrder, ORDER_SLOTS, orderSlot } from '../../bridge/primary/order.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 
 const A = ipv4('198.51.100.7');
 const B = ipv4('198.51.100.99');

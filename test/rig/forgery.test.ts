@@ -15,7 +15,7 @@ import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
 import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
-import { ipv4ToString } from '../../bridge/wire/addr.js';
+import { ipv4ToString } from '../../net/addr.js';
 import { parseIpv4Tcp, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { slow } from '../../rig/slow.js';

@@ -11,7 +11,7 @@ import { withRig } from '../../rig/rig.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { IP_SRC } from '../../bridge/wire/ipv4.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { distScript } from '../../rig/dist.js';
 import { slow } from '../../rig/slow.js';
 

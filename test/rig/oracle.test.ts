@@ -1,8 +1,8 @@
 /** The transparency oracle itself must be able to fail. */
 import { describe, expect, it } from 'vitest';
-import { mac } from '../../bridge/wire/addr.js';
+import { mac } from '../../net/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from '../../rig/capture.js';
 import { checkTransparency, framesAroundRst } from '../../rig/oracle.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { Capture } from '../../rig/capture.js';
 import { namespacesOf, Rig, withRig, type LanMode } from '../../rig/rig.js';
 

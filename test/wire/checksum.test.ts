@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checksum, fold, sumBytes, update16 } from '../../bridge/wire/checksum.js';
 import { Ipv4Packet } from '../../bridge/wire/ipv4.js';
 import { buildIpv4Tcp, TcpSegment } from '../../bridge/wire/tcp.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { tcpRepr, u16, u32 } from './arbitraries.js';
 
 describe('internet checksum', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ipv4, ipv4ToString, mac, macToString, parseIpv4 } from '../../bridge/wire/addr.js';
+import { ipv4, ipv4ToString, mac, macToString, parseIpv4 } from '../../net/addr.js';
 import { ArpPacket, ARP_REQUEST, gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_ARP, ETH_HEADER_LEN } from '../../bridge/wire/ethernet.js';

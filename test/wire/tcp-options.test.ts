@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import {
   DIVERT_EXID,
   emitTcpOptions,

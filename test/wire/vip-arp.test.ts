@@ -1,6 +1,6 @@
 /** The split-brain probe for the service address and the answer that says someone else holds it (bridge/vip-arp.ts). */
 import { describe, expect, it } from 'vitest';
-import { ipv4, mac } from '../../bridge/wire/addr.js';
+import { ipv4, mac } from '../../net/addr.js';
 import { ArpPacket, ARP_REPLY, ARP_REQUEST, emitArp, gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { EthernetFrame, ETHERTYPE_ARP, emitEthernet } from '../../bridge/wire/ethernet.js';
 import { WireError } from '../../bridge/wire/error.js';

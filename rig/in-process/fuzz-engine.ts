@@ -9,13 +9,13 @@
  */
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4, emitEthernet } from '../../bridge/wire/ethernet.js';
-import { mac } from '../../bridge/wire/addr.js';
+import { mac } from '../../net/addr.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN } from '../../bridge/wire/tcp.js';
-import { PortMatcher } from '../../bridge/ports.js';
+import { PortMatcher } from '../../net/ports.js';
 import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
-import type { CapturedFrame } from '../../rig/capture.js';
+import type { CapturedFrame } from '../capture.js';
 import { A_P, A_S, clientSeg, CLIENT, Pair, SPORT, VIP } from './harness.js';
 
 export interface FuzzResult {

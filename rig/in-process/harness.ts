@@ -4,7 +4,7 @@
  * through the real Diverter, everything fed to the real Merger, and a
  * recording sink that plays the client's view.
  */
-import { ipv4 } from '../../bridge/wire/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
@@ -18,7 +18,7 @@ import {
   TCP_SYN,
   type TcpRepr,
 } from '../../bridge/wire/tcp.js';
-import { PortMatcher } from '../../bridge/ports.js';
+import { PortMatcher } from '../../net/ports.js';
 import { Merger, type InboundOffload, type MergerConfig, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 
