@@ -7,7 +7,7 @@
  * `iptables` children, and no_new_privs is set. The sockets, queues and
  * captures opened during setup stay usable.
  */
-import { load } from './nfqueue.js';
+import { native } from './native.js';
 
 export const CAP_NET_ADMIN = 12;
 export const CAP_NET_RAW = 13;
@@ -23,7 +23,12 @@ export interface CapabilityReport {
 }
 
 export function limitCapabilities(keep: readonly number[] = [CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF]): CapabilityReport {
-  const r = load().limitCapabilities([...keep]);
+  const r = native().limitCapabilities([...keep]);
   const want = keep.reduce((m, c) => m | (1n << BigInt(c)), 0n);
   return { permitted: r.permitted, bounding: r.bounding, boundingLimited: (BigInt(`0x${r.bounding}`) & ~want) === 0n };
+}
+
+/** The addon's part for capabilities (native/caps.cc). */
+export interface CapsNative {
+  limitCapabilities(keep: number[]): { permitted: string; effective: string; bounding: string };
 }

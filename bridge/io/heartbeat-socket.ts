@@ -5,7 +5,7 @@
  * detector takes them all before it judges (`take()`), so a stall of this
  * process's event loop is never taken for the peer's silence.
  */
-import { load } from './nfqueue.js';
+import { native } from './native.js';
 import { monotonicMs } from '../clock.js';
 
 interface NativeHeartbeatSocket {
@@ -32,16 +32,7 @@ export class HeartbeatSocket {
    * `onReadable` runs on the event loop when datagrams wait; it should `take()`.
    */
   constructor(self: string, port: number, peer: string, peerPort: number, onReadable: () => void) {
-    const mod = load() as unknown as {
-      HeartbeatSocket: new (
-        self: string,
-        port: number,
-        peer: string,
-        peerPort: number,
-        onReadable: () => void,
-      ) => NativeHeartbeatSocket;
-    };
-    this.native = new mod.HeartbeatSocket(self, port, peer, peerPort, onReadable);
+    this.native = new (native().HeartbeatSocket)(self, port, peer, peerPort, onReadable);
   }
 
   /** Every datagram from the peer received so far, oldest first, with its arrival time (monotonicMs). */
@@ -65,4 +56,15 @@ export class HeartbeatSocket {
     this.closed = true;
     this.native.close();
   }
+}
+
+/** The addon's part for heartbeats (native/heartbeat.cc). */
+export interface HeartbeatNative {
+  HeartbeatSocket: new (
+    self: string,
+    port: number,
+    peer: string,
+    peerPort: number,
+    onReadable: () => void,
+  ) => NativeHeartbeatSocket;
 }

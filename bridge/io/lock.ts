@@ -9,9 +9,10 @@
  */
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { load } from './nfqueue.js';
+import { native } from './native.js';
 
-interface NativeLock {
+/** The addon's part for the instance lock (native/lock.cc). */
+export interface LockNative {
   lockFile(path: string): { fd?: number; heldBy?: number; error?: string };
 }
 
@@ -42,7 +43,7 @@ export function lockPath(stateDir: string, instance: string): string {
 
 /** Tries the lock: null once it is ours (for the life of the process), else its holder's pid. */
 function tryLock(path: string): number | null {
-  const r = (load() as unknown as NativeLock).lockFile(path);
+  const r = native().lockFile(path);
   if (r.error !== undefined) throw new LockError(`cannot lock ${path}: ${r.error}`);
   return r.fd !== undefined ? null : (r.heldBy ?? 0);
 }

@@ -5,9 +5,7 @@
  * hot path allocates nothing per packet unless the program asks for a copy.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { PACKAGE_ROOT } from './paths.js';
+import { native } from './native.js';
 
 interface NativeQueue {
   verdict(id: number, verdict: number, mark?: number, buf?: Buffer, off?: number, len?: number): boolean;
@@ -18,34 +16,10 @@ interface NativeQueue {
   close(): void;
 }
 
-interface NativeModule {
-  limitCapabilities(keep: number[]): { permitted: string; effective: string; bounding: string };
-  cloexecAll(): number;
+/** The addon's part for NFQUEUE (native/nfqueue.cc). */
+export interface QueueNative {
   NfQueue: new (num: number, opts: object, onBatch: (data: Buffer, meta: Uint32Array) => void) => NativeQueue;
   META_WORDS: number;
-  NF_DROP: number;
-  NF_ACCEPT: number;
-  SKB_CSUMNOTREADY: number;
-  SKB_GSO: number;
-  SKB_CSUM_NOTVERIFIED: number;
-}
-
-let native: NativeModule | undefined;
-/** The native addon (NFQUEUE and capabilities), loaded once. */
-export function load(): NativeModule {
-  if (!native) {
-    const require = createRequire(import.meta.url);
-    const path = join(PACKAGE_ROOT, 'build', 'Release', 'tcpfo_nfqueue.node');
-    try {
-      native = require(path) as NativeModule;
-    } catch (e) {
-      throw new Error(
-        `cannot load the NFQUEUE addon ${path} (run \`npm install\` to build it): ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
-  }
-  return native;
 }
 
 export const NF_DROP = 0;
@@ -209,7 +183,7 @@ export class PacketQueue {
   ) {
     if (!Number.isInteger(queueNum) || queueNum < 0 || queueNum > 65535)
       throw new RangeError(`bad queue number ${queueNum}`);
-    const mod = load();
+    const mod = native();
     const words = mod.META_WORDS;
     const onBatch =
       typeof handler === 'function'

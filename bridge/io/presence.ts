@@ -5,7 +5,7 @@
  * loop stuck for `holdMs` ends the process (exit 4) instead of leaving a
  * bridge that claims the VIP, or heartbeats, without running.
  */
-import { load } from './nfqueue.js';
+import { native } from './native.js';
 
 interface NativePresence {
   touch(): void;
@@ -52,10 +52,7 @@ export class LanPresence {
     private readonly holdMs: number,
     label: string,
   ) {
-    const mod = load() as unknown as {
-      Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence;
-    };
-    this.native = new mod.Presence(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
+    this.native = new (native().Presence)(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
     // The loop's sign of life: a few times per hold, from a timer.
     this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.min(20, Math.floor(holdMs / 10))));
     this.timer.unref();
@@ -81,4 +78,9 @@ export class LanPresence {
     clearInterval(this.timer);
     this.native.close();
   }
+}
+
+/** The addon's part for the service address's presence on the LAN (native/presence.cc). */
+export interface PresenceNative {
+  Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence;
 }

@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { load } from './nfqueue.js';
+import { native, type Native } from './native.js';
 
 const execFileP = promisify(execFile);
 
@@ -27,13 +27,13 @@ export interface RunOptions {
  * either, and `tcpfo cleanup` still runs its tools.
  */
 export function cloexecAll(): number {
-  let native: ReturnType<typeof load>;
+  let addon: Native;
   try {
-    native = load();
+    addon = native();
   } catch {
     return -1;
   }
-  return native.cloexecAll();
+  return addon.cloexecAll();
 }
 
 /** What a failed run() says, for the caller's own error: the command line and its stderr (or the error). */
@@ -53,4 +53,9 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   });
   if (opts.input !== undefined) p.child.stdin?.end(opts.input);
   return (await p).stdout;
+}
+
+/** The addon's part for descriptors (native/fds.cc). */
+export interface RunNative {
+  cloexecAll(): number;
 }

@@ -9,7 +9,7 @@
  */
 import { ipv4 } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
-import { load } from './nfqueue.js';
+import { native as addon } from './native.js';
 
 export interface SocketKey {
   client: number;
@@ -34,7 +34,8 @@ interface SockColumns {
   cookie: Uint32Array;
 }
 
-interface NativeSockDiag {
+/** The addon's part for sock_diag (native/sockdiag.cc). */
+export interface SockDiagNative {
   sockList(addr: number): Promise<SockColumns>;
   sockDestroy(
     addr: number,
@@ -45,7 +46,7 @@ interface NativeSockDiag {
   ): Promise<{ destroyed: number; gone: number; error?: string }>;
 }
 
-const native = (): NativeSockDiag => load() as unknown as NativeSockDiag;
+const native = (): SockDiagNative => addon();
 
 /** Linux's TCP states (include/net/tcp_states.h), named as `ss` names them. */
 export const TCP_STATE_NAMES = [

@@ -13,7 +13,7 @@
  */
 import { readdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { load } from './nfqueue.js';
+import { native as addon } from './native.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
 import type { KernelMergeInit, KernelMergeState } from '../primary/merge/kernel.js';
@@ -161,7 +161,7 @@ function addServices(x: NativeXlate, vip: number, ports: PortSet): void {
 }
 
 function native(): NativeXlateClass {
-  return (load() as unknown as { Xlate: NativeXlateClass }).Xlate;
+  return addon().Xlate;
 }
 
 export class InboundXlate {
@@ -380,4 +380,9 @@ export class InboundXlate {
   get stats(): XlateCounters {
     return this.closed ? this.last : this.x.counters();
   }
+}
+
+/** The addon's part for the primary's BPF programs (native/xlate.cc). */
+export interface XlateNative {
+  Xlate: NativeXlateClass;
 }
