@@ -64,7 +64,6 @@ COPY --from=build /src/dist/cli.js ./dist/
 COPY --from=build /src/dist/bridge ./dist/bridge
 COPY --from=build /src/dist/config ./dist/config
 COPY --from=build /src/dist/net ./dist/net
-COPY --from=build /src/dist/detector ./dist/detector
 COPY config/tcpfo.example.yaml ./config/
 COPY deploy ./deploy
 COPY deploy/docker/entrypoint.sh /usr/local/bin/tcpfo-entrypoint

@@ -9,7 +9,7 @@ import { describeChange } from './bridge/io/node-state.js';
 import { ConfigError, lenientYaml, loadConfig, type Config } from './config/config.js';
 import { VERSION } from './bridge/version.js';
 
-import { EXIT, runDaemon } from './bridge/daemon.js';
+import { EXIT, runDaemon } from './bridge/node/daemon.js';
 
 const program = new Command();
 program
@@ -72,7 +72,7 @@ program
   .action(async (o: { config: string; quiet?: boolean }) => {
     const cfg = load(o.config);
     // What the file names must be usable too: the heartbeat key.
-    const { readKey } = await import('./bridge/peer.js');
+    const { readKey } = await import('./bridge/detector/peer-link.js');
     try {
       readKey(cfg.heartbeat.key_file);
     } catch (e) {
@@ -125,7 +125,7 @@ program
   .option('--json', 'print the full status as JSON')
   .action(async (o: { config: string; json?: boolean }) => {
     const cfg = whereBridgeListens(o.config);
-    const { controlSocketPath, readStatus } = await import('./bridge/control.js');
+    const { controlSocketPath, readStatus } = await import('./bridge/node/control.js');
     const found: Array<Record<string, unknown>> = [];
     const failed: Array<{ why: string; detail: string }> = [];
     for (const r of ['p', 's'] as const) {
@@ -209,7 +209,7 @@ async function commandAction(
     console.error(`tcpfo: --timeout ${o.timeout}: a number of seconds above 0`);
     process.exit(EXIT.usage);
   }
-  const { commandSocketPath, sendCommand } = await import('./bridge/control.js');
+  const { commandSocketPath, sendCommand } = await import('./bridge/node/control.js');
   const r = await sendCommand(commandSocketPath(cfg.state_dir, cfg.instance), cmd, secs * 1000);
   if (!r.ok) {
     console.error(`tcpfo: ${r.why === 'not-running' ? `no tcpfo daemon runs here: ${r.detail}` : r.detail}`);

@@ -27,7 +27,7 @@ export interface PairOptions {
   heartbeatTimeoutMs?: number;
   /** Extra Node.js options for the two bridge processes (e.g. --cpu-prof). */
   daemonNodeArgs?: string[];
-  /** Start the bridges with TCPFO_TEST_FAULTS=1 (bridge/faults.ts): tests inject faults through `fault()`. */
+  /** Start the bridges with TCPFO_TEST_FAULTS=1 (bridge/node/faults.ts): tests inject faults through `fault()`. */
   faults?: boolean;
   /** The secondary's data path (config `datapath`; default auto: the kernel path where the kernel can). */
   datapath?: 'auto' | 'kernel' | 'pcap';
@@ -161,7 +161,7 @@ export class TcpfoPair {
   }
 
   /**
-   * Injects a fault into the bridge running on `node` (bridge/faults.ts;
+   * Injects a fault into the bridge running on `node` (bridge/node/faults.ts;
    * the pair must have been started with `faults: true`). `role`: the
    * bridge role that daemon plays now (p or s).
    */

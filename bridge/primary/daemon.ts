@@ -27,9 +27,9 @@ import { existingConnections } from '../io/sockets.js';
 import { PortMatcher } from '../../net/ports.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
-import { setupStall } from '../faults.js';
-import { probeOf } from '../liveness.js';
-import { NodeShell } from '../node-shell.js';
+import { setupStall } from '../node/faults.js';
+import { probeOf } from '../node/liveness.js';
+import { NodeShell } from '../node/shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import type { ChecksumState, MergerConfig } from './merge/types.js';
@@ -37,7 +37,7 @@ import { InboundXlate, matchPinPath } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
-import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
+import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import {
   abortConnections,
   abortConnectionsQuarantined,
@@ -48,13 +48,13 @@ import {
   startOrUndo,
   undoLeftovers,
   undoOtherRoleJournal,
-} from '../node-setup.js';
-import { noteSwitchover, type MetricsSnapshot } from '../metrics.js';
-import { GRACE_TIMEOUTS, type Decision } from '../../detector/detector.js';
+} from '../node/setup.js';
+import { noteSwitchover, type MetricsSnapshot } from '../node/metrics.js';
+import { GRACE_TIMEOUTS, type Decision } from '../detector/detector.js';
 import type { Logger } from '../log.js';
-import type { RoleListener, SwitchResult } from '../roles.js';
-import { switchRefusal, type SwitchState } from '../switchover.js';
-import type { SwitchKind } from '../../detector/heartbeat.js';
+import type { RoleListener, SwitchResult } from '../node/roles.js';
+import { switchRefusal, type SwitchState } from '../node/switchover.js';
+import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */

@@ -18,7 +18,7 @@
  */
 import { buildIpv4Tcp, TCP_ACK_FLAG } from '../wire/tcp.js';
 import type { SocketState } from '../io/sockets.js';
-import type { ConnKey } from '../../detector/heartbeat.js';
+import type { ConnKey } from '../detector/heartbeat.js';
 
 /** The two sequence numbers, 2^31 apart. */
 export const BLIND_SEQS = [0x1eed5eed, (0x1eed5eed + 0x80000000) >>> 0] as const;

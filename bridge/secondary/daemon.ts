@@ -17,11 +17,11 @@ import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
-import { setupStall } from '../faults.js';
-import { probeOf } from '../liveness.js';
-import { NodeShell } from '../node-shell.js';
-import type { ConnKey } from '../../detector/heartbeat.js';
-import { PeerLink, peerConfigOf, readKey, stallLogger } from '../peer.js';
+import { setupStall } from '../node/faults.js';
+import { probeOf } from '../node/liveness.js';
+import { NodeShell } from '../node/shell.js';
+import type { ConnKey } from '../detector/heartbeat.js';
+import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import { InboundXlate } from '../io/xlate.js';
 import {
   abortConnections,
@@ -30,10 +30,10 @@ import {
   prepareNode,
   removeOtherRoleRules,
   startOrUndo,
-} from '../node-setup.js';
+} from '../node/setup.js';
 import { destroySockets, existingConnections } from '../io/sockets.js';
-import type { Decision } from '../../detector/detector.js';
-import type { MetricsSnapshot } from '../metrics.js';
+import type { Decision } from '../detector/detector.js';
+import type { MetricsSnapshot } from '../node/metrics.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -52,8 +52,8 @@ import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from './role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
-import type { PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../roles.js';
-import type { SwitchKind } from '../../detector/heartbeat.js';
+import type { PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
+import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** BPF for client frames to the service's failover ports. */

@@ -1,5 +1,5 @@
 /**
- * The secondary's role, pure (in the style of detector/detector.ts): the
+ * The secondary's role, pure (in the style of bridge/detector/detector.ts): the
  * detector's decisions, ARP answers seen for the service address, timers
  * and the outcome of long steps go in, with the time; actions come out,
  * which the bridge (secondary/daemon.ts) executes. No sockets, no clock.

@@ -1,4 +1,4 @@
-/** The daemon's control socket (bridge/control.ts): a health probe must never take a node out. */
+/** The daemon's control socket (bridge/node/control.ts): a health probe must never take a node out. */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { distScript } from '../../rig/dist.js';
@@ -13,7 +13,7 @@ import {
   startControl,
   stopControl,
   type Command,
-} from '../../bridge/control.js';
+} from '../../bridge/node/control.js';
 import { statSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcpfo-control-'));

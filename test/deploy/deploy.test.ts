@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildRegistry } from '../../bridge/metrics.js';
+import { buildRegistry } from '../../bridge/node/metrics.js';
 import { REPO_ROOT } from '../../rig/dist.js';
 import { snap } from '../metrics/snapshot.js';
 

@@ -1,7 +1,7 @@
 /** The failure detector and the heartbeat codec: pure, time passed in. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Detector } from '../../detector/detector.js';
+import { Detector } from '../../bridge/detector/detector.js';
 import {
   decodeHeartbeat,
   decodeNotice,
@@ -17,7 +17,7 @@ import {
   SWITCH_MAX_REASON,
   type Heartbeat,
   type SwitchKind,
-} from '../../detector/heartbeat.js';
+} from '../../bridge/detector/heartbeat.js';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 /** We are S (192.0.2.2), the peer is P (192.0.2.1). */
@@ -264,9 +264,9 @@ describe('detector', () => {
   });
 });
 
-describe('queue watch (the liveness guard, bridge/liveness.ts)', () => {
+describe('queue watch (the liveness guard, bridge/node/liveness.ts)', () => {
   it('a queue readable at every sample with nothing read is stuck after stallMs; one read in between, or not readable, is not', async () => {
-    const { QueueWatch } = await import('../../bridge/liveness.js');
+    const { QueueWatch } = await import('../../bridge/node/liveness.js');
     const w = new QueueWatch(1000);
     expect(w.sample(0, 10, true)).toBe(0); // first sample: progress from nothing
     expect(w.sample(100, 10, true)).toBe(0);

@@ -1,5 +1,5 @@
 /**
- * The configuration each node tells the other (detector/heartbeat.ts): the
+ * The configuration each node tells the other (bridge/detector/heartbeat.ts): the
  * codec, authenticated and bound like heartbeats, and what counts as a
  * mismatch; then two real heartbeat links on loopback that disagree on the
  * ports, and agree again.
@@ -14,8 +14,8 @@ import {
   isConfigNotice,
   isNotice,
   type PeerConfig,
-} from '../../detector/heartbeat.js';
-import { PeerLink } from '../../bridge/peer.js';
+} from '../../bridge/detector/heartbeat.js';
+import { PeerLink } from '../../bridge/detector/peer-link.js';
 import { createLogger } from '../../bridge/log.js';
 
 const base: PeerConfig = {

@@ -7,8 +7,8 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { PeerLink, stallLogger } from '../../bridge/peer.js';
-import type { Decision } from '../../detector/detector.js';
+import { PeerLink, stallLogger } from '../../bridge/detector/peer-link.js';
+import type { Decision } from '../../bridge/detector/detector.js';
 import { distScript } from '../../rig/dist.js';
 
 /**
@@ -26,7 +26,7 @@ async function linkedPair(): Promise<{
   const peer = spawn(process.execPath, [
     '--input-type=module',
     '-e',
-    `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/peer.js'))});
+    `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/detector/peer-link.js'))});
      await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {} });
      console.log('ready');`,
   ]);

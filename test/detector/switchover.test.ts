@@ -1,6 +1,6 @@
 /** Whether the pair may switch over now: pure, every refusal and the one way through. */
 import { describe, expect, it } from 'vitest';
-import { switchRefusal, SWITCHOVER_SINCE, versionAtLeast, type SwitchState } from '../../bridge/switchover.js';
+import { switchRefusal, SWITCHOVER_SINCE, versionAtLeast, type SwitchState } from '../../bridge/node/switchover.js';
 
 const ready: SwitchState = {
   peer: 'up',

@@ -1,6 +1,6 @@
 /** Metric names and values follow Prometheus conventions and come from the bridge's own counters. */
 import { describe, expect, it } from 'vitest';
-import { buildRegistry } from '../../bridge/metrics.js';
+import { buildRegistry } from '../../bridge/node/metrics.js';
 import { snap } from './snapshot.js';
 
 describe('metrics', () => {

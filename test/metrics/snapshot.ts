@@ -1,5 +1,5 @@
 /** A metrics snapshot with every field set, for tests of the registry and of what reads its names (deploy/). */
-import type { MetricsSnapshot } from '../../bridge/metrics.js';
+import type { MetricsSnapshot } from '../../bridge/node/metrics.js';
 
 export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   role: 'primary',

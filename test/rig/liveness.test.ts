@@ -1,8 +1,8 @@
 /**
- * Never silent (bridge/liveness.ts, io/presence.ts): a bridge whose data path
+ * Never silent (bridge/node/liveness.ts, io/presence.ts): a bridge whose data path
  * or event loop is stuck ends itself so the peer takes over, and a bridge
  * that is only starved is not taken over. Faults are injected into the real
- * daemons (bridge/faults.ts) during a real download through the pair.
+ * daemons (bridge/node/faults.ts) during a real download through the pair.
  */
 import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';

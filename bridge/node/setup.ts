@@ -1,15 +1,15 @@
 /** What both bridges do to their node before anything else, each step journaled for undo. */
-import type { Config } from '../config/config.js';
-import { hasSysctl, NodeState } from './io/node-state.js';
-import { kernelRelease, noteRtoBound } from './io/kernel-facilities.js';
-import { limitCapabilities } from './io/caps.js';
-import { destroyConnections } from './io/sockets.js';
-import { installedTags, removeRules, RuleSet } from './io/rules.js';
-import { removeDivertRoutes } from './io/kernel-path.js';
-import { BRIDGE_MARK } from './io/inject.js';
-import { ensureBpffs, InboundXlate, matchPinPath } from './io/xlate.js';
-import { ipv4 } from '../net/addr.js';
-import type { Logger } from './log.js';
+import type { Config } from '../../config/config.js';
+import { hasSysctl, NodeState } from '../io/node-state.js';
+import { kernelRelease, noteRtoBound } from '../io/kernel-facilities.js';
+import { limitCapabilities } from '../io/caps.js';
+import { destroyConnections } from '../io/sockets.js';
+import { installedTags, removeRules, RuleSet } from '../io/rules.js';
+import { removeDivertRoutes } from '../io/kernel-path.js';
+import { BRIDGE_MARK } from '../io/inject.js';
+import { ensureBpffs, InboundXlate, matchPinPath } from '../io/xlate.js';
+import { ipv4 } from '../../net/addr.js';
+import type { Logger } from '../log.js';
 
 /**
  * Undo what a previous (killed) instance of this bridge left, put the VIP

@@ -5,10 +5,10 @@
  * that starter to the secondary bridge, so secondary/ never imports primary/
  * (and primary/ never imports secondary/).
  */
-import type { Config } from '../config/config.js';
-import type { Logger } from './log.js';
-import type { PeerLink } from './peer.js';
-import type { InboundXlate } from './io/xlate.js';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../log.js';
+import type { PeerLink } from '../detector/peer-link.js';
+import type { InboundXlate } from '../io/xlate.js';
 
 /** A role change, as the daemon's hook hears of it: the new role and why. */
 export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'standby' | 'stopped';

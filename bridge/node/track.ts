@@ -8,8 +8,8 @@
  * first success do not count: at boot the bridge starts before its server.
  */
 import { connect } from 'node:net';
-import type { Logger } from './log.js';
-import { run } from './io/run.js';
+import type { Logger } from '../log.js';
+import { run } from '../io/run.js';
 
 export interface TrackConfig {
   /** Failover ports to connect to on the service address (from the node itself). */

@@ -3,16 +3,16 @@
  * own address only, heartbeats every intervalMs, datagrams accepted only from
  * the peer's address and only with a valid HMAC, naming the peer as sender
  * and us as receiver, with a fresh sequence number, echoing our nonce (see
- * detector/heartbeat.ts). Decisions go to `onDecision`; the detector itself
+ * bridge/detector/heartbeat.ts). Decisions go to `onDecision`; the detector itself
  * is pure.
  */
 import { randomBytes } from 'node:crypto';
-import { ipv4 } from '../net/addr.js';
+import { ipv4 } from '../../net/addr.js';
 import { readFileSync, statSync } from 'node:fs';
-import type { Logger } from './log.js';
-import type { Config } from '../config/config.js';
-import { DATA_PROTOCOL, VERSION } from './version.js';
-import { Detector, type Decision } from '../detector/detector.js';
+import type { Logger } from '../log.js';
+import type { Config } from '../../config/config.js';
+import { DATA_PROTOCOL, VERSION } from '../version.js';
+import { Detector, type Decision } from './detector.js';
 import {
   configDifferences,
   decodeConfigNotice,
@@ -32,9 +32,9 @@ import {
   type HeartbeatRole,
   type PeerConfig,
   type SwitchKind,
-} from '../detector/heartbeat.js';
-import { HeartbeatSocket } from './io/heartbeat-socket.js';
-import { monotonicMs } from './clock.js';
+} from './heartbeat.js';
+import { HeartbeatSocket } from '../io/heartbeat-socket.js';
+import { monotonicMs } from '../clock.js';
 
 export interface PeerLinkOptions {
   self: string;
@@ -355,7 +355,7 @@ export class PeerLink {
   }
 }
 
-/** This node's configuration as the peer is told it (detector/heartbeat.ts, PeerConfig): the same on both nodes of a well-configured pair, whichever role each plays. */
+/** This node's configuration as the peer is told it (bridge/detector/heartbeat.ts, PeerConfig): the same on both nodes of a well-configured pair, whichever role each plays. */
 export function peerConfigOf(cfg: Config): PeerConfig {
   return {
     protocol: DATA_PROTOCOL,

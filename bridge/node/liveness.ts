@@ -7,10 +7,10 @@
  * closed) for the next start to undo. Its event loop is watched by the
  * presence thread (io/presence.ts).
  */
-import type { PacketQueue } from './io/nfqueue.js';
-import { EXIT_STALLED } from './io/presence.js';
-import type { Logger } from './log.js';
-import { monotonicMs } from './clock.js';
+import type { PacketQueue } from '../io/nfqueue.js';
+import { EXIT_STALLED } from '../io/presence.js';
+import type { Logger } from '../log.js';
+import { monotonicMs } from '../clock.js';
 
 /** What the guard samples of one queue. */
 export interface QueueProbe {

@@ -8,10 +8,10 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config } from '../config/config.js';
-import type { Logger } from './log.js';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../log.js';
 import type { MetricsSnapshot } from './metrics.js';
-import { NodeShell } from './node-shell.js';
+import { NodeShell } from './shell.js';
 
 /** The file that keeps a node in standby across restarts. */
 export function standbyFile(cfg: Pick<Config, 'state_dir' | 'instance'>): string {

@@ -6,9 +6,9 @@
  * runs in the background with a timeout; its exit is logged; it never holds
  * up the data path. It runs with the bridge's limited capabilities.
  */
-import type { Logger } from './log.js';
-import { run } from './io/run.js';
-import { monotonicMs } from './clock.js';
+import type { Logger } from '../log.js';
+import { run } from '../io/run.js';
+import { monotonicMs } from '../clock.js';
 
 export interface HooksConfig {
   on_role_change?: string;

@@ -7,12 +7,12 @@
  */
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
-import { metricsListen, type Config } from '../config/config.js';
+import { metricsListen, type Config } from '../../config/config.js';
 import { controlSocketPath, startControl, stopControl } from './control.js';
 import { faultSocketPath, holdLoop, startFaults, stopFaults, type FaultHandlers } from './faults.js';
 import { startLivenessGuard, type Guard, type QueueProbe } from './liveness.js';
-import type { Logger } from './log.js';
-import { kernelStatus } from './io/kernel-facilities.js';
+import type { Logger } from '../log.js';
+import { kernelStatus } from '../io/kernel-facilities.js';
 import { buildRegistry, pairName, startMetricsServer, type MetricsSnapshot } from './metrics.js';
 
 /** What the shell asks of its bridge. */

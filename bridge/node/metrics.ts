@@ -8,8 +8,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { VERSION } from './version.js';
-import { kernelStatus, thisKernel } from './io/kernel-facilities.js';
+import { VERSION } from '../version.js';
+import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge): void {

@@ -8,18 +8,18 @@
  * as its secondary (failover.rejoin: swap-roles).
  */
 import { setPriority } from 'node:os';
-import { ConfigError, loadConfig, swapRoles, type Config } from '../config/config.js';
-import { createLogger, type Logger } from './log.js';
+import { ConfigError, loadConfig, swapRoles, type Config } from '../../config/config.js';
+import { createLogger, type Logger } from '../log.js';
 import { RoleHooks } from './hooks.js';
 import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
-import { sdNotify } from './io/systemd.js';
-import { InstanceLocked, lockInstance } from './io/lock.js';
-import { describeKernel, lacking, thisKernel } from './io/kernel-facilities.js';
+import { sdNotify } from '../io/systemd.js';
+import { InstanceLocked, lockInstance } from '../io/lock.js';
+import { describeKernel, lacking, thisKernel } from '../io/kernel-facilities.js';
 import { noteReload } from './metrics.js';
 import type { Role, StartPrimaryRole, SwitchResult } from './roles.js';
 import { commandSocketPath, startCommands, stopControl, type Command, type CommandAnswer } from './control.js';
 import { inStandby, markStandby, StandbyNode, standbyFile } from './standby.js';
-import { monotonicMs } from './clock.js';
+import { monotonicMs } from '../clock.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT = {
@@ -167,8 +167,8 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   // Both roles' modules are loaded now: compiling the primary's during a
   // promotion would stall the heartbeats.
   const [{ PrimaryBridge, ServiceAddressInUse }, { SecondaryBridge }] = await Promise.all([
-    import('./primary/daemon.js'),
-    import('./secondary/daemon.js'),
+    import('../primary/daemon.js'),
+    import('../secondary/daemon.js'),
   ]);
   /** Where a planned switchover's handover ends on this node: its secondary role, or standby. */
   let afterHandover: 'secondary' | 'standby' = 'secondary';
