@@ -10,6 +10,7 @@ import { ConfigError, lenientYaml, loadConfig, type Config } from './config/conf
 import { VERSION } from './bridge/version.js';
 
 import { EXIT, runDaemon } from './bridge/node/daemon.js';
+import { isPrimaryStatus, isSecondaryStatus, type ReportedStatus } from './bridge/node/status.js';
 
 const program = new Command();
 program
@@ -126,7 +127,7 @@ program
   .action(async (o: { config: string; json?: boolean }) => {
     const cfg = whereBridgeListens(o.config);
     const { controlSocketPath, readStatus } = await import('./bridge/node/control.js');
-    const found: Array<Record<string, unknown>> = [];
+    const found: ReportedStatus[] = [];
     const failed: Array<{ why: string; detail: string }> = [];
     for (const r of ['p', 's'] as const) {
       const st = await readStatus(controlSocketPath(cfg.state_dir, cfg.instance, r));
@@ -152,48 +153,59 @@ program
         console.log(JSON.stringify(st, null, 2));
         continue;
       }
-      const conns = (st.connections ?? {}) as Record<string, number>;
-      const hb = (st.heartbeat ?? {}) as { received?: number; lastRttMs?: number | null };
-      console.log(`role         ${String(st.role)}`);
-      if (typeof st.inbound === 'string')
+      // What the daemon answered, each part only where present: a daemon of another version
+      // (during an upgrade) may lack one, and one whose status failed says only why.
+      if ('error' in st) {
+        console.log(`status       ${st.error}`);
+        continue;
+      }
+      console.log(`role         ${st.role}`);
+      if (isPrimaryStatus(st)) {
+        if (st.inbound)
+          console.log(
+            `inbound      ${st.inbound}${st.inboundUnavailable ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`,
+          );
+        if (st.merge)
+          console.log(
+            `merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${st.mergeUnavailable ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`,
+          );
+      } else if (isSecondaryStatus(st) && st.datapath)
         console.log(
-          `inbound      ${st.inbound}${typeof st.inboundUnavailable === 'string' ? ` (kernel translation unavailable: ${st.inboundUnavailable})` : ''}`,
+          `datapath     ${st.datapath}${st.kernelPathUnavailable ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`,
         );
-      if (typeof st.merge === 'string')
-        console.log(
-          `merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${typeof st.mergeUnavailable === 'string' ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`,
-        );
-      if (typeof st.datapath === 'string')
-        console.log(
-          `datapath     ${st.datapath}${typeof st.kernelPathUnavailable === 'string' ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`,
-        );
-      const kern = st.kernel as { release: string; lacks: string[]; rtoBound: string | null } | undefined;
+      const kern = st.kernel;
       if (kern)
         console.log(
           `kernel       ${kern.release}; retransmission bound on ${kern.rtoBound ?? '-'}${kern.lacks.length ? `; lacks ${kern.lacks.join(', ')}` : ''}`,
         );
+      if (st.role === 'standby') {
+        console.log(`peer         ${st.peer}`);
+        console.log(`standby      since ${st.since} (${st.reason}): tcpfo unstandby rejoins the pair`);
+        continue;
+      }
+      const hb = st.heartbeat;
       console.log(
-        `peer         ${String(st.peer)} (heartbeats received ${hb.received ?? 0}, rtt ${hb.lastRttMs ?? '-'} ms)`,
+        `peer         ${st.peer ?? 'not yet known'} (heartbeats received ${hb?.received ?? 0}, rtt ${hb?.lastRttMs ?? '-'} ms)`,
       );
-      const pc = st.peerConfig as { differences: string[]; peer: { version: string } } | null | undefined;
+      const pc = st.peerConfig;
       if (pc)
         console.log(
           `config       ${pc.differences.length ? `differs from the peer's: ${pc.differences.join('; ')}` : `matches the peer's (tcpfo ${pc.peer.version})`}`,
         );
-      console.log(
-        `connections  ${
-          Object.entries(conns)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ') || 'none'
-        }`,
-      );
-      if (typeof st.switchover === 'string')
-        console.log(
-          `switchover   ${st.switchover === 'ready' ? 'ready (tcpfo switchover)' : `refused now: ${st.switchover}`}`,
-        );
-      if (st.role === 'standby')
-        console.log(`standby      since ${String(st.since)} (${String(st.reason)}): tcpfo unstandby rejoins the pair`);
-      if (typeof st.divergedReported === 'number')
+      if (isPrimaryStatus(st)) {
+        if (st.connections)
+          console.log(
+            `connections  ${
+              Object.entries(st.connections)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(', ') || 'none'
+            }`,
+          );
+        if (st.switchover)
+          console.log(
+            `switchover   ${st.switchover === 'ready' ? 'ready (tcpfo switchover)' : `refused now: ${st.switchover}`}`,
+          );
+      } else if (typeof st.divergedReported === 'number')
         console.log(`diverged     ${st.divergedReported} (reset, not continued, if this node takes over)`);
     }
   });

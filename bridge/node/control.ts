@@ -4,6 +4,7 @@
  * JSON line. `tcpfo status` reads it. Nothing listens on the network for it.
  */
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import type { ReportedStatus } from './status.js';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 
@@ -94,13 +95,14 @@ function ask<T>(path: string, request: string | null, timeoutMs: number, late = 
 }
 
 export type StatusResult =
-  | { ok: true; status: Record<string, unknown> }
+  | { ok: true; status: ReportedStatus }
   /** not-running: no socket, or nothing listens on it; permission-denied: the socket is root's (run as root); no-answer: it did not answer in time, or not in JSON. */
   | { ok: false; why: 'not-running' | 'permission-denied' | 'no-answer'; detail: string };
 
 /** Reads a daemon's status, or why it cannot be read. */
 export async function readStatus(path: string, timeoutMs = 2000): Promise<StatusResult> {
-  const r = await ask<Record<string, unknown>>(path, null, timeoutMs);
+  // The daemon's own JSON: this version's shapes (the CLI and the daemon ship together).
+  const r = await ask<ReportedStatus>(path, null, timeoutMs);
   return r.ok ? { ok: true, status: r.value } : r;
 }
 

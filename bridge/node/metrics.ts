@@ -12,7 +12,7 @@ import { VERSION } from '../version.js';
 import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
-function unknown(g: Gauge): void {
+function unknown(g: Gauge | Counter): void {
   (g as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
 }
 
@@ -31,6 +31,25 @@ function flagGauge(reg: Registry, name: string, help: string, read: () => boolea
 }
 
 /** What a bridge reports at scrape time. */
+/** What only a merging node (the primary) has to say. */
+export interface MergeFigures {
+  mergedSegments: number;
+  mergedBytes: number;
+  queuedBytes: number;
+  /** Bytes of the primary's segments held (copies), over all connections. */
+  heldBytes: number;
+  heldSegments: number;
+  divergences: number;
+  /** Connections put on primary-only because the (live) secondary made no progress on them. */
+  secondarySilent: number;
+  /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
+  evicted: Record<string, number>;
+  /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
+  prefixBytesTrimmed: number;
+  /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
+  retransmissions: Record<string, number>;
+}
+
 export interface MetricsSnapshot {
   role: string;
   /** The node's data path: the primary's queue-and-merge path, or the secondary's kernel or pcap path. */
@@ -45,26 +64,14 @@ export interface MetricsSnapshot {
   failovers: number;
   lastFailoverSeconds: number | null;
   connections: Record<string, number>;
-  mergedSegments: number;
-  mergedBytes: number;
   divertedSegments: number;
   divertedBytes: number;
-  injectedFrames: number;
-  queuedBytes: number;
-  /** Bytes of the primary's segments held (copies), over all connections. */
-  heldBytes: number;
-  heldSegments: number;
-  divergences: number;
-  /** Connections put on primary-only because the (live) secondary made no progress on them. */
-  secondarySilent: number;
+  /** Client frames injected into the secondary's stack (the pcap path); absent on the primary. */
+  injectedFrames?: number;
+  /** The merger's figures: the primary only (a secondary or standby node has none: absent, not 0). */
+  merge?: MergeFigures;
   /** Whether the peer's configuration differs from ours where it must agree (null: not heard yet, or an older peer). */
   peerConfigMismatch?: boolean | null;
-  /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
-  evicted?: Record<string, number>;
-  /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
-  prefixBytesTrimmed: number;
-  /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
-  retransmissions: Record<string, number>;
   drops: Record<string, number>;
   nfqueue: Record<string, { received: number; enobufs: number; dropped: number }>;
   pcapFrames: number;
@@ -219,6 +226,12 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   });
   let cur: MetricsSnapshot | undefined;
   const get = () => (cur ??= snap());
+  /** A series of the merger's figures: absent (not 0) where the node merges nothing. */
+  const merged = (metric: Counter | Gauge, set: (m: MergeFigures) => void): void => {
+    const m = get().merge;
+    if (m) set(m);
+    else unknown(metric);
+  };
   // One snapshot per scrape: taken by the first collector, dropped after.
   const take = () => {
     cur = snap();
@@ -314,10 +327,10 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     },
   });
   readCounter(reg, 'tcpfo_merged_segments_total', 'Segments released to clients after merging', [], (c) =>
-    c.inc(get().mergedSegments),
+    merged(c, (m) => c.inc(m.mergedSegments)),
   );
   readCounter(reg, 'tcpfo_merged_bytes_total', 'Payload bytes released to clients after merging', [], (c) =>
-    c.inc(get().mergedBytes),
+    merged(c, (m) => c.inc(m.mergedBytes)),
   );
   readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) =>
     c.inc(get().divertedSegments),
@@ -326,14 +339,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     c.inc(get().divertedBytes),
   );
   readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) =>
-    c.inc(get().injectedFrames),
+    c.inc(get().injectedFrames ?? 0),
   );
   new Gauge({
     name: 'tcpfo_queued_bytes',
     help: 'Secondary output bytes waiting for comparison on the primary',
     registers: [reg],
     collect() {
-      this.set(get().queuedBytes);
+      merged(this, (m) => this.set(m.queuedBytes));
     },
   });
   new Gauge({
@@ -341,7 +354,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     help: 'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)',
     registers: [reg],
     collect() {
-      this.set(get().heldBytes);
+      merged(this, (m) => this.set(m.heldBytes));
     },
   });
   new Gauge({
@@ -349,7 +362,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     help: 'Primary segments held until the secondary produced them',
     registers: [reg],
     collect() {
-      this.set(get().heldSegments);
+      merged(this, (m) => this.set(m.heldSegments));
     },
   });
   readCounter(
@@ -357,14 +370,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'tcpfo_divergences_total',
     'Connections degraded because the replicas produced different bytes',
     [],
-    (c) => c.inc(get().divergences),
+    (c) => merged(c, (m) => c.inc(m.divergences)),
   );
   readCounter(
     reg,
     'tcpfo_prefix_trimmed_bytes_total',
     'Bytes cut from held primary segments because a prefix had sent them already (not sent twice)',
     [],
-    (c) => c.inc(get().prefixBytesTrimmed),
+    (c) => merged(c, (m) => c.inc(m.prefixBytesTrimmed)),
   );
   readCounter(
     reg,
@@ -372,7 +385,9 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Connection entries forgotten to make room for a new connection in a full table: closed (lingering) or half-open (never acknowledged by the client: a SYN flood)',
     ['state'],
     (c) => {
-      for (const [state, n] of Object.entries(get().evicted ?? {})) c.inc({ state }, n);
+      merged(c, (m) => {
+        for (const [state, n] of Object.entries(m.evicted)) c.inc({ state }, n);
+      });
     },
   );
   readCounter(
@@ -380,7 +395,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'tcpfo_secondary_silent_total',
     'Connections put on primary-only because the live secondary made no progress on them (lost its socket)',
     [],
-    (c) => c.inc(get().secondarySilent),
+    (c) => merged(c, (m) => c.inc(m.secondarySilent)),
   );
   readCounter(
     reg,
@@ -388,7 +403,9 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Segments re-sent to clients outside the normal merge, by source (primary, secondary, prefix)',
     ['source'],
     (c) => {
-      for (const [source, n] of Object.entries(get().retransmissions)) c.inc({ source }, n);
+      merged(c, (m) => {
+        for (const [source, n] of Object.entries(m.retransmissions)) c.inc({ source }, n);
+      });
     },
   );
   readCounter(reg, 'tcpfo_drops_total', 'Packets dropped by the bridge, by reason', ['reason'], (c) => {

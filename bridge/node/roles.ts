@@ -9,6 +9,7 @@ import type { Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { PeerLink } from '../detector/peer-link.js';
 import type { InboundXlate } from '../io/xlate.js';
+import type { PrimaryStatus } from './status.js';
 
 /** A role change, as the daemon's hook hears of it: the new role and why. */
 export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'standby' | 'stopped';
@@ -23,7 +24,7 @@ export interface SwitchResult {
 /** The primary role a promoted secondary runs. */
 export interface PromotedBridge {
   stop(): Promise<void>;
-  status(): Record<string, unknown>;
+  status(): PrimaryStatus;
   halt(): void;
   reload(cfg: Config): void;
   /** A planned switchover: hand the service to the other node (switchover.ts). */

@@ -14,11 +14,12 @@ import { startLivenessGuard, type Guard, type QueueProbe } from './liveness.js';
 import type { Logger } from '../log.js';
 import { kernelStatus } from '../io/kernel-facilities.js';
 import { buildRegistry, pairName, startMetricsServer, type MetricsSnapshot } from './metrics.js';
+import type { NodeStatus } from './status.js';
 
 /** What the shell asks of its bridge. */
 export interface ShellBridge {
   metricsSnapshot(): MetricsSnapshot;
-  status(): Record<string, unknown>;
+  status(): NodeStatus;
   /** The data path is stuck: stop heartbeats and ARP answers (the guard exits the process next). */
   halt(): void;
 }

@@ -48,12 +48,12 @@ export class StandbyNode {
     return n;
   }
 
-  status(): Record<string, unknown> {
+  status() {
     return {
-      role: 'standby',
+      role: 'standby' as const,
       since: this.since.toISOString(),
       reason: this.reason,
-      peer: 'not watched',
+      peer: 'not watched' as const,
       hint: 'tcpfo unstandby: rejoin the pair as its secondary',
     };
   }
@@ -71,18 +71,8 @@ export class StandbyNode {
       failovers: 0,
       lastFailoverSeconds: null,
       connections: {},
-      mergedSegments: 0,
-      mergedBytes: 0,
       divertedSegments: 0,
       divertedBytes: 0,
-      injectedFrames: 0,
-      queuedBytes: 0,
-      heldBytes: 0,
-      heldSegments: 0,
-      divergences: 0,
-      secondarySilent: 0,
-      prefixBytesTrimmed: 0,
-      retransmissions: {},
       drops: {},
       nfqueue: {},
       pcapFrames: 0,
@@ -98,3 +88,6 @@ export class StandbyNode {
     this.shell.close();
   }
 }
+
+/** What `tcpfo status` shows of a node in standby. */
+export type StandbyStatus = ReturnType<StandbyNode['status']>;

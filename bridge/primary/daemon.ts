@@ -1109,20 +1109,25 @@ export class PrimaryBridge {
       failovers: this.failures,
       lastFailoverSeconds: this.failoverSeconds,
       connections: this.merger.phases(),
-      mergedSegments: m.releasedSegments,
-      mergedBytes: m.releasedBytes,
       divertedSegments: m.divertedSegments,
       divertedBytes: m.divertedBytes,
-      injectedFrames: 0,
-      queuedBytes: this.merger.buffered.stored,
-      heldBytes: this.merger.buffered.held,
-      heldSegments: q.heldSegments,
-      divergences: m.divergences,
-      secondarySilent: m.secondarySilent,
-      evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
+      merge: {
+        mergedSegments: m.releasedSegments,
+        mergedBytes: m.releasedBytes,
+        queuedBytes: this.merger.buffered.stored,
+        heldBytes: this.merger.buffered.held,
+        heldSegments: q.heldSegments,
+        divergences: m.divergences,
+        secondarySilent: m.secondarySilent,
+        evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
+        prefixBytesTrimmed: m.prefixBytesTrimmed,
+        retransmissions: {
+          primary: m.retransmissions,
+          secondary: m.secondaryRetransmissions,
+          prefix: m.prefixReleases,
+        },
+      },
       peerConfigMismatch: this.peer?.configMismatch ?? null,
-      prefixBytesTrimmed: m.prefixBytesTrimmed,
-      retransmissions: { primary: m.retransmissions, secondary: m.secondaryRetransmissions, prefix: m.prefixReleases },
       drops: {
         ...m.drops,
         'spoofed-diverted': this.stats.spoofedDiverted,
@@ -1139,9 +1144,9 @@ export class PrimaryBridge {
     };
   }
 
-  status(): Record<string, unknown> {
+  status() {
     return {
-      role: this.alone ? 'alone' : 'primary',
+      role: this.alone ? ('alone' as const) : ('primary' as const),
       inbound: this.inbound,
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       merge: this.merge,
@@ -1225,3 +1230,6 @@ export class PrimaryBridge {
     this.log.info({ role: 'primary' }, 'primary bridge stopped; rules and addresses removed');
   }
 }
+
+/** What `tcpfo status` shows of a primary (or a node alone). */
+export type PrimaryStatus = ReturnType<PrimaryBridge['status']>;

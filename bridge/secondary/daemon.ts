@@ -702,19 +702,10 @@ export class SecondaryBridge {
       failovers: this.role === 'active' && !this.handover ? 1 : 0,
       lastFailoverSeconds: this.failoverSeconds,
       connections: { tracked: this.diverter.trackedConnections },
-      mergedSegments: 0,
-      mergedBytes: 0,
       divertedSegments: d.diverted,
       divertedBytes: d.divertedBytes,
       injectedFrames: d.injected,
-      queuedBytes: 0,
-      heldBytes: 0,
-      heldSegments: 0,
-      divergences: 0,
-      secondarySilent: 0,
       peerConfigMismatch: this.peer?.configMismatch ?? null,
-      prefixBytesTrimmed: 0,
-      retransmissions: {},
       drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0, 'internal-error': this.internalErrors },
       nfqueue: { divert: queueStatus(this.q) },
       pcapFrames: this.capture?.stats.frames ?? 0,
@@ -723,7 +714,7 @@ export class SecondaryBridge {
     };
   }
 
-  status(): Record<string, unknown> {
+  status() {
     const diverged = this.freshDiverged();
     return {
       role: this.role,
@@ -824,3 +815,6 @@ export class SecondaryBridge {
     this.log.info({ role: 'secondary' }, 'secondary bridge stopped; rules, promiscuous mode and addresses undone');
   }
 }
+
+/** What `tcpfo status` shows of a secondary (or a secondary that took over). */
+export type SecondaryStatus = ReturnType<SecondaryBridge['status']>;

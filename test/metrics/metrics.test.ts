@@ -56,10 +56,38 @@ describe('metrics', () => {
     }
     expect(text).not.toMatch(/\{[^}]*(client|port)=/);
     // Values are read at scrape time.
-    s = snap({ role: 'active', mergedBytes: 200000, failovers: 1, lastFailoverSeconds: 0.2 });
+    s = snap({
+      role: 'primary',
+      merge: { ...snap().merge!, mergedBytes: 200000 },
+      failovers: 1,
+      lastFailoverSeconds: 0.2,
+    });
     const again = await reg.metrics();
-    expect(again).toContain('tcpfo_role{role="active"} 1');
     expect(again).toContain('tcpfo_merged_bytes_total 200000');
     expect(again).toContain('tcpfo_last_failover_duration_seconds 0.2');
+  });
+
+  it('a node that merges nothing (a secondary, a standby) has no merger series: absent, not 0', async () => {
+    let s = snap({ role: 'active', datapath: 'kernel', merge: undefined, injectedFrames: 12 });
+    const reg = buildRegistry(() => s);
+    const text = await reg.metrics();
+    expect(text).toContain('tcpfo_role{role="active"} 1');
+    expect(text).toContain('tcpfo_injected_frames_total 12');
+    for (const name of [
+      'tcpfo_merged_segments_total',
+      'tcpfo_merged_bytes_total',
+      'tcpfo_queued_bytes',
+      'tcpfo_held_bytes',
+      'tcpfo_held_segments',
+      'tcpfo_divergences_total',
+      'tcpfo_prefix_trimmed_bytes_total',
+      'tcpfo_evicted_total',
+      'tcpfo_secondary_silent_total',
+      'tcpfo_retransmissions_total',
+    ])
+      expect(text, name).not.toMatch(new RegExp(`^${name}(\\{.*\\})? `, 'm'));
+    // The same registry once the node merges (a promotion): the series appear.
+    s = snap({ role: 'primary' });
+    expect(await reg.metrics()).toMatch(/^tcpfo_held_bytes 4096$/m);
   });
 });

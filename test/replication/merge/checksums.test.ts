@@ -1,7 +1,7 @@
 /** Checksums are verified before the merger rewrites a segment (merger.ts). */
 import { describe, expect, it } from 'vitest';
 import { fold, pseudoHeaderSum } from '../../../bridge/wire/checksum.js';
-import { WireError } from '../../../bridge/wire/error.js';
+import type { WireError } from '../../../bridge/wire/error.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../../bridge/wire/tcp.js';
 import { clientSeg, CLIENT } from '../../../rig/in-process/harness.js';
 import { B, established, ISN_S } from './fixtures.js';
