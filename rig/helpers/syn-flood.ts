@@ -4,6 +4,9 @@
  *
  *   node syn-flood.js syn DST DPORT SRC_PREFIX RATE SECONDS
  *     SYNs to DST:DPORT from spoofed sources SRC_PREFIX.200–249, random ports and ISNs.
+ *   node syn-flood.js ack DST DPORT SRC_PREFIX RATE SECONDS
+ *     The same as ACKs of no connection (a client's SYN passes the primary's
+ *     input queue; these go through it, where the inbound translation runs there).
  *   node syn-flood.js divert DST SPORT SRC CLIENT RATE SECONDS
  *     Segments that claim to be the secondary's diverted output: from SRC
  *     (the secondary's address) port SPORT to DST (the primary), with the
@@ -24,7 +27,7 @@ const rnd = (n: number) => Math.floor(Math.random() * n);
 let make: () => Buffer;
 let rate: number;
 let seconds: number;
-if (mode === 'syn' && a.length === 5) {
+if ((mode === 'syn' || mode === 'ack') && a.length === 5) {
   const [dst, dport, prefix] = a as [string, string, string];
   [rate, seconds] = [Number(a[3]), Number(a[4])];
   make = () =>
@@ -34,8 +37,8 @@ if (mode === 'syn' && a.length === 5) {
         srcPort: 1024 + rnd(64000),
         dstPort: Number(dport),
         seq: rnd(2 ** 32),
-        ack: 0,
-        flags: TCP_SYN,
+        ack: mode === 'ack' ? rnd(2 ** 32) : 0,
+        flags: mode === 'ack' ? TCP_ACK_FLAG : TCP_SYN,
         window: 64240,
         urgent: 0,
         options: [{ kind: 'mss', mss: 1460 }],

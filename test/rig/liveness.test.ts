@@ -74,10 +74,11 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
   );
 
   it(
-    'the kernel overruns the primary’s queues (64 KB buffers, a SYN flood, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact',
+    'the kernel overruns the primary’s queues (64 KB buffers, a flood of spoofed ACKs, the event loop held 300 ms five times): counted, and the bridge reads on; no failover, the download completes byte-exact',
     async () => {
       await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-        // inbound: queue, so that the flood's SYNs go through the queue (the kernel translation would pass them).
+        // inbound: queue, so that the flood goes through the queue: ACKs of no connection (a
+        // client's SYN passes the queue either way, and the kernel translation would pass these too).
         const pair = await TcpfoPair.start(rig, {
           faults: true,
           extraYaml: 'inbound: queue\nlimits:\n  queue_buffer_bytes: 65536\n',
@@ -87,13 +88,13 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           const t = transfer(rig.host('client'), 'get', BYTES, 72, 120_000);
           await new Promise((res) => setTimeout(res, 500));
           // Traffic that does not wait for the primary (its TCP flows slow down
-          // when its bridge stalls): SYNs from spoofed clients, 5,000 a second.
+          // when its bridge stalls): ACKs from spoofed clients, 5,000 a second.
           const flood = rig
             .host('client')
             .exec([
               process.execPath,
               distScript('rig/helpers/syn-flood.js'),
-              'syn',
+              'ack',
               VIP,
               String(DEMO_PORT),
               '198.51.100',
