@@ -1,4 +1,7 @@
-/** IPv4 and MAC address conversions. IPv4 addresses are uint32 numbers on the data path. */
+/**
+ * IPv4, IPv6 and MAC address conversions. IPv4 addresses are uint32 numbers on the
+ * data path; IPv6 addresses are their 16 bytes (network order).
+ */
 
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 const MAC_RE = /^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$/i;
@@ -46,3 +49,70 @@ export function mac(text: string): Buffer {
 }
 
 export const BROADCAST_MAC: Readonly<Buffer> = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+
+/**
+ * Parses IPv6 text (RFC 4291 §2.2: eight groups of up to four hex digits, one `::`
+ * for a run of zero groups, an IPv4 tail in dotted quads); null when it is not one.
+ * No zone (`%eth0`): that names an interface, not an address.
+ */
+export function parseIpv6(text: string): Buffer | null {
+  if (text.length > 45 || !/^[0-9a-fA-F:.]+$/.test(text)) return null;
+  const halves = text.split('::');
+  if (halves.length > 2) return null;
+  const groups = (part: string): number[] | null => {
+    if (part === '') return [];
+    const out: number[] = [];
+    const items = part.split(':');
+    for (let i = 0; i < items.length; i++) {
+      const g = items[i]!;
+      if (i === items.length - 1 && g.includes('.')) {
+        const v4 = parseIpv4(g);
+        if (v4 === null) return null;
+        out.push(v4 >>> 16, v4 & 0xffff);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) out.push(parseInt(g, 16));
+      else return null;
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return null;
+  // An IPv4 tail only at the very end.
+  if (halves.length === 2 && halves[0]!.includes('.')) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
+  const all = [...head, ...Array.from({ length: halves.length === 2 ? missing : 0 }, () => 0), ...tail];
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => out.writeUInt16BE(g, 2 * i));
+  return out;
+}
+
+/** Like parseIpv6 but throws: for addresses from our own code or validated config. */
+export function ipv6(text: string): Buffer {
+  const v = parseIpv6(text);
+  if (v === null) throw new TypeError(`not an IPv6 address: ${JSON.stringify(text)}`);
+  return v;
+}
+
+/**
+ * The 16 bytes at `off` as RFC 5952 text: lower case, no leading zeros, the longest
+ * run of two or more zero groups (the first of equals) as `::`.
+ */
+export function ipv6ToString(buf: Uint8Array, off = 0): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}

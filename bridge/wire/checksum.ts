@@ -36,7 +36,21 @@ export function checksum(buf: Uint8Array, off: number, len: number, initial = 0)
 
 /** Sum of the IPv4 pseudo header for TCP/UDP (RFC 793 §3.1). */
 export function pseudoHeaderSum(src: number, dst: number, protocol: number, length: number): number {
-  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + length;
+  return addressSum4(src, dst) + protocol + length;
+}
+
+/** The address words of the IPv4 pseudo header. */
+export function addressSum4(src: number, dst: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+}
+
+/**
+ * The address words of the IPv6 pseudo header (RFC 8200 §8.1): both 16-byte
+ * addresses. The rest — the upper-layer length as 32 bits and the next header
+ * — is added as for IPv4 (a length below 2^16: no jumbograms).
+ */
+export function addressSum6(src: Uint8Array, dst: Uint8Array): number {
+  return sumBytes(src, 0, 16) + sumBytes(dst, 0, 16);
 }
 
 /**

@@ -5,6 +5,7 @@ export * from './checksum.js';
 export * from './error.js';
 export * from './ethernet.js';
 export * from './ipv4.js';
+export * from './ipv6.js';
 export * from './seq.js';
 export * from './tcp.js';
 export * from './tcp-options.js';

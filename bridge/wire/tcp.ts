@@ -1,5 +1,5 @@
 /** TCP header (RFC 9293): a view over a Buffer, field offsets named once here. */
-import { checksum, fold, pseudoHeaderSum, sumBytes, update16, update32 } from './checksum.js';
+import { addressSum4, checksum, fold, sumBytes, update16, update32 } from './checksum.js';
 import { WireError } from './error.js';
 import { emitIpv4Header, Ipv4Packet, IP_MIN_HEADER_LEN, IP_TOTAL_LEN, IPPROTO_TCP } from './ipv4.js';
 import {
@@ -58,12 +58,17 @@ export const NO_SACK_BLOCKS: ReadonlyArray<[number, number]> = Object.freeze([])
  * the pseudo header.
  */
 export class TcpSegment {
+  /**
+   * `src`, `dst`: the IPv4 addresses (0 over IPv6); `addrSum`: the address words of the
+   * pseudo header, IPv4's from them unless given (IPv6: checksum.ts addressSum6).
+   */
   constructor(
     readonly buf: Buffer,
     readonly off: number,
     readonly len: number,
     readonly src: number,
     readonly dst: number,
+    readonly addrSum = addressSum4(src, dst),
   ) {}
 
   /** Parses the TCP segment carried by a validated IPv4 packet. */
@@ -73,11 +78,18 @@ export class TcpSegment {
   }
 
   /** Validates a TCP header of a `len`-byte segment at `off` (data offset within the segment). */
-  static parse(buf: Buffer, off: number, len: number, src: number, dst: number): TcpSegment | WireError {
+  static parse(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: number,
+    dst: number,
+    addrSum = addressSum4(src, dst),
+  ): TcpSegment | WireError {
     if (off < 0 || len < TCP_MIN_HEADER_LEN || off + len > buf.length) {
       return new WireError('tcp', 'truncated', `${len} bytes, need ${TCP_MIN_HEADER_LEN}`);
     }
-    const s = new TcpSegment(buf, off, len, src, dst);
+    const s = new TcpSegment(buf, off, len, src, dst, addrSum);
     const hl = s.headerLength;
     if (hl < TCP_MIN_HEADER_LEN) return new WireError('tcp', 'bad-header-length', `data offset ${hl >> 2}`);
     if (hl > len) return new WireError('tcp', 'bad-header-length', `header ${hl} bytes > segment ${len}`);
@@ -141,7 +153,7 @@ export class TcpSegment {
   }
 
   private pseudoSum(): number {
-    return pseudoHeaderSum(this.src, this.dst, IPPROTO_TCP, this.len);
+    return this.addrSum + IPPROTO_TCP + this.len;
   }
   checksumValid(): boolean {
     return fold(sumBytes(this.buf, this.off, this.len, this.pseudoSum())) === 0xffff;
@@ -394,6 +406,11 @@ export function tcpHeaderLength(r: Pick<TcpRepr, 'options'>): number {
  * a correct checksum for the pseudo header of `src`→`dst`. Returns the length.
  */
 export function emitTcp(r: TcpRepr, src: number, dst: number, buf: Buffer, off = 0): number {
+  return emitTcpSummed(r, addressSum4(src, dst), buf, off);
+}
+
+/** emitTcp with the pseudo header's address words given (`addrSum`: IPv4's or IPv6's). */
+export function emitTcpSummed(r: TcpRepr, addrSum: number, buf: Buffer, off = 0): number {
   const hl = tcpHeaderLength(r);
   if (hl - TCP_MIN_HEADER_LEN > MAX_OPTIONS_LEN) throw new RangeError('TCP options too long');
   buf.writeUInt16BE(r.srcPort, off + TCP_SRC_PORT);
@@ -408,7 +425,7 @@ export function emitTcp(r: TcpRepr, src: number, dst: number, buf: Buffer, off =
   emitTcpOptions(r.options, buf, off + TCP_OPTIONS);
   buf.set(r.payload, off + hl);
   const len = hl + r.payload.length;
-  buf.writeUInt16BE(checksum(buf, off, len, pseudoHeaderSum(src, dst, IPPROTO_TCP, len)), off + TCP_CHECKSUM);
+  buf.writeUInt16BE(checksum(buf, off, len, addrSum + IPPROTO_TCP + len), off + TCP_CHECKSUM);
   return len;
 }
 
@@ -473,7 +490,7 @@ export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): { pkt
   const ip = Ipv4Packet.parse(out);
   if (ip instanceof WireError) throw ip;
   ip.fillChecksum();
-  const trimmed = new TcpSegment(out, seg.off, seg.len - n, seg.src, seg.dst);
+  const trimmed = new TcpSegment(out, seg.off, seg.len - n, seg.src, seg.dst, seg.addrSum);
   trimmed.writeSeq(seg.seq + n);
   return { pkt: out, seg: trimmed };
 }

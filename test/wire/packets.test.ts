@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { expectError } from './expect-error.js';
 import { ipv4, ipv4ToString, mac, macToString, parseIpv4 } from '../../net/addr.js';
 import { ArpPacket, ARP_REQUEST, gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { WireError } from '../../bridge/wire/error.js';
@@ -28,11 +29,6 @@ import { tcpRepr, u16, u32, u8 } from './arbitraries.js';
 
 const A = ipv4('192.0.2.10');
 const B = ipv4('192.0.2.1');
-
-function expectError(x: unknown, code: string): void {
-  expect(x).toBeInstanceOf(WireError);
-  expect((x as WireError).code).toBe(code);
-}
 
 describe('addresses', () => {
   it('round-trips IPv4 and rejects malformed text', () => {
