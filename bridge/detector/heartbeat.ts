@@ -23,6 +23,7 @@
  *  48  HMAC-SHA256             32  over bytes 0..47
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { NodeRole } from '../node/roles.js';
 
 export const HEARTBEAT_LEN = 80;
 const MAGIC = 0x54464f48; // "TFOH"
@@ -37,7 +38,8 @@ const HB_ECHO_NONCE = 40;
 const HB_MAC = 48;
 const MAC_LEN = 32;
 
-export type HeartbeatRole = 'primary' | 'secondary' | 'alone';
+/** The roles a heartbeat carries (node/roles.ts), in their wire order. */
+export type HeartbeatRole = Extract<NodeRole, 'primary' | 'secondary' | 'alone'>;
 const ROLES: HeartbeatRole[] = ['primary', 'secondary', 'alone'];
 
 export interface Heartbeat {

@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { VERSION } from '../version.js';
 import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
+import { NODE_ROLES, type NodeRole } from './roles.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge | Counter): void {
@@ -51,7 +52,7 @@ export interface MergeFigures {
 }
 
 export interface MetricsSnapshot {
-  role: string;
+  role: NodeRole;
   /** The node's data path: the primary's queue-and-merge path, or the secondary's kernel or pcap path. */
   datapath: 'merge' | 'kernel' | 'pcap' | 'none';
   peerUp: boolean;
@@ -113,8 +114,6 @@ export interface MetricsSnapshot {
   trackFailures?: number;
   serverHealthy?: boolean | null;
 }
-
-export const ROLES = ['primary', 'secondary', 'alone', 'active', 'standby'] as const;
 
 /** A counter whose value is read from the bridge at scrape time. */
 function readCounter(
@@ -244,7 +243,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     registers: [reg],
     collect() {
       const s = take();
-      for (const r of ROLES) this.set({ role: r }, s.role === r ? 1 : 0);
+      for (const r of NODE_ROLES) this.set({ role: r }, s.role === r ? 1 : 0);
     },
   });
   new Gauge({

@@ -11,8 +11,19 @@ import type { PeerLink } from '../detector/peer-link.js';
 import type { InboundXlate } from '../io/xlate.js';
 import type { PrimaryStatus } from './status.js';
 
-/** A role change, as the daemon's hook hears of it: the new role and why. */
-export type Role = 'primary' | 'secondary' | 'alone' | 'active' | 'standby' | 'stopped';
+/**
+ * The roles a node runs in, the one vocabulary: the metrics' `tcpfo_role{role}`,
+ * `tcpfo status`, the hooks. primary: merging with a live secondary; alone: the
+ * primary without one; secondary: replicating; active: a secondary that took
+ * over; standby: out of the pair by an operator's command. Heartbeats carry
+ * three of them (detector/heartbeat.ts), the secondary's role machine its own
+ * steps between them (secondary/role-machine.ts).
+ */
+export const NODE_ROLES = ['primary', 'secondary', 'alone', 'active', 'standby'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
+/** A role change, as the daemon's hook hears of it: the new role (or `stopped`) and why. */
+export type Role = NodeRole | 'stopped';
 export type RoleListener = (role: Role, reason: string) => void;
 
 /** How a planned switchover (or standby) ended, for the operator. */

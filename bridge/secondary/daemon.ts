@@ -52,7 +52,7 @@ import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from './role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
-import type { PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
+import type { NodeRole, PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
@@ -62,7 +62,7 @@ export function serviceFilter(vip: string, ports: PortSet): string {
   return `tcp and dst host ${vip} and (${p})`;
 }
 
-export type SecondaryRole = 'secondary' | 'active';
+export type SecondaryRole = Extract<NodeRole, 'secondary' | 'active'>;
 
 /** One step of a takeover, with its time since the detector's decision. */
 export interface TimelineEntry {

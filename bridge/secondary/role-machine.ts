@@ -28,6 +28,7 @@
  * a stop during a probe; both nodes started as secondary.
  */
 
+/** The machine's steps: the node roles `secondary`, `active` and `primary` (node/roles.ts), and `promoting` between the last two. */
 export type RoleState = 'secondary' | 'active' | 'promoting' | 'primary';
 
 export interface RoleMachineConfig {
@@ -53,7 +54,7 @@ export type RoleAction =
   | { do: 'probe'; waitMs: number }
   /** The VIP answered: call `timer()` after `waitMs` (the next probe). `log`: warn that the primary is silent but alive. */
   | { do: 'wait'; waitMs: number; log: boolean }
-  /** Take over the service (§5); call `tookOver()` when done. */
+  /** Take over the service (§5): the machine is `active` from here. */
   | { do: 'take-over' }
   /** A planned switchover's probe found the VIP still answered: refuse it (the primary answers again). */
   | { do: 'refuse-handover' }
