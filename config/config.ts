@@ -6,10 +6,19 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseIpv4, parseMac } from '../net/addr.js';
+import { parseIpv4, parseIpv6, parseMac } from '../net/addr.js';
 import type { PortSet } from '../net/ports.js';
 
-const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null, { message: 'not an IPv4 address (a.b.c.d)' });
+const ipv4Text = z.string().superRefine((s, ctx) => {
+  if (parseIpv4(s) !== null) return;
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      parseIpv6(s) !== null
+        ? 'an IPv6 address: tcpfo serves IPv4 service and node addresses only, so far'
+        : 'not an IPv4 address (a.b.c.d)',
+  });
+});
 const macText = z.string().refine((s) => parseMac(s) !== null, { message: 'not a MAC address (aa:bb:cc:dd:ee:ff)' });
 const ifname = z.string().regex(/^[a-zA-Z0-9._@-]{1,15}$/, 'not an interface name');
 const port = z.number().int().min(1).max(65535);

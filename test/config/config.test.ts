@@ -36,6 +36,11 @@ describe('configuration', () => {
       EXAMPLE.replace('address: 192.0.2.100', 'address: 192.0.2.300'),
       /^service\.address: not an IPv4 address/,
     ],
+    [
+      'an IPv6 service address',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: "2001:db8::100"'),
+      /^service\.address: an IPv6 address: tcpfo serves IPv4 service and node addresses only, so far/,
+    ],
     ['a bad MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"02:00:00:00:03"'), /^secondary\.mac: not a MAC address/],
     ['a reversed port range', EXAMPLE.replace('"8000-8010"', '"8010-8000"'), /^service\.ports\[3\]: bad port range/],
     ['a port out of range', EXAMPLE.replace('[21, 20,', '[70000, 20,'), /^service\.ports\[0\]/],
