@@ -10,19 +10,35 @@
  *     N RSTs (with ACK) from SRC:SPORT to DST:DPORT at random sequence numbers.
  *   node forge.js synacks DEV SRCMAC DSTMAC SRC SPORT DST N
  *     N SYN-ACKs from SRC:SPORT to DST at random ports, ISNs and ACKs.
+ *   node forge.js na DEV SRCMAC ADDR6
+ *     The unsolicited neighbour advertisement of a node taking ADDR6 (override set).
+ *   node forge.js dad DEV SRCMAC ADDR6
+ *     A duplicate address detection probe for ADDR6 (a solicitation from ::).
  */
 import { openFrameSender } from '../../bridge/io/capture.js';
-import { ipv4, mac } from '../../net/addr.js';
+import { ipv4, ipv6, mac } from '../../net/addr.js';
+import { dadProbe, unsolicitedAdvertisement } from '../../bridge/wire/ndisc.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../../bridge/wire/ethernet.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 
 const [mode, dev, srcMac, dstMac, ...a] = process.argv.slice(2);
 const rnd = (n: number) => Math.floor(Math.random() * n);
 const usage = () => {
-  console.error('usage: forge acks|rsts|synacks DEV SRCMAC DSTMAC … (see the header of rig/helpers/forge.ts)');
+  console.error('usage: forge acks|rsts|synacks|na|dad DEV SRCMAC … (see the header of rig/helpers/forge.ts)');
   process.exit(2);
 };
 if (!dev || !srcMac || !dstMac) usage();
+
+if ((mode === 'na' || mode === 'dad') && a.length === 0) {
+  // The third argument is the IPv6 address here.
+  const frame = (mode === 'na' ? unsolicitedAdvertisement : dadProbe)(mac(srcMac!), ipv6(dstMac!));
+  const one = openFrameSender(dev!);
+  one.send(frame);
+  await new Promise((r) => setTimeout(r, 100));
+  one.close();
+  process.stdout.write(JSON.stringify({ sent: 1 }) + '\n');
+  process.exit(0);
+}
 
 interface Seg {
   src: string;

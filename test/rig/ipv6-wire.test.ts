@@ -7,6 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
+import { distScript } from '../../rig/dist.js';
+import { ipv6 } from '../../net/addr.js';
+import { addressClaimer } from '../../bridge/wire/ndisc.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 import { WireError } from '../../bridge/wire/error.js';
@@ -79,6 +82,45 @@ describe('IPv6 TCP from Linux, parsed', () => {
         // (A connect that came before the server listened is refused and tried again: more than two.)
         expect(syns.length).toBeGreaterThanOrEqual(2);
         for (const s of syns) expect(s.split(',').sort()).toEqual(['mss', 'sack-permitted', 'timestamp', 'wscale']);
+      });
+    },
+    slow(60_000),
+  );
+
+  it(
+    'Linux takes our unsolicited advertisement (its neighbour entry moves to our MAC) and answers our DAD probe with an advertisement we read as a claim',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const [c, p] = [rig.host('client'), rig.host('primary')];
+        const VIP6 = '2001:db8::100';
+        await c.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0']);
+        await c.exec(['ip', '-6', 'addr', 'add', `${CLIENT}/64`, 'dev', 'eth0', 'nodad']);
+        // The client knew the service address at another MAC (the node that died).
+        await c.exec([
+          'ip',
+          '-6',
+          'neigh',
+          'replace',
+          VIP6,
+          'lladdr',
+          '02:00:00:00:00:99',
+          'dev',
+          'eth0',
+          'nud',
+          'stale',
+        ]);
+        const forge = (args: string[]) => p.exec([process.execPath, distScript('rig/helpers/forge.js'), ...args]);
+        await forge(['na', 'eth0', p.mac, VIP6]);
+        const neigh = (await c.exec(['ip', '-6', 'neigh', 'show', VIP6, 'dev', 'eth0'])).stdout;
+        expect(neigh).toContain(`lladdr ${p.mac.toLowerCase()}`);
+        // The client holds CLIENT: a DAD probe for it is answered, to all nodes.
+        const cap = await Capture.start(p, 'icmp6', 'nd');
+        await forge(['dad', 'eth0', p.mac, CLIENT]);
+        // Linux answers at once (no delay for a DAD answer): half a second is ample.
+        await new Promise((r) => setTimeout(r, 500));
+        const frames = await cap.stop();
+        const claims = frames.map((f) => addressClaimer(f.data, ipv6(CLIENT), p.mac)).filter((x) => x !== null);
+        expect(claims, `${frames.length} ICMPv6 frames`).toContain(c.mac.toLowerCase());
       });
     },
     slow(60_000),
