@@ -586,7 +586,15 @@ export class Merger implements MergeCore {
     this.now = now;
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
-    this.sink.drop(id);
+    // S's copy's own verdict after what it releases: a release waits for no other system call.
+    try {
+      this.secondarySegment(seg, pkt, client, now);
+    } finally {
+      this.sink.drop(id);
+    }
+  }
+
+  private secondarySegment(seg: TcpSegment, pkt: Buffer, client: number, now: number): void {
     this.stats.divertedSegments++;
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
