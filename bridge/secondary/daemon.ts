@@ -82,7 +82,6 @@ export class SecondaryBridge {
     return this.machine.state === 'secondary' ? 'secondary' : 'active';
   }
   /** When the detector declared the primary down (the takeover timeline's zero). */
-  private decidedAt = 0;
   private roleTimer: NodeJS.Timeout | undefined;
   readonly timeline: TimelineEntry[] = [];
   private peer!: PeerLink;
@@ -205,7 +204,6 @@ export class SecondaryBridge {
         return;
       }
       this.handover = true;
-      this.decidedAt = monotonicMs();
       this.log.warn('switchover: the primary handed the service address over: taking over');
       this.act(this.machine.handedOver(monotonicMs()));
     } else if (kind === 'refused') {
@@ -418,8 +416,7 @@ export class SecondaryBridge {
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason, role: this.role }, `primary is ${d.peer}`);
-    if (d.peer === 'down' && this.machine.state === 'secondary' && !this.machine.probing) this.decidedAt = d.at;
-    this.act(this.machine.decision(d.peer, this.peer.detector.peerRole, monotonicMs()));
+    this.act(this.machine.decision(d.peer, this.peer.detector.peerRole, monotonicMs(), d.at));
   }
 
   /**
@@ -448,14 +445,14 @@ export class SecondaryBridge {
           later(a.waitMs);
           break;
         case 'take-over':
-          this.mark('split-brain probe: VIP unclaimed', this.decidedAt);
+          this.mark('split-brain probe: VIP unclaimed', this.machine.decidedAt);
           this.log.info(
-            { sinceDecisionMs: monotonicMs() - this.decidedAt, handover: this.handover },
+            { sinceDecisionMs: monotonicMs() - this.machine.decidedAt, handover: this.handover },
             this.handover
               ? 'handed over and the service address unclaimed: taking over'
               : 'primary down and the service address unclaimed: taking over',
           );
-          this.takingOver = this.takeover(this.decidedAt);
+          this.takingOver = this.takeover(this.machine.decidedAt);
           break;
         case 'refuse-handover':
           this.handover = false;

@@ -78,6 +78,8 @@ export class RoleMachine {
   private promoteFailedAt = -Infinity;
   /** The probe in flight is a planned switchover's (the primary handed over; it is not down). */
   private handover = false;
+  /** When the takeover under way was decided: the detector's decision, or the handover (the takeover's clock starts here). */
+  decidedAt = 0;
 
   constructor(private readonly cfg: RoleMachineConfig = DEFAULT_ROLE_MACHINE) {}
 
@@ -86,8 +88,11 @@ export class RoleMachine {
     return this.probeSentAt !== null;
   }
 
-  /** The detector decided: the peer is up or down; `peerRole` is the role its heartbeats carry. */
-  decision(peer: 'up' | 'down' | 'unknown', peerRole: string | null, now: number): RoleAction[] {
+  /**
+   * The detector decided: the peer is up or down; `peerRole` is the role its heartbeats carry;
+   * `at`: when the detector decided (`now` unless earlier).
+   */
+  decision(peer: 'up' | 'down' | 'unknown', peerRole: string | null, now: number, at = now): RoleAction[] {
     this.peerDown = peer === 'down';
     if (this.stopped) return [];
     if (peer === 'up' && peerRole === 'secondary') {
@@ -98,7 +103,10 @@ export class RoleMachine {
       }
       return this.state === 'secondary' ? [{ do: 'log-both-secondary' }] : [];
     }
-    if (this.peerDown && this.state === 'secondary' && !this.probing) return this.probe(now);
+    if (this.peerDown && this.state === 'secondary' && !this.probing) {
+      this.decidedAt = at;
+      return this.probe(now);
+    }
     return [];
   }
 
@@ -153,6 +161,7 @@ export class RoleMachine {
     // silent. The primary stopped answering before it handed over; the
     // merge goes on meanwhile, so the probe costs the clients nothing.
     this.handover = true;
+    this.decidedAt = now;
     return this.probe(now);
   }
 

@@ -24,6 +24,21 @@ describe('the secondary’s role machine', () => {
     expect(m.probing).toBe(false);
   });
 
+  it('the takeover’s clock starts at the decision: the detector’s (earlier than the call), a handover’s, not a later repeat', () => {
+    const m = new RoleMachine();
+    m.decision('down', 'primary', 1000, 980);
+    expect(m.decidedAt).toBe(980);
+    // A repeated decision while the probe waits changes nothing.
+    m.decision('down', 'primary', 1010, 1005);
+    expect(m.decidedAt).toBe(980);
+    m.timer(1000 + WAIT);
+    expect(m.state).toBe('active');
+    const h = new RoleMachine();
+    h.decision('up', 'primary', 0);
+    expect(kinds(h.handedOver(5000))).toEqual(['probe']);
+    expect(h.decidedAt).toBe(5000);
+  });
+
   it('only the heartbeat path is cut: the VIP answers, so no takeover; probes repeat, the warning at most every 5 s', () => {
     const m = new RoleMachine();
     let t = 0;
