@@ -24,7 +24,7 @@ import { QueueProgress } from './queue-progress.js';
 import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
-import { PortMatcher } from '../../net/ports.js';
+import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { setupStall } from '../node/faults.js';
@@ -424,14 +424,16 @@ export class PrimaryBridge {
   /** The heartbeat link of the secondary bridge this one takes over from (roles swapped). */
   private handedPeer: PeerLink | undefined;
 
-  private async setup(): Promise<void> {
+  /**
+   * A predecessor killed or stopped less than a detector timeout ago: the
+   * secondary has not declared it dead yet, and would not, once our
+   * heartbeats start. Its connections would then hang (our merger never
+   * knew them, and we abort their sockets below). Stay silent first, as
+   * long as the secondary may take to decide (three timeouts during a
+   * rejoin grace) and take over; the probe then finds it serving.
+   */
+  private async waitOutPredecessor(): Promise<void> {
     const cfg = this.cfg;
-    // A predecessor killed or stopped less than a detector timeout ago: the
-    // secondary has not declared it dead yet, and would not, once our
-    // heartbeats start. Its connections would then hang (our merger never
-    // knew them, and we abort their sockets below). Stay silent first, as
-    // long as the secondary may take to decide (three timeouts during a
-    // rejoin grace) and take over; the probe then finds it serving.
     if (
       !this.adoptExisting &&
       !this.handedPeer &&
@@ -445,11 +447,18 @@ export class PrimaryBridge {
       );
       await new Promise((r) => setTimeout(r, waitMs));
     }
-    // Is the service address already served (the secondary took it over
-    // while this node was down)? Then starting would make two nodes answer
-    // for it. Ask the LAN (RFC 5227 probes) before touching anything. A
-    // killed predecessor's rules stay meanwhile: their queues have no reader,
-    // so what its servers' sockets still send is dropped, not leaked.
+  }
+
+  /**
+   * Is the service address already served (the secondary took it over
+   * while this node was down)? Then starting would make two nodes answer
+   * for it. Ask the LAN (RFC 5227 probes) before touching anything: the MAC
+   * of whoever answers, or null. A killed predecessor's rules stay meanwhile:
+   * their queues have no reader, so what its servers' sockets still send is
+   * dropped, not leaked.
+   */
+  private async probeServiceAddress(): Promise<string | null> {
+    const cfg = this.cfg;
     let claimer: string | null = null;
     this.arp = new FrameCapture(
       cfg.primary.interface,
@@ -471,54 +480,38 @@ export class PrimaryBridge {
       await new Promise((r) => setTimeout(r, out ? STARTUP_PROBE_MS : 10));
     }
     this.probing = false;
-    if (!claimer) {
-      // Ours: answered from a thread of its own from now on (io/presence.ts),
-      // which also ends this process if its event loop gets stuck.
-      this.presence = new LanPresence(
-        cfg.primary.interface,
-        this.vip,
-        this.myMac,
-        cfg.liveness.loop_stall_ms,
-        this.log.bindings().name ?? 'tcpfo',
-      );
-      this.presence.answer(true);
-      setupStall();
+    return claimer;
+  }
+
+  /**
+   * Someone else answers for the service address: refuse to start, and leave
+   * the node clean — no rules, no addresses, and none of the previous
+   * instance's sockets (their connections live on the other node now, or nowhere).
+   */
+  private async refuseClaimed(claimer: string): Promise<never> {
+    const cfg = this.cfg;
+    await abortConnectionsQuarantined(
+      cfg,
+      this.log,
+      'left by a previous instance; the other node serves the service address',
+    );
+    await undoLeftovers(this.state, this.log, 'primary');
+    await removeRules(`${cfg.instance}p`);
+    if (!this.adoptExisting) {
+      // And what this daemon's predecessor left as a secondary (roles swapped).
+      await undoOtherRoleJournal(cfg, 'p', this.log);
+      await removeOtherRoleRules(cfg, 'p', this.log);
     }
-    if (claimer) {
-      // Refusing: leave the node clean — no rules, no addresses, and none of
-      // the previous instance's sockets (their connections live on the other
-      // node now, or nowhere).
-      await abortConnectionsQuarantined(
-        cfg,
-        this.log,
-        'left by a previous instance; the other node serves the service address',
-      );
-      await undoLeftovers(this.state, this.log, 'primary');
-      await removeRules(`${cfg.instance}p`);
-      if (!this.adoptExisting) {
-        // And what this daemon's predecessor left as a secondary (roles swapped).
-        await undoOtherRoleJournal(cfg, 'p', this.log);
-        await removeOtherRoleRules(cfg, 'p', this.log);
-      }
-      throw new ServiceAddressInUse(
-        claimer === cfg.secondary.mac.toLowerCase(),
-        `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
-          'not starting as primary. Connections now live on that node; see README "Recover".',
-      );
-    }
-    // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
-    await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'p', !this.adoptExisting);
-    // Taking over from our own secondary role: what this node serves alone
-    // passes unchanged (listed before and again after the rules go in, so no
-    // connection falls between the two).
-    const adopt = async () => {
-      if (!this.adoptExisting) return 0;
-      const own = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports));
-      this.merger.adopt(own, monotonicMs());
-      return own.length;
-    };
-    await adopt();
-    const q = cfg.queue_base;
+    throw new ServiceAddressInUse(
+      claimer === cfg.secondary.mac.toLowerCase(),
+      `the service address ${cfg.service.address} is answered by ${claimer}${claimer === cfg.secondary.mac.toLowerCase() ? ' (the secondary: it took over while this node was down)' : ''}; ` +
+        'not starting as primary. Connections now live on that node; see README "Recover".',
+    );
+  }
+
+  /** The output queue (P's segments) and the input queue (S's copies, the client's segments the kernel does not translate). */
+  private openQueues(q: number): void {
+    const cfg = this.cfg;
     const onError = (e: unknown) => this.internalError(e);
     const onBatchEnd = () => this.armTimer();
     // A packet the handler threw on is dropped by the queue: a verdict too.
@@ -536,10 +529,11 @@ export class PrimaryBridge {
       { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
       { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError },
     );
-    this.injector = new Injector(BRIDGE_MARK);
-    const ports = cfg.service.ports;
-    await this.attachInbound();
-    const toQueue: Rule[] = [
+  }
+
+  /** What goes to the queues, and the client's SYN that need not. */
+  private queueRules(q: number, ports: PortSet): Rule[] {
+    return [
       // Not over lo: the node's own connections to the service address (track's checks) are no client's.
       {
         hook: 'output',
@@ -577,26 +571,11 @@ export class PrimaryBridge {
         comment: 'tcpfo: client to service, translated (fail closed)',
       },
     ];
-    // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
-    if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
-    this.rules = await this.installRules(toQueue);
-    if (this.merge === 'queue') this.order = undefined;
-    await this.startCopies();
-    if (this.adoptExisting) {
-      const n = await adopt();
-      this.log.warn(
-        { adopted: n },
-        'taking the primary role: existing connections pass unchanged, new ones are merged',
-      );
-    } else {
-      // What this node's TCP still has on the service address is a previous
-      // instance's (its servers killed, its connections now served by the
-      // other node or by nobody): never to be continued. Aborted behind our
-      // rules (the merger drops their RSTs: unknown connections).
-      await abortConnections(cfg, this.log, 'left by a previous instance');
-      await removeOtherRoleRules(cfg, 'p', this.log);
-    }
-    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+  }
+
+  /** The heartbeat link to the secondary: the one a promoted secondary hands over, or a new one. */
+  private async openPeerLink(): Promise<void> {
+    const cfg = this.cfg;
     const onDecision = (d: Decision) => this.onDecision(d);
     const onSwitch = (kind: SwitchKind, reason: string) => this.onSwitch(kind, reason);
     if (this.handedPeer) {
@@ -621,6 +600,63 @@ export class PrimaryBridge {
         config: peerConfigOf(cfg),
         log: this.log,
       });
+  }
+
+  private async setup(): Promise<void> {
+    const cfg = this.cfg;
+    await this.waitOutPredecessor();
+    const claimer = await this.probeServiceAddress();
+    if (claimer) await this.refuseClaimed(claimer);
+    // Ours: answered from a thread of its own from now on (io/presence.ts),
+    // which also ends this process if its event loop gets stuck.
+    this.presence = new LanPresence(
+      cfg.primary.interface,
+      this.vip,
+      this.myMac,
+      cfg.liveness.loop_stall_ms,
+      this.log.bindings().name ?? 'tcpfo',
+    );
+    this.presence.answer(true);
+    setupStall();
+    // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
+    await prepareNode(this.state, cfg, cfg.primary.interface, this.log, 'p', !this.adoptExisting);
+    // Taking over from our own secondary role: what this node serves alone
+    // passes unchanged (listed before and again after the rules go in, so no
+    // connection falls between the two).
+    const adopt = async () => {
+      if (!this.adoptExisting) return 0;
+      const own = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports));
+      this.merger.adopt(own, monotonicMs());
+      return own.length;
+    };
+    await adopt();
+    const q = cfg.queue_base;
+    this.openQueues(q);
+    this.injector = new Injector(BRIDGE_MARK);
+    const ports = cfg.service.ports;
+    await this.attachInbound();
+    const toQueue = this.queueRules(q, ports);
+    // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
+    if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
+    this.rules = await this.installRules(toQueue);
+    if (this.merge === 'queue') this.order = undefined;
+    await this.startCopies();
+    if (this.adoptExisting) {
+      const n = await adopt();
+      this.log.warn(
+        { adopted: n },
+        'taking the primary role: existing connections pass unchanged, new ones are merged',
+      );
+    } else {
+      // What this node's TCP still has on the service address is a previous
+      // instance's (its servers killed, its connections now served by the
+      // other node or by nobody): never to be continued. Aborted behind our
+      // rules (the merger drops their RSTs: unknown connections).
+      await abortConnections(cfg, this.log, 'left by a previous instance');
+      await removeOtherRoleRules(cfg, 'p', this.log);
+    }
+    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    await this.openPeerLink();
     await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) =>
       (which === 'input' ? this.inQ : this.outQ).deafen(),
     );
