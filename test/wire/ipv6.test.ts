@@ -3,7 +3,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { expectError } from './expect-error.js';
 import { ipv6, ipv6ToString, parseIpv6 } from '../../net/addr.js';
-import { checksum } from '../../bridge/wire/checksum.js';
 import { WireError } from '../../bridge/wire/error.js';
 import {
   buildIpv6Tcp,
@@ -25,8 +24,8 @@ import {
 } from '../../bridge/wire/ipv6.js';
 import { parseTcpRepr, TCP_ACK_FLAG, TCP_SYN, type TcpRepr } from '../../bridge/wire/tcp.js';
 import { tcpRepr, u8 } from './arbitraries.js';
+import { addr16, naiveSum6 } from './pseudo6.js';
 
-const addr16 = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a));
 /** Addresses with long zero runs too, where the text form compresses. */
 const sparse16 = fc
   .array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 })
@@ -104,17 +103,6 @@ const passing = fc
     ...rest.map(([t, u]) => ext(t, u, fill)),
   ]);
 
-/** The TCP checksum of a segment over IPv6, summed the slow way: the RFC 8200 §8.1 pseudo header laid out in bytes. */
-function naiveTcpSum(pkt: Buffer, tcpAt: number): number {
-  const tcp = pkt.subarray(tcpAt, IP6_HEADER_LEN + pkt.readUInt16BE(IP6_PAYLOAD_LEN));
-  const pseudo = Buffer.alloc(40);
-  pkt.copy(pseudo, 0, IP6_SRC, IP6_SRC + 32);
-  pseudo.writeUInt32BE(tcp.length, 32);
-  pseudo[39] = NH_TCP;
-  const all = Buffer.concat([pseudo, tcp]);
-  return checksum(all, 0, all.length);
-}
-
 describe('IPv6 + TCP', () => {
   it('parse(build(x)) == x for random headers, extension headers that pass, options and payloads; the checksum covers the pseudo header', () => {
     fc.assert(
@@ -145,7 +133,7 @@ describe('IPv6 + TCP', () => {
           expect(p.ip.extensionHeaders).toBe(exts.length);
           expect(p.ip.payloadOffset).toBe(IP6_HEADER_LEN + exts.reduce((n, e) => n + e.bytes.length, 0));
           expect(p.tcp.checksumValid()).toBe(true);
-          expect(naiveTcpSum(pkt, p.ip.payloadOffset)).toBe(0);
+          expect(naiveSum6(pkt, p.ip.payloadOffset, NH_TCP)).toBe(0);
           const back = parseTcpRepr(p.tcp);
           if (back instanceof WireError) throw back;
           expect(back).toEqual(repr);

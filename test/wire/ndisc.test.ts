@@ -2,10 +2,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ipv6, ipv6ToString, mac, macToString } from '../../net/addr.js';
-import { checksum } from '../../bridge/wire/checksum.js';
+import { addr16, naiveSum6 } from './pseudo6.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { EthernetFrame, ETH_HEADER_LEN } from '../../bridge/wire/ethernet.js';
-import { IP6_HEADER_LEN, IP6_HOP_LIMIT, IP6_SRC, Ipv6Packet } from '../../bridge/wire/ipv6.js';
+import { IP6_HEADER_LEN, IP6_HOP_LIMIT, Ipv6Packet } from '../../bridge/wire/ipv6.js';
 import {
   addressClaimer,
   dadProbe,
@@ -19,22 +19,9 @@ import {
   unsolicitedAdvertisement,
 } from '../../bridge/wire/ndisc.js';
 
-const addr16 = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a));
 const mac6 = fc
   .uint8Array({ minLength: 6, maxLength: 6 })
   .map((a) => Buffer.from([(a[0]! & 0xfe) | 0x02, ...a.subarray(1)]));
-
-/** ICMPv6's checksum summed the slow way: the pseudo header (RFC 8200 §8.1) laid out in bytes. */
-function naiveIcmpSum(frame: Buffer): number {
-  const ip = frame.subarray(ETH_HEADER_LEN);
-  const msg = ip.subarray(IP6_HEADER_LEN);
-  const pseudo = Buffer.alloc(40);
-  ip.copy(pseudo, 0, IP6_SRC, IP6_SRC + 32);
-  pseudo.writeUInt32BE(msg.length, 32);
-  pseudo[39] = NH_ICMPV6;
-  const all = Buffer.concat([pseudo, msg]);
-  return checksum(all, 0, all.length);
-}
 
 describe('neighbour discovery frames', () => {
   it('the unsolicited advertisement: to all nodes, hop limit 255, override set and not solicited, our MAC as the target’s', () => {
@@ -50,7 +37,7 @@ describe('neighbour discovery frames', () => {
         expect(ip.dstString).toBe('ff02::1');
         expect(ip.src).toEqual(a);
         expect(ip.hopLimit).toBe(255);
-        expect(naiveIcmpSum(f)).toBe(0);
+        expect(naiveSum6(f.subarray(ETH_HEADER_LEN), IP6_HEADER_LEN, NH_ICMPV6)).toBe(0);
         const n = parseNdisc(f);
         expect(n).toMatchObject({ type: ICMP6_NEIGHBOUR_ADVERTISEMENT, target: a, lladdr: macToString(m) });
         expect(n!.flags & NA_FLAG_OVERRIDE).toBeTruthy();
@@ -68,7 +55,7 @@ describe('neighbour discovery frames', () => {
         expect(ipv6ToString(ip.src)).toBe('::');
         expect(ip.dst).toEqual(solicitedNode(a));
         expect(f.subarray(0, 6)).toEqual(Buffer.from([0x33, 0x33, 0xff, a[13]!, a[14]!, a[15]!]));
-        expect(naiveIcmpSum(f)).toBe(0);
+        expect(naiveSum6(f.subarray(ETH_HEADER_LEN), IP6_HEADER_LEN, NH_ICMPV6)).toBe(0);
         expect(parseNdisc(f)).toMatchObject({ type: ICMP6_NEIGHBOUR_SOLICITATION, target: a, lladdr: null });
       }),
     );
