@@ -31,6 +31,7 @@
 // P's segments skip the queue.
 #include <linux/pkt_cls.h>
 
+#include "bpf/handshake.h"
 #include "bpf/maps.h"
 #include "bpf/merge.h"
 #include "bpf/tcp.h"
@@ -122,6 +123,18 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, HS_ENTRIES);
+  __type(key, struct conn_key);
+  __type(value, struct hs_val);
+} handshakes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, HS_EVENTS_BYTES);
+} handshake_events SEC(".maps");
 
 static __always_inline void count(__u32 what) {
   __u64 *c = bpf_map_lookup_elem(&counters, &what);
@@ -268,6 +281,28 @@ static __always_inline void count_verdict(__u32 v) {
 }
 
 /*
+ * Sends S's copy, rewritten, to the client: out of the interface it came in
+ * by, with an ordinary TTL (S sent it with TTL 1, so that nothing routes it
+ * on), marked as released for the egress program.
+ */
+static __always_inline int send_released(struct __sk_buff *skb) {
+  __u16 old;
+  if (bpf_skb_load_bytes(skb, IP_TTL_ON_ETH, &old, 2) < 0) return TC_ACT_SHOT;
+  __u16 ttl = bpf_htons((RELEASED_TTL << 8) | IPPROTO_TCP);
+  if (bpf_l3_csum_replace(skb, IP_CHECK_ON_ETH, old, ttl, 2) < 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, IP_TTL_ON_ETH, &ttl, 2, 0) < 0) return TC_ACT_SHOT;
+  skb->mark |= TCPFO_SKIP_MARK;  // the egress program's: released already
+  return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+}
+
+// Whether the frame's source MAC is the secondary's (peer_cfg), whose copies alone are merged.
+static __always_inline int from_secondary(struct __sk_buff *skb, const struct peer_cfg *pc) {
+  __u8 src[ETH_ALEN];
+  if (!pc || !pc->set || bpf_skb_load_bytes(skb, ETH_ALEN, src, ETH_ALEN) < 0) return 0;
+  return mac_eq(src, pc->mac);
+}
+
+/*
  * S's copy (source the service address, destination the client, from the
  * secondary's MAC) of a connection merged here: released to the client at
  * once (redirected out of the interface it came in by), dropped while it
@@ -279,11 +314,8 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   struct merge_val *m = bpf_map_lookup_elem(&merge, &k);
   if (!m) return -1;
   __u32 zero = 0;
-  struct peer_cfg *pc = bpf_map_lookup_elem(&peer, &zero);
-  __u8 src[ETH_ALEN];
-  if (bpf_skb_load_bytes(skb, ETH_ALEN, src, ETH_ALEN) < 0) return TC_ACT_OK;
   // Not the secondary's: the queue, where the bridge drops and counts it.
-  if (!pc || !pc->set || !mac_eq(src, pc->mac)) return TC_ACT_OK;
+  if (!from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) return TC_ACT_OK;
   struct merge_out o = {};
   int ts_at;
   __u32 v = merge_segment(skb, &k, m, SIDE_S, ip, th, &o, &ts_at);
@@ -291,14 +323,154 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   if (v == MV_HOLD || v == MV_DROP_ACK) return TC_ACT_SHOT;
   if (v != MV_RELEASE) return TC_ACT_OK;
   if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
-  __u16 old;
-  if (bpf_skb_load_bytes(skb, IP_TTL_ON_ETH, &old, 2) < 0) return TC_ACT_SHOT;
-  __u16 ttl = bpf_htons((RELEASED_TTL << 8) | IPPROTO_TCP);
-  if (bpf_l3_csum_replace(skb, IP_CHECK_ON_ETH, old, ttl, 2) < 0) return TC_ACT_SHOT;
-  if (bpf_skb_store_bytes(skb, IP_TTL_ON_ETH, &ttl, 2, 0) < 0) return TC_ACT_SHOT;
-  skb->mark |= TCPFO_SKIP_MARK;  // the egress program's: released already
   count(COUNT_MERGED_S);
-  return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+  return send_released(skb);
+}
+
+// --- the handshake (bpf/handshake.h) ------------------------------------------
+
+// The peer's settings, and whether handshakes are merged here now.
+static __always_inline struct peer_cfg *peer_cfg(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&peer, &zero);
+}
+
+// Leaves the handshake of `k` (answering the SYN acknowledged by `ack`) to the bridge's queues.
+static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack) {
+  struct hs_val b = {.state = HS_BRIDGE, .ack = ack};
+  bpf_map_update_elem(&handshakes, k, &b, BPF_ANY);
+  count(COUNT_HS_BRIDGE);
+}
+
+/*
+ * S's SYN-ACK, diverted to us: if P's waits in `handshakes` for the same SYN
+ * with the same layout, the connection's entries are made, the bridge is
+ * told, and S's SYN-ACK leaves for the client with the smaller MSS and
+ * window. Else it goes up to the bridge's queue, and the entry says so
+ * (P's SYN-ACK, coming or sent again, goes there too).
+ */
+static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
+  struct peer_cfg *pc = peer_cfg();
+  // Not the secondary's: the queue, where the bridge drops and counts it.
+  if (!pc || !pc->handshake || !from_secondary(skb, pc)) return TC_ACT_OK;
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 isn_s = bpf_ntohl(th->seq);
+  __u16 win_s = bpf_ntohs(th->window);
+  __u32 doff = th->doff * 4;
+  __u32 tot = bpf_ntohs(ip->tot_len);
+  struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
+  if (!pv || pv->ack != ack) {
+    // S's came first (or P's waits for another SYN: then that one stays).
+    if (!pv || pv->state != HS_P_HELD) hs_to_bridge(&k, ack);
+    else count(COUNT_HS_BRIDGE);
+    return TC_ACT_OK;
+  }
+  if (pv->state != HS_P_HELD) return TC_ACT_OK;  // merged already (S's sent again), or the bridge's
+  struct hs_val p = *pv;
+  struct syn_opts s;
+  if (doff < TCP_HDR_LEN || tot != IP_HDR_LEN + doff || !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s) ||
+      s.layout != p.layout) {
+    // P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
+    hs_to_bridge(&k, ack);
+    return TC_ACT_OK;
+  }
+  struct conn_val cv = {};
+  struct merge_val mv = {};
+  struct merge_hint h = {};
+  hs_entries(&p, &s, isn_s, win_s, &cv, &mv, &h);
+  struct hs_event *e = bpf_ringbuf_reserve(&handshake_events, sizeof(*e), 0);
+  if (!e) {
+    hs_to_bridge(&k, ack);  // the bridge is behind: it could not hear of this one
+    return TC_ACT_OK;
+  }
+  // The hint first: a P segment that finds the state finds its hint too.
+  if (bpf_map_update_elem(&merge_hints, &k, &h, BPF_ANY) || bpf_map_update_elem(&merge, &k, &mv, BPF_ANY) ||
+      bpf_map_update_elem(&conns, &k, &cv, BPF_ANY)) {
+    bpf_map_delete_elem(&conns, &k);
+    bpf_map_delete_elem(&merge, &k);
+    bpf_map_delete_elem(&merge_hints, &k);
+    bpf_ringbuf_discard(e, 0);
+    hs_to_bridge(&k, ack);  // no room: the bridge merges it (and counts it)
+    return TC_ACT_OK;
+  }
+  e->key = k;
+  e->isn_p = p.isn;
+  e->isn_s = isn_s;
+  e->ack = ack;
+  e->tsval_p = p.tsval;
+  e->tsval_s = s.tsval;
+  e->tsecr = s.tsecr;
+  e->mss_p = p.mss;
+  e->mss_s = s.mss;
+  e->win_p = p.win;
+  e->win_s = win_s;
+  e->wscale_p = p.wscale;
+  e->wscale_s = s.wscale;
+  e->layout = s.layout;
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+  pv->state = HS_DONE;
+  count(COUNT_HS_MERGED);
+  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + TCPOPT_MSS_AT, bpf_htons(min16(p.mss, s.mss))) < 0) return TC_ACT_SHOT;
+  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_WINDOW, bpf_htons(min16(p.win, win_s))) < 0) return TC_ACT_SHOT;
+  return send_released(skb);
+}
+
+/*
+ * Whether P's SYN-ACK skips the queue (for the match): handshakes merged
+ * here, one of the layouts handled, and no entry for this SYN yet — an
+ * entry means S's came first, or this one is sent again: the bridge's.
+ * A socket filter sees the packet from its IP header.
+ */
+static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
+  struct peer_cfg *pc = peer_cfg();
+  if (!pc || !pc->handshake) return 0;
+  struct svc_key from = {.addr = ip->saddr, .port = th->source};
+  if (!bpf_map_lookup_elem(&services, &from)) return 0;
+  __u32 doff = th->doff * 4;
+  struct syn_opts s;
+  if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff) return 0;
+  if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
+  return !v || v->ack != bpf_ntohl(th->ack_seq);
+}
+
+/*
+ * P's SYN-ACK that skipped the queue (hs_skips_queue): recorded for S's,
+ * and stolen — P's TCP keeps its request and sends the SYN-ACK again at its
+ * timer, which then goes to the queue. 1 if it was one, 0 if not.
+ */
+static __always_inline int hs_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
+  struct svc_key from = {.addr = ip->saddr, .port = th->source};
+  if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return 0;
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 doff = th->doff * 4;
+  struct syn_opts s;
+  if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff ||
+      !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) {
+    hs_to_bridge(&k, ack);
+    return 1;
+  }
+  struct hs_val v = {
+      .state = HS_P_HELD,
+      .isn = bpf_ntohl(th->seq),
+      .ack = ack,
+      .tsval = s.tsval,
+      .tsecr = s.tsecr,
+      .mss = s.mss,
+      .win = bpf_ntohs(th->window),
+      .wscale = s.wscale,
+      .layout = s.layout,
+  };
+  struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
+  // S's came between the match and here (then P's comes again at its timer, to the bridge).
+  if (cur && cur->ack == ack) return 1;
+  bpf_map_update_elem(&handshakes, &k, &v, BPF_ANY);
+  count(COUNT_HS_HELD);
+  return 1;
 }
 
 /*
@@ -344,6 +516,7 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
   if (bpf_map_lookup_elem(&services, &from)) {
     // From the service address: S's copy, diverted to us (or a forgery).
+    if (plain_syn_ack(fl)) return hs_secondary(skb, ip, th);
     int r = merge_secondary(skb, ip, th);
     return r < 0 ? TC_ACT_OK : r;
   }
@@ -447,6 +620,7 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
 static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
   if (ip->frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
+  if (plain_syn_ack(tcp_flags(th))) return hs_skips_queue(skb, ip, th);
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct tcp_layout l;
   struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
@@ -469,7 +643,7 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
  * The match of the bridge's netfilter rule before its output queue (xt_bpf,
  * `-m bpf --object-pinned`): 1 for P's segment that skips the queue — it
  * may (skips_queue), and no earlier answer of its client waits in the queue
- * (`order`). Everything else (0) goes to the queue, counted for its client.
+ * (`order`; but a SYN-ACK). Everything else (0) goes to the queue, counted for its client.
  * A socket filter sees the packet from its IP header.
  */
 SEC("socket")
@@ -489,7 +663,9 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   struct order_slots *d = bpf_map_lookup_elem(&order, &done);
   if (!q || !d) return skip;
   __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
-  if (skip && q->n[slot] == d->n[slot]) return 1;
+  // A SYN-ACK does not wait for its client's earlier answers: the bridge
+  // releases one as soon as both servers sent it, in whatever order.
+  if (skip && (plain_syn_ack(tcp_flags(&th)) || q->n[slot] == d->n[slot])) return 1;
   __sync_fetch_and_add(&q->n[slot], 1);
   return 0;
 }
@@ -608,6 +784,8 @@ int tcpfo_sent(struct __sk_buff *skb) {
   // mark) or by the ingress program: as it is. Else P's own segment, which
   // skipped the queue: a primary-only connection's, or one merged here.
   if ((skb->mark & TCPFO_SKIP_MARK) != TCPFO_SKIP_MARK) {
+    // P's SYN-ACK that skipped the queue: waits for S's (stolen).
+    if (hs_primary(skb, ip, th)) return TC_ACT_STOLEN;
     int r = release_primary_only(skb, ip, th);
     if (r < 0) return TC_ACT_SHOT;
     if (r == 0) {

@@ -62,6 +62,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
+                                          InstanceMethod("handshakes", &Xlate::Handshakes),
+                                          InstanceMethod("drainHandshakes", &Xlate::DrainHandshakes),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
                                           StaticMethod("unpin", &Xlate::UnpinStatic),
@@ -130,6 +132,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* stash = bpf_object__find_map_by_name(obj_, "stash");
     if (!stash) { Fail(env, "no map stash in the object", ENOENT); return; }
     stash_fd_ = bpf_map__fd(stash);
+    struct bpf_map* events = bpf_object__find_map_by_name(obj_, "handshake_events");
+    if (!events) { Fail(env, "no map handshake_events in the object", ENOENT); return; }
+    ring_ = ring_buffer__new(bpf_map__fd(events), OnHandshake, this, nullptr);
+    if (!ring_) { Fail(env, "ring_buffer__new (handshake_events)", errno); return; }
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
     if (!ifindex_) return;
@@ -221,6 +227,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   }
 
   void Teardown() {
+    if (ring_) {
+      ring_buffer__free(ring_);
+      ring_ = nullptr;
+    }
     if (ingress_) Detach(ifindex_, BPF_TC_INGRESS);
     if (egress_) Detach(ifindex_, BPF_TC_EGRESS);
     ingress_ = egress_ = false;
@@ -365,6 +375,34 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, true);
   }
 
+  // handshakes(on) -> boolean: whether the programs merge handshakes (peer_cfg.handshake).
+  Napi::Value Handshakes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (peer_fd_ < 0 || info.Length() < 1) return Napi::Boolean::New(env, false);
+    struct peer_cfg v;
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(peer_fd_, &zero, &v) != 0) return Napi::Boolean::New(env, false);
+    v.handshake = info[0].ToBoolean() ? 1 : 0;
+    return Napi::Boolean::New(env, bpf_map_update_elem(peer_fd_, &zero, &v, BPF_ANY) == 0);
+  }
+
+  // drainHandshakes() -> Buffer: the handshakes merged in the kernel since the last call
+  // (struct hs_event each, in order), without a system call when there are none.
+  Napi::Value DrainHandshakes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    drained_.clear();
+    if (ring_) ring_buffer__consume(ring_);
+    return Napi::Buffer<uint8_t>::Copy(env, drained_.data(), drained_.size());
+  }
+
+  static int OnHandshake(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Xlate*>(ctx);
+    if (size < sizeof(struct hs_event)) return 0;
+    const uint8_t* p = static_cast<const uint8_t*>(data);
+    self->drained_.insert(self->drained_.end(), p, p + sizeof(struct hs_event));
+    return 0;
+  }
+
   // mergeTake(client, service, cport, sport) -> snapshot | null: the bridge takes the connection
   // (under its lock, through the control program); its state as the kernel left it.
   Napi::Value MergeTake(const Napi::CallbackInfo& info) {
@@ -448,6 +486,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (peer_fd_ < 0 || info.Length() < 1 || !info[0].IsBuffer() || info[0].As<Napi::Buffer<uint8_t>>().Length() != 6) return Napi::Boolean::New(env, false);
     struct peer_cfg v;
     memset(&v, 0, sizeof(v));
+    uint32_t key = 0;
+    bpf_map_lookup_elem(peer_fd_, &key, &v);  // keeps `handshake`
     memcpy(v.mac, info[0].As<Napi::Buffer<uint8_t>>().Data(), 6);
     v.set = 1;
     v.ifindex = ifindex_;
@@ -508,9 +548,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    static_assert(COUNT_MAX == 13, "a name for each counter of bpf/maps.h");
+    static_assert(COUNT_MAX == 16, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
-                                    "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed"};
+                                    "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed",
+                                    "handshakesHeld", "handshakesMerged", "handshakesToBridge"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
@@ -597,6 +638,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int stash_fd_ = -1;
   bool ingress_ = false;
   bool egress_ = false;
+  struct ring_buffer* ring_ = nullptr;
+  std::vector<uint8_t> drained_;
 };
 
 }  // namespace

@@ -161,6 +161,8 @@ export function macToNumber(mac: string): number {
  */
 export interface PacketHandler {
   onPacket(batch: PacketBatch, i: number, queue: PacketQueue): void;
+  /** Before each batch (what must be known before its packets). */
+  onBatchStart?(queue: PacketQueue): void;
   /** After each batch (timers, flushing). */
   onBatchEnd?(queue: PacketQueue): void;
   onError(e: unknown, batch: PacketBatch, i: number): void;
@@ -193,6 +195,11 @@ export class PacketQueue {
   }
 
   private dispatch(batch: PacketBatch, h: PacketHandler): void {
+    try {
+      h.onBatchStart?.(this);
+    } catch (e) {
+      h.onError(e, batch, -1);
+    }
     for (let i = 0; i < batch.count; i++) {
       try {
         h.onPacket(batch, i, this);

@@ -12,11 +12,12 @@
  * (native/bpf/merge.h); its netfilter match is pinned for iptables.
  */
 import { readdirSync, statfsSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { native as addon } from './native.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
-import type { KernelMergeInit, KernelMergeState } from '../primary/merge/kernel.js';
+import type { KernelHandshake, KernelMergeInit, KernelMergeState, KernelSynAck } from '../primary/merge/kernel.js';
 import type { PortSet } from '../../net/ports.js';
 
 interface NativeXlate {
@@ -54,6 +55,8 @@ interface NativeXlate {
   orderDone(done: Uint32Array): boolean;
   orderQueued(): Uint32Array | null;
   attach(ifname: string, pinPath?: string): void;
+  handshakes(on: boolean): boolean;
+  drainHandshakes(): Buffer;
   close(): void;
 }
 
@@ -99,6 +102,54 @@ export interface XlateCounters {
   handoverStolen: number;
   /** Copies of stolen segments of P's kept for the bridge (the stash). */
   stashed: number;
+  /** P's SYN-ACKs held in the kernel for S's. */
+  handshakesHeld: number;
+  /** Handshakes merged in the kernel. */
+  handshakesMerged: number;
+  /** S's SYN-ACKs passed to the bridge's queue (it came first, another SYN, another layout, no room). */
+  handshakesToBridge: number;
+}
+
+/** The size of one `hs_event` (native/bpf/maps.h). */
+export const HS_EVENT_BYTES = 48;
+/** syn_layout in native/bpf/maps.h. */
+const SYNL_SACK = 1;
+const SYNL_TS = 2;
+const SYNL_WS = 4;
+
+/**
+ * The handshakes in `buf`, a run of `hs_event`s as the kernel wrote them:
+ * the connection's addresses and ports in network order, the rest in the
+ * host's (`littleEndian`).
+ */
+export function parseHandshakeEvents(buf: Buffer, littleEndian = endianness() === 'LE'): KernelHandshake[] {
+  const out: KernelHandshake[] = [];
+  const u32 = (at: number) => (littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at));
+  const u16 = (at: number) => (littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at));
+  for (let at = 0; at + HS_EVENT_BYTES <= buf.length; at += HS_EVENT_BYTES) {
+    const layout = buf[at + 46]!;
+    const ts = (layout & SYNL_TS) !== 0;
+    const ws = (layout & SYNL_WS) !== 0;
+    const side = (isn: number, tsval: number, mss: number, win: number, wscale: number): KernelSynAck => ({
+      isn,
+      mss,
+      wscale: ws ? wscale : -1,
+      sackOk: (layout & SYNL_SACK) !== 0,
+      tsval: ts ? tsval : null,
+      window: win,
+    });
+    out.push({
+      client: buf.readUInt32BE(at),
+      service: buf.readUInt32BE(at + 4),
+      clientPort: buf.readUInt16BE(at + 8),
+      servicePort: buf.readUInt16BE(at + 10),
+      ack: u32(at + 20),
+      tsecr: u32(at + 32),
+      p: side(u32(at + 12), u32(at + 24), u16(at + 36), u16(at + 40), buf[at + 44]!),
+      s: side(u32(at + 16), u32(at + 28), u16(at + 38), u16(at + 42), buf[at + 45]!),
+    });
+  }
+  return out;
 }
 
 export interface ConnAddr {
@@ -289,6 +340,17 @@ export class InboundXlate {
     return this.x.mergeTake(c.client, c.service, c.clientPort, c.servicePort);
   }
 
+  /** Whether the programs merge handshakes from now on (native/bpf/handshake.h): while merging with a live secondary. */
+  mergeHandshakes(on: boolean): void {
+    if (!this.x.handshakes(on)) throw new Error('could not switch the kernel merge of handshakes');
+  }
+
+  /** The handshakes the kernel merged since the last call, oldest first. */
+  kernelHandshakes(): KernelHandshake[] {
+    const b = this.x.drainHandshakes();
+    return b.length ? parseHandshakeEvents(b) : [];
+  }
+
   /** Only frames from `mac` (the secondary's) are merged as its copies. */
   setPeer(mac: Buffer): void {
     if (!this.x.peer(mac)) throw new Error('could not set the secondary’s MAC for the kernel merge');
@@ -374,6 +436,9 @@ export class InboundXlate {
     handover: 0,
     handoverStolen: 0,
     stashed: 0,
+    handshakesHeld: 0,
+    handshakesMerged: 0,
+    handshakesToBridge: 0,
   };
 
   /** The counters, also after close (their last values). */

@@ -95,6 +95,10 @@ export interface MetricsSnapshot {
     /** Copies of P's stolen segments the kernel kept for the bridge, and those the bridge merged at once on taking their connection. */
     stashed?: number;
     stashedTaken?: number;
+    /** Handshakes in the kernel: P's SYN-ACKs held for S's, handshakes merged, S's SYN-ACKs passed to the bridge. */
+    handshakesHeld?: number;
+    handshakesMerged?: number;
+    handshakesToBridge?: number;
     /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
     orderWaited?: number;
     /** Of those, the ones that left before their turn, having waited the most a segment waits. */
@@ -486,6 +490,19 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
       c.inc({ action: 'stashed' }, k.stashed ?? 0);
       c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_handshakes_total',
+    'What the primary’s kernel did with handshakes (merge: kernel): held (P’s SYN-ACK waited for S’s), merged (S’s SYN-ACK went to the client as the merged one), to-bridge (S’s SYN-ACK went to the bridge: it came first, answered another SYN, had other options, or the kernel had no room)',
+    ['action'],
+    (c) => {
+      const k = get().kernelInbound;
+      if (k?.handshakesHeld === undefined || get().mergeMode !== 'kernel') return;
+      c.inc({ action: 'held' }, k.handshakesHeld);
+      c.inc({ action: 'merged' }, k.handshakesMerged ?? 0);
+      c.inc({ action: 'to-bridge' }, k.handshakesToBridge ?? 0);
     },
   );
   readCounter(

@@ -514,6 +514,7 @@ export class PrimaryBridge {
     const cfg = this.cfg;
     const onError = (e: unknown) => this.internalError(e);
     const onBatchEnd = () => this.armTimer();
+    const onBatchStart = () => this.hearKernel();
     // A packet the handler threw on is dropped by the queue: a verdict too.
     const onOutputError = (e: unknown, b: PacketBatch, i: number) => {
       if (i >= 0) this.outputDecided(b.id(i));
@@ -522,12 +523,12 @@ export class PrimaryBridge {
     this.outQ = new PacketQueue(
       q,
       { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
-      { onPacket: (b, i) => this.onOutput(b, i), onBatchEnd, onError: onOutputError },
+      { onPacket: (b, i) => this.onOutput(b, i), onBatchStart, onBatchEnd, onError: onOutputError },
     );
     this.inQ = new PacketQueue(
       q + 1,
       { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
-      { onPacket: (b, i) => this.onInput(b, i), onBatchEnd, onError },
+      { onPacket: (b, i) => this.onInput(b, i), onBatchStart, onBatchEnd, onError },
     );
   }
 
@@ -953,9 +954,44 @@ export class PrimaryBridge {
     if (list.length && !this.alone) this.peer?.sendNotice(list);
   }
 
+  /**
+   * Whether the kernel merges handshakes (native/bpf/handshake.h): with the
+   * kernel merge, a live secondary, and its copies on its kernel path
+   * (source the service address: the kernel releases them as they are).
+   */
+  private updateKernelHandshakes(): void {
+    const on = this.merge === 'kernel' && this.sKernelPath && !this.alone && !this.stopped;
+    if (!this.xlate || on === this.handshakesInKernel) return;
+    try {
+      this.xlate.mergeHandshakes(on);
+      this.handshakesInKernel = on;
+      this.log.info(
+        { handshakes: on ? 'kernel' : 'queue' },
+        `handshakes are merged in the ${on ? 'kernel' : 'bridge'}`,
+      );
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+  private handshakesInKernel = false;
+
+  /**
+   * The handshakes the kernel merged, into the merger. Heard before each
+   * batch of either queue: the kernel tells before the client has its
+   * SYN-ACK, so before any later segment of the connection can reach a queue.
+   */
+  private hearKernel(): void {
+    if (!this.xlate) return;
+    const hs = this.xlate.kernelHandshakes();
+    if (!hs.length) return;
+    const now = monotonicMs();
+    for (const h of hs) this.merger.kernelHandshake(h, now);
+  }
+
   private poll(): void {
     try {
       const now = monotonicMs();
+      this.hearKernel();
       this.watchInputQueue(now);
       this.merger.poll(now);
     } catch (e) {
@@ -1028,7 +1064,10 @@ export class PrimaryBridge {
       return;
     }
     let client: number | null = null;
-    this.sKernelPath = src === this.vip;
+    if (this.sKernelPath !== (src === this.vip)) {
+      this.sKernelPath = src === this.vip;
+      this.updateKernelHandshakes();
+    }
     if (src === this.vip) client = dst;
     else {
       const ip = Ipv4Packet.parse(pkt);
@@ -1062,6 +1101,7 @@ export class PrimaryBridge {
    */
   secondaryRejoined(): void {
     this.alone = false;
+    this.updateKernelHandshakes();
     this.peer.role = 'primary';
     void this.startCopies().catch((e: unknown) =>
       this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'),
@@ -1079,6 +1119,9 @@ export class PrimaryBridge {
   secondaryFailed(): void {
     if (this.alone) return;
     this.alone = true;
+    // No more handshakes merged in the kernel; those it merged join the others.
+    this.updateKernelHandshakes();
+    this.hearKernel();
     this.failures++;
     this.peer.role = 'alone';
     void this.stopCopies().catch((e: unknown) =>

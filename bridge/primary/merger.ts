@@ -40,8 +40,15 @@ import {
 import { AdoptedTable } from './merge/adopted.js';
 import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
-import { mergeHandshake } from './merge/handshake.js';
-import { adoptKernelState, countHandover, KERNEL_DIVERGED, kernelInit } from './merge/kernel.js';
+import { kernelHandshake, mergeHandshake } from './merge/handshake.js';
+import {
+  adoptKernelState,
+  countHandover,
+  KERNEL_DIVERGED,
+  kernelInit,
+  kernelSynInfo,
+  type KernelHandshake,
+} from './merge/kernel.js';
 import { STASH_TAG } from './queue-ids.js';
 import {
   abortBoth,
@@ -372,9 +379,13 @@ export class Merger implements MergeCore {
     return false;
   }
 
-  /** Forgets `c`, dropping whatever of P's it still held in the kernel's queue. */
-  private remove(c: Conn): void {
-    if (c.phase !== 'handshake') this.offload?.remove(offloadKey(this, c));
+  /**
+   * Forgets `c`, dropping whatever of P's it still held in the kernel's
+   * queue; and its kernel entries, unless `keepKernel` (they belong to a
+   * new connection on the same ports now).
+   */
+  private remove(c: Conn, keepKernel = false): void {
+    if (c.phase !== 'handshake' && !keepKernel) this.offload?.remove(offloadKey(this, c));
     if (c.heldSyn) this.sink.drop(c.heldSyn.id);
     c.heldSyn = null;
     if (c.rstP) this.sink.drop(c.rstP.id);
@@ -408,6 +419,40 @@ export class Merger implements MergeCore {
       this.stats.kernelMerged++;
     }
     release(this, c, h.id, h.pkt, h.seg, h.gso, true);
+  }
+
+  /**
+   * A handshake the kernel merged (native/bpf/handshake.h), heard after the
+   * client got its SYN-ACK and before any segment of the connection reaches
+   * the queues (the shell hears the kernel first): the connection starts
+   * here as if both SYN-ACKs had come through the queues, merged in the
+   * kernel. A record of the same ports still in its handshake (P's SYN-ACK
+   * sent again, held meanwhile) or ended gives way; one heard twice is kept.
+   */
+  kernelHandshake(h: KernelHandshake, now: number): void {
+    this.now = now;
+    const old = this.find(h.client, h.clientPort, h.servicePort);
+    if (old && old.phase !== 'handshake' && old.closedAt === null && old.isn === h.s.isn) return;
+    if (old) this.remove(old, true);
+    this.earlyS.delete(Merger.earlyKey(h.client, h.clientPort, h.servicePort));
+    this.adopted.seen(h.client, h.clientPort, h.servicePort, now, true);
+    const c = this.create(h.client, h.clientPort, h.servicePort, now);
+    c.synP = kernelSynInfo(h, 'p');
+    c.synS = kernelSynInfo(h, 's');
+    c.ackP = c.ackS = h.ack;
+    c.hasAckP = c.hasAckS = true;
+    c.winP = h.p.window;
+    c.winS = h.s.window;
+    kernelHandshake(this, c);
+    c.inKernel = true;
+    this.stats.kernelMerged++;
+    this.stats.kernelHandshakes++;
+    if (this.alone) {
+      // The secondary failed as the kernel merged it: primary-only at once, as goAlone does.
+      const stashed = this.takeFromKernel(c, false);
+      degrade(this, c, 'secondary failed', false, true);
+      this.mergeStashed(c, stashed);
+    }
   }
 
   /**

@@ -169,8 +169,65 @@ struct merge_ctl {
 struct peer_cfg {
   __u8 mac[6];
   __u16 set;
-  __u32 ifindex;  // where released copies leave (the LAN interface)
+  __u32 ifindex;    // where released copies leave (the LAN interface)
+  __u32 handshake;  // 1: the programs merge handshakes (bpf/handshake.h); the bridge clears it when alone
 };
+
+// `handshakes`: the handshake of a client's connection, merged in the
+// kernel (bpf/handshake.h). P's SYN-ACK comes first as a rule (its TCP
+// answers the SYN it got straight from the client): it is recorded here and
+// stolen. S's SYN-ACK, diverted to us, then finds it and leaves for the
+// client as the merged SYN-ACK; the connection's entries in `conns`,
+// `merge` and `merge_hints` are made at that moment, and the bridge hears
+// of it through `handshake_events`. Anything else (S's first, a layout the
+// two do not share, P's retransmission) goes to the bridge's queues as before.
+enum hs_state {
+  HS_P_HELD = 1,  // P's SYN-ACK recorded and stolen: waiting for S's
+  HS_DONE = 2,    // merged here: the bridge was told
+  HS_BRIDGE = 3,  // the bridge's queues merge this one
+};
+
+// The option layouts of a SYN-ACK handled here, as Linux writes them: MSS
+// first, then SACK-permitted and timestamps (NOP-padded when one is off),
+// then NOP and window scale. Both servers' must be the same.
+enum syn_layout {
+  SYNL_SACK = 1 << 0,
+  SYNL_TS = 1 << 1,
+  SYNL_WS = 1 << 2,
+};
+
+struct hs_val {
+  __u32 state;  // hs_state
+  __u32 isn;    // P's initial sequence number
+  __u32 ack;    // the client's ISN + 1, as P acknowledged it: which SYN this answers
+  __u32 tsval;  // P's TSval (SYNL_TS)
+  __u32 tsecr;  // the client's TSval P echoed
+  __u16 mss;
+  __u16 win;    // P's SYN-ACK window (never scaled)
+  __u8 wscale;  // P's shift (SYNL_WS)
+  __u8 layout;  // syn_layout
+  __u16 pad;
+};
+
+// What the bridge hears of a handshake merged here (`handshake_events`, a ring buffer).
+struct hs_event {
+  struct conn_key key;
+  __u32 isn_p, isn_s;
+  __u32 ack;  // the client's ISN + 1
+  __u32 tsval_p, tsval_s, tsecr;
+  __u16 mss_p, mss_s;
+  __u16 win_p, win_s;
+  __u8 wscale_p, wscale_s;
+  __u8 layout;  // syn_layout, the same for both
+  __u8 pad;
+};
+#ifdef __cplusplus
+static_assert(sizeof(struct hs_event) == 48, "bridge/io/xlate.ts reads 48-byte events");
+#else
+_Static_assert(sizeof(struct hs_event) == 48, "bridge/io/xlate.ts reads 48-byte events");
+#endif
+#define HS_ENTRIES 16384  // an LRU map: a handshake needs its entry for a round trip between the nodes
+#define HS_EVENTS_BYTES (1 << 20)  // about 18,000 events between two reads of the bridge's
 
 // `services`: the service address and each failover port. A client's SYN to
 // one of them needs no translation, so it reaches P's TCP directly.
@@ -250,6 +307,9 @@ enum counter {
   COUNT_HANDOVER,           // connections handed to the bridge (HANDOVER_* in merge_val)
   COUNT_HANDOVER_STOLEN,    // P's segments stolen as their connection went to the bridge (P sends them again)
   COUNT_STASHED,            // copies of stolen segments of P's kept for the bridge (`stash`)
+  COUNT_HS_HELD,            // P's SYN-ACKs recorded and stolen, waiting for S's
+  COUNT_HS_MERGED,          // handshakes merged here (S's SYN-ACK released)
+  COUNT_HS_BRIDGE,          // S's SYN-ACKs passed to the bridge (no P's waiting, another SYN, another layout, no room)
   COUNT_MAX,
 };
 

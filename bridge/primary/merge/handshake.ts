@@ -4,7 +4,7 @@
  * told — MSS = min, window scale = S's (the client keeps S after a
  * failover), SACK, timestamps and ECN only if both servers offered them.
  */
-import { seqAdd, seqSub } from '../../wire/seq.js';
+import { seqAdd, seqMin, seqSub } from '../../wire/seq.js';
 import { TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
 import { packSyn, unpackSynOpts, type Conn, type Held } from './conn.js';
@@ -16,6 +16,38 @@ import { offloadKey, type MergeCore } from './types.js';
  * (release(…, syn = true)).
  */
 export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
+  handshakeNumbers(core, c, alone);
+  // From here on the kernel may translate the client's common segments itself.
+  core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
+  // Begun alone: P's segments after its SYN-ACK (which still goes through the queue) may leave in the kernel.
+  if (alone)
+    c.outInKernel =
+      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
+  const h = c.heldSyn!;
+  c.heldSyn = null;
+  c.heldSynAt = null;
+  core.pending.delete(c);
+  packSyn(c);
+  return h;
+}
+
+/**
+ * A handshake the kernel merged (native/bpf/handshake.h) into the record of
+ * `c`, whose synP and synS hold both SYN-ACKs: the same numbers as
+ * mergeHandshake, and what the kernel's SYN-ACK told the client — the ACK
+ * both servers gave and the smaller of their windows. The kernel made the
+ * connection's entries itself.
+ */
+export function kernelHandshake(core: MergeCore, c: Conn): void {
+  handshakeNumbers(core, c, false);
+  packSyn(c);
+  c.ackSent = seqMin(c.ackP, c.ackS);
+  c.ackSentValid = true;
+  c.edgeSent = seqAdd(c.ackSent, Math.min(c.synWinP, c.synWinS));
+}
+
+/** The offsets and the client's view of `c` from both SYN(-ACK)s (`alone`: P's only). */
+function handshakeNumbers(core: MergeCore, c: Conn, alone: boolean): void {
   const p = c.synP!;
   const s = alone ? p : c.synS!;
   c.deltaSeq = seqSub(p.isn, s.isn);
@@ -33,18 +65,6 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   // false for half of all clocks in serial arithmetic, and the echo would stay 0.
   c.tsecr = s.tsecr ?? p.tsecr ?? 0;
   core.stats.handshakes++;
-  // From here on the kernel may translate the client's common segments itself.
-  core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
-  // Begun alone: P's segments after its SYN-ACK (which still goes through the queue) may leave in the kernel.
-  if (alone)
-    c.outInKernel =
-      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
-  const h = c.heldSyn!;
-  c.heldSyn = null;
-  c.heldSynAt = null;
-  core.pending.delete(c);
-  packSyn(c);
-  return h;
 }
 
 /**

@@ -11,7 +11,7 @@
  * kernel only if P's copy had come there).
  */
 import { seqAdd, seqGt, seqLt } from '../../wire/seq.js';
-import type { Conn } from './conn.js';
+import type { Conn, SynInfo } from './conn.js';
 import type { MergeCore } from './types.js';
 
 /** What the client was told and each server said, in the client's spaces. */
@@ -133,4 +133,48 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
 export function countHandover(core: MergeCore, s: KernelMergeState): void {
   const why = KERNEL_HANDOVER_REASONS[s.handover] ?? 'none';
   core.stats.kernelHandovers[why] = (core.stats.kernelHandovers[why] ?? 0) + 1;
+}
+
+/**
+ * A handshake the kernel merged (native/bpf/maps.h `hs_event`): both
+ * SYN-ACKs as they were, the client's connection by its addresses and ports.
+ */
+export interface KernelHandshake {
+  client: number;
+  service: number;
+  clientPort: number;
+  servicePort: number;
+  /** The client's ISN + 1: what both servers acknowledged. */
+  ack: number;
+  /** The client's TSval both echoed (timestamps only). */
+  tsecr: number;
+  p: KernelSynAck;
+  s: KernelSynAck;
+}
+
+/** One server's SYN-ACK, as the kernel read it. */
+export interface KernelSynAck {
+  isn: number;
+  mss: number;
+  /** −1: no window scaling. */
+  wscale: number;
+  sackOk: boolean;
+  /** null: no timestamps. */
+  tsval: number | null;
+  window: number;
+}
+
+/** What the record of a connection the kernel merged the handshake of starts with: each server's SYN-ACK as the queue would have read it. */
+export function kernelSynInfo(h: KernelHandshake, side: 'p' | 's'): SynInfo {
+  const a = h[side];
+  return {
+    isn: a.isn,
+    mss: a.mss,
+    wscale: a.wscale,
+    sackOk: a.sackOk,
+    ts: a.tsval,
+    tsecr: a.tsval === null ? null : h.tsecr,
+    ecn: false,
+    window: a.window,
+  };
 }

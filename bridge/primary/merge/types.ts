@@ -189,6 +189,8 @@ export interface MergerStats {
   adopted: number;
   /** Connections the kernel merged from their handshake on, and those it handed to the bridge, by why. */
   kernelMerged: number;
+  /** Of those, the handshakes the kernel merged too (the bridge heard of them afterwards). */
+  kernelHandshakes: number;
   kernelHandovers: Record<string, number>;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
@@ -209,6 +211,7 @@ export function newStats(): MergerStats {
     translatedInbound: 0,
     divergences: 0,
     kernelMerged: 0,
+    kernelHandshakes: 0,
     kernelHandovers: {},
     stashedTaken: 0,
     handshakes: 0,
