@@ -167,8 +167,9 @@ program
           );
         if (st.merge)
           console.log(
-            `merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; handshakes, closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${st.mergeUnavailable ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`,
+            `merge        ${st.merge === 'kernel' ? 'kernel (the common case in tc programs; closes and the rest in the queue)' : st.merge === 'release' ? 'release (primary-only connections in the kernel; the merge in the queue)' : 'queue'}${st.mergeUnavailable ? ` (kernel release unavailable: ${st.mergeUnavailable})` : ''}`,
           );
+        if (st.handshakes) console.log(`handshakes   merged in the ${st.handshakes}`);
       } else if (isSecondaryStatus(st) && st.datapath)
         console.log(
           `datapath     ${st.datapath}${st.kernelPathUnavailable ? ` (kernel path unavailable: ${st.kernelPathUnavailable})` : ''}`,

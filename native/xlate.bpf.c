@@ -464,6 +464,7 @@ static __always_inline int hs_primary(struct __sk_buff *skb, struct iphdr *ip, s
       .win = bpf_ntohs(th->window),
       .wscale = s.wscale,
       .layout = s.layout,
+      .held_ns = bpf_ktime_get_ns(),
   };
   struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
   // S's came between the match and here (then P's comes again at its timer, to the bridge).

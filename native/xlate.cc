@@ -64,6 +64,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("handshakes", &Xlate::Handshakes),
                                           InstanceMethod("drainHandshakes", &Xlate::DrainHandshakes),
+                                          InstanceMethod("heldHandshakes", &Xlate::HeldHandshakes),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
                                           StaticMethod("unpin", &Xlate::UnpinStatic),
@@ -134,6 +135,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     stash_fd_ = bpf_map__fd(stash);
     struct bpf_map* events = bpf_object__find_map_by_name(obj_, "handshake_events");
     if (!events) { Fail(env, "no map handshake_events in the object", ENOENT); return; }
+    struct bpf_map* hs = bpf_object__find_map_by_name(obj_, "handshakes");
+    if (!hs) { Fail(env, "no map handshakes in the object", ENOENT); return; }
+    hs_fd_ = bpf_map__fd(hs);
     ring_ = ring_buffer__new(bpf_map__fd(events), OnHandshake, this, nullptr);
     if (!ring_) { Fail(env, "ring_buffer__new (handshake_events)", errno); return; }
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
@@ -250,6 +254,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     dup_fd_ = -1;
     order_fd_ = -1;
     stash_fd_ = -1;
+    hs_fd_ = -1;
   }
 
   static ConnKey KeyOf(const Napi::CallbackInfo& info) {
@@ -393,6 +398,34 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     drained_.clear();
     if (ring_) ring_buffer__consume(ring_);
     return Napi::Buffer<uint8_t>::Copy(env, drained_.data(), drained_.size());
+  }
+
+  // heldHandshakes(maxAgeMs) -> [{ client, clientPort, servicePort, ack }]: P's SYN-ACKs the kernel
+  // holds for S's, held less than maxAgeMs ago (the secondary failed: P's TCP is prompted to send them again).
+  Napi::Value HeldHandshakes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    if (hs_fd_ < 0 || info.Length() < 1 || !info[0].IsNumber()) return out;
+    uint64_t max_ns = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()) * 1000000ull;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    struct conn_key k, next;
+    struct hs_val v;
+    uint32_t n = 0;
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(hs_fd_, prev, &next) == 0) {
+      k = next;
+      prev = &k;
+      if (bpf_map_lookup_elem(hs_fd_, &k, &v) != 0 || v.state != HS_P_HELD || now - v.held_ns > max_ns) continue;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("client", Napi::Number::New(env, ntohl(k.client)));
+      o.Set("clientPort", Napi::Number::New(env, ntohs(k.cport)));
+      o.Set("servicePort", Napi::Number::New(env, ntohs(k.sport)));
+      o.Set("ack", Napi::Number::New(env, v.ack));
+      out.Set(n++, o);
+    }
+    return out;
   }
 
   static int OnHandshake(void* ctx, void* data, size_t size) {
@@ -638,6 +671,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int stash_fd_ = -1;
   bool ingress_ = false;
   bool egress_ = false;
+  int hs_fd_ = -1;
   struct ring_buffer* ring_ = nullptr;
   std::vector<uint8_t> drained_;
 };

@@ -19,6 +19,7 @@ import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
 import type { KernelHandshake, KernelMergeInit, KernelMergeState, KernelSynAck } from '../primary/merge/kernel.js';
 import type { PortSet } from '../../net/ports.js';
+import type { HeldHandshake } from '../primary/prompts.js';
 
 interface NativeXlate {
   set(
@@ -57,6 +58,7 @@ interface NativeXlate {
   attach(ifname: string, pinPath?: string): void;
   handshakes(on: boolean): boolean;
   drainHandshakes(): Buffer;
+  heldHandshakes(maxAgeMs: number): HeldHandshake[];
   close(): void;
 }
 
@@ -349,6 +351,11 @@ export class InboundXlate {
   kernelHandshakes(): KernelHandshake[] {
     const b = this.x.drainHandshakes();
     return b.length ? parseHandshakeEvents(b) : [];
+  }
+
+  /** P's SYN-ACKs the kernel holds for S's, held less than `maxAgeMs` ago. */
+  heldHandshakes(maxAgeMs: number): HeldHandshake[] {
+    return this.x.heldHandshakes(maxAgeMs);
   }
 
   /** Only frames from `mac` (the secondary's) are merged as its copies. */

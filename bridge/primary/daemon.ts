@@ -56,11 +56,18 @@ import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
+import { synAgain } from './prompts.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
 /** Beyond the secondary's detector decision: its split-brain probe (50 ms) and takeover. */
 const TAKEOVER_MARGIN_MS = 300;
+/**
+ * P's SYN-ACKs held longer than this when the secondary fails are not
+ * prompted: P's timer sent them again already (1 s, then 3 s), or their
+ * request is gone.
+ */
+const HELD_HANDSHAKE_MAX_AGE_MS = 3000;
 
 /** Another station answers for the service address: starting would split the brain. */
 export class ServiceAddressInUse extends Error {
@@ -89,6 +96,8 @@ export interface PrimaryStats {
   returnedToKernel: number;
   /** Client slots whose order count was set to the kernel's (segments the queue never delivered). */
   orderResyncs: number;
+  /** Handshakes whose SYN-ACK the kernel held for S's when S failed: P's TCP prompted to send it again. */
+  handshakesPrompted: number;
 }
 
 /** P's segment set aside in the output queue until its turn (order.ts). */
@@ -123,6 +132,7 @@ export class PrimaryBridge {
     releasedInKernel: 0,
     orderWaited: 0,
     returnedToKernel: 0,
+    handshakesPrompted: 0,
     orderResyncs: 0,
   };
   /**
@@ -976,6 +986,27 @@ export class PrimaryBridge {
   private handshakesInKernel = false;
 
   /**
+   * The secondary failed: P's SYN-ACKs the kernel held for S's go out now,
+   * not at P's retransmission timer — P's TCP, prompted with the client's
+   * SYN again (prompts.ts), sends each again, through the queue.
+   */
+  private promptHeldHandshakes(): void {
+    if (!this.xlate) return;
+    try {
+      const held = this.xlate.heldHandshakes(HELD_HANDSHAKE_MAX_AGE_MS);
+      for (const h of held) this.injector.send(synAgain(h, this.vip));
+      this.stats.handshakesPrompted += held.length;
+      if (held.length)
+        this.log.info(
+          { handshakes: held.length },
+          'prompted P’s TCP to send again the SYN-ACKs held for the secondary’s',
+        );
+    } catch (e) {
+      this.internalError(e);
+    }
+  }
+
+  /**
    * The handshakes the kernel merged, into the merger. Heard before each
    * batch of either queue: the kernel tells before the client has its
    * SYN-ACK, so before any later segment of the connection can reach a queue.
@@ -1122,6 +1153,7 @@ export class PrimaryBridge {
     // No more handshakes merged in the kernel; those it merged join the others.
     this.updateKernelHandshakes();
     this.hearKernel();
+    this.promptHeldHandshakes();
     this.failures++;
     this.peer.role = 'alone';
     void this.stopCopies().catch((e: unknown) =>
@@ -1168,6 +1200,7 @@ export class PrimaryBridge {
       ...this.xlate.stats,
       mapFull: this.stats.xlateMapFull,
       stashedTaken: this.merger.stats.stashedTaken,
+      handshakesPrompted: this.stats.handshakesPrompted,
       ...order,
     };
   }
@@ -1230,6 +1263,8 @@ export class PrimaryBridge {
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       merge: this.merge,
       ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
+      /** Where new connections' handshakes are merged now: the kernel while merging with a live secondary on its kernel path. */
+      handshakes: this.handshakesInKernel ? ('kernel' as const) : ('bridge' as const),
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
       peerConfig: this.peer?.configCheck ?? null,

@@ -207,6 +207,8 @@ struct hs_val {
   __u8 wscale;  // P's shift (SYNL_WS)
   __u8 layout;  // syn_layout
   __u16 pad;
+  __u32 pad2;
+  __u64 held_ns;  // bpf_ktime_get_ns() when P's was held (CLOCK_MONOTONIC)
 };
 
 // What the bridge hears of a handshake merged here (`handshake_events`, a ring buffer).

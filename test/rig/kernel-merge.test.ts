@@ -109,6 +109,92 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'merges handshakes in the kernel: 200 connections, each right; the client sees merged SYN-ACKs in one sequence space',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        try {
+          const c = rig.host('client');
+          // One connection first: the primary learns the secondary's data path from its copies.
+          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'hs', 160);
+          const m0 = await scrapeMetrics(rig, 'primary');
+          const r = await c.exec(
+            [process.execPath, distScript('rig/servers/demo-client.js'), 'many', VIP, String(DEMO_PORT), '2000', '200'],
+            { timeoutMs: 90_000, allowFail: true },
+          );
+          const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+          const m = await scrapeMetrics(rig, 'primary');
+          const d = (series: string) => m(series) - (Number.isNaN(m0(series)) ? 0 : m0(series));
+          const out = JSON.parse(r.stdout.trim()) as { ok: number; errors: string[] };
+          const ctx = `${r.stderr.slice(-1000)}\n${pair.logs()}`;
+          const merged = d('tcpfo_kernel_handshakes_total{action="merged"}');
+          console.log(
+            `200 connections: ${merged} handshakes merged in the kernel, ${d('tcpfo_kernel_handshakes_total{action="to-bridge"}')} by the bridge`,
+          );
+          expect(out.errors, ctx).toEqual([]);
+          expect(out.ok, ctx).toBe(200);
+          expect(report.problems, ctx).toEqual([]);
+          // S's SYN-ACK comes second as a rule (it crosses the LAN once more than P's): most merge in the kernel.
+          expect(merged, ctx).toBeGreaterThanOrEqual(100);
+          expect(d('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThanOrEqual(200);
+          expect(d('tcpfo_divergences_total'), ctx).toBe(0);
+          const status = await rig
+            .host('primary')
+            .exec([process.execPath, distScript('cli.js'), 'status', '--json', '-c', pair.configFor('primary')]);
+          const st = JSON.parse(status.stdout.split(/\n(?=\{)/)[0] || '{}') as { handshakes?: string };
+          expect(st.handshakes, ctx).toBe('kernel');
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
+    'the secondary dies while the kernel holds P’s SYN-ACK for S’s: the client is answered at once, not at P’s retransmission timer',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        try {
+          const c = rig.host('client');
+          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
+          // S's SYN-ACKs never leave S: P's waits in the kernel.
+          await rig
+            .host('secondary')
+            .exec(['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN,ACK', '-j', 'DROP']);
+          const connect = c.exec(
+            [
+              process.execPath,
+              '-e',
+              `const t=Date.now();const s=require('net').connect(${DEMO_PORT},'${VIP}',()=>{s.write('ECHO\\nheld\\n')});let b='';s.on('data',(d)=>{b+=d;if(b.includes('held\\n')){console.log(JSON.stringify({ms:Date.now()-t,got:b}));s.destroy()}});s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`,
+            ],
+            { timeoutMs: 20_000 },
+          );
+          await new Promise((r) => setTimeout(r, 300));
+          const m0 = await scrapeMetrics(rig, 'primary');
+          await killNode(pair, 'secondary');
+          await waitForLog(pair, /secondary failed: continuing alone/);
+          const res = JSON.parse((await connect).stdout.trim()) as { ms?: number; got?: string; error?: string };
+          const m = await scrapeMetrics(rig, 'primary');
+          const ctx = `${JSON.stringify(res)}\n${pair.logs()}`;
+          console.log(`S killed with P's SYN-ACK held in the kernel: connected and echoed after ${res.ms} ms`);
+          expect(m0('tcpfo_kernel_handshakes_total{action="held"}'), ctx).toBeGreaterThanOrEqual(1);
+          expect(m('tcpfo_kernel_handshakes_total{action="prompted"}'), ctx).toBe(1);
+          expect(res.error, ctx).toBeUndefined();
+          expect(res.got, ctx).toBe('held\n');
+          // P's retransmission timer would have sent it 1 s after the first; killed at 300 ms, detected 100 ms later.
+          expect(res.ms, ctx).toBeLessThan(900);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
     'the secondary’s server stops answering, then the node dies: P’s answers, held meanwhile, reach the client once the primary goes on alone',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {

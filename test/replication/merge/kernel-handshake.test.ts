@@ -1,0 +1,195 @@
+/**
+ * A handshake the kernel merged (native/bpf/handshake.h), heard by the
+ * merger through the ring buffer's events (bridge/io/xlate.ts
+ * parseHandshakeEvents): the connection's record must be the one the
+ * queue's merge of the same two SYN-ACKs makes, and what the kernel is
+ * told to merge next the same.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { HS_EVENT_BYTES, parseHandshakeEvents } from '../../../bridge/io/xlate.js';
+import { kernelInit, type KernelMergeInit, type KernelMergeState } from '../../../bridge/primary/merge/kernel.js';
+import type { InboundOffload } from '../../../bridge/primary/merge/types.js';
+import { seqAdd } from '../../../bridge/wire/seq.js';
+import { WireError } from '../../../bridge/wire/error.js';
+import { parseIpv4Tcp } from '../../../bridge/wire/tcp.js';
+import { B } from './fixtures.js';
+import { CLIENT, CPORT, Pair, SPORT, VIP, type SideSpec } from '../../../rig/in-process/harness.js';
+
+/** An offload whose kernel merges every connection it is given (the queue's handshake) and hands nothing back. */
+function kernelOffload(): InboundOffload & { inits: KernelMergeInit[] } {
+  const inits: KernelMergeInit[] = [];
+  return {
+    inits,
+    add: () => {},
+    primaryOnly: () => true,
+    mergeStart: (_c, init) => {
+      inits.push(init);
+      return true;
+    },
+    mergeTake: (): KernelMergeState | null => null,
+    remove: () => {},
+    seen: () => null,
+  };
+}
+
+const SYNL_SACK = 1;
+const SYNL_TS = 2;
+const SYNL_WS = 4;
+
+/** The kernel's event (struct hs_event, little-endian host) for P's and S's SYN-ACKs. */
+function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
+  const read = (pkt: Buffer) => {
+    const t = parseIpv4Tcp(pkt);
+    if (t instanceof WireError) throw t;
+    const opts = t.tcp.options();
+    if (opts instanceof WireError) throw opts;
+    let mss = 0;
+    let ws = -1;
+    let sack = false;
+    let ts: { tsval: number; tsecr: number } | null = null;
+    for (const o of opts) {
+      if (o.kind === 'mss') mss = o.mss;
+      else if (o.kind === 'wscale') ws = o.shift;
+      else if (o.kind === 'sack-permitted') sack = true;
+      else if (o.kind === 'timestamp') ts = { tsval: o.tsval, tsecr: o.tsecr };
+    }
+    return { seq: t.tcp.seq, ack: t.tcp.ack, window: t.tcp.window, mss, ws, sack, ts };
+  };
+  const p = read(pSynAck);
+  const s = read(sSynAck);
+  const b = Buffer.alloc(HS_EVENT_BYTES);
+  const u32 = (v: number, at: number) => (le ? b.writeUInt32LE(v >>> 0, at) : b.writeUInt32BE(v >>> 0, at));
+  const u16 = (v: number, at: number) => (le ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
+  b.writeUInt32BE(CLIENT, 0);
+  b.writeUInt32BE(VIP, 4);
+  b.writeUInt16BE(CPORT, 8);
+  b.writeUInt16BE(SPORT, 10);
+  u32(p.seq, 12);
+  u32(s.seq, 16);
+  u32(s.ack, 20);
+  u32(p.ts?.tsval ?? 0, 24);
+  u32(s.ts?.tsval ?? 0, 28);
+  u32(s.ts?.tsecr ?? 0, 32);
+  u16(p.mss, 36);
+  u16(s.mss, 38);
+  u16(p.window, 40);
+  u16(s.window, 42);
+  b[44] = Math.max(p.ws, 0);
+  b[45] = Math.max(s.ws, 0);
+  b[46] = (s.sack ? SYNL_SACK : 0) | (s.ts ? SYNL_TS : 0) | (s.ws >= 0 ? SYNL_WS : 0);
+  return b;
+}
+
+const CLIENT_ISN = 5000;
+
+/** The queue's merge of the handshake, and the kernel's, of the same two SYN-ACKs. */
+function both(p: SideSpec, s: SideSpec, winP: number, winS: number, le = true) {
+  const off = kernelOffload();
+  const viaKernel = new Pair(p, s, {}, off);
+  const [h] = parseHandshakeEvents(
+    eventOf(viaKernel.p.synAck(CLIENT_ISN, winP), viaKernel.s.synAck(CLIENT_ISN, winS), le),
+    le,
+  );
+  viaKernel.merger.kernelHandshake(h!, 0);
+  // The queue's pair got its SYN-ACKs with the same windows.
+  const q = new Pair(p, s, {}, kernelOffload());
+  q.fromP(q.p.synAck(CLIENT_ISN, winP));
+  q.fromS(q.s.synAck(CLIENT_ISN, winS));
+  return { queue: q, kernel: viaKernel, off };
+}
+
+const side = (isn: number): fc.Arbitrary<SideSpec> =>
+  fc.record({
+    isn: fc.constant(isn),
+    ts: fc.option(fc.integer({ min: 0, max: 2 ** 32 - 1 }), { nil: null }),
+    mss: fc.integer({ min: 536, max: 9000 }),
+    wscale: fc.option(fc.integer({ min: 0, max: 14 }), { nil: null }),
+    sack: fc.boolean(),
+  });
+
+describe('a handshake merged in the kernel', () => {
+  it('starts the same record the queue’s merge of the same SYN-ACKs makes: offsets, options, what the client was told', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        side(0),
+        fc.integer({ min: 1, max: 65535 }),
+        fc.integer({ min: 1, max: 65535 }),
+        fc.boolean(),
+        (isnP, isnS, spec, winP, winS, le) => {
+          // Both servers offer the same options (the kernel merges only then); numbers differ.
+          const p = { ...spec, isn: isnP };
+          const ts = spec.ts ?? null;
+          const s = { ...spec, isn: isnS, ts: ts === null ? null : (ts + 12345) >>> 0 };
+          const { queue, kernel, off } = both(p, s, winP, winS, le);
+          const cq = queue.merger.find(CLIENT, CPORT, SPORT)!;
+          const ck = kernel.merger.find(CLIENT, CPORT, SPORT)!;
+          expect(ck.phase).toBe('merging');
+          expect(ck.inKernel).toBe(true);
+          const fields = [
+            'deltaSeq',
+            'tsOffset',
+            'tsOn',
+            'wsP',
+            'wsS',
+            'isn',
+            'relNxt',
+            'synOptsP',
+            'synOptsS',
+          ] as const;
+          for (const f of [
+            ...fields,
+            'ackSent',
+            'ackSentValid',
+            'edgeSent',
+            'tsvalP',
+            'tsvalS',
+            'tsecr',
+            'synWinP',
+            'synWinS',
+          ] as const)
+            expect(ck[f], f).toBe(cq[f]);
+          // What the kernel merges from: the same as the queue's merge hands it.
+          expect(kernelInit(ck)).toEqual(kernelInit(cq));
+          // The kernel made its own entries: the bridge asks for none.
+          expect(off.inits).toEqual([]);
+          expect(kernel.merger.stats.kernelHandshakes).toBe(1);
+          expect(kernel.sink.toClient).toEqual([]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('then merges the connection’s data as any other, and a record still in its handshake gives way to it', () => {
+    const p = { isn: 1_000_000, ts: 50_000 };
+    const s = { isn: 7_000_000, ts: 90_000 };
+    const pair = new Pair(p, s, {}, kernelOffload());
+    // P's SYN-ACK sent again reached the queue (held) before the kernel's event was heard.
+    const held = pair.fromP(pair.p.synAck(CLIENT_ISN));
+    const [h] = parseHandshakeEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)));
+    pair.merger.kernelHandshake(h!, 0);
+    expect(pair.sink.fate(held)).toBe('drop');
+    pair.merger.kernelHandshake(h!, 1); // heard twice: kept
+    expect(pair.merger.connections).toBe(1);
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(c.inKernel).toBe(true);
+    // A FIN of P's reaches the queue: the kernel hands the connection over (mergeTake: nothing held there).
+    const cack = seqAdd(CLIENT_ISN, 1);
+    pair.fromP(pair.p.data(B('bye'), cack));
+    pair.fromS(pair.s.data(B('bye'), cack));
+    expect(pair.sink.stream(7_000_000).toString()).toBe('bye');
+  });
+
+  it('reads events in the host’s byte order, several at once, and nothing from a short tail', () => {
+    const pair = new Pair({ isn: 1, ts: 2 }, { isn: 3, ts: 4 });
+    const e = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN), false);
+    const two = parseHandshakeEvents(Buffer.concat([e, e, e.subarray(0, 20)]), false);
+    expect(two).toHaveLength(2);
+    expect(two[0]).toMatchObject({ client: CLIENT, service: VIP, clientPort: CPORT, servicePort: SPORT, ack: 5001 });
+    expect(two[0]!.p).toMatchObject({ isn: 1, tsval: 2, mss: 1460, wscale: 7, sackOk: true });
+    expect(two[0]!.s).toMatchObject({ isn: 3, tsval: 4 });
+  });
+});
