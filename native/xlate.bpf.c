@@ -342,12 +342,86 @@ static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack) {
   count(COUNT_HS_BRIDGE);
 }
 
+// A SYN-ACK as `handshakes` keeps it (state `state`), from its header and options.
+static __always_inline void hs_record(struct hs_val *v, __u32 state, const struct tcphdr *th, const struct syn_opts *o) {
+  v->state = state;
+  v->isn = bpf_ntohl(th->seq);
+  v->ack = bpf_ntohl(th->ack_seq);
+  v->tsval = o->tsval;
+  v->tsecr = o->tsecr;
+  v->mss = o->mss;
+  v->win = bpf_ntohs(th->window);
+  v->wscale = o->wscale;
+  v->layout = o->layout;
+  v->pad = 0;
+  v->pad2 = 0;
+  v->held_ns = bpf_ktime_get_ns();
+}
+
+// The options of a SYN-ACK kept in `handshakes`.
+static __always_inline void hs_opts(const struct hs_val *v, struct syn_opts *o) {
+  o->tsval = v->tsval;
+  o->tsecr = v->tsecr;
+  o->mss = v->mss;
+  o->wscale = v->wscale;
+  o->layout = v->layout;
+}
+
+/*
+ * Both SYN-ACKs are in (P's `p`, S's `s`): the connection's entries are
+ * made and the bridge is told. 0 if done; -1 if not (the ring buffer or a map
+ * is full), with nothing left behind.
+ */
+static __always_inline int hs_merge(const struct conn_key *k, const struct hs_val *p, const struct hs_val *s) {
+  struct syn_opts so;
+  hs_opts(s, &so);
+  struct conn_val cv = {};
+  struct merge_val mv = {};
+  struct merge_hint h = {};
+  hs_entries(p, &so, s->isn, s->win, &cv, &mv, &h);
+  struct hs_event *e = bpf_ringbuf_reserve(&handshake_events, sizeof(*e), 0);
+  if (!e) return -1;  // the bridge is behind: it could not hear of this one
+  // The hint first: a P segment that finds the state finds its hint too.
+  if (bpf_map_update_elem(&merge_hints, k, &h, BPF_ANY) || bpf_map_update_elem(&merge, k, &mv, BPF_ANY) ||
+      bpf_map_update_elem(&conns, k, &cv, BPF_ANY)) {
+    bpf_map_delete_elem(&conns, k);
+    bpf_map_delete_elem(&merge, k);
+    bpf_map_delete_elem(&merge_hints, k);
+    bpf_ringbuf_discard(e, 0);
+    return -1;
+  }
+  e->key = *k;
+  e->isn_p = p->isn;
+  e->isn_s = s->isn;
+  e->ack = p->ack;
+  e->tsval_p = p->tsval;
+  e->tsval_s = s->tsval;
+  e->tsecr = s->tsecr;
+  e->mss_p = p->mss;
+  e->mss_s = s->mss;
+  e->win_p = p->win;
+  e->win_s = s->win;
+  e->wscale_p = p->wscale;
+  e->wscale_s = s->wscale;
+  e->layout = s->layout;
+  e->pad = 0;
+  bpf_ringbuf_submit(e, 0);
+  count(COUNT_HS_MERGED);
+  return 0;
+}
+
+// The SYN-ACK at L4_ON_ETH gets the merged MSS and window (the smaller of the two).
+static __always_inline int hs_rewrite_common(struct __sk_buff *skb, const struct hs_val *p, const struct hs_val *s) {
+  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + TCPOPT_MSS_AT, bpf_htons(min16(p->mss, s->mss))) < 0) return -1;
+  return store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_WINDOW, bpf_htons(min16(p->win, s->win)));
+}
+
 /*
  * S's SYN-ACK, diverted to us: if P's waits in `handshakes` for the same SYN
- * with the same layout, the connection's entries are made, the bridge is
- * told, and S's SYN-ACK leaves for the client with the smaller MSS and
- * window. Else it goes up to the bridge's queue, and the entry says so
- * (P's SYN-ACK, coming or sent again, goes there too).
+ * with the same layout, the handshake is merged (hs_merge) and S's SYN-ACK
+ * leaves for the client as the merged one. Else it goes up to the bridge's
+ * queue; if none of P's is recorded, it is recorded itself (HS_S_FIRST), so
+ * that P's, which then skips the queue, merges at the egress program.
  */
 static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
@@ -355,73 +429,41 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   if (!pc || !pc->handshake || !from_secondary(skb, pc)) return TC_ACT_OK;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   __u32 ack = bpf_ntohl(th->ack_seq);
-  __u32 isn_s = bpf_ntohl(th->seq);
-  __u16 win_s = bpf_ntohs(th->window);
   __u32 doff = th->doff * 4;
-  __u32 tot = bpf_ntohs(ip->tot_len);
+  struct syn_opts o;
+  int ok = doff >= TCP_HDR_LEN && bpf_ntohs(ip->tot_len) == IP_HDR_LEN + doff &&
+           syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o);
+  struct hs_val s = {};
+  if (ok) hs_record(&s, HS_S_FIRST, th, &o);
   struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
   if (!pv || pv->ack != ack) {
-    // S's came first (or P's waits for another SYN: then that one stays).
-    if (!pv || pv->state != HS_P_HELD) hs_to_bridge(&k, ack);
-    else count(COUNT_HS_BRIDGE);
+    // S's came first (or P's waits for another SYN: then that one stays, and this goes up).
+    if (pv && pv->state == HS_P_HELD) count(COUNT_HS_BRIDGE);
+    else if (!ok) hs_to_bridge(&k, ack);
+    else {
+      bpf_map_update_elem(&handshakes, &k, &s, BPF_ANY);
+      count(COUNT_HS_BRIDGE);
+    }
     return TC_ACT_OK;
   }
   if (pv->state != HS_P_HELD) return TC_ACT_OK;  // merged already (S's sent again), or the bridge's
   struct hs_val p = *pv;
-  struct syn_opts s;
-  if (doff < TCP_HDR_LEN || tot != IP_HDR_LEN + doff || !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s) ||
-      s.layout != p.layout) {
-    // P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
+  // Another layout, or no room: P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
+  if (!ok || s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
     hs_to_bridge(&k, ack);
     return TC_ACT_OK;
   }
-  struct conn_val cv = {};
-  struct merge_val mv = {};
-  struct merge_hint h = {};
-  hs_entries(&p, &s, isn_s, win_s, &cv, &mv, &h);
-  struct hs_event *e = bpf_ringbuf_reserve(&handshake_events, sizeof(*e), 0);
-  if (!e) {
-    hs_to_bridge(&k, ack);  // the bridge is behind: it could not hear of this one
-    return TC_ACT_OK;
-  }
-  // The hint first: a P segment that finds the state finds its hint too.
-  if (bpf_map_update_elem(&merge_hints, &k, &h, BPF_ANY) || bpf_map_update_elem(&merge, &k, &mv, BPF_ANY) ||
-      bpf_map_update_elem(&conns, &k, &cv, BPF_ANY)) {
-    bpf_map_delete_elem(&conns, &k);
-    bpf_map_delete_elem(&merge, &k);
-    bpf_map_delete_elem(&merge_hints, &k);
-    bpf_ringbuf_discard(e, 0);
-    hs_to_bridge(&k, ack);  // no room: the bridge merges it (and counts it)
-    return TC_ACT_OK;
-  }
-  e->key = k;
-  e->isn_p = p.isn;
-  e->isn_s = isn_s;
-  e->ack = ack;
-  e->tsval_p = p.tsval;
-  e->tsval_s = s.tsval;
-  e->tsecr = s.tsecr;
-  e->mss_p = p.mss;
-  e->mss_s = s.mss;
-  e->win_p = p.win;
-  e->win_s = win_s;
-  e->wscale_p = p.wscale;
-  e->wscale_s = s.wscale;
-  e->layout = s.layout;
-  e->pad = 0;
-  bpf_ringbuf_submit(e, 0);
   pv->state = HS_DONE;
-  count(COUNT_HS_MERGED);
-  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + TCPOPT_MSS_AT, bpf_htons(min16(p.mss, s.mss))) < 0) return TC_ACT_SHOT;
-  if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_WINDOW, bpf_htons(min16(p.win, win_s))) < 0) return TC_ACT_SHOT;
+  if (hs_rewrite_common(skb, &p, &s) < 0) return TC_ACT_SHOT;
   return send_released(skb);
 }
 
 /*
  * Whether P's SYN-ACK skips the queue (for the match): handshakes merged
- * here, one of the layouts handled, and no entry for this SYN yet — an
- * entry means S's came first, or this one is sent again: the bridge's.
- * A socket filter sees the packet from its IP header.
+ * here, one of the layouts handled, and for its SYN no entry yet or S's
+ * alone (the egress program merges it). Any other entry — P's sent again, a
+ * handshake the bridge merges — sends it to the queue. A socket filter sees
+ * the packet from its IP header.
  */
 static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
@@ -434,44 +476,60 @@ static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct ip
   if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
-  return !v || v->ack != bpf_ntohl(th->ack_seq);
+  return !v || v->ack != bpf_ntohl(th->ack_seq) || v->state == HS_S_FIRST;
 }
 
+// What the egress program does with P's SYN-ACK (hs_primary).
+enum hs_verdict {
+  HS_NOT_ONE,   // not P's SYN-ACK that skipped the queue
+  HS_STOLEN,    // waits for S's, or comes again from P's TCP (to the queue)
+  HS_RELEASED,  // merged: it leaves as the client's SYN-ACK
+};
+
 /*
- * P's SYN-ACK that skipped the queue (hs_skips_queue): recorded for S's,
- * and stolen — P's TCP keeps its request and sends the SYN-ACK again at its
- * timer, which then goes to the queue. 1 if it was one, 0 if not.
+ * P's SYN-ACK that skipped the queue (hs_skips_queue). S's came first
+ * (HS_S_FIRST, same SYN, same layout): merged here, and P's leaves in S's
+ * numbers — S's ISN, TSval and window scale, the smaller MSS and window.
+ * Else it is recorded for S's and stolen: P's TCP keeps its request and
+ * sends the SYN-ACK again at its timer, which then goes to the queue.
  */
-static __always_inline int hs_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
+static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
-  if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return 0;
+  if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   __u32 ack = bpf_ntohl(th->ack_seq);
   __u32 doff = th->doff * 4;
-  struct syn_opts s;
+  struct syn_opts o;
   if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff ||
-      !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) {
+      !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o)) {
     hs_to_bridge(&k, ack);
-    return 1;
+    return HS_STOLEN;
   }
-  struct hs_val v = {
-      .state = HS_P_HELD,
-      .isn = bpf_ntohl(th->seq),
-      .ack = ack,
-      .tsval = s.tsval,
-      .tsecr = s.tsecr,
-      .mss = s.mss,
-      .win = bpf_ntohs(th->window),
-      .wscale = s.wscale,
-      .layout = s.layout,
-      .held_ns = bpf_ktime_get_ns(),
-  };
+  struct hs_val p = {};
+  hs_record(&p, HS_P_HELD, th, &o);
   struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
-  // S's came between the match and here (then P's comes again at its timer, to the bridge).
-  if (cur && cur->ack == ack) return 1;
-  bpf_map_update_elem(&handshakes, &k, &v, BPF_ANY);
+  if (cur && cur->ack == ack) {
+    if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
+    struct hs_val s = *cur;
+    if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
+      hs_to_bridge(&k, ack);
+      return HS_STOLEN;
+    }
+    cur->state = HS_DONE;
+    // P's SYN-ACK in S's numbers: what S's said.
+    if (set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_SEQ, s.isn) < 0) return HS_STOLEN;
+    if ((s.layout & SYNL_TS) && set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + SYN_TSVAL_AT, s.tsval) < 0) return HS_STOLEN;
+    if (s.layout & SYNL_WS) {
+      __u32 at = syn_wscale_at(s.layout);
+      if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + at, bpf_htons((TCPOLEN_WINDOW << 8) | s.wscale)) < 0) return HS_STOLEN;
+    }
+    if (hs_rewrite_common(skb, &p, &s) < 0) return HS_STOLEN;
+    count(COUNT_HS_MERGED_P);
+    return HS_RELEASED;
+  }
+  bpf_map_update_elem(&handshakes, &k, &p, BPF_ANY);
   count(COUNT_HS_HELD);
-  return 1;
+  return HS_STOLEN;
 }
 
 /*
@@ -785,9 +843,10 @@ int tcpfo_sent(struct __sk_buff *skb) {
   // mark) or by the ingress program: as it is. Else P's own segment, which
   // skipped the queue: a primary-only connection's, or one merged here.
   if ((skb->mark & TCPFO_SKIP_MARK) != TCPFO_SKIP_MARK) {
-    // P's SYN-ACK that skipped the queue: waits for S's (stolen).
-    if (hs_primary(skb, ip, th)) return TC_ACT_STOLEN;
-    int r = release_primary_only(skb, ip, th);
+    // P's SYN-ACK that skipped the queue: merged with S's, or it waits for S's (stolen).
+    __u32 hv = hs_primary(skb, ip, th);
+    if (hv == HS_STOLEN) return TC_ACT_STOLEN;
+    int r = hv == HS_RELEASED ? 1 : release_primary_only(skb, ip, th);
     if (r < 0) return TC_ACT_SHOT;
     if (r == 0) {
       r = merge_primary(skb, ip, th);

@@ -110,6 +110,8 @@ export interface XlateCounters {
   handshakesMerged: number;
   /** S's SYN-ACKs passed to the bridge's queue (it came first, another SYN, another layout, no room). */
   handshakesToBridge: number;
+  /** Of the merged, those whose S's SYN-ACK came first: P's left, in S's numbers. */
+  handshakesMergedP: number;
 }
 
 /** The size of one `hs_event` (native/bpf/maps.h). */
@@ -446,6 +448,7 @@ export class InboundXlate {
     handshakesHeld: 0,
     handshakesMerged: 0,
     handshakesToBridge: 0,
+    handshakesMergedP: 0,
   };
 
   /** The counters, also after close (their last values). */

@@ -99,6 +99,7 @@ export interface MetricsSnapshot {
     handshakesHeld?: number;
     handshakesMerged?: number;
     handshakesToBridge?: number;
+    handshakesMergedP?: number;
     /** Of those held, the ones whose SYN-ACK P's TCP was prompted to send again when the secondary failed. */
     handshakesPrompted?: number;
     /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
@@ -497,13 +498,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_handshakes_total',
-    'What the primary’s kernel did with handshakes (merge: kernel): held (P’s SYN-ACK waited for S’s), merged (S’s SYN-ACK went to the client as the merged one), to-bridge (S’s SYN-ACK went to the bridge: it came first, answered another SYN, had other options, or the kernel had no room), prompted (a held one whose SYN-ACK P’s TCP sent again at once when the secondary failed)',
+    'What the primary’s kernel did with handshakes (merge: kernel): held (P’s SYN-ACK waited for S’s), merged (both SYN-ACKs in: the merged one went to the client), merged-at-p (of those, S’s came first and P’s left in S’s numbers), to-bridge (S’s SYN-ACK went to the bridge: it came first, answered another SYN, had other options, or the kernel had no room), prompted (a held one whose SYN-ACK P’s TCP sent again at once when the secondary failed)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;
       if (k?.handshakesHeld === undefined || get().mergeMode !== 'kernel') return;
       c.inc({ action: 'held' }, k.handshakesHeld);
       c.inc({ action: 'merged' }, k.handshakesMerged ?? 0);
+      c.inc({ action: 'merged-at-p' }, k.handshakesMergedP ?? 0);
       c.inc({ action: 'to-bridge' }, k.handshakesToBridge ?? 0);
       c.inc({ action: 'prompted' }, k.handshakesPrompted ?? 0);
     },

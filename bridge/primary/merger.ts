@@ -436,6 +436,19 @@ export class Merger implements MergeCore {
     if (old) this.remove(old, true);
     this.earlyS.delete(Merger.earlyKey(h.client, h.clientPort, h.servicePort));
     this.adopted.seen(h.client, h.clientPort, h.servicePort, now, true);
+    if (!this.room(false)) {
+      // A full table, and nothing to make room with: not served (as a SYN-ACK
+      // the queue drops). Its kernel entries go; the client's next segment
+      // meets P's TCP untranslated and is refused.
+      this.offload?.remove({
+        client: h.client,
+        service: this.cfg.service,
+        clientPort: h.clientPort,
+        servicePort: h.servicePort,
+      });
+      this.stats.drops['table-full']++;
+      return;
+    }
     const c = this.create(h.client, h.clientPort, h.servicePort, now);
     c.synP = kernelSynInfo(h, 'p');
     c.synS = kernelSynInfo(h, 's');

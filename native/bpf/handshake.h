@@ -25,6 +25,14 @@
 #define TCPOLEN_SACK_PERM 2
 #define TCP_SYN_OPTS_MAX 20  // MSS, SACK-permitted and timestamps, NOP and window scale
 #define TCPOPT_MSS_AT 2      // the MSS value within its option (the first one here)
+#define SYN_TSVAL_AT 8       // the TSval in a layout with timestamps (after MSS, and SACK-permitted or NOP NOP, kind, length)
+
+// Where the window scale option's length byte is (its value follows), by layout: last.
+static __always_inline __u32 syn_wscale_at(__u8 layout) {
+  if (layout & SYNL_TS) return 18;
+  if (layout & SYNL_SACK) return 10;
+  return 6;
+}
 
 // What a SYN-ACK offered, read from its options.
 struct syn_opts {

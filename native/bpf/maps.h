@@ -182,9 +182,10 @@ struct peer_cfg {
 // of it through `handshake_events`. Anything else (S's first, a layout the
 // two do not share, P's retransmission) goes to the bridge's queues as before.
 enum hs_state {
-  HS_P_HELD = 1,  // P's SYN-ACK recorded and stolen: waiting for S's
-  HS_DONE = 2,    // merged here: the bridge was told
-  HS_BRIDGE = 3,  // the bridge's queues merge this one
+  HS_P_HELD = 1,   // P's SYN-ACK recorded and stolen: waiting for S's
+  HS_DONE = 2,     // merged here: the bridge was told
+  HS_BRIDGE = 3,   // the bridge's queues merge this one
+  HS_S_FIRST = 4,  // S's came first (it went up to the bridge too): P's merges with it at the egress program
 };
 
 // The option layouts of a SYN-ACK handled here, as Linux writes them: MSS
@@ -196,19 +197,20 @@ enum syn_layout {
   SYNL_WS = 1 << 2,
 };
 
+// One server's SYN-ACK: P's (HS_P_HELD), or S's (HS_S_FIRST).
 struct hs_val {
   __u32 state;  // hs_state
-  __u32 isn;    // P's initial sequence number
-  __u32 ack;    // the client's ISN + 1, as P acknowledged it: which SYN this answers
-  __u32 tsval;  // P's TSval (SYNL_TS)
+  __u32 isn;    // its initial sequence number
+  __u32 ack;    // the client's ISN + 1, as it acknowledged it: which SYN this answers
+  __u32 tsval;  // its TSval (SYNL_TS)
   __u32 tsecr;  // the client's TSval P echoed
   __u16 mss;
-  __u16 win;    // P's SYN-ACK window (never scaled)
-  __u8 wscale;  // P's shift (SYNL_WS)
+  __u16 win;    // its window (a SYN's is never scaled)
+  __u8 wscale;  // its shift (SYNL_WS)
   __u8 layout;  // syn_layout
   __u16 pad;
   __u32 pad2;
-  __u64 held_ns;  // bpf_ktime_get_ns() when P's was held (CLOCK_MONOTONIC)
+  __u64 held_ns;  // bpf_ktime_get_ns() when recorded (CLOCK_MONOTONIC)
 };
 
 // What the bridge hears of a handshake merged here (`handshake_events`, a ring buffer).
@@ -312,6 +314,7 @@ enum counter {
   COUNT_HS_HELD,            // P's SYN-ACKs recorded and stolen, waiting for S's
   COUNT_HS_MERGED,          // handshakes merged here (S's SYN-ACK released)
   COUNT_HS_BRIDGE,          // S's SYN-ACKs passed to the bridge (no P's waiting, another SYN, another layout, no room)
+  COUNT_HS_MERGED_P,        // of the merged, those where S's came first: P's SYN-ACK left in S's numbers
   COUNT_MAX,
 };
 

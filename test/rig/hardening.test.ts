@@ -207,10 +207,13 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
           expect(r.error).toBeUndefined();
           expect(r.sha256).toBe(r.expected);
           expect(sent.sent).toBeGreaterThan(10_000);
-          // The table never grew past its bound, and the bound was hit: the oldest half-open entries made room.
-          expect(peak).toBeGreaterThan(500);
+          // The table never grew past its bound. P's SYN-ACKs to addresses nobody
+          // has die in its neighbour table (their handshakes are merged in the
+          // kernel, where the match lets them pass); S's, diverted to P, find
+          // none of P's waiting and reach the bridge, which keeps at most
+          // max_pending_handshakes of them, oldest out: that bound was hit.
           expect(peak).toBeLessThanOrEqual(3000);
-          expect(during('tcpfo_evicted_total{state="half-open"}')).toBeGreaterThan(0);
+          expect(during('tcpfo_drops_total{reason="unmatched-syn"}')).toBeGreaterThan(512);
           // Memory: bounded by the table, not by the flood.
           const grew = during('process_resident_memory_bytes') - before('process_resident_memory_bytes');
           expect(grew).toBeLessThan(64 << 20);
@@ -257,7 +260,7 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
             { timeoutMs: 60_000 },
           );
           await new Promise((res) => setTimeout(res, 3000));
-          // 1,000 connects, 25 ms apart: from 3 s into the flood to its end, past the moment the table is full (~22 s).
+          // 1,000 connects, 25 ms apart: from 3 s into the flood to its end.
           const legit = c.exec(
             [
               process.execPath,
@@ -282,13 +285,14 @@ describe('hostile traffic (hub mode, 100 Mbit/s client link)', () => {
           const r = await t;
           const m = await scrapeMetrics(rig, 'primary');
           console.log(
-            `SYN flood at the default limits: ${sent} SYNs; ${l.ok} of 1000 connects within 1 s (slowest ${l.maxMs} ms); half-open evicted ${m('tcpfo_evicted_total{state="half-open"}')}; bridge RSS ${(m('process_resident_memory_bytes') / 2 ** 20).toFixed(0)} MiB; download ${r.ms} ms`,
+            `SYN flood at the default limits: ${sent} SYNs; ${l.ok} of 1000 connects within 1 s (slowest ${l.maxMs} ms); half-open evicted ${m('tcpfo_evicted_total{state="half-open"}')}, unmatched SYN-ACKs ${m('tcpfo_drops_total{reason="unmatched-syn"}')}; bridge RSS ${(m('process_resident_memory_bytes') / 2 ** 20).toFixed(0)} MiB; download ${r.ms} ms`,
           );
           expect(sent).toBeGreaterThan(80_000);
           expect(l.ok, JSON.stringify(l)).toBeGreaterThanOrEqual(990);
           expect(r.error).toBeUndefined();
           expect(r.sha256).toBe(r.expected);
-          expect(m('tcpfo_evicted_total{state="half-open"}')).toBeGreaterThan(0);
+          // The flood reached the bridge: S's SYN-ACKs past max_pending_handshakes (4,096) were dropped, oldest first.
+          expect(m('tcpfo_drops_total{reason="unmatched-syn"}')).toBeGreaterThan(4096);
         } finally {
           await pair.stop();
         }

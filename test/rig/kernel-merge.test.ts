@@ -153,6 +153,56 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'S’s SYN-ACK comes first (P waits for the client’s MAC): P’s merges with it as it leaves, in S’s numbers, not a timer later',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        try {
+          const c = rig.host('client');
+          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
+          // The client answers no ARP for now, and P forgets its MAC: P's SYN-ACK
+          // waits in P's neighbour table, so S's (diverted to P's MAC) comes first.
+          await c.sh(
+            "nft add table arp tfo_hs && nft add chain arp tfo_hs out '{ type filter hook output priority 0; }' && nft add rule arp tfo_hs out arp operation reply drop",
+          );
+          await rig.host('primary').sh(`ip neigh flush to ${c.ip}`);
+          const m0 = await scrapeMetrics(rig, 'primary');
+          const connect = c.exec(
+            [
+              process.execPath,
+              '-e',
+              `const t=Date.now();const s=require('net').connect(${DEMO_PORT},'${VIP}',()=>{s.write('ECHO\\nfirst\\n')});let b='';s.on('data',(d)=>{b+=d;if(b.includes('first\\n')){console.log(JSON.stringify({ms:Date.now()-t,got:b}));s.destroy()}});s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`,
+            ],
+            { timeoutMs: 20_000 },
+          );
+          await new Promise((r) => setTimeout(r, 200));
+          // P learns the client's MAC, and its SYN-ACK leaves (P's next ARP request would be 1 s after the first).
+          await rig
+            .host('primary')
+            .sh(`ip neigh replace ${c.ip} lladdr ${c.mac} dev ${rig.host('primary').ifname} nud reachable`);
+          await c.sh('nft delete table arp tfo_hs');
+          const res = JSON.parse((await connect).stdout.trim()) as { ms?: number; got?: string; error?: string };
+          const m = await scrapeMetrics(rig, 'primary');
+          const d = (series: string) => m(series) - (Number.isNaN(m0(series)) ? 0 : m0(series));
+          const ctx = `${JSON.stringify(res)}\n${pair.logs()}`;
+          console.log(
+            `S's SYN-ACK first: connected and echoed after ${res.ms} ms; merged at P ${d('tcpfo_kernel_handshakes_total{action="merged-at-p"}')}`,
+          );
+          expect(res.error, ctx).toBeUndefined();
+          expect(res.got, ctx).toBe('first\n');
+          expect(d('tcpfo_kernel_handshakes_total{action="merged-at-p"}'), ctx).toBe(1);
+          // Stolen instead, P's SYN-ACK would come again at its retransmission timer (1 s after the first).
+          expect(res.ms, ctx).toBeLessThan(900);
+        } finally {
+          await rig.host('client').sh('nft delete table arp tfo_hs 2>/dev/null || true');
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
     'the secondary dies while the kernel holds P’s SYN-ACK for S’s: the client is answered at once, not at P’s retransmission timer',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {

@@ -183,6 +183,30 @@ describe('a handshake merged in the kernel', () => {
     expect(pair.sink.stream(7_000_000).toString()).toBe('bye');
   });
 
+  it('counts against the table: the oldest half-open entry makes room; with none, the kernel’s entries go and it is not served', () => {
+    const removed: number[] = [];
+    const off = { ...kernelOffload(), remove: (c: { clientPort: number }) => void removed.push(c.clientPort) };
+    const pair = new Pair({ isn: 1_000_000, ts: 50_000 }, { isn: 7_000_000, ts: 90_000 }, { maxConnections: 1 }, off);
+    const event = (port: number) => {
+      const e = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN));
+      e.writeUInt16BE(port, 8);
+      return parseHandshakeEvents(e)[0]!;
+    };
+    pair.merger.kernelHandshake(event(40001), 0);
+    // Half-open (the client never acknowledged): evicted for the next one.
+    pair.merger.kernelHandshake(event(40002), 1);
+    expect(pair.merger.connections).toBe(1);
+    expect(pair.merger.stats.evictedHalfOpen).toBe(1);
+    expect(pair.merger.find(CLIENT, 40002, SPORT)).toBeDefined();
+    expect(removed).toEqual([40001]);
+    // Established (the kernel saw the client's ACK): nothing to evict.
+    off.seen = () => ({ packets: 1, ackMax: 7_000_001, nxtMax: CLIENT_ISN + 1 });
+    pair.merger.kernelHandshake(event(40003), 2);
+    expect(pair.merger.find(CLIENT, 40003, SPORT)).toBeUndefined();
+    expect(pair.merger.stats.drops['table-full']).toBe(1);
+    expect(removed).toEqual([40001, 40003]);
+  });
+
   it('reads events in the host’s byte order, several at once, and nothing from a short tail', () => {
     const pair = new Pair({ isn: 1, ts: 2 }, { isn: 3, ts: 4 });
     const e = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN), false);
