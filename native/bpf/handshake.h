@@ -54,7 +54,13 @@ static __always_inline int plain_syn_ack(__u8 fl) { return fl == (TH_SYN | TH_AC
 static __always_inline int syn_options(struct __sk_buff *skb, __u32 opts, __u32 optlen, struct syn_opts *s) {
   __u8 b[TCP_SYN_OPTS_MAX] = {};
   if (optlen < TCPOLEN_MSS || optlen > TCP_SYN_OPTS_MAX || (optlen & 3)) return 0;
-  if (bpf_skb_load_bytes(skb, opts, b, optlen) < 0) return 0;
+  // The length as MSS's plus the rest, the rest bounded on its own: older
+  // verifiers (Debian 12's 6.1) learn no lower bound from "not zero", and
+  // the barrier keeps the compiler from folding the sum back into optlen.
+  __u64 rest = (__u64)optlen - TCPOLEN_MSS;  // 64 bits: checked in the register it is used from
+  barrier_var(rest);
+  if (rest > TCP_SYN_OPTS_MAX - TCPOLEN_MSS) return 0;
+  if (bpf_skb_load_bytes(skb, opts, b, rest + TCPOLEN_MSS) < 0) return 0;
   if (b[0] != TCPOPT_MSS || b[1] != TCPOLEN_MSS) return 0;
   s->mss = ((__u16)b[2] << 8) | b[3];
   s->layout = 0;
