@@ -384,7 +384,9 @@ function limits(results: LanResult[]): string[] {
     'What limits the missed ones:',
     '',
     '- **Round trips.** The kernel merges a connection’s answers (`merge: kernel`): the second of P’s and S’s copies goes to the client, so an answer leaves once both servers produced it, and no bridge wake-up is on the way (`tcpfo_kernel_merge_total`). What the pair adds is the slower server’s time: the client, both servers and both bridges share this machine’s cores, so S’s server often waits to be scheduled, and S’s copy crosses the LAN to P first. The p99 is scheduling.',
-    '- **Connection setup and connections per second.** The handshake is still merged by the bridge: P’s SYN-ACK waits in its output queue for S’s, a hop through user space on P (`node dist/bench/micro/setup-latency.js` times each hop of a handshake); each close crosses the same queues.',
+    o.merge === 'auto' || o.merge === 'kernel'
+      ? '- **Connections per second.** A client’s handshake is merged in the kernel (`tcpfo_kernel_handshakes_total`; `node dist/bench/micro/setup-latency.js` times each hop of one), but each close still crosses P’s queues: P’s FIN waits in the bridge for S’s, and the connection’s last ACKs follow the same way.'
+      : '- **Connection setup and connections per second.** The handshake is merged by the bridge with this `merge` mode: P’s SYN-ACK waits in its output queue for S’s, a hop through user space on P (`node dist/bench/micro/setup-latency.js` times each hop of a handshake); each close crosses the same queues.',
     '- **memcached and redis on one connection** are one round trip per request: each pays the slower server’s time. Pipelined redis hides it.',
     `- **FTP.** ${onHub ? 'On a hub a download crosses the client’s link twice (S’s diverted copy too): half the link rate at most. ' : ''}Active-mode data connections are opened by the server, and their handshake ACKs come from the client: the kernel does not merge those (\`kernelInit\`), the bridge does; the control connection is request/answer.`,
   ];
@@ -392,7 +394,7 @@ function limits(results: LanResult[]): string[] {
 
 /** How the kernel merge keeps the order of a client's answers (an FTP client in active mode minds it). */
 const KERNEL_MERGE_ORDER =
-  '**Order across connections.** The kernel releases most answers at once, the bridge’s queue the rest (handshakes, closes) a little later. While the queue holds an answer of a client, the netfilter match sends that client’s later answers to the queue too, where they wait their turn and go back to the kernel (`tcpfo_kernel_outbound_total{action="waited"|"returned"}`; `docs/kernel-fast-path.md`). Without that, curl in FTP active mode gave up transfers whose control reply overtook the data connection’s handshake.';
+  '**Order across connections.** The kernel releases most answers at once, the bridge’s queue the rest (closes, server-initiated handshakes) a little later. While the queue holds an answer of a client, the netfilter match sends that client’s later answers to the queue too, where they wait their turn and go back to the kernel (`tcpfo_kernel_outbound_total{action="waited"|"returned"}`; `docs/kernel-fast-path.md`). Without that, curl in FTP active mode gave up transfers whose control reply overtook the data connection’s handshake.';
 
 export async function main(args: string[]): Promise<number> {
   o = options(args);
