@@ -107,7 +107,7 @@ export function probeKernel(src: KernelSources = HOST()): KernelReport {
       present: all(atLeast(rel, 4, 2), mod('nf_tables')),
     },
     {
-      name: 'tc clsact with BPF programs (sch_ingress, cls_bpf), bpf_spin_lock, bpf_redirect_neigh',
+      name: 'tc clsact with BPF programs (sch_ingress, cls_bpf), bpf_spin_lock, bpf_redirect_neigh, BPF ring buffer',
       since: '5.10',
       usedBy: 'inbound: kernel; merge: kernel (the primary’s translation and merge)',
       fallback: 'inbound: queue; merge: queue',
