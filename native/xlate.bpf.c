@@ -276,6 +276,7 @@ static __always_inline int merge_rewrite(struct __sk_buff *skb, const struct mer
 
 static __always_inline void count_verdict(__u32 v) {
   if (v == MV_HOLD) count(COUNT_MERGE_HELD);
+  else if (v == MV_AGAIN) count(COUNT_MERGE_AGAIN);
   else if (v == MV_DROP_ACK) count(COUNT_MERGE_ACK_DROPPED);
   else if (v == MV_HANDOVER) count(COUNT_HANDOVER);
 }
@@ -320,7 +321,7 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   int ts_at;
   __u32 v = merge_segment(skb, &k, m, SIDE_S, ip, th, &o, &ts_at);
   count_verdict(v);
-  if (v == MV_HOLD || v == MV_DROP_ACK) return TC_ACT_SHOT;
+  if (v == MV_HOLD || v == MV_DROP_ACK || v == MV_AGAIN) return TC_ACT_SHOT;
   if (v != MV_RELEASE) return TC_ACT_OK;
   if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
   count(COUNT_MERGED_S);
@@ -673,8 +674,9 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
 /*
  * Whether P's segment may skip the queue on its own account: a primary-only
  * connection's that the egress program will release, or one the kernel
- * merges (in order, where one may wait, or exactly S's oldest waiting copy;
- * a stale hint errs either way, and the egress program decides under the lock).
+ * merges (in order, where one may wait, or exactly S's oldest waiting copy,
+ * or bytes sent before; a stale hint errs either way, and the egress program
+ * decides under the lock).
  */
 static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
@@ -693,6 +695,10 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   if (!mergeable(skb, L4_ON_IP, tcp_flags(th), doff, payload, h->ts_on, &l)) return 0;
   if (!payload) return 1;
   __u32 seq = bpf_ntohl(th->seq);
+  // Bytes P sent before, sent again (released, or waiting for S's copy): the
+  // egress program passes them again or keeps them waiting (bpf/merge.h).
+  __s32 past = (__s32)(seq + payload - h->p_next);
+  if (past <= 0 && past > -(__s32)MAX_WINDOW) return 1;
   if (seq != h->p_next) return 0;
   if (h->s_ahead) return seq + payload == h->s_head_end;
   return h->p_room;

@@ -116,6 +116,8 @@ export interface ScaleRun {
   heap: { primary: number; primaryIdle: number };
   /** Every connection PINGed once before the kill: the same round trip without a failure. */
   before: Pinged;
+  /** During that round, on the primary: connections the kernel merge handed to the bridge, and ranges sent again it kept. */
+  kernel: { handovers: Record<string, number>; again: number };
   after: Pinged;
   timeline: unknown;
   /** The pair's logs. */
@@ -199,8 +201,27 @@ export async function scaleRun(
       const heap = { primary: await heapOf(), primaryIdle: idle.heap };
       cs[0]!.say(`busy ${BUSY_MS}`);
       const busy = { idle: await cs[0]!.next<Busy>(), none: busyNone, plain: plainBusy };
+      const kernelCounts = async () => {
+        const m = await scrapeMetrics(rig, 'primary');
+        const v = (k: string) => (Number.isNaN(m(k)) ? 0 : m(k));
+        const reasons = ['bridge', 'unaligned', 'diverged', 'full', 'segment'];
+        return {
+          handovers: Object.fromEntries(reasons.map((r) => [r, v(`tcpfo_kernel_handovers_total{reason="${r}"}`)])),
+          again: v('tcpfo_kernel_merge_total{action="again"}'),
+        };
+      };
+      const k0 = await kernelCounts();
       for (const x of cs) x.say('ping');
       const before = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
+      const k1 = await kernelCounts();
+      const kernel = {
+        handovers: Object.fromEntries(
+          Object.entries(k1.handovers)
+            .map(([r, n]) => [r, n - (k0.handovers[r] ?? 0)] as const)
+            .filter(([, n]) => n > 0),
+        ),
+        again: k1.again - k0.again,
+      };
       await new Promise((r) => setTimeout(r, 1000));
       await killNode(pair, victim);
       for (const x of cs) x.say('ping');
@@ -227,6 +248,7 @@ export async function scaleRun(
         rss,
         heap,
         before,
+        kernel,
         after,
         timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs },
         logs,

@@ -104,6 +104,8 @@ export interface XlateCounters {
   handoverStolen: number;
   /** Copies of stolen segments of P's kept for the bridge (the stash). */
   stashed: number;
+  /** A server's range sent again while it waited (stolen or dropped again), or S's of bytes released already (dropped). */
+  mergeAgain: number;
   /** P's SYN-ACKs held in the kernel for S's. */
   handshakesHeld: number;
   /** Handshakes merged in the kernel. */
@@ -449,6 +451,7 @@ export class InboundXlate {
     handshakesMerged: 0,
     handshakesToBridge: 0,
     handshakesMergedP: 0,
+    mergeAgain: 0,
   };
 
   /** The counters, also after close (their last values). */

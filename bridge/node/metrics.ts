@@ -95,6 +95,8 @@ export interface MetricsSnapshot {
     /** Copies of P's stolen segments the kernel kept for the bridge, and those the bridge merged at once on taking their connection. */
     stashed?: number;
     stashedTaken?: number;
+    /** A server's range sent again while it waited in the kernel, or S's of bytes released already. */
+    mergeAgain?: number;
     /** Handshakes in the kernel: P's SYN-ACKs held for S's, handshakes merged, S's SYN-ACKs passed to the bridge. */
     handshakesHeld?: number;
     handshakesMerged?: number;
@@ -481,7 +483,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_merge_total',
-    'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again)',
+    'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again), again (a server’s range sent again while it waited: kept waiting; or S’s of bytes released already: dropped)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;
@@ -493,6 +495,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       c.inc({ action: 'stolen' }, k.handoverStolen ?? 0);
       c.inc({ action: 'stashed' }, k.stashed ?? 0);
       c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
+      c.inc({ action: 'again' }, k.mergeAgain ?? 0);
     },
   );
   readCounter(

@@ -315,6 +315,7 @@ enum counter {
   COUNT_HS_MERGED,          // handshakes merged here (S's SYN-ACK released)
   COUNT_HS_BRIDGE,          // S's SYN-ACKs passed to the bridge (no P's waiting, another SYN, another layout, no room)
   COUNT_HS_MERGED_P,        // of the merged, those where S's came first: P's SYN-ACK left in S's numbers
+  COUNT_MERGE_AGAIN,        // a server's range sent again while it waited (stolen or dropped again), or S's of released bytes (dropped)
   COUNT_MAX,
 };
 

@@ -31,6 +31,7 @@ enum merge_verdict {
   MV_DROP_ACK,   // a pure ACK that moved nothing the client needs
   MV_HANDOVER,   // the connection went to the bridge just now: P's stolen, S's up to the queue
   MV_NOT_KERNEL, // it had gone to the bridge before
+  MV_AGAIN,      // this side's range sent again: it waits already (P's stolen, S's dropped), or S's of bytes released
 };
 
 // One segment, in the client's spaces.
@@ -151,7 +152,32 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
     return MV_DROP_ACK;
   }
 
+  // Sent again (its TCP's timer fired before the client's ACK came, or the
+  // other's copy): bytes the client was sent already pass again — P's,
+  // translated, as the bridge passes retransmissions (§4); S's are dropped,
+  // P's TCP sends them again should the client need them.
+  if (!seq_gt(g->end, m->rel_nxt)) {
+    if (g->side == SIDE_S) return MV_AGAIN;
+    release_as(m, g, o, g->start);
+    return MV_RELEASE;
+  }
   __u32 other = g->side == SIDE_P ? SIDE_S : SIDE_P;
+  // A range of this side's that waits already, sent again: it waits on (the
+  // first arrival is there). Anything else of this side's before its last
+  // waiting range (two ranges in one, a part) hands the connection over below.
+  if (m->ahead == g->side && seq_lt(g->start, *pend_end_at(m, m->head + m->npend - 1))) {
+    __u32 from = m->rel_nxt;
+    for (__u32 k = 0; k < MERGE_PENDING; k++) {
+      if (k >= m->npend) break;
+      __u32 to = *pend_end_at(m, m->head + k);
+      if (g->start == from && g->end == to) {
+        if (g->digest == *pend_digest_at(m, m->head + k)) return MV_AGAIN;
+        m->flags |= MERGE_F_DIVERGED;  // its own bytes changed: never TCP's
+        return handover(m, HANDOVER_DIVERGED);
+      }
+      from = to;
+    }
+  }
   if (m->ahead == other) {
     __u32 i = m->head;
     if (g->start != m->rel_nxt || g->end != *pend_end_at(m, i)) return handover(m, HANDOVER_UNALIGNED);

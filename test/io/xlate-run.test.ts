@@ -403,6 +403,48 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.run('tcpfo_xlate', sCopy(R, 'data')).ret).toBe(TC_ACT_REDIRECT);
   });
 
+  it('a range sent again while it waits waits on (P’s stolen again, S’s dropped again); bytes released already pass again (P’s) or are dropped (S’s); nothing is handed over', () => {
+    start();
+    const before = x.counters();
+    expect(x.run('tcpfo_sent', p(R, 'hello')).ret).toBe(TC_ACT_STOLEN);
+    expect(match(x, p(R, 'hello'))).toBe(1); // P's timer fired: the egress program decides
+    expect(x.run('tcpfo_sent', p(R, 'hello')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'hello')).ret).toBe(TC_ACT_REDIRECT);
+    expect(x.run('tcpfo_xlate', sCopy(R + 5, 'world')).ret).toBe(TC_ACT_SHOT);
+    expect(x.run('tcpfo_xlate', sCopy(R + 5, 'world')).ret).toBe(TC_ACT_SHOT); // S's timer fired
+    const r = x.run('tcpfo_sent', p(R + 5, 'world'));
+    expect(r.ret).toBe(TC_ACT_OK);
+    expect(parse(r.packet).seq).toBe(R + 5);
+    // Both released: P's copy sent again goes out again, translated; S's is dropped.
+    expect(match(x, p(R, 'hello'))).toBe(1);
+    const again = x.run('tcpfo_sent', p(R, 'hello'));
+    expect(again.ret).toBe(TC_ACT_OK);
+    const out = parse(again.packet);
+    expect(out.seq).toBe(R);
+    expect(out.ack).toBe(A);
+    expect(out.payload.toString()).toBe('hello');
+    expect(out.checksumValid()).toBe(true);
+    expect(x.run('tcpfo_xlate', sCopy(R + 5, 'world')).ret).toBe(TC_ACT_SHOT);
+    const after = x.counters();
+    expect(after.handover - before.handover).toBe(0);
+    expect(after.mergeAgain - before.mergeAgain).toBe(3);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 10, ahead: 0, pending: [] });
+  });
+
+  it('a range sent again with other bytes, or two waiting ranges sent as one, hands the connection over', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'abc')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', p(R, 'abd')).ret).toBe(TC_ACT_STOLEN);
+    const snap = x.mergeTake(key)!;
+    expect(snap.flags & 2).toBe(2);
+    expect(snap.handover).toBe(3);
+    start();
+    expect(x.run('tcpfo_xlate', sCopy(R, 'abc')).ret).toBe(TC_ACT_SHOT);
+    expect(x.run('tcpfo_xlate', sCopy(R + 3, 'def')).ret).toBe(TC_ACT_SHOT);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'abcdef')).ret).toBe(TC_ACT_OK); // S's TCP sent both in one
+    expect(x.mergeTake(key)).toMatchObject({ handover: 2, ahead: 2, pending: [R + 3, R + 6] });
+  });
+
   it('a frame from another MAC is not the secondary’s: up to the queue, the state untouched', () => {
     start();
     expect(x.run('tcpfo_xlate', sCopy(R, 'forged', { srcMac: '02000000bbbb' })).ret).toBe(TC_ACT_OK);
