@@ -217,8 +217,8 @@ export async function scaleRun(
       const kernel = {
         handovers: Object.fromEntries(
           Object.entries(k1.handovers)
-            .map(([r, n]) => [r, n - (k0.handovers[r] ?? 0)] as const)
-            .filter(([, n]) => n > 0),
+            .map(([r, count]) => [r, count - (k0.handovers[r] ?? 0)] as const)
+            .filter(([, count]) => count > 0),
         ),
         again: k1.again - k0.again,
       };
