@@ -28,6 +28,16 @@ function echoSession(c: RigHost, ms: number) {
   );
 }
 
+/** One connection that says `word` to the demo server's ECHO and reads it back: how long from connect() until then. */
+async function timedEcho(c: RigHost, word: string): Promise<{ ms?: number; got?: string; error?: string }> {
+  const script =
+    `const t=Date.now();const s=require('net').connect(${DEMO_PORT},'${VIP}',()=>{s.write('ECHO\\n${word}\\n')});` +
+    `let b='';s.on('data',(d)=>{b+=d;if(b.includes('${word}\\n')){console.log(JSON.stringify({ms:Date.now()-t,got:b}));s.destroy()}});` +
+    `s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`;
+  const r = await c.exec([process.execPath, '-e', script], { timeoutMs: 20_000 });
+  return JSON.parse(r.stdout.trim()) as { ms?: number; got?: string; error?: string };
+}
+
 describe('the kernel merge (merge: kernel)', () => {
   it(
     '1,000 echo round trips merged in the kernel, answer by answer: each right, each released once',
@@ -167,21 +177,14 @@ describe('the kernel merge (merge: kernel)', () => {
           );
           await rig.host('primary').sh(`ip neigh flush to ${c.ip}`);
           const m0 = await scrapeMetrics(rig, 'primary');
-          const connect = c.exec(
-            [
-              process.execPath,
-              '-e',
-              `const t=Date.now();const s=require('net').connect(${DEMO_PORT},'${VIP}',()=>{s.write('ECHO\\nfirst\\n')});let b='';s.on('data',(d)=>{b+=d;if(b.includes('first\\n')){console.log(JSON.stringify({ms:Date.now()-t,got:b}));s.destroy()}});s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`,
-            ],
-            { timeoutMs: 20_000 },
-          );
+          const connect = timedEcho(c, 'first');
           await new Promise((r) => setTimeout(r, 200));
           // P learns the client's MAC, and its SYN-ACK leaves (P's next ARP request would be 1 s after the first).
           await rig
             .host('primary')
             .sh(`ip neigh replace ${c.ip} lladdr ${c.mac} dev ${rig.host('primary').ifname} nud reachable`);
           await c.sh('nft delete table arp tfo_hs');
-          const res = JSON.parse((await connect).stdout.trim()) as { ms?: number; got?: string; error?: string };
+          const res = await connect;
           const m = await scrapeMetrics(rig, 'primary');
           const d = (series: string) => m(series) - (Number.isNaN(m0(series)) ? 0 : m0(series));
           const ctx = `${JSON.stringify(res)}\n${pair.logs()}`;
@@ -214,19 +217,12 @@ describe('the kernel merge (merge: kernel)', () => {
           await rig
             .host('secondary')
             .exec(['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN,ACK', '-j', 'DROP']);
-          const connect = c.exec(
-            [
-              process.execPath,
-              '-e',
-              `const t=Date.now();const s=require('net').connect(${DEMO_PORT},'${VIP}',()=>{s.write('ECHO\\nheld\\n')});let b='';s.on('data',(d)=>{b+=d;if(b.includes('held\\n')){console.log(JSON.stringify({ms:Date.now()-t,got:b}));s.destroy()}});s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`,
-            ],
-            { timeoutMs: 20_000 },
-          );
+          const connect = timedEcho(c, 'held');
           await new Promise((r) => setTimeout(r, 300));
           const m0 = await scrapeMetrics(rig, 'primary');
           await killNode(pair, 'secondary');
           await waitForLog(pair, /secondary failed: continuing alone/);
-          const res = JSON.parse((await connect).stdout.trim()) as { ms?: number; got?: string; error?: string };
+          const res = await connect;
           const m = await scrapeMetrics(rig, 'primary');
           const ctx = `${JSON.stringify(res)}\n${pair.logs()}`;
           console.log(`S killed with P's SYN-ACK held in the kernel: connected and echoed after ${res.ms} ms`);
