@@ -430,8 +430,10 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   if (!pc || !pc->handshake || !from_secondary(skb, pc)) return TC_ACT_OK;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 doff = th->doff * 4;
   struct syn_opts o;
-  int ok = syn_ack_options(skb, ip, th, L4_ON_ETH, &o);
+  int ok = doff >= TCP_HDR_LEN && bpf_ntohs(ip->tot_len) == IP_HDR_LEN + doff &&
+           syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o);
   struct hs_val s = {};
   if (ok) hs_record(&s, HS_S_FIRST, th, &o);
   struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
@@ -469,8 +471,10 @@ static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct ip
   if (!pc || !pc->handshake) return 0;
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
   if (!bpf_map_lookup_elem(&services, &from)) return 0;
+  __u32 doff = th->doff * 4;
   struct syn_opts s;
-  if (!syn_ack_options(skb, ip, th, L4_ON_IP, &s)) return 0;
+  if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff) return 0;
+  if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
   return !v || v->ack != bpf_ntohl(th->ack_seq) || v->state == HS_S_FIRST;
@@ -495,8 +499,10 @@ static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip,
   if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 doff = th->doff * 4;
   struct syn_opts o;
-  if (!syn_ack_options(skb, ip, th, L4_ON_ETH, &o)) {
+  if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff ||
+      !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o)) {
     hs_to_bridge(&k, ack);
     return HS_STOLEN;
   }

@@ -103,14 +103,6 @@ static __always_inline int syn_options(struct __sk_buff *skb, __u32 opts, __u32 
   return at == optlen;
 }
 
-// The options of a SYN-ACK without payload (its TCP header at `l4`): 1 if one of the layouts above.
-static __always_inline int syn_ack_options(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th, __u32 l4,
-                                           struct syn_opts *o) {
-  __u32 doff = th->doff * 4;
-  if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff) return 0;
-  return syn_options(skb, l4 + TCP_HDR_LEN, doff - TCP_HDR_LEN, o);
-}
-
 static __always_inline __u16 min16(__u16 a, __u16 b) { return a < b ? a : b; }
 
 /*
