@@ -460,12 +460,8 @@ export class Merger implements MergeCore {
     c.inKernel = true;
     this.stats.kernelMerged++;
     this.stats.kernelHandshakes++;
-    if (this.alone) {
-      // The secondary failed as the kernel merged it: primary-only at once, as goAlone does.
-      const stashed = this.takeFromKernel(c, false);
-      degrade(this, c, 'secondary failed', false, true);
-      this.mergeStashed(c, stashed);
-    }
+    // The secondary failed as the kernel merged it: primary-only at once, as goAlone does.
+    if (this.alone) this.mergingAlone(c);
   }
 
   /**
@@ -822,14 +818,16 @@ export class Merger implements MergeCore {
       const c = r.value;
       if (c.phase === 'handshake') {
         if (c.heldSyn) this.completeHandshake(c, true);
-      } else if (c.phase === 'merging') {
-        // P's stolen segments leave once the connection is primary-only: at once.
-        const stashed = this.takeFromKernel(c, false);
-        degrade(this, c, 'secondary failed', false, true);
-        this.mergeStashed(c, stashed);
-      }
+      } else if (c.phase === 'merging') this.mergingAlone(c);
     }
     return false;
+  }
+
+  /** A merged connection goes on primary-only (the secondary failed); P's stolen segments leave once it is: at once. */
+  private mergingAlone(c: Conn): void {
+    const stashed = this.takeFromKernel(c, false);
+    degrade(this, c, 'secondary failed', false, true);
+    this.mergeStashed(c, stashed);
   }
   private goingAlone: Iterator<Conn> | null = null;
 

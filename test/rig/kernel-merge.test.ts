@@ -12,7 +12,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { fileName, prepareFtpRoot, startVsftpd } from '../../rig/ftp.js';
-import { withRig, type RigHost } from '../../rig/rig.js';
+import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
@@ -36,6 +36,22 @@ async function timedEcho(c: RigHost, word: string): Promise<{ ms?: number; got?:
     `s.on('error',(e)=>{console.log(JSON.stringify({error:e.message}))})`;
   const r = await c.exec([process.execPath, '-e', script], { timeoutMs: 20_000 });
   return JSON.parse(r.stdout.trim()) as { ms?: number; got?: string; error?: string };
+}
+
+/**
+ * The pair with `merge: kernel`, one connection through it first: the primary
+ * merges handshakes in the kernel once it has seen the secondary's copies
+ * come by its kernel path.
+ */
+async function kernelHandshakePair(rig: Rig): Promise<TcpfoPair> {
+  const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+  try {
+    expect(JSON.parse((await echoes(rig.host('client'), 100, 5)).stdout.trim()).error).toBeUndefined();
+  } catch (e) {
+    await pair.stop();
+    throw e;
+  }
+  return pair;
 }
 
 describe('the kernel merge (merge: kernel)', () => {
@@ -122,11 +138,9 @@ describe('the kernel merge (merge: kernel)', () => {
     'merges handshakes in the kernel: 200 connections, each right; the client sees merged SYN-ACKs in one sequence space',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        const pair = await kernelHandshakePair(rig);
         try {
           const c = rig.host('client');
-          // One connection first: the primary learns the secondary's data path from its copies.
-          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
           const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'hs', 160);
           const m0 = await scrapeMetrics(rig, 'primary');
           const r = await c.exec(
@@ -166,10 +180,9 @@ describe('the kernel merge (merge: kernel)', () => {
     'S’s SYN-ACK comes first (P waits for the client’s MAC): P’s merges with it as it leaves, in S’s numbers, not a timer later',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        const pair = await kernelHandshakePair(rig);
         try {
           const c = rig.host('client');
-          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
           // The client answers no ARP for now, and P forgets its MAC: P's SYN-ACK
           // waits in P's neighbour table, so S's (diverted to P's MAC) comes first.
           await c.sh(
@@ -209,10 +222,9 @@ describe('the kernel merge (merge: kernel)', () => {
     'the secondary dies while the kernel holds P’s SYN-ACK for S’s: the client is answered at once, not at P’s retransmission timer',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        const pair = await kernelHandshakePair(rig);
         try {
           const c = rig.host('client');
-          expect(JSON.parse((await echoes(c, 100, 5)).stdout.trim()).error).toBeUndefined();
           // S's SYN-ACKs never leave S: P's waits in the kernel.
           await rig
             .host('secondary')
