@@ -11,8 +11,8 @@
 // checksum incrementally, and marks the packet so the bridge's NFQUEUE rule
 // lets it pass. A client's SYN to the service passes as it is. Only the
 // common case is handled: an ACK (or the SYN-ACK of a server-initiated
-// connection) without FIN or RST, no IP options, the usual option layouts;
-// the rest goes to the bridge's queue. What the bridge still needs of the
+// connection) without RST, a FIN only of a connection merged here, no IP
+// options, the usual option layouts; the rest goes to the bridge's queue. What the bridge still needs of the
 // segments handled here (the client's highest ACK and sequence number, when
 // it was last seen) is kept in the map value, and only from segments inside
 // the windows (RFC 5961 §5): a blind ACK beyond what was released, or data
@@ -133,8 +133,8 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, HS_EVENTS_BYTES);
-} handshake_events SEC(".maps");
+  __uint(max_entries, EVENTS_BYTES);
+} events SEC(".maps");
 
 static __always_inline void count(__u32 what) {
   __u64 *c = bpf_map_lookup_elem(&counters, &what);
@@ -195,12 +195,12 @@ static __always_inline __u8 tcp_flags(const struct tcphdr *th) { return ((const 
 // --- the merge (bpf/merge.h) --------------------------------------------------
 
 /*
- * A segment the kernel merges: ACK, maybe PSH, no other flag; the usual
- * option layout without SACK; timestamps where the connection has them; one
- * MSS at most. Anything else goes to the bridge with its connection.
+ * A segment the kernel merges: ACK, maybe PSH or FIN, no other flag; the
+ * usual option layout without SACK; timestamps where the connection has
+ * them; one MSS at most. Anything else goes to the bridge with its connection.
  */
 static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 payload, int ts_on, struct tcp_layout *l) {
-  if ((fl & ~(TH_ACK | TH_PSH)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || payload > MERGE_MAX_PAYLOAD) return 0;
+  if ((fl & ~(TH_ACK | TH_PSH | TH_FIN)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || payload > MERGE_MAX_PAYLOAD) return 0;
   if (!tcp_layout(skb, l4 + TCP_HDR_LEN, doff - TCP_HDR_LEN, l)) return 0;
   if (l->sack_at >= 0) return 0;
   return !ts_on || l->ts_at >= 0;
@@ -252,9 +252,11 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
     g.has_ts = 1;
     *ts_at = l.ts_at;
   }
+  g.fin = (fl & TH_FIN) ? 1 : 0;
   g.start = seq - dseq;
-  g.end = g.start + payload;
+  g.end = g.start + payload + g.fin;
   g.digest = payload ? merge_digest(skb, L4_ON_ETH + doff, payload) : 0;
+  if (g.fin) g.digest = digest_step(g.digest ? g.digest : DIGEST_SEED, DIGEST_FIN);
   g.ack = ack;
   g.win = window << shift;
   bpf_spin_lock(&m->lock);
@@ -304,6 +306,25 @@ static __always_inline int from_secondary(struct __sk_buff *skb, const struct pe
 }
 
 /*
+ * Tells the bridge that the close of `k` (Δseq `dseq`) passed here: it
+ * lingers the connection's entries and then removes them. Should the ring
+ * buffer be full, the bridge forgets the connection when it goes idle.
+ */
+static __always_inline void tell_ended(const struct conn_key *k, __u32 dseq) {
+  struct kernel_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(COUNT_EVENTS_LOST);
+    return;
+  }
+  __builtin_memset(e, 0, sizeof(*e));
+  e->key = *k;
+  e->kind = EV_ENDED;
+  e->end.dseq = dseq;
+  bpf_ringbuf_submit(e, 0);
+  count(COUNT_ENDED);
+}
+
+/*
  * S's copy (source the service address, destination the client, from the
  * secondary's MAC) of a connection merged here: released to the client at
  * once (redirected out of the interface it came in by), dropped while it
@@ -323,9 +344,35 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   count_verdict(v);
   if (v == MV_HOLD || v == MV_DROP_ACK || v == MV_AGAIN) return TC_ACT_SHOT;
   if (v != MV_RELEASE) return TC_ACT_OK;
+  if (o.ended) tell_ended(&k, m->dseq);
   if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
   count(COUNT_MERGED_S);
   return send_released(skb);
+}
+
+/*
+ * The client's FIN (inside the windows) of a connection the kernel merges:
+ * noted under the lock, so that the bridge, taking the connection, knows
+ * it; should the servers' FIN have passed already, the close is complete.
+ * -1 if the kernel does not merge the connection (the bridge does, or
+ * is taking it): the FIN goes to the bridge's queue.
+ */
+static __always_inline int client_fin(const struct conn_key *k) {
+  struct merge_val *m = bpf_map_lookup_elem(&merge, k);
+  if (!m) return -1;
+  __u32 ended = 0;
+  bpf_spin_lock(&m->lock);
+  __u32 merged = m->mode == MERGE_KERNEL;
+  __u32 dseq = m->dseq;
+  if (merged) {
+    m->flags |= MERGE_F_FIN_CLIENT;
+    ended = merge_end_now(m);
+  }
+  bpf_spin_unlock(&m->lock);
+  if (!merged) return -1;
+  count(COUNT_CLIENT_FIN);
+  if (ended) tell_ended(k, dseq);
+  return 0;
 }
 
 // --- the handshake (bpf/handshake.h) ------------------------------------------
@@ -380,8 +427,11 @@ static __always_inline int hs_merge(const struct conn_key *k, const struct hs_va
   struct merge_val mv = {};
   struct merge_hint h = {};
   hs_entries(p, &so, s->isn, s->win, &cv, &mv, &h);
-  struct hs_event *e = bpf_ringbuf_reserve(&handshake_events, sizeof(*e), 0);
-  if (!e) return -1;  // the bridge is behind: it could not hear of this one
+  struct kernel_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    count(COUNT_EVENTS_LOST);
+    return -1;  // the bridge is behind: it could not hear of this one
+  }
   // The hint first: a P segment that finds the state finds its hint too.
   if (bpf_map_update_elem(&merge_hints, k, &h, BPF_ANY) || bpf_map_update_elem(&merge, k, &mv, BPF_ANY) ||
       bpf_map_update_elem(&conns, k, &cv, BPF_ANY)) {
@@ -392,20 +442,21 @@ static __always_inline int hs_merge(const struct conn_key *k, const struct hs_va
     return -1;
   }
   e->key = *k;
-  e->isn_p = p->isn;
-  e->isn_s = s->isn;
-  e->ack = p->ack;
-  e->tsval_p = p->tsval;
-  e->tsval_s = s->tsval;
-  e->tsecr = s->tsecr;
-  e->mss_p = p->mss;
-  e->mss_s = s->mss;
-  e->win_p = p->win;
-  e->win_s = s->win;
-  e->wscale_p = p->wscale;
-  e->wscale_s = s->wscale;
-  e->layout = s->layout;
-  e->pad = 0;
+  e->kind = EV_HANDSHAKE;
+  e->hs.isn_p = p->isn;
+  e->hs.isn_s = s->isn;
+  e->hs.ack = p->ack;
+  e->hs.tsval_p = p->tsval;
+  e->hs.tsval_s = s->tsval;
+  e->hs.tsecr = s->tsecr;
+  e->hs.mss_p = p->mss;
+  e->hs.mss_s = s->mss;
+  e->hs.win_p = p->win;
+  e->hs.win_s = s->win;
+  e->hs.wscale_p = p->wscale;
+  e->hs.wscale_s = s->wscale;
+  e->hs.layout = s->layout;
+  e->hs.pad = 0;
   bpf_ringbuf_submit(e, 0);
   count(COUNT_HS_MERGED);
   return 0;
@@ -610,10 +661,12 @@ copied:
     count(COUNT_SYN_PASSED);
     return TC_ACT_OK;
   }
-  // ACK, and neither FIN nor RST; a SYN-ACK (the client's answer to a
-  // server-initiated connection, §7.2) only once it is merged (in the map).
+  // ACK, and no RST; a SYN-ACK (the client's answer to a server-initiated
+  // connection, §7.2) only once it is merged (in the map); a FIN only of a
+  // connection the kernel merges (client_fin).
   __u8 kind = fl & (TH_CONTROL | TH_ACK);
-  if (kind != TH_ACK && kind != (TH_SYN | TH_ACK)) return TC_ACT_OK;
+  __u32 fin = kind == (TH_ACK | TH_FIN);
+  if (kind != TH_ACK && kind != (TH_SYN | TH_ACK) && !fin) return TC_ACT_OK;
   struct conn_key k = {.client = ip->saddr, .service = ip->daddr, .cport = th->source, .sport = th->dest};
   struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
   if (!v) return TC_ACT_OK;
@@ -625,6 +678,10 @@ copied:
   __u32 opts = L4_ON_ETH + TCP_HDR_LEN;
   struct tcp_layout l;
   if (!tcp_layout(skb, opts, doff - TCP_HDR_LEN, &l)) return TC_ACT_OK;
+  __u32 nxt = seq + payload + ((fl & TH_SYN) ? 1 : 0) + fin;
+  int ok = acceptable(v, ack, seq, nxt);
+  // A FIN outside the windows, or of a connection the bridge merges: the bridge's.
+  if (fin && (!ok || client_fin(&k) < 0)) return TC_ACT_OK;
 
   __u32 dseq = v->dseq;
   if (add32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_ACK, dseq) < 0) return TC_ACT_SHOT;
@@ -639,8 +696,7 @@ copied:
     if (add32(skb, TCP_CSUM_ON_ETH, opts + l.ts_at + TCPOPT_TSECR_AT, v->dts) < 0) return TC_ACT_SHOT;
   }
   // What the bridge still needs to know of the client, from an acceptable segment only.
-  __u32 nxt = seq + payload + ((fl & TH_SYN) ? 1 : 0);
-  if (acceptable(v, ack, seq, nxt)) {
+  if (ok) {
     if (!(v->flags & CONN_F_ACK_SEEN)) {
       v->ack_max = ack;
       v->nxt_max = nxt;
@@ -692,7 +748,9 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   __u32 tot = bpf_ntohs(ip->tot_len);
   if (tot < IP_HDR_LEN + doff) return 0;
   __u32 payload = tot - IP_HDR_LEN - doff;
-  if (!mergeable(skb, L4_ON_IP, tcp_flags(th), doff, payload, h->ts_on, &l)) return 0;
+  __u8 fl = tcp_flags(th);
+  if (!mergeable(skb, L4_ON_IP, fl, doff, payload, h->ts_on, &l)) return 0;
+  payload += (fl & TH_FIN) ? 1 : 0;  // from here, its length in sequence numbers
   if (!payload) return 1;
   __u32 seq = bpf_ntohl(th->seq);
   // Bytes P sent before, sent again (released, or waiting for S's copy): the
@@ -818,7 +876,8 @@ static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip
   struct merge_out o = {};
   int ts_at;
   __u32 tot = bpf_ntohs(ip->tot_len);
-  int data = tot > IP_HDR_LEN + th->doff * 4;
+  // Bytes or a FIN: what P's TCP would otherwise send again only at its timer.
+  int data = tot > IP_HDR_LEN + th->doff * 4 || (tcp_flags(th) & TH_FIN);
   __u32 v = merge_segment(skb, &k, m, SIDE_P, ip, th, &o, &ts_at);
   count_verdict(v);
   if (v != MV_RELEASE) {
@@ -828,6 +887,7 @@ static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip
     else if (data && (v == MV_HANDOVER || v == MV_NOT_KERNEL)) stash_segment(skb, &k, m->dseq, STASH_HANDOVER);
     return MERGE_STOLEN;
   }
+  if (o.ended) tell_ended(&k, m->dseq);
   // Released as far as the state goes: if the rewrite fails, P sends it again (to the bridge).
   if (merge_rewrite(skb, &o, ts_at) < 0) return MERGE_STOLEN;
   count(COUNT_MERGED_P);

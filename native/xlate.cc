@@ -63,7 +63,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("handshakes", &Xlate::Handshakes),
-                                          InstanceMethod("drainHandshakes", &Xlate::DrainHandshakes),
+                                          InstanceMethod("drainEvents", &Xlate::DrainEvents),
                                           InstanceMethod("heldHandshakes", &Xlate::HeldHandshakes),
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
@@ -133,13 +133,13 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* stash = bpf_object__find_map_by_name(obj_, "stash");
     if (!stash) { Fail(env, "no map stash in the object", ENOENT); return; }
     stash_fd_ = bpf_map__fd(stash);
-    struct bpf_map* events = bpf_object__find_map_by_name(obj_, "handshake_events");
-    if (!events) { Fail(env, "no map handshake_events in the object", ENOENT); return; }
+    struct bpf_map* events = bpf_object__find_map_by_name(obj_, "events");
+    if (!events) { Fail(env, "no map events in the object", ENOENT); return; }
     struct bpf_map* hs = bpf_object__find_map_by_name(obj_, "handshakes");
     if (!hs) { Fail(env, "no map handshakes in the object", ENOENT); return; }
     hs_fd_ = bpf_map__fd(hs);
-    ring_ = ring_buffer__new(bpf_map__fd(events), OnHandshake, this, nullptr);
-    if (!ring_) { Fail(env, "ring_buffer__new (handshake_events)", errno); return; }
+    ring_ = ring_buffer__new(bpf_map__fd(events), OnEvent, this, nullptr);
+    if (!ring_) { Fail(env, "ring_buffer__new (events)", errno); return; }
     struct bpf_program* sent = bpf_object__find_program_by_name(obj_, "tcpfo_sent");
     if (!sent) { Fail(env, "no program tcpfo_sent in the object", ENOENT); return; }
     if (!ifindex_) return;
@@ -391,9 +391,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(peer_fd_, &zero, &v, BPF_ANY) == 0);
   }
 
-  // drainHandshakes() -> Buffer: the handshakes merged in the kernel since the last call
-  // (struct hs_event each, in order), without a system call when there are none.
-  Napi::Value DrainHandshakes(const Napi::CallbackInfo& info) {
+  // drainEvents() -> Buffer: what the programs told since the last call (struct
+  // kernel_event each, in order), without a system call when there are none.
+  Napi::Value DrainEvents(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     drained_.clear();
     if (ring_) ring_buffer__consume(ring_);
@@ -428,11 +428,11 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return out;
   }
 
-  static int OnHandshake(void* ctx, void* data, size_t size) {
+  static int OnEvent(void* ctx, void* data, size_t size) {
     auto* self = static_cast<Xlate*>(ctx);
-    if (size < sizeof(struct hs_event)) return 0;
+    if (size < sizeof(struct kernel_event)) return 0;
     const uint8_t* p = static_cast<const uint8_t*>(data);
-    self->drained_.insert(self->drained_.end(), p, p + sizeof(struct hs_event));
+    self->drained_.insert(self->drained_.end(), p, p + sizeof(struct kernel_event));
     return 0;
   }
 
@@ -581,11 +581,11 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    static_assert(COUNT_MAX == 18, "a name for each counter of bpf/maps.h");
+    static_assert(COUNT_MAX == 21, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
                                     "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed",
                                     "handshakesHeld", "handshakesMerged", "handshakesToBridge", "handshakesMergedP",
-                                    "mergeAgain"};
+                                    "mergeAgain", "clientFins", "ended", "eventsLost"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {

@@ -17,7 +17,13 @@ import { join } from 'node:path';
 import { native as addon } from './native.js';
 import { PACKAGE_ROOT } from './paths.js';
 import { run } from './run.js';
-import type { KernelHandshake, KernelMergeInit, KernelMergeState, KernelSynAck } from '../primary/merge/kernel.js';
+import type {
+  KernelEnded,
+  KernelHandshake,
+  KernelMergeInit,
+  KernelMergeState,
+  KernelSynAck,
+} from '../primary/merge/kernel.js';
 import type { PortSet } from '../../net/ports.js';
 import type { HeldHandshake } from '../primary/prompts.js';
 
@@ -57,7 +63,7 @@ interface NativeXlate {
   orderQueued(): Uint32Array | null;
   attach(ifname: string, pinPath?: string): void;
   handshakes(on: boolean): boolean;
-  drainHandshakes(): Buffer;
+  drainEvents(): Buffer;
   heldHandshakes(maxAgeMs: number): HeldHandshake[];
   close(): void;
 }
@@ -114,26 +120,54 @@ export interface XlateCounters {
   handshakesToBridge: number;
   /** Of the merged, those whose S's SYN-ACK came first: P's left, in S's numbers. */
   handshakesMergedP: number;
+  /** Clients' FINs of connections merged in the kernel, translated there. */
+  clientFins: number;
+  /** Connections whose close (both FINs) passed in the kernel: the bridge told. */
+  ended: number;
+  /** Events the bridge could not be told (the ring buffer full). */
+  eventsLost: number;
 }
 
-/** The size of one `hs_event` (native/bpf/maps.h). */
-export const HS_EVENT_BYTES = 48;
+/** The size of one `kernel_event` (native/bpf/maps.h). */
+export const KERNEL_EVENT_BYTES = 52;
+/** kernel_event_kind in native/bpf/maps.h. */
+const EV_HANDSHAKE = 1;
+const EV_ENDED = 2;
+/** Where a kernel_event's body starts (after the connection's key and the kind). */
+const EV_BODY = 16;
 /** syn_layout in native/bpf/maps.h. */
 const SYNL_SACK = 1;
 const SYNL_TS = 2;
 const SYNL_WS = 4;
 
+/** What the kernel tells the bridge, in order (kernel_event). */
+export type KernelEvent = ({ kind: 'handshake' } & KernelHandshake) | ({ kind: 'ended' } & KernelEnded);
+
 /**
- * The handshakes in `buf`, a run of `hs_event`s as the kernel wrote them:
+ * The events in `buf`, a run of `kernel_event`s as the kernel wrote them:
  * the connection's addresses and ports in network order, the rest in the
- * host's (`littleEndian`).
+ * host's (`littleEndian`). An event of a kind this bridge does not know is
+ * skipped.
  */
-export function parseHandshakeEvents(buf: Buffer, littleEndian = endianness() === 'LE'): KernelHandshake[] {
-  const out: KernelHandshake[] = [];
+export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === 'LE'): KernelEvent[] {
+  const out: KernelEvent[] = [];
   const u32 = (at: number) => (littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at));
   const u16 = (at: number) => (littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at));
-  for (let at = 0; at + HS_EVENT_BYTES <= buf.length; at += HS_EVENT_BYTES) {
-    const layout = buf[at + 46]!;
+  for (let at = 0; at + KERNEL_EVENT_BYTES <= buf.length; at += KERNEL_EVENT_BYTES) {
+    const conn = {
+      client: buf.readUInt32BE(at),
+      service: buf.readUInt32BE(at + 4),
+      clientPort: buf.readUInt16BE(at + 8),
+      servicePort: buf.readUInt16BE(at + 10),
+    };
+    const kind = u32(at + 12);
+    const b = at + EV_BODY;
+    if (kind === EV_ENDED) {
+      out.push({ kind: 'ended', ...conn, dseq: u32(b) });
+      continue;
+    }
+    if (kind !== EV_HANDSHAKE) continue;
+    const layout = buf[b + 34]!;
     const ts = (layout & SYNL_TS) !== 0;
     const ws = (layout & SYNL_WS) !== 0;
     const side = (isn: number, tsval: number, mss: number, win: number, wscale: number): KernelSynAck => ({
@@ -145,14 +179,12 @@ export function parseHandshakeEvents(buf: Buffer, littleEndian = endianness() ==
       window: win,
     });
     out.push({
-      client: buf.readUInt32BE(at),
-      service: buf.readUInt32BE(at + 4),
-      clientPort: buf.readUInt16BE(at + 8),
-      servicePort: buf.readUInt16BE(at + 10),
-      ack: u32(at + 20),
-      tsecr: u32(at + 32),
-      p: side(u32(at + 12), u32(at + 24), u16(at + 36), u16(at + 40), buf[at + 44]!),
-      s: side(u32(at + 16), u32(at + 28), u16(at + 38), u16(at + 42), buf[at + 45]!),
+      kind: 'handshake',
+      ...conn,
+      ack: u32(b + 8),
+      tsecr: u32(b + 20),
+      p: side(u32(b), u32(b + 12), u16(b + 24), u16(b + 28), buf[b + 32]!),
+      s: side(u32(b + 4), u32(b + 16), u16(b + 26), u16(b + 30), buf[b + 33]!),
     });
   }
   return out;
@@ -351,10 +383,10 @@ export class InboundXlate {
     if (!this.x.handshakes(on)) throw new Error('could not switch the kernel merge of handshakes');
   }
 
-  /** The handshakes the kernel merged since the last call, oldest first. */
-  kernelHandshakes(): KernelHandshake[] {
-    const b = this.x.drainHandshakes();
-    return b.length ? parseHandshakeEvents(b) : [];
+  /** What the kernel told since the last call (handshakes merged, closes passed), oldest first. */
+  kernelEvents(): KernelEvent[] {
+    const b = this.x.drainEvents();
+    return b.length ? parseKernelEvents(b) : [];
   }
 
   /** P's SYN-ACKs the kernel holds for S's, held less than `maxAgeMs` ago. */
@@ -452,6 +484,9 @@ export class InboundXlate {
     handshakesToBridge: 0,
     handshakesMergedP: 0,
     mergeAgain: 0,
+    clientFins: 0,
+    ended: 0,
+    eventsLost: 0,
   };
 
   /** The counters, also after close (their last values). */

@@ -1007,16 +1007,21 @@ export class PrimaryBridge {
   }
 
   /**
-   * The handshakes the kernel merged, into the merger. Heard before each
-   * batch of either queue: the kernel tells before the client has its
-   * SYN-ACK, so before any later segment of the connection can reach a queue.
+   * What the kernel told, into the merger, in order: the handshakes it
+   * merged, and the connections whose close passed there. Heard before each
+   * batch of either queue: the kernel tells of a handshake before the client
+   * has its SYN-ACK, so before any later segment of the connection can
+   * reach a queue.
    */
   private hearKernel(): void {
     if (!this.xlate) return;
-    const hs = this.xlate.kernelHandshakes();
-    if (!hs.length) return;
+    const events = this.xlate.kernelEvents();
+    if (!events.length) return;
     const now = monotonicMs();
-    for (const h of hs) this.merger.kernelHandshake(h, now);
+    for (const e of events) {
+      if (e.kind === 'handshake') this.merger.kernelHandshake(e, now);
+      else this.merger.kernelEnded(e, now);
+    }
   }
 
   private poll(): void {

@@ -47,6 +47,7 @@ import {
   KERNEL_DIVERGED,
   kernelInit,
   kernelSynInfo,
+  type KernelEnded,
   type KernelHandshake,
 } from './merge/kernel.js';
 import { STASH_TAG } from './queue-ids.js';
@@ -165,9 +166,9 @@ export class Merger implements MergeCore {
     const segs: Array<{ start: number; pkt: Buffer }> = [];
     for (const pkt of pkts) {
       const p = parseIpv4Tcp(pkt);
-      if (p instanceof WireError || p.tcp.payloadLength === 0) continue;
+      if (p instanceof WireError || p.tcp.seqLength === 0) continue;
       const start = seqSub(p.tcp.seq, c.deltaSeq);
-      if (!seqGt(seqAdd(start, p.tcp.payloadLength), c.relNxt)) continue;
+      if (!seqGt(seqAdd(start, p.tcp.seqLength), c.relNxt)) continue;
       p.tcp.fillChecksum();
       segs.push({ start, pkt });
     }
@@ -465,6 +466,22 @@ export class Merger implements MergeCore {
   }
 
   /**
+   * A connection whose close passed in the kernel (the client's FIN and the
+   * servers' merged there), heard after it did: it ended, and lingers as
+   * any other before its entries go. An end heard for an older connection
+   * on the same ports (another Δseq) is not this one's.
+   */
+  kernelEnded(e: KernelEnded, now: number): void {
+    this.now = now;
+    const c = this.find(e.client, e.clientPort, e.servicePort);
+    if (!c || c.phase === 'handshake' || c.deltaSeq !== e.dseq) return;
+    c.finClient = true;
+    c.finReleased = true;
+    this.stats.kernelCloses++;
+    this.ended(c, now);
+  }
+
+  /**
    * `c` comes back from the kernel's merge (a segment of it reached the
    * bridge, or the secondary failed): from now on the queue merges it,
    * starting from the kernel's state. Different bytes the kernel found
@@ -477,6 +494,7 @@ export class Merger implements MergeCore {
     if (!s) return [];
     countHandover(this, s);
     adoptKernelState(c, s, this.now);
+    if (c.finClient && c.finReleased) this.ended(c, this.now);
     if (s.flags & KERNEL_DIVERGED) {
       this.stats.divergences++;
       degrade(this, c, 'different bytes at the same offset (found by the kernel merge)', true);

@@ -86,12 +86,16 @@ enum merge_flags {
   MERGE_F_ACK_P = 1 << 2,     // ack_p holds P's ACK (a server-initiated connection starts without)
   MERGE_F_ACK_S = 1 << 3,     // ack_s holds S's
   MERGE_F_SENT = 1 << 4,      // ack_sent and edge_sent hold what the client was told
+  MERGE_F_FIN = 1 << 5,         // the servers' FIN went to the client (merged here): rel_nxt is past it
+  MERGE_F_FIN_PEND = 1 << 6,    // the last waiting range ends with its side's FIN
+  MERGE_F_FIN_CLIENT = 1 << 7,  // the client's FIN reached P's TCP through tcpfo_xlate
+  MERGE_F_ENDED = 1 << 8,       // both FINs passed here: the bridge was told (EV_ENDED)
 };
 
 // Why a connection was handed to the bridge (counted, and in the snapshot).
 enum merge_handover {
   HANDOVER_NONE,
-  HANDOVER_BRIDGE,     // the bridge took it (a SYN, FIN or RST, a client's close, ...)
+  HANDOVER_BRIDGE,     // the bridge took it (a segment of the connection reached its queue: a RST, ...)
   HANDOVER_UNALIGNED,  // a copy that is not exactly the other side's oldest waiting range
   HANDOVER_DIVERGED,   // same range, different bytes
   HANDOVER_FULL,       // MERGE_PENDING first arrivals wait already
@@ -179,7 +183,7 @@ struct peer_cfg {
 // stolen. S's SYN-ACK, diverted to us, then finds it and leaves for the
 // client as the merged SYN-ACK; the connection's entries in `conns`,
 // `merge` and `merge_hints` are made at that moment, and the bridge hears
-// of it through `handshake_events`. Anything else (S's first, a layout the
+// of it through `events`. Anything else (S's first, a layout the
 // two do not share, P's retransmission) goes to the bridge's queues as before.
 enum hs_state {
   HS_P_HELD = 1,   // P's SYN-ACK recorded and stolen: waiting for S's
@@ -213,9 +217,17 @@ struct hs_val {
   __u64 held_ns;  // bpf_ktime_get_ns() when recorded (CLOCK_MONOTONIC)
 };
 
-// What the bridge hears of a handshake merged here (`handshake_events`, a ring buffer).
+// What the bridge hears from the programs, in order, through `events` (a
+// ring buffer): a handshake merged here, or a connection whose close
+// (both FINs) passed here. One ring, so that a connection's end is heard
+// before a new handshake on the same ports.
+enum kernel_event_kind {
+  EV_HANDSHAKE = 1,
+  EV_ENDED = 2,
+};
+
+// EV_HANDSHAKE: both SYN-ACKs as they were.
 struct hs_event {
-  struct conn_key key;
   __u32 isn_p, isn_s;
   __u32 ack;  // the client's ISN + 1
   __u32 tsval_p, tsval_s, tsecr;
@@ -225,13 +237,27 @@ struct hs_event {
   __u8 layout;  // syn_layout, the same for both
   __u8 pad;
 };
+
+// EV_ENDED: the client's FIN and the servers' passed here (in either order).
+struct end_event {
+  __u32 dseq;  // the connection's Δseq: an end heard late is not taken for a newer connection's
+};
+
+struct kernel_event {
+  struct conn_key key;
+  __u32 kind;  // kernel_event_kind
+  union {
+    struct hs_event hs;
+    struct end_event end;
+  };
+};
 #ifdef __cplusplus
-static_assert(sizeof(struct hs_event) == 48, "bridge/io/xlate.ts reads 48-byte events");
+static_assert(sizeof(struct kernel_event) == 52, "bridge/io/xlate.ts reads 52-byte events");
 #else
-_Static_assert(sizeof(struct hs_event) == 48, "bridge/io/xlate.ts reads 48-byte events");
+_Static_assert(sizeof(struct kernel_event) == 52, "bridge/io/xlate.ts reads 52-byte events");
 #endif
 #define HS_ENTRIES 16384  // an LRU map: a handshake needs its entry for a round trip between the nodes
-#define HS_EVENTS_BYTES (1 << 20)  // about 18,000 events between two reads of the bridge's
+#define EVENTS_BYTES (1 << 20)  // about 16,000 events between two reads of the bridge's
 
 // `services`: the service address and each failover port. A client's SYN to
 // one of them needs no translation, so it reaches P's TCP directly.
@@ -316,6 +342,9 @@ enum counter {
   COUNT_HS_BRIDGE,          // S's SYN-ACKs passed to the bridge (no P's waiting, another SYN, another layout, no room)
   COUNT_HS_MERGED_P,        // of the merged, those where S's came first: P's SYN-ACK left in S's numbers
   COUNT_MERGE_AGAIN,        // a server's range sent again while it waited (stolen or dropped again), or S's of released bytes (dropped)
+  COUNT_CLIENT_FIN,         // clients' FINs of connections merged here, translated here
+  COUNT_ENDED,              // connections whose close (both FINs) passed here: the bridge told
+  COUNT_EVENTS_LOST,        // events the bridge could not be told (the ring buffer full)
   COUNT_MAX,
 };
 

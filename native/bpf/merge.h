@@ -8,7 +8,9 @@
 // backstop), S's dropped (its bytes stay in S's send queue, which a takeover
 // sends again). Only exactly matching ranges merge here, each compared by a
 // digest of its bytes; anything else hands the connection to the bridge's
-// queue for good (merge_val.handover says why).
+// queue for good (merge_val.handover says why). A FIN is one more sequence
+// number at the end of its range, and part of the digest: the servers' FINs
+// merge like their bytes, and so the close passes here too.
 //
 // The decisions are pure: merge_decide() changes the state under the
 // connection's lock and says what to do with the segment; the programs
@@ -45,6 +47,7 @@ struct merge_seg {
   __u32 tsval;  // S's clock (P's moved by dts)
   __u32 tsecr;
   __u32 has_ts;
+  __u32 fin;    // its FIN (counted in `end`)
 };
 
 // How the released segment leaves.
@@ -54,6 +57,7 @@ struct merge_out {
   __u32 win_field;  // in the client's scale
   __u32 tsval;
   __u32 slot;       // a first arrival: its index in the ring of waiting ranges (the stash's idx)
+  __u32 ended;      // the connection's close completed just now: tell the bridge (EV_ENDED)
 };
 
 _Static_assert(STASH_MAX_PACKET >= 20 + 60 + MERGE_MAX_PAYLOAD, "a stashed segment fits");
@@ -75,6 +79,17 @@ static __always_inline __u64 *pend_digest_at(struct merge_val *m, __u32 i) {
   __u64 *a = m->pend_digest;
   barrier_var(a);
   return &a[i & (MERGE_PENDING - 1)];
+}
+
+/*
+ * Whether the connection's close just completed here: the client's FIN and
+ * the servers' both passed, and the bridge was not told yet. Once only.
+ */
+static __always_inline __u32 merge_end_now(struct merge_val *m) {
+  const __u32 both = MERGE_F_FIN | MERGE_F_FIN_CLIENT;
+  if ((m->flags & both) != both || (m->flags & MERGE_F_ENDED)) return 0;
+  m->flags |= MERGE_F_ENDED;
+  return 1;
 }
 
 static __always_inline __u32 handover(struct merge_val *m, __u32 why) {
@@ -191,9 +206,16 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
     if (!m->npend) m->ahead = SIDE_NONE;
     release_as(m, g, o, g->start);
     m->rel_nxt = g->end;
-    m->bytes += g->end - g->start;
+    m->bytes += g->end - g->start - g->fin;
+    if (g->fin) {
+      // The same digest: the waiting range ended with the FIN too.
+      m->flags = (m->flags | MERGE_F_FIN) & ~MERGE_F_FIN_PEND;
+      o->ended = merge_end_now(m);
+    }
     return MV_RELEASE;
   }
+  // Nothing follows a FIN (this side's waiting, or both released).
+  if ((m->flags & MERGE_F_FIN) || ((m->flags & MERGE_F_FIN_PEND) && m->ahead == g->side)) return handover(m, HANDOVER_UNALIGNED);
   __u32 last = m->npend ? *pend_end_at(m, m->head + m->npend - 1) : m->rel_nxt;
   if (g->start != last) return handover(m, HANDOVER_UNALIGNED);
   if (m->npend >= MERGE_PENDING) return handover(m, HANDOVER_FULL);
@@ -203,6 +225,7 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
   *pend_digest_at(m, j) = g->digest;
   m->npend++;
   m->ahead = g->side;
+  if (g->fin) m->flags |= MERGE_F_FIN_PEND;
   return MV_HOLD;
 }
 
@@ -263,6 +286,7 @@ static __always_inline __u64 digest_step(__u64 h, __u64 w) {
 }
 
 #define DIGEST_CHUNK 64  // bytes read per step
+#define DIGEST_FIN 0x46494e  // a word folded in after a FIN's payload ("FIN")
 
 // The digest of `n` payload bytes at `off` (n ≤ MERGE_MAX_PAYLOAD); 0 if
 // unreadable. Whole chunks first (few steps: the verifier walks each), then

@@ -190,6 +190,17 @@ describe('the egress program on a primary-only connection', () => {
 
 const TC_ACT_STOLEN = 4;
 const TC_ACT_REDIRECT = 7;
+const TCP_URG = 0x20;
+
+/** `f` (a segment from the service) as the client's to the service: addresses and ports swapped, the sums still right. */
+function fromClientSide(f: Buffer): Buffer {
+  const out = Buffer.from(f);
+  f.copy(out, 26, 30, 34);
+  f.copy(out, 30, 26, 30);
+  f.copy(out, 34, 36, 38);
+  f.copy(out, 36, 34, 36);
+  return out;
+}
 
 describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes to the client', () => {
   const x = InboundXlate.loadOnly(1024, VIP, [SPORT]);
@@ -314,7 +325,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     // S ahead: its dropped copies are listed for the bridge.
     start();
     expect(x.run('tcpfo_xlate', sCopy(R, 'xyz')).ret).toBe(TC_ACT_SHOT);
-    expect(x.run('tcpfo_xlate', sCopy(R + 3, 'FIN!', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_OK);
+    expect(x.run('tcpfo_xlate', sCopy(R + 3, 'URG!', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(TC_ACT_OK);
     expect(x.mergeTake(key)).toMatchObject({ handover: 5, ahead: 2, pending: [R + 3] });
   });
 
@@ -451,12 +462,97 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R, ahead: 0, pending: [] }); // taken by the bridge just now, nothing else
   });
 
+  describe('the close', () => {
+    /** The client's segment with `flags` at `seq`, acknowledging `ack`, as it reaches P (S's spaces). */
+    const client = (seq: number, ack: number, flags: number) =>
+      fromClientSide(frame({ seq, ack, window: 500, flags, tsval: 9, tsecr: X + 6, srcMac: '02000000cccc' }));
+    /** Listed for the inbound translation too, and the pair told the client up to R (the egress program saw it leave). */
+    const listed = () => {
+      start();
+      x.add(key, D, T, true, 7);
+      expect(x.run('tcpfo_sent', sCopy(R, '', { flags: TCP_ACK_FLAG, ttl: 64 }), BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      x.kernelEvents();
+    };
+    const ended = { kind: 'ended', ...key, dseq: D };
+
+    it('servers first: their FINs merge like bytes, then the client’s FIN passes translated; the bridge hears of the close once', () => {
+      listed();
+      const c0 = x.counters();
+      expect(x.run('tcpfo_sent', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_STOLEN);
+      const r = x.run('tcpfo_xlate', sCopy(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN }));
+      expect(r.ret).toBe(TC_ACT_REDIRECT);
+      const out = parse(r.packet);
+      expect(out.has(TCP_FIN)).toBe(true);
+      expect(out.seq).toBe(R);
+      expect(out.payload.toString()).toBe('bye');
+      expect(out.checksumValid()).toBe(true);
+      // It leaves: the egress program notes how far the pair sent (its FIN counted).
+      expect(x.run('tcpfo_sent', r.packet, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      expect(x.kernelEvents()).toEqual([]);
+      // The client acknowledges the FIN and sends its own: moved into P's space for P's TCP.
+      const fin = x.run('tcpfo_xlate', client(A, R + 4, TCP_ACK_FLAG | TCP_FIN));
+      expect(fin.ret).toBe(TC_ACT_OK);
+      expect(parse(fin.packet).ack).toBe((R + 4 + D) >>> 0);
+      expect(parse(fin.packet).checksumValid()).toBe(true);
+      expect(x.kernelEvents()).toEqual([ended]);
+      // Sent again (the servers' ACK of it lost): translated again, told no more.
+      expect(parse(x.run('tcpfo_xlate', client(A, R + 4, TCP_ACK_FLAG | TCP_FIN)).packet).ack).toBe((R + 4 + D) >>> 0);
+      expect(x.kernelEvents()).toEqual([]);
+      const c1 = x.counters();
+      expect(c1.clientFins - c0.clientFins).toBe(2);
+      expect(c1.ended - c0.ended).toBe(1);
+      expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 4, flags: expect.any(Number) });
+    });
+
+    it('the client first: its FIN passes, S’s FIN waits, P’s leaves and completes the close; the state says so to the bridge', () => {
+      listed();
+      expect(parse(x.run('tcpfo_xlate', client(A, R, TCP_ACK_FLAG | TCP_FIN)).packet).ack).toBe((R + D) >>> 0);
+      expect(x.kernelEvents()).toEqual([]);
+      expect(x.run('tcpfo_xlate', sCopy(R, '', { flags: TCP_ACK_FLAG | TCP_FIN, ack: A + 1 })).ret).toBe(TC_ACT_SHOT);
+      const r = x.run('tcpfo_sent', p(R, '', { flags: TCP_ACK_FLAG | TCP_FIN, ack: A + 1 }));
+      expect(r.ret).toBe(TC_ACT_OK);
+      const out = parse(r.packet);
+      expect(out.has(TCP_FIN)).toBe(true);
+      expect(out.seq).toBe(R);
+      expect(out.ack).toBe(A + 1);
+      expect(x.kernelEvents()).toEqual([ended]);
+      const KERNEL_FIN = 1 << 5;
+      const KERNEL_FIN_CLIENT = 1 << 7;
+      const snap = x.mergeTake(key)!;
+      expect(snap.flags & (KERNEL_FIN | KERNEL_FIN_CLIENT)).toBe(KERNEL_FIN | KERNEL_FIN_CLIENT);
+      expect(snap.relNxt).toBe(R + 1);
+    });
+
+    it('a FIN of one server only, the client’s FIN of a connection the bridge took, or outside the windows: the bridge’s', () => {
+      listed();
+      expect(x.run('tcpfo_sent', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_xlate', sCopy(R, 'bye')).ret).toBe(TC_ACT_OK); // to the queue, with its connection
+      const KERNEL_FIN_PENDING = 1 << 6;
+      const snap = x.mergeTake(key)!;
+      expect(snap).toMatchObject({ handover: 2, ahead: 1, pending: [R + 4] });
+      expect(snap.flags & KERNEL_FIN_PENDING).toBe(KERNEL_FIN_PENDING);
+      const c0 = x.counters().clientFins;
+      const taken = client(A, R, TCP_ACK_FLAG | TCP_FIN);
+      const r = x.run('tcpfo_xlate', taken);
+      expect(r.ret).toBe(TC_ACT_OK);
+      expect(r.packet.equals(taken)).toBe(true); // untouched: the queue's
+      listed();
+      const far = client(A + 10_000_000, R, TCP_ACK_FLAG | TCP_FIN);
+      expect(x.run('tcpfo_xlate', far).packet.equals(far)).toBe(true);
+      expect(x.counters().clientFins).toBe(c0);
+      expect(x.kernelEvents()).toEqual([]);
+    });
+  });
+
   it('the match sends P’s segment past the queue only in order, where it may wait or is S’s oldest copy', () => {
     start();
     expect(match(x, p(R, 'one'))).toBe(1);
     expect(match(x, p(R + 1, 'two'))).toBe(0); // not P's next
-    expect(match(x, p(R, 'one', { flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(0);
+    expect(match(x, p(R, 'one', { flags: TCP_ACK_FLAG | TCP_URG }))).toBe(0);
+    expect(match(x, p(R, 'one', { flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(1); // a FIN merges like bytes
+    expect(match(x, p(R, '', { flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(1);
     expect(x.run('tcpfo_xlate', sCopy(R, 'abc')).ret).toBe(TC_ACT_SHOT); // S ahead by 3
+    expect(match(x, p(R, 'abc', { flags: TCP_ACK_FLAG | TCP_FIN }))).toBe(0); // one longer than S's: the bridge's
     expect(match(x, p(R, 'ab'))).toBe(0); // would not line up: the bridge's
     expect(match(x, p(R, 'abc'))).toBe(1);
     x.mergeTake(key);
@@ -482,8 +578,8 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     });
     x.setOrderDone(x.orderQueued()!);
     const q0 = x.orderQueued()![orderSlot(CLIENT)]!;
-    // An earlier answer of the client goes to the queue (a FIN: the bridge's), no verdict yet.
-    expect(x.run('tcpfo_primary_only', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(0);
+    // An earlier answer of the client goes to the queue (urgent data: the bridge's), no verdict yet.
+    expect(x.run('tcpfo_primary_only', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(0);
     // The next, which the kernel would release, goes to the queue too: counted in the same slot, by the same hash.
     expect(x.run('tcpfo_skips_queue', p(R, 'one')).ret).toBe(1);
     expect(x.run('tcpfo_primary_only', p(R, 'one')).ret).toBe(0);

@@ -177,6 +177,53 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'closes pass in the kernel: 200 connections open, say a word and close; the bridge hears of each close and forgets each connection after its linger',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await kernelHandshakePair(rig);
+        try {
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'close', 160);
+          const m0 = await scrapeMetrics(rig, 'primary');
+          // Each: connect, "ECHO" and the client's FIN in one go; the servers answer with theirs.
+          const r = await c.exec(
+            [process.execPath, distScript('rig/servers/demo-client.js'), 'connect', VIP, String(DEMO_PORT), '0', '200'],
+            { timeoutMs: 60_000, allowFail: true },
+          );
+          // The linger (2 s after the last segment) and the bridge's expiry pass (once a second).
+          await new Promise((res) => setTimeout(res, 4_000));
+          const report = checkTransparency(await cap.stop(), VIP, DEMO_PORT);
+          const m = await scrapeMetrics(rig, 'primary');
+          const z = (v: number) => (Number.isNaN(v) ? 0 : v);
+          const d = (series: string) => z(m(series)) - z(m0(series));
+          const ctx = `${r.stderr.slice(-1000)}\n${pair.logs()}`;
+          const ended = d('tcpfo_kernel_closes_total{action="ended"}');
+          const handovers = ['bridge', 'unaligned', 'diverged', 'full', 'segment'].map((why) =>
+            d(`tcpfo_kernel_handovers_total{reason="${why}"}`),
+          );
+          console.log(
+            `200 connections closed: ${ended} closes passed in the kernel, ${d('tcpfo_kernel_closes_total{action="client-fin"}')} client FINs; handed to the bridge ${handovers.join('/')} (bridge/unaligned/diverged/full/segment)`,
+          );
+          expect(r.code, ctx).toBe(0);
+          expect(JSON.parse(r.stdout.trim()).connectUs, ctx).toHaveLength(200);
+          expect(report.problems, ctx).toEqual([]);
+          // Every close that the bridge did not take passed in the kernel; the bridge took few (a segment
+          // the kernel does not merge: the client's SACK after a loss, say).
+          expect(ended + handovers.reduce((a, b) => a + b, 0), ctx).toBeGreaterThanOrEqual(200);
+          expect(ended, ctx).toBeGreaterThanOrEqual(180);
+          expect(d('tcpfo_kernel_closes_total{action="untold"}'), ctx).toBe(0);
+          // Ended, lingered and forgotten: nothing left of them in the bridge.
+          for (const state of ['handshake', 'merging', 'degraded', 'closed'])
+            expect(z(m(`tcpfo_connections{state="${state}"}`)), `${state}\n${ctx}`).toBe(0);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
     'S’s SYN-ACK comes first (P waits for the client’s MAC): P’s merges with it as it leaves, in S’s numbers, not a timer later',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {

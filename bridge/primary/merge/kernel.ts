@@ -1,16 +1,18 @@
 /**
  * The kernel's share of the merge (native/bpf/merge.h): a merged connection
  * starts there once its handshake is merged, and the kernel releases each
- * range whose second copy arrives. At the first thing the kernel does not
- * handle — a SYN, FIN or RST, SACK, a copy that does not line up, different
- * bytes — the connection comes here for good, with the kernel's state:
+ * range whose second copy arrives, the servers' FINs too, and passes the
+ * client's FIN; a close that passed there is told (KernelEnded). At the
+ * first thing the kernel does not handle — a SYN or RST, SACK, a copy that
+ * does not line up, different bytes — the connection comes here for good,
+ * with the kernel's state:
  * what the client was sent, each server's ACK and window, the timestamps,
  * and the ranges one side produced that wait for the other's copy (P's were
  * stolen and come again from P's TCP; S's were dropped, their bytes counted
  * as produced, as for a diverted segment lost on the LAN: compared in the
  * kernel only if P's copy had come there).
  */
-import { seqAdd, seqGt, seqLt } from '../../wire/seq.js';
+import { seqAdd, seqGt, seqLt, seqSub } from '../../wire/seq.js';
 import type { Conn, SynInfo } from './conn.js';
 import type { MergeCore } from './types.js';
 
@@ -62,6 +64,12 @@ export const KERNEL_DIVERGED = 1 << 1;
 const KERNEL_ACK_P = 1 << 2;
 const KERNEL_ACK_S = 1 << 3;
 const KERNEL_SENT = 1 << 4;
+/** The servers' FIN went to the client. */
+export const KERNEL_FIN = 1 << 5;
+/** The last waiting range ends with its side's FIN. */
+export const KERNEL_FIN_PENDING = 1 << 6;
+/** The client's FIN reached P's TCP in the kernel. */
+export const KERNEL_FIN_CLIENT = 1 << 7;
 const AHEAD_S = 2;
 /** merge_handover in native/bpf/maps.h, by value. */
 export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
@@ -122,11 +130,31 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
     c.tsvalFloor = s.tsvalMax;
   }
   // S's store starts where the client is; what S produced beyond it (its
-  // copies the kernel dropped) counts as produced, without bytes.
+  // copies the kernel dropped) counts as produced, without bytes — its FIN
+  // too, where its last dropped copy carried one.
   c.store.clear();
   c.store.advance(c.relNxt);
-  c.sMax = s.ahead === AHEAD_S && s.pending.length ? s.pending[s.pending.length - 1]! : c.relNxt;
+  const sEnd = s.ahead === AHEAD_S && s.pending.length ? s.pending[s.pending.length - 1]! : null;
+  const sFin = sEnd !== null && (s.flags & KERNEL_FIN_PENDING) !== 0;
+  c.sMax = sEnd === null ? c.relNxt : sFin ? seqSub(sEnd, 1) : sEnd;
+  if (sFin) c.finS = seqSub(sEnd, 1);
+  if (s.flags & KERNEL_FIN) {
+    // Both servers' FINs went out: the stream ended one before relNxt.
+    c.finS = seqSub(c.relNxt, 1);
+    c.finReleased = true;
+  }
+  if (s.flags & KERNEL_FIN_CLIENT) c.finClient = true;
   c.sProgressAt = now;
+}
+
+/** A connection whose close (the client's FIN and the servers') passed in the kernel (native/bpf/maps.h `end_event`). */
+export interface KernelEnded {
+  client: number;
+  service: number;
+  clientPort: number;
+  servicePort: number;
+  /** Its Δseq: which connection on these ports. */
+  dseq: number;
 }
 
 /** Counts a connection the kernel let go, by why. */

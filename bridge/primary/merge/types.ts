@@ -191,6 +191,8 @@ export interface MergerStats {
   kernelMerged: number;
   /** Of those, the handshakes the kernel merged too (the bridge heard of them afterwards). */
   kernelHandshakes: number;
+  /** Of those, the connections whose close passed in the kernel (the bridge heard of it afterwards). */
+  kernelCloses: number;
   kernelHandovers: Record<string, number>;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
@@ -212,6 +214,7 @@ export function newStats(): MergerStats {
     divergences: 0,
     kernelMerged: 0,
     kernelHandshakes: 0,
+    kernelCloses: 0,
     kernelHandovers: {},
     stashedTaken: 0,
     handshakes: 0,

@@ -1,20 +1,29 @@
 /**
  * A handshake the kernel merged (native/bpf/handshake.h), heard by the
  * merger through the ring buffer's events (bridge/io/xlate.ts
- * parseHandshakeEvents): the connection's record must be the one the
+ * parseKernelEvents): the connection's record must be the one the
  * queue's merge of the same two SYN-ACKs makes, and what the kernel is
- * told to merge next the same.
+ * told to merge next the same. A close that passed in the kernel, heard
+ * the same way, ends the connection; one the bridge takes half-way on
+ * goes on from the kernel's state.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HS_EVENT_BYTES, parseHandshakeEvents } from '../../../bridge/io/xlate.js';
-import { kernelInit, type KernelMergeInit, type KernelMergeState } from '../../../bridge/primary/merge/kernel.js';
+import { KERNEL_EVENT_BYTES, parseKernelEvents } from '../../../bridge/io/xlate.js';
+import {
+  KERNEL_FIN,
+  KERNEL_FIN_CLIENT,
+  KERNEL_FIN_PENDING,
+  kernelInit,
+  type KernelMergeInit,
+  type KernelMergeState,
+} from '../../../bridge/primary/merge/kernel.js';
 import type { InboundOffload } from '../../../bridge/primary/merge/types.js';
 import { seqAdd } from '../../../bridge/wire/seq.js';
 import { WireError } from '../../../bridge/wire/error.js';
-import { parseIpv4Tcp } from '../../../bridge/wire/tcp.js';
+import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN } from '../../../bridge/wire/tcp.js';
 import { B } from './fixtures.js';
-import { CLIENT, CPORT, Pair, SPORT, VIP, type SideSpec } from '../../../rig/in-process/harness.js';
+import { CLIENT, clientSeg, CPORT, Pair, SPORT, VIP, type SideSpec } from '../../../rig/in-process/harness.js';
 
 /** An offload whose kernel merges every connection it is given (the queue's handshake) and hands nothing back. */
 function kernelOffload(): InboundOffload & { inits: KernelMergeInit[] } {
@@ -37,7 +46,7 @@ const SYNL_SACK = 1;
 const SYNL_TS = 2;
 const SYNL_WS = 4;
 
-/** The kernel's event (struct hs_event, little-endian host) for P's and S's SYN-ACKs. */
+/** The kernel's event (struct kernel_event of EV_HANDSHAKE, little-endian host) for P's and S's SYN-ACKs. */
 function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
   const read = (pkt: Buffer) => {
     const t = parseIpv4Tcp(pkt);
@@ -58,36 +67,60 @@ function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
   };
   const p = read(pSynAck);
   const s = read(sSynAck);
-  const b = Buffer.alloc(HS_EVENT_BYTES);
+  const b = eventHead(EV_HANDSHAKE, le);
   const u32 = (v: number, at: number) => (le ? b.writeUInt32LE(v >>> 0, at) : b.writeUInt32BE(v >>> 0, at));
   const u16 = (v: number, at: number) => (le ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
+  u32(p.seq, 16);
+  u32(s.seq, 20);
+  u32(s.ack, 24);
+  u32(p.ts?.tsval ?? 0, 28);
+  u32(s.ts?.tsval ?? 0, 32);
+  u32(s.ts?.tsecr ?? 0, 36);
+  u16(p.mss, 40);
+  u16(s.mss, 42);
+  u16(p.window, 44);
+  u16(s.window, 46);
+  b[48] = Math.max(p.ws, 0);
+  b[49] = Math.max(s.ws, 0);
+  b[50] = (s.sack ? SYNL_SACK : 0) | (s.ts ? SYNL_TS : 0) | (s.ws >= 0 ? SYNL_WS : 0);
+  return b;
+}
+
+const EV_HANDSHAKE = 1;
+const EV_ENDED = 2;
+
+/** A kernel_event's connection (client, service, ports) and kind; its body zero. */
+function eventHead(kind: number, le = true): Buffer {
+  const b = Buffer.alloc(KERNEL_EVENT_BYTES);
   b.writeUInt32BE(CLIENT, 0);
   b.writeUInt32BE(VIP, 4);
   b.writeUInt16BE(CPORT, 8);
   b.writeUInt16BE(SPORT, 10);
-  u32(p.seq, 12);
-  u32(s.seq, 16);
-  u32(s.ack, 20);
-  u32(p.ts?.tsval ?? 0, 24);
-  u32(s.ts?.tsval ?? 0, 28);
-  u32(s.ts?.tsecr ?? 0, 32);
-  u16(p.mss, 36);
-  u16(s.mss, 38);
-  u16(p.window, 40);
-  u16(s.window, 42);
-  b[44] = Math.max(p.ws, 0);
-  b[45] = Math.max(s.ws, 0);
-  b[46] = (s.sack ? SYNL_SACK : 0) | (s.ts ? SYNL_TS : 0) | (s.ws >= 0 ? SYNL_WS : 0);
+  if (le) b.writeUInt32LE(kind, 12);
+  else b.writeUInt32BE(kind, 12);
+  return b;
+}
+
+/** The kernel's end of a connection (EV_ENDED) with Δseq `dseq`. */
+function endedOf(dseq: number, le = true): Buffer {
+  const b = eventHead(EV_ENDED, le);
+  if (le) b.writeUInt32LE(dseq >>> 0, 16);
+  else b.writeUInt32BE(dseq >>> 0, 16);
   return b;
 }
 
 const CLIENT_ISN = 5000;
 
+/** The handshakes among the kernel's events in `buf`. */
+function handshakeEvents(buf: Buffer, le = true) {
+  return parseKernelEvents(buf, le).flatMap((e) => (e.kind === 'handshake' ? [e] : []));
+}
+
 /** The queue's merge of the handshake, and the kernel's, of the same two SYN-ACKs. */
 function both(p: SideSpec, s: SideSpec, winP: number, winS: number, le = true) {
   const off = kernelOffload();
   const viaKernel = new Pair(p, s, {}, off);
-  const [h] = parseHandshakeEvents(
+  const [h] = handshakeEvents(
     eventOf(viaKernel.p.synAck(CLIENT_ISN, winP), viaKernel.s.synAck(CLIENT_ISN, winS), le),
     le,
   );
@@ -169,7 +202,7 @@ describe('a handshake merged in the kernel', () => {
     const pair = new Pair(p, s, {}, kernelOffload());
     // P's SYN-ACK sent again reached the queue (held) before the kernel's event was heard.
     const held = pair.fromP(pair.p.synAck(CLIENT_ISN));
-    const [h] = parseHandshakeEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)));
+    const [h] = handshakeEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)));
     pair.merger.kernelHandshake(h!, 0);
     expect(pair.sink.fate(held)).toBe('drop');
     pair.merger.kernelHandshake(h!, 1); // heard twice: kept
@@ -190,7 +223,7 @@ describe('a handshake merged in the kernel', () => {
     const event = (port: number) => {
       const e = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN));
       e.writeUInt16BE(port, 8);
-      return parseHandshakeEvents(e)[0]!;
+      return handshakeEvents(e)[0]!;
     };
     pair.merger.kernelHandshake(event(40001), 0);
     // Half-open (the client never acknowledged): evicted for the next one.
@@ -210,10 +243,131 @@ describe('a handshake merged in the kernel', () => {
   it('reads events in the host’s byte order, several at once, and nothing from a short tail', () => {
     const pair = new Pair({ isn: 1, ts: 2 }, { isn: 3, ts: 4 });
     const e = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN), false);
-    const two = parseHandshakeEvents(Buffer.concat([e, e, e.subarray(0, 20)]), false);
+    const two = handshakeEvents(Buffer.concat([e, e, e.subarray(0, 20)]), false);
     expect(two).toHaveLength(2);
     expect(two[0]).toMatchObject({ client: CLIENT, service: VIP, clientPort: CPORT, servicePort: SPORT, ack: 5001 });
     expect(two[0]!.p).toMatchObject({ isn: 1, tsval: 2, mss: 1460, wscale: 7, sackOk: true });
     expect(two[0]!.s).toMatchObject({ isn: 3, tsval: 4 });
+  });
+
+  it('reads a close the kernel told, in either byte order, among handshakes; skips a kind it does not know', () => {
+    const pair = new Pair({ isn: 1, ts: 2 }, { isn: 3, ts: 4 });
+    for (const le of [true, false]) {
+      const hs = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN), le);
+      const odd = eventHead(99, le);
+      const ev = parseKernelEvents(Buffer.concat([hs, endedOf(0xfedc_ba98, le), odd, hs.subarray(0, 30)]), le);
+      expect(ev.map((e) => e.kind)).toEqual(['handshake', 'ended']);
+      expect(ev[1]).toEqual({
+        kind: 'ended',
+        client: CLIENT,
+        service: VIP,
+        clientPort: CPORT,
+        servicePort: SPORT,
+        dseq: 0xfedc_ba98,
+      });
+    }
+  });
+});
+
+describe('a close that passed in the kernel', () => {
+  const P = { isn: 1_000_000, ts: 50_000 };
+  const S = { isn: 7_000_000, ts: 90_000 };
+  /** The kernel's state of a connection taken after S's ISN + `sent` was released, with `more`. */
+  const taken = (sent: number, more: Partial<KernelMergeState>): KernelMergeState => ({
+    flags: 0,
+    handover: 1,
+    ahead: 0,
+    pending: [],
+    stashed: [],
+    relNxt: S.isn + sent,
+    ackP: CLIENT_ISN + 1,
+    ackS: CLIENT_ISN + 1,
+    winP: 64_000,
+    winS: 64_000,
+    ackSent: CLIENT_ISN + 1,
+    edgeSent: CLIENT_ISN + 64_001,
+    tsvalMax: 90_000,
+    tsecr: 777,
+    ...more,
+  });
+  const heard = (pair: Pair, buf: Buffer, now: number) => {
+    for (const e of parseKernelEvents(buf)) {
+      if (e.kind === 'handshake') pair.merger.kernelHandshake(e, now);
+      else pair.merger.kernelEnded(e, now);
+    }
+  };
+
+  it('ends the connection: it lingers, then it and its kernel entries go; an end of another connection on the same ports does nothing', () => {
+    const removed: number[] = [];
+    const off = { ...kernelOffload(), remove: (c: { clientPort: number }) => void removed.push(c.clientPort) };
+    const pair = new Pair(P, S, { lingerMs: 2000 }, off);
+    heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(c.inKernel).toBe(true);
+    heard(pair, endedOf(c.deltaSeq + 1), 10);
+    expect(c.closedAt).toBeNull();
+    heard(pair, endedOf(c.deltaSeq), 20);
+    expect(c.closedAt).toBe(20);
+    expect(pair.merger.stats.kernelCloses).toBe(1);
+    pair.merger.poll(1500);
+    expect(pair.merger.connections).toBe(1);
+    pair.merger.poll(3100);
+    expect(pair.merger.connections).toBe(0);
+    expect(removed).toEqual([CPORT]);
+  });
+
+  it('taken by the bridge after both FINs passed there: ended at once', () => {
+    const off = { ...kernelOffload(), mergeTake: () => taken(5, { flags: KERNEL_FIN | KERNEL_FIN_CLIENT }) };
+    const viaKernel = new Pair(P, S, {}, off);
+    heard(viaKernel, eventOf(viaKernel.p.synAck(CLIENT_ISN), viaKernel.s.synAck(CLIENT_ISN)), 0);
+    // A stray segment of the client reaches the queue: the bridge takes the connection.
+    viaKernel.fromClient(clientSeg({ seq: CLIENT_ISN + 2, ack: 7_000_005, flags: TCP_ACK_FLAG }));
+    const c = viaKernel.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(c.inKernel).toBe(false);
+    expect(c).toMatchObject({ finClient: true, finReleased: true, finS: 7_000_004 });
+    expect(c.closedAt).not.toBeNull();
+  });
+
+  it('taken with S’s FIN waiting (dropped in the kernel): P’s FIN, from its TCP, goes to the client; without the FIN noted it would be held as an early end of P’s stream', () => {
+    for (const flags of [KERNEL_FIN_PENDING, 0]) {
+      const off = {
+        ...kernelOffload(),
+        mergeTake: () => taken(1, { flags, ahead: 2, pending: [7_000_005] }),
+      };
+      const pair = new Pair(P, S, {}, off);
+      heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+      // P's "bye" and FIN in one segment, as S's was: to the queue (the bridge takes the connection).
+      const id = pair.fromP(pair.p.data(B('bye'), CLIENT_ISN + 1, 500, TCP_ACK_FLAG | TCP_FIN));
+      const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+      if (flags) {
+        expect(pair.sink.fate(id)).toBe('accept');
+        expect(c.phase).toBe('merging');
+        expect(c.finReleased).toBe(true);
+      } else {
+        expect(pair.sink.fate(id)).toBeUndefined();
+        expect(c.finReleased).toBe(false);
+      }
+    }
+  });
+
+  it('the secondary fails while P’s FIN waits in the kernel for S’s: the stashed FIN leaves at once, in the client’s space', () => {
+    let pFin: Buffer | null = null;
+    const off = {
+      ...kernelOffload(),
+      mergeTake: () => taken(1, { flags: KERNEL_FIN_PENDING, ahead: 1, pending: [7_000_002], stashed: [pFin!] }),
+    };
+    const pair = new Pair(P, S, {}, off);
+    heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+    pFin = pair.p.fin(CLIENT_ISN + 1);
+    pair.merger.secondaryFailed();
+    const out = pair.sink.sent.flatMap((b) => {
+      const t = parseIpv4Tcp(b);
+      return t instanceof WireError ? [] : [t.tcp];
+    });
+    expect(out).toHaveLength(1);
+    const t = out[0]!;
+    expect(t.has(TCP_FIN)).toBe(true);
+    expect(t.seq).toBe(7_000_001);
+    expect(t.checksumValid()).toBe(true);
   });
 });
