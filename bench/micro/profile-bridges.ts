@@ -16,6 +16,7 @@ import { finalCounters, TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { cliArgs } from './hops.js';
 import { runAsProgram } from '../../rig/main.js';
+import { cpuSeconds } from './cpu.js';
 
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(
@@ -51,13 +52,6 @@ export async function main(argv: string[]): Promise<number> {
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([fn, h]) => ({ fn, pct: (100 * h) / Math.max(1, total) }));
-  }
-
-  function cpuSeconds(pid: number): { user: number; system: number } {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    const hz = 100;
-    return { user: Number(fields[11]) / hz, system: Number(fields[12]) / hz };
   }
 
   await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
