@@ -388,9 +388,12 @@ function limits(results: LanResult[]): string[] {
       ? '- **Connections per second.** A client’s handshake and the connection’s close pass in the kernel (`tcpfo_kernel_handshakes_total`, `tcpfo_kernel_closes_total`; `node dist/bench/micro/setup-latency.js` times each hop of a handshake); P’s bridge only keeps its record of each connection. What is left is the second server’s work: the client, both servers and every host’s packet path share this machine’s cores, and a replicated connection makes S’s server accept, answer and close it too, and its packets cross S and the LAN to P. `node dist/bench/micro/conn-cost.js` prints the CPU each process spends per connection, plain and through the pair.'
       : '- **Connection setup and connections per second.** The handshake is merged by the bridge with this `merge` mode: P’s SYN-ACK waits in its output queue for S’s, a hop through user space on P (`node dist/bench/micro/setup-latency.js` times each hop of a handshake); each close crosses the same queues.',
     '- **memcached and redis on one connection** are one round trip per request: each pays the slower server’s time. Pipelined redis hides it.',
-    `- **FTP.** ${onHub ? 'On a hub a download crosses the client’s link twice (S’s diverted copy too): half the link rate at most. ' : ''}Active-mode data connections are opened by the servers (their SYNs merged in the kernel too), one per transfer, and each transfer is several round trips on the control connection: small files pay the slower server’s time on each, as the request/answer workloads do.`,
+    `- **FTP.** ${onHub ? 'On a hub a download crosses the client’s link twice (S’s diverted copy too): half the link rate at most. ' : ''}Active-mode data connections are opened by the servers (their SYNs merged in the kernel too), one per transfer, and each transfer is several round trips on the control connection: small files pay the slower server’s time on each, as the request/answer workloads do. A file of more than a few segments leaves P’s TCP in GSO bursts, which the kernel merge does not take (at most one segment of ${MERGE_MAX_PAYLOAD} bytes): its data connection goes to the bridge at the first burst (\`tcpfo_kernel_handovers_total{reason="segment"}\`), and the bridge’s queues set the pace.`,
   ];
 }
+
+/** The largest segment the kernel merge takes (native/bpf/merge.h MERGE_MAX_PAYLOAD). */
+const MERGE_MAX_PAYLOAD = 2048;
 
 /** How the kernel merge keeps the order of a client's answers (an FTP client in active mode minds it). */
 const KERNEL_MERGE_ORDER =
