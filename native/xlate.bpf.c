@@ -383,19 +383,18 @@ static __always_inline struct peer_cfg *peer_cfg(void) {
   return bpf_map_lookup_elem(&peer, &zero);
 }
 
-// Leaves the handshake of `k` (answering the SYN acknowledged by `ack`, or the servers' SYNs: `active`) to the bridge's queues.
-static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack, __u32 active) {
-  struct hs_val b = {.state = HS_BRIDGE, .ack = ack, .active = active, .held_ns = bpf_ktime_get_ns()};
+// Leaves the handshake of `k` (answering the SYN acknowledged by `ack`) to the bridge's queues.
+static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack) {
+  struct hs_val b = {.state = HS_BRIDGE, .ack = ack};
   bpf_map_update_elem(&handshakes, k, &b, BPF_ANY);
   count(COUNT_HS_BRIDGE);
 }
 
-// A SYN-ACK (or a server's SYN) as `handshakes` keeps it (state `state`), from its header and options.
+// A SYN-ACK as `handshakes` keeps it (state `state`), from its header and options.
 static __always_inline void hs_record(struct hs_val *v, __u32 state, const struct tcphdr *th, const struct syn_opts *o) {
-  v->active = plain_syn(tcp_flags(th));
   v->state = state;
   v->isn = bpf_ntohl(th->seq);
-  v->ack = v->active ? 0 : bpf_ntohl(th->ack_seq);
+  v->ack = bpf_ntohl(th->ack_seq);
   v->tsval = o->tsval;
   v->tsecr = o->tsecr;
   v->mss = o->mss;
@@ -457,7 +456,7 @@ static __always_inline int hs_merge(const struct conn_key *k, const struct hs_va
   e->hs.wscale_p = p->wscale;
   e->hs.wscale_s = s->wscale;
   e->hs.layout = s->layout;
-  e->hs.active = p->active;
+  e->hs.pad = 0;
   bpf_ringbuf_submit(e, 0);
   count(COUNT_HS_MERGED);
   return 0;
@@ -470,20 +469,18 @@ static __always_inline int hs_rewrite_common(struct __sk_buff *skb, const struct
 }
 
 /*
- * S's SYN-ACK (or SYN), diverted to us: if P's waits in `handshakes` for the
- * same SYN (hs_same) with the same layout, the handshake is merged
- * (hs_merge) and S's leaves for the client as the merged one. Else it goes
- * up to the bridge's queue; if none of P's is recorded, it is recorded
- * itself (HS_S_FIRST), so that P's, which then skips the queue, merges at
- * the egress program.
+ * S's SYN-ACK, diverted to us: if P's waits in `handshakes` for the same SYN
+ * with the same layout, the handshake is merged (hs_merge) and S's SYN-ACK
+ * leaves for the client as the merged one. Else it goes up to the bridge's
+ * queue; if none of P's is recorded, it is recorded itself (HS_S_FIRST), so
+ * that P's, which then skips the queue, merges at the egress program.
  */
 static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
   // Not the secondary's: the queue, where the bridge drops and counts it.
   if (!pc || !pc->handshake || !from_secondary(skb, pc)) return TC_ACT_OK;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
-  __u32 active = plain_syn(tcp_flags(th));
-  __u32 ack = active ? 0 : bpf_ntohl(th->ack_seq);
+  __u32 ack = bpf_ntohl(th->ack_seq);
   __u32 doff = th->doff * 4;
   struct syn_opts o;
   int ok = doff >= TCP_HDR_LEN && bpf_ntohs(ip->tot_len) == IP_HDR_LEN + doff &&
@@ -491,10 +488,10 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val s = {};
   if (ok) hs_record(&s, HS_S_FIRST, th, &o);
   struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
-  if (!pv || !hs_same(pv, active, ack, bpf_ktime_get_ns())) {
+  if (!pv || pv->ack != ack) {
     // S's came first (or P's waits for another SYN: then that one stays, and this goes up).
-    if (pv && pv->state == HS_P_HELD && !active) count(COUNT_HS_BRIDGE);
-    else if (!ok) hs_to_bridge(&k, ack, active);
+    if (pv && pv->state == HS_P_HELD) count(COUNT_HS_BRIDGE);
+    else if (!ok) hs_to_bridge(&k, ack);
     else {
       bpf_map_update_elem(&handshakes, &k, &s, BPF_ANY);
       count(COUNT_HS_BRIDGE);
@@ -505,7 +502,7 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val p = *pv;
   // Another layout, or no room: P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
   if (!ok || s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
-    hs_to_bridge(&k, ack, active);
+    hs_to_bridge(&k, ack);
     return TC_ACT_OK;
   }
   pv->state = HS_DONE;
@@ -514,11 +511,11 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
 }
 
 /*
- * Whether P's SYN-ACK (or SYN) skips the queue (for the match): handshakes
- * merged here, one of the layouts handled, and for its SYN no entry yet or
- * S's alone (the egress program merges it). Any other entry — P's sent
- * again, a handshake the bridge merges — sends it to the queue. A socket
- * filter sees the packet from its IP header.
+ * Whether P's SYN-ACK skips the queue (for the match): handshakes merged
+ * here, one of the layouts handled, and for its SYN no entry yet or S's
+ * alone (the egress program merges it). Any other entry — P's sent again, a
+ * handshake the bridge merges — sends it to the queue. A socket filter sees
+ * the packet from its IP header.
  */
 static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
@@ -531,8 +528,7 @@ static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct ip
   if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
-  __u32 active = plain_syn(tcp_flags(th));
-  return !v || !hs_same(v, active, active ? 0 : bpf_ntohl(th->ack_seq), bpf_ktime_get_ns()) || v->state == HS_S_FIRST;
+  return !v || v->ack != bpf_ntohl(th->ack_seq) || v->state == HS_S_FIRST;
 }
 
 // What the egress program does with P's SYN-ACK (hs_primary).
@@ -551,25 +547,24 @@ enum hs_verdict {
  */
 static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
-  if (!plain_handshake(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
+  if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
-  __u32 active = plain_syn(tcp_flags(th));
-  __u32 ack = active ? 0 : bpf_ntohl(th->ack_seq);
+  __u32 ack = bpf_ntohl(th->ack_seq);
   __u32 doff = th->doff * 4;
   struct syn_opts o;
   if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff ||
       !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o)) {
-    hs_to_bridge(&k, ack, active);
+    hs_to_bridge(&k, ack);
     return HS_STOLEN;
   }
   struct hs_val p = {};
   hs_record(&p, HS_P_HELD, th, &o);
   struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
-  if (cur && hs_same(cur, active, ack, p.held_ns)) {
+  if (cur && cur->ack == ack) {
     if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
     struct hs_val s = *cur;
     if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
-      hs_to_bridge(&k, ack, active);
+      hs_to_bridge(&k, ack);
       return HS_STOLEN;
     }
     cur->state = HS_DONE;
@@ -632,7 +627,7 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
   if (bpf_map_lookup_elem(&services, &from)) {
     // From the service address: S's copy, diverted to us (or a forgery).
-    if (plain_handshake(fl)) return hs_secondary(skb, ip, th);
+    if (plain_syn_ack(fl)) return hs_secondary(skb, ip, th);
     int r = merge_secondary(skb, ip, th);
     return r < 0 ? TC_ACT_OK : r;
   }
@@ -742,7 +737,7 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
 static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
   if (ip->frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
-  if (plain_handshake(tcp_flags(th))) return hs_skips_queue(skb, ip, th);
+  if (plain_syn_ack(tcp_flags(th))) return hs_skips_queue(skb, ip, th);
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct tcp_layout l;
   struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
@@ -791,10 +786,9 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   struct order_slots *d = bpf_map_lookup_elem(&order, &done);
   if (!q || !d) return skip;
   __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
-  // A SYN-ACK, or a server's SYN, does not wait for its client's earlier
-  // answers: it is the first of its connection, and the bridge releases one
-  // as soon as both servers sent it, in whatever order.
-  if (skip && (plain_handshake(tcp_flags(&th)) || q->n[slot] == d->n[slot])) return 1;
+  // A SYN-ACK does not wait for its client's earlier answers: the bridge
+  // releases one as soon as both servers sent it, in whatever order.
+  if (skip && (plain_syn_ack(tcp_flags(&th)) || q->n[slot] == d->n[slot])) return 1;
   __sync_fetch_and_add(&q->n[slot], 1);
   return 0;
 }

@@ -400,9 +400,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Buffer<uint8_t>::Copy(env, drained_.data(), drained_.size());
   }
 
-  // heldHandshakes(maxAgeMs) -> [{ client, clientPort, servicePort, ack, active, ... }]: P's SYN-ACKs
-  // (and SYNs) the kernel holds for S's, held less than maxAgeMs ago (the secondary failed: they go out
-  // now). A SYN's entry comes with what it said: isn, tsval, mss, window, wscale, layout.
+  // heldHandshakes(maxAgeMs) -> [{ client, clientPort, servicePort, ack }]: P's SYN-ACKs the kernel
+  // holds for S's, held less than maxAgeMs ago (the secondary failed: P's TCP is prompted to send them again).
   Napi::Value HeldHandshakes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
@@ -424,15 +423,6 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       o.Set("clientPort", Napi::Number::New(env, ntohs(k.cport)));
       o.Set("servicePort", Napi::Number::New(env, ntohs(k.sport)));
       o.Set("ack", Napi::Number::New(env, v.ack));
-      o.Set("active", Napi::Boolean::New(env, v.active != 0));
-      if (v.active) {
-        o.Set("isn", Napi::Number::New(env, v.isn));
-        o.Set("tsval", Napi::Number::New(env, v.tsval));
-        o.Set("mss", Napi::Number::New(env, v.mss));
-        o.Set("window", Napi::Number::New(env, v.win));
-        o.Set("wscale", Napi::Number::New(env, v.wscale));
-        o.Set("layout", Napi::Number::New(env, v.layout));
-      }
       out.Set(n++, o);
     }
     return out;
@@ -546,11 +536,6 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       if (out_fd_ >= 0) bpf_map_delete_elem(out_fd_, &k);
       if (merge_fd_ >= 0) bpf_map_delete_elem(merge_fd_, &k);
       if (hint_fd_ >= 0) bpf_map_delete_elem(hint_fd_, &k);
-      // Its handshake's entry, once done: a new connection on the same ports starts afresh. One that
-      // waits (P's or S's SYN-ACK held) belongs to a new connection already, and stays.
-      struct hs_val h;
-      if (hs_fd_ >= 0 && bpf_map_lookup_elem(hs_fd_, &k, &h) == 0 && h.state != HS_P_HELD && h.state != HS_S_FIRST)
-        bpf_map_delete_elem(hs_fd_, &k);
     }
     return info.Env().Undefined();
   }

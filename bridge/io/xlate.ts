@@ -181,7 +181,6 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
     out.push({
       kind: 'handshake',
       ...conn,
-      active: buf[b + 35] === 1,
       ack: u32(b + 8),
       tsecr: u32(b + 20),
       p: side(u32(b), u32(b + 12), u16(b + 24), u16(b + 28), buf[b + 32]!),

@@ -56,7 +56,7 @@ import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
-import { primarySyn, synAgain } from './prompts.js';
+import { synAgain } from './prompts.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
@@ -988,19 +988,13 @@ export class PrimaryBridge {
   /**
    * The secondary failed: P's SYN-ACKs the kernel held for S's go out now,
    * not at P's retransmission timer — P's TCP, prompted with the client's
-   * SYN again (prompts.ts), sends each again, through the queue. P's SYNs
-   * held (connections the servers open) go out from here, rebuilt, through
-   * the merger (alone now), which starts their records.
+   * SYN again (prompts.ts), sends each again, through the queue.
    */
   private promptHeldHandshakes(): void {
     if (!this.xlate) return;
     try {
       const held = this.xlate.heldHandshakes(HELD_HANDSHAKE_MAX_AGE_MS);
-      const now = monotonicMs();
-      for (const h of held) {
-        if (h.active) this.merger.fromPrimaryKept(primarySyn(h, this.vip), now);
-        else this.injector.send(synAgain(h, this.vip));
-      }
+      for (const h of held) this.injector.send(synAgain(h, this.vip));
       this.stats.handshakesPrompted += held.length;
       if (held.length)
         this.log.info(

@@ -174,21 +174,11 @@ export class Merger implements MergeCore {
     }
     segs.sort((a, b) => (seqLt(a.start, b.start) ? -1 : 1));
     for (const s of segs) {
+      const id = STASH_TAG + this.stashSeq++;
+      this.stashed.set(id, s.pkt);
       this.stats.stashedTaken++;
-      this.fromPrimaryKept(s.pkt, this.now);
+      this.fromPrimary(id, s.pkt, false, this.now, 'verified');
     }
-  }
-
-  /**
-   * A segment of P's that no queue holds — a copy the kernel kept, or P's SYN
-   * rebuilt from what the kernel held of it (the secondary failed as it
-   * waited there for S's): merged as if P's TCP had just sent it, and sent
-   * from here once released (its sum complete).
-   */
-  fromPrimaryKept(pkt: Buffer, now: number): void {
-    const id = STASH_TAG + this.stashSeq++;
-    this.stashed.set(id, pkt);
-    this.fromPrimary(id, pkt, false, now, 'verified');
   }
 
   /**
@@ -434,10 +424,10 @@ export class Merger implements MergeCore {
 
   /**
    * A handshake the kernel merged (native/bpf/handshake.h), heard after the
-   * client got its SYN-ACK (or SYN) and before any segment of the connection
-   * reaches the queues (the shell hears the kernel first): the connection
-   * starts here as if both SYN-ACKs (or SYNs) had come through the queues,
-   * merged in the kernel. A record of the same ports still in its handshake (P's SYN-ACK
+   * client got its SYN-ACK and before any segment of the connection reaches
+   * the queues (the shell hears the kernel first): the connection starts
+   * here as if both SYN-ACKs had come through the queues, merged in the
+   * kernel. A record of the same ports still in its handshake (P's SYN-ACK
    * sent again, held meanwhile) or ended gives way; one heard twice is kept.
    */
   kernelHandshake(h: KernelHandshake, now: number): void {
@@ -463,13 +453,10 @@ export class Merger implements MergeCore {
     const c = this.create(h.client, h.clientPort, h.servicePort, now);
     c.synP = kernelSynInfo(h, 'p');
     c.synS = kernelSynInfo(h, 's');
-    if (!h.active) {
-      // SYN-ACKs: both acknowledged the client's SYN. The servers' SYNs acknowledge nothing yet.
-      c.ackP = c.ackS = h.ack;
-      c.hasAckP = c.hasAckS = true;
-      c.winP = h.p.window;
-      c.winS = h.s.window;
-    }
+    c.ackP = c.ackS = h.ack;
+    c.hasAckP = c.hasAckS = true;
+    c.winP = h.p.window;
+    c.winS = h.s.window;
     kernelHandshake(this, c);
     c.inKernel = true;
     this.stats.kernelMerged++;

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
-// The handshake of a connection, merged in the kernel (paper §7; the
-// bridge's merge/handshake.ts does the same in user space): the offsets
-// between P's and S's spaces from both SYN-ACKs — or both SYNs, of a
-// connection the servers open (§7.2) — and the one the client gets: S's,
-// with the smaller MSS and the smaller window of the two. S's
+// The handshake of a client's connection, merged in the kernel (paper §7;
+// the bridge's merge/handshake.ts does the same in user space): the offsets
+// between P's and S's spaces from both SYN-ACKs, and the SYN-ACK the client
+// gets — S's, with the smaller MSS and the smaller window of the two. S's
 // window scale, SACK-permitted and timestamps stay as S wrote them: the
 // client keeps S's spaces after a failover, and both servers offered the
 // same options (the layouts must be equal, or the bridge merges it).
@@ -44,26 +43,8 @@ struct syn_opts {
   __u8 layout;  // syn_layout
 };
 
-// The flag combinations handled here: SYN and ACK, or a server's SYN alone
-// (a server-initiated connection); no ECN (ECE, CWR), no URG, PSH, FIN or RST.
+// The one flag combination handled here: SYN and ACK, no ECN (ECE, CWR), no URG, PSH, FIN or RST.
 static __always_inline int plain_syn_ack(__u8 fl) { return fl == (TH_SYN | TH_ACK); }
-static __always_inline int plain_syn(__u8 fl) { return fl == TH_SYN; }
-static __always_inline int plain_handshake(__u8 fl) { return plain_syn_ack(fl) || plain_syn(fl); }
-
-// The servers' SYNs of one connection share no number (each its own ISN, no
-// ACK): they are matched by the connection's addresses and ports, and an
-// entry older than this is an earlier connection's on the same ports.
-#define HS_ACTIVE_FRESH_NS (3ULL * 1000000000ULL)
-
-/*
- * Whether `v` is the entry of the handshake that the segment being read
- * belongs to (`active`: a server's SYN; else a SYN-ACK acknowledging `ack`,
- * the client's ISN + 1, which names the client's SYN).
- */
-static __always_inline int hs_same(const struct hs_val *v, __u32 active, __u32 ack, __u64 now) {
-  if (active) return v->active && now - v->held_ns < HS_ACTIVE_FRESH_NS;
-  return !v->active && v->ack == ack;
-}
 
 /*
  * Reads the `optlen` option bytes at `opts` of a SYN-ACK as one of Linux's
@@ -129,9 +110,7 @@ static __always_inline __u16 min16(__u16 a, __u16 b) { return a < b ? a : b; }
  * as the bridge's merge of the handshake would make them (merge/handshake.ts,
  * merge/kernel.ts kernelInit): Δseq and the timestamp offset, S's window
  * scale for the client, both servers' ACK of the client's SYN, the merged
- * ACK and window the client is about to get. The servers' SYNs of a
- * server-initiated connection acknowledge nothing: their first ACKs come
- * next, and the merge takes them as they come.
+ * ACK and window the client is about to get.
  */
 static __always_inline void hs_entries(const struct hs_val *p, const struct syn_opts *s, __u32 isn_s, __u16 win_s, struct conn_val *cv,
                                        struct merge_val *mv, struct merge_hint *h) {
@@ -143,21 +122,20 @@ static __always_inline void hs_entries(const struct hs_val *p, const struct syn_
   cv->dts = dts;
   cv->flags = ts ? CONN_F_TS : 0;
   cv->wscale = s->wscale;
-  __u32 acks = p->active ? 0 : p->ack;
   mv->mode = MERGE_KERNEL;
-  mv->flags = (ts ? MERGE_F_TS : 0) | (p->active ? 0 : MERGE_F_ACK_P | MERGE_F_ACK_S | MERGE_F_SENT);
+  mv->flags = (ts ? MERGE_F_TS : 0) | MERGE_F_ACK_P | MERGE_F_ACK_S | MERGE_F_SENT;
   mv->dseq = dseq;
   mv->dts = dts;
   mv->wscale_p = p->wscale;
   mv->wscale_s = s->wscale;
   mv->ahead = SIDE_NONE;
   mv->rel_nxt = isn_s + 1;
-  mv->ack_p = acks;
-  mv->ack_s = acks;
+  mv->ack_p = p->ack;
+  mv->ack_s = p->ack;
   mv->win_p = p->win;
   mv->win_s = win_s;
-  mv->ack_sent = acks;
-  mv->edge_sent = p->active ? 0 : acks + win;
+  mv->ack_sent = p->ack;
+  mv->edge_sent = p->ack + win;
   mv->tsval_max = s->tsval;
   mv->tsecr = s->tsecr;
   h->mode = MERGE_KERNEL;

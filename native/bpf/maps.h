@@ -177,11 +177,10 @@ struct peer_cfg {
   __u32 handshake;  // 1: the programs merge handshakes (bpf/handshake.h); the bridge clears it when alone
 };
 
-// `handshakes`: the handshake of a connection, merged in the kernel
-// (bpf/handshake.h): a client's (the servers' SYN-ACKs), or a server-initiated
-// one (the servers' SYNs; below, read SYN for SYN-ACK). P's SYN-ACK comes
-// first as a rule (its TCP answers the SYN it got straight from the client):
-// it is recorded here and stolen. S's SYN-ACK, diverted to us, then finds it and leaves for the
+// `handshakes`: the handshake of a client's connection, merged in the
+// kernel (bpf/handshake.h). P's SYN-ACK comes first as a rule (its TCP
+// answers the SYN it got straight from the client): it is recorded here and
+// stolen. S's SYN-ACK, diverted to us, then finds it and leaves for the
 // client as the merged SYN-ACK; the connection's entries in `conns`,
 // `merge` and `merge_hints` are made at that moment, and the bridge hears
 // of it through `events`. Anything else (S's first, a layout the
@@ -202,7 +201,7 @@ enum syn_layout {
   SYNL_WS = 1 << 2,
 };
 
-// One server's SYN-ACK, or its SYN of a server-initiated connection: P's (HS_P_HELD), or S's (HS_S_FIRST).
+// One server's SYN-ACK: P's (HS_P_HELD), or S's (HS_S_FIRST).
 struct hs_val {
   __u32 state;  // hs_state
   __u32 isn;    // its initial sequence number
@@ -213,8 +212,7 @@ struct hs_val {
   __u16 win;    // its window (a SYN's is never scaled)
   __u8 wscale;  // its shift (SYNL_WS)
   __u8 layout;  // syn_layout
-  __u8 active;  // 1: a server's SYN (a server-initiated connection, paper §7.2), not a SYN-ACK
-  __u8 pad;
+  __u16 pad;
   __u32 pad2;
   __u64 held_ns;  // bpf_ktime_get_ns() when recorded (CLOCK_MONOTONIC)
 };
@@ -228,16 +226,16 @@ enum kernel_event_kind {
   EV_ENDED = 2,
 };
 
-// EV_HANDSHAKE: both SYN-ACKs (or both servers' SYNs) as they were.
+// EV_HANDSHAKE: both SYN-ACKs as they were.
 struct hs_event {
   __u32 isn_p, isn_s;
-  __u32 ack;  // the client's ISN + 1 (0 for SYNs)
+  __u32 ack;  // the client's ISN + 1
   __u32 tsval_p, tsval_s, tsecr;
   __u16 mss_p, mss_s;
   __u16 win_p, win_s;
   __u8 wscale_p, wscale_s;
   __u8 layout;  // syn_layout, the same for both
-  __u8 active;  // 1: the servers' SYNs of a server-initiated connection
+  __u8 pad;
 };
 
 // EV_ENDED: the client's FIN and the servers' passed here (in either order).

@@ -165,17 +165,14 @@ export function countHandover(core: MergeCore, s: KernelMergeState): void {
 
 /**
  * A handshake the kernel merged (native/bpf/maps.h `hs_event`): both
- * SYN-ACKs as they were — or both servers' SYNs, of a connection they open
- * (`active`, paper §7.2) — the client's connection by its addresses and ports.
+ * SYN-ACKs as they were, the client's connection by its addresses and ports.
  */
 export interface KernelHandshake {
   client: number;
   service: number;
   clientPort: number;
   servicePort: number;
-  /** The servers' SYNs of a server-initiated connection, not SYN-ACKs. */
-  active: boolean;
-  /** The client's ISN + 1: what both servers acknowledged (0 for SYNs). */
+  /** The client's ISN + 1: what both servers acknowledged. */
   ack: number;
   /** The client's TSval both echoed (timestamps only). */
   tsecr: number;
