@@ -11,7 +11,7 @@
 // checksum incrementally, and marks the packet so the bridge's NFQUEUE rule
 // lets it pass. A client's SYN to the service passes as it is. Only the
 // common case is handled: an ACK (or the SYN-ACK of a server-initiated
-// connection) without RST, a FIN only of a connection merged here, no IP
+// connection), a FIN or RST only of a connection merged here, no IP
 // options, the usual option layouts; the rest goes to the bridge's queue. What the bridge still needs of the
 // segments handled here (the client's highest ACK and sequence number, when
 // it was last seen) is kept in the map value, and only from segments inside
@@ -310,7 +310,7 @@ static __always_inline int from_secondary(struct __sk_buff *skb, const struct pe
  * lingers the connection's entries and then removes them. Should the ring
  * buffer be full, the bridge forgets the connection when it goes idle.
  */
-static __always_inline void tell_ended(const struct conn_key *k, __u32 dseq) {
+static __always_inline void tell_ended(const struct conn_key *k, __u32 dseq, __u32 how) {
   struct kernel_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(COUNT_EVENTS_LOST);
@@ -320,8 +320,9 @@ static __always_inline void tell_ended(const struct conn_key *k, __u32 dseq) {
   e->key = *k;
   e->kind = EV_ENDED;
   e->end.dseq = dseq;
+  e->end.how = how;
   bpf_ringbuf_submit(e, 0);
-  count(COUNT_ENDED);
+  count(how == ENDED_RESET ? COUNT_CLIENT_RST : COUNT_ENDED);
 }
 
 /*
@@ -344,7 +345,7 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   count_verdict(v);
   if (v == MV_HOLD || v == MV_DROP_ACK || v == MV_AGAIN) return TC_ACT_SHOT;
   if (v != MV_RELEASE) return TC_ACT_OK;
-  if (o.ended) tell_ended(&k, m->dseq);
+  if (o.ended) tell_ended(&k, m->dseq, ENDED_CLOSE);
   if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
   count(COUNT_MERGED_S);
   return send_released(skb);
@@ -371,7 +372,32 @@ static __always_inline int client_fin(const struct conn_key *k) {
   bpf_spin_unlock(&m->lock);
   if (!merged) return -1;
   count(COUNT_CLIENT_FIN);
-  if (ended) tell_ended(k, dseq);
+  if (ended) tell_ended(k, dseq, ENDED_CLOSE);
+  return 0;
+}
+
+/*
+ * The client's RST of a connection the kernel merges. It ends the
+ * connection only at the sequence number one of the servers expects (RFC
+ * 5961 §3: P's TCP answers any other with a challenge ACK, and so does S's);
+ * then the bridge is told. Either way it goes on to P's TCP, translated.
+ * -1 if the kernel does not merge the connection: the RST goes to the queue.
+ */
+static __always_inline int client_rst(const struct conn_key *k, __u32 seq) {
+  struct merge_val *m = bpf_map_lookup_elem(&merge, k);
+  if (!m) return -1;
+  const __u32 acks = MERGE_F_ACK_P | MERGE_F_ACK_S;
+  __u32 ended = 0;
+  bpf_spin_lock(&m->lock);
+  __u32 merged = m->mode == MERGE_KERNEL;
+  __u32 dseq = m->dseq;
+  if (merged && (m->flags & acks) == acks && (seq == m->ack_p || seq == m->ack_s) && !(m->flags & MERGE_F_ENDED)) {
+    m->flags |= MERGE_F_RESET | MERGE_F_ENDED;
+    ended = 1;
+  }
+  bpf_spin_unlock(&m->lock);
+  if (!merged) return -1;
+  if (ended) tell_ended(k, dseq, ENDED_RESET);
   return 0;
 }
 
@@ -666,7 +692,8 @@ copied:
   // connection the kernel merges (client_fin).
   __u8 kind = fl & (TH_CONTROL | TH_ACK);
   __u32 fin = kind == (TH_ACK | TH_FIN);
-  if (kind != TH_ACK && kind != (TH_SYN | TH_ACK) && !fin) return TC_ACT_OK;
+  __u32 rst = kind == TH_RST || kind == (TH_RST | TH_ACK);
+  if (kind != TH_ACK && kind != (TH_SYN | TH_ACK) && !fin && !rst) return TC_ACT_OK;
   struct conn_key k = {.client = ip->saddr, .service = ip->daddr, .cport = th->source, .sport = th->dest};
   struct conn_val *v = bpf_map_lookup_elem(&conns, &k);
   if (!v) return TC_ACT_OK;
@@ -680,11 +707,15 @@ copied:
   if (!tcp_layout(skb, opts, doff - TCP_HDR_LEN, &l)) return TC_ACT_OK;
   __u32 nxt = seq + payload + ((fl & TH_SYN) ? 1 : 0) + fin;
   int ok = acceptable(v, ack, seq, nxt);
-  // A FIN outside the windows, or of a connection the bridge merges: the bridge's.
+  // A FIN outside the windows, or a FIN or RST of a connection the bridge merges: the bridge's.
   if (fin && (!ok || client_fin(&k) < 0)) return TC_ACT_OK;
+  if (rst) {
+    if (client_rst(&k, seq) < 0) return TC_ACT_OK;
+    ok = 0;  // a RST tells nothing of what the client acknowledged or sent
+  }
 
   __u32 dseq = v->dseq;
-  if (add32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_ACK, dseq) < 0) return TC_ACT_SHOT;
+  if ((fl & TH_ACK) && add32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_ACK, dseq) < 0) return TC_ACT_SHOT;
   if (l.sack_at >= 0) {
     for (int b = 0; b < TCP_MAX_SACK_BLOCKS; b++) {
       if (b >= l.sack_blocks) break;
@@ -887,7 +918,7 @@ static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip
     else if (data && (v == MV_HANDOVER || v == MV_NOT_KERNEL)) stash_segment(skb, &k, m->dseq, STASH_HANDOVER);
     return MERGE_STOLEN;
   }
-  if (o.ended) tell_ended(&k, m->dseq);
+  if (o.ended) tell_ended(&k, m->dseq, ENDED_CLOSE);
   // Released as far as the state goes: if the rewrite fails, P sends it again (to the bridge).
   if (merge_rewrite(skb, &o, ts_at) < 0) return MERGE_STOLEN;
   count(COUNT_MERGED_P);

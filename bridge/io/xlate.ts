@@ -124,6 +124,8 @@ export interface XlateCounters {
   clientFins: number;
   /** Connections whose close (both FINs) passed in the kernel: the bridge told. */
   ended: number;
+  /** Connections the client's RST ended in the kernel: the bridge told. */
+  clientResets: number;
   /** Events the bridge could not be told (the ring buffer full). */
   eventsLost: number;
 }
@@ -133,6 +135,8 @@ export const KERNEL_EVENT_BYTES = 52;
 /** kernel_event_kind in native/bpf/maps.h. */
 const EV_HANDSHAKE = 1;
 const EV_ENDED = 2;
+/** end_how: the client's RST ended it (else both FINs). */
+const ENDED_RESET = 2;
 /** Where a kernel_event's body starts (after the connection's key and the kind). */
 const EV_BODY = 16;
 /** syn_layout in native/bpf/maps.h. */
@@ -163,7 +167,7 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
     const kind = u32(at + 12);
     const b = at + EV_BODY;
     if (kind === EV_ENDED) {
-      out.push({ kind: 'ended', ...conn, dseq: u32(b) });
+      out.push({ kind: 'ended', ...conn, dseq: u32(b), reset: u32(b + 4) === ENDED_RESET });
       continue;
     }
     if (kind !== EV_HANDSHAKE) continue;
@@ -486,6 +490,7 @@ export class InboundXlate {
     mergeAgain: 0,
     clientFins: 0,
     ended: 0,
+    clientResets: 0,
     eventsLost: 0,
   };
 

@@ -104,9 +104,10 @@ export interface MetricsSnapshot {
     handshakesMergedP?: number;
     /** Of those held, the ones whose SYN-ACK P's TCP was prompted to send again when the secondary failed. */
     handshakesPrompted?: number;
-    /** Closes in the kernel: clients' FINs passed, closes completed (both FINs), and events the bridge could not be told. */
+    /** Closes in the kernel: clients' FINs passed, closes completed (both FINs), clients' resets, and events the bridge could not be told. */
     clientFins?: number;
     ended?: number;
+    clientResets?: number;
     eventsLost?: number;
     /** P's segments set aside in the queue behind an earlier answer of their client, and those sent back to the kernel (bridge/primary/order.ts). */
     orderWaited?: number;
@@ -520,13 +521,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_closes_total',
-    'What the primary’s kernel did with connections’ closes (merge: kernel): client-fin (a client’s FIN passed to P’s TCP in the kernel), ended (the client’s FIN and the servers’ both passed in the kernel: the bridge was told, and forgets the connection after its linger), untold (an event the bridge could not be told, the kernel’s ring buffer full: a handshake went to the bridge’s queues instead, or an ended connection is forgotten only when idle)',
+    'What the primary’s kernel did with connections’ closes (merge: kernel): client-fin (a client’s FIN passed to P’s TCP in the kernel), ended (the client’s FIN and the servers’ both passed in the kernel: the bridge was told, and forgets the connection after its linger), client-rst (the client’s RST, at the sequence number a server expects, ended the connection in the kernel: the same), untold (an event the bridge could not be told, the kernel’s ring buffer full: a handshake went to the bridge’s queues instead, or an ended connection is forgotten only when idle)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;
       if (k?.clientFins === undefined || get().mergeMode !== 'kernel') return;
       c.inc({ action: 'client-fin' }, k.clientFins);
       c.inc({ action: 'ended' }, k.ended ?? 0);
+      c.inc({ action: 'client-rst' }, k.clientResets ?? 0);
       c.inc({ action: 'untold' }, k.eventsLost ?? 0);
     },
   );

@@ -467,16 +467,20 @@ export class Merger implements MergeCore {
 
   /**
    * A connection whose close passed in the kernel (the client's FIN and the
-   * servers' merged there), heard after it did: it ended, and lingers as
-   * any other before its entries go. An end heard for an older connection
-   * on the same ports (another Δseq) is not this one's.
+   * servers' merged there), or that the client's RST ended there, heard
+   * after it did: it ended, and lingers as any other before its entries go.
+   * An end heard for an older connection on the same ports (another Δseq)
+   * is not this one's.
    */
   kernelEnded(e: KernelEnded, now: number): void {
     this.now = now;
     const c = this.find(e.client, e.clientPort, e.servicePort);
     if (!c || c.phase === 'handshake' || c.deltaSeq !== e.dseq) return;
-    c.finClient = true;
-    c.finReleased = true;
+    if (e.reset) c.phase = 'closed';
+    else {
+      c.finClient = true;
+      c.finReleased = true;
+    }
     this.stats.kernelCloses++;
     this.ended(c, now);
   }
@@ -494,7 +498,7 @@ export class Merger implements MergeCore {
     if (!s) return [];
     countHandover(this, s);
     adoptKernelState(c, s, this.now);
-    if (c.finClient && c.finReleased) this.ended(c, this.now);
+    if ((c.finClient && c.finReleased) || c.phase === 'closed') this.ended(c, this.now);
     if (s.flags & KERNEL_DIVERGED) {
       this.stats.divergences++;
       degrade(this, c, 'different bytes at the same offset (found by the kernel merge)', true);

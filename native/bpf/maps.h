@@ -89,7 +89,8 @@ enum merge_flags {
   MERGE_F_FIN = 1 << 5,         // the servers' FIN went to the client (merged here): rel_nxt is past it
   MERGE_F_FIN_PEND = 1 << 6,    // the last waiting range ends with its side's FIN
   MERGE_F_FIN_CLIENT = 1 << 7,  // the client's FIN reached P's TCP through tcpfo_xlate
-  MERGE_F_ENDED = 1 << 8,       // both FINs passed here: the bridge was told (EV_ENDED)
+  MERGE_F_ENDED = 1 << 8,       // both FINs, or the client's RST, passed here: the bridge was told (EV_ENDED)
+  MERGE_F_RESET = 1 << 9,       // the client's RST, at the sequence number the servers expect, passed here
 };
 
 // Why a connection was handed to the bridge (counted, and in the snapshot).
@@ -238,9 +239,15 @@ struct hs_event {
   __u8 pad;
 };
 
-// EV_ENDED: the client's FIN and the servers' passed here (in either order).
+// EV_ENDED: the client's FIN and the servers' passed here (in either order), or the client's RST.
+enum end_how {
+  ENDED_CLOSE = 1,
+  ENDED_RESET = 2,
+};
+
 struct end_event {
   __u32 dseq;  // the connection's Δseq: an end heard late is not taken for a newer connection's
+  __u32 how;   // end_how
 };
 
 struct kernel_event {
@@ -344,6 +351,7 @@ enum counter {
   COUNT_MERGE_AGAIN,        // a server's range sent again while it waited (stolen or dropped again), or S's of released bytes (dropped)
   COUNT_CLIENT_FIN,         // clients' FINs of connections merged here, translated here
   COUNT_ENDED,              // connections whose close (both FINs) passed here: the bridge told
+  COUNT_CLIENT_RST,         // clients' RSTs of connections merged here that ended them here: the bridge told
   COUNT_EVENTS_LOST,        // events the bridge could not be told (the ring buffer full)
   COUNT_MAX,
 };

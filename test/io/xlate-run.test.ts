@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { InboundXlate } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
-import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 
 const VIP = ipv4('192.0.2.100');
@@ -473,7 +473,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       expect(x.run('tcpfo_sent', sCopy(R, '', { flags: TCP_ACK_FLAG, ttl: 64 }), BRIDGE_MARK).ret).toBe(TC_ACT_OK);
       x.kernelEvents();
     };
-    const ended = { kind: 'ended', ...key, dseq: D };
+    const ended = { kind: 'ended', ...key, dseq: D, reset: false };
 
     it('servers first: their FINs merge like bytes, then the client’s FIN passes translated; the bridge hears of the close once', () => {
       listed();
@@ -521,6 +521,32 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       const snap = x.mergeTake(key)!;
       expect(snap.flags & (KERNEL_FIN | KERNEL_FIN_CLIENT)).toBe(KERNEL_FIN | KERNEL_FIN_CLIENT);
       expect(snap.relNxt).toBe(R + 1);
+    });
+
+    it('the client’s RST at the number the servers expect ends the connection here (told once); another passes and ends nothing; one of a connection the bridge took is the queue’s', () => {
+      listed();
+      const c0 = x.counters().clientResets;
+      const off = x.run('tcpfo_xlate', client(A + 5, R, TCP_ACK_FLAG | TCP_RST));
+      expect(off.ret).toBe(TC_ACT_OK);
+      expect(parse(off.packet).ack).toBe((R + D) >>> 0); // translated: P's TCP answers it with a challenge ACK
+      expect(x.kernelEvents()).toEqual([]);
+      const exact = x.run('tcpfo_xlate', client(A, R, TCP_ACK_FLAG | TCP_RST));
+      expect(parse(exact.packet).ack).toBe((R + D) >>> 0);
+      expect(parse(exact.packet).checksumValid()).toBe(true);
+      expect(x.kernelEvents()).toEqual([{ ...ended, reset: true }]);
+      // Sent again: told no more.
+      x.run('tcpfo_xlate', client(A, R, TCP_ACK_FLAG | TCP_RST));
+      expect(x.kernelEvents()).toEqual([]);
+      expect(x.counters().clientResets - c0).toBe(1);
+      const KERNEL_RESET = 1 << 9;
+      expect(x.mergeTake(key)!.flags & KERNEL_RESET).toBe(KERNEL_RESET);
+      // A bare RST (no ACK) of a connection the bridge took: untouched, the queue's.
+      const bare = client(A, 0, TCP_RST);
+      expect(x.run('tcpfo_xlate', bare).packet.equals(bare)).toBe(true);
+      // Of one the kernel merges: its ACK field is not moved (there is none).
+      listed();
+      expect(parse(x.run('tcpfo_xlate', bare).packet).ack).toBe(0);
+      expect(x.kernelEvents()).toEqual([{ ...ended, reset: true }]);
     });
 
     it('a FIN of one server only, the client’s FIN of a connection the bridge took, or outside the windows: the bridge’s', () => {

@@ -224,6 +224,41 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'a client’s reset passes in the kernel: 50 connections echo a word and reset; the bridge hears of each and forgets it after its linger',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await kernelHandshakePair(rig);
+        try {
+          const c = rig.host('client');
+          const m0 = await scrapeMetrics(rig, 'primary');
+          // Each waits for its echo (both servers acknowledged what it sent), then resets (SO_LINGER 0).
+          const script =
+            `const net=require('net');let ok=0;(async()=>{for(let i=0;i<50;i++){await new Promise((res)=>{` +
+            `const s=net.connect(${DEMO_PORT},'${VIP}',()=>s.write('ECHO\\nw'+i+'\\n'));let b='';` +
+            `s.on('data',(d)=>{b+=d;if(b.includes('w'+i+'\\n')){ok++;s.resetAndDestroy()}});s.on('close',res);s.on('error',()=>{})})}` +
+            `console.log(ok)})()`;
+          const r = await c.exec([process.execPath, '-e', script], { timeoutMs: 60_000 });
+          await new Promise((res) => setTimeout(res, 4_000));
+          const m = await scrapeMetrics(rig, 'primary');
+          const z = (v: number) => (Number.isNaN(v) ? 0 : v);
+          const d = (series: string) => z(m(series)) - z(m0(series));
+          const ctx = `${r.stdout}${r.stderr}\n${pair.logs()}`;
+          const resets = d('tcpfo_kernel_closes_total{action="client-rst"}');
+          console.log(`50 connections reset by the client: ${resets} resets passed in the kernel`);
+          expect(Number(r.stdout.trim()), ctx).toBe(50);
+          expect(resets, ctx).toBe(50);
+          expect(d('tcpfo_kernel_handovers_total{reason="bridge"}'), ctx).toBe(0);
+          for (const state of ['handshake', 'merging', 'degraded', 'closed'])
+            expect(z(m(`tcpfo_connections{state="${state}"}`)), `${state}\n${ctx}`).toBe(0);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
     'S’s SYN-ACK comes first (P waits for the client’s MAC): P’s merges with it as it leaves, in S’s numbers, not a timer later',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
@@ -340,6 +375,43 @@ describe('the kernel merge (merge: kernel)', () => {
     },
     slow(120_000),
   );
+
+  for (const node of ['primary', 'secondary'] as const)
+    it(
+      `connections opening and closing in the kernel through the ${node}’s death: every answer complete and right, every close seen`,
+      async () => {
+        await withRig({ mode: 'hub' }, async (rig) => {
+          const pair = await kernelHandshakePair(rig);
+          try {
+            const c = rig.host('client');
+            // Batches of 20 connections, one after another for about 3 s: each asks for 1,000
+            // bytes (one segment, merged in the kernel) and reads to the servers' FIN.
+            const loop = c.sh(
+              `for i in $(seq 30); do "${process.execPath}" "${distScript('rig/servers/demo-client.js')}" many ${VIP} ${DEMO_PORT} 1000 20; done`,
+              { timeoutMs: 120_000, allowFail: true },
+            );
+            await new Promise((r) => setTimeout(r, 1000 + Math.floor(Math.random() * 500)));
+            const m0 = await scrapeMetrics(rig, 'primary');
+            await killNode(pair, node);
+            const r = await loop;
+            const batches = r.stdout
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as { ok: number; failed: number; errors: string[] });
+            const ctx = `${r.stdout.slice(-2000)}\n${r.stderr.slice(-1000)}\n${pair.logs()}`;
+            console.log(
+              `${node} killed amid closes: ${batches.reduce((a, b) => a + b.ok, 0)} of ${batches.length * 20} complete; ${m0('tcpfo_kernel_closes_total{action="ended"}')} closes in the kernel before the kill`,
+            );
+            expect(m0('tcpfo_kernel_closes_total{action="ended"}'), ctx).toBeGreaterThan(0);
+            expect(batches, ctx).toHaveLength(30);
+            for (const b of batches) expect(b.errors, ctx).toEqual([]);
+          } finally {
+            await pair.stop();
+          }
+        });
+      },
+      slow(180_000),
+    );
 
   for (const node of ['primary', 'secondary'] as const) {
     it(

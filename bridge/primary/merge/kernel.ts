@@ -70,6 +70,8 @@ export const KERNEL_FIN = 1 << 5;
 export const KERNEL_FIN_PENDING = 1 << 6;
 /** The client's FIN reached P's TCP in the kernel. */
 export const KERNEL_FIN_CLIENT = 1 << 7;
+/** The client's RST ended the connection in the kernel. */
+export const KERNEL_RESET = 1 << 9;
 const AHEAD_S = 2;
 /** merge_handover in native/bpf/maps.h, by value. */
 export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
@@ -144,10 +146,14 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
     c.finReleased = true;
   }
   if (s.flags & KERNEL_FIN_CLIENT) c.finClient = true;
+  if (s.flags & KERNEL_RESET) c.phase = 'closed';
   c.sProgressAt = now;
 }
 
-/** A connection whose close (the client's FIN and the servers') passed in the kernel (native/bpf/maps.h `end_event`). */
+/**
+ * A connection whose close (the client's FIN and the servers') passed in the
+ * kernel, or that the client's RST ended there (native/bpf/maps.h `end_event`).
+ */
 export interface KernelEnded {
   client: number;
   service: number;
@@ -155,6 +161,8 @@ export interface KernelEnded {
   servicePort: number;
   /** Its Δseq: which connection on these ports. */
   dseq: number;
+  /** The client's RST ended it. */
+  reset: boolean;
 }
 
 /** Counts a connection the kernel let go, by why. */

@@ -14,6 +14,7 @@ import {
   KERNEL_FIN,
   KERNEL_FIN_CLIENT,
   KERNEL_FIN_PENDING,
+  KERNEL_RESET,
   kernelInit,
   type KernelMergeInit,
   type KernelMergeState,
@@ -101,11 +102,17 @@ function eventHead(kind: number, le = true): Buffer {
   return b;
 }
 
-/** The kernel's end of a connection (EV_ENDED) with Δseq `dseq`. */
-function endedOf(dseq: number, le = true): Buffer {
+/** The kernel's end of a connection (EV_ENDED) with Δseq `dseq`: both FINs, or the client's RST. */
+function endedOf(dseq: number, le = true, reset = false): Buffer {
   const b = eventHead(EV_ENDED, le);
-  if (le) b.writeUInt32LE(dseq >>> 0, 16);
-  else b.writeUInt32BE(dseq >>> 0, 16);
+  const how = reset ? 2 : 1;
+  if (le) {
+    b.writeUInt32LE(dseq >>> 0, 16);
+    b.writeUInt32LE(how, 20);
+  } else {
+    b.writeUInt32BE(dseq >>> 0, 16);
+    b.writeUInt32BE(how, 20);
+  }
   return b;
 }
 
@@ -255,8 +262,11 @@ describe('a handshake merged in the kernel', () => {
     for (const le of [true, false]) {
       const hs = eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN), le);
       const odd = eventHead(99, le);
-      const ev = parseKernelEvents(Buffer.concat([hs, endedOf(0xfedc_ba98, le), odd, hs.subarray(0, 30)]), le);
-      expect(ev.map((e) => e.kind)).toEqual(['handshake', 'ended']);
+      const ev = parseKernelEvents(
+        Buffer.concat([hs, endedOf(0xfedc_ba98, le), odd, endedOf(7, le, true), hs.subarray(0, 30)]),
+        le,
+      );
+      expect(ev.map((e) => e.kind)).toEqual(['handshake', 'ended', 'ended']);
       expect(ev[1]).toEqual({
         kind: 'ended',
         client: CLIENT,
@@ -264,7 +274,9 @@ describe('a handshake merged in the kernel', () => {
         clientPort: CPORT,
         servicePort: SPORT,
         dseq: 0xfedc_ba98,
+        reset: false,
       });
+      expect(ev[2]).toMatchObject({ dseq: 7, reset: true });
     }
   });
 });
@@ -314,6 +326,26 @@ describe('a close that passed in the kernel', () => {
     pair.merger.poll(3100);
     expect(pair.merger.connections).toBe(0);
     expect(removed).toEqual([CPORT]);
+  });
+
+  it('the client’s RST ended it in the kernel: closed, it lingers, then goes; taken after that, closed at once', () => {
+    const pair = new Pair(P, S, { lingerMs: 2000 }, kernelOffload());
+    heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    heard(pair, endedOf(c.deltaSeq, true, true), 10);
+    expect(c.phase).toBe('closed');
+    expect(c.finClient).toBe(false);
+    expect(c.closedAt).toBe(10);
+    pair.merger.poll(3100);
+    expect(pair.merger.connections).toBe(0);
+    // The bridge takes one the client's RST ended in the kernel (its event not heard yet): closed.
+    const off = { ...kernelOffload(), mergeTake: () => taken(1, { flags: KERNEL_RESET }) };
+    const viaKernel = new Pair(P, S, {}, off);
+    heard(viaKernel, eventOf(viaKernel.p.synAck(CLIENT_ISN), viaKernel.s.synAck(CLIENT_ISN)), 0);
+    viaKernel.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: 7_000_001, flags: TCP_ACK_FLAG }));
+    const t = viaKernel.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(t.phase).toBe('closed');
+    expect(t.closedAt).not.toBeNull();
   });
 
   it('taken by the bridge after both FINs passed there: ended at once', () => {
