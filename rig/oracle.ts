@@ -8,7 +8,7 @@ import { WireError } from '../bridge/wire/error.js';
 import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
 import { ipv4 } from '../net/addr.js';
 import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
-import { seqAdd, seqGe, seqGt, seqLe, seqSub } from '../bridge/wire/seq.js';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../bridge/wire/seq.js';
 import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
@@ -35,9 +35,12 @@ export interface OracleReport {
    */
   offloadChecksums: number;
   /**
-   * Client RSTs after its close, each answering a stale segment: an exact
-   * copy of an earlier one, or data the client had already acknowledged
-   * (a late original from a reordering link). Not problems.
+   * RSTs after both ends closed, each answering a stale segment: the
+   * client's, answering an exact copy of an earlier segment or data it had
+   * already acknowledged (a late original from a reordering link); the
+   * service's, at the end of its FIN, answering the duplicate ACK with which
+   * the client met a segment of the service's that came after the client had
+   * acknowledged the FIN. Not problems.
    */
   rstAfterClose: number;
 }
@@ -51,6 +54,15 @@ interface State {
   clientFinEnd: number | null;
   /** The service acknowledged the client's FIN: the client may have no socket left. */
   clientFinAcked: boolean;
+  /** The sequence number after the service's FIN, once it sent one. */
+  serviceFinEnd: number | null;
+  /**
+   * A segment of the service's, all of it before what the client had
+   * acknowledged, came after the client acknowledged the service's FIN: the
+   * client (in TIME-WAIT) answers it with a duplicate ACK, and a server whose
+   * socket is gone answers that with a RST.
+   */
+  staleAfterClose: boolean;
   /** (seq, ack, flags, length) of every segment from the service. */
   seen: Set<string>;
   /** The highest acknowledgment the client sent. */
@@ -131,6 +143,15 @@ export function checkTransparency(
         rstAfterClose++;
         continue;
       }
+      // A server whose connection is over at both ends (both FINs acknowledged)
+      // answers the client's duplicate ACK of its FIN with a RST at its FIN's end,
+      // as any TCP does once its socket is gone. The duplicate ACK answered a
+      // late segment of the service's: two of its segments left in one order
+      // and came in the other (the network's doing: packets sent on two CPUs).
+      if (fromServer && st?.clientFinAcked && st.staleAfterClose && seg.seq === st.serviceFinEnd) {
+        rstAfterClose++;
+        continue;
+      }
       const at = st
         ? ` (seq offset ${seqSub(seg.seq, seqAdd(st.rep.isn, 1))} of ${st.rep.dataBytes} bytes seen, ${((f.time - st.synTime) * 1000).toFixed(1)} ms after the SYN-ACK)`
         : '';
@@ -159,6 +180,16 @@ export function checkTransparency(
         seg.payloadLength > 0 && st.clientAck !== null && seqLe(seqAdd(seg.seq, seg.payloadLength), st.clientAck);
       st.lastWasStale = st.seen.has(sig) || oldData;
       st.seen.add(sig);
+      const end = seqAdd(seg.seq, seg.payloadLength + (seg.has(TCP_FIN) ? 1 : 0));
+      if (
+        st.serviceFinEnd !== null &&
+        st.clientAck !== null &&
+        seqGe(st.clientAck, st.serviceFinEnd) &&
+        seqLt(seg.seq, st.clientAck) &&
+        seqLe(end, st.clientAck)
+      )
+        st.staleAfterClose = true;
+      if (seg.has(TCP_FIN)) st.serviceFinEnd = end;
       if (st.clientFinEnd !== null && seg.has(TCP_ACK) && seqGe(seg.ack, st.clientFinEnd)) st.clientFinAcked = true;
     }
     if (seg.has(TCP_SYN)) {
@@ -182,6 +213,8 @@ export function checkTransparency(
           synTime: f.time,
           clientFinEnd: null,
           clientFinAcked: false,
+          serviceFinEnd: null,
+          staleAfterClose: false,
           seen: new Set(),
           clientAck: null,
           lastWasStale: false,

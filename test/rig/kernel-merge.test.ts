@@ -216,7 +216,7 @@ describe('the kernel merge (merge: kernel)', () => {
             d(`tcpfo_kernel_handovers_total{reason="${why}"}`),
           );
           console.log(
-            `200 connections closed: ${ended} closes passed in the kernel, ${d('tcpfo_kernel_closes_total{action="client-fin"}')} client FINs; handed to the bridge ${handovers.join('/')} (bridge/unaligned/diverged/full/segment)`,
+            `200 connections closed: ${ended} closes passed in the kernel, ${d('tcpfo_kernel_closes_total{action="client-fin"}')} client FINs; handed to the bridge ${handovers.join('/')} (bridge/unaligned/diverged/full/segment); ${report.rstAfterClose} RST(s) after both ends closed`,
           );
           expect(r.code, ctx).toBe(0);
           expect(JSON.parse(r.stdout.trim()).connectUs, ctx).toHaveLength(200);

@@ -96,6 +96,39 @@ describe('transparency oracle', () => {
     );
     expect(open.problems.some((p) => p.startsWith('RST from the client'))).toBe(true);
   });
+  it('a service RST at its FIN’s end, answering the client’s duplicate ACK of a segment that came after the client acknowledged the FIN, is the network’s doing; any other is a problem', () => {
+    // The client closes first (its FIN is seq 1); the service's FIN (seq 1001, ack 2) acknowledges it, the client's ACK 1002 ends it.
+    const closed = [
+      frame(1000, TCP_SYN | TCP_ACK_FLAG),
+      fromClient(1, 1001, TCP_ACK_FLAG | TCP_FIN),
+      frame(1001, TCP_ACK_FLAG | TCP_FIN, Buffer.alloc(0), false, 2),
+      fromClient(2, 1002, TCP_ACK_FLAG),
+    ];
+    // The service's ACK of the client's FIN, sent before its FIN, came after it; the client's duplicate ACK; the RST.
+    const lateAck = frame(1001, TCP_ACK_FLAG, Buffer.alloc(0), false, 2);
+    const rst = (seq: number) => frame(seq, TCP_RST, Buffer.alloc(0), false, 0);
+    const check = (frames: CapturedFrame[]) => checkTransparency(frames, VIP, 7000, { maxSpan: 1 << 20 });
+    const reordered = check([...closed, lateAck, fromClient(2, 1002, TCP_ACK_FLAG), rst(1002)]);
+    expect(reordered.problems).toEqual([]);
+    expect(reordered.rstAfterClose).toBe(1);
+    // The same with the FIN itself sent again.
+    const finAgain = check([...closed, frame(1001, TCP_ACK_FLAG | TCP_FIN, Buffer.alloc(0), false, 2), rst(1002)]);
+    expect(finAgain.problems).toEqual([]);
+    const isProblem = (r: ReturnType<typeof check>) => r.problems.some((p) => p.startsWith('RST from the service'));
+    // No late segment: nothing gave the client a reason to answer.
+    expect(isProblem(check([...closed, rst(1002)]))).toBe(true);
+    // A pure ACK at the FIN's end is no late segment.
+    expect(isProblem(check([...closed, frame(1002, TCP_ACK_FLAG, Buffer.alloc(0), false, 2), rst(1002)]))).toBe(true);
+    // Not at the FIN's end.
+    expect(isProblem(check([...closed, lateAck, rst(1001)]))).toBe(true);
+    // The client had not acknowledged the service's FIN.
+    expect(isProblem(check([...closed.slice(0, 3), lateAck, rst(1002)]))).toBe(true);
+    // The service had not acknowledged the client's FIN (its segments carry ack 1).
+    const noAck = (seq: number, flags: number) => frame(seq, flags, Buffer.alloc(0), false, 1);
+    const open = [...closed];
+    open[2] = noAck(1001, TCP_ACK_FLAG | TCP_FIN);
+    expect(isProblem(check([...open, noAck(1001, TCP_ACK_FLAG), rst(1002)]))).toBe(true);
+  });
   it('passes a clean connection', () => {
     const r = checkTransparency(
       [
