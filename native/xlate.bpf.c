@@ -196,13 +196,18 @@ static __always_inline __u8 tcp_flags(const struct tcphdr *th) { return ((const 
 
 /*
  * A segment the kernel merges: ACK, maybe PSH or FIN, no other flag; the
- * usual option layout without SACK; timestamps where the connection has
- * them; one MSS at most. Anything else goes to the bridge with its connection.
+ * usual option layout without SACK, but for a pure ACK's lone D-SACK block
+ * where `dsack_ok` (S's copy: a client segment that came twice to S, its
+ * option overwritten with NOPs as the ACK leaves; P's such ACKs go to the
+ * bridge, for the egress program has no stack left for it); timestamps
+ * where the connection has them; one MSS at most. Anything else goes to
+ * the bridge with its connection.
  */
-static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 payload, int ts_on, struct tcp_layout *l) {
+static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 payload, __u32 ack, int dsack_ok, int ts_on,
+                                     struct tcp_layout *l) {
   if ((fl & ~(TH_ACK | TH_PSH | TH_FIN)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || payload > MERGE_MAX_PAYLOAD) return 0;
   if (!tcp_layout(skb, l4 + TCP_HDR_LEN, doff - TCP_HDR_LEN, l)) return 0;
-  if (l->sack_at >= 0) return 0;
+  if (l->sack_at >= 0 && !(dsack_ok && !payload && fl == TH_ACK && lone_dsack(skb, l4 + TCP_HDR_LEN, l, ack))) return 0;
   return !ts_on || l->ts_at >= 0;
 }
 
@@ -236,7 +241,7 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   __u32 payload = len >= IP_HDR_LEN + doff ? len - IP_HDR_LEN - doff : MERGE_MAX_PAYLOAD + 1;
   __u32 v;
   *ts_at = -1;
-  if (!mergeable(skb, L4_ON_ETH, fl, doff, payload, ts_on, &l) || skb->gso_segs > 1) {
+  if (!mergeable(skb, L4_ON_ETH, fl, doff, payload, ack, side == SIDE_S, ts_on, &l) || skb->gso_segs > 1) {
     bpf_spin_lock(&m->lock);
     v = m->mode == MERGE_KERNEL ? handover(m, HANDOVER_SEGMENT) : MV_NOT_KERNEL;
     merge_hint_of(m, &h);
@@ -264,6 +269,7 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   merge_hint_of(m, &h);
   bpf_spin_unlock(&m->lock);
   set_hint(k, &h);
+  if (side == SIDE_S && l.sack_at > 0) o->dsack_at = l.sack_at;  // mergeable: a lone D-SACK
   return v;
 }
 
@@ -347,6 +353,10 @@ static __always_inline int merge_secondary(struct __sk_buff *skb, struct iphdr *
   if (v != MV_RELEASE) return TC_ACT_OK;
   if (o.ended) tell_ended(&k, m->dseq, ENDED_CLOSE);
   if (merge_rewrite(skb, &o, ts_at) < 0) return TC_ACT_SHOT;
+  if (o.dsack_at >= 2 && o.dsack_at <= TCP_MAX_OPTIONS - TCPOLEN_ONE_SACK) {
+    if (nop_sack(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + o.dsack_at) < 0) return TC_ACT_SHOT;
+    count(COUNT_DSACK_CLEARED);
+  }
   count(COUNT_MERGED_S);
   return send_released(skb);
 }
@@ -780,7 +790,7 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   if (tot < IP_HDR_LEN + doff) return 0;
   __u32 payload = tot - IP_HDR_LEN - doff;
   __u8 fl = tcp_flags(th);
-  if (!mergeable(skb, L4_ON_IP, fl, doff, payload, h->ts_on, &l)) return 0;
+  if (!mergeable(skb, L4_ON_IP, fl, doff, payload, 0, 0, h->ts_on, &l)) return 0;
   payload += (fl & TH_FIN) ? 1 : 0;  // from here, its length in sequence numbers
   if (!payload) return 1;
   __u32 seq = bpf_ntohl(th->seq);

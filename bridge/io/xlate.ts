@@ -128,6 +128,8 @@ export interface XlateCounters {
   clientResets: number;
   /** Events the bridge could not be told (the ring buffer full). */
   eventsLost: number;
+  /** Servers' pure ACKs released in the kernel with their lone D-SACK block overwritten with NOPs. */
+  dsackCleared: number;
 }
 
 /** The size of one `kernel_event` (native/bpf/maps.h). */
@@ -492,6 +494,7 @@ export class InboundXlate {
     ended: 0,
     clientResets: 0,
     eventsLost: 0,
+    dsackCleared: 0,
   };
 
   /** The counters, also after close (their last values). */

@@ -57,7 +57,8 @@ struct merge_out {
   __u32 win_field;  // in the client's scale
   __u32 tsval;
   __u32 slot;       // a first arrival: its index in the ring of waiting ranges (the stash's idx)
-  __u32 ended;      // the connection's close completed just now: tell the bridge (EV_ENDED)
+  __u16 ended;      // the connection's close completed just now: tell the bridge (EV_ENDED)
+  __u16 dsack_at;   // a pure ACK's lone D-SACK option, from the first option byte: overwritten as it leaves (0: none)
 };
 
 _Static_assert(STASH_MAX_PACKET >= 20 + 60 + MERGE_MAX_PAYLOAD, "a stashed segment fits");

@@ -95,6 +95,33 @@ static __always_inline int tcp_layout(struct __sk_buff *skb, __u32 opts, __u32 o
   return at == optlen;
 }
 
+// Whether the SACK option of layout `l` (options at `opts`) is one D-SACK
+// block below the cumulative ACK `ack` (RFC 2883): a server's report that a
+// client segment came twice, which tells the client nothing it needs. (In
+// every layout tcp_layout() takes, two NOPs come before it: nop_sack.)
+static __always_inline int lone_dsack(struct __sk_buff *skb, __u32 opts, const struct tcp_layout *l, __u32 ack) {
+  if (l->sack_at < 2 || l->sack_blocks != 1) return 0;
+  __u32 end;  // the block's right edge
+  if (bpf_skb_load_bytes(skb, opts + l->sack_at + TCPOLEN_SACK_BASE + 4, &end, sizeof(end)) < 0) return 0;
+  return (__s32)(bpf_ntohl(end) - ack) <= 0;
+}
+
+#define TCPOLEN_ONE_SACK (TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK)
+#define NOP_SACK_LEN (2 + TCPOLEN_ONE_SACK)  // the two NOPs before it, the option: three words
+
+// Overwrites a one-block SACK option at `at` (the two NOPs every layout
+// tcp_layout() takes puts before it included: 12 bytes, word-aligned in the
+// header) with NOPs, fixing the TCP checksum at `csum` by the words' difference.
+static __always_inline int nop_sack(struct __sk_buff *skb, __u32 csum, __u32 at) {
+  __u32 old[NOP_SACK_LEN / 4];
+  __u32 nops[NOP_SACK_LEN / 4];
+  __builtin_memset(nops, TCPOPT_NOP, sizeof(nops));
+  if (bpf_skb_load_bytes(skb, at - 2, old, sizeof(old)) < 0) return -1;
+  __s64 diff = bpf_csum_diff(old, sizeof(old), nops, sizeof(nops), 0);
+  if (diff < 0 || bpf_l4_csum_replace(skb, csum, 0, diff, 0) < 0) return -1;
+  return bpf_skb_store_bytes(skb, at - 2, nops, sizeof(nops), 0);
+}
+
 // Adds `delta` to the 32-bit field at `off` (host-order arithmetic), fixing
 // the TCP checksum at `csum`.
 static __always_inline int add32(struct __sk_buff *skb, __u32 csum, __u32 off, __u32 delta) {

@@ -26,7 +26,7 @@ const eth = (src: string) => Buffer.from('020000000001' + src + '0800', 'hex');
 /**
  * A segment from the service to the client (P's own, or S's copy: the same
  * addresses, from S's MAC, TTL 1), on Ethernet: NOP NOP TS (when tsval is
- * given), then the payload.
+ * given), NOP NOP SACK (when blocks are given), then the payload.
  */
 function frame(o: {
   seq: number;
@@ -39,14 +39,25 @@ function frame(o: {
   srcMac?: string;
   ttl?: number;
   client?: number;
+  sack?: Array<[number, number]>;
 }): Buffer {
   const payload = o.payload ?? Buffer.alloc(0);
-  const opts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
+  const ts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
   if (o.tsval !== undefined) {
-    opts.set([1, 1, 8, 10]);
-    opts.writeUInt32BE(o.tsval >>> 0, 4);
-    opts.writeUInt32BE((o.tsecr ?? 0) >>> 0, 8);
+    ts.set([1, 1, 8, 10]);
+    ts.writeUInt32BE(o.tsval >>> 0, 4);
+    ts.writeUInt32BE((o.tsecr ?? 0) >>> 0, 8);
   }
+  const blocks = o.sack ?? [];
+  const sack = Buffer.alloc(blocks.length ? 4 + 8 * blocks.length : 0);
+  if (blocks.length) {
+    sack.set([1, 1, 5, 2 + 8 * blocks.length]);
+    blocks.forEach(([l, r], i) => {
+      sack.writeUInt32BE(l >>> 0, 4 + 8 * i);
+      sack.writeUInt32BE(r >>> 0, 8 + 8 * i);
+    });
+  }
+  const opts = Buffer.concat([ts, sack]);
   const tcpLen = 20 + opts.length + payload.length;
   const ip = Buffer.alloc(20 + tcpLen);
   ip[0] = 0x45;
@@ -381,6 +392,48 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     // A keepalive's answer: both servers ACK what they had acknowledged already; one goes out.
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
     expect(x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_REDIRECT);
+  });
+
+  it('S’s pure ACK with a lone D-SACK block (a client segment that came twice) stays in the kernel: out without the option, its sum right; a SACK above the ACK, or on P’s, hands over', () => {
+    start();
+    const before = x.counters();
+    // The client sent [A, A+10) twice: P acknowledges it, S reports the copy.
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    const r = x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10, flags: TCP_ACK_FLAG, sack: [[A, A + 10]] }));
+    expect(r.ret).toBe(TC_ACT_REDIRECT);
+    const out = parse(r.packet);
+    expect(out.ack).toBe(A + 10);
+    expect(out.timestamp()).toEqual({ tsval: X + 6, tsecr: 9 });
+    expect([...r.packet.subarray(14 + 20 + 20 + 12, 14 + 20 + 20 + 24)]).toEqual(Array(12).fill(1)); // NOPs
+    expect(out.checksumValid()).toBe(true);
+    const after = x.counters();
+    expect(after.dsackCleared - before.dsackCleared).toBe(1);
+    expect(after.handover - before.handover).toBe(0);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1 }); // merged in the kernel until this take (HANDOVER_BRIDGE)
+    // A block above the ACK is a real SACK (the client's bytes out of order): the bridge's.
+    start();
+    expect(x.run('tcpfo_xlate', sCopy(R, '', { ack: A, flags: TCP_ACK_FLAG, sack: [[A + 10, A + 20]] })).ret).toBe(
+      TC_ACT_OK,
+    );
+    expect(x.mergeTake(key)).toMatchObject({ handover: 5 }); // HANDOVER_SEGMENT
+    // Two blocks, a D-SACK first: the bridge's too.
+    start();
+    expect(
+      x.run(
+        'tcpfo_xlate',
+        sCopy(R, '', {
+          ack: A + 10,
+          flags: TCP_ACK_FLAG,
+          sack: [
+            [A, A + 10],
+            [A + 20, A + 30],
+          ],
+        }),
+      ).ret,
+    ).toBe(TC_ACT_OK);
+    // P's D-SACK: the match sends it to the queue (the egress program has no stack left for it).
+    start();
+    expect(x.run('tcpfo_skips_queue', p(R, '', { ack: A + 10, flags: TCP_ACK_FLAG, sack: [[A, A + 10]] })).ret).toBe(0);
   });
 
   it('a server-initiated connection: the servers’ first ACKs of the client’s SYN-ACK are taken as they come, one goes out', () => {
