@@ -1124,9 +1124,14 @@ export class PrimaryBridge {
     // Handed over: the other node serves; nothing here is ours to continue.
     if (this.handedOver) return;
     if (d.peer === 'down' && this.handing) this.resumeAfterHandover('the secondary went down during the switchover');
-    if (d.peer === 'down') this.secondaryFailed();
-    else if (d.peer === 'up' && this.alone) this.secondaryRejoined();
+    if (d.peer === 'down') {
+      this.rejoinWaits = false;
+      this.secondaryFailed();
+    } else if (d.peer === 'up' && this.alone) this.secondaryRejoined();
   }
+
+  /** The secondary came back while the connections still turn primary-only: it rejoins once they all have. */
+  private rejoinWaits = false;
 
   /**
    * The secondary is back (restarted after a failure): new connections are
@@ -1136,6 +1141,19 @@ export class PrimaryBridge {
    * dropped here.
    */
   secondaryRejoined(): void {
+    if (this.merger.steppingAlone) {
+      // Finishing those steps at once would hold the event loop for the
+      // whole table (a second at 50,000 connections): the steps go on, one
+      // turn each, and the rejoin follows the last.
+      if (!this.rejoinWaits)
+        this.log.warn(
+          { connections: this.merger.connections },
+          'secondary rejoined while connections still turn primary-only: it rejoins once they have',
+        );
+      this.rejoinWaits = true;
+      return;
+    }
+    this.rejoinWaits = false;
     this.alone = false;
     this.updateKernelHandshakes();
     this.peer.role = 'primary';
@@ -1185,6 +1203,7 @@ export class PrimaryBridge {
         { role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections },
         'secondary failed: continuing alone, connections keep their sequence offset',
       );
+      if (this.rejoinWaits) this.secondaryRejoined();
     };
     this.onRoleChange('alone', 'the secondary failed');
     step();

@@ -853,6 +853,11 @@ export class Merger implements MergeCore {
   }
   private goingAlone: Iterator<Conn> | null = null;
 
+  /** Whether connections are still turning primary-only, step by step (beginAlone). */
+  get steppingAlone(): boolean {
+    return this.goingAlone !== null;
+  }
+
   /** The secondary is back (new connections are replicated again). */
   secondaryRejoined(): void {
     // A step-wise failure not finished yet finishes first: those connections stay primary-only.

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { Capture } from '../../rig/capture.js';
 import { checkTransparency } from '../../rig/oracle.js';
+import { waitForLog } from '../../rig/failover.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { distScript } from '../../rig/dist.js';
@@ -136,6 +137,62 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       expect(x.logs).toMatch(/primary is down/);
       expect(x.logs).toMatch(/primary silent but the service address still answers ARP/);
       expect(x.logs).not.toMatch(/took over the service address/);
+    },
+    slow(150_000),
+  );
+
+  it(
+    'the secondary’s loop held 160 ms while 10,000 connections are open: the primary declares it down and turns them primary-only a step at a time; the secondary, heard again meanwhile, rejoins after the last step, and no step holds the loop for the whole table',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { faults: true });
+        try {
+          const c = rig.host('client');
+          const N = 10_000;
+          const hold = c.spawn([
+            process.execPath,
+            distScript('rig/servers/demo-client.js'),
+            'hold',
+            VIP,
+            String(DEMO_PORT),
+            '0',
+            String(N),
+          ]);
+          let out = '';
+          await new Promise<void>((res, rej) => {
+            const timer = setTimeout(
+              () => rej(new Error(`not ${N} connections within 60 s: ${out}\n${pair.logs()}`)),
+              slow(60_000),
+            );
+            hold.stdout!.on('data', (d: Buffer) => {
+              out += d.toString();
+              if (out.includes(`"holding":${N}`)) {
+                clearTimeout(timer);
+                res();
+              }
+            });
+            hold.once('exit', (code) => rej(new Error(`the client exited ${code}: ${out}`)));
+          });
+          // The secondary's loop held: its heartbeats stop for 160 ms, the primary declares it down after 100,
+          // and hears it again while its steps (some 140 ms for 10,000 connections here) still run.
+          await pair.fault('secondary', 's', 'stall 160');
+          await waitForLog(pair, /secondary rejoined: new connections/, 20_000);
+          const logs = pair.logs();
+          const at = (re: RegExp) => logs.split('\n').findIndex((l) => re.test(l) && l.includes('tcpfo-primary'));
+          // The false alarm happened, the steps ran, and the secondary's return waited for the last of them.
+          expect(at(/"secondary is down"/), logs).toBeGreaterThan(-1);
+          expect(at(/secondary rejoined while connections still turn primary-only/), logs).toBeGreaterThan(-1);
+          expect(at(/secondary failed: continuing alone/), logs).toBeLessThan(
+            at(/secondary rejoined: new connections/),
+          );
+          expect(at(/secondary failed: continuing alone/), logs).toBeGreaterThan(-1);
+          expect(pair.primary!.proc.exitCode, logs).toBeNull();
+          expect(logs).not.toMatch(/event loop stuck/);
+          hold.kill('SIGTERM');
+        } finally {
+          await pair.stop();
+        }
+      });
     },
     slow(150_000),
   );
