@@ -109,9 +109,20 @@ export class FrameCapture {
     return this.backlog.length - this.head;
   }
 
-  private readonly handle = (): void => {
+  /**
+   * Handles every frame read so far, now: for a decision that must not miss
+   * one already in (a reply to the split-brain probe). The ARP capture's
+   * backlog is a handful of frames.
+   */
+  flush(): void {
+    this.handleFor(Infinity);
+  }
+
+  private readonly handle = (): void => this.handleFor(TURN_BUDGET_MS);
+
+  private handleFor(budgetMs: number): void {
     this.scheduled = false;
-    const until = performance.now() + TURN_BUDGET_MS;
+    const until = performance.now() + budgetMs;
     while (this.open && this.head < this.backlog.length) {
       const f = this.backlog[this.head]!;
       this.backlog[this.head++] = EMPTY;
@@ -133,7 +144,7 @@ export class FrameCapture {
       this.scheduled = true;
       setImmediate(this.handle);
     }
-  };
+  }
 
   /**
    * Sends one raw Ethernet frame on the device; false if it did not go (the

@@ -409,6 +409,9 @@ export class SecondaryBridge {
     });
   }
 
+  /** Which wait of the role machine's is the current one (act's `later`). */
+  private roleTimerGen = 0;
+
   private onArp(frame: Buffer): void {
     // Someone (the primary's bridge) still claims the VIP.
     if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.machine.vipClaimed(monotonicMs());
@@ -429,7 +432,20 @@ export class SecondaryBridge {
   private act(actions: RoleAction[]): void {
     const later = (ms: number) => {
       clearTimeout(this.roleTimer);
-      this.roleTimer = setTimeout(() => this.act(this.machine.timer(monotonicMs())), ms);
+      // The probe's answer may be in already, unread: after a held event loop
+      // the expired timer runs before the loop reads its sockets. So the
+      // decision waits for this turn's I/O (setImmediate runs after it), and
+      // the ARP frames read by then are handled first: a live primary's
+      // answer is never missed for a slow reader's sake.
+      const gen = ++this.roleTimerGen;
+      this.roleTimer = setTimeout(() => {
+        setImmediate(() => {
+          // Not if another wait began meanwhile (a new probe): this one is over.
+          if (gen !== this.roleTimerGen || this.stopped) return;
+          this.arp.flush();
+          this.act(this.machine.timer(monotonicMs()));
+        });
+      }, ms);
     };
     for (const a of actions) {
       switch (a.do) {
@@ -481,6 +497,7 @@ export class SecondaryBridge {
    */
   private probe(waitMs: number, later: (ms: number) => void): void {
     clearTimeout(this.roleTimer);
+    this.roleTimerGen++;
     if (this.stopped) return;
     if (this.arp.send(arpProbeFrame(this.myMac, this.vip))) {
       later(waitMs);
