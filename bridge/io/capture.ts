@@ -179,3 +179,20 @@ export class FrameCapture {
 export function openFrameSender(device: string): FrameCapture {
   return new FrameCapture(device, 'ether proto 0xfffe', () => {}, 1 << 20);
 }
+
+/**
+ * Calls `fn` `ms` from now, but only once that turn of the event loop has
+ * read its sockets and `capture` has handled every frame read by then. After
+ * a held loop, an expired timer runs before the loop reads what came in
+ * meanwhile: a decision on what the LAN said (did the split-brain probe get
+ * an answer?) would run before the answer is read. setImmediate runs after
+ * the turn's I/O.
+ */
+export function afterReading(ms: number, capture: FrameCapture, fn: () => void): NodeJS.Timeout {
+  return setTimeout(() => {
+    setImmediate(() => {
+      capture.flush();
+      fn();
+    });
+  }, ms);
+}

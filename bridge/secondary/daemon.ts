@@ -34,7 +34,7 @@ import {
 import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../detector/detector.js';
 import type { MetricsSnapshot } from '../node/metrics.js';
-import { FrameCapture } from '../io/capture.js';
+import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
 import { PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
@@ -432,20 +432,15 @@ export class SecondaryBridge {
   private act(actions: RoleAction[]): void {
     const later = (ms: number) => {
       clearTimeout(this.roleTimer);
-      // The probe's answer may be in already, unread: after a held event loop
-      // the expired timer runs before the loop reads its sockets. So the
-      // decision waits for this turn's I/O (setImmediate runs after it), and
-      // the ARP frames read by then are handled first: a live primary's
-      // answer is never missed for a slow reader's sake.
+      // The probe's answer may be in already, unread, after a held event
+      // loop: the decision waits for that turn's I/O and the ARP frames read
+      // by then (afterReading), so a live primary's answer is not missed.
       const gen = ++this.roleTimerGen;
-      this.roleTimer = setTimeout(() => {
-        setImmediate(() => {
-          // Not if another wait began meanwhile (a new probe): this one is over.
-          if (gen !== this.roleTimerGen || this.stopped) return;
-          this.arp.flush();
-          this.act(this.machine.timer(monotonicMs()));
-        });
-      }, ms);
+      this.roleTimer = afterReading(ms, this.arp, () => {
+        // Not if another wait began meanwhile (a new probe): this one is over.
+        if (gen !== this.roleTimerGen || this.stopped) return;
+        this.act(this.machine.timer(monotonicMs()));
+      });
     };
     for (const a of actions) {
       switch (a.do) {

@@ -27,7 +27,9 @@ import { gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { PacketQueue } from '../../bridge/io/nfqueue.js';
 import { RuleSet } from '../../bridge/io/rules.js';
-import { FrameCapture, openFrameSender } from '../../bridge/io/capture.js';
+import { afterReading, FrameCapture, openFrameSender } from '../../bridge/io/capture.js';
+import { holdLoop } from '../../bridge/node/faults.js';
+import { arpProbeFrame } from '../../bridge/vip-arp.js';
 import { Injector } from '../../bridge/io/inject.js';
 import { NodeState } from '../../bridge/io/node-state.js';
 import { run } from '../../bridge/io/run.js';
@@ -107,6 +109,37 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
     out({ ...counts, stats: q.stats() });
   });
   out({ ready: true, backend: rules.backend });
+}
+
+/**
+ * A frame that comes while the event loop is held, and two decisions due by
+ * then: one on a plain timer, one through afterReading. Prints how many
+ * frames each had seen.
+ */
+function readBeforeDeciding(dev: string): void {
+  const target = ipv4('192.0.2.77');
+  let seen = 0;
+  const c = new FrameCapture(dev, 'arp and arp host 192.0.2.77', () => seen++);
+  const decided: { plain?: number; afterReading?: number } = {};
+  const done = () => {
+    if (decided.plain === undefined || decided.afterReading === undefined) return;
+    c.close();
+    out(decided);
+    process.exit(0);
+  };
+  setTimeout(() => {
+    decided.plain = seen;
+    done();
+  }, 10);
+  afterReading(10, c, () => {
+    decided.afterReading = seen;
+    done();
+  });
+  // A probe from another socket (a socket does not capture its own frames), captured on its
+  // way out while the loop is held past both timers.
+  const sender = openFrameSender(dev);
+  if (!sender.send(arpProbeFrame(mac('02:00:00:00:00:77'), target))) throw new Error('the frame did not leave');
+  holdLoop(100);
 }
 
 function capture(dev: string, filter: string, seconds: number, costUs: number): void {
@@ -397,6 +430,8 @@ async function main(): Promise<void> {
       return throwing(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]));
     case 'queue':
       return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));
+    case 'read-before-deciding':
+      return readBeforeDeciding(args[0]!);
     case 'capture':
       return capture(args[0]!, args[1]!, Number(args[2]), Number(args[3] ?? 0));
     case 'inject':

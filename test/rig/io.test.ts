@@ -100,6 +100,14 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('a decision on what the LAN said, due while the event loop was held, waits for the frame that came meanwhile (afterReading); a plain timer runs before it is read', async () => {
+    await withRig({ mode: 'hub' }, async (rig) => {
+      const p = await startProbe(rig.host('secondary'), ['read-before-deciding', 'eth0']);
+      await once(p.proc, 'exit');
+      expect(p.first, p.stderr()).toEqual({ plain: 0, afterReading: 1 });
+    });
+  });
+
   it('a capture whose handler falls behind the wire neither holds the event loop nor grows without bound', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const c = rig.host('client');
