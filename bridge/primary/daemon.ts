@@ -16,7 +16,7 @@ import { gratuitousArpFrame } from '../wire/arp.js';
 import { WireError } from '../wire/error.js';
 import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
-import { FrameCapture } from '../io/capture.js';
+import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { AnswerOrder } from './order.js';
 import { NodeState } from '../io/node-state.js';
@@ -487,7 +487,9 @@ export class PrimaryBridge {
         );
       const out = this.arp.send(arpProbeFrame(this.myMac, this.vip));
       if (out) sent++;
-      await new Promise((r) => setTimeout(r, out ? STARTUP_PROBE_MS : 10));
+      // Each wait ends only after the frames read by then are handled (afterReading): an answer
+      // that came while the loop was held is not missed.
+      await new Promise<void>((r) => (out ? afterReading(STARTUP_PROBE_MS, this.arp, r) : setTimeout(r, 10)));
     }
     this.probing = false;
     return claimer;
