@@ -116,8 +116,20 @@ export interface ScaleRun {
   heap: { primary: number; primaryIdle: number };
   /** Every connection PINGed once before the kill: the same round trip without a failure. */
   before: Pinged;
-  /** During that round, on the primary: connections the kernel merge handed to the bridge, and ranges sent again it kept. */
-  kernel: { handovers: Record<string, number>; again: number };
+  /**
+   * During that round, on the primary: connections the kernel merge handed to
+   * the bridge, ranges sent again it kept, and P's segments that took the
+   * output queue (`queued`), of them those that went straight back to the
+   * kernel (`returned`: sent there by the order rule) and those set aside
+   * behind an earlier answer (`waited`).
+   */
+  kernel: {
+    handovers: Record<string, number>;
+    again: number;
+    queued: number;
+    returned: number;
+    waited: number;
+  };
   after: Pinged;
   timeline: unknown;
   /** The pair's logs. */
@@ -208,6 +220,9 @@ export async function scaleRun(
         return {
           handovers: Object.fromEntries(reasons.map((r) => [r, v(`tcpfo_kernel_handovers_total{reason="${r}"}`)])),
           again: v('tcpfo_kernel_merge_total{action="again"}'),
+          queued: v('tcpfo_nfqueue_packets_total{queue="out"}'),
+          returned: v('tcpfo_kernel_outbound_total{action="returned"}'),
+          waited: v('tcpfo_kernel_outbound_total{action="waited"}'),
         };
       };
       const k0 = await kernelCounts();
@@ -221,6 +236,9 @@ export async function scaleRun(
             .filter(([, count]) => count > 0),
         ),
         again: k1.again - k0.again,
+        queued: k1.queued - k0.queued,
+        returned: k1.returned - k0.returned,
+        waited: k1.waited - k0.waited,
       };
       await new Promise((r) => setTimeout(r, 1000));
       await killNode(pair, victim);
