@@ -804,11 +804,24 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
 }
 
 /*
- * The match of the bridge's netfilter rule before its output queue (xt_bpf,
- * `-m bpf --object-pinned`): 1 for P's segment that skips the queue — it
- * may (skips_queue), and no earlier answer of its client waits in the queue
- * (`order`; but a SYN-ACK). Everything else (0) goes to the queue, counted for its client.
- * A socket filter sees the packet from its IP header.
+ * The two matches of the bridge's netfilter rules before its output queue
+ * (xt_bpf, `-m bpf --object-pinned`). A socket filter sees the packet from
+ * its IP header.
+ *
+ * The order (maps.h `order`) counts, by client slot, only the segments the
+ * queue takes on their own account (a handshake, a close, a connection the
+ * bridge merges): those the kernel cannot release. A segment that goes there
+ * only to wait its turn behind one of them is not counted, so the queue's
+ * own lag never holds a client's later answers: with a steady stream of
+ * answers, counting those too kept every slot's counts apart and sent every
+ * answer through the queue.
+ */
+
+/*
+ * The first (-j RETURN): 1 for P's segment that skips the queue — it may
+ * (skips_queue), and no segment of its client that the queue took on its
+ * own account is without a verdict (but a SYN-ACK: the bridge releases one
+ * as soon as both servers sent it, in whatever order). Counts nothing.
  */
 SEC("socket")
 int tcpfo_primary_only(struct __sk_buff *skb) {
@@ -819,17 +832,39 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   // one path and an unknown on another is refused without CAP_PERFMON).
   __be32 daddr = 0;
   bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
-  int skip = 0;
-  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) skip = skips_queue(skb, &ip, &th);
+  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0 || bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
+  if (!skips_queue(skb, &ip, &th)) return 0;
+  if (plain_syn_ack(tcp_flags(&th))) return 1;
   __u32 queued = ORDER_QUEUED;
   __u32 done = ORDER_DONE;
   struct order_slots *q = bpf_map_lookup_elem(&order, &queued);
   struct order_slots *d = bpf_map_lookup_elem(&order, &done);
-  if (!q || !d) return skip;
+  if (!q || !d) return 1;
   __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
-  // A SYN-ACK does not wait for its client's earlier answers: the bridge
-  // releases one as soon as both servers sent it, in whatever order.
-  if (skip && (plain_syn_ack(tcp_flags(&th)) || q->n[slot] == d->n[slot])) return 1;
+  return q->n[slot] == d->n[slot];
+}
+
+/*
+ * The second, for what the first let through (-j MARK with ORDER_WAIT_MARK,
+ * then the queue): 1 for P's segment the kernel would release, which goes to
+ * the queue only to wait its turn; 0 for one the queue takes on its own
+ * account, counted for its client. Judged again here, not taken from the
+ * first: the bridge then knows by the mark exactly which segments were
+ * counted.
+ */
+SEC("socket")
+int tcpfo_order_only(struct __sk_buff *skb) {
+  struct iphdr ip;
+  struct tcphdr th;
+  __be32 daddr = 0;
+  bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
+  int skip = 0;
+  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) skip = skips_queue(skb, &ip, &th);
+  if (skip) return 1;
+  __u32 queued = ORDER_QUEUED;
+  struct order_slots *q = bpf_map_lookup_elem(&order, &queued);
+  if (!q) return 0;
+  __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
   __sync_fetch_and_add(&q->n[slot], 1);
   return 0;
 }

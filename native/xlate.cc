@@ -73,7 +73,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   }
 
   // new Xlate(objectPath, ifname, maxEntries, pinPath?): with pinPath, the netfilter match
-  // of primary-only connections (tcpfo_primary_only) is pinned there for iptables' `-m bpf`.
+  // of primary-only connections (tcpfo_primary_only) is pinned there for iptables' `-m bpf`,
+  // and the one that marks segments queued only for the order (tcpfo_order_only) beside it.
   explicit Xlate(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Xlate>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
@@ -155,11 +156,16 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   // when it takes the primary role, with fewer).
   void AttachLoaded(Napi::Env env) {
     if (!pin_.empty()) {
-      struct bpf_program* match = bpf_object__find_program_by_name(obj_, "tcpfo_primary_only");
-      if (!match) { Fail(env, "no program tcpfo_primary_only in the object", ENOENT); return; }
-      unlink(pin_.c_str());  // a killed predecessor's
-      if (bpf_obj_pin(bpf_program__fd(match), pin_.c_str()) != 0) { Fail(env, ("cannot pin the match at " + pin_).c_str(), errno); return; }
-      pinned_ = true;
+      // The match that lets P's segments past the queue at pin_, the one that
+      // marks those sent there only to wait their turn beside it.
+      for (const char* name : {"tcpfo_primary_only", "tcpfo_order_only"}) {
+        struct bpf_program* match = bpf_object__find_program_by_name(obj_, name);
+        if (!match) { Fail(env, (std::string("no program ") + name + " in the object").c_str(), ENOENT); return; }
+        std::string path = PinPath(name);
+        unlink(path.c_str());  // a killed predecessor's
+        if (bpf_obj_pin(bpf_program__fd(match), path.c_str()) != 0) { Fail(env, ("cannot pin a match at " + path).c_str(), errno); return; }
+        pinned_ = true;
+      }
     }
     if (!ifindex_) return;
     // Egress first: what the bridge releases is recorded before a client segment is judged by it.
@@ -223,6 +229,12 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return opts;
   }
 
+  // Where match `name` is pinned: the first at pin_, the second beside it
+  // (bridge/io/xlate.ts orderPinPath).
+  std::string PinPath(const char* name) const {
+    return std::string(name) == "tcpfo_primary_only" ? pin_ : pin_ + "_order";
+  }
+
   // Removes our filter from one side of an interface; whether there was one.
   static bool Detach(unsigned ifindex, enum bpf_tc_attach_point where) {
     struct bpf_tc_hook hook = HookOf(ifindex, where);
@@ -238,7 +250,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (ingress_) Detach(ifindex_, BPF_TC_INGRESS);
     if (egress_) Detach(ifindex_, BPF_TC_EGRESS);
     ingress_ = egress_ = false;
-    if (pinned_) unlink(pin_.c_str());
+    if (pinned_) {
+      unlink(PinPath("tcpfo_primary_only").c_str());
+      unlink(PinPath("tcpfo_order_only").c_str());
+    }
     pinned_ = false;
     if (obj_) {
       bpf_object__close(obj_);

@@ -38,7 +38,8 @@ export interface Match {
   synOnly?: boolean;
 }
 
-export type Action = { queue: number; bypass: boolean } | 'drop' | 'accept';
+/** `orMark`: sets these mark bits and goes on to the next rule (iptables MARK --or-mark). */
+export type Action = { queue: number; bypass: boolean } | { orMark: number } | 'drop' | 'accept';
 
 export interface Rule {
   hook: Hook;
@@ -117,6 +118,7 @@ function nftMatch(m: Match): string {
 function nftAction(a: Action): string {
   if (a === 'drop') return 'drop';
   if (a === 'accept') return 'accept';
+  if ('orMark' in a) return `meta mark set meta mark or 0x${a.orMark.toString(16)}`;
   return `queue num ${a.queue}${a.bypass ? ' bypass' : ''}`;
 }
 
@@ -184,6 +186,7 @@ function iptMatch(m: Match): string[] {
 function iptAction(a: Action): string[] {
   if (a === 'drop') return ['-j', 'DROP'];
   if (a === 'accept') return ['-j', 'RETURN'];
+  if ('orMark' in a) return ['-j', 'MARK', '--or-mark', `0x${a.orMark.toString(16)}`];
   return ['-j', 'NFQUEUE', '--queue-num', String(a.queue), ...(a.bypass ? ['--queue-bypass'] : [])];
 }
 

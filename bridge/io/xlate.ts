@@ -219,6 +219,11 @@ export function matchPinPath(instance: string): string {
   return `${BPF_FS}/tcpfo_${instance}_primary_only`;
 }
 
+/** Where it pins, beside that, the match that marks segments queued only to wait their turn (tcpfo_order_only). */
+export function orderPinPath(instance: string): string {
+  return `${matchPinPath(instance)}_order`;
+}
+
 /** Removes every primary's pinned match left on this node (any instance); the paths removed. */
 export function removeAllPins(): string[] {
   let names: string[] = [];
@@ -228,7 +233,7 @@ export function removeAllPins(): string[] {
     return [];
   }
   return names
-    .filter((n) => /^tcpfo_[a-z0-9]+_primary_only$/.test(n))
+    .filter((n) => /^tcpfo_[a-z0-9]+_primary_only(_order)?$/.test(n))
     .map((n) => `${BPF_FS}/${n}`)
     .filter((p) => InboundXlate.unpin(p));
 }
@@ -304,7 +309,7 @@ export class InboundXlate {
    * its verdict and the packet as it left.
    */
   run(
-    program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_skips_queue',
+    program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_order_only' | 'tcpfo_skips_queue',
     packet: Buffer,
     mark = 0,
   ): { ret: number; packet: Buffer } {
@@ -433,10 +438,11 @@ export class InboundXlate {
     return this.x.orderQueued();
   }
 
-  /** Removes the pinned match a killed bridge left at `path`; whether there was one. */
+  /** Removes the pinned matches a killed bridge left at `path` (and the order's beside it); whether there was one. */
   static unpin(path: string): boolean {
     try {
-      return native().unpin(path);
+      const order = path.endsWith('_order') ? false : native().unpin(`${path}_order`);
+      return native().unpin(path) || order;
     } catch {
       return false;
     }

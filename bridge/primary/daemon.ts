@@ -18,7 +18,7 @@ import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
-import { AnswerOrder } from './order.js';
+import { AnswerOrder, ORDER_WAIT_MARK } from './order.js';
 import { NodeState } from '../io/node-state.js';
 import { QueueProgress } from './queue-progress.js';
 import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
@@ -33,7 +33,7 @@ import { NodeShell } from '../node/shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import type { ChecksumState, MergerConfig } from './merge/types.js';
-import { InboundXlate, matchPinPath } from '../io/xlate.js';
+import { InboundXlate, matchPinPath, orderPinPath } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
@@ -106,6 +106,7 @@ interface HeldOutput {
   pkt: Buffer;
   gso: boolean;
   csum: ChecksumState;
+  mark: number;
 }
 
 /** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
@@ -729,8 +730,14 @@ export class PrimaryBridge {
         action: 'accept',
         comment: 'tcpfo: P output the egress program releases (primary-only, or merged in the kernel)',
       };
+      const waits: Rule = {
+        hook: 'output',
+        match: { ...release.match, bpfPinned: orderPinPath(this.cfg.instance) },
+        action: { orMark: ORDER_WAIT_MARK },
+        comment: 'tcpfo: P output the egress program would release, to the queue only to wait its turn (marked)',
+      };
       try {
-        return await RuleSet.install(tag, [release, ...toQueue], BRIDGE_MARK, 'iptables-nft');
+        return await RuleSet.install(tag, [release, waits, ...toQueue], BRIDGE_MARK, 'iptables-nft');
       } catch (e) {
         if (this.cfg.merge !== 'auto')
           throw new Error(
@@ -849,20 +856,24 @@ export class PrimaryBridge {
     const pkt = b.packet(i);
     const gso = (b.skbInfo(i) & SKB_GSO) !== 0;
     const order = this.order;
-    if (order && order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0) && this.kernelReleases(pkt)) {
-      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i) }, monotonicMs());
+    // Marked: sent here only to wait its turn, not counted for its client's order (native/xlate.bpf.c).
+    const counted = (b.mark(i) & ORDER_WAIT_MARK) === 0;
+    if (order && order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted) && this.kernelReleases(pkt)) {
+      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i), mark: b.mark(i) }, monotonicMs());
       this.stats.orderWaited++;
       this.armOrderTimer();
       return;
     }
-    this.output(id, pkt, gso, b.checksumState(i));
+    this.output(id, pkt, gso, b.checksumState(i), b.mark(i));
   }
 
   /** P's segment whose turn it is: back to the kernel's release if that takes it, else to the merger. */
-  private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState): void {
+  private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState, mark: number): void {
     if (this.xlate && this.kernelReleases(pkt) && this.kernelTakes(this.xlate, pkt)) {
       // Without the bridge's mark: the egress program releases or holds it.
-      if (!this.outQ.accept(id)) this.stats.verdictErrors++;
+      // Nor the order's: the packet leaves with the mark it came with.
+      const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, (mark & ~ORDER_WAIT_MARK) >>> 0) : this.outQ.accept(id);
+      if (!ok) this.stats.verdictErrors++;
       this.stats.returnedToKernel++;
       this.outputDecided(id);
       return;
@@ -910,7 +921,7 @@ export class PrimaryBridge {
       for (let ready = order.ready(monotonicMs()); ready.length; ready = order.ready(monotonicMs())) {
         for (const h of ready) {
           try {
-            this.output(h.id, h.pkt, h.gso, h.csum);
+            this.output(h.id, h.pkt, h.gso, h.csum, h.mark);
           } catch (e) {
             // As the queue does for a packet its handler threw on: dropped, counted.
             this.outQ.drop(h.id);

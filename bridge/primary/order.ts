@@ -10,13 +10,23 @@
  * connection's handshake is complete).
  *
  * The rule (native/bpf/maps.h `order`): the netfilter match counts, by
- * client slot, each of P's segments it sends to the queue; the bridge counts
- * each verdict it gives them and writes its counts back. While a slot's counts
- * differ, the match sends that client's segments to the queue even where the
- * kernel would release them. Here they wait their turn: a segment of a
+ * client slot, each of P's segments it sends to the queue on its own account
+ * (one the kernel cannot release); the bridge counts each verdict it gives
+ * them and writes its counts back. While a slot's counts differ, the match
+ * sends that client's segments to the queue even where the kernel would
+ * release them, marked (ORDER_WAIT_MARK) and not counted: the queue's own lag
+ * must not keep the counts apart, or under a steady stream of answers every
+ * one would take the queue. Here they wait their turn: a segment of a
  * connection the kernel releases, with an earlier segment of its client
  * still open in the queue, is set aside until every such earlier one has its
  * verdict, and then goes on — back to the kernel, or to the merger.
+ *
+ * What is kept: no answer the kernel releases overtakes an earlier one of its
+ * client that the queue took on its own account (a handshake, a close, bytes
+ * the merger holds). Two answers the kernel releases may still cross by the
+ * bridge's turn, when the first had to wait in the queue and the counts
+ * caught up before the bridge read it — as two connections' segments cross
+ * whenever one of them is resent.
  *
  * The order is kept as long as it costs little: a segment waits at most
  * `maxWaitMs` (an earlier answer the merger holds for seconds — its
@@ -28,6 +38,9 @@
  * (verdict), and takes back the deferred packets whose turn came (ready),
  * also at nextDeadline().
  */
+
+/** The mark the match gives P's segments it sends to the queue only to wait their turn (uncounted). */
+export const ORDER_WAIT_MARK = 0x00800000;
 
 /** How long a segment waits for an earlier answer of its client at most, by default. */
 export const ORDER_MAX_WAIT_MS = 50;
@@ -45,6 +58,8 @@ interface Open {
   /** Arrival number: the order the queue delivered it in. */
   n: number;
   deferred: boolean;
+  /** Counted by the kernel's match: its verdict counts in `done`. */
+  counted: boolean;
 }
 
 export class AnswerOrder<T> {
@@ -68,15 +83,16 @@ export class AnswerOrder<T> {
   constructor(readonly maxWaitMs = ORDER_MAX_WAIT_MS) {}
 
   /**
-   * Packet `id` of the output queue, to client `client`, arrived. Returns
-   * whether an earlier packet of its client's slot is still open (undecided
-   * or waiting): a packet the kernel would release must then wait (defer).
+   * Packet `id` of the output queue, to client `client`, arrived; `counted`:
+   * the kernel's match counted it (it came unmarked). Returns whether an
+   * earlier packet of its client's slot is still open (undecided or
+   * waiting): a packet the kernel would release must then wait (defer).
    */
-  arrive(id: number, client: number): boolean {
+  arrive(id: number, client: number, counted = true): boolean {
     const slot = orderSlot(client);
     const n = this.arrivals++;
     const ahead = this.hasOpen(slot);
-    this.open.set(id, { slot, n, deferred: false });
+    this.open.set(id, { slot, n, deferred: false, counted });
     let u = this.undecided.get(slot);
     if (!u) this.undecided.set(slot, (u = []));
     u.push(n);
@@ -100,8 +116,10 @@ export class AnswerOrder<T> {
     const o = this.open.get(id);
     if (!o) return;
     this.open.delete(id);
-    this.done[o.slot] = (this.done[o.slot]! + 1) >>> 0;
-    this.dirty = true;
+    if (o.counted) {
+      this.done[o.slot] = (this.done[o.slot]! + 1) >>> 0;
+      this.dirty = true;
+    }
     if (!o.deferred) this.removeUndecided(o);
     this.touched.add(o.slot);
   }

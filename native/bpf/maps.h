@@ -306,14 +306,15 @@ struct stash_val {
 };
 
 // `order`: answers of one client leave in the order the servers produced
-// them, whichever path carries them. P's segments that reach the bridge's
-// output queue are counted by client — ORDER_QUEUED by the netfilter match
-// as it sends them there, ORDER_DONE by the bridge as it gives their
-// verdicts (it alone writes that entry). While a client's two counts differ,
-// the queue holds an earlier answer of that client: the match sends its later
-// segments to the queue as well, where they wait their turn, instead of
-// letting the kernel release them first. Clients are hashed onto
-// ORDER_SLOTS slots; clients that share a slot share its order.
+// them, whichever path carries them. P's segments the output queue takes on
+// their own account (the kernel cannot release them) are counted by client —
+// ORDER_QUEUED by the netfilter match (tcpfo_order_only) as it sends them
+// there, ORDER_DONE by the bridge as it gives their verdicts (it alone writes
+// that entry). While a client's two counts differ, the queue holds an earlier
+// answer of that client: the match sends its later segments to the queue as
+// well, uncounted and marked, where they wait their turn, instead of letting
+// the kernel release them first. Clients are hashed onto ORDER_SLOTS slots;
+// clients that share a slot share its order.
 #define ORDER_SLOTS 256
 enum order_entry {
   ORDER_QUEUED,

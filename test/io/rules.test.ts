@@ -73,6 +73,21 @@ describe('the kernel release’s match (xt_bpf)', () => {
     expect(lines[at]).toMatch(/-j RETURN$/);
     expect(at).toBeLessThan(lines.findIndex((l) => l.includes('--queue-num 7')));
   });
+  it('the order’s match marks (or-mark, then on to the queue rule) what the first let through', () => {
+    const waits: Rule = {
+      ...release,
+      match: { ...release.match, bpfPinned: '/sys/fs/bpf/tcpfo_x_primary_only_order' },
+      action: { orMark: 0x800000 },
+      comment: 'waits',
+    };
+    const lines = iptRestoreScript('tp', [release, waits, ...RULES], 0x100, '')
+      .trim()
+      .split('\n');
+    const at = lines.findIndex((l) => l.includes('--object-pinned /sys/fs/bpf/tcpfo_x_primary_only_order'));
+    expect(lines[at]).toMatch(/-j MARK --or-mark 0x800000$/);
+    expect(at).toBeGreaterThan(lines.findIndex((l) => l.includes('--object-pinned /sys/fs/bpf/tcpfo_x_primary_only ')));
+    expect(at).toBeLessThan(lines.findIndex((l) => l.includes('--queue-num 7')));
+  });
   it('is refused by the nftables backend (it has no BPF match)', () => {
     expect(() => nftRuleset('tp', [release, ...RULES], 0x100)).toThrow(/no BPF match/);
   });

@@ -18,7 +18,14 @@ import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
-const PROGRAMS = ['tcpfo_merge_ctl', 'tcpfo_primary_only', 'tcpfo_sent', 'tcpfo_skips_queue', 'tcpfo_xlate'];
+const PROGRAMS = [
+  'tcpfo_merge_ctl',
+  'tcpfo_order_only',
+  'tcpfo_primary_only',
+  'tcpfo_sent',
+  'tcpfo_skips_queue',
+  'tcpfo_xlate',
+];
 
 /** bpftool loads every program of the object, pinned under a fresh directory, with `setpriv` args first (none: root's). */
 function loadAll(setpriv: string[]): string[] {

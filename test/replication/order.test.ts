@@ -42,6 +42,27 @@ describe('the order of a client’s answers', () => {
     expect(o.hasOpen(orderSlot(A))).toBe(false);
   });
 
+  it('counts only the verdicts of packets the kernel counted; an uncounted one waits and holds its slot the same', () => {
+    const o = new AnswerOrder<number>();
+    expect(o.arrive(1, A)).toBe(false); // on its own account: counted
+    expect(o.arrive(2, A, false)).toBe(true); // marked: only waits
+    o.defer(2, 2, 0);
+    expect(o.arrive(3, A, false)).toBe(true);
+    o.defer(3, 3, 0);
+    o.verdict(1);
+    expect(o.done[orderSlot(A)]).toBe(1);
+    expect(o.ready(0)).toEqual([2]);
+    o.verdict(2);
+    expect(o.ready(0)).toEqual([3]);
+    o.verdict(3);
+    expect(o.done[orderSlot(A)]).toBe(1);
+    expect(o.hasOpen(orderSlot(A))).toBe(false);
+    // Nothing counted is open: a resync may set the slot to the kernel's.
+    const queued = new Uint32Array(ORDER_SLOTS);
+    queued[orderSlot(A)] = 1;
+    expect(o.resync(queued, queued)).toEqual([]);
+  });
+
   it('a later packet does not hold an earlier one that waits', () => {
     const o = new AnswerOrder<number>();
     o.arrive(1, A);
@@ -113,60 +134,65 @@ describe('the order of a client’s answers', () => {
     expect(o.resync(moved, queued)).toEqual([]); // B's count moved since the last look
   });
 
-  it('random interleavings: each set-aside packet leaves once, after every earlier packet of its slot had its verdict, in arrival order; done counts the verdicts', () => {
+  it('random interleavings: each set-aside packet leaves once, after every earlier packet of its slot had its verdict, in arrival order; done counts the verdicts of the counted ones', () => {
     const clients = [A, B, ipv4('203.0.113.1')];
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(2), fc.boolean(), fc.nat(9)), { minLength: 1, maxLength: 60 }), (script) => {
-        const o = new AnswerOrder<number>();
-        const arrivalOf = new Map<number, number>();
-        const slotOf = new Map<number, number>();
-        const open: number[] = [];
-        const decided = new Set<number>();
-        const left: number[] = [];
-        const verdicts = new Map<number, number>();
-        let id = 0;
-        const give = (v: number) => {
-          open.splice(open.indexOf(v), 1);
-          decided.add(v);
-          verdicts.set(slotOf.get(v)!, (verdicts.get(slotOf.get(v)!) ?? 0) + 1);
-          o.verdict(v);
-        };
-        const drain = () => {
-          for (let r = o.ready(0); r.length; r = o.ready(0)) {
-            for (const v of r) {
-              // Every earlier packet of its slot has its verdict.
-              for (const [w, n] of arrivalOf)
-                if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v)
-                  expect(decided.has(w)).toBe(true);
-              left.push(v);
+      fc.property(
+        fc.array(fc.tuple(fc.nat(2), fc.boolean(), fc.nat(9), fc.boolean()), { minLength: 1, maxLength: 60 }),
+        (script) => {
+          const o = new AnswerOrder<number>();
+          const arrivalOf = new Map<number, number>();
+          const slotOf = new Map<number, number>();
+          const open: number[] = [];
+          const decided = new Set<number>();
+          const left: number[] = [];
+          const verdicts = new Map<number, number>();
+          const counted = new Set<number>();
+          let id = 0;
+          const give = (v: number) => {
+            open.splice(open.indexOf(v), 1);
+            decided.add(v);
+            if (counted.has(v)) verdicts.set(slotOf.get(v)!, (verdicts.get(slotOf.get(v)!) ?? 0) + 1);
+            o.verdict(v);
+          };
+          const drain = () => {
+            for (let r = o.ready(0); r.length; r = o.ready(0)) {
+              for (const v of r) {
+                // Every earlier packet of its slot has its verdict.
+                for (const [w, n] of arrivalOf)
+                  if (slotOf.get(w) === slotOf.get(v) && n < arrivalOf.get(v)! && w !== v)
+                    expect(decided.has(w)).toBe(true);
+                left.push(v);
+              }
             }
+          };
+          for (const [client, deferIt, pick, isCounted] of script) {
+            const c = clients[client]!;
+            const me = id++;
+            arrivalOf.set(me, me);
+            slotOf.set(me, orderSlot(c));
+            if (isCounted) counted.add(me);
+            const ahead = o.arrive(me, c, isCounted);
+            open.push(me);
+            if (ahead && deferIt) o.defer(me, me, 0);
+            // Give a verdict to some open packet that is not waiting.
+            const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
+            if (candidates.length) give(candidates[pick % candidates.length]!);
+            drain();
           }
-        };
-        for (const [client, deferIt, pick] of script) {
-          const c = clients[client]!;
-          const me = id++;
-          arrivalOf.set(me, me);
-          slotOf.set(me, orderSlot(c));
-          const ahead = o.arrive(me, c);
-          open.push(me);
-          if (ahead && deferIt) o.defer(me, me, 0);
-          // Give a verdict to some open packet that is not waiting.
-          const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
-          if (candidates.length) give(candidates[pick % candidates.length]!);
-          drain();
-        }
-        // Settle: verdicts for everything, in arrival order.
-        for (let guard = 0; open.length && guard < 1000; guard++) {
-          const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
-          if (!candidates.length) break;
-          give(candidates[0]!);
-          drain();
-        }
-        expect(open).toEqual([]);
-        expect(new Set(left).size).toBe(left.length);
-        for (const [slot, n] of verdicts) expect(o.done[slot]).toBe(n);
-        expect(o.waitingCount).toBe(0);
-      }),
+          // Settle: verdicts for everything, in arrival order.
+          for (let guard = 0; open.length && guard < 1000; guard++) {
+            const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
+            if (!candidates.length) break;
+            give(candidates[0]!);
+            drain();
+          }
+          expect(open).toEqual([]);
+          expect(new Set(left).size).toBe(left.length);
+          for (let slot = 0; slot < ORDER_SLOTS; slot++) expect(o.done[slot]).toBe(verdicts.get(slot) ?? 0);
+          expect(o.waitingCount).toBe(0);
+        },
+      ),
       { numRuns: 500 },
     );
   });
