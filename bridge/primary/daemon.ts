@@ -19,6 +19,7 @@ import { TcpSegment } from '../wire/tcp.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { AnswerOrder, ORDER_WAIT_MARK } from './order.js';
+import { clearLoneDsack } from './merge/dsack.js';
 import { NodeState } from '../io/node-state.js';
 import { QueueProgress } from './queue-progress.js';
 import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
@@ -92,6 +93,8 @@ export interface PrimaryStats {
   releasedInKernel: number;
   /** P's segments the kernel would release, set aside in the queue behind an earlier answer of their client (order.ts). */
   orderWaited: number;
+  /** P's D-SACK ACKs given back to the kernel with the block cleared (merge/dsack.ts). */
+  dsackCleared: number;
   /** P's segments that reached the queue and went back to the kernel's release (unmarked verdict). */
   returnedToKernel: number;
   /** Client slots whose order count was set to the kernel's (segments the queue never delivered). */
@@ -132,6 +135,7 @@ export class PrimaryBridge {
     xlateMapFull: 0,
     releasedInKernel: 0,
     orderWaited: 0,
+    dsackCleared: 0,
     returnedToKernel: 0,
     handshakesPrompted: 0,
     orderResyncs: 0,
@@ -858,7 +862,11 @@ export class PrimaryBridge {
     const order = this.order;
     // Marked: sent here only to wait its turn, not counted for its client's order (native/xlate.bpf.c).
     const counted = (b.mark(i) & ORDER_WAIT_MARK) === 0;
-    if (order && order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted) && this.kernelReleases(pkt)) {
+    if (
+      order &&
+      order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted) &&
+      this.kernelReleases(pkt)
+    ) {
       order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i), mark: b.mark(i) }, monotonicMs());
       this.stats.orderWaited++;
       this.armOrderTimer();
@@ -875,6 +883,14 @@ export class PrimaryBridge {
       const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, (mark & ~ORDER_WAIT_MARK) >>> 0) : this.outQ.accept(id);
       if (!ok) this.stats.verdictErrors++;
       this.stats.returnedToKernel++;
+      this.outputDecided(id);
+      return;
+    }
+    // P's D-SACK: the kernel merges the ACK without its block (merge/dsack.ts), the connection stays there.
+    const cleared = this.xlate && this.kernelReleases(pkt) ? clearLoneDsack(pkt) : null;
+    if (cleared && this.kernelTakes(this.xlate!, cleared)) {
+      if (!this.outQ.acceptModified(id, cleared, (mark & ~ORDER_WAIT_MARK) >>> 0)) this.stats.verdictErrors++;
+      this.stats.dsackCleared++;
       this.outputDecided(id);
       return;
     }
@@ -1230,6 +1246,7 @@ export class PrimaryBridge {
           orderWaited: this.stats.orderWaited,
           orderLate: this.order.expired,
           returnedToKernel: this.stats.returnedToKernel,
+          dsackClearedP: this.stats.dsackCleared,
           orderResyncs: this.stats.orderResyncs,
         }
       : {};

@@ -657,11 +657,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     });
     // The rules: the first match lets past, the second marks (1) or counts (0) what the first did not.
     const rules = (seg: Buffer): 'past' | 'waits' | 'own' =>
-      x.run('tcpfo_primary_only', seg).ret
-        ? 'past'
-        : x.run('tcpfo_order_only', seg).ret
-          ? 'waits'
-          : 'own';
+      x.run('tcpfo_primary_only', seg).ret ? 'past' : x.run('tcpfo_order_only', seg).ret ? 'waits' : 'own';
     x.setOrderDone(x.orderQueued()!);
     const q0 = x.orderQueued()![orderSlot(CLIENT)]!;
     expect(rules(p(R, 'one'))).toBe('past');

@@ -113,6 +113,51 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'a client that sends its requests again (its answers lost for 600 ms): P’s D-SACK ACKs go back to the kernel cleared, no connection leaves it',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await kernelHandshakePair(rig);
+        try {
+          const c = rig.host('client');
+          const session = echoSession(c, 4000);
+          await new Promise((r) => setTimeout(r, 1000));
+          const m0 = await scrapeMetrics(rig, 'primary');
+          // The answers of both servers are lost: the client sends its requests again, which both TCPs had.
+          const drop = `INPUT -s ${VIP} -p tcp -j DROP`;
+          await c.sh(`iptables -I ${drop}`);
+          try {
+            await new Promise((r) => setTimeout(r, 600));
+          } finally {
+            await c.sh(`iptables -D ${drop}`);
+          }
+          const e = JSON.parse((await session).stdout.trim()) as {
+            echoed: number;
+            mismatched: number;
+            sent: number;
+            error?: string;
+          };
+          const m = await scrapeMetrics(rig, 'primary');
+          const z = (v: number) => (Number.isNaN(v) ? 0 : v);
+          const d = (series: string) => z(m(series)) - z(m0(series));
+          const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
+          console.log(
+            `answers lost 600 ms: ${e.echoed} echoes; P's D-SACK ACKs cleared ${d('tcpfo_kernel_outbound_total{action="dsack-cleared"}')}, S's ${d('tcpfo_kernel_merge_total{action="dsack-cleared"}')}; handovers ${d('tcpfo_kernel_handovers_total{reason="bridge"}')}`,
+          );
+          expect(e.error, ctx).toBeUndefined();
+          expect(e.mismatched, ctx).toBe(0);
+          expect(e.sent - e.echoed, ctx).toBeLessThanOrEqual(1);
+          expect(d('tcpfo_kernel_outbound_total{action="dsack-cleared"}'), ctx).toBeGreaterThan(0);
+          expect(d('tcpfo_kernel_handovers_total{reason="bridge"}'), ctx).toBe(0);
+          expect(m('tcpfo_divergences_total'), ctx).toBe(0);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
     'keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete',
     async () => {
       // curl gives a transfer up when the control connection answers before the
