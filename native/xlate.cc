@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,7 +112,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       bpf_map__set_max_entries(mrg, max);
       bpf_map__set_max_entries(hints, max);
     }
-    int err = bpf_object__load(obj_);
+    int err = LoadSignalsHeld(obj_);
     if (err) { Fail(env, "bpf_object__load (the kernel refused the program)", -err); return; }
     struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_xlate");
     if (!prog) { Fail(env, "no program tcpfo_xlate in the object", ENOENT); return; }
@@ -227,6 +229,21 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     opts.handle = TC_HANDLE;
     opts.priority = TC_PRIORITY;
     return opts;
+  }
+
+  // Loads the programs with this thread's signals held. The verifier gives
+  // up with EAGAIN when a signal is pending for the loading thread (its run
+  // over these programs takes up to a second), and libbpf tries again only a
+  // few times: a child's SIGCHLD, or a profiler's SIGPROF every millisecond,
+  // made the kernel seem to refuse the programs, and the bridge fell back to
+  // the queue. Held, a signal waits for the load (or goes to another thread).
+  static int LoadSignalsHeld(struct bpf_object* obj) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = bpf_object__load(obj);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return err;
   }
 
   // Where match `name` is pinned: the first at pin_, the second beside it

@@ -58,6 +58,18 @@ describe('the primary’s BPF programs', () => {
     expect(loadAll(modern ? ['--bounding-set=-all,+bpf,+net_admin,+net_raw'] : [])).toEqual(PROGRAMS);
   });
 
+  it('load while signals keep coming (a profiler’s, a child’s): the verifier is not interrupted into a refusal', () => {
+    // The verifier gives up with EAGAIN when a signal is pending for the loading thread.
+    const r = execFileSync(process.execPath, [distScript('test/fixtures/load-under-signals.js'), '3'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const out = JSON.parse(r) as { ok: number; loads: number; error?: string; signals: number };
+    expect(out.signals, r).toBeGreaterThan(0);
+    expect(out.error, r).toBeUndefined();
+    expect(out.ok, r).toBe(3);
+  });
+
   it(
     'loaded as root, then attached and used with a promoted bridge’s capabilities (every kernel)',
     async () => {
@@ -82,6 +94,7 @@ describe('the primary’s BPF programs', () => {
           expect(out.taken).toEqual({ relNxt: 5000, handover: 1 });
         } finally {
           rmSync(pin, { force: true });
+          rmSync(`${pin}_order`, { force: true });
         }
       });
     },
