@@ -845,12 +845,14 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
 }
 
 /*
- * The second, for what the first let through (-j MARK with ORDER_WAIT_MARK,
- * then the queue): 1 for P's segment the kernel would release, which goes to
- * the queue only to wait its turn; 0 for one the queue takes on its own
- * account, counted for its client. Judged again here, not taken from the
- * first: the bridge then knows by the mark exactly which segments were
- * counted.
+ * The second, for what the first did not let past (-j MARK with
+ * ORDER_WAIT_MARK, then the queue): 1 — marked, not counted — for P's
+ * segment the kernel would release, which goes to the queue only to wait its
+ * turn, and for a pure ACK (no bytes, no SYN, FIN or RST: nothing a client
+ * orders its connections by; a D-SACK ACK after a client sent its request
+ * again, say); 0 for one the queue takes on its own account, counted for its
+ * client. Judged again here, not taken from the first: the bridge then knows
+ * by the mark exactly which segments were counted.
  */
 SEC("socket")
 int tcpfo_order_only(struct __sk_buff *skb) {
@@ -859,7 +861,11 @@ int tcpfo_order_only(struct __sk_buff *skb) {
   __be32 daddr = 0;
   bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
   int skip = 0;
-  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) skip = skips_queue(skb, &ip, &th);
+  if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) {
+    skip = skips_queue(skb, &ip, &th);
+    __u32 headers = ip.ihl * 4 + th.doff * 4;
+    if (!(tcp_flags(&th) & TH_CONTROL) && bpf_ntohs(ip.tot_len) == headers) skip = 1;
+  }
   if (skip) return 1;
   __u32 queued = ORDER_QUEUED;
   struct order_slots *q = bpf_map_lookup_elem(&order, &queued);

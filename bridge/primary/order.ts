@@ -16,7 +16,8 @@
  * sends that client's segments to the queue even where the kernel would
  * release them, marked (ORDER_WAIT_MARK) and not counted: the queue's own lag
  * must not keep the counts apart, or under a steady stream of answers every
- * one would take the queue. Here they wait their turn: a segment of a
+ * one would take the queue. Pure ACKs the queue takes (a D-SACK, say) are not
+ * counted either: nothing a client orders its connections by. Here they wait their turn: a segment of a
  * connection the kernel releases, with an earlier segment of its client
  * still open in the queue, is set aside until every such earlier one has its
  * verdict, and then goes on — back to the kernel, or to the merger.
@@ -39,7 +40,10 @@
  * also at nextDeadline().
  */
 
-/** The mark the match gives P's segments it sends to the queue only to wait their turn (uncounted). */
+/**
+ * The mark the match gives P's segments it sends to the queue uncounted: those
+ * the kernel would release, there only to wait their turn, and pure ACKs.
+ */
 export const ORDER_WAIT_MARK = 0x00800000;
 
 /** How long a segment waits for an earlier answer of its client at most, by default. */

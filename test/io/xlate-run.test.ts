@@ -670,6 +670,10 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(rules(p(R, 'one'))).toBe('waits');
     expect(rules(p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_URG }))).toBe('own');
     expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 2) >>> 0);
+    // A pure ACK the queue takes (urgent: the bridge's) is marked, not counted: nothing a client orders by.
+    expect(x.run('tcpfo_skips_queue', p(R, '', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(0);
+    expect(rules(p(R, '', { flags: TCP_ACK_FLAG | TCP_URG }))).toBe('waits');
+    expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 2) >>> 0);
     // Another client's answers do not wait.
     expect(rules(otherSeg)).toBe('past');
     // One verdict of the two counted: still waiting; both: the kernel's again, whatever still waits uncounted.
