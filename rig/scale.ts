@@ -105,6 +105,8 @@ export interface ScaleRun {
   victim: Victim;
   setup: Opened;
   plainSetup: Opened | null;
+  /** One request on each of the N connections at once, plain TCP (with plainSetup). */
+  plainRound: Pinged | null;
   /**
    * One busy connection's round trips: beside the n idle ones, through the
    * pair with no other connection, and plain (to the primary's own address,
@@ -173,6 +175,7 @@ export async function scaleRun(
       for (const [i, size] of sizes.entries())
         pair.nodeServers.secondary.push(await startRedis(s, VIP, ports[i]!, size + 100));
       let plainSetup: Opened | null = null;
+      let plainRound: Pinged | null = null;
       let plainBusy: Busy | null = null;
       if (plain) {
         for (const [i, size] of sizes.entries())
@@ -180,6 +183,9 @@ export async function scaleRun(
         const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
         clients.push(...pcs);
         plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
+        // The floor of every round below: the same requests at once, one server per shard, plain TCP.
+        for (const x of pcs) x.say('ping');
+        plainRound = sumPinged(await Promise.all(pcs.map((x) => x.next<Pinged>())));
         for (const x of pcs) x.say('end');
         const one = IdleClient.start(c, p.ip, PLAIN_PORT, 1);
         clients.push(one);
@@ -262,6 +268,7 @@ export async function scaleRun(
         victim,
         setup,
         plainSetup,
+        plainRound,
         busy,
         rss,
         heap,

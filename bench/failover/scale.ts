@@ -40,7 +40,7 @@ export async function main(args: string[]): Promise<number> {
       runs.push(r);
       const perConn = (x: number, idle: number) => ((x - idle) / n).toFixed(0);
       console.log(
-        `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; without a kill ${r.before.lastMs} ms, connections handed from the kernel merge to the bridge then ${JSON.stringify(r.kernel.handovers)}, ${r.kernel.again} ranges sent again kept in it; P's segments through the output queue ${r.kernel.queued ?? '–'}, of them ${r.kernel.returned ?? '–'} straight back to the kernel, ${r.kernel.waited ?? '–'} set aside); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
+        `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; without a kill ${r.before.lastMs} ms${r.plainRound ? `, plain ${r.plainRound.lastMs} ms` : ''}, connections handed from the kernel merge to the bridge then ${JSON.stringify(r.kernel.handovers)}, ${r.kernel.again} ranges sent again kept in it; P's segments through the output queue ${r.kernel.queued ?? '–'}, of them ${r.kernel.returned ?? '–'} straight back to the kernel, ${r.kernel.waited ?? '–'} set aside); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
           `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}; ` +
           `RSS P ${mb(r.rss.primary)} MB (${perConn(r.rss.primary, r.rss.primaryIdle)} B/conn; JS heap ${perConn(r.heap.primary, r.heap.primaryIdle)} B/conn), S ${mb(r.rss.secondary)} MB (${perConn(r.rss.secondary, r.rss.secondaryIdle)} B/conn); ` +
           `${busyText(r)}; timeline ${JSON.stringify(r.timeline)}`,
@@ -87,6 +87,7 @@ export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
       'kill the primary': at('primary', (r) => r.after.lastMs),
       'kill the secondary': at('secondary', (r) => r.after.lastMs),
       'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
+      'plain TCP, one request on each': at('primary', (r) => r.plainRound?.lastMs ?? null),
     },
     { logY: true, decimalX: true },
   );
