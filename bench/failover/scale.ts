@@ -73,21 +73,21 @@ export function busyText(r: ScaleRun): string {
   return `busy round trip p50 ${idle.p50Us} µs${over(idle)} beside them, ${none.p50Us} µs${over(none)} alone${plain ? `, plain ${plain.p50Us} µs` : ''}${ratio}`;
 }
 
-/** The stall after each kill, and one round of requests without a kill, against N. */
+/** The stall after each kill, and one round of requests without a kill (through the pair, and plain), against N. */
 export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
   const at = (victim: string, f: (r: ScaleRun) => number | null) =>
     ns.map((n) => f(runs.find((r) => r.n === n && r.victim === victim)!) ?? NaN);
   return lineChart(
-    `Idle connections through a failover (detector ${timeoutMs} ms): until the last one answered`,
+    `One request on each idle connection (detector ${timeoutMs} ms): until the last one answered`,
     'connections',
     'ms',
     ns,
     {
       'kill the primary': at('primary', (r) => r.after.lastMs),
       'kill the secondary': at('secondary', (r) => r.after.lastMs),
-      'no kill (one request on each)': at('primary', (r) => r.before.lastMs),
-      'plain TCP, one request on each': at('primary', (r) => r.plainRound?.lastMs ?? null),
+      'no kill': at('primary', (r) => r.before.lastMs),
+      'plain TCP, no kill': at('primary', (r) => r.plainRound?.lastMs ?? null),
     },
     { logY: true, decimalX: true },
   );
