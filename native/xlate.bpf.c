@@ -845,14 +845,29 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
 }
 
 /*
+ * Whether P's segment is a pure ACK (no bytes, no SYN, FIN or RST) of a
+ * connection whose segments the kernel releases (primary-only, or merged in
+ * the kernel): its handshake is long done, so it is nothing a client orders
+ * its connections by — a D-SACK after the client sent a request again, say.
+ * (A pure ACK that completes a server-initiated handshake is: the client's
+ * accept() returns with it. Its connection is in neither map yet.)
+ */
+static __always_inline int in_kernel_pure_ack(const struct iphdr *ip, const struct tcphdr *th) {
+  if ((tcp_flags(th) & TH_CONTROL) || bpf_ntohs(ip->tot_len) != ip->ihl * 4 + th->doff * 4) return 0;
+  struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
+  if (bpf_map_lookup_elem(&primary_only, &k)) return 1;
+  struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);
+  return h && h->mode == MERGE_KERNEL;
+}
+
+/*
  * The second, for what the first did not let past (-j MARK with
  * ORDER_WAIT_MARK, then the queue): 1 — marked, not counted — for P's
  * segment the kernel would release, which goes to the queue only to wait its
- * turn, and for a pure ACK (no bytes, no SYN, FIN or RST: nothing a client
- * orders its connections by; a D-SACK ACK after a client sent its request
- * again, say); 0 for one the queue takes on its own account, counted for its
- * client. Judged again here, not taken from the first: the bridge then knows
- * by the mark exactly which segments were counted.
+ * turn, and for a pure ACK of a connection the kernel releases
+ * (in_kernel_pure_ack); 0 for one the queue takes on its own account,
+ * counted for its client. Judged again here, not taken from the first: the
+ * bridge then knows by the mark exactly which segments were counted.
  */
 SEC("socket")
 int tcpfo_order_only(struct __sk_buff *skb) {
@@ -863,8 +878,7 @@ int tcpfo_order_only(struct __sk_buff *skb) {
   int skip = 0;
   if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) == 0 && bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) == 0) {
     skip = skips_queue(skb, &ip, &th);
-    __u32 headers = ip.ihl * 4 + th.doff * 4;
-    if (!(tcp_flags(&th) & TH_CONTROL) && bpf_ntohs(ip.tot_len) == headers) skip = 1;
+    if (!skip && in_kernel_pure_ack(&ip, &th)) skip = 1;
   }
   if (skip) return 1;
   __u32 queued = ORDER_QUEUED;

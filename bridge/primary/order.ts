@@ -16,8 +16,10 @@
  * sends that client's segments to the queue even where the kernel would
  * release them, marked (ORDER_WAIT_MARK) and not counted: the queue's own lag
  * must not keep the counts apart, or under a steady stream of answers every
- * one would take the queue. Pure ACKs the queue takes (a D-SACK, say) are not
- * counted either: nothing a client orders its connections by. Here they wait their turn: a segment of a
+ * one would take the queue. Pure ACKs the queue takes of connections the
+ * kernel releases (a D-SACK, say) are not counted either: nothing a client
+ * orders its connections by (the last ACK of a server-initiated handshake,
+ * which the client's accept() waits for, is of no such connection yet). Here they wait their turn: a segment of a
  * connection the kernel releases, with an earlier segment of its client
  * still open in the queue, is set aside until every such earlier one has its
  * verdict, and then goes on — back to the kernel, or to the merger.
@@ -42,7 +44,8 @@
 
 /**
  * The mark the match gives P's segments it sends to the queue uncounted: those
- * the kernel would release, there only to wait their turn, and pure ACKs.
+ * the kernel would release, there only to wait their turn, and pure ACKs of
+ * connections the kernel releases.
  */
 export const ORDER_WAIT_MARK = 0x00800000;
 

@@ -670,13 +670,19 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(rules(p(R, 'one'))).toBe('waits');
     expect(rules(p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_URG }))).toBe('own');
     expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 2) >>> 0);
-    // A pure ACK the queue takes (urgent: the bridge's) is marked, not counted: nothing a client orders by.
+    // A pure ACK the queue takes (urgent: the bridge's) of a connection merged in the kernel is marked, not
+    // counted: its handshake is long done, nothing a client orders by.
     expect(x.run('tcpfo_skips_queue', p(R, '', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(0);
     expect(rules(p(R, '', { flags: TCP_ACK_FLAG | TCP_URG }))).toBe('waits');
     expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 2) >>> 0);
+    // Of a connection the kernel does not know — the last ACK of a server-initiated handshake — it is counted.
+    x.remove(key);
+    expect(rules(p(R, ''))).toBe('own');
+    expect(x.orderQueued()![orderSlot(CLIENT)]).toBe((q0 + 3) >>> 0);
+    start();
     // Another client's answers do not wait.
     expect(rules(otherSeg)).toBe('past');
-    // One verdict of the two counted: still waiting; both: the kernel's again, whatever still waits uncounted.
+    // One verdict short of those counted: still waiting; all: the kernel's again, whatever still waits uncounted.
     const done = x.orderQueued()!;
     done[orderSlot(CLIENT)] = (done[orderSlot(CLIENT)]! - 1) >>> 0;
     x.setOrderDone(done);
