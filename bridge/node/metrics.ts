@@ -115,6 +115,8 @@ export interface MetricsSnapshot {
     orderWaited?: number;
     /** Of those, the ones that left before their turn, having waited the most a segment waits. */
     orderLate?: number;
+    /** Counted segments that held their client's answers in the queue for the most a segment waits: their verdicts counted ahead of time. */
+    orderHeldTooLong?: number;
     returnedToKernel?: number;
     /** P's D-SACK ACKs the bridge gave back to the kernel with the block overwritten. */
     dsackClearedP?: number;
@@ -467,7 +469,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_outbound_total',
-    'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited; waited-too-long: left before their turn after 50 ms), or went back to the kernel from the queue (returned); P’s pure ACKs reporting a client segment received twice, given back to the kernel with that D-SACK block overwritten (dsack-cleared)',
+    'P’s segments of primary-only connections the primary’s egress program handled (merge: kernel or auto): released into the client’s spaces, or refused (dropped: the connection had just gone; P’s TCP sends them again); and P’s segments the kernel releases that waited in the queue behind an earlier answer of their client (waited; waited-too-long: left before their turn after 50 ms; held-too-long: a segment the queue took on its own account that held its client’s later answers in the queue for 50 ms, after which they pass in the kernel again), or went back to the kernel from the queue (returned); P’s pure ACKs reporting a client segment received twice, given back to the kernel with that D-SACK block overwritten (dsack-cleared)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;
@@ -476,6 +478,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       c.inc({ action: 'refused' }, k.releaseRefused ?? 0);
       c.inc({ action: 'waited' }, k.orderWaited ?? 0);
       c.inc({ action: 'waited-too-long' }, k.orderLate ?? 0);
+      c.inc({ action: 'held-too-long' }, k.orderHeldTooLong ?? 0);
       c.inc({ action: 'returned' }, k.returnedToKernel ?? 0);
       c.inc({ action: 'dsack-cleared' }, k.dsackClearedP ?? 0);
     },

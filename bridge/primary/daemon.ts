@@ -862,12 +862,12 @@ export class PrimaryBridge {
     const order = this.order;
     // Marked: sent here only to wait its turn, not counted for its client's order (native/xlate.bpf.c).
     const counted = (b.mark(i) & ORDER_WAIT_MARK) === 0;
-    if (
-      order &&
-      order.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted) &&
-      this.kernelReleases(pkt)
-    ) {
-      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i), mark: b.mark(i) }, monotonicMs());
+    const now = monotonicMs();
+    const ahead = order?.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted, now) ?? false;
+    // A counted one holds its client's answers in the queue at most the order's maxWaitMs (expireCounted).
+    if (order && counted) this.armOrderTimer();
+    if (order && ahead && this.kernelReleases(pkt)) {
+      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i), mark: b.mark(i) }, now);
       this.stats.orderWaited++;
       this.armOrderTimer();
       return;
@@ -934,6 +934,7 @@ export class PrimaryBridge {
     const order = this.order;
     if (!order) return;
     try {
+      order.expireCounted(monotonicMs());
       for (let ready = order.ready(monotonicMs()); ready.length; ready = order.ready(monotonicMs())) {
         for (const h of ready) {
           try {
@@ -1245,6 +1246,7 @@ export class PrimaryBridge {
       ? {
           orderWaited: this.stats.orderWaited,
           orderLate: this.order.expired,
+          orderHeldTooLong: this.order.heldTooLong,
           returnedToKernel: this.stats.returnedToKernel,
           dsackClearedP: this.stats.dsackCleared,
           orderResyncs: this.stats.orderResyncs,

@@ -34,7 +34,11 @@
  * The order is kept as long as it costs little: a segment waits at most
  * `maxWaitMs` (an earlier answer the merger holds for seconds — its
  * connection's secondary lagging, a close waiting for the other server's —
- * must not stall the client's other connections), then leaves anyway.
+ * must not stall the client's other connections), then leaves anyway. For
+ * the same reason a counted segment holds the kernel's rule at most
+ * `maxWaitMs`: then its verdict is counted ahead of time (expireCounted), and
+ * its client's later answers leave past it in the kernel again rather than
+ * all through the queue.
  *
  * Pure: no I/O; time comes as an argument. The shell feeds it each packet of
  * the output queue (arrive), each deferral (defer) and each verdict
@@ -83,23 +87,28 @@ export class AnswerOrder<T> {
   private readonly waiting = new Map<number, { id: number; n: number; item: T; at: number }[]>();
   /** Slots whose set-aside packets may have become ready. */
   private readonly touched = new Set<number>();
+  /** Counted packets without a verdict, oldest first: when each arrived, by queue id. */
+  private readonly countedOpen = new Map<number, number>();
   /** Packets set aside so far, and those that left before their turn (waited maxWaitMs): counters for metrics. */
   deferrals = 0;
   expired = 0;
+  /** Counted packets whose verdict was counted ahead of time (held maxWaitMs): a counter for metrics. */
+  heldTooLong = 0;
 
   constructor(readonly maxWaitMs = ORDER_MAX_WAIT_MS) {}
 
   /**
-   * Packet `id` of the output queue, to client `client`, arrived; `counted`:
-   * the kernel's match counted it (it came unmarked). Returns whether an
-   * earlier packet of its client's slot is still open (undecided or
-   * waiting): a packet the kernel would release must then wait (defer).
+   * Packet `id` of the output queue, to client `client`, arrived at `now`;
+   * `counted`: the kernel's match counted it (it came unmarked). Returns
+   * whether an earlier packet of its client's slot is still open (undecided
+   * or waiting): a packet the kernel would release must then wait (defer).
    */
-  arrive(id: number, client: number, counted = true): boolean {
+  arrive(id: number, client: number, counted = true, now = 0): boolean {
     const slot = orderSlot(client);
     const n = this.arrivals++;
     const ahead = this.hasOpen(slot);
     this.open.set(id, { slot, n, deferred: false, counted });
+    if (counted) this.countedOpen.set(id, now);
     let u = this.undecided.get(slot);
     if (!u) this.undecided.set(slot, (u = []));
     u.push(n);
@@ -123,10 +132,7 @@ export class AnswerOrder<T> {
     const o = this.open.get(id);
     if (!o) return;
     this.open.delete(id);
-    if (o.counted) {
-      this.done[o.slot] = (this.done[o.slot]! + 1) >>> 0;
-      this.dirty = true;
-    }
+    if (o.counted) this.count(o, id);
     if (!o.deferred) this.removeUndecided(o);
     this.touched.add(o.slot);
   }
@@ -167,11 +173,32 @@ export class AnswerOrder<T> {
     return out;
   }
 
-  /** When the longest-waiting packet must leave anyway, or null if none waits. */
+  /**
+   * Counts ahead of time the verdict of each counted packet open for
+   * maxWaitMs at `now` (its own verdict will not count again): the kernel's
+   * rule lets its client's later answers pass again. Returns how many.
+   */
+  expireCounted(now: number): number {
+    let n = 0;
+    for (const [id, at] of this.countedOpen) {
+      if (now - at < this.maxWaitMs) break;
+      const o = this.open.get(id)!;
+      this.count(o, id);
+      this.heldTooLong++;
+      n++;
+    }
+    return n;
+  }
+
+  /** When the longest-waiting packet must leave anyway, or the oldest counted one stops holding the kernel's rule; null if neither. */
   nextDeadline(): number | null {
     let t: number | null = null;
     for (const w of this.waiting.values())
       if (w.length && (t === null || w[0]!.at + this.maxWaitMs < t)) t = w[0]!.at + this.maxWaitMs;
+    for (const at of this.countedOpen.values()) {
+      if (t === null || at + this.maxWaitMs < t) t = at + this.maxWaitMs;
+      break;
+    }
     return t;
   }
 
@@ -210,6 +237,14 @@ export class AnswerOrder<T> {
       fixed.push(s);
     }
     return fixed;
+  }
+
+  /** Counts open packet `id`'s verdict for its slot, once. */
+  private count(o: Open, id: number): void {
+    o.counted = false;
+    this.countedOpen.delete(id);
+    this.done[o.slot] = (this.done[o.slot]! + 1) >>> 0;
+    this.dirty = true;
   }
 
   private removeUndecided(o: Open): void {

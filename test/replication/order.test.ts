@@ -63,6 +63,31 @@ describe('the order of a client’s answers', () => {
     expect(o.resync(queued, queued)).toEqual([]);
   });
 
+  it('a counted packet holds the kernel’s rule at most maxWaitMs: then its verdict is counted ahead, once', () => {
+    const o = new AnswerOrder<number>(50);
+    o.arrive(1, A, true, 1000); // the merger holds it (its secondary lags)
+    o.arrive(2, A, false, 1010);
+    o.arrive(3, B, true, 1020);
+    expect(o.nextDeadline()).toBe(1050);
+    expect(o.expireCounted(1049)).toBe(0);
+    expect(o.done[orderSlot(A)]).toBe(0);
+    o.takeDirty();
+    expect(o.expireCounted(1050)).toBe(1);
+    expect(o.done[orderSlot(A)]).toBe(1);
+    expect(o.takeDirty()).toBe(true);
+    expect(o.heldTooLong).toBe(1);
+    expect(o.nextDeadline()).toBe(1070);
+    // Still open for the bridge's own order: a later packet of its slot waits for it.
+    expect(o.hasOpen(orderSlot(A))).toBe(true);
+    // Its verdict, when it comes, counts no more; B's counts once, not expired.
+    o.verdict(1);
+    o.verdict(3);
+    expect(o.expireCounted(5000)).toBe(0);
+    expect(o.done[orderSlot(A)]).toBe(1);
+    expect(o.done[orderSlot(B)]).toBe(1);
+    expect(o.nextDeadline()).toBe(null);
+  });
+
   it('a later packet does not hold an earlier one that waits', () => {
     const o = new AnswerOrder<number>();
     o.arrive(1, A);
@@ -94,9 +119,9 @@ describe('the order of a client’s answers', () => {
 
   it('a segment waits its turn at most maxWaitMs: behind an answer held for long, it leaves anyway, counted; the next in line with it', () => {
     const o = new AnswerOrder<number>(50);
-    o.arrive(1, A); // held by the merger for seconds (its secondary lags)
+    o.arrive(1, A, true, 1010); // held by the merger for seconds (its secondary lags)
     for (const id of [2, 3]) {
-      o.arrive(id, A);
+      o.arrive(id, A, false, 1000 + id); // marked: the kernel would release them
       o.defer(id, id, 1000 + id);
     }
     expect(o.nextDeadline()).toBe(1052);
@@ -104,11 +129,13 @@ describe('the order of a client’s answers', () => {
     expect(o.ready(1052)).toEqual([2]);
     expect(o.ready(1053)).toEqual([3]);
     expect(o.expired).toBe(2);
-    expect(o.nextDeadline()).toBeNull();
+    // The held one still holds the kernel's rule, until 1060.
+    expect(o.nextDeadline()).toBe(1060);
     o.verdict(2);
     o.verdict(3);
     o.verdict(1);
-    expect(o.done[orderSlot(A)]).toBe(3);
+    expect(o.nextDeadline()).toBeNull();
+    expect(o.done[orderSlot(A)]).toBe(1);
   });
 
   it('refuses to set aside what is not open, and ignores verdicts of packets it never saw (the inbound queue’s)', () => {
@@ -179,6 +206,16 @@ describe('the order of a client’s answers', () => {
             const candidates = open.filter((v) => !o['waiting'].get(slotOf.get(v)!)?.some((w) => w.id === v));
             if (candidates.length) give(candidates[pick % candidates.length]!);
             drain();
+            if (pick === 9) {
+              // Every counted packet still open has held the kernel's rule long enough: counted now, once.
+              let held = 0;
+              for (const v of open)
+                if (counted.delete(v)) {
+                  verdicts.set(slotOf.get(v)!, (verdicts.get(slotOf.get(v)!) ?? 0) + 1);
+                  held++;
+                }
+              expect(o.expireCounted(Number.MAX_SAFE_INTEGER)).toBe(held);
+            }
           }
           // Settle: verdicts for everything, in arrival order.
           for (let guard = 0; open.length && guard < 1000; guard++) {
@@ -190,6 +227,8 @@ describe('the order of a client’s answers', () => {
           expect(open).toEqual([]);
           expect(new Set(left).size).toBe(left.length);
           for (let slot = 0; slot < ORDER_SLOTS; slot++) expect(o.done[slot]).toBe(verdicts.get(slot) ?? 0);
+          // Expiry after everything had its verdict counts nothing again.
+          expect(o.expireCounted(Number.MAX_SAFE_INTEGER)).toBe(0);
           expect(o.waitingCount).toBe(0);
         },
       ),
