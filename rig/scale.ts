@@ -131,6 +131,9 @@ export interface ScaleRun {
     queued: number;
     returned: number;
     waited: number;
+    /** Counted segments that held their client's order 50 ms, and P's D-SACK ACKs the bridge cleared (absent in older reports). */
+    heldTooLong?: number;
+    dsackCleared?: number;
   };
   after: Pinged;
   timeline: unknown;
@@ -229,6 +232,8 @@ export async function scaleRun(
           queued: v('tcpfo_nfqueue_packets_total{queue="out"}'),
           returned: v('tcpfo_kernel_outbound_total{action="returned"}'),
           waited: v('tcpfo_kernel_outbound_total{action="waited"}'),
+          heldTooLong: v('tcpfo_kernel_outbound_total{action="held-too-long"}'),
+          dsackCleared: v('tcpfo_kernel_outbound_total{action="dsack-cleared"}'),
         };
       };
       const k0 = await kernelCounts();
@@ -245,6 +250,8 @@ export async function scaleRun(
         queued: k1.queued - k0.queued,
         returned: k1.returned - k0.returned,
         waited: k1.waited - k0.waited,
+        heldTooLong: k1.heldTooLong - k0.heldTooLong,
+        dsackCleared: k1.dsackCleared - k0.dsackCleared,
       };
       await new Promise((r) => setTimeout(r, 1000));
       await killNode(pair, victim);
