@@ -187,6 +187,9 @@ static __always_inline int ipv4_tcp(struct __sk_buff *skb, struct iphdr **ipp, s
 // The flags byte of the TCP header.
 static __always_inline __u8 tcp_flags(const struct tcphdr *th) { return ((const __u8 *)th)[TH_FLAGS_BYTE]; }
 
+// The kernel's monotonic clock in ms, modulo 2^32 (compared as differences).
+static __always_inline __u32 now_ms(void) { return (__u32)(bpf_ktime_get_ns() / 1000000); }
+
 #define TCP_CSUM_ON_ETH (L4_ON_ETH + TCP_CHECK)
 #define IP_CHECK_ON_ETH (L3_ON_ETH + offsetof(struct iphdr, check))
 #define IP_TTL_ON_ETH (L3_ON_ETH + offsetof(struct iphdr, ttl))
@@ -820,8 +823,9 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
 /*
  * The first (-j RETURN): 1 for P's segment that skips the queue — it may
  * (skips_queue), and no segment of its client that the queue took on its
- * own account is without a verdict (but a SYN-ACK: the bridge releases one
- * as soon as both servers sent it, in whatever order). Counts nothing.
+ * own account is without a verdict, or the slot has held its answers
+ * long enough already (ORDER_HOLD) (but a SYN-ACK: the bridge releases one as soon as
+ * both servers sent it, in whatever order). Counts nothing.
  */
 SEC("socket")
 int tcpfo_primary_only(struct __sk_buff *skb) {
@@ -837,11 +841,16 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   if (plain_syn_ack(tcp_flags(&th))) return 1;
   __u32 queued = ORDER_QUEUED;
   __u32 done = ORDER_DONE;
+  __u32 since = ORDER_SINCE;
+  __u32 hold = ORDER_HOLD;
   struct order_slots *q = bpf_map_lookup_elem(&order, &queued);
   struct order_slots *d = bpf_map_lookup_elem(&order, &done);
-  if (!q || !d) return 1;
+  struct order_slots *t = bpf_map_lookup_elem(&order, &since);
+  struct order_slots *h = bpf_map_lookup_elem(&order, &hold);
+  if (!q || !d || !t || !h) return 1;
   __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
-  return q->n[slot] == d->n[slot];
+  if (q->n[slot] == d->n[slot]) return 1;
+  return h->n[0] && (__s32)(now_ms() - t->n[slot]) >= (__s32)h->n[0];
 }
 
 /*
@@ -882,9 +891,15 @@ int tcpfo_order_only(struct __sk_buff *skb) {
   }
   if (skip) return 1;
   __u32 queued = ORDER_QUEUED;
+  __u32 done = ORDER_DONE;
+  __u32 since = ORDER_SINCE;
   struct order_slots *q = bpf_map_lookup_elem(&order, &queued);
-  if (!q) return 0;
+  struct order_slots *d = bpf_map_lookup_elem(&order, &done);
+  struct order_slots *t = bpf_map_lookup_elem(&order, &since);
+  if (!q || !d || !t) return 0;
   __u32 slot = order_slot(bpf_ntohl(daddr)) & (ORDER_SLOTS - 1);
+  // The count that sets the slot's counts apart starts its hold.
+  if (q->n[slot] == d->n[slot]) t->n[slot] = now_ms();
   __sync_fetch_and_add(&q->n[slot], 1);
   return 0;
 }

@@ -61,6 +61,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("service", &Xlate::Service),
                                           InstanceMethod("counters", &Xlate::Counters),
                                           InstanceMethod("orderDone", &Xlate::OrderDone),
+                                          InstanceMethod("orderHold", &Xlate::OrderHold),
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
@@ -630,6 +631,16 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
 
   // orderDone(Uint32Array(ORDER_SLOTS)) -> boolean: the verdicts the bridge gave, by client slot
   // (bpf/maps.h `order`; the bridge alone writes this entry).
+  // orderHold(ms): how long a slot holds its client's answers at most (ORDER_HOLD; 0: for ever).
+  Napi::Value OrderHold(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (order_fd_ < 0 || info.Length() < 1 || !info[0].IsNumber()) return Napi::Boolean::New(env, false);
+    struct order_slots v = {};
+    v.n[0] = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t k = ORDER_HOLD;
+    return Napi::Boolean::New(env, bpf_map_update_elem(order_fd_, &k, &v, BPF_ANY) == 0);
+  }
+
   Napi::Value OrderDone(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (order_fd_ < 0 || info.Length() < 1 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);

@@ -60,6 +60,7 @@ interface NativeXlate {
   peer(mac: Buffer): boolean;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
   orderDone(done: Uint32Array): boolean;
+  orderHold(ms: number): boolean;
   orderQueued(): Uint32Array | null;
   attach(ifname: string, pinPath?: string): void;
   handshakes(on: boolean): boolean;
@@ -431,6 +432,11 @@ export class InboundXlate {
   /** Writes the bridge's verdict counts by client slot (bridge/primary/order.ts) for the match to compare. */
   setOrderDone(done: Uint32Array): boolean {
     return this.x.orderDone(done);
+  }
+
+  /** How long a client slot holds its answers in the queue at most, from the count that set its counts apart (0: for ever). */
+  setOrderHold(ms: number): boolean {
+    return this.x.orderHold(ms);
   }
 
   /** The match's counts of P's segments sent to the queue, by client slot. */

@@ -655,7 +655,11 @@ export class PrimaryBridge {
     await this.attachInbound();
     const toQueue = this.queueRules(q, ports);
     // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
-    if (this.merge !== 'queue' && this.xlate) this.order = new AnswerOrder();
+    if (this.merge !== 'queue' && this.xlate) {
+      this.order = new AnswerOrder();
+      // The kernel's side of the order holds a client's answers no longer than this side does.
+      if (!this.xlate.setOrderHold(this.order.maxWaitMs)) this.stats.verdictErrors++;
+    }
     this.rules = await this.installRules(toQueue);
     if (this.merge === 'queue') this.order = undefined;
     await this.startCopies();

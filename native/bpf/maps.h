@@ -314,11 +314,18 @@ struct stash_val {
 // answer of that client: the match sends its later segments to the queue as
 // well, uncounted and marked, where they wait their turn, instead of letting
 // the kernel release them first. Clients are hashed onto ORDER_SLOTS slots;
-// clients that share a slot share its order.
+// clients that share a slot share its order. A slot holds its client's
+// answers at most ORDER_HOLD's first number of ms (the bridge writes its
+// order's maxWaitMs there; 0: for ever) from the count that set its counts
+// apart (ORDER_SINCE, by the kernel's clock in ms): an answer the bridge
+// holds long, or a count the queue never delivered (it was full), must not
+// send every later answer of the client through the queue.
 #define ORDER_SLOTS 256
 enum order_entry {
   ORDER_QUEUED,
   ORDER_DONE,
+  ORDER_SINCE,
+  ORDER_HOLD,
   ORDER_ENTRIES,
 };
 

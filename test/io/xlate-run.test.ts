@@ -659,6 +659,8 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     const rules = (seg: Buffer): 'past' | 'waits' | 'own' =>
       x.run('tcpfo_primary_only', seg).ret ? 'past' : x.run('tcpfo_order_only', seg).ret ? 'waits' : 'own';
     x.setOrderDone(x.orderQueued()!);
+    // A slot holds its client's answers for a minute here: nothing below depends on the test's pace.
+    expect(x.setOrderHold(60_000)).toBe(true);
     const q0 = x.orderQueued()![orderSlot(CLIENT)]!;
     expect(rules(p(R, 'one'))).toBe('past');
     // An earlier answer of the client goes to the queue on its own account (urgent data: the bridge's), counted.
@@ -691,6 +693,15 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(rules(p(R, 'one'))).toBe('past');
     // A segment the kernel would not release is never marked, whatever the counts.
     expect(x.run('tcpfo_order_only', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(0);
+    // That one set the counts apart again: the slot holds for as long as the bridge says (0: for ever), from then.
+    expect(rules(p(R, 'one'))).toBe('waits');
+    x.setOrderHold(0);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    expect(rules(p(R, 'one'))).toBe('waits');
+    x.setOrderHold(2);
+    expect(rules(p(R, 'one'))).toBe('past');
+    x.setOrderHold(60_000);
+    x.setOrderDone(x.orderQueued()!);
     x.remove(otherKey);
   });
 });
