@@ -881,19 +881,21 @@ export class PrimaryBridge {
 
   /** P's segment whose turn it is: back to the kernel's release if that takes it, else to the merger. */
   private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState, mark: number): void {
-    if (this.xlate && this.kernelReleases(pkt) && this.kernelTakes(this.xlate, pkt)) {
-      // Without the bridge's mark: the egress program releases or holds it.
-      // Nor the order's: the packet leaves with the mark it came with.
-      const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, (mark & ~ORDER_WAIT_MARK) >>> 0) : this.outQ.accept(id);
+    const xlate = this.xlate && this.kernelReleases(pkt) ? this.xlate : undefined;
+    // Back to the kernel without the bridge's mark (the egress program releases or holds
+    // it), nor the order's: the packet leaves with the mark it came with.
+    const markOut = (mark & ~ORDER_WAIT_MARK) >>> 0;
+    if (xlate && this.kernelTakes(xlate, pkt)) {
+      const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, markOut) : this.outQ.accept(id);
       if (!ok) this.stats.verdictErrors++;
       this.stats.returnedToKernel++;
       this.outputDecided(id);
       return;
     }
     // P's D-SACK: the kernel merges the ACK without its block (merge/dsack.ts), the connection stays there.
-    const cleared = this.xlate && this.kernelReleases(pkt) ? clearLoneDsack(pkt) : null;
-    if (cleared && this.kernelTakes(this.xlate!, cleared)) {
-      if (!this.outQ.acceptModified(id, cleared, (mark & ~ORDER_WAIT_MARK) >>> 0)) this.stats.verdictErrors++;
+    const cleared = xlate ? clearLoneDsack(pkt) : null;
+    if (xlate && cleared && this.kernelTakes(xlate, cleared)) {
+      if (!this.outQ.acceptModified(id, cleared, markOut)) this.stats.verdictErrors++;
       this.stats.dsackCleared++;
       this.outputDecided(id);
       return;
