@@ -776,7 +776,7 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
  * connection's that the egress program will release, or one the kernel
  * merges (in order, where one may wait, or exactly S's oldest waiting copy,
  * or bytes sent before; a stale hint errs either way, and the egress program
- * decides under the lock).
+ * decides under the lock) while the secondary lives (peer_cfg.alone).
  */
 static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
@@ -788,6 +788,9 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   if (o) return releasable(skb, o, L4_ON_IP, tcp_flags(th), th->doff * 4, &l);
   struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);
   if (!h || h->mode != MERGE_KERNEL) return 0;
+  // The secondary failed: the bridge turns this connection primary-only as its segment arrives.
+  struct peer_cfg *pc = peer_cfg();
+  if (pc && pc->alone) return 0;
   __u32 doff = th->doff * 4;
   __u32 tot = bpf_ntohs(ip->tot_len);
   if (tot < IP_HDR_LEN + doff) return 0;

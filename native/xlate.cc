@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 extern "C" {
@@ -66,6 +68,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("handshakes", &Xlate::Handshakes),
+                                          InstanceMethod("alone", &Xlate::Alone),
+                                          InstanceMethod("stashedConns", &Xlate::StashedConns),
                                           InstanceMethod("drainEvents", &Xlate::DrainEvents),
                                           InstanceMethod("heldHandshakes", &Xlate::HeldHandshakes),
                                           InstanceMethod("close", &Xlate::Close),
@@ -414,14 +418,40 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   }
 
   // handshakes(on) -> boolean: whether the programs merge handshakes (peer_cfg.handshake).
-  Napi::Value Handshakes(const Napi::CallbackInfo& info) {
+  Napi::Value Handshakes(const Napi::CallbackInfo& info) { return SetPeerFlag(info, &peer_cfg::handshake); }
+
+  // alone(on) -> boolean: whether the secondary failed (peer_cfg.alone): P's segments of connections
+  // merged in the kernel go to the bridge's queue, which turns each primary-only as it comes.
+  Napi::Value Alone(const Napi::CallbackInfo& info) { return SetPeerFlag(info, &peer_cfg::alone); }
+
+  Napi::Value SetPeerFlag(const Napi::CallbackInfo& info, __u32 peer_cfg::*field) {
     Napi::Env env = info.Env();
     if (peer_fd_ < 0 || info.Length() < 1) return Napi::Boolean::New(env, false);
     struct peer_cfg v;
     uint32_t zero = 0;
     if (bpf_map_lookup_elem(peer_fd_, &zero, &v) != 0) return Napi::Boolean::New(env, false);
-    v.handshake = info[0].ToBoolean() ? 1 : 0;
+    v.*field = info[0].ToBoolean() ? 1 : 0;
     return Napi::Boolean::New(env, bpf_map_update_elem(peer_fd_, &zero, &v, BPF_ANY) == 0);
+  }
+
+  // stashedConns() -> Buffer: the connections the stash keeps P's stolen segments of (struct
+  // conn_key each, once), for the bridge to take first when the secondary failed.
+  Napi::Value StashedConns(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint8_t> out;
+    if (stash_fd_ >= 0) {
+      struct stash_key k, next;
+      void* prev = nullptr;
+      std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>> seen;
+      while (bpf_map_get_next_key(stash_fd_, prev, &next) == 0) {
+        k = next;
+        prev = &k;
+        if (!seen.insert({k.conn.client, k.conn.service, k.conn.cport, k.conn.sport}).second) continue;
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(&k.conn);
+        out.insert(out.end(), p, p + sizeof(k.conn));
+      }
+    }
+    return Napi::Buffer<uint8_t>::Copy(env, out.data(), out.size());
   }
 
   // drainEvents() -> Buffer: what the programs told since the last call (struct

@@ -269,7 +269,14 @@ export async function scaleRun(
             ? l.includes('took over the service address: serving alone')
             : l.includes('secondary failed: continuing alone'),
         );
-      const j = line ? (JSON.parse(line) as { timeline?: unknown; flushMs?: number }) : {};
+      const j = line
+        ? (JSON.parse(line) as {
+            timeline?: unknown;
+            flushMs?: number;
+            turnedInSteps?: number;
+            turnedAsNeeded?: number;
+          })
+        : {};
       return {
         n,
         victim,
@@ -282,7 +289,10 @@ export async function scaleRun(
         before,
         kernel,
         after,
-        timeline: victim === 'primary' ? j.timeline : { flushMs: j.flushMs },
+        timeline:
+          victim === 'primary'
+            ? j.timeline
+            : { flushMs: j.flushMs, turnedInSteps: j.turnedInSteps, turnedAsNeeded: j.turnedAsNeeded },
         logs,
       };
     } finally {

@@ -64,6 +64,8 @@ interface NativeXlate {
   orderQueued(): Uint32Array | null;
   attach(ifname: string, pinPath?: string): void;
   handshakes(on: boolean): boolean;
+  alone(on: boolean): boolean;
+  stashedConns(): Buffer;
   drainEvents(): Buffer;
   heldHandshakes(maxAgeMs: number): HeldHandshake[];
   close(): void;
@@ -205,6 +207,8 @@ export interface ConnAddr {
 }
 
 const F_TS = 1;
+/** sizeof(struct conn_key) (native/bpf/maps.h). */
+const CONN_KEY_BYTES = 12;
 /** An Ethernet header before the IP packet: what a socket filter's test run takes. */
 const ETH_HLEN = 14;
 const ETH_P_IP = 0x0800;
@@ -393,6 +397,31 @@ export class InboundXlate {
   /** Whether the programs merge handshakes from now on (native/bpf/handshake.h): while merging with a live secondary. */
   mergeHandshakes(on: boolean): void {
     if (!this.x.handshakes(on)) throw new Error('could not switch the kernel merge of handshakes');
+  }
+
+  /**
+   * Whether the secondary failed (native/bpf/maps.h peer_cfg.alone): P's
+   * segments of connections the kernel merges go to the output queue, which
+   * turns each primary-only as it comes, instead of being stolen for a copy
+   * that will not come.
+   */
+  setAlone(on: boolean): void {
+    if (!this.x.alone(on)) throw new Error('could not tell the kernel the secondary failed');
+  }
+
+  /** The connections whose stolen segments of P's the kernel keeps (its stash), each once. */
+  stashedConns(): ConnAddr[] {
+    const b = this.x.stashedConns();
+    const out: ConnAddr[] = [];
+    // struct conn_key: client, service (network order), cport, sport (network order).
+    for (let o = 0; o + CONN_KEY_BYTES <= b.length; o += CONN_KEY_BYTES)
+      out.push({
+        client: b.readUInt32BE(o),
+        service: b.readUInt32BE(o + 4),
+        clientPort: b.readUInt16BE(o + 8),
+        servicePort: b.readUInt16BE(o + 10),
+      });
+    return out;
   }
 
   /** What the kernel told since the last call (handshakes merged, closes passed), oldest first. */

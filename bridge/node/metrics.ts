@@ -43,6 +43,8 @@ export interface MergeFigures {
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
+  /** Merged connections turned primary-only after the secondary failed, by how: in steps over the table, or as P's next segment of one came. */
+  aloneTurns: { steps: number; asNeeded: number };
   /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
   evicted: Record<string, number>;
   /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
@@ -415,6 +417,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Connections put on primary-only because the live secondary made no progress on them (lost its socket)',
     [],
     (c) => merged(c, (m) => c.inc(m.secondarySilent)),
+  );
+  readCounter(
+    reg,
+    'tcpfo_alone_turns_total',
+    'Merged connections turned primary-only after the secondary failed: steps (the bridge’s pass over its table, a few hundred a turn of its event loop), as-needed (at once, as the primary’s next segment of one came before the pass reached it)',
+    ['how'],
+    (c) =>
+      merged(c, (m) => {
+        c.inc({ how: 'steps' }, m.aloneTurns.steps);
+        c.inc({ how: 'as-needed' }, m.aloneTurns.asNeeded);
+      }),
   );
   readCounter(
     reg,

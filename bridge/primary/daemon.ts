@@ -33,7 +33,7 @@ import { probeOf } from '../node/liveness.js';
 import { NodeShell } from '../node/shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
-import type { ChecksumState, MergerConfig } from './merge/types.js';
+import type { ChecksumState, MergerConfig, OffloadKey } from './merge/types.js';
 import { InboundXlate, matchPinPath, orderPinPath } from '../io/xlate.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
@@ -1191,6 +1191,7 @@ export class PrimaryBridge {
     }
     this.rejoinWaits = false;
     this.alone = false;
+    this.kernelAlone(false);
     this.updateKernelHandshakes();
     this.peer.role = 'primary';
     void this.startCopies().catch((e: unknown) =>
@@ -1203,6 +1204,22 @@ export class PrimaryBridge {
       { role: 'primary', primaryOnly: this.merger.phases().degraded },
       'secondary rejoined: new connections are replicated again',
     );
+  }
+
+  /**
+   * Tells the kernel whether the secondary failed (native/bpf/maps.h
+   * peer_cfg.alone); on failure, the connections whose stolen segments of
+   * P's it keeps, to turn first.
+   */
+  private kernelAlone(on: boolean): OffloadKey[] {
+    if (!this.xlate) return [];
+    try {
+      this.xlate.setAlone(on);
+      return on ? this.xlate.stashedConns() : [];
+    } catch (e) {
+      this.internalError(e);
+      return [];
+    }
   }
 
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
@@ -1219,9 +1236,13 @@ export class PrimaryBridge {
       this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'),
     );
     const t0 = monotonicMs();
+    const turns0 = { ...this.merger.stats.aloneTurns };
     // Every connection turns primary-only, 500 at a time, each step its own
     // turn of the event loop: heartbeats, ARP answers and packets go on between.
-    this.merger.beginAlone();
+    // Those whose stolen segments the kernel keeps go first; one whose
+    // segment of P's comes before its step turns then (the kernel sends it
+    // to the queue from now on).
+    this.merger.beginAlone(this.kernelAlone(true));
     const step = () => {
       if (this.stopped) return;
       try {
@@ -1235,8 +1256,15 @@ export class PrimaryBridge {
         return;
       }
       this.failoverSeconds = (monotonicMs() - t0) / 1000;
+      const turns = this.merger.stats.aloneTurns;
       this.log.warn(
-        { role: 'alone', flushMs: monotonicMs() - t0, connections: this.merger.connections },
+        {
+          role: 'alone',
+          flushMs: monotonicMs() - t0,
+          connections: this.merger.connections,
+          turnedInSteps: turns.steps - turns0.steps,
+          turnedAsNeeded: turns.asNeeded - turns0.asNeeded,
+        },
         'secondary failed: continuing alone, connections keep their sequence offset',
       );
       if (this.rejoinWaits) this.secondaryRejoined();
@@ -1293,6 +1321,7 @@ export class PrimaryBridge {
         heldSegments: q.heldSegments,
         divergences: m.divergences,
         secondarySilent: m.secondarySilent,
+        aloneTurns: { ...m.aloneTurns },
         evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
         prefixBytesTrimmed: m.prefixBytesTrimmed,
         retransmissions: {

@@ -73,6 +73,7 @@ import {
   type MergeCore,
   type MergerConfig,
   type MergerSink,
+  type OffloadKey,
   type MergerStats,
 } from './merge/types.js';
 
@@ -516,6 +517,11 @@ export class Merger implements MergeCore {
     if (!seg) return;
     const flags = seg.flags;
     let c = this.find(seg.dst, seg.dstPort, seg.srcPort);
+    // The secondary failed and goAlone's steps have not reached this connection yet: it turns now.
+    if (this.alone && c?.phase === 'merging' && !(flags & TCP_SYN)) {
+      this.mergingAlone(c);
+      this.stats.aloneTurns.asNeeded++;
+    }
     // A SYN(-ACK) sent again passes without the connection's state: the kernel keeps merging it.
     if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
     if (flags & TCP_SYN) {
@@ -819,12 +825,21 @@ export class Merger implements MergeCore {
    * The secondary failed, in steps (a large table would stall the bridge for
    * a whole pass): from here on the merger runs alone; goAlone() then turns
    * the connections primary-only, `max` at a time, until it returns true.
-   * Meanwhile a connection not yet turned holds P's segments as before, for
-   * a step at most.
+   * Meanwhile a connection not yet turned turns as P's next segment of it
+   * arrives (fromPrimary). `first`: connections to turn before the others
+   * (those whose stolen segments the kernel keeps: they leave with the turn).
    */
-  beginAlone(): void {
+  beginAlone(first: Iterable<OffloadKey> = []): void {
     this.alone = true;
-    this.goingAlone = this.everyConn();
+    this.goingAlone = this.aloneOrder(first);
+  }
+
+  private *aloneOrder(first: Iterable<OffloadKey>): Generator<Conn> {
+    for (const f of first) {
+      const c = this.find(f.client, f.clientPort, f.servicePort);
+      if (c) yield c;
+    }
+    yield* this.everyConn();
   }
 
   /** Turns at most `max` more connections primary-only (see beginAlone); true when none is left. */
@@ -840,7 +855,10 @@ export class Merger implements MergeCore {
       const c = r.value;
       if (c.phase === 'handshake') {
         if (c.heldSyn) this.completeHandshake(c, true);
-      } else if (c.phase === 'merging') this.mergingAlone(c);
+      } else if (c.phase === 'merging') {
+        this.mergingAlone(c);
+        this.stats.aloneTurns.steps++;
+      }
     }
     return false;
   }

@@ -176,6 +176,11 @@ struct peer_cfg {
   __u16 set;
   __u32 ifindex;    // where released copies leave (the LAN interface)
   __u32 handshake;  // 1: the programs merge handshakes (bpf/handshake.h); the bridge clears it when alone
+  // 1: the secondary failed. The bridge turns the connections merged here
+  // primary-only, a step at a time; meanwhile P's segments of one not yet
+  // turned go to its queue (skips_queue), where it turns that one at once,
+  // rather than wait, stolen, for a copy that will not come.
+  __u32 alone;
 };
 
 // `handshakes`: the handshake of a client's connection, merged in the

@@ -638,6 +638,27 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(match(x, p(R, 'abc'))).toBe(0);
   });
 
+  it('the secondary failed (alone): P’s segments of a connection merged here go to the queue, where the bridge turns it; the connections whose stolen segments the kernel keeps are listed, each once', () => {
+    start();
+    // Listed once, whatever an earlier connection on the same ports left there too.
+    const mine = () => x.stashedConns().filter((k) => k.clientPort === CPORT && k.servicePort === SPORT);
+    expect(x.run('tcpfo_sent', p(R, 'one')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', p(R + 3, 'two')).ret).toBe(TC_ACT_STOLEN);
+    expect(mine()).toEqual([key]);
+    expect(match(x, p(R + 6, 'three'))).toBe(1);
+    x.setAlone(true);
+    try {
+      expect(match(x, p(R + 6, 'three'))).toBe(0);
+      expect(x.run('tcpfo_skips_queue', p(R + 6, 'three')).ret).toBe(0);
+      // A SYN-ACK is not this rule's (the handshake's rule: its flag).
+      expect(x.run('tcpfo_skips_queue', p(R, '', { flags: TCP_ACK_FLAG | TCP_SYN })).ret).toBe(0);
+    } finally {
+      x.setAlone(false);
+    }
+    expect(match(x, p(R + 6, 'three'))).toBe(1);
+    expect(x.mergeTake(key)!.stashed).toHaveLength(2);
+  });
+
   it('keeps a client’s answers in order: while a segment the queue took on its own account waits, its others go there too, uncounted; other clients’ pass', () => {
     start();
     const other = ipv4('198.51.100.99');

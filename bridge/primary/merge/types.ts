@@ -185,6 +185,8 @@ export interface MergerStats {
   evictedHalfOpen: number;
   /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
   secondarySilent: number;
+  /** Merged connections turned primary-only after the secondary failed: by goAlone's steps, or at once as P's segment of one came first. */
+  aloneTurns: { steps: number; asNeeded: number };
   /** Connections adopted untranslated (this node served them alone before it became primary). */
   adopted: number;
   /** Connections the kernel merged from their handshake on, and those it handed to the bridge, by why. */
@@ -222,6 +224,7 @@ export function newStats(): MergerStats {
     evictedClosed: 0,
     evictedHalfOpen: 0,
     secondarySilent: 0,
+    aloneTurns: { steps: 0, asNeeded: 0 },
     adopted: 0,
     drops: {
       'unknown-connection': 0,

@@ -46,6 +46,35 @@ describe('secondary failure (§6)', () => {
   });
 });
 
+describe('secondary failure in steps (beginAlone, goAlone)', () => {
+  it('a connection whose segment of P’s comes before its step turns then: out at once, not held; the steps skip it', () => {
+    const { pair, cack } = established();
+    const held = pair.fromP(pair.p.data(B('before'), cack));
+    expect(pair.sink.fate(held)).toBeUndefined();
+    pair.merger.beginAlone();
+    const next = pair.fromP(pair.p.data(B(' after'), cack));
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(pair.sink.fate(next)).toBe('accept');
+    expect(pair.sink.stream(ISN_S).toString()).toBe('before after');
+    expect(pair.merger.stats.aloneTurns).toEqual({ steps: 0, asNeeded: 1 });
+    expect(pair.merger.goAlone(Infinity)).toBe(true);
+    expect(pair.merger.stats.aloneTurns).toEqual({ steps: 0, asNeeded: 1 });
+    expect(pair.merger.phases().degraded).toBe(1);
+  });
+
+  it('the connections named first turn in the first step (unknown ones ignored), and not again in the pass that follows', () => {
+    const { pair, cack } = established();
+    const held = pair.fromP(pair.p.data(B('kept'), cack));
+    const ref = { client: CLIENT, service: 0, clientPort: CPORT, servicePort: SPORT };
+    pair.merger.beginAlone([{ ...ref, clientPort: CPORT + 1 }, ref]);
+    expect(pair.merger.goAlone(1)).toBe(false);
+    expect(pair.sink.fate(held)).toBe('accept');
+    expect(pair.merger.stats.aloneTurns).toEqual({ steps: 1, asNeeded: 0 });
+    expect(pair.merger.goAlone(Infinity)).toBe(true);
+    expect(pair.merger.stats.aloneTurns).toEqual({ steps: 1, asNeeded: 0 });
+  });
+});
+
 describe('a live secondary that lost a connection (secondarySilenceMs)', () => {
   it('a SYN the secondary never answers: P’s SYN-ACK goes out primary-only after the silence, listed as diverged', () => {
     const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { secondarySilenceMs: 2000 });
