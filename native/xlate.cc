@@ -53,6 +53,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                       {
                                           InstanceMethod("set", &Xlate::Set),
                                           InstanceMethod("primaryOnly", &Xlate::PrimaryOnly),
+                                          InstanceMethod("primaryOnlyMany", &Xlate::PrimaryOnlyMany),
                                           InstanceMethod("released", &Xlate::Released),
                                           InstanceMethod("run", &Xlate::Run),
                                           InstanceMethod("mergeStart", &Xlate::MergeStart),
@@ -332,6 +333,37 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     v.wscale_p = static_cast<uint8_t>(info[7].As<Napi::Number>().Uint32Value());
     v.wscale_s = static_cast<uint8_t>(info[8].As<Napi::Number>().Uint32Value());
     return Napi::Boolean::New(env, bpf_map_update_elem(out_fd_, &k, &v, BPF_NOEXIST) == 0);
+  }
+
+  // primaryOnlyMany(records: Buffer) -> number: primaryOnly for many connections in one system call
+  // (BPF_MAP_UPDATE_BATCH). Each record is PRIMARY_ONLY_RECORD bytes: the struct conn_key as the
+  // map has it (network order), then dseq and dts (u32, host order), flags, wscale_p, wscale_s and a
+  // pad byte. Returns how many of the first records the map took (it stops at the first it
+  // refuses: a full map).
+  static constexpr size_t kPrimaryOnlyRecord = sizeof(ConnKey) + 12;
+  Napi::Value PrimaryOnlyMany(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (out_fd_ < 0 || info.Length() < 1 || !info[0].IsBuffer()) return Napi::Number::New(env, 0);
+    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+    const size_t n = b.Length() / kPrimaryOnlyRecord;
+    if (!n) return Napi::Number::New(env, 0);
+    std::vector<ConnKey> keys(n);
+    std::vector<OutVal> vals(n);
+    for (size_t i = 0; i < n; i++) {
+      const uint8_t* r = b.Data() + i * kPrimaryOnlyRecord;
+      memcpy(&keys[i], r, sizeof(ConnKey));
+      r += sizeof(ConnKey);
+      memset(&vals[i], 0, sizeof(OutVal));
+      memcpy(&vals[i].dseq, r, 4);
+      memcpy(&vals[i].dts, r + 4, 4);
+      vals[i].flags = r[8];
+      vals[i].wscale_p = r[9];
+      vals[i].wscale_s = r[10];
+    }
+    __u32 count = static_cast<__u32>(n);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+    if (bpf_map_update_batch(out_fd_, keys.data(), vals.data(), &count, &opts) != 0 && count > n) count = 0;
+    return Napi::Number::New(env, count);
   }
 
   // released(client, service, cport, sport) -> { segments, bytes } | null: what left in the kernel.

@@ -273,6 +273,7 @@ export async function scaleRun(
         ? (JSON.parse(line) as {
             timeline?: unknown;
             flushMs?: number;
+            releasedInKernelAtOnce?: number;
             turnedInSteps?: number;
             turnedAsNeeded?: number;
           })
@@ -292,7 +293,12 @@ export async function scaleRun(
         timeline:
           victim === 'primary'
             ? j.timeline
-            : { flushMs: j.flushMs, turnedInSteps: j.turnedInSteps, turnedAsNeeded: j.turnedAsNeeded },
+            : {
+                flushMs: j.flushMs,
+                releasedInKernelAtOnce: j.releasedInKernelAtOnce,
+                turnedInSteps: j.turnedInSteps,
+                turnedAsNeeded: j.turnedAsNeeded,
+              },
         logs,
       };
     } finally {

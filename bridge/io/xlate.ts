@@ -49,6 +49,7 @@ interface NativeXlate {
     wscaleP: number,
     wscaleS: number,
   ): boolean;
+  primaryOnlyMany(records: Buffer): number;
   released(client: number, service: number, cport: number, sport: number): { segments: number; bytes: number } | null;
   remove(client: number, service: number, cport: number, sport: number): void;
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
@@ -199,6 +200,16 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
   return out;
 }
 
+/** What primaryOnly takes, for one connection of primaryOnlyMany. */
+export interface PrimaryOnlyEntry {
+  c: ConnAddr;
+  dseq: number;
+  dts: number;
+  timestamps: boolean;
+  wscaleP: number;
+  wscaleS: number;
+}
+
 export interface ConnAddr {
   client: number;
   service: number;
@@ -209,6 +220,8 @@ export interface ConnAddr {
 const F_TS = 1;
 /** sizeof(struct conn_key) (native/bpf/maps.h). */
 const CONN_KEY_BYTES = 12;
+/** One record of primaryOnlyMany (native/xlate.cc): the key, dseq, dts, flags, both scales, a pad byte. */
+const PRIMARY_ONLY_RECORD = CONN_KEY_BYTES + 12;
 /** An Ethernet header before the IP packet: what a socket filter's test run takes. */
 const ETH_HLEN = 14;
 const ETH_P_IP = 0x0800;
@@ -363,6 +376,35 @@ export class InboundXlate {
       wscaleP,
       wscaleS,
     );
+  }
+
+  /**
+   * primaryOnly for many connections in one system call; how many of the
+   * first it took (the map stops at the first it refuses: full).
+   */
+  primaryOnlyMany(list: readonly PrimaryOnlyEntry[]): number {
+    if (!list.length) return 0;
+    const b = Buffer.alloc(list.length * PRIMARY_ONLY_RECORD);
+    const le = endianness() === 'LE';
+    list.forEach((e, i) => {
+      const o = i * PRIMARY_ONLY_RECORD;
+      // struct conn_key as the map has it (network order), then the value's fields (host order).
+      b.writeUInt32BE(e.c.client, o);
+      b.writeUInt32BE(e.c.service, o + 4);
+      b.writeUInt16BE(e.c.clientPort, o + 8);
+      b.writeUInt16BE(e.c.servicePort, o + 10);
+      if (le) {
+        b.writeUInt32LE(e.dseq >>> 0, o + 12);
+        b.writeUInt32LE(e.dts >>> 0, o + 16);
+      } else {
+        b.writeUInt32BE(e.dseq >>> 0, o + 12);
+        b.writeUInt32BE(e.dts >>> 0, o + 16);
+      }
+      b[o + 20] = e.timestamps ? F_TS : 0;
+      b[o + 21] = e.wscaleP;
+      b[o + 22] = e.wscaleS;
+    });
+    return this.x.primaryOnlyMany(b);
   }
 
   /** What of `c` left in the kernel (null: not primary-only there). */

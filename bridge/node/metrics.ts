@@ -44,7 +44,7 @@ export interface MergeFigures {
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
   /** Merged connections turned primary-only after the secondary failed, by how: in steps over the table, or as P's next segment of one came. */
-  aloneTurns: { steps: number; asNeeded: number };
+  aloneTurns: { steps: number; asNeeded: number; inKernelAtOnce: number };
   /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
   evicted: Record<string, number>;
   /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
@@ -421,10 +421,11 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_alone_turns_total',
-    'Merged connections turned primary-only after the secondary failed: steps (the bridge’s pass over its table, a few hundred a turn of its event loop), as-needed (at once, as the primary’s next segment of one came before the pass reached it)',
+    'Merged connections turned primary-only after the secondary failed: kernel-batch (those the kernel merged, released primary-only there at once, in one batch, before the bridge takes their state), steps (the bridge’s pass over its table, a few hundred a turn of its event loop), as-needed (at once, as the primary’s next segment of one came to the bridge before the pass reached it)',
     ['how'],
     (c) =>
       merged(c, (m) => {
+        c.inc({ how: 'kernel-batch' }, m.aloneTurns.inKernelAtOnce);
         c.inc({ how: 'steps' }, m.aloneTurns.steps);
         c.inc({ how: 'as-needed' }, m.aloneTurns.asNeeded);
       }),

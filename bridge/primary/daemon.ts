@@ -246,6 +246,13 @@ export class PrimaryBridge {
         this.stats.xlateMapFull++;
         return false;
       },
+      primaryOnlyMany: (list) => {
+        if (this.merge === 'queue' || !this.xlate) return 0;
+        const n = this.xlate.primaryOnlyMany(list);
+        this.stats.releasedInKernel += n;
+        this.stats.xlateMapFull += list.length - n;
+        return n;
+      },
       // The merge in the kernel: only while S's copies come by the kernel path
       // (source the service address), which the programs see; on the pcap
       // path they reach only the queue.
@@ -1262,6 +1269,7 @@ export class PrimaryBridge {
           role: 'alone',
           flushMs: monotonicMs() - t0,
           connections: this.merger.connections,
+          releasedInKernelAtOnce: turns.inKernelAtOnce - turns0.inKernelAtOnce,
           turnedInSteps: turns.steps - turns0.steps,
           turnedAsNeeded: turns.asNeeded - turns0.asNeeded,
         },

@@ -88,6 +88,9 @@ export {
   type MergerStats,
 } from './merge/types.js';
 
+/** Connections put primary-only in the kernel per system call when the secondary fails (a few ms each). */
+const KERNEL_BATCH = 4096;
+
 export class Merger implements MergeCore {
   /** client address → (client port, service port) → connection */
   private readonly conns = new Map<number, Map<number, Conn>>();
@@ -831,8 +834,46 @@ export class Merger implements MergeCore {
    */
   beginAlone(first: Iterable<OffloadKey> = []): void {
     this.alone = true;
+    this.toKernelAtOnce = [];
+    if (this.offload?.primaryOnlyMany)
+      for (const c of this.everyConn()) if (c.inKernel && c.phase === 'merging') this.toKernelAtOnce.push(c);
     this.goingAlone = this.aloneOrder(first);
   }
+
+  /**
+   * Connections the kernel merges go primary-only there in batches of
+   * KERNEL_BATCH, one per step ahead of its turns (the egress program and
+   * the match look for that entry first): P's segments of them leave from
+   * then on, whether or not the steps have reached them. The steps then
+   * take their merge state (the bridge's side).
+   */
+  private releaseInKernelAtOnce(): void {
+    const many = this.offload?.primaryOnlyMany;
+    const todo = this.toKernelAtOnce;
+    if (!many || !todo.length) return;
+    const chunk = todo.splice(0, KERNEL_BATCH);
+    // Still merged in the kernel, and still this table's (not ended and gone meanwhile).
+    const conns = chunk.filter(
+      (c) =>
+        c.inKernel && c.phase === 'merging' && !c.outInKernel && this.find(c.client, c.clientPort, c.servicePort) === c,
+    );
+    const n = many.call(
+      this.offload,
+      conns.map((c) => ({
+        c: offloadKey(this, c),
+        dseq: c.deltaSeq,
+        dts: c.tsOffset,
+        timestamps: c.tsOn,
+        wscaleP: c.wsP,
+        wscaleS: c.wsS,
+      })),
+    );
+    for (let i = 0; i < n; i++) conns[i]!.outInKernel = true;
+    this.stats.aloneTurns.inKernelAtOnce += n;
+    // The map took no more: the rest turn in the steps, or as their segments come.
+    if (n < conns.length) this.toKernelAtOnce = [];
+  }
+  private toKernelAtOnce: Conn[] = [];
 
   private *aloneOrder(first: Iterable<OffloadKey>): Generator<Conn> {
     for (const f of first) {
@@ -846,10 +887,12 @@ export class Merger implements MergeCore {
   goAlone(max: number): boolean {
     const it = this.goingAlone;
     if (!it) return true;
+    this.releaseInKernelAtOnce();
     for (let i = 0; i < max; i++) {
       const r = it.next();
       if (r.done) {
         this.goingAlone = null;
+        this.toKernelAtOnce = [];
         return true;
       }
       const c = r.value;

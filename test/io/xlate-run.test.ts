@@ -659,6 +659,27 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.mergeTake(key)!.stashed).toHaveLength(2);
   });
 
+  it('the secondary failed: a batch of primary-only entries (one system call) releases P’s segments of connections merged here at once, translated; the match lets them past', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'hello')).ret).toBe(TC_ACT_STOLEN);
+    const other = { ...key, clientPort: CPORT + 1 };
+    const entry = (c: typeof key) => ({ c, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7 });
+    expect(x.primaryOnlyMany([entry(key), entry(other)])).toBe(2);
+    try {
+      expect(match(x, p(R + 5, 'world'))).toBe(1);
+      const r = x.run('tcpfo_sent', p(R + 5, 'world'));
+      expect(r.ret).toBe(TC_ACT_OK);
+      const out = parse(r.packet);
+      expect(out.seq).toBe(R + 5);
+      expect(out.timestamp()).toEqual({ tsval: X + 5, tsecr: 9 });
+      expect(out.payload.toString()).toBe('world');
+      expect(out.checksumValid()).toBe(true);
+      expect(x.released(other)).toEqual({ segments: 0, bytes: 0 });
+    } finally {
+      x.remove(other);
+    }
+  });
+
   it('keeps a client’s answers in order: while a segment the queue took on its own account waits, its others go there too, uncounted; other clients’ pass', () => {
     start();
     const other = ipv4('198.51.100.99');

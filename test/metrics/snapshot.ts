@@ -18,7 +18,7 @@ export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
   merge: {
     mergedSegments: 100,
     secondarySilent: 0,
-    aloneTurns: { steps: 0, asNeeded: 0 },
+    aloneTurns: { steps: 0, asNeeded: 0, inKernelAtOnce: 0 },
     prefixBytesTrimmed: 2896,
     mergedBytes: 123456,
     queuedBytes: 4096,

@@ -51,6 +51,20 @@ export interface InboundOffload {
    * it cannot (not available, its map full): the queue merges it.
    */
   mergeStart(c: OffloadKey, init: KernelMergeInit): boolean;
+  /**
+   * primaryOnly for many connections at once (the secondary failed); how
+   * many of the first it took.
+   */
+  primaryOnlyMany?(
+    list: ReadonlyArray<{
+      c: OffloadKey;
+      dseq: number;
+      dts: number;
+      timestamps: boolean;
+      wscaleP: number;
+      wscaleS: number;
+    }>,
+  ): number;
   /** The bridge takes `c` from the kernel's merge, atomically; its state then (null: the kernel did not have it). */
   mergeTake(c: OffloadKey): KernelMergeState | null;
   remove(c: OffloadKey): void;
@@ -185,8 +199,12 @@ export interface MergerStats {
   evictedHalfOpen: number;
   /** Connections put on primary-only because S made no progress on them for secondarySilenceMs. */
   secondarySilent: number;
-  /** Merged connections turned primary-only after the secondary failed: by goAlone's steps, or at once as P's segment of one came first. */
-  aloneTurns: { steps: number; asNeeded: number };
+  /**
+   * Merged connections turned primary-only after the secondary failed: by
+   * goAlone's steps, or at once as P's segment of one came first; and those
+   * the kernel released primary-only at once, in one batch (beginAlone).
+   */
+  aloneTurns: { steps: number; asNeeded: number; inKernelAtOnce: number };
   /** Connections adopted untranslated (this node served them alone before it became primary). */
   adopted: number;
   /** Connections the kernel merged from their handshake on, and those it handed to the bridge, by why. */
@@ -224,7 +242,7 @@ export function newStats(): MergerStats {
     evictedClosed: 0,
     evictedHalfOpen: 0,
     secondarySilent: 0,
-    aloneTurns: { steps: 0, asNeeded: 0 },
+    aloneTurns: { steps: 0, asNeeded: 0, inKernelAtOnce: 0 },
     adopted: 0,
     drops: {
       'unknown-connection': 0,

@@ -382,6 +382,68 @@ describe('a close that passed in the kernel', () => {
     }
   });
 
+  /** An offload whose batch of primary-only entries takes `took(n)` of n (a full map: fewer), and counts single entries. */
+  const aloneOffload = (took: (n: number) => number) => {
+    type Entry = { dseq: number; dts: number; timestamps: boolean; wscaleP: number; wscaleS: number };
+    const batches: Entry[][] = [];
+    let single = 0;
+    const off = {
+      ...kernelOffload(),
+      primaryOnly: () => {
+        single++;
+        return true;
+      },
+      primaryOnlyMany: (list: readonly Entry[]) => {
+        batches.push([...list]);
+        return took(list.length);
+      },
+      mergeTake: () => taken(1, {}),
+    };
+    return { off, batches, single: () => single };
+  };
+
+  it('the secondary fails: each connection the kernel merges goes primary-only there in the first step, in one batch, with its offsets; the steps then take its state and list it no second time', () => {
+    const { off, batches, single } = aloneOffload((n) => n);
+    const pair = new Pair(P, S, {}, off);
+    heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(c.inKernel).toBe(true);
+    pair.merger.beginAlone();
+    expect(batches).toHaveLength(0);
+    // The first step: the batch, before any turn.
+    expect(pair.merger.goAlone(0)).toBe(false);
+    expect(batches).toHaveLength(1);
+    expect(c.phase).toBe('merging');
+    expect(batches[0]).toEqual([
+      {
+        c: expect.objectContaining({ client: CLIENT, clientPort: CPORT, servicePort: SPORT }),
+        dseq: c.deltaSeq,
+        dts: c.tsOffset,
+        timestamps: c.tsOn,
+        wscaleP: c.wsP,
+        wscaleS: c.wsS,
+      },
+    ]);
+    expect(c.releasedByKernel).toBe(true);
+    expect(pair.merger.goAlone(Infinity)).toBe(true);
+    expect(c.phase).toBe('degraded');
+    expect(c.releasedByKernel).toBe(true);
+    expect(single()).toBe(0);
+    expect(pair.merger.stats.aloneTurns).toEqual({ inKernelAtOnce: 1, steps: 1, asNeeded: 0 });
+  });
+
+  it('the secondary fails with the kernel’s map full: the connections it did not take get their entry one by one, as the steps reach them', () => {
+    const { off, single } = aloneOffload(() => 0);
+    const pair = new Pair(P, S, {}, off);
+    heard(pair, eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN)), 0);
+    pair.merger.beginAlone();
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    expect(pair.merger.goAlone(Infinity)).toBe(true);
+    expect(single()).toBe(1);
+    expect(c.releasedByKernel).toBe(true);
+    expect(pair.merger.stats.aloneTurns.inKernelAtOnce).toBe(0);
+  });
+
   it('the secondary fails while P’s FIN waits in the kernel for S’s: the stashed FIN leaves at once, in the client’s space', () => {
     let pFin: Buffer | null = null;
     const off = {
