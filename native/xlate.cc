@@ -502,23 +502,38 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Array out = Napi::Array::New(env);
     if (hs_fd_ < 0 || info.Length() < 1 || !info[0].IsNumber()) return out;
     uint64_t max_ns = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()) * 1000000ull;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-    struct conn_key k, next;
-    struct hs_val v;
+    uint64_t now = MonotonicNs();
     uint32_t n = 0;
-    void* prev = nullptr;
-    while (bpf_map_get_next_key(hs_fd_, prev, &next) == 0) {
-      k = next;
-      prev = &k;
-      if (bpf_map_lookup_elem(hs_fd_, &k, &v) != 0 || v.state != HS_P_HELD || now - v.held_ns > max_ns) continue;
+    auto take = [&](const struct conn_key& k, const struct hs_val& v) {
+      if (v.state != HS_P_HELD || now - v.held_ns > max_ns) return;
       Napi::Object o = Napi::Object::New(env);
       o.Set("client", Napi::Number::New(env, ntohl(k.client)));
       o.Set("clientPort", Napi::Number::New(env, ntohs(k.cport)));
       o.Set("servicePort", Napi::Number::New(env, ntohs(k.sport)));
       o.Set("ack", Napi::Number::New(env, v.ack));
       out.Set(n++, o);
+    };
+    // The whole map, kHsBatch entries per system call (BPF_MAP_LOOKUP_BATCH): it can hold
+    // HS_ENTRIES, and an entry at a time held the event loop for a second in a connect storm.
+    constexpr uint32_t kHsBatch = 1024;
+    std::vector<struct conn_key> keys(kHsBatch);
+    std::vector<struct hs_val> vals(kHsBatch);
+    uint32_t token = 0;
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (;;) {
+      __u32 count = kHsBatch;
+      uint32_t next = 0;
+      int err = bpf_map_lookup_batch(hs_fd_, first ? nullptr : &token, &next, keys.data(), vals.data(), &count, &opts);
+      int why = errno;
+      for (__u32 i = 0; i < count && i < kHsBatch; i++) take(keys[i], vals[i]);
+      if (err != 0 && why != ENOENT) {
+        Napi::Error::New(env, std::string("could not read the held handshakes: ") + strerror(why)).ThrowAsJavaScriptException();
+        return out;
+      }
+      if (err != 0) break;  // ENOENT: the end (the last batch read above)
+      token = next;
+      first = false;
     }
     return out;
   }

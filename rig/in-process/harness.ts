@@ -166,6 +166,12 @@ function seg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }):
   );
 }
 
+/** A server's SYN-ACK (MSS only) to the client's `clientPort`, answering the SYN that `ack` acknowledges. */
+export function serverSynAck(clientPort: number, seq: number, ack: number): Buffer {
+  const mss: TcpOption[] = [{ kind: 'mss', mss: 1460 }];
+  return seg({ dstPort: clientPort, seq, ack, flags: TCP_SYN | TCP_ACK_FLAG, window: 64240, options: mss });
+}
+
 /** A client segment to the service. */
 export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }): Buffer {
   return buildIpv4Tcp(

@@ -11,6 +11,7 @@ import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
+import { CLIENT as SYN_CLIENT, serverSynAck } from '../../rig/in-process/harness.js';
 
 const VIP = ipv4('192.0.2.100');
 const CLIENT = ipv4('198.51.100.7');
@@ -745,5 +746,29 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     x.setOrderHold(60_000);
     x.setOrderDone(x.orderQueued()!);
     x.remove(otherKey);
+  });
+});
+
+describe('P’s SYN-ACKs the kernel holds for S’s', () => {
+  it('are listed, however many (several batches of the map), only while younger than the age asked, each with the ACK that names its SYN', () => {
+    const x = InboundXlate.loadOnly(1024, VIP, [SPORT]);
+    try {
+      const n = 2500;
+      for (let i = 0; i < n; i++) {
+        const ip = serverSynAck(20_000 + i, 1_000_000, 5_000 + i);
+        expect(x.run('tcpfo_sent', Buffer.concat([eth(P_MAC), ip])).ret).toBe(TC_ACT_STOLEN);
+      }
+      const held = x.heldHandshakes(60_000);
+      expect(held).toHaveLength(n);
+      expect(new Set(held.map((h) => h.clientPort)).size).toBe(n);
+      for (const h of held) {
+        expect(h).toMatchObject({ client: SYN_CLIENT, servicePort: SPORT });
+        expect(h.ack).toBe(5_000 + h.clientPort - 20_000);
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      expect(x.heldHandshakes(1)).toEqual([]);
+    } finally {
+      x.close();
+    }
   });
 });

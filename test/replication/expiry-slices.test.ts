@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Merger } from '../../bridge/primary/merger.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_SYN } from '../../bridge/wire/tcp.js';
-import { CLIENT, RecordingSink, SPORT, VIP } from '../../rig/in-process/harness.js';
+import { CLIENT, RecordingSink, serverSynAck, SPORT, VIP } from '../../rig/in-process/harness.js';
 
 /** A merger with `n` connections in their handshake (P's SYN-ACK held), made at time 0. */
 function table(n: number, handshakeTimeoutMs: number, sink = new RecordingSink()): Merger {
@@ -18,20 +18,7 @@ function table(n: number, handshakeTimeoutMs: number, sink = new RecordingSink()
     null,
   );
   for (let i = 0; i < n; i++) {
-    const synAck = buildIpv4Tcp(
-      { src: VIP, dst: CLIENT },
-      {
-        srcPort: SPORT,
-        dstPort: 20_000 + i,
-        seq: 1000,
-        ack: 5001,
-        flags: TCP_SYN | TCP_ACK_FLAG,
-        window: 64240,
-        urgent: 0,
-        options: [{ kind: 'mss', mss: 1460 }],
-        payload: Buffer.alloc(0),
-      },
-    );
+    const synAck = serverSynAck(20_000 + i, 1000, 5001);
     m.fromPrimary(i + 1, synAck, false, 0);
   }
   expect(m.connections).toBe(n);
