@@ -1278,7 +1278,8 @@ export class PrimaryBridge {
       if (this.rejoinWaits) this.secondaryRejoined();
     };
     this.onRoleChange('alone', 'the secondary failed');
-    step();
+    // Its own turn too: what came before (the prompts, the stash's list) may have taken a while.
+    setImmediate(step);
   }
 
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
