@@ -2,15 +2,16 @@
  * The kernel's side of the secondary's failure, per connection, on the
  * primary's programs loaded but not attached (root): N connections merged
  * in the kernel, then what the bridge does for each as it goes on alone —
- * the batch of primary-only entries (one system call per 4,096, as
- * Merger.beginAlone's steps do), the same entries one by one, and taking
+ * the batch of primary-only entries (one system call per 4,096, as the
+ * merger's pass does), the same entries one by one, and taking
  * each connection's merge state (the control program's run and the stash).
  * Prints µs per connection. No traffic: what a loaded machine adds is
  * scale.js's to measure.
  *
  *   npm run build && node dist/bench/micro/alone-flush.js [N=50000]
  */
-import { InboundXlate, type ConnAddr, type PrimaryOnlyEntry } from '../../bridge/io/xlate.js';
+import { InboundXlate, type ConnAddr } from '../../bridge/io/xlate.js';
+import type { PrimaryOnlyEntry } from '../../bridge/primary/merge/types.js';
 import { ipv4 } from '../../net/addr.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';
 

@@ -26,6 +26,7 @@ import type {
 } from '../primary/merge/kernel.js';
 import type { PortSet } from '../../net/ports.js';
 import type { HeldHandshake } from '../primary/prompts.js';
+import type { PrimaryOnlyEntry } from '../primary/merge/types.js';
 
 interface NativeXlate {
   set(
@@ -198,16 +199,6 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
     });
   }
   return out;
-}
-
-/** What primaryOnly takes, for one connection of primaryOnlyMany. */
-export interface PrimaryOnlyEntry {
-  c: ConnAddr;
-  dseq: number;
-  dts: number;
-  timestamps: boolean;
-  wscaleP: number;
-  wscaleS: number;
 }
 
 export interface ConnAddr {

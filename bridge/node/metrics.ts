@@ -43,7 +43,7 @@ export interface MergeFigures {
   divergences: number;
   /** Connections put on primary-only because the (live) secondary made no progress on them. */
   secondarySilent: number;
-  /** Merged connections turned primary-only after the secondary failed, by how: in steps over the table, or as P's next segment of one came. */
+  /** Merged connections turned primary-only after the secondary failed, by how: in steps over the table, or as P's next segment of one came; and those the kernel released primary-only at once, in batches. */
   aloneTurns: { steps: number; asNeeded: number; inKernelAtOnce: number };
   /** Entries forgotten early to make room for a new connection, by what they were (closed, half-open). */
   evicted: Record<string, number>;
@@ -421,7 +421,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_alone_turns_total',
-    'Merged connections turned primary-only after the secondary failed: kernel-batch (those the kernel merged, released primary-only there at once, in one batch, before the bridge takes their state), steps (the bridge’s pass over its table, a few hundred a turn of its event loop), as-needed (at once, as the primary’s next segment of one came to the bridge before the pass reached it)',
+    'Merged connections turned primary-only after the secondary failed: kernel-batch (those the kernel merged, released primary-only there at once, in one batch, before the bridge takes their state), steps (the bridge’s pass over its table, 20 ms of work per turn of its event loop), as-needed (at once, as the primary’s next segment of one came to the bridge before the pass reached it)',
     ['how'],
     (c) =>
       merged(c, (m) => {

@@ -1249,10 +1249,10 @@ export class PrimaryBridge {
     const turns0 = { ...this.merger.stats.aloneTurns };
     // Every connection turns primary-only, ALONE_STEP_MS of work at a time,
     // each step its own turn of the event loop: heartbeats, ARP answers and
-    // packets go on between.
-    // Those whose stolen segments the kernel keeps go first; one whose
-    // segment of P's comes before its step turns then (the kernel sends it
-    // to the queue from now on).
+    // packets go on between. Those the kernel merges go primary-only there
+    // first, in batches (P's answers leave at once); those whose stolen
+    // segments the kernel keeps are turned first; one whose segment of P's
+    // reaches the queue before its step turns then (Merger.beginAlone).
     this.merger.beginAlone(this.kernelAlone(true));
     const step = () => {
       if (this.stopped) return;

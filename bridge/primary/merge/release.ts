@@ -197,7 +197,7 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false,
   // P had aborted: its RST goes out after its bytes.
   releaseHeldRst(core, c);
   // What P sends from now on may leave in the kernel (the held copies went first, marked as ours).
-  // (Already, when the secondary's failure put it there in a batch: Merger.beginAlone.)
+  // (Already, when the secondary's failure put it there in a batch: Merger.releaseInKernelAtOnce.)
   if (c.phase === 'degraded' && !c.outInKernel)
     c.outInKernel =
       core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;

@@ -29,6 +29,16 @@ export interface ConnId {
  * heard — it reads back when it needs it (rarely: retransmissions, expiry,
  * a reset).
  */
+/** What InboundOffload.primaryOnly takes, for one connection of primaryOnlyMany. */
+export interface PrimaryOnlyEntry {
+  c: OffloadKey;
+  dseq: number;
+  dts: number;
+  timestamps: boolean;
+  wscaleP: number;
+  wscaleS: number;
+}
+
 export interface InboundOffload {
   /** `wscale`: the window scale the client was told (S's). */
   add(c: OffloadKey, deltaSeq: number, tsOffset: number, timestamps: boolean, wscale: number): void;
@@ -55,16 +65,7 @@ export interface InboundOffload {
    * primaryOnly for many connections at once (the secondary failed); how
    * many of the first it took.
    */
-  primaryOnlyMany?(
-    list: ReadonlyArray<{
-      c: OffloadKey;
-      dseq: number;
-      dts: number;
-      timestamps: boolean;
-      wscaleP: number;
-      wscaleS: number;
-    }>,
-  ): number;
+  primaryOnlyMany?(list: readonly PrimaryOnlyEntry[]): number;
   /** The bridge takes `c` from the kernel's merge, atomically; its state then (null: the kernel did not have it). */
   mergeTake(c: OffloadKey): KernelMergeState | null;
   remove(c: OffloadKey): void;

@@ -19,7 +19,7 @@ import {
   type KernelMergeInit,
   type KernelMergeState,
 } from '../../../bridge/primary/merge/kernel.js';
-import type { InboundOffload } from '../../../bridge/primary/merge/types.js';
+import type { InboundOffload, PrimaryOnlyEntry } from '../../../bridge/primary/merge/types.js';
 import { seqAdd } from '../../../bridge/wire/seq.js';
 import { WireError } from '../../../bridge/wire/error.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN } from '../../../bridge/wire/tcp.js';
@@ -384,8 +384,7 @@ describe('a close that passed in the kernel', () => {
 
   /** An offload whose batch of primary-only entries takes `took(n)` of n (a full map: fewer), and counts single entries. */
   const aloneOffload = (took: (n: number) => number) => {
-    type Entry = { dseq: number; dts: number; timestamps: boolean; wscaleP: number; wscaleS: number };
-    const batches: Entry[][] = [];
+    const batches: PrimaryOnlyEntry[][] = [];
     let single = 0;
     const off = {
       ...kernelOffload(),
@@ -393,7 +392,7 @@ describe('a close that passed in the kernel', () => {
         single++;
         return true;
       },
-      primaryOnlyMany: (list: readonly Entry[]) => {
+      primaryOnlyMany: (list: readonly PrimaryOnlyEntry[]) => {
         batches.push([...list]);
         return took(list.length);
       },
