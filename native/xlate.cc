@@ -514,7 +514,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       out.Set(n++, o);
     };
     // The whole map, kHsBatch entries per system call (BPF_MAP_LOOKUP_BATCH): it can hold
-    // HS_ENTRIES, and an entry at a time held the event loop for a second in a connect storm.
+    // HS_ENTRIES (16,384), read at the secondary's failure, in a connect storm too.
     constexpr uint32_t kHsBatch = 1024;
     std::vector<struct conn_key> keys(kHsBatch);
     std::vector<struct hs_val> vals(kHsBatch);

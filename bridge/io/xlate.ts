@@ -154,6 +154,16 @@ const SYNL_WS = 4;
 /** What the kernel tells the bridge, in order (kernel_event). */
 export type KernelEvent = ({ kind: 'handshake' } & KernelHandshake) | ({ kind: 'ended' } & KernelEnded);
 
+/** The struct conn_key at `at` (native/bpf/maps.h): addresses and ports in network order. */
+function connKeyAt(buf: Buffer, at: number): ConnAddr {
+  return {
+    client: buf.readUInt32BE(at),
+    service: buf.readUInt32BE(at + 4),
+    clientPort: buf.readUInt16BE(at + 8),
+    servicePort: buf.readUInt16BE(at + 10),
+  };
+}
+
 /**
  * The events in `buf`, a run of `kernel_event`s as the kernel wrote them:
  * the connection's addresses and ports in network order, the rest in the
@@ -165,12 +175,7 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
   const u32 = (at: number) => (littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at));
   const u16 = (at: number) => (littleEndian ? buf.readUInt16LE(at) : buf.readUInt16BE(at));
   for (let at = 0; at + KERNEL_EVENT_BYTES <= buf.length; at += KERNEL_EVENT_BYTES) {
-    const conn = {
-      client: buf.readUInt32BE(at),
-      service: buf.readUInt32BE(at + 4),
-      clientPort: buf.readUInt16BE(at + 8),
-      servicePort: buf.readUInt16BE(at + 10),
-    };
+    const conn = connKeyAt(buf, at);
     const kind = u32(at + 12);
     const b = at + EV_BODY;
     if (kind === EV_ENDED) {
@@ -446,14 +451,7 @@ export class InboundXlate {
   stashedConns(): ConnAddr[] {
     const b = this.x.stashedConns();
     const out: ConnAddr[] = [];
-    // struct conn_key: client, service (network order), cport, sport (network order).
-    for (let o = 0; o + CONN_KEY_BYTES <= b.length; o += CONN_KEY_BYTES)
-      out.push({
-        client: b.readUInt32BE(o),
-        service: b.readUInt32BE(o + 4),
-        clientPort: b.readUInt16BE(o + 8),
-        servicePort: b.readUInt16BE(o + 10),
-      });
+    for (let o = 0; o + CONN_KEY_BYTES <= b.length; o += CONN_KEY_BYTES) out.push(connKeyAt(b, o));
     return out;
   }
 
