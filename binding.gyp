@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tcpfo_nfqueue",
-      "sources": ["native/nfqueue.cc", "native/caps.cc", "native/fds.cc", "native/presence.cc", "native/xlate.cc", "native/systemd.cc", "native/lock.cc", "native/heartbeat.cc", "native/sockdiag.cc"],
+      "sources": ["native/nfqueue.cc", "native/caps.cc", "native/fds.cc", "native/presence.cc", "native/xlate.cc", "native/systemd.cc", "native/lock.cc", "native/heartbeat.cc", "native/sockdiag.cc", "native/realtime.cc"],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -253,8 +253,15 @@ export const configSchema = z.strictObject({
        * ordinary processes on a busy node. Needs CAP_SYS_NICE (root has it).
        */
       nice: z.number().int().min(-20).max(19).default(-10),
+      /**
+       * The real-time priority (SCHED_FIFO, 1 … 99; 0: none) of the two
+       * threads whose lateness the peer would take for death: the ARP answers
+       * for the service address and the heartbeat reader. Needs CAP_SYS_NICE
+       * and CAP_SYS_RESOURCE at start (root has them).
+       */
+      realtime_priority: z.number().int().min(0).max(99).default(10),
     })
-    .default({ nice: -10 }),
+    .default({ nice: -10, realtime_priority: 10 }),
   metrics: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:9464'),

@@ -12,7 +12,8 @@
 // Only datagrams from the peer's address and port are kept (the JS layer
 // authenticates them); at most QUEUE_MAX wait, the newest beyond that are
 // dropped and counted. Sending stays on the loop: a stuck loop sends nothing,
-// and the peer sees that.
+// and the peer sees that. The thread runs at the bridge's real-time priority
+// (realtime.h): an arrival time it takes late would look like silence.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -29,6 +30,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "realtime.h"
 
 namespace {
 
@@ -98,6 +101,7 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
       return;
     }
     running_ = true;
+    rt_error_ = tcpfo::EnterRealtime(thread_);
   }
 
   ~HeartbeatSocket() override { Stop(); }
@@ -143,6 +147,7 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
         ssize_t n = recvfrom(fd_, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<struct sockaddr*>(&from), &fromlen);
         if (n < 0) break;  // EAGAIN: all read (errors such as ECONNREFUSED after a send: nothing to keep)
         int64_t at = NowNs();
+        burst_.Count();
         if (fromlen != sizeof(from) || from.sin_addr.s_addr != peer_.sin_addr.s_addr || from.sin_port != peer_.sin_port) {
           foreign_++;
           continue;
@@ -200,6 +205,8 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
     o.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped_.load())));
     o.Set("foreign", Napi::Number::New(env, static_cast<double>(foreign_.load())));
     o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(send_errors_)));
+    o.Set("bursts", Napi::Number::New(env, static_cast<double>(burst_.pauses())));
+    o.Set("rtError", Napi::Number::New(env, rt_error_));
     return o;
   }
 
@@ -219,6 +226,9 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
   Napi::ThreadSafeFunction tsfn_;
   std::atomic<uint64_t> dropped_{0}, foreign_{0};
   uint64_t send_errors_ = 0;
+  tcpfo::BurstLimit burst_;
+  // EnterRealtime's result: -1 none configured, 0 done, else an errno.
+  int rt_error_ = -1;
 };
 
 }  // namespace

@@ -44,6 +44,7 @@ void InitSystemd(Napi::Env env, Napi::Object exports);   // native/systemd.cc
 void InitLock(Napi::Env env, Napi::Object exports);      // native/lock.cc
 void InitHeartbeat(Napi::Env env, Napi::Object exports); // native/heartbeat.cc
 void InitSockDiag(Napi::Env env, Napi::Object exports);  // native/sockdiag.cc
+void InitRealtime(Napi::Env env, Napi::Object exports);  // native/realtime.cc
 
 namespace {
 
@@ -361,6 +362,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLock(env, exports);
   InitHeartbeat(env, exports);
   InitSockDiag(env, exports);
+  InitRealtime(env, exports);
   return NfQueue::Init(env, exports);
 }
 

@@ -17,11 +17,18 @@
 // The same thread is the bridge's watchdog of its own event loop: a loop
 // stuck for `holdMs` ends the process whatever the role, so a bridge that
 // heartbeats always also runs.
+//
+// The thread runs at the bridge's real-time priority (realtime.h), and a
+// socket filter hands it only ARP requests for the VIP: other ARP traffic on
+// the LAN never wakes it. Each answer's delay, from the kernel's receipt of
+// the request to the reply's send, is kept (the largest, and how many took
+// over LATE_US): the peer's probe waits 50 ms.
 #include <napi.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
@@ -35,16 +42,29 @@
 #include <atomic>
 #include <string>
 
+#include "realtime.h"
+
 namespace {
 
 constexpr int EXIT_STALLED = 4;
 constexpr int ARP_FRAME = 42;  // Ethernet 14 + ARP 28
+// An answer later than this counts as late (the peer's probe waits 50 ms).
+constexpr int64_t LATE_US = 10000;
+
+// Ethernet and ARP offsets the socket filter reads.
+constexpr uint32_t OFF_ETHERTYPE = 12;
+constexpr uint32_t OFF_ARP_OPER = 14 + 6;
+constexpr uint32_t OFF_ARP_TPA = 14 + 24;
+constexpr uint32_t ETHERTYPE_ARP = 0x0806;
+constexpr uint32_t ARP_REQUEST = 1;
 
 int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
+
+int64_t RealtimeUs(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000; }
 
 class Presence : public Napi::ObjectWrap<Presence> {
  public:
@@ -92,6 +112,30 @@ class Presence : public Napi::ObjectWrap<Presence> {
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ARP);
     sll.sll_ifindex = static_cast<int>(ifindex_);
+    // Only ARP requests for the VIP reach the thread (host-order VIP: the
+    // filter's loads are in network order). Frames queued before the filter
+    // are checked again below.
+    const uint32_t vip_host = ntohl(vip_);
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, OFF_ETHERTYPE),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_ARP, 0, 5),
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, OFF_ARP_OPER),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ARP_REQUEST, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_ARP_TPA),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, vip_host, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffff),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {static_cast<unsigned short>(sizeof(code) / sizeof(code[0])), code};
+    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+      Fail(env, "SO_ATTACH_FILTER");
+      return;
+    }
+    int on = 1;
+    if (setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
+      Fail(env, "SO_TIMESTAMPNS");
+      return;
+    }
     if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) {
       Fail(env, "bind(AF_PACKET)");
       return;
@@ -102,6 +146,7 @@ class Presence : public Napi::ObjectWrap<Presence> {
       return;
     }
     running_ = true;
+    rt_error_ = tcpfo::EnterRealtime(thread_);
   }
 
   ~Presence() override { Stop(); }
@@ -133,6 +178,7 @@ class Presence : public Napi::ObjectWrap<Presence> {
 
   void Loop() {
     uint8_t buf[1600];
+    alignas(struct cmsghdr) uint8_t control[CMSG_SPACE(sizeof(struct timespec))];
     while (!stop_.load()) {
       int64_t silent = NowMs() - last_touch_.load();
       int64_t hold = hold_ms_.load();
@@ -140,8 +186,23 @@ class Presence : public Napi::ObjectWrap<Presence> {
       struct pollfd p = {fd_, POLLIN, 0};
       int r = poll(&p, 1, 20);
       if (r <= 0) continue;
-      ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+      struct iovec iov = {buf, sizeof(buf)};
+      struct msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
       if (n < ARP_FRAME) continue;
+      burst_.Count();
+      int64_t received_us = -1;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+          struct timespec ts;
+          memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+          received_us = RealtimeUs(ts);
+        }
+      }
       // Ethernet type ARP; htype 1, ptype IPv4, hlen 6, plen 4, oper request.
       const uint8_t* a = buf + 14;
       if (buf[12] != 0x08 || buf[13] != 0x06 || a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1) continue;
@@ -174,8 +235,19 @@ class Presence : public Napi::ObjectWrap<Presence> {
       to.sll_ifindex = static_cast<int>(ifindex_);
       to.sll_halen = 6;
       memcpy(to.sll_addr, a + 8, 6);
-      if (sendto(fd_, out, sizeof(out), 0, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)) == ARP_FRAME) replies_++;
-      else send_errors_++;
+      if (sendto(fd_, out, sizeof(out), 0, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)) != ARP_FRAME) {
+        send_errors_++;
+        continue;
+      }
+      replies_++;
+      if (received_us >= 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        int64_t delay = RealtimeUs(now) - received_us;
+        if (delay < 0) delay = 0;  // the wall clock stepped back
+        if (delay > max_delay_us_.load()) max_delay_us_.store(delay);
+        if (delay > LATE_US) late_++;
+      }
     }
   }
 
@@ -225,6 +297,10 @@ class Presence : public Napi::ObjectWrap<Presence> {
     o.Set("replies", Napi::Number::New(env, static_cast<double>(replies_.load())));
     o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(send_errors_.load())));
     o.Set("answering", Napi::Boolean::New(env, answering_.load()));
+    o.Set("maxDelayUs", Napi::Number::New(env, static_cast<double>(max_delay_us_.load())));
+    o.Set("late", Napi::Number::New(env, static_cast<double>(late_.load())));
+    o.Set("bursts", Napi::Number::New(env, static_cast<double>(burst_.pauses())));
+    o.Set("rtError", Napi::Number::New(env, rt_error_));
     return o;
   }
 
@@ -244,7 +320,11 @@ class Presence : public Napi::ObjectWrap<Presence> {
   std::atomic<bool> stop_{false};
   std::atomic<bool> answering_{false};
   std::atomic<int64_t> last_touch_{0};
-  std::atomic<uint64_t> requests_{0}, replies_{0}, send_errors_{0};
+  std::atomic<uint64_t> requests_{0}, replies_{0}, send_errors_{0}, late_{0};
+  std::atomic<int64_t> max_delay_us_{0};
+  tcpfo::BurstLimit burst_;
+  // EnterRealtime's result: -1 none configured, 0 done, else an errno.
+  int rt_error_ = -1;
 };
 
 }  // namespace

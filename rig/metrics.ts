@@ -1,4 +1,5 @@
-/** A bridge's Prometheus text, scraped in its rig node: one value by its exact series name. */
+/** A bridge's Prometheus text, scraped in its rig node: one value by its exact series name; its threads' scheduling. */
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Rig } from './rig.js';
 
 /** Scrapes `node`'s metrics once; the getter reads a series (`name{label="v"}`), NaN when absent. */
@@ -6,4 +7,17 @@ export async function scrapeMetrics(rig: Rig, node: string): Promise<(series: st
   const text = (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
   return (series) =>
     Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+/** The threads of a process running SCHED_FIFO, as [name, priority] (/proc/PID/task/TID/stat: fields 40 and 41). */
+export function fifoThreads(pid: number): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // f[0] is field 3 (state): field N is f[N - 3].
+    if (Number(f[41 - 3]) === 1) out.push([name, Number(f[40 - 3])]);
+  }
+  return out;
 }

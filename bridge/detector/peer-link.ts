@@ -33,7 +33,8 @@ import {
   type PeerConfig,
   type SwitchKind,
 } from './heartbeat.js';
-import { HeartbeatSocket } from '../io/heartbeat-socket.js';
+import { HeartbeatSocket, type HeartbeatSocketStats } from '../io/heartbeat-socket.js';
+import { warnUnlessRealtime } from '../io/realtime.js';
 import { monotonicMs } from '../clock.js';
 
 export interface PeerLinkOptions {
@@ -158,6 +159,12 @@ export class PeerLink {
       opts.peerRoles,
     );
     this.sock = new HeartbeatSocket(opts.self, opts.port, opts.peer, opts.port, () => this.drain());
+    if (opts.log) warnUnlessRealtime(opts.log, 'heartbeat', this.sock.stats.realtime);
+  }
+
+  /** The heartbeat socket's reader: drops, foreign datagrams, its priority. */
+  get socketStats(): HeartbeatSocketStats {
+    return this.sock.stats;
   }
 
   static async open(opts: PeerLinkOptions): Promise<PeerLink> {

@@ -13,6 +13,25 @@ export const CAP_NET_ADMIN = 12;
 export const CAP_NET_RAW = 13;
 /** A secondary that takes the primary role later loads the translation program (io/xlate.ts) then. */
 export const CAP_BPF = 39;
+/** Kept while `scheduling.realtime_priority` is set: a thread started after setup (a role change) enters it (io/realtime.ts). */
+export const CAP_SYS_NICE = 23;
+
+const NAMES: Record<number, string> = {
+  [CAP_NET_ADMIN]: 'CAP_NET_ADMIN',
+  [CAP_NET_RAW]: 'CAP_NET_RAW',
+  [CAP_SYS_NICE]: 'CAP_SYS_NICE',
+  [CAP_BPF]: 'CAP_BPF',
+};
+
+/** What a bridge keeps after setup: with real-time threads, CAP_SYS_NICE too. */
+export function keptCapabilities(realtime: boolean): number[] {
+  return realtime ? [CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SYS_NICE] : [CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF];
+}
+
+/** "CAP_NET_ADMIN, CAP_NET_RAW, …", for the log. */
+export function capabilityNames(caps: readonly number[]): string {
+  return caps.map((c) => NAMES[c] ?? `capability ${c}`).join(', ');
+}
 
 export interface CapabilityReport {
   /** Hex masks, as in /proc/PID/status. */

@@ -7,11 +7,12 @@
  */
 import { native } from './native.js';
 import { monotonicMs } from '../clock.js';
+import { realtimeState, type RealtimeState } from './realtime.js';
 
 interface NativeHeartbeatSocket {
   take(): Array<[Buffer, number]>;
   send(msg: Buffer): number;
-  stats(): HeartbeatSocketStats;
+  stats(): Omit<HeartbeatSocketStats, 'realtime'> & { rtError: number };
   close(): void;
 }
 
@@ -21,6 +22,10 @@ export interface HeartbeatSocketStats {
   /** Datagrams from any other address or port: ignored. */
   foreign: number;
   sendErrors: number;
+  /** Times the reader paused in a flood (over 64 datagrams within a millisecond). */
+  bursts: number;
+  /** Whether the reader runs at the configured real-time priority (scheduling.realtime_priority). */
+  realtime: RealtimeState;
 }
 
 export class HeartbeatSocket {
@@ -48,7 +53,9 @@ export class HeartbeatSocket {
   }
 
   get stats(): HeartbeatSocketStats {
-    return this.closed ? { dropped: 0, foreign: 0, sendErrors: 0 } : this.native.stats();
+    if (this.closed) return { dropped: 0, foreign: 0, sendErrors: 0, bursts: 0, realtime: 'off' };
+    const { rtError, ...s } = this.native.stats();
+    return { ...s, realtime: realtimeState(rtError) };
   }
 
   close(): void {

@@ -11,6 +11,7 @@ import type { LockNative } from './lock.js';
 import type { QueueNative } from './nfqueue.js';
 import { PACKAGE_ROOT } from './paths.js';
 import type { PresenceNative } from './presence.js';
+import type { RealtimeNative } from './realtime.js';
 import type { RunNative } from './run.js';
 import type { SockDiagNative } from './sockets.js';
 import type { SystemdNative } from './systemd.js';
@@ -26,7 +27,8 @@ export interface Native
     PresenceNative,
     SockDiagNative,
     SystemdNative,
-    XlateNative {}
+    XlateNative,
+    RealtimeNative {}
 
 let addon: Native | undefined;
 

@@ -6,12 +6,13 @@
  * bridge that claims the VIP, or heartbeats, without running.
  */
 import { native } from './native.js';
+import { realtimeState, type RealtimeState } from './realtime.js';
 
 interface NativePresence {
   touch(): void;
   setHold(ms: number): void;
   setAnswering(on: boolean): void;
-  stats(): PresenceStats;
+  stats(): Omit<PresenceStats, 'realtime'> & { rtError: number };
   close(): void;
 }
 
@@ -21,6 +22,14 @@ export interface PresenceStats {
   replies: number;
   sendErrors: number;
   answering: boolean;
+  /** The longest an answer took, from the kernel's receipt of the request to the reply's send, µs. */
+  maxDelayUs: number;
+  /** Answers that took over 10 ms (the peer's split-brain probe waits 50 ms). */
+  late: number;
+  /** Times the thread paused in a flood of requests (over 64 within a millisecond). */
+  bursts: number;
+  /** Whether the thread runs at the configured real-time priority (scheduling.realtime_priority). */
+  realtime: RealtimeState;
 }
 
 /** The exit code of a bridge whose event loop (or data path) was stuck. */
@@ -69,7 +78,19 @@ export class LanPresence {
   }
 
   get stats(): PresenceStats {
-    return this.closed ? { requests: 0, replies: 0, sendErrors: 0, answering: false } : this.native.stats();
+    if (this.closed)
+      return {
+        requests: 0,
+        replies: 0,
+        sendErrors: 0,
+        answering: false,
+        maxDelayUs: 0,
+        late: 0,
+        bursts: 0,
+        realtime: 'off',
+      };
+    const { rtError, ...s } = this.native.stats();
+    return { ...s, realtime: realtimeState(rtError) };
   }
 
   close(): void {

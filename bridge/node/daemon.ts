@@ -8,6 +8,7 @@
  * as its secondary (failover.rejoin: swap-roles).
  */
 import { setPriority } from 'node:os';
+import { allowRealtime } from '../io/realtime.js';
 import { ConfigError, loadConfig, swapRoles, type Config } from '../../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { RoleHooks } from './hooks.js';
@@ -101,6 +102,15 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     log.warn(
       { nice: cfg.scheduling.nice, err: (e as Error).message },
       'could not set the scheduling priority (needs CAP_SYS_NICE): running at the default',
+    );
+  }
+  // Before any thread starts: the priority they take, and a bound on a spinning one.
+  try {
+    allowRealtime(cfg.scheduling.realtime_priority);
+  } catch (e) {
+    log.warn(
+      { priority: cfg.scheduling.realtime_priority, err: (e as Error).message },
+      'could not bound real-time threads (RLIMIT_RTTIME): they run without real-time priority',
     );
   }
   const hooks = new RoleHooks(cfg.hooks, cfg.instance, log);

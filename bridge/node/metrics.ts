@@ -11,6 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { VERSION } from '../version.js';
 import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
 import { NODE_ROLES, type NodeRole } from './roles.js';
+import type { RealtimeState } from '../io/realtime.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge | Counter): void {
@@ -130,8 +131,10 @@ export interface MetricsSnapshot {
   kernelHandovers?: Record<string, number>;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
   mergeMode?: 'kernel' | 'release' | 'queue';
-  /** ARP requests for the service address seen, and answered by this node. */
-  arp?: { requests: number; replies: number };
+  /** ARP requests for the service address seen, and answered by this node; how late the answers went; the thread's priority. */
+  arp?: { requests: number; replies: number; maxDelayUs: number; late: number; realtime: RealtimeState };
+  /** The heartbeat reader's priority. */
+  heartbeatRealtime?: RealtimeState;
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
   trackFailures?: number;
   serverHealthy?: boolean | null;
@@ -588,6 +591,35 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     [],
     (c) => c.inc(get().arp?.replies ?? 0),
   );
+  readCounter(
+    reg,
+    'tcpfo_arp_answers_late_total',
+    'ARP replies for the service address sent over 10 ms after the request came in (the peer’s split-brain probe waits 50 ms)',
+    [],
+    (c) => c.inc(get().arp?.late ?? 0),
+  );
+  new Gauge({
+    name: 'tcpfo_arp_answer_delay_max_seconds',
+    help: 'The longest this node took to answer an ARP request for the service address, from the kernel’s receipt to the reply; absent before the first reply',
+    registers: [reg],
+    collect() {
+      const a = get().arp;
+      if (!a?.replies) unknown(this);
+      else this.set(a.maxDelayUs / 1e6);
+    },
+  });
+  new Gauge({
+    name: 'tcpfo_realtime_thread',
+    help: 'Whether a time-critical thread runs at real-time priority (scheduling.realtime_priority), by thread: arp (the answers for the service address), heartbeat (the reader)',
+    labelNames: ['thread'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      const s = get();
+      if (s.arp) this.set({ thread: 'arp' }, s.arp.realtime === 'on' ? 1 : 0);
+      if (s.heartbeatRealtime) this.set({ thread: 'heartbeat' }, s.heartbeatRealtime === 'on' ? 1 : 0);
+    },
+  });
   readCounter(reg, 'tcpfo_server_check_failures_total', 'Failed checks of the local server (track)', [], (c) =>
     c.inc(get().trackFailures ?? 0),
   );

@@ -2,7 +2,7 @@
 import type { Config } from '../../config/config.js';
 import { hasSysctl, NodeState } from '../io/node-state.js';
 import { kernelRelease, noteRtoBound } from '../io/kernel-facilities.js';
-import { limitCapabilities } from '../io/caps.js';
+import { capabilityNames, keptCapabilities, limitCapabilities } from '../io/caps.js';
 import { destroyConnections } from '../io/sockets.js';
 import { installedTags, removeRules, RuleSet } from '../io/rules.js';
 import { removeDivertRoutes } from '../io/kernel-path.js';
@@ -163,6 +163,7 @@ export async function startOrUndo<T extends { stop(): Promise<void> }>(
 
 /**
  * The last setup step: keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (io/caps.ts),
+ * and CAP_SYS_NICE with real-time threads (a role change starts new ones),
  * unless the configuration says otherwise. Logged either way.
  */
 export function dropPrivileges(cfg: Config, log: Logger): void {
@@ -170,14 +171,11 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
     log.warn('security.limit_capabilities is off: the bridge keeps every capability it was started with');
     return;
   }
-  const r = limitCapabilities();
+  const keep = keptCapabilities(cfg.scheduling.realtime_priority > 0);
+  const r = limitCapabilities(keep);
   if (!r.boundingLimited)
     log.warn({ bounding: r.bounding }, 'capabilities limited, but the bounding set could not be (no CAP_SETPCAP)');
-  else
-    log.info(
-      { permitted: r.permitted },
-      'capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF; no_new_privs set',
-    );
+  else log.info({ permitted: r.permitted }, `capabilities limited to ${capabilityNames(keep)}; no_new_privs set`);
 }
 
 /**

@@ -28,6 +28,7 @@ import { existingConnections } from '../io/sockets.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
+import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
 import { probeOf } from '../node/liveness.js';
 import { NodeShell } from '../node/shell.js';
@@ -644,6 +645,7 @@ export class PrimaryBridge {
       cfg.liveness.loop_stall_ms,
       this.log.bindings().name ?? 'tcpfo',
     );
+    warnUnlessRealtime(this.log, 'arp', this.presence.stats.realtime);
     this.presence.answer(true);
     setupStall();
     // The VIP: dormant in the kernel, claimed on the LAN by this process (ARP).
@@ -1363,6 +1365,7 @@ export class PrimaryBridge {
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
       arp: this.presence?.stats,
+      heartbeatRealtime: this.peer?.socketStats.realtime,
     };
   }
 
@@ -1391,6 +1394,7 @@ export class PrimaryBridge {
       lanMode: this.cfg.lan.mode,
       copyingToSecondary: this.copying,
       arp: this.presence?.stats,
+      heartbeatSocket: this.peer?.socketStats,
       injector: this.injector?.stats,
       ...this.stats,
     };

@@ -17,6 +17,7 @@ import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
+import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
 import { probeOf } from '../node/liveness.js';
 import { NodeShell } from '../node/shell.js';
@@ -269,6 +270,7 @@ export class SecondaryBridge {
       cfg.liveness.loop_stall_ms,
       this.log.bindings().name ?? 'tcpfo',
     );
+    warnUnlessRealtime(this.log, 'arp', this.presence.stats.realtime);
     setupStall();
     this.peer = await this.openPeer();
     const q = this.q;
@@ -720,6 +722,7 @@ export class SecondaryBridge {
       pcapFrames: this.capture?.stats.frames ?? 0,
       pcapDropped: this.capture?.stats.dropped ?? 0,
       arp: this.presence?.stats,
+      heartbeatRealtime: this.peer?.socketStats.realtime,
     };
   }
 
@@ -744,6 +747,7 @@ export class SecondaryBridge {
       diverged: diverged.slice(0, 50).map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
       arp: this.presence?.stats,
+      heartbeatSocket: this.peer?.socketStats,
       noticesRejected: this.peer?.noticesRejected ?? 0,
     };
   }

@@ -32,6 +32,7 @@ has_cap() {
 has_cap 12 || need "CAP_NET_ADMIN (--cap-add NET_ADMIN): rules, queues, addresses, sysctls"
 has_cap 13 || need "CAP_NET_RAW (--cap-add NET_RAW): raw and packet sockets"
 has_cap 39 || say "without CAP_BPF (--cap-add BPF) the primary translates and merges in the queue (slower)"
+has_cap 23 || say "without CAP_SYS_NICE (--cap-add SYS_NICE) the ARP answers and heartbeats run without real-time priority: a busy host may be taken for dead"
 has_cap 38 || say "without CAP_PERFMON (--cap-add PERFMON) kernels before 6.14 refuse the primary's programs (the queue does their work)"
 
 # /proc/sys: the bridge sets sysctls; Docker mounts it read-only.

@@ -103,7 +103,10 @@ describe('deploy/systemd', () => {
     expect(text).toMatch(/^Type=notify$/m);
     expect(text).toMatch(/^EnvironmentFile=\/etc\/tcpfo\/role\.env$/m);
     expect(text).toMatch(/^ExecStart=.*tcpfo \$\{TCPFO_ROLE\} -c \/etc\/tcpfo\/tcpfo\.yaml$/m);
-    for (const cap of ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_BPF']) expect(text).toMatch(new RegExp(`^CapabilityBoundingSet=.*${cap}`, 'm'));
+    for (const cap of ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_BPF', 'CAP_SYS_NICE'])
+      expect(text).toMatch(new RegExp(`^CapabilityBoundingSet=.*${cap}`, 'm'));
+    // The ARP and heartbeat threads run SCHED_FIFO (scheduling.realtime_priority): systemd must not refuse it.
+    expect(text).not.toMatch(/^RestrictRealtime=yes/m);
     // A bad file (3), a server given up on (7), a second bridge (8): restarting would not help.
     expect(text).toMatch(/^RestartPreventExitStatus=3 7 8$/m);
     // The check before the start prints nothing when the file is valid (not the whole config into the journal).

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { killNode, waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
-import { scrapeMetrics } from '../../rig/metrics.js';
+import { fifoThreads, scrapeMetrics } from '../../rig/metrics.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
@@ -18,18 +18,37 @@ const connections = (m: (metric: string) => number) =>
 
 describe('privileges', () => {
   it(
-    'after setup both bridges keep only CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF, with no_new_privs; takeover and stop still work',
+    'after setup both bridges keep only CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_SYS_NICE, with no_new_privs; takeover and stop still work',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const pair = await TcpfoPair.start(rig, { heartbeatTimeoutMs: 500 });
         try {
           for (const d of [pair.primary!, pair.secondary!]) {
             const st = readFileSync(`/proc/${d.proc.pid}/status`, 'utf8');
-            expect(st).toMatch(/^CapEff:\s+0000008000003000$/m);
-            expect(st).toMatch(/^CapBnd:\s+0000008000003000$/m);
+            expect(st).toMatch(/^CapEff:\s+0000008000803000$/m);
+            expect(st).toMatch(/^CapBnd:\s+0000008000803000$/m);
             expect(st).toMatch(/^NoNewPrivs:\s+1$/m);
           }
-          expect(pair.logs()).toMatch(/capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF/);
+          expect(pair.logs()).toMatch(/capabilities limited to CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, CAP_SYS_NICE;/);
+          // The ARP answers and the heartbeat reader run SCHED_FIFO at 10 (scheduling.realtime_priority),
+          // a spinning one bounded by RLIMIT_RTTIME; the metrics say so.
+          for (const [d, m] of [
+            [pair.primary!, await scrapeMetrics(rig, 'primary')],
+            [pair.secondary!, await scrapeMetrics(rig, 'secondary')],
+          ] as const) {
+            expect(fifoThreads(d.proc.pid!).map(([, prio]) => prio)).toEqual([10, 10]);
+            expect(readFileSync(`/proc/${d.proc.pid}/limits`, 'utf8')).toMatch(
+              /^Max realtime timeout\s+200000\s+400000\s+us/m,
+            );
+            expect(m('tcpfo_realtime_thread{thread="arp"}')).toBe(1);
+            expect(m('tcpfo_realtime_thread{thread="heartbeat"}')).toBe(1);
+          }
+          // The client's ARP for the service address is answered by the primary, and how late is known.
+          await rig.host('client').sh(`ip neigh flush all; ping -c 1 -W 1 ${VIP} >/dev/null || true`);
+          const pm = await scrapeMetrics(rig, 'primary');
+          expect(pm('tcpfo_arp_replies_total')).toBeGreaterThan(0);
+          expect(pm('tcpfo_arp_answer_delay_max_seconds')).toBeGreaterThan(0);
+          expect(pm('tcpfo_arp_answers_late_total')).toBeGreaterThanOrEqual(0);
           // The takeover path (rules, promiscuous mode, addresses) needs only those.
           await killNode(pair, 'primary');
           const c = rig.host('client');

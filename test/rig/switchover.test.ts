@@ -13,6 +13,7 @@ import { Capture } from '../../rig/capture.js';
 import { distScript } from '../../rig/dist.js';
 import { waitForLog, waitForLogCount } from '../../rig/failover.js';
 import { checkTransparency } from '../../rig/oracle.js';
+import { fifoThreads } from '../../rig/metrics.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
@@ -105,6 +106,8 @@ describe('planned switchover (hub mode)', () => {
           expect(un.code, un.out + pair.logs()).toBe(0);
           await waitForRole(pair, 'secondary', 'primary');
           expect(await roleOf(pair, 'primary')).toBe('secondary');
+          // The promoted node's ARP thread started after its capabilities were dropped: still SCHED_FIFO.
+          expect(fifoThreads(pair.secondary!.proc.pid!).map(([, prio]) => prio)).toEqual([10, 10]);
           // The session began before: it lives only in the other node's server now. Switching back would lose it.
           const refused = await tcpfoCli(pair, 'primary', ['switchover']);
           expect(refused.code, refused.out).toBe(9);

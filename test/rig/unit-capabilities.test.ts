@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { killNode, restartNode, waitForLog } from '../../rig/failover.js';
 import { REPO_ROOT } from '../../rig/dist.js';
+import { fifoThreads } from '../../rig/metrics.js';
 import { TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
@@ -56,6 +57,13 @@ describe('the systemd unit’s capabilities', () => {
           await restartNode(pair, 'primary');
           await waitForLog(pair, /now the primary \(roles swapped\)/);
           expect(up(/"inbound":"kernel","merge":"kernel".*primary bridge up: merging/g), pair.logs()).toBe(2);
+          // Its ARP thread, started after the capabilities were limited, runs SCHED_FIFO too (the unit
+          // keeps CAP_SYS_NICE); so does every time-critical thread of both nodes.
+          for (const d of [pair.primary!, pair.secondary!])
+            expect(
+              fifoThreads(d.proc.pid!).map(([, prio]) => prio),
+              pair.logs(),
+            ).toEqual([10, 10]);
           const second = await transfer(c, 'get', 2_000_000, 8, 60_000);
           expect(second.sha256, pair.logs()).toBe(second.expected);
         } finally {
