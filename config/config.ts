@@ -256,7 +256,7 @@ export const configSchema = z.strictObject({
       /**
        * The real-time priority (SCHED_FIFO, 1 … 99; 0: none) of the two
        * threads whose lateness the peer would take for death: the ARP answers
-       * for the service address and the heartbeat reader. Needs CAP_SYS_NICE
+       * for the service address and the heartbeat thread. Needs CAP_SYS_NICE
        * and CAP_SYS_RESOURCE at start (root has them).
        */
       realtime_priority: z.number().int().min(0).max(99).default(10),

@@ -1,5 +1,5 @@
 // Real-time scheduling for the bridge's two time-critical threads: the ARP
-// answers for the service address (presence.cc) and the heartbeat reader
+// answers for the service address (presence.cc) and the heartbeat thread
 // (heartbeat.cc).
 //
 // Both run apart from the JS event loop so that a busy loop is not taken for

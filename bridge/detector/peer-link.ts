@@ -55,6 +55,13 @@ export interface PeerLinkOptions {
   onSwitch?: (kind: SwitchKind, reason: string) => void;
   /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
   onStall?: (lateMs: number) => void;
+  /**
+   * How far ahead the loop signs heartbeats for the socket's thread to send,
+   * ms: a stall of the event loop shorter than this is not silence to the
+   * peer. The bridge's `liveness.loop_stall_ms`, past which its watchdog
+   * ends the process anyway (default 1000).
+   */
+  signAheadMs?: number;
   /** This node's configuration, told to the peer every second; the peer's is checked against it (logged to `log`). Without it, neither. */
   config?: PeerConfig;
   log?: Logger;
@@ -70,15 +77,17 @@ export interface ConfigCheck {
 const CONFIG_EVERY_MS = 1000;
 
 /**
- * What a bridge logs when its event loop ran a heartbeat late: a stall of
- * half the timeout or more comes close to a false detection at the peer.
+ * What a bridge logs when its event loop ran late: a stall of half the
+ * detector's timeout or more. Heartbeats went on from their thread (signed
+ * ahead); the loop's own work waited.
  */
 export function stallLogger(log: Logger, timeoutMs: number): (lateMs: number) => void {
-  return (lateMs) => {
+  return (late) => {
+    const lateMs = Math.round(late);
     if (lateMs >= timeoutMs / 2)
       log.warn(
         { lateMs, timeoutMs },
-        `event loop stalled ${lateMs} ms: heartbeats went out late (the peer declares this node dead after ${timeoutMs} ms)`,
+        `event loop stalled ${lateMs} ms: heartbeats went on from their thread; the bridge's own work waited`,
       );
   };
 }
@@ -134,7 +143,18 @@ export class PeerLink {
   noticesRejected = 0;
   /** Times our own event loop was late by more than a heartbeat interval. */
   stalls = 0;
-  role: HeartbeatRole;
+  private heartbeatRole: HeartbeatRole;
+
+  /** The role our heartbeats carry; a change reaches the peer with the next heartbeat. */
+  get role(): HeartbeatRole {
+    return this.heartbeatRole;
+  }
+
+  set role(r: HeartbeatRole) {
+    if (r === this.heartbeatRole) return;
+    this.heartbeatRole = r;
+    if (!this.closed && this.signedAt > -Infinity) this.signAhead(monotonicMs());
+  }
 
   private readonly self: number;
   private readonly peer: number;
@@ -142,7 +162,7 @@ export class PeerLink {
   private readonly nonce: bigint;
 
   private constructor(private readonly opts: PeerLinkOptions) {
-    this.role = opts.role;
+    this.heartbeatRole = opts.role;
     this.self = ipv4(opts.self);
     this.peer = ipv4(opts.peer);
     this.nonce = randomBytes(8).readBigUInt64BE(0) | 1n;
@@ -261,23 +281,8 @@ export class PeerLink {
     if (this.closed) return;
     const now = monotonicMs();
     this.sendConfig(now);
-    if (this.detector.due(now)) {
-      const seq = this.clock.next(Date.now()); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
-      const msg = encodeHeartbeat(
-        {
-          role: this.role,
-          seq,
-          echo: this.detector.echo,
-          from: this.self,
-          to: this.peer,
-          nonce: this.nonce,
-          echoNonce: this.detector.peerNonce,
-        },
-        this.opts.key,
-      );
-      this.sock.send(msg);
-      this.detector.markSent(seq, now);
-    }
+    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
+    if (now - this.signedAt >= this.opts.intervalMs || this.detector.peerNonce !== this.signedEcho) this.signAhead(now);
     // Our own event loop stalled (this timer fired late): counted and
     // logged. The peer is judged on what it sent all the same: the
     // heartbeats that arrived meanwhile are taken, at their arrival times,
@@ -294,6 +299,42 @@ export class PeerLink {
     this.timer = setTimeout(() => this.loop(), next);
   }
 
+  /** When the heartbeats were last signed ahead (monotonicMs), and the peer's nonce they echo. */
+  private signedAt = -Infinity;
+  private signedEcho = 0n;
+
+  /**
+   * Signs the next heartbeats, `signAheadMs` of them, and hands them to the
+   * socket's thread in place of those it still holds: it sends one per
+   * interval. Each carries the peer's last sequence number and nonce as
+   * heard now; the sequence numbers grow from batch to batch (SeqClock), so
+   * the peer sees them in order whichever were sent.
+   */
+  private signAhead(now: number): void {
+    this.signedAt = now;
+    this.signedEcho = this.detector.peerNonce;
+    const n = Math.ceil((this.opts.signAheadMs ?? 1000) / this.opts.intervalMs) + 1;
+    const wall = Date.now(); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
+    const batch: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      batch.push(
+        encodeHeartbeat(
+          {
+            role: this.heartbeatRole,
+            seq: this.clock.next(wall),
+            echo: this.detector.echo,
+            from: this.self,
+            to: this.peer,
+            nonce: this.nonce,
+            echoNonce: this.detector.peerNonce,
+          },
+          this.opts.key,
+        ),
+      );
+    }
+    this.sock.schedule(batch, this.opts.intervalMs);
+  }
+
   /**
    * Hands the link over to another role in the same process (a secondary
    * that takes the primary role): the socket and the detector's state stay,
@@ -307,11 +348,11 @@ export class PeerLink {
     onNotice?: (diverged: ConnKey[]) => void;
     onSwitch?: (kind: SwitchKind, reason: string) => void;
   }): void {
-    this.role = to.role;
     this.detector.peerRoles = to.peerRoles;
     this.opts.onDecision = to.onDecision;
     this.opts.onNotice = to.onNotice;
     this.opts.onSwitch = to.onSwitch;
+    this.role = to.role;
   }
 
   /** Sends a planned switchover's message to the peer (switchover.ts). */

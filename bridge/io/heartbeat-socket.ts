@@ -3,7 +3,10 @@
  * and the heartbeat port, read on a thread of its own that keeps every
  * datagram from the configured peer with the time it arrived. The failure
  * detector takes them all before it judges (`take()`), so a stall of this
- * process's event loop is never taken for the peer's silence.
+ * process's event loop is never taken for the peer's silence. The same
+ * thread sends the heartbeats the loop signed ahead (`schedule()`), one per
+ * interval, so a stall of the loop shorter than what it signed is never taken
+ * for this node's death either.
  */
 import { native } from './native.js';
 import { monotonicMs } from '../clock.js';
@@ -12,6 +15,8 @@ import { realtimeState, type RealtimeState } from './realtime.js';
 interface NativeHeartbeatSocket {
   take(): Array<[Buffer, number]>;
   send(msg: Buffer): number;
+  schedule(heartbeats: Buffer[], intervalMs: number): void;
+  sent(): Array<[Buffer, number]>;
   stats(): Omit<HeartbeatSocketStats, 'realtime'> & { rtError: number };
   close(): void;
 }
@@ -22,6 +27,9 @@ export interface HeartbeatSocketStats {
   /** Datagrams from any other address or port: ignored. */
   foreign: number;
   sendErrors: number;
+  /** Heartbeats the thread sent, and how many signed ones still wait. */
+  sent: number;
+  planned: number;
   /** Times the reader paused in a flood (over 64 datagrams within a millisecond). */
   bursts: number;
   /** Whether the reader runs at the configured real-time priority (scheduling.realtime_priority). */
@@ -47,13 +55,29 @@ export class HeartbeatSocket {
     return this.native.take().map(([msg, ageMs]) => ({ msg, at: Math.min(now, Math.round(now - ageMs)) }));
   }
 
+  /**
+   * The heartbeats to send from now on, one every `intervalMs`, in place of
+   * those still waiting (the cadence goes on). The thread falls silent when
+   * they run out.
+   */
+  schedule(heartbeats: Buffer[], intervalMs: number): void {
+    if (!this.closed) this.native.schedule(heartbeats, intervalMs);
+  }
+
+  /** The heartbeats sent since the last call: sequence number (bytes 8–15) and when (monotonicMs). */
+  sent(): Array<{ seq: bigint; at: number }> {
+    if (this.closed) return [];
+    const now = monotonicMs();
+    return this.native.sent().map(([seq, ageMs]) => ({ seq: seq.readBigUInt64BE(0), at: now - ageMs }));
+  }
+
   /** Sends to the peer; a failure (the peer's host unreachable, say) is counted, not thrown: the detector decides. */
   send(msg: Buffer): void {
     if (!this.closed) this.native.send(msg);
   }
 
   get stats(): HeartbeatSocketStats {
-    if (this.closed) return { dropped: 0, foreign: 0, sendErrors: 0, bursts: 0, realtime: 'off' };
+    if (this.closed) return { dropped: 0, foreign: 0, sendErrors: 0, sent: 0, planned: 0, bursts: 0, realtime: 'off' };
     const { rtError, ...s } = this.native.stats();
     return { ...s, realtime: realtimeState(rtError) };
   }

@@ -1,6 +1,6 @@
 /**
  * Real-time priority for the bridge's two time-critical threads, the ARP
- * answers for the service address (io/presence.ts) and the heartbeat reader
+ * answers for the service address (io/presence.ts) and the heartbeat thread
  * (io/heartbeat-socket.ts); native/realtime.h says why. `allowRealtime` runs
  * once at start; the bridge keeps CAP_SYS_NICE while a priority is set, so a
  * thread started later (a role change) enters it too.

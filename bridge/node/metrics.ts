@@ -133,7 +133,7 @@ export interface MetricsSnapshot {
   mergeMode?: 'kernel' | 'release' | 'queue';
   /** ARP requests for the service address seen, and answered by this node; how late the answers went; the thread's priority. */
   arp?: { requests: number; replies: number; maxDelayUs: number; late: number; realtime: RealtimeState };
-  /** The heartbeat reader's priority. */
+  /** The heartbeat thread's priority. */
   heartbeatRealtime?: RealtimeState;
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
   trackFailures?: number;
@@ -610,7 +610,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   });
   new Gauge({
     name: 'tcpfo_realtime_thread',
-    help: 'Whether a time-critical thread runs at real-time priority (scheduling.realtime_priority), by thread: arp (the answers for the service address), heartbeat (the reader)',
+    help: 'Whether a time-critical thread runs at real-time priority (scheduling.realtime_priority), by thread: arp (the answers for the service address), heartbeat (sends and reads the heartbeats)',
     labelNames: ['thread'],
     registers: [reg],
     collect() {

@@ -15,7 +15,7 @@ import { distScript } from '../../rig/dist.js';
  * Our primary's link on 127.0.0.1, and its secondary's in another process on
  * 127.0.0.2 (heartbeats every 20 ms, timeout 100 ms), once it is heard up.
  */
-async function linkedPair(): Promise<{
+async function linkedPair(peerSignAheadMs?: number): Promise<{
   peer: ReturnType<typeof spawn>;
   link: PeerLink;
   decisions: Decision[];
@@ -27,7 +27,9 @@ async function linkedPair(): Promise<{
     '--input-type=module',
     '-e',
     `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/detector/peer-link.js'))});
-     await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {} });
+     await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {}${peerSignAheadMs === undefined ? '' : `, signAheadMs: ${peerSignAheadMs}`} });
+     // 'stall N' on stdin holds this process's event loop N ms.
+     process.stdin.on('data', (d) => { const until = Date.now() + Number(String(d).split(' ')[1]); while (Date.now() < until) {} console.log('stalled'); });
      console.log('ready');`,
   ]);
   const decisions: Decision[] = [];
@@ -56,7 +58,47 @@ async function linkedPair(): Promise<{
   return { peer, link, decisions, late };
 }
 
+/** Holds the peer process's event loop `ms` and waits until it is over. */
+async function stallPeer(peer: ReturnType<typeof spawn>, ms: number): Promise<void> {
+  const done = once(peer.stdout!, 'data');
+  peer.stdin!.write(`stall ${ms}\n`);
+  await done;
+}
+
 describe('PeerLink', () => {
+  it('the peer’s event loop held 600 ms: its heartbeats, signed a second ahead, go on from its thread, and it is never declared down', async () => {
+    const { peer, link, decisions } = await linkedPair();
+    try {
+      const before = decisions.length;
+      await stallPeer(peer, 600);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(
+        decisions.slice(before).filter((d) => d.peer === 'down'),
+        JSON.stringify(decisions),
+      ).toEqual([]);
+      expect(link.detector.peer).toBe('up');
+    } finally {
+      link.close();
+      peer.kill('SIGKILL');
+    }
+  });
+
+  it('held longer than it signed ahead (200 ms): its heartbeats run out and it is declared down, then up again', async () => {
+    const { peer, link, decisions } = await linkedPair(200);
+    try {
+      const before = decisions.length;
+      await stallPeer(peer, 600);
+      for (let i = 0; i < 50 && link.detector.peer !== 'up'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(
+        decisions.slice(before).map((d) => d.peer),
+        JSON.stringify(decisions),
+      ).toEqual(['down', 'up']);
+    } finally {
+      link.close();
+      peer.kill('SIGKILL');
+    }
+  });
+
   it('a 700 ms stall of our own event loop does not declare a live peer down (its heartbeats wait in the socket); the peer dying does, within the timeout', async () => {
     const { peer, link, decisions, late } = await linkedPair();
     try {
@@ -184,6 +226,6 @@ describe('PeerLink', () => {
     onStall(50);
     onStall(730);
     expect(lines.map((l) => l.obj.lateMs)).toEqual([50, 730]);
-    expect(lines[1]!.msg).toMatch(/event loop stalled 730 ms.*after 100 ms/);
+    expect(lines[1]!.msg).toMatch(/event loop stalled 730 ms: heartbeats went on from their thread/);
   });
 });
