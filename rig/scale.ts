@@ -135,7 +135,18 @@ export interface ScaleRun {
     heldTooLong?: number;
     dsackCleared?: number;
   };
+  /**
+   * One connection in SAMPLE_EVERY, spread over every client and server,
+   * PINGed as the kill is done: how long the failover keeps a connection
+   * waiting, apart from the time the machine takes to answer all N at once
+   * (absent in older reports).
+   */
+  sampled?: Pinged;
+  /** When the sample's PINGs left, ms after the victim's link went down (its node's processes were still being killed). */
+  sampleAfterMs?: number;
+  /** Then every connection PINGed (the round timed from its own start); `afterKillMs`: from the kill to its last answer. */
   after: Pinged;
+  afterKillMs?: number;
   timeline: unknown;
   /** The pair's logs. */
   logs: string;
@@ -254,9 +265,14 @@ export async function scaleRun(
         dsackCleared: k1.dsackCleared - k0.dsackCleared,
       };
       await new Promise((r) => setTimeout(r, 1000));
-      await killNode(pair, victim);
+      // Timed from the moment the victim's link went down.
+      const killedAt = await killNode(pair, victim);
+      const sampleAfterMs = Date.now() - killedAt;
+      for (const x of cs) x.say(`ping ${SAMPLE_EVERY}`);
+      const sampled = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
       for (const x of cs) x.say('ping');
       const after = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
+      const afterKillMs = Date.now() - killedAt;
       await waitForLog(
         pair,
         victim === 'primary' ? /took over the service address: serving alone/ : /secondary failed: continuing alone/,
@@ -289,7 +305,10 @@ export async function scaleRun(
         heap,
         before,
         kernel,
+        sampled,
+        sampleAfterMs,
         after,
+        afterKillMs,
         timeline:
           victim === 'primary'
             ? j.timeline
@@ -307,6 +326,9 @@ export async function scaleRun(
     }
   });
 }
+
+/** After a kill, first one connection in this many is PINGed (ScaleRun.sampled). */
+export const SAMPLE_EVERY = 100;
 
 /** Connections per process (client or server): under this sandbox's open-file limit. */
 const SHARD = 10_000;

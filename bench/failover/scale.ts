@@ -2,9 +2,11 @@
  * Scale: N idle connections through a failover. Debian's redis on both
  * nodes (and on the primary's own address, for plain TCP), a client that
  * opens N connections and PINGs each; then one node is killed (link cut,
- * bridge and server SIGKILLed) and every connection PINGs again at once.
- * Prints, per N and victim: how long until the last connection answered
- * (and how many failed), the survivor's takeover timeline, the bridges' RSS
+ * bridge and server SIGKILLed), one connection in 100 (spread over every
+ * client and server) PINGs, then every connection at once. Prints, per N and
+ * victim: how long the sample waited from the kill (the failover's stall,
+ * apart from the time the machine takes to answer N requests at once), how
+ * long until the last of all answered (and how many failed), the survivor's takeover timeline, the bridges' RSS
  * and its growth per connection, the rate of connection setup through the
  * pair against plain TCP, and one busy connection's round trip beside the N
  * idle ones against none (and plain). Writes a JSON report.
@@ -22,7 +24,7 @@
 import { writeFileSync } from 'node:fs';
 import { lineChart } from '../figures/svg.js';
 import { runAsProgram, UsageError } from '../../rig/main.js';
-import { scaleRun, type ScaleRun } from '../../rig/scale.js';
+import { SAMPLE_EVERY, scaleRun, type ScaleRun } from '../../rig/scale.js';
 
 const mb = (b: number) => (b / 2 ** 20).toFixed(0);
 
@@ -40,7 +42,7 @@ export async function main(args: string[]): Promise<number> {
       runs.push(r);
       const perConn = (x: number, idle: number) => ((x - idle) / n).toFixed(0);
       console.log(
-        `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; without a kill ${r.before.lastMs} ms${r.plainRound ? `, plain ${r.plainRound.lastMs} ms` : ''}, connections handed from the kernel merge to the bridge then ${JSON.stringify(r.kernel.handovers)}, ${r.kernel.again} ranges sent again kept in it; P's segments through the output queue ${r.kernel.queued ?? '–'}, of them ${r.kernel.returned ?? '–'} straight back to the kernel, ${r.kernel.waited ?? '–'} set aside, ${r.kernel.heldTooLong ?? '–'} held their client's order 50 ms, ${r.kernel.dsackCleared ?? '–'} D-SACK ACKs cleared); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
+        `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: ${sampleText(r)}; then all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; ${r.afterKillMs} ms from the kill; without a kill ${r.before.lastMs} ms${r.plainRound ? `, plain ${r.plainRound.lastMs} ms` : ''}, connections handed from the kernel merge to the bridge then ${JSON.stringify(r.kernel.handovers)}, ${r.kernel.again} ranges sent again kept in it; P's segments through the output queue ${r.kernel.queued ?? '–'}, of them ${r.kernel.returned ?? '–'} straight back to the kernel, ${r.kernel.waited ?? '–'} set aside, ${r.kernel.heldTooLong ?? '–'} held their client's order 50 ms, ${r.kernel.dsackCleared ?? '–'} D-SACK ACKs cleared); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
           `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}; ` +
           `RSS P ${mb(r.rss.primary)} MB (${perConn(r.rss.primary, r.rss.primaryIdle)} B/conn; JS heap ${perConn(r.heap.primary, r.heap.primaryIdle)} B/conn), S ${mb(r.rss.secondary)} MB (${perConn(r.rss.secondary, r.rss.secondaryIdle)} B/conn); ` +
           `${busyText(r)}; timeline ${JSON.stringify(r.timeline)}`,
@@ -56,7 +58,15 @@ export async function main(args: string[]): Promise<number> {
   const plot = OUT.replace(/\.json$/, '') + '.svg';
   writeFileSync(plot, stallChart(runs, timeoutMs));
   console.log(`plot: ${plot}`);
-  return runs.some((r) => r.after.failed || r.after.lost) ? 1 : 0;
+  return runs.some((r) => r.after.failed || r.after.lost || r.sampled?.failed || r.sampled?.lost) ? 1 : 0;
+}
+
+/** The sample's stall after the kill: one connection in SAMPLE_EVERY, spread over all, PINGed as the kill was done. */
+export function sampleText(r: ScaleRun): string {
+  const s = r.sampled;
+  if (!s) return 'no sample';
+  const from = (ms: number | null) => (ms === null ? '–' : String(ms + (r.sampleAfterMs ?? 0)));
+  return `1 in ${SAMPLE_EVERY} (${s.answered + s.failed + s.lost}) answered within ${from(s.lastMs)} ms of the kill (p50 ${from(s.p50Ms)}; failed ${s.failed}, unanswered ${s.lost})`;
 }
 
 /**
@@ -73,7 +83,11 @@ export function busyText(r: ScaleRun): string {
   return `busy round trip p50 ${idle.p50Us} µs${over(idle)} beside them, ${none.p50Us} µs${over(none)} alone${plain ? `, plain ${plain.p50Us} µs` : ''}${ratio}`;
 }
 
-/** The stall after each kill, and one round of requests without a kill (through the pair, and plain), against N. */
+/** The sample's last answer, ms after the kill (null in older reports). */
+const sampledMs = (r: ScaleRun): number | null =>
+  r.sampled?.lastMs != null ? r.sampled.lastMs + (r.sampleAfterMs ?? 0) : null;
+
+/** The stall after each kill (every connection, and the sample), and one round of requests without a kill (through the pair, and plain), against N. */
 export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
   const at = (victim: string, f: (r: ScaleRun) => number | null) =>
@@ -86,6 +100,8 @@ export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
     {
       'kill the primary': at('primary', (r) => r.after.lastMs),
       'kill the secondary': at('secondary', (r) => r.after.lastMs),
+      'kill the primary, 1 in 100': at('primary', sampledMs),
+      'kill the secondary, 1 in 100': at('secondary', sampledMs),
       'no kill': at('primary', (r) => r.before.lastMs),
       'plain TCP, no kill': at('primary', (r) => r.plainRound?.lastMs ?? null),
     },

@@ -4,7 +4,8 @@
  * {opened, failed, ms, perSecond}. Then, for each line "ping" on stdin, PINGs
  * every connection again and prints, once all have answered or failed (or
  * `timeoutMs` passed), {answered, failed, lost, lastMs, p50Ms, p99Ms}: how
- * long until the last answer, from the line. "busy MS" opens one more
+ * long until the last answer, from the line. "ping K" PINGs one connection in
+ * K only (the first, the K+1st, …): a sample across them all. "busy MS" opens one more
  * connection and PINGs on it back to back for MS ms, beside the idle ones:
  * {roundTrips, p50Us, p99Us}. "end" closes them all and exits.
  *
@@ -95,13 +96,14 @@ async function openAll(): Promise<void> {
   );
 }
 
-async function pingAll(): Promise<void> {
+async function pingAll(every = 1): Promise<void> {
   const t0 = performance.now();
+  const which = conns.filter((_, i) => i % every === 0);
   const times: number[] = [];
   let failed = 0;
   const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
   const all = Promise.all(
-    conns.map(async (c) => {
+    which.map(async (c) => {
       if (await ping(c)) times.push(performance.now() - t0);
       else failed++;
     }),
@@ -114,7 +116,7 @@ async function pingAll(): Promise<void> {
     JSON.stringify({
       answered: times.length,
       failed,
-      lost: conns.length - times.length - failed,
+      lost: which.length - times.length - failed,
       lastMs: times.length ? Math.round(times.at(-1)!) : null,
       p50Ms: at(0.5),
       p99Ms: at(0.99),
@@ -144,7 +146,7 @@ await openAll();
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   const [cmd, arg] = line.trim().split(/\s+/);
-  if (cmd === 'ping') await pingAll();
+  if (cmd === 'ping') await pingAll(Math.max(1, Number(arg) || 1));
   else if (cmd === 'busy') await busy(Number(arg) || 2000);
   else if (cmd === 'end') break;
 }

@@ -17,9 +17,9 @@ describe('scale (hub mode, Debian redis on both nodes)', () => {
       `${N.toLocaleString('en')} idle connections, kill the ${victim}: every one answers again`,
       async () => {
         // Setting up 20,000 connections starves the bridges' event loops for up to ~300 ms
-        // when both cores are busy: a 100 ms detector then declares a live peer dead. This
-        // test is about the connections, not the detector's speed (the scale bench uses
-        // 100 ms): a 1 s detector timeout.
+        // when both cores are busy (the heartbeats go on from their thread). This test is
+        // about the connections, not the detector's speed (the scale bench uses 100 ms): a
+        // 1 s detector timeout, a margin on a machine busier than this one.
         // On two cores that also run the client and every server, the secondary's redis falls
         // over 2 s behind the primary's on some connections during a round of 20,000 requests:
         // with the default limits.secondary_silence_ms the primary gives those up, and the
@@ -29,6 +29,8 @@ describe('scale (hub mode, Debian redis on both nodes)', () => {
         const what = JSON.stringify({ ...r, logs: undefined });
         expect(r.setup.failed, what).toBe(0);
         expect(r.setup.opened, what).toBe(N);
+        expect(r.sampled?.failed, what).toBe(0);
+        expect(r.sampled?.lost, what).toBe(0);
         expect(r.after.failed, what).toBe(0);
         expect(r.after.lost, what).toBe(0);
         expect(r.after.answered, what).toBe(N);
@@ -38,7 +40,7 @@ describe('scale (hub mode, Debian redis on both nodes)', () => {
           victim === 'secondary' ? 1 : 0,
         );
         console.log(
-          `${N} connections, kill the ${victim}: all answered after ${r.after.lastMs} ms; setup ${r.setup.perSecond}/s`,
+          `${N} connections, kill the ${victim}: 1 in 100 answered within ${(r.sampled?.lastMs ?? NaN) + (r.sampleAfterMs ?? 0)} ms of the kill, all after ${r.afterKillMs} ms; setup ${r.setup.perSecond}/s`,
         );
       },
       slow(240_000),
