@@ -125,8 +125,8 @@ export function scaleTable(runs: ScaleReport['runs']): string[] {
     const p = runs.find((r) => r.n === n && r.victim === 'primary');
     const s = runs.find((r) => r.n === n && r.victim === 'secondary');
     const first = p ?? s!;
-    const lostOf = (r: ScaleReport['runs'][number] | undefined) =>
-      r ? r.after.failed + r.after.lost + (r.sampled ? r.sampled.failed + r.sampled.lost : 0) : 0;
+    // The round after the sample PINGs every connection, the sampled ones too.
+    const lostOf = (r: ScaleReport['runs'][number] | undefined) => (r ? r.after.failed + r.after.lost : 0);
     const lost = lostOf(p) + lostOf(s);
     // From the kill: the sample's last answer, then the last of all (older reports: the round alone).
     const stall = (r: ScaleReport['runs'][number] | undefined) =>

@@ -56,7 +56,6 @@ export class Detector {
   peerRole: Heartbeat['role'] | null = null;
   private lastHeard: number;
   private lastSeq = -1n;
-  private lastSentAt = -Infinity;
   /** seq → send time, for RTT from echoes (a few entries). */
   private readonly sent = new Map<bigint, number>();
   readonly decisions: Decision[] = [];
@@ -140,13 +139,8 @@ export class Detector {
     return null;
   }
 
-  /** Whether a heartbeat is due; records it as sent under `seq`. */
-  due(now: number): boolean {
-    return now - this.lastSentAt >= this.cfg.intervalMs;
-  }
-
+  /** A heartbeat of ours left (its thread sent it at `now`): kept a while, for the round-trip time of its echo. */
   markSent(seq: bigint, now: number): void {
-    this.lastSentAt = now;
     this.stats.sent++;
     this.sent.set(seq, now);
     if (this.sent.size > 16) this.sent.delete(this.sent.keys().next().value as bigint);
@@ -185,10 +179,9 @@ export class Detector {
     );
   }
 
-  /** When tick() next needs to run. */
+  /** When tick() next needs to run: when the peer's silence would mean "down". */
   nextDeadline(): number {
-    const limit = this.limit(this.lastHeard);
-    return Math.min(this.lastHeard + limit, this.lastSentAt + this.cfg.intervalMs);
+    return this.lastHeard + this.limit(this.lastHeard);
   }
 
   private decide(peer: PeerState, at: number, silentMs: number, reason: string): Decision {

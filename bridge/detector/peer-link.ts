@@ -294,6 +294,7 @@ export class PeerLink {
     this.drain();
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
+    // Every interval (to sign ahead), or sooner when the peer's silence would mean down.
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - monotonicMs());
     this.dueAt = monotonicMs() + next;
     this.timer = setTimeout(() => this.loop(), next);

@@ -254,13 +254,17 @@ describe('detector', () => {
     expect(d.onMessage(hb(2n), 30)?.peer).toBe('up');
   });
 
-  it('paces heartbeats at the interval', () => {
+  it('is next due when the peer’s silence would mean down, whatever we send; our sends time the echo’s round trip', () => {
     const d = new Detector(cfg, 0, ['primary']);
-    expect(d.due(0)).toBe(true);
-    d.markSent(1n, 0);
-    expect(d.due(19)).toBe(false);
-    expect(d.due(20)).toBe(true);
-    expect(d.nextDeadline()).toBe(20);
+    expect(d.onMessage(hb(1n, KEY, 'primary', { echoNonce: 0n }), 10)).toBeNull();
+    expect(d.onMessage(hb(2n), 30)?.peer).toBe('up');
+    const deadline = d.nextDeadline();
+    expect(deadline).toBeGreaterThan(30);
+    d.markSent(7n, 40);
+    expect(d.nextDeadline()).toBe(deadline);
+    expect(d.stats.sent).toBe(1);
+    d.onMessage(hb(3n, KEY, 'primary', { echo: 7n }), 52);
+    expect(d.stats.lastRttMs).toBe(12);
   });
 });
 
