@@ -188,6 +188,12 @@ program
       console.log(
         `peer         ${st.peer ?? 'not yet known'} (heartbeats received ${hb?.received ?? 0}, rtt ${hb?.lastRttMs ?? '-'} ms)`,
       );
+      // The threads whose lateness the peer would take for death (scheduling.realtime_priority).
+      const rt = [
+        st.arp?.realtime ? `ARP answers ${st.arp.realtime}` : null,
+        st.heartbeatSocket?.realtime ? `heartbeats ${st.heartbeatSocket.realtime}` : null,
+      ].filter((x) => x !== null);
+      if (rt.length) console.log(`realtime     ${rt.join(', ')}`);
       const pc = st.peerConfig;
       if (pc)
         console.log(

@@ -666,6 +666,10 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
   if (bpf_map_lookup_elem(&services, &from)) {
     // From the service address: S's copy, diverted to us (or a forgery).
+    // Counted when from S's MAC: the bridge tells a silent heartbeat path
+    // from a dead secondary by it.
+    __u32 zero = 0;
+    if (from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) count(COUNT_FROM_SECONDARY);
     if (plain_syn_ack(fl)) return hs_secondary(skb, ip, th);
     int r = merge_secondary(skb, ip, th);
     return r < 0 ? TC_ACT_OK : r;

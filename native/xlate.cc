@@ -691,11 +691,12 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Object o = Napi::Object::New(env);
     int ncpu = libbpf_num_possible_cpus();
     std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
-    static_assert(COUNT_MAX == 23, "a name for each counter of bpf/maps.h");
+    static_assert(COUNT_MAX == 24, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
                                     "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed",
                                     "handshakesHeld", "handshakesMerged", "handshakesToBridge", "handshakesMergedP",
-                                    "mergeAgain", "clientFins", "ended", "clientResets", "eventsLost", "dsackCleared"};
+                                    "mergeAgain", "clientFins", "ended", "clientResets", "eventsLost", "dsackCleared",
+                                    "fromSecondary"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) {
       uint64_t sum = 0;
       if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {

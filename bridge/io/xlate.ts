@@ -135,6 +135,8 @@ export interface XlateCounters {
   eventsLost: number;
   /** Servers' pure ACKs released in the kernel with their lone D-SACK block overwritten with NOPs. */
   dsackCleared: number;
+  /** Segments from the service address and the secondary's MAC seen at ingress: they grow while its node runs. */
+  fromSecondary: number;
 }
 
 /** The size of one `kernel_event` (native/bpf/maps.h). */
@@ -567,6 +569,7 @@ export class InboundXlate {
     clientResets: 0,
     eventsLost: 0,
     dsackCleared: 0,
+    fromSecondary: 0,
   };
 
   /** The counters, also after close (their last values). */

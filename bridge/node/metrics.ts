@@ -135,6 +135,8 @@ export interface MetricsSnapshot {
   arp?: { requests: number; replies: number; maxDelayUs: number; late: number; realtime: RealtimeState };
   /** The heartbeat thread's priority. */
   heartbeatRealtime?: RealtimeState;
+  /** Silences of the secondary's heartbeats excused because its segments still arrived (the primary only). */
+  silencesExcused?: number;
   /** Times a server-health check failed, and whether the local server is healthy now (track). */
   trackFailures?: number;
   serverHealthy?: boolean | null;
@@ -590,6 +592,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'ARP replies for the service address sent by this node (the active one)',
     [],
     (c) => c.inc(get().arp?.replies ?? 0),
+  );
+  readCounter(
+    reg,
+    'tcpfo_heartbeat_silences_excused_total',
+    'Times the secondary’s heartbeats fell silent past the timeout while its segments still arrived: not declared failed then (up to liveness.loop_stall_ms); absent on a secondary',
+    [],
+    (c) => {
+      const n = get().silencesExcused;
+      if (n === undefined) unknown(c);
+      else c.inc(n);
+    },
   );
   readCounter(
     reg,

@@ -31,6 +31,7 @@ import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
 import { probeOf } from '../node/liveness.js';
+import { PeerActivity } from '../detector/activity.js';
 import { NodeShell } from '../node/shell.js';
 import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
@@ -105,6 +106,8 @@ export interface PrimaryStats {
   orderResyncs: number;
   /** Handshakes whose SYN-ACK the kernel held for S's when S failed: P's TCP prompted to send it again. */
   handshakesPrompted: number;
+  /** Times the secondary's heartbeats fell silent while its segments still arrived: not declared failed then (detector/activity.ts). */
+  silencesExcused: number;
 }
 
 /** P's segment set aside in the output queue until its turn (order.ts). */
@@ -143,7 +146,15 @@ export class PrimaryBridge {
     returnedToKernel: 0,
     handshakesPrompted: 0,
     orderResyncs: 0,
+    silencesExcused: 0,
   };
+  /** The secondary's segments reaching us, sampled every heartbeat interval: a silent secondary that still sends is not dead. */
+  private readonly secondaryActivity: PeerActivity;
+  private activityTimer: NodeJS.Timeout | undefined;
+  /** While a silence is excused: the next look, and whether it was logged. */
+  private excuseTimer: NodeJS.Timeout | undefined;
+  private excusing = false;
+  private excusedSince = 0;
   /**
    * The order of each client's answers across the two paths (order.ts),
    * whenever the kernel releases any of P's segments (merge: kernel or
@@ -205,6 +216,7 @@ export class PrimaryBridge {
     readonly cfg: Config,
     readonly log: Logger,
   ) {
+    this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
     this.self = ipv4(cfg.primary.address);
     this.peerAddr = ipv4(cfg.secondary.address);
@@ -706,6 +718,11 @@ export class PrimaryBridge {
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
+    this.activityTimer = setInterval(
+      () => this.secondaryActivity.sample(monotonicMs(), this.secondarySegments()),
+      cfg.heartbeat.interval_ms,
+    );
+    this.activityTimer.unref();
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -1175,8 +1192,54 @@ export class PrimaryBridge {
     if (d.peer === 'down' && this.handing) this.resumeAfterHandover('the secondary went down during the switchover');
     if (d.peer === 'down') {
       this.rejoinWaits = false;
-      this.secondaryFailed();
-    } else if (d.peer === 'up' && this.alone) this.secondaryRejoined();
+      this.failUnlessStillSending(d.at - d.silentMs);
+    } else if (d.peer === 'up') {
+      if (this.excusing)
+        this.log.info(
+          { excusedMs: Math.round(monotonicMs() - this.excusedSince) },
+          'secondary heard again: its heartbeats had been lost, not its node',
+        );
+      this.stopExcusing();
+      if (this.alone) this.secondaryRejoined();
+    }
+  }
+
+  /** The secondary's segments that reached this node so far, in the kernel and in the queue. */
+  private secondarySegments(): number {
+    return this.merger.stats.divertedSegments + (this.xlate?.stats.fromSecondary ?? 0);
+  }
+
+  /**
+   * The secondary fell silent (heard last at `lastHeard`): it failed, unless
+   * its segments still arrive — then its heartbeats were lost on the way, and
+   * the merge goes on with its copies. Looked at again every heartbeat
+   * interval, up to liveness.loop_stall_ms of silence (detector/activity.ts).
+   */
+  private failUnlessStillSending(lastHeard: number): void {
+    this.stopExcusing(false);
+    if (this.alone || this.stopped || this.peer.detector.peer !== 'down') return;
+    const now = monotonicMs();
+    if (this.secondaryActivity.stillSends(now, this.secondarySegments(), lastHeard)) {
+      if (!this.excusing) {
+        this.excusing = true;
+        this.excusedSince = now;
+        this.stats.silencesExcused++;
+        this.log.warn(
+          { silentMs: Math.round(now - lastHeard), upToMs: this.cfg.liveness.loop_stall_ms },
+          'secondary silent but its segments still arrive: not declared failed (its heartbeats lost on the way?)',
+        );
+      }
+      this.excuseTimer = setTimeout(() => this.failUnlessStillSending(lastHeard), this.cfg.heartbeat.interval_ms);
+      return;
+    }
+    this.stopExcusing();
+    this.secondaryFailed();
+  }
+
+  private stopExcusing(done = true): void {
+    clearTimeout(this.excuseTimer);
+    this.excuseTimer = undefined;
+    if (done) this.excusing = false;
   }
 
   /** The secondary came back while the connections still turn primary-only: it rejoins once they all have. */
@@ -1367,6 +1430,7 @@ export class PrimaryBridge {
       kernelHandovers: { ...m.kernelHandovers },
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,
+      silencesExcused: this.stats.silencesExcused,
     };
   }
 
@@ -1407,6 +1471,8 @@ export class PrimaryBridge {
    * over. The rules stay (fail closed) for the next start to undo.
    */
   halt(): void {
+    clearInterval(this.activityTimer);
+    this.stopExcusing();
     this.peer?.close();
     this.presence?.close();
     this.log.error({ status: this.status() }, 'final counters (halted)');
@@ -1420,6 +1486,8 @@ export class PrimaryBridge {
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
+    clearInterval(this.activityTimer);
+    this.stopExcusing();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.orderTimer) clearTimeout(this.orderTimer);
     this.peer?.close();

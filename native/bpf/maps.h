@@ -367,6 +367,7 @@ enum counter {
   COUNT_CLIENT_RST,         // clients' RSTs of connections merged here that ended them here: the bridge told
   COUNT_EVENTS_LOST,        // events the bridge could not be told (the ring buffer full)
   COUNT_DSACK_CLEARED,      // servers' pure ACKs released with their lone D-SACK block overwritten (NOPs)
+  COUNT_FROM_SECONDARY,     // segments from the service address and the secondary's MAC seen here (its node runs)
   COUNT_MAX,
 };
 

@@ -187,6 +187,7 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           expect(stP.stdout).toMatch(/^role\s+primary$/m);
           expect(stP.stdout).toMatch(/^peer\s+up/m);
           expect(stP.stdout).toMatch(/merging 1/);
+          expect(stP.stdout).toMatch(/^realtime\s+ARP answers on, heartbeats on$/m);
           await killNode(pair, 'primary');
           at2MB.open();
           const r = await t;

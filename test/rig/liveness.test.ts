@@ -12,6 +12,7 @@ import { waitForLog } from '../../rig/failover.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { distScript } from '../../rig/dist.js';
+import { scrapeMetrics } from '../../rig/metrics.js';
 import { slow } from '../../rig/slow.js';
 
 const BYTES = 30_000_000;
@@ -137,6 +138,42 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
       expect(x.logs).toMatch(/"tcpfo-primary".*event loop stalled \d+ ms: heartbeats went on from their thread/);
       expect(x.logs).not.toMatch(/primary is down/);
       expect(x.logs).not.toMatch(/took over the service address/);
+    },
+    slow(150_000),
+  );
+
+  it(
+    'the secondary’s heartbeats lost for 400 ms during a download while its answers still arrive: the primary excuses the silence (no connection turns primary-only), hears it again, and the download is byte-exact',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig);
+        try {
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'ex', 96);
+          const t = transfer(c, 'get', BYTES, 72, 120_000);
+          await new Promise((res) => setTimeout(res, 800));
+          // Only the heartbeats are lost (on their way out of the secondary); its diverted answers go on.
+          const drop = ['OUTPUT', '-p', 'udp', '--dport', '7946', '-j', 'DROP'];
+          await rig
+            .host('secondary')
+            .sh(`iptables -w -I ${drop.join(' ')} && sleep 0.4; iptables -w -D ${drop.join(' ')}`);
+          const r = await t;
+          const logs = pair.logs();
+          expect(r.error, logs).toBeUndefined();
+          expect(r.sha256, logs).toBe(r.expected);
+          expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems, logs).toEqual([]);
+          // Declared down by the detector, excused because S's segments came, heard again; never alone.
+          expect(logs).toMatch(/"tcpfo-primary".*"secondary is down"/);
+          expect(logs).toMatch(/secondary silent but its segments still arrive/);
+          expect(logs).toMatch(/secondary heard again: its heartbeats had been lost, not its node/);
+          expect(logs).not.toMatch(/secondary failed: continuing alone/);
+          const m = await scrapeMetrics(rig, 'primary');
+          expect(m('tcpfo_heartbeat_silences_excused_total')).toBe(1);
+          expect(m('tcpfo_connections{state="degraded"}') || 0).toBe(0);
+        } finally {
+          await pair.stop();
+        }
+      });
     },
     slow(150_000),
   );
