@@ -63,6 +63,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
                                           InstanceMethod("counters", &Xlate::Counters),
+                                          InstanceMethod("fromSecondary", &Xlate::FromSecondary),
                                           InstanceMethod("orderDone", &Xlate::OrderDone),
                                           InstanceMethod("orderHold", &Xlate::OrderHold),
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
@@ -685,26 +686,35 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(dup_fd_, &zero, &v, BPF_ANY) == 0);
   }
 
-  // counters() -> { translated, synsPassed, duplicated, outOfWindow, released, releaseRefused }: summed over CPUs.
+  // One counter of bpf/maps.h, summed over CPUs (0 if it cannot be read).
+  uint64_t CounterSum(uint32_t k) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (cnt_fd_ < 0 || ncpu <= 0) return 0;
+    std::vector<uint64_t> vals(ncpu);
+    if (bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) != 0) return 0;
+    uint64_t sum = 0;
+    for (int c = 0; c < ncpu; c++) sum += vals[c];
+    return sum;
+  }
+
+  // counters() -> { translated, synsPassed, duplicated, outOfWindow, released, releaseRefused, ... }: summed over CPUs.
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    int ncpu = libbpf_num_possible_cpus();
-    std::vector<uint64_t> vals(ncpu > 0 ? ncpu : 1);
     static_assert(COUNT_MAX == 24, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
                                     "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed",
                                     "handshakesHeld", "handshakesMerged", "handshakesToBridge", "handshakesMergedP",
                                     "mergeAgain", "clientFins", "ended", "clientResets", "eventsLost", "dsackCleared",
                                     "fromSecondary"};
-    for (uint32_t k = 0; k < COUNT_MAX; k++) {
-      uint64_t sum = 0;
-      if (cnt_fd_ >= 0 && ncpu > 0 && bpf_map_lookup_elem(cnt_fd_, &k, vals.data()) == 0) {
-        for (int c = 0; c < ncpu; c++) sum += vals[c];
-      }
-      o.Set(names[k], Napi::Number::New(env, static_cast<double>(sum)));
-    }
+    for (uint32_t k = 0; k < COUNT_MAX; k++) o.Set(names[k], Napi::Number::New(env, static_cast<double>(CounterSum(k))));
     return o;
+  }
+
+  // fromSecondary() -> the secondary's segments seen at ingress (COUNT_FROM_SECONDARY): one lookup,
+  // for the bridge's sample every heartbeat interval.
+  Napi::Value FromSecondary(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(CounterSum(COUNT_FROM_SECONDARY)));
   }
 
   // orderDone(Uint32Array(ORDER_SLOTS)) -> boolean: the verdicts the bridge gave, by client slot

@@ -56,6 +56,7 @@ interface NativeXlate {
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
+  fromSecondary(): number;
   run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
   mergeStart(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
   mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
@@ -526,6 +527,11 @@ export class InboundXlate {
 
   counters(): XlateCounters {
     return this.x.counters();
+  }
+
+  /** The secondary's segments seen at ingress so far (counters().fromSecondary, in one lookup). */
+  fromSecondary(): number {
+    return this.closed ? this.last.fromSecondary : this.x.fromSecondary();
   }
 
   /**

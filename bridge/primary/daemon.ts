@@ -1206,7 +1206,7 @@ export class PrimaryBridge {
 
   /** The secondary's segments that reached this node so far, in the kernel and in the queue. */
   private secondarySegments(): number {
-    return this.merger.stats.divertedSegments + (this.xlate?.stats.fromSecondary ?? 0);
+    return this.merger.stats.divertedSegments + (this.xlate?.fromSecondary() ?? 0);
   }
 
   /**

@@ -286,6 +286,9 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     const after = x.counters();
     expect(after.mergeHeld - before.mergeHeld).toBe(1);
     expect(after.mergedS - before.mergedS).toBe(1);
+    // S's copy counted as the secondary's (what the bridge samples to tell lost heartbeats from a dead node).
+    expect(after.fromSecondary - before.fromSecondary).toBe(1);
+    expect(x.fromSecondary()).toBe(after.fromSecondary);
   });
 
   it('S first: S’s copy is dropped, P’s segment leaves translated; TSval never goes back', () => {
@@ -512,7 +515,9 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
 
   it('a frame from another MAC is not the secondary’s: up to the queue, the state untouched', () => {
     start();
+    const before = x.fromSecondary();
     expect(x.run('tcpfo_xlate', sCopy(R, 'forged', { srcMac: '02000000bbbb' })).ret).toBe(TC_ACT_OK);
+    expect(x.fromSecondary()).toBe(before);
     expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R, ahead: 0, pending: [] }); // taken by the bridge just now, nothing else
   });
 
