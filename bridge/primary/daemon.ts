@@ -1216,7 +1216,7 @@ export class PrimaryBridge {
    * interval, up to liveness.loop_stall_ms of silence (detector/activity.ts).
    */
   private failUnlessStillSending(lastHeard: number): void {
-    clearTimeout(this.excuseTimer);
+    this.stopExcusing(false);
     if (this.alone || this.stopped || this.peer.detector.peer !== 'down') return;
     const now = monotonicMs();
     if (this.secondaryActivity.stillSends(now, this.secondarySegments(), lastHeard)) {
@@ -1236,9 +1236,10 @@ export class PrimaryBridge {
     this.secondaryFailed();
   }
 
-  private stopExcusing(): void {
+  private stopExcusing(done = true): void {
     clearTimeout(this.excuseTimer);
-    this.excusing = false;
+    this.excuseTimer = undefined;
+    if (done) this.excusing = false;
   }
 
   /** The secondary came back while the connections still turn primary-only: it rejoins once they all have. */
