@@ -209,7 +209,6 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
       s.at_ns = now;
       sent_.push_back(s);
       if (sent_.size() > SENT_MAX) sent_.pop_front();
-      heartbeats_sent_++;
     }
     plan_.pop_front();
     next_due_ += interval_ns_;
@@ -310,7 +309,6 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
     o.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped_.load())));
     o.Set("foreign", Napi::Number::New(env, static_cast<double>(foreign_.load())));
     o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(send_errors_.load())));
-    o.Set("sent", Napi::Number::New(env, static_cast<double>(heartbeats_sent_.load())));
     {
       std::lock_guard<std::mutex> lock(mu_);
       o.Set("planned", Napi::Number::New(env, static_cast<double>(plan_.size())));
@@ -334,7 +332,7 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
   std::mutex mu_;
   std::vector<Datagram> queue_;
   Napi::ThreadSafeFunction tsfn_;
-  std::atomic<uint64_t> dropped_{0}, foreign_{0}, send_errors_{0}, heartbeats_sent_{0};
+  std::atomic<uint64_t> dropped_{0}, foreign_{0}, send_errors_{0};
   // Guarded by mu_: the signed heartbeats still to send, the cadence, what was sent.
   std::deque<std::vector<uint8_t>> plan_;
   int64_t interval_ns_ = 20000000;

@@ -182,7 +182,7 @@ export class PeerLink {
     if (opts.log) warnUnlessRealtime(opts.log, 'heartbeat', this.sock.stats.realtime);
   }
 
-  /** The heartbeat socket's thread: datagrams dropped or foreign, heartbeats sent and waiting, its priority. */
+  /** The heartbeat socket's thread: datagrams dropped or foreign, heartbeats still waiting, its priority. */
   get socketStats(): HeartbeatSocketStats {
     return this.sock.stats;
   }

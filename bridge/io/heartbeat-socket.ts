@@ -27,8 +27,7 @@ export interface HeartbeatSocketStats {
   /** Datagrams from any other address or port: ignored. */
   foreign: number;
   sendErrors: number;
-  /** Heartbeats the thread sent, and how many signed ones still wait. */
-  sent: number;
+  /** Signed heartbeats still waiting to be sent (the detector counts those sent). */
   planned: number;
   /** Times the reader paused in a flood (over 64 datagrams within a millisecond). */
   bursts: number;
@@ -77,7 +76,7 @@ export class HeartbeatSocket {
   }
 
   get stats(): HeartbeatSocketStats {
-    if (this.closed) return { dropped: 0, foreign: 0, sendErrors: 0, sent: 0, planned: 0, bursts: 0, realtime: 'off' };
+    if (this.closed) return { dropped: 0, foreign: 0, sendErrors: 0, planned: 0, bursts: 0, realtime: 'off' };
     const { rtError, ...s } = this.native.stats();
     return { ...s, realtime: realtimeState(rtError) };
   }

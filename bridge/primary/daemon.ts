@@ -1216,7 +1216,7 @@ export class PrimaryBridge {
    * interval, up to liveness.loop_stall_ms of silence (detector/activity.ts).
    */
   private failUnlessStillSending(lastHeard: number): void {
-    this.stopExcusing(false);
+    clearTimeout(this.excuseTimer);
     if (this.alone || this.stopped || this.peer.detector.peer !== 'down') return;
     const now = monotonicMs();
     if (this.secondaryActivity.stillSends(now, this.secondarySegments(), lastHeard)) {
@@ -1236,10 +1236,9 @@ export class PrimaryBridge {
     this.secondaryFailed();
   }
 
-  private stopExcusing(done = true): void {
+  private stopExcusing(): void {
     clearTimeout(this.excuseTimer);
-    this.excuseTimer = undefined;
-    if (done) this.excusing = false;
+    this.excusing = false;
   }
 
   /** The secondary came back while the connections still turn primary-only: it rejoins once they all have. */
