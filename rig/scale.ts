@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { distScript } from './dist.js';
-import { killNode, waitForLog } from './failover.js';
+import { freezeNode, waitForLog } from './failover.js';
 import { startRedis } from './kv.js';
 import { TcpfoPair, VIP } from './pair.js';
 import { withRig, type RigHost } from './rig.js';
@@ -142,16 +142,18 @@ export interface ScaleRun {
   };
   /**
    * One connection in SAMPLE_EVERY, spread over every client and server,
-   * PINGed as the kill is done: how long the failover keeps a connection
-   * waiting, apart from the time the machine takes to answer all N at once
-   * (absent in older reports).
+   * PINGed as the victim's link goes down, timed from that moment: how long
+   * the failover keeps a connection waiting, apart from the time the machine
+   * takes to answer all N at once.
    */
-  sampled?: Pinged;
-  /** When the sample's PINGs left, ms after the victim's link went down (its node's processes were still being killed). */
-  sampleAfterMs?: number;
+  sampled: Pinged;
+  /** When the sample's PINGs were asked for, ms after the victim's link went down (its processes stopped, not killed). */
+  sampleAfterMs: number;
+  /** How long the victim's processes took to exit once killed, after the rounds (their sockets closed in this kernel). */
+  killMs: number;
   /** Then every connection PINGed (the round timed from its own start); `afterKillMs`: from the kill to its last answer. */
   after: Pinged;
-  afterKillMs?: number;
+  afterKillMs: number;
   timeline: unknown;
   /** The pair's logs. */
   logs: string;
@@ -275,13 +277,18 @@ export async function scaleRun(
       };
       await new Promise((r) => setTimeout(r, 1000));
       // Timed from the moment the victim's link went down.
-      const killedAt = await killNode(pair, victim);
+      // The victim's link goes down and its processes stop, as a dead host's do; the
+      // sample speaks at once and is timed from the cut. The processes are killed
+      // after the rounds: their sockets' close would take the survivor's cores.
+      const victimNode = await freezeNode(pair, victim);
+      const killedAt = victimNode.at;
+      for (const x of cs) x.say(`ping ${SAMPLE_EVERY} ${killedAt}`);
       const sampleAfterMs = Date.now() - killedAt;
-      for (const x of cs) x.say(`ping ${SAMPLE_EVERY}`);
       const sampled = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
       for (const x of cs) x.say('ping');
       const after = sumPinged(await Promise.all(cs.map((x) => x.next<Pinged>())));
       const afterKillMs = Date.now() - killedAt;
+      const killMs = await victimNode.kill();
       await waitForLog(
         pair,
         victim === 'primary' ? /took over the service address: serving alone/ : /secondary failed: continuing alone/,
@@ -316,6 +323,7 @@ export async function scaleRun(
         kernel,
         sampled,
         sampleAfterMs,
+        killMs,
         after,
         afterKillMs,
         timeline:

@@ -128,11 +128,9 @@ export function scaleTable(runs: ScaleReport['runs']): string[] {
     // The round after the sample PINGs every connection, the sampled ones too.
     const lostOf = (r: ScaleReport['runs'][number] | undefined) => (r ? r.after.failed + r.after.lost : 0);
     const lost = lostOf(p) + lostOf(s);
-    // From the kill: the sample's last answer, then the last of all (older reports: the round alone).
+    // From the kill: the sample's last answer, then the last of all.
     const stall = (r: ScaleReport['runs'][number] | undefined) =>
-      r
-        ? `${r.sampled?.lastMs != null ? r.sampled.lastMs + (r.sampleAfterMs ?? 0) : '–'} / ${r.afterKillMs ?? r.after.lastMs}`
-        : '–';
+      r ? `${r.sampled.lastMs ?? '–'} / ${r.afterKillMs}` : '–';
     const setup = first.plainSetup ? (first.setup.perSecond / first.plainSetup.perSecond).toFixed(2) : '–';
     const perConn = Math.round((first.rss.primary - first.rss.primaryIdle) / n);
     const { idle, none, plain } = first.busy;
@@ -146,7 +144,7 @@ export function scaleTable(runs: ScaleReport['runs']): string[] {
   }
   lines.push(
     '',
-    'As the kill is done, one connection in 100, spread over every client and server, sends a request: how long the failover keeps a connection waiting. Then every connection sends one: that round takes the machine at least the plain column (two cores run the client, every server and both bridges). Targets: every connection answers within 1000 ms of either kill (the detector’s timeout included), none lost; setup ≥ 0.8 of plain; ≤ 2 KB per connection; the busy round trip’s overhead beside them within 10 % of its overhead with none.',
+    'As the victim’s link goes down (its processes stopped, as a dead host’s, and killed after the rounds), one connection in 100, spread over every client and server, sends a request: how long the failover keeps a connection waiting. Then every connection sends one: that round takes the machine at least the plain column (two cores run the client, every server and both bridges). Targets: every connection answers within 1000 ms of either kill (the detector’s timeout included), none lost; setup ≥ 0.8 of plain; ≤ 2 KB per connection; the busy round trip’s overhead beside them within 10 % of its overhead with none.',
   );
   return lines;
 }

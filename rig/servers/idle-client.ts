@@ -5,7 +5,9 @@
  * every connection again and prints, once all have answered or failed (or
  * `timeoutMs` passed), {answered, failed, lost, lastMs, p50Ms, p99Ms}: how
  * long until the last answer, from the line. "ping K" PINGs one connection in
- * K only (the first, the K+1st, …): a sample across them all. "busy MS" opens one more
+ * K only (the first, the K+1st, …): a sample across them all; "ping K AT"
+ * times it from AT (ms since the epoch: the moment a node was killed), not
+ * from the line. "busy MS" opens one more
  * connection and PINGs on it back to back for MS ms, beside the idle ones:
  * {roundTrips, p50Us, p99Us}. "end" closes them all and exits.
  *
@@ -96,8 +98,8 @@ async function openAll(): Promise<void> {
   );
 }
 
-async function pingAll(every = 1): Promise<void> {
-  const t0 = performance.now();
+async function pingAll(every = 1, fromEpochMs?: number): Promise<void> {
+  const t0 = performance.now() - (fromEpochMs === undefined ? 0 : Math.max(0, Date.now() - fromEpochMs));
   const which = conns.filter((_, i) => i % every === 0);
   const times: number[] = [];
   let failed = 0;
@@ -145,8 +147,8 @@ async function busy(ms: number): Promise<void> {
 await openAll();
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
-  const [cmd, arg] = line.trim().split(/\s+/);
-  if (cmd === 'ping') await pingAll(Math.max(1, Number(arg) || 1));
+  const [cmd, arg, from] = line.trim().split(/\s+/);
+  if (cmd === 'ping') await pingAll(Math.max(1, Number(arg) || 1), from === undefined ? undefined : Number(from));
   else if (cmd === 'busy') await busy(Number(arg) || 2000);
   else if (cmd === 'end') break;
 }
