@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { distScript } from './dist.js';
+import { machineSeconds } from './cpu.js';
 import { freezeNode, waitForLog } from './failover.js';
 import { startRedis } from './kv.js';
 import { TcpfoPair, VIP } from './pair.js';
@@ -110,6 +111,12 @@ export interface ScaleRun {
   victim: Victim;
   setup: Opened;
   plainSetup: Opened | null;
+  /**
+   * The machine's CPU (every core, /proc/stat) per connection while the
+   * connections were set up, µs: through the pair, and plain. On a saturated
+   * machine their ratio bounds setup's (absent in older reports).
+   */
+  setupCpuUs?: { tcpfo: number; plain: number | null };
   /** One request on each of the N connections at once, plain TCP (with plainSetup). */
   plainRound: Pinged | null;
   /**
@@ -198,12 +205,15 @@ export async function scaleRun(
       let plainSetup: Opened | null = null;
       let plainRound: Pinged | null = null;
       let plainBusy: Busy | null = null;
+      let plainSetupCpuUs: number | null = null;
       if (plain) {
         for (const [i, size] of sizes.entries())
           pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
         const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
         clients.push(...pcs);
+        const cpu0 = machineSeconds().busy;
         plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
+        plainSetupCpuUs = ((machineSeconds().busy - cpu0) * 1e6) / n;
         // The floor of every round below: the same requests at once, one server per shard, plain TCP.
         for (const x of pcs) x.say('ping');
         plainRound = sumPinged(await Promise.all(pcs.map((x) => x.next<Pinged>())));
@@ -234,7 +244,9 @@ export async function scaleRun(
       };
       const cs = sizes.map((size, i) => IdleClient.start(c, VIP, ports[i]!, size));
       clients.push(...cs);
+      const cpu0 = machineSeconds().busy;
       const setup = sumOpened(await Promise.all(cs.map((x) => x.next<Opened>())));
+      const setupCpuUs = { tcpfo: ((machineSeconds().busy - cpu0) * 1e6) / n, plain: plainSetupCpuUs };
       const rss = {
         primary: rssBytes(pair.primary?.proc.pid),
         secondary: rssBytes(pair.secondary?.proc.pid),
@@ -324,6 +336,7 @@ export async function scaleRun(
         sampled,
         sampleAfterMs,
         killMs,
+        setupCpuUs,
         after,
         afterKillMs,
         timeline:

@@ -45,7 +45,7 @@ export async function main(args: string[]): Promise<number> {
       const perConn = (x: number, idle: number) => ((x - idle) / n).toFixed(0);
       console.log(
         `${String(n).padStart(6)} connections, kill the ${victim.padEnd(9)}: ${sampleText(r)}; then all answered after ${r.after.lastMs} ms (p50 ${r.after.p50Ms}, p99 ${r.after.p99Ms}; ${r.afterKillMs} ms from the kill; without a kill ${r.before.lastMs} ms${r.plainRound ? `, plain ${r.plainRound.lastMs} ms` : ''}, connections handed from the kernel merge to the bridge then ${JSON.stringify(r.kernel.handovers)}, ${r.kernel.again} ranges sent again kept in it; P's segments through the output queue ${r.kernel.queued ?? '–'}, of them ${r.kernel.returned ?? '–'} straight back to the kernel, ${r.kernel.waited ?? '–'} set aside, ${r.kernel.heldTooLong ?? '–'} held their client's order 50 ms, ${r.kernel.dsackCleared ?? '–'} D-SACK ACKs cleared); failed ${r.after.failed}, unanswered ${r.after.lost}; ` +
-          `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}; ` +
+          `setup ${r.setup.perSecond}/s${r.plainSetup ? ` (plain ${r.plainSetup.perSecond}/s, ${(r.setup.perSecond / r.plainSetup.perSecond).toFixed(2)})` : ''}, ${cpuText(r)}; ` +
           `RSS P ${mb(r.rss.primary)} MB (${perConn(r.rss.primary, r.rss.primaryIdle)} B/conn; JS heap ${perConn(r.heap.primary, r.heap.primaryIdle)} B/conn), S ${mb(r.rss.secondary)} MB (${perConn(r.rss.secondary, r.rss.secondaryIdle)} B/conn); ` +
           `${busyText(r)}; timeline ${JSON.stringify(r.timeline)}`,
       );
@@ -61,6 +61,14 @@ export async function main(args: string[]): Promise<number> {
   writeFileSync(plot, stallChart(runs, timeoutMs));
   console.log(`plot: ${plot}`);
   return runs.some((r) => r.after.failed || r.after.lost || r.sampled.failed || r.sampled.lost) ? 1 : 0;
+}
+
+/** The machine's CPU per connection set up, through the pair and plain: on a saturated machine their ratio bounds setup's. */
+export function cpuText(r: ScaleRun): string {
+  const c = r.setupCpuUs;
+  if (!c) return 'machine CPU per connection not measured';
+  const plain = c.plain === null ? '' : ` (plain ${Math.round(c.plain)} µs, ${(c.plain / c.tcpfo).toFixed(2)})`;
+  return `the machine's CPU per connection set up ${Math.round(c.tcpfo)} µs${plain}`;
 }
 
 /** The sample's stall after the kill: one connection in SAMPLE_EVERY, spread over all, PINGed as the link went down. */

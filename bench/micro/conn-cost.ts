@@ -15,7 +15,7 @@ import { distScript } from '../../rig/dist.js';
 import { runAsProgram } from '../../rig/main.js';
 import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
-import { cpuSeconds, machineSeconds } from './cpu.js';
+import { cpuSeconds, machineSeconds } from '../../rig/cpu.js';
 import { cliArgs, pct } from './hops.js';
 
 const PLAIN_PORT = 7100;

@@ -16,7 +16,7 @@ import { finalCounters, TcpfoPair, transfer } from '../../rig/pair.js';
 import { withRig } from '../../rig/rig.js';
 import { cliArgs } from './hops.js';
 import { runAsProgram } from '../../rig/main.js';
-import { cpuSeconds } from './cpu.js';
+import { cpuSeconds } from '../../rig/cpu.js';
 
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(
