@@ -4,9 +4,14 @@ import { once } from 'node:events';
 import { DEMO_PORT, startDemoServer, VIP, type Daemon, type TcpfoPair } from './pair.js';
 import { slow } from './slow.js';
 
+/** Whether `p` is a process that has not exited. */
+function running(p: ChildProcess | undefined): p is ChildProcess {
+  return !!p && p.exitCode === null && p.signalCode === null;
+}
+
 /** SIGKILLs each (in this order, at once) and waits until all have exited. */
 async function killHard(ps: Array<ChildProcess | undefined>): Promise<void> {
-  const live = ps.filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
+  const live = ps.filter(running);
   const exited = live.map((p) => once(p, 'exit'));
   for (const p of live) p.kill('SIGKILL');
   await Promise.all(exited);
@@ -48,7 +53,7 @@ export async function freezeNode(
 ): Promise<{ at: number; kill: () => Promise<number> }> {
   const at = await cut(pair, node);
   const ps = processesOf(pair, node);
-  for (const p of ps) if (p && p.exitCode === null && p.signalCode === null) p.kill('SIGSTOP');
+  for (const p of ps) if (running(p)) p.kill('SIGSTOP');
   return {
     at,
     kill: async () => {

@@ -114,9 +114,9 @@ export interface ScaleRun {
   /**
    * The machine's CPU (every core, /proc/stat) per connection while the
    * connections were set up, µs: through the pair, and plain. On a saturated
-   * machine their ratio bounds setup's (absent in older reports).
+   * machine their ratio bounds setup's.
    */
-  setupCpuUs?: { tcpfo: number; plain: number | null };
+  setupCpuUs: { tcpfo: number; plain: number | null };
   /** One request on each of the N connections at once, plain TCP (with plainSetup). */
   plainRound: Pinged | null;
   /**

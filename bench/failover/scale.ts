@@ -66,7 +66,6 @@ export async function main(args: string[]): Promise<number> {
 /** The machine's CPU per connection set up, through the pair and plain: on a saturated machine their ratio bounds setup's. */
 export function cpuText(r: ScaleRun): string {
   const c = r.setupCpuUs;
-  if (!c) return 'machine CPU per connection not measured';
   const plain = c.plain === null ? '' : ` (plain ${Math.round(c.plain)} µs, ${(c.plain / c.tcpfo).toFixed(2)})`;
   return `the machine's CPU per connection set up ${Math.round(c.tcpfo)} µs${plain}`;
 }
@@ -91,9 +90,6 @@ export function busyText(r: ScaleRun): string {
   return `busy round trip p50 ${idle.p50Us} µs${over(idle)} beside them, ${none.p50Us} µs${over(none)} alone${plain ? `, plain ${plain.p50Us} µs` : ''}${ratio}`;
 }
 
-/** The sample's last answer, ms after the kill. */
-const sampledMs = (r: ScaleRun): number | null => r.sampled.lastMs;
-
 /** The stall after each kill (every connection, and the sample), and one round of requests without a kill (through the pair, and plain), against N. */
 export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
   const ns = [...new Set(runs.map((r) => r.n))].sort((a, b) => a - b);
@@ -107,8 +103,8 @@ export function stallChart(runs: readonly ScaleRun[], timeoutMs = 100): string {
     {
       'kill the primary': at('primary', (r) => r.after.lastMs),
       'kill the secondary': at('secondary', (r) => r.after.lastMs),
-      'kill the primary, 1 in 100': at('primary', sampledMs),
-      'kill the secondary, 1 in 100': at('secondary', sampledMs),
+      'kill the primary, 1 in 100': at('primary', (r) => r.sampled.lastMs),
+      'kill the secondary, 1 in 100': at('secondary', (r) => r.sampled.lastMs),
       'no kill': at('primary', (r) => r.before.lastMs),
       'plain TCP, no kill': at('primary', (r) => r.plainRound?.lastMs ?? null),
     },

@@ -132,7 +132,7 @@ export function scaleTable(runs: ScaleReport['runs']): string[] {
     const stall = (r: ScaleReport['runs'][number] | undefined) =>
       r ? `${r.sampled.lastMs ?? '–'} / ${r.afterKillMs}` : '–';
     const cpu = first.setupCpuUs;
-    const cpuRatio = cpu?.plain != null ? ` (${(cpu.plain / cpu.tcpfo).toFixed(2)})` : '';
+    const cpuRatio = cpu.plain !== null ? ` (${(cpu.plain / cpu.tcpfo).toFixed(2)})` : '';
     const setup = first.plainSetup
       ? `${(first.setup.perSecond / first.plainSetup.perSecond).toFixed(2)}${cpuRatio}`
       : '–';
