@@ -15,7 +15,7 @@
  *
  * Plots the stall against N (the report's name, .svg).
  *
- *   npm run build && node dist/bench/failover/scale.js [N,...=1000,10000,20000] [report.json] [timeout ms=100]
+ *   npm run build && node dist/bench/failover/scale.js [N,...=1000,10000,20000,50000,100000] [report.json] [timeout ms=100]
  *
  * The detector's timeout (default 100 ms, the product's) is part of every
  * stall after a kill; past ~20,000 connections on two cores that also run the
@@ -31,7 +31,7 @@ import { SAMPLE_EVERY, scaleRun, type ScaleRun } from '../../rig/scale.js';
 const mb = (b: number) => (b / 2 ** 20).toFixed(0);
 
 export async function main(args: string[]): Promise<number> {
-  const ns = (args[0] ?? '1000,10000,20000').split(',').map(Number);
+  const ns = (args[0] ?? '1000,10000,20000,50000,100000').split(',').map(Number);
   const OUT = args[1] ?? 'bench/results/scale.json';
   const timeoutMs = Number(args[2] ?? 100);
   if (ns.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(timeoutMs) || timeoutMs < 20)

@@ -55,7 +55,7 @@ export async function main(args: string[]): Promise<number> {
   if (!args.includes('--report-only')) {
     for (const lan of LANS) status = (await paper(['--lan', lan, ...quick])) || status;
     status = (await interactive(quick)) || status;
-    status = (await scale([quick.length ? '1000,5000' : '1000,10000,20000', SCALE])) || status;
+    status = (await scale([quick.length ? '1000,5000' : '1000,10000,20000,50000,100000', SCALE])) || status;
   }
   const paperOf = (lan: string): PaperReport =>
     JSON.parse(readFileSync(join(lan === 'hub' ? RESULTS : join(RESULTS, lan), 'paper.json'), 'utf8')) as PaperReport;
