@@ -16,14 +16,19 @@
 // Sending is the thread's too. Sent from the loop, a heartbeat waited for
 // every stall of it: at 100,000 connections a secondary's loop held 174 ms,
 // the primary declared it dead, and 1,122 connections lost their replica.
-// The loop signs the coming heartbeats ahead (schedule(): a second's worth,
-// the bridge's liveness.loop_stall_ms) and the thread sends one per
-// interval. A loop that stops running stops renewing them: the thread falls
-// silent when they run out, when the loop's watchdog (presence.cc) ends the
-// process anyway. Each sent heartbeat's sequence number and time are kept
-// for the detector's round-trip time (sent()). The thread runs at the
-// bridge's real-time priority (realtime.h): an arrival time it takes late
-// would look like silence, a heartbeat it sends late like death.
+// Every interval the loop hands the thread the next heartbeat as a template
+// and how many to send from it (plan(): a second's worth, the bridge's
+// liveness.loop_stall_ms); the thread sends one per interval, each the
+// template with the next sequence number, signed here (HMAC-SHA256 under the
+// link's key, as bridge/detector/heartbeat.ts signs). A loop that stops
+// running stops renewing the plan: the thread falls silent when it runs
+// out, when the loop's watchdog (presence.cc) ends the process anyway. The
+// loop once signed the whole second ahead itself, every interval: 51 HMACs
+// per 20 ms, 0.8 % of a core (bench/micro/heartbeat-cost.ts). Each sent
+// heartbeat's sequence number and time are kept for the detector's
+// round-trip time (sent()). The thread runs at the bridge's real-time
+// priority (realtime.h): an arrival time it takes late would look like
+// silence, a heartbeat it sends late like death.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -43,17 +48,19 @@
 #include <string>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "realtime.h"
 
 namespace {
 
 constexpr size_t QUEUE_MAX = 4096;
 constexpr size_t DATAGRAM_MAX = 65536;
-// At most this many signed heartbeats wait (a minute at 20 ms), and this many sends are remembered.
-constexpr size_t PLAN_MAX = 3000;
+// At most this many heartbeats are planned (a minute at 20 ms), and this many sends are remembered.
+constexpr uint32_t PLAN_MAX = 3000;
 constexpr size_t SENT_MAX = 64;
-// Where the sequence number sits in a heartbeat (bridge/detector/heartbeat.ts).
-constexpr size_t HB_SEQ = 8;
+constexpr size_t MAC_LEN = 32;
 // The longest the thread sleeps in poll, ns.
 constexpr int64_t IDLE_NS = 20000000;
 
@@ -80,7 +87,7 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
                                       {
                                           InstanceMethod("take", &HeartbeatSocket::Take),
                                           InstanceMethod("send", &HeartbeatSocket::Send),
-                                          InstanceMethod("schedule", &HeartbeatSocket::Schedule),
+                                          InstanceMethod("plan", &HeartbeatSocket::Plan),
                                           InstanceMethod("sent", &HeartbeatSocket::SentSince),
                                           InstanceMethod("stats", &HeartbeatSocket::Stats),
                                           InstanceMethod("close", &HeartbeatSocket::Close),
@@ -88,11 +95,31 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
     exports.Set("HeartbeatSocket", ctor);
   }
 
-  // new HeartbeatSocket(selfAddress, port, peerAddress, peerPort, onReadable)
+  // new HeartbeatSocket(selfAddress, port, peerAddress, peerPort, onReadable, {key, seqAt, macAt, length})
+  // The last: how the thread signs (bridge/detector/heartbeat.ts's layout): the
+  // 8-byte big-endian sequence number at seqAt, HMAC-SHA256 of bytes 0..macAt
+  // at macAt, `length` bytes in all.
   explicit HeartbeatSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HeartbeatSocket>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsNumber() || !info[4].IsFunction()) {
-      Napi::TypeError::New(env, "HeartbeatSocket(selfAddress, port, peerAddress, peerPort, onReadable)").ThrowAsJavaScriptException();
+    if (info.Length() < 6 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsNumber() || !info[4].IsFunction() ||
+        !info[5].IsObject()) {
+      Napi::TypeError::New(env, "HeartbeatSocket(selfAddress, port, peerAddress, peerPort, onReadable, {key, seqAt, macAt, length})").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object signer = info[5].As<Napi::Object>();
+    Napi::Value key = signer.Get("key");
+    Napi::Value seq_at = signer.Get("seqAt"), mac_at = signer.Get("macAt"), length = signer.Get("length");
+    if (!key.IsBuffer() || !seq_at.IsNumber() || !mac_at.IsNumber() || !length.IsNumber()) {
+      Napi::TypeError::New(env, "HeartbeatSocket: {key: Buffer, seqAt, macAt, length}").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Buffer<uint8_t> k = key.As<Napi::Buffer<uint8_t>>();
+    key_.assign(k.Data(), k.Data() + k.Length());
+    seq_at_ = seq_at.As<Napi::Number>().Uint32Value();
+    mac_at_ = mac_at.As<Napi::Number>().Uint32Value();
+    length_ = length.As<Napi::Number>().Uint32Value();
+    if (key_.empty() || seq_at_ + 8 > mac_at_ || mac_at_ + MAC_LEN != length_) {
+      Napi::RangeError::New(env, "HeartbeatSocket: a key, and seqAt + 8 <= macAt, macAt + 32 == length").ThrowAsJavaScriptException();
       return;
     }
     std::string self = info[0].As<Napi::String>();
@@ -198,51 +225,52 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
   int64_t SendDue() {
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = NowNs();
-    if (plan_.empty()) return IDLE_NS;
+    if (plan_left_ == 0) return IDLE_NS;
     if (now < next_due_) return std::min(next_due_ - now, IDLE_NS);
-    const std::vector<uint8_t>& msg = plan_.front();
-    if (sendto(fd_, msg.data(), msg.size(), MSG_DONTWAIT, reinterpret_cast<struct sockaddr*>(&peer_), sizeof(peer_)) < 0) {
+    uint64_t seq = plan_seq_++;
+    for (int i = 7; i >= 0; i--) template_[seq_at_ + i] = static_cast<uint8_t>(seq >> (8 * (7 - i)));
+    unsigned int mac_len = 0;
+    if (!HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()), template_.data(), mac_at_, template_.data() + mac_at_, &mac_len) ||
+        mac_len != MAC_LEN) {
       send_errors_++;
-    } else if (msg.size() >= HB_SEQ + 8) {
+    } else if (sendto(fd_, template_.data(), template_.size(), MSG_DONTWAIT, reinterpret_cast<struct sockaddr*>(&peer_), sizeof(peer_)) < 0) {
+      send_errors_++;
+    } else {
       Sent s;
-      memcpy(s.seq, msg.data() + HB_SEQ, 8);
+      memcpy(s.seq, template_.data() + seq_at_, 8);
       s.at_ns = now;
       sent_.push_back(s);
       if (sent_.size() > SENT_MAX) sent_.pop_front();
     }
-    plan_.pop_front();
+    plan_left_--;
     next_due_ += interval_ns_;
     if (next_due_ <= now) next_due_ = now + interval_ns_;
-    return plan_.empty() ? IDLE_NS : std::min(next_due_ - now, IDLE_NS);
+    return plan_left_ == 0 ? IDLE_NS : std::min(next_due_ - now, IDLE_NS);
   }
 
-  // schedule([heartbeat, ...], intervalMs): the heartbeats to send from now
-  // on, one per interval, in place of those still waiting. The cadence goes
-  // on (the first is sent when the next one was due).
-  Napi::Value Schedule(const Napi::CallbackInfo& info) {
+  // plan(heartbeat, count, intervalMs): from now on send `count` heartbeats,
+  // one per interval, each `heartbeat` with the next sequence number (its
+  // own first, then one more each), signed; in place of the plan before. The
+  // cadence goes on (the first is sent when the next one was due).
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsNumber()) {
-      Napi::TypeError::New(env, "schedule(heartbeats: Buffer[], intervalMs)").ThrowAsJavaScriptException();
+    if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
+      Napi::TypeError::New(env, "plan(heartbeat: Buffer, count, intervalMs)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    Napi::Array arr = info[0].As<Napi::Array>();
-    int64_t interval = info[1].As<Napi::Number>().Int64Value();
-    if (interval < 1 || arr.Length() > PLAN_MAX) {
-      Napi::RangeError::New(env, "schedule: intervalMs >= 1, at most 3000 heartbeats").ThrowAsJavaScriptException();
+    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+    uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+    int64_t interval = info[2].As<Napi::Number>().Int64Value();
+    if (b.Length() != length_ || interval < 1 || count > PLAN_MAX) {
+      Napi::RangeError::New(env, "plan: a heartbeat of the configured length, intervalMs >= 1, at most 3000").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    std::deque<std::vector<uint8_t>> plan;
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      Napi::Value v = arr.Get(i);
-      if (!v.IsBuffer()) {
-        Napi::TypeError::New(env, "schedule: heartbeats are Buffers").ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
-      plan.emplace_back(b.Data(), b.Data() + b.Length());
-    }
+    uint64_t first = 0;
+    for (size_t i = 0; i < 8; i++) first = (first << 8) | b.Data()[seq_at_ + i];
     std::lock_guard<std::mutex> lock(mu_);
-    plan_.swap(plan);
+    template_.assign(b.Data(), b.Data() + b.Length());
+    plan_seq_ = first;
+    plan_left_ = count;
     interval_ns_ = interval * 1000000;
     if (next_due_ == 0) next_due_ = NowNs();
     return env.Undefined();
@@ -311,7 +339,7 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
     o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(send_errors_.load())));
     {
       std::lock_guard<std::mutex> lock(mu_);
-      o.Set("planned", Napi::Number::New(env, static_cast<double>(plan_.size())));
+      o.Set("planned", Napi::Number::New(env, static_cast<double>(plan_left_)));
     }
     o.Set("bursts", Napi::Number::New(env, static_cast<double>(burst_.pauses())));
     o.Set("rtError", Napi::Number::New(env, rt_error_));
@@ -333,8 +361,14 @@ class HeartbeatSocket : public Napi::ObjectWrap<HeartbeatSocket> {
   std::vector<Datagram> queue_;
   Napi::ThreadSafeFunction tsfn_;
   std::atomic<uint64_t> dropped_{0}, foreign_{0}, send_errors_{0};
-  // Guarded by mu_: the signed heartbeats still to send, the cadence, what was sent.
-  std::deque<std::vector<uint8_t>> plan_;
+  // How heartbeats are signed: the key, where the sequence number and the MAC sit, the length.
+  std::vector<uint8_t> key_;
+  size_t seq_at_ = 0, mac_at_ = 0, length_ = 0;
+  // Guarded by mu_: the plan (the heartbeat to send, its next sequence
+  // number, how many more), the cadence, what was sent.
+  std::vector<uint8_t> template_;
+  uint64_t plan_seq_ = 0;
+  uint32_t plan_left_ = 0;
   int64_t interval_ns_ = 20000000;
   int64_t next_due_ = 0;
   std::deque<Sent> sent_;

@@ -38,6 +38,9 @@ const HB_ECHO_NONCE = 40;
 const HB_MAC = 48;
 const MAC_LEN = 32;
 
+/** Where a signer (native/heartbeat.cc, which signs what its thread sends) puts the sequence number and the MAC. */
+export const HEARTBEAT_LAYOUT = { seqAt: HB_SEQ, macAt: HB_MAC, length: HEARTBEAT_LEN } as const;
+
 /** The roles a heartbeat carries (node/roles.ts), in their wire order. */
 export type HeartbeatRole = Extract<NodeRole, 'primary' | 'secondary' | 'alone'>;
 const ROLES: HeartbeatRole[] = ['primary', 'secondary', 'alone'];

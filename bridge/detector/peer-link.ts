@@ -21,6 +21,7 @@ import {
   decodeSwitch,
   encodeConfigNotice,
   encodeHeartbeat,
+  HEARTBEAT_LAYOUT,
   encodeNotice,
   encodeSwitch,
   isConfigNotice,
@@ -56,12 +57,12 @@ export interface PeerLinkOptions {
   /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
   onStall?: (lateMs: number) => void;
   /**
-   * How far ahead the loop signs heartbeats for the socket's thread to send,
-   * ms: a stall of the event loop shorter than this is not silence to the
+   * How far ahead the loop plans heartbeats for the socket's thread to sign
+   * and send, ms: a stall of the event loop shorter than this is not silence to the
    * peer. The bridge's `liveness.loop_stall_ms`, past which its watchdog
    * ends the process anyway (default 1000).
    */
-  signAheadMs?: number;
+  planAheadMs?: number;
   /** This node's configuration, told to the peer every second; the peer's is checked against it (logged to `log`). Without it, neither. */
   config?: PeerConfig;
   log?: Logger;
@@ -78,7 +79,7 @@ const CONFIG_EVERY_MS = 1000;
 
 /**
  * What a bridge logs when its event loop ran late: a stall of half the
- * detector's timeout or more. Heartbeats went on from their thread (signed
+ * detector's timeout or more. Heartbeats went on from their thread (planned
  * ahead); the loop's own work waited.
  */
 export function stallLogger(log: Logger, timeoutMs: number): (lateMs: number) => void {
@@ -153,7 +154,7 @@ export class PeerLink {
   set role(r: HeartbeatRole) {
     if (r === this.heartbeatRole) return;
     this.heartbeatRole = r;
-    if (!this.closed && this.signedAt > -Infinity) this.signAhead(monotonicMs());
+    if (!this.closed && this.plannedAt > -Infinity) this.planAhead(monotonicMs());
   }
 
   private readonly self: number;
@@ -178,7 +179,10 @@ export class PeerLink {
       monotonicMs(),
       opts.peerRoles,
     );
-    this.sock = new HeartbeatSocket(opts.self, opts.port, opts.peer, opts.port, () => this.drain());
+    this.sock = new HeartbeatSocket(opts.self, opts.port, opts.peer, opts.port, () => this.drain(), {
+      key: opts.key,
+      ...HEARTBEAT_LAYOUT,
+    });
     if (opts.log) warnUnlessRealtime(opts.log, 'heartbeat', this.sock.stats.realtime);
   }
 
@@ -282,7 +286,8 @@ export class PeerLink {
     const now = monotonicMs();
     this.sendConfig(now);
     for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
-    if (now - this.signedAt >= this.opts.intervalMs || this.detector.peerNonce !== this.signedEcho) this.signAhead(now);
+    if (now - this.plannedAt >= this.opts.intervalMs || this.detector.peerNonce !== this.plannedEcho)
+      this.planAhead(now);
     // Our own event loop stalled (this timer fired late): counted and
     // logged. The peer is judged on what it sent all the same: the
     // heartbeats that arrived meanwhile are taken, at their arrival times,
@@ -294,46 +299,44 @@ export class PeerLink {
     this.drain();
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
-    // Every interval (to sign ahead), or sooner when the peer's silence would mean down.
+    // Every interval (to plan ahead), or sooner when the peer's silence would mean down.
     const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - monotonicMs());
     this.dueAt = monotonicMs() + next;
     this.timer = setTimeout(() => this.loop(), next);
   }
 
-  /** When the heartbeats were last signed ahead (monotonicMs), and the peer's nonce they echo. */
-  private signedAt = -Infinity;
-  private signedEcho = 0n;
+  /** When the heartbeats were last planned (monotonicMs), and the peer's nonce they echo. */
+  private plannedAt = -Infinity;
+  private plannedEcho = 0n;
 
   /**
-   * Signs the next heartbeats, `signAheadMs` of them, and hands them to the
-   * socket's thread in place of those it still holds: it sends one per
-   * interval. Each carries the peer's last sequence number and nonce as
-   * heard now; the sequence numbers grow from batch to batch (SeqClock), so
-   * the peer sees them in order whichever were sent.
+   * Plans the next heartbeats, `planAheadMs` of them, in place of those the
+   * socket's thread still has to send: it sends one per interval, signing
+   * each. Each carries the peer's last sequence number and nonce as heard
+   * now; the plan's sequence numbers are taken from SeqClock, so they grow
+   * from plan to plan and the peer sees them in order whichever were sent.
    */
-  private signAhead(now: number): void {
-    this.signedAt = now;
-    this.signedEcho = this.detector.peerNonce;
-    const n = Math.ceil((this.opts.signAheadMs ?? 1000) / this.opts.intervalMs) + 1;
+  private planAhead(now: number): void {
+    this.plannedAt = now;
+    this.plannedEcho = this.detector.peerNonce;
+    const n = Math.ceil((this.opts.planAheadMs ?? 1000) / this.opts.intervalMs) + 1;
     const wall = Date.now(); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
-    const batch: Buffer[] = [];
-    for (let i = 0; i < n; i++) {
-      batch.push(
-        encodeHeartbeat(
-          {
-            role: this.heartbeatRole,
-            seq: this.clock.next(wall),
-            echo: this.detector.echo,
-            from: this.self,
-            to: this.peer,
-            nonce: this.nonce,
-            echoNonce: this.detector.peerNonce,
-          },
-          this.opts.key,
-        ),
-      );
-    }
-    this.sock.schedule(batch, this.opts.intervalMs);
+    const first = this.clock.next(wall);
+    // The plan's other n − 1: within one millisecond of wall time, the clock counts up by one.
+    for (let i = 1; i < n; i++) this.clock.next(wall);
+    const heartbeat = encodeHeartbeat(
+      {
+        role: this.heartbeatRole,
+        seq: first,
+        echo: this.detector.echo,
+        from: this.self,
+        to: this.peer,
+        nonce: this.nonce,
+        echoNonce: this.detector.peerNonce,
+      },
+      this.opts.key,
+    );
+    this.sock.plan(heartbeat, n, this.opts.intervalMs);
   }
 
   /**

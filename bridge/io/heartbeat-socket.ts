@@ -4,9 +4,9 @@
  * datagram from the configured peer with the time it arrived. The failure
  * detector takes them all before it judges (`take()`), so a stall of this
  * process's event loop is never taken for the peer's silence. The same
- * thread sends the heartbeats the loop signed ahead (`schedule()`), one per
- * interval, so a stall of the loop shorter than what it signed is never taken
- * for this node's death either.
+ * thread sends the heartbeats the loop planned (`plan()`), one per interval,
+ * each signed as it leaves, so a stall of the loop shorter than the plan is
+ * never taken for this node's death either.
  */
 import { native } from './native.js';
 import { monotonicMs } from '../clock.js';
@@ -15,7 +15,7 @@ import { realtimeState, type RealtimeState } from './realtime.js';
 interface NativeHeartbeatSocket {
   take(): Array<[Buffer, number]>;
   send(msg: Buffer): number;
-  schedule(heartbeats: Buffer[], intervalMs: number): void;
+  plan(heartbeat: Buffer, count: number, intervalMs: number): void;
   sent(): Array<[Buffer, number]>;
   stats(): Omit<HeartbeatSocketStats, 'realtime'> & { rtError: number };
   close(): void;
@@ -27,7 +27,7 @@ export interface HeartbeatSocketStats {
   /** Datagrams from any other address or port: ignored. */
   foreign: number;
   sendErrors: number;
-  /** Signed heartbeats still waiting to be sent (the detector counts those sent). */
+  /** Planned heartbeats still to be sent (the detector counts those sent). */
   planned: number;
   /** Times the reader paused in a flood (over 64 datagrams within a millisecond). */
   bursts: number;
@@ -42,9 +42,17 @@ export class HeartbeatSocket {
   /**
    * Binds `self`:`port` (throws an Error with `code` EADDRINUSE and the like).
    * `onReadable` runs on the event loop when datagrams wait; it should `take()`.
+   * `signer`: how the thread signs what it sends (detector/heartbeat.ts's layout).
    */
-  constructor(self: string, port: number, peer: string, peerPort: number, onReadable: () => void) {
-    this.native = new (native().HeartbeatSocket)(self, port, peer, peerPort, onReadable);
+  constructor(
+    self: string,
+    port: number,
+    peer: string,
+    peerPort: number,
+    onReadable: () => void,
+    signer: HeartbeatSigner,
+  ) {
+    this.native = new (native().HeartbeatSocket)(self, port, peer, peerPort, onReadable, signer);
   }
 
   /** Every datagram from the peer received so far, oldest first, with its arrival time (monotonicMs). */
@@ -55,12 +63,13 @@ export class HeartbeatSocket {
   }
 
   /**
-   * The heartbeats to send from now on, one every `intervalMs`, in place of
-   * those still waiting (the cadence goes on). The thread falls silent when
-   * they run out.
+   * From now on, `count` heartbeats, one every `intervalMs`: each `heartbeat`
+   * with the next sequence number (its own first), signed by the thread as it
+   * leaves; in place of the plan before (the cadence goes on). The thread
+   * falls silent when the plan runs out.
    */
-  schedule(heartbeats: Buffer[], intervalMs: number): void {
-    if (!this.closed) this.native.schedule(heartbeats, intervalMs);
+  plan(heartbeat: Buffer, count: number, intervalMs: number): void {
+    if (!this.closed) this.native.plan(heartbeat, count, intervalMs);
   }
 
   /** The heartbeats sent since the last call: sequence number (bytes 8–15) and when (monotonicMs). */
@@ -88,6 +97,14 @@ export class HeartbeatSocket {
   }
 }
 
+/** How the thread signs a heartbeat: HMAC-SHA256 under `key` of bytes 0..macAt, at macAt; the sequence number (8 bytes, big-endian) at seqAt. */
+export interface HeartbeatSigner {
+  key: Buffer;
+  seqAt: number;
+  macAt: number;
+  length: number;
+}
+
 /** The addon's part for heartbeats (native/heartbeat.cc). */
 export interface HeartbeatNative {
   HeartbeatSocket: new (
@@ -96,5 +113,6 @@ export interface HeartbeatNative {
     peer: string,
     peerPort: number,
     onReadable: () => void,
+    signer: HeartbeatSigner,
   ) => NativeHeartbeatSocket;
 }

@@ -631,7 +631,7 @@ export class PrimaryBridge {
         port: cfg.heartbeat.port,
         key: readKey(cfg.heartbeat.key_file),
         intervalMs: cfg.heartbeat.interval_ms,
-        signAheadMs: cfg.liveness.loop_stall_ms,
+        planAheadMs: cfg.liveness.loop_stall_ms,
         startupGraceMs: cfg.heartbeat.startup_grace_ms,
         timeoutMs: cfg.heartbeat.timeout_ms,
         role: 'primary',

@@ -15,7 +15,7 @@ import { distScript } from '../../rig/dist.js';
  * Our primary's link on 127.0.0.1, and its secondary's in another process on
  * 127.0.0.2 (heartbeats every 20 ms, timeout 100 ms), once it is heard up.
  */
-async function linkedPair(peerSignAheadMs?: number): Promise<{
+async function linkedPair(peerPlanAheadMs?: number): Promise<{
   peer: ReturnType<typeof spawn>;
   link: PeerLink;
   decisions: Decision[];
@@ -27,7 +27,7 @@ async function linkedPair(peerSignAheadMs?: number): Promise<{
     '--input-type=module',
     '-e',
     `const { PeerLink } = await import(${JSON.stringify(distScript('bridge/detector/peer-link.js'))});
-     await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {}${peerSignAheadMs === undefined ? '' : `, signAheadMs: ${peerSignAheadMs}`} });
+     await PeerLink.open({ self: '127.0.0.2', peer: '127.0.0.1', port: ${port}, key: Buffer.from('${key.toString('hex')}', 'hex'), intervalMs: 20, timeoutMs: 100, role: 'secondary', peerRoles: ['primary'], onDecision: () => {}${peerPlanAheadMs === undefined ? '' : `, planAheadMs: ${peerPlanAheadMs}`} });
      // 'stall N' on stdin holds this process's event loop N ms.
      process.stdin.on('data', (d) => { const until = Date.now() + Number(String(d).split(' ')[1]); while (Date.now() < until) {} console.log('stalled'); });
      console.log('ready');`,
@@ -66,7 +66,7 @@ async function stallPeer(peer: ReturnType<typeof spawn>, ms: number): Promise<vo
 }
 
 describe('PeerLink', () => {
-  it('the peer’s event loop held 600 ms: its heartbeats, signed a second ahead, go on from its thread, and it is never declared down', async () => {
+  it('the peer’s event loop held 600 ms: its heartbeats, planned a second ahead, go on from its thread, and it is never declared down', async () => {
     const { peer, link, decisions } = await linkedPair();
     try {
       const before = decisions.length;
@@ -83,7 +83,7 @@ describe('PeerLink', () => {
     }
   });
 
-  it('held longer than it signed ahead (200 ms): its heartbeats run out and it is declared down, then up again', async () => {
+  it('held longer than it planned ahead (200 ms): its heartbeats run out and it is declared down, then up again', async () => {
     const { peer, link, decisions } = await linkedPair(200);
     try {
       const before = decisions.length;
