@@ -44,15 +44,8 @@ export class HeartbeatSocket {
    * `onReadable` runs on the event loop when datagrams wait; it should `take()`.
    * `signer`: how the thread signs what it sends (detector/heartbeat.ts's layout).
    */
-  constructor(
-    self: string,
-    port: number,
-    peer: string,
-    peerPort: number,
-    onReadable: () => void,
-    signer: HeartbeatSigner,
-  ) {
-    this.native = new (native().HeartbeatSocket)(self, port, peer, peerPort, onReadable, signer);
+  constructor(...args: HeartbeatSocketArgs) {
+    this.native = new (native().HeartbeatSocket)(...args);
   }
 
   /** Every datagram from the peer received so far, oldest first, with its arrival time (monotonicMs). */
@@ -105,14 +98,17 @@ export interface HeartbeatSigner {
   length: number;
 }
 
+/** What a heartbeat socket is opened with (here and in the addon). */
+type HeartbeatSocketArgs = [
+  self: string,
+  port: number,
+  peer: string,
+  peerPort: number,
+  onReadable: () => void,
+  signer: HeartbeatSigner,
+];
+
 /** The addon's part for heartbeats (native/heartbeat.cc). */
 export interface HeartbeatNative {
-  HeartbeatSocket: new (
-    self: string,
-    port: number,
-    peer: string,
-    peerPort: number,
-    onReadable: () => void,
-    signer: HeartbeatSigner,
-  ) => NativeHeartbeatSocket;
+  HeartbeatSocket: new (...args: HeartbeatSocketArgs) => NativeHeartbeatSocket;
 }
