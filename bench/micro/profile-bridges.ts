@@ -6,9 +6,11 @@
  * transfers, packets seen, CPU µs per packet, and the functions with the
  * most self time; first, each bridge's share of a core while the pair is
  * idle (heartbeats, timers). --no-profile: without the profiler (whose own
- * thread costs CPU too), for the share of a core alone.
+ * thread costs CPU too), for the share of a core alone. --trace-gc: the
+ * bridges run under V8's --trace-gc, and the full collections (mark-compact)
+ * each made during the transfers are counted.
  *
- *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue] [--no-profile]
+ *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue] [--no-profile] [--trace-gc]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,11 +22,13 @@ import { cpuSeconds } from '../../rig/cpu.js';
 
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(
-    argv.filter((a) => a !== '--no-profile'),
+    argv.filter((a) => a !== '--no-profile' && a !== '--trace-gc'),
     ['--rate', '--datapath', '--inbound'],
   );
   /** Without V8's sampling profiler, whose own thread costs the bridges CPU too. */
   const PROFILE = !argv.includes('--no-profile');
+  /** The bridges under --trace-gc: their full collections during the transfers, counted. */
+  const TRACE_GC = argv.includes('--trace-gc');
   const MB = Number(args[0] ?? 100);
   const RATE = Number(flag('--rate', '0'));
   const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
@@ -60,7 +64,10 @@ export async function main(argv: string[]): Promise<number> {
       heartbeatTimeoutMs: 500,
       datapath: DATAPATH,
       extraYaml: `inbound: ${INBOUND}\n`,
-      daemonNodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [],
+      daemonNodeArgs: [
+        ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []),
+        ...(TRACE_GC ? ['--trace-gc'] : []),
+      ],
     });
     const pids = { primary: pair.primary!.proc.pid!, secondary: pair.secondary!.proc.pid! };
     // Settle after the start, then the idle pair's own cost (heartbeats, timers) as a baseline.
@@ -69,10 +76,17 @@ export async function main(argv: string[]): Promise<number> {
     const IDLE_S = 5;
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
     const before = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
+    // V8's --trace-gc lines in each bridge's log, so far.
+    const fullGcs = (d: typeof pair.primary) => (readFileSync(d!.log, 'utf8').match(/: Mark-Compact /g) ?? []).length;
+    const gc0 = { primary: fullGcs(pair.primary), secondary: fullGcs(pair.secondary) };
     const c = rig.host('client');
     const get = await transfer(c, 'get', MB * 1e6, 5);
     const put = await transfer(c, 'put', MB * 1e6, 6);
     const after = { primary: cpuSeconds(pids.primary), secondary: cpuSeconds(pids.secondary) };
+    const gcs = {
+      primary: fullGcs(pair.primary) - gc0.primary,
+      secondary: fullGcs(pair.secondary) - gc0.secondary,
+    };
     await pair.stop();
     const wall = (get.ms + put.ms) / 1000;
     console.log(
@@ -103,6 +117,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(
         `${role} bridge: ${user.toFixed(2)} s user + ${system.toFixed(2)} s system (${share}) for ${packets[role]} packets (${role === 'primary' ? 'NFQUEUE out + in' : 'NFQUEUE divert + libpcap frames'})${per}`,
       );
+      if (TRACE_GC) console.log(`${role} bridge: ${gcs[role]} full collections (V8 mark-compact) during the transfers`);
     }
     const files = PROFILE ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
     for (const f of files) {
