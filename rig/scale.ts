@@ -211,9 +211,7 @@ export async function scaleRun(
           pair.servers.push(await startRedis(p, p.ip, PLAIN_PORT + i, size + 100));
         const pcs = sizes.map((size, i) => IdleClient.start(c, p.ip, PLAIN_PORT + i, size));
         clients.push(...pcs);
-        const cpu0 = machineSeconds().busy;
-        plainSetup = sumOpened(await Promise.all(pcs.map((x) => x.next<Opened>())));
-        plainSetupCpuUs = ((machineSeconds().busy - cpu0) * 1e6) / n;
+        ({ cpuUs: plainSetupCpuUs, ...plainSetup } = await setUp(pcs, n));
         // The floor of every round below: the same requests at once, one server per shard, plain TCP.
         for (const x of pcs) x.say('ping');
         plainRound = sumPinged(await Promise.all(pcs.map((x) => x.next<Pinged>())));
@@ -244,9 +242,8 @@ export async function scaleRun(
       };
       const cs = sizes.map((size, i) => IdleClient.start(c, VIP, ports[i]!, size));
       clients.push(...cs);
-      const cpu0 = machineSeconds().busy;
-      const setup = sumOpened(await Promise.all(cs.map((x) => x.next<Opened>())));
-      const setupCpuUs = { tcpfo: ((machineSeconds().busy - cpu0) * 1e6) / n, plain: plainSetupCpuUs };
+      const { cpuUs, ...setup } = await setUp(cs, n);
+      const setupCpuUs = { tcpfo: cpuUs, plain: plainSetupCpuUs };
       const rss = {
         primary: rssBytes(pair.primary?.proc.pid),
         secondary: rssBytes(pair.secondary?.proc.pid),
@@ -365,6 +362,13 @@ const SHARD = 10_000;
 /** The shards' ports on the service address, and on the primary's own (plain TCP). */
 const SCALE_PORT = 16379;
 const PLAIN_PORT = 26379;
+
+/** The clients' reports once each has opened its connections, summed, and the machine's CPU µs per connection meanwhile. */
+async function setUp(clients: IdleClient[], n: number): Promise<Opened & { cpuUs: number }> {
+  const cpu0 = machineSeconds().busy;
+  const opened = sumOpened(await Promise.all(clients.map((x) => x.next<Opened>())));
+  return { ...opened, cpuUs: ((machineSeconds().busy - cpu0) * 1e6) / n };
+}
 
 function sumOpened(xs: Opened[]): Opened {
   const ms = Math.max(...xs.map((x) => x.ms));
