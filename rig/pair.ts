@@ -125,7 +125,16 @@ export class TcpfoPair {
     const out = createWriteStream(log, { flags: 'a' });
     const proc = host.spawn(
       [...this.daemonWrap, process.execPath, ...this.daemonNodeArgs, cli, role, '-c', this.configFor(host.name)],
-      { env: { ...process.env, TCPFO_LOG_LEVEL: 'info', ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}), ...env } },
+      {
+        env: {
+          ...process.env,
+          TCPFO_LOG_LEVEL: 'info',
+          ...(this.faults ? { TCPFO_TEST_FAULTS: '1' } : {}),
+          // In tests a packet view kept past its queue batch reads garbage (bridge/io/nfqueue.ts); benches run as shipped.
+          ...(process.env.VITEST ? { TCPFO_TEST_POISON: '1' } : {}),
+          ...env,
+        },
+      },
     );
     // Both pipes feed one file; it is finished once both have ended.
     proc.stdout?.pipe(out, { end: false });

@@ -52,6 +52,10 @@ export interface MergeFigures {
   prefixBytesTrimmed: number;
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
   retransmissions: Record<string, number>;
+  /** Copies the merger made (P's segments held, S's bytes stored), by buffer: a recycled one, or a new one. */
+  copies: { reused: number; new: number };
+  /** Bytes of recycled buffers waiting for the next copy. */
+  idleBufferBytes: number;
 }
 
 export interface MetricsSnapshot {
@@ -389,6 +393,25 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     registers: [reg],
     collect() {
       merged(this, (m) => this.set(m.heldSegments));
+    },
+  });
+  readCounter(
+    reg,
+    'tcpfo_merge_copies_total',
+    'Copies the merger made of held primary segments and stored secondary bytes, by buffer: reused (recycled) or new',
+    ['buffer'],
+    (c) =>
+      merged(c, (m) => {
+        c.inc({ buffer: 'reused' }, m.copies.reused);
+        c.inc({ buffer: 'new' }, m.copies.new);
+      }),
+  );
+  new Gauge({
+    name: 'tcpfo_merge_idle_buffer_bytes',
+    help: 'Bytes of recycled copy buffers waiting for the next copy on the primary',
+    registers: [reg],
+    collect() {
+      merged(this, (m) => this.set(m.idleBufferBytes));
     },
   });
   readCounter(

@@ -6,10 +6,13 @@
  * gap is filled by S's retransmission.
  */
 import { seqAdd, seqGt, seqLe, seqLt, seqSub } from '../wire/seq.js';
+import type { BufferPool } from './buffer-pool.js';
 
 interface Chunk {
   seq: number;
   data: Buffer;
+  /** The copy `data` lies in (itself, or what is left of it once its front is forgotten): given back to the pool at the end. */
+  whole: Buffer;
 }
 
 /** Bytes held across every store of a merger (its global bound). */
@@ -25,10 +28,6 @@ export class ByteStore {
   private chunks: Chunk[] = NO_CHUNKS;
   private bytes = 0;
 
-  /**
-   * `base`: the first sequence number of interest; bytes below it are never
-   * stored. `budget`: where every change of the size is added, too.
-   */
   /** The first sequence number of interest, stored signed (inline, not boxed; read unsigned). */
   private base32: number;
   private get base(): number {
@@ -38,9 +37,16 @@ export class ByteStore {
     this.base32 = v | 0;
   }
 
+  /**
+   * `base`: the first sequence number of interest; bytes below it are never
+   * stored. `budget`: where every change of the size is added, too. `pool`:
+   * where the copies come from and go back to once forgotten (otherwise new
+   * buffers, left to the collector).
+   */
   constructor(
     base: number,
     private readonly budget: StoreBudget = { stored: 0 },
+    private readonly pool: BufferPool | null = null,
   ) {
     this.base32 = base | 0;
   }
@@ -88,7 +94,7 @@ export class ByteStore {
       const c = this.chunks[i]!;
       if (seqLt(cursor, c.seq)) {
         const len = seqSub(c.seq, cursor);
-        out.push({ seq: cursor, data: Buffer.from(d.subarray(seqSub(cursor, s), seqSub(cursor, s) + len)) });
+        out.push(this.chunk(cursor, d.subarray(seqSub(cursor, s), seqSub(cursor, s) + len)));
         added += len;
       }
       out.push(c);
@@ -98,7 +104,7 @@ export class ByteStore {
     }
     if (seqLt(cursor, end)) {
       const len = seqSub(end, cursor);
-      out.push({ seq: cursor, data: Buffer.from(d.subarray(seqSub(cursor, s))) });
+      out.push(this.chunk(cursor, d.subarray(seqSub(cursor, s))));
       added += len;
     }
     while (i < this.chunks.length) out.push(this.chunks[i++]!);
@@ -106,6 +112,12 @@ export class ByteStore {
     this.bytes += added;
     this.budget.stored += added;
     return added;
+  }
+
+  /** A chunk of a copy of `bytes`, at `seq`. */
+  private chunk(seq: number, bytes: Buffer): Chunk {
+    const data = this.pool ? this.pool.copy(bytes) : Buffer.from(bytes);
+    return { seq, data, whole: data };
   }
 
   /**
@@ -139,15 +151,18 @@ export class ByteStore {
       if (seqLe(ce, seq)) {
         this.bytes -= c.data.length;
         this.budget.stored -= c.data.length;
+        this.pool?.give(c.whole);
         drop++;
         continue;
       }
       if (seqLt(c.seq, seq)) {
-        // The rest copied: a view would keep the whole chunk's memory.
         const cut = seqSub(seq, c.seq);
         this.bytes -= cut;
         this.budget.stored -= cut;
-        this.chunks[drop] = { seq, data: Buffer.from(c.data.subarray(cut)) };
+        // Pooled, a view of the rest (its buffer goes back whole, later); otherwise the rest
+        // copied, as a view would keep the whole chunk's memory.
+        const rest = c.data.subarray(cut);
+        this.chunks[drop] = this.pool ? { seq, data: rest, whole: c.whole } : this.chunk(seq, rest);
       }
       break;
     }
@@ -162,6 +177,7 @@ export class ByteStore {
   }
 
   clear(): void {
+    if (this.pool) for (const c of this.chunks) this.pool.give(c.whole);
     this.budget.stored -= this.bytes;
     this.chunks = NO_CHUNKS;
     this.bytes = 0;

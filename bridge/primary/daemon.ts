@@ -283,6 +283,8 @@ export class PrimaryBridge {
         service: this.vip,
         mtu: cfg.lan.mtu,
         ...mergerLimits(cfg),
+        // Tests: a held copy read after its verdict reads garbage (as a packet view kept past its batch does).
+        poisonPooled: process.env.TCPFO_TEST_POISON === '1',
       },
       sink,
       (what, c) => {
@@ -562,12 +564,12 @@ export class PrimaryBridge {
     };
     this.outQ = new PacketQueue(
       q,
-      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes, reuseBuffer: true },
       { onPacket: (b, i) => this.onOutput(b, i), onBatchStart, onBatchEnd, onError: onOutputError },
     );
     this.inQ = new PacketQueue(
       q + 1,
-      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes, reuseBuffer: true },
       { onPacket: (b, i) => this.onInput(b, i), onBatchStart, onBatchEnd, onError },
     );
   }
@@ -1413,6 +1415,8 @@ export class PrimaryBridge {
           secondary: m.secondaryRetransmissions,
           prefix: m.prefixReleases,
         },
+        copies: { reused: this.merger.pool.stats.reused, new: this.merger.pool.stats.allocated },
+        idleBufferBytes: this.merger.pool.idleBytes,
       },
       peerConfigMismatch: this.peer?.configMismatch ?? null,
       drops: {
@@ -1452,7 +1456,7 @@ export class PrimaryBridge {
       secondaryFailures: this.failures,
       secondaryRejoins: this.rejoins,
       switchover: switchRefusal(this.switchState()) ?? 'ready',
-      merger: this.merger.stats,
+      merger: { ...this.merger.stats, copies: { ...this.merger.pool.stats, idleBytes: this.merger.pool.idleBytes } },
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
       kernelInbound: this.kernelInbound(),
       lanMode: this.cfg.lan.mode,

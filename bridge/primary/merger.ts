@@ -50,6 +50,7 @@ import {
   type KernelEnded,
   type KernelHandshake,
 } from './merge/kernel.js';
+import { BufferPool } from './buffer-pool.js';
 import { STASH_TAG } from './queue-ids.js';
 import {
   abortBoth,
@@ -124,8 +125,10 @@ export class Merger implements MergeCore {
   readonly stats: MergerStats = newStats();
   readonly cfg: MergerConfig;
   readonly buffered = { stored: 0, held: 0 };
-  /** The size of each held copy of P's, by queue id, until its verdict. */
-  private readonly heldSizes = new Map<number, number>();
+  /** Each held copy of P's, by queue id, until its verdict. */
+  private readonly heldCopies = new Map<number, Buffer>();
+  /** The buffers of the held copies, used again after each verdict. */
+  readonly pool: BufferPool;
   /** Verdicts and sends: the shell's sink, which also frees a held copy's share of the budget. */
   readonly sink: MergerSink;
 
@@ -138,19 +141,25 @@ export class Merger implements MergeCore {
     readonly offload: InboundOffload | null = null,
   ) {
     this.cfg = { ...DEFAULT_MERGER_CONFIG, ...cfg };
+    this.pool = new BufferPool(undefined, this.cfg.poisonPooled);
     this.sink = {
       accept: (id, packet) => {
-        this.unhold(id);
+        const copy = this.unhold(id);
         const stashed = this.stashed.get(id);
         if (stashed) {
-          // No queue holds it: it leaves through the raw socket.
+          // No queue holds it: it leaves through the raw socket (which may keep it a while: not recycled).
           this.stashed.delete(id);
           sink.send(packet ?? stashed);
-        } else sink.accept(id, packet);
+        } else {
+          // The verdict has copied the bytes into the kernel's message: the held copy serves again.
+          sink.accept(id, packet);
+          if (copy) this.pool.give(copy);
+        }
       },
       drop: (id) => {
-        this.unhold(id);
+        const copy = this.unhold(id);
         if (!this.stashed.delete(id)) sink.drop(id);
+        if (copy) this.pool.give(copy);
       },
       send: (packet) => sink.send(packet),
     };
@@ -186,8 +195,8 @@ export class Merger implements MergeCore {
   }
 
   /**
-   * A copy of P's segment to hold (a view would keep its whole NFQUEUE
-   * batch in memory while it waits), counted in the budget until its
+   * A copy of P's segment to hold (the queue's batch buffer is read again by
+   * the next batch), from the pool, counted in the budget until its
    * verdict. `first`: null for a SYN(-ACK) or RST (small, and what starts
    * or ends a connection: always held); for data, whether the connection
    * holds nothing yet (overBudget). Null when the budget is spent: P's TCP
@@ -195,20 +204,24 @@ export class Merger implements MergeCore {
    */
   private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, first: boolean | null): Held | null {
     if (first !== null && this.overBudget(pkt.length, first)) return null;
-    const copy = Buffer.allocUnsafe(pkt.length);
-    pkt.copy(copy);
+    const copy = this.pool.copy(pkt);
     const parsed = parseIpv4Tcp(copy);
-    if (parsed instanceof WireError) return null; // parsed once already: cannot happen
-    this.heldSizes.set(id, copy.length);
+    if (parsed instanceof WireError) {
+      this.pool.give(copy);
+      return null; // parsed once already: cannot happen
+    }
+    this.heldCopies.set(id, copy);
     this.buffered.held += copy.length;
     return { id, pkt: copy, seg: parsed.tcp, start, end, gso };
   }
 
-  private unhold(id: number): void {
-    const n = this.heldSizes.get(id);
-    if (n === undefined) return;
-    this.heldSizes.delete(id);
-    this.buffered.held -= n;
+  /** Packet `id` has its verdict: its held copy, if any, leaves the budget (returned: for the pool once done with). */
+  private unhold(id: number): Buffer | undefined {
+    const copy = this.heldCopies.get(id);
+    if (copy === undefined) return undefined;
+    this.heldCopies.delete(id);
+    this.buffered.held -= copy.length;
+    return copy;
   }
 
   event(what: string, c: ConnId): void {

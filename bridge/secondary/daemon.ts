@@ -341,7 +341,7 @@ export class SecondaryBridge {
     const qnum = cfg.queue_base + 2;
     const q = new PacketQueue(
       qnum,
-      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes },
+      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes, reuseBuffer: true },
       {
         onPacket: (b, i) => this.onOutput(q, b, i),
         onError: (e) => {

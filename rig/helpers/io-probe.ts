@@ -2,7 +2,11 @@
  * Run inside a rig host by the data-path I/O tests (test/rig/io.test.ts).
  * Each subcommand exercises one part of bridge/io for real and reports JSON.
  *
- *   queue TAG QNUM MODIFY_PORT DROP_PORT   NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT
+ *   queue TAG QNUM MODIFY_PORT DROP_PORT [reuse]
+ *                                          NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT;
+ *                                          reuse: one batch buffer for all (poisoned after each batch), the
+ *                                          payloads uppercased in it; reports the buffers seen and whether a
+ *                                          view kept past its batch reads poison
  *   capture DEV FILTER SECONDS [COST_US]   count frames captured with libpcap (each handled for COST_US µs),
  *                                          and how late a 10 ms timer ran meanwhile
  *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
@@ -58,9 +62,14 @@ function onStop(fn: () => Promise<void> | void): void {
   }
 }
 
-async function queue(tag: string, qnum: number, modifyPort: number, dropPort: number): Promise<void> {
-  const counts = { seen: 0, modified: 0, dropped: 0, accepted: 0, partial: 0 };
-  const q = new PacketQueue(qnum, { maxLen: 1024 }, (batch, qq) => {
+async function queue(tag: string, qnum: number, modifyPort: number, dropPort: number, reuse: boolean): Promise<void> {
+  const counts = { seen: 0, modified: 0, dropped: 0, accepted: 0, partial: 0, batches: 0 };
+  const buffers = new Set<Buffer>();
+  let kept: Buffer | null = null;
+  const opts = reuse ? { maxLen: 1024, reuseBuffer: true, poison: true } : { maxLen: 1024 };
+  const q = new PacketQueue(qnum, opts, (batch, qq) => {
+    counts.batches++;
+    buffers.add(batch.data);
     for (let i = 0; i < batch.count; i++) {
       counts.seen++;
       const id = batch.id(i);
@@ -74,7 +83,9 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
         counts.dropped++;
         qq.drop(id);
       } else if (p.tcp.dstPort === modifyPort && p.tcp.payloadLength > 0) {
-        const pkt = Buffer.from(batch.packet(i));
+        // Reused: changed where it lies, in the batch buffer; a view of the first kept on purpose.
+        const pkt = reuse ? batch.packet(i) : Buffer.from(batch.packet(i));
+        kept ??= reuse ? pkt : null;
         const again = parseIpv4Tcp(pkt) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
         const start = again.tcp.payloadOffset;
         for (let j = start; j < start + again.tcp.payloadLength; j++) {
@@ -106,7 +117,8 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
   onStop(async () => {
     q.close();
     await rules.remove();
-    out({ ...counts, stats: q.stats() });
+    const keptPoisoned = kept === null ? null : (kept as Buffer).every((b) => b === 0xa5);
+    out({ ...counts, buffers: buffers.size, keptPoisoned, stats: q.stats() });
   });
   out({ ready: true, backend: rules.backend });
 }
@@ -429,7 +441,7 @@ async function main(): Promise<void> {
     case 'throw':
       return throwing(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]));
     case 'queue':
-      return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]));
+      return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), args[4] === 'reuse');
     case 'read-before-deciding':
       return readBeforeDeciding(args[0]!);
     case 'capture':

@@ -192,7 +192,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   };
   const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
-  const merger = new Merger({ service: VIP, ...limits }, sink);
+  const merger = new Merger({ service: VIP, poisonPooled: true, ...limits }, sink);
   const diverter = new Diverter({
     service: VIP,
     self: A_S,

@@ -50,6 +50,8 @@ export class RecordingSink implements MergerSink {
   }
 
   accept(id: number, packet?: Buffer): void {
+    // A copy: the merger uses a held copy's buffer again once its verdict is given.
+    if (packet) packet = Buffer.from(packet);
     this.accepted.push({ id, packet });
     if (packet && this.pIds.has(id)) this.toClient.push(decode(id, packet));
   }
@@ -199,7 +201,12 @@ export class Pair {
   now = 0;
 
   constructor(p: SideSpec, s: SideSpec, cfg: Partial<MergerConfig> = {}, offload: InboundOffload | null = null) {
-    this.merger = new Merger({ service: VIP, ...cfg }, this.sink, (what) => this.events.push(what), offload);
+    this.merger = new Merger(
+      { service: VIP, poisonPooled: true, ...cfg },
+      this.sink,
+      (what) => this.events.push(what),
+      offload,
+    );
     this.p = new ServerSide(p);
     this.s = new ServerSide(s);
   }

@@ -40,6 +40,9 @@ describe('metrics', () => {
       'tcpfo_pcap_backlog_dropped_total 2',
       'tcpfo_retransmissions_total{source="secondary"} 8',
       'tcpfo_prefix_trimmed_bytes_total 2896',
+      'tcpfo_merge_copies_total{buffer="reused"} 40',
+      'tcpfo_merge_copies_total{buffer="new"} 6',
+      'tcpfo_merge_idle_buffer_bytes 65536',
     ]) {
       expect(text).toContain(line);
     }
@@ -84,6 +87,8 @@ describe('metrics', () => {
       'tcpfo_evicted_total',
       'tcpfo_secondary_silent_total',
       'tcpfo_retransmissions_total',
+      'tcpfo_merge_copies_total',
+      'tcpfo_merge_idle_buffer_bytes',
     ])
       expect(text, name).not.toMatch(new RegExp(`^${name}(\\{.*\\})? `, 'm'));
     // The same registry once the node merges (a promotion): the series appear.

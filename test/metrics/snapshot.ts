@@ -27,6 +27,8 @@ export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
     heldSegments: 2,
     divergences: 1,
     retransmissions: { primary: 3, secondary: 8, prefix: 2 },
+    copies: { reused: 40, new: 6 },
+    idleBufferBytes: 65536,
   },
   peerConfigMismatch: false,
   drops: { 'unknown-connection': 5 },

@@ -85,6 +85,31 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('NFQUEUE with one reused batch buffer: 300 KB changed in place over many batches arrive exact; a view kept past its batch reads poison', async () => {
+    await withRig({}, async (rig) => {
+      const c = rig.host('client');
+      const p = rig.host('primary');
+      await listen(p, 7000);
+      const probe = await startProbe(c, ['queue', 'q1', '3', '7000', '7001', 'reuse']);
+      // Lowercase text out, its uppercase echoed: every packet's bytes were found and changed where the
+      // metadata said they lie, batch after batch, and the verdicts carried them from the shared buffer.
+      const text = 'abcdefghijklmnopqrstuvwxyz0123456789\n'.repeat(8000);
+      const echoed = await c.sh(`socat -t 5 - TCP:${p.ip}:7000`, { input: text });
+      expect(echoed.stdout.length).toBe(text.length);
+      expect(echoed.stdout === text.toUpperCase()).toBe(true);
+      const counts = (await stopProbe(probe)) as {
+        batches: number;
+        buffers: number;
+        keptPoisoned: boolean | null;
+        modified: number;
+      };
+      expect(counts.modified).toBeGreaterThan(50);
+      expect(counts.batches).toBeGreaterThan(1);
+      expect(counts.buffers).toBe(1);
+      expect(counts.keptPoisoned).toBe(true);
+    });
+  });
+
   it('libpcap in a third namespace captures frames between two others (hub mode)', async () => {
     await withRig({ mode: 'hub' }, async (rig) => {
       const c = rig.host('client');

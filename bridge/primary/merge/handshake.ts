@@ -57,7 +57,7 @@ function handshakeNumbers(core: MergeCore, c: Conn, alone: boolean): void {
   c.wsS = Math.max(0, s.wscale);
   c.isn = s.isn;
   c.relNxt = seqAdd(s.isn, 1);
-  c.store = new ByteStore(c.relNxt, core.buffered);
+  c.store = new ByteStore(c.relNxt, core.buffered, core.pool);
   c.phase = alone ? 'degraded' : 'merging';
   c.tsvalP = s.ts ?? 0;
   c.tsvalS = s.ts ?? 0;

@@ -3,6 +3,7 @@
  * (MergerSink), the kernel's share of the client's segments (InboundOffload),
  * its counters, and MergeCore — the state every part works on.
  */
+import type { BufferPool } from '../buffer-pool.js';
 import type { Conn } from './conn.js';
 import type { KernelMergeInit, KernelMergeState } from './kernel.js';
 
@@ -74,7 +75,11 @@ export interface InboundOffload {
 
 /** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
 export interface MergerSink {
-  /** Let a queued packet continue; `packet` (the same bytes, rewritten) when it was modified. */
+  /**
+   * Let a queued packet continue; `packet` (the same bytes, rewritten) when it
+   * was modified. `packet` is the merger's again once accept returns (a held
+   * copy's buffer serves the next one): copy whatever is kept.
+   */
   accept(id: number, packet?: Buffer): void;
   drop(id: number): void;
   /** Send a new packet (to the client) through the raw socket. */
@@ -134,6 +139,8 @@ export interface MergerConfig {
    * connection — before it counts as a divergence and goes out, ms.
    */
   earlyEndGraceMs: number;
+  /** Overwrite each pooled copy's buffer when it is given back (a verdict, bytes compared), so a reader too late reads garbage (tests). */
+  poisonPooled: boolean;
 }
 
 export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
@@ -148,6 +155,7 @@ export const DEFAULT_MERGER_CONFIG: Omit<MergerConfig, 'service'> = {
   maxPendingHandshakes: 4096,
   secondarySilenceMs: 2000,
   earlyEndGraceMs: 3000,
+  poisonPooled: false,
 };
 
 /**
@@ -277,6 +285,8 @@ export interface MergeCore {
   readonly diverged: Set<Conn>;
   /** Bytes buffered over all connections: S's stored (every ByteStore adds to it) and P's held copies. */
   readonly buffered: { stored: number; held: number };
+  /** Where the held copies and stored bytes come from, and go back to once done with. */
+  readonly pool: BufferPool;
   /** Connections that ended (closedAt set), oldest first. */
   readonly closing: Set<Conn>;
   /** `c` ended at `now` (default: the time of the event being handled): both FINs passed, or a reset did (sets closedAt once). */

@@ -1,0 +1,103 @@
+/**
+ * Buffers for the merger's copies — P's segments it holds, S's bytes it
+ * stores — used again once each copy is done with (its verdict given, its
+ * bytes compared).
+ *
+ * Why: a bulk transfer holds nearly every P segment (up to 64 KB with GSO)
+ * until S's copy comes, and stores S's bytes until they are compared, each a
+ * few hundred µs. A new buffer per copy is memory outside V8's heap, and V8
+ * answers a stream of it with full collections: at 1 Gbit/s one every
+ * 100-200 ms on the primary's bridge, the largest item in its profile.
+ * Recycled, the same few buffers carry the stream.
+ *
+ * A buffer comes from the size class (powers of two, 2 KB to 64 KB) that fits
+ * the packet; the copy is a view of its first bytes. Returned buffers wait in
+ * their class, up to maxFreeBytes in all; beyond that they are left to the
+ * collector. Nothing may read a copy after giving it back: with `poison`
+ * (tests) its bytes are overwritten then, so a reader that does reads garbage.
+ */
+
+const MIN_SHIFT = 11; // 2 KB
+const MAX_SHIFT = 16; // 64 KB: a whole IPv4 packet (65,535 bytes at most)
+const POISON_BYTE = 0xa5;
+
+export interface BufferPoolStats {
+  /** Copies made in a recycled buffer. */
+  reused: number;
+  /** Copies that needed a new buffer. */
+  allocated: number;
+  /** Buffers given back and kept for reuse. */
+  returned: number;
+  /** Buffers given back and left to the collector (the free lists were full). */
+  released: number;
+}
+
+export class BufferPool {
+  /** Free buffers per class: class k holds 2^(MIN_SHIFT + k) bytes. */
+  private readonly free: ArrayBuffer[][] = [];
+  private freeBytes = 0;
+  /** The copies lent out (views over pooled buffers) and not given back yet. */
+  private readonly lent = new WeakSet<Buffer>();
+  readonly stats: BufferPoolStats = { reused: 0, allocated: 0, returned: 0, released: 0 };
+
+  constructor(
+    private readonly maxFreeBytes = 16 << 20,
+    private readonly poison = false,
+  ) {
+    for (let s = MIN_SHIFT; s <= MAX_SHIFT; s++) this.free.push([]);
+  }
+
+  /** A copy of `pkt` in a pooled buffer (or, past 64 KB, a plain one). */
+  copy(pkt: Buffer): Buffer {
+    const k = classOf(pkt.length);
+    let out: Buffer;
+    if (k < 0) {
+      out = Buffer.allocUnsafeSlow(pkt.length);
+      this.stats.allocated++;
+    } else {
+      let ab = this.free[k]!.pop();
+      if (ab) {
+        this.freeBytes -= ab.byteLength;
+        this.stats.reused++;
+      } else {
+        ab = new ArrayBuffer(1 << (MIN_SHIFT + k));
+        this.stats.allocated++;
+      }
+      out = Buffer.from(ab, 0, pkt.length);
+      this.lent.add(out);
+    }
+    pkt.copy(out);
+    return out;
+  }
+
+  /**
+   * Gives back a copy made by copy(), once nothing will read it again. Any
+   * other buffer, or a copy given back already, is left alone: a buffer is
+   * never in two hands.
+   */
+  give(copy: Buffer): void {
+    if (!this.lent.delete(copy)) return;
+    const ab = copy.buffer as ArrayBuffer;
+    if (this.poison) new Uint8Array(ab).fill(POISON_BYTE);
+    if (this.freeBytes + ab.byteLength > this.maxFreeBytes) {
+      this.stats.released++;
+      return;
+    }
+    this.free[classOf(ab.byteLength)]!.push(ab);
+    this.freeBytes += ab.byteLength;
+    this.stats.returned++;
+  }
+
+  /** Bytes in the free lists now. */
+  get idleBytes(): number {
+    return this.freeBytes;
+  }
+}
+
+/** The class whose buffers fit `n` bytes, or −1 past the largest. */
+function classOf(n: number): number {
+  if (n > 1 << MAX_SHIFT) return -1;
+  let k = 0;
+  while (1 << (MIN_SHIFT + k) < n) k++;
+  return k;
+}
