@@ -208,6 +208,13 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     uint32_t offset;
     if (self->reuse_) {
       // In place: the payload lies in its message's slot of the shared Buffer.
+      // One packet per message, so never more packets than slots; should a
+      // message ever carry more, the rest are dropped (fail closed), counted.
+      if (self->count_ >= self->max_batch_) {
+        nfq_set_verdict(self->qh_, ntohl(ph->packet_id), NF_DROP, 0, nullptr);
+        self->overflow_++;
+        return 0;
+      }
       offset = len > 0 ? static_cast<uint32_t>(payload - self->slots_base_) : 0;
     } else {
       offset = static_cast<uint32_t>(self->batch_data_.size());
@@ -364,6 +371,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
     o.Set("verdictErrors", Napi::Number::New(env, static_cast<double>(verdict_errors_)));
     o.Set("pollErrors", Napi::Number::New(env, static_cast<double>(poll_errors_)));
     o.Set("callbackErrors", Napi::Number::New(env, static_cast<double>(callback_errors_)));
+    o.Set("overflow", Napi::Number::New(env, static_cast<double>(overflow_)));
     return o;
   }
 
@@ -414,7 +422,7 @@ class NfQueue : public Napi::ObjectWrap<NfQueue> {
   Napi::Reference<Napi::Buffer<uint8_t>> shared_data_;
   Napi::Reference<Napi::Uint32Array> shared_meta_;
   uint64_t received_ = 0, batches_ = 0, enobufs_ = 0, recv_errors_ = 0, verdict_errors_ = 0;
-  uint64_t poll_errors_ = 0, callback_errors_ = 0;
+  uint64_t poll_errors_ = 0, callback_errors_ = 0, overflow_ = 0;
   bool deaf_ = false;
 };
 

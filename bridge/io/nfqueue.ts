@@ -64,6 +64,8 @@ export interface QueueStats {
   pollErrors: number;
   /** Exceptions that escaped a batch callback (each is the process's uncaught exception). */
   callbackErrors: number;
+  /** With reuseBuffer: packets past the buffer's slots in one drain, dropped (one packet per message: never expected). */
+  overflow: number;
 }
 
 export interface QueueOptions {

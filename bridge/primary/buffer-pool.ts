@@ -13,8 +13,11 @@
  * A buffer comes from the size class (powers of two, 2 KB to 64 KB) that fits
  * the packet; the copy is a view of its first bytes. Returned buffers wait in
  * their class, up to maxFreeBytes in all; beyond that they are left to the
- * collector. Nothing may read a copy after giving it back: with `poison`
- * (tests) its bytes are overwritten then, so a reader that does reads garbage.
+ * collector. What a burst left idle goes too: trim(), every trimEveryMs, lets
+ * go of the buffers of each class that no copy needed since the last trim (the
+ * class's low-water mark). Nothing may read a copy after giving it back: with
+ * `poison` (tests) its bytes are overwritten then, so a reader that does reads
+ * garbage.
  */
 
 const MIN_SHIFT = 11; // 2 KB
@@ -28,7 +31,7 @@ export interface BufferPoolStats {
   allocated: number;
   /** Buffers given back and kept for reuse. */
   returned: number;
-  /** Buffers given back and left to the collector (the free lists were full). */
+  /** Buffers left to the collector: given back when the free lists were full, or idle since the last trim. */
   released: number;
 }
 
@@ -39,12 +42,19 @@ export class BufferPool {
   /** The copies lent out (views over pooled buffers) and not given back yet. */
   private readonly lent = new WeakSet<Buffer>();
   readonly stats: BufferPoolStats = { reused: 0, allocated: 0, returned: 0, released: 0 };
+  /** Per class, the fewest buffers its free list held since the last trim: those no copy needed. */
+  private readonly lowWater: number[] = [];
+  private trimmedAt = -Infinity;
 
   constructor(
-    private readonly maxFreeBytes = 16 << 20,
+    private readonly maxFreeBytes = 4 << 20,
     private readonly poison = false,
+    private readonly trimEveryMs = 5000,
   ) {
-    for (let s = MIN_SHIFT; s <= MAX_SHIFT; s++) this.free.push([]);
+    for (let s = MIN_SHIFT; s <= MAX_SHIFT; s++) {
+      this.free.push([]);
+      this.lowWater.push(0);
+    }
   }
 
   /** A copy of `pkt` in a pooled buffer (or, past 64 KB, a plain one). */
@@ -55,9 +65,11 @@ export class BufferPool {
       out = Buffer.allocUnsafeSlow(pkt.length);
       this.stats.allocated++;
     } else {
-      let ab = this.free[k]!.pop();
+      const list = this.free[k]!;
+      let ab = list.pop();
       if (ab) {
         this.freeBytes -= ab.byteLength;
+        if (list.length < this.lowWater[k]!) this.lowWater[k] = list.length;
         this.stats.reused++;
       } else {
         ab = new ArrayBuffer(1 << (MIN_SHIFT + k));
@@ -86,6 +98,25 @@ export class BufferPool {
     this.free[classOf(ab.byteLength)]!.push(ab);
     this.freeBytes += ab.byteLength;
     this.stats.returned++;
+  }
+
+  /**
+   * At most every trimEveryMs (`now`, ms): lets go of the idle buffers no copy
+   * needed since the last trim, so a burst's buffers do not stay for good.
+   */
+  trim(now: number): void {
+    if (now - this.trimmedAt < this.trimEveryMs) return;
+    this.trimmedAt = now;
+    for (let k = 0; k < this.free.length; k++) {
+      const list = this.free[k]!;
+      const unused = Math.min(this.lowWater[k]!, list.length);
+      if (unused > 0) {
+        list.length -= unused;
+        this.freeBytes -= unused * (1 << (MIN_SHIFT + k));
+        this.stats.released += unused;
+      }
+      this.lowWater[k] = list.length;
+    }
   }
 
   /** Bytes in the free lists now. */

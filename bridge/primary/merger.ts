@@ -960,6 +960,7 @@ export class Merger implements MergeCore {
    */
   poll(now: number): number {
     this.now = now;
+    this.pool.trim(now);
     for (const c of [...this.stalled]) {
       if (c.stallAt !== null && now - c.stallAt >= this.cfg.stallMs) {
         releasePrefix(this, c);

@@ -63,6 +63,33 @@ describe('BufferPool', () => {
     expect(pool.stats.released).toBe(2);
   });
 
+  it('trim lets go of what no copy needed since the last trim, and keeps what a steady stream uses', () => {
+    const pool = new BufferPool(1 << 20, false, 5000);
+    // A burst: 10 copies held at once, then given back.
+    const burst = Array.from({ length: 10 }, () => pool.copy(bytes(3000, 1)));
+    for (const c of burst) pool.give(c);
+    expect(pool.idleBytes).toBe(10 * 4096);
+    pool.trim(0); // the first look: sets the marks
+    // Then a steady stream needs 2 at a time.
+    for (let t = 1; t < 5000; t += 100) {
+      const a = pool.copy(bytes(3000, 2));
+      const b = pool.copy(bytes(3000, 3));
+      pool.give(a);
+      pool.give(b);
+    }
+    pool.trim(4000); // too soon: nothing changes
+    expect(pool.idleBytes).toBe(10 * 4096);
+    pool.trim(5000);
+    expect(pool.idleBytes).toBe(2 * 4096);
+    expect(pool.stats.released).toBe(8);
+    // Nothing needed at all for a while: the rest goes too.
+    pool.trim(10_000);
+    pool.trim(15_000);
+    expect(pool.idleBytes).toBe(0);
+    const again = pool.copy(bytes(3000, 4));
+    expect(again.every((x) => x === 4)).toBe(true);
+  });
+
   it('a whole IPv4 packet (65,535 bytes) fits the largest class', () => {
     const pool = new BufferPool();
     const a = pool.copy(bytes(65_535, 9));
