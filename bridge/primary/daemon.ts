@@ -120,6 +120,9 @@ interface HeldOutput {
 }
 
 /** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
+/** How often the input queue's counts are looked at, ms (watchInputQueue). */
+const INPUT_WATCH_MS = 100;
+
 function mergerLimits(cfg: Config): Partial<MergerConfig> {
   return {
     maxConnections: cfg.limits.max_connections,
@@ -1106,9 +1109,17 @@ export class PrimaryBridge {
   /** What the merger has seen of the secondary's segments (primary/queue-progress.ts). */
   private readonly inputProgress = new QueueProgress();
   private inputLossLoggedAt = -Infinity;
+  private inputWatchedAt = -Infinity;
 
-  /** The input queue's losses and backlog, told to the merger (every 100 ms). */
+  /**
+   * The input queue's losses and backlog, told to the merger, every
+   * INPUT_WATCH_MS at most: poll() also runs on the merger's stall timer, up
+   * to hundreds of times a second in a bulk transfer, and each look opens and
+   * reads a /proc file (and QueueProgress keeps a minute of looks at that pace).
+   */
   private watchInputQueue(now: number): void {
+    if (now - this.inputWatchedAt < INPUT_WATCH_MS) return;
+    this.inputWatchedAt = now;
     const k = this.inQ ? kernelQueueCounts(this.inQ.queueNum) : null;
     if (!k) return;
     const v = this.inputProgress.look(now, k);
