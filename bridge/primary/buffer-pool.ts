@@ -10,8 +10,10 @@
  * 100-200 ms on the primary's bridge, the largest item in its profile.
  * Recycled, the same few buffers carry the stream.
  *
- * A buffer comes from the size class (powers of two, 2 KB to 64 KB) that fits
- * the packet; the copy is a view of its first bytes. Returned buffers wait in
+ * A buffer comes from the size class (powers of two, 4 KB to 64 KB) that fits
+ * the packet; the copy is a view of its first bytes. Copies under 4 KB are
+ * Node's own (Buffer.allocUnsafe: slices of a shared 8 KB slab), which cost
+ * less per copy than a pooled one and little memory outside the heap. Returned buffers wait in
  * their class, up to maxFreeBytes in all; beyond that they are left to the
  * collector. What a burst left idle goes too: trim(), every trimEveryMs, lets
  * go of the buffers of each class that no copy needed since the last trim (the
@@ -20,14 +22,14 @@
  * garbage.
  */
 
-const MIN_SHIFT = 11; // 2 KB
+const MIN_SHIFT = 12; // 4 KB: Node's Buffer.allocUnsafe shares a slab below it
 const MAX_SHIFT = 16; // 64 KB: a whole IPv4 packet (65,535 bytes at most)
 const POISON_BYTE = 0xa5;
 
 export interface BufferPoolStats {
-  /** Copies made in a recycled buffer. */
+  /** Copies of 4 KB and more made in a recycled buffer. */
   reused: number;
-  /** Copies that needed a new buffer. */
+  /** Copies of 4 KB and more that needed a new buffer. */
   allocated: number;
   /** Buffers given back and kept for reuse. */
   returned: number;
@@ -57,8 +59,13 @@ export class BufferPool {
     }
   }
 
-  /** A copy of `pkt` in a pooled buffer (or, past 64 KB, a plain one). */
+  /** A copy of `pkt` in a pooled buffer (or, under 4 KB or past 64 KB, a plain one). */
   copy(pkt: Buffer): Buffer {
+    if (pkt.length < 1 << MIN_SHIFT) {
+      const small = Buffer.allocUnsafe(pkt.length);
+      pkt.copy(small);
+      return small;
+    }
     const k = classOf(pkt.length);
     let out: Buffer;
     if (k < 0) {
