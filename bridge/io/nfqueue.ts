@@ -171,6 +171,15 @@ export class PacketBatch {
   }
 }
 
+/**
+ * Whether buffers given back are overwritten (TCPFO_TEST_POISON=1, which the
+ * rig sets for the bridges it starts under vitest): a view of a packet kept
+ * past its batch, or a merger's copy read after it went back, reads garbage.
+ */
+export function poisonInTests(): boolean {
+  return process.env.TCPFO_TEST_POISON === '1';
+}
+
 /** MAC text → the 48-bit number PacketBatch.srcMac returns. */
 export function macToNumber(mac: string): number {
   return parseInt(mac.replace(/:/g, ''), 16);
@@ -214,7 +223,7 @@ export class PacketQueue {
         ? (data: Buffer, meta: Uint32Array, count: number) => handler(new PacketBatch(data, meta, words, count), this)
         : (data: Buffer, meta: Uint32Array, count: number) =>
             this.dispatch(new PacketBatch(data, meta, words, count), handler);
-    const poison = opts.poison ?? process.env.TCPFO_TEST_POISON === '1';
+    const poison = opts.poison ?? poisonInTests();
     this.q = new mod.NfQueue(queueNum, { ...opts, poison }, onBatch);
   }
 

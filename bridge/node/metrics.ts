@@ -262,6 +262,16 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     if (m) set(m);
     else unknown(metric);
   };
+  /** A gauge of the merger's (absent on a node that merges nothing). */
+  const mergeGauge = (name: string, help: string, value: (m: MergeFigures) => number): Gauge =>
+    new Gauge({
+      name,
+      help,
+      registers: [reg],
+      collect() {
+        merged(this, (m) => this.set(value(m)));
+      },
+    });
   // One snapshot per scrape: taken by the first collector, dropped after.
   const take = () => {
     cur = snap();
@@ -371,30 +381,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) =>
     c.inc(get().injectedFrames ?? 0),
   );
-  new Gauge({
-    name: 'tcpfo_queued_bytes',
-    help: 'Secondary output bytes waiting for comparison on the primary',
-    registers: [reg],
-    collect() {
-      merged(this, (m) => this.set(m.queuedBytes));
-    },
-  });
-  new Gauge({
-    name: 'tcpfo_held_bytes',
-    help: 'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)',
-    registers: [reg],
-    collect() {
-      merged(this, (m) => this.set(m.heldBytes));
-    },
-  });
-  new Gauge({
-    name: 'tcpfo_held_segments',
-    help: 'Primary segments held until the secondary produced them',
-    registers: [reg],
-    collect() {
-      merged(this, (m) => this.set(m.heldSegments));
-    },
-  });
+  mergeGauge(
+    'tcpfo_queued_bytes',
+    'Secondary output bytes waiting for comparison on the primary',
+    (m) => m.queuedBytes,
+  );
+  mergeGauge(
+    'tcpfo_held_bytes',
+    'Bytes of primary segments held until the secondary produced them (with tcpfo_queued_bytes, bounded by limits.max_buffered_bytes)',
+    (m) => m.heldBytes,
+  );
+  mergeGauge('tcpfo_held_segments', 'Primary segments held until the secondary produced them', (m) => m.heldSegments);
   readCounter(
     reg,
     'tcpfo_merge_copies_total',
@@ -406,14 +403,11 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
         c.inc({ buffer: 'new' }, m.copies.new);
       }),
   );
-  new Gauge({
-    name: 'tcpfo_merge_idle_buffer_bytes',
-    help: 'Bytes of recycled copy buffers waiting for the next copy on the primary',
-    registers: [reg],
-    collect() {
-      merged(this, (m) => this.set(m.idleBufferBytes));
-    },
-  });
+  mergeGauge(
+    'tcpfo_merge_idle_buffer_bytes',
+    'Bytes of recycled copy buffers waiting for the next copy on the primary',
+    (m) => m.idleBufferBytes,
+  );
   readCounter(
     reg,
     'tcpfo_divergences_total',

@@ -22,7 +22,15 @@ import { AnswerOrder, ORDER_WAIT_MARK } from './order.js';
 import { clearLoneDsack } from './merge/dsack.js';
 import { NodeState } from '../io/node-state.js';
 import { QueueProgress } from './queue-progress.js';
-import { kernelQueueCounts, macToNumber, PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
+import {
+  kernelQueueCounts,
+  macToNumber,
+  PacketQueue,
+  poisonInTests,
+  queueStatus,
+  SKB_GSO,
+  type PacketBatch,
+} from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
@@ -119,10 +127,10 @@ interface HeldOutput {
   mark: number;
 }
 
-/** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
 /** How often the input queue's counts are looked at, ms (watchInputQueue). */
 const INPUT_WATCH_MS = 100;
 
+/** The merger's bounds from the configuration: set at the start, and again on a reload (SIGHUP). */
 function mergerLimits(cfg: Config): Partial<MergerConfig> {
   return {
     maxConnections: cfg.limits.max_connections,
@@ -287,7 +295,7 @@ export class PrimaryBridge {
         mtu: cfg.lan.mtu,
         ...mergerLimits(cfg),
         // Tests: a held copy read after its verdict reads garbage (as a packet view kept past its batch does).
-        poisonPooled: process.env.TCPFO_TEST_POISON === '1',
+        poisonPooled: poisonInTests(),
       },
       sink,
       (what, c) => {

@@ -127,7 +127,7 @@ export class Merger implements MergeCore {
   readonly buffered = { stored: 0, held: 0 };
   /** Each held copy of P's, by queue id, until its verdict. */
   private readonly heldCopies = new Map<number, Buffer>();
-  /** The buffers of the held copies, used again after each verdict. */
+  /** The buffers of the held copies and of the stores' (S's bytes), used again once done with. */
   readonly pool: BufferPool;
   /** Verdicts and sends: the shell's sink, which also frees a held copy's share of the budget. */
   readonly sink: MergerSink;
