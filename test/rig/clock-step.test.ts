@@ -72,10 +72,12 @@ describe('wall-clock steps (hub mode)', () => {
             maxRttMs: number;
             error?: string;
           };
-          expect(r.error, pair.logs()).toBeUndefined();
-          expect(r.mismatched).toBe(0);
-          expect(r.echoed).toBeGreaterThan(100);
-          expect(r.echoed).toBeGreaterThanOrEqual(r.sent - 1);
+          // The session's figures and both bridges' logs with any failure: a stall says when it began.
+          const story = `${JSON.stringify(r)}\n${pair.logs()}`;
+          expect(r.error, story).toBeUndefined();
+          expect(r.mismatched, story).toBe(0);
+          expect(r.echoed, story).toBeGreaterThan(100);
+          expect(r.echoed, story).toBeGreaterThanOrEqual(r.sent - 1);
           // A false silence costs a detector timeout at least, and a takeover far more.
           expect(r.maxRttMs, pair.logs()).toBeLessThan(1000);
           const logs = pair.logs();
