@@ -58,6 +58,8 @@ export class Detector {
   private lastSeq = -1n;
   /** seq → send time, for RTT from echoes (a few entries). */
   private readonly sent = new Map<bigint, number>();
+  /** The last of our sequence numbers whose echo was timed. */
+  private timedEcho = -1n;
   readonly decisions: Decision[] = [];
   readonly stats: DetectorStats = {
     received: 0,
@@ -123,8 +125,13 @@ export class Detector {
     this.stats.received++;
     this.lastHeard = now;
     this.peerRole = m.role;
-    const t = this.sent.get(m.echo);
-    if (t !== undefined) this.stats.lastRttMs = now - t;
+    // Timed at its first echo only: the peer echoes what it heard last when
+    // it plans its heartbeats, and sends that plan for a while.
+    const t = m.echo !== this.timedEcho ? this.sent.get(m.echo) : undefined;
+    if (t !== undefined) {
+      this.timedEcho = m.echo;
+      this.stats.lastRttMs = now - t;
+    }
     if (this.peer !== 'up') {
       const back = this.peer === 'down';
       const d = this.decide('up', now, 0, back ? 'heartbeats resumed' : 'first heartbeat');
@@ -179,8 +186,9 @@ export class Detector {
     );
   }
 
-  /** When tick() next needs to run: when the peer's silence would mean "down". */
+  /** When tick() next needs to run: when the peer's silence would mean "down" (never while it is down already). */
   nextDeadline(): number {
+    if (this.peer === 'down') return Infinity;
     return this.lastHeard + this.limit(this.lastHeard);
   }
 

@@ -54,7 +54,7 @@ export interface PeerLinkOptions {
   onNotice?: (diverged: ConnKey[]) => void;
   /** A planned switchover's message from the peer (authenticated, fresh, answering this link). */
   onSwitch?: (kind: SwitchKind, reason: string) => void;
-  /** Our event loop ran the heartbeat timer `lateMs` late (more than an interval): for a log line. */
+  /** Our event loop came `lateMs` late (more than an interval) to the link's timer or to a datagram that waited: for a log line. */
   onStall?: (lateMs: number) => void;
   /**
    * How far ahead the loop plans heartbeats for the socket's thread to sign
@@ -144,6 +144,8 @@ export class PeerLink {
   noticesRejected = 0;
   /** Times our own event loop was late by more than a heartbeat interval. */
   stalls = 0;
+  /** Times the link's timer ran (each a wake-up of an idle event loop). */
+  timerTurns = 0;
   private heartbeatRole: HeartbeatRole;
 
   /** The role our heartbeats carry; a change reaches the peer with the next heartbeat. */
@@ -201,13 +203,47 @@ export class PeerLink {
     return l;
   }
 
-  /** Every datagram the peer sent that arrived so far, each at its arrival time. */
-  private drain(): void {
+  /**
+   * Every datagram the peer sent that arrived so far, each at its arrival
+   * time; run when the socket's thread says some wait, and by loop(). A
+   * heartbeat heard makes a new plan, at most every replanMs, so that ours
+   * echo it (the round-trip time: the detector times each echo once); a
+   * datagram that waited more than an interval for this turn means our event
+   * loop stalled.
+   */
+  private drain(now = monotonicMs()): void {
     if (this.closed) return;
-    for (const { msg, at } of this.sock.take()) this.onDatagram(msg, at);
+    const taken = this.sock.take();
+    if (!taken.length) return;
+    this.noteLate(now, now - taken[0]!.at);
+    // Our heartbeats sent so far first: a datagram echoing one times the round trip.
+    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
+    for (const { msg, at, macOk } of taken) {
+      if (this.closed) return;
+      this.onDatagram(msg, at, macOk);
+    }
+    if (this.closed) return;
+    this.sendConfig(now);
+    if (
+      this.detector.peerNonce !== this.plannedEcho ||
+      (this.detector.echo !== this.plannedSeqEcho && now - this.plannedAt >= this.replanMs)
+    )
+      this.planAhead(now);
   }
 
-  private onDatagram(msg: Buffer, at: number): void {
+  /** The end of the last stall counted (monotonicMs): one stall seen by both a late timer and a late datagram counts once. */
+  private lastStallEnd = -Infinity;
+
+  /** Our event loop came to work `lateMs` late at `now`: more than an interval is a stall, counted and logged. */
+  private noteLate(now: number, lateMs: number): void {
+    if (lateMs <= this.opts.intervalMs || now - lateMs < this.lastStallEnd) return;
+    this.lastStallEnd = now;
+    this.stalls++;
+    this.opts.onStall?.(lateMs);
+  }
+
+  /** `macOk`: a heartbeat-length datagram's MAC, as the socket's thread checked it. */
+  private onDatagram(msg: Buffer, at: number, macOk?: boolean): void {
     const opts = this.opts;
     if (isConfigNotice(msg)) {
       this.onConfigNotice(msg);
@@ -233,7 +269,7 @@ export class PeerLink {
       opts.onNotice?.(n.diverged);
       return;
     }
-    const d = this.detector.onMessage(decodeHeartbeat(msg, opts.key), at);
+    const d = this.detector.onMessage(decodeHeartbeat(msg, opts.key, macOk), at);
     if (d) opts.onDecision(d);
   }
 
@@ -281,33 +317,54 @@ export class PeerLink {
     this.sock.send(msg);
   }
 
+  /**
+   * The link's timer: at the peer's deadline (when its silence would mean
+   * down), and while it is silent often enough to keep our plan of
+   * heartbeats ahead of the thread and the configuration told. A live peer's
+   * heartbeats are taken as they come (drain), so the timer wakes the event
+   * loop a few times per timeout, not every interval.
+   */
   private loop(): void {
     if (this.closed) return;
+    this.timerTurns++;
     const now = monotonicMs();
-    this.sendConfig(now);
-    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
-    if (now - this.plannedAt >= this.opts.intervalMs || this.detector.peerNonce !== this.plannedEcho)
-      this.planAhead(now);
     // Our own event loop stalled (this timer fired late): counted and
     // logged. The peer is judged on what it sent all the same: the
     // heartbeats that arrived meanwhile are taken, at their arrival times,
     // just before (a busy node once declared a live peer dead).
-    if (now - this.dueAt > this.opts.intervalMs) {
-      this.stalls++;
-      this.opts.onStall?.(now - this.dueAt);
-    }
-    this.drain();
+    this.noteLate(now, now - this.dueAt);
+    this.drain(now);
+    if (this.closed) return;
+    this.sendConfig(now);
+    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
+    if (now - this.plannedAt >= this.replanMs || this.detector.peerNonce !== this.plannedEcho) this.planAhead(now);
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
-    // Every interval (to plan ahead), or sooner when the peer's silence would mean down.
-    const next = Math.max(1, Math.min(this.detector.nextDeadline(), now + this.opts.intervalMs) - monotonicMs());
+    if (this.closed) return;
+    const due = Math.min(
+      this.detector.nextDeadline(),
+      this.plannedAt + this.replanMs,
+      this.opts.config ? this.configSentAt + CONFIG_EVERY_MS : Infinity,
+    );
+    const next = Math.max(1, due - monotonicMs());
     this.dueAt = monotonicMs() + next;
     this.timer = setTimeout(() => this.loop(), next);
+  }
+
+  /**
+   * How old a plan may grow before the timer makes a new one while the peer
+   * is silent (a tenth of it, at least an interval): a stall of the loop
+   * that begins just before still leaves nine tenths of the plan to send.
+   */
+  private get replanMs(): number {
+    return Math.max(this.opts.intervalMs, (this.opts.planAheadMs ?? 1000) / 10);
   }
 
   /** When the heartbeats were last planned (monotonicMs), and the peer's nonce they echo. */
   private plannedAt = -Infinity;
   private plannedEcho = 0n;
+  /** The peer's sequence number the plan echoes. */
+  private plannedSeqEcho = -1n;
 
   /**
    * Plans the next heartbeats, `planAheadMs` of them, in place of those the
@@ -319,6 +376,7 @@ export class PeerLink {
   private planAhead(now: number): void {
     this.plannedAt = now;
     this.plannedEcho = this.detector.peerNonce;
+    this.plannedSeqEcho = this.detector.echo;
     const n = Math.ceil((this.opts.planAheadMs ?? 1000) / this.opts.intervalMs) + 1;
     const wall = Date.now(); // wall time: sequence numbers grow across restarts too (SeqClock is monotonic within a process)
     const first = this.clock.next(wall);

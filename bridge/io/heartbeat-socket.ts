@@ -13,7 +13,7 @@ import { monotonicMs } from '../clock.js';
 import { realtimeState, type RealtimeState } from './realtime.js';
 
 interface NativeHeartbeatSocket {
-  take(): Array<[Buffer, number]>;
+  take(): Array<[Buffer, number, boolean?]>;
   send(msg: Buffer): number;
   plan(heartbeat: Buffer, count: number, intervalMs: number): void;
   sent(): Array<[Buffer, number]>;
@@ -48,11 +48,17 @@ export class HeartbeatSocket {
     this.native = new (native().HeartbeatSocket)(...args);
   }
 
-  /** Every datagram from the peer received so far, oldest first, with its arrival time (monotonicMs). */
-  take(): Array<{ msg: Buffer; at: number }> {
+  /**
+   * Every datagram from the peer received so far, oldest first, with its
+   * arrival time (monotonicMs) and, for one of the heartbeat's length,
+   * whether the thread found its MAC right (`macOk`).
+   */
+  take(): Array<{ msg: Buffer; at: number; macOk?: boolean }> {
     if (this.closed) return [];
     const now = monotonicMs();
-    return this.native.take().map(([msg, ageMs]) => ({ msg, at: Math.min(now, Math.round(now - ageMs)) }));
+    return this.native
+      .take()
+      .map(([msg, ageMs, macOk]) => ({ msg, at: Math.min(now, Math.round(now - ageMs)), macOk }));
   }
 
   /**

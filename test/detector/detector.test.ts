@@ -1,7 +1,7 @@
 /** The failure detector and the heartbeat codec: pure, time passed in. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Detector } from '../../bridge/detector/detector.js';
+import { Detector, GRACE_TIMEOUTS } from '../../bridge/detector/detector.js';
 import {
   decodeHeartbeat,
   decodeNotice,
@@ -265,6 +265,25 @@ describe('detector', () => {
     expect(d.stats.sent).toBe(1);
     d.onMessage(hb(3n, KEY, 'primary', { echo: 7n }), 52);
     expect(d.stats.lastRttMs).toBe(12);
+    // The peer's later heartbeats of the same plan echo 7 too: not a longer round trip.
+    d.onMessage(hb(4n, KEY, 'primary', { echo: 7n }), 72);
+    expect(d.stats.lastRttMs).toBe(12);
+    d.markSent(8n, 80);
+    d.onMessage(hb(5n, KEY, 'primary', { echo: 8n }), 95);
+    expect(d.stats.lastRttMs).toBe(15);
+  });
+
+  it('has no deadline while the peer is down (its link’s timer must not spin), and one again once it is heard', () => {
+    const d = new Detector(cfg, 0, ['primary']);
+    d.onMessage(hb(1n, KEY, 'primary', { echoNonce: 0n }), 10);
+    expect(d.onMessage(hb(2n), 30)?.peer).toBe('up');
+    const deadline = d.nextDeadline();
+    expect(d.tick(deadline - 1)).toBeNull();
+    expect(d.tick(deadline)?.peer).toBe('down');
+    expect(d.nextDeadline()).toBe(Infinity);
+    expect(d.tick(deadline + 10_000)).toBeNull();
+    expect(d.onMessage(hb(3n), deadline + 10_000)?.peer).toBe('up');
+    expect(d.nextDeadline()).toBe(deadline + 10_000 + GRACE_TIMEOUTS * cfg.timeoutMs);
   });
 });
 

@@ -164,6 +164,33 @@ describe('PeerLink', () => {
     }
   });
 
+  it('wakes its event loop a few times per timeout, not every interval: with the peer heard, and with the peer dead', async () => {
+    const { peer, link } = await linkedPair();
+    try {
+      // Heartbeats come every 20 ms and are taken as they come; the timer
+      // runs at the peer's deadline (100 ms of silence) at most, and re-plans
+      // every 100 ms while nothing comes. Every interval would be 50 a second.
+      const t0 = link.timerTurns;
+      await new Promise((r) => setTimeout(r, 1000));
+      const heard = link.timerTurns - t0;
+      expect(link.detector.peer).toBe('up');
+      expect(heard, `${heard} turns in 1 s with the peer heard`).toBeLessThanOrEqual(25);
+      expect(heard).toBeGreaterThan(0);
+      peer.kill('SIGKILL');
+      for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(link.detector.peer).toBe('down');
+      // Down, the deadline is gone: the timer only keeps the plan (it once ran every millisecond).
+      const t1 = link.timerTurns;
+      await new Promise((r) => setTimeout(r, 1000));
+      const down = link.timerTurns - t1;
+      expect(down, `${down} turns in 1 s with the peer down`).toBeLessThanOrEqual(25);
+      expect(down).toBeGreaterThan(0);
+    } finally {
+      link.close();
+      peer.kill('SIGKILL');
+    }
+  });
+
   it('a host that reflects our own heartbeats with the dead primary’s address does not bring the primary back', async () => {
     const key = randomBytes(32);
     const port = 20_000 + Math.floor(Math.random() * 20_000);

@@ -75,6 +75,24 @@ describe('the heartbeat thread signs what it sends', () => {
     expect(seqs.length).toBeLessThanOrEqual(3);
   });
 
+  it('the reading thread checks each heartbeat’s MAC under the key: right for a signed one, wrong for one signed under another key or altered, unchecked for other lengths', async () => {
+    const key = randomBytes(32);
+    const { tx, rx } = pair(key);
+    const h = { role: 'primary' as const, seq: 1000n, echo: 0n, from: 1, to: 2, nonce: 3n, echoNonce: 0n };
+    const altered = encodeHeartbeat(h, key);
+    altered[20]! ^= 1;
+    for (const msg of [encodeHeartbeat(h, key), encodeHeartbeat(h, randomBytes(32)), altered, Buffer.alloc(30)])
+      tx.send(msg);
+    const got: Array<{ msg: Buffer; macOk?: boolean }> = [];
+    for (const end = Date.now() + 5000; got.length < 4 && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 10)).then(() => got.push(...rx.take()));
+    expect(got.map((d) => d.macOk)).toEqual([true, false, false, undefined]);
+    // As the JS check says, and what the decoder makes of the thread's word.
+    expect(got.slice(0, 3).map((d) => decodeHeartbeat(d.msg, key) !== 'bad-mac')).toEqual([true, false, false]);
+    expect(decodeHeartbeat(got[1]!.msg, key, got[1]!.macOk)).toBe('bad-mac');
+    expect(decodeHeartbeat(got[0]!.msg, key, got[0]!.macOk)).toEqual(h);
+  });
+
   it('refuses a signer whose layout does not fit, and a planned heartbeat of another length', () => {
     const key = randomBytes(32);
     expect(
