@@ -145,10 +145,11 @@ static __always_inline void count(__u32 what) {
  * RFC 5961 §5 and RFC 9293 §3.10.7.4, for what the bridge records: an ACK
  * only for bytes sent (at most snd_nxt, and not more than a window below
  * it), the segment inside the servers' receive window around what they
- * acknowledged. Before anything was sent (no CONN_F_SENT), nothing is recorded.
+ * acknowledged. Before anything was sent, or before an ACK was (no
+ * CONN_F_SENT, no CONN_F_RCV), nothing is recorded.
  */
 static __always_inline int acceptable(const struct conn_val *v, __u32 ack, __u32 seq, __u32 nxt) {
-  if (!(v->flags & CONN_F_SENT)) return 0;
+  if ((v->flags & (CONN_F_SENT | CONN_F_RCV)) != (CONN_F_SENT | CONN_F_RCV)) return 0;
   if ((__s32)(ack - v->snd_nxt) > 0 || v->snd_nxt - ack > MAX_WINDOW) return 0;
   __u32 win = v->rcv_wnd > MIN_WINDOW ? v->rcv_wnd : MIN_WINDOW;
   // The segment's end not before the window's left edge, its start not past the right edge.
@@ -1062,15 +1063,21 @@ int tcpfo_sent(struct __sk_buff *skb) {
   if (len < IP_HDR_LEN + doff) return TC_ACT_OK;
   __u32 nxt = bpf_ntohl(th->seq) + (len - IP_HDR_LEN - doff) + ((fl & TH_SYN) ? 1 : 0) + ((fl & TH_FIN) ? 1 : 0);
   if (!(v->flags & CONN_F_SENT) || (__s32)(nxt - v->snd_nxt) > 0) v->snd_nxt = nxt;
+  // What the pair acknowledged: from the first ACK that left, not from the
+  // first segment. The SYN of a connection the servers open carries none;
+  // taken as a start at 0, a client whose numbers lie in the upper half of
+  // the space (half of them) was never "after" it, and its FIN went to the bridge.
+  __u32 flags = CONN_F_SENT;
   if (fl & TH_ACK) {
     __u32 ack = bpf_ntohl(th->ack_seq);
-    if (!(v->flags & CONN_F_SENT) || (__s32)(ack - v->rcv_nxt) >= 0) {
+    if (!(v->flags & CONN_F_RCV) || (__s32)(ack - v->rcv_nxt) >= 0) {
       v->rcv_nxt = ack;
       __u32 shift = (fl & TH_SYN) ? 0 : (v->wscale & 15);
       v->rcv_wnd = (__u32)bpf_ntohs(th->window) << shift;
     }
+    flags |= CONN_F_RCV;
   }
-  v->flags |= CONN_F_SENT;
+  v->flags |= flags;
   return TC_ACT_OK;
 }
 

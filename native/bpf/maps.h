@@ -29,7 +29,7 @@ struct conn_val {
   __u32 wscale;   // the window scale the client was told (S's): the servers' windows are in its units
   __u64 seen_ns;  // bpf_ktime_get_ns() of the client's last acceptable segment
   __u64 packets;  // the client's acceptable segments translated in the kernel
-  // Written on egress, from what leaves towards the client (once CONN_F_SENT):
+  // Written on egress, from what leaves towards the client (once CONN_F_SENT; rcv_* once CONN_F_RCV):
   __u32 snd_nxt;  // the highest sequence number sent + length (SYN and FIN count)
   __u32 rcv_nxt;  // the highest ACK sent: what both servers acknowledged of the client
   __u32 rcv_wnd;  // the window sent with it, in bytes
@@ -39,7 +39,8 @@ struct conn_val {
 enum conn_flags {
   CONN_F_TS = 1 << 0,        // the connection uses timestamps: translate the echo
   CONN_F_ACK_SEEN = 1 << 1,  // ack_max and nxt_max hold values
-  CONN_F_SENT = 1 << 2,      // snd_nxt, rcv_nxt and rcv_wnd hold values
+  CONN_F_SENT = 1 << 2,      // snd_nxt holds a value
+  CONN_F_RCV = 1 << 3,       // rcv_nxt and rcv_wnd hold values: an ACK left (the SYN of a connection the servers open has none)
 };
 
 // `primary_only`: a connection the primary serves without the secondary

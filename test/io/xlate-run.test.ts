@@ -608,6 +608,37 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       expect(x.kernelEvents()).toEqual([{ ...ended, reset: true }]);
     });
 
+    it('a connection the servers opened, its client’s numbers in the upper half of the sequence space: its FIN passes here too (what the pair acknowledged is known from the first ACK, not from the SYN, which carries none)', () => {
+      const AH = 0x9000_0000; // the client's ISN + 1: "before" 0 in serial arithmetic
+      x.remove(key);
+      const init = { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R };
+      const none = { ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 };
+      expect(x.mergeStart(key, { ...init, ...none })).toBe(true);
+      x.add(key, D, T, true, 7);
+      // The merged SYN leaves (the bridge's release): no ACK in it.
+      const syn = frame({ seq: R - 1, ack: 0, window: 64, flags: TCP_SYN, tsval: X, tsecr: 0 });
+      expect(x.run('tcpfo_sent', syn, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      // The servers acknowledge the client's SYN-ACK; the second copy leaves.
+      expect(x.run('tcpfo_sent', p(R, '', { ack: AH, window: 100 })).ret).toBe(TC_ACT_STOLEN);
+      const ackOut = x.run('tcpfo_xlate', sCopy(R, '', { ack: AH, window: 80 }));
+      expect(ackOut.ret).toBe(TC_ACT_REDIRECT);
+      expect(x.run('tcpfo_sent', ackOut.packet, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      // The file and the servers' FIN, merged.
+      expect(x.run('tcpfo_sent', p(R, 'file', { ack: AH, flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_STOLEN);
+      const finOut = x.run('tcpfo_xlate', sCopy(R, 'file', { ack: AH, flags: TCP_ACK_FLAG | TCP_FIN }));
+      expect(finOut.ret).toBe(TC_ACT_REDIRECT);
+      expect(x.run('tcpfo_sent', finOut.packet, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      x.kernelEvents();
+      // The client's FIN, acknowledging the servers': in the windows, moved into P's space here.
+      const c0 = x.counters();
+      const fin = x.run('tcpfo_xlate', client(AH, R + 5, TCP_ACK_FLAG | TCP_FIN));
+      expect(fin.ret).toBe(TC_ACT_OK);
+      expect(parse(fin.packet).ack).toBe((R + 5 + D) >>> 0);
+      expect(x.counters().clientFins - c0.clientFins).toBe(1);
+      expect(x.counters().outOfWindow - c0.outOfWindow).toBe(0);
+      expect(x.kernelEvents()).toEqual([ended]);
+    });
+
     it('a FIN of one server only, the client’s FIN of a connection the bridge took, or outside the windows: the bridge’s', () => {
       listed();
       expect(x.run('tcpfo_sent', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_STOLEN);

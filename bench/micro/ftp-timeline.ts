@@ -1,0 +1,114 @@
+/**
+ * Where a small FTP transfer's time goes: N gets of the paper's 0.2 KB file
+ * with the Debian ftp client (vsftpd, active mode), plain (the primary's own
+ * address) and through the pair, each timed by tcpdump on the client. From
+ * the servers' SYN of the data connection reaching the client, in µs: the
+ * servers' ACK that completes its handshake (the client's accept() returns
+ * with it), the client's FIN, the servers' last ACK (of that FIN), and the
+ * control connection's "226" that ends the transfer for the client (tnftp
+ * times the transfer until it). Medians over the gets, and the rate the
+ * client reported; the metrics say which path the data connections took.
+ *
+ *   npm run build && node dist/bench/micro/ftp-timeline.js [N=10] [--lan hub|mirror|switch]
+ */
+import { join } from 'node:path';
+import { Capture, type CapturedFrame } from '../../rig/capture.js';
+import { fileName, runFtp, startFtpPair } from '../../rig/ftp.js';
+import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
+import { withRig, type LanMode } from '../../rig/rig.js';
+import { runAsProgram } from '../../rig/main.js';
+import { scrapeMetrics } from '../../rig/metrics.js';
+import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { cliArgs } from './hops.js';
+
+const ETH_HLEN = 14;
+
+interface Moments {
+  handshakeAck: number;
+  clientFin: number;
+  lastAck: number;
+  reply226: number;
+}
+
+/** The moments of the data connection (servers' port 20) and the 226 on port 21, µs from its SYN; null if one is missing. */
+function moments(frames: CapturedFrame[]): Moments | null {
+  const segs = frames.flatMap((f) => {
+    const p = parseIpv4Tcp(f.data, ETH_HLEN);
+    return p instanceof WireError ? [] : [{ t: f.time * 1e6, tcp: p.tcp }];
+  });
+  const syn = segs.find((s) => s.tcp.srcPort === 20 && (s.tcp.flags & (TCP_SYN | TCP_ACK_FLAG)) === TCP_SYN);
+  if (!syn) return null;
+  const port = syn.tcp.dstPort;
+  const after = segs.filter((s) => s.t >= syn.t);
+  const fromServers = after.filter((s) => s.tcp.srcPort === 20 && s.tcp.dstPort === port);
+  const pureAck = (s: (typeof after)[number]) =>
+    s.tcp.payloadLength === 0 && (s.tcp.flags & (TCP_SYN | TCP_FIN)) === 0 && s.tcp.flags & TCP_ACK_FLAG;
+  const handshakeAck = fromServers.find(pureAck);
+  const clientFin = after.find((s) => s.tcp.srcPort === port && s.tcp.flags & TCP_FIN);
+  const lastAck = clientFin && fromServers.find((s) => s.t > clientFin.t && pureAck(s));
+  const reply226 = after.find((s) => s.tcp.srcPort === 21 && s.tcp.payload.toString('latin1').startsWith('226'));
+  if (!handshakeAck || !clientFin || !lastAck || !reply226) return null;
+  return {
+    handshakeAck: handshakeAck.t - syn.t,
+    clientFin: clientFin.t - syn.t,
+    lastAck: lastAck.t - syn.t,
+    reply226: reply226.t - syn.t,
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const { args, flag } = cliArgs(argv, ['--lan']);
+  const N = Number(args[0] ?? 10);
+  const lan = flag('--lan', 'mirror') as LanMode;
+  if (!(N >= 1) || !['hub', 'mirror', 'switch'].includes(lan))
+    throw new Error('usage: ftp-timeline.js [N ≥ 1] [--lan hub|mirror|switch]');
+  await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
+    const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, 20, 21] });
+    try {
+      await startFtpPair(rig, VIP, pair.servers);
+      const c = rig.host('client');
+      console.log(`${N} gets of ${fileName(0.2)} (Debian ftp, active mode), ${lan}, client link 100 Mbit/s`);
+      console.log('µs from the data connection’s SYN at the client, median (min–max):\n');
+      console.log('| | handshake’s last ACK | client’s FIN | servers’ last ACK | 226 | rate, KB/s | incomplete |');
+      console.log('|---|---|---|---|---|---|---|');
+      for (const [label, addr] of [
+        ['plain', rig.host('primary').ip],
+        ['tcpfo', VIP],
+      ] as const) {
+        const got: Moments[] = [];
+        const rates: number[] = [];
+        let incomplete = 0;
+        for (let i = 0; i < N; i++) {
+          const cap = await Capture.start(c, 'tcp port 20 or tcp port 21', `ftp-${label}-${i}`);
+          const x = await runFtp(c, addr, [`get pub/${fileName(0.2)} ${join(rig.tmpdir, `got-${label}-${i}`)}`]);
+          const m = moments(await cap.stop());
+          if (x.completed !== 1 || !m) incomplete++;
+          else got.push(m);
+          if (x.rates[0] !== undefined) rates.push(x.rates[0]);
+        }
+        const col = (f: (m: Moments) => number) => {
+          const xs = got.map(f);
+          return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+        };
+        console.log(
+          `| ${label} | ${col((m) => m.handshakeAck)} | ${col((m) => m.clientFin)} | ${col((m) => m.lastAck)} | ${col((m) => m.reply226)} | ${median(rates).toFixed(0)} | ${incomplete} |`,
+        );
+      }
+      const m = await scrapeMetrics(rig, 'primary');
+      console.log(
+        `\nthe primary: connections handed to the bridge ${m('tcpfo_kernel_handovers_total{reason="bridge"}') || 0}, client segments out of the windows ${m('tcpfo_kernel_inbound_total{action="out-of-window"}') || 0}, segments back to the kernel after waiting their turn ${m('tcpfo_kernel_outbound_total{action="returned"}') || 0}`,
+      );
+    } finally {
+      await pair.stop();
+    }
+  });
+  return 0;
+}
+
+runAsProgram(import.meta.url, main);
