@@ -337,13 +337,13 @@ export class PeerLink {
     if (this.closed) return;
     this.sendConfig(now);
     for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
-    if (now - this.plannedAt >= this.replanMs || this.detector.peerNonce !== this.plannedEcho) this.planAhead(now);
+    if (now - this.plannedAt >= 2 * this.replanMs || this.detector.peerNonce !== this.plannedEcho) this.planAhead(now);
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
     if (this.closed) return;
     const due = Math.min(
       this.detector.nextDeadline(),
-      this.plannedAt + this.replanMs,
+      this.plannedAt + 2 * this.replanMs,
       this.opts.config ? this.configSentAt + CONFIG_EVERY_MS : Infinity,
     );
     const next = Math.max(1, due - monotonicMs());
@@ -352,9 +352,12 @@ export class PeerLink {
   }
 
   /**
-   * How old a plan may grow before the timer makes a new one while the peer
-   * is silent (a tenth of it, at least an interval): a stall of the loop
-   * that begins just before still leaves nine tenths of the plan to send.
+   * How often a heartbeat heard makes a new plan, so that ours echo it (a
+   * tenth of the plan, at least an interval). While the peer is silent the
+   * timer makes one when the plan is twice that old: a stall of the loop
+   * that begins just before still leaves four fifths of it to send. (The
+   * timer at the same age as the drains would run on a cycle of its own
+   * beside the deadline's, twice as often.)
    */
   private get replanMs(): number {
     return Math.max(this.opts.intervalMs, (this.opts.planAheadMs ?? 1000) / 10);

@@ -63,7 +63,7 @@ export class LanPresence {
   ) {
     this.native = new (native().Presence)(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
     // The loop's sign of life: ten times per hold, from a timer (each wake-up
-    // of an idle loop costs it about 0.1 ms of CPU here: no more than that).
+    // of an idle loop costs it CPU: no more often than that).
     this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.floor(holdMs / 10)));
     this.timer.unref();
   }

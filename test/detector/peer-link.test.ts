@@ -168,22 +168,25 @@ describe('PeerLink', () => {
     const { peer, link } = await linkedPair();
     try {
       // Heartbeats come every 20 ms and are taken as they come; the timer
-      // runs at the peer's deadline (100 ms of silence) at most, and re-plans
-      // every 100 ms while nothing comes. Every interval would be 50 a second.
+      // runs at the peer's deadline (100 ms of silence) and to tell the
+      // configuration (every second): 10 times a second here, also beside two
+      // CPU hogs (26 under the whole suite's load while the timer still
+      // re-planned beside the heartbeats heard). Every interval would be 50.
       const t0 = link.timerTurns;
       await new Promise((r) => setTimeout(r, 1000));
       const heard = link.timerTurns - t0;
       expect(link.detector.peer).toBe('up');
-      expect(heard, `${heard} turns in 1 s with the peer heard`).toBeLessThanOrEqual(25);
+      expect(heard, `${heard} turns in 1 s with the peer heard`).toBeLessThanOrEqual(30);
       expect(heard).toBeGreaterThan(0);
       peer.kill('SIGKILL');
       for (let i = 0; i < 100 && link.detector.peer !== 'down'; i++) await new Promise((r) => setTimeout(r, 10));
       expect(link.detector.peer).toBe('down');
-      // Down, the deadline is gone: the timer only keeps the plan (it once ran every millisecond).
+      // Down, the deadline is gone: the timer only keeps the plan, every 200 ms,
+      // and tells the configuration (it once ran every millisecond).
       const t1 = link.timerTurns;
       await new Promise((r) => setTimeout(r, 1000));
       const down = link.timerTurns - t1;
-      expect(down, `${down} turns in 1 s with the peer down`).toBeLessThanOrEqual(25);
+      expect(down, `${down} turns in 1 s with the peer down`).toBeLessThanOrEqual(30);
       expect(down).toBeGreaterThan(0);
     } finally {
       link.close();
