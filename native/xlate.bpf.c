@@ -722,7 +722,19 @@ copied:
   if (doff < TCP_HDR_LEN) return TC_ACT_OK;
   __u32 opts = L4_ON_ETH + TCP_HDR_LEN;
   struct tcp_layout l;
-  if (!tcp_layout(skb, opts, doff - TCP_HDR_LEN, &l)) return TC_ACT_OK;
+  if (kind == (TH_SYN | TH_ACK)) {
+    // The client's SYN-ACK carries a SYN's options (MSS first): one of
+    // Linux's layouts, its timestamp echo moved like any other's. Another
+    // layout is the bridge's, which moved every one of them before (a hop
+    // of some 300-800 µs that the servers' last ACK, and the transfer, waited for).
+    struct syn_opts so;
+    if (!syn_options(skb, opts, doff - TCP_HDR_LEN, &so)) return TC_ACT_OK;
+    l.ts_at = (so.layout & SYNL_TS) ? SYN_TS_AT : -1;
+    l.sack_at = -1;
+    l.sack_blocks = 0;
+  } else if (!tcp_layout(skb, opts, doff - TCP_HDR_LEN, &l)) {
+    return TC_ACT_OK;
+  }
   __u32 nxt = seq + payload + ((fl & TH_SYN) ? 1 : 0) + fin;
   int ok = acceptable(v, ack, seq, nxt);
   // A FIN outside the windows, or a FIN or RST of a connection the bridge merges: the bridge's.
@@ -756,7 +768,8 @@ copied:
     }
     v->seen_ns = bpf_ktime_get_ns();
     __sync_fetch_and_add(&v->packets, 1);
-  } else {
+  } else if (kind != (TH_SYN | TH_ACK)) {
+    // (A SYN-ACK comes before the pair acknowledged anything: nothing to judge it by.)
     count(COUNT_OUT_OF_WINDOW);
   }
   skb->mark |= TCPFO_SKIP_MARK;

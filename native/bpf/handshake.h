@@ -26,6 +26,7 @@
 #define TCP_SYN_OPTS_MAX 20  // MSS, SACK-permitted and timestamps, NOP and window scale
 #define TCPOPT_MSS_AT 2      // the MSS value within its option (the first one here)
 #define SYN_TSVAL_AT 8       // the TSval in a layout with timestamps (after MSS, and SACK-permitted or NOP NOP, kind, length)
+#define SYN_TS_AT 6          // the timestamps option itself in such a layout (as tcp_layout's ts_at)
 
 // Where the window scale option's length byte is (its value follows), by layout: last.
 static __always_inline __u32 syn_wscale_at(__u8 layout) {

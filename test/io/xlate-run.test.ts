@@ -41,6 +41,8 @@ function frame(o: {
   ttl?: number;
   client?: number;
   sack?: Array<[number, number]>;
+  /** The options as they are, in place of tsval/tsecr and sack. */
+  opts?: Buffer;
 }): Buffer {
   const payload = o.payload ?? Buffer.alloc(0);
   const ts = o.tsval === undefined ? Buffer.alloc(0) : Buffer.alloc(12);
@@ -58,7 +60,7 @@ function frame(o: {
       sack.writeUInt32BE(r >>> 0, 8 + 8 * i);
     });
   }
-  const opts = Buffer.concat([ts, sack]);
+  const opts = o.opts ?? Buffer.concat([ts, sack]);
   const tcpLen = 20 + opts.length + payload.length;
   const ip = Buffer.alloc(20 + tcpLen);
   ip[0] = 0x45;
@@ -637,6 +639,38 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       expect(x.counters().clientFins - c0.clientFins).toBe(1);
       expect(x.counters().outOfWindow - c0.outOfWindow).toBe(0);
       expect(x.kernelEvents()).toEqual([ended]);
+    });
+
+    it('the client’s SYN-ACK to a connection the servers open, in a layout Linux sends: its ACK and timestamp echo moved into P’s spaces here, not counted out of the windows; another layout is the bridge’s', () => {
+      x.remove(key);
+      const init = { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R };
+      const none = { ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 };
+      expect(x.mergeStart(key, { ...init, ...none })).toBe(true);
+      x.add(key, D, T, true, 7);
+      expect(
+        x.run('tcpfo_sent', frame({ seq: R - 1, ack: 0, window: 64, flags: TCP_SYN, tsval: X }), BRIDGE_MARK).ret,
+      ).toBe(TC_ACT_OK);
+      // MSS, SACK-permitted, timestamps (TSval 9, echoing the SYN's X), NOP, window scale 7.
+      const linux = Buffer.from([2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 7]);
+      linux.writeUInt32BE(X, 12);
+      const synAck = (opts: Buffer) =>
+        fromClientSide(frame({ seq: 0x9000_0000 - 1, ack: R, window: 65535, flags: TCP_SYN | TCP_ACK_FLAG, opts }));
+      const c0 = x.counters();
+      const r = x.run('tcpfo_xlate', synAck(linux));
+      expect(r.ret).toBe(TC_ACT_OK);
+      const out = parse(r.packet);
+      expect(out.ack).toBe((R + D) >>> 0);
+      expect(out.timestamp()).toEqual({ tsval: 9, tsecr: (X + T) >>> 0 });
+      expect(out.checksumValid()).toBe(true);
+      const c1 = x.counters();
+      expect(c1.translated - c0.translated).toBe(1);
+      expect(c1.outOfWindow - c0.outOfWindow).toBe(0);
+      // Windows' layout (MSS, NOP, window scale, NOP, NOP, SACK-permitted): untouched, the queue's.
+      const other = synAck(Buffer.from([2, 4, 5, 0xb4, 1, 3, 3, 8, 1, 1, 4, 2]));
+      const q = x.run('tcpfo_xlate', other);
+      expect(q.ret).toBe(TC_ACT_OK);
+      expect(q.packet.equals(other)).toBe(true);
+      expect(x.counters().translated).toBe(c1.translated);
     });
 
     it('a FIN of one server only, the client’s FIN of a connection the bridge took, or outside the windows: the bridge’s', () => {

@@ -185,9 +185,9 @@ describe('the kernel merge (merge: kernel)', () => {
           expect(Number(r.stdout.trim()), ctx).toBe(gets);
           // Every data connection stays in the kernel's merge to its end: the client's FIN
           // too (half of them went to the bridge when what the pair acknowledged was taken
-          // from the data connection's SYN, which carries no ACK). Only its SYN is the
-          // queue's, and the servers send nothing more to the client before it is answered:
-          // the order has nothing to hold here (order.test.ts and xlate-run.test.ts test it).
+          // from the data connection's SYN, which carries no ACK). Its SYN is the queue's;
+          // what the servers send after it waits its turn there only while the bridge has
+          // not yet written that the SYN left (returned to the kernel at once then).
           expect(m('tcpfo_kernel_handovers_total{reason="bridge"}') || 0, ctx).toBe(0);
           expect(m('tcpfo_kernel_closes_total{action="ended"}'), ctx).toBeGreaterThanOrEqual(gets);
           expect(m('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThan(gets);
