@@ -16,7 +16,7 @@ import { Capture, type CapturedFrame } from '../../rig/capture.js';
 import { fileName, runFtp, startFtpPair } from '../../rig/ftp.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig, type LanMode } from '../../rig/rig.js';
-import { runAsProgram } from '../../rig/main.js';
+import { median, runAsProgram } from '../../rig/main.js';
 import { scrapeMetrics } from '../../rig/metrics.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
@@ -56,11 +56,6 @@ function moments(frames: CapturedFrame[]): Moments | null {
     reply226: reply226.t - syn.t,
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
-};
 
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(argv, ['--lan']);

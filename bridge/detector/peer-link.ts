@@ -217,7 +217,7 @@ export class PeerLink {
     if (!taken.length) return;
     this.noteLate(now, now - taken[0]!.at);
     // Our heartbeats sent so far first: a datagram echoing one times the round trip.
-    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
+    this.markSent();
     for (const { msg, at, macOk } of taken) {
       if (this.closed) return;
       this.onDatagram(msg, at, macOk);
@@ -229,6 +229,11 @@ export class PeerLink {
       (this.detector.echo !== this.plannedSeqEcho && now - this.plannedAt >= this.replanMs)
     )
       this.planAhead(now);
+  }
+
+  /** The heartbeats the socket's thread sent since the last look, to the detector (for round-trip times). */
+  private markSent(): void {
+    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
   }
 
   /** The end of the last stall counted (monotonicMs): one stall seen by both a late timer and a late datagram counts once. */
@@ -336,7 +341,7 @@ export class PeerLink {
     this.drain(now);
     if (this.closed) return;
     this.sendConfig(now);
-    for (const { seq, at } of this.sock.sent()) this.detector.markSent(seq, at);
+    this.markSent();
     if (now - this.plannedAt >= 2 * this.replanMs || this.detector.peerNonce !== this.plannedEcho) this.planAhead(now);
     const d = this.detector.tick(now);
     if (d) this.opts.onDecision(d);
