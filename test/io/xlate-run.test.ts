@@ -224,22 +224,28 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
   const R = 1_000_000; // what the client was sent up to
   const A = 5_000_000; // the client's next byte: both servers acknowledged it
   const X = 40_000; // the highest TSval the client was sent
-  const start = () => {
+  /**
+   * The connection merged here from now on: both servers acknowledged the
+   * client up to A; or (`acksKnown` false) one the servers opened, merged
+   * from its SYN on, neither server's ACK known yet.
+   */
+  const start = (acksKnown = true) => {
     x.remove(key);
+    const known = (v: number) => (acksKnown ? v : 0);
     const ok = x.mergeStart(key, {
-      acksKnown: true,
+      acksKnown,
       dseq: D,
       dts: T,
       timestamps: true,
       wscaleP: 7,
       wscaleS: 7,
       relNxt: R,
-      ackP: A,
-      ackS: A,
-      winP: 64 << 7,
-      winS: 64 << 7,
-      ackSent: A,
-      edgeSent: A + (64 << 7),
+      ackP: known(A),
+      ackS: known(A),
+      winP: known(64 << 7),
+      winS: known(64 << 7),
+      ackSent: known(A),
+      edgeSent: known(A + (64 << 7)),
       tsvalMax: X,
       tsecr: 9,
     });
@@ -443,26 +449,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
   });
 
   it('a server-initiated connection: the servers’ first ACKs of the client’s SYN-ACK are taken as they come, one goes out', () => {
-    x.remove(key);
-    expect(
-      x.mergeStart(key, {
-        acksKnown: false,
-        dseq: D,
-        dts: T,
-        timestamps: true,
-        wscaleP: 7,
-        wscaleS: 7,
-        relNxt: R,
-        ackP: 0,
-        ackS: 0,
-        winP: 0,
-        winS: 0,
-        ackSent: 0,
-        edgeSent: 0,
-        tsvalMax: X,
-        tsecr: 9,
-      }),
-    ).toBe(true);
+    start(false);
     expect(x.run('tcpfo_sent', p(R, '', { ack: A, window: 100 })).ret).toBe(TC_ACT_STOLEN); // S has not acknowledged yet
     const r = x.run('tcpfo_xlate', sCopy(R, '', { ack: A, window: 80 }));
     expect(r.ret).toBe(TC_ACT_REDIRECT);
@@ -535,6 +522,13 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       x.kernelEvents();
     };
     const ended = { kind: 'ended', ...key, dseq: D, reset: false };
+    /** A connection the servers opened, listed for the inbound translation; its merged SYN (no ACK in it) left. */
+    const listedServerOpened = () => {
+      start(false);
+      x.add(key, D, T, true, 7);
+      const syn = frame({ seq: R - 1, ack: 0, window: 64, flags: TCP_SYN, tsval: X, tsecr: 0 });
+      expect(x.run('tcpfo_sent', syn, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+    };
 
     it('servers first: their FINs merge like bytes, then the client’s FIN passes translated; the bridge hears of the close once', () => {
       listed();
@@ -612,14 +606,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
 
     it('a connection the servers opened, its client’s numbers in the upper half of the sequence space: its FIN passes here too (what the pair acknowledged is known from the first ACK, not from the SYN, which carries none)', () => {
       const AH = 0x9000_0000; // the client's ISN + 1: "before" 0 in serial arithmetic
-      x.remove(key);
-      const init = { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R };
-      const none = { ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 };
-      expect(x.mergeStart(key, { ...init, ...none })).toBe(true);
-      x.add(key, D, T, true, 7);
-      // The merged SYN leaves (the bridge's release): no ACK in it.
-      const syn = frame({ seq: R - 1, ack: 0, window: 64, flags: TCP_SYN, tsval: X, tsecr: 0 });
-      expect(x.run('tcpfo_sent', syn, BRIDGE_MARK).ret).toBe(TC_ACT_OK);
+      listedServerOpened();
       // The servers acknowledge the client's SYN-ACK; the second copy leaves.
       expect(x.run('tcpfo_sent', p(R, '', { ack: AH, window: 100 })).ret).toBe(TC_ACT_STOLEN);
       const ackOut = x.run('tcpfo_xlate', sCopy(R, '', { ack: AH, window: 80 }));
@@ -642,14 +629,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     });
 
     it('the client’s SYN-ACK to a connection the servers open, in a layout Linux sends: its ACK and timestamp echo moved into P’s spaces here, not counted out of the windows; another layout is the bridge’s', () => {
-      x.remove(key);
-      const init = { acksKnown: false, dseq: D, dts: T, timestamps: true, wscaleP: 7, wscaleS: 7, relNxt: R };
-      const none = { ackP: 0, ackS: 0, winP: 0, winS: 0, ackSent: 0, edgeSent: 0, tsvalMax: X, tsecr: 9 };
-      expect(x.mergeStart(key, { ...init, ...none })).toBe(true);
-      x.add(key, D, T, true, 7);
-      expect(
-        x.run('tcpfo_sent', frame({ seq: R - 1, ack: 0, window: 64, flags: TCP_SYN, tsval: X }), BRIDGE_MARK).ret,
-      ).toBe(TC_ACT_OK);
+      listedServerOpened();
       // MSS, SACK-permitted, timestamps (TSval 9, echoing the SYN's X), NOP, window scale 7.
       const linux = Buffer.from([2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 7]);
       linux.writeUInt32BE(X, 12);
