@@ -726,7 +726,7 @@ copied:
     // The client's SYN-ACK carries a SYN's options (MSS first): one of
     // Linux's layouts, its timestamp echo moved like any other's. Another
     // layout is the bridge's, which moved every one of them before (a hop
-    // of some 300-800 µs that the servers' last ACK, and the transfer, waited for).
+    // through the queue that the servers' last ACK, and the transfer, waited for).
     struct syn_opts so;
     if (!syn_options(skb, opts, doff - TCP_HDR_LEN, &so)) return TC_ACT_OK;
     l.ts_at = (so.layout & SYNL_TS) ? SYN_TS_AT : -1;
