@@ -110,9 +110,12 @@ struct {
   __type(value, struct stash_val);
 } stash_scratch SEC(".maps");
 
+// Mapped into the bridge's memory (BPF_F_MMAPABLE): it writes ORDER_DONE as
+// it gives each verdict, with a store, not a system call.
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, ORDER_ENTRIES);
+  __uint(map_flags, BPF_F_MMAPABLE);
   __type(key, __u32);
   __type(value, struct order_slots);
 } order SEC(".maps");
@@ -841,12 +844,21 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
  * answer through the queue.
  */
 
+/* A pure ACK: no bytes, no SYN, FIN or RST. */
+static __always_inline int pure_ack(const struct iphdr *ip, const struct tcphdr *th) {
+  return !(tcp_flags(th) & TH_CONTROL) && bpf_ntohs(ip->tot_len) == ip->ihl * 4 + th->doff * 4;
+}
+
 /*
  * The first (-j RETURN): 1 for P's segment that skips the queue — it may
  * (skips_queue), and no segment of its client that the queue took on its
  * own account is without a verdict, or the slot has held its answers
- * long enough already (ORDER_HOLD) (but a SYN-ACK: the bridge releases one as soon as
- * both servers sent it, in whatever order). Counts nothing.
+ * long enough already (ORDER_HOLD). A SYN-ACK and a pure ACK pass
+ * whatever the order: the bridge releases a SYN-ACK as soon as both servers
+ * sent it, in whatever order, and a client orders nothing by a pure ACK but
+ * the last of a handshake the servers opened (its accept() returns with it),
+ * and what the client must not see before that one are the servers' later
+ * answers, which still wait their turn. Counts nothing.
  */
 SEC("socket")
 int tcpfo_primary_only(struct __sk_buff *skb) {
@@ -859,7 +871,7 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
   if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0 || bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
   if (!skips_queue(skb, &ip, &th)) return 0;
-  if (plain_syn_ack(tcp_flags(&th))) return 1;
+  if (plain_syn_ack(tcp_flags(&th)) || pure_ack(&ip, &th)) return 1;
   __u32 queued = ORDER_QUEUED;
   __u32 done = ORDER_DONE;
   __u32 since = ORDER_SINCE;
@@ -875,15 +887,15 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
 }
 
 /*
- * Whether P's segment is a pure ACK (no bytes, no SYN, FIN or RST) of a
- * connection whose segments the kernel releases (primary-only, or merged in
- * the kernel): its handshake is long done, so it is nothing a client orders
- * its connections by — a D-SACK after the client sent a request again, say.
- * (A pure ACK that completes a server-initiated handshake is: the client's
- * accept() returns with it. Its connection is in neither map yet.)
+ * Whether P's segment is a pure ACK of a connection whose segments the
+ * kernel releases (primary-only, or merged in the kernel), which the queue
+ * takes all the same (a D-SACK after the client sent a request again, an
+ * option the egress program does not read): nothing a client orders its
+ * connections by. A connection the bridge merges is in neither map: its
+ * pure ACKs are counted.
  */
 static __always_inline int in_kernel_pure_ack(const struct iphdr *ip, const struct tcphdr *th) {
-  if ((tcp_flags(th) & TH_CONTROL) || bpf_ntohs(ip->tot_len) != ip->ihl * 4 + th->doff * 4) return 0;
+  if (!pure_ack(ip, th)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   if (bpf_map_lookup_elem(&primary_only, &k)) return 1;
   struct merge_hint *h = bpf_map_lookup_elem(&merge_hints, &k);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("orderDone", &Xlate::OrderDone),
                                           InstanceMethod("orderHold", &Xlate::OrderHold),
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
+                                          InstanceMethod("orderMapped", &Xlate::OrderMapped),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("handshakes", &Xlate::Handshakes),
@@ -140,6 +142,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* order = bpf_object__find_map_by_name(obj_, "order");
     if (!order) { Fail(env, "no map order in the object", ENOENT); return; }
     order_fd_ = bpf_map__fd(order);
+    // The counts in the bridge's memory: a verdict's count reaches the match
+    // with a store. Where mmap fails, each write is a system call instead.
+    void* mem = mmap(nullptr, OrderBytes(), PROT_READ | PROT_WRITE, MAP_SHARED, order_fd_, 0);
+    order_mem_ = mem == MAP_FAILED ? nullptr : static_cast<struct order_slots*>(mem);
     struct bpf_map* stash = bpf_object__find_map_by_name(obj_, "stash");
     if (!stash) { Fail(env, "no map stash in the object", ENOENT); return; }
     stash_fd_ = bpf_map__fd(stash);
@@ -291,6 +297,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     svc_fd_ = -1;
     cnt_fd_ = -1;
     dup_fd_ = -1;
+    if (order_mem_) munmap(order_mem_, OrderBytes());
+    order_mem_ = nullptr;
     order_fd_ = -1;
     stash_fd_ = -1;
     hs_fd_ = -1;
@@ -729,23 +737,39 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Boolean::New(env, bpf_map_update_elem(order_fd_, &k, &v, BPF_ANY) == 0);
   }
 
+  // Mapped, each count that changed is one aligned 32-bit store, so the match
+  // never reads a torn count (the bridge alone writes this entry).
   Napi::Value OrderDone(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (order_fd_ < 0 || info.Length() < 1 || !info[0].IsTypedArray()) return Napi::Boolean::New(env, false);
     Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
     if (a.ElementLength() != ORDER_SLOTS) return Napi::Boolean::New(env, false);
+    if (order_mem_) {
+      uint32_t* done = order_mem_[ORDER_DONE].n;
+      const uint32_t* want = a.Data();
+      for (unsigned i = 0; i < ORDER_SLOTS; i++)
+        if (__atomic_load_n(&done[i], __ATOMIC_RELAXED) != want[i]) __atomic_store_n(&done[i], want[i], __ATOMIC_RELEASE);
+      return Napi::Boolean::New(env, true);
+    }
     struct order_slots v;
     memcpy(v.n, a.Data(), sizeof(v.n));
     uint32_t k = ORDER_DONE;
     return Napi::Boolean::New(env, bpf_map_update_elem(order_fd_, &k, &v, BPF_ANY) == 0);
   }
 
+  // orderMapped() -> boolean: the order's counts are written by stores into the mapped map, not system calls.
+  Napi::Value OrderMapped(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), order_mem_ != nullptr); }
+
   // orderQueued() -> Uint32Array(ORDER_SLOTS) | null: the match's count of P's segments sent to the queue, by slot.
   Napi::Value OrderQueued(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     struct order_slots v;
     uint32_t k = ORDER_QUEUED;
-    if (order_fd_ < 0 || bpf_map_lookup_elem(order_fd_, &k, &v) != 0) return env.Null();
+    if (order_mem_) {
+      for (unsigned i = 0; i < ORDER_SLOTS; i++) v.n[i] = __atomic_load_n(&order_mem_[ORDER_QUEUED].n[i], __ATOMIC_RELAXED);
+    } else if (order_fd_ < 0 || bpf_map_lookup_elem(order_fd_, &k, &v) != 0) {
+      return env.Null();
+    }
     Napi::Uint32Array a = Napi::Uint32Array::New(env, ORDER_SLOTS);
     memcpy(a.Data(), v.n, sizeof(v.n));
     return a;
@@ -800,6 +824,12 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int cnt_fd_ = -1;
   int dup_fd_ = -1;
   int order_fd_ = -1;
+  struct order_slots* order_mem_ = nullptr;  // the order map, mapped (null: written by system calls)
+  // The order map's bytes as mapped: an array's values lie back to back (order_slots is a multiple of 8 bytes).
+  static size_t OrderBytes() {
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    return (ORDER_ENTRIES * sizeof(struct order_slots) + page - 1) / page * page;
+  }
   int stash_fd_ = -1;
   bool ingress_ = false;
   bool egress_ = false;

@@ -65,6 +65,7 @@ interface NativeXlate {
   orderDone(done: Uint32Array): boolean;
   orderHold(ms: number): boolean;
   orderQueued(): Uint32Array | null;
+  orderMapped(): boolean;
   attach(ifname: string, pinPath?: string): void;
   handshakes(on: boolean): boolean;
   alone(on: boolean): boolean;
@@ -500,6 +501,11 @@ export class InboundXlate {
   /** How long a client slot holds its answers in the queue at most, from the count that set its counts apart (0: for ever). */
   setOrderHold(ms: number): boolean {
     return this.x.orderHold(ms);
+  }
+
+  /** Whether the order's counts are written by stores into the mapped map (BPF_F_MMAPABLE), not system calls. */
+  orderMapped(): boolean {
+    return this.x.orderMapped();
   }
 
   /** The match's counts of P's segments sent to the queue, by client slot. */

@@ -238,6 +238,7 @@ export class PrimaryBridge {
     const sink: MergerSink = {
       accept: (id, packet) => {
         const q = queueOf(id);
+        if (!q.inbound) this.countVerdict(q.id);
         // What leaves the output queue carries the bridge's mark: the egress
         // program rewrites only P's segments that skipped the queue.
         const ok = q.inbound
@@ -252,6 +253,7 @@ export class PrimaryBridge {
       },
       drop: (id) => {
         const q = queueOf(id);
+        if (!q.inbound) this.countVerdict(q.id);
         if (!(q.inbound ? this.inQ : this.outQ).drop(q.id)) this.stats.verdictErrors++;
         if (!q.inbound) this.outputDecided(q.id);
       },
@@ -749,6 +751,8 @@ export class PrimaryBridge {
         queues: [q, q + 1],
         inbound: this.inbound,
         merge: this.merge,
+        // The answers' order (order.ts): its counts written by stores into the mapped map, or system calls.
+        ...(this.order && this.xlate ? { orderCounts: this.xlate.orderMapped() ? 'mapped' : 'syscall' } : {}),
         ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
         ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
       },
@@ -929,6 +933,7 @@ export class PrimaryBridge {
     // it), nor the order's: the packet leaves with the mark it came with.
     const markOut = (mark & ~ORDER_WAIT_MARK) >>> 0;
     if (xlate && this.kernelTakes(xlate, pkt)) {
+      this.countVerdict(id);
       const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, markOut) : this.outQ.accept(id);
       if (!ok) this.stats.verdictErrors++;
       this.stats.returnedToKernel++;
@@ -938,6 +943,7 @@ export class PrimaryBridge {
     // P's D-SACK: the kernel merges the ACK without its block (merge/dsack.ts), the connection stays there.
     const cleared = xlate ? clearLoneDsack(pkt) : null;
     if (xlate && cleared && this.kernelTakes(xlate, cleared)) {
+      this.countVerdict(id);
       if (!this.outQ.acceptModified(id, cleared, markOut)) this.stats.verdictErrors++;
       this.stats.dsackCleared++;
       this.outputDecided(id);
@@ -967,13 +973,26 @@ export class PrimaryBridge {
   }
 
   /**
-   * Packet `id` of the output queue got its verdict: counted for its
-   * client's order; the kernel's copy of the counts, and the segments whose
-   * turn came, after the current work (one write per burst).
+   * Packet `id` of the output queue is about to get its verdict: counted for
+   * its client's order, and the kernel's copy of the counts written now (a
+   * store into the mapped map), before the verdict's system call. That call
+   * sends the segment on, and in the softirq work as it ends the client's
+   * answer comes back and P's TCP and server answer that (a server-opened
+   * data connection's SYN: the client's SYN-ACK, P's last ACK, the control
+   * connection's "150", the data and the FIN, all in one call): counts
+   * written after the call held each of those in the queue for its turn. An
+   * answer of the client produced between this store and the call (a few
+   * µs) may pass the segment — answers that far apart on two connections
+   * have no order Linux keeps either. Once per verdict (later calls are no-ops).
    */
+  private countVerdict(id: number): void {
+    if (this.order?.verdict(id)) this.writeOrderDone();
+  }
+
+  /** Packet `id` of the output queue got its verdict: counted (if not before), and the segments whose turn came go on after the current work. */
   private outputDecided(id: number): void {
     if (!this.order) return;
-    this.order.verdict(id);
+    this.countVerdict(id);
     if (this.orderFlushing) return;
     this.orderFlushing = true;
     queueMicrotask(() => this.flushOrder());
@@ -996,10 +1015,16 @@ export class PrimaryBridge {
           }
         }
       }
-      if (order.takeDirty() && this.xlate && !this.xlate.setOrderDone(order.done)) this.stats.verdictErrors++;
+      this.writeOrderDone();
     } finally {
       this.orderFlushing = false;
     }
+  }
+
+  /** The bridge's verdict counts into the kernel's order map, if they changed. */
+  private writeOrderDone(): void {
+    const order = this.order;
+    if (order?.takeDirty() && this.xlate && !this.xlate.setOrderDone(order.done)) this.stats.verdictErrors++;
   }
 
   /** A segment waits its turn at most the order's maxWaitMs: a timer for the longest-waiting one. */

@@ -127,14 +127,20 @@ export class AnswerOrder<T> {
     this.deferrals++;
   }
 
-  /** Packet `id` got its verdict (any verdict). Unknown ids (the inbound queue's) are ignored. */
-  verdict(id: number): void {
+  /**
+   * Packet `id` got its verdict (any verdict). Unknown ids (the inbound
+   * queue's) are ignored. Returns whether `done` changed: the kernel's copy
+   * must then be written before the client can answer what just left.
+   */
+  verdict(id: number): boolean {
     const o = this.open.get(id);
-    if (!o) return;
+    if (!o) return false;
     this.open.delete(id);
-    if (o.counted) this.count(o, id);
+    const counted = o.counted;
+    if (counted) this.count(o, id);
     if (!o.deferred) this.removeUndecided(o);
     this.touched.add(o.slot);
+    return counted;
   }
 
   /**

@@ -49,12 +49,14 @@ describe('the order of a client’s answers', () => {
     o.defer(2, 2, 0);
     expect(o.arrive(3, A, false)).toBe(true);
     o.defer(3, 3, 0);
-    o.verdict(1);
+    // A counted verdict changes the counts (the shell writes them to the kernel at once); an uncounted one does not.
+    expect(o.verdict(1)).toBe(true);
     expect(o.done[orderSlot(A)]).toBe(1);
     expect(o.ready(0)).toEqual([2]);
-    o.verdict(2);
+    expect(o.verdict(2)).toBe(false);
     expect(o.ready(0)).toEqual([3]);
-    o.verdict(3);
+    expect(o.verdict(3)).toBe(false);
+    expect(o.verdict(3)).toBe(false); // given twice: the second is unknown
     expect(o.done[orderSlot(A)]).toBe(1);
     expect(o.hasOpen(orderSlot(A))).toBe(false);
     // Nothing counted is open: a resync may set the slot to the kernel's.
@@ -80,8 +82,8 @@ describe('the order of a client’s answers', () => {
     // Still open for the bridge's own order: a later packet of its slot waits for it.
     expect(o.hasOpen(orderSlot(A))).toBe(true);
     // Its verdict, when it comes, counts no more; B's counts once, not expired.
-    o.verdict(1);
-    o.verdict(3);
+    expect(o.verdict(1)).toBe(false);
+    expect(o.verdict(3)).toBe(true);
     expect(o.expireCounted(5000)).toBe(0);
     expect(o.done[orderSlot(A)]).toBe(1);
     expect(o.done[orderSlot(B)]).toBe(1);
