@@ -426,18 +426,28 @@ static __always_inline struct peer_cfg *peer_cfg(void) {
   return bpf_map_lookup_elem(&peer, &zero);
 }
 
-// Leaves the handshake of `k` (answering the SYN acknowledged by `ack`) to the bridge's queues.
-static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack) {
-  struct hs_val b = {.state = HS_BRIDGE, .ack = ack};
+// Leaves the handshake of `k` (answering the SYN acknowledged by `ack`, or of a SYN) to the bridge's queues.
+static __always_inline void hs_to_bridge(const struct conn_key *k, __u32 ack, __u8 syn) {
+  struct hs_val b = {.state = HS_BRIDGE, .ack = ack, .syn = syn, .held_ns = bpf_ktime_get_ns()};
   bpf_map_update_elem(&handshakes, k, &b, BPF_ANY);
   count(COUNT_HS_BRIDGE);
 }
 
-// A SYN-ACK as `handshakes` keeps it (state `state`), from its header and options.
+// What names the handshake of a SYN-ACK: the ACK of the client's SYN; a SYN has none (0).
+static __always_inline __u32 hs_ack(const struct tcphdr *th) { return (tcp_flags(th) & TH_ACK) ? bpf_ntohl(th->ack_seq) : 0; }
+
+// Whether entry `v` still stands for its handshake: a SYN-ACK's for as long as it is kept, a SYN's for HS_SYN_TTL_NS.
+static __always_inline int hs_live(const struct hs_val *v) { return !v->syn || bpf_ktime_get_ns() - v->held_ns < HS_SYN_TTL_NS; }
+
+// Whether entry `v` is of the same handshake as a SYN-ACK acknowledging `ack`, or (`syn`) a SYN.
+static __always_inline int hs_same(const struct hs_val *v, __u32 ack, __u8 syn) { return v->syn == syn && v->ack == ack && hs_live(v); }
+
+// A SYN-ACK or SYN as `handshakes` keeps it (state `state`), from its header and options.
 static __always_inline void hs_record(struct hs_val *v, __u32 state, const struct tcphdr *th, const struct syn_opts *o) {
   v->state = state;
   v->isn = bpf_ntohl(th->seq);
-  v->ack = bpf_ntohl(th->ack_seq);
+  v->ack = hs_ack(th);
+  v->syn = !(tcp_flags(th) & TH_ACK);
   v->tsval = o->tsval;
   v->tsecr = o->tsecr;
   v->mss = o->mss;
@@ -499,7 +509,7 @@ static __always_inline int hs_merge(const struct conn_key *k, const struct hs_va
   e->hs.wscale_p = p->wscale;
   e->hs.wscale_s = s->wscale;
   e->hs.layout = s->layout;
-  e->hs.pad = 0;
+  e->hs.syn = p->syn;
   bpf_ringbuf_submit(e, 0);
   count(COUNT_HS_MERGED);
   return 0;
@@ -512,8 +522,8 @@ static __always_inline int hs_rewrite_common(struct __sk_buff *skb, const struct
 }
 
 /*
- * S's SYN-ACK, diverted to us: if P's waits in `handshakes` for the same SYN
- * with the same layout, the handshake is merged (hs_merge) and S's SYN-ACK
+ * S's SYN-ACK (or SYN), diverted to us: if P's waits in `handshakes` for the
+ * same SYN with the same layout, the handshake is merged (hs_merge) and S's
  * leaves for the client as the merged one. Else it goes up to the bridge's
  * queue; if none of P's is recorded, it is recorded itself (HS_S_FIRST), so
  * that P's, which then skips the queue, merges at the egress program.
@@ -523,7 +533,8 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   // Not the secondary's: the queue, where the bridge drops and counts it.
   if (!pc || !pc->handshake || !from_secondary(skb, pc)) return TC_ACT_OK;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
-  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 ack = hs_ack(th);
+  __u8 syn = !(tcp_flags(th) & TH_ACK);
   __u32 doff = th->doff * 4;
   struct syn_opts o;
   int ok = doff >= TCP_HDR_LEN && bpf_ntohs(ip->tot_len) == IP_HDR_LEN + doff &&
@@ -531,10 +542,10 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val s = {};
   if (ok) hs_record(&s, HS_S_FIRST, th, &o);
   struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
-  if (!pv || pv->ack != ack) {
+  if (!pv || !hs_same(pv, ack, syn)) {
     // S's came first (or P's waits for another SYN: then that one stays, and this goes up).
-    if (pv && pv->state == HS_P_HELD) count(COUNT_HS_BRIDGE);
-    else if (!ok) hs_to_bridge(&k, ack);
+    if (pv && pv->state == HS_P_HELD && hs_live(pv)) count(COUNT_HS_BRIDGE);
+    else if (!ok) hs_to_bridge(&k, ack, syn);
     else {
       bpf_map_update_elem(&handshakes, &k, &s, BPF_ANY);
       count(COUNT_HS_BRIDGE);
@@ -545,7 +556,7 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val p = *pv;
   // Another layout, or no room: P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
   if (!ok || s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
-    hs_to_bridge(&k, ack);
+    hs_to_bridge(&k, ack, syn);
     return TC_ACT_OK;
   }
   pv->state = HS_DONE;
@@ -554,11 +565,11 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
 }
 
 /*
- * Whether P's SYN-ACK skips the queue (for the match): handshakes merged
- * here, one of the layouts handled, and for its SYN no entry yet or S's
- * alone (the egress program merges it). Any other entry — P's sent again, a
- * handshake the bridge merges — sends it to the queue. A socket filter sees
- * the packet from its IP header.
+ * Whether P's SYN-ACK (or SYN) skips the queue (for the match): handshakes
+ * merged here, one of the layouts handled, and for its SYN no entry yet or
+ * S's alone (the egress program merges it). Any other entry — P's sent again,
+ * a handshake the bridge merges — sends it to the queue. A socket filter
+ * sees the packet from its IP header.
  */
 static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
@@ -571,10 +582,10 @@ static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct ip
   if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
-  return !v || v->ack != bpf_ntohl(th->ack_seq) || v->state == HS_S_FIRST;
+  return !v || !hs_same(v, hs_ack(th), !(tcp_flags(th) & TH_ACK)) || v->state == HS_S_FIRST;
 }
 
-// What the egress program does with P's SYN-ACK (hs_primary).
+// What the egress program does with P's SYN-ACK or SYN (hs_primary).
 enum hs_verdict {
   HS_NOT_ONE,   // not P's SYN-ACK that skipped the queue
   HS_STOLEN,    // waits for S's, or comes again from P's TCP (to the queue)
@@ -582,32 +593,34 @@ enum hs_verdict {
 };
 
 /*
- * P's SYN-ACK that skipped the queue (hs_skips_queue). S's came first
- * (HS_S_FIRST, same SYN, same layout): merged here, and P's leaves in S's
- * numbers — S's ISN, TSval and window scale, the smaller MSS and window.
+ * P's SYN-ACK (or SYN) that skipped the queue (hs_skips_queue). S's came
+ * first (HS_S_FIRST, same SYN, same layout): merged here, and P's leaves in
+ * S's numbers — S's ISN, TSval and window scale, the smaller MSS and window.
  * Else it is recorded for S's and stolen: P's TCP keeps its request and
- * sends the SYN-ACK again at its timer, which then goes to the queue.
+ * sends it again at its timer, which then goes to the queue.
  */
 static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip, struct tcphdr *th) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
-  if (!plain_syn_ack(tcp_flags(th)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
+  __u8 fl = tcp_flags(th);
+  if (!(plain_syn_ack(fl) || plain_syn(fl)) || !bpf_map_lookup_elem(&services, &from)) return HS_NOT_ONE;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
-  __u32 ack = bpf_ntohl(th->ack_seq);
+  __u32 ack = hs_ack(th);
+  __u8 syn = plain_syn(fl);
   __u32 doff = th->doff * 4;
   struct syn_opts o;
   if (doff < TCP_HDR_LEN || bpf_ntohs(ip->tot_len) != IP_HDR_LEN + doff ||
       !syn_options(skb, L4_ON_ETH + TCP_HDR_LEN, doff - TCP_HDR_LEN, &o)) {
-    hs_to_bridge(&k, ack);
+    hs_to_bridge(&k, ack, syn);
     return HS_STOLEN;
   }
   struct hs_val p = {};
   hs_record(&p, HS_P_HELD, th, &o);
   struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
-  if (cur && cur->ack == ack) {
+  if (cur && hs_same(cur, ack, syn)) {
     if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
     struct hs_val s = *cur;
     if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
-      hs_to_bridge(&k, ack);
+      hs_to_bridge(&k, ack, syn);
       return HS_STOLEN;
     }
     cur->state = HS_DONE;
@@ -674,7 +687,7 @@ int tcpfo_xlate(struct __sk_buff *skb) {
     // from a dead secondary by it.
     __u32 zero = 0;
     if (from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) count(COUNT_FROM_SECONDARY);
-    if (plain_syn_ack(fl)) return hs_secondary(skb, ip, th);
+    if (plain_syn_ack(fl) || plain_syn(fl)) return hs_secondary(skb, ip, th);
     int r = merge_secondary(skb, ip, th);
     return r < 0 ? TC_ACT_OK : r;
   }
@@ -802,7 +815,7 @@ static __always_inline int releasable(struct __sk_buff *skb, const struct out_va
 static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   if (ip->version != 4 || ip->ihl * 4 != IP_HDR_LEN || ip->protocol != IPPROTO_TCP) return 0;
   if (ip->frag_off & bpf_htons(IP_MF_OFFSET)) return 0;
-  if (plain_syn_ack(tcp_flags(th))) return hs_skips_queue(skb, ip, th);
+  if (plain_syn_ack(tcp_flags(th)) || plain_syn(tcp_flags(th))) return hs_skips_queue(skb, ip, th);
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct tcp_layout l;
   struct out_val *o = bpf_map_lookup_elem(&primary_only, &k);
@@ -853,8 +866,8 @@ static __always_inline int pure_ack(const struct iphdr *ip, const struct tcphdr 
  * The first (-j RETURN): 1 for P's segment that skips the queue — it may
  * (skips_queue), and no segment of its client that the queue took on its
  * own account is without a verdict, or the slot has held its answers
- * long enough already (ORDER_HOLD). A SYN-ACK and a pure ACK pass
- * whatever the order: the bridge releases a SYN-ACK as soon as both servers
+ * long enough already (ORDER_HOLD). A SYN-ACK, a SYN and a pure ACK pass
+ * whatever the order: the bridge releases a SYN(-ACK) as soon as both servers
  * sent it, in whatever order, and a client orders nothing by a pure ACK but
  * the last of a handshake the servers opened (its accept() returns with it),
  * and what the client must not see before that one are the servers' later
@@ -871,7 +884,7 @@ int tcpfo_primary_only(struct __sk_buff *skb) {
   bpf_skb_load_bytes(skb, offsetof(struct iphdr, daddr), &daddr, sizeof(daddr));
   if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0 || bpf_skb_load_bytes(skb, L4_ON_IP, &th, sizeof(th)) < 0) return 0;
   if (!skips_queue(skb, &ip, &th)) return 0;
-  if (plain_syn_ack(tcp_flags(&th)) || pure_ack(&ip, &th)) return 1;
+  if (plain_syn_ack(tcp_flags(&th)) || plain_syn(tcp_flags(&th)) || pure_ack(&ip, &th)) return 1;
   __u32 queued = ORDER_QUEUED;
   __u32 done = ORDER_DONE;
   __u32 since = ORDER_SINCE;

@@ -514,7 +514,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     uint64_t now = MonotonicNs();
     uint32_t n = 0;
     auto take = [&](const struct conn_key& k, const struct hs_val& v) {
-      if (v.state != HS_P_HELD || now - v.held_ns > max_ns) return;
+      // A SYN (of a connection the servers open) is not listed: no client's segment prompts it.
+      if (v.state != HS_P_HELD || v.syn || now - v.held_ns > max_ns) return;
       Napi::Object o = Napi::Object::New(env);
       o.Set("client", Napi::Number::New(env, ntohl(k.client)));
       o.Set("clientPort", Napi::Number::New(env, ntohs(k.cport)));

@@ -203,6 +203,7 @@ export function parseKernelEvents(buf: Buffer, littleEndian = endianness() === '
       ...conn,
       ack: u32(b + 8),
       tsecr: u32(b + 20),
+      syn: buf[b + 35] === 1,
       p: side(u32(b), u32(b + 12), u16(b + 24), u16(b + 28), buf[b + 32]!),
       s: side(u32(b + 4), u32(b + 16), u16(b + 26), u16(b + 30), buf[b + 33]!),
     });

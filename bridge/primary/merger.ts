@@ -470,10 +470,13 @@ export class Merger implements MergeCore {
     const c = this.create(h.client, h.clientPort, h.servicePort, now);
     c.synP = kernelSynInfo(h, 'p');
     c.synS = kernelSynInfo(h, 's');
-    c.ackP = c.ackS = h.ack;
-    c.hasAckP = c.hasAckS = true;
-    c.winP = h.p.window;
-    c.winS = h.s.window;
+    // Two SYNs acknowledge nothing: the servers' ACKs of the client's SYN-ACK come next.
+    if (!h.syn) {
+      c.ackP = c.ackS = h.ack;
+      c.hasAckP = c.hasAckS = true;
+      c.winP = h.p.window;
+      c.winS = h.s.window;
+    }
     kernelHandshake(this, c);
     c.inKernel = true;
     this.stats.kernelMerged++;

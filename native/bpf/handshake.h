@@ -44,8 +44,10 @@ struct syn_opts {
   __u8 layout;  // syn_layout
 };
 
-// The one flag combination handled here: SYN and ACK, no ECN (ECE, CWR), no URG, PSH, FIN or RST.
+// The flag combinations handled here: SYN and ACK, or SYN alone (a connection
+// the servers open); no ECN (ECE, CWR), no URG, PSH, FIN or RST.
 static __always_inline int plain_syn_ack(__u8 fl) { return fl == (TH_SYN | TH_ACK); }
+static __always_inline int plain_syn(__u8 fl) { return fl == TH_SYN; }
 
 /*
  * Reads the `optlen` option bytes at `opts` of a SYN-ACK as one of Linux's
@@ -111,7 +113,9 @@ static __always_inline __u16 min16(__u16 a, __u16 b) { return a < b ? a : b; }
  * as the bridge's merge of the handshake would make them (merge/handshake.ts,
  * merge/kernel.ts kernelInit): Δseq and the timestamp offset, S's window
  * scale for the client, both servers' ACK of the client's SYN, the merged
- * ACK and window the client is about to get.
+ * ACK and window the client is about to get. From two SYNs (`p->syn`) no
+ * server acknowledged the client yet: their ACKs and windows are taken as
+ * they come (kernelInit's acksKnown false).
  */
 static __always_inline void hs_entries(const struct hs_val *p, const struct syn_opts *s, __u32 isn_s, __u16 win_s, struct conn_val *cv,
                                        struct merge_val *mv, struct merge_hint *h) {
@@ -124,7 +128,7 @@ static __always_inline void hs_entries(const struct hs_val *p, const struct syn_
   cv->flags = ts ? CONN_F_TS : 0;
   cv->wscale = s->wscale;
   mv->mode = MERGE_KERNEL;
-  mv->flags = (ts ? MERGE_F_TS : 0) | MERGE_F_ACK_P | MERGE_F_ACK_S | MERGE_F_SENT;
+  mv->flags = (ts ? MERGE_F_TS : 0) | (p->syn ? 0 : MERGE_F_ACK_P | MERGE_F_ACK_S | MERGE_F_SENT);
   mv->dseq = dseq;
   mv->dts = dts;
   mv->wscale_p = p->wscale;
@@ -133,10 +137,10 @@ static __always_inline void hs_entries(const struct hs_val *p, const struct syn_
   mv->rel_nxt = isn_s + 1;
   mv->ack_p = p->ack;
   mv->ack_s = p->ack;
-  mv->win_p = p->win;
-  mv->win_s = win_s;
+  mv->win_p = p->syn ? 0 : p->win;
+  mv->win_s = p->syn ? 0 : win_s;
   mv->ack_sent = p->ack;
-  mv->edge_sent = p->ack + win;
+  mv->edge_sent = p->syn ? 0 : p->ack + win;
   mv->tsval_max = s->tsval;
   mv->tsecr = s->tsecr;
   h->mode = MERGE_KERNEL;

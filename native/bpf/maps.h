@@ -192,6 +192,12 @@ struct peer_cfg {
 // `merge` and `merge_hints` are made at that moment, and the bridge hears
 // of it through `events`. Anything else (S's first, a layout the
 // two do not share, P's retransmission) goes to the bridge's queues as before.
+// The SYN of a connection the servers open (FTP's active mode) merges the same
+// way (`syn`): no ACK names the client's SYN there, so an entry of a SYN
+// matches only for HS_SYN_TTL_NS, longer than a SYN waits for the other
+// server's and shorter than a connection's ports can be used again (its
+// TIME-WAIT): a new connection never merges with an old connection's SYN.
+#define HS_SYN_TTL_NS 1000000000ull
 enum hs_state {
   HS_P_HELD = 1,   // P's SYN-ACK recorded and stolen: waiting for S's
   HS_DONE = 2,     // merged here: the bridge was told
@@ -208,18 +214,19 @@ enum syn_layout {
   SYNL_WS = 1 << 2,
 };
 
-// One server's SYN-ACK: P's (HS_P_HELD), or S's (HS_S_FIRST).
+// One server's SYN-ACK (or SYN): P's (HS_P_HELD), or S's (HS_S_FIRST).
 struct hs_val {
   __u32 state;  // hs_state
   __u32 isn;    // its initial sequence number
-  __u32 ack;    // the client's ISN + 1, as it acknowledged it: which SYN this answers
+  __u32 ack;    // the client's ISN + 1, as it acknowledged it: which SYN this answers (0 for a SYN)
   __u32 tsval;  // its TSval (SYNL_TS)
   __u32 tsecr;  // the client's TSval P echoed
   __u16 mss;
   __u16 win;    // its window (a SYN's is never scaled)
   __u8 wscale;  // its shift (SYNL_WS)
   __u8 layout;  // syn_layout
-  __u16 pad;
+  __u8 syn;     // 1: a SYN, of a connection the servers open
+  __u8 pad;
   __u32 pad2;
   __u64 held_ns;  // bpf_ktime_get_ns() when recorded (CLOCK_MONOTONIC)
 };
@@ -242,7 +249,7 @@ struct hs_event {
   __u16 win_p, win_s;
   __u8 wscale_p, wscale_s;
   __u8 layout;  // syn_layout, the same for both
-  __u8 pad;
+  __u8 syn;     // 1: both were SYNs (a connection the servers open; ack 0, both servers' ACKs to come)
 };
 
 // EV_ENDED: the client's FIN and the servers' passed here (in either order), or the client's RST.

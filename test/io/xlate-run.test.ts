@@ -826,3 +826,115 @@ describe('P’s SYN-ACKs the kernel holds for S’s', () => {
     }
   });
 });
+
+describe('a connection the servers open (FTP’s active mode): both SYNs merged in the kernel', () => {
+  /** Linux's SYN options: MSS, SACK-permitted, timestamps (TSval `tsval`, no echo), NOP, window scale. */
+  const linuxSyn = (mss: number, tsval: number, wscale: number) => {
+    const o = Buffer.from([2, 4, 0, 0, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, wscale]);
+    o.writeUInt16BE(mss, 2);
+    o.writeUInt32BE(tsval >>> 0, 8);
+    return o;
+  };
+  const ISN_P = 0x9000_0000;
+  const ISN_S = 0x1234_5678;
+  const pSyn = (o: Partial<Parameters<typeof frame>[0]> = {}) =>
+    frame({ seq: ISN_P, ack: 0, window: 64240, flags: TCP_SYN, opts: linuxSyn(1460, 50_000, 7), ...o });
+  const sSyn = (o: Partial<Parameters<typeof frame>[0]> = {}) =>
+    frame({
+      seq: ISN_S,
+      ack: 0,
+      window: 29200,
+      flags: TCP_SYN,
+      opts: linuxSyn(1400, 90_000, 7),
+      srcMac: S_MAC,
+      ttl: 1,
+      ...o,
+    });
+  const loaded = () => {
+    const x = InboundXlate.loadOnly(1024, VIP, [SPORT]);
+    x.setPeer(Buffer.from(S_MAC, 'hex'));
+    x.mergeHandshakes(true);
+    return x;
+  };
+  /** What the client gets as the merged SYN: S's ISN, TSval and scale; the smaller MSS and window. */
+  const merged = (f: Buffer) => {
+    const t = parse(f);
+    expect(t.flags).toBe(TCP_SYN);
+    expect(t.seq).toBe(ISN_S);
+    expect(t.window).toBe(29200);
+    expect(t.checksumValid()).toBe(true);
+    const opts = t.options();
+    if (opts instanceof WireError) throw opts;
+    expect(opts).toContainEqual({ kind: 'mss', mss: 1400 });
+    expect(opts).toContainEqual({ kind: 'timestamp', tsval: 90_000, tsecr: 0 });
+    expect(opts).toContainEqual({ kind: 'wscale', shift: 7 });
+  };
+  /** The event the bridge hears: a handshake of two SYNs, with both ISNs. */
+  const heard = (x: InboundXlate) => {
+    const ev = x.kernelEvents();
+    expect(ev).toHaveLength(1);
+    expect(ev[0]).toMatchObject({ kind: 'handshake', syn: true, ack: 0, p: { isn: ISN_P }, s: { isn: ISN_S } });
+  };
+
+  it('P’s first: it skips the queue whatever the order and is held (not listed for a prompt); S’s leaves as the merged SYN; the client’s SYN-ACK is translated', () => {
+    const x = loaded();
+    try {
+      // An earlier answer of the client waits in the queue: a SYN passes all the same.
+      expect(x.run('tcpfo_order_only', frame({ seq: 1, ack: 2, window: 3, flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(
+        0,
+      );
+      expect(x.run('tcpfo_primary_only', pSyn()).ret).toBe(1);
+      expect(x.run('tcpfo_sent', pSyn()).ret).toBe(TC_ACT_STOLEN);
+      expect(x.heldHandshakes(60_000)).toEqual([]);
+      const r = x.run('tcpfo_xlate', sSyn());
+      expect(r.ret).toBe(TC_ACT_REDIRECT);
+      merged(r.packet);
+      heard(x);
+      // S's sent again: merged already, up to the queue; P's sent again: the queue's too.
+      expect(x.run('tcpfo_xlate', sSyn()).ret).toBe(TC_ACT_OK);
+      expect(x.run('tcpfo_skips_queue', pSyn()).ret).toBe(0);
+      // The client's SYN-ACK (its ISN 777) acknowledges S's ISN: P's TCP gets P's.
+      const synAck = fromClientSide(
+        frame({ seq: 777, ack: ISN_S + 1, window: 65535, flags: TCP_SYN | TCP_ACK_FLAG, opts: linuxSyn(1460, 5, 7) }),
+      );
+      const t = x.run('tcpfo_xlate', synAck);
+      expect(t.ret).toBe(TC_ACT_OK);
+      expect(parse(t.packet).ack).toBe(ISN_P + 1);
+    } finally {
+      x.close();
+    }
+  });
+
+  it('S’s first: up to the queue, recorded; P’s then merges as it leaves, in S’s numbers', () => {
+    const x = loaded();
+    try {
+      expect(x.run('tcpfo_xlate', sSyn()).ret).toBe(TC_ACT_OK);
+      expect(x.kernelEvents()).toEqual([]);
+      expect(x.run('tcpfo_skips_queue', pSyn()).ret).toBe(1);
+      const r = x.run('tcpfo_sent', pSyn());
+      expect(r.ret).toBe(TC_ACT_OK);
+      merged(r.packet);
+      heard(x);
+    } finally {
+      x.close();
+    }
+  });
+
+  it('an entry of a SYN stands a second: a new connection on the same ports never merges with an old one’s', () => {
+    const x = loaded();
+    try {
+      // S's SYN of a connection whose P's SYN went to the queue: its entry stays behind.
+      expect(x.run('tcpfo_xlate', sSyn()).ret).toBe(TC_ACT_OK);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1100);
+      // A second later P's SYN of a new connection on those ports is held for its own S's, not merged with the old.
+      expect(x.run('tcpfo_skips_queue', pSyn()).ret).toBe(1);
+      expect(x.run('tcpfo_sent', pSyn()).ret).toBe(TC_ACT_STOLEN);
+      expect(x.kernelEvents()).toEqual([]);
+      const r = x.run('tcpfo_xlate', sSyn());
+      expect(r.ret).toBe(TC_ACT_REDIRECT);
+      heard(x);
+    } finally {
+      x.close();
+    }
+  });
+});

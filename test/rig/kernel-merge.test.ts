@@ -180,7 +180,7 @@ describe('the kernel merge (merge: kernel)', () => {
           const m = await scrapeMetrics(rig, 'primary');
           const ctx = `${r.stderr.slice(-2000)}\n${pair.logs()}`;
           console.log(
-            `curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`,
+            `curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; handshakes merged in the kernel ${m('tcpfo_kernel_handshakes_total{action="merged"}')} (${m('tcpfo_kernel_handshakes_total{action="merged-at-p"}')} of them as P's left); ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`,
           );
           expect(Number(r.stdout.trim()), ctx).toBe(gets);
           // Every data connection stays in the kernel's merge to its end: the client's FIN
@@ -195,6 +195,9 @@ describe('the kernel merge (merge: kernel)', () => {
             (m('tcpfo_kernel_outbound_total{action="waited"}') || 0) +
             (m('tcpfo_kernel_outbound_total{action="returned"}') || 0);
           expect(waited, ctx).toBeLessThanOrEqual(gets / 10);
+          // Both handshakes of a get merge in the kernel: the control connection's SYN-ACKs and the
+          // data connection's SYNs (the servers open it), which the bridge merged before.
+          expect(m('tcpfo_kernel_handshakes_total{action="merged"}') || 0, ctx).toBeGreaterThan(1.5 * gets);
           expect(m('tcpfo_kernel_closes_total{action="ended"}'), ctx).toBeGreaterThanOrEqual(gets);
           expect(m('tcpfo_kernel_merged_connections_total'), ctx).toBeGreaterThan(gets);
           expect(m('tcpfo_divergences_total'), ctx).toBe(0);

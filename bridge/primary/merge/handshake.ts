@@ -33,16 +33,19 @@ export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
 
 /**
  * A handshake the kernel merged (native/bpf/handshake.h) into the record of
- * `c`, whose synP and synS hold both SYN-ACKs: the same numbers as
- * mergeHandshake, and what the kernel's SYN-ACK told the client — the ACK
- * both servers gave and the smaller of their windows. The kernel made the
- * connection's entries itself.
+ * `c`, whose synP and synS hold both SYN-ACKs (or both SYNs): the same
+ * numbers as mergeHandshake, and what the kernel's SYN-ACK told the client —
+ * the ACK both servers gave and the smaller of their windows (a SYN tells
+ * none). The kernel made the connection's entries itself.
  */
 export function kernelHandshake(core: MergeCore, c: Conn): void {
   handshakeNumbers(core, c, false);
   packSyn(c);
-  c.ackSent = seqMin(c.ackP, c.ackS);
-  c.ackSentValid = true;
+  if (c.hasAckP && c.hasAckS) {
+    c.ackSent = seqMin(c.ackP, c.ackS);
+    c.ackSentValid = true;
+  }
+  // The right edge as release() keeps it for a SYN(-ACK) it sends (its window unscaled).
   c.edgeSent = seqAdd(c.ackSent, Math.min(c.synWinP, c.synWinS));
 }
 

@@ -173,15 +173,18 @@ export function countHandover(core: MergeCore, s: KernelMergeState): void {
 
 /**
  * A handshake the kernel merged (native/bpf/maps.h `hs_event`): both
- * SYN-ACKs as they were, the client's connection by its addresses and ports.
+ * SYN-ACKs (or both SYNs) as they were, the client's connection by its
+ * addresses and ports.
  */
 export interface KernelHandshake {
   client: number;
   service: number;
   clientPort: number;
   servicePort: number;
-  /** The client's ISN + 1: what both servers acknowledged. */
+  /** The client's ISN + 1: what both servers acknowledged (0 for SYNs). */
   ack: number;
+  /** Both were SYNs: a connection the servers open; their ACKs of the client's SYN-ACK come next. */
+  syn: boolean;
   /** The client's TSval both echoed (timestamps only). */
   tsecr: number;
   p: KernelSynAck;

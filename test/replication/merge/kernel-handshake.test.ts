@@ -47,7 +47,7 @@ const SYNL_SACK = 1;
 const SYNL_TS = 2;
 const SYNL_WS = 4;
 
-/** The kernel's event (struct kernel_event of EV_HANDSHAKE, little-endian host) for P's and S's SYN-ACKs. */
+/** The kernel's event (struct kernel_event of EV_HANDSHAKE, little-endian host) for P's and S's SYN-ACKs (or SYNs). */
 function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
   const read = (pkt: Buffer) => {
     const t = parseIpv4Tcp(pkt);
@@ -64,7 +64,16 @@ function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
       else if (o.kind === 'sack-permitted') sack = true;
       else if (o.kind === 'timestamp') ts = { tsval: o.tsval, tsecr: o.tsecr };
     }
-    return { seq: t.tcp.seq, ack: t.tcp.ack, window: t.tcp.window, mss, ws, sack, ts };
+    return {
+      seq: t.tcp.seq,
+      ack: t.tcp.ack,
+      window: t.tcp.window,
+      mss,
+      ws,
+      sack,
+      ts,
+      syn: !(t.tcp.flags & TCP_ACK_FLAG),
+    };
   };
   const p = read(pSynAck);
   const s = read(sSynAck);
@@ -84,6 +93,7 @@ function eventOf(pSynAck: Buffer, sSynAck: Buffer, le = true): Buffer {
   b[48] = Math.max(p.ws, 0);
   b[49] = Math.max(s.ws, 0);
   b[50] = (s.sack ? SYNL_SACK : 0) | (s.ts ? SYNL_TS : 0) | (s.ws >= 0 ? SYNL_WS : 0);
+  b[51] = s.syn ? 1 : 0;
   return b;
 }
 
@@ -123,19 +133,18 @@ function handshakeEvents(buf: Buffer, le = true) {
   return parseKernelEvents(buf, le).flatMap((e) => (e.kind === 'handshake' ? [e] : []));
 }
 
-/** The queue's merge of the handshake, and the kernel's, of the same two SYN-ACKs. */
-function both(p: SideSpec, s: SideSpec, winP: number, winS: number, le = true) {
+/** The queue's merge of the handshake, and the kernel's, of the same two SYN-ACKs (`syn`: SYNs, the servers open it). */
+function both(p: SideSpec, s: SideSpec, winP: number, winS: number, le = true, syn = false) {
   const off = kernelOffload();
   const viaKernel = new Pair(p, s, {}, off);
-  const [h] = handshakeEvents(
-    eventOf(viaKernel.p.synAck(CLIENT_ISN, winP), viaKernel.s.synAck(CLIENT_ISN, winS), le),
-    le,
-  );
+  const open = (side: Pair['p'], win: number) => (syn ? side.syn(win) : side.synAck(CLIENT_ISN, win));
+  const [h] = handshakeEvents(eventOf(open(viaKernel.p, winP), open(viaKernel.s, winS), le), le);
+  expect(h!.syn).toBe(syn);
   viaKernel.merger.kernelHandshake(h!, 0);
   // The queue's pair got its SYN-ACKs with the same windows.
   const q = new Pair(p, s, {}, kernelOffload());
-  q.fromP(q.p.synAck(CLIENT_ISN, winP));
-  q.fromS(q.s.synAck(CLIENT_ISN, winS));
+  q.fromP(open(q.p, winP));
+  q.fromS(open(q.s, winS));
   return { queue: q, kernel: viaKernel, off };
 }
 
@@ -149,7 +158,7 @@ const side = (isn: number): fc.Arbitrary<SideSpec> =>
   });
 
 describe('a handshake merged in the kernel', () => {
-  it('starts the same record the queue’s merge of the same SYN-ACKs makes: offsets, options, what the client was told', () => {
+  it('starts the same record the queue’s merge of the same SYN-ACKs (or SYNs: the servers open it) makes: offsets, options, what the client was told', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 2 ** 32 - 1 }),
@@ -158,12 +167,13 @@ describe('a handshake merged in the kernel', () => {
         fc.integer({ min: 1, max: 65535 }),
         fc.integer({ min: 1, max: 65535 }),
         fc.boolean(),
-        (isnP, isnS, spec, winP, winS, le) => {
+        fc.boolean(),
+        (isnP, isnS, spec, winP, winS, le, syn) => {
           // Both servers offer the same options (the kernel merges only then); numbers differ.
           const p = { ...spec, isn: isnP };
           const ts = spec.ts ?? null;
           const s = { ...spec, isn: isnS, ts: ts === null ? null : (ts + 12345) >>> 0 };
-          const { queue, kernel, off } = both(p, s, winP, winS, le);
+          const { queue, kernel, off } = both(p, s, winP, winS, le, syn);
           const cq = queue.merger.find(CLIENT, CPORT, SPORT)!;
           const ck = kernel.merger.find(CLIENT, CPORT, SPORT)!;
           expect(ck.phase).toBe('merging');
@@ -189,6 +199,10 @@ describe('a handshake merged in the kernel', () => {
             'tsecr',
             'synWinP',
             'synWinS',
+            'hasAckP',
+            'hasAckS',
+            'winP',
+            'winS',
           ] as const)
             expect(ck[f], f).toBe(cq[f]);
           // What the kernel merges from: the same as the queue's merge hands it.
