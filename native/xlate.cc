@@ -504,8 +504,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return Napi::Buffer<uint8_t>::Copy(env, drained_.data(), drained_.size());
   }
 
-  // heldHandshakes(maxAgeMs) -> [{ client, clientPort, servicePort, ack }]: P's SYN-ACKs the kernel
-  // holds for S's, held less than maxAgeMs ago (the secondary failed: P's TCP is prompted to send them again).
+  // heldHandshakes(maxAgeMs) -> [{ client, clientPort, servicePort, ack, syn, isn, tsval, mss, window,
+  // wscale, layout }]: P's SYN-ACKs (and SYNs) the kernel holds for S's, held less than maxAgeMs ago (the
+  // secondary failed: P's TCP is prompted to send a SYN-ACK again; a SYN, the bridge sends again itself).
   Napi::Value HeldHandshakes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
@@ -514,13 +515,19 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     uint64_t now = MonotonicNs();
     uint32_t n = 0;
     auto take = [&](const struct conn_key& k, const struct hs_val& v) {
-      // A SYN (of a connection the servers open) is not listed: no client's segment prompts it.
-      if (v.state != HS_P_HELD || v.syn || now - v.held_ns > max_ns) return;
+      if (v.state != HS_P_HELD || now - v.held_ns > max_ns) return;
       Napi::Object o = Napi::Object::New(env);
       o.Set("client", Napi::Number::New(env, ntohl(k.client)));
       o.Set("clientPort", Napi::Number::New(env, ntohs(k.cport)));
       o.Set("servicePort", Napi::Number::New(env, ntohs(k.sport)));
       o.Set("ack", Napi::Number::New(env, v.ack));
+      o.Set("syn", Napi::Boolean::New(env, v.syn != 0));
+      o.Set("isn", Napi::Number::New(env, v.isn));
+      o.Set("tsval", Napi::Number::New(env, v.tsval));
+      o.Set("mss", Napi::Number::New(env, v.mss));
+      o.Set("window", Napi::Number::New(env, v.win));
+      o.Set("wscale", Napi::Number::New(env, v.wscale));
+      o.Set("layout", Napi::Number::New(env, v.layout));
       out.Set(n++, o);
     };
     // The whole map, kHsBatch entries per system call (BPF_MAP_LOOKUP_BATCH): it can hold

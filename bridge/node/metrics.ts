@@ -557,7 +557,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_handshakes_total',
-    'What the primary’s kernel did with handshakes (merge: kernel), a client’s (SYN-ACKs) or one the servers open (SYNs, FTP’s active mode): held (P’s waited for S’s), merged (both in: the merged one went to the client), merged-at-p (of those, S’s came first and P’s left in S’s numbers), to-bridge (S’s went to the bridge: it came first, answered another SYN, had other options, or the kernel had no room), prompted (a held SYN-ACK P’s TCP sent again at once when the secondary failed)',
+    'What the primary’s kernel did with handshakes (merge: kernel), a client’s (SYN-ACKs) or one the servers open (SYNs, FTP’s active mode): held (P’s waited for S’s), merged (both in: the merged one went to the client), merged-at-p (of those, S’s came first and P’s left in S’s numbers), to-bridge (S’s went to the bridge: it came first, answered another SYN, had other options, or the kernel had no room), prompted (a held SYN-ACK P’s TCP sent again at once when the secondary failed, or a held SYN the bridge sent again)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;

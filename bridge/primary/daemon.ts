@@ -67,7 +67,7 @@ import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
-import { synAgain } from './prompts.js';
+import { serverSynAgain, synAgain } from './prompts.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
@@ -180,6 +180,8 @@ export class PrimaryBridge {
   private inQ!: PacketQueue;
   private rules!: RuleSet;
   private injector!: Injector;
+  /** Sends without the bridge's mark, into P's output queue as P's TCP would (a held SYN sent again): opened when first needed. */
+  private unmarked: Injector | undefined;
   private arp!: FrameCapture;
   /** ARP answers for the VIP and the event-loop watchdog, on a native thread. */
   private presence: LanPresence | undefined;
@@ -1092,18 +1094,22 @@ export class PrimaryBridge {
   /**
    * The secondary failed: P's SYN-ACKs the kernel held for S's go out now,
    * not at P's retransmission timer — P's TCP, prompted with the client's
-   * SYN again (prompts.ts), sends each again, through the queue.
+   * SYN again (prompts.ts), sends each again, through the queue. P's held
+   * SYNs (connections the servers open) the bridge sends again itself,
+   * through the queue, where the merger, alone, takes each up.
    */
   private promptHeldHandshakes(): void {
     if (!this.xlate) return;
     try {
       const held = this.xlate.heldHandshakes(HELD_HANDSHAKE_MAX_AGE_MS);
-      for (const h of held) this.injector.send(synAgain(h, this.vip));
+      for (const h of held)
+        if (!h.syn) this.injector.send(synAgain(h, this.vip));
+        else (this.unmarked ??= new Injector(0)).send(serverSynAgain(h, this.vip));
       this.stats.handshakesPrompted += held.length;
       if (held.length)
         this.log.info(
-          { handshakes: held.length },
-          'prompted P’s TCP to send again the SYN-ACKs held for the secondary’s',
+          { handshakes: held.length, syns: held.filter((h) => h.syn).length },
+          'prompted P’s TCP to send again the SYN-ACKs held for the secondary’s; sent again P’s SYNs held',
         );
     } catch (e) {
       this.internalError(e);
@@ -1570,6 +1576,8 @@ export class PrimaryBridge {
     this.inQ?.close();
     await this.injector?.drain(1000);
     this.injector?.close();
+    await this.unmarked?.drain(1000);
+    this.unmarked?.close();
     await this.state.undoAll();
     this.log.info({ role: 'primary' }, 'primary bridge stopped; rules and addresses removed');
   }

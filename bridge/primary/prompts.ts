@@ -6,15 +6,60 @@
  * P's TCP send its SYN-ACK again at once (Linux answers a retransmitted SYN
  * for a request it holds that way), through the queue this time, where the
  * bridge, alone now, releases it.
+ *
+ * A held SYN of P's (a connection the servers open) has no such prompt:
+ * nothing a client sends makes a TCP in SYN-SENT send its SYN again. The
+ * bridge sends it again itself, rebuilt from what the kernel kept of it
+ * (its ISN, options and window), through P's output queue as if P's TCP had
+ * sent it: the merger, alone, takes up the connection and releases it.
  */
 import { buildIpv4Tcp, TCP_SYN } from '../wire/tcp.js';
+import type { TcpOption } from '../wire/tcp-options.js';
 
-/** A handshake whose SYN-ACK of P's the kernel holds: the client's connection and the ACK P gave (its ISN + 1). */
+/** syn_layout in native/bpf/maps.h. */
+const SYNL_SACK = 1;
+const SYNL_TS = 2;
+const SYNL_WS = 4;
+
+/**
+ * A handshake whose SYN-ACK (or SYN: `syn`) of P's the kernel holds: the
+ * client's connection, the ACK P gave (its ISN + 1; 0 for a SYN), and what
+ * the kernel kept of it (its ISN, TSval, MSS, window, scale and option layout).
+ */
 export interface HeldHandshake {
   client: number;
   clientPort: number;
   servicePort: number;
   ack: number;
+  syn: boolean;
+  isn: number;
+  tsval: number;
+  mss: number;
+  window: number;
+  wscale: number;
+  layout: number;
+}
+
+/** P's held SYN again, from the service address to the client, as P's TCP sent it: for P's output queue. */
+export function serverSynAgain(h: HeldHandshake, vip: number): Buffer {
+  const options: TcpOption[] = [{ kind: 'mss', mss: h.mss }];
+  if (h.layout & SYNL_SACK) options.push({ kind: 'sack-permitted' });
+  if (h.layout & SYNL_TS) options.push({ kind: 'timestamp', tsval: h.tsval, tsecr: 0 });
+  if (h.layout & SYNL_WS) options.push({ kind: 'wscale', shift: h.wscale });
+  return buildIpv4Tcp(
+    { src: vip, dst: h.client },
+    {
+      srcPort: h.servicePort,
+      dstPort: h.clientPort,
+      seq: h.isn,
+      ack: 0,
+      flags: TCP_SYN,
+      window: h.window,
+      urgent: 0,
+      options,
+      payload: Buffer.alloc(0),
+    },
+  );
 }
 
 /** The client's SYN again, to the service address: for injection into P's own stack. */

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { InboundXlate } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
+import { serverSynAgain } from '../../bridge/primary/prompts.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { CLIENT as SYN_CLIENT, serverSynAck } from '../../rig/in-process/harness.js';
@@ -885,7 +886,18 @@ describe('a connection the servers open (FTP’s active mode): both SYNs merged 
       );
       expect(x.run('tcpfo_primary_only', pSyn()).ret).toBe(1);
       expect(x.run('tcpfo_sent', pSyn()).ret).toBe(TC_ACT_STOLEN);
-      expect(x.heldHandshakes(60_000)).toEqual([]);
+      // Listed as a SYN: should the secondary fail now, the bridge sends it again, rebuilt as P's TCP sent it.
+      const held = x.heldHandshakes(60_000);
+      expect(held).toHaveLength(1);
+      expect(held[0]).toMatchObject({ syn: true, ack: 0, clientPort: CPORT, servicePort: SPORT });
+      const again = parseIpv4Tcp(serverSynAgain(held[0]!, VIP));
+      if (again instanceof WireError) throw again;
+      const orig = parse(pSyn());
+      expect(again.tcp.seq).toBe(orig.seq);
+      expect(again.tcp.flags).toBe(orig.flags);
+      expect(again.tcp.window).toBe(orig.window);
+      expect(again.tcp.options()).toEqual(orig.options());
+      expect(again.tcp.checksumValid()).toBe(true);
       const r = x.run('tcpfo_xlate', sSyn());
       expect(r.ret).toBe(TC_ACT_REDIRECT);
       merged(r.packet);

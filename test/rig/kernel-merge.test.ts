@@ -54,6 +54,18 @@ async function kernelHandshakePair(rig: Rig): Promise<TcpfoPair> {
   return pair;
 }
 
+/** A pair merging in the kernel with vsftpd on both nodes (ports 20 and 21), serving the paper's 0.2 KB file. */
+async function kernelFtpPair(rig: Rig): Promise<TcpfoPair> {
+  const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, extraYaml: 'merge: kernel\n' });
+  try {
+    for (const n of ['primary', 'secondary']) await startVsftpd(rig.host(n), prepareFtpRoot(rig, n, VIP, [0.2]).conf);
+  } catch (e) {
+    await pair.stop();
+    throw e;
+  }
+  return pair;
+}
+
 /**
  * Waits out the linger (2 s after a connection's last segment) and the
  * bridge's expiry pass, then scrapes the primary: each counter's growth since
@@ -161,15 +173,13 @@ describe('the kernel merge (merge: kernel)', () => {
     'keeps a client’s answers in order across its connections: 300 FTP gets by curl in active mode, each complete',
     async () => {
       // curl gives a transfer up when the control connection answers before the
-      // data connection (server-initiated, its SYN merged in the bridge) is
+      // data connection (server-initiated, its SYNs merged apart from its data) is
       // complete, or before it closed (a data connection the bridge took
       // from the kernel): an answer the kernel would release at once must not
       // overtake one of the client's still in the queue.
       await withRig({ mode: 'hub' }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, extraYaml: 'merge: kernel\n' });
+        const pair = await kernelFtpPair(rig);
         try {
-          for (const n of ['primary', 'secondary'])
-            await startVsftpd(rig.host(n), prepareFtpRoot(rig, n, VIP, [0.2]).conf);
           const gets = 300;
           const r = await rig
             .host('client')
@@ -207,6 +217,48 @@ describe('the kernel merge (merge: kernel)', () => {
       });
     },
     slow(240_000),
+  );
+
+  it(
+    'the secondary dies while the kernel holds P’s SYN of an FTP data connection for S’s: the bridge sends it again at once, not at P’s retransmission timer',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await kernelFtpPair(rig);
+        try {
+          const get = () =>
+            rig
+              .host('client')
+              .sh(`curl -sS --fail -P - -o /dev/null -w '%{time_total}' ftp://${VIP}/pub/${fileName(0.2)}`, {
+                allowFail: true,
+                timeoutMs: 30_000,
+              });
+          // One get as usual: the pair merges handshakes in the kernel from here.
+          expect((await get()).code, pair.logs()).toBe(0);
+          // S's SYNs (no ACK) never leave S: P's SYN of the next data connection waits in the kernel.
+          await rig
+            .host('secondary')
+            .exec(['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN', '-j', 'DROP']);
+          const held = get();
+          await new Promise((r) => setTimeout(r, 300));
+          const m0 = await scrapeMetrics(rig, 'primary');
+          await killNode(pair, 'secondary');
+          await waitForLog(pair, /secondary failed: continuing alone/);
+          const r = await held;
+          const m = await scrapeMetrics(rig, 'primary');
+          const ctx = `${r.stdout} ${r.stderr}\n${pair.logs()}`;
+          const s = Number(r.stdout.trim());
+          console.log(`S killed with P's SYN of a data connection held in the kernel: the get took ${s} s`);
+          expect(r.code, ctx).toBe(0);
+          expect(m0('tcpfo_kernel_handshakes_total{action="held"}'), ctx).toBeGreaterThanOrEqual(2);
+          expect(m('tcpfo_kernel_handshakes_total{action="prompted"}'), ctx).toBe(1);
+          // P's SYN would have come again 1 s after the first; killed at 300 ms, detected 100 ms later.
+          expect(s, ctx).toBeLessThan(0.9);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(120_000),
   );
 
   it(
