@@ -544,13 +544,25 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val *pv = bpf_map_lookup_elem(&handshakes, &k);
   if (!pv || !hs_same(pv, ack, syn)) {
     // S's came first (or P's waits for another SYN: then that one stays, and this goes up).
-    if (pv && pv->state == HS_P_HELD && hs_live(pv)) count(COUNT_HS_BRIDGE);
-    else if (!ok) hs_to_bridge(&k, ack, syn);
-    else {
-      bpf_map_update_elem(&handshakes, &k, &s, BPF_ANY);
+    if (pv && pv->state == HS_P_HELD && hs_live(pv)) {
       count(COUNT_HS_BRIDGE);
+      return TC_ACT_OK;
     }
-    return TC_ACT_OK;
+    if (!ok) {
+      hs_to_bridge(&k, ack, syn);
+      return TC_ACT_OK;
+    }
+    // Recorded where none of this handshake's is: atomically (hs_primary does
+    // the same), for P's may be arriving at once on another CPU — both would
+    // find no entry, and the second write would wipe the first, P's stolen
+    // with nothing left to merge it (it came again at P's timer, 1 s).
+    if (pv) bpf_map_delete_elem(&handshakes, &k);
+    if (bpf_map_update_elem(&handshakes, &k, &s, BPF_NOEXIST) == 0) {
+      count(COUNT_HS_BRIDGE);
+      return TC_ACT_OK;
+    }
+    pv = bpf_map_lookup_elem(&handshakes, &k);  // P's came meanwhile: merged with it here
+    if (!pv || !hs_same(pv, ack, syn)) return TC_ACT_OK;
   }
   if (pv->state != HS_P_HELD) return TC_ACT_OK;  // merged already (S's sent again), or the bridge's
   struct hs_val p = *pv;
@@ -616,28 +628,34 @@ static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip,
   struct hs_val p = {};
   hs_record(&p, HS_P_HELD, th, &o);
   struct hs_val *cur = bpf_map_lookup_elem(&handshakes, &k);
-  if (cur && hs_same(cur, ack, syn)) {
-    if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
-    struct hs_val s = *cur;
-    if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
-      hs_to_bridge(&k, ack, syn);
+  if (!cur || !hs_same(cur, ack, syn)) {
+    // Recorded where none of this handshake's is: atomically, for S's may be
+    // arriving at once on another CPU (hs_secondary).
+    if (cur) bpf_map_delete_elem(&handshakes, &k);
+    if (bpf_map_update_elem(&handshakes, &k, &p, BPF_NOEXIST) == 0) {
+      count(COUNT_HS_HELD);
       return HS_STOLEN;
     }
-    cur->state = HS_DONE;
-    // P's SYN-ACK in S's numbers: what S's said.
-    if (set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_SEQ, s.isn) < 0) return HS_STOLEN;
-    if ((s.layout & SYNL_TS) && set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + SYN_TSVAL_AT, s.tsval) < 0) return HS_STOLEN;
-    if (s.layout & SYNL_WS) {
-      __u32 at = syn_wscale_at(s.layout);
-      if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + at, bpf_htons((TCPOLEN_WINDOW << 8) | s.wscale)) < 0) return HS_STOLEN;
-    }
-    if (hs_rewrite_common(skb, &p, &s) < 0) return HS_STOLEN;
-    count(COUNT_HS_MERGED_P);
-    return HS_RELEASED;
+    cur = bpf_map_lookup_elem(&handshakes, &k);  // S's came meanwhile: merged with it here
+    if (!cur || !hs_same(cur, ack, syn)) return HS_STOLEN;
   }
-  bpf_map_update_elem(&handshakes, &k, &p, BPF_ANY);
-  count(COUNT_HS_HELD);
-  return HS_STOLEN;
+  if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
+  struct hs_val s = *cur;
+  if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
+    hs_to_bridge(&k, ack, syn);
+    return HS_STOLEN;
+  }
+  cur->state = HS_DONE;
+  // P's SYN-ACK in S's numbers: what S's said.
+  if (set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_SEQ, s.isn) < 0) return HS_STOLEN;
+  if ((s.layout & SYNL_TS) && set32(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + SYN_TSVAL_AT, s.tsval) < 0) return HS_STOLEN;
+  if (s.layout & SYNL_WS) {
+    __u32 at = syn_wscale_at(s.layout);
+    if (store16(skb, TCP_CSUM_ON_ETH, L4_ON_ETH + TCP_HDR_LEN + at, bpf_htons((TCPOLEN_WINDOW << 8) | s.wscale)) < 0) return HS_STOLEN;
+  }
+  if (hs_rewrite_common(skb, &p, &s) < 0) return HS_STOLEN;
+  count(COUNT_HS_MERGED_P);
+  return HS_RELEASED;
 }
 
 /*
