@@ -877,7 +877,7 @@ describe('a connection the servers open (FTP’s active mode): both SYNs merged 
     expect(ev[0]).toMatchObject({ kind: 'handshake', syn: true, ack: 0, p: { isn: ISN_P }, s: { isn: ISN_S } });
   };
 
-  it('P’s first: it skips the queue whatever the order and is held (not listed for a prompt); S’s leaves as the merged SYN; the client’s SYN-ACK is translated', () => {
+  it('P’s first: it skips the queue whatever the order and is held (listed, to be sent again should the secondary fail); S’s leaves as the merged SYN; the client’s SYN-ACK is translated', () => {
     const x = loaded();
     try {
       // An earlier answer of the client waits in the queue: a SYN passes all the same.
