@@ -1109,7 +1109,7 @@ export class PrimaryBridge {
       if (held.length)
         this.log.info(
           { handshakes: held.length, syns: held.filter((h) => h.syn).length },
-          'prompted P’s TCP to send again the SYN-ACKs held for the secondary’s; sent again P’s SYNs held',
+          'handshakes held for the secondary’s sent again at once: SYN-ACKs by P’s TCP, prompted; SYNs by the bridge',
         );
     } catch (e) {
       this.internalError(e);
