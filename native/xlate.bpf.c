@@ -127,6 +127,16 @@ struct {
   __type(value, __u64);
 } counters SEC(".maps");
 
+// When the secondary's last segment reached us (bpf_ktime_get_ns, per CPU):
+// the bridge, its heartbeats silent, asks how long ago its segments last came
+// (detector/activity.ts) rather than sampling COUNT_FROM_SECONDARY on a timer.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} secondary_seen SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, HS_ENTRIES);
@@ -704,7 +714,11 @@ int tcpfo_xlate(struct __sk_buff *skb) {
     // Counted when from S's MAC: the bridge tells a silent heartbeat path
     // from a dead secondary by it.
     __u32 zero = 0;
-    if (from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) count(COUNT_FROM_SECONDARY);
+    if (from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) {
+      count(COUNT_FROM_SECONDARY);
+      __u64 *seen = bpf_map_lookup_elem(&secondary_seen, &zero);
+      if (seen) *seen = bpf_ktime_get_ns();
+    }
     if (plain_syn_ack(fl) || plain_syn(fl)) return hs_secondary(skb, ip, th);
     int r = merge_secondary(skb, ip, th);
     return r < 0 ? TC_ACT_OK : r;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <tuple>
@@ -64,11 +65,11 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("get", &Xlate::Get),
                                           InstanceMethod("service", &Xlate::Service),
                                           InstanceMethod("counters", &Xlate::Counters),
-                                          InstanceMethod("fromSecondary", &Xlate::FromSecondary),
                                           InstanceMethod("orderDone", &Xlate::OrderDone),
                                           InstanceMethod("orderHold", &Xlate::OrderHold),
                                           InstanceMethod("orderQueued", &Xlate::OrderQueued),
                                           InstanceMethod("orderMapped", &Xlate::OrderMapped),
+                                          InstanceMethod("secondarySilentMs", &Xlate::SecondarySilentMs),
                                           InstanceMethod("duplicateTo", &Xlate::DuplicateTo),
                                           InstanceMethod("attach", &Xlate::AttachTo),
                                           InstanceMethod("handshakes", &Xlate::Handshakes),
@@ -136,6 +137,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct bpf_map* cnt = bpf_object__find_map_by_name(obj_, "counters");
     if (!cnt) { Fail(env, "no map counters in the object", ENOENT); return; }
     cnt_fd_ = bpf_map__fd(cnt);
+    struct bpf_map* seen = bpf_object__find_map_by_name(obj_, "secondary_seen");
+    if (!seen) { Fail(env, "no map secondary_seen in the object", ENOENT); return; }
+    seen_fd_ = bpf_map__fd(seen);
     struct bpf_map* dup = bpf_object__find_map_by_name(obj_, "dup");
     if (!dup) { Fail(env, "no map dup in the object", ENOENT); return; }
     dup_fd_ = bpf_map__fd(dup);
@@ -296,6 +300,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     peer_fd_ = -1;
     svc_fd_ = -1;
     cnt_fd_ = -1;
+    seen_fd_ = -1;
     dup_fd_ = -1;
     if (order_mem_) munmap(order_mem_, OrderBytes());
     order_mem_ = nullptr;
@@ -727,11 +732,22 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return o;
   }
 
-  // fromSecondary() -> the secondary's segments seen at ingress (COUNT_FROM_SECONDARY): one lookup,
-  // for the bridge's sample every heartbeat interval.
-  Napi::Value FromSecondary(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(CounterSum(COUNT_FROM_SECONDARY)));
+  // secondarySilentMs() -> ms since the secondary's last segment reached the ingress program (the
+  // latest of every CPU's), or null if none has: one lookup, when its heartbeats fell silent.
+  Napi::Value SecondarySilentMs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int ncpu = libbpf_num_possible_cpus();
+    uint32_t zero = 0;
+    if (seen_fd_ < 0 || ncpu <= 0) return env.Null();
+    std::vector<uint64_t> vals(ncpu);
+    if (bpf_map_lookup_elem(seen_fd_, &zero, vals.data()) != 0) return env.Null();
+    uint64_t last = 0;
+    for (int c = 0; c < ncpu; c++) last = std::max(last, vals[c]);
+    if (!last) return env.Null();
+    uint64_t now = MonotonicNs();
+    return Napi::Number::New(env, now > last ? static_cast<double>(now - last) / 1e6 : 0.0);
   }
+
 
   // orderDone(Uint32Array(ORDER_SLOTS)) -> boolean: the verdicts the bridge gave, by client slot
   // (bpf/maps.h `order`; the bridge alone writes this entry).
@@ -830,6 +846,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   int map_fd_ = -1;
   int svc_fd_ = -1;
   int cnt_fd_ = -1;
+  int seen_fd_ = -1;
   int dup_fd_ = -1;
   int order_fd_ = -1;
   struct order_slots* order_mem_ = nullptr;  // the order map, mapped (null: written by system calls)

@@ -1,7 +1,7 @@
 /**
  * Whether a peer whose heartbeats fell silent still runs: its segments (the
- * secondary's diverted answers, counted by the kernel and the bridge) still
- * reach us. Pure: counts and the time go in.
+ * secondary's diverted answers, timed by the kernel and the bridge as they
+ * arrive) still reach us. Pure: the times go in, nothing is sampled.
  *
  * The primary declares a silent secondary failed and turns every connection
  * primary-only for good; a false alarm costs every connection of the moment
@@ -13,33 +13,21 @@
  * A dead node sends nothing: the decision is not delayed then.
  */
 export class PeerActivity {
-  /** The last few samples of the count, oldest first. */
-  private readonly samples: Array<{ at: number; n: number }> = [];
-
   constructor(
-    /** How often the count is sampled (the heartbeat interval), ms. */
+    /** The heartbeat interval, ms: segments within two of them count as still arriving. */
     private readonly intervalMs: number,
     /** The longest silence excused so, ms (liveness.loop_stall_ms: the heartbeats a live peer signs ahead). */
     private readonly maxExcuseMs: number,
   ) {}
 
-  sample(now: number, n: number): void {
-    this.samples.push({ at: now, n });
-    if (this.samples.length > 4) this.samples.shift();
-  }
-
   /**
-   * At a decision "down" at `now`, the count being `n` and the peer heard
-   * last at `lastHeard`: whether its segments arrived within the last interval
-   * or two (the count grew since the newest sample at least an interval old),
-   * and the silence is still short enough to excuse.
+   * At a decision "down" at `now`, the peer's last segment having arrived at
+   * `lastSegmentAt` (null: none yet) and the peer heard last at `lastHeard`:
+   * whether its segments arrived within the last two intervals, and the
+   * silence is still short enough to excuse.
    */
-  stillSends(now: number, n: number, lastHeard: number): boolean {
-    if (now - lastHeard >= this.maxExcuseMs) return false;
-    for (let i = this.samples.length - 1; i >= 0; i--) {
-      const s = this.samples[i]!;
-      if (now - s.at >= this.intervalMs) return n > s.n;
-    }
-    return false;
+  stillSends(now: number, lastSegmentAt: number | null, lastHeard: number): boolean {
+    if (now - lastHeard >= this.maxExcuseMs || lastSegmentAt === null) return false;
+    return now - lastSegmentAt <= 2 * this.intervalMs;
   }
 }

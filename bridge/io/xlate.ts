@@ -56,7 +56,7 @@ interface NativeXlate {
   get(client: number, service: number, cport: number, sport: number): OffloadSeen | null;
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
-  fromSecondary(): number;
+  secondarySilentMs(): number | null;
   run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
   mergeStart(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
   mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
@@ -536,9 +536,9 @@ export class InboundXlate {
     return this.x.counters();
   }
 
-  /** The secondary's segments seen at ingress so far (counters().fromSecondary, in one lookup). */
-  fromSecondary(): number {
-    return this.closed ? this.last.fromSecondary : this.x.fromSecondary();
+  /** How long ago (ms) the secondary's last segment reached the ingress program; null if none has. */
+  secondarySilentMs(): number | null {
+    return this.closed ? null : this.x.secondarySilentMs();
   }
 
   /**

@@ -161,7 +161,8 @@ export class PrimaryBridge {
   };
   /** The secondary's segments reaching us, sampled every heartbeat interval: a silent secondary that still sends is not dead. */
   private readonly secondaryActivity: PeerActivity;
-  private activityTimer: NodeJS.Timeout | undefined;
+  /** When the secondary's last segment reached the input queue (the kernel times those it takes itself). */
+  private secondarySeenAt: number | null = null;
   /** While a silence is excused: the next look, and whether it was logged. */
   private excuseTimer: NodeJS.Timeout | undefined;
   private excusing = false;
@@ -735,11 +736,6 @@ export class PrimaryBridge {
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
-    this.activityTimer = setInterval(
-      () => this.secondaryActivity.sample(monotonicMs(), this.secondarySegments()),
-      cfg.heartbeat.interval_ms,
-    );
-    this.activityTimer.unref();
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -1234,6 +1230,7 @@ export class PrimaryBridge {
       this.inQ.drop(b.id(i));
       return;
     }
+    this.secondarySeenAt = now;
     this.merger.fromSecondary(id, pkt, client, now, b.checksumState(i));
   }
 
@@ -1256,9 +1253,12 @@ export class PrimaryBridge {
     }
   }
 
-  /** The secondary's segments that reached this node so far, in the kernel and in the queue. */
-  private secondarySegments(): number {
-    return this.merger.stats.divertedSegments + (this.xlate?.fromSecondary() ?? 0);
+  /** When the secondary's last segment reached this node, in the kernel or in the queue; null if none has. */
+  private secondaryLastSegmentAt(now: number): number | null {
+    const silent = this.xlate?.secondarySilentMs() ?? null;
+    const kernel = silent === null ? null : now - silent;
+    if (kernel === null) return this.secondarySeenAt;
+    return this.secondarySeenAt === null ? kernel : Math.max(kernel, this.secondarySeenAt);
   }
 
   /**
@@ -1271,7 +1271,7 @@ export class PrimaryBridge {
     clearTimeout(this.excuseTimer);
     if (this.alone || this.stopped || this.peer.detector.peer !== 'down') return;
     const now = monotonicMs();
-    if (this.secondaryActivity.stillSends(now, this.secondarySegments(), lastHeard)) {
+    if (this.secondaryActivity.stillSends(now, this.secondaryLastSegmentAt(now), lastHeard)) {
       if (!this.excusing) {
         this.excusing = true;
         this.excusedSince = now;
@@ -1524,7 +1524,6 @@ export class PrimaryBridge {
    * over. The rules stay (fail closed) for the next start to undo.
    */
   halt(): void {
-    clearInterval(this.activityTimer);
     this.stopExcusing();
     this.peer?.close();
     this.presence?.close();
@@ -1539,7 +1538,6 @@ export class PrimaryBridge {
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
-    clearInterval(this.activityTimer);
     this.stopExcusing();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.orderTimer) clearTimeout(this.orderTimer);
