@@ -128,8 +128,8 @@ struct {
 } counters SEC(".maps");
 
 // When the secondary's last segment reached us (bpf_ktime_get_ns, per CPU):
-// the bridge, its heartbeats silent, asks how long ago its segments last came
-// (detector/activity.ts) rather than sampling COUNT_FROM_SECONDARY on a timer.
+// the bridge reads it when the secondary's heartbeats fall silent, to tell
+// heartbeats lost on the way from a dead node (detector/activity.ts).
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
@@ -711,8 +711,8 @@ int tcpfo_xlate(struct __sk_buff *skb) {
   struct svc_key from = {.addr = ip->saddr, .port = th->source};
   if (bpf_map_lookup_elem(&services, &from)) {
     // From the service address: S's copy, diverted to us (or a forgery).
-    // Counted when from S's MAC: the bridge tells a silent heartbeat path
-    // from a dead secondary by it.
+    // Counted, and timed (secondary_seen), when from S's MAC: the bridge
+    // tells a silent heartbeat path from a dead secondary by it.
     __u32 zero = 0;
     if (from_secondary(skb, bpf_map_lookup_elem(&peer, &zero))) {
       count(COUNT_FROM_SECONDARY);

@@ -195,11 +195,10 @@ describe('the kernel merge (merge: kernel)', () => {
           expect(Number(r.stdout.trim()), ctx).toBe(gets);
           // Every data connection stays in the kernel's merge to its end: the client's FIN
           // too (half of them went to the bridge when what the pair acknowledged was taken
-          // from the data connection's SYN, which carries no ACK). Its SYN is the queue's;
-          // the bridge counts the SYN's verdict before it gives it, so what the client's
-          // SYN-ACK draws (P's last ACK, the "150", the data, within the verdict's system
-          // call) does not wait its turn in the queue: 3 to 4 answers a get did when the
-          // count came after the verdict.
+          // from the data connection's SYN, which carries no ACK). Its SYNs merge in the
+          // kernel too, and what the client's SYN-ACK draws (P's last ACK, the "150", the
+          // data) waits its turn in the queue no more: 3 to 4 answers a get did while the
+          // bridge merged the SYNs and counted each verdict after giving it.
           expect(m('tcpfo_kernel_handovers_total{reason="bridge"}') || 0, ctx).toBe(0);
           const waited =
             (m('tcpfo_kernel_outbound_total{action="waited"}') || 0) +
