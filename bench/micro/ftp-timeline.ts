@@ -10,8 +10,11 @@
  * timed from the RETR: what the get took. Medians over
  * the gets, and the rate the client reported (coarse: tnftp times 0.2 KB);
  * the metrics say which path the data connections and their handshakes took.
+ * With --put, N puts of the same file instead, timed from the STOR (the
+ * client sends the data and closes first; the servers answer its FIN with
+ * theirs).
  *
- *   npm run build && node dist/bench/micro/ftp-timeline.js [N=10] [--lan hub|mirror|switch]
+ *   npm run build && node dist/bench/micro/ftp-timeline.js [N=10] [--lan hub|mirror|switch] [--put]
  */
 import { join } from 'node:path';
 import { Capture, type CapturedFrame } from '../../rig/capture.js';
@@ -27,17 +30,22 @@ import { cliArgs } from './hops.js';
 const ETH_HLEN = 14;
 
 interface Moments {
-  /** The servers' SYN, and their 226, from the client's RETR: what the get took. */
+  /** The servers' SYN, and their 226, from the client's RETR (or STOR): what the transfer took. */
   syn: number;
   get: number;
   handshakeAck: number;
   clientFin: number;
+  /** The servers' first segment after the client's FIN: their ACK of it (a get), or their FIN (a put). */
   lastAck: number;
   reply226: number;
 }
 
-/** The moments of the data connection (servers' port 20) and the 226 on port 21, µs from its SYN; null if one is missing. */
-function moments(frames: CapturedFrame[]): Moments | null {
+/**
+ * The moments of the data connection (servers' port 20) and the 226 on port
+ * 21, µs from its SYN, the SYN and the 226 also from the client's `verb`
+ * (RETR or STOR); null if one is missing.
+ */
+function moments(frames: CapturedFrame[], verb: 'RETR' | 'STOR'): Moments | null {
   const segs = frames.flatMap((f) => {
     const p = parseIpv4Tcp(f.data, ETH_HLEN);
     return p instanceof WireError ? [] : [{ t: f.time * 1e6, tcp: p.tcp }];
@@ -51,10 +59,10 @@ function moments(frames: CapturedFrame[]): Moments | null {
     s.tcp.payloadLength === 0 && (s.tcp.flags & (TCP_SYN | TCP_FIN)) === 0 && s.tcp.flags & TCP_ACK_FLAG;
   const handshakeAck = fromServers.find(pureAck);
   const clientFin = after.find((s) => s.tcp.srcPort === port && s.tcp.flags & TCP_FIN);
-  const lastAck = clientFin && fromServers.find((s) => s.t > clientFin.t && pureAck(s));
+  const lastAck = clientFin && fromServers.find((s) => s.t > clientFin.t);
   const reply226 = after.find((s) => s.tcp.srcPort === 21 && s.tcp.payload.toString('latin1').startsWith('226'));
   const retr = segs
-    .filter((s) => s.t <= syn.t && s.tcp.dstPort === 21 && s.tcp.payload.toString('latin1').startsWith('RETR'))
+    .filter((s) => s.t <= syn.t && s.tcp.dstPort === 21 && s.tcp.payload.toString('latin1').startsWith(verb))
     .pop();
   if (!handshakeAck || !clientFin || !lastAck || !reply226 || !retr) return null;
   return {
@@ -68,20 +76,27 @@ function moments(frames: CapturedFrame[]): Moments | null {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { args, flag } = cliArgs(argv, ['--lan']);
+  const put = argv.includes('--put');
+  const { args, flag } = cliArgs(
+    argv.filter((a) => a !== '--put'),
+    ['--lan'],
+  );
   const N = Number(args[0] ?? 10);
   const lan = flag('--lan', 'mirror') as LanMode;
   if (!(N >= 1) || !['hub', 'mirror', 'switch'].includes(lan))
-    throw new Error('usage: ftp-timeline.js [N ≥ 1] [--lan hub|mirror|switch]');
+    throw new Error('usage: ftp-timeline.js [N ≥ 1] [--lan hub|mirror|switch] [--put]');
+  const verb = put ? 'STOR' : 'RETR';
   await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
     const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, 20, 21] });
     try {
-      await startFtpPair(rig, VIP, pair.servers);
+      const roots = await startFtpPair(rig, VIP, pair.servers);
       const c = rig.host('client');
-      console.log(`${N} gets of ${fileName(0.2)} (Debian ftp, active mode), ${lan}, client link 100 Mbit/s`);
-      console.log('µs at the client, median (min–max): the SYN and the 226 from the RETR, the rest from the SYN\n');
       console.log(
-        '| | SYN | 226 | handshake’s last ACK | client’s FIN | servers’ last ACK | 226 from the SYN | rate, KB/s | incomplete |',
+        `${N} ${put ? 'puts' : 'gets'} of ${fileName(0.2)} (Debian ftp, active mode), ${lan}, client link 100 Mbit/s`,
+      );
+      console.log(`µs at the client, median (min–max): the SYN and the 226 from the ${verb}, the rest from the SYN\n`);
+      console.log(
+        `| | SYN | 226 | handshake’s last ACK | client’s FIN | servers’ ${put ? 'FIN' : 'last ACK'} | 226 from the SYN | rate, KB/s | incomplete |`,
       );
       console.log('|---|---|---|---|---|---|---|---|---|');
       for (const [label, addr] of [
@@ -93,8 +108,12 @@ export async function main(argv: string[]): Promise<number> {
         let incomplete = 0;
         for (let i = 0; i < N; i++) {
           const cap = await Capture.start(c, 'tcp port 20 or tcp port 21', `ftp-${label}-${i}`);
-          const x = await runFtp(c, addr, [`get pub/${fileName(0.2)} ${join(rig.tmpdir, `got-${label}-${i}`)}`]);
-          const m = moments(await cap.stop());
+          const x = await runFtp(c, addr, [
+            put
+              ? `put ${join(roots.tcpfoRoot, 'pub', fileName(0.2))} incoming/up-${label}-${i}-${Date.now()}`
+              : `get pub/${fileName(0.2)} ${join(rig.tmpdir, `got-${label}-${i}`)}`,
+          ]);
+          const m = moments(await cap.stop(), verb);
           if (x.completed !== 1 || !m) incomplete++;
           else got.push(m);
           if (x.rates[0] !== undefined) rates.push(x.rates[0]);
