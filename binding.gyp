@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tcpfo_nfqueue",
-      "sources": ["native/nfqueue.cc", "native/caps.cc", "native/fds.cc", "native/presence.cc", "native/xlate.cc", "native/systemd.cc", "native/lock.cc", "native/heartbeat.cc", "native/sockdiag.cc", "native/realtime.cc"],
+      "sources": ["native/nfqueue.cc", "native/caps.cc", "native/fds.cc", "native/presence.cc", "native/xlate.cc", "native/systemd.cc", "native/lock.cc", "native/heartbeat.cc", "native/sockdiag.cc", "native/realtime.cc", "native/ccreset.cc"],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
@@ -13,6 +13,12 @@
           "inputs": ["native/xlate.bpf.c", "native/bpf/maps.h", "native/bpf/tcp.h", "native/bpf/merge.h", "native/bpf/handshake.h"],
           "outputs": ["<(PRODUCT_DIR)/xlate.bpf.o"],
           "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/xlate.bpf.c", "-o", "<(PRODUCT_DIR)/xlate.bpf.o"]
+        },
+        {
+          "action_name": "cc_reset_bpf",
+          "inputs": ["native/cc-reset.bpf.c", "native/bpf/cc_reset.h"],
+          "outputs": ["<(PRODUCT_DIR)/cc-reset.bpf.o"],
+          "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/cc-reset.bpf.c", "-o", "<(PRODUCT_DIR)/cc-reset.bpf.o"]
         }
       ]
     }

@@ -56,6 +56,7 @@ void InitLock(Napi::Env env, Napi::Object exports);      // native/lock.cc
 void InitHeartbeat(Napi::Env env, Napi::Object exports); // native/heartbeat.cc
 void InitSockDiag(Napi::Env env, Napi::Object exports);  // native/sockdiag.cc
 void InitRealtime(Napi::Env env, Napi::Object exports);  // native/realtime.cc
+void InitCcReset(Napi::Env env, Napi::Object exports);   // native/ccreset.cc
 
 namespace {
 
@@ -442,6 +443,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitHeartbeat(env, exports);
   InitSockDiag(env, exports);
   InitRealtime(env, exports);
+  InitCcReset(env, exports);
   return NfQueue::Init(env, exports);
 }
 

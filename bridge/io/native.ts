@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { CapsNative } from './caps.js';
+import type { CcResetNative } from './cc-reset.js';
 import type { HeartbeatNative } from './heartbeat-socket.js';
 import type { LockNative } from './lock.js';
 import type { QueueNative } from './nfqueue.js';
@@ -28,7 +29,8 @@ export interface Native
     SockDiagNative,
     SystemdNative,
     XlateNative,
-    RealtimeNative {}
+    RealtimeNative,
+    CcResetNative {}
 
 let addon: Native | undefined;
 

@@ -8,6 +8,7 @@ import { installedTags, removeRules, RuleSet } from '../io/rules.js';
 import { removeDivertRoutes } from '../io/kernel-path.js';
 import { BRIDGE_MARK } from '../io/inject.js';
 import { ensureBpffs, InboundXlate, matchPinPath } from '../io/xlate.js';
+import { CongestionReset } from '../io/cc-reset.js';
 import { ipv4 } from '../../net/addr.js';
 import type { Logger } from '../log.js';
 
@@ -159,6 +160,49 @@ export async function startOrUndo<T extends { stop(): Promise<void> }>(
     throw e;
   }
   return bridge;
+}
+
+let ccReset: { key: string; reset: CongestionReset | null } | undefined;
+
+/**
+ * The node's congestion reset (io/cc-reset.ts), loaded by the first bridge
+ * of this process while it still has its privileges; the bridges that follow
+ * it in the process (a role change, a switchover) share it. Null, logged
+ * once, where the kernel cannot run it: connections then keep their
+ * congestion state when the node starts serving alone.
+ */
+export function nodeCongestionReset(cfg: Config, log: Logger): CongestionReset | null {
+  const key = JSON.stringify([cfg.service.address, cfg.service.ports]);
+  if (ccReset?.key === key) return ccReset.reset;
+  ccReset?.reset?.close();
+  let reset: CongestionReset | null = null;
+  try {
+    reset = CongestionReset.load(ipv4(cfg.service.address), cfg.service.ports);
+  } catch (e) {
+    log.warn(
+      { err: (e as Error).message },
+      'no congestion reset: a node that starts serving alone keeps each connection’s congestion state',
+    );
+  }
+  ccReset = { key, reset };
+  return reset;
+}
+
+/**
+ * One pass of the node's congestion reset, when it starts serving alone:
+ * what it did, for the log and the takeover's timeline (null where there is
+ * no reset). A failure is logged, never thrown.
+ */
+export async function resetCongestion(reset: CongestionReset | null, log: Logger): Promise<string | null> {
+  if (!reset) return null;
+  try {
+    const r = await reset.run();
+    const failed = r.failed ? `; ${r.failed} failed (${r.firstError})` : '';
+    return `reset the congestion state of ${r.reset} connection(s) in ${r.ms.toFixed(1)} ms${failed}`;
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'could not reset the congestion state of the connections');
+    return null;
+  }
 }
 
 /**

@@ -45,6 +45,7 @@ import { divertedClient } from '../wire/divert.js';
 import { Merger, type InboundOffload, type MergerSink } from './merger.js';
 import type { ChecksumState, MergerConfig, OffloadKey } from './merge/types.js';
 import { InboundXlate, matchPinPath, orderPinPath } from '../io/xlate.js';
+import type { CongestionReset } from '../io/cc-reset.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
@@ -53,6 +54,8 @@ import {
   abortConnections,
   abortConnectionsQuarantined,
   dropPrivileges,
+  nodeCongestionReset,
+  resetCongestion,
   journalOf,
   prepareNode,
   removeOtherRoleRules,
@@ -213,6 +216,8 @@ export class PrimaryBridge {
   private peer!: PeerLink;
   private failoverSeconds: number | null = null;
   alone = false;
+  /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
+  private ccReset: CongestionReset | null = null;
   private noticeTimer: NodeJS.Timeout | undefined;
   /** Listening for another claimer of the VIP (startup), not answering. */
   private probing = true;
@@ -736,6 +741,7 @@ export class PrimaryBridge {
     this.timer.unref();
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
+    this.ccReset = nodeCongestionReset(cfg, this.log);
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -1349,6 +1355,12 @@ export class PrimaryBridge {
     }
   }
 
+  /** Alone: each connection's TCP starts its congestion state anew (io/cc-reset.ts). */
+  private async resetCongestionAlone(): Promise<void> {
+    const done = await resetCongestion(this.ccReset, this.log);
+    if (done && !this.stopped) this.log.info({ role: 'alone' }, done);
+  }
+
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
   secondaryFailed(): void {
     if (this.alone) return;
@@ -1390,6 +1402,7 @@ export class PrimaryBridge {
         return;
       }
       this.failoverSeconds = (monotonicMs() - t0) / 1000;
+      void this.resetCongestionAlone();
       const turns = this.merger.stats.aloneTurns;
       this.log.warn(
         {

@@ -24,9 +24,12 @@ import { NodeShell } from '../node/shell.js';
 import type { ConnKey } from '../detector/heartbeat.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import { InboundXlate } from '../io/xlate.js';
+import type { CongestionReset } from '../io/cc-reset.js';
 import {
   abortConnections,
   dropPrivileges,
+  nodeCongestionReset,
+  resetCongestion,
   journalOf,
   prepareNode,
   removeOtherRoleRules,
@@ -118,6 +121,8 @@ export class SecondaryBridge {
   verdictErrors = 0;
   /** Packets dropped because the diverter threw (a bug): the pair keeps running. */
   internalErrors = 0;
+  /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
+  private ccReset: CongestionReset | null = null;
 
   private constructor(
     readonly cfg: Config,
@@ -276,6 +281,7 @@ export class SecondaryBridge {
     const q = this.q;
     await this.shell.open(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], () => this.q?.deafen());
     this.preloadPrimaryPrograms();
+    this.ccReset = nodeCongestionReset(cfg, this.log);
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -537,6 +543,8 @@ export class SecondaryBridge {
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
     if (this.kernelPath) await this.promptKernelPath(decidedAt);
     else this.promptPcapPath(decidedAt);
+    const reset = await resetCongestion(this.ccReset, this.log);
+    if (reset) this.mark(reset, decidedAt);
     // The rest is housekeeping.
     if (this.kernelPath) await detachKernelPath(this.kernelPath.tag, 'ingress');
     await this.state.setPromisc(this.cfg.secondary.interface, false);

@@ -74,6 +74,8 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           );
           if (node === 'primary') expect(logs).toMatch(/took over the service address/);
           else expect(logs).toMatch(/secondary failed: continuing alone/);
+          // The survivor gave the download its own new congestion state (bridge/io/cc-reset.ts).
+          expect(logs, ctx).toMatch(/reset the congestion state of 1 connection\(s\)/);
         },
         slow(150_000),
       );

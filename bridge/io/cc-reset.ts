@@ -1,0 +1,91 @@
+/**
+ * A fresh congestion state for the service's connections on this node
+ * (native/cc-reset.bpf.c, a tcp iterator, loaded by native/ccreset.cc): each
+ * connection on the service address and a failover port gets its congestion
+ * control initialised anew, as a new connection's is.
+ *
+ * Why: while both servers answer, each server's TCP sees its segments held
+ * until the other server has produced the same bytes. When a client reads
+ * slowly, its window opens by less than a segment, and each server sends
+ * into it only at its own window-probe timer (at least 200 ms apart); the
+ * copy that came first waits for the other and times out. Its TCP takes that
+ * for loss, and BBR's policer detection, after a few, paces the connection at
+ * the rate the probes got through (tens of kbit/s) for dozens of round
+ * trips. A node that starts serving alone would keep that rate for tens of
+ * seconds after the client reads again; its path is now the client's, and a
+ * new start is the right model of it.
+ *
+ * Loading needs the privileges a bridge has before it limits them; a pass
+ * needs only the link. One pass visits this network namespace's TCP sockets
+ * a page of output at a time, each its own turn of the event loop.
+ */
+import { join } from 'node:path';
+import { native as addon } from './native.js';
+import { PACKAGE_ROOT } from './paths.js';
+import { ipv4ToString } from '../../net/addr.js';
+import type { PortSet } from '../../net/ports.js';
+
+/** What a pass did for one connection. */
+export interface CcRecord {
+  client: number;
+  cport: number;
+  sport: number;
+  /** 0, or the negative errno of the socket option that failed. */
+  err: number;
+}
+
+interface NativeCcReset {
+  begin(): void;
+  next(max: number): CcRecord[] | null;
+  close(): void;
+}
+
+export interface CcResetNative {
+  CcReset: new (objectPath: string, service: number, ranges: Array<[number, number]>) => NativeCcReset;
+}
+
+export const CC_RESET_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'cc-reset.bpf.o');
+
+/** What one pass did. */
+export interface CcResetResult {
+  reset: number;
+  failed: number;
+  /** The first failure, for the log. */
+  firstError?: string;
+  ms: number;
+}
+
+export class CongestionReset {
+  private constructor(private readonly x: NativeCcReset) {}
+
+  /** Loads and attaches the iterator for `service` (host order) and its ports; throws saying why it cannot. */
+  static load(service: number, ports: PortSet, object = CC_RESET_OBJECT): CongestionReset {
+    const ranges = ports.map((p): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]));
+    return new CongestionReset(new (addon().CcReset)(object, service >>> 0, ranges));
+  }
+
+  /** One pass over the connections, `slice` records per turn of the event loop. */
+  async run(slice = 256): Promise<CcResetResult> {
+    const t0 = performance.now();
+    const out: CcResetResult = { reset: 0, failed: 0, ms: 0 };
+    this.x.begin();
+    for (;;) {
+      const recs = this.x.next(slice);
+      if (recs === null) break;
+      for (const r of recs) {
+        if (r.err === 0) out.reset++;
+        else {
+          out.failed++;
+          out.firstError ??= `${ipv4ToString(r.client)}:${r.cport} to port ${r.sport}: errno ${-r.err}`;
+        }
+      }
+      await new Promise((res) => setImmediate(res));
+    }
+    out.ms = performance.now() - t0;
+    return out;
+  }
+
+  close(): void {
+    this.x.close();
+  }
+}

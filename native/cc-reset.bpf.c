@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//
+// A fresh congestion state for each of the service's TCP connections on this
+// node: a tcp iterator (Linux 5.15 on) that, for every connection on the
+// service address and a failover port, switches its congestion control to
+// another algorithm and back, so the kernel initialises it anew (bbr_init,
+// cubic's reset). The bridge runs it when this node starts serving alone:
+// what a connection's TCP learned while its output was merged with the other
+// server's (held segments it took for losses, a bandwidth model of the
+// merged stream) no longer describes its path. One cc_record per connection
+// goes to the reader. Layouts: bpf/cc_reset.h (shared with native/ccreset.cc).
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/cc_reset.h"
+
+// The kernel's types, as far as this program reads them; libbpf relocates
+// each field against the running kernel's BTF (CO-RE).
+struct seq_file;
+struct bpf_iter_meta {
+  struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+  __be32 skc_daddr;
+  __be32 skc_rcv_saddr;
+  __be16 skc_dport;
+  __u16 skc_num;
+  unsigned short skc_family;
+  volatile unsigned char skc_state;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__tcp {
+  struct bpf_iter_meta *meta;
+  struct sock_common *sk_common;
+} __attribute__((preserve_access_index));
+
+#define AF_INET 2
+#define SOL_TCP 6
+#define TCP_CONGESTION 13
+#define TCP_CA_NAME_MAX 16
+
+// include/net/tcp_states.h: the states in which a connection still sends.
+#define TCP_ESTABLISHED 1
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+#define TCP_CLOSING 11
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct cc_cfg);
+} cc_cfg SEC(".maps");
+
+static __always_inline int sends(unsigned char state) {
+  return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_CLOSE_WAIT ||
+         state == TCP_LAST_ACK || state == TCP_CLOSING;
+}
+
+static __always_inline int is_reno(const char *name) {
+  return name[0] == 'r' && name[1] == 'e' && name[2] == 'n' && name[3] == 'o' && name[4] == 0;
+}
+
+SEC("iter/tcp")
+int tcpfo_cc_reset(struct bpf_iter__tcp *ctx) {
+  struct sock_common *skc = ctx->sk_common;
+  __u32 zero = 0;
+  if (!skc) return 0;
+  struct cc_cfg *cfg = bpf_map_lookup_elem(&cc_cfg, &zero);
+  if (!cfg) return 0;
+  if (skc->skc_family != AF_INET || skc->skc_rcv_saddr != cfg->service || !sends(skc->skc_state)) return 0;
+  __u16 port = skc->skc_num;
+  if (!(cfg->ports[(port >> 6) & (CC_PORT_WORDS - 1)] & (1ull << (port & 63)))) return 0;
+  struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
+  if (!tp) return 0;
+
+  struct cc_record rec = {.client = skc->skc_daddr, .cport = skc->skc_dport, .sport = port};
+  char cur[TCP_CA_NAME_MAX] = {};
+  char other[TCP_CA_NAME_MAX] = "reno";
+  long err = bpf_getsockopt(tp, SOL_TCP, TCP_CONGESTION, cur, sizeof(cur));
+  if (!err) {
+    // Setting the algorithm a connection has is no change; another one and back is.
+    if (is_reno(cur)) __builtin_memcpy(other, "cubic", 6);
+    err = bpf_setsockopt(tp, SOL_TCP, TCP_CONGESTION, other, sizeof(other));
+    if (!err) err = bpf_setsockopt(tp, SOL_TCP, TCP_CONGESTION, cur, sizeof(cur));
+  }
+  rec.err = (__s32)err;
+  bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,165 @@
+// Loads the congestion reset (native/cc-reset.bpf.c), a tcp iterator, and
+// runs it for JS a bounded number of connections at a time. Loading needs
+// the privileges a bridge has before it limits them (a tracing program);
+// running it later needs only the link this keeps.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+}
+
+#include "bpf/cc_reset.h"
+
+namespace {
+
+int LibbpfQuiet(enum libbpf_print_level, const char*, va_list) { return 0; }
+
+class CcReset : public Napi::ObjectWrap<CcReset> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "CcReset",
+                                      {
+                                          InstanceMethod("begin", &CcReset::Begin),
+                                          InstanceMethod("next", &CcReset::Next),
+                                          InstanceMethod("close", &CcReset::Close),
+                                      });
+    exports.Set("CcReset", ctor);
+  }
+
+  // new CcReset(objectPath, serviceAddr, ports): ports as [lo, hi] pairs (inclusive).
+  explicit CcReset(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CcReset>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsArray()) {
+      Napi::TypeError::New(env, "CcReset(objectPath, serviceAddr, [[lo, hi], …])").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string path = info[0].As<Napi::String>();
+    struct cc_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.service = htonl(info[1].As<Napi::Number>().Uint32Value());
+    Napi::Array ranges = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < ranges.Length(); i++) {
+      Napi::Value r = ranges.Get(i);
+      if (!r.IsArray() || r.As<Napi::Array>().Length() != 2) {
+        Napi::TypeError::New(env, "CcReset: a port range is [lo, hi]").ThrowAsJavaScriptException();
+        return;
+      }
+      uint32_t lo = r.As<Napi::Array>().Get(0u).As<Napi::Number>().Uint32Value();
+      uint32_t hi = r.As<Napi::Array>().Get(1u).As<Napi::Number>().Uint32Value();
+      for (uint32_t p = lo; p <= hi && p < 65536; p++) cfg.ports[p >> 6] |= 1ull << (p & 63);
+    }
+    libbpf_set_print(LibbpfQuiet);
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    if (!obj_ || libbpf_get_error(obj_)) {
+      obj_ = nullptr;
+      Fail(env, ("cannot open " + path).c_str(), errno);
+      return;
+    }
+    int err = bpf_object__load(obj_);
+    if (err) { Fail(env, "cannot load the tcp iterator (Linux 5.15 on, with BTF)", -err); return; }
+    struct bpf_map* map = bpf_object__find_map_by_name(obj_, "cc_cfg");
+    uint32_t zero = 0;
+    if (!map || bpf_map_update_elem(bpf_map__fd(map), &zero, &cfg, BPF_ANY) != 0) {
+      Fail(env, "cannot configure the tcp iterator", map ? errno : ENOENT);
+      return;
+    }
+    struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_cc_reset");
+    link_ = prog ? bpf_program__attach_iter(prog, nullptr) : nullptr;
+    if (!link_ || libbpf_get_error(link_)) {
+      link_ = nullptr;
+      Fail(env, "cannot attach the tcp iterator", prog ? errno : ENOENT);
+      return;
+    }
+  }
+
+  ~CcReset() { Teardown(); }
+
+ private:
+  // begin(): a new pass over this network namespace's TCP sockets.
+  Napi::Value Begin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!link_) { Fail(env, "the congestion reset is closed", EBADF); return env.Undefined(); }
+    if (iter_ >= 0) close(iter_);
+    iter_ = bpf_iter_create(bpf_link__fd(link_));
+    if (iter_ < 0) Fail(env, "cannot start the tcp iterator", errno);
+    return env.Undefined();
+  }
+
+  // next(max): up to `max` records of connections reset — [{client, cport, sport, err}] —
+  // or null once the pass is over. The kernel visits sockets a page of output at a time.
+  Napi::Value Next(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (iter_ < 0) return env.Null();
+    uint32_t max = info.Length() > 0 ? info[0].As<Napi::Number>().Uint32Value() : 256;
+    if (max == 0) max = 1;
+    std::vector<struct cc_record> recs(max);
+    size_t want = max * sizeof(struct cc_record), got = 0;
+    char* buf = reinterpret_cast<char*>(recs.data());
+    while (got < want) {
+      ssize_t n = read(iter_, buf + got, want - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int e = errno;
+        close(iter_);
+        iter_ = -1;
+        Fail(env, "reading the tcp iterator", e);
+        return env.Undefined();
+      }
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+      if (got % sizeof(struct cc_record) == 0) break;  // a page's worth: give the event loop its turn
+    }
+    if (got == 0) {
+      close(iter_);
+      iter_ = -1;
+      return env.Null();
+    }
+    size_t count = got / sizeof(struct cc_record);
+    Napi::Array out = Napi::Array::New(env, count);
+    for (size_t i = 0; i < count; i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("client", Napi::Number::New(env, ntohl(recs[i].client)));
+      o.Set("cport", Napi::Number::New(env, ntohs(recs[i].cport)));
+      o.Set("sport", Napi::Number::New(env, recs[i].sport));
+      o.Set("err", Napi::Number::New(env, recs[i].err));
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Teardown();
+    return info.Env().Undefined();
+  }
+
+  void Fail(Napi::Env env, const char* what, int e) {
+    Teardown();
+    Napi::Error::New(env, std::string(what) + ": " + strerror(e)).ThrowAsJavaScriptException();
+  }
+
+  void Teardown() {
+    if (iter_ >= 0) close(iter_);
+    iter_ = -1;
+    if (link_) bpf_link__destroy(link_);
+    link_ = nullptr;
+    if (obj_) bpf_object__close(obj_);
+    obj_ = nullptr;
+  }
+
+  struct bpf_object* obj_ = nullptr;
+  struct bpf_link* link_ = nullptr;
+  int iter_ = -1;
+};
+
+}  // namespace
+
+void InitCcReset(Napi::Env env, Napi::Object exports) { CcReset::Init(env, exports); }

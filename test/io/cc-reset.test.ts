@@ -1,0 +1,115 @@
+/**
+ * The congestion reset (bridge/io/cc-reset.ts, native/cc-reset.bpf.c), for
+ * real in a rig host: exactly the service's connections (its address, a
+ * failover port, a state that still sends) get their congestion control
+ * initialised anew; every other socket keeps its state. BBR makes the reset
+ * visible: a connection that has sent has a bandwidth estimate, and a new
+ * start has none.
+ */
+import { describe, expect, it } from 'vitest';
+import { distScript } from '../../rig/dist.js';
+import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
+
+const SERVICE = '192.0.2.200';
+const OTHER = '192.0.2.201';
+const CLIENT = '192.0.2.77';
+
+/**
+ * Runs in the rig host: servers on the service address (a failover port and
+ * another) and on another address, each sending 4 MB to each of its clients
+ * (which send 1 MB back) and then idle; once every byte is read, the reset runs, and `ss` shows each
+ * connection's BBR estimate before and after.
+ */
+const SCRIPT = `
+import { createServer, connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+const { CongestionReset } = await import(process.argv[1]);
+const { ipv4 } = await import(process.argv[2]);
+const BYTES = 4 << 20;
+const listen = (host, port) => new Promise((res) => {
+  const s = createServer((c) => { c.on('error', () => {}); c.on('data', () => {}); c.write(Buffer.alloc(BYTES, 7)); });
+  s.listen(port, host, () => res(s));
+});
+const fetch = (host, port) => new Promise((res, rej) => {
+  let got = 0;
+  const c = connect({ host, port, localAddress: '${CLIENT}' });
+  c.write(Buffer.alloc(1 << 20, 9)); // so that the clients' sockets have an estimate too
+  c.on('data', (d) => { got += d.length; if (got === BYTES) res(c); });
+  c.on('error', rej);
+});
+const servers = [await listen('${SERVICE}', 7000), await listen('${SERVICE}', 7001), await listen('${SERVICE}', 7101), await listen('${OTHER}', 7000)];
+const clients = [];
+for (const [host, port] of [['${SERVICE}', 7000], ['${SERVICE}', 7000], ['${SERVICE}', 7001], ['${SERVICE}', 7101], ['${OTHER}', 7000]])
+  clients.push(await fetch(host, port));
+// Every byte read: the servers' sockets stay ESTABLISHED (the clients have not closed) and idle.
+await new Promise((r) => setTimeout(r, 300));
+const view = () => {
+  const out = {};
+  let key = null;
+  for (const line of execFileSync('ss', ['-Htin'], { encoding: 'utf8' }).split('\\n')) {
+    const m = /^ESTAB\\s+\\S+\\s+\\S+\\s+(\\S+)\\s+(\\S+)/.exec(line);
+    if (m) { key = m[1] + ' ' + m[2]; continue; }
+    if (key) { out[key] = { cc: (/^\\s*(\\w+)/.exec(line) ?? [])[1], bw: Number((/bbr:\\(bw:(\\d+)bps/.exec(line) ?? [0, -1])[1]) }; key = null; }
+  }
+  return out;
+};
+const before = view();
+const reset = CongestionReset.load(ipv4('${SERVICE}'), [7000, [7100, 7101]]);
+const result = await reset.run(1);
+const after = view();
+const again = await reset.run();
+reset.close();
+console.log(JSON.stringify({ before, after, result, again, local: clients.map((c) => c.localPort) }));
+for (const c of clients) c.destroy();
+for (const s of servers) s.close();
+`;
+
+describe('congestion reset (a tcp iterator)', () => {
+  it(
+    'initialises anew the congestion control of exactly the connections on the service address and a failover port; the others keep theirs',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const h = rig.host('primary');
+        for (const a of [SERVICE, OTHER, CLIENT]) await h.exec(['ip', 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+        // BBR keeps a bandwidth estimate that ss shows; Linux's default elsewhere is cubic.
+        await h.exec(['sysctl', '-qw', 'net.ipv4.tcp_congestion_control=bbr']);
+        const r = await h.exec(
+          [
+            process.execPath,
+            '--input-type=module',
+            '-e',
+            SCRIPT,
+            distScript('bridge/io/cc-reset.js'),
+            distScript('net/addr.js'),
+          ],
+          { timeoutMs: slow(30_000) },
+        );
+        const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+          before: Record<string, { cc: string; bw: number }>;
+          after: Record<string, { cc: string; bw: number }>;
+          result: { reset: number; failed: number };
+          again: { reset: number; failed: number };
+          local: number[];
+        };
+        const [a, b, c, d, e] = out.local;
+        const served = (addr: string, port: number, client: number) => `${addr}:${port} ${CLIENT}:${client}`;
+        const reset = [served(SERVICE, 7000, a!), served(SERVICE, 7000, b!), served(SERVICE, 7101, d!)];
+        const kept = [served(SERVICE, 7001, c!), served(OTHER, 7000, e!)];
+        // The clients' own sockets (on CLIENT) are kept as well.
+        const clientSides = Object.keys(out.before).filter((k) => k.startsWith(`${CLIENT}:`));
+        expect(clientSides).toHaveLength(5);
+        expect(out.result).toMatchObject({ reset: 3, failed: 0 });
+        expect(out.again).toMatchObject({ reset: 3, failed: 0 });
+        for (const k of [...reset, ...kept, ...clientSides]) {
+          expect(out.before[k]?.cc, k).toBe('bbr');
+          expect(out.before[k]!.bw, k).toBeGreaterThan(0);
+          expect(out.after[k]?.cc, k).toBe('bbr');
+        }
+        for (const k of reset) expect(out.after[k]!.bw, k).toBe(0);
+        for (const k of [...kept, ...clientSides]) expect(out.after[k]!.bw, k).toBeGreaterThan(0);
+      });
+    },
+    slow(60_000),
+  );
+});
