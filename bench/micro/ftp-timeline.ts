@@ -12,13 +12,18 @@
  * the metrics say which path the data connections and their handshakes took.
  * With --put, N puts of the same file instead, timed from the STOR (the
  * client sends the data and closes first; the servers answer its FIN with
- * theirs).
+ * theirs). --kb picks another of the paper's sizes. --no-gso: for the pair's
+ * gets, both nodes' LAN interfaces without TSO, GSO and GRO (ethtool; plain
+ * runs first, with them), so each server's TCP sends MSS-sized segments: what
+ * the kernel merge does with a stream when no burst is larger than a segment
+ * (an experiment; tcpfo leaves the interfaces as they are). The primary's
+ * kernel-merge counters follow the table.
  *
- *   npm run build && node dist/bench/micro/ftp-timeline.js [N=10] [--lan hub|mirror|switch] [--put]
+ *   npm run build && node dist/bench/micro/ftp-timeline.js [N=10] [--lan hub|mirror|switch] [--put] [--kb 0.2|1.3|18.2|…] [--no-gso]
  */
 import { join } from 'node:path';
 import { Capture, type CapturedFrame } from '../../rig/capture.js';
-import { fileName, runFtp, startFtpPair } from '../../rig/ftp.js';
+import { fileName, PAPER_FILE_KB, runFtp, startFtpPair } from '../../rig/ftp.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { withRig, type LanMode } from '../../rig/rig.js';
 import { median, runAsProgram } from '../../rig/main.js';
@@ -26,6 +31,7 @@ import { scrapeMetrics } from '../../rig/metrics.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { cliArgs } from './hops.js';
+import { KERNEL_HANDOVER_REASONS } from '../../bridge/primary/merge/kernel.js';
 
 const ETH_HLEN = 14;
 
@@ -77,14 +83,18 @@ function moments(frames: CapturedFrame[], verb: 'RETR' | 'STOR'): Moments | null
 
 export async function main(argv: string[]): Promise<number> {
   const put = argv.includes('--put');
+  const noGso = argv.includes('--no-gso');
   const { args, flag } = cliArgs(
-    argv.filter((a) => a !== '--put'),
-    ['--lan'],
+    argv.filter((a) => a !== '--put' && a !== '--no-gso'),
+    ['--lan', '--kb'],
   );
   const N = Number(args[0] ?? 10);
   const lan = flag('--lan', 'mirror') as LanMode;
-  if (!(N >= 1) || !['hub', 'mirror', 'switch'].includes(lan))
-    throw new Error('usage: ftp-timeline.js [N ≥ 1] [--lan hub|mirror|switch] [--put]');
+  const kb = Number(flag('--kb', '0.2'));
+  if (!(N >= 1) || !['hub', 'mirror', 'switch'].includes(lan) || !(PAPER_FILE_KB as readonly number[]).includes(kb))
+    throw new Error(
+      `usage: ftp-timeline.js [N ≥ 1] [--lan hub|mirror|switch] [--put] [--kb ${PAPER_FILE_KB.join('|')}] [--no-gso]`,
+    );
   const verb = put ? 'STOR' : 'RETR';
   await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
     const pair = await TcpfoPair.start(rig, { ports: [DEMO_PORT, 20, 21] });
@@ -92,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
       const roots = await startFtpPair(rig, VIP, pair.servers);
       const c = rig.host('client');
       console.log(
-        `${N} ${put ? 'puts' : 'gets'} of ${fileName(0.2)} (Debian ftp, active mode), ${lan}, client link 100 Mbit/s`,
+        `${N} ${put ? 'puts' : 'gets'} of ${fileName(kb)} (Debian ftp, active mode), ${lan}, client link 100 Mbit/s${noGso ? '; the pair without TSO, GSO and GRO' : ''}`,
       );
       console.log(`µs at the client, median (min–max): the SYN and the 226 from the ${verb}, the rest from the SYN\n`);
       console.log(
@@ -103,6 +113,9 @@ export async function main(argv: string[]): Promise<number> {
         ['plain', rig.host('primary').ip],
         ['tcpfo', VIP],
       ] as const) {
+        if (label === 'tcpfo' && noGso)
+          for (const h of ['primary', 'secondary'])
+            await rig.host(h).exec(['ethtool', '-K', 'eth0', 'tso', 'off', 'gso', 'off', 'gro', 'off']);
         const got: Moments[] = [];
         const rates: number[] = [];
         let incomplete = 0;
@@ -110,8 +123,8 @@ export async function main(argv: string[]): Promise<number> {
           const cap = await Capture.start(c, 'tcp port 20 or tcp port 21', `ftp-${label}-${i}`);
           const x = await runFtp(c, addr, [
             put
-              ? `put ${join(roots.tcpfoRoot, 'pub', fileName(0.2))} incoming/up-${label}-${i}-${Date.now()}`
-              : `get pub/${fileName(0.2)} ${join(rig.tmpdir, `got-${label}-${i}`)}`,
+              ? `put ${join(roots.tcpfoRoot, 'pub', fileName(kb))} incoming/up-${label}-${i}-${Date.now()}`
+              : `get pub/${fileName(kb)} ${join(rig.tmpdir, `got-${label}-${i}`)}`,
           ]);
           const m = moments(await cap.stop(), verb);
           if (x.completed !== 1 || !m) incomplete++;
@@ -127,6 +140,19 @@ export async function main(argv: string[]): Promise<number> {
         );
       }
       const m = await scrapeMetrics(rig, 'primary');
+      const series = (name: string, label: string, values: readonly string[]) =>
+        values
+          .map((v) => [v, m(`${name}{${label}="${v}"}`) || 0] as const)
+          .filter(([, n]) => n > 0)
+          .map(([v, n]) => `${v} ${n}`)
+          .join(', ');
+      console.log(
+        `\nthe primary's kernel merge: ${series('tcpfo_kernel_merge_total', 'action', ['held', 'released-p', 'released-s', 'stashed'])}; connections handed to the bridge, by reason: ${series(
+          'tcpfo_kernel_handovers_total',
+          'reason',
+          KERNEL_HANDOVER_REASONS.filter((r) => r !== 'none'),
+        )}`,
+      );
       console.log(
         `\nthe primary: connections handed to the bridge ${m('tcpfo_kernel_handovers_total{reason="bridge"}') || 0}, client segments out of the windows ${m('tcpfo_kernel_inbound_total{action="out-of-window"}') || 0}, segments back to the kernel after waiting their turn ${m('tcpfo_kernel_outbound_total{action="returned"}') || 0}, handshakes merged in the kernel ${m('tcpfo_kernel_handshakes_total{action="merged"}') || 0}`,
       );
