@@ -55,8 +55,13 @@ export interface CcResetResult {
   ms: number;
 }
 
+/** This process's passes, for the metrics: connections reset and failed, once a reset is loaded. */
+export const congestionResets = { loaded: false, reset: 0, failed: 0 };
+
 export class CongestionReset {
-  private constructor(private readonly x: NativeCcReset) {}
+  private constructor(private readonly x: NativeCcReset) {
+    congestionResets.loaded = true;
+  }
 
   /** Loads and attaches the iterator for `service` (host order) and its ports; throws saying why it cannot. */
   static load(service: number, ports: PortSet, object = CC_RESET_OBJECT): CongestionReset {
@@ -82,6 +87,8 @@ export class CongestionReset {
       await new Promise((res) => setImmediate(res));
     }
     out.ms = performance.now() - t0;
+    congestionResets.reset += out.reset;
+    congestionResets.failed += out.failed;
     return out;
   }
 

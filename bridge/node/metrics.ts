@@ -12,6 +12,7 @@ import { VERSION } from '../version.js';
 import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
 import { NODE_ROLES, type NodeRole } from './roles.js';
 import type { RealtimeState } from '../io/realtime.js';
+import { congestionResets } from '../io/cc-reset.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge | Counter): void {
@@ -353,6 +354,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     (c) => c.inc(get().loopStalls),
   );
   readCounter(reg, 'tcpfo_failovers_total', 'Role changes after a peer failure', [], (c) => c.inc(get().failovers));
+  readCounter(
+    reg,
+    'tcpfo_congestion_resets_total',
+    'Connections whose congestion control started anew as this node began serving alone (absent where the kernel cannot)',
+    ['result'],
+    (c) => {
+      if (!congestionResets.loaded) return;
+      c.inc({ result: 'reset' }, congestionResets.reset);
+      c.inc({ result: 'failed' }, congestionResets.failed);
+    },
+  );
   new Gauge({
     name: 'tcpfo_last_failover_duration_seconds',
     help: 'From the failure decision to the end of the takeover (or of the flush, on the primary)',

@@ -1,6 +1,7 @@
 /** Metric names and values follow Prometheus conventions and come from the bridge's own counters. */
 import { describe, expect, it } from 'vitest';
 import { buildRegistry } from '../../bridge/node/metrics.js';
+import { congestionResets } from '../../bridge/io/cc-reset.js';
 import { snap } from './snapshot.js';
 
 describe('metrics', () => {
@@ -16,6 +17,19 @@ describe('metrics', () => {
     expect(known).toMatch(/^tcpfo_server_up 0$/m);
     expect(known).toContain('tcpfo_kernel_inbound_total{action="translated"} 5');
     expect(known).toContain('tcpfo_kernel_inbound_total{action="out-of-window"} 1');
+  });
+
+  it('the congestion reset: absent until the node has one, then what its passes did', async () => {
+    const reg = buildRegistry(() => snap());
+    expect(await reg.metrics()).not.toMatch(/^tcpfo_congestion_resets_total/m);
+    Object.assign(congestionResets, { loaded: true, reset: 7, failed: 1 });
+    try {
+      const text = await reg.metrics();
+      expect(text).toContain('tcpfo_congestion_resets_total{result="reset"} 7');
+      expect(text).toContain('tcpfo_congestion_resets_total{result="failed"} 1');
+    } finally {
+      Object.assign(congestionResets, { loaded: false, reset: 0, failed: 0 });
+    }
   });
 
   it('exposes the bridge’s counters under tcpfo_ names, with base units and _total counters', async () => {
