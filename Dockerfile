@@ -59,7 +59,7 @@ RUN apt-get update \
 WORKDIR /opt/tcpfo
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/build/Release/tcpfo_nfqueue.node /src/build/Release/xlate.bpf.o /src/build/Release/cc-reset.bpf.o ./build/Release/
+COPY --from=build /src/build/Release/tcpfo_nfqueue.node /src/build/Release/xlate.bpf.o /src/build/Release/ccreset.bpf.o ./build/Release/
 COPY --from=build /src/dist/cli.js ./dist/
 COPY --from=build /src/dist/bridge ./dist/bridge
 COPY --from=build /src/dist/config ./dist/config

@@ -15,10 +15,10 @@
           "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/xlate.bpf.c", "-o", "<(PRODUCT_DIR)/xlate.bpf.o"]
         },
         {
-          "action_name": "cc_reset_bpf",
-          "inputs": ["native/cc-reset.bpf.c", "native/bpf/cc_reset.h"],
-          "outputs": ["<(PRODUCT_DIR)/cc-reset.bpf.o"],
-          "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/cc-reset.bpf.c", "-o", "<(PRODUCT_DIR)/cc-reset.bpf.o"]
+          "action_name": "ccreset_bpf",
+          "inputs": ["native/ccreset.bpf.c", "native/bpf/ccreset.h"],
+          "outputs": ["<(PRODUCT_DIR)/ccreset.bpf.o"],
+          "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/ccreset.bpf.c", "-o", "<(PRODUCT_DIR)/ccreset.bpf.o"]
         }
       ]
     }

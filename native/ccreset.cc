@@ -1,4 +1,4 @@
-// Loads the congestion reset (native/cc-reset.bpf.c), a tcp iterator, and
+// Loads the congestion reset (native/ccreset.bpf.c), a tcp iterator, and
 // runs it for JS a bounded number of connections at a time. Loading needs
 // the privileges a bridge has before it limits them (a tracing program);
 // running it later needs only the link this keeps.
@@ -17,7 +17,7 @@ extern "C" {
 #include <bpf/libbpf.h>
 }
 
-#include "bpf/cc_reset.h"
+#include "bpf/ccreset.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 /**
  * A fresh congestion state for the service's connections on this node
- * (native/cc-reset.bpf.c, a tcp iterator, loaded by native/ccreset.cc): each
+ * (native/ccreset.bpf.c, a tcp iterator, loaded by native/ccreset.cc): each
  * connection on the service address and a failover port gets its congestion
  * control initialised anew, as a new connection's is.
  *
@@ -44,7 +44,7 @@ export interface CcResetNative {
   CcReset: new (objectPath: string, service: number, ranges: Array<[number, number]>) => NativeCcReset;
 }
 
-export const CC_RESET_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'cc-reset.bpf.o');
+export const CC_RESET_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'ccreset.bpf.o');
 
 /** What one pass did. */
 export interface CcResetResult {

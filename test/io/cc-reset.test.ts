@@ -1,5 +1,5 @@
 /**
- * The congestion reset (bridge/io/cc-reset.ts, native/cc-reset.bpf.c), for
+ * The congestion reset (bridge/io/cc-reset.ts, native/ccreset.bpf.c), for
  * real in a rig host: exactly the service's connections (its address, a
  * failover port, a state that still sends) get their congestion control
  * initialised anew; every other socket keeps its state. BBR makes the reset

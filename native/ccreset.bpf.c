@@ -8,12 +8,12 @@
 // what a connection's TCP learned while its output was merged with the other
 // server's (held segments it took for losses, a bandwidth model of the
 // merged stream) no longer describes its path. One cc_record per connection
-// goes to the reader. Layouts: bpf/cc_reset.h (shared with native/ccreset.cc).
+// goes to the reader. Layouts: bpf/ccreset.h (shared with native/ccreset.cc).
 #include <linux/bpf.h>
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
 
-#include "bpf/cc_reset.h"
+#include "bpf/ccreset.h"
 
 // The kernel's types, as far as this program reads them; libbpf relocates
 // each field against the running kernel's BTF (CO-RE).

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
-// The layouts the congestion reset (native/cc-reset.bpf.c) shares with its
+// The layouts the congestion reset (native/ccreset.bpf.c) shares with its
 // loader (native/ccreset.cc): one definition, included by both. Addresses
 // and ports in network byte order, except the local port (host order, as
 // the kernel keeps it).
-#ifndef TCPFO_BPF_CC_RESET_H
-#define TCPFO_BPF_CC_RESET_H
+#ifndef TCPFO_BPF_CCRESET_H
+#define TCPFO_BPF_CCRESET_H
 
 #include <linux/types.h>
 
