@@ -162,7 +162,7 @@ export class PrimaryBridge {
     orderResyncs: 0,
     silencesExcused: 0,
   };
-  /** The secondary's segments reaching us, sampled every heartbeat interval: a silent secondary that still sends is not dead. */
+  /** Whether a silent secondary still sends (its last segment, from the kernel and the queue): one that does is not dead. */
   private readonly secondaryActivity: PeerActivity;
   /** When the secondary's last segment reached the input queue (the kernel times those it takes itself). */
   private secondarySeenAt: number | null = null;
