@@ -110,6 +110,40 @@ struct {
   __type(value, struct stash_val);
 } stash_scratch SEC(".maps");
 
+// A packet being merged (merge_job: its segments' ends and digests), the
+// control program's answer, and a new connection's merge state (as bytes: a
+// per-CPU map cannot hold a lock): room for what is too large for the stack.
+struct merge_job {
+  struct conn_key key;
+  struct merge_out out;
+  struct merge_seg seg;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct merge_job);
+} seg_scratch SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct merge_ctl);
+} ctl_scratch SEC(".maps");
+
+struct merge_val_bytes {
+  __u8 b[sizeof(struct merge_val)];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct merge_val_bytes);
+} merge_val_scratch SEC(".maps");
+
 // Mapped into the bridge's memory (BPF_F_MMAPABLE): it writes ORDER_DONE as
 // it gives each verdict, with a store, not a system call.
 struct {
@@ -212,19 +246,32 @@ static __always_inline __u32 now_ms(void) { return (__u32)(bpf_ktime_get_ns() / 
 // --- the merge (bpf/merge.h) --------------------------------------------------
 
 /*
+ * The segments a packet of `payload` bytes leaves as (GSO: gso_size each
+ * but the last), 0 for none, or MERGE_SEG_CHUNKS + 1 where the kernel does
+ * not merge it: more segments, or larger, than it keeps.
+ */
+#define CHUNKS_TOO_MANY (MERGE_SEG_CHUNKS + 1)
+static __always_inline __u32 seg_chunks(__u32 payload, __u32 gso_size) {
+  if (!payload) return 0;
+  if (!gso_size || gso_size >= payload) return payload <= MERGE_MAX_PAYLOAD ? 1 : CHUNKS_TOO_MANY;
+  if (gso_size > MERGE_MAX_PAYLOAD || payload > MERGE_SEG_CHUNKS * gso_size) return CHUNKS_TOO_MANY;
+  return (payload + gso_size - 1) / gso_size;
+}
+
+/*
  * A segment the kernel merges: ACK, maybe PSH or FIN, no other flag; the
  * usual option layout without SACK, but for a pure ACK's lone D-SACK block
  * where `dsack_ok` (S's copy: a client segment that came twice to S, its
  * option overwritten with NOPs as the ACK leaves; P's such ACKs go to the
  * bridge, for the egress program has no stack left for it); timestamps
- * where the connection has them; one MSS at most. Anything else goes to
- * the bridge with its connection.
+ * where the connection has them; up to MERGE_SEG_CHUNKS segments of one MSS
+ * (seg_chunks). Anything else goes to the bridge with its connection.
  */
-static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 payload, __u32 ack, int dsack_ok, int ts_on,
+static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, __u32 doff, __u32 chunks, __u32 ack, int dsack_ok, int ts_on,
                                      struct tcp_layout *l) {
-  if ((fl & ~(TH_ACK | TH_PSH | TH_FIN)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || payload > MERGE_MAX_PAYLOAD) return 0;
+  if ((fl & ~(TH_ACK | TH_PSH | TH_FIN)) || !(fl & TH_ACK) || doff < TCP_HDR_LEN || chunks > MERGE_SEG_CHUNKS) return 0;
   if (!tcp_layout(skb, l4 + TCP_HDR_LEN, doff - TCP_HDR_LEN, l)) return 0;
-  if (l->sack_at >= 0 && !(dsack_ok && !payload && fl == TH_ACK && lone_dsack(skb, l4 + TCP_HDR_LEN, l, ack))) return 0;
+  if (l->sack_at >= 0 && !(dsack_ok && !chunks && fl == TH_ACK && lone_dsack(skb, l4 + TCP_HDR_LEN, l, ack))) return 0;
   return !ts_on || l->ts_at >= 0;
 }
 
@@ -234,9 +281,64 @@ static __always_inline void set_hint(const struct conn_key *k, const struct merg
 }
 
 /*
- * Reads segment `g` of side `side` from a frame (TCP at L4_ON_ETH), decides
+ * The digests of the segments of the packet in seg_scratch (merge_job),
+ * each of gso_size bytes at `off` on but the last; the FIN, if any, is
+ * folded into the last's. A global function: the verifier checks it once.
+ */
+__noinline int seg_digests(struct __sk_buff *skb, __u32 off, __u32 payload, __u32 gso_size) {
+  __u32 zero = 0;
+  struct merge_job *j = bpf_map_lookup_elem(&seg_scratch, &zero);
+  if (!j) return -1;
+  struct merge_seg *g = &j->seg;
+  __u32 size = g->chunks > 1 ? gso_size : payload;
+  __u32 at = g->start;
+  for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
+    if (c >= g->chunks) break;
+    __u32 n = c + 1 == g->chunks ? payload - c * size : size;
+    __u64 d = merge_digest(skb, off + c * size, n);
+    at += n;
+    if (c + 1 == g->chunks && g->fin) {
+      d = digest_step(d, DIGEST_FIN);
+      at++;
+    }
+    *chunk_end_at(g, c) = at;
+    *chunk_digest_at(g, c) = d;
+  }
+  return 0;
+}
+
+/*
+ * The decision for the packet in seg_scratch (merge_job) under its
+ * connection's lock, and the hint after it. In global functions, one per
+ * side: the verifier checks the decision once, not once for each path the
+ * programs take to it.
+ */
+static __always_inline int merge_job_decide(__u32 side) {
+  __u32 zero = 0;
+  struct merge_job *j = bpf_map_lookup_elem(&seg_scratch, &zero);
+  if (!j) return MV_NOT_KERNEL;
+  struct conn_key k = j->key;
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &k);
+  if (!m) return MV_NOT_KERNEL;
+  struct merge_hint h;
+  bpf_spin_lock(&m->lock);
+  __u32 v = merge_decide(m, &j->seg, side, &j->out);
+  merge_hint_of(m, &h);
+  bpf_spin_unlock(&m->lock);
+  set_hint(&k, &h);
+  return v;
+}
+
+// (`skb` read only so that it is passed: a global function takes its program's context.)
+__noinline int merge_decide_p(struct __sk_buff *skb) { return skb->len ? merge_job_decide(SIDE_P) : MV_NOT_KERNEL; }
+
+__noinline int merge_decide_s(struct __sk_buff *skb) { return skb->len ? merge_job_decide(SIDE_S) : MV_NOT_KERNEL; }
+
+/*
+ * Reads a packet of side `side` from a frame (TCP at L4_ON_ETH), decides
  * under the connection's lock, and publishes the hint. `o` says how a
- * released segment leaves; `ts_at` where its timestamp is (-1: none).
+ * released packet leaves, or where a held one's segments wait; `ts_at` where
+ * its timestamp is (-1: none).
  */
 static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct conn_key *k, struct merge_val *m, __u32 side, struct iphdr *ip, struct tcphdr *th,
                                            struct merge_out *o, int *ts_at) {
@@ -252,13 +354,17 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   __u32 dseq = side == SIDE_P ? m->dseq : 0;
   __u32 dts = side == SIDE_P ? m->dts : 0;
   __u32 shift = (side == SIDE_P ? m->wscale_p : m->wscale_s) & 15;
-  struct merge_seg g = {.side = side};
   struct tcp_layout l;
-  struct merge_hint h;
-  __u32 payload = len >= IP_HDR_LEN + doff ? len - IP_HDR_LEN - doff : MERGE_MAX_PAYLOAD + 1;
+  __u32 zero = 0;
+  struct merge_job *j = bpf_map_lookup_elem(&seg_scratch, &zero);
+  __u32 payload = len >= IP_HDR_LEN + doff ? len - IP_HDR_LEN - doff : 0;
+  __u32 gso_size = skb->gso_size;
+  __u32 chunks = len >= IP_HDR_LEN + doff && tot ? seg_chunks(payload, gso_size) : CHUNKS_TOO_MANY;
   __u32 v;
   *ts_at = -1;
-  if (!mergeable(skb, L4_ON_ETH, fl, doff, payload, ack, side == SIDE_S, ts_on, &l) || skb->gso_segs > 1) {
+  if (!j) return MV_NOT_KERNEL;
+  if (!mergeable(skb, L4_ON_ETH, fl, doff, chunks, ack, side == SIDE_S, ts_on, &l)) {
+    struct merge_hint h;
     bpf_spin_lock(&m->lock);
     v = m->mode == MERGE_KERNEL ? handover(m, HANDOVER_SEGMENT) : MV_NOT_KERNEL;
     merge_hint_of(m, &h);
@@ -266,26 +372,34 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
     set_hint(k, &h);
     return v;
   }
+  struct merge_seg *g = &j->seg;
+  j->key = *k;
+  __builtin_memset(&j->out, 0, sizeof(j->out));
+  g->has_ts = 0;
+  g->tsval = 0;
+  g->tsecr = 0;
   if (ts_on) {
     __u32 ts[2];
     if (bpf_skb_load_bytes(skb, L4_ON_ETH + TCP_HDR_LEN + l.ts_at + TCPOPT_TSVAL_AT, ts, sizeof(ts)) < 0) return MV_NOT_KERNEL;
-    g.tsval = bpf_ntohl(ts[0]) - dts;
-    g.tsecr = bpf_ntohl(ts[1]);
-    g.has_ts = 1;
+    g->tsval = bpf_ntohl(ts[0]) - dts;
+    g->tsecr = bpf_ntohl(ts[1]);
+    g->has_ts = 1;
     *ts_at = l.ts_at;
   }
-  g.fin = (fl & TH_FIN) ? 1 : 0;
-  g.start = seq - dseq;
-  g.end = g.start + payload + g.fin;
-  g.digest = payload ? merge_digest(skb, L4_ON_ETH + doff, payload) : 0;
-  if (g.fin) g.digest = digest_step(g.digest ? g.digest : DIGEST_SEED, DIGEST_FIN);
-  g.ack = ack;
-  g.win = window << shift;
-  bpf_spin_lock(&m->lock);
-  v = merge_decide(m, &g, o);
-  merge_hint_of(m, &h);
-  bpf_spin_unlock(&m->lock);
-  set_hint(k, &h);
+  g->fin = (fl & TH_FIN) ? 1 : 0;
+  g->start = seq - dseq;
+  g->end = g->start + payload + g->fin;
+  // A FIN alone is one segment of its own: no bytes, the FIN's word.
+  g->chunks = chunks ? chunks : g->fin;
+  if (chunks) seg_digests(skb, L4_ON_ETH + doff, payload, gso_size);
+  else if (g->fin) {
+    *chunk_end_at(g, 0) = g->end;
+    *chunk_digest_at(g, 0) = digest_step(DIGEST_SEED, DIGEST_FIN);
+  }
+  g->ack = ack;
+  g->win = window << shift;
+  v = side == SIDE_P ? merge_decide_p(skb) : merge_decide_s(skb);
+  *o = j->out;
   if (side == SIDE_S && l.sack_at > 0) o->dsack_at = l.sack_at;  // mergeable: a lone D-SACK
   return v;
 }
@@ -487,16 +601,21 @@ static __always_inline int hs_merge(const struct conn_key *k, const struct hs_va
   struct syn_opts so;
   hs_opts(s, &so);
   struct conn_val cv = {};
-  struct merge_val mv = {};
   struct merge_hint h = {};
-  hs_entries(p, &so, s->isn, s->win, &cv, &mv, &h);
+  __u32 zero = 0;
+  struct merge_val_bytes *raw = bpf_map_lookup_elem(&merge_val_scratch, &zero);
+  if (!raw) return -1;
+  __builtin_memset(raw, 0, sizeof(*raw));
+  // Written as merge_val but for its lock, which the map's update leaves alone.
+  struct merge_val *mv = (struct merge_val *)raw;
+  hs_entries(p, &so, s->isn, s->win, &cv, mv, &h);
   struct kernel_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
     count(COUNT_EVENTS_LOST);
     return -1;  // the bridge is behind: it could not hear of this one
   }
   // The hint first: a P segment that finds the state finds its hint too.
-  if (bpf_map_update_elem(&merge_hints, k, &h, BPF_ANY) || bpf_map_update_elem(&merge, k, &mv, BPF_ANY) ||
+  if (bpf_map_update_elem(&merge_hints, k, &h, BPF_ANY) || bpf_map_update_elem(&merge, k, raw, BPF_ANY) ||
       bpf_map_update_elem(&conns, k, &cv, BPF_ANY)) {
     bpf_map_delete_elem(&conns, k);
     bpf_map_delete_elem(&merge, k);
@@ -675,11 +794,13 @@ static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip,
  */
 SEC("tc")
 int tcpfo_merge_ctl(struct __sk_buff *skb) {
-  struct merge_ctl c;
-  if (bpf_skb_load_bytes(skb, L3_ON_ETH, &c, sizeof(c)) < 0) return TC_ACT_SHOT;
-  if (c.op != MERGE_OP_TAKE) return TC_ACT_SHOT;
-  c.found = 0;
-  struct merge_val *m = bpf_map_lookup_elem(&merge, &c.key);
+  __u32 zero = 0;
+  struct merge_ctl *c = bpf_map_lookup_elem(&ctl_scratch, &zero);
+  if (!c || bpf_skb_load_bytes(skb, L3_ON_ETH, c, sizeof(*c)) < 0) return TC_ACT_SHOT;
+  if (c->op != MERGE_OP_TAKE) return TC_ACT_SHOT;
+  c->found = 0;
+  struct conn_key key = c->key;
+  struct merge_val *m = bpf_map_lookup_elem(&merge, &key);
   if (m) {
     struct merge_hint h;
     bpf_spin_lock(&m->lock);
@@ -688,14 +809,14 @@ int tcpfo_merge_ctl(struct __sk_buff *skb) {
       m->mode = MERGE_QUEUE;
       m->handover = HANDOVER_BRIDGE;
     }
-    merge_snapshot(m, &c.snap);
+    merge_snapshot(m, &c->snap);
     merge_hint_of(m, &h);
     bpf_spin_unlock(&m->lock);
-    set_hint(&c.key, &h);
+    set_hint(&key, &h);
     if (was) count(COUNT_HANDOVER);
-    c.found = 1;
+    c->found = 1;
   }
-  if (bpf_skb_store_bytes(skb, L3_ON_ETH, &c, sizeof(c), 0) < 0) return TC_ACT_SHOT;
+  if (bpf_skb_store_bytes(skb, L3_ON_ETH, c, sizeof(*c), 0) < 0) return TC_ACT_SHOT;
   return TC_ACT_OK;
 }
 
@@ -862,17 +983,20 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   if (tot < IP_HDR_LEN + doff) return 0;
   __u32 payload = tot - IP_HDR_LEN - doff;
   __u8 fl = tcp_flags(th);
-  if (!mergeable(skb, L4_ON_IP, fl, doff, payload, 0, 0, h->ts_on, &l)) return 0;
+  __u32 chunks = seg_chunks(payload, skb->gso_size);
+  if (!mergeable(skb, L4_ON_IP, fl, doff, chunks, 0, 0, h->ts_on, &l)) return 0;
   payload += (fl & TH_FIN) ? 1 : 0;  // from here, its length in sequence numbers
   if (!payload) return 1;
+  if (!chunks) chunks = 1;  // a FIN alone
   __u32 seq = bpf_ntohl(th->seq);
   // Bytes P sent before, sent again (released, or waiting for S's copy): the
   // egress program passes them again or keeps them waiting (bpf/merge.h).
   __s32 past = (__s32)(seq + payload - h->p_next);
   if (past <= 0 && past > -(__s32)MAX_WINDOW) return 1;
   if (seq != h->p_next) return 0;
-  if (h->s_ahead) return seq + payload == h->s_head_end;
-  return h->p_room;
+  // S ahead: its oldest copy, or (a GSO packet) as many of its copies as the packet has segments.
+  if (h->s_ahead) return chunks == 1 ? seq + payload == h->s_head_end : (__s32)(seq + payload - h->s_tail_end) <= 0;
+  return chunks <= h->p_room;
 }
 
 /*
@@ -1034,23 +1158,105 @@ static __always_inline int release_primary_only(struct __sk_buff *skb, struct ip
 
 #define MERGE_STOLEN -2
 
+// What stash_segments() keeps: the connection's key and Δseq, the packet's
+// headers' length, payload and segments (how many, the size of each but the
+// last), and where they go (the first waiting range's index, or a handover).
+struct stash_req {
+  struct stash_key key;
+  __u32 hdr;
+  __u32 payload;
+  __u32 chunks;
+  __u32 chunk_size;
+  __u32 slot;
+  __u32 handover;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct stash_req);
+} stash_req_scratch SEC(".maps");
+
 /*
- * Keeps a copy of P's segment, stolen just now, in the stash at `idx` for
- * the bridge (it takes it with the connection). Best effort: a segment that
- * cannot be kept comes again from P's TCP, as before.
+ * Keeps a copy of segment `c` of P's packet (stash_req), stolen just now,
+ * in the stash for the bridge (it takes it with the connection): the
+ * packet's headers, then the segment's bytes, sequence number and length set
+ * to the segment's; a FIN and PSH only on the last (as GSO cuts it). Best
+ * effort: a segment that cannot be kept comes again from P's TCP, as before.
+ * A global function: the verifier checks it once.
  */
-static __always_inline void stash_segment(struct __sk_buff *skb, const struct conn_key *k, __u32 dseq, __u32 idx) {
+__noinline int stash_chunk(struct __sk_buff *skb, __u32 c) {
   __u32 zero = 0;
   struct stash_val *v = bpf_map_lookup_elem(&stash_scratch, &zero);
-  if (!v) return;
-  // Bounded before the Ethernet header is taken off: the verifier then knows the length's range.
-  __u32 len = skb->len;
-  if (len > L3_ON_ETH + STASH_MAX_PACKET || len < L3_ON_ETH + STASH_MIN_PACKET) return;
-  len -= L3_ON_ETH;
-  if (bpf_skb_load_bytes(skb, L3_ON_ETH, v->pkt, len) < 0) return;
-  v->len = len;
-  struct stash_key sk = {.conn = *k, .idx = idx, .dseq = dseq};
-  if (bpf_map_update_elem(&stash, &sk, v, BPF_ANY) == 0) count(COUNT_STASHED);
+  struct stash_req *r = bpf_map_lookup_elem(&stash_req_scratch, &zero);
+  if (!v || !r || c >= r->chunks || c >= MERGE_SEG_CHUNKS) return -1;
+  __u32 last = c + 1 == r->chunks;
+  __u32 at = c * r->chunk_size;
+  __u64 len = last ? r->payload - at : r->chunk_size;
+  __u64 hdr = r->hdr & 127;  // an IP header and TCP with options: 80 bytes at most
+  if (hdr < STASH_MIN_PACKET || len > MERGE_MAX_PAYLOAD) return -1;
+  barrier_var(len);
+  if (bpf_skb_load_bytes(skb, L3_ON_ETH, v->pkt, hdr) < 0) return -1;
+  if (len && bpf_skb_load_bytes(skb, L3_ON_ETH + hdr + at, v->pkt + hdr, len) < 0) return -1;
+  struct iphdr *ip = (struct iphdr *)v->pkt;
+  struct tcphdr *th = (struct tcphdr *)(v->pkt + IP_HDR_LEN);
+  ip->tot_len = bpf_htons(hdr + len);
+  th->seq = bpf_htonl(bpf_ntohl(th->seq) + at);
+  if (!last) v->pkt[IP_HDR_LEN + TH_FLAGS_BYTE] &= ~(TH_FIN | TH_PSH);
+  // The IP header's sum, anew (20 bytes: no options here); the bridge fills TCP's.
+  ip->check = 0;
+  __u32 sum = 0;
+  const __u16 *w = (const __u16 *)v->pkt;
+#pragma unroll
+  for (int i = 0; i < IP_HDR_LEN / 2; i++) sum += w[i];
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  ip->check = (__u16)~sum;
+  v->len = hdr + len;
+  struct stash_key sk = r->key;
+  sk.idx = r->handover ? STASH_HANDOVER + c : (r->slot + c) & (MERGE_PENDING - 1);
+  if (bpf_map_update_elem(&stash, &sk, v, BPF_ANY)) return -1;
+  count(COUNT_STASHED);
+  return 0;
+}
+
+// Each segment of the packet that stash_req describes (stash_chunk).
+__noinline int stash_chunks(struct __sk_buff *skb) {
+  __u32 zero = 0;
+  struct stash_req *r = bpf_map_lookup_elem(&stash_req_scratch, &zero);
+  if (!r) return -1;
+  for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
+    if (c >= r->chunks) break;
+    stash_chunk(skb, c);
+  }
+  return 0;
+}
+
+/*
+ * Keeps P's stolen packet for the bridge, one segment at a time (`o`: how
+ * many and their size): a first arrival's at their places in the ring of
+ * waiting ranges from `o->slot`, or (`handover`) at STASH_HANDOVER and after.
+ */
+static __always_inline void stash_segments(struct __sk_buff *skb, const struct conn_key *k, __u32 dseq, const struct merge_out *o, __u32 hdr,
+                                           __u32 payload, int handover) {
+  __u32 zero = 0;
+  struct stash_req *r = bpf_map_lookup_elem(&stash_req_scratch, &zero);
+  if (!r) return;
+  r->key.conn = *k;
+  r->key.dseq = dseq;
+  r->key.idx = 0;
+  r->hdr = hdr;
+  r->payload = payload;
+  // Counted again rather than kept from before the decision: a value live
+  // across it multiplies the states the verifier walks.
+  __u32 chunks = seg_chunks(payload, skb->gso_size);
+  if (chunks > MERGE_SEG_CHUNKS) chunks = 1;  // not read as segments (kept whole, if it fits)
+  r->chunks = chunks ? chunks : 1;
+  r->chunk_size = chunks > 1 ? skb->gso_size : payload;
+  r->slot = o->slot;
+  r->handover = handover;
+  stash_chunks(skb);
 }
 
 /*
@@ -1065,15 +1271,17 @@ static __always_inline int merge_primary(struct __sk_buff *skb, struct iphdr *ip
   struct merge_out o = {};
   int ts_at;
   __u32 tot = bpf_ntohs(ip->tot_len);
+  __u32 hdr = IP_HDR_LEN + th->doff * 4;
   // Bytes or a FIN: what P's TCP would otherwise send again only at its timer.
-  int data = tot > IP_HDR_LEN + th->doff * 4 || (tcp_flags(th) & TH_FIN);
+  int data = tot > hdr || (tcp_flags(th) & TH_FIN);
+  __u32 payload = tot > hdr ? tot - hdr : 0;
   __u32 v = merge_segment(skb, &k, m, SIDE_P, ip, th, &o, &ts_at);
   count_verdict(v);
   if (v != MV_RELEASE) {
-    if (v == MV_HANDOVER || v == MV_NOT_KERNEL) count(COUNT_HANDOVER_STOLEN);
+    int handover = v == MV_HANDOVER || v == MV_NOT_KERNEL;
+    if (handover) count(COUNT_HANDOVER_STOLEN);
     // Its bytes, for the bridge: at once when it takes the connection.
-    if (data && v == MV_HOLD) stash_segment(skb, &k, m->dseq, o.slot);
-    else if (data && (v == MV_HANDOVER || v == MV_NOT_KERNEL)) stash_segment(skb, &k, m->dseq, STASH_HANDOVER);
+    if (data && (v == MV_HOLD || handover)) stash_segments(skb, &k, m->dseq, &o, hdr, payload, handover);
     return MERGE_STOLEN;
   }
   if (o.ended) tell_ended(&k, m->dseq, ENDED_CLOSE);

@@ -393,8 +393,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return o;
   }
 
-  // run(program, packet: Buffer, mark) -> { ret, packet: Buffer }: one run of a loaded program
-  // on `packet` (BPF_PROG_TEST_RUN; a frame for the tc programs, an IP packet for the match).
+  // run(program, packet: Buffer, mark, gsoSize?, gsoSegs?) -> { ret, packet: Buffer }: one run of a
+  // loaded program on `packet` (BPF_PROG_TEST_RUN; a frame for the tc programs, an IP packet for the
+  // match), as a GSO packet of segments of gsoSize bytes where given.
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!obj_ || info.Length() < 3 || !info[0].IsString() || !info[1].IsBuffer()) return env.Null();
@@ -406,6 +407,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     struct __sk_buff ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.mark = info[2].As<Napi::Number>().Uint32Value();
+    if (info.Length() > 4 && info[3].IsNumber() && info[4].IsNumber()) {
+      ctx.gso_size = info[3].As<Napi::Number>().Uint32Value();
+      ctx.gso_segs = info[4].As<Napi::Number>().Uint32Value();
+    }
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.Data(), .data_out = out.data(), .data_size_in = static_cast<uint32_t>(in.Length()),
                 .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
     if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0) {
@@ -452,7 +457,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     memset(&h, 0, sizeof(h));
     h.mode = MERGE_KERNEL;
     h.p_next = v.rel_nxt + v.dseq;
-    h.p_room = 1;
+    h.p_room = MERGE_PENDING;  // nothing waits: every range free
     h.ts_on = (v.flags & MERGE_F_TS) ? 1 : 0;
     // The hint first: a P segment that finds the state finds its hint too.
     if (bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY) != 0) return Napi::Boolean::New(env, false);
@@ -628,7 +633,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (s.ahead == SIDE_P) {
       for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) idxs.push_back((s.head + i) & (MERGE_PENDING - 1));
     }
-    idxs.push_back(STASH_HANDOVER);
+    for (uint32_t c = 0; c < MERGE_SEG_CHUNKS; c++) idxs.push_back(STASH_HANDOVER + c);
     struct stash_key k;
     memset(&k, 0, sizeof(k));
     k.conn = key;

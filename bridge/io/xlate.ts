@@ -57,7 +57,13 @@ interface NativeXlate {
   service(addr: number, port: number): boolean;
   counters(): XlateCounters;
   secondarySilentMs(): number | null;
-  run(program: string, packet: Buffer, mark: number): { ret: number; packet: Buffer } | null;
+  run(
+    program: string,
+    packet: Buffer,
+    mark: number,
+    gsoSize?: number,
+    gsoSegs?: number,
+  ): { ret: number; packet: Buffer } | null;
   mergeStart(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
   mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
   peer(mac: Buffer): boolean;
@@ -331,8 +337,10 @@ export class InboundXlate {
     program: 'tcpfo_xlate' | 'tcpfo_sent' | 'tcpfo_primary_only' | 'tcpfo_order_only' | 'tcpfo_skips_queue',
     packet: Buffer,
     mark = 0,
+    /** Run it as a GSO packet: `segs` segments of `size` bytes (a test's). */
+    gso?: { size: number; segs: number },
   ): { ret: number; packet: Buffer } {
-    const r = this.x.run(program, packet, mark);
+    const r = gso ? this.x.run(program, packet, mark, gso.size, gso.segs) : this.x.run(program, packet, mark);
     if (!r) throw new Error(`no program ${program}`);
     return r;
   }

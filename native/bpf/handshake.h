@@ -147,7 +147,8 @@ static __always_inline void hs_entries(const struct hs_val *p, const struct syn_
   h->p_next = mv->rel_nxt + dseq;
   h->s_ahead = 0;
   h->s_head_end = 0;
-  h->p_room = 1;
+  h->p_room = MERGE_PENDING;
+  h->s_tail_end = 0;
   h->ts_on = ts;
 }
 

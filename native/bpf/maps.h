@@ -68,7 +68,12 @@ enum out_flags {
 // (bpf/merge.h): P's segment and S's copy of the same bytes meet here, the
 // second to arrive carries the bytes to the client. Every change under the
 // lock; MERGE_QUEUE once handed to the bridge (for good).
-#define MERGE_PENDING 8  // first arrivals of one side waiting for the other's copy
+// Ranges of one side's first arrivals waiting for the other's copy: a
+// segment of P's GSO burst (or of S's copy, GRO'd on the way) waits as one
+// range per segment it will leave as (bpf/merge.h MERGE_SEG_CHUNKS), so an
+// initial window of 10 and the burst after it fit.
+#define MERGE_PENDING 32
+#define MERGE_SEG_CHUNKS 16  // the most segments one merged GSO packet leaves as
 
 enum merge_mode {
   MERGE_KERNEL = 1,  // the programs merge it
@@ -142,8 +147,9 @@ struct merge_hint {
   __u32 mode;       // merge_mode
   __u32 p_next;     // P's next in-order sequence number (P's space)
   __u32 s_head_end; // with S ahead: the end of its oldest waiting copy (P's space)
+  __u32 s_tail_end; // and of its last (P's space)
   __u8 s_ahead;     // 1 when S is ahead
-  __u8 p_room;      // 1 when one more of P's segments may wait
+  __u8 p_room;      // how many more ranges of P's may wait
   __u8 ts_on;       // the connection has timestamps
   __u8 pad;
 };
@@ -302,6 +308,9 @@ struct dup_cfg {
 // waiting ranges (idx = its ring index: the snapshot's head and npend say
 // which are live), the segment stolen as its connection went to the bridge
 // at STASH_HANDOVER. An LRU map: what a connection leaves ages out.
+// A segment of several (a GSO burst) is kept as one packet per segment it
+// would leave as, each at its range's index, or at STASH_HANDOVER and the
+// MERGE_SEG_CHUNKS - 1 indices after it.
 #define STASH_HANDOVER MERGE_PENDING
 #define STASH_MAX_PACKET 2176  // an IP header, TCP with options, MERGE_MAX_PAYLOAD (bpf/merge.h)
 #define STASH_MIN_PACKET 40    // an IP header and a TCP header without options

@@ -15,14 +15,21 @@
 // The decisions are pure: merge_decide() changes the state under the
 // connection's lock and says what to do with the segment; the programs
 // (xlate.bpf.c) read the packet before and rewrite it after.
+//
+// A GSO packet (P's burst, or S's copy that came GRO'd or across a veth as
+// one) is a run of the segments it leaves the node as, each gso_size bytes
+// but the last: each is a range of its own, with its own digest, so that
+// either side's packets match the other's whichever way each was cut into
+// packets, as long as the segments line up.
 #ifndef TCPFO_BPF_MERGE_H
 #define TCPFO_BPF_MERGE_H
 
 #include "maps.h"
 #include "tcp.h"
 
-// The largest payload merged here: one segment of an Ethernet MSS. A larger
-// one (a GSO burst of P's) goes to the queue with its connection.
+// The largest segment merged here (of a GSO packet's: its gso_size), one of
+// an Ethernet MSS. A packet of more than MERGE_SEG_CHUNKS segments, or of
+// larger ones, goes to the queue with its connection.
 #define MERGE_MAX_PAYLOAD 2048
 #define MERGE_MAX_WINDOW_FIELD 0xffff
 
@@ -36,12 +43,15 @@ enum merge_verdict {
   MV_AGAIN,      // this side's range sent again: it waits already (P's stolen, S's dropped), or S's of bytes released
 };
 
-// One segment, in the client's spaces.
+// One packet, in the client's spaces (too large for the stack: a per-CPU scratch entry).
 struct merge_seg {
-  __u32 side;   // SIDE_P or SIDE_S
   __u32 start;  // sequence numbers of its payload
   __u32 end;
-  __u64 digest; // of its payload (merge_digest)
+  __u32 chunks;  // the segments it leaves as (1 but for a GSO packet; 0 for a pure ACK)
+  __u32 again_at;  // merge_decide's: where a range sent again starts among the waiting ones
+  __u32 idx;       // chunk_idx()'s
+  __u32 chunk_end[MERGE_SEG_CHUNKS];      // each one's end (the last's is `end`)
+  __u64 chunk_digest[MERGE_SEG_CHUNKS];   // and the digest of its payload (merge_digest), the FIN's in the last
   __u32 ack;
   __u32 win;    // bytes
   __u32 tsval;  // S's clock (P's moved by dts)
@@ -56,7 +66,7 @@ struct merge_out {
   __u32 ack;
   __u32 win_field;  // in the client's scale
   __u32 tsval;
-  __u32 slot;       // a first arrival: its index in the ring of waiting ranges (the stash's idx)
+  __u32 slot;       // a first arrival: its first segment's index in the ring of waiting ranges (the stash's idx)
   __u16 ended;      // the connection's close completed just now: tell the bridge (EV_ENDED)
   __u16 dsack_at;   // a pure ACK's lone D-SACK option, from the first option byte: overwritten as it leaves (0: none)
 };
@@ -80,6 +90,50 @@ static __always_inline __u64 *pend_digest_at(struct merge_val *m, __u32 i) {
   __u64 *a = m->pend_digest;
   barrier_var(a);
   return &a[i & (MERGE_PENDING - 1)];
+}
+
+/*
+ * A packet's segment `c` by index, the index read back from memory (the
+ * scratch entry's `idx`): the verifier then sees any index in the range at
+ * each access, not a constant per segment, which it refuses without
+ * CAP_PERFMON where the compiler shares one access between segments.
+ */
+static __always_inline __u32 chunk_idx(struct merge_seg *g, __u32 c) {
+  *(volatile __u32 *)&g->idx = c;
+  return *(volatile __u32 *)&g->idx & (MERGE_SEG_CHUNKS - 1);
+}
+
+static __always_inline __u32 *chunk_end_at(struct merge_seg *g, __u32 c) {
+  __u32 *a = g->chunk_end;
+  barrier_var(a);
+  return &a[chunk_idx(g, c)];
+}
+
+static __always_inline __u64 *chunk_digest_at(struct merge_seg *g, __u32 c) {
+  __u64 *a = g->chunk_digest;
+  barrier_var(a);
+  return &a[chunk_idx(g, c)];
+}
+
+_Static_assert((MERGE_PENDING & (MERGE_PENDING - 1)) == 0 && (MERGE_SEG_CHUNKS & (MERGE_SEG_CHUNKS - 1)) == 0, "rings index by mask");
+_Static_assert(MERGE_SEG_CHUNKS <= MERGE_PENDING, "a packet's segments fit the ring");
+
+enum chunks_match {
+  CHUNKS_SAME,      // each of the packet's segments is the waiting range there, with the same digest
+  CHUNKS_DIFFER,    // the same ranges, another digest: other bytes
+  CHUNKS_UNALIGNED, // not the waiting ranges from there (cut otherwise, or past the last)
+};
+
+// Whether segment `g`'s segments are the waiting ranges from the k-th oldest on.
+static __always_inline __u32 chunks_match(struct merge_val *m, struct merge_seg *g, __u32 k) {
+  __u32 differ = 0;
+#pragma unroll
+  for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
+    if (c >= g->chunks) break;
+    if (k + c >= m->npend || *chunk_end_at(g, c) != *pend_end_at(m, m->head + k + c)) return CHUNKS_UNALIGNED;
+    if (*chunk_digest_at(g, c) != *pend_digest_at(m, m->head + k + c)) differ = 1;
+  }
+  return differ ? CHUNKS_DIFFER : CHUNKS_SAME;
 }
 
 /*
@@ -125,18 +179,20 @@ static __always_inline void release_as(struct merge_val *m, const struct merge_s
 }
 
 /*
- * The decision for segment `g` of a connection in state `m` (its lock held):
+ * The decision for segment `g` of side `side` (a constant where inlined: the
+ * verifier walks one side's paths only) of a connection in state `m` (its lock held):
  * each side's ACK and window are noted first; a pure ACK goes out when the
  * merged ACK or window edge moved, or both servers answered the same client
- * segment with one (a keepalive, a window probe); data goes out when it is
- * exactly the other side's oldest waiting range with the same digest, waits
- * when it continues this side's own, and hands the connection over otherwise.
+ * segment with one (a keepalive, a window probe); data goes out when its
+ * segments are exactly the other side's oldest waiting ranges with the same
+ * digests, waits when it continues this side's own, and hands the connection
+ * over otherwise.
  */
-static __always_inline __u32 merge_decide(struct merge_val *m, const struct merge_seg *g, struct merge_out *o) {
+static __always_inline __u32 merge_decide(struct merge_val *m, struct merge_seg *g, __u32 side, struct merge_out *o) {
   if (m->mode != MERGE_KERNEL) return MV_NOT_KERNEL;
   // Each side's ACK and window; its first ACK of a server-initiated
   // connection (the last step of that handshake) is taken as it is.
-  if (g->side == SIDE_P) {
+  if (side == SIDE_P) {
     if (!(m->flags & MERGE_F_ACK_P) || !seq_lt(g->ack, m->ack_p)) {
       m->ack_p = g->ack;
       m->win_p = g->win;
@@ -155,12 +211,12 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
     if (!acks) return MV_DROP_ACK;
     __u32 ack = merged_ack(m);
     __u32 edge = ack + (merged_field(m) << (m->wscale_s & 15));
-    __u8 other_standing = g->side == SIDE_P ? m->standing_s : m->standing_p;
+    __u8 other_standing = side == SIDE_P ? m->standing_s : m->standing_p;
     if (!(m->flags & MERGE_F_SENT) || seq_gt(ack, m->ack_sent) || seq_gt(edge, m->edge_sent) || other_standing) {
       release_as(m, g, o, m->rel_nxt);
       return MV_RELEASE;
     }
-    if (g->side == SIDE_P) {
+    if (side == SIDE_P) {
       if (m->standing_p < 255) m->standing_p++;
     } else if (m->standing_s < 255) {
       m->standing_s++;
@@ -173,37 +229,47 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
   // translated, as the bridge passes retransmissions (§4); S's are dropped,
   // P's TCP sends them again should the client need them.
   if (!seq_gt(g->end, m->rel_nxt)) {
-    if (g->side == SIDE_S) return MV_AGAIN;
+    if (side == SIDE_S) return MV_AGAIN;
     release_as(m, g, o, g->start);
     return MV_RELEASE;
   }
-  __u32 other = g->side == SIDE_P ? SIDE_S : SIDE_P;
-  // A range of this side's that waits already, sent again: it waits on (the
-  // first arrival is there). Anything else of this side's before its last
+  __u32 other = side == SIDE_P ? SIDE_S : SIDE_P;
+  // Ranges of this side's that wait already, sent again: they wait on (the
+  // first arrivals are there). Anything else of this side's before its last
   // waiting range (two ranges in one, a part) hands the connection over below.
-  if (m->ahead == g->side && seq_lt(g->start, *pend_end_at(m, m->head + m->npend - 1))) {
+  if (m->ahead == side && seq_lt(g->start, *pend_end_at(m, m->head + m->npend - 1))) {
+    // Unrolled, with no early exit, the index kept in memory: the verifier
+    // then walks each step once, and goes on once with any index, not once
+    // for each it could have been.
     __u32 from = m->rel_nxt;
-    for (__u32 k = 0; k < MERGE_PENDING; k++) {
-      if (k >= m->npend) break;
-      __u32 to = *pend_end_at(m, m->head + k);
-      if (g->start == from && g->end == to) {
-        if (g->digest == *pend_digest_at(m, m->head + k)) return MV_AGAIN;
+    volatile __u32 *at = &g->again_at;
+    *at = MERGE_PENDING;
+#pragma unroll
+    for (__u32 i = 0; i < MERGE_PENDING; i++) {
+      if (i < m->npend && g->start == from && *at == MERGE_PENDING) *at = i;
+      from = *pend_end_at(m, m->head + i);
+    }
+    __u32 k = *at;
+    if (k < MERGE_PENDING) {
+      __u32 r = chunks_match(m, g, k);
+      if (r == CHUNKS_SAME) return MV_AGAIN;
+      if (r == CHUNKS_DIFFER) {
         m->flags |= MERGE_F_DIVERGED;  // its own bytes changed: never TCP's
         return handover(m, HANDOVER_DIVERGED);
       }
-      from = to;
     }
   }
   if (m->ahead == other) {
-    __u32 i = m->head;
-    if (g->start != m->rel_nxt || g->end != *pend_end_at(m, i)) return handover(m, HANDOVER_UNALIGNED);
-    if (g->digest != *pend_digest_at(m, i)) {
+    if (g->start != m->rel_nxt) return handover(m, HANDOVER_UNALIGNED);
+    __u32 r = chunks_match(m, g, 0);
+    if (r == CHUNKS_UNALIGNED) return handover(m, HANDOVER_UNALIGNED);
+    if (r == CHUNKS_DIFFER) {
       m->flags |= MERGE_F_DIVERGED;
       return handover(m, HANDOVER_DIVERGED);
     }
     if (!acks) return handover(m, HANDOVER_SEGMENT);  // data before a server's ACK: not a stream TCP sends
-    m->head = (m->head + 1) & (MERGE_PENDING - 1);
-    m->npend--;
+    m->head = (m->head + g->chunks) & (MERGE_PENDING - 1);
+    m->npend -= g->chunks;
     if (!m->npend) m->ahead = SIDE_NONE;
     release_as(m, g, o, g->start);
     m->rel_nxt = g->end;
@@ -216,16 +282,20 @@ static __always_inline __u32 merge_decide(struct merge_val *m, const struct merg
     return MV_RELEASE;
   }
   // Nothing follows a FIN (this side's waiting, or both released).
-  if ((m->flags & MERGE_F_FIN) || ((m->flags & MERGE_F_FIN_PEND) && m->ahead == g->side)) return handover(m, HANDOVER_UNALIGNED);
+  if ((m->flags & MERGE_F_FIN) || ((m->flags & MERGE_F_FIN_PEND) && m->ahead == side)) return handover(m, HANDOVER_UNALIGNED);
   __u32 last = m->npend ? *pend_end_at(m, m->head + m->npend - 1) : m->rel_nxt;
   if (g->start != last) return handover(m, HANDOVER_UNALIGNED);
-  if (m->npend >= MERGE_PENDING) return handover(m, HANDOVER_FULL);
+  if (m->npend + g->chunks > MERGE_PENDING) return handover(m, HANDOVER_FULL);
   __u32 j = m->head + m->npend;
   o->slot = j & (MERGE_PENDING - 1);
-  *pend_end_at(m, j) = g->end;
-  *pend_digest_at(m, j) = g->digest;
-  m->npend++;
-  m->ahead = g->side;
+#pragma unroll
+  for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
+    if (c >= g->chunks) break;
+    *pend_end_at(m, j + c) = *chunk_end_at(g, c);
+    *pend_digest_at(m, j + c) = *chunk_digest_at(g, c);
+  }
+  m->npend += g->chunks;
+  m->ahead = side;
   if (g->fin) m->flags |= MERGE_F_FIN_PEND;
   return MV_HOLD;
 }
@@ -237,7 +307,8 @@ static __always_inline void merge_hint_of(struct merge_val *m, struct merge_hint
   h->p_next = p_end + m->dseq;
   h->s_ahead = m->ahead == SIDE_S;
   h->s_head_end = h->s_ahead ? *pend_end_at(m, m->head) + m->dseq : 0;
-  h->p_room = m->ahead != SIDE_P || m->npend < MERGE_PENDING;
+  h->s_tail_end = h->s_ahead ? *pend_end_at(m, m->head + m->npend - 1) + m->dseq : 0;
+  h->p_room = m->ahead == SIDE_P ? MERGE_PENDING - m->npend : MERGE_PENDING;
   h->ts_on = (m->flags & MERGE_F_TS) != 0;
 }
 
@@ -291,26 +362,33 @@ static __always_inline __u64 digest_step(__u64 h, __u64 w) {
 
 // The digest of `n` payload bytes at `off` (n ≤ MERGE_MAX_PAYLOAD); 0 if
 // unreadable. Whole chunks first (few steps: the verifier walks each), then
-// whole words, then the last bytes in one word.
-static __always_inline __u64 merge_digest(struct __sk_buff *skb, __u32 off, __u32 n) {
+// whole words, then the last bytes in one word. A global function: the
+// verifier checks it once, not at each of a GSO packet's segments.
+__noinline __u64 merge_digest(struct __sk_buff *skb, __u32 off, __u32 n) {
+  if (n > MERGE_MAX_PAYLOAD) return 0;
   __u64 h = DIGEST_SEED ^ n;
+  // Offsets from the loop counters, not carried from one loop to the next:
+  // wherever a loop ends, the verifier finds the same state after it.
   __u32 chunks = n / DIGEST_CHUNK;
-  __u32 at = off;
   for (__u32 i = 0; i < MERGE_MAX_PAYLOAD / DIGEST_CHUNK; i++) {
     if (i >= chunks) break;
     __u64 w[DIGEST_CHUNK / 8];
-    if (bpf_skb_load_bytes(skb, at, w, sizeof(w)) < 0) return 0;
+    if (bpf_skb_load_bytes(skb, off + i * DIGEST_CHUNK, w, sizeof(w)) < 0) return 0;
 #pragma unroll
     for (int j = 0; j < DIGEST_CHUNK / 8; j++) h = digest_step(h, w[j]);
-    at += DIGEST_CHUNK;
   }
+  __u32 at = off + chunks * DIGEST_CHUNK;
   __u32 words = (n % DIGEST_CHUNK) / 8;
+  // Unrolled, with no early exit: rolled, the compiler drops the bound it
+  // knows `words` keeps to, and the verifier, which walks mispredicted
+  // branches too, never meets one.
+#pragma unroll
   for (__u32 i = 0; i < DIGEST_CHUNK / 8; i++) {
-    if (i >= words) break;
-    __u64 w;
-    if (bpf_skb_load_bytes(skb, at, &w, 8) < 0) return 0;
-    h = digest_step(h, w);
-    at += 8;
+    if (i < words) {
+      __u64 w;
+      if (bpf_skb_load_bytes(skb, at + i * 8, &w, 8) < 0) return 0;
+      h = digest_step(h, w);
+    }
   }
   __u32 rest = n & 7;
   if (rest) {

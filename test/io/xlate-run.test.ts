@@ -316,16 +316,146 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(parse(r2.packet).timestamp()!.tsval).toBe(X + 25 > X + 20 ? X + 25 : X + 20);
   });
 
-  it('pipelined answers: up to eight wait, each released by its exact copy', () => {
+  it('pipelined answers: up to 32 wait, each released by its exact copy; a 33rd hands the connection over', () => {
     start();
-    for (let i = 0; i < 8; i++)
-      expect(x.run('tcpfo_sent', p(R + i * 4, `a${i}..`.slice(0, 4))).ret).toBe(TC_ACT_STOLEN);
-    for (let i = 0; i < 8; i++) {
-      const r = x.run('tcpfo_xlate', sCopy(R + i * 4, `a${i}..`.slice(0, 4)));
+    const word = (i: number) => `a${i}...`.slice(0, 4);
+    for (let i = 0; i < 32; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
+    for (let i = 0; i < 32; i++) {
+      const r = x.run('tcpfo_xlate', sCopy(R + i * 4, word(i)));
       expect(r.ret).toBe(TC_ACT_REDIRECT);
       expect(parse(r.packet).seq).toBe(R + i * 4);
     }
-    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 32, ahead: 0, pending: [] });
+    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 128, ahead: 0, pending: [] });
+    start();
+    for (let i = 0; i < 32; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', p(R + 128, 'more')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 4, ahead: 1 });
+  });
+
+  describe('GSO packets: each of the segments a packet leaves as is a range of its own', () => {
+    // 'aaaabbbbcc' as a GSO packet of 4-byte segments: [R, R+4), [R+4, R+8), [R+8, R+10).
+    const GSO = { size: 4, segs: 3 };
+    const BYTES = 'aaaabbbbcc';
+    const parts = [
+      [0, 'aaaa'],
+      [4, 'bbbb'],
+      [8, 'cc'],
+    ] as const;
+
+    it('P’s burst first: stolen, its segments waiting; S’s copies, one by one, each leave', () => {
+      start();
+      const before = x.counters();
+      expect(match(x, p(R, BYTES))).toBe(1);
+      expect(x.run('tcpfo_sent', p(R, BYTES), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.counters().mergeHeld - before.mergeHeld).toBe(1);
+      for (const [at, bytes] of parts) {
+        const r = x.run('tcpfo_xlate', sCopy(R + at, bytes));
+        expect(r.ret).toBe(TC_ACT_REDIRECT);
+        expect(parse(r.packet).seq).toBe(R + at);
+        expect(parse(r.packet).payload.toString()).toBe(bytes);
+      }
+      expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 10, ahead: 0, pending: [] });
+    });
+
+    it('S’s copies first: P’s burst leaves whole, translated, once it covers them exactly; S’s copy as one GSO packet releases P’s waiting segments', () => {
+      start();
+      for (const [at, bytes] of parts) expect(x.run('tcpfo_xlate', sCopy(R + at, bytes)).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_skips_queue', p(R, BYTES), 0, GSO).ret).toBe(1);
+      const r = x.run('tcpfo_sent', p(R, BYTES), 0, GSO);
+      expect(r.ret).toBe(TC_ACT_OK);
+      const out = parse(r.packet);
+      expect(out.seq).toBe(R);
+      expect(out.payload.toString()).toBe(BYTES);
+      expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 10, ahead: 0, pending: [] });
+      // The other way round: P's segments one by one, then S's copy GRO'd into one packet.
+      start();
+      for (const [at, bytes] of parts) expect(x.run('tcpfo_sent', p(R + at, bytes)).ret).toBe(TC_ACT_STOLEN);
+      const s = x.run('tcpfo_xlate', sCopy(R, BYTES), 0, GSO);
+      expect(s.ret).toBe(TC_ACT_REDIRECT);
+      expect(parse(s.packet).payload.toString()).toBe(BYTES);
+      expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 10, ahead: 0, pending: [] });
+    });
+
+    it('a burst that covers only some of the other side’s waiting ranges, or cuts them otherwise, hands the connection over; so do other bytes in one segment', () => {
+      start();
+      expect(x.run('tcpfo_xlate', sCopy(R, 'aaaa')).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_sent', p(R, BYTES), 0, GSO).ret).toBe(TC_ACT_STOLEN); // past S's one range
+      expect(x.mergeTake(key)).toMatchObject({ handover: 2, ahead: 2, pending: [R + 4] });
+      start();
+      expect(x.run('tcpfo_sent', p(R, BYTES), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_xlate', sCopy(R, 'aaaab')).ret).toBe(TC_ACT_OK); // cut at 5, not 4
+      expect(x.mergeTake(key)).toMatchObject({ handover: 2, ahead: 1, pending: [R + 4, R + 8, R + 10] });
+      start();
+      expect(x.run('tcpfo_sent', p(R, BYTES), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_xlate', sCopy(R, 'aaaa')).ret).toBe(TC_ACT_REDIRECT);
+      expect(x.run('tcpfo_xlate', sCopy(R + 4, 'bbbX')).ret).toBe(TC_ACT_OK);
+      const snap = x.mergeTake(key)!;
+      expect(snap.flags & 2).toBe(2);
+      expect(snap).toMatchObject({ handover: 3, relNxt: R + 4, pending: [R + 8, R + 10] });
+    });
+
+    it('a burst sent again while it waits waits on; a FIN ends its last segment', () => {
+      start();
+      const fin = { flags: TCP_ACK_FLAG | TCP_FIN };
+      const again = x.counters().mergeAgain;
+      expect(x.run('tcpfo_sent', p(R, BYTES, fin), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_sent', p(R, BYTES, fin), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.counters().mergeAgain - again).toBe(1);
+      expect(x.run('tcpfo_xlate', sCopy(R, 'aaaa')).ret).toBe(TC_ACT_REDIRECT);
+      expect(x.run('tcpfo_xlate', sCopy(R + 4, 'bbbb')).ret).toBe(TC_ACT_REDIRECT);
+      const r = x.run('tcpfo_xlate', sCopy(R + 8, 'cc', fin));
+      expect(r.ret).toBe(TC_ACT_REDIRECT);
+      expect(parse(r.packet).flags & TCP_FIN).toBe(TCP_FIN);
+      expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 11, ahead: 0, pending: [] });
+    });
+
+    it('keeps P’s stolen burst for the bridge one segment at a time, each a packet of its own (sequence number, length, flags, IP sum)', () => {
+      start();
+      expect(x.run('tcpfo_sent', p(R, BYTES, { flags: TCP_ACK_FLAG | TCP_PSH }), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      const s = x.mergeTake(key)!;
+      expect(s).toMatchObject({ ahead: 1, pending: [R + 4, R + 8, R + 10] });
+      const got = s.stashed
+        .map((b) => {
+          const t = parseIpv4Tcp(b);
+          if (t instanceof WireError) throw t;
+          expect(ipSumOk(Buffer.concat([Buffer.alloc(14), b]))).toBe(true);
+          expect(b.readUInt16BE(2)).toBe(b.length);
+          return { seq: (t.tcp.seq - D) >>> 0, bytes: t.tcp.payload.toString(), psh: (t.tcp.flags & TCP_PSH) !== 0 };
+        })
+        .sort((a, b) => a.seq - b.seq);
+      expect(got).toEqual([
+        { seq: R, bytes: 'aaaa', psh: false },
+        { seq: R + 4, bytes: 'bbbb', psh: false },
+        { seq: R + 8, bytes: 'cc', psh: true },
+      ]);
+      // Stolen as its connection goes to the bridge: kept the same way.
+      start();
+      expect(x.run('tcpfo_xlate', sCopy(R, 'zz')).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_sent', p(R, BYTES), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(
+        x
+          .mergeTake(key)!
+          .stashed.map((b) => b.length - 52)
+          .sort(),
+      ).toEqual([2, 4, 4]);
+    });
+
+    it('the match lets a burst past where its segments may wait or are S’s waiting copies; not one of more segments than the kernel keeps', () => {
+      start();
+      expect(x.run('tcpfo_skips_queue', p(R, BYTES), 0, GSO).ret).toBe(1);
+      const big = 'x'.repeat(17 * 4);
+      expect(x.run('tcpfo_skips_queue', p(R, big), 0, { size: 4, segs: 17 }).ret).toBe(0);
+      expect(x.run('tcpfo_skips_queue', p(R, 'x'.repeat(16 * 4)), 0, { size: 4, segs: 16 }).ret).toBe(1);
+      expect(x.run('tcpfo_xlate', sCopy(R, 'aaaa')).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_xlate', sCopy(R + 4, 'bbbb')).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_skips_queue', p(R, 'aaaabbbb'), 0, { size: 4, segs: 2 }).ret).toBe(1);
+      expect(x.run('tcpfo_skips_queue', p(R, BYTES), 0, GSO).ret).toBe(0); // past S's copies
+      // P ahead by 30 ranges: a burst of 3 no longer fits.
+      start();
+      for (let i = 0; i < 30; i++) expect(x.run('tcpfo_sent', p(R + i, 'q')).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_skips_queue', p(R + 30, BYTES), 0, GSO).ret).toBe(0);
+      expect(x.run('tcpfo_skips_queue', p(R + 30, 'aaaabbbb'), 0, { size: 4, segs: 2 }).ret).toBe(1);
+    });
   });
 
   it('different bytes over the same range: the connection goes to the bridge marked diverged; S’s copy goes up, P’s next is stolen', () => {
