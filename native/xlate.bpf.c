@@ -281,28 +281,21 @@ static __always_inline void set_hint(const struct conn_key *k, const struct merg
 }
 
 /*
- * The digests of the segments of the packet in seg_scratch (merge_job),
- * each of gso_size bytes at `off` on but the last; the FIN, if any, is
- * folded into the last's. A global function: the verifier checks it once.
+ * The digests of the `data` segments of bytes of the packet in seg_scratch
+ * (merge_job), each of gso_size bytes at `off` on but the last. A global
+ * function: the verifier checks it once.
  */
-__noinline int seg_digests(struct __sk_buff *skb, __u32 off, __u32 payload, __u32 gso_size) {
+__noinline int seg_digests(struct __sk_buff *skb, __u32 off, __u32 payload, __u32 gso_size, __u32 data) {
   __u32 zero = 0;
   struct merge_job *j = bpf_map_lookup_elem(&seg_scratch, &zero);
   if (!j) return -1;
   struct merge_seg *g = &j->seg;
-  __u32 size = g->chunks > 1 ? gso_size : payload;
-  __u32 at = g->start;
+  __u32 size = data > 1 ? gso_size : payload;
   for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
-    if (c >= g->chunks) break;
-    __u32 n = c + 1 == g->chunks ? payload - c * size : size;
-    __u64 d = merge_digest(skb, off + c * size, n);
-    at += n;
-    if (c + 1 == g->chunks && g->fin) {
-      d = digest_step(d, DIGEST_FIN);
-      at++;
-    }
-    *chunk_end_at(g, c) = at;
-    *chunk_digest_at(g, c) = d;
+    if (c >= data) break;
+    __u32 n = c + 1 == data ? payload - c * size : size;
+    *chunk_end_at(g, c) = g->start + c * size + n;
+    *chunk_digest_at(g, c) = merge_digest(skb, off + c * size, n);
   }
   return 0;
 }
@@ -360,10 +353,11 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   __u32 payload = len >= IP_HDR_LEN + doff ? len - IP_HDR_LEN - doff : 0;
   __u32 gso_size = skb->gso_size;
   __u32 chunks = len >= IP_HDR_LEN + doff && tot ? seg_chunks(payload, gso_size) : CHUNKS_TOO_MANY;
+  __u32 fin = (fl & TH_FIN) ? 1 : 0;
   __u32 v;
   *ts_at = -1;
   if (!j) return MV_NOT_KERNEL;
-  if (!mergeable(skb, L4_ON_ETH, fl, doff, chunks, ack, side == SIDE_S, ts_on, &l)) {
+  if (!mergeable(skb, L4_ON_ETH, fl, doff, chunks + fin, ack, side == SIDE_S, ts_on, &l)) {
     struct merge_hint h;
     bpf_spin_lock(&m->lock);
     v = m->mode == MERGE_KERNEL ? handover(m, HANDOVER_SEGMENT) : MV_NOT_KERNEL;
@@ -386,15 +380,17 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
     g->has_ts = 1;
     *ts_at = l.ts_at;
   }
-  g->fin = (fl & TH_FIN) ? 1 : 0;
+  g->fin = fin;
   g->start = seq - dseq;
-  g->end = g->start + payload + g->fin;
-  // A FIN alone is one segment of its own: no bytes, the FIN's word.
-  g->chunks = chunks ? chunks : g->fin;
-  if (chunks) seg_digests(skb, L4_ON_ETH + doff, payload, gso_size);
-  else if (g->fin) {
-    *chunk_end_at(g, 0) = g->end;
-    *chunk_digest_at(g, 0) = digest_step(DIGEST_SEED, DIGEST_FIN);
+  g->end = g->start + payload + fin;
+  // The FIN is a range of its own after the bytes' (one sequence number, the
+  // FIN's word for its digest): a side that sends it with its last bytes and
+  // one that sends it after them merge all the same.
+  g->chunks = chunks + fin;
+  if (chunks) seg_digests(skb, L4_ON_ETH + doff, payload, gso_size, chunks);
+  if (fin) {
+    *chunk_end_at(g, chunks) = g->end;
+    *chunk_digest_at(g, chunks) = digest_step(DIGEST_SEED, DIGEST_FIN);
   }
   g->ack = ack;
   g->win = window << shift;
@@ -983,11 +979,11 @@ static __always_inline int skips_queue(struct __sk_buff *skb, const struct iphdr
   if (tot < IP_HDR_LEN + doff) return 0;
   __u32 payload = tot - IP_HDR_LEN - doff;
   __u8 fl = tcp_flags(th);
-  __u32 chunks = seg_chunks(payload, skb->gso_size);
+  // Its ranges: one per segment of bytes, and one for a FIN (bpf/merge.h).
+  __u32 chunks = seg_chunks(payload, skb->gso_size) + ((fl & TH_FIN) ? 1 : 0);
   if (!mergeable(skb, L4_ON_IP, fl, doff, chunks, 0, 0, h->ts_on, &l)) return 0;
   payload += (fl & TH_FIN) ? 1 : 0;  // from here, its length in sequence numbers
   if (!payload) return 1;
-  if (!chunks) chunks = 1;  // a FIN alone
   __u32 seq = bpf_ntohl(th->seq);
   // Bytes P sent before, sent again (released, or waiting for S's copy): the
   // egress program passes them again or keeps them waiting (bpf/merge.h).

@@ -9,8 +9,9 @@
 // sends again). Only exactly matching ranges merge here, each compared by a
 // digest of its bytes; anything else hands the connection to the bridge's
 // queue for good (merge_val.handover says why). A FIN is one more sequence
-// number at the end of its range, and part of the digest: the servers' FINs
-// merge like their bytes, and so the close passes here too.
+// number, a range of its own after its packet's bytes with a digest of its
+// own: the servers' FINs merge like their bytes, whether each came with the
+// last bytes or after them, and so the close passes here too.
 //
 // The decisions are pure: merge_decide() changes the state under the
 // connection's lock and says what to do with the segment; the programs
@@ -47,11 +48,11 @@ enum merge_verdict {
 struct merge_seg {
   __u32 start;  // sequence numbers of its payload
   __u32 end;
-  __u32 chunks;  // the segments it leaves as (1 but for a GSO packet; 0 for a pure ACK)
+  __u32 chunks;  // its ranges: the segments of bytes it leaves as (1 but for a GSO packet), and its FIN's (0 for a pure ACK)
   __u32 again_at;  // merge_decide's: where a range sent again starts among the waiting ones
   __u32 idx;       // chunk_idx()'s
   __u32 chunk_end[MERGE_SEG_CHUNKS];      // each one's end (the last's is `end`)
-  __u64 chunk_digest[MERGE_SEG_CHUNKS];   // and the digest of its payload (merge_digest), the FIN's in the last
+  __u64 chunk_digest[MERGE_SEG_CHUNKS];   // and the digest of its bytes (merge_digest), or the FIN's word
   __u32 ack;
   __u32 win;    // bytes
   __u32 tsval;  // S's clock (P's moved by dts)
@@ -358,7 +359,7 @@ static __always_inline __u64 digest_step(__u64 h, __u64 w) {
 }
 
 #define DIGEST_CHUNK 64  // bytes read per step
-#define DIGEST_FIN 0x46494e  // a word folded in after a FIN's payload ("FIN")
+#define DIGEST_FIN 0x46494e  // a FIN's range's digest: this word ("FIN") after the seed
 
 // The digest of `n` payload bytes at `off` (n ≤ MERGE_MAX_PAYLOAD); 0 if
 // unreadable. Whole chunks first (few steps: the verifier walks each), then

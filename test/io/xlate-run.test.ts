@@ -409,6 +409,30 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
       expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 11, ahead: 0, pending: [] });
     });
 
+    it('a FIN sent with the last bytes on one side and after them on the other merges all the same, either way round', () => {
+      const fin = { flags: TCP_ACK_FLAG | TCP_FIN };
+      const finAlone = { flags: TCP_ACK_FLAG | TCP_FIN, payload: Buffer.alloc(0) };
+      start();
+      expect(x.run('tcpfo_sent', p(R, BYTES, fin), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_xlate', sCopy(R, BYTES), 0, GSO).ret).toBe(TC_ACT_REDIRECT); // the bytes; P's FIN waits
+      expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 10, ahead: 1, pending: [R + 11] });
+      start();
+      expect(x.run('tcpfo_sent', p(R, BYTES, fin), 0, GSO).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_xlate', sCopy(R, BYTES), 0, GSO).ret).toBe(TC_ACT_REDIRECT);
+      const f = x.run('tcpfo_xlate', sCopy(R + 10, '', finAlone));
+      expect(f.ret).toBe(TC_ACT_REDIRECT);
+      expect(parse(f.packet).flags & TCP_FIN).toBe(TCP_FIN);
+      expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 11, ahead: 0, pending: [] });
+      // S's bytes and FIN apart first, then P's with the FIN in its last segment.
+      start();
+      expect(x.run('tcpfo_xlate', sCopy(R, BYTES), 0, GSO).ret).toBe(TC_ACT_SHOT);
+      expect(x.run('tcpfo_xlate', sCopy(R + 10, '', finAlone)).ret).toBe(TC_ACT_SHOT);
+      const r = x.run('tcpfo_sent', p(R, BYTES, fin), 0, GSO);
+      expect(r.ret).toBe(TC_ACT_OK);
+      expect(parse(r.packet).flags & TCP_FIN).toBe(TCP_FIN);
+      expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 11, ahead: 0, pending: [] });
+    });
+
     it('keeps P’s stolen burst for the bridge one segment at a time, each a packet of its own (sequence number, length, flags, IP sum)', () => {
       start();
       expect(x.run('tcpfo_sent', p(R, BYTES, { flags: TCP_ACK_FLAG | TCP_PSH }), 0, GSO).ret).toBe(TC_ACT_STOLEN);
@@ -787,10 +811,13 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     it('a FIN of one server only, the client’s FIN of a connection the bridge took, or outside the windows: the bridge’s', () => {
       listed();
       expect(x.run('tcpfo_sent', p(R, 'bye', { flags: TCP_ACK_FLAG | TCP_FIN })).ret).toBe(TC_ACT_STOLEN);
-      expect(x.run('tcpfo_xlate', sCopy(R, 'bye')).ret).toBe(TC_ACT_OK); // to the queue, with its connection
+      // S's same bytes leave (its FIN may come after them); P's FIN waits.
+      expect(x.run('tcpfo_xlate', sCopy(R, 'bye')).ret).toBe(TC_ACT_REDIRECT);
+      // S goes on where P ended: to the queue, with its connection.
+      expect(x.run('tcpfo_xlate', sCopy(R + 3, 'more')).ret).toBe(TC_ACT_OK);
       const KERNEL_FIN_PENDING = 1 << 6;
       const snap = x.mergeTake(key)!;
-      expect(snap).toMatchObject({ handover: 2, ahead: 1, pending: [R + 4] });
+      expect(snap).toMatchObject({ handover: 2, ahead: 1, relNxt: R + 3, pending: [R + 4] });
       expect(snap.flags & KERNEL_FIN_PENDING).toBe(KERNEL_FIN_PENDING);
       const c0 = x.counters().clientFins;
       const taken = client(A, R, TCP_ACK_FLAG | TCP_FIN);
