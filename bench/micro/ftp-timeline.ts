@@ -145,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
           .map((v) => [v, m(`${name}{${label}="${v}"}`) || 0] as const)
           .filter(([, n]) => n > 0)
           .map(([v, n]) => `${v} ${n}`)
-          .join(', ');
+          .join(', ') || 'none';
       console.log(
         `\nthe primary's kernel merge: ${series('tcpfo_kernel_merge_total', 'action', ['held', 'released-p', 'released-s', 'stashed'])}; connections handed to the bridge, by reason: ${series(
           'tcpfo_kernel_handovers_total',
