@@ -395,6 +395,7 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   g->ack = ack;
   g->win = window << shift;
   v = side == SIDE_P ? merge_decide_p(skb) : merge_decide_s(skb);
+  if (chunks > 1 && (v == MV_RELEASE || v == MV_HOLD)) count(COUNT_MERGE_GSO);
   *o = j->out;
   if (side == SIDE_S && l.sack_at > 0) o->dsack_at = l.sack_at;  // mergeable: a lone D-SACK
   return v;
@@ -1222,9 +1223,10 @@ __noinline int stash_chunks(struct __sk_buff *skb) {
   __u32 zero = 0;
   struct stash_req *r = bpf_map_lookup_elem(&stash_req_scratch, &zero);
   if (!r) return -1;
+  // Unrolled, with no early exit (as merge_digest's words).
+#pragma unroll
   for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
-    if (c >= r->chunks) break;
-    stash_chunk(skb, c);
+    if (c < r->chunks) stash_chunk(skb, c);
   }
   return 0;
 }

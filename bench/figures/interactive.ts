@@ -393,7 +393,7 @@ function limits(results: LanResult[]): string[] {
 }
 
 /** The most segments of one GSO packet the kernel merge takes (native/bpf/maps.h MERGE_SEG_CHUNKS). */
-const MERGE_SEG_CHUNKS = 16;
+const MERGE_SEG_CHUNKS = 32;
 
 /** How the kernel merge keeps the order of a client's answers (an FTP client in active mode minds it). */
 const KERNEL_MERGE_ORDER =

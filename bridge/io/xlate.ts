@@ -145,6 +145,8 @@ export interface XlateCounters {
   dsackCleared: number;
   /** Segments from the service address and the secondary's MAC seen at ingress: they grow while its node runs. */
   fromSecondary: number;
+  /** Packets of several segments (GSO) the merge held or released as their segments. */
+  mergeGso: number;
 }
 
 /** The size of one `kernel_event` (native/bpf/maps.h). */
@@ -591,6 +593,7 @@ export class InboundXlate {
     eventsLost: 0,
     dsackCleared: 0,
     fromSecondary: 0,
+    mergeGso: 0,
   };
 
   /** The counters, also after close (their last values). */

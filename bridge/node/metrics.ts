@@ -107,6 +107,8 @@ export interface MetricsSnapshot {
     mergeAgain?: number;
     /** Servers' pure ACKs released in the kernel with their lone D-SACK block overwritten. */
     dsackCleared?: number;
+    /** Packets of several segments (GSO) the kernel merge held or released as their segments. */
+    mergeGso?: number;
     /** Handshakes in the kernel: P's SYN-ACKs held for S's, handshakes merged, S's SYN-ACKs passed to the bridge. */
     handshakesHeld?: number;
     handshakesMerged?: number;
@@ -550,7 +552,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_merge_total',
-    'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again), again (a server’s range sent again while it waited: kept waiting; or S’s of bytes released already: dropped), dsack-cleared (a server’s pure ACK released with its lone D-SACK block, the report of a client segment that came twice, overwritten: the connection stays in the kernel)',
+    'What the primary’s kernel merge did with the servers’ segments (merge: kernel): released-p, released-s (the second copy of a range went to the client: P’s or S’s), held (a first arrival waited for the other’s copy), ack-absorbed (a pure ACK that moved nothing), stolen (P’s segment as its connection went to the bridge: P sends it again), stashed (a copy of a stolen segment of P’s kept for the bridge), stash-merged (such a copy the bridge merged at once as it took the connection, not waiting for P’s TCP to send it again), again (a server’s range sent again while it waited: kept waiting; or S’s of bytes released already: dropped), dsack-cleared (a server’s pure ACK released with its lone D-SACK block, the report of a client segment that came twice, overwritten: the connection stays in the kernel), gso (a packet of several segments, a GSO burst of P’s or S’s copy of one, held or released as those segments)',
     ['action'],
     (c) => {
       const k = get().kernelInbound;
@@ -564,6 +566,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       c.inc({ action: 'stash-merged' }, k.stashedTaken ?? 0);
       c.inc({ action: 'again' }, k.mergeAgain ?? 0);
       c.inc({ action: 'dsack-cleared' }, k.dsackCleared ?? 0);
+      c.inc({ action: 'gso' }, k.mergeGso ?? 0);
     },
   );
   readCounter(

@@ -72,8 +72,8 @@ enum out_flags {
 // segment of P's GSO burst (or of S's copy, GRO'd on the way) waits as one
 // range per segment it will leave as (bpf/merge.h MERGE_SEG_CHUNKS), so an
 // initial window of 10 and the burst after it fit.
-#define MERGE_PENDING 32
-#define MERGE_SEG_CHUNKS 16  // the most segments one merged GSO packet leaves as
+#define MERGE_PENDING 64
+#define MERGE_SEG_CHUNKS 32  // the most segments one merged GSO packet leaves as
 
 enum merge_mode {
   MERGE_KERNEL = 1,  // the programs merge it
@@ -385,6 +385,7 @@ enum counter {
   COUNT_EVENTS_LOST,        // events the bridge could not be told (the ring buffer full)
   COUNT_DSACK_CLEARED,      // servers' pure ACKs released with their lone D-SACK block overwritten (NOPs)
   COUNT_FROM_SECONDARY,     // segments from the service address and the secondary's MAC seen here (its node runs)
+  COUNT_MERGE_GSO,          // packets of several segments (GSO) the merge held or released as their segments
   COUNT_MAX,
 };
 

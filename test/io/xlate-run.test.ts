@@ -206,6 +206,9 @@ describe('the egress program on a primary-only connection', () => {
 const TC_ACT_STOLEN = 4;
 const TC_ACT_REDIRECT = 7;
 const TCP_URG = 0x20;
+/** native/bpf/maps.h: the waiting ranges a connection keeps, and the most segments of one GSO packet merged. */
+const MERGE_PENDING = 64;
+const MERGE_SEG_CHUNKS = 32;
 
 /** `f` (a segment from the service) as the client's to the service: addresses and ports swapped, the sums still right. */
 function fromClientSide(f: Buffer): Buffer {
@@ -316,19 +319,19 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(parse(r2.packet).timestamp()!.tsval).toBe(X + 25 > X + 20 ? X + 25 : X + 20);
   });
 
-  it('pipelined answers: up to 32 wait, each released by its exact copy; a 33rd hands the connection over', () => {
+  it('pipelined answers: up to 64 wait (MERGE_PENDING), each released by its exact copy; one more hands the connection over', () => {
     start();
     const word = (i: number) => `a${i}...`.slice(0, 4);
-    for (let i = 0; i < 32; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < MERGE_PENDING; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
+    for (let i = 0; i < MERGE_PENDING; i++) {
       const r = x.run('tcpfo_xlate', sCopy(R + i * 4, word(i)));
       expect(r.ret).toBe(TC_ACT_REDIRECT);
       expect(parse(r.packet).seq).toBe(R + i * 4);
     }
-    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 128, ahead: 0, pending: [] });
+    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + MERGE_PENDING * 4, ahead: 0, pending: [] });
     start();
-    for (let i = 0; i < 32; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
-    expect(x.run('tcpfo_sent', p(R + 128, 'more')).ret).toBe(TC_ACT_STOLEN);
+    for (let i = 0; i < MERGE_PENDING; i++) expect(x.run('tcpfo_sent', p(R + i * 4, word(i))).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', p(R + MERGE_PENDING * 4, 'more')).ret).toBe(TC_ACT_STOLEN);
     expect(x.mergeTake(key)).toMatchObject({ handover: 4, ahead: 1 });
   });
 
@@ -467,18 +470,19 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     it('the match lets a burst past where its segments may wait or are S’s waiting copies; not one of more segments than the kernel keeps', () => {
       start();
       expect(x.run('tcpfo_skips_queue', p(R, BYTES), 0, GSO).ret).toBe(1);
-      const big = 'x'.repeat(17 * 4);
-      expect(x.run('tcpfo_skips_queue', p(R, big), 0, { size: 4, segs: 17 }).ret).toBe(0);
-      expect(x.run('tcpfo_skips_queue', p(R, 'x'.repeat(16 * 4)), 0, { size: 4, segs: 16 }).ret).toBe(1);
+      const most = MERGE_SEG_CHUNKS;
+      expect(x.run('tcpfo_skips_queue', p(R, 'x'.repeat((most + 1) * 4)), 0, { size: 4, segs: most + 1 }).ret).toBe(0);
+      expect(x.run('tcpfo_skips_queue', p(R, 'x'.repeat(most * 4)), 0, { size: 4, segs: most }).ret).toBe(1);
       expect(x.run('tcpfo_xlate', sCopy(R, 'aaaa')).ret).toBe(TC_ACT_SHOT);
       expect(x.run('tcpfo_xlate', sCopy(R + 4, 'bbbb')).ret).toBe(TC_ACT_SHOT);
       expect(x.run('tcpfo_skips_queue', p(R, 'aaaabbbb'), 0, { size: 4, segs: 2 }).ret).toBe(1);
       expect(x.run('tcpfo_skips_queue', p(R, BYTES), 0, GSO).ret).toBe(0); // past S's copies
-      // P ahead by 30 ranges: a burst of 3 no longer fits.
+      // P ahead by all but two ranges: a burst of 3 no longer fits, one of 2 does.
       start();
-      for (let i = 0; i < 30; i++) expect(x.run('tcpfo_sent', p(R + i, 'q')).ret).toBe(TC_ACT_STOLEN);
-      expect(x.run('tcpfo_skips_queue', p(R + 30, BYTES), 0, GSO).ret).toBe(0);
-      expect(x.run('tcpfo_skips_queue', p(R + 30, 'aaaabbbb'), 0, { size: 4, segs: 2 }).ret).toBe(1);
+      const n = MERGE_PENDING - 2;
+      for (let i = 0; i < n; i++) expect(x.run('tcpfo_sent', p(R + i, 'q')).ret).toBe(TC_ACT_STOLEN);
+      expect(x.run('tcpfo_skips_queue', p(R + n, BYTES), 0, GSO).ret).toBe(0);
+      expect(x.run('tcpfo_skips_queue', p(R + n, 'aaaabbbb'), 0, { size: 4, segs: 2 }).ret).toBe(1);
     });
   });
 
