@@ -64,7 +64,7 @@ export async function main(args: string[]): Promise<number> {
   const md = [
     '# tcpfo against plain TCP: the summary',
     '',
-    'Every figure from one run of `npm run bench` on this machine (2 cores) in the rig, plain TCP and tcpfo in the same run on the same links; ' +
+    'The latest run of each report (`npm run bench` runs them all; when each ran is at the end) on this machine (2 cores) in the rig, plain TCP and tcpfo in the same run on the same links; ' +
       'the full reports beside this file (`paper.md` for the hub, `mirror/paper.md`, `switch/paper.md`, `interactive.md`).',
     '',
     '| LAN | link | setup added, median (µs) | send ratio | receive ratio | conn/s ratio |',
