@@ -1193,9 +1193,12 @@ __noinline int stash_chunk(struct __sk_buff *skb, __u32 c) {
   __u64 len = last ? r->payload - at : r->chunk_size;
   __u64 hdr = r->hdr & 127;  // an IP header and TCP with options: 80 bytes at most
   if (hdr < STASH_MIN_PACKET || len > MERGE_MAX_PAYLOAD) return -1;
-  barrier_var(len);
   if (bpf_skb_load_bytes(skb, L3_ON_ETH, v->pkt, hdr) < 0) return -1;
-  if (len && bpf_skb_load_bytes(skb, L3_ON_ETH + hdr + at, v->pkt + hdr, len) < 0) return -1;
+  if (len) {
+    // 1 to MERGE_MAX_PAYLOAD, in a form older verifiers (6.1) bound from below too.
+    __u32 n = ((len - 1) & (MERGE_MAX_PAYLOAD - 1)) + 1;
+    if (bpf_skb_load_bytes(skb, L3_ON_ETH + hdr + at, v->pkt + hdr, n) < 0) return -1;
+  }
   struct iphdr *ip = (struct iphdr *)v->pkt;
   struct tcphdr *th = (struct tcphdr *)(v->pkt + IP_HDR_LEN);
   ip->tot_len = bpf_htons(hdr + len);

@@ -73,6 +73,7 @@ struct merge_out {
 };
 
 _Static_assert(STASH_MAX_PACKET >= 20 + 60 + MERGE_MAX_PAYLOAD, "a stashed segment fits");
+_Static_assert((MERGE_MAX_PAYLOAD & (MERGE_MAX_PAYLOAD - 1)) == 0, "a segment's length bounds by mask");
 
 static __always_inline int seq_lt(__u32 a, __u32 b) { return (__s32)(a - b) < 0; }
 static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0; }
