@@ -183,10 +183,12 @@ struct {
   __uint(max_entries, EVENTS_BYTES);
 } events SEC(".maps");
 
-static __always_inline void count(__u32 what) {
+static __always_inline void count_n(__u32 what, __u64 n) {
   __u64 *c = bpf_map_lookup_elem(&counters, &what);
-  if (c) *c += 1;
+  if (c) *c += n;
 }
+
+static __always_inline void count(__u32 what) { count_n(what, 1); }
 
 /*
  * RFC 5961 §5 and RFC 9293 §3.10.7.4, for what the bridge records: an ACK
@@ -394,9 +396,11 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   }
   g->ack = ack;
   g->win = window << shift;
+  g->now_ms = now_ms();
   v = side == SIDE_P ? merge_decide_p(skb) : merge_decide_s(skb);
   if (chunks > 1 && (v == MV_RELEASE || v == MV_HOLD)) count(COUNT_MERGE_GSO);
   *o = j->out;
+  if (v == MV_RELEASE && o->bytes) count_n(COUNT_MERGED_BYTES, o->bytes);
   if (side == SIDE_S && l.sack_at > 0) o->dsack_at = l.sack_at;  // mergeable: a lone D-SACK
   return v;
 }

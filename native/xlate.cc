@@ -731,12 +731,12 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    static_assert(COUNT_MAX == 25, "a name for each counter of bpf/maps.h");
+    static_assert(COUNT_MAX == 26, "a name for each counter of bpf/maps.h");
     const char* names[COUNT_MAX] = {"translated", "synsPassed", "duplicated", "outOfWindow", "released", "releaseRefused",
                                     "mergedP", "mergedS", "mergeHeld", "mergeAckDropped", "handover", "handoverStolen", "stashed",
                                     "handshakesHeld", "handshakesMerged", "handshakesToBridge", "handshakesMergedP",
                                     "mergeAgain", "clientFins", "ended", "clientResets", "eventsLost", "dsackCleared",
-                                    "fromSecondary", "mergeGso"};
+                                    "fromSecondary", "mergeGso", "mergedBytes"};
     for (uint32_t k = 0; k < COUNT_MAX; k++) o.Set(names[k], Napi::Number::New(env, static_cast<double>(CounterSum(k))));
     return o;
   }

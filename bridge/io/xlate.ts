@@ -147,6 +147,8 @@ export interface XlateCounters {
   fromSecondary: number;
   /** Packets of several segments (GSO) the merge held or released as their segments. */
   mergeGso: number;
+  /** Payload bytes the kernel merge sent the client for the first time. */
+  mergedBytes: number;
 }
 
 /** The size of one `kernel_event` (native/bpf/maps.h). */
@@ -594,6 +596,7 @@ export class InboundXlate {
     dsackCleared: 0,
     fromSecondary: 0,
     mergeGso: 0,
+    mergedBytes: 0,
   };
 
   /** The counters, also after close (their last values). */

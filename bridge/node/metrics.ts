@@ -386,11 +386,19 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       for (const [state, n] of Object.entries(get().connections)) this.set({ state }, n);
     },
   });
-  readCounter(reg, 'tcpfo_merged_segments_total', 'Segments released to clients after merging', [], (c) =>
-    merged(c, (m) => c.inc(m.mergedSegments)),
+  readCounter(
+    reg,
+    'tcpfo_merged_segments_total',
+    'Segments released to clients after merging (by the bridge or the kernel)',
+    [],
+    (c) => merged(c, (m) => c.inc(m.mergedSegments)),
   );
-  readCounter(reg, 'tcpfo_merged_bytes_total', 'Payload bytes released to clients after merging', [], (c) =>
-    merged(c, (m) => c.inc(m.mergedBytes)),
+  readCounter(
+    reg,
+    'tcpfo_merged_bytes_total',
+    'Payload bytes released to clients after merging (by the bridge or, first sent, by the kernel)',
+    [],
+    (c) => merged(c, (m) => c.inc(m.mergedBytes)),
   );
   readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) =>
     c.inc(get().divertedSegments),
@@ -611,7 +619,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_handovers_total',
-    'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (eight ranges waited), segment (SACK, other options or flags, more than one MSS)',
+    'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (64 ranges waited), segment (SACK, other options or flags, a GSO packet of more than 32 segments), slow (a range sent again after waiting 50 ms for the other server’s copy)',
     ['reason'],
     (c) => {
       for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);

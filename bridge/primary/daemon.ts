@@ -1463,8 +1463,9 @@ export class PrimaryBridge {
       divertedSegments: m.divertedSegments,
       divertedBytes: m.divertedBytes,
       merge: {
-        mergedSegments: m.releasedSegments,
-        mergedBytes: m.releasedBytes,
+        // The bridge's releases and the kernel merge's.
+        mergedSegments: m.releasedSegments + (this.xlate ? this.xlate.stats.mergedP + this.xlate.stats.mergedS : 0),
+        mergedBytes: m.releasedBytes + (this.xlate?.stats.mergedBytes ?? 0),
         queuedBytes: this.merger.buffered.stored,
         heldBytes: this.merger.buffered.held,
         heldSegments: q.heldSegments,

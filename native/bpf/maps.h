@@ -74,6 +74,11 @@ enum out_flags {
 // initial window of 10 and the burst after it fit.
 #define MERGE_PENDING 64
 #define MERGE_SEG_CHUNKS 32  // the most segments one merged GSO packet leaves as
+// How long one side's ranges may wait for the other's copy before that side,
+// sending them again, takes the connection to the bridge: there the lagging
+// server's share is bounded (limits.max_buffered_bytes), and the waiting
+// side's TCP does not back its timer off further in the kernel.
+#define MERGE_MAX_WAIT_MS 50
 
 enum merge_mode {
   MERGE_KERNEL = 1,  // the programs merge it
@@ -107,6 +112,7 @@ enum merge_handover {
   HANDOVER_DIVERGED,   // same range, different bytes
   HANDOVER_FULL,       // MERGE_PENDING first arrivals wait already
   HANDOVER_SEGMENT,    // a segment the programs do not merge (SACK, options, size, flags)
+  HANDOVER_SLOW,       // a range sent again after waiting MERGE_MAX_WAIT_MS for the other's copy
   HANDOVER_MAX,
 };
 
@@ -125,6 +131,7 @@ struct merge_val {
   __u8 standing_p;  // pure ACKs each server sent that moved nothing since the last to the client
   __u8 standing_s;
   __u8 pad;
+  __u32 waiting_since;  // ms (bpf_ktime_get_ns): since the oldest waiting range began to wait, or the last release
   __u32 rel_nxt;  // the client's space: what the client was sent up to
   __u32 ack_p, ack_s;  // each server's latest ACK (the client's space)
   __u32 win_p, win_s;  // each server's latest window, bytes
@@ -386,6 +393,7 @@ enum counter {
   COUNT_DSACK_CLEARED,      // servers' pure ACKs released with their lone D-SACK block overwritten (NOPs)
   COUNT_FROM_SECONDARY,     // segments from the service address and the secondary's MAC seen here (its node runs)
   COUNT_MERGE_GSO,          // packets of several segments (GSO) the merge held or released as their segments
+  COUNT_MERGED_BYTES,       // payload bytes the merge sent the client for the first time
   COUNT_MAX,
 };
 

@@ -51,6 +51,7 @@ struct merge_seg {
   __u32 chunks;  // its ranges: the segments of bytes it leaves as (1 but for a GSO packet), and its FIN's (0 for a pure ACK)
   __u32 again_at;  // merge_decide's: where a range sent again starts among the waiting ones
   __u32 idx;       // chunk_idx()'s
+  __u32 now_ms;    // when it came (bpf_ktime_get_ns, ms): read before the lock
   __u32 chunk_end[MERGE_SEG_CHUNKS];      // each one's end (the last's is `end`)
   __u64 chunk_digest[MERGE_SEG_CHUNKS];   // and the digest of its bytes (merge_digest), or the FIN's word
   __u32 ack;
@@ -68,6 +69,7 @@ struct merge_out {
   __u32 win_field;  // in the client's scale
   __u32 tsval;
   __u32 slot;       // a first arrival: its first segment's index in the ring of waiting ranges (the stash's idx)
+  __u32 bytes;      // released: the payload bytes the client gets for the first time
   __u16 ended;      // the connection's close completed just now: tell the bridge (EV_ENDED)
   __u16 dsack_at;   // a pure ACK's lone D-SACK option, from the first option byte: overwritten as it leaves (0: none)
 };
@@ -254,6 +256,8 @@ static __always_inline __u32 merge_decide(struct merge_val *m, struct merge_seg 
     __u32 k = *at;
     if (k < MERGE_PENDING) {
       __u32 r = chunks_match(m, g, k);
+      // Waited too long for the other's copy: the bridge bounds what a lagging server holds up.
+      if (r == CHUNKS_SAME && g->now_ms - m->waiting_since >= MERGE_MAX_WAIT_MS) return handover(m, HANDOVER_SLOW);
       if (r == CHUNKS_SAME) return MV_AGAIN;
       if (r == CHUNKS_DIFFER) {
         m->flags |= MERGE_F_DIVERGED;  // its own bytes changed: never TCP's
@@ -273,9 +277,11 @@ static __always_inline __u32 merge_decide(struct merge_val *m, struct merge_seg 
     m->head = (m->head + g->chunks) & (MERGE_PENDING - 1);
     m->npend -= g->chunks;
     if (!m->npend) m->ahead = SIDE_NONE;
+    m->waiting_since = g->now_ms;  // what still waits is measured from here
     release_as(m, g, o, g->start);
     m->rel_nxt = g->end;
-    m->bytes += g->end - g->start - g->fin;
+    o->bytes = g->end - g->start - g->fin;
+    m->bytes += o->bytes;
     if (g->fin) {
       // The same digest: the waiting range ended with the FIN too.
       m->flags = (m->flags | MERGE_F_FIN) & ~MERGE_F_FIN_PEND;
@@ -290,6 +296,7 @@ static __always_inline __u32 merge_decide(struct merge_val *m, struct merge_seg 
   if (m->npend + g->chunks > MERGE_PENDING) return handover(m, HANDOVER_FULL);
   __u32 j = m->head + m->npend;
   o->slot = j & (MERGE_PENDING - 1);
+  if (!m->npend) m->waiting_since = g->now_ms;
 #pragma unroll
   for (__u32 c = 0; c < MERGE_SEG_CHUNKS; c++) {
     if (c >= g->chunks) break;

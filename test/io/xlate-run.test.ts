@@ -647,6 +647,26 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 10, ahead: 0, pending: [] });
   });
 
+  it('a range sent again after waiting 50 ms (MERGE_MAX_WAIT_MS) for the other’s copy takes its connection to the bridge (slow); sooner, it waits on', () => {
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN); // P's timer: waits on
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1 }); // (taken here: still the kernel's until now)
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 70);
+    expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 6, ahead: 1, pending: [R + 4] });
+    // A release starts the count again: what waits after it is measured from there.
+    start();
+    expect(x.run('tcpfo_sent', p(R, 'one')).ret).toBe(TC_ACT_STOLEN);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 70);
+    expect(x.run('tcpfo_sent', p(R + 3, 'two')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'one')).ret).toBe(TC_ACT_REDIRECT);
+    expect(x.run('tcpfo_sent', p(R + 3, 'two')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1, pending: [R + 6] });
+  });
+
   it('a range sent again with other bytes, or two waiting ranges sent as one, hands the connection over', () => {
     start();
     expect(x.run('tcpfo_sent', p(R, 'abc')).ret).toBe(TC_ACT_STOLEN);

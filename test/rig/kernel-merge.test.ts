@@ -143,6 +143,8 @@ describe('the kernel merge (merge: kernel)', () => {
         // Before, the first such packet sent the connection to the bridge for good (reason "segment").
         expect(d('tcpfo_kernel_merge_total{action="gso"}'), ctx).toBeGreaterThan(0);
         expect(d('tcpfo_kernel_handovers_total{reason="segment"}'), ctx).toBe(0);
+        // Every answer's bytes counted as merged, whichever path released them.
+        expect(d('tcpfo_merged_bytes_total'), ctx).toBeGreaterThanOrEqual(300 * 3000);
       });
     },
     slow(120_000),

@@ -74,7 +74,7 @@ export const KERNEL_FIN_CLIENT = 1 << 7;
 export const KERNEL_RESET = 1 << 9;
 const AHEAD_S = 2;
 /** merge_handover in native/bpf/maps.h, by value. */
-export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment'] as const;
+export const KERNEL_HANDOVER_REASONS = ['none', 'bridge', 'unaligned', 'diverged', 'full', 'segment', 'slow'] as const;
 
 /**
  * What the kernel needs to merge `c` once its merged SYN-ACK (or SYN) leaves —
