@@ -1423,8 +1423,8 @@ export class PrimaryBridge {
   }
 
   /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
-  private kernelInbound(): MetricsSnapshot['kernelInbound'] {
-    if (!this.xlate) return undefined;
+  private kernelInbound(counters = this.xlate?.stats): MetricsSnapshot['kernelInbound'] {
+    if (!this.xlate || !counters) return undefined;
     const order = this.order
       ? {
           orderWaited: this.stats.orderWaited,
@@ -1436,7 +1436,7 @@ export class PrimaryBridge {
         }
       : {};
     return {
-      ...this.xlate.stats,
+      ...counters,
       mapFull: this.stats.xlateMapFull,
       stashedTaken: this.merger.stats.stashedTaken,
       handshakesPrompted: this.stats.handshakesPrompted,
@@ -1448,6 +1448,7 @@ export class PrimaryBridge {
     const m = this.merger.stats;
     const q = this.merger.queued();
     const det = this.peer?.detector;
+    const counters = this.xlate?.stats; // the programs' counters, read once
     return {
       role: this.alone ? 'alone' : 'primary',
       datapath: 'merge',
@@ -1464,8 +1465,8 @@ export class PrimaryBridge {
       divertedBytes: m.divertedBytes,
       merge: {
         // The bridge's releases and the kernel merge's.
-        mergedSegments: m.releasedSegments + (this.xlate ? this.xlate.stats.mergedP + this.xlate.stats.mergedS : 0),
-        mergedBytes: m.releasedBytes + (this.xlate?.stats.mergedBytes ?? 0),
+        mergedSegments: m.releasedSegments + (counters ? counters.mergedP + counters.mergedS : 0),
+        mergedBytes: m.releasedBytes + (counters?.mergedBytes ?? 0),
         queuedBytes: this.merger.buffered.stored,
         heldBytes: this.merger.buffered.held,
         heldSegments: q.heldSegments,
@@ -1491,7 +1492,7 @@ export class PrimaryBridge {
       nfqueue: { out: queueStatus(this.outQ), in: queueStatus(this.inQ) },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
-      kernelInbound: this.kernelInbound(),
+      kernelInbound: this.kernelInbound(counters),
       mergeMode: this.merge,
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
