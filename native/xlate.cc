@@ -59,6 +59,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("released", &Xlate::Released),
                                           InstanceMethod("run", &Xlate::Run),
                                           InstanceMethod("mergeStart", &Xlate::MergeStart),
+                                          InstanceMethod("mergeResume", &Xlate::MergeResume),
                                           InstanceMethod("mergeTake", &Xlate::MergeTake),
                                           InstanceMethod("peer", &Xlate::Peer),
                                           InstanceMethod("remove", &Xlate::Remove),
@@ -428,7 +429,15 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
   // mergeStart(client, service, cport, sport, init) -> boolean: the kernel merges this connection
   // from now on. init: { dseq, dts, timestamps, wscaleP, wscaleS, relNxt, ackP, ackS, winP, winS,
   // ackSent, edgeSent, tsvalMax, tsecr }.
-  Napi::Value MergeStart(const Napi::CallbackInfo& info) {
+  Napi::Value MergeStart(const Napi::CallbackInfo& info) { return PutMerge(info, false); }
+
+  // mergeResume(client, service, cport, sport, init) -> boolean: a connection the bridge took back
+  // (MERGE_QUEUE) returns to the kernel's merge with nothing waiting on either side: its entry is
+  // rewritten under its lock, then its hint (until then the match sends P's segments to the queue,
+  // where the bridge would take it again: never out unmerged). init as for mergeStart.
+  Napi::Value MergeResume(const Napi::CallbackInfo& info) { return PutMerge(info, true); }
+
+  Napi::Value PutMerge(const Napi::CallbackInfo& info, bool resume) {
     Napi::Env env = info.Env();
     if (merge_fd_ < 0 || info.Length() < 5 || !info[4].IsObject()) return Napi::Boolean::New(env, false);
     ConnKey k = KeyOf(info);
@@ -459,6 +468,14 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     h.p_next = v.rel_nxt + v.dseq;
     h.p_room = MERGE_PENDING;  // nothing waits: every range free
     h.ts_on = (v.flags & MERGE_F_TS) ? 1 : 0;
+    if (resume) {
+      // The entry first, under its lock; the hint after it. Once the entry is
+      // written the kernel merges the connection: a hint left behind only
+      // sends P's segments to the queue, where the bridge takes it again.
+      if (bpf_map_update_elem(merge_fd_, &k, &v, BPF_EXIST | BPF_F_LOCK) != 0) return Napi::Boolean::New(env, false);
+      bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY);
+      return Napi::Boolean::New(env, true);
+    }
     // The hint first: a P segment that finds the state finds its hint too.
     if (bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY) != 0) return Napi::Boolean::New(env, false);
     if (bpf_map_update_elem(merge_fd_, &k, &v, BPF_NOEXIST) != 0) {

@@ -95,7 +95,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(
       `${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`,
     );
-    const p = finalCounters(pair.primary!.log) as { queues: { out: { received: number }; in: { received: number } } };
+    const p = finalCounters(pair.primary!.log) as {
+      queues: { out: { received: number }; in: { received: number } };
+      merger?: { kernelMerged?: number; kernelHandovers?: Record<string, number>; kernelReturns?: number };
+    };
     const s = finalCounters(pair.secondary!.log) as {
       datapath?: string;
       queue?: { received: number };
@@ -105,6 +108,10 @@ export async function main(argv: string[]): Promise<number> {
       primary: p.queues.out.received + p.queues.in.received,
       secondary: (s.queue?.received ?? 0) + (s.capture?.frames ?? 0),
     };
+    if (p.merger?.kernelMerged)
+      console.log(
+        `the kernel merged ${p.merger.kernelMerged} connections; handed to the bridge ${JSON.stringify(p.merger.kernelHandovers ?? {})}; returned to the kernel ${p.merger.kernelReturns ?? 0}`,
+      );
     for (const role of ['primary', 'secondary'] as const) {
       const user = after[role].user - before[role].user;
       const system = after[role].system - before[role].system;

@@ -65,6 +65,7 @@ interface NativeXlate {
     gsoSegs?: number,
   ): { ret: number; packet: Buffer } | null;
   mergeStart(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
+  mergeResume(client: number, service: number, cport: number, sport: number, init: KernelMergeInit): boolean;
   mergeTake(client: number, service: number, cport: number, sport: number): KernelMergeState | null;
   peer(mac: Buffer): boolean;
   duplicateTo(to: Buffer | null, from?: Buffer): boolean;
@@ -289,6 +290,25 @@ function addServices(x: NativeXlate, vip: number, ports: PortSet): void {
   }
 }
 
+/** A merge state's 32-bit numbers as the addon reads them (unsigned; windows at most 2³² − 1). */
+function unsignedInit(init: KernelMergeInit): KernelMergeInit {
+  const u = (n: number) => n >>> 0;
+  return {
+    ...init,
+    dseq: u(init.dseq),
+    dts: u(init.dts),
+    relNxt: u(init.relNxt),
+    ackP: u(init.ackP),
+    ackS: u(init.ackS),
+    winP: Math.min(u(init.winP), 0xffffffff),
+    winS: Math.min(u(init.winS), 0xffffffff),
+    ackSent: u(init.ackSent),
+    edgeSent: u(init.edgeSent),
+    tsvalMax: u(init.tsvalMax),
+    tsecr: u(init.tsecr),
+  };
+}
+
 function native(): NativeXlateClass {
   return addon().Xlate;
 }
@@ -427,21 +447,12 @@ export class InboundXlate {
 
   /** The kernel merges `c` from now on (false: its map is full; the queue merges it). */
   mergeStart(c: ConnAddr, init: KernelMergeInit): boolean {
-    const u = (n: number) => n >>> 0;
-    return this.x.mergeStart(c.client, c.service, c.clientPort, c.servicePort, {
-      ...init,
-      dseq: u(init.dseq),
-      dts: u(init.dts),
-      relNxt: u(init.relNxt),
-      ackP: u(init.ackP),
-      ackS: u(init.ackS),
-      winP: Math.min(u(init.winP), 0xffffffff),
-      winS: Math.min(u(init.winS), 0xffffffff),
-      ackSent: u(init.ackSent),
-      edgeSent: u(init.edgeSent),
-      tsvalMax: u(init.tsvalMax),
-      tsecr: u(init.tsecr),
-    });
+    return this.x.mergeStart(c.client, c.service, c.clientPort, c.servicePort, unsignedInit(init));
+  }
+
+  /** `c`, which the bridge took, returns to the kernel's merge (its entry rewritten under its lock); false: it stays with the queue. */
+  mergeResume(c: ConnAddr, init: KernelMergeInit): boolean {
+    return this.x.mergeResume(c.client, c.service, c.clientPort, c.servicePort, unsignedInit(init));
   }
 
   /** The bridge takes `c` from the kernel's merge (atomically); its state then, or null if the kernel did not merge it. */

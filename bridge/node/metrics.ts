@@ -136,6 +136,8 @@ export interface MetricsSnapshot {
   /** Connections the kernel merged from their handshake, and those it handed to the bridge by why (primary). */
   kernelMerged?: number;
   kernelHandovers?: Record<string, number>;
+  /** Connections the bridge gave back to the kernel's merge, nothing of them waiting on either side (primary). */
+  kernelReturns?: number;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
   mergeMode?: 'kernel' | 'release' | 'queue';
   /** ARP requests for the service address seen, and answered by this node; how late the answers went; the thread's priority. */
@@ -623,6 +625,16 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     ['reason'],
     (c) => {
       for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_returns_total',
+    'Connections the bridge gave back to the kernel merge once nothing of them waited on either side (each handover may be followed by one)',
+    [],
+    (c) => {
+      const n = get().kernelReturns;
+      if (n !== undefined) c.inc(n);
     },
   );
   readCounter(

@@ -295,6 +295,8 @@ export class PrimaryBridge {
       // path they reach only the queue.
       mergeStart: (c, init) =>
         this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeStart(c, init),
+      mergeResume: (c, init) =>
+        this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeResume(c, init),
       mergeTake: (c) => this.xlate?.mergeTake(c) ?? null,
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
@@ -576,7 +578,10 @@ export class PrimaryBridge {
   private openQueues(q: number): void {
     const cfg = this.cfg;
     const onError = (e: unknown) => this.internalError(e);
-    const onBatchEnd = () => this.armTimer();
+    const onBatchEnd = () => {
+      this.merger.batchEnd(monotonicMs());
+      this.armTimer();
+    };
     const onBatchStart = () => this.hearKernel();
     // A packet the handler threw on is dropped by the queue: a verdict too.
     const onOutputError = (e: unknown, b: PacketBatch, i: number) => {
@@ -1496,6 +1501,7 @@ export class PrimaryBridge {
       mergeMode: this.merge,
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
+      kernelReturns: m.kernelReturns,
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,
       silencesExcused: this.stats.silencesExcused,

@@ -46,6 +46,7 @@ import {
   countHandover,
   KERNEL_DIVERGED,
   kernelInit,
+  kernelResume,
   kernelSynInfo,
   type KernelEnded,
   type KernelHandshake,
@@ -412,6 +413,7 @@ export class Merger implements MergeCore {
     c.held = NO_HELD;
     c.store.clear(); // its bytes leave the budget too
     this.stalled.delete(c);
+    this.touched.delete(c);
     this.closing.delete(c);
     this.halfOpen.delete(c);
     this.pending.delete(c);
@@ -527,6 +529,34 @@ export class Merger implements MergeCore {
     return s.stashed ?? [];
   }
 
+  /** Connections the bridge merged segments of since the last batchEnd: each may return to the kernel then. */
+  private readonly touched = new Set<Conn>();
+
+  /**
+   * The end of a batch of either queue: each connection the bridge merged a
+   * segment of in it returns to the kernel's merge if nothing of it waits on
+   * either side now (merge/kernel.ts kernelResume states the rule). Not while
+   * the secondary is failed, nor for a connection the kernel cannot take
+   * (its entry gone: the queue keeps merging it). How many returned.
+   */
+  batchEnd(now: number): number {
+    this.now = now;
+    if (this.touched.size === 0) return 0;
+    let n = 0;
+    if (!this.alone && this.offload?.mergeResume) {
+      for (const c of this.touched) {
+        if (this.stalled.has(c) || this.diverged.has(c)) continue;
+        const init = kernelResume(c);
+        if (!init || !this.offload.mergeResume(offloadKey(this, c), init)) continue;
+        c.inKernel = true;
+        this.stats.kernelReturns++;
+        n++;
+      }
+    }
+    this.touched.clear();
+    return n;
+  }
+
   // --- P's own output (NFQUEUE OUTPUT) ----------------------------------------
 
   /** A segment P's TCP sent to a client. Always ends in a verdict for `id`, now or later. */
@@ -543,6 +573,7 @@ export class Merger implements MergeCore {
     }
     // A SYN(-ACK) sent again passes without the connection's state: the kernel keeps merging it.
     if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
+    if (c && this.offload) this.touched.add(c);
     if (flags & TCP_SYN) {
       const opts = seg.options();
       if (opts instanceof WireError) {
@@ -701,6 +732,7 @@ export class Merger implements MergeCore {
     const flags = seg.flags;
     const c = this.find(client, seg.dstPort, seg.srcPort);
     if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
+    if (c && this.offload) this.touched.add(c);
     // S's TCP answering for a connection P's TCP has from before our rules
     // (adopted): not replicated, and S's copy must never be continued. (An
     // RST only says S has no socket for it.)
@@ -798,6 +830,7 @@ export class Merger implements MergeCore {
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
     if (c?.inKernel && !seg.has(TCP_SYN)) this.takeFromKernel(c);
+    if (c && this.offload) this.touched.add(c);
     if (!c || c.phase === 'handshake') {
       // A new connection's SYN (or a segment we cannot translate yet): P's TCP
       // may see it as it is; anything it answers goes through fromPrimary.

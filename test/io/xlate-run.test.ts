@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { InboundXlate } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
+import type { KernelMergeInit } from '../../bridge/primary/merge/kernel.js';
 import { serverSynAgain } from '../../bridge/primary/prompts.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
@@ -235,26 +236,30 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
    */
   const start = (acksKnown = true) => {
     x.remove(key);
+    expect(x.mergeStart(key, initOf({ acksKnown }))).toBe(true);
+  };
+  /** The state the kernel starts from: as above, or changed by `o`. */
+  function initOf(o: { acksKnown?: boolean; dseq?: number; relNxt?: number; tsvalMax?: number }): KernelMergeInit {
+    const acksKnown = o.acksKnown ?? true;
     const known = (v: number) => (acksKnown ? v : 0);
-    const ok = x.mergeStart(key, {
+    return {
       acksKnown,
-      dseq: D,
+      dseq: o.dseq ?? D,
       dts: T,
       timestamps: true,
       wscaleP: 7,
       wscaleS: 7,
-      relNxt: R,
+      relNxt: o.relNxt ?? R,
       ackP: known(A),
       ackS: known(A),
       winP: known(64 << 7),
       winS: known(64 << 7),
       ackSent: known(A),
       edgeSent: known(A + (64 << 7)),
-      tsvalMax: X,
+      tsvalMax: o.tsvalMax ?? X,
       tsecr: 9,
-    });
-    expect(ok).toBe(true);
-  };
+    };
+  }
   const p = (seq: number, payload: string, o: Partial<Parameters<typeof frame>[0]> = {}) =>
     frame({
       seq: (seq + D) >>> 0,
@@ -301,6 +306,30 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     // S's copy counted and timed as the secondary's (what tells lost heartbeats from a dead node).
     expect(after.fromSecondary - before.fromSecondary).toBe(1);
     expect(x.secondarySilentMs()).toBeLessThan(1000);
+  });
+
+  it('a connection the bridge took returns (mergeResume): rewritten under its lock, merged here again from where the bridge stands', () => {
+    start();
+    // Handed over: the programs leave it alone, P's segment is stolen for the bridge.
+    expect(x.run('tcpfo_sent', p(R, 'hello')).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, 'hel')).ret).toBe(TC_ACT_OK); // not P's range: to the queue
+    expect(x.mergeTake(key)).toMatchObject({ handover: 2, ahead: 1, pending: [R + 5] });
+    expect(x.run('tcpfo_skips_queue', p(R + 5, 'next')).ret).toBe(0);
+    // The bridge released "hello" (and more): nothing waits, and the connection returns at R + 9.
+    const init = initOf({ relNxt: R + 9, tsvalMax: X + 10 });
+    expect(x.mergeResume(key, init)).toBe(true);
+    expect(x.run('tcpfo_skips_queue', p(R + 9, 'more')).ret).toBe(1);
+    expect(x.run('tcpfo_sent', p(R + 9, 'more')).ret).toBe(TC_ACT_STOLEN);
+    const r = x.run('tcpfo_xlate', sCopy(R + 9, 'more', { tsval: X + 6 }));
+    expect(r.ret).toBe(TC_ACT_REDIRECT);
+    const out = parse(r.packet);
+    expect(out.seq).toBe(R + 9);
+    expect(out.timestamp()!.tsval).toBe(X + 10); // never below what the bridge sent
+    expect(out.checksumValid()).toBe(true);
+    expect(x.mergeTake(key)).toMatchObject({ relNxt: R + 13, ahead: 0, pending: [] });
+    // Only an entry that exists returns: a removed connection stays removed.
+    x.remove(key);
+    expect(x.mergeResume(key, init)).toBe(false);
   });
 
   it('S first: S’s copy is dropped, P’s segment leaves translated; TSval never goes back', () => {
@@ -533,24 +562,7 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     start();
     expect(x.run('tcpfo_sent', p(R, 'old')).ret).toBe(TC_ACT_STOLEN);
     x.remove(key);
-    const ok = x.mergeStart(key, {
-      acksKnown: true,
-      dseq: D + 1,
-      dts: T,
-      timestamps: true,
-      wscaleP: 7,
-      wscaleS: 7,
-      relNxt: R,
-      ackP: A,
-      ackS: A,
-      winP: 64 << 7,
-      winS: 64 << 7,
-      ackSent: A,
-      edgeSent: A + (64 << 7),
-      tsvalMax: X,
-      tsecr: 9,
-    });
-    expect(ok).toBe(true);
+    expect(x.mergeStart(key, initOf({ dseq: D + 1 }))).toBe(true);
     expect(x.mergeTake(key)!.stashed).toEqual([]);
   });
 

@@ -4,6 +4,8 @@
  * the client — and the bridge sees only handshakes and closes. Real TCP on
  * all three hosts, Linux defaults; the client checks every answer.
  */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { killNode, waitForLog } from '../../rig/failover.js';
@@ -37,6 +39,49 @@ async function timedEcho(c: RigHost, word: string): Promise<{ ms?: number; got?:
   const r = await c.exec([process.execPath, '-e', script], { timeoutMs: 20_000 });
   return JSON.parse(r.stdout.trim()) as { ms?: number; got?: string; error?: string };
 }
+
+const BULK_BYTES = 4 << 20;
+
+/**
+ * One connection to the demo server's ECHO: 20 echoes of 100 bytes, then
+ * BULK_BYTES written and read back at once, then — once GATE exists (it
+ * creates GATE.reached) — 300 echoes of 100 bytes, one at a time. Prints
+ * {bulk, small, mismatched, error}.
+ */
+const BULK_THEN_SMALL = `
+const [host, port, gate] = process.argv.slice(1);
+const fs = require('fs');
+const s = require('net').connect(Number(port), host);
+const out = { bulk: 0, small: 0, mismatched: 0 };
+let chunks = [], have = 0, want = 0, done = null;
+s.on('data', (d) => { chunks.push(d); have += d.length; if (done && have >= want) { const f = done; done = null; f(); } });
+s.on('error', (e) => { console.log(JSON.stringify({ ...out, error: e.message })); process.exit(0); });
+// Writes b and reads as many bytes back: they must be b.
+const echo = (b) => new Promise((res) => {
+  want = b.length;
+  done = () => {
+    const all = Buffer.concat(chunks);
+    if (!all.subarray(0, b.length).equals(b)) out.mismatched++;
+    chunks = all.length > b.length ? [all.subarray(b.length)] : [];
+    have = all.length - b.length;
+    res();
+  };
+  s.write(b);
+});
+const line = (i) => Buffer.from(String(i).padStart(99, 'x') + '\\n');
+(async () => {
+  s.write('ECHO\\n');
+  for (let i = 0; i < 20; i++) await echo(line(i));
+  const bulk = Buffer.alloc(${4 << 20}, 0).map((_, i) => (i * 7 + (i >> 12)) & 255);
+  await echo(bulk);
+  out.bulk = bulk.length;
+  fs.writeFileSync(gate + '.reached', '');
+  while (!fs.existsSync(gate)) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 300; i++) { await echo(line(i)); out.small++; }
+  console.log(JSON.stringify(out));
+  s.destroy();
+})();
+`;
 
 /**
  * The pair with `merge: kernel`, one connection through it first: the primary
@@ -145,6 +190,63 @@ describe('the kernel merge (merge: kernel)', () => {
         expect(d('tcpfo_kernel_handovers_total{reason="segment"}'), ctx).toBe(0);
         // Every answer's bytes counted as merged, whichever path released them.
         expect(d('tcpfo_merged_bytes_total'), ctx).toBeGreaterThanOrEqual(300 * 3000);
+      });
+    },
+    slow(120_000),
+  );
+
+  it(
+    'a connection the bridge took returns to the kernel once nothing waits: 4 MB echoed in bulk, then 300 small echoes merged in the kernel, each right',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
+        try {
+          const c = rig.host('client');
+          const gate = join(rig.tmpdir, 'bulk-done');
+          const run = c.exec([process.execPath, '-e', BULK_THEN_SMALL, VIP, String(DEMO_PORT), gate], {
+            timeoutMs: slow(120_000),
+          });
+          const m0 = await scrapeMetrics(rig, 'primary');
+          // The bulk: both servers cut 4 MB of answers into GSO bursts of their own.
+          for (const end = Date.now() + slow(60_000); !existsSync(`${gate}.reached`);) {
+            if (Date.now() > end) throw new Error(`the bulk echo did not end\n${pair.logs()}`);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          const m1 = await scrapeMetrics(rig, 'primary');
+          writeFileSync(gate, '');
+          const r = JSON.parse((await run).stdout.trim()) as {
+            small: number;
+            bulk: number;
+            mismatched: number;
+            error?: string;
+          };
+          const m2 = await scrapeMetrics(rig, 'primary');
+          const z = (v: number) => (Number.isNaN(v) ? 0 : v);
+          const d = (a: typeof m0, b: typeof m0, series: string) => z(b(series)) - z(a(series));
+          const handovers = (a: typeof m0, b: typeof m0) =>
+            ['bridge', 'unaligned', 'diverged', 'full', 'segment', 'slow']
+              .map((why) => d(a, b, `tcpfo_kernel_handovers_total{reason="${why}"}`))
+              .reduce((x, y) => x + y, 0);
+          const released = (a: typeof m0, b: typeof m0) =>
+            d(a, b, 'tcpfo_kernel_merge_total{action="released-s"}') +
+            d(a, b, 'tcpfo_kernel_merge_total{action="released-p"}');
+          const ctx = `${JSON.stringify(r)}\n${pair.logs()}`;
+          console.log(
+            `bulk then small: handovers ${handovers(m0, m1)} during the bulk, ${handovers(m1, m2)} after; returns ${d(m0, m1, 'tcpfo_kernel_returns_total')} / ${d(m1, m2, 'tcpfo_kernel_returns_total')}; released in the kernel after the bulk ${released(m1, m2)}, P's through the queue ${d(m1, m2, 'tcpfo_nfqueue_packets_total{queue="out"}')}`,
+          );
+          expect(r.error, ctx).toBeUndefined();
+          expect(r.mismatched, ctx).toBe(0);
+          expect(r.bulk, ctx).toBe(BULK_BYTES);
+          expect(r.small, ctx).toBe(300);
+          // What this test is about: the bulk took the connection to the bridge (else it proves nothing) …
+          expect(handovers(m0, m1), ctx).toBeGreaterThan(0);
+          // … and it came back: the small answers after it leave in the kernel, not through the queue.
+          expect(d(m0, m2, 'tcpfo_kernel_returns_total'), ctx).toBeGreaterThan(0);
+          expect(released(m1, m2), ctx).toBeGreaterThanOrEqual(250);
+          expect(z(m2('tcpfo_divergences_total')), ctx).toBe(0);
+        } finally {
+          await pair.stop();
+        }
       });
     },
     slow(120_000),

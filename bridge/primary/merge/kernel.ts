@@ -4,8 +4,9 @@
  * range whose second copy arrives, the servers' FINs too, and passes the
  * client's FIN; a close that passed there is told (KernelEnded). At the
  * first thing the kernel does not handle — a SYN or RST, SACK, a copy that
- * does not line up, different bytes — the connection comes here for good,
- * with the kernel's state:
+ * does not line up, different bytes — the connection comes here, with the
+ * kernel's state (and goes back once nothing of it waits on either side:
+ * kernelResume):
  * what the client was sent, each server's ACK and window, the timestamps,
  * and the ranges one side produced that wait for the other's copy (P's were
  * stolen and come again from P's TCP; S's were dropped, their bytes counted
@@ -104,6 +105,34 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
     tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
     tsecr: c.tsecr,
   };
+}
+
+/**
+ * What the kernel needs to merge `c` again, which the bridge took from it —
+ * or null while something of it waits or is under way here. The rule: the
+ * connection returns when nothing waits on either side. Both servers
+ * produced exactly what the client was sent (no segment of P's held, none of
+ * S's bytes stored or counted past it), both servers' ACKs and what the
+ * client was told are known, neither server's ACK carries SACK blocks, and no
+ * FIN, RST, stall or divergence is under way. The kernel then starts where
+ * the bridge stands, as it starts from a merged handshake; a segment of the
+ * connection that still reaches the queues afterwards (one that passed the
+ * programs before the return) takes it back, as any segment that reaches the
+ * bridge first does, so no byte is released twice or never.
+ */
+export function kernelResume(c: Conn): KernelMergeInit | null {
+  if (c.inKernel || c.outInKernel || c.phase !== 'merging' || !c.established) return null;
+  if (c.held.length > 0 || c.store.size > 0 || c.sCovered() !== c.relNxt) return null;
+  if (!c.hasAckP || !c.hasAckS || !c.ackSentValid) return null;
+  if (c.sackP.length > 0 || c.sackS.length > 0) return null;
+  if (c.heldSyn || c.rstP || c.finS !== null || c.finReleased || c.finClient || c.closedAt !== null) return null;
+  if (c.stallAt !== null || c.earlyEndAt !== null) return null;
+  const init = kernelInit(c);
+  if (!init) return null;
+  init.ackSent = c.ackSent;
+  init.edgeSent = c.edgeSent;
+  if (c.tsvalFloor !== null && seqGt(c.tsvalFloor, init.tsvalMax)) init.tsvalMax = c.tsvalFloor;
+  return init;
 }
 
 /** Takes the kernel's state of `c` into the record, at `now`. */

@@ -63,6 +63,12 @@ export interface InboundOffload {
    */
   mergeStart(c: OffloadKey, init: KernelMergeInit): boolean;
   /**
+   * `c`, which the bridge took from the kernel's merge, returns there with
+   * nothing waiting on either side (kernelResume); false if it cannot.
+   * Absent: a connection the bridge takes stays with the queue.
+   */
+  mergeResume?(c: OffloadKey, init: KernelMergeInit): boolean;
+  /**
    * primaryOnly for many connections at once (the secondary failed); how
    * many of the first it took.
    */
@@ -223,6 +229,8 @@ export interface MergerStats {
   /** Of those, the connections whose close passed in the kernel (the bridge heard of it afterwards). */
   kernelCloses: number;
   kernelHandovers: Record<string, number>;
+  /** Connections the bridge gave back to the kernel's merge, nothing waiting on either side (kernelResume). */
+  kernelReturns: number;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
   drops: Record<DropReason, number>;
@@ -245,6 +253,7 @@ export function newStats(): MergerStats {
     kernelHandshakes: 0,
     kernelCloses: 0,
     kernelHandovers: {},
+    kernelReturns: 0,
     stashedTaken: 0,
     handshakes: 0,
     expired: 0,

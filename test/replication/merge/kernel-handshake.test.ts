@@ -478,3 +478,115 @@ describe('a close that passed in the kernel', () => {
     expect(t.checksumValid()).toBe(true);
   });
 });
+
+describe('a connection the bridge took returns to the kernel', () => {
+  const P = { isn: 1_000_000, ts: 50_000 };
+  const S = { isn: 7_000_000, ts: 90_000 };
+  const ACKS_AND_SENT = (1 << 2) | (1 << 3) | (1 << 4);
+  /**
+   * A kernel that keeps what it was last told (mergeStart, mergeResume) and
+   * answers a take with it, as if nothing of the connection had reached it
+   * since; `returns` records each resume.
+   */
+  function kernel() {
+    let last: KernelMergeInit | null = null;
+    const returns: KernelMergeInit[] = [];
+    const takes: number[] = [];
+    const off: InboundOffload = {
+      ...kernelOffload(),
+      mergeStart: (_c, init) => {
+        last = init;
+        return true;
+      },
+      mergeResume: (_c, init) => {
+        last = init;
+        returns.push(init);
+        return true;
+      },
+      mergeTake: (): KernelMergeState | null => {
+        if (!last) return null;
+        takes.push(last.relNxt);
+        return { ...last, flags: ACKS_AND_SENT, handover: 1, ahead: 0, pending: [], stashed: [] };
+      },
+    };
+    return { off, returns, takes };
+  }
+  /** A pair whose handshake the kernel merged, then taken by the bridge as a client's segment reached its queue. */
+  function takenPair() {
+    const k = kernel();
+    const pair = new Pair(P, S, {}, k.off);
+    for (const e of parseKernelEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN))))
+      if (e.kind === 'handshake') pair.merger.kernelHandshake(e, 0);
+    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
+    // The kernel made its entries itself (no mergeStart): the fake kernel learns them here.
+    k.off.mergeStart({ client: CLIENT, service: VIP, clientPort: CPORT, servicePort: SPORT }, kernelInit(c)!);
+    pair.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
+    expect(c.inKernel).toBe(false);
+    return { ...k, pair, c };
+  }
+
+  it('at the end of a batch, with nothing waiting: from where the bridge stands, and a segment that reaches the queue after takes it back', () => {
+    const { pair, c, returns, takes } = takenPair();
+    expect(pair.merger.batchEnd(1)).toBe(1);
+    expect(c.inKernel).toBe(true);
+    expect(pair.merger.stats.kernelReturns).toBe(1);
+    expect(returns[0]).toMatchObject({ relNxt: S.isn + 1, dseq: c.deltaSeq, acksKnown: true, timestamps: true });
+    // Only connections the batch touched: the next batch returns none.
+    expect(pair.merger.batchEnd(2)).toBe(0);
+    // P's answer reaches the queue (it passed the programs before the return): the bridge takes it
+    // again, holds it for S's copy, and keeps it while it waits.
+    const id = pair.fromP(pair.p.data(B('hello'), CLIENT_ISN + 1));
+    expect(c.inKernel).toBe(false);
+    expect(takes).toHaveLength(2);
+    expect(pair.sink.fate(id)).toBeUndefined();
+    expect(pair.merger.batchEnd(3)).toBe(0);
+    // S's copy releases it: nothing waits, and the connection returns past the answer, told what the client was.
+    pair.fromS(pair.s.data(B('hello'), CLIENT_ISN + 1));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.merger.batchEnd(4)).toBe(1);
+    expect(returns[1]).toMatchObject({ relNxt: S.isn + 6, ackSent: c.ackSent, edgeSent: c.edgeSent });
+    expect(returns[1]!.tsvalMax).toBeGreaterThanOrEqual(returns[0]!.tsvalMax);
+  });
+
+  it('not while something waits or is under way: S’s bytes ahead, P’s held, a SACK block, a FIN; nor once the secondary failed', () => {
+    const ahead = takenPair();
+    ahead.pair.fromS(ahead.pair.s.data(B('early'), CLIENT_ISN + 1));
+    expect(ahead.pair.merger.batchEnd(1)).toBe(0);
+    // P catches up: released, nothing waits.
+    ahead.pair.fromP(ahead.pair.p.data(B('early'), CLIENT_ISN + 1));
+    expect(ahead.pair.merger.batchEnd(2)).toBe(1);
+
+    const held = takenPair();
+    held.pair.fromP(held.pair.p.data(B('late'), CLIENT_ISN + 1));
+    expect(held.pair.merger.batchEnd(1)).toBe(0);
+
+    const sack = takenPair();
+    sack.pair.fromS(
+      sack.pair.s.ack(CLIENT_ISN + 1, 500, [{ kind: 'sack', blocks: [[CLIENT_ISN + 10, CLIENT_ISN + 20]] }]),
+    );
+    expect(sack.c.sackS.length).toBeGreaterThan(0);
+    expect(sack.pair.merger.batchEnd(1)).toBe(0);
+
+    const fin = takenPair();
+    fin.pair.fromS(fin.pair.s.fin(CLIENT_ISN + 1));
+    fin.pair.fromP(fin.pair.p.fin(CLIENT_ISN + 1));
+    expect(fin.c.finReleased).toBe(true);
+    expect(fin.pair.merger.batchEnd(1)).toBe(0);
+
+    const alone = takenPair();
+    alone.pair.merger.secondaryFailed();
+    expect(alone.pair.merger.batchEnd(1)).toBe(0);
+    expect(alone.returns).toHaveLength(0);
+  });
+
+  it('an offload without the return (or one that refuses it) keeps the connection in the queue', () => {
+    const t = takenPair();
+    const refused = new Pair(P, S, {}, { ...t.off, mergeResume: () => false });
+    for (const e of parseKernelEvents(eventOf(refused.p.synAck(CLIENT_ISN), refused.s.synAck(CLIENT_ISN))))
+      if (e.kind === 'handshake') refused.merger.kernelHandshake(e, 0);
+    refused.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
+    expect(refused.merger.batchEnd(1)).toBe(0);
+    expect(refused.merger.find(CLIENT, CPORT, SPORT)!.inKernel).toBe(false);
+    expect(refused.merger.stats.kernelReturns).toBe(0);
+  });
+});
