@@ -14,6 +14,7 @@ import { runAsProgram } from '../../rig/main.js';
 import type { ScaleRun } from '../../rig/scale.js';
 import { main as scale } from '../failover/scale.js';
 import { main as interactive } from './interactive.js';
+import { signed } from './format.js';
 import { main as paper } from './paper.js';
 
 const LANS = ['hub', 'mirror', 'switch'] as const;
@@ -74,7 +75,7 @@ export async function main(args: string[]): Promise<number> {
     const p = paperOf(lan);
     for (const r of p.results) {
       md.push(
-        `| ${lan} | ${r.setting} | +${r.tcpfo.setupMedianUs - r.plain.setupMedianUs} | ${r2(r.tcpfo.sendKBps, r.plain.sendKBps)} | ${r2(r.tcpfo.receiveKBps, r.plain.receiveKBps)} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
+        `| ${lan} | ${r.setting} | ${signed(r.tcpfo.setupMedianUs - r.plain.setupMedianUs)} | ${r2(r.tcpfo.sendKBps, r.plain.sendKBps)} | ${r2(r.tcpfo.receiveKBps, r.plain.receiveKBps)} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
       );
     }
   }
@@ -85,7 +86,7 @@ export async function main(args: string[]): Promise<number> {
   );
   for (const r of inter.results) {
     md.push(
-      `| ${r.lan} | +${r.tcpfo.echo100.medianUs - r.plain.echo100.medianUs} | ${r2(r.tcpfo.memcachedOps, r.plain.memcachedOps)} | +${r.tcpfo.setupSpaced.medianUs - r.plain.setupSpaced.medianUs} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
+      `| ${r.lan} | ${signed(r.tcpfo.echo100.medianUs - r.plain.echo100.medianUs)} | ${r2(r.tcpfo.memcachedOps, r.plain.memcachedOps)} | ${signed(r.tcpfo.setupSpaced.medianUs - r.plain.setupSpaced.medianUs)} | ${r2(r.tcpfo.connPerSec, r.plain.connPerSec)} |`,
     );
   }
   const scaled = existsSync(SCALE) ? (JSON.parse(readFileSync(SCALE, 'utf8')) as ScaleReport) : null;
@@ -104,8 +105,6 @@ interface ScaleReport {
   date: string;
   runs: Array<Omit<ScaleRun, 'logs'>>;
 }
-
-const signed = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
 
 /**
  * Many idle connections (scale.json, `node dist/bench/failover/scale.js`):

@@ -30,6 +30,7 @@ import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig, type RigHost } from '../../rig/rig.js';
 import { attemptInto } from './attempt.js';
 import { MC_PLAIN_PORT, MC_PORT, REDIS_PLAIN_PORT, REDIS_PORT, redisGet, startKvPair } from '../../rig/kv.js';
+import { signed } from './format.js';
 import { ratioChart } from './svg.js';
 
 const OUT = 'bench/results';
@@ -428,10 +429,10 @@ export async function main(args: string[]): Promise<number> {
   for (const r of report.results) {
     const { plain: p, tcpfo: t } = r;
     md.push(
-      `| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | +${t.echo100.medianUs - p.echo100.medianUs} / +${t.echo100.p99Us - p.echo100.p99Us} µs |`,
+      `| echo 100 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo100.medianUs} / ${p.echo100.p99Us} | ${t.echo100.medianUs} / ${t.echo100.p99Us} | ${signed(t.echo100.medianUs - p.echo100.medianUs)} / ${signed(t.echo100.p99Us - p.echo100.p99Us)} µs |`,
     );
     md.push(
-      `| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | +${t.echo3000.medianUs - p.echo3000.medianUs} / +${t.echo3000.p99Us - p.echo3000.p99Us} µs |`,
+      `| echo 3000 B round trip, median / p99 (µs) | ${r.lan} | ${p.echo3000.medianUs} / ${p.echo3000.p99Us} | ${t.echo3000.medianUs} / ${t.echo3000.p99Us} | ${signed(t.echo3000.medianUs - p.echo3000.medianUs)} / ${signed(t.echo3000.p99Us - p.echo3000.p99Us)} µs |`,
     );
     md.push(
       `| memcached set + get, ops in ${MC_SECONDS} s | ${r.lan} | ${p.memcachedOps} | ${t.memcachedOps} | ${r3(t.memcachedOps, p.memcachedOps)} |`,
@@ -443,10 +444,10 @@ export async function main(args: string[]): Promise<number> {
       `| redis GET, 20 connections × 16 pipelined, requests/s | ${r.lan} | ${p.redisPipelined?.toFixed(0)} | ${t.redisPipelined?.toFixed(0)} | ${r3(t.redisPipelined, p.redisPipelined)} |`,
     );
     md.push(
-      `| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | +${t.setupBackToBack.medianUs - p.setupBackToBack.medianUs} µs |`,
+      `| connection setup back to back, median / p99 (µs) | ${r.lan} | ${p.setupBackToBack.medianUs} / ${p.setupBackToBack.p99Us} | ${t.setupBackToBack.medianUs} / ${t.setupBackToBack.p99Us} | ${signed(t.setupBackToBack.medianUs - p.setupBackToBack.medianUs)} µs |`,
     );
     md.push(
-      `| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | +${t.setupSpaced.medianUs - p.setupSpaced.medianUs} µs |`,
+      `| connection setup 5 ms apart, median / p99 (µs) | ${r.lan} | ${p.setupSpaced.medianUs} / ${p.setupSpaced.p99Us} | ${t.setupSpaced.medianUs} / ${t.setupSpaced.p99Us} | ${signed(t.setupSpaced.medianUs - p.setupSpaced.medianUs)} µs |`,
     );
     md.push(
       `| new connections per second, back to back | ${r.lan} | ${p.connPerSec.toFixed(0)} | ${t.connPerSec.toFixed(0)} | ${r3(t.connPerSec, p.connPerSec)} |`,
@@ -547,16 +548,16 @@ function targets(rs: LanResult[]): string[] {
     const redis1 = t.redisOne / p.redisOne;
     const redisP = t.redisPipelined / p.redisPipelined;
     rows.push(
-      `| setup adds ≤ 100 µs median, idle pair (5 ms apart) | ${r.lan} | +${spacedAdd} µs | ${v(spacedAdd <= 100, `by ${spacedAdd - 100} µs`)} |`,
+      `| setup adds ≤ 100 µs median, idle pair (5 ms apart) | ${r.lan} | ${signed(spacedAdd)} µs | ${v(spacedAdd <= 100, `by ${spacedAdd - 100} µs`)} |`,
     );
     rows.push(
-      `| setup adds ≤ 150 µs median, back to back | ${r.lan} | +${b2bAdd} µs | ${v(b2bAdd <= 150, `by ${b2bAdd - 150} µs`)} |`,
+      `| setup adds ≤ 150 µs median, back to back | ${r.lan} | ${signed(b2bAdd)} µs | ${v(b2bAdd <= 150, `by ${b2bAdd - 150} µs`)} |`,
     );
     rows.push(
-      `| 100-byte round trip adds ≤ 50 µs median | ${r.lan} | +${rtAdd} µs | ${v(rtAdd <= 50, `by ${rtAdd - 50} µs`)} |`,
+      `| 100-byte round trip adds ≤ 50 µs median | ${r.lan} | ${signed(rtAdd)} µs | ${v(rtAdd <= 50, `by ${rtAdd - 50} µs`)} |`,
     );
     rows.push(
-      `| 100-byte round trip p99 ≤ plain p99 + 150 µs | ${r.lan} | +${p99} µs | ${v(p99 <= 150, `by ${p99 - 150} µs`)} |`,
+      `| 100-byte round trip p99 ≤ plain p99 + 150 µs | ${r.lan} | ${signed(p99)} µs | ${v(p99 <= 150, `by ${p99 - 150} µs`)} |`,
     );
     rows.push(
       `| memcached ops/s ≥ 0.85 of plain | ${r.lan} | ${mc.toFixed(2)} | ${v(mc >= 0.85, `by ${(0.85 - mc).toFixed(2)}`)} |`,

@@ -21,6 +21,7 @@ import { DEMO_PORT, startDemoServer, TcpfoPair, VIP } from '../../rig/pair.js';
 import { optionValue, runAsProgram, UsageError } from '../../rig/main.js';
 import { withRig, type LanMode, type LinkShape, type Rig } from '../../rig/rig.js';
 import { attemptInto } from './attempt.js';
+import { signed } from './format.js';
 import { barChart, lineChart, ratioChart } from './svg.js';
 
 const RESULTS = 'bench/results';
@@ -441,7 +442,7 @@ function targets(rs: SettingResult[], fo: unknown, lan: LanMode): string[] {
   for (const r of rs) {
     const added = r.tcpfo.setupMedianUs - r.plain.setupMedianUs;
     rows.push(
-      `| connection setup adds < 150 µs median, ${r.setting} | +${added} µs | ${verdict(added < 150, `by ${added - 150} µs (${(added / 150).toFixed(1)}×)`)} |`,
+      `| connection setup adds < 150 µs median, ${r.setting} | ${signed(added)} µs | ${verdict(added < 150, `by ${added - 150} µs (${(added / 150).toFixed(1)}×)`)} |`,
     );
   }
   const f = (fo ?? {}) as Record<string, { stallMedianMs: number | null; ok: number; of: number }>;
