@@ -117,8 +117,10 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
  * FIN, RST, stall or divergence is under way. The kernel then starts where
  * the bridge stands, as it starts from a merged handshake; a segment of the
  * connection that still reaches the queues afterwards (one that passed the
- * programs before the return) takes it back, as any segment that reaches the
- * bridge first does, so no byte is released twice or never.
+ * programs before the return) goes back to the kernel if it is P's and the
+ * match would let it past now, and otherwise takes the connection back, as
+ * any segment that reaches the bridge first does: no byte is released twice
+ * or never.
  */
 export function kernelResume(c: Conn): KernelMergeInit | null {
   if (c.inKernel || c.outInKernel || c.phase !== 'merging' || !c.established) return null;
