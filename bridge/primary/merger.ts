@@ -47,6 +47,7 @@ import {
   KERNEL_DIVERGED,
   kernelInit,
   kernelResume,
+  MAX_FRUITLESS_RETURNS,
   kernelSynInfo,
   type KernelEnded,
   type KernelHandshake,
@@ -519,6 +520,11 @@ export class Merger implements MergeCore {
     const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
     if (!s) return [];
     countHandover(this, s);
+    if (this.returned.delete(c)) {
+      // Did its last return pay? Not once the kernel released nothing, MAX_FRUITLESS_RETURNS times in a row.
+      c.fruitlessReturns = (s.bytes ?? 0) > 0 ? 0 : c.fruitlessReturns + 1;
+      if (c.fruitlessReturns === MAX_FRUITLESS_RETURNS) this.stats.kernelReturnsGivenUp++;
+    }
     adoptKernelState(c, s, this.now);
     if ((c.finClient && c.finReleased) || c.phase === 'closed') this.ended(c, this.now);
     if (s.flags & KERNEL_DIVERGED) {
@@ -531,6 +537,8 @@ export class Merger implements MergeCore {
 
   /** Connections the bridge merged segments of since the last batchEnd: each may return to the kernel then. */
   private readonly touched = new Set<Conn>();
+  /** Connections the bridge gave back to the kernel, until it takes them again. */
+  private readonly returned = new WeakSet<Conn>();
 
   /**
    * The end of a batch of either queue: each connection the bridge merged a
@@ -549,6 +557,7 @@ export class Merger implements MergeCore {
         const init = kernelResume(c);
         if (!init || !this.offload.mergeResume(offloadKey(this, c), init)) continue;
         c.inKernel = true;
+        this.returned.add(c);
         this.stats.kernelReturns++;
         n++;
       }
