@@ -134,7 +134,10 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
  * or never.
  */
 export function kernelResume(c: Conn): KernelMergeInit | null {
-  if (c.inKernel || c.outInKernel || c.phase !== 'merging' || !c.established) return null;
+  // Not `established`: of a connection merged in the kernel from its handshake the bridge
+  // seldom sees the client's ACK (the kernel translates it), and the kernel took such
+  // connections from their handshake on.
+  if (c.inKernel || c.outInKernel || c.phase !== 'merging') return null;
   if (c.held.length > 0 || c.store.size > 0 || c.sCovered() !== c.relNxt) return null;
   if (!c.hasAckP || !c.hasAckS || !c.ackSentValid) return null;
   if (c.sackP.length > 0 || c.sackS.length > 0) return null;

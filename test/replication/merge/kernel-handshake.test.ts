@@ -22,7 +22,7 @@ import {
 import type { InboundOffload, PrimaryOnlyEntry } from '../../../bridge/primary/merge/types.js';
 import { seqAdd } from '../../../bridge/wire/seq.js';
 import { WireError } from '../../../bridge/wire/error.js';
-import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN } from '../../../bridge/wire/tcp.js';
+import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_URG } from '../../../bridge/wire/tcp.js';
 import { B } from './fixtures.js';
 import { CLIENT, clientSeg, CPORT, Pair, SPORT, VIP, type SideSpec } from '../../../rig/in-process/harness.js';
 
@@ -513,8 +513,8 @@ describe('a connection the bridge took returns to the kernel', () => {
     };
     return { off, returns, takes, released };
   }
-  /** A pair whose handshake the kernel merged, then taken by the bridge as a client's segment reached its queue. */
-  function takenPair() {
+  /** A pair whose handshake the kernel merged (the bridge heard of it only), and its connection. */
+  function kernelPair() {
     const k = kernel();
     const pair = new Pair(P, S, {}, k.off);
     for (const e of parseKernelEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN))))
@@ -522,10 +522,27 @@ describe('a connection the bridge took returns to the kernel', () => {
     const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
     // The kernel made its entries itself (no mergeStart): the fake kernel learns them here.
     k.off.mergeStart({ client: CLIENT, service: VIP, clientPort: CPORT, servicePort: SPORT }, kernelInit(c)!);
-    pair.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
-    expect(c.inKernel).toBe(false);
     return { ...k, pair, c };
   }
+  /** The same, taken by the bridge as a client's segment reached its queue. */
+  function takenPair() {
+    const t = kernelPair();
+    t.pair.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
+    expect(t.c.inKernel).toBe(false);
+    return t;
+  }
+
+  it('taken by a server’s segment, the client’s ACKs never seen by the bridge (the kernel translated them): it returns all the same', () => {
+    const { pair, c, returns } = kernelPair();
+    // Urgent: a segment the programs do not merge, so it reaches the queue.
+    const id = pair.fromP(pair.p.data(B('hi'), CLIENT_ISN + 1, 500, TCP_ACK_FLAG | TCP_PSH | TCP_URG));
+    expect(c.inKernel).toBe(false);
+    expect(c.established).toBe(false);
+    pair.fromS(pair.s.data(B('hi'), CLIENT_ISN + 1, 500, TCP_ACK_FLAG | TCP_PSH | TCP_URG));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.merger.batchEnd(1)).toBe(1);
+    expect(returns[0]).toMatchObject({ relNxt: S.isn + 3 });
+  });
 
   it('at the end of a batch, with nothing waiting: from where the bridge stands, and a segment that reaches the queue after takes it back', () => {
     const { pair, c, returns, takes } = takenPair();
