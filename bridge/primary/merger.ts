@@ -777,9 +777,8 @@ export class Merger implements MergeCore {
     // Only bytes or a FIN can move what S covers (a scan of the store: not for pure ACKs).
     const mayCover = seg.payloadLength > 0 || (flags & TCP_FIN) !== 0;
     const coveredBefore = mayCover ? c.sCovered() : 0;
-    if (flags & TCP_ACK_FLAG) noteAck(c, 'S', seg);
-    noteTs(c, 'S', seg);
     if (flags & TCP_RST) {
+      // Its numbers are noted only once it is in S's window: a forged RST's ACK and TSval move nothing.
       if (!this.inSendWindowOfS(c, seg.seq, now)) {
         this.stats.drops['out-of-window']++;
         return;
@@ -793,6 +792,8 @@ export class Merger implements MergeCore {
       degrade(this, c, 'secondary reset');
       return;
     }
+    if (flags & TCP_ACK_FLAG) noteAck(c, 'S', seg);
+    noteTs(c, 'S', seg);
     if (seg.payloadLength > 0 && seqLt(seg.seq, c.relNxt)) secondaryRetransmission(this, c, seg, now);
     let added = -1;
     if (seg.payloadLength > 0) {

@@ -49,7 +49,10 @@ export function silence(
       return null;
     return { kind: 'handshake-alone', waitedMs: now - c.heldSynAt };
   }
-  if (!c.waitsForS()) {
+  // Merged in the kernel, the record's ACKs and held segments stand still (those of when it
+  // went there, a return from the bridge's included): the kernel's own bound on waiting
+  // (MERGE_MAX_WAIT_MS) and the detector judge it there.
+  if (c.inKernel || !c.waitsForS()) {
     c.waitingSince = null;
     return null;
   }

@@ -22,7 +22,15 @@ import {
 import type { InboundOffload, PrimaryOnlyEntry } from '../../../bridge/primary/merge/types.js';
 import { seqAdd } from '../../../bridge/wire/seq.js';
 import { WireError } from '../../../bridge/wire/error.js';
-import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_URG } from '../../../bridge/wire/tcp.js';
+import {
+  buildIpv4Tcp,
+  parseIpv4Tcp,
+  TCP_ACK_FLAG,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_URG,
+} from '../../../bridge/wire/tcp.js';
 import { B } from './fixtures.js';
 import { CLIENT, clientSeg, CPORT, Pair, SPORT, VIP, type SideSpec } from '../../../rig/in-process/harness.js';
 
@@ -621,6 +629,41 @@ describe('a connection the bridge took returns to the kernel', () => {
     expect(again(6)).toBe(0);
     expect(t.returns).toHaveLength(4);
     expect(t.pair.merger.stats.kernelReturnsGivenUp).toBe(1);
+  });
+
+  it('returned while S has not yet acknowledged the client’s request: its record stands still, and no silence of S is read from it', () => {
+    const { pair, c } = takenPair();
+    // The client's request: P acknowledges it, S not yet; nothing of the servers' waits.
+    pair.fromP(pair.p.ack(CLIENT_ISN + 11));
+    expect(pair.merger.batchEnd(1)).toBe(1);
+    expect(c.waitsForS()).toBe(true); // the record as it went (the kernel has the rest)
+    pair.merger.poll(10_000);
+    expect(c.phase).toBe('merging');
+    expect(pair.events.filter((e) => e.includes('no progress'))).toEqual([]);
+  });
+
+  it('a RST of S’s outside its window (forged from its MAC) moves neither S’s ACK nor its TSval', () => {
+    const { pair, c } = takenPair();
+    const ackS = c.ackS;
+    const tsvalS = c.tsvalS;
+    const forged = buildIpv4Tcp(
+      { src: VIP, dst: CLIENT },
+      {
+        srcPort: SPORT,
+        dstPort: CPORT,
+        seq: S.isn + 0x4000_0000,
+        ack: CLIENT_ISN + 0x3000_0000,
+        flags: TCP_RST | TCP_ACK_FLAG,
+        window: 500,
+        urgent: 0,
+        options: [{ kind: 'timestamp', tsval: S.ts + 0x1000_0000, tsecr: 0x2000_0000 }],
+        payload: Buffer.alloc(0),
+      },
+    );
+    pair.fromS(forged);
+    expect(c.phase).toBe('merging');
+    expect(c.ackS).toBe(ackS);
+    expect(c.tsvalS).toBe(tsvalS);
   });
 
   it('an offload without the return (or one that refuses it) keeps the connection in the queue', () => {
