@@ -138,8 +138,6 @@ export interface MetricsSnapshot {
   kernelHandovers?: Record<string, number>;
   /** Connections the bridge gave back to the kernel's merge, nothing of them waiting on either side (primary). */
   kernelReturns?: number;
-  /** Of the connections the bridge took, those it keeps: their last returns released nothing in the kernel. */
-  kernelReturnsGivenUp?: number;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
   mergeMode?: 'kernel' | 'release' | 'queue';
   /** ARP requests for the service address seen, and answered by this node; how late the answers went; the thread's priority. */
@@ -636,16 +634,6 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     [],
     (c) => {
       const n = get().kernelReturns;
-      if (n !== undefined) c.inc(n);
-    },
-  );
-  readCounter(
-    reg,
-    'tcpfo_kernel_returns_given_up_total',
-    'Connections the bridge keeps for good: three returns to the kernel in a row after which it released no byte (segments it cannot merge)',
-    [],
-    (c) => {
-      const n = get().kernelReturnsGivenUp;
       if (n !== undefined) c.inc(n);
     },
   );

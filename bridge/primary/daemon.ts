@@ -1502,7 +1502,6 @@ export class PrimaryBridge {
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
       kernelReturns: m.kernelReturns,
-      kernelReturnsGivenUp: m.kernelReturnsGivenUp,
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,
       silencesExcused: this.stats.silencesExcused,

@@ -47,7 +47,6 @@ import {
   KERNEL_DIVERGED,
   kernelInit,
   kernelResume,
-  MAX_FRUITLESS_RETURNS,
   kernelSynInfo,
   type KernelEnded,
   type KernelHandshake,
@@ -520,11 +519,6 @@ export class Merger implements MergeCore {
     const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
     if (!s) return [];
     countHandover(this, s);
-    if (this.returned.delete(c)) {
-      // Did its last return pay? Not once the kernel released nothing, MAX_FRUITLESS_RETURNS times in a row.
-      c.fruitlessReturns = (s.bytes ?? 0) > 0 ? 0 : c.fruitlessReturns + 1;
-      if (c.fruitlessReturns === MAX_FRUITLESS_RETURNS) this.stats.kernelReturnsGivenUp++;
-    }
     adoptKernelState(c, s, this.now);
     if ((c.finClient && c.finReleased) || c.phase === 'closed') this.ended(c, this.now);
     if (s.flags & KERNEL_DIVERGED) {
@@ -537,8 +531,6 @@ export class Merger implements MergeCore {
 
   /** Connections the bridge merged segments of since the last batchEnd: each may return to the kernel then. */
   private readonly touched = new Set<Conn>();
-  /** Connections the bridge gave back to the kernel, until it takes them again. */
-  private readonly returned = new WeakSet<Conn>();
 
   /**
    * The end of a batch of either queue: each connection the bridge merged a
@@ -557,7 +549,6 @@ export class Merger implements MergeCore {
         const init = kernelResume(c);
         if (!init || !this.offload.mergeResume(offloadKey(this, c), init)) continue;
         c.inKernel = true;
-        this.returned.add(c);
         this.stats.kernelReturns++;
         n++;
       }

@@ -79,8 +79,6 @@ class ConnRare {
   waitingSince: number | null = null;
   /** Since when P's FIN is held because S's stream goes on past it, or null. */
   earlyEndAt: number | null = null;
-  /** Returns to the kernel in a row after which it released no byte (kernel.ts MAX_FRUITLESS_RETURNS). */
-  fruitlessReturns = 0;
 
   /** Every field at its default: the connection can let the object go. */
   idle(): boolean {
@@ -95,8 +93,7 @@ class ConnRare {
       this.stallAt === null &&
       this.heldSynAt === null &&
       this.waitingSince === null &&
-      this.earlyEndAt === null &&
-      this.fruitlessReturns === 0
+      this.earlyEndAt === null
     );
   }
 }
@@ -194,12 +191,6 @@ export class Conn {
   }
   set earlyEndAt(v: number | null) {
     this.setRare('earlyEndAt', v, null);
-  }
-  get fruitlessReturns(): number {
-    return this.rare ? this.rare.fruitlessReturns : 0;
-  }
-  set fruitlessReturns(v: number) {
-    this.setRare('fruitlessReturns', v, 0);
   }
   phase: ConnPhase = 'handshake';
   /** The SYN of each side, until the handshake is merged (then packed: synOptsP, synOptsS, synWinP, synWinS). */

@@ -58,18 +58,7 @@ export interface KernelMergeState extends KernelAcks {
    * connection go — IP packets as P's TCP sent them (TCP sum partial).
    */
   stashed: Buffer[];
-  /** Payload bytes the kernel released since its entry was written (at the handshake, or the last return). */
-  bytes?: number;
 }
-
-/**
- * Returns in a row after which the kernel released no byte before the
- * connection came back (a client whose segments it cannot read, segments
- * larger than it merges): then the connection stays with the bridge, as
- * each such return costs a handover — and, where P's stolen segment cannot
- * be kept for the bridge, a retransmission timeout.
- */
-export const MAX_FRUITLESS_RETURNS = 3;
 
 /** merge_flags in native/bpf/maps.h. */
 export const KERNEL_DIVERGED = 1 << 1;
@@ -143,7 +132,6 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   if (c.sackP.length > 0 || c.sackS.length > 0) return null;
   if (c.heldSyn || c.rstP || c.finS !== null || c.finReleased || c.finClient || c.closedAt !== null) return null;
   if (c.stallAt !== null || c.earlyEndAt !== null) return null;
-  if (c.fruitlessReturns >= MAX_FRUITLESS_RETURNS) return null;
   const init = kernelInit(c);
   if (!init) return null;
   init.ackSent = c.ackSent;

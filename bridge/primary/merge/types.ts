@@ -231,8 +231,6 @@ export interface MergerStats {
   kernelHandovers: Record<string, number>;
   /** Connections the bridge gave back to the kernel's merge, nothing waiting on either side (kernelResume). */
   kernelReturns: number;
-  /** Connections kept with the bridge after MAX_FRUITLESS_RETURNS returns in a row released nothing in the kernel. */
-  kernelReturnsGivenUp: number;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
   drops: Record<DropReason, number>;
@@ -256,7 +254,6 @@ export function newStats(): MergerStats {
     kernelCloses: 0,
     kernelHandovers: {},
     kernelReturns: 0,
-    kernelReturnsGivenUp: 0,
     stashedTaken: 0,
     handshakes: 0,
     expired: 0,

@@ -498,8 +498,6 @@ describe('a connection the bridge took returns to the kernel', () => {
    */
   function kernel() {
     let last: KernelMergeInit | null = null;
-    /** What the kernel released since it was last told (the take answers it). */
-    const released = { bytes: 0 };
     const returns: KernelMergeInit[] = [];
     const takes: number[] = [];
     const off: InboundOffload = {
@@ -516,10 +514,10 @@ describe('a connection the bridge took returns to the kernel', () => {
       mergeTake: (): KernelMergeState | null => {
         if (!last) return null;
         takes.push(last.relNxt);
-        return { ...last, flags: ACKS_AND_SENT, handover: 1, ahead: 0, pending: [], stashed: [], ...released };
+        return { ...last, flags: ACKS_AND_SENT, handover: 1, ahead: 0, pending: [], stashed: [] };
       },
     };
-    return { off, returns, takes, released };
+    return { off, returns, takes };
   }
   /** A pair whose handshake the kernel merged (the bridge heard of it only), and its connection. */
   function kernelPair() {
@@ -604,31 +602,6 @@ describe('a connection the bridge took returns to the kernel', () => {
     alone.pair.merger.secondaryFailed();
     expect(alone.pair.merger.batchEnd(1)).toBe(0);
     expect(alone.returns).toHaveLength(0);
-  });
-
-  it('three returns in a row after which the kernel released no byte: the connection stays with the bridge; one that pays resets the count', () => {
-    const t = takenPair();
-    const again = (now: number) => {
-      t.pair.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
-      expect(t.c.inKernel).toBe(false);
-      return t.pair.merger.batchEnd(now);
-    };
-    expect(t.pair.merger.batchEnd(1)).toBe(1);
-    // A return that paid: the kernel released bytes before the bridge took it again.
-    t.released.bytes = 100;
-    expect(again(2)).toBe(1);
-    expect(t.c.fruitlessReturns).toBe(0);
-    t.released.bytes = 0;
-    expect(again(3)).toBe(1);
-    expect(again(4)).toBe(1);
-    expect(t.c.fruitlessReturns).toBe(2);
-    expect(t.pair.merger.stats.kernelReturnsGivenUp).toBe(0);
-    expect(again(5)).toBe(0);
-    expect(t.c.fruitlessReturns).toBe(3);
-    expect(t.pair.merger.stats.kernelReturnsGivenUp).toBe(1);
-    expect(again(6)).toBe(0);
-    expect(t.returns).toHaveLength(4);
-    expect(t.pair.merger.stats.kernelReturnsGivenUp).toBe(1);
   });
 
   it('returned while S has not yet acknowledged the client’s request: its record stands still, and no silence of S is read from it', () => {
