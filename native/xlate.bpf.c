@@ -260,6 +260,11 @@ static __always_inline __u32 seg_chunks(__u32 payload, __u32 gso_size) {
   return (payload + gso_size - 1) / gso_size;
 }
 
+// A packet whose segments are larger than the kernel merges (a jumbo-frame LAN's MSS).
+static __always_inline int seg_large(__u32 payload, __u32 gso_size) {
+  return (gso_size && gso_size < payload ? gso_size : payload) > MERGE_MAX_PAYLOAD;
+}
+
 /*
  * A segment the kernel merges: ACK, maybe PSH or FIN, no other flag; the
  * usual option layout without SACK, but for a pure ACK's lone D-SACK block
@@ -362,7 +367,7 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   if (!mergeable(skb, L4_ON_ETH, fl, doff, chunks + fin, ack, side == SIDE_S, ts_on, &l)) {
     struct merge_hint h;
     bpf_spin_lock(&m->lock);
-    v = m->mode == MERGE_KERNEL ? handover(m, HANDOVER_SEGMENT) : MV_NOT_KERNEL;
+    v = m->mode == MERGE_KERNEL ? handover(m, seg_large(payload, gso_size) ? HANDOVER_LARGE : HANDOVER_SEGMENT) : MV_NOT_KERNEL;
     merge_hint_of(m, &h);
     bpf_spin_unlock(&m->lock);
     set_hint(k, &h);

@@ -64,6 +64,8 @@ export interface RigOptions {
   hosts?: HostSpec[];
   /** Per-host link shaping, by host name. */
   links?: Record<string, LinkShape>;
+  /** Every link's MTU (a jumbo-frame LAN); the veth default, 1500, if absent. */
+  mtu?: number;
 }
 
 /** Rig subnet: TEST-NET-1 (RFC 5737), never routed, and only ever inside our namespaces. */
@@ -227,7 +229,7 @@ export class Rig {
     const rig = new Rig(id, opts.mode ?? 'hub');
     liveRigs.add(rig);
     try {
-      await rig.build(opts.hosts ?? DEFAULT_HOSTS, opts.links ?? {});
+      await rig.build(opts.hosts ?? DEFAULT_HOSTS, opts.links ?? {}, opts.mtu);
     } catch (e) {
       await rig.destroy();
       throw e;
@@ -274,7 +276,7 @@ export class Rig {
     ]);
   }
 
-  private async build(hosts: HostSpec[], links: Record<string, LinkShape>): Promise<void> {
+  private async build(hosts: HostSpec[], links: Record<string, LinkShape>, mtu?: number): Promise<void> {
     const seen = new Set<string>();
     for (const h of hosts) {
       if (!/^[a-z][a-z0-9]{0,12}$/.test(h.name)) throw new Error(`bad rig host name ${JSON.stringify(h.name)}`);
@@ -308,6 +310,10 @@ export class Rig {
       const mac = `02:00:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`;
       const ip = `${RIG_SUBNET}.${h.octet}`;
       await run(['ip', '-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      if (mtu !== undefined) {
+        await run(['ip', '-n', sw, 'link', 'set', port, 'mtu', String(mtu)]);
+        await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'mtu', String(mtu)]);
+      }
       await run(['ip', '-n', sw, 'link', 'set', port, 'master', 'br0', 'up']);
       // Hub: no learning on the port, so no unicast destination is ever known and every frame floods.
       if (this.mode === 'hub')
@@ -317,6 +323,7 @@ export class Rig {
       await run(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
       this.hosts.set(h.name, new RigHost(this, h.name, ns, ip, mac));
     }
+    if (mtu !== undefined) await run(['ip', '-n', sw, 'link', 'set', 'br0', 'mtu', String(mtu)]);
     if (this.mode === 'mirror') await this.mirrorPorts();
     for (const [name, shape] of Object.entries(links)) await this.shape(name, shape);
   }

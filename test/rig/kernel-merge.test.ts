@@ -14,7 +14,7 @@ import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, TcpfoPair, VIP } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { fileName, prepareFtpRoot, startVsftpd } from '../../rig/ftp.js';
-import { withRig, type Rig, type RigHost } from '../../rig/rig.js';
+import { withRig, type Rig, type RigHost, type RigOptions } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
@@ -136,8 +136,13 @@ describe('the kernel merge (merge: kernel)', () => {
    * client's view transparent, no divergence. `check` gets the change of the
    * primary's metrics over the echoes (a series not counted yet: 0).
    */
-  async function kernelEchoes(size: number, n: number, check: (d: (series: string) => number, ctx: string) => void) {
-    await withRig({ mode: 'hub' }, async (rig) => {
+  async function kernelEchoes(
+    size: number,
+    n: number,
+    check: (d: (series: string) => number, ctx: string, rttUs: number[]) => void,
+    lan: RigOptions = { mode: 'hub' },
+  ) {
+    await withRig(lan, async (rig) => {
       const pair = await TcpfoPair.start(rig, { extraYaml: 'merge: kernel\n' });
       try {
         const c = rig.host('client');
@@ -153,11 +158,11 @@ describe('the kernel merge (merge: kernel)', () => {
         expect(r.rttUs, ctx).toHaveLength(n);
         expect(report.problems, ctx).toEqual([]);
         console.log(
-          `kernel merge, ${n} echoes of ${size} bytes: released ${d('tcpfo_kernel_merge_total{action="released-p"}')} of P's and ${d('tcpfo_kernel_merge_total{action="released-s"}')} of S's, ${d('tcpfo_kernel_merge_total{action="gso"}')} GSO packets as their segments, ${d('tcpfo_nfqueue_packets_total{queue="out"}')} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}') })}`,
+          `kernel merge, ${n} echoes of ${size} bytes: released ${d('tcpfo_kernel_merge_total{action="released-p"}')} of P's and ${d('tcpfo_kernel_merge_total{action="released-s"}')} of S's, ${d('tcpfo_kernel_merge_total{action="gso"}')} GSO packets as their segments, ${d('tcpfo_nfqueue_packets_total{queue="out"}')} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}'), large: d('tcpfo_kernel_handovers_total{reason="large"}') })}, returns ${d('tcpfo_kernel_returns_total')}, round trip max ${Math.max(...(r.rttUs ?? []))} µs`,
         );
         expect(d('tcpfo_kernel_merged_connections_total'), ctx).toBe(1);
         expect(d('tcpfo_divergences_total'), ctx).toBe(0);
-        check(d, ctx);
+        check(d, ctx, r.rttUs ?? []);
       } finally {
         await pair.stop();
       }
@@ -196,6 +201,24 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
+    'on a jumbo-frame LAN (MTU 9000), 4000-byte answers are segments larger than the kernel merges: the connection goes to the bridge once and stays, each answer right',
+    async () => {
+      await kernelEchoes(
+        4000,
+        200,
+        (d, ctx, rttUs) => {
+          expect(d('tcpfo_kernel_handovers_total{reason="large"}'), ctx).toBe(1);
+          expect(d('tcpfo_kernel_returns_total'), ctx).toBe(0);
+          expect(d('tcpfo_merged_bytes_total'), ctx).toBeGreaterThanOrEqual(200 * 4000);
+          expect(rttUs.length, ctx).toBe(200);
+        },
+        { mode: 'hub', mtu: 9000 },
+      );
+    },
+    slow(120_000),
+  );
+
+  it(
     'a connection the bridge took returns to the kernel once nothing waits: 4 MB echoed in bulk, then 300 small echoes merged in the kernel, each right',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
@@ -224,7 +247,7 @@ describe('the kernel merge (merge: kernel)', () => {
           const z = (v: number) => (Number.isNaN(v) ? 0 : v);
           const d = (a: typeof m0, b: typeof m0, series: string) => z(b(series)) - z(a(series));
           const handovers = (a: typeof m0, b: typeof m0) =>
-            ['bridge', 'unaligned', 'diverged', 'full', 'segment', 'slow']
+            ['bridge', 'unaligned', 'diverged', 'full', 'segment', 'slow', 'large']
               .map((why) => d(a, b, `tcpfo_kernel_handovers_total{reason="${why}"}`))
               .reduce((x, y) => x + y, 0);
           const released = (a: typeof m0, b: typeof m0) =>

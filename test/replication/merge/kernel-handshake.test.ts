@@ -14,6 +14,7 @@ import {
   KERNEL_FIN,
   KERNEL_FIN_CLIENT,
   KERNEL_FIN_PENDING,
+  KERNEL_HANDOVER_REASONS,
   KERNEL_RESET,
   kernelInit,
   type KernelMergeInit,
@@ -494,9 +495,10 @@ describe('a connection the bridge took returns to the kernel', () => {
   /**
    * A kernel that keeps what it was last told (mergeStart, mergeResume) and
    * answers a take with it, as if nothing of the connection had reached it
-   * since; `returns` records each resume.
+   * since, and says it let the connection go for `handover`
+   * (KERNEL_HANDOVER_REASONS); `returns` records each resume.
    */
-  function kernel() {
+  function kernel(handover = 1) {
     let last: KernelMergeInit | null = null;
     const returns: KernelMergeInit[] = [];
     const takes: number[] = [];
@@ -514,14 +516,14 @@ describe('a connection the bridge took returns to the kernel', () => {
       mergeTake: (): KernelMergeState | null => {
         if (!last) return null;
         takes.push(last.relNxt);
-        return { ...last, flags: ACKS_AND_SENT, handover: 1, ahead: 0, pending: [], stashed: [] };
+        return { ...last, flags: ACKS_AND_SENT, handover, ahead: 0, pending: [], stashed: [] };
       },
     };
     return { off, returns, takes };
   }
   /** A pair whose handshake the kernel merged (the bridge heard of it only), and its connection. */
-  function kernelPair() {
-    const k = kernel();
+  function kernelPair(handover = 1) {
+    const k = kernel(handover);
     const pair = new Pair(P, S, {}, k.off);
     for (const e of parseKernelEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN))))
       if (e.kind === 'handshake') pair.merger.kernelHandshake(e, 0);
@@ -531,8 +533,8 @@ describe('a connection the bridge took returns to the kernel', () => {
     return { ...k, pair, c };
   }
   /** The same, taken by the bridge as a client's segment reached its queue. */
-  function takenPair() {
-    const t = kernelPair();
+  function takenPair(handover = 1) {
+    const t = kernelPair(handover);
     t.pair.fromClient(clientSeg({ seq: CLIENT_ISN + 1, ack: S.isn + 1, flags: TCP_ACK_FLAG }));
     expect(t.c.inKernel).toBe(false);
     return t;
@@ -602,6 +604,22 @@ describe('a connection the bridge took returns to the kernel', () => {
     alone.pair.merger.secondaryFailed();
     expect(alone.pair.merger.batchEnd(1)).toBe(0);
     expect(alone.returns).toHaveLength(0);
+  });
+
+  it('let go for a segment larger than the kernel merges (a jumbo-frame LAN): it stays with the bridge, answer after answer', () => {
+    const { pair, c, returns } = takenPair(KERNEL_HANDOVER_REASONS.indexOf('large'));
+    expect(pair.merger.stats.kernelHandovers).toEqual({ large: 1 });
+    for (let i = 0; i < 3; i++) {
+      const id = pair.fromP(pair.p.data(Buffer.alloc(3000, i + 1), CLIENT_ISN + 1));
+      pair.fromS(pair.s.data(Buffer.alloc(3000, i + 1), CLIENT_ISN + 1));
+      expect(pair.sink.fate(id)).toBe('accept');
+      expect(pair.merger.batchEnd(i + 1)).toBe(0);
+    }
+    expect(returns).toHaveLength(0);
+    expect(c.inKernel).toBe(false);
+    // Any other reason: back at the batch's end.
+    const other = takenPair(KERNEL_HANDOVER_REASONS.indexOf('segment'));
+    expect(other.pair.merger.batchEnd(1)).toBe(1);
   });
 
   it('returned while S has not yet acknowledged the client’s request: its record stands still, and no silence of S is read from it', () => {
