@@ -16,8 +16,8 @@ import type { PrimaryStatus } from './status.js';
  * `tcpfo status`, the hooks. primary: merging with a live secondary; alone: the
  * primary without one; secondary: replicating; active: a secondary that took
  * over; standby: out of the pair by an operator's command. Heartbeats carry
- * three of them (detector/heartbeat.ts), the secondary's role machine its own
- * steps between them (secondary/role-machine.ts).
+ * three of them (detector/heartbeat.ts), the role machine its own steps
+ * between them (role-machine.ts).
  */
 export const NODE_ROLES = ['primary', 'secondary', 'alone', 'active', 'standby'] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];

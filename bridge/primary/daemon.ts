@@ -66,6 +66,7 @@ import {
 import { noteSwitchover, type MetricsSnapshot } from '../node/metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../detector/detector.js';
 import type { Logger } from '../log.js';
+import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../node/role-machine.js';
 import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
@@ -166,10 +167,10 @@ export class PrimaryBridge {
   private readonly secondaryActivity: PeerActivity;
   /** When the secondary's last segment reached the input queue (the kernel times those it takes itself). */
   private secondarySeenAt: number | null = null;
-  /** While a silence is excused: the next look, and whether it was logged. */
+  /** While a silence is excused: the next look. */
   private excuseTimer: NodeJS.Timeout | undefined;
-  private excusing = false;
-  private excusedSince = 0;
+  /** The node's role, its changes decided by a pure state machine (node/role-machine.ts). */
+  private readonly roles = new RoleMachine(DEFAULT_ROLE_MACHINE, 'primary');
   /**
    * The order of each client's answers across the two paths (order.ts),
    * whenever the kernel releases any of P's segments (merge: kernel or
@@ -215,7 +216,10 @@ export class PrimaryBridge {
   private stopped = false;
   private peer!: PeerLink;
   private failoverSeconds: number | null = null;
-  alone = false;
+  /** The secondary failed and has not rejoined (its connections may still be turning primary-only). */
+  get alone(): boolean {
+    return this.roles.alone;
+  }
   /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
   private ccReset: CongestionReset | null = null;
   private noticeTimer: NodeJS.Timeout | undefined;
@@ -345,10 +349,12 @@ export class PrimaryBridge {
 
   /** Told once the secondary has taken the service over (a planned switchover): the daemon turns this node into the secondary. */
   private onHandedOver: () => void = () => {};
-  /** A planned switchover in flight: settles it when the secondary answers. */
+  /** A planned switchover in flight (the role machine's `handing`): settles it when the secondary answers. */
   private handing: { settle: (r: SwitchResult) => void; timer: NodeJS.Timeout } | null = null;
   /** The secondary took the service over: this bridge only waits to be stopped. */
-  handedOver = false;
+  get handedOver(): boolean {
+    return this.roles.state === 'handed-over';
+  }
 
   /** What a switchover's check needs (switchover.ts). */
   switchState(): SwitchState {
@@ -361,7 +367,7 @@ export class PrimaryBridge {
       diverged: this.merger.divergedConnections().length,
       configMismatch: this.peer?.configMismatch ?? null,
       peerVersion: this.peer?.peerVersion ?? null,
-      inProgress: this.handing !== null || this.handedOver,
+      inProgress: this.roles.switching,
       stopping: this.stopped,
     };
   }
@@ -377,7 +383,9 @@ export class PrimaryBridge {
   async switchover(why: string): Promise<SwitchResult> {
     // Adopted connections end with a FIN the merger does not follow: the sockets say which still live.
     await this.refreshAdopted();
-    const refusal = switchRefusal(this.switchState());
+    const refusal =
+      switchRefusal(this.switchState()) ??
+      (this.roles.beginHandover() ? null : 'this node does not serve as the primary');
     if (refusal) {
       noteSwitchover('refused');
       this.log.warn({ why: refusal, asked: why }, 'switchover refused');
@@ -402,10 +410,10 @@ export class PrimaryBridge {
         this.handing = null;
         resolve(r);
       };
-      const timer = setTimeout(() => {
-        if (this.peer.detector.peerRole === 'alone') this.tookOverByPeer('its heartbeats say it serves');
-        else this.resumeAfterHandover(`the secondary did not take over within ${waitMs} ms`);
-      }, waitMs);
+      const timer = setTimeout(
+        () => this.act(this.roles.handoverTimedOut(this.peer.detector.peerRole, waitMs)),
+        waitMs,
+      );
       this.handing = { settle, timer };
     });
   }
@@ -431,7 +439,7 @@ export class PrimaryBridge {
   private refreshing = false;
 
   /** A switchover that did not happen: this node answers for the VIP again. */
-  private resumeAfterHandover(why: string): void {
+  private resumeService(why: string): void {
     noteSwitchover('failed');
     this.peer.detector.peerRoles = ['secondary'];
     this.presence?.answer(true);
@@ -442,8 +450,6 @@ export class PrimaryBridge {
 
   /** The secondary serves the VIP now (it said so): this bridge is done; the daemon makes this node the secondary. */
   private tookOverByPeer(how: string): void {
-    if (this.handedOver) return;
-    this.handedOver = true;
     noteSwitchover('done');
     this.log.warn({ how }, 'switchover: the secondary took the service address over; this node becomes its secondary');
     this.handing?.settle({
@@ -459,8 +465,8 @@ export class PrimaryBridge {
       void this.switchover('asked on the secondary').then((r) => {
         if (!r.ok) this.peer.sendSwitch('refused', r.message);
       });
-    } else if (kind === 'taken') this.tookOverByPeer('it said so');
-    else if (kind === 'refused' && this.handing) this.resumeAfterHandover(`the secondary refused: ${reason}`);
+    } else if (kind === 'taken') this.act(this.roles.peerTook('it said so'));
+    else if (kind === 'refused') this.act(this.roles.handoverRefused(reason));
   }
 
   /** Told of each role change (the daemon's hook). */
@@ -651,7 +657,7 @@ export class PrimaryBridge {
       this.peer = this.handedPeer;
       this.peer.retarget({ role: 'primary', peerRoles: ['secondary'], onDecision, onSwitch });
       // The secondary may have gone again while we started: no decision will repeat it.
-      if (this.peer.detector.peer === 'down') queueMicrotask(() => this.secondaryFailed());
+      if (this.peer.detector.peer === 'down') queueMicrotask(() => this.act(this.roles.peerGone()));
     } else
       this.peer = await PeerLink.open({
         self: cfg.primary.address,
@@ -1247,20 +1253,57 @@ export class PrimaryBridge {
 
   private onDecision(d: Decision): void {
     this.log.warn({ peer: d.peer, silentMs: d.silentMs, reason: d.reason }, `secondary is ${d.peer}`);
-    // Handed over: the other node serves; nothing here is ours to continue.
-    if (this.handedOver) return;
-    if (d.peer === 'down' && this.handing) this.resumeAfterHandover('the secondary went down during the switchover');
-    if (d.peer === 'down') {
-      this.rejoinWaits = false;
-      this.failUnlessStillSending(d.at - d.silentMs);
-    } else if (d.peer === 'up') {
-      if (this.excusing)
-        this.log.info(
-          { excusedMs: Math.round(monotonicMs() - this.excusedSince) },
-          'secondary heard again: its heartbeats had been lost, not its node',
-        );
-      this.stopExcusing();
-      if (this.alone) this.secondaryRejoined();
+    this.act(this.roles.decision(d.peer, this.peer.detector.peerRole, monotonicMs(), d.at, d.at - d.silentMs));
+  }
+
+  /** Executes the role machine's actions (node/role-machine.ts). */
+  private act(actions: RoleAction[]): void {
+    for (const a of actions) {
+      switch (a.do) {
+        case 'check-silence':
+          this.checkSilence(a.lastHeard);
+          break;
+        case 'excuse': {
+          if (a.log) {
+            this.stats.silencesExcused++;
+            this.log.warn(
+              { silentMs: Math.round(monotonicMs() - a.lastHeard), upToMs: this.cfg.liveness.loop_stall_ms },
+              'secondary silent but its segments still arrive: not declared failed (its heartbeats lost on the way?)',
+            );
+          }
+          const lastHeard = a.lastHeard;
+          this.excuseTimer = setTimeout(() => this.checkSilence(lastHeard), this.cfg.heartbeat.interval_ms);
+          break;
+        }
+        case 'heard-again':
+          clearTimeout(this.excuseTimer);
+          this.log.info(
+            { excusedMs: Math.round(monotonicMs() - a.since) },
+            'secondary heard again: its heartbeats had been lost, not its node',
+          );
+          break;
+        case 'go-alone':
+          this.goAlone();
+          break;
+        case 'log-rejoin-waits':
+          this.log.warn(
+            { connections: this.merger.connections },
+            'secondary rejoined while connections still turn primary-only: it rejoins once they have',
+          );
+          break;
+        case 'rejoin':
+          this.rejoin();
+          break;
+        case 'resume-service':
+          this.resumeService(a.why);
+          break;
+        case 'handed-over':
+          this.tookOverByPeer(a.how);
+          break;
+        default:
+          // The secondary's half: never in a primary bridge.
+          this.internalError(new Error(`the primary's role machine asked ${a.do}`));
+      }
     }
   }
 
@@ -1278,34 +1321,12 @@ export class PrimaryBridge {
    * the merge goes on with its copies. Looked at again every heartbeat
    * interval, up to liveness.loop_stall_ms of silence (detector/activity.ts).
    */
-  private failUnlessStillSending(lastHeard: number): void {
+  private checkSilence(lastHeard: number): void {
     clearTimeout(this.excuseTimer);
-    if (this.alone || this.stopped || this.peer.detector.peer !== 'down') return;
     const now = monotonicMs();
-    if (this.secondaryActivity.stillSends(now, this.secondaryLastSegmentAt(now), lastHeard)) {
-      if (!this.excusing) {
-        this.excusing = true;
-        this.excusedSince = now;
-        this.stats.silencesExcused++;
-        this.log.warn(
-          { silentMs: Math.round(now - lastHeard), upToMs: this.cfg.liveness.loop_stall_ms },
-          'secondary silent but its segments still arrive: not declared failed (its heartbeats lost on the way?)',
-        );
-      }
-      this.excuseTimer = setTimeout(() => this.failUnlessStillSending(lastHeard), this.cfg.heartbeat.interval_ms);
-      return;
-    }
-    this.stopExcusing();
-    this.secondaryFailed();
+    const stillSends = this.secondaryActivity.stillSends(now, this.secondaryLastSegmentAt(now), lastHeard);
+    this.act(this.roles.silence(lastHeard, stillSends, now));
   }
-
-  private stopExcusing(): void {
-    clearTimeout(this.excuseTimer);
-    this.excusing = false;
-  }
-
-  /** The secondary came back while the connections still turn primary-only: it rejoins once they all have. */
-  private rejoinWaits = false;
 
   /**
    * The secondary is back (restarted after a failure): new connections are
@@ -1314,21 +1335,7 @@ export class PrimaryBridge {
    * kernel answers their segments with resets, which arrive diverted and are
    * dropped here.
    */
-  secondaryRejoined(): void {
-    if (this.merger.steppingAlone) {
-      // Finishing those steps at once would hold the event loop for the
-      // whole table (a second at 50,000 connections): the steps go on, one
-      // turn each, and the rejoin follows the last.
-      if (!this.rejoinWaits)
-        this.log.warn(
-          { connections: this.merger.connections },
-          'secondary rejoined while connections still turn primary-only: it rejoins once they have',
-        );
-      this.rejoinWaits = true;
-      return;
-    }
-    this.rejoinWaits = false;
-    this.alone = false;
+  private rejoin(): void {
     this.kernelAlone(false);
     this.updateKernelHandshakes();
     this.peer.role = 'primary';
@@ -1367,9 +1374,7 @@ export class PrimaryBridge {
   }
 
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
-  secondaryFailed(): void {
-    if (this.alone) return;
-    this.alone = true;
+  private goAlone(): void {
     // No more handshakes merged in the kernel; those it merged join the others.
     this.updateKernelHandshakes();
     this.hearKernel();
@@ -1420,7 +1425,7 @@ export class PrimaryBridge {
         },
         'secondary failed: continuing alone, connections keep their sequence offset',
       );
-      if (this.rejoinWaits) this.secondaryRejoined();
+      this.act(this.roles.aloneDone());
     };
     this.onRoleChange('alone', 'the secondary failed');
     // Its own turn too: what came before (the prompts, the stash's list) may have taken a while.
@@ -1545,7 +1550,7 @@ export class PrimaryBridge {
    * over. The rules stay (fail closed) for the next start to undo.
    */
   halt(): void {
-    this.stopExcusing();
+    clearTimeout(this.excuseTimer);
     this.peer?.close();
     this.presence?.close();
     this.log.error({ status: this.status() }, 'final counters (halted)');
@@ -1554,12 +1559,12 @@ export class PrimaryBridge {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.handing) this.resumeAfterHandover('this node is stopping');
+    this.act(this.roles.stop());
     this.shell.closeWatchers();
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);
-    this.stopExcusing();
+    clearTimeout(this.excuseTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.orderTimer) clearTimeout(this.orderTimer);
     this.peer?.close();

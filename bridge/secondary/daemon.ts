@@ -53,7 +53,7 @@ import {
 import { blindProds, blindPrompts, owes } from './blind.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { Diverter } from './diverter.js';
-import { RoleMachine, type RoleAction } from './role-machine.js';
+import { RoleMachine, type RoleAction } from '../node/role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { NodeRole, PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
@@ -80,7 +80,7 @@ const DIVERGED_FRESH_MS = 3000;
 export class SecondaryBridge {
   readonly diverter: Diverter;
   readonly state: NodeState;
-  /** The role, its changes decided by a pure state machine (role-machine.ts). */
+  /** The role, its changes decided by a pure state machine (node/role-machine.ts). */
   private readonly machine = new RoleMachine();
   get role(): SecondaryRole {
     return this.machine.state === 'secondary' ? 'secondary' : 'active';

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../../bridge/secondary/role-machine.js';
+import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../../bridge/node/role-machine.js';
 
 const {
   probeWaitMs: WAIT,
@@ -260,6 +260,193 @@ describe('the secondary’s role machine', () => {
           ],
         ],
       },
+    );
+  });
+});
+
+describe('the primary’s role machine', () => {
+  const primary = () => new RoleMachine(DEFAULT_ROLE_MACHINE, 'primary');
+
+  it('the secondary dies: its silence is checked, then every connection turns primary-only, then alone; it rejoins', () => {
+    const m = primary();
+    expect(m.role).toBe('primary');
+    expect(m.decision('down', 'secondary', 1000, 1000, 700)).toEqual([{ do: 'check-silence', lastHeard: 700 }]);
+    expect(m.silence(700, false, 1000)).toEqual([{ do: 'go-alone' }]);
+    expect([m.state, m.role, m.alone]).toEqual(['going-alone', 'alone', true]);
+    // A repeated check (a timer that fired late) changes nothing.
+    expect(m.silence(700, false, 1010)).toEqual([]);
+    expect(m.aloneDone()).toEqual([]);
+    expect(m.state).toBe('alone');
+    expect(m.decision('up', 'secondary', 5000)).toEqual([{ do: 'rejoin' }]);
+    expect([m.state, m.alone]).toEqual(['primary', false]);
+  });
+
+  it('heartbeats lost while the secondary’s segments still arrive: excused (said once), looked at again, heard again', () => {
+    const m = primary();
+    m.decision('down', 'secondary', 1000, 1000, 700);
+    expect(m.silence(700, true, 1000)).toEqual([{ do: 'excuse', lastHeard: 700, log: true }]);
+    expect(m.excused).toBe(true);
+    expect(m.silence(700, true, 1100)).toEqual([{ do: 'excuse', lastHeard: 700, log: false }]);
+    expect(m.decision('up', 'secondary', 1150)).toEqual([{ do: 'heard-again', since: 1000 }]);
+    expect([m.state, m.excused]).toEqual(['primary', false]);
+    // The look that was due: the peer is up, nothing happens.
+    expect(m.silence(700, false, 1200)).toEqual([]);
+    // Excused, then its segments stop too: it failed.
+    m.decision('down', 'secondary', 2000, 2000, 1800);
+    m.silence(1800, true, 2000);
+    expect(m.silence(1800, false, 2100)).toEqual([{ do: 'go-alone' }]);
+    expect(m.excused).toBe(false);
+  });
+
+  it('the secondary rejoins while the connections still turn primary-only: it rejoins once they have (said once); gone again meanwhile, not', () => {
+    const m = primary();
+    m.peerGone();
+    expect(m.state).toBe('going-alone');
+    expect(m.decision('up', 'secondary', 10)).toEqual([{ do: 'log-rejoin-waits' }]);
+    expect(m.decision('up', 'secondary', 20)).toEqual([]);
+    expect(m.aloneDone()).toEqual([{ do: 'rejoin' }]);
+    expect(m.state).toBe('primary');
+
+    const g = primary();
+    g.peerGone();
+    g.decision('up', 'secondary', 10);
+    // Down again before the steps end: no check (already going alone), no rejoin at their end.
+    expect(g.decision('down', 'secondary', 20, 20, 15)).toEqual([]);
+    expect(g.aloneDone()).toEqual([]);
+    expect(g.state).toBe('alone');
+  });
+
+  it('a planned switchover: only from primary; the secondary going down, refusing or not answering resumes the service here', () => {
+    const m = primary();
+    expect(m.beginHandover()).toBe(true);
+    expect([m.state, m.switching, m.role]).toEqual(['handing', true, 'primary']);
+    expect(m.beginHandover()).toBe(false);
+    expect(m.decision('down', 'secondary', 100, 100, 40)).toEqual([
+      { do: 'resume-service', why: 'the secondary went down during the switchover' },
+      { do: 'check-silence', lastHeard: 40 },
+    ]);
+    expect(m.state).toBe('primary');
+
+    const r = primary();
+    expect(r.handoverRefused('x')).toEqual([]);
+    r.beginHandover();
+    expect(r.handoverRefused('its configuration differs')).toEqual([
+      { do: 'resume-service', why: 'the secondary refused: its configuration differs' },
+    ]);
+    expect(r.handoverRefused('again')).toEqual([]);
+
+    const t = primary();
+    t.beginHandover();
+    expect(t.handoverTimedOut('secondary', 2000)).toEqual([
+      { do: 'resume-service', why: 'the secondary did not take over within 2000 ms' },
+    ]);
+    // It took over after all (its word came late): two nodes must not both serve.
+    expect(t.peerTook('it said so')).toEqual([{ do: 'handed-over', how: 'it said so' }]);
+    expect(t.state).toBe('handed-over');
+
+    const a = primary();
+    a.peerGone();
+    expect(a.beginHandover()).toBe(false);
+  });
+
+  it('handed over: its heartbeats saying it serves count as its word; after that nothing here is ours', () => {
+    const m = primary();
+    m.beginHandover();
+    expect(m.handoverTimedOut('alone', 2000)).toEqual([{ do: 'handed-over', how: 'its heartbeats say it serves' }]);
+    expect(m.decision('down', 'alone', 3000)).toEqual([]);
+    expect(m.decision('up', 'alone', 3100)).toEqual([]);
+    expect(m.peerTook('it said so')).toEqual([]);
+    expect(m.silence(0, false, 3200)).toEqual([]);
+  });
+
+  it('stopping: a switchover in flight resumes the service; nothing more starts', () => {
+    const m = primary();
+    m.beginHandover();
+    expect(m.stop()).toEqual([{ do: 'resume-service', why: 'this node is stopping' }]);
+    expect(m.decision('down', 'secondary', 10)).toEqual([]);
+    expect(m.silence(0, false, 20)).toEqual([]);
+    expect(m.peerGone()).toEqual([]);
+    const a = primary();
+    a.peerGone();
+    a.aloneDone();
+    a.stop();
+    expect(a.decision('up', 'secondary', 10)).toEqual([]);
+  });
+
+  it('random orders of events: going alone only with the secondary down and no switchover done, a rejoin only after it and with the peer up, nothing after a handover or a stop', () => {
+    type Ev = { k: string; still: boolean; dt: number };
+    const ev = fc.record({
+      k: fc.constantFrom(
+        'down',
+        'up',
+        'silence',
+        'gone',
+        'alone-done',
+        'begin',
+        'timeout',
+        'timeout-alone',
+        'refused',
+        'took',
+        'stop',
+      ),
+      still: fc.boolean(),
+      dt: fc.integer({ min: 0, max: 300 }),
+    }) as fc.Arbitrary<Ev>;
+    fc.assert(
+      fc.property(fc.array(ev, { maxLength: 60 }), (events) => {
+        const m = primary();
+        let t = 0;
+        let down = false;
+        let stopped = false;
+        let handedOver = false;
+        let goneAlone = false;
+        let excusedLogs = 0;
+        for (const e of events) {
+          t += e.dt;
+          let out: RoleAction[] = [];
+          const was = m.state;
+          if (e.k === 'down') out = m.decision('down', 'secondary', t, t, t - 50);
+          else if (e.k === 'up') out = m.decision('up', 'secondary', t);
+          else if (e.k === 'silence') out = m.silence(t - 50, e.still, t);
+          else if (e.k === 'gone') out = m.peerGone();
+          else if (e.k === 'alone-done') out = m.aloneDone();
+          else if (e.k === 'begin') m.beginHandover();
+          else if (e.k === 'timeout') out = m.handoverTimedOut('secondary', 2000);
+          else if (e.k === 'timeout-alone') out = m.handoverTimedOut('alone', 2000);
+          else if (e.k === 'refused') out = m.handoverRefused('no');
+          else if (e.k === 'took') out = m.peerTook('said');
+          else {
+            out = m.stop();
+            stopped = true;
+          }
+          if (e.k === 'down' || e.k === 'gone') down = true;
+          if (e.k === 'up') down = false;
+          if (handedOver) expect(out).toEqual([]);
+          for (const a of out) {
+            if (a.do === 'go-alone') {
+              expect(down).toBe(true);
+              expect(stopped).toBe(false);
+              expect(was).toBe('primary');
+              goneAlone = true;
+            }
+            if (a.do === 'rejoin') {
+              expect(goneAlone).toBe(true);
+              expect(down).toBe(false);
+              goneAlone = false;
+            }
+            if (a.do === 'check-silence') expect(stopped).toBe(false);
+            if (a.do === 'excuse' && a.log) excusedLogs++;
+            if (a.do === 'handed-over') handedOver = true;
+            if (a.do === 'resume-service') expect(was).toBe('handing');
+          }
+          expect(m.alone).toBe(m.state === 'going-alone' || m.state === 'alone');
+          if (m.alone) expect(goneAlone).toBe(true);
+          if (stopped) expect(m.state).not.toBe('handing');
+        }
+        // An excused silence is said once per silence: never more often than the peer went down.
+        expect(excusedLogs).toBeLessThanOrEqual(events.filter((e) => e.k === 'down' || e.k === 'gone').length);
+      }),
+      { numRuns: 2000 },
     );
   });
 });
