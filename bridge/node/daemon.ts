@@ -20,6 +20,7 @@ import { noteReload } from './metrics.js';
 import type { Role, StartPrimaryRole, SwitchResult } from './roles.js';
 import { commandSocketPath, startCommands, stopControl, type Command, type CommandAnswer } from './control.js';
 import { inStandby, markStandby, StandbyNode, standbyFile } from './standby.js';
+import { commandPlan, onClaimAtStart, partAtStart, type RunningPart } from './parts.js';
 import { monotonicMs } from '../clock.js';
 
 /** Exit codes scripts can rely on. */
@@ -205,7 +206,8 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     try {
       return await PrimaryBridge.start(cfg, log, { onRoleChange, onHandedOver });
     } catch (e) {
-      if (!(e instanceof ServiceAddressInUse && e.bySecondary && cfg.failover.rejoin === 'swap-roles')) throw e;
+      if (!(e instanceof ServiceAddressInUse) || onClaimAtStart(e.bySecondary, cfg.failover.rejoin) === 'refuse')
+        throw e;
       // The secondary took over while this node was down and still serves:
       // join it as its secondary; it becomes the merging primary for new connections.
       log.warn(
@@ -214,6 +216,14 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
       );
       return startSecondary(swapRoles(cfg));
     }
+  };
+  /** What runs, as the operator's commands see it. */
+  const runningPart = (b: Bridge | undefined): RunningPart => {
+    if (b instanceof StandbyNode) return 'standby';
+    if (!b?.switchover) return 'starting';
+    if (!(b instanceof SecondaryBridge)) return 'primary';
+    if (b.role === 'secondary') return 'secondary';
+    return b.promotedPrimary ? 'promoted' : 'active';
   };
   /**
    * This node changes part (a planned switchover, standby, unstandby): the
@@ -244,13 +254,14 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     changing = (changing ?? Promise.resolve()).then(run).finally(() => (changing = null));
     return changing;
   };
-  if (inStandby(cfg)) {
+  const part = partAtStart(role, inStandby(cfg));
+  if (part === 'standby') {
     log.warn(
       { file: standbyFile(cfg) },
       'this node was put in standby (tcpfo standby): staying out of the pair until tcpfo unstandby',
     );
     starting = enterStandby('in standby since before this start');
-  } else starting = role === 'primary' ? startPrimary() : startSecondary(cfg);
+  } else starting = part === 'primary' ? startPrimary() : startSecondary(cfg);
   try {
     bridge = await starting;
   } catch (e) {
@@ -266,34 +277,32 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     if (stopping) return { ok: false, message: 'the daemon is stopping' };
     if (changing) await changing;
     const b = bridge;
-    if (cmd === 'unstandby') {
-      if (!(b instanceof StandbyNode)) return { ok: false, message: 'this node is not in standby' };
-      markStandby(cfg, false);
-      await replaceBridge(() => startSecondary(asSecondary(), 'back from standby'));
-      return { ok: true, message: 'rejoined the pair as its secondary (new connections are replicated from now on)' };
+    const plan = commandPlan(cmd, runningPart(b));
+    // Present wherever the plan asks for it (runningPart: not starting, not standby).
+    const switchover = (why: string): Promise<SwitchResult> =>
+      b?.switchover?.(why) ?? Promise.resolve({ ok: false, message: 'this node is still starting' });
+    switch (plan.do) {
+      case 'refuse':
+        return { ok: false, message: plan.message };
+      case 'rejoin':
+        markStandby(cfg, false);
+        await replaceBridge(() => startSecondary(asSecondary(), 'back from standby'));
+        return { ok: true, message: 'rejoined the pair as its secondary (new connections are replicated from now on)' };
+      case 'switchover':
+        return switchover('tcpfo switchover');
+      case 'leave':
+        markStandby(cfg, true);
+        await replaceBridge(() => enterStandby('tcpfo standby'));
+        return {
+          ok: true,
+          message:
+            'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here',
+        };
+      case 'hand-over-then-standby':
+        break;
     }
-    if (b instanceof StandbyNode) return { ok: false, message: 'this node is in standby: tcpfo unstandby first' };
-    if (!b?.switchover) return { ok: false, message: 'this node is still starting' };
-    if (cmd === 'switchover') return b.switchover('tcpfo switchover');
-    // standby: hand the service over first if this node holds it (as the
-    // primary, or the promoted one); a secondary just leaves (the primary
-    // goes on alone, its connections intact).
-    if (b instanceof SecondaryBridge && b.role === 'secondary') {
-      markStandby(cfg, true);
-      await replaceBridge(() => enterStandby('tcpfo standby'));
-      return {
-        ok: true,
-        message:
-          'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here',
-      };
-    }
-    if (b instanceof SecondaryBridge && !b.promotedPrimary)
-      return {
-        ok: false,
-        message: 'this node serves alone: standby would leave no node serving (start the other node first)',
-      };
     afterHandover = 'standby';
-    const r = await b.switchover('tcpfo standby');
+    const r = await switchover('tcpfo standby');
     if (!r.ok) {
       afterHandover = 'secondary';
       return { ok: false, message: `could not hand the service over first: ${r.message}` };
