@@ -341,6 +341,7 @@ export class RoleMachine {
    */
   peerGone(): RoleAction[] {
     this.peerDown = true;
+    this.rejoinWaits = false;
     if (this.state !== 'primary' || this.stopped) return [];
     this.excusedSince = null;
     this.state = 'going-alone';

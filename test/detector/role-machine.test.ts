@@ -446,7 +446,7 @@ describe('the primary’s role machine', () => {
         // An excused silence is said once per silence: never more often than the peer went down.
         expect(excusedLogs).toBeLessThanOrEqual(events.filter((e) => e.k === 'down' || e.k === 'gone').length);
       }),
-      { numRuns: 2000 },
+      { numRuns: 5000 },
     );
   });
 });
