@@ -1,16 +1,7 @@
 /**
- * The secondary bridge process. Two data paths (config `datapath`):
- *
- *   kernel   the client's frames go straight into S's TCP and S's segments
- *            are routed to the primary unchanged, in the kernel
- *            (io/kernel-path.ts): this process keeps only the control plane
- *            (heartbeats, ARP, takeover, divergence notices, stale sockets).
- *   pcap     the paper's way: libpcap capture of the client's frames →
- *            injection into S's own stack; S's output to clients → NFQUEUE
- *            base+2, diverted to P with the client's address in an option.
- *
- * Either way fail closed: a client never sees S's replies while P speaks
- * for the pair, also when this process is killed.
+ * The secondary bridge process: its role (node/role-machine.ts) — replicate,
+ * take over, take the primary role — around one of its two data paths
+ * (paths.ts: kernel or pcap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
@@ -19,7 +10,6 @@ import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
-import { probeOf } from '../node/liveness.js';
 import { NodeShell } from '../node/shell.js';
 import type { ConnKey } from '../detector/heartbeat.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
@@ -35,23 +25,15 @@ import {
   removeOtherRoleRules,
   startOrUndo,
 } from '../node/setup.js';
-import { destroySockets, existingConnections } from '../io/sockets.js';
 import type { Decision } from '../detector/detector.js';
 import type { MetricsSnapshot } from '../node/metrics.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
-import { PacketQueue, queueStatus, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
-import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
-import {
-  detachKernelPath,
-  installKernelPath,
-  kernelPathSupported,
-  removeDivertRoutes,
-  type KernelPathSpec,
-} from '../io/kernel-path.js';
-import { blindProds, blindPrompts, owes } from './blind.js';
-import { PortMatcher, type PortSet } from '../../net/ports.js';
+import { queueStatus } from '../io/nfqueue.js';
+import { kernelPathSupported, type KernelPathSpec } from '../io/kernel-path.js';
+import { KernelDataPath, PcapDataPath, type PathContext, type SecondaryDataPath } from './paths.js';
+import { PortMatcher } from '../../net/ports.js';
 import { Diverter } from './diverter.js';
 import { RoleMachine, type RoleAction } from '../node/role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
@@ -59,12 +41,6 @@ import type { Logger } from '../log.js';
 import type { NodeRole, PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
-
-/** BPF for client frames to the service's failover ports. */
-export function serviceFilter(vip: string, ports: PortSet): string {
-  const p = ports.map((x) => (typeof x === 'number' ? `dst port ${x}` : `dst portrange ${x[0]}-${x[1]}`)).join(' or ');
-  return `tcp and dst host ${vip} and (${p})`;
-}
 
 export type SecondaryRole = Extract<NodeRole, 'secondary' | 'active'>;
 
@@ -109,18 +85,14 @@ export class SecondaryBridge {
   private garpTimers: NodeJS.Timeout[] = [];
   private failoverSeconds: number | null = null;
   /** The data path in use: chosen at start (config `datapath`, and what the kernel can do). */
-  datapath: 'kernel' | 'pcap' = 'pcap';
-  private kernelPath: KernelPathSpec | undefined;
+  private path: SecondaryDataPath | undefined;
+  get datapath(): 'kernel' | 'pcap' {
+    return this.path?.name ?? 'pcap';
+  }
   /** Why `auto` fell back to pcap (for status and the start log line). */
   private kernelPathUnavailable: string | undefined;
-  private q: PacketQueue | undefined;
-  private rules: RuleSet | undefined;
   private injector!: Injector;
-  private capture: FrameCapture | undefined;
   stopped = false;
-  verdictErrors = 0;
-  /** Packets dropped because the diverter threw (a bug): the pair keeps running. */
-  internalErrors = 0;
   /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
   private ccReset: CongestionReset | null = null;
 
@@ -249,9 +221,8 @@ export class SecondaryBridge {
     // §3.1: the interface runs promiscuous (explicit, so it is undone and visible in `ip link`).
     await this.state.setPromisc(cfg.secondary.interface, true);
     this.injector = new Injector(BRIDGE_MARK, 64, 1 << 16);
-    await this.chooseDatapath();
-    if (this.datapath === 'kernel') await this.setupKernelPath();
-    else await this.setupPcapPath();
+    this.path = await this.chooseDatapath();
+    await this.path.install();
     // Whatever this node's TCP still has on the service address belongs to a
     // previous instance (whose servers were killed, or whose connections the
     // primary stopped replicating when it lost us): it must never answer a
@@ -278,8 +249,8 @@ export class SecondaryBridge {
     warnUnlessRealtime(this.log, 'arp', this.presence.stats.realtime);
     setupStall();
     this.peer = await this.openPeer();
-    const q = this.q;
-    await this.shell.open(q ? [probeOf(`${q.queueNum} (divert)`, q)] : [], () => this.q?.deafen());
+    const path = this.path;
+    await this.shell.open(path.probes(), () => path.deafen());
     this.preloadPrimaryPrograms();
     this.ccReset = nodeCongestionReset(cfg, this.log);
     dropPrivileges(cfg, this.log);
@@ -291,7 +262,7 @@ export class SecondaryBridge {
         ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
         service: cfg.service.address,
         interface: cfg.secondary.interface,
-        ...(this.rules ? { backend: this.rules.backend, queue: this.q?.queueNum } : {}),
+        ...(path instanceof PcapDataPath ? path.rulesInfo : {}),
       },
       this.datapath === 'kernel'
         ? 'secondary bridge up: kernel data path (ingress rewrite, divert by route)'
@@ -314,78 +285,17 @@ export class SecondaryBridge {
   }
 
   /** `datapath: auto` takes the kernel path where this kernel can carry it (checked by nft against the kernel). */
-  private async chooseDatapath(): Promise<void> {
+  private async chooseDatapath(): Promise<SecondaryDataPath> {
+    const x: PathContext = { cfg: this.cfg, log: this.log, injector: this.injector, diverter: this.diverter };
     const want = this.cfg.datapath;
-    if (want === 'pcap') {
-      this.datapath = 'pcap';
-      return;
-    }
-    const probe = await kernelPathSupported(this.kernelPathSpec());
-    if (probe.ok) {
-      this.datapath = 'kernel';
-      return;
-    }
+    if (want === 'pcap') return new PcapDataPath(x);
+    const spec = this.kernelPathSpec();
+    const probe = await kernelPathSupported(spec);
+    if (probe.ok) return new KernelDataPath(x, spec);
     if (want === 'kernel') throw new Error(`datapath: kernel, but this kernel cannot carry it: ${probe.why}`);
     this.kernelPathUnavailable = probe.why;
     this.log.warn({ why: probe.why }, 'the kernel data path is not available here: using datapath pcap');
-    this.datapath = 'pcap';
-  }
-
-  /**
-   * The kernel path, replacing what a killed predecessor of the same tag
-   * left in one transaction; then a pcap-mode predecessor's queue rules go
-   * (they would drop our output into a queue nobody reads).
-   */
-  private async setupKernelPath(): Promise<void> {
-    this.kernelPath = this.kernelPathSpec();
-    await installKernelPath(this.kernelPath);
-    await removeIptablesRules(this.kernelPath.tag);
-  }
-
-  private async setupPcapPath(): Promise<void> {
-    const cfg = this.cfg;
-    const qnum = cfg.queue_base + 2;
-    const q = new PacketQueue(
-      qnum,
-      { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes, reuseBuffer: true },
-      {
-        onPacket: (b, i) => this.onOutput(q, b, i),
-        onError: (e) => {
-          // A bug drops that one packet (the queue did, fail closed): counted, the first few logged.
-          this.internalErrors++;
-          if (this.internalErrors <= 10)
-            this.log.error({ err: e, count: this.internalErrors }, 'internal error on a packet: dropped');
-        },
-      },
-    );
-    this.q = q;
-    this.rules = await RuleSet.install(
-      `${cfg.instance}s`,
-      [
-        {
-          hook: 'output',
-          match: { src: ipv4(cfg.service.address), sports: cfg.service.ports, oifNot: 'lo' },
-          action: { queue: qnum, bypass: false },
-          comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
-        },
-      ],
-      BRIDGE_MARK,
-    );
-    // A kernel-path predecessor's tables and routing go once our queue rule is in (theirs was fail closed too).
-    // Its ip table (the same name as ours) went with the install: replaced by ours in one
-    // transaction (nft backend), or deleted once ours was in (iptables-nft). Only its ingress
-    // table is left: detaching 'all' deleted our own queue table where the kernel has nft's
-    // queue (Debian's do), and S's output went out to the clients undiverted.
-    await detachKernelPath(`${cfg.instance}s`, 'ingress');
-    await removeDivertRoutes();
-    this.capture = new FrameCapture(
-      cfg.secondary.interface,
-      serviceFilter(cfg.service.address, cfg.service.ports),
-      (frame) => {
-        const pkt = this.diverter.inbound(frame);
-        if (pkt) this.injector.send(pkt);
-      },
-    );
+    return new PcapDataPath(x);
   }
 
   private openPeer(role: 'secondary' | 'alone' = 'secondary'): Promise<PeerLink> {
@@ -526,11 +436,8 @@ export class SecondaryBridge {
   private async takeover(decidedAt: number): Promise<void> {
     this.peer.role = 'alone';
     // The fast path first: out of the packet path, then claim the VIP. The
-    // kernel path's ingress stays until the ARP is out: a client's segment
-    // sent to the primary's MAC meanwhile still reaches our TCP (lost, a
-    // request would wait for the client's own retransmission timeout).
-    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag, 'divert');
-    else await this.rules?.detach();
+    // rest of the path stays until the ARP is out (paths.ts, detach).
+    await this.path?.stopDiverting();
     this.mark('stopped diverting', decidedAt);
     const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
     this.presence?.answer(true);
@@ -541,17 +448,14 @@ export class SecondaryBridge {
       for (const ms of [0, 20, 100]) this.garpTimers.push(setTimeout(() => this.peer.sendSwitch('taken'), ms));
     }
     for (const ms of [20, 100, 500, 1000]) this.garpTimers.push(setTimeout(garp, ms));
-    if (this.kernelPath) await this.promptKernelPath(decidedAt);
-    else this.promptPcapPath(decidedAt);
+    if (this.path) this.closedDiverged = await this.path.prompt(this.freshDiverged(), (w) => this.mark(w, decidedAt));
     const reset = await resetCongestion(this.ccReset, this.log);
     if (reset) this.mark(reset, decidedAt);
     // The rest is housekeeping.
-    if (this.kernelPath) await detachKernelPath(this.kernelPath.tag, 'ingress');
+    await this.path?.detach();
     await this.state.setPromisc(this.cfg.secondary.interface, false);
-    if (this.kernelPath) await removeDivertRoutes();
-    await this.rules?.remove();
     this.shell.stopGuard();
-    this.q?.close();
+    this.path?.release();
     this.mark('promiscuous mode off, rules removed', decidedAt);
     this.failoverSeconds = (monotonicMs() - decidedAt) / 1000;
     this.log.warn(
@@ -568,63 +472,6 @@ export class SecondaryBridge {
       ok: true,
       message: `this node (${this.cfg.secondary.address}) serves the service address now; the other node becomes its secondary`,
     });
-  }
-
-  /**
-   * Kernel path, after the takeover: no capture ever saw the clients'
-   * numbers. Diverged connections: our sockets aborted by address, then the
-   * clients prodded (their answers meet no socket and draw exact resets).
-   * Every other connection: S's TCP prompted to tell its client where it
-   * stands (io/sockets.ts lists them by sock_diag; secondary/blind.ts).
-   */
-  private async promptKernelPath(decidedAt: number): Promise<void> {
-    const fresh = this.freshDiverged();
-    if (fresh.length) {
-      const n = await destroySockets(this.cfg.service.address, fresh).catch((e: unknown) => {
-        this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections');
-        return 0;
-      });
-      for (const p of blindProds(fresh, this.vip)) this.injector.send(p);
-      this.closedDiverged = fresh.length;
-      this.mark(`closed ${fresh.length} diverged connection(s) (${n} socket(s) aborted)`, decidedAt);
-    }
-    // Not those still in the handshake: S's TCP resends its SYN-ACK to the client itself now.
-    const live = await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)).catch(
-      () => [],
-    );
-    const owing = live.filter(owes);
-    for (const p of blindPrompts(owing, this.vip)) this.injector.send(p);
-    this.mark(`prompted ${owing.length} connection(s) to acknowledge (of ${live.length}; the others idle)`, decidedAt);
-  }
-
-  /** Pcap path, after the takeover: the capture's last view of each connection gives exact resets and prompts. */
-  private promptPcapPath(decidedAt: number): void {
-    this.capture?.close();
-    this.mark('stopped capturing', decidedAt);
-    // Connections that diverged on the primary end here rather than go on with our bytes.
-    const fresh = this.freshDiverged();
-    const resets = this.diverter.resets(fresh);
-    for (const p of resets.packets) this.injector.send(p);
-    this.closedDiverged = resets.closed;
-    if (fresh.length) {
-      this.mark(`closed ${this.closedDiverged} diverged connection(s)`, decidedAt);
-      // The reset into our own stack needs the client's exact next sequence
-      // number, which a segment the kernel took straight from the client
-      // (after the gratuitous ARP, before the capture closed) can have moved
-      // on: abort our sockets by address too, then prod the clients again,
-      // so that their answers meet no socket and draw an exact reset.
-      void destroySockets(this.cfg.service.address, fresh)
-        .then((n) => {
-          for (const p of resets.prods) this.injector.send(p);
-          if (n) this.log.warn({ sockets: n }, `aborted ${n} socket(s) of diverged connection(s) after the takeover`);
-        })
-        .catch((e: unknown) =>
-          this.log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections'),
-        );
-    }
-    const prompts = this.diverter.prompts();
-    for (const p of prompts) this.injector.send(p);
-    this.mark(`prompted ${prompts.length} connection(s) to acknowledge`, decidedAt);
   }
 
   /**
@@ -692,16 +539,6 @@ export class SecondaryBridge {
     this.timeline.push({ what, atMs: monotonicMs() - since });
   }
 
-  private onOutput(q: PacketQueue, b: PacketBatch, i: number): void {
-    const id = b.id(i);
-    const out = this.diverter.divert(b.packet(i), (b.skbInfo(i) & SKB_GSO) !== 0, b.checksumPartial(i));
-    let ok: boolean;
-    if (typeof out !== 'string') ok = q.acceptModified(id, out);
-    else if (out === 'not-service' || out === 'not-failover-port') ok = q.accept(id);
-    else ok = q.drop(id); // fail closed
-    if (!ok) this.verdictErrors++;
-  }
-
   metricsSnapshot(): MetricsSnapshot {
     const d = this.diverter.stats;
     const det = this.peer?.detector;
@@ -726,10 +563,14 @@ export class SecondaryBridge {
       divertedBytes: d.divertedBytes,
       injectedFrames: d.injected,
       peerConfigMismatch: this.peer?.configMismatch ?? null,
-      drops: { ...skipped, 'injector-full': this.injector?.stats.dropped ?? 0, 'internal-error': this.internalErrors },
-      nfqueue: { divert: queueStatus(this.q) },
-      pcapFrames: this.capture?.stats.frames ?? 0,
-      pcapDropped: this.capture?.stats.dropped ?? 0,
+      drops: {
+        ...skipped,
+        'injector-full': this.injector?.stats.dropped ?? 0,
+        'internal-error': this.path?.errors.internal ?? 0,
+      },
+      nfqueue: { divert: queueStatus(this.path?.queue) },
+      pcapFrames: this.path?.capture?.stats.frames ?? 0,
+      pcapDropped: this.path?.capture?.stats.dropped ?? 0,
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,
     };
@@ -747,10 +588,10 @@ export class SecondaryBridge {
       decisions: this.peer?.detector.decisions.map((d) => ({ ...d, at: wallTimeOf(d.at) })),
       timeline: this.timeline,
       diverter: this.diverter.stats,
-      queue: this.q?.stats(),
-      capture: this.capture?.stats,
+      queue: this.path?.queue?.stats(),
+      capture: this.path?.capture?.stats,
       injector: this.injector?.stats,
-      verdictErrors: this.verdictErrors,
+      verdictErrors: this.path?.errors.verdict ?? 0,
       divergedReported: diverged.length,
       // Connections this node would reset, not continue, if it took over now (the first 50).
       diverged: diverged.slice(0, 50).map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
@@ -811,7 +652,7 @@ export class SecondaryBridge {
     // alone with each at once.
     if (
       this.role === 'secondary' &&
-      (this.rules || this.kernelPath) &&
+      this.path?.installed &&
       (await abortConnections(this.cfg, this.log, 'the secondary is stopping'))
     ) {
       await new Promise((r) => setTimeout(r, 100)); // the RSTs leave through our queue
@@ -824,13 +665,7 @@ export class SecondaryBridge {
     for (const t of this.garpTimers) clearTimeout(t);
     this.presence?.close();
     this.arp?.close();
-    this.capture?.close();
-    await this.rules?.remove();
-    if (this.kernelPath) {
-      await removeRules(this.kernelPath.tag);
-      await removeDivertRoutes();
-    }
-    this.q?.close();
+    await this.path?.close();
     await this.injector?.drain(1000);
     this.injector?.close();
     await this.state.undoAll();
