@@ -19,6 +19,12 @@ function unknown(g: Gauge | Counter): void {
   (g as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
 }
 
+/** A counter's value, or no series where the node has no such count. */
+function countOrAbsent(c: Counter, v: number | undefined): void {
+  if (v === undefined) unknown(c);
+  else c.inc(v);
+}
+
 /** A 0/1 gauge read at scrape time; absent while the value is unknown (null or undefined). */
 function flagGauge(reg: Registry, name: string, help: string, read: () => boolean | null | undefined): void {
   new Gauge({
@@ -73,9 +79,10 @@ export interface MetricsSnapshot {
   failovers: number;
   lastFailoverSeconds: number | null;
   connections: Record<string, number>;
-  divertedSegments: number;
-  divertedBytes: number;
-  /** Client frames injected into the secondary's stack (the pcap path); absent on the primary. */
+  /** S's segments diverted: by the pcap path's bridge, or reaching the primary's merger; absent where no bridge sees them (the secondary's kernel path, standby). */
+  divertedSegments?: number;
+  divertedBytes?: number;
+  /** Client frames injected into the secondary's stack (the pcap path); absent elsewhere. */
   injectedFrames?: number;
   /** The merger's figures: the primary only (a secondary or standby node has none: absent, not 0). */
   merge?: MergeFigures;
@@ -83,9 +90,10 @@ export interface MetricsSnapshot {
   peerConfigMismatch?: boolean | null;
   drops: Record<string, number>;
   nfqueue: Record<string, { received: number; enobufs: number; dropped: number }>;
-  pcapFrames: number;
+  /** Frames captured with libpcap (the primary's ARP capture, the pcap path's); absent where nothing captures them. */
+  pcapFrames?: number;
   /** Captured frames dropped because the bridge fell behind the wire (its backlog was full). */
-  pcapDropped: number;
+  pcapDropped?: number;
   /** The primary's kernel translation of client segments: translated, SYNs passed, frames copied to the secondary. */
   kernelInbound?: {
     translated: number;
@@ -403,13 +411,13 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     (c) => merged(c, (m) => c.inc(m.mergedBytes)),
   );
   readCounter(reg, 'tcpfo_diverted_segments_total', 'Segments of the secondary diverted to the primary', [], (c) =>
-    c.inc(get().divertedSegments),
+    countOrAbsent(c, get().divertedSegments),
   );
   readCounter(reg, 'tcpfo_diverted_bytes_total', 'Payload bytes of the secondary diverted to the primary', [], (c) =>
-    c.inc(get().divertedBytes),
+    countOrAbsent(c, get().divertedBytes),
   );
   readCounter(reg, 'tcpfo_injected_frames_total', 'Client frames injected into the secondary’s stack', [], (c) =>
-    c.inc(get().injectedFrames ?? 0),
+    countOrAbsent(c, get().injectedFrames),
   );
   mergeGauge(
     'tcpfo_queued_bytes',
@@ -706,13 +714,15 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Whether the peer’s configuration differs from this node’s where the two must agree (service address, ports, LAN mode, instance, data-plane protocol, major version); absent until the peer told it',
     () => get().peerConfigMismatch,
   );
-  readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) => c.inc(get().pcapFrames));
+  readCounter(reg, 'tcpfo_pcap_frames_total', 'Frames captured with libpcap', [], (c) =>
+    countOrAbsent(c, get().pcapFrames),
+  );
   readCounter(
     reg,
     'tcpfo_pcap_backlog_dropped_total',
     'Captured frames dropped because the bridge fell behind the wire (its backlog was full)',
     [],
-    (c) => c.inc(get().pcapDropped),
+    (c) => countOrAbsent(c, get().pcapDropped),
   );
   return reg;
 }

@@ -71,12 +71,8 @@ export class StandbyNode {
       failovers: 0,
       lastFailoverSeconds: null,
       connections: {},
-      divertedSegments: 0,
-      divertedBytes: 0,
       drops: {},
       nfqueue: {},
-      pcapFrames: 0,
-      pcapDropped: 0,
     };
   }
 

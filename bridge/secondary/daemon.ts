@@ -540,13 +540,10 @@ export class SecondaryBridge {
   }
 
   metricsSnapshot(): MetricsSnapshot {
-    const d = this.diverter.stats;
     const det = this.peer?.detector;
-    const skipped: Record<string, number> = {};
-    // Segments S's rules should never queue but the diverter refused: dropped, fail closed.
-    skipped['divert-malformed'] = d.skipped.malformed;
-    skipped['divert-no-option-room'] = d.skipped['no-option-room'];
-    skipped['bad-checksum'] = d.skipped['bad-checksum'] + d.badChecksum;
+    // What only the pcap path counts (the diverter, the queue, the capture): absent on the kernel path, not 0.
+    const pcap = this.path instanceof PcapDataPath ? this.path : undefined;
+    const d = this.diverter.stats;
     return {
       role: this.role,
       datapath: this.datapath,
@@ -558,19 +555,23 @@ export class SecondaryBridge {
       loopStalls: this.peer?.stalls ?? 0,
       failovers: this.role === 'active' && !this.handover ? 1 : 0,
       lastFailoverSeconds: this.failoverSeconds,
-      connections: { tracked: this.diverter.trackedConnections },
-      divertedSegments: d.diverted,
-      divertedBytes: d.divertedBytes,
-      injectedFrames: d.injected,
+      connections: pcap ? { tracked: this.diverter.trackedConnections } : {},
+      ...(pcap ? { divertedSegments: d.diverted, divertedBytes: d.divertedBytes, injectedFrames: d.injected } : {}),
       peerConfigMismatch: this.peer?.configMismatch ?? null,
       drops: {
-        ...skipped,
+        // Segments S's rules should never queue but the diverter refused: dropped, fail closed.
+        ...(pcap
+          ? {
+              'divert-malformed': d.skipped.malformed,
+              'divert-no-option-room': d.skipped['no-option-room'],
+              'bad-checksum': d.skipped['bad-checksum'] + d.badChecksum,
+              'internal-error': pcap.errors.internal,
+            }
+          : {}),
         'injector-full': this.injector?.stats.dropped ?? 0,
-        'internal-error': this.path?.errors.internal ?? 0,
       },
-      nfqueue: { divert: queueStatus(this.path?.queue) },
-      pcapFrames: this.path?.capture?.stats.frames ?? 0,
-      pcapDropped: this.path?.capture?.stats.dropped ?? 0,
+      nfqueue: pcap ? { divert: queueStatus(pcap.queue) } : {},
+      ...(pcap?.capture ? { pcapFrames: pcap.capture.stats.frames, pcapDropped: pcap.capture.stats.dropped } : {}),
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,
     };

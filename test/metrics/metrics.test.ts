@@ -84,6 +84,39 @@ describe('metrics', () => {
     expect(again).toContain('tcpfo_last_failover_duration_seconds 0.2');
   });
 
+  it('what no bridge on the node counts is absent, not 0: a kernel-path secondary diverts, captures and injects nothing itself', async () => {
+    const kernel = snap({
+      role: 'secondary',
+      datapath: 'kernel',
+      merge: undefined,
+      divertedSegments: undefined,
+      divertedBytes: undefined,
+      injectedFrames: undefined,
+      pcapFrames: undefined,
+      pcapDropped: undefined,
+    });
+    const text = await buildRegistry(() => kernel).metrics();
+    for (const name of [
+      'tcpfo_diverted_segments_total',
+      'tcpfo_diverted_bytes_total',
+      'tcpfo_injected_frames_total',
+      'tcpfo_pcap_frames_total',
+      'tcpfo_pcap_backlog_dropped_total',
+    ])
+      expect(text).not.toMatch(new RegExp(`^${name} `, 'm'));
+    // The pcap path counts them, 0 included.
+    const pcap = snap({
+      role: 'secondary',
+      datapath: 'pcap',
+      merge: undefined,
+      divertedSegments: 0,
+      injectedFrames: 5,
+    });
+    const t2 = await buildRegistry(() => pcap).metrics();
+    expect(t2).toMatch(/^tcpfo_diverted_segments_total 0$/m);
+    expect(t2).toMatch(/^tcpfo_injected_frames_total 5$/m);
+  });
+
   it('a node that merges nothing (a secondary, a standby) has no merger series: absent, not 0', async () => {
     let s = snap({ role: 'active', datapath: 'kernel', merge: undefined, injectedFrames: 12 });
     const reg = buildRegistry(() => s);
