@@ -11,6 +11,7 @@ import { VERSION } from './bridge/version.js';
 
 import { EXIT, runDaemon } from './bridge/node/daemon.js';
 import { isPrimaryStatus, isSecondaryStatus, type ReportedStatus } from './bridge/node/status.js';
+import { STEP_WORDS } from './bridge/node/role-machine.js';
 
 const program = new Command();
 program
@@ -159,7 +160,8 @@ program
         console.log(`status       ${st.error}`);
         continue;
       }
-      console.log(`role         ${st.role}`);
+      const step = 'step' in st && st.step ? STEP_WORDS[st.step] : undefined;
+      console.log(`role         ${st.role}${step ? ` (${step})` : ''}`);
       if (isPrimaryStatus(st)) {
         if (st.inbound)
           console.log(

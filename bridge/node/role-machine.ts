@@ -68,6 +68,19 @@ export const ROLE_STATES = [
 ] as const;
 export type RoleState = (typeof ROLE_STATES)[number];
 
+/** The steps that are not node roles themselves: what `tcpfo status` says of each, after the role. */
+export const STEP_WORDS: Record<Exclude<RoleState, NodeRole>, string> = {
+  promoting: 'taking the primary role',
+  'going-alone': 'connections turning primary-only',
+  handing: 'handing the service over',
+  'handed-over': 'handed over: becoming the secondary',
+};
+
+/** The step, for a status: absent where it is the role itself. */
+export function stepOf(s: RoleState): Exclude<RoleState, NodeRole> | undefined {
+  return s in STEP_WORDS ? (s as Exclude<RoleState, NodeRole>) : undefined;
+}
+
 /** The node role (node/roles.ts) a step belongs to. */
 export function nodeRoleOf(s: RoleState): NodeRole {
   if (s === 'secondary') return 'secondary';

@@ -66,7 +66,7 @@ import {
 import { noteSwitchover, type MetricsSnapshot } from '../node/metrics.js';
 import { GRACE_TIMEOUTS, type Decision } from '../detector/detector.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../node/role-machine.js';
+import { DEFAULT_ROLE_MACHINE, RoleMachine, stepOf, type RoleAction } from '../node/role-machine.js';
 import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
@@ -1516,6 +1516,7 @@ export class PrimaryBridge {
   status() {
     return {
       role: this.alone ? ('alone' as const) : ('primary' as const),
+      ...(stepOf(this.roles.state) ? { step: stepOf(this.roles.state) } : {}),
       inbound: this.inbound,
       ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
       merge: this.merge,

@@ -35,7 +35,7 @@ import { kernelPathSupported, type KernelPathSpec } from '../io/kernel-path.js';
 import { KernelDataPath, PcapDataPath, type PathContext, type SecondaryDataPath } from './paths.js';
 import { PortMatcher } from '../../net/ports.js';
 import { Diverter } from './diverter.js';
-import { RoleMachine, type RoleAction } from '../node/role-machine.js';
+import { RoleMachine, stepOf, type RoleAction } from '../node/role-machine.js';
 import { swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { NodeRole, PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
@@ -581,6 +581,7 @@ export class SecondaryBridge {
     const diverged = this.freshDiverged();
     return {
       role: this.role,
+      ...(stepOf(this.machine.state) ? { step: stepOf(this.machine.state) } : {}),
       datapath: this.datapath,
       ...(this.kernelPathUnavailable ? { kernelPathUnavailable: this.kernelPathUnavailable } : {}),
       peer: this.peer?.detector.peer,

@@ -4,7 +4,16 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ROLE_MACHINE, RoleMachine, type RoleAction } from '../../bridge/node/role-machine.js';
+import {
+  DEFAULT_ROLE_MACHINE,
+  nodeRoleOf,
+  ROLE_STATES,
+  RoleMachine,
+  STEP_WORDS,
+  stepOf,
+  type RoleAction,
+} from '../../bridge/node/role-machine.js';
+import { NODE_ROLES } from '../../bridge/node/roles.js';
 
 const {
   probeWaitMs: WAIT,
@@ -448,5 +457,22 @@ describe('the primary’s role machine', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe('the steps in `tcpfo status`', () => {
+  it('a step that is a node role is not repeated; every other one has its words', () => {
+    for (const s of ROLE_STATES) {
+      const role = nodeRoleOf(s);
+      if ((NODE_ROLES as readonly string[]).includes(s)) expect(stepOf(s)).toBeUndefined();
+      else {
+        expect(stepOf(s)).toBe(s);
+        expect(STEP_WORDS[stepOf(s)!]).toMatch(/\w/);
+        expect(role).not.toBe(s);
+      }
+    }
+    expect(nodeRoleOf('handing')).toBe('primary');
+    expect(nodeRoleOf('going-alone')).toBe('alone');
+    expect(nodeRoleOf('promoting')).toBe('active');
   });
 });
