@@ -7,6 +7,9 @@
  *   node rr-client.js echo-after HOST PORT SIZE N DELAY_MS
  *       the same, the connection opened DELAY_MS before the round trips
  *       (a connection that lives across an event, a failover)
+ *   node rr-client.js mixed HOST PORT SMALL LARGE N
+ *       N rounds over one connection to ECHO, each of nine round trips of SMALL
+ *       bytes and one of LARGE: {smallUs: [...], largeUs: [...]}
  *   node rr-client.js memcached HOST PORT SECONDS
  *       set + get pairs of a 100-byte value over one connection for SECONDS
  *       (memcached's text protocol, each answer checked): {ops, errors, seconds,
@@ -89,6 +92,27 @@ async function echo(size: number, n: number, delayMs = 0): Promise<void> {
   process.stdout.write(JSON.stringify({ rttUs }) + '\n');
 }
 
+async function mixed(small: number, large: number, rounds: number): Promise<void> {
+  const sock = await open();
+  const r = new Reader(sock);
+  sock.write('ECHO\n');
+  const smallUs: number[] = [];
+  const largeUs: number[] = [];
+  // The first round warms the connection up, not measured.
+  for (let i = 0; i < (rounds + 1) * 10; i++) {
+    const big = i % 10 === 9;
+    const msg = Buffer.alloc(big ? large : small, 0x61 + (i % 26));
+    const t0 = process.hrtime.bigint();
+    sock.write(msg);
+    const got = await r.read(msg.length);
+    const us = Math.round(Number(process.hrtime.bigint() - t0) / 1000);
+    if (!got.equals(msg)) throw new Error(`round trip ${i}: wrong bytes`);
+    if (i >= 10) (big ? largeUs : smallUs).push(us);
+  }
+  sock.end();
+  process.stdout.write(JSON.stringify({ smallUs, largeUs }) + '\n');
+}
+
 async function memcached(seconds: number): Promise<void> {
   const sock = await open();
   const r = new Reader(sock);
@@ -119,8 +143,9 @@ async function main(): Promise<void> {
   if (mode === 'echo') return echo(Number(a), Number(b));
   if (mode === 'echo-after') return echo(Number(a), Number(b), Number(process.argv[7]));
   if (mode === 'memcached') return memcached(Number(a));
+  if (mode === 'mixed') return mixed(Number(a), Number(b), Number(process.argv[7]));
   console.error(
-    'usage: rr-client echo HOST PORT SIZE N | echo-after HOST PORT SIZE N DELAY_MS | memcached HOST PORT SECONDS',
+    'usage: rr-client echo HOST PORT SIZE N | echo-after HOST PORT SIZE N DELAY_MS | mixed HOST PORT SMALL LARGE N | memcached HOST PORT SECONDS',
   );
   process.exit(2);
 }

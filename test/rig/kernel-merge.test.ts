@@ -158,7 +158,7 @@ describe('the kernel merge (merge: kernel)', () => {
         expect(r.rttUs, ctx).toHaveLength(n);
         expect(report.problems, ctx).toEqual([]);
         console.log(
-          `kernel merge, ${n} echoes of ${size} bytes: released ${d('tcpfo_kernel_merge_total{action="released-p"}')} of P's and ${d('tcpfo_kernel_merge_total{action="released-s"}')} of S's, ${d('tcpfo_kernel_merge_total{action="gso"}')} GSO packets as their segments, ${d('tcpfo_nfqueue_packets_total{queue="out"}')} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}'), large: d('tcpfo_kernel_handovers_total{reason="large"}') })}, returns ${d('tcpfo_kernel_returns_total')}, round trip max ${Math.max(...(r.rttUs ?? []))} µs`,
+          `kernel merge, ${n} echoes of ${size} bytes: released ${d('tcpfo_kernel_merge_total{action="released-p"}')} of P's and ${d('tcpfo_kernel_merge_total{action="released-s"}')} of S's, ${d('tcpfo_kernel_merge_total{action="gso"}')} GSO packets as their segments, ${d('tcpfo_nfqueue_packets_total{queue="out"}')} of P's through the queue, handovers ${JSON.stringify({ bridge: d('tcpfo_kernel_handovers_total{reason="bridge"}'), unaligned: d('tcpfo_kernel_handovers_total{reason="unaligned"}'), segment: d('tcpfo_kernel_handovers_total{reason="segment"}'), large: d('tcpfo_kernel_handovers_total{reason="large"}') })}, returns ${d('tcpfo_kernel_returns_total')}, round trip median ${[...(r.rttUs ?? [])].sort((a, b) => a - b)[Math.floor((r.rttUs ?? []).length / 2)]} µs, max ${Math.max(...(r.rttUs ?? []))} µs`,
         );
         expect(d('tcpfo_kernel_merged_connections_total'), ctx).toBe(1);
         expect(d('tcpfo_divergences_total'), ctx).toBe(0);
@@ -201,14 +201,16 @@ describe('the kernel merge (merge: kernel)', () => {
   );
 
   it(
-    'on a jumbo-frame LAN (MTU 9000), 4000-byte answers are segments larger than the kernel merges: the connection goes to the bridge once and stays, each answer right',
+    'on a jumbo-frame LAN (MTU 9000), 4000-byte answers are segments larger than the kernel merges: each takes its connection to the bridge (reason "large") and it comes back, each answer right',
     async () => {
       await kernelEchoes(
         4000,
         200,
         (d, ctx, rttUs) => {
-          expect(d('tcpfo_kernel_handovers_total{reason="large"}'), ctx).toBe(1);
-          expect(d('tcpfo_kernel_returns_total'), ctx).toBe(0);
+          expect(d('tcpfo_kernel_handovers_total{reason="large"}'), ctx).toBeGreaterThan(0);
+          // Never as "segment", the reason for what the programs do not read.
+          expect(d('tcpfo_kernel_handovers_total{reason="segment"}'), ctx).toBe(0);
+          expect(d('tcpfo_kernel_returns_total'), ctx).toBeGreaterThan(0);
           expect(d('tcpfo_merged_bytes_total'), ctx).toBeGreaterThanOrEqual(200 * 4000);
           expect(rttUs.length, ctx).toBe(200);
         },

@@ -313,8 +313,6 @@ export class Conn {
   inKernel = false;
   /** P's segments of it (primary-only) leave through the kernel's egress program, not the merger. */
   outInKernel = false;
-  /** Its servers send segments larger than the kernel merges (a jumbo-frame LAN): it stays with the bridge. */
-  kernelTooLarge = false;
 
   /**
    * Whether what the client was sent is known only to the kernel (relNxt

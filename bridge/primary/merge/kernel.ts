@@ -85,7 +85,6 @@ export const KERNEL_HANDOVER_REASONS = [
   'slow',
   'large',
 ] as const;
-const HANDOVER_LARGE = KERNEL_HANDOVER_REASONS.indexOf('large');
 
 /**
  * What the kernel needs to merge `c` once its merged SYN-ACK (or SYN) leaves —
@@ -124,9 +123,10 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
  * produced exactly what the client was sent (no segment of P's held, none of
  * S's bytes stored or counted past it), both servers' ACKs and what the
  * client was told are known, neither server's ACK carries SACK blocks, and no
- * FIN, RST, stall or divergence is under way; and the kernel never let it
- * go for a segment larger than it merges (a jumbo-frame LAN's: such a
- * connection would come back at its next answer). The kernel then starts where
+ * FIN, RST, stall or divergence is under way — whatever the kernel let it
+ * go for: one let go for a segment larger than it merges (a jumbo-frame
+ * LAN's) returns too, for its next answers may be small (docs/kernel-fast-path.md,
+ * bench/micro/jumbo.ts). The kernel then starts where
  * the bridge stands, as it starts from a merged handshake; a segment of the
  * connection that still reaches the queues afterwards (one that passed the
  * programs before the return) goes back to the kernel if it is P's and the
@@ -138,7 +138,7 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   // Not `established`: of a connection merged in the kernel from its handshake the bridge
   // seldom sees the client's ACK (the kernel translates it), and the kernel took such
   // connections from their handshake on.
-  if (c.inKernel || c.outInKernel || c.kernelTooLarge || c.phase !== 'merging') return null;
+  if (c.inKernel || c.outInKernel || c.phase !== 'merging') return null;
   if (c.held.length > 0 || c.store.size > 0 || c.sCovered() !== c.relNxt) return null;
   if (!c.hasAckP || !c.hasAckS || !c.ackSentValid) return null;
   if (c.sackP.length > 0 || c.sackS.length > 0) return null;
@@ -154,7 +154,6 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
 
 /** Takes the kernel's state of `c` into the record, at `now`. */
 export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): void {
-  if (s.handover === HANDOVER_LARGE) c.kernelTooLarge = true;
   c.relNxt = s.relNxt;
   if (s.flags & KERNEL_ACK_P) {
     c.ackP = s.ackP;

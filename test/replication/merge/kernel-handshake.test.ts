@@ -606,20 +606,16 @@ describe('a connection the bridge took returns to the kernel', () => {
     expect(alone.returns).toHaveLength(0);
   });
 
-  it('let go for a segment larger than the kernel merges (a jumbo-frame LAN): it stays with the bridge, answer after answer', () => {
+  it('let go for a segment larger than the kernel merges (a jumbo-frame LAN): counted as such, and back at the batch’s end like any other', () => {
     const { pair, c, returns } = takenPair(KERNEL_HANDOVER_REASONS.indexOf('large'));
     expect(pair.merger.stats.kernelHandovers).toEqual({ large: 1 });
-    for (let i = 0; i < 3; i++) {
-      const id = pair.fromP(pair.p.data(Buffer.alloc(3000, i + 1), CLIENT_ISN + 1));
-      pair.fromS(pair.s.data(Buffer.alloc(3000, i + 1), CLIENT_ISN + 1));
-      expect(pair.sink.fate(id)).toBe('accept');
-      expect(pair.merger.batchEnd(i + 1)).toBe(0);
-    }
-    expect(returns).toHaveLength(0);
-    expect(c.inKernel).toBe(false);
-    // Any other reason: back at the batch's end.
-    const other = takenPair(KERNEL_HANDOVER_REASONS.indexOf('segment'));
-    expect(other.pair.merger.batchEnd(1)).toBe(1);
+    const id = pair.fromP(pair.p.data(Buffer.alloc(3000, 1), CLIENT_ISN + 1));
+    pair.fromS(pair.s.data(Buffer.alloc(3000, 1), CLIENT_ISN + 1));
+    expect(pair.sink.fate(id)).toBe('accept');
+    // Its next answers may be small: it returns (keeping it in the bridge cost a mixed workload twice the round trip).
+    expect(pair.merger.batchEnd(1)).toBe(1);
+    expect(returns).toHaveLength(1);
+    expect(c.inKernel).toBe(true);
   });
 
   it('returned while S has not yet acknowledged the client’s request: its record stands still, and no silence of S is read from it', () => {
