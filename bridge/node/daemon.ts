@@ -298,22 +298,23 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
           message:
             'in standby: the other node serves alone (its connections intact, unprotected) until tcpfo unstandby here',
         };
-      case 'hand-over-then-standby':
-        break;
+      case 'hand-over-then-standby': {
+        // This node holds the service (the primary, or the promoted one): hand it over first.
+        afterHandover = 'standby';
+        const r = await switchover('tcpfo standby');
+        if (!r.ok) {
+          afterHandover = 'secondary';
+          return { ok: false, message: `could not hand the service over first: ${r.message}` };
+        }
+        markStandby(cfg, true);
+        await changing;
+        afterHandover = 'secondary';
+        return {
+          ok: true,
+          message: `handed over, then in standby: ${r.message.replace(/; this node becomes its secondary$/, '')}; tcpfo unstandby rejoins as its secondary`,
+        };
+      }
     }
-    afterHandover = 'standby';
-    const r = await switchover('tcpfo standby');
-    if (!r.ok) {
-      afterHandover = 'secondary';
-      return { ok: false, message: `could not hand the service over first: ${r.message}` };
-    }
-    markStandby(cfg, true);
-    await changing;
-    afterHandover = 'secondary';
-    return {
-      ok: true,
-      message: `handed over, then in standby: ${r.message.replace(/; this node becomes its secondary$/, '')}; tcpfo unstandby rejoins as its secondary`,
-    };
   };
   const cmdPath = commandSocketPath(cfg.state_dir, cfg.instance);
   const cmdServer = await startCommands(cmdPath, command);

@@ -49,6 +49,7 @@
  * secondary dying during a switchover; heartbeats lost while its segments
  * still arrive.
  */
+import type { NodeRole } from './roles.js';
 
 /**
  * The machine's steps. The node roles (node/roles.ts) and the steps between
@@ -88,8 +89,6 @@ export function nodeRoleOf(s: RoleState): NodeRole {
   if (s === 'going-alone' || s === 'alone') return 'alone';
   return 'primary';
 }
-
-import type { NodeRole } from './roles.js';
 
 export interface RoleMachineConfig {
   /** How long a probe waits for an ARP answer, ms. */
@@ -143,7 +142,7 @@ export class RoleMachine {
   state: RoleState;
   /** The bridge is stopping: nothing more is started. */
   private stopped = false;
-  /** Whether the detector says the primary is down. */
+  /** Whether the detector says the peer (the primary, or for the primary its secondary) is down. */
   private peerDown = false;
   /** A probe in flight: when it was sent; null when none. */
   private probeSentAt: number | null = null;
@@ -198,7 +197,8 @@ export class RoleMachine {
 
   /**
    * The detector decided: the peer is up or down; `peerRole` is the role its heartbeats carry;
-   * `at`: when the detector decided (`now` unless earlier).
+   * `at`: when the detector decided (`now` unless earlier); `lastHeard`: when the peer was
+   * heard last (the primary's silence check starts from it).
    */
   decision(
     peer: 'up' | 'down' | 'unknown',
