@@ -113,7 +113,7 @@ enum merge_handover {
   HANDOVER_FULL,       // MERGE_PENDING first arrivals wait already
   HANDOVER_SEGMENT,    // a segment the programs do not merge (SACK, options, flags, too many segments in one GSO packet)
   HANDOVER_SLOW,       // a range sent again after waiting MERGE_MAX_WAIT_MS for the other's copy
-  HANDOVER_LARGE,      // a segment of more than MERGE_MAX_PAYLOAD bytes (jumbo frames): the connection stays with the bridge
+  HANDOVER_LARGE,      // a segment of more than MERGE_MAX_PAYLOAD bytes (jumbo frames); returns as any other
   HANDOVER_MAX,
 };
 
