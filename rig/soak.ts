@@ -105,13 +105,13 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           const st = JSON.parse(chunk) as Record<string, unknown>;
           const m = st.merger as { drops?: unknown } | undefined;
           out.push(
-            `${node}:${String(st.role)} ${JSON.stringify({ connections: st.connections, stuck: st.stuck, drops: m?.drops })}`,
+            `${node}:${String(st.role)} ${JSON.stringify({ connections: st.connections, stuck: st.stuck, drops: m?.drops, handshakes: st.handshakes, kernel: st.kernelInbound })}`,
           );
         } catch {
           // not a status
         }
       }
-      return out.join(' ; ').slice(0, 2500) || `${node}: no bridge`;
+      return out.join(' ; ').slice(0, 5000) || `${node}: no bridge`;
     };
     const transfers = async () => {
       while (Date.now() < end) {
@@ -126,9 +126,35 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
                 .replace(/\s+/g, ' ')
                 .slice(0, 1500);
             const client = await ss('client', `dst ${VIP}`);
+            // Where the client sends to the service address, and what each node's TCP did with SYNs.
+            const neigh = (await c.sh(`ip neigh show ${VIP}`, { allowFail: true })).stdout.trim();
+            const nstat = async (host: string) =>
+              (
+                await rig
+                  .host(host)
+                  .sh('nstat -asz TcpPassiveOpens TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop', {
+                    allowFail: true,
+                  })
+              ).stdout
+                .split('\n')
+                .slice(1)
+                .map((l) => l.trim().split(/\s+/).slice(0, 2).join('='))
+                .join(' ');
+            const synRecv = async (host: string) =>
+              (
+                await rig
+                  .host(host)
+                  .sh(
+                    `echo "syn-recv $(ss -tnH state syn-recv src ${VIP} | wc -l) listening $(ss -ltnH sport = :${DEMO_PORT} | wc -l)"`,
+                    {
+                      allowFail: true,
+                    },
+                  )
+              ).stdout.trim();
             const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
             errors.push(
               `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (10 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
+                `\n    client's neighbour ${neigh}; primary ${await nstat('primary')} ${await synRecv('primary')}; secondary ${await nstat('secondary')} ${await synRecv('secondary')}` +
                 `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}${logLinesOf(port)}`,
             );
           })();
