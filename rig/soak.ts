@@ -132,9 +132,12 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
               (
                 await rig
                   .host(host)
-                  .sh('nstat -asz TcpPassiveOpens TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop', {
-                    allowFail: true,
-                  })
+                  .sh(
+                    'nstat -asz TcpPassiveOpens TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop TcpExtSyncookiesSent',
+                    {
+                      allowFail: true,
+                    },
+                  )
               ).stdout
                 .split('\n')
                 .slice(1)
@@ -145,7 +148,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
                 await rig
                   .host(host)
                   .sh(
-                    `echo "syn-recv $(ss -tnH state syn-recv src ${VIP} | wc -l) listening $(ss -ltnH sport = :${DEMO_PORT} | wc -l)"`,
+                    `echo "listening $(ss -ltnH sport = :${DEMO_PORT} | wc -l) syn-recv $(ss -tnH state syn-recv src ${VIP} | awk '{print $4}' | sed 's/.*://' | sort -n | tr '\\n' ' ')"`,
                     {
                       allowFail: true,
                     },
