@@ -128,36 +128,21 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
             const client = await ss('client', `dst ${VIP}`);
             // Where the client sends to the service address, and what each node's TCP did with SYNs.
             const neigh = (await c.sh(`ip neigh show ${VIP}`, { allowFail: true })).stdout.trim();
-            const nstat = async (host: string) =>
+            const synState = async (host: string) =>
               (
                 await rig
                   .host(host)
                   .sh(
-                    'nstat -asz TcpPassiveOpens TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop TcpExtSyncookiesSent',
-                    {
-                      allowFail: true,
-                    },
-                  )
-              ).stdout
-                .split('\n')
-                .slice(1)
-                .map((l) => l.trim().split(/\s+/).slice(0, 2).join('='))
-                .join(' ');
-            const synRecv = async (host: string) =>
-              (
-                await rig
-                  .host(host)
-                  .sh(
-                    `echo "listening $(ss -ltnH sport = :${DEMO_PORT} | wc -l) syn-recv $(ss -tnH state syn-recv src ${VIP} | awk '{print $4}' | sed 's/.*://' | sort -n | tr '\\n' ' ')"`,
-                    {
-                      allowFail: true,
-                    },
+                    'nstat -asz TcpPassiveOpens TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop TcpExtSyncookiesSent' +
+                      ' | awk \'NR > 1 { printf "%s=%s ", $1, $2 }\';' +
+                      ` echo "listening $(ss -ltnH sport = :${DEMO_PORT} | wc -l) syn-recv $(ss -tnH state syn-recv src ${VIP} | awk '{print $4}' | sed 's/.*://' | sort -n | tr '\\n' ' ')"`,
+                    { allowFail: true },
                   )
               ).stdout.trim();
             const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
             errors.push(
               `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (10 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
-                `\n    client's neighbour ${neigh}; primary ${await nstat('primary')} ${await synRecv('primary')}; secondary ${await nstat('secondary')} ${await synRecv('secondary')}` +
+                `\n    client's neighbour ${neigh}; primary ${await synState('primary')}; secondary ${await synState('secondary')}` +
                 `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}${logLinesOf(port)}`,
             );
           })();
