@@ -2,11 +2,22 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Rig } from './rig.js';
 
-/** Scrapes `node`'s metrics once; the getter reads a series (`name{label="v"}`), NaN when absent. */
-export async function scrapeMetrics(rig: Rig, node: string): Promise<(series: string) => number> {
+/** One scrape of a node's metrics. */
+export interface Scrape {
+  /** The value of one series, as written (`name{label="v"}`); NaN if absent. */
+  (series: string): number;
+  /** Every series of a metric, as its lines (`name{labels} value`): for a failure's report. */
+  lines(name: string): string[];
+}
+
+/** Scrapes `node`'s metrics once. */
+export async function scrapeMetrics(rig: Rig, node: string): Promise<Scrape> {
   const text = (await rig.host(node).exec(['curl', '-sf', 'http://127.0.0.1:9464/metrics'])).stdout;
-  return (series) =>
+  const value = (series: string): number =>
     Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const lines = (name: string): string[] =>
+    text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  return Object.assign(value, { lines });
 }
 
 /** The threads of a process running SCHED_FIFO, as [name, priority] (/proc/PID/task/TID/stat: fields 40 and 41). */

@@ -144,6 +144,8 @@ export interface MetricsSnapshot {
   /** Connections the kernel merged from their handshake, and those it handed to the bridge by why (primary). */
   kernelMerged?: number;
   kernelHandovers?: Record<string, number>;
+  /** Of those the bridge took (reason "bridge"), what brought each: "p/data", "client/rst", "alone/ack", ... */
+  kernelTakes?: Record<string, number>;
   /** Connections the bridge gave back to the kernel's merge, nothing of them waiting on either side (primary). */
   kernelReturns?: number;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
@@ -633,6 +635,18 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     ['reason'],
     (c) => {
       for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);
+    },
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_takes_total',
+    'Connections the bridge took from the kernel merge (tcpfo_kernel_handovers_total{reason="bridge"}), by what brought each: by (p, s or client: whose segment reached the bridge’s queue; alone: the secondary failed) and segment (rst, fin, data, ack)',
+    ['by', 'segment'],
+    (c) => {
+      for (const [key, n] of Object.entries(get().kernelTakes ?? {})) {
+        const [by, segment] = key.split('/');
+        c.inc({ by, segment: segment ?? 'none' }, n);
+      }
     },
   );
   readCounter(

@@ -1506,6 +1506,7 @@ export class PrimaryBridge {
       mergeMode: this.merge,
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
+      kernelTakes: { ...m.kernelTakes },
       kernelReturns: m.kernelReturns,
       arp: this.presence?.stats,
       heartbeatRealtime: this.peer?.socketStats.realtime,

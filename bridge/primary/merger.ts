@@ -513,12 +513,12 @@ export class Merger implements MergeCore {
    * starting from the kernel's state. Different bytes the kernel found
    * degrade it here.
    */
-  private takeFromKernel(c: Conn, mergeStashed = true): Buffer[] {
+  private takeFromKernel(c: Conn, by: string, mergeStashed = true): Buffer[] {
     if (!c.inKernel) return [];
     c.inKernel = false;
     const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
     if (!s) return [];
-    countHandover(this, s);
+    countHandover(this, s, by);
     adoptKernelState(c, s, this.now);
     if ((c.finClient && c.finReleased) || c.phase === 'closed') this.ended(c, this.now);
     if (s.flags & KERNEL_DIVERGED) {
@@ -572,7 +572,7 @@ export class Merger implements MergeCore {
       this.stats.aloneTurns.asNeeded++;
     }
     // A SYN(-ACK) sent again passes without the connection's state: the kernel keeps merging it.
-    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
+    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c, takenBy('p', seg));
     if (c && this.offload) this.touched.add(c);
     if (flags & TCP_SYN) {
       const opts = seg.options();
@@ -731,7 +731,7 @@ export class Merger implements MergeCore {
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
     const c = this.find(client, seg.dstPort, seg.srcPort);
-    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c);
+    if (c?.inKernel && !(flags & TCP_SYN)) this.takeFromKernel(c, takenBy('s', seg));
     if (c && this.offload) this.touched.add(c);
     // S's TCP answering for a connection P's TCP has from before our rules
     // (adopted): not replicated, and S's copy must never be continued. (An
@@ -830,7 +830,7 @@ export class Merger implements MergeCore {
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
     const c = this.find(seg.src, seg.srcPort, seg.dstPort);
-    if (c?.inKernel && !seg.has(TCP_SYN)) this.takeFromKernel(c);
+    if (c?.inKernel && !seg.has(TCP_SYN)) this.takeFromKernel(c, takenBy('client', seg));
     if (c && this.offload) this.touched.add(c);
     if (!c || c.phase === 'handshake') {
       // A new connection's SYN (or a segment we cannot translate yet): P's TCP
@@ -962,7 +962,7 @@ export class Merger implements MergeCore {
 
   /** A merged connection goes on primary-only (the secondary failed); P's stolen segments leave once it is: at once. */
   private mergingAlone(c: Conn): void {
-    const stashed = this.takeFromKernel(c, false);
+    const stashed = this.takeFromKernel(c, 'alone', false);
     degrade(this, c, 'secondary failed', false, true);
     this.mergeStashed(c, stashed);
   }
@@ -1214,4 +1214,11 @@ function waitingFor(c: Conn): string {
     what.push(`S acknowledged ${seqSub(c.ackP, c.ackS)} bytes less of the client's`);
   if (c.inKernel) what.push('merged in the kernel');
   return what.join('; ');
+}
+
+/** What brought a connection from the kernel's merge to the bridge: whose segment, and what it was ("p/data"). */
+function takenBy(side: string, seg: TcpSegment): string {
+  const f = seg.flags;
+  const what = f & TCP_RST ? 'rst' : f & TCP_FIN ? 'fin' : seg.payloadLength > 0 ? 'data' : 'ack';
+  return `${side}/${what}`;
 }

@@ -341,7 +341,7 @@ describe('the kernel merge (merge: kernel)', () => {
               { allowFail: true, timeoutMs: 200_000 },
             );
           const m = await scrapeMetrics(rig, 'primary');
-          const ctx = `${r.stderr.slice(-2000)}\n${pair.logs()}`;
+          const ctx = `${r.stderr.slice(-2000)}\n${m.lines('tcpfo_kernel_takes_total').join('\n')}\n${pair.logs()}`;
           console.log(
             `curl FTP active mode, merge: kernel: ${r.stdout.trim()} of ${gets} gets complete; handshakes merged in the kernel ${m('tcpfo_kernel_handshakes_total{action="merged"}')} (${m('tcpfo_kernel_handshakes_total{action="merged-at-p"}')} of them as P's left); ${m('tcpfo_kernel_outbound_total{action="waited"}')} answers waited their turn, ${m('tcpfo_kernel_outbound_total{action="returned"}')} went back to the kernel, ${m('tcpfo_kernel_merge_total{action="released-s"}') + m('tcpfo_kernel_merge_total{action="released-p"}')} released in the kernel`,
           );

@@ -211,10 +211,14 @@ export interface KernelEnded {
   reset: boolean;
 }
 
-/** Counts a connection the kernel let go, by why. */
-export function countHandover(core: MergeCore, s: KernelMergeState): void {
+/**
+ * Counts a connection the kernel let go, by why; one the bridge took from it
+ * (reason "bridge") also by what brought it (`by`, as "p/data").
+ */
+export function countHandover(core: MergeCore, s: KernelMergeState, by: string): void {
   const why = KERNEL_HANDOVER_REASONS[s.handover] ?? 'none';
   core.stats.kernelHandovers[why] = (core.stats.kernelHandovers[why] ?? 0) + 1;
+  if (why === 'bridge') core.stats.kernelTakes[by] = (core.stats.kernelTakes[by] ?? 0) + 1;
 }
 
 /**

@@ -229,6 +229,12 @@ export interface MergerStats {
   /** Of those, the connections whose close passed in the kernel (the bridge heard of it afterwards). */
   kernelCloses: number;
   kernelHandovers: Record<string, number>;
+  /**
+   * Of the connections the bridge took from the kernel's merge, what brought
+   * each: whose segment ("p", "s", "client"; "alone" when the secondary failed)
+   * and what it was ("rst", "fin", "data", "ack"), as "p/data".
+   */
+  kernelTakes: Record<string, number>;
   /** Connections the bridge gave back to the kernel's merge, nothing waiting on either side (kernelResume). */
   kernelReturns: number;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
@@ -253,6 +259,7 @@ export function newStats(): MergerStats {
     kernelHandshakes: 0,
     kernelCloses: 0,
     kernelHandovers: {},
+    kernelTakes: {},
     kernelReturns: 0,
     stashedTaken: 0,
     handshakes: 0,

@@ -565,6 +565,8 @@ describe('a connection the bridge took returns to the kernel', () => {
     const id = pair.fromP(pair.p.data(B('hello'), CLIENT_ISN + 1));
     expect(c.inKernel).toBe(false);
     expect(takes).toHaveLength(2);
+    // Each take counted by what brought it: the client's ACK first, then P's answer.
+    expect(pair.merger.stats.kernelTakes).toEqual({ 'client/ack': 1, 'p/data': 1 });
     expect(pair.sink.fate(id)).toBeUndefined();
     expect(pair.merger.batchEnd(3)).toBe(0);
     // S's copy releases it: nothing waits, and the connection returns past the answer, told what the client was.
@@ -606,9 +608,18 @@ describe('a connection the bridge took returns to the kernel', () => {
     expect(alone.returns).toHaveLength(0);
   });
 
+  it('taken as the secondary fails: counted as such', () => {
+    const { pair, c } = kernelPair();
+    pair.merger.secondaryFailed();
+    expect(c.inKernel).toBe(false);
+    expect(pair.merger.stats.kernelTakes).toEqual({ alone: 1 });
+  });
+
   it('let go for a segment larger than the kernel merges (a jumbo-frame LAN): counted as such, and back at the batch’s end like any other', () => {
     const { pair, c, returns } = takenPair(KERNEL_HANDOVER_REASONS.indexOf('large'));
     expect(pair.merger.stats.kernelHandovers).toEqual({ large: 1 });
+    // The kernel had let it go already: not a take of the bridge's.
+    expect(pair.merger.stats.kernelTakes).toEqual({});
     const id = pair.fromP(pair.p.data(Buffer.alloc(3000, 1), CLIENT_ISN + 1));
     pair.fromS(pair.s.data(Buffer.alloc(3000, 1), CLIENT_ISN + 1));
     expect(pair.sink.fate(id)).toBe('accept');
