@@ -282,9 +282,18 @@ static __always_inline int mergeable(struct __sk_buff *skb, __u32 l4, __u8 fl, _
   return !ts_on || l->ts_at >= 0;
 }
 
-static __always_inline void set_hint(const struct conn_key *k, const struct merge_hint *h) {
-  struct merge_hint *cur = bpf_map_lookup_elem(&merge_hints, k);
-  if (cur) *cur = *h;  // plain stores: a reader may see a mix, which only sends a segment the slower way
+/*
+ * The connection's hint (looked up before its lock is taken), written from
+ * its state under the lock: every writer of one connection's hint then
+ * writes in the order of its decisions. Written after the unlock, the older
+ * of two decisions taken on two CPUs at once (S's copy held on one, P's
+ * releasing it on the other) could land last and stay: P's next in-order
+ * segment, judged by it, went to the queue and took its connection to the
+ * bridge. Plain stores: the match, which takes no lock, may see a mix, which
+ * only sends a segment the slower way.
+ */
+static __always_inline void publish_hint(struct merge_val *m, struct merge_hint *cur) {
+  if (cur) merge_hint_of(m, cur);
 }
 
 /*
@@ -320,12 +329,11 @@ static __always_inline int merge_job_decide(__u32 side) {
   struct conn_key k = j->key;
   struct merge_val *m = bpf_map_lookup_elem(&merge, &k);
   if (!m) return MV_NOT_KERNEL;
-  struct merge_hint h;
+  struct merge_hint *hint = bpf_map_lookup_elem(&merge_hints, &k);
   bpf_spin_lock(&m->lock);
   __u32 v = merge_decide(m, &j->seg, side, &j->out);
-  merge_hint_of(m, &h);
+  publish_hint(m, hint);
   bpf_spin_unlock(&m->lock);
-  set_hint(&k, &h);
   return v;
 }
 
@@ -365,12 +373,11 @@ static __always_inline __u32 merge_segment(struct __sk_buff *skb, const struct c
   *ts_at = -1;
   if (!j) return MV_NOT_KERNEL;
   if (!mergeable(skb, L4_ON_ETH, fl, doff, chunks + fin, ack, side == SIDE_S, ts_on, &l)) {
-    struct merge_hint h;
+    struct merge_hint *hint = bpf_map_lookup_elem(&merge_hints, k);
     bpf_spin_lock(&m->lock);
     v = m->mode == MERGE_KERNEL ? handover(m, seg_large(payload, gso_size) ? HANDOVER_LARGE : HANDOVER_SEGMENT) : MV_NOT_KERNEL;
-    merge_hint_of(m, &h);
+    publish_hint(m, hint);
     bpf_spin_unlock(&m->lock);
-    set_hint(k, &h);
     return v;
   }
   struct merge_seg *g = &j->seg;
@@ -794,33 +801,37 @@ static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip,
 }
 
 /*
- * The bridge takes a connection (BPF_PROG_TEST_RUN with a merge_ctl after an
- * Ethernet header): from now on the programs leave it alone; the answer
- * (written over the request) is its state, taken under the lock.
+ * The bridge's requests (BPF_PROG_TEST_RUN with a merge_ctl after an
+ * Ethernet header), under the connection's lock, the answer written over the
+ * request: MERGE_OP_TAKE — the bridge takes the connection: from now on the
+ * programs leave it alone; the answer is its state. MERGE_OP_HINT — the
+ * bridge rewrote the state (a connection returning to the kernel): its hint
+ * from it, written as every decision writes it (publish_hint), never by a
+ * system call that could land after a newer decision's.
  */
 SEC("tc")
 int tcpfo_merge_ctl(struct __sk_buff *skb) {
   __u32 zero = 0;
   struct merge_ctl *c = bpf_map_lookup_elem(&ctl_scratch, &zero);
   if (!c || bpf_skb_load_bytes(skb, L3_ON_ETH, c, sizeof(*c)) < 0) return TC_ACT_SHOT;
-  if (c->op != MERGE_OP_TAKE) return TC_ACT_SHOT;
+  if (c->op != MERGE_OP_TAKE && c->op != MERGE_OP_HINT) return TC_ACT_SHOT;
   c->found = 0;
   struct conn_key key = c->key;
   struct merge_val *m = bpf_map_lookup_elem(&merge, &key);
   if (m) {
-    struct merge_hint h;
+    struct merge_hint *hint = bpf_map_lookup_elem(&merge_hints, &key);
+    int take = c->op == MERGE_OP_TAKE;
     bpf_spin_lock(&m->lock);
-    int was = m->mode == MERGE_KERNEL;
+    int was = take && m->mode == MERGE_KERNEL;
     if (was) {
       m->mode = MERGE_QUEUE;
       m->handover = HANDOVER_BRIDGE;
     }
-    merge_snapshot(m, &c->snap);
-    merge_hint_of(m, &h);
+    if (take) merge_snapshot(m, &c->snap);
+    publish_hint(m, hint);
     bpf_spin_unlock(&m->lock);
-    set_hint(&key, &h);
     if (was) count(COUNT_HANDOVER);
-    c->found = 1;
+    c->found = hint != NULL || take;
   }
   if (bpf_skb_store_bytes(skb, L3_ON_ETH, c, sizeof(*c), 0) < 0) return TC_ACT_SHOT;
   return TC_ACT_OK;

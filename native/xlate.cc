@@ -433,8 +433,9 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
 
   // mergeResume(client, service, cport, sport, init) -> boolean: a connection the bridge took back
   // (MERGE_QUEUE) returns to the kernel's merge with nothing waiting on either side: its entry is
-  // rewritten under its lock, then its hint (until then the match sends P's segments to the queue,
-  // where the bridge would take it again: never out unmerged). init as for mergeStart.
+  // rewritten under its lock, then its hint from it by the control program, under the same lock
+  // (until then the match sends P's segments to the queue, where the bridge would take it again:
+  // never out unmerged). init as for mergeStart.
   Napi::Value MergeResume(const Napi::CallbackInfo& info) { return PutMerge(info, true); }
 
   Napi::Value PutMerge(const Napi::CallbackInfo& info, bool resume) {
@@ -469,11 +470,16 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     h.p_room = MERGE_PENDING;  // nothing waits: every range free
     h.ts_on = (v.flags & MERGE_F_TS) ? 1 : 0;
     if (resume) {
-      // The entry first, under its lock; the hint after it. Once the entry is
-      // written the kernel merges the connection: a hint left behind only
-      // sends P's segments to the queue, where the bridge takes it again.
+      // The entry first, under its lock; then its hint, from it, under the
+      // same lock (the control program): a decision the programs take in
+      // between writes its own hint there too, and a system call's copy
+      // landing after it would undo it. Once the entry is written the kernel
+      // merges the connection: until its hint says so, P's segments go to
+      // the queue, where the bridge takes it again.
       if (bpf_map_update_elem(merge_fd_, &k, &v, BPF_EXIST | BPF_F_LOCK) != 0) return Napi::Boolean::New(env, false);
-      bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY);
+      struct merge_ctl c;
+      // (Should the program not run — a bug — the hint by system call: the entry is written already.)
+      if (!RunCtl(MERGE_OP_HINT, k, &c)) bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY);
       return Napi::Boolean::New(env, true);
     }
     // The hint first: a P segment that finds the state finds its hint too.
@@ -592,27 +598,41 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
 
   // mergeTake(client, service, cport, sport) -> snapshot | null: the bridge takes the connection
   // (under its lock, through the control program); its state as the kernel left it.
-  Napi::Value MergeTake(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!obj_ || info.Length() < 4) return env.Null();
-    struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_merge_ctl");
-    if (!prog) return env.Null();
+  // Runs the merge control program (tcpfo_merge_ctl) with request `op` for `key`; its answer in `c`.
+  // False if it could not run (errno says why).
+  bool RunCtl(uint32_t op, const ConnKey& key, struct merge_ctl* c) {
+    struct bpf_program* prog = obj_ ? bpf_object__find_program_by_name(obj_, "tcpfo_merge_ctl") : nullptr;
+    if (!prog) {
+      errno = ENOENT;
+      return false;
+    }
     constexpr size_t kEth = 14;
     std::vector<uint8_t> in(kEth + sizeof(struct merge_ctl), 0);
     in[12] = 0x08;  // an IPv4 frame, as far as the test run's Ethernet parse goes
-    struct merge_ctl c;
-    memset(&c, 0, sizeof(c));
-    c.op = MERGE_OP_TAKE;
-    c.key = KeyOf(info);
-    memcpy(in.data() + kEth, &c, sizeof(c));
+    memset(c, 0, sizeof(*c));
+    c->op = op;
+    c->key = key;
+    memcpy(in.data() + kEth, c, sizeof(*c));
     std::vector<uint8_t> out(in.size() + 64);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = out.data(), .data_size_in = static_cast<uint32_t>(in.size()),
                 .data_size_out = static_cast<uint32_t>(out.size()), .repeat = 1);
-    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0 || opts.retval != 0 || opts.data_size_out < in.size()) {
+    if (bpf_prog_test_run_opts(bpf_program__fd(prog), &opts) != 0) return false;
+    if (opts.retval != 0 || opts.data_size_out < in.size()) {
+      errno = EPROTO;
+      return false;
+    }
+    memcpy(c, out.data() + kEth, sizeof(*c));
+    return true;
+  }
+
+  Napi::Value MergeTake(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!obj_ || info.Length() < 4) return env.Null();
+    struct merge_ctl c;
+    if (!RunCtl(MERGE_OP_TAKE, KeyOf(info), &c)) {
       Napi::Error::New(env, std::string("the merge control program failed: ") + strerror(errno)).ThrowAsJavaScriptException();
       return env.Null();
     }
-    memcpy(&c, out.data() + kEth, sizeof(c));
     if (!c.found) return env.Null();
     const struct merge_snap& s = c.snap;
     Napi::Object o = Napi::Object::New(env);

@@ -176,11 +176,12 @@ struct merge_snap {
 // The control program's request (BPF_PROG_TEST_RUN from the bridge), after an Ethernet header.
 enum merge_op {
   MERGE_OP_TAKE = 1,  // hand the connection to the bridge; answer with its state
+  MERGE_OP_HINT = 2,  // write its hint from its state (the bridge rewrote the state)
 };
 
 struct merge_ctl {
   __u32 op;
-  __u32 found;  // answer: 1 if the connection was in the map
+  __u32 found;  // answer: 1 if the connection was in the map (MERGE_OP_HINT: with its hint)
   struct conn_key key;
   struct merge_snap snap;  // answer
 };
