@@ -5,6 +5,7 @@
  * or, after a takeover, with the roles swapped). Traffic never pauses.
  * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/failover/soak.ts (an hour) and test/rig/soak.test.ts (CI).
  */
+import { bpfView } from './bpf-view.js';
 import { killNode, logCount, restartNode, waitForLogCount } from './failover.js';
 import { distScript } from './dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from './pair.js';
@@ -140,10 +141,16 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
                   )
               ).stdout.trim();
             const port = Number(/192\.0\.2\.10:(\d+) 192\.0\.2\.100:7000/.exec(client)?.[1] ?? 0);
+            // The client's connections still opening: what each node's programs hold of their handshakes.
+            const opening = (await c.sh(`ss -tnH state syn-sent dst ${VIP}`, { allowFail: true })).stdout
+              .split('\n')
+              .map((l) => Number(/:(\d+)\s+\S+:\d+\s*$/.exec(l.trim())?.[1] ?? NaN))
+              .filter((n) => Number.isInteger(n));
             errors.push(
               `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (10 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
                 `\n    client's neighbour ${neigh}; primary ${await synState('primary')}; secondary ${await synState('secondary')}` +
-                `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}${logLinesOf(port)}`,
+                `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}` +
+                `\n    programs: primary ${await bpfView(rig, 'primary', opening)} | secondary ${await bpfView(rig, 'secondary', opening)}${logLinesOf(port)}`,
             );
           })();
         }, 10_000);
