@@ -478,8 +478,10 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
       // the queue, where the bridge takes it again.
       if (bpf_map_update_elem(merge_fd_, &k, &v, BPF_EXIST | BPF_F_LOCK) != 0) return Napi::Boolean::New(env, false);
       struct merge_ctl c;
-      // (Should the program not run — a bug — the hint by system call: the entry is written already.)
-      if (!RunCtl(MERGE_OP_HINT, k, &c)) bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY);
+      // (Should the program not run — a bug — or find no hint to write, the hint by system call:
+      // the entry is written already, and without a hint the match would send every segment of P's
+      // to the queue.)
+      if (!RunCtl(MERGE_OP_HINT, k, &c) || !c.found) bpf_map_update_elem(hint_fd_, &k, &h, BPF_ANY);
       return Napi::Boolean::New(env, true);
     }
     // The hint first: a P segment that finds the state finds its hint too.

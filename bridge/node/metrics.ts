@@ -640,7 +640,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_takes_total',
-    'Connections the bridge took from the kernel merge (tcpfo_kernel_handovers_total{reason="bridge"}), by what brought each: by (p, s or client: whose segment reached the bridge’s queue; alone: the secondary failed) and segment (rst, fin, data, ack)',
+    'Connections the bridge took from the kernel merge (tcpfo_kernel_handovers_total{reason="bridge"}), by what brought each: by (p, s or client: whose segment reached the bridge’s queue; alone: the secondary failed) and segment (rst, fin, data, ack; none for alone)',
     ['by', 'segment'],
     (c) => {
       for (const [key, n] of Object.entries(get().kernelTakes ?? {})) {
