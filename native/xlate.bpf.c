@@ -247,23 +247,24 @@ static __always_inline __u32 now_ms(void) { return (__u32)(bpf_ktime_get_ns() / 
 
 // --- the merge (bpf/merge.h) --------------------------------------------------
 
+// The size of a packet's segments: gso_size each but the last (GSO), else its whole payload.
+static __always_inline __u32 seg_size(__u32 payload, __u32 gso_size) { return gso_size && gso_size < payload ? gso_size : payload; }
+
 /*
- * The segments a packet of `payload` bytes leaves as (GSO: gso_size each
- * but the last), 0 for none, or MERGE_SEG_CHUNKS + 1 where the kernel does
- * not merge it: more segments, or larger, than it keeps.
+ * The segments a packet of `payload` bytes leaves as, 0 for none, or
+ * MERGE_SEG_CHUNKS + 1 where the kernel does not merge it: more segments,
+ * or larger, than it keeps.
  */
 #define CHUNKS_TOO_MANY (MERGE_SEG_CHUNKS + 1)
 static __always_inline __u32 seg_chunks(__u32 payload, __u32 gso_size) {
   if (!payload) return 0;
-  if (!gso_size || gso_size >= payload) return payload <= MERGE_MAX_PAYLOAD ? 1 : CHUNKS_TOO_MANY;
-  if (gso_size > MERGE_MAX_PAYLOAD || payload > MERGE_SEG_CHUNKS * gso_size) return CHUNKS_TOO_MANY;
-  return (payload + gso_size - 1) / gso_size;
+  __u32 size = seg_size(payload, gso_size);
+  if (size > MERGE_MAX_PAYLOAD || payload > MERGE_SEG_CHUNKS * size) return CHUNKS_TOO_MANY;
+  return (payload + size - 1) / size;
 }
 
 // A packet whose segments are larger than the kernel merges (a jumbo-frame LAN's MSS).
-static __always_inline int seg_large(__u32 payload, __u32 gso_size) {
-  return (gso_size && gso_size < payload ? gso_size : payload) > MERGE_MAX_PAYLOAD;
-}
+static __always_inline int seg_large(__u32 payload, __u32 gso_size) { return seg_size(payload, gso_size) > MERGE_MAX_PAYLOAD; }
 
 /*
  * A segment the kernel merges: ACK, maybe PSH or FIN, no other flag; the
