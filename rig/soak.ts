@@ -5,6 +5,10 @@
  * or, after a takeover, with the roles swapped). Traffic never pauses.
  * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/failover/soak.ts (an hour) and test/rig/soak.test.ts (CI).
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { bpfView } from './bpf-view.js';
 import { killNode, logCount, restartNode, waitForLogCount } from './failover.js';
 import { distScript } from './dist.js';
@@ -23,6 +27,13 @@ export interface SoakOptions {
    * the secondary role (false).
    */
   alternate?: boolean;
+  /**
+   * Record every SYN, SYN-ACK and RST the client's link carries (tcpdump on
+   * its switch port, which the hub copies every node's frames to), so that a
+   * stalled transfer's report shows who answered its SYNs. For short runs:
+   * the record grows with the run.
+   */
+  captureHandshakes?: boolean;
 }
 
 export interface SoakInterval {
@@ -67,6 +78,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     let bridgeLogs: string | undefined;
     const c = rig.host('client');
     let seed = 1000;
+    const record = opts.captureHandshakes ? handshakeRecord(rig) : null;
 
     /** The bridges' log lines about the client port `port` (a failed transfer's story). */
     const logLinesOf = (port: number | undefined): string => {
@@ -146,11 +158,21 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
               .split('\n')
               .map((l) => Number(/:(\d+)\s+\S+:\d+\s*$/.exec(l.trim())?.[1] ?? NaN))
               .filter((n) => Number.isInteger(n));
+            const syns = { primary: await synState('primary'), secondary: await synState('secondary') };
+            // And the connections either node still has half-open.
+            const halfOpen = Object.values(syns).flatMap((t) =>
+              (/syn-recv ([\d ]*)/.exec(t)?.[1] ?? '').split(' ').filter(Boolean).map(Number),
+            );
+            const recorded = [...new Set([...opening, ...halfOpen])].slice(0, 30);
             errors.push(
               `${new Date().toISOString()} ${mode} ${bytes} seed ${seed - 1} slow (10 s): client ${client} | primary ${await ss('primary', `src ${VIP}`)} | secondary ${await ss('secondary', `src ${VIP}`)}` +
-                `\n    client's neighbour ${neigh}; primary ${await synState('primary')}; secondary ${await synState('secondary')}` +
+                `\n    client's neighbour ${neigh}; primary ${syns.primary}; secondary ${syns.secondary}` +
                 `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}` +
-                `\n    programs: primary ${await bpfView(rig, 'primary', opening)} | secondary ${await bpfView(rig, 'secondary', opening)}${logLinesOf(port)}`,
+                `\n    programs: primary ${await bpfView(rig, 'primary', opening)} | secondary ${await bpfView(rig, 'secondary', opening)}` +
+                (record
+                  ? `\n    handshakes on the client's link:\n      ${record.linesOf(recorded).join('\n      ')}`
+                  : '') +
+                logLinesOf(port),
             );
           })();
         }, 10_000);
@@ -266,8 +288,46 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     try {
       await Promise.all([transfers(), shorts(), failovers(), reports()]);
     } finally {
+      record?.close();
       await pair.stop();
     }
     return { intervals, errors, ...(bridgeLogs ? { bridgeLogs } : {}) };
   });
+}
+
+/**
+ * tcpdump on the client's switch port, in the background: every SYN,
+ * SYN-ACK and RST of the service port, with MAC addresses (who sent it),
+ * to a file removed at close().
+ */
+function handshakeRecord(rig: Rig): { linesOf(ports: readonly number[]): string[]; close(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tcpfo-soak-'));
+  const file = join(dir, 'handshakes.txt');
+  const out = openSync(file, 'w');
+  const proc = rig.track(
+    spawn(
+      'ip',
+      [
+        ...['netns', 'exec', rig.switchNs, 'tcpdump', '-i', rig.portOf('client'), '-nn', '-e', '-l', '-tt'],
+        `tcp port ${DEMO_PORT} and (tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)`,
+      ],
+      { stdio: ['ignore', out, 'ignore'], detached: true },
+    ),
+  );
+  return {
+    linesOf(ports) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        return ['(no record)'];
+      }
+      const lines = text.split('\n').filter((l) => ports.some((p) => l.includes(`.${p} `) || l.includes(`.${p}:`)));
+      return lines.slice(-120);
+    },
+    close() {
+      proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -12,9 +12,16 @@ describe('soak (short)', () => {
   it(
     'mixed traffic, a node killed every 20 s, each in turn, each rejoining (roles swapped after a takeover): every transfer byte-exact, memory flat',
     async () => {
-      const r = await soak({ durationMs: 70_000, failoverEveryMs: 20_000, reportEveryMs: 15_000 });
+      const r = await soak({
+        durationMs: 70_000,
+        failoverEveryMs: 20_000,
+        reportEveryMs: 15_000,
+        captureHandshakes: true,
+      });
       const last = r.intervals.at(-1)!;
       console.log(JSON.stringify(r.intervals));
+      // Each failure's report in full (a stall's can be long).
+      if (r.errors.length) console.log(r.errors.join('\n'));
       // On a failure, the bridges' warnings and errors tell the story.
       if (r.errors.length && r.bridgeLogs)
         console.log(
