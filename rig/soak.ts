@@ -79,6 +79,12 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     const c = rig.host('client');
     let seed = 1000;
     const record = opts.captureHandshakes ? handshakeRecord(rig) : null;
+    /** A failed connection's SYNs, SYN-ACKs and RSTs on the client's link, as the record has them. */
+    const recordOf = (ports: (number | undefined)[]): string => {
+      const known = ports.filter((p): p is number => !!p);
+      if (!record || !known.length) return '';
+      return `\n    handshakes on the client's link:\n      ${record.linesOf(known).join('\n      ')}`;
+    };
 
     /** The bridges' log lines about the client port `port` (a failed transfer's story). */
     const logLinesOf = (port: number | undefined): string => {
@@ -169,9 +175,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
                 `\n    client's neighbour ${neigh}; primary ${syns.primary}; secondary ${syns.secondary}` +
                 `\n    bridges: ${await bridgeStatus('primary')} | ${await bridgeStatus('secondary')}` +
                 `\n    programs: primary ${await bpfView(rig, 'primary', opening)} | secondary ${await bpfView(rig, 'secondary', opening)}` +
-                (record
-                  ? `\n    handshakes on the client's link:\n      ${record.linesOf(recorded).join('\n      ')}`
-                  : '') +
+                recordOf(recorded) +
                 logLinesOf(port),
             );
           })();
@@ -191,7 +195,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
                 ? `got ${r.bytes} bytes, first differing at ${r.firstDiff}`
                 : `reply ${JSON.stringify(r.reply)}`);
             errors.push(
-              `${new Date().toISOString()} ${mode} ${bytes} port ${r.localPort}: ${what}${logLinesOf(r.localPort)}`,
+              `${new Date().toISOString()} ${mode} ${bytes} port ${r.localPort}: ${what}${logLinesOf(r.localPort)}${recordOf([r.localPort])}`,
             );
           }
         } catch (e) {
@@ -219,7 +223,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           if (out.errors.length) {
             const port = Number(/port (\d+)/.exec(out.errors[0]!)?.[1] ?? 0);
             errors.push(
-              `${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}${logLinesOf(port)}`,
+              `${new Date().toISOString()} short connections: ${out.errors.slice(0, 3).join('; ')}${logLinesOf(port)}${recordOf([port])}`,
             );
           }
         }
