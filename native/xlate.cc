@@ -598,8 +598,6 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return 0;
   }
 
-  // mergeTake(client, service, cport, sport) -> snapshot | null: the bridge takes the connection
-  // (under its lock, through the control program); its state as the kernel left it.
   // Runs the merge control program (tcpfo_merge_ctl) with request `op` for `key`; its answer in `c`.
   // False if it could not run (errno says why).
   bool RunCtl(uint32_t op, const ConnKey& key, struct merge_ctl* c) {
@@ -627,6 +625,8 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     return true;
   }
 
+  // mergeTake(client, service, cport, sport) -> snapshot | null: the bridge takes the connection
+  // (under its lock, through the control program); its state as the kernel left it.
   Napi::Value MergeTake(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!obj_ || info.Length() < 4) return env.Null();

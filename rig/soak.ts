@@ -6,8 +6,7 @@
  * Every transfer is checked byte-exact; the bridges' memory is sampled. Shared by bench/failover/soak.ts (an hour) and test/rig/soak.test.ts (CI).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bpfView } from './bpf-view.js';
 import { killNode, logCount, restartNode, waitForLogCount } from './failover.js';
@@ -302,11 +301,10 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
 /**
  * tcpdump on the client's switch port, in the background: every SYN,
  * SYN-ACK and RST of the service port, with MAC addresses (who sent it),
- * to a file removed at close().
+ * to a file in the rig's directory (removed with the rig).
  */
 function handshakeRecord(rig: Rig): { linesOf(ports: readonly number[]): string[]; close(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'tcpfo-soak-'));
-  const file = join(dir, 'handshakes.txt');
+  const file = join(rig.tmpdir, 'handshakes.txt');
   const out = openSync(file, 'w');
   const proc = rig.track(
     spawn(
@@ -318,6 +316,7 @@ function handshakeRecord(rig: Rig): { linesOf(ports: readonly number[]): string[
       { stdio: ['ignore', out, 'ignore'], detached: true },
     ),
   );
+  closeSync(out); // the child has its own
   return {
     linesOf(ports) {
       let text = '';
@@ -331,7 +330,6 @@ function handshakeRecord(rig: Rig): { linesOf(ports: readonly number[]): string[
     },
     close() {
       proc.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
