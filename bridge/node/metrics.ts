@@ -105,6 +105,8 @@ export interface MetricsSnapshot {
     releaseRefused?: number;
     mergedP?: number;
     mergedS?: number;
+    /** Bytes the kernel merge released. */
+    mergedBytes?: number;
     mergeHeld?: number;
     mergeAckDropped?: number;
     handoverStolen?: number;

@@ -1,7 +1,8 @@
 /**
  * The primary bridge process: wires the merger to NFQUEUE, the raw socket,
- * the rules and the node state. Thin on purpose — every decision is the
- * merger's.
+ * the rules and the node state, and carries out its role's changes. Thin on
+ * purpose — every decision is the merger's; which segments the kernel
+ * handles and which cross the queues is the data path's (paths.ts).
  *
  * Queues:
  *   base     P's own output to clients (held until S matches it)     fail closed
@@ -18,8 +19,6 @@ import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
-import { AnswerOrder, ORDER_WAIT_MARK } from './order.js';
-import { clearLoneDsack } from './merge/dsack.js';
 import { NodeState } from '../io/node-state.js';
 import { QueueProgress } from './queue-progress.js';
 import {
@@ -28,7 +27,6 @@ import {
   PacketQueue,
   poisonInTests,
   queueStatus,
-  SKB_GSO,
   type PacketBatch,
 } from '../io/nfqueue.js';
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
@@ -42,11 +40,11 @@ import { probeOf } from '../node/liveness.js';
 import { PeerActivity } from '../detector/activity.js';
 import { NodeShell } from '../node/shell.js';
 import { divertedClient } from '../wire/divert.js';
-import { Merger, type InboundOffload, type MergerSink } from './merger.js';
-import type { ChecksumState, MergerConfig, OffloadKey } from './merge/types.js';
-import { InboundXlate, matchPinPath, orderPinPath } from '../io/xlate.js';
+import { Merger, type MergerSink } from './merger.js';
+import type { MergerConfig } from './merge/types.js';
+import type { InboundXlate } from '../io/xlate.js';
+import { KernelPath, QueuePath, type PathStats, type PrimaryDataPath } from './paths.js';
 import type { CongestionReset } from '../io/cc-reset.js';
-import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
@@ -71,18 +69,11 @@ import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
-import { serverSynAgain, synAgain } from './prompts.js';
 
 /** How long each of the three startup ARP probes waits for an answer, ms. */
 const STARTUP_PROBE_MS = 60;
 /** Beyond the secondary's detector decision: its split-brain probe (50 ms) and takeover. */
 const TAKEOVER_MARGIN_MS = 300;
-/**
- * P's SYN-ACKs held longer than this when the secondary fails are not
- * prompted: P's timer sent them again already (1 s, then 3 s), or their
- * request is gone.
- */
-const HELD_HANDSHAKE_MAX_AGE_MS = 3000;
 /** The secondary failed: connections turned primary-only per call, and the time one turn of the event loop spends on them. */
 const ALONE_SLICE = 50;
 const ALONE_STEP_MS = 20;
@@ -99,36 +90,12 @@ export class ServiceAddressInUse extends Error {
   }
 }
 
-export interface PrimaryStats {
+export interface PrimaryStats extends PathStats {
   spoofedDiverted: number;
-  verdictErrors: number;
   /** Packets dropped because the merger threw (a bug): the pair keeps running. */
   internalErrors: number;
-  /** Connections the kernel's translation map had no room for (the queue translates them). */
-  xlateMapFull: number;
-  /** Connections whose P segments were handed to the kernel's release (merge: kernel). */
-  releasedInKernel: number;
-  /** P's segments the kernel would release, set aside in the queue behind an earlier answer of their client (order.ts). */
-  orderWaited: number;
-  /** P's D-SACK ACKs given back to the kernel with the block cleared (merge/dsack.ts). */
-  dsackCleared: number;
-  /** P's segments that reached the queue and went back to the kernel's release (unmarked verdict). */
-  returnedToKernel: number;
-  /** Client slots whose order count was set to the kernel's (segments the queue never delivered). */
-  orderResyncs: number;
-  /** Handshakes whose SYN-ACK the kernel held for S's when S failed: P's TCP prompted to send it again. */
-  handshakesPrompted: number;
   /** Times the secondary's heartbeats fell silent while its segments still arrived: not declared failed then (detector/activity.ts). */
   silencesExcused: number;
-}
-
-/** P's segment set aside in the output queue until its turn (order.ts). */
-interface HeldOutput {
-  id: number;
-  pkt: Buffer;
-  gso: boolean;
-  csum: ChecksumState;
-  mark: number;
 }
 
 /** How often the input queue's counts are looked at, ms (watchInputQueue). */
@@ -171,45 +138,20 @@ export class PrimaryBridge {
   private excuseTimer: NodeJS.Timeout | undefined;
   /** The node's role, its changes decided by a pure state machine (node/role-machine.ts). */
   private readonly roles = new RoleMachine(DEFAULT_ROLE_MACHINE, 'primary');
-  /**
-   * The order of each client's answers across the two paths (order.ts),
-   * whenever the kernel releases any of P's segments (merge: kernel or
-   * release); the kernel's counts as last read (resync).
-   */
-  private order: AnswerOrder<HeldOutput> | undefined;
-  private orderQueuedLast: Uint32Array | null = null;
-  private orderFlushing = false;
-  /** Entries of the kernel translation's map: fixed when the program is loaded. */
-  private xlateCapacity = 0;
   private outQ!: PacketQueue;
   private inQ!: PacketQueue;
   private rules!: RuleSet;
   private injector!: Injector;
-  /** Sends without the bridge's mark, into P's output queue as P's TCP would (a held SYN sent again): opened when first needed. */
-  private unmarked: Injector | undefined;
   private arp!: FrameCapture;
   /** ARP answers for the VIP and the event-loop watchdog, on a native thread. */
   private presence: LanPresence | undefined;
   /** Metrics, status, the liveness guard, the fault socket (node-shell.ts). */
   private readonly shell: NodeShell;
-  /** The kernel's translation of client segments (io/xlate.ts), when inbound is not 'queue'. */
-  private xlate: InboundXlate | undefined;
-  /** Where client segments are translated: 'kernel' (the common ones; the rest by the queue) or 'queue'. */
-  inbound: 'kernel' | 'queue' = 'queue';
-  private inboundUnavailable: string | undefined;
   /**
-   * Where P's segments leave (config `merge`): 'kernel' (the tc programs
-   * merge the common case of replicated connections and release
-   * primary-only ones, behind a netfilter match that lets those segments
-   * skip the queue), 'release' (only primary-only ones there: `auto`), or
-   * 'queue' (all through the merger).
+   * Where the client's segments are translated and P's released (paths.ts):
+   * the queues alone, or the kernel's programs with the queues for the rest.
    */
-  merge: 'kernel' | 'release' | 'queue' = 'queue';
-  private mergeUnavailable: string | undefined;
-  /** The secondary's latest copy came by the kernel path (source the service address), not the pcap path. */
-  private sKernelPath = false;
-  /** The client's frames are being copied to the secondary (lan.mode: switch). */
-  private copying = false;
+  private readonly path: PrimaryDataPath;
   private timer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private stallTimerAt = Infinity;
@@ -238,6 +180,8 @@ export class PrimaryBridge {
   private constructor(
     readonly cfg: Config,
     readonly log: Logger,
+    /** Programs the secondary loaded at its start (a promotion attaches them): this bridge's from now on. */
+    preloaded: InboundXlate | undefined,
   ) {
     this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
@@ -250,7 +194,7 @@ export class PrimaryBridge {
     const sink: MergerSink = {
       accept: (id, packet) => {
         const q = queueOf(id);
-        if (!q.inbound) this.countVerdict(q.id);
+        if (!q.inbound) this.path.verdict(q.id);
         // What leaves the output queue carries the bridge's mark: the egress
         // program rewrites only P's segments that skipped the queue.
         const ok = q.inbound
@@ -261,50 +205,34 @@ export class PrimaryBridge {
             ? this.outQ.acceptModified(q.id, packet, BRIDGE_MARK)
             : this.outQ.accept(q.id, BRIDGE_MARK);
         if (!ok) this.stats.verdictErrors++;
-        if (!q.inbound) this.outputDecided(q.id);
+        if (!q.inbound) this.path.decided(q.id);
       },
       drop: (id) => {
         const q = queueOf(id);
-        if (!q.inbound) this.countVerdict(q.id);
+        if (!q.inbound) this.path.verdict(q.id);
         if (!(q.inbound ? this.inQ : this.outQ).drop(q.id)) this.stats.verdictErrors++;
-        if (!q.inbound) this.outputDecided(q.id);
+        if (!q.inbound) this.path.decided(q.id);
       },
       send: (packet) => {
         this.injector.send(packet);
       },
     };
-    // The kernel's translation of the client's segments, once attached (setup).
-    const offload: InboundOffload = {
-      add: (c, dseq, dts, ts, wscale) => {
-        if (this.xlate && !this.xlate.add(c, dseq, dts, ts, wscale)) this.stats.xlateMapFull++;
-      },
-      primaryOnly: (c, dseq, dts, ts, wsP, wsS) => {
-        if (this.merge === 'queue' || !this.xlate) return false;
-        if (this.xlate.primaryOnly(c, dseq, dts, ts, wsP, wsS)) {
-          this.stats.releasedInKernel++;
-          return true;
-        }
-        this.stats.xlateMapFull++;
-        return false;
-      },
-      primaryOnlyMany: (list) => {
-        if (this.merge === 'queue' || !this.xlate) return 0;
-        const n = this.xlate.primaryOnlyMany(list);
-        this.stats.releasedInKernel += n;
-        this.stats.xlateMapFull += list.length - n;
-        return n;
-      },
-      // The merge in the kernel: only while S's copies come by the kernel path
-      // (source the service address), which the programs see; on the pcap
-      // path they reach only the queue.
-      mergeStart: (c, init) =>
-        this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeStart(c, init),
-      mergeResume: (c, init) =>
-        this.merge === 'kernel' && this.sKernelPath && this.xlate !== undefined && this.xlate.mergeResume(c, init),
-      mergeTake: (c) => this.xlate?.mergeTake(c) ?? null,
-      remove: (c) => this.xlate?.remove(c),
-      seen: (c) => this.xlate?.seen(c) ?? null,
+    const x = {
+      cfg,
+      log,
+      vip: this.vip,
+      myMac: this.myMac,
+      state: this.state,
+      stats: this.stats,
+      merger: () => this.merger,
+      outQ: () => this.outQ,
+      injector: () => this.injector,
+      alone: () => this.alone,
+      stopped: () => this.stopped,
+      internalError: (e: unknown) => this.internalError(e),
     };
+    if (cfg.inbound === 'queue') preloaded?.close();
+    this.path = cfg.inbound === 'queue' ? new QueuePath(x) : new KernelPath(x, preloaded);
     this.merger = new Merger(
       {
         service: this.vip,
@@ -318,7 +246,7 @@ export class PrimaryBridge {
         this.log.warn({ client: `${ipv4ToString(c.client)}:${c.clientPort}`, port: c.servicePort }, what);
         this.reportDiverged();
       },
-      offload,
+      this.path.offload,
     );
   }
 
@@ -338,9 +266,8 @@ export class PrimaryBridge {
       onHandedOver?: () => void;
     } = {},
   ): Promise<PrimaryBridge> {
-    const b = new PrimaryBridge(cfg, log);
+    const b = new PrimaryBridge(cfg, log, opts.xlate);
     b.adoptExisting = opts.adoptExisting ?? false;
-    b.preloaded = opts.xlate;
     b.handedPeer = opts.peer;
     b.onRoleChange = opts.onRoleChange ?? (() => {});
     b.onHandedOver = opts.onHandedOver ?? (() => {});
@@ -478,18 +405,11 @@ export class PrimaryBridge {
    */
   reload(cfg: Config): void {
     Object.assign(this.merger.cfg, mergerLimits(cfg));
-    if (this.xlate && cfg.limits.max_connections > this.xlateCapacity) {
-      this.log.warn(
-        { maxConnections: cfg.limits.max_connections, kernelMap: this.xlateCapacity },
-        'SIGHUP: limits.max_connections is above the kernel translation’s map, sized at the start: connections beyond it are translated by the queue (slower) until a restart',
-      );
-    }
+    this.path.reload(cfg);
     this.shell.setQueueStallMs(cfg.liveness.queue_stall_ms);
   }
 
   private adoptExisting = false;
-  /** Programs the secondary loaded at its start (a promotion attaches them): this bridge's from now on. */
-  private preloaded: InboundXlate | undefined;
   /** The heartbeat link of the secondary bridge this one takes over from (roles swapped). */
   private handedPeer: PeerLink | undefined;
 
@@ -588,16 +508,16 @@ export class PrimaryBridge {
       this.merger.batchEnd(monotonicMs());
       this.armTimer();
     };
-    const onBatchStart = () => this.hearKernel();
+    const onBatchStart = () => this.path.hear();
     // A packet the handler threw on is dropped by the queue: a verdict too.
     const onOutputError = (e: unknown, b: PacketBatch, i: number) => {
-      if (i >= 0) this.outputDecided(b.id(i));
+      if (i >= 0) this.path.decided(b.id(i));
       this.internalError(e);
     };
     this.outQ = new PacketQueue(
       q,
       { gso: true, maxLen: 16384, rcvbuf: cfg.limits.queue_buffer_bytes, reuseBuffer: true },
-      { onPacket: (b, i) => this.onOutput(b, i), onBatchStart, onBatchEnd, onError: onOutputError },
+      { onPacket: (b, i) => this.path.output(b, i), onBatchStart, onBatchEnd, onError: onOutputError },
     );
     this.inQ = new PacketQueue(
       q + 1,
@@ -711,17 +631,9 @@ export class PrimaryBridge {
     this.openQueues(q);
     this.injector = new Injector(BRIDGE_MARK);
     const ports = cfg.service.ports;
-    await this.attachInbound();
-    const toQueue = this.queueRules(q, ports);
-    // The match counts what it sends to the queue from its first packet on: the verdicts are counted here from then.
-    if (this.merge !== 'queue' && this.xlate) {
-      this.order = new AnswerOrder();
-      // The kernel's side of the order holds a client's answers no longer than this side does.
-      if (!this.xlate.setOrderHold(this.order.maxWaitMs)) this.stats.verdictErrors++;
-    }
-    this.rules = await this.installRules(toQueue);
-    if (this.merge === 'queue') this.order = undefined;
-    await this.startCopies();
+    await this.path.attach();
+    this.rules = await this.installRules(this.queueRules(q, ports));
+    await this.path.startCopies();
     if (this.adoptExisting) {
       const n = await adopt();
       this.log.warn(
@@ -746,7 +658,7 @@ export class PrimaryBridge {
     this.timer = setInterval(() => {
       this.poll();
       if (++tick % 10) return;
-      this.resyncOrder();
+      this.path.everySecond();
       void this.refreshAdopted();
     }, 100);
     this.timer.unref();
@@ -764,12 +676,9 @@ export class PrimaryBridge {
         lan: cfg.lan.mode,
         backend: this.rules.backend,
         queues: [q, q + 1],
-        inbound: this.inbound,
-        merge: this.merge,
-        // The answers' order (order.ts): its counts written by stores into the mapped map, or system calls.
-        ...(this.order && this.xlate ? { orderCounts: this.xlate.orderMapped() ? 'mapped' : 'syscall' } : {}),
-        ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
-        ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
+        inbound: this.path.inbound,
+        merge: this.path.merge,
+        ...this.path.started(),
       },
       'primary bridge up: merging',
     );
@@ -780,297 +689,20 @@ export class PrimaryBridge {
   }
 
   /**
-   * The rules: `toQueue`, and before them (merge: auto or kernel) the match
-   * that lets P's segments the egress program releases (primary-only
-   * connections, and those merged in the kernel) past the output queue.
-   * xt_bpf is an iptables match: that backend then. With `auto`, a kernel or
-   * iptables without it leaves the queue releasing them.
+   * The rules: `toQueue`, and before them the path's match (paths.ts); where
+   * the match cannot be installed, the path says whether to go on without it.
    */
   private async installRules(toQueue: Rule[]): Promise<RuleSet> {
     const tag = `${this.cfg.instance}p`;
-    if (this.merge !== 'queue') {
-      const release: Rule = {
-        hook: 'output',
-        match: {
-          src: this.vip,
-          sports: this.cfg.service.ports,
-          oifNot: 'lo',
-          bpfPinned: matchPinPath(this.cfg.instance),
-        },
-        action: 'accept',
-        comment: 'tcpfo: P output the egress program releases (primary-only, or merged in the kernel)',
-      };
-      const waits: Rule = {
-        hook: 'output',
-        match: { ...release.match, bpfPinned: orderPinPath(this.cfg.instance) },
-        action: { orMark: ORDER_WAIT_MARK },
-        comment: 'tcpfo: P output the egress program would release, to the queue only to wait its turn (marked)',
-      };
+    const match = this.path.matchRules();
+    if (match) {
       try {
-        return await RuleSet.install(tag, [release, waits, ...toQueue], BRIDGE_MARK, 'iptables-nft');
+        return await RuleSet.install(tag, [...match.rules, ...toQueue], BRIDGE_MARK, match.backend);
       } catch (e) {
-        if (this.cfg.merge !== 'auto')
-          throw new Error(
-            `merge: ${this.cfg.merge}, but the netfilter match could not be installed: ${(e as Error).message}`,
-            { cause: e },
-          );
-        this.merge = 'queue';
-        this.mergeUnavailable = (e as Error).message;
-        this.log.warn(
-          { why: this.mergeUnavailable },
-          'the kernel release of primary-only connections is not available here: the queue does it',
-        );
+        this.path.matchRefused((e as Error).message);
       }
     }
     return RuleSet.install(tag, toQueue, BRIDGE_MARK);
-  }
-
-  /**
-   * The kernel translation of client segments (config `inbound`), behind the
-   * queue rules: until a connection is in its map, its segments go to the
-   * queue as before. With `auto`, a kernel that refuses the program leaves
-   * the queue doing it all.
-   */
-  private async attachInbound(): Promise<void> {
-    const want = this.cfg.inbound;
-    if (want === 'queue') return;
-    const dev = this.cfg.primary.interface;
-    try {
-      await this.state.addClsact(dev);
-      this.xlate = this.openXlate(dev);
-      this.xlate.setPeer(mac(this.cfg.secondary.mac));
-      this.xlateCapacity = this.cfg.limits.max_connections;
-      this.inbound = 'kernel';
-    } catch (e) {
-      if (want === 'kernel')
-        throw new Error(`inbound: kernel, but the translation program could not be attached: ${(e as Error).message}`, {
-          cause: e,
-        });
-      this.inboundUnavailable = (e as Error).message;
-      this.log.warn(
-        { why: this.inboundUnavailable },
-        'the kernel translation of client segments is not available here: the queue does it',
-      );
-    }
-  }
-
-  /**
-   * The programs, and (merge: kernel or auto) the netfilter match pinned for
-   * iptables; with `auto`, where pinning fails, the programs without it.
-   */
-  private openXlate(dev: string): InboundXlate {
-    const open = (pin?: string) => {
-      const pre = this.preloaded;
-      this.preloaded = undefined;
-      if (pre) return pre.attachTo(dev, this.vip, this.cfg.service.ports, pin);
-      return InboundXlate.open(dev, this.cfg.limits.max_connections, this.vip, this.cfg.service.ports, pin);
-    };
-    if (this.cfg.merge === 'queue') return open();
-    try {
-      const x = open(matchPinPath(this.cfg.instance));
-      this.merge = this.cfg.merge === 'release' ? 'release' : 'kernel';
-      return x;
-    } catch (e) {
-      if (this.cfg.merge !== 'auto')
-        throw new Error(
-          `merge: ${this.cfg.merge}, but the netfilter match could not be pinned: ${(e as Error).message}`,
-          { cause: e },
-        );
-      this.mergeUnavailable = (e as Error).message;
-      this.log.warn(
-        { why: this.mergeUnavailable },
-        'the kernel release of primary-only connections is not available here: the queue does it',
-      );
-      return open();
-    }
-  }
-
-  private copySpec(): CopySpec {
-    const cfg = this.cfg;
-    return {
-      tag: `${cfg.instance}p`,
-      lanInterface: cfg.primary.interface,
-      vip: this.vip,
-      ports: cfg.service.ports,
-      selfMac: cfg.primary.mac,
-      secondaryMac: cfg.secondary.mac,
-    };
-  }
-
-  /**
-   * lan.mode: switch — the secondary sees none of the client's frames to us:
-   * copy each one to it, in the kernel (the translation program where it
-   * runs, else an nft table). Stopped while the secondary is gone.
-   */
-  private async startCopies(): Promise<void> {
-    if (this.cfg.lan.mode !== 'switch') return;
-    if (this.xlate) this.xlate.duplicateTo(mac(this.cfg.secondary.mac), this.myMac);
-    else await installCopy(this.copySpec());
-    this.copying = true;
-  }
-
-  private async stopCopies(): Promise<void> {
-    if (!this.copying) return;
-    this.copying = false;
-    if (this.xlate) this.xlate.duplicateTo(null);
-    else await removeCopy(this.copySpec().tag);
-  }
-
-  /**
-   * P's own segment to a client: the merger holds it, or gives its verdict;
-   * or, of a connection whose segments the kernel releases, it waits for an
-   * earlier answer of its client in the queue (order.ts) or goes back to the kernel.
-   */
-  private onOutput(b: PacketBatch, i: number): void {
-    const id = b.id(i);
-    const pkt = b.packet(i);
-    const gso = (b.skbInfo(i) & SKB_GSO) !== 0;
-    const order = this.order;
-    // Marked: sent here only to wait its turn, not counted for its client's order (native/xlate.bpf.c).
-    const counted = (b.mark(i) & ORDER_WAIT_MARK) === 0;
-    const now = monotonicMs();
-    const ahead = order?.arrive(id, pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0, counted, now) ?? false;
-    // A counted one holds its client's answers in the queue at most the order's maxWaitMs (expireCounted).
-    if (order && counted) this.armOrderTimer();
-    if (order && ahead && this.kernelReleases(pkt)) {
-      order.defer(id, { id, pkt: Buffer.from(pkt), gso, csum: b.checksumState(i), mark: b.mark(i) }, now);
-      this.stats.orderWaited++;
-      this.armOrderTimer();
-      return;
-    }
-    this.output(id, pkt, gso, b.checksumState(i), b.mark(i));
-  }
-
-  /** P's segment whose turn it is: back to the kernel's release if that takes it, else to the merger. */
-  private output(id: number, pkt: Buffer, gso: boolean, csum: ChecksumState, mark: number): void {
-    const xlate = this.xlate && this.kernelReleases(pkt) ? this.xlate : undefined;
-    // Back to the kernel without the bridge's mark (the egress program releases or holds
-    // it), nor the order's: the packet leaves with the mark it came with.
-    const markOut = (mark & ~ORDER_WAIT_MARK) >>> 0;
-    if (xlate && this.kernelTakes(xlate, pkt)) {
-      this.countVerdict(id);
-      const ok = mark & ORDER_WAIT_MARK ? this.outQ.accept(id, markOut) : this.outQ.accept(id);
-      if (!ok) this.stats.verdictErrors++;
-      this.stats.returnedToKernel++;
-      this.outputDecided(id);
-      return;
-    }
-    // P's D-SACK: the kernel merges the ACK without its block (merge/dsack.ts), the connection stays there.
-    const cleared = xlate ? clearLoneDsack(pkt) : null;
-    if (xlate && cleared && this.kernelTakes(xlate, cleared)) {
-      this.countVerdict(id);
-      if (!this.outQ.acceptModified(id, cleared, markOut)) this.stats.verdictErrors++;
-      this.stats.dsackCleared++;
-      this.outputDecided(id);
-      return;
-    }
-    this.merger.fromPrimary(id, pkt, gso, monotonicMs(), csum);
-  }
-
-  /** Whether the kernel would release P's segment `pkt`; if it cannot be asked (a bug), no: the merger has it. */
-  private kernelTakes(xlate: InboundXlate, pkt: Buffer): boolean {
-    try {
-      return xlate.skipsQueue(pkt);
-    } catch (e) {
-      this.internalError(e);
-      return false;
-    }
-  }
-
-  /** Whether P's segment `pkt` belongs to a connection whose segments the kernel releases. */
-  private kernelReleases(pkt: Buffer): boolean {
-    const ihl = pkt.length >= 20 ? (pkt[0]! & 0x0f) * 4 : 0;
-    if (!ihl || pkt.length < ihl + 4) return false;
-    return (
-      this.merger.find(pkt.readUInt32BE(IP_DST), pkt.readUInt16BE(ihl + 2), pkt.readUInt16BE(ihl))?.releasedByKernel ??
-      false
-    );
-  }
-
-  /**
-   * Packet `id` of the output queue is about to get its verdict: counted for
-   * its client's order, and the kernel's copy of the counts written now (a
-   * store into the mapped map), before the verdict's system call. That call
-   * sends the segment on, and in the softirq work as it ends the client's
-   * answer comes back and P's TCP and server answer that (a server-opened
-   * data connection's SYN: the client's SYN-ACK, P's last ACK, the control
-   * connection's "150", the data and the FIN, all in one call): counts
-   * written after the call held each of those in the queue for its turn. An
-   * answer of the client produced between this store and the call (a few
-   * µs) may pass the segment — answers that far apart on two connections
-   * have no order Linux keeps either. Once per verdict (later calls are no-ops).
-   */
-  private countVerdict(id: number): void {
-    if (this.order?.verdict(id)) this.writeOrderDone();
-  }
-
-  /** Packet `id` of the output queue got its verdict: counted (if not before), and the segments whose turn came go on after the current work. */
-  private outputDecided(id: number): void {
-    if (!this.order) return;
-    this.countVerdict(id);
-    if (this.orderFlushing) return;
-    this.orderFlushing = true;
-    queueMicrotask(() => this.flushOrder());
-  }
-
-  private flushOrder(): void {
-    const order = this.order;
-    if (!order) return;
-    try {
-      order.expireCounted(monotonicMs());
-      for (let ready = order.ready(monotonicMs()); ready.length; ready = order.ready(monotonicMs())) {
-        for (const h of ready) {
-          try {
-            this.output(h.id, h.pkt, h.gso, h.csum, h.mark);
-          } catch (e) {
-            // As the queue does for a packet its handler threw on: dropped, counted.
-            this.outQ.drop(h.id);
-            this.outputDecided(h.id);
-            this.internalError(e);
-          }
-        }
-      }
-      this.writeOrderDone();
-    } finally {
-      this.orderFlushing = false;
-    }
-  }
-
-  /** The bridge's verdict counts into the kernel's order map, if they changed. */
-  private writeOrderDone(): void {
-    const order = this.order;
-    if (order?.takeDirty() && this.xlate && !this.xlate.setOrderDone(order.done)) this.stats.verdictErrors++;
-  }
-
-  /** A segment waits its turn at most the order's maxWaitMs: a timer for the longest-waiting one. */
-  private orderTimer: NodeJS.Timeout | undefined;
-  private armOrderTimer(): void {
-    const at = this.order?.nextDeadline() ?? null;
-    if (at === null || this.orderTimer || this.stopped) return;
-    this.orderTimer = setTimeout(
-      () => {
-        this.orderTimer = undefined;
-        this.flushOrder();
-        this.armOrderTimer();
-      },
-      Math.max(0, at - monotonicMs()),
-    );
-  }
-
-  /** Once a second: a client slot the queue never delivered some counted segments of is set free (order.ts resync). */
-  private resyncOrder(): void {
-    if (!this.order || !this.xlate) return;
-    const queued = this.xlate.orderQueued();
-    if (!queued) return;
-    const fixed = this.order.resync(queued, this.orderQueuedLast);
-    this.orderQueuedLast = queued;
-    if (!fixed.length) return;
-    this.stats.orderResyncs += fixed.length;
-    this.log.warn(
-      { slots: fixed.length },
-      'the output queue lost segments (it was full): the order count of their clients set to the kernel’s',
-    );
-    this.flushOrder();
   }
 
   /**
@@ -1083,74 +715,10 @@ export class PrimaryBridge {
     if (list.length && !this.alone) this.peer?.sendNotice(list);
   }
 
-  /**
-   * Whether the kernel merges handshakes (native/bpf/handshake.h): with the
-   * kernel merge, a live secondary, and its copies on its kernel path
-   * (source the service address: the kernel releases them as they are).
-   */
-  private updateKernelHandshakes(): void {
-    const on = this.merge === 'kernel' && this.sKernelPath && !this.alone && !this.stopped;
-    if (!this.xlate || on === this.handshakesInKernel) return;
-    try {
-      this.xlate.mergeHandshakes(on);
-      this.handshakesInKernel = on;
-      this.log.info(
-        { handshakes: on ? 'kernel' : 'queue' },
-        `handshakes are merged in the ${on ? 'kernel' : 'bridge'}`,
-      );
-    } catch (e) {
-      this.internalError(e);
-    }
-  }
-  private handshakesInKernel = false;
-
-  /**
-   * The secondary failed: P's SYN-ACKs the kernel held for S's go out now,
-   * not at P's retransmission timer — P's TCP, prompted with the client's
-   * SYN again (prompts.ts), sends each again, through the queue. P's held
-   * SYNs (connections the servers open) the bridge sends again itself,
-   * through the queue, where the merger, alone, takes each up.
-   */
-  private promptHeldHandshakes(): void {
-    if (!this.xlate) return;
-    try {
-      const held = this.xlate.heldHandshakes(HELD_HANDSHAKE_MAX_AGE_MS);
-      for (const h of held)
-        if (!h.syn) this.injector.send(synAgain(h, this.vip));
-        else (this.unmarked ??= new Injector(0)).send(serverSynAgain(h, this.vip));
-      this.stats.handshakesPrompted += held.length;
-      if (held.length)
-        this.log.info(
-          { handshakes: held.length, syns: held.filter((h) => h.syn).length },
-          'handshakes held for the secondary’s sent again at once: SYN-ACKs by P’s TCP, prompted; SYNs by the bridge',
-        );
-    } catch (e) {
-      this.internalError(e);
-    }
-  }
-
-  /**
-   * What the kernel told, into the merger, in order: the handshakes it
-   * merged, and the connections whose close passed there. Heard before each
-   * batch of either queue: the kernel tells of a handshake before the client
-   * has its SYN-ACK, so before any later segment of the connection can
-   * reach a queue.
-   */
-  private hearKernel(): void {
-    if (!this.xlate) return;
-    const events = this.xlate.kernelEvents();
-    if (!events.length) return;
-    const now = monotonicMs();
-    for (const e of events) {
-      if (e.kind === 'handshake') this.merger.kernelHandshake(e, now);
-      else this.merger.kernelEnded(e, now);
-    }
-  }
-
   private poll(): void {
     try {
       const now = monotonicMs();
-      this.hearKernel();
+      this.path.hear();
       this.watchInputQueue(now);
       this.merger.poll(now);
     } catch (e) {
@@ -1231,10 +799,7 @@ export class PrimaryBridge {
       return;
     }
     let client: number | null = null;
-    if (this.sKernelPath !== (src === this.vip)) {
-      this.sKernelPath = src === this.vip;
-      this.updateKernelHandshakes();
-    }
+    this.path.secondaryCopy(src === this.vip);
     if (src === this.vip) client = dst;
     else {
       const ip = Ipv4Packet.parse(pkt);
@@ -1309,7 +874,7 @@ export class PrimaryBridge {
 
   /** When the secondary's last segment reached this node, in the kernel or in the queue; null if none has. */
   private secondaryLastSegmentAt(now: number): number | null {
-    const silent = this.xlate?.secondarySilentMs() ?? null;
+    const silent = this.path.secondarySilentMs();
     const kernel = silent === null ? null : now - silent;
     if (kernel === null) return this.secondarySeenAt;
     return this.secondarySeenAt === null ? kernel : Math.max(kernel, this.secondarySeenAt);
@@ -1336,12 +901,14 @@ export class PrimaryBridge {
    * dropped here.
    */
   private rejoin(): void {
-    this.kernelAlone(false);
-    this.updateKernelHandshakes();
+    this.path.setAlone(false);
+    this.path.updateHandshakes();
     this.peer.role = 'primary';
-    void this.startCopies().catch((e: unknown) =>
-      this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'),
-    );
+    void this.path
+      .startCopies()
+      .catch((e: unknown) =>
+        this.log.error({ err: (e as Error).message }, 'could not copy the client’s frames to the secondary again'),
+      );
     this.merger.secondaryRejoined();
     this.rejoins++;
     this.onRoleChange('primary', 'the secondary rejoined');
@@ -1349,22 +916,6 @@ export class PrimaryBridge {
       { role: 'primary', primaryOnly: this.merger.phases().degraded },
       'secondary rejoined: new connections are replicated again',
     );
-  }
-
-  /**
-   * Tells the kernel whether the secondary failed (native/bpf/maps.h
-   * peer_cfg.alone); on failure, the connections whose stolen segments of
-   * P's it keeps, to turn first.
-   */
-  private kernelAlone(on: boolean): OffloadKey[] {
-    if (!this.xlate) return [];
-    try {
-      this.xlate.setAlone(on);
-      return on ? this.xlate.stashedConns() : [];
-    } catch (e) {
-      this.internalError(e);
-      return [];
-    }
   }
 
   /** Alone: each connection's TCP starts its congestion state anew (io/cc-reset.ts). */
@@ -1376,14 +927,16 @@ export class PrimaryBridge {
   /** The secondary is gone (§6): stop holding, stop merging, keep Δseq. */
   private goAlone(): void {
     // No more handshakes merged in the kernel; those it merged join the others.
-    this.updateKernelHandshakes();
-    this.hearKernel();
-    this.promptHeldHandshakes();
+    this.path.updateHandshakes();
+    this.path.hear();
+    this.path.promptHeld();
     this.failures++;
     this.peer.role = 'alone';
-    void this.stopCopies().catch((e: unknown) =>
-      this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'),
-    );
+    void this.path
+      .stopCopies()
+      .catch((e: unknown) =>
+        this.log.error({ err: (e as Error).message }, 'could not stop copying the client’s frames to the secondary'),
+      );
     const t0 = monotonicMs();
     const turns0 = { ...this.merger.stats.aloneTurns };
     // Every connection turns primary-only, ALONE_STEP_MS of work at a time,
@@ -1392,7 +945,7 @@ export class PrimaryBridge {
     // first, in batches (P's answers leave at once); those whose stolen
     // segments the kernel keeps are turned first; one whose segment of P's
     // reaches the queue before its step turns then (Merger.beginAlone).
-    this.merger.beginAlone(this.kernelAlone(true));
+    this.merger.beginAlone(this.path.setAlone(true));
     const step = () => {
       if (this.stopped) return;
       try {
@@ -1432,33 +985,11 @@ export class PrimaryBridge {
     setImmediate(step);
   }
 
-  /** The kernel translation's counters and the connections its map had no room for (undefined: the queue translates). */
-  private kernelInbound(counters = this.xlate?.stats): MetricsSnapshot['kernelInbound'] {
-    if (!this.xlate || !counters) return undefined;
-    const order = this.order
-      ? {
-          orderWaited: this.stats.orderWaited,
-          orderLate: this.order.expired,
-          orderHeldTooLong: this.order.heldTooLong,
-          returnedToKernel: this.stats.returnedToKernel,
-          dsackClearedP: this.stats.dsackCleared,
-          orderResyncs: this.stats.orderResyncs,
-        }
-      : {};
-    return {
-      ...counters,
-      mapFull: this.stats.xlateMapFull,
-      stashedTaken: this.merger.stats.stashedTaken,
-      handshakesPrompted: this.stats.handshakesPrompted,
-      ...order,
-    };
-  }
-
   metricsSnapshot(): MetricsSnapshot {
     const m = this.merger.stats;
     const q = this.merger.queued();
     const det = this.peer?.detector;
-    const counters = this.xlate?.stats; // the programs' counters, read once
+    const k = this.path.metrics(); // the programs' counters, read once
     return {
       role: this.alone ? 'alone' : 'primary',
       datapath: 'merge',
@@ -1475,8 +1006,8 @@ export class PrimaryBridge {
       divertedBytes: m.divertedBytes,
       merge: {
         // The bridge's releases and the kernel merge's.
-        mergedSegments: m.releasedSegments + (counters ? counters.mergedP + counters.mergedS : 0),
-        mergedBytes: m.releasedBytes + (counters?.mergedBytes ?? 0),
+        mergedSegments: m.releasedSegments + (k?.mergedP ?? 0) + (k?.mergedS ?? 0),
+        mergedBytes: m.releasedBytes + (k?.mergedBytes ?? 0),
         queuedBytes: this.merger.buffered.stored,
         heldBytes: this.merger.buffered.held,
         heldSegments: q.heldSegments,
@@ -1502,8 +1033,8 @@ export class PrimaryBridge {
       nfqueue: { out: queueStatus(this.outQ), in: queueStatus(this.inQ) },
       pcapFrames: this.arp?.stats.frames ?? 0,
       pcapDropped: this.arp?.stats.dropped ?? 0,
-      kernelInbound: this.kernelInbound(counters),
-      mergeMode: this.merge,
+      kernelInbound: k,
+      mergeMode: this.path.merge,
       kernelMerged: m.kernelMerged,
       kernelHandovers: { ...m.kernelHandovers },
       kernelTakes: { ...m.kernelTakes },
@@ -1518,12 +1049,12 @@ export class PrimaryBridge {
     return {
       role: this.alone ? ('alone' as const) : ('primary' as const),
       ...(stepOf(this.roles.state) ? { step: stepOf(this.roles.state) } : {}),
-      inbound: this.inbound,
-      ...(this.inboundUnavailable ? { inboundUnavailable: this.inboundUnavailable } : {}),
-      merge: this.merge,
-      ...(this.mergeUnavailable ? { mergeUnavailable: this.mergeUnavailable } : {}),
+      inbound: this.path.inbound,
+      ...(this.path.inboundUnavailable ? { inboundUnavailable: this.path.inboundUnavailable } : {}),
+      merge: this.path.merge,
+      ...(this.path.mergeUnavailable ? { mergeUnavailable: this.path.mergeUnavailable } : {}),
       /** Where new connections' handshakes are merged now: the kernel while merging with a live secondary on its kernel path. */
-      handshakes: this.handshakesInKernel ? ('kernel' as const) : ('bridge' as const),
+      handshakes: this.path.handshakes,
       peer: this.peer?.detector.peer,
       heartbeat: this.peer?.detector.stats,
       peerConfig: this.peer?.configCheck ?? null,
@@ -1536,9 +1067,9 @@ export class PrimaryBridge {
       switchover: switchRefusal(this.switchState()) ?? 'ready',
       merger: { ...this.merger.stats, copies: { ...this.merger.pool.stats, idleBytes: this.merger.pool.idleBytes } },
       queues: { out: this.outQ?.stats(), in: this.inQ?.stats() },
-      kernelInbound: this.kernelInbound(),
+      kernelInbound: this.path.metrics(),
       lanMode: this.cfg.lan.mode,
-      copyingToSecondary: this.copying,
+      copyingToSecondary: this.path.copying,
       arp: this.presence?.stats,
       heartbeatSocket: this.peer?.socketStats,
       injector: this.injector?.stats,
@@ -1568,26 +1099,13 @@ export class PrimaryBridge {
     if (this.noticeTimer) clearInterval(this.noticeTimer);
     clearTimeout(this.excuseTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
-    if (this.orderTimer) clearTimeout(this.orderTimer);
     this.peer?.close();
     this.shell.close();
     this.presence?.close();
     this.arp?.close();
-    // The kernel translation first (the queue takes those segments again), then
+    // The kernel's programs first (the queue takes those segments again), then
     // the rules: from here on the kernel drops (fail closed) rather than queues.
-    // The match that lets primary-only segments past the queue goes before
-    // the egress program that rewrites them (none may leave raw meanwhile).
-    if (this.merge !== 'queue')
-      await this.rules
-        ?.drop((r) => r.match.bpfPinned !== undefined)
-        .catch((e: unknown) =>
-          this.log.error({ err: (e as Error).message, step: 'the kernel release’s match' }, 'stop failed'),
-        );
-    // Segments still in the queues go to the merger from here on, not to closed programs.
-    const xlate = this.xlate;
-    this.xlate = undefined;
-    xlate?.close();
-    this.preloaded?.close(); // handed over by a promotion that stopped before it attached them
+    await this.path.beforeRulesDrop((which) => this.rules?.drop(which) ?? Promise.resolve());
     if (this.handedOver) {
       // A planned switchover: the other node's server carries on every
       // connection; this node's copies end. With the queues closed, the
@@ -1602,8 +1120,7 @@ export class PrimaryBridge {
     this.inQ?.close();
     await this.injector?.drain(1000);
     this.injector?.close();
-    await this.unmarked?.drain(1000);
-    this.unmarked?.close();
+    await this.path.close();
     await this.state.undoAll();
     this.log.info({ role: 'primary' }, 'primary bridge stopped; rules and addresses removed');
   }
