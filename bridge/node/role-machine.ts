@@ -29,6 +29,16 @@
  *
  * The primary's half:
  *
+ *   claiming ──left state or connections?──▶ silent while the secondary may
+ *      │      (a predecessor died less than    still be deciding to take over
+ *      │       a detector timeout ago)              │
+ *      ▼                                            ▼
+ *   three ARP probes for the VIP (RFC 5227) ◀───────┘
+ *      │ unanswered                 │ answered by another station
+ *      ▼                            ▼
+ *   primary (the VIP claimed)    refuse to start (split brain); the daemon
+ *                                makes the node a secondary if it was ours
+ *
  *   primary ──peer down──▶ its segments still arrive? ──yes──▶ excused: look again
  *      ▲  ▲                      │ no                          each heartbeat interval
  *      │  │                      ▼
@@ -53,11 +63,12 @@ import type { NodeRole } from './roles.js';
 
 /**
  * The machine's steps. The node roles (node/roles.ts) and the steps between
- * them: `promoting` between `active` and `primary`; `going-alone` before
+ * them: `claiming` (probing the VIP) before `primary`; `promoting` between `active` and `primary`; `going-alone` before
  * `alone`; `handing` (a switchover asked, the VIP not answered) before
  * `handed-over`, or back to `primary`.
  */
 export const ROLE_STATES = [
+  'claiming',
   'secondary',
   'active',
   'promoting',
@@ -71,6 +82,7 @@ export type RoleState = (typeof ROLE_STATES)[number];
 
 /** The steps that are not node roles themselves: what `tcpfo status` says of each, after the role. */
 export const STEP_WORDS: Record<Exclude<RoleState, NodeRole>, string> = {
+  claiming: 'probing the service address before serving it',
   promoting: 'taking the primary role',
   'going-alone': 'connections turning primary-only',
   handing: 'handing the service over',
@@ -87,12 +99,15 @@ export function nodeRoleOf(s: RoleState): NodeRole {
   if (s === 'secondary') return 'secondary';
   if (s === 'active' || s === 'promoting') return 'active';
   if (s === 'going-alone' || s === 'alone') return 'alone';
-  return 'primary';
+  return 'primary'; // claiming too: the node starts as the primary
 }
 
 export interface RoleMachineConfig {
   /** How long a probe waits for an ARP answer, ms. */
   probeWaitMs: number;
+  /** The primary's start: how many probes, and how long each waits for an answer, ms. */
+  claimProbes: number;
+  claimWaitMs: number;
   /** After an answer, the next probe (while the primary stays silent), ms. */
   reprobeMs: number;
   /** After a failed promotion, the next attempt at the earliest, ms. */
@@ -103,12 +118,20 @@ export interface RoleMachineConfig {
 
 export const DEFAULT_ROLE_MACHINE: RoleMachineConfig = {
   probeWaitMs: 50,
+  claimProbes: 3,
+  claimWaitMs: 60,
   reprobeMs: 200,
   promoteRetryMs: 10_000,
   claimLogEveryMs: 5000,
 };
 
 export type RoleAction =
+  /** The primary's start: stay silent (no heartbeats, no ARP), then call `timer()` after `waitMs`. */
+  | { do: 'stay-silent'; waitMs: number }
+  /** The primary's start: nobody else answers for the VIP; serve it. The machine is `primary` from here. */
+  | { do: 'claim' }
+  /** The primary's start: `claimer` (a MAC) answers for the VIP; refuse to start. */
+  | { do: 'refuse'; claimer: string }
   /** Send an ARP probe for the VIP, then call `timer()` after `waitMs`. */
   | { do: 'probe'; waitMs: number }
   /** The VIP answered: call `timer()` after `waitMs` (the next probe). `log`: warn that the primary is silent but alive. */
@@ -162,10 +185,16 @@ export class RoleMachine {
   private rejoinWaits = false;
   /** A secondary's machine whose node took the primary role: the primary bridge's own machine runs it. */
   private handedOn = false;
+  /** The primary's start: silent still; probes sent; who answered one (a MAC). */
+  private claimSilent = false;
+  private claimProbesSent = 0;
+  private claimer: string | null = null;
+  /** The primary's start refused (someone else answers): nothing more comes of this machine's start. */
+  private claimRefused = false;
 
   constructor(
     private readonly cfg: RoleMachineConfig = DEFAULT_ROLE_MACHINE,
-    start: 'secondary' | 'primary' = 'secondary',
+    start: 'secondary' | 'primary' | 'claiming' = 'secondary',
   ) {
     this.state = start;
   }
@@ -228,16 +257,64 @@ export class RoleMachine {
   }
 
   /**
-   * Someone else answered ARP for the VIP (noted only while we are the
-   * secondary). A claim in the same millisecond as a probe counts as its
-   * answer, whichever came first: the safe side (no takeover).
+   * Someone else (`by`, a MAC) answered ARP for the VIP: noted while we are
+   * the secondary, or while a starting primary probes. A claim in the same
+   * millisecond as a probe counts as its answer, whichever came first: the
+   * safe side (no takeover).
    */
-  vipClaimed(now: number): void {
+  vipClaimed(now: number, by = 'another station'): void {
     if (this.state === 'secondary') this.vipClaimedAt = now;
+    if (this.state === 'claiming' && !this.claimSilent && !this.stopped) this.claimer ??= by;
   }
 
-  /** The timer a 'probe' or 'wait' action asked for has fired. */
+  /**
+   * The primary's start (a machine made `claiming`): `leftovers` — a
+   * predecessor left state or connections here, killed or stopped less than
+   * a detector timeout ago, and the secondary may still be deciding to take
+   * over; it would not, once our heartbeats start, and its connections
+   * would hang. So stay silent first for `silentMs`, as long as the
+   * secondary may take to decide and take over; the probes then find it
+   * serving. A promoted secondary (roles swapped) has no predecessor to
+   * wait out.
+   */
+  startClaim(leftovers: boolean, silentMs: number, now: number): RoleAction[] {
+    if (this.state !== 'claiming' || this.stopped || this.claimRefused) return [];
+    this.claimProbesSent = 0;
+    this.claimer = null;
+    if (leftovers) {
+      this.claimSilent = true;
+      return [{ do: 'stay-silent', waitMs: silentMs }];
+    }
+    return this.claimProbe(now);
+  }
+
+  private claimProbe(now: number): RoleAction[] {
+    this.claimProbesSent++;
+    this.probeSentAt = now;
+    return [{ do: 'probe', waitMs: this.cfg.claimWaitMs }];
+  }
+
+  /** The primary's start: the silence ended, or a probe's wait did. */
+  private claimTimer(now: number): RoleAction[] {
+    if (this.stopped || this.claimRefused) return [];
+    if (this.claimSilent) {
+      this.claimSilent = false;
+      return this.claimProbe(now);
+    }
+    if (this.claimer !== null) {
+      this.probeSentAt = null;
+      this.claimRefused = true;
+      return [{ do: 'refuse', claimer: this.claimer }];
+    }
+    if (this.claimProbesSent < this.cfg.claimProbes) return this.claimProbe(now);
+    this.probeSentAt = null;
+    this.state = 'primary';
+    return [{ do: 'claim' }];
+  }
+
+  /** The timer a 'probe', 'wait' or 'stay-silent' action asked for has fired. */
   timer(now: number): RoleAction[] {
+    if (this.state === 'claiming') return this.claimTimer(now);
     if (this.probeSentAt === null) return [];
     if (this.state !== 'secondary' || !(this.peerDown || this.handover) || this.stopped) {
       // The primary came back (or we stopped): no takeover.

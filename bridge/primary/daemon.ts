@@ -70,8 +70,6 @@ import { switchRefusal, type SwitchState } from '../node/switchover.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
-/** How long each of the three startup ARP probes waits for an answer, ms. */
-const STARTUP_PROBE_MS = 60;
 /** Beyond the secondary's detector decision: its split-brain probe (50 ms) and takeover. */
 const TAKEOVER_MARGIN_MS = 300;
 /** The secondary failed: connections turned primary-only per call, and the time one turn of the event loop spends on them. */
@@ -137,7 +135,7 @@ export class PrimaryBridge {
   /** While a silence is excused: the next look. */
   private excuseTimer: NodeJS.Timeout | undefined;
   /** The node's role, its changes decided by a pure state machine (node/role-machine.ts). */
-  private readonly roles = new RoleMachine(DEFAULT_ROLE_MACHINE, 'primary');
+  private readonly roles = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
   private outQ!: PacketQueue;
   private inQ!: PacketQueue;
   private rules!: RuleSet;
@@ -165,8 +163,6 @@ export class PrimaryBridge {
   /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
   private ccReset: CongestionReset | null = null;
   private noticeTimer: NodeJS.Timeout | undefined;
-  /** Listening for another claimer of the VIP (startup), not answering. */
-  private probing = true;
   /** Times the secondary failed, and came back after a failure. */
   failures = 0;
   rejoins = 0;
@@ -414,64 +410,82 @@ export class PrimaryBridge {
   private handedPeer: PeerLink | undefined;
 
   /**
-   * A predecessor killed or stopped less than a detector timeout ago: the
-   * secondary has not declared it dead yet, and would not, once our
-   * heartbeats start. Its connections would then hang (our merger never
-   * knew them, and we abort their sockets below). Stay silent first, as
-   * long as the secondary may take to decide (three timeouts during a
-   * rejoin grace) and take over; the probe then finds it serving.
+   * Whether a predecessor left state or connections here (killed or stopped
+   * less than a detector timeout ago, maybe): the role machine then stays
+   * silent first (startClaim). Not after a promotion: this node served.
    */
-  private async waitOutPredecessor(): Promise<void> {
+  private async leftovers(): Promise<boolean> {
+    if (this.adoptExisting || this.handedPeer) return false;
     const cfg = this.cfg;
-    if (
-      !this.adoptExisting &&
-      !this.handedPeer &&
-      (existsSync(this.state.journal) ||
-        (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length)
-    ) {
-      const waitMs = GRACE_TIMEOUTS * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
-      this.log.warn(
-        { waitMs },
-        'a previous primary left state or connections here: silent while the secondary may still be deciding to take over',
-      );
-      await new Promise((r) => setTimeout(r, waitMs));
-    }
+    return (
+      existsSync(this.state.journal) ||
+      (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length > 0
+    );
   }
 
   /**
    * Is the service address already served (the secondary took it over
    * while this node was down)? Then starting would make two nodes answer
-   * for it. Ask the LAN (RFC 5227 probes) before touching anything: the MAC
-   * of whoever answers, or null. A killed predecessor's rules stay meanwhile:
-   * their queues have no reader, so what its servers' sockets still send is
-   * dropped, not leaked.
+   * for it. The role machine's start (node/role-machine.ts): silent while a
+   * predecessor's secondary may still take over, then RFC 5227 probes,
+   * before touching anything. Returns the MAC of whoever answered, or
+   * null. A killed predecessor's rules stay meanwhile: their queues have no
+   * reader, so what its servers' sockets still send is dropped, not leaked.
    */
-  private async probeServiceAddress(): Promise<string | null> {
+  private async claimServiceAddress(): Promise<string | null> {
     const cfg = this.cfg;
-    let claimer: string | null = null;
-    this.arp = new FrameCapture(
+    const silentMs = GRACE_TIMEOUTS * cfg.heartbeat.timeout_ms + 2 * cfg.heartbeat.interval_ms + TAKEOVER_MARGIN_MS;
+    let actions = this.roles.startClaim(await this.leftovers(), silentMs, monotonicMs());
+    for (;;) {
+      const a = actions[0];
+      if (!a) throw new Error('stopped while probing the service address');
+      switch (a.do) {
+        case 'stay-silent':
+          this.log.warn(
+            { waitMs: a.waitMs },
+            'a previous primary left state or connections here: silent while the secondary may still be deciding to take over',
+          );
+          await new Promise((r) => setTimeout(r, a.waitMs));
+          break;
+        case 'probe':
+          await this.sendProbe(a.waitMs);
+          break;
+        case 'claim':
+          return null;
+        case 'refuse':
+          return a.claimer;
+        default:
+          throw new Error(`the primary's start asked ${a.do}`);
+      }
+      actions = this.roles.timer(monotonicMs());
+    }
+  }
+
+  /**
+   * One ARP probe for the VIP that left (one the device's full queue refused
+   * is sent again, 10 ms later), then its wait, which ends only after the
+   * frames read by then are handled (afterReading): an answer that came
+   * while the loop was held is not missed. Answers go to the role machine.
+   */
+  private async sendProbe(waitMs: number): Promise<void> {
+    const cfg = this.cfg;
+    this.arp ??= new FrameCapture(
       cfg.primary.interface,
       `arp and arp host ${cfg.service.address}`,
       (f) => {
-        if (this.probing) claimer ??= vipClaimer(f, this.vip, cfg.primary.mac);
+        const by = vipClaimer(f, this.vip, cfg.primary.mac);
+        if (by) this.roles.vipClaimed(monotonicMs(), by);
       },
       1 << 20,
     );
-    // Three probes that left (one the device's full queue refused is sent again, 10 ms later).
-    // oxlint-disable-next-line no-unmodified-loop-condition -- the capture's callback sets claimer
-    for (let sent = 0, tries = 0; sent < 3 && !claimer; tries++) {
+    for (let tries = 0; !this.arp.send(arpProbeFrame(this.myMac, this.vip)); tries++) {
       if (tries >= 300)
         throw new Error(
           `could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`,
         );
-      const out = this.arp.send(arpProbeFrame(this.myMac, this.vip));
-      if (out) sent++;
-      // Each wait ends only after the frames read by then are handled (afterReading): an answer
-      // that came while the loop was held is not missed.
-      await new Promise<void>((r) => (out ? afterReading(STARTUP_PROBE_MS, this.arp, r) : setTimeout(r, 10)));
+      await new Promise((r) => setTimeout(r, 10));
     }
-    this.probing = false;
-    return claimer;
+    await new Promise<void>((r) => afterReading(waitMs, this.arp, r));
   }
 
   /**
@@ -600,8 +614,7 @@ export class PrimaryBridge {
 
   private async setup(): Promise<void> {
     const cfg = this.cfg;
-    await this.waitOutPredecessor();
-    const claimer = await this.probeServiceAddress();
+    const claimer = await this.claimServiceAddress();
     if (claimer) await this.refuseClaimed(claimer);
     // Ours: answered from a thread of its own from now on (io/presence.ts),
     // which also ends this process if its event loop gets stuck.

@@ -460,6 +460,137 @@ describe('the primary’s role machine', () => {
   });
 });
 
+describe('the primary’s start (claiming the service address)', () => {
+  const { claimProbes: PROBES, claimWaitMs: CWAIT } = DEFAULT_ROLE_MACHINE;
+  const SILENT = 3500;
+  /** Drives a start: the probes' waits pass; `claimAt` (probe index → MAC) answers during that probe's wait. */
+  function run(leftovers: boolean, claimAt: Map<number, string> = new Map()) {
+    const m = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
+    const seen: RoleAction[] = [];
+    let t = 1000;
+    let out = m.startClaim(leftovers, SILENT, t);
+    let probes = 0;
+    for (let guard = 0; out.length && guard < 20; guard++) {
+      seen.push(...out);
+      const a = out[0]!;
+      if (a.do === 'claim' || a.do === 'refuse') break;
+      if (a.do === 'probe') {
+        const by = claimAt.get(probes++);
+        if (by) m.vipClaimed(t + 5, by);
+      }
+      t += a.do === 'stay-silent' ? a.waitMs : (a as { waitMs: number }).waitMs;
+      out = m.timer(t);
+    }
+    return { m, kinds: kinds(seen), last: seen.at(-1) };
+  }
+
+  it('nobody answers three probes: the VIP is claimed, the machine is primary', () => {
+    const r = run(false);
+    expect(r.kinds).toEqual([...Array<string>(PROBES).fill('probe'), 'claim']);
+    expect(r.m.state).toBe('primary');
+    expect(r.m.probing).toBe(false);
+  });
+
+  it('a predecessor left state: silent first for as long as asked, then the probes', () => {
+    const r = run(true);
+    expect(r.kinds).toEqual(['stay-silent', ...Array<string>(PROBES).fill('probe'), 'claim']);
+    const m = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
+    expect(m.startClaim(true, SILENT, 0)).toEqual([{ do: 'stay-silent', waitMs: SILENT }]);
+    // An answer during the silence is no answer to a probe (none was sent).
+    m.vipClaimed(100, '02:00:00:00:00:09');
+    expect(m.timer(SILENT)).toEqual([{ do: 'probe', waitMs: CWAIT }]);
+  });
+
+  it('another station answers a probe: refuse, naming it, and send no more probes; never primary', () => {
+    for (let i = 0; i < PROBES; i++) {
+      const r = run(i % 2 === 0, new Map([[i, '02:00:00:00:00:0b']]));
+      expect(r.last).toEqual({ do: 'refuse', claimer: '02:00:00:00:00:0b' });
+      expect(r.kinds.filter((k) => k === 'probe')).toHaveLength(i + 1);
+      expect(r.m.state).toBe('claiming');
+    }
+  });
+
+  it('the first station to answer is the one named', () => {
+    const m = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
+    m.startClaim(false, SILENT, 0);
+    m.vipClaimed(10, '02:00:00:00:00:0a');
+    m.vipClaimed(20, '02:00:00:00:00:0b');
+    expect(m.timer(CWAIT)).toEqual([{ do: 'refuse', claimer: '02:00:00:00:00:0a' }]);
+  });
+
+  it('stopped while claiming: nothing more, no claim; a detector decision meanwhile starts nothing', () => {
+    const m = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
+    m.startClaim(false, SILENT, 0);
+    expect(m.decision('down', 'secondary', 10)).toEqual([]);
+    expect(m.peerGone()).toEqual([]);
+    expect(m.silence(0, false, 20)).toEqual([]);
+    expect(m.stop()).toEqual([]);
+    expect(m.timer(CWAIT)).toEqual([]);
+    expect(m.state).toBe('claiming');
+    expect(m.startClaim(false, SILENT, 100)).toEqual([]);
+  });
+
+  it('only a machine made claiming starts one: a secondary or a running primary does not', () => {
+    expect(new RoleMachine().startClaim(false, SILENT, 0)).toEqual([]);
+    expect(new RoleMachine(DEFAULT_ROLE_MACHINE, 'primary').startClaim(true, SILENT, 0)).toEqual([]);
+  });
+
+  it('random orders of answers, timers and stops: a claim only after every probe went unanswered, a refusal only after an answer to one', () => {
+    type Ev = { k: 'claim-arp' | 'timer' | 'stop'; dt: number };
+    const ev = fc.record({
+      k: fc.constantFrom('claim-arp', 'timer', 'timer', 'timer', 'stop'),
+      dt: fc.integer({ min: 0, max: 100 }),
+    }) as fc.Arbitrary<Ev>;
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(ev, { maxLength: 30 }), (leftovers, events) => {
+        const m = new RoleMachine(DEFAULT_ROLE_MACHINE, 'claiming');
+        let t = 0;
+        let silent = leftovers;
+        let probes = 0;
+        let answered = false;
+        let stopped = false;
+        let ended = false;
+        const take = (out: RoleAction[]) => {
+          for (const a of out) {
+            expect(ended).toBe(false);
+            expect(stopped).toBe(false);
+            if (a.do === 'stay-silent') expect(leftovers).toBe(true);
+            if (a.do === 'probe') {
+              silent = false;
+              probes++;
+            }
+            if (a.do === 'claim') {
+              expect(answered).toBe(false);
+              expect(probes).toBe(PROBES);
+              expect(m.state).toBe('primary');
+              ended = true;
+            }
+            if (a.do === 'refuse') {
+              expect(answered).toBe(true);
+              ended = true;
+            }
+          }
+        };
+        take(m.startClaim(leftovers, SILENT, t));
+        for (const e of events) {
+          t += e.dt;
+          if (e.k === 'claim-arp') {
+            m.vipClaimed(t, 'x');
+            if (!silent && probes > 0 && !stopped && !ended) answered = true;
+          } else if (e.k === 'timer') take(m.timer(t));
+          else {
+            take(m.stop());
+            stopped = true;
+          }
+        }
+        if (m.state === 'primary') expect(answered).toBe(false);
+        if (answered && !stopped) expect(m.state).toBe('claiming');
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe('the steps in `tcpfo status`', () => {
   it('a step that is a node role is not repeated; every other one has its words', () => {
     for (const s of ROLE_STATES) {
