@@ -42,7 +42,7 @@ function segment(seq: number, flags: number, payload: Buffer, syn = false): Buff
 export async function main(args: string[]): Promise<number> {
   const n = Number(args[0] ?? 200_000);
   if (!Number.isInteger(n) || n < 1) throw new UsageError('usage: merger-cost.js [N]');
-  const m = new Merger({ service: VIP }, { accept() {}, drop() {}, send() {} });
+  const m = new Merger({ service: VIP }, { accept() {}, drop() {}, send() {}, toSecondary() {} });
   m.fromPrimary(1, segment(ISN_P, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), true), false, 0, 'verified');
   m.fromSecondary(2, segment(ISN_S, TCP_SYN | TCP_ACK_FLAG, Buffer.alloc(0), true), CLIENT, 0, 'verified');
   const body = Buffer.alloc(100, 7);

@@ -73,7 +73,10 @@ export async function main(args: string[]): Promise<number> {
   const n = Number(args[0] ?? 100_000);
   if (!Number.isInteger(n) || n < 1) throw new UsageError('usage: merger-memory.js [N]');
   let accepted = 0;
-  const m = new Merger({ service: VIP, maxConnections: n + 1 }, { accept: () => accepted++, drop() {}, send() {} });
+  const m = new Merger(
+    { service: VIP, maxConnections: n + 1 },
+    { accept: () => accepted++, drop() {}, send() {}, toSecondary() {} },
+  );
   const req = Buffer.from('*1\r\n$4\r\nPING\r\n');
   const ans = Buffer.from('+PONG\r\n');
   const base = heapUsed();

@@ -57,6 +57,8 @@ export interface MergeFigures {
   evicted: Record<string, number>;
   /** Bytes not sent twice: cut from held segments whose prefix had gone out already. */
   prefixBytesTrimmed: number;
+  /** Half-open sockets of the secondary's that the pair would never merge, reset in its stack. */
+  halfOpenResets: number;
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
   retransmissions: Record<string, number>;
   /** Copies the merger made (P's segments held, S's bytes stored), by buffer: a recycled one, or a new one. */
@@ -456,6 +458,13 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Connections degraded because the replicas produced different bytes',
     [],
     (c) => merged(c, (m) => c.inc(m.divergences)),
+  );
+  readCounter(
+    reg,
+    'tcpfo_secondary_half_open_resets_total',
+    'Half-open sockets of the secondary that the pair would never merge (its SYN-ACK came while alone, for a primary-only or adopted connection, or matched no SYN-ACK of the primary), reset in its stack so that they do not answer a later connection on the same ports',
+    [],
+    (c) => merged(c, (m) => c.inc(m.halfOpenResets)),
   );
   readCounter(
     reg,

@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
+import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
 import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
 import { TcpSegment } from '../wire/tcp.js';
@@ -171,6 +172,7 @@ export class PrimaryBridge {
   private readonly peerAddr: number;
   private readonly peerMac: number;
   private readonly myMac: Buffer;
+  private readonly secondaryMac: Buffer;
   readonly state: NodeState;
 
   private constructor(
@@ -185,6 +187,7 @@ export class PrimaryBridge {
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
     this.myMac = mac(cfg.primary.mac);
+    this.secondaryMac = mac(cfg.secondary.mac);
     this.state = new NodeState(journalOf(cfg, 'p'));
     this.shell = new NodeShell(cfg, 'p', log, this);
     const sink: MergerSink = {
@@ -211,6 +214,10 @@ export class PrimaryBridge {
       },
       send: (packet) => {
         this.injector.send(packet);
+      },
+      // Into S's own stack: a frame to its MAC (a learning switch delivers it there too).
+      toSecondary: (packet) => {
+        this.arp?.send(emitEthernet(this.secondaryMac, this.myMac, ETHERTYPE_IPV4, packet));
       },
     };
     const x = {
@@ -1029,6 +1036,7 @@ export class PrimaryBridge {
         aloneTurns: { ...m.aloneTurns },
         evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
         prefixBytesTrimmed: m.prefixBytesTrimmed,
+        halfOpenResets: m.halfOpenResets,
         retransmissions: {
           primary: m.retransmissions,
           secondary: m.secondaryRetransmissions,

@@ -53,6 +53,7 @@ import {
 } from './merge/kernel.js';
 import { BufferPool } from './buffer-pool.js';
 import { STASH_TAG } from './queue-ids.js';
+import { halfOpenReset } from './prompts.js';
 import {
   abortBoth,
   checkStall,
@@ -92,6 +93,30 @@ export {
 
 /** Connections put primary-only in the kernel per system call when the secondary fails (a few ms each). */
 const KERNEL_BATCH = 4096;
+/**
+ * S's SYN-ACK that no SYN-ACK of P's joined for this long (from its first
+ * arrival) has no counterpart in P's TCP: its half-open socket is reset
+ * (expireEarlyS). Longer than P's own SYN-ACK can lag S's — held by the
+ * kernel for S's, it comes again at P's retransmission timer, 1 s.
+ */
+export const EARLY_SYNACK_MS = 2000;
+
+/** S's SYN(-ACK) that came before P's (keepEarlyS). */
+interface EarlyS {
+  pkt: Buffer;
+  /** When it first came (one sent again keeps this). */
+  first: number;
+  client: number;
+  clientPort: number;
+  servicePort: number;
+  /** The client's ISN + 1, as the SYN-ACK acknowledged it; null for a SYN (a connection the servers open). */
+  ack: number | null;
+}
+
+/** What names a SYN-ACK's handshake (the client's ISN + 1), or null for a SYN. */
+function synAckOf(seg: TcpSegment): { ack: number | null } {
+  return { ack: seg.flags & TCP_ACK_FLAG ? seg.ack : null };
+}
 
 export class Merger implements MergeCore {
   /** client address → (client port, service port) → connection */
@@ -117,7 +142,7 @@ export class Merger implements MergeCore {
    * SYN(-ACK) — proof that P's TCP saw the SYN — so segments forged with
    * the secondary's address never fill it.
    */
-  private readonly earlyS = new Map<string, { pkt: Buffer; at: number }>();
+  private readonly earlyS = new Map<string, EarlyS>();
   private nextExpiry = 0;
   /** The time of the event being handled (every entry point sets it). */
   private now = 0;
@@ -163,6 +188,7 @@ export class Merger implements MergeCore {
         if (copy) this.pool.give(copy);
       },
       send: (packet) => sink.send(packet),
+      toSecondary: (packet) => sink.toSecondary(packet),
     };
   }
 
@@ -738,6 +764,7 @@ export class Merger implements MergeCore {
     // RST only says S has no socket for it.)
     if (!c && !(flags & TCP_RST) && this.copiedByS(client, seg.dstPort, seg.srcPort)) {
       this.stats.drops['diverted-unknown']++;
+      if (flags & TCP_SYN) this.resetHalfOpenS(client, seg.dstPort, seg.srcPort, synAckOf(seg));
       return;
     }
     if (flags & TCP_SYN) {
@@ -748,10 +775,15 @@ export class Merger implements MergeCore {
       }
       if (!c || c.closedAt !== null) {
         // Before P's: kept aside until P's SYN(-ACK) shows the connection is real.
+        // Alone, P merges nothing new: S's half-open socket would only stand in
+        // the way of a later connection on the same ports.
         if (!this.alone) this.keepEarlyS(client, seg, pkt, now);
+        else this.resetHalfOpenS(client, seg.dstPort, seg.srcPort, synAckOf(seg));
         return;
       }
       if (c.phase === 'handshake') this.synFromS(c, seg, opts);
+      // Primary-only (begun alone, or S never answered its SYN): S's copy is never merged.
+      else if (c.phase === 'degraded') this.resetHalfOpenS(client, seg.dstPort, seg.srcPort, synAckOf(seg));
       return;
     }
     if (!c || c.phase === 'handshake') {
@@ -1106,10 +1138,14 @@ export class Merger implements MergeCore {
    * acknowledge the same ISN): one forged with the secondary's address for
    * a connection P answers would otherwise set a wrong Δseq. A mismatched
    * S half is forgotten (counted); the genuine one, or S's retransmission,
-   * completes the handshake.
+   * completes the handshake. S's socket that sent it — most often one left
+   * from an earlier connection on these ports, which would answer the
+   * client's new SYN with an ACK instead of a SYN-ACK — is reset: the
+   * client's SYN, sent again, then makes S's TCP answer afresh.
    */
   private sameSyn(c: Conn): boolean {
     if (!c.hasAckP || !c.hasAckS || c.ackP === c.ackS) return true;
+    this.resetHalfOpenS(c.client, c.clientPort, c.servicePort, { ack: c.ackS });
     c.synS = null;
     c.hasAckS = false;
     this.stats.drops['unmatched-syn']++;
@@ -1120,16 +1156,33 @@ export class Merger implements MergeCore {
     return `${client}:${connKey(clientPort, servicePort)}`;
   }
 
-  /** Keeps a copy of S's SYN(-ACK) that came before P's (bounded, oldest out first). */
+  /**
+   * Keeps a copy of S's SYN(-ACK) that came before P's (bounded, oldest out
+   * first). One sent again (the same ACK) keeps its place and its first
+   * arrival: the map stays in the order the handshakes were first heard.
+   */
   private keepEarlyS(client: number, seg: TcpSegment, pkt: Buffer, now: number): void {
     const key = Merger.earlyKey(client, seg.dstPort, seg.srcPort);
-    this.earlyS.delete(key); // a retransmission: the newest, at the back
+    const ack = seg.flags & TCP_ACK_FLAG ? seg.ack : null;
+    const had = this.earlyS.get(key);
+    if (had && had.ack === ack) {
+      had.pkt = Buffer.from(pkt);
+      return;
+    }
+    this.earlyS.delete(key); // another handshake on these ports: the newest, at the back
     while (this.earlyS.size >= this.cfg.maxPendingHandshakes) {
       const oldest = this.earlyS.keys().next().value!;
       this.earlyS.delete(oldest);
       this.stats.drops['unmatched-syn']++;
     }
-    this.earlyS.set(key, { pkt: Buffer.from(pkt), at: now });
+    this.earlyS.set(key, {
+      pkt: Buffer.from(pkt),
+      first: now,
+      client,
+      clientPort: seg.dstPort,
+      servicePort: seg.srcPort,
+      ack,
+    });
   }
 
   /** P's SYN(-ACK) created `c`: S's, if it came first, joins it. */
@@ -1146,13 +1199,39 @@ export class Merger implements MergeCore {
     this.synFromS(c, parsed.tcp, opts);
   }
 
-  /** Forgets S's early SYN(-ACK)s older than handshakeTimeoutMs (oldest first: the map is in arrival order). */
+  /**
+   * S's early SYN-ACKs that no SYN-ACK of P's joined within EARLY_SYNACK_MS
+   * of the first: P's TCP has no such connection (it ended before this
+   * bridge knew of it, began while P served alone, or P never got the SYN),
+   * so S's half-open socket is reset rather than left to answer a later
+   * connection on the same ports. S's early SYNs (connections the servers
+   * open) are only forgotten, after handshakeTimeoutMs: a RST would abort
+   * S's connect. Oldest first (the map is in first-arrival order).
+   */
   private expireEarlyS(now: number): void {
+    const timeout = this.cfg.handshakeTimeoutMs;
     for (const [key, e] of this.earlyS) {
-      if (now - e.at <= this.cfg.handshakeTimeoutMs) break;
+      const age = now - e.first;
+      if (age < Math.min(EARLY_SYNACK_MS, timeout)) break;
+      if (e.ack !== null) this.resetHalfOpenS(e.client, e.clientPort, e.servicePort, e);
+      else if (age <= timeout) continue;
       this.earlyS.delete(key);
       this.stats.drops['unmatched-syn']++;
     }
+  }
+
+  /**
+   * S's TCP holds a half-open socket (it sent the SYN-ACK acknowledging
+   * `s.ack`, the client's ISN + 1) that the pair will never merge: a RST at
+   * that number, from the client, into S's own stack drops it (prompts.ts).
+   * Left, it would answer a new connection on the same ports — a client
+   * reuses them soon — with an ACK for the old one instead of a SYN-ACK, and
+   * that connection would wait for a SYN-ACK of S's that never comes.
+   */
+  private resetHalfOpenS(client: number, clientPort: number, servicePort: number, s: { ack: number | null }): void {
+    if (s.ack === null) return;
+    this.stats.halfOpenResets++;
+    this.sink.toSecondary(halfOpenReset(client, clientPort, servicePort, s.ack, this.cfg.service));
   }
 
   /**

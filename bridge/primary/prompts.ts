@@ -13,7 +13,7 @@
  * (its ISN, options and window), through P's output queue as if P's TCP had
  * sent it: the merger, alone, takes up the connection and releases it.
  */
-import { buildIpv4Tcp, TCP_SYN } from '../wire/tcp.js';
+import { buildIpv4Tcp, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 
 /** syn_layout in native/bpf/maps.h. */
@@ -75,6 +75,37 @@ export function synAgain(h: HeldHandshake, vip: number): Buffer {
       window: 0xffff,
       urgent: 0,
       // No timestamp: one the request did not see would fail its PAWS check.
+      options: [],
+      payload: Buffer.alloc(0),
+    },
+  );
+}
+
+/**
+ * A RST from the client to the service address, at `seq` (the client's ISN
+ * + 1, as S's SYN-ACK acknowledged it): for the secondary's own stack,
+ * where it drops the half-open socket that sent that SYN-ACK — one the pair
+ * will never merge (merger.ts resetHalfOpenS). No ACK: a RST in a request
+ * socket's window needs none. One that finds another socket on those ports
+ * (a new connection, another ISN) is out of its window and drops nothing.
+ */
+export function halfOpenReset(
+  client: number,
+  clientPort: number,
+  servicePort: number,
+  seq: number,
+  vip: number,
+): Buffer {
+  return buildIpv4Tcp(
+    { src: client, dst: vip },
+    {
+      srcPort: clientPort,
+      dstPort: servicePort,
+      seq: seq >>> 0,
+      ack: 0,
+      flags: TCP_RST,
+      window: 0,
+      urgent: 0,
       options: [],
       payload: Buffer.alloc(0),
     },

@@ -10,6 +10,8 @@
  *     N RSTs (with ACK) from SRC:SPORT to DST:DPORT at random sequence numbers.
  *   node forge.js synacks DEV SRCMAC DSTMAC SRC SPORT DST N
  *     N SYN-ACKs from SRC:SPORT to DST at random ports, ISNs and ACKs.
+ *   node forge.js syn DEV SRCMAC DSTMAC SRC SPORT DST DPORT SEQ
+ *     One SYN from SRC:SPORT to DST:DPORT with ISN SEQ (to DSTMAC only: a SYN one node alone sees).
  *   node forge.js na DEV SRCMAC ADDR6
  *     The unsolicited neighbour advertisement of a node taking ADDR6 (override set).
  *   node forge.js dad DEV SRCMAC ADDR6
@@ -24,7 +26,7 @@ import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/
 const [mode, dev, srcMac, dstMac, ...a] = process.argv.slice(2);
 const rnd = (n: number) => Math.floor(Math.random() * n);
 const usage = () => {
-  console.error('usage: forge acks|rsts|synacks|na|dad DEV SRCMAC … (see the header of rig/helpers/forge.ts)');
+  console.error('usage: forge acks|rsts|synacks|syn|na|dad DEV SRCMAC … (see the header of rig/helpers/forge.ts)');
   process.exit(2);
 };
 if (!dev || !srcMac || !dstMac) usage();
@@ -86,6 +88,9 @@ if (mode === 'acks' && a.length === 7) {
       ack: rnd(2 ** 32),
       flags: TCP_SYN | TCP_ACK_FLAG,
     });
+} else if (mode === 'syn' && a.length === 5) {
+  const [src, sport, dst, dport, seq] = a as [string, string, string, string, string];
+  segs.push({ src, sport: Number(sport), dst, dport: Number(dport), seq: Number(seq) >>> 0, ack: 0, flags: TCP_SYN });
 } else usage();
 
 const sender = openFrameSender(dev!);

@@ -190,7 +190,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   const verdict = (id: number) => {
     if (!open.delete(id)) res.badVerdicts++;
   };
-  const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {} };
+  const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {}, toSecondary: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
   const merger = new Merger({ service: VIP, poisonPooled: true, ...limits }, sink);
   const diverter = new Diverter({

@@ -62,6 +62,11 @@ export class RecordingSink implements MergerSink {
     this.sent.push(packet);
     this.toClient.push(decode(-1, packet));
   }
+  /** Packets into the secondary's own stack (resets of its half-open sockets), in order. */
+  toS: Buffer[] = [];
+  toSecondary(packet: Buffer): void {
+    this.toS.push(Buffer.from(packet));
+  }
   /** Verdict for `id`, or undefined while held. */
   fate(id: number): 'accept' | 'drop' | undefined {
     if (this.accepted.some((a) => a.id === id)) return 'accept';

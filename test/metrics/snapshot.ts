@@ -20,6 +20,7 @@ export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
     secondarySilent: 0,
     aloneTurns: { steps: 0, asNeeded: 0, inKernelAtOnce: 0 },
     prefixBytesTrimmed: 2896,
+    halfOpenResets: 3,
     mergedBytes: 123456,
     queuedBytes: 4096,
     heldBytes: 4096,

@@ -90,6 +90,11 @@ export interface MergerSink {
   drop(id: number): void;
   /** Send a new packet (to the client) through the raw socket. */
   send(packet: Buffer): void;
+  /**
+   * Send a packet (an IPv4 packet, from the client to the service address)
+   * into the secondary's own stack: a frame to its MAC on the LAN.
+   */
+  toSecondary(packet: Buffer): void;
 }
 
 export interface MergerConfig {
@@ -239,6 +244,12 @@ export interface MergerStats {
   kernelReturns: number;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
+  /**
+   * Half-open sockets of the secondary's that the pair will never merge
+   * (their SYN-ACK came while alone, for a primary-only or adopted
+   * connection, or no SYN-ACK of P's joined it): reset in S's stack.
+   */
+  halfOpenResets: number;
   drops: Record<DropReason, number>;
 }
 
@@ -262,6 +273,7 @@ export function newStats(): MergerStats {
     kernelTakes: {},
     kernelReturns: 0,
     stashedTaken: 0,
+    halfOpenResets: 0,
     handshakes: 0,
     expired: 0,
     evictedClosed: 0,
