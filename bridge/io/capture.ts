@@ -44,6 +44,10 @@ export class FrameCapture {
   private readonly cap: InstanceType<typeof Cap> = new Cap();
   private readonly shared: Buffer;
   private open = true;
+  /** Whether it still captures and sends (not closed). */
+  get isOpen(): boolean {
+    return this.open;
+  }
   /** Frames copied out of the ring, waiting for onFrame. */
   private backlog: Buffer[] = [];
   private head = 0;

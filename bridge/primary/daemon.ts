@@ -216,8 +216,9 @@ export class PrimaryBridge {
         this.injector.send(packet);
       },
       // Into S's own stack: a frame to its MAC (a learning switch delivers it there too).
+      // Not once the bridge stops (the capture closed): S's socket then times out on its own.
       toSecondary: (packet) => {
-        this.arp?.send(emitEthernet(this.secondaryMac, this.myMac, ETHERTYPE_IPV4, packet));
+        if (this.arp?.isOpen) this.arp.send(emitEthernet(this.secondaryMac, this.myMac, ETHERTYPE_IPV4, packet));
       },
     };
     const x = {
