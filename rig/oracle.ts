@@ -9,7 +9,7 @@ import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
 import { ipv4 } from '../net/addr.js';
 import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../bridge/wire/seq.js';
-import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
+import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_FLAGS, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
 export interface ConnReport {
@@ -86,14 +86,20 @@ function* serviceSegments(
 ): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
   // What the client's NIC takes: frames to its own MAC. On a hub its capture
   // (promiscuous) also sees the secondary's output on its way to the primary
-  // (the kernel path sends it unchanged, to the primary's MAC): not the client's.
+  // (the kernel path sends it unchanged, to the primary's MAC), and the
+  // primary's RSTs into the secondary's stack (from the client's address, to
+  // the secondary's MAC: merger.ts resetHalfOpenS): not the client's. So the
+  // client's MAC is the source of a frame to the service that is not a RST.
   const clientMacs = new Set<string>();
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    // The destination address is all that is read here (a short snaplen keeps only the headers).
-    if (f.data.length >= eth.payloadOffset + IP_DST + 4 && f.data.readUInt32BE(eth.payloadOffset + IP_DST) === service)
-      clientMacs.add(eth.srcString);
+    // Headers only are read here (a short snaplen keeps only those).
+    const at = eth.payloadOffset;
+    if (f.data.length < at + IP_DST + 4 || f.data.readUInt32BE(at + IP_DST) !== service) continue;
+    const flagsAt = at + (f.data[at]! & 0x0f) * 4 + TCP_FLAGS;
+    if (f.data.length > flagsAt && f.data[flagsAt]! & TCP_RST) continue;
+    clientMacs.add(eth.srcString);
   }
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);

@@ -151,6 +151,37 @@ describe('transparency oracle', () => {
     );
     expect(r.problems.join()).toMatch(/outside the connection's sequence space/);
   });
+  it('a RST from the client’s address that the primary sends into the secondary’s stack (another MAC, to the secondary’s) is not the client’s; the client’s own RST is', () => {
+    const toSecondary = (): CapturedFrame => {
+      const ip = buildIpv4Tcp(
+        { src: ipv4('192.0.2.10'), dst: ipv4(VIP) },
+        {
+          srcPort: 40000,
+          dstPort: 7000,
+          seq: 1,
+          ack: 0,
+          flags: TCP_RST,
+          window: 0,
+          urgent: 0,
+          options: [],
+          payload: Buffer.alloc(0),
+        },
+      );
+      // From the primary's MAC (:02, the service's here) to the secondary's (:03); the client's is :01.
+      const data = emitEthernet(mac('02:00:00:00:00:03'), mac('02:00:00:00:00:02'), ETHERTYPE_IPV4, ip);
+      return { time: 0, data, originalLength: data.length };
+    };
+    const open = [
+      frame(1000, TCP_SYN | TCP_ACK_FLAG),
+      fromClient(1, 1001, TCP_ACK_FLAG),
+      frame(1001, TCP_ACK_FLAG, Buffer.from('abc')),
+    ];
+    expect(checkTransparency([...open, toSecondary()], VIP, 7000).problems).toEqual([]);
+    expect(checkTransparency([...open, toSecondary(), fromClient(1, 1004, TCP_RST)], VIP, 7000).problems).toEqual([
+      expect.stringMatching(/^RST from the client on client port 40000/),
+    ]);
+  });
+
   it('flags two different bytes at one offset, an RST and a bad checksum', () => {
     const r = checkTransparency(
       [
