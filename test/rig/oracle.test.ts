@@ -6,6 +6,7 @@ import { ipv4 } from '../../net/addr.js';
 import { buildIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import type { CapturedFrame } from '../../rig/capture.js';
 import { checkTransparency, framesAroundRst } from '../../rig/oracle.js';
+import { halfOpenReset } from '../../bridge/primary/prompts.js';
 
 const VIP = '192.0.2.100';
 const frame = (seq: number, flags: number, payload = Buffer.alloc(0), corrupt = false, ack = 1): CapturedFrame => {
@@ -153,20 +154,8 @@ describe('transparency oracle', () => {
   });
   it('a RST from the client’s address that the primary sends into the secondary’s stack (another MAC, to the secondary’s) is not the client’s; the client’s own RST is', () => {
     const toSecondary = (): CapturedFrame => {
-      const ip = buildIpv4Tcp(
-        { src: ipv4('192.0.2.10'), dst: ipv4(VIP) },
-        {
-          srcPort: 40000,
-          dstPort: 7000,
-          seq: 1,
-          ack: 0,
-          flags: TCP_RST,
-          window: 0,
-          urgent: 0,
-          options: [],
-          payload: Buffer.alloc(0),
-        },
-      );
+      // The frame the primary sends (bridge/primary/prompts.ts), from the client's address.
+      const ip = halfOpenReset(ipv4('192.0.2.10'), 40000, 7000, 1, ipv4(VIP));
       // From the primary's MAC (:02, the service's here) to the secondary's (:03); the client's is :01.
       const data = emitEthernet(mac('02:00:00:00:00:03'), mac('02:00:00:00:00:02'), ETHERTYPE_IPV4, ip);
       return { time: 0, data, originalLength: data.length };
