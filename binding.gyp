@@ -10,7 +10,7 @@
       "actions": [
         {
           "action_name": "xlate_bpf",
-          "inputs": ["native/xlate.bpf.c", "native/bpf/maps.h", "native/bpf/tcp.h", "native/bpf/merge.h", "native/bpf/handshake.h"],
+          "inputs": ["native/xlate.bpf.c", "native/bpf/maps.h", "native/bpf/tcp.h", "native/bpf/merge.h", "native/bpf/handshake.h", "native/bpf/digest.h"],
           "outputs": ["<(PRODUCT_DIR)/xlate.bpf.o"],
           "action": ["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/<!(uname -m)-linux-gnu", "-Inative", "-Wall", "-c", "native/xlate.bpf.c", "-o", "<(PRODUCT_DIR)/xlate.bpf.o"]
         },

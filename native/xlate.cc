@@ -27,6 +27,7 @@ extern "C" {
 #include <bpf/libbpf.h>
 }
 
+#include "bpf/digest.h"
 #include "bpf/maps.h"
 
 namespace {
@@ -81,6 +82,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
                                           InstanceMethod("close", &Xlate::Close),
                                           StaticMethod("detach", &Xlate::DetachStatic),
                                           StaticMethod("unpin", &Xlate::UnpinStatic),
+                                          StaticMethod("digest", &Xlate::DigestStatic),
                                       });
     exports.Set("Xlate", ctor);
   }
@@ -658,6 +660,11 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     Napi::Array ends = Napi::Array::New(env, s.npend);
     for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) ends.Set(i, Napi::Number::New(env, s.pend_end[(s.head + i) & (MERGE_PENDING - 1)]));
     o.Set("pending", ends);
+    // Their digests (bpf/digest.h), 8 bytes each in host order: what the bridge compares the
+    // other side's copies with where the bytes were dropped here (S's first arrivals).
+    std::vector<uint64_t> digests;
+    for (uint32_t i = 0; i < s.npend && i < MERGE_PENDING; i++) digests.push_back(s.pend_digest[(s.head + i) & (MERGE_PENDING - 1)]);
+    o.Set("digests", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(digests.data()), digests.size() * 8));
     o.Set("stashed", TakeStash(env, c.key, s));
     return o;
   }
@@ -881,6 +888,18 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     if (info.Length() < 1 || !info[0].IsString()) return Napi::Boolean::New(env, false);
     std::string path = info[0].As<Napi::String>();
     return Napi::Boolean::New(env, unlink(path.c_str()) == 0);
+  }
+
+  // Xlate.digest(buf) -> bigint: the digest the kernel merge compares a range's bytes by
+  // (bpf/digest.h), for the bridge to compare a copy with one whose bytes the kernel dropped.
+  static Napi::Value DigestStatic(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) {
+      Napi::TypeError::New(env, "digest(buffer)").ThrowAsJavaScriptException();
+      return env.Null();
+    }
+    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+    return Napi::BigInt::New(env, static_cast<uint64_t>(digest_of(b.Data(), static_cast<uint32_t>(b.Length()))));
   }
 
   unsigned ifindex_ = 0;

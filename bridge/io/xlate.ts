@@ -84,6 +84,8 @@ interface NativeXlate {
 
 interface NativeXlateClass {
   new (objectPath: string, ifname: string, maxEntries: number, pinPath?: string): NativeXlate;
+  /** The kernel merge's digest of a range's bytes (native/bpf/digest.h). */
+  digest(bytes: Buffer): bigint;
   detach(ifname: string): boolean;
   unpin(path: string): boolean;
 }
@@ -311,6 +313,11 @@ function unsignedInit(init: KernelMergeInit): KernelMergeInit {
 
 function native(): NativeXlateClass {
   return addon().Xlate;
+}
+
+/** The kernel merge's digest of a range's bytes (native/bpf/digest.h). */
+export function kernelDigest(bytes: Buffer): bigint {
+  return native().digest(bytes);
 }
 
 export class InboundXlate {

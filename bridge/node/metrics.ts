@@ -59,6 +59,8 @@ export interface MergeFigures {
   prefixBytesTrimmed: number;
   /** Half-open sockets of the secondary's that the pair would never merge, reset in its stack. */
   halfOpenResets: number;
+  /** Ranges of S's whose copies the kernel merge dropped, compared by their digests with P's bytes in the bridge; and of those, the ones that differed. */
+  kernelDigests: { compared: number; differed: number };
   /** Re-sends to clients outside the normal merge, by source: P's retransmissions, S's, prefixes of held segments. */
   retransmissions: Record<string, number>;
   /** Copies the merger made (P's segments held, S's bytes stored), by buffer: a recycled one, or a new one. */
@@ -465,6 +467,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     'Half-open sockets of the secondary that the pair would never merge (its SYN-ACK came while alone, for a primary-only or adopted connection, or matched no SYN-ACK of the primary), reset in its stack so that they do not answer a later connection on the same ports',
     [],
     (c) => merged(c, (m) => c.inc(m.halfOpenResets)),
+  );
+  readCounter(
+    reg,
+    'tcpfo_kernel_digest_comparisons_total',
+    'Ranges of the secondary’s output whose copies the kernel merge dropped (it came first) and whose connection then went to the bridge: compared there with the primary’s bytes by the kernel’s digest of them, by result (same, differed: a divergence)',
+    ['result'],
+    (c) =>
+      merged(c, (m) => {
+        c.inc({ result: 'same' }, m.kernelDigests.compared - m.kernelDigests.differed);
+        c.inc({ result: 'differed' }, m.kernelDigests.differed);
+      }),
   );
   readCounter(
     reg,

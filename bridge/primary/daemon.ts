@@ -1038,6 +1038,7 @@ export class PrimaryBridge {
         evicted: { closed: m.evictedClosed, 'half-open': m.evictedHalfOpen },
         prefixBytesTrimmed: m.prefixBytesTrimmed,
         halfOpenResets: m.halfOpenResets,
+        kernelDigests: { compared: m.digestsCompared, differed: m.digestMismatches },
         retransmissions: {
           primary: m.retransmissions,
           secondary: m.secondaryRetransmissions,

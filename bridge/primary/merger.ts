@@ -576,6 +576,8 @@ export class Merger implements MergeCore {
         if (!init || !this.offload.mergeResume(offloadKey(this, c), init)) continue;
         c.inKernel = true;
         this.stats.kernelReturns++;
+        // Nothing of S's waits: digests the kernel gave at the last take are spent.
+        c.sDigests = null;
         n++;
       }
     }

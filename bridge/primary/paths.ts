@@ -26,7 +26,7 @@ import { Injector } from '../io/inject.js';
 import { SKB_GSO, type PacketBatch, type PacketQueue } from '../io/nfqueue.js';
 import type { Rule } from '../io/rules.js';
 import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
-import { InboundXlate, matchPinPath, orderPinPath } from '../io/xlate.js';
+import { InboundXlate, kernelDigest, matchPinPath, orderPinPath } from '../io/xlate.js';
 import type { NodeState } from '../io/node-state.js';
 import type { MetricsSnapshot } from '../node/metrics.js';
 import type { Logger } from '../log.js';
@@ -291,6 +291,7 @@ export class KernelPath implements PrimaryDataPath {
       mergeTake: (c) => this.xlate?.mergeTake(c) ?? null,
       remove: (c) => this.xlate?.remove(c),
       seen: (c) => this.xlate?.seen(c) ?? null,
+      digest: kernelDigest,
     };
   }
 

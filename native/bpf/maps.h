@@ -74,6 +74,10 @@ enum out_flags {
 // initial window of 10 and the burst after it fit.
 #define MERGE_PENDING 64
 #define MERGE_SEG_CHUNKS 32  // the most segments one merged GSO packet leaves as
+// The largest segment merged here (of a GSO packet's: its gso_size), one of
+// an Ethernet MSS. A packet of more than MERGE_SEG_CHUNKS segments, or of
+// larger ones, goes to the queue with its connection.
+#define MERGE_MAX_PAYLOAD 2048
 // How long one side's ranges may wait for the other's copy before that side,
 // sending them again, takes the connection to the bridge: there the lagging
 // server's share is bounded (limits.max_buffered_bytes), and the waiting
@@ -321,7 +325,7 @@ struct dup_cfg {
 // would leave as, each at its range's index, or at STASH_HANDOVER and the
 // MERGE_SEG_CHUNKS - 1 indices after it.
 #define STASH_HANDOVER MERGE_PENDING
-#define STASH_MAX_PACKET 2176  // an IP header, TCP with options, MERGE_MAX_PAYLOAD (bpf/merge.h)
+#define STASH_MAX_PACKET 2176  // an IP header, TCP with options, MERGE_MAX_PAYLOAD
 #define STASH_MIN_PACKET 40    // an IP header and a TCP header without options
 #define STASH_ENTRIES 2048
 

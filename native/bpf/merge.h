@@ -25,13 +25,10 @@
 #ifndef TCPFO_BPF_MERGE_H
 #define TCPFO_BPF_MERGE_H
 
+#include "digest.h"
 #include "maps.h"
 #include "tcp.h"
 
-// The largest segment merged here (of a GSO packet's: its gso_size), one of
-// an Ethernet MSS. A packet of more than MERGE_SEG_CHUNKS segments, or of
-// larger ones, goes to the queue with its connection.
-#define MERGE_MAX_PAYLOAD 2048
 #define MERGE_MAX_WINDOW_FIELD 0xffff
 
 // What to do with the segment.
@@ -352,22 +349,6 @@ static __always_inline void merge_snapshot(const struct merge_val *m, struct mer
   s->released = m->released;
   s->bytes = m->bytes;
 }
-
-// A 64-bit digest of a payload, word by word in order (FNV-1a on 8-byte
-// words, each step's bits mixed down): the same bytes in another order give
-// another digest. Not cryptographic: two servers' replies are compared, not
-// an adversary's.
-#define DIGEST_SEED 0xcbf29ce484222325ULL
-#define DIGEST_PRIME 0x100000001b3ULL
-
-static __always_inline __u64 digest_step(__u64 h, __u64 w) {
-  h ^= w;
-  h *= DIGEST_PRIME;
-  return h ^ (h >> 29);
-}
-
-#define DIGEST_CHUNK 64  // bytes read per step
-#define DIGEST_FIN 0x46494e  // a FIN's range's digest: this word ("FIN") after the seed
 
 // The digest of `n` payload bytes at `off` (n ≤ MERGE_MAX_PAYLOAD); 0 if
 // unreadable. Whole chunks first (few steps: the verifier walks each), then

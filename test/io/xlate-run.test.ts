@@ -6,7 +6,7 @@
  * refuse. Random numbers, checked against the rewrite done here in JS.
  */
 import { describe, expect, it } from 'vitest';
-import { InboundXlate } from '../../bridge/io/xlate.js';
+import { InboundXlate, kernelDigest } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
 import type { KernelMergeInit } from '../../bridge/primary/merge/kernel.js';
@@ -538,6 +538,29 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.run('tcpfo_xlate', sCopy(R, 'xyz')).ret).toBe(TC_ACT_SHOT);
     expect(x.run('tcpfo_xlate', sCopy(R + 3, 'URG!', { flags: TCP_ACK_FLAG | TCP_URG })).ret).toBe(TC_ACT_OK);
     expect(x.mergeTake(key)).toMatchObject({ handover: 5, ahead: 2, pending: [R + 3] });
+  });
+
+  it('S’s copies it dropped are known to the bridge by their digests, the loader’s (bpf/digest.h) equal to the program’s at every length: words, the 64-byte steps, the last bytes', () => {
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 151 + n) & 0xff));
+    for (const n of [1, 5, 7, 8, 9, 63, 64, 65, 127, 1448, 2047, 2048]) {
+      start();
+      expect(x.run('tcpfo_xlate', sCopy(R, '', { payload: bytes(n) })).ret).toBe(TC_ACT_SHOT);
+      // A RST of S's hands the connection over with S's copy waiting.
+      expect(x.run('tcpfo_xlate', sCopy(R + n, '', { flags: TCP_ACK_FLAG | TCP_RST })).ret).toBe(TC_ACT_OK);
+      const snap = x.mergeTake(key)!;
+      expect(snap).toMatchObject({ ahead: 2, pending: [R + n] });
+      const kernel = new BigUint64Array(1);
+      Buffer.from(kernel.buffer).set(snap.digests!.subarray(0, 8));
+      expect(kernel[0], `${n} bytes`).toBe(kernelDigest(bytes(n)));
+      // One byte other, or two words swapped: another digest.
+      const other = bytes(n);
+      other[n - 1] = other[n - 1]! ^ 1;
+      expect(kernelDigest(other)).not.toBe(kernel[0]);
+      if (n >= 16) {
+        const swapped = Buffer.concat([bytes(n).subarray(8, 16), bytes(n).subarray(0, 8), bytes(n).subarray(16)]);
+        expect(kernelDigest(swapped)).not.toBe(kernel[0]);
+      }
+    }
   });
 
   it('keeps copies of P’s stolen segments for the bridge: the waiting ones and the one stolen at a handover, each taken once, none of an earlier connection on the same ports', () => {

@@ -21,6 +21,7 @@ export const snap = (over: Partial<MetricsSnapshot> = {}): MetricsSnapshot => ({
     aloneTurns: { steps: 0, asNeeded: 0, inKernelAtOnce: 0 },
     prefixBytesTrimmed: 2896,
     halfOpenResets: 3,
+    kernelDigests: { compared: 9, differed: 1 },
     mergedBytes: 123456,
     queuedBytes: 4096,
     heldBytes: 4096,

@@ -33,6 +33,18 @@ export interface Held {
   gso: boolean;
 }
 
+/**
+ * Ranges S produced whose copies the kernel's merge dropped (its first
+ * arrivals) and whose bytes the bridge therefore never had: their digests
+ * (native/bpf/digest.h), so that P's copies are still compared.
+ */
+export interface KernelDigests {
+  /** Where the first starts (S-space); each ends at `ends[i]`, the next starts there. */
+  from: number;
+  ends: number[];
+  digests: BigUint64Array;
+}
+
 /** What one side's SYN (or SYN-ACK) said. */
 export interface SynInfo {
   isn: number;
@@ -79,6 +91,8 @@ class ConnRare {
   waitingSince: number | null = null;
   /** Since when P's FIN is held because S's stream goes on past it, or null. */
   earlyEndAt: number | null = null;
+  /** S's copies the kernel dropped, by digest: what P's bytes are compared with (KernelDigests), or null. */
+  sDigests: KernelDigests | null = null;
 
   /** Every field at its default: the connection can let the object go. */
   idle(): boolean {
@@ -93,7 +107,8 @@ class ConnRare {
       this.stallAt === null &&
       this.heldSynAt === null &&
       this.waitingSince === null &&
-      this.earlyEndAt === null
+      this.earlyEndAt === null &&
+      this.sDigests === null
     );
   }
 }
@@ -191,6 +206,12 @@ export class Conn {
   }
   set earlyEndAt(v: number | null) {
     this.setRare('earlyEndAt', v, null);
+  }
+  get sDigests(): KernelDigests | null {
+    return this.rare ? this.rare.sDigests : null;
+  }
+  set sDigests(v: KernelDigests | null) {
+    this.setRare('sDigests', v, null);
   }
   phase: ConnPhase = 'handshake';
   /** The SYN of each side, until the handshake is merged (then packed: synOptsP, synOptsS, synWinP, synWinS). */

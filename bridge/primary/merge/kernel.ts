@@ -10,11 +10,10 @@
  * what the client was sent, each server's ACK and window, the timestamps,
  * and the ranges one side produced that wait for the other's copy (P's were
  * stolen and come again from P's TCP; S's were dropped, their bytes counted
- * as produced, as for a diverted segment lost on the LAN: compared in the
- * kernel only if P's copy had come there).
+ * as produced, and P's copies compared with their digests: digestsMatch).
  */
 import { seqAdd, seqGt, seqLt, seqSub } from '../../wire/seq.js';
-import type { Conn, SynInfo } from './conn.js';
+import type { Conn, KernelDigests, SynInfo } from './conn.js';
 import type { MergeCore } from './types.js';
 
 /** What the client was told and each server said, in the client's spaces. */
@@ -52,6 +51,8 @@ export interface KernelMergeState extends KernelAcks {
   ahead: number;
   /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
   pending: number[];
+  /** Their digests (native/bpf/digest.h), 8 bytes each in host order; absent from older loaders. */
+  digests?: Buffer;
   /**
    * Copies of P's segments the kernel stole and kept (bpf/maps.h `stash`):
    * its waiting first arrivals, and the one stolen as it let the
@@ -152,6 +153,54 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   return init;
 }
 
+/** The digests of S's ranges the kernel kept without their bytes, from its state; null if none. */
+function digestsOf(s: KernelMergeState): KernelDigests | null {
+  if (s.ahead !== AHEAD_S || !s.digests || s.pending.length === 0) return null;
+  // A FIN waiting at the end is a range of its own, of no bytes.
+  const n = s.flags & KERNEL_FIN_PENDING ? s.pending.length - 1 : s.pending.length;
+  if (n <= 0 || s.digests.length < n * 8) return null;
+  const digests = new BigUint64Array(n);
+  Buffer.from(digests.buffer).set(s.digests.subarray(0, n * 8));
+  return { from: s.relNxt, ends: s.pending.slice(0, n), digests };
+}
+
+/**
+ * Whether P's bytes `data` at `seq` (S-space) match the digests of S's
+ * ranges the kernel kept without their bytes, each range they cover whole;
+ * a range they cover in part is not compared (as the bytes of a diverted
+ * copy lost on the LAN are not). Ranges the client was sent are forgotten.
+ */
+export function digestsMatch(core: MergeCore, c: Conn, seq: number, data: Buffer): boolean {
+  const d = c.sDigests;
+  if (!d) return true;
+  if (!seqLt(c.relNxt, d.ends[d.ends.length - 1]!)) {
+    c.sDigests = null;
+    return true;
+  }
+  const digest = core.offload?.digest;
+  if (!digest) return true;
+  const end = seqAdd(seq, data.length);
+  let from = d.from;
+  for (let i = 0; i < d.ends.length; i++) {
+    const e = d.ends[i]!;
+    if (!seqLt(from, end)) break;
+    if (!seqLt(from, seq) && !seqGt(e, end)) {
+      core.stats.digestsCompared++;
+      if (digest(data.subarray(seqSub(from, seq), seqSub(e, seq))) !== d.digests[i]) {
+        core.stats.digestMismatches++;
+        return false;
+      }
+    }
+    from = e;
+  }
+  return true;
+}
+
+/** S's bytes [seq, seq + data.length) as the bridge knows them: its store's, and the kernel's digests where it dropped them. */
+export function sMatches(core: MergeCore, c: Conn, seq: number, data: Buffer): boolean {
+  return c.store.matches(seq, data) && digestsMatch(core, c, seq, data);
+}
+
 /** Takes the kernel's state of `c` into the record, at `now`. */
 export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): void {
   c.relNxt = s.relNxt;
@@ -184,6 +233,7 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
   c.store.advance(c.relNxt);
   const sEnd = s.ahead === AHEAD_S && s.pending.length ? s.pending[s.pending.length - 1]! : null;
   const sFin = sEnd !== null && (s.flags & KERNEL_FIN_PENDING) !== 0;
+  c.sDigests = digestsOf(s);
   c.sMax = sEnd === null ? c.relNxt : sFin ? seqSub(sEnd, 1) : sEnd;
   if (sFin) c.finS = seqSub(sEnd, 1);
   if (s.flags & KERNEL_FIN) {

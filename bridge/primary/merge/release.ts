@@ -20,6 +20,7 @@ import {
 import { mergedAck, mergedSack, mergedWindowBytes, refresh, windowField, type Side } from './ack.js';
 import { NO_HELD, type Conn } from './conn.js';
 import { rewriteSynOptions } from './handshake.js';
+import { sMatches } from './kernel.js';
 import { offloadKey, type MergeCore } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -97,7 +98,7 @@ export function releaseCovered(core: MergeCore, c: Conn, now: number, covered = 
     if (
       finMismatch &&
       (c.finS === null || seqGt(c.finS, dataEnd)) &&
-      c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))
+      sMatches(core, c, dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))
     ) {
       // P's stream ends here, S's goes on: held, in case P's server died
       // and the secondary is about to continue the connection (earlyEndGraceMs).
@@ -107,7 +108,7 @@ export function releaseCovered(core: MergeCore, c: Conn, now: number, covered = 
         break;
       }
     }
-    if (finMismatch || !c.store.matches(dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
+    if (finMismatch || !sMatches(core, c, dataStart, payload.subarray(0, seqSub(dataEnd, dataStart)))) {
       core.stats.divergences++;
       degrade(core, c, finMismatch ? 'FIN at different offsets' : 'different bytes at the same offset', true);
       return;
@@ -152,7 +153,7 @@ export function releasePrefix(core: MergeCore, c: Conn): void {
   const from = seqMax(h.start, c.relNxt);
   if (!seqLt(from, covered) || !seqLt(covered, h.end)) return;
   const payload = h.seg.payload;
-  if (!c.store.matches(h.start, payload.subarray(0, seqSub(covered, h.start)))) {
+  if (!sMatches(core, c, h.start, payload.subarray(0, seqSub(covered, h.start)))) {
     core.stats.divergences++;
     degrade(core, c, 'different bytes at the same offset', true);
     return;

@@ -77,6 +77,8 @@ export interface InboundOffload {
   mergeTake(c: OffloadKey): KernelMergeState | null;
   remove(c: OffloadKey): void;
   seen(c: OffloadKey): { packets: number; ageMs?: number; ackMax?: number; nxtMax?: number } | null;
+  /** The kernel merge's digest of a range's bytes (native/bpf/digest.h): what its dropped copies are known by. */
+  digest?(bytes: Buffer): bigint;
 }
 
 /** Where the merger's decisions go. The shell maps these onto NFQUEUE verdicts and the raw socket. */
@@ -242,6 +244,10 @@ export interface MergerStats {
   kernelTakes: Record<string, number>;
   /** Connections the bridge gave back to the kernel's merge, nothing waiting on either side (kernelResume). */
   kernelReturns: number;
+  /** Ranges of S's the kernel dropped (its first arrivals) that the bridge compared with P's bytes by their digests. */
+  digestsCompared: number;
+  /** Of those, the ones whose digest differed (a divergence, counted there too). */
+  digestMismatches: number;
   /** P's segments the kernel had stolen and kept, merged at once when the bridge took their connection. */
   stashedTaken: number;
   /**
@@ -272,6 +278,8 @@ export function newStats(): MergerStats {
     kernelHandovers: {},
     kernelTakes: {},
     kernelReturns: 0,
+    digestsCompared: 0,
+    digestMismatches: 0,
     stashedTaken: 0,
     halfOpenResets: 0,
     handshakes: 0,

@@ -5,6 +5,7 @@ import { TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../../bridge/wire/tc
 import { clientSeg, CLIENT, CPORT, Pair, SPORT, type RecordingSink } from '../../../rig/in-process/harness.js';
 import type { InboundOffload } from '../../../bridge/primary/merger.js';
 import type { KernelMergeInit, KernelMergeState } from '../../../bridge/primary/merge/kernel.js';
+import { kernelDigest } from '../../../bridge/io/xlate.js';
 import { B, established, ISN_P, ISN_S, refill } from './fixtures.js';
 
 describe('acknowledgements', () => {
@@ -224,6 +225,7 @@ describe('the kernel translating the client’s common segments (InboundOffload)
    * — serial maxima of its ACK and end — only inside the windows.
    */
   class FakeOffload implements InboundOffload {
+    digest?: (bytes: Buffer) => bigint;
     readonly entries = new Map<
       string,
       {
@@ -379,6 +381,50 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     pair.fromP(pair.p.dataAt(seqAdd(ISN_P, 1), B('answer'), cack));
     expect(pair.sink.stream(ISN_S).toString()).toBe('answer');
     expect(pair.sink.toClient.length - before).toBeLessThanOrEqual(1);
+  });
+
+  /** The kernel's state after it dropped S's copies `ranges` (S first) and let the connection go: their digests, not their bytes. */
+  const droppedS =
+    (ranges: string[]) =>
+    (init: KernelMergeInit): KernelMergeState => {
+      const pending: number[] = [];
+      let end = init.relNxt;
+      for (const r of ranges) pending.push((end = seqAdd(end, r.length)));
+      const digests = Buffer.from(new BigUint64Array(ranges.map((r) => kernelDigest(B(r)))).buffer);
+      return { ...init, flags: (1 << 2) | (1 << 3) | (1 << 4), handover: 2, ahead: 2, pending, digests, stashed: [] };
+    };
+
+  /** A connection the kernel merges, handed over with S's copies of `ranges` dropped there; P's `answer` reaches the bridge. */
+  function afterDroppedS(ranges: string[], answer: string) {
+    const off = new KernelOffload(droppedS(ranges));
+    off.digest = kernelDigest;
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, off);
+    off.watch(pair.sink);
+    const cack = seqAdd(pair.handshake(), 1);
+    pair.fromP(pair.p.data(B(answer), cack));
+    return pair;
+  }
+
+  it('compares P’s bytes with S’s copies the kernel dropped, by their digests: the same go out, merged', () => {
+    const pair = afterDroppedS(['ans', 'wer'], 'answer');
+    expect(pair.sink.stream(ISN_S).toString()).toBe('answer');
+    expect(pair.merger.stats).toMatchObject({ digestsCompared: 2, digestMismatches: 0, divergences: 0 });
+    expect(pair.merger.phases().merging).toBe(1);
+  });
+
+  it('finds other bytes where S’s copy was dropped in the kernel: a divergence, the connection degraded', () => {
+    const pair = afterDroppedS(['ans', 'wer'], 'answeR');
+    expect(pair.merger.stats).toMatchObject({ digestsCompared: 2, digestMismatches: 1, divergences: 1 });
+    expect(pair.merger.phases().degraded).toBe(1);
+    // P's bytes went out as P produced them (primary-only from here on).
+    expect(pair.sink.stream(ISN_S).toString()).toBe('answeR');
+  });
+
+  it('compares only the dropped ranges P’s segment covers whole (a range cut otherwise is not compared, as a lost diverted copy is not)', () => {
+    const pair = afterDroppedS(['answ', 'er'], 'ans');
+    expect(pair.merger.stats.digestsCompared).toBe(0);
+    const pair2 = afterDroppedS(['an', 'swer'], 'anX');
+    expect(pair2.merger.stats).toMatchObject({ digestsCompared: 1, digestMismatches: 0, divergences: 0 });
   });
 
   it('leaves out kept copies the client was sent already, and when the secondary fails sends the rest at once, primary-only', () => {
