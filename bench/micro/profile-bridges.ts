@@ -8,9 +8,11 @@
  * idle (heartbeats, timers). --no-profile: without the profiler (whose own
  * thread costs CPU too), for the share of a core alone. --trace-gc: the
  * bridges run under V8's --trace-gc, and the full collections (mark-compact)
- * each made during the transfers are counted.
+ * each made during the transfers are counted. --gso-max-segs N: both
+ * servers' LAN interfaces send GSO packets of at most N segments (`ip link
+ * set … gso_max_segs`), to see how the packets' cut bears on the kernel merge.
  *
- *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue] [--no-profile] [--trace-gc]
+ *   npm run build && node dist/bench/micro/profile-bridges.js [MB=100] [--rate MBIT] [--datapath kernel|pcap] [--inbound kernel|queue] [--gso-max-segs N] [--no-profile] [--trace-gc]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +25,7 @@ import { cpuSeconds } from '../../rig/cpu.js';
 export async function main(argv: string[]): Promise<number> {
   const { args, flag } = cliArgs(
     argv.filter((a) => a !== '--no-profile' && a !== '--trace-gc'),
-    ['--rate', '--datapath', '--inbound'],
+    ['--rate', '--datapath', '--inbound', '--gso-max-segs'],
   );
   /** Without V8's sampling profiler, whose own thread costs the bridges CPU too. */
   const PROFILE = !argv.includes('--no-profile');
@@ -33,6 +35,9 @@ export async function main(argv: string[]): Promise<number> {
   const RATE = Number(flag('--rate', '0'));
   const DATAPATH = flag('--datapath', 'auto') as 'auto' | 'kernel' | 'pcap';
   const INBOUND = flag('--inbound', 'auto');
+  const GSO_MAX_SEGS = flag('--gso-max-segs', '');
+  if (GSO_MAX_SEGS && !(Number.isInteger(Number(GSO_MAX_SEGS)) && Number(GSO_MAX_SEGS) >= 1))
+    throw new Error(`--gso-max-segs: a whole number ≥ 1, not ${GSO_MAX_SEGS}`);
 
   interface ProfileNode {
     id: number;
@@ -60,6 +65,9 @@ export async function main(argv: string[]): Promise<number> {
 
   await withRig({ mode: 'hub', links: RATE ? { client: { rateMbit: RATE } } : {} }, async (rig) => {
     const dir = join(rig.tmpdir, 'prof');
+    if (GSO_MAX_SEGS)
+      for (const h of ['primary', 'secondary'])
+        await rig.host(h).exec(['ip', 'link', 'set', 'dev', 'eth0', 'gso_max_segs', GSO_MAX_SEGS]);
     const pair = await TcpfoPair.start(rig, {
       heartbeatTimeoutMs: 500,
       datapath: DATAPATH,
@@ -90,14 +98,19 @@ export async function main(argv: string[]): Promise<number> {
     await pair.stop();
     const wall = (get.ms + put.ms) / 1000;
     console.log(
-      `client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}${PROFILE ? ', V8 profiler on' : ', no profiler'}`,
+      `client link ${RATE ? `${RATE} Mbit/s` : 'unshaped'}, the secondary's data path ${DATAPATH}, the primary's inbound translation ${INBOUND}${GSO_MAX_SEGS ? `, the servers' GSO packets of at most ${GSO_MAX_SEGS} segments` : ''}${PROFILE ? ', V8 profiler on' : ', no profiler'}`,
     );
     console.log(
       `${MB} MB download ${get.ms} ms (${get.sha256 === get.expected ? 'exact' : 'WRONG'}), ${MB} MB upload ${put.ms} ms (${put.reply === `OK ${put.sha256}` ? 'exact' : 'WRONG'})`,
     );
     const p = finalCounters(pair.primary!.log) as {
       queues: { out: { received: number }; in: { received: number } };
-      merger?: { kernelMerged?: number; kernelHandovers?: Record<string, number>; kernelReturns?: number };
+      merger?: {
+        kernelMerged?: number;
+        kernelHandovers?: Record<string, number>;
+        kernelTakes?: Record<string, number>;
+        kernelReturns?: number;
+      };
     };
     const s = finalCounters(pair.secondary!.log) as {
       datapath?: string;
@@ -110,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
     };
     if (p.merger?.kernelMerged)
       console.log(
-        `the kernel merged ${p.merger.kernelMerged} connections; handed to the bridge ${JSON.stringify(p.merger.kernelHandovers ?? {})}; returned to the kernel ${p.merger.kernelReturns ?? 0}`,
+        `the kernel merged ${p.merger.kernelMerged} connections; handed to the bridge ${JSON.stringify(p.merger.kernelHandovers ?? {})} (taken by a segment that reached it first: ${JSON.stringify(p.merger.kernelTakes ?? {})}); returned to the kernel ${p.merger.kernelReturns ?? 0}`,
       );
     for (const role of ['primary', 'secondary'] as const) {
       const user = after[role].user - before[role].user;
@@ -135,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (RATE === 1000 && !PROFILE)
       console.log(
-        '\nWhat limits the primary: a stream that leaves the kernel merge (a GSO burst of one server not cut as the other’s waiting segments, handed over above) crosses its queues from then on, each packet of up to 64 KB copied to the bridge and back; it returns to the kernel only when nothing waits on either side, which a stream seldom gives.',
+        '\nWhat limits the primary: the two servers send a stream in GSO packets of different lengths (each TCP sizes its bursts by its own pacing and timing), so one server’s packet seldom ends where the other’s waiting ranges end: it reaches past them (a handover, or P’s packet sent to the queue: “unaligned”, “bridge”), or has more segments than the kernel merges (“segment”: a 64 KB burst is 45); the kernel merge releases only whole packets (a tc program cannot cut a GSO packet short: bpf_skb_change_tail drops its segmentation). Such a stream crosses the queues from then on, each packet of up to 64 KB copied to the bridge and back; it returns to the kernel only when nothing waits on either side, which a stream seldom gives.',
       );
     const files = PROFILE ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
     for (const f of files) {
