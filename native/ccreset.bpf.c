@@ -31,6 +31,14 @@ struct sock_common {
   volatile unsigned char skc_state;
 } __attribute__((preserve_access_index));
 
+// The fields a pass reads of a connection (CO-RE, as above).
+struct tcp_sock {
+  __u32 snd_nxt;    // the next byte to send
+  __u32 snd_wnd;    // the client's window, bytes
+  __u32 write_seq;  // the end of what the server wrote
+  __u32 mss_cache;  // the segment size
+} __attribute__((preserve_access_index));
+
 struct bpf_iter__tcp {
   struct bpf_iter_meta *meta;
   struct sock_common *sk_common;
@@ -55,6 +63,41 @@ struct {
   __type(value, struct cc_cfg);
 } cc_cfg SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct cc_key);
+  __type(value, __u64);
+} cc_waits SEC(".maps");
+
+/*
+ * CC_REOPENED: whether this connection's client window reopened after a
+ * wait. While both servers answer, a client that stops reading leaves each
+ * server sending only at its window-probe timer; the copy that comes first
+ * waits at the merge for the other's, and its TCP times out: BBR then takes
+ * the timeouts for a policer and paces at the probes' rate long after the
+ * client reads again (docs/design.md). A pass that finds a connection with
+ * data to send and a window of less than a segment notes when; a later one
+ * that finds a segment's room offered again, after CC_REOPEN_MIN_NS, resets
+ * it. A stream that fills a wide window (the window is the limit, not the
+ * client) is never noted.
+ */
+static __always_inline int reopened(struct tcp_sock *tp, struct cc_key *k) {
+  // The window the client offers, not the room left in it: a stream that
+  // fills a wide window is not waiting for its client.
+  int waits = (__s32)(tp->write_seq - tp->snd_nxt) > 0 && tp->snd_wnd < tp->mss_cache;
+  __u64 now = bpf_ktime_get_ns();
+  __u64 *since = bpf_map_lookup_elem(&cc_waits, k);
+  if (waits) {
+    if (!since) bpf_map_update_elem(&cc_waits, k, &now, BPF_NOEXIST);
+    return 0;
+  }
+  if (!since) return 0;
+  __u64 waited = now - *since;
+  bpf_map_delete_elem(&cc_waits, k);
+  return waited >= CC_REOPEN_MIN_NS;
+}
+
 static __always_inline int sends(unsigned char state) {
   return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_CLOSE_WAIT ||
          state == TCP_LAST_ACK || state == TCP_CLOSING;
@@ -76,6 +119,11 @@ int tcpfo_cc_reset(struct bpf_iter__tcp *ctx) {
   if (!(cfg->ports[(port >> 6) & (CC_PORT_WORDS - 1)] & (1ull << (port & 63)))) return 0;
   struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
   if (!tp) return 0;
+
+  if (cfg->mode == CC_REOPENED) {
+    struct cc_key k = {.client = skc->skc_daddr, .cport = skc->skc_dport, .sport = port};
+    if (!reopened(tp, &k)) return 0;
+  }
 
   struct cc_record rec = {.client = skc->skc_daddr, .cport = skc->skc_dport, .sport = port};
   char cur[TCP_CA_NAME_MAX] = {};

@@ -72,6 +72,8 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
       Fail(env, "cannot configure the tcp iterator", map ? errno : ENOENT);
       return;
     }
+    cfg_fd_ = bpf_map__fd(map);
+    cfg_ = cfg;
     struct bpf_program* prog = bpf_object__find_program_by_name(obj_, "tcpfo_cc_reset");
     link_ = prog ? bpf_program__attach_iter(prog, nullptr) : nullptr;
     if (!link_ || libbpf_get_error(link_)) {
@@ -84,10 +86,24 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
   ~CcReset() { Teardown(); }
 
  private:
-  // begin(): a new pass over this network namespace's TCP sockets.
+  // begin(mode = CC_ALL): a new pass over this network namespace's TCP sockets, resetting every
+  // connection of the service (CC_ALL) or those whose client's window reopened (CC_REOPENED).
   Napi::Value Begin(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!link_) { Fail(env, "the congestion reset is closed", EBADF); return env.Undefined(); }
+    uint32_t mode = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : static_cast<uint32_t>(CC_ALL);
+    if (mode != CC_ALL && mode != CC_REOPENED) {
+      Napi::RangeError::New(env, "begin: mode is 0 (every connection) or 1 (window reopened)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (mode != cfg_.mode) {
+      cfg_.mode = mode;
+      uint32_t zero = 0;
+      if (bpf_map_update_elem(cfg_fd_, &zero, &cfg_, BPF_ANY) != 0) {
+        Fail(env, "cannot configure the tcp iterator", errno);
+        return env.Undefined();
+      }
+    }
     if (iter_ >= 0) close(iter_);
     iter_ = bpf_iter_create(bpf_link__fd(link_));
     if (iter_ < 0) Fail(env, "cannot start the tcp iterator", errno);
@@ -158,6 +174,8 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
   struct bpf_object* obj_ = nullptr;
   struct bpf_link* link_ = nullptr;
   int iter_ = -1;
+  int cfg_fd_ = -1;  // the object's cc_cfg (closed with it)
+  struct cc_cfg cfg_ = {};
 };
 
 }  // namespace

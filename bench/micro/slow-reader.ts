@@ -10,14 +10,17 @@
  * While the window is nearly closed, each server sends into it only at its
  * window-probe timer, and the copy that came first waits at the merge for the
  * other's and may time out (docs/design.md, "A fresh congestion state for the
- * survivor"): with BBR, the connection can then crawl after the client reads
- * again. This bench measures that limit.
+ * survivor"): with BBR, the connection could then crawl after the client read
+ * again, until each bridge gave such a connection a new congestion start once
+ * its window reopened (bridge/node/reopen-watch.ts). This bench measures
+ * that, and prints how many each node reset.
  *
  *   npm run build && node dist/bench/micro/slow-reader.js [ROUNDS=5] [--pause 3] [--lan hub|mirror|switch]
  */
 import { startDemoServer, Gate, TcpfoPair, transfer, VIP, DEMO_PORT } from '../../rig/pair.js';
 import { median, runAsProgram } from '../../rig/main.js';
 import { withRig, type LanMode, type Rig } from '../../rig/rig.js';
+import { scrapeMetrics } from '../../rig/metrics.js';
 import { cliArgs } from './hops.js';
 
 const PLAIN_PORT = 7100;
@@ -66,6 +69,14 @@ export async function main(argv: string[]): Promise<number> {
       console.log('|---|---|---|');
       console.log(`| plain | ${row(plain)} |`);
       console.log(`| tcpfo | ${row(tcpfo)} |`);
+      const resets: string[] = [];
+      for (const node of ['primary', 'secondary']) {
+        const m = await scrapeMetrics(rig, node);
+        resets.push(`${node} ${m('tcpfo_window_reopened_resets_total{result="reset"}')}`);
+      }
+      console.log(
+        `\nconnections reset as their client's window reopened (tcpfo_window_reopened_resets_total): ${resets.join(', ')}`,
+      );
     } finally {
       await pair.stop();
     }

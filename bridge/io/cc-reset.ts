@@ -34,8 +34,14 @@ export interface CcRecord {
   err: number;
 }
 
+/** Which connections a pass resets (native/bpf/ccreset.h cc_mode). */
+export const CC_ALL = 0;
+/** Those whose client's window reopened after a wait (native/ccreset.bpf.c `reopened`). */
+export const CC_REOPENED = 1;
+export type CcMode = typeof CC_ALL | typeof CC_REOPENED;
+
 interface NativeCcReset {
-  begin(): void;
+  begin(mode?: CcMode): void;
   next(max: number): CcRecord[] | null;
   close(): void;
 }
@@ -55,8 +61,12 @@ export interface CcResetResult {
   ms: number;
 }
 
-/** This process's passes, for the metrics: connections reset and failed, once a reset is loaded. */
-export const congestionResets = { loaded: false, reset: 0, failed: 0 };
+/**
+ * This process's passes, for the metrics, once a reset is loaded: connections
+ * reset and failed as the node began serving alone, and those reset because
+ * their client's window reopened (both nodes up).
+ */
+export const congestionResets = { loaded: false, reset: 0, failed: 0, reopened: 0, reopenedFailed: 0 };
 
 export class CongestionReset {
   private constructor(private readonly x: NativeCcReset) {
@@ -69,11 +79,20 @@ export class CongestionReset {
     return new CongestionReset(new (addon().CcReset)(object, service >>> 0, ranges));
   }
 
-  /** One pass over the connections, `slice` records per turn of the event loop. */
-  async run(slice = 256): Promise<CcResetResult> {
+  /** Passes run one after another: two would share the iterator. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** One pass over the connections, `slice` records per turn of the event loop: every one, or (CC_REOPENED) those whose client's window reopened. */
+  run(slice = 256, mode: CcMode = CC_ALL): Promise<CcResetResult> {
+    const pass = this.queue.then(() => this.pass(slice, mode));
+    this.queue = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async pass(slice: number, mode: CcMode): Promise<CcResetResult> {
     const t0 = performance.now();
     const out: CcResetResult = { reset: 0, failed: 0, ms: 0 };
-    this.x.begin();
+    this.x.begin(mode);
     for (;;) {
       const recs = this.x.next(slice);
       if (recs === null) break;
@@ -87,8 +106,13 @@ export class CongestionReset {
       await new Promise((res) => setImmediate(res));
     }
     out.ms = performance.now() - t0;
-    congestionResets.reset += out.reset;
-    congestionResets.failed += out.failed;
+    if (mode === CC_ALL) {
+      congestionResets.reset += out.reset;
+      congestionResets.failed += out.failed;
+    } else {
+      congestionResets.reopened += out.reset;
+      congestionResets.reopenedFailed += out.failed;
+    }
     return out;
   }
 

@@ -385,6 +385,17 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
       c.inc({ result: 'failed' }, congestionResets.failed);
     },
   );
+  readCounter(
+    reg,
+    'tcpfo_window_reopened_resets_total',
+    'Connections whose congestion control started anew, both nodes up, once their client offered a segment’s window again after at least 200 ms of less: the merge had held each server’s window probes for the other’s, and BBR took the timeouts for a policer (absent where the kernel cannot)',
+    ['result'],
+    (c) => {
+      if (!congestionResets.loaded) return;
+      c.inc({ result: 'reset' }, congestionResets.reopened);
+      c.inc({ result: 'failed' }, congestionResets.reopenedFailed);
+    },
+  );
   new Gauge({
     name: 'tcpfo_last_failover_duration_seconds',
     help: 'From the failure decision to the end of the takeover (or of the flush, on the primary)',

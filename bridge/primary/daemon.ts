@@ -46,6 +46,7 @@ import type { MergerConfig } from './merge/types.js';
 import type { InboundXlate } from '../io/xlate.js';
 import { KernelPath, QueuePath, type PathStats, type PrimaryDataPath } from './paths.js';
 import type { CongestionReset } from '../io/cc-reset.js';
+import { ReopenWatch } from '../node/reopen-watch.js';
 import { inboundId, queueOf } from './queue-ids.js';
 import type { Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
@@ -163,6 +164,8 @@ export class PrimaryBridge {
   }
   /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
   private ccReset: CongestionReset | null = null;
+  /** While the secondary answers: connections whose client's window reopened get a new congestion start. */
+  private reopenWatch: ReopenWatch | null = null;
   private noticeTimer: NodeJS.Timeout | undefined;
   /** Times the secondary failed, and came back after a failure. */
   failures = 0;
@@ -686,6 +689,7 @@ export class PrimaryBridge {
     this.noticeTimer = setInterval(() => this.reportDiverged(), 250);
     this.noticeTimer.unref();
     this.ccReset = nodeCongestionReset(cfg, this.log);
+    if (this.ccReset) this.reopenWatch = new ReopenWatch(this.ccReset, () => !this.alone, this.log).start();
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -1117,6 +1121,7 @@ export class PrimaryBridge {
     this.stopped = true;
     this.act(this.roles.stop());
     this.shell.closeWatchers();
+    this.reopenWatch?.stop();
     this.log.info({ status: this.status() }, 'final counters');
     if (this.timer) clearInterval(this.timer);
     if (this.noticeTimer) clearInterval(this.noticeTimer);

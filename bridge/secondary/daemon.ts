@@ -15,6 +15,7 @@ import type { ConnKey } from '../detector/heartbeat.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import { InboundXlate } from '../io/xlate.js';
 import type { CongestionReset } from '../io/cc-reset.js';
+import { ReopenWatch } from '../node/reopen-watch.js';
 import {
   abortConnections,
   dropPrivileges,
@@ -95,6 +96,8 @@ export class SecondaryBridge {
   stopped = false;
   /** Run once this node serves alone (io/cc-reset.ts); null where the kernel cannot. */
   private ccReset: CongestionReset | null = null;
+  /** While this node is the secondary: connections whose client's window reopened get a new congestion start. */
+  private reopenWatch: ReopenWatch | null = null;
 
   private constructor(
     readonly cfg: Config,
@@ -253,6 +256,12 @@ export class SecondaryBridge {
     await this.shell.open(path.probes(), () => path.deafen());
     this.preloadPrimaryPrograms();
     this.ccReset = nodeCongestionReset(cfg, this.log);
+    if (this.ccReset)
+      this.reopenWatch = new ReopenWatch(
+        this.ccReset,
+        () => this.role === 'secondary' && !this.stopped,
+        this.log,
+      ).start();
     dropPrivileges(cfg, this.log);
     this.presence?.arm();
     this.log.info(
@@ -641,6 +650,7 @@ export class SecondaryBridge {
     if (this.stopped) return;
     this.stopped = true;
     this.machine.stop();
+    this.reopenWatch?.stop();
     clearTimeout(this.roleTimer);
     this.asked?.settle({ ok: false, message: 'this node is stopping' });
     this.shell.closeWatchers();

@@ -11,11 +11,31 @@
 
 #define CC_PORT_WORDS (65536 / 64)
 
-// `cc_cfg` (one entry): which connections are the service's.
+// Which connections a pass resets (cc_cfg.mode).
+enum cc_mode {
+  CC_ALL = 0,       // every connection of the service (this node starts serving alone)
+  CC_REOPENED = 1,  // those whose client's window reopened after a wait (both nodes up)
+};
+
+// How long a connection must have waited for its client's window (seen so
+// by one pass, open again at a later one) before its congestion state is
+// reset: longer than the probe timer's first interval (200 ms), whose
+// probes are what the merge holds.
+#define CC_REOPEN_MIN_NS (200ull * 1000 * 1000)
+
+// `cc_cfg` (one entry): which connections are the service's, and which a pass resets.
 struct cc_cfg {
   __u32 service;                 // the service address
-  __u32 pad;
+  __u32 mode;                    // enum cc_mode
   __u64 ports[CC_PORT_WORDS];    // bit p: local port p is a failover port
+};
+
+// `cc_waits` (LRU): a connection whose client offered a window of less than
+// a segment at some pass, with data to send: since when (bpf_ktime_get_ns).
+struct cc_key {
+  __u32 client;
+  __u16 cport;
+  __u16 sport;
 };
 
 // What the iterator writes for each connection it reset (or tried to).
