@@ -85,11 +85,11 @@ struct {
 static __always_inline int reopened(struct tcp_sock *tp, struct cc_key *k) {
   // The window the client offers, not the room left in it: a stream that
   // fills a wide window is not waiting for its client.
-  int waits = (__s32)(tp->write_seq - tp->snd_nxt) > 0 && tp->snd_wnd < tp->mss_cache;
+  int shut = tp->snd_wnd < tp->mss_cache;
   __u64 now = bpf_ktime_get_ns();
   __u64 *since = bpf_map_lookup_elem(&cc_waits, k);
-  if (waits) {
-    if (!since) bpf_map_update_elem(&cc_waits, k, &now, BPF_NOEXIST);
+  if (shut) {
+    if (!since && (__s32)(tp->write_seq - tp->snd_nxt) > 0) bpf_map_update_elem(&cc_waits, k, &now, BPF_NOEXIST);
     return 0;
   }
   if (!since) return 0;
