@@ -11,15 +11,18 @@
  * instead of 2 (bench/micro/slow-reader.ts). A new start of its congestion
  * control, once the window is open again, models the path as it is.
  *
- * A pass walks the node's TCP sockets: the next waits at least 20 times as
- * long as this one took, so that at many connections the watch costs at most
- * about 5 % of a core.
+ * A pass walks the node's TCP sockets: the next waits 20 times as long as
+ * this one took (so that at many connections the watch costs about 5 % of a
+ * core), at least REOPEN_INTERVAL_MS and at most REOPEN_MAX_INTERVAL_MS, so
+ * that a window shut for longer than that is always seen shut by one pass.
  */
 import type { Logger } from '../log.js';
 import { CC_REOPENED, type CongestionReset } from '../io/cc-reset.js';
 
 /** The shortest time between two passes. */
 export const REOPEN_INTERVAL_MS = 500;
+/** The longest: a busy machine's slow pass does not spread them further. */
+export const REOPEN_MAX_INTERVAL_MS = 2000;
 
 export class ReopenWatch {
   private timer: NodeJS.Timeout | null = null;
@@ -57,7 +60,7 @@ export class ReopenWatch {
     if (this.active()) {
       try {
         const r = await this.reset.run(256, CC_REOPENED);
-        next = Math.max(this.intervalMs, 20 * r.ms);
+        next = Math.min(REOPEN_MAX_INTERVAL_MS, Math.max(this.intervalMs, 20 * r.ms));
         if (r.reset || r.failed)
           this.log.debug(
             { reset: r.reset, failed: r.failed, firstError: r.firstError, ms: r.ms },

@@ -34,13 +34,16 @@ describe('a client that stops reading, both nodes up', () => {
         expect(await resets()).toEqual([0, 0]);
 
         const gate = Gate.in(rig, 2_000_000);
-        const paused = transfer(c, 'get', 10_000_000, 4, slow(60_000), VIP, DEMO_PORT, [gate]);
+        // The rest (38 MB, 3 s at the link's rate) outlasts the longest time between two passes:
+        // a connection that ends before the next pass needs no reset, and gets none.
+        const paused = transfer(c, 'get', 40_000_000, 4, slow(60_000), VIP, DEMO_PORT, [gate]);
         await gate.reached();
-        await new Promise((r) => setTimeout(r, 1500));
+        // Longer than the longest time between two passes (REOPEN_MAX_INTERVAL_MS), with room to spare.
+        await new Promise((r) => setTimeout(r, 3500));
         gate.open();
         const r = await paused;
         expect(r.sha256).toBe(r.expected);
-        const deadline = Date.now() + slow(5000);
+        const deadline = Date.now() + slow(6000);
         let seen = await resets();
         while (!(seen[0]! >= 1 && seen[1]! >= 1) && Date.now() < deadline) {
           await new Promise((res) => setTimeout(res, 250));
