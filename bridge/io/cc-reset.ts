@@ -63,10 +63,16 @@ export interface CcResetResult {
 
 /**
  * This process's passes, for the metrics, once a reset is loaded: connections
- * reset and failed as the node began serving alone, and those reset because
- * their client's window reopened (both nodes up).
+ * reset and failed, by mode (CC_ALL: as the node began serving alone;
+ * CC_REOPENED: as their client's window reopened, both nodes up).
  */
-export const congestionResets = { loaded: false, reset: 0, failed: 0, reopened: 0, reopenedFailed: 0 };
+export const congestionResets = {
+  loaded: false,
+  byMode: [
+    { reset: 0, failed: 0 },
+    { reset: 0, failed: 0 },
+  ] as Record<CcMode, { reset: number; failed: number }>,
+};
 
 export class CongestionReset {
   private constructor(private readonly x: NativeCcReset) {
@@ -106,13 +112,8 @@ export class CongestionReset {
       await new Promise((res) => setImmediate(res));
     }
     out.ms = performance.now() - t0;
-    if (mode === CC_ALL) {
-      congestionResets.reset += out.reset;
-      congestionResets.failed += out.failed;
-    } else {
-      congestionResets.reopened += out.reset;
-      congestionResets.reopenedFailed += out.failed;
-    }
+    congestionResets.byMode[mode].reset += out.reset;
+    congestionResets.byMode[mode].failed += out.failed;
     return out;
   }
 

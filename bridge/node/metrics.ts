@@ -12,7 +12,7 @@ import { VERSION } from '../version.js';
 import { kernelStatus, thisKernel } from '../io/kernel-facilities.js';
 import { NODE_ROLES, type NodeRole } from './roles.js';
 import type { RealtimeState } from '../io/realtime.js';
-import { congestionResets } from '../io/cc-reset.js';
+import { CC_ALL, CC_REOPENED, congestionResets } from '../io/cc-reset.js';
 
 /** Leaves a label-less gauge without a sample (prom-client would export 0). */
 function unknown(g: Gauge | Counter): void {
@@ -374,28 +374,23 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
     (c) => c.inc(get().loopStalls),
   );
   readCounter(reg, 'tcpfo_failovers_total', 'Role changes after a peer failure', [], (c) => c.inc(get().failovers));
-  readCounter(
-    reg,
-    'tcpfo_congestion_resets_total',
-    'Connections whose congestion control started anew as this node began serving alone (absent where the kernel cannot)',
-    ['result'],
-    (c) => {
+  for (const [name, help, mode] of [
+    [
+      'tcpfo_congestion_resets_total',
+      'Connections whose congestion control started anew as this node began serving alone (absent where the kernel cannot)',
+      CC_ALL,
+    ],
+    [
+      'tcpfo_window_reopened_resets_total',
+      'Connections whose congestion control started anew, both nodes up, once their client offered a segment’s window again after at least 200 ms of less: the merge had held each server’s window probes for the other’s, and BBR took the timeouts for a policer (absent where the kernel cannot)',
+      CC_REOPENED,
+    ],
+  ] as const)
+    readCounter(reg, name, help, ['result'], (c) => {
       if (!congestionResets.loaded) return;
-      c.inc({ result: 'reset' }, congestionResets.reset);
-      c.inc({ result: 'failed' }, congestionResets.failed);
-    },
-  );
-  readCounter(
-    reg,
-    'tcpfo_window_reopened_resets_total',
-    'Connections whose congestion control started anew, both nodes up, once their client offered a segment’s window again after at least 200 ms of less: the merge had held each server’s window probes for the other’s, and BBR took the timeouts for a policer (absent where the kernel cannot)',
-    ['result'],
-    (c) => {
-      if (!congestionResets.loaded) return;
-      c.inc({ result: 'reset' }, congestionResets.reopened);
-      c.inc({ result: 'failed' }, congestionResets.reopenedFailed);
-    },
-  );
+      c.inc({ result: 'reset' }, congestionResets.byMode[mode].reset);
+      c.inc({ result: 'failed' }, congestionResets.byMode[mode].failed);
+    });
   new Gauge({
     name: 'tcpfo_last_failover_duration_seconds',
     help: 'From the failure decision to the end of the takeover (or of the flush, on the primary)',

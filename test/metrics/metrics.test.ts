@@ -23,7 +23,13 @@ describe('metrics', () => {
     const reg = buildRegistry(() => snap());
     expect(await reg.metrics()).not.toMatch(/^tcpfo_congestion_resets_total/m);
     expect(await reg.metrics()).not.toMatch(/^tcpfo_window_reopened_resets_total/m);
-    Object.assign(congestionResets, { loaded: true, reset: 7, failed: 1, reopened: 4, reopenedFailed: 2 });
+    Object.assign(congestionResets, {
+      loaded: true,
+      byMode: [
+        { reset: 7, failed: 1 },
+        { reset: 4, failed: 2 },
+      ],
+    });
     try {
       const text = await reg.metrics();
       expect(text).toContain('tcpfo_congestion_resets_total{result="reset"} 7');
@@ -31,7 +37,13 @@ describe('metrics', () => {
       expect(text).toContain('tcpfo_window_reopened_resets_total{result="reset"} 4');
       expect(text).toContain('tcpfo_window_reopened_resets_total{result="failed"} 2');
     } finally {
-      Object.assign(congestionResets, { loaded: false, reset: 0, failed: 0, reopened: 0, reopenedFailed: 0 });
+      Object.assign(congestionResets, {
+        loaded: false,
+        byMode: [
+          { reset: 0, failed: 0 },
+          { reset: 0, failed: 0 },
+        ],
+      });
     }
   });
 

@@ -51,7 +51,7 @@ export interface KernelMergeState extends KernelAcks {
   ahead: number;
   /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
   pending: number[];
-  /** Their digests (native/bpf/digest.h), 8 bytes each in host order; absent from older loaders. */
+  /** Their digests (native/bpf/digest.h), 8 bytes each in host order; unit tests' fakes may leave them out. */
   digests?: Buffer;
   /**
    * Copies of P's segments the kernel stole and kept (bpf/maps.h `stash`):
