@@ -661,7 +661,7 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_kernel_handovers_total',
-    'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (64 ranges waited), segment (SACK, other options or flags, a GSO packet of more than 32 segments), slow (a range sent again after waiting 50 ms for the other server’s copy)',
+    'Connections the kernel merge handed to the bridge, by why: bridge (a SYN, FIN or RST, or the secondary failed), unaligned (copies not of the same ranges), diverged, full (64 ranges waited), segment (SACK, other options or flags, a GSO packet of more than 32 segments), slow (a range sent again after waiting 50 ms for the other server’s copy), large (a segment of more than 2048 bytes), ack-lag (the secondary’s ACK behind the primary’s for 250 ms)',
     ['reason'],
     (c) => {
       for (const [reason, n] of Object.entries(get().kernelHandovers ?? {})) c.inc({ reason }, n);

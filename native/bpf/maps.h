@@ -83,6 +83,14 @@ enum out_flags {
 // server's share is bounded (limits.max_buffered_bytes), and the waiting
 // side's TCP does not back its timer off further in the kernel.
 #define MERGE_MAX_WAIT_MS 50
+// How long S's ACK may stay behind what P's had acknowledged before a pure
+// ACK or segment of P's, finding it still behind, takes the connection to
+// the bridge (HANDOVER_ACK_LAG): P's ACKs past S's are dropped here, and a
+// client sending while S's TCP is silent (its socket lost, its copies not
+// reaching P) would otherwise wait for good — no timer of P's sends them
+// again. The bridge bounds that silence (limits.secondary_silence_ms). Longer
+// than a delayed ACK (TCP_DELACK_MAX, 200 ms) of S's.
+#define MERGE_MAX_ACK_LAG_MS 250
 
 enum merge_mode {
   MERGE_KERNEL = 1,  // the programs merge it
@@ -106,6 +114,7 @@ enum merge_flags {
   MERGE_F_FIN_CLIENT = 1 << 7,  // the client's FIN reached P's TCP through tcpfo_xlate
   MERGE_F_ENDED = 1 << 8,       // both FINs, or the client's RST, passed here: the bridge was told (EV_ENDED)
   MERGE_F_RESET = 1 << 9,       // the client's RST, at the sequence number the servers expect, passed here
+  MERGE_F_ACK_LAG = 1 << 10,    // S's ACK is behind P's: ack_lag_to and ack_lag_since say since when
 };
 
 // Why a connection was handed to the bridge (counted, and in the snapshot).
@@ -118,6 +127,7 @@ enum merge_handover {
   HANDOVER_SEGMENT,    // a segment the programs do not merge (SACK, options, flags, too many segments in one GSO packet)
   HANDOVER_SLOW,       // a range sent again after waiting MERGE_MAX_WAIT_MS for the other's copy
   HANDOVER_LARGE,      // a segment of more than MERGE_MAX_PAYLOAD bytes (jumbo frames); returns as any other
+  HANDOVER_ACK_LAG,    // S's ACK stayed behind P's for MERGE_MAX_ACK_LAG_MS
   HANDOVER_MAX,
 };
 
@@ -144,6 +154,8 @@ struct merge_val {
   __u32 edge_sent;
   __u32 tsval_max;     // the highest TSval sent to the client (S's clock)
   __u32 tsecr;         // the highest TSecr either server sent (the client's clock)
+  __u32 ack_lag_to;    // MERGE_F_ACK_LAG: P's ACK when S's fell behind it (S's must reach it)
+  __u32 ack_lag_since; // and when, ms (bpf_ktime_get_ns)
   __u32 pend_end[MERGE_PENDING];     // each waiting range's end; its start is the previous end, or rel_nxt
   __u64 pend_digest[MERGE_PENDING];  // and its payload's digest (bpf/merge.h)
   __u64 released;      // segments the kernel sent to the client

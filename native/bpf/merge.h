@@ -207,6 +207,21 @@ static __always_inline __u32 merge_decide(struct merge_val *m, struct merge_seg 
   if (g->has_ts && seq_gt(g->tsecr, m->tsecr)) m->tsecr = g->tsecr;
   // Until both servers acknowledged the client, nothing can carry the smaller ACK.
   int acks = (m->flags & (MERGE_F_ACK_P | MERGE_F_ACK_S)) == (MERGE_F_ACK_P | MERGE_F_ACK_S);
+  // S's ACK behind P's: since when S has not reached what P had acknowledged
+  // then. A segment of P's that finds it so for MERGE_MAX_ACK_LAG_MS takes the
+  // connection to the bridge, which bounds S's silence; S reaching that ACK
+  // starts the count again from P's ACK of the moment.
+  if (acks && seq_gt(m->ack_p, m->ack_s)) {
+    if (!(m->flags & MERGE_F_ACK_LAG) || !seq_lt(m->ack_s, m->ack_lag_to)) {
+      m->flags |= MERGE_F_ACK_LAG;
+      m->ack_lag_to = m->ack_p;
+      m->ack_lag_since = g->now_ms;
+    } else if (side == SIDE_P && g->now_ms - m->ack_lag_since >= MERGE_MAX_ACK_LAG_MS) {
+      return handover(m, HANDOVER_ACK_LAG);
+    }
+  } else {
+    m->flags &= ~MERGE_F_ACK_LAG;
+  }
 
   if (g->start == g->end) {
     if (!acks) return MV_DROP_ACK;

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { InboundXlate, kernelDigest } from '../../bridge/io/xlate.js';
 import { ipv4 } from '../../net/addr.js';
 import { orderSlot } from '../../bridge/primary/order.js';
-import type { KernelMergeInit } from '../../bridge/primary/merge/kernel.js';
+import { KERNEL_HANDOVER_REASONS, type KernelMergeInit } from '../../bridge/primary/merge/kernel.js';
 import { serverSynAgain } from '../../bridge/primary/prompts.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { WireError } from '../../bridge/wire/error.js';
@@ -680,6 +680,31 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(after.handover - before.handover).toBe(0);
     expect(after.mergeAgain - before.mergeAgain).toBe(3);
     expect(x.mergeTake(key)).toMatchObject({ handover: 1, relNxt: R + 10, ahead: 0, pending: [] });
+  });
+
+  it('S’s ACK behind P’s for 250 ms (MERGE_MAX_ACK_LAG_MS): P’s next pure ACK takes the connection to the bridge (ack-lag); S catching up in time starts the count again', () => {
+    const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    const ackLag = KERNEL_HANDOVER_REASONS.indexOf('ack-lag');
+    // S silent: P's ACKs of the client's bytes are dropped, until the lag outlasts the bound.
+    start();
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    pause(120);
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1 }); // still the kernel's: taken here
+    start();
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    pause(300);
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: ackLag, ackP: A + 10, ackS: A });
+    // S reaching what P had acknowledged ends the lag; the next one is counted from P's ACK then.
+    start();
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
+    pause(200);
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 20 })).ret).toBe(TC_ACT_STOLEN);
+    expect(x.run('tcpfo_xlate', sCopy(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_REDIRECT);
+    pause(200);
+    expect(x.run('tcpfo_sent', p(R, '', { ack: A + 20 })).ret).toBe(TC_ACT_STOLEN);
+    expect(x.mergeTake(key)).toMatchObject({ handover: 1 });
   });
 
   it('a range sent again after waiting 50 ms (MERGE_MAX_WAIT_MS) for the other’s copy takes its connection to the bridge (slow); sooner, it waits on', () => {

@@ -10,7 +10,7 @@ import { killNode, waitForLog } from '../../rig/failover.js';
 import { distScript } from '../../rig/dist.js';
 import { DEMO_PORT, TcpfoPair, transfer, VIP } from '../../rig/pair.js';
 import { fifoThreads, scrapeMetrics } from '../../rig/metrics.js';
-import { withRig } from '../../rig/rig.js';
+import { withRig, type RigHost } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
 
 const connections = (m: (metric: string) => number) =>
@@ -112,6 +112,18 @@ describe('divergent replicas', () => {
   );
 });
 
+/**
+ * The secondary's TCP loses its service connections without a word: its RSTs
+ * (now, and for every client segment after) never leave the host.
+ */
+function loseConnectionsSilently(s: RigHost): Promise<unknown> {
+  return s.sh(
+    `nft add table ip silentrst && nft add chain ip silentrst out '{ type filter hook output priority -500; }' && ` +
+      `nft add rule ip silentrst out ip saddr ${VIP} tcp sport ${DEMO_PORT} 'tcp flags & rst == rst' drop; ` +
+      `ss -K -tn state connected src ${VIP} '( sport = :${DEMO_PORT} )'`,
+  );
+}
+
 describe('a live secondary that silently lost a connection', () => {
   it(
     'its socket vanishes mid-download with no RST: after limits.secondary_silence_ms the primary goes on alone, byte-exact, counted; after a takeover such a connection is reset, not continued',
@@ -121,14 +133,7 @@ describe('a live secondary that silently lost a connection', () => {
         try {
           const c = rig.host('client');
           const s = rig.host('secondary');
-          // The secondary's TCP loses the connection without a word: its RSTs
-          // (now, and for every client segment after) never leave the host.
-          const loseSilently = () =>
-            s.sh(
-              `nft add table ip silentrst && nft add chain ip silentrst out '{ type filter hook output priority -500; }' && ` +
-                `nft add rule ip silentrst out ip saddr ${VIP} tcp sport ${DEMO_PORT} 'tcp flags & rst == rst' drop; ` +
-                `ss -K -tn state connected src ${VIP} '( sport = :${DEMO_PORT} )'`,
-            );
+          const loseSilently = () => loseConnectionsSilently(s);
           const t = transfer(c, 'get', 30_000_000, 61, 60_000);
           await new Promise((res) => setTimeout(res, 700));
           await loseSilently();
@@ -175,6 +180,31 @@ describe('a live secondary that silently lost a connection', () => {
           expect(l.bytes).toBeGreaterThan(0);
           // The kernel path knows no client's numbers: it prods every connection the primary still lists (the first one too, over but listed for a while).
           await waitForLog(pair, /closed [1-9]\d* diverged connection\(s\)/);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(90_000),
+  );
+
+  it(
+    'its socket vanishes mid-upload with no RST: the kernel merge lets the connection go as S’s ACK stays behind (ack-lag), and the primary goes on alone, byte-exact',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { extraYaml: 'limits:\n  secondary_silence_ms: 1000\n' });
+        try {
+          const s = rig.host('secondary');
+          const t = transfer(rig.host('client'), 'put', 30_000_000, 63, 60_000);
+          await new Promise((res) => setTimeout(res, 700));
+          await loseConnectionsSilently(s);
+          const got = await t;
+          expect(got.error, pair.logs()).toBeUndefined();
+          expect(got.reply).toBe(`OK ${got.sha256}`); // the server hashed every byte the client sent
+          console.log(`secondary lost its socket: upload ${got.ms} ms, longest gap ${got.maxGapMs} ms`);
+          const m = await scrapeMetrics(rig, 'primary');
+          expect(m('tcpfo_kernel_handovers_total{reason="ack-lag"}'), pair.logs()).toBeGreaterThanOrEqual(1);
+          expect(m('tcpfo_secondary_silent_total')).toBe(1);
         } finally {
           await pair.stop();
         }

@@ -16,6 +16,7 @@ import { distScript } from '../../rig/dist.js';
 import { fileName, prepareFtpRoot, startVsftpd } from '../../rig/ftp.js';
 import { withRig, type Rig, type RigHost, type RigOptions } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
+import { KERNEL_HANDOVER_REASONS } from '../../bridge/primary/merge/kernel.js';
 
 const echoes = (c: RigHost, size: number, n: number) =>
   c.exec(
@@ -249,7 +250,7 @@ describe('the kernel merge (merge: kernel)', () => {
           const z = (v: number) => (Number.isNaN(v) ? 0 : v);
           const d = (a: typeof m0, b: typeof m0, series: string) => z(b(series)) - z(a(series));
           const handovers = (a: typeof m0, b: typeof m0) =>
-            ['bridge', 'unaligned', 'diverged', 'full', 'segment', 'slow', 'large']
+            KERNEL_HANDOVER_REASONS.filter((why) => why !== 'none')
               .map((why) => d(a, b, `tcpfo_kernel_handovers_total{reason="${why}"}`))
               .reduce((x, y) => x + y, 0);
           const released = (a: typeof m0, b: typeof m0) =>

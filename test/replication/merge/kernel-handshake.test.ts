@@ -629,15 +629,25 @@ describe('a connection the bridge took returns to the kernel', () => {
     expect(c.inKernel).toBe(true);
   });
 
-  it('returned while S has not yet acknowledged the client’s request: its record stands still, and no silence of S is read from it', () => {
+  it('not returned while S has not acknowledged what P did: the bridge keeps it and bounds S’s silence; returned once S’s ACK caught up', () => {
     const { pair, c } = takenPair();
     // The client's request: P acknowledges it, S not yet; nothing of the servers' waits.
     pair.fromP(pair.p.ack(CLIENT_ISN + 11));
-    expect(pair.merger.batchEnd(1)).toBe(1);
-    expect(c.waitsForS()).toBe(true); // the record as it went (the kernel has the rest)
-    pair.merger.poll(10_000);
-    expect(c.phase).toBe('merging');
-    expect(pair.events.filter((e) => e.includes('no progress'))).toEqual([]);
+    expect(pair.merger.batchEnd(1)).toBe(0);
+    expect(c.inKernel).toBe(false);
+    expect(c.waitsForS()).toBe(true);
+    // S's ACK comes: nothing waits, and the connection goes back.
+    pair.fromS(pair.s.ack(CLIENT_ISN + 11));
+    expect(pair.merger.batchEnd(2)).toBe(1);
+    expect(c.inKernel).toBe(true);
+    // S silent (its ACK never comes): after limits.secondary_silence_ms the connection goes on alone.
+    const silent = takenPair();
+    silent.pair.fromP(silent.pair.p.ack(CLIENT_ISN + 11));
+    expect(silent.pair.merger.batchEnd(1)).toBe(0);
+    silent.pair.merger.poll(2_000); // the wait is seen
+    silent.pair.merger.poll(20_000); // and has lasted
+    expect(silent.pair.events.filter((e) => e.includes('no progress')).length).toBe(1);
+    expect(silent.c.phase).toBe('degraded');
   });
 
   it('a RST of S’s outside its window (forged from its MAC) moves neither S’s ACK nor its TSval', () => {
