@@ -197,6 +197,11 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false,
   for (const h of held) release(core, c, h.id, h.pkt, h.seg, h.gso, false);
   // P had aborted: its RST goes out after its bytes.
   releaseHeldRst(core, c);
+  // What P acknowledged past S's, and no segment of P's carried (an upload
+  // whose secondary fell silent): the client hears it now, not after its
+  // next retransmission, which its backed-off timer may hold for seconds.
+  if (c.phase === 'degraded' && c.hasAckP && c.ackSentValid && seqGt(c.ackP, c.ackSent) && !c.finClient)
+    sendAck(core, c, false);
   // What P sends from now on may leave in the kernel (the held copies went first, marked as ours).
   // (Already, when the secondary's failure put it there in a batch: Merger.releaseInKernelAtOnce.)
   if (c.phase === 'degraded' && !c.outInKernel)

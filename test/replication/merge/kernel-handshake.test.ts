@@ -645,9 +645,14 @@ describe('a connection the bridge took returns to the kernel', () => {
     silent.pair.fromP(silent.pair.p.ack(CLIENT_ISN + 11));
     expect(silent.pair.merger.batchEnd(1)).toBe(0);
     silent.pair.merger.poll(2_000); // the wait is seen
+    const before = silent.pair.sink.toClient.length;
     silent.pair.merger.poll(20_000); // and has lasted
     expect(silent.pair.events.filter((e) => e.includes('no progress')).length).toBe(1);
     expect(silent.c.phase).toBe('degraded');
+    // The client hears P's ACK at once (an upload's client would otherwise wait for its timer).
+    const prompt = silent.pair.sink.toClient.slice(before).map((r) => r.repr);
+    expect(prompt).toHaveLength(1);
+    expect(prompt[0]).toMatchObject({ ack: CLIENT_ISN + 11, payload: Buffer.alloc(0) });
   });
 
   it('a RST of S’s outside its window (forged from its MAC) moves neither S’s ACK nor its TSval', () => {
