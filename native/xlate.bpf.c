@@ -822,13 +822,14 @@ int tcpfo_merge_ctl(struct __sk_buff *skb) {
   if (m) {
     struct merge_hint *hint = bpf_map_lookup_elem(&merge_hints, &key);
     int take = c->op == MERGE_OP_TAKE;
+    __u32 now = now_ms();
     bpf_spin_lock(&m->lock);
     int was = take && m->mode == MERGE_KERNEL;
     if (was) {
       m->mode = MERGE_QUEUE;
       m->handover = HANDOVER_BRIDGE;
     }
-    if (take) merge_snapshot(m, &c->snap);
+    if (take) merge_snapshot(m, &c->snap, now);
     publish_hint(m, hint);
     bpf_spin_unlock(&m->lock);
     if (was) count(COUNT_HANDOVER);

@@ -654,6 +654,7 @@ class Xlate : public Napi::ObjectWrap<Xlate> {
     n("edgeSent", s.edge_sent);
     n("tsvalMax", s.tsval_max);
     n("tsecr", s.tsecr);
+    n("waitMs", s.wait_ms);
     n("released", static_cast<double>(s.released));
     n("bytes", static_cast<double>(s.bytes));
     // The waiting ranges, oldest first: [end, …] (each starts where the previous ends, the first at relNxt).

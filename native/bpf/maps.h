@@ -184,6 +184,9 @@ struct merge_snap {
   __u32 mode, flags, handover, dseq, dts;
   __u8 wscale_p, wscale_s, ahead, npend, head, standing_p, standing_s, pad;
   __u32 rel_nxt, ack_p, ack_s, win_p, win_s, ack_sent, edge_sent, tsval_max, tsecr;
+  // How long the connection had waited for S when taken, ms: P's ranges
+  // since the last release, or P's ACK past S's (0: nothing waited for S).
+  __u32 wait_ms, pad2;
   __u32 pend_end[MERGE_PENDING];
   __u64 pend_digest[MERGE_PENDING];
   __u64 released, bytes;

@@ -333,8 +333,16 @@ static __always_inline void merge_hint_of(struct merge_val *m, struct merge_hint
   h->ts_on = (m->flags & MERGE_F_TS) != 0;
 }
 
-// The bridge's copy of the state (merge_snap), taken under the lock.
-static __always_inline void merge_snapshot(const struct merge_val *m, struct merge_snap *s) {
+// How long the connection has waited for S at `now` (ms): P's ranges since
+// the last release, or S's ACK behind P's; 0 if nothing waits for S.
+static __always_inline __u32 merge_wait_for_s(const struct merge_val *m, __u32 now) {
+  __u32 wait = m->ahead == SIDE_P && m->npend ? now - m->waiting_since : 0;
+  __u32 lag = (m->flags & MERGE_F_ACK_LAG) ? now - m->ack_lag_since : 0;
+  return wait > lag ? wait : lag;
+}
+
+// The bridge's copy of the state (merge_snap), taken under the lock at `now` (ms).
+static __always_inline void merge_snapshot(const struct merge_val *m, struct merge_snap *s, __u32 now) {
   s->mode = m->mode;
   s->flags = m->flags;
   s->handover = m->handover;
@@ -356,6 +364,7 @@ static __always_inline void merge_snapshot(const struct merge_val *m, struct mer
   s->edge_sent = m->edge_sent;
   s->tsval_max = m->tsval_max;
   s->tsecr = m->tsecr;
+  s->wait_ms = merge_wait_for_s(m, now);
 #pragma unroll
   for (int i = 0; i < MERGE_PENDING; i++) {
     s->pend_end[i] = m->pend_end[i];

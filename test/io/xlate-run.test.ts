@@ -695,7 +695,10 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
     pause(300);
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
-    expect(x.mergeTake(key)).toMatchObject({ handover: ackLag, ackP: A + 10, ackS: A });
+    // Taken with how long it waited for S (the bridge counts S's silence from there).
+    const lagged = x.mergeTake(key)!;
+    expect(lagged).toMatchObject({ handover: ackLag, ackP: A + 10, ackS: A });
+    expect(lagged.waitMs).toBeGreaterThanOrEqual(300);
     // S reaching what P had acknowledged ends the lag; the next one is counted from P's ACK then.
     start();
     expect(x.run('tcpfo_sent', p(R, '', { ack: A + 10 })).ret).toBe(TC_ACT_STOLEN);
@@ -716,7 +719,9 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 70);
     expect(x.run('tcpfo_sent', p(R, 'late')).ret).toBe(TC_ACT_STOLEN);
-    expect(x.mergeTake(key)).toMatchObject({ handover: 6, ahead: 1, pending: [R + 4] });
+    const slow = x.mergeTake(key)!;
+    expect(slow).toMatchObject({ handover: 6, ahead: 1, pending: [R + 4] });
+    expect(slow.waitMs).toBeGreaterThanOrEqual(70); // P's range waited for S's copy
     // A release starts the count again: what waits after it is measured from there.
     start();
     expect(x.run('tcpfo_sent', p(R, 'one')).ret).toBe(TC_ACT_STOLEN);
@@ -724,7 +729,9 @@ describe('the kernel merge (bpf/merge.h): the second copy of the same bytes goes
     expect(x.run('tcpfo_sent', p(R + 3, 'two')).ret).toBe(TC_ACT_STOLEN);
     expect(x.run('tcpfo_xlate', sCopy(R, 'one')).ret).toBe(TC_ACT_REDIRECT);
     expect(x.run('tcpfo_sent', p(R + 3, 'two')).ret).toBe(TC_ACT_STOLEN);
-    expect(x.mergeTake(key)).toMatchObject({ handover: 1, pending: [R + 6] });
+    const released = x.mergeTake(key)!;
+    expect(released).toMatchObject({ handover: 1, pending: [R + 6] });
+    expect(released.waitMs).toBeLessThan(50); // counted from the release, not from the first wait
   });
 
   it('a range sent again with other bytes, or two waiting ranges sent as one, hands the connection over', () => {

@@ -47,6 +47,8 @@ export interface KernelMergeState extends KernelAcks {
   flags: number;
   /** Why the kernel let it go (KERNEL_HANDOVER_REASONS). */
   handover: number;
+  /** How long it had waited for S when taken, ms (P's ranges, or P's ACK past S's); unit tests' fakes may leave it out. */
+  waitMs?: number;
   /** 0 neither, 1 P's segments waited (stolen), 2 S's copies came first (dropped). */
   ahead: number;
   /** The waiting ranges' ends, oldest first; the first starts at relNxt. */
@@ -249,7 +251,13 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
   }
   if (s.flags & KERNEL_FIN_CLIENT) c.finClient = true;
   if (s.flags & KERNEL_RESET) c.phase = 'closed';
-  c.sProgressAt = now;
+  // S's silence counts from when the wait for it began in the kernel, not
+  // from the take: a connection let go as S's ACK lagged (an upload) is
+  // taken only at P's next segment, which a stalled client sends at its
+  // backed-off retransmissions.
+  const waited = Math.max(0, s.waitMs ?? 0);
+  c.sProgressAt = now - waited;
+  if (waited > 0) c.waitingSince = now - waited;
 }
 
 /**

@@ -498,7 +498,7 @@ describe('a connection the bridge took returns to the kernel', () => {
    * since, and says it let the connection go for `handover`
    * (KERNEL_HANDOVER_REASONS); `returns` records each resume.
    */
-  function kernel(handover = 1) {
+  function kernel(handover = 1, state: Partial<KernelMergeState> = {}) {
     let last: KernelMergeInit | null = null;
     const returns: KernelMergeInit[] = [];
     const takes: number[] = [];
@@ -516,14 +516,14 @@ describe('a connection the bridge took returns to the kernel', () => {
       mergeTake: (): KernelMergeState | null => {
         if (!last) return null;
         takes.push(last.relNxt);
-        return { ...last, flags: ACKS_AND_SENT, handover, ahead: 0, pending: [], stashed: [] };
+        return { ...last, flags: ACKS_AND_SENT, handover, ahead: 0, pending: [], stashed: [], ...state };
       },
     };
     return { off, returns, takes };
   }
   /** A pair whose handshake the kernel merged (the bridge heard of it only), and its connection. */
-  function kernelPair(handover = 1) {
-    const k = kernel(handover);
+  function kernelPair(handover = 1, state: Partial<KernelMergeState> = {}) {
+    const k = kernel(handover, state);
     const pair = new Pair(P, S, {}, k.off);
     for (const e of parseKernelEvents(eventOf(pair.p.synAck(CLIENT_ISN), pair.s.synAck(CLIENT_ISN))))
       if (e.kind === 'handshake') pair.merger.kernelHandshake(e, 0);
@@ -653,6 +653,23 @@ describe('a connection the bridge took returns to the kernel', () => {
     const prompt = silent.pair.sink.toClient.slice(before).map((r) => r.repr);
     expect(prompt).toHaveLength(1);
     expect(prompt[0]).toMatchObject({ ack: CLIENT_ISN + 11, payload: Buffer.alloc(0) });
+  });
+
+  it('taken after waiting for S in the kernel: S’s silence counts from when the wait began there, not from the take', () => {
+    const lag = (waitMs: number) => {
+      const { pair, c } = kernelPair(KERNEL_HANDOVER_REASONS.indexOf('ack-lag'), { waitMs });
+      // The client's request, acknowledged by P only: P's ACK reaches the queue and the bridge takes the connection.
+      pair.now = 10_000;
+      pair.fromP(pair.p.ack(CLIENT_ISN + 11));
+      expect(c.inKernel).toBe(false);
+      pair.merger.poll(10_010);
+      pair.merger.poll(10_600);
+      return c.phase;
+    };
+    // S had not caught up for 1.5 s when taken: 600 ms later it has been silent past the 2 s limit.
+    expect(lag(1500)).toBe('degraded');
+    // Taken as the wait began: not yet.
+    expect(lag(0)).toBe('merging');
   });
 
   it('a RST of S’s outside its window (forged from its MAC) moves neither S’s ACK nor its TSval', () => {
