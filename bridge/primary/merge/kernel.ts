@@ -148,10 +148,10 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   if (c.sackP.length > 0 || c.sackS.length > 0) return null;
   if (c.heldSyn || c.rstP || c.finS !== null || c.finReleased || c.finClient || c.closedAt !== null) return null;
   if (c.stallAt !== null || c.earlyEndAt !== null) return null;
-  // S's ACK behind P's: the client's bytes P acknowledged wait for S's too
-  // (Conn.waitsForS), and the bridge bounds that wait (the kernel lets the
-  // connection go once it lasts: merge_handover's ack-lag).
-  if (seqGt(c.ackP, c.ackS)) return null;
+  // Nor while the client's bytes P acknowledged wait for S's ACK too: the
+  // bridge bounds that wait (the kernel lets the connection go once it
+  // lasts: merge_handover's ack-lag).
+  if (c.waitsForS()) return null;
   const init = kernelInit(c);
   if (!init) return null;
   init.ackSent = c.ackSent;
