@@ -116,3 +116,54 @@ export function ipv6ToString(buf: Uint8Array, off = 0): string {
   const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
   return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
+
+/**
+ * An IP address as the data path's cores carry it: an IPv4 address as its uint32 (a
+ * number), an IPv6 address as its 16 bytes in lower-case hex (a string of 32 digits).
+ * Either is a Map key and compares with `===`; IPv4's costs no allocation.
+ */
+export type IpAddr = number | string;
+
+/** The IPv6 address of the 16 bytes at `off`, as an IpAddr. */
+export function ip6Addr(buf: Uint8Array, off = 0): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + off, 16).toString('hex');
+}
+
+/** Whether `a` is an IPv6 address (else IPv4). */
+export function isIp6(a: IpAddr): a is string {
+  return typeof a === 'string';
+}
+
+/** The address's bytes in network order: 4 for IPv4, 16 for IPv6. */
+export function ipAddrBytes(a: IpAddr): Buffer {
+  if (isIp6(a)) return Buffer.from(a, 'hex');
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(a >>> 0);
+  return out;
+}
+
+/** Dotted quads for IPv4, RFC 5952 text for IPv6. */
+export function ipAddrToString(a: IpAddr): string {
+  return isIp6(a) ? ipv6ToString(Buffer.from(a, 'hex')) : ipv4ToString(a);
+}
+
+/** Parses either family's text; null when it is neither. */
+export function parseIpAddr(text: string): IpAddr | null {
+  const v4 = parseIpv4(text);
+  if (v4 !== null) return v4;
+  const v6 = parseIpv6(text);
+  return v6 === null ? null : ip6Addr(v6);
+}
+
+/** Like parseIpAddr but throws: for addresses from our own code or validated config. */
+export function ipAddr(text: string): IpAddr {
+  const v = parseIpAddr(text);
+  if (v === null) throw new TypeError(`not an IP address: ${JSON.stringify(text)}`);
+  return v;
+}
+
+/** `a` on a path that carries IPv4 only (the diverter's option, the kernel's maps); throws for IPv6. */
+export function ip4Of(a: IpAddr): number {
+  if (isIp6(a)) throw new TypeError(`an IPv6 address on an IPv4-only path: ${ipAddrToString(a)}`);
+  return a;
+}

@@ -22,11 +22,12 @@
  * (release.ts), expiry and silence (expiry.ts), adopted connections
  * (adopted.ts).
  */
-import { ipv4ToString } from '../../net/addr.js';
+import { ipAddrToString, isIp6, type IpAddr } from '../../net/addr.js';
 import { WireError } from '../wire/error.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMin, seqSub } from '../wire/seq.js';
 import type { TcpOption } from '../wire/tcp-options.js';
-import { parseIpv4Tcp, type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { parseIpTcp } from '../wire/ip.js';
+import { type TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import {
   acceptableFromClient,
   exactClientSeq,
@@ -69,7 +70,9 @@ import {
 import {
   DEFAULT_MERGER_CONFIG,
   newStats,
+  kernelOf,
   offloadKey,
+  serviceFor,
   type ChecksumState,
   type ConnId,
   type InboundOffload,
@@ -106,7 +109,7 @@ interface EarlyS {
   pkt: Buffer;
   /** When it first came (one sent again keeps this). */
   first: number;
-  client: number;
+  client: IpAddr;
   clientPort: number;
   servicePort: number;
   /** The client's ISN + 1, as the SYN-ACK acknowledged it; null for a SYN (a connection the servers open). */
@@ -120,7 +123,7 @@ function synAckOf(seg: TcpSegment): { ack: number | null } {
 
 export class Merger implements MergeCore {
   /** client address → (client port, service port) → connection */
-  private readonly conns = new Map<number, Map<number, Conn>>();
+  private readonly conns = new Map<IpAddr, Map<number, Conn>>();
   private count = 0;
   readonly stalled = new Set<Conn>();
   readonly pending = new Set<Conn>();
@@ -205,7 +208,7 @@ export class Merger implements MergeCore {
   private mergeStashed(c: Conn, pkts: Buffer[]): void {
     const segs: Array<{ start: number; pkt: Buffer }> = [];
     for (const pkt of pkts) {
-      const p = parseIpv4Tcp(pkt);
+      const p = parseIpTcp(pkt);
       if (p instanceof WireError || p.tcp.seqLength === 0) continue;
       const start = seqSub(p.tcp.seq, c.deltaSeq);
       if (!seqGt(seqAdd(start, p.tcp.seqLength), c.relNxt)) continue;
@@ -232,7 +235,7 @@ export class Merger implements MergeCore {
   private hold(id: number, pkt: Buffer, start: number, end: number, gso: boolean, first: boolean | null): Held | null {
     if (first !== null && this.overBudget(pkt.length, first)) return null;
     const copy = this.pool.copy(pkt);
-    const parsed = parseIpv4Tcp(copy);
+    const parsed = parseIpTcp(copy);
     if (parsed instanceof WireError) {
       this.pool.give(copy);
       return null; // parsed once already: cannot happen
@@ -332,7 +335,7 @@ export class Merger implements MergeCore {
         if (out.length >= max) return out;
         if (!c.held.length && !c.heldSyn && !c.waitsForS()) continue;
         out.push({
-          client: `${ipv4ToString(c.client)}:${c.clientPort}`,
+          client: `${ipAddrToString(c.client)}:${c.clientPort}`,
           phase: c.phase,
           relNxt: c.relNxt,
           covered: c.phase === 'handshake' ? null : c.sCovered(),
@@ -367,7 +370,7 @@ export class Merger implements MergeCore {
   }
 
   /** Whether (client, ports) is adopted; if so, notes (and logs, once) that S's TCP has a copy of it. */
-  private copiedByS(client: number, clientPort: number, servicePort: number): boolean {
+  private copiedByS(client: IpAddr, clientPort: number, servicePort: number): boolean {
     const r = this.adopted.copiedByS(client, clientPort, servicePort);
     if (r === 'first')
       this.event('not replicated (adopted), but the secondary has a copy: it will reset it if it takes over', {
@@ -378,11 +381,11 @@ export class Merger implements MergeCore {
     return r !== false;
   }
 
-  find(client: number, clientPort: number, servicePort: number): Conn | undefined {
+  find(client: IpAddr, clientPort: number, servicePort: number): Conn | undefined {
     return this.conns.get(client)?.get(connKey(clientPort, servicePort));
   }
 
-  private create(client: number, clientPort: number, servicePort: number, now: number): Conn {
+  private create(client: IpAddr, clientPort: number, servicePort: number, now: number): Conn {
     let m = this.conns.get(client);
     if (!m) {
       m = new Map();
@@ -430,7 +433,7 @@ export class Merger implements MergeCore {
    * new connection on the same ports now).
    */
   private remove(c: Conn, keepKernel = false): void {
-    if (c.phase !== 'handshake' && !keepKernel) this.offload?.remove(offloadKey(this, c));
+    if (c.phase !== 'handshake' && !keepKernel) kernelOf(this, c)?.remove(offloadKey(this, c));
     if (c.heldSyn) this.sink.drop(c.heldSyn.id);
     c.heldSyn = null;
     if (c.rstP) this.sink.drop(c.rstP.id);
@@ -459,8 +462,9 @@ export class Merger implements MergeCore {
    */
   private completeHandshake(c: Conn, alone: boolean): void {
     const h = mergeHandshake(this, c, alone);
-    const init = !alone && this.offload && c.phase === 'merging' ? kernelInit(c) : null;
-    if (init && this.offload!.mergeStart(offloadKey(this, c), init)) {
+    const kernel = kernelOf(this, c);
+    const init = !alone && kernel && c.phase === 'merging' ? kernelInit(c) : null;
+    if (init && kernel!.mergeStart(offloadKey(this, c), init)) {
       c.inKernel = true;
       this.stats.kernelMerged++;
     }
@@ -542,7 +546,7 @@ export class Merger implements MergeCore {
   private takeFromKernel(c: Conn, by: string, mergeStashed = true): Buffer[] {
     if (!c.inKernel) return [];
     c.inKernel = false;
-    const s = this.offload?.mergeTake(offloadKey(this, c)) ?? null;
+    const s = kernelOf(this, c)?.mergeTake(offloadKey(this, c)) ?? null;
     if (!s) return [];
     countHandover(this, s, by);
     adoptKernelState(c, s, this.now);
@@ -571,7 +575,7 @@ export class Merger implements MergeCore {
     let n = 0;
     if (!this.alone && this.offload?.mergeResume) {
       for (const c of this.touched) {
-        if (this.stalled.has(c) || this.diverged.has(c)) continue;
+        if (this.stalled.has(c) || this.diverged.has(c) || !kernelOf(this, c)) continue;
         const init = kernelResume(c);
         if (!init || !this.offload.mergeResume(offloadKey(this, c), init)) continue;
         c.inKernel = true;
@@ -742,7 +746,7 @@ export class Merger implements MergeCore {
    * A segment S's TCP sent to the client, diverted to us. `client` is the
    * address from the divert option. The packet is consumed: verdict drop.
    */
-  fromSecondary(id: number, pkt: Buffer, client: number, now: number, csum: ChecksumState = 'unverified'): void {
+  fromSecondary(id: number, pkt: Buffer, client: IpAddr, now: number, csum: ChecksumState = 'unverified'): void {
     this.now = now;
     const seg = this.parseOrDrop(id, pkt, csum);
     if (!seg) return;
@@ -754,7 +758,7 @@ export class Merger implements MergeCore {
     }
   }
 
-  private secondarySegment(seg: TcpSegment, pkt: Buffer, client: number, now: number): void {
+  private secondarySegment(seg: TcpSegment, pkt: Buffer, client: IpAddr, now: number): void {
     this.stats.divertedSegments++;
     this.stats.divertedBytes += seg.payloadLength;
     const flags = seg.flags;
@@ -1154,7 +1158,7 @@ export class Merger implements MergeCore {
     return false;
   }
 
-  private static earlyKey(client: number, clientPort: number, servicePort: number): string {
+  private static earlyKey(client: IpAddr, clientPort: number, servicePort: number): string {
     return `${client}:${connKey(clientPort, servicePort)}`;
   }
 
@@ -1163,7 +1167,7 @@ export class Merger implements MergeCore {
    * first). One sent again (the same ACK) keeps its place and its first
    * arrival: the map stays in the order the handshakes were first heard.
    */
-  private keepEarlyS(client: number, seg: TcpSegment, pkt: Buffer, now: number): void {
+  private keepEarlyS(client: IpAddr, seg: TcpSegment, pkt: Buffer, now: number): void {
     const key = Merger.earlyKey(client, seg.dstPort, seg.srcPort);
     const ack = seg.flags & TCP_ACK_FLAG ? seg.ack : null;
     const had = this.earlyS.get(key);
@@ -1194,7 +1198,7 @@ export class Merger implements MergeCore {
     const early = this.earlyS.get(key);
     if (!early) return;
     this.earlyS.delete(key);
-    const parsed = parseIpv4Tcp(early.pkt);
+    const parsed = parseIpTcp(early.pkt);
     if (parsed instanceof WireError) return;
     const opts = parsed.tcp.options();
     if (opts instanceof WireError) return;
@@ -1230,10 +1234,10 @@ export class Merger implements MergeCore {
    * reuses them soon — with an ACK for the old one instead of a SYN-ACK, and
    * that connection would wait for a SYN-ACK of S's that never comes.
    */
-  private resetHalfOpenS(client: number, clientPort: number, servicePort: number, s: { ack: number | null }): void {
+  private resetHalfOpenS(client: IpAddr, clientPort: number, servicePort: number, s: { ack: number | null }): void {
     if (s.ack === null) return;
     this.stats.halfOpenResets++;
-    this.sink.toSecondary(halfOpenReset(client, clientPort, servicePort, s.ack, this.cfg.service));
+    this.sink.toSecondary(halfOpenReset(client, clientPort, servicePort, s.ack, serviceFor(this.cfg, client)));
   }
 
   /**
@@ -1267,8 +1271,9 @@ export class Merger implements MergeCore {
 
   /** The TCP segment in `pkt`, or null after dropping it (and counting) when malformed or corrupted. */
   private parseOrDrop(id: number, pkt: Buffer, csum: ChecksumState): TcpSegment | null {
-    const parsed = parseIpv4Tcp(pkt);
-    if (parsed instanceof WireError) {
+    const parsed = parseIpTcp(pkt);
+    // An IPv6 segment is served only with an IPv6 service address to answer from.
+    if (parsed instanceof WireError || (isIp6(parsed.tcp.src) && !this.cfg.service6)) {
       this.stats.drops.malformed++;
       this.sink.drop(id);
       return null;

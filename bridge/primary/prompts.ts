@@ -14,6 +14,8 @@
  * sent it: the merger, alone, takes up the connection and releases it.
  */
 import { buildIpv4Tcp, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { buildIpTcp } from '../wire/ip.js';
+import type { IpAddr } from '../../net/addr.js';
 import type { TcpOption } from '../wire/tcp-options.js';
 
 /** syn_layout in native/bpf/maps.h. */
@@ -90,13 +92,13 @@ export function synAgain(h: HeldHandshake, vip: number): Buffer {
  * (a new connection, another ISN) is out of its window and drops nothing.
  */
 export function halfOpenReset(
-  client: number,
+  client: IpAddr,
   clientPort: number,
   servicePort: number,
   seq: number,
-  vip: number,
+  vip: IpAddr,
 ): Buffer {
-  return buildIpv4Tcp(
+  return buildIpTcp(
     { src: client, dst: vip },
     {
       srcPort: clientPort,

@@ -19,6 +19,7 @@ import { buildDiverted, clampedMss } from '../wire/divert.js';
 import { buildIpv4Tcp, parseIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { seqAdd } from '../wire/seq.js';
 import type { PortMatcher } from '../../net/ports.js';
+import { ip4Of } from '../../net/addr.js';
 
 export interface DiverterConfig {
   /** The service address (VIP). */
@@ -151,7 +152,8 @@ export class Diverter {
   }
 
   private track(s: TcpSegment): void {
-    let m = this.views.get(s.src);
+    const client = ip4Of(s.src); // the diverter reads IPv4 packets only
+    let m = this.views.get(client);
     const key = s.srcPort * 65536 + s.dstPort;
     if (s.has(TCP_RST) || s.has(TCP_FIN)) {
       if (m?.delete(key)) this.tracked--;
@@ -159,14 +161,14 @@ export class Diverter {
     }
     if (!m) {
       m = new Map();
-      this.views.set(s.src, m);
+      this.views.set(client, m);
     }
     let v = m.get(key);
     if (!v) {
       // A bare SYN is not a connection yet (a SYN flood must not fill the
       // table): tracking starts with the client's first ACK.
       if (s.has(TCP_SYN) || this.tracked >= MAX_TRACKED) return;
-      v = { client: s.src, clientPort: s.srcPort, servicePort: s.dstPort, seq: 0, ack: 0, window: 0, tsval: null };
+      v = { client, clientPort: s.srcPort, servicePort: s.dstPort, seq: 0, ack: 0, window: 0, tsval: null };
       m.set(key, v);
       this.tracked++;
     }

@@ -4,6 +4,7 @@
  * the client's address in a TCP option (kind 253, RFC 6994 ExID 0x7466).
  * Building the diverted packet and reading the option back.
  */
+import { ip4Of } from '../../net/addr.js';
 import { checksum } from './checksum.js';
 import { IP_CHECKSUM, IP_DST, IP_SRC, IP_TOTAL_LEN, type Ipv4Packet } from './ipv4.js';
 import {
@@ -94,7 +95,7 @@ export function buildDiverted(
   out[w] = OPT_EXPERIMENT;
   out[w + 1] = OPT_DIVERT_LEN;
   out.writeUInt16BE(DIVERT_EXID, w + 2);
-  out.writeUInt32BE(seg.dst, w + OPT_DIVERT_ADDR);
+  out.writeUInt32BE(ip4Of(seg.dst), w + OPT_DIVERT_ADDR);
   w += OPT_DIVERT_LEN;
   // Alignment holds: 8n bytes of SACK blocks out, 8 bytes of divert option in.
   pkt.copy(out, w, seg.payloadOffset, seg.payloadOffset + payloadLen);

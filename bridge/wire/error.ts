@@ -4,7 +4,7 @@
  * never an exception unwinding through the shell.
  */
 
-export type WireLayer = 'ethernet' | 'arp' | 'ipv4' | 'ipv6' | 'tcp' | 'tcp-option';
+export type WireLayer = 'ethernet' | 'arp' | 'ip' | 'ipv4' | 'ipv6' | 'tcp' | 'tcp-option';
 
 export type WireErrorCode =
   | 'truncated' // the buffer ends before the header (or a length it states) does

@@ -9,3 +9,4 @@ export * from './ipv6.js';
 export * from './seq.js';
 export * from './tcp.js';
 export * from './tcp-options.js';
+export * from './ip.js';

@@ -10,7 +10,7 @@
  * routing header with segments left, a chain longer than EXT_MAX, and any
  * other next header.
  */
-import { ipv6ToString } from '../../net/addr.js';
+import { ip6Addr, ipv6ToString } from '../../net/addr.js';
 import { addressSum6 } from './checksum.js';
 import { WireError } from './error.js';
 import { emitTcpSummed, tcpHeaderLength, TcpSegment, type TcpRepr } from './tcp.js';
@@ -205,7 +205,14 @@ export function parseIpv6Tcp(
   const ip = Ipv6Packet.parse(buf, off, len);
   if (ip instanceof WireError) return ip;
   if (ip.protocol !== NH_TCP) return new WireError('ipv6', 'not-tcp', `next header ${ip.protocol}`);
-  const tcp = TcpSegment.parse(buf, ip.payloadOffset, ip.transportLength, 0, 0, addressSum6(ip.src, ip.dst));
+  const tcp = TcpSegment.parse(
+    buf,
+    ip.payloadOffset,
+    ip.transportLength,
+    ip6Addr(ip.src),
+    ip6Addr(ip.dst),
+    addressSum6(ip.src, ip.dst),
+  );
   if (tcp instanceof WireError) return tcp;
   return { ip, tcp };
 }

@@ -1,7 +1,8 @@
 /** TCP header (RFC 9293): a view over a Buffer, field offsets named once here. */
-import { addressSum4, checksum, fold, sumBytes, update16, update32 } from './checksum.js';
+import { ipAddrBytes, type IpAddr } from '../../net/addr.js';
+import { addressSum4, addressSum6, checksum, fold, sumBytes, update16, update32 } from './checksum.js';
 import { WireError } from './error.js';
-import { emitIpv4Header, Ipv4Packet, IP_MIN_HEADER_LEN, IP_TOTAL_LEN, IPPROTO_TCP } from './ipv4.js';
+import { emitIpv4Header, Ipv4Packet, IP_MIN_HEADER_LEN, IPPROTO_TCP } from './ipv4.js';
 import {
   emitTcpOptions,
   findTcpOption,
@@ -23,6 +24,13 @@ import {
   parseTcpOptions,
   type TcpOption,
 } from './tcp-options.js';
+
+/** The address words of either family's pseudo header (both addresses of one family). */
+export function addressSum(src: IpAddr, dst: IpAddr): number {
+  if (typeof src === 'number' && typeof dst === 'number') return addressSum4(src, dst);
+  if (typeof src === 'string' && typeof dst === 'string') return addressSum6(ipAddrBytes(src), ipAddrBytes(dst));
+  throw new TypeError('a segment between addresses of two families');
+}
 
 export const TCP_SRC_PORT = 0; // 2
 export const TCP_DST_PORT = 2; // 2
@@ -53,22 +61,21 @@ export const TCP_FLAGS_MASK = 0x1ff;
 export const NO_SACK_BLOCKS: ReadonlyArray<[number, number]> = Object.freeze([]);
 
 /**
- * A TCP segment inside an IPv4 packet. `len` is the segment length (header +
- * payload) as the IP header states it; `src`/`dst` are the IP addresses for
- * the pseudo header.
+ * A TCP segment inside an IPv4 or IPv6 packet. `len` is the segment length (header +
+ * payload) as the IP header states it; `src`/`dst` are the IP addresses.
  */
 export class TcpSegment {
   /**
-   * `src`, `dst`: the IPv4 addresses (0 over IPv6); `addrSum`: the address words of the
-   * pseudo header, IPv4's from them unless given (IPv6: checksum.ts addressSum6).
+   * `src`, `dst`: the IP addresses (IpAddr: a number for IPv4, hex for IPv6); `addrSum`:
+   * the address words of the pseudo header, worked out from them unless given.
    */
   constructor(
     readonly buf: Buffer,
     readonly off: number,
     readonly len: number,
-    readonly src: number,
-    readonly dst: number,
-    readonly addrSum = addressSum4(src, dst),
+    readonly src: IpAddr,
+    readonly dst: IpAddr,
+    readonly addrSum = addressSum(src, dst),
   ) {}
 
   /** Parses the TCP segment carried by a validated IPv4 packet. */
@@ -82,9 +89,9 @@ export class TcpSegment {
     buf: Buffer,
     off: number,
     len: number,
-    src: number,
-    dst: number,
-    addrSum = addressSum4(src, dst),
+    src: IpAddr,
+    dst: IpAddr,
+    addrSum = addressSum(src, dst),
   ): TcpSegment | WireError {
     if (off < 0 || len < TCP_MIN_HEADER_LEN || off + len > buf.length) {
       return new WireError('tcp', 'truncated', `${len} bytes, need ${TCP_MIN_HEADER_LEN}`);
@@ -471,26 +478,4 @@ export function parseIpv4Tcp(
   const tcp = TcpSegment.fromIpv4(ip);
   if (tcp instanceof WireError) return tcp;
   return { ip, tcp };
-}
-
-/**
- * A copy of the IPv4/TCP packet `pkt` (whose TCP segment is `seg`) without the
- * first `n` payload bytes: sequence number + n, IP total length − n, the IP
- * header checksum updated. The TCP checksum is left for the caller (or the
- * kernel, for a GSO packet). Returns the copy and its segment.
- */
-export function trimPayloadFront(pkt: Buffer, seg: TcpSegment, n: number): { pkt: Buffer; seg: TcpSegment } {
-  if (n <= 0 || n > seg.payloadLength) throw new RangeError(`cannot trim ${n} of ${seg.payloadLength} payload bytes`);
-  const at = seg.payloadOffset;
-  const end = seg.off + seg.len; // anything after the IP packet's total length is not copied
-  const out = Buffer.allocUnsafe(end - n);
-  pkt.copy(out, 0, 0, at);
-  pkt.copy(out, at, at + n, end);
-  out.writeUInt16BE(end - n, IP_TOTAL_LEN);
-  const ip = Ipv4Packet.parse(out);
-  if (ip instanceof WireError) throw ip;
-  ip.fillChecksum();
-  const trimmed = new TcpSegment(out, seg.off, seg.len - n, seg.src, seg.dst, seg.addrSum);
-  trimmed.writeSeq(seg.seq + n);
-  return { pkt: out, seg: trimmed };
 }

@@ -8,15 +8,15 @@
  * expired, a table or store past its bound. Seeded: a failure replays.
  */
 import { WireError } from '../../bridge/wire/error.js';
-import { EthernetFrame, ETHERTYPE_IPV4, emitEthernet } from '../../bridge/wire/ethernet.js';
-import { mac } from '../../net/addr.js';
+import { EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, emitEthernet } from '../../bridge/wire/ethernet.js';
+import { isIp6, mac, type IpAddr } from '../../net/addr.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN } from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../net/ports.js';
 import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 import type { CapturedFrame } from '../capture.js';
-import { A_P, A_S, clientSeg, CLIENT, Pair, SPORT, VIP } from './harness.js';
+import { A_P, A_S, CLIENT, Pair, SPORT, V4, VIP, VIP6, type Family } from './harness.js';
 
 export interface FuzzResult {
   packets: number;
@@ -43,19 +43,26 @@ function prng(seed: number): () => number {
 }
 
 export interface Corpus {
-  /** IPv4 packets as P's TCP emits them, S's diverted output, the client's segments, S's own output. */
+  /** Packets as P's TCP emits them, S's diverted output, the client's segments, S's own output. */
   primary: Buffer[];
   diverted: Buffer[];
   client: Buffer[];
   secondaryOut: Buffer[];
   /** Client frames as the secondary captures them. */
   frames: Buffer[];
+  /** The client's address, as the secondary's diverted copies name it. */
+  clientAddr: IpAddr;
 }
 
-/** The packets of one clean connection through the harness: handshake, data both ways, SACK, FIN. */
-export function harnessCorpus(): Corpus {
-  const pair = new Pair({ isn: 0xfffff000, ts: 50_000 }, { isn: 7_000_000, ts: 0xfffffff0 });
-  const c: Corpus = { primary: [], diverted: [], client: [], secondaryOut: [], frames: [] };
+/**
+ * The packets of one clean connection through the harness: handshake, data both ways,
+ * SACK, FIN; over IPv4 or IPv6 (`fam`: S's copies then reach P unchanged, as the kernel
+ * path brings them).
+ */
+export function harnessCorpus(fam: Family = V4): Corpus {
+  const pair = new Pair({ isn: 0xfffff000, ts: 50_000 }, { isn: 7_000_000, ts: 0xfffffff0 }, {}, null, fam);
+  const c: Corpus = { primary: [], diverted: [], client: [], secondaryOut: [], frames: [], clientAddr: fam.client };
+  const etherType = isIp6(fam.client) ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4;
   const fromP = (pkt: Buffer) => (c.primary.push(Buffer.from(pkt)), pair.fromP(pkt));
   const fromS = (pkt: Buffer) => {
     c.secondaryOut.push(Buffer.from(pkt));
@@ -63,11 +70,11 @@ export function harnessCorpus(): Corpus {
   };
   const fromC = (pkt: Buffer) => {
     c.client.push(Buffer.from(pkt));
-    c.frames.push(emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:0a'), ETHERTYPE_IPV4, pkt));
+    c.frames.push(emitEthernet(mac('02:00:00:00:00:01'), mac('02:00:00:00:00:0a'), etherType, pkt));
     pair.fromClient(pkt);
   };
   fromC(
-    clientSeg({
+    pair.clientSeg({
       seq: 5000,
       ack: 0,
       flags: 0x02,
@@ -83,7 +90,7 @@ export function harnessCorpus(): Corpus {
   fromS(pair.s.synAck(5000));
   const cack = 5001;
   fromC(
-    clientSeg({
+    pair.clientSeg({
       seq: cack,
       ack: 7_000_001,
       flags: TCP_ACK_FLAG,
@@ -98,7 +105,7 @@ export function harnessCorpus(): Corpus {
     fromS(pair.s.data(d, req));
   }
   fromC(
-    clientSeg({
+    pair.clientSeg({
       seq: req,
       ack: 7_000_001 + 1000,
       flags: TCP_ACK_FLAG,
@@ -109,13 +116,13 @@ export function harnessCorpus(): Corpus {
   fromS(pair.s.ack(req, 500, [{ kind: 'sack', blocks: [[5000, 5007]] }]));
   fromP(pair.p.fin(req));
   fromS(pair.s.fin(req));
-  fromC(clientSeg({ seq: req, ack: pair.s.nxt, flags: TCP_ACK_FLAG | TCP_FIN }));
+  fromC(pair.clientSeg({ seq: req, ack: pair.s.nxt, flags: TCP_ACK_FLAG | TCP_FIN }));
   return c;
 }
 
 /** A corpus from a capture (Ethernet frames): what goes to `vip` is the client's, what comes from it the servers'. */
 export function captureCorpus(frames: readonly CapturedFrame[], vip: number): Corpus {
-  const c: Corpus = { primary: [], diverted: [], client: [], secondaryOut: [], frames: [] };
+  const c: Corpus = { primary: [], diverted: [], client: [], secondaryOut: [], frames: [], clientAddr: CLIENT };
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
     if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
@@ -138,6 +145,7 @@ export function captureCorpus(frames: readonly CapturedFrame[], vip: number): Co
 
 function mutate(src: Buffer, r: () => number): Buffer {
   let b = Buffer.from(src);
+  const tcp = src.length && src[0]! >> 4 === 6 ? 40 : 20; // where TCP's header starts (no IPv4 options, no extension headers)
   const n = Math.floor(r() * 5);
   for (let i = 0; i < n; i++) {
     const k = r();
@@ -150,16 +158,16 @@ function mutate(src: Buffer, r: () => number): Buffer {
       b = b.subarray(0, Math.floor(r() * (b.length + 1)));
     } else if (k < 0.6) {
       b = Buffer.concat([b, Buffer.from(Array.from({ length: Math.floor(r() * 40) }, () => Math.floor(r() * 256)))]);
-    } else if (k < 0.85 && b.length >= 40) {
+    } else if (k < 0.85 && b.length >= tcp + 20) {
       // seq or ack moved near (a few bytes, a window) or anywhere.
-      const at = 20 + (r() < 0.5 ? 4 : 8);
+      const at = tcp + (r() < 0.5 ? 4 : 8);
       const v = b.readUInt32BE(at);
       const d = r() < 0.7 ? Math.floor((r() - 0.5) * 200_000) : Math.floor(r() * 2 ** 32);
       b.writeUInt32BE(seqAdd(v, d), at);
-    } else if (b.length >= 40) {
+    } else if (b.length >= tcp + 20) {
       // Another client port (a new connection) or flags.
-      if (r() < 0.5) b.writeUInt16BE(40000 + Math.floor(r() * 8), r() < 0.5 ? 20 : 22);
-      else b[33] = Math.floor(r() * 256);
+      if (r() < 0.5) b.writeUInt16BE(40000 + Math.floor(r() * 8), tcp + (r() < 0.5 ? 0 : 2));
+      else b[tcp + 13] = Math.floor(r() * 256);
     }
   }
   return b;
@@ -192,7 +200,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   };
   const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {}, toSecondary: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
-  const merger = new Merger({ service: VIP, poisonPooled: true, ...limits }, sink);
+  const merger = new Merger({ service: VIP, service6: VIP6, poisonPooled: true, ...limits }, sink);
   const diverter = new Diverter({
     service: VIP,
     self: A_S,
@@ -217,7 +225,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
         merger.fromSecondary(
           id++,
           mutate(pick(corpus.diverted), r),
-          r() < 0.95 ? CLIENT : Math.floor(r() * 2 ** 32),
+          r() < 0.95 ? corpus.clientAddr : Math.floor(r() * 2 ** 32),
           now,
           csumState(r),
         );

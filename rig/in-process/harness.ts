@@ -1,23 +1,16 @@
 /**
  * A deterministic model of one failover connection for the merger and
  * diverter unit tests: P's and S's TCP output as segments, S's segments run
- * through the real Diverter, everything fed to the real Merger, and a
- * recording sink that plays the client's view.
+ * through the real Diverter (IPv4; over IPv6 they reach the merger as the
+ * kernel path brings them, unchanged), everything fed to the real Merger, and
+ * a recording sink that plays the client's view.
  */
-import { ipv4 } from '../../net/addr.js';
+import { ip6Addr, ipv4, ipv6, isIp6, type IpAddr } from '../../net/addr.js';
+import { buildIpTcp, parseIpTcp } from '../../bridge/wire/ip.js';
 import { WireError } from '../../bridge/wire/error.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
-import {
-  buildIpv4Tcp,
-  parseIpv4Tcp,
-  parseTcpRepr,
-  TCP_ACK_FLAG,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_SYN,
-  type TcpRepr,
-} from '../../bridge/wire/tcp.js';
+import { parseTcpRepr, TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_SYN, type TcpRepr } from '../../bridge/wire/tcp.js';
 import { PortMatcher } from '../../net/ports.js';
 import { Merger, type InboundOffload, type MergerConfig, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
@@ -26,7 +19,28 @@ export const VIP = ipv4('192.0.2.100');
 export const A_P = ipv4('192.0.2.1');
 export const A_S = ipv4('192.0.2.2');
 export const CLIENT = ipv4('192.0.2.10');
+export const VIP6 = ip6Addr(ipv6('2001:db8::100'));
+export const CLIENT6 = ip6Addr(ipv6('2001:db8::10'));
 export const CPORT = 40000;
+
+/** The addresses a harness connection runs between: IPv4's or IPv6's. */
+export interface Family {
+  service: IpAddr;
+  client: IpAddr;
+}
+export const V4: Family = { service: VIP, client: CLIENT };
+export const V6: Family = { service: VIP6, client: CLIENT6 };
+/** Both, named, for `describe.each`. */
+export const FAMILIES: ReadonlyArray<[string, Family]> = [
+  ['IPv4', V4],
+  ['IPv6', V6],
+];
+
+let current: Family = V4;
+/** The family of the pairs, servers and client segments made from now on without one named (a test file's `beforeEach`). */
+export function useFamily(f: Family): void {
+  current = f;
+}
 export const SPORT = 7000;
 
 export interface Released {
@@ -99,11 +113,12 @@ export class RecordingSink implements MergerSink {
 }
 
 function decode(id: number, packet: Buffer): Released {
-  const p = parseIpv4Tcp(packet);
+  const p = parseIpTcp(packet);
   if (p instanceof WireError) throw p;
   const repr = parseTcpRepr(p.tcp);
   if (repr instanceof WireError) throw repr;
-  return { id, repr, checksumOk: p.ip.checksumValid() && p.tcp.checksumValid() };
+  const ipOk = 'checksumValid' in p.ip ? p.ip.checksumValid() : true; // IPv6 has no header checksum
+  return { id, repr, checksumOk: ipOk && p.tcp.checksumValid() };
 }
 
 export interface SideSpec {
@@ -120,7 +135,10 @@ export interface SideSpec {
 export class ServerSide {
   nxt: number;
   ts: number | null;
-  constructor(readonly spec: SideSpec) {
+  constructor(
+    readonly spec: SideSpec,
+    readonly fam: Family = current,
+  ) {
     this.nxt = seqAdd(spec.isn, 1);
     this.ts = spec.ts === undefined ? 1000 : spec.ts;
   }
@@ -137,38 +155,41 @@ export class ServerSide {
       : extra;
   }
   synAck(clientIsn: number, window = 64240): Buffer {
-    return seg({
-      seq: this.spec.isn,
-      ack: seqAdd(clientIsn, 1),
-      flags: TCP_SYN | TCP_ACK_FLAG,
-      window,
-      options: this.synOptions(),
-    });
+    return seg(
+      {
+        seq: this.spec.isn,
+        ack: seqAdd(clientIsn, 1),
+        flags: TCP_SYN | TCP_ACK_FLAG,
+        window,
+        options: this.synOptions(),
+      },
+      this.fam,
+    );
   }
   syn(window = 64240): Buffer {
-    return seg({ seq: this.spec.isn, ack: 0, flags: TCP_SYN, window, options: this.synOptions() });
+    return seg({ seq: this.spec.isn, ack: 0, flags: TCP_SYN, window, options: this.synOptions() }, this.fam);
   }
   data(bytes: Buffer, ack: number, window = 500, flags = TCP_ACK_FLAG | TCP_PSH): Buffer {
-    const p = seg({ seq: this.nxt, ack, flags, window, options: this.opts(), payload: bytes });
+    const p = seg({ seq: this.nxt, ack, flags, window, options: this.opts(), payload: bytes }, this.fam);
     this.nxt = seqAdd(this.nxt, bytes.length + (flags & TCP_FIN ? 1 : 0));
     if (this.ts !== null) this.ts++;
     return p;
   }
   /** The same bytes again from an earlier sequence number (a retransmission). */
   dataAt(seq: number, bytes: Buffer, ack: number, window = 500): Buffer {
-    return seg({ seq, ack, flags: TCP_ACK_FLAG | TCP_PSH, window, options: this.opts(), payload: bytes });
+    return seg({ seq, ack, flags: TCP_ACK_FLAG | TCP_PSH, window, options: this.opts(), payload: bytes }, this.fam);
   }
   ack(ack: number, window = 500, extra: TcpOption[] = []): Buffer {
-    return seg({ seq: this.nxt, ack, flags: TCP_ACK_FLAG, window, options: this.opts(extra) });
+    return seg({ seq: this.nxt, ack, flags: TCP_ACK_FLAG, window, options: this.opts(extra) }, this.fam);
   }
   fin(ack: number, window = 500): Buffer {
     return this.data(Buffer.alloc(0), ack, window, TCP_ACK_FLAG | TCP_FIN);
   }
 }
 
-function seg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }): Buffer {
-  return buildIpv4Tcp(
-    { src: VIP, dst: CLIENT },
+function seg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }, fam: Family = current): Buffer {
+  return buildIpTcp(
+    { src: fam.service, dst: fam.client },
     { srcPort: SPORT, dstPort: CPORT, window: 500, urgent: 0, options: [], payload: Buffer.alloc(0), ...r },
   );
 }
@@ -180,9 +201,9 @@ export function serverSynAck(clientPort: number, seq: number, ack: number): Buff
 }
 
 /** A client segment to the service. */
-export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }): Buffer {
-  return buildIpv4Tcp(
-    { src: CLIENT, dst: VIP },
+export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }, fam = current): Buffer {
+  return buildIpTcp(
+    { src: fam.client, dst: fam.service },
     { srcPort: CPORT, dstPort: SPORT, window: 1000, urgent: 0, options: [], payload: Buffer.alloc(0), ...r },
   );
 }
@@ -205,15 +226,26 @@ export class Pair {
   private nextId = 1;
   now = 0;
 
-  constructor(p: SideSpec, s: SideSpec, cfg: Partial<MergerConfig> = {}, offload: InboundOffload | null = null) {
+  constructor(
+    p: SideSpec,
+    s: SideSpec,
+    cfg: Partial<MergerConfig> = {},
+    offload: InboundOffload | null = null,
+    readonly fam: Family = current,
+  ) {
     this.merger = new Merger(
-      { service: VIP, poisonPooled: true, ...cfg },
+      { service: VIP, service6: VIP6, poisonPooled: true, ...cfg },
       this.sink,
       (what) => this.events.push(what),
       offload,
     );
-    this.p = new ServerSide(p);
-    this.s = new ServerSide(s);
+    this.p = new ServerSide(p, fam);
+    this.s = new ServerSide(s, fam);
+  }
+
+  /** A client segment to the service, in this pair's family. */
+  clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flags: number }): Buffer {
+    return clientSeg(r, this.fam);
   }
 
   /** P's TCP emits `pkt`: returns its queue id. */
@@ -223,11 +255,14 @@ export class Pair {
     this.merger.fromPrimary(id, pkt, gso, this.now);
     return id;
   }
-  /** S's TCP emits `pkt`: diverted, then delivered to P (unless `lost`). */
+  /**
+   * S's TCP emits `pkt`: diverted, then delivered to P (unless `lost`). Over IPv6 it
+   * reaches P as the kernel path brings it: unchanged, the client its destination.
+   */
   fromS(pkt: Buffer, lost = false): Buffer {
-    const d = this.diverter.divert(pkt, false);
+    const d = isIp6(this.fam.client) ? Buffer.from(pkt) : this.diverter.divert(pkt, false);
     if (typeof d === 'string') throw new Error(`divert skipped: ${d}`);
-    if (!lost) this.merger.fromSecondary(this.nextId++, d, CLIENT, this.now);
+    if (!lost) this.merger.fromSecondary(this.nextId++, d, this.fam.client, this.now);
     return d;
   }
   fromClient(pkt: Buffer): { id: number; out: Buffer | undefined } {
@@ -238,7 +273,7 @@ export class Pair {
 
   /** Runs the client-initiated handshake (P's SYN-ACK first); returns the client's ISN. */
   handshake(clientIsn = 5000): number {
-    this.fromClient(clientSeg({ seq: clientIsn, ack: 0, flags: TCP_SYN, options: [{ kind: 'mss', mss: 1460 }] }));
+    this.fromClient(this.clientSeg({ seq: clientIsn, ack: 0, flags: TCP_SYN, options: [{ kind: 'mss', mss: 1460 }] }));
     this.fromP(this.p.synAck(clientIsn));
     this.fromS(this.s.synAck(clientIsn));
     return clientIsn;

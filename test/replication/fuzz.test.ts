@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ipv4 } from '../../net/addr.js';
 import { readPcap } from '../../rig/capture.js';
 import { captureCorpus, fuzz, harnessCorpus } from '../../rig/in-process/fuzz-engine.js';
+import { V4, V6 } from '../../rig/in-process/harness.js';
 
 const expectClean = (r: ReturnType<typeof fuzz>) => {
   expect(r.firstThrow).toBeUndefined();
@@ -24,6 +25,28 @@ describe('fuzzing the merger and the diverter', () => {
       // The mutations reached the merger's tables, not only its parsers.
       expect(r.maxConnections).toBeGreaterThan(5);
       expect(r.maxStoredBytes).toBeGreaterThan(0);
+    }
+  });
+
+  it('an IPv6 harness connection, mutated: 200k packets', () => {
+    for (const seed of [21, 22]) {
+      const r = fuzz(100_000, seed, harnessCorpus(V6));
+      expectClean(r);
+      expect(r.maxConnections).toBeGreaterThan(5);
+      expect(r.maxStoredBytes).toBeGreaterThan(0);
+    }
+  });
+
+  it('both families at once (an address of one family naming a packet of the other too), mutated: 100k packets', () => {
+    const v4 = harnessCorpus(V4);
+    const v6 = harnessCorpus(V6);
+    const both = { ...v4 };
+    for (const k of ['primary', 'diverted', 'client', 'secondaryOut', 'frames'] as const)
+      both[k] = [...v4[k], ...v6[k]];
+    for (const clientAddr of [V4.client, V6.client]) {
+      const r = fuzz(50_000, 31, { ...both, clientAddr });
+      expectClean(r);
+      expect(r.maxConnections).toBeGreaterThan(5);
     }
   });
 

@@ -19,12 +19,12 @@ import {
   buildIpv4Tcp,
   parseIpv4Tcp,
   parseTcpRepr,
-  trimPayloadFront,
   TCP_ACK_FLAG,
   TCP_DATA_OFF,
   TCP_FIN,
   TCP_SYN,
 } from '../../bridge/wire/tcp.js';
+import { trimPayloadFront } from '../../bridge/wire/ip.js';
 import { tcpRepr, u16, u32, u8 } from './arbitraries.js';
 
 const A = ipv4('192.0.2.10');

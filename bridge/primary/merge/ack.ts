@@ -8,7 +8,7 @@
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin, seqSub } from '../../wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN, TCP_SYN, type TcpSegment } from '../../wire/tcp.js';
 import type { Conn } from './conn.js';
-import { offloadKey, type MergeCore } from './types.js';
+import { kernelOf, offloadKey, type MergeCore } from './types.js';
 
 export type Side = 'P' | 'S';
 
@@ -182,8 +182,9 @@ export function translateClient(c: Conn, seg: TcpSegment): void {
  * acknowledges something released, no more (RFC 5961, as noteClient).
  */
 export function refresh(core: MergeCore, c: Conn, now: number): void {
-  if (!core.offload || c.phase === 'handshake') return;
-  const seen = core.offload.seen(offloadKey(core, c));
+  const offload = kernelOf(core, c);
+  if (!offload || c.phase === 'handshake') return;
+  const seen = offload.seen(offloadKey(core, c));
   if (!seen || seen.packets === c.offloadPackets) return;
   c.offloadPackets = seen.packets;
   if (seen.ageMs !== undefined) c.lastSeen = Math.max(c.lastSeen, now - seen.ageMs);

@@ -3,6 +3,7 @@
  * (the secondary took over, then the other node rejoined as secondary):
  * their numbers are the client's already, so P's segments pass unchanged.
  */
+import type { IpAddr } from '../../../net/addr.js';
 import { connKey } from './conn.js';
 import type { ConnId } from './types.js';
 
@@ -20,7 +21,7 @@ interface Adopted {
 
 export class AdoptedTable {
   /** client → (client port, service port) → the connection */
-  private readonly byClient = new Map<number, Map<number, Adopted>>();
+  private readonly byClient = new Map<IpAddr, Map<number, Adopted>>();
 
   /** How many connections are adopted. */
   get size(): number {
@@ -47,7 +48,7 @@ export class AdoptedTable {
    * Whether (client, ports) is adopted; if so, notes that S's TCP has a copy
    * of it, and returns 'first' the first time (for the log).
    */
-  copiedByS(client: number, clientPort: number, servicePort: number): false | 'first' | 'again' {
+  copiedByS(client: IpAddr, clientPort: number, servicePort: number): false | 'first' | 'again' {
     const a = this.byClient.get(client)?.get(connKey(clientPort, servicePort));
     if (!a) return false;
     if (a.secondaryCopy) return 'again';
@@ -56,7 +57,7 @@ export class AdoptedTable {
   }
 
   /** Whether (client, ports) is adopted; refreshes its idle clock, or forgets it at its `end`. */
-  seen(client: number, clientPort: number, servicePort: number, now: number, end: boolean): boolean {
+  seen(client: IpAddr, clientPort: number, servicePort: number, now: number, end: boolean): boolean {
     const m = this.byClient.get(client);
     const key = connKey(clientPort, servicePort);
     const a = m?.get(key);

@@ -4,6 +4,7 @@
  * window scales), P's segments held in the kernel's queue, S's bytes stored,
  * and what each side — the two servers and the client — acknowledged.
  */
+import type { IpAddr } from '../../../net/addr.js';
 import { seqAdd, seqGt } from '../../wire/seq.js';
 import { MAX_WSCALE, type TcpOption } from '../../wire/tcp-options.js';
 import { NO_SACK_BLOCKS, TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
@@ -360,18 +361,19 @@ export class Conn {
   established = false;
 
   /** The client's IPv4 address, stored signed as the sequence numbers are. */
-  private readonly client32: number;
-  get client(): number {
-    return this.client32 >>> 0;
+  /** IPv4's as an int32 (a small integer to V8: no heap number per connection); IPv6's hex. */
+  private readonly client32: number | string;
+  get client(): IpAddr {
+    return typeof this.client32 === 'number' ? this.client32 >>> 0 : this.client32;
   }
 
   constructor(
-    client: number,
+    client: IpAddr,
     readonly clientPort: number,
     readonly servicePort: number,
     now: number,
   ) {
-    this.client32 = client | 0;
+    this.client32 = typeof client === 'number' ? client | 0 : client;
     this.lastSeen = now;
     this.createdAt = now;
   }

@@ -8,7 +8,7 @@ import { seqAdd, seqMin, seqSub } from '../../wire/seq.js';
 import { TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
 import { packSyn, unpackSynOpts, type Conn, type Held } from './conn.js';
-import { offloadKey, type MergeCore } from './types.js';
+import { kernelOf, offloadKey, type MergeCore } from './types.js';
 
 /**
  * Merges the handshake of `c` (`alone`: without S, P's numbers are the
@@ -18,11 +18,11 @@ import { offloadKey, type MergeCore } from './types.js';
 export function mergeHandshake(core: MergeCore, c: Conn, alone: boolean): Held {
   handshakeNumbers(core, c, alone);
   // From here on the kernel may translate the client's common segments itself.
-  core.offload?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
+  const kernel = kernelOf(core, c);
+  kernel?.add(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsS);
   // Begun alone: P's segments after its SYN-ACK (which still goes through the queue) may leave in the kernel.
   if (alone)
-    c.outInKernel =
-      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
+    c.outInKernel = kernel?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
   const h = c.heldSyn!;
   c.heldSyn = null;
   c.heldSynAt = null;

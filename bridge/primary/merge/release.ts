@@ -8,20 +8,14 @@
  */
 import { seqAdd, seqGt, seqLe, seqLt, seqMax, seqMin, seqSub } from '../../wire/seq.js';
 import type { TcpOption } from '../../wire/tcp-options.js';
-import {
-  buildIpv4Tcp,
-  trimPayloadFront,
-  TCP_ACK_FLAG,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_RST,
-  type TcpSegment,
-} from '../../wire/tcp.js';
+import { isIp6 } from '../../../net/addr.js';
+import { buildIpTcp, trimPayloadFront } from '../../wire/ip.js';
+import { TCP_ACK_FLAG, TCP_FIN, TCP_PSH, TCP_RST, type TcpSegment } from '../../wire/tcp.js';
 import { mergedAck, mergedSack, mergedWindowBytes, refresh, windowField, type Side } from './ack.js';
 import { NO_HELD, type Conn } from './conn.js';
 import { rewriteSynOptions } from './handshake.js';
 import { sMatches } from './kernel.js';
-import { offloadKey, type MergeCore } from './types.js';
+import { kernelOf, offloadKey, serviceFor, type MergeCore } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -206,7 +200,7 @@ export function degrade(core: MergeCore, c: Conn, why: string, diverged = false,
   // (Already, when the secondary's failure put it there in a batch: Merger.releaseInKernelAtOnce.)
   if (c.phase === 'degraded' && !c.outInKernel)
     c.outInKernel =
-      core.offload?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
+      kernelOf(core, c)?.primaryOnly(offloadKey(core, c), c.deltaSeq, c.tsOffset, c.tsOn, c.wsP, c.wsS) ?? false;
 }
 
 /** P's held RST (it had aborted) goes out, and the connection ends. */
@@ -325,7 +319,8 @@ export function secondaryRetransmission(core: MergeCore, c: Conn, seg: TcpSegmen
 
 /** Sends bytes [from, to) of `payload` (which starts at S-space `start`) as MTU-sized segments. */
 export function sendRange(core: MergeCore, c: Conn, start: number, payload: Buffer, from: number, to: number): void {
-  const chunk = core.cfg.mtu - 40 - 12;
+  // The IP header (IPv4's 20 bytes, IPv6's 40), TCP's 20 and a timestamp option's 12.
+  const chunk = core.cfg.mtu - (isIp6(c.client) ? 40 : 20) - 20 - 12;
   for (let at = from; seqLt(at, to);) {
     const off = seqSub(at, start);
     if (off >= payload.length) break;
@@ -339,8 +334,8 @@ export function sendRange(core: MergeCore, c: Conn, start: number, payload: Buff
 function build(core: MergeCore, c: Conn, seq: number, flags: number, options: TcpOption[], payload: Buffer): Buffer {
   const ack = mergedAck(c);
   const win = windowField(c, mergedWindowBytes(c), false);
-  const pkt = buildIpv4Tcp(
-    { src: core.cfg.service, dst: c.client, ttl: 64 },
+  const pkt = buildIpTcp(
+    { src: serviceFor(core.cfg, c.client), dst: c.client, ttl: 64 },
     { srcPort: c.servicePort, dstPort: c.clientPort, seq, ack, flags, window: win, urgent: 0, options, payload },
   );
   c.ackSent = ack;

@@ -3,6 +3,7 @@
  * (MergerSink), the kernel's share of the client's segments (InboundOffload),
  * its counters, and MergeCore — the state every part works on.
  */
+import { ip4Of, isIp6, type IpAddr } from '../../../net/addr.js';
 import type { BufferPool } from '../buffer-pool.js';
 import type { Conn } from './conn.js';
 import type { KernelMergeInit, KernelMergeState } from './kernel.js';
@@ -17,7 +18,7 @@ export interface OffloadKey {
 
 /** A connection's identity, for events and reports. */
 export interface ConnId {
-  readonly client: number;
+  readonly client: IpAddr;
   readonly clientPort: number;
   readonly servicePort: number;
 }
@@ -102,6 +103,11 @@ export interface MergerSink {
 export interface MergerConfig {
   /** The service address (VIP) clients connect to. */
   service: number;
+  /**
+   * The IPv6 service address, as an IpAddr, if the service has one: without it the
+   * merger refuses IPv6 segments (counted as `malformed`).
+   */
+  service6?: string | null;
   /** Largest packet the kernel hands us unsegmented without GSO (the LAN MTU). */
   mtu: number;
   /** Idle time after which an established connection is forgotten, ms. */
@@ -331,7 +337,20 @@ export interface MergeCore {
   event(what: string, c: ConnId): void;
 }
 
-/** The connection's address as the offload keys it. */
+/**
+ * The kernel's share of `c`: none without an offload, nor for an IPv6 connection (the
+ * kernel's maps key IPv4 addresses, so the queue carries an IPv6 connection whole).
+ */
+export function kernelOf(core: MergeCore, c: Conn): InboundOffload | null {
+  return core.offload !== null && !isIp6(c.client) ? core.offload : null;
+}
+
+/** The connection's address as the offload keys it (an IPv4 connection's: kernelOf). */
 export function offloadKey(core: MergeCore, c: Conn): OffloadKey {
-  return { client: c.client, service: core.cfg.service, clientPort: c.clientPort, servicePort: c.servicePort };
+  return { client: ip4Of(c.client), service: core.cfg.service, clientPort: c.clientPort, servicePort: c.servicePort };
+}
+
+/** The service address a client of `client`'s family reaches: the configured one of that family. */
+export function serviceFor(cfg: MergerConfig, client: IpAddr): IpAddr {
+  return isIp6(client) ? cfg.service6! : cfg.service;
 }

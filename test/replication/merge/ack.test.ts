@@ -2,218 +2,220 @@
 import { describe, expect, it } from 'vitest';
 import { seqAdd, seqSub } from '../../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../../../bridge/wire/tcp.js';
-import { clientSeg, CLIENT, CPORT, Pair, SPORT, type RecordingSink } from '../../../rig/in-process/harness.js';
+import { clientSeg, CLIENT, CPORT, Pair, SPORT, V4, V6, type RecordingSink } from '../../../rig/in-process/harness.js';
 import type { InboundOffload } from '../../../bridge/primary/merger.js';
 import type { KernelMergeInit, KernelMergeState } from '../../../bridge/primary/merge/kernel.js';
 import { kernelDigest } from '../../../bridge/io/xlate.js';
-import { B, established, ISN_P, ISN_S, refill } from './fixtures.js';
+import { B, eachFamily, established, ISN_P, ISN_S, refill } from './fixtures.js';
 
-describe('acknowledgements', () => {
-  it('absorbs P’s ACK while S lags, and sends one when S catches up (S missed the client segment)', () => {
-    const { pair } = established();
-    const id = pair.fromP(pair.p.ack(5011));
-    expect(pair.sink.fate(id)).toBe('drop');
-    expect(pair.sink.sent).toHaveLength(0);
-    pair.fromS(pair.s.ack(5011));
-    expect(pair.sink.sent).toHaveLength(1);
-    const a = pair.sink.toClient.at(-1)!;
-    expect(a.repr.ack).toBe(5011);
-    expect(a.repr.seq).toBe(ISN_S + 1);
-    expect(a.checksumOk).toBe(true);
-  });
+eachFamily((fam) => {
+  describe('acknowledgements', () => {
+    it('absorbs P’s ACK while S lags, and sends one when S catches up (S missed the client segment)', () => {
+      const { pair } = established();
+      const id = pair.fromP(pair.p.ack(5011));
+      expect(pair.sink.fate(id)).toBe('drop');
+      expect(pair.sink.sent).toHaveLength(0);
+      pair.fromS(pair.s.ack(5011));
+      expect(pair.sink.sent).toHaveLength(1);
+      const a = pair.sink.toClient.at(-1)!;
+      expect(a.repr.ack).toBe(5011);
+      expect(a.repr.seq).toBe(ISN_S + 1);
+      expect(a.checksumOk).toBe(true);
+    });
 
-  it('forwards P’s ACK when P is the one lagging or equal (P missed the client segment)', () => {
-    const { pair } = established();
-    pair.fromS(pair.s.ack(5011));
-    expect(pair.sink.sent).toHaveLength(0); // P has not acked: nothing may go out (min)
-    const id = pair.fromP(pair.p.ack(5011));
-    expect(pair.sink.fate(id)).toBe('accept');
-    const a = pair.sink.toClient.at(-1)!;
-    expect(a.repr.ack).toBe(5011);
-    expect(a.repr.seq).toBe(ISN_S + 1);
-    expect(a.checksumOk).toBe(true);
-  });
+    it('forwards P’s ACK when P is the one lagging or equal (P missed the client segment)', () => {
+      const { pair } = established();
+      pair.fromS(pair.s.ack(5011));
+      expect(pair.sink.sent).toHaveLength(0); // P has not acked: nothing may go out (min)
+      const id = pair.fromP(pair.p.ack(5011));
+      expect(pair.sink.fate(id)).toBe('accept');
+      const a = pair.sink.toClient.at(-1)!;
+      expect(a.repr.ack).toBe(5011);
+      expect(a.repr.seq).toBe(ISN_S + 1);
+      expect(a.checksumOk).toBe(true);
+    });
 
-  it('forwards the lagging side’s duplicate ACKs with SACK blocks (fast retransmit)', () => {
-    const { pair } = established();
-    pair.fromS(pair.s.ack(5011));
-    pair.fromP(pair.p.ack(5011));
-    const before = pair.sink.toClient.length;
-    const sack = [{ kind: 'sack' as const, blocks: [[6011, 7011]] as Array<[number, number]> }];
-    const dup = pair.fromP(pair.p.ack(5011, 500, sack));
-    expect(pair.sink.fate(dup)).toBe('accept');
-    expect(pair.sink.toClient.length).toBe(before + 1);
-    // Only P holds 6011–7011 so far: the dup ACK goes out, the block does not
-    // (the client would stop retransmitting bytes S may lack).
-    expect(pair.sink.toClient.at(-1)!.repr.options.find((o) => o.kind === 'sack')).toBeUndefined();
-    // S reports the same block: both hold it, the client hears it.
-    pair.fromS(pair.s.ack(5011, 500, sack));
-    const dup2 = pair.fromP(pair.p.ack(5011, 500, sack));
-    expect(pair.sink.fate(dup2)).toBe('accept');
-    expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({ kind: 'sack', blocks: [[6011, 7011]] });
-    expect(pair.sink.toClient.at(-1)!.checksumOk).toBe(true);
-  });
+    it('forwards the lagging side’s duplicate ACKs with SACK blocks (fast retransmit)', () => {
+      const { pair } = established();
+      pair.fromS(pair.s.ack(5011));
+      pair.fromP(pair.p.ack(5011));
+      const before = pair.sink.toClient.length;
+      const sack = [{ kind: 'sack' as const, blocks: [[6011, 7011]] as Array<[number, number]> }];
+      const dup = pair.fromP(pair.p.ack(5011, 500, sack));
+      expect(pair.sink.fate(dup)).toBe('accept');
+      expect(pair.sink.toClient.length).toBe(before + 1);
+      // Only P holds 6011–7011 so far: the dup ACK goes out, the block does not
+      // (the client would stop retransmitting bytes S may lack).
+      expect(pair.sink.toClient.at(-1)!.repr.options.find((o) => o.kind === 'sack')).toBeUndefined();
+      // S reports the same block: both hold it, the client hears it.
+      pair.fromS(pair.s.ack(5011, 500, sack));
+      const dup2 = pair.fromP(pair.p.ack(5011, 500, sack));
+      expect(pair.sink.fate(dup2)).toBe('accept');
+      expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({ kind: 'sack', blocks: [[6011, 7011]] });
+      expect(pair.sink.toClient.at(-1)!.checksumOk).toBe(true);
+    });
 
-  it('tells the client only what both servers hold: SACK blocks intersected, D-SACKs and one-sided blocks dropped', () => {
-    const { pair } = established();
-    // P has everything up to 8000; S up to 5011, plus 6000–7000 and 7500–9000.
-    pair.fromP(pair.p.ack(8000, 500, [{ kind: 'sack', blocks: [[4000, 4500]] }])); // a D-SACK below its ACK
-    pair.fromS(
-      pair.s.ack(5011, 500, [
-        {
-          kind: 'sack',
-          blocks: [
-            [6000, 7000],
-            [7500, 9000],
-          ],
-        },
-      ]),
-    );
-    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
-    expect(pair.merger.mergedSack(c)).toEqual([
-      [6000, 7000],
-      [7500, 8000],
-    ]);
-    // The ACK built for S's dup ACK carries exactly those.
-    const last = pair.sink.toClient.at(-1)!;
-    expect(last.repr.ack).toBe(5011);
-    expect(last.repr.options).toContainEqual({
-      kind: 'sack',
-      blocks: [
+    it('tells the client only what both servers hold: SACK blocks intersected, D-SACKs and one-sided blocks dropped', () => {
+      const { pair } = established();
+      // P has everything up to 8000; S up to 5011, plus 6000–7000 and 7500–9000.
+      pair.fromP(pair.p.ack(8000, 500, [{ kind: 'sack', blocks: [[4000, 4500]] }])); // a D-SACK below its ACK
+      pair.fromS(
+        pair.s.ack(5011, 500, [
+          {
+            kind: 'sack',
+            blocks: [
+              [6000, 7000],
+              [7500, 9000],
+            ],
+          },
+        ]),
+      );
+      const c = pair.merger.find(fam.client, CPORT, SPORT)!;
+      expect(pair.merger.mergedSack(c)).toEqual([
         [6000, 7000],
         [7500, 8000],
-      ],
+      ]);
+      // The ACK built for S's dup ACK carries exactly those.
+      const last = pair.sink.toClient.at(-1)!;
+      expect(last.repr.ack).toBe(5011);
+      expect(last.repr.options).toContainEqual({
+        kind: 'sack',
+        blocks: [
+          [6000, 7000],
+          [7500, 8000],
+        ],
+      });
+    });
+
+    it('absorbs one server’s ACK that moves nothing', () => {
+      const { pair } = established();
+      const a = pair.fromP(pair.p.ack(5001));
+      expect(pair.sink.fate(a)).toBe('drop');
+      pair.fromS(pair.s.ack(5011)); // S ahead: the merged ACK stays
+      expect(pair.sink.sent).toHaveLength(0);
+    });
+
+    it('answers a client’s keepalive or zero-window probe once both servers answered it (same ACK, same window)', () => {
+      const { pair } = established();
+      for (let probe = 0; probe < 3; probe++) {
+        // Each server answers the probe (seq one below what it expects) with its ACK: neither alone goes out.
+        const a = pair.fromP(pair.p.ack(5001));
+        expect(pair.sink.fate(a)).toBe('drop');
+        expect(pair.sink.sent).toHaveLength(probe);
+        pair.fromS(pair.s.ack(5001));
+        expect(pair.sink.sent).toHaveLength(probe + 1);
+        const out = pair.sink.toClient.at(-1)!;
+        expect(out.repr.ack).toBe(5001);
+        expect(out.repr.flags).toBe(TCP_ACK_FLAG);
+        expect(out.checksumOk).toBe(true);
+      }
+      // P answering second: its own ACK goes out.
+      pair.fromS(pair.s.ack(5001));
+      const b = pair.fromP(pair.p.ack(5001));
+      expect(pair.sink.fate(b)).toBe('accept');
+    });
+
+    it('reopens a zero window whose update the client never got: the answers to its probe carry the open window', () => {
+      const { pair } = established();
+      pair.fromP(pair.p.ack(5001, 0));
+      pair.fromS(pair.s.ack(5001, 0));
+      const zero = pair.sink.toClient.at(-1)!;
+      expect(zero.repr.window).toBe(0);
+      // P's window update is lost on the way; the client probes; both answer with the open window.
+      const a = pair.fromP(pair.p.ack(5001, 0));
+      expect(pair.sink.fate(a)).toBe('drop');
+      pair.fromS(pair.s.ack(5001, 400));
+      const b = pair.fromP(pair.p.ack(5001, 300));
+      expect(pair.sink.fate(b)).toBe('accept');
+      expect(pair.sink.toClient.at(-1)!.repr.window).toBeGreaterThan(0);
     });
   });
 
-  it('absorbs one server’s ACK that moves nothing', () => {
-    const { pair } = established();
-    const a = pair.fromP(pair.p.ack(5001));
-    expect(pair.sink.fate(a)).toBe('drop');
-    pair.fromS(pair.s.ack(5011)); // S ahead: the merged ACK stays
-    expect(pair.sink.sent).toHaveLength(0);
+  describe('hostile client input', () => {
+    it('a SACK option whose length is not whole blocks is translated block-wise, not read past (found by the fuzzer: a crash)', () => {
+      const { pair, cack } = established();
+      const pkt = clientSeg({
+        seq: cack,
+        ack: ISN_S + 1,
+        flags: TCP_ACK_FLAG,
+        options: [{ kind: 'sack', blocks: [[ISN_S + 1, ISN_S + 2]] }],
+      }); // padded to 12 bytes
+      const at = pkt.indexOf(Buffer.from([5, 10]), 40); // kind 5 (SACK), length 10
+      expect(at).toBeGreaterThan(0);
+      pkt[at + 1] = 12; // 1.25 blocks
+      refill(pkt);
+      let out: Buffer | undefined;
+      expect(() => (out = pair.fromClient(pkt).out)).not.toThrow();
+      expect(out!.readUInt32BE(at + 2)).toBe(seqAdd(ISN_S + 1, ISN_P - ISN_S));
+    });
   });
 
-  it('answers a client’s keepalive or zero-window probe once both servers answered it (same ACK, same window)', () => {
-    const { pair } = established();
-    for (let probe = 0; probe < 3; probe++) {
-      // Each server answers the probe (seq one below what it expects) with its ACK: neither alone goes out.
-      const a = pair.fromP(pair.p.ack(5001));
-      expect(pair.sink.fate(a)).toBe('drop');
-      expect(pair.sink.sent).toHaveLength(probe);
-      pair.fromS(pair.s.ack(5001));
-      expect(pair.sink.sent).toHaveLength(probe + 1);
-      const out = pair.sink.toClient.at(-1)!;
-      expect(out.repr.ack).toBe(5001);
-      expect(out.repr.flags).toBe(TCP_ACK_FLAG);
-      expect(out.checksumOk).toBe(true);
-    }
-    // P answering second: its own ACK goes out.
-    pair.fromS(pair.s.ack(5001));
-    const b = pair.fromP(pair.p.ack(5001));
-    expect(pair.sink.fate(b)).toBe('accept');
-  });
+  describe('blind segments from spoofed clients change nothing (RFC 5961)', () => {
+    it('a RST at a guessed sequence number leaves the connection merging; one at the exact next number closes it', () => {
+      const { pair, cack } = established();
+      pair.fromP(pair.p.ack(cack));
+      pair.fromS(pair.s.ack(cack));
+      for (const seq of [cack + 1, cack + 5000, cack - 1, 123_456_789]) {
+        const r = pair.fromClient(clientSeg({ seq, ack: 0, flags: TCP_RST }));
+        expect(pair.sink.fate(r.id)).toBe('accept'); // P's TCP sees it, and applies its own check
+        expect(pair.merger.find(fam.client, CPORT, SPORT)?.phase).toBe('merging');
+      }
+      // Still merged: bytes go out as before.
+      const id = pair.fromP(pair.p.data(B('still'), cack));
+      pair.fromS(pair.s.data(B('still'), cack));
+      expect(pair.sink.fate(id)).toBe('accept');
+      pair.fromClient(clientSeg({ seq: cack, ack: 0, flags: TCP_RST }));
+      expect(pair.merger.find(fam.client, CPORT, SPORT)?.phase).toBe('closed');
+    });
 
-  it('reopens a zero window whose update the client never got: the answers to its probe carry the open window', () => {
-    const { pair } = established();
-    pair.fromP(pair.p.ack(5001, 0));
-    pair.fromS(pair.s.ack(5001, 0));
-    const zero = pair.sink.toClient.at(-1)!;
-    expect(zero.repr.window).toBe(0);
-    // P's window update is lost on the way; the client probes; both answer with the open window.
-    const a = pair.fromP(pair.p.ack(5001, 0));
-    expect(pair.sink.fate(a)).toBe('drop');
-    pair.fromS(pair.s.ack(5001, 400));
-    const b = pair.fromP(pair.p.ack(5001, 300));
-    expect(pair.sink.fate(b)).toBe('accept');
-    expect(pair.sink.toClient.at(-1)!.repr.window).toBeGreaterThan(0);
-  });
-});
+    it('an ACK for bytes never sent does not count as the client’s: a later retransmission still goes out', () => {
+      const { pair, cack } = established();
+      const pStart = pair.p.nxt;
+      pair.fromP(pair.p.data(B('abcdef'), cack));
+      pair.fromS(pair.s.data(B('abcdef'), cack));
+      // Blind: acknowledges far more than was released (an attacker's guess).
+      pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1_000_000, flags: TCP_ACK_FLAG }));
+      const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
+      expect(pair.sink.fate(re)).toBe('accept');
+      expect(pair.merger.stats.drops['client-acknowledged']).toBe(0);
+      // The genuine ACK still counts.
+      pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 7, flags: TCP_ACK_FLAG }));
+      expect(pair.sink.fate(pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack)))).toBe('drop');
+    });
 
-describe('hostile client input', () => {
-  it('a SACK option whose length is not whole blocks is translated block-wise, not read past (found by the fuzzer: a crash)', () => {
-    const { pair, cack } = established();
-    const pkt = clientSeg({
-      seq: cack,
-      ack: ISN_S + 1,
-      flags: TCP_ACK_FLAG,
-      options: [{ kind: 'sack', blocks: [[ISN_S + 1, ISN_S + 2]] }],
-    }); // padded to 12 bytes
-    const at = pkt.indexOf(Buffer.from([5, 10]), 40); // kind 5 (SACK), length 10
-    expect(at).toBeGreaterThan(0);
-    pkt[at + 1] = 12; // 1.25 blocks
-    refill(pkt);
-    let out: Buffer | undefined;
-    expect(() => (out = pair.fromClient(pkt).out)).not.toThrow();
-    expect(out!.readUInt32BE(at + 2)).toBe(seqAdd(ISN_S + 1, ISN_P - ISN_S));
-  });
-});
+    it('an ACK with a sequence number far outside the servers’ windows changes nothing', () => {
+      const { pair, cack } = established();
+      pair.fromP(pair.p.ack(cack));
+      pair.fromS(pair.s.ack(cack));
+      pair.fromP(pair.p.data(B('abcdef'), cack));
+      pair.fromS(pair.s.data(B('abcdef'), cack));
+      pair.fromClient(clientSeg({ seq: cack + 2 ** 30, ack: ISN_S + 7, flags: TCP_ACK_FLAG | TCP_FIN }));
+      const c = pair.merger.find(fam.client, CPORT, SPORT)!;
+      expect(c.hasAckClient).toBe(false);
+      expect(c.finClient).toBe(false);
+    });
 
-describe('blind segments from spoofed clients change nothing (RFC 5961)', () => {
-  it('a RST at a guessed sequence number leaves the connection merging; one at the exact next number closes it', () => {
-    const { pair, cack } = established();
-    pair.fromP(pair.p.ack(cack));
-    pair.fromS(pair.s.ack(cack));
-    for (const seq of [cack + 1, cack + 5000, cack - 1, 123_456_789]) {
-      const r = pair.fromClient(clientSeg({ seq, ack: 0, flags: TCP_RST }));
-      expect(pair.sink.fate(r.id)).toBe('accept'); // P's TCP sees it, and applies its own check
-      expect(pair.merger.find(CLIENT, CPORT, SPORT)?.phase).toBe('merging');
-    }
-    // Still merged: bytes go out as before.
-    const id = pair.fromP(pair.p.data(B('still'), cack));
-    pair.fromS(pair.s.data(B('still'), cack));
-    expect(pair.sink.fate(id)).toBe('accept');
-    pair.fromClient(clientSeg({ seq: cack, ack: 0, flags: TCP_RST }));
-    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.phase).toBe('closed');
-  });
+    it('a spoofed SYN and a blind ACK do not make the entry established: it expires at the handshake timeout', () => {
+      const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
+      const cisn = pair.handshake();
+      // The attacker never saw the SYN-ACK: its ACK numbers are guesses.
+      for (const ack of [1, ISN_S, ISN_S + 2, ISN_S + 100_000])
+        pair.fromClient(clientSeg({ seq: cisn + 1, ack, flags: TCP_ACK_FLAG }));
+      expect(pair.merger.find(fam.client, CPORT, SPORT)?.established).toBe(false);
+      pair.now = 10_001;
+      expect(pair.merger.poll(pair.now)).toBe(1);
+      expect(pair.merger.connections).toBe(0);
+    });
 
-  it('an ACK for bytes never sent does not count as the client’s: a later retransmission still goes out', () => {
-    const { pair, cack } = established();
-    const pStart = pair.p.nxt;
-    pair.fromP(pair.p.data(B('abcdef'), cack));
-    pair.fromS(pair.s.data(B('abcdef'), cack));
-    // Blind: acknowledges far more than was released (an attacker's guess).
-    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1_000_000, flags: TCP_ACK_FLAG }));
-    const re = pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack));
-    expect(pair.sink.fate(re)).toBe('accept');
-    expect(pair.merger.stats.drops['client-acknowledged']).toBe(0);
-    // The genuine ACK still counts.
-    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 7, flags: TCP_ACK_FLAG }));
-    expect(pair.sink.fate(pair.fromP(pair.p.dataAt(pStart, B('abcdef'), cack)))).toBe('drop');
-  });
-
-  it('an ACK with a sequence number far outside the servers’ windows changes nothing', () => {
-    const { pair, cack } = established();
-    pair.fromP(pair.p.ack(cack));
-    pair.fromS(pair.s.ack(cack));
-    pair.fromP(pair.p.data(B('abcdef'), cack));
-    pair.fromS(pair.s.data(B('abcdef'), cack));
-    pair.fromClient(clientSeg({ seq: cack + 2 ** 30, ack: ISN_S + 7, flags: TCP_ACK_FLAG | TCP_FIN }));
-    const c = pair.merger.find(CLIENT, CPORT, SPORT)!;
-    expect(c.hasAckClient).toBe(false);
-    expect(c.finClient).toBe(false);
-  });
-
-  it('a spoofed SYN and a blind ACK do not make the entry established: it expires at the handshake timeout', () => {
-    const pair = new Pair({ isn: ISN_P }, { isn: ISN_S }, { handshakeTimeoutMs: 10_000 });
-    const cisn = pair.handshake();
-    // The attacker never saw the SYN-ACK: its ACK numbers are guesses.
-    for (const ack of [1, ISN_S, ISN_S + 2, ISN_S + 100_000])
-      pair.fromClient(clientSeg({ seq: cisn + 1, ack, flags: TCP_ACK_FLAG }));
-    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.established).toBe(false);
-    pair.now = 10_001;
-    expect(pair.merger.poll(pair.now)).toBe(1);
-    expect(pair.merger.connections).toBe(0);
-  });
-
-  it('a blind FIN does not half-close the connection (window updates go on)', () => {
-    const { pair, cack } = established();
-    pair.fromP(pair.p.ack(cack));
-    pair.fromS(pair.s.ack(cack));
-    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 50_000, flags: TCP_ACK_FLAG | TCP_FIN }));
-    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(false);
-    pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG | TCP_FIN }));
-    expect(pair.merger.find(CLIENT, CPORT, SPORT)?.finClient).toBe(true);
+    it('a blind FIN does not half-close the connection (window updates go on)', () => {
+      const { pair, cack } = established();
+      pair.fromP(pair.p.ack(cack));
+      pair.fromS(pair.s.ack(cack));
+      pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 50_000, flags: TCP_ACK_FLAG | TCP_FIN }));
+      expect(pair.merger.find(fam.client, CPORT, SPORT)?.finClient).toBe(false);
+      pair.fromClient(clientSeg({ seq: cack, ack: ISN_S + 1, flags: TCP_ACK_FLAG | TCP_FIN }));
+      expect(pair.merger.find(fam.client, CPORT, SPORT)?.finClient).toBe(true);
+    });
   });
 });
 
@@ -328,6 +330,35 @@ describe('the kernel translating the client’s common segments (InboundOffload)
     pair.fromS(pair.s.data(B('abcdef'), cack));
     return { off, pair, cack, pStart };
   }
+
+  it('an IPv6 connection stays with the queue: the kernel’s maps key IPv4, so the offload is never asked', () => {
+    const off = new FakeOffload();
+    const calls: string[] = [];
+    const spy = new Proxy(off, {
+      get(t, name, r) {
+        const v = Reflect.get(t, name, r) as unknown;
+        return typeof v === 'function' && name !== 'watch' && name !== 'key' && name !== 'client'
+          ? (...a: unknown[]) => (calls.push(String(name)), (v as (...x: unknown[]) => unknown).apply(t, a))
+          : v;
+      },
+    });
+    const pair = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, spy, V6);
+    const cack = seqAdd(pair.handshake(), 1);
+    const id = pair.fromP(pair.p.data(B('abcdef'), cack));
+    pair.fromS(pair.s.data(B('abcdef'), cack));
+    pair.fromClient(pair.clientSeg({ seq: cack, ack: ISN_S + 7, flags: TCP_ACK_FLAG }));
+    pair.fromP(pair.p.dataAt(seqAdd(ISN_P, 1), B('abcdef'), cack)); // a retransmission: what did the client acknowledge?
+    pair.merger.batchEnd(pair.now);
+    pair.merger.secondaryFailed();
+    pair.fromP(pair.p.data(B('g'), cack));
+    expect(pair.sink.fate(id)).toBe('accept');
+    expect(pair.sink.stream(ISN_S).toString()).toBe('abcdefg');
+    expect(calls).toEqual([]);
+    // The same steps over IPv4 do ask it (the spy sees calls).
+    const pair4 = new Pair({ isn: ISN_P, ts: 50_000 }, { isn: ISN_S, ts: 90_000 }, {}, spy, V4);
+    pair4.handshake();
+    expect(calls).toContain('add');
+  });
 
   /** An offload whose kernel merges the connection and, when the bridge takes it, hands back `take(init)`. */
   class KernelOffload extends FakeOffload {
