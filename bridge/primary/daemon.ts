@@ -12,7 +12,7 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, isIp6, mac } from '../../net/addr.js';
+import { ipAddrToString, ipv4, isIp6, mac, type IpAddr } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
@@ -824,7 +824,7 @@ export class PrimaryBridge {
       this.merger.fromClient(id, pkt, now, b.checksumState(i));
       return;
     }
-    let client: number | null = null;
+    let client: IpAddr | null = null;
     this.path.secondaryCopy(src === this.vip);
     if (src === this.vip) client = dst;
     else {

@@ -2,7 +2,7 @@
  * The secondary's diverter (paper §3.1), pure: no sockets, no clock.
  *
  * Inbound: a client frame captured promiscuously (addressed to the primary's
- * MAC) becomes the IPv4 packet injected into S's own stack. The service
+ * MAC) becomes the IP packet (IPv4 or IPv6) injected into S's own stack. The service
  * address sits dormant on S's `lo` (DESIGN.md), so the packet is injected
  * unchanged — no address translation that would have to outlive a takeover.
  * Only the client's MSS option is clamped, so that S's segments still fit the
@@ -13,13 +13,14 @@
  * divert option (kind 253, RFC 6994 ExID).
  */
 import { WireError } from '../wire/error.js';
-import { EthernetFrame, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
+import { EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
+import { buildIpTcp, parseIpTcp } from '../wire/ip.js';
 import { Ipv4Packet } from '../wire/ipv4.js';
 import { buildDiverted, clampedMss } from '../wire/divert.js';
-import { buildIpv4Tcp, parseIpv4Tcp, TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
+import { TcpSegment, TCP_ACK_FLAG, TCP_FIN, TCP_RST, TCP_SYN } from '../wire/tcp.js';
 import { seqAdd } from '../wire/seq.js';
 import type { PortMatcher } from '../../net/ports.js';
-import { ip4Of } from '../../net/addr.js';
+import { isIp6, type IpAddr } from '../../net/addr.js';
 
 export interface DiverterConfig {
   /** The service address (VIP). */
@@ -31,6 +32,8 @@ export interface DiverterConfig {
   ports: PortMatcher;
   /** LAN MTU; S's segments plus the divert option must fit. */
   mtu: number;
+  /** The IPv6 addresses, if the service has one: the service's, this node's and the primary's (IpAddr hex). */
+  v6?: { service: string; self: string; primary: string } | null;
   /**
    * The primary's MAC: only frames to it are injected. Others to the service
    * (the primary's copies on a learning switch, to our own MAC) reach our
@@ -54,7 +57,7 @@ export interface DiverterStats {
 
 /** What the last captured client segment of a connection said (for prompts after a takeover). */
 interface ClientView {
-  client: number;
+  client: IpAddr;
   clientPort: number;
   servicePort: number;
   seq: number;
@@ -68,7 +71,7 @@ const MAX_TRACKED = 65536;
 
 export class Diverter {
   /** client address → (client port × 65536 + service port) → view */
-  private readonly views = new Map<number, Map<number, ClientView>>();
+  private readonly views = new Map<IpAddr, Map<number, ClientView>>();
   private tracked = 0;
   readonly stats: DiverterStats = {
     diverted: 0,
@@ -80,11 +83,13 @@ export class Diverter {
     skipped: { 'not-service': 0, 'not-failover-port': 0, malformed: 0, 'no-option-room': 0, 'bad-checksum': 0 },
   };
   private readonly mssLimit: number;
+  private readonly mssLimit6: number;
 
   private readonly primaryMac: string;
 
   constructor(readonly cfg: DiverterConfig) {
     this.mssLimit = clampedMss(cfg.mtu);
+    this.mssLimit6 = clampedMss(cfg.mtu, true);
     this.primaryMac = cfg.primaryMac.toLowerCase();
   }
 
@@ -94,14 +99,15 @@ export class Diverter {
    * unchanged (fail closed): only `not-service`/`not-failover-port` are not ours.
    */
   divert(pkt: Buffer, gso: boolean, partial = false): Buffer | DivertSkip {
-    const parsed = parseIpv4Tcp(pkt);
+    const parsed = parseIpTcp(pkt);
     if (parsed instanceof WireError) return this.skip('malformed');
     const { ip, tcp: seg } = parsed;
-    if (seg.src !== this.cfg.service) return this.skip('not-service');
+    const own = this.addrsOf(seg.src);
+    if (!own || seg.src !== own.service) return this.skip('not-service');
     if (!this.cfg.ports.has(seg.srcPort)) return this.skip('not-failover-port');
     // Complete sums are checked before the option is added and the sum made again.
     if (!partial && !seg.checksumValid()) return this.skip('bad-checksum');
-    const d = buildDiverted(ip, seg, this.cfg.self, this.cfg.primary, gso);
+    const d = buildDiverted(ip, seg, own.self, own.primary, gso);
     if (d === 'no-option-room') return this.skip('no-option-room');
     if (d.sackTrimmed) this.stats.sackTrimmed++;
     const payloadLen = seg.payloadLength;
@@ -110,17 +116,22 @@ export class Diverter {
     return d.pkt;
   }
 
+  /** The service's, this node's and the primary's addresses in `a`'s family; null for IPv6 without them. */
+  private addrsOf(a: IpAddr): { service: IpAddr; self: IpAddr; primary: IpAddr } | null {
+    return isIp6(a) ? (this.cfg.v6 ?? null) : this.cfg;
+  }
+
   /**
-   * A captured Ethernet frame → the IPv4 packet to inject into S's stack (a
+   * A captured Ethernet frame → the IP packet to inject into S's stack (a
    * copy), or null when it is not a client segment for a failover port.
    */
   inbound(frame: Buffer): Buffer | null {
     const eth = EthernetFrame.parse(frame);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) return null;
-    const ip = Ipv4Packet.parse(frame, eth.payloadOffset);
-    if (ip instanceof WireError || ip.dst !== this.cfg.service) return null;
-    const seg = TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError || !this.cfg.ports.has(seg.dstPort)) return null;
+    if (eth instanceof WireError || (eth.etherType !== ETHERTYPE_IPV4 && eth.etherType !== ETHERTYPE_IPV6)) return null;
+    const parsed = parseIpTcp(frame, eth.payloadOffset);
+    if (parsed instanceof WireError) return null;
+    const { ip, tcp: seg } = parsed;
+    if (seg.dst !== this.addrsOf(seg.dst)?.service || !this.cfg.ports.has(seg.dstPort)) return null;
     if (eth.dstString !== this.primaryMac) {
       // Not the primary's frame: our kernel delivers it (a copy to our MAC). Only what it tells of the client is kept.
       if (seg.checksumPartial() || seg.checksumValid()) this.track(seg);
@@ -134,12 +145,13 @@ export class Diverter {
       return null;
     }
     const off = eth.payloadOffset;
-    const pkt = Buffer.from(frame.subarray(off, off + ip.totalLength));
-    const s = new TcpSegment(pkt, ip.headerLength, ip.totalLength - ip.headerLength, ip.src, ip.dst);
+    const pkt = Buffer.from(frame.subarray(off, seg.off + seg.len)); // past the IP length: padding, not copied
+    const s = new TcpSegment(pkt, seg.off - off, seg.len, seg.src, seg.dst, seg.addrSum);
     if (s.has(TCP_SYN)) {
+      const limit = ip instanceof Ipv4Packet ? this.mssLimit : this.mssLimit6;
       const mss = s.mss();
-      if (mss !== null && mss > this.mssLimit) {
-        s.writeMss(this.mssLimit);
+      if (mss !== null && mss > limit) {
+        s.writeMss(limit);
         this.stats.mssClamped++;
       }
     }
@@ -152,7 +164,7 @@ export class Diverter {
   }
 
   private track(s: TcpSegment): void {
-    const client = ip4Of(s.src); // the diverter reads IPv4 packets only
+    const client = s.src;
     let m = this.views.get(client);
     const key = s.srcPort * 65536 + s.dstPort;
     if (s.has(TCP_RST) || s.has(TCP_FIN)) {
@@ -189,8 +201,8 @@ export class Diverter {
     for (const m of this.views.values())
       for (const v of m.values()) {
         out.push(
-          buildIpv4Tcp(
-            { src: v.client, dst: this.cfg.service },
+          buildIpTcp(
+            { src: v.client, dst: this.addrsOf(v.client)!.service },
             {
               srcPort: v.clientPort,
               dstPort: v.servicePort,
@@ -225,7 +237,7 @@ export class Diverter {
    * client segment the kernel got without the capture seeing it defeats it,
    * so the caller also aborts our sockets by address, then sends `prods`.)
    */
-  resets(keys: ReadonlyArray<{ client: number; clientPort: number; servicePort: number }>): {
+  resets(keys: ReadonlyArray<{ client: IpAddr; clientPort: number; servicePort: number }>): {
     packets: Buffer[];
     prods: Buffer[];
     closed: number;
@@ -234,8 +246,8 @@ export class Diverter {
     /** The bare ACKs to the clients alone, to send again once our sockets are surely gone. */
     const prods: Buffer[] = [];
     let closed = 0;
-    const seg = (src: number, dst: number, sport: number, dport: number, seq: number, ack: number, flags: number) =>
-      buildIpv4Tcp(
+    const seg = (src: IpAddr, dst: IpAddr, sport: number, dport: number, seq: number, ack: number, flags: number) =>
+      buildIpTcp(
         { src, dst },
         {
           srcPort: sport,
@@ -254,9 +266,10 @@ export class Diverter {
       const key = k.clientPort * 65536 + k.servicePort;
       const v = m?.get(key);
       if (!v) continue;
-      packets.push(seg(v.client, this.cfg.service, v.clientPort, v.servicePort, v.seq, 0, TCP_RST));
-      packets.push(seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, 0, TCP_RST));
-      const prod = seg(this.cfg.service, v.client, v.servicePort, v.clientPort, v.ack, v.seq, TCP_ACK_FLAG);
+      const service = this.addrsOf(v.client)!.service; // tracked only with its family's addresses
+      packets.push(seg(v.client, service, v.clientPort, v.servicePort, v.seq, 0, TCP_RST));
+      packets.push(seg(service, v.client, v.servicePort, v.clientPort, v.ack, 0, TCP_RST));
+      const prod = seg(service, v.client, v.servicePort, v.clientPort, v.ack, v.seq, TCP_ACK_FLAG);
       packets.push(prod);
       prods.push(prod);
       m!.delete(key);

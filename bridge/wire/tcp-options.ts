@@ -5,6 +5,7 @@
  * the client's address on segments the secondary diverts to the primary.
  * Other options are kept as opaque bytes.
  */
+import { ip6Addr, ipAddrBytes, isIp6, type IpAddr } from '../../net/addr.js';
 import { WireError } from './error.js';
 
 export const OPT_EOL = 0;
@@ -30,6 +31,8 @@ export const MAX_SACK_BLOCKS = 4;
 export const DIVERT_EXID = 0x7466;
 /** kind, length, ExID (2), client IPv4 address (4). */
 export const OPT_DIVERT_LEN = 8;
+/** kind, length, ExID (2), client IPv6 address (16). */
+export const OPT_DIVERT6_LEN = 20;
 /** Offset of the client address inside the divert option. */
 export const OPT_DIVERT_ADDR = 4;
 
@@ -44,7 +47,7 @@ export type TcpOption =
   | { kind: 'sack-permitted' }
   | { kind: 'sack'; blocks: Array<[left: number, right: number]> }
   | { kind: 'timestamp'; tsval: number; tsecr: number }
-  | { kind: 'divert'; client: number }
+  | { kind: 'divert'; client: IpAddr }
   | { kind: 'unknown'; type: number; data: Buffer };
 
 function bad(detail: string): WireError {
@@ -104,8 +107,9 @@ export function parseTcpOptions(buf: Buffer, start: number, end: number): TcpOpt
         break;
       default:
         if (kind === OPT_EXPERIMENT && len >= 4 && buf.readUInt16BE(i + 2) === DIVERT_EXID) {
-          if (len !== OPT_DIVERT_LEN) return bad(`divert length ${len}`);
-          out.push({ kind: 'divert', client: buf.readUInt32BE(i + OPT_DIVERT_ADDR) });
+          if (len === OPT_DIVERT_LEN) out.push({ kind: 'divert', client: buf.readUInt32BE(i + OPT_DIVERT_ADDR) });
+          else if (len === OPT_DIVERT6_LEN) out.push({ kind: 'divert', client: ip6Addr(buf, i + OPT_DIVERT_ADDR) });
+          else return bad(`divert length ${len}`);
         } else {
           out.push({ kind: 'unknown', type: kind, data: Buffer.from(buf.subarray(i + 2, i + len)) });
         }
@@ -129,7 +133,7 @@ export function optionLength(o: TcpOption): number {
     case 'timestamp':
       return OPT_TIMESTAMP_LEN;
     case 'divert':
-      return OPT_DIVERT_LEN;
+      return isIp6(o.client) ? OPT_DIVERT6_LEN : OPT_DIVERT_LEN;
     case 'unknown':
       return 2 + o.data.length;
   }
@@ -189,7 +193,8 @@ export function emitTcpOptions(opts: readonly TcpOption[], buf: Buffer, off: num
         buf[i] = OPT_EXPERIMENT;
         buf[i + 1] = len;
         buf.writeUInt16BE(DIVERT_EXID, i + 2);
-        buf.writeUInt32BE(o.client >>> 0, i + OPT_DIVERT_ADDR);
+        if (isIp6(o.client)) ipAddrBytes(o.client).copy(buf, i + OPT_DIVERT_ADDR);
+        else buf.writeUInt32BE(o.client >>> 0, i + OPT_DIVERT_ADDR);
         break;
       case 'unknown':
         if (o.type === OPT_EOL || o.type === OPT_NOP || len > 255)

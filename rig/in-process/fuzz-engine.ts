@@ -16,7 +16,7 @@ import { PortMatcher } from '../../net/ports.js';
 import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
 import type { CapturedFrame } from '../capture.js';
-import { A_P, A_S, CLIENT, Pair, SPORT, V4, VIP, VIP6, type Family } from './harness.js';
+import { A_P, A_P6, A_S, A_S6, CLIENT, Pair, SPORT, V4, VIP, VIP6, type Family } from './harness.js';
 
 export interface FuzzResult {
   packets: number;
@@ -205,6 +205,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
     service: VIP,
     self: A_S,
     primary: A_P,
+    v6: { service: VIP6, self: A_S6, primary: A_P6 },
     ports: new PortMatcher([SPORT]),
     mtu: 1500,
     primaryMac: '02:00:00:00:00:01',

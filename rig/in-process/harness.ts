@@ -21,6 +21,8 @@ export const A_S = ipv4('192.0.2.2');
 export const CLIENT = ipv4('192.0.2.10');
 export const VIP6 = ip6Addr(ipv6('2001:db8::100'));
 export const CLIENT6 = ip6Addr(ipv6('2001:db8::10'));
+export const A_P6 = ip6Addr(ipv6('2001:db8::1'));
+export const A_S6 = ip6Addr(ipv6('2001:db8::2'));
 export const CPORT = 40000;
 
 /** The addresses a harness connection runs between: IPv4's or IPv6's. */

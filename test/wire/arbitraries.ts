@@ -1,4 +1,5 @@
 /** fast-check arbitraries for wire-layer values, shared by the wire tests. */
+import { ip6Addr } from '../../net/addr.js';
 import fc from 'fast-check';
 import type { TcpOption } from '../../bridge/wire/tcp-options.js';
 import {
@@ -36,6 +37,7 @@ export const tcpOption: fc.Arbitrary<TcpOption> = fc.oneof(
   fc.array(fc.tuple(u32, u32), { minLength: 1, maxLength: 3 }).map((blocks) => ({ kind: 'sack', blocks }) as const),
   fc.tuple(u32, u32).map(([tsval, tsecr]) => ({ kind: 'timestamp', tsval, tsecr }) as const),
   u32.map((client) => ({ kind: 'divert', client }) as const),
+  fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => ({ kind: 'divert', client: ip6Addr(b) }) as const),
   fc
     .tuple(
       u8.filter((k) => !KNOWN.has(k)),
@@ -62,7 +64,7 @@ function optionBytes(o: TcpOption): number {
     case 'timestamp':
       return 10;
     case 'divert':
-      return 8;
+      return typeof o.client === 'string' ? 20 : 8;
     case 'unknown':
       return 2 + o.data.length;
   }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WireError } from '../../bridge/wire/error.js';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr, ipAddrBytes, ipv4 } from '../../net/addr.js';
 import {
   DIVERT_EXID,
   emitTcpOptions,
@@ -62,6 +62,15 @@ describe('TCP options', () => {
     ]);
   });
 
+  it('carries an IPv6 client address in a 20-byte divert option', () => {
+    const client = ipAddr('2001:db8::10');
+    const b = Buffer.alloc(20);
+    emitTcpOptions([{ kind: 'divert', client }], b, 0);
+    expect([b[0], b[1], b.readUInt16BE(2)]).toEqual([OPT_EXPERIMENT, 20, DIVERT_EXID]);
+    expect(b.subarray(4).equals(ipAddrBytes(client))).toBe(true);
+    expect(parseTcpOptions(b, 0, 20)).toEqual([{ kind: 'divert', client }]);
+  });
+
   it('rejects options whose length is wrong for their kind', () => {
     const cases: number[][] = [
       [2, 3, 0, 0], // MSS of 3
@@ -71,6 +80,7 @@ describe('TCP options', () => {
       [5, 2, 0, 0], // SACK with no block
       [8, 8, 0, 0, 0, 0, 0, 0], // timestamp of 8
       [253, 6, 0x74, 0x66, 0, 0], // divert ExID with the wrong length
+      [253, 12, 0x74, 0x66, 0, 0, 0, 0, 0, 0, 0, 0], // neither an IPv4 (8) nor an IPv6 (20) divert option
       [2], // no length byte
     ];
     for (const c of cases) {
