@@ -24,6 +24,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { NodeRole } from '../node/roles.js';
+import { ip4Of, ip6Addr, ipAddrBytes, isIp6, type IpAddr } from '../../net/addr.js';
 
 export const HEARTBEAT_LEN = 80;
 const MAGIC = 0x54464f48; // "TFOH"
@@ -123,17 +124,24 @@ export class SeqClock {
  *
  *   0  magic "TFON"           4
  *   4  version (2)             1
- *   5  reserved                1
- *   6  count                   2   ≤ NOTICE_MAX_ENTRIES
+ *   5  count6                  1   IPv6 entries (0 from a node that serves IPv4 only: the
+ *                                  layout of a node that knew none)
+ *   6  count                   2   IPv4 entries
  *   8  seq                     8   from the sender's SeqClock (replays are refused)
  *  16  sender address          4
  *  20  receiver address        4
  *  24  echoed nonce            8   the receiver's nonce as the sender last heard it
  *  32  entries                 8 × count: client address 4, client port 2, service port 2
+ *  ..                          20 × count6: client address 16, client port 2, service port 2
  *  ..  HMAC-SHA256             32  over everything before it
+ *
+ * The entries take at most NOTICE_MAX_ENTRY_BYTES, so a notice fits one 1500-byte frame.
  */
-export const NOTICE_MAX_ENTRIES = 150;
+export const NOTICE_MAX_ENTRY_BYTES = 1200;
+/** IPv4 entries a notice holds at most. */
+export const NOTICE_MAX_ENTRIES = NOTICE_MAX_ENTRY_BYTES / 8;
 const NOTICE_MAGIC = 0x54464f4e; // "TFON"
+const N_COUNT6 = 5;
 const N_COUNT = 6;
 const N_SEQ = 8;
 const N_FROM = 16;
@@ -141,9 +149,10 @@ const N_TO = 20;
 const N_ECHO_NONCE = 24;
 const N_ENTRIES = 32;
 const N_ENTRY_LEN = 8;
+const N_ENTRY6_LEN = 20;
 
 export interface ConnKey {
-  client: number;
+  client: IpAddr;
   clientPort: number;
   servicePort: number;
 }
@@ -162,22 +171,53 @@ export function isNotice(b: Buffer): boolean {
   return b.length >= 4 && b.readUInt32BE(0) === NOTICE_MAGIC;
 }
 
+/** The bytes `k` takes in a notice. */
+function entryBytes(k: ConnKey): number {
+  return isIp6(k.client) ? N_ENTRY6_LEN : N_ENTRY_LEN;
+}
+
+/** `keys` in notices' worth: each part's entries fit NOTICE_MAX_ENTRY_BYTES. At least one part. */
+export function noticeParts(keys: readonly ConnKey[]): ConnKey[][] {
+  const parts: ConnKey[][] = [[]];
+  let bytes = 0;
+  for (const k of keys) {
+    if (bytes + entryBytes(k) > NOTICE_MAX_ENTRY_BYTES) {
+      parts.push([]);
+      bytes = 0;
+    }
+    parts.at(-1)!.push(k);
+    bytes += entryBytes(k);
+  }
+  return parts;
+}
+
 export function encodeNotice(n: Notice, key: Buffer): Buffer {
-  if (n.diverged.length > NOTICE_MAX_ENTRIES) throw new RangeError(`at most ${NOTICE_MAX_ENTRIES} entries per notice`);
-  const body = N_ENTRIES + N_ENTRY_LEN * n.diverged.length;
+  const v4 = n.diverged.filter((k) => !isIp6(k.client));
+  const v6 = n.diverged.filter((k) => isIp6(k.client));
+  const entries = N_ENTRY_LEN * v4.length + N_ENTRY6_LEN * v6.length;
+  if (entries > NOTICE_MAX_ENTRY_BYTES)
+    throw new RangeError(`at most ${NOTICE_MAX_ENTRY_BYTES} bytes of entries per notice (noticeParts)`);
+  const body = N_ENTRIES + entries;
   const b = Buffer.alloc(body + MAC_LEN);
   b.writeUInt32BE(NOTICE_MAGIC, 0);
   b[4] = VERSION;
-  b.writeUInt16BE(n.diverged.length, N_COUNT);
+  b[N_COUNT6] = v6.length;
+  b.writeUInt16BE(v4.length, N_COUNT);
   b.writeBigUInt64BE(n.seq, N_SEQ);
   b.writeUInt32BE(n.from >>> 0, N_FROM);
   b.writeUInt32BE(n.to >>> 0, N_TO);
   b.writeBigUInt64BE(n.echoNonce, N_ECHO_NONCE);
-  n.diverged.forEach((k, i) => {
+  v4.forEach((k, i) => {
     const at = N_ENTRIES + N_ENTRY_LEN * i;
-    b.writeUInt32BE(k.client >>> 0, at);
+    b.writeUInt32BE(ip4Of(k.client) >>> 0, at);
     b.writeUInt16BE(k.clientPort, at + 4);
     b.writeUInt16BE(k.servicePort, at + 6);
+  });
+  v6.forEach((k, i) => {
+    const at = N_ENTRIES + N_ENTRY_LEN * v4.length + N_ENTRY6_LEN * i;
+    ipAddrBytes(k.client).copy(b, at);
+    b.writeUInt16BE(k.clientPort, at + 16);
+    b.writeUInt16BE(k.servicePort, at + 18);
   });
   mac(key, b, body).copy(b, body);
   return b;
@@ -188,8 +228,10 @@ export function decodeNotice(b: Buffer, key: Buffer): Notice | NoticeError {
   if (b.readUInt32BE(0) !== NOTICE_MAGIC) return 'bad-magic';
   if (b[4] !== VERSION) return 'bad-version';
   const count = b.readUInt16BE(N_COUNT);
-  const body = N_ENTRIES + N_ENTRY_LEN * count;
-  if (count > NOTICE_MAX_ENTRIES || b.length !== body + MAC_LEN) return 'bad-length';
+  const count6 = b[N_COUNT6]!;
+  const entries = N_ENTRY_LEN * count + N_ENTRY6_LEN * count6;
+  const body = N_ENTRIES + entries;
+  if (entries > NOTICE_MAX_ENTRY_BYTES || b.length !== body + MAC_LEN) return 'bad-length';
   if (!macValid(key, b, body)) return 'bad-mac';
   const diverged: ConnKey[] = [];
   for (let i = 0; i < count; i++) {
@@ -198,6 +240,14 @@ export function decodeNotice(b: Buffer, key: Buffer): Notice | NoticeError {
       client: b.readUInt32BE(at),
       clientPort: b.readUInt16BE(at + 4),
       servicePort: b.readUInt16BE(at + 6),
+    });
+  }
+  for (let i = 0; i < count6; i++) {
+    const at = N_ENTRIES + N_ENTRY_LEN * count + N_ENTRY6_LEN * i;
+    diverged.push({
+      client: ip6Addr(b, at),
+      clientPort: b.readUInt16BE(at + 16),
+      servicePort: b.readUInt16BE(at + 18),
     });
   }
   return {

@@ -27,7 +27,7 @@ import {
   isConfigNotice,
   isNotice,
   isSwitchMessage,
-  NOTICE_MAX_ENTRIES,
+  noticeParts,
   SeqClock,
   type ConnKey,
   type HeartbeatRole,
@@ -450,14 +450,14 @@ export class PeerLink {
   /** Sends the list of diverged connections to the peer (several datagrams if long). */
   sendNotice(diverged: readonly ConnKey[]): void {
     if (this.closed) return;
-    for (let i = 0; i === 0 || i < diverged.length; i += NOTICE_MAX_ENTRIES) {
+    for (const part of noticeParts(diverged)) {
       const msg = encodeNotice(
         {
           seq: this.clock.next(Date.now()),
           from: this.self,
           to: this.peer,
           echoNonce: this.detector.peerNonce,
-          diverged: diverged.slice(i, i + NOTICE_MAX_ENTRIES),
+          diverged: part,
         },
         this.opts.key,
       );

@@ -12,7 +12,7 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, isIp6, mac, type IpAddr } from '../../net/addr.js';
+import { ipAddrToString, ipv4, mac, type IpAddr } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
 import { WireError } from '../wire/error.js';
@@ -69,7 +69,7 @@ import type { Logger } from '../log.js';
 import { DEFAULT_ROLE_MACHINE, RoleMachine, stepOf, type RoleAction } from '../node/role-machine.js';
 import type { RoleListener, SwitchResult } from '../node/roles.js';
 import { switchRefusal, type SwitchState } from '../node/switchover.js';
-import type { ConnKey, SwitchKind } from '../detector/heartbeat.js';
+import type { SwitchKind } from '../detector/heartbeat.js';
 import { monotonicMs, wallTimeOf } from '../clock.js';
 
 /** Beyond the secondary's detector decision: its split-brain probe (50 ms) and takeover. */
@@ -736,8 +736,7 @@ export class PrimaryBridge {
    * tracked, so a lost datagram is repaired and a restarted secondary learns.
    */
   private reportDiverged(): void {
-    // The notice's wire format carries IPv4 addresses (detector/heartbeat.ts); no IPv6 connection reaches the queues yet.
-    const list = this.merger.divergedConnections().filter((k): k is ConnKey => !isIp6(k.client));
+    const list = this.merger.divergedConnections();
     if (list.length && !this.alone) this.peer?.sendNotice(list);
   }
 

@@ -17,8 +17,7 @@
  *    answers that with an exact reset.
  */
 import { buildIpv4Tcp, TCP_ACK_FLAG } from '../wire/tcp.js';
-import type { SocketState } from '../io/sockets.js';
-import type { ConnKey } from '../detector/heartbeat.js';
+import type { SocketKey, SocketState } from '../io/sockets.js';
 
 /** The two sequence numbers, 2^31 apart. */
 export const BLIND_SEQS = [0x1eed5eed, (0x1eed5eed + 0x80000000) >>> 0] as const;
@@ -44,12 +43,12 @@ function bareAck(src: number, dst: number, srcPort: number, dstPort: number, seq
 }
 
 /** Segments to inject into S's own stack, as if from each client. */
-export function blindPrompts(keys: readonly ConnKey[], vip: number): Buffer[] {
+export function blindPrompts(keys: readonly SocketKey[], vip: number): Buffer[] {
   return keys.flatMap((k) => BLIND_SEQS.map((seq) => bareAck(k.client, vip, k.clientPort, k.servicePort, seq)));
 }
 
 /** Segments to each client, from the service address. */
-export function blindProds(keys: readonly ConnKey[], vip: number): Buffer[] {
+export function blindProds(keys: readonly SocketKey[], vip: number): Buffer[] {
   return keys.flatMap((k) => BLIND_SEQS.map((seq) => bareAck(vip, k.client, k.servicePort, k.clientPort, seq)));
 }
 

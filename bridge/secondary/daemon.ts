@@ -4,14 +4,14 @@
  * (paths.ts: kernel or pcap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipv4, ipv4ToString, mac } from '../../net/addr.js';
+import { ipv4, ipv4ToString, isIp6, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
 import { NodeShell } from '../node/shell.js';
-import type { ConnKey } from '../detector/heartbeat.js';
+import type { SocketKey } from '../io/sockets.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import { InboundXlate } from '../io/xlate.js';
 import type { CongestionReset } from '../io/cc-reset.js';
@@ -72,7 +72,7 @@ export class SecondaryBridge {
   /** Metrics, status, the liveness guard, the fault socket (node-shell.ts). */
   private readonly shell: NodeShell;
   /** Connections the primary reported as diverged, with when it last said so. */
-  private readonly diverged = new Map<string, { key: ConnKey; at: number }>();
+  private readonly diverged = new Map<string, { key: SocketKey; at: number }>();
   private closedDiverged = 0;
   /** The primary role this node took after the other node rejoined as secondary. */
   private promoted: PromotedBridge | null = null;
@@ -330,7 +330,13 @@ export class SecondaryBridge {
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       onNotice: (keys) => {
         const now = monotonicMs();
-        for (const k of keys) this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, { key: k, at: now });
+        // The takeover's shell (sock_diag, the prompts) is IPv4's; no IPv6 connection is replicated yet.
+        for (const k of keys)
+          if (!isIp6(k.client))
+            this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, {
+              key: { client: k.client, clientPort: k.clientPort, servicePort: k.servicePort },
+              at: now,
+            });
         // An entry the primary stopped repeating is over (the connection ended).
         for (const [id, d] of this.diverged) if (now - d.at >= DIVERGED_FRESH_MS) this.diverged.delete(id);
       },
@@ -633,7 +639,7 @@ export class SecondaryBridge {
   }
 
   /** The connections the primary lists as diverged (it repeats the list every 250 ms). */
-  private freshDiverged(): ConnKey[] {
+  private freshDiverged(): SocketKey[] {
     const now = monotonicMs();
     return [...this.diverged.values()].filter((d) => now - d.at < DIVERGED_FRESH_MS).map((d) => d.key);
   }

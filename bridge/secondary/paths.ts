@@ -17,13 +17,12 @@
 import { ipv4 } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import type { Config } from '../../config/config.js';
-import type { ConnKey } from '../detector/heartbeat.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, type Injector } from '../io/inject.js';
 import { detachKernelPath, installKernelPath, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
 import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
-import { destroySockets, existingConnections } from '../io/sockets.js';
+import { destroySockets, existingConnections, type SocketKey } from '../io/sockets.js';
 import { probeOf, type QueueProbe } from '../node/liveness.js';
 import type { Logger } from '../log.js';
 import { blindProds, blindPrompts, owes } from './blind.js';
@@ -69,7 +68,7 @@ export interface SecondaryDataPath {
    * primary reported as diverged closed; `mark` notes each step on the
    * takeover's timeline. Returns how many of those it closed.
    */
-  prompt(diverged: ConnKey[], mark: (what: string) => void): Promise<number>;
+  prompt(diverged: SocketKey[], mark: (what: string) => void): Promise<number>;
   /** Takeover's housekeeping: what is left of the path in the kernel goes. */
   detach(): Promise<void>;
   /** After the liveness guard stopped: the queue closes. */
@@ -128,7 +127,7 @@ export class KernelDataPath implements SecondaryDataPath {
    * prompted to tell its client where it stands (io/sockets.ts lists them
    * by sock_diag; blind.ts).
    */
-  async prompt(diverged: ConnKey[], mark: (what: string) => void): Promise<number> {
+  async prompt(diverged: SocketKey[], mark: (what: string) => void): Promise<number> {
     const { cfg, log, injector } = this.x;
     const vip = ipv4(cfg.service.address);
     if (diverged.length) {
@@ -243,7 +242,7 @@ export class PcapDataPath implements SecondaryDataPath {
   }
 
   /** The capture's last view of each connection gives exact resets and prompts. */
-  async prompt(diverged: ConnKey[], mark: (what: string) => void): Promise<number> {
+  async prompt(diverged: SocketKey[], mark: (what: string) => void): Promise<number> {
     const { cfg, log, diverter, injector } = this.x;
     this.capture?.close();
     mark('stopped capturing');

@@ -1,6 +1,7 @@
 /** The failure detector and the heartbeat codec: pure, time passed in. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ip6Addr } from '../../net/addr.js';
 import { Detector, GRACE_TIMEOUTS } from '../../bridge/detector/detector.js';
 import {
   decodeHeartbeat,
@@ -13,6 +14,8 @@ import {
   isNotice,
   isSwitchMessage,
   NOTICE_MAX_ENTRIES,
+  NOTICE_MAX_ENTRY_BYTES,
+  noticeParts,
   SeqClock,
   SWITCH_MAX_REASON,
   type Heartbeat,
@@ -106,6 +109,55 @@ describe('heartbeat codec', () => {
     expect(decodeHeartbeat(encodeNotice({ seq: 1n, from: P, to: S, echoNonce: NONCE_S, diverged: [] }, KEY), KEY)).toBe(
       'bad-length',
     );
+  });
+
+  it('notices carry IPv6 entries after the IPv4 ones; an IPv4-only notice keeps the layout of a node that knew none', () => {
+    const key = fc.record({
+      client: fc.oneof(
+        fc.nat({ max: 2 ** 32 - 1 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => ip6Addr(b)),
+      ),
+      clientPort: fc.nat({ max: 65535 }),
+      servicePort: fc.nat({ max: 65535 }),
+    });
+    fc.assert(
+      fc.property(fc.array(key, { maxLength: 400 }), (all) => {
+        const parts = noticeParts(all);
+        expect(parts.flat()).toEqual(all);
+        for (const diverged of parts) {
+          const n = { seq: 7n, from: P, to: S, echoNonce: NONCE_S, diverged };
+          const b = encodeNotice(n, KEY);
+          expect(b.length).toBeLessThanOrEqual(1500 - 20 - 8); // one frame: IPv4 and UDP headers
+          const v4 = diverged.filter((k) => typeof k.client === 'number');
+          const v6 = diverged.filter((k) => typeof k.client === 'string');
+          expect(decodeNotice(b, KEY)).toEqual({ ...n, diverged: [...v4, ...v6] });
+          expect(b[5]).toBe(v6.length);
+          if (!v6.length) expect(b.length).toBe(32 + 8 * v4.length + 32);
+        }
+        // A part ends only where the next entry would not fit.
+        for (let i = 0; i + 1 < parts.length; i++) {
+          const bytes = (ks: typeof all) => ks.reduce((n, k) => n + (typeof k.client === 'number' ? 8 : 20), 0);
+          expect(bytes(parts[i]!) + bytes([parts[i + 1]![0]!])).toBeGreaterThan(NOTICE_MAX_ENTRY_BYTES);
+        }
+      }),
+      { numRuns: 200 },
+    );
+    expect(() =>
+      encodeNotice(
+        {
+          seq: 1n,
+          from: P,
+          to: S,
+          echoNonce: NONCE_S,
+          diverged: Array.from({ length: 61 }, (_, i) => ({
+            client: ip6Addr(Buffer.alloc(16, 1)),
+            clientPort: i,
+            servicePort: 1,
+          })),
+        },
+        KEY,
+      ),
+    ).toThrow(RangeError);
   });
 
   it('switchover messages round-trip, authenticated; tampering and forgery are refused; a long reason is cut, never refused', () => {
