@@ -18,14 +18,18 @@
  * packets if the route is ever missing, so none reaches a client by the
  * main table.
  *
- * Both nft tables are replaced (and later removed) in one transaction. The
+ * IPv6 (`v6`): the same rules for the IPv6 service address (`ip6 daddr`, the
+ * hop limit set to 1), in a table `ip6 tcpfo_<tag>` beside the IPv4 one, and
+ * the same policy routing for `ip -6` to the primary's IPv6 address.
+ *
+ * The nft tables are replaced (and later removed) in one transaction. The
  * routes are not in the bridge's journal: a restarting bridge must not take
  * them away before its own path is in (marked packets would then leave by
  * the main table, straight to the client); they are made sure of (added if
  * missing, the route replaced in place) and removed only once no table marks
  * packets any more — at a takeover, a stop, or by `tcpfo cleanup`.
  */
-import { ipv4ToString } from '../../net/addr.js';
+import { ipAddrToString, ipv4ToString } from '../../net/addr.js';
 import type { PortSet } from '../../net/ports.js';
 import { nftApply } from './rules.js';
 import { run } from './run.js';
@@ -47,6 +51,8 @@ export interface KernelPathSpec {
   selfMac: string;
   /** The primary's own address: the next hop of S's segments. */
   primaryAddress: number;
+  /** The IPv6 service address and the primary's own IPv6 address (IpAddr hex), if the service has one. */
+  v6?: { vip: string; primaryAddress: string } | null;
 }
 
 function portSet(ports: PortSet): string {
@@ -56,25 +62,43 @@ function portSet(ports: PortSet): string {
 /** The nft tables of the kernel path, created anew (a predecessor's of the same tag replaced in the same transaction). */
 export function kernelPathRuleset(k: KernelPathSpec): string {
   const vip = ipv4ToString(k.vip);
+  const vip6 = k.v6 ? ipAddrToString(k.v6.vip) : null;
   const ports = portSet(k.ports);
   const t = `tcpfo_${k.tag}`;
+  const mark = `meta mark set meta mark | 0x${DIVERT_MARK.toString(16)}`;
+  const toS = `meta pkttype set host ether daddr set ${k.selfMac.toLowerCase()} counter comment "tcpfo: the client's segments to P, into S's TCP"`;
+  const toP = `counter comment "tcpfo: S's segments to clients, routed to P (fail closed)"`;
+  const divertChain = (match: string) => [
+    '  chain divert {',
+    '    type route hook output priority -150; policy accept;',
+    `    oifname != "lo" ${match}`,
+    '  }',
+  ];
   return [
     `table netdev ${t} {}`,
     `delete table netdev ${t}`,
     `table ip ${t} {}`,
     `delete table ip ${t}`,
+    // A predecessor's IPv6 table goes whether or not this one serves IPv6.
+    `table ip6 ${t} {}`,
+    `delete table ip6 ${t}`,
     `table netdev ${t} {`,
     '  chain ingress {',
     `    type filter hook ingress device "${k.lanInterface}" priority -500; policy accept;`,
-    `    ether daddr ${k.primaryMac.toLowerCase()} ip daddr ${vip} tcp dport ${ports} meta pkttype set host ether daddr set ${k.selfMac.toLowerCase()} counter comment "tcpfo: the client's segments to P, into S's TCP"`,
+    `    ether daddr ${k.primaryMac.toLowerCase()} ip daddr ${vip} tcp dport ${ports} ${toS}`,
+    ...(vip6 ? [`    ether daddr ${k.primaryMac.toLowerCase()} ip6 daddr ${vip6} tcp dport ${ports} ${toS}`] : []),
     '  }',
     '}',
     `table ip ${t} {`,
-    '  chain divert {',
-    '    type route hook output priority -150; policy accept;',
-    `    oifname != "lo" ip saddr ${vip} tcp sport ${ports} meta mark set meta mark | 0x${DIVERT_MARK.toString(16)} ip ttl set 1 counter comment "tcpfo: S's segments to clients, routed to P (fail closed)"`,
-    '  }',
+    ...divertChain(`ip saddr ${vip} tcp sport ${ports} ${mark} ip ttl set 1 ${toP}`),
     '}',
+    ...(vip6
+      ? [
+          `table ip6 ${t} {`,
+          ...divertChain(`ip6 saddr ${vip6} tcp sport ${ports} ${mark} ip6 hoplimit set 1 ${toP}`),
+          '}',
+        ]
+      : []),
     '',
   ].join('\n');
 }
@@ -85,12 +109,14 @@ const LOOKUP_RULE = ['fwmark', MARK_SPEC, 'lookup', String(DIVERT_TABLE), 'prior
 // If the table's route is ever gone (the interface lost it), marked packets are dropped, not routed by the main table.
 const BLACKHOLE_RULE = ['fwmark', MARK_SPEC, 'blackhole', 'priority', String(DIVERT_RULE_PRIORITY + 1)];
 
-/** The divert's route: every marked packet to the primary's address. */
-export function divertRoute(k: Pick<KernelPathSpec, 'primaryAddress' | 'lanInterface'>): string[] {
+/** The divert's route: every marked packet to the primary's address (its IPv6 one: `ip -6`). */
+export function divertRoute(
+  k: Pick<KernelPathSpec, 'primaryAddress' | 'lanInterface'> & { primary6?: string },
+): string[] {
   return [
     'default',
     'via',
-    ipv4ToString(k.primaryAddress),
+    k.primary6 !== undefined ? ipAddrToString(k.primary6) : ipv4ToString(k.primaryAddress),
     'dev',
     k.lanInterface,
     'onlink',
@@ -99,37 +125,41 @@ export function divertRoute(k: Pick<KernelPathSpec, 'primaryAddress' | 'lanInter
   ];
 }
 
-async function ip(args: string[]): Promise<string> {
-  return run('ip', args, { timeoutMs: 10_000 });
+type Family = '-4' | '-6';
+
+async function ip(family: Family, args: string[]): Promise<string> {
+  return run('ip', [family, ...args], { timeoutMs: 10_000 });
 }
 
-/** Whether `ip rule` lists a rule at `priority` (the divert's are the only ones we put there). */
-async function ruleAt(priority: number): Promise<boolean> {
-  const out = await ip(['rule', 'show', 'priority', String(priority)]).catch(() => '');
+/** Whether `ip rule` lists a rule of `family` at `priority` (the divert's are the only ones we put there). */
+async function ruleAt(family: Family, priority: number): Promise<boolean> {
+  const out = await ip(family, ['rule', 'show', 'priority', String(priority)]).catch(() => '');
   return out.trim().length > 0;
 }
 
-/** The divert's routing, made sure of without a moment in which marked packets have nowhere to go. */
-async function ensureDivertRoutes(k: KernelPathSpec): Promise<void> {
-  if (!(await ruleAt(DIVERT_RULE_PRIORITY + 1))) await ip(['rule', 'add', ...BLACKHOLE_RULE]);
-  await ip(['route', 'replace', ...divertRoute(k)]);
-  if (!(await ruleAt(DIVERT_RULE_PRIORITY))) await ip(['rule', 'add', ...LOOKUP_RULE]);
+/** The divert's routing of one family, made sure of without a moment in which marked packets have nowhere to go. */
+async function ensureDivertRoutes(family: Family, route: string[]): Promise<void> {
+  if (!(await ruleAt(family, DIVERT_RULE_PRIORITY + 1))) await ip(family, ['rule', 'add', ...BLACKHOLE_RULE]);
+  await ip(family, ['route', 'replace', ...route]);
+  if (!(await ruleAt(family, DIVERT_RULE_PRIORITY))) await ip(family, ['rule', 'add', ...LOOKUP_RULE]);
 }
 
-/** Removes the divert's routing (every copy). Only once no table marks packets any more. */
+/** Removes the divert's routing (every copy, both families). Only once no table marks packets any more. */
 export async function removeDivertRoutes(): Promise<boolean> {
   let removed = false;
-  for (const spec of [LOOKUP_RULE, BLACKHOLE_RULE]) {
-    for (let i = 0; i < 16; i++) {
-      const ok = await ip(['rule', 'del', ...spec]).then(
-        () => true,
-        () => false,
-      );
-      if (!ok) break;
-      removed = true;
+  for (const family of ['-4', '-6'] as const) {
+    for (const spec of [LOOKUP_RULE, BLACKHOLE_RULE]) {
+      for (let i = 0; i < 16; i++) {
+        const ok = await ip(family, ['rule', 'del', ...spec]).then(
+          () => true,
+          () => false,
+        );
+        if (!ok) break;
+        removed = true;
+      }
     }
+    await ip(family, ['route', 'flush', 'table', String(DIVERT_TABLE)]).catch(() => '');
   }
-  await ip(['route', 'flush', 'table', String(DIVERT_TABLE)]).catch(() => '');
   return removed;
 }
 
@@ -139,7 +169,8 @@ export async function removeDivertRoutes(): Promise<boolean> {
  * predecessor of the same tag left.
  */
 export async function installKernelPath(k: KernelPathSpec): Promise<void> {
-  await ensureDivertRoutes(k);
+  await ensureDivertRoutes('-4', divertRoute(k));
+  if (k.v6) await ensureDivertRoutes('-6', divertRoute({ ...k, primary6: k.v6.primaryAddress }));
   await nftApply(kernelPathRuleset(k));
 }
 
@@ -153,7 +184,7 @@ export async function installKernelPath(k: KernelPathSpec): Promise<void> {
 export async function detachKernelPath(tag: string, part: 'divert' | 'ingress' | 'all' = 'all'): Promise<void> {
   const t = `tcpfo_${tag}`;
   const ingress = `table netdev ${t} {}\ndelete table netdev ${t}\n`;
-  const divert = `table ip ${t} {}\ndelete table ip ${t}\n`;
+  const divert = `table ip ${t} {}\ndelete table ip ${t}\ntable ip6 ${t} {}\ndelete table ip6 ${t}\n`;
   await nftApply(part === 'divert' ? divert : part === 'ingress' ? ingress : ingress + divert);
 }
 

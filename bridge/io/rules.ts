@@ -268,7 +268,7 @@ async function dropEmptyIptTable(): Promise<void> {
 async function nftTags(): Promise<Set<string>> {
   const out = await sh(['nft', 'list', 'tables']).catch(() => '');
   const tags = new Set<string>();
-  for (const m of out.matchAll(/^table (?:ip|netdev) tcpfo_([a-z0-9]+)$/gm)) tags.add(m[1]!);
+  for (const m of out.matchAll(/^table (?:ip|ip6|netdev) tcpfo_([a-z0-9]+)$/gm)) tags.add(m[1]!);
   return tags;
 }
 
@@ -393,6 +393,7 @@ export async function removeIptablesRules(tag: string): Promise<void> {
 export async function removeRules(tag: string): Promise<void> {
   checkTag(tag);
   await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
+  await shOk(['nft', 'delete', 'table', 'ip6', `tcpfo_${tag}`]);
   await shOk(['nft', 'delete', 'table', 'netdev', `tcpfo_${tag}`]);
   await iptRemove(tag);
 }

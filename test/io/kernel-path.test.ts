@@ -1,6 +1,6 @@
 /** The kernel data path's nft text and the blind prompts (pure; the rig runs them for real). */
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr, ipv4 } from '../../net/addr.js';
 import type { WireError } from '../../bridge/wire/error.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../bridge/wire/tcp.js';
 import { seqSub } from '../../bridge/wire/seq.js';
@@ -41,6 +41,30 @@ describe('kernel path ruleset', () => {
         `ip saddr 192\\.0\\.2\\.100 tcp sport \\{ 21, 7000-7010, 20 \\} meta mark set meta mark \\| 0x${DIVERT_MARK.toString(16)} ip ttl set 1`,
       ),
     );
+  });
+
+  it('with an IPv6 service address: the same two rules for it, the divert in a table ip6 of its own, hop limit 1', () => {
+    const text = kernelPathRuleset({
+      ...SPEC,
+      v6: { vip: ipAddr('2001:db8::100') as string, primaryAddress: ipAddr('2001:db8::1') as string },
+    });
+    expect(text).toMatch(
+      /ether daddr 02:00:00:00:00:0a ip6 daddr 2001:db8::100 tcp dport \{ 21, 7000-7010, 20 \} meta pkttype set host ether daddr set 02:00:00:00:00:0b/,
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `table ip6 tcpfo_ts \\{\\n  chain divert \\{\\n    type route hook output priority -150; policy accept;\\n    oifname != "lo" ip6 saddr 2001:db8::100 tcp sport \\{ 21, 7000-7010, 20 \\} meta mark set meta mark \\| 0x${DIVERT_MARK.toString(16)} ip6 hoplimit set 1`,
+      ),
+    );
+    // Without one, a predecessor's IPv6 table still goes, and no IPv6 rule comes.
+    const v4 = kernelPathRuleset(SPEC);
+    expect(v4).toContain('table ip6 tcpfo_ts {}\ndelete table ip6 tcpfo_ts\n');
+    expect(v4).not.toMatch(/ip6 (daddr|saddr)|table ip6 tcpfo_ts \{\n/);
+    expect(divertRoute({ ...SPEC, primary6: ipAddr('2001:db8::1') as string }).slice(0, 3)).toEqual([
+      'default',
+      'via',
+      '2001:db8::1',
+    ]);
   });
 
   it('routes marked packets via the primary’s address, on-link, in a table of their own', () => {
