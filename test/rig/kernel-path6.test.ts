@@ -83,7 +83,11 @@ table netdev watch {
   }
 }
 EOF`);
-        s.spawn([process.execPath, '-e', `require('net').createServer((x) => x.pipe(x)).listen(${PORT}, '${VIP6}')`]);
+        const server = s.spawn([
+          process.execPath,
+          '-e',
+          `require('net').createServer((x) => x.pipe(x)).listen(${PORT}, '${VIP6}')`,
+        ]);
         const spec = {
           tag: TAG,
           lanInterface: 'eth0',
@@ -107,6 +111,9 @@ EOF`);
           ],
           { timeoutMs: slow(20_000) },
         );
+        // No more SYN-ACKs once the listener is gone (its half-open sockets with it); the last ones land.
+        server.kill('SIGKILL');
+        await new Promise((r) => setTimeout(r, 500));
         const inS = await counter(s, 'netdev', `tcpfo_${TAG}`, 'ip6 daddr', "into S's TCP");
         const toP = await counter(p, 'netdev', 'watch', 'from S');
         expect(inS).toBeGreaterThanOrEqual(2); // the SYN and the client's retransmission of it
@@ -114,7 +121,7 @@ EOF`);
         expect(await counter(s, 'ip6', `tcpfo_${TAG}`, 'routed to P')).toBe(toP);
         expect(await counter(c, 'netdev', 'watch', 'to client')).toBe(0);
 
-        // Fail closed: with the table's route gone, S's marked segments are dropped, never routed to the client.
+        // Fail closed: with the table's route gone, S's marked segments (its RSTs now) are dropped, never routed to the client.
         await s.exec(['ip', '-6', 'route', 'flush', 'table', '7466']);
         await c.exec(
           [
