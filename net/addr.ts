@@ -126,6 +126,8 @@ export type IpAddr = number | string;
 
 /** The IPv6 address of the 16 bytes at `off`, as an IpAddr. */
 export function ip6Addr(buf: Uint8Array, off = 0): string {
+  // Never past the view: a pooled Buffer's ArrayBuffer goes on beyond it.
+  if (off < 0 || off + 16 > buf.length) throw new RangeError(`16 bytes at ${off} of ${buf.length}`);
   return Buffer.from(buf.buffer, buf.byteOffset + off, 16).toString('hex');
 }
 

@@ -53,6 +53,10 @@ describe('IpAddr: an IPv4 address as its number, an IPv6 one as its hex', () => 
     for (const bad of ['', '1.2.3', '1.2.3.4.5', '2001:db8::1::2', 'fe80::1%eth0', 'host'])
       expect(parseIpAddr(bad), bad).toBeNull();
     expect(() => ipAddr('x')).toThrow(TypeError);
+    // Never read past a view, even where its memory goes on (a slice of a larger buffer).
+    const big = Buffer.alloc(64, 0xab);
+    expect(() => ip6Addr(big.subarray(0, 20), 8)).toThrow(RangeError);
+    expect(ip6Addr(big.subarray(0, 20), 4)).toBe('ab'.repeat(16));
   });
 
   it('a path that carries IPv4 only refuses an IPv6 address by name', () => {
