@@ -12,12 +12,9 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, mac, type IpAddr } from '../../net/addr.js';
+import { ipAddrToString, ipv4, mac } from '../../net/addr.js';
 import { gratuitousArpFrame } from '../wire/arp.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
-import { WireError } from '../wire/error.js';
-import { IP_DST, IP_SRC, Ipv4Packet } from '../wire/ipv4.js';
-import { TcpSegment } from '../wire/tcp.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -40,7 +37,7 @@ import { setupStall } from '../node/faults.js';
 import { probeOf } from '../node/liveness.js';
 import { PeerActivity } from '../detector/activity.js';
 import { NodeShell } from '../node/shell.js';
-import { divertedClient } from '../wire/divert.js';
+import { classifyInbound, type ServiceAddresses } from './inbound.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { MergerConfig } from './merge/types.js';
 import type { InboundXlate } from '../io/xlate.js';
@@ -171,6 +168,8 @@ export class PrimaryBridge {
   failures = 0;
   rejoins = 0;
   private readonly vip: number;
+  /** The service addresses its input queue tells the client's segments by (no IPv6 one yet: docs/ipv6.md). */
+  private readonly services: ServiceAddresses;
   private readonly self: number;
   private readonly peerAddr: number;
   private readonly peerMac: number;
@@ -186,6 +185,7 @@ export class PrimaryBridge {
   ) {
     this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
+    this.services = { v4: this.vip, v6: null };
     this.self = ipv4(cfg.primary.address);
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
@@ -814,23 +814,14 @@ export class PrimaryBridge {
     const id = inboundId(b.id(i));
     const pkt = b.packet(i);
     const now = monotonicMs();
-    // Cheap dispatch on the addresses: to the VIP is client traffic; from the
-    // VIP is S's output on the kernel path (to its client); to our own
-    // address is S's output on the pcap path (the client in an option).
-    const src = pkt.length >= 20 ? pkt.readUInt32BE(IP_SRC) : 0;
-    const dst = pkt.length >= 20 ? pkt.readUInt32BE(IP_DST) : 0;
-    if (dst === this.vip) {
+    // Cheap dispatch on the addresses (primary/inbound.ts): the client's, or S's copy on either path.
+    const from = classifyInbound(pkt, this.services);
+    if (from?.from === 'client') {
       this.merger.fromClient(id, pkt, now, b.checksumState(i));
       return;
     }
-    let client: IpAddr | null = null;
-    this.path.secondaryCopy(src === this.vip);
-    if (src === this.vip) client = dst;
-    else {
-      const ip = Ipv4Packet.parse(pkt);
-      const seg = ip instanceof WireError ? ip : TcpSegment.fromIpv4(ip);
-      client = seg instanceof WireError ? null : divertedClient(seg);
-    }
+    this.path.secondaryCopy(from?.path === 'kernel');
+    const client = from?.client ?? null;
     if (b.srcMac(i) !== this.peerMac || client === null) {
       // Claims to be S's output, but not from the secondary's MAC (or, on the pcap path, no option): never trusted.
       this.stats.spoofedDiverted++;

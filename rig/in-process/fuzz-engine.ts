@@ -12,11 +12,9 @@ import { EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, emitEthernet } from '../
 import { isIp6, mac, type IpAddr } from '../../net/addr.js';
 import { seqAdd } from '../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_FIN } from '../../bridge/wire/tcp.js';
-import { PortMatcher } from '../../net/ports.js';
 import { type ChecksumState, Merger, type MergerSink } from '../../bridge/primary/merger.js';
-import { Diverter } from '../../bridge/secondary/diverter.js';
 import type { CapturedFrame } from '../capture.js';
-import { A_P, A_P6, A_S, A_S6, CLIENT, Pair, SPORT, V4, VIP, VIP6, type Family } from './harness.js';
+import { A_P, A_S, CLIENT, dualStackDiverter, Pair, V4, VIP, VIP6, type Family } from './harness.js';
 
 export interface FuzzResult {
   packets: number;
@@ -201,15 +199,7 @@ export function fuzz(packets: number, seed: number, corpus: Corpus = harnessCorp
   const sink: MergerSink = { accept: verdict, drop: verdict, send: () => {}, toSecondary: () => {} };
   const limits = { maxConnections: 64, maxPendingHandshakes: 16, maxStoredBytes: 1 << 16 };
   const merger = new Merger({ service: VIP, service6: VIP6, poisonPooled: true, ...limits }, sink);
-  const diverter = new Diverter({
-    service: VIP,
-    self: A_S,
-    primary: A_P,
-    v6: { service: VIP6, self: A_S6, primary: A_P6 },
-    ports: new PortMatcher([SPORT]),
-    mtu: 1500,
-    primaryMac: '02:00:00:00:00:01',
-  });
+  const diverter = dualStackDiverter('02:00:00:00:00:01');
   const pick = (xs: Buffer[]) => xs[Math.floor(r() * xs.length)]!;
   let id = 1;
   let now = 0;

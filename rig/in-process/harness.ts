@@ -210,6 +210,19 @@ export function clientSeg(r: Partial<TcpRepr> & { seq: number; ack: number; flag
   );
 }
 
+/** A diverter of the secondary for both families' harness addresses, the primary at `primaryMac`. */
+export function dualStackDiverter(primaryMac: string): Diverter {
+  return new Diverter({
+    service: VIP,
+    self: A_S,
+    primary: A_P,
+    v6: { service: VIP6, self: A_S6, primary: A_P6 },
+    ports: new PortMatcher([SPORT]),
+    mtu: 1500,
+    primaryMac,
+  });
+}
+
 /** Merger + diverter + both servers, with ids handed out in order. */
 export class Pair {
   readonly sink = new RecordingSink();
