@@ -115,6 +115,12 @@ export class RigHost {
     return this.exec(['bash', '-c', script], opts);
   }
 
+  /** Turns IPv6 on for eth0 and lo (the rig keeps it off) and gives eth0 `addr`/64, without DAD. */
+  async ipv6(addr: string): Promise<void> {
+    await this.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0']);
+    await this.exec(['ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']);
+  }
+
   /** Starts a long-running process in the host's namespace; the rig kills it on destroy. */
   spawn(argv: readonly string[], opts: SpawnOptions = {}): ChildProcess {
     return this.rig.track(

@@ -10,8 +10,11 @@
  * Fail-open vs fail-closed is a per-rule decision (`bypass`): with bypass the
  * kernel accepts packets while no program listens on the queue; without it
  * they are dropped. The bridge's own rules say which they use and why.
+ *
+ * A rule's family is its addresses': IPv6 ones go to `table ip6` (nft) or
+ * ip6tables-nft beside the IPv4 ones; a rule without addresses is IPv4's.
  */
-import { ipv4ToString } from '../../net/addr.js';
+import { ipAddrToString, isIp6, type IpAddr } from '../../net/addr.js';
 import { failureOf, run } from './run.js';
 export type { PortSet } from '../../net/ports.js';
 
@@ -20,9 +23,9 @@ export type Hook = 'prerouting' | 'input' | 'output' | 'postrouting';
 import type { PortSet } from '../../net/ports.js';
 
 export interface Match {
-  /** Only TCP is ever matched by the bridge. */
-  src?: number;
-  dst?: number;
+  /** Only TCP is ever matched by the bridge. Both addresses of one family (IpAddr). */
+  src?: IpAddr;
+  dst?: IpAddr;
   sports?: PortSet;
   dports?: PortSet;
   /** Ethernet source (inbound hooks only), aa:bb:cc:dd:ee:ff. */
@@ -53,6 +56,23 @@ export type Backend = 'nft' | 'iptables-nft';
 
 export class RuleError extends Error {
   override readonly name = 'RuleError';
+}
+
+type Family = 4 | 6;
+const FAMILIES: readonly Family[] = [4, 6];
+/** The nft table family of each. */
+const NFT_FAMILY: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
+
+/** A rule's family: its addresses' (IPv4 without any). */
+export function ruleFamily(r: Rule): Family {
+  const fams = [r.match.src, r.match.dst].filter((a) => a !== undefined).map((a) => (isIp6(a) ? 6 : 4));
+  if (fams.length === 2 && fams[0] !== fams[1])
+    throw new RuleError(`a rule with addresses of two families: ${r.comment}`);
+  return fams[0] ?? 4;
+}
+
+function ofFamily(rules: readonly Rule[], fam: Family): Rule[] {
+  return rules.filter((r) => ruleFamily(r) === fam);
 }
 
 async function sh(argv: string[], input?: string): Promise<string> {
@@ -106,8 +126,8 @@ function nftMatch(m: Match): string {
   if (m.iifNot) parts.push(`iifname != "${m.iifNot}"`);
   if (m.oifNot) parts.push(`oifname != "${m.oifNot}"`);
   if (m.srcMac) parts.push(`ether saddr ${m.srcMac}`);
-  if (m.src !== undefined) parts.push(`ip saddr ${ipv4ToString(m.src)}`);
-  if (m.dst !== undefined) parts.push(`ip daddr ${ipv4ToString(m.dst)}`);
+  if (m.src !== undefined) parts.push(`${isIp6(m.src) ? 'ip6' : 'ip'} saddr ${ipAddrToString(m.src)}`);
+  if (m.dst !== undefined) parts.push(`${isIp6(m.dst) ? 'ip6' : 'ip'} daddr ${ipAddrToString(m.dst)}`);
   parts.push('meta l4proto tcp');
   if (m.sports) parts.push(`tcp sport { ${portList(m.sports).join(', ')} }`);
   if (m.dports) parts.push(`tcp dport { ${portList(m.dports).join(', ')} }`);
@@ -122,10 +142,15 @@ function nftAction(a: Action): string {
   return `queue num ${a.queue}${a.bypass ? ' bypass' : ''}`;
 }
 
-/** The nftables ruleset of one instance (a table of its own). */
+/** The nftables ruleset of one instance: a table of its own, and one `ip6` beside it for IPv6 rules. */
 export function nftRuleset(tag: string, rules: readonly Rule[], skipMark: number): string {
+  const v6 = ofFamily(rules, 6);
+  return nftTable('ip', tag, ofFamily(rules, 4), skipMark) + (v6.length ? nftTable('ip6', tag, v6, skipMark) : '');
+}
+
+function nftTable(family: string, tag: string, rules: readonly Rule[], skipMark: number): string {
   const hooks = [...new Set(rules.map((r) => r.hook))];
-  const lines = [`table ip tcpfo_${tag} {`];
+  const lines = [`table ${family} tcpfo_${tag} {`];
   for (const h of hooks) {
     // mangle priority (-150): before filter, after conntrack.
     lines.push(`  chain ${h} {`, `    type filter hook ${h} priority -150; policy accept;`);
@@ -143,7 +168,8 @@ export function nftRuleset(tag: string, rules: readonly Rule[], skipMark: number
 
 // --- iptables-nft ------------------------------------------------------------
 
-const IPT = 'iptables-nft';
+/** iptables-nft of each family. */
+const IPT: Record<Family, string> = { 4: 'iptables-nft', 6: 'ip6tables-nft' };
 const IPT_HOOK: Record<Hook, string> = {
   prerouting: 'PREROUTING',
   input: 'INPUT',
@@ -162,8 +188,8 @@ function iptMatch(m: Match): string[] {
   if (m.oif) a.push('-o', m.oif);
   if (m.iifNot) a.push('!', '-i', m.iifNot);
   if (m.oifNot) a.push('!', '-o', m.oifNot);
-  if (m.src !== undefined) a.push('-s', ipv4ToString(m.src));
-  if (m.dst !== undefined) a.push('-d', ipv4ToString(m.dst));
+  if (m.src !== undefined) a.push('-s', ipAddrToString(m.src));
+  if (m.dst !== undefined) a.push('-d', ipAddrToString(m.dst));
   a.push('-p', 'tcp');
   if (m.synOnly) a.push('--syn');
   if (m.srcMac) a.push('-m', 'mac', '--mac-source', m.srcMac);
@@ -214,15 +240,23 @@ export function iptRestoreScript(tag: string, rules: readonly Rule[], skipMark: 
   return lines.join('\n') + '\n';
 }
 
-/** Chains of tcpfo instances present in the mangle table, by tag. */
-async function iptTags(): Promise<Set<string>> {
-  const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+/** Chains of tcpfo instances present in the mangle table of `fam` (both without), by tag. */
+async function iptTags(fam?: Family): Promise<Set<string>> {
   const tags = new Set<string>();
-  for (const m of out.matchAll(/^:TCPFO_([a-z0-9]+)_[A-Z]+ /gm)) tags.add(m[1]!);
+  for (const f of fam ? [fam] : FAMILIES) {
+    const out = await sh([`${IPT[f]}-save`, '-t', IPT_TABLE]).catch(() => '');
+    for (const m of out.matchAll(/^:TCPFO_([a-z0-9]+)_[A-Z]+ /gm)) tags.add(m[1]!);
+  }
   return tags;
 }
 
 async function iptRemove(tag: string): Promise<void> {
+  // IPv4's always (it also drops a mangle table left empty); IPv6's where the tag has chains.
+  for (const fam of FAMILIES) if (fam === 4 || (await iptTags(fam)).has(tag)) await iptRemoveFamily(tag, fam);
+}
+
+async function iptRemoveFamily(tag: string, fam: Family): Promise<void> {
+  const ipt = IPT[fam];
   // iptables-nft commits whole-table transactions; under concurrent rule
   // changes (other instances, other namespaces sharing the xtables lock) a
   // step can fail transiently. Verify, retry, and fail loudly if it sticks.
@@ -232,13 +266,13 @@ async function iptRemove(tag: string): Promise<void> {
       const chain = iptChain(tag, hook);
       // Delete every jump into our chain (a crash may have left more than one).
       for (let i = 0; i < 16; i++) {
-        if (!(await shOk([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[hook], '-j', chain]))) break;
+        if (!(await shOk([ipt, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[hook], '-j', chain]))) break;
       }
-      await sh([IPT, '-w', '-t', IPT_TABLE, '-F', chain]).catch((e: Error) => (lastError = e.message));
-      await sh([IPT, '-w', '-t', IPT_TABLE, '-X', chain]).catch((e: Error) => (lastError = e.message));
+      await sh([ipt, '-w', '-t', IPT_TABLE, '-F', chain]).catch((e: Error) => (lastError = e.message));
+      await sh([ipt, '-w', '-t', IPT_TABLE, '-X', chain]).catch((e: Error) => (lastError = e.message));
     }
-    if (!(await iptTags()).has(tag)) {
-      await dropEmptyIptTable();
+    if (!(await iptTags(fam)).has(tag)) {
+      await dropEmptyIptTable(fam);
       return;
     }
     await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
@@ -251,16 +285,16 @@ async function iptRemove(tag: string): Promise<void> {
  * base chains) on first use and leaves it behind. When nothing but empty
  * ACCEPT base chains is left in it, remove it, so the node is as it was.
  */
-async function dropEmptyIptTable(): Promise<void> {
+async function dropEmptyIptTable(fam: Family): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+    const out = await sh([`${IPT[fam]}-save`, '-t', IPT_TABLE]).catch(() => '');
     if (!out.includes(`*${IPT_TABLE}`)) return;
     const lines = out.split('\n').filter((l) => l && !l.startsWith('#') && l !== `*${IPT_TABLE}` && l !== 'COMMIT');
     const onlyEmptyBaseChains = lines.every((l) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT /.test(l));
     if (!onlyEmptyBaseChains) return; // someone else's rules live there
-    await shOk(['nft', 'delete', 'table', 'ip', IPT_TABLE]);
+    await shOk(['nft', 'delete', 'table', NFT_FAMILY[fam], IPT_TABLE]);
     // Verify: a concurrent iptables-nft call can recreate the builtin chains.
-    if (!(await shOk(['nft', 'list', 'table', 'ip', IPT_TABLE]))) return;
+    if (!(await shOk(['nft', 'list', 'table', NFT_FAMILY[fam], IPT_TABLE]))) return;
     await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
   }
 }
@@ -304,7 +338,7 @@ export class RuleSet {
     // the secondary's kernel path) goes once ours is in: no packet meets neither.
     if (b === 'nft') {
       if ((await iptTags()).has(tag)) await iptRemove(tag);
-    } else await shOk(['nft', 'delete', 'table', 'ip', `tcpfo_${tag}`]);
+    } else for (const fam of FAMILIES) await shOk(['nft', 'delete', 'table', NFT_FAMILY[fam], `tcpfo_${tag}`]);
     return rs;
   }
 
@@ -318,26 +352,34 @@ export class RuleSet {
     if (this.backend === 'nft') {
       // Create-if-missing, delete, create: one `nft -f` transaction.
       const table = `tcpfo_${this.tag}`;
-      await sh(
-        ['nft', '-f', '-'],
-        `table ip ${table} {}\ndelete table ip ${table}\n${nftRuleset(this.tag, this.rules, this.skipMark)}`,
-      );
+      const fresh = FAMILIES.map((f) => `table ${NFT_FAMILY[f]} ${table} {}\ndelete table ${NFT_FAMILY[f]} ${table}\n`);
+      await sh(['nft', '-f', '-'], `${fresh.join('')}${nftRuleset(this.tag, this.rules, this.skipMark)}`);
       return;
     }
-    // iptables-nft-restore --noflush commits the table in one transaction: a
-    // chain it declares is created, or flushed and refilled if it exists.
+    for (const fam of FAMILIES) {
+      const rules = ofFamily(this.rules, fam);
+      // IPv4's set always (what the bridge has always installed); IPv6's where it has rules.
+      if (fam === 4 || rules.length) await this.applyIpt(fam, rules);
+    }
+  }
+
+  /**
+   * iptables-nft-restore --noflush commits the table in one transaction: a
+   * chain it declares is created, or flushed and refilled if it exists.
+   */
+  private async applyIpt(fam: Family, rules: readonly Rule[]): Promise<void> {
     let lastError = '';
     for (let attempt = 0; attempt < 4; attempt++) {
-      const current = await sh([`${IPT}-save`, '-t', IPT_TABLE]).catch(() => '');
+      const current = await sh([`${IPT[fam]}-save`, '-t', IPT_TABLE]).catch(() => '');
       try {
-        await sh([`${IPT}-restore`, '-w', '--noflush'], iptRestoreScript(this.tag, this.rules, this.skipMark, current));
+        await sh([`${IPT[fam]}-restore`, '-w', '--noflush'], iptRestoreScript(this.tag, rules, this.skipMark, current));
         return;
       } catch (e) {
         lastError = (e as Error).message; // a concurrent change of the table: read it again
         await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
       }
     }
-    throw new RuleError(`could not install the iptables rules of instance ${this.tag}: ${lastError}`);
+    throw new RuleError(`could not install the ${IPT[fam]} rules of instance ${this.tag}: ${lastError}`);
   }
 
   /** Takes the rules `which` selects out, in one transaction; the others stay. */
@@ -349,12 +391,19 @@ export class RuleSet {
 
   /** The rules as installed, in the backend's own syntax (for logs and `status`). */
   async describe(): Promise<string> {
-    if (this.backend === 'nft') return sh(['nft', 'list', 'table', 'ip', `tcpfo_${this.tag}`]);
-    const out = await sh([`${IPT}-save`, '-t', IPT_TABLE]);
-    return out
-      .split('\n')
-      .filter((l) => l.includes(`TCPFO_${this.tag}_`))
-      .join('\n');
+    const fams = FAMILIES.filter((f) => f === 4 || ofFamily(this.rules, f).length);
+    const out: string[] = [];
+    for (const f of fams) {
+      if (this.backend === 'nft') out.push(await sh(['nft', 'list', 'table', NFT_FAMILY[f], `tcpfo_${this.tag}`]));
+      else
+        out.push(
+          (await sh([`${IPT[f]}-save`, '-t', IPT_TABLE]))
+            .split('\n')
+            .filter((l) => l.includes(`TCPFO_${this.tag}_`))
+            .join('\n'),
+        );
+    }
+    return out.join('\n');
   }
 
   /**
@@ -365,11 +414,15 @@ export class RuleSet {
     if (!this.installed) return;
     if (this.backend === 'nft') {
       await sh(['nft', 'delete', 'table', 'ip', `tcpfo_${this.tag}`]);
+      await shOk(['nft', 'delete', 'table', 'ip6', `tcpfo_${this.tag}`]);
       return;
     }
-    const hooks = [...new Set(this.rules.map((r) => r.hook))];
     await Promise.all(
-      hooks.map((h) => sh([IPT, '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[h], '-j', iptChain(this.tag, h)])),
+      FAMILIES.flatMap((f) =>
+        [...new Set(ofFamily(this.rules, f).map((r) => r.hook))].map((h) =>
+          sh([IPT[f], '-w', '-t', IPT_TABLE, '-D', IPT_HOOK[h], '-j', iptChain(this.tag, h)]),
+        ),
+      ),
     );
   }
 

@@ -2,11 +2,12 @@
  * Run inside a rig host by the data-path I/O tests (test/rig/io.test.ts).
  * Each subcommand exercises one part of bridge/io for real and reports JSON.
  *
- *   queue TAG QNUM MODIFY_PORT DROP_PORT [reuse]
+ *   queue TAG QNUM MODIFY_PORT DROP_PORT [reuse] [dst=ADDR]
  *                                          NFQUEUE on OUTPUT: uppercase payloads to MODIFY_PORT, drop DROP_PORT;
  *                                          reuse: one batch buffer for all (poisoned after each batch), the
  *                                          payloads uppercased in it; reports the buffers seen and whether a
- *                                          view kept past its batch reads poison
+ *                                          view kept past its batch reads poison; dst: only packets to ADDR
+ *                                          (an IPv6 one: the rule goes to ip6tables)
  *   capture DEV FILTER SECONDS [COST_US]   count frames captured with libpcap (each handled for COST_US µs),
  *                                          and how late a 10 ms timer ran meanwhile
  *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
@@ -26,9 +27,10 @@
  *   throw-batch TAG QNUM DPORT             a whole-batch handler that throws: the process must die of it
  */
 import { WireError } from '../../bridge/wire/error.js';
-import { ipv4, mac } from '../../net/addr.js';
+import { ipAddr, ipv4, mac, type IpAddr } from '../../net/addr.js';
+import { parseIpTcp } from '../../bridge/wire/ip.js';
 import { gratuitousArpFrame } from '../../bridge/wire/arp.js';
-import { buildIpv4Tcp, parseIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { buildIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { PacketQueue } from '../../bridge/io/nfqueue.js';
 import { RuleSet } from '../../bridge/io/rules.js';
 import { afterReading, FrameCapture, openFrameSender } from '../../bridge/io/capture.js';
@@ -62,7 +64,14 @@ function onStop(fn: () => Promise<void> | void): void {
   }
 }
 
-async function queue(tag: string, qnum: number, modifyPort: number, dropPort: number, reuse: boolean): Promise<void> {
+async function queue(
+  tag: string,
+  qnum: number,
+  modifyPort: number,
+  dropPort: number,
+  reuse: boolean,
+  dst?: IpAddr,
+): Promise<void> {
   const counts = { seen: 0, modified: 0, dropped: 0, accepted: 0, partial: 0, batches: 0 };
   const buffers = new Set<Buffer>();
   let kept: Buffer | null = null;
@@ -74,7 +83,7 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
       counts.seen++;
       const id = batch.id(i);
       if (batch.checksumPartial(i)) counts.partial++;
-      const p = parseIpv4Tcp(batch.packet(i));
+      const p = parseIpTcp(batch.packet(i));
       if (p instanceof WireError) {
         qq.accept(id);
         continue;
@@ -86,7 +95,7 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
         // Reused: changed where it lies, in the batch buffer; a view of the first kept on purpose.
         const pkt = reuse ? batch.packet(i) : Buffer.from(batch.packet(i));
         kept ??= reuse ? pkt : null;
-        const again = parseIpv4Tcp(pkt) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>;
+        const again = parseIpTcp(pkt) as Exclude<ReturnType<typeof parseIpTcp>, WireError>;
         const start = again.tcp.payloadOffset;
         for (let j = start; j < start + again.tcp.payloadLength; j++) {
           const c = pkt[j]!;
@@ -106,7 +115,7 @@ async function queue(tag: string, qnum: number, modifyPort: number, dropPort: nu
     [
       {
         hook: 'output',
-        match: { dports: [modifyPort, dropPort] },
+        match: { dports: [modifyPort, dropPort], ...(dst !== undefined ? { dst } : {}) },
         action: { queue: qnum, bypass: false },
         comment: 'io-probe',
       },
@@ -441,7 +450,14 @@ async function main(): Promise<void> {
     case 'throw':
       return throwing(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), Number(args[4]));
     case 'queue':
-      return queue(args[0]!, Number(args[1]), Number(args[2]), Number(args[3]), args[4] === 'reuse');
+      return queue(
+        args[0]!,
+        Number(args[1]),
+        Number(args[2]),
+        Number(args[3]),
+        args.includes('reuse'),
+        args.find((a) => a.startsWith('dst=')) ? ipAddr(args.find((a) => a.startsWith('dst='))!.slice(4)) : undefined,
+      );
     case 'read-before-deciding':
       return readBeforeDeciding(args[0]!);
     case 'capture':

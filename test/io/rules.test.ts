@@ -1,7 +1,7 @@
 /** The rule text tcpfo hands to iptables-nft-restore (pure; the rig tests install it for real). */
 import { describe, expect, it } from 'vitest';
-import { iptRestoreScript, nftRuleset, type Rule } from '../../bridge/io/rules.js';
-import { ipv4 } from '../../net/addr.js';
+import { iptRestoreScript, nftRuleset, RuleError, ruleFamily, type Rule } from '../../bridge/io/rules.js';
+import { ipAddr, ipv4 } from '../../net/addr.js';
 
 const RULES: Rule[] = [
   {
@@ -124,6 +124,39 @@ describe('a client’s opening SYN (synOnly)', () => {
   it('nftables: the four flags masked, equal to syn alone (ECN flags either way)', () => {
     expect(nftRuleset('tp', [syn], 0x100)).toContain(
       'iifname != "lo" ip daddr 192.0.2.100 meta l4proto tcp tcp dport { 21 } tcp flags & (fin | syn | rst | ack) == syn accept comment "syn"',
+    );
+  });
+});
+
+describe('IPv6 rules', () => {
+  const V6: Rule[] = [
+    {
+      hook: 'prerouting',
+      match: { dst: ipAddr('2001:db8::100'), dports: [21], iifNot: 'lo' },
+      action: { queue: 8, bypass: false },
+      comment: 'client to service over IPv6',
+    },
+  ];
+
+  it('go to a table ip6 beside the ip one (nft), their addresses as IPv6 text; IPv4 alone keeps one table', () => {
+    const text = nftRuleset('tp', [...RULES, ...V6], 0x100);
+    expect(text).toMatch(/^table ip tcpfo_tp \{/);
+    expect(text).toMatch(/\ntable ip6 tcpfo_tp \{\n  chain prerouting \{/);
+    expect(text).toContain(
+      'iifname != "lo" ip6 daddr 2001:db8::100 meta l4proto tcp tcp dport { 21 } queue num 8 comment "client to service over IPv6"',
+    );
+    expect(text.split('table ip6')[0]).not.toContain('2001:db8');
+    expect(nftRuleset('tp', RULES, 0x100)).not.toContain('table ip6');
+  });
+
+  it('print IPv6 addresses for ip6tables-nft-restore, and a rule with two families is refused', () => {
+    const s = iptRestoreScript('tp', V6, 0x100, '');
+    expect(s).toContain('-A TCPFO_tp_PREROUTING ! -i lo -d 2001:db8::100 -p tcp -m multiport --dports 21');
+    expect(ruleFamily(V6[0]!)).toBe(6);
+    expect(ruleFamily(RULES[0]!)).toBe(4);
+    expect(ruleFamily({ ...V6[0]!, match: { dports: [21] } })).toBe(4);
+    expect(() => ruleFamily({ ...V6[0]!, match: { src: ipv4('192.0.2.1'), dst: ipAddr('2001:db8::1') } })).toThrow(
+      RuleError,
     );
   });
 });

@@ -85,6 +85,36 @@ describe('data-path I/O', () => {
     });
   });
 
+  it('NFQUEUE over IPv6 (the rules through ip6tables-nft): sees, modifies and drops a real IPv6 flow; removed, nothing is left', async () => {
+    await withRig({}, async (rig) => {
+      const c = rig.host('client');
+      const p = rig.host('primary');
+      const [c6, p6] = ['2001:db8::10', '2001:db8::1'];
+      await c.ipv6(c6);
+      await p.ipv6(p6);
+      p.spawn(['socat', `TCP6-LISTEN:7000,reuseaddr,fork,bind=[${p6}]`, 'SYSTEM:cat']);
+      p.spawn(['socat', `TCP6-LISTEN:7001,reuseaddr,fork,bind=[${p6}]`, 'SYSTEM:cat']);
+      await p.sh(`for i in $(seq 50); do ss -ltn | grep -q ':7001 ' && exit 0; sleep 0.1; done; exit 1`);
+      const probe = await startProbe(c, ['queue', 'q6', '3', '7000', '7001', `dst=${p6}`]);
+      expect((await c.exec(['ip6tables-nft-save', '-t', 'mangle'])).stdout).toMatch(/-d 2001:db8::1\/128 .*NFQUEUE/);
+      // Modified in flight: the server's TCP accepted our checksums (IPv6's pseudo header) and echoes what we wrote.
+      const echoed = await c.sh(`printf 'hello ipv6' | socat -t 2 - TCP6:[${p6}]:7000`);
+      expect(echoed.stdout).toBe('HELLO IPV6');
+      const dropped = await c.sh(`socat -T 1 - TCP6:[${p6}]:7001,connect-timeout=1.5 </dev/null`, { allowFail: true });
+      expect(dropped.code).not.toBe(0);
+      // IPv4 to the same port is not the rule's: it passes unchanged.
+      await listen(p, 7000);
+      expect((await c.sh(`printf 'hello ipv4' | socat -t 2 - TCP:${p.ip}:7000`)).stdout).toBe('hello ipv4');
+      const counts = await stopProbe(probe);
+      expect(counts!.modified).toBeGreaterThanOrEqual(1);
+      expect(counts!.dropped).toBeGreaterThanOrEqual(1);
+      expect(await ruleDump(c)).not.toMatch(/TCPFO_|NFQUEUE|tcpfo_/);
+      expect((await c.exec(['ip6tables-nft-save'], { allowFail: true })).stdout).not.toMatch(/TCPFO_|NFQUEUE/);
+      const plain = await c.sh(`printf 'hello' | socat -t 2 - TCP6:[${p6}]:7000`);
+      expect(plain.stdout).toBe('hello');
+    });
+  });
+
   it('NFQUEUE with one reused batch buffer: 300 KB changed in place over many batches arrive exact; a view kept past its batch reads poison', async () => {
     await withRig({}, async (rig) => {
       const c = rig.host('client');

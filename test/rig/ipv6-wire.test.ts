@@ -27,14 +27,8 @@ describe('IPv6 TCP from Linux, parsed', () => {
     async () => {
       await withRig({ mode: 'switch' }, async (rig) => {
         const [c, p] = [rig.host('client'), rig.host('primary')];
-        for (const [h, a] of [
-          [c, CLIENT],
-          [p, SERVER],
-        ] as const) {
-          // The rig turns IPv6 off in its namespaces; this test turns it on for eth0.
-          await h.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0']);
-          await h.exec(['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad']);
-        }
+        await c.ipv6(CLIENT);
+        await p.ipv6(SERVER);
         const cap = await Capture.start(p, 'ip6 and tcp', 'v6');
         p.spawn([process.execPath, '-e', `require('net').createServer((s) => s.pipe(s)).listen(7000, '${SERVER}')`]);
         const client = `
@@ -93,8 +87,7 @@ describe('IPv6 TCP from Linux, parsed', () => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const [c, p] = [rig.host('client'), rig.host('primary')];
         const VIP6 = '2001:db8::100';
-        await c.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0']);
-        await c.exec(['ip', '-6', 'addr', 'add', `${CLIENT}/64`, 'dev', 'eth0', 'nodad']);
+        await c.ipv6(CLIENT);
         // The client knew the service address at another MAC (the node that died).
         await c.exec([
           'ip',

@@ -42,20 +42,7 @@ describe('the secondary’s kernel path over IPv6', () => {
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const [c, p, s] = [rig.host('client'), rig.host('primary'), rig.host('secondary')];
-        for (const h of [c, p, s]) {
-          // The rig turns IPv6 off in its namespaces; this test turns it on.
-          await h.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0']);
-          await h.exec([
-            'ip',
-            '-6',
-            'addr',
-            'add',
-            `${ADDRS[h.name as keyof typeof ADDRS]}/64`,
-            'dev',
-            'eth0',
-            'nodad',
-          ]);
-        }
+        for (const h of [c, p, s]) await h.ipv6(ADDRS[h.name as keyof typeof ADDRS]);
         // The service address: P's on its LAN interface, dormant on S's lo.
         await p.exec(['ip', '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'eth0', 'nodad']);
         await s.exec(['ip', '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad']);
