@@ -13,7 +13,6 @@
  */
 import { existsSync } from 'node:fs';
 import { ipAddrToString, ipv4, mac } from '../../net/addr.js';
-import { gratuitousArpFrame } from '../wire/arp.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
@@ -30,7 +29,13 @@ import {
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
-import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
+import {
+  announcementFrames,
+  claimCaptureFilter,
+  claimProbeFrames,
+  serviceClaimer,
+  type ServiceVips,
+} from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
@@ -170,6 +175,8 @@ export class PrimaryBridge {
   private readonly vip: number;
   /** The service addresses its input queue tells the client's segments by (no IPv6 one yet: docs/ipv6.md). */
   private readonly services: ServiceAddresses;
+  /** The same, as the node probes for, claims and announces them. */
+  private readonly vips: ServiceVips;
   private readonly self: number;
   private readonly peerAddr: number;
   private readonly peerMac: number;
@@ -186,6 +193,7 @@ export class PrimaryBridge {
     this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
     this.services = { v4: this.vip, v6: null };
+    this.vips = this.services;
     this.self = ipv4(cfg.primary.address);
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
@@ -372,12 +380,17 @@ export class PrimaryBridge {
   }
   private refreshing = false;
 
+  /** Announces the service at this node's MAC `times` times (gratuitous ARP; a neighbour advertisement for IPv6). */
+  private announce(times: number): void {
+    for (let i = 0; i < times; i++) for (const f of announcementFrames(this.myMac, this.vips)) this.arp.send(f);
+  }
+
   /** A switchover that did not happen: this node answers for the VIP again. */
   private resumeService(why: string): void {
     noteSwitchover('failed');
     this.peer.detector.peerRoles = ['secondary'];
     this.presence?.answer(true);
-    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.announce(3);
     this.log.error({ why }, 'switchover failed: this node serves on as the primary');
     this.handing?.settle({ ok: false, message: why });
   }
@@ -482,14 +495,14 @@ export class PrimaryBridge {
     const cfg = this.cfg;
     this.arp ??= new FrameCapture(
       cfg.primary.interface,
-      `arp and arp host ${cfg.service.address}`,
+      claimCaptureFilter(this.vips),
       (f) => {
-        const by = vipClaimer(f, this.vip, cfg.primary.mac);
+        const by = serviceClaimer(f, this.vips, cfg.primary.mac);
         if (by) this.roles.vipClaimed(monotonicMs(), by);
       },
       1 << 20,
     );
-    for (let tries = 0; !this.arp.send(arpProbeFrame(this.myMac, this.vip)); tries++) {
+    for (let tries = 0; !claimProbeFrames(this.myMac, this.vips).every((f) => this.arp.send(f)); tries++) {
       if (tries >= 300)
         throw new Error(
           `could not send ARP probes for ${cfg.service.address} on ${cfg.primary.interface}: ${this.arp.stats.lastSendError}`,
@@ -672,7 +685,7 @@ export class PrimaryBridge {
       await abortConnections(cfg, this.log, 'left by a previous instance');
       await removeOtherRoleRules(cfg, 'p', this.log);
     }
-    for (let i = 0; i < 3; i++) this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.announce(3);
     await this.openPeerLink();
     await this.shell.open([probeOf(`${q} (output)`, this.outQ), probeOf(`${q + 1} (input)`, this.inQ)], (which) =>
       (which === 'input' ? this.inQ : this.outQ).deafen(),

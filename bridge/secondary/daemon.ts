@@ -5,8 +5,13 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ipv4, ipv4ToString, isIp6, mac } from '../../net/addr.js';
-import { gratuitousArpFrame } from '../wire/arp.js';
-import { arpProbeFrame, vipClaimer } from '../vip-arp.js';
+import {
+  announcementFrames,
+  claimCaptureFilter,
+  claimProbeFrames,
+  serviceClaimer,
+  type ServiceVips,
+} from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
@@ -82,6 +87,8 @@ export class SecondaryBridge {
   private startPrimaryRole!: StartPrimaryRole;
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
+  /** The service addresses it probes for, claims and announces (no IPv6 one yet: docs/ipv6.md). */
+  private readonly vips: ServiceVips;
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
   private failoverSeconds: number | null = null;
@@ -114,6 +121,7 @@ export class SecondaryBridge {
     this.state = new NodeState(journalOf(cfg, 's'));
     this.shell = new NodeShell(cfg, 's', log, this);
     this.vip = ipv4(cfg.service.address);
+    this.vips = { v4: this.vip, v6: null };
     this.myMac = mac(cfg.secondary.mac);
   }
 
@@ -235,12 +243,7 @@ export class SecondaryBridge {
     await removeOtherRoleRules(cfg, 's', this.log);
     // ARP on the LAN: replies to our split-brain probes now, our answers for
     // the VIP after a takeover.
-    this.arp = new FrameCapture(
-      cfg.secondary.interface,
-      `arp and arp host ${cfg.service.address}`,
-      (f) => this.onArp(f),
-      1 << 20,
-    );
+    this.arp = new FrameCapture(cfg.secondary.interface, claimCaptureFilter(this.vips), (f) => this.onArp(f), 1 << 20);
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
     this.presence = new LanPresence(
       cfg.secondary.interface,
@@ -346,9 +349,14 @@ export class SecondaryBridge {
   /** Which wait of the role machine's is the current one (act's `later`). */
   private roleTimerGen = 0;
 
+  /** Announces the service at this node's MAC (gratuitous ARP; a neighbour advertisement for IPv6). */
+  private announce(): void {
+    for (const f of announcementFrames(this.myMac, this.vips)) this.arp.send(f);
+  }
+
   private onArp(frame: Buffer): void {
     // Someone (the primary's bridge) still claims the VIP.
-    if (vipClaimer(frame, this.vip, this.cfg.secondary.mac)) this.machine.vipClaimed(monotonicMs());
+    if (serviceClaimer(frame, this.vips, this.cfg.secondary.mac)) this.machine.vipClaimed(monotonicMs());
   }
 
   private onDecision(d: Decision): void {
@@ -428,7 +436,7 @@ export class SecondaryBridge {
     clearTimeout(this.roleTimer);
     this.roleTimerGen++;
     if (this.stopped) return;
-    if (this.arp.send(arpProbeFrame(this.myMac, this.vip))) {
+    if (claimProbeFrames(this.myMac, this.vips).every((f) => this.arp.send(f))) {
       later(waitMs);
       return;
     }
@@ -454,7 +462,7 @@ export class SecondaryBridge {
     // rest of the path stays until the ARP is out (paths.ts, detach).
     await this.path?.stopDiverting();
     this.mark('stopped diverting', decidedAt);
-    const garp = () => this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    const garp = () => this.announce();
     this.presence?.answer(true);
     garp();
     this.mark('gratuitous ARP sent', decidedAt);
@@ -545,7 +553,7 @@ export class SecondaryBridge {
   }
 
   private async reopenActive(): Promise<void> {
-    this.arp.send(gratuitousArpFrame(this.myMac, this.vip));
+    this.announce();
     this.peer = await this.openPeer('alone');
     await this.shell.openFront();
   }
