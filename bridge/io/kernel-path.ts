@@ -79,9 +79,8 @@ export function kernelPathRuleset(k: KernelPathSpec): string {
     `delete table netdev ${t}`,
     `table ip ${t} {}`,
     `delete table ip ${t}`,
-    // A predecessor's IPv6 table goes whether or not this one serves IPv6.
-    `table ip6 ${t} {}`,
-    `delete table ip6 ${t}`,
+    // The ip6 table only with an IPv6 address (a kernel without IPv6 takes the rest as ever).
+    ...(vip6 ? [`table ip6 ${t} {}`, `delete table ip6 ${t}`] : []),
     `table netdev ${t} {`,
     '  chain ingress {',
     `    type filter hook ingress device "${k.lanInterface}" priority -500; policy accept;`,
@@ -172,6 +171,8 @@ export async function installKernelPath(k: KernelPathSpec): Promise<void> {
   await ensureDivertRoutes('-4', divertRoute(k));
   if (k.v6) await ensureDivertRoutes('-6', divertRoute({ ...k, primary6: k.v6.primaryAddress }));
   await nftApply(kernelPathRuleset(k));
+  // A predecessor's IPv6 divert, when this one serves IPv4 only.
+  if (!k.v6) await nftApply(`table ip6 tcpfo_${k.tag} {}\ndelete table ip6 tcpfo_${k.tag}\n`).catch(() => undefined);
 }
 
 /**
@@ -184,8 +185,10 @@ export async function installKernelPath(k: KernelPathSpec): Promise<void> {
 export async function detachKernelPath(tag: string, part: 'divert' | 'ingress' | 'all' = 'all'): Promise<void> {
   const t = `tcpfo_${tag}`;
   const ingress = `table netdev ${t} {}\ndelete table netdev ${t}\n`;
-  const divert = `table ip ${t} {}\ndelete table ip ${t}\ntable ip6 ${t} {}\ndelete table ip6 ${t}\n`;
+  const divert = `table ip ${t} {}\ndelete table ip ${t}\n`;
   await nftApply(part === 'divert' ? divert : part === 'ingress' ? ingress : ingress + divert);
+  // The IPv6 divert, where there is one (a kernel without IPv6 has none).
+  if (part !== 'ingress') await nftApply(`table ip6 ${t} {}\ndelete table ip6 ${t}\n`).catch(() => undefined);
 }
 
 /**

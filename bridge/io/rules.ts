@@ -352,8 +352,13 @@ export class RuleSet {
     if (this.backend === 'nft') {
       // Create-if-missing, delete, create: one `nft -f` transaction.
       const table = `tcpfo_${this.tag}`;
-      const fresh = FAMILIES.map((f) => `table ${NFT_FAMILY[f]} ${table} {}\ndelete table ${NFT_FAMILY[f]} ${table}\n`);
+      // The ip6 table only with IPv6 rules: a kernel without IPv6 takes the IPv4 rules as ever.
+      const v6 = ofFamily(this.rules, 6).length > 0;
+      const fresh = FAMILIES.filter((f) => f === 4 || v6).map(
+        (f) => `table ${NFT_FAMILY[f]} ${table} {}\ndelete table ${NFT_FAMILY[f]} ${table}\n`,
+      );
       await sh(['nft', '-f', '-'], `${fresh.join('')}${nftRuleset(this.tag, this.rules, this.skipMark)}`);
+      if (!v6) await shOk(['nft', 'delete', 'table', 'ip6', table]); // a predecessor's, if any
       return;
     }
     for (const fam of FAMILIES) {
