@@ -6,7 +6,7 @@
  * answers to the LAN's requests come from a thread of their own: io/presence.ts.)
  * Pure: frames in and out.
  */
-import { ipAddrBytes, ipv4ToString } from '../net/addr.js';
+import { ipAddrBytes, ipv4ToString, type ServiceAddresses } from '../net/addr.js';
 import { ArpPacket, ARP_REPLY, ARP_REQUEST, emitArp, gratuitousArpFrame } from './wire/arp.js';
 import { addressClaimer, dadProbe, unsolicitedAdvertisement } from './wire/ndisc.js';
 import { EthernetFrame, ETHERTYPE_ARP, emitEthernet } from './wire/ethernet.js';
@@ -27,36 +27,30 @@ export function vipClaimer(frame: Buffer, vip: number, self: string): string | n
   return a.senderMac !== self.toLowerCase() ? a.senderMac : null;
 }
 
-/** The service's addresses a node probes for, claims and announces: IPv4's, and IPv6's (IpAddr hex) if it has one. */
-export interface ServiceVips {
-  v4: number;
-  v6: string | null;
-}
-
 /**
  * The frames that announce the service at `mac` (a takeover, a claim, a return): a
  * gratuitous ARP, and for IPv6 an unsolicited neighbour advertisement, override set.
  */
-export function announcementFrames(mac: Uint8Array, vips: ServiceVips): Buffer[] {
+export function announcementFrames(mac: Uint8Array, vips: ServiceAddresses): Buffer[] {
   const v4 = gratuitousArpFrame(mac, vips.v4);
   return vips.v6 === null ? [v4] : [v4, unsolicitedAdvertisement(mac, ipAddrBytes(vips.v6))];
 }
 
 /** The probes before a claim: ARP's (RFC 5227), and duplicate address detection's for IPv6 (RFC 4862). */
-export function claimProbeFrames(mac: Uint8Array, vips: ServiceVips): Buffer[] {
+export function claimProbeFrames(mac: Uint8Array, vips: ServiceAddresses): Buffer[] {
   const v4 = arpProbeFrame(mac, vips.v4);
   return vips.v6 === null ? [v4] : [v4, dadProbe(mac, ipAddrBytes(vips.v6))];
 }
 
 /** The MAC of another station than `self` that claims one of the service's addresses, or null. */
-export function serviceClaimer(frame: Buffer, vips: ServiceVips, self: string): string | null {
+export function serviceClaimer(frame: Buffer, vips: ServiceAddresses, self: string): string | null {
   return (
     vipClaimer(frame, vips.v4, self) ?? (vips.v6 === null ? null : addressClaimer(frame, ipAddrBytes(vips.v6), self))
   );
 }
 
 /** The capture filter that sees those claims: ARP for the IPv4 address, neighbour advertisements for IPv6. */
-export function claimCaptureFilter(vips: ServiceVips): string {
+export function claimCaptureFilter(vips: ServiceAddresses): string {
   const arp = `arp and arp host ${ipv4ToString(vips.v4)}`;
   // ICMPv6 type 136 right after the fixed header (neighbour discovery carries no extension headers).
   return vips.v6 === null ? arp : `(${arp}) or (icmp6 and ip6[40] == 136)`;

@@ -164,6 +164,12 @@ export function ipAddr(text: string): IpAddr {
   return v;
 }
 
+/** A service's addresses: its IPv4 one, and its IPv6 one (IpAddr hex) if it has one. */
+export interface ServiceAddresses {
+  v4: number;
+  v6: string | null;
+}
+
 /** `a` on a path that carries IPv4 only (the diverter's option, the kernel's maps); throws for IPv6. */
 export function ip4Of(a: IpAddr): number {
   if (isIp6(a)) throw new TypeError(`an IPv6 address on an IPv4-only path: ${ipAddrToString(a)}`);

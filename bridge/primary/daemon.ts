@@ -12,7 +12,7 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, mac } from '../../net/addr.js';
+import { ipAddrToString, ipv4, mac, type ServiceAddresses } from '../../net/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
@@ -29,20 +29,14 @@ import {
 import { removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { existingConnections } from '../io/sockets.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
-import {
-  announcementFrames,
-  claimCaptureFilter,
-  claimProbeFrames,
-  serviceClaimer,
-  type ServiceVips,
-} from '../vip-arp.js';
+import { announcementFrames, claimCaptureFilter, claimProbeFrames, serviceClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
 import { probeOf } from '../node/liveness.js';
 import { PeerActivity } from '../detector/activity.js';
 import { NodeShell } from '../node/shell.js';
-import { classifyInbound, type ServiceAddresses } from './inbound.js';
+import { classifyInbound } from './inbound.js';
 import { Merger, type MergerSink } from './merger.js';
 import type { MergerConfig } from './merge/types.js';
 import type { InboundXlate } from '../io/xlate.js';
@@ -173,10 +167,8 @@ export class PrimaryBridge {
   failures = 0;
   rejoins = 0;
   private readonly vip: number;
-  /** The service addresses its input queue tells the client's segments by (no IPv6 one yet: docs/ipv6.md). */
-  private readonly services: ServiceAddresses;
-  /** The same, as the node probes for, claims and announces them. */
-  private readonly vips: ServiceVips;
+  /** The service addresses: its input queue tells the client's segments by them, and it claims them (no IPv6 one yet: docs/ipv6.md). */
+  private readonly vips: ServiceAddresses;
   private readonly self: number;
   private readonly peerAddr: number;
   private readonly peerMac: number;
@@ -192,8 +184,7 @@ export class PrimaryBridge {
   ) {
     this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
-    this.services = { v4: this.vip, v6: null };
-    this.vips = this.services;
+    this.vips = { v4: this.vip, v6: null };
     this.self = ipv4(cfg.primary.address);
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
@@ -828,7 +819,7 @@ export class PrimaryBridge {
     const pkt = b.packet(i);
     const now = monotonicMs();
     // Cheap dispatch on the addresses (primary/inbound.ts): the client's, or S's copy on either path.
-    const from = classifyInbound(pkt, this.services);
+    const from = classifyInbound(pkt, this.vips);
     if (from?.from === 'client') {
       this.merger.fromClient(id, pkt, now, b.checksumState(i));
       return;

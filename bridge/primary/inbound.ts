@@ -4,7 +4,7 @@
  * the kernel path (to their client, unchanged) or to the primary's own address on the
  * pcap path (the client in the divert option). Either IP family, by the version nibble.
  */
-import { ip6Addr, isIp6, type IpAddr } from '../../net/addr.js';
+import { ip6Addr, isIp6, type IpAddr, type ServiceAddresses } from '../../net/addr.js';
 import { divertedClient } from '../wire/divert.js';
 import { WireError } from '../wire/error.js';
 import { parseIpTcp } from '../wire/ip.js';
@@ -15,12 +15,6 @@ export type Inbound =
   | { from: 'client' }
   /** `client`: whom S's copy answers; null when a pcap-path copy names none (no divert option). */
   | { from: 'secondary'; path: 'kernel' | 'pcap'; client: IpAddr | null };
-
-/** The service addresses the queue serves: IPv4's, and IPv6's if the service has one. */
-export interface ServiceAddresses {
-  v4: number;
-  v6: string | null;
-}
 
 /** Where a packet of the input queue comes from; null for neither family's header. */
 export function classifyInbound(pkt: Buffer, vip: ServiceAddresses): Inbound | null {

@@ -4,14 +4,8 @@
  * (paths.ts: kernel or pcap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipv4, ipv4ToString, isIp6, mac } from '../../net/addr.js';
-import {
-  announcementFrames,
-  claimCaptureFilter,
-  claimProbeFrames,
-  serviceClaimer,
-  type ServiceVips,
-} from '../vip-arp.js';
+import { ipv4, ipv4ToString, isIp6, mac, type ServiceAddresses } from '../../net/addr.js';
+import { announcementFrames, claimCaptureFilter, claimProbeFrames, serviceClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
 import { setupStall } from '../node/faults.js';
@@ -88,7 +82,7 @@ export class SecondaryBridge {
   private takingOver: Promise<void> | null = null;
   private readonly vip: number;
   /** The service addresses it probes for, claims and announces (no IPv6 one yet: docs/ipv6.md). */
-  private readonly vips: ServiceVips;
+  private readonly vips: ServiceAddresses;
   private readonly myMac: Buffer;
   private garpTimers: NodeJS.Timeout[] = [];
   private failoverSeconds: number | null = null;
