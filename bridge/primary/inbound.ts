@@ -16,6 +16,9 @@ export type Inbound =
   /** `client`: whom S's copy answers; null when a pcap-path copy names none (no divert option). */
   | { from: 'secondary'; path: 'kernel' | 'pcap'; client: IpAddr | null };
 
+/** The client's: one shared answer, no allocation per segment. */
+const FROM_CLIENT: Inbound = Object.freeze({ from: 'client' });
+
 /** Where a packet of the input queue comes from; null for neither family's header. */
 export function classifyInbound(pkt: Buffer, vip: ServiceAddresses): Inbound | null {
   const v = pkt.length ? pkt[0]! >> 4 : 0;
@@ -27,7 +30,7 @@ export function classifyInbound(pkt: Buffer, vip: ServiceAddresses): Inbound | n
   } else if (v === 6 && pkt.length >= IP6_HEADER_LEN) {
     [src, dst, service] = [ip6Addr(pkt, IP6_SRC), ip6Addr(pkt, IP6_DST), vip.v6];
   } else return null;
-  if (dst === service) return { from: 'client' };
+  if (dst === service) return FROM_CLIENT;
   if (src === service) return { from: 'secondary', path: 'kernel', client: dst };
   const p = parseIpTcp(pkt);
   const client = p instanceof WireError ? null : divertedClient(p.tcp);
