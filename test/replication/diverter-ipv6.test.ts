@@ -5,7 +5,7 @@ import { WireError } from '../../bridge/wire/error.js';
 import { emitEthernet, ETHERTYPE_IPV6 } from '../../bridge/wire/ethernet.js';
 import { mac } from '../../net/addr.js';
 import { buildIpTcp, parseIpTcp } from '../../bridge/wire/ip.js';
-import { parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN } from '../../bridge/wire/tcp.js';
+import { parseTcpRepr, TCP_ACK_FLAG, TCP_RST, TCP_SYN, type TcpRepr, type TcpSegment } from '../../bridge/wire/tcp.js';
 import { MAX_OPTIONS_LEN, OPT_DIVERT6_LEN, type TcpOption } from '../../bridge/wire/tcp-options.js';
 import { PortMatcher } from '../../net/ports.js';
 import { Diverter } from '../../bridge/secondary/diverter.js';
@@ -60,6 +60,16 @@ function clientFrame(options: TcpOption[], flags = TCP_ACK_FLAG, payload = Buffe
   return emitEthernet(mac(PRIMARY_MAC), mac('02:00:00:00:00:0a'), ETHERTYPE_IPV6, pkt);
 }
 
+/** A diverted packet's TCP segment and its value (a skip reason or a malformed packet fails the test). */
+function parsedDiverted(out: Buffer | string): { tcp: TcpSegment; repr: TcpRepr } {
+  if (typeof out === 'string') throw new Error(out);
+  const p = parseIpTcp(out);
+  if (p instanceof WireError) throw p;
+  const repr = parseTcpRepr(p.tcp);
+  if (repr instanceof WireError) throw repr;
+  return { tcp: p.tcp, repr };
+}
+
 describe('diverter over IPv6: S’s output to the primary', () => {
   it('readdresses to a_s → a_p, carries the client’s 16 bytes in a 20-byte option, and makes room by SACK alone', () => {
     fc.assert(
@@ -80,15 +90,11 @@ describe('diverter over IPv6: S’s output to the primary', () => {
             expect(room + sackLen).toBeLessThan(OPT_DIVERT6_LEN + 3);
             return;
           }
-          if (typeof out === 'string') throw new Error(out);
-          const p = parseIpTcp(out);
-          if (p instanceof WireError) throw p;
-          expect([p.tcp.src, p.tcp.dst]).toEqual([S6, P6]);
-          expect(p.tcp.checksumValid()).toBe(true);
-          expect(divertedClient(p.tcp)).toBe(CLIENT6);
-          expect(p.tcp.headerLength % 4).toBe(0);
-          const repr = parseTcpRepr(p.tcp);
-          if (repr instanceof WireError) throw repr;
+          const { tcp, repr } = parsedDiverted(out);
+          expect([tcp.src, tcp.dst]).toEqual([S6, P6]);
+          expect(tcp.checksumValid()).toBe(true);
+          expect(divertedClient(tcp)).toBe(CLIENT6);
+          expect(tcp.headerLength % 4).toBe(0);
           expect(repr.payload.equals(Buffer.from(payload))).toBe(true);
           // Every option but SACK comes through as it was; SACK keeps its first blocks or goes.
           const rest = (o: TcpOption[]) => o.filter((x) => x.kind !== 'sack' && x.kind !== 'divert');
@@ -115,17 +121,13 @@ describe('diverter over IPv6: S’s output to the primary', () => {
       fromS([{ kind: 'timestamp', tsval: 1, tsecr: 2 }, other, { kind: 'sack', blocks: [[10, 20]] }]),
       false,
     );
-    if (typeof out === 'string') throw new Error(out);
-    const p = parseIpTcp(out);
-    if (p instanceof WireError) throw p;
-    const repr = parseTcpRepr(p.tcp);
-    if (repr instanceof WireError) throw repr;
+    const { tcp, repr } = parsedDiverted(out);
     expect(repr.options).toEqual([
       { kind: 'timestamp', tsval: 1, tsecr: 2 },
       other,
       { kind: 'divert', client: CLIENT6 },
     ]);
-    expect(p.tcp.headerLength).toBe(20 + 36); // 14 bytes kept, 2 of padding, the option's 20
+    expect(tcp.headerLength).toBe(20 + 36); // 14 bytes kept, 2 of padding, the option's 20
     expect(d.stats.sackTrimmed).toBe(1);
     // Two blocks where one fits: the first is kept.
     const two = d.divert(
@@ -141,12 +143,7 @@ describe('diverter over IPv6: S’s output to the primary', () => {
       ]),
       false,
     );
-    if (typeof two === 'string') throw new Error(two);
-    const q = parseIpTcp(two);
-    if (q instanceof WireError) throw q;
-    const r2 = parseTcpRepr(q.tcp);
-    if (r2 instanceof WireError) throw r2;
-    expect(r2.options).toEqual([
+    expect(parsedDiverted(two).repr.options).toEqual([
       { kind: 'timestamp', tsval: 1, tsecr: 2 },
       { kind: 'sack', blocks: [[10, 20]] },
       { kind: 'divert', client: CLIENT6 },
