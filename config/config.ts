@@ -6,19 +6,39 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { parseIpv4, parseIpv6, parseMac } from '../net/addr.js';
+import { ipAddr, ipv4, parseIpv4, parseIpv6, parseMac, type ServiceAddresses } from '../net/addr.js';
 import type { PortSet } from '../net/ports.js';
 
-const ipv4Text = z.string().superRefine((s, ctx) => {
-  if (parseIpv4(s) !== null) return;
-  ctx.addIssue({
-    code: 'custom',
-    message:
-      parseIpv6(s) !== null
-        ? 'an IPv6 address: tcpfo serves IPv4 service and node addresses only, so far'
-        : 'not an IPv4 address (a.b.c.d)',
+/** One address, or a list of at most one per family (a dual-stack service or node). */
+const addressList = z
+  .union([z.string(), z.array(z.string())], {
+    error: 'need an address, or a list of one IPv4 and one IPv6 address',
+  })
+  .transform((v) => (typeof v === 'string' ? [v] : v))
+  .superRefine((list, ctx) => {
+    if (list.length < 1 || list.length > 2)
+      ctx.addIssue({ code: 'custom', message: 'list one address, or one IPv4 and one IPv6 address' });
+    list.forEach((a, i) => {
+      if (parseIpv4(a) === null && parseIpv6(a) === null)
+        ctx.addIssue({
+          code: 'custom',
+          path: list.length > 1 ? [i] : [],
+          message: 'not an IPv4 (a.b.c.d) or IPv6 address',
+        });
+    });
+    if (list.length === 2 && (parseIpv4(list[0]!) === null) === (parseIpv4(list[1]!) === null))
+      ctx.addIssue({
+        code: 'custom',
+        message: 'two addresses of one family: list at most one IPv4 and one IPv6 address',
+      });
   });
-});
+/** The IPv4 and the IPv6 address of a list (null where it has none). */
+function byFamily(list: readonly string[]): { v4: string | null; v6: string | null } {
+  return {
+    v4: list.find((a) => parseIpv4(a) !== null) ?? null,
+    v6: list.find((a) => parseIpv4(a) === null) ?? null,
+  };
+}
 const macText = z.string().refine((s) => parseMac(s) !== null, { message: 'not a MAC address (aa:bb:cc:dd:ee:ff)' });
 const ifname = z.string().regex(/^[a-zA-Z0-9._@-]{1,15}$/, 'not an interface name');
 const port = z.number().int().min(1).max(65535);
@@ -49,8 +69,13 @@ const hostPort = z.string().refine((s) => {
 }, 'need ADDRESS:PORT with an IPv4 address');
 
 const node = z.strictObject({
-  /** The node's own address: heartbeats and diverted segments. */
-  address: ipv4Text,
+  /**
+   * The node's own address (heartbeats, diverted segments), or one of each
+   * family: an IPv4 one (heartbeats run over it), and an IPv6 one where the
+   * service has one (the secondary routes its IPv6 answers to the
+   * primary's). Link-local is fine for the IPv6 one.
+   */
+  address: addressList,
   /** The LAN interface. */
   interface: ifname,
   mac: macText,
@@ -60,8 +85,12 @@ const node = z.strictObject({
 
 export const configSchema = z.strictObject({
   service: z.strictObject({
-    /** The service address (VIP) clients connect to; held by the active node. */
-    address: ipv4Text,
+    /**
+     * The service address (VIP) clients connect to, held by the active
+     * node; or one of each family (a dual-stack service: each failover port
+     * is served on both).
+     */
+    address: addressList,
     /** Failover ports: replicated connections. Single ports and "LOW-HIGH" ranges. */
     ports: z.array(portItem).min(1, 'list at least one failover port'),
   }),
@@ -316,8 +345,19 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.infer<typeof configSchema>;
 
-export interface Config extends Omit<RawConfig, 'service'> {
-  service: { address: string; ports: PortSet };
+/** A node's block, its addresses by family. */
+export interface NodeConfig extends Omit<RawConfig['primary'], 'address'> {
+  /** The IPv4 address (heartbeats). */
+  address: string;
+  /** The IPv6 address, where the service has one. */
+  address6: string | null;
+}
+
+export interface Config extends Omit<RawConfig, 'service' | 'primary' | 'secondary'> {
+  /** `address`: the IPv4 service address; `address6`: the IPv6 one, if any. */
+  service: { address: string; address6: string | null; ports: PortSet };
+  primary: NodeConfig;
+  secondary: NodeConfig;
   file: string;
 }
 
@@ -378,16 +418,42 @@ export function parseConfig(text: string, file: string): Config {
   }
   const c = r.data;
   const problems: string[] = [];
-  const addrs = [c.service.address, c.primary.address, c.secondary.address];
-  if (new Set(addrs).size !== 3)
+  const service = byFamily(c.service.address);
+  const primary = byFamily(c.primary.address);
+  const secondary = byFamily(c.secondary.address);
+  const all = [...c.service.address, ...c.primary.address, ...c.secondary.address];
+  if (new Set(all.map(canonical)).size !== all.length)
     problems.push('service.address, primary.address and secondary.address must all differ');
-  for (const [path, a] of [
+  for (const [path, list] of [
     ['service.address', c.service.address],
     ['primary.address', c.primary.address],
     ['secondary.address', c.secondary.address],
   ] as const) {
-    const why = notUnicast(a);
-    if (why) problems.push(`${path}: ${a} is ${why}: need a unicast address`);
+    for (const a of list) {
+      const why = notUnicast(a, path === 'service.address');
+      if (why) problems.push(`${path}: ${a} is ${why}: need a unicast address`);
+    }
+  }
+  if (!service.v4)
+    problems.push(
+      'service.address: an IPv6 address alone: list an IPv4 service address beside it (IPv6-only is not served yet)',
+    );
+  for (const [path, n] of [
+    ['primary.address', primary],
+    ['secondary.address', secondary],
+  ] as const) {
+    if (!n.v4) problems.push(`${path}: list the node's IPv4 address (the heartbeats run over IPv4)`);
+    if (service.v6 && !n.v6)
+      problems.push(
+        `${path}: the service has an IPv6 address: list the node's own IPv6 address too (link-local is fine)`,
+      );
+  }
+  if (service.v6) {
+    // What IPv6 does not reach yet (docs/ipv6.md).
+    if (c.datapath === 'pcap')
+      problems.push('datapath: pcap carries IPv4 only so far: an IPv6 service address needs datapath kernel or auto');
+    if (c.lan.mode === 'switch')
+      problems.push('lan.mode: switch copies IPv4 frames only so far: an IPv6 service address needs hub or mirror');
   }
   if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase())
     problems.push('primary.mac and secondary.mac must differ');
@@ -437,17 +503,45 @@ export function parseConfig(text: string, file: string): Config {
     }
   }
   if (problems.length) throw new ConfigError(file, problems);
-  return { ...c, service: { address: c.service.address, ports: c.service.ports }, file };
+  const nodeOf = (n: RawConfig['primary'], a: { v4: string | null; v6: string | null }): NodeConfig => ({
+    ...n,
+    address: a.v4!,
+    address6: a.v6,
+  });
+  return {
+    ...c,
+    service: { address: service.v4!, address6: service.v6, ports: c.service.ports },
+    primary: nodeOf(c.primary, primary),
+    secondary: nodeOf(c.secondary, secondary),
+    file,
+  };
 }
 
 function spanText([lo, hi]: readonly number[]): string {
   return lo === hi ? String(lo) : `${lo}-${hi}`;
 }
 
-/** Why an IPv4 address is no unicast host address, or null. */
-function notUnicast(text: string): string | null {
+/** One spelling per address (IPv6 has many), to compare them. */
+function canonical(text: string): string {
+  const six = parseIpv4(text) === null ? parseIpv6(text) : null;
+  return six ? six.toString('hex') : text;
+}
+
+/** Why an address is no unicast host address (`service`: one clients reach across routers), or null. */
+function notUnicast(text: string, service: boolean): string | null {
   const a = parseIpv4(text);
-  if (a === null) return null; // reported by the schema
+  if (a === null) {
+    const b = parseIpv6(text);
+    if (b === null) return null; // reported by the schema
+    if (b.every((x) => x === 0)) return 'the unspecified address';
+    if (b.subarray(0, 15).every((x) => x === 0) && b[15] === 1) return 'the loopback address';
+    if (b[0] === 0xff) return 'a multicast address';
+    if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff)
+      return 'an IPv4-mapped address (list the IPv4 address itself)';
+    if (service && b[0] === 0xfe && (b[1]! & 0xc0) === 0x80)
+      return 'a link-local address (no client off the link reaches it)';
+    return null;
+  }
   const first = a >>> 24;
   if (a === 0) return 'the unspecified address';
   if (a === 0xffffffff) return 'the broadcast address';
@@ -458,8 +552,14 @@ function notUnicast(text: string): string | null {
   return null;
 }
 
+/** The service addresses as the cores take them. */
+export function serviceAddresses(cfg: Config): ServiceAddresses {
+  const v6 = cfg.service.address6;
+  return { v4: ipv4(cfg.service.address), v6: v6 === null ? null : (ipAddr(v6) as string) };
+}
+
 /** The metrics address of the node described by `self` (its own block's metrics_listen, else metrics.listen). */
-export function metricsListen(cfg: Config, self: Config['primary']): string {
+export function metricsListen(cfg: Config, self: NodeConfig): string {
   return self.metrics_listen ?? cfg.metrics.listen;
 }
 

@@ -2,7 +2,13 @@
 //
 // The active bridge answers ARP for the service address itself (the kernel
 // holds the VIP dormant, ARP suppressed), so a dead bridge stops claiming
-// the VIP and the peer can take over. Answered from the event loop, a
+// the VIP and the peer can take over. The same for an IPv6 service address:
+// the kernel holds it on `lo`, where it answers no neighbour solicitation
+// from the LAN, and this thread answers those for it (a solicited
+// advertisement; a DAD probe is answered to all nodes, as RFC 4861 7.2.4
+// says, so the peer's split-brain probe sees the claim). The packet socket
+// joins the address's solicited-node group, so a NIC that filters
+// multicast passes the solicitations up. Answered from the event loop, a
 // CPU-starved but live primary missed the peer's split-brain probe and was
 // taken over while it still ran. Here a thread of its own answers, with a
 // packet socket bound to the LAN interface: starvation of the JS loop no
@@ -18,9 +24,9 @@
 // stuck for `holdMs` ends the process whatever the role, so a bridge that
 // heartbeats always also runs.
 //
-// The thread runs at the bridge's real-time priority (realtime.h), and a
-// socket filter hands it only ARP requests for the VIP: other ARP traffic on
-// the LAN never wakes it. Each answer's delay, from the kernel's receipt of
+// The thread runs at the bridge's real-time priority (realtime.h), and
+// socket filters hand it only ARP requests and neighbour solicitations for
+// the VIPs: other traffic on the LAN never wakes it. Each answer's delay, from the kernel's receipt of
 // the request to the reply's send, is kept (the largest, and how many took
 // over LATE_US): the peer's probe waits 50 ms.
 #include <napi.h>
@@ -39,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 
@@ -57,6 +64,27 @@ constexpr uint32_t OFF_ARP_OPER = 14 + 6;
 constexpr uint32_t OFF_ARP_TPA = 14 + 24;
 constexpr uint32_t ETHERTYPE_ARP = 0x0806;
 constexpr uint32_t ARP_REQUEST = 1;
+
+// IPv6 and ICMPv6 offsets (no extension header: a solicitation has none).
+constexpr uint32_t ETHERTYPE_IPV6 = 0x86dd;
+constexpr uint32_t OFF_IP6_NEXT = 14 + 6;
+constexpr uint32_t OFF_IP6_HOPS = 14 + 7;
+constexpr uint32_t OFF_IP6_SRC = 14 + 8;
+constexpr uint32_t OFF_ICMP6 = 14 + 40;
+constexpr uint32_t OFF_NS_TARGET = OFF_ICMP6 + 8;
+constexpr uint32_t NH_ICMPV6 = 58;
+constexpr uint32_t ND_SOLICIT = 135;
+constexpr uint8_t ND_ADVERT = 136;
+constexpr int NS_MIN_FRAME = OFF_ICMP6 + 24;
+// Ethernet, IPv6, the advertisement (24) and its target link-layer address option (8).
+constexpr int NA_FRAME = 14 + 40 + 32;
+constexpr uint8_t NA_SOLICITED = 0x40, NA_OVERRIDE = 0x20;
+
+// The ones' complement sum of `len` bytes (even), folded later.
+uint32_t Sum16(const uint8_t* p, size_t len, uint32_t sum) {
+  for (size_t i = 0; i + 1 < len; i += 2) sum += (static_cast<uint32_t>(p[i]) << 8) | p[i + 1];
+  return sum;
+}
 
 int64_t NowMs() {
   struct timespec ts;
@@ -80,12 +108,22 @@ class Presence : public Napi::ObjectWrap<Presence> {
     exports.Set("Presence", ctor);
   }
 
-  // new Presence(ifname, vip (host order u32), mac: Buffer(6), holdMs, label)
+  // new Presence(ifname, vip (host order u32), mac: Buffer(6), holdMs, label, vip6: Buffer(16) | null)
   explicit Presence(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Presence>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsNumber() || !info[4].IsString()) {
-      Napi::TypeError::New(env, "Presence(ifname, vip, mac, holdMs, label)").ThrowAsJavaScriptException();
+    if (info.Length() < 6 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsNumber() || !info[4].IsString() ||
+        !(info[5].IsNull() || info[5].IsBuffer())) {
+      Napi::TypeError::New(env, "Presence(ifname, vip, mac, holdMs, label, vip6)").ThrowAsJavaScriptException();
       return;
+    }
+    if (info[5].IsBuffer()) {
+      Napi::Buffer<uint8_t> v6 = info[5].As<Napi::Buffer<uint8_t>>();
+      if (v6.Length() != 16) {
+        Napi::TypeError::New(env, "vip6 must be 16 bytes").ThrowAsJavaScriptException();
+        return;
+      }
+      memcpy(vip6_, v6.Data(), 16);
+      has_vip6_ = true;
     }
     std::string ifname = info[0].As<Napi::String>();
     vip_ = htonl(info[1].As<Napi::Number>().Uint32Value());
@@ -140,6 +178,7 @@ class Presence : public Napi::ObjectWrap<Presence> {
       Fail(env, "bind(AF_PACKET)");
       return;
     }
+    if (has_vip6_ && !OpenSolicitations(env)) return;
     last_touch_.store(NowMs());
     if (pthread_create(&thread_, nullptr, &Presence::Run, this) != 0) {
       Fail(env, "pthread_create");
@@ -156,7 +195,71 @@ class Presence : public Napi::ObjectWrap<Presence> {
     int e = errno;
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+    if (fd6_ >= 0) close(fd6_);
+    fd6_ = -1;
     Napi::Error::New(env, std::string(what) + ": " + strerror(e)).ThrowAsJavaScriptException();
+  }
+
+  // The packet socket for neighbour solicitations of the IPv6 VIP: a filter
+  // passing only those, bound to the interface, in the VIP's solicited-node
+  // group (ff02::1:ffXX:XXXX, MAC 33:33:ff:XX:XX:XX).
+  bool OpenSolicitations(Napi::Env env) {
+    fd6_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_IPV6));
+    if (fd6_ < 0) {
+      Fail(env, "socket(AF_PACKET, IPv6)");
+      return false;
+    }
+    uint32_t w[4];
+    for (int i = 0; i < 4; i++) w[i] = (static_cast<uint32_t>(vip6_[4 * i]) << 24) | (vip6_[4 * i + 1] << 16) | (vip6_[4 * i + 2] << 8) | vip6_[4 * i + 3];
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, OFF_ETHERTYPE),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETHERTYPE_IPV6, 0, 13),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, OFF_IP6_NEXT),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NH_ICMPV6, 0, 11),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, OFF_ICMP6),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ND_SOLICIT, 0, 9),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_NS_TARGET),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w[0], 0, 7),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_NS_TARGET + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w[1], 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_NS_TARGET + 8),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w[2], 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, OFF_NS_TARGET + 12),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, w[3], 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffff),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {static_cast<unsigned short>(sizeof(code) / sizeof(code[0])), code};
+    if (setsockopt(fd6_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+      Fail(env, "SO_ATTACH_FILTER (IPv6)");
+      return false;
+    }
+    int on = 1;
+    if (setsockopt(fd6_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
+      Fail(env, "SO_TIMESTAMPNS (IPv6)");
+      return false;
+    }
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_IPV6);
+    sll.sll_ifindex = static_cast<int>(ifindex_);
+    if (bind(fd6_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) {
+      Fail(env, "bind(AF_PACKET, IPv6)");
+      return false;
+    }
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof(mr));
+    mr.mr_ifindex = static_cast<int>(ifindex_);
+    mr.mr_type = PACKET_MR_MULTICAST;
+    mr.mr_alen = 6;
+    const uint8_t group[6] = {0x33, 0x33, 0xff, vip6_[13], vip6_[14], vip6_[15]};
+    memcpy(mr.mr_address, group, 6);
+    if (setsockopt(fd6_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
+      Fail(env, "PACKET_ADD_MEMBERSHIP (the solicited-node group)");
+      return false;
+    }
+    return true;
   }
 
   void Stop() {
@@ -169,6 +272,10 @@ class Presence : public Napi::ObjectWrap<Presence> {
       close(fd_);
       fd_ = -1;
     }
+    if (fd6_ >= 0) {
+      close(fd6_);
+      fd6_ = -1;
+    }
   }
 
   static void* Run(void* arg) {
@@ -179,76 +286,162 @@ class Presence : public Napi::ObjectWrap<Presence> {
   void Loop() {
     uint8_t buf[1600];
     alignas(struct cmsghdr) uint8_t control[CMSG_SPACE(sizeof(struct timespec))];
+    struct pollfd p[2] = {{fd_, POLLIN, 0}, {fd6_, POLLIN, 0}};
+    const nfds_t nfds = fd6_ >= 0 ? 2 : 1;
     while (!stop_.load()) {
       int64_t silent = NowMs() - last_touch_.load();
       int64_t hold = hold_ms_.load();
       if (hold > 0 && silent > hold) Expire(silent, hold);
-      struct pollfd p = {fd_, POLLIN, 0};
-      int r = poll(&p, 1, 20);
+      p[0].revents = p[1].revents = 0;
+      int r = poll(p, nfds, 20);
       if (r <= 0) continue;
-      struct iovec iov = {buf, sizeof(buf)};
-      struct msghdr msg = {};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
-      if (n < ARP_FRAME) continue;
-      burst_.Count();
-      int64_t received_us = -1;
-      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-          struct timespec ts;
-          memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-          received_us = RealtimeUs(ts);
-        }
-      }
-      // Ethernet type ARP; htype 1, ptype IPv4, hlen 6, plen 4, oper request.
-      const uint8_t* a = buf + 14;
-      if (buf[12] != 0x08 || buf[13] != 0x06 || a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1) continue;
-      uint32_t spa, tpa;
-      memcpy(&spa, a + 14, 4);
-      memcpy(&tpa, a + 24, 4);
-      // A request for the VIP; not someone's own announcement of it.
-      if (tpa != vip_ || spa == vip_) continue;
-      requests_++;
-      if (!answering_.load()) continue;
-      int64_t hold2 = hold_ms_.load();
-      if (hold2 > 0 && NowMs() - last_touch_.load() > hold2) continue;  // Expire() next turn
-      uint8_t out[ARP_FRAME];
-      memcpy(out, a + 8, 6);  // to the requester's hardware address
-      memcpy(out + 6, mac_, 6);
-      out[12] = 0x08;
-      out[13] = 0x06;
-      uint8_t* r2 = out + 14;
-      memcpy(r2, a, 6);  // htype, ptype, hlen, plen
-      r2[6] = 0;
-      r2[7] = 2;  // reply
-      memcpy(r2 + 8, mac_, 6);
-      memcpy(r2 + 14, &vip_, 4);
-      memcpy(r2 + 18, a + 8, 6);
-      memcpy(r2 + 24, a + 14, 4);
-      struct sockaddr_ll to;
-      memset(&to, 0, sizeof(to));
-      to.sll_family = AF_PACKET;
-      to.sll_protocol = htons(ETH_P_ARP);
-      to.sll_ifindex = static_cast<int>(ifindex_);
-      to.sll_halen = 6;
-      memcpy(to.sll_addr, a + 8, 6);
-      if (sendto(fd_, out, sizeof(out), 0, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)) != ARP_FRAME) {
-        send_errors_++;
-        continue;
-      }
-      replies_++;
-      if (received_us >= 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        int64_t delay = RealtimeUs(now) - received_us;
-        if (delay < 0) delay = 0;  // the wall clock stepped back
-        if (delay > max_delay_us_.load()) max_delay_us_.store(delay);
-        if (delay > LATE_US) late_++;
+      for (nfds_t k = 0; k < nfds; k++) {
+        if (!(p[k].revents & POLLIN)) continue;
+        int64_t received_us = -1;
+        ssize_t n = Receive(p[k].fd, buf, sizeof(buf), control, sizeof(control), &received_us);
+        if (n <= 0) continue;
+        burst_.Count();
+        if (k == 0 ? AnswerArp(buf, n) : AnswerSolicitation(buf, n)) Answered(received_us);
       }
     }
+  }
+
+  // One frame, and the kernel's receipt time (µs, wall clock; -1 if none).
+  static ssize_t Receive(int fd, uint8_t* buf, size_t size, uint8_t* control, size_t control_size, int64_t* received_us) {
+    struct iovec iov = {buf, size};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = control_size;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n <= 0) return n;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+        *received_us = RealtimeUs(ts);
+      }
+    }
+    return n;
+  }
+
+  // Whether an answer may go out now: answering, and the loop alive (else Expire() next turn).
+  bool MayAnswer() {
+    if (!answering_.load()) return false;
+    int64_t hold = hold_ms_.load();
+    return !(hold > 0 && NowMs() - last_touch_.load() > hold);
+  }
+
+  bool Send(int fd, const uint8_t* frame, size_t len, uint16_t proto) {
+    struct sockaddr_ll to;
+    memset(&to, 0, sizeof(to));
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(proto);
+    to.sll_ifindex = static_cast<int>(ifindex_);
+    to.sll_halen = 6;
+    memcpy(to.sll_addr, frame, 6);
+    if (sendto(fd, frame, len, 0, reinterpret_cast<const struct sockaddr*>(&to), sizeof(to)) != static_cast<ssize_t>(len)) {
+      send_errors_++;
+      return false;
+    }
+    replies_++;
+    return true;
+  }
+
+  void Answered(int64_t received_us) {
+    if (received_us < 0) return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t delay = RealtimeUs(now) - received_us;
+    if (delay < 0) delay = 0;  // the wall clock stepped back
+    if (delay > max_delay_us_.load()) max_delay_us_.store(delay);
+    if (delay > LATE_US) late_++;
+  }
+
+  // An ARP request for the VIP: the reply. Whether one was sent.
+  bool AnswerArp(const uint8_t* buf, ssize_t n) {
+    if (n < ARP_FRAME) return false;
+    // Ethernet type ARP; htype 1, ptype IPv4, hlen 6, plen 4, oper request.
+    const uint8_t* a = buf + 14;
+    if (buf[12] != 0x08 || buf[13] != 0x06 || a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 || a[6] != 0 || a[7] != 1) return false;
+    uint32_t spa, tpa;
+    memcpy(&spa, a + 14, 4);
+    memcpy(&tpa, a + 24, 4);
+    // A request for the VIP; not someone's own announcement of it.
+    if (tpa != vip_ || spa == vip_) return false;
+    requests_++;
+    if (!MayAnswer()) return false;
+    uint8_t out[ARP_FRAME];
+    memcpy(out, a + 8, 6);  // to the requester's hardware address
+    memcpy(out + 6, mac_, 6);
+    out[12] = 0x08;
+    out[13] = 0x06;
+    uint8_t* r2 = out + 14;
+    memcpy(r2, a, 6);  // htype, ptype, hlen, plen
+    r2[6] = 0;
+    r2[7] = 2;  // reply
+    memcpy(r2 + 8, mac_, 6);
+    memcpy(r2 + 14, &vip_, 4);
+    memcpy(r2 + 18, a + 8, 6);
+    memcpy(r2 + 24, a + 14, 4);
+    return Send(fd_, out, sizeof(out), ETH_P_ARP);
+  }
+
+  // A neighbour solicitation for the IPv6 VIP (RFC 4861 7.1.1's checks that
+  // matter here): the advertisement, solicited to its sender, or to all
+  // nodes for a DAD probe (from ::). Whether one was sent.
+  bool AnswerSolicitation(const uint8_t* buf, ssize_t n) {
+    if (n < NS_MIN_FRAME || buf[12] != 0x86 || buf[13] != 0xdd || (buf[14] >> 4) != 6 || buf[OFF_IP6_NEXT] != NH_ICMPV6) return false;
+    if (buf[OFF_IP6_HOPS] != 255 || buf[OFF_ICMP6] != ND_SOLICIT || buf[OFF_ICMP6 + 1] != 0) return false;
+    if (memcmp(buf + OFF_NS_TARGET, vip6_, 16) != 0) return false;
+    // Our own frames (the claim probe, an announcement) come back to a packet socket too.
+    if (memcmp(buf + 6, mac_, 6) == 0) return false;
+    const size_t icmp_len = std::min(static_cast<size_t>(n) - OFF_ICMP6, static_cast<size_t>((buf[18] << 8) | buf[19]));
+    if (icmp_len < 24) return false;
+    const uint8_t* src = buf + OFF_IP6_SRC;
+    static const uint8_t kAny[16] = {};
+    const bool dad = memcmp(src, kAny, 16) == 0;
+    // The asker's MAC: its source link-layer address option, else the frame's sender.
+    const uint8_t* to_mac = buf + 6;
+    for (size_t at = 24; at + 8 <= icmp_len;) {
+      const uint8_t* o = buf + OFF_ICMP6 + at;
+      if (o[1] == 0) return false;  // a zero-length option: invalid, silently dropped
+      if (o[0] == 1 && o[1] == 1) to_mac = o + 2;
+      at += static_cast<size_t>(o[1]) * 8;
+    }
+    if (dad && to_mac != buf + 6) return false;  // a DAD probe carries no source link-layer address
+    requests_++;
+    if (!MayAnswer()) return false;
+    static const uint8_t kAllNodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t kAllNodesMac[6] = {0x33, 0x33, 0, 0, 0, 1};
+    uint8_t out[NA_FRAME] = {};
+    memcpy(out, dad ? kAllNodesMac : to_mac, 6);
+    memcpy(out + 6, mac_, 6);
+    out[12] = 0x86;
+    out[13] = 0xdd;
+    uint8_t* ip = out + 14;
+    ip[0] = 0x60;
+    ip[5] = 32;  // payload length
+    ip[6] = NH_ICMPV6;
+    ip[7] = 255;
+    memcpy(ip + 8, vip6_, 16);
+    memcpy(ip + 24, dad ? kAllNodes : src, 16);
+    uint8_t* na = ip + 40;
+    na[0] = ND_ADVERT;
+    na[4] = dad ? NA_OVERRIDE : NA_SOLICITED | NA_OVERRIDE;
+    memcpy(na + 8, vip6_, 16);
+    na[24] = 2;  // target link-layer address
+    na[25] = 1;
+    memcpy(na + 26, mac_, 6);
+    // Over the pseudo header: source, destination, length 32, next header 58.
+    uint32_t sum = Sum16(ip + 8, 32, 32 + NH_ICMPV6);
+    sum = Sum16(na, 32, sum);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    const uint16_t csum = static_cast<uint16_t>(~sum);
+    na[2] = static_cast<uint8_t>(csum >> 8);
+    na[3] = static_cast<uint8_t>(csum);
+    return Send(fd6_, out, sizeof(out), ETH_P_IPV6);
   }
 
   // The event loop is stuck: stop claiming the VIP and end the process, so
@@ -310,6 +503,9 @@ class Presence : public Napi::ObjectWrap<Presence> {
   }
 
   uint32_t vip_ = 0;  // network order
+  uint8_t vip6_[16] = {};
+  bool has_vip6_ = false;
+  int fd6_ = -1;
   uint8_t mac_[6] = {};
   std::atomic<int64_t> hold_ms_{0};
   std::string label_;

@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { failureOf, run } from './run.js';
+import { ipAddr, ipAddrToString } from '../../net/addr.js';
 
 export type Change =
   | { kind: 'sysctl'; key: string; previous: string }
@@ -111,10 +112,10 @@ export class NodeState {
   }
 
   /** Adds an address (a.b.c.d/len) to a device; removed again on undo. */
-  async addAddress(dev: string, cidr: string): Promise<void> {
+  async addAddress(dev: string, cidr: string, flags: readonly string[] = []): Promise<void> {
     if (await hasAddress(dev, cidr)) return;
     this.record({ kind: 'address', dev, cidr });
-    await ip(['addr', 'add', cidr, 'dev', dev]);
+    await ip(['addr', 'add', cidr, 'dev', dev, ...flags]);
   }
 
   /** Removes an address this instance added (and forgets it). */
@@ -158,13 +159,18 @@ export class NodeState {
    * packets for it and sockets can use it, while ARP answers for it are
    * suppressed on every interface (arp_ignore=1: answer only for addresses
    * of the receiving interface; arp_announce=2: never use it as ARP source).
+   * An IPv6 one (`vip6`) the same way, without duplicate address detection
+   * (its probe would ask the LAN whether the active node holds it): Linux
+   * answers solicitations only for the receiving interface's addresses, so
+   * one on `lo` is never answered on the LAN.
    */
-  async addDormantAddress(vip: string, lanDev: string): Promise<void> {
+  async addDormantAddress(vip: string, lanDev: string, vip6: string | null = null): Promise<void> {
     for (const d of ['all', lanDev]) {
       await this.setSysctl(`net.ipv4.conf.${d}.arp_ignore`, 1);
       await this.setSysctl(`net.ipv4.conf.${d}.arp_announce`, 2);
     }
     await this.addAddress('lo', `${vip}/32`);
+    if (vip6 !== null) await this.addAddress('lo', `${ipAddrToString(ipAddr(vip6))}/128`, ['nodad']);
   }
 
   get recorded(): readonly Change[] {

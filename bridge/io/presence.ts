@@ -1,10 +1,12 @@
 /**
- * The active node's ARP answers for the service address, and the bridge's
+ * The active node's ARP answers for the service address (and neighbour
+ * advertisements for its IPv6 one), and the bridge's
  * watchdog of its own event loop, on a native thread (native/presence.cc):
  * a starved event loop no longer misses the peer's split-brain probe, and a
  * loop stuck for `holdMs` ends the process (exit 4) instead of leaving a
  * bridge that claims the VIP, or heartbeats, without running.
  */
+import { ipAddrBytes, type ServiceAddresses } from '../../net/addr.js';
 import { native } from './native.js';
 import { realtimeState, type RealtimeState } from './realtime.js';
 
@@ -17,7 +19,7 @@ interface NativePresence {
 }
 
 export interface PresenceStats {
-  /** ARP requests for the VIP seen on the interface. */
+  /** ARP requests and neighbour solicitations for the VIPs seen on the interface. */
   requests: number;
   replies: number;
   sendErrors: number;
@@ -56,12 +58,13 @@ export class LanPresence {
    */
   constructor(
     ifname: string,
-    vip: number,
+    vips: ServiceAddresses,
     mac: Buffer,
     private readonly holdMs: number,
     label: string,
   ) {
-    this.native = new (native().Presence)(ifname, vip >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label);
+    const vip6 = vips.v6 === null ? null : ipAddrBytes(vips.v6);
+    this.native = new (native().Presence)(ifname, vips.v4 >>> 0, mac, Math.max(SETUP_HOLD_MS, holdMs), label, vip6);
     // The loop's sign of life: ten times per hold, from a timer (each wake-up
     // of an idle loop costs it CPU: no more often than that).
     this.timer = setInterval(() => this.native.touch(), Math.max(5, Math.floor(holdMs / 10)));
@@ -73,7 +76,7 @@ export class LanPresence {
     if (!this.closed) this.native.setHold(this.holdMs);
   }
 
-  /** Whether to answer ARP requests for the VIP (the active node only). */
+  /** Whether to answer ARP requests and neighbour solicitations for the VIPs (the active node only). */
   answer(on: boolean): void {
     if (!this.closed) this.native.setAnswering(on);
   }
@@ -104,5 +107,12 @@ export class LanPresence {
 
 /** The addon's part for the service address's presence on the LAN (native/presence.cc). */
 export interface PresenceNative {
-  Presence: new (ifname: string, vip: number, mac: Buffer, holdMs: number, label: string) => NativePresence;
+  Presence: new (
+    ifname: string,
+    vip: number,
+    mac: Buffer,
+    holdMs: number,
+    label: string,
+    vip6: Buffer | null,
+  ) => NativePresence;
 }

@@ -56,7 +56,7 @@ export async function prepareNode(
     }
   }
   await removeRules(`${cfg.instance}q`); // a quarantine a killed predecessor left (abortConnectionsQuarantined)
-  await state.addDormantAddress(cfg.service.address, lanInterface);
+  await state.addDormantAddress(cfg.service.address, lanInterface, cfg.service.address6);
   await boundRto(state, cfg, lanInterface, log);
   // The bridge's own mark (on packets it injects, or passes in the kernel)
   // must never become a socket's mark: that socket's output would skip the

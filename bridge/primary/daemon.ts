@@ -44,7 +44,7 @@ import { KernelPath, QueuePath, type PathStats, type PrimaryDataPath } from './p
 import type { CongestionReset } from '../io/cc-reset.js';
 import { ReopenWatch } from '../node/reopen-watch.js';
 import { inboundId, queueOf } from './queue-ids.js';
-import type { Config } from '../../config/config.js';
+import { serviceAddresses, type Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import {
   abortConnections,
@@ -184,7 +184,7 @@ export class PrimaryBridge {
   ) {
     this.secondaryActivity = new PeerActivity(cfg.heartbeat.interval_ms, cfg.liveness.loop_stall_ms);
     this.vip = ipv4(cfg.service.address);
-    this.vips = { v4: this.vip, v6: null };
+    this.vips = serviceAddresses(cfg);
     this.self = ipv4(cfg.primary.address);
     this.peerAddr = ipv4(cfg.secondary.address);
     this.peerMac = macToNumber(cfg.secondary.mac);
@@ -635,7 +635,7 @@ export class PrimaryBridge {
     // which also ends this process if its event loop gets stuck.
     this.presence = new LanPresence(
       cfg.primary.interface,
-      this.vip,
+      this.vips,
       this.myMac,
       cfg.liveness.loop_stall_ms,
       this.log.bindings().name ?? 'tcpfo',

@@ -36,7 +36,7 @@ import { KernelDataPath, PcapDataPath, type PathContext, type SecondaryDataPath 
 import { PortMatcher } from '../../net/ports.js';
 import { Diverter } from './diverter.js';
 import { RoleMachine, stepOf, type RoleAction } from '../node/role-machine.js';
-import { swapRoles, type Config } from '../../config/config.js';
+import { serviceAddresses, swapRoles, type Config } from '../../config/config.js';
 import type { Logger } from '../log.js';
 import type { NodeRole, PromotedBridge, RoleListener, StartPrimaryRole, SwitchResult } from '../node/roles.js';
 import type { SwitchKind } from '../detector/heartbeat.js';
@@ -115,7 +115,7 @@ export class SecondaryBridge {
     this.state = new NodeState(journalOf(cfg, 's'));
     this.shell = new NodeShell(cfg, 's', log, this);
     this.vip = ipv4(cfg.service.address);
-    this.vips = { v4: this.vip, v6: null };
+    this.vips = serviceAddresses(cfg);
     this.myMac = mac(cfg.secondary.mac);
   }
 
@@ -241,7 +241,7 @@ export class SecondaryBridge {
     // The watchdog of our event loop now; our ARP answers for the VIP after a takeover.
     this.presence = new LanPresence(
       cfg.secondary.interface,
-      this.vip,
+      this.vips,
       this.myMac,
       cfg.liveness.loop_stall_ms,
       this.log.bindings().name ?? 'tcpfo',

@@ -2,10 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../config/config.js';
+import { ConfigError, parseConfig, serviceAddresses } from '../../config/config.js';
 import { REPO_ROOT } from '../../rig/dist.js';
 
 const EXAMPLE = readFileSync(join(REPO_ROOT, 'config', 'tcpfo.example.yaml'), 'utf8');
+/** The example with a dual-stack service and nodes. */
+const DUAL = EXAMPLE.replace('address: 192.0.2.100', 'address: [192.0.2.100, "2001:db8::100"]')
+  .replace('address: 192.0.2.1 ', 'address: [192.0.2.1, "fe80::1"] ')
+  .replace('address: 192.0.2.2', 'address: [192.0.2.2, "2001:db8::2"]');
 
 function problems(yaml: string): string[] {
   try {
@@ -34,12 +38,52 @@ describe('configuration', () => {
     [
       'a bad address',
       EXAMPLE.replace('address: 192.0.2.100', 'address: 192.0.2.300'),
-      /^service\.address: not an IPv4 address/,
+      /^service\.address: not an IPv4 \(a\.b\.c\.d\) or IPv6 address/,
     ],
     [
-      'an IPv6 service address',
+      'an IPv6 service address alone',
       EXAMPLE.replace('address: 192.0.2.100', 'address: "2001:db8::100"'),
-      /^service\.address: an IPv6 address: tcpfo serves IPv4 service and node addresses only, so far/,
+      /^service\.address: an IPv6 address alone: list an IPv4 service address beside it/,
+    ],
+    [
+      'two service addresses of one family',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: [192.0.2.100, 192.0.2.101]'),
+      /^service\.address: two addresses of one family/,
+    ],
+    [
+      'three service addresses',
+      EXAMPLE.replace('address: 192.0.2.100', 'address: [192.0.2.100, "2001:db8::100", "2001:db8::101"]'),
+      /^service\.address: /,
+    ],
+    [
+      'a link-local IPv6 service address',
+      DUAL.replace('"2001:db8::100"', '"fe80::100"'),
+      /^service\.address: fe80::100 is a link-local address/,
+    ],
+    [
+      'an IPv4-mapped IPv6 service address',
+      DUAL.replace('"2001:db8::100"', '"::ffff:192.0.2.7"'),
+      /^service\.address: ::ffff:192\.0\.2\.7 is an IPv4-mapped address/,
+    ],
+    [
+      'a node’s IPv6 address that is the service’s, written otherwise',
+      DUAL.replace('"2001:db8::2"', '"2001:db8:0::100"'),
+      /must all differ/,
+    ],
+    [
+      'an IPv6 service address but a node without an IPv6 address',
+      DUAL.replace('address: [192.0.2.2, "2001:db8::2"]', 'address: 192.0.2.2'),
+      /^secondary\.address: the service has an IPv6 address: list the node's own IPv6 address too/,
+    ],
+    [
+      'a node without an IPv4 address',
+      DUAL.replace('address: [192.0.2.2, "2001:db8::2"]', 'address: "2001:db8::2"'),
+      /^secondary\.address: list the node's IPv4 address/,
+    ],
+    [
+      'an IPv6 service address on the pcap path',
+      DUAL.replace('datapath: auto', 'datapath: pcap'),
+      /^datapath: pcap carries IPv4 only so far/,
     ],
     ['a bad MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"02:00:00:00:03"'), /^secondary\.mac: not a MAC address/],
     ['a reversed port range', EXAMPLE.replace('"8000-8010"', '"8010-8000"'), /^service\.ports\[3\]: bad port range/],
@@ -101,6 +145,22 @@ describe('configuration', () => {
       ).toBe(true);
     });
   }
+});
+
+describe('a dual-stack service', () => {
+  it('takes one address of each family, in either order, and a link-local node address', () => {
+    const c = parseConfig(DUAL.replace('[192.0.2.100, "2001:db8::100"]', '["2001:db8::100", 192.0.2.100]'), 'd.yaml');
+    expect(c.service).toMatchObject({ address: '192.0.2.100', address6: '2001:db8::100' });
+    expect(c.primary).toMatchObject({ address: '192.0.2.1', address6: 'fe80::1' });
+    expect(c.secondary).toMatchObject({ address: '192.0.2.2', address6: '2001:db8::2' });
+    expect(serviceAddresses(c)).toEqual({ v4: 0xc0000264, v6: '20010db8000000000000000000000100' });
+  });
+
+  it('an IPv4-only file reads as before: no IPv6 address anywhere', () => {
+    const c = parseConfig(EXAMPLE, 'e.yaml');
+    expect([c.service.address6, c.primary.address6, c.secondary.address6]).toEqual([null, null, null]);
+    expect(serviceAddresses(c).v6).toBeNull();
+  });
 });
 
 describe('what a file may not say', () => {

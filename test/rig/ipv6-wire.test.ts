@@ -118,4 +118,59 @@ describe('IPv6 TCP from Linux, parsed', () => {
     },
     slow(60_000),
   );
+
+  it(
+    'the active node answers the LAN for its dormant IPv6 service address (io/presence.ts): a client reaches it, a DAD probe sees the claim; dormant alone, nobody answers',
+    async () => {
+      await withRig({ mode: 'hub' }, async (rig) => {
+        const [c, p] = [rig.host('client'), rig.host('primary')];
+        const VIP4 = '10.0.0.100';
+        const VIP6 = '2001:db8::100';
+        await c.ipv6(CLIENT);
+        await p.ipv6(SERVER);
+        // Dormant, as a bridge puts it (io/node-state.ts): on lo, no DAD.
+        await p.exec(['ip', '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad']);
+        // Any of three echoes answered (the nodes' link-local addresses may still be tentative at first).
+        const ping = async (to: string) =>
+          (await c.exec(['ping', '-6', '-c', '3', '-i', '0.3', '-W', '2', to], { allowFail: true })).code === 0;
+        expect(await ping(SERVER), 'the link carries IPv6').toBe(true);
+        // Linux answers solicitations for the receiving interface's addresses only.
+        expect(await ping(VIP6), 'a dormant address is not answered by the kernel').toBe(false);
+        await c.exec(['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
+        const presence = p.spawn([
+          process.execPath,
+          distScript('rig/helpers/presence.js'),
+          'eth0',
+          VIP4,
+          VIP6,
+          p.mac,
+          '4000',
+        ]);
+        let out = '';
+        presence.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        const done = new Promise<void>((r) => presence.on('exit', () => r()));
+        for (let i = 0; i < 100 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
+        expect(out).toContain('ready');
+        expect(await ping(VIP6), 'the client reaches the service address through our advertisement').toBe(true);
+        const neigh = (await c.exec(['ip', '-6', 'neigh', 'show', VIP6, 'dev', 'eth0'])).stdout;
+        expect(neigh).toContain(`lladdr ${p.mac.toLowerCase()}`);
+        // The peer's split-brain probe: a DAD probe, answered to all nodes.
+        const cap = await Capture.start(c, 'icmp6', 'dad');
+        const forge = (args: string[]) => c.exec([process.execPath, distScript('rig/helpers/forge.js'), ...args]);
+        await forge(['dad', 'eth0', c.mac, VIP6]);
+        await new Promise((r) => setTimeout(r, 300));
+        const frames = await cap.stop();
+        const claims = frames.map((f) => addressClaimer(f.data, ipv6(VIP6), c.mac)).filter((x) => x !== null);
+        expect(claims, `${frames.length} ICMPv6 frames`).toContain(p.mac.toLowerCase());
+        await done;
+        const stats = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as {
+          requests: number;
+          replies: number;
+        };
+        expect(stats.replies).toBeGreaterThanOrEqual(2);
+        expect(stats.requests).toBeGreaterThanOrEqual(stats.replies);
+      });
+    },
+    slow(60_000),
+  );
 });
