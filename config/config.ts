@@ -552,6 +552,11 @@ function notUnicast(text: string, service: boolean): string | null {
   return null;
 }
 
+/** The service's addresses as text: the IPv4 one, and the IPv6 one if there is one. */
+export function serviceAddressList(cfg: Config): string[] {
+  return cfg.service.address6 === null ? [cfg.service.address] : [cfg.service.address, cfg.service.address6];
+}
+
 /** The service addresses as the cores take them. */
 export function serviceAddresses(cfg: Config): ServiceAddresses {
   const v6 = cfg.service.address6;

@@ -12,6 +12,12 @@
 // and SOCK_DESTROY aborts whatever it finds. So a destroy takes what a list
 // returned.
 //
+// An address of either family. An IPv4 address is also looked for among
+// the AF_INET6 sockets as ::ffff:a.b.c.d: a server listening on [::] (Node's
+// default, nginx's `listen [::]`) holds its IPv4 connections there, and
+// sock_diag dumps one family per request. Each socket is destroyed in the
+// family, and by the addresses, it was listed with.
+//
 // Both run on libuv's thread pool and settle a promise: a dump of 100,000
 // sockets never holds the event loop.
 #include <napi.h>
@@ -26,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -38,7 +45,9 @@ constexpr uint32_t kConnected = (1u << TCP_ESTABLISHED) | (1u << TCP_SYN_SENT) |
 constexpr size_t kBatch = 256;
 
 struct Sock {
-  uint32_t client;  // host order
+  uint8_t family;     // AF_INET or AF_INET6
+  uint8_t local[16];  // as inet_diag gives it: network order, an IPv4 address in the first 4 bytes
+  uint8_t client[16];
   uint16_t client_port;
   uint16_t port;
   uint8_t state;
@@ -65,46 +74,67 @@ class Netlink {
 
 std::string Errno(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
 
-void FillRequest(DiagRequest* r, uint16_t type, uint16_t flags, uint32_t seq) {
+void FillRequest(DiagRequest* r, uint8_t family, uint16_t type, uint16_t flags, uint32_t seq) {
   memset(r, 0, sizeof(*r));
   r->nlh.nlmsg_len = sizeof(*r);
   r->nlh.nlmsg_type = type;
   r->nlh.nlmsg_flags = flags;
   r->nlh.nlmsg_seq = seq;
-  r->req.sdiag_family = AF_INET;
+  r->req.sdiag_family = family;
   r->req.sdiag_protocol = IPPROTO_TCP;
 }
 
-// Every connected TCP socket whose local address is `addr`; "" or the error.
-std::string Dump(uint32_t addr, std::vector<Sock>* out) {
+// Every connected TCP socket of `family` whose local address is the `len`
+// bytes of `want` (4 for AF_INET, 16 for AF_INET6); "" or the error. A
+// kernel without IPv6 has no AF_INET6 handler: nothing to list there.
+std::string DumpFamily(uint8_t family, const uint8_t* want, size_t len, std::vector<Sock>* out) {
   Netlink nl;
   if (nl.fd() < 0) return Errno("sock_diag socket", errno);
   DiagRequest r;
-  FillRequest(&r, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1);
+  FillRequest(&r, family, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1);
   r.req.idiag_states = kConnected;
   if (send(nl.fd(), &r, sizeof(r), 0) < 0) return Errno("sock_diag dump", errno);
   std::vector<char> buf(1 << 16);
-  const uint32_t want = htonl(addr);
   for (;;) {
     ssize_t n = recv(nl.fd(), buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Errno("sock_diag dump", errno);
     }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<struct nlmsghdr*>(buf.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    int len_left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<struct nlmsghdr*>(buf.data()); NLMSG_OK(h, len_left); h = NLMSG_NEXT(h, len_left)) {
       if (h->nlmsg_type == NLMSG_DONE) return "";
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* e = static_cast<struct nlmsgerr*>(NLMSG_DATA(h));
+        if (family == AF_INET6 && (-e->error == ENOENT || -e->error == EAFNOSUPPORT)) return "";
         return Errno("sock_diag dump", -e->error);
       }
       if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
       auto* m = static_cast<struct inet_diag_msg*>(NLMSG_DATA(h));
-      if (m->idiag_family != AF_INET || m->id.idiag_src[0] != want) continue;
-      out->push_back(Sock{ntohl(m->id.idiag_dst[0]), ntohs(m->id.idiag_dport), ntohs(m->id.idiag_sport), m->idiag_state, m->idiag_wqueue,
-                          {m->id.idiag_cookie[0], m->id.idiag_cookie[1]}});
+      if (m->idiag_family != family || memcmp(m->id.idiag_src, want, len) != 0) continue;
+      Sock s{};
+      s.family = family;
+      memcpy(s.local, m->id.idiag_src, 16);
+      memcpy(s.client, m->id.idiag_dst, 16);
+      s.client_port = ntohs(m->id.idiag_dport);
+      s.port = ntohs(m->id.idiag_sport);
+      s.state = m->idiag_state;
+      s.send_queue = m->idiag_wqueue;
+      s.cookie[0] = m->id.idiag_cookie[0];
+      s.cookie[1] = m->id.idiag_cookie[1];
+      out->push_back(s);
     }
   }
+}
+
+// The sockets on `addr` (4 or 16 bytes): an IPv4 address in both families.
+std::string Dump(const std::vector<uint8_t>& addr, std::vector<Sock>* out) {
+  if (addr.size() == 16) return DumpFamily(AF_INET6, addr.data(), 16, out);
+  std::string err = DumpFamily(AF_INET, addr.data(), 4, out);
+  if (!err.empty()) return err;
+  uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  memcpy(mapped + 12, addr.data(), 4);
+  return DumpFamily(AF_INET6, mapped, 16, out);
 }
 
 struct DestroyResult {
@@ -114,7 +144,7 @@ struct DestroyResult {
 };
 
 // SOCK_DESTROY for each socket, kBatch requests per send; counts the answers.
-void DestroySockets(uint32_t addr, const std::vector<Sock>& socks, DestroyResult* res) {
+void DestroySockets(const std::vector<Sock>& socks, DestroyResult* res) {
   Netlink nl;
   if (nl.fd() < 0) {
     res->error = Errno("sock_diag socket", errno);
@@ -127,11 +157,11 @@ void DestroySockets(uint32_t addr, const std::vector<Sock>& socks, DestroyResult
     for (size_t i = 0; i < count; i++) {
       const Sock& s = socks[at + i];
       DiagRequest* r = &reqs[i];
-      FillRequest(r, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, static_cast<uint32_t>(at + i + 1));
+      FillRequest(r, s.family, SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, static_cast<uint32_t>(at + i + 1));
       r->req.idiag_states = ~0u;
-      r->req.id.idiag_src[0] = htonl(addr);
+      memcpy(r->req.id.idiag_src, s.local, 16);
       r->req.id.idiag_sport = htons(s.port);
-      r->req.id.idiag_dst[0] = htonl(s.client);
+      memcpy(r->req.id.idiag_dst, s.client, 16);
       r->req.id.idiag_dport = htons(s.client_port);
       r->req.id.idiag_cookie[0] = s.cookie[0];
       r->req.id.idiag_cookie[1] = s.cookie[1];
@@ -162,21 +192,23 @@ void DestroySockets(uint32_t addr, const std::vector<Sock>& socks, DestroyResult
   }
 }
 
-uint32_t AddrArg(const Napi::CallbackInfo& info) { return info[0].As<Napi::Number>().Uint32Value(); }
-
 class ListWorker : public Napi::AsyncWorker {
  public:
-  ListWorker(Napi::Env env, uint32_t addr) : Napi::AsyncWorker(env), addr_(addr), deferred_(Napi::Promise::Deferred::New(env)) {}
+  ListWorker(Napi::Env env, std::vector<uint8_t> addr)
+      : Napi::AsyncWorker(env), addr_(std::move(addr)), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     std::string err = Dump(addr_, &socks_);
     if (!err.empty()) SetError(err);
   }
-  // {client, clientPort, port, state, sendQueue, cookie}: columns, one row per socket (cookie: two words each).
+  // {family, local, client, clientPort, port, state, sendQueue, cookie}: columns, one row per
+  // socket (local and client: 16 bytes each, cookie: two words each).
   void OnOK() override {
     Napi::Env env = Env();
     const size_t n = socks_.size();
-    auto client = Napi::Uint32Array::New(env, n);
+    auto family = Napi::Uint8Array::New(env, n);
+    auto local = Napi::Uint8Array::New(env, 16 * n);
+    auto client = Napi::Uint8Array::New(env, 16 * n);
     auto client_port = Napi::Uint16Array::New(env, n);
     auto port = Napi::Uint16Array::New(env, n);
     auto state = Napi::Uint8Array::New(env, n);
@@ -184,7 +216,9 @@ class ListWorker : public Napi::AsyncWorker {
     auto cookie = Napi::Uint32Array::New(env, 2 * n);
     for (size_t i = 0; i < n; i++) {
       const Sock& s = socks_[i];
-      client[i] = s.client;
+      family[i] = s.family;
+      memcpy(local.Data() + 16 * i, s.local, 16);
+      memcpy(client.Data() + 16 * i, s.client, 16);
       client_port[i] = s.client_port;
       port[i] = s.port;
       state[i] = s.state;
@@ -193,6 +227,8 @@ class ListWorker : public Napi::AsyncWorker {
       cookie[2 * i + 1] = s.cookie[1];
     }
     Napi::Object o = Napi::Object::New(env);
+    o.Set("family", family);
+    o.Set("local", local);
     o.Set("client", client);
     o.Set("clientPort", client_port);
     o.Set("port", port);
@@ -204,17 +240,17 @@ class ListWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
-  uint32_t addr_;
+  std::vector<uint8_t> addr_;
   Napi::Promise::Deferred deferred_;
   std::vector<Sock> socks_;
 };
 
 class DestroyWorker : public Napi::AsyncWorker {
  public:
-  DestroyWorker(Napi::Env env, uint32_t addr, std::vector<Sock> socks)
-      : Napi::AsyncWorker(env), addr_(addr), socks_(std::move(socks)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  DestroyWorker(Napi::Env env, std::vector<Sock> socks)
+      : Napi::AsyncWorker(env), socks_(std::move(socks)), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { DestroySockets(addr_, socks_, &res_); }
+  void Execute() override { DestroySockets(socks_, &res_); }
   // {destroyed, gone, error?}: an error after some were destroyed still counts them.
   void OnOK() override {
     Napi::Env env = Env();
@@ -226,45 +262,70 @@ class DestroyWorker : public Napi::AsyncWorker {
   }
 
  private:
-  uint32_t addr_;
   std::vector<Sock> socks_;
   Napi::Promise::Deferred deferred_;
   DestroyResult res_;
 };
 
-// sockList(addr) -> Promise<columns>: connected TCP sockets whose local address is addr (host order).
+// sockList(addr: Buffer of 4 or 16 bytes) -> Promise<columns>: connected TCP sockets whose local address is addr.
 Napi::Value SockList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "sockList(addr)").ThrowAsJavaScriptException();
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "sockList(addr: Buffer)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto* w = new ListWorker(env, AddrArg(info));
+  auto addr = info[0].As<Napi::Buffer<uint8_t>>();
+  if (addr.Length() != 4 && addr.Length() != 16) {
+    Napi::RangeError::New(env, "sockList: an address of 4 or 16 bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* w = new ListWorker(env, std::vector<uint8_t>(addr.Data(), addr.Data() + addr.Length()));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
 }
 
-// sockDestroy(addr, client, clientPort, port, cookie) -> Promise<{destroyed, gone, error?}>, the columns as sockList gives them.
+// sockDestroy(family, local, client, clientPort, port, cookie) -> Promise<{destroyed, gone, error?}>, rows as sockList gives them.
 Napi::Value SockDestroy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray() ||
-      !info[4].IsTypedArray()) {
-    Napi::TypeError::New(env, "sockDestroy(addr, client, clientPort, port, cookie)").ThrowAsJavaScriptException();
+  if (info.Length() < 6) {
+    Napi::TypeError::New(env, "sockDestroy(family, local, client, clientPort, port, cookie)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto client = info[1].As<Napi::Uint32Array>();
-  auto client_port = info[2].As<Napi::Uint16Array>();
-  auto port = info[3].As<Napi::Uint16Array>();
-  auto cookie = info[4].As<Napi::Uint32Array>();
-  const size_t n = client.ElementLength();
-  if (client_port.ElementLength() != n || port.ElementLength() != n || cookie.ElementLength() != 2 * n) {
+  for (size_t i = 0; i < 6; i++) {
+    if (!info[i].IsTypedArray()) {
+      Napi::TypeError::New(env, "sockDestroy(family, local, client, clientPort, port, cookie): typed arrays").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  auto family = info[0].As<Napi::Uint8Array>();
+  auto local = info[1].As<Napi::Uint8Array>();
+  auto client = info[2].As<Napi::Uint8Array>();
+  auto client_port = info[3].As<Napi::Uint16Array>();
+  auto port = info[4].As<Napi::Uint16Array>();
+  auto cookie = info[5].As<Napi::Uint32Array>();
+  const size_t n = family.ElementLength();
+  if (local.ElementLength() != 16 * n || client.ElementLength() != 16 * n || client_port.ElementLength() != n || port.ElementLength() != n ||
+      cookie.ElementLength() != 2 * n) {
     Napi::RangeError::New(env, "sockDestroy: columns of different lengths").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::vector<Sock> socks(n);
-  for (size_t i = 0; i < n; i++) socks[i] = Sock{client[i], client_port[i], port[i], 0, 0, {cookie[2 * i], cookie[2 * i + 1]}};
-  auto* w = new DestroyWorker(env, AddrArg(info), std::move(socks));
+  for (size_t i = 0; i < n; i++) {
+    Sock& s = socks[i];
+    s.family = family[i];
+    if (s.family != AF_INET && s.family != AF_INET6) {
+      Napi::RangeError::New(env, "sockDestroy: a family other than AF_INET and AF_INET6").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    memcpy(s.local, local.Data() + 16 * i, 16);
+    memcpy(s.client, client.Data() + 16 * i, 16);
+    s.client_port = client_port[i];
+    s.port = port[i];
+    s.cookie[0] = cookie[2 * i];
+    s.cookie[1] = cookie[2 * i + 1];
+  }
+  auto* w = new DestroyWorker(env, std::move(socks));
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

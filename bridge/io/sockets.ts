@@ -7,12 +7,12 @@
  * One dump lists every socket; an abort names each socket by its address
  * and the cookie the dump gave, many requests per system call.
  */
-import { ipv4 } from '../../net/addr.js';
+import { ip6Addr, ipAddr, ipAddrBytes, type IpAddr } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { native as addon } from './native.js';
 
 export interface SocketKey {
-  client: number;
+  client: IpAddr;
   clientPort: number;
   servicePort: number;
 }
@@ -23,9 +23,18 @@ export interface SocketState extends SocketKey {
   sendQueue: number;
 }
 
-/** One row per connected socket on an address (LISTEN, TIME-WAIT and SYN-RECV left out, as `ss state connected`). */
+/**
+ * One row per connected socket on an address (LISTEN, TIME-WAIT and
+ * SYN-RECV left out, as `ss state connected`), in the family the kernel
+ * keeps it in: an IPv4 connection of a server listening on [::] is an
+ * AF_INET6 socket, its addresses ::ffff:a.b.c.d.
+ */
 interface SockColumns {
-  client: Uint32Array;
+  /** AF_INET (2) or AF_INET6 (10). */
+  family: Uint8Array;
+  /** 16 bytes per row, as inet_diag gives them (an AF_INET address in the first 4). */
+  local: Uint8Array;
+  client: Uint8Array;
   clientPort: Uint16Array;
   port: Uint16Array;
   state: Uint8Array;
@@ -36,10 +45,12 @@ interface SockColumns {
 
 /** The addon's part for sock_diag (native/sockdiag.cc). */
 export interface SockDiagNative {
-  sockList(addr: number): Promise<SockColumns>;
+  /** `addr`: 4 or 16 bytes; an IPv4 address is looked for in both families. */
+  sockList(addr: Buffer): Promise<SockColumns>;
   sockDestroy(
-    addr: number,
-    client: Uint32Array,
+    family: Uint8Array,
+    local: Uint8Array,
+    client: Uint8Array,
     clientPort: Uint16Array,
     port: Uint16Array,
     cookie: Uint32Array,
@@ -47,6 +58,7 @@ export interface SockDiagNative {
 }
 
 const native = (): SockDiagNative => addon();
+const AF_INET = 2;
 
 /** Linux's TCP states (include/net/tcp_states.h), named as `ss` names them. */
 export const TCP_STATE_NAMES = [
@@ -64,82 +76,92 @@ export const TCP_STATE_NAMES = [
   'CLOSING',
 ] as const;
 
-/** The rows of `cols` that `keep` keeps. */
-function rowsOf(cols: SockColumns, keep: (i: number) => boolean): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < cols.client.length; i++) if (keep(i)) out.push(i);
+/** Row `i`'s client as the cores name it: an IPv4 one (also as ::ffff:a.b.c.d) a number. */
+function clientOf(cols: SockColumns, i: number): IpAddr {
+  const at = 16 * i;
+  const c = cols.client;
+  if (cols.family[i] === AF_INET) return ((c[at]! << 24) | (c[at + 1]! << 16) | (c[at + 2]! << 8) | c[at + 3]!) >>> 0;
+  let mapped = c[at + 10] === 0xff && c[at + 11] === 0xff;
+  for (let k = 0; mapped && k < 10; k++) mapped = c[at + k] === 0;
+  if (mapped) return ((c[at + 12]! << 24) | (c[at + 13]! << 16) | (c[at + 14]! << 8) | c[at + 15]!) >>> 0;
+  return ip6Addr(c, at);
+}
+
+/** Every listed socket on each of `vips` (the service's addresses, as text). */
+async function listAll(vips: readonly string[]): Promise<SockColumns[]> {
+  return Promise.all(vips.map((v) => native().sockList(ipAddrBytes(ipAddr(v)))));
+}
+
+/** Every connection of this network namespace on one of `vips` and a failover port, past the handshake. */
+export async function existingConnections(vips: readonly string[], ports: PortMatcher): Promise<SocketState[]> {
+  const out: SocketState[] = [];
+  for (const cols of await listAll(vips))
+    for (let i = 0; i < cols.family.length; i++)
+      if (ports.has(cols.port[i]!))
+        out.push({
+          client: clientOf(cols, i),
+          clientPort: cols.clientPort[i]!,
+          servicePort: cols.port[i]!,
+          state: TCP_STATE_NAMES[cols.state[i]!] ?? String(cols.state[i]),
+          sendQueue: cols.sendQueue[i]!,
+        });
   return out;
 }
 
-/** Every connection of this network namespace on `vip` and a failover port, past the handshake. */
-export async function existingConnections(vip: string, ports: PortMatcher): Promise<SocketState[]> {
-  const cols = await native().sockList(ipv4(vip));
-  return rowsOf(cols, (i) => ports.has(cols.port[i]!)).map((i) => ({
-    client: cols.client[i]!,
-    clientPort: cols.clientPort[i]!,
-    servicePort: cols.port[i]!,
-    state: TCP_STATE_NAMES[cols.state[i]!] ?? String(cols.state[i]),
-    sendQueue: cols.sendQueue[i]!,
-  }));
-}
-
-/** Aborts these rows of `cols`; how many were aborted (a socket gone meanwhile is not an error). */
-async function abortRows(addr: number, cols: SockColumns, rows: readonly number[]): Promise<number> {
+/** Aborts the rows of `cols` that `keep` keeps; how many were aborted (a socket gone meanwhile is not an error). */
+async function abortRows(cols: SockColumns, keep: (i: number) => boolean): Promise<number> {
+  const rows: number[] = [];
+  for (let i = 0; i < cols.family.length; i++) if (keep(i)) rows.push(i);
   if (!rows.length) return 0;
-  const pick = <T extends Uint32Array | Uint16Array>(col: T, make: (n: number) => T): T => {
-    const out = make(rows.length);
-    rows.forEach((r, j) => (out[j] = col[r]!));
-    return out;
-  };
-  const cookie = new Uint32Array(2 * rows.length);
-  rows.forEach((r, j) => cookie.set(cols.cookie.subarray(2 * r, 2 * r + 2), 2 * j));
-  const res = await native().sockDestroy(
-    addr,
-    pick(cols.client, (n) => new Uint32Array(n)),
-    pick(cols.clientPort, (n) => new Uint16Array(n)),
-    pick(cols.port, (n) => new Uint16Array(n)),
-    cookie,
-  );
-  if (res.error) throw new Error(`${res.error} (${res.destroyed} of ${rows.length} socket(s) aborted)`);
+  const n = rows.length;
+  const family = new Uint8Array(n);
+  const local = new Uint8Array(16 * n);
+  const client = new Uint8Array(16 * n);
+  const clientPort = new Uint16Array(n);
+  const port = new Uint16Array(n);
+  const cookie = new Uint32Array(2 * n);
+  rows.forEach((r, j) => {
+    family[j] = cols.family[r]!;
+    local.set(cols.local.subarray(16 * r, 16 * r + 16), 16 * j);
+    client.set(cols.client.subarray(16 * r, 16 * r + 16), 16 * j);
+    clientPort[j] = cols.clientPort[r]!;
+    port[j] = cols.port[r]!;
+    cookie.set(cols.cookie.subarray(2 * r, 2 * r + 2), 2 * j);
+  });
+  const res = await native().sockDestroy(family, local, client, clientPort, port, cookie);
+  if (res.error) throw new Error(`${res.error} (${res.destroyed} of ${n} socket(s) aborted)`);
   return res.destroyed;
 }
 
 /**
- * Aborts (SOCK_DESTROY) every connection of this namespace on `vip` and a
- * failover port — sockets a previous incarnation left (its server was
- * killed: FIN-WAIT orphans still retransmitting; or its connections can no
- * longer be replicated). Their RSTs must not reach clients: the caller has
- * their output dropped or queued while this runs. Returns how many there
- * were.
+ * Aborts (SOCK_DESTROY) every connection of this namespace on one of
+ * `vips` and a failover port — sockets a previous incarnation left (its
+ * server was killed: FIN-WAIT orphans still retransmitting; or its
+ * connections can no longer be replicated). Their RSTs must not reach
+ * clients: the caller has their output dropped or queued while this runs.
+ * Returns how many there were.
  */
-export async function destroyConnections(vip: string, ports: PortSet): Promise<number> {
-  const addr = ipv4(vip);
+export async function destroyConnections(vips: readonly string[], ports: PortSet): Promise<number> {
   const match = new PortMatcher(ports);
-  const cols = await native().sockList(addr);
-  return abortRows(
-    addr,
-    cols,
-    rowsOf(cols, (i) => match.has(cols.port[i]!)),
-  );
+  let n = 0;
+  for (const cols of await listAll(vips)) n += await abortRows(cols, (i) => match.has(cols.port[i]!));
+  return n;
 }
 
 /**
- * Aborts (SOCK_DESTROY) this namespace's sockets on `vip` for exactly these
- * connections, whatever their sequence numbers: one dump, then one request
- * per socket. Returns how many were aborted.
+ * Aborts (SOCK_DESTROY) this namespace's sockets on one of `vips` for
+ * exactly these connections, whatever their sequence numbers: one dump per
+ * address, then one request per socket. Returns how many were aborted.
  */
-export async function destroySockets(vip: string, keys: readonly SocketKey[]): Promise<number> {
+export async function destroySockets(vips: readonly string[], keys: readonly SocketKey[]): Promise<number> {
   if (!keys.length) return 0;
-  const addr = ipv4(vip);
   const want = new Set(keys.map(keyOf));
-  const cols = await native().sockList(addr);
-  return abortRows(
-    addr,
-    cols,
-    rowsOf(cols, (i) =>
-      want.has(keyOf({ client: cols.client[i]!, clientPort: cols.clientPort[i]!, servicePort: cols.port[i]! })),
-    ),
-  );
+  let n = 0;
+  for (const cols of await listAll(vips))
+    n += await abortRows(cols, (i) =>
+      want.has(keyOf({ client: clientOf(cols, i), clientPort: cols.clientPort[i]!, servicePort: cols.port[i]! })),
+    );
+  return n;
 }
 
 function keyOf(k: SocketKey): string {

@@ -1,5 +1,5 @@
 /** What both bridges do to their node before anything else, each step journaled for undo. */
-import type { Config } from '../../config/config.js';
+import { serviceAddressList, type Config } from '../../config/config.js';
 import { hasSysctl, NodeState } from '../io/node-state.js';
 import { kernelRelease, noteRtoBound } from '../io/kernel-facilities.js';
 import { capabilityNames, keptCapabilities, limitCapabilities } from '../io/caps.js';
@@ -233,7 +233,7 @@ export function dropPrivileges(cfg: Config, log: Logger): void {
  */
 export async function abortConnections(cfg: Config, log: Logger, why: string): Promise<number> {
   try {
-    const n = await destroyConnections(cfg.service.address, cfg.service.ports);
+    const n = await destroyConnections(serviceAddressList(cfg), cfg.service.ports);
     if (n) log.warn({ sockets: n }, `aborted ${n} connection(s) on the service address: ${why}`);
     return n;
   } catch (e) {

@@ -44,7 +44,7 @@ import { KernelPath, QueuePath, type PathStats, type PrimaryDataPath } from './p
 import type { CongestionReset } from '../io/cc-reset.js';
 import { ReopenWatch } from '../node/reopen-watch.js';
 import { inboundId, queueOf } from './queue-ids.js';
-import { serviceAddresses, type Config } from '../../config/config.js';
+import { serviceAddresses, serviceAddressList, type Config } from '../../config/config.js';
 import { PeerLink, peerConfigOf, readKey, stallLogger } from '../detector/peer-link.js';
 import {
   abortConnections,
@@ -361,7 +361,7 @@ export class PrimaryBridge {
     this.refreshing = true;
     try {
       this.merger.retainAdopted(
-        await existingConnections(this.cfg.service.address, new PortMatcher(this.cfg.service.ports)),
+        await existingConnections(serviceAddressList(this.cfg), new PortMatcher(this.cfg.service.ports)),
       );
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'could not list this node’s connections (sock_diag)');
@@ -434,7 +434,7 @@ export class PrimaryBridge {
     const cfg = this.cfg;
     return (
       existsSync(this.state.journal) ||
-      (await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports))).length > 0
+      (await existingConnections(serviceAddressList(cfg), new PortMatcher(cfg.service.ports))).length > 0
     );
   }
 
@@ -650,7 +650,7 @@ export class PrimaryBridge {
     // connection falls between the two).
     const adopt = async () => {
       if (!this.adoptExisting) return 0;
-      const own = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports));
+      const own = await existingConnections(serviceAddressList(cfg), new PortMatcher(cfg.service.ports));
       this.merger.adopt(own, monotonicMs());
       return own.length;
     };

@@ -16,17 +16,19 @@
  *    ACK; for a connection whose socket S aborted (it diverged), S's kernel
  *    answers that with an exact reset.
  */
-import { buildIpv4Tcp, TCP_ACK_FLAG } from '../wire/tcp.js';
+import { TCP_ACK_FLAG } from '../wire/tcp.js';
+import { buildIpTcp } from '../wire/ip.js';
+import { isIp6, type IpAddr, type ServiceAddresses } from '../../net/addr.js';
 import type { SocketKey, SocketState } from '../io/sockets.js';
 
 /** The two sequence numbers, 2^31 apart. */
 export const BLIND_SEQS = [0x1eed5eed, (0x1eed5eed + 0x80000000) >>> 0] as const;
 
-function bareAck(src: number, dst: number, srcPort: number, dstPort: number, seq: number): Buffer {
+function bareAck(src: IpAddr, dst: IpAddr, srcPort: number, dstPort: number, seq: number): Buffer {
   // ack: half the space away from seq as well, window wide open (a window
   // update from a segment no stack accepts changes nothing; if it ever did,
   // it would not shrink the window).
-  return buildIpv4Tcp(
+  return buildIpTcp(
     { src, dst },
     {
       srcPort,
@@ -42,14 +44,25 @@ function bareAck(src: number, dst: number, srcPort: number, dstPort: number, seq
   );
 }
 
+/** The service address of `client`'s family (null: the service has none, no socket can be there). */
+function vipFor(vips: ServiceAddresses, client: IpAddr): IpAddr | null {
+  return isIp6(client) ? vips.v6 : vips.v4;
+}
+
 /** Segments to inject into S's own stack, as if from each client. */
-export function blindPrompts(keys: readonly SocketKey[], vip: number): Buffer[] {
-  return keys.flatMap((k) => BLIND_SEQS.map((seq) => bareAck(k.client, vip, k.clientPort, k.servicePort, seq)));
+export function blindPrompts(keys: readonly SocketKey[], vips: ServiceAddresses): Buffer[] {
+  return keys.flatMap((k) => {
+    const vip = vipFor(vips, k.client);
+    return vip === null ? [] : BLIND_SEQS.map((seq) => bareAck(k.client, vip, k.clientPort, k.servicePort, seq));
+  });
 }
 
 /** Segments to each client, from the service address. */
-export function blindProds(keys: readonly SocketKey[], vip: number): Buffer[] {
-  return keys.flatMap((k) => BLIND_SEQS.map((seq) => bareAck(vip, k.client, k.servicePort, k.clientPort, seq)));
+export function blindProds(keys: readonly SocketKey[], vips: ServiceAddresses): Buffer[] {
+  return keys.flatMap((k) => {
+    const vip = vipFor(vips, k.client);
+    return vip === null ? [] : BLIND_SEQS.map((seq) => bareAck(vip, k.client, k.servicePort, k.clientPort, seq));
+  });
 }
 
 /**

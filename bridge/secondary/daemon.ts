@@ -4,7 +4,7 @@
  * (paths.ts: kernel or pcap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipv4, ipv4ToString, isIp6, mac, type ServiceAddresses } from '../../net/addr.js';
+import { ipAddrToString, ipv4, mac, type ServiceAddresses } from '../../net/addr.js';
 import { announcementFrames, claimCaptureFilter, claimProbeFrames, serviceClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
@@ -327,13 +327,11 @@ export class SecondaryBridge {
       onStall: stallLogger(this.log, cfg.heartbeat.timeout_ms),
       onNotice: (keys) => {
         const now = monotonicMs();
-        // The takeover's shell (sock_diag, the prompts) is IPv4's; no IPv6 connection is replicated yet.
         for (const k of keys)
-          if (!isIp6(k.client))
-            this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, {
-              key: { client: k.client, clientPort: k.clientPort, servicePort: k.servicePort },
-              at: now,
-            });
+          this.diverged.set(`${k.client}:${k.clientPort}:${k.servicePort}`, {
+            key: { client: k.client, clientPort: k.clientPort, servicePort: k.servicePort },
+            at: now,
+          });
         // An entry the primary stopped repeating is over (the connection ended).
         for (const [id, d] of this.diverged) if (now - d.at >= DIVERGED_FRESH_MS) this.diverged.delete(id);
       },
@@ -613,7 +611,7 @@ export class SecondaryBridge {
       verdictErrors: this.path?.errors.verdict ?? 0,
       divergedReported: diverged.length,
       // Connections this node would reset, not continue, if it took over now (the first 50).
-      diverged: diverged.slice(0, 50).map((k) => `${ipv4ToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
+      diverged: diverged.slice(0, 50).map((k) => `${ipAddrToString(k.client)}:${k.clientPort} > :${k.servicePort}`),
       divergedClosed: this.closedDiverged,
       arp: this.presence?.stats,
       heartbeatSocket: this.peer?.socketStats,

@@ -16,7 +16,7 @@
  */
 import { ipv4 } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
-import type { Config } from '../../config/config.js';
+import { serviceAddresses, serviceAddressList, type Config } from '../../config/config.js';
 import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, type Injector } from '../io/inject.js';
 import { detachKernelPath, installKernelPath, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
@@ -129,19 +129,19 @@ export class KernelDataPath implements SecondaryDataPath {
    */
   async prompt(diverged: SocketKey[], mark: (what: string) => void): Promise<number> {
     const { cfg, log, injector } = this.x;
-    const vip = ipv4(cfg.service.address);
+    const vips = serviceAddresses(cfg);
     if (diverged.length) {
-      const n = await destroySockets(cfg.service.address, diverged).catch((e: unknown) => {
+      const n = await destroySockets(serviceAddressList(cfg), diverged).catch((e: unknown) => {
         log.error({ err: (e as Error).message }, 'could not abort the sockets of diverged connections');
         return 0;
       });
-      for (const p of blindProds(diverged, vip)) injector.send(p);
+      for (const p of blindProds(diverged, vips)) injector.send(p);
       mark(`closed ${diverged.length} diverged connection(s) (${n} socket(s) aborted)`);
     }
     // Not those still in the handshake: S's TCP resends its SYN-ACK to the client itself now.
-    const live = await existingConnections(cfg.service.address, new PortMatcher(cfg.service.ports)).catch(() => []);
+    const live = await existingConnections(serviceAddressList(cfg), new PortMatcher(cfg.service.ports)).catch(() => []);
     const owing = live.filter(owes);
-    for (const p of blindPrompts(owing, vip)) injector.send(p);
+    for (const p of blindPrompts(owing, vips)) injector.send(p);
     mark(`prompted ${owing.length} connection(s) to acknowledge (of ${live.length}; the others idle)`);
     return diverged.length;
   }
@@ -256,7 +256,7 @@ export class PcapDataPath implements SecondaryDataPath {
       // (after the gratuitous ARP, before the capture closed) can have moved
       // on: abort our sockets by address too, then prod the clients again,
       // so that their answers meet no socket and draw an exact reset.
-      void destroySockets(cfg.service.address, diverged)
+      void destroySockets(serviceAddressList(cfg), diverged)
         .then((n) => {
           for (const p of resets.prods) injector.send(p);
           if (n) log.warn({ sockets: n }, `aborted ${n} socket(s) of diverged connection(s) after the takeover`);

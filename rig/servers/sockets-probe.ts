@@ -11,20 +11,23 @@
  *   connect              -> whether a new connection is accepted and answered
  *   time list|destroy …  -> {n, ms}: the same, timed (bench/micro/sockets.ts)
  *
- *   node sockets-probe.js ADDR ADDR2 PORT N BUSY
+ *   node sockets-probe.js ADDR ADDR2 PORT N BUSY [LISTEN]
+ *
+ * LISTEN: the server's listening address, if not ADDR (`::` takes IPv4
+ * connections too, as AF_INET6 sockets).
  */
 import { connect, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr } from '../../net/addr.js';
 import { PortMatcher } from '../../net/ports.js';
 import { destroyConnections, destroySockets, existingConnections } from '../../bridge/io/sockets.js';
 
-const [addr, addr2, portText, nText, busyText] = process.argv.slice(2);
+const [addr, addr2, portText, nText, busyText, listenAt] = process.argv.slice(2);
 const port = Number(portText);
 const n = Number(nText);
 const busy = Number(busyText);
 if (!addr || !addr2 || !(port > 0) || !(n > 0) || !(busy >= 0)) {
-  console.error('usage: sockets-probe ADDR ADDR2 PORT N BUSY');
+  console.error('usage: sockets-probe ADDR ADDR2 PORT N BUSY [LISTEN]');
   process.exit(2);
 }
 
@@ -35,7 +38,7 @@ const server = createServer((s) => {
     else s.write('ok');
   });
 });
-await new Promise<void>((res) => server.listen(port, addr, res));
+await new Promise<void>((res) => server.listen(port, listenAt ?? addr, res));
 
 let resets = 0;
 function open(first: string, read: boolean): Promise<Socket> {
@@ -70,11 +73,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const what = arg.split(' ')[0];
     const p =
       what === 'list'
-        ? existingConnections(addr, new PortMatcher([port])).then((l) => l.length)
+        ? existingConnections([addr], new PortMatcher([port])).then((l) => l.length)
         : destroySockets(
-            addr,
+            [addr],
             (JSON.parse(arg.slice(what!.length + 1)) as number[]).map((clientPort) => ({
-              client: ipv4(addr2),
+              client: ipAddr(addr2),
               clientPort,
               servicePort: port,
             })),
@@ -83,16 +86,16 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   }
   switch (cmd) {
     case 'list':
-      return done(existingConnections(addr, new PortMatcher([port])));
+      return done(existingConnections([addr], new PortMatcher([port])));
     case 'destroy':
       return done(
         destroySockets(
-          addr,
-          (JSON.parse(arg) as number[]).map((clientPort) => ({ client: ipv4(addr2), clientPort, servicePort: port })),
+          [addr],
+          (JSON.parse(arg) as number[]).map((clientPort) => ({ client: ipAddr(addr2), clientPort, servicePort: port })),
         ),
       );
     case 'destroy-all':
-      return done(destroyConnections(addr, [port]));
+      return done(destroyConnections([addr], [port]));
     case 'resets':
       return setTimeout(() => answer(resets), 100);
     case 'connect':

@@ -1,7 +1,8 @@
 /** The kernel data path's nft text and the blind prompts (pure; the rig runs them for real). */
 import { describe, expect, it } from 'vitest';
 import { ipAddr, ipv4 } from '../../net/addr.js';
-import type { WireError } from '../../bridge/wire/error.js';
+import { WireError } from '../../bridge/wire/error.js';
+import { ipVersion, parseIpTcp } from '../../bridge/wire/ip.js';
 import { parseIpv4Tcp, TCP_ACK_FLAG } from '../../bridge/wire/tcp.js';
 import { seqSub } from '../../bridge/wire/seq.js';
 import { DIVERT_MARK, DIVERT_TABLE, divertRoute, kernelPathRuleset } from '../../bridge/io/kernel-path.js';
@@ -85,7 +86,7 @@ describe('blind prompts after a takeover on the kernel path', () => {
     { client: ipv4('192.0.2.11'), clientPort: 40002, servicePort: 21 },
   ];
   it('two bare ACKs per connection, half the sequence space apart: one is outside any window', () => {
-    const p = blindPrompts(keys, SPEC.vip).map(
+    const p = blindPrompts(keys, { v4: SPEC.vip, v6: null }).map(
       (b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>,
     );
     expect(p).toHaveLength(4);
@@ -102,7 +103,7 @@ describe('blind prompts after a takeover on the kernel path', () => {
   });
 
   it('prods go the other way, from the service address to each client', () => {
-    const p = blindProds(keys, SPEC.vip).map(
+    const p = blindProds(keys, { v4: SPEC.vip, v6: null }).map(
       (b) => parseIpv4Tcp(b) as Exclude<ReturnType<typeof parseIpv4Tcp>, WireError>,
     );
     expect(p.map((x) => [x.ip.src, x.ip.dst, x.tcp.srcPort, x.tcp.dstPort])).toEqual([
@@ -111,6 +112,28 @@ describe('blind prompts after a takeover on the kernel path', () => {
       [SPEC.vip, keys[1]!.client, 21, 40002],
       [SPEC.vip, keys[1]!.client, 21, 40002],
     ]);
+  });
+
+  it('an IPv6 client is prompted from the IPv6 service address, in IPv6; with no IPv6 service address, not at all', () => {
+    const VIP6 = ipAddr('2001:db8::100');
+    const six = [{ client: ipAddr('2001:db8::10'), clientPort: 40003, servicePort: 7000 }, ...keys];
+    const p = blindPrompts(six, { v4: SPEC.vip, v6: VIP6 as string }).map((b) => {
+      const x = parseIpTcp(b);
+      if (x instanceof WireError) throw x;
+      expect(x.tcp.checksumValid()).toBe(true);
+      return [x.tcp.src, x.tcp.dst, x.tcp.srcPort, x.tcp.dstPort];
+    });
+    expect(p).toEqual([
+      [six[0]!.client, VIP6, 40003, 7000],
+      [six[0]!.client, VIP6, 40003, 7000],
+      [keys[0]!.client, SPEC.vip, 40001, 7000],
+      [keys[0]!.client, SPEC.vip, 40001, 7000],
+      [keys[1]!.client, SPEC.vip, 40002, 21],
+      [keys[1]!.client, SPEC.vip, 40002, 21],
+    ]);
+    const prods = blindProds(six, { v4: SPEC.vip, v6: VIP6 as string }).map((b) => ipVersion(b));
+    expect(prods).toEqual([6, 6, 4, 4, 4, 4]);
+    expect(blindPrompts(six, { v4: SPEC.vip, v6: null })).toHaveLength(4);
   });
 
   it('prompts the sockets that owe their client something: unacknowledged bytes, or a close under way; not the idle ones', () => {

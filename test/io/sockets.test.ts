@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr } from '../../net/addr.js';
 import { owes } from '../../bridge/secondary/blind.js';
 import type { SocketState } from '../../bridge/io/sockets.js';
 import { distScript } from '../../rig/dist.js';
@@ -16,6 +16,8 @@ import { slow } from '../../rig/slow.js';
 
 const PORT = 7000;
 const CLIENT = '192.0.2.77';
+const SERVER6 = '2001:db8::1';
+const CLIENT6 = '2001:db8::77';
 
 /** The probe (rig/servers/sockets-probe.ts): one JSON line per command. */
 function probe(proc: ChildProcess): { next: () => Promise<unknown>; ask: (cmd: string) => Promise<unknown> } {
@@ -47,13 +49,25 @@ function probe(proc: ChildProcess): { next: () => Promise<unknown>; ask: (cmd: s
   };
 }
 
+/** The server's address family and where it listens. */
+const CASES = [
+  { name: 'IPv4', six: false, listen: null },
+  // Node's default, nginx's `listen [::]`: IPv4 connections are AF_INET6 sockets (::ffff:a.b.c.d).
+  { name: 'IPv4, the server listening on [::]', six: false, listen: '::' },
+  { name: 'IPv6', six: true, listen: null },
+] as const;
+
 describe('sockets by sock_diag', () => {
-  it(
-    'lists the connections on an address and port with state and Send-Q; aborts exactly the named ones, a vanished one harmlessly (the listener lives), then all',
-    async () => {
+  it.each(CASES)(
+    '$name: lists the connections on an address and port with state and Send-Q; aborts exactly the named ones, a vanished one harmlessly (the listener lives), then all',
+    async ({ six, listen }) => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const h = rig.host('primary');
-        await h.exec(['ip', 'addr', 'add', `${CLIENT}/32`, 'dev', 'lo']);
+        const [addr, client] = six ? [SERVER6, CLIENT6] : [h.ip, CLIENT];
+        if (six) {
+          await h.ipv6(SERVER6);
+          await h.exec(['ip', '-6', 'addr', 'add', `${CLIENT6}/128`, 'dev', 'lo', 'nodad']);
+        } else await h.exec(['ip', 'addr', 'add', `${CLIENT}/32`, 'dev', 'lo']);
         const N = 40;
         const BUSY = 5;
         const p = probe(
@@ -61,11 +75,12 @@ describe('sockets by sock_diag', () => {
             [
               process.execPath,
               distScript('rig/servers/sockets-probe.js'),
-              h.ip,
-              CLIENT,
+              addr,
+              client,
               String(PORT),
               String(N),
               String(BUSY),
+              ...(listen ? [listen] : []),
             ],
             { stdio: ['pipe', 'pipe', 'pipe'] },
           ),
@@ -76,7 +91,8 @@ describe('sockets by sock_diag', () => {
         const list = (await p.ask('list')) as SocketState[];
         // Only the server's side (local port PORT), one per connection; not the clients' own sockets, nor the listener.
         expect(list.map((s) => s.clientPort).sort()).toEqual([...ready].sort());
-        expect(new Set(list.map((s) => s.client))).toEqual(new Set([ipv4(CLIENT)]));
+        // As the cores name a client: an IPv4 one a number, also where the kernel keeps it as ::ffff:a.b.c.d.
+        expect(new Set(list.map((s) => s.client))).toEqual(new Set([ipAddr(client)]));
         expect(list.every((s) => s.servicePort === PORT && s.state === 'ESTAB')).toBe(true);
         // The busy ones hold unacknowledged bytes: a takeover prompts them, not the idle ones.
         const owing = list
