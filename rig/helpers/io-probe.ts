@@ -10,7 +10,7 @@
  *                                          (an IPv6 one: the rule goes to ip6tables)
  *   capture DEV FILTER SECONDS [COST_US]   count frames captured with libpcap (each handled for COST_US µs),
  *                                          and how late a 10 ms timer ran meanwhile
- *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack
+ *   inject SRC DST DPORT ISN MARK          inject a SYN into the local stack (IPv4 or IPv6)
  *   burst SRC DST DPORT N MARK             inject N SYNs (source ports 41000…) as one burst
  *   garp DEV IP MAC                        send gratuitous ARPs
  *   refused DEV IP MAC                     a frame the device refuses (over its MTU), then a gratuitous
@@ -28,7 +28,7 @@
  */
 import { WireError } from '../../bridge/wire/error.js';
 import { ipAddr, ipv4, mac, type IpAddr } from '../../net/addr.js';
-import { parseIpTcp } from '../../bridge/wire/ip.js';
+import { buildIpTcp, parseIpTcp } from '../../bridge/wire/ip.js';
 import { gratuitousArpFrame } from '../../bridge/wire/arp.js';
 import { buildIpv4Tcp, TCP_SYN } from '../../bridge/wire/tcp.js';
 import { PacketQueue } from '../../bridge/io/nfqueue.js';
@@ -194,8 +194,8 @@ function capture(dev: string, filter: string, seconds: number, costUs: number): 
 
 async function inject(src: string, dst: string, dport: number, isn: number, mark: number): Promise<void> {
   const inj = new Injector(mark);
-  const pkt = buildIpv4Tcp(
-    { src: ipv4(src), dst: ipv4(dst) },
+  const pkt = buildIpTcp(
+    { src: ipAddr(src), dst: ipAddr(dst) },
     {
       srcPort: 40000,
       dstPort: dport,

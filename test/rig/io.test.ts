@@ -303,17 +303,38 @@ describe('data-path I/O', () => {
     });
   });
 
-  it('a raw-socket injected segment reaches the local stack', async () => {
+  it.each([
+    { family: 'IPv4', six: false },
+    { family: 'IPv6', six: true },
+  ])('a raw-socket injected segment reaches the local stack ($family)', async ({ six }) => {
     await withRig({}, async (rig) => {
       const c = rig.host('client');
       const p = rig.host('primary');
-      await listen(p, 7000);
+      const [from, to] = six ? ['2001:db8::10', '2001:db8::1'] : [c.ip, p.ip];
+      if (six) {
+        await c.ipv6(from);
+        await p.ipv6(to);
+        p.spawn(['socat', 'TCP6-LISTEN:7000,reuseaddr,fork', 'SYSTEM:cat']);
+        await p.sh(`for i in $(seq 50); do ss -ltn | grep -q ':7000 ' && exit 0; sleep 0.1; done; exit 1`);
+      } else await listen(p, 7000);
       // Keep the client from resetting the SYN-ACK it never asked for.
-      await c.exec(['iptables', '-A', 'OUTPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'DROP']);
-      const inj = await p.exec([process.execPath, PROBE(), 'inject', c.ip, p.ip, '7000', '12345', '256']);
+      await c.exec([
+        six ? 'ip6tables-nft' : 'iptables',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '--tcp-flags',
+        'RST',
+        'RST',
+        '-j',
+        'DROP',
+      ]);
+      const inj = await p.exec([process.execPath, PROBE(), 'inject', from, to, '7000', '12345', '256']);
       expect(JSON.parse(inj.stdout)).toMatchObject({ sent: 1, errors: 0 });
+      const peer = six ? `[${from}]:40000` : `${from}:40000`;
       const ss = await p.sh(
-        `for i in $(seq 20); do ss -Htn state syn-recv '( sport = :7000 )' | grep -q '${c.ip}:40000' && exit 0; sleep 0.1; done; exit 1`,
+        `for i in $(seq 20); do ss -Htn state syn-recv '( sport = :7000 )' | grep -qF '${peer}' && exit 0; sleep 0.1; done; exit 1`,
         { allowFail: true },
       );
       expect(ss.code).toBe(0);
