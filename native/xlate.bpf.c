@@ -607,6 +607,17 @@ static __always_inline void hs_opts(const struct hs_val *v, struct syn_opts *o) 
 }
 
 /*
+ * Whether two SYN-ACKs answer the same SYN of the client: the same echo of
+ * its TSval. A server answers a SYN sent again a retransmission timeout
+ * later on its own clock, so answers to two SYNs would set a timestamp
+ * offset a second off (the client then drops one server's segments as
+ * old: PAWS). The bridge pairs the answers (merge/handshake.ts).
+ */
+static __always_inline int hs_paired(const struct hs_val *p, const struct hs_val *s) {
+  return !(s->layout & SYNL_TS) || p->tsecr == s->tsecr;
+}
+
+/*
  * Both SYN-ACKs are in (P's `p`, S's `s`): the connection's entries are
  * made and the bridge is told. 0 if done; -1 if not (the ring buffer or a map
  * is full), with nothing left behind.
@@ -709,8 +720,9 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   }
   if (pv->state != HS_P_HELD) return TC_ACT_OK;  // merged already (S's sent again), or the bridge's
   struct hs_val p = *pv;
-  // Another layout, or no room: P's stolen SYN-ACK comes again at its retransmission timer, to the queue.
-  if (!ok || s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
+  // Another layout, answers to two SYNs of the client (hs_paired), or no room: P's stolen SYN-ACK
+  // comes again at its retransmission timer, to the queue.
+  if (!ok || s.layout != p.layout || !hs_paired(&p, &s) || hs_merge(&k, &p, &s) < 0) {
     hs_to_bridge(&k, ack, syn);
     return TC_ACT_OK;
   }
@@ -784,7 +796,7 @@ static __always_inline __u32 hs_primary(struct __sk_buff *skb, struct iphdr *ip,
   }
   if (cur->state != HS_S_FIRST) return HS_STOLEN;  // the bridge's (it comes again from P's TCP, to the queue)
   struct hs_val s = *cur;
-  if (s.layout != p.layout || hs_merge(&k, &p, &s) < 0) {
+  if (s.layout != p.layout || !hs_paired(&p, &s) || hs_merge(&k, &p, &s) < 0) {
     hs_to_bridge(&k, ack, syn);
     return HS_STOLEN;
   }

@@ -39,9 +39,9 @@ import {
   translateClient,
 } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
-import { Conn, connKey, NO_HELD, synInfo, type ConnPhase, type Held } from './merge/conn.js';
+import { Conn, connKey, NO_HELD, synInfo, withEchoes, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
-import { kernelHandshake, mergeHandshake } from './merge/handshake.js';
+import { answersPaired, kernelHandshake, mergeHandshake } from './merge/handshake.js';
 import {
   adoptKernelState,
   countHandover,
@@ -627,14 +627,14 @@ export class Merger implements MergeCore {
       }
       c.lastSeen = now;
       if (c.phase === 'handshake') {
-        c.synP = synInfo(seg, opts);
+        c.synP = withEchoes(synInfo(seg, opts), c.synP);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
         c.heldSyn = this.hold(id, pkt, seg.seq, seqAdd(seg.seq, 1), gso, null);
         c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
         if (this.alone) this.completeHandshake(c, true);
-        else if (c.synS && this.sameSyn(c)) this.completeHandshake(c, false);
+        else if (c.synS && this.sameSyn(c) && answersPaired(c)) this.completeHandshake(c, false);
         return;
       }
       // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
@@ -1134,9 +1134,9 @@ export class Merger implements MergeCore {
 
   /** S's SYN(-ACK) into the handshake of `c`. */
   private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[]): void {
-    c.synS = synInfo(seg, opts);
+    c.synS = withEchoes(synInfo(seg, opts), c.synS);
     if (seg.has(TCP_ACK_FLAG)) noteAck(c, 'S', seg);
-    if (c.synP && this.sameSyn(c)) this.completeHandshake(c, false);
+    if (c.synP && this.sameSyn(c) && answersPaired(c)) this.completeHandshake(c, false);
   }
 
   /**

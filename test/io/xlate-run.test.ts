@@ -1188,6 +1188,42 @@ describe('a connection the servers open (FTP’s active mode): both SYNs merged 
     }
   });
 
+  it('two SYN-ACKs merge only if they answer the same SYN of the client (the same echo): else S’s goes up to the queue, whose bridge pairs the answers', () => {
+    /** A SYN-ACK to the client's SYN (its ISN 776) in Linux's layout, echoing the client's TSval `echo`. */
+    const synAck = (isn: number, tsval: number, echo: number, s: boolean) => {
+      const opts = linuxSyn(s ? 1400 : 1460, tsval, 7);
+      opts.writeUInt32BE(echo, 12);
+      return frame({
+        seq: isn,
+        ack: 777,
+        window: s ? 29200 : 64240,
+        flags: TCP_SYN | TCP_ACK_FLAG,
+        opts,
+        ...(s ? { srcMac: S_MAC, ttl: 1 } : {}),
+      });
+    };
+    for (const sameSyn of [true, false]) {
+      const x = loaded();
+      try {
+        expect(x.run('tcpfo_skips_queue', synAck(ISN_P, 50_000, 700, false)).ret).toBe(1);
+        expect(x.run('tcpfo_sent', synAck(ISN_P, 50_000, 700, false)).ret).toBe(TC_ACT_STOLEN);
+        // S's answer to the same SYN (echo 700), or to the one the client sent again a second later (1700).
+        const r = x.run('tcpfo_xlate', synAck(ISN_S, 91_000, sameSyn ? 700 : 1700, true));
+        if (sameSyn) {
+          expect(r.ret).toBe(TC_ACT_REDIRECT);
+          expect(x.kernelEvents()).toHaveLength(1);
+        } else {
+          expect(r.ret).toBe(TC_ACT_OK);
+          expect(x.kernelEvents()).toEqual([]);
+          // P's answers go to the queue from now on.
+          expect(x.run('tcpfo_skips_queue', synAck(ISN_P, 51_000, 1700, false)).ret).toBe(0);
+        }
+      } finally {
+        x.close();
+      }
+    }
+  });
+
   it('an entry of a SYN stands a second: a new connection on the same ports never merges with an old one’s', () => {
     const x = loaded();
     try {

@@ -57,6 +57,41 @@ export interface SynInfo {
   tsecr: number | null;
   ecn: boolean;
   window: number;
+  /**
+   * The first TSval this side sent with each TSecr — each answers the
+   * client's SYN of that TSval — over its SYN(-ACK)s sent again
+   * (withEchoes): the timestamp offset pairs two that answer the same SYN.
+   */
+  echoes: Array<{ tsecr: number; ts: number }>;
+}
+
+/** The most SYNs of one handshake whose answers are remembered (a client tries 6 times, Linux's default). */
+const MAX_ECHOES = 8;
+
+/** `next` (a side's newest SYN(-ACK)) with the answers `prev` remembered; the first answer to each SYN is kept. */
+export function withEchoes(next: SynInfo, prev: SynInfo | null): SynInfo {
+  if (!prev) return next;
+  const echoes = prev.echoes.slice(-MAX_ECHOES + 1);
+  for (const e of next.echoes) if (!echoes.some((x) => x.tsecr === e.tsecr)) echoes.push(e);
+  next.echoes = echoes;
+  return next;
+}
+
+/**
+ * P's TSval minus S's in two SYN(-ACK)s that answer the same SYN of the
+ * client (the same TSecr: the latest such SYN), or null if none do yet. A
+ * server that answers a SYN sent again does so a retransmission timeout
+ * later on its own clock: P's answer to the second SYN against S's to the
+ * first set an offset a second off, and the client dropped every segment of
+ * one server's clock after one of the other's (PAWS).
+ */
+export function pairedTsOffset(p: SynInfo, s: SynInfo): number | null {
+  for (let i = s.echoes.length - 1; i >= 0; i--) {
+    const e = s.echoes[i]!;
+    const q = p.echoes.find((x) => x.tsecr === e.tsecr);
+    if (q) return (q.ts - e.ts) >>> 0;
+  }
+  return null;
 }
 
 /**
@@ -463,6 +498,7 @@ export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
     tsecr: null,
     ecn: seg.has(TCP_ECE),
     window: seg.window,
+    echoes: [],
   };
   for (const o of opts) {
     if (o.kind === 'mss') info.mss = o.mss;
@@ -471,6 +507,7 @@ export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
     else if (o.kind === 'timestamp') {
       info.ts = o.tsval;
       info.tsecr = o.tsecr;
+      info.echoes = [{ tsecr: o.tsecr, ts: o.tsval }];
     }
   }
   return info;

@@ -79,7 +79,7 @@ eachFamily((fam) => {
           fc.boolean(),
           fc.boolean(),
           (mss, wscale, sackOk, ecn) => {
-            const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0 });
+            const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0, echoes: [] });
             expect(w).toBeGreaterThan(0);
             expect(w).toBeLessThan(2 ** 23);
             expect(unpackSynOpts(w)).toEqual({ mss, wscale, sackOk, ecn });
@@ -87,6 +87,49 @@ eachFamily((fam) => {
         ),
       );
       expect(unpackSynOpts(0)).toBeNull();
+    });
+
+    it('takes the timestamp offset from two SYN-ACKs that answer the same SYN: P’s answer to a SYN sent again waits for S’s to it', () => {
+      // P answered the client's first SYN (its TSval 700); S's answer to that one never came
+      // (its neighbour entry was not ready), S answered the SYN sent again (TSval 1700) instead.
+      const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 90_000, echo: 1700 });
+      const id1 = pair.fromP(pair.p.synAck(5000));
+      pair.fromS(pair.s.synAck(5000));
+      // No two answer the same SYN yet: nothing goes out.
+      expect(pair.sink.fate(id1)).toBeUndefined();
+      expect(pair.sink.toClient).toHaveLength(0);
+      // P answers the SYN sent again a second later on its clock.
+      pair.p.ts = 51_000;
+      pair.p.spec.echo = 1700;
+      const id2 = pair.fromP(pair.p.synAck(5000));
+      expect(pair.sink.fate(id1)).toBe('drop');
+      expect(pair.sink.fate(id2)).toBe('accept');
+      const c = pair.merger.find(fam.client, CPORT, SPORT)!;
+      expect(c.tsOffset).toBe((51_000 - 90_000) >>> 0);
+      expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({ kind: 'timestamp', tsval: 90_000, tsecr: 1700 });
+    });
+
+    it('a SYN-ACK sent again (by the timer, or for a SYN sent again) does not move the offset off its first answer', () => {
+      fc.assert(
+        fc.property(fc.boolean(), fc.integer({ min: 1, max: 3000 }), (newSyn, later) => {
+          const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 90_000, echo: 700 });
+          pair.fromP(pair.p.synAck(5000));
+          // P sends its SYN-ACK again `later` ms on: by its timer (the same echo) or for a new SYN.
+          pair.p.ts = 50_000 + later;
+          if (newSyn) pair.p.spec.echo = 700 + later;
+          const id = pair.fromP(pair.p.synAck(5000));
+          pair.fromS(pair.s.synAck(5000));
+          expect(pair.sink.fate(id)).toBe('accept');
+          const c = pair.merger.find(fam.client, CPORT, SPORT)!;
+          expect(c.tsOffset).toBe((50_000 - 90_000) >>> 0);
+          // The SYN-ACK released (P's newest) reads on S's clock as sent `later` after S's.
+          expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({
+            kind: 'timestamp',
+            tsval: 90_000 + later,
+            tsecr: newSyn ? 700 + later : 700,
+          });
+        }),
+      );
     });
 
     it('releases at once when S’s SYN-ACK came first', () => {
