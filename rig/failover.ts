@@ -1,7 +1,7 @@
 /** Killing a node of the pair in the rig: its bridge and server die and its link is cut, as when a host dies. */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { DEMO_PORT, startDemoServer, VIP, type Daemon, type TcpfoPair } from './pair.js';
+import { DEMO_PORT, startDemoServer, type Daemon, type TcpfoPair } from './pair.js';
 import { slow } from './slow.js';
 
 /** Whether `p` is a process that has not exited. */
@@ -74,7 +74,7 @@ export async function restartNode(pair: TcpfoPair, node: 'primary' | 'secondary'
   const d = await pair.startDaemon(rig.host(node), node);
   if (node === 'primary') pair.primary = d;
   else pair.secondary = d;
-  pair.servers[node === 'primary' ? 0 : 1] = await startDemoServer(rig.host(node), VIP, DEMO_PORT);
+  pair.servers[node === 'primary' ? 0 : 1] = await startDemoServer(rig.host(node), pair.serverAddr, DEMO_PORT);
 }
 
 /** How many times the pair's logs match `re` (global or not). */

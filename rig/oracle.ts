@@ -5,11 +5,13 @@
  * valid checksum on every segment the client received, MSS respected.
  */
 import { WireError } from '../bridge/wire/error.js';
-import { EthernetFrame, ETHERTYPE_IPV4 } from '../bridge/wire/ethernet.js';
-import { ipv4 } from '../net/addr.js';
-import { IP_DST, Ipv4Packet } from '../bridge/wire/ipv4.js';
+import { EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../bridge/wire/ethernet.js';
+import { ip6Addr, ipAddr, isIp6, type IpAddr } from '../net/addr.js';
+import { IP_DST } from '../bridge/wire/ipv4.js';
+import { IP6_DST, IP6_HEADER_LEN } from '../bridge/wire/ipv6.js';
+import { parseIpTcp } from '../bridge/wire/ip.js';
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqSub } from '../bridge/wire/seq.js';
-import { TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_FLAGS, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
+import { type TcpSegment, TCP_ACK_FLAG as TCP_ACK, TCP_FIN, TCP_FLAGS, TCP_RST, TCP_SYN } from '../bridge/wire/tcp.js';
 import type { CapturedFrame } from './capture.js';
 
 export interface ConnReport {
@@ -81,40 +83,52 @@ interface State {
  */
 function* serviceSegments(
   frames: readonly CapturedFrame[],
-  service: number,
+  service: IpAddr,
   port: number,
-): Generator<{ f: CapturedFrame; ip: Ipv4Packet; seg: TcpSegment }> {
+): Generator<{ f: CapturedFrame; seg: TcpSegment; ipValid: () => boolean; ipLength: number }> {
   // What the client's NIC takes: frames to its own MAC. On a hub its capture
   // (promiscuous) also sees the secondary's output on its way to the primary
   // (the kernel path sends it unchanged, to the primary's MAC), and the
   // primary's RSTs into the secondary's stack (from the client's address, to
   // the secondary's MAC: merger.ts resetHalfOpenS): not the client's. So the
   // client's MAC is the source of a frame to the service that is not a RST.
+  const six = isIp6(service);
+  const etherType = six ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4;
   const clientMacs = new Set<string>();
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
-    // Headers only are read here (a short snaplen keeps only those).
+    if (eth instanceof WireError || eth.etherType !== etherType) continue;
+    // Headers only are read here (a short snaplen keeps only those; the rig sends no IPv6 extension headers).
     const at = eth.payloadOffset;
-    if (f.data.length < at + IP_DST + 4 || f.data.readUInt32BE(at + IP_DST) !== service) continue;
-    const flagsAt = at + (f.data[at]! & 0x0f) * 4 + TCP_FLAGS;
+    const dstAt = at + (six ? IP6_DST : IP_DST);
+    if (f.data.length < dstAt + (six ? 16 : 4)) continue;
+    if ((six ? ip6Addr(f.data, dstAt) : f.data.readUInt32BE(dstAt)) !== service) continue;
+    const flagsAt = at + (six ? IP6_HEADER_LEN : (f.data[at]! & 0x0f) * 4) + TCP_FLAGS;
     if (f.data.length > flagsAt && f.data[flagsAt]! & TCP_RST) continue;
     clientMacs.add(eth.srcString);
   }
   for (const f of frames) {
     const eth = EthernetFrame.parse(f.data);
-    if (eth instanceof WireError || eth.etherType !== ETHERTYPE_IPV4) continue;
+    if (eth instanceof WireError || eth.etherType !== etherType) continue;
     if (clientMacs.size && !clientMacs.has(eth.dstString) && !clientMacs.has(eth.srcString)) continue;
     const data =
       f.originalLength > f.data.length
         ? Buffer.concat([f.data, Buffer.alloc(Math.min(f.originalLength, 65549) - f.data.length)])
         : f.data;
-    const ip = Ipv4Packet.parse(data, eth.payloadOffset);
-    if (ip instanceof WireError) continue;
-    const seg = TcpSegment.fromIpv4(ip);
-    if (seg instanceof WireError) continue;
-    if ((ip.src === service && seg.srcPort === port) || (ip.dst === service && seg.dstPort === port))
-      yield { f, ip, seg };
+    const v = parseIpTcp(data, eth.payloadOffset);
+    if (v instanceof WireError) continue;
+    const seg = v.tcp;
+    if ((seg.src === service && seg.srcPort === port) || (seg.dst === service && seg.dstPort === port)) {
+      const ip = v.ip;
+      // IPv6 has no header checksum.
+      const ipValid = 'checksumValid' in ip ? () => ip.checksumValid() : () => true;
+      yield {
+        f,
+        seg,
+        ipValid,
+        ipLength: six ? IP6_HEADER_LEN + ip.payloadLength : (ip as { totalLength: number }).totalLength,
+      };
+    }
   }
 }
 
@@ -128,7 +142,7 @@ export function checkTransparency(
   port: number,
   opts: { maxSpan?: number } = {},
 ): OracleReport {
-  const service = ipv4(vip);
+  const service = ipAddr(vip);
   const conns = new Map<number, State>();
   const problems: string[] = [];
   let checkedChecksums = 0;
@@ -136,8 +150,8 @@ export function checkTransparency(
   let offloadChecksums = 0;
   const maxSpan = opts.maxSpan ?? 2 ** 30;
   let rstAfterClose = 0;
-  for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
-    const fromServer = ip.src === service && seg.srcPort === port;
+  for (const { f, seg, ipValid, ipLength } of serviceSegments(frames, service, port)) {
+    const fromServer = seg.src === service && seg.srcPort === port;
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_RST)) {
       const st = conns.get(cport);
@@ -172,13 +186,13 @@ export function checkTransparency(
     const full = f.originalLength === f.data.length;
     if (full) {
       checkedChecksums++;
-      if (!ip.checksumValid()) problems.push(`bad IP checksum from the service on client port ${cport}`);
+      if (!ipValid()) problems.push(`bad IP checksum from the service on client port ${cport}`);
       if (seg.checksumValid()) validChecksums++;
       else if (seg.checksumPartial()) offloadChecksums++;
       else problems.push(`bad TCP checksum from the service on client port ${cport} (seq ${seg.seq})`);
     }
     // A frame above the MTU is a TSO super-segment between veths (the NIC would cut it).
-    const superSegment = ip.totalLength > 1500;
+    const superSegment = ipLength > 1500;
     let st = conns.get(cport);
     if (st) {
       const sig = `${seg.seq}/${seg.ack}/${seg.flags}/${seg.payloadLength}`;
@@ -283,12 +297,12 @@ export function framesAroundRst(
   before = 20,
   after = 5,
 ): string {
-  const service = ipv4(vip);
+  const service = ipAddr(vip);
   const lines: Array<{ text: string; rst: boolean }> = [];
   const isn = new Map<string, number>();
   let t0 = 0;
-  for (const { f, ip, seg } of serviceSegments(frames, service, port)) {
-    const fromServer = ip.src === service && seg.srcPort === port;
+  for (const { f, seg } of serviceSegments(frames, service, port)) {
+    const fromServer = seg.src === service && seg.srcPort === port;
     const dir = fromServer ? 'S>C' : 'C>S';
     const cport = fromServer ? seg.dstPort : seg.srcPort;
     if (seg.has(TCP_SYN)) isn.set(`${dir}${cport}`, seg.seq);

@@ -15,7 +15,14 @@ import { slow, TIME_SCALE } from './slow.js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 export const VIP = '192.0.2.100';
+/** The IPv6 service address of a dual-stack pair (`ipv6`); each host's own is v6Of its IPv4 one. */
+export const VIP6 = '2001:db8::100';
 export const DEMO_PORT = 7000;
+
+/** A rig host's IPv6 address (documentation prefix, RFC 3849): the last octet of its IPv4 one. */
+export function v6Of(ip4: string): string {
+  return `2001:db8::${ip4.split('.').at(-1)}`;
+}
 
 export interface PairOptions {
   ports?: Array<number | string>;
@@ -35,6 +42,12 @@ export interface PairOptions {
   daemonEnv?: Partial<Record<'primary' | 'secondary', Record<string, string>>>;
   /** A command each bridge process runs under (e.g. setpriv with the systemd unit's capabilities). */
   daemonWrap?: string[];
+  /**
+   * A dual-stack service: every host gets an IPv6 address (v6Of), the
+   * service VIP and VIP6, the nodes both families, and the demo servers
+   * listen on [::] (both).
+   */
+  ipv6?: boolean;
 }
 
 export interface Daemon {
@@ -58,6 +71,8 @@ export class TcpfoPair {
     private readonly daemonNodeArgs: readonly string[] = [],
     private readonly faults = false,
     private readonly daemonWrap: readonly string[] = [],
+    /** Where the demo servers listen: the VIP, or [::] for a dual-stack pair. */
+    readonly serverAddr = VIP,
   ) {}
 
   static async start(rig: Rig, opts: PairOptions = {}): Promise<TcpfoPair> {
@@ -66,16 +81,18 @@ export class TcpfoPair {
     const ports = opts.ports ?? [DEMO_PORT];
     const keyFile = join(rig.tmpdir, 'heartbeat.key');
     writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    if (opts.ipv6) await Promise.all([rig.host('client'), p, s].map((h) => h.ipv6(v6Of(h.ip))));
+    const addresses = (ip4: string, ip6: string) => (opts.ipv6 ? `[${ip4}, "${ip6}"]` : ip4);
     const yaml = [
       'service:',
-      `  address: ${VIP}`,
+      `  address: ${addresses(VIP, VIP6)}`,
       `  ports: [${ports.map((x) => (typeof x === 'string' ? JSON.stringify(x) : x)).join(', ')}]`,
       'primary:',
-      `  address: ${p.ip}`,
+      `  address: ${addresses(p.ip, v6Of(p.ip))}`,
       '  interface: eth0',
       `  mac: "${p.mac}"`,
       'secondary:',
-      `  address: ${s.ip}`,
+      `  address: ${addresses(s.ip, v6Of(s.ip))}`,
       '  interface: eth0',
       `  mac: "${s.mac}"`,
       `datapath: ${opts.datapath ?? 'auto'}`,
@@ -101,12 +118,13 @@ export class TcpfoPair {
       opts.daemonNodeArgs ?? [],
       opts.faults ?? false,
       opts.daemonWrap ?? [],
+      opts.ipv6 ? '::' : VIP,
     );
     // Bridges first (they put the VIP on lo), then the servers bind it.
     pair.secondary = await pair.startDaemon(s, 'secondary', opts.daemonEnv?.secondary);
     pair.primary = await pair.startDaemon(p, 'primary', opts.daemonEnv?.primary);
     if (opts.demoServer ?? true) {
-      for (const h of [p, s]) pair.servers.push(await startDemoServer(h, VIP, DEMO_PORT));
+      for (const h of [p, s]) pair.servers.push(await startDemoServer(h, pair.serverAddr, DEMO_PORT));
     }
     return pair;
   }

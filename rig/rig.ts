@@ -25,6 +25,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runSync, type RunOptions, type RunResult } from './exec.js';
+import { slow } from './slow.js';
 
 export const RIG_PREFIX = 'tfo';
 const NAME_RE = /^tfo-(\d+)-([0-9a-f]+)-(.+)$/;
@@ -115,10 +116,19 @@ export class RigHost {
     return this.exec(['bash', '-c', script], opts);
   }
 
-  /** Turns IPv6 on for eth0 and lo (the rig keeps it off) and gives eth0 `addr`/64, without DAD. */
+  /** Turns IPv6 on for eth0 and lo (the rig keeps it off), gives eth0 `addr`/64 without DAD, and waits for the link-local address. */
   async ipv6(addr: string): Promise<void> {
     await this.exec(['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0']);
     await this.exec(['ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']);
+    // The link-local address is tentative until its DAD is done (a second or two): until then
+    // Linux sends no neighbour solicitation for an address that is not the interface's own (a
+    // service address on lo), and a node's first answers wait in its neighbour queue. Real
+    // nodes have had IPv6 up for long.
+    for (const end = Date.now() + slow(10_000); ; await new Promise((r) => setTimeout(r, 50))) {
+      const t = await this.exec(['ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'tentative']);
+      if (!t.stdout.trim()) return;
+      if (Date.now() > end) throw new Error(`${this.name}: IPv6 addresses still tentative: ${t.stdout.trim()}`);
+    }
   }
 
   /** Starts a long-running process in the host's namespace; the rig kills it on destroy. */

@@ -7,10 +7,10 @@
  * is pure.
  */
 import { randomBytes } from 'node:crypto';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr, ipAddrToString, ipv4 } from '../../net/addr.js';
 import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { Config } from '../../config/config.js';
+import { serviceAddressList, type Config } from '../../config/config.js';
 import { DATA_PROTOCOL, VERSION } from '../version.js';
 import { Detector, type Decision } from './detector.js';
 import {
@@ -478,7 +478,10 @@ export function peerConfigOf(cfg: Config): PeerConfig {
   return {
     protocol: DATA_PROTOCOL,
     version: VERSION,
-    service: cfg.service.address,
+    // An IPv4-only service as ever; a dual-stack one "a.b.c.d,x:y::z" (RFC 5952, so two spellings agree).
+    service: serviceAddressList(cfg)
+      .map((a) => ipAddrToString(ipAddr(a)))
+      .join(','),
     ports: cfg.service.ports.map((p) => (typeof p === 'number' ? String(p) : `${p[0]}-${p[1]}`)).join(','),
     lanMode: cfg.lan.mode,
     instance: cfg.instance,

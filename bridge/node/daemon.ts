@@ -74,8 +74,6 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
   let cfg: Config;
   try {
     cfg = loadConfig(file);
-    if (cfg.service.address6 !== null)
-      throw new ConfigError(file, ['service.address: an IPv6 service address is not served yet (docs/ipv6.md)']);
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);

@@ -12,8 +12,9 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, mac, type ServiceAddresses } from '../../net/addr.js';
-import { emitEthernet, ETHERTYPE_IPV4 } from '../wire/ethernet.js';
+import { ipAddrToString, ipv4, mac, type IpAddr, type ServiceAddresses } from '../../net/addr.js';
+import { emitEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
+import { ipVersion } from '../wire/ip.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, Injector } from '../io/inject.js';
 import { NodeState } from '../io/node-state.js';
@@ -167,7 +168,7 @@ export class PrimaryBridge {
   failures = 0;
   rejoins = 0;
   private readonly vip: number;
-  /** The service addresses: its input queue tells the client's segments by them, and it claims them (no IPv6 one yet: docs/ipv6.md). */
+  /** The service addresses: its input queue tells the client's segments by them, and it claims them. */
   private readonly vips: ServiceAddresses;
   private readonly self: number;
   private readonly peerAddr: number;
@@ -220,7 +221,8 @@ export class PrimaryBridge {
       // Into S's own stack: a frame to its MAC (a learning switch delivers it there too).
       // Not once the bridge stops (the capture closed): S's socket then times out on its own.
       toSecondary: (packet) => {
-        if (this.arp?.isOpen) this.arp.send(emitEthernet(this.secondaryMac, this.myMac, ETHERTYPE_IPV4, packet));
+        const type = ipVersion(packet) === 6 ? ETHERTYPE_IPV6 : ETHERTYPE_IPV4;
+        if (this.arp?.isOpen) this.arp.send(emitEthernet(this.secondaryMac, this.myMac, type, packet));
       },
     };
     const x = {
@@ -242,6 +244,7 @@ export class PrimaryBridge {
     this.merger = new Merger(
       {
         service: this.vip,
+        service6: this.vips.v6,
         mtu: cfg.lan.mtu,
         ...mergerLimits(cfg),
         // Tests: a held copy read after its verdict reads garbage (as a packet view kept past its batch does).
@@ -557,24 +560,25 @@ export class PrimaryBridge {
 
   /** What goes to the queues, and the client's SYN that need not. */
   private queueRules(q: number, ports: PortSet): Rule[] {
-    return [
+    // The pcap path's diverted copies come between the nodes' own (IPv4) addresses.
+    const diverted: Rule = {
+      hook: 'prerouting',
+      match: { src: this.peerAddr, dst: this.self, sports: ports },
+      action: { queue: q + 1, bypass: false },
+      comment: 'tcpfo: diverted from S, pcap path (fail closed)',
+    };
+    const perVip = (vip: IpAddr): Rule[] => [
       // Not over lo: the node's own connections to the service address (track's checks) are no client's.
       {
         hook: 'output',
-        match: { src: this.vip, sports: ports, oifNot: 'lo' },
+        match: { src: vip, sports: ports, oifNot: 'lo' },
         action: { queue: q, bypass: false },
         comment: 'tcpfo: P output to clients, merged (fail closed)',
-      },
-      {
-        hook: 'prerouting',
-        match: { src: this.peerAddr, dst: this.self, sports: ports },
-        action: { queue: q + 1, bypass: false },
-        comment: 'tcpfo: diverted from S, pcap path (fail closed)',
       },
       // The kernel path: S's segments come unchanged, routed to us (source VIP, destination the client).
       {
         hook: 'prerouting',
-        match: { src: this.vip, sports: ports, iifNot: 'lo' },
+        match: { src: vip, sports: ports, iifNot: 'lo' },
         action: { queue: q + 1, bypass: false },
         comment: 'tcpfo: diverted from S, kernel path (fail closed)',
       },
@@ -584,17 +588,20 @@ export class PrimaryBridge {
       // before P can answer and a SYN flood costs the bridge nothing.
       {
         hook: 'prerouting',
-        match: { dst: this.vip, dports: ports, iifNot: 'lo', synOnly: true },
+        match: { dst: vip, dports: ports, iifNot: 'lo', synOnly: true },
         action: 'accept',
         comment: 'tcpfo: client SYN to service, straight to P (nothing to translate)',
       },
       {
         hook: 'prerouting',
-        match: { dst: this.vip, dports: ports, iifNot: 'lo' },
+        match: { dst: vip, dports: ports, iifNot: 'lo' },
         action: { queue: q + 1, bypass: false },
         comment: 'tcpfo: client to service, translated (fail closed)',
       },
     ];
+    const [out4, ...in4] = perVip(this.vip);
+    // IPv6 (docs/ipv6.md): the same rules for its service address, in their own family's table.
+    return [out4!, diverted, ...in4, ...(this.vips.v6 === null ? [] : perVip(this.vips.v6))];
   }
 
   /** The heartbeat link to the secondary: the one a promoted secondary hands over, or a new one. */

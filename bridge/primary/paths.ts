@@ -22,6 +22,7 @@
 import { mac } from '../../net/addr.js';
 import type { Config } from '../../config/config.js';
 import { IP_DST } from '../wire/ipv4.js';
+import { ipVersion } from '../wire/ip.js';
 import { Injector } from '../io/inject.js';
 import { SKB_GSO, type PacketBatch, type PacketQueue } from '../io/nfqueue.js';
 import type { Rule } from '../io/rules.js';
@@ -420,6 +421,11 @@ export class KernelPath implements PrimaryDataPath {
     const id = b.id(i);
     const pkt = b.packet(i);
     const gso = (b.skbInfo(i) & SKB_GSO) !== 0;
+    // IPv6: the kernel's programs and counts are IPv4's; the queue merges it all (docs/ipv6.md).
+    if (ipVersion(pkt) === 6) {
+      this.x.merger().fromPrimary(id, pkt, gso, monotonicMs(), b.checksumState(i));
+      return;
+    }
     const order = this.order;
     // Marked: sent here only to wait its turn, not counted for its client's order (native/xlate.bpf.c).
     const counted = (b.mark(i) & ORDER_WAIT_MARK) === 0;
@@ -476,7 +482,7 @@ export class KernelPath implements PrimaryDataPath {
 
   /** Whether P's segment `pkt` belongs to a connection whose segments the kernel releases. */
   private kernelReleases(pkt: Buffer): boolean {
-    const ihl = pkt.length >= 20 ? (pkt[0]! & 0x0f) * 4 : 0;
+    const ihl = pkt.length >= 20 && ipVersion(pkt) === 4 ? (pkt[0]! & 0x0f) * 4 : 0;
     if (!ihl || pkt.length < ihl + 4) return false;
     return (
       this.x.merger().find(pkt.readUInt32BE(IP_DST), pkt.readUInt16BE(ihl + 2), pkt.readUInt16BE(ihl))

@@ -4,7 +4,7 @@
  * (paths.ts: kernel or pcap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ipAddrToString, ipv4, mac, type ServiceAddresses } from '../../net/addr.js';
+import { ipAddr, ipAddrToString, ipv4, mac, type ServiceAddresses } from '../../net/addr.js';
 import { announcementFrames, claimCaptureFilter, claimProbeFrames, serviceClaimer } from '../vip-arp.js';
 import { LanPresence } from '../io/presence.js';
 import { warnUnlessRealtime } from '../io/realtime.js';
@@ -287,6 +287,11 @@ export class SecondaryBridge {
       primaryMac: cfg.primary.mac,
       selfMac: cfg.secondary.mac,
       primaryAddress: ipv4(cfg.primary.address),
+      // S's IPv6 answers are routed to the primary's own IPv6 address (config: required with an IPv6 service address).
+      v6:
+        this.vips.v6 === null || cfg.primary.address6 === null
+          ? null
+          : { vip: this.vips.v6, primaryAddress: ipAddr(cfg.primary.address6) as string },
     };
   }
 
@@ -299,6 +304,10 @@ export class SecondaryBridge {
     const probe = await kernelPathSupported(spec);
     if (probe.ok) return new KernelDataPath(x, spec);
     if (want === 'kernel') throw new Error(`datapath: kernel, but this kernel cannot carry it: ${probe.why}`);
+    if (this.vips.v6 !== null)
+      throw new Error(
+        `the kernel data path is not available here (${probe.why}), and the pcap path carries IPv4 only: the IPv6 service address cannot be served`,
+      );
     this.kernelPathUnavailable = probe.why;
     this.log.warn({ why: probe.why }, 'the kernel data path is not available here: using datapath pcap');
     return new PcapDataPath(x);

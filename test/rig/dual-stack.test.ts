@@ -1,0 +1,113 @@
+/**
+ * A dual-stack service end to end (docs/ipv6.md): the pair serves one IPv4
+ * and one IPv6 service address on the same ports, the demo servers listen on
+ * [::], and the client's own capture of each family passes the transparency
+ * oracle. The IPv6 connections are merged by the queue (the kernel merge is
+ * IPv4's), the secondary's kernel path carries both.
+ */
+import { describe, expect, it } from 'vitest';
+import { Capture } from '../../rig/capture.js';
+import { killNode } from '../../rig/failover.js';
+import { checkTransparency } from '../../rig/oracle.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, VIP6, type TransferResult } from '../../rig/pair.js';
+import { withRig } from '../../rig/rig.js';
+import { slow } from '../../rig/slow.js';
+
+const BYTES = 30_000_000;
+
+function expectComplete(r: TransferResult, mode: 'get' | 'put', ctx: string): void {
+  expect(r.error, ctx).toBeUndefined();
+  if (mode === 'get') {
+    expect(r.bytes, ctx).toBe(BYTES);
+    expect(r.sha256, ctx).toBe(r.expected);
+  } else expect(r.reply, ctx).toBe(`OK ${r.sha256}`);
+}
+
+describe('a dual-stack service (hub, 100 Mbit/s client link)', () => {
+  it(
+    'serves both families at once: a download over IPv6 and an upload over IPv4, byte-exact, each family’s capture clean',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { ipv6: true });
+        try {
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'ds', 96);
+          const [six, four] = await Promise.all([
+            transfer(c, 'get', BYTES, 61, 120_000, VIP6),
+            transfer(c, 'put', BYTES, 62, 120_000, VIP),
+          ]);
+          const frames = await cap.stop();
+          const logs = pair.logs();
+          console.log(
+            `dual stack: IPv6 download ${six.ms} ms (longest gap ${six.maxGapMs} ms), IPv4 upload ${four.ms} ms (longest gap ${four.maxGapMs} ms)`,
+          );
+          expectComplete(six, 'get', logs);
+          expectComplete(four, 'put', logs);
+          for (const vip of [VIP6, VIP]) {
+            const report = checkTransparency(frames, vip, DEMO_PORT);
+            expect(report.problems, `${vip}\n${logs}`).toEqual([]);
+            expect(
+              report.connections.map((x) => x.clientPort),
+              vip,
+            ).toEqual([vip === VIP6 ? six.localPort : four.localPort]);
+          }
+          expect(logs).not.toMatch(/"level":50/);
+          await pair.stop();
+          // Replicated, not served by the primary alone: the secondary's copies of the IPv6 download
+          // reached the merger (the kernel merges only IPv4), which released the bytes both produced.
+          const p = finalCounters(pair.primary!.log) as {
+            merger: { releasedBytes: number; divertedSegments: number; divergences: number; handshakes: number };
+          };
+          expect(p.merger.releasedBytes, JSON.stringify(p.merger)).toBeGreaterThanOrEqual(BYTES);
+          expect(p.merger.divertedSegments, JSON.stringify(p.merger)).toBeGreaterThan(1000);
+          expect(p.merger.handshakes).toBeGreaterThanOrEqual(1);
+          expect(p.merger.divergences).toBe(0);
+          // Before the stop (which stops the secondary first): neither connection went on without it.
+          expect(logs).not.toMatch(/primary-only|continuing alone/);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(150_000),
+  );
+
+  const cases: Array<['primary' | 'secondary', 'get' | 'put']> = [
+    ['primary', 'get'],
+    ['primary', 'put'],
+    ['secondary', 'get'],
+    ['secondary', 'put'],
+  ];
+  for (const [node, mode] of cases)
+    it(
+      `kill the ${node} during a 30 MB ${mode === 'get' ? 'download' : 'upload'} over IPv6: completes byte-exact, no RST`,
+      async () => {
+        await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+          const pair = await TcpfoPair.start(rig, { ipv6: true });
+          try {
+            const c = rig.host('client');
+            const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'ds6', 96);
+            const killAfter = 500 + Math.floor(Math.random() * 1000);
+            const t = transfer(c, mode, BYTES, 63, 120_000, VIP6);
+            await new Promise((res) => setTimeout(res, killAfter));
+            await killNode(pair, node);
+            const r = await t;
+            const report = checkTransparency(await cap.stop(), VIP6, DEMO_PORT);
+            const logs = pair.logs();
+            const ctx = `killed after ${killAfter} ms\n${logs}`;
+            expectComplete(r, mode, ctx);
+            expect(report.problems, ctx).toEqual([]);
+            expect(report.connections, ctx).toHaveLength(1);
+            if (node === 'primary') expect(logs).toMatch(/took over the service address/);
+            else expect(logs).toMatch(/secondary failed: continuing alone/);
+            console.log(
+              `IPv6 failover ${node}/${mode}: killed at ${killAfter} ms, stall ${r.maxGapMs} ms, total ${r.ms} ms`,
+            );
+          } finally {
+            await pair.stop();
+          }
+        });
+      },
+      slow(150_000),
+    );
+});
