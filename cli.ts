@@ -294,7 +294,8 @@ async function runScript(script: string, args: string[]): Promise<void> {
 program
   .command('demo', fromCheckout)
   .description('run the failover demo in network namespaces on this machine (root; from a source checkout)')
-  .action(() => runScript('bench/demo.js', []));
+  .option('--ipv6', 'a dual-stack pair, the download over IPv6')
+  .action((opts: { ipv6?: boolean }) => runScript('bench/demo.js', opts.ipv6 ? ['--ipv6'] : []));
 
 program
   .command('bench', fromCheckout)

@@ -6,11 +6,12 @@
  * from the service address, kills the primary in the middle (its link cut,
  * its bridge and server SIGKILLed), and shows the download finishing
  * byte-exact from the secondary, with a timeline and the survivor's counters.
- * Everything is removed afterwards, also on Ctrl-C.
+ * Everything is removed afterwards, also on Ctrl-C. `--ipv6`: a dual-stack
+ * pair, and the download over IPv6.
  */
 import { readFileSync } from 'node:fs';
 import { killNode } from '../rig/failover.js';
-import { finalCounters, TcpfoPair, transfer, VIP } from '../rig/pair.js';
+import { finalCounters, TcpfoPair, transfer, v6Of, VIP, VIP6 } from '../rig/pair.js';
 import { runAsProgram } from '../rig/main.js';
 import { withRig } from '../rig/rig.js';
 
@@ -24,23 +25,33 @@ function logLines(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-export async function main(_args: string[] = []): Promise<number> {
+export async function main(args: string[] = []): Promise<number> {
+  const six = args.includes('--ipv6');
+  const unknown = args.filter((a) => a !== '--ipv6');
+  if (unknown.length) {
+    console.error(`demo: unknown argument ${unknown[0]} (usage: demo [--ipv6])`);
+    return 2;
+  }
   let ok = false;
   console.log('tcpfo demo: transparent TCP failover, on real Linux TCP stacks in network namespaces\n');
   await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
     const c = rig.host('client');
-    console.log(`  client     ${c.ip}`);
-    console.log(`  primary    ${rig.host('primary').ip}   (holds the service address ${VIP})`);
+    const vip = six ? VIP6 : VIP;
+    const shown = (ip: string) => (six ? `${ip} ${v6Of(ip)}` : ip);
+    console.log(`  client     ${shown(c.ip)}`);
     console.log(
-      `  secondary  ${rig.host('secondary').ip}   (takes the client's segments too, sends its answers to the primary)`,
+      `  primary    ${shown(rig.host('primary').ip)}   (holds the service address ${six ? `${VIP} ${VIP6}` : VIP})`,
+    );
+    console.log(
+      `  secondary  ${shown(rig.host('secondary').ip)}   (takes the client's segments too, sends its answers to the primary)`,
     );
     console.log('  LAN        a hub; the client link shaped to 100 Mbit/s, as in the paper\n');
-    const pair = await TcpfoPair.start(rig);
+    const pair = await TcpfoPair.start(rig, { ipv6: six });
     try {
       console.log(`1. both bridges up; the same demo server runs on both nodes`);
-      console.log(`2. the client downloads ${BYTES / 1e6} MB from ${VIP}:7000 …`);
+      console.log(`2. the client downloads ${BYTES / 1e6} MB from ${six ? `[${vip}]` : vip}:7000 …`);
       const t0 = Date.now();
-      const download = transfer(c, 'get', BYTES, 2026, 120_000);
+      const download = transfer(c, 'get', BYTES, 2026, 120_000, vip);
       await new Promise((r) => setTimeout(r, KILL_AFTER_MS));
       const killedAt = await killNode(pair, 'primary');
       console.log(

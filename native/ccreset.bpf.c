@@ -45,6 +45,7 @@ struct bpf_iter__tcp {
 } __attribute__((preserve_access_index));
 
 #define AF_INET 2
+#define AF_INET6 10
 #define SOL_TCP 6
 #define TCP_CONGESTION 13
 #define TCP_CA_NAME_MAX 16
@@ -114,7 +115,11 @@ int tcpfo_cc_reset(struct bpf_iter__tcp *ctx) {
   if (!skc) return 0;
   struct cc_cfg *cfg = bpf_map_lookup_elem(&cc_cfg, &zero);
   if (!cfg) return 0;
-  if (skc->skc_family != AF_INET || skc->skc_rcv_saddr != cfg->service || !sends(skc->skc_state)) return 0;
+  // An IPv4 connection of a server listening on [::] is an AF_INET6 socket; its IPv4
+  // addresses are in skc_rcv_saddr and skc_daddr all the same (::ffff:a.b.c.d).
+  if ((skc->skc_family != AF_INET && skc->skc_family != AF_INET6) || skc->skc_rcv_saddr != cfg->service ||
+      !sends(skc->skc_state))
+    return 0;
   __u16 port = skc->skc_num;
   if (!(cfg->ports[(port >> 6) & (CC_PORT_WORDS - 1)] & (1ull << (port & 63)))) return 0;
   struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);

@@ -156,7 +156,7 @@ export interface MetricsSnapshot {
   kernelReturns?: number;
   /** Where the primary releases P's segments of primary-only connections (config `merge`); absent on a secondary. */
   mergeMode?: 'kernel' | 'release' | 'queue';
-  /** ARP requests for the service address seen, and answered by this node; how late the answers went; the thread's priority. */
+  /** ARP requests and neighbour solicitations for the service addresses seen, and answered by this node; how late the answers went; the thread's priority. */
   arp?: { requests: number; replies: number; maxDelayUs: number; late: number; realtime: RealtimeState };
   /** The heartbeat thread's priority. */
   heartbeatRealtime?: RealtimeState;
@@ -692,14 +692,14 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_arp_requests_total',
-    'ARP requests for the service address seen on the LAN interface',
+    'ARP requests and neighbour solicitations for the service addresses seen on the LAN interface',
     [],
     (c) => c.inc(get().arp?.requests ?? 0),
   );
   readCounter(
     reg,
     'tcpfo_arp_replies_total',
-    'ARP replies for the service address sent by this node (the active one)',
+    'ARP replies and neighbour advertisements for the service addresses sent by this node (the active one)',
     [],
     (c) => c.inc(get().arp?.replies ?? 0),
   );
@@ -717,13 +717,13 @@ export function buildRegistry(snap: () => MetricsSnapshot, pair = 'unnamed'): Re
   readCounter(
     reg,
     'tcpfo_arp_answers_late_total',
-    'ARP replies for the service address sent over 10 ms after the request came in (the peer’s split-brain probe waits 50 ms)',
+    'Answers for the service addresses (ARP, neighbour discovery) sent over 10 ms after the request came in (the peer’s split-brain probe waits 50 ms)',
     [],
     (c) => c.inc(get().arp?.late ?? 0),
   );
   new Gauge({
     name: 'tcpfo_arp_answer_delay_max_seconds',
-    help: 'The longest this node took to answer an ARP request for the service address, from the kernel’s receipt to the reply; absent before the first reply',
+    help: 'The longest this node took to answer an ARP request or neighbour solicitation for the service addresses, from the kernel’s receipt to the reply; absent before the first reply',
     registers: [reg],
     collect() {
       const a = get().arp;

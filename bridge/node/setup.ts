@@ -9,7 +9,7 @@ import { removeDivertRoutes } from '../io/kernel-path.js';
 import { BRIDGE_MARK } from '../io/inject.js';
 import { ensureBpffs, InboundXlate, matchPinPath } from '../io/xlate.js';
 import { CongestionReset } from '../io/cc-reset.js';
-import { ipv4 } from '../../net/addr.js';
+import { ipAddr, ipv4 } from '../../net/addr.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -252,14 +252,12 @@ export async function abortConnections(cfg: Config, log: Logger, why: string): P
 export async function abortConnectionsQuarantined(cfg: Config, log: Logger, why: string): Promise<number> {
   const q = await RuleSet.install(
     `${cfg.instance}q`,
-    [
-      {
-        hook: 'output',
-        match: { src: ipv4(cfg.service.address), sports: cfg.service.ports },
-        action: 'drop',
-        comment: 'tcpfo: quarantine while stale sockets are aborted',
-      },
-    ],
+    serviceAddressList(cfg).map((a) => ({
+      hook: 'output' as const,
+      match: { src: ipAddr(a), sports: cfg.service.ports },
+      action: 'drop' as const,
+      comment: 'tcpfo: quarantine while stale sockets are aborted',
+    })),
     BRIDGE_MARK,
   );
   try {

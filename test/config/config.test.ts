@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, serviceAddresses } from '../../config/config.js';
+import { peerConfigOf } from '../../bridge/detector/peer-link.js';
 import { REPO_ROOT } from '../../rig/dist.js';
 
 const EXAMPLE = readFileSync(join(REPO_ROOT, 'config', 'tcpfo.example.yaml'), 'utf8');
@@ -57,12 +58,12 @@ describe('configuration', () => {
     ],
     [
       'a link-local IPv6 service address',
-      DUAL.replace('"2001:db8::100"', '"fe80::100"'),
+      DUAL.replace('address: [192.0.2.100, "2001:db8::100"]', 'address: [192.0.2.100, "fe80::100"]'),
       /^service\.address: fe80::100 is a link-local address/,
     ],
     [
       'an IPv4-mapped IPv6 service address',
-      DUAL.replace('"2001:db8::100"', '"::ffff:192.0.2.7"'),
+      DUAL.replace('address: [192.0.2.100, "2001:db8::100"]', 'address: [192.0.2.100, "::ffff:192.0.2.7"]'),
       /^service\.address: ::ffff:192\.0\.2\.7 is an IPv4-mapped address/,
     ],
     [
@@ -154,6 +155,14 @@ describe('a dual-stack service', () => {
     expect(c.primary).toMatchObject({ address: '192.0.2.1', address6: 'fe80::1' });
     expect(c.secondary).toMatchObject({ address: '192.0.2.2', address6: '2001:db8::2' });
     expect(serviceAddresses(c)).toEqual({ v4: 0xc0000264, v6: '20010db8000000000000000000000100' });
+  });
+
+  it('the configuration the peer is told names both service addresses, one spelling each', () => {
+    const a = peerConfigOf(parseConfig(DUAL, 'a.yaml'));
+    const b = peerConfigOf(parseConfig(DUAL.replace('"2001:db8::100"]', '"2001:0db8:0:0::0100"]'), 'b.yaml'));
+    expect(a.service).toBe('192.0.2.100,2001:db8::100');
+    expect(b.service).toBe(a.service);
+    expect(peerConfigOf(parseConfig(EXAMPLE, 'e.yaml')).service).toBe('192.0.2.100');
   });
 
   it('an IPv4-only file reads as before: no IPv6 address anywhere', () => {

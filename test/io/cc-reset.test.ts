@@ -41,7 +41,8 @@ const fetch = (host, port) => new Promise((res, rej) => {
   c.on('data', (d) => { got += d.length; if (got === BYTES) res(c); });
   c.on('error', rej);
 });
-const servers = [await listen('${SERVICE}', 7000), await listen('${SERVICE}', 7001), await listen('${SERVICE}', 7101), await listen('${OTHER}', 7000)];
+// The one on 7101 listens on [::] (Node's default): its connections are AF_INET6 sockets, ::ffff:a.b.c.d.
+const servers = [await listen('${SERVICE}', 7000), await listen('${SERVICE}', 7001), await listen('::', 7101), await listen('${OTHER}', 7000)];
 const clients = [];
 for (const [host, port] of [['${SERVICE}', 7000], ['${SERVICE}', 7000], ['${SERVICE}', 7001], ['${SERVICE}', 7101], ['${OTHER}', 7000]])
   clients.push(await fetch(host, port));
@@ -145,7 +146,9 @@ describe('congestion reset (a tcp iterator)', () => {
         };
         const [a, b, c, d, e] = out.local;
         const served = (addr: string, port: number, client: number) => `${addr}:${port} ${CLIENT}:${client}`;
-        const reset = [served(SERVICE, 7000, a!), served(SERVICE, 7000, b!), served(SERVICE, 7101, d!)];
+        // The server on [::] holds its IPv4 connection as an AF_INET6 socket: reset as well.
+        const mapped = `[::ffff:${SERVICE}]:7101 [::ffff:${CLIENT}]:${d}`;
+        const reset = [served(SERVICE, 7000, a!), served(SERVICE, 7000, b!), mapped];
         const kept = [served(SERVICE, 7001, c!), served(OTHER, 7000, e!)];
         // The clients' own sockets (on CLIENT) are kept as well.
         const clientSides = Object.keys(out.before).filter((k) => k.startsWith(`${CLIENT}:`));

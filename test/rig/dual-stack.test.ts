@@ -3,7 +3,8 @@
  * and one IPv6 service address on the same ports, the demo servers listen on
  * [::], and the client's own capture of each family passes the transparency
  * oracle. The IPv6 connections are merged by the queue (the kernel merge is
- * IPv4's), the secondary's kernel path carries both.
+ * IPv4's), the secondary's kernel path carries both. The role swap over IPv6
+ * is in failover.test.ts, beside IPv4's.
  */
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { killNode, restartNode, waitForLog, waitForLogCount } from '../../rig/failover.js';
 import { checkTransparency } from '../../rig/oracle.js';
-import { DEMO_PORT, Gate, TcpfoPair, transfer, VIP, type TransferResult } from '../../rig/pair.js';
+import { DEMO_PORT, Gate, TcpfoPair, transfer, VIP, VIP6, type TransferResult } from '../../rig/pair.js';
 import { distScript } from '../../rig/dist.js';
 import { withRig } from '../../rig/rig.js';
 import { slow } from '../../rig/slow.js';
@@ -354,63 +354,66 @@ describe('failover (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
     slow(120_000),
   );
 
-  for (const lan of ['hub', 'mirror'] as const) {
-    it(
-      `with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure${lan === 'mirror' ? ' (on a switch with port mirroring)' : ''}`,
-      async () => {
-        await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
-          const pair = await TcpfoPair.start(rig, { extraYaml: SWAP });
-          try {
-            const c = rig.host('client');
-            const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
-            // A long download across all of it: P dies mid-stream, S serves it alone, P comes
-            // back. The client stops reading at 40 MB until the pair has swapped, however long
-            // that takes here.
-            const flowing = Gate.in(rig, 2_000_000);
-            const swapped = Gate.in(rig, 40_000_000);
-            const old = transfer(c, 'get', 60_000_000, 95, slow(90_000), VIP, DEMO_PORT, [flowing, swapped]);
-            await flowing.reached();
-            flowing.open();
-            await new Promise((res) => setTimeout(res, 300));
-            await killNode(pair, 'primary');
-            await waitForLog(pair, /took over the service address/);
-            await restartNode(pair, 'primary');
-            await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
-            await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
-            expect(pair.logs()).toMatch(/"adopted":1,/);
-            swapped.open();
-            // The node that took the primary role (its capabilities limited long ago) translates in the kernel too.
-            expect(pair.logs().match(/"inbound":"kernel".*primary bridge up: merging/g), pair.logs()).toHaveLength(2);
-            // A new connection is merged by the swapped pair: it survives the death of the new primary.
-            const midway = Gate.in(rig, 5_000_000);
-            const fresh = transfer(c, 'get', 30_000_000, 96, slow(90_000), VIP, DEMO_PORT, [midway]);
-            const r1 = await old;
-            expect(r1.error, pair.logs()).toBeUndefined();
-            expect(r1.sha256).toBe(r1.expected);
-            await midway.reached();
-            midway.open();
-            await killNode(pair, 'secondary'); // the former secondary, primary since the swap
-            const r2 = await fresh;
-            expect(r2.error, pair.logs()).toBeUndefined();
-            expect(r2.sha256).toBe(r2.expected);
-            expect(checkTransparency(await cap.stop(), VIP, DEMO_PORT).problems).toEqual([]);
-            // The former primary, secondary since the swap, took over.
-            // Its housekeeping after the handover (promiscuous mode, rules) can wait on a busy machine: a generous bound.
-            for (
-              let i = 0;
-              i < 400 && !/took over the service address/.test(readFileSync(pair.primary!.log, 'utf8'));
-              i++
-            )
-              await new Promise((res) => setTimeout(res, 50));
-            expect(readFileSync(pair.primary!.log, 'utf8'), pair.logs()).toMatch(/took over the service address/);
-          } finally {
-            await pair.stop();
-          }
-        });
-      },
-      slow(150_000),
-    );
-  }
+  for (const lan of ['hub', 'mirror'] as const)
+    for (const six of [false, true]) {
+      it(
+        `with failover.rejoin: swap-roles, a restarted primary joins the active secondary as its secondary: old connections finish, new ones survive the next failure${lan === 'mirror' ? ' (on a switch with port mirroring)' : ''}${six ? ' (over IPv6, a dual-stack pair)' : ''}`,
+        async () => {
+          await withRig({ mode: lan, links: { client: { rateMbit: 100 } } }, async (rig) => {
+            const pair = await TcpfoPair.start(rig, { extraYaml: SWAP, ipv6: six });
+            const vip = six ? VIP6 : VIP;
+            try {
+              const c = rig.host('client');
+              const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'swap', 96);
+              // A long download across all of it: P dies mid-stream, S serves it alone, P comes
+              // back. The client stops reading at 40 MB until the pair has swapped, however long
+              // that takes here.
+              const flowing = Gate.in(rig, 2_000_000);
+              const swapped = Gate.in(rig, 40_000_000);
+              const old = transfer(c, 'get', 60_000_000, 95, slow(90_000), vip, DEMO_PORT, [flowing, swapped]);
+              await flowing.reached();
+              flowing.open();
+              await new Promise((res) => setTimeout(res, 300));
+              await killNode(pair, 'primary');
+              await waitForLog(pair, /took over the service address/);
+              await restartNode(pair, 'primary');
+              await waitForLog(pair, /joining as its secondary \(roles swapped\)/);
+              await waitForLog(pair, /now the primary \(roles swapped\): merging new connections/);
+              // The connection the survivor served alone (of either family) passes the new primary unchanged.
+              expect(pair.logs()).toMatch(/"adopted":1,/);
+              swapped.open();
+              // The node that took the primary role (its capabilities limited long ago) translates in the kernel too.
+              expect(pair.logs().match(/"inbound":"kernel".*primary bridge up: merging/g), pair.logs()).toHaveLength(2);
+              // A new connection is merged by the swapped pair: it survives the death of the new primary.
+              const midway = Gate.in(rig, 5_000_000);
+              const fresh = transfer(c, 'get', 30_000_000, 96, slow(90_000), vip, DEMO_PORT, [midway]);
+              const r1 = await old;
+              expect(r1.error, pair.logs()).toBeUndefined();
+              expect(r1.sha256).toBe(r1.expected);
+              await midway.reached();
+              midway.open();
+              await killNode(pair, 'secondary'); // the former secondary, primary since the swap
+              const r2 = await fresh;
+              expect(r2.error, pair.logs()).toBeUndefined();
+              expect(r2.sha256).toBe(r2.expected);
+              expect(checkTransparency(await cap.stop(), vip, DEMO_PORT).problems).toEqual([]);
+              // The former primary, secondary since the swap, took over.
+              // Its housekeeping after the handover (promiscuous mode, rules) can wait on a busy machine: a generous bound.
+              for (
+                let i = 0;
+                i < 400 && !/took over the service address/.test(readFileSync(pair.primary!.log, 'utf8'));
+                i++
+              )
+                await new Promise((res) => setTimeout(res, 50));
+              expect(readFileSync(pair.primary!.log, 'utf8'), pair.logs()).toMatch(/took over the service address/);
+            } finally {
+              await pair.stop();
+            }
+          });
+        },
+        slow(150_000),
+      );
+    }
 
   it(
     'a node killed while its secondary daemon played the primary role (roles swapped) restarts as `tcpfo secondary` without that role’s rules, and serves at its next takeover',
