@@ -19,6 +19,13 @@ export const VIP = '192.0.2.100';
 export const VIP6 = '2001:db8::100';
 export const DEMO_PORT = 7000;
 
+/** The link-local address Linux gives an interface with MAC `mac` (EUI-64, RFC 4291 appendix A). */
+export function linkLocalOf(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  const w = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
+  return `fe80::${w(b[0]! ^ 2, b[1]!)}:${w(b[2]!, 0xff)}:${w(0xfe, b[3]!)}:${w(b[4]!, b[5]!)}`;
+}
+
 /** A rig host's IPv6 address (documentation prefix, RFC 3849): the last octet of its IPv4 one. */
 export function v6Of(ip4: string): string {
   return `2001:db8::${ip4.split('.').at(-1)}`;
@@ -45,9 +52,10 @@ export interface PairOptions {
   /**
    * A dual-stack service: every host gets an IPv6 address (v6Of), the
    * service VIP and VIP6, the nodes both families, and the demo servers
-   * listen on [::] (both).
+   * listen on [::] (both). 'link-local': the nodes' IPv6 addresses in the
+   * configuration are their link-local ones.
    */
-  ipv6?: boolean;
+  ipv6?: boolean | 'link-local';
 }
 
 export interface Daemon {
@@ -83,16 +91,17 @@ export class TcpfoPair {
     writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     if (opts.ipv6) await Promise.all([rig.host('client'), p, s].map((h) => h.ipv6(v6Of(h.ip))));
     const addresses = (ip4: string, ip6: string) => (opts.ipv6 ? `[${ip4}, "${ip6}"]` : ip4);
+    const node6 = (h: RigHost) => (opts.ipv6 === 'link-local' ? linkLocalOf(h.mac) : v6Of(h.ip));
     const yaml = [
       'service:',
       `  address: ${addresses(VIP, VIP6)}`,
       `  ports: [${ports.map((x) => (typeof x === 'string' ? JSON.stringify(x) : x)).join(', ')}]`,
       'primary:',
-      `  address: ${addresses(p.ip, v6Of(p.ip))}`,
+      `  address: ${addresses(p.ip, node6(p))}`,
       '  interface: eth0',
       `  mac: "${p.mac}"`,
       'secondary:',
-      `  address: ${addresses(s.ip, v6Of(s.ip))}`,
+      `  address: ${addresses(s.ip, node6(s))}`,
       '  interface: eth0',
       `  mac: "${s.mac}"`,
       `datapath: ${opts.datapath ?? 'auto'}`,

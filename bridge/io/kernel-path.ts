@@ -180,15 +180,24 @@ export async function installKernelPath(k: KernelPathSpec): Promise<void> {
  * clients directly from here on. `part`: 'divert' only (the first step of
  * a takeover: the client's frames still addressed to the primary's MAC,
  * sent before our gratuitous ARP reached the client, keep coming into S's
- * TCP), 'ingress' only (the rest, once the ARP is out), or both.
+ * TCP), 'ingress' only (the rest, once the ARP is out), or both. `ip6`:
+ * whether the divert has an IPv6 table (its spec's `v6`: then in the same
+ * transaction), none (IPv4 only: its install removed a predecessor's), or
+ * 'unknown' (a best-effort transaction of its own; a kernel without IPv6
+ * refuses it). A takeover names it: an nft run costs it 15-20 ms.
  */
-export async function detachKernelPath(tag: string, part: 'divert' | 'ingress' | 'all' = 'all'): Promise<void> {
+export async function detachKernelPath(
+  tag: string,
+  part: 'divert' | 'ingress' | 'all' = 'all',
+  ip6: boolean | 'unknown' = 'unknown',
+): Promise<void> {
   const t = `tcpfo_${tag}`;
   const ingress = `table netdev ${t} {}\ndelete table netdev ${t}\n`;
-  const divert = `table ip ${t} {}\ndelete table ip ${t}\n`;
+  const divert4 = `table ip ${t} {}\ndelete table ip ${t}\n`;
+  const divert6 = `table ip6 ${t} {}\ndelete table ip6 ${t}\n`;
+  const divert = divert4 + (ip6 === true ? divert6 : '');
   await nftApply(part === 'divert' ? divert : part === 'ingress' ? ingress : ingress + divert);
-  // The IPv6 divert, where there is one (a kernel without IPv6 has none).
-  if (part !== 'ingress') await nftApply(`table ip6 ${t} {}\ndelete table ip6 ${t}\n`).catch(() => undefined);
+  if (part !== 'ingress' && ip6 === 'unknown') await nftApply(divert6).catch(() => undefined);
 }
 
 /**

@@ -117,7 +117,7 @@ export class KernelDataPath implements SecondaryDataPath {
   deafen(): void {}
 
   async stopDiverting(): Promise<void> {
-    await detachKernelPath(this.spec.tag, 'divert');
+    await detachKernelPath(this.spec.tag, 'divert', !!this.spec.v6);
   }
 
   /**

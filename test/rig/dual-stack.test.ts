@@ -6,6 +6,7 @@
  * IPv4's), the secondary's kernel path carries both. The role swap over IPv6
  * is in failover.test.ts, beside IPv4's.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { killNode } from '../../rig/failover.js';
@@ -111,4 +112,29 @@ describe('a dual-stack service (hub, 100 Mbit/s client link)', () => {
       },
       slow(150_000),
     );
+
+  it(
+    'with the nodes’ link-local addresses in the configuration: the secondary’s answers are routed to the primary’s, and a download over IPv6 survives the death of the primary',
+    async () => {
+      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+        const pair = await TcpfoPair.start(rig, { ipv6: 'link-local' });
+        try {
+          expect(readFileSync(pair.configFor('primary'), 'utf8')).toMatch(/address: \[192\.0\.2\.1, "fe80::/);
+          const c = rig.host('client');
+          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'll6', 96);
+          const t = transfer(c, 'get', BYTES, 64, 120_000, VIP6);
+          await new Promise((res) => setTimeout(res, 800));
+          await killNode(pair, 'primary');
+          const r = await t;
+          const logs = pair.logs();
+          expectComplete(r, 'get', logs);
+          expect(checkTransparency(await cap.stop(), VIP6, DEMO_PORT).problems, logs).toEqual([]);
+          expect(logs).toMatch(/took over the service address/);
+        } finally {
+          await pair.stop();
+        }
+      });
+    },
+    slow(150_000),
+  );
 });
