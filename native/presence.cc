@@ -140,16 +140,6 @@ class Presence : public Napi::ObjectWrap<Presence> {
       Fail(env, ("no interface " + ifname).c_str());
       return;
     }
-    fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
-    if (fd_ < 0) {
-      Fail(env, "socket(AF_PACKET)");
-      return;
-    }
-    struct sockaddr_ll sll;
-    memset(&sll, 0, sizeof(sll));
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_ARP);
-    sll.sll_ifindex = static_cast<int>(ifindex_);
     // Only ARP requests for the VIP reach the thread (host-order VIP: the
     // filter's loads are in network order). Frames queued before the filter
     // are checked again below.
@@ -164,20 +154,8 @@ class Presence : public Napi::ObjectWrap<Presence> {
         BPF_STMT(BPF_RET | BPF_K, 0xffff),
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
-    struct sock_fprog prog = {static_cast<unsigned short>(sizeof(code) / sizeof(code[0])), code};
-    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
-      Fail(env, "SO_ATTACH_FILTER");
-      return;
-    }
-    int on = 1;
-    if (setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
-      Fail(env, "SO_TIMESTAMPNS");
-      return;
-    }
-    if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) {
-      Fail(env, "bind(AF_PACKET)");
-      return;
-    }
+    fd_ = OpenFiltered(env, ETH_P_ARP, code, sizeof(code) / sizeof(code[0]), "");
+    if (fd_ < 0) return;
     if (has_vip6_ && !OpenSolicitations(env)) return;
     last_touch_.store(NowMs());
     if (pthread_create(&thread_, nullptr, &Presence::Run, this) != 0) {
@@ -200,15 +178,35 @@ class Presence : public Napi::ObjectWrap<Presence> {
     Napi::Error::New(env, std::string(what) + ": " + strerror(e)).ThrowAsJavaScriptException();
   }
 
+  // A packet socket of `proto` bound to the interface, `code` letting
+  // through only what the thread answers, each frame stamped with the
+  // kernel's receipt time. -1 (and thrown) if it cannot be opened.
+  int OpenFiltered(Napi::Env env, uint16_t proto, struct sock_filter* code, size_t n, const char* which) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(proto));
+    struct sock_fprog prog = {static_cast<unsigned short>(n), code};
+    int on = 1;
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(proto);
+    sll.sll_ifindex = static_cast<int>(ifindex_);
+    const char* failed = nullptr;
+    if (fd < 0) failed = "socket(AF_PACKET)";
+    else if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) failed = "SO_ATTACH_FILTER";
+    else if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) failed = "SO_TIMESTAMPNS";
+    else if (bind(fd, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) failed = "bind(AF_PACKET)";
+    if (!failed) return fd;
+    const int e = errno;
+    if (fd >= 0) close(fd);
+    errno = e;
+    Fail(env, (std::string(failed) + which).c_str());
+    return -1;
+  }
+
   // The packet socket for neighbour solicitations of the IPv6 VIP: a filter
   // passing only those, bound to the interface, in the VIP's solicited-node
   // group (ff02::1:ffXX:XXXX, MAC 33:33:ff:XX:XX:XX).
   bool OpenSolicitations(Napi::Env env) {
-    fd6_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_IPV6));
-    if (fd6_ < 0) {
-      Fail(env, "socket(AF_PACKET, IPv6)");
-      return false;
-    }
     uint32_t w[4];
     for (int i = 0; i < 4; i++) w[i] = (static_cast<uint32_t>(vip6_[4 * i]) << 24) | (vip6_[4 * i + 1] << 16) | (vip6_[4 * i + 2] << 8) | vip6_[4 * i + 3];
     struct sock_filter code[] = {
@@ -229,25 +227,8 @@ class Presence : public Napi::ObjectWrap<Presence> {
         BPF_STMT(BPF_RET | BPF_K, 0xffff),
         BPF_STMT(BPF_RET | BPF_K, 0),
     };
-    struct sock_fprog prog = {static_cast<unsigned short>(sizeof(code) / sizeof(code[0])), code};
-    if (setsockopt(fd6_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
-      Fail(env, "SO_ATTACH_FILTER (IPv6)");
-      return false;
-    }
-    int on = 1;
-    if (setsockopt(fd6_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
-      Fail(env, "SO_TIMESTAMPNS (IPv6)");
-      return false;
-    }
-    struct sockaddr_ll sll;
-    memset(&sll, 0, sizeof(sll));
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_IPV6);
-    sll.sll_ifindex = static_cast<int>(ifindex_);
-    if (bind(fd6_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) < 0) {
-      Fail(env, "bind(AF_PACKET, IPv6)");
-      return false;
-    }
+    fd6_ = OpenFiltered(env, ETH_P_IPV6, code, sizeof(code) / sizeof(code[0]), " (IPv6)");
+    if (fd6_ < 0) return false;
     struct packet_mreq mr;
     memset(&mr, 0, sizeof(mr));
     mr.mr_ifindex = static_cast<int>(ifindex_);
