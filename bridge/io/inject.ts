@@ -18,6 +18,7 @@ import * as raw from 'raw-socket';
 import { ipv4ToString, ipv6ToString } from '../../net/addr.js';
 import { IP_DST } from '../wire/ipv4.js';
 import { IP6_DST } from '../wire/ipv6.js';
+import { ipVersion } from '../wire/ip.js';
 import { monotonicMs } from '../clock.js';
 
 /** Mark on every packet the bridge injects itself: its own rules let it pass. */
@@ -74,7 +75,7 @@ export class Injector {
   /** Queues one complete IP packet (either family) for sending. Returns false when it had to be dropped. */
   send(packet: Buffer): boolean {
     if (this.closed) return false;
-    if (packet.length > 0 && packet[0]! >> 4 === 6) {
+    if (ipVersion(packet) === 6) {
       this.lane6 ??= this.lane(raw.AddressFamily.IPv6, dstOf6);
       return this.lane6.send(packet);
     }
