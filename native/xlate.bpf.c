@@ -607,14 +607,19 @@ static __always_inline void hs_opts(const struct hs_val *v, struct syn_opts *o) 
 }
 
 /*
- * Whether two SYN-ACKs answer the same SYN of the client: the same echo of
- * its TSval. A server answers a SYN sent again a retransmission timeout
- * later on its own clock, so answers to two SYNs would set a timestamp
- * offset a second off (the client then drops one server's segments as
- * old: PAWS). The bridge pairs the answers (merge/handshake.ts).
+ * Whether two SYN-ACKs (or SYNs) were sent for the same cause: recorded
+ * within HS_PAIR_NS of each other, or without timestamps. The offset is
+ * taken from the two as they are, and the merged one carries S's TSval: the
+ * client's echo is then a TSval each server sent, which a Linux server in
+ * SYN-RECV (6.15 on) requires. Two further apart (one server's copy of the
+ * client's first SYN lost, a full accept queue drops a SYN) would set an
+ * offset a second off: they go to the bridge, which pairs the newest
+ * answers of both (merge/conn.ts synsPaired, the same bound).
  */
 static __always_inline int hs_paired(const struct hs_val *p, const struct hs_val *s) {
-  return !(s->layout & SYNL_TS) || p->tsecr == s->tsecr;
+  if (!(s->layout & SYNL_TS)) return 1;
+  __u64 d = s->held_ns > p->held_ns ? s->held_ns - p->held_ns : p->held_ns - s->held_ns;
+  return d <= HS_PAIR_NS;
 }
 
 /*
@@ -720,8 +725,7 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
   }
   if (pv->state != HS_P_HELD) return TC_ACT_OK;  // merged already (S's sent again), or the bridge's
   struct hs_val p = *pv;
-  // Another layout, answers to two SYNs of the client (hs_paired), or no room: P's stolen SYN-ACK
-  // comes again at its retransmission timer, to the queue.
+  // Another layout, answers sent apart (hs_paired), or no room: P's stolen SYN-ACK comes again, to the queue.
   if (!ok || s.layout != p.layout || !hs_paired(&p, &s) || hs_merge(&k, &p, &s) < 0) {
     hs_to_bridge(&k, ack, syn);
     return TC_ACT_OK;

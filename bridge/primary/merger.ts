@@ -39,9 +39,9 @@ import {
   translateClient,
 } from './merge/ack.js';
 import { AdoptedTable } from './merge/adopted.js';
-import { Conn, connKey, NO_HELD, synInfo, withEchoes, type ConnPhase, type Held } from './merge/conn.js';
+import { Conn, connKey, NO_HELD, synInfo, synsPaired, type ConnPhase, type Held } from './merge/conn.js';
 import { expired, silence } from './merge/expiry.js';
-import { answersPaired, kernelHandshake, mergeHandshake } from './merge/handshake.js';
+import { kernelHandshake, mergeHandshake } from './merge/handshake.js';
 import {
   adoptKernelState,
   countHandover,
@@ -109,6 +109,8 @@ interface EarlyS {
   pkt: Buffer;
   /** When it first came (one sent again keeps this). */
   first: number;
+  /** When `pkt`, the newest, came. */
+  at: number;
   client: IpAddr;
   clientPort: number;
   servicePort: number;
@@ -627,14 +629,14 @@ export class Merger implements MergeCore {
       }
       c.lastSeen = now;
       if (c.phase === 'handshake') {
-        c.synP = withEchoes(synInfo(seg, opts), c.synP);
+        c.synP = synInfo(seg, opts, now);
         if (c.heldSyn) this.sink.drop(c.heldSyn.id); // P retransmitted its SYN(-ACK): keep the newest
         c.heldSyn = this.hold(id, pkt, seg.seq, seqAdd(seg.seq, 1), gso, null);
         c.heldSynAt ??= now;
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
         if (this.alone) this.completeHandshake(c, true);
-        else if (c.synS && this.sameSyn(c) && answersPaired(c)) this.completeHandshake(c, false);
+        else if (c.synS && this.sameSyn(c) && synsPaired(c.synP, c.synS)) this.completeHandshake(c, false);
         return;
       }
       // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
@@ -787,7 +789,7 @@ export class Merger implements MergeCore {
         else this.resetHalfOpenS(client, seg.dstPort, seg.srcPort, synAckOf(seg));
         return;
       }
-      if (c.phase === 'handshake') this.synFromS(c, seg, opts);
+      if (c.phase === 'handshake') this.synFromS(c, seg, opts, now);
       // Primary-only (begun alone, or S never answered its SYN): S's copy is never merged.
       else if (c.phase === 'degraded') this.resetHalfOpenS(client, seg.dstPort, seg.srcPort, synAckOf(seg));
       return;
@@ -1132,11 +1134,11 @@ export class Merger implements MergeCore {
 
   // --- internals ---------------------------------------------------------------
 
-  /** S's SYN(-ACK) into the handshake of `c`. */
-  private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[]): void {
-    c.synS = withEchoes(synInfo(seg, opts), c.synS);
+  /** S's SYN(-ACK), seen at `at`, into the handshake of `c`. */
+  private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[], at: number): void {
+    c.synS = synInfo(seg, opts, at);
     if (seg.has(TCP_ACK_FLAG)) noteAck(c, 'S', seg);
-    if (c.synP && this.sameSyn(c) && answersPaired(c)) this.completeHandshake(c, false);
+    if (c.synP && this.sameSyn(c) && synsPaired(c.synP, c.synS)) this.completeHandshake(c, false);
   }
 
   /**
@@ -1173,6 +1175,7 @@ export class Merger implements MergeCore {
     const had = this.earlyS.get(key);
     if (had && had.ack === ack) {
       had.pkt = Buffer.from(pkt);
+      had.at = now;
       return;
     }
     this.earlyS.delete(key); // another handshake on these ports: the newest, at the back
@@ -1184,6 +1187,7 @@ export class Merger implements MergeCore {
     this.earlyS.set(key, {
       pkt: Buffer.from(pkt),
       first: now,
+      at: now,
       client,
       clientPort: seg.dstPort,
       servicePort: seg.srcPort,
@@ -1202,7 +1206,7 @@ export class Merger implements MergeCore {
     if (parsed instanceof WireError) return;
     const opts = parsed.tcp.options();
     if (opts instanceof WireError) return;
-    this.synFromS(c, parsed.tcp, opts);
+    this.synFromS(c, parsed.tcp, opts, early.at);
   }
 
   /**

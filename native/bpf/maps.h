@@ -232,6 +232,8 @@ struct peer_cfg {
 // server's and shorter than a connection's ports can be used again (its
 // TIME-WAIT): a new connection never merges with an old connection's SYN.
 #define HS_SYN_TTL_NS 1000000000ull
+// Two SYN-ACKs recorded this close were sent for the same cause (xlate.bpf.c hs_paired; merge/conn.ts SYN_PAIR_MS).
+#define HS_PAIR_NS 250000000ull
 enum hs_state {
   HS_P_HELD = 1,   // P's SYN-ACK recorded and stolen: waiting for S's
   HS_DONE = 2,     // merged here: the bridge was told

@@ -205,6 +205,8 @@ if (mode === 'abort') {
 if (mode === 'hold') {
   const socks: ReturnType<typeof connect>[] = [];
   for (let i = 0; i < seed; i++) {
+    // Progress, so that a caller that gives up can tell how far it came.
+    if (i > 0 && i % 1000 === 0) process.stdout.write(JSON.stringify({ connected: i }) + '\n');
     await new Promise<void>((resolve, reject) => {
       const s = connect({ host, port }, () => {
         s.write('ECHO\n');

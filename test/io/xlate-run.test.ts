@@ -1188,7 +1188,7 @@ describe('a connection the servers open (FTP’s active mode): both SYNs merged 
     }
   });
 
-  it('two SYN-ACKs merge only if they answer the same SYN of the client (the same echo): else S’s goes up to the queue, whose bridge pairs the answers', () => {
+  it('two SYN-ACKs merge only if recorded within 250 ms of each other (sent for the same cause), in either order: else S’s goes up to the queue, and P’s answers follow it there', () => {
     /** A SYN-ACK to the client's SYN (its ISN 776) in Linux's layout, echoing the client's TSval `echo`. */
     const synAck = (isn: number, tsval: number, echo: number, s: boolean) => {
       const opts = linuxSyn(s ? 1400 : 1460, tsval, 7);
@@ -1202,21 +1202,41 @@ describe('a connection the servers open (FTP’s active mode): both SYNs merged 
         ...(s ? { srcMac: S_MAC, ttl: 1 } : {}),
       });
     };
-    for (const sameSyn of [true, false]) {
+    for (const [apartMs, sFirst] of [
+      [0, false],
+      [0, true],
+      [400, false],
+      [400, true],
+    ] as const) {
       const x = loaded();
       try {
-        expect(x.run('tcpfo_skips_queue', synAck(ISN_P, 50_000, 700, false)).ret).toBe(1);
-        expect(x.run('tcpfo_sent', synAck(ISN_P, 50_000, 700, false)).ret).toBe(TC_ACT_STOLEN);
-        // S's answer to the same SYN (echo 700), or to the one the client sent again a second later (1700).
-        const r = x.run('tcpfo_xlate', synAck(ISN_S, 91_000, sameSyn ? 700 : 1700, true));
-        if (sameSyn) {
-          expect(r.ret).toBe(TC_ACT_REDIRECT);
-          expect(x.kernelEvents()).toHaveLength(1);
+        // S's answer to the SYN the client sent again (echo 1700), P's to the first (700): a server's
+        // request keeps echoing the SYN that made it, so echoes never tell which two belong together.
+        const sAck = synAck(ISN_S, 91_000, 1700, true);
+        const pAck = synAck(ISN_P, 50_000, 700, false);
+        if (sFirst) expect(x.run('tcpfo_xlate', sAck).ret).toBe(TC_ACT_OK);
+        else {
+          expect(x.run('tcpfo_skips_queue', pAck).ret).toBe(1);
+          expect(x.run('tcpfo_sent', pAck).ret).toBe(TC_ACT_STOLEN);
+        }
+        if (apartMs) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, apartMs);
+        if (sFirst) {
+          const skips = x.run('tcpfo_skips_queue', pAck).ret;
+          expect(skips).toBe(1);
+          const r = x.run('tcpfo_sent', pAck);
+          expect(r.ret).toBe(apartMs ? TC_ACT_STOLEN : TC_ACT_OK);
         } else {
-          expect(r.ret).toBe(TC_ACT_OK);
-          expect(x.kernelEvents()).toEqual([]);
-          // P's answers go to the queue from now on.
-          expect(x.run('tcpfo_skips_queue', synAck(ISN_P, 51_000, 1700, false)).ret).toBe(0);
+          expect(x.run('tcpfo_xlate', sAck).ret).toBe(apartMs ? TC_ACT_OK : TC_ACT_REDIRECT);
+        }
+        const ev = x.kernelEvents();
+        if (apartMs) {
+          expect(ev).toEqual([]);
+          // P's answers go to the queue from now on, where the bridge pairs the newest of both.
+          expect(x.run('tcpfo_skips_queue', synAck(ISN_P, 51_000, 700, false)).ret).toBe(0);
+        } else {
+          // Merged as they are: the offset from the two TSvals each server sent.
+          expect(ev).toHaveLength(1);
+          expect(ev[0]).toMatchObject({ kind: 'handshake', p: { tsval: 50_000 }, s: { tsval: 91_000 } });
         }
       } finally {
         x.close();

@@ -305,7 +305,9 @@ describe('the kernel merge (merge: kernel)', () => {
           const m = await scrapeMetrics(rig, 'primary');
           const z = (v: number) => (Number.isNaN(v) ? 0 : v);
           const d = (series: string) => z(m(series)) - z(m0(series));
-          const ctx = `${JSON.stringify(e)}\n${pair.logs()}`;
+          // What brought a handover, if one came: whose segment reached the bridge's queue, and what it was.
+          const takes = [...m.lines('tcpfo_kernel_handovers_total'), ...m.lines('tcpfo_kernel_takes_total')];
+          const ctx = `${JSON.stringify(e)}\n${takes.join('\n')}\n${pair.logs()}`;
           console.log(
             `answers lost 600 ms: ${e.echoed} echoes; P's D-SACK ACKs cleared ${d('tcpfo_kernel_outbound_total{action="dsack-cleared"}')}, S's ${d('tcpfo_kernel_merge_total{action="dsack-cleared"}')}; handovers ${d('tcpfo_kernel_handovers_total{reason="bridge"}')}`,
           );

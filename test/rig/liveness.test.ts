@@ -197,10 +197,27 @@ describe('liveness (hub mode, 100 Mbit/s client link, detector 20 ms / 100 ms)',
           ]);
           let out = '';
           await new Promise<void>((res, rej) => {
-            const timer = setTimeout(
-              () => rej(new Error(`not ${N} connections within 60 s: ${out}\n${pair.logs()}`)),
-              slow(60_000),
-            );
+            const timer = setTimeout(() => {
+              // Where a connection waits: the client's SYN-SENT sockets, the servers' half-open ones, the kernel's handshakes.
+              void Promise.all([
+                c.sh('ss -tnoi state syn-sent', { allowFail: true }),
+                rig
+                  .host('primary')
+                  .sh('ss -tn state syn-recv; nstat -asz TcpExtListenOverflows TcpExtListenDrops', { allowFail: true }),
+                rig
+                  .host('secondary')
+                  .sh('ss -tn state syn-recv; nstat -asz TcpExtListenOverflows TcpExtListenDrops', { allowFail: true }),
+                scrapeMetrics(rig, 'primary'),
+              ]).then(
+                ([cs, ps, ss, m]) =>
+                  rej(
+                    new Error(
+                      `not ${N} connections within 60 s: ${out}\nclient:\n${cs.stdout}\nprimary:\n${ps.stdout}\nsecondary:\n${ss.stdout}\n${m.lines('tcpfo_kernel_handshakes_total').join('\n')}\n${pair.logs()}`,
+                    ),
+                  ),
+                (e: unknown) => rej(new Error(`not ${N} connections within 60 s: ${out}\n${String(e)}`)),
+              );
+            }, slow(60_000));
             hold.stdout!.on('data', (d: Buffer) => {
               out += d.toString();
               if (out.includes(`"holding":${N}`)) {

@@ -57,41 +57,33 @@ export interface SynInfo {
   tsecr: number | null;
   ecn: boolean;
   window: number;
-  /**
-   * The first TSval this side sent with each TSecr — each answers the
-   * client's SYN of that TSval — over its SYN(-ACK)s sent again
-   * (withEchoes): the timestamp offset pairs two that answer the same SYN.
-   */
-  echoes: Array<{ tsecr: number; ts: number }>;
-}
-
-/** The most SYNs of one handshake whose answers are remembered (a client tries 6 times, Linux's default). */
-const MAX_ECHOES = 8;
-
-/** `next` (a side's newest SYN(-ACK)) with the answers `prev` remembered; the first answer to each SYN is kept. */
-export function withEchoes(next: SynInfo, prev: SynInfo | null): SynInfo {
-  if (!prev) return next;
-  const echoes = prev.echoes.slice(-MAX_ECHOES + 1);
-  for (const e of next.echoes) if (!echoes.some((x) => x.tsecr === e.tsecr)) echoes.push(e);
-  next.echoes = echoes;
-  return next;
+  /** When the bridge saw it (ms, the merger's clock). */
+  at: number;
 }
 
 /**
- * P's TSval minus S's in two SYN(-ACK)s that answer the same SYN of the
- * client (the same TSecr: the latest such SYN), or null if none do yet. A
- * server that answers a SYN sent again does so a retransmission timeout
- * later on its own clock: P's answer to the second SYN against S's to the
- * first set an offset a second off, and the client dropped every segment of
- * one server's clock after one of the other's (PAWS).
+ * How far apart (ms, as the bridge saw them) the two servers' newest
+ * SYN(-ACK)s may be to be paired. Each server answers every SYN the client
+ * sends, and its own timer sends its answer again, at least a second apart:
+ * two answers this close were sent for the same cause, at the same moment
+ * on both clocks. Two further apart (one server's copy of the client's first
+ * SYN was lost, a full accept queue drops a SYN: the other's answer to it
+ * against this one's to the SYN sent again) would set a timestamp offset a
+ * second off: the handshake waits for the next pair, which the client's next
+ * SYN brings at the latest.
  */
-export function pairedTsOffset(p: SynInfo, s: SynInfo): number | null {
-  for (let i = s.echoes.length - 1; i >= 0; i--) {
-    const e = s.echoes[i]!;
-    const q = p.echoes.find((x) => x.tsecr === e.tsecr);
-    if (q) return (q.ts - e.ts) >>> 0;
-  }
-  return null;
+export const SYN_PAIR_MS = 250;
+
+/**
+ * Whether the newest SYN(-ACK)s of both servers can be merged: they came
+ * within SYN_PAIR_MS of each other, or they carry no timestamps. The merged
+ * one carries S's newest TSval, and the client's echo of it is P's newest in
+ * P's space: each server sent that very value. A Linux server in SYN-RECV
+ * (6.15 on) takes the client's ACK only if its echo is one of its SYN-ACKs'
+ * TSvals (between its first and its last), so no offset but theirs will do.
+ */
+export function synsPaired(p: SynInfo, s: SynInfo): boolean {
+  return p.ts === null || s.ts === null || Math.abs(p.at - s.at) <= SYN_PAIR_MS;
 }
 
 /**
@@ -488,7 +480,7 @@ export function packSyn(c: Conn): void {
   c.synS = null;
 }
 
-export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
+export function synInfo(seg: TcpSegment, opts: readonly TcpOption[], at: number): SynInfo {
   const info: SynInfo = {
     isn: seg.seq,
     mss: 536,
@@ -498,7 +490,7 @@ export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
     tsecr: null,
     ecn: seg.has(TCP_ECE),
     window: seg.window,
-    echoes: [],
+    at,
   };
   for (const o of opts) {
     if (o.kind === 'mss') info.mss = o.mss;
@@ -507,7 +499,6 @@ export function synInfo(seg: TcpSegment, opts: readonly TcpOption[]): SynInfo {
     else if (o.kind === 'timestamp') {
       info.ts = o.tsval;
       info.tsecr = o.tsecr;
-      info.echoes = [{ tsecr: o.tsecr, ts: o.tsval }];
     }
   }
   return info;

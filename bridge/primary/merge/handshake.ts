@@ -7,7 +7,7 @@
 import { seqAdd, seqMin, seqSub } from '../../wire/seq.js';
 import { TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
-import { packSyn, pairedTsOffset, unpackSynOpts, type Conn, type Held } from './conn.js';
+import { packSyn, unpackSynOpts, type Conn, type Held } from './conn.js';
 import { kernelOf, offloadKey, type MergeCore } from './types.js';
 
 /**
@@ -49,25 +49,13 @@ export function kernelHandshake(core: MergeCore, c: Conn): void {
   c.edgeSent = seqAdd(c.ackSent, Math.min(c.synWinP, c.synWinS));
 }
 
-/**
- * Whether both servers' SYN(-ACK)s of `c` give its timestamp offset: some
- * two answer the same SYN of the client (pairedTsOffset), or there are no
- * timestamps. Until then the handshake waits: the client sends its SYN again,
- * and each server answers that one.
- */
-export function answersPaired(c: Conn): boolean {
-  const p = c.synP!;
-  const s = c.synS!;
-  return p.ts === null || s.ts === null || pairedTsOffset(p, s) !== null;
-}
-
 /** The offsets and the client's view of `c` from both SYN(-ACK)s (`alone`: P's only). */
 function handshakeNumbers(core: MergeCore, c: Conn, alone: boolean): void {
   const p = c.synP!;
   const s = alone ? p : c.synS!;
   c.deltaSeq = seqSub(p.isn, s.isn);
   c.tsOn = p.ts !== null && s.ts !== null;
-  c.tsOffset = c.tsOn ? (pairedTsOffset(p, s) ?? seqSub(p.ts!, s.ts!)) : 0;
+  c.tsOffset = c.tsOn ? seqSub(p.ts!, s.ts!) : 0;
   c.wsP = Math.max(0, p.wscale);
   c.wsS = Math.max(0, s.wscale);
   c.isn = s.isn;

@@ -71,6 +71,10 @@ eachFamily((fam) => {
       pair.fromS(pair.s.synAck(5000));
       pollUntil(pair, EARLY_SYNACK_MS - 500);
       const id = pair.fromP(pair.p.synAck(5000));
+      // Too long after S's to be paired with it (merge/conn.ts synsPaired): S's answer to the
+      // client's SYN sent again, which P's answers too, is.
+      expect(pair.sink.fate(id)).toBeUndefined();
+      pair.fromS(pair.s.synAck(5000));
       expect(pair.sink.fate(id)).toBe('accept');
       pollUntil(pair, 10_000);
       // S's SYN-ACK of the merged connection sent again (the client's ACK was lost): S's socket is the replica.

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { seqAdd } from '../../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_ECE, TCP_SYN } from '../../../bridge/wire/tcp.js';
 import { clientSeg, CPORT, Pair, SPORT, V4 } from '../../../rig/in-process/harness.js';
-import { packSynOpts, unpackSynOpts } from '../../../bridge/primary/merge/conn.js';
+import { packSynOpts, SYN_PAIR_MS, unpackSynOpts } from '../../../bridge/primary/merge/conn.js';
 import { eachFamily, established, ISN_P, ISN_S, refill } from './fixtures.js';
 
 eachFamily((fam) => {
@@ -79,7 +79,7 @@ eachFamily((fam) => {
           fc.boolean(),
           fc.boolean(),
           (mss, wscale, sackOk, ecn) => {
-            const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0, echoes: [] });
+            const w = packSynOpts({ isn: 0, mss, wscale, sackOk, ts: null, tsecr: null, ecn, window: 0, at: 0 });
             expect(w).toBeGreaterThan(0);
             expect(w).toBeLessThan(2 ** 23);
             expect(unpackSynOpts(w)).toEqual({ mss, wscale, sackOk, ecn });
@@ -89,46 +89,69 @@ eachFamily((fam) => {
       expect(unpackSynOpts(0)).toBeNull();
     });
 
-    it('takes the timestamp offset from two SYN-ACKs that answer the same SYN: P’s answer to a SYN sent again waits for S’s to it', () => {
-      // P answered the client's first SYN (its TSval 700); S's answer to that one never came
-      // (its neighbour entry was not ready), S answered the SYN sent again (TSval 1700) instead.
-      const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 90_000, echo: 1700 });
+    it('two SYN-ACKs that answer different SYNs (S’s copy of the client’s first was lost) are not paired: P’s answer to the SYN sent again is, and the client’s echo is a TSval each server sent', () => {
+      // P answered the client's first SYN (its TSval 700) at 1,000 ms; S's copy of it was dropped (a full
+      // accept queue), and S answered the SYN sent again (TSval 1700) at 2,000.
+      const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 91_000, echo: 1700 });
+      pair.now = 1_000;
       const id1 = pair.fromP(pair.p.synAck(5000));
+      pair.now = 2_000;
       pair.fromS(pair.s.synAck(5000));
-      // No two answer the same SYN yet: nothing goes out.
+      // A second apart: not paired, nothing goes out.
       expect(pair.sink.fate(id1)).toBeUndefined();
       expect(pair.sink.toClient).toHaveLength(0);
-      // P answers the SYN sent again a second later on its clock.
-      pair.p.ts = 51_000;
-      pair.p.spec.echo = 1700;
+      // P answers the SYN sent again too; its request still echoes the first SYN.
+      pair.now = 2_001;
+      pair.p.ts = 51_001;
       const id2 = pair.fromP(pair.p.synAck(5000));
       expect(pair.sink.fate(id1)).toBe('drop');
       expect(pair.sink.fate(id2)).toBe('accept');
       const c = pair.merger.find(fam.client, CPORT, SPORT)!;
-      expect(c.tsOffset).toBe((51_000 - 90_000) >>> 0);
-      expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({ kind: 'timestamp', tsval: 90_000, tsecr: 1700 });
+      expect(c.tsOffset).toBe((51_001 - 91_000) >>> 0);
+      // The client gets S's TSval; its echo in P's space is P's newest.
+      expect(pair.sink.toClient).toHaveLength(1);
+      expect(pair.sink.toClient[0]!.repr.options).toContainEqual({ kind: 'timestamp', tsval: 91_000, tsecr: 700 });
     });
 
-    it('a SYN-ACK sent again (by the timer, or for a SYN sent again) does not move the offset off its first answer', () => {
+    it('whatever the order and spacing of the SYN-ACKs: merged only from two that came within SYN_PAIR_MS, the client told S’s newest TSval, P’s newest its echo in P’s space', () => {
       fc.assert(
-        fc.property(fc.boolean(), fc.integer({ min: 1, max: 3000 }), (newSyn, later) => {
-          const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 90_000, echo: 700 });
-          pair.fromP(pair.p.synAck(5000));
-          // P sends its SYN-ACK again `later` ms on: by its timer (the same echo) or for a new SYN.
-          pair.p.ts = 50_000 + later;
-          if (newSyn) pair.p.spec.echo = 700 + later;
-          const id = pair.fromP(pair.p.synAck(5000));
-          pair.fromS(pair.s.synAck(5000));
-          expect(pair.sink.fate(id)).toBe('accept');
-          const c = pair.merger.find(fam.client, CPORT, SPORT)!;
-          expect(c.tsOffset).toBe((50_000 - 90_000) >>> 0);
-          // The SYN-ACK released (P's newest) reads on S's clock as sent `later` after S's.
-          expect(pair.sink.toClient.at(-1)!.repr.options).toContainEqual({
-            kind: 'timestamp',
-            tsval: 90_000 + later,
-            tsecr: newSyn ? 700 + later : 700,
-          });
-        }),
+        fc.property(
+          fc.array(fc.record({ p: fc.boolean(), gap: fc.integer({ min: 0, max: 1500 }) }), {
+            minLength: 1,
+            maxLength: 8,
+          }),
+          (answers) => {
+            const pair = new Pair({ isn: ISN_P, ts: 50_000, echo: 700 }, { isn: ISN_S, ts: 91_000, echo: 700 });
+            const t0 = 10_000;
+            let now = t0;
+            let newest: { p: number | null; s: number | null } = { p: null, s: null };
+            const at: { p: number | null; s: number | null } = { p: null, s: null };
+            let mergedAt = -1;
+            for (const [i, a] of answers.entries()) {
+              now += a.gap;
+              pair.now = now;
+              // Each server's clock ticks with the bridge's (both 1 ms); a TSval is the clock at sending.
+              const srv = a.p ? pair.p : pair.s;
+              srv.ts = (a.p ? 50_000 : 91_000) + (now - t0);
+              if (a.p) pair.fromP(pair.p.synAck(5000));
+              else pair.fromS(pair.s.synAck(5000));
+              if (mergedAt >= 0) continue;
+              newest = { ...newest, [a.p ? 'p' : 's']: srv.ts };
+              at[a.p ? 'p' : 's'] = now;
+              if (pair.sink.toClient.length) mergedAt = i;
+              const close = at.p !== null && at.s !== null && Math.abs(at.p - at.s) <= SYN_PAIR_MS;
+              expect(pair.sink.toClient.length > 0).toBe(close);
+            }
+            if (mergedAt < 0) return;
+            const c = pair.merger.find(fam.client, CPORT, SPORT)!;
+            expect(c.tsOffset).toBe((newest.p! - newest.s!) >>> 0);
+            expect(pair.sink.toClient[0]!.repr.options).toContainEqual({
+              kind: 'timestamp',
+              tsval: newest.s,
+              tsecr: 700,
+            });
+          },
+        ),
       );
     });
 
