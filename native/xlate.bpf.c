@@ -738,9 +738,9 @@ static __always_inline int hs_secondary(struct __sk_buff *skb, struct iphdr *ip,
 /*
  * Whether P's SYN-ACK (or SYN) skips the queue (for the match): handshakes
  * merged here, one of the layouts handled, and for its SYN no entry yet or
- * S's alone (the egress program merges it). Any other entry — P's sent again,
- * a handshake the bridge merges — sends it to the queue. A socket filter
- * sees the packet from its IP header.
+ * S's alone, recorded lately enough to be paired (the egress program merges
+ * it). Any other entry — P's sent again, a handshake the bridge merges —
+ * sends it to the queue. A socket filter sees the packet from its IP header.
  */
 static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct iphdr *ip, const struct tcphdr *th) {
   struct peer_cfg *pc = peer_cfg();
@@ -753,7 +753,9 @@ static __always_inline int hs_skips_queue(struct __sk_buff *skb, const struct ip
   if (!syn_options(skb, L4_ON_IP + TCP_HDR_LEN, doff - TCP_HDR_LEN, &s)) return 0;
   struct conn_key k = {.client = ip->daddr, .service = ip->saddr, .cport = th->dest, .sport = th->source};
   struct hs_val *v = bpf_map_lookup_elem(&handshakes, &k);
-  return !v || !hs_same(v, hs_ack(th), !(tcp_flags(th) & TH_ACK)) || v->state == HS_S_FIRST;
+  if (!v || !hs_same(v, hs_ack(th), !(tcp_flags(th) & TH_ACK))) return 1;
+  // S's, recorded too long ago to be paired with this one (hs_paired): the bridge's, which has S's newer answers.
+  return v->state == HS_S_FIRST && (!(v->layout & SYNL_TS) || bpf_ktime_get_ns() - v->held_ns <= HS_PAIR_NS);
 }
 
 // What the egress program does with P's SYN-ACK or SYN (hs_primary).
