@@ -108,7 +108,7 @@ async function tableEmpty(rig: Rig, pair: TcpfoPair): Promise<void> {
   const until = Date.now() + slow(20_000);
   for (;;) {
     const lines = (await scrapeMetrics(rig, 'primary')).lines('tcpfo_connections');
-    if (lines.length && lines.every((l) => / 0$/.test(l))) return;
+    if (lines.length && lines.every((l) => l.endsWith(' 0'))) return;
     if (Date.now() > until)
       throw new Error(`connections still in the table after 20 s: ${lines.join('; ')}\n${pair.logs()}`);
     await new Promise((r) => setTimeout(r, 250));
