@@ -22,6 +22,12 @@ struct bpf_iter_meta {
   struct seq_file *seq;
 } __attribute__((preserve_access_index));
 
+struct in6_addr {
+  union {
+    __be32 u6_addr32[4];
+  } in6_u;
+} __attribute__((preserve_access_index));
+
 struct sock_common {
   __be32 skc_daddr;
   __be32 skc_rcv_saddr;
@@ -29,6 +35,8 @@ struct sock_common {
   __u16 skc_num;
   unsigned short skc_family;
   volatile unsigned char skc_state;
+  struct in6_addr skc_v6_daddr;
+  struct in6_addr skc_v6_rcv_saddr;
 } __attribute__((preserve_access_index));
 
 // The fields a pass reads of a connection (CO-RE, as above).
@@ -108,29 +116,49 @@ static __always_inline int is_reno(const char *name) {
   return name[0] == 'r' && name[1] == 'e' && name[2] == 'n' && name[3] == 'o' && name[4] == 0;
 }
 
+// Whether the IPv6 address `a` is the configured one `b` (never when none is configured: all 0).
+static __always_inline int v6_is(const struct in6_addr *a, const __u32 *b) {
+  if (!(b[0] | b[1] | b[2] | b[3])) return 0;
+  return a->in6_u.u6_addr32[0] == b[0] && a->in6_u.u6_addr32[1] == b[1] && a->in6_u.u6_addr32[2] == b[2] &&
+         a->in6_u.u6_addr32[3] == b[3];
+}
+
 SEC("iter/tcp")
 int tcpfo_cc_reset(struct bpf_iter__tcp *ctx) {
   struct sock_common *skc = ctx->sk_common;
   __u32 zero = 0;
   if (!skc) return 0;
   struct cc_cfg *cfg = bpf_map_lookup_elem(&cc_cfg, &zero);
-  if (!cfg) return 0;
+  if (!cfg || !sends(skc->skc_state)) return 0;
   // An IPv4 connection of a server listening on [::] is an AF_INET6 socket; its IPv4
-  // addresses are in skc_rcv_saddr and skc_daddr all the same (::ffff:a.b.c.d).
-  if ((skc->skc_family != AF_INET && skc->skc_family != AF_INET6) || skc->skc_rcv_saddr != cfg->service ||
-      !sends(skc->skc_state))
+  // addresses are in skc_rcv_saddr and skc_daddr all the same (::ffff:a.b.c.d). An
+  // IPv6 connection's skc_rcv_saddr is never an address of ours (127.0.0.6).
+  unsigned short family = skc->skc_family;
+  __u32 v6 = 0;
+  if (family == AF_INET6 && v6_is(&skc->skc_v6_rcv_saddr, cfg->service6))
+    v6 = 1;
+  else if ((family != AF_INET && family != AF_INET6) || skc->skc_rcv_saddr != cfg->service)
     return 0;
   __u16 port = skc->skc_num;
   if (!(cfg->ports[(port >> 6) & (CC_PORT_WORDS - 1)] & (1ull << (port & 63)))) return 0;
   struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
   if (!tp) return 0;
 
+  struct cc_record rec = {.cport = skc->skc_dport, .sport = port, .family = v6 ? AF_INET6 : AF_INET};
+  if (v6) {
+    for (int i = 0; i < 4; i++) rec.client6[i] = skc->skc_v6_daddr.in6_u.u6_addr32[i];
+  } else {
+    rec.client = skc->skc_daddr;
+  }
   if (cfg->mode == CC_REOPENED) {
-    struct cc_key k = {.client = skc->skc_daddr, .cport = skc->skc_dport, .sport = port};
+    struct cc_key k = {.family = rec.family, .cport = rec.cport, .sport = port};
+    if (v6)
+      __builtin_memcpy(k.client, rec.client6, sizeof(k.client));
+    else
+      k.client[0] = rec.client;
     if (!reopened(tp, &k)) return 0;
   }
 
-  struct cc_record rec = {.client = skc->skc_daddr, .cport = skc->skc_dport, .sport = port};
   char cur[TCP_CA_NAME_MAX] = {};
   char other[TCP_CA_NAME_MAX] = "reno";
   long err = bpf_getsockopt(tp, SOL_TCP, TCP_CONGESTION, cur, sizeof(cur));

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,17 +36,22 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
     exports.Set("CcReset", ctor);
   }
 
-  // new CcReset(objectPath, serviceAddr, ports): ports as [lo, hi] pairs (inclusive).
+  // new CcReset(objectPath, serviceAddr, ports[, serviceAddr6]): ports as [lo, hi] pairs
+  // (inclusive); the IPv6 service address, if any, as its 16 bytes.
   explicit CcReset(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CcReset>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsArray()) {
-      Napi::TypeError::New(env, "CcReset(objectPath, serviceAddr, [[lo, hi], …])").ThrowAsJavaScriptException();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsArray() ||
+        (info.Length() > 3 && !info[3].IsUndefined() &&
+         (!info[3].IsBuffer() || info[3].As<Napi::Buffer<uint8_t>>().Length() != 16))) {
+      Napi::TypeError::New(env, "CcReset(objectPath, serviceAddr, [[lo, hi], …][, serviceAddr6 (16 bytes)])")
+          .ThrowAsJavaScriptException();
       return;
     }
     std::string path = info[0].As<Napi::String>();
     struct cc_cfg cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.service = htonl(info[1].As<Napi::Number>().Uint32Value());
+    if (info.Length() > 3 && info[3].IsBuffer()) memcpy(cfg.service6, info[3].As<Napi::Buffer<uint8_t>>().Data(), 16);
     Napi::Array ranges = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < ranges.Length(); i++) {
       Napi::Value r = ranges.Get(i);
@@ -110,7 +116,8 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
     return env.Undefined();
   }
 
-  // next(max): up to `max` records of connections reset — [{client, cport, sport, err}] —
+  // next(max): up to `max` records of connections reset — [{client, cport, sport, err}], client an
+  // IPv4 address's number or an IPv6 one's hex —
   // or null once the pass is over. The kernel visits sockets a page of output at a time.
   Napi::Value Next(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -143,7 +150,19 @@ class CcReset : public Napi::ObjectWrap<CcReset> {
     Napi::Array out = Napi::Array::New(env, count);
     for (size_t i = 0; i < count; i++) {
       Napi::Object o = Napi::Object::New(env);
-      o.Set("client", Napi::Number::New(env, ntohl(recs[i].client)));
+      if (recs[i].family == AF_INET6) {
+        // An IPv6 peer as the cores carry it (net/addr.ts IpAddr): its 16 bytes in lower-case hex.
+        static const char kHex[] = "0123456789abcdef";
+        const auto* b = reinterpret_cast<const uint8_t*>(recs[i].client6);
+        std::string hex(32, '0');
+        for (int j = 0; j < 16; j++) {
+          hex[2 * j] = kHex[b[j] >> 4];
+          hex[2 * j + 1] = kHex[b[j] & 15];
+        }
+        o.Set("client", Napi::String::New(env, hex));
+      } else {
+        o.Set("client", Napi::Number::New(env, ntohl(recs[i].client)));
+      }
       o.Set("cport", Napi::Number::New(env, ntohs(recs[i].cport)));
       o.Set("sport", Napi::Number::New(env, recs[i].sport));
       o.Set("err", Napi::Number::New(env, recs[i].err));

@@ -22,12 +22,12 @@
 import { join } from 'node:path';
 import { native as addon } from './native.js';
 import { PACKAGE_ROOT } from './paths.js';
-import { ipv4ToString } from '../../net/addr.js';
+import { ipAddrToString, ipv6, type IpAddr } from '../../net/addr.js';
 import type { PortSet } from '../../net/ports.js';
 
 /** What a pass did for one connection. */
 export interface CcRecord {
-  client: number;
+  client: IpAddr;
   cport: number;
   sport: number;
   /** 0, or the negative errno of the socket option that failed. */
@@ -47,7 +47,12 @@ interface NativeCcReset {
 }
 
 export interface CcResetNative {
-  CcReset: new (objectPath: string, service: number, ranges: Array<[number, number]>) => NativeCcReset;
+  CcReset: new (
+    objectPath: string,
+    service: number,
+    ranges: Array<[number, number]>,
+    service6?: Buffer,
+  ) => NativeCcReset;
 }
 
 export const CC_RESET_OBJECT = join(PACKAGE_ROOT, 'build', 'Release', 'ccreset.bpf.o');
@@ -79,10 +84,20 @@ export class CongestionReset {
     congestionResets.loaded = true;
   }
 
-  /** Loads and attaches the iterator for `service` (host order) and its ports; throws saying why it cannot. */
-  static load(service: number, ports: PortSet, object = CC_RESET_OBJECT): CongestionReset {
+  /**
+   * Loads and attaches the iterator for `service` (host order), the IPv6
+   * service address `service6` (text) if there is one, and the ports; throws
+   * saying why it cannot.
+   */
+  static load(
+    service: number,
+    ports: PortSet,
+    service6: string | null = null,
+    object = CC_RESET_OBJECT,
+  ): CongestionReset {
     const ranges = ports.map((p): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]));
-    return new CongestionReset(new (addon().CcReset)(object, service >>> 0, ranges));
+    const six = service6 === null ? undefined : ipv6(service6);
+    return new CongestionReset(new (addon().CcReset)(object, service >>> 0, ranges, six));
   }
 
   /** Passes run one after another: two would share the iterator. */
@@ -106,7 +121,7 @@ export class CongestionReset {
         if (r.err === 0) out.reset++;
         else {
           out.failed++;
-          out.firstError ??= `${ipv4ToString(r.client)}:${r.cport} to port ${r.sport}: errno ${-r.err}`;
+          out.firstError ??= `${ipAddrToString(r.client)}:${r.cport} to port ${r.sport}: errno ${-r.err}`;
         }
       }
       await new Promise((res) => setImmediate(res));

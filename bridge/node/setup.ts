@@ -172,12 +172,12 @@ let ccReset: { key: string; reset: CongestionReset | null } | undefined;
  * congestion state when the node starts serving alone.
  */
 export function nodeCongestionReset(cfg: Config, log: Logger): CongestionReset | null {
-  const key = JSON.stringify([cfg.service.address, cfg.service.ports]);
+  const key = JSON.stringify([cfg.service.address, cfg.service.address6, cfg.service.ports]);
   if (ccReset?.key === key) return ccReset.reset;
   ccReset?.reset?.close();
   let reset: CongestionReset | null = null;
   try {
-    reset = CongestionReset.load(ipv4(cfg.service.address), cfg.service.ports);
+    reset = CongestionReset.load(ipv4(cfg.service.address), cfg.service.ports, cfg.service.address6);
   } catch (e) {
     log.warn(
       { err: (e as Error).message },

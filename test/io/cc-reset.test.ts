@@ -1,6 +1,6 @@
 /**
  * The congestion reset (bridge/io/cc-reset.ts, native/ccreset.bpf.c), for
- * real in a rig host: exactly the service's connections (its address, a
+ * real in a rig host: exactly the service's connections (either address, a
  * failover port, a state that still sends) get their congestion control
  * initialised anew; every other socket keeps its state. BBR makes the reset
  * visible: a connection that has sent has a bandwidth estimate, and a new
@@ -17,6 +17,9 @@ import { slow } from '../../rig/slow.js';
 const SERVICE = '192.0.2.200';
 const OTHER = '192.0.2.201';
 const CLIENT = '192.0.2.77';
+const SERVICE6 = '2001:db8::200';
+const OTHER6 = '2001:db8::201';
+const CLIENT6 = '2001:db8::77';
 
 /**
  * Runs in the rig host: servers on the service address (a failover port and
@@ -36,15 +39,17 @@ const listen = (host, port) => new Promise((res) => {
 });
 const fetch = (host, port) => new Promise((res, rej) => {
   let got = 0;
-  const c = connect({ host, port, localAddress: '${CLIENT}' });
+  const c = connect({ host, port, localAddress: host.includes(':') ? '${CLIENT6}' : '${CLIENT}' });
   c.write(Buffer.alloc(1 << 20, 9)); // so that the clients' sockets have an estimate too
   c.on('data', (d) => { got += d.length; if (got === BYTES) res(c); });
   c.on('error', rej);
 });
-// The one on 7101 listens on [::] (Node's default): its connections are AF_INET6 sockets, ::ffff:a.b.c.d.
-const servers = [await listen('${SERVICE}', 7000), await listen('${SERVICE}', 7001), await listen('::', 7101), await listen('${OTHER}', 7000)];
+// The one on 7101 listens on [::] (Node's default): its IPv4 connections are AF_INET6 sockets, ::ffff:a.b.c.d.
+const servers = [await listen('${SERVICE}', 7000), await listen('${SERVICE}', 7001), await listen('::', 7101), await listen('${OTHER}', 7000),
+  await listen('${SERVICE6}', 7000), await listen('${SERVICE6}', 7001), await listen('${OTHER6}', 7000)];
 const clients = [];
-for (const [host, port] of [['${SERVICE}', 7000], ['${SERVICE}', 7000], ['${SERVICE}', 7001], ['${SERVICE}', 7101], ['${OTHER}', 7000]])
+for (const [host, port] of [['${SERVICE}', 7000], ['${SERVICE}', 7000], ['${SERVICE}', 7001], ['${SERVICE}', 7101], ['${OTHER}', 7000],
+  ['${SERVICE6}', 7000], ['${SERVICE6}', 7101], ['${SERVICE6}', 7001], ['${OTHER6}', 7000]])
   clients.push(await fetch(host, port));
 // Every byte read: the servers' sockets stay ESTABLISHED (the clients have not closed) and idle.
 await new Promise((r) => setTimeout(r, 300));
@@ -59,7 +64,7 @@ const view = () => {
   return out;
 };
 const before = view();
-const reset = CongestionReset.load(ipv4('${SERVICE}'), [7000, [7100, 7101]]);
+const reset = CongestionReset.load(ipv4('${SERVICE}'), [7000, [7100, 7101]], '${SERVICE6}');
 const result = await reset.run(1);
 const after = view();
 const again = await reset.run();
@@ -119,11 +124,14 @@ server.close();
 
 describe('congestion reset (a tcp iterator)', () => {
   it(
-    'initialises anew the congestion control of exactly the connections on the service address and a failover port; the others keep theirs',
+    'initialises anew the congestion control of exactly the connections on a service address (of either family) and a failover port; the others keep theirs',
     async () => {
       await withRig({ mode: 'hub' }, async (rig) => {
         const h = rig.host('primary');
         for (const a of [SERVICE, OTHER, CLIENT]) await h.exec(['ip', 'addr', 'add', `${a}/32`, 'dev', 'lo']);
+        await h.exec(['sysctl', '-qw', 'net.ipv6.conf.lo.disable_ipv6=0']);
+        for (const a of [SERVICE6, OTHER6, CLIENT6])
+          await h.exec(['ip', '-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
         // BBR keeps a bandwidth estimate that ss shows; Linux's default elsewhere is cubic.
         await h.exec(['sysctl', '-qw', 'net.ipv4.tcp_congestion_control=bbr']);
         const r = await h.exec(
@@ -144,17 +152,31 @@ describe('congestion reset (a tcp iterator)', () => {
           again: { reset: number; failed: number };
           local: number[];
         };
-        const [a, b, c, d, e] = out.local;
+        const [a, b, c, d, e, f, g, i, j] = out.local;
         const served = (addr: string, port: number, client: number) => `${addr}:${port} ${CLIENT}:${client}`;
+        const served6 = (addr: string, port: number, client: number) => `[${addr}]:${port} [${CLIENT6}]:${client}`;
         // The server on [::] holds its IPv4 connection as an AF_INET6 socket: reset as well.
         const mapped = `[::ffff:${SERVICE}]:7101 [::ffff:${CLIENT}]:${d}`;
-        const reset = [served(SERVICE, 7000, a!), served(SERVICE, 7000, b!), mapped];
-        const kept = [served(SERVICE, 7001, c!), served(OTHER, 7000, e!)];
-        // The clients' own sockets (on CLIENT) are kept as well.
-        const clientSides = Object.keys(out.before).filter((k) => k.startsWith(`${CLIENT}:`));
-        expect(clientSides).toHaveLength(5);
-        expect(out.result).toMatchObject({ reset: 3, failed: 0 });
-        expect(out.again).toMatchObject({ reset: 3, failed: 0 });
+        const reset = [
+          served(SERVICE, 7000, a!),
+          served(SERVICE, 7000, b!),
+          mapped,
+          served6(SERVICE6, 7000, f!),
+          served6(SERVICE6, 7101, g!),
+        ];
+        const kept = [
+          served(SERVICE, 7001, c!),
+          served(OTHER, 7000, e!),
+          served6(SERVICE6, 7001, i!),
+          served6(OTHER6, 7000, j!),
+        ];
+        // The clients' own sockets (on CLIENT and CLIENT6) are kept as well.
+        const clientSides = Object.keys(out.before).filter(
+          (k) => k.startsWith(`${CLIENT}:`) || k.startsWith(`[${CLIENT6}]:`),
+        );
+        expect(clientSides).toHaveLength(9);
+        expect(out.result).toMatchObject({ reset: 5, failed: 0 });
+        expect(out.again).toMatchObject({ reset: 5, failed: 0 });
         for (const k of [...reset, ...kept, ...clientSides]) {
           expect(out.before[k]?.cc, k).toBe('bbr');
           expect(out.before[k]!.bw, k).toBeGreaterThan(0);
