@@ -101,8 +101,6 @@ class ConnRare {
   finS: number | null = null;
   finReleased: boolean = false;
   finClient: boolean = false;
-  /** The highest TSval the kernel's merge sent the client, once it did (P's later segments never go below it). */
-  tsvalFloor: number | null = null;
   /**
    * When the connection ended — both FINs passed, or a reset did — or null.
    * Its entry lingers lingerMs after that (and its last segment) for late
@@ -129,7 +127,6 @@ class ConnRare {
       this.finS === null &&
       !this.finReleased &&
       !this.finClient &&
-      this.tsvalFloor === null &&
       this.closedAt === null &&
       this.rstP === null &&
       this.stallAt === null &&
@@ -160,6 +157,7 @@ export class Conn {
   private edgeSent32 = 0;
   private tsvalS32 = 0;
   private tsvalP32 = 0;
+  private tsvalSent32 = 0;
   private tsecr32 = 0;
   /** The rarely set fields (ConnRare), null while all are at their defaults. */
   private rare: ConnRare | null = null;
@@ -192,12 +190,6 @@ export class Conn {
   }
   set finClient(v: boolean) {
     this.setRare('finClient', v, false);
-  }
-  get tsvalFloor(): number | null {
-    return this.rare ? this.rare.tsvalFloor : null;
-  }
-  set tsvalFloor(v: number | null) {
-    this.setRare('tsvalFloor', v, null);
   }
   get closedAt(): number | null {
     return this.rare ? this.rare.closedAt : null;
@@ -357,6 +349,20 @@ export class Conn {
   }
   set tsvalP(v: number) {
     this.tsvalP32 = v | 0;
+  }
+  /**
+   * The highest TSval sent to the client (S's clock), by the bridge or the
+   * kernel's merge: every later one is at least this. P's segments carry P's
+   * clock, and a segment built here, or one of S's, may carry S's, which can
+   * run a few ms ahead: a P segment released after it would read as older,
+   * and the client drops a segment more than a tick older than the newest
+   * at its left edge (PAWS).
+   */
+  get tsvalSent(): number {
+    return this.tsvalSent32 >>> 0;
+  }
+  set tsvalSent(v: number) {
+    this.tsvalSent32 = v | 0;
   }
   /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
   inKernel = false;

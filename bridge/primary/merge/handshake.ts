@@ -64,6 +64,7 @@ function handshakeNumbers(core: MergeCore, c: Conn, alone: boolean): void {
   c.phase = alone ? 'degraded' : 'merging';
   c.tsvalP = s.ts ?? 0;
   c.tsvalS = s.ts ?? 0;
+  c.tsvalSent = s.ts ?? 0;
   // The echo starts at the client's first TSval, not 0: "later than 0" is
   // false for half of all clocks in serial arithmetic, and the echo would stay 0.
   c.tsecr = s.tsecr ?? p.tsecr ?? 0;

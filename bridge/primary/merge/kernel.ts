@@ -156,7 +156,7 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   if (!init) return null;
   init.ackSent = c.ackSent;
   init.edgeSent = c.edgeSent;
-  if (c.tsvalFloor !== null && seqGt(c.tsvalFloor, init.tsvalMax)) init.tsvalMax = c.tsvalFloor;
+  if (c.tsOn && seqGt(c.tsvalSent, init.tsvalMax)) init.tsvalMax = c.tsvalSent;
   return init;
 }
 
@@ -232,7 +232,7 @@ export function adoptKernelState(c: Conn, s: KernelMergeState, now: number): voi
     if (seqGt(s.tsvalMax, c.tsvalP)) c.tsvalP = s.tsvalMax;
     if (seqGt(s.tsvalMax, c.tsvalS)) c.tsvalS = s.tsvalMax;
     if (seqGt(s.tsecr, c.tsecr)) c.tsecr = s.tsecr;
-    c.tsvalFloor = s.tsvalMax;
+    if (seqGt(s.tsvalMax, c.tsvalSent)) c.tsvalSent = s.tsvalMax;
   }
   // S's store starts where the client is; what S produced beyond it (its
   // copies the kernel dropped) counts as produced, without bytes — its FIN

@@ -57,9 +57,13 @@ export function release(
   if (c.tsOn) {
     const ts = seg.timestamp();
     if (ts) {
-      // Never below what the kernel's merge sent (S's clock may run a tick ahead of P's): PAWS.
+      // Never below what the client was sent already (S's clock may run ahead of P's): PAWS.
       const v = seqSub(ts.tsval, c.tsOffset);
-      seg.writeTsval(c.tsvalFloor !== null && seqGt(c.tsvalFloor, v) ? c.tsvalFloor : v);
+      if (seqGt(c.tsvalSent, v)) seg.writeTsval(c.tsvalSent);
+      else {
+        seg.writeTsval(v);
+        c.tsvalSent = v;
+      }
     }
   }
   // Mangled packets leave nfqueue as CHECKSUM_NONE: a complete sum, except for
@@ -345,8 +349,12 @@ function build(core: MergeCore, c: Conn, seq: number, flags: number, options: Tc
   return pkt;
 }
 
+/** The newest TSval of either server, never below one sent before (Conn.tsvalSent), which it then is. */
 function timestampOption(c: Conn): TcpOption[] {
-  return c.tsOn ? [{ kind: 'timestamp', tsval: seqMax(c.tsvalS, c.tsvalP), tsecr: c.tsecr }] : [];
+  if (!c.tsOn) return [];
+  const tsval = seqMax(seqMax(c.tsvalS, c.tsvalP), c.tsvalSent);
+  c.tsvalSent = tsval;
+  return [{ kind: 'timestamp', tsval, tsecr: c.tsecr }];
 }
 
 /** Builds a data segment to the client in S's spaces and sends it by raw socket. */

@@ -2,6 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ipVersion } from '../../../bridge/wire/ip.js';
+import { seqGe } from '../../../bridge/wire/seq.js';
 import { TCP_ACK_FLAG, TCP_RST } from '../../../bridge/wire/tcp.js';
 import { clientSeg, Pair, V4 } from '../../../rig/in-process/harness.js';
 import { B, eachFamily, established, ISN_S } from './fixtures.js';
@@ -170,6 +171,23 @@ eachFamily((fam) => {
       expect(pair.merger.stats.prefixReleases).toBe(1);
       expect(pair.sink.fate(id)).toBeUndefined();
       expect(pair.sink.stream(ISN_S).toString()).toBe('0123');
+    });
+
+    it('never sends the client a TSval below one it sent: a prefix built on S’s clock, a few ms ahead of P’s, then P’s segment (PAWS)', () => {
+      const { pair, cack } = established();
+      pair.s.ts! += 10; // S's clock runs 10 ms ahead of P's, as the offset reads it
+      const data = Buffer.from('0123456789');
+      const id = pair.fromP(pair.p.data(data, cack));
+      pair.fromS(pair.s.data(data.subarray(0, 4), cack));
+      pair.fromS(pair.s.dataAt(ISN_S + 1, data.subarray(0, 4), cack)); // S's RTO fired: the prefix goes out, built
+      pair.fromS(pair.s.data(data.subarray(4), cack));
+      expect(pair.sink.fate(id)).toBe('accept');
+      expect(pair.sink.stream(ISN_S).toString()).toBe('0123456789');
+      const tsvals = pair.sink.toClient.flatMap((t) =>
+        t.repr.options.flatMap((o) => (o.kind === 'timestamp' ? [o.tsval] : [])),
+      );
+      expect(tsvals.length).toBeGreaterThanOrEqual(2);
+      for (let i = 1; i < tsvals.length; i++) expect(seqGe(tsvals[i]!, tsvals[i - 1]!), `${tsvals}`).toBe(true);
     });
 
     it('a merged segment lost on its way to the client: P’s retransmission goes out at once', () => {
