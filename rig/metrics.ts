@@ -1,6 +1,6 @@
 /** A bridge's Prometheus text, scraped in its rig node: one value by its exact series name; its threads' scheduling. */
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Rig } from './rig.js';
+import type { Rig, RigHost } from './rig.js';
 
 /** One scrape of a node's metrics. */
 export interface Scrape {
@@ -31,4 +31,22 @@ export function fifoThreads(pid: number): Array<[string, number]> {
     if (Number(f[41 - 3]) === 1) out.push([name, Number(f[40 - 3])]);
   }
   return out;
+}
+
+/**
+ * The kernel's SNMP counters `names` (nstat's, e.g. TcpExtPAWSEstab) in
+ * `host`'s namespace, absolute, without touching nstat's history: each
+ * name's value, or undefined where this kernel has no such counter.
+ */
+export async function nstatCounters(
+  host: RigHost,
+  names: readonly string[],
+): Promise<Record<string, number | undefined>> {
+  const out = (await host.exec(['nstat', '-asz', ...names])).stdout;
+  const values: Record<string, number | undefined> = {};
+  for (const name of names) {
+    const v = new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(out)?.[1];
+    values[name] = v === undefined ? undefined : Number(v);
+  }
+  return values;
 }

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Capture } from '../../rig/capture.js';
 import { killNode, waitForLog } from '../../rig/failover.js';
-import { scrapeMetrics } from '../../rig/metrics.js';
+import { nstatCounters, scrapeMetrics } from '../../rig/metrics.js';
 import { checkTransparency } from '../../rig/oracle.js';
 import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, VIP6, type TransferResult } from '../../rig/pair.js';
 import { withRig, type RigHost } from '../../rig/rig.js';
@@ -28,10 +28,9 @@ function expectComplete(r: TransferResult, mode: 'get' | 'put', ctx: string): vo
 
 /** Segments `host`'s TCP dropped as old by their timestamps (PAWS), on established connections. */
 async function pawsRejected(host: RigHost): Promise<number> {
-  const out = (await host.sh('nstat -asz TcpExtPAWSEstab')).stdout;
-  const n = /TcpExtPAWSEstab\s+(\d+)/.exec(out)?.[1];
-  if (n === undefined) throw new Error(`nstat printed no TcpExtPAWSEstab: ${out}`);
-  return Number(n);
+  const n = (await nstatCounters(host, ['TcpExtPAWSEstab'])).TcpExtPAWSEstab;
+  if (n === undefined) throw new Error(`${host.name}: the kernel counts no TcpExtPAWSEstab`);
+  return n;
 }
 
 /**
@@ -39,8 +38,7 @@ async function pawsRejected(host: RigHost): Promise<number> {
  * (and checks) this from 6.15 on; an older kernel has no such counter and takes any echo: 0.
  */
 async function tsecrRejected(host: RigHost): Promise<number> {
-  const out = (await host.sh('nstat -asz TcpExtTSECR_Rejected')).stdout;
-  return Number(/TcpExtTSECR_Rejected\s+(\d+)/.exec(out)?.[1] ?? 0);
+  return (await nstatCounters(host, ['TcpExtTSECR_Rejected'])).TcpExtTSECR_Rejected ?? 0;
 }
 
 describe('a dual-stack service (hub, 100 Mbit/s client link)', () => {
