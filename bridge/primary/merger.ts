@@ -636,7 +636,7 @@ export class Merger implements MergeCore {
         this.pending.add(c);
         if (flags & TCP_ACK_FLAG) noteAck(c, 'P', seg);
         if (this.alone) this.completeHandshake(c, true);
-        else if (c.synS && this.sameSyn(c) && synsPaired(c.synP, c.synS)) this.completeHandshake(c, false);
+        else this.completeIfPaired(c);
         return;
       }
       // A retransmitted SYN(-ACK) of a merged connection: straight through (§4).
@@ -1138,7 +1138,12 @@ export class Merger implements MergeCore {
   private synFromS(c: Conn, seg: TcpSegment, opts: readonly TcpOption[], at: number): void {
     c.synS = synInfo(seg, opts, at);
     if (seg.has(TCP_ACK_FLAG)) noteAck(c, 'S', seg);
-    if (c.synP && this.sameSyn(c) && synsPaired(c.synP, c.synS)) this.completeHandshake(c, false);
+    this.completeIfPaired(c);
+  }
+
+  /** Merges the handshake of `c` once both servers' SYN(-ACK)s are in, for the same SYN, and paired (synsPaired). */
+  private completeIfPaired(c: Conn): void {
+    if (c.synP && c.synS && this.sameSyn(c) && synsPaired(c.synP, c.synS)) this.completeHandshake(c, false);
   }
 
   /**

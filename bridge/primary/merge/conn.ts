@@ -5,7 +5,7 @@
  * and what each side — the two servers and the client — acknowledged.
  */
 import type { IpAddr } from '../../../net/addr.js';
-import { seqAdd, seqGt } from '../../wire/seq.js';
+import { seqAdd, seqGt, seqMax } from '../../wire/seq.js';
 import { MAX_WSCALE, type TcpOption } from '../../wire/tcp-options.js';
 import { NO_SACK_BLOCKS, TCP_ECE, type TcpSegment } from '../../wire/tcp.js';
 import { ByteStore } from '../byte-store.js';
@@ -363,6 +363,10 @@ export class Conn {
   }
   set tsvalSent(v: number) {
     this.tsvalSent32 = v | 0;
+  }
+  /** The TSval the client may be told now: the newer server's, never below one sent before (tsvalSent). */
+  newestTsval(): number {
+    return seqMax(seqMax(this.tsvalS, this.tsvalP), this.tsvalSent);
   }
   /** The kernel merges it (native/bpf/merge.h): its state is there until the bridge takes it. */
   inKernel = false;

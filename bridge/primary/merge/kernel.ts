@@ -115,7 +115,7 @@ export function kernelInit(c: Conn): KernelMergeInit | null {
     winS: c.winS,
     ackSent: ack,
     edgeSent: acksKnown ? seqAdd(ack, Math.min(c.synWinP, c.synWinS)) : 0,
-    tsvalMax: seqGt(c.tsvalP, c.tsvalS) ? c.tsvalP : c.tsvalS,
+    tsvalMax: c.newestTsval(),
     tsecr: c.tsecr,
   };
 }
@@ -156,7 +156,6 @@ export function kernelResume(c: Conn): KernelMergeInit | null {
   if (!init) return null;
   init.ackSent = c.ackSent;
   init.edgeSent = c.edgeSent;
-  if (c.tsOn && seqGt(c.tsvalSent, init.tsvalMax)) init.tsvalMax = c.tsvalSent;
   return init;
 }
 

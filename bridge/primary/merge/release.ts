@@ -352,7 +352,7 @@ function build(core: MergeCore, c: Conn, seq: number, flags: number, options: Tc
 /** The newest TSval of either server, never below one sent before (Conn.tsvalSent), which it then is. */
 function timestampOption(c: Conn): TcpOption[] {
   if (!c.tsOn) return [];
-  const tsval = seqMax(seqMax(c.tsvalS, c.tsvalP), c.tsvalSent);
+  const tsval = c.newestTsval();
   c.tsvalSent = tsval;
   return [{ kind: 'timestamp', tsval, tsecr: c.tsecr }];
 }
