@@ -1,7 +1,9 @@
 /**
  * vsftpd (Debian) on both nodes of the rig, configured identically, serving
  * anonymous FTP in active mode (the data connection is opened by the server
- * from port 20: paper §7.2), and the Debian `ftp` client in the client host.
+ * from port 20: paper §7.2), and passive mode on one fixed port if asked
+ * (both replicas must offer the same port), over IPv4 or IPv6 (EPRT, EPSV);
+ * and the Debian `ftp` client (tnftp) in the client host.
  */
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,13 +40,23 @@ function ftpIds(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-/** Creates the FTP tree for one node (identical content on both) and its vsftpd.conf. */
+export interface FtpServerOptions {
+  /** The one port passive mode offers (PASV, EPSV); without it, active mode only. */
+  pasvPort?: number;
+}
+
+/**
+ * Creates the FTP tree for one node (identical content on both) and its
+ * vsftpd.conf, listening on `vip` (either family).
+ */
 export function prepareFtpRoot(
   rig: Rig,
   node: string,
   vip: string,
   kbs: readonly number[] = PAPER_FILE_KB,
+  opts: FtpServerOptions = {},
 ): { root: string; conf: string } {
+  const v6 = vip.includes(':');
   const base = join(rig.tmpdir, `ftp-${node}`);
   const root = join(base, 'root');
   const empty = join(base, 'empty');
@@ -67,9 +79,9 @@ export function prepareFtpRoot(
   writeFileSync(
     conf,
     [
-      'listen=YES',
-      'listen_ipv6=NO',
-      `listen_address=${vip}`,
+      `listen=${v6 ? 'NO' : 'YES'}`,
+      `listen_ipv6=${v6 ? 'YES' : 'NO'}`,
+      v6 ? `listen_address6=${vip}` : `listen_address=${vip}`,
       'listen_port=21',
       'background=NO',
       'anonymous_enable=YES',
@@ -82,7 +94,9 @@ export function prepareFtpRoot(
       'connect_from_port_20=YES',
       'ftp_data_port=20',
       'port_enable=YES',
-      'pasv_enable=NO',
+      ...(opts.pasvPort === undefined
+        ? ['pasv_enable=NO']
+        : ['pasv_enable=YES', `pasv_min_port=${opts.pasvPort}`, `pasv_max_port=${opts.pasvPort}`]),
       'seccomp_sandbox=NO',
       `secure_chroot_dir=${empty}`,
       'xferlog_enable=YES',
@@ -143,8 +157,10 @@ export interface FtpResult {
 }
 
 /**
- * Runs the Debian ftp client (active mode) in `client` with `commands`.
- * `ftp -n -v`: no auto-login, verbose (prints the transfer rates).
+ * Runs the Debian ftp client in `client` with `commands`. tnftp tries
+ * passive mode first and falls back to active mode where the server refuses
+ * it; `passive off` or `passive on` among `commands` chooses. `ftp -n -v`:
+ * no auto-login, verbose (prints the server's replies and the transfer rates).
  */
 export async function runFtp(
   client: RigHost,
