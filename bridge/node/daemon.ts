@@ -9,7 +9,7 @@
  */
 import { setPriority } from 'node:os';
 import { allowRealtime } from '../io/realtime.js';
-import { ConfigError, loadConfig, swapRoles, type Config } from '../../config/config.js';
+import { ConfigError, loadConfig, serviceAddressList, swapRoles, type Config } from '../../config/config.js';
 import { createLogger, type Logger } from '../log.js';
 import { RoleHooks } from './hooks.js';
 import { EXIT_SERVER_DOWN, ServerTrack } from './track.js';
@@ -171,7 +171,7 @@ export async function runDaemon(role: 'primary' | 'secondary', file: string): Pr
     setTimeout(() => process.exit(EXIT.serverDown), 200).unref();
   };
   const startTrack = (c: Config): ServerTrack => {
-    const t = new ServerTrack(c.track!, c.service.address, log, giveUp);
+    const t = new ServerTrack(c.track!, serviceAddressList(c), log, giveUp);
     t.start();
     return t;
   };

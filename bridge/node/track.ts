@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { run } from '../io/run.js';
 
 export interface TrackConfig {
-  /** Failover ports to connect to on the service address (from the node itself). */
+  /** Failover ports to connect to on each service address (from the node itself). */
   connect?: number[];
   /** Or a command: exit status 0 is healthy. */
   command?: string;
@@ -54,11 +54,12 @@ export class TrackState {
 export const EXIT_SERVER_DOWN = 7;
 
 function connectOnce(host: string, port: number, timeoutMs: number): Promise<void> {
+  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) => {
     const s = connect({ host, port });
     const t = setTimeout(() => {
       s.destroy();
-      reject(new Error(`port ${port}: no answer within ${timeoutMs} ms`));
+      reject(new Error(`${where}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     s.once('connect', () => {
       clearTimeout(t);
@@ -67,12 +68,17 @@ function connectOnce(host: string, port: number, timeoutMs: number): Promise<voi
     });
     s.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(t);
-      reject(new Error(`port ${port}: ${e.code ?? e.message}`));
+      reject(new Error(`${where}: ${e.code ?? e.message}`));
     });
   });
 }
 
-/** The shell: checks at an interval, logs changes, calls `giveUp` once. */
+/**
+ * The shell: checks at an interval, logs changes, calls `giveUp` once. A
+ * `connect` check connects to each port on every service address (both
+ * families of a dual-stack service): a server that stopped answering on one
+ * of them fails it.
+ */
 export class ServerTrack {
   readonly state: TrackState;
   private timer: NodeJS.Timeout | undefined;
@@ -81,7 +87,7 @@ export class ServerTrack {
 
   constructor(
     private cfg: TrackConfig,
-    private readonly vip: string,
+    private readonly addresses: readonly string[],
     private readonly log: Logger,
     private readonly giveUp: (why: string) => void,
   ) {
@@ -107,7 +113,8 @@ export class ServerTrack {
     let err = '';
     try {
       if (this.cfg.command) await run('/bin/sh', ['-c', this.cfg.command], { timeoutMs: this.cfg.timeout_ms });
-      for (const port of this.cfg.connect ?? []) await connectOnce(this.vip, port, this.cfg.timeout_ms);
+      for (const address of this.addresses)
+        for (const port of this.cfg.connect ?? []) await connectOnce(address, port, this.cfg.timeout_ms);
     } catch (e) {
       ok = false;
       err = (e as Error).message.split('\n')[0]!.slice(0, 200);
