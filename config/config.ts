@@ -450,8 +450,6 @@ export function parseConfig(text: string, file: string): Config {
   }
   if (service.v6) {
     // What IPv6 does not reach yet (docs/ipv6.md).
-    if (c.datapath === 'pcap')
-      problems.push('datapath: pcap carries IPv4 only so far: an IPv6 service address needs datapath kernel or auto');
     if (c.lan.mode === 'switch')
       problems.push('lan.mode: switch copies IPv4 frames only so far: an IPv6 service address needs hub or mirror');
   }

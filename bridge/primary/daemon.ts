@@ -12,7 +12,7 @@
  * and S's diverted segments must never reach P's TCP (it would reset them).
  */
 import { existsSync } from 'node:fs';
-import { ipAddrToString, ipv4, mac, type IpAddr, type ServiceAddresses } from '../../net/addr.js';
+import { ipAddr, ipAddrToString, ipv4, mac, type IpAddr, type ServiceAddresses } from '../../net/addr.js';
 import { emitEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from '../wire/ethernet.js';
 import { ipVersion } from '../wire/ip.js';
 import { afterReading, FrameCapture } from '../io/capture.js';
@@ -560,13 +560,19 @@ export class PrimaryBridge {
 
   /** What goes to the queues, and the client's SYN that need not. */
   private queueRules(q: number, ports: PortSet): Rule[] {
-    // The pcap path's diverted copies come between the nodes' own (IPv4) addresses.
-    const diverted: Rule = {
+    // The pcap path's diverted copies come between the nodes' own addresses, of their client's family.
+    const divertedBetween = (src: IpAddr, dst: IpAddr): Rule => ({
       hook: 'prerouting',
-      match: { src: this.peerAddr, dst: this.self, sports: ports },
+      match: { src, dst, sports: ports },
       action: { queue: q + 1, bypass: false },
       comment: 'tcpfo: diverted from S, pcap path (fail closed)',
-    };
+    });
+    const diverted = divertedBetween(this.peerAddr, this.self);
+    const { primary, secondary } = this.cfg;
+    const diverted6 =
+      this.vips.v6 === null || primary.address6 === null || secondary.address6 === null
+        ? []
+        : [divertedBetween(ipAddr(secondary.address6), ipAddr(primary.address6))];
     const perVip = (vip: IpAddr): Rule[] => [
       // Not over lo: the node's own connections to the service address (track's checks) are no client's.
       {
@@ -601,7 +607,7 @@ export class PrimaryBridge {
     ];
     const [out4, ...in4] = perVip(this.vip);
     // IPv6 (docs/ipv6.md): the same rules for its service address, in their own family's table.
-    return [out4!, diverted, ...in4, ...(this.vips.v6 === null ? [] : perVip(this.vips.v6))];
+    return [out4!, diverted, ...in4, ...(this.vips.v6 === null ? [] : [...perVip(this.vips.v6), ...diverted6])];
   }
 
   /** The heartbeat link to the secondary: the one a promoted secondary hands over, or a new one. */

@@ -110,6 +110,15 @@ export class SecondaryBridge {
       primary: ipv4(cfg.primary.address),
       ports: new PortMatcher(cfg.service.ports),
       mtu: cfg.lan.mtu,
+      // The configuration lists both nodes' IPv6 addresses where the service has one.
+      v6:
+        cfg.service.address6 === null || cfg.secondary.address6 === null || cfg.primary.address6 === null
+          ? null
+          : {
+              service: ipAddr(cfg.service.address6) as string,
+              self: ipAddr(cfg.secondary.address6) as string,
+              primary: ipAddr(cfg.primary.address6) as string,
+            },
       primaryMac: cfg.primary.mac,
     });
     this.state = new NodeState(journalOf(cfg, 's'));

@@ -14,7 +14,6 @@
  * Either way fail closed: a client never sees S's replies while P speaks
  * for the pair, also when this process is killed.
  */
-import { ipv4 } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { serviceAddresses, serviceAddressList, type Config } from '../../config/config.js';
 import { FrameCapture } from '../io/capture.js';
@@ -28,10 +27,11 @@ import type { Logger } from '../log.js';
 import { blindProds, blindPrompts, owes } from './blind.js';
 import type { Diverter } from './diverter.js';
 
-/** BPF for client frames to the service's failover ports. */
-export function serviceFilter(vip: string, ports: PortSet): string {
+/** BPF for client frames to the service's failover ports, on any of its addresses (either family). */
+export function serviceFilter(vips: readonly string[], ports: PortSet): string {
   const p = ports.map((x) => (typeof x === 'number' ? `dst port ${x}` : `dst portrange ${x[0]}-${x[1]}`)).join(' or ');
-  return `tcp and dst host ${vip} and (${p})`;
+  const h = vips.map((v) => `dst host ${v}`).join(' or ');
+  return `tcp and (${h}) and (${p})`;
 }
 
 /** What a data path needs of its bridge. */
@@ -200,16 +200,16 @@ export class PcapDataPath implements SecondaryDataPath {
       },
     );
     this.queue = q;
+    // Each service address's (an IPv6 one's in the ip6 table).
+    const vips = serviceAddresses(cfg);
     this.rules = await RuleSet.install(
       `${cfg.instance}s`,
-      [
-        {
-          hook: 'output',
-          match: { src: ipv4(cfg.service.address), sports: cfg.service.ports, oifNot: 'lo' },
-          action: { queue: qnum, bypass: false },
-          comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
-        },
-      ],
+      [vips.v4, ...(vips.v6 === null ? [] : [vips.v6])].map((src) => ({
+        hook: 'output' as const,
+        match: { src, sports: cfg.service.ports, oifNot: 'lo' },
+        action: { queue: qnum, bypass: false },
+        comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
+      })),
       BRIDGE_MARK,
     );
     // A kernel-path predecessor's tables and routing go once our queue rule is in (theirs was fail closed too).
@@ -221,7 +221,7 @@ export class PcapDataPath implements SecondaryDataPath {
     await removeDivertRoutes();
     this.capture = new FrameCapture(
       cfg.secondary.interface,
-      serviceFilter(cfg.service.address, cfg.service.ports),
+      serviceFilter(serviceAddressList(cfg), cfg.service.ports),
       (frame) => {
         const pkt = diverter.inbound(frame);
         if (pkt) injector.send(pkt);

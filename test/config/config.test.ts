@@ -81,11 +81,6 @@ describe('configuration', () => {
       DUAL.replace('address: [192.0.2.2, "2001:db8::2"]', 'address: "2001:db8::2"'),
       /^secondary\.address: list the node's IPv4 address/,
     ],
-    [
-      'an IPv6 service address on the pcap path',
-      DUAL.replace('datapath: auto', 'datapath: pcap'),
-      /^datapath: pcap carries IPv4 only so far/,
-    ],
     ['a bad MAC', EXAMPLE.replace('"02:00:00:00:00:03"', '"02:00:00:00:03"'), /^secondary\.mac: not a MAC address/],
     ['a reversed port range', EXAMPLE.replace('"8000-8010"', '"8010-8000"'), /^service\.ports\[3\]: bad port range/],
     ['a port out of range', EXAMPLE.replace('[21, 20,', '[70000, 20,'), /^service\.ports\[0\]/],
@@ -155,6 +150,11 @@ describe('a dual-stack service', () => {
     expect(c.primary).toMatchObject({ address: '192.0.2.1', address6: 'fe80::1' });
     expect(c.secondary).toMatchObject({ address: '192.0.2.2', address6: '2001:db8::2' });
     expect(serviceAddresses(c)).toEqual({ v4: 0xc0000264, v6: '20010db8000000000000000000000100' });
+  });
+
+  it('every data path of the secondary takes it: the pcap path too', () => {
+    for (const datapath of ['auto', 'kernel', 'pcap'])
+      expect(parseConfig(DUAL.replace('datapath: auto', `datapath: ${datapath}`), 'd.yaml').datapath).toBe(datapath);
   });
 
   it('the configuration the peer is told names both service addresses, one spelling each', () => {

@@ -39,22 +39,12 @@ describe('TrackState', () => {
   });
 });
 
-async function listen(host: string): Promise<Server> {
+/** A server that closes each connection, on `host` and port `at` (0: any). */
+async function listen(host: string, at = 0): Promise<Server> {
   const s = createServer((c) => c.destroy());
-  s.listen(0, host);
+  s.listen(at, host);
   await once(s, 'listening');
   return s;
-}
-
-async function listenOn(host: string, port: number): Promise<Server> {
-  const s = createServer((c) => c.destroy());
-  s.listen(port, host);
-  await once(s, 'listening');
-  return s;
-}
-
-function port(s: Server): number {
-  return (s.address() as { port: number }).port;
 }
 
 describe('ServerTrack connect checks (loopback, both families)', () => {
@@ -64,8 +54,8 @@ describe('ServerTrack connect checks (loopback, both families)', () => {
       .some((a) => a?.address === '::1');
     expect(lo6, 'this test needs ::1 on lo (IPv6 enabled)').toBe(true);
     const v4 = await listen('127.0.0.1');
-    const p = port(v4);
-    const v6 = await listenOn('::1', p);
+    const p = (v4.address() as { port: number }).port;
+    const v6 = await listen('::1', p);
     const lines: Array<{ msg: string; err?: string }> = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {

@@ -164,31 +164,66 @@ describe('a dual-stack service (hub, 100 Mbit/s client link)', () => {
     ['secondary', 'get'],
     ['secondary', 'put'],
   ];
-  for (const [node, mode] of cases)
+  for (const datapath of ['kernel', 'pcap'] as const)
+    for (const [node, mode] of cases)
+      it(
+        `kill the ${node} during a 30 MB ${mode === 'get' ? 'download' : 'upload'} over IPv6: completes byte-exact, no RST (${datapath} data path)`,
+        async () => {
+          await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
+            // The kernel paths on both nodes, or the paper's whole user-space path.
+            const pair = await TcpfoPair.start(rig, {
+              ipv6: true,
+              datapath,
+              extraYaml: `inbound: ${datapath === 'kernel' ? 'kernel' : 'queue'}\n`,
+            });
+            try {
+              const c = rig.host('client');
+              const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'ds6', 96);
+              const killAfter = 500 + Math.floor(Math.random() * 1000);
+              const t = transfer(c, mode, BYTES, 63, 120_000, VIP6);
+              await new Promise((res) => setTimeout(res, killAfter));
+              // The paper's path carries the IPv6 connection: the secondary's bridge diverts its segments.
+              if (datapath === 'pcap')
+                expect((await scrapeMetrics(rig, 'secondary'))('tcpfo_diverted_segments_total')).toBeGreaterThan(100);
+              await killNode(pair, node);
+              const r = await t;
+              const report = checkTransparency(await cap.stop(), VIP6, DEMO_PORT);
+              const logs = pair.logs();
+              const ctx = `killed after ${killAfter} ms\n${logs}`;
+              expectComplete(r, mode, ctx);
+              expect(report.problems, ctx).toEqual([]);
+              expect(report.connections, ctx).toHaveLength(1);
+              if (node === 'primary') expect(logs).toMatch(/took over the service address/);
+              else expect(logs).toMatch(/secondary failed: continuing alone/);
+              console.log(
+                `IPv6 failover ${node}/${mode} (${datapath}): killed at ${killAfter} ms, stall ${r.maxGapMs} ms, total ${r.ms} ms`,
+              );
+            } finally {
+              await pair.stop();
+            }
+          });
+        },
+        slow(150_000),
+      );
+
+  for (const datapath of ['kernel', 'pcap'] as const)
     it(
-      `kill the ${node} during a 30 MB ${mode === 'get' ? 'download' : 'upload'} over IPv6: completes byte-exact, no RST`,
+      `with the nodes’ link-local addresses in the configuration: the secondary’s answers are routed (kernel) or diverted (pcap) to the primary’s, and a download over IPv6 survives the death of the primary (${datapath} data path)`,
       async () => {
         await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-          const pair = await TcpfoPair.start(rig, { ipv6: true });
+          const pair = await TcpfoPair.start(rig, { ipv6: 'link-local', datapath });
           try {
+            expect(readFileSync(pair.configFor('primary'), 'utf8')).toMatch(/address: \[192\.0\.2\.1, "fe80::/);
             const c = rig.host('client');
-            const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'ds6', 96);
-            const killAfter = 500 + Math.floor(Math.random() * 1000);
-            const t = transfer(c, mode, BYTES, 63, 120_000, VIP6);
-            await new Promise((res) => setTimeout(res, killAfter));
-            await killNode(pair, node);
+            const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'll6', 96);
+            const t = transfer(c, 'get', BYTES, 64, 120_000, VIP6);
+            await new Promise((res) => setTimeout(res, 800));
+            await killNode(pair, 'primary');
             const r = await t;
-            const report = checkTransparency(await cap.stop(), VIP6, DEMO_PORT);
             const logs = pair.logs();
-            const ctx = `killed after ${killAfter} ms\n${logs}`;
-            expectComplete(r, mode, ctx);
-            expect(report.problems, ctx).toEqual([]);
-            expect(report.connections, ctx).toHaveLength(1);
-            if (node === 'primary') expect(logs).toMatch(/took over the service address/);
-            else expect(logs).toMatch(/secondary failed: continuing alone/);
-            console.log(
-              `IPv6 failover ${node}/${mode}: killed at ${killAfter} ms, stall ${r.maxGapMs} ms, total ${r.ms} ms`,
-            );
+            expectComplete(r, 'get', logs);
+            expect(checkTransparency(await cap.stop(), VIP6, DEMO_PORT).problems, logs).toEqual([]);
+            expect(logs).toMatch(/took over the service address/);
           } finally {
             await pair.stop();
           }
@@ -196,29 +231,4 @@ describe('a dual-stack service (hub, 100 Mbit/s client link)', () => {
       },
       slow(150_000),
     );
-
-  it(
-    'with the nodes’ link-local addresses in the configuration: the secondary’s answers are routed to the primary’s, and a download over IPv6 survives the death of the primary',
-    async () => {
-      await withRig({ mode: 'hub', links: { client: { rateMbit: 100 } } }, async (rig) => {
-        const pair = await TcpfoPair.start(rig, { ipv6: 'link-local' });
-        try {
-          expect(readFileSync(pair.configFor('primary'), 'utf8')).toMatch(/address: \[192\.0\.2\.1, "fe80::/);
-          const c = rig.host('client');
-          const cap = await Capture.start(c, `tcp port ${DEMO_PORT}`, 'll6', 96);
-          const t = transfer(c, 'get', BYTES, 64, 120_000, VIP6);
-          await new Promise((res) => setTimeout(res, 800));
-          await killNode(pair, 'primary');
-          const r = await t;
-          const logs = pair.logs();
-          expectComplete(r, 'get', logs);
-          expect(checkTransparency(await cap.stop(), VIP6, DEMO_PORT).problems, logs).toEqual([]);
-          expect(logs).toMatch(/took over the service address/);
-        } finally {
-          await pair.stop();
-        }
-      });
-    },
-    slow(150_000),
-  );
 });
