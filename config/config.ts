@@ -448,11 +448,6 @@ export function parseConfig(text: string, file: string): Config {
         `${path}: the service has an IPv6 address: list the node's own IPv6 address too (link-local is fine)`,
       );
   }
-  if (service.v6) {
-    // What IPv6 does not reach yet (docs/ipv6.md).
-    if (c.lan.mode === 'switch')
-      problems.push('lan.mode: switch copies IPv4 frames only so far: an IPv6 service address needs hub or mirror');
-  }
   if (c.primary.mac.toLowerCase() === c.secondary.mac.toLowerCase())
     problems.push('primary.mac and secondary.mac must differ');
   for (const [path, m] of [

@@ -39,10 +39,16 @@ export interface Match {
   bpfPinned?: string;
   /** A connection's opening segment: SYN set, ACK, FIN and RST clear (ECN flags either way). */
   synOnly?: boolean;
+  /** A SYN or a SYN-ACK: SYN set, RST clear (the segments that carry an MSS option). */
+  syn?: boolean;
 }
 
-/** `orMark`: sets these mark bits and goes on to the next rule (iptables MARK --or-mark). */
-export type Action = { queue: number; bypass: boolean } | { orMark: number } | 'drop' | 'accept';
+/**
+ * `orMark`: sets these mark bits and goes on to the next rule (iptables MARK
+ * --or-mark). `clampMss`: an MSS option above this value is set to it, and
+ * the packet goes on (iptables TCPMSS; its rule must match `syn`).
+ */
+export type Action = { queue: number; bypass: boolean } | { orMark: number } | { clampMss: number } | 'drop' | 'accept';
 
 export interface Rule {
   hook: Hook;
@@ -132,6 +138,7 @@ function nftMatch(m: Match): string {
   if (m.sports) parts.push(`tcp sport { ${portList(m.sports).join(', ')} }`);
   if (m.dports) parts.push(`tcp dport { ${portList(m.dports).join(', ')} }`);
   if (m.synOnly) parts.push('tcp flags & (fin | syn | rst | ack) == syn');
+  if (m.syn) parts.push('tcp flags & (syn | rst) == syn');
   return parts.join(' ');
 }
 
@@ -139,6 +146,7 @@ function nftAction(a: Action): string {
   if (a === 'drop') return 'drop';
   if (a === 'accept') return 'accept';
   if ('orMark' in a) return `meta mark set meta mark or 0x${a.orMark.toString(16)}`;
+  if ('clampMss' in a) return `tcp option maxseg size > ${a.clampMss} tcp option maxseg size set ${a.clampMss}`;
   return `queue num ${a.queue}${a.bypass ? ' bypass' : ''}`;
 }
 
@@ -192,6 +200,7 @@ function iptMatch(m: Match): string[] {
   if (m.dst !== undefined) a.push('-d', ipAddrToString(m.dst));
   a.push('-p', 'tcp');
   if (m.synOnly) a.push('--syn');
+  if (m.syn) a.push('--tcp-flags', 'SYN,RST', 'SYN');
   if (m.srcMac) a.push('-m', 'mac', '--mac-source', m.srcMac);
   const multiport = (flag: string, ports: PortSet) => {
     a.push(
@@ -213,6 +222,8 @@ function iptAction(a: Action): string[] {
   if (a === 'drop') return ['-j', 'DROP'];
   if (a === 'accept') return ['-j', 'RETURN'];
   if ('orMark' in a) return ['-j', 'MARK', '--or-mark', `0x${a.orMark.toString(16)}`];
+  if ('clampMss' in a)
+    return ['-m', 'tcpmss', '--mss', `${a.clampMss + 1}:65535`, '-j', 'TCPMSS', '--set-mss', String(a.clampMss)];
   return ['-j', 'NFQUEUE', '--queue-num', String(a.queue), ...(a.bypass ? ['--queue-bypass'] : [])];
 }
 

@@ -26,7 +26,7 @@ import { ipVersion } from '../wire/ip.js';
 import { Injector } from '../io/inject.js';
 import { SKB_GSO, type PacketBatch, type PacketQueue } from '../io/nfqueue.js';
 import type { Rule } from '../io/rules.js';
-import { installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
+import { copiesAny, installCopy, removeCopy, type CopySpec } from '../io/switch-copy.js';
 import { InboundXlate, kernelDigest, matchPinPath, orderPinPath } from '../io/xlate.js';
 import type { NodeState } from '../io/node-state.js';
 import type { MetricsSnapshot } from '../node/metrics.js';
@@ -192,13 +192,13 @@ export class QueuePath implements PrimaryDataPath {
   }
   async startCopies(): Promise<void> {
     if (this.x.cfg.lan.mode !== 'switch') return;
-    await installCopy(copySpec(this.x));
+    await installCopy(copySpec(this.x, false));
     this.copying = true;
   }
   async stopCopies(): Promise<void> {
     if (!this.copying) return;
     this.copying = false;
-    await removeCopy(copySpec(this.x).tag);
+    await removeCopy(copySpec(this.x, false).tag);
   }
   everySecond(): void {}
   reload(): void {}
@@ -209,12 +209,13 @@ export class QueuePath implements PrimaryDataPath {
   async close(): Promise<void> {}
 }
 
-/** The switch copy in an nft table (where no translation program runs to copy). */
-function copySpec(x: PrimaryPathContext): CopySpec {
+/** The switch copy in an nft table: every family's frames, or (`programCopies4`) IPv6's alone. */
+function copySpec(x: PrimaryPathContext, programCopies4: boolean): CopySpec {
   return {
     tag: `${x.cfg.instance}p`,
     lanInterface: x.cfg.primary.interface,
-    vip: x.vip,
+    vip: programCopies4 ? null : x.vip,
+    vip6: x.cfg.service.address6,
     ports: x.cfg.service.ports,
     selfMac: x.cfg.primary.mac,
     secondaryMac: x.cfg.secondary.mac,
@@ -670,8 +671,10 @@ export class KernelPath implements PrimaryDataPath {
    */
   async startCopies(): Promise<void> {
     if (this.x.cfg.lan.mode !== 'switch') return;
+    // The program copies IPv4 frames; an nft table the rest (IPv6's, or all where no program runs).
+    const spec = copySpec(this.x, this.xlate !== undefined);
     if (this.xlate) this.xlate.duplicateTo(mac(this.x.cfg.secondary.mac), this.x.myMac);
-    else await installCopy(copySpec(this.x));
+    if (copiesAny(spec)) await installCopy(spec);
     this.copying = true;
   }
 
@@ -679,7 +682,7 @@ export class KernelPath implements PrimaryDataPath {
     if (!this.copying) return;
     this.copying = false;
     if (this.xlate) this.xlate.duplicateTo(null);
-    else await removeCopy(copySpec(this.x).tag);
+    await removeCopy(copySpec(this.x, false).tag);
   }
 
   reload(cfg: Config): void {

@@ -20,7 +20,9 @@ import { FrameCapture } from '../io/capture.js';
 import { BRIDGE_MARK, type Injector } from '../io/inject.js';
 import { detachKernelPath, installKernelPath, removeDivertRoutes, type KernelPathSpec } from '../io/kernel-path.js';
 import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
-import { removeIptablesRules, removeRules, RuleSet } from '../io/rules.js';
+import { removeIptablesRules, removeRules, RuleSet, type Rule } from '../io/rules.js';
+import { clampedMss } from '../wire/divert.js';
+import { isIp6 } from '../../net/addr.js';
 import { destroySockets, existingConnections, type SocketKey } from '../io/sockets.js';
 import { probeOf, type QueueProbe } from '../node/liveness.js';
 import type { Logger } from '../log.js';
@@ -204,12 +206,24 @@ export class PcapDataPath implements SecondaryDataPath {
     const vips = serviceAddresses(cfg);
     this.rules = await RuleSet.install(
       `${cfg.instance}s`,
-      [vips.v4, ...(vips.v6 === null ? [] : [vips.v6])].map((src) => ({
-        hook: 'output' as const,
-        match: { src, sports: cfg.service.ports, oifNot: 'lo' },
-        action: { queue: qnum, bypass: false },
-        comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
-      })),
+      [vips.v4, ...(vips.v6 === null ? [] : [vips.v6])].flatMap((vip): Rule[] => [
+        {
+          hook: 'output',
+          match: { src: vip, sports: cfg.service.ports, oifNot: 'lo' },
+          action: { queue: qnum, bypass: false },
+          comment: 'tcpfo: S output to clients, diverted to P (fail closed)',
+        },
+        // The client's SYN that reaches our TCP from the kernel, not injected (the primary's
+        // copy to our MAC on a learning switch), is clamped as the diverter clamps the
+        // injected ones: else S's full-sized segments, the divert option added, exceed the
+        // MTU (IPv4 fragments them, IPv6 drops them, its Packet Too Big meeting no socket).
+        {
+          hook: 'prerouting',
+          match: { dst: vip, dports: cfg.service.ports, iifNot: 'lo', syn: true },
+          action: { clampMss: clampedMss(cfg.lan.mtu, isIp6(vip)) },
+          comment: 'tcpfo: client SYN straight to S, MSS clamped to leave room for the divert option',
+        },
+      ]),
       BRIDGE_MARK,
     );
     // A kernel-path predecessor's tables and routing go once our queue rule is in (theirs was fail closed too).

@@ -163,6 +163,7 @@ describe('the primary’s copies on a learning switch (nft form, inbound: queue)
       tag: 'tp',
       lanInterface: 'eth0',
       vip: ipv4('192.0.2.100'),
+      vip6: null,
       ports: [7000],
       selfMac: '02:00:00:00:00:0A',
       secondaryMac: '02:00:00:00:00:0B',
@@ -174,5 +175,34 @@ describe('the primary’s copies on a learning switch (nft form, inbound: queue)
     expect(text).toMatch(
       /hook egress device "eth0".*\n.*ether daddr 02:00:00:00:00:0a ip daddr 192\.0\.2\.100 tcp dport \{ 7000 \} ether daddr set 02:00:00:00:00:0b ether saddr set 02:00:00:00:00:0a/,
     );
+  });
+
+  it('copies the IPv6 service address’s frames too, or those alone where the translation program copies IPv4’s', async () => {
+    const { copiesAny, copyRuleset } = await import('../../bridge/io/switch-copy.js');
+    const spec = {
+      tag: 'tp',
+      lanInterface: 'eth0',
+      vip: ipv4('192.0.2.100'),
+      vip6: '2001:db8::100',
+      ports: [7000, [8000, 8010] as [number, number]],
+      selfMac: '02:00:00:00:00:0a',
+      secondaryMac: '02:00:00:00:00:0b',
+    };
+    const both = copyRuleset(spec);
+    for (const d of ['ip daddr 192\\.0\\.2\\.100', 'ip6 daddr 2001:db8::100']) {
+      expect(both).toMatch(
+        new RegExp(`ether daddr 02:00:00:00:00:0a ${d} tcp dport \\{ 7000, 8000-8010 \\} dup to "eth0"`),
+      );
+      expect(both).toMatch(
+        new RegExp(
+          `ether daddr 02:00:00:00:00:0a ${d} tcp dport \\{ 7000, 8000-8010 \\} ether daddr set 02:00:00:00:00:0b`,
+        ),
+      );
+    }
+    const six = copyRuleset({ ...spec, vip: null });
+    expect(six).not.toMatch(/ip daddr/);
+    expect(six.match(/ip6 daddr 2001:db8::100/g)).toHaveLength(2);
+    expect(copiesAny({ ...spec, vip: null })).toBe(true);
+    expect(copiesAny({ ...spec, vip: null, vip6: null })).toBe(false);
   });
 });

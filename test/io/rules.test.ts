@@ -128,6 +128,33 @@ describe('a client’s opening SYN (synOnly)', () => {
   });
 });
 
+describe('the MSS clamp (clampMss) of a SYN or SYN-ACK (syn)', () => {
+  const clamp = (dst: string, mss: number): Rule => ({
+    hook: 'prerouting',
+    match: { dst: ipAddr(dst), dports: [7000], iifNot: 'lo', syn: true },
+    action: { clampMss: mss },
+    comment: 'clamp',
+  });
+  it('iptables: SYN set and RST clear, TCPMSS only above the value (it goes on to the next rule)', () => {
+    const line = iptRestoreScript('ts', [clamp('192.0.2.100', 1452)], 0x100, '')
+      .split('\n')
+      .find((l) => l.includes('"clamp"'));
+    expect(line).toBe(
+      '-A TCPFO_ts_PREROUTING ! -i lo -d 192.0.2.100 -p tcp --tcp-flags SYN,RST SYN -m multiport --dports 7000 -m comment --comment "clamp" -m tcpmss --mss 1453:65535 -j TCPMSS --set-mss 1452',
+    );
+  });
+  it('nftables: the option set where it is larger, in the table of the address’s family', () => {
+    const text = nftRuleset('ts', [clamp('192.0.2.100', 1452), clamp('2001:db8::100', 1420)], 0x100);
+    const [four, six] = text.split('table ip6');
+    expect(four).toContain(
+      'ip daddr 192.0.2.100 meta l4proto tcp tcp dport { 7000 } tcp flags & (syn | rst) == syn tcp option maxseg size > 1452 tcp option maxseg size set 1452 comment "clamp"',
+    );
+    expect(six).toContain(
+      'ip6 daddr 2001:db8::100 meta l4proto tcp tcp dport { 7000 } tcp flags & (syn | rst) == syn tcp option maxseg size > 1420 tcp option maxseg size set 1420 comment "clamp"',
+    );
+  });
+});
+
 describe('IPv6 rules', () => {
   const V6: Rule[] = [
     {
