@@ -6,7 +6,7 @@
 import { Capture } from './capture.js';
 import { killNode } from './failover.js';
 import { checkTransparency, framesAroundRst } from './oracle.js';
-import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, type TransferResult } from './pair.js';
+import { DEMO_PORT, finalCounters, TcpfoPair, transfer, VIP, VIP6, type TransferResult } from './pair.js';
 import { withRig, type LinkShape } from './rig.js';
 
 export type LinkName = 'client' | 'primary' | 'secondary';
@@ -22,6 +22,8 @@ export interface FaultCase {
   timeoutMs?: number;
   /** More configuration for both nodes (YAML lines), e.g. `merge: release`. */
   extraYaml?: string;
+  /** A dual-stack pair, the transfer over IPv6. */
+  ipv6?: boolean;
 }
 
 export interface FaultResult {
@@ -32,6 +34,8 @@ export interface FaultResult {
   maxGapMs: number;
   /** Frames the switch dropped, duplicated or delayed (nft counters). */
   impaired: { dropped: number; duplicated: number; delayed: number };
+  /** Of those, IPv6 TCP frames. */
+  impaired6: { dropped: number; duplicated: number; delayed: number };
   /** Re-sends by the primary bridge outside the normal merge (from its final counters; absent after it was killed). */
   retransmissions?: { primary: number; secondary: number; prefix: number };
   logs: string;
@@ -67,12 +71,14 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
     const pair = await TcpfoPair.start(rig, {
       heartbeatTimeoutMs: c.kill ? 100 : 500,
       ...(c.extraYaml ? { extraYaml: c.extraYaml } : {}),
+      ipv6: c.ipv6 ?? false,
     });
+    const vip = c.ipv6 ? VIP6 : VIP;
     let stopped = false;
     try {
       const client = rig.host('client');
       const cap = await Capture.start(client, `tcp port ${DEMO_PORT}`, 'faults', 96);
-      const t = transfer(client, c.mode, c.bytes, c.seed ?? 51, c.timeoutMs ?? 240_000);
+      const t = transfer(client, c.mode, c.bytes, c.seed ?? 51, c.timeoutMs ?? 240_000, vip);
       if (c.kill) {
         await new Promise((res) => setTimeout(res, c.kill!.afterMs));
         await killNode(pair, c.kill.node);
@@ -80,17 +86,25 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
       const r = await t;
       const problems = check(c, r);
       const frames = await cap.stop();
-      const found = checkTransparency(frames, VIP, DEMO_PORT).problems;
+      const found = checkTransparency(frames, vip, DEMO_PORT).problems;
       problems.push(...found);
       if (found.some((p) => p.startsWith('RST')))
-        problems.push(`frames around the RST:\n${framesAroundRst(frames, VIP, DEMO_PORT)}`);
+        problems.push(`frames around the RST:\n${framesAroundRst(frames, vip, DEMO_PORT)}`);
       const ruleset = (await rig.switchExec(['nft', 'list', 'ruleset'])).stdout;
-      const count = (re: RegExp) => [...ruleset.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
-      const impaired = {
-        dropped: count(/packets (\d+) bytes \d+ drop/g),
-        duplicated: count(/packets (\d+) bytes \d+ dup to/g),
-        delayed: count(/packets (\d+) bytes \d+ meta priority set/g),
-      };
+      const count = (re: RegExp, text = ruleset) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+      const impairedIn = (text: string) => ({
+        dropped: count(/packets (\d+) bytes \d+ drop/g, text),
+        duplicated: count(/packets (\d+) bytes \d+ dup to/g, text),
+        delayed: count(/packets (\d+) bytes \d+ meta priority set/g, text),
+      });
+      const impaired = impairedIn(ruleset);
+      // The IPv6 rules' share (nft lists them as `ip6 nexthdr tcp …`).
+      const impaired6 = impairedIn(
+        ruleset
+          .split('\n')
+          .filter((l) => l.includes('ip6 nexthdr tcp'))
+          .join('\n'),
+      );
       const logs = pair.logs();
       await pair.stop();
       stopped = true;
@@ -105,7 +119,16 @@ export async function runFaultCase(c: FaultCase): Promise<FaultResult> {
           prefix: p.merger.prefixReleases,
         };
       }
-      return { ok: problems.length === 0, problems, ms: r.ms, maxGapMs: r.maxGapMs, impaired, retransmissions, logs };
+      return {
+        ok: problems.length === 0,
+        problems,
+        ms: r.ms,
+        maxGapMs: r.maxGapMs,
+        impaired,
+        impaired6,
+        retransmissions,
+        logs,
+      };
     } finally {
       if (!stopped) await pair.stop();
     }

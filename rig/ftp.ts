@@ -117,7 +117,10 @@ export function prepareFtpRoot(
 
 export async function startVsftpd(host: RigHost, conf: string): Promise<ChildProcess> {
   const proc = host.spawn(['vsftpd', conf]);
-  const r = await host.sh('for i in $(seq 50); do ss -ltn | grep -q ":21 " && exit 0; sleep 0.1; done; exit 1', {
+  // Listening on its own address (a second vsftpd of the node, on another address, does not count).
+  const addr = /^listen_address6?=(.*)$/m.exec(readFileSync(conf, 'utf8'))?.[1] ?? '';
+  const at = addr.includes(':') ? `[${addr}]:21` : `${addr}:21`;
+  const r = await host.sh(`for i in $(seq 50); do ss -ltn | grep -qF "${at} " && exit 0; sleep 0.1; done; exit 1`, {
     allowFail: true,
   });
   if (r.code !== 0) throw new Error(`vsftpd did not start on ${host.name}`);
@@ -133,15 +136,18 @@ export async function startFtpPair(
   rig: Rig,
   vip: string,
   servers: ChildProcess[],
+  plainAddr = rig.host('primary').ip,
 ): Promise<{ tcpfoRoot: string; plainRoot: string }> {
+  // One vsftpd per address: an IPv6 one's tree and files apart from the IPv4 one's.
+  const tag = vip.includes(':') ? '6' : '';
   const roots: Record<string, string> = {};
   for (const n of ['primary', 'secondary']) {
-    const { root, conf } = prepareFtpRoot(rig, n, vip);
+    const { root, conf } = prepareFtpRoot(rig, `${n}${tag}`, vip);
     roots[n] = root;
     servers.push(await startVsftpd(rig.host(n), conf));
   }
   const p = rig.host('primary');
-  const plain = prepareFtpRoot(rig, 'plain', p.ip);
+  const plain = prepareFtpRoot(rig, `plain${tag}`, plainAddr);
   servers.push(await startVsftpd(p, plain.conf));
   return { tcpfoRoot: roots.primary!, plainRoot: plain.root };
 }

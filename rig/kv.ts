@@ -23,22 +23,31 @@ async function listening(host: RigHost, proc: ChildProcess, port: number, what: 
   return proc;
 }
 
-/** memcached on `addr`:`port` (one thread, 64 MB, no UDP). */
-export function startMemcached(host: RigHost, addr: string, port: number): Promise<ChildProcess> {
+/** memcached on `addr`:`port`, or on each of several addresses (one thread, 64 MB, no UDP). */
+export function startMemcached(host: RigHost, addr: string | readonly string[], port: number): Promise<ChildProcess> {
+  const list = (typeof addr === 'string' ? [addr] : addr).map((a) => (a.includes(':') ? `[${a}]` : a)).join(',');
   return listening(
     host,
-    host.spawn(['memcached', '-u', 'nobody', '-l', addr, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']),
+    host.spawn(['memcached', '-u', 'nobody', '-l', list, '-p', String(port), '-U', '0', '-t', '1', '-m', '64']),
     port,
     'memcached',
   );
 }
 
-/** redis-server on `addr`:`port`, nothing saved; `maxClients`: room for that many connections (the open-file limit raised to match). */
-export function startRedis(host: RigHost, addr: string, port: number, maxClients?: number): Promise<ChildProcess> {
+/**
+ * redis-server on `addr`:`port` (or each of several addresses), nothing saved; `maxClients`: room for that
+ * many connections (the open-file limit raised to match).
+ */
+export function startRedis(
+  host: RigHost,
+  addr: string | readonly string[],
+  port: number,
+  maxClients?: number,
+): Promise<ChildProcess> {
   const argv = [
     'redis-server',
     '--bind',
-    addr,
+    ...(typeof addr === 'string' ? [addr] : addr),
     '--port',
     String(port),
     '--save',
@@ -94,16 +103,22 @@ export async function redisGet(
 }
 
 /**
- * memcached and redis on the service address `vip` of both nodes, and on the
- * primary's own address for plain TCP; each process is added to `servers`
- * (the pair stops them).
+ * memcached and redis on the service address `vip` (or each of a dual-stack
+ * pair's) of both nodes, and on the primary's own address (`plain`: its
+ * addresses) for plain TCP; each process is added to `servers` (the pair
+ * stops them).
  */
-export async function startKvPair(rig: Rig, vip: string, servers: ChildProcess[]): Promise<void> {
+export async function startKvPair(
+  rig: Rig,
+  vip: string | readonly string[],
+  servers: ChildProcess[],
+  plain: readonly string[] = [rig.host('primary').ip],
+): Promise<void> {
   for (const n of ['primary', 'secondary']) {
     servers.push(await startMemcached(rig.host(n), vip, MC_PORT));
     servers.push(await startRedis(rig.host(n), vip, REDIS_PORT));
   }
   const p = rig.host('primary');
-  servers.push(await startMemcached(p, p.ip, MC_PLAIN_PORT));
-  servers.push(await startRedis(p, p.ip, REDIS_PLAIN_PORT));
+  servers.push(await startMemcached(p, plain, MC_PLAIN_PORT));
+  servers.push(await startRedis(p, plain, REDIS_PLAIN_PORT));
 }

@@ -43,7 +43,7 @@ export interface LinkShape {
    */
   duplicate?: number;
   /**
-   * Random reordering per direction, 0..1: that share of the host's IPv4
+   * Random reordering per direction, 0..1: that share of the host's IPv4 and IPv6 TCP
    * frames is put in a slow htb class (50 Mbit/s, 16 frames deep) on the
    * egress port, so frames sent after it overtake it — by up to a few ms; a
    * full slow class drops (the kernel has no netem here). Not with rateMbit.
@@ -53,6 +53,11 @@ export interface LinkShape {
 
 /** The htb classes reordering uses on every switch port: fast (default) and slow. */
 const REORDER_SLOW_CLASS = '1:20';
+/**
+ * The frames loss, duplication and reordering apply to: IPv4 ones, and IPv6
+ * TCP (not neighbour discovery, as ARP is spared).
+ */
+const IMPAIRED = ['ether type ip', 'ether type ip6 ip6 nexthdr tcp'] as const;
 
 export interface HostSpec {
   name: string;
@@ -388,8 +393,10 @@ export class Rig {
         `table bridge ${table} {`,
         '  chain lossy {',
         '    type filter hook forward priority 0; policy accept;',
-        `    iifname "${port}" ether type ip numgen random mod 1000000 < ${threshold} counter drop`,
-        `    oifname "${port}" ether type ip numgen random mod 1000000 < ${threshold} counter drop`,
+        ...IMPAIRED.flatMap((m) => [
+          `    iifname "${port}" ${m} numgen random mod 1000000 < ${threshold} counter drop`,
+          `    oifname "${port}" ${m} numgen random mod 1000000 < ${threshold} counter drop`,
+        ]),
         '  }',
         '}',
       ].join('\n');
@@ -422,12 +429,12 @@ export class Rig {
       // From the host: a copy straight to each other port. To the host: a copy
       // of what any other port brings in (the hub floods everything anyway).
       lines.push(`  chain from_host { type filter hook ingress device "${port}" priority 0; policy accept;`);
-      for (const o of others) lines.push(`    ether type ip ${rnd} counter dup to "${o}"`);
+      for (const o of others) for (const m of IMPAIRED) lines.push(`    ${m} ${rnd} counter dup to "${o}"`);
       lines.push('  }');
       others.forEach((o, i) => {
         lines.push(
           `  chain to_host_${i} { type filter hook ingress device "${o}" priority 0; policy accept;`,
-          `    ether type ip ${rnd} counter dup to "${port}"`,
+          ...IMPAIRED.map((m) => `    ${m} ${rnd} counter dup to "${port}"`),
           '  }',
         );
       });
@@ -435,8 +442,10 @@ export class Rig {
       for (const n of this.hosts.keys()) await this.reorderQdisc(this.portOf(n));
       lines.push(
         '  chain slow { type filter hook forward priority 0; policy accept;',
-        `    iifname "${port}" ether type ip ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
-        `    oifname "${port}" ether type ip ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
+        ...IMPAIRED.flatMap((m) => [
+          `    iifname "${port}" ${m} ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
+          `    oifname "${port}" ${m} ${rnd} counter meta priority set ${REORDER_SLOW_CLASS}`,
+        ]),
         '  }',
       );
     }

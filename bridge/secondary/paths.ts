@@ -14,6 +14,7 @@
  * Either way fail closed: a client never sees S's replies while P speaks
  * for the pair, also when this process is killed.
  */
+import { isIp6 } from '../../net/addr.js';
 import { PortMatcher, type PortSet } from '../../net/ports.js';
 import { serviceAddresses, serviceAddressList, type Config } from '../../config/config.js';
 import { FrameCapture } from '../io/capture.js';
@@ -22,7 +23,6 @@ import { detachKernelPath, installKernelPath, removeDivertRoutes, type KernelPat
 import { PacketQueue, SKB_GSO, type PacketBatch } from '../io/nfqueue.js';
 import { removeIptablesRules, removeRules, RuleSet, type Rule } from '../io/rules.js';
 import { clampedMss } from '../wire/divert.js';
-import { isIp6 } from '../../net/addr.js';
 import { destroySockets, existingConnections, type SocketKey } from '../io/sockets.js';
 import { probeOf, type QueueProbe } from '../node/liveness.js';
 import type { Logger } from '../log.js';
@@ -216,7 +216,8 @@ export class PcapDataPath implements SecondaryDataPath {
         // The client's SYN that reaches our TCP from the kernel, not injected (the primary's
         // copy to our MAC on a learning switch), is clamped as the diverter clamps the
         // injected ones: else S's full-sized segments, the divert option added, exceed the
-        // MTU (IPv4 fragments them, IPv6 drops them, its Packet Too Big meeting no socket).
+        // MTU and are not sent (IpFragFails; IPv6's Packet Too Big meets no socket), and
+        // the connection waits ~2 s for TCP to send smaller ones.
         {
           hook: 'prerouting',
           match: { dst: vip, dports: cfg.service.ports, iifNot: 'lo', syn: true },

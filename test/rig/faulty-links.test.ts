@@ -1,9 +1,10 @@
 /**
  * Hostile links: loss, duplication and reordering on each host's
  * link in turn — client (C–P and C–S), primary (C–P and S–P), secondary (C–S
- * and S–P) — with and without a failover. Every transfer byte-exact, one
- * sequence space, no RST at the client. The bigger matrix (100 MB, more
- * kills) is bench/failover/faulty-links.ts.
+ * and S–P) — with and without a failover, over IPv4 and over IPv6 (a
+ * dual-stack pair). Every transfer byte-exact, one sequence space, no RST at
+ * the client. The bigger matrix (100 MB, more kills) is
+ * bench/failover/faulty-links.ts.
  */
 import { describe, expect, it } from 'vitest';
 import { describeLinks, runFaultCase, type FaultCase, type LinkName } from '../../rig/faults.js';
@@ -69,6 +70,57 @@ describe('faulty links with a failover (hub mode)', () => {
         const r = await runFaultCase(c);
         expectOk(c, r);
         // The node really died mid-transfer.
+        expect(r.ms).toBeGreaterThan(c.kill!.afterMs + 100);
+        expect(r.logs).toMatch(
+          node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/,
+        );
+      },
+      slow(400_000),
+    );
+  }
+});
+
+describe('faulty links over IPv6 (a dual-stack pair, hub mode)', () => {
+  const all = { loss: 0.01, duplicate: 0.01, reorder: 0.02 };
+  for (const link of LINKS) {
+    it(
+      `3% loss, 2% duplication and 5% reordering on the ${link} link: 10 MB each way over IPv6 byte-exact`,
+      async () => {
+        for (const mode of ['get', 'put'] as const) {
+          const c: FaultCase = {
+            links: { [link]: { loss: 0.03, duplicate: 0.02, reorder: 0.05 } },
+            mode,
+            bytes: 10 * MB,
+            ipv6: true,
+          };
+          const r = await runFaultCase(c);
+          expectOk(c, r);
+          // The IPv6 frames themselves were impaired.
+          expect(r.impaired6.dropped).toBeGreaterThan(10);
+          expect(r.impaired6.duplicated).toBeGreaterThan(10);
+          expect(r.impaired6.delayed).toBeGreaterThan(10);
+        }
+      },
+      slow(400_000),
+    );
+  }
+
+  for (const [node, mode] of [
+    ['primary', 'get'],
+    ['secondary', 'put'],
+  ] as const) {
+    it(
+      `1% loss, 1% duplication, 2% reordering on every link; the ${node} dies during a 50 MB ${mode} over IPv6: byte-exact`,
+      async () => {
+        const c: FaultCase = {
+          links: { client: all, primary: all, secondary: all },
+          mode,
+          bytes: 50 * MB,
+          kill: { node, afterMs: 150 + Math.floor(Math.random() * 300) },
+          ipv6: true,
+        };
+        const r = await runFaultCase(c);
+        expectOk(c, r);
         expect(r.ms).toBeGreaterThan(c.kill!.afterMs + 100);
         expect(r.logs).toMatch(
           node === 'primary' ? /took over the service address/ : /secondary failed: continuing alone/,
