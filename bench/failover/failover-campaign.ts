@@ -8,9 +8,9 @@
  *
  *   npm run build && node dist/bench/failover/failover-campaign.js [kills-per-workload=30] [report.json]
  *
- * With --ipv6: a dual-stack pair, and the download and upload each run over
- * IPv4 and over IPv6 with the same kill moment, one after the other (the FTP
- * workloads are IPv4's: vsftpd over IPv6 is not in the rig yet).
+ * With --ipv6: a dual-stack pair, and each workload runs over IPv4 and over
+ * IPv6 with the same kill moment, one after the other (FTP over IPv6: vsftpd
+ * on the IPv6 service address, EPRT).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,13 +73,20 @@ async function demoRun(
   });
 }
 
-async function ftpRun(node: Node, workload: 'ftp-get' | 'ftp-put', killAfterMs: number): Promise<Run> {
+async function ftpRun(
+  node: Node,
+  workload: 'ftp-get' | 'ftp-put',
+  killAfterMs: number,
+  family: Family,
+  dualStack: boolean,
+): Promise<Run> {
   return withRig({ mode: 'hub', links: { client: { rateMbit: 10 } } }, async (rig) => {
-    const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false });
+    const pair = await TcpfoPair.start(rig, { ports: [20, 21], demoServer: false, ipv6: dualStack });
+    const vip = family === 6 ? VIP6 : VIP;
     try {
       const roots: Record<string, string> = {};
       for (const n of ['primary', 'secondary']) {
-        const { root, conf } = prepareFtpRoot(rig, n, VIP, [1738.1]);
+        const { root, conf } = prepareFtpRoot(rig, n, vip, [1738.1]);
         roots[n] = root;
         pair.servers.push(await startVsftpd(rig.host(n), conf));
       }
@@ -88,13 +95,14 @@ async function ftpRun(node: Node, workload: 'ftp-get' | 'ftp-put', killAfterMs: 
       const cmd = workload === 'ftp-get' ? `get pub/${f} ${local}` : `put ${roots.primary}/pub/${f} incoming/up.bin`;
       const cap = await Capture.start(rig.host('client'), 'tcp port 21 or tcp port 20', 'ftpcamp', 96);
       const t0 = Date.now();
-      const ftp = runFtp(rig.host('client'), VIP, [cmd], 180_000);
+      // Active mode (the servers open the data connections: PORT, or EPRT over IPv6).
+      const ftp = runFtp(rig.host('client'), vip, ['passive off', cmd], 180_000);
       await new Promise((r) => setTimeout(r, killAfterMs));
       await killNode(pair, node);
       const r = await ftp;
       const frames = await cap.stop();
       // The control connection (21) and the server-initiated data connections (from 20).
-      const problems = [...checkTransparency(frames, VIP, 21).problems, ...checkTransparency(frames, VIP, 20).problems];
+      const problems = [...checkTransparency(frames, vip, 21).problems, ...checkTransparency(frames, vip, 20).problems];
       const want = sha256File(join(roots.primary!, 'pub', f));
       const survivor = node === 'primary' ? roots.secondary! : roots.primary!;
       let got = '';
@@ -107,7 +115,7 @@ async function ftpRun(node: Node, workload: 'ftp-get' | 'ftp-put', killAfterMs: 
       return {
         node,
         workload,
-        family: 4,
+        family,
         killAfterMs,
         ok,
         stallMs: ok ? Date.now() - t0 : null,
@@ -126,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
   const OUT = args[1] ?? `bench/results/failover-campaign${dualStack ? '-ipv6' : ''}.json`;
   if (!Number.isInteger(N) || N < 1)
     throw new UsageError('usage: failover-campaign.js [--ipv6] [kills-per-workload=30] [report.json]');
-  const workloads: Workload[] = dualStack ? ['download', 'upload'] : ['download', 'upload', 'ftp-get', 'ftp-put'];
+  const workloads: Workload[] = ['download', 'upload', 'ftp-get', 'ftp-put'];
   const families: Family[] = dualStack ? [4, 6] : [4];
   const runs: Run[] = [];
   const started = Date.now();
@@ -141,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
           const run =
             workload === 'download' || workload === 'upload'
               ? await demoRun(node, workload, killAfter, family, dualStack)
-              : await ftpRun(node, workload, killAfter);
+              : await ftpRun(node, workload, killAfter, family, dualStack);
           runs.push(run);
           process.stdout.write(
             `${node.padEnd(9)} ${workload.padEnd(8)}${dualStack ? ` IPv${family}` : ''} kill at ${String(killAfter).padStart(4)} ms: ${run.ok ? 'ok' : 'FAILED'}${run.stallMs !== null && !workload.startsWith('ftp') ? `, stall ${run.stallMs} ms` : ''}${run.ok ? '' : ` — ${run.detail}`}\n`,
