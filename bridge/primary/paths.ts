@@ -238,6 +238,8 @@ export class KernelPath implements PrimaryDataPath {
   inboundUnavailable: string | undefined;
   mergeUnavailable: string | undefined;
   copying = false;
+  /** Whether startCopies put in the nft copy table (what the program does not copy). */
+  private copyTable = false;
   readonly offload: InboundOffload;
   /** The programs, once attached. */
   private xlate: InboundXlate | undefined;
@@ -674,7 +676,8 @@ export class KernelPath implements PrimaryDataPath {
     // The program copies IPv4 frames; an nft table the rest (IPv6's, or all where no program runs).
     const spec = copySpec(this.x, this.xlate !== undefined);
     if (this.xlate) this.xlate.duplicateTo(mac(this.x.cfg.secondary.mac), this.x.myMac);
-    if (copiesAny(spec)) await installCopy(spec);
+    this.copyTable = copiesAny(spec);
+    if (this.copyTable) await installCopy(spec);
     this.copying = true;
   }
 
@@ -682,7 +685,7 @@ export class KernelPath implements PrimaryDataPath {
     if (!this.copying) return;
     this.copying = false;
     if (this.xlate) this.xlate.duplicateTo(null);
-    await removeCopy(copySpec(this.x, false).tag);
+    if (this.copyTable) await removeCopy(copySpec(this.x, false).tag);
   }
 
   reload(cfg: Config): void {
